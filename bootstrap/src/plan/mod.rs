@@ -1,0 +1,284 @@
+//! The plan: a named strategy and every decision it implies, each with the reason it
+//! was made. Pure computation from a [`Budget`], explicit [`Settings`] and the
+//! environment; it starts nothing. The thresholds are measured, see BENCHMARKS.md
+//! ("Plan thresholds").
+//!
+//! Precedence, lowest first: the plan, `TOKIO_WORKER_THREADS` (as tokio honours it,
+//! only when code sets no worker count), attribute arguments, `COLDSTART_*` variables.
+
+mod reason;
+mod report;
+pub mod settings;
+
+use std::fmt;
+
+pub use reason::{Origin, Reason, Why};
+pub use report::Report;
+pub use settings::{PlanError, Settings};
+
+use crate::{Budget, Env};
+use settings::*;
+
+/// Below this much memory the plan is `minimal` whatever the CPU: on a small board,
+/// RSS matters more than throughput.
+pub const MINIMAL_BELOW_MEMORY: u64 = 128 << 20;
+/// Below this many cores the plan is `minimal` (one thread, no CFS stall at start-up).
+pub const MINIMAL_BELOW_CORES: f64 = 1.0;
+/// At or above this many cores, and [`THROUGHPUT_FROM_MEMORY`], the plan is `throughput`.
+pub const THROUGHPUT_FROM_CORES: f64 = 4.0;
+/// See [`THROUGHPUT_FROM_CORES`].
+pub const THROUGHPUT_FROM_MEMORY: u64 = 1 << 30;
+/// Memory allowed per blocking-pool thread when the cap is derived from the budget.
+pub const MEMORY_PER_BLOCKING_THREAD: u64 = 4 << 20;
+/// tokio's default thread stack size, kept: only touched pages count toward RSS.
+pub const DEFAULT_STACK_SIZE: usize = 2 << 20;
+
+/// A named strategy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strategy {
+    /// One thread (current_thread scheduler), a small blocking pool, an allocator that
+    /// returns memory at once. For budgets under one CPU or under 128 MiB.
+    Minimal,
+    /// A multi-thread scheduler sized to the CPU quota, default allocator settings.
+    Balanced,
+    /// A multi-thread scheduler sized to the CPU quota, tokio's blocking-pool default.
+    Throughput,
+}
+
+impl Strategy {
+    /// `minimal`, `balanced` or `throughput`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Strategy::Minimal => "minimal",
+            Strategy::Balanced => "balanced",
+            Strategy::Throughput => "throughput",
+        }
+    }
+}
+
+/// The tokio scheduler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    /// `tokio::runtime::Builder::new_current_thread`.
+    CurrentThread,
+    /// `tokio::runtime::Builder::new_multi_thread`.
+    MultiThread,
+}
+
+impl Flavor {
+    /// `current_thread` or `multi_thread`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Flavor::CurrentThread => "current_thread",
+            Flavor::MultiThread => "multi_thread",
+        }
+    }
+}
+
+macro_rules! display_as_str {
+    ($($t:ty),*) => {$(
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    )*};
+}
+display_as_str!(Strategy, Flavor);
+
+/// Allocator options the runtime applies through mimalloc's option API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Allocator {
+    /// mimalloc `purge_delay` in milliseconds: how long freed memory stays committed
+    /// before it is returned to the OS. `None` keeps mimalloc's default (1000 ms in
+    /// mimalloc 3); `Some(0)` returns it at once.
+    pub purge_delay_ms: Option<i64>,
+}
+
+/// When telemetry exporters may start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExporterStart {
+    /// After the first response has been sent (or the fallback timer fires).
+    AfterFirstResponse,
+}
+
+/// One decision and the reason it was made.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Decision<T> {
+    /// What was decided.
+    pub value: T,
+    /// Why.
+    pub reason: Reason,
+}
+
+/// The plan for this process.
+///
+/// ```
+/// use coldstart_bootstrap::{Env, Figure, Plan, Probe, Settings, Source, Strategy};
+/// // A 0.25-CPU, 64 MiB container:
+/// let mut budget = Probe::new().root("/nonexistent").host(2, 8 << 30).run();
+/// budget.cpu_cores = Figure::known(0.25, Source::Given);
+/// budget.memory_bytes = Figure::known(64 << 20, Source::Given);
+/// let plan = Plan::from_budget(&budget, &Settings::NONE, &Env::fixed::<&str, &str>([]))?;
+/// assert_eq!(plan.strategy.value, Strategy::Minimal);
+/// assert_eq!(plan.worker_threads.value, 1);
+/// # Ok::<(), coldstart_bootstrap::PlanError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    /// The named strategy.
+    pub strategy: Decision<Strategy>,
+    /// The scheduler.
+    pub flavor: Decision<Flavor>,
+    /// Worker threads (1 for current_thread: the main thread runs the tasks).
+    pub worker_threads: Decision<usize>,
+    /// The cap on tokio's blocking pool.
+    pub max_blocking_threads: Decision<usize>,
+    /// Stack size of runtime threads, in bytes.
+    pub thread_stack_size: Decision<usize>,
+    /// Allocator options.
+    pub allocator: Decision<Allocator>,
+    /// Whether runtime threads touch their stacks and set up their allocator heap
+    /// before serving.
+    pub prewarm: Decision<bool>,
+    /// When telemetry exporters may start.
+    pub exporters: Decision<ExporterStart>,
+    /// The CPU cores the plan was made for.
+    pub cores: f64,
+    /// The memory the plan was made for.
+    pub memory_bytes: u64,
+}
+
+impl Plan {
+    /// Plans for `budget`, with explicit `settings` from code and overrides from `env`.
+    ///
+    /// # Errors
+    ///
+    /// A `COLDSTART_*` (or `TOKIO_WORKER_THREADS`) variable with a value it does not
+    /// accept, or settings that contradict each other (`flavor = "current_thread"`
+    /// with more than one worker thread).
+    pub fn from_budget(budget: &Budget, settings: &Settings, env: &Env) -> Result<Plan, PlanError> {
+        let (cores, cores_known) = match (budget.cpu_cores.value, budget.host_cpus.value) {
+            (Some(c), _) => (c, true),
+            (None, Some(h)) => (f64::from(h), false),
+            (None, None) => (1.0, false),
+        };
+        let (memory, memory_known) = match (budget.memory_bytes.value, budget.host_memory_bytes.value) {
+            (Some(m), _) => (m, true),
+            (None, Some(h)) => (h, false),
+            (None, None) => (MINIMAL_BELOW_MEMORY, false),
+        };
+        let plan = |why| Reason::plan(why);
+
+        let derived = if memory < MINIMAL_BELOW_MEMORY {
+            (Strategy::Minimal, Why::MemoryBelow { bytes: memory, threshold: MINIMAL_BELOW_MEMORY, known: memory_known })
+        } else if cores < MINIMAL_BELOW_CORES {
+            (Strategy::Minimal, Why::CoresBelow { cores, threshold: MINIMAL_BELOW_CORES, known: cores_known })
+        } else if cores >= THROUGHPUT_FROM_CORES && memory >= THROUGHPUT_FROM_MEMORY {
+            (Strategy::Throughput, Why::RoomForThroughput { cores, bytes: memory })
+        } else {
+            (Strategy::Balanced, Why::Between { cores, bytes: memory })
+        };
+        let strategy = choose(
+            Decision { value: derived.0, reason: plan(derived.1) },
+            settings.strategy,
+            STRATEGY.from_env(env, parse_strategy)?,
+            STRATEGY,
+        );
+        let s = strategy.value;
+
+        let flavor_default = match s {
+            Strategy::Minimal => Flavor::CurrentThread,
+            _ => Flavor::MultiThread,
+        };
+        let mut flavor = choose(
+            Decision { value: flavor_default, reason: plan(Why::FollowsStrategy(s)) },
+            settings.flavor,
+            FLAVOR.from_env(env, parse_flavor)?,
+            FLAVOR,
+        );
+
+        let host_cpus = budget.host_cpus.value.map_or(usize::MAX, |h| h as usize).max(1);
+        let ceil = (cores.ceil() as usize).clamp(1, host_cpus);
+        let workers_default = match flavor.value {
+            Flavor::CurrentThread => Decision { value: 1, reason: plan(Why::CurrentThreadIsOne) },
+            Flavor::MultiThread => Decision { value: ceil, reason: plan(Why::CeilOfCores { cores }) },
+        };
+        let tokio_env = TOKIO_WORKER_THREADS.from_env(env, parse_workers)?;
+        let workers_default = match (tokio_env, settings.worker_threads, flavor.value) {
+            (Some(n), None, Flavor::MultiThread) => {
+                Decision { value: n, reason: Reason::env(TOKIO_WORKER_THREADS.variable) }
+            }
+            _ => workers_default,
+        };
+        let worker_env = WORKER_THREADS.from_env(env, parse_workers)?;
+        let worker_threads = choose(workers_default, settings.worker_threads, worker_env, WORKER_THREADS);
+        if worker_threads.value > 1 && flavor.value == Flavor::CurrentThread {
+            if flavor.reason.origin == Origin::Plan {
+                // An explicit worker count asks for the multi-thread scheduler.
+                flavor = Decision { value: Flavor::MultiThread, reason: Reason { origin: worker_threads.reason.origin, why: Why::WorkersNeedMultiThread } };
+            } else {
+                return Err(PlanError::Conflict(format!(
+                    "{} asks for {} worker threads but {} asks for the current_thread scheduler, which has one; drop one of them",
+                    worker_threads.reason.origin, worker_threads.value, flavor.reason.origin
+                )));
+            }
+        }
+
+        let blocking_default = match s {
+            Strategy::Throughput => Decision { value: 512, reason: plan(Why::TokioDefault) },
+            _ => {
+                let n = (memory / MEMORY_PER_BLOCKING_THREAD).clamp(4, 512) as usize;
+                Decision { value: n, reason: plan(Why::MemoryPerThread { bytes: memory, per: MEMORY_PER_BLOCKING_THREAD }) }
+            }
+        };
+        let max_blocking_threads = choose(
+            blocking_default,
+            settings.max_blocking_threads,
+            MAX_BLOCKING_THREADS.from_env(env, parse_blocking)?,
+            MAX_BLOCKING_THREADS,
+        );
+        let thread_stack_size = choose(
+            Decision { value: DEFAULT_STACK_SIZE, reason: plan(Why::StackTouchedOnly) },
+            settings.thread_stack_size,
+            THREAD_STACK_SIZE.from_env(env, parse_stack_size)?,
+            THREAD_STACK_SIZE,
+        );
+        let allocator = Decision {
+            value: Allocator { purge_delay_ms: (s == Strategy::Minimal).then_some(0) },
+            reason: plan(Why::FollowsStrategy(s)),
+        };
+        let prewarm = choose(
+            Decision { value: false, reason: plan(Why::PrewarmNotMeasuredFaster) },
+            settings.prewarm,
+            PREWARM.from_env(env, parse_switch)?,
+            PREWARM,
+        );
+        let exporters = Decision { value: ExporterStart::AfterFirstResponse, reason: plan(Why::ExportersAfterFirstResponse) };
+
+        Ok(Plan {
+            strategy,
+            flavor,
+            worker_threads,
+            max_blocking_threads,
+            thread_stack_size,
+            allocator,
+            prewarm,
+            exporters,
+            cores,
+            memory_bytes: memory,
+        })
+    }
+}
+
+/// Explicit beats derived; a variable beats an attribute argument.
+fn choose<T>(derived: Decision<T>, argument: Option<T>, variable: Option<T>, key: Key) -> Decision<T> {
+    match (variable, argument) {
+        (Some(v), _) => Decision { value: v, reason: Reason::env(key.variable) },
+        (None, Some(a)) => Decision { value: a, reason: Reason::attribute(key.argument) },
+        (None, None) => derived,
+    }
+}
+
+#[cfg(test)]
+mod tests;

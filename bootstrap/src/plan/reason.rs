@@ -1,0 +1,191 @@
+//! Why a decision was made. Kept as data, not text: nothing is formatted at start-up
+//! unless someone prints the plan.
+
+use std::fmt;
+
+use super::Strategy;
+
+/// Who made a decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// The plan derived it from the budget.
+    Plan,
+    /// An attribute argument set it.
+    Attribute(&'static str),
+    /// An environment variable set it.
+    Env(&'static str),
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Origin::Plan => f.write_str("the plan"),
+            Origin::Attribute(arg) => write!(f, "attribute argument `{arg}`"),
+            Origin::Env(var) => write!(f, "{var}"),
+        }
+    }
+}
+
+/// What drove a decision the plan made.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Why {
+    /// Memory below a threshold (`known` is false when the budget was unknown and the
+    /// host's memory was used).
+    MemoryBelow {
+        /// The memory planned for.
+        bytes: u64,
+        /// The threshold.
+        threshold: u64,
+        /// Whether the budget was known.
+        known: bool,
+    },
+    /// CPU below a threshold.
+    CoresBelow {
+        /// The cores planned for.
+        cores: f64,
+        /// The threshold.
+        threshold: f64,
+        /// Whether the budget was known.
+        known: bool,
+    },
+    /// Enough CPU and memory for the throughput strategy.
+    RoomForThroughput {
+        /// The cores planned for.
+        cores: f64,
+        /// The memory planned for.
+        bytes: u64,
+    },
+    /// Between the minimal and throughput thresholds.
+    Between {
+        /// The cores planned for.
+        cores: f64,
+        /// The memory planned for.
+        bytes: u64,
+    },
+    /// The strategy's default.
+    FollowsStrategy(Strategy),
+    /// The current_thread scheduler runs tasks on the main thread.
+    CurrentThreadIsOne,
+    /// One worker per started core of the quota.
+    CeilOfCores {
+        /// The cores planned for.
+        cores: f64,
+    },
+    /// An explicit worker count above one needs the multi-thread scheduler.
+    WorkersNeedMultiThread,
+    /// tokio's own default.
+    TokioDefault,
+    /// The budget divided by an allowance per thread.
+    MemoryPerThread {
+        /// The memory planned for.
+        bytes: u64,
+        /// The allowance per thread.
+        per: u64,
+    },
+    /// Stack pages count toward RSS only when touched, so a smaller reservation saves
+    /// nothing the budget counts.
+    StackTouchedOnly,
+    /// Prewarming did not lower time to first response in the start-up harness.
+    PrewarmNotMeasuredFaster,
+    /// Exporters never start before the first response.
+    ExportersAfterFirstResponse,
+    /// An attribute argument or a variable set it.
+    Explicit,
+}
+
+/// A decision's origin and what drove it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Reason {
+    /// Who decided.
+    pub origin: Origin,
+    /// What drove it (for explicit settings, [`Why::Explicit`]).
+    pub why: Why,
+}
+
+impl Reason {
+    pub(crate) fn plan(why: Why) -> Self {
+        Reason { origin: Origin::Plan, why }
+    }
+
+    pub(crate) fn env(var: &'static str) -> Self {
+        Reason { origin: Origin::Env(var), why: Why::Explicit }
+    }
+
+    pub(crate) fn attribute(arg: &'static str) -> Self {
+        Reason { origin: Origin::Attribute(arg), why: Why::Explicit }
+    }
+}
+
+/// Bytes in binary units, as people read them (`64 MiB`).
+pub(crate) struct Bytes(pub(crate) u64);
+
+impl fmt::Display for Bytes {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+        let mut value = self.0 as f64;
+        let mut unit = 0;
+        while value >= 1024.0 && unit + 1 < UNITS.len() {
+            value /= 1024.0;
+            unit += 1;
+        }
+        if value.fract() == 0.0 || unit == 0 {
+            write!(f, "{value:.0} {}", UNITS[unit])
+        } else {
+            write!(f, "{value:.1} {}", UNITS[unit])
+        }
+    }
+}
+
+fn fallback(known: bool) -> &'static str {
+    if known { "" } else { " (budget unknown; host figure used)" }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.origin != Origin::Plan {
+            return write!(f, "set by {}", self.origin);
+        }
+        match self.why {
+            Why::MemoryBelow { bytes, threshold, known } => {
+                write!(f, "memory {} is below {}{}", Bytes(bytes), Bytes(threshold), fallback(known))
+            }
+            Why::CoresBelow { cores, threshold, known } => {
+                write!(f, "CPU {cores:.2} cores is below {threshold}{}", fallback(known))
+            }
+            Why::RoomForThroughput { cores, bytes } => {
+                write!(f, "CPU {cores:.2} cores and memory {} leave room for throughput", Bytes(bytes))
+            }
+            Why::Between { cores, bytes } => {
+                write!(f, "CPU {cores:.2} cores and memory {} are between minimal and throughput", Bytes(bytes))
+            }
+            Why::FollowsStrategy(s) => write!(f, "default of strategy {s}"),
+            Why::CurrentThreadIsOne => f.write_str("current_thread runs tasks on the main thread"),
+            Why::CeilOfCores { cores } => write!(f, "one worker per started core of {cores:.2}"),
+            Why::WorkersNeedMultiThread => f.write_str("more than one worker thread needs multi_thread"),
+            Why::TokioDefault => f.write_str("tokio's default"),
+            Why::MemoryPerThread { bytes, per } => {
+                write!(f, "memory {} at {} per blocking thread (4 to 512)", Bytes(bytes), Bytes(per))
+            }
+            Why::StackTouchedOnly => {
+                f.write_str("tokio's default; only touched stack pages count toward RSS")
+            }
+            Why::PrewarmNotMeasuredFaster => {
+                f.write_str("prewarming did not lower time to first response (BENCHMARKS.md)")
+            }
+            Why::ExportersAfterFirstResponse => f.write_str("telemetry never delays the first response"),
+            Why::Explicit => f.write_str("set explicitly"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_read_as_people_read_them() {
+        assert_eq!(Bytes(64 << 20).to_string(), "64 MiB");
+        assert_eq!(Bytes(1536 << 20).to_string(), "1.5 GiB");
+        assert_eq!(Bytes(512).to_string(), "512 B");
+    }
+}

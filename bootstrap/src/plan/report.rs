@@ -1,0 +1,81 @@
+//! The budget and the plan as people read them: the block `COLDSTART_LOG=debug` prints
+//! at start-up and the body of `cargo coldstart doctor`. One renderer, so they agree.
+
+use std::fmt;
+
+use super::reason::Bytes;
+use super::{Decision, Plan};
+use crate::{Budget, Figure};
+
+/// Renders a budget and the plan made from it.
+///
+/// ```
+/// use coldstart_bootstrap::{plan::Report, Env, Plan, Probe, Settings};
+/// let budget = Probe::new().run();
+/// let plan = Plan::from_budget(&budget, &Settings::NONE, &Env::fixed::<&str, &str>([]))?;
+/// let text = Report { budget: &budget, plan: &plan }.to_string();
+/// assert!(text.contains("strategy"));
+/// # Ok::<(), coldstart_bootstrap::PlanError>(())
+/// ```
+pub struct Report<'a> {
+    /// What the probe found.
+    pub budget: &'a Budget,
+    /// What was planned.
+    pub plan: &'a Plan,
+}
+
+struct Cores<'a>(&'a Figure<f64>);
+struct Mem<'a>(&'a Figure<u64>);
+
+impl fmt::Display for Cores<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0.value {
+            Some(c) => write!(f, "{c:.2} cores ({})", self.0.source),
+            None => write!(f, "{}", self.0.source),
+        }
+    }
+}
+
+impl fmt::Display for Mem<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0.value {
+            Some(b) => write!(f, "{} ({})", Bytes(b), self.0.source),
+            None => write!(f, "{}", self.0.source),
+        }
+    }
+}
+
+fn row<T>(f: &mut fmt::Formatter<'_>, name: &str, d: &Decision<T>, value: impl fmt::Display) -> fmt::Result {
+    writeln!(f, "  {name:<21}{:<16} {}", value.to_string(), d.reason)
+}
+
+impl fmt::Display for Report<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (b, p) = (self.budget, self.plan);
+        writeln!(f, "budget")?;
+        writeln!(f, "  {:<21}{}", "cpu", Cores(&b.cpu_cores))?;
+        writeln!(f, "  {:<21}{}", "memory", Mem(&b.memory_bytes))?;
+        writeln!(f, "  {:<21}{}", "cgroup", b.cgroup_version)?;
+        writeln!(f, "  {:<21}{}", "platform", b.platform.as_str())?;
+        writeln!(
+            f,
+            "  {:<21}{} CPUs, {}",
+            "host",
+            b.host_cpus.value.map_or("?".into(), |c| c.to_string()),
+            b.host_memory_bytes.value.map_or("?".into(), |m| Bytes(m).to_string())
+        )?;
+        writeln!(f, "plan")?;
+        row(f, "strategy", &p.strategy, p.strategy.value)?;
+        row(f, "flavor", &p.flavor, p.flavor.value)?;
+        row(f, "worker_threads", &p.worker_threads, p.worker_threads.value)?;
+        row(f, "max_blocking_threads", &p.max_blocking_threads, p.max_blocking_threads.value)?;
+        row(f, "thread_stack_size", &p.thread_stack_size, Bytes(p.thread_stack_size.value as u64))?;
+        let purge = match p.allocator.value.purge_delay_ms {
+            Some(ms) => format!("purge {ms} ms"),
+            None => "defaults".to_owned(),
+        };
+        row(f, "allocator", &p.allocator, purge)?;
+        row(f, "prewarm", &p.prewarm, if p.prewarm.value { "on" } else { "off" })?;
+        row(f, "exporters", &p.exporters, "after 1st response")
+    }
+}

@@ -1,0 +1,289 @@
+//! Explicit settings: attribute arguments and `COLDSTART_*` variables, their accepted
+//! values, and the errors that name the bad input. The macro crate uses the same
+//! parsers, so an attribute and a variable accept exactly the same values.
+
+use std::fmt;
+
+use super::{Flavor, Strategy};
+use crate::Env;
+
+/// Settings given in code (attribute arguments); `None` leaves the choice to the plan.
+///
+/// ```
+/// use coldstart_bootstrap::{Settings, Strategy};
+/// let s = Settings { strategy: Some(Strategy::Minimal), ..Settings::NONE };
+/// assert_eq!(s.worker_threads, None);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Settings {
+    /// `strategy = "minimal" | "balanced" | "throughput"`.
+    pub strategy: Option<Strategy>,
+    /// `flavor = "current_thread" | "multi_thread"` (as in `#[tokio::main]`).
+    pub flavor: Option<Flavor>,
+    /// `worker_threads = N` (as in `#[tokio::main]`).
+    pub worker_threads: Option<usize>,
+    /// `max_blocking_threads = N`.
+    pub max_blocking_threads: Option<usize>,
+    /// `thread_stack_size = N` (bytes).
+    pub thread_stack_size: Option<usize>,
+    /// `prewarm = true | false`.
+    pub prewarm: Option<bool>,
+}
+
+impl Settings {
+    /// No explicit settings.
+    pub const NONE: Settings = Settings {
+        strategy: None,
+        flavor: None,
+        worker_threads: None,
+        max_blocking_threads: None,
+        thread_stack_size: None,
+        prewarm: None,
+    };
+}
+
+/// A setting's name as an attribute argument and as a variable, and what it accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Key {
+    /// The attribute argument.
+    pub argument: &'static str,
+    /// The environment variable.
+    pub variable: &'static str,
+    /// The accepted values, in words.
+    pub accepts: &'static str,
+}
+
+/// `strategy` / `COLDSTART_STRATEGY`.
+pub const STRATEGY: Key = Key {
+    argument: "strategy",
+    variable: "COLDSTART_STRATEGY",
+    accepts: "one of `minimal`, `balanced`, `throughput`",
+};
+/// `flavor` / `COLDSTART_FLAVOR`.
+pub const FLAVOR: Key = Key {
+    argument: "flavor",
+    variable: "COLDSTART_FLAVOR",
+    accepts: "one of `current_thread`, `multi_thread`",
+};
+/// `worker_threads` / `COLDSTART_WORKER_THREADS`.
+pub const WORKER_THREADS: Key = Key {
+    argument: "worker_threads",
+    variable: "COLDSTART_WORKER_THREADS",
+    accepts: "a whole number from 1 to 1024",
+};
+/// tokio's own variable, honoured as tokio honours it: only when no worker count is
+/// given in code.
+pub const TOKIO_WORKER_THREADS: Key = Key {
+    argument: "worker_threads",
+    variable: "TOKIO_WORKER_THREADS",
+    accepts: "a whole number from 1 to 1024",
+};
+/// `max_blocking_threads` / `COLDSTART_MAX_BLOCKING_THREADS`.
+pub const MAX_BLOCKING_THREADS: Key = Key {
+    argument: "max_blocking_threads",
+    variable: "COLDSTART_MAX_BLOCKING_THREADS",
+    accepts: "a whole number from 1 to 4096",
+};
+/// `thread_stack_size` / `COLDSTART_THREAD_STACK_SIZE`.
+pub const THREAD_STACK_SIZE: Key = Key {
+    argument: "thread_stack_size",
+    variable: "COLDSTART_THREAD_STACK_SIZE",
+    accepts: "a size from 64K to 256M (bytes, or a number with a K or M suffix)",
+};
+/// `prewarm` / `COLDSTART_PREWARM`.
+pub const PREWARM: Key = Key {
+    argument: "prewarm",
+    variable: "COLDSTART_PREWARM",
+    accepts: "one of `on`, `off`, `true`, `false`, `1`, `0`",
+};
+
+/// `COLDSTART_LOG`: `debug` prints the budget, the plan and the start-up timeline once,
+/// on stderr, when the body of `main` starts. It has no attribute argument.
+pub const LOG: Key = Key {
+    argument: "",
+    variable: "COLDSTART_LOG",
+    accepts: "one of `off`, `debug`",
+};
+
+/// Whether `COLDSTART_LOG` asks for the start-up report.
+///
+/// # Errors
+///
+/// `COLDSTART_LOG` set to something other than `off` or `debug`.
+pub fn debug_log(env: &Env) -> Result<bool, PlanError> {
+    LOG.from_env(env, |s| match s {
+        "off" | "" => Some(false),
+        "debug" => Some(true),
+        _ => None,
+    })
+    .map(|v| v.unwrap_or(false))
+}
+
+/// Every key, for documentation and for the macro's list of valid arguments.
+pub const KEYS: [Key; 6] = [
+    STRATEGY,
+    FLAVOR,
+    WORKER_THREADS,
+    MAX_BLOCKING_THREADS,
+    THREAD_STACK_SIZE,
+    PREWARM,
+];
+
+/// A setting with a value that is not accepted, or settings that contradict each other.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlanError {
+    /// `name` (a variable or an argument) has a value it does not accept.
+    Invalid {
+        /// The variable or argument.
+        name: &'static str,
+        /// The value given.
+        value: String,
+        /// The accepted values, in words.
+        accepts: &'static str,
+    },
+    /// Two settings contradict each other.
+    Conflict(String),
+}
+
+impl fmt::Display for PlanError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PlanError::Invalid { name, value, accepts } => {
+                write!(f, "set {name} to {accepts}, got `{value}`")
+            }
+            PlanError::Conflict(what) => f.write_str(what),
+        }
+    }
+}
+
+impl std::error::Error for PlanError {}
+
+impl Key {
+    fn invalid(&self, name: &'static str, value: &str) -> PlanError {
+        PlanError::Invalid {
+            name,
+            value: value.to_owned(),
+            accepts: self.accepts,
+        }
+    }
+
+    /// Reads this key's variable from `env` and parses it with `parse`; `Ok(None)` when
+    /// it is not set.
+    pub(crate) fn from_env<T>(
+        &self,
+        env: &Env,
+        parse: fn(&str) -> Option<T>,
+    ) -> Result<Option<T>, PlanError> {
+        let Some(raw) = env.get(self.variable) else {
+            return Ok(None);
+        };
+        let text = raw.to_string_lossy();
+        parse(text.trim())
+            .map(Some)
+            .ok_or_else(|| self.invalid(self.variable, &text))
+    }
+
+    /// Parses an attribute argument's value; the error names the argument.
+    pub fn parse_argument<T>(&self, value: &str, parse: fn(&str) -> Option<T>) -> Result<T, PlanError> {
+        parse(value).ok_or_else(|| self.invalid(self.argument, value))
+    }
+}
+
+/// Parses a strategy name.
+pub fn parse_strategy(s: &str) -> Option<Strategy> {
+    match s {
+        "minimal" => Some(Strategy::Minimal),
+        "balanced" => Some(Strategy::Balanced),
+        "throughput" => Some(Strategy::Throughput),
+        _ => None,
+    }
+}
+
+/// Parses a flavor name, as `#[tokio::main]` spells it.
+pub fn parse_flavor(s: &str) -> Option<Flavor> {
+    match s {
+        "current_thread" => Some(Flavor::CurrentThread),
+        "multi_thread" => Some(Flavor::MultiThread),
+        _ => None,
+    }
+}
+
+/// Parses a worker-thread count (1 to 1024).
+pub fn parse_workers(s: &str) -> Option<usize> {
+    s.parse().ok().filter(|n| (1..=1024).contains(n))
+}
+
+/// Parses a blocking-thread cap (1 to 4096).
+pub fn parse_blocking(s: &str) -> Option<usize> {
+    s.parse().ok().filter(|n| (1..=4096).contains(n))
+}
+
+/// Parses a stack size: bytes, or a number with a `K`/`KiB` or `M`/`MiB` suffix
+/// (powers of 1024), from 64 KiB to 256 MiB.
+pub fn parse_stack_size(s: &str) -> Option<usize> {
+    let (digits, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => s.split_at(i),
+        None => (s, ""),
+    };
+    let unit: usize = match unit.to_ascii_lowercase().as_str() {
+        "" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        _ => return None,
+    };
+    let bytes = digits.parse::<usize>().ok()?.checked_mul(unit)?;
+    (64 << 10..=256 << 20).contains(&bytes).then_some(bytes)
+}
+
+/// Parses a switch.
+pub fn parse_switch(s: &str) -> Option<bool> {
+    match s {
+        "on" | "true" | "1" => Some(true),
+        "off" | "false" | "0" => Some(false),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn error_names_the_variable_and_the_accepted_values() {
+        let env = Env::fixed([("COLDSTART_WORKER_THREADS", "abc")]);
+        let err = WORKER_THREADS.from_env(&env, parse_workers).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "set COLDSTART_WORKER_THREADS to a whole number from 1 to 1024, got `abc`"
+        );
+    }
+
+    #[test]
+    fn stack_sizes() {
+        assert_eq!(parse_stack_size("2M"), Some(2 << 20));
+        assert_eq!(parse_stack_size("256KiB"), Some(256 << 10));
+        assert_eq!(parse_stack_size("1048576"), Some(1 << 20));
+        assert_eq!(parse_stack_size("1K"), None, "below 64K");
+        assert_eq!(parse_stack_size("1G"), None);
+        assert_eq!(parse_stack_size("99999999999999999999M"), None);
+    }
+
+    #[test]
+    fn bounds() {
+        assert_eq!(parse_workers("0"), None);
+        assert_eq!(parse_workers("1024"), Some(1024));
+        assert_eq!(parse_workers("1025"), None);
+        assert_eq!(parse_blocking("4096"), Some(4096));
+        assert_eq!(parse_switch("off"), Some(false));
+        assert_eq!(parse_strategy("Minimal"), None, "names are lower case");
+    }
+
+    proptest! {
+        #[test]
+        fn parsers_never_panic(s in "\\PC*") {
+            let _ = (parse_strategy(&s), parse_flavor(&s), parse_workers(&s));
+            let _ = (parse_blocking(&s), parse_stack_size(&s), parse_switch(&s));
+        }
+    }
+}

@@ -1,0 +1,348 @@
+//! Finding this process's cgroup directories and reading the limits on the way up to
+//! the root of the mount, keeping the smallest.
+//!
+//! The usual mount points (`/sys/fs/cgroup`, `/sys/fs/cgroup/unified`,
+//! `/sys/fs/cgroup/<controllers>`) are tried first; `/proc/self/mountinfo`, which can be
+//! long, is read only when they do not resolve, or when the process sits at the root of
+//! a hierarchy and must tell the real root from a cgroup namespace whose mount lies
+//! above it (mountinfo then shows the mount root as `/..`).
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use super::parse::{self, Mount};
+use super::read::{self, BUF};
+
+/// A cgroup to read: its directory, and the mount it lies in (the walk stops there).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Hierarchy {
+    pub(crate) mount: PathBuf,
+    pub(crate) leaf: PathBuf,
+    pub(crate) v2: bool,
+    /// The mount is the root of the whole hierarchy. The kernel refuses limits on a
+    /// root cgroup, so its files are not read, and no ancestor is hidden above it.
+    pub(crate) mount_is_root: bool,
+    /// The leaf directory was found to exist. When it was not checked, a walk that
+    /// finds nothing at the leaf checks it (saving a `stat` in the common case).
+    pub(crate) verified: bool,
+    mount_point: String,
+    path: String,
+}
+
+/// The most directories the `/..` search looks at before giving up.
+const SEARCH_LIMIT: usize = 4096;
+
+/// `/proc/self/ns/cgroup` in the kernel's initial cgroup namespace: its inode number
+/// is fixed (`CGROUP_NS_INIT_INO`, 0xEFFFFFFB). `readlink` costs a quarter of `stat`.
+const INITIAL_CGROUP_NS: &str = "cgroup:[4026531835]";
+
+pub(crate) struct Resolver<'a> {
+    root: &'a Path,
+    mounts: Option<Vec<Mount>>,
+}
+
+impl<'a> Resolver<'a> {
+    pub(crate) fn new(root: &'a Path) -> Self {
+        Resolver { root, mounts: None }
+    }
+
+    /// The v1 hierarchy that holds `controller`, listed as `controllers` in
+    /// `/proc/self/cgroup`, for a process at `path` in it.
+    pub(crate) fn v1(&mut self, controller: &str, controllers: &str, path: &str) -> Result<Hierarchy, String> {
+        for name in [controllers, controller] {
+            let mount_point = format!("/sys/fs/cgroup/{name}");
+            let mount = read::under(self.root, &mount_point);
+            // Only the root of a v1 hierarchy has `release_agent`.
+            if read::exists(&mount.join("release_agent")) {
+                return self.within(mount_point, path, false, true);
+            }
+            if read::is_dir(&mount) {
+                return self.within(mount_point, path, false, false);
+            }
+        }
+        let mount = self
+            .mounts()
+            .iter()
+            .find(|m| m.fs_type == "cgroup" && m.super_options.split(',').any(|o| o == controller))
+            .ok_or_else(|| format!("no cgroup v1 mount has the {controller} controller"))?;
+        let mount_point = mount.mount_point.clone();
+        let is_root = read::exists(&read::under(self.root, &mount_point).join("release_agent"));
+        self.within(mount_point, path, false, is_root)
+    }
+
+    /// The v2 hierarchy, for a process at `path` in it; `hybrid` when v1 hierarchies
+    /// are mounted too (v2 then lives at `/sys/fs/cgroup/unified`).
+    pub(crate) fn v2(&mut self, path: &str, hybrid: bool) -> Result<Hierarchy, String> {
+        let usual = if hybrid { "/sys/fs/cgroup/unified" } else { "/sys/fs/cgroup" };
+        let mount = read::under(self.root, usual);
+        // Every non-root v2 cgroup has `cgroup.type`; the root has only `cgroup.controllers`.
+        if read::exists(&mount.join("cgroup.type")) {
+            return self.within(usual.to_owned(), path, true, false);
+        }
+        if read::exists(&mount.join("cgroup.controllers")) {
+            return self.within(usual.to_owned(), path, true, true);
+        }
+        let mount_point = self
+            .mounts()
+            .iter()
+            .find(|m| m.fs_type == "cgroup2")
+            .map(|m| m.mount_point.clone())
+            .ok_or_else(|| "no cgroup2 mount found".to_owned())?;
+        let is_root = !read::exists(&read::under(self.root, &mount_point).join("cgroup.type"));
+        self.within(mount_point, path, true, is_root)
+    }
+
+    fn within(&mut self, mount_point: String, path: &str, v2: bool, mount_is_root: bool) -> Result<Hierarchy, String> {
+        let mount = read::under(self.root, &mount_point);
+        let hierarchy = |leaf: PathBuf, verified: bool| Hierarchy {
+            mount: mount.clone(),
+            leaf,
+            v2,
+            mount_is_root,
+            verified,
+            mount_point: mount_point.clone(),
+            path: path.to_owned(),
+        };
+        if path != "/" {
+            return Ok(hierarchy(read::under(&mount, path), false));
+        }
+        // At "/": a container's own cgroup mounted in its namespace, or the real root
+        // (initial namespace), or a namespace whose mount lies above it.
+        if !mount_is_root || self.in_initial_cgroup_namespace() {
+            return Ok(hierarchy(mount.clone(), true));
+        }
+        self.via_mountinfo(&hierarchy(mount.clone(), false))
+    }
+
+    /// Resolves `h` again from `/proc/self/mountinfo`, for a leaf that did not exist
+    /// where the usual layout put it.
+    pub(crate) fn via_mountinfo(&mut self, h: &Hierarchy) -> Result<Hierarchy, String> {
+        let (mount_point, path) = (h.mount_point.as_str(), h.path.as_str());
+        let found = |leaf: PathBuf| Hierarchy { leaf, verified: true, ..h.clone() };
+        let mount_root = self
+            .mounts()
+            .iter()
+            .find(|m| m.mount_point == mount_point)
+            .map(|m| m.root.clone())
+            .ok_or_else(|| format!("{mount_point} is not in /proc/self/mountinfo"))?;
+        if mount_root == "/" && path == "/" {
+            return Ok(found(h.mount.clone()));
+        }
+        if let Some(ups) = parent_steps(&mount_root) {
+            return search(&h.mount, ups, path).map(found).ok_or_else(|| {
+                format!(
+                    "cgroup path {path} lies in a cgroup namespace and no cgroup {ups} level(s) below {mount_point} holds this process"
+                )
+            });
+        }
+        let relative = path
+            .strip_prefix(mount_root.trim_end_matches('/'))
+            .filter(|rest| rest.is_empty() || rest.starts_with('/'))
+            .ok_or_else(|| format!("cgroup path {path} is outside the mount root {mount_root} of {mount_point}"))?;
+        let leaf = read::under(&h.mount, relative);
+        if read::is_dir(&leaf) {
+            Ok(found(leaf))
+        } else {
+            Err(format!("{} does not exist", leaf.display()))
+        }
+    }
+
+    fn in_initial_cgroup_namespace(&self) -> bool {
+        std::fs::read_link(read::under(self.root, "/proc/self/ns/cgroup"))
+            .is_ok_and(|link| link.as_os_str() == INITIAL_CGROUP_NS)
+    }
+
+    fn mounts(&mut self) -> &[Mount] {
+        let root = self.root;
+        self.mounts.get_or_insert_with(|| {
+            read::read_all(&read::under(root, "/proc/self/mountinfo"))
+                .map(|text| text.lines().filter_map(parse::mountinfo_line).collect())
+                .unwrap_or_default()
+        })
+    }
+}
+
+/// `/../..` gives 2; any other shape gives `None`.
+fn parent_steps(mount_root: &str) -> Option<usize> {
+    let steps = mount_root.strip_prefix('/')?.split('/');
+    let mut n = 0;
+    for s in steps {
+        if s != ".." {
+            return None;
+        }
+        n += 1;
+    }
+    (n > 0).then_some(n)
+}
+
+/// Finds the directory `depth` levels below `mount` whose `path` holds this process.
+fn search(mount: &Path, depth: usize, path: &str) -> Option<PathBuf> {
+    let pid = std::process::id().to_string();
+    let mut level = vec![mount.to_path_buf()];
+    let mut seen = 0;
+    for _ in 0..depth {
+        let mut next = Vec::new();
+        for dir in &level {
+            for entry in std::fs::read_dir(dir).ok()?.flatten() {
+                seen += 1;
+                if seen > SEARCH_LIMIT {
+                    return None;
+                }
+                if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    next.push(entry.path());
+                }
+            }
+        }
+        level = next;
+    }
+    let mut buf = [0u8; BUF];
+    level.into_iter().find_map(|ns_root| {
+        let leaf = read::under(&ns_root, path);
+        let procs = read::read_small(&leaf.join("cgroup.procs"), &mut buf).ok()?;
+        procs.lines().any(|l| l.trim() == pid).then_some(leaf)
+    })
+}
+
+/// Why a walk found no figure.
+#[derive(Debug)]
+pub(crate) enum Missed {
+    /// The leaf directory does not exist where the usual layout put it.
+    Leaf,
+    /// A file could not be read or parsed; the text says which and why.
+    Bad(String),
+}
+
+/// The smallest value found on the way from the leaf up to the mount, and the file
+/// that held it; `None` when no level sets a limit. A file that is missing at a level
+/// is skipped (that level sets no limit).
+pub(crate) type Walk<T> = Result<Option<(T, PathBuf)>, Missed>;
+
+fn levels(h: &Hierarchy) -> impl Iterator<Item = &Path> {
+    let inside = h.leaf.starts_with(&h.mount);
+    h.leaf
+        .ancestors()
+        .take_while(move |dir| if inside { dir.starts_with(&h.mount) } else { *dir == h.leaf })
+        .filter(move |dir| !(h.mount_is_root && *dir == h.mount))
+}
+
+fn read_opt<'b>(path: &Path, buf: &'b mut [u8; BUF]) -> Result<Option<&'b str>, Missed> {
+    match read::read_small(path, buf) {
+        Ok(text) => Ok(Some(text)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Missed::Bad(format!("cannot read {}: {e}", path.display()))),
+    }
+}
+
+fn bad(file: &Path, e: parse::Bad) -> Missed {
+    Missed::Bad(format!("{}: {e}", file.display()))
+}
+
+fn keep_min<T: PartialOrd>(slot: &mut Option<(T, PathBuf)>, value: T, file: PathBuf) {
+    if slot.as_ref().is_none_or(|(v, _)| value < *v) {
+        *slot = Some((value, file));
+    }
+}
+
+/// Runs `per_level` from the leaf up; `per_level` says whether it found any file.
+fn walk<T>(h: &Hierarchy, mut per_level: impl FnMut(&Path, &mut Option<(T, PathBuf)>) -> Result<bool, Missed>) -> Walk<T> {
+    let mut best = None;
+    for dir in levels(h) {
+        let found_any = per_level(dir, &mut best)?;
+        if !found_any && dir == h.leaf && !h.verified && !read::is_dir(dir) {
+            return Err(Missed::Leaf);
+        }
+    }
+    Ok(best)
+}
+
+/// The CPU quota in cores.
+pub(crate) fn cpu(h: &Hierarchy) -> Walk<f64> {
+    let mut buf = [0u8; BUF];
+    walk(h, |dir, best| {
+        if h.v2 {
+            let file = dir.join("cpu.max");
+            let Some(text) = read_opt(&file, &mut buf)? else { return Ok(false) };
+            if let Some(q) = parse::cpu_max(text).map_err(|e| bad(&file, e))? {
+                keep_min(best, q, file);
+            }
+            return Ok(true);
+        }
+        let file = dir.join("cpu.cfs_quota_us");
+        let Some(quota) = read_opt(&file, &mut buf)? else { return Ok(false) };
+        if quota.trim() == "-1" {
+            return Ok(true);
+        }
+        let quota = quota.to_owned();
+        let period_file = dir.join("cpu.cfs_period_us");
+        let period = read_opt(&period_file, &mut buf)?
+            .ok_or_else(|| Missed::Bad(format!("{} is missing", period_file.display())))?;
+        if let Some(q) = parse::cfs_quota(&quota, period).map_err(|e| bad(&file, e))? {
+            keep_min(best, q, file);
+        }
+        Ok(true)
+    })
+}
+
+/// The memory limit in bytes: v2 `memory.max` and `memory.high` at each level; v1
+/// `memory.limit_in_bytes` at each level, and `hierarchical_memory_limit` from the
+/// leaf's `memory.stat` when the mount hides ancestors that may hold a limit.
+pub(crate) fn memory(h: &Hierarchy) -> Walk<u64> {
+    let mut buf = [0u8; BUF];
+    let files: &[&str] = if h.v2 { &["memory.max", "memory.high"] } else { &["memory.limit_in_bytes"] };
+    let mut best = walk(h, |dir, best| {
+        let mut found_any = false;
+        for name in files {
+            let file = dir.join(name);
+            if let Some(text) = read_opt(&file, &mut buf)? {
+                found_any = true;
+                if let Some(bytes) = parse::memory_limit(text).map_err(|e| bad(&file, e))? {
+                    keep_min(best, bytes, file);
+                }
+            }
+        }
+        Ok(found_any)
+    })?;
+    if !h.v2 && !h.mount_is_root {
+        let file = h.leaf.join("memory.stat");
+        if let Some(text) = read_opt(&file, &mut buf)? {
+            match parse::stat_value(text, "hierarchical_memory_limit") {
+                Some(Ok(Some(bytes))) => keep_min(&mut best, bytes, file),
+                Some(Ok(None)) | None => {}
+                Some(Err(e)) => return Err(bad(&file, e)),
+            }
+        }
+    }
+    Ok(best)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parent_steps_shapes() {
+        assert_eq!(parent_steps("/.."), Some(1));
+        assert_eq!(parent_steps("/../.."), Some(2));
+        assert_eq!(parent_steps("/"), None);
+        assert_eq!(parent_steps("/../x"), None);
+        assert_eq!(parent_steps("/docker/abc"), None);
+    }
+
+    #[test]
+    fn levels_stop_at_the_mount() {
+        let mut h = Hierarchy {
+            mount: PathBuf::from("/m"),
+            leaf: PathBuf::from("/m/a/b"),
+            v2: true,
+            mount_is_root: false,
+            verified: true,
+            mount_point: "/m".into(),
+            path: "/a/b".into(),
+        };
+        let got: Vec<_> = levels(&h).collect();
+        assert_eq!(got, [Path::new("/m/a/b"), Path::new("/m/a"), Path::new("/m")]);
+        h.mount_is_root = true;
+        let got: Vec<_> = levels(&h).collect();
+        assert_eq!(got, [Path::new("/m/a/b"), Path::new("/m/a")], "the root sets no limit");
+    }
+}

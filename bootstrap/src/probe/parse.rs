@@ -1,0 +1,316 @@
+//! Parsers for the files the kernel writes: `/proc/self/cgroup`, `/proc/self/mountinfo`,
+//! `cpu.max`, `cpu.cfs_*`, `memory.*` and `memory.stat`. They take text and return values
+//! or a [`Bad`] that says what was wrong; they never panic, whatever the input.
+
+use std::fmt;
+
+/// What was wrong with a file's contents.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Bad {
+    Empty,
+    NotANumber(String),
+    Negative(String),
+    TooLarge(String),
+    ZeroPeriod,
+    TooManyFields,
+}
+
+impl fmt::Display for Bad {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Bad::Empty => f.write_str("file is empty"),
+            Bad::NotANumber(s) => write!(f, "`{s}` is not a number"),
+            Bad::Negative(s) => write!(f, "`{s}` is negative"),
+            Bad::TooLarge(s) => write!(f, "`{s}` does not fit in 64 bits"),
+            Bad::ZeroPeriod => f.write_str("the CFS period is 0"),
+            Bad::TooManyFields => f.write_str("more fields than the kernel writes"),
+        }
+    }
+}
+
+/// The kernel's default CFS period, used when `cpu.max` holds only a quota.
+pub(crate) const DEFAULT_PERIOD_US: u64 = 100_000;
+
+/// Memory limits at or above this are the kernel's way of saying "no limit"
+/// (v1 writes `PAGE_COUNTER_MAX` pages, 9223372036854771712 bytes on x86_64).
+pub(crate) const UNLIMITED_MEMORY: u64 = 1 << 62;
+
+fn unsigned(s: &str) -> Result<u64, Bad> {
+    if s.is_empty() {
+        return Err(Bad::Empty);
+    }
+    if let Some(rest) = s.strip_prefix('-') {
+        return if !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit()) {
+            Err(Bad::Negative(s.to_owned()))
+        } else {
+            Err(Bad::NotANumber(s.to_owned()))
+        };
+    }
+    if !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(Bad::NotANumber(s.to_owned()));
+    }
+    s.parse::<u64>().map_err(|_| Bad::TooLarge(s.to_owned()))
+}
+
+/// A CPU quota as a number of cores (quota / period); `None` means no limit.
+pub(crate) fn cpu_max(text: &str) -> Result<Option<f64>, Bad> {
+    let mut fields = text.split_ascii_whitespace();
+    let quota = fields.next().ok_or(Bad::Empty)?;
+    let period = match fields.next() {
+        Some(p) => unsigned(p)?,
+        None => DEFAULT_PERIOD_US,
+    };
+    if fields.next().is_some() {
+        return Err(Bad::TooManyFields);
+    }
+    if period == 0 {
+        return Err(Bad::ZeroPeriod);
+    }
+    if quota == "max" {
+        return Ok(None);
+    }
+    Ok(Some(unsigned(quota)? as f64 / period as f64))
+}
+
+/// A v1 quota from `cpu.cfs_quota_us` and `cpu.cfs_period_us`; `-1` means no limit.
+pub(crate) fn cfs_quota(quota: &str, period: &str) -> Result<Option<f64>, Bad> {
+    let quota = quota.trim();
+    if quota == "-1" {
+        return Ok(None);
+    }
+    let quota = unsigned(quota)?;
+    let period = unsigned(period.trim())?;
+    if period == 0 {
+        return Err(Bad::ZeroPeriod);
+    }
+    Ok(Some(quota as f64 / period as f64))
+}
+
+/// A memory limit in bytes (`memory.max`, `memory.high`, `memory.limit_in_bytes`);
+/// `None` means no limit.
+pub(crate) fn memory_limit(text: &str) -> Result<Option<u64>, Bad> {
+    let text = text.trim();
+    if text == "max" {
+        return Ok(None);
+    }
+    let value = unsigned(text)?;
+    Ok((value < UNLIMITED_MEMORY).then_some(value))
+}
+
+/// The value of `key` in a `memory.stat`-style file (`key value` lines).
+pub(crate) fn stat_value(text: &str, key: &str) -> Option<Result<Option<u64>, Bad>> {
+    text.lines().find_map(|line| {
+        let (k, v) = line.split_once(' ')?;
+        (k == key).then(|| memory_limit(v))
+    })
+}
+
+/// The cgroup paths of this process, from `/proc/self/cgroup`.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct ProcCgroup {
+    /// `(controllers, path)` of the v1 hierarchy that has the `cpu` controller.
+    pub(crate) cpu: Option<(String, String)>,
+    /// `(controllers, path)` of the v1 hierarchy that has the `memory` controller.
+    pub(crate) memory: Option<(String, String)>,
+    /// Path in the v2 (unified) hierarchy.
+    pub(crate) unified: Option<String>,
+    /// Whether any v1 hierarchy (with controllers or named) is listed.
+    pub(crate) any_v1: bool,
+}
+
+/// Parses `/proc/self/cgroup`: `hierarchy-ID:controller-list:cgroup-path` lines.
+pub(crate) fn proc_cgroup(text: &str) -> ProcCgroup {
+    let mut out = ProcCgroup::default();
+    for line in text.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (Some(id), Some(controllers), Some(path)) = (parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        if !path.starts_with('/') {
+            continue;
+        }
+        if id == "0" && controllers.is_empty() {
+            out.unified = Some(path.to_owned());
+            continue;
+        }
+        out.any_v1 = true;
+        for c in controllers.split(',') {
+            let slot = match c {
+                "cpu" => &mut out.cpu,
+                "memory" => &mut out.memory,
+                _ => continue,
+            };
+            *slot = Some((controllers.to_owned(), path.to_owned()));
+        }
+    }
+    out
+}
+
+/// One line of `/proc/self/mountinfo`, the fields coldstart needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Mount {
+    /// The path inside the filesystem that is mounted (for cgroups, a cgroup path,
+    /// `/..`-prefixed when the mount lies outside this process's cgroup namespace).
+    pub(crate) root: String,
+    /// Where it is mounted.
+    pub(crate) mount_point: String,
+    /// `cgroup` or `cgroup2` for the mounts we look for.
+    pub(crate) fs_type: String,
+    /// Super-block options; for v1 cgroups they name the controllers.
+    pub(crate) super_options: String,
+}
+
+/// Parses one mountinfo line; `None` for a line that is not well formed.
+pub(crate) fn mountinfo_line(line: &str) -> Option<Mount> {
+    let (left, right) = line.split_once(" - ")?;
+    let mut l = left.split(' ');
+    let root = l.nth(3)?;
+    let mount_point = l.next()?;
+    let mut r = right.split(' ');
+    let fs_type = r.next()?;
+    let _source = r.next()?;
+    let super_options = r.next().unwrap_or("");
+    Some(Mount {
+        root: unescape_octal(root),
+        mount_point: unescape_octal(mount_point),
+        fs_type: fs_type.to_owned(),
+        super_options: super_options.to_owned(),
+    })
+}
+
+/// Mountinfo writes space, tab, newline and backslash in paths as `\ooo`.
+fn unescape_octal(s: &str) -> String {
+    if !s.contains('\\') {
+        return s.to_owned();
+    }
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\\' && i + 4 <= bytes.len() {
+            let digits = &bytes[i + 1..i + 4];
+            if digits.iter().all(|d| (b'0'..=b'7').contains(d)) {
+                let value = digits
+                    .iter()
+                    .fold(0u32, |acc, d| acc * 8 + u32::from(d - b'0'));
+                if let Ok(b) = u8::try_from(value) {
+                    out.push(b);
+                    i += 4;
+                    continue;
+                }
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn cpu_max_shapes() {
+        assert_eq!(cpu_max("max 100000\n"), Ok(None));
+        assert_eq!(cpu_max("50000 100000\n"), Ok(Some(0.5)));
+        assert_eq!(cpu_max("150000 100000"), Ok(Some(1.5)));
+        assert_eq!(cpu_max("25000"), Ok(Some(0.25)), "one field: default period");
+        assert_eq!(cpu_max("max"), Ok(None));
+        assert_eq!(cpu_max("50000 0"), Err(Bad::ZeroPeriod));
+        assert_eq!(cpu_max(""), Err(Bad::Empty));
+        assert_eq!(cpu_max("-5 100000"), Err(Bad::Negative("-5".into())));
+        assert_eq!(cpu_max("1 2 3"), Err(Bad::TooManyFields));
+        assert!(matches!(
+            cpu_max("99999999999999999999999 100000"),
+            Err(Bad::TooLarge(_))
+        ));
+        assert!(matches!(cpu_max("abc 100000"), Err(Bad::NotANumber(_))));
+    }
+
+    #[test]
+    fn cfs_quota_shapes() {
+        assert_eq!(cfs_quota("-1\n", "100000\n"), Ok(None));
+        assert_eq!(cfs_quota("50000\n", "100000\n"), Ok(Some(0.5)));
+        assert_eq!(cfs_quota("50000", "0"), Err(Bad::ZeroPeriod));
+        assert_eq!(cfs_quota("-2", "100000"), Err(Bad::Negative("-2".into())));
+    }
+
+    #[test]
+    fn memory_shapes() {
+        assert_eq!(memory_limit("max\n"), Ok(None));
+        assert_eq!(memory_limit("67108864\n"), Ok(Some(67_108_864)));
+        assert_eq!(memory_limit("9223372036854771712\n"), Ok(None));
+        assert!(memory_limit("-1").is_err());
+        assert!(memory_limit("18446744073709551616").is_err());
+        let stat = "cache 0\nrss 12\nhierarchical_memory_limit 1048576\nhierarchical_memsw_limit 9223372036854771712\n";
+        assert_eq!(
+            stat_value(stat, "hierarchical_memory_limit"),
+            Some(Ok(Some(1_048_576)))
+        );
+        assert_eq!(stat_value(stat, "missing"), None);
+    }
+
+    #[test]
+    fn proc_cgroup_hybrid() {
+        let text = "9:name=systemd:/\n4:memory:/a/b\n1:cpu,cpuacct:/x y\n0::/\n";
+        let p = proc_cgroup(text);
+        assert_eq!(p.memory, Some(("memory".into(), "/a/b".into())));
+        assert_eq!(p.cpu, Some(("cpu,cpuacct".into(), "/x y".into())));
+        assert_eq!(p.unified.as_deref(), Some("/"));
+        assert!(p.any_v1);
+        let v2 = proc_cgroup("0::/user.slice/app:1.scope\n");
+        assert_eq!(v2.unified.as_deref(), Some("/user.slice/app:1.scope"));
+        assert!(!v2.any_v1);
+    }
+
+    #[test]
+    fn mountinfo_lines() {
+        let m = mountinfo_line(
+            "32 31 0:29 /../.. /sys/fs/cgroup/cpu rw,relatime - cgroup cgroup rw,cpu",
+        )
+        .expect("well formed");
+        assert_eq!(m.root, "/../..");
+        assert_eq!(m.mount_point, "/sys/fs/cgroup/cpu");
+        assert_eq!(m.fs_type, "cgroup");
+        assert_eq!(m.super_options, "rw,cpu");
+        let spaced =
+            mountinfo_line("1 2 0:3 / /mnt/with\\040space rw shared:1 - cgroup2 cgroup2 rw")
+                .expect("well formed");
+        assert_eq!(spaced.mount_point, "/mnt/with space");
+        assert_eq!(mountinfo_line("garbage"), None);
+    }
+
+    proptest! {
+        #[test]
+        fn parsers_never_panic(s in "\\PC*") {
+            let _ = cpu_max(&s);
+            let _ = cfs_quota(&s, &s);
+            let _ = memory_limit(&s);
+            let _ = stat_value(&s, "hierarchical_memory_limit");
+            let _ = proc_cgroup(&s);
+            let _ = mountinfo_line(&s);
+        }
+
+        #[test]
+        fn cpu_max_round_trips(quota in 1u64..=u32::MAX as u64, period in 1u64..=1_000_000) {
+            let got = cpu_max(&format!("{quota} {period}\n")).expect("valid");
+            prop_assert_eq!(got, Some(quota as f64 / period as f64));
+        }
+
+        #[test]
+        fn memory_round_trips(bytes in 0u64..UNLIMITED_MEMORY) {
+            prop_assert_eq!(memory_limit(&format!("{bytes}\n")), Ok(Some(bytes)));
+        }
+
+        #[test]
+        fn mountinfo_escapes_round_trip(name in "[a-z \\\\]{1,12}") {
+            let escaped = name.replace('\\', "\\134").replace(' ', "\\040");
+            let line = format!("1 2 0:3 / /m/{escaped} rw - cgroup2 none rw");
+            let m = mountinfo_line(&line).expect("well formed");
+            prop_assert_eq!(m.mount_point, format!("/m/{name}"));
+        }
+    }
+}

@@ -1,0 +1,62 @@
+//! Reading the small files the probe needs without allocating: a path buffer that is
+//! reused for every file, and a stack buffer for the contents.
+
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+/// Large enough for every kernel file the probe reads in full; `memory.stat` can be
+/// longer, but the keys it needs come in its first lines.
+pub(crate) const BUF: usize = 4096;
+
+/// Reads at most `BUF` bytes of `path` into `buf` and returns them as text.
+pub(crate) fn read_small<'b>(path: &Path, buf: &'b mut [u8; BUF]) -> io::Result<&'b str> {
+    let mut file = std::fs::File::open(path)?;
+    let mut len = 0;
+    while len < buf.len() {
+        match file.read(&mut buf[len..]) {
+            Ok(0) => break,
+            // Kernel pseudo-files (seq_file) hand out whole records per read: a short
+            // read is the end, and saves the extra read(2) that would return 0.
+            Ok(n) if n < buf.len() - len => {
+                len += n;
+                break;
+            }
+            Ok(n) => len += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let bytes = &buf[..len];
+    Ok(match std::str::from_utf8(bytes) {
+        Ok(s) => s,
+        // A read that stopped inside a multi-byte character keeps the whole lines.
+        Err(e) => std::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or(""),
+    })
+}
+
+/// Reads a whole file of unknown length (mountinfo) in page-sized reads; procfs
+/// reports a size of 0, which would make `read_to_string` start with tiny reads.
+pub(crate) fn read_all(path: &Path) -> io::Result<String> {
+    let mut bytes = Vec::with_capacity(16 << 10);
+    std::fs::File::open(path)?.read_to_end(&mut bytes)?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// Joins an absolute path as the process sees it (`/sys/fs/cgroup/...`) onto the probe's
+/// root, so tests can point the probe at a fixture tree.
+pub(crate) fn under(root: &Path, absolute: &str) -> PathBuf {
+    let mut p = PathBuf::with_capacity(root.as_os_str().len() + absolute.len() + 24);
+    p.push(root);
+    p.push(absolute.trim_start_matches('/'));
+    p
+}
+
+/// Whether `path` is a directory.
+pub(crate) fn is_dir(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| m.is_dir())
+}
+
+/// Whether `path` exists.
+pub(crate) fn exists(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok()
+}

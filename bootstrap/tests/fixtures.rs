@@ -1,0 +1,307 @@
+//! The probe against fixture directory trees.
+//!
+//! cgroup v2 controllers cannot be had on the machines this suite runs on (they have
+//! cgroup v1 controllers and an empty v2 mount), so v2, hybrid, namespaced and garbage
+//! layouts are test doubles: directory trees shaped like `/proc` and `/sys/fs/cgroup`.
+//! The real v1 hierarchy is covered end to end in `cli/tests/cgroups.rs`.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use coldstart_bootstrap::{CgroupVersion, Env, Platform, Probe, Source};
+
+const HOST_CPUS: u32 = 8;
+const HOST_MEMORY: u64 = 16 << 30;
+
+struct Tree {
+    root: PathBuf,
+}
+
+impl Tree {
+    fn new(name: &str) -> Tree {
+        let root = std::env::temp_dir().join(format!("coldstart-fixture-{}-{name}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        fs::create_dir_all(&root).unwrap();
+        Tree { root }
+    }
+
+    fn file(&self, path: &str, contents: &str) -> &Self {
+        let p = self.root.join(path.trim_start_matches('/'));
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, contents).unwrap();
+        self
+    }
+
+    fn dir(&self, path: &str) -> &Self {
+        fs::create_dir_all(self.root.join(path.trim_start_matches('/'))).unwrap();
+        self
+    }
+
+    /// A pure v2 host with the process at `cgroup`.
+    fn v2(name: &str, cgroup: &str) -> Tree {
+        let t = Tree::new(name);
+        t.file("/proc/self/cgroup", &format!("0::{cgroup}\n"));
+        t.file("/sys/fs/cgroup/cgroup.controllers", "cpuset cpu io memory pids\n");
+        t.dir(&format!("/sys/fs/cgroup{cgroup}"));
+        // Every non-root v2 cgroup has cgroup.type.
+        let mut dir = PathBuf::from(cgroup);
+        while dir.parent().is_some() {
+            if dir != Path::new("/") {
+                t.file(&format!("/sys/fs/cgroup{}/cgroup.type", dir.display()), "domain\n");
+            }
+            dir.pop();
+        }
+        t
+    }
+
+    fn probe(&self) -> coldstart_bootstrap::Budget {
+        self.probe_with(Env::fixed::<&str, &str>([]))
+    }
+
+    fn probe_with(&self, env: Env) -> coldstart_bootstrap::Budget {
+        Probe::new().root(&self.root).env(env).host(HOST_CPUS, HOST_MEMORY).run()
+    }
+}
+
+impl Drop for Tree {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.root);
+    }
+}
+
+fn ends_with(source: &Source, suffix: &str) -> bool {
+    match source {
+        Source::CgroupV1(p) | Source::CgroupV2(p) => p.ends_with(suffix),
+        _ => false,
+    }
+}
+
+#[test]
+fn v2_leaf_limit() {
+    let t = Tree::v2("leaf", "/app");
+    t.file("/sys/fs/cgroup/app/cpu.max", "50000 100000\n")
+        .file("/sys/fs/cgroup/app/memory.max", "67108864\n");
+    let b = t.probe();
+    assert_eq!(b.cgroup_version, CgroupVersion::V2);
+    assert_eq!(b.cpu_cores.value, Some(0.5));
+    assert!(matches!(&b.cpu_cores.source, Source::CgroupV2(p) if p.ends_with("/app/cpu.max")), "{:?}", b.cpu_cores);
+    assert_eq!(b.memory_bytes.value, Some(64 << 20));
+}
+
+#[test]
+fn v2_limit_on_a_parent_only() {
+    let t = Tree::v2("parent", "/kubepods/pod1/ctr");
+    t.file("/sys/fs/cgroup/kubepods/pod1/cpu.max", "25000 100000\n")
+        .file("/sys/fs/cgroup/kubepods/pod1/memory.max", "134217728\n")
+        .file("/sys/fs/cgroup/kubepods/pod1/ctr/cpu.max", "max 100000\n")
+        .file("/sys/fs/cgroup/kubepods/pod1/ctr/memory.max", "max\n")
+        .file("/sys/fs/cgroup/kubepods/cpu.max", "400000 100000\n");
+    let b = t.probe();
+    assert_eq!(b.cpu_cores.value, Some(0.25));
+    assert!(ends_with(&b.cpu_cores.source, "/pod1/cpu.max"));
+    assert_eq!(b.memory_bytes.value, Some(128 << 20));
+}
+
+#[test]
+fn v2_max_everywhere_means_the_host() {
+    let t = Tree::v2("max", "/svc");
+    t.file("/sys/fs/cgroup/svc/cpu.max", "max 100000\n")
+        .file("/sys/fs/cgroup/svc/memory.max", "max\n")
+        .file("/sys/fs/cgroup/svc/memory.high", "max\n");
+    let b = t.probe();
+    assert_eq!(b.cpu_cores.value, Some(f64::from(HOST_CPUS)));
+    assert_eq!(b.cpu_cores.source, Source::Given);
+    assert_eq!(b.memory_bytes.value, Some(HOST_MEMORY));
+}
+
+#[test]
+fn v2_one_field_cpu_max_uses_the_default_period() {
+    let t = Tree::v2("onefield", "/svc");
+    t.file("/sys/fs/cgroup/svc/cpu.max", "150000\n");
+    assert_eq!(t.probe().cpu_cores.value, Some(1.5));
+}
+
+#[test]
+fn v2_memory_high_below_memory_max_wins() {
+    let t = Tree::v2("high", "/svc");
+    t.file("/sys/fs/cgroup/svc/memory.max", "268435456\n")
+        .file("/sys/fs/cgroup/svc/memory.high", "201326592\n");
+    let b = t.probe();
+    assert_eq!(b.memory_bytes.value, Some(192 << 20));
+    assert!(ends_with(&b.memory_bytes.source, "memory.high"));
+}
+
+#[test]
+fn v2_missing_files_set_no_limit() {
+    let t = Tree::v2("missing", "/svc/inner");
+    let b = t.probe();
+    assert_eq!(b.cpu_cores.value, Some(f64::from(HOST_CPUS)));
+    assert_eq!(b.memory_bytes.value, Some(HOST_MEMORY));
+}
+
+#[test]
+fn v2_paths_with_spaces() {
+    let t = Tree::v2("spaces", "/my app/svc 1");
+    t.file("/sys/fs/cgroup/my app/svc 1/cpu.max", "75000 100000\n");
+    assert_eq!(t.probe().cpu_cores.value, Some(0.75));
+}
+
+#[test]
+fn garbage_makes_the_figure_unknown_with_the_reason() {
+    let cases = [
+        ("cpu.max", "50000 0\n", "period is 0"),
+        ("cpu.max", "-50000 100000\n", "is negative"),
+        ("cpu.max", "99999999999999999999999 100000\n", "does not fit in 64 bits"),
+        ("cpu.max", "\u{1}\u{2}garbage\n", "is not a number"),
+        ("cpu.max", "", "file is empty"),
+    ];
+    for (i, (file, contents, reason)) in cases.into_iter().enumerate() {
+        let t = Tree::v2(&format!("garbage{i}"), "/svc");
+        t.file(&format!("/sys/fs/cgroup/svc/{file}"), contents);
+        let b = t.probe();
+        assert_eq!(b.cpu_cores.value, None, "{contents:?}");
+        match &b.cpu_cores.source {
+            Source::Unknown(why) => assert!(why.contains(reason) && why.contains("cpu.max"), "{why}"),
+            other => panic!("{contents:?} gave {other:?}"),
+        }
+        // The other figure and the fallbacks are still there.
+        assert_eq!(b.memory_bytes.value, Some(HOST_MEMORY));
+        assert_eq!(b.host_cpus.value, Some(HOST_CPUS));
+    }
+    let t = Tree::v2("garbage-mem", "/svc");
+    t.file("/sys/fs/cgroup/svc/memory.max", "-1\n");
+    assert!(matches!(t.probe().memory_bytes.source, Source::Unknown(ref why) if why.contains("negative")));
+}
+
+#[test]
+fn unreadable_file_is_unknown_not_a_panic() {
+    let t = Tree::v2("unreadable", "/svc");
+    t.dir("/sys/fs/cgroup/svc/cpu.max"); // a directory: read fails with EISDIR
+    let b = t.probe();
+    assert!(matches!(&b.cpu_cores.source, Source::Unknown(why) if why.starts_with("cannot read")), "{:?}", b.cpu_cores);
+}
+
+#[test]
+fn garbage_proc_self_cgroup_means_no_cgroups() {
+    let t = Tree::new("garbage-proc");
+    t.file("/proc/self/cgroup", "this is not\na cgroup file\n::\n1:2\n");
+    let b = t.probe();
+    assert_eq!(b.cgroup_version, CgroupVersion::None);
+    assert_eq!(b.cpu_cores.value, Some(f64::from(HOST_CPUS)));
+}
+
+#[test]
+fn no_proc_at_all_means_host_figures() {
+    let t = Tree::new("empty");
+    let b = t.probe();
+    assert_eq!(b.cgroup_version, CgroupVersion::None);
+    assert_eq!(b.memory_bytes.value, Some(HOST_MEMORY));
+}
+
+#[test]
+fn hybrid_takes_v1_controllers() {
+    let t = Tree::new("hybrid");
+    t.file("/proc/self/cgroup", "9:name=systemd:/\n4:memory:/svc\n1:cpu,cpuacct:/svc\n0::/\n")
+        .file("/sys/fs/cgroup/unified/cgroup.controllers", "\n")
+        .file("/sys/fs/cgroup/cpu,cpuacct/release_agent", "\n")
+        .file("/sys/fs/cgroup/cpu,cpuacct/svc/cpu.cfs_quota_us", "50000\n")
+        .file("/sys/fs/cgroup/cpu,cpuacct/svc/cpu.cfs_period_us", "100000\n")
+        .file("/sys/fs/cgroup/memory/svc/memory.limit_in_bytes", "67108864\n");
+    let b = t.probe();
+    assert_eq!(b.cgroup_version, CgroupVersion::Hybrid);
+    assert_eq!(b.cpu_cores.value, Some(0.5));
+    assert!(matches!(&b.cpu_cores.source, Source::CgroupV1(p) if p.ends_with("cpu.cfs_quota_us")));
+    assert_eq!(b.memory_bytes.value, Some(64 << 20));
+}
+
+#[test]
+fn hybrid_with_controllers_on_v2_reads_v2() {
+    let t = Tree::new("hybrid-v2");
+    t.file("/proc/self/cgroup", "9:name=systemd:/x\n0::/svc\n")
+        .file("/sys/fs/cgroup/unified/cgroup.controllers", "cpu memory\n")
+        .file("/sys/fs/cgroup/unified/svc/cgroup.type", "domain\n")
+        .file("/sys/fs/cgroup/unified/svc/cpu.max", "20000 100000\n");
+    let b = t.probe();
+    assert_eq!(b.cgroup_version, CgroupVersion::Hybrid);
+    assert_eq!(b.cpu_cores.value, Some(0.2));
+    assert!(matches!(&b.cpu_cores.source, Source::CgroupV2(_)));
+}
+
+#[test]
+fn v1_hierarchical_memory_limit_covers_invisible_ancestors() {
+    // A container without a cgroup namespace: its own directory is bind-mounted at the
+    // usual place, /proc/self/cgroup shows the host path, mountinfo says so.
+    let t = Tree::new("docker-v1");
+    t.file("/proc/self/cgroup", "4:memory:/docker/abc\n")
+        .file(
+            "/proc/self/mountinfo",
+            "35 31 0:32 /docker/abc /sys/fs/cgroup/memory ro,nosuid - cgroup cgroup rw,memory\n",
+        )
+        .file("/sys/fs/cgroup/memory/memory.limit_in_bytes", "9223372036854771712\n")
+        .file(
+            "/sys/fs/cgroup/memory/memory.stat",
+            "cache 0\nrss 0\nhierarchical_memory_limit 100663296\nhierarchical_memsw_limit 9223372036854771712\n",
+        );
+    let b = t.probe();
+    assert_eq!(b.cgroup_version, CgroupVersion::V1);
+    assert_eq!(b.memory_bytes.value, Some(96 << 20));
+    assert!(ends_with(&b.memory_bytes.source, "memory.stat"));
+}
+
+#[test]
+fn namespace_whose_mount_lies_above_is_found_by_search() {
+    // `unshare --cgroup` without a new mount: /proc/self/cgroup says `/`, mountinfo
+    // shows the mount root as `/../..`, the real cgroup is two levels down.
+    let t = Tree::new("cgroupns");
+    t.file("/proc/self/cgroup", "0::/\n")
+        .file("/proc/self/mountinfo", "41 31 0:38 /../.. /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n")
+        .file("/sys/fs/cgroup/cgroup.controllers", "cpu memory\n")
+        .file("/sys/fs/cgroup/other/x/cgroup.procs", "1\n2\n")
+        .file("/sys/fs/cgroup/svc/ns/cgroup.procs", &format!("17\n{}\n", std::process::id()))
+        .file("/sys/fs/cgroup/svc/ns/cgroup.type", "domain\n")
+        .file("/sys/fs/cgroup/svc/cgroup.type", "domain\n")
+        .file("/sys/fs/cgroup/svc/cpu.max", "30000 100000\n")
+        .file("/sys/fs/cgroup/svc/ns/memory.max", "33554432\n");
+    let b = t.probe();
+    assert_eq!(b.cpu_cores.value, Some(0.3));
+    assert_eq!(b.memory_bytes.value, Some(32 << 20));
+}
+
+#[test]
+fn mount_at_an_unusual_place_is_found_in_mountinfo() {
+    let t = Tree::new("unusual");
+    t.file("/proc/self/cgroup", "0::/svc\n")
+        .file("/proc/self/mountinfo", "22 1 0:5 / /cg rw - cgroup2 none rw\n")
+        .file("/cg/svc/cgroup.type", "domain\n")
+        .file("/cg/svc/memory.max", "1048576000\n");
+    assert_eq!(t.probe().memory_bytes.value, Some(1_048_576_000));
+}
+
+#[test]
+fn lambda_gives_a_cpu_share_and_memory() {
+    let t = Tree::new("lambda");
+    let b = t.probe_with(Env::fixed([("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024")]));
+    assert_eq!(b.platform, Platform::AwsLambda);
+    assert_eq!(b.memory_bytes.value, Some(1024 << 20));
+    assert_eq!(b.memory_bytes.source, Source::Lambda("AWS_LAMBDA_FUNCTION_MEMORY_SIZE"));
+    let cores = b.cpu_cores.value.unwrap();
+    assert!((cores - 1024.0 / 1769.0).abs() < 1e-9, "{cores}");
+}
+
+#[test]
+fn lambda_with_a_tighter_cgroup_keeps_the_minimum() {
+    let t = Tree::v2("lambda-cgroup", "/fn");
+    t.file("/sys/fs/cgroup/fn/memory.max", "268435456\n")
+        .file("/sys/fs/cgroup/fn/cpu.max", "10000 100000\n");
+    let b = t.probe_with(Env::fixed([("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "3008")]));
+    assert_eq!(b.memory_bytes.value, Some(256 << 20));
+    assert_eq!(b.cpu_cores.value, Some(0.1));
+    assert_eq!(b.platform, Platform::AwsLambda);
+}
+
+#[test]
+fn malformed_lambda_memory_is_unknown_with_the_variable_named() {
+    let t = Tree::new("lambda-bad");
+    let b = t.probe_with(Env::fixed([("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "lots")]));
+    assert!(matches!(&b.memory_bytes.source, Source::Unknown(why) if why.contains("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")));
+}

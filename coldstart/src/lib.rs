@@ -1,0 +1,104 @@
+#![doc = include_str!("../../README.md")]
+#![warn(missing_docs, unreachable_pub)]
+
+/// Runs an `async fn main` on a tokio runtime planned for the process's real CPU and
+/// memory budget. A drop-in for `#[tokio::main]`.
+///
+/// ```no_run
+/// #[coldstart::main]
+/// async fn main() -> Result<(), std::io::Error> {
+///     println!("{} worker threads", coldstart::plan().map_or(0, |p| p.worker_threads.value));
+///     Ok(())
+/// }
+/// ```
+///
+/// Arguments (all optional; a `COLDSTART_*` variable overrides the same setting):
+///
+/// | argument | values | as in |
+/// |---|---|---|
+/// | `flavor` | `"current_thread"`, `"multi_thread"` | `#[tokio::main]` |
+/// | `worker_threads` | 1 to 1024 | `#[tokio::main]` |
+/// | `start_paused` | `true`, `false` (needs feature `test-util`) | `#[tokio::main]` |
+/// | `crate` | a path to this crate, e.g. `"::my_reexport::coldstart"` | `#[tokio::main]` |
+/// | `strategy` | `"minimal"`, `"balanced"`, `"throughput"` | |
+/// | `max_blocking_threads` | 1 to 4096 | |
+/// | `thread_stack_size` | bytes, or `"512K"`, `"2M"` (64K to 256M) | |
+/// | `prewarm` | `true`, `false` | |
+///
+/// An unknown, duplicate or invalid argument is a compile error on that argument.
+///
+/// # Exits
+///
+/// A `COLDSTART_*` variable with a bad value ends the program before the body runs,
+/// with a one-line message naming the variable and the accepted values, and exit code
+/// 78 (`EX_CONFIG`).
+pub use coldstart_macros::main;
+
+/// Runs an `async fn` test on a tokio runtime, like `#[tokio::test]`: current_thread
+/// unless `flavor = "multi_thread"` or `worker_threads` is given. Tests do not probe
+/// or plan, so they behave the same on every machine.
+///
+/// ```
+/// #[coldstart::test]
+/// async fn adds() {
+///     assert_eq!(tokio::task::spawn(async { 1 + 1 }).await.unwrap(), 2);
+/// }
+/// ```
+pub use coldstart_macros::test;
+
+pub use coldstart_bootstrap::{Budget, Figure, Flavor, Plan, Source, Strategy};
+pub use coldstart_runtime::{Phase, Timeline};
+
+/// The plan the runtime was built from; `None` outside `#[coldstart::main]`.
+///
+/// ```
+/// // Outside #[coldstart::main] there is no plan.
+/// assert!(coldstart::plan().is_none());
+/// ```
+pub fn plan() -> Option<&'static Plan> {
+    coldstart_runtime::plan()
+}
+
+/// What the probe found at start-up; `None` outside `#[coldstart::main]`.
+pub fn budget() -> Option<&'static Budget> {
+    coldstart_runtime::budget()
+}
+
+/// The start-up timeline so far: exec, main, probe, plan, runtime built, body entered.
+///
+/// ```
+/// let t = coldstart::timeline();
+/// assert!(t.since_main(coldstart::Phase::BodyEntered).is_none());
+/// ```
+pub fn timeline() -> Timeline {
+    coldstart_runtime::timeline()
+}
+
+/// What the attributes expand to. Not a public API: it changes without notice between
+/// versions, which is why it is versioned (`v1`).
+#[doc(hidden)]
+pub mod __private {
+    /// Version 1 of the expansion.
+    pub mod v1 {
+        pub use coldstart_bootstrap::{Flavor, Settings, Strategy};
+        use core::future::Future;
+
+        /// `#[coldstart::main]`.
+        pub fn block_on<F: Future>(settings: &Settings, start_paused: bool, body: F) -> F::Output {
+            if start_paused {
+                return coldstart_runtime::block_on_test(Some(Flavor::CurrentThread), None, true, body);
+            }
+            coldstart_runtime::block_on(settings, body)
+        }
+
+        /// `#[coldstart::test]`.
+        pub fn block_on_test<F: Future>(
+            flavor: Option<Flavor>,
+            worker_threads: Option<usize>,
+            start_paused: bool,
+            body: F,
+        ) -> F::Output {
+            coldstart_runtime::block_on_test(flavor, worker_threads, start_paused, body)
+        }
+    }
+}

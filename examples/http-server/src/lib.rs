@@ -1,0 +1,92 @@
+/*!
+The hello service of the `http-server` example, kept apart from its `main` so the
+start-up baselines (bare `#[tokio::main]`, in `benches/`) serve with exactly the same
+handler and differ only in how the runtime is started.
+
+It must not reference coldstart: a baseline that links this library must not link
+coldstart's allocator or runtime.
+*/
+#![warn(missing_docs, unreachable_pub)]
+
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+
+/// The default port, when `PORT` is not set.
+pub const DEFAULT_PORT: u16 = 8080;
+
+/// The address to listen on: `BIND` (default `127.0.0.1`) and `PORT` (default 8080).
+///
+/// ```
+/// let addr = http_server::listen_addr_from(None, Some("9000"))?;
+/// assert_eq!(addr.to_string(), "127.0.0.1:9000");
+/// assert!(http_server::listen_addr_from(Some("localhost"), None).is_err());
+/// # Ok::<(), anyhow::Error>(())
+/// ```
+///
+/// # Errors
+///
+/// `BIND` that is not an IP address, or `PORT` that is not a number from 0 to 65535.
+pub fn listen_addr() -> anyhow::Result<SocketAddr> {
+    let bind = std::env::var("BIND").ok();
+    let port = std::env::var("PORT").ok();
+    listen_addr_from(bind.as_deref(), port.as_deref())
+}
+
+/// [`listen_addr`] with the variables' values given.
+///
+/// # Errors
+///
+/// As [`listen_addr`].
+pub fn listen_addr_from(bind: Option<&str>, port: Option<&str>) -> anyhow::Result<SocketAddr> {
+    let ip: IpAddr = match bind {
+        None => IpAddr::from([127, 0, 0, 1]),
+        Some(b) => b
+            .parse()
+            .map_err(|_| anyhow::anyhow!("set BIND to an IP address such as 127.0.0.1 or 0.0.0.0, got `{b}`"))?,
+    };
+    let port: u16 = match port {
+        None => DEFAULT_PORT,
+        Some(p) => p
+            .parse()
+            .map_err(|_| anyhow::anyhow!("set PORT to a number from 0 to 65535, got `{p}`"))?,
+    };
+    Ok(SocketAddr::new(ip, port))
+}
+
+/// Serves HTTP/1.1 on `listener` until the process ends. A connection that fails is
+/// dropped; the listener keeps going.
+///
+/// # Errors
+///
+/// Never returns an error today; the type leaves room for a graceful shutdown.
+pub async fn serve(listener: TcpListener) -> std::io::Result<()> {
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
+                eprintln!("accept failed: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        tokio::spawn(async move {
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service_fn(hello))
+                .await;
+        });
+    }
+}
+
+/// The handler: `hello` for every request.
+async fn hello(_request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    Ok(Response::new(Full::new(Bytes::from_static(b"hello\n"))))
+}

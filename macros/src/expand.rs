@@ -1,0 +1,106 @@
+//! The expansion: a few lines that call `__private::v1` of the facade.
+
+use proc_macro2::TokenStream;
+use quote::{quote, quote_spanned};
+use syn::ItemFn;
+
+use crate::config::{Config, Kind};
+use coldstart_bootstrap::{Flavor, Strategy};
+
+pub(crate) fn entry(args: TokenStream, item: TokenStream, kind: Kind) -> TokenStream {
+    let mut func: ItemFn = match syn::parse2(item.clone()) {
+        Ok(f) => f,
+        // Not a function: let rustc report it on the original tokens.
+        Err(e) => return with_error(item, e),
+    };
+    if func.sig.asyncness.is_none() {
+        let err = syn::Error::new_spanned(
+            func.sig.fn_token,
+            format!("the `async` keyword is missing from the function declaration (#[{}] runs an async fn)", kind.name()),
+        );
+        return with_error(quote!(#func), err);
+    }
+    if kind == Kind::Main && !func.sig.inputs.is_empty() {
+        let err = syn::Error::new_spanned(&func.sig.inputs, "#[coldstart::main] takes a function without arguments");
+        return with_error(quote!(#func), err);
+    }
+    let (config, error) = match Config::parse(args, kind) {
+        Ok(c) => (c, None),
+        // Expand with defaults so the body still type-checks, and report the error.
+        Err(e) => (Config::default(), Some(e.to_compile_error())),
+    };
+    func.sig.asyncness = None;
+    let body = &func.block;
+    let krate = config.krate.clone().map_or_else(|| quote!(::coldstart), |p| quote!(#p));
+    let v1 = quote!(#krate::__private::v1);
+    let start_paused = config.start_paused.unwrap_or(false);
+    let flavor = opt(config.flavor.map(|f| flavor_tokens(&v1, f)));
+    let workers = opt(config.worker_threads.map(|n| quote!(#n)));
+    let call = match kind {
+        Kind::Main => {
+            let strategy = opt(config.strategy.map(|s| strategy_tokens(&v1, s)));
+            let blocking = opt(config.max_blocking_threads.map(|n| quote!(#n)));
+            let stack = opt(config.thread_stack_size.map(|n| quote!(#n)));
+            let prewarm = opt(config.prewarm.map(|b| quote!(#b)));
+            quote! {
+                #v1::block_on(
+                    &#v1::Settings {
+                        strategy: #strategy,
+                        flavor: #flavor,
+                        worker_threads: #workers,
+                        max_blocking_threads: #blocking,
+                        thread_stack_size: #stack,
+                        prewarm: #prewarm,
+                    },
+                    #start_paused,
+                    body,
+                )
+            }
+        }
+        Kind::Test => quote! { #v1::block_on_test(#flavor, #workers, #start_paused, body) },
+    };
+    let test_attr = (kind == Kind::Test).then(|| quote!(#[::core::prelude::v1::test]));
+    let attrs = &func.attrs;
+    let vis = &func.vis;
+    let sig = &func.sig;
+    let span = body.brace_token.span.join();
+    let block = quote_spanned! {span=>
+        {
+            let body = async move #body;
+            #call
+        }
+    };
+    quote! {
+        #error
+        #test_attr
+        #(#attrs)*
+        #vis #sig #block
+    }
+}
+
+fn opt(tokens: Option<TokenStream>) -> TokenStream {
+    match tokens {
+        Some(t) => quote!(::core::option::Option::Some(#t)),
+        None => quote!(::core::option::Option::None),
+    }
+}
+
+fn flavor_tokens(v1: &TokenStream, f: Flavor) -> TokenStream {
+    match f {
+        Flavor::CurrentThread => quote!(#v1::Flavor::CurrentThread),
+        Flavor::MultiThread => quote!(#v1::Flavor::MultiThread),
+    }
+}
+
+fn strategy_tokens(v1: &TokenStream, s: Strategy) -> TokenStream {
+    match s {
+        Strategy::Minimal => quote!(#v1::Strategy::Minimal),
+        Strategy::Balanced => quote!(#v1::Strategy::Balanced),
+        Strategy::Throughput => quote!(#v1::Strategy::Throughput),
+    }
+}
+
+fn with_error(item: TokenStream, error: syn::Error) -> TokenStream {
+    let error = error.to_compile_error();
+    quote!(#error #item)
+}

@@ -1,0 +1,177 @@
+//! From `main` to a running runtime: probe, plan, allocator options, build, and the
+//! optional start-up report. The only code on the path from exec to the first
+//! response that coldstart adds; each step is marked on the timeline.
+
+use std::fmt;
+use std::future::Future;
+
+use coldstart_bootstrap::plan::{Report, settings};
+use coldstart_bootstrap::{Env, Flavor, Plan, PlanError, Probe, Settings};
+use tokio::runtime::{Builder, Runtime};
+
+use crate::timeline::{self, Phase};
+
+/// Exit code for a configuration error (`EX_CONFIG` from sysexits.h).
+pub const EXIT_CONFIG: i32 = 78;
+/// Exit code when the runtime cannot be built (`EX_OSERR`).
+pub const EXIT_OS: i32 = 71;
+
+/// Why start-up failed.
+#[derive(Debug)]
+pub enum StartError {
+    /// A setting has a bad value or settings contradict each other.
+    Config(PlanError),
+    /// tokio could not build the runtime (for example, threads could not be spawned).
+    Runtime(std::io::Error),
+}
+
+impl fmt::Display for StartError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StartError::Config(e) => write!(f, "{e}"),
+            StartError::Runtime(e) => write!(f, "cannot build the tokio runtime: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
+
+/// A runtime built from the plan.
+#[derive(Debug)]
+pub struct Started {
+    /// The runtime.
+    pub runtime: Runtime,
+    /// Whether `COLDSTART_LOG=debug` asked for the start-up report.
+    pub report: bool,
+}
+
+/// Probes, plans and builds the runtime for `settings` (the attribute's arguments).
+///
+/// # Errors
+///
+/// [`StartError::Config`] for a bad `COLDSTART_*` variable or contradicting settings,
+/// [`StartError::Runtime`] when tokio cannot build the runtime.
+pub fn start(settings: &Settings) -> Result<Started, StartError> {
+    timeline::mark(Phase::Main);
+    let env = Env::process();
+    let budget = Probe::new().run();
+    timeline::mark(Phase::Probed);
+    let plan = Plan::from_budget(&budget, settings, &env).map_err(StartError::Config)?;
+    let report = settings::debug_log(&env).map_err(StartError::Config)?;
+    timeline::mark(Phase::Planned);
+    crate::alloc::apply(&plan.allocator.value);
+    let runtime = build(&plan).map_err(StartError::Runtime)?;
+    timeline::mark(Phase::RuntimeBuilt);
+    let _ = crate::STARTED.set((budget, plan));
+    Ok(Started { runtime, report })
+}
+
+/// Builds the tokio runtime a plan describes, with all of tokio's compiled-in drivers
+/// enabled (as `#[tokio::main]` does).
+///
+/// # Errors
+///
+/// When tokio cannot build it.
+pub fn build(plan: &Plan) -> std::io::Result<Runtime> {
+    let mut builder = match plan.flavor.value {
+        Flavor::CurrentThread => Builder::new_current_thread(),
+        Flavor::MultiThread => {
+            let mut b = Builder::new_multi_thread();
+            b.worker_threads(plan.worker_threads.value);
+            b
+        }
+    };
+    builder
+        .enable_all()
+        .max_blocking_threads(plan.max_blocking_threads.value)
+        .thread_stack_size(plan.thread_stack_size.value);
+    if plan.prewarm.value {
+        builder.on_thread_start(prewarm);
+    }
+    builder.build()
+}
+
+/// How much of a new thread's stack prewarming touches.
+const PREWARM_STACK: usize = 64 << 10;
+
+/// Takes a runtime thread's first-touch page faults and allocator set-up now rather
+/// than during the first request.
+fn prewarm() {
+    #[inline(never)]
+    fn touch_stack() {
+        let mut page = [0u8; PREWARM_STACK];
+        std::hint::black_box(&mut page);
+    }
+    touch_stack();
+    drop(std::hint::black_box(Vec::<u8>::with_capacity(256)));
+}
+
+/// Runs `body` to completion on a runtime planned for this process: what
+/// `#[coldstart::main]` expands to.
+///
+/// # Exits
+///
+/// With a one-line message on stderr and exit code 78 when a setting is invalid, or
+/// 71 when the runtime cannot be built; never with a panic.
+pub fn block_on<F: Future>(settings: &Settings, body: F) -> F::Output {
+    let started = match start(settings) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("coldstart: {e}");
+            let code = match e {
+                StartError::Config(_) => EXIT_CONFIG,
+                StartError::Runtime(_) => EXIT_OS,
+            };
+            std::process::exit(code);
+        }
+    };
+    let report = started.report;
+    started.runtime.block_on(async move {
+        timeline::mark(Phase::BodyEntered);
+        if report {
+            print_report();
+        }
+        body.await
+    })
+}
+
+fn print_report() {
+    if let (Some(budget), Some(plan)) = (crate::budget(), crate::plan()) {
+        let report = Report { budget, plan };
+        eprint!("coldstart: start-up report\n{report}  {}\n", timeline::timeline());
+    }
+}
+
+/// Runs a test body the way `#[tokio::test]` does: current_thread unless asked, no
+/// probe and no plan, so tests behave the same on every machine.
+///
+/// # Panics
+///
+/// When tokio cannot build the runtime (a test should fail loudly then).
+pub fn block_on_test<F: Future>(flavor: Option<Flavor>, worker_threads: Option<usize>, start_paused: bool, body: F) -> F::Output {
+    let mut builder = match (flavor, worker_threads) {
+        (Some(Flavor::MultiThread), n) | (None, n @ Some(_)) => {
+            let mut b = Builder::new_multi_thread();
+            b.worker_threads(n.unwrap_or(4));
+            b
+        }
+        _ => Builder::new_current_thread(),
+    };
+    builder.enable_all();
+    if start_paused {
+        pause(&mut builder);
+    }
+    #[allow(clippy::expect_used)]
+    let runtime = builder.build().expect("coldstart: cannot build the test runtime");
+    runtime.block_on(body)
+}
+
+#[cfg(feature = "test-util")]
+fn pause(builder: &mut Builder) {
+    builder.start_paused(true);
+}
+
+#[cfg(not(feature = "test-util"))]
+fn pause(_: &mut Builder) {
+    panic!("start_paused needs the `test-util` feature of coldstart");
+}

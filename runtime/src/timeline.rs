@@ -1,0 +1,152 @@
+//! The start-up timeline: when each phase was reached, on the kernel's boot-time clock
+//! so it can be set against the process start time the kernel records.
+//!
+//! Marking a phase is one `clock_gettime` and one atomic store: no allocation, no lock.
+//! The process start time is read from `/proc/self/stat` only when someone asks for the
+//! timeline; the kernel keeps it in clock ticks (usually 10 ms), so figures "since exec"
+//! are that coarse, while the durations between coldstart's own phases are exact.
+
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// A phase of start-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// `main` was entered (coldstart's first instruction).
+    Main,
+    /// The probe finished.
+    Probed,
+    /// The plan was made.
+    Planned,
+    /// The tokio runtime was built.
+    RuntimeBuilt,
+    /// The body of the user's `main` started running.
+    BodyEntered,
+    /// The first request was served (marked by the lifecycle layer, a later addition).
+    FirstResponse,
+}
+
+const PHASES: [Phase; 6] = [
+    Phase::Main,
+    Phase::Probed,
+    Phase::Planned,
+    Phase::RuntimeBuilt,
+    Phase::BodyEntered,
+    Phase::FirstResponse,
+];
+
+impl Phase {
+    /// A short name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Main => "main",
+            Phase::Probed => "probe",
+            Phase::Planned => "plan",
+            Phase::RuntimeBuilt => "runtime",
+            Phase::BodyEntered => "body",
+            Phase::FirstResponse => "first_response",
+        }
+    }
+}
+
+#[allow(clippy::declare_interior_mutable_const)]
+const UNSET: AtomicU64 = AtomicU64::new(0);
+static MARKS: [AtomicU64; PHASES.len()] = [UNSET; PHASES.len()];
+
+fn now_ns() -> u64 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `ts` is a valid timespec to write; CLOCK_BOOTTIME exists on Linux >= 2.6.39.
+    unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
+    (ts.tv_sec as u64).saturating_mul(1_000_000_000).saturating_add(ts.tv_nsec as u64)
+}
+
+/// Records that `phase` was reached now. Only the first mark of a phase counts.
+pub fn mark(phase: Phase) {
+    let _ = MARKS[phase as usize].compare_exchange(0, now_ns(), Ordering::Relaxed, Ordering::Relaxed);
+}
+
+/// A snapshot of the timeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeline {
+    /// The kernel's start time of the process, in ns since boot (clock-tick resolution).
+    pub exec_ns: Option<u64>,
+    /// Each phase's time in ns since boot, in [`Phase`] order; `None` if not reached.
+    pub marks: [Option<u64>; 6],
+}
+
+/// The timeline so far.
+///
+/// ```
+/// let t = coldstart_runtime::timeline();
+/// // Outside #[coldstart::main] no phase has been marked.
+/// assert!(t.since_main(coldstart_runtime::Phase::RuntimeBuilt).is_none());
+/// ```
+pub fn timeline() -> Timeline {
+    let mut marks = [None; 6];
+    for (slot, mark) in marks.iter_mut().zip(&MARKS) {
+        *slot = Some(mark.load(Ordering::Relaxed)).filter(|&ns| ns != 0);
+    }
+    Timeline { exec_ns: process_start_ns(), marks }
+}
+
+impl Timeline {
+    /// When `phase` was reached, measured from the process start (coarse, see the
+    /// module docs).
+    pub fn since_exec(&self, phase: Phase) -> Option<Duration> {
+        Some(Duration::from_nanos(self.marks[phase as usize]?.checked_sub(self.exec_ns?)?))
+    }
+
+    /// When `phase` was reached, measured from entering `main` (exact).
+    pub fn since_main(&self, phase: Phase) -> Option<Duration> {
+        let main = self.marks[Phase::Main as usize]?;
+        Some(Duration::from_nanos(self.marks[phase as usize]?.checked_sub(main)?))
+    }
+}
+
+impl fmt::Display for Timeline {
+    /// One line: each phase reached, as time since `main`, then time since exec.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("timeline (since main)")?;
+        for phase in PHASES {
+            if let Some(d) = self.since_main(phase) {
+                write!(f, " {} {}us", phase.as_str(), d.as_micros())?;
+            }
+        }
+        if let Some(d) = self.since_exec(Phase::Main) {
+            write!(f, "; main at {}ms after exec (clock-tick resolution)", d.as_millis())?;
+        }
+        Ok(())
+    }
+}
+
+/// Field 22 of `/proc/self/stat`, in clock ticks since boot, as ns.
+fn process_start_ns() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The command name (field 2) may hold spaces and parentheses: skip past the last ')'.
+    let after = &stat[stat.rfind(')')? + 1..];
+    let ticks: u64 = after.split_ascii_whitespace().nth(19)?.parse().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    let hz = u64::try_from(hz).ok().filter(|&h| h > 0)?;
+    Some(ticks.saturating_mul(1_000_000_000) / hz)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn marks_are_ordered_and_first_wins() {
+        mark(Phase::Main);
+        mark(Phase::Probed);
+        let first = timeline().marks[Phase::Probed as usize];
+        mark(Phase::Probed);
+        let t = timeline();
+        assert_eq!(t.marks[Phase::Probed as usize], first);
+        assert!(t.since_main(Phase::Probed).is_some());
+        let exec = t.exec_ns.expect("Linux has /proc/self/stat");
+        assert!(t.marks[0].unwrap() >= exec, "main after exec");
+        assert!(t.to_string().starts_with("timeline (since main) main 0us probe "));
+    }
+}
