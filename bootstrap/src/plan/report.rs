@@ -46,7 +46,7 @@ impl fmt::Display for Mem<'_> {
 }
 
 fn row<T>(f: &mut fmt::Formatter<'_>, name: &str, d: &Decision<T>, value: impl fmt::Display) -> fmt::Result {
-    writeln!(f, "  {name:<21}{:<16} {}", value.to_string(), d.reason)
+    writeln!(f, "  {name:<21}{:<19} {}", value.to_string(), d.reason)
 }
 
 impl fmt::Display for Report<'_> {

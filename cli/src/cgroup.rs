@@ -1,0 +1,179 @@
+//! Temporary cgroups with CPU and memory limits, made with cgroups-rs (the design's
+//! cgroup management crate; fine here, where start-up cost does not matter) and
+//! removed on drop. Processes join them before `exec` by writing to `cgroup.procs`.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use cgroups_rs::fs::cgroup_builder::CgroupBuilder;
+use cgroups_rs::fs::{Cgroup, Controller, Subsystem, hierarchies};
+
+/// CPU and memory limits for a temporary cgroup.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Limits {
+    /// CPU cores (quota / period with a 100 ms period); `None` for no CPU limit.
+    pub cpus: Option<f64>,
+    /// Memory limit in bytes; `None` for no memory limit.
+    pub memory_bytes: Option<u64>,
+}
+
+/// The CFS period used for CPU limits.
+pub const PERIOD_US: u64 = 100_000;
+
+/// A cgroup that exists until this value is dropped.
+pub struct TempCgroup {
+    cgroup: Cgroup,
+    name: String,
+}
+
+impl TempCgroup {
+    /// Creates the cgroup `name` (may be nested, `parent/child`) in the cpu and memory
+    /// controllers, with `limits`.
+    ///
+    /// # Errors
+    ///
+    /// Not root, no cgroup v1 or v2 hierarchy with cpu and memory controllers, or a
+    /// limit the kernel refuses.
+    pub fn create(name: &str, limits: Limits) -> anyhow::Result<TempCgroup> {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            bail!("creating a cgroup needs root; run as root or drop --cpus/--memory");
+        }
+        let hierarchy = hierarchies::auto();
+        let mut builder = CgroupBuilder::new(name).set_specified_controllers(vec!["cpu".into(), "memory".into()]);
+        if let Some(cpus) = limits.cpus {
+            if !(cpus > 0.0 && cpus.is_finite()) {
+                bail!("a CPU limit must be a positive number of cores, got {cpus}");
+            }
+            let quota = (cpus * PERIOD_US as f64).round() as i64;
+            builder = builder.cpu().period(PERIOD_US).quota(quota.max(1000)).done();
+        }
+        if let Some(bytes) = limits.memory_bytes {
+            let bytes = i64::try_from(bytes).context("memory limit does not fit in 63 bits")?;
+            builder = builder.memory().memory_hard_limit(bytes).done();
+        }
+        let cgroup = builder
+            .build(hierarchy)
+            .with_context(|| format!("cannot create cgroup {name} with {limits:?}"))?;
+        Ok(TempCgroup { cgroup, name: name.to_owned() })
+    }
+
+    /// The `cgroup.procs` files a process writes `0` to in order to join this cgroup
+    /// in every controller.
+    pub fn procs_files(&self) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = self
+            .cgroup
+            .subsystems()
+            .iter()
+            .filter_map(|s| match s {
+                Subsystem::Cpu(c) => Some(c.path().join("cgroup.procs")),
+                Subsystem::Mem(c) => Some(c.path().join("cgroup.procs")),
+                _ => None,
+            })
+            .collect();
+        if self.cgroup.v2() {
+            files.truncate(1);
+        }
+        files.dedup();
+        files
+    }
+
+    /// Makes `command`'s process join this cgroup after fork and before exec, so the
+    /// program starts inside its limits from its first instruction.
+    ///
+    /// # Errors
+    ///
+    /// A `cgroup.procs` file that cannot be opened for writing.
+    pub fn join_before_exec(&self, command: &mut std::process::Command) -> anyhow::Result<()> {
+        use std::os::fd::AsRawFd;
+        use std::os::unix::process::CommandExt;
+        let files: Vec<std::fs::File> = self
+            .procs_files()
+            .iter()
+            .map(|p| std::fs::File::options().write(true).open(p).with_context(|| format!("cannot open {}", p.display())))
+            .collect::<anyhow::Result<_>>()?;
+        // SAFETY: runs in the forked child before exec; it only calls write(2) on
+        // descriptors the closure owns (close-on-exec) and does not allocate.
+        unsafe {
+            command.pre_exec(move || {
+                for file in &files {
+                    // "0" moves the writing process.
+                    if libc::write(file.as_raw_fd(), b"0".as_ptr().cast(), 1) != 1 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                Ok(())
+            });
+        }
+        Ok(())
+    }
+
+    /// The name it was created with.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl Drop for TempCgroup {
+    fn drop(&mut self) {
+        // A process killed a moment ago may still be leaving the cgroup.
+        for _ in 0..50 {
+            if self.cgroup.delete().is_ok() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        eprintln!("warning: could not remove cgroup {}", self.name);
+    }
+}
+
+/// Parses a CPU limit such as `0.25` or `1.5`.
+///
+/// # Errors
+///
+/// Anything but a positive number of cores up to 1024.
+pub fn parse_cpus(s: &str) -> anyhow::Result<f64> {
+    match s.parse::<f64>() {
+        Ok(c) if c > 0.0 && c <= 1024.0 => Ok(c),
+        _ => bail!("set --cpus to a number of cores such as 0.25 or 2, got `{s}`"),
+    }
+}
+
+/// Parses a memory size such as `64M`, `512Mi`, `1G` or `67108864` (powers of 1024).
+///
+/// # Errors
+///
+/// Anything but a positive size with an optional K, M or G suffix.
+pub fn parse_size(s: &str) -> anyhow::Result<u64> {
+    let digits_end = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (digits, unit) = s.split_at(digits_end);
+    let mult: u64 = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "ki" | "kib" | "kb" => 1 << 10,
+        "m" | "mi" | "mib" | "mb" => 1 << 20,
+        "g" | "gi" | "gib" | "gb" => 1 << 30,
+        _ => bail!("set --memory to a size such as 64M or 1G, got `{s}`"),
+    };
+    match digits.parse::<u64>().ok().and_then(|n| n.checked_mul(mult)) {
+        Some(n) if n > 0 => Ok(n),
+        _ => bail!("set --memory to a size such as 64M or 1G, got `{s}`"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_and_cpus() {
+        assert_eq!(parse_size("64M").unwrap(), 64 << 20);
+        assert_eq!(parse_size("1Gi").unwrap(), 1 << 30);
+        assert_eq!(parse_size("4096").unwrap(), 4096);
+        assert!(parse_size("64X").is_err());
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("").is_err());
+        assert_eq!(parse_cpus("0.25").unwrap(), 0.25);
+        assert!(parse_cpus("-1").is_err());
+        assert!(parse_cpus("many").is_err());
+    }
+}

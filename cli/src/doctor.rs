@@ -1,0 +1,111 @@
+//! `cargo coldstart doctor`: what the probe finds and what the plan decides here, with
+//! the source of every figure and the reason for every decision.
+//!
+//! It plans with the same code a service runs at start-up, from the `COLDSTART_*`
+//! variables of the calling shell; it cannot see attribute arguments compiled into a
+//! particular binary (set `COLDSTART_LOG=debug` on that binary for its own plan).
+
+use coldstart_bootstrap::plan::{Decision, Origin, Report};
+use coldstart_bootstrap::{Budget, Env, Figure, Plan, Probe, Settings, Source};
+use serde_json::{Value, json};
+
+/// What doctor was asked for.
+#[derive(Debug, Default, Clone)]
+pub struct Options {
+    /// Print one JSON object instead of the readable report.
+    pub json: bool,
+    /// Probe a directory tree shaped like `/` (for fixtures) instead of the real one.
+    pub root: Option<std::path::PathBuf>,
+}
+
+/// Probes and plans, and renders the result.
+///
+/// # Errors
+///
+/// A `COLDSTART_*` variable with a bad value; the message names it.
+pub fn render(options: &Options) -> Result<String, coldstart_bootstrap::PlanError> {
+    let mut probe = Probe::new();
+    if let Some(root) = &options.root {
+        probe = probe.root(root);
+    }
+    let budget = probe.run();
+    let plan = Plan::from_budget(&budget, &Settings::NONE, &Env::process())?;
+    Ok(if options.json {
+        let mut text = serde_json::to_string_pretty(&to_json(&budget, &plan)).unwrap_or_default();
+        text.push('\n');
+        text
+    } else {
+        Report { budget: &budget, plan: &plan }.to_string()
+    })
+}
+
+fn source(source: &Source) -> Value {
+    let (kind, detail) = match source {
+        Source::CgroupV1(path) => ("cgroup_v1", Some(path.as_str())),
+        Source::CgroupV2(path) => ("cgroup_v2", Some(path.as_str())),
+        Source::Affinity => ("sched_getaffinity", None),
+        Source::Lambda(var) => ("lambda", Some(*var)),
+        Source::Host(what) => ("host", Some(*what)),
+        Source::Given => ("given", None),
+        Source::Unknown(why) => ("unknown", Some(why.as_str())),
+    };
+    json!({ "kind": kind, "detail": detail, "text": source.to_string() })
+}
+
+fn figure<T: Into<Value> + Copy>(f: &Figure<T>) -> (Value, Value) {
+    (f.value.map_or(Value::Null, Into::into), source(&f.source))
+}
+
+fn reason<T>(d: &Decision<T>) -> Value {
+    let (origin, name) = match d.reason.origin {
+        Origin::Plan => ("plan", None),
+        Origin::Attribute(arg) => ("attribute", Some(arg)),
+        Origin::Env(var) => ("env", Some(var)),
+    };
+    json!({ "origin": origin, "name": name, "text": d.reason.to_string() })
+}
+
+/// The JSON document `doctor --json` prints. Its fields are documented in the README.
+pub fn to_json(budget: &Budget, plan: &Plan) -> Value {
+    let (cpu, cpu_source) = figure(&budget.cpu_cores);
+    let (memory, memory_source) = figure(&budget.memory_bytes);
+    let (host_cpus, host_cpus_source) = figure(&budget.host_cpus);
+    let (host_memory, host_memory_source) = figure(&budget.host_memory_bytes);
+    json!({
+        "limits": {
+            "cpu_cores": cpu,
+            "memory_bytes": memory,
+            "cgroup_version": budget.cgroup_version.as_str(),
+            "platform": budget.platform.as_str(),
+            "host_cpus": host_cpus,
+            "host_memory_bytes": host_memory,
+            "sources": {
+                "cpu_cores": cpu_source,
+                "memory_bytes": memory_source,
+                "host_cpus": host_cpus_source,
+                "host_memory_bytes": host_memory_source,
+            },
+        },
+        "plan": {
+            "strategy": plan.strategy.value.as_str(),
+            "flavor": plan.flavor.value.as_str(),
+            "worker_threads": plan.worker_threads.value,
+            "max_blocking_threads": plan.max_blocking_threads.value,
+            "thread_stack_size": plan.thread_stack_size.value,
+            "allocator": { "purge_delay_ms": plan.allocator.value.purge_delay_ms },
+            "prewarm": plan.prewarm.value,
+            "exporters": "after_first_response",
+            "planned_for": { "cpu_cores": plan.cores, "memory_bytes": plan.memory_bytes },
+            "reasons": {
+                "strategy": reason(&plan.strategy),
+                "flavor": reason(&plan.flavor),
+                "worker_threads": reason(&plan.worker_threads),
+                "max_blocking_threads": reason(&plan.max_blocking_threads),
+                "thread_stack_size": reason(&plan.thread_stack_size),
+                "allocator": reason(&plan.allocator),
+                "prewarm": reason(&plan.prewarm),
+                "exporters": reason(&plan.exporters),
+            },
+        },
+    })
+}

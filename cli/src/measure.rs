@@ -1,0 +1,390 @@
+//! Start-up of whole processes: exec to first HTTP response, and RSS and thread count
+//! at that moment, over alternating runs.
+//!
+//! The clock starts when the child is released to `exec`: fork, and joining a cgroup
+//! when one is given, happen before that and are not measured (they cost the same for
+//! every binary). It stops when the first complete response has been read. Every child
+//! is killed and reaped before the next run starts.
+
+use std::ffi::OsString;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow, bail};
+
+use crate::cgroup::TempCgroup;
+
+/// A program to measure.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// Its name in reports.
+    pub name: String,
+    /// The executable.
+    pub program: PathBuf,
+    /// Its arguments.
+    pub args: Vec<OsString>,
+    /// Extra environment variables (`PORT` is set by the harness).
+    pub env: Vec<(OsString, OsString)>,
+}
+
+impl Target {
+    /// A target that runs `program` with no arguments.
+    pub fn new(name: impl Into<String>, program: impl Into<PathBuf>) -> Target {
+        Target { name: name.into(), program: program.into(), args: Vec::new(), env: Vec::new() }
+    }
+}
+
+/// One run.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sample {
+    /// From release to `exec` until the first response was read.
+    pub first_response: Duration,
+    /// Resident set size at first response (`VmRSS`).
+    pub rss_bytes: u64,
+    /// Threads at first response.
+    pub threads: u32,
+}
+
+/// How long a run may take before it is a failure.
+pub const RUN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Starts `target` listening on a free loopback port, inside `cgroup` if given, sends
+/// `GET /`, and measures.
+///
+/// # Errors
+///
+/// The program cannot be started, exits before answering (its stderr tail is in the
+/// message), never opens the port within [`RUN_TIMEOUT`], or answers with something
+/// other than HTTP 200.
+pub fn run_once(target: &Target, cgroup: Option<&TempCgroup>) -> anyhow::Result<Sample> {
+    let port = free_port()?;
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let stderr_path = std::env::temp_dir().join(format!("coldstart-measure-{}-{port}.stderr", std::process::id()));
+    let stderr = File::create(&stderr_path).with_context(|| format!("cannot create {}", stderr_path.display()))?;
+    let result = measure(target, cgroup, addr, stderr, &stderr_path);
+    let _ = std::fs::remove_file(&stderr_path);
+    result
+}
+
+fn measure(
+    target: &Target,
+    cgroup: Option<&TempCgroup>,
+    addr: SocketAddr,
+    stderr: File,
+    stderr_path: &std::path::Path,
+) -> anyhow::Result<Sample> {
+    let (ready_r, ready_w) = pipe()?;
+    let (go_r, go_w) = pipe()?;
+
+    let mut command = std::process::Command::new(&target.program);
+    command
+        .args(&target.args)
+        .envs(target.env.iter().map(|(k, v)| (k, v)))
+        .env("PORT", addr.port().to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(stderr);
+    if let Some(cgroup) = cgroup {
+        cgroup.join_before_exec(&mut command)?;
+    }
+    let (ready_fd, go_fd): (RawFd, RawFd) = (ready_w.as_raw_fd(), go_r.as_raw_fd());
+    // SAFETY: the closure runs in the forked child before exec (after joining the
+    // cgroup) and only makes async-signal-safe system calls (write, read) on
+    // descriptors that stay open until the spawn has returned; it does not allocate.
+    unsafe {
+        command.pre_exec(move || {
+            let mut byte = 0u8;
+            if libc::write(ready_fd, b"r".as_ptr().cast(), 1) != 1
+                || libc::read(go_fd, (&raw mut byte).cast(), 1) != 1
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    // `spawn` returns only once the child has exec'd, and the child waits for the go
+    // byte before exec: spawn on a helper thread, release the child from here.
+    let spawner = std::thread::spawn(move || command.spawn());
+    if !wait_readable(&ready_r, RUN_TIMEOUT) {
+        let err = match spawner.join() {
+            Ok(Err(e)) => anyhow!(e),
+            _ => anyhow!("the child never got ready to exec"),
+        };
+        return Err(err.context(format!("cannot start {}", target.program.display())));
+    }
+    let start = Instant::now();
+    write_byte(&go_w)?;
+    let mut child = KillOnDrop(
+        spawner
+            .join()
+            .map_err(|_| anyhow!("spawner thread panicked"))?
+            .with_context(|| format!("cannot start {}", target.program.display()))?,
+    );
+    drop((ready_w, go_r));
+
+    let mut stream = loop {
+        let last_error = match TcpStream::connect(addr) {
+            Ok(s) => break s,
+            Err(e) => e,
+        };
+        if let Some(status) = child.0.try_wait()? {
+            bail!(
+                "{} exited with {status} before answering; its stderr ends with:\n{}",
+                target.name,
+                tail(stderr_path)
+            );
+        }
+        if start.elapsed() > RUN_TIMEOUT {
+            bail!(
+                "{} did not open {addr} within {RUN_TIMEOUT:?} (last error: {}); its stderr ends with:\n{}",
+                target.name,
+                last_error,
+                tail(stderr_path)
+            );
+        }
+        std::thread::sleep(Duration::from_micros(50));
+    };
+    stream.set_read_timeout(Some(RUN_TIMEOUT))?;
+    stream.write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")?;
+    let response = read_response(&mut stream).with_context(|| format!("{} sent no complete response", target.name))?;
+    let first_response = start.elapsed();
+    let (rss_bytes, threads) = status_of(child.0.id())?;
+    if !response.starts_with(b"HTTP/1.1 200") {
+        bail!("{} answered {:?}", target.name, String::from_utf8_lossy(&response[..response.len().min(40)]));
+    }
+    Ok(Sample { first_response, rss_bytes, threads })
+}
+
+/// Kills and reaps the child however the run ends.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0").context("cannot find a free port")?.local_addr()?.port())
+}
+
+fn pipe() -> anyhow::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for the two descriptors pipe2 writes.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(std::io::Error::last_os_error()).context("pipe2");
+    }
+    // SAFETY: pipe2 succeeded, so both are fresh descriptors we own.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+fn wait_readable(fd: &OwnedFd, timeout: Duration) -> bool {
+    let mut pfd = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+    // SAFETY: one valid pollfd.
+    let n = unsafe { libc::poll(&mut pfd, 1, ms) };
+    n == 1 && pfd.revents & libc::POLLIN != 0
+}
+
+fn write_byte(fd: &OwnedFd) -> anyhow::Result<()> {
+    // SAFETY: writing one byte from a static buffer to a descriptor we own.
+    if unsafe { libc::write(fd.as_raw_fd(), b"g".as_ptr().cast(), 1) } != 1 {
+        return Err(std::io::Error::last_os_error()).context("cannot release the child");
+    }
+    Ok(())
+}
+
+/// Reads one HTTP/1.1 response: headers, then `Content-Length` bytes, or to EOF.
+fn read_response(stream: &mut TcpStream) -> anyhow::Result<Vec<u8>> {
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 1024];
+    loop {
+        let n = stream.read(&mut chunk)?;
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+            let length = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok());
+            if let Some(len) = length {
+                if buf.len() >= end + 4 + len {
+                    return Ok(buf);
+                }
+            }
+        }
+        if n == 0 {
+            if buf.is_empty() {
+                bail!("connection closed without a response");
+            }
+            return Ok(buf);
+        }
+    }
+}
+
+/// `VmRSS` and `Threads` from `/proc/<pid>/status`.
+fn status_of(pid: u32) -> anyhow::Result<(u64, u32)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_ascii_whitespace().next())
+            .and_then(|v| v.parse::<u64>().ok())
+    };
+    let rss_kib = field("VmRSS:").ok_or_else(|| anyhow!("no VmRSS in /proc/{pid}/status"))?;
+    let threads = field("Threads:").ok_or_else(|| anyhow!("no Threads in /proc/{pid}/status"))?;
+    Ok((rss_kib * 1024, u32::try_from(threads).unwrap_or(u32::MAX)))
+}
+
+fn tail(path: &std::path::Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let start = lines.len().saturating_sub(10);
+    let out = lines[start..].join("\n");
+    if out.is_empty() { "(nothing)".into() } else { out }
+}
+
+/// All runs of one target.
+#[derive(Debug, Clone)]
+pub struct Series {
+    /// The target's name.
+    pub name: String,
+    /// Its samples, in run order.
+    pub samples: Vec<Sample>,
+}
+
+/// Median, min and max of some values.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Stats {
+    /// The median (mean of the middle two for an even count).
+    pub median: f64,
+    /// The smallest.
+    pub min: f64,
+    /// The largest.
+    pub max: f64,
+}
+
+impl Stats {
+    /// Stats of `values`; all zero when empty.
+    pub fn of(mut values: Vec<f64>) -> Stats {
+        if values.is_empty() {
+            return Stats { median: 0.0, min: 0.0, max: 0.0 };
+        }
+        values.sort_by(f64::total_cmp);
+        let n = values.len();
+        let median = if n % 2 == 1 { values[n / 2] } else { (values[n / 2 - 1] + values[n / 2]) / 2.0 };
+        Stats { median, min: values[0], max: values[n - 1] }
+    }
+}
+
+impl Series {
+    /// Time to first response in milliseconds.
+    pub fn first_response_ms(&self) -> Stats {
+        Stats::of(self.samples.iter().map(|s| s.first_response.as_secs_f64() * 1e3).collect())
+    }
+
+    /// RSS at first response in MiB.
+    pub fn rss_mib(&self) -> Stats {
+        Stats::of(self.samples.iter().map(|s| s.rss_bytes as f64 / (1 << 20) as f64).collect())
+    }
+
+    /// Threads at first response.
+    pub fn threads(&self) -> Stats {
+        Stats::of(self.samples.iter().map(|s| f64::from(s.threads)).collect())
+    }
+}
+
+/// Runs every target `runs` times, alternating (the order rotates each round so no
+/// target always goes first), and calls `progress(done, total)` after each run.
+///
+/// # Errors
+///
+/// The first run that fails, naming the target.
+pub fn alternate(
+    targets: &[Target],
+    runs: usize,
+    cgroup: Option<&TempCgroup>,
+    mut progress: impl FnMut(usize, usize),
+) -> anyhow::Result<Vec<Series>> {
+    let mut series: Vec<Series> = targets.iter().map(|t| Series { name: t.name.clone(), samples: Vec::new() }).collect();
+    let total = runs * targets.len();
+    let mut done = 0;
+    for round in 0..runs {
+        for k in 0..targets.len() {
+            let i = (round + k) % targets.len();
+            let sample = run_once(&targets[i], cgroup).with_context(|| format!("run {} of {}", round + 1, targets[i].name))?;
+            series[i].samples.push(sample);
+            done += 1;
+            progress(done, total);
+        }
+    }
+    Ok(series)
+}
+
+/// A table of series, with the ratio of each median to the median of `baseline`.
+pub fn table(series: &[Series], baseline: &str) -> String {
+    let base = series.iter().find(|s| s.name == baseline).map(|s| (s.first_response_ms().median, s.rss_mib().median));
+    let width = series.iter().map(|s| s.name.len()).max().unwrap_or(4).max(6);
+    let mut out = format!(
+        "{:width$}  {:>7} {:>7} {:>7} {:>8}  {:>8} {:>8}  {:>7}\n",
+        "target", "median", "min", "max", "ratio", "RSS MiB", "ratio", "threads"
+    );
+    out.push_str(&format!("{:width$}  {:>7} {:>7} {:>7} {:>8}  {:>8} {:>8}  {:>7}\n", "", "ms", "ms", "ms", "time", "median", "RSS", "median"));
+    for s in series {
+        let t = s.first_response_ms();
+        let r = s.rss_mib();
+        let ratio = |v: f64, b: f64| if b > 0.0 { format!("{:.2}x", v / b) } else { "-".into() };
+        let (tr, rr) = base.map_or(("-".into(), "-".into()), |(bt, br)| (ratio(t.median, bt), ratio(r.median, br)));
+        out.push_str(&format!(
+            "{:width$}  {:>7.3} {:>7.3} {:>7.3} {:>8}  {:>8.2} {:>8}  {:>7.0}\n",
+            s.name,
+            t.median,
+            t.min,
+            t.max,
+            tr,
+            r.median,
+            rr,
+            s.threads().median
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stats_of_even_and_odd_counts() {
+        assert_eq!(Stats::of(vec![3.0, 1.0, 2.0]), Stats { median: 2.0, min: 1.0, max: 3.0 });
+        assert_eq!(Stats::of(vec![4.0, 1.0, 2.0, 3.0]).median, 2.5);
+        assert_eq!(Stats::of(vec![]).median, 0.0);
+    }
+
+    #[test]
+    fn a_program_that_exits_early_is_reported_with_its_stderr() {
+        let target = Target {
+            name: "sh".into(),
+            program: "/bin/sh".into(),
+            args: vec!["-c".into(), "echo broken config >&2; exit 3".into()],
+            env: vec![],
+        };
+        let err = format!("{:#}", run_once(&target, None).unwrap_err());
+        assert!(err.contains("exited with exit status: 3"), "{err}");
+        assert!(err.contains("broken config"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_program_is_a_clear_error() {
+        let err = format!("{:#}", run_once(&Target::new("nope", "/nonexistent/server"), None).unwrap_err());
+        assert!(err.contains("cannot start /nonexistent/server"), "{err}");
+    }
+}

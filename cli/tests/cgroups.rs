@@ -1,0 +1,140 @@
+//! The probe in real cgroup v1 hierarchies, end to end: `cargo-coldstart doctor --json`
+//! started inside cgroups that this test creates (cgroups-rs) and removes.
+//!
+//! Needs root. Outside CI a non-root run skips with a printed reason; under `CI=true`
+//! it fails, because CI must exercise the real thing.
+
+use std::process::Command;
+
+use cargo_coldstart::cgroup::{Limits, TempCgroup};
+use serde_json::Value;
+
+const DOCTOR: &str = env!("CARGO_BIN_EXE_cargo-coldstart");
+
+fn can_run(test: &str) -> bool {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        return true;
+    }
+    assert!(std::env::var_os("CI").is_none(), "{test}: needs root, and CI must run it");
+    eprintln!("SKIPPED {test}: creating cgroups needs root");
+    false
+}
+
+fn name(test: &str) -> String {
+    format!("coldstart-test-{}-{test}", std::process::id())
+}
+
+fn doctor(mut command: Command) -> Value {
+    let out = command.output().expect("doctor runs");
+    assert!(out.status.success(), "doctor failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("doctor prints JSON")
+}
+
+fn doctor_in(cgroup: &TempCgroup, wrapper: &[&str], env: &[(&str, &str)]) -> Value {
+    let mut command = match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut c = Command::new(program);
+            c.args(args).arg(DOCTOR);
+            c
+        }
+        None => Command::new(DOCTOR),
+    };
+    command.args(["doctor", "--json"]).env_remove("AWS_LAMBDA_FUNCTION_MEMORY_SIZE").envs(env.iter().copied());
+    cgroup.join_before_exec(&mut command).expect("join");
+    doctor(command)
+}
+
+const HALF_CPU_64M: Limits = Limits { cpus: Some(0.5), memory_bytes: Some(64 << 20) };
+
+#[test]
+fn quota_and_memory_limit_of_the_processs_own_cgroup() {
+    if !can_run("quota_and_memory_limit") {
+        return;
+    }
+    let cg = TempCgroup::create(&name("own"), HALF_CPU_64M).unwrap();
+    let v = doctor_in(&cg, &[], &[]);
+    assert_eq!(v["limits"]["cpu_cores"], 0.5, "{v:#}");
+    assert_eq!(v["limits"]["memory_bytes"], 67_108_864u64, "{v:#}");
+    assert_eq!(v["limits"]["sources"]["cpu_cores"]["kind"], "cgroup_v1");
+    assert_eq!(v["plan"]["strategy"], "minimal");
+    assert_eq!(v["plan"]["flavor"], "current_thread");
+    assert_eq!(v["plan"]["worker_threads"], 1);
+}
+
+#[test]
+fn nested_limit_on_the_parent_only() {
+    if !can_run("nested") {
+        return;
+    }
+    let parent_name = name("parent");
+    let parent = TempCgroup::create(&parent_name, HALF_CPU_64M).unwrap();
+    let child = TempCgroup::create(&format!("{parent_name}/child"), Limits { cpus: None, memory_bytes: None }).unwrap();
+    let v = doctor_in(&child, &[], &[]);
+    assert_eq!(v["limits"]["cpu_cores"], 0.5, "{v:#}");
+    assert_eq!(v["limits"]["memory_bytes"], 67_108_864u64, "{v:#}");
+    let source = v["limits"]["sources"]["cpu_cores"]["detail"].as_str().unwrap();
+    assert!(source.ends_with(&format!("{parent_name}/cpu.cfs_quota_us")), "{source}");
+    drop(child);
+    drop(parent);
+}
+
+#[test]
+fn cgroup_namespace_whose_paths_read_slash_dot_dot() {
+    if !can_run("cgroupns") {
+        return;
+    }
+    let cg = TempCgroup::create(&name("ns"), Limits { cpus: Some(0.75), memory_bytes: Some(96 << 20) }).unwrap();
+    // Inside `unshare --cgroup`, /proc/self/cgroup says `/` and mountinfo shows the
+    // host's cgroup mounts with a root of `/..`.
+    let v = doctor_in(&cg, &["unshare", "--cgroup"], &[]);
+    assert_eq!(v["limits"]["cpu_cores"], 0.75, "{v:#}");
+    assert_eq!(v["limits"]["memory_bytes"], 100_663_296u64, "{v:#}");
+}
+
+#[test]
+fn affinity_restricted_with_taskset() {
+    if !can_run("taskset") {
+        return;
+    }
+    let mut command = Command::new("taskset");
+    command.args(["-c", "0", DOCTOR, "doctor", "--json"]);
+    let v = doctor(command);
+    assert_eq!(v["limits"]["cpu_cores"], 1.0, "{v:#}");
+    assert_eq!(v["limits"]["sources"]["cpu_cores"]["kind"], "sched_getaffinity");
+    assert_eq!(v["limits"]["host_cpus"], 1);
+}
+
+#[test]
+fn lambda_inside_a_real_cgroup_keeps_the_minimum() {
+    if !can_run("lambda-cgroup") {
+        return;
+    }
+    let cg = TempCgroup::create(&name("lambda"), HALF_CPU_64M).unwrap();
+    let v = doctor_in(&cg, &[], &[("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")]);
+    assert_eq!(v["limits"]["platform"], "aws-lambda");
+    assert_eq!(v["limits"]["memory_bytes"], 67_108_864u64, "the cgroup is tighter: {v:#}");
+    let cores = v["limits"]["cpu_cores"].as_f64().unwrap();
+    assert!((cores - 128.0 / 1769.0).abs() < 1e-9, "Lambda's share is tighter: {cores}");
+    assert_eq!(v["limits"]["sources"]["cpu_cores"]["kind"], "lambda");
+}
+
+#[test]
+fn lambda_without_a_cgroup_limit() {
+    let mut command = Command::new(DOCTOR);
+    command.args(["doctor", "--json"]).env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1769");
+    let v = doctor(command);
+    assert_eq!(v["limits"]["cpu_cores"], 1.0, "{v:#}");
+    assert_eq!(v["limits"]["memory_bytes"], 1769u64 << 20);
+    assert_eq!(v["plan"]["strategy"], "balanced");
+}
+
+#[test]
+fn invalid_variable_is_one_line_and_exit_78() {
+    let out = Command::new(DOCTOR).args(["doctor"]).env("COLDSTART_STRATEGY", "fast").output().unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "error: set COLDSTART_STRATEGY to one of `minimal`, `balanced`, `throughput`, got `fast`\n"
+    );
+}
