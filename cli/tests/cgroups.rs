@@ -126,7 +126,7 @@ fn lambda_without_a_cgroup_limit() {
     let v = doctor(command);
     assert_eq!(v["limits"]["cpu_cores"], 1.0, "{v:#}");
     assert_eq!(v["limits"]["memory_bytes"], 1769u64 << 20);
-    assert_eq!(v["plan"]["strategy"], "balanced");
+    assert_eq!(v["plan"]["strategy"], "minimal", "exactly one vCPU");
 }
 
 #[test]

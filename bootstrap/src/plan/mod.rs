@@ -22,8 +22,10 @@ use settings::*;
 /// Below this much memory the plan is `minimal` whatever the CPU: on a small board,
 /// RSS matters more than throughput.
 pub const MINIMAL_BELOW_MEMORY: u64 = 128 << 20;
-/// Below this many cores the plan is `minimal` (one thread, no CFS stall at start-up).
-pub const MINIMAL_BELOW_CORES: f64 = 1.0;
+/// Up to this many cores the plan is `minimal`: with at most one core of quota a
+/// second thread has no parallel capacity to use, and current_thread answered first
+/// fastest at every quota measured (BENCHMARKS.md, "Plan thresholds").
+pub const MINIMAL_UP_TO_CORES: f64 = 1.0;
 /// At or above this many cores, and [`THROUGHPUT_FROM_MEMORY`], the plan is `throughput`.
 pub const THROUGHPUT_FROM_CORES: f64 = 4.0;
 /// See [`THROUGHPUT_FROM_CORES`].
@@ -37,7 +39,7 @@ pub const DEFAULT_STACK_SIZE: usize = 2 << 20;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Strategy {
     /// One thread (current_thread scheduler), a small blocking pool, an allocator that
-    /// returns memory at once. For budgets under one CPU or under 128 MiB.
+    /// returns memory at once. For budgets of at most one CPU or under 128 MiB.
     Minimal,
     /// A multi-thread scheduler sized to the CPU quota, default allocator settings.
     Balanced,
@@ -172,8 +174,8 @@ impl Plan {
 
         let derived = if memory < MINIMAL_BELOW_MEMORY {
             (Strategy::Minimal, Why::MemoryBelow { bytes: memory, threshold: MINIMAL_BELOW_MEMORY, known: memory_known })
-        } else if cores < MINIMAL_BELOW_CORES {
-            (Strategy::Minimal, Why::CoresBelow { cores, threshold: MINIMAL_BELOW_CORES, known: cores_known })
+        } else if cores <= MINIMAL_UP_TO_CORES {
+            (Strategy::Minimal, Why::CoresAtMost { cores, threshold: MINIMAL_UP_TO_CORES, known: cores_known })
         } else if cores >= THROUGHPUT_FROM_CORES && memory >= THROUGHPUT_FROM_MEMORY {
             (Strategy::Throughput, Why::RoomForThroughput { cores, bytes: memory })
         } else {

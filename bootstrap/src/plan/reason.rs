@@ -39,8 +39,8 @@ pub enum Why {
         /// Whether the budget was known.
         known: bool,
     },
-    /// CPU below a threshold.
-    CoresBelow {
+    /// CPU at or below a threshold.
+    CoresAtMost {
         /// The cores planned for.
         cores: f64,
         /// The threshold.
@@ -149,8 +149,8 @@ impl fmt::Display for Reason {
             Why::MemoryBelow { bytes, threshold, known } => {
                 write!(f, "memory {} is below {}{}", Bytes(bytes), Bytes(threshold), fallback(known))
             }
-            Why::CoresBelow { cores, threshold, known } => {
-                write!(f, "CPU {cores:.2} cores is below {threshold}{}", fallback(known))
+            Why::CoresAtMost { cores, threshold, known } => {
+                write!(f, "CPU {cores:.2} cores is at most {threshold}{}", fallback(known))
             }
             Why::RoomForThroughput { cores, bytes } => {
                 write!(f, "CPU {cores:.2} cores and memory {} leave room for throughput", Bytes(bytes))

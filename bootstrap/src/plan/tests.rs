@@ -18,7 +18,9 @@ fn quarter_cpu_is_minimal_current_thread() {
     assert_eq!(plan.strategy.value, Strategy::Minimal);
     assert_eq!(plan.flavor.value, Flavor::CurrentThread);
     assert_eq!(plan.worker_threads.value, 1);
-    assert_eq!(plan.strategy.reason.to_string(), "CPU 0.25 cores is below 1");
+    assert_eq!(plan.strategy.reason.to_string(), "CPU 0.25 cores is at most 1");
+    let one = Plan::from_budget(&budget(Some(1.0), Some(1 << 30)), &Settings::NONE, &none()).unwrap();
+    assert_eq!(one.flavor.value, Flavor::CurrentThread, "one core of quota: no parallel capacity");
 }
 
 #[test]
@@ -33,6 +35,7 @@ fn small_memory_is_minimal_even_with_cpus() {
 fn fractional_cores_round_up_within_the_affinity_mask() {
     let plan = Plan::from_budget(&budget(Some(1.5), Some(1 << 30)), &Settings::NONE, &none()).unwrap();
     assert_eq!(plan.strategy.value, Strategy::Balanced);
+    assert_eq!(plan.worker_threads.reason.to_string(), "one worker per started core of 1.50");
     assert_eq!(plan.flavor.value, Flavor::MultiThread);
     assert_eq!(plan.worker_threads.value, 2);
     let plan = Plan::from_budget(&budget(Some(8.0), Some(4 << 30)), &Settings::NONE, &none()).unwrap();

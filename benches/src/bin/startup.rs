@@ -1,0 +1,175 @@
+//! The start-up harness: whole processes, exec to first HTTP response, RSS and threads
+//! at first response, alternating runs; unconstrained and, as root, inside a real
+//! cgroup (default 0.25 CPU, 64 MiB). Uses the measurement engine of
+//! `cargo-coldstart`.
+//!
+//! ```text
+//! cargo build --release -p http-server -p coldstart-benches --bins
+//! target/release/startup --runs 40
+//! target/release/startup --runs 40 --cpus 0.5 --memory 128M --only-cgroup \
+//!     --target floor=baseline-current-thread --target tokio=baseline-tokio
+//! target/release/startup --target on=http-server,COLDSTART_PREWARM=on \
+//!     --target off=http-server,COLDSTART_PREWARM=off
+//! ```
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use cargo_coldstart::cgroup::{self, Limits, TempCgroup};
+use cargo_coldstart::measure::{self, Series, Target};
+
+const HELP: &str = "\
+startup: exec-to-first-response of whole processes, alternating runs
+
+    startup [--runs N] [--cpus X] [--memory SIZE] [--no-cgroup | --only-cgroup]
+            [--target NAME=PROGRAM[,VAR=VALUE...]]... [--baseline NAME] [--json]
+
+Defaults: 30 runs each of http-server, baseline-tokio and baseline-current-thread
+(found next to this executable), unconstrained and then, as root, inside a cgroup
+of 0.25 CPU and 64M. Ratios are against --baseline (default baseline-tokio).
+";
+
+struct Args {
+    runs: usize,
+    limits: Limits,
+    unconstrained: bool,
+    constrained: bool,
+    targets: Vec<Target>,
+    baseline: String,
+    json: bool,
+}
+
+fn sibling(name: &str) -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let path = exe.with_file_name(name);
+    if !path.exists() {
+        bail!(
+            "{} does not exist; build it first: cargo build --release -p http-server -p coldstart-benches --bins",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+fn parse_target(spec: &str) -> anyhow::Result<Target> {
+    let (name, rest) = spec
+        .split_once('=')
+        .with_context(|| format!("set --target to NAME=PROGRAM[,VAR=VALUE...], got `{spec}`"))?;
+    let mut parts = rest.split(',');
+    let program = parts.next().unwrap_or_default();
+    let path = if program.contains('/') { PathBuf::from(program) } else { sibling(program)? };
+    let mut target = Target::new(name, path);
+    for kv in parts {
+        let (k, v) = kv.split_once('=').with_context(|| format!("`{kv}` in --target is not VAR=VALUE"))?;
+        target.env.push((k.into(), v.into()));
+    }
+    Ok(target)
+}
+
+fn parse_args() -> anyhow::Result<Args> {
+    let mut args = Args {
+        runs: 30,
+        limits: Limits { cpus: Some(0.25), memory_bytes: Some(64 << 20) },
+        unconstrained: true,
+        constrained: true,
+        targets: Vec::new(),
+        baseline: "baseline-tokio".into(),
+        json: false,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let mut value = || it.next().with_context(|| format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--runs" => {
+                let v = value()?;
+                args.runs = v.parse().ok().filter(|n| *n > 0).with_context(|| format!("set --runs to a whole number above 0, got `{v}`"))?;
+            }
+            "--cpus" => args.limits.cpus = Some(cgroup::parse_cpus(&value()?)?),
+            "--memory" => args.limits.memory_bytes = Some(cgroup::parse_size(&value()?)?),
+            "--no-cgroup" => args.constrained = false,
+            "--only-cgroup" => args.unconstrained = false,
+            "--target" => args.targets.push(parse_target(&value()?)?),
+            "--baseline" => args.baseline = value()?,
+            "--json" => args.json = true,
+            "-h" | "--help" => {
+                print!("{HELP}");
+                std::process::exit(0);
+            }
+            other => bail!("unknown argument `{other}`\n{HELP}"),
+        }
+    }
+    if args.targets.is_empty() {
+        for name in ["http-server", "baseline-tokio", "baseline-current-thread"] {
+            args.targets.push(Target::new(name, sibling(name)?));
+        }
+    }
+    Ok(args)
+}
+
+fn progress(label: &str) -> impl FnMut(usize, usize) + '_ {
+    move |done, total| {
+        let width = 30;
+        let filled = done * width / total.max(1);
+        eprint!("\r{label} [{}{}] {done}/{total}", "#".repeat(filled), " ".repeat(width - filled));
+        if done == total {
+            eprintln!();
+        }
+        let _ = std::io::stderr().flush();
+    }
+}
+
+fn series_json(series: &[Series]) -> serde_json::Value {
+    serde_json::Value::Array(
+        series
+            .iter()
+            .map(|s| {
+                let (t, r, th) = (s.first_response_ms(), s.rss_mib(), s.threads());
+                serde_json::json!({
+                    "name": s.name,
+                    "runs": s.samples.len(),
+                    "first_response_ms": { "median": t.median, "min": t.min, "max": t.max },
+                    "rss_mib": { "median": r.median, "min": r.min, "max": r.max },
+                    "threads": { "median": th.median },
+                })
+            })
+            .collect(),
+    )
+}
+
+fn main() -> anyhow::Result<()> {
+    let args = parse_args()?;
+    let mut report = serde_json::Map::new();
+    if args.unconstrained {
+        let series = measure::alternate(&args.targets, args.runs, None, progress("unconstrained"))?;
+        if args.json {
+            report.insert("unconstrained".into(), series_json(&series));
+        } else {
+            println!("unconstrained, {} alternating runs each\n{}", args.runs, measure::table(&series, &args.baseline));
+        }
+    }
+    if args.constrained {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("skipping the cgroup runs: creating a cgroup needs root");
+        } else {
+            let name = format!("coldstart-bench-{}", std::process::id());
+            let cg = TempCgroup::create(&name, args.limits)?;
+            let label = format!(
+                "cgroup {} CPU, {} MiB",
+                args.limits.cpus.map_or("unlimited".into(), |c| c.to_string()),
+                args.limits.memory_bytes.map_or(0, |m| m >> 20)
+            );
+            let series = measure::alternate(&args.targets, args.runs, Some(&cg), progress(&label))?;
+            if args.json {
+                report.insert("cgroup".into(), series_json(&series));
+            } else {
+                println!("{label}, {} alternating runs each (joining the cgroup is not in the interval)\n{}", args.runs, measure::table(&series, &args.baseline));
+            }
+        }
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    }
+    Ok(())
+}
