@@ -5,6 +5,8 @@
 //! layouts are test doubles: directory trees shaped like `/proc` and `/sys/fs/cgroup`.
 //! The real v1 hierarchy is covered end to end in `cli/tests/cgroups.rs`.
 
+#![allow(clippy::unwrap_used)] // a test fails loudly on a broken fixture
+
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -19,7 +21,8 @@ struct Tree {
 
 impl Tree {
     fn new(name: &str) -> Tree {
-        let root = std::env::temp_dir().join(format!("coldstart-fixture-{}-{name}", std::process::id()));
+        let root =
+            std::env::temp_dir().join(format!("coldstart-fixture-{}-{name}", std::process::id()));
         let _ = fs::remove_dir_all(&root);
         fs::create_dir_all(&root).unwrap();
         Tree { root }
@@ -41,13 +44,19 @@ impl Tree {
     fn v2(name: &str, cgroup: &str) -> Tree {
         let t = Tree::new(name);
         t.file("/proc/self/cgroup", &format!("0::{cgroup}\n"));
-        t.file("/sys/fs/cgroup/cgroup.controllers", "cpuset cpu io memory pids\n");
+        t.file(
+            "/sys/fs/cgroup/cgroup.controllers",
+            "cpuset cpu io memory pids\n",
+        );
         t.dir(&format!("/sys/fs/cgroup{cgroup}"));
         // Every non-root v2 cgroup has cgroup.type.
         let mut dir = PathBuf::from(cgroup);
         while dir.parent().is_some() {
             if dir != Path::new("/") {
-                t.file(&format!("/sys/fs/cgroup{}/cgroup.type", dir.display()), "domain\n");
+                t.file(
+                    &format!("/sys/fs/cgroup{}/cgroup.type", dir.display()),
+                    "domain\n",
+                );
             }
             dir.pop();
         }
@@ -59,7 +68,11 @@ impl Tree {
     }
 
     fn probe_with(&self, env: Env) -> coldstart_bootstrap::Budget {
-        Probe::new().root(&self.root).env(env).host(HOST_CPUS, HOST_MEMORY).run()
+        Probe::new()
+            .root(&self.root)
+            .env(env)
+            .host(HOST_CPUS, HOST_MEMORY)
+            .run()
     }
 }
 
@@ -84,7 +97,11 @@ fn v2_leaf_limit() {
     let b = t.probe();
     assert_eq!(b.cgroup_version, CgroupVersion::V2);
     assert_eq!(b.cpu_cores.value, Some(0.5));
-    assert!(matches!(&b.cpu_cores.source, Source::CgroupV2(p) if p.ends_with("/app/cpu.max")), "{:?}", b.cpu_cores);
+    assert!(
+        matches!(&b.cpu_cores.source, Source::CgroupV2(p) if p.ends_with("/app/cpu.max")),
+        "{:?}",
+        b.cpu_cores
+    );
     assert_eq!(b.memory_bytes.value, Some(64 << 20));
 }
 
@@ -151,7 +168,11 @@ fn garbage_makes_the_figure_unknown_with_the_reason() {
     let cases = [
         ("cpu.max", "50000 0\n", "period is 0"),
         ("cpu.max", "-50000 100000\n", "is negative"),
-        ("cpu.max", "99999999999999999999999 100000\n", "does not fit in 64 bits"),
+        (
+            "cpu.max",
+            "99999999999999999999999 100000\n",
+            "does not fit in 64 bits",
+        ),
         ("cpu.max", "\u{1}\u{2}garbage\n", "is not a number"),
         ("cpu.max", "", "file is empty"),
     ];
@@ -161,7 +182,9 @@ fn garbage_makes_the_figure_unknown_with_the_reason() {
         let b = t.probe();
         assert_eq!(b.cpu_cores.value, None, "{contents:?}");
         match &b.cpu_cores.source {
-            Source::Unknown(why) => assert!(why.contains(reason) && why.contains("cpu.max"), "{why}"),
+            Source::Unknown(why) => {
+                assert!(why.contains(reason) && why.contains("cpu.max"), "{why}")
+            }
             other => panic!("{contents:?} gave {other:?}"),
         }
         // The other figure and the fallbacks are still there.
@@ -170,7 +193,9 @@ fn garbage_makes_the_figure_unknown_with_the_reason() {
     }
     let t = Tree::v2("garbage-mem", "/svc");
     t.file("/sys/fs/cgroup/svc/memory.max", "-1\n");
-    assert!(matches!(t.probe().memory_bytes.source, Source::Unknown(ref why) if why.contains("negative")));
+    assert!(
+        matches!(t.probe().memory_bytes.source, Source::Unknown(ref why) if why.contains("negative"))
+    );
 }
 
 #[test]
@@ -178,7 +203,11 @@ fn unreadable_file_is_unknown_not_a_panic() {
     let t = Tree::v2("unreadable", "/svc");
     t.dir("/sys/fs/cgroup/svc/cpu.max"); // a directory: read fails with EISDIR
     let b = t.probe();
-    assert!(matches!(&b.cpu_cores.source, Source::Unknown(why) if why.starts_with("cannot read")), "{:?}", b.cpu_cores);
+    assert!(
+        matches!(&b.cpu_cores.source, Source::Unknown(why) if why.starts_with("cannot read")),
+        "{:?}",
+        b.cpu_cores
+    );
 }
 
 #[test]
@@ -201,12 +230,21 @@ fn no_proc_at_all_means_host_figures() {
 #[test]
 fn hybrid_takes_v1_controllers() {
     let t = Tree::new("hybrid");
-    t.file("/proc/self/cgroup", "9:name=systemd:/\n4:memory:/svc\n1:cpu,cpuacct:/svc\n0::/\n")
-        .file("/sys/fs/cgroup/unified/cgroup.controllers", "\n")
-        .file("/sys/fs/cgroup/cpu,cpuacct/release_agent", "\n")
-        .file("/sys/fs/cgroup/cpu,cpuacct/svc/cpu.cfs_quota_us", "50000\n")
-        .file("/sys/fs/cgroup/cpu,cpuacct/svc/cpu.cfs_period_us", "100000\n")
-        .file("/sys/fs/cgroup/memory/svc/memory.limit_in_bytes", "67108864\n");
+    t.file(
+        "/proc/self/cgroup",
+        "9:name=systemd:/\n4:memory:/svc\n1:cpu,cpuacct:/svc\n0::/\n",
+    )
+    .file("/sys/fs/cgroup/unified/cgroup.controllers", "\n")
+    .file("/sys/fs/cgroup/cpu,cpuacct/release_agent", "\n")
+    .file("/sys/fs/cgroup/cpu,cpuacct/svc/cpu.cfs_quota_us", "50000\n")
+    .file(
+        "/sys/fs/cgroup/cpu,cpuacct/svc/cpu.cfs_period_us",
+        "100000\n",
+    )
+    .file(
+        "/sys/fs/cgroup/memory/svc/memory.limit_in_bytes",
+        "67108864\n",
+    );
     let b = t.probe();
     assert_eq!(b.cgroup_version, CgroupVersion::Hybrid);
     assert_eq!(b.cpu_cores.value, Some(0.5));
@@ -254,10 +292,16 @@ fn namespace_whose_mount_lies_above_is_found_by_search() {
     // shows the mount root as `/../..`, the real cgroup is two levels down.
     let t = Tree::new("cgroupns");
     t.file("/proc/self/cgroup", "0::/\n")
-        .file("/proc/self/mountinfo", "41 31 0:38 /../.. /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n")
+        .file(
+            "/proc/self/mountinfo",
+            "41 31 0:38 /../.. /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n",
+        )
         .file("/sys/fs/cgroup/cgroup.controllers", "cpu memory\n")
         .file("/sys/fs/cgroup/other/x/cgroup.procs", "1\n2\n")
-        .file("/sys/fs/cgroup/svc/ns/cgroup.procs", &format!("17\n{}\n", std::process::id()))
+        .file(
+            "/sys/fs/cgroup/svc/ns/cgroup.procs",
+            &format!("17\n{}\n", std::process::id()),
+        )
         .file("/sys/fs/cgroup/svc/ns/cgroup.type", "domain\n")
         .file("/sys/fs/cgroup/svc/cgroup.type", "domain\n")
         .file("/sys/fs/cgroup/svc/cpu.max", "30000 100000\n")
@@ -271,7 +315,10 @@ fn namespace_whose_mount_lies_above_is_found_by_search() {
 fn mount_at_an_unusual_place_is_found_in_mountinfo() {
     let t = Tree::new("unusual");
     t.file("/proc/self/cgroup", "0::/svc\n")
-        .file("/proc/self/mountinfo", "22 1 0:5 / /cg rw - cgroup2 none rw\n")
+        .file(
+            "/proc/self/mountinfo",
+            "22 1 0:5 / /cg rw - cgroup2 none rw\n",
+        )
         .file("/cg/svc/cgroup.type", "domain\n")
         .file("/cg/svc/memory.max", "1048576000\n");
     assert_eq!(t.probe().memory_bytes.value, Some(1_048_576_000));
@@ -283,7 +330,10 @@ fn lambda_gives_a_cpu_share_and_memory() {
     let b = t.probe_with(Env::fixed([("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1024")]));
     assert_eq!(b.platform, Platform::AwsLambda);
     assert_eq!(b.memory_bytes.value, Some(1024 << 20));
-    assert_eq!(b.memory_bytes.source, Source::Lambda("AWS_LAMBDA_FUNCTION_MEMORY_SIZE"));
+    assert_eq!(
+        b.memory_bytes.source,
+        Source::Lambda("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
+    );
     let cores = b.cpu_cores.value.unwrap();
     assert!((cores - 1024.0 / 1769.0).abs() < 1e-9, "{cores}");
 }
@@ -303,5 +353,7 @@ fn lambda_with_a_tighter_cgroup_keeps_the_minimum() {
 fn malformed_lambda_memory_is_unknown_with_the_variable_named() {
     let t = Tree::new("lambda-bad");
     let b = t.probe_with(Env::fixed([("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "lots")]));
-    assert!(matches!(&b.memory_bytes.source, Source::Unknown(why) if why.contains("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")));
+    assert!(
+        matches!(&b.memory_bytes.source, Source::Unknown(why) if why.contains("AWS_LAMBDA_FUNCTION_MEMORY_SIZE"))
+    );
 }

@@ -40,13 +40,18 @@ impl TempCgroup {
             bail!("creating a cgroup needs root; run as root or drop --cpus/--memory");
         }
         let hierarchy = hierarchies::auto();
-        let mut builder = CgroupBuilder::new(name).set_specified_controllers(vec!["cpu".into(), "memory".into()]);
+        let mut builder =
+            CgroupBuilder::new(name).set_specified_controllers(vec!["cpu".into(), "memory".into()]);
         if let Some(cpus) = limits.cpus {
             if !(cpus > 0.0 && cpus.is_finite()) {
                 bail!("a CPU limit must be a positive number of cores, got {cpus}");
             }
             let quota = (cpus * PERIOD_US as f64).round() as i64;
-            builder = builder.cpu().period(PERIOD_US).quota(quota.max(1000)).done();
+            builder = builder
+                .cpu()
+                .period(PERIOD_US)
+                .quota(quota.max(1000))
+                .done();
         }
         if let Some(bytes) = limits.memory_bytes {
             let bytes = i64::try_from(bytes).context("memory limit does not fit in 63 bits")?;
@@ -55,7 +60,10 @@ impl TempCgroup {
         let cgroup = builder
             .build(hierarchy)
             .with_context(|| format!("cannot create cgroup {name} with {limits:?}"))?;
-        Ok(TempCgroup { cgroup, name: name.to_owned() })
+        Ok(TempCgroup {
+            cgroup,
+            name: name.to_owned(),
+        })
     }
 
     /// The `cgroup.procs` files a process writes `0` to in order to join this cgroup
@@ -90,7 +98,12 @@ impl TempCgroup {
         let files: Vec<std::fs::File> = self
             .procs_files()
             .iter()
-            .map(|p| std::fs::File::options().write(true).open(p).with_context(|| format!("cannot open {}", p.display())))
+            .map(|p| {
+                std::fs::File::options()
+                    .write(true)
+                    .open(p)
+                    .with_context(|| format!("cannot open {}", p.display()))
+            })
             .collect::<anyhow::Result<_>>()?;
         // SAFETY: runs in the forked child before exec; it only calls write(2) on
         // descriptors the closure owns (close-on-exec) and does not allocate.

@@ -35,7 +35,11 @@ pub fn render(options: &Options) -> Result<String, coldstart_bootstrap::PlanErro
         text.push('\n');
         text
     } else {
-        Report { budget: &budget, plan: &plan }.to_string()
+        Report {
+            budget: &budget,
+            plan: &plan,
+        }
+        .to_string()
     })
 }
 

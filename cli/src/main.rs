@@ -58,7 +58,9 @@ fn doctor_command(args: &[String]) -> ExitCode {
                 return ExitCode::SUCCESS;
             }
             other => {
-                eprintln!("error: unknown option `{other}` for doctor; the options are: --json, --root DIR");
+                eprintln!(
+                    "error: unknown option `{other}` for doctor; the options are: --json, --root DIR"
+                );
                 return ExitCode::from(2);
             }
         }

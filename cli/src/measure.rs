@@ -36,7 +36,12 @@ pub struct Target {
 impl Target {
     /// A target that runs `program` with no arguments.
     pub fn new(name: impl Into<String>, program: impl Into<PathBuf>) -> Target {
-        Target { name: name.into(), program: program.into(), args: Vec::new(), env: Vec::new() }
+        Target {
+            name: name.into(),
+            program: program.into(),
+            args: Vec::new(),
+            env: Vec::new(),
+        }
     }
 }
 
@@ -65,8 +70,12 @@ pub const RUN_TIMEOUT: Duration = Duration::from_secs(10);
 pub fn run_once(target: &Target, cgroup: Option<&TempCgroup>) -> anyhow::Result<Sample> {
     let port = free_port()?;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let stderr_path = std::env::temp_dir().join(format!("coldstart-measure-{}-{port}.stderr", std::process::id()));
-    let stderr = File::create(&stderr_path).with_context(|| format!("cannot create {}", stderr_path.display()))?;
+    let stderr_path = std::env::temp_dir().join(format!(
+        "coldstart-measure-{}-{port}.stderr",
+        std::process::id()
+    ));
+    let stderr = File::create(&stderr_path)
+        .with_context(|| format!("cannot create {}", stderr_path.display()))?;
     let result = measure(target, cgroup, addr, stderr, &stderr_path);
     let _ = std::fs::remove_file(&stderr_path);
     result
@@ -152,13 +161,22 @@ fn measure(
     };
     stream.set_read_timeout(Some(RUN_TIMEOUT))?;
     stream.write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")?;
-    let response = read_response(&mut stream).with_context(|| format!("{} sent no complete response", target.name))?;
+    let response = read_response(&mut stream)
+        .with_context(|| format!("{} sent no complete response", target.name))?;
     let first_response = start.elapsed();
     let (rss_bytes, threads) = status_of(child.0.id())?;
     if !response.starts_with(b"HTTP/1.1 200") {
-        bail!("{} answered {:?}", target.name, String::from_utf8_lossy(&response[..response.len().min(40)]));
+        bail!(
+            "{} answered {:?}",
+            target.name,
+            String::from_utf8_lossy(&response[..response.len().min(40)])
+        );
     }
-    Ok(Sample { first_response, rss_bytes, threads })
+    Ok(Sample {
+        first_response,
+        rss_bytes,
+        threads,
+    })
 }
 
 /// Kills and reaps the child however the run ends.
@@ -172,7 +190,10 @@ impl Drop for KillOnDrop {
 }
 
 fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0").context("cannot find a free port")?.local_addr()?.port())
+    Ok(TcpListener::bind("127.0.0.1:0")
+        .context("cannot find a free port")?
+        .local_addr()?
+        .port())
 }
 
 fn pipe() -> anyhow::Result<(OwnedFd, OwnedFd)> {
@@ -186,7 +207,11 @@ fn pipe() -> anyhow::Result<(OwnedFd, OwnedFd)> {
 }
 
 fn wait_readable(fd: &OwnedFd, timeout: Duration) -> bool {
-    let mut pfd = libc::pollfd { fd: fd.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    let mut pfd = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
     let ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
     // SAFETY: one valid pollfd.
     let n = unsafe { libc::poll(&mut pfd, 1, ms) };
@@ -249,7 +274,11 @@ fn tail(path: &std::path::Path) -> String {
     let lines: Vec<&str> = text.lines().collect();
     let start = lines.len().saturating_sub(10);
     let out = lines[start..].join("\n");
-    if out.is_empty() { "(nothing)".into() } else { out }
+    if out.is_empty() {
+        "(nothing)".into()
+    } else {
+        out
+    }
 }
 
 /// All runs of one target.
@@ -276,24 +305,46 @@ impl Stats {
     /// Stats of `values`; all zero when empty.
     pub fn of(mut values: Vec<f64>) -> Stats {
         if values.is_empty() {
-            return Stats { median: 0.0, min: 0.0, max: 0.0 };
+            return Stats {
+                median: 0.0,
+                min: 0.0,
+                max: 0.0,
+            };
         }
         values.sort_by(f64::total_cmp);
         let n = values.len();
-        let median = if n % 2 == 1 { values[n / 2] } else { (values[n / 2 - 1] + values[n / 2]) / 2.0 };
-        Stats { median, min: values[0], max: values[n - 1] }
+        let median = if n % 2 == 1 {
+            values[n / 2]
+        } else {
+            (values[n / 2 - 1] + values[n / 2]) / 2.0
+        };
+        Stats {
+            median,
+            min: values[0],
+            max: values[n - 1],
+        }
     }
 }
 
 impl Series {
     /// Time to first response in milliseconds.
     pub fn first_response_ms(&self) -> Stats {
-        Stats::of(self.samples.iter().map(|s| s.first_response.as_secs_f64() * 1e3).collect())
+        Stats::of(
+            self.samples
+                .iter()
+                .map(|s| s.first_response.as_secs_f64() * 1e3)
+                .collect(),
+        )
     }
 
     /// RSS at first response in MiB.
     pub fn rss_mib(&self) -> Stats {
-        Stats::of(self.samples.iter().map(|s| s.rss_bytes as f64 / (1 << 20) as f64).collect())
+        Stats::of(
+            self.samples
+                .iter()
+                .map(|s| s.rss_bytes as f64 / (1 << 20) as f64)
+                .collect(),
+        )
     }
 
     /// Threads at first response.
@@ -314,13 +365,20 @@ pub fn alternate(
     cgroup: Option<&TempCgroup>,
     mut progress: impl FnMut(usize, usize),
 ) -> anyhow::Result<Vec<Series>> {
-    let mut series: Vec<Series> = targets.iter().map(|t| Series { name: t.name.clone(), samples: Vec::new() }).collect();
+    let mut series: Vec<Series> = targets
+        .iter()
+        .map(|t| Series {
+            name: t.name.clone(),
+            samples: Vec::new(),
+        })
+        .collect();
     let total = runs * targets.len();
     let mut done = 0;
     for round in 0..runs {
         for k in 0..targets.len() {
             let i = (round + k) % targets.len();
-            let sample = run_once(&targets[i], cgroup).with_context(|| format!("run {} of {}", round + 1, targets[i].name))?;
+            let sample = run_once(&targets[i], cgroup)
+                .with_context(|| format!("run {} of {}", round + 1, targets[i].name))?;
             series[i].samples.push(sample);
             done += 1;
             progress(done, total);
@@ -331,18 +389,37 @@ pub fn alternate(
 
 /// A table of series, with the ratio of each median to the median of `baseline`.
 pub fn table(series: &[Series], baseline: &str) -> String {
-    let base = series.iter().find(|s| s.name == baseline).map(|s| (s.first_response_ms().median, s.rss_mib().median));
-    let width = series.iter().map(|s| s.name.len()).max().unwrap_or(4).max(6);
+    let base = series
+        .iter()
+        .find(|s| s.name == baseline)
+        .map(|s| (s.first_response_ms().median, s.rss_mib().median));
+    let width = series
+        .iter()
+        .map(|s| s.name.len())
+        .max()
+        .unwrap_or(4)
+        .max(6);
     let mut out = format!(
         "{:width$}  {:>7} {:>7} {:>7} {:>8}  {:>8} {:>8}  {:>7}\n",
         "target", "median", "min", "max", "ratio", "RSS MiB", "ratio", "threads"
     );
-    out.push_str(&format!("{:width$}  {:>7} {:>7} {:>7} {:>8}  {:>8} {:>8}  {:>7}\n", "", "ms", "ms", "ms", "time", "median", "RSS", "median"));
+    out.push_str(&format!(
+        "{:width$}  {:>7} {:>7} {:>7} {:>8}  {:>8} {:>8}  {:>7}\n",
+        "", "ms", "ms", "ms", "time", "median", "RSS", "median"
+    ));
     for s in series {
         let t = s.first_response_ms();
         let r = s.rss_mib();
-        let ratio = |v: f64, b: f64| if b > 0.0 { format!("{:.2}x", v / b) } else { "-".into() };
-        let (tr, rr) = base.map_or(("-".into(), "-".into()), |(bt, br)| (ratio(t.median, bt), ratio(r.median, br)));
+        let ratio = |v: f64, b: f64| {
+            if b > 0.0 {
+                format!("{:.2}x", v / b)
+            } else {
+                "-".into()
+            }
+        };
+        let (tr, rr) = base.map_or(("-".into(), "-".into()), |(bt, br)| {
+            (ratio(t.median, bt), ratio(r.median, br))
+        });
         out.push_str(&format!(
             "{:width$}  {:>7.3} {:>7.3} {:>7.3} {:>8}  {:>8.2} {:>8}  {:>7.0}\n",
             s.name,
@@ -364,7 +441,14 @@ mod tests {
 
     #[test]
     fn stats_of_even_and_odd_counts() {
-        assert_eq!(Stats::of(vec![3.0, 1.0, 2.0]), Stats { median: 2.0, min: 1.0, max: 3.0 });
+        assert_eq!(
+            Stats::of(vec![3.0, 1.0, 2.0]),
+            Stats {
+                median: 2.0,
+                min: 1.0,
+                max: 3.0
+            }
+        );
         assert_eq!(Stats::of(vec![4.0, 1.0, 2.0, 3.0]).median, 2.5);
         assert_eq!(Stats::of(vec![]).median, 0.0);
     }
@@ -384,7 +468,10 @@ mod tests {
 
     #[test]
     fn a_missing_program_is_a_clear_error() {
-        let err = format!("{:#}", run_once(&Target::new("nope", "/nonexistent/server"), None).unwrap_err());
+        let err = format!(
+            "{:#}",
+            run_once(&Target::new("nope", "/nonexistent/server"), None).unwrap_err()
+        );
         assert!(err.contains("cannot start /nonexistent/server"), "{err}");
     }
 }

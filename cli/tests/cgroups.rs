@@ -4,6 +4,8 @@
 //! Needs root. Outside CI a non-root run skips with a printed reason; under `CI=true`
 //! it fails, because CI must exercise the real thing.
 
+#![allow(clippy::unwrap_used)] // a test fails loudly on a broken fixture
+
 use std::process::Command;
 
 use cargo_coldstart::cgroup::{Limits, TempCgroup};
@@ -16,7 +18,10 @@ fn can_run(test: &str) -> bool {
     if unsafe { libc::geteuid() } == 0 {
         return true;
     }
-    assert!(std::env::var_os("CI").is_none(), "{test}: needs root, and CI must run it");
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{test}: needs root, and CI must run it"
+    );
     eprintln!("SKIPPED {test}: creating cgroups needs root");
     false
 }
@@ -27,7 +32,11 @@ fn name(test: &str) -> String {
 
 fn doctor(mut command: Command) -> Value {
     let out = command.output().expect("doctor runs");
-    assert!(out.status.success(), "doctor failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "doctor failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).expect("doctor prints JSON")
 }
 
@@ -40,12 +49,18 @@ fn doctor_in(cgroup: &TempCgroup, wrapper: &[&str], env: &[(&str, &str)]) -> Val
         }
         None => Command::new(DOCTOR),
     };
-    command.args(["doctor", "--json"]).env_remove("AWS_LAMBDA_FUNCTION_MEMORY_SIZE").envs(env.iter().copied());
+    command
+        .args(["doctor", "--json"])
+        .env_remove("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
+        .envs(env.iter().copied());
     cgroup.join_before_exec(&mut command).expect("join");
     doctor(command)
 }
 
-const HALF_CPU_64M: Limits = Limits { cpus: Some(0.5), memory_bytes: Some(64 << 20) };
+const HALF_CPU_64M: Limits = Limits {
+    cpus: Some(0.5),
+    memory_bytes: Some(64 << 20),
+};
 
 #[test]
 fn quota_and_memory_limit_of_the_processs_own_cgroup() {
@@ -69,12 +84,24 @@ fn nested_limit_on_the_parent_only() {
     }
     let parent_name = name("parent");
     let parent = TempCgroup::create(&parent_name, HALF_CPU_64M).unwrap();
-    let child = TempCgroup::create(&format!("{parent_name}/child"), Limits { cpus: None, memory_bytes: None }).unwrap();
+    let child = TempCgroup::create(
+        &format!("{parent_name}/child"),
+        Limits {
+            cpus: None,
+            memory_bytes: None,
+        },
+    )
+    .unwrap();
     let v = doctor_in(&child, &[], &[]);
     assert_eq!(v["limits"]["cpu_cores"], 0.5, "{v:#}");
     assert_eq!(v["limits"]["memory_bytes"], 67_108_864u64, "{v:#}");
-    let source = v["limits"]["sources"]["cpu_cores"]["detail"].as_str().unwrap();
-    assert!(source.ends_with(&format!("{parent_name}/cpu.cfs_quota_us")), "{source}");
+    let source = v["limits"]["sources"]["cpu_cores"]["detail"]
+        .as_str()
+        .unwrap();
+    assert!(
+        source.ends_with(&format!("{parent_name}/cpu.cfs_quota_us")),
+        "{source}"
+    );
     drop(child);
     drop(parent);
 }
@@ -84,7 +111,14 @@ fn cgroup_namespace_whose_paths_read_slash_dot_dot() {
     if !can_run("cgroupns") {
         return;
     }
-    let cg = TempCgroup::create(&name("ns"), Limits { cpus: Some(0.75), memory_bytes: Some(96 << 20) }).unwrap();
+    let cg = TempCgroup::create(
+        &name("ns"),
+        Limits {
+            cpus: Some(0.75),
+            memory_bytes: Some(96 << 20),
+        },
+    )
+    .unwrap();
     // Inside `unshare --cgroup`, /proc/self/cgroup says `/` and mountinfo shows the
     // host's cgroup mounts with a root of `/..`.
     let v = doctor_in(&cg, &["unshare", "--cgroup"], &[]);
@@ -101,7 +135,10 @@ fn affinity_restricted_with_taskset() {
     command.args(["-c", "0", DOCTOR, "doctor", "--json"]);
     let v = doctor(command);
     assert_eq!(v["limits"]["cpu_cores"], 1.0, "{v:#}");
-    assert_eq!(v["limits"]["sources"]["cpu_cores"]["kind"], "sched_getaffinity");
+    assert_eq!(
+        v["limits"]["sources"]["cpu_cores"]["kind"],
+        "sched_getaffinity"
+    );
     assert_eq!(v["limits"]["host_cpus"], 1);
 }
 
@@ -113,16 +150,24 @@ fn lambda_inside_a_real_cgroup_keeps_the_minimum() {
     let cg = TempCgroup::create(&name("lambda"), HALF_CPU_64M).unwrap();
     let v = doctor_in(&cg, &[], &[("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")]);
     assert_eq!(v["limits"]["platform"], "aws-lambda");
-    assert_eq!(v["limits"]["memory_bytes"], 67_108_864u64, "the cgroup is tighter: {v:#}");
+    assert_eq!(
+        v["limits"]["memory_bytes"], 67_108_864u64,
+        "the cgroup is tighter: {v:#}"
+    );
     let cores = v["limits"]["cpu_cores"].as_f64().unwrap();
-    assert!((cores - 128.0 / 1769.0).abs() < 1e-9, "Lambda's share is tighter: {cores}");
+    assert!(
+        (cores - 128.0 / 1769.0).abs() < 1e-9,
+        "Lambda's share is tighter: {cores}"
+    );
     assert_eq!(v["limits"]["sources"]["cpu_cores"]["kind"], "lambda");
 }
 
 #[test]
 fn lambda_without_a_cgroup_limit() {
     let mut command = Command::new(DOCTOR);
-    command.args(["doctor", "--json"]).env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1769");
+    command
+        .args(["doctor", "--json"])
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "1769");
     let v = doctor(command);
     assert_eq!(v["limits"]["cpu_cores"], 1.0, "{v:#}");
     assert_eq!(v["limits"]["memory_bytes"], 1769u64 << 20);
@@ -131,7 +176,11 @@ fn lambda_without_a_cgroup_limit() {
 
 #[test]
 fn invalid_variable_is_one_line_and_exit_78() {
-    let out = Command::new(DOCTOR).args(["doctor"]).env("COLDSTART_STRATEGY", "fast").output().unwrap();
+    let out = Command::new(DOCTOR)
+        .args(["doctor"])
+        .env("COLDSTART_STRATEGY", "fast")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(78));
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),

@@ -86,7 +86,12 @@ pub mod __private {
         /// `#[coldstart::main]`.
         pub fn block_on<F: Future>(settings: &Settings, start_paused: bool, body: F) -> F::Output {
             if start_paused {
-                return coldstart_runtime::block_on_test(Some(Flavor::CurrentThread), None, true, body);
+                return coldstart_runtime::block_on_test(
+                    Some(Flavor::CurrentThread),
+                    None,
+                    true,
+                    body,
+                );
             }
             coldstart_runtime::block_on(settings, body)
         }

@@ -64,8 +64,12 @@ fn literal_text(expr: &Expr) -> Option<String> {
 }
 
 fn value<T>(nv: &MetaNameValue, key: Key, parse: fn(&str) -> Option<T>) -> syn::Result<T> {
-    let text = literal_text(&nv.value)
-        .ok_or_else(|| syn::Error::new_spanned(&nv.value, format!("`{}` takes a literal: {}", key.argument, key.accepts)))?;
+    let text = literal_text(&nv.value).ok_or_else(|| {
+        syn::Error::new_spanned(
+            &nv.value,
+            format!("`{}` takes a literal: {}", key.argument, key.accepts),
+        )
+    })?;
     key.parse_argument(&text, parse)
         .map_err(|e| syn::Error::new_spanned(&nv.value, e.to_string()))
 }
@@ -77,39 +81,64 @@ impl Config {
         let mut seen: Vec<String> = Vec::new();
         for nv in &list {
             let path = &nv.path;
-            let name = path
-                .get_ident()
-                .map_or_else(|| quote::quote!(#path).to_string().replace(' ', ""), ToString::to_string);
+            let name = path.get_ident().map_or_else(
+                || quote::quote!(#path).to_string().replace(' ', ""),
+                ToString::to_string,
+            );
             if !kind.valid().contains(&name.as_str()) {
                 return Err(syn::Error::new_spanned(
                     &nv.path,
-                    format!("unknown argument `{name}` of #[{}]; valid arguments are: {}", kind.name(), kind.valid().join(", ")),
+                    format!(
+                        "unknown argument `{name}` of #[{}]; valid arguments are: {}",
+                        kind.name(),
+                        kind.valid().join(", ")
+                    ),
                 ));
             }
             if seen.contains(&name) {
-                return Err(syn::Error::new_spanned(&nv.path, format!("duplicate argument `{name}`")));
+                return Err(syn::Error::new_spanned(
+                    &nv.path,
+                    format!("duplicate argument `{name}`"),
+                ));
             }
             seen.push(name.clone());
             match name.as_str() {
-                "flavor" => config.flavor = Some(value(nv, settings::FLAVOR, settings::parse_flavor)?),
+                "flavor" => {
+                    config.flavor = Some(value(nv, settings::FLAVOR, settings::parse_flavor)?)
+                }
                 "worker_threads" => {
-                    config.worker_threads = Some(value(nv, settings::WORKER_THREADS, settings::parse_workers)?)
+                    config.worker_threads = Some(value(
+                        nv,
+                        settings::WORKER_THREADS,
+                        settings::parse_workers,
+                    )?)
                 }
                 "start_paused" => config.start_paused = Some(value(nv, START_PAUSED, parse_bool)?),
                 "crate" => {
                     let text = value(nv, CRATE, |s| Some(s.to_owned()))?;
                     config.krate = Some(syn::parse_str(&text).map_err(|_| {
-                        syn::Error::new_spanned(&nv.value, format!("`crate` takes a path, got `{text}`"))
+                        syn::Error::new_spanned(
+                            &nv.value,
+                            format!("`crate` takes a path, got `{text}`"),
+                        )
                     })?);
                 }
-                "strategy" => config.strategy = Some(value(nv, settings::STRATEGY, settings::parse_strategy)?),
+                "strategy" => {
+                    config.strategy = Some(value(nv, settings::STRATEGY, settings::parse_strategy)?)
+                }
                 "max_blocking_threads" => {
-                    config.max_blocking_threads =
-                        Some(value(nv, settings::MAX_BLOCKING_THREADS, settings::parse_blocking)?)
+                    config.max_blocking_threads = Some(value(
+                        nv,
+                        settings::MAX_BLOCKING_THREADS,
+                        settings::parse_blocking,
+                    )?)
                 }
                 "thread_stack_size" => {
-                    config.thread_stack_size =
-                        Some(value(nv, settings::THREAD_STACK_SIZE, settings::parse_stack_size)?)
+                    config.thread_stack_size = Some(value(
+                        nv,
+                        settings::THREAD_STACK_SIZE,
+                        settings::parse_stack_size,
+                    )?)
                 }
                 "prewarm" => config.prewarm = Some(value(nv, settings::PREWARM, parse_bool)?),
                 _ => unreachable!("checked against the valid list above"),
@@ -126,7 +155,8 @@ impl Config {
                 .find(|nv| nv.path.is_ident(name))
                 .map_or_else(Span::call_site, |nv| syn::spanned::Spanned::span(&nv.path))
         };
-        if self.flavor == Some(Flavor::CurrentThread) && self.worker_threads.is_some_and(|n| n != 1) {
+        if self.flavor == Some(Flavor::CurrentThread) && self.worker_threads.is_some_and(|n| n != 1)
+        {
             return Err(syn::Error::new(
                 span_of("worker_threads"),
                 "`worker_threads` needs the multi-thread scheduler; remove it or use flavor = \"multi_thread\"",
@@ -142,8 +172,16 @@ impl Config {
     }
 }
 
-const START_PAUSED: Key = Key { argument: "start_paused", variable: "", accepts: "`true` or `false`" };
-const CRATE: Key = Key { argument: "crate", variable: "", accepts: "a path as a string, e.g. \"::coldstart\"" };
+const START_PAUSED: Key = Key {
+    argument: "start_paused",
+    variable: "",
+    accepts: "`true` or `false`",
+};
+const CRATE: Key = Key {
+    argument: "crate",
+    variable: "",
+    accepts: "a path as a string, e.g. \"::coldstart\"",
+};
 
 fn parse_bool(s: &str) -> Option<bool> {
     match s {

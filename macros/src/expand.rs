@@ -16,12 +16,18 @@ pub(crate) fn entry(args: TokenStream, item: TokenStream, kind: Kind) -> TokenSt
     if func.sig.asyncness.is_none() {
         let err = syn::Error::new_spanned(
             func.sig.fn_token,
-            format!("the `async` keyword is missing from the function declaration (#[{}] runs an async fn)", kind.name()),
+            format!(
+                "the `async` keyword is missing from the function declaration (#[{}] runs an async fn)",
+                kind.name()
+            ),
         );
         return with_error(quote!(#func), err);
     }
     if kind == Kind::Main && !func.sig.inputs.is_empty() {
-        let err = syn::Error::new_spanned(&func.sig.inputs, "#[coldstart::main] takes a function without arguments");
+        let err = syn::Error::new_spanned(
+            &func.sig.inputs,
+            "#[coldstart::main] takes a function without arguments",
+        );
         return with_error(quote!(#func), err);
     }
     let (config, error) = match Config::parse(args, kind) {
@@ -31,7 +37,10 @@ pub(crate) fn entry(args: TokenStream, item: TokenStream, kind: Kind) -> TokenSt
     };
     func.sig.asyncness = None;
     let body = &func.block;
-    let krate = config.krate.clone().map_or_else(|| quote!(::coldstart), |p| quote!(#p));
+    let krate = config
+        .krate
+        .clone()
+        .map_or_else(|| quote!(::coldstart), |p| quote!(#p));
     let v1 = quote!(#krate::__private::v1);
     let start_paused = config.start_paused.unwrap_or(false);
     let flavor = opt(config.flavor.map(|f| flavor_tokens(&v1, f)));

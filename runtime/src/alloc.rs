@@ -42,8 +42,13 @@ mod tests {
         if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
             assert_eq!(before, 1000);
         }
-        apply(&Allocator { purge_delay_ms: Some(0) });
+        apply(&Allocator {
+            purge_delay_ms: Some(0),
+        });
         // SAFETY: as above.
-        assert_eq!(unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) }, 0);
+        assert_eq!(
+            unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) },
+            0
+        );
     }
 }

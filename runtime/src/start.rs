@@ -138,7 +138,10 @@ pub fn block_on<F: Future>(settings: &Settings, body: F) -> F::Output {
 fn print_report() {
     if let (Some(budget), Some(plan)) = (crate::budget(), crate::plan()) {
         let report = Report { budget, plan };
-        eprint!("coldstart: start-up report\n{report}  {}\n", timeline::timeline());
+        eprint!(
+            "coldstart: start-up report\n{report}  {}\n",
+            timeline::timeline()
+        );
     }
 }
 
@@ -148,7 +151,12 @@ fn print_report() {
 /// # Panics
 ///
 /// When tokio cannot build the runtime (a test should fail loudly then).
-pub fn block_on_test<F: Future>(flavor: Option<Flavor>, worker_threads: Option<usize>, start_paused: bool, body: F) -> F::Output {
+pub fn block_on_test<F: Future>(
+    flavor: Option<Flavor>,
+    worker_threads: Option<usize>,
+    start_paused: bool,
+    body: F,
+) -> F::Output {
     let mut builder = match (flavor, worker_threads) {
         (Some(Flavor::MultiThread), n) | (None, n @ Some(_)) => {
             let mut b = Builder::new_multi_thread();
@@ -162,7 +170,9 @@ pub fn block_on_test<F: Future>(flavor: Option<Flavor>, worker_threads: Option<u
         pause(&mut builder);
     }
     #[allow(clippy::expect_used)]
-    let runtime = builder.build().expect("coldstart: cannot build the test runtime");
+    let runtime = builder
+        .build()
+        .expect("coldstart: cannot build the test runtime");
     runtime.block_on(body)
 }
 

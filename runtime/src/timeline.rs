@@ -55,15 +55,21 @@ const UNSET: AtomicU64 = AtomicU64::new(0);
 static MARKS: [AtomicU64; PHASES.len()] = [UNSET; PHASES.len()];
 
 fn now_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: `ts` is a valid timespec to write; CLOCK_BOOTTIME exists on Linux >= 2.6.39.
     unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
-    (ts.tv_sec as u64).saturating_mul(1_000_000_000).saturating_add(ts.tv_nsec as u64)
+    (ts.tv_sec as u64)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(ts.tv_nsec as u64)
 }
 
 /// Records that `phase` was reached now. Only the first mark of a phase counts.
 pub fn mark(phase: Phase) {
-    let _ = MARKS[phase as usize].compare_exchange(0, now_ns(), Ordering::Relaxed, Ordering::Relaxed);
+    let _ =
+        MARKS[phase as usize].compare_exchange(0, now_ns(), Ordering::Relaxed, Ordering::Relaxed);
 }
 
 /// A snapshot of the timeline.
@@ -87,20 +93,27 @@ pub fn timeline() -> Timeline {
     for (slot, mark) in marks.iter_mut().zip(&MARKS) {
         *slot = Some(mark.load(Ordering::Relaxed)).filter(|&ns| ns != 0);
     }
-    Timeline { exec_ns: process_start_ns(), marks }
+    Timeline {
+        exec_ns: process_start_ns(),
+        marks,
+    }
 }
 
 impl Timeline {
     /// When `phase` was reached, measured from the process start (coarse, see the
     /// module docs).
     pub fn since_exec(&self, phase: Phase) -> Option<Duration> {
-        Some(Duration::from_nanos(self.marks[phase as usize]?.checked_sub(self.exec_ns?)?))
+        Some(Duration::from_nanos(
+            self.marks[phase as usize]?.checked_sub(self.exec_ns?)?,
+        ))
     }
 
     /// When `phase` was reached, measured from entering `main` (exact).
     pub fn since_main(&self, phase: Phase) -> Option<Duration> {
         let main = self.marks[Phase::Main as usize]?;
-        Some(Duration::from_nanos(self.marks[phase as usize]?.checked_sub(main)?))
+        Some(Duration::from_nanos(
+            self.marks[phase as usize]?.checked_sub(main)?,
+        ))
     }
 }
 
@@ -114,7 +127,11 @@ impl fmt::Display for Timeline {
             }
         }
         if let Some(d) = self.since_exec(Phase::Main) {
-            write!(f, "; main at {}ms after exec (clock-tick resolution)", d.as_millis())?;
+            write!(
+                f,
+                "; main at {}ms after exec (clock-tick resolution)",
+                d.as_millis()
+            )?;
         }
         Ok(())
     }
@@ -147,6 +164,9 @@ mod tests {
         assert!(t.since_main(Phase::Probed).is_some());
         let exec = t.exec_ns.expect("Linux has /proc/self/stat");
         assert!(t.marks[0].unwrap() >= exec, "main after exec");
-        assert!(t.to_string().starts_with("timeline (since main) main 0us probe "));
+        assert!(
+            t.to_string()
+                .starts_with("timeline (since main) main 0us probe ")
+        );
     }
 }

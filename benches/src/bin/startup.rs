@@ -58,10 +58,16 @@ fn parse_target(spec: &str) -> anyhow::Result<Target> {
         .with_context(|| format!("set --target to NAME=PROGRAM[,VAR=VALUE...], got `{spec}`"))?;
     let mut parts = rest.split(',');
     let program = parts.next().unwrap_or_default();
-    let path = if program.contains('/') { PathBuf::from(program) } else { sibling(program)? };
+    let path = if program.contains('/') {
+        PathBuf::from(program)
+    } else {
+        sibling(program)?
+    };
     let mut target = Target::new(name, path);
     for kv in parts {
-        let (k, v) = kv.split_once('=').with_context(|| format!("`{kv}` in --target is not VAR=VALUE"))?;
+        let (k, v) = kv
+            .split_once('=')
+            .with_context(|| format!("`{kv}` in --target is not VAR=VALUE"))?;
         target.env.push((k.into(), v.into()));
     }
     Ok(target)
@@ -70,7 +76,10 @@ fn parse_target(spec: &str) -> anyhow::Result<Target> {
 fn parse_args() -> anyhow::Result<Args> {
     let mut args = Args {
         runs: 30,
-        limits: Limits { cpus: Some(0.25), memory_bytes: Some(64 << 20) },
+        limits: Limits {
+            cpus: Some(0.25),
+            memory_bytes: Some(64 << 20),
+        },
         unconstrained: true,
         constrained: true,
         targets: Vec::new(),
@@ -83,7 +92,10 @@ fn parse_args() -> anyhow::Result<Args> {
         match arg.as_str() {
             "--runs" => {
                 let v = value()?;
-                args.runs = v.parse().ok().filter(|n| *n > 0).with_context(|| format!("set --runs to a whole number above 0, got `{v}`"))?;
+                args.runs =
+                    v.parse().ok().filter(|n| *n > 0).with_context(|| {
+                        format!("set --runs to a whole number above 0, got `{v}`")
+                    })?;
             }
             "--cpus" => args.limits.cpus = Some(cgroup::parse_cpus(&value()?)?),
             "--memory" => args.limits.memory_bytes = Some(cgroup::parse_size(&value()?)?),
@@ -111,7 +123,11 @@ fn progress(label: &str) -> impl FnMut(usize, usize) + '_ {
     move |done, total| {
         let width = 30;
         let filled = done * width / total.max(1);
-        eprint!("\r{label} [{}{}] {done}/{total}", "#".repeat(filled), " ".repeat(width - filled));
+        eprint!(
+            "\r{label} [{}{}] {done}/{total}",
+            "#".repeat(filled),
+            " ".repeat(width - filled)
+        );
         if done == total {
             eprintln!();
         }
@@ -145,7 +161,11 @@ fn main() -> anyhow::Result<()> {
         if args.json {
             report.insert("unconstrained".into(), series_json(&series));
         } else {
-            println!("unconstrained, {} alternating runs each\n{}", args.runs, measure::table(&series, &args.baseline));
+            println!(
+                "unconstrained, {} alternating runs each\n{}",
+                args.runs,
+                measure::table(&series, &args.baseline)
+            );
         }
     }
     if args.constrained {
@@ -157,14 +177,20 @@ fn main() -> anyhow::Result<()> {
             let cg = TempCgroup::create(&name, args.limits)?;
             let label = format!(
                 "cgroup {} CPU, {} MiB",
-                args.limits.cpus.map_or("unlimited".into(), |c| c.to_string()),
+                args.limits
+                    .cpus
+                    .map_or("unlimited".into(), |c| c.to_string()),
                 args.limits.memory_bytes.map_or(0, |m| m >> 20)
             );
             let series = measure::alternate(&args.targets, args.runs, Some(&cg), progress(&label))?;
             if args.json {
                 report.insert("cgroup".into(), series_json(&series));
             } else {
-                println!("{label}, {} alternating runs each (joining the cgroup is not in the interval)\n{}", args.runs, measure::table(&series, &args.baseline));
+                println!(
+                    "{label}, {} alternating runs each (joining the cgroup is not in the interval)\n{}",
+                    args.runs,
+                    measure::table(&series, &args.baseline)
+                );
             }
         }
     }

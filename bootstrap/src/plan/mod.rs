@@ -165,26 +165,56 @@ impl Plan {
             (None, Some(h)) => (f64::from(h), false),
             (None, None) => (1.0, false),
         };
-        let (memory, memory_known) = match (budget.memory_bytes.value, budget.host_memory_bytes.value) {
-            (Some(m), _) => (m, true),
-            (None, Some(h)) => (h, false),
-            (None, None) => (MINIMAL_BELOW_MEMORY, false),
-        };
+        let (memory, memory_known) =
+            match (budget.memory_bytes.value, budget.host_memory_bytes.value) {
+                (Some(m), _) => (m, true),
+                (None, Some(h)) => (h, false),
+                (None, None) => (MINIMAL_BELOW_MEMORY, false),
+            };
         let plan = |why| Reason::plan(why);
 
         let derived = if memory < MINIMAL_BELOW_MEMORY {
-            (Strategy::Minimal, Why::MemoryBelow { bytes: memory, threshold: MINIMAL_BELOW_MEMORY, known: memory_known })
+            (
+                Strategy::Minimal,
+                Why::MemoryBelow {
+                    bytes: memory,
+                    threshold: MINIMAL_BELOW_MEMORY,
+                    known: memory_known,
+                },
+            )
         } else if cores <= MINIMAL_UP_TO_CORES {
-            (Strategy::Minimal, Why::CoresAtMost { cores, threshold: MINIMAL_UP_TO_CORES, known: cores_known })
+            (
+                Strategy::Minimal,
+                Why::CoresAtMost {
+                    cores,
+                    threshold: MINIMAL_UP_TO_CORES,
+                    known: cores_known,
+                },
+            )
         } else if cores >= THROUGHPUT_FROM_CORES && memory >= THROUGHPUT_FROM_MEMORY {
-            (Strategy::Throughput, Why::RoomForThroughput { cores, bytes: memory })
+            (
+                Strategy::Throughput,
+                Why::RoomForThroughput {
+                    cores,
+                    bytes: memory,
+                },
+            )
         } else {
-            (Strategy::Balanced, Why::Between { cores, bytes: memory })
+            (
+                Strategy::Balanced,
+                Why::Between {
+                    cores,
+                    bytes: memory,
+                },
+            )
         };
         let strategy = choose(
-            Decision { value: derived.0, reason: plan(derived.1) },
+            Decision {
+                value: derived.0,
+                reason: plan(derived.1),
+            },
             settings.strategy,
-            STRATEGY.from_env(env, parse_strategy)?,
+            STRATEGY.read_env(env, parse_strategy)?,
             STRATEGY,
         );
         let s = strategy.value;
@@ -194,31 +224,56 @@ impl Plan {
             _ => Flavor::MultiThread,
         };
         let mut flavor = choose(
-            Decision { value: flavor_default, reason: plan(Why::FollowsStrategy(s)) },
+            Decision {
+                value: flavor_default,
+                reason: plan(Why::FollowsStrategy(s)),
+            },
             settings.flavor,
-            FLAVOR.from_env(env, parse_flavor)?,
+            FLAVOR.read_env(env, parse_flavor)?,
             FLAVOR,
         );
 
-        let host_cpus = budget.host_cpus.value.map_or(usize::MAX, |h| h as usize).max(1);
+        let host_cpus = budget
+            .host_cpus
+            .value
+            .map_or(usize::MAX, |h| h as usize)
+            .max(1);
         let ceil = (cores.ceil() as usize).clamp(1, host_cpus);
         let workers_default = match flavor.value {
-            Flavor::CurrentThread => Decision { value: 1, reason: plan(Why::CurrentThreadIsOne) },
-            Flavor::MultiThread => Decision { value: ceil, reason: plan(Why::CeilOfCores { cores }) },
+            Flavor::CurrentThread => Decision {
+                value: 1,
+                reason: plan(Why::CurrentThreadIsOne),
+            },
+            Flavor::MultiThread => Decision {
+                value: ceil,
+                reason: plan(Why::CeilOfCores { cores }),
+            },
         };
-        let tokio_env = TOKIO_WORKER_THREADS.from_env(env, parse_workers)?;
+        let tokio_env = TOKIO_WORKER_THREADS.read_env(env, parse_workers)?;
         let workers_default = match (tokio_env, settings.worker_threads, flavor.value) {
-            (Some(n), None, Flavor::MultiThread) => {
-                Decision { value: n, reason: Reason::env(TOKIO_WORKER_THREADS.variable) }
-            }
+            (Some(n), None, Flavor::MultiThread) => Decision {
+                value: n,
+                reason: Reason::env(TOKIO_WORKER_THREADS.variable),
+            },
             _ => workers_default,
         };
-        let worker_env = WORKER_THREADS.from_env(env, parse_workers)?;
-        let worker_threads = choose(workers_default, settings.worker_threads, worker_env, WORKER_THREADS);
+        let worker_env = WORKER_THREADS.read_env(env, parse_workers)?;
+        let worker_threads = choose(
+            workers_default,
+            settings.worker_threads,
+            worker_env,
+            WORKER_THREADS,
+        );
         if worker_threads.value > 1 && flavor.value == Flavor::CurrentThread {
             if flavor.reason.origin == Origin::Plan {
                 // An explicit worker count asks for the multi-thread scheduler.
-                flavor = Decision { value: Flavor::MultiThread, reason: Reason { origin: worker_threads.reason.origin, why: Why::WorkersNeedMultiThread } };
+                flavor = Decision {
+                    value: Flavor::MultiThread,
+                    reason: Reason {
+                        origin: worker_threads.reason.origin,
+                        why: Why::WorkersNeedMultiThread,
+                    },
+                };
             } else {
                 return Err(PlanError::Conflict(format!(
                     "{} asks for {} worker threads but {} asks for the current_thread scheduler, which has one; drop one of them",
@@ -228,35 +283,55 @@ impl Plan {
         }
 
         let blocking_default = match s {
-            Strategy::Throughput => Decision { value: 512, reason: plan(Why::TokioDefault) },
+            Strategy::Throughput => Decision {
+                value: 512,
+                reason: plan(Why::TokioDefault),
+            },
             _ => {
                 let n = (memory / MEMORY_PER_BLOCKING_THREAD).clamp(4, 512) as usize;
-                Decision { value: n, reason: plan(Why::MemoryPerThread { bytes: memory, per: MEMORY_PER_BLOCKING_THREAD }) }
+                Decision {
+                    value: n,
+                    reason: plan(Why::MemoryPerThread {
+                        bytes: memory,
+                        per: MEMORY_PER_BLOCKING_THREAD,
+                    }),
+                }
             }
         };
         let max_blocking_threads = choose(
             blocking_default,
             settings.max_blocking_threads,
-            MAX_BLOCKING_THREADS.from_env(env, parse_blocking)?,
+            MAX_BLOCKING_THREADS.read_env(env, parse_blocking)?,
             MAX_BLOCKING_THREADS,
         );
         let thread_stack_size = choose(
-            Decision { value: DEFAULT_STACK_SIZE, reason: plan(Why::StackTouchedOnly) },
+            Decision {
+                value: DEFAULT_STACK_SIZE,
+                reason: plan(Why::StackTouchedOnly),
+            },
             settings.thread_stack_size,
-            THREAD_STACK_SIZE.from_env(env, parse_stack_size)?,
+            THREAD_STACK_SIZE.read_env(env, parse_stack_size)?,
             THREAD_STACK_SIZE,
         );
         let allocator = Decision {
-            value: Allocator { purge_delay_ms: (s == Strategy::Minimal).then_some(0) },
+            value: Allocator {
+                purge_delay_ms: (s == Strategy::Minimal).then_some(0),
+            },
             reason: plan(Why::FollowsStrategy(s)),
         };
         let prewarm = choose(
-            Decision { value: false, reason: plan(Why::PrewarmNotMeasuredFaster) },
+            Decision {
+                value: false,
+                reason: plan(Why::PrewarmNotMeasuredFaster),
+            },
             settings.prewarm,
-            PREWARM.from_env(env, parse_switch)?,
+            PREWARM.read_env(env, parse_switch)?,
             PREWARM,
         );
-        let exporters = Decision { value: ExporterStart::AfterFirstResponse, reason: plan(Why::ExportersAfterFirstResponse) };
+        let exporters = Decision {
+            value: ExporterStart::AfterFirstResponse,
+            reason: plan(Why::ExportersAfterFirstResponse),
+        };
 
         Ok(Plan {
             strategy,
@@ -274,10 +349,21 @@ impl Plan {
 }
 
 /// Explicit beats derived; a variable beats an attribute argument.
-fn choose<T>(derived: Decision<T>, argument: Option<T>, variable: Option<T>, key: Key) -> Decision<T> {
+fn choose<T>(
+    derived: Decision<T>,
+    argument: Option<T>,
+    variable: Option<T>,
+    key: Key,
+) -> Decision<T> {
     match (variable, argument) {
-        (Some(v), _) => Decision { value: v, reason: Reason::env(key.variable) },
-        (None, Some(a)) => Decision { value: a, reason: Reason::attribute(key.argument) },
+        (Some(v), _) => Decision {
+            value: v,
+            reason: Reason::env(key.variable),
+        },
+        (None, Some(a)) => Decision {
+            value: a,
+            reason: Reason::attribute(key.argument),
+        },
         (None, None) => derived,
     }
 }

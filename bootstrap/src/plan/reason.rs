@@ -104,15 +104,24 @@ pub struct Reason {
 
 impl Reason {
     pub(crate) fn plan(why: Why) -> Self {
-        Reason { origin: Origin::Plan, why }
+        Reason {
+            origin: Origin::Plan,
+            why,
+        }
     }
 
     pub(crate) fn env(var: &'static str) -> Self {
-        Reason { origin: Origin::Env(var), why: Why::Explicit }
+        Reason {
+            origin: Origin::Env(var),
+            why: Why::Explicit,
+        }
     }
 
     pub(crate) fn attribute(arg: &'static str) -> Self {
-        Reason { origin: Origin::Attribute(arg), why: Why::Explicit }
+        Reason {
+            origin: Origin::Attribute(arg),
+            why: Why::Explicit,
+        }
     }
 }
 
@@ -137,7 +146,11 @@ impl fmt::Display for Bytes {
 }
 
 fn fallback(known: bool) -> &'static str {
-    if known { "" } else { " (budget unknown; host figure used)" }
+    if known {
+        ""
+    } else {
+        " (budget unknown; host figure used)"
+    }
 }
 
 impl fmt::Display for Reason {
@@ -146,25 +159,58 @@ impl fmt::Display for Reason {
             return write!(f, "set by {}", self.origin);
         }
         match self.why {
-            Why::MemoryBelow { bytes, threshold, known } => {
-                write!(f, "memory {} is below {}{}", Bytes(bytes), Bytes(threshold), fallback(known))
+            Why::MemoryBelow {
+                bytes,
+                threshold,
+                known,
+            } => {
+                write!(
+                    f,
+                    "memory {} is below {}{}",
+                    Bytes(bytes),
+                    Bytes(threshold),
+                    fallback(known)
+                )
             }
-            Why::CoresAtMost { cores, threshold, known } => {
-                write!(f, "CPU {cores:.2} cores is at most {threshold}{}", fallback(known))
+            Why::CoresAtMost {
+                cores,
+                threshold,
+                known,
+            } => {
+                write!(
+                    f,
+                    "CPU {cores:.2} cores is at most {threshold}{}",
+                    fallback(known)
+                )
             }
             Why::RoomForThroughput { cores, bytes } => {
-                write!(f, "CPU {cores:.2} cores and memory {} leave room for throughput", Bytes(bytes))
+                write!(
+                    f,
+                    "CPU {cores:.2} cores and memory {} leave room for throughput",
+                    Bytes(bytes)
+                )
             }
             Why::Between { cores, bytes } => {
-                write!(f, "CPU {cores:.2} cores and memory {} are between minimal and throughput", Bytes(bytes))
+                write!(
+                    f,
+                    "CPU {cores:.2} cores and memory {} are between minimal and throughput",
+                    Bytes(bytes)
+                )
             }
             Why::FollowsStrategy(s) => write!(f, "default of strategy {s}"),
             Why::CurrentThreadIsOne => f.write_str("current_thread runs tasks on the main thread"),
             Why::CeilOfCores { cores } => write!(f, "one worker per started core of {cores:.2}"),
-            Why::WorkersNeedMultiThread => f.write_str("more than one worker thread needs multi_thread"),
+            Why::WorkersNeedMultiThread => {
+                f.write_str("more than one worker thread needs multi_thread")
+            }
             Why::TokioDefault => f.write_str("tokio's default"),
             Why::MemoryPerThread { bytes, per } => {
-                write!(f, "memory {} at {} per blocking thread (4 to 512)", Bytes(bytes), Bytes(per))
+                write!(
+                    f,
+                    "memory {} at {} per blocking thread (4 to 512)",
+                    Bytes(bytes),
+                    Bytes(per)
+                )
             }
             Why::StackTouchedOnly => {
                 f.write_str("tokio's default; only touched stack pages count toward RSS")
@@ -172,7 +218,9 @@ impl fmt::Display for Reason {
             Why::PrewarmNotMeasuredFaster => {
                 f.write_str("prewarming did not lower time to first response (BENCHMARKS.md)")
             }
-            Why::ExportersAfterFirstResponse => f.write_str("telemetry never delays the first response"),
+            Why::ExportersAfterFirstResponse => {
+                f.write_str("telemetry never delays the first response")
+            }
             Why::Explicit => f.write_str("set explicitly"),
         }
     }

@@ -45,7 +45,12 @@ impl fmt::Display for Mem<'_> {
     }
 }
 
-fn row<T>(f: &mut fmt::Formatter<'_>, name: &str, d: &Decision<T>, value: impl fmt::Display) -> fmt::Result {
+fn row<T>(
+    f: &mut fmt::Formatter<'_>,
+    name: &str,
+    d: &Decision<T>,
+    value: impl fmt::Display,
+) -> fmt::Result {
     writeln!(f, "  {name:<21}{:<19} {}", value.to_string(), d.reason)
 }
 
@@ -62,20 +67,42 @@ impl fmt::Display for Report<'_> {
             "  {:<21}{} CPUs, {}",
             "host",
             b.host_cpus.value.map_or("?".into(), |c| c.to_string()),
-            b.host_memory_bytes.value.map_or("?".into(), |m| Bytes(m).to_string())
+            b.host_memory_bytes
+                .value
+                .map_or("?".into(), |m| Bytes(m).to_string())
         )?;
         writeln!(f, "plan")?;
         row(f, "strategy", &p.strategy, p.strategy.value)?;
         row(f, "flavor", &p.flavor, p.flavor.value)?;
-        row(f, "worker_threads", &p.worker_threads, p.worker_threads.value)?;
-        row(f, "max_blocking_threads", &p.max_blocking_threads, p.max_blocking_threads.value)?;
-        row(f, "thread_stack_size", &p.thread_stack_size, Bytes(p.thread_stack_size.value as u64))?;
+        row(
+            f,
+            "worker_threads",
+            &p.worker_threads,
+            p.worker_threads.value,
+        )?;
+        row(
+            f,
+            "max_blocking_threads",
+            &p.max_blocking_threads,
+            p.max_blocking_threads.value,
+        )?;
+        row(
+            f,
+            "thread_stack_size",
+            &p.thread_stack_size,
+            Bytes(p.thread_stack_size.value as u64),
+        )?;
         let purge = match p.allocator.value.purge_delay_ms {
-            Some(ms) => format!("purge {ms} ms"),
+            Some(ms) => format!("mimalloc purge {ms}ms"),
             None => "defaults".to_owned(),
         };
         row(f, "allocator", &p.allocator, purge)?;
-        row(f, "prewarm", &p.prewarm, if p.prewarm.value { "on" } else { "off" })?;
+        row(
+            f,
+            "prewarm",
+            &p.prewarm,
+            if p.prewarm.value { "on" } else { "off" },
+        )?;
         row(f, "exporters", &p.exporters, "after 1st response")
     }
 }

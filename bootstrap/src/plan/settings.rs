@@ -111,7 +111,7 @@ pub const LOG: Key = Key {
 ///
 /// `COLDSTART_LOG` set to something other than `off` or `debug`.
 pub fn debug_log(env: &Env) -> Result<bool, PlanError> {
-    LOG.from_env(env, |s| match s {
+    LOG.read_env(env, |s| match s {
         "off" | "" => Some(false),
         "debug" => Some(true),
         _ => None,
@@ -148,7 +148,11 @@ pub enum PlanError {
 impl fmt::Display for PlanError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            PlanError::Invalid { name, value, accepts } => {
+            PlanError::Invalid {
+                name,
+                value,
+                accepts,
+            } => {
                 write!(f, "set {name} to {accepts}, got `{value}`")
             }
             PlanError::Conflict(what) => f.write_str(what),
@@ -169,7 +173,7 @@ impl Key {
 
     /// Reads this key's variable from `env` and parses it with `parse`; `Ok(None)` when
     /// it is not set.
-    pub(crate) fn from_env<T>(
+    pub(crate) fn read_env<T>(
         &self,
         env: &Env,
         parse: fn(&str) -> Option<T>,
@@ -184,7 +188,11 @@ impl Key {
     }
 
     /// Parses an attribute argument's value; the error names the argument.
-    pub fn parse_argument<T>(&self, value: &str, parse: fn(&str) -> Option<T>) -> Result<T, PlanError> {
+    pub fn parse_argument<T>(
+        &self,
+        value: &str,
+        parse: fn(&str) -> Option<T>,
+    ) -> Result<T, PlanError> {
         parse(value).ok_or_else(|| self.invalid(self.argument, value))
     }
 }
@@ -252,7 +260,7 @@ mod tests {
     #[test]
     fn error_names_the_variable_and_the_accepted_values() {
         let env = Env::fixed([("COLDSTART_WORKER_THREADS", "abc")]);
-        let err = WORKER_THREADS.from_env(&env, parse_workers).unwrap_err();
+        let err = WORKER_THREADS.read_env(&env, parse_workers).unwrap_err();
         assert_eq!(
             err.to_string(),
             "set COLDSTART_WORKER_THREADS to a whole number from 1 to 1024, got `abc`"

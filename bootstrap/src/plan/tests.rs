@@ -3,8 +3,14 @@ use crate::{Figure, Probe, Source};
 
 fn budget(cores: Option<f64>, memory: Option<u64>) -> Budget {
     let mut b = Probe::new().root("/nonexistent").host(2, 8 << 30).run();
-    b.cpu_cores = cores.map_or_else(|| Figure::unknown("test"), |c| Figure::known(c, Source::Given));
-    b.memory_bytes = memory.map_or_else(|| Figure::unknown("test"), |m| Figure::known(m, Source::Given));
+    b.cpu_cores = cores.map_or_else(
+        || Figure::unknown("test"),
+        |c| Figure::known(c, Source::Given),
+    );
+    b.memory_bytes = memory.map_or_else(
+        || Figure::unknown("test"),
+        |m| Figure::known(m, Source::Given),
+    );
     b
 }
 
@@ -14,18 +20,28 @@ fn none() -> Env {
 
 #[test]
 fn quarter_cpu_is_minimal_current_thread() {
-    let plan = Plan::from_budget(&budget(Some(0.25), Some(1 << 30)), &Settings::NONE, &none()).unwrap();
+    let plan =
+        Plan::from_budget(&budget(Some(0.25), Some(1 << 30)), &Settings::NONE, &none()).unwrap();
     assert_eq!(plan.strategy.value, Strategy::Minimal);
     assert_eq!(plan.flavor.value, Flavor::CurrentThread);
     assert_eq!(plan.worker_threads.value, 1);
-    assert_eq!(plan.strategy.reason.to_string(), "CPU 0.25 cores is at most 1");
-    let one = Plan::from_budget(&budget(Some(1.0), Some(1 << 30)), &Settings::NONE, &none()).unwrap();
-    assert_eq!(one.flavor.value, Flavor::CurrentThread, "one core of quota: no parallel capacity");
+    assert_eq!(
+        plan.strategy.reason.to_string(),
+        "CPU 0.25 cores is at most 1"
+    );
+    let one =
+        Plan::from_budget(&budget(Some(1.0), Some(1 << 30)), &Settings::NONE, &none()).unwrap();
+    assert_eq!(
+        one.flavor.value,
+        Flavor::CurrentThread,
+        "one core of quota: no parallel capacity"
+    );
 }
 
 #[test]
 fn small_memory_is_minimal_even_with_cpus() {
-    let plan = Plan::from_budget(&budget(Some(2.0), Some(64 << 20)), &Settings::NONE, &none()).unwrap();
+    let plan =
+        Plan::from_budget(&budget(Some(2.0), Some(64 << 20)), &Settings::NONE, &none()).unwrap();
     assert_eq!(plan.strategy.value, Strategy::Minimal);
     assert_eq!(plan.max_blocking_threads.value, 16, "64 MiB / 4 MiB");
     assert_eq!(plan.allocator.value.purge_delay_ms, Some(0));
@@ -33,14 +49,22 @@ fn small_memory_is_minimal_even_with_cpus() {
 
 #[test]
 fn fractional_cores_round_up_within_the_affinity_mask() {
-    let plan = Plan::from_budget(&budget(Some(1.5), Some(1 << 30)), &Settings::NONE, &none()).unwrap();
+    let plan =
+        Plan::from_budget(&budget(Some(1.5), Some(1 << 30)), &Settings::NONE, &none()).unwrap();
     assert_eq!(plan.strategy.value, Strategy::Balanced);
-    assert_eq!(plan.worker_threads.reason.to_string(), "one worker per started core of 1.50");
+    assert_eq!(
+        plan.worker_threads.reason.to_string(),
+        "one worker per started core of 1.50"
+    );
     assert_eq!(plan.flavor.value, Flavor::MultiThread);
     assert_eq!(plan.worker_threads.value, 2);
-    let plan = Plan::from_budget(&budget(Some(8.0), Some(4 << 30)), &Settings::NONE, &none()).unwrap();
+    let plan =
+        Plan::from_budget(&budget(Some(8.0), Some(4 << 30)), &Settings::NONE, &none()).unwrap();
     assert_eq!(plan.strategy.value, Strategy::Throughput);
-    assert_eq!(plan.worker_threads.value, 2, "never more workers than CPUs in the mask");
+    assert_eq!(
+        plan.worker_threads.value, 2,
+        "never more workers than CPUs in the mask"
+    );
 }
 
 #[test]
@@ -55,17 +79,33 @@ fn unknown_budget_plans_for_the_host_and_says_so() {
 #[test]
 fn variables_beat_attributes_beat_the_plan() {
     let b = budget(Some(0.25), Some(1 << 30));
-    let attr = Settings { worker_threads: Some(3), ..Settings::NONE };
+    let attr = Settings {
+        worker_threads: Some(3),
+        ..Settings::NONE
+    };
     let plan = Plan::from_budget(&b, &attr, &none()).unwrap();
     assert_eq!(plan.worker_threads.value, 3);
-    assert_eq!(plan.flavor.value, Flavor::MultiThread, "a worker count asks for multi_thread");
-    assert_eq!(plan.worker_threads.reason.to_string(), "set by attribute argument `worker_threads`");
+    assert_eq!(
+        plan.flavor.value,
+        Flavor::MultiThread,
+        "a worker count asks for multi_thread"
+    );
+    assert_eq!(
+        plan.worker_threads.reason.to_string(),
+        "set by attribute argument `worker_threads`"
+    );
 
-    let env = Env::fixed([("COLDSTART_WORKER_THREADS", "5"), ("COLDSTART_STRATEGY", "throughput")]);
+    let env = Env::fixed([
+        ("COLDSTART_WORKER_THREADS", "5"),
+        ("COLDSTART_STRATEGY", "throughput"),
+    ]);
     let plan = Plan::from_budget(&b, &attr, &env).unwrap();
     assert_eq!(plan.worker_threads.value, 5);
     assert_eq!(plan.strategy.value, Strategy::Throughput);
-    assert_eq!(plan.worker_threads.reason.origin, Origin::Env("COLDSTART_WORKER_THREADS"));
+    assert_eq!(
+        plan.worker_threads.reason.origin,
+        Origin::Env("COLDSTART_WORKER_THREADS")
+    );
 }
 
 #[test]
@@ -74,14 +114,26 @@ fn tokio_worker_threads_counts_only_without_a_count_in_code() {
     let env = Env::fixed([("TOKIO_WORKER_THREADS", "7")]);
     let plan = Plan::from_budget(&b, &Settings::NONE, &env).unwrap();
     assert_eq!(plan.worker_threads.value, 7);
-    let attr = Settings { worker_threads: Some(2), ..Settings::NONE };
-    assert_eq!(Plan::from_budget(&b, &attr, &env).unwrap().worker_threads.value, 2);
+    let attr = Settings {
+        worker_threads: Some(2),
+        ..Settings::NONE
+    };
+    assert_eq!(
+        Plan::from_budget(&b, &attr, &env)
+            .unwrap()
+            .worker_threads
+            .value,
+        2
+    );
 }
 
 #[test]
 fn contradictions_and_bad_values_are_errors_that_say_what_to_do() {
     let b = budget(Some(2.0), Some(1 << 30));
-    let env = Env::fixed([("COLDSTART_FLAVOR", "current_thread"), ("COLDSTART_WORKER_THREADS", "4")]);
+    let env = Env::fixed([
+        ("COLDSTART_FLAVOR", "current_thread"),
+        ("COLDSTART_WORKER_THREADS", "4"),
+    ]);
     let err = Plan::from_budget(&b, &Settings::NONE, &env).unwrap_err();
     assert_eq!(
         err.to_string(),

@@ -48,7 +48,12 @@ impl<'a> Resolver<'a> {
 
     /// The v1 hierarchy that holds `controller`, listed as `controllers` in
     /// `/proc/self/cgroup`, for a process at `path` in it.
-    pub(crate) fn v1(&mut self, controller: &str, controllers: &str, path: &str) -> Result<Hierarchy, String> {
+    pub(crate) fn v1(
+        &mut self,
+        controller: &str,
+        controllers: &str,
+        path: &str,
+    ) -> Result<Hierarchy, String> {
         for name in [controllers, controller] {
             let mount_point = format!("/sys/fs/cgroup/{name}");
             let mount = read::under(self.root, &mount_point);
@@ -73,7 +78,11 @@ impl<'a> Resolver<'a> {
     /// The v2 hierarchy, for a process at `path` in it; `hybrid` when v1 hierarchies
     /// are mounted too (v2 then lives at `/sys/fs/cgroup/unified`).
     pub(crate) fn v2(&mut self, path: &str, hybrid: bool) -> Result<Hierarchy, String> {
-        let usual = if hybrid { "/sys/fs/cgroup/unified" } else { "/sys/fs/cgroup" };
+        let usual = if hybrid {
+            "/sys/fs/cgroup/unified"
+        } else {
+            "/sys/fs/cgroup"
+        };
         let mount = read::under(self.root, usual);
         // Every non-root v2 cgroup has `cgroup.type`; the root has only `cgroup.controllers`.
         if read::exists(&mount.join("cgroup.type")) {
@@ -92,7 +101,13 @@ impl<'a> Resolver<'a> {
         self.within(mount_point, path, true, is_root)
     }
 
-    fn within(&mut self, mount_point: String, path: &str, v2: bool, mount_is_root: bool) -> Result<Hierarchy, String> {
+    fn within(
+        &mut self,
+        mount_point: String,
+        path: &str,
+        v2: bool,
+        mount_is_root: bool,
+    ) -> Result<Hierarchy, String> {
         let mount = read::under(self.root, &mount_point);
         let hierarchy = |leaf: PathBuf, verified: bool| Hierarchy {
             mount: mount.clone(),
@@ -118,7 +133,11 @@ impl<'a> Resolver<'a> {
     /// where the usual layout put it.
     pub(crate) fn via_mountinfo(&mut self, h: &Hierarchy) -> Result<Hierarchy, String> {
         let (mount_point, path) = (h.mount_point.as_str(), h.path.as_str());
-        let found = |leaf: PathBuf| Hierarchy { leaf, verified: true, ..h.clone() };
+        let found = |leaf: PathBuf| Hierarchy {
+            leaf,
+            verified: true,
+            ..h.clone()
+        };
         let mount_root = self
             .mounts()
             .iter()
@@ -138,7 +157,11 @@ impl<'a> Resolver<'a> {
         let relative = path
             .strip_prefix(mount_root.trim_end_matches('/'))
             .filter(|rest| rest.is_empty() || rest.starts_with('/'))
-            .ok_or_else(|| format!("cgroup path {path} is outside the mount root {mount_root} of {mount_point}"))?;
+            .ok_or_else(|| {
+                format!(
+                    "cgroup path {path} is outside the mount root {mount_root} of {mount_point}"
+                )
+            })?;
         let leaf = read::under(&h.mount, relative);
         if read::is_dir(&leaf) {
             Ok(found(leaf))
@@ -221,7 +244,13 @@ fn levels(h: &Hierarchy) -> impl Iterator<Item = &Path> {
     let inside = h.leaf.starts_with(&h.mount);
     h.leaf
         .ancestors()
-        .take_while(move |dir| if inside { dir.starts_with(&h.mount) } else { *dir == h.leaf })
+        .take_while(move |dir| {
+            if inside {
+                dir.starts_with(&h.mount)
+            } else {
+                *dir == h.leaf
+            }
+        })
         .filter(move |dir| !(h.mount_is_root && *dir == h.mount))
 }
 
@@ -244,7 +273,10 @@ fn keep_min<T: PartialOrd>(slot: &mut Option<(T, PathBuf)>, value: T, file: Path
 }
 
 /// Runs `per_level` from the leaf up; `per_level` says whether it found any file.
-fn walk<T>(h: &Hierarchy, mut per_level: impl FnMut(&Path, &mut Option<(T, PathBuf)>) -> Result<bool, Missed>) -> Walk<T> {
+fn walk<T>(
+    h: &Hierarchy,
+    mut per_level: impl FnMut(&Path, &mut Option<(T, PathBuf)>) -> Result<bool, Missed>,
+) -> Walk<T> {
     let mut best = None;
     for dir in levels(h) {
         let found_any = per_level(dir, &mut best)?;
@@ -261,14 +293,18 @@ pub(crate) fn cpu(h: &Hierarchy) -> Walk<f64> {
     walk(h, |dir, best| {
         if h.v2 {
             let file = dir.join("cpu.max");
-            let Some(text) = read_opt(&file, &mut buf)? else { return Ok(false) };
+            let Some(text) = read_opt(&file, &mut buf)? else {
+                return Ok(false);
+            };
             if let Some(q) = parse::cpu_max(text).map_err(|e| bad(&file, e))? {
                 keep_min(best, q, file);
             }
             return Ok(true);
         }
         let file = dir.join("cpu.cfs_quota_us");
-        let Some(quota) = read_opt(&file, &mut buf)? else { return Ok(false) };
+        let Some(quota) = read_opt(&file, &mut buf)? else {
+            return Ok(false);
+        };
         if quota.trim() == "-1" {
             return Ok(true);
         }
@@ -288,7 +324,11 @@ pub(crate) fn cpu(h: &Hierarchy) -> Walk<f64> {
 /// leaf's `memory.stat` when the mount hides ancestors that may hold a limit.
 pub(crate) fn memory(h: &Hierarchy) -> Walk<u64> {
     let mut buf = [0u8; BUF];
-    let files: &[&str] = if h.v2 { &["memory.max", "memory.high"] } else { &["memory.limit_in_bytes"] };
+    let files: &[&str] = if h.v2 {
+        &["memory.max", "memory.high"]
+    } else {
+        &["memory.limit_in_bytes"]
+    };
     let mut best = walk(h, |dir, best| {
         let mut found_any = false;
         for name in files {
@@ -340,9 +380,16 @@ mod tests {
             path: "/a/b".into(),
         };
         let got: Vec<_> = levels(&h).collect();
-        assert_eq!(got, [Path::new("/m/a/b"), Path::new("/m/a"), Path::new("/m")]);
+        assert_eq!(
+            got,
+            [Path::new("/m/a/b"), Path::new("/m/a"), Path::new("/m")]
+        );
         h.mount_is_root = true;
         let got: Vec<_> = levels(&h).collect();
-        assert_eq!(got, [Path::new("/m/a/b"), Path::new("/m/a")], "the root sets no limit");
+        assert_eq!(
+            got,
+            [Path::new("/m/a/b"), Path::new("/m/a")],
+            "the root sets no limit"
+        );
     }
 }

@@ -146,12 +146,16 @@ impl Probe {
     pub fn run(&self) -> Budget {
         let root = self.root.as_deref().unwrap_or("/".as_ref());
         let (host_cpus, host_memory_bytes) = match self.host {
-            Some((cpus, mem)) => (Figure::known(cpus, Source::Given), Figure::known(mem, Source::Given)),
+            Some((cpus, mem)) => (
+                Figure::known(cpus, Source::Given),
+                Figure::known(mem, Source::Given),
+            ),
             None => (affinity_cpus(), host_memory()),
         };
 
         let mut buf = [0u8; read::BUF];
-        let proc_cgroup = match read::read_small(&read::under(root, "/proc/self/cgroup"), &mut buf) {
+        let proc_cgroup = match read::read_small(&read::under(root, "/proc/self/cgroup"), &mut buf)
+        {
             Ok(text) => Ok(Some(parse::proc_cgroup(text))),
             // A kernel without cgroups has no such file: the host figures are the budget.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
@@ -169,15 +173,23 @@ impl Probe {
                 .filter(|mb| *mb > 0 && *mb < (1 << 40))
                 .ok_or_else(|| format!("{LAMBDA_MEMORY_VAR}={v:?} is not a whole number of MB"))
         });
-        let platform = if lambda_mb.is_some() { Platform::AwsLambda } else { Platform::Linux };
+        let platform = if lambda_mb.is_some() {
+            Platform::AwsLambda
+        } else {
+            Platform::Linux
+        };
         let lambda = Source::Lambda(LAMBDA_MEMORY_VAR);
 
         let mut cpu = Candidates::new(host_cpus.clone().map(f64::from));
         cpu.limit(cpu_limit.map(|l| l.map(|(v, file)| (v, source_for(cgroup_version, file)))));
         let mut memory = Candidates::new(host_memory_bytes.clone());
-        memory.limit(memory_limit.map(|l| l.map(|(v, file)| (v, source_for(cgroup_version, file)))));
+        memory
+            .limit(memory_limit.map(|l| l.map(|(v, file)| (v, source_for(cgroup_version, file)))));
         if let Some(mb) = lambda_mb {
-            cpu.limit(mb.clone().map(|mb| Some((mb as f64 / LAMBDA_MB_PER_VCPU, lambda.clone()))));
+            cpu.limit(
+                mb.clone()
+                    .map(|mb| Some((mb as f64 / LAMBDA_MB_PER_VCPU, lambda.clone()))),
+            );
             memory.limit(mb.map(|mb| Some((mb << 20, lambda))));
         }
 
@@ -194,7 +206,10 @@ impl Probe {
 
 type Limit<T> = Result<Option<(T, PathBuf)>, String>;
 
-fn cgroup_limits(root: &std::path::Path, pc: &parse::ProcCgroup) -> (CgroupVersion, Limit<f64>, Limit<u64>) {
+fn cgroup_limits(
+    root: &std::path::Path,
+    pc: &parse::ProcCgroup,
+) -> (CgroupVersion, Limit<f64>, Limit<u64>) {
     let has_v1 = pc.cpu.is_some() || pc.memory.is_some();
     let version = match (has_v1 || pc.any_v1, pc.unified.is_some()) {
         (true, true) => CgroupVersion::Hybrid,
@@ -205,7 +220,14 @@ fn cgroup_limits(root: &std::path::Path, pc: &parse::ProcCgroup) -> (CgroupVersi
     let mut resolver = cgroup::Resolver::new(root);
     let hybrid = version == CgroupVersion::Hybrid;
     let cpu = read_limit(&mut resolver, pc, &pc.cpu, "cpu", hybrid, cgroup::cpu);
-    let memory = read_limit(&mut resolver, pc, &pc.memory, "memory", hybrid, cgroup::memory);
+    let memory = read_limit(
+        &mut resolver,
+        pc,
+        &pc.memory,
+        "memory",
+        hybrid,
+        cgroup::memory,
+    );
     (version, cpu, memory)
 }
 
@@ -238,8 +260,13 @@ fn source_for(version: CgroupVersion, file: PathBuf) -> Source {
     let file = file.display().to_string();
     // In a hybrid hierarchy, a `cpu.max`/`memory.max` style name comes from v2.
     let v2 = version == CgroupVersion::V2
-        || (version == CgroupVersion::Hybrid && (file.ends_with(".max") || file.ends_with(".high")));
-    if v2 { Source::CgroupV2(file) } else { Source::CgroupV1(file) }
+        || (version == CgroupVersion::Hybrid
+            && (file.ends_with(".max") || file.ends_with(".high")));
+    if v2 {
+        Source::CgroupV2(file)
+    } else {
+        Source::CgroupV1(file)
+    }
 }
 
 /// The smallest of several limits; an unreadable one makes the result unknown.
@@ -250,7 +277,10 @@ struct Candidates<T> {
 
 impl<T: PartialOrd + Copy> Candidates<T> {
     fn new(host: Figure<T>) -> Self {
-        Candidates { best: host, unknown: None }
+        Candidates {
+            best: host,
+            unknown: None,
+        }
     }
 
     fn limit(&mut self, found: Result<Option<(T, Source)>, String>) {
@@ -277,7 +307,10 @@ impl<T: PartialOrd + Copy> Candidates<T> {
 
 impl<T> Figure<T> {
     fn map<U>(self, f: impl FnOnce(T) -> U) -> Figure<U> {
-        Figure { value: self.value.map(f), source: self.source }
+        Figure {
+            value: self.value.map(f),
+            source: self.source,
+        }
     }
 }
 
@@ -285,7 +318,8 @@ fn affinity_cpus() -> Figure<u32> {
     // SAFETY: `set` is a plain bit set that sched_getaffinity fills; zeroed is valid.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
     // SAFETY: the pointer and size describe `set`, which outlives the call.
-    let rc = unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
+    let rc =
+        unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) };
     if rc == 0 {
         // SAFETY: `set` was initialised above.
         let count = unsafe { libc::CPU_COUNT(&set) };
@@ -309,10 +343,15 @@ fn host_memory() -> Figure<u64> {
     let mut info: libc::sysinfo = unsafe { std::mem::zeroed() };
     // SAFETY: the pointer is to a live sysinfo struct.
     if unsafe { libc::sysinfo(&mut info) } == 0 {
+        // `totalram` is a C `unsigned long`: 32 bits on some targets.
+        #[allow(clippy::useless_conversion)]
         let total = u64::from(info.totalram).saturating_mul(u64::from(info.mem_unit.max(1)));
         if total > 0 {
             return Figure::known(total, Source::Host("sysinfo totalram"));
         }
     }
-    Figure::unknown(format!("sysinfo failed: {}", std::io::Error::last_os_error()))
+    Figure::unknown(format!(
+        "sysinfo failed: {}",
+        std::io::Error::last_os_error()
+    ))
 }

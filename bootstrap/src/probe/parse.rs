@@ -217,7 +217,11 @@ mod tests {
         assert_eq!(cpu_max("max 100000\n"), Ok(None));
         assert_eq!(cpu_max("50000 100000\n"), Ok(Some(0.5)));
         assert_eq!(cpu_max("150000 100000"), Ok(Some(1.5)));
-        assert_eq!(cpu_max("25000"), Ok(Some(0.25)), "one field: default period");
+        assert_eq!(
+            cpu_max("25000"),
+            Ok(Some(0.25)),
+            "one field: default period"
+        );
         assert_eq!(cpu_max("max"), Ok(None));
         assert_eq!(cpu_max("50000 0"), Err(Bad::ZeroPeriod));
         assert_eq!(cpu_max(""), Err(Bad::Empty));

@@ -48,9 +48,9 @@ pub fn listen_addr() -> anyhow::Result<SocketAddr> {
 pub fn listen_addr_from(bind: Option<&str>, port: Option<&str>) -> anyhow::Result<SocketAddr> {
     let ip: IpAddr = match bind {
         None => IpAddr::from([127, 0, 0, 1]),
-        Some(b) => b
-            .parse()
-            .map_err(|_| anyhow::anyhow!("set BIND to an IP address such as 127.0.0.1 or 0.0.0.0, got `{b}`"))?,
+        Some(b) => b.parse().map_err(|_| {
+            anyhow::anyhow!("set BIND to an IP address such as 127.0.0.1 or 0.0.0.0, got `{b}`")
+        })?,
     };
     let port: u16 = match port {
         None => DEFAULT_PORT,

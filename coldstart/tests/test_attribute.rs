@@ -1,0 +1,42 @@
+//! `#[coldstart::test]` behaves like `#[tokio::test]`.
+
+use tokio::runtime::{Handle, RuntimeFlavor};
+
+#[coldstart::test]
+async fn current_thread_by_default() {
+    assert_eq!(
+        Handle::current().runtime_flavor(),
+        RuntimeFlavor::CurrentThread
+    );
+}
+
+#[coldstart::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multi_thread_with_two_workers() {
+    assert_eq!(
+        Handle::current().runtime_flavor(),
+        RuntimeFlavor::MultiThread
+    );
+    assert_eq!(Handle::current().metrics().num_workers(), 2);
+}
+
+#[coldstart::test]
+async fn tests_may_return_results() -> Result<(), std::num::ParseIntError> {
+    assert_eq!("7".parse::<u8>()?, 7);
+    Ok(())
+}
+
+#[coldstart::test]
+async fn tests_do_not_plan() {
+    assert!(
+        coldstart::plan().is_none(),
+        "tests behave the same on every machine"
+    );
+}
+
+#[cfg(feature = "test-util")]
+#[coldstart::test(start_paused = true)]
+async fn start_paused_auto_advances_the_clock() {
+    let start = tokio::time::Instant::now();
+    tokio::time::sleep(std::time::Duration::from_secs(3600)).await;
+    assert!(start.elapsed() >= std::time::Duration::from_secs(3600));
+}

@@ -1,0 +1,9 @@
+//! Compile-time behaviour of `#[coldstart::main]` and `#[coldstart::test]`: what must
+//! compile (and run), and the spanned errors for wrong use.
+
+#[test]
+fn ui() {
+    let t = trybuild::TestCases::new();
+    t.pass("tests/ui/pass/*.rs");
+    t.compile_fail("tests/ui/fail/*.rs");
+}

@@ -1,0 +1,2 @@
+#[coldstart::main(flavor = "fast")]
+async fn main() {}

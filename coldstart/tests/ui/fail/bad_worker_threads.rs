@@ -1,0 +1,2 @@
+#[coldstart::main(worker_threads = 0)]
+async fn main() {}

@@ -1,0 +1,2 @@
+#[coldstart::main(flavor = "multi_thread", flavor = "current_thread")]
+async fn main() {}

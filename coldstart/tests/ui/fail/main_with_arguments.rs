@@ -1,0 +1,2 @@
+#[coldstart::main]
+async fn main(args: Vec<String>) {}

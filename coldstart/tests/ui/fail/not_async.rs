@@ -1,0 +1,2 @@
+#[coldstart::main]
+fn main() {}

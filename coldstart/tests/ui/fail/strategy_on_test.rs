@@ -1,0 +1,4 @@
+#[coldstart::test(strategy = "minimal")]
+async fn t() {}
+
+fn main() {}

@@ -1,0 +1,2 @@
+#[coldstart::main(workers = 2)]
+async fn main() {}

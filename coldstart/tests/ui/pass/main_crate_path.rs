@@ -1,0 +1,6 @@
+mod reexport {
+    pub use coldstart as cs;
+}
+
+#[coldstart::main(crate = "reexport::cs")]
+async fn main() {}

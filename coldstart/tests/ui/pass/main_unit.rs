@@ -1,0 +1,4 @@
+#[coldstart::main]
+async fn main() {
+    assert!(coldstart::plan().is_some());
+}

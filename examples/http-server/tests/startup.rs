@@ -1,0 +1,128 @@
+//! The example service end to end: it serves, prints its plan, reports bad settings in
+//! one line with exit code 78, and plans single-threaded inside a real 0.25-CPU cgroup.
+
+#![allow(clippy::unwrap_used)] // a test fails loudly on a broken fixture
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use cargo_coldstart::cgroup::{Limits, TempCgroup};
+use cargo_coldstart::measure::{Target, run_once};
+
+const SERVER: &str = env!("CARGO_BIN_EXE_http-server");
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn get(port: u16) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut stream = loop {
+        match TcpStream::connect(("127.0.0.1", port)) {
+            Ok(s) => break s,
+            Err(e) if Instant::now() < deadline => {
+                let _ = e;
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) => panic!("server never listened: {e}"),
+        }
+    };
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut out = String::new();
+    stream.read_to_string(&mut out).unwrap();
+    out
+}
+
+#[test]
+fn serves_and_prints_the_startup_report() {
+    let port = free_port();
+    let mut child = Command::new(SERVER)
+        .env("PORT", port.to_string())
+        .env("COLDSTART_LOG", "debug")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let response = get(port);
+    child.kill().unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        response.starts_with("HTTP/1.1 200") && response.ends_with("hello\n"),
+        "{response}"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for needle in [
+        "coldstart: start-up report",
+        "budget",
+        "plan",
+        "strategy",
+        "worker_threads",
+        "timeline (since main) main 0us probe",
+    ] {
+        assert!(stderr.contains(needle), "missing `{needle}` in:\n{stderr}");
+    }
+    assert!(
+        stderr.contains(&format!(
+            "http-server: listening on http://127.0.0.1:{port}; plan "
+        )),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_bad_variable_is_one_line_and_exit_code_78() {
+    let out = Command::new(SERVER)
+        .env("COLDSTART_WORKER_THREADS", "lots")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "coldstart: set COLDSTART_WORKER_THREADS to a whole number from 1 to 1024, got `lots`\n"
+    );
+}
+
+#[test]
+fn a_bad_port_names_the_variable() {
+    let out = Command::new(SERVER).env("PORT", "http").output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("set PORT to a number from 0 to 65535, got `http`"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn one_thread_inside_a_quarter_cpu_cgroup() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "needs root, and CI must run it"
+        );
+        eprintln!("SKIPPED one_thread_inside_a_quarter_cpu_cgroup: creating cgroups needs root");
+        return;
+    }
+    let cg = TempCgroup::create(
+        &format!("coldstart-example-{}", std::process::id()),
+        Limits {
+            cpus: Some(0.25),
+            memory_bytes: Some(64 << 20),
+        },
+    )
+    .unwrap();
+    let sample = run_once(&Target::new("http-server", SERVER), Some(&cg)).unwrap();
+    assert_eq!(
+        sample.threads, 1,
+        "minimal plan: current_thread, no workers"
+    );
+    assert!(sample.rss_bytes < 64 << 20);
+}
