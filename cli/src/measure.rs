@@ -3,7 +3,8 @@
 //!
 //! The clock starts when the child is released to `exec`: fork, and joining a cgroup
 //! when one is given, happen before that and are not measured (they cost the same for
-//! every binary). It stops when the first complete response has been read. Every child
+//! every binary). In a cgroup, each run waits one CFS period before it is released, so
+//! no run inherits a quota that earlier runs used up. It stops when the first complete response has been read. Every child
 //! is killed and reaped before the next run starts.
 
 use std::ffi::OsString;
@@ -126,6 +127,11 @@ fn measure(
             _ => anyhow!("the child never got ready to exec"),
         };
         return Err(err.context(format!("cannot start {}", target.program.display())));
+    }
+    if cgroup.is_some() {
+        // Let the previous run's CPU use age out of the CFS period, so every run
+        // starts with a full quota, as a freshly started container does.
+        std::thread::sleep(Duration::from_micros(crate::cgroup::PERIOD_US + 10_000));
     }
     let start = Instant::now();
     write_byte(&go_w)?;

@@ -119,8 +119,16 @@ fn parse_args() -> anyhow::Result<Args> {
     Ok(args)
 }
 
+/// A progress bar on a terminal; a line per tenth of the work in a log.
 fn progress(label: &str) -> impl FnMut(usize, usize) + '_ {
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
     move |done, total| {
+        if !terminal {
+            if done * 10 / total.max(1) != (done - 1) * 10 / total.max(1) {
+                eprintln!("{label}: {done}/{total} runs");
+            }
+            return;
+        }
         let width = 30;
         let filled = done * width / total.max(1);
         eprint!(
