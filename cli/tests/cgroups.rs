@@ -187,3 +187,60 @@ fn invalid_variable_is_one_line_and_exit_78() {
         "error: set COLDSTART_STRATEGY to one of `minimal`, `balanced`, `throughput`, got `fast`\n"
     );
 }
+
+#[test]
+fn runs_as_a_cargo_subcommand() {
+    // `cargo coldstart doctor` runs `cargo-coldstart coldstart doctor`.
+    let out = Command::new(DOCTOR)
+        .args(["coldstart", "doctor", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["plan"]["worker_threads"].as_u64().unwrap() >= 1);
+    let bad = Command::new(DOCTOR)
+        .args(["doctor", "--jsn"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr)
+            .contains("unknown option `--jsn` for doctor; the options are: --json, --root DIR")
+    );
+}
+
+#[test]
+fn doctor_reads_a_fixture_root() {
+    let root = std::env::temp_dir().join(format!("coldstart-doctor-root-{}", std::process::id()));
+    std::fs::create_dir_all(root.join("proc/self")).unwrap();
+    std::fs::create_dir_all(root.join("sys/fs/cgroup/svc")).unwrap();
+    std::fs::write(root.join("proc/self/cgroup"), "0::/svc\n").unwrap();
+    std::fs::write(
+        root.join("sys/fs/cgroup/cgroup.controllers"),
+        "cpu memory\n",
+    )
+    .unwrap();
+    std::fs::write(root.join("sys/fs/cgroup/svc/cgroup.type"), "domain\n").unwrap();
+    std::fs::write(root.join("sys/fs/cgroup/svc/cpu.max"), "50000 0\n").unwrap();
+    let mut command = Command::new(DOCTOR);
+    command.args(["doctor", "--json", "--root"]).arg(&root);
+    let v = doctor(command);
+    std::fs::remove_dir_all(&root).unwrap();
+    assert_eq!(v["limits"]["cpu_cores"], Value::Null, "{v:#}");
+    assert_eq!(v["limits"]["sources"]["cpu_cores"]["kind"], "unknown");
+    let why = v["limits"]["sources"]["cpu_cores"]["detail"]
+        .as_str()
+        .unwrap();
+    assert!(why.ends_with("svc/cpu.max: the CFS period is 0"), "{why}");
+    assert!(
+        v["plan"]["reasons"]["strategy"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("budget unknown; host figure used"),
+        "{v:#}"
+    );
+}

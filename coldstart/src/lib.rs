@@ -97,13 +97,6 @@ pub mod __private {
         }
 
         /// `#[coldstart::test]`.
-        pub fn block_on_test<F: Future>(
-            flavor: Option<Flavor>,
-            worker_threads: Option<usize>,
-            start_paused: bool,
-            body: F,
-        ) -> F::Output {
-            coldstart_runtime::block_on_test(flavor, worker_threads, start_paused, body)
-        }
+        pub use coldstart_runtime::block_on_test;
     }
 }

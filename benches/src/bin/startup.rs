@@ -161,45 +161,53 @@ fn series_json(series: &[Series]) -> serde_json::Value {
     )
 }
 
+/// Runs every target in one setting and prints its table, or keeps its JSON.
+fn measure_setting(
+    args: &Args,
+    key: &str,
+    label: &str,
+    cgroup: Option<&TempCgroup>,
+    report: &mut serde_json::Map<String, serde_json::Value>,
+) -> anyhow::Result<()> {
+    let series = measure::alternate(&args.targets, args.runs, cgroup, progress(label))?;
+    if args.json {
+        report.insert(key.into(), series_json(&series));
+    } else {
+        println!(
+            "{label}, {} alternating runs each\n{}",
+            args.runs,
+            measure::table(&series, &args.baseline)
+        );
+    }
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     let args = parse_args()?;
     let mut report = serde_json::Map::new();
     if args.unconstrained {
-        let series = measure::alternate(&args.targets, args.runs, None, progress("unconstrained"))?;
-        if args.json {
-            report.insert("unconstrained".into(), series_json(&series));
-        } else {
-            println!(
-                "unconstrained, {} alternating runs each\n{}",
-                args.runs,
-                measure::table(&series, &args.baseline)
-            );
-        }
+        measure_setting(&args, "unconstrained", "unconstrained", None, &mut report)?;
     }
     if args.constrained {
         // SAFETY: geteuid has no preconditions.
         if unsafe { libc::geteuid() } != 0 {
+            if std::env::var_os("CI").is_some() {
+                bail!("the cgroup runs need root, and CI must run them");
+            }
             eprintln!("skipping the cgroup runs: creating a cgroup needs root");
         } else {
-            let name = format!("coldstart-bench-{}", std::process::id());
-            let cg = TempCgroup::create(&name, args.limits)?;
+            let cg = TempCgroup::create(
+                &format!("coldstart-bench-{}", std::process::id()),
+                args.limits,
+            )?;
             let label = format!(
-                "cgroup {} CPU, {} MiB",
+                "cgroup {} CPU, {} MiB (joining it is not in the interval)",
                 args.limits
                     .cpus
                     .map_or("unlimited".into(), |c| c.to_string()),
                 args.limits.memory_bytes.map_or(0, |m| m >> 20)
             );
-            let series = measure::alternate(&args.targets, args.runs, Some(&cg), progress(&label))?;
-            if args.json {
-                report.insert("cgroup".into(), series_json(&series));
-            } else {
-                println!(
-                    "{label}, {} alternating runs each (joining the cgroup is not in the interval)\n{}",
-                    args.runs,
-                    measure::table(&series, &args.baseline)
-                );
-            }
+            measure_setting(&args, "cgroup", &label, Some(&cg), &mut report)?;
         }
     }
     if args.json {

@@ -197,6 +197,7 @@ impl Plan {
                 Why::RoomForThroughput {
                     cores,
                     bytes: memory,
+                    known: cores_known && memory_known,
                 },
             )
         } else {
@@ -205,6 +206,7 @@ impl Plan {
                 Why::Between {
                     cores,
                     bytes: memory,
+                    known: cores_known && memory_known,
                 },
             )
         };

@@ -54,6 +54,8 @@ pub enum Why {
         cores: f64,
         /// The memory planned for.
         bytes: u64,
+        /// Whether both figures were known.
+        known: bool,
     },
     /// Between the minimal and throughput thresholds.
     Between {
@@ -61,6 +63,8 @@ pub enum Why {
         cores: f64,
         /// The memory planned for.
         bytes: u64,
+        /// Whether both figures were known.
+        known: bool,
     },
     /// The strategy's default.
     FollowsStrategy(Strategy),
@@ -183,20 +187,26 @@ impl fmt::Display for Reason {
                     fallback(known)
                 )
             }
-            Why::RoomForThroughput { cores, bytes } => {
-                write!(
-                    f,
-                    "CPU {cores:.2} cores and memory {} leave room for throughput",
-                    Bytes(bytes)
-                )
-            }
-            Why::Between { cores, bytes } => {
-                write!(
-                    f,
-                    "CPU {cores:.2} cores and memory {} are between minimal and throughput",
-                    Bytes(bytes)
-                )
-            }
+            Why::RoomForThroughput {
+                cores,
+                bytes,
+                known,
+            } => write!(
+                f,
+                "CPU {cores:.2} cores and memory {} leave room for throughput{}",
+                Bytes(bytes),
+                fallback(known)
+            ),
+            Why::Between {
+                cores,
+                bytes,
+                known,
+            } => write!(
+                f,
+                "CPU {cores:.2} cores and memory {} are between minimal and throughput{}",
+                Bytes(bytes),
+                fallback(known)
+            ),
             Why::FollowsStrategy(s) => write!(f, "default of strategy {s}"),
             Why::CurrentThreadIsOne => f.write_str("current_thread runs tasks on the main thread"),
             Why::CeilOfCores { cores } => write!(f, "one worker per started core of {cores:.2}"),
