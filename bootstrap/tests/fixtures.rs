@@ -357,3 +357,34 @@ fn malformed_lambda_memory_is_unknown_with_the_variable_named() {
         matches!(&b.memory_bytes.source, Source::Unknown(why) if why.contains("AWS_LAMBDA_FUNCTION_MEMORY_SIZE"))
     );
 }
+
+#[test]
+fn v1_controllers_mounted_under_another_name_are_found_in_mountinfo() {
+    let t = Tree::new("v1-other-name");
+    t.file("/proc/self/cgroup", "3:cpu,cpuacct:/svc\n")
+        .file(
+            "/proc/self/mountinfo",
+            "32 31 0:29 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu,cpuacct\n",
+        )
+        .file("/sys/fs/cgroup/cpu/release_agent", "\n")
+        .file("/sys/fs/cgroup/cpu/svc/cpu.cfs_quota_us", "150000\n")
+        .file("/sys/fs/cgroup/cpu/svc/cpu.cfs_period_us", "100000\n");
+    let b = t.probe();
+    assert_eq!(b.cpu_cores.value, Some(1.5), "{:?}", b.cpu_cores);
+}
+
+#[test]
+fn v1_process_at_the_root_of_a_container_mount() {
+    // A container with its own cgroup mounted at the usual place: the process is at
+    // `/` and the mount is not a hierarchy root (no release_agent).
+    let t = Tree::new("v1-container-root");
+    t.file("/proc/self/cgroup", "4:memory:/\n")
+        .file("/sys/fs/cgroup/memory/memory.limit_in_bytes", "134217728\n");
+    let b = t.probe();
+    assert_eq!(
+        b.memory_bytes.value,
+        Some(128 << 20),
+        "{:?}",
+        b.memory_bytes
+    );
+}

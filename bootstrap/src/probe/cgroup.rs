@@ -1,11 +1,13 @@
 //! Finding this process's cgroup directories and reading the limits on the way up to
 //! the root of the mount, keeping the smallest.
 //!
-//! The usual mount points (`/sys/fs/cgroup`, `/sys/fs/cgroup/unified`,
-//! `/sys/fs/cgroup/<controllers>`) are tried first; `/proc/self/mountinfo`, which can be
-//! long, is read only when they do not resolve, or when the process sits at the root of
-//! a hierarchy and must tell the real root from a cgroup namespace whose mount lies
-//! above it (mountinfo then shows the mount root as `/..`).
+//! The fast path costs no extra system call: a process at `/a/b` is looked for at
+//! `/sys/fs/cgroup/<controllers>/a/b` (v1) or `/sys/fs/cgroup[/unified]/a/b` (v2), and
+//! when the whole path resolves there, that mount is the root of the hierarchy. The
+//! walk notices a leaf that does not exist. Only a process at `/` needs a check (one
+//! `stat`, sometimes a `readlink`): is the mount its container's own cgroup, the real
+//! root, or the host's hierarchy seen from a cgroup namespace? `/proc/self/mountinfo`,
+//! which can be long, is read only when the usual places do not resolve.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -25,7 +27,8 @@ pub(crate) struct Hierarchy {
     /// The leaf directory was found to exist. When it was not checked, a walk that
     /// finds nothing at the leaf checks it (saving a `stat` in the common case).
     pub(crate) verified: bool,
-    mount_point: String,
+    /// The v1 controller (`cpu`, `memory`), or `None` for v2.
+    controller: Option<String>,
     path: String,
 }
 
@@ -54,101 +57,92 @@ impl<'a> Resolver<'a> {
         controllers: &str,
         path: &str,
     ) -> Result<Hierarchy, String> {
-        for name in [controllers, controller] {
-            let mount_point = format!("/sys/fs/cgroup/{name}");
-            let mount = read::under(self.root, &mount_point);
-            // Only the root of a v1 hierarchy has `release_agent`.
-            if read::exists(&mount.join("release_agent")) {
-                return self.within(mount_point, path, false, true);
-            }
-            if read::is_dir(&mount) {
-                return self.within(mount_point, path, false, false);
-            }
-        }
-        let mount = self
-            .mounts()
-            .iter()
-            .find(|m| m.fs_type == "cgroup" && m.super_options.split(',').any(|o| o == controller))
-            .ok_or_else(|| format!("no cgroup v1 mount has the {controller} controller"))?;
-        let mount_point = mount.mount_point.clone();
-        let is_root = read::exists(&read::under(self.root, &mount_point).join("release_agent"));
-        self.within(mount_point, path, false, is_root)
+        let candidates = [controllers, controller].map(|name| format!("/sys/fs/cgroup/{name}"));
+        self.resolve(&candidates, Some(controller), path)
     }
 
     /// The v2 hierarchy, for a process at `path` in it; `hybrid` when v1 hierarchies
-    /// are mounted too (v2 then lives at `/sys/fs/cgroup/unified`).
+    /// are mounted too (v2 then usually lives at `/sys/fs/cgroup/unified`).
     pub(crate) fn v2(&mut self, path: &str, hybrid: bool) -> Result<Hierarchy, String> {
         let usual = if hybrid {
             "/sys/fs/cgroup/unified"
         } else {
             "/sys/fs/cgroup"
         };
-        let mount = read::under(self.root, usual);
-        // Every non-root v2 cgroup has `cgroup.type`; the root has only `cgroup.controllers`.
-        if read::exists(&mount.join("cgroup.type")) {
-            return self.within(usual.to_owned(), path, true, false);
+        self.resolve(&[usual.to_owned()], None, path)
+    }
+
+    fn resolve(
+        &mut self,
+        candidates: &[String],
+        controller: Option<&str>,
+        path: &str,
+    ) -> Result<Hierarchy, String> {
+        let v2 = controller.is_none();
+        let hierarchy =
+            |mount: PathBuf, leaf: PathBuf, mount_is_root: bool, verified: bool| Hierarchy {
+                mount,
+                leaf,
+                v2,
+                mount_is_root,
+                verified,
+                controller: controller.map(str::to_owned),
+                path: path.to_owned(),
+            };
+        if path != "/" {
+            // Fast path; `walk` reports `Missed::Leaf` if the leaf is not there.
+            let mount = read::under(self.root, &candidates[0]);
+            let leaf = read::under(&mount, path);
+            return Ok(hierarchy(mount, leaf, true, false));
         }
-        if read::exists(&mount.join("cgroup.controllers")) {
-            return self.within(usual.to_owned(), path, true, true);
+        for mount_point in candidates {
+            let mount = read::under(self.root, mount_point);
+            match marker(&mount, v2) {
+                Some(false) => return Ok(hierarchy(mount.clone(), mount, false, true)),
+                // At the root of a hierarchy: the real root in the initial namespace,
+                // where the kernel allows no limits, or a namespace that hides where.
+                Some(true) if self.in_initial_cgroup_namespace() => {
+                    return Ok(hierarchy(mount.clone(), mount, true, true));
+                }
+                Some(true) => break,
+                None => continue,
+            }
         }
-        let mount_point = self
+        let h = hierarchy(PathBuf::new(), PathBuf::new(), false, false);
+        self.via_mountinfo(&h)
+    }
+
+    /// Resolves `h` from `/proc/self/mountinfo`: for a leaf that was not where the
+    /// usual layout put it, or a process at `/` of a hierarchy mounted above its
+    /// cgroup namespace.
+    pub(crate) fn via_mountinfo(&mut self, h: &Hierarchy) -> Result<Hierarchy, String> {
+        let path = h.path.as_str();
+        let controller = h.controller.as_deref();
+        let (mount_point, mount_root) = self
             .mounts()
             .iter()
-            .find(|m| m.fs_type == "cgroup2")
-            .map(|m| m.mount_point.clone())
-            .ok_or_else(|| "no cgroup2 mount found".to_owned())?;
-        let is_root = !read::exists(&read::under(self.root, &mount_point).join("cgroup.type"));
-        self.within(mount_point, path, true, is_root)
-    }
-
-    fn within(
-        &mut self,
-        mount_point: String,
-        path: &str,
-        v2: bool,
-        mount_is_root: bool,
-    ) -> Result<Hierarchy, String> {
+            .find(|m| match controller {
+                Some(c) => m.fs_type == "cgroup" && m.super_options.split(',').any(|o| o == c),
+                None => m.fs_type == "cgroup2",
+            })
+            .map(|m| (m.mount_point.clone(), m.root.clone()))
+            .ok_or_else(|| match controller {
+                Some(c) => format!("no cgroup v1 mount has the {c} controller"),
+                None => "no cgroup2 mount found".to_owned(),
+            })?;
         let mount = read::under(self.root, &mount_point);
-        let hierarchy = |leaf: PathBuf, verified: bool| Hierarchy {
-            mount: mount.clone(),
-            leaf,
-            v2,
-            mount_is_root,
-            verified,
-            mount_point: mount_point.clone(),
-            path: path.to_owned(),
-        };
-        if path != "/" {
-            return Ok(hierarchy(read::under(&mount, path), false));
-        }
-        // At "/": a container's own cgroup mounted in its namespace, or the real root
-        // (initial namespace), or a namespace whose mount lies above it.
-        if !mount_is_root || self.in_initial_cgroup_namespace() {
-            return Ok(hierarchy(mount.clone(), true));
-        }
-        self.via_mountinfo(&hierarchy(mount.clone(), false))
-    }
-
-    /// Resolves `h` again from `/proc/self/mountinfo`, for a leaf that did not exist
-    /// where the usual layout put it.
-    pub(crate) fn via_mountinfo(&mut self, h: &Hierarchy) -> Result<Hierarchy, String> {
-        let (mount_point, path) = (h.mount_point.as_str(), h.path.as_str());
         let found = |leaf: PathBuf| Hierarchy {
+            mount_is_root: marker(&mount, h.v2) == Some(true),
+            mount: mount.clone(),
             leaf,
             verified: true,
             ..h.clone()
         };
-        let mount_root = self
-            .mounts()
-            .iter()
-            .find(|m| m.mount_point == mount_point)
-            .map(|m| m.root.clone())
-            .ok_or_else(|| format!("{mount_point} is not in /proc/self/mountinfo"))?;
         if mount_root == "/" && path == "/" {
-            return Ok(found(h.mount.clone()));
+            return Ok(found(mount.clone()));
         }
         if let Some(ups) = parent_steps(&mount_root) {
-            return search(&h.mount, ups, path).map(found).ok_or_else(|| {
+            return search(&mount, ups, path).map(found).ok_or_else(|| {
                 format!(
                     "cgroup path {path} lies in a cgroup namespace and no cgroup {ups} level(s) below {mount_point} holds this process"
                 )
@@ -162,7 +156,7 @@ impl<'a> Resolver<'a> {
                     "cgroup path {path} is outside the mount root {mount_root} of {mount_point}"
                 )
             })?;
-        let leaf = read::under(&h.mount, relative);
+        let leaf = read::under(&mount, relative);
         if read::is_dir(&leaf) {
             Ok(found(leaf))
         } else {
@@ -182,6 +176,24 @@ impl<'a> Resolver<'a> {
                 .map(|text| text.lines().filter_map(parse::mountinfo_line).collect())
                 .unwrap_or_default()
         })
+    }
+}
+
+/// Whether `dir` is the root of its hierarchy (`Some(true)`), another cgroup
+/// (`Some(false)`), or no cgroup directory at all (`None`). Only the root of a v1
+/// hierarchy has `release_agent`; every non-root v2 cgroup has `cgroup.type`, the
+/// root only `cgroup.controllers`.
+fn marker(dir: &Path, v2: bool) -> Option<bool> {
+    if v2 {
+        if read::exists(&dir.join("cgroup.type")) {
+            Some(false)
+        } else {
+            read::exists(&dir.join("cgroup.controllers")).then_some(true)
+        }
+    } else if read::exists(&dir.join("release_agent")) {
+        Some(true)
+    } else {
+        read::is_dir(dir).then_some(false)
     }
 }
 
@@ -376,7 +388,7 @@ mod tests {
             v2: true,
             mount_is_root: false,
             verified: true,
-            mount_point: "/m".into(),
+            controller: None,
             path: "/a/b".into(),
         };
         let got: Vec<_> = levels(&h).collect();
