@@ -99,6 +99,7 @@ pub fn to_json(budget: &Budget, plan: &Plan) -> Value {
             "allocator": { "purge_delay_ms": plan.allocator.value.purge_delay_ms },
             "prewarm": plan.prewarm.value,
             "exporters": "after_first_response",
+            "first_response_fallback_ms": plan.first_response_fallback.value.map(|d| d.as_millis() as u64),
             "planned_for": { "cpu_cores": plan.cores, "memory_bytes": plan.memory_bytes },
             "reasons": {
                 "strategy": reason(&plan.strategy),
@@ -109,6 +110,7 @@ pub fn to_json(budget: &Budget, plan: &Plan) -> Value {
                 "allocator": reason(&plan.allocator),
                 "prewarm": reason(&plan.prewarm),
                 "exporters": reason(&plan.exporters),
+                "first_response_fallback_ms": reason(&plan.first_response_fallback),
             },
         },
     })

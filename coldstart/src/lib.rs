@@ -47,7 +47,10 @@ pub use coldstart_macros::main;
 pub use coldstart_macros::test;
 
 pub use coldstart_bootstrap::{Budget, Figure, Flavor, Plan, Source, Strategy};
-pub use coldstart_runtime::{Phase, Timeline};
+pub use coldstart_runtime::lifecycle::{State, Trigger};
+pub use coldstart_runtime::{
+    Phase, Timeline, after_first_request, first_request_done, first_response, on_shutdown,
+};
 
 /// The plan the runtime was built from; `None` outside `#[coldstart::main]`.
 ///

@@ -12,9 +12,11 @@ Users reach all of this through the `coldstart` crate and `#[coldstart::main]`.
 #![warn(missing_docs, unreachable_pub)]
 
 mod alloc;
+pub mod lifecycle;
 mod start;
 pub mod timeline;
 
+pub use lifecycle::{after_first_request, first_request_done, first_response, on_shutdown};
 pub use start::{EXIT_CONFIG, EXIT_OS, StartError, Started, block_on, block_on_test, build, start};
 pub use timeline::{Phase, Timeline, timeline};
 

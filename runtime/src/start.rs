@@ -9,6 +9,7 @@ use coldstart_bootstrap::plan::{Report, settings};
 use coldstart_bootstrap::{Env, Flavor, Plan, PlanError, Probe, Settings};
 use tokio::runtime::{Builder, Runtime};
 
+use crate::lifecycle;
 use crate::timeline::{self, Phase};
 
 /// Exit code for a configuration error (`EX_CONFIG` from sysexits.h).
@@ -126,13 +127,33 @@ pub fn block_on<F: Future>(settings: &Settings, body: F) -> F::Output {
         }
     };
     let report = started.report;
-    started.runtime.block_on(async move {
+    let fallback = crate::plan().and_then(|p| p.first_response_fallback.value);
+    let ended = started.runtime.block_on(async move {
         timeline::mark(Phase::BodyEntered);
+        lifecycle::set_serving();
+        if let Some(after) = fallback {
+            lifecycle::start_fallback(after);
+        }
         if report {
             print_report();
         }
-        body.await
-    })
+        let ended = tokio::select! {
+            output = body => Ended::Returned(output),
+            _ = lifecycle::shutdown_signal() => Ended::Signalled,
+        };
+        lifecycle::run_shutdown_hooks().await;
+        ended
+    });
+    match ended {
+        Ended::Returned(output) => output,
+        // The body was cancelled by the signal; its hooks have run.
+        Ended::Signalled => std::process::exit(0),
+    }
+}
+
+enum Ended<T> {
+    Returned(T),
+    Signalled,
 }
 
 fn print_report() {

@@ -5,6 +5,6 @@ async fn main() -> anyhow::Result<()> {
     let addr = http_server::listen_addr()?;
     let listener = tokio::net::TcpListener::bind(addr).await?;
     eprintln!("baseline-tokio: listening on http://{addr}");
-    http_server::serve(listener).await?;
+    http_server::serve(listener, || {}).await?;
     Ok(())
 }

@@ -32,6 +32,8 @@ pub const THROUGHPUT_FROM_CORES: f64 = 4.0;
 pub const THROUGHPUT_FROM_MEMORY: u64 = 1 << 30;
 /// Memory allowed per blocking-pool thread when the cap is derived from the budget.
 pub const MEMORY_PER_BLOCKING_THREAD: u64 = 4 << 20;
+/// How long deferred work waits for a first response before it starts anyway.
+pub const DEFAULT_FIRST_RESPONSE_FALLBACK: std::time::Duration = std::time::Duration::from_secs(10);
 /// tokio's default thread stack size, kept: only touched pages count toward RSS.
 pub const DEFAULT_STACK_SIZE: usize = 2 << 20;
 
@@ -145,6 +147,9 @@ pub struct Plan {
     pub prewarm: Decision<bool>,
     /// When telemetry exporters may start.
     pub exporters: Decision<ExporterStart>,
+    /// How long to wait for a first response before deferred work starts anyway;
+    /// `None` waits for ever.
+    pub first_response_fallback: Decision<Option<std::time::Duration>>,
     /// The CPU cores the plan was made for.
     pub cores: f64,
     /// The memory the plan was made for.
@@ -335,7 +340,19 @@ impl Plan {
             reason: plan(Why::ExportersAfterFirstResponse),
         };
 
+        let first_response_fallback = match FIRST_RESPONSE_FALLBACK.read_env(env, parse_fallback)? {
+            Some(d) => Decision {
+                value: d,
+                reason: Reason::env(FIRST_RESPONSE_FALLBACK.variable),
+            },
+            None => Decision {
+                value: Some(DEFAULT_FIRST_RESPONSE_FALLBACK),
+                reason: plan(Why::FallbackForIdlePrograms),
+            },
+        };
+
         Ok(Plan {
+            first_response_fallback,
             strategy,
             flavor,
             worker_threads,

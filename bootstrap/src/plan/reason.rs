@@ -93,6 +93,8 @@ pub enum Why {
     PrewarmNotMeasuredFaster,
     /// Exporters never start before the first response.
     ExportersAfterFirstResponse,
+    /// Programs that never serve a request still start their deferred work.
+    FallbackForIdlePrograms,
     /// An attribute argument or a variable set it.
     Explicit,
 }
@@ -230,6 +232,9 @@ impl fmt::Display for Reason {
             }
             Why::ExportersAfterFirstResponse => {
                 f.write_str("telemetry never delays the first response")
+            }
+            Why::FallbackForIdlePrograms => {
+                f.write_str("programs that serve no request still start deferred work")
             }
             Why::Explicit => f.write_str("set explicitly"),
         }

@@ -103,6 +103,16 @@ impl fmt::Display for Report<'_> {
             &p.prewarm,
             if p.prewarm.value { "on" } else { "off" },
         )?;
-        row(f, "exporters", &p.exporters, "after 1st response")
+        row(f, "exporters", &p.exporters, "after 1st response")?;
+        let fallback = match p.first_response_fallback.value {
+            Some(d) => format!("after {}ms", d.as_millis()),
+            None => "off".to_owned(),
+        };
+        row(
+            f,
+            "1st response fallback",
+            &p.first_response_fallback,
+            fallback,
+        )
     }
 }

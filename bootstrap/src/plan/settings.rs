@@ -97,6 +97,30 @@ pub const PREWARM: Key = Key {
     accepts: "one of `on`, `off`, `true`, `false`, `1`, `0`",
 };
 
+/// `COLDSTART_FIRST_RESPONSE_FALLBACK`: how long to wait for a first response before
+/// deferred work starts anyway, for programs that never serve a request.
+pub const FIRST_RESPONSE_FALLBACK: Key = Key {
+    argument: "",
+    variable: "COLDSTART_FIRST_RESPONSE_FALLBACK",
+    accepts: "a duration such as `10s` or `500ms` (up to 1h), or `off`",
+};
+
+/// Parses a duration for [`FIRST_RESPONSE_FALLBACK`]: `Some(None)` for `off`.
+pub fn parse_fallback(s: &str) -> Option<Option<std::time::Duration>> {
+    if s == "off" {
+        return Some(None);
+    }
+    let (digits, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit())?);
+    let n: u64 = digits.parse().ok()?;
+    let ms = match unit {
+        "ms" => n,
+        "s" => n.checked_mul(1000)?,
+        "m" => n.checked_mul(60_000)?,
+        _ => return None,
+    };
+    (ms <= 3_600_000).then(|| Some(std::time::Duration::from_millis(ms)))
+}
+
 /// `COLDSTART_LOG`: `debug` prints the budget, the plan and the start-up timeline once,
 /// on stderr, when the body of `main` starts. It has no attribute argument.
 pub const LOG: Key = Key {
@@ -285,13 +309,22 @@ mod tests {
         assert_eq!(parse_blocking("4096"), Some(4096));
         assert_eq!(parse_switch("off"), Some(false));
         assert_eq!(parse_strategy("Minimal"), None, "names are lower case");
+        use std::time::Duration;
+        assert_eq!(parse_fallback("10s"), Some(Some(Duration::from_secs(10))));
+        assert_eq!(
+            parse_fallback("250ms"),
+            Some(Some(Duration::from_millis(250)))
+        );
+        assert_eq!(parse_fallback("off"), Some(None));
+        assert_eq!(parse_fallback("10"), None, "a unit is required");
+        assert_eq!(parse_fallback("2h"), None);
     }
 
     proptest! {
         #[test]
         fn parsers_never_panic(s in "\\PC*") {
             let _ = (parse_strategy(&s), parse_flavor(&s), parse_workers(&s));
-            let _ = (parse_blocking(&s), parse_stack_size(&s), parse_switch(&s));
+            let _ = (parse_blocking(&s), parse_stack_size(&s), parse_switch(&s), parse_fallback(&s));
         }
     }
 }

@@ -61,13 +61,14 @@ pub fn listen_addr_from(bind: Option<&str>, port: Option<&str>) -> anyhow::Resul
     Ok(SocketAddr::new(ip, port))
 }
 
-/// Serves HTTP/1.1 on `listener` until the process ends. A connection that fails is
-/// dropped; the listener keeps going.
+/// Serves HTTP/1.1 on `listener` until the process ends, calling `after_response`
+/// after each connection has been served. A connection that fails is dropped; the
+/// listener keeps going.
 ///
 /// # Errors
 ///
 /// Never returns an error today; the type leaves room for a graceful shutdown.
-pub async fn serve(listener: TcpListener) -> std::io::Result<()> {
+pub async fn serve(listener: TcpListener, after_response: fn()) -> std::io::Result<()> {
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
@@ -82,6 +83,7 @@ pub async fn serve(listener: TcpListener) -> std::io::Result<()> {
             let _ = http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service_fn(hello))
                 .await;
+            after_response();
         });
     }
 }

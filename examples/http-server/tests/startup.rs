@@ -126,3 +126,109 @@ fn one_thread_inside_a_quarter_cpu_cgroup() {
     );
     assert!(sample.rss_bytes < 64 << 20);
 }
+
+/// The lines a child writes to stderr, read on a thread as they come.
+struct Lines {
+    rx: std::sync::mpsc::Receiver<String>,
+    seen: String,
+}
+
+impl Lines {
+    fn of(child: &mut std::process::Child) -> Lines {
+        use std::io::BufRead;
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Lines {
+            rx,
+            seen: String::new(),
+        }
+    }
+
+    /// Waits (at most 10 s) for a line containing `needle`; returns all seen so far.
+    fn wait_for(&mut self, needle: &str) -> &str {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.rx.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push_str(&line);
+                    self.seen.push('\n');
+                    if line.contains(needle) {
+                        return &self.seen;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        panic!("`{needle}` never appeared; stderr was:\n{}", self.seen);
+    }
+}
+
+#[test]
+fn deferred_work_after_the_first_response_and_hooks_on_sigterm() {
+    let port = free_port();
+    let mut child = Command::new(SERVER)
+        .env("PORT", port.to_string())
+        .env("COLDSTART_FIRST_RESPONSE_FALLBACK", "off")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = Lines::of(&mut child);
+    let before = lines.wait_for("listening on").to_owned();
+    assert!(!before.contains("deferred work"), "{before}");
+    assert!(get(port).ends_with("hello\n"));
+    lines.wait_for("deferred work started after the first response");
+    // SAFETY: signalling our own child.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    let seen = lines.wait_for("shutdown hook ran").to_owned();
+    let status = child.wait().unwrap();
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "graceful exit after the hook; {seen}"
+    );
+}
+
+#[test]
+fn the_fallback_timer_starts_deferred_work_without_requests() {
+    let port = free_port();
+    let mut child = Command::new(SERVER)
+        .env("PORT", port.to_string())
+        .env("COLDSTART_FIRST_RESPONSE_FALLBACK", "200ms")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    Lines::of(&mut child).wait_for("deferred work started after the first response");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
+fn without_hooks_sigterm_keeps_its_default_meaning() {
+    let port = free_port();
+    let mut child = Command::new(SERVER)
+        .env("PORT", port.to_string())
+        .env("COLDSTART_FIRST_RESPONSE_FALLBACK", "off")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    Lines::of(&mut child).wait_for("listening on");
+    // SAFETY: signalling our own child.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    let status = child.wait().unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(
+        status.signal(),
+        Some(libc::SIGTERM),
+        "no hook registered, no handler installed"
+    );
+}

@@ -1,0 +1,288 @@
+//! The request lifecycle: starting, serving, first response done, draining.
+//!
+//! The first response is marked by [`first_request_done`] (called by the tower layer,
+//! the Lambda integration, or the program), or by the fallback timer for programs that
+//! never serve a request. Work given to [`after_first_request`] waits for that moment.
+//! Hooks given to [`on_shutdown`] run on SIGTERM, SIGINT or the end of `main`.
+//!
+//! Marking the first response is one atomic exchange and one wake-up; nothing here may
+//! block or allocate on a request's path. Signal handlers are installed only when the
+//! first shutdown hook is registered: a program without hooks keeps the default
+//! signal behaviour and pays nothing at start-up.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::time::Duration;
+
+use tokio::sync::Notify;
+
+use crate::timeline::{self, Phase};
+
+/// Where the process is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    /// Before the body of `main` runs.
+    Starting,
+    /// The body runs; no response has completed yet.
+    Serving,
+    /// The first response has been sent (or the fallback timer fired).
+    FirstResponseDone,
+    /// Shutdown hooks are running.
+    Draining,
+}
+
+/// What marked the first response done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    /// A response was sent (tower layer, Lambda integration, or an explicit call).
+    Response,
+    /// Nothing was served before the fallback timer fired.
+    Fallback,
+}
+
+static STATE: AtomicU8 = AtomicU8::new(0);
+static TRIGGER: AtomicU8 = AtomicU8::new(0);
+static FIRST: Notify = Notify::const_new();
+
+const fn encode(state: State) -> u8 {
+    state as u8
+}
+
+/// The current state.
+///
+/// ```
+/// // Outside #[coldstart::main] nothing has started.
+/// assert_eq!(coldstart_runtime::lifecycle::state(), coldstart_runtime::lifecycle::State::Starting);
+/// ```
+pub fn state() -> State {
+    match STATE.load(Ordering::Acquire) {
+        0 => State::Starting,
+        1 => State::Serving,
+        2 => State::FirstResponseDone,
+        _ => State::Draining,
+    }
+}
+
+pub(crate) fn set_serving() {
+    let _ = STATE.compare_exchange(
+        encode(State::Starting),
+        encode(State::Serving),
+        Ordering::AcqRel,
+        Ordering::Acquire,
+    );
+}
+
+fn mark(trigger: Trigger) -> bool {
+    let marked = [State::Starting, State::Serving].into_iter().any(|from| {
+        STATE
+            .compare_exchange(
+                encode(from),
+                encode(State::FirstResponseDone),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            )
+            .is_ok()
+    });
+    if marked {
+        TRIGGER.store(trigger as u8, Ordering::Release);
+        timeline::mark(Phase::FirstResponse);
+        FIRST.notify_waiters();
+    }
+    marked
+}
+
+/// Marks the first response as done: deferred work may start now. Only the first call
+/// counts; it returns whether this call was it.
+///
+/// The tower layer calls this when a response body has been fully sent; call it
+/// yourself when you serve by other means.
+pub fn first_request_done() -> bool {
+    mark(Trigger::Response)
+}
+
+/// What marked the first response done, once it is.
+pub fn trigger() -> Option<Trigger> {
+    if !is_first_response_done() {
+        return None;
+    }
+    Some(
+        if TRIGGER.load(Ordering::Acquire) == Trigger::Fallback as u8 {
+            Trigger::Fallback
+        } else {
+            Trigger::Response
+        },
+    )
+}
+
+/// Whether the first response is done.
+pub fn is_first_response_done() -> bool {
+    matches!(state(), State::FirstResponseDone | State::Draining)
+}
+
+/// Resolves when the first response is done (at once if it already is).
+pub async fn first_response() {
+    loop {
+        // A `Notified` receives `notify_waiters` from the moment it is created, so
+        // the flag is checked after creating it: no wake-up can be missed.
+        let notified = FIRST.notified();
+        if is_first_response_done() {
+            return;
+        }
+        notified.await;
+    }
+}
+
+/// Runs `work` on the runtime after the first response is done.
+///
+/// ```
+/// use coldstart_runtime::{after_first_request, block_on, first_request_done};
+/// # use coldstart_bootstrap::Settings;
+/// // What `#[coldstart::main] async fn main()` runs:
+/// block_on(&Settings::NONE, async {
+///     let warm = after_first_request(async { "cache warmed" });
+///     // ... the first request is served, and the server (or its layer) says so:
+///     first_request_done();
+///     assert_eq!(warm.await.unwrap(), "cache warmed");
+/// });
+/// ```
+///
+/// # Panics
+///
+/// Outside a tokio runtime, as `tokio::spawn` does.
+pub fn after_first_request<F>(work: F) -> tokio::task::JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    tokio::spawn(async move {
+        first_response().await;
+        work.await
+    })
+}
+
+/// Starts the fallback timer: after `after`, the first response is marked done if
+/// nothing else marked it.
+pub(crate) fn start_fallback(after: Duration) {
+    tokio::spawn(async move {
+        tokio::select! {
+            () = tokio::time::sleep(after) => { mark(Trigger::Fallback); }
+            () = first_response() => {}
+        }
+    });
+}
+
+type Hook = Box<dyn FnOnce() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
+
+struct Registered {
+    name: String,
+    deadline: Duration,
+    hook: Hook,
+}
+
+static HOOKS: Mutex<Vec<Registered>> = Mutex::new(Vec::new());
+static SIGNALS: AtomicBool = AtomicBool::new(false);
+static SHUTDOWN: Notify = Notify::const_new();
+static SIGNALLED: AtomicU8 = AtomicU8::new(0);
+
+/// Registers a hook that runs on SIGTERM, SIGINT or the end of `main`, and may take at
+/// most `deadline`. Hooks run concurrently; the program ends when all have finished or
+/// passed their deadline. After a signal the program exits with code 0 once the hooks
+/// are done; a program with no hooks keeps the default signal behaviour.
+///
+/// ```
+/// use std::time::Duration;
+/// use coldstart_runtime::{block_on, on_shutdown};
+/// # use coldstart_bootstrap::Settings;
+/// block_on(&Settings::NONE, async {
+///     on_shutdown("flush", Duration::from_secs(2), || async {
+///         eprintln!("flushing");
+///     });
+/// }); // the hook runs as the body ends
+/// ```
+///
+/// # Panics
+///
+/// The first registration must happen inside the runtime (it starts the signal
+/// listener there).
+pub fn on_shutdown<F, Fut>(name: impl Into<String>, deadline: Duration, hook: F)
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let hook: Hook = Box::new(move || Box::pin(hook()));
+    let registered = Registered {
+        name: name.into(),
+        deadline,
+        hook,
+    };
+    match HOOKS.lock() {
+        Ok(mut hooks) => hooks.push(registered),
+        Err(poisoned) => poisoned.into_inner().push(registered),
+    }
+    if !SIGNALS.swap(true, Ordering::AcqRel) {
+        listen_for_signals();
+    }
+}
+
+/// Installs the handlers now, so that a signal arriving right after the first
+/// registration already runs the hooks, and waits for them on a task.
+fn listen_for_signals() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        eprintln!(
+            "coldstart: cannot listen for SIGTERM/SIGINT; shutdown hooks run only at the end of main"
+        );
+        return;
+    };
+    tokio::spawn(async move {
+        let signo = tokio::select! {
+            _ = term.recv() => libc::SIGTERM,
+            _ = int.recv() => libc::SIGINT,
+        };
+        SIGNALLED.store(signo as u8, Ordering::Release);
+        SHUTDOWN.notify_waiters();
+    });
+}
+
+/// Resolves with the signal number when a shutdown signal arrives.
+pub(crate) async fn shutdown_signal() -> i32 {
+    loop {
+        let notified = SHUTDOWN.notified();
+        let signo = SIGNALLED.load(Ordering::Acquire);
+        if signo != 0 {
+            return i32::from(signo);
+        }
+        notified.await;
+    }
+}
+
+/// Runs every registered hook, each within its deadline, and reports on stderr the
+/// ones that failed to finish in time.
+pub(crate) async fn run_shutdown_hooks() {
+    STATE.store(encode(State::Draining), Ordering::Release);
+    let hooks = match HOOKS.lock() {
+        Ok(mut hooks) => std::mem::take(&mut *hooks),
+        Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
+    };
+    let running: Vec<_> = hooks
+        .into_iter()
+        .map(|r| {
+            let task = tokio::spawn(tokio::time::timeout(r.deadline, (r.hook)()));
+            (r.name, r.deadline, task)
+        })
+        .collect();
+    for (name, deadline, task) in running {
+        match task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => {
+                eprintln!("coldstart: shutdown hook `{name}` did not finish within {deadline:?}")
+            }
+            Err(e) => eprintln!("coldstart: shutdown hook `{name}` panicked: {e}"),
+        }
+    }
+}
