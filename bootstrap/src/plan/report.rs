@@ -105,7 +105,8 @@ impl fmt::Display for Report<'_> {
         )?;
         row(f, "exporters", &p.exporters, "after 1st response")?;
         let fallback = match p.first_response_fallback.value {
-            Some(d) => format!("after {}ms", d.as_millis()),
+            Some(d) if d.as_millis() % 1000 == 0 => format!("{}s", d.as_secs()),
+            Some(d) => format!("{}ms", d.as_millis()),
             None => "off".to_owned(),
         };
         row(
