@@ -109,11 +109,6 @@ impl fmt::Display for Report<'_> {
             Some(d) => format!("{}ms", d.as_millis()),
             None => "off".to_owned(),
         };
-        row(
-            f,
-            "1st response fallback",
-            &p.first_response_fallback,
-            fallback,
-        )
+        row(f, "fallback timer", &p.first_response_fallback, fallback)
     }
 }
