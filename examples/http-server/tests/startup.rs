@@ -127,6 +127,18 @@ fn one_thread_inside_a_quarter_cpu_cgroup() {
     assert!(sample.rss_bytes < 64 << 20);
 }
 
+/// Starts the server on a free port with the given fallback timer, stderr piped.
+fn spawn_server(fallback: &str) -> (u16, std::process::Child) {
+    let port = free_port();
+    let child = Command::new(SERVER)
+        .env("PORT", port.to_string())
+        .env("COLDSTART_FIRST_RESPONSE_FALLBACK", fallback)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    (port, child)
+}
+
 /// The lines a child writes to stderr, read on a thread as they come.
 struct Lines {
     rx: std::sync::mpsc::Receiver<String>,
@@ -175,13 +187,7 @@ impl Lines {
 
 #[test]
 fn deferred_work_after_the_first_response_and_hooks_on_sigterm() {
-    let port = free_port();
-    let mut child = Command::new(SERVER)
-        .env("PORT", port.to_string())
-        .env("COLDSTART_FIRST_RESPONSE_FALLBACK", "off")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let (port, mut child) = spawn_server("off");
     let mut lines = Lines::of(&mut child);
     let before = lines.wait_for("listening on").to_owned();
     assert!(!before.contains("deferred work"), "{before}");
@@ -200,13 +206,7 @@ fn deferred_work_after_the_first_response_and_hooks_on_sigterm() {
 
 #[test]
 fn the_fallback_timer_starts_deferred_work_without_requests() {
-    let port = free_port();
-    let mut child = Command::new(SERVER)
-        .env("PORT", port.to_string())
-        .env("COLDSTART_FIRST_RESPONSE_FALLBACK", "200ms")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let (_, mut child) = spawn_server("200ms");
     Lines::of(&mut child).wait_for("deferred work started after the first response");
     child.kill().unwrap();
     child.wait().unwrap();
@@ -214,13 +214,7 @@ fn the_fallback_timer_starts_deferred_work_without_requests() {
 
 #[test]
 fn without_hooks_sigterm_keeps_its_default_meaning() {
-    let port = free_port();
-    let mut child = Command::new(SERVER)
-        .env("PORT", port.to_string())
-        .env("COLDSTART_FIRST_RESPONSE_FALLBACK", "off")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let (_, mut child) = spawn_server("off");
     Lines::of(&mut child).wait_for("listening on");
     // SAFETY: signalling our own child.
     assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
