@@ -340,16 +340,16 @@ impl Plan {
             reason: plan(Why::ExportersAfterFirstResponse),
         };
 
-        let first_response_fallback = match FIRST_RESPONSE_FALLBACK.read_env(env, parse_fallback)? {
-            Some(d) => Decision {
-                value: d,
-                reason: Reason::env(FIRST_RESPONSE_FALLBACK.variable),
-            },
-            None => Decision {
+        // No attribute argument: only the variable can override it.
+        let first_response_fallback = choose(
+            Decision {
                 value: Some(DEFAULT_FIRST_RESPONSE_FALLBACK),
                 reason: plan(Why::FallbackForIdlePrograms),
             },
-        };
+            None,
+            FIRST_RESPONSE_FALLBACK.read_env(env, parse_fallback)?,
+            FIRST_RESPONSE_FALLBACK,
+        );
 
         Ok(Plan {
             first_response_fallback,
