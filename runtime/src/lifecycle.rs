@@ -37,12 +37,15 @@ pub enum State {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Trigger {
     /// A response was sent (tower layer, Lambda integration, or an explicit call).
-    Response,
+    Response = 1,
     /// Nothing was served before the fallback timer fired.
-    Fallback,
+    Fallback = 2,
 }
 
+/// The state only moves forward (`fetch_max`), in [`State`] order.
 static STATE: AtomicU8 = AtomicU8::new(0);
+/// 0 until the first response is marked, then the [`Trigger`]: the one atomic that
+/// decides which caller marked it.
 static TRIGGER: AtomicU8 = AtomicU8::new(0);
 static FIRST: Notify = Notify::const_new();
 
@@ -65,32 +68,27 @@ pub fn state() -> State {
     }
 }
 
+fn advance(to: State) {
+    STATE.fetch_max(encode(to), Ordering::AcqRel);
+}
+
 pub(crate) fn set_serving() {
-    let _ = STATE.compare_exchange(
-        encode(State::Starting),
-        encode(State::Serving),
-        Ordering::AcqRel,
-        Ordering::Acquire,
-    );
+    advance(State::Serving);
 }
 
 fn mark(trigger: Trigger) -> bool {
-    let marked = [State::Starting, State::Serving].into_iter().any(|from| {
-        STATE
-            .compare_exchange(
-                encode(from),
-                encode(State::FirstResponseDone),
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            )
-            .is_ok()
-    });
-    if marked {
-        TRIGGER.store(trigger as u8, Ordering::Release);
+    if state() == State::Draining {
+        return false;
+    }
+    let won = TRIGGER
+        .compare_exchange(0, trigger as u8, Ordering::AcqRel, Ordering::Acquire)
+        .is_ok();
+    if won {
+        advance(State::FirstResponseDone);
         timeline::mark(Phase::FirstResponse);
         FIRST.notify_waiters();
     }
-    marked
+    won
 }
 
 /// Marks the first response as done: deferred work may start now. Only the first call
@@ -104,16 +102,11 @@ pub fn first_request_done() -> bool {
 
 /// What marked the first response done, once it is.
 pub fn trigger() -> Option<Trigger> {
-    if !is_first_response_done() {
-        return None;
+    match TRIGGER.load(Ordering::Acquire) {
+        0 => None,
+        t if t == Trigger::Fallback as u8 => Some(Trigger::Fallback),
+        _ => Some(Trigger::Response),
     }
-    Some(
-        if TRIGGER.load(Ordering::Acquire) == Trigger::Fallback as u8 {
-            Trigger::Fallback
-        } else {
-            Trigger::Response
-        },
-    )
 }
 
 /// Whether the first response is done.
@@ -264,7 +257,7 @@ pub(crate) async fn shutdown_signal() -> i32 {
 /// Runs every registered hook, each within its deadline, and reports on stderr the
 /// ones that failed to finish in time.
 pub(crate) async fn run_shutdown_hooks() {
-    STATE.store(encode(State::Draining), Ordering::Release);
+    advance(State::Draining);
     let hooks = match HOOKS.lock() {
         Ok(mut hooks) => std::mem::take(&mut *hooks),
         Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
