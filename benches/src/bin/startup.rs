@@ -188,27 +188,19 @@ fn main() -> anyhow::Result<()> {
     if args.unconstrained {
         measure_setting(&args, "unconstrained", "unconstrained", None, &mut report)?;
     }
-    if args.constrained {
-        // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } != 0 {
-            if std::env::var_os("CI").is_some() {
-                bail!("the cgroup runs need root, and CI must run them");
-            }
-            eprintln!("skipping the cgroup runs: creating a cgroup needs root");
-        } else {
-            let cg = TempCgroup::create(
-                &format!("coldstart-bench-{}", std::process::id()),
-                args.limits,
-            )?;
-            let label = format!(
-                "cgroup {} CPU, {} MiB (joining it is not in the interval)",
-                args.limits
-                    .cpus
-                    .map_or("unlimited".into(), |c| c.to_string()),
-                args.limits.memory_bytes.map_or(0, |m| m >> 20)
-            );
-            measure_setting(&args, "cgroup", &label, Some(&cg), &mut report)?;
-        }
+    if args.constrained && cgroup::can_create("the cgroup runs")? {
+        let cg = TempCgroup::create(
+            &format!("coldstart-bench-{}", std::process::id()),
+            args.limits,
+        )?;
+        let label = format!(
+            "cgroup {} CPU, {} MiB (joining it is not in the interval)",
+            args.limits
+                .cpus
+                .map_or("unlimited".into(), |c| c.to_string()),
+            args.limits.memory_bytes.map_or(0, |m| m >> 20)
+        );
+        measure_setting(&args, "cgroup", &label, Some(&cg), &mut report)?;
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);

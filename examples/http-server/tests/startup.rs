@@ -102,13 +102,7 @@ fn a_bad_port_names_the_variable() {
 
 #[test]
 fn one_thread_inside_a_quarter_cpu_cgroup() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } != 0 {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "needs root, and CI must run it"
-        );
-        eprintln!("SKIPPED one_thread_inside_a_quarter_cpu_cgroup: creating cgroups needs root");
+    if !cargo_coldstart::cgroup::can_create("one_thread_inside_a_quarter_cpu_cgroup").unwrap() {
         return;
     }
     let cg = TempCgroup::create(
