@@ -3,9 +3,5 @@
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
-    let addr = http_server::listen_addr()?;
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    eprintln!("baseline-current-thread: listening on http://{addr}");
-    http_server::serve(listener, || {}).await?;
-    Ok(())
+    http_server::serve_baseline("baseline-current-thread").await
 }

@@ -1,15 +1,12 @@
 //! Reference: the http-server example's handler on a bare `#[tokio::main]` with
-//! mimalloc (default build options) as the global allocator, to separate the
-//! allocator's start-up cost from coldstart's own.
+//! mimalloc as the global allocator (built without transparent huge pages, as the
+//! `mimalloc` feature builds it), to separate the allocator's start-up cost from
+//! coldstart's own.
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let addr = http_server::listen_addr()?;
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    eprintln!("baseline-tokio-mimalloc: listening on http://{addr}");
-    http_server::serve(listener, || {}).await?;
-    Ok(())
+    http_server::serve_baseline("baseline-tokio-mimalloc").await
 }

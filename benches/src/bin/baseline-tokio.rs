@@ -2,9 +2,5 @@
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let addr = http_server::listen_addr()?;
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    eprintln!("baseline-tokio: listening on http://{addr}");
-    http_server::serve(listener, || {}).await?;
-    Ok(())
+    http_server::serve_baseline("baseline-tokio").await
 }

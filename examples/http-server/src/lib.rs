@@ -61,6 +61,33 @@ pub fn listen_addr_from(bind: Option<&str>, port: Option<&str>) -> anyhow::Resul
     Ok(SocketAddr::new(ip, port))
 }
 
+/// Binds the listener at [`listen_addr`].
+///
+/// # Errors
+///
+/// A bad `BIND` or `PORT`, or an address that cannot be bound (the message says which
+/// variables change it).
+pub async fn bind() -> anyhow::Result<(TcpListener, SocketAddr)> {
+    let addr = listen_addr()?;
+    let listener = TcpListener::bind(addr).await.map_err(|e| {
+        anyhow::anyhow!("cannot listen on {addr} (set PORT or BIND to change it): {e}")
+    })?;
+    Ok((listener, addr))
+}
+
+/// The whole body of a start-up baseline: bind, say where, serve with nothing after
+/// each response. Every baseline runs exactly this, on its own runtime.
+///
+/// # Errors
+///
+/// As [`bind`].
+pub async fn serve_baseline(name: &str) -> anyhow::Result<()> {
+    let (listener, addr) = bind().await?;
+    eprintln!("{name}: listening on http://{addr}");
+    serve(listener, || {}).await?;
+    Ok(())
+}
+
 /// Serves HTTP/1.1 on `listener` until the process ends, calling `after_response`
 /// after each connection has been served. A connection that fails is dropped; the
 /// listener keeps going.

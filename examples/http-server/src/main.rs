@@ -8,15 +8,9 @@
 
 use std::time::Duration;
 
-use anyhow::Context;
-use tokio::net::TcpListener;
-
 #[coldstart::main]
 async fn main() -> anyhow::Result<()> {
-    let addr = http_server::listen_addr()?;
-    let listener = TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen on {addr} (set PORT or BIND to change it)"))?;
+    let (listener, addr) = http_server::bind().await?;
     if let Some(plan) = coldstart::plan() {
         eprintln!(
             "http-server: listening on http://{addr}; plan {} ({}), {} with {} worker thread(s)",
