@@ -181,10 +181,9 @@ impl Probe {
         let lambda = Source::Lambda(LAMBDA_MEMORY_VAR);
 
         let mut cpu = Candidates::new(host_cpus.clone().map(f64::from));
-        cpu.limit(cpu_limit.map(|l| l.map(|(v, file)| (v, source_for(cgroup_version, file)))));
+        cpu.limit(cpu_limit);
         let mut memory = Candidates::new(host_memory_bytes.clone());
-        memory
-            .limit(memory_limit.map(|l| l.map(|(v, file)| (v, source_for(cgroup_version, file)))));
+        memory.limit(memory_limit);
         if let Some(mb) = lambda_mb {
             cpu.limit(
                 mb.clone()
@@ -204,7 +203,8 @@ impl Probe {
     }
 }
 
-type Limit<T> = Result<Option<(T, PathBuf)>, String>;
+/// The smallest cgroup limit and the file that set it; `Err` when it is unknown.
+type Limit<T> = Result<Option<(T, Source)>, String>;
 
 fn cgroup_limits(
     root: &std::path::Path,
@@ -250,23 +250,24 @@ fn read_limit<T>(
         cgroup::Missed::Bad(why) => why,
         cgroup::Missed::Leaf => format!("{} does not exist", h.leaf.display()),
     };
-    match walk(&h) {
-        Err(cgroup::Missed::Leaf) => walk(&resolver.via_mountinfo(&h)?).map_err(missed),
-        other => other.map_err(missed),
-    }
-}
-
-fn source_for(version: CgroupVersion, file: PathBuf) -> Source {
-    let file = file.display().to_string();
-    // In a hybrid hierarchy, a `cpu.max`/`memory.max` style name comes from v2.
-    let v2 = version == CgroupVersion::V2
-        || (version == CgroupVersion::Hybrid
-            && (file.ends_with(".max") || file.ends_with(".high")));
-    if v2 {
-        Source::CgroupV2(file)
-    } else {
-        Source::CgroupV1(file)
-    }
+    let again;
+    let (walked, found) = match walk(&h) {
+        Err(cgroup::Missed::Leaf) => {
+            again = resolver.via_mountinfo(&h)?;
+            (&again, walk(&again))
+        }
+        found => (&h, found),
+    };
+    let found = found.map_err(missed)?;
+    Ok(found.map(|(value, file)| {
+        let file = file.display().to_string();
+        let source = if walked.v2 {
+            Source::CgroupV2(file)
+        } else {
+            Source::CgroupV1(file)
+        };
+        (value, source)
+    }))
 }
 
 /// The smallest of several limits; an unreadable one makes the result unknown.
