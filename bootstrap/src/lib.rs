@@ -20,6 +20,7 @@ println!("{} worker threads because {}", plan.worker_threads.value, plan.worker_
 
 mod env;
 mod figure;
+pub mod init;
 pub mod plan;
 pub mod probe;
 

@@ -46,7 +46,52 @@ pub use coldstart_macros::main;
 /// ```
 pub use coldstart_macros::test;
 
+/// Registers start-up work that coldstart runs in a profiled order: before the body of
+/// `main` if the first request needs it, after the first response if not.
+///
+/// On a function (`fn`, `async fn`, returning `()` or `Result<(), E>` with
+/// `E: Display`), it registers the function. On a static, it turns
+/// `static NAME: T = expr;` into a [`Lazy<T>`] initialised at most once: by the plan,
+/// or by the first read, whichever comes first, so a value is never read before it
+/// exists, whatever the profile says.
+///
+/// ```
+/// use std::collections::HashMap;
+///
+/// // Every request reads it: the first request needs it.
+/// #[coldstart::init]
+/// static CONFIG: HashMap<&'static str, &'static str> = HashMap::from([("greeting", "hello")]);
+///
+/// // The first request does not need it: run it after the first response.
+/// #[coldstart::init(deferred)]
+/// async fn warm_cache() -> Result<(), std::io::Error> {
+///     Ok(())
+/// }
+///
+/// #[coldstart::main]
+/// async fn main() {
+///     assert_eq!(CONFIG["greeting"], "hello");
+/// }
+/// ```
+///
+/// Arguments (all optional):
+///
+/// | argument | meaning |
+/// |---|---|
+/// | `critical` | always before the body of `main` |
+/// | `deferred` | always after the first response |
+/// | (neither) | the profile decides; without a profile, before the body (the safe default) |
+/// | `name = "..."` | the name profiles key on; default: module path and item name |
+/// | `fatal` | a failure after the first response ends the program too (a failure before serving always does) |
+/// | `crate = "..."` | the path to this crate, if it is re-exported |
+///
+/// See the README ("Init") for the ordering rule, the profile, failures, and
+/// registrations in library crates.
+pub use coldstart_macros::init;
+
+pub use coldstart_bootstrap::init::{Failure, Lazy, Place};
 pub use coldstart_bootstrap::{Budget, Figure, Flavor, Plan, Source, Strategy};
+pub use coldstart_runtime::init::{InitReport, profile};
 pub use coldstart_runtime::lifecycle::{State, Trigger};
 pub use coldstart_runtime::{
     Phase, Timeline, after_first_request, first_request_done, first_response, on_shutdown,
@@ -67,6 +112,12 @@ pub fn budget() -> Option<&'static Budget> {
     coldstart_runtime::budget()
 }
 
+/// What happened to each `#[coldstart::init]` registration so far, in name order;
+/// empty outside `#[coldstart::main]` or without registrations.
+pub fn inits() -> Vec<InitReport> {
+    coldstart_runtime::init::reports()
+}
+
 /// The start-up timeline so far: exec, main, probe, plan, runtime built, body entered.
 ///
 /// ```
@@ -83,6 +134,9 @@ pub fn timeline() -> Timeline {
 pub mod __private {
     /// Version 1 of the expansion.
     pub mod v1 {
+        pub use coldstart_bootstrap::init::{
+            Declared, INITS, InitOutput, Lazy, Registration, Work, linkme,
+        };
         pub use coldstart_bootstrap::{Flavor, Settings, Strategy};
         use core::future::Future;
 

@@ -33,6 +33,7 @@ impl Kind {
                 "max_blocking_threads",
                 "thread_stack_size",
                 "prewarm",
+                "profile",
             ],
             Kind::Test => &["flavor", "worker_threads", "start_paused", "crate"],
         }
@@ -49,6 +50,7 @@ pub(crate) struct Config {
     pub(crate) max_blocking_threads: Option<usize>,
     pub(crate) thread_stack_size: Option<usize>,
     pub(crate) prewarm: Option<bool>,
+    pub(crate) profile: Option<syn::LitStr>,
 }
 
 fn literal_text(expr: &Expr) -> Option<String> {
@@ -141,6 +143,17 @@ impl Config {
                     )?)
                 }
                 "prewarm" => config.prewarm = Some(value(nv, settings::PREWARM, parse_bool)?),
+                "profile" => match &nv.value {
+                    Expr::Lit(syn::ExprLit {
+                        lit: Lit::Str(s), ..
+                    }) => config.profile = Some(s.clone()),
+                    other => {
+                        return Err(syn::Error::new_spanned(
+                            other,
+                            "`profile` takes a path as a string, relative to the crate's Cargo.toml",
+                        ));
+                    }
+                },
                 _ => unreachable!("checked against the valid list above"),
             }
         }

@@ -51,6 +51,10 @@ pub(crate) fn entry(args: TokenStream, item: TokenStream, kind: Kind) -> TokenSt
             let blocking = opt(config.max_blocking_threads.map(|n| quote!(#n)));
             let stack = opt(config.thread_stack_size.map(|n| quote!(#n)));
             let prewarm = opt(config.prewarm.map(|b| quote!(#b)));
+            let profile = match config.profile.as_ref().map(embed_profile).transpose() {
+                Ok(p) => opt(p),
+                Err(e) => return with_error(quote!(#func), e),
+            };
             quote! {
                 #v1::block_on(
                     &#v1::Settings {
@@ -60,6 +64,7 @@ pub(crate) fn entry(args: TokenStream, item: TokenStream, kind: Kind) -> TokenSt
                         max_blocking_threads: #blocking,
                         thread_stack_size: #stack,
                         prewarm: #prewarm,
+                        init_profile: #profile,
                     },
                     #start_paused,
                     body,
@@ -112,4 +117,25 @@ fn strategy_tokens(v1: &TokenStream, s: Strategy) -> TokenStream {
 fn with_error(item: TokenStream, error: syn::Error) -> TokenStream {
     let error = error.to_compile_error();
     quote!(#error #item)
+}
+
+/// Checks the profile now (a bad file is a compile error naming the line) and embeds
+/// it with `include_str!`, which also makes cargo rebuild when the file changes.
+fn embed_profile(path: &syn::LitStr) -> syn::Result<TokenStream> {
+    let dir = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default();
+    let full = std::path::Path::new(&dir).join(path.value());
+    let text = std::fs::read_to_string(&full).map_err(|e| {
+        syn::Error::new_spanned(
+            path,
+            format!(
+                "cannot read the init profile `{}` (relative to Cargo.toml): {e}",
+                path.value()
+            ),
+        )
+    })?;
+    coldstart_bootstrap::init::Profile::parse(&text).map_err(|e| {
+        syn::Error::new_spanned(path, format!("init profile `{}` {e}", path.value()))
+    })?;
+    let full = full.to_string_lossy().into_owned();
+    Ok(quote!(::core::include_str!(#full)))
 }

@@ -12,6 +12,7 @@ in the other crates. On a bad attribute it still emits the function, plus
 
 mod config;
 mod expand;
+mod init;
 
 use proc_macro::TokenStream;
 
@@ -25,4 +26,10 @@ pub fn main(args: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn test(args: TokenStream, item: TokenStream) -> TokenStream {
     expand::entry(args.into(), item.into(), config::Kind::Test).into()
+}
+
+/// Registers start-up work. See the `coldstart` crate.
+#[proc_macro_attribute]
+pub fn init(args: TokenStream, item: TokenStream) -> TokenStream {
+    init::expand(args.into(), item.into()).into()
 }

@@ -12,6 +12,7 @@ Users reach all of this through the `coldstart` crate and `#[coldstart::main]`.
 #![warn(missing_docs, unreachable_pub)]
 
 mod alloc;
+pub mod init;
 pub mod lifecycle;
 mod start;
 pub mod timeline;

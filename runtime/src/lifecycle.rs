@@ -13,7 +13,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, Ordering};
 use std::time::Duration;
 
 use tokio::sync::Notify;
@@ -84,6 +84,7 @@ fn mark(trigger: Trigger) -> bool {
         .compare_exchange(0, trigger as u8, Ordering::AcqRel, Ordering::Acquire)
         .is_ok();
     if won {
+        coldstart_bootstrap::init::first_response_done();
         advance(State::FirstResponseDone);
         timeline::mark(Phase::FirstResponse);
         FIRST.notify_waiters();
@@ -178,6 +179,22 @@ static HOOKS: Mutex<Vec<Registered>> = Mutex::new(Vec::new());
 static SIGNALS: AtomicBool = AtomicBool::new(false);
 static SHUTDOWN: Notify = Notify::const_new();
 static SIGNALLED: AtomicU8 = AtomicU8::new(0);
+/// The exit code after the hooks when the program was stopped by [`stop`].
+static STOP_CODE: AtomicI32 = AtomicI32::new(0);
+
+/// Stops the program as a signal would: the body is cancelled, the shutdown hooks
+/// run, and the process exits with `code`.
+pub(crate) fn stop(code: i32) {
+    STOP_CODE.store(code, Ordering::Release);
+    // Not a real signal number: any non-zero value ends `shutdown_signal`.
+    let _ = SIGNALLED.compare_exchange(0, u8::MAX, Ordering::AcqRel, Ordering::Acquire);
+    SHUTDOWN.notify_waiters();
+}
+
+/// The exit code for a program ended by a signal (0) or by [`stop`].
+pub(crate) fn stop_code() -> i32 {
+    STOP_CODE.load(Ordering::Acquire)
+}
 
 /// Registers a hook that runs on SIGTERM, SIGINT or the end of `main`, and may take at
 /// most `deadline`. Hooks run concurrently; the program ends when all have finished or

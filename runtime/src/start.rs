@@ -9,8 +9,8 @@ use coldstart_bootstrap::plan::{Report, settings};
 use coldstart_bootstrap::{Env, Flavor, Plan, PlanError, Probe, Settings};
 use tokio::runtime::{Builder, Runtime};
 
-use crate::lifecycle;
 use crate::timeline::{self, Phase};
+use crate::{init, lifecycle};
 
 /// Exit code for a configuration error (`EX_CONFIG` from sysexits.h).
 pub const EXIT_CONFIG: i32 = 78;
@@ -128,11 +128,20 @@ pub fn block_on<F: Future>(settings: &Settings, body: F) -> F::Output {
     };
     let report = started.report;
     let fallback = crate::plan().and_then(|p| p.first_response_fallback.value);
+    let work_after = init::prepare(settings.init_profile);
     let ended = started.runtime.block_on(async move {
+        init::run_before_serving().await;
+        timeline::mark(Phase::InitsDone);
         timeline::mark(Phase::BodyEntered);
         lifecycle::set_serving();
         if let Some(after) = fallback {
             lifecycle::start_fallback(after);
+        }
+        if work_after {
+            tokio::spawn(async {
+                lifecycle::first_response().await;
+                init::run_after_first_response().await;
+            });
         }
         if report {
             print_report();
@@ -146,8 +155,8 @@ pub fn block_on<F: Future>(settings: &Settings, body: F) -> F::Output {
     });
     match ended {
         Ended::Returned(output) => output,
-        // The body was cancelled by the signal; its hooks have run.
-        Ended::Signalled => std::process::exit(0),
+        // The body was cancelled by a signal or a fatal deferred init; the hooks have run.
+        Ended::Signalled => std::process::exit(lifecycle::stop_code()),
     }
 }
 

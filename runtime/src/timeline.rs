@@ -21,17 +21,20 @@ pub enum Phase {
     Planned,
     /// The tokio runtime was built.
     RuntimeBuilt,
+    /// The inits that run before serving finished (`#[coldstart::init]`).
+    InitsDone,
     /// The body of the user's `main` started running.
     BodyEntered,
     /// The first request was served (marked by the lifecycle layer, a later addition).
     FirstResponse,
 }
 
-const PHASES: [Phase; 6] = [
+const PHASES: [Phase; 7] = [
     Phase::Main,
     Phase::Probed,
     Phase::Planned,
     Phase::RuntimeBuilt,
+    Phase::InitsDone,
     Phase::BodyEntered,
     Phase::FirstResponse,
 ];
@@ -44,6 +47,7 @@ impl Phase {
             Phase::Probed => "probe",
             Phase::Planned => "plan",
             Phase::RuntimeBuilt => "runtime",
+            Phase::InitsDone => "inits",
             Phase::BodyEntered => "body",
             Phase::FirstResponse => "first_response",
         }
@@ -78,7 +82,7 @@ pub struct Timeline {
     /// The kernel's start time of the process, in ns since boot (clock-tick resolution).
     pub exec_ns: Option<u64>,
     /// Each phase's time in ns since boot, in [`Phase`] order; `None` if not reached.
-    pub marks: [Option<u64>; 6],
+    pub marks: [Option<u64>; PHASES.len()],
 }
 
 /// The timeline so far.
@@ -89,7 +93,7 @@ pub struct Timeline {
 /// assert!(t.since_main(coldstart_runtime::Phase::RuntimeBuilt).is_none());
 /// ```
 pub fn timeline() -> Timeline {
-    let mut marks = [None; 6];
+    let mut marks = [None; PHASES.len()];
     for (slot, mark) in marks.iter_mut().zip(&MARKS) {
         *slot = Some(mark.load(Ordering::Relaxed)).filter(|&ns| ns != 0);
     }

@@ -28,6 +28,8 @@ pub struct Settings {
     pub thread_stack_size: Option<usize>,
     /// `prewarm = true | false`.
     pub prewarm: Option<bool>,
+    /// `profile = "path"`: the init profile embedded at compile time.
+    pub init_profile: Option<&'static str>,
 }
 
 impl Settings {
@@ -39,6 +41,7 @@ impl Settings {
         max_blocking_threads: None,
         thread_stack_size: None,
         prewarm: None,
+        init_profile: None,
     };
 }
 

@@ -1,0 +1,138 @@
+//! The value behind `#[coldstart::init] static NAME: T = expr;`: initialised at most
+//! once, by the plan or by the first read, whichever comes first (once_cell
+//! semantics, on std's `OnceLock`).
+//!
+//! A read costs one acquire load once the value exists, plus one relaxed load while
+//! recording whether the first request read it. It must never block a reader longer
+//! than the one initialisation takes.
+
+use std::fmt;
+use std::ops::Deref;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use super::Planned;
+
+/// A value initialised once, on demand or when the init plan says.
+///
+/// ```
+/// use coldstart_bootstrap::init::Lazy;
+///
+/// static GREETING: Lazy<String> = Lazy::new("example::GREETING", || "hello".repeat(2));
+///
+/// assert_eq!(*GREETING, "hellohello");
+/// assert_eq!(GREETING.name(), "example::GREETING");
+/// ```
+pub struct Lazy<T> {
+    name: &'static str,
+    cell: OnceLock<T>,
+    init: fn() -> T,
+    read_early: AtomicBool,
+    /// How long `init` took, plus one (0: not yet).
+    nanos: AtomicU64,
+}
+
+impl<T> Lazy<T> {
+    /// A value that `init` computes when it is first needed.
+    pub const fn new(name: &'static str, init: fn() -> T) -> Self {
+        Lazy {
+            name,
+            cell: OnceLock::new(),
+            init,
+            read_early: AtomicBool::new(false),
+            nanos: AtomicU64::new(0),
+        }
+    }
+
+    /// The registration's name.
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The value if it is initialised; does not initialise it and is not a read.
+    pub fn get(&self) -> Option<&T> {
+        self.cell.get()
+    }
+
+    fn value(&self) -> &T {
+        self.cell.get_or_init(|| {
+            let start = Instant::now();
+            let value = (self.init)();
+            let nanos = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX - 1);
+            self.nanos.store(nanos + 1, Ordering::Release);
+            value
+        })
+    }
+}
+
+impl<T> Deref for Lazy<T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        if !self.read_early.load(Ordering::Relaxed) && super::before_first_response() {
+            self.read_early.store(true, Ordering::Relaxed);
+        }
+        self.value()
+    }
+}
+
+impl<T: Send + Sync> Planned for Lazy<T> {
+    fn run(&self) {
+        self.value();
+    }
+
+    fn needed(&self) -> bool {
+        self.read_early.load(Ordering::Relaxed)
+    }
+
+    fn took(&self) -> Option<Duration> {
+        match self.nanos.load(Ordering::Acquire) {
+            0 => None,
+            n => Some(Duration::from_nanos(n - 1)),
+        }
+    }
+}
+
+impl<T: fmt::Debug> fmt::Debug for Lazy<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Lazy")
+            .field("name", &self.name)
+            .field("value", &self.cell.get())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::AtomicUsize;
+
+    static CALLS: AtomicUsize = AtomicUsize::new(0);
+    static SLOW: Lazy<usize> = Lazy::new("tests::SLOW", || {
+        std::thread::sleep(Duration::from_millis(20));
+        CALLS.fetch_add(1, Ordering::SeqCst) + 41
+    });
+
+    #[test]
+    fn concurrent_first_reads_initialise_exactly_once() {
+        let readers: Vec<_> = (0..8).map(|_| std::thread::spawn(|| *SLOW)).collect();
+        let seen: Vec<usize> = readers.into_iter().map(|t| t.join().unwrap()).collect();
+        assert_eq!(CALLS.load(Ordering::SeqCst), 1);
+        assert!(seen.iter().all(|&v| v == 41), "{seen:?}");
+        assert!(SLOW.needed());
+        assert!(SLOW.took().unwrap() >= Duration::from_millis(20));
+    }
+
+    #[test]
+    fn planned_initialisation_is_not_a_read() {
+        static PLANNED: Lazy<u8> = Lazy::new("tests::PLANNED", || 7);
+        assert!(PLANNED.get().is_none() && PLANNED.took().is_none());
+        PLANNED.run();
+        assert_eq!(PLANNED.get(), Some(&7));
+        assert!(!PLANNED.needed());
+        assert!(PLANNED.took().is_some());
+        assert_eq!(*PLANNED, 7);
+        assert!(PLANNED.needed());
+    }
+}

@@ -1,0 +1,176 @@
+/*!
+The init registry: work that `#[coldstart::init]` registers at link time, and the
+order it runs in.
+
+Registrations are collected by the linker into one [`linkme`] distributed slice, so
+nothing runs before `main` and an empty registry costs one length check. Each one has
+a stable name (module path and item name, unless given) that profiles key on. Where a
+registration runs is decided by [`Order`]: its declared phase if it has one, else the
+profile, else before serving (the safe default).
+
+This module never runs the work itself: running needs a runtime (for `async fn`) and
+lives in `coldstart-runtime`. It must never panic on a profile or a name it is given.
+*/
+
+mod lazy;
+mod order;
+pub mod profile;
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+pub use lazy::Lazy;
+pub use order::{Order, Place};
+pub use profile::{Profile, ProfileError};
+
+#[doc(hidden)]
+pub use linkme;
+
+/// Every registration in the program, in link order (use [`registrations`] for a
+/// deterministic order).
+#[linkme::distributed_slice]
+pub static INITS: [Registration];
+
+/// Hooks told about a critical init that failed, before the program exits: the Lambda
+/// integration registers one that reports the failure to the Runtime API.
+#[linkme::distributed_slice]
+pub static ON_INIT_FAILURE: [fn(&Failure)];
+
+/// The phase a registration asked for with its arguments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Declared {
+    /// No phase given: the profile decides, and without a profile it runs before serving.
+    Auto,
+    /// `critical`: always before the body of `main`.
+    Critical,
+    /// `deferred`: always after the first response.
+    Deferred,
+}
+
+/// What a registration runs.
+pub enum Work {
+    /// `fn()` or `fn() -> Result<(), E>`.
+    Fn(fn() -> Outcome),
+    /// `async fn()` or `async fn() -> Result<(), E>`.
+    Async(fn() -> Pin<Box<dyn Future<Output = Outcome> + Send>>),
+    /// `static NAME: T = expr;`, initialised through its [`Lazy`].
+    Static(&'static dyn Planned),
+}
+
+impl Work {
+    /// `fn`, `async fn` or `static`, as profiles and reports write it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Work::Fn(_) => "fn",
+            Work::Async(_) => "async",
+            Work::Static(_) => "static",
+        }
+    }
+}
+
+impl fmt::Debug for Work {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.kind())
+    }
+}
+
+/// What an init returned: `Err` carries the error's `Display` text.
+pub type Outcome = Result<(), String>;
+
+/// One `#[coldstart::init]` item.
+#[derive(Debug)]
+pub struct Registration {
+    /// The stable name profiles key on.
+    pub name: &'static str,
+    /// The phase its arguments ask for.
+    pub declared: Declared,
+    /// `fatal`: a failure after the first response ends the program too.
+    pub fatal: bool,
+    /// What it runs.
+    pub work: Work,
+}
+
+impl Registration {
+    /// What `#[coldstart::init]` expands to.
+    pub const fn new(name: &'static str, declared: Declared, fatal: bool, work: Work) -> Self {
+        Registration {
+            name,
+            declared,
+            fatal,
+            work,
+        }
+    }
+}
+
+/// Every registration sorted by name: the order does not depend on the linker.
+pub fn registrations() -> Vec<&'static Registration> {
+    let mut all: Vec<&'static Registration> = INITS.iter().collect();
+    all.sort_by(|a, b| a.name.cmp(b.name));
+    all
+}
+
+/// A critical init that failed.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    /// The registration's name.
+    pub name: &'static str,
+    /// The error's text, or the panic's message.
+    pub error: String,
+    /// Whether it panicked rather than returned an error.
+    pub panicked: bool,
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let how = if self.panicked { "panicked" } else { "failed" };
+        write!(f, "init `{}` {how}: {}", self.name, self.error)
+    }
+}
+
+/// How a static registration is initialised by the plan and reported on.
+pub trait Planned: Sync {
+    /// Initialises the value if nothing has yet; not a read.
+    fn run(&self);
+    /// Whether something read the value before the first response was done.
+    fn needed(&self) -> bool;
+    /// How long its initialisation took, once it is initialised.
+    fn took(&self) -> Option<std::time::Duration>;
+}
+
+/// What `#[coldstart::init]` functions may return.
+#[diagnostic::on_unimplemented(
+    message = "#[coldstart::init] functions return `()` or `Result<(), E>` where `E: Display`",
+    label = "returns `{Self}`"
+)]
+pub trait InitOutput {
+    /// Into an [`Outcome`].
+    fn into_outcome(self) -> Outcome;
+}
+
+impl InitOutput for () {
+    fn into_outcome(self) -> Outcome {
+        Ok(())
+    }
+}
+
+impl<E: fmt::Display> InitOutput for Result<(), E> {
+    fn into_outcome(self) -> Outcome {
+        self.map_err(|e| e.to_string())
+    }
+}
+
+/// True until the first response is done: reads of a [`Lazy`] until then mean the
+/// first request needed it.
+static BEFORE_FIRST_RESPONSE: AtomicBool = AtomicBool::new(true);
+
+/// Reads from now on no longer count as needed by the first request. The runtime
+/// calls this when the first response is done.
+pub fn first_response_done() {
+    BEFORE_FIRST_RESPONSE.store(false, Ordering::Relaxed);
+}
+
+fn before_first_response() -> bool {
+    BEFORE_FIRST_RESPONSE.load(Ordering::Relaxed)
+}

@@ -1,0 +1,235 @@
+//! `#[coldstart::init]`: keeps the item and adds one `linkme` registration beside it.
+//!
+//! A function stays as written; a static's type becomes `coldstart::Lazy<T>` with the
+//! expression as its initialiser. Everything else happens in
+//! `coldstart_bootstrap::init` and `coldstart_runtime`.
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote};
+use syn::parse::Parser;
+use syn::punctuated::Punctuated;
+use syn::{Expr, Item, Lit, Meta, Token};
+
+const VALID: &str = "critical, deferred, fatal, name = \"...\", crate = \"...\"";
+
+#[derive(Default)]
+struct Args {
+    phase: Option<(&'static str, syn::Ident)>,
+    fatal: Option<syn::Ident>,
+    name: Option<syn::LitStr>,
+    krate: Option<syn::Path>,
+}
+
+fn string(expr: &Expr, key: &str) -> syn::Result<syn::LitStr> {
+    match expr {
+        Expr::Lit(l) => match &l.lit {
+            Lit::Str(s) => Ok(s.clone()),
+            _ => Err(syn::Error::new_spanned(
+                expr,
+                format!("`{key}` takes a string literal"),
+            )),
+        },
+        _ => Err(syn::Error::new_spanned(
+            expr,
+            format!("`{key}` takes a string literal"),
+        )),
+    }
+}
+
+impl Args {
+    fn parse(tokens: TokenStream) -> syn::Result<Args> {
+        let list = Punctuated::<Meta, Token![,]>::parse_terminated.parse2(tokens)?;
+        let mut args = Args::default();
+        let mut seen = Vec::new();
+        for meta in &list {
+            let path = meta.path();
+            let key = path
+                .get_ident()
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            if seen.contains(&key) {
+                return Err(syn::Error::new_spanned(
+                    path,
+                    format!("duplicate argument `{key}`"),
+                ));
+            }
+            seen.push(key.clone());
+            match (key.as_str(), meta) {
+                ("critical" | "deferred", Meta::Path(p)) => {
+                    let ident = p
+                        .get_ident()
+                        .cloned()
+                        .unwrap_or_else(|| format_ident!("{key}"));
+                    if let Some((other, _)) = &args.phase {
+                        return Err(syn::Error::new_spanned(
+                            p,
+                            format!(
+                                "`{key}` contradicts `{other}`: give one phase, or none to let the profile decide"
+                            ),
+                        ));
+                    }
+                    args.phase = Some((
+                        if key == "critical" {
+                            "Critical"
+                        } else {
+                            "Deferred"
+                        },
+                        ident,
+                    ));
+                }
+                ("fatal", Meta::Path(p)) => args.fatal = p.get_ident().cloned(),
+                ("name", Meta::NameValue(nv)) => {
+                    let lit = string(&nv.value, "name")?;
+                    check_name(&lit)?;
+                    args.name = Some(lit);
+                }
+                ("crate", Meta::NameValue(nv)) => {
+                    let lit = string(&nv.value, "crate")?;
+                    args.krate = Some(lit.parse().map_err(|_| {
+                        syn::Error::new_spanned(
+                            &lit,
+                            format!("`crate` takes a path, got `{}`", lit.value()),
+                        )
+                    })?);
+                }
+                ("critical" | "deferred" | "fatal", _) => {
+                    return Err(syn::Error::new_spanned(
+                        meta,
+                        format!("`{key}` takes no value"),
+                    ));
+                }
+                ("name" | "crate", _) => {
+                    return Err(syn::Error::new_spanned(
+                        meta,
+                        format!("`{key}` takes a string: {key} = \"...\""),
+                    ));
+                }
+                _ => {
+                    return Err(syn::Error::new_spanned(
+                        path,
+                        format!(
+                            "unknown argument `{key}` of #[coldstart::init]; valid arguments are: {VALID}"
+                        ),
+                    ));
+                }
+            }
+        }
+        if let (Some(fatal), Some(("Critical", _))) = (&args.fatal, &args.phase) {
+            return Err(syn::Error::new_spanned(
+                fatal,
+                "`fatal` is for work after the first response; a failing critical init always stops start-up",
+            ));
+        }
+        Ok(args)
+    }
+}
+
+/// Names are written one per line in profiles, after the other fields.
+fn check_name(lit: &syn::LitStr) -> syn::Result<()> {
+    let name = lit.value();
+    if name.is_empty() || name.trim() != name || name.chars().any(char::is_control) {
+        return Err(syn::Error::new_spanned(
+            lit,
+            "`name` must be non-empty, on one line, without leading or trailing spaces",
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
+    let parsed: Item = match syn::parse2(item.clone()) {
+        Ok(i) => i,
+        Err(e) => return with_error(item, e),
+    };
+    let args = match Args::parse(args) {
+        Ok(a) => a,
+        Err(e) => return with_error(item, e),
+    };
+    match registration(&args, parsed) {
+        Ok(tokens) => tokens,
+        Err(e) => with_error(item, e),
+    }
+}
+
+fn registration(args: &Args, item: Item) -> syn::Result<TokenStream> {
+    let krate = args
+        .krate
+        .clone()
+        .map_or_else(|| quote!(::coldstart), |p| quote!(#p));
+    let v1 = quote!(#krate::__private::v1);
+    let (ident, item, work) = match item {
+        Item::Fn(f) => {
+            if !f.sig.inputs.is_empty() || !f.sig.generics.params.is_empty() {
+                return Err(syn::Error::new_spanned(
+                    &f.sig,
+                    "#[coldstart::init] registers functions without arguments or generics",
+                ));
+            }
+            let ident = f.sig.ident.clone();
+            let work = if f.sig.asyncness.is_some() {
+                quote!(#v1::Work::Async(|| ::std::boxed::Box::pin(async {
+                    #v1::InitOutput::into_outcome(#ident().await)
+                })))
+            } else {
+                quote!(#v1::Work::Fn(|| #v1::InitOutput::into_outcome(#ident())))
+            };
+            (ident, quote!(#f), work)
+        }
+        Item::Static(s) => {
+            if !matches!(s.mutability, syn::StaticMutability::None) {
+                return Err(syn::Error::new_spanned(
+                    &s.mutability,
+                    "#[coldstart::init] statics cannot be `mut`",
+                ));
+            }
+            let syn::ItemStatic {
+                attrs,
+                vis,
+                ident,
+                ty,
+                expr,
+                ..
+            } = s;
+            let name = name(args, &ident);
+            let item = quote! {
+                #(#attrs)*
+                #vis static #ident: #v1::Lazy<#ty> = #v1::Lazy::new(#name, || #expr);
+            };
+            (ident.clone(), item, quote!(#v1::Work::Static(&#ident)))
+        }
+        other => {
+            return Err(syn::Error::new_spanned(
+                other,
+                "#[coldstart::init] goes on a `fn`, an `async fn` or a `static`",
+            ));
+        }
+    };
+    let name = name(args, &ident);
+    let declared = format_ident!("{}", args.phase.as_ref().map_or("Auto", |(p, _)| *p));
+    let fatal = args.fatal.is_some();
+    let element = format_ident!("__COLDSTART_INIT_{}", ident.to_string().to_uppercase());
+    Ok(quote! {
+        #item
+        #[doc(hidden)]
+        #[#v1::linkme::distributed_slice(#v1::INITS)]
+        #[linkme(crate = #v1::linkme)]
+        static #element: #v1::Registration =
+            #v1::Registration::new(#name, #v1::Declared::#declared, #fatal, #work);
+    })
+}
+
+fn name(args: &Args, ident: &syn::Ident) -> TokenStream {
+    match &args.name {
+        Some(lit) => quote!(#lit),
+        None => quote!(::core::concat!(
+            ::core::module_path!(),
+            "::",
+            ::core::stringify!(#ident)
+        )),
+    }
+}
+
+fn with_error(item: TokenStream, error: syn::Error) -> TokenStream {
+    let error = error.to_compile_error();
+    quote!(#error #item)
+}

@@ -1,0 +1,314 @@
+/*!
+Runs the `#[coldstart::init]` registrations: the ones the order places before serving
+run before the body of `main`, one after the other; the rest run after the first
+response, off the request path (blocking work on the blocking pool). After that, a run
+with `COLDSTART_PROFILE_OUT` writes the profile.
+
+A program without registrations pays one slice-length check and two variable lookups.
+A wrong or unreadable profile never stops a service: it is reported in one line and
+the default order is used. A critical init that fails or panics stops start-up with
+one line naming it and exit code 70, before any listener or exporter has started.
+*/
+
+use std::any::Any;
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Mutex;
+use std::task::Poll;
+use std::time::{Duration, Instant};
+
+use coldstart_bootstrap::init::{
+    self, Failure, INITS, ON_INIT_FAILURE, Order, Outcome, Place, Profile, Registration, Work,
+};
+
+/// Exit code when a critical init fails (`EX_SOFTWARE`).
+pub const EXIT_INIT: i32 = 70;
+
+/// `COLDSTART_PROFILE`: a profile to read at start-up, overriding an embedded one.
+pub const PROFILE: &str = "COLDSTART_PROFILE";
+/// `COLDSTART_PROFILE_OUT`: where to write the profile after the first response.
+pub const PROFILE_OUT: &str = "COLDSTART_PROFILE_OUT";
+
+/// How one registration went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InitReport {
+    /// Its stable name.
+    pub name: &'static str,
+    /// `fn`, `async` or `static`.
+    pub kind: &'static str,
+    /// When the order placed it.
+    pub place: Place,
+    /// How long it took, once it ran (for a static: its initialisation, whoever
+    /// triggered it).
+    pub took: Option<Duration>,
+    /// Whether the first request needed it: for a static, whether something read it
+    /// before the first response; for a function, whether it ran before serving.
+    pub needed: bool,
+    /// `None` until it has run; then its outcome (the error's or panic's text).
+    pub outcome: Option<Outcome>,
+}
+
+struct Ran {
+    took: Duration,
+    outcome: Result<(), Fail>,
+}
+
+/// An init's error text, and whether it was a panic.
+#[derive(Debug, Clone)]
+struct Fail {
+    error: String,
+    panicked: bool,
+}
+
+impl Fail {
+    fn how(&self) -> &'static str {
+        if self.panicked { "panicked" } else { "failed" }
+    }
+}
+
+static RAN: Mutex<Vec<(&'static str, Ran)>> = Mutex::new(Vec::new());
+static ORDER: std::sync::OnceLock<Order> = std::sync::OnceLock::new();
+
+fn record(name: &'static str, ran: Ran) {
+    let mut all = RAN.lock().unwrap_or_else(|p| p.into_inner());
+    all.push((name, ran));
+}
+
+/// Every registration with what happened to it so far, in name order.
+pub fn reports() -> Vec<InitReport> {
+    let Some(order) = ORDER.get() else {
+        return Vec::new();
+    };
+    let ran = RAN.lock().unwrap_or_else(|p| p.into_inner());
+    let mut all: Vec<InitReport> = order
+        .before
+        .iter()
+        .map(|r| (r, Place::BeforeServing))
+        .chain(order.after.iter().map(|r| (r, Place::AfterFirstResponse)))
+        .map(|(r, place)| {
+            let done = ran.iter().find(|(n, _)| *n == r.name).map(|(_, d)| d);
+            let (took, needed) = match &r.work {
+                Work::Static(s) => (s.took(), s.needed()),
+                _ => (done.map(|d| d.took), place == Place::BeforeServing),
+            };
+            InitReport {
+                name: r.name,
+                kind: r.work.kind(),
+                place,
+                took,
+                needed,
+                outcome: done.map(|d| {
+                    d.outcome
+                        .clone()
+                        .map_err(|f| format!("{}: {}", f.how(), f.error))
+                }),
+            }
+        })
+        .collect();
+    all.sort_by(|a, b| a.name.cmp(b.name));
+    all
+}
+
+/// Orders the registrations with the profile (`COLDSTART_PROFILE`, else the embedded
+/// one) and keeps the order for [`reports`]. Returns whether there is anything to do
+/// after the first response (deferred inits or a profile to write).
+pub(crate) fn prepare(embedded: Option<&'static str>) -> bool {
+    let out = std::env::var_os(PROFILE_OUT).is_some();
+    if INITS.is_empty() {
+        return out;
+    }
+    let profile = load_profile(embedded);
+    let order = Order::new(&init::registrations(), profile.as_ref());
+    if let Some(mismatch) = &order.mismatch {
+        eprintln!("coldstart: init profile: {mismatch}");
+    }
+    let after = !order.after.is_empty();
+    let _ = ORDER.set(order);
+    after || out
+}
+
+fn load_profile(embedded: Option<&'static str>) -> Option<Profile> {
+    if let Some(path) = std::env::var_os(PROFILE) {
+        let path = PathBuf::from(path);
+        let parsed = std::fs::read_to_string(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|text| Profile::parse(&text).map_err(|e| e.to_string()));
+        return match parsed {
+            Ok(p) => Some(p),
+            Err(e) => {
+                eprintln!(
+                    "coldstart: {PROFILE}={} {e}; using the default init order",
+                    path.display()
+                );
+                None
+            }
+        };
+    }
+    // Checked at compile time; a failure here would mean a different coldstart version.
+    embedded.and_then(|text| Profile::parse(text).ok())
+}
+
+/// Runs what the order places before serving, in order. On the first failure, tells
+/// the failure hooks and ends the program with [`EXIT_INIT`].
+pub(crate) async fn run_before_serving() {
+    let Some(order) = ORDER.get() else { return };
+    for r in &order.before {
+        let ran = run(r, false).await;
+        let failed = ran.outcome.clone().err();
+        record(r.name, ran);
+        if let Some(fail) = failed {
+            fail_start_up(r, fail);
+        }
+    }
+}
+
+fn fail_start_up(r: &Registration, fail: Fail) -> ! {
+    let failure = Failure {
+        name: r.name,
+        error: fail.error,
+        panicked: fail.panicked,
+    };
+    eprintln!("coldstart: {failure}; start-up stopped");
+    for hook in ON_INIT_FAILURE {
+        if catch_unwind(|| hook(&failure)).is_err() {
+            eprintln!("coldstart: an init-failure hook panicked");
+        }
+    }
+    std::process::exit(EXIT_INIT)
+}
+
+/// Runs what the order places after the first response, then writes the profile if
+/// asked. Call after the first response is done.
+pub(crate) async fn run_after_first_response() {
+    if let Some(order) = ORDER.get() {
+        for r in &order.after {
+            let ran = run(r, true).await;
+            if let Err(f) = &ran.outcome {
+                let (how, error, name) = (f.how(), &f.error, r.name);
+                if r.fatal {
+                    eprintln!("coldstart: deferred init `{name}` {how}: {error}; stopping (fatal)");
+                    crate::lifecycle::stop(EXIT_INIT);
+                } else {
+                    eprintln!(
+                        "coldstart: deferred init `{name}` {how}: {error}; serving continues"
+                    );
+                }
+            }
+            record(r.name, ran);
+        }
+    }
+    if let Some(path) = std::env::var_os(PROFILE_OUT) {
+        let path = PathBuf::from(path);
+        let written =
+            tokio::task::spawn_blocking(move || write_profile(&path).map(|()| path)).await;
+        match written {
+            Ok(Ok(_)) => {}
+            Ok(Err((path, e))) => {
+                eprintln!(
+                    "coldstart: cannot write {PROFILE_OUT}={}: {e}",
+                    path.display()
+                )
+            }
+            Err(e) => eprintln!("coldstart: writing the init profile failed: {e}"),
+        }
+    }
+}
+
+/// The profile of this run, as [`Profile::parse`] reads it.
+pub fn profile() -> Profile {
+    Profile {
+        entries: reports()
+            .into_iter()
+            .map(|r| init::profile::Entry {
+                name: r.name.to_string(),
+                needed: r.needed,
+                micros: r
+                    .took
+                    .map_or(0, |d| u64::try_from(d.as_micros()).unwrap_or(u64::MAX)),
+                kind: r.kind.to_string(),
+            })
+            .collect(),
+    }
+}
+
+/// Writes beside the target and renames, so a reader never sees half a profile.
+fn write_profile(path: &std::path::Path) -> Result<(), (PathBuf, std::io::Error)> {
+    let text = profile().to_string();
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    std::fs::write(&tmp, text)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| (path.to_path_buf(), e))
+}
+
+/// Runs one registration, catching a panic. Blocking work after the first response
+/// goes to the blocking pool, so it never holds up a worker thread.
+async fn run(r: &'static Registration, off_path: bool) -> Ran {
+    let start = Instant::now();
+    let outcome = match &r.work {
+        Work::Async(f) => catching(f()).await,
+        _ if off_path => tokio::task::spawn_blocking(move || run_blocking(r))
+            .await
+            .unwrap_or_else(|e| {
+                Err(Fail {
+                    error: e.to_string(),
+                    panicked: true,
+                })
+            }),
+        _ => run_blocking(r),
+    };
+    Ran {
+        took: start.elapsed(),
+        outcome,
+    }
+}
+
+fn run_blocking(r: &Registration) -> Result<(), Fail> {
+    let result = match &r.work {
+        Work::Fn(f) => catch_unwind(f),
+        Work::Static(s) => catch_unwind(AssertUnwindSafe(|| s.run())).map(Ok),
+        // `run` awaits async work itself; nothing to do here.
+        Work::Async(_) => Ok(Ok(())),
+    };
+    flatten(result)
+}
+
+/// Polls `work`, turning a panic into a failure instead of unwinding the runtime.
+async fn catching(mut work: Pin<Box<dyn Future<Output = Outcome> + Send>>) -> Result<(), Fail> {
+    let result = std::future::poll_fn(move |cx| {
+        match catch_unwind(AssertUnwindSafe(|| work.as_mut().poll(cx))) {
+            Ok(Poll::Ready(outcome)) => Poll::Ready(Ok(outcome)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(payload) => Poll::Ready(Err(payload)),
+        }
+    })
+    .await;
+    flatten(result)
+}
+
+fn flatten(result: Result<Outcome, Box<dyn Any + Send>>) -> Result<(), Fail> {
+    match result {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(error)) => Err(Fail {
+            error,
+            panicked: false,
+        }),
+        Err(payload) => Err(Fail {
+            error: panic_message(payload.as_ref()),
+            panicked: true,
+        }),
+    }
+}
+
+fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "(a panic without a message)".to_string()
+    }
+}
