@@ -91,7 +91,7 @@ pub use coldstart_macros::init;
 
 pub use coldstart_bootstrap::init::{Failure, Lazy, Place};
 pub use coldstart_bootstrap::{Budget, Figure, Flavor, Plan, Source, Strategy};
-pub use coldstart_runtime::init::{InitReport, profile};
+pub use coldstart_runtime::init::{InitReport, deferred_done, profile};
 pub use coldstart_runtime::lifecycle::{State, Trigger};
 pub use coldstart_runtime::{
     Phase, Timeline, after_first_request, first_request_done, first_response, on_shutdown,

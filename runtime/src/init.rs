@@ -68,6 +68,27 @@ impl Fail {
     }
 }
 
+static DEFERRED_DONE: tokio::sync::Notify = tokio::sync::Notify::const_new();
+static DEFERRED_FINISHED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Resolves when the work after the first response is finished: deferred inits have
+/// run and the profile (if asked for) is written. A readiness check can wait on it.
+pub async fn deferred_done() {
+    use std::sync::atomic::Ordering;
+    loop {
+        let notified = DEFERRED_DONE.notified();
+        if DEFERRED_FINISHED.load(Ordering::Acquire) {
+            return;
+        }
+        notified.await;
+    }
+}
+
+pub(crate) fn finish_deferred() {
+    DEFERRED_FINISHED.store(true, std::sync::atomic::Ordering::Release);
+    DEFERRED_DONE.notify_waiters();
+}
+
 static RAN: Mutex<Vec<(&'static str, Ran)>> = Mutex::new(Vec::new());
 static ORDER: std::sync::OnceLock<Order> = std::sync::OnceLock::new();
 
@@ -122,7 +143,7 @@ pub(crate) fn prepare(embedded: Option<&'static str>) -> bool {
     let profile = load_profile(embedded);
     let order = Order::new(&init::registrations(), profile.as_ref());
     if let Some(mismatch) = &order.mismatch {
-        eprintln!("coldstart: init profile: {mismatch}");
+        eprintln!("coldstart: inits: {mismatch}");
     }
     let after = !order.after.is_empty();
     let _ = ORDER.set(order);
@@ -155,7 +176,9 @@ fn load_profile(embedded: Option<&'static str>) -> Option<Profile> {
 pub(crate) async fn run_before_serving() {
     let Some(order) = ORDER.get() else { return };
     for r in &order.before {
-        let ran = run(r, false).await;
+        let Some(ran) = run(r, false).await else {
+            return;
+        };
         let failed = ran.outcome.clone().err();
         record(r.name, ran);
         if let Some(fail) = failed {
@@ -184,7 +207,10 @@ fn fail_start_up(r: &Registration, fail: Fail) -> ! {
 pub(crate) async fn run_after_first_response() {
     if let Some(order) = ORDER.get() {
         for r in &order.after {
-            let ran = run(r, true).await;
+            let Some(ran) = run(r, true).await else {
+                // The runtime is shutting down: the program ended before this ran.
+                return;
+            };
             if let Err(f) = &ran.outcome {
                 let (how, error, name) = (f.how(), &f.error, r.name);
                 if r.fatal {
@@ -214,6 +240,7 @@ pub(crate) async fn run_after_first_response() {
             Err(e) => eprintln!("coldstart: writing the init profile failed: {e}"),
         }
     }
+    finish_deferred();
 }
 
 /// The profile of this run, as [`Profile::parse`] reads it.
@@ -245,25 +272,21 @@ fn write_profile(path: &std::path::Path) -> Result<(), (PathBuf, std::io::Error)
 }
 
 /// Runs one registration, catching a panic. Blocking work after the first response
-/// goes to the blocking pool, so it never holds up a worker thread.
-async fn run(r: &'static Registration, off_path: bool) -> Ran {
+/// goes to the blocking pool, so it never holds up a worker thread. `None` when the
+/// runtime shut down before it could run.
+async fn run(r: &'static Registration, off_path: bool) -> Option<Ran> {
     let start = Instant::now();
     let outcome = match &r.work {
         Work::Async(f) => catching(f()).await,
         _ if off_path => tokio::task::spawn_blocking(move || run_blocking(r))
             .await
-            .unwrap_or_else(|e| {
-                Err(Fail {
-                    error: e.to_string(),
-                    panicked: true,
-                })
-            }),
+            .ok()?,
         _ => run_blocking(r),
     };
-    Ran {
+    Some(Ran {
         took: start.elapsed(),
         outcome,
-    }
+    })
 }
 
 fn run_blocking(r: &Registration) -> Result<(), Fail> {

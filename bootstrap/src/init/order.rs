@@ -24,8 +24,8 @@ pub struct Order {
     pub before: Vec<&'static Registration>,
     /// Run after the first response, in this order.
     pub after: Vec<&'static Registration>,
-    /// What did not match between the profile and the program, as one line (warn
-    /// once); `None` when they match.
+    /// What did not match between the profile and the program, and names shared by
+    /// two registrations, as one line (warn once); `None` when all is well.
     pub mismatch: Option<String>,
 }
 
@@ -57,6 +57,11 @@ impl Order {
                 Place::AfterFirstResponse => order.after.push(r),
             }
         }
+        let shared: Vec<&str> = registrations
+            .windows(2)
+            .filter(|w| w[0].name == w[1].name)
+            .map(|w| w[0].name)
+            .collect();
         if let Some(p) = profile {
             let micros = |r: &&Registration| p.get(r.name).map_or(0, |e| e.micros);
             // Stable sort: equal durations keep name order.
@@ -69,6 +74,17 @@ impl Order {
                 .filter(|n| !registrations.iter().any(|r| r.name == *n))
                 .collect();
             order.mismatch = mismatch(&missing, &unknown);
+        }
+        if !shared.is_empty() {
+            let line = format!(
+                "names given to more than one registration (profiles cannot tell them apart; \
+                 give one a `name = \"...\"`): {}",
+                shared.join(", ")
+            );
+            order.mismatch = Some(match order.mismatch.take() {
+                Some(m) => format!("{m}; {line}"),
+                None => line,
+            });
         }
         order
     }
@@ -158,6 +174,19 @@ mod tests {
         assert_eq!(order.mismatch, None);
         assert_eq!(order.place("b"), Some(Place::AfterFirstResponse));
         assert_eq!(order.place("zz"), None);
+    }
+
+    #[test]
+    fn a_shared_name_is_reported() {
+        let regs = vec![leak("a", Declared::Auto), leak("a", Declared::Deferred)];
+        let order = Order::new(&regs, None);
+        assert_eq!(order.before.len() + order.after.len(), 2);
+        assert!(
+            order
+                .mismatch
+                .unwrap()
+                .ends_with("give one a `name = \"...\"`): a")
+        );
     }
 
     #[test]

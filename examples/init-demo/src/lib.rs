@@ -1,0 +1,28 @@
+//! Registrations in a library crate: they reach the program only if the program
+//! links this crate (`use init_demo as _;` is enough).
+
+/// Read by the first request in `init-demo`.
+#[coldstart::init]
+pub static SHARED: String = {
+    println!("init init_demo::SHARED");
+    "shared".to_string()
+};
+
+/// Work the first request never needs.
+#[coldstart::init(deferred)]
+fn library_warm_up() {
+    println!("init init_demo::library_warm_up");
+}
+
+/// What each init prints as it runs, and what `DEMO_FAIL` / `DEMO_PANIC` make it do.
+pub fn step(name: &str) -> Result<(), String> {
+    println!("init {name}");
+    let short = name.rsplit("::").next().unwrap_or(name);
+    if std::env::var("DEMO_PANIC").is_ok_and(|v| v == short) {
+        panic!("{short} exploded");
+    }
+    if std::env::var("DEMO_FAIL").is_ok_and(|v| v == short) {
+        return Err(format!("{short}: no such file"));
+    }
+    Ok(())
+}

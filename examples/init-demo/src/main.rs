@@ -1,0 +1,118 @@
+//! Prints each step as it happens, so a test can read the order from stdout.
+//!
+//! `DEMO_READ=NAME,...` lists the statics the "first request" reads; `DEMO_READERS=n`
+//! makes n threads read `SLOW` at the same moment before the first response.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use coldstart_bootstrap::init::{Failure, ON_INIT_FAILURE, linkme};
+use init_demo::step;
+
+#[coldstart::init(critical)]
+fn config() -> Result<(), String> {
+    step("init_demo::config")
+}
+
+#[coldstart::init]
+async fn pool() -> Result<(), String> {
+    tokio_yield().await;
+    step("init_demo::pool")
+}
+
+static SLOW_CALLS: AtomicUsize = AtomicUsize::new(0);
+
+#[coldstart::init]
+static SLOW: usize = {
+    std::thread::sleep(Duration::from_millis(30));
+    step("init_demo::SLOW").map_or(0, |()| SLOW_CALLS.fetch_add(1, Ordering::SeqCst) + 1)
+};
+
+#[coldstart::init(deferred)]
+static LATER: u8 = {
+    let _ = step("init_demo::LATER");
+    7
+};
+
+#[coldstart::init(deferred)]
+fn report() -> Result<(), String> {
+    step("init_demo::report")
+}
+
+#[coldstart::init(deferred, fatal)]
+fn must_work() -> Result<(), String> {
+    step("init_demo::must_work")
+}
+
+#[coldstart::init(name = "given name")]
+fn named() {
+    let _ = step("given name");
+}
+
+#[linkme::distributed_slice(ON_INIT_FAILURE)]
+#[linkme(crate = linkme)]
+static TELL: fn(&Failure) = |f| println!("failure hook: {} ({})", f.name, f.error);
+
+async fn tokio_yield() {
+    // One real suspension, so the async path is exercised.
+    let mut yielded = false;
+    std::future::poll_fn(|cx| {
+        if yielded {
+            std::task::Poll::Ready(())
+        } else {
+            yielded = true;
+            cx.waker().wake_by_ref();
+            std::task::Poll::Pending
+        }
+    })
+    .await;
+}
+
+#[coldstart::main]
+async fn main() {
+    println!("body");
+    let reads = std::env::var("DEMO_READ").unwrap_or_default();
+    let readers: usize = std::env::var("DEMO_READERS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    if readers > 0 {
+        let threads: Vec<_> = (0..readers).map(|_| std::thread::spawn(|| *SLOW)).collect();
+        let seen: Vec<usize> = threads.into_iter().filter_map(|t| t.join().ok()).collect();
+        println!(
+            "readers saw {seen:?}; SLOW initialised {} time(s)",
+            SLOW_CALLS.load(Ordering::SeqCst)
+        );
+    }
+    for name in reads.split(',').filter(|n| !n.is_empty()) {
+        match name {
+            "SLOW" => println!("read SLOW = {}", *SLOW),
+            "LATER" => println!("read LATER = {}", *LATER),
+            "SHARED" => println!("read SHARED = {}", *init_demo::SHARED),
+            other => println!("no static {other}"),
+        }
+    }
+    println!("first response");
+    coldstart::first_request_done();
+    coldstart::deferred_done().await;
+    println!("deferred done");
+    for r in coldstart::inits() {
+        println!(
+            "report {} {} {:?} needed={} ok={:?}",
+            r.name,
+            r.kind,
+            r.place,
+            r.needed,
+            r.outcome.as_ref().map(|o| o.is_ok())
+        );
+    }
+    // Give a fatal deferred failure the moment it needs to stop the program.
+    tokio::time::sleep(Duration::from_millis(
+        std::env::var("DEMO_LINGER_MS")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0),
+    ))
+    .await;
+    println!("end");
+}

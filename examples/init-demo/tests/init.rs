@@ -1,0 +1,308 @@
+//! The init rules, checked on a real program: `init-demo` prints each step as it runs.
+#![allow(clippy::unwrap_used)]
+
+use std::path::PathBuf;
+use std::process::Command;
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn lines(&self) -> Vec<&str> {
+        self.stdout.lines().collect()
+    }
+
+    /// The `init ...` lines between two markers.
+    fn inits_between(&self, from: Option<&str>, to: &str) -> Vec<&str> {
+        let lines = self.lines();
+        let start = from.map_or(0, |f| lines.iter().position(|l| *l == f).unwrap() + 1);
+        let end = lines.iter().position(|l| *l == to).unwrap();
+        lines[start..end]
+            .iter()
+            .filter_map(|l| l.strip_prefix("init "))
+            .collect()
+    }
+}
+
+fn run(bin: &str, env: &[(&str, &str)]) -> Run {
+    let out = Command::new(bin)
+        .env_remove("COLDSTART_PROFILE")
+        .env_remove("COLDSTART_PROFILE_OUT")
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+fn demo(env: &[(&str, &str)]) -> Run {
+    run(env!("CARGO_BIN_EXE_init-demo"), env)
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("coldstart-init-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+const BEFORE_BY_NAME: [&str; 5] = [
+    "given name",
+    "init_demo::SHARED",
+    "init_demo::SLOW",
+    "init_demo::config",
+    "init_demo::pool",
+];
+const AFTER_BY_NAME: [&str; 4] = [
+    "init_demo::LATER",
+    "init_demo::library_warm_up",
+    "init_demo::must_work",
+    "init_demo::report",
+];
+
+#[test]
+fn without_a_profile_undeclared_work_runs_before_serving_in_name_order() {
+    let r = demo(&[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.inits_between(None, "body"), BEFORE_BY_NAME);
+    assert_eq!(
+        r.inits_between(Some("body"), "first response"),
+        Vec::<&str>::new()
+    );
+    assert_eq!(
+        r.inits_between(Some("first response"), "deferred done"),
+        AFTER_BY_NAME
+    );
+    assert!(r.stderr.is_empty(), "{}", r.stderr);
+}
+
+#[test]
+fn a_recorded_profile_defers_what_the_first_request_did_not_read() {
+    let path = scratch("round-trip.profile");
+    let first = demo(&[
+        ("DEMO_READ", "SHARED"),
+        ("COLDSTART_PROFILE_OUT", path.to_str().unwrap()),
+    ]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    let text = std::fs::read_to_string(&path).unwrap();
+    let profile = coldstart_bootstrap::init::Profile::parse(&text).unwrap();
+    let needed = |n: &str| profile.get(n).unwrap().needed;
+    // Read by the first request, so needed; planned early but never read, so not.
+    assert!(needed("init_demo::SHARED"), "{text}");
+    assert!(!needed("init_demo::SLOW"), "{text}");
+    // Functions keep the phase they ran in.
+    assert!(
+        needed("init_demo::config") && needed("init_demo::pool"),
+        "{text}"
+    );
+    assert!(!needed("init_demo::report"), "{text}");
+    assert!(
+        profile.get("init_demo::SLOW").unwrap().micros >= 30_000,
+        "{text}"
+    );
+    assert_eq!(profile.entries.len(), 9, "{text}");
+
+    let second = demo(&[
+        ("DEMO_READ", "SHARED"),
+        ("COLDSTART_PROFILE", path.to_str().unwrap()),
+    ]);
+    assert_eq!(second.code, 0, "{}", second.stderr);
+    let before = second.inits_between(None, "body");
+    assert!(!before.contains(&"init_demo::SLOW"), "{before:?}");
+    assert!(before.contains(&"init_demo::SHARED"), "{before:?}");
+    let after = second.inits_between(Some("first response"), "deferred done");
+    assert_eq!(after[0], "init_demo::SLOW", "longest first: {after:?}");
+    assert!(second.stderr.is_empty(), "{}", second.stderr);
+}
+
+#[test]
+fn a_mispredicted_static_initialises_once_on_demand_and_the_next_profile_corrects_it() {
+    let wrong = scratch("wrong.profile");
+    std::fs::write(
+        &wrong,
+        "coldstart-profile 1\nlater 30000 static init_demo::SLOW\nneeded 1 static init_demo::SHARED\n\
+         needed 1 fn init_demo::pool\nneeded 1 fn given name\n",
+    )
+    .unwrap();
+    let out = scratch("corrected.profile");
+    let r = demo(&[
+        ("DEMO_READERS", "6"),
+        ("COLDSTART_PROFILE", wrong.to_str().unwrap()),
+        ("COLDSTART_PROFILE_OUT", out.to_str().unwrap()),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(!r.inits_between(None, "body").contains(&"init_demo::SLOW"));
+    assert!(
+        r.stdout
+            .contains("readers saw [1, 1, 1, 1, 1, 1]; SLOW initialised 1 time(s)"),
+        "{}",
+        r.stdout
+    );
+    // Already initialised by the readers: the deferred phase does not run it again.
+    assert!(
+        !r.inits_between(Some("first response"), "deferred done")
+            .contains(&"init_demo::SLOW")
+    );
+    let corrected =
+        coldstart_bootstrap::init::Profile::parse(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    assert!(corrected.get("init_demo::SLOW").unwrap().needed);
+}
+
+#[test]
+fn a_malformed_profile_is_one_line_and_the_default_order_is_used() {
+    let bad = scratch("bad.profile");
+    std::fs::write(
+        &bad,
+        "coldstart-profile 1\nneeded soon fn init_demo::SLOW\n",
+    )
+    .unwrap();
+    let r = demo(&[("COLDSTART_PROFILE", bad.to_str().unwrap())]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        r.stderr.trim_end(),
+        format!(
+            "coldstart: COLDSTART_PROFILE={} line 2: expected the duration in whole microseconds, got `soon`; \
+             using the default init order",
+            bad.display()
+        )
+    );
+    assert_eq!(r.inits_between(None, "body"), BEFORE_BY_NAME);
+
+    let missing = demo(&[("COLDSTART_PROFILE", "/nonexistent/coldstart.profile")]);
+    assert_eq!(missing.code, 0);
+    assert!(
+        missing.stderr.starts_with(
+            "coldstart: COLDSTART_PROFILE=/nonexistent/coldstart.profile No such file"
+        ),
+        "{}",
+        missing.stderr
+    );
+}
+
+#[test]
+fn names_missing_from_the_profile_or_unknown_to_the_program_warn_once_and_fall_back() {
+    let stale = scratch("stale.profile");
+    std::fs::write(
+        &stale,
+        "coldstart-profile 1\nlater 5 static init_demo::SLOW\nneeded 9 fn init_demo::removed\n",
+    )
+    .unwrap();
+    let r = demo(&[("COLDSTART_PROFILE", stale.to_str().unwrap())]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    assert_eq!(
+        r.stderr.trim_end(),
+        "coldstart: inits: 3 not in the profile, run before serving (the default): given name, \
+         init_demo::SHARED, init_demo::pool; 1 named in the profile but not registered, ignored: init_demo::removed"
+    );
+    let before = r.inits_between(None, "body");
+    assert_eq!(
+        before,
+        [
+            "given name",
+            "init_demo::SHARED",
+            "init_demo::config",
+            "init_demo::pool"
+        ]
+    );
+}
+
+#[test]
+fn a_failing_critical_init_stops_start_up_with_one_line_and_exit_70() {
+    let r = demo(&[("DEMO_FAIL", "config")]);
+    assert_eq!(r.code, 70);
+    assert_eq!(
+        r.stderr.trim_end(),
+        "coldstart: init `init_demo::config` failed: config: no such file; start-up stopped"
+    );
+    assert!(
+        !r.stdout.contains("body"),
+        "the body must not run: {}",
+        r.stdout
+    );
+    assert!(
+        r.stdout
+            .contains("failure hook: init_demo::config (config: no such file)"),
+        "{}",
+        r.stdout
+    );
+    // Nothing after the failing init ran.
+    assert_eq!(
+        r.inits_between(
+            None,
+            "failure hook: init_demo::config (config: no such file)"
+        ),
+        [
+            "given name",
+            "init_demo::SHARED",
+            "init_demo::SLOW",
+            "init_demo::config"
+        ]
+    );
+}
+
+#[test]
+fn a_panicking_critical_init_is_reported_by_name() {
+    for (name, full) in [("pool", "init_demo::pool"), ("SLOW", "init_demo::SLOW")] {
+        let r = demo(&[("DEMO_PANIC", name)]);
+        assert_eq!(r.code, 70, "{}", r.stderr);
+        let last = r.stderr.lines().last().unwrap();
+        assert_eq!(
+            last,
+            format!("coldstart: init `{full}` panicked: {name} exploded; start-up stopped")
+        );
+        assert!(!r.stdout.contains("body"));
+    }
+}
+
+#[test]
+fn a_failing_deferred_init_is_reported_and_serving_continues() {
+    let r = demo(&[("DEMO_FAIL", "report")]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        r.stderr.trim_end(),
+        "coldstart: deferred init `init_demo::report` failed: report: no such file; serving continues"
+    );
+    assert!(
+        r.stdout
+            .contains("report init_demo::report fn AfterFirstResponse needed=false ok=Some(false)")
+    );
+    assert!(r.stdout.ends_with("end\n"), "{}", r.stdout);
+}
+
+#[test]
+fn a_fatal_deferred_init_stops_the_program_after_the_shutdown_hooks() {
+    let r = demo(&[("DEMO_FAIL", "must_work"), ("DEMO_LINGER_MS", "5000")]);
+    assert_eq!(r.code, 70, "{}", r.stderr);
+    assert_eq!(
+        r.stderr.trim_end(),
+        "coldstart: deferred init `init_demo::must_work` failed: must_work: no such file; stopping (fatal)"
+    );
+    assert!(
+        !r.stdout.contains("end\n"),
+        "the body is cancelled: {}",
+        r.stdout
+    );
+}
+
+#[test]
+fn a_library_registers_only_when_the_program_links_it() {
+    let linked = run(env!("CARGO_BIN_EXE_linked"), &[]);
+    assert_eq!(linked.code, 0, "{}", linked.stderr);
+    assert_eq!(
+        linked.lines(),
+        [
+            "init init_demo::SHARED",
+            "init init_demo::library_warm_up",
+            "registered init_demo::SHARED",
+            "registered init_demo::library_warm_up"
+        ]
+    );
+    let unlinked = run(env!("CARGO_BIN_EXE_unlinked"), &[]);
+    assert_eq!(unlinked.stdout, "0 registrations\n");
+}
