@@ -30,7 +30,7 @@ pub(crate) fn entry(args: TokenStream, item: TokenStream, kind: Kind) -> TokenSt
         );
         return with_error(quote!(#func), err);
     }
-    let (config, error) = match Config::parse(args, kind) {
+    let (config, mut error) = match Config::parse(args, kind) {
         Ok(c) => (c, None),
         // Expand with defaults so the body still type-checks, and report the error.
         Err(e) => (Config::default(), Some(e.to_compile_error())),
@@ -53,7 +53,12 @@ pub(crate) fn entry(args: TokenStream, item: TokenStream, kind: Kind) -> TokenSt
             let prewarm = opt(config.prewarm.map(|b| quote!(#b)));
             let profile = match config.profile.as_ref().map(embed_profile).transpose() {
                 Ok(p) => opt(p),
-                Err(e) => return with_error(quote!(#func), e),
+                Err(e) => {
+                    // Report it, and expand without the profile so the body type-checks.
+                    let e = e.to_compile_error();
+                    error = Some(quote!(#error #e));
+                    opt(None)
+                }
             };
             quote! {
                 #v1::block_on(
@@ -138,4 +143,31 @@ fn embed_profile(path: &syn::LitStr) -> syn::Result<TokenStream> {
     })?;
     let full = full.to_string_lossy().into_owned();
     Ok(quote!(::core::include_str!(#full)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_profile_is_an_error_naming_its_line() {
+        let path =
+            std::env::temp_dir().join(format!("coldstart-macro-{}.profile", std::process::id()));
+        std::fs::write(
+            &path,
+            "coldstart-profile 1\n\nneeded 1 fn a\nlater x fn b\n",
+        )
+        .ok();
+        // An absolute path stays as it is when joined to the manifest directory.
+        let lit = syn::LitStr::new(&path.to_string_lossy(), proc_macro2::Span::call_site());
+        let error = embed_profile(&lit).map(|_| ()).unwrap_err().to_string();
+        std::fs::remove_file(&path).ok();
+        assert_eq!(
+            error,
+            format!(
+                "init profile `{}` line 4: expected the duration in whole microseconds, got `x`",
+                path.display()
+            )
+        );
+    }
 }

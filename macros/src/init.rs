@@ -60,7 +60,7 @@ impl Args {
                         .get_ident()
                         .cloned()
                         .unwrap_or_else(|| format_ident!("{key}"));
-                    if let Some((other, _)) = &args.phase {
+                    if let Some((_, other)) = &args.phase {
                         return Err(syn::Error::new_spanned(
                             p,
                             format!(

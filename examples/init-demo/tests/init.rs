@@ -306,3 +306,30 @@ fn a_library_registers_only_when_the_program_links_it() {
     let unlinked = run(env!("CARGO_BIN_EXE_unlinked"), &[]);
     assert_eq!(unlinked.stdout, "0 registrations\n");
 }
+
+#[test]
+fn an_embedded_profile_orders_the_run_and_the_variable_overrides_it() {
+    let embedded = run(env!("CARGO_BIN_EXE_embedded"), &[]);
+    assert_eq!(embedded.code, 0, "{}", embedded.stderr);
+    assert_eq!(embedded.inits_between(None, "body"), Vec::<&str>::new());
+    assert_eq!(
+        embedded.inits_between(Some("first response"), "deferred done"),
+        ["init_demo::SHARED", "init_demo::library_warm_up"]
+    );
+    assert!(embedded.stderr.is_empty(), "{}", embedded.stderr);
+
+    let own = scratch("override.profile");
+    std::fs::write(
+        &own,
+        "coldstart-profile 1\nneeded 1 static init_demo::SHARED\n",
+    )
+    .unwrap();
+    let overridden = run(
+        env!("CARGO_BIN_EXE_embedded"),
+        &[("COLDSTART_PROFILE", own.to_str().unwrap())],
+    );
+    assert_eq!(
+        overridden.inits_between(None, "body"),
+        ["init_demo::SHARED"]
+    );
+}

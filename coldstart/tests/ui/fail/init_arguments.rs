@@ -1,0 +1,16 @@
+#[coldstart::init(eager)]
+fn unknown() {}
+
+#[coldstart::init(critical, deferred)]
+fn both_phases() {}
+
+#[coldstart::init(critical, fatal)]
+fn fatal_critical() {}
+
+#[coldstart::init(name = " padded")]
+fn bad_name() {}
+
+#[coldstart::init(critical = true)]
+fn valued_flag() {}
+
+fn main() {}

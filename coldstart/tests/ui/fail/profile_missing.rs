@@ -1,0 +1,2 @@
+#[coldstart::main(profile = "no-such.profile")]
+async fn main() {}

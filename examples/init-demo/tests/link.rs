@@ -1,0 +1,92 @@
+//! Registrations in a library crate, across the builds users make: debug and release
+//! with whole-program LTO, each linked by Rust's default linker (LLD) and by GNU ld.
+//! Builds into its own target directory, since the running `cargo test` holds the
+//! main one.
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn target_dir() -> PathBuf {
+    // .../target/<profile>/deps/link-<hash> -> .../target/link-check
+    let exe = std::env::current_exe().unwrap();
+    exe.ancestors().nth(3).unwrap().join("link-check")
+}
+
+fn build(bin: &str, profile: &str, gnu_ld: bool) -> PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.args([
+        "rustc",
+        "-q",
+        "-p",
+        "init-demo",
+        "--bin",
+        bin,
+        "--profile",
+        profile,
+    ])
+    .arg("--target-dir")
+    .arg(target_dir());
+    if gnu_ld {
+        cmd.args(["--", "-Clinker-features=-lld"]);
+    }
+    let status = cmd.status().unwrap();
+    assert!(
+        status.success(),
+        "building {bin} ({profile}, gnu_ld={gnu_ld})"
+    );
+    let dir = if profile == "dev" { "debug" } else { profile };
+    target_dir().join(dir).join(bin)
+}
+
+/// Which linker wrote the binary: LLD leaves its name in `.comment`, GNU ld does not.
+fn linked_by_lld(binary: &Path) -> bool {
+    let out = Command::new("readelf")
+        .args(["-p", ".comment"])
+        .arg(binary)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "readelf (binutils) is needed");
+    String::from_utf8_lossy(&out.stdout).contains("Linker: LLD")
+}
+
+fn run(binary: &Path) -> String {
+    let out = Command::new(binary)
+        .env_remove("COLDSTART_PROFILE")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn library_registrations_survive_lto_and_both_linkers_when_the_crate_is_named() {
+    for profile in ["dev", "release-lto"] {
+        for gnu_ld in [false, true] {
+            let linked = build("linked", profile, gnu_ld);
+            assert_eq!(
+                linked_by_lld(&linked),
+                !gnu_ld,
+                "{profile}: wrong linker used"
+            );
+            assert_eq!(
+                run(&linked),
+                "init init_demo::SHARED\ninit init_demo::library_warm_up\n\
+                 registered init_demo::SHARED\nregistered init_demo::library_warm_up\n",
+                "{profile}, gnu_ld={gnu_ld}"
+            );
+            // The documented pitfall, so the docs stay true: never named, never linked.
+            let unlinked = build("unlinked", profile, gnu_ld);
+            assert_eq!(
+                run(&unlinked),
+                "0 registrations\n",
+                "{profile}, gnu_ld={gnu_ld}"
+            );
+        }
+    }
+}
