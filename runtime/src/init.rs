@@ -90,7 +90,7 @@ pub(crate) fn finish_deferred() {
 }
 
 static RAN: Mutex<Vec<(&'static str, Ran)>> = Mutex::new(Vec::new());
-static ORDER: std::sync::OnceLock<Order> = std::sync::OnceLock::new();
+static ORDER: std::sync::OnceLock<(Order, String)> = std::sync::OnceLock::new();
 
 fn record(name: &'static str, ran: Ran) {
     let mut all = RAN.lock().unwrap_or_else(|p| p.into_inner());
@@ -99,17 +99,18 @@ fn record(name: &'static str, ran: Ran) {
 
 /// Every registration with what happened to it so far, in name order.
 pub fn reports() -> Vec<InitReport> {
-    let Some(order) = ORDER.get() else {
+    let Some((order, _)) = ORDER.get() else {
         return Vec::new();
     };
     let ran = RAN.lock().unwrap_or_else(|p| p.into_inner());
+    let ran: std::collections::HashMap<&str, &Ran> = ran.iter().map(|(n, r)| (*n, r)).collect();
     let mut all: Vec<InitReport> = order
         .before
         .iter()
         .map(|r| (r, Place::BeforeServing))
         .chain(order.after.iter().map(|r| (r, Place::AfterFirstResponse)))
         .map(|(r, place)| {
-            let done = ran.iter().find(|(n, _)| *n == r.name).map(|(_, d)| d);
+            let done = ran.get(r.name);
             let (took, needed) = match &r.work {
                 Work::Static(s) => (s.took(), s.needed()),
                 _ => (done.map(|d| d.took), place == Place::BeforeServing),
@@ -140,41 +141,62 @@ pub(crate) fn prepare(embedded: Option<&'static str>) -> bool {
     if INITS.is_empty() {
         return out;
     }
-    let profile = load_profile(embedded);
+    let (profile, source) = load_profile(embedded);
     let order = Order::new(&init::registrations(), profile.as_ref());
     if let Some(mismatch) = &order.mismatch {
         eprintln!("coldstart: inits: {mismatch}");
     }
     let after = !order.after.is_empty();
-    let _ = ORDER.set(order);
+    let _ = ORDER.set((order, source));
     after || out
 }
 
-fn load_profile(embedded: Option<&'static str>) -> Option<Profile> {
+/// The profile and where it came from, in words for the start-up report.
+fn load_profile(embedded: Option<&'static str>) -> (Option<Profile>, String) {
     if let Some(path) = std::env::var_os(PROFILE) {
         let path = PathBuf::from(path);
         let parsed = std::fs::read_to_string(&path)
             .map_err(|e| e.to_string())
             .and_then(|text| Profile::parse(&text).map_err(|e| e.to_string()));
         return match parsed {
-            Ok(p) => Some(p),
+            Ok(p) => (Some(p), format!("{PROFILE}={}", path.display())),
             Err(e) => {
                 eprintln!(
                     "coldstart: {PROFILE}={} {e}; using the default init order",
                     path.display()
                 );
-                None
+                (None, format!("none ({PROFILE} unreadable)"))
             }
         };
     }
     // Checked at compile time; a failure here would mean a different coldstart version.
-    embedded.and_then(|text| Profile::parse(text).ok())
+    match embedded.and_then(|text| Profile::parse(text).ok()) {
+        Some(p) => (Some(p), "embedded".to_string()),
+        None => (None, "none".to_string()),
+    }
+}
+
+/// The init order for the start-up report: where the profile came from, and each
+/// phase's registrations in the order they run.
+pub(crate) fn summary() -> Option<String> {
+    let (order, source) = ORDER.get()?;
+    let names = |list: &[&Registration]| match list {
+        [] => "-".to_string(),
+        _ => list.iter().map(|r| r.name).collect::<Vec<_>>().join(", "),
+    };
+    Some(format!(
+        "inits (profile: {source})\n  before serving       {}\n  after 1st response   {}\n",
+        names(&order.before),
+        names(&order.after)
+    ))
 }
 
 /// Runs what the order places before serving, in order. On the first failure, tells
 /// the failure hooks and ends the program with [`EXIT_INIT`].
 pub(crate) async fn run_before_serving() {
-    let Some(order) = ORDER.get() else { return };
+    let Some((order, _)) = ORDER.get() else {
+        return;
+    };
     for r in &order.before {
         let Some(ran) = run(r, false).await else {
             return;
@@ -205,7 +227,7 @@ fn fail_start_up(r: &Registration, fail: Fail) -> ! {
 /// Runs what the order places after the first response, then writes the profile if
 /// asked. Call after the first response is done.
 pub(crate) async fn run_after_first_response() {
-    if let Some(order) = ORDER.get() {
+    if let Some((order, _)) = ORDER.get() {
         for r in &order.after {
             let Some(ran) = run(r, true).await else {
                 // The runtime is shutting down: the program ended before this ran.

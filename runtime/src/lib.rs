@@ -12,6 +12,8 @@ Users reach all of this through the `coldstart` crate and `#[coldstart::main]`.
 #![warn(missing_docs, unreachable_pub)]
 
 mod alloc;
+#[cfg(feature = "tower")]
+pub mod first_response;
 pub mod init;
 pub mod lifecycle;
 mod start;

@@ -170,8 +170,9 @@ enum Ended<T> {
 fn print_report() {
     if let (Some(budget), Some(plan)) = (crate::budget(), crate::plan()) {
         let report = Report { budget, plan };
+        let inits = init::summary().unwrap_or_default();
         eprint!(
-            "coldstart: start-up report\n{report}  {}\n",
+            "coldstart: start-up report\n{report}{inits}  {}\n",
             timeline::timeline()
         );
     }

@@ -6,7 +6,10 @@
 //! since running early is never wrong, only slower). Without a profile, each list is
 //! ordered by name. The rule is pure: same registrations and profile, same order.
 
-use super::{Declared, Registration, profile::Profile};
+use std::collections::{HashMap, HashSet};
+
+use super::profile::{Entry, Profile};
+use super::{Declared, Registration};
 
 /// When a registration runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,8 +44,12 @@ impl Order {
     pub fn new(registrations: &[&'static Registration], profile: Option<&Profile>) -> Order {
         let mut order = Order::default();
         let mut missing = Vec::new();
+        // Looked up once per registration: a map keeps 1000 registrations linear.
+        let entries: Option<HashMap<&str, &Entry>> =
+            profile.map(|p| p.entries.iter().map(|e| (e.name.as_str(), e)).collect());
+        let entry = |name: &str| entries.as_ref().map(|m| m.get(name).copied());
         for &r in registrations {
-            let place = match (r.declared, profile.map(|p| p.get(r.name))) {
+            let place = match (r.declared, entry(r.name)) {
                 (Declared::Critical, _) => Place::BeforeServing,
                 (Declared::Deferred, _) => Place::AfterFirstResponse,
                 (Declared::Auto, Some(Some(entry))) if !entry.needed => Place::AfterFirstResponse,
@@ -62,16 +69,17 @@ impl Order {
             .filter(|w| w[0].name == w[1].name)
             .map(|w| w[0].name)
             .collect();
-        if let Some(p) = profile {
-            let micros = |r: &&Registration| p.get(r.name).map_or(0, |e| e.micros);
+        if let (Some(p), Some(entries)) = (profile, &entries) {
+            let micros = |r: &&Registration| entries.get(r.name).map_or(0, |e| e.micros);
             // Stable sort: equal durations keep name order.
             order.before.sort_by_key(|r| std::cmp::Reverse(micros(r)));
             order.after.sort_by_key(|r| std::cmp::Reverse(micros(r)));
+            let registered: HashSet<&str> = registrations.iter().map(|r| r.name).collect();
             let unknown: Vec<&str> = p
                 .entries
                 .iter()
                 .map(|e| e.name.as_str())
-                .filter(|n| !registrations.iter().any(|r| r.name == *n))
+                .filter(|n| !registered.contains(n))
                 .collect();
             order.mismatch = mismatch(&missing, &unknown);
         }

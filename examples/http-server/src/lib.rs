@@ -14,10 +14,14 @@ use std::net::{IpAddr, SocketAddr};
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::server::conn::http1;
-use hyper::service::service_fn;
+use std::task::{Context, Poll};
+
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+use tower_layer::{Identity, Layer};
+use tower_service::Service;
 
 /// The default port, when `PORT` is not set.
 pub const DEFAULT_PORT: u16 = 8080;
@@ -75,8 +79,8 @@ pub async fn bind() -> anyhow::Result<(TcpListener, SocketAddr)> {
     Ok((listener, addr))
 }
 
-/// The whole body of a start-up baseline: bind, say where, serve with nothing after
-/// each response. Every baseline runs exactly this, on its own runtime.
+/// The whole body of a start-up baseline: bind, say where, serve `hello` with no
+/// middleware. Every baseline runs exactly this, on its own runtime.
 ///
 /// # Errors
 ///
@@ -84,18 +88,34 @@ pub async fn bind() -> anyhow::Result<(TcpListener, SocketAddr)> {
 pub async fn serve_baseline(name: &str) -> anyhow::Result<()> {
     let (listener, addr) = bind().await?;
     eprintln!("{name}: listening on http://{addr}");
-    serve(listener, || {}).await?;
+    serve(listener, Identity::new(), || "hello\n").await?;
     Ok(())
 }
 
-/// Serves HTTP/1.1 on `listener` until the process ends, calling `after_response`
-/// after each connection has been served. A connection that fails is dropped; the
-/// listener keeps going.
+/// Serves HTTP/1.1 on `listener` until the process ends: [`Hello`] answering with
+/// `greeting()`, wrapped in `layer`. A connection that fails is dropped; the listener
+/// keeps going.
 ///
 /// # Errors
 ///
 /// Never returns an error today; the type leaves room for a graceful shutdown.
-pub async fn serve(listener: TcpListener, after_response: fn()) -> std::io::Result<()> {
+pub async fn serve<L, B>(
+    listener: TcpListener,
+    layer: L,
+    greeting: fn() -> &'static str,
+) -> std::io::Result<()>
+where
+    L: Layer<Hello>,
+    L::Service: Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    <L::Service as Service<Request<Incoming>>>::Future: Send + 'static,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let service = layer.layer(Hello { greeting });
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
@@ -106,16 +126,32 @@ pub async fn serve(listener: TcpListener, after_response: fn()) -> std::io::Resu
                 continue;
             }
         };
+        let service = TowerToHyperService::new(service.clone());
         tokio::spawn(async move {
             let _ = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service_fn(hello))
+                .serve_connection(TokioIo::new(stream), service)
                 .await;
-            after_response();
         });
     }
 }
 
-/// The handler: `hello` for every request.
-async fn hello(_request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
-    Ok(Response::new(Full::new(Bytes::from_static(b"hello\n"))))
+/// The handler, as a tower service: `greeting()` for every request.
+#[derive(Debug, Clone, Copy)]
+pub struct Hello {
+    greeting: fn() -> &'static str,
+}
+
+impl Service<Request<Incoming>> for Hello {
+    type Response = Response<Full<Bytes>>;
+    type Error = Infallible;
+    type Future = std::future::Ready<Result<Self::Response, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _request: Request<Incoming>) -> Self::Future {
+        let body = Bytes::from_static((self.greeting)().as_bytes());
+        std::future::ready(Ok(Response::new(Full::new(body))))
+    }
 }

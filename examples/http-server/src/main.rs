@@ -2,13 +2,43 @@
 //! `#[tokio::main]`. Prints where it listens and the plan coldstart chose; set
 //! `COLDSTART_LOG=debug` for the whole budget, plan and start-up timeline.
 //!
-//! Work that the first request does not need waits until the first connection has
-//! been served (or the fallback timer fires); that includes installing the shutdown
-//! hook, so nothing of it is paid before the first response.
+//! Its start-up work is registered with `#[coldstart::init]`: a config every request
+//! reads, and a cache warm-up and a client pool the first request does not need. The
+//! embedded profile (`coldstart.profile`, recorded by running this service with
+//! `COLDSTART_PROFILE_OUT`) puts the last two after the first response. The
+//! `FirstResponseLayer` marks that moment when the first body has been sent; deferred
+//! work, including installing the shutdown hook, waits for it.
 
 use std::time::Duration;
 
-#[coldstart::main]
+use coldstart::FirstResponseLayer;
+
+/// What every request needs.
+struct Config {
+    greeting: String,
+}
+
+#[coldstart::init]
+static CONFIG: Config = Config {
+    greeting: std::env::var("GREETING").map_or_else(|_| "hello\n".to_string(), |g| g + "\n"),
+};
+
+/// Stands in for filling a cache from a remote store (I/O-bound, 40 ms). A function
+/// has no reads to profile, so it declares its phase.
+#[coldstart::init(deferred)]
+async fn warm_cache() {
+    tokio::time::sleep(Duration::from_millis(40)).await;
+}
+
+/// Stands in for a pool of connections to a backend the first request does not call
+/// (blocking connects, 25 ms).
+#[coldstart::init]
+static CLIENT_POOL: Vec<String> = {
+    std::thread::sleep(Duration::from_millis(25));
+    (0..4).map(|i| format!("backend-{i}")).collect()
+};
+
+#[coldstart::main(profile = "coldstart.profile")]
 async fn main() -> anyhow::Result<()> {
     let (listener, addr) = http_server::bind().await?;
     if let Some(plan) = coldstart::plan() {
@@ -23,10 +53,6 @@ async fn main() -> anyhow::Result<()> {
         });
         eprintln!("http-server: deferred work started after the first response");
     });
-    // Until the tower layer marks it when the body is sent, the connection's end does.
-    http_server::serve(listener, || {
-        coldstart::first_request_done();
-    })
-    .await?;
+    http_server::serve(listener, FirstResponseLayer::new(), || &CONFIG.greeting).await?;
     Ok(())
 }

@@ -1,0 +1,99 @@
+//! The response future, and the body wrapper that sees the body end.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
+
+use http::Response;
+use http_body::{Body, Frame, SizeHint};
+use pin_project_lite::pin_project;
+
+use crate::lifecycle;
+
+pin_project! {
+    /// The future of [`super::FirstResponse`]: the inner response with its body wrapped.
+    #[derive(Debug)]
+    pub struct ResponseFuture<F> {
+        #[pin]
+        inner: F,
+    }
+}
+
+impl<F> ResponseFuture<F> {
+    pub(crate) fn new(inner: F) -> Self {
+        ResponseFuture { inner }
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = Result<Response<MarkOnEnd<B>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let response = ready!(self.project().inner.poll(cx))?;
+        Poll::Ready(Ok(response.map(MarkOnEnd::new)))
+    }
+}
+
+pin_project! {
+    /// A response body that marks the first response done when its end has been
+    /// reached: its last frame was taken, or it says it has nothing more to send.
+    #[derive(Debug)]
+    pub struct MarkOnEnd<B> {
+        #[pin]
+        inner: B,
+        marked: bool,
+    }
+}
+
+impl<B> MarkOnEnd<B> {
+    /// Wraps `inner`.
+    pub fn new(inner: B) -> Self {
+        MarkOnEnd {
+            inner,
+            marked: lifecycle::is_first_response_done(),
+        }
+    }
+}
+
+fn mark(marked: &mut bool) {
+    if !*marked {
+        *marked = true;
+        lifecycle::first_request_done();
+    }
+}
+
+impl<B: Body> Body for MarkOnEnd<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let mut this = self.project();
+        let frame = ready!(this.inner.as_mut().poll_frame(cx));
+        match &frame {
+            None => mark(this.marked),
+            Some(Ok(_)) if this.inner.is_end_stream() => mark(this.marked),
+            // A frame with more to come, or an error: not a completed response.
+            Some(_) => {}
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        let end = self.inner.is_end_stream();
+        // An empty body may never be polled: the server asks this instead.
+        if end && !self.marked && !lifecycle::is_first_response_done() {
+            lifecycle::first_request_done();
+        }
+        end
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

@@ -1,0 +1,69 @@
+/*!
+A tower middleware that marks the first response done when its body has been fully
+handed to the server: the moment deferred inits, exporters and `after_first_request`
+work may start. Works with hyper (through `hyper_util::service::TowerToHyperService`),
+axum (`Router::layer`) and tonic (`Server::builder().layer`).
+
+Put it outermost, so that it sees the response every other layer produced
+(compression, timeouts, routing):
+
+```
+use coldstart_runtime::first_response::{FirstResponse, FirstResponseLayer};
+use tower_layer::Layer;
+
+fn outermost<S>(app: S) -> FirstResponse<S> {
+    FirstResponseLayer::new().layer(app)
+}
+```
+
+```text
+axum:  Router::new().route("/", get(hello)).layer(FirstResponseLayer::new())   // last .layer() call
+tonic: Server::builder().layer(FirstResponseLayer::new()).add_service(svc)
+hyper: TowerToHyperService::new(FirstResponseLayer::new().layer(svc))
+```
+
+It must stay invisible on the request path: after the first response it adds one
+relaxed load per body frame and nothing else, and it never buffers or delays a frame.
+*/
+
+mod future;
+mod layer;
+
+pub use future::{MarkOnEnd, ResponseFuture};
+pub use layer::FirstResponseLayer;
+
+use std::task::{Context, Poll};
+
+use http::{Request, Response};
+
+/// A service whose responses mark the first response done once their body has been
+/// fully sent. Made by [`FirstResponseLayer`].
+#[derive(Debug, Clone, Copy)]
+pub struct FirstResponse<S> {
+    inner: S,
+}
+
+impl<S> FirstResponse<S> {
+    /// Wraps `inner`.
+    pub fn new(inner: S) -> Self {
+        FirstResponse { inner }
+    }
+}
+
+impl<S, ReqBody, ResBody> tower_service::Service<Request<ReqBody>> for FirstResponse<S>
+where
+    S: tower_service::Service<Request<ReqBody>, Response = Response<ResBody>>,
+    ResBody: http_body::Body,
+{
+    type Response = Response<MarkOnEnd<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        ResponseFuture::new(self.inner.call(request))
+    }
+}

@@ -1,0 +1,105 @@
+//! The tower layer under a real hyper server and client: the first response is marked
+//! only once its body has been fully sent, not when the handler returns. One test,
+//! since the lifecycle is process-wide.
+#![cfg(feature = "tower")]
+#![allow(clippy::unwrap_used)]
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use coldstart_bootstrap::Settings;
+use coldstart_runtime::first_response::FirstResponseLayer;
+use coldstart_runtime::lifecycle::{self, Trigger};
+use std::sync::{Arc, Mutex};
+
+use http_body_util::BodyExt;
+use hyper::body::{Bytes, Frame, Incoming};
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
+use tokio::sync::mpsc;
+use tower_layer::Layer;
+
+/// A response body the test feeds chunk by chunk; it ends when the sender is dropped.
+struct Chunks(mpsc::UnboundedReceiver<Bytes>);
+
+impl http_body::Body for Chunks {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        self.0
+            .poll_recv(cx)
+            .map(|chunk| chunk.map(|b| Ok(Frame::data(b))))
+    }
+}
+
+type Receiver = Arc<Mutex<Option<mpsc::UnboundedReceiver<Bytes>>>>;
+
+/// Answers the one request with the streaming body.
+#[derive(Clone)]
+struct Streaming(Receiver);
+
+impl tower_service::Service<Request<Incoming>> for Streaming {
+    type Response = Response<Chunks>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: Request<Incoming>) -> Self::Future {
+        let rx = self.0.lock().unwrap().take().unwrap();
+        Box::pin(async move { Ok(Response::new(Chunks(rx))) })
+    }
+}
+
+#[test]
+fn the_first_response_is_marked_when_its_body_has_been_sent() {
+    coldstart_runtime::block_on(&Settings::NONE, async {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let service = FirstResponseLayer::new().layer(Streaming(Arc::new(Mutex::new(Some(rx)))));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
+                .await
+                .unwrap();
+        });
+
+        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (mut client, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        let request = Request::get("/")
+            .body(http_body_util::Empty::<Bytes>::new())
+            .unwrap();
+        let mut response = client.send_request(request).await.unwrap();
+
+        // Headers and a first chunk have arrived: the response is not done yet.
+        tx.send(Bytes::from_static(b"hel")).unwrap();
+        let first = response.body_mut().frame().await.unwrap().unwrap();
+        assert_eq!(first.into_data().unwrap(), "hel");
+        assert!(!lifecycle::is_first_response_done());
+
+        // The last chunk and the end of the body: now it is.
+        tx.send(Bytes::from_static(b"lo\n")).unwrap();
+        drop(tx);
+        let rest = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(rest, "lo\n");
+        tokio::time::timeout(Duration::from_secs(5), lifecycle::first_response())
+            .await
+            .unwrap();
+        assert_eq!(lifecycle::trigger(), Some(Trigger::Response));
+    });
+}
