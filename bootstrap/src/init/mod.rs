@@ -107,7 +107,8 @@ impl Registration {
 /// Every registration sorted by name: the order does not depend on the linker.
 pub fn registrations() -> Vec<&'static Registration> {
     let mut all: Vec<&'static Registration> = INITS.iter().collect();
-    all.sort_by(|a, b| a.name.cmp(b.name));
+    // Names are unique but for a mistake the order reports; unstable sort is faster.
+    all.sort_unstable_by(|a, b| a.name.cmp(b.name));
     all
 }
 
@@ -131,11 +132,12 @@ impl fmt::Display for Failure {
 
 /// How a static registration is initialised by the plan and reported on.
 pub trait Planned: Sync {
-    /// Initialises the value if nothing has yet; not a read.
+    /// Initialises the value if nothing has yet, untimed (the runner times it); not
+    /// a read.
     fn run(&self);
     /// Whether something read the value before the first response was done.
     fn needed(&self) -> bool;
-    /// How long its initialisation took, once it is initialised.
+    /// How long its initialisation took, if a read initialised it on demand.
     fn took(&self) -> Option<std::time::Duration>;
 }
 
@@ -173,4 +175,37 @@ pub fn first_response_done() {
 
 fn before_first_response() -> bool {
     BEFORE_FIRST_RESPONSE.load(Ordering::Relaxed)
+}
+
+/// FxHash (rustc's): a few instructions per word. The names hashed are the program's
+/// own, so there is nothing to defend against with SipHash.
+#[derive(Default)]
+pub(crate) struct Fx(u64);
+
+impl Fx {
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+impl std::hash::Hasher for Fx {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut words = bytes.chunks_exact(8);
+        for word in words.by_ref() {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(word);
+            self.add(u64::from_le_bytes(w));
+        }
+        for &b in words.remainder() {
+            self.add(u64::from(b));
+        }
+    }
+
+    fn write_u8(&mut self, b: u8) {
+        self.add(u64::from(b));
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }

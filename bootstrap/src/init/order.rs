@@ -6,10 +6,12 @@
 //! since running early is never wrong, only slower). Without a profile, each list is
 //! ordered by name. The rule is pure: same registrations and profile, same order.
 
-use std::collections::{HashMap, HashSet};
+use std::cmp::Reverse;
+use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
 
-use super::profile::{Entry, Profile};
-use super::{Declared, Registration};
+use super::profile::Profile;
+use super::{Declared, Fx, Registration};
 
 /// When a registration runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,7 +35,7 @@ pub struct Order {
 }
 
 impl Order {
-    /// Orders `registrations` (sorted by name) with `profile`.
+    /// Orders `registrations` (in any order, e.g. link order) with `profile`.
     ///
     /// ```
     /// use coldstart_bootstrap::init::{Order, Profile, registrations};
@@ -42,59 +44,10 @@ impl Order {
     /// assert!(order.before.is_empty() && order.after.is_empty());
     /// ```
     pub fn new(registrations: &[&'static Registration], profile: Option<&Profile>) -> Order {
-        let mut order = Order::default();
-        let mut missing = Vec::new();
-        // Looked up once per registration: a map keeps 1000 registrations linear.
-        let entries: Option<HashMap<&str, &Entry>> =
-            profile.map(|p| p.entries.iter().map(|e| (e.name.as_str(), e)).collect());
-        let entry = |name: &str| entries.as_ref().map(|m| m.get(name).copied());
-        for &r in registrations {
-            let place = match (r.declared, entry(r.name)) {
-                (Declared::Critical, _) => Place::BeforeServing,
-                (Declared::Deferred, _) => Place::AfterFirstResponse,
-                (Declared::Auto, Some(Some(entry))) if !entry.needed => Place::AfterFirstResponse,
-                (Declared::Auto, Some(None)) => {
-                    missing.push(r.name);
-                    Place::BeforeServing
-                }
-                (Declared::Auto, _) => Place::BeforeServing,
-            };
-            match place {
-                Place::BeforeServing => order.before.push(r),
-                Place::AfterFirstResponse => order.after.push(r),
-            }
+        match profile {
+            None => by_name(registrations),
+            Some(p) => by_profile(registrations, p),
         }
-        let shared: Vec<&str> = registrations
-            .windows(2)
-            .filter(|w| w[0].name == w[1].name)
-            .map(|w| w[0].name)
-            .collect();
-        if let (Some(p), Some(entries)) = (profile, &entries) {
-            let micros = |r: &&Registration| entries.get(r.name).map_or(0, |e| e.micros);
-            // Stable sort: equal durations keep name order.
-            order.before.sort_by_key(|r| std::cmp::Reverse(micros(r)));
-            order.after.sort_by_key(|r| std::cmp::Reverse(micros(r)));
-            let registered: HashSet<&str> = registrations.iter().map(|r| r.name).collect();
-            let unknown: Vec<&str> = p
-                .entries
-                .iter()
-                .map(|e| e.name.as_str())
-                .filter(|n| !registered.contains(n))
-                .collect();
-            order.mismatch = mismatch(&missing, &unknown);
-        }
-        if !shared.is_empty() {
-            let line = format!(
-                "names given to more than one registration (profiles cannot tell them apart; \
-                 give one a `name = \"...\"`): {}",
-                shared.join(", ")
-            );
-            order.mismatch = Some(match order.mismatch.take() {
-                Some(m) => format!("{m}; {line}"),
-                None => line,
-            });
-        }
-        order
     }
 
     /// Where `name` runs, if it is registered.
@@ -106,6 +59,108 @@ impl Order {
         } else {
             None
         }
+    }
+}
+
+/// No profile: declared phases, and the rest before serving; each list by name.
+fn by_name(registrations: &[&'static Registration]) -> Order {
+    let mut all = registrations.to_vec();
+    // Names are unique but for a mistake, reported below; unstable sort is faster.
+    all.sort_unstable_by(|a, b| a.name.cmp(b.name));
+    let shared = shared_names(&all);
+    let (before, after) = all
+        .into_iter()
+        .partition(|r| r.declared != Declared::Deferred);
+    Order {
+        before,
+        after,
+        mismatch: join(None, shared_line(&shared)),
+    }
+}
+
+/// With a profile: each list longest first, ties in profile order (name order in a
+/// profile coldstart wrote), then what the profile does not name, by name. No string
+/// is compared more than once per registration: the start-up path with a profile
+/// is the one that must stay cheap.
+fn by_profile(registrations: &[&'static Registration], profile: &Profile) -> Order {
+    // Each profile line by name, and whether a registration has claimed it.
+    let mut lines: HashMap<&str, (usize, bool), BuildHasherDefault<Fx>> =
+        HashMap::with_capacity_and_hasher(profile.entries.len(), BuildHasherDefault::default());
+    for (i, e) in profile.entries.iter().enumerate() {
+        lines.insert(e.name.as_str(), (i, false));
+    }
+    let mut before = Vec::new();
+    let mut after = Vec::new();
+    let mut unprofiled = Vec::new();
+    let mut shared = Vec::new();
+    for &r in registrations {
+        let Some((line, claimed)) = lines.get_mut(r.name) else {
+            unprofiled.push(r);
+            continue;
+        };
+        if std::mem::replace(claimed, true) {
+            shared.push(r.name);
+        }
+        let entry = &profile.entries[*line];
+        let key = (Reverse(entry.micros), *line, r);
+        match (r.declared, entry.needed) {
+            (Declared::Critical, _) | (Declared::Auto, true) => before.push(key),
+            (Declared::Deferred, _) | (Declared::Auto, false) => after.push(key),
+        }
+    }
+    before.sort_unstable_by_key(|&(micros, line, _)| (micros, line));
+    after.sort_unstable_by_key(|&(micros, line, _)| (micros, line));
+    unprofiled.sort_unstable_by(|a, b| a.name.cmp(b.name));
+    shared.extend(shared_names(&unprofiled));
+    let missing: Vec<&str> = unprofiled
+        .iter()
+        .filter(|r| r.declared == Declared::Auto)
+        .map(|r| r.name)
+        .collect();
+    let mut order = Order {
+        before: before.into_iter().map(|(_, _, r)| r).collect(),
+        after: after.into_iter().map(|(_, _, r)| r).collect(),
+        mismatch: None,
+    };
+    for r in unprofiled {
+        match r.declared {
+            Declared::Deferred => order.after.push(r),
+            Declared::Auto | Declared::Critical => order.before.push(r),
+        }
+    }
+    let unknown: Vec<&str> = profile
+        .entries
+        .iter()
+        .map(|e| e.name.as_str())
+        .filter(|n| lines.get(n).is_some_and(|(_, claimed)| !claimed))
+        .collect();
+    order.mismatch = join(mismatch(&missing, &unknown), shared_line(&shared));
+    order
+}
+
+/// Names that appear twice in a list sorted by name.
+fn shared_names(sorted: &[&'static Registration]) -> Vec<&'static str> {
+    sorted
+        .windows(2)
+        .filter(|w| w[0].name == w[1].name)
+        .map(|w| w[0].name)
+        .collect()
+}
+
+fn shared_line(shared: &[&str]) -> Option<String> {
+    (!shared.is_empty()).then(|| {
+        format!(
+            "names given to more than one registration (profiles cannot tell them apart; \
+             give one a `name = \"...\"`): {}",
+            shared.join(", ")
+        )
+    })
+}
+
+fn join(a: Option<String>, b: Option<String>) -> Option<String> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(format!("{a}; {b}")),
+        (a, b) => a.or(b),
     }
 }
 

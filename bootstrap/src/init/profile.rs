@@ -18,7 +18,11 @@ is the rest of the line. Blank lines and lines starting with `#` are ignored. A 
 may appear once. Parsing never panics; an error names the line.
 */
 
+use std::collections::HashMap;
 use std::fmt;
+use std::hash::BuildHasherDefault;
+
+use super::Fx;
 
 /// The first line of every profile this version writes and reads.
 pub const HEADER: &str = "coldstart-profile 1";
@@ -40,7 +44,7 @@ pub struct Entry {
     /// How long it took, in microseconds.
     pub micros: u64,
     /// `fn`, `async` or `static`.
-    pub kind: String,
+    pub kind: &'static str,
 }
 
 /// Why a profile could not be read.
@@ -79,7 +83,10 @@ impl Profile {
     ///
     /// A missing or unknown header, a malformed line, or a name given twice.
     pub fn parse(text: &str) -> Result<Profile, ProfileError> {
-        let mut lines = text.lines().enumerate().map(|(i, l)| (i + 1, l.trim()));
+        let mut lines = text
+            .lines()
+            .enumerate()
+            .map(|(i, l)| (i + 1, l.trim_ascii()));
         let header = lines
             .by_ref()
             .find(|(_, l)| !l.is_empty() && !l.starts_with('#'));
@@ -96,23 +103,25 @@ impl Profile {
             },
             None => return Err(error(1, format!("empty profile: expected `{HEADER}`"))),
         }
-        let mut entries: Vec<(usize, Entry)> = Vec::new();
+        // Each name's line, to report a duplicate without a quadratic search.
+        let capacity = text.len() / 40;
+        let mut entries: Vec<Entry> = Vec::with_capacity(capacity);
+        let mut seen: HashMap<&str, usize, BuildHasherDefault<Fx>> =
+            HashMap::with_capacity_and_hasher(capacity, BuildHasherDefault::default());
         for (n, line) in lines {
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            let entry = entry(line).map_err(|m| error(n, m))?;
-            if let Some((first, _)) = entries.iter().find(|(_, e)| e.name == entry.name) {
+            let (entry, name) = entry(line).map_err(|m| error(n, m))?;
+            if let Some(first) = seen.insert(name, n) {
                 return Err(error(
                     n,
                     format!("`{}` appears twice (first on line {first})", entry.name),
                 ));
             }
-            entries.push((n, entry));
+            entries.push(entry);
         }
-        Ok(Profile {
-            entries: entries.into_iter().map(|(_, e)| e).collect(),
-        })
+        Ok(Profile { entries })
     }
 
     /// The entry for `name`.
@@ -121,11 +130,17 @@ impl Profile {
     }
 }
 
-fn entry(line: &str) -> Result<Entry, String> {
+/// A line's entry, and its name as a slice of the line.
+fn entry(line: &str) -> Result<(Entry, &str), String> {
     let mut rest = line;
     let mut field = |what: &str| -> Result<&str, String> {
-        let trimmed = rest.trim_start();
-        let end = trimmed.find(char::is_whitespace).unwrap_or(trimmed.len());
+        // Fields are separated by ASCII blanks; bytes, not chars, keep this cheap
+        // (a profile is parsed on the start-up path).
+        let trimmed = rest.trim_ascii_start();
+        let end = trimmed
+            .bytes()
+            .position(|b| b.is_ascii_whitespace())
+            .unwrap_or(trimmed.len());
         if end == 0 {
             return Err(format!(
                 "missing {what}: expected `needed|later <micros> <kind> <name>`"
@@ -152,7 +167,9 @@ fn entry(line: &str) -> Result<Entry, String> {
         )
     })?;
     let kind = match field("the kind")? {
-        k @ ("fn" | "async" | "static") => k.to_string(),
+        "fn" => "fn",
+        "async" => "async",
+        "static" => "static",
         other => {
             return Err(format!(
                 "expected the kind `fn`, `async` or `static`, got `{}`",
@@ -160,16 +177,17 @@ fn entry(line: &str) -> Result<Entry, String> {
             ));
         }
     };
-    let name = rest.trim();
+    let name = rest.trim_ascii();
     if name.is_empty() {
         return Err("missing the registration's name after the kind".to_string());
     }
-    Ok(Entry {
+    let entry = Entry {
         name: name.to_string(),
         needed,
         micros,
         kind,
-    })
+    };
+    Ok((entry, name))
 }
 
 /// At most 40 characters of a bad value, so one error stays one line.
@@ -210,13 +228,13 @@ mod tests {
                     name: "a::CONFIG".into(),
                     needed: true,
                     micros: 1520,
-                    kind: "static".into(),
+                    kind: "static",
                 },
                 Entry {
                     name: "given name with spaces".into(),
                     needed: false,
                     micros: 0,
-                    kind: "async".into(),
+                    kind: "async",
                 },
             ],
         };
@@ -283,7 +301,7 @@ mod tests {
         ) {
             let p = Profile {
                 entries: entries.into_iter().map(|(name, (needed, micros, k))| Entry {
-                    name, needed, micros, kind: ["fn", "async", "static"][k].to_string(),
+                    name, needed, micros, kind: ["fn", "async", "static"][k],
                 }).collect(),
             };
             prop_assert_eq!(Profile::parse(&p.to_string()).unwrap(), p);

@@ -1,0 +1,109 @@
+//! The init registry's cost on the start-up path: alternating runs of `no-inits` and
+//! `many-inits` (1000 empty registrations), without and with a recorded profile;
+//! medians of the init phase (runtime built to body entered) and the difference.
+//!
+//! ```text
+//! cargo build --release -p coldstart-benches --bins
+//! target/release/registry --runs 50
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, bail};
+
+fn sibling(name: &str) -> anyhow::Result<PathBuf> {
+    let path = std::env::current_exe()?.with_file_name(name);
+    if !path.exists() {
+        bail!(
+            "{} does not exist; build it: cargo build --release -p coldstart-benches --bins",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+/// One run's init phase in microseconds.
+fn phase_us(program: &Path, env: &[(&str, &Path)]) -> anyhow::Result<f64> {
+    let out = Command::new(program)
+        .env_remove("COLDSTART_PROFILE")
+        .env_remove("COLDSTART_PROFILE_OUT")
+        .envs(env.iter().map(|(k, v)| (k, v.as_os_str())))
+        .output()
+        .with_context(|| format!("cannot run {}", program.display()))?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let ns: f64 = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("init_phase_ns="))
+        .and_then(|n| n.parse().ok())
+        .with_context(|| {
+            format!(
+                "{} printed no init phase: {stdout}{}",
+                program.display(),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })?;
+    Ok(ns / 1000.0)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let runs = match (args.next().as_deref(), args.next()) {
+        (Some("--runs"), Some(n)) => n
+            .parse()
+            .ok()
+            .filter(|n| *n > 0)
+            .with_context(|| format!("set --runs to a whole number above 0, got `{n}`"))?,
+        (None, _) => 30,
+        _ => bail!("usage: registry [--runs N]"),
+    };
+    let (none, many) = (sibling("no-inits")?, sibling("many-inits")?);
+    let profile =
+        std::env::temp_dir().join(format!("coldstart-registry-{}.profile", std::process::id()));
+    phase_us(&many, &[("COLDSTART_PROFILE_OUT", &profile)])?;
+    anyhow::ensure!(
+        profile.exists(),
+        "many-inits wrote no profile to {}",
+        profile.display()
+    );
+
+    let mut series = [Vec::new(), Vec::new(), Vec::new()];
+    for i in 0..runs {
+        series[0].push(phase_us(&none, &[])?);
+        series[1].push(phase_us(&many, &[])?);
+        series[2].push(phase_us(&many, &[("COLDSTART_PROFILE", &profile)])?);
+        eprint!("\rregistry: {}/{runs} runs", i + 1);
+    }
+    eprintln!();
+    let _ = std::fs::remove_file(&profile);
+    let base = median(series[0].clone());
+    println!("init phase (runtime built to body entered), {runs} alternating runs, microseconds");
+    println!(
+        "{:<34} {:>8} {:>8} {:>8} {:>10}",
+        "program", "median", "min", "max", "minus none"
+    );
+    for (name, s) in [
+        "no-inits",
+        "many-inits (1000, no profile)",
+        "many-inits (1000, profile)",
+    ]
+    .iter()
+    .zip(series)
+    {
+        let (min, max) = (
+            s.iter().copied().fold(f64::MAX, f64::min),
+            s.iter().copied().fold(0.0, f64::max),
+        );
+        let m = median(s);
+        println!(
+            "{name:<34} {m:>8.1} {min:>8.1} {max:>8.1} {:>10.1}",
+            m - base
+        );
+    }
+    Ok(())
+}
