@@ -77,9 +77,15 @@ fn main() -> anyhow::Result<()> {
         series[0].push(phase_us(&none, &[])?);
         series[1].push(phase_us(&many, &[])?);
         series[2].push(phase_us(&many, &[("COLDSTART_PROFILE", &profile)])?);
-        eprint!("\rregistry: {}/{runs} runs", i + 1);
+        if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+            eprint!("\rregistry: {}/{runs} runs", i + 1);
+        } else if (i + 1) % 10 == 0 || i + 1 == runs {
+            eprintln!("registry: {}/{runs} runs", i + 1);
+        }
     }
-    eprintln!();
+    if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        eprintln!();
+    }
     let _ = std::fs::remove_file(&profile);
     let base = median(series[0].clone());
     println!("init phase (runtime built to body entered), {runs} alternating runs, microseconds");
