@@ -1,8 +1,9 @@
 /*!
 A tower middleware that marks the first response done when its body has been fully
 handed to the server: the moment deferred inits, exporters and `after_first_request`
-work may start. Works with hyper (through `hyper_util::service::TowerToHyperService`),
-axum (`Router::layer`) and tonic (`Server::builder().layer`).
+work may start. Works with hyper (through `hyper_util::service::TowerToHyperService`)
+and axum (`Router::layer`), both tested under a real server, and by its types with
+tonic (`Server::builder().layer`): it only wraps `http::Response<B>` bodies.
 
 Put it outermost, so that it sees the response every other layer produced
 (compression, timeouts, routing):
