@@ -119,7 +119,8 @@ fn strategy_tokens(v1: &TokenStream, s: Strategy) -> TokenStream {
     }
 }
 
-fn with_error(item: TokenStream, error: syn::Error) -> TokenStream {
+/// The item as written, after the error: the IDE keeps working on it.
+pub(crate) fn with_error(item: TokenStream, error: syn::Error) -> TokenStream {
     let error = error.to_compile_error();
     quote!(#error #item)
 }

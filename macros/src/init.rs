@@ -6,6 +6,8 @@
 
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
+
+use crate::expand::with_error;
 use syn::parse::Parser;
 use syn::punctuated::Punctuated;
 use syn::{Expr, Item, Lit, Meta, Token};
@@ -227,9 +229,4 @@ fn name(args: &Args, ident: &syn::Ident) -> TokenStream {
             ::core::stringify!(#ident)
         )),
     }
-}
-
-fn with_error(item: TokenStream, error: syn::Error) -> TokenStream {
-    let error = error.to_compile_error();
-    quote!(#error #item)
 }

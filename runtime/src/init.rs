@@ -15,13 +15,17 @@ use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use coldstart_bootstrap::init::{
     self, Failure, INITS, ON_INIT_FAILURE, Order, Outcome, Place, Profile, Registration, Work,
 };
+use tokio::sync::Notify;
+
+use crate::lifecycle;
 
 /// Exit code when a critical init fails (`EX_SOFTWARE`).
 pub const EXIT_INIT: i32 = 70;
@@ -52,49 +56,29 @@ pub struct InitReport {
 
 struct Ran {
     took: Duration,
-    outcome: Result<(), Fail>,
+    outcome: Result<(), Failure>,
 }
 
-/// An init's error text, and whether it was a panic.
-#[derive(Debug, Clone)]
-struct Fail {
-    error: String,
-    panicked: bool,
-}
-
-impl Fail {
-    fn how(&self) -> &'static str {
-        if self.panicked { "panicked" } else { "failed" }
-    }
-}
-
-static DEFERRED_DONE: tokio::sync::Notify = tokio::sync::Notify::const_new();
-static DEFERRED_FINISHED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+static DEFERRED_DONE: Notify = Notify::const_new();
+static DEFERRED_FINISHED: AtomicBool = AtomicBool::new(false);
 
 /// Resolves when the work after the first response is finished: deferred inits have
 /// run and the profile (if asked for) is written. A readiness check can wait on it.
 pub async fn deferred_done() {
-    use std::sync::atomic::Ordering;
-    loop {
-        let notified = DEFERRED_DONE.notified();
-        if DEFERRED_FINISHED.load(Ordering::Acquire) {
-            return;
-        }
-        notified.await;
-    }
+    lifecycle::wait_until(&DEFERRED_DONE, || DEFERRED_FINISHED.load(Ordering::Acquire)).await;
 }
 
-pub(crate) fn finish_deferred() {
-    DEFERRED_FINISHED.store(true, std::sync::atomic::Ordering::Release);
+fn finish_deferred() {
+    DEFERRED_FINISHED.store(true, Ordering::Release);
     DEFERRED_DONE.notify_waiters();
 }
 
 static RAN: Mutex<Vec<(&'static str, Ran)>> = Mutex::new(Vec::new());
-static ORDER: std::sync::OnceLock<(Order, String)> = std::sync::OnceLock::new();
+static ORDER: OnceLock<(Order, String)> = OnceLock::new();
 
-fn record(name: &'static str, ran: Ran) {
-    let mut all = RAN.lock().unwrap_or_else(|p| p.into_inner());
-    all.push((name, ran));
+/// What has run so far; a panic elsewhere never hides it.
+fn ran() -> MutexGuard<'static, Vec<(&'static str, Ran)>> {
+    RAN.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Every registration with what happened to it so far, in name order.
@@ -102,7 +86,7 @@ pub fn reports() -> Vec<InitReport> {
     let Some((order, _)) = ORDER.get() else {
         return Vec::new();
     };
-    let ran = RAN.lock().unwrap_or_else(|p| p.into_inner());
+    let ran = ran();
     let ran: std::collections::HashMap<&str, &Ran> = ran.iter().map(|(n, r)| (*n, r)).collect();
     let mut all: Vec<InitReport> = order
         .before
@@ -125,7 +109,8 @@ pub fn reports() -> Vec<InitReport> {
                 needed,
                 outcome: done.map(|d| {
                     d.outcome
-                        .clone()
+                        .as_ref()
+                        .map(|_| ())
                         .map_err(|f| format!("{}: {}", f.how(), f.error))
                 }),
             }
@@ -137,20 +122,23 @@ pub fn reports() -> Vec<InitReport> {
 
 /// Orders the registrations with the profile (`COLDSTART_PROFILE`, else the embedded
 /// one) and keeps the order for [`reports`]. Returns whether there is anything to do
-/// after the first response (deferred inits or a profile to write).
+/// after the first response (deferred inits or a profile to write); when there is
+/// not, [`deferred_done`] resolves at once.
 pub(crate) fn prepare(embedded: Option<&'static str>) -> bool {
-    let out = std::env::var_os(PROFILE_OUT).is_some();
-    if INITS.is_empty() {
-        return out;
+    let mut work_after = std::env::var_os(PROFILE_OUT).is_some();
+    if !INITS.is_empty() {
+        let (profile, source) = load_profile(embedded);
+        let order = Order::new(&INITS.iter().collect::<Vec<_>>(), profile.as_ref());
+        if let Some(mismatch) = &order.mismatch {
+            eprintln!("coldstart: inits: {mismatch}");
+        }
+        work_after |= !order.after.is_empty();
+        let _ = ORDER.set((order, source));
     }
-    let (profile, source) = load_profile(embedded);
-    let order = Order::new(&INITS.iter().collect::<Vec<_>>(), profile.as_ref());
-    if let Some(mismatch) = &order.mismatch {
-        eprintln!("coldstart: inits: {mismatch}");
+    if !work_after {
+        finish_deferred();
     }
-    let after = !order.after.is_empty();
-    let _ = ORDER.set((order, source));
-    after || out
+    work_after
 }
 
 /// The profile and where it came from, in words for the start-up report.
@@ -204,32 +192,23 @@ pub(crate) async fn run_before_serving() {
     // One clock read per registration: each one's end is the next one's start.
     let mut start = Instant::now();
     for r in &order.before {
-        let Some(ran) = run(r, false, &mut start).await else {
+        let Some(finished) = run(r, false, &mut start).await else {
             break;
         };
-        let failed = ran.outcome.clone().err();
-        done.push((r.name, ran));
-        if let Some(fail) = failed {
-            RAN.lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .append(&mut done);
-            fail_start_up(r, fail);
+        let failed = finished.outcome.clone().err();
+        done.push((r.name, finished));
+        if let Some(failure) = failed {
+            ran().append(&mut done);
+            fail_start_up(&failure);
         }
     }
-    RAN.lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .append(&mut done);
+    ran().append(&mut done);
 }
 
-fn fail_start_up(r: &Registration, fail: Fail) -> ! {
-    let failure = Failure {
-        name: r.name,
-        error: fail.error,
-        panicked: fail.panicked,
-    };
+fn fail_start_up(failure: &Failure) -> ! {
     eprintln!("coldstart: {failure}; start-up stopped");
     for hook in ON_INIT_FAILURE {
-        if catch_unwind(|| hook(&failure)).is_err() {
+        if catch_unwind(|| hook(failure)).is_err() {
             eprintln!("coldstart: an init-failure hook panicked");
         }
     }
@@ -242,22 +221,19 @@ pub(crate) async fn run_after_first_response() {
     if let Some((order, _)) = ORDER.get() {
         for r in &order.after {
             let mut start = Instant::now();
-            let Some(ran) = run(r, true, &mut start).await else {
+            let Some(finished) = run(r, true, &mut start).await else {
                 // The runtime is shutting down: the program ended before this ran.
                 return;
             };
-            if let Err(f) = &ran.outcome {
-                let (how, error, name) = (f.how(), &f.error, r.name);
+            if let Err(failure) = &finished.outcome {
                 if r.fatal {
-                    eprintln!("coldstart: deferred init `{name}` {how}: {error}; stopping (fatal)");
-                    crate::lifecycle::stop(EXIT_INIT);
+                    eprintln!("coldstart: deferred {failure}; stopping (fatal)");
+                    lifecycle::stop(EXIT_INIT);
                 } else {
-                    eprintln!(
-                        "coldstart: deferred init `{name}` {how}: {error}; serving continues"
-                    );
+                    eprintln!("coldstart: deferred {failure}; serving continues");
                 }
             }
-            record(r.name, ran);
+            ran().push((r.name, finished));
         }
     }
     if let Some(path) = std::env::var_os(PROFILE_OUT) {
@@ -317,14 +293,22 @@ async fn run(r: &'static Registration, off_path: bool, start: &mut Instant) -> O
             .await
             .ok()?,
         _ => run_blocking(r),
-    };
+    }
+    .map_err(|(error, panicked)| Failure {
+        name: r.name,
+        error,
+        panicked,
+    });
     let now = Instant::now();
     let took = now.duration_since(*start);
     *start = now;
     Some(Ran { took, outcome })
 }
 
-fn run_blocking(r: &Registration) -> Result<(), Fail> {
+/// An init's error text, and whether it was a panic.
+type Fault = (String, bool);
+
+fn run_blocking(r: &Registration) -> Result<(), Fault> {
     let result = match &r.work {
         Work::Fn(f) => catch_unwind(f),
         Work::Static(s) => catch_unwind(AssertUnwindSafe(|| s.run())).map(Ok),
@@ -335,7 +319,7 @@ fn run_blocking(r: &Registration) -> Result<(), Fail> {
 }
 
 /// Polls `work`, turning a panic into a failure instead of unwinding the runtime.
-async fn catching(mut work: Pin<Box<dyn Future<Output = Outcome> + Send>>) -> Result<(), Fail> {
+async fn catching(mut work: Pin<Box<dyn Future<Output = Outcome> + Send>>) -> Result<(), Fault> {
     let result = std::future::poll_fn(move |cx| {
         match catch_unwind(AssertUnwindSafe(|| work.as_mut().poll(cx))) {
             Ok(Poll::Ready(outcome)) => Poll::Ready(Ok(outcome)),
@@ -347,17 +331,11 @@ async fn catching(mut work: Pin<Box<dyn Future<Output = Outcome> + Send>>) -> Re
     flatten(result)
 }
 
-fn flatten(result: Result<Outcome, Box<dyn Any + Send>>) -> Result<(), Fail> {
+fn flatten(result: Result<Outcome, Box<dyn Any + Send>>) -> Result<(), Fault> {
     match result {
         Ok(Ok(())) => Ok(()),
-        Ok(Err(error)) => Err(Fail {
-            error,
-            panicked: false,
-        }),
-        Err(payload) => Err(Fail {
-            error: panic_message(payload.as_ref()),
-            panicked: true,
-        }),
+        Ok(Err(error)) => Err((error, false)),
+        Err(payload) => Err((panic_message(payload.as_ref()), true)),
     }
 }
 

@@ -117,11 +117,16 @@ pub fn is_first_response_done() -> bool {
 
 /// Resolves when the first response is done (at once if it already is).
 pub async fn first_response() {
+    wait_until(&FIRST, is_first_response_done).await;
+}
+
+/// Resolves once `done()` holds, woken by `notify_waiters` on `notify`.
+pub(crate) async fn wait_until(notify: &Notify, done: impl Fn() -> bool) {
     loop {
         // A `Notified` receives `notify_waiters` from the moment it is created, so
-        // the flag is checked after creating it: no wake-up can be missed.
-        let notified = FIRST.notified();
-        if is_first_response_done() {
+        // the condition is checked after creating it: no wake-up can be missed.
+        let notified = notify.notified();
+        if done() {
             return;
         }
         notified.await;
@@ -261,14 +266,8 @@ fn listen_for_signals() {
 
 /// Resolves with the signal number when a shutdown signal arrives.
 pub(crate) async fn shutdown_signal() -> i32 {
-    loop {
-        let notified = SHUTDOWN.notified();
-        let signo = SIGNALLED.load(Ordering::Acquire);
-        if signo != 0 {
-            return i32::from(signo);
-        }
-        notified.await;
-    }
+    wait_until(&SHUTDOWN, || SIGNALLED.load(Ordering::Acquire) != 0).await;
+    i32::from(SIGNALLED.load(Ordering::Acquire))
 }
 
 /// Runs every registered hook, each within its deadline, and reports on stderr the

@@ -142,8 +142,6 @@ pub fn block_on<F: Future>(settings: &Settings, body: F) -> F::Output {
                 lifecycle::first_response().await;
                 init::run_after_first_response().await;
             });
-        } else {
-            init::finish_deferred();
         }
         if report {
             print_report();

@@ -112,7 +112,7 @@ pub fn registrations() -> Vec<&'static Registration> {
     all
 }
 
-/// A critical init that failed.
+/// An init that failed or panicked.
 #[derive(Debug, Clone)]
 pub struct Failure {
     /// The registration's name.
@@ -123,10 +123,16 @@ pub struct Failure {
     pub panicked: bool,
 }
 
+impl Failure {
+    /// `panicked` or `failed`.
+    pub fn how(&self) -> &'static str {
+        if self.panicked { "panicked" } else { "failed" }
+    }
+}
+
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let how = if self.panicked { "panicked" } else { "failed" };
-        write!(f, "init `{}` {how}: {}", self.name, self.error)
+        write!(f, "init `{}` {}: {}", self.name, self.how(), self.error)
     }
 }
 
