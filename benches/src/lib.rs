@@ -1,5 +1,23 @@
 //! What the bench programs share.
 
+use std::path::PathBuf;
+
+/// A program built next to the running one (`target/release/NAME`).
+///
+/// # Errors
+///
+/// When it has not been built, saying how to build it.
+pub fn sibling(name: &str) -> anyhow::Result<PathBuf> {
+    let path = std::env::current_exe()?.with_file_name(name);
+    if !path.exists() {
+        anyhow::bail!(
+            "{} does not exist; build it first: cargo build --release -p http-server -p coldstart-benches --bins",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
 /// Prints the init phase (runtime built to body entered) in nanoseconds, as
 /// `init_phase_ns=N`, for the `registry` driver.
 pub fn print_init_phase(timeline: coldstart::Timeline) {

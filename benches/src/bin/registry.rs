@@ -7,21 +7,11 @@
 //! target/release/registry --runs 50
 //! ```
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use anyhow::{Context, bail};
-
-fn sibling(name: &str) -> anyhow::Result<PathBuf> {
-    let path = std::env::current_exe()?.with_file_name(name);
-    if !path.exists() {
-        bail!(
-            "{} does not exist; build it: cargo build --release -p coldstart-benches --bins",
-            path.display()
-        );
-    }
-    Ok(path)
-}
+use coldstart_benches::sibling;
 
 /// One run's init phase in microseconds.
 fn phase_us(program: &Path, env: &[(&str, &Path)]) -> anyhow::Result<f64> {

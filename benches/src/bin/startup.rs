@@ -18,6 +18,7 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use cargo_coldstart::cgroup::{self, Limits, TempCgroup};
 use cargo_coldstart::measure::{self, Series, Target};
+use coldstart_benches::sibling;
 
 const HELP: &str = "\
 startup: exec-to-first-response of whole processes, alternating runs
@@ -38,18 +39,6 @@ struct Args {
     targets: Vec<Target>,
     baseline: String,
     json: bool,
-}
-
-fn sibling(name: &str) -> anyhow::Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    let path = exe.with_file_name(name);
-    if !path.exists() {
-        bail!(
-            "{} does not exist; build it first: cargo build --release -p http-server -p coldstart-benches --bins",
-            path.display()
-        );
-    }
-    Ok(path)
 }
 
 fn parse_target(spec: &str) -> anyhow::Result<Target> {

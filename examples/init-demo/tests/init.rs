@@ -45,6 +45,13 @@ fn demo(env: &[(&str, &str)]) -> Run {
     run(env!("CARGO_BIN_EXE_init-demo"), env)
 }
 
+/// A profile file with `text`, for `COLDSTART_PROFILE`.
+fn profile_file(name: &str, text: &str) -> PathBuf {
+    let path = scratch(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("coldstart-init-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -122,13 +129,11 @@ fn a_recorded_profile_defers_what_the_first_request_did_not_read() {
 
 #[test]
 fn a_mispredicted_static_initialises_once_on_demand_and_the_next_profile_corrects_it() {
-    let wrong = scratch("wrong.profile");
-    std::fs::write(
-        &wrong,
+    let wrong = profile_file(
+        "wrong.profile",
         "coldstart-profile 1\nlater 30000 static init_demo::SLOW\nneeded 1 static init_demo::SHARED\n\
          needed 1 fn init_demo::pool\nneeded 1 fn given name\n",
-    )
-    .unwrap();
+    );
     let out = scratch("corrected.profile");
     let r = demo(&[
         ("DEMO_READERS", "6"),
@@ -155,12 +160,10 @@ fn a_mispredicted_static_initialises_once_on_demand_and_the_next_profile_correct
 
 #[test]
 fn a_malformed_profile_is_one_line_and_the_default_order_is_used() {
-    let bad = scratch("bad.profile");
-    std::fs::write(
-        &bad,
+    let bad = profile_file(
+        "bad.profile",
         "coldstart-profile 1\nneeded soon fn init_demo::SLOW\n",
-    )
-    .unwrap();
+    );
     let r = demo(&[("COLDSTART_PROFILE", bad.to_str().unwrap())]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(
@@ -186,12 +189,10 @@ fn a_malformed_profile_is_one_line_and_the_default_order_is_used() {
 
 #[test]
 fn names_missing_from_the_profile_or_unknown_to_the_program_warn_once_and_fall_back() {
-    let stale = scratch("stale.profile");
-    std::fs::write(
-        &stale,
+    let stale = profile_file(
+        "stale.profile",
         "coldstart-profile 1\nlater 5 static init_demo::SLOW\nneeded 9 fn init_demo::removed\n",
-    )
-    .unwrap();
+    );
     let r = demo(&[("COLDSTART_PROFILE", stale.to_str().unwrap())]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
@@ -318,12 +319,10 @@ fn an_embedded_profile_orders_the_run_and_the_variable_overrides_it() {
     );
     assert!(embedded.stderr.is_empty(), "{}", embedded.stderr);
 
-    let own = scratch("override.profile");
-    std::fs::write(
-        &own,
+    let own = profile_file(
+        "override.profile",
         "coldstart-profile 1\nneeded 1 static init_demo::SHARED\n",
-    )
-    .unwrap();
+    );
     let overridden = run(
         env!("CARGO_BIN_EXE_embedded"),
         &[("COLDSTART_PROFILE", own.to_str().unwrap())],
