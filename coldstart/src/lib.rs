@@ -132,6 +132,32 @@ pub fn timeline() -> Timeline {
     coldstart_runtime::timeline()
 }
 
+/// Metrics and tracing that start after the first response (features `metrics`,
+/// `tracing`). `#[coldstart::main]` installs them; put `HttpTelemetryLayer` in the
+/// service stack, inside `FirstResponseLayer`. Record your own metrics with the
+/// `metrics` crate (0.24) and your own spans with `opentelemetry` (0.33): they go
+/// through the same recorder and tracer provider.
+///
+/// ```
+/// use coldstart::telemetry::HttpTelemetryLayer;
+/// let layer = HttpTelemetryLayer::new().route(|path| (path == "/").then_some("/"));
+/// # let _ = layer;
+/// ```
+#[cfg(any(feature = "metrics", feature = "tracing"))]
+pub mod telemetry {
+    pub use coldstart_exporters::http::{HttpTelemetryLayer, Route, RouteFn};
+    #[cfg(feature = "metrics")]
+    pub use coldstart_exporters::metrics::{register_collector, render};
+    pub use coldstart_exporters::problem::{Dropped, dropped};
+    #[cfg(feature = "tracing")]
+    pub use coldstart_exporters::trace::propagation::{
+        extract_headers, extract_map, inject_headers, inject_map,
+    };
+    #[cfg(feature = "tracing")]
+    pub use coldstart_exporters::trace::sampler::DynamicSampler;
+    pub use coldstart_exporters::{Config, ConfigError, Telemetry};
+}
+
 /// What the attributes expand to. Not a public API: it changes without notice between
 /// versions, which is why it is versioned (`v1`).
 #[doc(hidden)]
@@ -154,6 +180,15 @@ pub mod __private {
                     body,
                 );
             }
+            #[cfg(any(feature = "metrics", feature = "tracing"))]
+            {
+                let telemetry = coldstart_exporters::install(settings.service_version);
+                coldstart_runtime::block_on(settings, async move {
+                    telemetry.start_after_first_response();
+                    body.await
+                })
+            }
+            #[cfg(not(any(feature = "metrics", feature = "tracing")))]
             coldstart_runtime::block_on(settings, body)
         }
 

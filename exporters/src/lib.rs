@@ -1,5 +1,80 @@
 /*!
-Reserved for coldstart's lazy telemetry exporters (Prometheus metrics and
-OpenTelemetry tracing that start after the first response). Empty until that work
-lands; nothing depends on it yet, so it adds nothing to any build that uses coldstart.
+Observability that costs nothing at cold start: Prometheus metrics and OpenTelemetry
+tracing whose recording is in place from the first instruction and whose exporting
+starts after the first response.
+
+At start-up ([`install`], which `#[coldstart::main]` calls when the `metrics` or
+`tracing` feature is on) only in-memory parts are built: the `metrics` recorder and
+the tracer provider with its span queue. No thread, no socket, no file. After the
+first response (or the fallback timer), [`Telemetry::start_after_first_response`]
+starts the `/metrics` listener, Pushgateway pushes and the OTLP exporter on the
+program's runtime; the final push and span flush run at shutdown.
+
+A telemetry problem (a bad setting, a collector that is down or never answers, a
+port that is taken) never stops or slows the service: it is printed once a minute at
+most, and what was dropped is counted in `coldstart_telemetry_dropped_total`.
 */
+#![warn(missing_docs, unreachable_pub)]
+
+pub mod config;
+pub mod http;
+#[cfg(feature = "metrics")]
+pub mod metrics;
+pub mod problem;
+#[cfg(feature = "tracing")]
+pub mod trace;
+
+pub use config::{Config, ConfigError};
+
+/// The installed telemetry, waiting to start its exporters.
+#[derive(Debug, Clone)]
+pub struct Telemetry {
+    config: Config,
+}
+
+/// Installs the metrics recorder and the tracer provider (whichever features are
+/// on), configured from the environment. Cheap: nothing is started. Bad settings are
+/// printed, one line each, and their defaults used.
+///
+/// `service_version` becomes the `service.version` resource attribute.
+pub fn install(service_version: Option<&'static str>) -> Telemetry {
+    let (config, errors) = Config::from_env();
+    for e in errors {
+        eprintln!("coldstart: {e}");
+    }
+    install_with(config, service_version)
+}
+
+/// [`install`] with the settings given.
+#[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
+pub fn install_with(config: Config, service_version: Option<&'static str>) -> Telemetry {
+    #[cfg(feature = "metrics")]
+    metrics::install();
+    #[cfg(feature = "tracing")]
+    if config.traces {
+        trace::install(&config, service_version);
+    }
+    Telemetry { config }
+}
+
+impl Telemetry {
+    /// The settings in use.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Starts the exporters once the first response is done (or the fallback timer
+    /// fires). Must be called inside the runtime.
+    pub fn start_after_first_response(&self) {
+        let config = self.config.clone();
+        coldstart_runtime::after_first_request(async move {
+            #[cfg(feature = "metrics")]
+            metrics::start(&config).await;
+            #[cfg(feature = "tracing")]
+            if config.traces {
+                trace::start();
+            }
+            let _ = config;
+        });
+    }
+}

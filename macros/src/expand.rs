@@ -70,6 +70,7 @@ pub(crate) fn entry(args: TokenStream, item: TokenStream, kind: Kind) -> TokenSt
                         thread_stack_size: #stack,
                         prewarm: #prewarm,
                         init_profile: #profile,
+                        service_version: ::core::option_env!("CARGO_PKG_VERSION"),
                     },
                     #start_paused,
                     body,

@@ -22,6 +22,16 @@ pub enum Place {
     AfterFirstResponse,
 }
 
+impl Place {
+    /// A short name: `before_serving` or `after_first_response`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Place::BeforeServing => "before_serving",
+            Place::AfterFirstResponse => "after_first_response",
+        }
+    }
+}
+
 /// The registrations split into the two phases, each in the order it runs.
 #[derive(Debug, Default)]
 pub struct Order {

@@ -30,6 +30,9 @@ pub struct Settings {
     pub prewarm: Option<bool>,
     /// `profile = "path"`: the init profile embedded at compile time.
     pub init_profile: Option<&'static str>,
+    /// The version of the program's package (`CARGO_PKG_VERSION` where `main` is),
+    /// for telemetry's `service.version`.
+    pub service_version: Option<&'static str>,
 }
 
 impl Settings {
@@ -42,6 +45,7 @@ impl Settings {
         thread_stack_size: None,
         prewarm: None,
         init_profile: None,
+        service_version: None,
     };
 }
 

@@ -8,10 +8,18 @@
 //! `COLDSTART_PROFILE_OUT`) puts the last two after the first response. The
 //! `FirstResponseLayer` marks that moment when the first body has been sent; deferred
 //! work, including installing the shutdown hook, waits for it.
+//!
+//! Telemetry is on (features `metrics` and `tracing`): `HttpTelemetryLayer` records
+//! each request's metrics and server span from the first request on; the `/metrics`
+//! listener (`COLDSTART_METRICS_ADDR`, default `127.0.0.1:9464`) and the OTLP
+//! exporter (`OTEL_EXPORTER_OTLP_ENDPOINT`, default `http://localhost:4318`) start
+//! after the first response. `OTEL_TRACES_EXPORTER=none` turns span export off.
 
 use std::time::Duration;
 
 use coldstart::FirstResponseLayer;
+use coldstart::telemetry::HttpTelemetryLayer;
+use tower_layer::Stack;
 
 /// What every request needs.
 struct Config {
@@ -52,7 +60,14 @@ async fn main() -> anyhow::Result<()> {
             eprintln!("http-server: shutdown hook ran");
         });
         eprintln!("http-server: deferred work started after the first response");
+        if let Some(addr) = coldstart::telemetry::Config::from_env().0.metrics_addr {
+            eprintln!("http-server: metrics on http://{addr}/metrics");
+        }
     });
-    http_server::serve(listener, FirstResponseLayer::new(), || &CONFIG.greeting).await?;
+    // Every path answers the same greeting: one route, `/`.
+    let telemetry = HttpTelemetryLayer::new().route(|_path| Some("/"));
+    // Outermost first: the first response is marked done after its telemetry is recorded.
+    let layers = Stack::new(telemetry, FirstResponseLayer::new());
+    http_server::serve(listener, layers, || &CONFIG.greeting).await?;
     Ok(())
 }

@@ -3,43 +3,13 @@
 
 #![allow(clippy::unwrap_used)] // a test fails loudly on a broken fixture
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 use cargo_coldstart::cgroup::{Limits, TempCgroup};
 use cargo_coldstart::measure::{Target, run_once};
 
-const SERVER: &str = env!("CARGO_BIN_EXE_http-server");
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn get(port: u16) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut stream = loop {
-        match TcpStream::connect(("127.0.0.1", port)) {
-            Ok(s) => break s,
-            Err(e) if Instant::now() < deadline => {
-                let _ = e;
-                std::thread::sleep(Duration::from_millis(5));
-            }
-            Err(e) => panic!("server never listened: {e}"),
-        }
-    };
-    stream
-        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-        .unwrap();
-    let mut out = String::new();
-    stream.read_to_string(&mut out).unwrap();
-    out
-}
+mod support;
+use support::{Lines, SERVER, free_port, get};
 
 #[test]
 fn serves_and_prints_the_startup_report() {
@@ -131,52 +101,6 @@ fn spawn_server(fallback: &str) -> (u16, std::process::Child) {
         .spawn()
         .unwrap();
     (port, child)
-}
-
-/// The lines a child writes to stderr, read on a thread as they come.
-struct Lines {
-    rx: std::sync::mpsc::Receiver<String>,
-    seen: String,
-}
-
-impl Lines {
-    fn of(child: &mut std::process::Child) -> Lines {
-        use std::io::BufRead;
-        let stderr = child.stderr.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stderr)
-                .lines()
-                .map_while(Result::ok)
-            {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Lines {
-            rx,
-            seen: String::new(),
-        }
-    }
-
-    /// Waits (at most 10 s) for a line containing `needle`; returns all seen so far.
-    fn wait_for(&mut self, needle: &str) -> &str {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            match self.rx.recv_timeout(left) {
-                Ok(line) => {
-                    self.seen.push_str(&line);
-                    self.seen.push('\n');
-                    if line.contains(needle) {
-                        return &self.seen;
-                    }
-                }
-                Err(_) => break,
-            }
-        }
-        panic!("`{needle}` never appeared; stderr was:\n{}", self.seen);
-    }
 }
 
 #[test]

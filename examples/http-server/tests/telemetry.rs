@@ -1,0 +1,415 @@
+//! Telemetry end to end, with the real components: Prometheus scrapes the example
+//! after one request, `promtool` checks the exposition, an OTLP receiver built on the
+//! official protobuf definitions receives the first request's server span, and every
+//! failure of a telemetry backend leaves the service answering, counted and reported
+//! once. Time is never asserted on here; the cost is measured in the benchmarks.
+
+#![allow(clippy::unwrap_used)] // a test fails loudly on a broken fixture
+
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+mod support;
+use support::{Lines, Reaper, SERVER, free_port, get, get_with, otlp_python, poll, tool};
+
+const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+const PARENT_ID: &str = "00f067aa0ba902b7";
+
+/// Starts the example with `vars`, stderr piped; waits until it listens.
+fn server(vars: &[(&str, String)]) -> (u16, Reaper, Lines) {
+    let port = free_port();
+    let mut child = Command::new(SERVER)
+        .env("PORT", port.to_string())
+        .envs(vars.iter().map(|(k, v)| (k, v)))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = Lines::of(&mut child);
+    lines.wait_for("listening on");
+    (port, Reaper(child), lines)
+}
+
+fn body(response: &str) -> &str {
+    response.split_once("\r\n\r\n").map_or("", |(_, b)| b)
+}
+
+/// The value of the first sample of `series` (a name with labels, as exposed).
+fn sample(exposition: &str, series: &str) -> Option<f64> {
+    exposition
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+fn scrape(port: u16) -> String {
+    body(&get_with(port, "/metrics", "")).to_owned()
+}
+
+fn dropped(exposition: &str, reason: &str) -> f64 {
+    let signal = if reason == "push_failed" {
+        "metrics"
+    } else {
+        "spans"
+    };
+    sample(
+        exposition,
+        &format!("coldstart_telemetry_dropped_total{{signal=\"{signal}\",reason=\"{reason}\"}}"),
+    )
+    .unwrap_or(-1.0)
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("coldstart-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn metrics_start_after_the_first_response_and_prometheus_scrapes_them() {
+    let test = "metrics_start_after_the_first_response_and_prometheus_scrapes_them";
+    let (Some(prometheus), Some(promtool)) = (
+        tool(test, "prometheus", &["--version"]),
+        tool(test, "promtool", &["--version"]),
+    ) else {
+        return;
+    };
+    let mport = free_port();
+    let (port, _server, mut lines) = server(&[
+        ("COLDSTART_METRICS_ADDR", format!("127.0.0.1:{mport}")),
+        ("OTEL_TRACES_EXPORTER", "none".into()),
+    ]);
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", mport)).is_err(),
+        "the metrics listener must not start before the first response"
+    );
+    assert!(get(port).ends_with("hello\n"));
+    lines.wait_for("metrics on");
+    let response = get_with(mport, "/metrics", "");
+    assert!(
+        response
+            .to_ascii_lowercase()
+            .contains("content-type: text/plain; version=0.0.4; charset=utf-8"),
+        "{response}"
+    );
+    let exposition = body(&response);
+    assert_eq!(
+        sample(
+            exposition,
+            "http_requests_total{method=\"GET\",route=\"/\",status=\"200\"}"
+        ),
+        Some(1.0),
+        "the cold-start request was recorded before the listener started:\n{exposition}"
+    );
+    for name in [
+        "process_cpu_seconds_total",
+        "process_resident_memory_bytes",
+        "process_start_time_seconds",
+        "process_open_fds",
+        "tokio_workers",
+        "coldstart_cold_starts_total",
+        "coldstart_phase_seconds{phase=\"first_response\"}",
+        "coldstart_init_duration_seconds{name=\"http_server::CONFIG\",place=\"before_serving\"}",
+        "coldstart_limit_cpu_cores",
+    ] {
+        assert!(
+            sample(exposition, name).is_some(),
+            "{name} missing:\n{exposition}"
+        );
+    }
+
+    let mut check = Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    check
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(exposition.as_bytes())
+        .unwrap();
+    let checked = check.wait_with_output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    assert!(
+        checked.status.success() && said.trim().is_empty(),
+        "promtool: {said}"
+    );
+
+    let dir = temp_dir("prometheus");
+    std::fs::write(
+        dir.join("prometheus.yml"),
+        format!(
+            "global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: coldstart\n    static_configs:\n      - targets: ['127.0.0.1:{mport}']\n"
+        ),
+    )
+    .unwrap();
+    let pport = free_port();
+    let _prometheus = Reaper(
+        Command::new(prometheus)
+            .arg(format!(
+                "--config.file={}",
+                dir.join("prometheus.yml").display()
+            ))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{pport}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let query = |q: &str| -> Option<f64> {
+        let response = get_http10(pport, &format!("/api/v1/query?query={q}"))?;
+        let json: serde_json::Value = serde_json::from_str(body(&response)).ok()?;
+        json["data"]["result"][0]["value"][1].as_str()?.parse().ok()
+    };
+    let seen = poll(Duration::from_secs(15), || {
+        let up = query("up%7Bjob%3D%22coldstart%22%7D")?;
+        let requests = query("sum(http_requests_total)")?;
+        (up == 1.0 && requests >= 1.0).then_some((up, requests))
+    });
+    assert!(
+        seen.is_some(),
+        "Prometheus never saw up == 1 and http_requests_total >= 1 within 15 s"
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// `GET` over HTTP/1.0 (no chunked body to decode); `None` while the port is closed.
+fn get_http10(port: u16, path: &str) -> Option<String> {
+    use std::io::Read;
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").ok()?;
+    let mut out = String::new();
+    stream.read_to_string(&mut out).ok()?;
+    Some(out)
+}
+
+/// The OTLP receiver (`exporters/tests/support/otlp_receiver.py`), writing spans to
+/// `out`; its HTTP port.
+fn receiver(python: &Path, out: &Path, mode: &str) -> (u16, Reaper) {
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../exporters/tests/support/otlp_receiver.py"
+    );
+    let mut child: Child = Command::new(python)
+        .arg(script)
+        .arg("--out")
+        .arg(out)
+        .args(["--http-port", "0", "--mode", mode])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    let port = first
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("http="))
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("receiver said `{first}`"));
+    (port, Reaper(child))
+}
+
+fn spans(out: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(out)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+#[test]
+fn the_first_requests_span_reaches_an_otlp_receiver_with_its_parent() {
+    let test = "the_first_requests_span_reaches_an_otlp_receiver_with_its_parent";
+    let Some(python) = otlp_python(test) else {
+        return;
+    };
+    let dir = temp_dir("otlp-http");
+    let out = dir.join("spans.jsonl");
+    let (rport, _receiver) = receiver(&python, &out, "ok");
+    let (port, _server, _lines) = server(&[
+        (
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            format!("http://127.0.0.1:{rport}"),
+        ),
+        ("OTEL_SERVICE_NAME", "hello-test".into()),
+        ("COLDSTART_METRICS_ADDR", "off".into()),
+    ]);
+    let traceparent = format!("traceparent: 00-{TRACE_ID}-{PARENT_ID}-01\r\n");
+    assert!(get_with(port, "/", &traceparent).ends_with("hello\n"));
+    let span = poll(Duration::from_secs(10), || {
+        spans(&out).into_iter().find(|s| s["trace_id"] == TRACE_ID)
+    })
+    .unwrap_or_else(|| panic!("no span of trace {TRACE_ID} arrived; got {:?}", spans(&out)));
+    assert_eq!(span["transport"], "http");
+    assert_eq!(span["parent_span_id"], PARENT_ID);
+    assert_eq!(span["name"], "GET /");
+    assert_eq!(span["kind"], 2, "SPAN_KIND_SERVER");
+    assert_eq!(span["attributes"]["http.route"], "/");
+    assert_eq!(span["attributes"]["http.request.method"], "GET");
+    assert_eq!(span["attributes"]["http.response.status_code"], 200);
+    assert_eq!(span["resource"]["service.name"], "hello-test");
+    assert_eq!(
+        span["resource"]["service.version"],
+        env!("CARGO_PKG_VERSION")
+    );
+    assert!(span["resource"]["host.arch"].is_string());
+    assert!(span["resource"]["process.pid"].is_i64());
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// Serves `n` requests; all must be answered.
+fn serve_all(port: u16, n: usize) {
+    for i in 0..n {
+        let r = get(port);
+        assert!(
+            r.starts_with("HTTP/1.1 200") && r.ends_with("hello\n"),
+            "request {i}: {r}"
+        );
+    }
+}
+
+/// Runs the example against a broken OTLP endpoint and checks that every request is
+/// answered, the drop is counted, and the problem is reported on one line.
+fn survives_a_broken_collector(endpoint: String, extra: &[(&str, String)], reason: &str) {
+    let mport = free_port();
+    let mut vars = vec![
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint),
+        ("OTEL_EXPORTER_OTLP_TIMEOUT", "300".into()),
+        ("OTEL_BSP_SCHEDULE_DELAY", "50".into()),
+        ("COLDSTART_METRICS_ADDR", format!("127.0.0.1:{mport}")),
+    ];
+    vars.extend(extra.iter().cloned());
+    let (port, _server, mut lines) = server(&vars);
+    serve_all(port, 40);
+    let counted = poll(Duration::from_secs(10), || {
+        let n = dropped(&scrape(mport), reason);
+        (n >= 1.0).then_some(n)
+    });
+    assert!(
+        counted.is_some(),
+        "no drop counted as {reason}:\n{}",
+        scrape(mport)
+    );
+    serve_all(port, 10);
+    let said = lines.drain(Duration::from_millis(500)).to_owned();
+    let reports = said
+        .lines()
+        .filter(|l| l.contains("coldstart: traces:"))
+        .count();
+    assert_eq!(reports, 1, "one line, not a storm:\n{said}");
+}
+
+#[test]
+fn a_collector_that_is_down_is_counted_and_reported_once() {
+    // Nothing listens on a port just freed.
+    survives_a_broken_collector(
+        format!("http://127.0.0.1:{}", free_port()),
+        &[],
+        "export_failed",
+    );
+}
+
+#[test]
+fn a_collector_that_answers_errors_is_counted_and_reported_once() {
+    let test = "a_collector_that_answers_errors_is_counted_and_reported_once";
+    let Some(python) = otlp_python(test) else {
+        return;
+    };
+    let dir = temp_dir("otlp-error");
+    let (rport, _receiver) = receiver(&python, &dir.join("spans.jsonl"), "error");
+    survives_a_broken_collector(format!("http://127.0.0.1:{rport}"), &[], "export_failed");
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_collector_that_never_answers_bounds_the_queue() {
+    let test = "a_collector_that_never_answers_bounds_the_queue";
+    let Some(python) = otlp_python(test) else {
+        return;
+    };
+    let dir = temp_dir("otlp-hang");
+    let (rport, _receiver) = receiver(&python, &dir.join("spans.jsonl"), "hang");
+    // A queue of 8 and a collector that holds each export for the whole timeout:
+    // the rest of the 50 spans cannot fit.
+    survives_a_broken_collector(
+        format!("http://127.0.0.1:{rport}"),
+        &[
+            ("OTEL_BSP_MAX_QUEUE_SIZE", "8".into()),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "2000".into()),
+        ],
+        "queue_full",
+    );
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[test]
+fn a_taken_metrics_port_is_reported_once_and_the_service_keeps_serving() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let mport = taken.local_addr().unwrap().port();
+    let (port, _server, mut lines) = server(&[
+        ("COLDSTART_METRICS_ADDR", format!("127.0.0.1:{mport}")),
+        ("OTEL_TRACES_EXPORTER", "none".into()),
+    ]);
+    serve_all(port, 1);
+    let said = lines.wait_for("cannot listen on").to_owned();
+    assert!(
+        said.contains(&format!("metrics: cannot listen on 127.0.0.1:{mport}")),
+        "{said}"
+    );
+    serve_all(port, 5);
+}
+
+#[test]
+fn an_unreachable_pushgateway_is_counted_and_reported_once() {
+    let mport = free_port();
+    let (port, _server, mut lines) = server(&[
+        ("COLDSTART_METRICS_ADDR", format!("127.0.0.1:{mport}")),
+        (
+            "COLDSTART_METRICS_PUSH_URL",
+            format!("http://127.0.0.1:{}", free_port()),
+        ),
+        ("COLDSTART_METRICS_PUSH_INTERVAL", "100ms".into()),
+        ("OTEL_TRACES_EXPORTER", "none".into()),
+    ]);
+    serve_all(port, 1);
+    let counted = poll(Duration::from_secs(10), || {
+        let n = dropped(&scrape(mport), "push_failed");
+        (n >= 3.0).then_some(n)
+    });
+    assert!(counted.is_some(), "{}", scrape(mport));
+    serve_all(port, 5);
+    let said = lines.drain(Duration::from_millis(300)).to_owned();
+    assert_eq!(said.matches("metrics: push to").count(), 1, "{said}");
+}
+
+#[test]
+fn a_bad_telemetry_setting_is_named_and_the_service_still_serves() {
+    let (port, _server, mut lines) = server(&[
+        ("OTEL_TRACES_SAMPLER", "sometimes".into()),
+        ("OTEL_TRACES_EXPORTER", "none".into()),
+        ("COLDSTART_METRICS_ADDR", "off".into()),
+    ]);
+    let said = lines.drain(Duration::from_millis(100)).to_owned();
+    assert!(
+        said.contains("coldstart: set OTEL_TRACES_SAMPLER to one of `always_on`"),
+        "{said}"
+    );
+    assert!(
+        said.contains("got `sometimes`; using the default"),
+        "{said}"
+    );
+    serve_all(port, 2);
+}

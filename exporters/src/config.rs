@@ -1,0 +1,523 @@
+/*!
+The exporters' settings: defaults, then `COLDSTART_*` and the standard `OTEL_*`
+variables. Read once, at start-up, from the environment only (no file is opened here).
+
+A bad value never stops the service: it becomes a [`ConfigError`] that names the
+variable, the value and what is accepted, is printed once, and the default is used
+for that one setting. Telemetry must not be the reason a service fails to start.
+*/
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use coldstart_bootstrap::Env;
+
+/// The default `/metrics` address: loopback, the OpenTelemetry Prometheus port.
+pub const DEFAULT_METRICS_ADDR: &str = "127.0.0.1:9464";
+
+/// Which sampler decides whether a new trace is recorded (`OTEL_TRACES_SAMPLER`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Sampler {
+    /// `always_on`.
+    AlwaysOn,
+    /// `always_off`.
+    AlwaysOff,
+    /// `traceidratio` with its ratio.
+    TraceIdRatio(f64),
+    /// `parentbased_always_on` (the specification's default).
+    ParentBasedAlwaysOn,
+    /// `parentbased_always_off`.
+    ParentBasedAlwaysOff,
+    /// `parentbased_traceidratio` with its ratio.
+    ParentBasedTraceIdRatio(f64),
+    /// `coldstart_dynamic` with its base probability: QPS and error rate decide.
+    Dynamic(f64),
+    /// `parentbased_coldstart_dynamic`: the dynamic sampler for root spans.
+    ParentBasedDynamic(f64),
+}
+
+/// The dynamic sampler's constants (DESIGN.md):
+/// `p = clamp(base * (1 + k1 * error_pct / 100) / (1 + k2 * log10(qps + 1)), floor, 1)`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Dynamic {
+    /// Weight of the error percentage (`COLDSTART_SAMPLER_K1`, default 0.5).
+    pub k1: f64,
+    /// Weight of the request rate (`COLDSTART_SAMPLER_K2`, default 2).
+    pub k2: f64,
+    /// The lowest probability (`COLDSTART_SAMPLER_FLOOR`, default 0.01).
+    pub floor: f64,
+    /// The sliding window QPS and errors are counted over (`COLDSTART_SAMPLER_WINDOW`,
+    /// default 10 s).
+    pub window: Duration,
+}
+
+impl Default for Dynamic {
+    fn default() -> Self {
+        Dynamic {
+            k1: 0.5,
+            k2: 2.0,
+            floor: 0.01,
+            window: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The export queue (`OTEL_BSP_*`, with the specification's defaults). Spans wait
+/// here from the first instruction; what does not fit is dropped and counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Queue {
+    /// Spans kept at most (`OTEL_BSP_MAX_QUEUE_SIZE`, 2048).
+    pub max_spans: usize,
+    /// Spans per export (`OTEL_BSP_MAX_EXPORT_BATCH_SIZE`, 512).
+    pub batch: usize,
+    /// Time between exports (`OTEL_BSP_SCHEDULE_DELAY`, 5000 ms).
+    pub delay: Duration,
+    /// Longest an export may take (`OTEL_BSP_EXPORT_TIMEOUT`, 30000 ms).
+    pub export_timeout: Duration,
+}
+
+impl Default for Queue {
+    fn default() -> Self {
+        Queue {
+            max_spans: 2048,
+            batch: 512,
+            delay: Duration::from_millis(5000),
+            export_timeout: Duration::from_millis(30_000),
+        }
+    }
+}
+
+/// Pushing to a Prometheus Pushgateway, for jobs too short-lived to be scraped.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Push {
+    /// The Pushgateway's base URL (`COLDSTART_METRICS_PUSH_URL`).
+    pub url: http::Uri,
+    /// The `job` grouping label (`COLDSTART_METRICS_PUSH_JOB`, default the service
+    /// name).
+    pub job: String,
+    /// Time between pushes (`COLDSTART_METRICS_PUSH_INTERVAL`, default 10 s); one
+    /// more push happens at shutdown.
+    pub interval: Duration,
+}
+
+/// Every exporter setting.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Where `/metrics` listens (`COLDSTART_METRICS_ADDR`; `off` for no listener).
+    pub metrics_addr: Option<SocketAddr>,
+    /// Pushgateway mode, when `COLDSTART_METRICS_PUSH_URL` is set.
+    pub push: Option<Push>,
+    /// Whether spans are exported over OTLP (`OTEL_TRACES_EXPORTER` is `otlp`, the
+    /// default, and `OTEL_SDK_DISABLED` is not `true`).
+    pub traces: bool,
+    /// `OTEL_TRACES_SAMPLER` and `OTEL_TRACES_SAMPLER_ARG`.
+    pub sampler: Sampler,
+    /// The dynamic sampler's constants.
+    pub dynamic: Dynamic,
+    /// `OTEL_PROPAGATORS`: W3C trace context.
+    pub trace_context: bool,
+    /// `OTEL_PROPAGATORS`: W3C baggage.
+    pub baggage: bool,
+    /// The span queue.
+    pub queue: Queue,
+    /// `OTEL_SERVICE_NAME`, else the executable's name.
+    pub service_name: String,
+}
+
+/// A variable with a value it does not accept. The default is used instead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// The variable.
+    pub key: &'static str,
+    /// The value given.
+    pub value: String,
+    /// What it accepts, in words.
+    pub accepts: &'static str,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "set {} to {}, got `{}`; using the default",
+            self.key, self.accepts, self.value
+        )
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Reads one variable; a bad value is recorded in `errors` and yields `None`.
+struct Reader<'a> {
+    env: &'a Env,
+    errors: Vec<ConfigError>,
+}
+
+impl Reader<'_> {
+    fn raw(&self, key: &str) -> Option<String> {
+        let v = self.env.get(key)?.to_string_lossy().trim().to_owned();
+        (!v.is_empty()).then_some(v)
+    }
+
+    fn read<T>(
+        &mut self,
+        key: &'static str,
+        accepts: &'static str,
+        parse: impl FnOnce(&str) -> Option<T>,
+    ) -> Option<T> {
+        let raw = self.raw(key)?;
+        let parsed = parse(&raw);
+        if parsed.is_none() {
+            self.errors.push(ConfigError {
+                key,
+                value: raw,
+                accepts,
+            });
+        }
+        parsed
+    }
+}
+
+impl Config {
+    /// The settings from the process environment, and the values it rejected.
+    pub fn from_env() -> (Config, Vec<ConfigError>) {
+        Config::from(&Env::process())
+    }
+
+    /// The settings from `env`, and the values it rejected.
+    ///
+    /// ```
+    /// use coldstart_bootstrap::Env;
+    /// use coldstart_exporters::config::Config;
+    /// let (config, errors) = Config::from(&Env::fixed([("OTEL_TRACES_SAMPLER", "sometimes")]));
+    /// assert_eq!(errors[0].key, "OTEL_TRACES_SAMPLER");
+    /// assert_eq!(config.metrics_addr.unwrap().to_string(), "127.0.0.1:9464");
+    /// ```
+    pub fn from(env: &Env) -> (Config, Vec<ConfigError>) {
+        let mut r = Reader {
+            env,
+            errors: Vec::new(),
+        };
+        let default_addr = DEFAULT_METRICS_ADDR.parse().ok();
+        let metrics_addr = r
+            .read(
+                "COLDSTART_METRICS_ADDR",
+                "an address such as `127.0.0.1:9464` or `0.0.0.0:9464`, or `off`",
+                |s| match s {
+                    "off" => Some(None),
+                    _ => s.parse().ok().map(Some),
+                },
+            )
+            .unwrap_or(default_addr);
+        let service_name = r.raw("OTEL_SERVICE_NAME").unwrap_or_else(executable_name);
+        let push = r
+            .read(
+                "COLDSTART_METRICS_PUSH_URL",
+                "an http:// URL such as `http://127.0.0.1:9091`",
+                |s| {
+                    s.parse::<http::Uri>()
+                        .ok()
+                        .filter(|u| u.scheme_str() == Some("http") && u.host().is_some())
+                },
+            )
+            .map(|url| Push {
+                url,
+                job: r
+                    .raw("COLDSTART_METRICS_PUSH_JOB")
+                    .unwrap_or_else(|| service_name.clone()),
+                interval: r
+                    .read(
+                        "COLDSTART_METRICS_PUSH_INTERVAL",
+                        "a duration such as `10s` or `500ms` (from 100ms to 1h)",
+                        |s| parse_duration(s).filter(|d| *d >= Duration::from_millis(100)),
+                    )
+                    .unwrap_or(Duration::from_secs(10)),
+            });
+        let disabled = r
+            .read("OTEL_SDK_DISABLED", "`true` or `false`", |s| {
+                match s.to_ascii_lowercase().as_str() {
+                    "true" => Some(true),
+                    "false" => Some(false),
+                    _ => None,
+                }
+            })
+            .unwrap_or(false);
+        let exporter = r
+            .read("OTEL_TRACES_EXPORTER", "`otlp` or `none`", |s| match s {
+                "otlp" => Some(true),
+                "none" => Some(false),
+                _ => None,
+            })
+            .unwrap_or(true);
+        let sampler = read_sampler(&mut r);
+        let dynamic = read_dynamic(&mut r);
+        let (trace_context, baggage) = r
+            .read(
+                "OTEL_PROPAGATORS",
+                "a comma-separated list of `tracecontext`, `baggage`, or `none`",
+                parse_propagators,
+            )
+            .unwrap_or((true, true));
+        let queue = read_queue(&mut r);
+        let config = Config {
+            metrics_addr,
+            push,
+            traces: exporter && !disabled,
+            sampler,
+            dynamic,
+            trace_context,
+            baggage,
+            queue,
+            service_name,
+        };
+        (config, r.errors)
+    }
+}
+
+const SAMPLERS: &str = "one of `always_on`, `always_off`, `traceidratio`, `parentbased_always_on`, \
+`parentbased_always_off`, `parentbased_traceidratio`, `coldstart_dynamic`, `parentbased_coldstart_dynamic`";
+
+fn read_sampler(r: &mut Reader<'_>) -> Sampler {
+    let name = r
+        .read("OTEL_TRACES_SAMPLER", SAMPLERS, |s| {
+            [
+                "always_on",
+                "always_off",
+                "traceidratio",
+                "parentbased_always_on",
+                "parentbased_always_off",
+                "parentbased_traceidratio",
+                "coldstart_dynamic",
+                "parentbased_coldstart_dynamic",
+            ]
+            .into_iter()
+            .find(|n| *n == s)
+        })
+        .unwrap_or("parentbased_always_on");
+    let arg = |r: &mut Reader<'_>| {
+        r.read(
+            "OTEL_TRACES_SAMPLER_ARG",
+            "a probability from 0 to 1, such as `0.25`",
+            |s| s.parse::<f64>().ok().filter(|p| (0.0..=1.0).contains(p)),
+        )
+        .unwrap_or(1.0)
+    };
+    match name {
+        "always_on" => Sampler::AlwaysOn,
+        "always_off" => Sampler::AlwaysOff,
+        "traceidratio" => Sampler::TraceIdRatio(arg(r)),
+        "parentbased_always_off" => Sampler::ParentBasedAlwaysOff,
+        "parentbased_traceidratio" => Sampler::ParentBasedTraceIdRatio(arg(r)),
+        "coldstart_dynamic" => Sampler::Dynamic(arg(r)),
+        "parentbased_coldstart_dynamic" => Sampler::ParentBasedDynamic(arg(r)),
+        _ => Sampler::ParentBasedAlwaysOn,
+    }
+}
+
+fn read_dynamic(r: &mut Reader<'_>) -> Dynamic {
+    let default = Dynamic::default();
+    let non_negative = |s: &str| s.parse::<f64>().ok().filter(|v| v.is_finite() && *v >= 0.0);
+    Dynamic {
+        k1: r
+            .read(
+                "COLDSTART_SAMPLER_K1",
+                "a number from 0 up, such as `0.5`",
+                non_negative,
+            )
+            .unwrap_or(default.k1),
+        k2: r
+            .read(
+                "COLDSTART_SAMPLER_K2",
+                "a number from 0 up, such as `2`",
+                non_negative,
+            )
+            .unwrap_or(default.k2),
+        floor: r
+            .read(
+                "COLDSTART_SAMPLER_FLOOR",
+                "a probability from 0 to 1, such as `0.01`",
+                |s| s.parse::<f64>().ok().filter(|p| (0.0..=1.0).contains(p)),
+            )
+            .unwrap_or(default.floor),
+        window: r
+            .read(
+                "COLDSTART_SAMPLER_WINDOW",
+                "a duration such as `10s` (from 1s to 1h, whole seconds)",
+                |s| parse_duration(s).filter(|d| d.as_secs() >= 1 && d.subsec_nanos() == 0),
+            )
+            .unwrap_or(default.window),
+    }
+}
+
+fn read_queue(r: &mut Reader<'_>) -> Queue {
+    let default = Queue::default();
+    let count = |s: &str| {
+        s.parse::<usize>()
+            .ok()
+            .filter(|n| (1..=1 << 20).contains(n))
+    };
+    let millis = |s: &str| {
+        s.parse::<u64>()
+            .ok()
+            .filter(|n| *n <= 3_600_000)
+            .map(Duration::from_millis)
+    };
+    let max_spans = r
+        .read(
+            "OTEL_BSP_MAX_QUEUE_SIZE",
+            "a whole number from 1 to 1048576",
+            count,
+        )
+        .unwrap_or(default.max_spans);
+    Queue {
+        max_spans,
+        batch: r
+            .read(
+                "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
+                "a whole number from 1 to 1048576",
+                count,
+            )
+            .unwrap_or(default.batch)
+            .min(max_spans),
+        delay: r
+            .read(
+                "OTEL_BSP_SCHEDULE_DELAY",
+                "milliseconds, from 0 to 3600000",
+                millis,
+            )
+            .unwrap_or(default.delay),
+        export_timeout: r
+            .read(
+                "OTEL_BSP_EXPORT_TIMEOUT",
+                "milliseconds, from 0 to 3600000",
+                millis,
+            )
+            .unwrap_or(default.export_timeout),
+    }
+}
+
+/// `tracecontext,baggage` into (trace context, baggage); `none` turns both off.
+fn parse_propagators(s: &str) -> Option<(bool, bool)> {
+    let (mut tc, mut bg) = (false, false);
+    for name in s.split(',').map(str::trim) {
+        match name {
+            "tracecontext" => tc = true,
+            "baggage" => bg = true,
+            "none" => {}
+            _ => return None,
+        }
+    }
+    Some((tc, bg))
+}
+
+/// `500ms`, `10s`, `2m` (up to one hour).
+pub(crate) fn parse_duration(s: &str) -> Option<Duration> {
+    let (digits, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit())?);
+    let n: u64 = digits.parse().ok()?;
+    let ms = match unit {
+        "ms" => n,
+        "s" => n.checked_mul(1000)?,
+        "m" => n.checked_mul(60_000)?,
+        _ => return None,
+    };
+    (ms <= 3_600_000).then(|| Duration::from_millis(ms))
+}
+
+fn executable_name() -> String {
+    std::env::args_os()
+        .next()
+        .and_then(|a| {
+            std::path::Path::new(&a)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+        })
+        .unwrap_or_else(|| "unknown_service".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn config(vars: &[(&str, &str)]) -> (Config, Vec<ConfigError>) {
+        Config::from(&Env::fixed(vars.iter().copied()))
+    }
+
+    #[test]
+    fn defaults_follow_the_specification() {
+        let (c, errors) = config(&[]);
+        assert!(errors.is_empty());
+        assert_eq!(c.metrics_addr, DEFAULT_METRICS_ADDR.parse().ok());
+        assert!(c.traces && c.trace_context && c.baggage);
+        assert_eq!(c.sampler, Sampler::ParentBasedAlwaysOn);
+        assert_eq!(c.queue, Queue::default());
+        assert!(c.push.is_none());
+    }
+
+    #[test]
+    fn every_bad_value_is_named_and_falls_back() {
+        let (c, errors) = config(&[
+            ("COLDSTART_METRICS_ADDR", "localhost"),
+            ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
+            ("OTEL_TRACES_SAMPLER_ARG", "1.5"),
+            ("OTEL_PROPAGATORS", "tracecontext,b3"),
+            ("OTEL_BSP_MAX_QUEUE_SIZE", "-1"),
+            ("OTEL_TRACES_EXPORTER", "zipkin"),
+        ]);
+        let keys: Vec<_> = errors.iter().map(|e| e.key).collect();
+        assert_eq!(
+            keys,
+            [
+                "COLDSTART_METRICS_ADDR",
+                "OTEL_TRACES_EXPORTER",
+                "OTEL_TRACES_SAMPLER_ARG",
+                "OTEL_PROPAGATORS",
+                "OTEL_BSP_MAX_QUEUE_SIZE"
+            ]
+        );
+        assert_eq!(
+            errors[3].to_string(),
+            "set OTEL_PROPAGATORS to a comma-separated list of `tracecontext`, `baggage`, or `none`, got `tracecontext,b3`; using the default"
+        );
+        assert_eq!(c.sampler, Sampler::ParentBasedTraceIdRatio(1.0));
+        assert_eq!(c.metrics_addr, DEFAULT_METRICS_ADDR.parse().ok());
+        assert!(c.traces);
+    }
+
+    #[test]
+    fn switches_and_push() {
+        let (c, errors) = config(&[
+            ("COLDSTART_METRICS_ADDR", "off"),
+            ("OTEL_SDK_DISABLED", "TRUE"),
+            ("OTEL_PROPAGATORS", "none"),
+            ("OTEL_SERVICE_NAME", "checkout"),
+            ("COLDSTART_METRICS_PUSH_URL", "http://127.0.0.1:9091"),
+            ("COLDSTART_METRICS_PUSH_INTERVAL", "2s"),
+            ("OTEL_TRACES_SAMPLER", "coldstart_dynamic"),
+            ("OTEL_TRACES_SAMPLER_ARG", "0.5"),
+        ]);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(c.metrics_addr, None);
+        assert!(!c.traces && !c.trace_context && !c.baggage);
+        let push = c.push.unwrap();
+        assert_eq!(
+            (push.job.as_str(), push.interval),
+            ("checkout", Duration::from_secs(2))
+        );
+        assert_eq!(c.sampler, Sampler::Dynamic(0.5));
+    }
+
+    #[test]
+    fn a_push_url_must_be_http() {
+        let (c, errors) = config(&[("COLDSTART_METRICS_PUSH_URL", "ftp://gateway")]);
+        assert!(c.push.is_none());
+        assert_eq!(errors[0].key, "COLDSTART_METRICS_PUSH_URL");
+    }
+
+    #[test]
+    fn the_batch_never_exceeds_the_queue() {
+        let (c, _) = config(&[("OTEL_BSP_MAX_QUEUE_SIZE", "10")]);
+        assert_eq!((c.queue.max_spans, c.queue.batch), (10, 10));
+    }
+}

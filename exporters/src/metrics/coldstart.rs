@@ -1,0 +1,193 @@
+/*!
+coldstart's own metrics and tokio's, sampled at scrape time from what the runtime
+already keeps: the start-up timeline, the init reports, the probed limits and the plan,
+the dropped-telemetry counters, and tokio's stable runtime metrics. Nothing is
+recorded on the request path for them.
+*/
+
+use coldstart_runtime::{Phase, init, timeline};
+
+use super::text::{Kind, family, single};
+use crate::problem::{Dropped, dropped};
+
+const PHASES: [Phase; 7] = [
+    Phase::Main,
+    Phase::Probed,
+    Phase::Planned,
+    Phase::RuntimeBuilt,
+    Phase::InitsDone,
+    Phase::BodyEntered,
+    Phase::FirstResponse,
+];
+
+/// Appends coldstart's and tokio's families to `out`.
+pub(crate) fn render(out: &mut String) {
+    start_up(out);
+    limits(out);
+    telemetry(out);
+    tokio_runtime(out);
+}
+
+fn start_up(out: &mut String) {
+    // Each process start is one cold start: `sum(increase(...))` counts them.
+    single(
+        out,
+        "coldstart_cold_starts_total",
+        "Cold starts of this process (1 per process).",
+        Kind::Counter,
+        1.0,
+    );
+    let t = timeline();
+    let phases: Vec<([(&str, &str); 1], f64)> = PHASES
+        .iter()
+        .filter_map(|&p| Some(([("phase", p.as_str())], t.since_exec(p)?.as_secs_f64())))
+        .collect();
+    family(
+        out,
+        "coldstart_phase_seconds",
+        "Seconds from process start until each start-up phase was reached (first_response: the first response was sent).",
+        Kind::Gauge,
+        phases.iter().map(|(l, v)| (&l[..], *v)),
+    );
+    let reports = init::reports();
+    let inits: Vec<([(&str, &str); 2], f64)> = reports
+        .iter()
+        .filter_map(|r| {
+            Some((
+                [("name", r.name), ("place", r.place.as_str())],
+                r.took?.as_secs_f64(),
+            ))
+        })
+        .collect();
+    family(
+        out,
+        "coldstart_init_duration_seconds",
+        "How long each #[coldstart::init] registration took, by where the order placed it.",
+        Kind::Gauge,
+        inits.iter().map(|(l, v)| (&l[..], *v)),
+    );
+    let failed: Vec<([(&str, &str); 1], f64)> = reports
+        .iter()
+        .filter(|r| r.outcome.is_some())
+        .map(|r| {
+            (
+                [("name", r.name)],
+                f64::from(u8::from(matches!(r.outcome, Some(Err(_))))),
+            )
+        })
+        .collect();
+    family(
+        out,
+        "coldstart_init_failed",
+        "1 if a #[coldstart::init] registration that has run failed, 0 if it succeeded.",
+        Kind::Gauge,
+        failed.iter().map(|(l, v)| (&l[..], *v)),
+    );
+}
+
+fn limits(out: &mut String) {
+    let (Some(budget), Some(plan)) = (coldstart_runtime::budget(), coldstart_runtime::plan())
+    else {
+        return;
+    };
+    if let Some(cores) = budget.cpu_cores.value {
+        single(
+            out,
+            "coldstart_limit_cpu_cores",
+            "CPU cores the process may use, as probed at start-up.",
+            Kind::Gauge,
+            cores,
+        );
+    }
+    if let Some(bytes) = budget.memory_bytes.value {
+        single(
+            out,
+            "coldstart_limit_memory_bytes",
+            "Bytes of memory the process may use, as probed at start-up.",
+            Kind::Gauge,
+            bytes as f64,
+        );
+    }
+    let workers = plan.worker_threads.value.to_string();
+    let labels = [
+        ("strategy", plan.strategy.value.as_str()),
+        ("flavor", plan.flavor.value.as_str()),
+        ("worker_threads", workers.as_str()),
+        ("cgroup_version", budget.cgroup_version.as_str()),
+        ("platform", budget.platform.as_str()),
+    ];
+    family(
+        out,
+        "coldstart_plan_info",
+        "The start-up plan coldstart chose; always 1.",
+        Kind::Gauge,
+        [(&labels[..], 1.0)],
+    );
+}
+
+fn telemetry(out: &mut String) {
+    let labels: Vec<([(&str, &str); 2], f64)> = Dropped::ALL
+        .iter()
+        .map(|&d| {
+            (
+                [("signal", d.signal()), ("reason", d.reason())],
+                dropped(d) as f64,
+            )
+        })
+        .collect();
+    family(
+        out,
+        "coldstart_telemetry_dropped_total",
+        "Spans and metric pushes dropped: queue full, export failed, push failed.",
+        Kind::Counter,
+        labels.iter().map(|(l, v)| (&l[..], *v)),
+    );
+}
+
+fn tokio_runtime(out: &mut String) {
+    let Ok(handle) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    let m = handle.metrics();
+    single(
+        out,
+        "tokio_workers",
+        "Worker threads of the tokio runtime.",
+        Kind::Gauge,
+        m.num_workers() as f64,
+    );
+    single(
+        out,
+        "tokio_alive_tasks",
+        "Tasks alive in the tokio runtime.",
+        Kind::Gauge,
+        m.num_alive_tasks() as f64,
+    );
+    single(
+        out,
+        "tokio_global_queue_depth",
+        "Tasks waiting in the tokio runtime's global queue.",
+        Kind::Gauge,
+        m.global_queue_depth() as f64,
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn outside_coldstart_main_only_what_is_known_is_written() {
+        let mut out = String::new();
+        render(&mut out);
+        assert!(out.contains("coldstart_cold_starts_total 1\n"));
+        assert!(
+            out.contains(
+                "coldstart_telemetry_dropped_total{signal=\"spans\",reason=\"queue_full\"}"
+            )
+        );
+        // No plan outside #[coldstart::main], and no tokio runtime in this test.
+        assert!(!out.contains("coldstart_plan_info"));
+        assert!(!out.contains("tokio_workers"));
+    }
+}

@@ -1,0 +1,133 @@
+/*!
+Prometheus metrics that cost nothing at cold start.
+
+[`install`] puts a `metrics` recorder in place at start-up: no thread, no socket, no
+runtime, so what the program records from its first instruction is kept. The
+`/metrics` listener, the registry's upkeep and Pushgateway pushes start after the
+first response ([`start`]). Process, tokio and coldstart metrics, and the
+[`register_collector`] callbacks, are sampled when a scrape or push renders; nothing
+about them is recorded on a request's path.
+*/
+
+mod coldstart;
+mod listener;
+mod process;
+mod push;
+mod text;
+
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::config::Config;
+use crate::problem;
+
+/// The Content-Type of the text exposition format.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Buckets of `http_request_duration_seconds`: 100 us to 10 s.
+pub const HTTP_DURATION_BUCKETS: [f64; 16] = [
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    5.0, 10.0,
+];
+
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
+type Collector = Box<dyn Fn() + Send + Sync>;
+static COLLECTORS: Mutex<Vec<Collector>> = Mutex::new(Vec::new());
+
+/// Installs the recorder as the global `metrics` recorder. Returns `false`, after
+/// saying why on stderr, when another recorder was installed first.
+pub(crate) fn install() -> bool {
+    if HANDLE.get().is_some() {
+        return true;
+    }
+    let builder = PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            Matcher::Full("http_request_duration_seconds".into()),
+            &HTTP_DURATION_BUCKETS,
+        )
+        .unwrap_or_else(|_| PrometheusBuilder::new());
+    let recorder = builder.build_recorder();
+    let handle = recorder.handle();
+    if metrics::set_global_recorder(recorder).is_err() {
+        problem::report("metrics-recorder", || {
+            "metrics: another metrics recorder was installed first; coldstart's metrics are off"
+                .into()
+        });
+        return false;
+    }
+    let _ = HANDLE.set(handle);
+    true
+}
+
+/// Registers `collect`, called each time metrics are rendered (a scrape or a push),
+/// just before rendering: set gauges and counters from whatever it samples.
+///
+/// ```
+/// coldstart_exporters::metrics::register_collector(|| {
+///     metrics::gauge!("queue_depth").set(3.0);
+/// });
+/// ```
+pub fn register_collector(collect: impl Fn() + Send + Sync + 'static) {
+    COLLECTORS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(Box::new(collect));
+}
+
+/// Everything, in the text exposition format: the registry (after running the
+/// collectors), then the process, tokio and coldstart families. Empty when the
+/// recorder is not installed.
+pub fn render() -> String {
+    let Some(handle) = HANDLE.get() else {
+        return String::new();
+    };
+    for collect in COLLECTORS.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+        collect();
+    }
+    let mut out = handle.render();
+    process::render(&mut out);
+    coldstart::render(&mut out);
+    out
+}
+
+/// Starts what the recorder does not need at start-up: descriptions, the `/metrics`
+/// listener, upkeep and the Pushgateway pushes. Call it after the first response.
+pub(crate) async fn start(config: &Config) {
+    let Some(handle) = HANDLE.get() else {
+        return;
+    };
+    describe();
+    if let Some(addr) = config.metrics_addr {
+        listener::start(addr).await;
+    }
+    if let Some(push) = config.push.clone() {
+        push::start(push);
+    }
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            every.tick().await;
+            handle.run_upkeep();
+        }
+    });
+}
+
+/// The help text of the HTTP metrics (the layer records them without it).
+fn describe() {
+    metrics::describe_counter!(
+        "http_requests_total",
+        "HTTP requests answered, by method, route template and status."
+    );
+    metrics::describe_histogram!(
+        "http_request_duration_seconds",
+        metrics::Unit::Seconds,
+        "Time from receiving an HTTP request to sending its response head, by method, route template and status."
+    );
+    metrics::describe_gauge!(
+        "http_requests_in_flight",
+        "HTTP requests being handled now."
+    );
+}

@@ -1,0 +1,137 @@
+/*!
+Telemetry problems: what was dropped, and one stderr line per kind of problem.
+
+A collector that is down must not turn into a log storm: each kind of problem is
+printed the first time it happens, then at most once a minute with the number of
+times it happened in between. Nothing here blocks or allocates on a request's path
+except the first report of a kind.
+*/
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// Why telemetry was dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dropped {
+    /// A span did not fit in the export queue.
+    SpanQueueFull = 0,
+    /// A span was in a batch the collector did not accept in time.
+    SpanExportFailed = 1,
+    /// A push to the Pushgateway failed.
+    PushFailed = 2,
+}
+
+impl Dropped {
+    /// Every reason, for the `coldstart_telemetry_dropped_total` series.
+    pub const ALL: [Dropped; 3] = [
+        Dropped::SpanQueueFull,
+        Dropped::SpanExportFailed,
+        Dropped::PushFailed,
+    ];
+
+    /// The `signal` label.
+    pub fn signal(self) -> &'static str {
+        match self {
+            Dropped::SpanQueueFull | Dropped::SpanExportFailed => "spans",
+            Dropped::PushFailed => "metrics",
+        }
+    }
+
+    /// The `reason` label.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Dropped::SpanQueueFull => "queue_full",
+            Dropped::SpanExportFailed => "export_failed",
+            Dropped::PushFailed => "push_failed",
+        }
+    }
+}
+
+#[allow(clippy::declare_interior_mutable_const)]
+const ZERO: AtomicU64 = AtomicU64::new(0);
+static DROPPED: [AtomicU64; Dropped::ALL.len()] = [ZERO; Dropped::ALL.len()];
+
+/// Counts `n` items dropped for `why`.
+pub(crate) fn drop_count(why: Dropped, n: u64) {
+    DROPPED[why as usize].fetch_add(n, Ordering::Relaxed);
+}
+
+/// How many items were dropped for `why` since start-up.
+pub fn dropped(why: Dropped) -> u64 {
+    DROPPED[why as usize].load(Ordering::Relaxed)
+}
+
+/// How often a kind of problem may be printed again.
+const QUIET: Duration = Duration::from_secs(60);
+
+struct Seen {
+    kind: &'static str,
+    last: Instant,
+    suppressed: u64,
+}
+
+static SEEN: Mutex<Vec<Seen>> = Mutex::new(Vec::new());
+
+/// Prints `message` on stderr as `coldstart: <message>` unless a problem of the same
+/// `kind` was printed in the last minute; then it is only counted, and the count is
+/// printed with the next message of that kind.
+pub(crate) fn report(kind: &'static str, message: impl FnOnce() -> String) {
+    if let Some(line) = admit(kind, Instant::now()).map(|suppressed| {
+        let message = message();
+        match suppressed {
+            0 => format!("coldstart: {message}"),
+            n => format!("coldstart: {message} ({n} more like it in the last minute)"),
+        }
+    }) {
+        eprintln!("{line}");
+    }
+}
+
+/// Whether a problem of `kind` may be printed at `now`: `Some(suppressed since the
+/// last print)`, or `None` to stay quiet.
+fn admit(kind: &'static str, now: Instant) -> Option<u64> {
+    let mut seen = SEEN.lock().unwrap_or_else(|p| p.into_inner());
+    match seen.iter_mut().find(|s| s.kind == kind) {
+        None => {
+            seen.push(Seen {
+                kind,
+                last: now,
+                suppressed: 0,
+            });
+            Some(0)
+        }
+        Some(s) if now.duration_since(s.last) >= QUIET => {
+            s.last = now;
+            Some(std::mem::take(&mut s.suppressed))
+        }
+        Some(s) => {
+            s.suppressed += 1;
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_kind_is_printed_once_a_minute_with_the_count_between() {
+        let t0 = Instant::now();
+        assert_eq!(admit("test-storm", t0), Some(0));
+        for s in 1..=59 {
+            assert_eq!(admit("test-storm", t0 + Duration::from_secs(s)), None);
+        }
+        assert_eq!(admit("test-storm", t0 + Duration::from_secs(60)), Some(59));
+        assert_eq!(admit("test-other", t0), Some(0), "kinds are counted apart");
+    }
+
+    #[test]
+    fn drops_are_counted_by_reason() {
+        let before = dropped(Dropped::PushFailed);
+        drop_count(Dropped::PushFailed, 3);
+        assert_eq!(dropped(Dropped::PushFailed), before + 3);
+        assert_eq!(Dropped::PushFailed.signal(), "metrics");
+    }
+}

@@ -1,0 +1,151 @@
+/*!
+W3C trace context and baggage in and out, through the propagators chosen by
+`OTEL_PROPAGATORS` (default `tracecontext,baggage`).
+
+The HTTP layer extracts incoming context itself. These helpers are for the other
+directions and carriers: outgoing HTTP requests ([`inject_headers`]), and the string
+maps that message-queue clients carry as headers ([`inject_map`], [`extract_map`]).
+*/
+
+use std::collections::HashMap;
+
+use opentelemetry::Context;
+use opentelemetry::propagation::{Extractor, Injector};
+
+/// Writes `cx` (its span and baggage) into outgoing HTTP headers.
+///
+/// ```
+/// use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
+/// use opentelemetry_sdk::propagation::TraceContextPropagator;
+/// opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+/// let span = SpanContext::new(
+///     TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").unwrap(),
+///     SpanId::from_hex("00f067aa0ba902b7").unwrap(),
+///     TraceFlags::SAMPLED, true, TraceState::default());
+/// let cx = opentelemetry::Context::new().with_remote_span_context(span);
+/// let mut headers = http::HeaderMap::new();
+/// coldstart_exporters::trace::propagation::inject_headers(&cx, &mut headers);
+/// assert_eq!(headers["traceparent"], "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+/// ```
+pub fn inject_headers(cx: &Context, headers: &mut http::HeaderMap) {
+    opentelemetry::global::get_text_map_propagator(|p| {
+        p.inject_context(cx, &mut HeaderInjector(headers));
+    });
+}
+
+/// Reads the context carried by incoming HTTP headers.
+pub fn extract_headers(headers: &http::HeaderMap) -> Context {
+    opentelemetry::global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(headers)))
+}
+
+/// Writes `cx` into a message's string headers (Kafka, NATS, SQS attributes...).
+pub fn inject_map(cx: &Context, map: &mut HashMap<String, String>) {
+    opentelemetry::global::get_text_map_propagator(|p| p.inject_context(cx, map));
+}
+
+/// Reads the context carried by a message's string headers.
+pub fn extract_map(map: &HashMap<String, String>) -> Context {
+    opentelemetry::global::get_text_map_propagator(|p| p.extract(map))
+}
+
+struct HeaderInjector<'a>(&'a mut http::HeaderMap);
+
+impl Injector for HeaderInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        if let (Ok(name), Ok(value)) = (
+            http::header::HeaderName::from_bytes(key.as_bytes()),
+            http::header::HeaderValue::from_str(&value),
+        ) {
+            self.0.insert(name, value);
+        }
+    }
+}
+
+pub(crate) struct HeaderExtractor<'a>(pub(crate) &'a http::HeaderMap);
+
+impl Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0
+            .keys()
+            .map(http::header::HeaderName::as_str)
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use opentelemetry::baggage::BaggageExt;
+    use opentelemetry::propagation::TextMapCompositePropagator;
+    use opentelemetry::trace::TraceContextExt;
+    use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
+
+    fn install() {
+        opentelemetry::global::set_text_map_propagator(TextMapCompositePropagator::new(vec![
+            Box::new(TraceContextPropagator::new()),
+            Box::new(BaggagePropagator::new()),
+        ]));
+    }
+
+    #[test]
+    fn context_and_baggage_round_trip_through_headers_and_maps() {
+        install();
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+                .parse()
+                .unwrap(),
+        );
+        headers.insert("tracestate", "vendor=abc".parse().unwrap());
+        headers.insert("baggage", "tenant=acme".parse().unwrap());
+        let cx = extract_headers(&headers);
+        let span = cx.span().span_context().clone();
+        assert_eq!(
+            span.trace_id().to_string(),
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
+        assert!(span.is_remote() && span.is_sampled());
+        assert_eq!(
+            cx.baggage().get("tenant").map(|v| v.to_string()),
+            Some("acme".into())
+        );
+
+        let mut map = HashMap::new();
+        inject_map(&cx, &mut map);
+        assert_eq!(
+            map["traceparent"],
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        );
+        assert_eq!(map["tracestate"], "vendor=abc");
+        let back = extract_map(&map);
+        assert_eq!(back.span().span_context().span_id(), span.span_id());
+
+        let mut out = http::HeaderMap::new();
+        inject_headers(&back, &mut out);
+        assert_eq!(out["baggage"], "tenant=acme");
+    }
+
+    #[test]
+    fn a_malformed_traceparent_starts_a_new_trace() {
+        install();
+        for bad in [
+            "",
+            "00-zz-00f067aa0ba902b7-01",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        ] {
+            let mut headers = http::HeaderMap::new();
+            headers.insert("traceparent", bad.parse().unwrap());
+            assert!(
+                !extract_headers(&headers).span().span_context().is_valid(),
+                "{bad}"
+            );
+        }
+    }
+}

@@ -1,0 +1,158 @@
+/*!
+The span queue: one bounded queue that holds spans from the first instruction and
+feeds the OTLP exporter once it has started.
+
+Before the exporter starts (that is, before the first response), ended spans wait
+here, so the cold-start request's own trace is exported. After, a task on the
+program's runtime exports a batch every `OTEL_BSP_SCHEDULE_DELAY` or as soon as a
+batch is full. A span that does not fit is dropped and counted; a batch the collector
+does not take within the export timeout is dropped and counted. No thread is started,
+and ending a span is one short lock and a push.
+*/
+
+use std::fmt;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use opentelemetry::Context;
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{Span, SpanData, SpanExporter, SpanProcessor};
+use tokio::sync::Notify;
+
+use crate::config;
+use crate::problem::{self, Dropped};
+
+/// The shared queue.
+pub(crate) struct Queue {
+    spans: Mutex<Vec<SpanData>>,
+    settings: config::Queue,
+    wake: Notify,
+    /// Set once the exporter runs: from then on a full batch wakes it.
+    exporting: OnceLock<()>,
+    resource: OnceLock<Resource>,
+}
+
+impl Queue {
+    pub(crate) fn new(settings: config::Queue) -> Arc<Queue> {
+        Arc::new(Queue {
+            spans: Mutex::new(Vec::new()),
+            settings,
+            wake: Notify::new(),
+            exporting: OnceLock::new(),
+            resource: OnceLock::new(),
+        })
+    }
+
+    fn push(&self, span: SpanData) {
+        let mut spans = self.spans.lock().unwrap_or_else(|p| p.into_inner());
+        if spans.len() >= self.settings.max_spans {
+            drop(spans);
+            problem::drop_count(Dropped::SpanQueueFull, 1);
+            let max = self.settings.max_spans;
+            problem::report("span-queue-full", || {
+                format!(
+                    "traces: the span queue is full ({max} spans); spans are dropped and counted (OTEL_BSP_MAX_QUEUE_SIZE sets its size)"
+                )
+            });
+            return;
+        }
+        spans.push(span);
+        let full = spans.len() >= self.settings.batch;
+        drop(spans);
+        if full && self.exporting.get().is_some() {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Spans waiting now.
+    pub(crate) fn len(&self) -> usize {
+        self.spans.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    fn take_batch(&self) -> Vec<SpanData> {
+        let mut spans = self.spans.lock().unwrap_or_else(|p| p.into_inner());
+        let n = spans.len().min(self.settings.batch);
+        spans.drain(..n).collect()
+    }
+
+    /// Gives `exporter` the resource the provider was built with.
+    pub(crate) fn prepare<E: SpanExporter>(&self, exporter: &mut E) {
+        if let Some(resource) = self.resource.get() {
+            exporter.set_resource(resource);
+        }
+    }
+
+    /// Exports on a schedule until the program ends. The exporter is shared with
+    /// [`Queue::flush`] through `exporter`'s lock so that batches never overlap.
+    pub(crate) async fn run<E: SpanExporter>(
+        self: Arc<Self>,
+        exporter: Arc<tokio::sync::Mutex<E>>,
+    ) {
+        let _ = self.exporting.set(());
+        loop {
+            self.flush(&exporter).await;
+            let _ = tokio::time::timeout(self.settings.delay, self.wake.notified()).await;
+        }
+    }
+
+    /// Exports everything waiting, batch by batch.
+    pub(crate) async fn flush<E: SpanExporter>(&self, exporter: &tokio::sync::Mutex<E>) {
+        let exporter = exporter.lock().await;
+        loop {
+            let batch = self.take_batch();
+            if batch.is_empty() {
+                return;
+            }
+            let n = batch.len() as u64;
+            let outcome =
+                tokio::time::timeout(self.settings.export_timeout, exporter.export(batch)).await;
+            let why = match outcome {
+                Ok(Ok(())) => continue,
+                Ok(Err(e)) => e.to_string(),
+                Err(_) => format!("no answer within {:?}", self.settings.export_timeout),
+            };
+            problem::drop_count(Dropped::SpanExportFailed, n);
+            problem::report("span-export", || {
+                format!(
+                    "traces: export failed ({why}); spans are dropped and counted in coldstart_telemetry_dropped_total"
+                )
+            });
+        }
+    }
+}
+
+/// The span processor the tracer provider is built with: it only queues.
+pub(crate) struct Queueing(pub(crate) Arc<Queue>);
+
+impl fmt::Debug for Queueing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Queueing")
+            .field("waiting", &self.0.len())
+            .finish()
+    }
+}
+
+impl SpanProcessor for Queueing {
+    fn on_start(&self, _span: &mut Span, _cx: &Context) {}
+
+    fn on_end(&self, span: SpanData) {
+        if span.span_context.is_sampled() {
+            self.0.push(span);
+        }
+    }
+
+    /// Flushing is asynchronous ([`Queue::flush`], run at shutdown); blocking here
+    /// could deadlock a current-thread runtime.
+    fn force_flush(&self) -> OTelSdkResult {
+        Ok(())
+    }
+
+    fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
+        Ok(())
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        let _ = self.0.resource.set(resource.clone());
+    }
+}

@@ -1,0 +1,250 @@
+/*!
+The dynamic sampler: sample more when errors rise, less when traffic rises.
+
+```text
+p = clamp(base * (1 + k1 * error_pct / 100) / (1 + k2 * log10(qps + 1)), floor, 1)
+```
+
+with `qps` and `error_pct` counted over a sliding window of whole seconds by the HTTP
+layer ([`record`]), `k1 = 0.5`, `k2 = 2`, `floor = 0.01` and a 10 s window unless
+configured (DESIGN.md). The decision for a trace is the trace-id ratio test with `p`,
+so all spans of one trace agree.
+
+Recording a request is two relaxed atomic adds, plus a reset when a new second
+starts; it never locks.
+*/
+
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use opentelemetry::trace::{Link, SpanKind, TraceContextExt, TraceId};
+use opentelemetry::{Context, KeyValue};
+use opentelemetry_sdk::trace::{SamplingDecision, SamplingResult, ShouldSample};
+
+use crate::config::Dynamic;
+
+/// The sampling probability for a window with `qps` requests per second of which
+/// `error_pct` percent failed.
+pub fn probability(base: f64, c: &Dynamic, qps: f64, error_pct: f64) -> f64 {
+    let p = base * (1.0 + c.k1 * error_pct / 100.0) / (1.0 + c.k2 * (qps + 1.0).log10());
+    if p.is_nan() {
+        return c.floor;
+    }
+    p.clamp(c.floor.min(1.0), 1.0)
+}
+
+/// One second of the window.
+struct Slot {
+    second: AtomicU64,
+    requests: AtomicU64,
+    errors: AtomicU64,
+}
+
+/// Requests and errors per second, for the last `window` seconds.
+pub(crate) struct Window {
+    slots: Box<[Slot]>,
+}
+
+impl Window {
+    pub(crate) fn new(seconds: u64) -> Window {
+        let slots = (0..seconds.max(1))
+            .map(|_| Slot {
+                second: AtomicU64::new(0),
+                requests: AtomicU64::new(0),
+                errors: AtomicU64::new(0),
+            })
+            .collect();
+        Window { slots }
+    }
+
+    pub(crate) fn record_at(&self, second: u64, error: bool) {
+        let slot = &self.slots[(second % self.slots.len() as u64) as usize];
+        let seen = slot.second.load(Ordering::Relaxed);
+        if seen != second
+            && slot
+                .second
+                .compare_exchange(seen, second, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            // This thread starts the new second; a count racing with the reset may
+            // be lost, which a sampling estimate can afford.
+            slot.requests.store(0, Ordering::Relaxed);
+            slot.errors.store(0, Ordering::Relaxed);
+        }
+        slot.requests.fetch_add(1, Ordering::Relaxed);
+        if error {
+            slot.errors.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// `(qps, error_pct)` over the window ending at `second` (inclusive).
+    pub(crate) fn rates_at(&self, second: u64) -> (f64, f64) {
+        let len = self.slots.len() as u64;
+        let (mut requests, mut errors) = (0u64, 0u64);
+        for slot in self.slots.iter() {
+            let s = slot.second.load(Ordering::Relaxed);
+            if s <= second && second - s < len {
+                requests += slot.requests.load(Ordering::Relaxed);
+                errors += slot.errors.load(Ordering::Relaxed);
+            }
+        }
+        let pct = if requests == 0 {
+            0.0
+        } else {
+            errors as f64 * 100.0 / requests as f64
+        };
+        (requests as f64 / len as f64, pct)
+    }
+}
+
+static WINDOW: OnceLock<Window> = OnceLock::new();
+
+fn now_second() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Counts one answered request for the dynamic sampler; nothing when it is not in use.
+pub(crate) fn record(error: bool) {
+    if let Some(window) = WINDOW.get() {
+        window.record_at(now_second(), error);
+    }
+}
+
+/// The dynamic sampler (`OTEL_TRACES_SAMPLER=coldstart_dynamic`).
+#[derive(Debug, Clone)]
+pub struct DynamicSampler {
+    base: f64,
+    constants: Dynamic,
+}
+
+impl DynamicSampler {
+    /// A sampler with base probability `base`, fed by the HTTP layer's counts.
+    pub fn new(base: f64, constants: Dynamic) -> DynamicSampler {
+        let _ = WINDOW.get_or_init(|| Window::new(constants.window.as_secs()));
+        DynamicSampler { base, constants }
+    }
+
+    /// The probability a new trace is sampled with now.
+    pub fn current(&self) -> f64 {
+        let (qps, pct) = WINDOW
+            .get()
+            .map_or((0.0, 0.0), |w| w.rates_at(now_second()));
+        probability(self.base, &self.constants, qps, pct)
+    }
+}
+
+/// The trace-id ratio test of the OpenTelemetry SDK: the low 63 bits of the trace id
+/// against `p`.
+fn sampled(p: f64, trace_id: TraceId) -> bool {
+    if p >= 1.0 {
+        return true;
+    }
+    let bytes = trace_id.to_bytes();
+    let mut low = [0u8; 8];
+    low.copy_from_slice(&bytes[8..]);
+    (u64::from_be_bytes(low) >> 1) < (p.max(0.0) * (1u64 << 63) as f64) as u64
+}
+
+impl ShouldSample for DynamicSampler {
+    fn should_sample(
+        &self,
+        parent_context: Option<&Context>,
+        trace_id: TraceId,
+        _name: &str,
+        _span_kind: &SpanKind,
+        _attributes: &[KeyValue],
+        _links: &[Link],
+    ) -> SamplingResult {
+        let decision = if sampled(self.current(), trace_id) {
+            SamplingDecision::RecordAndSample
+        } else {
+            SamplingDecision::Drop
+        };
+        let trace_state = parent_context
+            .map(|cx| cx.span().span_context().trace_state().clone())
+            .unwrap_or_default();
+        SamplingResult {
+            decision,
+            attributes: Vec::new(),
+            trace_state,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() < 1e-12
+    }
+
+    #[test]
+    fn the_formula_at_chosen_points() {
+        let c = Dynamic::default();
+        // No traffic, no errors: the base.
+        assert!(close(probability(0.5, &c, 0.0, 0.0), 0.5));
+        // 9 qps: log10(10) = 1, so divided by 1 + 2 = 3.
+        assert!(close(probability(0.9, &c, 9.0, 0.0), 0.3));
+        // 99 qps and 20 % errors: 0.9 * 1.1 / 5.
+        assert!(close(probability(0.9, &c, 99.0, 20.0), 0.198));
+        // 100 % errors at no traffic: 0.8 * 1.5 = 1.2, clamped to 1.
+        assert!(close(probability(0.8, &c, 0.0, 100.0), 1.0));
+        // 999 999 qps: 1 / (1 + 12), under the floor.
+        assert!(close(probability(0.1, &c, 999_999.0, 0.0), 0.01));
+        let other = Dynamic {
+            k1: 1.0,
+            k2: 1.0,
+            floor: 0.2,
+            ..c
+        };
+        assert!(close(probability(1.0, &other, 9.0, 50.0), 0.75));
+    }
+
+    #[test]
+    fn the_window_counts_the_last_seconds_only() {
+        let w = Window::new(10);
+        for s in 100..110 {
+            w.record_at(s, false);
+            w.record_at(s, s % 2 == 0);
+        }
+        let (qps, pct) = w.rates_at(109);
+        assert!(close(qps, 2.0) && close(pct, 25.0), "{qps} {pct}");
+        // Ten seconds later, half the window has passed: only 105..=109 count.
+        let (qps, _) = w.rates_at(114);
+        assert!(close(qps, 1.0), "{qps}");
+        // A reused slot starts from zero.
+        w.record_at(120, true);
+        let (qps, pct) = w.rates_at(120);
+        assert!(close(qps, 0.1) && close(pct, 100.0), "{qps} {pct}");
+    }
+
+    #[test]
+    fn ratio_test_matches_the_extremes() {
+        let id = TraceId::from_bytes([0xff; 16]);
+        assert!(sampled(1.0, id));
+        assert!(!sampled(0.999, id));
+        assert!(sampled(0.001, TraceId::from_bytes([0; 16])));
+        assert!(!sampled(0.0, TraceId::from_bytes([0; 16])));
+    }
+
+    proptest! {
+        #[test]
+        fn probability_stays_within_floor_and_one(
+            base in 0.0f64..=1.0,
+            k1 in 0.0f64..100.0,
+            k2 in 0.0f64..100.0,
+            floor in 0.0f64..=1.0,
+            qps in 0.0f64..1e12,
+            pct in 0.0f64..=100.0,
+        ) {
+            let c = Dynamic { k1, k2, floor, ..Dynamic::default() };
+            let p = probability(base, &c, qps, pct);
+            prop_assert!(p >= floor && p <= 1.0, "p = {p}");
+        }
+    }
+}
