@@ -123,6 +123,9 @@ pub struct Config {
     pub queue: Queue,
     /// `OTEL_SERVICE_NAME`, else the executable's name.
     pub service_name: String,
+    /// How long one OTLP request may take (`OTEL_EXPORTER_OTLP_TRACES_TIMEOUT`, else
+    /// `OTEL_EXPORTER_OTLP_TIMEOUT`, in milliseconds; default 10 s).
+    pub otlp_timeout: Duration,
 }
 
 /// A variable with a value it does not accept. The default is used instead.
@@ -260,6 +263,13 @@ impl Config {
             )
             .unwrap_or((true, true));
         let queue = read_queue(&mut r);
+        let otlp_timeout = [
+            "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+            "OTEL_EXPORTER_OTLP_TIMEOUT",
+        ]
+        .into_iter()
+        .find_map(|key| r.read(key, "milliseconds, from 0 to 3600000", millis))
+        .unwrap_or(Duration::from_secs(10));
         let config = Config {
             metrics_addr,
             push,
@@ -270,6 +280,7 @@ impl Config {
             baggage,
             queue,
             service_name,
+            otlp_timeout,
         };
         (config, r.errors)
     }
@@ -350,18 +361,20 @@ fn read_dynamic(r: &mut Reader<'_>) -> Dynamic {
     }
 }
 
+/// Whole milliseconds, up to one hour (the `OTEL_*` timeouts and delays).
+fn millis(s: &str) -> Option<Duration> {
+    s.parse::<u64>()
+        .ok()
+        .filter(|n| *n <= 3_600_000)
+        .map(Duration::from_millis)
+}
+
 fn read_queue(r: &mut Reader<'_>) -> Queue {
     let default = Queue::default();
     let count = |s: &str| {
         s.parse::<usize>()
             .ok()
             .filter(|n| (1..=1 << 20).contains(n))
-    };
-    let millis = |s: &str| {
-        s.parse::<u64>()
-            .ok()
-            .filter(|n| *n <= 3_600_000)
-            .map(Duration::from_millis)
     };
     let max_spans = r
         .read(

@@ -72,7 +72,7 @@ impl Telemetry {
             metrics::start(&config).await;
             #[cfg(feature = "tracing")]
             if config.traces {
-                trace::start();
+                trace::start(&config);
             }
             let _ = config;
         });

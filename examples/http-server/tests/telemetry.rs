@@ -208,6 +208,7 @@ fn receiver(python: &Path, out: &Path, mode: &str) -> (u16, Reaper) {
         .arg(out)
         .args(["--http-port", "0", "--mode", mode])
         .stdout(Stdio::piped())
+        .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let mut first = String::new();
@@ -412,4 +413,63 @@ fn a_bad_telemetry_setting_is_named_and_the_service_still_serves() {
         "{said}"
     );
     serve_all(port, 2);
+}
+
+#[test]
+fn pushes_reach_a_real_pushgateway_and_the_last_push_happens_at_shutdown() {
+    let test = "pushes_reach_a_real_pushgateway_and_the_last_push_happens_at_shutdown";
+    let Some(gateway) = tool(test, "prometheus-pushgateway", &["--version"]) else {
+        return;
+    };
+    let gport = free_port();
+    let _gateway = Reaper(
+        Command::new(gateway)
+            .arg(format!("--web.listen-address=127.0.0.1:{gport}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let (port, mut server, mut lines) = server(&[
+        ("COLDSTART_METRICS_ADDR", "off".into()),
+        (
+            "COLDSTART_METRICS_PUSH_URL",
+            format!("http://127.0.0.1:{gport}"),
+        ),
+        ("COLDSTART_METRICS_PUSH_JOB", "push-test".into()),
+        // Only the push right after the first response, then the one at shutdown.
+        ("COLDSTART_METRICS_PUSH_INTERVAL", "1h".into()),
+        ("OTEL_TRACES_EXPORTER", "none".into()),
+    ]);
+    let series = "http_requests_total{instance=\"\",job=\"push-test\",method=\"GET\",route=\"/\",status=\"200\"}";
+    let pushed = |at_least: f64| {
+        poll(Duration::from_secs(10), || {
+            let exposition = get_http10(gport, "/metrics")?;
+            sample(body(&exposition), series).filter(|n| *n >= at_least)
+        })
+    };
+    serve_all(port, 1);
+    assert_eq!(
+        pushed(1.0),
+        Some(1.0),
+        "the first push after the first response"
+    );
+    serve_all(port, 2);
+    // SAFETY: signalling our own child.
+    assert_eq!(
+        unsafe { libc::kill(server.0.id() as i32, libc::SIGTERM) },
+        0
+    );
+    let status = server.0.wait().unwrap();
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "{}",
+        lines.drain(Duration::from_millis(100))
+    );
+    assert_eq!(
+        pushed(3.0),
+        Some(3.0),
+        "the final push at shutdown carries all three requests"
+    );
 }

@@ -3,7 +3,7 @@ Prometheus metrics that cost nothing at cold start.
 
 [`install`] puts a `metrics` recorder in place at start-up: no thread, no socket, no
 runtime, so what the program records from its first instruction is kept. The
-`/metrics` listener, the registry's upkeep and Pushgateway pushes start after the
+`/metrics` listener and Pushgateway pushes start after the
 first response ([`start`]). Process, tokio and coldstart metrics, and the
 [`register_collector`] callbacks, are sampled when a scrape or push renders; nothing
 about them is recorded on a request's path.
@@ -13,12 +13,11 @@ mod coldstart;
 mod listener;
 mod process;
 mod push;
+mod registry;
 mod text;
 
-use std::sync::{Mutex, OnceLock};
-use std::time::Duration;
-
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::config::Config;
 use crate::problem;
@@ -32,7 +31,8 @@ pub const HTTP_DURATION_BUCKETS: [f64; 16] = [
     5.0, 10.0,
 ];
 
-static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+static REGISTRY: registry::Registry = registry::Registry::new();
+static INSTALLED: AtomicBool = AtomicBool::new(false);
 
 type Collector = Box<dyn Fn() + Send + Sync>;
 static COLLECTORS: Mutex<Vec<Collector>> = Mutex::new(Vec::new());
@@ -40,25 +40,17 @@ static COLLECTORS: Mutex<Vec<Collector>> = Mutex::new(Vec::new());
 /// Installs the recorder as the global `metrics` recorder. Returns `false`, after
 /// saying why on stderr, when another recorder was installed first.
 pub(crate) fn install() -> bool {
-    if HANDLE.get().is_some() {
+    if INSTALLED.load(Ordering::Acquire) {
         return true;
     }
-    let builder = PrometheusBuilder::new()
-        .set_buckets_for_metric(
-            Matcher::Full("http_request_duration_seconds".into()),
-            &HTTP_DURATION_BUCKETS,
-        )
-        .unwrap_or_else(|_| PrometheusBuilder::new());
-    let recorder = builder.build_recorder();
-    let handle = recorder.handle();
-    if metrics::set_global_recorder(recorder).is_err() {
+    if metrics::set_global_recorder(registry::Installed(&REGISTRY)).is_err() {
         problem::report("metrics-recorder", || {
             "metrics: another metrics recorder was installed first; coldstart's metrics are off"
                 .into()
         });
         return false;
     }
-    let _ = HANDLE.set(handle);
+    INSTALLED.store(true, Ordering::Release);
     true
 }
 
@@ -81,24 +73,25 @@ pub fn register_collector(collect: impl Fn() + Send + Sync + 'static) {
 /// collectors), then the process, tokio and coldstart families. Empty when the
 /// recorder is not installed.
 pub fn render() -> String {
-    let Some(handle) = HANDLE.get() else {
+    if !INSTALLED.load(Ordering::Acquire) {
         return String::new();
-    };
+    }
     for collect in COLLECTORS.lock().unwrap_or_else(|p| p.into_inner()).iter() {
         collect();
     }
-    let mut out = handle.render();
+    let mut out = String::new();
+    REGISTRY.render(&mut out);
     process::render(&mut out);
     coldstart::render(&mut out);
     out
 }
 
 /// Starts what the recorder does not need at start-up: descriptions, the `/metrics`
-/// listener, upkeep and the Pushgateway pushes. Call it after the first response.
+/// listener and the Pushgateway pushes. Call it after the first response.
 pub(crate) async fn start(config: &Config) {
-    let Some(handle) = HANDLE.get() else {
+    if !INSTALLED.load(Ordering::Acquire) {
         return;
-    };
+    }
     describe();
     if let Some(addr) = config.metrics_addr {
         listener::start(addr).await;
@@ -106,13 +99,6 @@ pub(crate) async fn start(config: &Config) {
     if let Some(push) = config.push.clone() {
         push::start(push);
     }
-    tokio::spawn(async move {
-        let mut every = tokio::time::interval(Duration::from_secs(5));
-        loop {
-            every.tick().await;
-            handle.run_upkeep();
-        }
-    });
 }
 
 /// The help text of the HTTP metrics (the layer records them without it).

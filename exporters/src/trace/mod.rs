@@ -109,12 +109,17 @@ fn resource(config: &Config, service_version: Option<&'static str>) -> Resource 
 
 /// Builds the OTLP exporter and starts exporting the queue; registers the final
 /// flush at shutdown. Call it after the first response, inside the runtime.
-pub(crate) fn start() {
+pub(crate) fn start(config: &Config) {
+    use opentelemetry_otlp::WithHttpConfig;
     let Some(queue) = QUEUE.get().cloned() else {
         return;
     };
+    // hyper on the program's runtime: no client thread, no second runtime.
+    let client =
+        opentelemetry_http::hyper::HyperClient::with_default_connector(config.otlp_timeout, None);
     let mut exporter = match opentelemetry_otlp::SpanExporter::builder()
         .with_http()
+        .with_http_client(client)
         .build()
     {
         Ok(e) => e,

@@ -1,0 +1,302 @@
+/*!
+coldstart's `metrics` recorder: counters, gauges and fixed-bucket histograms in
+atomics, behind one read-mostly lock per kind, rendered in the Prometheus text format.
+
+Why not metrics-exporter-prometheus's recorder: building it, or recording the first
+histogram sample, calibrates `quanta`'s TSC clock, a busy loop of several milliseconds
+(it was most of the CPU time to first response in `perf`; BENCHMARKS.md, "Exporters"),
+and its registry sizes itself with `available_parallelism()` (tens of microseconds).
+Here creating the registry is free (`const`), a sample is a bucket search and three
+atomic adds, and nothing reads a clock.
+*/
+
+use std::collections::HashMap;
+use std::fmt::Write;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use metrics::{
+    Counter, Gauge, Histogram, HistogramFn, Key, KeyName, Metadata, Recorder, SharedString, Unit,
+};
+
+use super::HTTP_DURATION_BUCKETS;
+
+/// `Key` hashes itself once, when it is built; this hasher passes that hash through.
+#[derive(Default)]
+pub(crate) struct PassThrough(u64);
+
+impl Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+type Map<V> = RwLock<HashMap<Key, Arc<V>, BuildHasherDefault<PassThrough>>>;
+
+/// A histogram with fixed buckets (`HTTP_DURATION_BUCKETS`).
+pub(crate) struct Buckets {
+    counts: [AtomicU64; HTTP_DURATION_BUCKETS.len() + 1],
+    sum_bits: AtomicU64,
+}
+
+impl Buckets {
+    fn new() -> Buckets {
+        Buckets {
+            counts: std::array::from_fn(|_| AtomicU64::new(0)),
+            sum_bits: AtomicU64::new(0f64.to_bits()),
+        }
+    }
+}
+
+impl HistogramFn for Buckets {
+    fn record(&self, value: f64) {
+        let i = HTTP_DURATION_BUCKETS.partition_point(|&bound| bound < value);
+        self.counts[i].fetch_add(1, Ordering::Relaxed);
+        let _ = self
+            .sum_bits
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| {
+                Some((f64::from_bits(bits) + value).to_bits())
+            });
+    }
+}
+
+/// Every metric recorded through the `metrics` facade.
+pub(crate) struct Registry {
+    counters: Map<AtomicU64>,
+    gauges: Map<AtomicU64>,
+    histograms: Map<Buckets>,
+    help: RwLock<Vec<(KeyName, SharedString)>>,
+}
+
+impl Registry {
+    pub(crate) const fn new() -> Registry {
+        Registry {
+            counters: RwLock::new(HashMap::with_hasher(BuildHasherDefault::new())),
+            gauges: RwLock::new(HashMap::with_hasher(BuildHasherDefault::new())),
+            histograms: RwLock::new(HashMap::with_hasher(BuildHasherDefault::new())),
+            help: RwLock::new(Vec::new()),
+        }
+    }
+
+    fn describe(&self, name: KeyName, description: SharedString) {
+        let mut help = self.help.write().unwrap_or_else(|p| p.into_inner());
+        match help.iter_mut().find(|(n, _)| *n == name) {
+            Some(entry) => entry.1 = description,
+            None => help.push((name, description)),
+        }
+    }
+
+    fn help_of(&self, name: &str) -> String {
+        let help = self.help.read().unwrap_or_else(|p| p.into_inner());
+        help.iter().find(|(n, _)| n.as_str() == name).map_or_else(
+            || name.replace('_', " ").trim().to_owned(),
+            |(_, d)| d.to_string(),
+        )
+    }
+
+    /// Appends every family in the text format, sorted by name and labels.
+    pub(crate) fn render(&self, out: &mut String) {
+        let mut families: Vec<(String, Vec<String>, &'static str)> = Vec::new();
+        let mut add = |key: &Key, kind: &'static str, lines: Vec<String>| {
+            let name = sanitize(key.name());
+            match families.iter_mut().find(|(n, _, _)| *n == name) {
+                Some(f) => f.1.extend(lines),
+                None => families.push((name, lines, kind)),
+            }
+        };
+        for (key, v) in read(&self.counters) {
+            add(
+                &key,
+                "counter",
+                vec![format!(
+                    "{}{} {}",
+                    sanitize(key.name()),
+                    labels(&key, None),
+                    v.load(Ordering::Relaxed)
+                )],
+            );
+        }
+        for (key, v) in read(&self.gauges) {
+            let value = f64::from_bits(v.load(Ordering::Relaxed));
+            add(
+                &key,
+                "gauge",
+                vec![format!(
+                    "{}{} {value}",
+                    sanitize(key.name()),
+                    labels(&key, None)
+                )],
+            );
+        }
+        for (key, h) in read(&self.histograms) {
+            let name = sanitize(key.name());
+            let mut lines = Vec::with_capacity(HTTP_DURATION_BUCKETS.len() + 3);
+            let mut cumulative = 0;
+            for (i, count) in h.counts.iter().enumerate() {
+                cumulative += count.load(Ordering::Relaxed);
+                let le = HTTP_DURATION_BUCKETS
+                    .get(i)
+                    .map_or_else(|| "+Inf".to_owned(), f64::to_string);
+                lines.push(format!(
+                    "{name}_bucket{} {cumulative}",
+                    labels(&key, Some(&le))
+                ));
+            }
+            let sum = f64::from_bits(h.sum_bits.load(Ordering::Relaxed));
+            lines.push(format!("{name}_sum{} {sum}", labels(&key, None)));
+            lines.push(format!("{name}_count{} {cumulative}", labels(&key, None)));
+            add(&key, "histogram", lines);
+        }
+        families.sort_by(|a, b| a.0.cmp(&b.0));
+        for (name, mut lines, kind) in families {
+            if kind != "histogram" {
+                lines.sort();
+            }
+            let _ = writeln!(
+                out,
+                "# HELP {name} {}",
+                self.help_of(&name).replace('\n', " ")
+            );
+            let _ = writeln!(out, "# TYPE {name} {kind}");
+            for line in lines {
+                out.push_str(&line);
+                out.push('\n');
+            }
+        }
+    }
+}
+
+fn read<V>(map: &Map<V>) -> Vec<(Key, Arc<V>)> {
+    let map = map.read().unwrap_or_else(|p| p.into_inner());
+    map.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
+fn get_or_insert<V>(map: &Map<V>, key: &Key, new: impl FnOnce() -> V) -> Arc<V> {
+    if let Some(v) = map.read().unwrap_or_else(|p| p.into_inner()).get(key) {
+        return v.clone();
+    }
+    let mut map = map.write().unwrap_or_else(|p| p.into_inner());
+    map.entry(key.clone())
+        .or_insert_with(|| Arc::new(new()))
+        .clone()
+}
+
+/// Metric and label names may hold only `[a-zA-Z0-9_:]` (labels: no `:`), and may
+/// not start with a digit: anything else becomes `_`.
+fn sanitize(name: &str) -> String {
+    name.char_indices()
+        .map(|(i, c)| match c {
+            'a'..='z' | 'A'..='Z' | '_' | ':' => c,
+            '0'..='9' if i > 0 => c,
+            _ => '_',
+        })
+        .collect()
+}
+
+fn labels(key: &Key, le: Option<&str>) -> String {
+    let mut out = String::new();
+    let pairs = key
+        .labels()
+        .map(|l| (sanitize(l.key()).replace(':', "_"), l.value().to_owned()))
+        .chain(le.map(|le| ("le".to_owned(), le.to_owned())));
+    for (i, (k, v)) in pairs.enumerate() {
+        out.push(if i == 0 { '{' } else { ',' });
+        let v = v
+            .replace('\\', "\\\\")
+            .replace('"', "\\\"")
+            .replace('\n', "\\n");
+        let _ = write!(out, "{k}=\"{v}\"");
+    }
+    if !out.is_empty() {
+        out.push('}');
+    }
+    out
+}
+
+/// The recorder installed as the global `metrics` recorder.
+pub(crate) struct Installed(pub(crate) &'static Registry);
+
+impl Recorder for Installed {
+    fn describe_counter(&self, key: KeyName, _: Option<Unit>, description: SharedString) {
+        self.0.describe(key, description);
+    }
+    fn describe_gauge(&self, key: KeyName, _: Option<Unit>, description: SharedString) {
+        self.0.describe(key, description);
+    }
+    fn describe_histogram(&self, key: KeyName, _: Option<Unit>, description: SharedString) {
+        self.0.describe(key, description);
+    }
+    fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
+        Counter::from_arc(get_or_insert(&self.0.counters, key, || AtomicU64::new(0)))
+    }
+    fn register_gauge(&self, key: &Key, _: &Metadata<'_>) -> Gauge {
+        Gauge::from_arc(get_or_insert(&self.0.gauges, key, || {
+            AtomicU64::new(0f64.to_bits())
+        }))
+    }
+    fn register_histogram(&self, key: &Key, _: &Metadata<'_>) -> Histogram {
+        Histogram::from_arc(get_or_insert(&self.0.histograms, key, Buckets::new))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_every_kind_sorted_with_help() {
+        static R: Registry = Registry::new();
+        let rec = Installed(&R);
+        let m = Metadata::new("t", metrics::Level::INFO, None);
+        rec.describe_counter("jobs_total".into(), None, "Jobs done.".into());
+        rec.register_counter(
+            &Key::from_parts("jobs_total", vec![metrics::Label::new("kind", "a\"b")]),
+            &m,
+        )
+        .increment(3);
+        rec.register_gauge(&Key::from_name("1queue-depth"), &m)
+            .set(2.5);
+        let h = rec.register_histogram(&Key::from_name("wait_seconds"), &m);
+        h.record(0.0002);
+        h.record(20.0);
+        let mut out = String::new();
+        R.render(&mut out);
+        assert!(
+            out.starts_with(
+                "# HELP _queue_depth queue depth\n# TYPE _queue_depth gauge\n_queue_depth 2.5\n"
+            ),
+            "{out}"
+        );
+        assert!(out.contains("# HELP jobs_total Jobs done.\n# TYPE jobs_total counter\njobs_total{kind=\"a\\\"b\"} 3\n"), "{out}");
+        assert!(
+            out.contains(
+                "wait_seconds_bucket{le=\"0.0001\"} 0\nwait_seconds_bucket{le=\"0.00025\"} 1\n"
+            ),
+            "{out}"
+        );
+        assert!(out.contains("wait_seconds_bucket{le=\"10\"} 1\nwait_seconds_bucket{le=\"+Inf\"} 2\nwait_seconds_sum 20.0002\nwait_seconds_count 2\n"), "{out}");
+    }
+
+    #[test]
+    fn a_key_registered_twice_is_one_series() {
+        static R: Registry = Registry::new();
+        let rec = Installed(&R);
+        let m = Metadata::new("t", metrics::Level::INFO, None);
+        for _ in 0..3 {
+            rec.register_counter(&Key::from_name("hits_total"), &m)
+                .increment(1);
+        }
+        let mut out = String::new();
+        R.render(&mut out);
+        assert!(out.contains("\nhits_total 3\n"), "{out}");
+    }
+}
