@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use coldstart_bootstrap::Env;
+use coldstart_bootstrap::plan::settings::parse_duration;
 
 /// The default `/metrics` address: loopback, the OpenTelemetry Prometheus port.
 pub const DEFAULT_METRICS_ADDR: &str = "127.0.0.1:9464";
@@ -422,19 +423,6 @@ fn parse_propagators(s: &str) -> Option<(bool, bool)> {
         }
     }
     Some((tc, bg))
-}
-
-/// `500ms`, `10s`, `2m` (up to one hour).
-pub(crate) fn parse_duration(s: &str) -> Option<Duration> {
-    let (digits, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit())?);
-    let n: u64 = digits.parse().ok()?;
-    let ms = match unit {
-        "ms" => n,
-        "s" => n.checked_mul(1000)?,
-        "m" => n.checked_mul(60_000)?,
-        _ => return None,
-    };
-    (ms <= 3_600_000).then(|| Duration::from_millis(ms))
 }
 
 fn executable_name() -> String {

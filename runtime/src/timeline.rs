@@ -29,7 +29,8 @@ pub enum Phase {
     FirstResponse,
 }
 
-const PHASES: [Phase; 7] = [
+/// Every phase, in the order they are reached.
+pub const PHASES: [Phase; 7] = [
     Phase::Main,
     Phase::Probed,
     Phase::Planned,

@@ -117,6 +117,11 @@ pub fn parse_fallback(s: &str) -> Option<Option<std::time::Duration>> {
     if s == "off" {
         return Some(None);
     }
+    parse_duration(s).map(Some)
+}
+
+/// Parses `500ms`, `10s` or `2m`, up to one hour.
+pub fn parse_duration(s: &str) -> Option<std::time::Duration> {
     let (digits, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit())?);
     let n: u64 = digits.parse().ok()?;
     let ms = match unit {
@@ -125,7 +130,7 @@ pub fn parse_fallback(s: &str) -> Option<Option<std::time::Duration>> {
         "m" => n.checked_mul(60_000)?,
         _ => return None,
     };
-    (ms <= 3_600_000).then(|| Some(std::time::Duration::from_millis(ms)))
+    (ms <= 3_600_000).then(|| std::time::Duration::from_millis(ms))
 }
 
 /// `COLDSTART_LOG`: `debug` prints the budget, the plan and the start-up timeline once,

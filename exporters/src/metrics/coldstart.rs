@@ -5,20 +5,11 @@ the dropped-telemetry counters, and tokio's stable runtime metrics. Nothing is
 recorded on the request path for them.
 */
 
-use coldstart_runtime::{Phase, init, timeline};
+use coldstart_runtime::timeline::PHASES;
+use coldstart_runtime::{init, timeline};
 
 use super::text::{Kind, family, single};
 use crate::problem::{Dropped, dropped};
-
-const PHASES: [Phase; 7] = [
-    Phase::Main,
-    Phase::Probed,
-    Phase::Planned,
-    Phase::RuntimeBuilt,
-    Phase::InitsDone,
-    Phase::BodyEntered,
-    Phase::FirstResponse,
-];
 
 /// Appends coldstart's and tokio's families to `out`.
 pub(crate) fn render(out: &mut String) {

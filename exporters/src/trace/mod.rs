@@ -124,8 +124,7 @@ pub(crate) fn start(config: &Config) {
     {
         Ok(e) => e,
         Err(e) => {
-            let waiting = queue.len();
-            problem::drop_count(problem::Dropped::SpanExportFailed, waiting as u64);
+            let waiting = queue.discard();
             problem::report("otlp-build", || {
                 format!(
                     "traces: cannot build the OTLP exporter ({e}); tracing is off, {waiting} queued spans are dropped"

@@ -30,6 +30,8 @@ pub(crate) struct Queue {
     wake: Notify,
     /// Set once the exporter runs: from then on a full batch wakes it.
     exporting: OnceLock<()>,
+    /// Set when the exporter could not be built: spans are counted as dropped, not kept.
+    discarding: OnceLock<()>,
     resource: OnceLock<Resource>,
 }
 
@@ -40,11 +42,16 @@ impl Queue {
             settings,
             wake: Notify::new(),
             exporting: OnceLock::new(),
+            discarding: OnceLock::new(),
             resource: OnceLock::new(),
         })
     }
 
     fn push(&self, span: SpanData) {
+        if self.discarding.get().is_some() {
+            problem::drop_count(Dropped::SpanExportFailed, 1);
+            return;
+        }
         let mut spans = self.spans.lock().unwrap_or_else(|p| p.into_inner());
         if spans.len() >= self.settings.max_spans {
             drop(spans);
@@ -63,6 +70,15 @@ impl Queue {
         if full && self.exporting.get().is_some() {
             self.wake.notify_one();
         }
+    }
+
+    /// Drops what waits and everything after it, counting it as failed exports:
+    /// there is no exporter to give it to. Returns how many spans were waiting.
+    pub(crate) fn discard(&self) -> usize {
+        let _ = self.discarding.set(());
+        let waiting = std::mem::take(&mut *self.spans.lock().unwrap_or_else(|p| p.into_inner()));
+        problem::drop_count(Dropped::SpanExportFailed, waiting.len() as u64);
+        waiting.len()
     }
 
     /// Spans waiting now.
