@@ -83,7 +83,17 @@ fn one_thread_inside_a_quarter_cpu_cgroup() {
         },
     )
     .unwrap();
-    let sample = run_once(&Target::new("http-server", SERVER), Some(&cg)).unwrap();
+    // What this checks is the runtime the plan built. Work after the first response
+    // (deferred inits, the OTLP client resolving `localhost`) may start blocking-pool
+    // threads while the harness samples; keep the exporters out of that race.
+    let mut target = Target::new("http-server", SERVER);
+    target
+        .env
+        .push(("OTEL_TRACES_EXPORTER".into(), "none".into()));
+    target
+        .env
+        .push(("COLDSTART_METRICS_ADDR".into(), "off".into()));
+    let sample = run_once(&target, Some(&cg)).unwrap();
     assert_eq!(
         sample.threads, 1,
         "minimal plan: current_thread, no workers"
