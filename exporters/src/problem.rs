@@ -6,6 +6,8 @@ printed the first time it happens, then at most once a minute with the number of
 times it happened in between. Nothing here blocks or allocates on a request's path
 except the first report of a kind.
 */
+// Without `metrics` or `tracing` nothing is exported, so nothing reports.
+#![cfg_attr(not(any(feature = "metrics", feature = "tracing")), allow(dead_code))]
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};

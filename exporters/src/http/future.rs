@@ -49,7 +49,9 @@ where
     }
 }
 
-/// What is known about a request until it is answered.
+/// What is known about a request until it is answered. The timing and labels are
+/// for the metrics; without feature `metrics` only the span is kept.
+#[cfg_attr(not(feature = "metrics"), allow(dead_code))]
 pub(crate) struct Record {
     start: Instant,
     method: &'static str,
