@@ -155,7 +155,7 @@ pub mod telemetry {
     };
     #[cfg(feature = "tracing")]
     pub use coldstart_exporters::trace::sampler::DynamicSampler;
-    pub use coldstart_exporters::{Config, ConfigError, Telemetry};
+    pub use coldstart_exporters::{Config, ConfigError, Telemetry, installed};
 }
 
 /// What the attributes expand to. Not a public API: it changes without notice between

@@ -24,12 +24,22 @@ pub mod problem;
 #[cfg(feature = "tracing")]
 pub mod trace;
 
+use std::sync::OnceLock;
+
 pub use config::{Config, ConfigError};
 
+/// The settings of the installed telemetry; the first installation wins.
+static INSTALLED: OnceLock<Config> = OnceLock::new();
+
+/// The settings telemetry was installed with; `None` before [`install`].
+pub fn installed() -> Option<&'static Config> {
+    INSTALLED.get()
+}
+
 /// The installed telemetry, waiting to start its exporters.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 pub struct Telemetry {
-    config: Config,
+    config: &'static Config,
 }
 
 /// Installs the metrics recorder and the tracer provider (whichever features are
@@ -45,34 +55,35 @@ pub fn install(service_version: Option<&'static str>) -> Telemetry {
     install_with(config, service_version)
 }
 
-/// [`install`] with the settings given.
+/// [`install`] with the settings given. Installing again keeps the first settings.
 #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
 pub fn install_with(config: Config, service_version: Option<&'static str>) -> Telemetry {
+    let config = INSTALLED.get_or_init(|| config);
     #[cfg(feature = "metrics")]
     metrics::install();
     #[cfg(feature = "tracing")]
     if config.traces {
-        trace::install(&config, service_version);
+        trace::install(config, service_version);
     }
     Telemetry { config }
 }
 
 impl Telemetry {
     /// The settings in use.
-    pub fn config(&self) -> &Config {
-        &self.config
+    pub fn config(&self) -> &'static Config {
+        self.config
     }
 
     /// Starts the exporters once the first response is done (or the fallback timer
     /// fires). Must be called inside the runtime.
     pub fn start_after_first_response(&self) {
-        let config = self.config.clone();
+        let config = self.config;
         coldstart_runtime::after_first_request(async move {
             #[cfg(feature = "metrics")]
-            metrics::start(&config).await;
+            metrics::start(config).await;
             #[cfg(feature = "tracing")]
             if config.traces {
-                trace::start(&config);
+                trace::start(config);
             }
             let _ = config;
         });

@@ -60,7 +60,7 @@ async fn main() -> anyhow::Result<()> {
             eprintln!("http-server: shutdown hook ran");
         });
         eprintln!("http-server: deferred work started after the first response");
-        if let Some(addr) = coldstart::telemetry::Config::from_env().0.metrics_addr {
+        if let Some(addr) = coldstart::telemetry::installed().and_then(|c| c.metrics_addr) {
             eprintln!("http-server: metrics on http://{addr}/metrics");
         }
     });
