@@ -29,50 +29,42 @@ fn start_up(out: &mut String) {
         1.0,
     );
     let t = timeline();
-    let phases: Vec<([(&str, &str); 1], f64)> = PHASES
+    let phases = PHASES
         .iter()
-        .filter_map(|&p| Some(([("phase", p.as_str())], t.since_exec(p)?.as_secs_f64())))
-        .collect();
+        .filter_map(|&p| Some(([("phase", p.as_str())], t.since_exec(p)?.as_secs_f64())));
     family(
         out,
         "coldstart_phase_seconds",
         "Seconds from process start until each start-up phase was reached (first_response: the first response was sent).",
         Kind::Gauge,
-        phases.iter().map(|(l, v)| (&l[..], *v)),
+        phases,
     );
     let reports = init::reports();
-    let inits: Vec<([(&str, &str); 2], f64)> = reports
-        .iter()
-        .filter_map(|r| {
-            Some((
-                [("name", r.name), ("place", r.place.as_str())],
-                r.took?.as_secs_f64(),
-            ))
-        })
-        .collect();
+    let inits = reports.iter().filter_map(|r| {
+        Some((
+            [("name", r.name), ("place", r.place.as_str())],
+            r.took?.as_secs_f64(),
+        ))
+    });
     family(
         out,
         "coldstart_init_duration_seconds",
         "How long each #[coldstart::init] registration took, by where the order placed it.",
         Kind::Gauge,
-        inits.iter().map(|(l, v)| (&l[..], *v)),
+        inits,
     );
-    let failed: Vec<([(&str, &str); 1], f64)> = reports
-        .iter()
-        .filter(|r| r.outcome.is_some())
-        .map(|r| {
-            (
-                [("name", r.name)],
-                f64::from(u8::from(matches!(r.outcome, Some(Err(_))))),
-            )
-        })
-        .collect();
+    let failed = reports.iter().filter(|r| r.outcome.is_some()).map(|r| {
+        (
+            [("name", r.name)],
+            f64::from(u8::from(matches!(r.outcome, Some(Err(_))))),
+        )
+    });
     family(
         out,
         "coldstart_init_failed",
         "1 if a #[coldstart::init] registration that has run failed, 0 if it succeeded.",
         Kind::Gauge,
-        failed.iter().map(|(l, v)| (&l[..], *v)),
+        failed,
     );
 }
 
@@ -112,26 +104,23 @@ fn limits(out: &mut String) {
         "coldstart_plan_info",
         "The start-up plan coldstart chose; always 1.",
         Kind::Gauge,
-        [(&labels[..], 1.0)],
+        [(labels, 1.0)],
     );
 }
 
 fn telemetry(out: &mut String) {
-    let labels: Vec<([(&str, &str); 2], f64)> = Dropped::ALL
-        .iter()
-        .map(|&d| {
-            (
-                [("signal", d.signal()), ("reason", d.reason())],
-                dropped(d) as f64,
-            )
-        })
-        .collect();
+    let labels = Dropped::ALL.iter().map(|&d| {
+        (
+            [("signal", d.signal()), ("reason", d.reason())],
+            dropped(d) as f64,
+        )
+    });
     family(
         out,
         "coldstart_telemetry_dropped_total",
         "Spans and metric pushes dropped: queue full, export failed, push failed.",
         Kind::Counter,
-        labels.iter().map(|(l, v)| (&l[..], *v)),
+        labels,
     );
 }
 

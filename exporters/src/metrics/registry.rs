@@ -21,6 +21,7 @@ use metrics::{
 };
 
 use super::HTTP_DURATION_BUCKETS;
+use super::text::{Kind, header, labels};
 
 /// `Key` hashes itself once, when it is built; this hasher passes that hash through.
 #[derive(Default)]
@@ -105,37 +106,24 @@ impl Registry {
 
     /// Appends every family in the text format, sorted by name and labels.
     pub(crate) fn render(&self, out: &mut String) {
-        let mut families: Vec<(String, Vec<String>, &'static str)> = Vec::new();
-        let mut add = |key: &Key, kind: &'static str, lines: Vec<String>| {
-            let name = sanitize(key.name());
-            match families.iter_mut().find(|(n, _, _)| *n == name) {
-                Some(f) => f.1.extend(lines),
-                None => families.push((name, lines, kind)),
-            }
+        let mut families: Vec<(String, Kind, Vec<String>)> = Vec::new();
+        let mut add = |name: String, kind: Kind, lines: Vec<String>| match families
+            .iter_mut()
+            .find(|(n, _, _)| *n == name)
+        {
+            Some(f) => f.2.extend(lines),
+            None => families.push((name, kind, lines)),
         };
         for (key, v) in read(&self.counters) {
-            add(
-                &key,
-                "counter",
-                vec![format!(
-                    "{}{} {}",
-                    sanitize(key.name()),
-                    labels(&key, None),
-                    v.load(Ordering::Relaxed)
-                )],
-            );
+            let name = sanitize(key.name());
+            let line = sample(&name, &key, None, v.load(Ordering::Relaxed));
+            add(name, Kind::Counter, vec![line]);
         }
         for (key, v) in read(&self.gauges) {
+            let name = sanitize(key.name());
             let value = f64::from_bits(v.load(Ordering::Relaxed));
-            add(
-                &key,
-                "gauge",
-                vec![format!(
-                    "{}{} {value}",
-                    sanitize(key.name()),
-                    labels(&key, None)
-                )],
-            );
+            let line = sample(&name, &key, None, value);
+            add(name, Kind::Gauge, vec![line]);
         }
         for (key, h) in read(&self.histograms) {
             let name = sanitize(key.name());
@@ -146,33 +134,42 @@ impl Registry {
                 let le = HTTP_DURATION_BUCKETS
                     .get(i)
                     .map_or_else(|| "+Inf".to_owned(), f64::to_string);
-                lines.push(format!(
-                    "{name}_bucket{} {cumulative}",
-                    labels(&key, Some(&le))
+                lines.push(sample(
+                    &format!("{name}_bucket"),
+                    &key,
+                    Some(&le),
+                    cumulative,
                 ));
             }
             let sum = f64::from_bits(h.sum_bits.load(Ordering::Relaxed));
-            lines.push(format!("{name}_sum{} {sum}", labels(&key, None)));
-            lines.push(format!("{name}_count{} {cumulative}", labels(&key, None)));
-            add(&key, "histogram", lines);
+            lines.push(sample(&format!("{name}_sum"), &key, None, sum));
+            lines.push(sample(&format!("{name}_count"), &key, None, cumulative));
+            add(name, Kind::Histogram, lines);
         }
         families.sort_by(|a, b| a.0.cmp(&b.0));
-        for (name, mut lines, kind) in families {
-            if kind != "histogram" {
+        for (name, kind, mut lines) in families {
+            if kind != Kind::Histogram {
                 lines.sort();
             }
-            let _ = writeln!(
-                out,
-                "# HELP {name} {}",
-                self.help_of(&name).replace('\n', " ")
-            );
-            let _ = writeln!(out, "# TYPE {name} {kind}");
+            header(out, &name, &self.help_of(&name).replace('\n', " "), kind);
             for line in lines {
                 out.push_str(&line);
                 out.push('\n');
             }
         }
     }
+}
+
+/// One sample line: `name{labels of key, le} value`.
+fn sample(name: &str, key: &Key, le: Option<&str>, value: impl std::fmt::Display) -> String {
+    let mut line = name.to_owned();
+    let pairs = key
+        .labels()
+        .map(|l| (sanitize(l.key()).replace(':', "_"), l.value()))
+        .chain(le.map(|le| ("le".to_owned(), le)));
+    labels(&mut line, pairs);
+    let _ = write!(line, " {value}");
+    line
 }
 
 fn read<V>(map: &Map<V>) -> Vec<(Key, Arc<V>)> {
@@ -200,26 +197,6 @@ fn sanitize(name: &str) -> String {
             _ => '_',
         })
         .collect()
-}
-
-fn labels(key: &Key, le: Option<&str>) -> String {
-    let mut out = String::new();
-    let pairs = key
-        .labels()
-        .map(|l| (sanitize(l.key()).replace(':', "_"), l.value().to_owned()))
-        .chain(le.map(|le| ("le".to_owned(), le.to_owned())));
-    for (i, (k, v)) in pairs.enumerate() {
-        out.push(if i == 0 { '{' } else { ',' });
-        let v = v
-            .replace('\\', "\\\\")
-            .replace('"', "\\\"")
-            .replace('\n', "\\n");
-        let _ = write!(out, "{k}=\"{v}\"");
-    }
-    if !out.is_empty() {
-        out.push('}');
-    }
-    out
 }
 
 /// The recorder installed as the global `metrics` recorder.

@@ -4,45 +4,58 @@
 use std::fmt::Write;
 
 /// The type of a family.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
     Counter,
     Gauge,
+    Histogram,
+}
+
+/// `# HELP` and `# TYPE` of a family.
+pub(crate) fn header(out: &mut String, name: &str, help: &str, kind: Kind) {
+    let kind = match kind {
+        Kind::Counter => "counter",
+        Kind::Gauge => "gauge",
+        Kind::Histogram => "histogram",
+    };
+    let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n");
+}
+
+/// `{k="v",...}` with the values escaped; nothing when there are no labels.
+pub(crate) fn labels<K: AsRef<str>, V: AsRef<str>>(
+    out: &mut String,
+    pairs: impl IntoIterator<Item = (K, V)>,
+) {
+    let start = out.len();
+    for (k, v) in pairs {
+        out.push(if out.len() == start { '{' } else { ',' });
+        let _ = write!(out, "{}=\"", k.as_ref());
+        escape(out, v.as_ref());
+        out.push('"');
+    }
+    if out.len() != start {
+        out.push('}');
+    }
 }
 
 /// Appends one family: `# HELP`, `# TYPE`, then one line per sample. A sample's
 /// labels are `(name, value)` pairs; values are escaped here. Writes nothing when
 /// there are no samples.
-pub(crate) fn family<'a>(
+pub(crate) fn family<'a, L: AsRef<[(&'a str, &'a str)]>>(
     out: &mut String,
     name: &str,
     help: &str,
     kind: Kind,
-    samples: impl IntoIterator<Item = (&'a [(&'a str, &'a str)], f64)>,
+    samples: impl IntoIterator<Item = (L, f64)>,
 ) {
     let mut samples = samples.into_iter().peekable();
     if samples.peek().is_none() {
         return;
     }
-    let kind = match kind {
-        Kind::Counter => "counter",
-        Kind::Gauge => "gauge",
-    };
-    let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n");
-    for (labels, value) in samples {
+    header(out, name, help, kind);
+    for (pairs, value) in samples {
         out.push_str(name);
-        if !labels.is_empty() {
-            out.push('{');
-            for (i, (k, v)) in labels.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                let _ = write!(out, "{k}=\"");
-                escape(out, v);
-                out.push('"');
-            }
-            out.push('}');
-        }
+        labels(out, pairs.as_ref().iter().copied());
         let _ = writeln!(out, " {value}");
     }
 }
@@ -86,7 +99,13 @@ mod tests {
     #[test]
     fn an_empty_family_is_left_out() {
         let mut out = String::new();
-        family(&mut out, "x", "An x.", Kind::Gauge, []);
+        family(
+            &mut out,
+            "x",
+            "An x.",
+            Kind::Gauge,
+            None::<(&[(&str, &str)], f64)>,
+        );
         assert!(out.is_empty());
     }
 }
