@@ -7,7 +7,7 @@
 #![allow(clippy::unwrap_used)] // a test fails loudly on a broken fixture
 
 use std::io::{BufRead, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -195,65 +195,94 @@ fn get_http10(port: u16, path: &str) -> Option<String> {
     Some(out)
 }
 
-/// The OTLP receiver (`exporters/tests/support/otlp_receiver.py`), writing spans to
-/// `out`; its HTTP port.
-fn receiver(python: &Path, out: &Path, mode: &str) -> (u16, Reaper) {
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../../exporters/tests/support/otlp_receiver.py"
-    );
-    let mut child: Child = Command::new(python)
-        .arg(script)
-        .arg("--out")
-        .arg(out)
-        .args(["--http-port", "0", "--mode", mode])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut first = String::new();
-    std::io::BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    let port = first
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("http="))
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("receiver said `{first}`"));
-    (port, Reaper(child))
+/// The OTLP receiver (`exporters/tests/support/otlp_receiver.py`) answering in
+/// `mode`, writing the spans it accepts to a temporary file. Dropping it stops the
+/// receiver and removes the file.
+struct Collector {
+    port: u16,
+    dir: PathBuf,
+    _receiver: Reaper,
 }
 
-fn spans(out: &Path) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(out)
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
+impl Collector {
+    /// `None` (after saying the test is skipped) where the receiver's Python is
+    /// missing outside CI.
+    fn start(test: &str, mode: &str) -> Option<Collector> {
+        let python = otlp_python(test)?;
+        let dir = temp_dir(&format!("otlp-{mode}"));
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../exporters/tests/support/otlp_receiver.py"
+        );
+        let mut child: Child = Command::new(python)
+            .arg(script)
+            .arg("--out")
+            .arg(dir.join("spans.jsonl"))
+            .args(["--http-port", "0", "--mode", mode])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        let port = first
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("http="))
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("receiver said `{first}`"));
+        Some(Collector {
+            port,
+            dir,
+            _receiver: Reaper(child),
+        })
+    }
+
+    fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn spans(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.dir.join("spans.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+}
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }
 
 #[test]
 fn the_first_requests_span_reaches_an_otlp_receiver_with_its_parent() {
     let test = "the_first_requests_span_reaches_an_otlp_receiver_with_its_parent";
-    let Some(python) = otlp_python(test) else {
+    let Some(collector) = Collector::start(test, "ok") else {
         return;
     };
-    let dir = temp_dir("otlp-http");
-    let out = dir.join("spans.jsonl");
-    let (rport, _receiver) = receiver(&python, &out, "ok");
     let (port, _server, _lines) = server(&[
-        (
-            "OTEL_EXPORTER_OTLP_ENDPOINT",
-            format!("http://127.0.0.1:{rport}"),
-        ),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", collector.endpoint()),
         ("OTEL_SERVICE_NAME", "hello-test".into()),
         ("COLDSTART_METRICS_ADDR", "off".into()),
     ]);
     let traceparent = format!("traceparent: 00-{TRACE_ID}-{PARENT_ID}-01\r\n");
     assert!(get_with(port, "/", &traceparent).ends_with("hello\n"));
     let span = poll(Duration::from_secs(10), || {
-        spans(&out).into_iter().find(|s| s["trace_id"] == TRACE_ID)
+        collector
+            .spans()
+            .into_iter()
+            .find(|s| s["trace_id"] == TRACE_ID)
     })
-    .unwrap_or_else(|| panic!("no span of trace {TRACE_ID} arrived; got {:?}", spans(&out)));
+    .unwrap_or_else(|| {
+        panic!(
+            "no span of trace {TRACE_ID} arrived; got {:?}",
+            collector.spans()
+        )
+    });
     assert_eq!(span["transport"], "http");
     assert_eq!(span["parent_span_id"], PARENT_ID);
     assert_eq!(span["name"], "GET /");
@@ -268,7 +297,6 @@ fn the_first_requests_span_reaches_an_otlp_receiver_with_its_parent() {
     );
     assert!(span["resource"]["host.arch"].is_string());
     assert!(span["resource"]["process.pid"].is_i64());
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// Serves `n` requests; all must be answered.
@@ -326,34 +354,28 @@ fn a_collector_that_is_down_is_counted_and_reported_once() {
 #[test]
 fn a_collector_that_answers_errors_is_counted_and_reported_once() {
     let test = "a_collector_that_answers_errors_is_counted_and_reported_once";
-    let Some(python) = otlp_python(test) else {
+    let Some(collector) = Collector::start(test, "error") else {
         return;
     };
-    let dir = temp_dir("otlp-error");
-    let (rport, _receiver) = receiver(&python, &dir.join("spans.jsonl"), "error");
-    survives_a_broken_collector(format!("http://127.0.0.1:{rport}"), &[], "export_failed");
-    let _ = std::fs::remove_dir_all(dir);
+    survives_a_broken_collector(collector.endpoint(), &[], "export_failed");
 }
 
 #[test]
 fn a_collector_that_never_answers_bounds_the_queue() {
     let test = "a_collector_that_never_answers_bounds_the_queue";
-    let Some(python) = otlp_python(test) else {
+    let Some(collector) = Collector::start(test, "hang") else {
         return;
     };
-    let dir = temp_dir("otlp-hang");
-    let (rport, _receiver) = receiver(&python, &dir.join("spans.jsonl"), "hang");
     // A queue of 8 and a collector that holds each export for the whole timeout:
     // the rest of the 50 spans cannot fit.
     survives_a_broken_collector(
-        format!("http://127.0.0.1:{rport}"),
+        collector.endpoint(),
         &[
             ("OTEL_BSP_MAX_QUEUE_SIZE", "8".into()),
             ("OTEL_EXPORTER_OTLP_TIMEOUT", "2000".into()),
         ],
         "queue_full",
     );
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
