@@ -153,6 +153,8 @@ pub mod telemetry {
     pub use coldstart_exporters::trace::propagation::{
         extract_headers, extract_map, inject_headers, inject_map,
     };
+    #[cfg(feature = "grpc")]
+    pub use coldstart_exporters::trace::propagation::{extract_metadata, inject_metadata};
     #[cfg(feature = "tracing")]
     pub use coldstart_exporters::trace::sampler::DynamicSampler;
     pub use coldstart_exporters::{Config, ConfigError, Telemetry, installed};

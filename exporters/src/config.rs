@@ -9,6 +9,7 @@ for that one setting. Telemetry must not be the reason a service fails to start.
 
 use std::fmt;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use coldstart_bootstrap::Env;
@@ -102,6 +103,41 @@ pub struct Push {
     pub interval: Duration,
 }
 
+/// How spans travel to the collector (`OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`, else
+/// `OTEL_EXPORTER_OTLP_PROTOCOL`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// `http/protobuf`, the default: port 4318, path `/v1/traces`.
+    HttpProtobuf,
+    /// `grpc` (the `grpc` feature): port 4317.
+    Grpc,
+}
+
+/// The OTLP exporter's TLS files (`OTEL_EXPORTER_OTLP_[TRACES_]CERTIFICATE`,
+/// `_CLIENT_CERTIFICATE`, `_CLIENT_KEY`; the `tls` feature). Read when the exporter
+/// starts, after the first response.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientTls {
+    /// The CA that signs the collector's certificate; without it, the system's roots.
+    pub ca: Option<PathBuf>,
+    /// The client certificate chain, for collectors that require one (mutual TLS).
+    pub certificate: Option<PathBuf>,
+    /// The client certificate's private key.
+    pub key: Option<PathBuf>,
+}
+
+/// TLS for `/metrics` (`COLDSTART_METRICS_TLS_CERT`, `_KEY`, `_CLIENT_CA`; the `tls`
+/// feature). Read when the listener starts, after the first response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerTls {
+    /// The server certificate chain (PEM).
+    pub certificate: PathBuf,
+    /// Its private key (PEM).
+    pub key: PathBuf,
+    /// When set, only clients with a certificate signed by this CA are served.
+    pub client_ca: Option<PathBuf>,
+}
+
 /// Every exporter setting.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -127,6 +163,12 @@ pub struct Config {
     /// How long one OTLP request may take (`OTEL_EXPORTER_OTLP_TRACES_TIMEOUT`, else
     /// `OTEL_EXPORTER_OTLP_TIMEOUT`, in milliseconds; default 10 s).
     pub otlp_timeout: Duration,
+    /// How spans travel to the collector.
+    pub protocol: Protocol,
+    /// The OTLP exporter's TLS files.
+    pub otlp_tls: ClientTls,
+    /// TLS for `/metrics`; `None` serves plain HTTP.
+    pub metrics_tls: Option<ServerTls>,
 }
 
 /// A variable with a value it does not accept. The default is used instead.
@@ -138,14 +180,19 @@ pub struct ConfigError {
     pub value: String,
     /// What it accepts, in words.
     pub accepts: &'static str,
+    /// What happens instead, such as `using the default`.
+    pub instead: &'static str,
 }
+
+/// What a rejected value usually leads to.
+const USING_THE_DEFAULT: &str = "using the default";
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "set {} to {}, got `{}`; using the default",
-            self.key, self.accepts, self.value
+            "set {} to {}, got `{}`; {}",
+            self.key, self.accepts, self.value, self.instead
         )
     }
 }
@@ -177,6 +224,7 @@ impl Reader<'_> {
                 key,
                 value: raw,
                 accepts,
+                instead: USING_THE_DEFAULT,
             });
         }
         parsed
@@ -271,6 +319,15 @@ impl Config {
         .into_iter()
         .find_map(|key| r.read(key, "milliseconds, from 0 to 3600000", millis))
         .unwrap_or(Duration::from_secs(10));
+        let protocol = read_protocol(&mut r);
+        let otlp_tls = read_client_tls(&mut r);
+        let metrics_tls = read_server_tls(&mut r);
+        // Serving metrics in the clear when TLS was asked for would be worse than
+        // not serving them.
+        let metrics_addr = match metrics_tls {
+            Err(()) => None,
+            Ok(_) => metrics_addr,
+        };
         let config = Config {
             metrics_addr,
             push,
@@ -282,8 +339,130 @@ impl Config {
             queue,
             service_name,
             otlp_timeout,
+            protocol,
+            otlp_tls,
+            metrics_tls: metrics_tls.ok().flatten(),
         };
         (config, r.errors)
+    }
+}
+
+#[cfg(feature = "grpc")]
+const PROTOCOLS: &str = "`http/protobuf` or `grpc`";
+#[cfg(not(feature = "grpc"))]
+const PROTOCOLS: &str = "`http/protobuf` (`grpc` needs coldstart's `grpc` feature)";
+
+fn read_protocol(r: &mut Reader<'_>) -> Protocol {
+    [
+        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+        "OTEL_EXPORTER_OTLP_PROTOCOL",
+    ]
+    .into_iter()
+    .find_map(|key| {
+        r.read(key, PROTOCOLS, |s| match s {
+            "http/protobuf" => Some(Protocol::HttpProtobuf),
+            "grpc" if cfg!(feature = "grpc") => Some(Protocol::Grpc),
+            _ => None,
+        })
+    })
+    .unwrap_or(Protocol::HttpProtobuf)
+}
+
+#[cfg(feature = "tls")]
+const TLS_FILE: &str = "a PEM file";
+#[cfg(not(feature = "tls"))]
+const TLS_FILE: &str = "a PEM file, in a build with coldstart's `tls` feature";
+
+/// A path, when this build can use one.
+fn tls_file(s: &str) -> Option<PathBuf> {
+    cfg!(feature = "tls").then(|| PathBuf::from(s))
+}
+
+fn read_client_tls(r: &mut Reader<'_>) -> ClientTls {
+    let mut file = |traces: &'static str, any: &'static str| {
+        r.read(traces, TLS_FILE, tls_file)
+            .or_else(|| r.read(any, TLS_FILE, tls_file))
+    };
+    let tls = ClientTls {
+        ca: file(
+            "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
+            "OTEL_EXPORTER_OTLP_CERTIFICATE",
+        ),
+        certificate: file(
+            "OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE",
+            "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
+        ),
+        key: file(
+            "OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY",
+            "OTEL_EXPORTER_OTLP_CLIENT_KEY",
+        ),
+    };
+    if tls.certificate.is_some() != tls.key.is_some() {
+        // One without the other cannot authenticate: name the one given, drop both.
+        let (key, given) = match (&tls.certificate, &tls.key) {
+            (Some(c), _) => ("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", c),
+            (_, Some(k)) => ("OTEL_EXPORTER_OTLP_CLIENT_KEY", k),
+            _ => unreachable!("exactly one is set"),
+        };
+        r.errors.push(ConfigError {
+            key,
+            value: given.display().to_string(),
+            accepts: "a PEM file, together with both OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE and OTEL_EXPORTER_OTLP_CLIENT_KEY",
+            instead: "no client certificate is sent",
+        });
+        return ClientTls {
+            ca: tls.ca,
+            ..ClientTls::default()
+        };
+    }
+    tls
+}
+
+/// `Ok(None)`: plain HTTP. `Err(())`: TLS was asked for but cannot be set up (the
+/// error is recorded), so `/metrics` is not served at all.
+fn read_server_tls(r: &mut Reader<'_>) -> Result<Option<ServerTls>, ()> {
+    const KEYS: [&str; 3] = [
+        "COLDSTART_METRICS_TLS_CERT",
+        "COLDSTART_METRICS_TLS_KEY",
+        "COLDSTART_METRICS_TLS_CLIENT_CA",
+    ];
+    let [certificate, key, client_ca] = KEYS.map(|key| r.raw(key));
+    if certificate.is_none() && key.is_none() && client_ca.is_none() {
+        return Ok(None);
+    }
+    let mut refuse = |key: &'static str, value: Option<String>, accepts: &'static str| {
+        r.errors.push(ConfigError {
+            key,
+            value: value.unwrap_or_default(),
+            accepts,
+            instead: "/metrics is not served",
+        });
+        Err(())
+    };
+    if !cfg!(feature = "tls") {
+        let (key, value) = KEYS
+            .into_iter()
+            .zip([certificate, key, client_ca])
+            .find_map(|(k, v)| Some((k, v?)))
+            .unwrap_or((KEYS[0], String::new()));
+        return refuse(key, Some(value), TLS_FILE);
+    }
+    match (certificate, key) {
+        (Some(certificate), Some(key)) => Ok(Some(ServerTls {
+            certificate: certificate.into(),
+            key: key.into(),
+            client_ca: client_ca.map(PathBuf::from),
+        })),
+        (None, _) => refuse(
+            KEYS[0],
+            None,
+            "a PEM file (TLS for /metrics needs a certificate and its key)",
+        ),
+        (_, None) => refuse(
+            KEYS[1],
+            None,
+            "a PEM file (TLS for /metrics needs a certificate and its key)",
+        ),
     }
 }
 
@@ -514,6 +693,70 @@ mod tests {
         let (c, errors) = config(&[("COLDSTART_METRICS_PUSH_URL", "ftp://gateway")]);
         assert!(c.push.is_none());
         assert_eq!(errors[0].key, "COLDSTART_METRICS_PUSH_URL");
+    }
+
+    #[test]
+    fn the_protocol_is_http_unless_grpc_is_built_in() {
+        let (c, errors) = config(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")]);
+        if cfg!(feature = "grpc") {
+            assert!(errors.is_empty(), "{errors:?}");
+            assert_eq!(c.protocol, Protocol::Grpc);
+        } else {
+            assert_eq!(errors[0].key, "OTEL_EXPORTER_OTLP_PROTOCOL");
+            assert!(errors[0].accepts.contains("`grpc` feature"));
+            assert_eq!(c.protocol, Protocol::HttpProtobuf);
+        }
+        let (c, errors) = config(&[
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+            ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/protobuf"),
+        ]);
+        assert!(errors.is_empty(), "the traces variable wins: {errors:?}");
+        assert_eq!(c.protocol, Protocol::HttpProtobuf);
+        let (_, errors) = config(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")]);
+        assert_eq!(errors[0].value, "http/json");
+    }
+
+    #[test]
+    fn a_client_certificate_needs_its_key() {
+        let (c, errors) = config(&[
+            ("OTEL_EXPORTER_OTLP_CERTIFICATE", "ca.pem"),
+            ("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", "client.pem"),
+        ]);
+        if cfg!(feature = "tls") {
+            assert_eq!(errors.len(), 1, "{errors:?}");
+            assert_eq!(errors[0].key, "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE");
+            assert_eq!(errors[0].instead, "no client certificate is sent");
+            assert_eq!(c.otlp_tls.ca, Some(PathBuf::from("ca.pem")));
+            assert_eq!((c.otlp_tls.certificate, c.otlp_tls.key), (None, None));
+        } else {
+            assert_eq!(errors[0].key, "OTEL_EXPORTER_OTLP_CERTIFICATE");
+            assert!(errors[0].accepts.contains("`tls` feature"));
+            assert_eq!(c.otlp_tls, ClientTls::default());
+        }
+    }
+
+    #[test]
+    fn metrics_asked_to_use_tls_are_never_served_in_the_clear() {
+        let (c, errors) = config(&[("COLDSTART_METRICS_TLS_CERT", "server.pem")]);
+        let error = &errors[0];
+        assert_eq!(error.instead, "/metrics is not served");
+        assert_eq!((c.metrics_addr, c.metrics_tls), (None, None));
+        if cfg!(feature = "tls") {
+            assert_eq!(error.key, "COLDSTART_METRICS_TLS_KEY");
+            let (c, errors) = config(&[
+                ("COLDSTART_METRICS_TLS_CERT", "server.pem"),
+                ("COLDSTART_METRICS_TLS_KEY", "server.key"),
+            ]);
+            assert!(errors.is_empty(), "{errors:?}");
+            assert!(c.metrics_addr.is_some());
+            assert_eq!(
+                c.metrics_tls.map(|t| (t.certificate, t.client_ca)),
+                Some((PathBuf::from("server.pem"), None))
+            );
+        } else {
+            assert_eq!(error.key, "COLDSTART_METRICS_TLS_CERT");
+            assert_eq!(error.value, "server.pem");
+        }
     }
 
     #[test]

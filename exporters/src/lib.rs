@@ -21,6 +21,8 @@ pub mod http;
 #[cfg(feature = "metrics")]
 pub mod metrics;
 pub mod problem;
+#[cfg(all(feature = "tls", any(feature = "metrics", feature = "tracing")))]
+mod tls;
 #[cfg(feature = "tracing")]
 pub mod trace;
 

@@ -60,8 +60,15 @@ async fn main() -> anyhow::Result<()> {
             eprintln!("http-server: shutdown hook ran");
         });
         eprintln!("http-server: deferred work started after the first response");
-        if let Some(addr) = coldstart::telemetry::installed().and_then(|c| c.metrics_addr) {
-            eprintln!("http-server: metrics on http://{addr}/metrics");
+        if let Some(config) = coldstart::telemetry::installed()
+            && let Some(addr) = config.metrics_addr
+        {
+            let scheme = if config.metrics_tls.is_some() {
+                "https"
+            } else {
+                "http"
+            };
+            eprintln!("http-server: metrics on {scheme}://{addr}/metrics");
         }
     });
     // Every path answers the same greeting: one route, `/`.

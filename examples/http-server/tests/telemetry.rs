@@ -59,8 +59,11 @@ fn dropped(exposition: &str, reason: &str) -> f64 {
     .unwrap_or(-1.0)
 }
 
+/// A new directory of its own: tests run in parallel in one process.
 fn temp_dir(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("coldstart-{name}-{}", std::process::id()));
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("coldstart-{name}-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
@@ -200,6 +203,7 @@ fn get_http10(port: u16, path: &str) -> Option<String> {
 /// receiver and removes the file.
 struct Collector {
     port: u16,
+    scheme: &'static str,
     dir: PathBuf,
     _receiver: Reaper,
 }
@@ -208,17 +212,38 @@ impl Collector {
     /// `None` (after saying the test is skipped) where the receiver's Python is
     /// missing outside CI.
     fn start(test: &str, mode: &str) -> Option<Collector> {
+        Collector::start_with(test, mode, false, None)
+    }
+
+    /// Serving OTLP/gRPC instead of OTLP/HTTP when `grpc`; over TLS with the server
+    /// certificate of `tls`, requiring client certificates from its CA, when given.
+    fn start_with(test: &str, mode: &str, grpc: bool, tls: Option<&Pki>) -> Option<Collector> {
         let python = otlp_python(test)?;
         let dir = temp_dir(&format!("otlp-{mode}"));
         let script = concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/../../exporters/tests/support/otlp_receiver.py"
         );
-        let mut child: Child = Command::new(python)
+        let mut receiver = Command::new(python);
+        receiver
             .arg(script)
             .arg("--out")
             .arg(dir.join("spans.jsonl"))
-            .args(["--http-port", "0", "--mode", mode])
+            .args(["--mode", mode]);
+        let mut scheme = "http";
+        if let Some(pki) = tls {
+            receiver
+                .arg("--tls-cert")
+                .arg(pki.path("server.pem"))
+                .arg("--tls-key")
+                .arg(pki.path("server.key"))
+                .arg("--client-ca")
+                .arg(pki.path("ca.pem"));
+            scheme = "https";
+        }
+        let which = if grpc { "grpc" } else { "http" };
+        receiver.args([format!("--{which}-port"), "0".into()]);
+        let mut child: Child = receiver
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -229,18 +254,19 @@ impl Collector {
             .unwrap();
         let port = first
             .split_whitespace()
-            .find_map(|w| w.strip_prefix("http="))
+            .find_map(|w| w.strip_prefix(&format!("{which}=")))
             .and_then(|p| p.parse().ok())
             .unwrap_or_else(|| panic!("receiver said `{first}`"));
         Some(Collector {
             port,
+            scheme,
             dir,
             _receiver: Reaper(child),
         })
     }
 
     fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("{}://127.0.0.1:{}", self.scheme, self.port)
     }
 
     fn spans(&self) -> Vec<serde_json::Value> {
@@ -250,6 +276,14 @@ impl Collector {
             .filter_map(|l| serde_json::from_str(l).ok())
             .collect()
     }
+
+    /// The span of `trace` the receiver got within 10 s.
+    fn span_of(&self, trace: &str) -> serde_json::Value {
+        poll(Duration::from_secs(10), || {
+            self.spans().into_iter().find(|s| s["trace_id"] == trace)
+        })
+        .unwrap_or_else(|| panic!("no span of trace {trace} arrived; got {:?}", self.spans()))
+    }
 }
 
 impl Drop for Collector {
@@ -258,34 +292,254 @@ impl Drop for Collector {
     }
 }
 
+/// Certificates made for one test, as PEM files in a temporary directory: a CA
+/// (`ca.pem`), a server certificate for 127.0.0.1 and localhost (`server.pem`,
+/// `server.key`), a client certificate from that CA (`client.pem`, `client.key`),
+/// and a client certificate from another CA (`stranger.pem`, `stranger.key`).
+#[cfg_attr(not(feature = "tls"), allow(dead_code))]
+struct Pki {
+    dir: PathBuf,
+}
+
+#[cfg_attr(not(feature = "tls"), allow(dead_code))]
+impl Pki {
+    fn new(name: &str) -> Pki {
+        use rcgen::{ExtendedKeyUsagePurpose as Usage, Issuer, KeyPair};
+        let dir = temp_dir(&format!("pki-{name}"));
+        let write = |file: &str, pem: String| std::fs::write(dir.join(file), pem).unwrap();
+        let authority = |name: &str| {
+            let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+            params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+            params
+                .distinguished_name
+                .push(rcgen::DnType::CommonName, name);
+            params.key_usages = vec![
+                rcgen::KeyUsagePurpose::KeyCertSign,
+                rcgen::KeyUsagePurpose::DigitalSignature,
+            ];
+            let key = KeyPair::generate().unwrap();
+            let pem = params.self_signed(&key).unwrap().pem();
+            (Issuer::new(params, key), pem)
+        };
+        let leaf = |issuer: &Issuer<'_, KeyPair>, names: &[&str], usage: Usage, file: &str| {
+            let mut params = rcgen::CertificateParams::new(
+                names.iter().map(|n| n.to_string()).collect::<Vec<_>>(),
+            )
+            .unwrap();
+            params.extended_key_usages = vec![usage];
+            let key = KeyPair::generate().unwrap();
+            write(
+                &format!("{file}.pem"),
+                params.signed_by(&key, issuer).unwrap().pem(),
+            );
+            write(&format!("{file}.key"), key.serialize_pem());
+        };
+        let (ca, ca_pem) = authority("coldstart test CA");
+        write("ca.pem", ca_pem);
+        leaf(
+            &ca,
+            &["127.0.0.1", "localhost"],
+            Usage::ServerAuth,
+            "server",
+        );
+        leaf(&ca, &["client"], Usage::ClientAuth, "client");
+        let (other, _) = authority("another CA");
+        leaf(&other, &["client"], Usage::ClientAuth, "stranger");
+        Pki { dir }
+    }
+
+    fn path(&self, file: &str) -> PathBuf {
+        self.dir.join(file)
+    }
+
+    /// The exporter's TLS variables: trust the CA, and present `client` (`client` or
+    /// `stranger`) unless `None`.
+    fn exporter_vars(&self, client: Option<&str>) -> Vec<(&'static str, String)> {
+        let path = |f: &str| self.path(f).display().to_string();
+        let mut vars = vec![("OTEL_EXPORTER_OTLP_CERTIFICATE", path("ca.pem"))];
+        if let Some(client) = client {
+            vars.push((
+                "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
+                path(&format!("{client}.pem")),
+            ));
+            vars.push((
+                "OTEL_EXPORTER_OTLP_CLIENT_KEY",
+                path(&format!("{client}.key")),
+            ));
+        }
+        vars
+    }
+}
+
+impl Drop for Pki {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Sends the cold-start request of a trace through an example exporting to
+/// `collector` with `vars`, and returns the span the collector received.
+fn first_span_through(collector: &Collector, vars: &[(&str, String)]) -> serde_json::Value {
+    let mut all = vec![
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", collector.endpoint()),
+        ("COLDSTART_METRICS_ADDR", "off".into()),
+    ];
+    all.extend(vars.iter().cloned());
+    let (port, _server, _lines) = server(&all);
+    let traceparent = format!("traceparent: 00-{TRACE_ID}-{PARENT_ID}-01\r\n");
+    assert!(get_with(port, "/", &traceparent).ends_with("hello\n"));
+    let span = collector.span_of(TRACE_ID);
+    assert_eq!(span["parent_span_id"], PARENT_ID);
+    assert_eq!(span["name"], "GET /");
+    span
+}
+
+#[cfg(feature = "grpc")]
+#[test]
+fn the_first_requests_span_reaches_an_otlp_receiver_over_grpc() {
+    let test = "the_first_requests_span_reaches_an_otlp_receiver_over_grpc";
+    let Some(collector) = Collector::start_with(test, "ok", true, None) else {
+        return;
+    };
+    let span = first_span_through(
+        &collector,
+        &[("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc".into())],
+    );
+    assert_eq!(span["transport"], "grpc");
+}
+
+/// A receiver that requires client certificates gets the span from an exporter
+/// with a certificate from its CA, and nothing from one without a certificate or
+/// with a certificate from another CA: those drops are counted.
+#[cfg(feature = "tls")]
+fn mutual_tls_export(test: &str, grpc: bool) {
+    let pki = Pki::new(test);
+    let Some(collector) = Collector::start_with(test, "ok", grpc, Some(&pki)) else {
+        return;
+    };
+    let protocol = (
+        "OTEL_EXPORTER_OTLP_PROTOCOL",
+        if grpc { "grpc" } else { "http/protobuf" }.into(),
+    );
+    let mut vars = pki.exporter_vars(Some("client"));
+    vars.push(protocol.clone());
+    let span = first_span_through(&collector, &vars);
+    assert_eq!(span["transport"], if grpc { "grpc" } else { "http" });
+
+    for client in [None, Some("stranger")] {
+        let mport = free_port();
+        let mut vars = pki.exporter_vars(client);
+        vars.extend([
+            protocol.clone(),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", collector.endpoint()),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "1000".into()),
+            ("OTEL_BSP_SCHEDULE_DELAY", "50".into()),
+            ("COLDSTART_METRICS_ADDR", format!("127.0.0.1:{mport}")),
+        ]);
+        let (port, _server, _lines) = server(&vars);
+        let trace = "0af7651916cd43dd8448eb211c80319c";
+        let traceparent = format!("traceparent: 00-{trace}-{PARENT_ID}-01\r\n");
+        assert!(get_with(port, "/", &traceparent).ends_with("hello\n"));
+        let counted = poll(Duration::from_secs(10), || {
+            (dropped(&scrape(mport), "export_failed") >= 1.0).then_some(())
+        });
+        assert!(
+            counted.is_some(),
+            "client {client:?}: the refused export was not counted:\n{}",
+            scrape(mport)
+        );
+        assert!(
+            collector.spans().iter().all(|s| s["trace_id"] != trace),
+            "client {client:?} must be refused"
+        );
+    }
+}
+
+#[cfg(feature = "tls")]
+#[test]
+fn spans_reach_a_receiver_that_requires_client_certificates_over_http() {
+    mutual_tls_export(
+        "spans_reach_a_receiver_that_requires_client_certificates_over_http",
+        false,
+    );
+}
+
+#[cfg(all(feature = "tls", feature = "grpc"))]
+#[test]
+fn spans_reach_a_receiver_that_requires_client_certificates_over_grpc() {
+    mutual_tls_export(
+        "spans_reach_a_receiver_that_requires_client_certificates_over_grpc",
+        true,
+    );
+}
+
+/// `/metrics` over TLS with a client CA: curl without a certificate, or with one
+/// from another CA, is refused; with one from the CA it gets the first request.
+#[cfg(feature = "tls")]
+#[test]
+fn metrics_over_tls_serve_only_clients_with_a_certificate_from_the_ca() {
+    let test = "metrics_over_tls_serve_only_clients_with_a_certificate_from_the_ca";
+    let Some(curl) = tool(test, "curl", &["--version"]) else {
+        return;
+    };
+    let pki = Pki::new(test);
+    let mport = free_port();
+    let path = |f: &str| pki.path(f).display().to_string();
+    let (port, _server, mut lines) = server(&[
+        ("COLDSTART_METRICS_ADDR", format!("127.0.0.1:{mport}")),
+        ("COLDSTART_METRICS_TLS_CERT", path("server.pem")),
+        ("COLDSTART_METRICS_TLS_KEY", path("server.key")),
+        ("COLDSTART_METRICS_TLS_CLIENT_CA", path("ca.pem")),
+        ("OTEL_TRACES_EXPORTER", "none".into()),
+    ]);
+    assert!(get(port).ends_with("hello\n"));
+    lines.wait_for("metrics on");
+    let url = format!("https://127.0.0.1:{mport}/metrics");
+    let fetch = |client: Option<&str>| {
+        let mut cmd = Command::new(&curl);
+        cmd.args(["-sS", "--max-time", "10", "--cacert"])
+            .arg(path("ca.pem"));
+        if let Some(client) = client {
+            cmd.arg("--cert").arg(path(&format!("{client}.pem")));
+            cmd.arg("--key").arg(path(&format!("{client}.key")));
+        }
+        cmd.arg(&url).output().unwrap()
+    };
+    for refused in [None, Some("stranger")] {
+        let out = fetch(refused);
+        assert!(
+            !out.status.success(),
+            "client {refused:?} was served: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+    let out = fetch(Some("client"));
+    let exposition = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        sample(
+            &exposition,
+            "http_requests_total{method=\"GET\",route=\"/\",status=\"200\"}"
+        ),
+        Some(1.0),
+        "{exposition}"
+    );
+    // Plain HTTP on the TLS port gets nothing.
+    assert!(get_http10(mport, "/metrics").is_none_or(|r| !r.contains("http_requests_total")));
+}
+
 #[test]
 fn the_first_requests_span_reaches_an_otlp_receiver_with_its_parent() {
     let test = "the_first_requests_span_reaches_an_otlp_receiver_with_its_parent";
     let Some(collector) = Collector::start(test, "ok") else {
         return;
     };
-    let (port, _server, _lines) = server(&[
-        ("OTEL_EXPORTER_OTLP_ENDPOINT", collector.endpoint()),
-        ("OTEL_SERVICE_NAME", "hello-test".into()),
-        ("COLDSTART_METRICS_ADDR", "off".into()),
-    ]);
-    let traceparent = format!("traceparent: 00-{TRACE_ID}-{PARENT_ID}-01\r\n");
-    assert!(get_with(port, "/", &traceparent).ends_with("hello\n"));
-    let span = poll(Duration::from_secs(10), || {
-        collector
-            .spans()
-            .into_iter()
-            .find(|s| s["trace_id"] == TRACE_ID)
-    })
-    .unwrap_or_else(|| {
-        panic!(
-            "no span of trace {TRACE_ID} arrived; got {:?}",
-            collector.spans()
-        )
-    });
+    let span = first_span_through(&collector, &[("OTEL_SERVICE_NAME", "hello-test".into())]);
     assert_eq!(span["transport"], "http");
-    assert_eq!(span["parent_span_id"], PARENT_ID);
-    assert_eq!(span["name"], "GET /");
     assert_eq!(span["kind"], 2, "SPAN_KIND_SERVER");
     assert_eq!(span["attributes"]["http.route"], "/");
     assert_eq!(span["attributes"]["http.request.method"], "GET");

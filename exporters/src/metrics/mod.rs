@@ -94,7 +94,7 @@ pub(crate) async fn start(config: &Config) {
     }
     describe();
     if let Some(addr) = config.metrics_addr {
-        listener::start(addr).await;
+        listener::start(addr, config.metrics_tls.as_ref()).await;
     }
     if let Some(push) = config.push.clone() {
         push::start(push);

@@ -19,11 +19,12 @@ use std::time::Duration;
 use opentelemetry::KeyValue;
 use opentelemetry::propagation::{TextMapCompositePropagator, TextMapPropagator};
 use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::SpanExporter;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
 use opentelemetry_sdk::trace::{Sampler as SdkSampler, SdkTracer, SdkTracerProvider, ShouldSample};
 
-use crate::config::{Config, Sampler};
+use crate::config::{Config, Protocol, Sampler};
 use crate::problem;
 use queue::{Queue, Queueing};
 use sampler::DynamicSampler;
@@ -110,18 +111,10 @@ fn resource(config: &Config, service_version: Option<&'static str>) -> Resource 
 /// Builds the OTLP exporter and starts exporting the queue; registers the final
 /// flush at shutdown. Call it after the first response, inside the runtime.
 pub(crate) fn start(config: &Config) {
-    use opentelemetry_otlp::WithHttpConfig;
     let Some(queue) = QUEUE.get().cloned() else {
         return;
     };
-    // hyper on the program's runtime: no client thread, no second runtime.
-    let client =
-        opentelemetry_http::hyper::HyperClient::with_default_connector(config.otlp_timeout, None);
-    let mut exporter = match opentelemetry_otlp::SpanExporter::builder()
-        .with_http()
-        .with_http_client(client)
-        .build()
-    {
+    let mut exporter = match exporter(config) {
         Ok(e) => e,
         Err(e) => {
             let waiting = queue.discard();
@@ -140,4 +133,95 @@ pub(crate) fn start(config: &Config) {
         last_queue.flush(&last_exporter).await;
     });
     tokio::spawn(queue.run(exporter));
+}
+
+/// The OTLP exporter for the configured protocol. Endpoint, headers and
+/// compression come from the standard variables, which opentelemetry-otlp reads.
+fn exporter(config: &Config) -> Result<SpanExporter, String> {
+    match config.protocol {
+        Protocol::HttpProtobuf => http_exporter(config),
+        #[cfg(feature = "grpc")]
+        Protocol::Grpc => grpc_exporter(config),
+        #[cfg(not(feature = "grpc"))]
+        Protocol::Grpc => Err("gRPC needs coldstart's `grpc` feature".into()),
+    }
+}
+
+/// OTLP/HTTP on hyper, on the program's runtime: no client thread, no second runtime.
+fn http_exporter(config: &Config) -> Result<SpanExporter, String> {
+    use opentelemetry_http::hyper::HyperClient;
+    use opentelemetry_otlp::WithHttpConfig;
+    let builder = SpanExporter::builder().with_http();
+    #[cfg(feature = "tls")]
+    let builder = {
+        let tls = crate::tls::client_config(&config.otlp_tls)?;
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .build();
+        builder.with_http_client(HyperClient::new(connector, config.otlp_timeout, None))
+    };
+    #[cfg(not(feature = "tls"))]
+    let builder = builder.with_http_client(HyperClient::with_default_connector(
+        config.otlp_timeout,
+        None,
+    ));
+    builder.build().map_err(|e| e.to_string())
+}
+
+/// OTLP/gRPC on tonic. With the `tls` feature coldstart builds the channel itself,
+/// to use the standard certificate variables, which opentelemetry-otlp ignores.
+#[cfg(feature = "grpc")]
+fn grpc_exporter(config: &Config) -> Result<SpanExporter, String> {
+    let builder = SpanExporter::builder().with_tonic();
+    #[cfg(feature = "tls")]
+    let builder = {
+        use opentelemetry_otlp::WithTonicConfig;
+        builder.with_channel(grpc_channel(config)?)
+    };
+    #[cfg(not(feature = "tls"))]
+    let _ = config;
+    builder.build().map_err(|e| e.to_string())
+}
+
+/// A lazily connecting channel to the gRPC endpoint, over TLS for `https://`.
+#[cfg(all(feature = "grpc", feature = "tls"))]
+fn grpc_channel(config: &Config) -> Result<tonic::transport::Channel, String> {
+    use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
+    let url = [
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+    ]
+    .into_iter()
+    .find_map(|key| std::env::var(key).ok().filter(|v| !v.trim().is_empty()))
+    .unwrap_or_else(|| "http://localhost:4317".to_owned());
+    let endpoint = Endpoint::from_shared(url.trim().to_owned())
+        .map_err(|e| format!("invalid OTLP endpoint `{url}`: {e}"))?
+        .timeout(config.otlp_timeout);
+    if !url.trim_start().starts_with("https://") {
+        return Ok(endpoint.connect_lazy());
+    }
+    let read = |path: &std::path::Path| {
+        std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+    };
+    let files = &config.otlp_tls;
+    let mut tls = ClientTlsConfig::new();
+    tls = match &files.ca {
+        Some(ca) => {
+            // Checked with rustls first, for an error that names the file.
+            crate::tls::certificates(ca)?;
+            tls.ca_certificate(Certificate::from_pem(read(ca)?))
+        }
+        None => tls.with_native_roots(),
+    };
+    if let (Some(cert), Some(key)) = (&files.certificate, &files.key) {
+        crate::tls::certificates(cert)?;
+        crate::tls::private_key(key)?;
+        tls = tls.identity(Identity::from_pem(read(cert)?, read(key)?));
+    }
+    endpoint
+        .tls_config(tls)
+        .map(|e| e.connect_lazy())
+        .map_err(|e| format!("OTLP TLS settings: {e}"))
 }

@@ -3,8 +3,9 @@ W3C trace context and baggage in and out, through the propagators chosen by
 `OTEL_PROPAGATORS` (default `tracecontext,baggage`).
 
 The HTTP layer extracts incoming context itself. These helpers are for the other
-directions and carriers: outgoing HTTP requests ([`inject_headers`]), and the string
-maps that message-queue clients carry as headers ([`inject_map`], [`extract_map`]).
+directions and carriers: outgoing HTTP requests ([`inject_headers`]), gRPC metadata
+([`inject_metadata`], [`extract_metadata`]; the `grpc` feature), and the string maps
+that message-queue clients carry as headers ([`inject_map`], [`extract_map`]).
 */
 
 use std::collections::HashMap;
@@ -46,6 +47,67 @@ pub fn inject_map(cx: &Context, map: &mut HashMap<String, String>) {
 /// Reads the context carried by a message's string headers.
 pub fn extract_map(map: &HashMap<String, String>) -> Context {
     opentelemetry::global::get_text_map_propagator(|p| p.extract(map))
+}
+
+/// Writes `cx` into the metadata of an outgoing gRPC request (tonic).
+///
+/// ```
+/// # use opentelemetry_sdk::propagation::TraceContextPropagator;
+/// # opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+/// use coldstart_exporters::trace::propagation::{extract_headers, inject_metadata};
+/// let mut incoming = http::HeaderMap::new();
+/// incoming.insert("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".parse().unwrap());
+/// let mut request = tonic::Request::new(());
+/// inject_metadata(&extract_headers(&incoming), request.metadata_mut());
+/// assert_eq!(request.metadata()["traceparent"], "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+/// ```
+#[cfg(feature = "grpc")]
+pub fn inject_metadata(cx: &Context, metadata: &mut tonic::metadata::MetadataMap) {
+    opentelemetry::global::get_text_map_propagator(|p| {
+        p.inject_context(cx, &mut MetadataCarrier(metadata));
+    });
+}
+
+/// Reads the context carried by an incoming gRPC request's metadata (tonic).
+#[cfg(feature = "grpc")]
+pub fn extract_metadata(metadata: &tonic::metadata::MetadataMap) -> Context {
+    opentelemetry::global::get_text_map_propagator(|p| p.extract(&MetadataReader(metadata)))
+}
+
+#[cfg(feature = "grpc")]
+struct MetadataCarrier<'a>(&'a mut tonic::metadata::MetadataMap);
+
+#[cfg(feature = "grpc")]
+impl Injector for MetadataCarrier<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        use tonic::metadata::{MetadataKey, MetadataValue};
+        if let (Ok(key), Ok(value)) = (
+            MetadataKey::from_bytes(key.as_bytes()),
+            MetadataValue::try_from(value.as_str()),
+        ) {
+            self.0.insert(key, value);
+        }
+    }
+}
+
+#[cfg(feature = "grpc")]
+struct MetadataReader<'a>(&'a tonic::metadata::MetadataMap);
+
+#[cfg(feature = "grpc")]
+impl Extractor for MetadataReader<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0
+            .keys()
+            .filter_map(|k| match k {
+                tonic::metadata::KeyRef::Ascii(k) => Some(k.as_str()),
+                tonic::metadata::KeyRef::Binary(_) => None,
+            })
+            .collect()
+    }
 }
 
 struct HeaderInjector<'a>(&'a mut http::HeaderMap);

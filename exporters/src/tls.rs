@@ -1,0 +1,131 @@
+/*!
+TLS settings from PEM files, for the OTLP exporter (client side) and `/metrics`
+(server side). Files are read when the exporter or listener starts, after the first
+response; a file that is missing or holds no usable certificate or key is reported
+once and that exporter stays off. rustls with ring, chosen explicitly so a program
+that also links another crypto provider still works.
+*/
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rustls::RootCertStore;
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+#[cfg(feature = "tracing")]
+use crate::config::ClientTls;
+#[cfg(feature = "metrics")]
+use crate::config::ServerTls;
+#[cfg(feature = "metrics")]
+use rustls::server::WebPkiClientVerifier;
+
+fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Every certificate in the PEM file at `path`.
+pub(crate) fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let read = || -> Result<Vec<_>, rustls::pki_types::pem::Error> {
+        CertificateDer::pem_file_iter(path)?.collect()
+    };
+    match read() {
+        Ok(certs) if certs.is_empty() => Err(format!("{} holds no certificate", path.display())),
+        Ok(certs) => Ok(certs),
+        Err(e) => Err(format!(
+            "cannot read certificates from {}: {e}",
+            path.display()
+        )),
+    }
+}
+
+/// The first private key in the PEM file at `path`.
+pub(crate) fn private_key(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
+    PrivateKeyDer::from_pem_file(path)
+        .map_err(|e| format!("cannot read a private key from {}: {e}", path.display()))
+}
+
+fn roots(ca: &Path) -> Result<RootCertStore, String> {
+    let mut roots = RootCertStore::empty();
+    for cert in certificates(ca)? {
+        roots
+            .add(cert)
+            .map_err(|e| format!("{} is not a usable CA certificate: {e}", ca.display()))?;
+    }
+    Ok(roots)
+}
+
+/// The OTLP exporter's client settings: the given CA, else the system's roots, and
+/// the client certificate when one is configured.
+#[cfg(feature = "tracing")]
+pub(crate) fn client_config(files: &ClientTls) -> Result<rustls::ClientConfig, String> {
+    let roots = match &files.ca {
+        Some(ca) => roots(ca)?,
+        None => {
+            let mut roots = RootCertStore::empty();
+            let (added, _) =
+                roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+            if added == 0 {
+                return Err(
+                    "no system CA certificates found; set OTEL_EXPORTER_OTLP_CERTIFICATE".into(),
+                );
+            }
+            roots
+        }
+    };
+    let builder = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots);
+    match (&files.certificate, &files.key) {
+        (Some(cert), Some(key)) => builder
+            .with_client_auth_cert(certificates(cert)?, private_key(key)?)
+            .map_err(|e| format!("the client certificate and key do not fit together: {e}")),
+        _ => Ok(builder.with_no_client_auth()),
+    }
+}
+
+/// The `/metrics` server settings, requiring client certificates from the client CA
+/// when one is configured.
+#[cfg(feature = "metrics")]
+pub(crate) fn server_config(files: &ServerTls) -> Result<rustls::ServerConfig, String> {
+    let builder = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?;
+    let builder = match &files.client_ca {
+        Some(ca) => {
+            let verifier =
+                WebPkiClientVerifier::builder_with_provider(Arc::new(roots(ca)?), provider())
+                    .build()
+                    .map_err(|e| format!("{} cannot verify clients: {e}", ca.display()))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let mut config = builder
+        .with_single_cert(certificates(&files.certificate)?, private_key(&files.key)?)
+        .map_err(|e| format!("the certificate and key do not fit together: {e}"))?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(config)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_or_empty_file_is_named() {
+        let missing = Path::new("/nonexistent/ca.pem");
+        let e = certificates(missing).err().unwrap_or_default();
+        assert!(e.contains("/nonexistent/ca.pem"), "{e}");
+        let empty =
+            std::env::temp_dir().join(format!("coldstart-empty-{}.pem", std::process::id()));
+        std::fs::write(&empty, "not a certificate\n").ok();
+        let e = certificates(&empty).err().unwrap_or_default();
+        assert!(e.contains("holds no certificate"), "{e}");
+        let e = private_key(&empty).err().unwrap_or_default();
+        assert!(e.contains("cannot read a private key"), "{e}");
+        let _ = std::fs::remove_file(empty);
+    }
+}
