@@ -54,12 +54,16 @@ pub fn extract_map(map: &HashMap<String, String>) -> Context {
 /// ```
 /// # use opentelemetry_sdk::propagation::TraceContextPropagator;
 /// # opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
-/// use coldstart_exporters::trace::propagation::{extract_headers, inject_metadata};
+/// use coldstart_exporters::trace::propagation::{extract_headers, extract_metadata, inject_metadata};
+/// use opentelemetry::trace::TraceContextExt;
+/// let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 /// let mut incoming = http::HeaderMap::new();
-/// incoming.insert("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".parse().unwrap());
+/// incoming.insert("traceparent", traceparent.parse().unwrap());
 /// let mut request = tonic::Request::new(());
 /// inject_metadata(&extract_headers(&incoming), request.metadata_mut());
-/// assert_eq!(request.metadata()["traceparent"], "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+/// assert_eq!(request.metadata().get("traceparent").unwrap().to_str().unwrap(), traceparent);
+/// let cx = extract_metadata(request.metadata());
+/// assert_eq!(cx.span().span_context().trace_id().to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
 /// ```
 #[cfg(feature = "grpc")]
 pub fn inject_metadata(cx: &Context, metadata: &mut tonic::metadata::MetadataMap) {
