@@ -1,6 +1,11 @@
 //! What the bench programs share.
 
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
+
+use anyhow::Context;
+use cargo_coldstart::measure::Target;
 
 /// A program built next to the running one (`target/release/NAME`).
 ///
@@ -29,5 +34,99 @@ pub fn print_init_phase(timeline: coldstart::Timeline) {
             println!("init_phase_ns={}", body.saturating_sub(runtime).as_nanos())
         }
         None => println!("init_phase_ns=unknown"),
+    }
+}
+
+/// `NAME=PROGRAM[,VAR=VALUE...]`: a program by path, or built next to this one.
+///
+/// # Errors
+///
+/// A malformed spec, or a program that has not been built.
+pub fn parse_target(spec: &str) -> anyhow::Result<Target> {
+    let (name, rest) = spec
+        .split_once('=')
+        .with_context(|| format!("set --target to NAME=PROGRAM[,VAR=VALUE...], got `{spec}`"))?;
+    let mut parts = rest.split(',');
+    let program = parts.next().unwrap_or_default();
+    let path = if program.contains('/') {
+        PathBuf::from(program)
+    } else {
+        sibling(program)?
+    };
+    let mut target = Target::new(name, path);
+    for kv in parts {
+        let (k, v) = kv
+            .split_once('=')
+            .with_context(|| format!("`{kv}` in --target is not VAR=VALUE"))?;
+        target.env.push((k.into(), v.into()));
+    }
+    Ok(target)
+}
+
+/// A progress bar on a terminal; a line per tenth of the work in a log.
+pub fn progress(label: &str) -> impl FnMut(usize, usize) + '_ {
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    move |done, total| {
+        if !terminal {
+            if done * 10 / total.max(1) != (done - 1) * 10 / total.max(1) {
+                eprintln!("{label}: {done}/{total} runs");
+            }
+            return;
+        }
+        let width = 30;
+        let filled = done * width / total.max(1);
+        eprint!(
+            "\r{label} [{}{}] {done}/{total}",
+            "#".repeat(filled),
+            " ".repeat(width - filled)
+        );
+        if done == total {
+            eprintln!();
+        }
+        let _ = std::io::stderr().flush();
+    }
+}
+
+/// An OTLP/HTTP endpoint that reads each request and answers 200 with an empty
+/// body, on a thread per connection: the exporter's work is real, the collector's
+/// is not measured. Returns its URL.
+///
+/// # Errors
+///
+/// No loopback port can be bound.
+pub fn otlp_sink() -> anyhow::Result<String> {
+    let listener = TcpListener::bind("127.0.0.1:0").context("cannot bind the OTLP sink")?;
+    let url = format!("http://{}", listener.local_addr()?);
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || sink_connection(stream));
+        }
+    });
+    Ok(url)
+}
+
+fn sink_connection(stream: TcpStream) -> Option<()> {
+    let mut reader = BufReader::new(stream.try_clone().ok()?);
+    let mut writer = stream;
+    loop {
+        let mut length = 0usize;
+        loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).ok()? == 0 {
+                return None;
+            }
+            if line == "\r\n" {
+                break;
+            }
+            if let Some((name, value)) = line.split_once(':')
+                && name.eq_ignore_ascii_case("content-length")
+            {
+                length = value.trim().parse().ok()?;
+            }
+        }
+        std::io::copy(&mut (&mut reader).take(length as u64), &mut std::io::sink()).ok()?;
+        writer
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\n\r\n")
+            .ok()?;
     }
 }

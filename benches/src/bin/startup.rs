@@ -12,13 +12,10 @@
 //!     --target off=http-server,COLDSTART_PREWARM=off
 //! ```
 
-use std::io::Write;
-use std::path::PathBuf;
-
 use anyhow::{Context, bail};
 use cargo_coldstart::cgroup::{self, Limits, TempCgroup};
 use cargo_coldstart::measure::{self, Series, Target};
-use coldstart_benches::sibling;
+use coldstart_benches::{parse_target, progress, sibling};
 
 const HELP: &str = "\
 startup: exec-to-first-response of whole processes, alternating runs
@@ -39,27 +36,6 @@ struct Args {
     targets: Vec<Target>,
     baseline: String,
     json: bool,
-}
-
-fn parse_target(spec: &str) -> anyhow::Result<Target> {
-    let (name, rest) = spec
-        .split_once('=')
-        .with_context(|| format!("set --target to NAME=PROGRAM[,VAR=VALUE...], got `{spec}`"))?;
-    let mut parts = rest.split(',');
-    let program = parts.next().unwrap_or_default();
-    let path = if program.contains('/') {
-        PathBuf::from(program)
-    } else {
-        sibling(program)?
-    };
-    let mut target = Target::new(name, path);
-    for kv in parts {
-        let (k, v) = kv
-            .split_once('=')
-            .with_context(|| format!("`{kv}` in --target is not VAR=VALUE"))?;
-        target.env.push((k.into(), v.into()));
-    }
-    Ok(target)
 }
 
 fn parse_args() -> anyhow::Result<Args> {
@@ -106,30 +82,6 @@ fn parse_args() -> anyhow::Result<Args> {
         }
     }
     Ok(args)
-}
-
-/// A progress bar on a terminal; a line per tenth of the work in a log.
-fn progress(label: &str) -> impl FnMut(usize, usize) + '_ {
-    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    move |done, total| {
-        if !terminal {
-            if done * 10 / total.max(1) != (done - 1) * 10 / total.max(1) {
-                eprintln!("{label}: {done}/{total} runs");
-            }
-            return;
-        }
-        let width = 30;
-        let filled = done * width / total.max(1);
-        eprint!(
-            "\r{label} [{}{}] {done}/{total}",
-            "#".repeat(filled),
-            " ".repeat(width - filled)
-        );
-        if done == total {
-            eprintln!();
-        }
-        let _ = std::io::stderr().flush();
-    }
 }
 
 fn series_json(series: &[Series]) -> serde_json::Value {

@@ -69,7 +69,7 @@ impl Record {
         #[cfg(feature = "tracing")] cx: opentelemetry::Context,
     ) -> Record {
         #[cfg(feature = "metrics")]
-        metrics::gauge!("http_requests_in_flight").increment(1.0);
+        super::handles::in_flight(1.0);
         Record {
             start,
             method,
@@ -90,16 +90,12 @@ impl Record {
         self.finished = true;
         let status = status.unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
         #[cfg(feature = "metrics")]
-        {
-            let labels = [
-                metrics::Label::new("method", self.method),
-                metrics::Label::new("route", self.route.clone()),
-                metrics::Label::new("status", status.as_u16().to_string()),
-            ];
-            metrics::counter!("http_requests_total", labels.iter()).increment(1);
-            metrics::histogram!("http_request_duration_seconds", labels.iter())
-                .record(self.start.elapsed().as_secs_f64());
-        }
+        super::handles::record(
+            self.method,
+            &self.route,
+            status.as_u16(),
+            self.start.elapsed().as_secs_f64(),
+        );
         #[cfg(feature = "tracing")]
         {
             use opentelemetry::KeyValue;
@@ -121,7 +117,7 @@ impl Record {
 impl Drop for Record {
     fn drop(&mut self) {
         #[cfg(feature = "metrics")]
-        metrics::gauge!("http_requests_in_flight").decrement(1.0);
+        super::handles::in_flight(-1.0);
         #[cfg(feature = "tracing")]
         if !self.finished {
             use opentelemetry::trace::{Status, TraceContextExt};
@@ -134,21 +130,29 @@ impl Drop for Record {
 
 /// Starts the server span for `req`, continuing the caller's trace, and puts its
 /// context in the request's extensions. An empty context when tracing is off.
+// `&Cow`, not `&str`: cloning it keeps a `'static` route template unallocated.
+#[allow(clippy::ptr_arg)]
 #[cfg(feature = "tracing")]
 pub(crate) fn start_span<B>(
     req: &mut http::Request<B>,
     method: &'static str,
-    route: &str,
+    route: &Cow<'static, str>,
 ) -> opentelemetry::Context {
     use opentelemetry::KeyValue;
     use opentelemetry::trace::{SpanKind, TraceContextExt, Tracer};
     let Some(tracer) = crate::trace::tracer() else {
         return opentelemetry::Context::new();
     };
-    let parent = crate::trace::propagation::extract_headers(req.headers());
+    // Most requests carry no trace context: skip the propagators' lock and parsing.
+    let headers = req.headers();
+    let parent = if headers.contains_key("traceparent") || headers.contains_key("baggage") {
+        crate::trace::propagation::extract_headers(headers)
+    } else {
+        opentelemetry::Context::current()
+    };
     let attributes = vec![
         KeyValue::new("http.request.method", method),
-        KeyValue::new("http.route", route.to_owned()),
+        KeyValue::new("http.route", route.clone()),
         KeyValue::new("url.path", req.uri().path().to_owned()),
     ];
     let span = tracer

@@ -19,6 +19,8 @@ the first request's telemetry is recorded before that response is marked done.
 */
 
 mod future;
+#[cfg(feature = "metrics")]
+mod handles;
 mod layer;
 
 use std::borrow::Cow;

@@ -37,6 +37,11 @@ static INSTALLED: AtomicBool = AtomicBool::new(false);
 type Collector = Box<dyn Fn() + Send + Sync>;
 static COLLECTORS: Mutex<Vec<Collector>> = Mutex::new(Vec::new());
 
+/// Whether coldstart's recorder is the global one.
+pub(crate) fn installed() -> bool {
+    INSTALLED.load(Ordering::Acquire)
+}
+
 /// Installs the recorder as the global `metrics` recorder. Returns `false`, after
 /// saying why on stderr, when another recorder was installed first.
 pub(crate) fn install() -> bool {

@@ -1,0 +1,325 @@
+//! Throughput under `wrk`: each target is started, answers its first request, then
+//! takes `wrk` for a fixed time; targets alternate round by round, and the table
+//! shows medians of requests per second and latency percentiles, and the ratio of
+//! requests per second to the baseline.
+//!
+//! By default it compares `examples/http-server` with full observability (metrics
+//! scraped by nobody but recorded, spans exported over OTLP/HTTP to a sink in this
+//! process that accepts everything) against the bare `#[tokio::main]` baseline
+//! serving the same handler.
+//!
+//! ```text
+//! cargo build --release -p http-server -p coldstart-benches --bins
+//! target/release/throughput --rounds 5 --duration 10
+//! ```
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use cargo_coldstart::measure::{Stats, Target};
+use coldstart_benches::{otlp_sink, parse_target, progress, sibling};
+
+const HELP: &str = "\
+throughput: requests per second under wrk, targets alternating round by round
+
+    throughput [--rounds N] [--duration SECONDS] [--connections C] [--threads T]
+               [--target NAME=PROGRAM[,VAR=VALUE...]]... [--baseline NAME] [--json]
+
+Defaults: 5 rounds of 10 s, 16 connections, 1 wrk thread; targets `on` (http-server
+with metrics, tracing exported to a local OTLP sink, and the HTTP layer) and
+`baseline-tokio`; ratios against --baseline (default baseline-tokio). In a VALUE,
+`{otlp_sink}` is the sink's URL. Needs `wrk`.
+";
+
+struct Args {
+    rounds: usize,
+    duration: u32,
+    connections: u32,
+    threads: u32,
+    targets: Vec<Target>,
+    baseline: String,
+    json: bool,
+}
+
+fn whole(arg: &str, v: &str) -> anyhow::Result<u32> {
+    v.parse()
+        .ok()
+        .filter(|n| *n > 0)
+        .with_context(|| format!("set {arg} to a whole number above 0, got `{v}`"))
+}
+
+fn parse_args(sink: &str) -> anyhow::Result<Args> {
+    let mut args = Args {
+        rounds: 5,
+        duration: 10,
+        connections: 16,
+        threads: 1,
+        targets: Vec::new(),
+        baseline: "baseline-tokio".into(),
+        json: false,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let mut value = || it.next().with_context(|| format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--rounds" => args.rounds = whole(&arg, &value()?)? as usize,
+            "--duration" => args.duration = whole(&arg, &value()?)?,
+            "--connections" => args.connections = whole(&arg, &value()?)?,
+            "--threads" => args.threads = whole(&arg, &value()?)?,
+            "--target" => args.targets.push(parse_target(&value()?)?),
+            "--baseline" => args.baseline = value()?,
+            "--json" => args.json = true,
+            "-h" | "--help" => {
+                print!("{HELP}");
+                std::process::exit(0);
+            }
+            other => bail!("unknown argument `{other}`\n{HELP}"),
+        }
+    }
+    for target in &mut args.targets {
+        for (_, value) in &mut target.env {
+            if let Some(v) = value.to_str().filter(|v| v.contains("{otlp_sink}")) {
+                *value = v.replace("{otlp_sink}", sink).into();
+            }
+        }
+    }
+    if args.targets.is_empty() {
+        let mut on = Target::new("on", sibling("http-server")?);
+        on.env
+            .push(("OTEL_EXPORTER_OTLP_ENDPOINT".into(), sink.into()));
+        on.env
+            .push(("COLDSTART_METRICS_ADDR".into(), "127.0.0.1:0".into()));
+        args.targets.push(on);
+        args.targets
+            .push(Target::new("baseline-tokio", sibling("baseline-tokio")?));
+    }
+    Ok(args)
+}
+
+/// What one `wrk` run measured.
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    requests_per_second: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    errors: u64,
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Starts `target` on a free port and waits for its first `200`.
+fn start(target: &Target) -> anyhow::Result<(Child, u16)> {
+    let port = free_port()?;
+    let mut child = Command::new(&target.program)
+        .args(&target.args)
+        .envs(target.env.iter().map(|(k, v)| (k, v)))
+        .env("PORT", port.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("cannot start {}", target.program.display()))?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
+            let mut response = String::new();
+            if s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                .is_ok()
+                && s.read_to_string(&mut response).is_ok()
+                && response.starts_with("HTTP/1.1 200")
+            {
+                return Ok((child, port));
+            }
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            bail!("{} exited before answering ({status})", target.name);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            bail!("{} did not answer on port {port} within 10 s", target.name);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn stop(mut child: Child) {
+    // SIGTERM, as a platform would; the program's shutdown hooks run.
+    if let Ok(pid) = i32::try_from(child.id()) {
+        let _ = Command::new("kill").arg(pid.to_string()).status();
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// A `wrk --latency` figure such as `1.23ms`, `850.00us` or `1.02s`, in milliseconds.
+fn millis(s: &str) -> Option<f64> {
+    // Units per millisecond.
+    let (number, per_ms) = if let Some(n) = s.strip_suffix("us") {
+        (n, 1e3)
+    } else if let Some(n) = s.strip_suffix("ms") {
+        (n, 1.0)
+    } else if let Some(n) = s.strip_suffix('m') {
+        (n, 1.0 / 60e3)
+    } else if let Some(n) = s.strip_suffix('s') {
+        (n, 1e-3)
+    } else {
+        return None;
+    };
+    number.parse::<f64>().ok().map(|n| n / per_ms)
+}
+
+/// Reads what `wrk --latency` printed.
+fn parse_wrk(out: &str) -> anyhow::Result<Run> {
+    let field = |prefix: &str| {
+        out.lines()
+            .find_map(|l| l.trim().strip_prefix(prefix).map(str::trim))
+    };
+    let requests_per_second = field("Requests/sec:")
+        .and_then(|v| v.parse().ok())
+        .with_context(|| format!("wrk printed no Requests/sec:\n{out}"))?;
+    let p50_ms = field("50%").and_then(millis).unwrap_or(f64::NAN);
+    let p99_ms = field("99%").and_then(millis).unwrap_or(f64::NAN);
+    let mut errors = field("Non-2xx or 3xx responses:")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    if let Some(socket) = field("Socket errors:") {
+        // "connect 0, read 0, write 0, timeout 0"
+        errors += socket
+            .split(',')
+            .filter_map(|kv| kv.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .sum::<u64>();
+    }
+    Ok(Run {
+        requests_per_second,
+        p50_ms,
+        p99_ms,
+        errors,
+    })
+}
+
+fn measure(target: &Target, args: &Args) -> anyhow::Result<Run> {
+    let (child, port) = start(target)?;
+    let out = Command::new("wrk")
+        .args([
+            format!("-t{}", args.threads),
+            format!("-c{}", args.connections),
+            format!("-d{}s", args.duration),
+            "--latency".into(),
+            format!("http://127.0.0.1:{port}/"),
+        ])
+        .output();
+    stop(child);
+    let out = out.context("cannot run wrk (Debian: apt-get install wrk)")?;
+    if !out.status.success() {
+        bail!("wrk failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    parse_wrk(&String::from_utf8_lossy(&out.stdout))
+}
+
+fn main() -> anyhow::Result<()> {
+    let sink = otlp_sink()?;
+    let args = parse_args(&sink)?;
+    let n = args.targets.len();
+    let mut runs: Vec<Vec<Run>> = vec![Vec::new(); n];
+    let mut tick = progress("throughput");
+    for round in 0..args.rounds {
+        // Alternate which target goes first, as the start-up harness does.
+        for i in 0..n {
+            let t = (i + round) % n;
+            runs[t].push(measure(&args.targets[t], &args)?);
+            tick(round * n + i + 1, args.rounds * n);
+        }
+    }
+    let stats = |t: usize, f: fn(&Run) -> f64| Stats::of(runs[t].iter().map(f).collect());
+    let base = args
+        .targets
+        .iter()
+        .position(|t| t.name == args.baseline)
+        .map(|b| stats(b, |r| r.requests_per_second).median);
+    let mut report = Vec::new();
+    if !args.json {
+        println!(
+            "{} rounds of {} s, wrk -t{} -c{}\n{:<16} {:>10} {:>10} {:>10} {:>9} {:>9} {:>7}",
+            args.rounds,
+            args.duration,
+            args.threads,
+            args.connections,
+            "target",
+            "req/s",
+            "min",
+            "max",
+            "p50 ms",
+            "p99 ms",
+            "ratio"
+        );
+    }
+    for (t, target) in args.targets.iter().enumerate() {
+        let rps = stats(t, |r| r.requests_per_second);
+        let (p50, p99) = (stats(t, |r| r.p50_ms), stats(t, |r| r.p99_ms));
+        let errors: u64 = runs[t].iter().map(|r| r.errors).sum();
+        let ratio = base.map(|b| rps.median / b);
+        if args.json {
+            report.push(serde_json::json!({
+                "name": target.name,
+                "rounds": runs[t].len(),
+                "requests_per_second": { "median": rps.median, "min": rps.min, "max": rps.max },
+                "p50_ms": p50.median,
+                "p99_ms": p99.median,
+                "errors": errors,
+                "ratio": ratio,
+            }));
+        } else {
+            println!(
+                "{:<16} {:>10.0} {:>10.0} {:>10.0} {:>9.3} {:>9.3} {:>7}",
+                target.name,
+                rps.median,
+                rps.min,
+                rps.max,
+                p50.median,
+                p99.median,
+                ratio.map_or("-".into(), |r| format!("{r:.2}x"))
+            );
+        }
+        if errors > 0 {
+            eprintln!("throughput: {} had {errors} errors under load", target.name);
+        }
+    }
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    }
+    let failed = runs.iter().flatten().any(|r| r.errors > 0);
+    if failed {
+        bail!("some responses under load were errors (see above)");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_what_wrk_prints() {
+        let out = "Running 1s test @ http://127.0.0.1:1/\n  1 threads and 16 connections\n  Latency Distribution\n     50%  412.00us\n     75%  1.20ms\n     90%    1.50ms\n     99%    2.01s\n  1000 requests in 1.00s, 100.00KB read\n  Socket errors: connect 0, read 2, write 0, timeout 1\nRequests/sec:  25034.12\nTransfer/sec:      2.00MB\n";
+        let run = parse_wrk(out).ok();
+        let run = run.as_ref();
+        assert_eq!(run.map(|r| r.requests_per_second), Some(25034.12));
+        let close = |a: Option<f64>, b: f64| a.is_some_and(|a| (a - b).abs() < 1e-9);
+        assert!(close(run.map(|r| r.p50_ms), 0.412));
+        assert!(close(run.map(|r| r.p99_ms), 2010.0));
+        assert_eq!(millis("1.5m"), Some(90_000.0));
+        assert_eq!(run.map(|r| r.errors), Some(3));
+        assert!(parse_wrk("wrk: connection refused").is_err());
+    }
+}
