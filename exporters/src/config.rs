@@ -453,13 +453,13 @@ fn read_server_tls(r: &mut Reader<'_>) -> Result<Option<ServerTls>, ()> {
             key: key.into(),
             client_ca: client_ca.map(PathBuf::from),
         })),
-        (None, _) => refuse(
-            KEYS[0],
-            None,
-            "a PEM file (TLS for /metrics needs a certificate and its key)",
-        ),
-        (_, None) => refuse(
-            KEYS[1],
+        // The first of the two that is missing.
+        (certificate, _) => refuse(
+            if certificate.is_none() {
+                KEYS[0]
+            } else {
+                KEYS[1]
+            },
             None,
             "a PEM file (TLS for /metrics needs a certificate and its key)",
         ),

@@ -25,12 +25,13 @@ fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
-/// Every certificate in the PEM file at `path`.
-pub(crate) fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
-    let read = || -> Result<Vec<_>, rustls::pki_types::pem::Error> {
-        CertificateDer::pem_file_iter(path)?.collect()
-    };
-    match read() {
+fn read(path: &Path) -> Result<Vec<u8>, String> {
+    std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+}
+
+/// Every certificate in `pem`, read from `path`.
+fn certificates_in(path: &Path, pem: &[u8]) -> Result<Vec<CertificateDer<'static>>, String> {
+    match CertificateDer::pem_slice_iter(pem).collect::<Result<Vec<_>, _>>() {
         Ok(certs) if certs.is_empty() => Err(format!("{} holds no certificate", path.display())),
         Ok(certs) => Ok(certs),
         Err(e) => Err(format!(
@@ -40,10 +41,38 @@ pub(crate) fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, 
     }
 }
 
+/// The first private key in `pem`, read from `path`.
+fn key_in(path: &Path, pem: &[u8]) -> Result<PrivateKeyDer<'static>, String> {
+    PrivateKeyDer::from_pem_slice(pem)
+        .map_err(|e| format!("cannot read a private key from {}: {e}", path.display()))
+}
+
+/// Every certificate in the PEM file at `path`.
+pub(crate) fn certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    certificates_in(path, &read(path)?)
+}
+
 /// The first private key in the PEM file at `path`.
 pub(crate) fn private_key(path: &Path) -> Result<PrivateKeyDer<'static>, String> {
-    PrivateKeyDer::from_pem_file(path)
-        .map_err(|e| format!("cannot read a private key from {}: {e}", path.display()))
+    key_in(path, &read(path)?)
+}
+
+/// The PEM file at `path`, once it is known to hold a certificate: for tonic, which
+/// takes PEM bytes and would report a bad file without naming it.
+#[cfg(feature = "grpc")]
+pub(crate) fn certificate_pem(path: &Path) -> Result<Vec<u8>, String> {
+    let pem = read(path)?;
+    certificates_in(path, &pem)?;
+    Ok(pem)
+}
+
+/// The PEM file at `path`, once it is known to hold a private key (see
+/// [`certificate_pem`]).
+#[cfg(feature = "grpc")]
+pub(crate) fn key_pem(path: &Path) -> Result<Vec<u8>, String> {
+    let pem = read(path)?;
+    key_in(path, &pem)?;
+    Ok(pem)
 }
 
 fn roots(ca: &Path) -> Result<RootCertStore, String> {

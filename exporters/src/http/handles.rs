@@ -37,7 +37,8 @@ pub(crate) fn in_flight(change: f64) {
 #[allow(clippy::ptr_arg)]
 pub(crate) fn record(method: &'static str, route: &Cow<'static, str>, status: u16, seconds: f64) {
     let series = (method, route.clone(), status);
-    if crate::metrics::installed() {
+    let keep = crate::metrics::installed();
+    if keep {
         let map = SERIES.read().unwrap_or_else(|p| p.into_inner());
         if let Some((counter, histogram)) = map.get(&series) {
             counter.increment(1);
@@ -54,7 +55,7 @@ pub(crate) fn record(method: &'static str, route: &Cow<'static, str>, status: u1
     let histogram = metrics::histogram!("http_request_duration_seconds", labels.iter());
     counter.increment(1);
     histogram.record(seconds);
-    if crate::metrics::installed() {
+    if keep {
         SERIES
             .write()
             .unwrap_or_else(|p| p.into_inner())

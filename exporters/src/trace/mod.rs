@@ -202,23 +202,17 @@ fn grpc_channel(config: &Config) -> Result<tonic::transport::Channel, String> {
     if !url.trim_start().starts_with("https://") {
         return Ok(endpoint.connect_lazy());
     }
-    let read = |path: &std::path::Path| {
-        std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
-    };
     let files = &config.otlp_tls;
     let mut tls = ClientTlsConfig::new();
     tls = match &files.ca {
-        Some(ca) => {
-            // Checked with rustls first, for an error that names the file.
-            crate::tls::certificates(ca)?;
-            tls.ca_certificate(Certificate::from_pem(read(ca)?))
-        }
+        Some(ca) => tls.ca_certificate(Certificate::from_pem(crate::tls::certificate_pem(ca)?)),
         None => tls.with_native_roots(),
     };
     if let (Some(cert), Some(key)) = (&files.certificate, &files.key) {
-        crate::tls::certificates(cert)?;
-        crate::tls::private_key(key)?;
-        tls = tls.identity(Identity::from_pem(read(cert)?, read(key)?));
+        tls = tls.identity(Identity::from_pem(
+            crate::tls::certificate_pem(cert)?,
+            crate::tls::key_pem(key)?,
+        ));
     }
     endpoint
         .tls_config(tls)

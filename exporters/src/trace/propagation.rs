@@ -67,51 +67,14 @@ pub fn extract_map(map: &HashMap<String, String>) -> Context {
 /// ```
 #[cfg(feature = "grpc")]
 pub fn inject_metadata(cx: &Context, metadata: &mut tonic::metadata::MetadataMap) {
-    opentelemetry::global::get_text_map_propagator(|p| {
-        p.inject_context(cx, &mut MetadataCarrier(metadata));
-    });
+    // Metadata is a header map underneath: the HTTP carriers serve both.
+    inject_headers(cx, metadata.as_mut());
 }
 
 /// Reads the context carried by an incoming gRPC request's metadata (tonic).
 #[cfg(feature = "grpc")]
 pub fn extract_metadata(metadata: &tonic::metadata::MetadataMap) -> Context {
-    opentelemetry::global::get_text_map_propagator(|p| p.extract(&MetadataReader(metadata)))
-}
-
-#[cfg(feature = "grpc")]
-struct MetadataCarrier<'a>(&'a mut tonic::metadata::MetadataMap);
-
-#[cfg(feature = "grpc")]
-impl Injector for MetadataCarrier<'_> {
-    fn set(&mut self, key: &str, value: String) {
-        use tonic::metadata::{MetadataKey, MetadataValue};
-        if let (Ok(key), Ok(value)) = (
-            MetadataKey::from_bytes(key.as_bytes()),
-            MetadataValue::try_from(value.as_str()),
-        ) {
-            self.0.insert(key, value);
-        }
-    }
-}
-
-#[cfg(feature = "grpc")]
-struct MetadataReader<'a>(&'a tonic::metadata::MetadataMap);
-
-#[cfg(feature = "grpc")]
-impl Extractor for MetadataReader<'_> {
-    fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).and_then(|v| v.to_str().ok())
-    }
-
-    fn keys(&self) -> Vec<&str> {
-        self.0
-            .keys()
-            .filter_map(|k| match k {
-                tonic::metadata::KeyRef::Ascii(k) => Some(k.as_str()),
-                tonic::metadata::KeyRef::Binary(_) => None,
-            })
-            .collect()
-    }
+    extract_headers(metadata.as_ref())
 }
 
 struct HeaderInjector<'a>(&'a mut http::HeaderMap);
