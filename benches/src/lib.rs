@@ -130,3 +130,15 @@ fn sink_connection(stream: TcpStream) -> Option<()> {
             .ok()?;
     }
 }
+
+/// The value of `arg`, a whole number above 0.
+///
+/// # Errors
+///
+/// Anything else, naming `arg` and the value.
+pub fn whole_number(arg: &str, v: &str) -> anyhow::Result<u32> {
+    v.parse()
+        .ok()
+        .filter(|n| *n > 0)
+        .with_context(|| format!("set {arg} to a whole number above 0, got `{v}`"))
+}

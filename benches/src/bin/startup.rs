@@ -15,7 +15,7 @@
 use anyhow::{Context, bail};
 use cargo_coldstart::cgroup::{self, Limits, TempCgroup};
 use cargo_coldstart::measure::{self, Series, Target};
-use coldstart_benches::{parse_target, progress, sibling};
+use coldstart_benches::{parse_target, progress, sibling, whole_number};
 
 const HELP: &str = "\
 startup: exec-to-first-response of whole processes, alternating runs
@@ -55,13 +55,7 @@ fn parse_args() -> anyhow::Result<Args> {
     while let Some(arg) = it.next() {
         let mut value = || it.next().with_context(|| format!("{arg} needs a value"));
         match arg.as_str() {
-            "--runs" => {
-                let v = value()?;
-                args.runs =
-                    v.parse().ok().filter(|n| *n > 0).with_context(|| {
-                        format!("set --runs to a whole number above 0, got `{v}`")
-                    })?;
-            }
+            "--runs" => args.runs = whole_number(&arg, &value()?)? as usize,
             "--cpus" => args.limits.cpus = Some(cgroup::parse_cpus(&value()?)?),
             "--memory" => args.limits.memory_bytes = Some(cgroup::parse_size(&value()?)?),
             "--no-cgroup" => args.constrained = false,

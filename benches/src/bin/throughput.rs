@@ -1,4 +1,5 @@
-//! Throughput under `wrk`: each target is started, answers its first request, then
+//! Throughput under `wrk`: each target is started by the start-up harness's engine
+//! (`cargo_coldstart::measure::start`), answers its first request, then
 //! takes `wrk` for a fixed time; targets alternate round by round, and the table
 //! shows medians of requests per second and latency percentiles, and the ratio of
 //! requests per second to the baseline.
@@ -13,14 +14,12 @@
 //! target/release/throughput --rounds 5 --duration 10
 //! ```
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
-use cargo_coldstart::measure::{Stats, Target};
-use coldstart_benches::{otlp_sink, parse_target, progress, sibling};
+use cargo_coldstart::measure::{self, Stats, Target};
+use coldstart_benches::{otlp_sink, parse_target, progress, sibling, whole_number};
 
 const HELP: &str = "\
 throughput: requests per second under wrk, targets alternating round by round
@@ -44,13 +43,6 @@ struct Args {
     json: bool,
 }
 
-fn whole(arg: &str, v: &str) -> anyhow::Result<u32> {
-    v.parse()
-        .ok()
-        .filter(|n| *n > 0)
-        .with_context(|| format!("set {arg} to a whole number above 0, got `{v}`"))
-}
-
 fn parse_args(sink: &str) -> anyhow::Result<Args> {
     let mut args = Args {
         rounds: 5,
@@ -65,10 +57,10 @@ fn parse_args(sink: &str) -> anyhow::Result<Args> {
     while let Some(arg) = it.next() {
         let mut value = || it.next().with_context(|| format!("{arg} needs a value"));
         match arg.as_str() {
-            "--rounds" => args.rounds = whole(&arg, &value()?)? as usize,
-            "--duration" => args.duration = whole(&arg, &value()?)?,
-            "--connections" => args.connections = whole(&arg, &value()?)?,
-            "--threads" => args.threads = whole(&arg, &value()?)?,
+            "--rounds" => args.rounds = whole_number(&arg, &value()?)? as usize,
+            "--duration" => args.duration = whole_number(&arg, &value()?)?,
+            "--connections" => args.connections = whole_number(&arg, &value()?)?,
+            "--threads" => args.threads = whole_number(&arg, &value()?)?,
             "--target" => args.targets.push(parse_target(&value()?)?),
             "--baseline" => args.baseline = value()?,
             "--json" => args.json = true,
@@ -106,60 +98,6 @@ struct Run {
     p50_ms: f64,
     p99_ms: f64,
     errors: u64,
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
-}
-
-/// Starts `target` on a free port and waits for its first `200`.
-fn start(target: &Target) -> anyhow::Result<(Child, u16)> {
-    let port = free_port()?;
-    let mut child = Command::new(&target.program)
-        .args(&target.args)
-        .envs(target.env.iter().map(|(k, v)| (k, v)))
-        .env("PORT", port.to_string())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .with_context(|| format!("cannot start {}", target.program.display()))?;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
-            let mut response = String::new();
-            if s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-                .is_ok()
-                && s.read_to_string(&mut response).is_ok()
-                && response.starts_with("HTTP/1.1 200")
-            {
-                return Ok((child, port));
-            }
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            bail!("{} exited before answering ({status})", target.name);
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            bail!("{} did not answer on port {port} within 10 s", target.name);
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-}
-
-fn stop(mut child: Child) {
-    // SIGTERM, as a platform would; the program's shutdown hooks run.
-    if let Ok(pid) = i32::try_from(child.id()) {
-        let _ = Command::new("kill").arg(pid.to_string()).status();
-    }
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = child.try_wait() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 /// A `wrk --latency` figure such as `1.23ms`, `850.00us` or `1.02s`, in milliseconds.
@@ -209,17 +147,17 @@ fn parse_wrk(out: &str) -> anyhow::Result<Run> {
 }
 
 fn measure(target: &Target, args: &Args) -> anyhow::Result<Run> {
-    let (child, port) = start(target)?;
+    let running = measure::start(target, None)?;
     let out = Command::new("wrk")
         .args([
             format!("-t{}", args.threads),
             format!("-c{}", args.connections),
             format!("-d{}s", args.duration),
             "--latency".into(),
-            format!("http://127.0.0.1:{port}/"),
+            format!("http://{}/", running.addr),
         ])
         .output();
-    stop(child);
+    running.terminate(Duration::from_secs(10));
     let out = out.context("cannot run wrk (Debian: apt-get install wrk)")?;
     if !out.status.success() {
         bail!("wrk failed: {}", String::from_utf8_lossy(&out.stderr));

@@ -64,7 +64,7 @@ pub struct Sample {
 pub const RUN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Starts `target` listening on a free loopback port, inside `cgroup` if given, sends
-/// `GET /`, and measures.
+/// `GET /`, and measures. The program is killed once measured.
 ///
 /// # Errors
 ///
@@ -72,6 +72,51 @@ pub const RUN_TIMEOUT: Duration = Duration::from_secs(10);
 /// message), never opens the port within [`RUN_TIMEOUT`], or answers with something
 /// other than HTTP 200.
 pub fn run_once(target: &Target, cgroup: Option<&TempCgroup>) -> anyhow::Result<Sample> {
+    Ok(start(target, cgroup)?.sample)
+}
+
+/// A program that has answered its first request and still runs, for work after it
+/// (load, for one). Killed and reaped when dropped, unless [`Running::terminate`]
+/// ended it first.
+pub struct Running {
+    /// What its first request measured.
+    pub sample: Sample,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    child: KillOnDrop,
+    stderr_path: PathBuf,
+}
+
+impl Running {
+    /// Sends SIGTERM, as a platform stopping it would, and waits up to `within` for
+    /// it to exit (then it is killed).
+    pub fn terminate(mut self, within: Duration) {
+        if let Ok(pid) = libc::pid_t::try_from(self.child.0.id()) {
+            // SAFETY: kill(2) on our own child, which has not been reaped yet.
+            unsafe { libc::kill(pid, libc::SIGTERM) };
+        }
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.stderr_path);
+    }
+}
+
+/// [`run_once`], keeping the program running: see [`Running`].
+///
+/// # Errors
+///
+/// As [`run_once`].
+pub fn start(target: &Target, cgroup: Option<&TempCgroup>) -> anyhow::Result<Running> {
     let port = free_port()?;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let stderr_path = std::env::temp_dir().join(format!(
@@ -80,9 +125,18 @@ pub fn run_once(target: &Target, cgroup: Option<&TempCgroup>) -> anyhow::Result<
     ));
     let stderr = File::create(&stderr_path)
         .with_context(|| format!("cannot create {}", stderr_path.display()))?;
-    let result = measure(target, cgroup, addr, stderr, &stderr_path);
-    let _ = std::fs::remove_file(&stderr_path);
-    result
+    match measure(target, cgroup, addr, stderr, &stderr_path) {
+        Ok((sample, child)) => Ok(Running {
+            sample,
+            addr,
+            child,
+            stderr_path,
+        }),
+        Err(e) => {
+            let _ = std::fs::remove_file(&stderr_path);
+            Err(e)
+        }
+    }
 }
 
 fn measure(
@@ -91,7 +145,7 @@ fn measure(
     addr: SocketAddr,
     stderr: File,
     stderr_path: &std::path::Path,
-) -> anyhow::Result<Sample> {
+) -> anyhow::Result<(Sample, KillOnDrop)> {
     let (ready_r, ready_w) = pipe()?;
     let (go_r, go_w) = pipe()?;
 
@@ -181,11 +235,12 @@ fn measure(
             String::from_utf8_lossy(&response[..response.len().min(40)])
         );
     }
-    Ok(Sample {
+    let sample = Sample {
         first_response,
         rss_bytes,
         threads,
-    })
+    };
+    Ok((sample, child))
 }
 
 /// Kills and reaps the child however the run ends.
