@@ -1,10 +1,14 @@
-//! Where configuration variables come from: the real process environment, or a fixed
-//! list (tests, `doctor` with `--env`). Never caches: a variable is read when asked.
+//! Where settings come from, in layers: the configuration file, then code, then the
+//! environment (the real process environment, or a fixed list for tests and
+//! `doctor --env`). Never caches a variable: it is read when asked.
 
 use std::borrow::Cow;
 use std::ffi::{OsStr, OsString};
+use std::fmt;
 
-/// A source of environment variables.
+use crate::config::{ConfigFile, FileError, file_key};
+
+/// Settings by variable name, from the environment, code and the configuration file.
 ///
 /// ```
 /// use coldstart_bootstrap::Env;
@@ -13,39 +17,176 @@ use std::ffi::{OsStr, OsString};
 /// assert!(env.get("HOME").is_none());
 /// ```
 #[derive(Debug, Clone, Default)]
-pub enum Env {
-    /// The environment of this process.
+pub struct Env {
+    vars: Vars,
+    code: Vec<(&'static str, String)>,
+    file: Option<&'static ConfigFile>,
+}
+
+#[derive(Debug, Clone, Default)]
+enum Vars {
     #[default]
     Process,
-    /// Exactly these variables, and no others.
     Fixed(Vec<(OsString, OsString)>),
 }
 
+/// The layer a value came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layer {
+    /// An environment variable.
+    Variable,
+    /// Code: `coldstart::Builder::set`.
+    Code,
+    /// The configuration file, at this line.
+    File {
+        /// The file's path.
+        path: &'static str,
+        /// The line, from 1.
+        line: u32,
+    },
+}
+
+impl Layer {
+    /// Where a value of `variable` came from, for messages: `` (coldstart.toml line 3,
+    /// `[coldstart] metrics_addr`)``; nothing for a variable.
+    pub fn describe(self, variable: &str) -> impl fmt::Display + '_ {
+        struct Describe<'a>(Layer, &'a str);
+        impl fmt::Display for Describe<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                match self.0 {
+                    Layer::Variable => Ok(()),
+                    Layer::Code => f.write_str(" (set in code)"),
+                    Layer::File { path, line } => {
+                        write!(f, " ({path} line {line}, `{}`)", file_key(self.1))
+                    }
+                }
+            }
+        }
+        Describe(self, variable)
+    }
+}
+
 impl Env {
-    /// The environment of this process.
+    /// The environment of this process, with no file and nothing set in code.
     pub fn process() -> Self {
-        Env::Process
+        Env::default()
     }
 
-    /// Exactly the given variables.
+    /// Exactly the given variables, with no file and nothing set in code.
     pub fn fixed<K: Into<OsString>, V: Into<OsString>>(
         vars: impl IntoIterator<Item = (K, V)>,
     ) -> Self {
-        Env::Fixed(
-            vars.into_iter()
-                .map(|(k, v)| (k.into(), v.into()))
-                .collect(),
-        )
+        Env {
+            vars: Vars::Fixed(
+                vars.into_iter()
+                    .map(|(k, v)| (k.into(), v.into()))
+                    .collect(),
+            ),
+            ..Env::default()
+        }
     }
 
-    /// The value of `key`, if set.
+    /// Adds the configuration file the environment points at (see
+    /// [`crate::config`]), kept for the rest of the program.
+    ///
+    /// # Errors
+    ///
+    /// The file cannot be read or is not valid.
+    pub fn with_file_from_env(self) -> Result<Self, FileError> {
+        let file = ConfigFile::find(|key| self.var(key).map(|v| v.to_string_lossy().into_owned()))?;
+        Ok(match file {
+            Some(file) => self.with_file(Box::leak(Box::new(file))),
+            None => self,
+        })
+    }
+
+    /// Uses `file` as the configuration file layer.
+    pub fn with_file(mut self, file: &'static ConfigFile) -> Self {
+        self.file = Some(file);
+        self
+    }
+
+    /// Sets `variable` in the code layer: above the file, below the environment.
+    pub fn with_code(mut self, variable: &'static str, value: String) -> Self {
+        self.code.retain(|(k, _)| *k != variable);
+        self.code.push((variable, value));
+        self
+    }
+
+    /// The configuration file in use, if any.
+    pub fn file(&self) -> Option<&'static ConfigFile> {
+        self.file
+    }
+
+    /// The value of `key`, from the highest layer that sets it.
     pub fn get(&self, key: &str) -> Option<Cow<'_, OsStr>> {
-        match self {
-            Env::Process => std::env::var_os(key).map(Cow::Owned),
-            Env::Fixed(vars) => vars
+        self.lookup(key).map(|(v, _)| v)
+    }
+
+    /// The value of `key` and the layer it came from.
+    pub fn lookup(&self, key: &str) -> Option<(Cow<'_, OsStr>, Layer)> {
+        if let Some(v) = self.var(key) {
+            return Some((v, Layer::Variable));
+        }
+        if let Some((_, v)) = self.code.iter().find(|(k, _)| *k == key) {
+            return Some((Cow::Borrowed(OsStr::new(v)), Layer::Code));
+        }
+        let file = self.file?;
+        let entry = file.get(key)?;
+        Some((
+            Cow::Borrowed(OsStr::new(&entry.value)),
+            Layer::File {
+                path: &file.path,
+                line: entry.line,
+            },
+        ))
+    }
+
+    /// The environment variable alone.
+    fn var(&self, key: &str) -> Option<Cow<'_, OsStr>> {
+        match &self.vars {
+            Vars::Process => std::env::var_os(key).map(Cow::Owned),
+            Vars::Fixed(vars) => vars
                 .iter()
                 .find(|(k, _)| k == key)
                 .map(|(_, v)| Cow::Borrowed(v.as_os_str())),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_environment_beats_code_beats_the_file() {
+        let file = ConfigFile::parse(
+            "coldstart.toml",
+            "[coldstart]\nstrategy = \"minimal\"\nprewarm = true\nlog = \"debug\"\n",
+        )
+        .unwrap();
+        let env = Env::fixed([("COLDSTART_STRATEGY", "throughput")])
+            .with_file(Box::leak(Box::new(file)))
+            .with_code("COLDSTART_STRATEGY", "balanced".into())
+            .with_code("COLDSTART_PREWARM", "false".into());
+        let layer = |k| env.lookup(k).map(|(v, l)| (v.into_owned(), l));
+        assert_eq!(
+            layer("COLDSTART_STRATEGY"),
+            Some(("throughput".into(), Layer::Variable))
+        );
+        assert_eq!(
+            layer("COLDSTART_PREWARM"),
+            Some(("false".into(), Layer::Code))
+        );
+        let from_file = Layer::File {
+            path: "coldstart.toml",
+            line: 4,
+        };
+        assert_eq!(layer("COLDSTART_LOG"), Some(("debug".into(), from_file)));
+        assert_eq!(
+            from_file.describe("COLDSTART_LOG").to_string(),
+            " (coldstart.toml line 4, `[coldstart] log`)"
+        );
+        assert_eq!(layer("COLDSTART_FLAVOR"), None);
     }
 }

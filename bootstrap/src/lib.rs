@@ -18,13 +18,14 @@ println!("{} worker threads because {}", plan.worker_threads.value, plan.worker_
 */
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod config;
 mod env;
 mod figure;
 pub mod init;
 pub mod plan;
 pub mod probe;
 
-pub use env::Env;
+pub use env::{Env, Layer};
 pub use figure::{Figure, Source};
 pub use plan::{Decision, Flavor, Plan, PlanError, Settings, Strategy};
 pub use probe::{Budget, CgroupVersion, Platform, Probe};

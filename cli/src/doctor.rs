@@ -1,12 +1,17 @@
 //! `cargo coldstart doctor`: what the probe finds and what the plan decides here, with
 //! the source of every figure and the reason for every decision.
 //!
-//! It plans with the same code a service runs at start-up, from the `COLDSTART_*`
-//! variables of the calling shell; it cannot see attribute arguments compiled into a
+//! It plans with the same code a service runs at start-up, from the configuration
+//! file and the variables of the calling shell; it cannot see settings compiled into a
 //! particular binary (set `COLDSTART_LOG=debug` on that binary for its own plan).
+//! Telemetry settings are checked as a build with every feature would check them.
 
+use std::fmt::Write as _;
+
+use coldstart_bootstrap::config::{VARIABLES, file_key};
 use coldstart_bootstrap::plan::{Decision, Origin, Report};
-use coldstart_bootstrap::{Budget, Env, Figure, Plan, Probe, Settings, Source};
+use coldstart_bootstrap::{Budget, Env, Figure, Layer, Plan, PlanError, Probe, Settings, Source};
+use coldstart_exporters::config::{Build, Config};
 use serde_json::{Value, json};
 
 /// What doctor was asked for.
@@ -29,17 +34,125 @@ pub fn render(options: &Options) -> Result<String, coldstart_bootstrap::PlanErro
         probe = probe.root(root);
     }
     let budget = probe.run();
-    let plan = Plan::from_budget(&budget, &Settings::NONE, &Env::process())?;
+    let env = Env::process()
+        .with_file_from_env()
+        .map_err(PlanError::File)?;
+    let plan = Plan::from_budget(&budget, &Settings::NONE, &env)?;
+    let settings = settings(&env);
     Ok(if options.json {
-        let mut text = serde_json::to_string_pretty(&to_json(&budget, &plan)).unwrap_or_default();
+        let mut document = to_json(&budget, &plan);
+        document["settings"] = settings_json(&env, &settings);
+        let mut text = serde_json::to_string_pretty(&document).unwrap_or_default();
         text.push('\n');
         text
     } else {
-        Report {
+        let mut text = Report {
             budget: &budget,
             plan: &plan,
         }
-        .to_string()
+        .to_string();
+        settings_text(&env, &settings, &mut text);
+        text
+    })
+}
+
+/// One setting: its effective value and where it came from.
+struct Row {
+    variable: &'static str,
+    value: String,
+    layer: Option<Layer>,
+    rejected: bool,
+}
+
+/// The telemetry settings (the plan's own are in the plan), and the problems found.
+fn settings(env: &Env) -> (Vec<Row>, Vec<String>) {
+    let (config, errors) = Config::read(env, Build::ALL);
+    let rows = config
+        .effective()
+        .into_iter()
+        .map(|(variable, value)| {
+            let layer = env.lookup(variable).map(|(_, l)| l);
+            let rejected = errors.iter().any(|e| e.key == variable);
+            let value = match (variable, layer) {
+                ("OTEL_SERVICE_NAME", None) if !value_from_attributes(&config) => {
+                    "(the executable's name)".to_owned()
+                }
+                _ => value,
+            };
+            Row {
+                variable,
+                value,
+                layer: layer.filter(|_| !rejected),
+                rejected,
+            }
+        })
+        .collect();
+    (rows, errors.iter().map(ToString::to_string).collect())
+}
+
+fn value_from_attributes(config: &Config) -> bool {
+    config
+        .resource_attributes
+        .iter()
+        .any(|(k, _)| k == "service.name")
+}
+
+fn layer_text(row: &Row) -> String {
+    match row.layer {
+        _ if row.rejected => "default (the value given was rejected)".to_owned(),
+        None => "default".to_owned(),
+        Some(Layer::Variable) => "environment".to_owned(),
+        Some(Layer::Code) => "code".to_owned(),
+        Some(Layer::File { path, line }) => format!("{path} line {line}"),
+    }
+}
+
+fn settings_text(env: &Env, (rows, problems): &(Vec<Row>, Vec<String>), out: &mut String) {
+    let file = env.file().map_or("none found", |f| f.path.as_str());
+    let _ = writeln!(
+        out,
+        "settings (file: {file}; defaults < file < code < environment)"
+    );
+    for row in rows {
+        let _ = writeln!(
+            out,
+            "  {:<45} {:<32} {}",
+            row.variable,
+            row.value,
+            layer_text(row)
+        );
+    }
+    if !problems.is_empty() {
+        let _ = writeln!(out, "problems");
+        for p in problems {
+            let _ = writeln!(out, "  {p}");
+        }
+    }
+}
+
+fn settings_json(env: &Env, (rows, problems): &(Vec<Row>, Vec<String>)) -> Value {
+    let values: Vec<Value> = rows
+        .iter()
+        .map(|row| {
+            let (layer, path, line) = match row.layer {
+                None => ("default", None, None),
+                Some(Layer::Variable) => ("environment", None, None),
+                Some(Layer::Code) => ("code", None, None),
+                Some(Layer::File { path, line }) => ("file", Some(path), Some(line)),
+            };
+            json!({
+                "variable": row.variable,
+                "file_key": file_key(row.variable),
+                "value": row.value,
+                "source": { "layer": layer, "path": path, "line": line, "rejected": row.rejected },
+            })
+        })
+        .collect();
+    json!({
+        "file": env.file().map(|f| f.path.as_str()),
+        "variables": VARIABLES,
+        "values": values,
+        "problems": problems,
     })
 }
 
@@ -65,6 +178,8 @@ fn reason<T>(d: &Decision<T>) -> Value {
         Origin::Plan => ("plan", None),
         Origin::Attribute(arg) => ("attribute", Some(arg)),
         Origin::Env(var) => ("env", Some(var)),
+        Origin::Code(var) => ("code", Some(var)),
+        Origin::File { variable, .. } => ("file", Some(variable)),
     };
     json!({ "origin": origin, "name": name, "text": d.reason.to_string() })
 }

@@ -89,7 +89,11 @@ pub use coldstart_macros::test;
 /// registrations in library crates.
 pub use coldstart_macros::init;
 
+mod builder;
+
+pub use builder::Builder;
 pub use coldstart_bootstrap::init::{Failure, Lazy, Place};
+pub use coldstart_bootstrap::plan::{Origin, Reason};
 pub use coldstart_bootstrap::{Budget, Figure, Flavor, Plan, Source, Strategy};
 /// Marks the first response done once its body has been sent; place it outermost.
 /// See [`coldstart_runtime::first_response`].
@@ -182,16 +186,7 @@ pub mod __private {
                     body,
                 );
             }
-            #[cfg(any(feature = "metrics", feature = "tracing"))]
-            {
-                let telemetry = coldstart_exporters::install(settings.service_version);
-                coldstart_runtime::block_on(settings, async move {
-                    telemetry.start_after_first_response();
-                    body.await
-                })
-            }
-            #[cfg(not(any(feature = "metrics", feature = "tracing")))]
-            coldstart_runtime::block_on(settings, body)
+            crate::builder::run(settings, coldstart_bootstrap::Env::process(), body)
         }
 
         /// `#[coldstart::test]`.

@@ -45,12 +45,13 @@ pub struct Telemetry {
 }
 
 /// Installs the metrics recorder and the tracer provider (whichever features are
-/// on), configured from the environment. Cheap: nothing is started. Bad settings are
-/// printed, one line each, and their defaults used.
+/// on), configured from `env` (the file, code and environment layers). Cheap:
+/// nothing is started. Bad settings are printed, one line each, and their defaults
+/// used.
 ///
 /// `service_version` becomes the `service.version` resource attribute.
-pub fn install(service_version: Option<&'static str>) -> Telemetry {
-    let (config, errors) = Config::from_env();
+pub fn install(env: &coldstart_bootstrap::Env, service_version: Option<&'static str>) -> Telemetry {
+    let (config, errors) = Config::from(env);
     for e in errors {
         eprintln!("coldstart: {e}");
     }

@@ -46,19 +46,34 @@ pub struct Started {
     pub report: bool,
 }
 
-/// Probes, plans and builds the runtime for `settings` (the attribute's arguments).
+/// Adds the configuration file the environment points at (`coldstart.toml`,
+/// `config/<env>.toml` or `COLDSTART_CONFIG`) to `env`.
+///
+/// # Exits
+///
+/// With a one-line message naming the file and line, and exit code 78, when the file
+/// cannot be read or is not valid.
+pub fn load_env(env: Env) -> Env {
+    timeline::mark(Phase::Main);
+    match env.with_file_from_env() {
+        Ok(env) => env,
+        Err(e) => exit(&StartError::Config(PlanError::File(e))),
+    }
+}
+
+/// Probes, plans and builds the runtime for `settings` (the attribute's arguments)
+/// and `env` (the file, code and environment layers).
 ///
 /// # Errors
 ///
-/// [`StartError::Config`] for a bad `COLDSTART_*` variable or contradicting settings,
+/// [`StartError::Config`] for a bad setting or contradicting settings,
 /// [`StartError::Runtime`] when tokio cannot build the runtime.
-pub fn start(settings: &Settings) -> Result<Started, StartError> {
+pub fn start(settings: &Settings, env: &Env) -> Result<Started, StartError> {
     timeline::mark(Phase::Main);
-    let env = Env::process();
     let budget = Probe::new().run();
     timeline::mark(Phase::Probed);
-    let plan = Plan::from_budget(&budget, settings, &env).map_err(StartError::Config)?;
-    let report = settings::debug_log(&env).map_err(StartError::Config)?;
+    let plan = Plan::from_budget(&budget, settings, env).map_err(StartError::Config)?;
+    let report = settings::debug_log(env).map_err(StartError::Config)?;
     timeline::mark(Phase::Planned);
     crate::alloc::apply(&plan.allocator.value);
     let runtime = build(&plan).map_err(StartError::Runtime)?;
@@ -107,25 +122,34 @@ fn prewarm() {
     drop(std::hint::black_box(Vec::<u8>::with_capacity(256)));
 }
 
-/// Runs `body` to completion on a runtime planned for this process: what
-/// `#[coldstart::main]` expands to.
+/// Ends the program with a one-line message and the exit code for `e`.
+fn exit(e: &StartError) -> ! {
+    eprintln!("coldstart: {e}");
+    std::process::exit(match e {
+        StartError::Config(_) => EXIT_CONFIG,
+        StartError::Runtime(_) => EXIT_OS,
+    })
+}
+
+/// Runs `body` to completion on a runtime planned for this process, with settings
+/// from the process environment and the configuration file.
 ///
 /// # Exits
 ///
 /// With a one-line message on stderr and exit code 78 when a setting is invalid, or
 /// 71 when the runtime cannot be built; never with a panic.
 pub fn block_on<F: Future>(settings: &Settings, body: F) -> F::Output {
-    let started = match start(settings) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("coldstart: {e}");
-            let code = match e {
-                StartError::Config(_) => EXIT_CONFIG,
-                StartError::Runtime(_) => EXIT_OS,
-            };
-            std::process::exit(code);
-        }
-    };
+    block_on_in(settings, &load_env(Env::process()), body)
+}
+
+/// [`block_on`] with the settings layers given (see [`load_env`]): what
+/// `#[coldstart::main]` and `coldstart::Builder` expand to.
+///
+/// # Exits
+///
+/// As [`block_on`].
+pub fn block_on_in<F: Future>(settings: &Settings, env: &Env, body: F) -> F::Output {
+    let started = start(settings, env).unwrap_or_else(|e| exit(&e));
     let report = started.report;
     let fallback = crate::plan().and_then(|p| p.first_response_fallback.value);
     let work_after = init::prepare(settings.init_profile);

@@ -16,6 +16,7 @@ pub use reason::{Origin, Reason, Why};
 pub use report::Report;
 pub use settings::{PlanError, Settings};
 
+use crate::env::Layer;
 use crate::{Budget, Env};
 use settings::*;
 
@@ -258,9 +259,9 @@ impl Plan {
         };
         let tokio_env = TOKIO_WORKER_THREADS.read_env(env, parse_workers)?;
         let workers_default = match (tokio_env, settings.worker_threads, flavor.value) {
-            (Some(n), None, Flavor::MultiThread) => Decision {
+            (Some((n, layer)), None, Flavor::MultiThread) => Decision {
                 value: n,
-                reason: Reason::env(TOKIO_WORKER_THREADS.variable),
+                reason: Reason::env(TOKIO_WORKER_THREADS.variable, layer),
             },
             _ => workers_default,
         };
@@ -367,17 +368,22 @@ impl Plan {
     }
 }
 
-/// Explicit beats derived; a variable beats an attribute argument.
+/// Explicit beats derived. Layers: the file, then code (an attribute argument or
+/// the builder), then the environment.
 fn choose<T>(
     derived: Decision<T>,
     argument: Option<T>,
-    variable: Option<T>,
+    variable: Option<(T, Layer)>,
     key: Key,
 ) -> Decision<T> {
     match (variable, argument) {
-        (Some(v), _) => Decision {
+        (Some((_, Layer::File { .. })), Some(a)) => Decision {
+            value: a,
+            reason: Reason::attribute(key.argument),
+        },
+        (Some((v, layer)), _) => Decision {
             value: v,
-            reason: Reason::env(key.variable),
+            reason: Reason::env(key.variable, layer),
         },
         (None, Some(a)) => Decision {
             value: a,

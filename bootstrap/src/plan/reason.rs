@@ -4,6 +4,8 @@
 use std::fmt;
 
 use super::Strategy;
+use crate::config::file_key;
+use crate::env::Layer;
 
 /// Who made a decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -14,6 +16,32 @@ pub enum Origin {
     Attribute(&'static str),
     /// An environment variable set it.
     Env(&'static str),
+    /// Code set this variable (`coldstart::Builder::set`).
+    Code(&'static str),
+    /// The configuration file set this variable, at this line.
+    File {
+        /// The variable the file's key stands for.
+        variable: &'static str,
+        /// The file's path.
+        path: &'static str,
+        /// The line, from 1.
+        line: u32,
+    },
+}
+
+impl Origin {
+    /// The origin of `variable`'s value, from the layer it was found in.
+    pub(crate) fn of(variable: &'static str, layer: Layer) -> Self {
+        match layer {
+            Layer::Variable => Origin::Env(variable),
+            Layer::Code => Origin::Code(variable),
+            Layer::File { path, line } => Origin::File {
+                variable,
+                path,
+                line,
+            },
+        }
+    }
 }
 
 impl fmt::Display for Origin {
@@ -22,6 +50,12 @@ impl fmt::Display for Origin {
             Origin::Plan => f.write_str("the plan"),
             Origin::Attribute(arg) => write!(f, "attribute argument `{arg}`"),
             Origin::Env(var) => write!(f, "{var}"),
+            Origin::Code(var) => write!(f, "{var} set in code"),
+            Origin::File {
+                variable,
+                path,
+                line,
+            } => write!(f, "`{}` in {path} line {line}", file_key(variable)),
         }
     }
 }
@@ -116,9 +150,9 @@ impl Reason {
         }
     }
 
-    pub(crate) fn env(var: &'static str) -> Self {
+    pub(crate) fn env(var: &'static str, layer: Layer) -> Self {
         Reason {
-            origin: Origin::Env(var),
+            origin: Origin::of(var, layer),
             why: Why::Explicit,
         }
     }

@@ -5,7 +5,7 @@
 use std::fmt;
 
 use super::{Flavor, Strategy};
-use crate::Env;
+use crate::env::{Env, Layer};
 
 /// Settings given in code (attribute arguments); `None` leaves the choice to the plan.
 ///
@@ -152,7 +152,7 @@ pub fn debug_log(env: &Env) -> Result<bool, PlanError> {
         "debug" => Some(true),
         _ => None,
     })
-    .map(|v| v.unwrap_or(false))
+    .map(|v| v.is_some_and(|(on, _)| on))
 }
 
 /// Every key, for documentation and for the macro's list of valid arguments.
@@ -176,7 +176,11 @@ pub enum PlanError {
         value: String,
         /// The accepted values, in words.
         accepts: &'static str,
+        /// Where a variable's value came from (`None` for an attribute argument).
+        layer: Option<Layer>,
     },
+    /// A configuration file that cannot be used.
+    File(crate::config::FileError),
     /// Two settings contradict each other.
     Conflict(String),
 }
@@ -188,9 +192,15 @@ impl fmt::Display for PlanError {
                 name,
                 value,
                 accepts,
+                layer,
             } => {
-                write!(f, "set {name} to {accepts}, got `{value}`")
+                write!(f, "set {name} to {accepts}, got `{value}`")?;
+                match layer {
+                    Some(layer) => write!(f, "{}", layer.describe(name)),
+                    None => Ok(()),
+                }
             }
+            PlanError::File(e) => write!(f, "{e}"),
             PlanError::Conflict(what) => f.write_str(what),
         }
     }
@@ -199,28 +209,29 @@ impl fmt::Display for PlanError {
 impl std::error::Error for PlanError {}
 
 impl Key {
-    fn invalid(&self, name: &'static str, value: &str) -> PlanError {
+    fn invalid(&self, name: &'static str, value: &str, layer: Option<Layer>) -> PlanError {
         PlanError::Invalid {
             name,
             value: value.to_owned(),
             accepts: self.accepts,
+            layer,
         }
     }
 
-    /// Reads this key's variable from `env` and parses it with `parse`; `Ok(None)` when
-    /// it is not set.
+    /// Reads this key's variable from `env` (any layer) and parses it with `parse`;
+    /// `Ok(None)` when it is not set.
     pub(crate) fn read_env<T>(
         &self,
         env: &Env,
         parse: fn(&str) -> Option<T>,
-    ) -> Result<Option<T>, PlanError> {
-        let Some(raw) = env.get(self.variable) else {
+    ) -> Result<Option<(T, Layer)>, PlanError> {
+        let Some((raw, layer)) = env.lookup(self.variable) else {
             return Ok(None);
         };
         let text = raw.to_string_lossy();
         parse(text.trim())
-            .map(Some)
-            .ok_or_else(|| self.invalid(self.variable, &text))
+            .map(|v| Some((v, layer)))
+            .ok_or_else(|| self.invalid(self.variable, &text, Some(layer)))
     }
 
     /// Parses an attribute argument's value; the error names the argument.
@@ -229,7 +240,7 @@ impl Key {
         value: &str,
         parse: fn(&str) -> Option<T>,
     ) -> Result<T, PlanError> {
-        parse(value).ok_or_else(|| self.invalid(self.argument, value))
+        parse(value).ok_or_else(|| self.invalid(self.argument, value, None))
     }
 }
 

@@ -154,3 +154,45 @@ fn contradictions_and_bad_values_are_errors_that_say_what_to_do() {
         assert!(text.ends_with(&format!("got `{value}`")), "{text}");
     }
 }
+
+#[test]
+fn the_file_is_below_attributes_and_variables() {
+    let b = budget(Some(2.0), Some(1 << 30));
+    let file = crate::config::ConfigFile::parse(
+        "config/prod.toml",
+        "[coldstart]\nworker_threads = 3\nmax_blocking_threads = 16\nprewarm = \"sometimes\"\n",
+    )
+    .unwrap();
+    let file: &'static _ = Box::leak(Box::new(file));
+    let attr = Settings {
+        worker_threads: Some(2),
+        ..Settings::NONE
+    };
+    let env = none().with_file(file);
+    let err = Plan::from_budget(&b, &attr, &env).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "set COLDSTART_PREWARM to one of `on`, `off`, `true`, `false`, `1`, `0`, got `sometimes` (config/prod.toml line 4, `[coldstart] prewarm`)"
+    );
+
+    let env = Env::fixed([("COLDSTART_PREWARM", "off")]).with_file(file);
+    let plan = Plan::from_budget(&b, &attr, &env).unwrap();
+    assert_eq!(plan.worker_threads.value, 2, "the attribute beats the file");
+    assert_eq!(plan.max_blocking_threads.value, 16);
+    assert_eq!(
+        plan.max_blocking_threads.reason.to_string(),
+        "set by `[coldstart] max_blocking_threads` in config/prod.toml line 3"
+    );
+    let plan = Plan::from_budget(&b, &Settings::NONE, &env).unwrap();
+    assert_eq!(plan.worker_threads.value, 3, "the file beats the plan");
+    let env = env.with_code("COLDSTART_WORKER_THREADS", "4".into());
+    let plan = Plan::from_budget(&b, &attr, &env).unwrap();
+    assert_eq!(
+        plan.worker_threads.value, 4,
+        "the builder beats the attribute"
+    );
+    assert_eq!(
+        plan.worker_threads.reason.origin,
+        Origin::Code("COLDSTART_WORKER_THREADS")
+    );
+}

@@ -60,6 +60,45 @@ fn a_bad_variable_is_one_line_and_exit_code_78() {
 }
 
 #[test]
+fn a_bad_configuration_file_names_its_line_and_exits_78() {
+    let dir = std::env::temp_dir().join(format!("coldstart-bad-file-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("coldstart.toml"),
+        "[coldstart]\nworker_threads = 0\n",
+    )
+    .unwrap();
+    let out = Command::new(SERVER).current_dir(&dir).output().unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "coldstart: set COLDSTART_WORKER_THREADS to a whole number from 1 to 1024, got `0` (coldstart.toml line 2, `[coldstart] worker_threads`)\n"
+    );
+    std::fs::write(dir.join("coldstart.toml"), "[coldstart]\nthreads = 2\n").unwrap();
+    let out = Command::new(SERVER).current_dir(&dir).output().unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with(
+            "coldstart: coldstart.toml line 2: `[coldstart] threads` is not a setting"
+        ),
+        "{stderr}"
+    );
+    let out = Command::new(SERVER)
+        .current_dir(&dir)
+        .env("COLDSTART_CONFIG", "missing.toml")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).starts_with("coldstart: missing.toml: cannot be read"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn a_bad_port_names_the_variable() {
     let out = Command::new(SERVER).env("PORT", "http").output().unwrap();
     assert!(!out.status.success());

@@ -19,8 +19,15 @@ const PARENT_ID: &str = "00f067aa0ba902b7";
 
 /// Starts the example with `vars`, stderr piped; waits until it listens.
 fn server(vars: &[(&str, String)]) -> (u16, Reaper, Lines) {
+    server_in(std::path::Path::new("."), vars)
+}
+
+/// [`server`] in the working directory `dir` (where it looks for its configuration
+/// file).
+fn server_in(dir: &std::path::Path, vars: &[(&str, String)]) -> (u16, Reaper, Lines) {
     let port = free_port();
     let mut child = Command::new(SERVER)
+        .current_dir(dir)
         .env("PORT", port.to_string())
         .envs(vars.iter().map(|(k, v)| (k, v)))
         .stderr(Stdio::piped())
@@ -551,6 +558,56 @@ fn the_first_requests_span_reaches_an_otlp_receiver_with_its_parent() {
     );
     assert!(span["resource"]["host.arch"].is_string());
     assert!(span["resource"]["process.pid"].is_i64());
+}
+
+#[test]
+fn settings_from_the_environments_file_reach_metrics_and_traces() {
+    let test = "settings_from_the_environments_file_reach_metrics_and_traces";
+    let Some(collector) = Collector::start(test, "ok") else {
+        return;
+    };
+    let dir = temp_dir("config-file");
+    std::fs::create_dir_all(dir.join("config")).unwrap();
+    let metrics_port = free_port();
+    std::fs::write(
+        dir.join("config/staging.toml"),
+        format!(
+            "# as a deployment would ship it\n\
+             [coldstart]\n\
+             metrics_addr = \"127.0.0.1:{metrics_port}\"\n\
+             [otel]\n\
+             service_name = \"from-file\"\n\
+             resource_attributes = \"deployment.environment=staging\"\n\
+             exporter_otlp_endpoint = \"{}\"\n\
+             traces_sampler = \"always_off\"\n",
+            collector.endpoint()
+        ),
+    )
+    .unwrap();
+    // The environment beats the file: the sampler from the file would drop the span.
+    let (port, _server, _lines) = server_in(
+        &dir,
+        &[
+            ("APP_ENV", "staging".into()),
+            ("OTEL_TRACES_SAMPLER", "parentbased_always_on".into()),
+        ],
+    );
+    let traceparent = format!("traceparent: 00-{TRACE_ID}-{PARENT_ID}-01\r\n");
+    assert!(get_with(port, "/", &traceparent).ends_with("hello\n"));
+    let span = collector.span_of(TRACE_ID);
+    assert_eq!(span["resource"]["service.name"], "from-file");
+    assert_eq!(span["resource"]["deployment.environment"], "staging");
+    let exposition = poll(Duration::from_secs(10), || {
+        Some(scrape(metrics_port)).filter(|e| e.contains("http_requests_total"))
+    })
+    .unwrap();
+    assert_eq!(
+        sample(
+            &exposition,
+            "http_requests_total{method=\"GET\",route=\"/\",status=\"200\"}"
+        ),
+        Some(1.0)
+    );
 }
 
 /// Serves `n` requests; all must be answered.

@@ -85,8 +85,9 @@ fn sampler(config: &Config) -> Box<dyn ShouldSample> {
     Box::new(sampler)
 }
 
-/// `service.name`, `service.version`, `host.arch`, `process.pid`, and whatever
-/// `OTEL_RESOURCE_ATTRIBUTES` adds (the SDK reads it).
+/// `service.name`, `service.version`, `host.arch`, `process.pid`, the SDK's
+/// `telemetry.sdk.*`, and `OTEL_RESOURCE_ATTRIBUTES` (read by coldstart, so the file
+/// and code layers count; its entries win over the detected ones).
 fn resource(config: &Config, service_version: Option<&'static str>) -> Resource {
     let arch = match std::env::consts::ARCH {
         "x86_64" => "amd64",
@@ -102,9 +103,18 @@ fn resource(config: &Config, service_version: Option<&'static str>) -> Resource 
     if let Some(version) = service_version {
         attributes.push(KeyValue::new("service.version", version));
     }
-    Resource::builder()
-        .with_service_name(config.service_name.clone())
+    attributes.extend(
+        config
+            .resource_attributes
+            .iter()
+            .map(|(k, v)| KeyValue::new(k.clone(), v.clone())),
+    );
+    Resource::builder_empty()
+        .with_detector(Box::new(
+            opentelemetry_sdk::resource::TelemetryResourceDetector,
+        ))
         .with_attributes(attributes)
+        .with_service_name(config.service_name.clone())
         .build()
 }
 
@@ -135,8 +145,9 @@ pub(crate) fn start(config: &Config) {
     tokio::spawn(queue.run(exporter));
 }
 
-/// The OTLP exporter for the configured protocol. Endpoint, headers and
-/// compression come from the standard variables, which opentelemetry-otlp reads.
+/// The OTLP exporter for the configured protocol. The endpoint and the headers of
+/// the file and code layers are given here; opentelemetry-otlp reads the headers
+/// variables itself.
 fn exporter(config: &Config) -> Result<SpanExporter, String> {
     match config.protocol {
         Protocol::HttpProtobuf => http_exporter(config),
@@ -150,8 +161,14 @@ fn exporter(config: &Config) -> Result<SpanExporter, String> {
 /// OTLP/HTTP on hyper, on the program's runtime: no client thread, no second runtime.
 fn http_exporter(config: &Config) -> Result<SpanExporter, String> {
     use opentelemetry_http::hyper::HyperClient;
+    use opentelemetry_otlp::WithExportConfig;
     use opentelemetry_otlp::WithHttpConfig;
-    let builder = SpanExporter::builder().with_http();
+    let mut builder = SpanExporter::builder()
+        .with_http()
+        .with_headers(config.otlp_headers.iter().cloned().collect());
+    if let Some(endpoint) = &config.otlp_endpoint {
+        builder = builder.with_endpoint(endpoint);
+    }
     #[cfg(feature = "tls")]
     let builder = {
         let tls = crate::tls::client_config(&config.otlp_tls)?;
@@ -174,14 +191,22 @@ fn http_exporter(config: &Config) -> Result<SpanExporter, String> {
 /// to use the standard certificate variables, which opentelemetry-otlp ignores.
 #[cfg(feature = "grpc")]
 fn grpc_exporter(config: &Config) -> Result<SpanExporter, String> {
-    let builder = SpanExporter::builder().with_tonic();
+    use opentelemetry_otlp::{WithExportConfig, WithTonicConfig};
+    let mut metadata = tonic::metadata::MetadataMap::new();
+    for (name, value) in &config.otlp_headers {
+        if let (Ok(name), Ok(value)) = (
+            tonic::metadata::MetadataKey::from_bytes(name.to_ascii_lowercase().as_bytes()),
+            value.parse(),
+        ) {
+            metadata.insert(name, value);
+        }
+    }
+    let mut builder = SpanExporter::builder().with_tonic().with_metadata(metadata);
+    if let Some(endpoint) = &config.otlp_endpoint {
+        builder = builder.with_endpoint(endpoint);
+    }
     #[cfg(feature = "tls")]
-    let builder = {
-        use opentelemetry_otlp::WithTonicConfig;
-        builder.with_channel(grpc_channel(config)?)
-    };
-    #[cfg(not(feature = "tls"))]
-    let _ = config;
+    let builder = builder.with_channel(grpc_channel(config)?);
     builder.build().map_err(|e| e.to_string())
 }
 
@@ -189,13 +214,10 @@ fn grpc_exporter(config: &Config) -> Result<SpanExporter, String> {
 #[cfg(all(feature = "grpc", feature = "tls"))]
 fn grpc_channel(config: &Config) -> Result<tonic::transport::Channel, String> {
     use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
-    let url = [
-        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-        "OTEL_EXPORTER_OTLP_ENDPOINT",
-    ]
-    .into_iter()
-    .find_map(|key| std::env::var(key).ok().filter(|v| !v.trim().is_empty()))
-    .unwrap_or_else(|| "http://localhost:4317".to_owned());
+    let url = config
+        .otlp_endpoint
+        .clone()
+        .unwrap_or_else(|| "http://localhost:4317".to_owned());
     let endpoint = Endpoint::from_shared(url.trim().to_owned())
         .map_err(|e| format!("invalid OTLP endpoint `{url}`: {e}"))?
         .timeout(config.otlp_timeout);

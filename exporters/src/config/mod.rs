@@ -1,10 +1,12 @@
 /*!
-The exporters' settings: defaults, then `COLDSTART_*` and the standard `OTEL_*`
-variables. Read once, at start-up, from the environment only (no file is opened here).
+The exporters' settings: defaults, then the configuration file, code and the
+environment (`COLDSTART_*` and the standard `OTEL_*` variables), through the layers
+of an [`Env`]. Read once, at start-up; no file is opened here.
 
 A bad value never stops the service: it becomes a [`ConfigError`] that names the
-variable, the value and what is accepted, is printed once, and the default is used
-for that one setting. Telemetry must not be the reason a service fails to start.
+variable, where the value came from, the value and what is accepted; it is printed
+once, and the default is used for that one setting. Telemetry must not be the reason
+a service fails to start.
 */
 
 use std::fmt;
@@ -12,8 +14,10 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use coldstart_bootstrap::Env;
 use coldstart_bootstrap::plan::settings::parse_duration;
+use coldstart_bootstrap::{Env, Layer};
+
+mod show;
 
 /// The default `/metrics` address: loopback, the OpenTelemetry Prometheus port.
 pub const DEFAULT_METRICS_ADDR: &str = "127.0.0.1:9464";
@@ -165,6 +169,16 @@ pub struct Config {
     pub otlp_timeout: Duration,
     /// How spans travel to the collector.
     pub protocol: Protocol,
+    /// Where spans go, when a setting names it (`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`
+    /// as given, else `OTEL_EXPORTER_OTLP_ENDPOINT` plus `/v1/traces` over HTTP);
+    /// `None` for the protocol's default on localhost.
+    pub otlp_endpoint: Option<String>,
+    /// Headers for every export (`OTEL_EXPORTER_OTLP_HEADERS`, then
+    /// `..._TRACES_HEADERS`), from the file or code: opentelemetry-otlp reads the
+    /// environment variables itself.
+    pub otlp_headers: Vec<(String, String)>,
+    /// `OTEL_RESOURCE_ATTRIBUTES`, decoded.
+    pub resource_attributes: Vec<(String, String)>,
     /// The OTLP exporter's TLS files.
     pub otlp_tls: ClientTls,
     /// TLS for `/metrics`; `None` serves plain HTTP.
@@ -182,6 +196,8 @@ pub struct ConfigError {
     pub accepts: &'static str,
     /// What happens instead, such as `using the default`.
     pub instead: &'static str,
+    /// Where the value came from.
+    pub layer: Layer,
 }
 
 /// What a rejected value usually leads to.
@@ -191,24 +207,58 @@ impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "set {} to {}, got `{}`; {}",
-            self.key, self.accepts, self.value, self.instead
+            "set {} to {}, got `{}`{}; {}",
+            self.key,
+            self.accepts,
+            self.value,
+            self.layer.describe(self.key),
+            self.instead
         )
     }
 }
 
 impl std::error::Error for ConfigError {}
 
+/// What the build that reads the settings can do: a setting that needs a feature the
+/// build lacks is refused with a message naming the feature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Build {
+    /// OTLP over gRPC (the `grpc` feature).
+    pub grpc: bool,
+    /// TLS files (the `tls` feature).
+    pub tls: bool,
+}
+
+impl Build {
+    /// This build.
+    pub const THIS: Build = Build {
+        grpc: cfg!(feature = "grpc"),
+        tls: cfg!(feature = "tls"),
+    };
+    /// A build with every feature (what `cargo coldstart doctor` checks against).
+    pub const ALL: Build = Build {
+        grpc: true,
+        tls: true,
+    };
+}
+
 /// Reads one variable; a bad value is recorded in `errors` and yields `None`.
 struct Reader<'a> {
     env: &'a Env,
+    build: Build,
     errors: Vec<ConfigError>,
 }
 
 impl Reader<'_> {
     fn raw(&self, key: &str) -> Option<String> {
-        let v = self.env.get(key)?.to_string_lossy().trim().to_owned();
-        (!v.is_empty()).then_some(v)
+        self.layered(key).map(|(v, _)| v)
+    }
+
+    /// A value and the layer it came from; blank counts as unset.
+    fn layered(&self, key: &str) -> Option<(String, Layer)> {
+        let (v, layer) = self.env.lookup(key)?;
+        let v = v.to_string_lossy().trim().to_owned();
+        (!v.is_empty()).then_some((v, layer))
     }
 
     fn read<T>(
@@ -217,38 +267,56 @@ impl Reader<'_> {
         accepts: &'static str,
         parse: impl FnOnce(&str) -> Option<T>,
     ) -> Option<T> {
-        let raw = self.raw(key)?;
+        let (raw, layer) = self.layered(key)?;
         let parsed = parse(&raw);
         if parsed.is_none() {
-            self.errors.push(ConfigError {
-                key,
-                value: raw,
-                accepts,
-                instead: USING_THE_DEFAULT,
-            });
+            self.refuse(key, raw, layer, accepts, USING_THE_DEFAULT);
         }
         parsed
+    }
+
+    fn refuse(
+        &mut self,
+        key: &'static str,
+        value: String,
+        layer: Layer,
+        accepts: &'static str,
+        instead: &'static str,
+    ) {
+        self.errors.push(ConfigError {
+            key,
+            value,
+            accepts,
+            instead,
+            layer,
+        });
     }
 }
 
 impl Config {
-    /// The settings from the process environment, and the values it rejected.
+    /// The settings from the process environment alone, and the values it rejected.
     pub fn from_env() -> (Config, Vec<ConfigError>) {
         Config::from(&Env::process())
     }
 
-    /// The settings from `env`, and the values it rejected.
+    /// The settings from `env` (all its layers), and the values it rejected.
     ///
     /// ```
-    /// use coldstart_bootstrap::Env;
+    /// use coldstart_bootstrap::{Env, Layer};
     /// use coldstart_exporters::config::Config;
     /// let (config, errors) = Config::from(&Env::fixed([("OTEL_TRACES_SAMPLER", "sometimes")]));
     /// assert_eq!(errors[0].key, "OTEL_TRACES_SAMPLER");
     /// assert_eq!(config.metrics_addr.unwrap().to_string(), "127.0.0.1:9464");
     /// ```
     pub fn from(env: &Env) -> (Config, Vec<ConfigError>) {
+        Config::read(env, Build::THIS)
+    }
+
+    /// [`Config::from`] as a build with the features in `build` would read it.
+    pub fn read(env: &Env, build: Build) -> (Config, Vec<ConfigError>) {
         let mut r = Reader {
             env,
+            build,
             errors: Vec::new(),
         };
         let default_addr = DEFAULT_METRICS_ADDR.parse().ok();
@@ -262,7 +330,23 @@ impl Config {
                 },
             )
             .unwrap_or(default_addr);
-        let service_name = r.raw("OTEL_SERVICE_NAME").unwrap_or_else(executable_name);
+        let resource_attributes = r
+            .read(
+                "OTEL_RESOURCE_ATTRIBUTES",
+                "comma-separated `key=value` pairs, values percent-encoded",
+                parse_pairs,
+            )
+            .unwrap_or_default();
+        // The specification's order: the variable, then the attribute.
+        let service_name = r
+            .raw("OTEL_SERVICE_NAME")
+            .or_else(|| {
+                resource_attributes
+                    .iter()
+                    .find(|(k, _)| k == "service.name")
+                    .map(|(_, v)| v.clone())
+            })
+            .unwrap_or_else(executable_name);
         let push = r
             .read(
                 "COLDSTART_METRICS_PUSH_URL",
@@ -320,6 +404,8 @@ impl Config {
         .find_map(|key| r.read(key, "milliseconds, from 0 to 3600000", millis))
         .unwrap_or(Duration::from_secs(10));
         let protocol = read_protocol(&mut r);
+        let otlp_endpoint = read_endpoint(&mut r, protocol);
+        let otlp_headers = read_headers(&mut r);
         let otlp_tls = read_client_tls(&mut r);
         let metrics_tls = read_server_tls(&mut r);
         // Serving metrics in the clear when TLS was asked for would be worse than
@@ -340,6 +426,9 @@ impl Config {
             service_name,
             otlp_timeout,
             protocol,
+            otlp_endpoint,
+            otlp_headers,
+            resource_attributes,
             otlp_tls,
             metrics_tls: metrics_tls.ok().flatten(),
         };
@@ -347,41 +436,133 @@ impl Config {
     }
 }
 
-#[cfg(feature = "grpc")]
-const PROTOCOLS: &str = "`http/protobuf` or `grpc`";
-#[cfg(not(feature = "grpc"))]
-const PROTOCOLS: &str = "`http/protobuf` (`grpc` needs coldstart's `grpc` feature)";
-
 fn read_protocol(r: &mut Reader<'_>) -> Protocol {
+    let grpc = r.build.grpc;
+    let accepts = if grpc {
+        "`http/protobuf` or `grpc`"
+    } else {
+        "`http/protobuf` (`grpc` needs coldstart's `grpc` feature)"
+    };
     [
         "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
         "OTEL_EXPORTER_OTLP_PROTOCOL",
     ]
     .into_iter()
     .find_map(|key| {
-        r.read(key, PROTOCOLS, |s| match s {
+        r.read(key, accepts, |s| match s {
             "http/protobuf" => Some(Protocol::HttpProtobuf),
-            "grpc" if cfg!(feature = "grpc") => Some(Protocol::Grpc),
+            "grpc" if grpc => Some(Protocol::Grpc),
             _ => None,
         })
     })
     .unwrap_or(Protocol::HttpProtobuf)
 }
 
-#[cfg(feature = "tls")]
-const TLS_FILE: &str = "a PEM file";
-#[cfg(not(feature = "tls"))]
-const TLS_FILE: &str = "a PEM file, in a build with coldstart's `tls` feature";
+const URL: &str = "an http:// or https:// URL such as `http://collector:4318`";
 
-/// A path, when this build can use one.
-fn tls_file(s: &str) -> Option<PathBuf> {
-    cfg!(feature = "tls").then(|| PathBuf::from(s))
+/// The traces endpoint from the most specific variable that is set and valid.
+fn read_endpoint(r: &mut Reader<'_>, protocol: Protocol) -> Option<String> {
+    let url = |s: &str| {
+        s.parse::<http::Uri>()
+            .ok()
+            .filter(|u| matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some())
+            .map(|_| s.to_owned())
+    };
+    if let Some(traces) = r.read("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", URL, url) {
+        return Some(traces);
+    }
+    let base = r.read("OTEL_EXPORTER_OTLP_ENDPOINT", URL, url)?;
+    Some(match protocol {
+        Protocol::HttpProtobuf => format!("{}/v1/traces", base.trim_end_matches('/')),
+        Protocol::Grpc => base,
+    })
+}
+
+/// Export headers set in the file or in code; opentelemetry-otlp reads the
+/// environment's own, and a variable replaces the file's value for the same name.
+fn read_headers(r: &mut Reader<'_>) -> Vec<(String, String)> {
+    let mut headers: Vec<(String, String)> = Vec::new();
+    for key in [
+        "OTEL_EXPORTER_OTLP_HEADERS",
+        "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+    ] {
+        let Some((raw, layer)) = r.layered(key) else {
+            continue;
+        };
+        let valid = parse_pairs(&raw).filter(|pairs| {
+            pairs.iter().all(|(k, v)| {
+                http::HeaderName::try_from(k.as_str()).is_ok()
+                    && http::HeaderValue::try_from(v.as_str()).is_ok()
+            })
+        });
+        match (valid, layer) {
+            (None, _) => r.refuse(
+                key,
+                // Header values are often secrets: never repeat them.
+                "<not shown>".to_owned(),
+                layer,
+                "comma-separated `name=value` pairs, values percent-encoded",
+                "no headers from it are sent",
+            ),
+            (Some(_), Layer::Variable) => {}
+            (Some(pairs), _) => {
+                for (k, v) in pairs {
+                    headers.retain(|(name, _)| !name.eq_ignore_ascii_case(&k));
+                    headers.push((k, v));
+                }
+            }
+        }
+    }
+    headers
+}
+
+/// `k1=v1,k2=v2` with percent-encoded values (W3C baggage style, as the OpenTelemetry
+/// specification reads `OTEL_RESOURCE_ATTRIBUTES` and `OTEL_EXPORTER_OTLP_HEADERS`).
+fn parse_pairs(s: &str) -> Option<Vec<(String, String)>> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=')?;
+            let k = k.trim();
+            (!k.is_empty()).then_some(())?;
+            Some((k.to_owned(), percent_decode(v.trim())?))
+        })
+        .collect()
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let mut bytes = Vec::with_capacity(s.len());
+    let mut rest = s.as_bytes();
+    while let Some((&b, tail)) = rest.split_first() {
+        if b == b'%' {
+            let hex = tail.get(..2)?;
+            bytes.push(u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?);
+            rest = &tail[2..];
+        } else {
+            bytes.push(b);
+            rest = tail;
+        }
+    }
+    String::from_utf8(bytes).ok()
+}
+
+/// What a TLS file setting accepts in `build`.
+fn tls_file_accepts(build: Build) -> &'static str {
+    if build.tls {
+        "a PEM file"
+    } else {
+        "a PEM file, in a build with coldstart's `tls` feature"
+    }
 }
 
 fn read_client_tls(r: &mut Reader<'_>) -> ClientTls {
+    let tls = r.build.tls;
+    let accepts = tls_file_accepts(r.build);
+    let tls_file = |s: &str| tls.then(|| PathBuf::from(s));
     let mut file = |traces: &'static str, any: &'static str| {
-        r.read(traces, TLS_FILE, tls_file)
-            .or_else(|| r.read(any, TLS_FILE, tls_file))
+        r.read(traces, accepts, tls_file)
+            .or_else(|| r.read(any, accepts, tls_file))
     };
     let tls = ClientTls {
         ca: file(
@@ -404,12 +585,14 @@ fn read_client_tls(r: &mut Reader<'_>) -> ClientTls {
             (_, Some(k)) => ("OTEL_EXPORTER_OTLP_CLIENT_KEY", k),
             _ => unreachable!("exactly one is set"),
         };
-        r.errors.push(ConfigError {
+        let layer = r.layered(key).map_or(Layer::Variable, |(_, l)| l);
+        r.refuse(
             key,
-            value: given.display().to_string(),
-            accepts: "a PEM file, together with both OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE and OTEL_EXPORTER_OTLP_CLIENT_KEY",
-            instead: "no client certificate is sent",
-        });
+            given.display().to_string(),
+            layer,
+            "a PEM file, together with both OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE and OTEL_EXPORTER_OTLP_CLIENT_KEY",
+            "no client certificate is sent",
+        );
         return ClientTls {
             ca: tls.ca,
             ..ClientTls::default()
@@ -426,26 +609,29 @@ fn read_server_tls(r: &mut Reader<'_>) -> Result<Option<ServerTls>, ()> {
         "COLDSTART_METRICS_TLS_KEY",
         "COLDSTART_METRICS_TLS_CLIENT_CA",
     ];
+    let build = r.build;
     let [certificate, key, client_ca] = KEYS.map(|key| r.raw(key));
     if certificate.is_none() && key.is_none() && client_ca.is_none() {
         return Ok(None);
     }
     let mut refuse = |key: &'static str, value: Option<String>, accepts: &'static str| {
-        r.errors.push(ConfigError {
+        let layer = r.layered(key).map_or(Layer::Variable, |(_, l)| l);
+        r.refuse(
             key,
-            value: value.unwrap_or_default(),
+            value.unwrap_or_default(),
+            layer,
             accepts,
-            instead: "/metrics is not served",
-        });
+            "/metrics is not served",
+        );
         Err(())
     };
-    if !cfg!(feature = "tls") {
+    if !build.tls {
         let (key, value) = KEYS
             .into_iter()
             .zip([certificate, key, client_ca])
             .find_map(|(k, v)| Some((k, v?)))
             .unwrap_or((KEYS[0], String::new()));
-        return refuse(key, Some(value), TLS_FILE);
+        return refuse(key, Some(value), tls_file_accepts(build));
     }
     match (certificate, key) {
         (Some(certificate), Some(key)) => Ok(Some(ServerTls {
@@ -763,5 +949,98 @@ mod tests {
     fn the_batch_never_exceeds_the_queue() {
         let (c, _) = config(&[("OTEL_BSP_MAX_QUEUE_SIZE", "10")]);
         assert_eq!((c.queue.max_spans, c.queue.batch), (10, 10));
+    }
+
+    fn with_file(text: &str, vars: &[(&str, &str)]) -> (Config, Vec<ConfigError>) {
+        let file = coldstart_bootstrap::config::ConfigFile::parse("coldstart.toml", text).unwrap();
+        Config::from(&Env::fixed(vars.iter().copied()).with_file(Box::leak(Box::new(file))))
+    }
+
+    #[test]
+    fn the_file_sets_what_the_environment_does_not() {
+        let (c, errors) = with_file(
+            "[coldstart]\nmetrics_addr = \"0.0.0.0:9100\"\n[otel]\nservice_name = \"from-file\"\ntraces_sampler = \"always_off\"\nbsp_max_queue_size = \"many\"\n",
+            &[("OTEL_SERVICE_NAME", "from-env")],
+        );
+        assert_eq!(c.metrics_addr, "0.0.0.0:9100".parse().ok());
+        assert_eq!(c.service_name, "from-env", "the environment beats the file");
+        assert_eq!(c.sampler, Sampler::AlwaysOff);
+        assert_eq!(
+            errors.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            [
+                "set OTEL_BSP_MAX_QUEUE_SIZE to a whole number from 1 to 1048576, got `many` (coldstart.toml line 6, `[otel] bsp_max_queue_size`); using the default"
+            ]
+        );
+    }
+
+    #[test]
+    fn endpoints_follow_the_specification() {
+        let endpoint = |vars: &[(&str, &str)]| config(vars).0.otlp_endpoint;
+        assert_eq!(endpoint(&[]), None);
+        assert_eq!(
+            endpoint(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318/")]).as_deref(),
+            Some("http://collector:4318/v1/traces")
+        );
+        assert_eq!(
+            endpoint(&[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318"),
+                (
+                    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                    "https://traces.example/custom"
+                ),
+            ])
+            .as_deref(),
+            Some("https://traces.example/custom"),
+            "the signal's own variable is used as given"
+        );
+        let (c, errors) = config(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4318")]);
+        assert_eq!(
+            (c.otlp_endpoint, errors[0].key),
+            (None, "OTEL_EXPORTER_OTLP_ENDPOINT")
+        );
+    }
+
+    #[test]
+    fn headers_from_the_file_are_decoded_and_never_echoed() {
+        let (c, errors) = with_file(
+            "[otel]\nexporter_otlp_headers = \"authorization=Bearer%20abc,x-tenant=7\"\nexporter_otlp_traces_headers = \"x-tenant=8\"\n",
+            &[],
+        );
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(
+            c.otlp_headers,
+            [
+                ("authorization".to_owned(), "Bearer abc".to_owned()),
+                ("x-tenant".to_owned(), "8".to_owned())
+            ]
+        );
+        let (c, errors) = config(&[("OTEL_EXPORTER_OTLP_HEADERS", "authorization=Bearer abc")]);
+        assert!(
+            errors.is_empty() && c.otlp_headers.is_empty(),
+            "opentelemetry-otlp reads the variable itself"
+        );
+        let (_, errors) = config(&[("OTEL_EXPORTER_OTLP_HEADERS", "token-without-value-secret")]);
+        assert_eq!(errors[0].key, "OTEL_EXPORTER_OTLP_HEADERS");
+        assert!(!errors[0].to_string().contains("secret"), "{}", errors[0]);
+    }
+
+    #[test]
+    fn resource_attributes_name_the_service_after_the_variable() {
+        let attrs = (
+            "OTEL_RESOURCE_ATTRIBUTES",
+            "service.name=orders,deployment.environment=eu%2Cwest",
+        );
+        let (c, errors) = config(&[attrs]);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(c.service_name, "orders");
+        assert_eq!(c.resource_attributes[1].1, "eu,west");
+        let (c, _) = config(&[attrs, ("OTEL_SERVICE_NAME", "checkout")]);
+        assert_eq!(c.service_name, "checkout");
+        let (c, errors) = config(&[("OTEL_RESOURCE_ATTRIBUTES", "novalue,a=%zz")]);
+        assert_eq!(errors[0].key, "OTEL_RESOURCE_ATTRIBUTES");
+        assert!(
+            c.resource_attributes.is_empty(),
+            "a bad value is discarded whole"
+        );
     }
 }

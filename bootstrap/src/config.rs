@@ -1,0 +1,523 @@
+/*!
+The optional configuration file: which file, and what it says.
+
+Settings come in layers, each overriding the one before: defaults, then this file,
+then code (attribute arguments, `coldstart::Builder`), then environment variables.
+The file is `COLDSTART_CONFIG` if set (`off` for none), else `config/<env>.toml`
+when `COLDSTART_ENV` (then `APP_ENV`) names an environment, else `coldstart.toml`,
+all relative to the working directory. A file that is not there is not an error,
+except the one `COLDSTART_CONFIG` names.
+
+The file is TOML with two tables, and a key in them is a variable's name without its
+prefix, in lower case: `[coldstart] worker_threads = 2` is `COLDSTART_WORKER_THREADS=2`,
+`[otel] service_name = "checkout"` is `OTEL_SERVICE_NAME=checkout`. Values are
+strings, whole or decimal numbers, or booleans; they are checked exactly as the
+variable would be. Anything else (another table, an array, a key coldstart does not
+read, a key given twice) is an error naming the file and the line: the file is read
+before the runtime is built, and a setting that is silently ignored is worse than a
+service that says why it did not start.
+
+This module never panics on what a file contains, and reads at most one file.
+
+```
+use coldstart_bootstrap::config::ConfigFile;
+let file = ConfigFile::parse("coldstart.toml", "[coldstart]\nworker_threads = 2\n").unwrap();
+assert_eq!(file.get("COLDSTART_WORKER_THREADS").map(|e| e.value.as_str()), Some("2"));
+```
+*/
+
+use std::fmt;
+use std::io;
+
+/// Every variable the file may set, in the order the README's tables list them.
+/// Variables that choose the file (`COLDSTART_CONFIG`, `COLDSTART_ENV`), tokio's and
+/// mimalloc's own, and the profile paths are read from the environment only.
+pub const VARIABLES: &[&str] = &[
+    // The plan.
+    "COLDSTART_STRATEGY",
+    "COLDSTART_FLAVOR",
+    "COLDSTART_WORKER_THREADS",
+    "COLDSTART_MAX_BLOCKING_THREADS",
+    "COLDSTART_THREAD_STACK_SIZE",
+    "COLDSTART_PREWARM",
+    "COLDSTART_FIRST_RESPONSE_FALLBACK",
+    "COLDSTART_LOG",
+    // Metrics.
+    "COLDSTART_METRICS_ADDR",
+    "COLDSTART_METRICS_TLS_CERT",
+    "COLDSTART_METRICS_TLS_KEY",
+    "COLDSTART_METRICS_TLS_CLIENT_CA",
+    "COLDSTART_METRICS_PUSH_URL",
+    "COLDSTART_METRICS_PUSH_JOB",
+    "COLDSTART_METRICS_PUSH_INTERVAL",
+    // The dynamic sampler.
+    "COLDSTART_SAMPLER_K1",
+    "COLDSTART_SAMPLER_K2",
+    "COLDSTART_SAMPLER_FLOOR",
+    "COLDSTART_SAMPLER_WINDOW",
+    // OpenTelemetry.
+    "OTEL_SDK_DISABLED",
+    "OTEL_SERVICE_NAME",
+    "OTEL_RESOURCE_ATTRIBUTES",
+    "OTEL_TRACES_EXPORTER",
+    "OTEL_TRACES_SAMPLER",
+    "OTEL_TRACES_SAMPLER_ARG",
+    "OTEL_PROPAGATORS",
+    "OTEL_BSP_MAX_QUEUE_SIZE",
+    "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
+    "OTEL_BSP_SCHEDULE_DELAY",
+    "OTEL_BSP_EXPORT_TIMEOUT",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_HEADERS",
+    "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+    "OTEL_EXPORTER_OTLP_TIMEOUT",
+    "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+    "OTEL_EXPORTER_OTLP_PROTOCOL",
+    "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+    "OTEL_EXPORTER_OTLP_CERTIFICATE",
+    "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
+    "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
+    "OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE",
+    "OTEL_EXPORTER_OTLP_CLIENT_KEY",
+    "OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY",
+];
+
+/// The two tables of the file and the prefix each stands for.
+const TABLES: [(&str, &str); 2] = [("coldstart", "COLDSTART_"), ("otel", "OTEL_")];
+
+/// `[table] key` for a variable, as the file spells it.
+///
+/// ```
+/// assert_eq!(coldstart_bootstrap::config::file_key("OTEL_SERVICE_NAME"), "[otel] service_name");
+/// ```
+pub fn file_key(variable: &str) -> String {
+    TABLES
+        .iter()
+        .find_map(|(table, prefix)| {
+            let rest = variable.strip_prefix(prefix)?;
+            Some(format!("[{table}] {}", rest.to_ascii_lowercase()))
+        })
+        .unwrap_or_else(|| variable.to_owned())
+}
+
+/// One setting the file gives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    /// The variable it sets, such as `COLDSTART_WORKER_THREADS`.
+    pub variable: &'static str,
+    /// The value as the variable would hold it (`2`, `true`, `checkout`).
+    pub value: String,
+    /// Its line in the file, from 1.
+    pub line: u32,
+}
+
+/// A configuration file, read and checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigFile {
+    /// The path it was read from, as given.
+    pub path: String,
+    /// Its settings, in file order.
+    pub entries: Vec<Entry>,
+}
+
+/// A configuration file that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileError {
+    /// The file.
+    pub path: String,
+    /// The line, when the problem is on one.
+    pub line: Option<u32>,
+    /// What is wrong and what to do.
+    pub message: String,
+}
+
+impl fmt::Display for FileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "{} line {line}: {}", self.path, self.message),
+            None => write!(f, "{}: {}", self.path, self.message),
+        }
+    }
+}
+
+impl std::error::Error for FileError {}
+
+/// Which file the environment points at, and whether it must exist.
+///
+/// ```
+/// use coldstart_bootstrap::config::which_file;
+/// assert_eq!(which_file(|_| None), Some(("coldstart.toml".to_owned(), false)));
+/// assert_eq!(
+///     which_file(|k| (k == "APP_ENV").then(|| "staging".to_owned())),
+///     Some(("config/staging.toml".to_owned(), false))
+/// );
+/// assert_eq!(which_file(|k| (k == "COLDSTART_CONFIG").then(|| "off".to_owned())), None);
+/// ```
+pub fn which_file(var: impl Fn(&str) -> Option<String>) -> Option<(String, bool)> {
+    let set = |key: &str| var(key).filter(|v| !v.trim().is_empty());
+    if let Some(path) = set("COLDSTART_CONFIG") {
+        return (path.trim() != "off").then_some((path, true));
+    }
+    let name = set("COLDSTART_ENV").or_else(|| set("APP_ENV"));
+    Some(match name {
+        // Only a plain name can be a file name here; anything else finds no file.
+        Some(name)
+            if name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
+        {
+            (format!("config/{name}.toml"), false)
+        }
+        Some(_) => return None,
+        None => ("coldstart.toml".to_owned(), false),
+    })
+}
+
+impl ConfigFile {
+    /// Reads the file the environment points at; `Ok(None)` when there is none.
+    ///
+    /// # Errors
+    ///
+    /// The file `COLDSTART_CONFIG` names is missing; a file exists but cannot be read
+    /// or is not valid (see the module docs).
+    pub fn find(var: impl Fn(&str) -> Option<String>) -> Result<Option<ConfigFile>, FileError> {
+        let Some((path, required)) = which_file(var) else {
+            return Ok(None);
+        };
+        match std::fs::read(&path) {
+            Ok(bytes) => match String::from_utf8(bytes) {
+                Ok(text) => ConfigFile::parse(&path, &text).map(Some),
+                Err(_) => Err(FileError {
+                    path,
+                    line: None,
+                    message: "is not UTF-8 text".to_owned(),
+                }),
+            },
+            Err(e) if e.kind() == io::ErrorKind::NotFound && !required => Ok(None),
+            Err(e) => Err(FileError {
+                message: format!("cannot be read ({e}); COLDSTART_CONFIG=off reads no file"),
+                path,
+                line: None,
+            }),
+        }
+    }
+
+    /// Parses a file's text.
+    ///
+    /// # Errors
+    ///
+    /// The first line that is not valid, named with what the file may contain.
+    pub fn parse(path: &str, text: &str) -> Result<ConfigFile, FileError> {
+        let mut table: Option<&str> = None;
+        let mut seen_tables: Vec<&str> = Vec::new();
+        let mut entries: Vec<Entry> = Vec::new();
+        for (index, raw) in text.lines().enumerate() {
+            let line = u32::try_from(index + 1).unwrap_or(u32::MAX);
+            let fail = |message: String| FileError {
+                path: path.to_owned(),
+                line: Some(line),
+                message,
+            };
+            let content = strip_comment(raw).trim();
+            if content.is_empty() {
+                continue;
+            }
+            if let Some(header) = content.strip_prefix('[') {
+                let name = header
+                    .strip_suffix(']')
+                    .map(str::trim)
+                    .filter(|n| TABLES.iter().any(|(t, _)| t == n))
+                    .ok_or_else(|| {
+                        fail(format!(
+                            "`{content}` is not a table coldstart reads; the tables are [coldstart] and [otel]"
+                        ))
+                    })?;
+                if seen_tables.contains(&name) {
+                    return Err(fail(format!("[{name}] appears twice")));
+                }
+                seen_tables.push(name);
+                table = Some(name);
+                continue;
+            }
+            let (key, value) = content.split_once('=').ok_or_else(|| {
+                fail(format!(
+                    "expected `key = value` or a [table], got `{content}`"
+                ))
+            })?;
+            let key = key.trim();
+            let Some(table) = table else {
+                return Err(fail(format!(
+                    "`{key}` is outside a table; put it under [coldstart] or [otel]"
+                )));
+            };
+            let variable = variable_of(table, key).ok_or_else(|| {
+                fail(format!(
+                    "`[{table}] {key}` is not a setting coldstart reads (the README's Configuration section lists them)"
+                ))
+            })?;
+            if let Some(first) = entries.iter().find(|e| e.variable == variable) {
+                return Err(fail(format!(
+                    "`{key}` is given twice (first on line {})",
+                    first.line
+                )));
+            }
+            let value = parse_value(value.trim()).map_err(|why| {
+                fail(format!(
+                    "the value of `{key}` {why}; use a string, a number or true/false"
+                ))
+            })?;
+            entries.push(Entry {
+                variable,
+                value,
+                line,
+            });
+        }
+        Ok(ConfigFile {
+            path: path.to_owned(),
+            entries,
+        })
+    }
+
+    /// The entry that sets `variable`, if any.
+    pub fn get(&self, variable: &str) -> Option<&Entry> {
+        self.entries.iter().find(|e| e.variable == variable)
+    }
+}
+
+/// The variable `[table] key` stands for, if coldstart reads it.
+fn variable_of(table: &str, key: &str) -> Option<&'static str> {
+    let (_, prefix) = TABLES.iter().find(|(t, _)| *t == table)?;
+    VARIABLES.iter().copied().find(|v| {
+        v.strip_prefix(prefix)
+            .is_some_and(|rest| rest.eq_ignore_ascii_case(key) && !key.contains(char::is_uppercase))
+    })
+}
+
+/// The line without a `#` comment (a `#` inside a quoted string is kept).
+fn strip_comment(line: &str) -> &str {
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    for (i, c) in line.char_indices() {
+        match (quote, c) {
+            (Some('"'), '\\') if !escaped => {
+                escaped = true;
+                continue;
+            }
+            (Some(q), c) if c == q && !escaped => quote = None,
+            (None, '"' | '\'') => quote = Some(c),
+            (None, '#') => return &line[..i],
+            _ => {}
+        }
+        escaped = false;
+    }
+    line
+}
+
+/// A TOML string, number or boolean, as the text a variable would hold.
+fn parse_value(v: &str) -> Result<String, &'static str> {
+    if let Some(inner) = v.strip_prefix('\'') {
+        return inner
+            .strip_suffix('\'')
+            .filter(|s| !s.contains('\''))
+            .map(str::to_owned)
+            .ok_or("is a literal string without its closing `'`");
+    }
+    if let Some(inner) = v.strip_prefix('"') {
+        return basic_string(inner);
+    }
+    match v {
+        "true" | "false" => return Ok(v.to_owned()),
+        _ => {}
+    }
+    if v.starts_with('[') || v.starts_with('{') {
+        return Err("is an array or a table");
+    }
+    let digits = v.replace('_', "");
+    let number = digits.strip_prefix(['+', '-']).unwrap_or(&digits);
+    let is_number = !number.is_empty()
+        && number.starts_with(|c: char| c.is_ascii_digit())
+        && (number.parse::<u64>().is_ok() || digits.parse::<f64>().is_ok_and(f64::is_finite));
+    if is_number && !v.starts_with('_') && !v.ends_with('_') {
+        Ok(digits.strip_prefix('+').unwrap_or(&digits).to_owned())
+    } else {
+        Err("is not one TOML may hold here (a bare word needs quotes)")
+    }
+}
+
+/// The rest of a `"..."` string after its opening quote, with escapes resolved.
+fn basic_string(rest: &str) -> Result<String, &'static str> {
+    let mut out = String::new();
+    let mut chars = rest.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => {
+                return if chars.as_str().trim().is_empty() {
+                    Ok(out)
+                } else {
+                    Err("has text after its closing quote")
+                };
+            }
+            '\\' => out.push(match chars.next() {
+                Some('"') => '"',
+                Some('\\') => '\\',
+                Some('n') => '\n',
+                Some('t') => '\t',
+                Some('r') => '\r',
+                Some('u') => {
+                    let hex: String = chars.by_ref().take(4).collect();
+                    u32::from_str_radix(&hex, 16)
+                        .ok()
+                        .filter(|_| hex.len() == 4)
+                        .and_then(char::from_u32)
+                        .ok_or("has a bad \\u escape")?
+                }
+                _ => return Err("has an escape TOML does not define"),
+            }),
+            c => out.push(c),
+        }
+    }
+    Err("is a string without its closing `\"`")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn parse(text: &str) -> Result<ConfigFile, FileError> {
+        ConfigFile::parse("coldstart.toml", text)
+    }
+
+    #[test]
+    fn tables_keys_and_values() {
+        let file = parse(
+            "# the checkout service\n\
+             [coldstart]\n\
+             worker_threads = 2   # two cores\n\
+             metrics_addr = \"0.0.0.0:9464\"\n\
+             prewarm = false\n\
+             \n\
+             [otel]\n\
+             service_name = 'checkout # east'\n\
+             traces_sampler_arg = 0.25\n\
+             exporter_otlp_headers = \"authorization=Bearer \\\"x\\\"\"\n\
+             bsp_max_queue_size = 4_096\n",
+        )
+        .unwrap();
+        let values: Vec<_> = file
+            .entries
+            .iter()
+            .map(|e| (e.variable, e.value.as_str(), e.line))
+            .collect();
+        assert_eq!(
+            values,
+            [
+                ("COLDSTART_WORKER_THREADS", "2", 3),
+                ("COLDSTART_METRICS_ADDR", "0.0.0.0:9464", 4),
+                ("COLDSTART_PREWARM", "false", 5),
+                ("OTEL_SERVICE_NAME", "checkout # east", 8),
+                ("OTEL_TRACES_SAMPLER_ARG", "0.25", 9),
+                (
+                    "OTEL_EXPORTER_OTLP_HEADERS",
+                    "authorization=Bearer \"x\"",
+                    10
+                ),
+                ("OTEL_BSP_MAX_QUEUE_SIZE", "4096", 11),
+            ]
+        );
+    }
+
+    #[test]
+    fn every_mistake_names_the_line_and_what_is_accepted() {
+        let cases = [
+            (
+                "worker_threads = 2",
+                "line 1: `worker_threads` is outside a table",
+            ),
+            (
+                "[tokio]",
+                "line 1: `[tokio]` is not a table coldstart reads",
+            ),
+            (
+                "[coldstart]\nworker_thread = 2",
+                "line 2: `[coldstart] worker_thread` is not a setting",
+            ),
+            ("[coldstart]\nWORKER_THREADS = 2", "is not a setting"),
+            ("[otel]\nconfig = 'x'", "is not a setting"),
+            ("[coldstart]\nstrategy = minimal", "bare word needs quotes"),
+            ("[coldstart]\nstrategy = \"minimal", "without its closing"),
+            (
+                "[otel]\npropagators = [\"tracecontext\"]",
+                "is an array or a table",
+            ),
+            (
+                "[coldstart]\nprewarm = true\nprewarm = false",
+                "line 3: `prewarm` is given twice (first on line 2)",
+            ),
+            ("[otel]\n[otel]", "line 2: [otel] appears twice"),
+            ("[coldstart]\nlog", "line 2: expected `key = value`"),
+        ];
+        for (text, expected) in cases {
+            let err = parse(text).unwrap_err().to_string();
+            assert!(err.contains(expected), "{text:?} gave {err:?}");
+            assert!(err.starts_with("coldstart.toml line "), "{err}");
+        }
+    }
+
+    #[test]
+    fn the_environment_chooses_the_file() {
+        let vars = |pairs: &'static [(&'static str, &'static str)]| {
+            move |k: &str| {
+                pairs
+                    .iter()
+                    .find(|(key, _)| *key == k)
+                    .map(|(_, v)| (*v).to_owned())
+            }
+        };
+        assert_eq!(
+            which_file(vars(&[("COLDSTART_ENV", "prod"), ("APP_ENV", "dev")])),
+            Some(("config/prod.toml".to_owned(), false))
+        );
+        assert_eq!(
+            which_file(vars(&[
+                ("COLDSTART_CONFIG", "/etc/svc.toml"),
+                ("COLDSTART_ENV", "prod")
+            ])),
+            Some(("/etc/svc.toml".to_owned(), true))
+        );
+        assert_eq!(which_file(vars(&[("APP_ENV", "../../etc/passwd")])), None);
+    }
+
+    #[test]
+    fn a_named_file_must_exist_and_others_may_be_missing() {
+        let missing = "/nonexistent/coldstart-test.toml";
+        let err = ConfigFile::find(|k| (k == "COLDSTART_CONFIG").then(|| missing.to_owned()))
+            .unwrap_err();
+        assert!(err.to_string().starts_with(missing), "{err}");
+        let none = ConfigFile::find(|k| (k == "COLDSTART_ENV").then(|| "no-such-env".to_owned()));
+        assert_eq!(none, Ok(None));
+    }
+
+    #[test]
+    fn every_variable_has_a_file_key_that_maps_back() {
+        for variable in VARIABLES {
+            let key = file_key(variable);
+            let (table, key) = key[1..].split_once("] ").unwrap();
+            assert_eq!(variable_of(table, key), Some(*variable));
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn parsing_never_panics(text in "\\PC*(\n\\PC*){0,4}") {
+            let _ = parse(&text);
+        }
+
+        #[test]
+        fn strings_round_trip(s in "[^\"\\\\\n\r]*") {
+            let file = parse(&format!("[otel]\nservice_name = \"{s}\"")).unwrap();
+            prop_assert_eq!(&file.entries[0].value, &s);
+        }
+    }
+}

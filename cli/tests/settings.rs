@@ -1,0 +1,90 @@
+//! `cargo coldstart doctor` shows each telemetry setting's effective value and where
+//! it came from: the default, the configuration file and its line, or the environment.
+
+#![allow(clippy::unwrap_used)] // a test fails loudly on a broken fixture
+
+use std::process::Command;
+
+use serde_json::Value;
+
+const DOCTOR: &str = env!("CARGO_BIN_EXE_cargo-coldstart");
+
+#[test]
+fn doctor_shows_values_and_their_layers() {
+    let dir = std::env::temp_dir().join(format!("coldstart-doctor-file-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("config")).unwrap();
+    std::fs::write(
+        dir.join("config/staging.toml"),
+        "[coldstart]\nworker_threads = 3\nmetrics_addr = \"0.0.0.0:9100\"\n\
+         [otel]\nservice_name = \"from-file\"\nexporter_otlp_headers = \"authorization=Bearer%20s3cret\"\n\
+         bsp_max_queue_size = \"many\"\n",
+    )
+    .unwrap();
+    let out = Command::new(DOCTOR)
+        .args(["doctor", "--json"])
+        .current_dir(&dir)
+        .env_clear()
+        .env("COLDSTART_ENV", "staging")
+        .env("OTEL_SERVICE_NAME", "from-env")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!stdout.contains("s3cret"), "a header value was shown");
+    let v: Value = serde_json::from_str(&stdout).unwrap();
+    let settings = &v["settings"];
+    assert_eq!(settings["file"], "config/staging.toml");
+    let row = |variable: &str| {
+        settings["values"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["variable"] == variable)
+            .unwrap()
+            .clone()
+    };
+    let addr = row("COLDSTART_METRICS_ADDR");
+    assert_eq!(addr["value"], "0.0.0.0:9100");
+    assert_eq!(addr["source"]["layer"], "file");
+    assert_eq!(addr["source"]["line"], 3);
+    assert_eq!(addr["file_key"], "[coldstart] metrics_addr");
+    let name = row("OTEL_SERVICE_NAME");
+    assert_eq!(
+        (&name["value"], &name["source"]["layer"]),
+        (&"from-env".into(), &"environment".into())
+    );
+    assert_eq!(row("OTEL_PROPAGATORS")["source"]["layer"], "default");
+    let queue = row("OTEL_BSP_MAX_QUEUE_SIZE");
+    assert_eq!(
+        (&queue["value"], &queue["source"]["rejected"]),
+        (&"2048".into(), &true.into())
+    );
+    assert!(
+        settings["problems"][0]
+            .as_str()
+            .unwrap()
+            .contains("got `many` (config/staging.toml line 7, `[otel] bsp_max_queue_size`)")
+    );
+    assert_eq!(v["plan"]["worker_threads"], 3);
+    assert_eq!(v["plan"]["reasons"]["worker_threads"]["origin"], "file");
+
+    let text = Command::new(DOCTOR)
+        .arg("doctor")
+        .current_dir(&dir)
+        .env_clear()
+        .env("COLDSTART_ENV", "staging")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.lines().any(|l| l.starts_with("  OTEL_SERVICE_NAME")
+            && l.contains("from-file")
+            && l.ends_with("config/staging.toml line 5")),
+        "{text}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -1,0 +1,109 @@
+//! `coldstart::Builder`: what `#[coldstart::main]` does, from code, with settings in
+//! the code layer (above the configuration file, below environment variables).
+
+use std::future::Future;
+
+use coldstart_bootstrap::config::VARIABLES;
+use coldstart_bootstrap::{Env, Flavor, Settings, Strategy};
+
+/// Runs an async body on a runtime planned for the process's budget, with settings
+/// given in code: the same as `#[coldstart::main]`, for programs that build their
+/// own `main`.
+///
+/// Settings are layered: defaults, then the configuration file (`coldstart.toml` or
+/// `config/<env>.toml`), then what is set here, then environment variables. Any
+/// variable of the README's Configuration tables can be set by name with
+/// [`Builder::set`].
+///
+/// ```no_run
+/// // In `fn main()`:
+/// coldstart::Builder::new()
+///     .strategy(coldstart::Strategy::Minimal)
+///     .set("OTEL_SERVICE_NAME", "checkout")
+///     .set("COLDSTART_METRICS_ADDR", "0.0.0.0:9464")
+///     .service_version(env!("CARGO_PKG_VERSION"))
+///     .block_on(async {
+///         println!("serving");
+///     });
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Builder {
+    settings: Settings,
+    env: Env,
+    unknown: Vec<String>,
+}
+
+impl Builder {
+    /// No settings in code: the plan, the file and the environment decide.
+    pub fn new() -> Self {
+        Builder::default()
+    }
+
+    /// The strategy (`COLDSTART_STRATEGY` still overrides it).
+    pub fn strategy(mut self, strategy: Strategy) -> Self {
+        self.settings.strategy = Some(strategy);
+        self
+    }
+
+    /// The scheduler flavor.
+    pub fn flavor(mut self, flavor: Flavor) -> Self {
+        self.settings.flavor = Some(flavor);
+        self
+    }
+
+    /// The worker-thread count (1 to 1024; checked with the plan).
+    pub fn worker_threads(mut self, n: usize) -> Self {
+        self.settings.worker_threads = Some(n);
+        self
+    }
+
+    /// The `service.version` resource attribute.
+    pub fn service_version(mut self, version: &'static str) -> Self {
+        self.settings.service_version = Some(version);
+        self
+    }
+
+    /// Sets a setting by its variable name, such as `OTEL_SERVICE_NAME` or
+    /// `COLDSTART_METRICS_ADDR`; the value is checked as the variable's would be. A
+    /// name coldstart does not read ends the program at [`Builder::block_on`] with a
+    /// message naming it.
+    pub fn set(mut self, variable: &str, value: impl Into<String>) -> Self {
+        match VARIABLES.iter().find(|v| **v == variable) {
+            Some(v) => self.env = self.env.with_code(v, value.into()),
+            None => self.unknown.push(variable.to_owned()),
+        }
+        self
+    }
+
+    /// Probes, plans, builds the runtime and runs `body` on it to completion.
+    ///
+    /// # Exits
+    ///
+    /// As `#[coldstart::main]`: a bad setting (from any layer) or a name [`Builder::set`]
+    /// does not know ends the program with a one-line message and exit code 78; a
+    /// runtime that cannot be built, with 71.
+    pub fn block_on<F: Future>(self, body: F) -> F::Output {
+        if let Some(name) = self.unknown.first() {
+            eprintln!(
+                "coldstart: `{name}` is not a setting coldstart reads (Builder::set takes a variable name from the README's Configuration tables, such as OTEL_SERVICE_NAME)"
+            );
+            std::process::exit(coldstart_runtime::EXIT_CONFIG);
+        }
+        run(&self.settings, self.env, body)
+    }
+}
+
+/// Adds the configuration file, installs telemetry (when built in) and runs `body`.
+pub(crate) fn run<F: Future>(settings: &Settings, env: Env, body: F) -> F::Output {
+    let env = coldstart_runtime::load_env(env);
+    #[cfg(any(feature = "metrics", feature = "tracing"))]
+    {
+        let telemetry = coldstart_exporters::install(&env, settings.service_version);
+        coldstart_runtime::block_on_in(settings, &env, async move {
+            telemetry.start_after_first_response();
+            body.await
+        })
+    }
+    #[cfg(not(any(feature = "metrics", feature = "tracing")))]
+    coldstart_runtime::block_on_in(settings, &env, body)
+}

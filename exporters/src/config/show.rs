@@ -1,0 +1,228 @@
+//! Each setting's effective value as text, for `cargo coldstart doctor`. Secrets
+//! (header values) are never shown.
+
+use super::{Config, Protocol, Sampler};
+
+impl Config {
+    /// The effective value behind each variable the exporters read, as text, in the
+    /// order of [`coldstart_bootstrap::config::VARIABLES`]. Header values are
+    /// replaced by `<hidden>`.
+    ///
+    /// ```
+    /// use coldstart_bootstrap::Env;
+    /// use coldstart_exporters::config::Config;
+    /// let (config, _) = Config::from(&Env::fixed([("OTEL_EXPORTER_OTLP_HEADERS", "authorization=secret")]));
+    /// let shown = config.effective();
+    /// let value = |k| shown.iter().find(|(v, _)| *v == k).map(|(_, s)| s.as_str());
+    /// assert_eq!(value("COLDSTART_METRICS_ADDR"), Some("127.0.0.1:9464"));
+    /// assert!(!format!("{shown:?}").contains("secret"));
+    /// ```
+    pub fn effective(&self) -> Vec<(&'static str, String)> {
+        let or = |v: Option<String>, none: &str| v.unwrap_or_else(|| none.to_owned());
+        let path = |p: &Option<std::path::PathBuf>| p.as_ref().map(|p| p.display().to_string());
+        let sampler_arg = match self.sampler {
+            Sampler::TraceIdRatio(p)
+            | Sampler::ParentBasedTraceIdRatio(p)
+            | Sampler::Dynamic(p)
+            | Sampler::ParentBasedDynamic(p) => p.to_string(),
+            _ => "(not used by this sampler)".to_owned(),
+        };
+        let propagators = match (self.trace_context, self.baggage) {
+            (true, true) => "tracecontext,baggage",
+            (true, false) => "tracecontext",
+            (false, true) => "baggage",
+            (false, false) => "none",
+        };
+        let endpoint = or(
+            self.otlp_endpoint.clone(),
+            match self.protocol {
+                Protocol::HttpProtobuf => "http://localhost:4318/v1/traces",
+                Protocol::Grpc => "http://localhost:4317",
+            },
+        );
+        let headers = if self.otlp_headers.is_empty() {
+            "(none from the file or code)".to_owned()
+        } else {
+            self.otlp_headers
+                .iter()
+                .map(|(k, _)| format!("{k}=<hidden>"))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let tls = self.metrics_tls.as_ref();
+        let push = self.push.as_ref();
+        let ms = |d: std::time::Duration| format!("{}", d.as_millis());
+        vec![
+            (
+                "COLDSTART_METRICS_ADDR",
+                or(self.metrics_addr.map(|a| a.to_string()), "off"),
+            ),
+            (
+                "COLDSTART_METRICS_TLS_CERT",
+                or(
+                    tls.map(|t| t.certificate.display().to_string()),
+                    "(plain HTTP)",
+                ),
+            ),
+            (
+                "COLDSTART_METRICS_TLS_KEY",
+                or(tls.map(|t| t.key.display().to_string()), "(plain HTTP)"),
+            ),
+            (
+                "COLDSTART_METRICS_TLS_CLIENT_CA",
+                or(
+                    tls.and_then(|t| path(&t.client_ca)),
+                    "(no client certificates)",
+                ),
+            ),
+            (
+                "COLDSTART_METRICS_PUSH_URL",
+                or(push.map(|p| p.url.to_string()), "off"),
+            ),
+            (
+                "COLDSTART_METRICS_PUSH_JOB",
+                or(push.map(|p| p.job.clone()), "-"),
+            ),
+            (
+                "COLDSTART_METRICS_PUSH_INTERVAL",
+                or(push.map(|p| format!("{}ms", p.interval.as_millis())), "-"),
+            ),
+            ("COLDSTART_SAMPLER_K1", self.dynamic.k1.to_string()),
+            ("COLDSTART_SAMPLER_K2", self.dynamic.k2.to_string()),
+            ("COLDSTART_SAMPLER_FLOOR", self.dynamic.floor.to_string()),
+            (
+                "COLDSTART_SAMPLER_WINDOW",
+                format!("{}s", self.dynamic.window.as_secs()),
+            ),
+            ("OTEL_SDK_DISABLED", (!self.traces).to_string()),
+            ("OTEL_SERVICE_NAME", self.service_name.clone()),
+            (
+                "OTEL_RESOURCE_ATTRIBUTES",
+                match self.resource_attributes.as_slice() {
+                    [] => "(none)".to_owned(),
+                    attributes => attributes
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect::<Vec<_>>()
+                        .join(","),
+                },
+            ),
+            (
+                "OTEL_TRACES_EXPORTER",
+                if self.traces { "otlp" } else { "none" }.to_owned(),
+            ),
+            ("OTEL_TRACES_SAMPLER", self.sampler.name().to_owned()),
+            ("OTEL_TRACES_SAMPLER_ARG", sampler_arg),
+            ("OTEL_PROPAGATORS", propagators.to_owned()),
+            ("OTEL_BSP_MAX_QUEUE_SIZE", self.queue.max_spans.to_string()),
+            (
+                "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
+                self.queue.batch.to_string(),
+            ),
+            ("OTEL_BSP_SCHEDULE_DELAY", ms(self.queue.delay)),
+            ("OTEL_BSP_EXPORT_TIMEOUT", ms(self.queue.export_timeout)),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.clone()),
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", endpoint),
+            ("OTEL_EXPORTER_OTLP_HEADERS", headers.clone()),
+            ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", headers),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", ms(self.otlp_timeout)),
+            ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", ms(self.otlp_timeout)),
+            (
+                "OTEL_EXPORTER_OTLP_PROTOCOL",
+                self.protocol.name().to_owned(),
+            ),
+            (
+                "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+                self.protocol.name().to_owned(),
+            ),
+            (
+                "OTEL_EXPORTER_OTLP_CERTIFICATE",
+                or(path(&self.otlp_tls.ca), "(system roots)"),
+            ),
+            (
+                "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
+                or(path(&self.otlp_tls.ca), "(system roots)"),
+            ),
+            (
+                "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
+                or(path(&self.otlp_tls.certificate), "(none)"),
+            ),
+            (
+                "OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE",
+                or(path(&self.otlp_tls.certificate), "(none)"),
+            ),
+            (
+                "OTEL_EXPORTER_OTLP_CLIENT_KEY",
+                or(path(&self.otlp_tls.key), "(none)"),
+            ),
+            (
+                "OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY",
+                or(path(&self.otlp_tls.key), "(none)"),
+            ),
+        ]
+    }
+}
+
+impl Sampler {
+    /// The name `OTEL_TRACES_SAMPLER` gives it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Sampler::AlwaysOn => "always_on",
+            Sampler::AlwaysOff => "always_off",
+            Sampler::TraceIdRatio(_) => "traceidratio",
+            Sampler::ParentBasedAlwaysOn => "parentbased_always_on",
+            Sampler::ParentBasedAlwaysOff => "parentbased_always_off",
+            Sampler::ParentBasedTraceIdRatio(_) => "parentbased_traceidratio",
+            Sampler::Dynamic(_) => "coldstart_dynamic",
+            Sampler::ParentBasedDynamic(_) => "parentbased_coldstart_dynamic",
+        }
+    }
+}
+
+impl Protocol {
+    /// The name `OTEL_EXPORTER_OTLP_PROTOCOL` gives it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Protocol::HttpProtobuf => "http/protobuf",
+            Protocol::Grpc => "grpc",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use coldstart_bootstrap::Env;
+    use coldstart_bootstrap::config::VARIABLES;
+
+    use super::*;
+
+    #[test]
+    fn every_exporter_variable_is_shown_once_and_known() {
+        let (config, _) = Config::from(&Env::fixed::<&str, &str>([]));
+        let shown = config.effective();
+        let mut seen = std::collections::HashSet::new();
+        for (variable, _) in &shown {
+            assert!(
+                VARIABLES.contains(variable),
+                "{variable} is not in VARIABLES"
+            );
+            assert!(seen.insert(*variable), "{variable} twice");
+        }
+        let plan_variables = VARIABLES
+            .iter()
+            .filter(|v| !shown.iter().any(|(s, _)| s == *v))
+            .copied()
+            .collect::<Vec<_>>();
+        use coldstart_bootstrap::plan::settings::{FIRST_RESPONSE_FALLBACK, KEYS, LOG};
+        let plan_keys = KEYS
+            .iter()
+            .chain([&FIRST_RESPONSE_FALLBACK, &LOG])
+            .map(|k| k.variable)
+            .collect::<Vec<_>>();
+        assert_eq!(
+            plan_variables, plan_keys,
+            "the rest are the plan's, which doctor shows from the plan"
+        );
+    }
+}
