@@ -42,6 +42,9 @@ pub const VARIABLES: &[&str] = &[
     "COLDSTART_PREWARM",
     "COLDSTART_FIRST_RESPONSE_FALLBACK",
     "COLDSTART_LOG",
+    // Logs (the `logs` feature).
+    "COLDSTART_LOG_FORMAT",
+    "COLDSTART_LOG_FILTER",
     // Metrics.
     "COLDSTART_METRICS_ADDR",
     "COLDSTART_METRICS_TLS_CERT",

@@ -18,6 +18,8 @@ most, and what was dropped is counted in `coldstart_telemetry_dropped_total`.
 
 pub mod config;
 pub mod http;
+#[cfg(feature = "logs")]
+mod logs;
 #[cfg(feature = "metrics")]
 pub mod metrics;
 pub mod problem;
@@ -68,6 +70,8 @@ pub fn install_with(config: Config, service_version: Option<&'static str>) -> Te
     if config.traces {
         trace::install(config, service_version);
     }
+    #[cfg(feature = "logs")]
+    logs::install(config);
     Telemetry { config }
 }
 

@@ -14,6 +14,8 @@
 //! listener (`COLDSTART_METRICS_ADDR`, default `127.0.0.1:9464`) and the OTLP
 //! exporter (`OTEL_EXPORTER_OTLP_ENDPOINT`, default `http://localhost:4318`) start
 //! after the first response. `OTEL_TRACES_EXPORTER=none` turns span export off.
+//! With feature `logs`, `RUST_LOG=debug COLDSTART_LOG_FORMAT=json` prints a JSON line
+//! per request with its `trace_id` and `span_id`.
 
 use std::time::Duration;
 
@@ -46,6 +48,16 @@ static CLIENT_POOL: Vec<String> = {
     (0..4).map(|i| format!("backend-{i}")).collect()
 };
 
+/// The answer. With feature `logs` and `RUST_LOG=debug`, a `tracing` span (exported
+/// as a child of the server span) and a log line carrying the trace and span ids.
+fn greeting() -> &'static str {
+    #[cfg(feature = "logs")]
+    let _span = tracing::debug_span!("greeting").entered();
+    #[cfg(feature = "logs")]
+    tracing::debug!(greeting_bytes = CONFIG.greeting.len(), "answering");
+    &CONFIG.greeting
+}
+
 #[coldstart::main(profile = "coldstart.profile")]
 async fn main() -> anyhow::Result<()> {
     let (listener, addr) = http_server::bind().await?;
@@ -75,6 +87,6 @@ async fn main() -> anyhow::Result<()> {
     let telemetry = HttpTelemetryLayer::new().route(|_path| Some("/"));
     // Outermost first: the first response is marked done after its telemetry is recorded.
     let layers = Stack::new(telemetry, FirstResponseLayer::new());
-    http_server::serve(listener, layers, || &CONFIG.greeting).await?;
+    http_server::serve(listener, layers, greeting).await?;
     Ok(())
 }

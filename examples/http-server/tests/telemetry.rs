@@ -610,6 +610,55 @@ fn settings_from_the_environments_file_reach_metrics_and_traces() {
     );
 }
 
+#[cfg(feature = "logs")]
+#[test]
+fn tracing_spans_are_exported_and_log_lines_carry_their_ids() {
+    let test = "tracing_spans_are_exported_and_log_lines_carry_their_ids";
+    let Some(collector) = Collector::start(test, "ok") else {
+        return;
+    };
+    let port = free_port();
+    let mut child = Command::new(SERVER)
+        .env("PORT", port.to_string())
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", collector.endpoint())
+        .env("COLDSTART_METRICS_ADDR", "off")
+        .env("COLDSTART_LOG_FORMAT", "json")
+        .env("RUST_LOG", "info,http_server=debug")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let _server = Reaper(child);
+    let traceparent = format!("traceparent: 00-{TRACE_ID}-{PARENT_ID}-01\r\n");
+    assert!(get_with(port, "/", &traceparent).ends_with("hello\n"));
+    let line = stdout
+        .lines()
+        .map_while(Result::ok)
+        .find(|l| l.contains("answering"))
+        .unwrap();
+    let log: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(log["level"], "DEBUG");
+    assert_eq!(log["target"], "http_server");
+    assert_eq!(log["greeting_bytes"], 6);
+    assert_eq!(log["trace_id"], TRACE_ID, "{line}");
+    // The `tracing` span arrives as a child of the server span, and the log line
+    // names it: metric, trace and log line up.
+    let spans = poll(Duration::from_secs(10), || {
+        let spans: Vec<_> = collector
+            .spans()
+            .into_iter()
+            .filter(|s| s["trace_id"] == TRACE_ID)
+            .collect();
+        (spans.len() >= 2).then_some(spans)
+    })
+    .unwrap_or_else(|| panic!("got {:?}", collector.spans()));
+    let server = spans.iter().find(|s| s["name"] == "GET /").unwrap();
+    let greeting = spans.iter().find(|s| s["name"] == "greeting").unwrap();
+    assert_eq!(greeting["parent_span_id"], server["span_id"]);
+    assert_eq!(log["span_id"], greeting["span_id"]);
+}
+
 /// Serves `n` requests; all must be answered.
 fn serve_all(port: u16, n: usize) {
     for i in 0..n {

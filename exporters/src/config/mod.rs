@@ -142,6 +142,17 @@ pub struct ServerTls {
     pub client_ca: Option<PathBuf>,
 }
 
+/// How `tracing` events are written (`COLDSTART_LOG_FORMAT`, the `logs` feature).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// `text`, the default: `timestamp LEVEL target: message key=value trace_id=.. span_id=..`.
+    Text,
+    /// `json`: one object per line, with `trace_id` and `span_id`.
+    Json,
+    /// `off`: no subscriber is installed (the program may install its own).
+    Off,
+}
+
 /// Every exporter setting.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -183,6 +194,11 @@ pub struct Config {
     pub otlp_tls: ClientTls,
     /// TLS for `/metrics`; `None` serves plain HTTP.
     pub metrics_tls: Option<ServerTls>,
+    /// How `tracing` events are written.
+    pub log_format: LogFormat,
+    /// Which events and spans pass (`COLDSTART_LOG_FILTER`, else `RUST_LOG`):
+    /// comma-separated `level` or `target=level` directives.
+    pub log_filter: String,
 }
 
 /// A variable with a value it does not accept. The default is used instead.
@@ -227,6 +243,8 @@ pub struct Build {
     pub grpc: bool,
     /// TLS files (the `tls` feature).
     pub tls: bool,
+    /// The `tracing` bridge and log lines (the `logs` feature).
+    pub logs: bool,
 }
 
 impl Build {
@@ -234,11 +252,13 @@ impl Build {
     pub const THIS: Build = Build {
         grpc: cfg!(feature = "grpc"),
         tls: cfg!(feature = "tls"),
+        logs: cfg!(feature = "logs"),
     };
     /// A build with every feature (what `cargo coldstart doctor` checks against).
     pub const ALL: Build = Build {
         grpc: true,
         tls: true,
+        logs: true,
     };
 }
 
@@ -408,6 +428,7 @@ impl Config {
         let otlp_headers = read_headers(&mut r);
         let otlp_tls = read_client_tls(&mut r);
         let metrics_tls = read_server_tls(&mut r);
+        let (log_format, log_filter) = read_logs(&mut r);
         // Serving metrics in the clear when TLS was asked for would be worse than
         // not serving them.
         let metrics_addr = match metrics_tls {
@@ -431,6 +452,8 @@ impl Config {
             resource_attributes,
             otlp_tls,
             metrics_tls: metrics_tls.ok().flatten(),
+            log_format,
+            log_filter,
         };
         (config, r.errors)
     }
@@ -456,6 +479,48 @@ fn read_protocol(r: &mut Reader<'_>) -> Protocol {
         })
     })
     .unwrap_or(Protocol::HttpProtobuf)
+}
+
+fn read_logs(r: &mut Reader<'_>) -> (LogFormat, String) {
+    let logs = r.build.logs;
+    let format = r
+        .read(
+            "COLDSTART_LOG_FORMAT",
+            if logs {
+                "one of `text`, `json`, `off`"
+            } else {
+                "`off` (`text` and `json` need coldstart's `logs` feature)"
+            },
+            |s| match s {
+                "text" if logs => Some(LogFormat::Text),
+                "json" if logs => Some(LogFormat::Json),
+                "off" => Some(LogFormat::Off),
+                _ => None,
+            },
+        )
+        .unwrap_or(LogFormat::Text);
+    let accepts = "comma-separated `level` or `target=level` directives, levels `trace`, `debug`, `info`, `warn`, `error`, `off`";
+    let filter = ["COLDSTART_LOG_FILTER", "RUST_LOG"]
+        .into_iter()
+        .find_map(|key| r.read(key, accepts, |s| valid_filter(s).then(|| s.to_owned())))
+        .unwrap_or_else(|| "info".to_owned());
+    (format, filter)
+}
+
+/// What `tracing_subscriber::filter::Targets` accepts.
+fn valid_filter(s: &str) -> bool {
+    let level = |l: &str| {
+        ["trace", "debug", "info", "warn", "error", "off"]
+            .iter()
+            .any(|n| n.eq_ignore_ascii_case(l.trim()))
+    };
+    s.split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .all(|d| match d.split_once('=') {
+            Some((target, l)) => !target.trim().is_empty() && level(l),
+            None => level(d),
+        })
 }
 
 const URL: &str = "an http:// or https:// URL such as `http://collector:4318`";
@@ -1042,5 +1107,25 @@ mod tests {
             c.resource_attributes.is_empty(),
             "a bad value is discarded whole"
         );
+    }
+
+    #[test]
+    fn log_settings() {
+        let (c, errors) = config(&[("RUST_LOG", "warn,http_server=debug")]);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(c.log_filter, "warn,http_server=debug");
+        let (c, errors) = config(&[
+            ("RUST_LOG", "debug"),
+            ("COLDSTART_LOG_FILTER", "my_crate=loud"),
+        ]);
+        assert_eq!(errors[0].key, "COLDSTART_LOG_FILTER");
+        assert_eq!(c.log_filter, "debug", "the next source is used");
+        let (c, errors) = config(&[("COLDSTART_LOG_FORMAT", "json")]);
+        if cfg!(feature = "logs") {
+            assert!(errors.is_empty(), "{errors:?}");
+            assert_eq!(c.log_format, LogFormat::Json);
+        } else {
+            assert!(errors[0].accepts.contains("`logs` feature"), "{errors:?}");
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! Each setting's effective value as text, for `cargo coldstart doctor`. Secrets
 //! (header values) are never shown.
 
-use super::{Config, Protocol, Sampler};
+use super::{Config, LogFormat, Protocol, Sampler};
 
 impl Config {
     /// The effective value behind each variable the exporters read, as text, in the
@@ -52,7 +52,14 @@ impl Config {
         let tls = self.metrics_tls.as_ref();
         let push = self.push.as_ref();
         let ms = |d: std::time::Duration| format!("{}", d.as_millis());
+        let log_format = match self.log_format {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+            LogFormat::Off => "off",
+        };
         vec![
+            ("COLDSTART_LOG_FORMAT", log_format.to_owned()),
+            ("COLDSTART_LOG_FILTER", self.log_filter.clone()),
             (
                 "COLDSTART_METRICS_ADDR",
                 or(self.metrics_addr.map(|a| a.to_string()), "off"),

@@ -103,6 +103,12 @@ where
         let route = route_of(&req, self.route);
         #[cfg(feature = "tracing")]
         let cx = future::start_span(&mut req, method, &route);
+        // The handler's synchronous part sees the server span as current too.
+        #[cfg(feature = "tracing")]
+        let current = cx.clone().attach();
+        let inner = self.inner.call(req);
+        #[cfg(feature = "tracing")]
+        drop(current);
         let record = future::Record::new(
             start,
             method,
@@ -110,7 +116,7 @@ where
             #[cfg(feature = "tracing")]
             cx,
         );
-        ResponseFuture::new(self.inner.call(req), record)
+        ResponseFuture::new(inner, record)
     }
 }
 

@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use opentelemetry::Context;
+use opentelemetry::context::FutureExt as _;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{Span, SpanData, SpanExporter, SpanProcessor};
@@ -121,8 +122,12 @@ impl Queue {
                 return;
             }
             let n = batch.len() as u64;
-            let outcome =
-                tokio::time::timeout(self.settings.export_timeout, exporter.export(batch)).await;
+            // Suppressed: nothing the export does (a `tracing` span in its client, with
+            // the `logs` bridge) may become a span that needs exporting.
+            let export = exporter
+                .export(batch)
+                .with_context(Context::current().with_telemetry_suppressed());
+            let outcome = tokio::time::timeout(self.settings.export_timeout, export).await;
             let why = match outcome {
                 Ok(Ok(())) => continue,
                 Ok(Err(e)) => e.to_string(),

@@ -1,0 +1,262 @@
+/*!
+The `tracing` crate, bridged (feature `logs`): `tracing` spans become OpenTelemetry
+spans of the installed tracer provider (so they wait in the same queue and are
+exported after the first response), and events become log lines on stdout, as text
+or as JSON, carrying the `trace_id` and `span_id` of the OpenTelemetry span current
+when they were emitted: the HTTP layer's server span, or a `tracing` span inside it.
+
+Installed at start-up as the global `tracing` subscriber: a registry, the
+tracing-opentelemetry layer and a line writer, both filtered by
+`COLDSTART_LOG_FILTER` (else `RUST_LOG`; `info` by default). Nothing here starts a
+thread or opens a file. If the program already installed a subscriber, that one is
+kept and this is reported once.
+*/
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use opentelemetry::trace::TraceContextExt;
+use tracing::field::{Field, Visit};
+use tracing::{Event, Subscriber};
+use tracing_subscriber::Layer;
+use tracing_subscriber::filter::Targets;
+use tracing_subscriber::layer::{Context, SubscriberExt};
+
+use crate::config::{Config, LogFormat};
+use crate::problem;
+
+/// Installs the subscriber, unless logs are off or one is installed already.
+pub(crate) fn install(config: &Config) {
+    let json = match config.log_format {
+        LogFormat::Off => return,
+        LogFormat::Text => false,
+        LogFormat::Json => true,
+    };
+    // The configuration checked the directives; the default keeps lines flowing if
+    // the two parsers ever disagree.
+    let filter: Targets = config
+        .log_filter
+        .parse()
+        .unwrap_or_else(|_| Targets::new().with_default(tracing::Level::INFO));
+    // The exporters' own clients never become spans: each would need exporting in
+    // turn. (Their spans run in tasks the suppressed export context does not reach.)
+    let span_filter = EXPORT_CLIENTS.iter().fold(filter.clone(), |f, target| {
+        f.with_target(*target, tracing::level_filters::LevelFilter::OFF)
+    });
+    let spans = crate::trace::tracer().map(|tracer| {
+        tracing_opentelemetry::layer()
+            .with_tracer(tracer.clone())
+            .with_filter(span_filter)
+    });
+    let subscriber = tracing_subscriber::registry()
+        .with(spans)
+        .with(Lines { json }.with_filter(filter));
+    if tracing::subscriber::set_global_default(subscriber).is_err() {
+        problem::report("logs-subscriber", || {
+            "logs: the program installed its own tracing subscriber; coldstart's log lines and span bridge are off (COLDSTART_LOG_FORMAT=off says so quietly)".to_owned()
+        });
+    }
+}
+
+/// The crates the OTLP exporter and `/metrics` run on.
+const EXPORT_CLIENTS: [&str; 8] = [
+    "h2",
+    "hyper",
+    "hyper_util",
+    "tonic",
+    "tower",
+    "rustls",
+    "opentelemetry",
+    "opentelemetry_sdk",
+];
+
+/// Writes each event as one line on stdout.
+struct Lines {
+    json: bool,
+}
+
+impl<S: Subscriber> Layer<S> for Lines {
+    fn on_event(&self, event: &Event<'_>, _: Context<'_, S>) {
+        let mut line = String::with_capacity(256);
+        let meta = event.metadata();
+        let cx = opentelemetry::Context::current();
+        let span = cx.span();
+        let ids = Some(span.span_context()).filter(|c| c.is_valid());
+        let now = timestamp(SystemTime::now());
+        if self.json {
+            line.push_str("{\"timestamp\":\"");
+            line.push_str(&now);
+            line.push_str("\",\"level\":\"");
+            line.push_str(meta.level().as_str());
+            line.push_str("\",\"target\":");
+            json_string(&mut line, meta.target());
+            event.record(&mut JsonFields(&mut line));
+            if let Some(ids) = ids {
+                let _ = write!(
+                    line,
+                    ",\"trace_id\":\"{}\",\"span_id\":\"{}\"",
+                    ids.trace_id(),
+                    ids.span_id()
+                );
+            }
+            line.push('}');
+        } else {
+            let _ = write!(line, "{now} {:>5} {}:", meta.level(), meta.target());
+            event.record(&mut TextFields(&mut line));
+            if let Some(ids) = ids {
+                let _ = write!(
+                    line,
+                    " trace_id={} span_id={}",
+                    ids.trace_id(),
+                    ids.span_id()
+                );
+            }
+        }
+        line.push('\n');
+        // One write per line, so lines from several threads never interleave; a
+        // closed stdout loses the line, never the request.
+        let _ = std::io::stdout().lock().write_all(line.as_bytes());
+    }
+}
+
+/// `,"name":value` for each field; the message is `"message"`.
+struct JsonFields<'a>(&'a mut String);
+
+impl Visit for JsonFields<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.key(field);
+        json_string(self.0, value);
+    }
+
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.key(field);
+        let _ = write!(self.0, "{value}");
+    }
+
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.key(field);
+        let _ = write!(self.0, "{value}");
+    }
+
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.key(field);
+        let _ = write!(self.0, "{value}");
+    }
+
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.key(field);
+        if value.is_finite() {
+            let _ = write!(self.0, "{value}");
+        } else {
+            json_string(self.0, &value.to_string());
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        self.key(field);
+        json_string(self.0, &format!("{value:?}"));
+    }
+}
+
+impl JsonFields<'_> {
+    fn key(&mut self, field: &Field) {
+        self.0.push(',');
+        json_string(self.0, field.name());
+        self.0.push(':');
+    }
+}
+
+/// ` message key=value` for each field.
+struct TextFields<'a>(&'a mut String);
+
+impl Visit for TextFields<'_> {
+    fn record_str(&mut self, field: &Field, value: &str) {
+        match field.name() {
+            "message" => {
+                let _ = write!(self.0, " {value}");
+            }
+            name => {
+                let _ = write!(self.0, " {name}={value:?}");
+            }
+        }
+    }
+
+    fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        match field.name() {
+            "message" => {
+                let _ = write!(self.0, " {value:?}");
+            }
+            name => {
+                let _ = write!(self.0, " {name}={value:?}");
+            }
+        }
+    }
+}
+
+/// `s` as a JSON string, escaped.
+fn json_string(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if u32::from(c) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", u32::from(c));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+/// RFC 3339 in UTC with microseconds: `2026-11-24T09:15:02.123456Z`.
+fn timestamp(t: SystemTime) -> String {
+    let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs();
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60,
+        since.subsec_micros()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn timestamps_are_rfc3339_utc() {
+        let at = |s: u64, us: u64| {
+            timestamp(UNIX_EPOCH + Duration::from_secs(s) + Duration::from_micros(us))
+        };
+        assert_eq!(at(0, 0), "1970-01-01T00:00:00.000000Z");
+        // 2000-02-29 (a leap day in a century leap year), then one in 2026.
+        assert_eq!(at(951_782_400, 7), "2000-02-29T00:00:00.000007Z");
+        assert_eq!(at(1_795_000_000, 0), "2026-11-18T11:06:40.000000Z");
+    }
+
+    #[test]
+    fn json_strings_are_escaped() {
+        let mut out = String::new();
+        json_string(&mut out, "a \"quote\"\n\\ and \u{1}");
+        assert_eq!(out, r#""a \"quote\"\n\\ and \u0001""#);
+    }
+}
