@@ -31,6 +31,7 @@ pub struct Builder {
     settings: Settings,
     env: Env,
     unknown: Vec<String>,
+    refused: Vec<String>,
 }
 
 impl Builder {
@@ -75,6 +76,20 @@ impl Builder {
         self
     }
 
+    /// Adds a telemetry plugin with a priority (lower runs first; see
+    /// `coldstart::telemetry::plugin`).
+    #[cfg(any(feature = "metrics", feature = "tracing"))]
+    pub fn plugin(
+        mut self,
+        priority: i32,
+        plugin: impl coldstart_exporters::plugin::Plugin + 'static,
+    ) -> Self {
+        if let Err(e) = coldstart_exporters::plugin::add(priority, Box::new(plugin)) {
+            self.refused.push(e.to_string());
+        }
+        self
+    }
+
     /// Probes, plans, builds the runtime and runs `body` on it to completion.
     ///
     /// # Exits
@@ -87,6 +102,10 @@ impl Builder {
             eprintln!(
                 "coldstart: `{name}` is not a setting coldstart reads (Builder::set takes a variable name from the README's Configuration tables, such as OTEL_SERVICE_NAME)"
             );
+            std::process::exit(coldstart_runtime::EXIT_CONFIG);
+        }
+        if let Some(refused) = self.refused.first() {
+            eprintln!("coldstart: {refused}");
             std::process::exit(coldstart_runtime::EXIT_CONFIG);
         }
         run(&self.settings, self.env, body)

@@ -152,6 +152,10 @@ pub mod telemetry {
     pub use coldstart_exporters::http::{HttpTelemetryLayer, Route, RouteFn};
     #[cfg(feature = "metrics")]
     pub use coldstart_exporters::metrics::{register_collector, render};
+    /// Plugins: hooks on span end, metric recorded and problem reported, registered
+    /// with [`plugin!`] (link time) or `coldstart::Builder::plugin`, run in priority
+    /// order. See [`plugin::Plugin`].
+    pub use coldstart_exporters::plugin;
     pub use coldstart_exporters::problem::{Dropped, dropped};
     #[cfg(feature = "tracing")]
     pub use coldstart_exporters::trace::propagation::{

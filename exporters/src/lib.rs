@@ -22,6 +22,7 @@ pub mod http;
 mod logs;
 #[cfg(feature = "metrics")]
 pub mod metrics;
+pub mod plugin;
 pub mod problem;
 #[cfg(all(feature = "tls", any(feature = "metrics", feature = "tracing")))]
 mod tls;
@@ -64,6 +65,7 @@ pub fn install(env: &coldstart_bootstrap::Env, service_version: Option<&'static 
 #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
 pub fn install_with(config: Config, service_version: Option<&'static str>) -> Telemetry {
     let config = INSTALLED.get_or_init(|| config);
+    plugin::install();
     #[cfg(feature = "metrics")]
     metrics::install();
     #[cfg(feature = "tracing")]

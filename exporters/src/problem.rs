@@ -3,7 +3,7 @@ Telemetry problems: what was dropped, and one stderr line per kind of problem.
 
 A collector that is down must not turn into a log storm: each kind of problem is
 printed the first time it happens, then at most once a minute with the number of
-times it happened in between. Nothing here blocks or allocates on a request's path
+times it happened in between. Plugins ([`crate::plugin`]) see every report. Nothing here blocks or allocates on a request's path
 except the first report of a kind.
 */
 // Without `metrics` or `tracing` nothing is exported, so nothing reports.
@@ -79,14 +79,23 @@ static SEEN: Mutex<Vec<Seen>> = Mutex::new(Vec::new());
 /// `kind` was printed in the last minute; then it is only counted, and the count is
 /// printed with the next message of that kind.
 pub(crate) fn report(kind: &'static str, message: impl FnOnce() -> String) {
-    if let Some(line) = admit(kind, Instant::now()).map(|suppressed| {
-        let message = message();
-        match suppressed {
-            0 => format!("coldstart: {message}"),
-            n => format!("coldstart: {message} ({n} more like it in the last minute)"),
-        }
-    }) {
-        eprintln!("{line}");
+    let admitted = admit(kind, Instant::now());
+    let plugins = crate::plugin::any();
+    if admitted.is_none() && !plugins {
+        return;
+    }
+    let message = message();
+    if plugins {
+        let reported = crate::plugin::Reported {
+            kind,
+            message: &message,
+        };
+        crate::plugin::each(|p| p.on_error(&reported));
+    }
+    match admitted {
+        Some(0) => eprintln!("coldstart: {message}"),
+        Some(n) => eprintln!("coldstart: {message} ({n} more like it in the last minute)"),
+        None => {}
     }
 }
 

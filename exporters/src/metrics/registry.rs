@@ -17,8 +17,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use metrics::{
-    Counter, Gauge, Histogram, HistogramFn, Key, KeyName, Metadata, Recorder, SharedString, Unit,
+    Counter, CounterFn, Gauge, GaugeFn, Histogram, HistogramFn, Key, KeyName, Metadata, Recorder,
+    SharedString, Unit,
 };
+
+use crate::plugin::{self, Recorded, Value};
 
 use super::HTTP_DURATION_BUCKETS;
 use super::text::{Kind, header, labels};
@@ -43,23 +46,92 @@ impl Hasher for PassThrough {
 
 type Map<V> = RwLock<HashMap<Key, Arc<V>, BuildHasherDefault<PassThrough>>>;
 
+/// Tells the plugins, if there are any, that `key` got `value`.
+#[inline]
+fn recorded(key: &Key, value: Value) {
+    if plugin::any() {
+        let metric = Recorded { key, value };
+        plugin::each(|p| p.on_metric(&metric));
+    }
+}
+
+/// A counter or a gauge (as `f64` bits), with its key for the plugins.
+pub(crate) struct Cell {
+    value: AtomicU64,
+    key: Key,
+}
+
+impl Cell {
+    fn new(key: &Key, initial: u64) -> Cell {
+        Cell {
+            value: AtomicU64::new(initial),
+            key: key.clone(),
+        }
+    }
+
+    fn load(&self) -> u64 {
+        self.value.load(Ordering::Relaxed)
+    }
+}
+
+impl CounterFn for Cell {
+    fn increment(&self, n: u64) {
+        self.value.fetch_add(n, Ordering::Relaxed);
+        recorded(&self.key, Value::Increment(n));
+    }
+
+    fn absolute(&self, n: u64) {
+        self.value.fetch_max(n, Ordering::Relaxed);
+        recorded(&self.key, Value::Absolute(n));
+    }
+}
+
+impl GaugeFn for Cell {
+    fn increment(&self, delta: f64) {
+        self.add(delta);
+    }
+
+    fn decrement(&self, delta: f64) {
+        self.add(-delta);
+    }
+
+    fn set(&self, value: f64) {
+        self.value.store(value.to_bits(), Ordering::Relaxed);
+        recorded(&self.key, Value::Gauge(value));
+    }
+}
+
+impl Cell {
+    fn add(&self, delta: f64) {
+        let _ = self
+            .value
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| {
+                Some((f64::from_bits(bits) + delta).to_bits())
+            });
+        recorded(&self.key, Value::GaugeDelta(delta));
+    }
+}
+
 /// A histogram with fixed buckets (`HTTP_DURATION_BUCKETS`).
 pub(crate) struct Buckets {
     counts: [AtomicU64; HTTP_DURATION_BUCKETS.len() + 1],
     sum_bits: AtomicU64,
+    key: Key,
 }
 
 impl Buckets {
-    fn new() -> Buckets {
+    fn new(key: &Key) -> Buckets {
         Buckets {
             counts: std::array::from_fn(|_| AtomicU64::new(0)),
             sum_bits: AtomicU64::new(0f64.to_bits()),
+            key: key.clone(),
         }
     }
 }
 
 impl HistogramFn for Buckets {
     fn record(&self, value: f64) {
+        recorded(&self.key, Value::Sample(value));
         let i = HTTP_DURATION_BUCKETS.partition_point(|&bound| bound < value);
         self.counts[i].fetch_add(1, Ordering::Relaxed);
         let _ = self
@@ -72,8 +144,8 @@ impl HistogramFn for Buckets {
 
 /// Every metric recorded through the `metrics` facade.
 pub(crate) struct Registry {
-    counters: Map<AtomicU64>,
-    gauges: Map<AtomicU64>,
+    counters: Map<Cell>,
+    gauges: Map<Cell>,
     histograms: Map<Buckets>,
     help: RwLock<Vec<(KeyName, SharedString)>>,
 }
@@ -116,12 +188,12 @@ impl Registry {
         };
         for (key, v) in read(&self.counters) {
             let name = sanitize(key.name());
-            let line = sample(&name, &key, None, v.load(Ordering::Relaxed));
+            let line = sample(&name, &key, None, v.load());
             add(name, Kind::Counter, vec![line]);
         }
         for (key, v) in read(&self.gauges) {
             let name = sanitize(key.name());
-            let value = f64::from_bits(v.load(Ordering::Relaxed));
+            let value = f64::from_bits(v.load());
             let line = sample(&name, &key, None, value);
             add(name, Kind::Gauge, vec![line]);
         }
@@ -177,13 +249,13 @@ fn read<V>(map: &Map<V>) -> Vec<(Key, Arc<V>)> {
     map.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
 }
 
-fn get_or_insert<V>(map: &Map<V>, key: &Key, new: impl FnOnce() -> V) -> Arc<V> {
+fn get_or_insert<V>(map: &Map<V>, key: &Key, new: impl FnOnce(&Key) -> V) -> Arc<V> {
     if let Some(v) = map.read().unwrap_or_else(|p| p.into_inner()).get(key) {
         return v.clone();
     }
     let mut map = map.write().unwrap_or_else(|p| p.into_inner());
     map.entry(key.clone())
-        .or_insert_with(|| Arc::new(new()))
+        .or_insert_with(|| Arc::new(new(key)))
         .clone()
 }
 
@@ -213,11 +285,11 @@ impl Recorder for Installed {
         self.0.describe(key, description);
     }
     fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
-        Counter::from_arc(get_or_insert(&self.0.counters, key, || AtomicU64::new(0)))
+        Counter::from_arc(get_or_insert(&self.0.counters, key, |k| Cell::new(k, 0)))
     }
     fn register_gauge(&self, key: &Key, _: &Metadata<'_>) -> Gauge {
-        Gauge::from_arc(get_or_insert(&self.0.gauges, key, || {
-            AtomicU64::new(0f64.to_bits())
+        Gauge::from_arc(get_or_insert(&self.0.gauges, key, |k| {
+            Cell::new(k, 0f64.to_bits())
         }))
     }
     fn register_histogram(&self, key: &Key, _: &Metadata<'_>) -> Histogram {

@@ -122,6 +122,11 @@ impl Queue {
                 return;
             }
             let n = batch.len() as u64;
+            if crate::plugin::any() {
+                for span in &batch {
+                    crate::plugin::each(|p| p.on_span_end(span));
+                }
+            }
             // Suppressed: nothing the export does (a `tracing` span in its client, with
             // the `logs` bridge) may become a span that needs exporting.
             let export = exporter

@@ -1,0 +1,240 @@
+/*!
+Plugins: code that sees every finished span, every recorded metric value and every
+telemetry problem, for auditing, custom sinks or counting.
+
+A plugin implements [`Plugin`] and registers with a priority, either at link time
+([`crate::plugin!`], a `linkme` distributed slice: nothing runs before `main`) or in
+code ([`add`], which `coldstart::Builder::plugin` calls). Plugins run in ascending
+priority; equal priorities run in name order, then link-time registrations before
+code ones. The order is fixed when telemetry is installed; a plugin added later is
+refused and reported.
+
+Where hooks run:
+- [`Plugin::on_span_end`]: on the export task, just before a span's batch is sent
+  (after the first response for the spans of the cold start): never on a request's
+  path. Spans dropped because the queue was full are never seen.
+- [`Plugin::on_metric`]: on the thread that records the value, inside the request
+  for HTTP metrics. It must be cheap (count, sample into an atomic, push to a
+  channel); without a plugin the check costs one relaxed atomic load.
+- [`Plugin::on_error`]: on the task that hit the problem, each time, including the
+  times the once-a-minute stderr line is held back.
+
+A panicking hook is a bug in the plugin: it is not caught.
+*/
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+#[doc(hidden)]
+pub use linkme;
+
+/// A telemetry plugin. Every hook has an empty default.
+///
+/// ```
+/// use std::sync::atomic::{AtomicU64, Ordering};
+/// use coldstart_exporters::plugin::{Plugin, Reported};
+///
+/// struct CountProblems(AtomicU64);
+///
+/// impl Plugin for CountProblems {
+///     fn name(&self) -> &str {
+///         "count-problems"
+///     }
+///     fn on_error(&self, _: &Reported<'_>) {
+///         self.0.fetch_add(1, Ordering::Relaxed);
+///     }
+/// }
+///
+/// coldstart_exporters::plugin!(COUNT: CountProblems = CountProblems(AtomicU64::new(0)), priority = 10);
+/// ```
+pub trait Plugin: Send + Sync {
+    /// A stable name; equal priorities run in name order.
+    fn name(&self) -> &str;
+
+    /// A sampled span has ended and is about to be exported.
+    #[cfg(feature = "tracing")]
+    fn on_span_end(&self, span: &opentelemetry_sdk::trace::SpanData) {
+        let _ = span;
+    }
+
+    /// A metric value was recorded (see the module docs: keep it cheap).
+    #[cfg(feature = "metrics")]
+    fn on_metric(&self, metric: &Recorded<'_>) {
+        let _ = metric;
+    }
+
+    /// A telemetry problem was reported.
+    fn on_error(&self, error: &Reported<'_>) {
+        let _ = error;
+    }
+}
+
+/// A value recorded through the `metrics` facade.
+#[cfg(feature = "metrics")]
+#[derive(Debug, Clone, Copy)]
+pub struct Recorded<'a> {
+    /// The series: name and labels.
+    pub key: &'a metrics::Key,
+    /// What was recorded.
+    pub value: Value,
+}
+
+/// What a metric recording was.
+#[cfg(feature = "metrics")]
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Value {
+    /// A counter grew by this much.
+    Increment(u64),
+    /// A counter was set to this total.
+    Absolute(u64),
+    /// A gauge was set to this value.
+    Gauge(f64),
+    /// A gauge changed by this much.
+    GaugeDelta(f64),
+    /// A histogram got this sample.
+    Sample(f64),
+}
+
+/// A telemetry problem, as printed on stderr (without the `coldstart: ` prefix).
+#[derive(Debug, Clone, Copy)]
+pub struct Reported<'a> {
+    /// The kind of problem, such as `span-export` or `metrics-bind`.
+    pub kind: &'a str,
+    /// The message.
+    pub message: &'a str,
+}
+
+/// A plugin registered at link time. Use [`crate::plugin!`] to make one.
+#[derive(Clone, Copy)]
+pub struct Registration {
+    /// Lower runs first.
+    pub priority: i32,
+    /// The plugin.
+    pub plugin: &'static dyn Plugin,
+}
+
+/// Every plugin registered at link time.
+#[linkme::distributed_slice]
+pub static PLUGINS: [Registration];
+
+/// Registers a plugin at link time: `plugin!(NAME: Type = value, priority = N);`
+/// defines the static `NAME` and adds it to [`PLUGINS`]. In the facade:
+/// `coldstart::telemetry::plugin!`.
+#[macro_export]
+macro_rules! plugin {
+    ($name:ident : $ty:ty = $value:expr, priority = $priority:expr $(,)?) => {
+        static $name: $ty = $value;
+        const _: () = {
+            #[$crate::plugin::linkme::distributed_slice($crate::plugin::PLUGINS)]
+            #[linkme(crate = $crate::plugin::linkme)]
+            static REGISTRATION: $crate::plugin::Registration = $crate::plugin::Registration {
+                priority: $priority,
+                plugin: &$name,
+            };
+        };
+    };
+}
+
+/// Plugins added in code before installation.
+static ADDED: Mutex<Vec<Registration>> = Mutex::new(Vec::new());
+/// The plugins in run order, fixed at installation.
+static ORDER: OnceLock<Vec<&'static dyn Plugin>> = OnceLock::new();
+/// Whether any plugin is installed (checked before building a hook's argument).
+static ANY: AtomicBool = AtomicBool::new(false);
+
+/// Adds a plugin in code. Must happen before telemetry is installed (before
+/// `#[coldstart::main]`'s body, or through `coldstart::Builder::plugin`).
+///
+/// # Errors
+///
+/// Telemetry is installed already; the plugin is not added.
+pub fn add(priority: i32, plugin: Box<dyn Plugin>) -> Result<(), TooLate> {
+    if ORDER.get().is_some() {
+        return Err(TooLate(plugin.name().to_owned()));
+    }
+    let plugin: &'static dyn Plugin = Box::leak(plugin);
+    ADDED
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(Registration { priority, plugin });
+    Ok(())
+}
+
+/// A plugin added after telemetry was installed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TooLate(pub String);
+
+impl std::fmt::Display for TooLate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "plugin `{}` was added after telemetry was installed; add it with coldstart::Builder::plugin",
+            self.0
+        )
+    }
+}
+
+impl std::error::Error for TooLate {}
+
+/// Fixes the order: link-time registrations, then code ones, stably sorted by
+/// priority and name. Called once, at installation.
+pub(crate) fn install() {
+    let added = ADDED.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let order = ORDER.get_or_init(|| ordered(PLUGINS.iter().copied().chain(added)));
+    ANY.store(!order.is_empty(), Ordering::Release);
+}
+
+fn ordered(all: impl Iterator<Item = Registration>) -> Vec<&'static dyn Plugin> {
+    let mut all: Vec<Registration> = all.collect();
+    all.sort_by(|a, b| (a.priority, a.plugin.name()).cmp(&(b.priority, b.plugin.name())));
+    all.into_iter().map(|r| r.plugin).collect()
+}
+
+/// The plugins in run order; empty before installation.
+pub fn order() -> &'static [&'static dyn Plugin] {
+    ORDER.get().map_or(&[], Vec::as_slice)
+}
+
+/// Whether any plugin will see a hook.
+#[inline]
+pub(crate) fn any() -> bool {
+    ANY.load(Ordering::Relaxed)
+}
+
+/// Runs `hook` for each plugin in order.
+pub(crate) fn each(hook: impl Fn(&dyn Plugin)) {
+    for plugin in order() {
+        hook(*plugin);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Named(&'static str);
+
+    impl Plugin for Named {
+        fn name(&self) -> &str {
+            self.0
+        }
+    }
+
+    #[test]
+    fn order_is_priority_then_name_then_registration() {
+        static A: Named = Named("a");
+        static B: Named = Named("b");
+        static C: Named = Named("c");
+        static B2: Named = Named("b");
+        let reg = |priority, plugin: &'static dyn Plugin| Registration { priority, plugin };
+        let order =
+            ordered([reg(5, &C), reg(1, &B), reg(5, &A), reg(1, &B2), reg(-3, &C)].into_iter());
+        let names: Vec<_> = order.iter().map(|p| p.name()).collect();
+        assert_eq!(names, ["c", "b", "b", "a", "c"]);
+        assert!(
+            std::ptr::addr_eq(order[1], &B),
+            "equal keys keep registration order"
+        );
+        assert!(std::ptr::addr_eq(order[2], &B2));
+    }
+}
