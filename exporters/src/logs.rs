@@ -173,24 +173,17 @@ struct TextFields<'a>(&'a mut String);
 impl Visit for TextFields<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
         match field.name() {
-            "message" => {
-                let _ = write!(self.0, " {value}");
-            }
-            name => {
-                let _ = write!(self.0, " {name}={value:?}");
-            }
+            // The message unquoted, as written; other strings quoted.
+            "message" => self.record_debug(field, &format_args!("{value}")),
+            _ => self.record_debug(field, &value),
         }
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        match field.name() {
-            "message" => {
-                let _ = write!(self.0, " {value:?}");
-            }
-            name => {
-                let _ = write!(self.0, " {name}={value:?}");
-            }
-        }
+        let _ = match field.name() {
+            "message" => write!(self.0, " {value:?}"),
+            name => write!(self.0, " {name}={value:?}"),
+        };
     }
 }
 

@@ -43,6 +43,34 @@ pub enum Sampler {
     ParentBasedDynamic(f64),
 }
 
+impl Sampler {
+    /// Every kind once (ratios at 1; [`read_sampler`] reads the real argument).
+    const KINDS: [Sampler; 8] = [
+        Sampler::AlwaysOn,
+        Sampler::AlwaysOff,
+        Sampler::TraceIdRatio(1.0),
+        Sampler::ParentBasedAlwaysOn,
+        Sampler::ParentBasedAlwaysOff,
+        Sampler::ParentBasedTraceIdRatio(1.0),
+        Sampler::Dynamic(1.0),
+        Sampler::ParentBasedDynamic(1.0),
+    ];
+
+    /// The name `OTEL_TRACES_SAMPLER` gives it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Sampler::AlwaysOn => "always_on",
+            Sampler::AlwaysOff => "always_off",
+            Sampler::TraceIdRatio(_) => "traceidratio",
+            Sampler::ParentBasedAlwaysOn => "parentbased_always_on",
+            Sampler::ParentBasedAlwaysOff => "parentbased_always_off",
+            Sampler::ParentBasedTraceIdRatio(_) => "parentbased_traceidratio",
+            Sampler::Dynamic(_) => "coldstart_dynamic",
+            Sampler::ParentBasedDynamic(_) => "parentbased_coldstart_dynamic",
+        }
+    }
+}
+
 /// The dynamic sampler's constants (DESIGN.md):
 /// `p = clamp(base * (1 + k1 * error_pct / 100) / (1 + k2 * log10(qps + 1)), floor, 1)`.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -115,6 +143,16 @@ pub enum Protocol {
     HttpProtobuf,
     /// `grpc` (the `grpc` feature): port 4317.
     Grpc,
+}
+
+impl Protocol {
+    /// The name `OTEL_EXPORTER_OTLP_PROTOCOL` gives it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Protocol::HttpProtobuf => "http/protobuf",
+            Protocol::Grpc => "grpc",
+        }
+    }
 }
 
 /// The OTLP exporter's TLS files (`OTEL_EXPORTER_OTLP_[TRACES_]CERTIFICATE`,
@@ -472,10 +510,10 @@ fn read_protocol(r: &mut Reader<'_>) -> Protocol {
     ]
     .into_iter()
     .find_map(|key| {
-        r.read(key, accepts, |s| match s {
-            "http/protobuf" => Some(Protocol::HttpProtobuf),
-            "grpc" if grpc => Some(Protocol::Grpc),
-            _ => None,
+        r.read(key, accepts, |s| {
+            [Protocol::HttpProtobuf, Protocol::Grpc]
+                .into_iter()
+                .find(|p| p.name() == s && (grpc || *p != Protocol::Grpc))
         })
     })
     .unwrap_or(Protocol::HttpProtobuf)
@@ -721,22 +759,11 @@ const SAMPLERS: &str = "one of `always_on`, `always_off`, `traceidratio`, `paren
 `parentbased_always_off`, `parentbased_traceidratio`, `coldstart_dynamic`, `parentbased_coldstart_dynamic`";
 
 fn read_sampler(r: &mut Reader<'_>) -> Sampler {
-    let name = r
+    let kind = r
         .read("OTEL_TRACES_SAMPLER", SAMPLERS, |s| {
-            [
-                "always_on",
-                "always_off",
-                "traceidratio",
-                "parentbased_always_on",
-                "parentbased_always_off",
-                "parentbased_traceidratio",
-                "coldstart_dynamic",
-                "parentbased_coldstart_dynamic",
-            ]
-            .into_iter()
-            .find(|n| *n == s)
+            Sampler::KINDS.into_iter().find(|k| k.name() == s)
         })
-        .unwrap_or("parentbased_always_on");
+        .unwrap_or(Sampler::ParentBasedAlwaysOn);
     let arg = |r: &mut Reader<'_>| {
         r.read(
             "OTEL_TRACES_SAMPLER_ARG",
@@ -745,15 +772,13 @@ fn read_sampler(r: &mut Reader<'_>) -> Sampler {
         )
         .unwrap_or(1.0)
     };
-    match name {
-        "always_on" => Sampler::AlwaysOn,
-        "always_off" => Sampler::AlwaysOff,
-        "traceidratio" => Sampler::TraceIdRatio(arg(r)),
-        "parentbased_always_off" => Sampler::ParentBasedAlwaysOff,
-        "parentbased_traceidratio" => Sampler::ParentBasedTraceIdRatio(arg(r)),
-        "coldstart_dynamic" => Sampler::Dynamic(arg(r)),
-        "parentbased_coldstart_dynamic" => Sampler::ParentBasedDynamic(arg(r)),
-        _ => Sampler::ParentBasedAlwaysOn,
+    // The argument is read only for the samplers that take one.
+    match kind {
+        Sampler::TraceIdRatio(_) => Sampler::TraceIdRatio(arg(r)),
+        Sampler::ParentBasedTraceIdRatio(_) => Sampler::ParentBasedTraceIdRatio(arg(r)),
+        Sampler::Dynamic(_) => Sampler::Dynamic(arg(r)),
+        Sampler::ParentBasedDynamic(_) => Sampler::ParentBasedDynamic(arg(r)),
+        other => other,
     }
 }
 

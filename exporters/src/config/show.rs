@@ -57,7 +57,7 @@ impl Config {
             LogFormat::Json => "json",
             LogFormat::Off => "off",
         };
-        vec![
+        let mut rows = vec![
             ("COLDSTART_LOG_FORMAT", log_format.to_owned()),
             ("COLDSTART_LOG_FILTER", self.log_filter.clone()),
             (
@@ -128,71 +128,51 @@ impl Config {
             ),
             ("OTEL_BSP_SCHEDULE_DELAY", ms(self.queue.delay)),
             ("OTEL_BSP_EXPORT_TIMEOUT", ms(self.queue.export_timeout)),
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.clone()),
-            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", endpoint),
-            ("OTEL_EXPORTER_OTLP_HEADERS", headers.clone()),
-            ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", headers),
-            ("OTEL_EXPORTER_OTLP_TIMEOUT", ms(self.otlp_timeout)),
-            ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", ms(self.otlp_timeout)),
+        ];
+        // Each OTLP setting has a generic and a traces-only variable; both show the
+        // value in use.
+        let otlp = [
             (
-                "OTEL_EXPORTER_OTLP_PROTOCOL",
-                self.protocol.name().to_owned(),
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                endpoint,
             ),
             (
+                "OTEL_EXPORTER_OTLP_HEADERS",
+                "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+                headers,
+            ),
+            (
+                "OTEL_EXPORTER_OTLP_TIMEOUT",
+                "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+                ms(self.otlp_timeout),
+            ),
+            (
+                "OTEL_EXPORTER_OTLP_PROTOCOL",
                 "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
                 self.protocol.name().to_owned(),
             ),
             (
                 "OTEL_EXPORTER_OTLP_CERTIFICATE",
-                or(path(&self.otlp_tls.ca), "(system roots)"),
-            ),
-            (
                 "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
                 or(path(&self.otlp_tls.ca), "(system roots)"),
             ),
             (
                 "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
-                or(path(&self.otlp_tls.certificate), "(none)"),
-            ),
-            (
                 "OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE",
                 or(path(&self.otlp_tls.certificate), "(none)"),
             ),
             (
                 "OTEL_EXPORTER_OTLP_CLIENT_KEY",
-                or(path(&self.otlp_tls.key), "(none)"),
-            ),
-            (
                 "OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY",
                 or(path(&self.otlp_tls.key), "(none)"),
             ),
-        ]
-    }
-}
-
-impl Sampler {
-    /// The name `OTEL_TRACES_SAMPLER` gives it.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Sampler::AlwaysOn => "always_on",
-            Sampler::AlwaysOff => "always_off",
-            Sampler::TraceIdRatio(_) => "traceidratio",
-            Sampler::ParentBasedAlwaysOn => "parentbased_always_on",
-            Sampler::ParentBasedAlwaysOff => "parentbased_always_off",
-            Sampler::ParentBasedTraceIdRatio(_) => "parentbased_traceidratio",
-            Sampler::Dynamic(_) => "coldstart_dynamic",
-            Sampler::ParentBasedDynamic(_) => "parentbased_coldstart_dynamic",
+        ];
+        for (any, traces, value) in otlp {
+            rows.push((any, value.clone()));
+            rows.push((traces, value));
         }
-    }
-}
-
-impl Protocol {
-    /// The name `OTEL_EXPORTER_OTLP_PROTOCOL` gives it.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Protocol::HttpProtobuf => "http/protobuf",
-            Protocol::Grpc => "grpc",
-        }
+        rows
     }
 }
 

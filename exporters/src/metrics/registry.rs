@@ -72,6 +72,15 @@ impl Cell {
     fn load(&self) -> u64 {
         self.value.load(Ordering::Relaxed)
     }
+
+    fn add(&self, delta: f64) {
+        let _ = self
+            .value
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| {
+                Some((f64::from_bits(bits) + delta).to_bits())
+            });
+        recorded(&self.key, Value::GaugeDelta(delta));
+    }
 }
 
 impl CounterFn for Cell {
@@ -98,17 +107,6 @@ impl GaugeFn for Cell {
     fn set(&self, value: f64) {
         self.value.store(value.to_bits(), Ordering::Relaxed);
         recorded(&self.key, Value::Gauge(value));
-    }
-}
-
-impl Cell {
-    fn add(&self, delta: f64) {
-        let _ = self
-            .value
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| {
-                Some((f64::from_bits(bits) + delta).to_bits())
-            });
-        recorded(&self.key, Value::GaugeDelta(delta));
     }
 }
 
