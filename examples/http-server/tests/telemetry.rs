@@ -812,6 +812,12 @@ fn pushes_reach_a_real_pushgateway_and_the_last_push_happens_at_shutdown() {
             .spawn()
             .unwrap(),
     );
+    // The first push comes right after the first response and the next in an hour:
+    // the gateway must be listening before the service starts.
+    assert!(
+        poll(Duration::from_secs(10), || get_http10(gport, "/metrics")).is_some(),
+        "the Pushgateway never answered"
+    );
     let (port, mut server, mut lines) = server(&[
         ("COLDSTART_METRICS_ADDR", "off".into()),
         (
