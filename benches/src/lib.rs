@@ -131,6 +131,24 @@ fn sink_connection(stream: TcpStream) -> Option<()> {
     }
 }
 
+/// The OTLP/HTTP span exporter the eager baselines set up, with the blocking client
+/// opentelemetry-otlp uses by default. That client cannot be built inside a runtime,
+/// so it is built on a thread of its own, as opentelemetry-otlp itself does.
+///
+/// # Errors
+///
+/// When building the client panics or the exporter cannot be built.
+pub fn eager_otlp_exporter() -> anyhow::Result<opentelemetry_otlp::SpanExporter> {
+    use opentelemetry_otlp::WithHttpConfig;
+    let client = std::thread::spawn(reqwest::blocking::Client::new)
+        .join()
+        .map_err(|_| anyhow::anyhow!("building the HTTP client panicked"))?;
+    Ok(opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_http_client(client)
+        .build()?)
+}
+
 /// The value of `arg`, a whole number above 0.
 ///
 /// # Errors

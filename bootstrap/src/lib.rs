@@ -20,6 +20,7 @@ println!("{} worker threads because {}", plan.worker_threads.value, plan.worker_
 
 pub mod config;
 mod env;
+pub mod failure;
 mod figure;
 pub mod init;
 pub mod plan;

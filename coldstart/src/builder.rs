@@ -99,30 +99,55 @@ impl Builder {
     /// runtime that cannot be built, with 71.
     pub fn block_on<F: Future>(self, body: F) -> F::Output {
         if let Some(name) = self.unknown.first() {
-            eprintln!(
-                "coldstart: `{name}` is not a setting coldstart reads (Builder::set takes a variable name from the README's Configuration tables, such as OTEL_SERVICE_NAME)"
-            );
-            std::process::exit(coldstart_runtime::EXIT_CONFIG);
+            exit_config(&format!(
+                "`{name}` is not a setting coldstart reads (Builder::set takes a variable name from the README's Configuration tables, such as OTEL_SERVICE_NAME)"
+            ));
         }
         if let Some(refused) = self.refused.first() {
-            eprintln!("coldstart: {refused}");
-            std::process::exit(coldstart_runtime::EXIT_CONFIG);
+            exit_config(&refused.to_string());
         }
         run(&self.settings, self.env, body)
     }
 }
 
 /// Adds the configuration file, installs telemetry (when built in) and runs `body`.
+/// Ends the program for a configuration error: one line, reported (to the Lambda
+/// Runtime API on Lambda), exit code 78.
+fn exit_config(message: &str) -> ! {
+    eprintln!("coldstart: {message}");
+    coldstart_bootstrap::failure::report(coldstart_bootstrap::failure::Cause::Config, message);
+    std::process::exit(coldstart_runtime::EXIT_CONFIG);
+}
+
 pub(crate) fn run<F: Future>(settings: &Settings, env: Env, body: F) -> F::Output {
     let env = coldstart_runtime::load_env(env);
-    #[cfg(any(feature = "metrics", feature = "tracing"))]
+    #[cfg(feature = "lambda")]
+    let body = async move {
+        coldstart_lambda::prepare();
+        coldstart_lambda::watch_init(body).await
+    };
+    #[cfg(any(feature = "metrics", feature = "tracing", feature = "lambda"))]
     {
-        let telemetry = coldstart_exporters::install(&env, settings.service_version);
+        let telemetry = install(settings, &env);
         coldstart_runtime::block_on_in(settings, &env, async move {
             telemetry.start_after_first_response();
             body.await
         })
     }
-    #[cfg(not(any(feature = "metrics", feature = "tracing")))]
+    #[cfg(not(any(feature = "metrics", feature = "tracing", feature = "lambda")))]
     coldstart_runtime::block_on_in(settings, &env, body)
+}
+
+/// Reads the telemetry settings (adjusted for Lambda there), reports bad values, and
+/// installs what the features ask for.
+#[cfg(any(feature = "metrics", feature = "tracing", feature = "lambda"))]
+fn install(settings: &Settings, env: &Env) -> coldstart_exporters::Telemetry {
+    #[allow(unused_mut)]
+    let (mut config, errors) = coldstart_exporters::Config::from(env);
+    for e in errors {
+        eprintln!("coldstart: {e}");
+    }
+    #[cfg(feature = "lambda")]
+    coldstart_lambda::configure(&mut config, env);
+    coldstart_exporters::install_with(config, settings.service_version)
 }

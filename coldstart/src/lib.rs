@@ -168,6 +168,31 @@ pub mod telemetry {
     pub use coldstart_exporters::{Config, ConfigError, Telemetry, installed};
 }
 
+/// AWS Lambda (feature `lambda`): [`lambda::run`] mirrors `lambda_runtime::run`, and
+/// the usual types are here so a function needs no direct `lambda_runtime`
+/// dependency. See the README's "AWS Lambda" section.
+///
+/// ```no_run
+/// use coldstart::lambda::{Error, LambdaEvent, service_fn};
+///
+/// async fn echo(event: LambdaEvent<serde_json::Value>) -> Result<serde_json::Value, Error> {
+///     Ok(event.payload)
+/// }
+///
+/// #[coldstart::main]
+/// async fn main() -> Result<(), Error> {
+///     coldstart::lambda::run(service_fn(echo)).await
+/// }
+/// ```
+#[cfg(feature = "lambda")]
+pub mod lambda {
+    pub use coldstart_lambda::{
+        Context, Diagnostic, EnvError, Error, Function, IntoFunctionResponse, Invocation,
+        InvocationLayer, LambdaEvent, LambdaInvocation, Runtime, RuntimeApi, instrument, run,
+        service_fn,
+    };
+}
+
 /// What the attributes expand to. Not a public API: it changes without notice between
 /// versions, which is why it is versioned (`v1`).
 #[doc(hidden)]

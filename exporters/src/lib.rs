@@ -41,6 +41,11 @@ pub fn installed() -> Option<&'static Config> {
     INSTALLED.get()
 }
 
+/// The installed telemetry; `None` before [`install`].
+pub fn telemetry() -> Option<Telemetry> {
+    installed().map(|config| Telemetry { config })
+}
+
 /// The installed telemetry, waiting to start its exporters.
 #[derive(Debug, Clone, Copy)]
 pub struct Telemetry {
@@ -96,5 +101,19 @@ impl Telemetry {
             }
             let _ = config;
         });
+    }
+
+    /// Exports every span queued now, within `budget`, starting the exporter first if
+    /// the first response has not started it yet; returns how many spans were left
+    /// queued (they go with the next export). What the Lambda integration calls after
+    /// each invocation's response, before asking for the next one. Must be called
+    /// inside the runtime.
+    pub async fn flush(&self, budget: std::time::Duration) -> usize {
+        #[cfg(feature = "tracing")]
+        if self.config.traces {
+            return trace::flush(self.config, budget).await;
+        }
+        let _ = budget;
+        0
     }
 }

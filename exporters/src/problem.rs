@@ -78,7 +78,7 @@ static SEEN: Mutex<Vec<Seen>> = Mutex::new(Vec::new());
 /// Prints `message` on stderr as `coldstart: <message>` unless a problem of the same
 /// `kind` was printed in the last minute; then it is only counted, and the count is
 /// printed with the next message of that kind.
-pub(crate) fn report(kind: &'static str, message: impl FnOnce() -> String) {
+pub fn report(kind: &'static str, message: impl FnOnce() -> String) {
     let admitted = admit(kind, Instant::now());
     let plugins = crate::plugin::any();
     if admitted.is_none() && !plugins {

@@ -1,5 +1,178 @@
 /*!
-Reserved for coldstart's AWS Lambda runtime integration (cold-start-aware handler,
-telemetry flushed before the freeze). Empty until that work lands; nothing depends on
-it yet, so it adds nothing to any build that uses coldstart.
+AWS Lambda on coldstart: `lambda_runtime` with telemetry that costs (almost) nothing
+at cold start and survives the freeze.
+
+[`run`] mirrors `lambda_runtime::run`. Around the handler it adds:
+
+- one server span per invocation (FaaS conventions, `faas.coldstart` on the first
+  only, linked to the X-Ray trace), exported over OTLP when an endpoint is set;
+- one CloudWatch EMF line per invocation on stdout: `ColdStart`, `InitDuration`
+  (measured from process start), `Duration`, `Errors`;
+- after each response has been posted and before the next `/next`, a flush of queued
+  spans within `COLDSTART_LAMBDA_FLUSH_TIMEOUT`, so the caller never waits for
+  telemetry and nothing is lost to the freeze;
+- an internal extension, so Lambda sends SIGTERM and the shutdown hooks (the final
+  flush) run, when the program has hooks of its own or `COLDSTART_LAMBDA_EXTENSION=on`;
+- init failures (a failed `#[coldstart::init]`, a bad setting, a `main` that panics
+  or returns before `run`) reported to `/runtime/init/error`, which `lambda_runtime`
+  never does;
+- clear errors, not panics, for missing Lambda variables.
+
+Users reach it as `coldstart::lambda` (feature `lambda`).
+
+```no_run
+use coldstart_lambda::{Error, LambdaEvent, service_fn};
+
+async fn echo(event: LambdaEvent<serde_json::Value>) -> Result<serde_json::Value, Error> {
+    Ok(event.payload)
+}
+
+# async fn main_body() -> Result<(), Error> {
+coldstart_lambda::run(service_fn(echo)).await
+# }
+```
 */
+#![warn(missing_docs, unreachable_pub)]
+
+mod emf;
+mod extension;
+mod function;
+mod handler;
+mod init_error;
+mod layer;
+mod ready;
+mod settings;
+#[cfg(feature = "tracing")]
+mod span;
+mod watch;
+pub mod xray;
+
+use std::fmt::Debug;
+use std::future::Future;
+
+use coldstart_bootstrap::Env;
+use coldstart_exporters::Config;
+use coldstart_exporters::config::Extension;
+use serde::{Deserialize, Serialize};
+
+pub use emf::DEFAULT_NAMESPACE;
+pub use extension::NAME as EXTENSION_NAME;
+pub use function::{EnvError, Function, REQUIRED, RuntimeApi, account_id, detected};
+pub use handler::{Instrumented, InstrumentedFuture, instrument};
+pub use init_error::{report_init_error, serving};
+pub use lambda_runtime::{
+    Context, Diagnostic, Error, IntoFunctionResponse, LambdaEvent, LambdaInvocation, Runtime,
+    service_fn,
+};
+pub use layer::{Invocation, InvocationFuture, InvocationLayer};
+pub use watch::{WatchInit, watch_init};
+
+/// Runs `handler` for every invocation until the process ends: `lambda_runtime::run`
+/// with coldstart's invocation layer and handler wrapper (see the crate docs).
+///
+/// # Errors
+///
+/// When a Lambda variable is missing or invalid ([`EnvError`], also reported to the
+/// Runtime API when it can be reached), or when the Runtime API fails, as
+/// `lambda_runtime::run`. A handler's error or panic is not an error here: it is
+/// reported for that invocation and the next one is served.
+pub async fn run<A, F, R, B, S, D, E>(handler: F) -> Result<(), Error>
+where
+    F: tower_service::Service<LambdaEvent<A>, Response = R>,
+    F::Future: Future<Output = Result<R, F::Error>>,
+    F::Error: Into<Diagnostic> + Debug,
+    A: for<'de> Deserialize<'de>,
+    R: IntoFunctionResponse<B, S>,
+    B: Serialize,
+    S: futures_core::Stream<Item = Result<D, E>> + Unpin + Send + 'static,
+    D: Into<bytes::Bytes> + Send,
+    E: Into<Error> + Send + Debug,
+{
+    let function = match Function::from_env() {
+        Ok(function) => function,
+        Err(e) => {
+            let message = e.to_string();
+            eprintln!("coldstart: {message}");
+            init_error::report_if_initialising("Runtime.ConfigError", &message);
+            return Err(e.into());
+        }
+    };
+    let wanted = match settings::current().extension {
+        Extension::On => true,
+        Extension::Off => false,
+        Extension::Auto => {
+            coldstart_runtime::lifecycle::shutdown_hooks() > 0
+                || coldstart_exporters::installed().is_some_and(|c| c.push.is_some())
+        }
+    };
+    if wanted {
+        extension::start(&function.runtime_api);
+        on_shutdown_flush();
+    }
+    extension::registered().await;
+    Runtime::new(instrument(handler))
+        .layer(InvocationLayer::new(function))
+        .run()
+        .await
+}
+
+/// How long the final flush may take: Lambda allows 500 ms after SIGTERM when only
+/// internal extensions are registered.
+pub const SHUTDOWN_BUDGET: std::time::Duration = std::time::Duration::from_millis(400);
+
+/// Registers the final flush as a shutdown hook (it runs on SIGTERM, or when `main`
+/// ends), which also makes SIGTERM end the process cleanly once the hooks are done.
+fn on_shutdown_flush() {
+    let telemetry = coldstart_exporters::telemetry();
+    coldstart_runtime::on_shutdown("lambda final flush", SHUTDOWN_BUDGET, move || async move {
+        let left = match telemetry {
+            Some(t) => t.flush(SHUTDOWN_BUDGET).await,
+            None => 0,
+        };
+        eprintln!("coldstart: lambda: final flush done, {left} spans left");
+    });
+}
+
+/// Starts what can overlap the program's own init: the extension's registration,
+/// when `COLDSTART_LAMBDA_EXTENSION=on`. `#[coldstart::main]` calls it before the
+/// body on Lambda; [`run`] waits for it. Does nothing off Lambda.
+///
+/// # Panics
+///
+/// Outside a tokio runtime.
+pub fn prepare() {
+    if !detected() || settings::current().extension != Extension::On {
+        return;
+    }
+    if let Ok(function) = Function::from_env() {
+        extension::start(&function.runtime_api);
+    }
+}
+
+/// Adjusts telemetry settings for Lambda before they are installed, where the
+/// environment did not decide otherwise: no `/metrics` listener (nothing can scrape
+/// a frozen function), spans exported only when an OTLP endpoint is set, the
+/// service named after the function, and the function's FaaS and cloud resource
+/// attributes (under `OTEL_RESOURCE_ATTRIBUTES`, which win). Does nothing off Lambda.
+pub fn configure(config: &mut Config, env: &Env) {
+    let Ok(function) = Function::from_env() else {
+        return;
+    };
+    if env.lookup("COLDSTART_METRICS_ADDR").is_none() {
+        config.metrics_addr = None;
+    }
+    if config.otlp_endpoint.is_none() && env.lookup("OTEL_TRACES_EXPORTER").is_none() {
+        config.traces = false;
+    }
+    let named = env.lookup("OTEL_SERVICE_NAME").is_some()
+        || config
+            .resource_attributes
+            .iter()
+            .any(|(k, _)| k == "service.name");
+    if !named {
+        config.service_name = function.name.clone();
+    }
+    let mut attributes = function.resource_attributes();
+    attributes.append(&mut config.resource_attributes);
+    config.resource_attributes = attributes;
+}

@@ -206,7 +206,9 @@ pub(crate) async fn run_before_serving() {
 }
 
 fn fail_start_up(failure: &Failure) -> ! {
-    eprintln!("coldstart: {failure}; start-up stopped");
+    let message = format!("{failure}; start-up stopped");
+    eprintln!("coldstart: {message}");
+    coldstart_bootstrap::failure::report(coldstart_bootstrap::failure::Cause::Init, &message);
     for hook in ON_INIT_FAILURE {
         if catch_unwind(|| hook(failure)).is_err() {
             eprintln!("coldstart: an init-failure hook panicked");

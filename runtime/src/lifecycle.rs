@@ -241,6 +241,14 @@ where
     }
 }
 
+/// How many shutdown hooks are registered now.
+pub fn shutdown_hooks() -> usize {
+    match HOOKS.lock() {
+        Ok(hooks) => hooks.len(),
+        Err(poisoned) => poisoned.into_inner().len(),
+    }
+}
+
 /// Installs the handlers now, so that a signal arriving right after the first
 /// registration already runs the hooks, and waits for them on a task.
 fn listen_for_signals() {

@@ -5,6 +5,7 @@
 use std::fmt;
 use std::future::Future;
 
+use coldstart_bootstrap::failure::{self, Cause};
 use coldstart_bootstrap::plan::{Report, settings};
 use coldstart_bootstrap::{Env, Flavor, Plan, PlanError, Probe, Settings};
 use tokio::runtime::{Builder, Runtime};
@@ -124,11 +125,14 @@ fn prewarm() {
 
 /// Ends the program with a one-line message and the exit code for `e`.
 fn exit(e: &StartError) -> ! {
-    eprintln!("coldstart: {e}");
-    std::process::exit(match e {
-        StartError::Config(_) => EXIT_CONFIG,
-        StartError::Runtime(_) => EXIT_OS,
-    })
+    let message = e.to_string();
+    eprintln!("coldstart: {message}");
+    let (cause, code) = match e {
+        StartError::Config(_) => (Cause::Config, EXIT_CONFIG),
+        StartError::Runtime(_) => (Cause::Runtime, EXIT_OS),
+    };
+    failure::report(cause, &message);
+    std::process::exit(code)
 }
 
 /// Runs `body` to completion on a runtime planned for this process, with settings

@@ -59,7 +59,9 @@ impl Phase {
 const UNSET: AtomicU64 = AtomicU64::new(0);
 static MARKS: [AtomicU64; PHASES.len()] = [UNSET; PHASES.len()];
 
-fn now_ns() -> u64 {
+/// Now on the kernel's boot-time clock, in ns: the clock of the marks and of the
+/// process start time.
+pub fn now_ns() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,

@@ -5,21 +5,10 @@
 //! client opentelemetry-otlp uses by default). This is what coldstart's lazy start is
 //! compared against.
 
-use opentelemetry_otlp::WithHttpConfig;
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     metrics_exporter_prometheus::PrometheusBuilder::new().install()?;
-    // opentelemetry-otlp builds its default blocking client on a thread of its own
-    // (it cannot be built inside a runtime); do the same so the client is the default
-    // one whichever client features the workspace turns on.
-    let client = std::thread::spawn(reqwest::blocking::Client::new)
-        .join()
-        .map_err(|_| anyhow::anyhow!("building the HTTP client panicked"))?;
-    let exporter = opentelemetry_otlp::SpanExporter::builder()
-        .with_http()
-        .with_http_client(client)
-        .build()?;
+    let exporter = coldstart_benches::eager_otlp_exporter()?;
     let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
         .with_batch_exporter(exporter)
         .build();

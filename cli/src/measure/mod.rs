@@ -21,7 +21,12 @@ use anyhow::{Context, anyhow, bail};
 
 use crate::cgroup::TempCgroup;
 
+mod lambda;
 mod series;
+pub use lambda::{
+    Emulator, EmulatorProcess, LambdaSample, LambdaSeries, alternate_lambda, lambda_table,
+    run_lambda_once, start_emulator,
+};
 pub use series::{Series, Stats, alternate, table};
 
 /// A program to measure.
@@ -146,59 +151,7 @@ fn measure(
     stderr: File,
     stderr_path: &std::path::Path,
 ) -> anyhow::Result<(Sample, KillOnDrop)> {
-    let (ready_r, ready_w) = pipe()?;
-    let (go_r, go_w) = pipe()?;
-
-    let mut command = std::process::Command::new(&target.program);
-    command
-        .args(&target.args)
-        .envs(target.env.iter().map(|(k, v)| (k, v)))
-        .env("PORT", addr.port().to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(stderr);
-    if let Some(cgroup) = cgroup {
-        cgroup.join_before_exec(&mut command)?;
-    }
-    let (ready_fd, go_fd): (RawFd, RawFd) = (ready_w.as_raw_fd(), go_r.as_raw_fd());
-    // SAFETY: the closure runs in the forked child before exec (after joining the
-    // cgroup) and only makes async-signal-safe system calls (write, read) on
-    // descriptors that stay open until the spawn has returned; it does not allocate.
-    unsafe {
-        command.pre_exec(move || {
-            let mut byte = 0u8;
-            if libc::write(ready_fd, b"r".as_ptr().cast(), 1) != 1
-                || libc::read(go_fd, (&raw mut byte).cast(), 1) != 1
-            {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(())
-        });
-    }
-    // `spawn` returns only once the child has exec'd, and the child waits for the go
-    // byte before exec: spawn on a helper thread, release the child from here.
-    let spawner = std::thread::spawn(move || command.spawn());
-    if !wait_readable(&ready_r, RUN_TIMEOUT) {
-        let err = match spawner.join() {
-            Ok(Err(e)) => anyhow!(e),
-            _ => anyhow!("the child never got ready to exec"),
-        };
-        return Err(err.context(format!("cannot start {}", target.program.display())));
-    }
-    if cgroup.is_some() {
-        // Let the previous run's CPU use age out of the CFS period, so every run
-        // starts with a full quota, as a freshly started container does.
-        std::thread::sleep(Duration::from_micros(crate::cgroup::PERIOD_US + 10_000));
-    }
-    let start = Instant::now();
-    write_byte(&go_w)?;
-    let mut child = KillOnDrop(
-        spawner
-            .join()
-            .map_err(|_| anyhow!("spawner thread panicked"))?
-            .with_context(|| format!("cannot start {}", target.program.display()))?,
-    );
-    drop((ready_w, go_r));
+    let (mut child, start) = launch(target, cgroup, &[("PORT", addr.port().to_string())], stderr)?;
 
     let mut stream = loop {
         let last_error = match TcpStream::connect(addr) {
@@ -241,6 +194,70 @@ fn measure(
         threads,
     };
     Ok((sample, child))
+}
+
+/// Starts `target` with `env` added, inside `cgroup` if given, and returns it with
+/// the instant it was released to `exec` (see the module documentation).
+fn launch(
+    target: &Target,
+    cgroup: Option<&TempCgroup>,
+    env: &[(&str, String)],
+    stderr: File,
+) -> anyhow::Result<(KillOnDrop, Instant)> {
+    let (ready_r, ready_w) = pipe()?;
+    let (go_r, go_w) = pipe()?;
+
+    let mut command = std::process::Command::new(&target.program);
+    command
+        .args(&target.args)
+        .envs(target.env.iter().map(|(k, v)| (k, v)))
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(stderr);
+    if let Some(cgroup) = cgroup {
+        cgroup.join_before_exec(&mut command)?;
+    }
+    let (ready_fd, go_fd): (RawFd, RawFd) = (ready_w.as_raw_fd(), go_r.as_raw_fd());
+    // SAFETY: the closure runs in the forked child before exec (after joining the
+    // cgroup) and only makes async-signal-safe system calls (write, read) on
+    // descriptors that stay open until the spawn has returned; it does not allocate.
+    unsafe {
+        command.pre_exec(move || {
+            let mut byte = 0u8;
+            if libc::write(ready_fd, b"r".as_ptr().cast(), 1) != 1
+                || libc::read(go_fd, (&raw mut byte).cast(), 1) != 1
+            {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    // `spawn` returns only once the child has exec'd, and the child waits for the go
+    // byte before exec: spawn on a helper thread, release the child from here.
+    let spawner = std::thread::spawn(move || command.spawn());
+    if !wait_readable(&ready_r, RUN_TIMEOUT) {
+        let err = match spawner.join() {
+            Ok(Err(e)) => anyhow!(e),
+            _ => anyhow!("the child never got ready to exec"),
+        };
+        return Err(err.context(format!("cannot start {}", target.program.display())));
+    }
+    if cgroup.is_some() {
+        // Let the previous run's CPU use age out of the CFS period, so every run
+        // starts with a full quota, as a freshly started container does.
+        std::thread::sleep(Duration::from_micros(crate::cgroup::PERIOD_US + 10_000));
+    }
+    let start = Instant::now();
+    write_byte(&go_w)?;
+    let child = KillOnDrop(
+        spawner
+            .join()
+            .map_err(|_| anyhow!("spawner thread panicked"))?
+            .with_context(|| format!("cannot start {}", target.program.display()))?,
+    );
+    drop((ready_w, go_r));
+    Ok((child, start))
 }
 
 /// Kills and reaps the child however the run ends.

@@ -88,28 +88,40 @@ pub fn alternate(
     targets: &[Target],
     runs: usize,
     cgroup: Option<&TempCgroup>,
-    mut progress: impl FnMut(usize, usize),
+    progress: impl FnMut(usize, usize),
 ) -> anyhow::Result<Vec<Series>> {
-    let mut series: Vec<Series> = targets
+    let samples = rotate(targets, runs, progress, |t| run_once(t, cgroup))?;
+    Ok(samples
+        .into_iter()
+        .map(|(name, samples)| Series { name, samples })
+        .collect())
+}
+
+/// Runs `run` on every target `runs` times in rotating order; each target's name and
+/// its results in run order.
+pub(crate) fn rotate<T>(
+    targets: &[Target],
+    runs: usize,
+    mut progress: impl FnMut(usize, usize),
+    mut run: impl FnMut(&Target) -> anyhow::Result<T>,
+) -> anyhow::Result<Vec<(String, Vec<T>)>> {
+    let mut results: Vec<(String, Vec<T>)> = targets
         .iter()
-        .map(|t| Series {
-            name: t.name.clone(),
-            samples: Vec::new(),
-        })
+        .map(|t| (t.name.clone(), Vec::with_capacity(runs)))
         .collect();
     let total = runs * targets.len();
     let mut done = 0;
     for round in 0..runs {
         for k in 0..targets.len() {
             let i = (round + k) % targets.len();
-            let sample = run_once(&targets[i], cgroup)
+            let result = run(&targets[i])
                 .with_context(|| format!("run {} of {}", round + 1, targets[i].name))?;
-            series[i].samples.push(sample);
+            results[i].1.push(result);
             done += 1;
             progress(done, total);
         }
     }
-    Ok(series)
+    Ok(results)
 }
 
 /// A table of series, with the ratio of each median to the median of `baseline`.

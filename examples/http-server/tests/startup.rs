@@ -9,7 +9,9 @@ use cargo_coldstart::cgroup::{Limits, TempCgroup};
 use cargo_coldstart::measure::{Target, run_once};
 
 mod support;
-use support::{Lines, SERVER, free_port, get};
+use support::{Lines, free_port, get};
+
+const SERVER: &str = env!("CARGO_BIN_EXE_http-server");
 
 #[test]
 fn serves_and_prints_the_startup_report() {

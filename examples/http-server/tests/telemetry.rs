@@ -6,13 +6,15 @@
 
 #![allow(clippy::unwrap_used)] // a test fails loudly on a broken fixture
 
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 mod support;
-use support::{Lines, Reaper, SERVER, free_port, get, get_with, otlp_python, poll, tool};
+use support::{Collector, Lines, Reaper, free_port, get, get_with, poll, temp_dir, tool};
+
+const SERVER: &str = env!("CARGO_BIN_EXE_http-server");
 
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const PARENT_ID: &str = "00f067aa0ba902b7";
@@ -64,16 +66,6 @@ fn dropped(exposition: &str, reason: &str) -> f64 {
         &format!("coldstart_telemetry_dropped_total{{signal=\"{signal}\",reason=\"{reason}\"}}"),
     )
     .unwrap_or(-1.0)
-}
-
-/// A new directory of its own: tests run in parallel in one process.
-fn temp_dir(name: &str) -> PathBuf {
-    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("coldstart-{name}-{}-{n}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 #[test]
@@ -205,100 +197,6 @@ fn get_http10(port: u16, path: &str) -> Option<String> {
     Some(out)
 }
 
-/// The OTLP receiver (`exporters/tests/support/otlp_receiver.py`) answering in
-/// `mode`, writing the spans it accepts to a temporary file. Dropping it stops the
-/// receiver and removes the file.
-struct Collector {
-    port: u16,
-    scheme: &'static str,
-    dir: PathBuf,
-    _receiver: Reaper,
-}
-
-impl Collector {
-    /// `None` (after saying the test is skipped) where the receiver's Python is
-    /// missing outside CI.
-    fn start(test: &str, mode: &str) -> Option<Collector> {
-        Collector::start_with(test, mode, false, None)
-    }
-
-    /// Serving OTLP/gRPC instead of OTLP/HTTP when `grpc`; over TLS with the server
-    /// certificate of `tls`, requiring client certificates from its CA, when given.
-    fn start_with(test: &str, mode: &str, grpc: bool, tls: Option<&Pki>) -> Option<Collector> {
-        let python = otlp_python(test)?;
-        let dir = temp_dir(&format!("otlp-{mode}"));
-        let script = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../exporters/tests/support/otlp_receiver.py"
-        );
-        let mut receiver = Command::new(python);
-        receiver
-            .arg(script)
-            .arg("--out")
-            .arg(dir.join("spans.jsonl"))
-            .args(["--mode", mode]);
-        let mut scheme = "http";
-        if let Some(pki) = tls {
-            receiver
-                .arg("--tls-cert")
-                .arg(pki.path("server.pem"))
-                .arg("--tls-key")
-                .arg(pki.path("server.key"))
-                .arg("--client-ca")
-                .arg(pki.path("ca.pem"));
-            scheme = "https";
-        }
-        let which = if grpc { "grpc" } else { "http" };
-        receiver.args([format!("--{which}-port"), "0".into()]);
-        let mut child: Child = receiver
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut first = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut first)
-            .unwrap();
-        let port = first
-            .split_whitespace()
-            .find_map(|w| w.strip_prefix(&format!("{which}=")))
-            .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("receiver said `{first}`"));
-        Some(Collector {
-            port,
-            scheme,
-            dir,
-            _receiver: Reaper(child),
-        })
-    }
-
-    fn endpoint(&self) -> String {
-        format!("{}://127.0.0.1:{}", self.scheme, self.port)
-    }
-
-    fn spans(&self) -> Vec<serde_json::Value> {
-        std::fs::read_to_string(self.dir.join("spans.jsonl"))
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect()
-    }
-
-    /// The span of `trace` the receiver got within 10 s.
-    fn span_of(&self, trace: &str) -> serde_json::Value {
-        poll(Duration::from_secs(10), || {
-            self.spans().into_iter().find(|s| s["trace_id"] == trace)
-        })
-        .unwrap_or_else(|| panic!("no span of trace {trace} arrived; got {:?}", self.spans()))
-    }
-}
-
-impl Drop for Collector {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 /// Certificates made for one test, as PEM files in a temporary directory: a CA
 /// (`ca.pem`), a server certificate for 127.0.0.1 and localhost (`server.pem`,
 /// `server.key`), a client certificate from that CA (`client.pem`, `client.key`),
@@ -421,7 +319,7 @@ fn the_first_requests_span_reaches_an_otlp_receiver_over_grpc() {
 #[cfg(feature = "tls")]
 fn mutual_tls_export(test: &str, grpc: bool) {
     let pki = Pki::new(test);
-    let Some(collector) = Collector::start_with(test, "ok", grpc, Some(&pki)) else {
+    let Some(collector) = Collector::start_with(test, "ok", grpc, Some(&pki.dir)) else {
         return;
     };
     let protocol = (

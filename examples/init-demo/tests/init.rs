@@ -27,10 +27,15 @@ impl Run {
     }
 }
 
+/// Runs `bin` with `env`. In a `cargo test --workspace` build the facade's features
+/// are unified across the workspace, so the demo may carry telemetry; its exporters
+/// are switched off here, since parallel runs would compete for the metrics port.
 fn run(bin: &str, env: &[(&str, &str)]) -> Run {
     let out = Command::new(bin)
         .env_remove("COLDSTART_PROFILE")
         .env_remove("COLDSTART_PROFILE_OUT")
+        .env("COLDSTART_METRICS_ADDR", "off")
+        .env("OTEL_TRACES_EXPORTER", "none")
         .envs(env.iter().copied())
         .output()
         .unwrap();

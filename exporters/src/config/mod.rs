@@ -237,6 +237,56 @@ pub struct Config {
     /// Which events and spans pass (`COLDSTART_LOG_FILTER`, else `RUST_LOG`):
     /// comma-separated `level` or `target=level` directives.
     pub log_filter: String,
+    /// On AWS Lambda (the `lambda` feature).
+    pub lambda: Lambda,
+}
+
+/// Settings of the AWS Lambda integration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lambda {
+    /// How long the flush after each invocation's response may take before the next
+    /// invocation is asked for (`COLDSTART_LAMBDA_FLUSH_TIMEOUT`, default 1 s). What
+    /// does not make it stays queued for the next flush.
+    pub flush_timeout: Duration,
+    /// Whether an internal extension is registered so that Lambda sends SIGTERM
+    /// before shutting down (`COLDSTART_LAMBDA_EXTENSION`).
+    pub extension: Extension,
+    /// The CloudWatch namespace of the EMF metric lines (`COLDSTART_EMF_NAMESPACE`,
+    /// default `coldstart`); `None` (`off`) writes none.
+    pub emf_namespace: Option<String>,
+}
+
+/// `COLDSTART_LAMBDA_EXTENSION`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Extension {
+    /// `auto`, the default: only when the program has shutdown hooks of its own, or
+    /// pushes metrics, when it starts serving.
+    Auto,
+    /// `on`: always, its registration overlapping the program's init.
+    On,
+    /// `off`: never; Lambda then freezes and kills the process without SIGTERM.
+    Off,
+}
+
+impl Extension {
+    /// The setting's value as written.
+    pub fn name(self) -> &'static str {
+        match self {
+            Extension::Auto => "auto",
+            Extension::On => "on",
+            Extension::Off => "off",
+        }
+    }
+}
+
+impl Default for Lambda {
+    fn default() -> Self {
+        Lambda {
+            flush_timeout: Duration::from_secs(1),
+            extension: Extension::Auto,
+            emf_namespace: Some("coldstart".to_owned()),
+        }
+    }
 }
 
 /// A variable with a value it does not accept. The default is used instead.
@@ -467,6 +517,7 @@ impl Config {
         let otlp_tls = read_client_tls(&mut r);
         let metrics_tls = read_server_tls(&mut r);
         let (log_format, log_filter) = read_logs(&mut r);
+        let lambda = read_lambda(&mut r);
         // Serving metrics in the clear when TLS was asked for would be worse than
         // not serving them.
         let metrics_addr = match metrics_tls {
@@ -492,8 +543,52 @@ impl Config {
             metrics_tls: metrics_tls.ok().flatten(),
             log_format,
             log_filter,
+            lambda,
         };
         (config, r.errors)
+    }
+}
+
+fn read_lambda(r: &mut Reader<'_>) -> Lambda {
+    let default = Lambda::default();
+    Lambda {
+        flush_timeout: r
+            .read(
+                "COLDSTART_LAMBDA_FLUSH_TIMEOUT",
+                "a duration such as `1s` or `200ms` (from 1ms to 10s)",
+                |s| {
+                    parse_duration(s).filter(|d| {
+                        (Duration::from_millis(1)..=Duration::from_secs(10)).contains(d)
+                    })
+                },
+            )
+            .unwrap_or(default.flush_timeout),
+        extension: r
+            .read(
+                "COLDSTART_LAMBDA_EXTENSION",
+                "`auto`, `on` or `off`",
+                |s| {
+                    [Extension::Auto, Extension::On, Extension::Off]
+                        .into_iter()
+                        .find(|e| e.name() == s)
+                },
+            )
+            .unwrap_or(default.extension),
+        emf_namespace: r
+            .read(
+                "COLDSTART_EMF_NAMESPACE",
+                "a CloudWatch namespace (1 to 255 characters: letters, digits, `.-_/#:` and spaces), or `off`",
+                |s| match s {
+                    "off" => Some(None),
+                    _ if s.len() <= 255
+                        && s.chars().all(|c| c.is_ascii_alphanumeric() || ".-_/#: ".contains(c)) =>
+                    {
+                        Some(Some(s.to_owned()))
+                    }
+                    _ => None,
+                },
+            )
+            .unwrap_or(default.emf_namespace),
     }
 }
 

@@ -94,6 +94,18 @@ impl Config {
                 "COLDSTART_METRICS_PUSH_INTERVAL",
                 or(push.map(|p| format!("{}ms", p.interval.as_millis())), "-"),
             ),
+            (
+                "COLDSTART_LAMBDA_FLUSH_TIMEOUT",
+                format!("{}ms", self.lambda.flush_timeout.as_millis()),
+            ),
+            (
+                "COLDSTART_LAMBDA_EXTENSION",
+                self.lambda.extension.name().to_owned(),
+            ),
+            (
+                "COLDSTART_EMF_NAMESPACE",
+                or(self.lambda.emf_namespace.clone(), "off"),
+            ),
             ("COLDSTART_SAMPLER_K1", self.dynamic.k1.to_string()),
             ("COLDSTART_SAMPLER_K2", self.dynamic.k2.to_string()),
             ("COLDSTART_SAMPLER_FLOOR", self.dynamic.floor.to_string()),

@@ -38,8 +38,9 @@ pub const FLUSH_DEADLINE: Duration = Duration::from_secs(5);
 static TRACER: OnceLock<SdkTracer> = OnceLock::new();
 static QUEUE: OnceLock<Arc<Queue>> = OnceLock::new();
 
-/// The tracer the HTTP layer uses, once [`install`] has run.
-pub(crate) fn tracer() -> Option<&'static SdkTracer> {
+/// coldstart's tracer (instrumentation scope [`SCOPE`]), once telemetry is installed
+/// with traces on; what the HTTP layer and the Lambda integration create spans with.
+pub fn tracer() -> Option<&'static SdkTracer> {
     TRACER.get()
 }
 
@@ -85,6 +86,10 @@ fn sampler(config: &Config) -> Box<dyn ShouldSample> {
     Box::new(sampler)
 }
 
+/// Resource attributes the conventions define as integers; `OTEL_RESOURCE_ATTRIBUTES`
+/// only carries strings.
+const INT_ATTRIBUTES: [&str; 2] = ["faas.max_memory", "process.pid"];
+
 /// `service.name`, `service.version`, `host.arch`, `process.pid`, the SDK's
 /// `telemetry.sdk.*`, and `OTEL_RESOURCE_ATTRIBUTES` (read by coldstart, so the file
 /// and code layers count; its entries win over the detected ones).
@@ -107,7 +112,10 @@ fn resource(config: &Config, service_version: Option<&'static str>) -> Resource 
         config
             .resource_attributes
             .iter()
-            .map(|(k, v)| KeyValue::new(k.clone(), v.clone())),
+            .map(|(k, v)| match v.parse::<i64>() {
+                Ok(n) if INT_ATTRIBUTES.contains(&k.as_str()) => KeyValue::new(k.clone(), n),
+                _ => KeyValue::new(k.clone(), v.clone()),
+            }),
     );
     Resource::builder_empty()
         .with_detector(Box::new(
@@ -118,12 +126,19 @@ fn resource(config: &Config, service_version: Option<&'static str>) -> Resource 
         .build()
 }
 
+/// The exporter once [`start`] has built it, shared by the export task and flushes.
+type Shared = Arc<tokio::sync::Mutex<SpanExporter>>;
+static EXPORTER: OnceLock<Option<Shared>> = OnceLock::new();
+
 /// Builds the OTLP exporter and starts exporting the queue; registers the final
-/// flush at shutdown. Call it after the first response, inside the runtime.
-pub(crate) fn start(config: &Config) {
-    let Some(queue) = QUEUE.get().cloned() else {
-        return;
-    };
+/// flush at shutdown. Call it after the first response, inside the runtime. Only the
+/// first call does anything; it returns the exporter, `None` when there is none.
+pub(crate) fn start(config: &Config) -> Option<&'static Shared> {
+    EXPORTER.get_or_init(|| build_and_run(config)).as_ref()
+}
+
+fn build_and_run(config: &Config) -> Option<Shared> {
+    let queue = QUEUE.get().cloned()?;
     let mut exporter = match exporter(config) {
         Ok(e) => e,
         Err(e) => {
@@ -133,16 +148,31 @@ pub(crate) fn start(config: &Config) {
                     "traces: cannot build the OTLP exporter ({e}); tracing is off, {waiting} queued spans are dropped"
                 )
             });
-            return;
+            return None;
         }
     };
     queue.prepare(&mut exporter);
     let exporter = Arc::new(tokio::sync::Mutex::new(exporter));
     let (last_queue, last_exporter) = (queue.clone(), exporter.clone());
     coldstart_runtime::on_shutdown("span flush", FLUSH_DEADLINE, move || async move {
-        last_queue.flush(&last_exporter).await;
+        last_queue.flush(&last_exporter, None).await;
     });
-    tokio::spawn(queue.run(exporter));
+    tokio::spawn(queue.run(exporter.clone()));
+    Some(exporter)
+}
+
+/// Exports every span queued now, starting the exporter if it has not started,
+/// within `budget`. A batch still unanswered when the budget is spent is dropped and
+/// counted; spans not yet taken stay queued for the next export. Returns how many
+/// spans were still queued at the end.
+pub(crate) async fn flush(config: &Config, budget: Duration) -> usize {
+    let (Some(queue), Some(exporter)) = (QUEUE.get(), start(config)) else {
+        return 0;
+    };
+    queue
+        .flush(exporter, Some(tokio::time::Instant::now() + budget))
+        .await;
+    queue.len()
 }
 
 /// The OTLP exporter for the configured protocol. The endpoint and the headers of

@@ -108,15 +108,28 @@ impl Queue {
     ) {
         let _ = self.exporting.set(());
         loop {
-            self.flush(&exporter).await;
+            self.flush(&exporter, None).await;
             let _ = tokio::time::timeout(self.settings.delay, self.wake.notified()).await;
         }
     }
 
-    /// Exports everything waiting, batch by batch.
-    pub(crate) async fn flush<E: SpanExporter>(&self, exporter: &tokio::sync::Mutex<E>) {
-        let exporter = exporter.lock().await;
+    /// Exports everything waiting, batch by batch; with a `deadline`, no batch is
+    /// started after it and none may run past it.
+    pub(crate) async fn flush<E: SpanExporter>(
+        &self,
+        exporter: &tokio::sync::Mutex<E>,
+        deadline: Option<tokio::time::Instant>,
+    ) {
+        let Ok(exporter) = tokio::time::timeout_at(far(deadline), exporter.lock()).await else {
+            return;
+        };
         loop {
+            let now = tokio::time::Instant::now();
+            let limit = match deadline {
+                Some(d) if d <= now => return,
+                Some(d) => (d - now).min(self.settings.export_timeout),
+                None => self.settings.export_timeout,
+            };
             let batch = self.take_batch();
             if batch.is_empty() {
                 return;
@@ -132,11 +145,11 @@ impl Queue {
             let export = exporter
                 .export(batch)
                 .with_context(Context::current().with_telemetry_suppressed());
-            let outcome = tokio::time::timeout(self.settings.export_timeout, export).await;
+            let outcome = tokio::time::timeout(limit, export).await;
             let why = match outcome {
                 Ok(Ok(())) => continue,
                 Ok(Err(e)) => e.to_string(),
-                Err(_) => format!("no answer within {:?}", self.settings.export_timeout),
+                Err(_) => format!("no answer within {limit:?}"),
             };
             problem::drop_count(Dropped::SpanExportFailed, n);
             problem::report("span-export", || {
@@ -146,6 +159,11 @@ impl Queue {
             });
         }
     }
+}
+
+/// `deadline`, or a time no flush reaches.
+fn far(deadline: Option<tokio::time::Instant>) -> tokio::time::Instant {
+    deadline.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(86_400 * 365))
 }
 
 /// The span processor the tracer provider is built with: it only queues.

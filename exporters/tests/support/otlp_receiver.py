@@ -89,6 +89,11 @@ class SpanLog:
                         "attributes": attributes(span.attributes),
                         "resource": resource,
                         "scope": ss.scope.name,
+                        "status": {"code": span.status.code, "message": span.status.message},
+                        "links": [
+                            {"trace_id": link.trace_id.hex(), "span_id": link.span_id.hex()}
+                            for link in span.links
+                        ],
                     }))
         with self._lock:
             for line in lines:

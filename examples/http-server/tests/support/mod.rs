@@ -1,17 +1,16 @@
-//! What the example's integration tests share: free ports, a raw HTTP/1.1 GET, the
-//! server's stderr as lines, and finding the real tools (Prometheus, the OTLP
+//! What the examples' integration tests share (the Lambda example includes this file
+//! too): free ports, a raw HTTP/1.1 GET, a child's stderr as lines, temporary
+//! directories, the real OTLP receiver, and finding the real tools (Prometheus, the OTLP
 //! receiver's Python) with the CI rule: missing under `CI=true` fails, elsewhere the
 //! test says it is skipped and why.
 
 #![allow(dead_code, unreachable_pub)] // each test file uses its own part
 
-use std::io::{Read, Write};
+use std::io::{BufRead, Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
-use std::process::Command;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-pub const SERVER: &str = env!("CARGO_BIN_EXE_http-server");
 
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -158,5 +157,119 @@ impl Drop for Reaper {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+    }
+}
+
+/// A new directory of its own: tests run in parallel in one process.
+pub fn temp_dir(name: &str) -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("coldstart-{name}-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The OTLP receiver (`exporters/tests/support/otlp_receiver.py`) answering in
+/// `mode`, writing the spans it accepts to a temporary file. Dropping it stops the
+/// receiver and removes the file.
+pub struct Collector {
+    pub port: u16,
+    scheme: &'static str,
+    dir: PathBuf,
+    _receiver: Reaper,
+}
+
+impl Collector {
+    /// `None` (after saying the test is skipped) where the receiver's Python is
+    /// missing outside CI.
+    pub fn start(test: &str, mode: &str) -> Option<Collector> {
+        Collector::start_with(test, mode, false, None)
+    }
+
+    /// Serving OTLP/gRPC instead of OTLP/HTTP when `grpc`; over TLS when `tls` names
+    /// a directory with `server.pem`, `server.key` and `ca.pem`, requiring client
+    /// certificates from that CA.
+    pub fn start_with(test: &str, mode: &str, grpc: bool, tls: Option<&Path>) -> Option<Collector> {
+        let python = otlp_python(test)?;
+        let dir = temp_dir(&format!("otlp-{mode}"));
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../exporters/tests/support/otlp_receiver.py"
+        );
+        let mut receiver = Command::new(python);
+        receiver
+            .arg(script)
+            .arg("--out")
+            .arg(dir.join("spans.jsonl"))
+            .args(["--mode", mode]);
+        let mut scheme = "http";
+        if let Some(pki) = tls {
+            receiver
+                .arg("--tls-cert")
+                .arg(pki.join("server.pem"))
+                .arg("--tls-key")
+                .arg(pki.join("server.key"))
+                .arg("--client-ca")
+                .arg(pki.join("ca.pem"));
+            scheme = "https";
+        }
+        let which = if grpc { "grpc" } else { "http" };
+        receiver.args([format!("--{which}-port"), "0".into()]);
+        let mut child: Child = receiver
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        let port = first
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix(&format!("{which}=")))
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("receiver said `{first}`"));
+        Some(Collector {
+            port,
+            scheme,
+            dir,
+            _receiver: Reaper(child),
+        })
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("{}://127.0.0.1:{}", self.scheme, self.port)
+    }
+
+    pub fn spans(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.dir.join("spans.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+
+    /// The spans received once there are at least `n` (waiting up to 10 s).
+    pub fn at_least(&self, n: usize) -> Vec<serde_json::Value> {
+        poll(Duration::from_secs(10), || {
+            let spans = self.spans();
+            (spans.len() >= n).then_some(spans)
+        })
+        .unwrap_or_else(|| panic!("{n} spans never arrived: {:?}", self.spans()))
+    }
+
+    /// The span of `trace` the receiver got within 10 s.
+    pub fn span_of(&self, trace: &str) -> serde_json::Value {
+        poll(Duration::from_secs(10), || {
+            self.spans().into_iter().find(|s| s["trace_id"] == trace)
+        })
+        .unwrap_or_else(|| panic!("no span of trace {trace} arrived; got {:?}", self.spans()))
+    }
+}
+
+impl Drop for Collector {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }

@@ -1,0 +1,421 @@
+//! Start-up of Lambda functions against a Runtime API emulator (`cargo lambda watch
+//! --only-lambda-apis`), as a caller sees a cold start: an invocation is queued at
+//! the emulator, then the function is released to `exec`, and the clock stops when
+//! the caller has the answer. The function reaches the emulator through a recording
+//! proxy that notes when its first `/next` request arrives: its init duration, as
+//! Lambda defines it. Then a few warm invocations are timed, caller to caller.
+//!
+//! The proxy adds one loopback hop to every Runtime API request of every target
+//! alike. It also holds back the `/next` a function sends after the run's last
+//! invocation (it forwards one per invocation of the run): the emulator would
+//! otherwise keep that request of a killed process waiting and hand it the next
+//! run's invocation, which would be lost. Every child
+//! is killed and reaped before the next run starts.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+
+use super::{RUN_TIMEOUT, Stats, Target, launch, read_response, status_of, tail};
+use crate::cgroup::TempCgroup;
+
+/// A running `cargo lambda watch --only-lambda-apis`, stopped when dropped.
+pub struct EmulatorProcess(std::process::Child);
+
+impl Drop for EmulatorProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts the Runtime API emulator (`cargo_lambda lambda watch --only-lambda-apis`)
+/// on a free loopback port, in `package` (it reads a package's metadata to know its
+/// functions), and waits until it listens.
+///
+/// # Errors
+///
+/// cargo-lambda cannot be started, or the emulator does not listen within 30 s.
+pub fn start_emulator(
+    cargo_lambda: &std::path::Path,
+    package: &std::path::Path,
+) -> anyhow::Result<(EmulatorProcess, SocketAddr)> {
+    let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let child = std::process::Command::new(cargo_lambda)
+        .args([
+            "lambda",
+            "watch",
+            "--only-lambda-apis",
+            "-A",
+            "127.0.0.1",
+            "-P",
+        ])
+        .arg(port.to_string())
+        .current_dir(package)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .with_context(|| {
+            format!(
+                "cannot start `{} lambda watch` (pip install cargo-lambda)",
+                cargo_lambda.display()
+            )
+        })?;
+    let process = EmulatorProcess(child);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    // Only the port is probed: an HTTP request to it would become an invocation.
+    while TcpStream::connect(addr).is_err() {
+        if Instant::now() > deadline {
+            bail!("the emulator did not listen on {addr} within 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok((process, addr))
+}
+
+/// A Runtime API emulator listening at `addr`, with the recording proxy in front.
+pub struct Emulator {
+    addr: SocketAddr,
+    proxy: SocketAddr,
+    seen: Seen,
+}
+
+/// What the proxy shares with the runs.
+#[derive(Clone, Default)]
+struct Seen {
+    /// When the first `/next` of this run arrived.
+    first_next: Arc<Mutex<Option<Instant>>>,
+    /// `/next` requests forwarded in this run.
+    nexts: Arc<AtomicUsize>,
+    /// How many this run forwards: one per invocation; later ones are held.
+    forward: Arc<AtomicUsize>,
+}
+
+/// What the proxy looks for in a function's requests.
+const NEXT: &[u8] = b"/runtime/invocation/next";
+
+impl Emulator {
+    /// The emulator at `addr` (already running), and a proxy in front of it.
+    ///
+    /// # Errors
+    ///
+    /// When the proxy cannot listen.
+    pub fn new(addr: SocketAddr) -> anyhow::Result<Emulator> {
+        let listener = TcpListener::bind("127.0.0.1:0").context("the proxy cannot listen")?;
+        let proxy = listener.local_addr()?;
+        let seen = Seen::default();
+        let shared = seen.clone();
+        std::thread::spawn(move || {
+            for client in listener.incoming().map_while(Result::ok) {
+                let Ok(upstream) = TcpStream::connect(addr) else {
+                    continue;
+                };
+                relay(client, upstream, shared.clone());
+            }
+        });
+        Ok(Emulator { addr, proxy, seen })
+    }
+
+    /// `AWS_LAMBDA_RUNTIME_API` for a function: the proxy, under the emulator's path.
+    pub fn runtime_api(&self) -> String {
+        format!("http://{}/.rt", self.proxy)
+    }
+
+    /// Starts a run of `invocations` invocations.
+    fn reset(&self, invocations: usize) {
+        *self
+            .seen
+            .first_next
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = None;
+        self.seen.nexts.store(0, Ordering::Release);
+        self.seen.forward.store(invocations, Ordering::Release);
+    }
+
+    fn first_next(&self) -> Option<Instant> {
+        *self
+            .seen
+            .first_next
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Sends an invocation of the default function and returns the connection its
+    /// answer will come back on.
+    fn queue(&self, payload: &str) -> anyhow::Result<TcpStream> {
+        let mut stream = TcpStream::connect(self.addr).context("cannot reach the emulator")?;
+        stream.set_read_timeout(Some(RUN_TIMEOUT))?;
+        write!(
+            stream,
+            "POST /2015-03-31/functions/_/invocations HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{payload}",
+            self.addr,
+            payload.len()
+        )?;
+        Ok(stream)
+    }
+}
+
+/// Copies both ways between a function and the emulator; the first `/next` the
+/// function sends after a reset is timed, and held ones are dropped.
+fn relay(client: TcpStream, upstream: TcpStream, seen: Seen) {
+    let (Ok(client_r), Ok(upstream_w)) = (client.try_clone(), upstream.try_clone()) else {
+        return;
+    };
+    std::thread::spawn(move || copy(client_r, upstream_w, Some(seen)));
+    std::thread::spawn(move || copy(upstream, client, None));
+}
+
+/// A `/next` request is small and written at once, so it arrives as one read.
+fn copy(mut from: TcpStream, mut to: TcpStream, watch: Option<Seen>) {
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        if let Some(seen) = &watch
+            && buf[..n].windows(NEXT.len()).any(|w| w == NEXT)
+        {
+            let now = Instant::now();
+            seen.first_next
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get_or_insert(now);
+            let n = seen.nexts.fetch_add(1, Ordering::AcqRel) + 1;
+            if n > seen.forward.load(Ordering::Acquire) {
+                continue;
+            }
+        }
+        if to.write_all(&buf[..n]).is_err() {
+            break;
+        }
+    }
+    let _ = to.shutdown(Shutdown::Both);
+}
+
+/// One cold start and its warm invocations.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LambdaSample {
+    /// From release to `exec` until the function's first `/next` request.
+    pub init: Duration,
+    /// From release to `exec` until the queued invocation's answer was read.
+    pub answer: Duration,
+    /// Resident set size when the answer was read.
+    pub rss_bytes: u64,
+    /// Threads when the answer was read.
+    pub threads: u32,
+    /// Each warm invocation, from sending it to reading its answer.
+    pub warm: Vec<Duration>,
+}
+
+/// Queues an invocation at `emulator`, starts `target` against it (inside `cgroup`
+/// if given), measures the cold start, then `warm` more invocations. The function is
+/// killed once measured.
+///
+/// # Errors
+///
+/// The function cannot be started, exits before answering (its stderr tail is in the
+/// message), or an answer is not HTTP 200 within [`RUN_TIMEOUT`].
+pub fn run_lambda_once(
+    target: &Target,
+    emulator: &Emulator,
+    cgroup: Option<&TempCgroup>,
+    warm: usize,
+) -> anyhow::Result<LambdaSample> {
+    let stderr_path = std::env::temp_dir().join(format!(
+        "coldstart-measure-lambda-{}-{}.stderr",
+        std::process::id(),
+        emulator.proxy.port()
+    ));
+    let stderr = File::create(&stderr_path)
+        .with_context(|| format!("cannot create {}", stderr_path.display()))?;
+    let outcome = measure(target, emulator, cgroup, warm, stderr, &stderr_path);
+    let _ = std::fs::remove_file(&stderr_path);
+    outcome
+}
+
+fn measure(
+    target: &Target,
+    emulator: &Emulator,
+    cgroup: Option<&TempCgroup>,
+    warm: usize,
+    stderr: File,
+    stderr_path: &std::path::Path,
+) -> anyhow::Result<LambdaSample> {
+    emulator.reset(1 + warm);
+    let mut caller = emulator.queue(r#"{"cold":true}"#)?;
+    // Let the emulator take the invocation in before the function exists.
+    std::thread::sleep(Duration::from_millis(20));
+    let env = [
+        ("AWS_LAMBDA_RUNTIME_API", emulator.runtime_api()),
+        ("AWS_LAMBDA_FUNCTION_NAME", target.name.clone()),
+        ("AWS_LAMBDA_FUNCTION_VERSION", "1".to_owned()),
+    ];
+    let (mut child, start) = launch(target, cgroup, &env, stderr)?;
+    let answer = read_response(&mut caller);
+    let elapsed = start.elapsed();
+    let (rss_bytes, threads) = status_of(child.0.id()).unwrap_or((0, 0));
+    let answer = match answer {
+        Ok(answer) => answer,
+        Err(e) => {
+            if let Some(status) = child.0.try_wait()? {
+                bail!(
+                    "{} exited with {status} before answering; its stderr ends with:\n{}",
+                    target.name,
+                    tail(stderr_path)
+                );
+            }
+            return Err(e.context(format!(
+                "{} sent no answer; its stderr ends with:\n{}",
+                target.name,
+                tail(stderr_path)
+            )));
+        }
+    };
+    check(target, &answer)?;
+    let Some(first_next) = emulator.first_next() else {
+        bail!(
+            "{} answered without a `/next` request through the proxy",
+            target.name
+        );
+    };
+    let mut warm_times = Vec::with_capacity(warm);
+    for i in 0..warm {
+        let sent = Instant::now();
+        let mut caller = emulator.queue(&format!(r#"{{"warm":{i}}}"#))?;
+        let answer = read_response(&mut caller)
+            .with_context(|| format!("warm invocation {i} of {}", target.name))?;
+        warm_times.push(sent.elapsed());
+        check(target, &answer)?;
+    }
+    drop(child);
+    Ok(LambdaSample {
+        init: first_next.saturating_duration_since(start),
+        answer: elapsed,
+        rss_bytes,
+        threads,
+        warm: warm_times,
+    })
+}
+
+fn check(target: &Target, answer: &[u8]) -> anyhow::Result<()> {
+    if !answer.starts_with(b"HTTP/1.1 200") {
+        bail!(
+            "{} answered {:?}",
+            target.name,
+            String::from_utf8_lossy(&answer[..answer.len().min(200)])
+        );
+    }
+    Ok(())
+}
+
+/// All runs of one Lambda target.
+#[derive(Debug, Clone)]
+pub struct LambdaSeries {
+    /// The target's name.
+    pub name: String,
+    /// Its samples, in run order.
+    pub samples: Vec<LambdaSample>,
+}
+
+impl LambdaSeries {
+    /// Init durations in ms.
+    pub fn init_ms(&self) -> Stats {
+        Stats::of(self.samples.iter().map(|s| ms(s.init)).collect())
+    }
+
+    /// Exec to answer in ms.
+    pub fn answer_ms(&self) -> Stats {
+        Stats::of(self.samples.iter().map(|s| ms(s.answer)).collect())
+    }
+
+    /// Warm invocations in ms, all runs together.
+    pub fn warm_ms(&self) -> Stats {
+        Stats::of(
+            self.samples
+                .iter()
+                .flat_map(|s| s.warm.iter().map(|d| ms(*d)))
+                .collect(),
+        )
+    }
+
+    /// RSS at the answer in MiB.
+    pub fn rss_mib(&self) -> Stats {
+        Stats::of(
+            self.samples
+                .iter()
+                .map(|s| s.rss_bytes as f64 / f64::from(1u32 << 20))
+                .collect(),
+        )
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// Runs every target `runs` times, alternating as [`alternate`](super::alternate)
+/// does, calling `progress(done, total)` after each run.
+///
+/// # Errors
+///
+/// The first run that fails, naming the target.
+pub fn alternate_lambda(
+    targets: &[Target],
+    emulator: &Emulator,
+    runs: usize,
+    warm: usize,
+    cgroup: Option<&TempCgroup>,
+    progress: impl FnMut(usize, usize),
+) -> anyhow::Result<Vec<LambdaSeries>> {
+    let samples = super::series::rotate(targets, runs, progress, |t| {
+        run_lambda_once(t, emulator, cgroup, warm)
+    })?;
+    Ok(samples
+        .into_iter()
+        .map(|(name, samples)| LambdaSeries { name, samples })
+        .collect())
+}
+
+/// A table of Lambda series, each median also as a ratio to `baseline`'s.
+pub fn lambda_table(series: &[LambdaSeries], baseline: &str) -> String {
+    let base = series.iter().find(|s| s.name == baseline);
+    let width = series
+        .iter()
+        .map(|s| s.name.len())
+        .max()
+        .unwrap_or(6)
+        .max(6);
+    let ratio = |v: f64, b: Option<f64>| match b {
+        Some(b) if b > 0.0 => format!("{:.2}x", v / b),
+        _ => "-".to_owned(),
+    };
+    let mut out = format!(
+        "{:width$}  {:>8} {:>6}  {:>8} {:>7} {:>7} {:>6}  {:>8} {:>6}  {:>7}\n",
+        "target", "init", "ratio", "answer", "min", "max", "ratio", "warm", "ratio", "RSS MiB"
+    );
+    for s in series {
+        let (init, answer, warm, rss) = (s.init_ms(), s.answer_ms(), s.warm_ms(), s.rss_mib());
+        out.push_str(&format!(
+            "{:width$}  {:>6.3}ms {:>6}  {:>6.3}ms {:>7.3} {:>7.3} {:>6}  {:>6.3}ms {:>6}  {:>7.2}\n",
+            s.name,
+            init.median,
+            ratio(init.median, base.map(|b| b.init_ms().median)),
+            answer.median,
+            answer.min,
+            answer.max,
+            ratio(answer.median, base.map(|b| b.answer_ms().median)),
+            warm.median,
+            ratio(warm.median, base.map(|b| b.warm_ms().median)),
+            rss.median,
+        ));
+    }
+    out
+}

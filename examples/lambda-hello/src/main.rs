@@ -1,0 +1,41 @@
+//! A JSON echo function on `#[coldstart::main]`: it answers
+//! `{"greeting": ..., "echo": <the event>}`.
+//!
+//! An event with an `"error"` field makes the handler return that error, one with a
+//! `"panic"` field makes it panic: both are reported to Lambda for that invocation
+//! (and counted and traced), and the next invocation is served as usual.
+//! `HELLO_GREETING` sets the greeting; set but empty, the function cannot start, and
+//! the failure is reported to the Runtime API's `/runtime/init/error`.
+
+use coldstart::lambda::{Error, LambdaEvent, service_fn};
+use serde_json::{Value, json};
+
+/// The greeting every answer carries; every invocation reads it, so the first one
+/// needs it.
+#[coldstart::init]
+static GREETING: String = std::env::var("HELLO_GREETING").unwrap_or_else(|_| "hello".to_owned());
+
+/// Configuration is checked before the function serves: a bad one is an init error.
+#[coldstart::init(critical)]
+fn check_greeting() -> Result<(), String> {
+    if GREETING.trim().is_empty() {
+        return Err("HELLO_GREETING is set but empty; unset it or give a greeting".to_owned());
+    }
+    Ok(())
+}
+
+async fn echo(event: LambdaEvent<Value>) -> Result<Value, Error> {
+    let payload = event.payload;
+    if let Some(message) = payload.get("error") {
+        return Err(format!("asked to fail: {message}").into());
+    }
+    if let Some(message) = payload.get("panic") {
+        panic!("asked to panic: {message}");
+    }
+    Ok(json!({ "greeting": GREETING.as_str(), "echo": payload }))
+}
+
+#[coldstart::main]
+async fn main() -> Result<(), Error> {
+    coldstart::lambda::run(service_fn(echo)).await
+}

@@ -1,0 +1,428 @@
+//! The function end to end against the real Lambda Runtime API emulator
+//! (`cargo lambda watch --only-lambda-apis`, PyPI `cargo-lambda`), invoked with
+//! `cargo lambda invoke`, exporting to the real OTLP receiver built on the official
+//! protobuf definitions. Time is never asserted on here; the cost is measured in the
+//! benchmarks.
+
+#![allow(clippy::unwrap_used)] // a test fails loudly on a broken fixture
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::sync::mpsc::Receiver;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+#[path = "../../http-server/tests/support/mod.rs"]
+mod support;
+use cargo_coldstart::measure::{EmulatorProcess, start_emulator};
+use support::{Collector, Lines, Reaper, tool};
+
+const FUNCTION: &str = env!("CARGO_BIN_EXE_lambda-hello");
+
+/// `cargo-lambda` (`COLDSTART_TEST_CARGO_LAMBDA`, which scripts/test sets to its
+/// venv's, else the one on `PATH`); `None` after saying the test is skipped where it
+/// is missing outside CI.
+fn cargo_lambda(test: &str) -> Option<PathBuf> {
+    let program =
+        std::env::var("COLDSTART_TEST_CARGO_LAMBDA").unwrap_or_else(|_| "cargo-lambda".into());
+    tool(test, &program, &["lambda", "--version"])
+}
+
+/// The emulator, listening on its own port; stopped when dropped.
+struct Emulator {
+    cargo_lambda: PathBuf,
+    port: u16,
+    _process: EmulatorProcess,
+}
+
+impl Emulator {
+    fn start(cargo_lambda: PathBuf) -> Emulator {
+        let (process, addr) =
+            start_emulator(&cargo_lambda, env!("CARGO_MANIFEST_DIR").as_ref()).unwrap();
+        Emulator {
+            cargo_lambda,
+            port: addr.port(),
+            _process: process,
+        }
+    }
+
+    /// The Runtime API as the emulator prints it: a URL with a path.
+    fn runtime_api(&self) -> String {
+        format!("http://127.0.0.1:{}/.rt", self.port)
+    }
+
+    /// `cargo lambda invoke` of the default function, bounded by `timeout` since it
+    /// waits forever for an answer that never comes.
+    fn invoke_command(&self, data: &str) -> Command {
+        let mut command = Command::new("timeout");
+        command
+            .arg("30")
+            .arg(&self.cargo_lambda)
+            .args(["lambda", "invoke", "-A", "127.0.0.1", "-P"])
+            .arg(self.port.to_string())
+            .args(["--data-ascii", data, "_"]);
+        command
+    }
+
+    fn invoke(&self, data: &str) -> Output {
+        self.invoke_command(data).output().unwrap()
+    }
+}
+
+/// The function started against `emulator`: its stdout lines (EMF records) as they
+/// come, its stderr.
+struct Function {
+    child: Reaper,
+    stdout: Receiver<String>,
+    stderr: Lines,
+}
+
+impl Function {
+    fn start(runtime_api: &str, vars: &[(&str, &str)]) -> Function {
+        let mut child = Command::new(FUNCTION)
+            .env("AWS_LAMBDA_RUNTIME_API", runtime_api)
+            .env("AWS_LAMBDA_FUNCTION_NAME", "lambda-hello")
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "7")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")
+            .env("AWS_REGION", "eu-west-1")
+            .env("AWS_LAMBDA_LOG_STREAM_NAME", "2026/11/24/[7]0123abcd")
+            .envs(vars.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = Lines::of(&mut child);
+        let out = child.stdout.take().unwrap();
+        let (tx, stdout) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Function {
+            child: Reaper(child),
+            stdout,
+            stderr,
+        }
+    }
+
+    /// The EMF records written so far, waiting until there are `n` (at most 10 s).
+    fn emf(&self, n: usize, seen: &mut Vec<Value>) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while seen.len() < n {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stdout.recv_timeout(left) {
+                Ok(line) => {
+                    if let Ok(v) = serde_json::from_str::<Value>(&line)
+                        && v.get("_aws").is_some()
+                    {
+                        seen.push(v);
+                    }
+                }
+                Err(_) => panic!("{} of {n} EMF records arrived: {seen:?}", seen.len()),
+            }
+        }
+    }
+}
+
+/// A Runtime API at the root of `127.0.0.1:PORT` (as Lambda serves it) in front of
+/// the emulator's `/.rt`: each request line's path gets the prefix, everything else
+/// is copied as is. Returns its port.
+fn at_root(emulator: u16) -> u16 {
+    use std::io::{Read, Write};
+    use std::net::{TcpListener, TcpStream};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for client in listener.incoming().map_while(Result::ok) {
+            let upstream = TcpStream::connect(("127.0.0.1", emulator)).unwrap();
+            let (mut from_up, mut to_client) =
+                (upstream.try_clone().unwrap(), client.try_clone().unwrap());
+            std::thread::spawn(move || std::io::copy(&mut from_up, &mut to_client));
+            std::thread::spawn(move || {
+                let (mut client, mut upstream) = (BufReader::new(client), upstream);
+                loop {
+                    let mut head = String::new();
+                    loop {
+                        let mut line = String::new();
+                        if client.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let end = line == "\r\n";
+                        head.push_str(&line);
+                        if end {
+                            break;
+                        }
+                    }
+                    let length: u64 = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().to_owned())
+                        })
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(0);
+                    let head = head.replacen(" /", " /.rt/", 1);
+                    if upstream.write_all(head.as_bytes()).is_err() {
+                        return;
+                    }
+                    let mut body = (&mut client).take(length);
+                    if std::io::copy(&mut body, &mut upstream).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    port
+}
+
+fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+#[test]
+fn n_invocations_give_n_answers_n_spans_and_n_emf_records_with_one_cold_start() {
+    let test = "n_invocations_give_n_answers_n_spans_and_n_emf_records_with_one_cold_start";
+    let Some(cargo_lambda) = cargo_lambda(test) else {
+        return;
+    };
+    let Some(collector) = Collector::start(test, "ok") else {
+        return;
+    };
+    let emulator = Emulator::start(cargo_lambda);
+    let endpoint = collector.endpoint();
+    let function = Function::start(
+        &emulator.runtime_api(),
+        &[("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str())],
+    );
+    const N: usize = 5;
+    for i in 0..N {
+        let output = emulator.invoke(&format!(r#"{{"n":{i}}}"#));
+        let answer: Value = serde_json::from_slice(&output.stdout)
+            .unwrap_or_else(|_| panic!("invocation {i}: {}", text(&output)));
+        assert_eq!(
+            answer,
+            serde_json::json!({"greeting": "hello", "echo": {"n": i}})
+        );
+    }
+
+    let spans = collector.at_least(N);
+    assert_eq!(spans.len(), N, "one span per invocation: {spans:?}");
+    let cold: Vec<bool> = spans
+        .iter()
+        .map(|s| s["attributes"]["faas.coldstart"].as_bool().unwrap())
+        .collect();
+    assert_eq!(cold.iter().filter(|c| **c).count(), 1, "{cold:?}");
+    assert!(cold[0], "the first invocation is the cold one: {cold:?}");
+    let mut ids = std::collections::HashSet::new();
+    for span in &spans {
+        assert_eq!(span["name"], "lambda-hello");
+        assert_eq!(span["kind"], 2, "SPAN_KIND_SERVER");
+        assert_eq!(span["attributes"]["faas.trigger"], "other");
+        assert!(
+            ids.insert(
+                span["attributes"]["faas.invocation_id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            )
+        );
+        let resource = &span["resource"];
+        assert_eq!(resource["service.name"], "lambda-hello");
+        assert_eq!(resource["cloud.provider"], "aws");
+        assert_eq!(resource["cloud.platform"], "aws_lambda");
+        assert_eq!(resource["cloud.region"], "eu-west-1");
+        assert_eq!(resource["faas.name"], "lambda-hello");
+        assert_eq!(resource["faas.version"], "7");
+        assert_eq!(resource["faas.instance"], "2026/11/24/[7]0123abcd");
+        assert_eq!(resource["faas.max_memory"], 512 << 20);
+        // The emulator sends an X-Ray header with every invocation; the span links it.
+        let links = span["links"].as_array().unwrap();
+        assert_eq!(links.len(), 1, "{span}");
+        assert_eq!(links[0]["trace_id"].as_str().unwrap().len(), 32);
+        assert_ne!(links[0]["span_id"], "0000000000000000");
+        assert_eq!(span["status"]["code"], 0, "unset: {span}");
+    }
+
+    let mut records = Vec::new();
+    function.emf(N, &mut records);
+    let field = |r: &Value, k: &str| r[k].as_f64().unwrap_or(-1.0);
+    assert_eq!(
+        records.iter().map(|r| field(r, "ColdStart")).sum::<f64>(),
+        1.0
+    );
+    assert_eq!(field(&records[0], "ColdStart"), 1.0);
+    let init = field(&records[0], "InitDuration");
+    assert!(
+        init > 0.0 && init < 10_000.0,
+        "measured init duration: {init} ms"
+    );
+    assert!(records[1..].iter().all(|r| r.get("InitDuration").is_none()));
+    for r in &records {
+        assert_eq!(r["function"], "lambda-hello");
+        assert_eq!(field(r, "Errors"), 0.0);
+        assert!(field(r, "Duration") > 0.0);
+        assert!(ids.contains(r["faas.invocation_id"].as_str().unwrap()));
+    }
+}
+
+#[test]
+fn handler_errors_and_panics_are_reported_counted_and_traced_and_the_next_invocation_succeeds() {
+    let test = "handler_errors_and_panics_are_reported_counted_and_traced_and_the_next_invocation_succeeds";
+    let Some(cargo_lambda) = cargo_lambda(test) else {
+        return;
+    };
+    let Some(collector) = Collector::start(test, "ok") else {
+        return;
+    };
+    let emulator = Emulator::start(cargo_lambda);
+    let endpoint = collector.endpoint();
+    // The Runtime API as the real service gives it: host:port, no scheme, paths at
+    // the root. The emulator serves it only under `/.rt`, so a small proxy moves the
+    // paths there.
+    let bare = format!("127.0.0.1:{}", at_root(emulator.port));
+    let function = Function::start(&bare, &[("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str())]);
+
+    let failed = text(&emulator.invoke(r#"{"error":"no table"}"#));
+    assert!(
+        failed.contains(r#"asked to fail: \"no table\""#)
+            || failed.contains("asked to fail: \"no table\""),
+        "{failed}"
+    );
+    let panicked = text(&emulator.invoke(r#"{"panic":"at the disco"}"#));
+    assert!(panicked.contains("asked to panic"), "{panicked}");
+    let ok = emulator.invoke(r#"{"after":true}"#);
+    let answer: Value =
+        serde_json::from_slice(&ok.stdout).unwrap_or_else(|_| panic!("{}", text(&ok)));
+    assert_eq!(answer["echo"]["after"], true);
+
+    let mut records = Vec::new();
+    function.emf(3, &mut records);
+    let errors: Vec<u64> = records
+        .iter()
+        .map(|r| r["Errors"].as_u64().unwrap())
+        .collect();
+    assert_eq!(errors, [1, 1, 0]);
+
+    let spans = collector.at_least(3);
+    let status: Vec<(i64, String)> = spans
+        .iter()
+        .map(|s| {
+            (
+                s["status"]["code"].as_i64().unwrap(),
+                s["status"]["message"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(status[0].0, 2, "STATUS_CODE_ERROR: {status:?}");
+    assert!(status[0].1.contains("asked to fail"), "{status:?}");
+    assert_eq!(status[1].0, 2, "{status:?}");
+    assert!(
+        status[1].1.contains("panicked: asked to panic"),
+        "{status:?}"
+    );
+    assert_eq!(status[2].0, 0, "{status:?}");
+}
+
+#[test]
+fn an_init_failure_reaches_the_runtime_api_and_the_waiting_caller() {
+    let test = "an_init_failure_reaches_the_runtime_api_and_the_waiting_caller";
+    let Some(cargo_lambda) = cargo_lambda(test) else {
+        return;
+    };
+    let emulator = Emulator::start(cargo_lambda);
+    // The emulator answers the first queued invocation with the init error it is
+    // posted: queue one, then start the function that cannot start.
+    let caller = emulator
+        .invoke_command(r#"{"queued":true}"#)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let mut function = Function::start(&emulator.runtime_api(), &[("HELLO_GREETING", " ")]);
+    let status = function.child.0.wait().unwrap();
+    let stderr = function.stderr.drain(Duration::from_millis(200)).to_owned();
+    assert_eq!(status.code(), Some(70), "EX_SOFTWARE: {stderr}");
+    assert!(
+        stderr.contains("HELLO_GREETING is set but empty"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("reported to the Lambda Runtime API as Runtime.InitError"),
+        "{stderr}"
+    );
+    let answer = text(&caller.wait_with_output().unwrap());
+    assert!(
+        answer.contains("HELLO_GREETING is set but empty"),
+        "the caller got: {answer}"
+    );
+}
+
+#[test]
+fn missing_lambda_variables_are_a_clear_error_not_a_panic() {
+    let output = Command::new(FUNCTION)
+        .env_remove("AWS_LAMBDA_RUNTIME_API")
+        .env("AWS_LAMBDA_FUNCTION_NAME", "f")
+        .env_remove("AWS_LAMBDA_FUNCTION_VERSION")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "lots")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("cannot run as a Lambda function: AWS_LAMBDA_RUNTIME_API, AWS_LAMBDA_FUNCTION_VERSION not set; AWS_LAMBDA_FUNCTION_MEMORY_SIZE is `lots`"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn sigterm_runs_the_final_flush_and_the_process_exits_cleanly() {
+    let test = "sigterm_runs_the_final_flush_and_the_process_exits_cleanly";
+    let Some(cargo_lambda) = cargo_lambda(test) else {
+        return;
+    };
+    let Some(collector) = Collector::start(test, "ok") else {
+        return;
+    };
+    let emulator = Emulator::start(cargo_lambda);
+    let endpoint = collector.endpoint();
+    let mut function = Function::start(
+        &emulator.runtime_api(),
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+            ("COLDSTART_LAMBDA_EXTENSION", "on"),
+        ],
+    );
+    for i in 0..2 {
+        assert!(emulator.invoke(&format!(r#"{{"n":{i}}}"#)).status.success());
+    }
+    // SIGTERM is what Lambda sends before shutting down, now that the extension is
+    // registered (the emulator accepted it: no "could not register" line below).
+    // SAFETY: kill with a valid pid and signal number has no memory effects.
+    unsafe { libc::kill(function.child.0.id() as i32, libc::SIGTERM) };
+    let status = function.child.0.wait().unwrap();
+    let stderr = function.stderr.drain(Duration::from_millis(200)).to_owned();
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "the hooks ran and the process exited: {stderr}"
+    );
+    assert!(
+        stderr.contains("coldstart: lambda: final flush done, 0 spans left"),
+        "{stderr}"
+    );
+    let spans = collector.spans();
+    assert_eq!(spans.len(), 2, "{spans:?}");
+}

@@ -1,0 +1,144 @@
+/*!
+An internal extension whose only job is to make Lambda deliver SIGTERM.
+
+Measured against the emulator, registering adds about 0.5-1 ms to a function's init
+(BENCHMARKS.md, "Lambda"), while the flush after every invocation already leaves
+nothing queued when the process is frozen. So by default (`auto`) coldstart registers
+only when something needs SIGTERM: the program registered shutdown hooks of its own
+before calling `run`, or Pushgateway pushes are configured. `on` always registers,
+`off` never does.
+
+Lambda sends a function SIGTERM before it shuts the execution environment down only
+when at least one extension is registered; without one the process is frozen and then
+killed, and whatever it held is lost. Registering takes one request to the Extensions
+API during init; after it the extension waits on `/extension/event/next` (a long
+poll) for the rest of the process's life, on the program's runtime. With it, Lambda
+gives the process up to 500 ms after SIGTERM, in which coldstart's shutdown hooks run
+(the final span flush among them).
+
+With `on`, registration starts before the program's own init code and is awaited
+just before the first `/next`, so its round trip overlaps the program's init.
+*/
+
+use std::sync::Mutex;
+
+use tokio::task::JoinHandle;
+
+use crate::function::RuntimeApi;
+
+/// The name the extension registers under.
+pub const NAME: &str = "coldstart";
+
+/// Registration answers in well under a millisecond on Lambda; a Runtime API that
+/// does not answer within this must not hold the function's init any longer.
+const REGISTER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
+static REGISTERING: Mutex<Option<JoinHandle<Result<(), String>>>> = Mutex::new(None);
+
+/// Starts registering the extension on the current runtime, once; [`registered`]
+/// waits for it.
+///
+/// # Panics
+///
+/// Outside a tokio runtime.
+pub(crate) fn start(api: &RuntimeApi) {
+    let mut slot = REGISTERING.lock().unwrap_or_else(|p| p.into_inner());
+    if slot.is_some() {
+        return;
+    }
+    let api = api.clone();
+    *slot = Some(tokio::spawn(async move {
+        tokio::time::timeout(REGISTER_TIMEOUT, register(&api))
+            .await
+            .unwrap_or_else(|_| Err(format!("no answer within {REGISTER_TIMEOUT:?}")))
+    }));
+}
+
+/// Waits for the registration [`start`] began, if any; a failure is printed once and
+/// the function runs on without SIGTERM.
+pub(crate) async fn registered() {
+    let handle = REGISTERING.lock().unwrap_or_else(|p| p.into_inner()).take();
+    let Some(handle) = handle else { return };
+    let outcome = handle.await.map_err(|e| e.to_string()).and_then(|r| r);
+    if let Err(e) = outcome {
+        eprintln!(
+            "coldstart: the internal extension could not register ({e}); Lambda will not send SIGTERM, so shutdown hooks will not run"
+        );
+    }
+}
+
+/// Registers for no events, then waits on the event stream in the background. Plain
+/// HTTP/1.1 on a socket of its own: two requests need no client (an HTTP client
+/// measured the same; the round trip is the cost, BENCHMARKS.md "Lambda").
+async fn register(api: &RuntimeApi) -> Result<(), String> {
+    let body = r#"{"events":[]}"#;
+    let request = format!(
+        "POST {} HTTP/1.1\r\nHost: {host}\r\nLambda-Extension-Name: {NAME}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        api.path("/2020-01-01/extension/register"),
+        body.len(),
+        host = api.authority,
+    );
+    let head = exchange(&api.authority, &request)
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = head.get(9..12).unwrap_or_default();
+    if !head.starts_with("HTTP/1.") || !status.starts_with('2') {
+        return Err(format!(
+            "the Extensions API answered `{}`",
+            head.lines().next().unwrap_or_default()
+        ));
+    }
+    let id = header(&head, "lambda-extension-identifier")
+        .ok_or("the Extensions API gave no Lambda-Extension-Identifier")?
+        .to_owned();
+    let next = format!(
+        "GET {} HTTP/1.1\r\nHost: {host}\r\nLambda-Extension-Identifier: {id}\r\n\r\n",
+        api.path("/2020-01-01/extension/event/next"),
+        host = api.authority,
+    );
+    let authority = api.authority.clone();
+    tokio::spawn(async move {
+        // Lambda counts the extension as initialised once it asks for its next event;
+        // with no events registered the answer only comes at shutdown, with SIGTERM.
+        let _ = exchange(&authority, &next).await;
+    });
+    Ok(())
+}
+
+/// Sends `request` and returns the response head (status line and headers).
+async fn exchange(authority: &str, request: &str) -> std::io::Result<String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(authority).await?;
+    stream.write_all(request.as_bytes()).await?;
+    let mut head = Vec::with_capacity(512);
+    let mut chunk = [0u8; 512];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            break;
+        }
+        head.extend_from_slice(&chunk[..n]);
+    }
+    Ok(String::from_utf8_lossy(&head).into_owned())
+}
+
+/// A header's value in a response head, by case-insensitive name.
+fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+    head.lines().skip(1).find_map(|line| {
+        let (n, v) = line.split_once(':')?;
+        n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::header;
+
+    #[test]
+    fn headers_by_name() {
+        let head =
+            "HTTP/1.1 200 OK\r\nlambda-extension-identifier: 4bd5\r\ncontent-length: 3\r\n\r\n";
+        assert_eq!(header(head, "Lambda-Extension-Identifier"), Some("4bd5"));
+        assert_eq!(header(head, "missing"), None);
+    }
+}

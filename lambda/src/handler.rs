@@ -1,0 +1,134 @@
+/*!
+The handler wrapper: it sees what the handler returned, or that it panicked, and
+tells the invocation layer (for the `Errors` metric) and the invocation's span
+(status error, with the message).
+
+`lambda_runtime` reports the error or panic to the Runtime API itself; this wrapper
+passes both through untouched (a panic is resumed after it is noted). It must not
+change what the handler returns.
+*/
+
+use std::fmt;
+use std::future::Future;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+
+use lambda_runtime::LambdaEvent;
+use tower_service::Service;
+
+/// Whether the invocation in progress failed. One invocation runs at a time
+/// (`lambda_runtime::Runtime::run`); the layer resets it when one starts.
+static FAILED: AtomicBool = AtomicBool::new(false);
+
+pub(crate) fn reset() {
+    FAILED.store(false, Ordering::Relaxed);
+}
+
+pub(crate) fn failed() -> bool {
+    FAILED.load(Ordering::Relaxed)
+}
+
+fn fail(message: &str) {
+    FAILED.store(true, Ordering::Relaxed);
+    #[cfg(feature = "tracing")]
+    {
+        use opentelemetry::trace::{Status, TraceContextExt};
+        let cx = opentelemetry::Context::current();
+        let span = cx.span();
+        span.set_status(Status::error(message.to_owned()));
+    }
+    #[cfg(not(feature = "tracing"))]
+    let _ = message;
+}
+
+/// Wraps a handler so that its errors and panics are counted and traced; what
+/// [`run`](crate::run) does to the handler it is given. Use it with
+/// [`InvocationLayer`](crate::InvocationLayer) when building a
+/// `lambda_runtime::Runtime` yourself.
+///
+/// ```
+/// use coldstart_lambda::{LambdaEvent, instrument, service_fn};
+/// let handler = instrument(service_fn(|e: LambdaEvent<String>| async move {
+///     Ok::<_, coldstart_lambda::Error>(e.payload)
+/// }));
+/// # let _ = handler;
+/// ```
+pub fn instrument<S>(handler: S) -> Instrumented<S> {
+    Instrumented { inner: handler }
+}
+
+/// A handler wrapped by [`instrument`].
+#[derive(Debug, Clone)]
+pub struct Instrumented<S> {
+    inner: S,
+}
+
+impl<S, A> Service<LambdaEvent<A>> for Instrumented<S>
+where
+    S: Service<LambdaEvent<A>>,
+    S::Error: fmt::Debug,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = InstrumentedFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, event: LambdaEvent<A>) -> Self::Future {
+        let inner = &mut self.inner;
+        match catch_unwind(AssertUnwindSafe(|| inner.call(event))) {
+            Ok(future) => InstrumentedFuture { inner: future },
+            Err(panic) => {
+                fail(&panic_message(&*panic));
+                resume_unwind(panic)
+            }
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of an [`Instrumented`] handler.
+    #[derive(Debug)]
+    pub struct InstrumentedFuture<F> {
+        #[pin]
+        inner: F,
+    }
+}
+
+impl<F, R, E> Future for InstrumentedFuture<F>
+where
+    F: Future<Output = Result<R, E>>,
+    E: fmt::Debug,
+{
+    type Output = Result<R, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let inner = self.project().inner;
+        match catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
+            Ok(Poll::Ready(Err(e))) => {
+                fail(&format!("{e:?}"));
+                Poll::Ready(Err(e))
+            }
+            Ok(poll) => poll,
+            Err(panic) => {
+                fail(&panic_message(&*panic));
+                resume_unwind(panic)
+            }
+        }
+    }
+}
+
+/// The text of a panic payload.
+pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        format!("panicked: {s}")
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        format!("panicked: {s}")
+    } else {
+        "panicked".to_owned()
+    }
+}

@@ -1,0 +1,154 @@
+/*!
+The invocation layer: a tower layer for `lambda_runtime::Runtime::layer`, wrapped
+around the service that runs the handler and posts its response.
+
+For each invocation it opens a server span (FaaS conventions, linked to the X-Ray
+trace header), and once the response has been posted, in this order: ends the span,
+marks coldstart's first response done (the first time), writes the EMF record, and
+flushes queued spans within the flush budget. Only then does its future complete and
+`lambda_runtime` ask for the next invocation: the caller already has its answer,
+and nothing is left queued when Lambda freezes the process.
+
+It must never fail an invocation: telemetry problems are counted and reported, not
+returned. It assumes one invocation at a time (`Runtime::run`).
+*/
+
+mod future;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use coldstart_exporters::Telemetry;
+use lambda_runtime::LambdaInvocation;
+use lambda_runtime_api_client::BoxError;
+use tower_layer::Layer;
+use tower_service::Service;
+
+pub use future::InvocationFuture;
+
+use crate::function::Function;
+use crate::ready::Ready;
+use crate::settings::Settings;
+
+/// Set by the first invocation: every later one is warm.
+static COLD_DONE: AtomicBool = AtomicBool::new(false);
+
+/// What every invocation's service shares.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) function: Function,
+    pub(crate) settings: Settings,
+    pub(crate) telemetry: Option<Telemetry>,
+    /// When the layer was applied: just before the first `/next`.
+    pub(crate) ready: std::sync::OnceLock<Ready>,
+}
+
+/// The layer; see the module documentation. [`run`](crate::run) applies it; apply it
+/// yourself to a `lambda_runtime::Runtime` you build, together with
+/// [`instrument`](crate::instrument) on the handler.
+///
+/// ```no_run
+/// use coldstart_lambda::{Error, InvocationLayer, LambdaEvent, Runtime, instrument, service_fn};
+///
+/// async fn echo(event: LambdaEvent<serde_json::Value>) -> Result<serde_json::Value, Error> {
+///     Ok(event.payload)
+/// }
+///
+/// # async fn main_body() -> Result<(), Error> {
+/// let layer = InvocationLayer::from_env()?;
+/// Runtime::new(instrument(service_fn(echo))).layer(layer).run().await
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct InvocationLayer {
+    shared: Arc<Shared>,
+}
+
+impl InvocationLayer {
+    /// The layer for the function the Lambda variables describe, with the telemetry
+    /// `#[coldstart::main]` installed (none outside it: EMF lines only).
+    ///
+    /// # Errors
+    ///
+    /// [`EnvError`](crate::EnvError) naming missing or invalid Lambda variables.
+    pub fn from_env() -> Result<InvocationLayer, crate::EnvError> {
+        Ok(InvocationLayer::new(Function::from_env()?))
+    }
+
+    /// The layer for `function`.
+    pub fn new(function: Function) -> InvocationLayer {
+        let telemetry = coldstart_exporters::telemetry();
+        let settings = crate::settings::current();
+        InvocationLayer {
+            shared: Arc::new(Shared {
+                function,
+                settings,
+                telemetry,
+                ready: std::sync::OnceLock::new(),
+            }),
+        }
+    }
+}
+
+impl<S> Layer<S> for InvocationLayer {
+    type Service = Invocation<S>;
+
+    /// Applied just before the runtime loop starts: the end of init.
+    fn layer(&self, inner: S) -> Invocation<S> {
+        let _ = self.shared.ready.set(Ready::now());
+        crate::init_error::mark_serving();
+        Invocation {
+            inner,
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+/// The service [`InvocationLayer`] makes.
+#[derive(Debug, Clone)]
+pub struct Invocation<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+impl<S> Service<LambdaInvocation> for Invocation<S>
+where
+    S: Service<LambdaInvocation, Response = (), Error = BoxError>,
+{
+    type Response = ();
+    type Error = BoxError;
+    type Future = InvocationFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, invocation: LambdaInvocation) -> Self::Future {
+        let received = Instant::now();
+        let cold = !COLD_DONE.swap(true, Ordering::AcqRel);
+        crate::handler::reset();
+        let record = future::Pending {
+            invocation_id: invocation.context.request_id.clone(),
+            cold,
+            received,
+        };
+        #[cfg(feature = "tracing")]
+        let cx = crate::span::start(&self.shared.function, &invocation, cold);
+        #[cfg(feature = "tracing")]
+        let inner = {
+            let _entered = cx.clone().attach();
+            self.inner.call(invocation)
+        };
+        #[cfg(not(feature = "tracing"))]
+        let inner = self.inner.call(invocation);
+        InvocationFuture::new(
+            inner,
+            self.shared.clone(),
+            record,
+            #[cfg(feature = "tracing")]
+            cx,
+        )
+    }
+}

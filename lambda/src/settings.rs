@@ -1,0 +1,29 @@
+//! The Lambda settings in use: those telemetry was installed with, else read from the
+//! process environment once.
+
+use std::sync::OnceLock;
+
+/// `COLDSTART_LAMBDA_FLUSH_TIMEOUT`, `COLDSTART_LAMBDA_EXTENSION`,
+/// `COLDSTART_EMF_NAMESPACE`.
+pub(crate) type Settings = coldstart_exporters::config::Lambda;
+
+/// The settings: from the installed telemetry's configuration (all layers), else
+/// from the environment, with bad values reported once and their defaults used.
+pub(crate) fn current() -> Settings {
+    static FROM_ENV: OnceLock<Settings> = OnceLock::new();
+    if let Some(config) = coldstart_exporters::installed() {
+        return config.lambda.clone();
+    }
+    FROM_ENV
+        .get_or_init(|| {
+            let (config, errors) = coldstart_exporters::Config::from_env();
+            for e in errors
+                .iter()
+                .filter(|e| e.key.contains("LAMBDA") || e.key.contains("EMF"))
+            {
+                eprintln!("coldstart: {e}");
+            }
+            config.lambda
+        })
+        .clone()
+}

@@ -1,0 +1,118 @@
+//! The invocation's server span, following the OpenTelemetry FaaS conventions.
+//!
+//! Per span: `faas.trigger`, `faas.invocation_id`, `faas.coldstart`,
+//! `cloud.resource_id` and `cloud.account.id` (from the invoked ARN), and a link to
+//! the X-Ray trace from `Lambda-Runtime-Trace-Id`. Per process, on the resource:
+//! `cloud.provider`, `cloud.platform`, `cloud.region`, `faas.name`, `faas.version`,
+//! `faas.instance`, `faas.max_memory` (see [`Function::resource_attributes`]).
+
+use lambda_runtime::LambdaInvocation;
+use opentelemetry::trace::{
+    Link, SpanContext, SpanId, SpanKind, Status, TraceContextExt, TraceFlags, TraceId, TraceState,
+    Tracer,
+};
+use opentelemetry::{Context, KeyValue};
+
+use crate::function::{Function, account_id};
+use crate::xray;
+
+/// Starts the span; an empty context when tracing is off.
+pub(crate) fn start(function: &Function, invocation: &LambdaInvocation, cold: bool) -> Context {
+    let Some(tracer) = coldstart_exporters::trace::tracer() else {
+        return Context::new();
+    };
+    let context = &invocation.context;
+    let arn = context.invoked_function_arn.as_str();
+    let mut attributes = vec![
+        KeyValue::new("faas.trigger", trigger(&invocation.body)),
+        KeyValue::new("faas.invocation_id", context.request_id.clone()),
+        KeyValue::new("faas.coldstart", cold),
+    ];
+    if arn.starts_with("arn:") {
+        attributes.push(KeyValue::new("cloud.resource_id", arn.to_owned()));
+    }
+    if let Some(account) = account_id(arn) {
+        attributes.push(KeyValue::new("cloud.account.id", account.to_owned()));
+    }
+    let mut builder = tracer
+        .span_builder(function.name.clone())
+        .with_kind(SpanKind::Server)
+        .with_attributes(attributes);
+    let header = context
+        .xray_trace_id
+        .clone()
+        .or_else(|| std::env::var("_X_AMZN_TRACE_ID").ok());
+    if let Some(x) = header.as_deref().and_then(xray::parse) {
+        let flags = if x.sampled {
+            TraceFlags::SAMPLED
+        } else {
+            TraceFlags::default()
+        };
+        let linked = SpanContext::new(
+            TraceId::from_bytes(x.trace_id.to_be_bytes()),
+            SpanId::from_bytes(x.span_id.to_be_bytes()),
+            flags,
+            true,
+            TraceState::default(),
+        );
+        builder = builder.with_links(vec![Link::with_context(linked)]);
+    }
+    Context::new().with_span(builder.start_with_context(tracer, &Context::new()))
+}
+
+/// Ends the span; `failed` when the response could not be posted.
+pub(crate) fn end(cx: &Context, failed: bool) {
+    let span = cx.span();
+    if failed {
+        span.set_status(Status::error(
+            "the response could not be posted to the Runtime API",
+        ));
+    }
+    span.end();
+}
+
+/// `faas.trigger` from the event's shape: `http` (API Gateway, function URLs, ALB),
+/// `pubsub` (SQS, SNS, Kinesis), `datasource` (S3, DynamoDB), `timer` (EventBridge
+/// schedules), else `other`. Looks at the first 4 KiB only.
+fn trigger(body: &[u8]) -> &'static str {
+    let head = &body[..body.len().min(4096)];
+    let has = |needle: &str| head.windows(needle.len()).any(|w| w == needle.as_bytes());
+    if has("\"requestContext\"") || has("\"httpMethod\"") {
+        "http"
+    } else if has("\"aws:sqs\"") || has("\"aws:sns\"") || has("\"aws:kinesis\"") {
+        "pubsub"
+    } else if has("\"aws:s3\"") || has("\"aws:dynamodb\"") {
+        "datasource"
+    } else if has("\"aws.events\"") || has("\"aws.scheduler\"") {
+        "timer"
+    } else {
+        "other"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::trigger;
+
+    #[test]
+    fn triggers_from_event_shapes() {
+        assert_eq!(
+            trigger(br#"{"version":"2.0","requestContext":{"http":{}}}"#),
+            "http"
+        );
+        assert_eq!(
+            trigger(br#"{"Records":[{"eventSource":"aws:sqs"}]}"#),
+            "pubsub"
+        );
+        assert_eq!(
+            trigger(br#"{"Records":[{"eventSource":"aws:s3"}]}"#),
+            "datasource"
+        );
+        assert_eq!(
+            trigger(br#"{"source":"aws.events","detail-type":"Scheduled Event"}"#),
+            "timer"
+        );
+        assert_eq!(trigger(br#"{"hello":"world"}"#), "other");
+        assert_eq!(trigger(b""), "other");
+    }
+}
