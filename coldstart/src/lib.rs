@@ -175,7 +175,8 @@ pub mod telemetry {
 /// ```no_run
 /// use coldstart::lambda::{Error, LambdaEvent, service_fn};
 ///
-/// async fn echo(event: LambdaEvent<serde_json::Value>) -> Result<serde_json::Value, Error> {
+/// // Any serde types: a JSON string in, the same string out.
+/// async fn echo(event: LambdaEvent<String>) -> Result<String, Error> {
 ///     Ok(event.payload)
 /// }
 ///

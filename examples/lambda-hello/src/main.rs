@@ -6,6 +6,8 @@
 //! (and counted and traced), and the next invocation is served as usual.
 //! `HELLO_GREETING` sets the greeting; set but empty, the function cannot start, and
 //! the failure is reported to the Runtime API's `/runtime/init/error`.
+//! `HELLO_MAX_KEYS` bounds the keys of an event (default 64); it is read by `main`
+//! before `run`, so a bad value is an init failure too.
 
 use coldstart::lambda::{Error, LambdaEvent, service_fn};
 use serde_json::{Value, json};
@@ -24,8 +26,12 @@ fn check_greeting() -> Result<(), String> {
     Ok(())
 }
 
-async fn echo(event: LambdaEvent<Value>) -> Result<Value, Error> {
+async fn echo(event: LambdaEvent<Value>, max_keys: usize) -> Result<Value, Error> {
     let payload = event.payload;
+    let keys = payload.as_object().map_or(0, |o| o.len());
+    if keys > max_keys {
+        return Err(format!("the event has {keys} keys, at most {max_keys} are accepted").into());
+    }
     if let Some(message) = payload.get("error") {
         return Err(format!("asked to fail: {message}").into());
     }
@@ -37,5 +43,13 @@ async fn echo(event: LambdaEvent<Value>) -> Result<Value, Error> {
 
 #[coldstart::main]
 async fn main() -> Result<(), Error> {
-    coldstart::lambda::run(service_fn(echo)).await
+    // Code before `run` is init as Lambda sees it: if `main` fails here, coldstart
+    // reports it to the Runtime API.
+    let max_keys = match std::env::var("HELLO_MAX_KEYS") {
+        Ok(v) => v
+            .parse()
+            .map_err(|_| format!("set HELLO_MAX_KEYS to a whole number, got `{v}`"))?,
+        Err(_) => 64,
+    };
+    coldstart::lambda::run(service_fn(move |event| echo(event, max_keys))).await
 }

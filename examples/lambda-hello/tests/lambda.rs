@@ -334,15 +334,19 @@ fn handler_errors_and_panics_are_reported_counted_and_traced_and_the_next_invoca
     assert_eq!(status[2].0, 0, "{status:?}");
 }
 
-#[test]
-fn an_init_failure_reaches_the_runtime_api_and_the_waiting_caller() {
-    let test = "an_init_failure_reaches_the_runtime_api_and_the_waiting_caller";
-    let Some(cargo_lambda) = cargo_lambda(test) else {
-        return;
-    };
-    let emulator = Emulator::start(cargo_lambda);
-    // The emulator answers the first queued invocation with the init error it is
-    // posted: queue one, then start the function that cannot start.
+/// What a function that cannot start did: its exit status, its stderr, and what the
+/// caller of an invocation queued before it started got back.
+struct FailedStart {
+    status: std::process::ExitStatus,
+    stderr: String,
+    answer: String,
+}
+
+/// Queues an invocation, then starts the function with `vars`, which must make it
+/// fail before it serves; `None` where cargo-lambda is missing outside CI. The
+/// emulator answers the first queued invocation with the init error it is posted.
+fn failed_start(test: &str, vars: &[(&str, &str)]) -> Option<FailedStart> {
+    let emulator = Emulator::start(cargo_lambda(test)?);
     let caller = emulator
         .invoke_command(r#"{"queued":true}"#)
         .stdout(Stdio::piped())
@@ -350,9 +354,28 @@ fn an_init_failure_reaches_the_runtime_api_and_the_waiting_caller() {
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(500));
-    let mut function = Function::start(&emulator.runtime_api(), &[("HELLO_GREETING", " ")]);
+    let mut function = Function::start(&emulator.runtime_api(), vars);
     let status = function.child.0.wait().unwrap();
     let stderr = function.stderr.drain(Duration::from_millis(200)).to_owned();
+    let answer = text(&caller.wait_with_output().unwrap());
+    Some(FailedStart {
+        status,
+        stderr,
+        answer,
+    })
+}
+
+#[test]
+fn an_init_failure_reaches_the_runtime_api_and_the_waiting_caller() {
+    let test = "an_init_failure_reaches_the_runtime_api_and_the_waiting_caller";
+    let Some(run) = failed_start(test, &[("HELLO_GREETING", " ")]) else {
+        return;
+    };
+    let FailedStart {
+        status,
+        stderr,
+        answer,
+    } = run;
     assert_eq!(status.code(), Some(70), "EX_SOFTWARE: {stderr}");
     assert!(
         stderr.contains("HELLO_GREETING is set but empty"),
@@ -362,10 +385,78 @@ fn an_init_failure_reaches_the_runtime_api_and_the_waiting_caller() {
         stderr.contains("reported to the Lambda Runtime API as Runtime.InitError"),
         "{stderr}"
     );
-    let answer = text(&caller.wait_with_output().unwrap());
     assert!(
         answer.contains("HELLO_GREETING is set but empty"),
         "the caller got: {answer}"
+    );
+}
+
+#[test]
+fn main_failing_before_run_is_an_init_failure_the_waiting_caller_sees() {
+    let test = "main_failing_before_run_is_an_init_failure_the_waiting_caller_sees";
+    let Some(run) = failed_start(test, &[("HELLO_MAX_KEYS", "lots")]) else {
+        return;
+    };
+    let FailedStart {
+        status,
+        stderr,
+        answer,
+    } = run;
+    assert_eq!(status.code(), Some(1), "main returned its error: {stderr}");
+    assert!(
+        stderr.contains("reported to the Lambda Runtime API as Runtime.ExitError"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("set HELLO_MAX_KEYS to a whole number, got `lots`"),
+        "{stderr}"
+    );
+    assert!(
+        answer.contains("main ended before the function started serving"),
+        "the caller got: {answer}"
+    );
+}
+
+#[test]
+fn the_plan_follows_the_memory_size_and_a_setting_overrides_it() {
+    // Nothing listens on the Runtime API here: the function prints its plan, then
+    // fails to reach the API, which is all this test needs.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let plan = |vars: &[(&str, &str)]| {
+        let out = Command::new(FUNCTION)
+            .env("AWS_LAMBDA_RUNTIME_API", closed.to_string())
+            .env("AWS_LAMBDA_FUNCTION_NAME", "lambda-hello")
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
+            .env("COLDSTART_LOG", "debug")
+            .envs(vars.iter().copied())
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let small = plan(&[("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")]);
+    assert!(
+        small.contains("0.29 cores (AWS_LAMBDA_FUNCTION_MEMORY_SIZE)"),
+        "{small}"
+    );
+    assert!(small.contains("platform             aws-lambda"), "{small}");
+    let flavor = |report: &str| {
+        report
+            .lines()
+            .find(|l| l.trim_start().starts_with("flavor"))
+            .map(|l| l.split_whitespace().nth(1).unwrap_or_default().to_owned())
+    };
+    assert_eq!(flavor(&small).as_deref(), Some("current_thread"), "{small}");
+    let overridden = plan(&[
+        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512"),
+        ("COLDSTART_FLAVOR", "multi_thread"),
+    ]);
+    assert_eq!(
+        flavor(&overridden).as_deref(),
+        Some("multi_thread"),
+        "{overridden}"
     );
 }
 
