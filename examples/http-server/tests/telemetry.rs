@@ -527,6 +527,7 @@ fn tracing_spans_are_exported_and_log_lines_carry_their_ids() {
         .spawn()
         .unwrap();
     let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    use std::io::BufRead as _;
     let _server = Reaper(child);
     let traceparent = format!("traceparent: 00-{TRACE_ID}-{PARENT_ID}-01\r\n");
     assert!(get_with(port, "/", &traceparent).ends_with("hello\n"));

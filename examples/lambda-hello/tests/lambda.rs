@@ -201,9 +201,14 @@ fn n_invocations_give_n_answers_n_spans_and_n_emf_records_with_one_cold_start() 
     };
     let emulator = Emulator::start(cargo_lambda);
     let endpoint = collector.endpoint();
+    // The scheduled export waits a minute: each span can only arrive in time through
+    // the flush that follows its invocation's response.
     let function = Function::start(
         &emulator.runtime_api(),
-        &[("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str())],
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+            ("OTEL_BSP_SCHEDULE_DELAY", "60000"),
+        ],
     );
     const N: usize = 5;
     for i in 0..N {
@@ -213,6 +218,11 @@ fn n_invocations_give_n_answers_n_spans_and_n_emf_records_with_one_cold_start() 
         assert_eq!(
             answer,
             serde_json::json!({"greeting": "hello", "echo": {"n": i}})
+        );
+        assert_eq!(
+            collector.at_least(i + 1).len(),
+            i + 1,
+            "invocation {i}'s span, flushed"
         );
     }
 
