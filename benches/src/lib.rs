@@ -63,29 +63,7 @@ pub fn parse_target(spec: &str) -> anyhow::Result<Target> {
     Ok(target)
 }
 
-/// A progress bar on a terminal; a line per tenth of the work in a log.
-pub fn progress(label: &str) -> impl FnMut(usize, usize) + '_ {
-    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    move |done, total| {
-        if !terminal {
-            if done * 10 / total.max(1) != (done - 1) * 10 / total.max(1) {
-                eprintln!("{label}: {done}/{total} runs");
-            }
-            return;
-        }
-        let width = 30;
-        let filled = done * width / total.max(1);
-        eprint!(
-            "\r{label} [{}{}] {done}/{total}",
-            "#".repeat(filled),
-            " ".repeat(width - filled)
-        );
-        if done == total {
-            eprintln!();
-        }
-        let _ = std::io::stderr().flush();
-    }
-}
+pub use cargo_coldstart::measure::progress;
 
 /// An OTLP/HTTP endpoint that reads each request and answers 200 with an empty
 /// body, on a thread per connection: the exporter's work is real, the collector's

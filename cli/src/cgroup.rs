@@ -59,29 +59,37 @@ impl TempCgroup {
         let cgroup = builder
             .build(hierarchy)
             .with_context(|| format!("cannot create cgroup {name} with {limits:?}"))?;
-        Ok(TempCgroup {
+        let cgroup = TempCgroup {
             cgroup,
             name: name.to_owned(),
-        })
+        };
+        crate::interrupt::cgroup_created(cgroup.dirs());
+        Ok(cgroup)
+    }
+
+    /// The cgroup's directory in each controller it was created in.
+    fn dirs(&self) -> Vec<PathBuf> {
+        let mut dirs: Vec<PathBuf> = self
+            .cgroup
+            .subsystems()
+            .iter()
+            .filter_map(|s| match s {
+                Subsystem::Cpu(c) => Some(c.path().to_path_buf()),
+                Subsystem::Mem(c) => Some(c.path().to_path_buf()),
+                _ => None,
+            })
+            .collect();
+        dirs.dedup();
+        dirs
     }
 
     /// The `cgroup.procs` files a process writes `0` to in order to join this cgroup
     /// in every controller.
     pub fn procs_files(&self) -> Vec<PathBuf> {
-        let mut files: Vec<PathBuf> = self
-            .cgroup
-            .subsystems()
-            .iter()
-            .filter_map(|s| match s {
-                Subsystem::Cpu(c) => Some(c.path().join("cgroup.procs")),
-                Subsystem::Mem(c) => Some(c.path().join("cgroup.procs")),
-                _ => None,
-            })
-            .collect();
+        let mut files: Vec<PathBuf> = self.dirs().iter().map(|d| d.join("cgroup.procs")).collect();
         if self.cgroup.v2() {
             files.truncate(1);
         }
-        files.dedup();
         files
     }
 
@@ -131,6 +139,7 @@ impl Drop for TempCgroup {
         // A process killed a moment ago may still be leaving the cgroup.
         for _ in 0..50 {
             if self.cgroup.delete().is_ok() {
+                crate::interrupt::cgroup_removed(&self.dirs());
                 return;
             }
             std::thread::sleep(std::time::Duration::from_millis(20));

@@ -1,6 +1,7 @@
 /*!
-`cargo coldstart`: print the budget and plan (`doctor`), and measure start-up of whole
-processes ([`measure`]), optionally inside a real cgroup ([`cgroup`]).
+`cargo coldstart`: print the budget and plan (`doctor`), compare the cold starts of two
+programs ([`compare`]), and measure start-up of whole processes ([`measure`]),
+optionally inside a real cgroup ([`cgroup`]).
 
 This crate is a tool, not part of any service: it may allocate, spawn and use
 cgroups-rs freely. The measurement engine here is the one the start-up harness in
@@ -9,5 +10,8 @@ cgroups-rs freely. The measurement engine here is the one the start-up harness i
 #![warn(missing_docs, unreachable_pub)]
 
 pub mod cgroup;
+pub mod compare;
 pub mod doctor;
+pub mod interrupt;
 pub mod measure;
+pub mod profile;

@@ -2,23 +2,55 @@
 
 use std::process::ExitCode;
 
-use cargo_coldstart::doctor;
+use cargo_coldstart::{compare, doctor, profile};
 
 const HELP: &str = "\
 cargo coldstart: start-up tooling for coldstart services
 
 USAGE:
     cargo coldstart doctor [--json] [--root DIR]
+    cargo coldstart compare <A> <B> [--runs N] [--cpus X] [--memory SIZE] [--url URL]
+                            [--json] [--lambda [--cargo-lambda PATH] [--package-dir DIR] [--warm N]]
+    cargo coldstart profile [--out FILE] [--url URL | --lambda-event FILE] -- <command...>
 
 COMMANDS:
     doctor    Print the CPU and memory budget this process would see, and the plan
               coldstart would make from it, with the source of every figure and the
               reason for every decision. COLDSTART_* variables are honoured.
+    compare   Cold-start two programs (paths, names on PATH, or quoted commands) in
+              alternating runs: exec to first response, RSS and threads then, and
+              how each exits on SIGTERM; medians, min, max, the ratio B/A and its
+              spread over paired runs. Each program gets a free port in PORT.
+    profile   Start the command with COLDSTART_PROFILE_OUT, send its first request,
+              wait for the profile, stop it, and save the profile (default
+              coldstart.profile): which #[coldstart::init] registrations the first
+              request needed, and how long each took.
 
 OPTIONS (doctor):
     --json        One JSON object (fields documented in the README)
     --root DIR    Probe DIR/proc and DIR/sys instead of the real ones
-    -h, --help    This text
+
+OPTIONS (compare):
+    --runs N          Runs of each program (default 20)
+    --cpus X          Run every process in a new cgroup with X CPUs (root; removed after)
+    --memory SIZE     ... and a memory limit such as 64M (with --lambda, also the
+                      function's AWS_LAMBDA_FUNCTION_MEMORY_SIZE; default 512 MB)
+    --url URL         The first request: http://127.0.0.1:PORT/PATH, PORT a number the
+                      programs listen on or $PORT (default http://127.0.0.1:$PORT/)
+    --json            One JSON object (fields documented in the README)
+    --lambda          Lambda functions: a queued invocation at the Runtime API emulator
+                      (cargo lambda watch), exec to the caller's answer, init duration
+                      (exec to first /next) and --warm N warm invocations (default 5)
+    --cargo-lambda P  cargo-lambda (default COLDSTART_TEST_CARGO_LAMBDA, else PATH)
+    --package-dir D   A Cargo package for the emulator to read (default .)
+
+OPTIONS (profile):
+    --out FILE          Where to save the profile (default coldstart.profile)
+    --url URL           The first request, as for compare (default http://127.0.0.1:$PORT/)
+    --lambda-event F    A Lambda function: invoke it with the JSON event in F through
+                        the emulator (--cargo-lambda, --package-dir as for compare)
+
+    -h, --help        This text
 ";
 
 fn main() -> ExitCode {
@@ -29,13 +61,69 @@ fn main() -> ExitCode {
     }
     match args.first().map(String::as_str) {
         Some("doctor") => doctor_command(&args[1..]),
+        Some("compare") => compare_command(&args[1..]),
+        Some("profile") => profile_command(&args[1..]),
         None | Some("-h" | "--help" | "help") => {
             print!("{HELP}");
             ExitCode::SUCCESS
         }
         Some(other) => {
-            eprintln!("error: unknown command `{other}`; the commands are: doctor (see --help)");
+            eprintln!(
+                "error: unknown command `{other}`; the commands are: doctor, compare, profile (see --help)"
+            );
             ExitCode::from(2)
+        }
+    }
+}
+
+fn profile_command(args: &[String]) -> ExitCode {
+    let before_command = args.iter().position(|a| a == "--").unwrap_or(args.len());
+    if args[..before_command]
+        .iter()
+        .any(|a| a == "-h" || a == "--help")
+    {
+        print!("{HELP}");
+        return ExitCode::SUCCESS;
+    }
+    let options = match profile::parse(args) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    match profile::run(&options) {
+        Ok(table) => {
+            print!("{table}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn compare_command(args: &[String]) -> ExitCode {
+    if args.iter().any(|a| a == "-h" || a == "--help") {
+        print!("{HELP}");
+        return ExitCode::SUCCESS;
+    }
+    let options = match compare::parse(args) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    match compare::run(&options) {
+        Ok(report) => {
+            println!("{report}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
         }
     }
 }

@@ -108,6 +108,8 @@ fn series_json(series: &[LambdaSeries]) -> serde_json::Value {
 }
 
 fn main() -> anyhow::Result<()> {
+    // Ctrl-C stops the programs started and removes the cgroups created.
+    cargo_coldstart::interrupt::install();
     let mut args = parse_args()?;
     let sink = otlp_sink()?;
     for target in &mut args.targets {

@@ -42,6 +42,8 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() -> anyhow::Result<()> {
+    // Ctrl-C stops the programs started and removes the cgroups created.
+    cargo_coldstart::interrupt::install();
     let mut args = std::env::args().skip(1);
     let runs = match (args.next().as_deref(), args.next()) {
         (Some("--runs"), Some(n)) => n

@@ -118,6 +118,8 @@ fn measure_setting(
 }
 
 fn main() -> anyhow::Result<()> {
+    // Ctrl-C stops the programs started and removes the cgroups created.
+    cargo_coldstart::interrupt::install();
     let args = parse_args()?;
     let mut report = serde_json::Map::new();
     if args.unconstrained {

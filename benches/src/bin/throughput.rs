@@ -166,6 +166,8 @@ fn measure(target: &Target, args: &Args) -> anyhow::Result<Run> {
 }
 
 fn main() -> anyhow::Result<()> {
+    // Ctrl-C stops the programs started and removes the cgroups created.
+    cargo_coldstart::interrupt::install();
     let sink = otlp_sink()?;
     let args = parse_args(&sink)?;
     let n = args.targets.len();

@@ -229,28 +229,81 @@ pub fn run_lambda_once(
     cgroup: Option<&TempCgroup>,
     warm: usize,
 ) -> anyhow::Result<LambdaSample> {
-    let stderr_path = std::env::temp_dir().join(format!(
-        "coldstart-measure-lambda-{}-{}.stderr",
-        std::process::id(),
-        emulator.proxy.port()
-    ));
-    let stderr = File::create(&stderr_path)
-        .with_context(|| format!("cannot create {}", stderr_path.display()))?;
-    let outcome = measure(target, emulator, cgroup, warm, stderr, &stderr_path);
-    let _ = std::fs::remove_file(&stderr_path);
-    outcome
+    let run = Run {
+        target,
+        emulator,
+        cgroup,
+        warm,
+        payload: COLD_EVENT,
+    };
+    run.measure(&|| true).map(|(sample, _)| sample)
+}
+
+/// The event of a measured cold start.
+const COLD_EVENT: &str = r#"{"cold":true}"#;
+
+/// Invokes `target` once with `payload` as [`run_lambda_once`] does, then keeps it
+/// running until `until` returns (it may wait); returns what `until` returned.
+///
+/// # Errors
+///
+/// As [`run_lambda_once`].
+pub fn run_lambda_until(
+    target: &Target,
+    emulator: &Emulator,
+    payload: &str,
+    until: impl Fn() -> bool,
+) -> anyhow::Result<bool> {
+    let run = Run {
+        target,
+        emulator,
+        cgroup: None,
+        warm: 0,
+        payload,
+    };
+    run.measure(&until).map(|(_, held)| held)
+}
+
+/// One run's settings.
+struct Run<'a> {
+    target: &'a Target,
+    emulator: &'a Emulator,
+    cgroup: Option<&'a TempCgroup>,
+    warm: usize,
+    payload: &'a str,
+}
+
+impl Run<'_> {
+    /// [`measure`] with the function's stderr in a temporary file.
+    fn measure(&self, until: &dyn Fn() -> bool) -> anyhow::Result<(LambdaSample, bool)> {
+        let stderr_path = std::env::temp_dir().join(format!(
+            "coldstart-measure-lambda-{}-{}.stderr",
+            std::process::id(),
+            self.emulator.proxy.port()
+        ));
+        let stderr = File::create(&stderr_path)
+            .with_context(|| format!("cannot create {}", stderr_path.display()))?;
+        let outcome = measure(self, until, stderr, &stderr_path);
+        let _ = std::fs::remove_file(&stderr_path);
+        outcome
+    }
 }
 
 fn measure(
-    target: &Target,
-    emulator: &Emulator,
-    cgroup: Option<&TempCgroup>,
-    warm: usize,
+    run: &Run<'_>,
+    until: &dyn Fn() -> bool,
     stderr: File,
     stderr_path: &std::path::Path,
-) -> anyhow::Result<LambdaSample> {
+) -> anyhow::Result<(LambdaSample, bool)> {
+    let Run {
+        target,
+        emulator,
+        cgroup,
+        warm,
+        payload,
+    } = *run;
     emulator.reset(1 + warm);
-    let mut caller = emulator.queue(r#"{"cold":true}"#)?;
+    let mut caller = emulator.queue(payload)?;
     // Let the emulator take the invocation in before the function exists.
     std::thread::sleep(Duration::from_millis(20));
     let env = [
@@ -295,14 +348,16 @@ fn measure(
         warm_times.push(sent.elapsed());
         check(target, &answer)?;
     }
+    let held = until();
     drop(child);
-    Ok(LambdaSample {
+    let sample = LambdaSample {
         init: first_next.saturating_duration_since(start),
         answer: elapsed,
         rss_bytes,
         threads,
         warm: warm_times,
-    })
+    };
+    Ok((sample, held))
 }
 
 fn check(target: &Target, answer: &[u8]) -> anyhow::Result<()> {

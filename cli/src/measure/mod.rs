@@ -25,8 +25,9 @@ mod lambda;
 mod series;
 pub use lambda::{
     Emulator, EmulatorProcess, LambdaSample, LambdaSeries, alternate_lambda, lambda_table,
-    run_lambda_once, start_emulator,
+    run_lambda_once, run_lambda_until, start_emulator,
 };
+pub(crate) use series::rotate;
 pub use series::{Series, Stats, alternate, table};
 
 /// A program to measure.
@@ -40,6 +41,10 @@ pub struct Target {
     pub args: Vec<OsString>,
     /// Extra environment variables (`PORT` is set by the harness).
     pub env: Vec<(OsString, OsString)>,
+    /// The loopback port it listens on; `None` for a free port, given in `PORT`.
+    pub port: Option<u16>,
+    /// The path of the first request.
+    pub path: String,
 }
 
 impl Target {
@@ -50,8 +55,20 @@ impl Target {
             program: program.into(),
             args: Vec::new(),
             env: Vec::new(),
+            port: None,
+            path: "/".to_owned(),
         }
     }
+}
+
+/// How a program ended when asked to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Exit {
+    /// Its exit status; `None` when it had not exited within the time given and was
+    /// killed.
+    pub status: Option<std::process::ExitStatus>,
+    /// From SIGTERM until it had exited (or was killed).
+    pub after: Duration,
 }
 
 /// One run.
@@ -94,18 +111,25 @@ pub struct Running {
 
 impl Running {
     /// Sends SIGTERM, as a platform stopping it would, and waits up to `within` for
-    /// it to exit (then it is killed).
-    pub fn terminate(mut self, within: Duration) {
+    /// it to exit (then it is killed); says how it ended.
+    pub fn terminate(mut self, within: Duration) -> Exit {
+        let sent = Instant::now();
         if let Ok(pid) = libc::pid_t::try_from(self.child.0.id()) {
             // SAFETY: kill(2) on our own child, which has not been reaped yet.
             unsafe { libc::kill(pid, libc::SIGTERM) };
         }
-        let deadline = Instant::now() + within;
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.0.try_wait() {
-                return;
+        while sent.elapsed() < within {
+            if let Ok(Some(status)) = self.child.0.try_wait() {
+                return Exit {
+                    status: Some(status),
+                    after: sent.elapsed(),
+                };
             }
-            std::thread::sleep(Duration::from_millis(10));
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        Exit {
+            status: None,
+            after: sent.elapsed(),
         }
     }
 }
@@ -122,7 +146,10 @@ impl Drop for Running {
 ///
 /// As [`run_once`].
 pub fn start(target: &Target, cgroup: Option<&TempCgroup>) -> anyhow::Result<Running> {
-    let port = free_port()?;
+    let port = match target.port {
+        Some(port) => port,
+        None => free_port()?,
+    };
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let stderr_path = std::env::temp_dir().join(format!(
         "coldstart-measure-{}-{port}.stderr",
@@ -176,12 +203,17 @@ fn measure(
         std::thread::sleep(Duration::from_micros(50));
     };
     stream.set_read_timeout(Some(RUN_TIMEOUT))?;
-    stream.write_all(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")?;
+    write!(
+        stream,
+        "GET {} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n\r\n",
+        target.path,
+        addr.port()
+    )?;
     let response = read_response(&mut stream)
         .with_context(|| format!("{} sent no complete response", target.name))?;
     let first_response = start.elapsed();
     let (rss_bytes, threads) = status_of(child.0.id())?;
-    if !response.starts_with(b"HTTP/1.1 200") {
+    if !(response.starts_with(b"HTTP/1.") && response.get(9..12) == Some(b"200")) {
         bail!(
             "{} answered {:?}",
             target.name,
@@ -248,9 +280,11 @@ fn launch(
         // starts with a full quota, as a freshly started container does.
         std::thread::sleep(Duration::from_micros(crate::cgroup::PERIOD_US + 10_000));
     }
+    // Released and recorded as one step, so a Ctrl-C clean-up never misses it.
+    let _launching = crate::interrupt::launching();
     let start = Instant::now();
     write_byte(&go_w)?;
-    let child = KillOnDrop(
+    let child = KillOnDrop::new(
         spawner
             .join()
             .map_err(|_| anyhow!("spawner thread panicked"))?
@@ -260,13 +294,46 @@ fn launch(
     Ok((child, start))
 }
 
-/// Kills and reaps the child however the run ends.
+/// A progress bar on a terminal; a line per tenth of the work in a log.
+pub fn progress(label: &str) -> impl FnMut(usize, usize) + '_ {
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    move |done, total| {
+        if !terminal {
+            if done * 10 / total.max(1) != (done - 1) * 10 / total.max(1) {
+                eprintln!("{label}: {done}/{total} runs");
+            }
+            return;
+        }
+        let width = 30;
+        let filled = done * width / total.max(1);
+        eprint!(
+            "\r{label} [{}{}] {done}/{total}",
+            "#".repeat(filled),
+            " ".repeat(width - filled)
+        );
+        if done == total {
+            eprintln!();
+        }
+        let _ = std::io::stderr().flush();
+    }
+}
+
+/// Kills and reaps the child however the run ends (and, on Ctrl-C, through the
+/// interrupt registry).
 struct KillOnDrop(Child);
+
+impl KillOnDrop {
+    fn new(child: Child) -> KillOnDrop {
+        crate::interrupt::child_started(child.id());
+        KillOnDrop(child)
+    }
+}
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+        crate::interrupt::child_reaped(self.0.id());
     }
 }
 
@@ -368,12 +435,8 @@ mod tests {
 
     #[test]
     fn a_program_that_exits_early_is_reported_with_its_stderr() {
-        let target = Target {
-            name: "sh".into(),
-            program: "/bin/sh".into(),
-            args: vec!["-c".into(), "echo broken config >&2; exit 3".into()],
-            env: vec![],
-        };
+        let mut target = Target::new("sh", "/bin/sh");
+        target.args = vec!["-c".into(), "echo broken config >&2; exit 3".into()];
         let err = format!("{:#}", run_once(&target, None).unwrap_err());
         assert!(err.contains("exited with exit status: 3"), "{err}");
         assert!(err.contains("broken config"), "{err}");

@@ -1,0 +1,468 @@
+//! `cargo coldstart compare A B`: many alternating cold starts of two programs, on the
+//! measurement engine the benchmark harness uses. For HTTP servers: exec to first
+//! response, RSS and threads at that moment, and how each exits on SIGTERM. For
+//! Lambda functions (`--lambda`): a queued invocation at the Runtime API emulator,
+//! exec to the caller's answer, init duration and warm invocations.
+//!
+//! It never leaves a process or a cgroup behind, also on Ctrl-C (see
+//! [`crate::interrupt`]).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+
+use crate::cgroup::{self, Limits, TempCgroup};
+use crate::measure::{self, Exit, Sample, Series, Stats, Target};
+
+/// How long a program may take to exit after SIGTERM before it is killed.
+pub const STOP_WITHIN: Duration = Duration::from_secs(5);
+
+/// What `compare` was asked to do.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The first program: the baseline of the ratios.
+    pub a: Target,
+    /// The second program.
+    pub b: Target,
+    /// Runs of each.
+    pub runs: usize,
+    /// Limits of a cgroup every run starts in.
+    pub limits: Option<Limits>,
+    /// One JSON object instead of the table.
+    pub json: bool,
+    /// Lambda mode: cargo-lambda, the package the emulator runs in, warm invocations.
+    pub lambda: Option<Lambda>,
+}
+
+/// `--lambda` settings.
+#[derive(Debug, Clone)]
+pub struct Lambda {
+    /// The `cargo-lambda` executable.
+    pub cargo_lambda: PathBuf,
+    /// A Cargo package directory for the emulator (it reads the package's metadata).
+    pub package: PathBuf,
+    /// Warm invocations after each cold start.
+    pub warm: usize,
+    /// `AWS_LAMBDA_FUNCTION_MEMORY_SIZE` for both functions, in MB.
+    pub memory_mb: u64,
+}
+
+/// A program or command as given: a path, or a name on `PATH`, then its arguments.
+///
+/// # Errors
+///
+/// An empty command, or a program that does not exist.
+pub fn target(spec: &str) -> anyhow::Result<Target> {
+    let mut words = spec.split_whitespace();
+    let program = words.next().context("a program to compare is empty")?;
+    let path = find_program(program)?;
+    let name = Path::new(program)
+        .file_name()
+        .map_or_else(|| program.to_owned(), |n| n.to_string_lossy().into_owned());
+    let mut target = Target::new(name, path);
+    target.args = words.map(Into::into).collect();
+    Ok(target)
+}
+
+fn find_program(program: &str) -> anyhow::Result<PathBuf> {
+    if program.contains('/') {
+        let path = PathBuf::from(program);
+        if !path.is_file() {
+            bail!("`{program}` does not exist (build it first, or give the path to the binary)");
+        }
+        return Ok(path);
+    }
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|dir| dir.join(program))
+        .find(|p| p.is_file())
+        .with_context(|| format!("`{program}` is not a file and not on PATH"))
+}
+
+/// Applies `--url`: `http://127.0.0.1:PORT/path`, where `PORT` is a number (the
+/// program listens there) or `$PORT` (a free port, given to it in `PORT`).
+///
+/// # Errors
+///
+/// Anything else, saying what is accepted.
+pub fn apply_url(target: &mut Target, url: &str) -> anyhow::Result<()> {
+    let bad = || {
+        anyhow::anyhow!(
+            "set --url to http://127.0.0.1:PORT/PATH (PORT a number or $PORT), got `{url}`"
+        )
+    };
+    let rest = url.strip_prefix("http://").ok_or_else(bad)?;
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let (host, port) = authority.rsplit_once(':').ok_or_else(bad)?;
+    if !matches!(host, "127.0.0.1" | "localhost") {
+        bail!("--url must be on this machine (127.0.0.1 or localhost), got `{url}`");
+    }
+    target.port = match port {
+        "$PORT" => None,
+        p => Some(p.parse().map_err(|_| bad())?),
+    };
+    target.path = if path.is_empty() {
+        "/".into()
+    } else {
+        path.into()
+    };
+    Ok(())
+}
+
+/// Runs the comparison; the report as text or JSON.
+///
+/// # Errors
+///
+/// A cgroup that cannot be created, or a run that fails (naming the program and
+/// showing its stderr tail).
+pub fn run(options: &Options) -> anyhow::Result<String> {
+    crate::interrupt::install();
+    let mut a = options.a.clone();
+    let mut b = options.b.clone();
+    if a.name == b.name {
+        a.name = format!("A {}", a.name);
+        b.name = format!("B {}", b.name);
+    }
+    let cg = match options.limits {
+        Some(limits) => Some(
+            TempCgroup::create(&format!("coldstart-compare-{}", std::process::id()), limits)
+                .context("--cpus/--memory need a cgroup")?,
+        ),
+        None => None,
+    };
+    let targets = [a, b];
+    match &options.lambda {
+        Some(lambda) => lambda_run(options, lambda, &targets, cg.as_ref()),
+        None => http_run(options, &targets, cg.as_ref()),
+    }
+}
+
+fn setting(options: &Options) -> String {
+    match options.limits {
+        None => "unconstrained".to_owned(),
+        Some(l) => format!(
+            "cgroup {} CPU, {} memory",
+            l.cpus.map_or("unlimited".into(), |c| c.to_string()),
+            l.memory_bytes
+                .map_or("unlimited".into(), |m| format!("{} MiB", m >> 20))
+        ),
+    }
+}
+
+fn http_run(
+    options: &Options,
+    targets: &[Target],
+    cg: Option<&TempCgroup>,
+) -> anyhow::Result<String> {
+    let runs = measure::rotate(targets, options.runs, measure::progress("compare"), |t| {
+        let running = measure::start(t, cg)?;
+        let sample = running.sample;
+        Ok((sample, running.terminate(STOP_WITHIN)))
+    })?;
+    let series: Vec<Series> = runs
+        .iter()
+        .map(|(name, r)| Series {
+            name: name.clone(),
+            samples: r.iter().map(|(s, _)| *s).collect(),
+        })
+        .collect();
+    let paired = paired_ratios(
+        &runs[0].1.iter().map(|(s, _)| ms(s)).collect::<Vec<_>>(),
+        &runs[1].1.iter().map(|(s, _)| ms(s)).collect::<Vec<_>>(),
+    );
+    let exits: Vec<String> = runs
+        .iter()
+        .map(|(_, r)| exits(&r.iter().map(|(_, e)| *e).collect::<Vec<_>>()))
+        .collect();
+    if options.json {
+        let json = serde_json::json!({
+            "mode": "http",
+            "setting": setting(options),
+            "runs": options.runs,
+            "targets": series.iter().zip(&runs).map(|(s, (_, r))| serde_json::json!({
+                "name": s.name,
+                "first_response_ms": stats_json(s.first_response_ms()),
+                "rss_mib": stats_json(s.rss_mib()),
+                "threads": stats_json(s.threads()),
+                "exit": exit_json(&r.iter().map(|(_, e)| *e).collect::<Vec<_>>()),
+            })).collect::<Vec<_>>(),
+            "ratio_b_to_a": ratio_json(series[1].first_response_ms().median / series[0].first_response_ms().median, paired),
+        });
+        return Ok(serde_json::to_string_pretty(&json)?);
+    }
+    Ok(format!(
+        "{}, {} alternating runs each; exec to first response of GET {}\n{}\nB/A {:.2}x (paired runs: {:.2}x to {:.2}x, 10th to 90th percentile)\nexit on SIGTERM:\n  {}: {}\n  {}: {}\n",
+        setting(options),
+        options.runs,
+        targets[0].path,
+        measure::table(&series, &series[0].name),
+        series[1].first_response_ms().median / series[0].first_response_ms().median,
+        paired.0,
+        paired.1,
+        series[0].name,
+        exits[0],
+        series[1].name,
+        exits[1],
+    ))
+}
+
+fn lambda_run(
+    options: &Options,
+    lambda: &Lambda,
+    targets: &[Target],
+    cg: Option<&TempCgroup>,
+) -> anyhow::Result<String> {
+    let (_emulator, addr) = measure::start_emulator(&lambda.cargo_lambda, &lambda.package)?;
+    let emulator = measure::Emulator::new(addr)?;
+    let mut targets = targets.to_vec();
+    for t in &mut targets {
+        t.env.push((
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE".into(),
+            lambda.memory_mb.to_string().into(),
+        ));
+    }
+    let series = measure::alternate_lambda(
+        &targets,
+        &emulator,
+        options.runs,
+        lambda.warm,
+        cg,
+        measure::progress("compare"),
+    )?;
+    let answers = |i: usize| -> Vec<f64> {
+        series[i]
+            .samples
+            .iter()
+            .map(|s| s.answer.as_secs_f64() * 1e3)
+            .collect()
+    };
+    let paired = paired_ratios(&answers(0), &answers(1));
+    let ratio = series[1].answer_ms().median / series[0].answer_ms().median;
+    if options.json {
+        let json = serde_json::json!({
+            "mode": "lambda",
+            "setting": setting(options),
+            "runs": options.runs,
+            "targets": series.iter().map(|s| serde_json::json!({
+                "name": s.name,
+                "init_ms": stats_json(s.init_ms()),
+                "answer_ms": stats_json(s.answer_ms()),
+                "warm_ms": stats_json(s.warm_ms()),
+                "rss_mib": stats_json(s.rss_mib()),
+            })).collect::<Vec<_>>(),
+            "ratio_b_to_a": ratio_json(ratio, paired),
+        });
+        return Ok(serde_json::to_string_pretty(&json)?);
+    }
+    Ok(format!(
+        "{}, AWS_LAMBDA_FUNCTION_MEMORY_SIZE={}, {} alternating runs each; a queued invocation, exec to the caller's answer\n{}\nB/A {:.2}x (paired runs: {:.2}x to {:.2}x, 10th to 90th percentile)\n",
+        setting(options),
+        lambda.memory_mb,
+        options.runs,
+        measure::lambda_table(&series, &series[0].name),
+        ratio,
+        paired.0,
+        paired.1,
+    ))
+}
+
+fn ms(s: &Sample) -> f64 {
+    s.first_response.as_secs_f64() * 1e3
+}
+
+/// The 10th and 90th percentiles of the per-round ratios `b[i] / a[i]`: runs of one
+/// round ran back to back, so their ratio shows the spread without the drift.
+fn paired_ratios(a: &[f64], b: &[f64]) -> (f64, f64) {
+    let mut ratios: Vec<f64> = a
+        .iter()
+        .zip(b)
+        .filter(|(a, _)| **a > 0.0)
+        .map(|(a, b)| b / a)
+        .collect();
+    if ratios.is_empty() {
+        return (0.0, 0.0);
+    }
+    ratios.sort_by(f64::total_cmp);
+    let at = |q: f64| ratios[((ratios.len() - 1) as f64 * q).round() as usize];
+    (at(0.1), at(0.9))
+}
+
+fn stats_json(s: Stats) -> serde_json::Value {
+    serde_json::json!({ "median": s.median, "min": s.min, "max": s.max })
+}
+
+fn ratio_json(median: f64, paired: (f64, f64)) -> serde_json::Value {
+    serde_json::json!({ "median": median, "paired_p10": paired.0, "paired_p90": paired.1 })
+}
+
+/// How the runs ended on SIGTERM, in words: `30 exited 0 (median 1.2 ms)`.
+fn exits(exits: &[Exit]) -> String {
+    let mut kinds: Vec<(String, Vec<f64>)> = Vec::new();
+    for e in exits {
+        let kind = describe(e);
+        let after = e.after.as_secs_f64() * 1e3;
+        match kinds.iter_mut().find(|(k, _)| *k == kind) {
+            Some((_, times)) => times.push(after),
+            None => kinds.push((kind, vec![after])),
+        }
+    }
+    kinds
+        .into_iter()
+        .map(|(kind, times)| {
+            format!(
+                "{} {kind} (median {:.1} ms)",
+                times.len(),
+                Stats::of(times).median
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn describe(e: &Exit) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match e.status {
+        None => format!("did not exit within {STOP_WITHIN:?} and were killed"),
+        Some(s) => match (s.code(), s.signal()) {
+            (Some(code), _) => format!("exited {code}"),
+            (None, Some(signal)) => format!("were ended by signal {signal}"),
+            _ => "ended".to_owned(),
+        },
+    }
+}
+
+fn exit_json(exits: &[Exit]) -> serde_json::Value {
+    use std::os::unix::process::ExitStatusExt;
+    serde_json::Value::Array(
+        exits
+            .iter()
+            .map(|e| {
+                serde_json::json!({
+                    "code": e.status.and_then(|s| s.code()),
+                    "signal": e.status.and_then(|s| s.signal()),
+                    "killed_after_timeout": e.status.is_none(),
+                    "ms": e.after.as_secs_f64() * 1e3,
+                })
+            })
+            .collect(),
+    )
+}
+
+/// Parses `compare`'s arguments (after `compare`).
+///
+/// # Errors
+///
+/// Unknown options, missing values, bad numbers, sizes or URLs, missing programs.
+pub fn parse(args: &[String]) -> anyhow::Result<Options> {
+    let mut programs = Vec::new();
+    let (mut runs, mut cpus, mut memory, mut url, mut json) = (20, None, None, None, false);
+    let (mut lambda, mut cargo_lambda, mut package, mut warm) = (false, None, None, 5);
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let mut value = || it.next().with_context(|| format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--runs" => runs = positive(arg, value()?)?,
+            "--cpus" => cpus = Some(cgroup::parse_cpus(value()?)?),
+            "--memory" => memory = Some(cgroup::parse_size(value()?)?),
+            "--url" => url = Some(value()?.clone()),
+            "--json" => json = true,
+            "--lambda" => lambda = true,
+            "--cargo-lambda" => cargo_lambda = Some(PathBuf::from(value()?)),
+            "--package-dir" => package = Some(PathBuf::from(value()?)),
+            "--warm" => warm = positive(arg, value()?)?,
+            other if other.starts_with("--") => bail!(
+                "unknown option `{other}` for compare; the options are: --runs N, --cpus X, --memory SIZE, --url URL, --json, --lambda, --cargo-lambda PATH, --package-dir DIR, --warm N"
+            ),
+            program => programs.push(program.to_owned()),
+        }
+    }
+    let [a, b] = programs.as_slice() else {
+        bail!(
+            "compare takes two programs, A and B (got {}); see --help",
+            programs.len()
+        );
+    };
+    let (mut a, mut b) = (target(a)?, target(b)?);
+    if let Some(url) = &url {
+        if lambda {
+            bail!("--url is for HTTP servers; with --lambda the event goes through the emulator");
+        }
+        apply_url(&mut a, url)?;
+        apply_url(&mut b, url)?;
+    }
+    let limits = (cpus.is_some() || memory.is_some()).then_some(Limits {
+        cpus,
+        memory_bytes: memory,
+    });
+    let lambda = lambda.then(|| Lambda {
+        cargo_lambda: cargo_lambda
+            .or_else(|| std::env::var_os("COLDSTART_TEST_CARGO_LAMBDA").map(PathBuf::from))
+            .unwrap_or_else(|| "cargo-lambda".into()),
+        package: package.unwrap_or_else(|| ".".into()),
+        warm,
+        memory_mb: memory.map_or(512, |m| (m >> 20).max(128)),
+    });
+    Ok(Options {
+        a,
+        b,
+        runs,
+        limits,
+        json,
+        lambda,
+    })
+}
+
+fn positive(arg: &str, v: &str) -> anyhow::Result<usize> {
+    v.parse()
+        .ok()
+        .filter(|n| *n > 0)
+        .with_context(|| format!("set {arg} to a whole number above 0, got `{v}`"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn bad_inputs_are_named() {
+        let err = |s: &str| parse(&args(s)).unwrap_err().to_string();
+        assert!(err("/bin/true").contains("two programs"));
+        assert!(err("/nope/a /bin/true").contains("`/nope/a` does not exist"));
+        assert!(
+            err("/bin/true /bin/true --runs 0")
+                .contains("--runs to a whole number above 0, got `0`")
+        );
+        assert!(err("/bin/true /bin/true --cpus many").contains("--cpus"));
+        assert!(err("/bin/true /bin/true --memory 64X").contains("--memory"));
+        assert!(err("/bin/true /bin/true --url ftp://x").contains("set --url to"));
+        assert!(err("/bin/true /bin/true --url http://10.0.0.1:80/").contains("on this machine"));
+        assert!(err("/bin/true /bin/true --frobnicate").contains("unknown option `--frobnicate`"));
+        assert!(err("/bin/true /bin/true --runs").contains("--runs needs a value"));
+    }
+
+    #[test]
+    fn urls_and_commands() {
+        let o = parse(&args(
+            "/bin/true true --url http://127.0.0.1:8080/health --memory 64M",
+        ))
+        .unwrap();
+        assert_eq!((o.a.port, o.a.path.as_str()), (Some(8080), "/health"));
+        assert_eq!(o.b.program, find_program("true").unwrap());
+        assert_eq!(o.limits.unwrap().memory_bytes, Some(64 << 20));
+        let o = parse(&args("/bin/true /bin/true --url http://localhost:$PORT")).unwrap();
+        assert_eq!((o.a.port, o.a.path.as_str()), (None, "/"));
+    }
+
+    #[test]
+    fn paired_ratio_spread() {
+        let (lo, hi) = paired_ratios(&[1.0, 2.0, 4.0, 1.0], &[2.0, 2.0, 2.0, 1.0]);
+        assert_eq!((lo, hi), (0.5, 2.0));
+        assert_eq!(paired_ratios(&[], &[]), (0.0, 0.0));
+    }
+}

@@ -1,0 +1,133 @@
+//! Cleaning up on Ctrl-C (SIGINT) or SIGTERM: the processes the tool started are
+//! killed and the cgroups it created removed before it exits with 130.
+//!
+//! Drops do not run when a signal ends a process, so the children and cgroups alive
+//! at any moment are kept in a registry. The signal handler only writes one byte to
+//! a pipe (async-signal-safe); a thread reading the pipe does the cleanup.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI32, Ordering};
+
+static CHILDREN: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+/// Held while a child is released to `exec` and recorded, and by the clean-up from
+/// its start to the exit: no child is released that the clean-up would miss.
+static LAUNCHING: Mutex<()> = Mutex::new(());
+static CGROUPS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+/// The pipe's write end, once [`install`] has run; -1 before.
+static WAKE: AtomicI32 = AtomicI32::new(-1);
+
+/// Installs the handlers for SIGINT and SIGTERM, once.
+pub fn install() {
+    if WAKE.load(Ordering::Acquire) >= 0 {
+        return;
+    }
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for the two descriptors pipe2 writes.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return;
+    }
+    if WAKE
+        .compare_exchange(-1, fds[1], Ordering::AcqRel, Ordering::Acquire)
+        .is_err()
+    {
+        return;
+    }
+    let read_end = fds[0];
+    std::thread::spawn(move || {
+        let mut byte = 0u8;
+        // SAFETY: reading one byte into a local from a descriptor this thread owns.
+        let n = unsafe { libc::read(read_end, (&raw mut byte).cast(), 1) };
+        if n == 1 {
+            clean_up();
+            eprintln!("\ninterrupted: the programs started were stopped and the cgroups removed");
+            std::process::exit(130);
+        }
+    });
+    // SAFETY: the handler is async-signal-safe (one write to a pipe); sigaction
+    // with a zeroed struct and a valid handler address.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = on_signal as *const () as usize;
+        libc::sigemptyset(&mut action.sa_mask);
+        libc::sigaction(libc::SIGINT, &action, std::ptr::null_mut());
+        libc::sigaction(libc::SIGTERM, &action, std::ptr::null_mut());
+    }
+}
+
+extern "C" fn on_signal(_: libc::c_int) {
+    let fd = WAKE.load(Ordering::Acquire);
+    if fd >= 0 {
+        // SAFETY: write(2) is async-signal-safe; one byte from a static buffer.
+        unsafe { libc::write(fd, b"!".as_ptr().cast(), 1) };
+    }
+}
+
+fn clean_up() {
+    // Held until the process exits: no launch can start after this point.
+    std::mem::forget(LAUNCHING.lock().unwrap_or_else(|p| p.into_inner()));
+    for pid in CHILDREN.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+        if let Ok(pid) = libc::pid_t::try_from(*pid) {
+            let mut status = 0;
+            // SAFETY: kill(2) and waitpid(2) on a child of this process that has not
+            // been reaped; reaping it here lets its cgroup be removed (a zombie still
+            // holds it), and the process exits right after.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                libc::waitpid(pid, &mut status, 0);
+            }
+        }
+    }
+    for dir in CGROUPS.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+        // Anything still in a cgroup of ours is ours.
+        let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+        for pid in procs
+            .lines()
+            .filter_map(|l| l.trim().parse::<libc::pid_t>().ok())
+        {
+            // SAFETY: kill(2) on a process in a cgroup this tool created.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        // The killed processes leave the cgroup as they exit.
+        for _ in 0..50 {
+            if std::fs::remove_dir(dir).is_ok() || !dir.exists() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}
+
+/// Held while a child is released and recorded (see [`LAUNCHING`]).
+pub(crate) fn launching() -> std::sync::MutexGuard<'static, ()> {
+    LAUNCHING.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Records a child the tool started.
+pub(crate) fn child_started(pid: u32) {
+    CHILDREN.lock().unwrap_or_else(|p| p.into_inner()).push(pid);
+}
+
+/// Forgets a child once it has been reaped.
+pub(crate) fn child_reaped(pid: u32) {
+    CHILDREN
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .retain(|p| *p != pid);
+}
+
+/// Records cgroup directories the tool created.
+pub(crate) fn cgroup_created(dirs: impl IntoIterator<Item = PathBuf>) {
+    CGROUPS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .extend(dirs);
+}
+
+/// Forgets cgroup directories once removed.
+pub(crate) fn cgroup_removed(dirs: &[PathBuf]) {
+    CGROUPS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .retain(|d| !dirs.contains(d));
+}

@@ -1,0 +1,243 @@
+//! `cargo coldstart profile -- <command...>`: records which `#[coldstart::init]`
+//! registrations a program's first request needs. The program is started with
+//! `COLDSTART_PROFILE_OUT`, sent its first request (HTTP, or a Lambda event through
+//! the Runtime API emulator), left running until it has written the profile, then
+//! stopped; the profile is saved (default `coldstart.profile`) and shown as a table.
+//!
+//! Embed the result with `#[coldstart::main(profile = "coldstart.profile")]`, or
+//! point `COLDSTART_PROFILE` at it.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use coldstart_bootstrap::init::Profile;
+
+use crate::compare::{apply_url, target};
+use crate::measure::{self, RUN_TIMEOUT, Target};
+
+/// What `profile` was asked to do.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The program and its arguments.
+    pub target: Target,
+    /// Where the profile is written.
+    pub out: PathBuf,
+    /// Lambda mode: the event to invoke the function with, and the emulator.
+    pub lambda: Option<LambdaEvent>,
+}
+
+/// `--lambda-event` settings.
+#[derive(Debug, Clone)]
+pub struct LambdaEvent {
+    /// The event (JSON).
+    pub payload: String,
+    /// The `cargo-lambda` executable.
+    pub cargo_lambda: PathBuf,
+    /// A Cargo package directory for the emulator.
+    pub package: PathBuf,
+}
+
+/// Parses `profile`'s arguments (after `profile`): options, `--`, the command.
+///
+/// # Errors
+///
+/// Unknown options, missing values, a missing command or program, an unreadable event
+/// file.
+pub fn parse(args: &[String]) -> anyhow::Result<Options> {
+    let split = args.iter().position(|a| a == "--");
+    let (options, command) = match split {
+        Some(i) => (&args[..i], &args[i + 1..]),
+        None => bail!(
+            "profile runs a command given after `--`: cargo coldstart profile [OPTIONS] -- <command...>"
+        ),
+    };
+    if command.is_empty() {
+        bail!("no command after `--`");
+    }
+    let mut target = target(&command.join(" "))?;
+    let (mut url, mut out, mut event, mut cargo_lambda, mut package) =
+        (None, None, None, None, None);
+    let mut it = options.iter();
+    while let Some(arg) = it.next() {
+        let mut value = || it.next().with_context(|| format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--url" => url = Some(value()?.clone()),
+            "--out" => out = Some(PathBuf::from(value()?)),
+            "--lambda-event" => event = Some(PathBuf::from(value()?)),
+            "--cargo-lambda" => cargo_lambda = Some(PathBuf::from(value()?)),
+            "--package-dir" => package = Some(PathBuf::from(value()?)),
+            other => bail!(
+                "unknown option `{other}` for profile; the options are: --url URL, --out FILE, --lambda-event FILE, --cargo-lambda PATH, --package-dir DIR"
+            ),
+        }
+    }
+    if let Some(url) = &url {
+        if event.is_some() {
+            bail!("--url is for HTTP servers; --lambda-event sends the event through the emulator");
+        }
+        apply_url(&mut target, url)?;
+    }
+    let lambda = match event {
+        None => None,
+        Some(file) => Some(LambdaEvent {
+            payload: std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read the event file {}", file.display()))?,
+            cargo_lambda: cargo_lambda
+                .or_else(|| std::env::var_os("COLDSTART_TEST_CARGO_LAMBDA").map(PathBuf::from))
+                .unwrap_or_else(|| "cargo-lambda".into()),
+            package: package.unwrap_or_else(|| ".".into()),
+        }),
+    };
+    Ok(Options {
+        target,
+        out: out.unwrap_or_else(|| "coldstart.profile".into()),
+        lambda,
+    })
+}
+
+/// Records the profile, writes it to `options.out`, and returns the table.
+///
+/// # Errors
+///
+/// The program cannot be started, does not answer, or writes no profile within
+/// 10 s of its first response (for example because it is not built with coldstart).
+pub fn run(options: &Options) -> anyhow::Result<String> {
+    crate::interrupt::install();
+    let recording =
+        std::env::temp_dir().join(format!("coldstart-profile-{}.profile", std::process::id()));
+    let _ = std::fs::remove_file(&recording);
+    let mut target = options.target.clone();
+    target
+        .env
+        .push(("COLDSTART_PROFILE_OUT".into(), recording.clone().into()));
+    let is_written = || written(&recording);
+    match &options.lambda {
+        None => {
+            let running = measure::start(&target, None)?;
+            let ok = wait(&is_written);
+            running.terminate(Duration::from_secs(5));
+            if !ok {
+                bail!(
+                    "{} answered but wrote no profile within {RUN_TIMEOUT:?} (is it built with coldstart 0.1, and does its first request reach a FirstResponseLayer?)",
+                    target.name
+                );
+            }
+        }
+        Some(lambda) => {
+            let (_emulator, addr) = measure::start_emulator(&lambda.cargo_lambda, &lambda.package)?;
+            let emulator = measure::Emulator::new(addr)?;
+            if !target
+                .env
+                .iter()
+                .any(|(k, _)| k == "AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
+            {
+                target
+                    .env
+                    .push(("AWS_LAMBDA_FUNCTION_MEMORY_SIZE".into(), "512".into()));
+            }
+            let ok = measure::run_lambda_until(&target, &emulator, &lambda.payload, || {
+                wait(&is_written)
+            })?;
+            if !ok {
+                bail!(
+                    "{} answered but wrote no profile within {RUN_TIMEOUT:?} (is it built with coldstart 0.1?)",
+                    target.name
+                );
+            }
+        }
+    }
+    let text = std::fs::read_to_string(&recording)
+        .with_context(|| format!("{} wrote no profile", target.name))?;
+    let _ = std::fs::remove_file(&recording);
+    let profile = Profile::parse(&text)
+        .map_err(|e| anyhow::anyhow!("the profile {} wrote is not valid: {e}", target.name))?;
+    std::fs::write(&options.out, &text)
+        .with_context(|| format!("cannot write {}", options.out.display()))?;
+    Ok(table(&profile, &options.out))
+}
+
+/// Whether the profile is there and complete (it is written in one go, then renamed
+/// or not; a partial file does not parse).
+fn written(path: &Path) -> bool {
+    std::fs::read_to_string(path).is_ok_and(|t| Profile::parse(&t).is_ok())
+}
+
+/// Polls `done` for up to [`RUN_TIMEOUT`].
+fn wait(done: &dyn Fn() -> bool) -> bool {
+    let deadline = Instant::now() + RUN_TIMEOUT;
+    while Instant::now() < deadline {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    false
+}
+
+/// The registrations in profile order: which the first request needed, and each one's
+/// duration.
+fn table(profile: &Profile, out: &Path) -> String {
+    let mut text = format!(
+        "{} registrations, written to {}\n{:<8} {:>10}  {:<6}  {}\n",
+        profile.entries.len(),
+        out.display(),
+        "first",
+        "micros",
+        "kind",
+        "name"
+    );
+    for e in &profile.entries {
+        text.push_str(&format!(
+            "{:<8} {:>10}  {:<6}  {}\n",
+            if e.needed { "needed" } else { "later" },
+            e.micros,
+            e.kind,
+            e.name,
+        ));
+    }
+    let needed = profile.entries.iter().filter(|e| e.needed).count();
+    text.push_str(&format!(
+        "{needed} run before serving on the next start, {} after the first response\n",
+        profile.entries.len() - needed
+    ));
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<String> {
+        s.split_whitespace().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn the_command_follows_two_dashes() {
+        let o = parse(&args("--out x.profile -- /bin/sh -c true")).unwrap();
+        assert_eq!(o.out, PathBuf::from("x.profile"));
+        assert_eq!(o.target.program, PathBuf::from("/bin/sh"));
+        assert_eq!(o.target.args.len(), 2);
+        let err = |s: &str| parse(&args(s)).unwrap_err().to_string();
+        assert!(err("/bin/sh").contains("after `--`"));
+        assert!(err("--").contains("no command"));
+        assert!(err("--bogus -- /bin/sh").contains("unknown option `--bogus`"));
+        assert!(
+            err("--lambda-event /no/such.json -- /bin/sh").contains("cannot read the event file")
+        );
+    }
+
+    #[test]
+    fn the_table_says_what_moves() {
+        let p = Profile::parse(
+            "coldstart-profile 1\nneeded 390 static a::CONFIG\nlater 41445 async a::warm\n",
+        )
+        .unwrap();
+        let t = table(&p, Path::new("coldstart.profile"));
+        assert!(t.contains("needed          390  static  a::CONFIG"), "{t}");
+        assert!(
+            t.contains("1 run before serving on the next start, 1 after the first response"),
+            "{t}"
+        );
+    }
+}

@@ -1,0 +1,304 @@
+//! `cargo coldstart compare` end to end against the examples: HTTP servers
+//! unconstrained and in a real cgroup (root), Lambda functions against the real
+//! emulator, the error cases, and the clean-up on Ctrl-C. Time is never asserted on.
+
+#![allow(clippy::unwrap_used)] // a test fails loudly on a broken fixture
+
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+mod support;
+use support::{LAMBDA_PACKAGE, cargo_lambda, example};
+
+const TOOL: &str = env!("CARGO_BIN_EXE_cargo-coldstart");
+
+fn compare(args: &[&str]) -> Output {
+    Command::new(TOOL)
+        .arg("compare")
+        .args(args)
+        .env("OTEL_TRACES_EXPORTER", "none")
+        .env("COLDSTART_METRICS_ADDR", "off")
+        .output()
+        .unwrap()
+}
+
+fn json(out: &Output) -> Value {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Under CI root is required (the cgroup suites must run); elsewhere the test says
+/// it is skipped.
+fn root_or_skip(test: &str) -> bool {
+    if is_root() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{test} needs root, and CI must run it"
+    );
+    eprintln!("SKIPPED {test}: creating cgroups needs root");
+    false
+}
+
+#[test]
+fn two_servers_compared_in_json_with_exit_behaviour() {
+    let server = example("http-server");
+    let server = server.to_str().unwrap();
+    let out = compare(&[
+        server,
+        server,
+        "--runs",
+        "3",
+        "--json",
+        "--url",
+        "http://127.0.0.1:$PORT/",
+    ]);
+    let v = json(&out);
+    assert_eq!(v["mode"], "http");
+    assert_eq!(v["runs"], 3);
+    let targets = v["targets"].as_array().unwrap();
+    assert_eq!(targets[0]["name"], "A http-server");
+    assert_eq!(targets[1]["name"], "B http-server");
+    for t in targets {
+        let ms = &t["first_response_ms"];
+        assert!(ms["min"].as_f64().unwrap() > 0.0);
+        assert!(
+            ms["min"].as_f64() <= ms["median"].as_f64()
+                && ms["median"].as_f64() <= ms["max"].as_f64()
+        );
+        assert!(t["rss_mib"]["median"].as_f64().unwrap() > 0.0);
+        assert!(t["threads"]["median"].as_f64().unwrap() >= 1.0);
+        let exits = t["exit"].as_array().unwrap();
+        assert_eq!(exits.len(), 3);
+        // Each run ended on SIGTERM without being killed, with a code or the signal.
+        for e in exits {
+            assert_eq!(e["killed_after_timeout"], false, "{e}");
+            assert!(e["code"].is_number() != e["signal"].is_number(), "{e}");
+            assert!(e["ms"].as_f64().unwrap() > 0.0, "{e}");
+        }
+    }
+    let ratio = &v["ratio_b_to_a"];
+    assert!(ratio["median"].as_f64().unwrap() > 0.0);
+    assert!(ratio["paired_p10"].as_f64() <= ratio["paired_p90"].as_f64());
+}
+
+#[test]
+fn the_table_names_both_and_a_program_without_a_handler_is_ended_by_the_signal() {
+    let server = example("http-server");
+    // python3's http.server takes its port as an argument: a fixed port via --url.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let python = format!("python3 -m http.server {port} --bind 127.0.0.1");
+    let out = Command::new(TOOL)
+        .args(["compare", server.to_str().unwrap(), &python, "--runs", "2"])
+        .args(["--url", &format!("http://127.0.0.1:{port}/")])
+        .env("PORT", port.to_string())
+        .env("OTEL_TRACES_EXPORTER", "none")
+        .env("COLDSTART_METRICS_ADDR", "off")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("http-server"), "{text}");
+    assert!(text.contains("python3"), "{text}");
+    assert!(text.contains("B/A "), "{text}");
+    // Two runs each, every one described: exited with a code or ended by the signal.
+    for name in ["http-server", "python3"] {
+        let line = text
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("{name}: ")))
+            .unwrap_or_else(|| panic!("no exit line for {name}: {text}"));
+        let counted: usize = line
+            .split(", ")
+            .filter_map(|part| {
+                part.rsplit(": ")
+                    .next()?
+                    .split_whitespace()
+                    .next()?
+                    .parse::<usize>()
+                    .ok()
+            })
+            .sum();
+        assert_eq!(counted, 2, "{line}");
+        assert!(
+            line.contains("exited") || line.contains("signal 15"),
+            "{line}"
+        );
+    }
+}
+
+#[test]
+fn bad_inputs_are_clear_errors() {
+    let stderr = |out: Output| String::from_utf8_lossy(&out.stderr).into_owned();
+    let out = compare(&["./no-such-binary", "true"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(out).contains("`./no-such-binary` does not exist"));
+    let out = compare(&["true", "true", "--memory", "lots"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(out).contains("set --memory to a size such as 64M or 1G, got `lots`"));
+    let out = compare(&["true", "true", "--cpus", "-1"]);
+    assert!(stderr(out).contains("set --cpus to a number of cores"));
+    // A program that exits before answering: its stderr tail is shown.
+    let out = compare(&["cat /no/such/file", "true", "--runs", "1"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stderr(out);
+    assert!(
+        text.contains("cat exited with exit status: 1 before answering"),
+        "{text}"
+    );
+    assert!(text.contains("No such file"), "{text}");
+    // A program that never opens the port: the timeout with the last error.
+    let out = compare(&["sleep 60", "true", "--runs", "1"]);
+    let text = stderr(out);
+    assert!(text.contains("did not open 127.0.0.1:"), "{text}");
+    assert!(text.contains("Connection refused"), "{text}");
+}
+
+/// The cgroups `compare` created for the process `pid`, in the v1 controllers.
+fn cgroups_of(pid: u32) -> Vec<PathBuf> {
+    ["cpu", "memory"]
+        .iter()
+        .map(|c| PathBuf::from(format!("/sys/fs/cgroup/{c}/coldstart-compare-{pid}")))
+        .filter(|p| p.exists())
+        .collect()
+}
+
+#[test]
+fn in_a_real_cgroup_and_it_is_removed_after() {
+    let test = "in_a_real_cgroup_and_it_is_removed_after";
+    if !root_or_skip(test) {
+        return;
+    }
+    let server = example("http-server");
+    let server = server.to_str().unwrap();
+    let child = Command::new(TOOL)
+        .args([
+            "compare", server, server, "--runs", "2", "--json", "--cpus", "0.25", "--memory", "64M",
+        ])
+        .env("OTEL_TRACES_EXPORTER", "none")
+        .env("COLDSTART_METRICS_ADDR", "off")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let out = child.wait_with_output().unwrap();
+    let v = json(&out);
+    assert_eq!(v["setting"], "cgroup 0.25 CPU, 64 MiB memory");
+    // In a 0.25-CPU cgroup coldstart plans one thread (current_thread).
+    assert_eq!(v["targets"][0]["threads"]["median"], 1.0, "{v}");
+    assert!(
+        cgroups_of(pid).is_empty(),
+        "left behind: {:?}",
+        cgroups_of(pid)
+    );
+}
+
+#[test]
+fn ctrl_c_stops_the_programs_and_removes_the_cgroup() {
+    let test = "ctrl_c_stops_the_programs_and_removes_the_cgroup";
+    if !root_or_skip(test) {
+        return;
+    }
+    // Programs that never answer keep a run going until the signal comes.
+    let child = Command::new(TOOL)
+        .args([
+            "compare", "sleep 60", "sleep 60", "--runs", "5", "--cpus", "0.5",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let running = loop {
+        let procs: Vec<String> = cgroups_of(pid)
+            .first()
+            .and_then(|d| std::fs::read_to_string(d.join("cgroup.procs")).ok())
+            .map(|s| s.lines().map(str::to_owned).collect())
+            .unwrap_or_default();
+        if let Some(p) = procs.first() {
+            break p.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no program started in the cgroup"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    // SAFETY: kill(2) with a valid pid and signal.
+    unsafe { libc::kill(pid as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("interrupted"));
+    assert!(
+        cgroups_of(pid).is_empty(),
+        "left behind: {:?}",
+        cgroups_of(pid)
+    );
+    assert!(
+        !PathBuf::from(format!("/proc/{running}")).exists()
+            || std::fs::read_to_string(format!("/proc/{running}/stat"))
+                .is_ok_and(|s| s.contains(") Z ")),
+        "the program {running} still runs"
+    );
+}
+
+#[test]
+fn lambda_functions_against_the_emulator() {
+    let Some(cargo_lambda) = cargo_lambda("lambda_functions_against_the_emulator") else {
+        return;
+    };
+    let function = example("lambda-hello");
+    let function = function.to_str().unwrap();
+    let out = compare(&[
+        function,
+        function,
+        "--lambda",
+        "--runs",
+        "2",
+        "--warm",
+        "2",
+        "--json",
+        "--cargo-lambda",
+        &cargo_lambda,
+        "--package-dir",
+        LAMBDA_PACKAGE,
+    ]);
+    let v = json(&out);
+    assert_eq!(v["mode"], "lambda");
+    for t in v["targets"].as_array().unwrap() {
+        let init = t["init_ms"]["median"].as_f64().unwrap();
+        let answer = t["answer_ms"]["median"].as_f64().unwrap();
+        assert!(
+            init > 0.0 && init < answer,
+            "init {init} ms, answer {answer} ms"
+        );
+        assert!(t["warm_ms"]["median"].as_f64().unwrap() > 0.0);
+    }
+}

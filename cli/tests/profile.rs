@@ -1,0 +1,176 @@
+//! `cargo coldstart profile` end to end: the HTTP example's recorded profile moves a
+//! registration its first request did not read after the first response on the next
+//! run; the Lambda example's profile through the real emulator; a program that is not
+//! built with coldstart is a clear error.
+
+#![allow(clippy::unwrap_used)] // a test fails loudly on a broken fixture
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+mod support;
+use support::{LAMBDA_PACKAGE, cargo_lambda, example};
+
+const TOOL: &str = env!("CARGO_BIN_EXE_cargo-coldstart");
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("coldstart-profile-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+/// The `before serving` and `after 1st response` lines of the server's start-up
+/// report with `profile`.
+fn planned_order(server: &Path, profile: &Path) -> (String, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut child = Command::new(server)
+        .env("PORT", port.to_string())
+        .env("COLDSTART_PROFILE", profile)
+        .env("COLDSTART_LOG", "debug")
+        .env("COLDSTART_METRICS_ADDR", "off")
+        .env("OTEL_TRACES_EXPORTER", "none")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut before = String::new();
+    let mut after = String::new();
+    for line in BufReader::new(child.stderr.take().unwrap())
+        .lines()
+        .map_while(Result::ok)
+    {
+        if let Some(rest) = line.trim().strip_prefix("before serving") {
+            before = rest.trim().to_owned();
+        }
+        if let Some(rest) = line.trim().strip_prefix("after 1st response") {
+            after = rest.trim().to_owned();
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    (before, after)
+}
+
+#[test]
+fn a_recorded_profile_changes_the_order_of_the_next_run() {
+    let server = example("http-server");
+    // A stale profile: it says the first request needs the client pool.
+    let stale = scratch("stale.profile");
+    std::fs::write(
+        &stale,
+        "coldstart-profile 1\nneeded 1 static http_server::CLIENT_POOL\nneeded 1 static http_server::CONFIG\n",
+    )
+    .unwrap();
+    let (before, _) = planned_order(&server, &stale);
+    assert!(before.contains("http_server::CLIENT_POOL"), "{before}");
+
+    let recorded = scratch("recorded.profile");
+    let out = Command::new(TOOL)
+        .args(["profile", "--out"])
+        .arg(&recorded)
+        .arg("--")
+        .arg(&server)
+        .env("COLDSTART_PROFILE", &stale)
+        .env("COLDSTART_METRICS_ADDR", "off")
+        .env("OTEL_TRACES_EXPORTER", "none")
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(table.contains("later"), "{table}");
+    assert!(table.contains("needed"), "{table}");
+    let text = std::fs::read_to_string(&recorded).unwrap();
+    // The first request read the config, not the pool: the pool moves after it.
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("needed") && l.ends_with("http_server::CONFIG")),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("later") && l.ends_with("http_server::CLIENT_POOL")),
+        "{text}"
+    );
+    let (before, after) = planned_order(&server, &recorded);
+    assert!(!before.contains("CLIENT_POOL"), "{before}");
+    assert!(after.contains("http_server::CLIENT_POOL"), "{after}");
+}
+
+#[test]
+fn a_lambda_function_is_profiled_through_the_emulator() {
+    let Some(cargo_lambda) = cargo_lambda("a_lambda_function_is_profiled_through_the_emulator")
+    else {
+        return;
+    };
+    let event = scratch("event.json");
+    std::fs::write(&event, r#"{"hello":"world"}"#).unwrap();
+    let recorded = scratch("lambda.profile");
+    let out = Command::new(TOOL)
+        .args(["profile", "--out"])
+        .arg(&recorded)
+        .arg("--lambda-event")
+        .arg(&event)
+        .args(["--cargo-lambda", &cargo_lambda, "--package-dir"])
+        .arg(LAMBDA_PACKAGE)
+        .arg("--")
+        .arg(example("lambda-hello"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&recorded).unwrap();
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("needed") && l.ends_with("lambda_hello::GREETING")),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.ends_with("lambda_hello::check_greeting")),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_program_without_coldstart_is_a_clear_error() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = Command::new(TOOL)
+        .args(["profile", "--out"])
+        .arg(scratch("none.profile"))
+        .args([
+            "--url",
+            &format!("http://127.0.0.1:{port}/"),
+            "--",
+            "python3",
+            "-m",
+            "http.server",
+        ])
+        .arg(port.to_string())
+        .args(["--bind", "127.0.0.1"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("python3 answered but wrote no profile"),
+        "{stderr}"
+    );
+    assert!(!scratch("none.profile").exists());
+}
