@@ -215,6 +215,26 @@ fn in_a_real_cgroup_and_it_is_removed_after() {
 }
 
 #[test]
+fn a_cgroup_that_cannot_be_created_is_a_clear_error() {
+    let test = "a_cgroup_that_cannot_be_created_is_a_clear_error";
+    if !root_or_skip(test) {
+        return;
+    }
+    // As an unprivileged user (setpriv, util-linux), creating the cgroup fails.
+    let out = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", TOOL])
+        .args(["compare", "true", "true", "--cpus", "0.5", "--runs", "1"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("--cpus/--memory need a cgroup: creating a cgroup needs root"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn ctrl_c_stops_the_programs_and_removes_the_cgroup() {
     let test = "ctrl_c_stops_the_programs_and_removes_the_cgroup";
     if !root_or_skip(test) {
