@@ -9,6 +9,7 @@ cgroups-rs freely. The measurement engine here is the one the start-up harness i
 */
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod build;
 pub mod cgroup;
 pub mod compare;
 pub mod doctor;

@@ -2,13 +2,14 @@
 
 use std::process::ExitCode;
 
-use cargo_coldstart::{compare, doctor, profile};
+use cargo_coldstart::{build, compare, doctor, profile};
 
 const HELP: &str = "\
 cargo coldstart: start-up tooling for coldstart services
 
 USAGE:
     cargo coldstart doctor [--json] [--root DIR]
+    cargo coldstart build [cargo build arguments: -p, --bin, --target, --features, ...]
     cargo coldstart compare <A> <B> [--runs N] [--cpus X] [--memory SIZE] [--url URL]
                             [--json] [--lambda [--cargo-lambda PATH] [--package-dir DIR] [--warm N]]
     cargo coldstart profile [--out FILE] [--url URL | --lambda-event FILE] -- <command...>
@@ -17,6 +18,10 @@ COMMANDS:
     doctor    Print the CPU and memory budget this process would see, and the plan
               coldstart would make from it, with the source of every figure and the
               reason for every decision. COLDSTART_* variables are honoured.
+    build     cargo build with a start-up-tuned release profile (`coldstart`: fat LTO,
+              one codegen unit, symbols stripped; see BENCHMARKS.md), set on the
+              command line (Cargo.toml is not edited); prints each binary, its size and
+              the plain release size. --release is implied.
     compare   Cold-start two programs (paths, names on PATH, or quoted commands) in
               alternating runs: exec to first response, RSS and threads then, and
               how each exits on SIGTERM; medians, min, max, the ratio B/A and its
@@ -63,15 +68,33 @@ fn main() -> ExitCode {
         Some("doctor") => doctor_command(&args[1..]),
         Some("compare") => compare_command(&args[1..]),
         Some("profile") => profile_command(&args[1..]),
+        Some("build") => build_command(&args[1..]),
         None | Some("-h" | "--help" | "help") => {
             print!("{HELP}");
             ExitCode::SUCCESS
         }
         Some(other) => {
             eprintln!(
-                "error: unknown command `{other}`; the commands are: doctor, compare, profile (see --help)"
+                "error: unknown command `{other}`; the commands are: doctor, build, compare, profile (see --help)"
             );
             ExitCode::from(2)
+        }
+    }
+}
+
+fn build_command(args: &[String]) -> ExitCode {
+    if args.iter().any(|a| a == "-h" || a == "--help") {
+        print!("{HELP}");
+        return ExitCode::SUCCESS;
+    }
+    match build::run(args) {
+        Ok((_, report)) => {
+            print!("{report}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
         }
     }
 }
