@@ -110,7 +110,6 @@ impl Builder {
     }
 }
 
-/// Adds the configuration file, installs telemetry (when built in) and runs `body`.
 /// Ends the program for a configuration error: one line, reported (to the Lambda
 /// Runtime API on Lambda), exit code 78.
 fn exit_config(message: &str) -> ! {
@@ -119,6 +118,7 @@ fn exit_config(message: &str) -> ! {
     std::process::exit(coldstart_runtime::EXIT_CONFIG);
 }
 
+/// Adds the configuration file, installs telemetry (when built in) and runs `body`.
 pub(crate) fn run<F: Future>(settings: &Settings, env: Env, body: F) -> F::Output {
     let env = coldstart_runtime::load_env(env);
     #[cfg(feature = "lambda")]
@@ -128,7 +128,14 @@ pub(crate) fn run<F: Future>(settings: &Settings, env: Env, body: F) -> F::Outpu
     };
     #[cfg(any(feature = "metrics", feature = "tracing", feature = "lambda"))]
     {
-        let telemetry = install(settings, &env);
+        // On Lambda the integration changes some defaults before they are installed.
+        #[cfg(feature = "lambda")]
+        let telemetry =
+            coldstart_exporters::install_adjusted(&env, settings.service_version, |c| {
+                coldstart_lambda::configure(c, &env)
+            });
+        #[cfg(not(feature = "lambda"))]
+        let telemetry = coldstart_exporters::install(&env, settings.service_version);
         coldstart_runtime::block_on_in(settings, &env, async move {
             telemetry.start_after_first_response();
             body.await
@@ -136,18 +143,4 @@ pub(crate) fn run<F: Future>(settings: &Settings, env: Env, body: F) -> F::Outpu
     }
     #[cfg(not(any(feature = "metrics", feature = "tracing", feature = "lambda")))]
     coldstart_runtime::block_on_in(settings, &env, body)
-}
-
-/// Reads the telemetry settings (adjusted for Lambda there), reports bad values, and
-/// installs what the features ask for.
-#[cfg(any(feature = "metrics", feature = "tracing", feature = "lambda"))]
-fn install(settings: &Settings, env: &Env) -> coldstart_exporters::Telemetry {
-    #[allow(unused_mut)]
-    let (mut config, errors) = coldstart_exporters::Config::from(env);
-    for e in errors {
-        eprintln!("coldstart: {e}");
-    }
-    #[cfg(feature = "lambda")]
-    coldstart_lambda::configure(&mut config, env);
-    coldstart_exporters::install_with(config, settings.service_version)
 }

@@ -59,10 +59,21 @@ pub struct Telemetry {
 ///
 /// `service_version` becomes the `service.version` resource attribute.
 pub fn install(env: &coldstart_bootstrap::Env, service_version: Option<&'static str>) -> Telemetry {
-    let (config, errors) = Config::from(env);
+    install_adjusted(env, service_version, |_| {})
+}
+
+/// [`install`], with `adjust` applied to the settings after they are read and before
+/// they are installed: what a platform integration (Lambda) uses to change defaults.
+pub fn install_adjusted(
+    env: &coldstart_bootstrap::Env,
+    service_version: Option<&'static str>,
+    adjust: impl FnOnce(&mut Config),
+) -> Telemetry {
+    let (mut config, errors) = Config::from(env);
     for e in errors {
         eprintln!("coldstart: {e}");
     }
+    adjust(&mut config);
     install_with(config, service_version)
 }
 

@@ -120,8 +120,12 @@ impl Queue {
         exporter: &tokio::sync::Mutex<E>,
         deadline: Option<tokio::time::Instant>,
     ) {
-        let Ok(exporter) = tokio::time::timeout_at(far(deadline), exporter.lock()).await else {
-            return;
+        let exporter = match deadline {
+            Some(d) => match tokio::time::timeout_at(d, exporter.lock()).await {
+                Ok(exporter) => exporter,
+                Err(_) => return,
+            },
+            None => exporter.lock().await,
         };
         loop {
             let now = tokio::time::Instant::now();
@@ -159,11 +163,6 @@ impl Queue {
             });
         }
     }
-}
-
-/// `deadline`, or a time no flush reaches.
-fn far(deadline: Option<tokio::time::Instant>) -> tokio::time::Instant {
-    deadline.unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(86_400 * 365))
 }
 
 /// The span processor the tracer provider is built with: it only queues.
