@@ -81,8 +81,10 @@ async fn register(api: &RuntimeApi) -> Result<(), String> {
     let head = exchange(&api.authority, &request)
         .await
         .map_err(|e| e.to_string())?;
-    let status = head.get(9..12).unwrap_or_default();
-    if !head.starts_with("HTTP/1.") || !status.starts_with('2') {
+    if !matches!(
+        crate::init_error::status_code(head.as_bytes()),
+        Some(200..=299)
+    ) {
         return Err(format!(
             "the Extensions API answered `{}`",
             head.lines().next().unwrap_or_default()

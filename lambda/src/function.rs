@@ -7,6 +7,7 @@ Nothing here opens a file or a socket.
 */
 
 use std::fmt;
+use std::sync::OnceLock;
 
 /// The Runtime API's address from `AWS_LAMBDA_RUNTIME_API`: `host:port` as the
 /// service gives it, or a URL with a path as emulators do
@@ -129,6 +130,13 @@ impl fmt::Display for EnvError {
 }
 
 impl std::error::Error for EnvError {}
+
+/// The function from the process environment, read once: init, the telemetry
+/// settings and the runtime loop all ask for it.
+pub(crate) fn current() -> &'static Result<Function, EnvError> {
+    static CURRENT: OnceLock<Result<Function, EnvError>> = OnceLock::new();
+    CURRENT.get_or_init(Function::from_env)
+}
 
 /// Whether this process looks like it runs on Lambda (the Runtime API variable is
 /// set). Reads one variable.

@@ -117,7 +117,7 @@ fn post(api: &RuntimeApi, path: &str, headers: &[(&str, &str)], body: &[u8]) -> 
 }
 
 /// The status code of an HTTP/1.x status line.
-fn status_code(head: &[u8]) -> Option<u16> {
+pub(crate) fn status_code(head: &[u8]) -> Option<u16> {
     let line = std::str::from_utf8(head.get(..12)?).ok()?;
     let code = line.strip_prefix("HTTP/1.")?.get(2..5)?;
     code.parse().ok()

@@ -88,13 +88,13 @@ where
     D: Into<bytes::Bytes> + Send,
     E: Into<Error> + Send + Debug,
 {
-    let function = match Function::from_env() {
-        Ok(function) => function,
+    let function = match function::current() {
+        Ok(function) => function.clone(),
         Err(e) => {
             let message = e.to_string();
             eprintln!("coldstart: {message}");
             init_error::report_if_initialising("Runtime.ConfigError", &message);
-            return Err(e.into());
+            return Err(e.clone().into());
         }
     };
     let wanted = match settings::current().extension {
@@ -144,7 +144,7 @@ pub fn prepare() {
     if !detected() || settings::current().extension != Extension::On {
         return;
     }
-    if let Ok(function) = Function::from_env() {
+    if let Ok(function) = function::current() {
         extension::start(&function.runtime_api);
     }
 }
@@ -155,7 +155,10 @@ pub fn prepare() {
 /// service named after the function, and the function's FaaS and cloud resource
 /// attributes (under `OTEL_RESOURCE_ATTRIBUTES`, which win). Does nothing off Lambda.
 pub fn configure(config: &mut Config, env: &Env) {
-    let Ok(function) = Function::from_env() else {
+    if !detected() {
+        return;
+    }
+    let Ok(function) = function::current() else {
         return;
     };
     if env.lookup("COLDSTART_METRICS_ADDR").is_none() {

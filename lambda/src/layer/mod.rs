@@ -74,7 +74,10 @@ impl InvocationLayer {
     ///
     /// [`EnvError`](crate::EnvError) naming missing or invalid Lambda variables.
     pub fn from_env() -> Result<InvocationLayer, crate::EnvError> {
-        Ok(InvocationLayer::new(Function::from_env()?))
+        match crate::function::current() {
+            Ok(function) => Ok(InvocationLayer::new(function.clone())),
+            Err(e) => Err(e.clone()),
+        }
     }
 
     /// The layer for `function`.
