@@ -63,7 +63,7 @@ pub fn parse_target(spec: &str) -> anyhow::Result<Target> {
     Ok(target)
 }
 
-pub use cargo_coldstart::measure::progress;
+pub use cargo_coldstart::measure::{progress, whole_number};
 
 /// An OTLP/HTTP endpoint that reads each request and answers 200 with an empty
 /// body, on a thread per connection: the exporter's work is real, the collector's
@@ -125,16 +125,4 @@ pub fn eager_otlp_exporter() -> anyhow::Result<opentelemetry_otlp::SpanExporter>
         .with_http()
         .with_http_client(client)
         .build()?)
-}
-
-/// The value of `arg`, a whole number above 0.
-///
-/// # Errors
-///
-/// Anything else, naming `arg` and the value.
-pub fn whole_number(arg: &str, v: &str) -> anyhow::Result<u32> {
-    v.parse()
-        .ok()
-        .filter(|n| *n > 0)
-        .with_context(|| format!("set {arg} to a whole number above 0, got `{v}`"))
 }

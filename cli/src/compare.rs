@@ -363,7 +363,7 @@ pub fn parse(args: &[String]) -> anyhow::Result<Options> {
     while let Some(arg) = it.next() {
         let mut value = || it.next().with_context(|| format!("{arg} needs a value"));
         match arg.as_str() {
-            "--runs" => runs = positive(arg, value()?)?,
+            "--runs" => runs = measure::whole_number(arg, value()?)? as usize,
             "--cpus" => cpus = Some(cgroup::parse_cpus(value()?)?),
             "--memory" => memory = Some(cgroup::parse_size(value()?)?),
             "--url" => url = Some(value()?.clone()),
@@ -371,7 +371,7 @@ pub fn parse(args: &[String]) -> anyhow::Result<Options> {
             "--lambda" => lambda = true,
             "--cargo-lambda" => cargo_lambda = Some(PathBuf::from(value()?)),
             "--package-dir" => package = Some(PathBuf::from(value()?)),
-            "--warm" => warm = positive(arg, value()?)?,
+            "--warm" => warm = measure::whole_number(arg, value()?)? as usize,
             other if other.starts_with("--") => bail!(
                 "unknown option `{other}` for compare; the options are: --runs N, --cpus X, --memory SIZE, --url URL, --json, --lambda, --cargo-lambda PATH, --package-dir DIR, --warm N"
             ),
@@ -412,13 +412,6 @@ pub fn parse(args: &[String]) -> anyhow::Result<Options> {
         json,
         lambda,
     })
-}
-
-fn positive(arg: &str, v: &str) -> anyhow::Result<usize> {
-    v.parse()
-        .ok()
-        .filter(|n| *n > 0)
-        .with_context(|| format!("set {arg} to a whole number above 0, got `{v}`"))
 }
 
 #[cfg(test)]

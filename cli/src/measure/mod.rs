@@ -318,6 +318,18 @@ pub fn progress(label: &str) -> impl FnMut(usize, usize) + '_ {
     }
 }
 
+/// The value of `arg`, a whole number above 0.
+///
+/// # Errors
+///
+/// Anything else, naming `arg` and the value.
+pub fn whole_number(arg: &str, v: &str) -> anyhow::Result<u32> {
+    v.parse()
+        .ok()
+        .filter(|n| *n > 0)
+        .with_context(|| format!("set {arg} to a whole number above 0, got `{v}`"))
+}
+
 /// Kills and reaps the child however the run ends (and, on Ctrl-C, through the
 /// interrupt registry).
 struct KillOnDrop(Child);
