@@ -344,19 +344,24 @@ fn handler_errors_and_panics_are_reported_counted_and_traced_and_the_next_invoca
     assert_eq!(status[2].0, 0, "{status:?}");
 }
 
-/// What a function that cannot start did: its exit status, its stderr, and what the
-/// caller of an invocation queued before it started got back.
-struct FailedStart {
-    status: std::process::ExitStatus,
-    stderr: String,
-    answer: String,
-}
-
 /// Queues an invocation, then starts the function with `vars`, which must make it
-/// fail before it serves; `None` where cargo-lambda is missing outside CI. The
-/// emulator answers the first queued invocation with the init error it is posted.
-fn failed_start(test: &str, vars: &[(&str, &str)]) -> Option<FailedStart> {
-    let emulator = Emulator::start(cargo_lambda(test)?);
+/// fail before it serves, and checks what happened: its exit `code`, the report to
+/// the Runtime API as `error_type`, the line it `printed`, and what the caller of the
+/// queued invocation was `answered` (the emulator answers the first queued
+/// invocation with the init error it is posted). Skipped where cargo-lambda is
+/// missing outside CI.
+fn expect_failed_start(
+    test: &str,
+    vars: &[(&str, &str)],
+    code: i32,
+    error_type: &str,
+    printed: &str,
+    answered: &str,
+) {
+    let Some(cargo_lambda) = cargo_lambda(test) else {
+        return;
+    };
+    let emulator = Emulator::start(cargo_lambda);
     let caller = emulator
         .invoke_command(r#"{"queued":true}"#)
         .stdout(Stdio::piped())
@@ -368,62 +373,40 @@ fn failed_start(test: &str, vars: &[(&str, &str)]) -> Option<FailedStart> {
     let status = function.child.0.wait().unwrap();
     let stderr = function.stderr.drain(Duration::from_millis(200)).to_owned();
     let answer = text(&caller.wait_with_output().unwrap());
-    Some(FailedStart {
-        status,
-        stderr,
-        answer,
-    })
+    assert_eq!(status.code(), Some(code), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "reported to the Lambda Runtime API as {error_type}"
+        )),
+        "{stderr}"
+    );
+    assert!(stderr.contains(printed), "{stderr}");
+    assert!(answer.contains(answered), "the caller got: {answer}");
 }
 
 #[test]
 fn an_init_failure_reaches_the_runtime_api_and_the_waiting_caller() {
-    let test = "an_init_failure_reaches_the_runtime_api_and_the_waiting_caller";
-    let Some(run) = failed_start(test, &[("HELLO_GREETING", " ")]) else {
-        return;
-    };
-    let FailedStart {
-        status,
-        stderr,
-        answer,
-    } = run;
-    assert_eq!(status.code(), Some(70), "EX_SOFTWARE: {stderr}");
-    assert!(
-        stderr.contains("HELLO_GREETING is set but empty"),
-        "{stderr}"
-    );
-    assert!(
-        stderr.contains("reported to the Lambda Runtime API as Runtime.InitError"),
-        "{stderr}"
-    );
-    assert!(
-        answer.contains("HELLO_GREETING is set but empty"),
-        "the caller got: {answer}"
+    // A failed critical init: EX_SOFTWARE, and the caller gets the init's error.
+    expect_failed_start(
+        "an_init_failure_reaches_the_runtime_api_and_the_waiting_caller",
+        &[("HELLO_GREETING", " ")],
+        70,
+        "Runtime.InitError",
+        "HELLO_GREETING is set but empty",
+        "HELLO_GREETING is set but empty",
     );
 }
 
 #[test]
 fn main_failing_before_run_is_an_init_failure_the_waiting_caller_sees() {
-    let test = "main_failing_before_run_is_an_init_failure_the_waiting_caller_sees";
-    let Some(run) = failed_start(test, &[("HELLO_MAX_KEYS", "lots")]) else {
-        return;
-    };
-    let FailedStart {
-        status,
-        stderr,
-        answer,
-    } = run;
-    assert_eq!(status.code(), Some(1), "main returned its error: {stderr}");
-    assert!(
-        stderr.contains("reported to the Lambda Runtime API as Runtime.ExitError"),
-        "{stderr}"
-    );
-    assert!(
-        stderr.contains("set HELLO_MAX_KEYS to a whole number, got `lots`"),
-        "{stderr}"
-    );
-    assert!(
-        answer.contains("main ended before the function started serving"),
-        "the caller got: {answer}"
+    // main returned its error before `run`: exit 1, as Rust's main does.
+    expect_failed_start(
+        "main_failing_before_run_is_an_init_failure_the_waiting_caller_sees",
+        &[("HELLO_MAX_KEYS", "lots")],
+        1,
+        "Runtime.ExitError",
+        "set HELLO_MAX_KEYS to a whole number, got `lots`",
+        "main ended before the function started serving",
     );
 }
 
