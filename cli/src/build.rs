@@ -10,11 +10,17 @@
 //! by catching them, which `abort` would turn into a dead process. `opt-level = "s"`
 //! lowered RSS further (0.75x) but its per-request cost was not measured, so the
 //! release default stays.
+//!
+//! A recorded init profile (`coldstart.profile` in the current directory, or the file
+//! `--init-profile` names) is checked and embedded in every `#[coldstart::main]` of the
+//! build through the compile-time variable `COLDSTART_EMBED_PROFILE`, which the
+//! attribute reads and rustc tracks, so cargo rebuilds when it changes.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use anyhow::{Context, bail};
+use coldstart_bootstrap::init::Profile;
 
 /// The profile `build` builds with.
 pub const PROFILE: &str = "coldstart";
@@ -54,7 +60,96 @@ pub struct Built {
     pub release_bytes: Option<u64>,
 }
 
-/// The `cargo build` arguments for `args` (the user's, passed through).
+/// The compile-time variable the attribute embeds a profile from.
+pub const EMBED_VARIABLE: &str = "COLDSTART_EMBED_PROFILE";
+
+/// The file `build` embeds when `--init-profile` names none.
+pub const DEFAULT_INIT_PROFILE: &str = "coldstart.profile";
+
+/// Which init profile to embed, from `build`'s own options.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InitProfile {
+    /// `coldstart.profile` in the current directory, if there is one.
+    Found,
+    /// `--init-profile FILE`: this file, which must exist.
+    Given(PathBuf),
+    /// `--no-init-profile`: none, not even one the environment names.
+    Off,
+}
+
+/// A profile that will be embedded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Embedded {
+    /// Its absolute path.
+    pub path: PathBuf,
+    /// Registrations the first request needed.
+    pub needed: usize,
+    /// Registrations it did not.
+    pub later: usize,
+}
+
+/// Takes `build`'s own options (`--init-profile FILE`, `--no-init-profile`) out of
+/// `args`; the rest are cargo's.
+///
+/// # Errors
+///
+/// `--init-profile` without a value, or both options.
+pub fn split_args(args: &[String]) -> anyhow::Result<(InitProfile, Vec<String>)> {
+    let mut choice = InitProfile::Found;
+    let mut cargo = Vec::with_capacity(args.len());
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let next = match arg.as_str() {
+            "--init-profile" => InitProfile::Given(PathBuf::from(
+                it.next().context("--init-profile needs a file")?,
+            )),
+            a if a.starts_with("--init-profile=") => {
+                InitProfile::Given(PathBuf::from(&a["--init-profile=".len()..]))
+            }
+            "--no-init-profile" => InitProfile::Off,
+            _ => {
+                cargo.push(arg.clone());
+                continue;
+            }
+        };
+        if choice != InitProfile::Found {
+            bail!("give one of --init-profile FILE and --no-init-profile");
+        }
+        choice = next;
+    }
+    Ok((choice, cargo))
+}
+
+/// Finds and checks the profile to embed.
+///
+/// # Errors
+///
+/// A file `--init-profile` names that cannot be read, or a profile that does not
+/// parse (named with its line).
+pub fn init_profile(choice: &InitProfile) -> anyhow::Result<Option<Embedded>> {
+    let path = match choice {
+        InitProfile::Off => return Ok(None),
+        InitProfile::Given(p) => p.clone(),
+        InitProfile::Found if Path::new(DEFAULT_INIT_PROFILE).exists() => {
+            PathBuf::from(DEFAULT_INIT_PROFILE)
+        }
+        InitProfile::Found => return Ok(None),
+    };
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read the init profile {}", path.display()))?;
+    let profile = Profile::parse(&text)
+        .with_context(|| format!("init profile {} is not usable", path.display()))?;
+    let path =
+        std::path::absolute(&path).with_context(|| format!("cannot resolve {}", path.display()))?;
+    let needed = profile.entries.iter().filter(|e| e.needed).count();
+    Ok(Some(Embedded {
+        path,
+        needed,
+        later: profile.entries.len() - needed,
+    }))
+}
+
+/// The `cargo build` arguments for `args` (cargo's, passed through).
 ///
 /// # Errors
 ///
@@ -84,11 +179,19 @@ pub fn cargo_args(args: &[String]) -> anyhow::Result<Vec<String>> {
 ///
 /// # Errors
 ///
-/// cargo cannot be started, or the build fails (cargo's own messages are shown).
+/// A bad option or init profile, cargo cannot be started, or the build fails
+/// (cargo's own messages are shown).
 pub fn run(args: &[String]) -> anyhow::Result<(Vec<Built>, String)> {
+    let (choice, args) = split_args(args)?;
+    let embedded = init_profile(&choice)?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let output = Command::new(&cargo)
-        .args(cargo_args(args)?)
+    let mut command = Command::new(&cargo);
+    match &embedded {
+        Some(e) => command.env(EMBED_VARIABLE, &e.path),
+        None => command.env_remove(EMBED_VARIABLE),
+    };
+    let output = command
+        .args(cargo_args(&args)?)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .output()
@@ -104,6 +207,9 @@ pub fn run(args: &[String]) -> anyhow::Result<(Vec<Built>, String)> {
     for (key, value, why) in SETTINGS {
         report.push_str(&format!("  {:<22} {why}\n", format!("{key} = {value}")));
     }
+    // Paths under the current directory are shown relative to it.
+    let here = std::env::current_dir().unwrap_or_default();
+    let shown = |p: &Path| p.strip_prefix(&here).unwrap_or(p).display().to_string();
     for b in &built {
         let size = |n: u64| format!("{:.2} MB", n as f64 / 1e6);
         let versus = match b.release_bytes {
@@ -114,18 +220,27 @@ pub fn run(args: &[String]) -> anyhow::Result<(Vec<Built>, String)> {
             ),
             None => " (no plain release build of it to compare)".to_owned(),
         };
-        report.push_str(&format!(
-            "{}  {}{versus}\n",
-            b.path.display(),
-            size(b.bytes)
-        ));
+        report.push_str(&format!("{}  {}{versus}\n", shown(&b.path), size(b.bytes)));
     }
-    if Path::new("coldstart.profile").exists() {
-        report.push_str(
-            "coldstart.profile found: embed it with #[coldstart::main(profile = \"coldstart.profile\")] \
-             (relative to the package's Cargo.toml), or set COLDSTART_PROFILE when running\n",
-        );
-    }
+    report.push_str(&match (&embedded, choice) {
+        (Some(e), _) => format!(
+            "init profile {} embedded ({} needed by the first request, {} after it) in every \
+             #[coldstart::main] built, in place of any profile argument; COLDSTART_PROFILE \
+             still overrides it at run time\n",
+            shown(&e.path),
+            e.needed,
+            e.later
+        ),
+        (None, InitProfile::Off) => {
+            "no init profile embedded (--no-init-profile); profile arguments of \
+             #[coldstart::main] still apply\n"
+                .to_owned()
+        }
+        (None, _) => format!(
+            "no {DEFAULT_INIT_PROFILE} in this directory, so only profile arguments of \
+             #[coldstart::main] apply; record one with `cargo coldstart profile -- <command>`\n"
+        ),
+    });
     Ok((built, report))
 }
 
@@ -174,6 +289,62 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("chooses its own profile"), "{err}");
+    }
+
+    #[test]
+    fn build_takes_its_own_options_and_passes_the_rest_to_cargo() {
+        let args = |a: &[&str]| a.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        let (choice, cargo) =
+            split_args(&args(&["-p", "app", "--init-profile", "x.profile"])).unwrap();
+        assert_eq!(choice, InitProfile::Given(PathBuf::from("x.profile")));
+        assert_eq!(cargo, args(&["-p", "app"]));
+        let (choice, cargo) = split_args(&args(&["--no-init-profile", "--bin", "b"])).unwrap();
+        assert_eq!((choice, cargo), (InitProfile::Off, args(&["--bin", "b"])));
+        let (choice, _) = split_args(&args(&["--init-profile=y"])).unwrap();
+        assert_eq!(choice, InitProfile::Given(PathBuf::from("y")));
+        assert_eq!(split_args(&[]).unwrap().0, InitProfile::Found);
+        let both = split_args(&args(&["--init-profile", "x", "--no-init-profile"])).unwrap_err();
+        assert_eq!(
+            both.to_string(),
+            "give one of --init-profile FILE and --no-init-profile"
+        );
+        let missing = split_args(&args(&["--init-profile"])).unwrap_err();
+        assert_eq!(missing.to_string(), "--init-profile needs a file");
+    }
+
+    #[test]
+    fn a_given_init_profile_must_exist_and_parse() {
+        let dir = std::env::temp_dir().join(format!("coldstart-build-unit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let missing = dir.join("none.profile");
+        let err = init_profile(&InitProfile::Given(missing.clone())).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("cannot read the init profile {}", missing.display())
+        );
+        let bad = dir.join("bad.profile");
+        std::fs::write(&bad, "coldstart-profile 1\nsoon 1 fn a\n").unwrap();
+        let err = init_profile(&InitProfile::Given(bad.clone())).unwrap_err();
+        assert_eq!(
+            format!("{err:#}"),
+            format!(
+                "init profile {} is not usable: line 2: expected `needed` or `later`, got `soon`",
+                bad.display()
+            )
+        );
+        let good = dir.join("good.profile");
+        std::fs::write(
+            &good,
+            "coldstart-profile 1\nneeded 1 fn a\nlater 2 fn b\nlater 3 fn c\n",
+        )
+        .unwrap();
+        let embedded = init_profile(&InitProfile::Given(good.clone()))
+            .unwrap()
+            .unwrap();
+        assert_eq!((embedded.needed, embedded.later), (1, 2));
+        assert!(embedded.path.is_absolute());
+        assert_eq!(init_profile(&InitProfile::Off).unwrap(), None);
+        std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]

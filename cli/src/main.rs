@@ -9,7 +9,8 @@ cargo coldstart: start-up tooling for coldstart services
 
 USAGE:
     cargo coldstart doctor [--json] [--root DIR]
-    cargo coldstart build [cargo build arguments: -p, --bin, --target, --features, ...]
+    cargo coldstart build [--init-profile FILE | --no-init-profile]
+                          [cargo build arguments: -p, --bin, --target, --features, ...]
     cargo coldstart compare <A> <B> [--runs N] [--cpus X] [--memory SIZE] [--url URL]
                             [--json] [--lambda [--cargo-lambda PATH] [--package-dir DIR] [--warm N]]
     cargo coldstart profile [--out FILE] [--url URL | --lambda-event FILE] -- <command...>
@@ -21,7 +22,9 @@ COMMANDS:
     build     cargo build with a start-up-tuned release profile (`coldstart`: fat LTO,
               one codegen unit, symbols stripped; see BENCHMARKS.md), set on the
               command line (Cargo.toml is not edited); prints each binary, its size and
-              the plain release size. --release is implied.
+              the plain release size. --release is implied. Embeds the init
+              profile ./coldstart.profile, if there is one, in every
+              #[coldstart::main] it builds.
     compare   Cold-start two programs (paths, names on PATH, or quoted commands) in
               alternating runs: exec to first response, RSS and threads then, and
               how each exits on SIGTERM; medians, min, max, the ratio B/A and its
@@ -34,6 +37,10 @@ COMMANDS:
 OPTIONS (doctor):
     --json        One JSON object (fields documented in the README)
     --root DIR    Probe DIR/proc and DIR/sys instead of the real ones
+
+OPTIONS (build):
+    --init-profile F    Embed the init profile F instead of ./coldstart.profile
+    --no-init-profile   Embed none (profile arguments of #[coldstart::main] still apply)
 
 OPTIONS (compare):
     --runs N          Runs of each program (default 20)

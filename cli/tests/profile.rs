@@ -5,12 +5,11 @@
 
 #![allow(clippy::unwrap_used)] // a test fails loudly on a broken fixture
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::PathBuf;
+use std::process::Command;
 
 mod support;
-use support::{LAMBDA_PACKAGE, cargo_lambda, example};
+use support::{LAMBDA_PACKAGE, cargo_lambda, example, planned_order};
 
 const TOOL: &str = env!("CARGO_BIN_EXE_cargo-coldstart");
 
@@ -18,43 +17,6 @@ fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("coldstart-profile-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     dir.join(name)
-}
-
-/// The `before serving` and `after 1st response` lines of the server's start-up
-/// report with `profile`.
-fn planned_order(server: &Path, profile: &Path) -> (String, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = Command::new(server)
-        .env("PORT", port.to_string())
-        .env("COLDSTART_PROFILE", profile)
-        .env("COLDSTART_LOG", "debug")
-        .env("COLDSTART_METRICS_ADDR", "off")
-        .env("OTEL_TRACES_EXPORTER", "none")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut before = String::new();
-    let mut after = String::new();
-    for line in BufReader::new(child.stderr.take().unwrap())
-        .lines()
-        .map_while(Result::ok)
-    {
-        if let Some(rest) = line.trim().strip_prefix("before serving") {
-            before = rest.trim().to_owned();
-        }
-        if let Some(rest) = line.trim().strip_prefix("after 1st response") {
-            after = rest.trim().to_owned();
-            break;
-        }
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    (before, after)
 }
 
 #[test]
@@ -67,7 +29,7 @@ fn a_recorded_profile_changes_the_order_of_the_next_run() {
         "coldstart-profile 1\nneeded 1 static http_server::CLIENT_POOL\nneeded 1 static http_server::CONFIG\n",
     )
     .unwrap();
-    let (before, _) = planned_order(&server, &stale);
+    let (before, _) = planned_order(&server, Some(&stale));
     assert!(before.contains("http_server::CLIENT_POOL"), "{before}");
 
     let recorded = scratch("recorded.profile");
@@ -101,7 +63,7 @@ fn a_recorded_profile_changes_the_order_of_the_next_run() {
             .any(|l| l.starts_with("later") && l.ends_with("http_server::CLIENT_POOL")),
         "{text}"
     );
-    let (before, after) = planned_order(&server, &recorded);
+    let (before, after) = planned_order(&server, Some(&recorded));
     assert!(!before.contains("CLIENT_POOL"), "{before}");
     assert!(after.contains("http_server::CLIENT_POOL"), "{after}");
 }

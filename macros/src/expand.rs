@@ -51,7 +51,7 @@ pub(crate) fn entry(args: TokenStream, item: TokenStream, kind: Kind) -> TokenSt
             let blocking = opt(config.max_blocking_threads.map(|n| quote!(#n)));
             let stack = opt(config.thread_stack_size.map(|n| quote!(#n)));
             let prewarm = opt(config.prewarm.map(|b| quote!(#b)));
-            let profile = match config.profile.as_ref().map(embed_profile).transpose() {
+            let profile = match chosen_profile(config.profile.as_ref()) {
                 Ok(p) => opt(p),
                 Err(e) => {
                     // Report it, and expand without the profile so the body type-checks.
@@ -60,6 +60,11 @@ pub(crate) fn entry(args: TokenStream, item: TokenStream, kind: Kind) -> TokenSt
                     opt(None)
                 }
             };
+            // Makes rustc record the variable, so cargo rebuilds when it changes.
+            let profile = quote!({
+                let _ = ::core::option_env!(#EMBED_VARIABLE);
+                #profile
+            });
             quote! {
                 #v1::block_on(
                     &#v1::Settings {
@@ -126,23 +131,38 @@ pub(crate) fn with_error(item: TokenStream, error: syn::Error) -> TokenStream {
     quote!(#error #item)
 }
 
+/// The compile-time variable naming an init profile to embed in every
+/// `#[coldstart::main]` of the build; `cargo coldstart build` sets it. It wins over the
+/// `profile` argument, as the environment wins over code everywhere else.
+const EMBED_VARIABLE: &str = "COLDSTART_EMBED_PROFILE";
+
+/// The profile to embed: the one `COLDSTART_EMBED_PROFILE` names, else the argument's.
+fn chosen_profile(argument: Option<&syn::LitStr>) -> syn::Result<Option<TokenStream>> {
+    match std::env::var(EMBED_VARIABLE) {
+        Ok(path) if !path.is_empty() => {
+            let span = argument.map_or_else(proc_macro2::Span::call_site, syn::LitStr::span);
+            embed_profile(&path, &format!("{EMBED_VARIABLE}={path}"), span).map(Some)
+        }
+        _ => argument
+            .map(|lit| embed_profile(&lit.value(), &format!("`{}`", lit.value()), lit.span()))
+            .transpose(),
+    }
+}
+
 /// Checks the profile now (a bad file is a compile error naming the line) and embeds
 /// it with `include_str!`, which also makes cargo rebuild when the file changes.
-fn embed_profile(path: &syn::LitStr) -> syn::Result<TokenStream> {
+/// `path` is relative to the crate's Cargo.toml unless absolute.
+fn embed_profile(path: &str, what: &str, span: proc_macro2::Span) -> syn::Result<TokenStream> {
     let dir = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default();
-    let full = std::path::Path::new(&dir).join(path.value());
+    let full = std::path::Path::new(&dir).join(path);
     let text = std::fs::read_to_string(&full).map_err(|e| {
-        syn::Error::new_spanned(
-            path,
-            format!(
-                "cannot read the init profile `{}` (relative to Cargo.toml): {e}",
-                path.value()
-            ),
+        syn::Error::new(
+            span,
+            format!("cannot read the init profile {what} (relative to Cargo.toml): {e}"),
         )
     })?;
-    coldstart_bootstrap::init::Profile::parse(&text).map_err(|e| {
-        syn::Error::new_spanned(path, format!("init profile `{}` {e}", path.value()))
-    })?;
+    coldstart_bootstrap::init::Profile::parse(&text)
+        .map_err(|e| syn::Error::new(span, format!("init profile {what} {e}")))?;
     let full = full.to_string_lossy().into_owned();
     Ok(quote!(::core::include_str!(#full)))
 }
@@ -161,8 +181,15 @@ mod tests {
         )
         .ok();
         // An absolute path stays as it is when joined to the manifest directory.
-        let lit = syn::LitStr::new(&path.to_string_lossy(), proc_macro2::Span::call_site());
-        let error = embed_profile(&lit).map(|_| ()).unwrap_err().to_string();
+        let shown = format!("`{}`", path.display());
+        let error = embed_profile(
+            &path.to_string_lossy(),
+            &shown,
+            proc_macro2::Span::call_site(),
+        )
+        .map(|_| ())
+        .unwrap_err()
+        .to_string();
         std::fs::remove_file(&path).ok();
         assert_eq!(
             error,

@@ -3,8 +3,9 @@
 
 #![allow(dead_code, unreachable_pub)] // each test file uses its own part
 
-use std::path::PathBuf;
-use std::process::Command;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 
 /// An example's debug binary, built first when it is not there yet.
 pub fn example(name: &str) -> PathBuf {
@@ -48,3 +49,43 @@ pub fn cargo_lambda(test: &str) -> Option<String> {
 
 /// The Lambda example's package directory, which the emulator reads.
 pub const LAMBDA_PACKAGE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/lambda-hello");
+
+/// The `before serving` and `after 1st response` lines of the server's start-up
+/// report, with `profile` in `COLDSTART_PROFILE` when given.
+pub fn planned_order(server: &Path, profile: Option<&Path>) -> (String, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut command = Command::new(server);
+    if let Some(profile) = profile {
+        command.env("COLDSTART_PROFILE", profile);
+    }
+    let mut child = command
+        .env("PORT", port.to_string())
+        .env("COLDSTART_LOG", "debug")
+        .env("COLDSTART_METRICS_ADDR", "off")
+        .env("OTEL_TRACES_EXPORTER", "none")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut before = String::new();
+    let mut after = String::new();
+    for line in BufReader::new(child.stderr.take().unwrap())
+        .lines()
+        .map_while(Result::ok)
+    {
+        if let Some(rest) = line.trim().strip_prefix("before serving") {
+            before = rest.trim().to_owned();
+        }
+        if let Some(rest) = line.trim().strip_prefix("after 1st response") {
+            after = rest.trim().to_owned();
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    (before, after)
+}
