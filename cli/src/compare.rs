@@ -57,11 +57,19 @@ pub fn target(spec: &str) -> anyhow::Result<Target> {
     let mut words = spec.split_whitespace();
     let program = words.next().context("a program to compare is empty")?;
     let path = find_program(program)?;
-    let name = Path::new(program)
-        .file_name()
-        .map_or_else(|| program.to_owned(), |n| n.to_string_lossy().into_owned());
+    let base = |p: &str| {
+        Path::new(p)
+            .file_name()
+            .map_or_else(|| p.to_owned(), |n| n.to_string_lossy().into_owned())
+    };
+    let args: Vec<String> = words.map(Into::into).collect();
+    // A wrapper such as `qemu-aarch64 path/to/app` is named after both.
+    let name = match args.iter().find(|a| a.contains('/')) {
+        Some(inner) => format!("{} {}", base(program), base(inner)),
+        None => base(program),
+    };
     let mut target = Target::new(name, path);
-    target.args = words.map(Into::into).collect();
+    target.args = args.into_iter().map(Into::into).collect();
     Ok(target)
 }
 
@@ -420,6 +428,18 @@ mod tests {
 
     fn args(s: &str) -> Vec<String> {
         s.split_whitespace().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn a_program_is_named_after_its_file_and_a_wrapper_after_both() {
+        let t = target("/bin/sh /bin/true --flag").unwrap();
+        assert_eq!(t.name, "sh true");
+        assert_eq!(
+            t.args,
+            ["/bin/true", "--flag"].map(std::ffi::OsString::from)
+        );
+        assert_eq!(target("/bin/true").unwrap().name, "true");
+        assert_eq!(target("/bin/echo hello").unwrap().name, "echo");
     }
 
     #[test]
