@@ -100,7 +100,7 @@ pub use coldstart_bootstrap::{Budget, Figure, Flavor, Plan, Source, Strategy};
 #[cfg(feature = "tower")]
 pub use coldstart_runtime::first_response::FirstResponseLayer;
 pub use coldstart_runtime::init::{InitReport, deferred_done, profile};
-pub use coldstart_runtime::lifecycle::{State, Trigger};
+pub use coldstart_runtime::lifecycle::{State, Trigger, trigger};
 pub use coldstart_runtime::{
     Phase, Timeline, after_first_request, first_request_done, first_response, on_shutdown,
 };

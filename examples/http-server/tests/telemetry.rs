@@ -12,7 +12,10 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 mod support;
-use support::{Collector, Lines, Reaper, free_port, get, get_with, poll, temp_dir, tool};
+use support::{
+    Collector, Lines, Reaper, free_port, get, get_http10, get_with, poll, prometheus_query,
+    start_prometheus, temp_dir, tool,
+};
 
 const SERVER: &str = env!("CARGO_BIN_EXE_http-server");
 
@@ -153,30 +156,15 @@ fn metrics_start_after_the_first_response_and_prometheus_scrapes_them() {
         ),
     )
     .unwrap();
-    let pport = free_port();
-    let _prometheus = Reaper(
-        Command::new(prometheus)
-            .arg(format!(
-                "--config.file={}",
-                dir.join("prometheus.yml").display()
-            ))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{pport}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let (_prometheus, pport) = start_prometheus(&prometheus, &dir.join("prometheus.yml"), &dir);
     let query = |q: &str| -> Option<f64> {
-        let response = get_http10(pport, &format!("/api/v1/query?query={q}"))?;
-        let json: serde_json::Value = serde_json::from_str(body(&response)).ok()?;
-        json["data"]["result"][0]["value"][1].as_str()?.parse().ok()
+        prometheus_query(pport, q)?["data"]["result"][0]["value"][1]
+            .as_str()?
+            .parse()
+            .ok()
     };
     let seen = poll(Duration::from_secs(15), || {
-        let up = query("up%7Bjob%3D%22coldstart%22%7D")?;
+        let up = query("up{job=\"coldstart\"}")?;
         let requests = query("sum(http_requests_total)")?;
         (up == 1.0 && requests >= 1.0).then_some((up, requests))
     });
@@ -185,16 +173,6 @@ fn metrics_start_after_the_first_response_and_prometheus_scrapes_them() {
         "Prometheus never saw up == 1 and http_requests_total >= 1 within 15 s"
     );
     let _ = std::fs::remove_dir_all(dir);
-}
-
-/// `GET` over HTTP/1.0 (no chunked body to decode); `None` while the port is closed.
-fn get_http10(port: u16, path: &str) -> Option<String> {
-    use std::io::Read;
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").ok()?;
-    let mut out = String::new();
-    stream.read_to_string(&mut out).ok()?;
-    Some(out)
 }
 
 /// Certificates made for one test, as PEM files in a temporary directory: a CA

@@ -44,6 +44,15 @@ pub fn get_with(port: u16, path: &str, headers: &str) -> String {
     out
 }
 
+/// `GET` over HTTP/1.0 (no chunked body to decode); `None` while the port is closed.
+pub fn get_http10(port: u16, path: &str) -> Option<String> {
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").ok()?;
+    let mut out = String::new();
+    stream.read_to_string(&mut out).ok()?;
+    Some(out)
+}
+
 pub fn get(port: u16) -> String {
     get_with(port, "/", "")
 }
@@ -148,6 +157,40 @@ pub fn otlp_python(test: &str) -> Option<PathBuf> {
             "import opentelemetry.proto.collector.trace.v1.trace_service_pb2, grpc",
         ],
     )
+}
+
+/// A real Prometheus (`program`) on a free port with `config`, its data under `dir`;
+/// stopped when the `Reaper` is dropped.
+pub fn start_prometheus(program: &Path, config: &Path, dir: &Path) -> (Reaper, u16) {
+    let port = free_port();
+    let child = Command::new(program)
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    (Reaper(child), port)
+}
+
+/// An instant query to the Prometheus on `port`: its JSON answer, `None` while it does
+/// not answer.
+pub fn prometheus_query(port: u16, query: &str) -> Option<serde_json::Value> {
+    let mut encoded = String::new();
+    for b in query.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                encoded.push(char::from(b));
+            }
+            _ => encoded.push_str(&format!("%{b:02X}")),
+        }
+    }
+    let response = get_http10(port, &format!("/api/v1/query?query={encoded}"))?;
+    serde_json::from_str(response.split_once("\r\n\r\n")?.1).ok()
 }
 
 /// Kills the child when dropped, so a failing test leaves no process behind.

@@ -1,0 +1,109 @@
+//! A long-running agent for a small board, on `#[coldstart::main]`: it takes no
+//! inbound requests. Every `EDGE_INTERVAL` (default `1s`) it samples a sensor (the
+//! board's first thermal zone, or a simulated reading where there is none) into
+//! metrics, which it serves on `/metrics` (`COLDSTART_METRICS_ADDR`, default
+//! `127.0.0.1:9464`) or pushes to a Pushgateway (`COLDSTART_METRICS_PUSH_URL`).
+//!
+//! With no request to answer, nothing marks a first response: the fallback timer
+//! (`COLDSTART_FIRST_RESPONSE_FALLBACK`, default 10 s) does. Until it fires the agent
+//! samples with only the runtime the plan built; then the deferred work runs (here an
+//! upload spool opened after start-up) and the metrics listener starts, holding every
+//! sample taken before it. `EDGE_CYCLES=n` stops after n samples (for tests).
+
+use std::time::{Duration, Instant};
+
+use coldstart_bootstrap::plan::settings::parse_duration;
+
+/// Stands in for opening an on-disk spool for readings that could not be uploaded
+/// (I/O-bound, 30 ms). Nothing the first cycles do needs it.
+#[coldstart::init(deferred)]
+async fn open_spool() {
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    eprintln!("edge-agent: spool opened");
+}
+
+/// Where readings come from.
+const THERMAL_ZONE: &str = "/sys/class/thermal/thermal_zone0/temp";
+
+/// One reading in degrees Celsius, and its source.
+fn sample(cycle: u64) -> (f64, &'static str) {
+    match std::fs::read_to_string(THERMAL_ZONE)
+        .ok()
+        .and_then(|t| t.trim().parse::<f64>().ok())
+    {
+        Some(millidegrees) => (millidegrees / 1000.0, "thermal_zone0"),
+        // A slow wave around 45 degrees, so a dashboard has something to draw.
+        None => (45.0 + 5.0 * (cycle as f64 / 10.0).sin(), "simulated"),
+    }
+}
+
+/// `name` as a duration (`1s`, `250ms`), or `default`; exits on a bad value.
+fn duration_setting(name: &str, default: Duration) -> Duration {
+    match std::env::var(name) {
+        Err(_) => default,
+        Ok(text) => parse_duration(&text)
+            .filter(|d| !d.is_zero())
+            .unwrap_or_else(|| {
+                eprintln!(
+                    "edge-agent: set {name} to a duration such as 1s or 250ms (above 0, up to 1h), got `{text}`"
+                );
+                std::process::exit(78)
+            }),
+    }
+}
+
+#[coldstart::main]
+async fn main() {
+    let started = Instant::now();
+    let interval = duration_setting("EDGE_INTERVAL", Duration::from_secs(1));
+    let cycles: Option<u64> = std::env::var("EDGE_CYCLES").ok().map(|n| {
+        n.parse().unwrap_or_else(|_| {
+            eprintln!("edge-agent: set EDGE_CYCLES to a whole number, got `{n}`");
+            std::process::exit(78)
+        })
+    });
+    if let Some(plan) = coldstart::plan() {
+        eprintln!(
+            "edge-agent: planned for {:.2} CPU and {} MiB: {} ({}), {} with {} worker thread(s), \
+             blocking pool up to {}, {} KiB thread stacks",
+            plan.cores,
+            plan.memory_bytes >> 20,
+            plan.strategy.value,
+            plan.strategy.reason,
+            plan.flavor.value,
+            plan.worker_threads.value,
+            plan.max_blocking_threads.value,
+            plan.thread_stack_size.value >> 10
+        );
+    }
+    coldstart::after_first_request(async move {
+        let by = match coldstart::trigger() {
+            Some(coldstart::Trigger::Fallback) => "the fallback timer",
+            _ => "a first response",
+        };
+        eprintln!(
+            "edge-agent: deferred work started by {by} after {} ms",
+            started.elapsed().as_millis()
+        );
+        if let Some(addr) = coldstart::telemetry::installed().and_then(|c| c.metrics_addr) {
+            eprintln!("edge-agent: metrics on http://{addr}/metrics");
+        }
+    });
+
+    metrics::describe_gauge!(
+        "edge_sensor_celsius",
+        "The last reading of the sensor, in degrees Celsius."
+    );
+    metrics::describe_counter!("edge_samples_total", "Readings taken since start.");
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut cycle = 0;
+    while cycles.is_none_or(|n| cycle < n) {
+        ticker.tick().await;
+        cycle += 1;
+        let (celsius, source) = sample(cycle);
+        metrics::gauge!("edge_sensor_celsius", "source" => source).set(celsius);
+        metrics::counter!("edge_samples_total").increment(1);
+        eprintln!("edge-agent: cycle {cycle}: {celsius:.1} C from {source}");
+    }
+}

@@ -1,0 +1,145 @@
+//! The agent end to end: with no request to answer, the fallback timer starts the
+//! deferred work and the metrics listener, which then holds every sample taken before
+//! it; inside a real 64 MiB cgroup the plan is minimal; a bad setting is one line.
+
+#![allow(clippy::unwrap_used)] // a test fails loudly on a broken fixture
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use cargo_coldstart::cgroup::{Limits, TempCgroup};
+
+const AGENT: &str = env!("CARGO_BIN_EXE_edge-agent");
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `GET /metrics` over HTTP/1.0; `None` while nothing listens.
+fn scrape(port: u16) -> Option<String> {
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    write!(stream, "GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n").ok()?;
+    let mut out = String::new();
+    stream.read_to_string(&mut out).ok()?;
+    Some(out)
+}
+
+fn value(exposition: &str, name: &str) -> Option<f64> {
+    exposition
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+}
+
+#[test]
+fn the_fallback_timer_starts_deferred_work_and_metrics_keep_the_early_samples() {
+    let mport = free_port();
+    let mut child = Command::new(AGENT)
+        .env("COLDSTART_FIRST_RESPONSE_FALLBACK", "600ms")
+        .env("EDGE_INTERVAL", "100ms")
+        .env("EDGE_CYCLES", "30")
+        .env("COLDSTART_METRICS_ADDR", format!("127.0.0.1:{mport}"))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut seen = Vec::new();
+    let mut wait_for = |needle: &str| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !seen.iter().any(|l: &String| l.contains(needle)) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) => seen.push(line),
+                Err(_) => panic!("`{needle}` never came; seen:\n{}", seen.join("\n")),
+            }
+        }
+        seen.clone()
+    };
+    let early = wait_for("cycle 3:");
+    assert!(
+        !early.iter().any(|l| l.contains("deferred work")),
+        "{early:?}"
+    );
+    assert!(
+        scrape(mport).is_none(),
+        "metrics must not be served before the fallback"
+    );
+    let lines = wait_for("deferred work started by the fallback timer");
+    let cycles_before = lines.iter().filter(|l| l.contains(": cycle ")).count();
+    assert!(cycles_before >= 3, "{lines:?}");
+    wait_for("spool opened");
+    wait_for("metrics on");
+    let exposition = scrape(mport).expect("metrics after the fallback");
+    let samples = value(&exposition, "edge_samples_total").unwrap();
+    assert!(
+        samples >= cycles_before as f64,
+        "{samples} samples, {cycles_before} cycles before the listener:\n{exposition}"
+    );
+    assert!(
+        exposition.contains("edge_sensor_celsius{source="),
+        "{exposition}"
+    );
+    assert!(
+        exposition.contains("coldstart_phase_seconds{phase=\"first_response\"}"),
+        "{exposition}"
+    );
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+}
+
+#[test]
+fn inside_a_64_mib_cgroup_the_plan_is_minimal() {
+    if !cargo_coldstart::cgroup::can_create("inside_a_64_mib_cgroup_the_plan_is_minimal").unwrap() {
+        return;
+    }
+    let cg = TempCgroup::create(
+        &format!("coldstart-edge-{}", std::process::id()),
+        Limits {
+            cpus: None,
+            memory_bytes: Some(64 << 20),
+        },
+    )
+    .unwrap();
+    let mut command = Command::new(AGENT);
+    command
+        .env("EDGE_CYCLES", "1")
+        .env("COLDSTART_METRICS_ADDR", "off")
+        .stderr(Stdio::piped());
+    cg.join_before_exec(&mut command).unwrap();
+    let out = command.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains(
+            "and 64 MiB: minimal (memory 64 MiB is below 128 MiB), current_thread with 1 worker thread(s), blocking pool up to 16"
+        ),
+        "{stderr}"
+    );
+    assert!(stderr.contains("cycle 1:"), "{stderr}");
+}
+
+#[test]
+fn a_bad_interval_is_one_line_and_exit_78() {
+    let out = Command::new(AGENT)
+        .env("EDGE_INTERVAL", "often")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).lines().last(),
+        Some(
+            "edge-agent: set EDGE_INTERVAL to a duration such as 1s or 250ms (above 0, up to 1h), got `often`"
+        )
+    );
+}
