@@ -64,7 +64,12 @@ pub fn target(spec: &str) -> anyhow::Result<Target> {
     };
     let args: Vec<String> = words.map(Into::into).collect();
     // A wrapper such as `qemu-aarch64 path/to/app` is named after both.
-    let name = match args.iter().find(|a| a.contains('/')) {
+    let is_program = |a: &&String| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(a.as_str())
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    let name = match args.iter().find(is_program) {
         Some(inner) => format!("{} {}", base(program), base(inner)),
         None => base(program),
     };
@@ -440,6 +445,8 @@ mod tests {
         );
         assert_eq!(target("/bin/true").unwrap().name, "true");
         assert_eq!(target("/bin/echo hello").unwrap().name, "echo");
+        // An argument that is a path but not a program leaves the name alone.
+        assert_eq!(target("/bin/cat /no/such/file").unwrap().name, "cat");
     }
 
     #[test]
