@@ -103,6 +103,12 @@ impl Telemetry {
     /// fires). Must be called inside the runtime.
     pub fn start_after_first_response(&self) {
         let config = self.config;
+        // The final span flush and metrics push are registered as the exporters start;
+        // a SIGTERM between the first response and then must wait for them.
+        let flushes = (cfg!(feature = "tracing") && config.traces) || config.push.is_some();
+        if flushes {
+            coldstart_runtime::lifecycle::hold_signals_until_hooks();
+        }
         coldstart_runtime::after_first_request(async move {
             #[cfg(feature = "metrics")]
             metrics::start(config).await;
@@ -110,7 +116,9 @@ impl Telemetry {
             if config.traces {
                 trace::start(config);
             }
-            let _ = config;
+            if flushes {
+                coldstart_runtime::lifecycle::release_held_signals();
+            }
         });
     }
 

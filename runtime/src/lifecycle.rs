@@ -9,6 +9,12 @@
 //! block or allocate on a request's path. Signal handlers are installed only when the
 //! first shutdown hook is registered: a program without hooks keeps the default
 //! signal behaviour and pays nothing at start-up.
+//!
+//! Work that registers its hooks only after the first response (the telemetry
+//! exporters) calls [`hold_signals_until_hooks`] before serving: a signal in the window
+//! between the first response and the registration is held, not fatal, and the hooks
+//! run for it as soon as they exist. The listener itself (tokio's signal registry and
+//! its self-pipe) stays off the start path, where it measured 1.07x to 1.26x.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -182,6 +188,10 @@ struct Registered {
 
 static HOOKS: Mutex<Vec<Registered>> = Mutex::new(Vec::new());
 static SIGNALS: AtomicBool = AtomicBool::new(false);
+/// Set once tokio's signal listener is in place.
+static LISTENING: AtomicBool = AtomicBool::new(false);
+/// A signal [`hold_signals_until_hooks`] caught before the listener existed; 0 if none.
+static HELD: AtomicI32 = AtomicI32::new(0);
 static SHUTDOWN: Notify = Notify::const_new();
 static SIGNALLED: AtomicU8 = AtomicU8::new(0);
 /// The exit code after the hooks when the program was stopped by [`stop`].
@@ -250,7 +260,8 @@ pub fn shutdown_hooks() -> usize {
 }
 
 /// Installs the handlers now, so that a signal arriving right after the first
-/// registration already runs the hooks, and waits for them on a task.
+/// registration already runs the hooks, and waits for them on a task. A signal held
+/// by [`hold_signals_until_hooks`] is acted on at once.
 fn listen_for_signals() {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut term), Ok(mut int)) = (
@@ -260,16 +271,88 @@ fn listen_for_signals() {
         eprintln!(
             "coldstart: cannot listen for SIGTERM/SIGINT; shutdown hooks run only at the end of main"
         );
+        release_held_signals();
         return;
     };
+    LISTENING.store(true, Ordering::Release);
     tokio::spawn(async move {
         let signo = tokio::select! {
             _ = term.recv() => libc::SIGTERM,
             _ = int.recv() => libc::SIGINT,
         };
-        SIGNALLED.store(signo as u8, Ordering::Release);
-        SHUTDOWN.notify_waiters();
+        signalled(signo);
     });
+    let held = HELD.swap(0, Ordering::AcqRel);
+    if held != 0 {
+        signalled(held);
+    }
+}
+
+/// Records `signo` as the reason to shut down and wakes the waiters.
+fn signalled(signo: i32) {
+    let _ = SIGNALLED.compare_exchange(0, signo as u8, Ordering::AcqRel, Ordering::Acquire);
+    SHUTDOWN.notify_waiters();
+}
+
+/// Holds SIGTERM and SIGINT that arrive after the first response and before the first
+/// shutdown hook is registered, for work that registers its hooks after the first
+/// response: the held signal runs the hooks once they are registered, instead of
+/// ending the process before they could run. Before the first response a signal keeps
+/// its default effect. Costs two `sigaction` calls; call it before serving, and call
+/// [`release_held_signals`] once the hooks are registered (or turned out not to be).
+pub fn hold_signals_until_hooks() {
+    if LISTENING.load(Ordering::Acquire) {
+        return;
+    }
+    for signo in [libc::SIGTERM, libc::SIGINT] {
+        // SAFETY: `hold` only does async-signal-safe things (atomics, `signal`,
+        // `raise`); the zeroed sigaction has an empty mask and no flags but SA_RESTART.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = hold as extern "C" fn(libc::c_int) as libc::sighandler_t;
+            action.sa_flags = libc::SA_RESTART;
+            libc::sigemptyset(&mut action.sa_mask);
+            libc::sigaction(signo, &action, std::ptr::null_mut());
+        }
+    }
+}
+
+/// The held handler. tokio's registry may call it after its own (it keeps the
+/// previous handler), hence the `LISTENING` check.
+extern "C" fn hold(signo: libc::c_int) {
+    if LISTENING.load(Ordering::Acquire) {
+        return;
+    }
+    if is_first_response_done() {
+        HELD.store(signo, Ordering::Release);
+        return;
+    }
+    // Before the first response: the default effect, as if nothing had been installed.
+    // SAFETY: `signal` and `raise` are async-signal-safe.
+    unsafe {
+        libc::signal(signo, libc::SIG_DFL);
+        libc::raise(signo);
+    }
+}
+
+/// After the work that called [`hold_signals_until_hooks`] has registered its hooks,
+/// or found it had none to register: with hooks the listener already took any held
+/// signal; without, the default signal behaviour comes back and a held signal takes
+/// its effect now.
+pub fn release_held_signals() {
+    if LISTENING.load(Ordering::Acquire) {
+        return;
+    }
+    // SAFETY: restoring the default disposition, then raising a signal the process
+    // was sent; both are plain libc calls with valid arguments.
+    unsafe {
+        libc::signal(libc::SIGTERM, libc::SIG_DFL);
+        libc::signal(libc::SIGINT, libc::SIG_DFL);
+        let held = HELD.swap(0, Ordering::AcqRel);
+        if held != 0 {
+            libc::raise(held);
+        }
+    }
 }
 
 /// Resolves with the signal number when a shutdown signal arrives.

@@ -1,0 +1,101 @@
+//! Signals held between the first response and the first shutdown hook: the window
+//! in which the telemetry exporters register their final flush. Signals and the
+//! lifecycle are process-wide, so each case runs in a child process: this test binary
+//! run again with `HELD_SIGNALS_CASE` naming the case.
+
+#![allow(clippy::unwrap_used)] // a test fails loudly on a broken fixture
+
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use coldstart_bootstrap::{Settings, Strategy};
+use coldstart_runtime::lifecycle::{hold_signals_until_hooks, release_held_signals};
+use coldstart_runtime::{block_on, first_request_done, on_shutdown};
+
+const CASE: &str = "HELD_SIGNALS_CASE";
+
+/// Runs `case` in a child process; its output.
+fn child(case: &str) -> Output {
+    Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "case", "--nocapture", "--test-threads=1"])
+        .env(CASE, case)
+        .output()
+        .unwrap()
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn raise(signo: i32) {
+    // SAFETY: signalling this process.
+    unsafe { libc::raise(signo) };
+}
+
+/// The cases, in the child; nothing in the parent.
+#[test]
+fn case() {
+    let Ok(case) = std::env::var(CASE) else {
+        return;
+    };
+    let settings = Settings {
+        strategy: Some(Strategy::Minimal),
+        ..Settings::NONE
+    };
+    block_on(&settings, async move {
+        hold_signals_until_hooks();
+        match case.as_str() {
+            "held" => {
+                first_request_done();
+                raise(libc::SIGTERM);
+                println!("alive after SIGTERM");
+                on_shutdown("flush", Duration::from_secs(1), || async {
+                    println!("hook ran");
+                });
+                release_held_signals();
+            }
+            "no hooks" => {
+                first_request_done();
+                raise(libc::SIGINT);
+                println!("alive after SIGINT");
+                release_held_signals();
+                println!("alive after release");
+            }
+            "before the first response" => {
+                raise(libc::SIGTERM);
+                println!("alive after SIGTERM");
+            }
+            other => panic!("no case `{other}`"),
+        }
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        println!("body finished");
+    });
+}
+
+#[test]
+fn a_signal_after_the_first_response_waits_for_the_hooks_then_they_run() {
+    let out = child("held");
+    let said = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    assert!(said.contains("alive after SIGTERM\nhook ran\n"), "{said}");
+    assert!(!said.contains("body finished"), "{said}");
+}
+
+#[test]
+fn with_no_hooks_registered_a_held_signal_takes_its_default_effect_on_release() {
+    use std::os::unix::process::ExitStatusExt;
+    let out = child("no hooks");
+    let said = stdout(&out);
+    assert_eq!(out.status.signal(), Some(libc::SIGINT), "{said}");
+    assert!(said.contains("alive after SIGINT\n"), "{said}");
+    assert!(!said.contains("alive after release"), "{said}");
+}
+
+#[test]
+fn before_the_first_response_a_signal_keeps_its_default_effect() {
+    use std::os::unix::process::ExitStatusExt;
+    let out = child("before the first response");
+    let said = stdout(&out);
+    assert_eq!(out.status.signal(), Some(libc::SIGTERM), "{said}");
+    assert!(!said.contains("alive"), "{said}");
+}
