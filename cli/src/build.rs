@@ -113,7 +113,7 @@ pub fn split_args(args: &[String]) -> anyhow::Result<(InitProfile, Vec<String>)>
             }
         };
         if choice != InitProfile::Found {
-            bail!("give one of --init-profile FILE and --no-init-profile");
+            bail!("give --init-profile FILE once, or --no-init-profile, not both or twice");
         }
         choice = next;
     }
@@ -188,7 +188,9 @@ pub fn run(args: &[String]) -> anyhow::Result<(Vec<Built>, String)> {
     let mut command = Command::new(&cargo);
     match &embedded {
         Some(e) => command.env(EMBED_VARIABLE, &e.path),
-        None => command.env_remove(EMBED_VARIABLE),
+        // Empty, not unset: cargo's `[env]` fills in only unset variables, and the
+        // attribute reads an empty value as none.
+        None => command.env(EMBED_VARIABLE, ""),
     };
     let output = command
         .args(cargo_args(&args)?)
@@ -306,7 +308,7 @@ mod tests {
         let both = split_args(&args(&["--init-profile", "x", "--no-init-profile"])).unwrap_err();
         assert_eq!(
             both.to_string(),
-            "give one of --init-profile FILE and --no-init-profile"
+            "give --init-profile FILE once, or --no-init-profile, not both or twice"
         );
         let missing = split_args(&args(&["--init-profile"])).unwrap_err();
         assert_eq!(missing.to_string(), "--init-profile needs a file");

@@ -447,6 +447,7 @@ mod tests {
         assert_eq!(target("/bin/echo hello").unwrap().name, "echo");
         // An argument that is a path but not a program leaves the name alone.
         assert_eq!(target("/bin/cat /no/such/file").unwrap().name, "cat");
+        assert_eq!(target("/bin/cat /etc/passwd").unwrap().name, "cat");
     }
 
     #[test]

@@ -93,6 +93,15 @@ pub fn install_with(config: Config, service_version: Option<&'static str>) -> Te
     Telemetry { config }
 }
 
+/// Ends the signal hold of [`Telemetry::start_after_first_response`] when dropped.
+struct ReleaseHeldSignals;
+
+impl Drop for ReleaseHeldSignals {
+    fn drop(&mut self) {
+        coldstart_runtime::lifecycle::release_held_signals();
+    }
+}
+
 impl Telemetry {
     /// The settings in use.
     pub fn config(&self) -> &'static Config {
@@ -110,14 +119,13 @@ impl Telemetry {
             coldstart_runtime::lifecycle::hold_signals_until_hooks();
         }
         coldstart_runtime::after_first_request(async move {
+            // Released when the hooks are registered, and also if starting panics.
+            let _release = flushes.then_some(ReleaseHeldSignals);
             #[cfg(feature = "metrics")]
             metrics::start(config).await;
             #[cfg(feature = "tracing")]
             if config.traces {
                 trace::start(config);
-            }
-            if flushes {
-                coldstart_runtime::lifecycle::release_held_signals();
             }
         });
     }

@@ -8,9 +8,10 @@
 use std::process::{Command, Output};
 use std::time::Duration;
 
-use coldstart_bootstrap::{Settings, Strategy};
+use coldstart_bootstrap::{Flavor, Settings, Strategy};
 use coldstart_runtime::lifecycle::{hold_signals_until_hooks, release_held_signals};
 use coldstart_runtime::{block_on, first_request_done, on_shutdown};
+use tokio::signal::unix::{SignalKind, signal};
 
 const CASE: &str = "HELD_SIGNALS_CASE";
 
@@ -42,9 +43,55 @@ fn case() {
         strategy: Some(Strategy::Minimal),
         ..Settings::NONE
     };
-    block_on(&settings, async move {
+    let threaded = Settings {
+        flavor: Some(Flavor::MultiThread),
+        worker_threads: Some(2),
+        ..Settings::NONE
+    };
+    let settings = if case == "every hook" {
+        &threaded
+    } else {
+        &settings
+    };
+    block_on(settings, async move {
+        if case == "listener first" {
+            let mut term = signal(SignalKind::terminate()).unwrap();
+            hold_signals_until_hooks();
+            first_request_done();
+            raise(libc::SIGTERM);
+            if tokio::time::timeout(Duration::from_secs(5), term.recv())
+                .await
+                .is_ok()
+            {
+                println!("the program's listener got SIGTERM");
+            }
+            return;
+        }
         hold_signals_until_hooks();
         match case.as_str() {
+            "listener after" => {
+                let mut term = signal(SignalKind::terminate()).unwrap();
+                raise(libc::SIGTERM);
+                if tokio::time::timeout(Duration::from_secs(5), term.recv())
+                    .await
+                    .is_ok()
+                {
+                    println!("the program's listener got SIGTERM");
+                }
+                return;
+            }
+            "every hook" => {
+                first_request_done();
+                on_shutdown("first", Duration::from_secs(1), || async {
+                    println!("first hook ran");
+                });
+                raise(libc::SIGTERM);
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                on_shutdown("second", Duration::from_secs(1), || async {
+                    println!("second hook ran");
+                });
+                release_held_signals();
+            }
             "held" => {
                 first_request_done();
                 raise(libc::SIGTERM);
@@ -98,4 +145,37 @@ fn before_the_first_response_a_signal_keeps_its_default_effect() {
     let said = stdout(&out);
     assert_eq!(out.status.signal(), Some(libc::SIGTERM), "{said}");
     assert!(!said.contains("alive"), "{said}");
+}
+
+#[test]
+fn a_listener_the_program_installed_first_keeps_the_signal() {
+    let out = child("listener first");
+    let said = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    assert!(
+        said.contains("the program's listener got SIGTERM"),
+        "{said}"
+    );
+    assert!(!said.contains("body finished"), "{said}");
+}
+
+#[test]
+fn a_listener_the_program_installs_later_takes_the_signal_over() {
+    let out = child("listener after");
+    let said = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    assert!(
+        said.contains("the program's listener got SIGTERM"),
+        "{said}"
+    );
+}
+
+#[test]
+fn on_a_multi_thread_runtime_the_hooks_wait_for_every_registration_before_release() {
+    let out = child("every hook");
+    let said = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    assert!(said.contains("first hook ran"), "{said}");
+    assert!(said.contains("second hook ran"), "{said}");
+    assert!(!said.contains("body finished"), "{said}");
 }

@@ -59,9 +59,10 @@ pub fn planned_order(server: &Path, profile: Option<&Path>) -> (String, String) 
         .unwrap()
         .port();
     let mut command = Command::new(server);
-    if let Some(profile) = profile {
-        command.env("COLDSTART_PROFILE", profile);
-    }
+    match profile {
+        Some(profile) => command.env("COLDSTART_PROFILE", profile),
+        None => command.env_remove("COLDSTART_PROFILE"),
+    };
     let mut child = command
         .env("PORT", port.to_string())
         .env("COLDSTART_LOG", "debug")

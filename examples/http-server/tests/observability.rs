@@ -216,7 +216,7 @@ fn every_dashboard_query_answers_from_a_real_scrape_of_the_service() {
     std::fs::write(&config, text).unwrap();
     let (_prometheus, pport) = start_prometheus(&prometheus, &config, &dir);
     let query = |q: &str| prometheus_query(pport, q);
-    // Two scrapes and the recording rules evaluated: the error ratio is recorded.
+    // Two scrapes and the recording rules evaluated: the request rate is recorded.
     let ready = poll(Duration::from_secs(30), || {
         let ratio = query("job:http_requests:rate5m")?;
         (ratio["data"]["result"].as_array()?.first()?["value"][1] != "0").then_some(())
