@@ -28,6 +28,14 @@ fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Runs `case`, asserts it exited 0, and returns what it printed.
+fn exits_cleanly(case: &str) -> String {
+    let out = child(case);
+    let said = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    said
+}
+
 fn raise(signo: i32) {
     // SAFETY: signalling this process.
     unsafe { libc::raise(signo) };
@@ -54,10 +62,24 @@ fn case() {
         &settings
     };
     block_on(settings, async move {
-        if case == "listener first" {
-            let mut term = signal(SignalKind::terminate()).unwrap();
-            hold_signals_until_hooks();
-            first_request_done();
+        // The program's own listener, installed before or after the hold.
+        let listener = |case: &str| {
+            let listen = || signal(SignalKind::terminate()).unwrap();
+            match case {
+                "listener first" => {
+                    let term = listen();
+                    hold_signals_until_hooks();
+                    first_request_done();
+                    Some(term)
+                }
+                "listener after" => {
+                    hold_signals_until_hooks();
+                    Some(listen())
+                }
+                _ => None,
+            }
+        };
+        if let Some(mut term) = listener(&case) {
             raise(libc::SIGTERM);
             if tokio::time::timeout(Duration::from_secs(5), term.recv())
                 .await
@@ -69,17 +91,6 @@ fn case() {
         }
         hold_signals_until_hooks();
         match case.as_str() {
-            "listener after" => {
-                let mut term = signal(SignalKind::terminate()).unwrap();
-                raise(libc::SIGTERM);
-                if tokio::time::timeout(Duration::from_secs(5), term.recv())
-                    .await
-                    .is_ok()
-                {
-                    println!("the program's listener got SIGTERM");
-                }
-                return;
-            }
             "every hook" => {
                 first_request_done();
                 on_shutdown("first", Duration::from_secs(1), || async {
@@ -121,9 +132,7 @@ fn case() {
 
 #[test]
 fn a_signal_after_the_first_response_waits_for_the_hooks_then_they_run() {
-    let out = child("held");
-    let said = stdout(&out);
-    assert_eq!(out.status.code(), Some(0), "{said}");
+    let said = exits_cleanly("held");
     assert!(said.contains("alive after SIGTERM\nhook ran\n"), "{said}");
     assert!(!said.contains("body finished"), "{said}");
 }
@@ -149,9 +158,7 @@ fn before_the_first_response_a_signal_keeps_its_default_effect() {
 
 #[test]
 fn a_listener_the_program_installed_first_keeps_the_signal() {
-    let out = child("listener first");
-    let said = stdout(&out);
-    assert_eq!(out.status.code(), Some(0), "{said}");
+    let said = exits_cleanly("listener first");
     assert!(
         said.contains("the program's listener got SIGTERM"),
         "{said}"
@@ -161,9 +168,7 @@ fn a_listener_the_program_installed_first_keeps_the_signal() {
 
 #[test]
 fn a_listener_the_program_installs_later_takes_the_signal_over() {
-    let out = child("listener after");
-    let said = stdout(&out);
-    assert_eq!(out.status.code(), Some(0), "{said}");
+    let said = exits_cleanly("listener after");
     assert!(
         said.contains("the program's listener got SIGTERM"),
         "{said}"
@@ -172,9 +177,7 @@ fn a_listener_the_program_installs_later_takes_the_signal_over() {
 
 #[test]
 fn on_a_multi_thread_runtime_the_hooks_wait_for_every_registration_before_release() {
-    let out = child("every hook");
-    let said = stdout(&out);
-    assert_eq!(out.status.code(), Some(0), "{said}");
+    let said = exits_cleanly("every hook");
     assert!(said.contains("first hook ran"), "{said}");
     assert!(said.contains("second hook ran"), "{said}");
     assert!(!said.contains("body finished"), "{said}");
