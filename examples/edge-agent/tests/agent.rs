@@ -4,30 +4,22 @@
 
 #![allow(clippy::unwrap_used)] // a test fails loudly on a broken fixture
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use cargo_coldstart::cgroup::{Limits, TempCgroup};
 
+#[path = "../../http-server/tests/support/mod.rs"]
+mod support;
+use support::{free_port, get_http10};
+
 const AGENT: &str = env!("CARGO_BIN_EXE_edge-agent");
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// `GET /metrics` over HTTP/1.0; `None` while nothing listens.
+/// `GET /metrics`; `None` while nothing listens.
 fn scrape(port: u16) -> Option<String> {
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-    write!(stream, "GET /metrics HTTP/1.0\r\nHost: x\r\n\r\n").ok()?;
-    let mut out = String::new();
-    stream.read_to_string(&mut out).ok()?;
-    Some(out)
+    get_http10(port, "/metrics")
 }
 
 fn value(exposition: &str, name: &str) -> Option<f64> {
