@@ -22,6 +22,9 @@ pub mod config;
 mod env;
 pub mod failure;
 mod figure;
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzz;
 pub mod init;
 pub mod plan;
 pub mod probe;

@@ -175,6 +175,8 @@ fn garbage_makes_the_figure_unknown_with_the_reason() {
         ),
         ("cpu.max", "\u{1}\u{2}garbage\n", "is not a number"),
         ("cpu.max", "", "file is empty"),
+        // Found by the `probe_tree` fuzz target: it used to be 0 cores.
+        ("cpu.max", "0\n", "quota is 0"),
     ];
     for (i, (file, contents, reason)) in cases.into_iter().enumerate() {
         let t = Tree::v2(&format!("garbage{i}"), "/svc");

@@ -219,5 +219,23 @@ mod tests {
         assert_eq!(parse_cpus("0.25").unwrap(), 0.25);
         assert!(parse_cpus("-1").is_err());
         assert!(parse_cpus("many").is_err());
+        assert!(parse_cpus("NaN").is_err());
+        assert!(parse_cpus("inf").is_err());
+    }
+
+    proptest::proptest! {
+        /// Any text is a value in range or an error naming the option; never a panic.
+        #[test]
+        fn values_never_panic_and_stay_in_range(s in "\\PC*") {
+            if let Ok(cores) = parse_cpus(&s) {
+                proptest::prop_assert!(cores > 0.0 && cores <= 1024.0);
+            } else {
+                proptest::prop_assert!(parse_cpus(&s).unwrap_err().to_string().contains("--cpus"));
+            }
+            match parse_size(&s) {
+                Ok(bytes) => proptest::prop_assert!(bytes > 0),
+                Err(e) => proptest::prop_assert!(e.to_string().contains("--memory")),
+            }
+        }
     }
 }

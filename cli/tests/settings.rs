@@ -88,3 +88,44 @@ fn doctor_shows_values_and_their_layers() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Secrets a user hands coldstart (OTLP header values, the Pushgateway's password)
+/// appear in neither form of `doctor`'s output, from the environment or the file.
+#[test]
+fn doctor_never_shows_secrets() {
+    let dir = std::env::temp_dir().join(format!("coldstart-doctor-secrets-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("coldstart.toml"),
+        "[otel]\nexporter_otlp_headers = \"x-api-key=file-s3cret\"\n",
+    )
+    .unwrap();
+    for args in [&["doctor"][..], &["doctor", "--json"][..]] {
+        let out = Command::new(DOCTOR)
+            .args(args)
+            .current_dir(&dir)
+            .env_clear()
+            .env(
+                "COLDSTART_METRICS_PUSH_URL",
+                "http://ci:push-s3cret@127.0.0.1:9091",
+            )
+            .env(
+                "OTEL_EXPORTER_OTLP_HEADERS",
+                "authorization=Bearer%20env-s3cret",
+            )
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{stderr}");
+        // The push URL itself is shown, so the check is not vacuous.
+        assert!(stdout.contains("127.0.0.1:9091"), "{stdout}");
+        for secret in ["push-s3cret", "env-s3cret", "file-s3cret"] {
+            assert!(
+                !stdout.contains(secret) && !stderr.contains(secret),
+                "`doctor {args:?}` showed {secret}:\n{stdout}{stderr}"
+            );
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}

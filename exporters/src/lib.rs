@@ -16,7 +16,12 @@ most, and what was dropped is counted in `coldstart_telemetry_dropped_total`.
 */
 #![warn(missing_docs, unreachable_pub)]
 
+#[cfg(feature = "metrics")]
+mod base64;
 pub mod config;
+#[cfg(all(fuzzing, feature = "metrics"))]
+#[doc(hidden)]
+pub mod fuzz;
 pub mod http;
 #[cfg(feature = "logs")]
 mod logs;

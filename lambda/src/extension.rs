@@ -107,6 +107,9 @@ async fn register(api: &RuntimeApi) -> Result<(), String> {
     Ok(())
 }
 
+/// The longest response head [`exchange`] reads.
+const MAX_HEAD: usize = 16 << 10;
+
 /// Sends `request` and returns the response head (status line and headers).
 async fn exchange(authority: &str, request: &str) -> std::io::Result<String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -115,6 +118,10 @@ async fn exchange(authority: &str, request: &str) -> std::io::Result<String> {
     let mut head = Vec::with_capacity(512);
     let mut chunk = [0u8; 512];
     while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        // A head this long is not the Extensions API's: stop rather than grow.
+        if head.len() > MAX_HEAD {
+            return Err(std::io::Error::other("response head longer than 16 KiB"));
+        }
         let n = stream.read(&mut chunk).await?;
         if n == 0 {
             break;
@@ -125,7 +132,7 @@ async fn exchange(authority: &str, request: &str) -> std::io::Result<String> {
 }
 
 /// A header's value in a response head, by case-insensitive name.
-fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
+pub(crate) fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
     head.lines().skip(1).find_map(|line| {
         let (n, v) = line.split_once(':')?;
         n.trim().eq_ignore_ascii_case(name).then(|| v.trim())
@@ -134,7 +141,31 @@ fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
 
 #[cfg(test)]
 mod tests {
-    use super::header;
+    use super::{MAX_HEAD, exchange, header};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// Regression: a peer that never ends its head used to grow the buffer forever.
+    #[tokio::test]
+    async fn an_endless_head_is_an_error_not_unbounded_memory() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let authority = listener.local_addr().unwrap().to_string();
+        let peer = tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut request = [0u8; 256];
+            let _ = stream.read(&mut request).await;
+            let line = [b'x'; 1024];
+            // Four times the limit, then hang up; the reader must stop before the end.
+            for _ in 0..4 * MAX_HEAD / line.len() {
+                if stream.write_all(&line).await.is_err() {
+                    return;
+                }
+            }
+        });
+        let result = exchange(&authority, "GET / HTTP/1.1\r\n\r\n").await;
+        let err = result.expect_err("an endless head is refused");
+        assert!(err.to_string().contains("16 KiB"), "{err}");
+        peer.abort();
+    }
 
     #[test]
     fn headers_by_name() {

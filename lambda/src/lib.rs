@@ -37,6 +37,9 @@ coldstart_lambda::run(service_fn(echo)).await
 mod emf;
 mod extension;
 mod function;
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzz;
 mod handler;
 mod init_error;
 mod layer;

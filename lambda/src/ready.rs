@@ -53,7 +53,7 @@ fn schedstat_ns() -> Option<u64> {
     parse_schedstat(&std::fs::read_to_string("/proc/self/schedstat").ok()?)
 }
 
-fn parse_schedstat(text: &str) -> Option<u64> {
+pub(crate) fn parse_schedstat(text: &str) -> Option<u64> {
     let mut fields = text.split_ascii_whitespace();
     let run: u64 = fields.next()?.parse().ok()?;
     let wait: u64 = fields.next()?.parse().ok()?;

@@ -12,6 +12,7 @@ pub(crate) enum Bad {
     Negative(String),
     TooLarge(String),
     ZeroPeriod,
+    ZeroQuota,
     TooManyFields,
 }
 
@@ -23,6 +24,7 @@ impl fmt::Display for Bad {
             Bad::Negative(s) => write!(f, "`{s}` is negative"),
             Bad::TooLarge(s) => write!(f, "`{s}` does not fit in 64 bits"),
             Bad::ZeroPeriod => f.write_str("the CFS period is 0"),
+            Bad::ZeroQuota => f.write_str("the CPU quota is 0, which the kernel never writes"),
             Bad::TooManyFields => f.write_str("more fields than the kernel writes"),
         }
     }
@@ -69,7 +71,16 @@ pub(crate) fn cpu_max(text: &str) -> Result<Option<f64>, Bad> {
     if quota == "max" {
         return Ok(None);
     }
-    Ok(Some(unsigned(quota)? as f64 / period as f64))
+    Ok(Some(cores(unsigned(quota)?, period)?))
+}
+
+/// Quota over period; a zero quota is garbage (the kernel's minimum is 1 ms), and
+/// would plan for no CPU at all.
+fn cores(quota: u64, period: u64) -> Result<f64, Bad> {
+    if quota == 0 {
+        return Err(Bad::ZeroQuota);
+    }
+    Ok(quota as f64 / period as f64)
 }
 
 /// A v1 quota from `cpu.cfs_quota_us` and `cpu.cfs_period_us`; `-1` means no limit.
@@ -83,7 +94,7 @@ pub(crate) fn cfs_quota(quota: &str, period: &str) -> Result<Option<f64>, Bad> {
     if period == 0 {
         return Err(Bad::ZeroPeriod);
     }
-    Ok(Some(quota as f64 / period as f64))
+    Ok(Some(cores(quota, period)?))
 }
 
 /// A memory limit in bytes (`memory.max`, `memory.high`, `memory.limit_in_bytes`);
@@ -240,6 +251,16 @@ mod tests {
         assert_eq!(cfs_quota("50000\n", "100000\n"), Ok(Some(0.5)));
         assert_eq!(cfs_quota("50000", "0"), Err(Bad::ZeroPeriod));
         assert_eq!(cfs_quota("-2", "100000"), Err(Bad::Negative("-2".into())));
+    }
+
+    /// Regression (found by the `probe_tree` fuzz target): a quota of 0 gave 0 cores,
+    /// and the plan a budget of no CPU; it is garbage the kernel never writes.
+    #[test]
+    fn a_zero_quota_is_garbage_not_zero_cores() {
+        assert_eq!(cpu_max("0"), Err(Bad::ZeroQuota));
+        assert_eq!(cpu_max("0 100000"), Err(Bad::ZeroQuota));
+        assert_eq!(cfs_quota("0", "100000"), Err(Bad::ZeroQuota));
+        assert!(Bad::ZeroQuota.to_string().contains("quota is 0"));
     }
 
     #[test]

@@ -125,14 +125,72 @@ impl Default for Queue {
 /// Pushing to a Prometheus Pushgateway, for jobs too short-lived to be scraped.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Push {
-    /// The Pushgateway's base URL (`COLDSTART_METRICS_PUSH_URL`).
+    /// The Pushgateway's base URL (`COLDSTART_METRICS_PUSH_URL`), without the user
+    /// info: this is the form logs and `doctor` show.
     pub url: http::Uri,
+    /// `user:password` from the URL's user info, sent as HTTP basic authentication.
+    pub credentials: Option<Credentials>,
     /// The `job` grouping label (`COLDSTART_METRICS_PUSH_JOB`, default the service
     /// name).
     pub job: String,
     /// Time between pushes (`COLDSTART_METRICS_PUSH_INTERVAL`, default 10 s); one
     /// more push happens at shutdown.
     pub interval: Duration,
+}
+
+/// Basic-authentication credentials (`user:password`, percent-decoded). Never shown:
+/// `Debug` prints `Credentials(<not shown>)`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials(String);
+
+impl Credentials {
+    /// The `Authorization` header value.
+    #[cfg(feature = "metrics")]
+    pub(crate) fn basic(&self) -> String {
+        format!("Basic {}", crate::base64::standard(self.0.as_bytes()))
+    }
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Credentials(<not shown>)")
+    }
+}
+
+/// A Pushgateway URL: `http://`, a host, and optional `user:password@` split off.
+fn push_url(raw: &str) -> Option<(http::Uri, Option<Credentials>)> {
+    let uri = raw.parse::<http::Uri>().ok()?;
+    if uri.scheme_str() != Some("http") || uri.host().is_none() {
+        return None;
+    }
+    let authority = uri.authority()?.as_str();
+    let Some((user_info, host_port)) = authority.rsplit_once('@') else {
+        return Some((uri, None));
+    };
+    let bare = http::Uri::builder()
+        .scheme("http")
+        .authority(host_port)
+        .path_and_query(uri.path_and_query().map_or("/", |p| p.as_str()))
+        .build()
+        .ok()?;
+    Some((bare, Some(Credentials(percent_decode(user_info)?))))
+}
+
+/// `raw` with any user info (`user:password@`) replaced, for error messages.
+fn without_user_info(raw: &str) -> String {
+    let (scheme, rest) = raw.split_once("://").unwrap_or(("", raw));
+    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..end].rfind('@') {
+        Some(at) => {
+            let prefix = if scheme.is_empty() {
+                String::new()
+            } else {
+                format!("{scheme}://")
+            };
+            format!("{prefix}<not shown>@{}", &rest[at + 1..])
+        }
+        None => raw.to_owned(),
+    }
 }
 
 /// How spans travel to the collector (`OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`, else
@@ -455,29 +513,37 @@ impl Config {
                     .map(|(_, v)| v.clone())
             })
             .unwrap_or_else(executable_name);
-        let push = r
-            .read(
-                "COLDSTART_METRICS_PUSH_URL",
-                "an http:// URL such as `http://127.0.0.1:9091`",
-                |s| {
-                    s.parse::<http::Uri>()
-                        .ok()
-                        .filter(|u| u.scheme_str() == Some("http") && u.host().is_some())
-                },
-            )
-            .map(|url| Push {
-                url,
-                job: r
-                    .raw("COLDSTART_METRICS_PUSH_JOB")
-                    .unwrap_or_else(|| service_name.clone()),
-                interval: r
-                    .read(
-                        "COLDSTART_METRICS_PUSH_INTERVAL",
-                        "a duration such as `10s` or `500ms` (from 100ms to 1h)",
-                        |s| parse_duration(s).filter(|d| *d >= Duration::from_millis(100)),
-                    )
-                    .unwrap_or(Duration::from_secs(10)),
-            });
+        let push_url = match r.layered("COLDSTART_METRICS_PUSH_URL") {
+            None => None,
+            Some((raw, layer)) => {
+                let parsed = push_url(&raw);
+                if parsed.is_none() {
+                    r.refuse(
+                        "COLDSTART_METRICS_PUSH_URL",
+                        // The user info may be a password: never repeat it.
+                        without_user_info(&raw),
+                        layer,
+                        "an http:// URL such as `http://127.0.0.1:9091` (user:password@ for basic authentication)",
+                        USING_THE_DEFAULT,
+                    );
+                }
+                parsed
+            }
+        };
+        let push = push_url.map(|(url, credentials)| Push {
+            url,
+            credentials,
+            job: r
+                .raw("COLDSTART_METRICS_PUSH_JOB")
+                .unwrap_or_else(|| service_name.clone()),
+            interval: r
+                .read(
+                    "COLDSTART_METRICS_PUSH_INTERVAL",
+                    "a duration such as `10s` or `500ms` (from 100ms to 1h)",
+                    |s| parse_duration(s).filter(|d| *d >= Duration::from_millis(100)),
+                )
+                .unwrap_or(Duration::from_secs(10)),
+        });
         let disabled = r
             .read("OTEL_SDK_DISABLED", "`true` or `false`", |s| {
                 match s.to_ascii_lowercase().as_str() {
@@ -1064,6 +1130,23 @@ mod tests {
         let (c, errors) = config(&[("COLDSTART_METRICS_PUSH_URL", "ftp://gateway")]);
         assert!(c.push.is_none());
         assert_eq!(errors[0].key, "COLDSTART_METRICS_PUSH_URL");
+    }
+
+    #[test]
+    fn a_push_password_is_never_repeated() {
+        let (c, errors) = config(&[("COLDSTART_METRICS_PUSH_URL", "ftp://ci:s3cret@gateway/x")]);
+        assert!(c.push.is_none());
+        let message = errors[0].to_string();
+        assert!(message.contains("ftp://<not shown>@gateway/x"), "{message}");
+        assert!(!message.contains("s3cret"), "{message}");
+        let (c, errors) = config(&[("COLDSTART_METRICS_PUSH_URL", "http://ci:s3cret@gw:9091")]);
+        assert!(errors.is_empty());
+        let push = c.push.unwrap();
+        assert_eq!(push.url.to_string(), "http://gw:9091/");
+        assert_eq!(
+            push.credentials.unwrap(),
+            Credentials("ci:s3cret".to_owned())
+        );
     }
 
     #[test]

@@ -11,7 +11,7 @@ about them is recorded on a request's path.
 
 mod coldstart;
 mod listener;
-mod process;
+pub(crate) mod process;
 mod push;
 mod registry;
 mod text;

@@ -61,11 +61,15 @@ async fn send(push: &Push, body: String) -> Result<(), String> {
         .await
         .map_err(|e| e.to_string())?;
     tokio::spawn(connection);
-    let request = Request::builder()
+    let mut request = Request::builder()
         .method(Method::PUT)
         .uri(path(push))
         .header(header::HOST, format!("{host}:{port}"))
-        .header(header::CONTENT_TYPE, super::CONTENT_TYPE)
+        .header(header::CONTENT_TYPE, super::CONTENT_TYPE);
+    if let Some(credentials) = &push.credentials {
+        request = request.header(header::AUTHORIZATION, credentials.basic());
+    }
+    let request = request
         .body(Full::new(Bytes::from(body)))
         .map_err(|e| e.to_string())?;
     let response = sender
@@ -93,29 +97,9 @@ fn path(push: &Push) -> String {
     } else {
         format!(
             "{base}/metrics/job@base64/{}",
-            base64_url(push.job.as_bytes())
+            crate::base64::url_safe(push.job.as_bytes())
         )
     }
-}
-
-/// URL-safe base64 with padding, as the Pushgateway accepts in a path.
-fn base64_url(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, &b)| n | (u32::from(b) << (16 - 8 * i)));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(char::from(ALPHABET[(n >> (18 - 6 * i)) as usize & 63]));
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -126,6 +110,7 @@ mod tests {
     fn push(url: &str, job: &str) -> Push {
         Push {
             url: url.parse().unwrap(),
+            credentials: None,
             job: job.into(),
             interval: Duration::from_secs(1),
         }
@@ -147,27 +132,57 @@ mod tests {
         );
     }
 
-    #[test]
-    fn base64_matches_the_rfc_vectors() {
-        for (input, encoded) in [
-            ("", ""),
-            ("f", "Zg=="),
-            ("fo", "Zm8="),
-            ("foo", "Zm9v"),
-            ("foob", "Zm9vYg=="),
-            ("fooba", "Zm9vYmE="),
-            ("foobar", "Zm9vYmFy"),
-        ] {
-            assert_eq!(base64_url(input.as_bytes()), encoded);
-        }
-        assert_eq!(base64_url(&[0xfb, 0xff]), "-_8=");
-    }
-
     #[tokio::test]
     async fn a_gateway_that_is_down_is_counted_not_returned() {
         let before = problem::dropped(Dropped::PushFailed);
         // Port 9 on loopback: nothing listens there.
         push_now(&push("http://127.0.0.1:9", "t")).await;
         assert_eq!(problem::dropped(Dropped::PushFailed), before + 1);
+    }
+
+    /// The credentials in the URL go to the gateway as basic authentication and
+    /// nowhere else: not in the failure line (the gateway here answers 401).
+    #[tokio::test]
+    async fn credentials_are_sent_as_basic_authentication_and_never_shown() {
+        use std::io::{Read, Write};
+        let env = coldstart_bootstrap::Env::fixed([(
+            "COLDSTART_METRICS_PUSH_URL",
+            "http://ci%40example:s3cret-pw@127.0.0.1:9/gw",
+        )]);
+        let (config, errors) = crate::Config::from(&env);
+        assert!(errors.is_empty(), "{errors:?}");
+        let mut push = config.push.unwrap();
+        assert_eq!(push.url.to_string(), "http://127.0.0.1:9/gw");
+        assert!(!format!("{push:?}").contains("s3cret"), "{push:?}");
+
+        // A gateway that records the request head and refuses it.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        push.url = format!("http://{}/gw", listener.local_addr().unwrap())
+            .parse()
+            .unwrap();
+        let gateway = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut head = Vec::new();
+            let mut buf = [0u8; 4096];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = stream.read(&mut buf).unwrap();
+                assert!(n > 0, "the request ended early");
+                head.extend_from_slice(&buf[..n]);
+            }
+            stream
+                .write_all(b"HTTP/1.1 401 Unauthorized\r\ncontent-length: 0\r\n\r\n")
+                .unwrap();
+            String::from_utf8_lossy(&head).into_owned()
+        });
+        let outcome = send(&push, String::new()).await;
+        let head = gateway.join().unwrap();
+        // base64("ci@example:s3cret-pw")
+        assert!(
+            head.to_ascii_lowercase()
+                .contains("authorization: basic y2lazxhhbxbsztpzm2nyzxqtchc="),
+            "{head}"
+        );
+        let why = outcome.expect_err("401 is a failure");
+        assert!(why.contains("401") && !why.contains("s3cret"), "{why}");
     }
 }

@@ -1,0 +1,67 @@
+/*!
+Entry points for the fuzz targets in `fuzz/`: the probe's file parsers, which are not
+public API. Compiled only under `cfg(fuzzing)`, which `cargo fuzz` sets; never part of
+a normal build.
+
+Each function feeds its input to the parsers and asserts what their callers rely on,
+so the fuzzer finds wrong answers as well as panics.
+*/
+
+use crate::probe::parse;
+
+/// `cpu.max`, the v1 CFS pair, `memory.max`-style limits and `memory.stat` lines.
+pub fn cgroup_files(text: &str) {
+    if let Ok(Some(cores)) = parse::cpu_max(text) {
+        assert!(
+            cores.is_finite() && cores >= 0.0,
+            "cpu.max {text:?} gave {cores}"
+        );
+    }
+    let (quota, period) = text.split_once('\n').unwrap_or((text, "100000"));
+    if let Ok(Some(cores)) = parse::cfs_quota(quota, period) {
+        assert!(
+            cores.is_finite() && cores >= 0.0,
+            "cfs {text:?} gave {cores}"
+        );
+    }
+    if let Ok(Some(bytes)) = parse::memory_limit(text) {
+        assert!(
+            bytes < parse::UNLIMITED_MEMORY,
+            "memory {text:?} gave {bytes}"
+        );
+    }
+    for key in ["hierarchical_memory_limit", "total_rss"] {
+        if let Some(Ok(Some(bytes))) = parse::stat_value(text, key) {
+            assert!(bytes < parse::UNLIMITED_MEMORY);
+        }
+    }
+    // Every error has a message to show.
+    if let Err(bad) = parse::cpu_max(text) {
+        assert!(!bad.to_string().is_empty());
+    }
+}
+
+/// `/proc/self/cgroup`.
+pub fn proc_cgroup(text: &str) {
+    let found = parse::proc_cgroup(text);
+    for (controllers, path) in [&found.cpu, &found.memory].into_iter().flatten() {
+        assert!(path.starts_with('/'), "cgroup path {path:?} from {text:?}");
+        assert!(text.contains(controllers.as_str()));
+        assert!(found.any_v1);
+    }
+    if let Some(path) = &found.unified {
+        assert!(path.starts_with('/'));
+    }
+}
+
+/// `/proc/self/mountinfo`, line by line.
+pub fn mountinfo(text: &str) {
+    for line in text.lines() {
+        if let Some(mount) = parse::mountinfo_line(line) {
+            // Unescaping only ever shortens a field.
+            assert!(mount.root.len() <= line.len());
+            assert!(mount.mount_point.len() <= line.len());
+            assert!(line.contains(" - "));
+        }
+    }
+}

@@ -1,0 +1,5 @@
+//! What the Lambda integration parses: the X-Ray header, the Runtime API address, ARNs,
+//! `/proc/self/schedstat`, Extensions API response heads and the function's variables.
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|text: &str| coldstart_lambda::fuzz::lambda_text(text));

@@ -1,0 +1,54 @@
+//! Every variable coldstart reads, set to any value: the plan, the telemetry settings
+//! and the Lambda function's settings each accept it or refuse it with a message that
+//! names the variable; nothing panics.
+#![no_main]
+
+use arbitrary::Arbitrary;
+use coldstart_bootstrap::config::VARIABLES;
+use coldstart_bootstrap::{Env, Plan, Probe};
+
+#[derive(Arbitrary, Debug)]
+struct Input<'a> {
+    /// (which variable, by index into the list coldstart reads; its value).
+    vars: Vec<(u8, &'a str)>,
+}
+
+libfuzzer_sys::fuzz_target!(|input: Input<'_>| {
+    let vars: Vec<(&str, &str)> = input
+        .vars
+        .iter()
+        .map(|(i, v)| (VARIABLES[usize::from(*i) % VARIABLES.len()], *v))
+        .collect();
+    check(&vars);
+});
+
+fn check(vars: &[(&'static str, &str)]) {
+    let env = Env::fixed(vars.iter().copied());
+    // The probe of this machine, with the variables that change it (Lambda's memory).
+    let budget = Probe::new().env(env.clone()).run();
+    match Plan::from_budget(&budget, &Default::default(), &env) {
+        Ok(plan) => assert!((1..=1024).contains(&plan.worker_threads.value)),
+        Err(e) => {
+            let message = e.to_string();
+            assert!(
+                vars.iter().any(|(name, _)| message.contains(name)),
+                "the plan's error names no variable that was set: {message}"
+            );
+        }
+    }
+    let (_config, errors) = coldstart_exporters::Config::from(&env);
+    for e in errors {
+        let message = e.to_string();
+        assert!(
+            vars.iter().any(|(name, _)| message.contains(name)),
+            "a telemetry setting's error names no variable that was set: {message}"
+        );
+    }
+    let lookup = |key: &str| {
+        vars.iter()
+            .rev()
+            .find(|(name, _)| *name == key)
+            .map(|(_, v)| (*v).to_owned())
+    };
+    let _ = coldstart_lambda::Function::from_lookup(lookup);
+}
