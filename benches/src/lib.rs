@@ -7,6 +7,8 @@ use std::path::PathBuf;
 use anyhow::Context;
 use cargo_coldstart::measure::Target;
 
+pub mod wrk;
+
 /// A program built next to the running one (`target/release/NAME`).
 ///
 /// # Errors

@@ -128,6 +128,23 @@ impl TempCgroup {
         Ok(())
     }
 
+    /// How many processes the kernel's OOM killer has killed in this cgroup
+    /// (`oom_kill` in v1 `memory.oom_control` or v2 `memory.events`); `None` when the
+    /// kernel does not say.
+    pub fn oom_kills(&self) -> Option<u64> {
+        let file = if self.cgroup.v2() {
+            "memory.events"
+        } else {
+            "memory.oom_control"
+        };
+        self.dirs().iter().find_map(|dir| {
+            let text = std::fs::read_to_string(dir.join(file)).ok()?;
+            text.lines()
+                .find_map(|l| l.strip_prefix("oom_kill "))
+                .and_then(|n| n.trim().parse().ok())
+        })
+    }
+
     /// The name it was created with.
     pub fn name(&self) -> &str {
         &self.name

@@ -110,6 +110,16 @@ pub struct Running {
 }
 
 impl Running {
+    /// Its process id.
+    pub fn pid(&self) -> u32 {
+        self.child.0.id()
+    }
+
+    /// Whether it has exited (and how), without waiting.
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.0.try_wait().ok().flatten()
+    }
+
     /// Sends SIGTERM, as a platform stopping it would, and waits up to `within` for
     /// it to exit (then it is killed); says how it ended.
     pub fn terminate(mut self, within: Duration) -> Exit {

@@ -1,0 +1,313 @@
+//! Load in a small budget: each target runs inside a real cgroup (default 0.25 CPU,
+//! 64 MiB, created and removed here with cgroups-rs), answers its first request, then
+//! takes `wrk` for a fixed time while its resident memory is sampled every 250 ms.
+//! Targets run one after the other, the same load each.
+//!
+//! By default: `examples/http-server` with full observability and a collector that
+//! accepts everything (`observed`), the same with nothing listening at the collector's
+//! address (`collector-down`), and the bare `#[tokio::main]` baseline serving the same
+//! handler. It fails when a response is an error, a process dies or the kernel's OOM
+//! killer acts. The samples go to a CSV file for the plot in RELIABILITY.md.
+//!
+//! ```text
+//! cargo build --release -p http-server -p coldstart-benches --bins
+//! sudo target/release/load --duration 60 --csv target/load/rss.csv
+//! ```
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use cargo_coldstart::cgroup::{Limits, TempCgroup, parse_cpus, parse_size};
+use cargo_coldstart::measure::{self, Target};
+use coldstart_benches::{otlp_sink, parse_target, sibling, whole_number, wrk};
+
+const HELP: &str = "\
+load: each target under wrk inside a cgroup, resident memory sampled over time
+
+    load [--duration SECONDS] [--connections C] [--cpus X] [--memory SIZE]
+         [--csv FILE] [--target NAME=PROGRAM[,VAR=VALUE...]]...
+
+Defaults: 60 s, 16 connections, 0.25 CPU, 64M; targets `observed` (http-server with
+metrics and spans exported to a local collector), `collector-down` (the same, nothing
+listening at the collector's address) and `baseline-tokio`. Needs root and `wrk`.
+";
+
+const SAMPLE_EVERY: Duration = Duration::from_millis(250);
+
+struct Args {
+    duration: u32,
+    connections: u32,
+    limits: Limits,
+    csv: Option<String>,
+    targets: Vec<Target>,
+}
+
+fn parse_args() -> anyhow::Result<Args> {
+    let mut args = Args {
+        duration: 60,
+        connections: 16,
+        limits: Limits {
+            cpus: Some(0.25),
+            memory_bytes: Some(64 << 20),
+        },
+        csv: None,
+        targets: Vec::new(),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let mut value = || it.next().with_context(|| format!("{arg} needs a value"));
+        match arg.as_str() {
+            "--duration" => args.duration = whole_number(&arg, &value()?)?,
+            "--connections" => args.connections = whole_number(&arg, &value()?)?,
+            "--cpus" => args.limits.cpus = Some(parse_cpus(&value()?)?),
+            "--memory" => args.limits.memory_bytes = Some(parse_size(&value()?)?),
+            "--csv" => args.csv = Some(value()?),
+            "--target" => args.targets.push(parse_target(&value()?)?),
+            "-h" | "--help" => {
+                print!("{HELP}");
+                std::process::exit(0);
+            }
+            other => bail!("unknown argument `{other}`\n{HELP}"),
+        }
+    }
+    if args.targets.is_empty() {
+        let observed = |name: &str, collector: String| -> anyhow::Result<Target> {
+            let mut t = Target::new(name, sibling("http-server")?);
+            t.env
+                .push(("OTEL_EXPORTER_OTLP_ENDPOINT".into(), collector.into()));
+            t.env.push((
+                "COLDSTART_METRICS_ADDR".into(),
+                format!("127.0.0.1:{}", free_port()?).into(),
+            ));
+            Ok(t)
+        };
+        args.targets.push(observed("observed", otlp_sink()?)?);
+        let nobody = format!("http://127.0.0.1:{}", free_port()?);
+        args.targets.push(observed("collector-down", nobody)?);
+        args.targets
+            .push(Target::new("baseline-tokio", sibling("baseline-tokio")?));
+    }
+    Ok(args)
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// What one target did under load.
+struct Outcome {
+    run: wrk::Run,
+    /// (seconds since the load started, resident MiB).
+    rss: Vec<(f64, f64)>,
+    oom_kills: Option<u64>,
+    /// `coldstart_telemetry_dropped_total`, summed, when the target serves metrics.
+    dropped: Option<f64>,
+}
+
+fn resident_mib(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some(kib / 1024.0)
+}
+
+/// The sum of `coldstart_telemetry_dropped_total` on the target's `/metrics`.
+fn dropped(target: &Target) -> Option<f64> {
+    let addr = target
+        .env
+        .iter()
+        .find(|(k, _)| k == "COLDSTART_METRICS_ADDR")?
+        .1
+        .to_str()?
+        .to_owned();
+    let mut stream = TcpStream::connect(&addr).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    stream
+        .write_all(b"GET /metrics HTTP/1.0\r\nHost: load\r\n\r\n")
+        .ok()?;
+    let mut body = String::new();
+    stream.read_to_string(&mut body).ok()?;
+    Some(
+        body.lines()
+            .filter(|l| l.starts_with("coldstart_telemetry_dropped_total"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum(),
+    )
+}
+
+fn load(target: &Target, args: &Args) -> anyhow::Result<Outcome> {
+    let cgroup = TempCgroup::create(
+        &format!("coldstart-load-{}-{}", std::process::id(), target.name),
+        args.limits,
+    )?;
+    let mut running = measure::start(target, Some(&cgroup))?;
+    let pid = running.pid();
+    let mut wrk = Command::new("wrk")
+        .args([
+            "-t1".to_string(),
+            format!("-c{}", args.connections),
+            format!("-d{}s", args.duration),
+            "--latency".into(),
+            format!("http://{}/", running.addr),
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("cannot run wrk (Debian: apt-get install wrk)")?;
+    let started = Instant::now();
+    let mut rss = Vec::new();
+    while wrk.try_wait()?.is_none() {
+        if let Some(mib) = resident_mib(pid) {
+            rss.push((started.elapsed().as_secs_f64(), mib));
+        }
+        std::thread::sleep(SAMPLE_EVERY);
+    }
+    let out = wrk.wait_with_output()?;
+    if let Some(status) = running.exited() {
+        bail!(
+            "{} ended during the load ({status}); OOM kills in its cgroup: {:?}",
+            target.name,
+            cgroup.oom_kills()
+        );
+    }
+    let dropped = dropped(target);
+    let oom_kills = cgroup.oom_kills();
+    running.terminate(Duration::from_secs(10));
+    if !out.status.success() {
+        bail!("wrk failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(Outcome {
+        run: wrk::parse(&String::from_utf8_lossy(&out.stdout))?,
+        rss,
+        oom_kills,
+        dropped,
+    })
+}
+
+/// The largest sample in each half of the run: memory that plateaus has the second no
+/// more than a tenth above the first.
+fn halves(rss: &[(f64, f64)]) -> (f64, f64) {
+    let mid = rss.last().map_or(0.0, |(t, _)| t / 2.0);
+    let max = |keep: &dyn Fn(f64) -> bool| {
+        rss.iter()
+            .filter(|(t, _)| keep(*t))
+            .map(|(_, m)| *m)
+            .fold(0.0, f64::max)
+    };
+    (max(&|t| t < mid), max(&|t| t >= mid))
+}
+
+fn main() -> anyhow::Result<()> {
+    // Ctrl-C stops the programs started and removes the cgroups created.
+    cargo_coldstart::interrupt::install();
+    let args = parse_args()?;
+    let mut outcomes = Vec::new();
+    for (i, target) in args.targets.iter().enumerate() {
+        eprintln!(
+            "load: {}/{} {} for {} s ...",
+            i + 1,
+            args.targets.len(),
+            target.name,
+            args.duration
+        );
+        outcomes.push(load(target, &args)?);
+    }
+    println!(
+        "{} s of wrk -t1 -c{} in a cgroup of {:?} CPU, {:?} bytes\n{:<16} {:>8} {:>8} {:>8} {:>6} {:>9} {:>9} {:>9} {:>4} {:>8}",
+        args.duration,
+        args.connections,
+        args.limits.cpus,
+        args.limits.memory_bytes,
+        "target",
+        "req/s",
+        "p50 ms",
+        "p99 ms",
+        "errors",
+        "RSS 1st½",
+        "RSS 2nd½",
+        "plateau",
+        "OOM",
+        "dropped"
+    );
+    let mut failed = Vec::new();
+    for (target, o) in args.targets.iter().zip(&outcomes) {
+        let (first, second) = halves(&o.rss);
+        let plateau = second <= first * 1.1;
+        println!(
+            "{:<16} {:>8.0} {:>8.3} {:>8.3} {:>6} {:>9.2} {:>9.2} {:>9} {:>4} {:>8}",
+            target.name,
+            o.run.requests_per_second,
+            o.run.p50_ms,
+            o.run.p99_ms,
+            o.run.errors,
+            first,
+            second,
+            if plateau { "yes" } else { "NO" },
+            o.oom_kills.map_or("?".into(), |n| n.to_string()),
+            o.dropped.map_or("-".into(), |d| format!("{d:.0}"))
+        );
+        if o.run.errors > 0 || o.oom_kills.unwrap_or(0) > 0 || !plateau {
+            failed.push(target.name.as_str());
+        }
+    }
+    if let Some(path) = &args.csv {
+        let mut csv = String::from("target,seconds,rss_mib\n");
+        for (target, o) in args.targets.iter().zip(&outcomes) {
+            for (t, mib) in &o.rss {
+                csv.push_str(&format!("{},{t:.3},{mib:.3}\n", target.name));
+            }
+        }
+        if let Some(dir) = std::path::Path::new(path).parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(path, csv).with_context(|| format!("cannot write {path}"))?;
+        eprintln!("load: samples written to {path}");
+    }
+    // A collector that is down must cost the service nothing it can feel.
+    let rps = |name: &str| {
+        args.targets
+            .iter()
+            .zip(&outcomes)
+            .find(|(t, _)| t.name == name)
+            .map(|(_, o)| o.run.requests_per_second)
+    };
+    if let (Some(up), Some(down)) = (rps("observed"), rps("collector-down")) {
+        println!(
+            "collector-down / observed, requests per second: {:.2}x",
+            down / up
+        );
+        if down < 0.5 * up {
+            failed.push("collector-down (under half the throughput of observed)");
+        }
+    }
+    if !failed.is_empty() {
+        bail!(
+            "under load: errors, an OOM kill or memory that did not level off in {}",
+            failed.join(", ")
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn halves_take_the_largest_sample_of_each() {
+        let rss = [(0.0, 3.0), (1.0, 5.0), (2.0, 4.0), (3.0, 4.5), (4.0, 4.0)];
+        assert_eq!(halves(&rss), (5.0, 4.5));
+        assert_eq!(halves(&[]), (0.0, 0.0));
+    }
+}
