@@ -271,3 +271,41 @@ fn grpc_channel(config: &Config) -> Result<tonic::transport::Channel, String> {
         .map(|e| e.connect_lazy())
         .map_err(|e| format!("OTLP TLS settings: {e}"))
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::time::Duration;
+
+    use opentelemetry_sdk::trace::SpanExporter as _;
+
+    /// Regression: with no collector listening, the OTLP/HTTP exporter retries with
+    /// backoff, and without opentelemetry-otlp's `tokio` feature it slept with
+    /// `std::thread::sleep`, blocking the runtime's thread (under `minimal`, the only
+    /// one) and every request with it. On a paused tokio clock a backoff that waits on
+    /// tokio advances that clock without any real waiting; a blocking sleep leaves it
+    /// where it was. Nothing here measures real time.
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn a_failing_export_backs_off_on_the_runtime_never_blocking_its_thread() {
+        // Nothing listens on a port just freed; loopback refuses at once.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let env = coldstart_bootstrap::Env::fixed([(
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            format!("http://127.0.0.1:{port}"),
+        )]);
+        let (config, errors) = crate::Config::from(&env);
+        assert!(errors.is_empty(), "{errors:?}");
+        let exporter = super::exporter(&config).unwrap();
+        let start = tokio::time::Instant::now();
+        let outcome = exporter.export(Vec::new()).await;
+        assert!(outcome.is_err(), "an export to a closed port must fail");
+        assert!(
+            start.elapsed() > Duration::ZERO,
+            "the retry backoff did not wait on tokio's clock: it blocked the thread"
+        );
+    }
+}
