@@ -142,7 +142,9 @@ mod tests {
     fn drops_are_counted_by_reason() {
         let before = dropped(Dropped::PushFailed);
         drop_count(Dropped::PushFailed, 3);
-        assert_eq!(dropped(Dropped::PushFailed), before + 3);
+        // At least: the push tests count failed pushes in the same process-wide
+        // counter, concurrently.
+        assert!(dropped(Dropped::PushFailed) >= before + 3);
         assert_eq!(Dropped::PushFailed.signal(), "metrics");
     }
 }

@@ -132,8 +132,12 @@ mod tests {
         );
     }
 
+    /// The drop counter is process-wide: tests that read it take turns.
+    static COUNTER_TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
     #[tokio::test]
     async fn a_gateway_that_is_down_is_counted_not_returned() {
+        let _turn = COUNTER_TURN.lock().await;
         let before = problem::dropped(Dropped::PushFailed);
         // Port 9 on loopback: nothing listens there.
         push_now(&push("http://127.0.0.1:9", "t")).await;
@@ -184,5 +188,51 @@ mod tests {
         );
         let why = outcome.expect_err("401 is a failure");
         assert!(why.contains("401") && !why.contains("s3cret"), "{why}");
+    }
+
+    /// A gateway that accepts connections and answers each with `answer`, or never
+    /// answers when it is `None`; returns its URL.
+    fn gateway(answer: Option<&'static [u8]>) -> String {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            for mut stream in listener.incoming().flatten() {
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf);
+                match answer {
+                    Some(answer) => {
+                        let _ = stream.write_all(answer);
+                    }
+                    // Hold the connection open, unanswered, for the test's life.
+                    None => std::mem::forget(stream),
+                }
+            }
+        });
+        url
+    }
+
+    #[tokio::test]
+    async fn a_gateway_that_answers_errors_is_counted_not_returned() {
+        let _turn = COUNTER_TURN.lock().await;
+        let url = gateway(Some(
+            b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n",
+        ));
+        let before = problem::dropped(Dropped::PushFailed);
+        push_now(&push(&url, "t")).await;
+        assert_eq!(problem::dropped(Dropped::PushFailed), before + 1);
+    }
+
+    /// On a paused clock the push's timeout passes without real waiting: the runtime
+    /// is idle while the gateway holds the request, so tokio moves its clock on.
+    #[tokio::test(start_paused = true)]
+    async fn a_gateway_that_never_answers_is_cut_off_and_counted() {
+        let _turn = COUNTER_TURN.lock().await;
+        let url = gateway(None);
+        let before = problem::dropped(Dropped::PushFailed);
+        let start = tokio::time::Instant::now();
+        push_now(&push(&url, "t")).await;
+        assert_eq!(problem::dropped(Dropped::PushFailed), before + 1);
+        assert!(start.elapsed() >= PUSH_TIMEOUT, "cut off by the timeout");
     }
 }
