@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use cargo_coldstart::cgroup::{Limits, TempCgroup, parse_cpus, parse_size};
-use cargo_coldstart::measure::{self, Target};
+use cargo_coldstart::measure::{self, Target, free_port};
 use coldstart_benches::{otlp_sink, parse_target, sibling, whole_number, wrk};
 
 const HELP: &str = "\
@@ -91,12 +91,6 @@ fn parse_args() -> anyhow::Result<Args> {
             .push(Target::new("baseline-tokio", sibling("baseline-tokio")?));
     }
     Ok(args)
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
 }
 
 /// What one target did under load.

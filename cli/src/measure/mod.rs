@@ -359,7 +359,12 @@ impl Drop for KillOnDrop {
     }
 }
 
-fn free_port() -> anyhow::Result<u16> {
+/// A loopback port nothing listens on at the moment of asking.
+///
+/// # Errors
+///
+/// No port can be bound.
+pub fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")
         .context("cannot find a free port")?
         .local_addr()?

@@ -144,11 +144,40 @@ mod tests {
         assert_eq!(problem::dropped(Dropped::PushFailed), before + 1);
     }
 
+    /// A gateway that reads each request's head, hands it over, and answers with
+    /// `answer`, or never answers when it is `None`. Returns its URL and the heads.
+    fn gateway(answer: Option<&'static [u8]>) -> (String, std::sync::mpsc::Receiver<String>) {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (heads, received) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for mut stream in listener.incoming().flatten() {
+                let mut head = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf) {
+                        Ok(n) if n > 0 => head.extend_from_slice(&buf[..n]),
+                        _ => break,
+                    }
+                }
+                let _ = heads.send(String::from_utf8_lossy(&head).into_owned());
+                match answer {
+                    Some(answer) => {
+                        let _ = stream.write_all(answer);
+                    }
+                    // Hold the connection open, unanswered, for the test's life.
+                    None => std::mem::forget(stream),
+                }
+            }
+        });
+        (url, received)
+    }
+
     /// The credentials in the URL go to the gateway as basic authentication and
     /// nowhere else: not in the failure line (the gateway here answers 401).
     #[tokio::test]
     async fn credentials_are_sent_as_basic_authentication_and_never_shown() {
-        use std::io::{Read, Write};
         let env = coldstart_bootstrap::Env::fixed([(
             "COLDSTART_METRICS_PUSH_URL",
             "http://ci%40example:s3cret-pw@127.0.0.1:9/gw",
@@ -159,27 +188,16 @@ mod tests {
         assert_eq!(push.url.to_string(), "http://127.0.0.1:9/gw");
         assert!(!format!("{push:?}").contains("s3cret"), "{push:?}");
 
-        // A gateway that records the request head and refuses it.
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        push.url = format!("http://{}/gw", listener.local_addr().unwrap())
-            .parse()
-            .unwrap();
-        let gateway = std::thread::spawn(move || {
-            let (mut stream, _) = listener.accept().unwrap();
-            let mut head = Vec::new();
-            let mut buf = [0u8; 4096];
-            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                let n = stream.read(&mut buf).unwrap();
-                assert!(n > 0, "the request ended early");
-                head.extend_from_slice(&buf[..n]);
-            }
-            stream
-                .write_all(b"HTTP/1.1 401 Unauthorized\r\ncontent-length: 0\r\n\r\n")
-                .unwrap();
-            String::from_utf8_lossy(&head).into_owned()
-        });
+        let (url, heads) = gateway(Some(
+            b"HTTP/1.1 401 Unauthorized\r\ncontent-length: 0\r\n\r\n",
+        ));
+        push.url = format!("{url}/gw").parse().unwrap();
         let outcome = send(&push, String::new()).await;
-        let head = gateway.join().unwrap();
+        let head = heads.recv().unwrap();
+        assert!(
+            head.ends_with("\r\n\r\n"),
+            "the request ended early: {head}"
+        );
         // base64("ci@example:s3cret-pw")
         assert!(
             head.to_ascii_lowercase()
@@ -190,32 +208,10 @@ mod tests {
         assert!(why.contains("401") && !why.contains("s3cret"), "{why}");
     }
 
-    /// A gateway that accepts connections and answers each with `answer`, or never
-    /// answers when it is `None`; returns its URL.
-    fn gateway(answer: Option<&'static [u8]>) -> String {
-        use std::io::{Read, Write};
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        std::thread::spawn(move || {
-            for mut stream in listener.incoming().flatten() {
-                let mut buf = [0u8; 4096];
-                let _ = stream.read(&mut buf);
-                match answer {
-                    Some(answer) => {
-                        let _ = stream.write_all(answer);
-                    }
-                    // Hold the connection open, unanswered, for the test's life.
-                    None => std::mem::forget(stream),
-                }
-            }
-        });
-        url
-    }
-
     #[tokio::test]
     async fn a_gateway_that_answers_errors_is_counted_not_returned() {
         let _turn = COUNTER_TURN.lock().await;
-        let url = gateway(Some(
+        let (url, _heads) = gateway(Some(
             b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n",
         ));
         let before = problem::dropped(Dropped::PushFailed);
@@ -228,7 +224,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_gateway_that_never_answers_is_cut_off_and_counted() {
         let _turn = COUNTER_TURN.lock().await;
-        let url = gateway(None);
+        let (url, _heads) = gateway(None);
         let before = problem::dropped(Dropped::PushFailed);
         let start = tokio::time::Instant::now();
         push_now(&push(&url, "t")).await;
