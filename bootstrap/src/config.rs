@@ -41,6 +41,7 @@ pub const VARIABLES: &[&str] = &[
     "COLDSTART_THREAD_STACK_SIZE",
     "COLDSTART_PREWARM",
     "COLDSTART_FIRST_RESPONSE_FALLBACK",
+    "COLDSTART_DRAIN_TIMEOUT",
     "COLDSTART_LOG",
     // Logs (the `logs` feature).
     "COLDSTART_LOG_FORMAT",

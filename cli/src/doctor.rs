@@ -215,6 +215,7 @@ pub fn to_json(budget: &Budget, plan: &Plan) -> Value {
             "prewarm": plan.prewarm.value,
             "exporters": "after_first_response",
             "first_response_fallback_ms": plan.first_response_fallback.value.map(|d| d.as_millis() as u64),
+            "drain_timeout_ms": plan.drain_timeout.value.as_millis() as u64,
             "planned_for": { "cpu_cores": plan.cores, "memory_bytes": plan.memory_bytes },
             "reasons": {
                 "strategy": reason(&plan.strategy),
@@ -226,6 +227,7 @@ pub fn to_json(budget: &Budget, plan: &Plan) -> Value {
                 "prewarm": reason(&plan.prewarm),
                 "exporters": reason(&plan.exporters),
                 "first_response_fallback_ms": reason(&plan.first_response_fallback),
+                "drain_timeout_ms": reason(&plan.drain_timeout),
             },
         },
     })

@@ -102,7 +102,7 @@ pub use coldstart_runtime::first_response::FirstResponseLayer;
 pub use coldstart_runtime::init::{InitReport, deferred_done, profile};
 pub use coldstart_runtime::lifecycle::{State, Trigger, trigger};
 pub use coldstart_runtime::{
-    Phase, Timeline, after_first_request, first_request_done, first_response, on_shutdown,
+    Phase, Timeline, after_first_request, draining, first_request_done, first_response, on_shutdown,
 };
 
 /// The plan the runtime was built from; `None` outside `#[coldstart::main]`.

@@ -19,7 +19,9 @@ pub mod lifecycle;
 mod start;
 pub mod timeline;
 
-pub use lifecycle::{after_first_request, first_request_done, first_response, on_shutdown};
+pub use lifecycle::{
+    after_first_request, draining, first_request_done, first_response, on_shutdown,
+};
 pub use start::{
     EXIT_CONFIG, EXIT_OS, StartError, Started, block_on, block_on_in, block_on_test, build,
     load_env, start,

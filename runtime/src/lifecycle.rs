@@ -5,6 +5,12 @@
 //! never serve a request. Work given to [`after_first_request`] waits for that moment.
 //! Hooks given to [`on_shutdown`] run on SIGTERM, SIGINT or the end of `main`.
 //!
+//! A body that awaits [`draining`] is told when a signal comes, stops accepting work
+//! and returns once its in-flight requests are answered; it has the plan's drain
+//! deadline to do so. The hooks run after it returns, so the telemetry flush carries
+//! what the last requests recorded. A body that never awaits it is cancelled at the
+//! signal, as before.
+//!
 //! Marking the first response is one atomic exchange and one wake-up; nothing here may
 //! block or allocate on a request's path. Signal handlers are installed only when the
 //! first shutdown hook is registered: a program without hooks keeps the default
@@ -35,7 +41,7 @@ pub enum State {
     Serving,
     /// The first response has been sent (or the fallback timer fired).
     FirstResponseDone,
-    /// Shutdown hooks are running.
+    /// A shutdown signal came: in-flight work finishes, then the shutdown hooks run.
     Draining,
 }
 
@@ -205,6 +211,7 @@ static STOP_CODE: AtomicI32 = AtomicI32::new(0);
 /// run, and the process exits with `code`.
 pub(crate) fn stop(code: i32) {
     STOP_CODE.store(code, Ordering::Release);
+    advance(State::Draining);
     // Not a real signal number: any non-zero value ends `shutdown_signal`.
     let _ = SIGNALLED.compare_exchange(0, u8::MAX, Ordering::AcqRel, Ordering::Acquire);
     SHUTDOWN.notify_waiters();
@@ -296,6 +303,7 @@ fn listen_for_signals() {
 
 /// Records `signo` as the reason to shut down and wakes the waiters.
 fn signalled(signo: i32) {
+    advance(State::Draining);
     let _ = SIGNALLED.compare_exchange(0, signo as u8, Ordering::AcqRel, Ordering::Acquire);
     SHUTDOWN.notify_waiters();
 }
@@ -395,6 +403,60 @@ pub fn release_held_signals() {
         // SAFETY: raising a signal this process was sent, now with its default effect.
         unsafe { libc::raise(held) };
     }
+}
+
+/// Set once the body awaits [`draining`]: a signal then lets it finish instead of
+/// cancelling it.
+static DRAINS: AtomicBool = AtomicBool::new(false);
+
+/// Resolves when the program is asked to stop (SIGTERM, SIGINT, or a deferred init
+/// that must stop it): the moment to stop accepting work, finish what is in flight,
+/// and return from the body. Awaiting it tells `#[coldstart::main]` that the body
+/// drains: after the signal the body has the plan's drain deadline
+/// (`COLDSTART_DRAIN_TIMEOUT`, default 10 s) to return before it is cancelled, and the
+/// shutdown hooks (the telemetry flush) run once it has returned.
+///
+/// Give it to the server's graceful shutdown, as `axum::serve(..)
+/// .with_graceful_shutdown(coldstart::draining())` or hyper-util's `GracefulShutdown`.
+///
+/// The signal listener is installed after the first response, off the start path: a
+/// signal before the first response keeps its default effect (the process ends), as it
+/// does without coldstart.
+///
+/// ```no_run
+/// # async fn serve_until(stop: impl std::future::Future<Output = ()>) {}
+/// # coldstart_runtime::block_on(&coldstart_bootstrap::Settings::NONE, async {
+/// // The server stops accepting at SIGTERM and returns once its requests are answered.
+/// serve_until(coldstart_runtime::lifecycle::draining()).await;
+/// # });
+/// ```
+pub async fn draining() {
+    DRAINS.store(true, Ordering::Release);
+    tokio::select! {
+        () = first_response() => {}
+        _ = shutdown_signal() => return,
+    }
+    if !SIGNALS.swap(true, Ordering::AcqRel) {
+        listen_for_signals();
+    }
+    shutdown_signal().await;
+}
+
+/// Lets a body that awaits [`draining`] finish within `deadline` once the signal has
+/// come: its output, or `None` when it does not await it or runs out of time (it is
+/// cancelled then, with a line on stderr).
+pub(crate) async fn drain<F: Future>(body: Pin<&mut F>, deadline: Duration) -> Option<F::Output> {
+    if !DRAINS.load(Ordering::Acquire) {
+        return None;
+    }
+    let drained = tokio::time::timeout(deadline, body).await.ok();
+    if drained.is_none() {
+        eprintln!(
+            "coldstart: in-flight work did not finish within the drain deadline of {deadline:?} \
+             (COLDSTART_DRAIN_TIMEOUT); cancelling it"
+        );
+    }
+    drained
 }
 
 /// Resolves with the signal number when a shutdown signal arrives.

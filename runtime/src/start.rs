@@ -6,7 +6,7 @@ use std::fmt;
 use std::future::Future;
 
 use coldstart_bootstrap::failure::{self, Cause};
-use coldstart_bootstrap::plan::{Report, settings};
+use coldstart_bootstrap::plan::{DEFAULT_DRAIN_TIMEOUT, Report, settings};
 use coldstart_bootstrap::{Env, Flavor, Plan, PlanError, Probe, Settings};
 use tokio::runtime::{Builder, Runtime};
 
@@ -156,6 +156,7 @@ pub fn block_on_in<F: Future>(settings: &Settings, env: &Env, body: F) -> F::Out
     let started = start(settings, env).unwrap_or_else(|e| exit(&e));
     let report = started.report;
     let fallback = crate::plan().and_then(|p| p.first_response_fallback.value);
+    let drain_deadline = crate::plan().map_or(DEFAULT_DRAIN_TIMEOUT, |p| p.drain_timeout.value);
     let work_after = init::prepare(settings.init_profile);
     let ended = started.runtime.block_on(async move {
         init::run_before_serving().await;
@@ -174,23 +175,38 @@ pub fn block_on_in<F: Future>(settings: &Settings, env: &Env, body: F) -> F::Out
         if report {
             print_report();
         }
-        let ended = tokio::select! {
-            output = body => Ended::Returned(output),
-            _ = lifecycle::shutdown_signal() => Ended::Signalled,
+        let mut body = std::pin::pin!(body);
+        let returned = tokio::select! {
+            output = &mut body => Some(output),
+            _ = lifecycle::shutdown_signal() => None,
+        };
+        let ended = match returned {
+            Some(output) => Ended::Returned(output),
+            None => match lifecycle::drain(body, drain_deadline).await {
+                Some(output) => Ended::Drained(output),
+                None => Ended::Cancelled,
+            },
         };
         lifecycle::run_shutdown_hooks().await;
         ended
     });
     match ended {
         Ended::Returned(output) => output,
-        // The body was cancelled by a signal or a fatal deferred init; the hooks have run.
-        Ended::Signalled => std::process::exit(lifecycle::stop_code()),
+        // A signal: the body returned by itself; the hooks have run.
+        Ended::Drained(output) if lifecycle::stop_code() == 0 => output,
+        // The body was cancelled by a signal or stopped by a fatal deferred init; the
+        // hooks have run.
+        Ended::Drained(_) | Ended::Cancelled => std::process::exit(lifecycle::stop_code()),
     }
 }
 
 enum Ended<T> {
+    /// The body returned before any signal.
     Returned(T),
-    Signalled,
+    /// The body returned after a signal, within the drain deadline.
+    Drained(T),
+    /// The body was cancelled at a signal or at the drain deadline.
+    Cancelled,
 }
 
 fn print_report() {

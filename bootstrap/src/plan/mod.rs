@@ -35,6 +35,11 @@ pub const THROUGHPUT_FROM_MEMORY: u64 = 1 << 30;
 pub const MEMORY_PER_BLOCKING_THREAD: u64 = 4 << 20;
 /// How long deferred work waits for a first response before it starts anyway.
 pub const DEFAULT_FIRST_RESPONSE_FALLBACK: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long a draining body has to finish its in-flight work after SIGTERM or SIGINT.
+/// A third of the 30 s a container runtime (Kubernetes, ECS, Docker) commonly waits
+/// before it kills: the shutdown hooks (the telemetry flush) run after the drain, within
+/// their own deadlines, and need time left.
+pub const DEFAULT_DRAIN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// tokio's default thread stack size, kept: only touched pages count toward RSS.
 pub const DEFAULT_STACK_SIZE: usize = 2 << 20;
 
@@ -151,6 +156,9 @@ pub struct Plan {
     /// How long to wait for a first response before deferred work starts anyway;
     /// `None` waits for ever.
     pub first_response_fallback: Decision<Option<std::time::Duration>>,
+    /// After SIGTERM or SIGINT, how long a body that awaits `draining()` has to finish
+    /// its in-flight work before it is cancelled and the shutdown hooks run.
+    pub drain_timeout: Decision<std::time::Duration>,
     /// The CPU cores the plan was made for.
     pub cores: f64,
     /// The memory the plan was made for.
@@ -351,9 +359,19 @@ impl Plan {
             FIRST_RESPONSE_FALLBACK.read_env(env, parse_fallback)?,
             FIRST_RESPONSE_FALLBACK,
         );
+        let drain_timeout = choose(
+            Decision {
+                value: DEFAULT_DRAIN_TIMEOUT,
+                reason: plan(Why::DrainBeforeFlush),
+            },
+            None,
+            DRAIN_TIMEOUT.read_env(env, parse_duration)?,
+            DRAIN_TIMEOUT,
+        );
 
         Ok(Plan {
             first_response_fallback,
+            drain_timeout,
             strategy,
             flavor,
             worker_threads,

@@ -129,6 +129,9 @@ pub enum Why {
     ExportersAfterFirstResponse,
     /// Programs that never serve a request still start their deferred work.
     FallbackForIdlePrograms,
+    /// In-flight requests finish before the telemetry flush, within a container's
+    /// usual 30 s grace.
+    DrainBeforeFlush,
     /// An attribute argument or a variable set it.
     Explicit,
 }
@@ -269,6 +272,9 @@ impl fmt::Display for Reason {
             }
             Why::FallbackForIdlePrograms => {
                 f.write_str("programs that serve no request still start deferred work")
+            }
+            Why::DrainBeforeFlush => {
+                f.write_str("in-flight requests finish, then the flush, within a 30s grace")
             }
             Why::Explicit => f.write_str("set explicitly"),
         }

@@ -45,6 +45,20 @@ impl fmt::Display for Mem<'_> {
     }
 }
 
+/// A duration as it is written in a setting: `10s`, or `500ms` when not whole seconds.
+struct Seconds(std::time::Duration);
+
+impl fmt::Display for Seconds {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ms = self.0.as_millis();
+        if ms % 1000 == 0 {
+            write!(f, "{}s", ms / 1000)
+        } else {
+            write!(f, "{ms}ms")
+        }
+    }
+}
+
 fn row<T>(
     f: &mut fmt::Formatter<'_>,
     name: &str,
@@ -105,10 +119,15 @@ impl fmt::Display for Report<'_> {
         )?;
         row(f, "exporters", &p.exporters, "after 1st response")?;
         let fallback = match p.first_response_fallback.value {
-            Some(d) if d.as_millis() % 1000 == 0 => format!("{}s", d.as_secs()),
-            Some(d) => format!("{}ms", d.as_millis()),
+            Some(d) => Seconds(d).to_string(),
             None => "off".to_owned(),
         };
-        row(f, "fallback timer", &p.first_response_fallback, fallback)
+        row(f, "fallback timer", &p.first_response_fallback, fallback)?;
+        row(
+            f,
+            "drain deadline",
+            &p.drain_timeout,
+            Seconds(p.drain_timeout.value),
+        )
     }
 }

@@ -112,6 +112,14 @@ pub const FIRST_RESPONSE_FALLBACK: Key = Key {
     accepts: "a duration such as `10s` or `500ms` (up to 1h), or `off`",
 };
 
+/// `COLDSTART_DRAIN_TIMEOUT`: after SIGTERM or SIGINT, how long a body that awaits
+/// `draining()` has to finish its in-flight work before it is cancelled.
+pub const DRAIN_TIMEOUT: Key = Key {
+    argument: "",
+    variable: "COLDSTART_DRAIN_TIMEOUT",
+    accepts: "a duration such as `10s` or `500ms` (up to 1h)",
+};
+
 /// Parses a duration for [`FIRST_RESPONSE_FALLBACK`]: `Some(None)` for `off`.
 pub fn parse_fallback(s: &str) -> Option<Option<std::time::Duration>> {
     if s == "off" {

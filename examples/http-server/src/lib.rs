@@ -18,6 +18,7 @@ use std::task::{Context, Poll};
 
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
+use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tower_layer::{Identity, Layer};
@@ -92,13 +93,12 @@ pub async fn serve_baseline(name: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Serves HTTP/1.1 on `listener` until the process ends: [`Hello`] answering with
-/// `greeting()`, wrapped in `layer`. A connection that fails is dropped; the listener
-/// keeps going.
+/// Serves HTTP/1.1 on `listener` until the process ends: [`serve_until`] a future
+/// that never resolves.
 ///
 /// # Errors
 ///
-/// Never returns an error today; the type leaves room for a graceful shutdown.
+/// As [`serve_until`].
 pub async fn serve<L, B>(
     listener: TcpListener,
     layer: L,
@@ -115,9 +115,43 @@ where
     B::Data: Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    serve_until(listener, layer, greeting, std::future::pending()).await
+}
+
+/// Serves HTTP/1.1 on `listener`, [`Hello`] answering with `greeting()` wrapped in
+/// `layer`, until `stop` resolves; then drains: no new connection is accepted, idle
+/// keep-alive connections are closed, and every request already read is answered
+/// before this returns. A connection that fails is dropped; the listener keeps going.
+///
+/// # Errors
+///
+/// Never returns an error today; the type leaves room for one.
+pub async fn serve_until<L, B>(
+    listener: TcpListener,
+    layer: L,
+    greeting: fn() -> &'static str,
+    stop: impl Future<Output = ()>,
+) -> std::io::Result<()>
+where
+    L: Layer<Hello>,
+    L::Service: Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    <L::Service as Service<Request<Incoming>>>::Future: Send + 'static,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let service = layer.layer(Hello { greeting });
+    let connections = GracefulShutdown::new();
+    let mut stop = std::pin::pin!(stop);
     loop {
-        let stream = match listener.accept().await {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = &mut stop => break,
+        };
+        let stream = match accepted {
             Ok((stream, _)) => stream,
             Err(e) => {
                 // Out of file descriptors and the like: back off instead of spinning.
@@ -127,12 +161,15 @@ where
             }
         };
         let service = TowerToHyperService::new(service.clone());
+        let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+        let connection = connections.watch(connection);
         tokio::spawn(async move {
-            let _ = http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+            let _ = connection.await;
         });
     }
+    drop(listener);
+    connections.shutdown().await;
+    Ok(())
 }
 
 /// The handler, as a tower service: `greeting()` for every request.

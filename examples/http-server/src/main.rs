@@ -14,6 +14,8 @@
 //! listener (`COLDSTART_METRICS_ADDR`, default `127.0.0.1:9464`) and the OTLP
 //! exporter (`OTEL_EXPORTER_OTLP_ENDPOINT`, default `http://localhost:4318`) start
 //! after the first response. `OTEL_TRACES_EXPORTER=none` turns span export off.
+//! At SIGTERM or SIGINT it drains: no new connection, every request already read is
+//! answered, and then the telemetry is flushed (`coldstart::draining()`).
 //! With feature `logs`, `RUST_LOG=debug COLDSTART_LOG_FORMAT=json` prints a JSON line
 //! per request with its `trace_id` and `span_id`.
 
@@ -87,6 +89,8 @@ async fn main() -> anyhow::Result<()> {
     let telemetry = HttpTelemetryLayer::new().route(|_path| Some("/"));
     // Outermost first: the first response is marked done after its telemetry is recorded.
     let layers = Stack::new(telemetry, FirstResponseLayer::new());
-    http_server::serve(listener, layers, greeting).await?;
+    // At SIGTERM or SIGINT: stop accepting, answer what was read, then return; the
+    // span flush and the final metrics push run after that.
+    http_server::serve_until(listener, layers, greeting, coldstart::draining()).await?;
     Ok(())
 }

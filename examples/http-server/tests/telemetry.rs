@@ -30,17 +30,7 @@ fn server(vars: &[(&str, String)]) -> (u16, Reaper, Lines) {
 /// [`server`] in the working directory `dir` (where it looks for its configuration
 /// file).
 fn server_in(dir: &std::path::Path, vars: &[(&str, String)]) -> (u16, Reaper, Lines) {
-    let port = free_port();
-    let mut child = Command::new(SERVER)
-        .current_dir(dir)
-        .env("PORT", port.to_string())
-        .envs(vars.iter().map(|(k, v)| (k, v)))
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = Lines::of(&mut child);
-    lines.wait_for("listening on");
-    (port, Reaper(child), lines)
+    support::start_server(SERVER, dir, vars)
 }
 
 fn body(response: &str) -> &str {
@@ -601,6 +591,46 @@ fn a_collector_that_is_down_is_counted_and_reported_once() {
 }
 
 #[test]
+fn a_collector_whose_name_does_not_resolve_is_counted_and_reported_once() {
+    // `.invalid` never resolves (RFC 6761).
+    survives_a_broken_collector("http://collector.invalid:4318".into(), &[], "export_failed");
+}
+
+#[cfg(feature = "grpc")]
+#[test]
+fn a_grpc_collector_that_is_down_or_unresolvable_is_counted_and_reported_once() {
+    let grpc = [("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc".to_owned())];
+    survives_a_broken_collector(
+        format!("http://127.0.0.1:{}", free_port()),
+        &grpc,
+        "export_failed",
+    );
+    survives_a_broken_collector(
+        "http://collector.invalid:4317".into(),
+        &grpc,
+        "export_failed",
+    );
+}
+
+#[cfg(feature = "grpc")]
+#[test]
+fn a_grpc_collector_that_never_answers_bounds_the_queue() {
+    let test = "a_grpc_collector_that_never_answers_bounds_the_queue";
+    let Some(collector) = Collector::start_with(test, "hang", true, None) else {
+        return;
+    };
+    survives_a_broken_collector(
+        collector.endpoint(),
+        &[
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc".into()),
+            ("OTEL_BSP_MAX_QUEUE_SIZE", "8".into()),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "2000".into()),
+        ],
+        "queue_full",
+    );
+}
+
+#[test]
 fn a_collector_that_answers_errors_is_counted_and_reported_once() {
     let test = "a_collector_that_answers_errors_is_counted_and_reported_once";
     let Some(collector) = Collector::start(test, "error") else {
@@ -646,13 +676,21 @@ fn a_taken_metrics_port_is_reported_once_and_the_service_keeps_serving() {
 
 #[test]
 fn an_unreachable_pushgateway_is_counted_and_reported_once() {
+    push_failures_are_counted(format!("http://127.0.0.1:{}", free_port()));
+}
+
+#[test]
+fn a_pushgateway_whose_name_does_not_resolve_is_counted_and_reported_once() {
+    push_failures_are_counted("http://pushgateway.invalid:9091".into());
+}
+
+/// Pushes to `url` fail: every request is answered, each failed push is counted, and
+/// the problem is reported on one line.
+fn push_failures_are_counted(url: String) {
     let mport = free_port();
     let (port, _server, mut lines) = server(&[
         ("COLDSTART_METRICS_ADDR", format!("127.0.0.1:{mport}")),
-        (
-            "COLDSTART_METRICS_PUSH_URL",
-            format!("http://127.0.0.1:{}", free_port()),
-        ),
+        ("COLDSTART_METRICS_PUSH_URL", url),
         ("COLDSTART_METRICS_PUSH_INTERVAL", "100ms".into()),
         ("OTEL_TRACES_EXPORTER", "none".into()),
     ]);

@@ -213,10 +213,12 @@ mod tests {
             .filter(|v| !shown.iter().any(|(s, _)| s == *v))
             .copied()
             .collect::<Vec<_>>();
-        use coldstart_bootstrap::plan::settings::{FIRST_RESPONSE_FALLBACK, KEYS, LOG};
+        use coldstart_bootstrap::plan::settings::{
+            DRAIN_TIMEOUT, FIRST_RESPONSE_FALLBACK, KEYS, LOG,
+        };
         let plan_keys = KEYS
             .iter()
-            .chain([&FIRST_RESPONSE_FALLBACK, &LOG])
+            .chain([&FIRST_RESPONSE_FALLBACK, &DRAIN_TIMEOUT, &LOG])
             .map(|k| k.variable)
             .collect::<Vec<_>>();
         assert_eq!(

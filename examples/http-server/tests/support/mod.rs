@@ -57,6 +57,22 @@ pub fn get(port: u16) -> String {
     get_with(port, "/", "")
 }
 
+/// Starts `program` on a free port (`PORT`) in the working directory `dir` with
+/// `vars`, stderr piped; waits until it says it listens.
+pub fn start_server(program: &str, dir: &Path, vars: &[(&str, String)]) -> (u16, Reaper, Lines) {
+    let port = free_port();
+    let mut child = Command::new(program)
+        .current_dir(dir)
+        .env("PORT", port.to_string())
+        .envs(vars.iter().map(|(k, v)| (k, v)))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = Lines::of(&mut child);
+    lines.wait_for("listening on");
+    (port, Reaper(child), lines)
+}
+
 /// Polls `check` every 100 ms for up to `within`; the last value it returned.
 pub fn poll<T>(within: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
     let deadline = Instant::now() + within;
