@@ -5,23 +5,21 @@
 
 #![allow(clippy::unwrap_used)] // a test fails loudly on a broken fixture
 
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::Duration;
 
 use coldstart_bootstrap::{Settings, Strategy};
 use coldstart_runtime::lifecycle;
 use coldstart_runtime::{block_on, draining, first_request_done, on_shutdown};
 
+mod support;
+use support::raise;
+
 const CASE: &str = "DRAINING_CASE";
 
 /// Runs `case` in a child process with `vars`; its output.
 fn child(case: &str, vars: &[(&str, &str)]) -> Output {
-    Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "case", "--nocapture", "--test-threads=1"])
-        .env(CASE, case)
-        .envs(vars.iter().copied())
-        .output()
-        .unwrap()
+    support::child(CASE, case, vars)
 }
 
 /// What the case printed (its lines start with `case: `, apart from the test
@@ -32,11 +30,6 @@ fn said(out: &Output) -> (String, String) {
         .filter_map(|l| l.split_once("case: ").map(|(_, said)| said.to_owned()))
         .collect();
     (stdout, String::from_utf8_lossy(&out.stderr).into_owned())
-}
-
-fn raise(signo: i32) {
-    // SAFETY: signalling this process.
-    unsafe { libc::raise(signo) };
 }
 
 /// The cases, in the child; nothing in the parent.

@@ -5,7 +5,7 @@
 
 #![allow(clippy::unwrap_used)] // a test fails loudly on a broken fixture
 
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::Duration;
 
 use coldstart_bootstrap::{Flavor, Settings, Strategy};
@@ -13,15 +13,14 @@ use coldstart_runtime::lifecycle::{hold_signals_until_hooks, release_held_signal
 use coldstart_runtime::{block_on, first_request_done, on_shutdown};
 use tokio::signal::unix::{SignalKind, signal};
 
+mod support;
+use support::raise;
+
 const CASE: &str = "HELD_SIGNALS_CASE";
 
 /// Runs `case` in a child process; its output.
 fn child(case: &str) -> Output {
-    Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "case", "--nocapture", "--test-threads=1"])
-        .env(CASE, case)
-        .output()
-        .unwrap()
+    support::child(CASE, case, &[])
 }
 
 fn stdout(out: &Output) -> String {
@@ -34,11 +33,6 @@ fn exits_cleanly(case: &str) -> String {
     let said = stdout(&out);
     assert_eq!(out.status.code(), Some(0), "{said}");
     said
-}
-
-fn raise(signo: i32) {
-    // SAFETY: signalling this process.
-    unsafe { libc::raise(signo) };
 }
 
 /// The cases, in the child; nothing in the parent.

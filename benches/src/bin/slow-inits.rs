@@ -30,6 +30,12 @@ static CACHE: Vec<u64> = {
 #[coldstart::main]
 async fn main() -> anyhow::Result<()> {
     let (listener, _) = http_server::bind().await?;
-    http_server::serve(listener, FirstResponseLayer::new(), || &SESSION_KEYS).await?;
+    http_server::serve(
+        listener,
+        FirstResponseLayer::new(),
+        || &SESSION_KEYS,
+        std::future::pending(),
+    )
+    .await?;
     Ok(())
 }

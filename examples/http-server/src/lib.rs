@@ -81,7 +81,7 @@ pub async fn bind() -> anyhow::Result<(TcpListener, SocketAddr)> {
 }
 
 /// The whole body of a start-up baseline: bind, say where, serve `hello` with no
-/// middleware. Every baseline runs exactly this, on its own runtime.
+/// middleware until the process ends. Every baseline runs exactly this, on its own runtime.
 ///
 /// # Errors
 ///
@@ -89,44 +89,25 @@ pub async fn bind() -> anyhow::Result<(TcpListener, SocketAddr)> {
 pub async fn serve_baseline(name: &str) -> anyhow::Result<()> {
     let (listener, addr) = bind().await?;
     eprintln!("{name}: listening on http://{addr}");
-    serve(listener, Identity::new(), || "hello\n").await?;
+    serve(
+        listener,
+        Identity::new(),
+        || "hello\n",
+        std::future::pending(),
+    )
+    .await?;
     Ok(())
 }
 
-/// Serves HTTP/1.1 on `listener` until the process ends: [`serve_until`] a future
-/// that never resolves.
-///
-/// # Errors
-///
-/// As [`serve_until`].
-pub async fn serve<L, B>(
-    listener: TcpListener,
-    layer: L,
-    greeting: fn() -> &'static str,
-) -> std::io::Result<()>
-where
-    L: Layer<Hello>,
-    L::Service: Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
-        + Clone
-        + Send
-        + 'static,
-    <L::Service as Service<Request<Incoming>>>::Future: Send + 'static,
-    B: hyper::body::Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    serve_until(listener, layer, greeting, std::future::pending()).await
-}
-
 /// Serves HTTP/1.1 on `listener`, [`Hello`] answering with `greeting()` wrapped in
-/// `layer`, until `stop` resolves; then drains: no new connection is accepted, idle
-/// keep-alive connections are closed, and every request already read is answered
-/// before this returns. A connection that fails is dropped; the listener keeps going.
+/// `layer`, until `stop` resolves (give `std::future::pending()` to serve for ever);
+/// then drains: no new connection is accepted, idle keep-alive connections are
+/// closed, and every request already read is answered before this returns. A connection that fails is dropped; the listener keeps going.
 ///
 /// # Errors
 ///
 /// Never returns an error today; the type leaves room for one.
-pub async fn serve_until<L, B>(
+pub async fn serve<L, B>(
     listener: TcpListener,
     layer: L,
     greeting: fn() -> &'static str,

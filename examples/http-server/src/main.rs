@@ -91,6 +91,6 @@ async fn main() -> anyhow::Result<()> {
     let layers = Stack::new(telemetry, FirstResponseLayer::new());
     // At SIGTERM or SIGINT: stop accepting, answer what was read, then return; the
     // span flush and the final metrics push run after that.
-    http_server::serve_until(listener, layers, greeting, coldstart::draining()).await?;
+    http_server::serve(listener, layers, greeting, coldstart::draining()).await?;
     Ok(())
 }
