@@ -141,11 +141,11 @@ pub fn init_profile(choice: &InitProfile) -> anyhow::Result<Option<Embedded>> {
         .with_context(|| format!("init profile {} is not usable", path.display()))?;
     let path =
         std::path::absolute(&path).with_context(|| format!("cannot resolve {}", path.display()))?;
-    let needed = profile.entries.iter().filter(|e| e.needed).count();
+    let needed = profile.entries().iter().filter(|e| e.needed).count();
     Ok(Some(Embedded {
         path,
         needed,
-        later: profile.entries.len() - needed,
+        later: profile.entries().len() - needed,
     }))
 }
 

@@ -177,17 +177,17 @@ fn wait(done: &dyn Fn() -> bool) -> bool {
 
 /// The registrations in profile order: which the first request needed, and each one's
 /// duration.
-fn table(profile: &Profile, out: &Path) -> String {
+fn table(profile: &Profile<'_>, out: &Path) -> String {
     let mut text = format!(
         "{} registrations, written to {}\n{:<8} {:>10}  {:<6}  {}\n",
-        profile.entries.len(),
+        profile.entries().len(),
         out.display(),
         "first",
         "micros",
         "kind",
         "name"
     );
-    for e in &profile.entries {
+    for e in profile.entries() {
         text.push_str(&format!(
             "{:<8} {:>10}  {:<6}  {}\n",
             if e.needed { "needed" } else { "later" },
@@ -196,10 +196,10 @@ fn table(profile: &Profile, out: &Path) -> String {
             e.name,
         ));
     }
-    let needed = profile.entries.iter().filter(|e| e.needed).count();
+    let needed = profile.entries().iter().filter(|e| e.needed).count();
     text.push_str(&format!(
         "{needed} run before serving on the next start, {} after the first response\n",
-        profile.entries.len() - needed
+        profile.entries().len() - needed
     ));
     text
 }

@@ -54,10 +54,15 @@ pub struct InitReport {
     pub outcome: Option<Outcome>,
 }
 
+/// One registration's record. The failure is boxed: a record with its name is 40
+/// bytes instead of 80, so 1000 registrations write 40 KB of fresh memory on the
+/// start-up path, not 80 KB.
 struct Ran {
     took: Duration,
-    outcome: Result<(), Failure>,
+    outcome: Result<(), Box<Failure>>,
 }
+
+const _: () = assert!(std::mem::size_of::<(&str, Ran)>() == 40);
 
 static DEFERRED_DONE: Notify = Notify::const_new();
 static DEFERRED_FINISHED: AtomicBool = AtomicBool::new(false);
@@ -127,7 +132,17 @@ pub fn reports() -> Vec<InitReport> {
 pub(crate) fn prepare(embedded: Option<&'static str>) -> bool {
     let mut work_after = std::env::var_os(PROFILE_OUT).is_some();
     if !INITS.is_empty() {
-        let (profile, source) = load_profile(embedded);
+        // A profile read from a file borrows its names from the text, which lives
+        // until the order is made.
+        let text;
+        let (profile, source) = match std::env::var_os(PROFILE) {
+            Some(path) => {
+                let path = PathBuf::from(path);
+                text = std::fs::read_to_string(&path);
+                from_file(&path, text.as_deref())
+            }
+            None => from_embedded(embedded),
+        };
         let order = Order::new(&INITS.iter().collect::<Vec<_>>(), profile.as_ref());
         if let Some(mismatch) = &order.mismatch {
             eprintln!("coldstart: inits: {mismatch}");
@@ -141,24 +156,30 @@ pub(crate) fn prepare(embedded: Option<&'static str>) -> bool {
     work_after
 }
 
-/// The profile and where it came from, in words for the start-up report.
-fn load_profile(embedded: Option<&'static str>) -> (Option<Profile>, String) {
-    if let Some(path) = std::env::var_os(PROFILE) {
-        let path = PathBuf::from(path);
-        let parsed = std::fs::read_to_string(&path)
-            .map_err(|e| e.to_string())
-            .and_then(|text| Profile::parse(&text).map_err(|e| e.to_string()));
-        return match parsed {
-            Ok(p) => (Some(p), format!("{PROFILE}={}", path.display())),
-            Err(e) => {
-                eprintln!(
-                    "coldstart: {PROFILE}={} {e}; using the default init order",
-                    path.display()
-                );
-                (None, format!("none ({PROFILE} unreadable)"))
-            }
-        };
+/// The profile read from `COLDSTART_PROFILE`, and where it came from in words for
+/// the start-up report. A file that cannot be read or parsed is reported in one line
+/// on stderr and gives no profile.
+fn from_file<'a>(
+    path: &std::path::Path,
+    text: Result<&'a str, &std::io::Error>,
+) -> (Option<Profile<'a>>, String) {
+    let parsed = text
+        .map_err(|e| e.to_string())
+        .and_then(|text| Profile::parse(text).map_err(|e| e.to_string()));
+    match parsed {
+        Ok(p) => (Some(p), format!("{PROFILE}={}", path.display())),
+        Err(e) => {
+            eprintln!(
+                "coldstart: {PROFILE}={} {e}; using the default init order",
+                path.display()
+            );
+            (None, format!("none ({PROFILE} unreadable)"))
+        }
     }
+}
+
+/// The profile embedded at compile time, if any.
+fn from_embedded(embedded: Option<&'static str>) -> (Option<Profile<'static>>, String) {
     // Checked at compile time; a failure here would mean a different coldstart version.
     match embedded.and_then(|text| Profile::parse(text).ok()) {
         Some(p) => (Some(p), "embedded".to_string()),
@@ -198,11 +219,22 @@ pub(crate) async fn run_before_serving() {
         let failed = finished.outcome.clone().err();
         done.push((r.name, finished));
         if let Some(failure) = failed {
-            ran().append(&mut done);
+            record(done);
             fail_start_up(&failure);
         }
     }
-    ran().append(&mut done);
+    record(done);
+}
+
+/// Adds what ran before serving to the records; moved, not copied, when they are
+/// empty (as they are on the start-up path).
+fn record(mut done: Vec<(&'static str, Ran)>) {
+    let mut ran = ran();
+    if ran.is_empty() {
+        *ran = done;
+    } else {
+        ran.append(&mut done);
+    }
 }
 
 fn fail_start_up(failure: &Failure) -> ! {
@@ -257,12 +289,12 @@ pub(crate) async fn run_after_first_response() {
 }
 
 /// The profile of this run, as [`Profile::parse`] reads it.
-pub fn profile() -> Profile {
-    Profile {
-        entries: reports()
+pub fn profile() -> Profile<'static> {
+    Profile::new(
+        reports()
             .into_iter()
             .map(|r| init::profile::Entry {
-                name: r.name.to_string(),
+                name: r.name,
                 needed: r.needed,
                 micros: r
                     .took
@@ -270,7 +302,7 @@ pub fn profile() -> Profile {
                 kind: r.kind,
             })
             .collect(),
-    }
+    )
 }
 
 /// Writes beside the target and renames, so a reader never sees half a profile.
@@ -296,10 +328,12 @@ async fn run(r: &'static Registration, off_path: bool, start: &mut Instant) -> O
             .ok()?,
         _ => run_blocking(r),
     }
-    .map_err(|(error, panicked)| Failure {
-        name: r.name,
-        error,
-        panicked,
+    .map_err(|(error, panicked)| {
+        Box::new(Failure {
+            name: r.name,
+            error,
+            panicked,
+        })
     });
     let now = Instant::now();
     let took = now.duration_since(*start);

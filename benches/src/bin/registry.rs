@@ -5,9 +5,13 @@
 //! ```text
 //! cargo build --release -p coldstart-benches --bins
 //! target/release/registry --runs 50
+//! target/release/registry --runs 50 --against DIR   # also DIR's two programs, alternating
 //! ```
+//!
+//! `--against` takes the directory of another build's `no-inits` and `many-inits` (an
+//! earlier commit's `target/release`, copied away), for a before-and-after in one run.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, bail};
@@ -41,34 +45,70 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// One build's two programs.
+struct Build {
+    label: String,
+    none: PathBuf,
+    many: PathBuf,
+}
+
+impl Build {
+    fn in_dir(label: &str, dir: &Path) -> anyhow::Result<Build> {
+        let program = |name: &str| {
+            let path = dir.join(name);
+            anyhow::ensure!(path.exists(), "{} does not exist", path.display());
+            Ok(path)
+        };
+        Ok(Build {
+            label: label.to_string(),
+            none: program("no-inits")?,
+            many: program("many-inits")?,
+        })
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     // Ctrl-C stops the programs started and removes the cgroups created.
     cargo_coldstart::interrupt::install();
+    let usage = "usage: registry [--runs N] [--against DIR]";
+    let (mut runs, mut against) = (30, None);
     let mut args = std::env::args().skip(1);
-    let runs = match (args.next().as_deref(), args.next()) {
-        (Some("--runs"), Some(n)) => n
-            .parse()
-            .ok()
-            .filter(|n| *n > 0)
-            .with_context(|| format!("set --runs to a whole number above 0, got `{n}`"))?,
-        (None, _) => 30,
-        _ => bail!("usage: registry [--runs N]"),
-    };
-    let (none, many) = (sibling("no-inits")?, sibling("many-inits")?);
+    while let Some(arg) = args.next() {
+        match (arg.as_str(), args.next()) {
+            ("--runs", Some(n)) => {
+                runs =
+                    n.parse().ok().filter(|n| *n > 0).with_context(|| {
+                        format!("set --runs to a whole number above 0, got `{n}`")
+                    })?
+            }
+            ("--against", Some(dir)) => against = Some(PathBuf::from(dir)),
+            _ => bail!("{usage}"),
+        }
+    }
+    let here = sibling("many-inits")?;
+    let mut builds = vec![Build::in_dir(
+        "this build",
+        here.parent().unwrap_or(Path::new(".")),
+    )?];
+    if let Some(dir) = &against {
+        builds.push(Build::in_dir(&dir.display().to_string(), dir)?);
+    }
     let profile =
         std::env::temp_dir().join(format!("coldstart-registry-{}.profile", std::process::id()));
-    phase_us(&many, &[("COLDSTART_PROFILE_OUT", &profile)])?;
+    phase_us(&builds[0].many, &[("COLDSTART_PROFILE_OUT", &profile)])?;
     anyhow::ensure!(
         profile.exists(),
         "many-inits wrote no profile to {}",
         profile.display()
     );
 
-    let mut series = [Vec::new(), Vec::new(), Vec::new()];
+    let mut series = vec![[Vec::new(), Vec::new(), Vec::new()]; builds.len()];
     for i in 0..runs {
-        series[0].push(phase_us(&none, &[])?);
-        series[1].push(phase_us(&many, &[])?);
-        series[2].push(phase_us(&many, &[("COLDSTART_PROFILE", &profile)])?);
+        for (b, s) in builds.iter().zip(&mut series) {
+            s[0].push(phase_us(&b.none, &[])?);
+            s[1].push(phase_us(&b.many, &[])?);
+            s[2].push(phase_us(&b.many, &[("COLDSTART_PROFILE", &profile)])?);
+        }
         if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
             eprint!("\rregistry: {}/{runs} runs", i + 1);
         } else if (i + 1) % 10 == 0 || i + 1 == runs {
@@ -79,10 +119,19 @@ fn main() -> anyhow::Result<()> {
         eprintln!();
     }
     let _ = std::fs::remove_file(&profile);
-    let base = median(series[0].clone());
     println!("init phase (runtime built to body entered), {runs} alternating runs, microseconds");
+    for (b, s) in builds.iter().zip(series) {
+        println!("{}", b.label);
+        print_rows(s);
+    }
+    Ok(())
+}
+
+/// Each program's median, min and max, and its median minus the one without inits.
+fn print_rows(series: [Vec<f64>; 3]) {
+    let base = median(series[0].clone());
     println!(
-        "{:<34} {:>8} {:>8} {:>8} {:>10}",
+        "  {:<34} {:>8} {:>8} {:>8} {:>10}",
         "program", "median", "min", "max", "minus none"
     );
     for (name, s) in [
@@ -99,9 +148,8 @@ fn main() -> anyhow::Result<()> {
         );
         let m = median(s);
         println!(
-            "{name:<34} {m:>8.1} {min:>8.1} {max:>8.1} {:>10.1}",
+            "  {name:<34} {m:>8.1} {min:>8.1} {max:>8.1} {:>10.1}",
             m - base
         );
     }
-    Ok(())
 }

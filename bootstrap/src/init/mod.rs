@@ -107,8 +107,7 @@ impl Registration {
 /// Every registration sorted by name: the order does not depend on the linker.
 pub fn registrations() -> Vec<&'static Registration> {
     let mut all: Vec<&'static Registration> = INITS.iter().collect();
-    // Names are unique but for a mistake the order reports; unstable sort is faster.
-    all.sort_unstable_by(|a, b| a.name.cmp(b.name));
+    order::sort_by_name(&mut all);
     all
 }
 

@@ -27,18 +27,38 @@ use super::Fx;
 /// The first line of every profile this version writes and reads.
 pub const HEADER: &str = "coldstart-profile 1";
 
-/// A parsed profile.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Profile {
-    /// The entries, in file order.
-    pub entries: Vec<Entry>,
+/// A profile: its entries in file order. One parsed from text borrows its names from
+/// that text and cannot outlive it (parsing is on the start-up path, and allocates
+/// nothing per line).
+#[derive(Clone, Default)]
+pub struct Profile<'a> {
+    entries: Vec<Entry<'a>>,
+    /// Each name's position in `entries` (the first, for a name given twice).
+    index: HashMap<&'a str, usize, BuildHasherDefault<Fx>>,
+}
+
+/// Two profiles are equal when their entries are: the index follows from them.
+impl PartialEq for Profile<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.entries == other.entries
+    }
+}
+
+impl Eq for Profile<'_> {}
+
+impl fmt::Debug for Profile<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Profile")
+            .field("entries", &self.entries)
+            .finish_non_exhaustive()
+    }
 }
 
 /// One registration's line.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Entry {
+pub struct Entry<'a> {
     /// The registration's name.
-    pub name: String,
+    pub name: &'a str,
     /// Whether the first request needed it.
     pub needed: bool,
     /// How long it took, in microseconds.
@@ -68,7 +88,44 @@ fn error(line: usize, message: String) -> ProfileError {
     ProfileError { line, message }
 }
 
-impl Profile {
+impl<'a> Profile<'a> {
+    /// A profile of `entries`, what a run records. A name given twice is kept twice
+    /// (its text is then refused by [`Profile::parse`]); [`Profile::get`] finds the
+    /// first.
+    ///
+    /// ```
+    /// use coldstart_bootstrap::init::profile::{Entry, Profile};
+    /// let config = Entry { name: "app::CONFIG", needed: true, micros: 12, kind: "static" };
+    /// let p = Profile::new(vec![config.clone()]);
+    /// assert_eq!(p.entries(), [config]);
+    /// assert!(p.to_string().ends_with("needed    12      static  app::CONFIG\n"));
+    /// ```
+    pub fn new(entries: Vec<Entry<'a>>) -> Profile<'a> {
+        let mut index =
+            HashMap::with_capacity_and_hasher(entries.len(), BuildHasherDefault::default());
+        for (i, e) in entries.iter().enumerate() {
+            index.entry(e.name).or_insert(i);
+        }
+        Profile { entries, index }
+    }
+
+    /// The entries, in file order.
+    ///
+    /// ```
+    /// use coldstart_bootstrap::init::Profile;
+    /// let p = Profile::parse("coldstart-profile 1\nlater 9 fn b\nneeded 3 fn a\n").unwrap();
+    /// let names: Vec<&str> = p.entries().iter().map(|e| e.name).collect();
+    /// assert_eq!(names, ["b", "a"]);
+    /// ```
+    pub fn entries(&self) -> &[Entry<'a>] {
+        &self.entries
+    }
+
+    /// Where `name`'s (first) entry is in [`Profile::entries`].
+    pub(crate) fn position(&self, name: &str) -> Option<usize> {
+        self.index.get(name).copied()
+    }
+
     /// Parses a profile.
     ///
     /// ```
@@ -82,7 +139,7 @@ impl Profile {
     /// # Errors
     ///
     /// A missing or unknown header, a malformed line, or a name given twice.
-    pub fn parse(text: &str) -> Result<Profile, ProfileError> {
+    pub fn parse(text: &'a str) -> Result<Profile<'a>, ProfileError> {
         let mut lines = text
             .lines()
             .enumerate()
@@ -103,35 +160,47 @@ impl Profile {
             },
             None => return Err(error(1, format!("empty profile: expected `{HEADER}`"))),
         }
-        // Each name's line, to report a duplicate without a quadratic search.
         let capacity = text.len() / 40;
-        let mut entries: Vec<Entry> = Vec::with_capacity(capacity);
-        let mut seen: HashMap<&str, usize, BuildHasherDefault<Fx>> =
+        let mut entries: Vec<Entry<'a>> = Vec::with_capacity(capacity);
+        let mut index: HashMap<&str, usize, BuildHasherDefault<Fx>> =
             HashMap::with_capacity_and_hasher(capacity, BuildHasherDefault::default());
         for (n, line) in lines {
             if line.is_empty() || line.starts_with('#') {
                 continue;
             }
-            let (entry, name) = entry(line).map_err(|m| error(n, m))?;
-            if let Some(first) = seen.insert(name, n) {
+            let entry = entry(line).map_err(|m| error(n, m))?;
+            if index.insert(entry.name, entries.len()).is_some() {
                 return Err(error(
                     n,
-                    format!("`{}` appears twice (first on line {first})", entry.name),
+                    format!(
+                        "`{}` appears twice (first on line {})",
+                        entry.name,
+                        first_line(text, entry.name)
+                    ),
                 ));
             }
             entries.push(entry);
         }
-        Ok(Profile { entries })
+        Ok(Profile { entries, index })
     }
 
     /// The entry for `name`.
-    pub fn get(&self, name: &str) -> Option<&Entry> {
-        self.entries.iter().find(|e| e.name == name)
+    pub fn get(&self, name: &str) -> Option<&Entry<'a>> {
+        self.position(name).map(|i| &self.entries[i])
     }
 }
 
-/// A line's entry, and its name as a slice of the line.
-fn entry(line: &str) -> Result<(Entry, &str), String> {
+/// The line of `name`'s first entry in `text`, which has already parsed up to a
+/// second one (only an error message needs it).
+fn first_line(text: &str, name: &str) -> usize {
+    text.lines()
+        .map(str::trim_ascii)
+        .position(|l| entry(l).is_ok_and(|e| e.name == name))
+        .map_or(0, |i| i + 1)
+}
+
+/// A line's entry; its name is a slice of the line.
+fn entry(line: &str) -> Result<Entry<'_>, String> {
     let mut rest = line;
     let mut field = |what: &str| -> Result<&str, String> {
         // Fields are separated by ASCII blanks; bytes, not chars, keep this cheap
@@ -181,13 +250,12 @@ fn entry(line: &str) -> Result<(Entry, &str), String> {
     if name.is_empty() {
         return Err("missing the registration's name after the kind".to_string());
     }
-    let entry = Entry {
-        name: name.to_string(),
+    Ok(Entry {
+        name,
         needed,
         micros,
         kind,
-    };
-    Ok((entry, name))
+    })
 }
 
 /// At most 40 characters of a bad value, so one error stays one line.
@@ -198,7 +266,7 @@ fn clip(s: &str) -> String {
     }
 }
 
-impl fmt::Display for Profile {
+impl fmt::Display for Profile<'_> {
     /// The file format, readable by [`Profile::parse`].
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "{HEADER}")?;
@@ -222,22 +290,20 @@ mod tests {
 
     #[test]
     fn reads_what_it_writes() {
-        let p = Profile {
-            entries: vec![
-                Entry {
-                    name: "a::CONFIG".into(),
-                    needed: true,
-                    micros: 1520,
-                    kind: "static",
-                },
-                Entry {
-                    name: "given name with spaces".into(),
-                    needed: false,
-                    micros: 0,
-                    kind: "async",
-                },
-            ],
-        };
+        let p = Profile::new(vec![
+            Entry {
+                name: "a::CONFIG",
+                needed: true,
+                micros: 1520,
+                kind: "static",
+            },
+            Entry {
+                name: "given name with spaces",
+                needed: false,
+                micros: 0,
+                kind: "async",
+            },
+        ]);
         assert_eq!(Profile::parse(&p.to_string()).unwrap(), p);
     }
 
@@ -284,7 +350,7 @@ mod tests {
             "# written by hand\n\n  coldstart-profile 1  \n\n#x\n later\t 3 \t fn   a b \n",
         )
         .unwrap();
-        assert_eq!(p.entries.len(), 1);
+        assert_eq!(p.entries().len(), 1);
         assert_eq!(p.get("a b").unwrap().micros, 3);
     }
 
@@ -299,12 +365,11 @@ mod tests {
         fn round_trips(entries in proptest::collection::btree_map(
             "[a-z_:]{1,20}( [a-z]{1,5})?", (any::<bool>(), any::<u64>(), 0..3usize), 0..8)
         ) {
-            let p = Profile {
-                entries: entries.into_iter().map(|(name, (needed, micros, k))| Entry {
-                    name, needed, micros, kind: ["fn", "async", "static"][k],
-                }).collect(),
-            };
-            prop_assert_eq!(Profile::parse(&p.to_string()).unwrap(), p);
+            let p = Profile::new(entries.iter().map(|(name, &(needed, micros, k))| Entry {
+                name, needed, micros, kind: ["fn", "async", "static"][k],
+            }).collect());
+            let text = p.to_string();
+            prop_assert_eq!(Profile::parse(&text).unwrap(), p);
         }
     }
 }

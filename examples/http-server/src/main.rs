@@ -64,9 +64,12 @@ fn greeting() -> &'static str {
 async fn main() -> anyhow::Result<()> {
     let (listener, addr) = http_server::bind().await?;
     if let Some(plan) = coldstart::plan() {
-        eprintln!(
+        http_server::say!(
             "http-server: listening on http://{addr}; plan {} ({}), {} with {} worker thread(s)",
-            plan.strategy.value, plan.strategy.reason, plan.flavor.value, plan.worker_threads.value
+            plan.strategy.value,
+            plan.strategy.reason,
+            plan.flavor.value,
+            plan.worker_threads.value
         );
     }
     coldstart::after_first_request(async {

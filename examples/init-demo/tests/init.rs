@@ -117,7 +117,7 @@ fn a_recorded_profile_defers_what_the_first_request_did_not_read() {
         profile.get("init_demo::SLOW").unwrap().micros >= 30_000,
         "{text}"
     );
-    assert_eq!(profile.entries.len(), 9, "{text}");
+    assert_eq!(profile.entries().len(), 9, "{text}");
 
     let second = demo(&[
         ("DEMO_READ", "SHARED"),
@@ -158,8 +158,8 @@ fn a_mispredicted_static_initialises_once_on_demand_and_the_next_profile_correct
         !r.inits_between(Some("first response"), "deferred done")
             .contains(&"init_demo::SLOW")
     );
-    let corrected =
-        coldstart_bootstrap::init::Profile::parse(&std::fs::read_to_string(&out).unwrap()).unwrap();
+    let text = std::fs::read_to_string(&out).unwrap();
+    let corrected = coldstart_bootstrap::init::Profile::parse(&text).unwrap();
     assert!(corrected.get("init_demo::SLOW").unwrap().needed);
 }
 
@@ -277,6 +277,28 @@ fn a_failing_deferred_init_is_reported_and_serving_continues() {
     assert!(
         r.stdout
             .contains("report init_demo::report fn AfterFirstResponse needed=false ok=Some(false)")
+    );
+    assert!(r.stdout.ends_with("end\n"), "{}", r.stdout);
+}
+
+#[test]
+fn a_panicking_deferred_init_is_reported_and_serving_continues() {
+    let r = demo(&[("DEMO_PANIC", "report")]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // Rust's own panic message comes first (the hook is the program's), then one line.
+    assert_eq!(
+        r.stderr.lines().last(),
+        Some(
+            "coldstart: deferred init `init_demo::report` panicked: report exploded; serving continues"
+        ),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stdout
+            .contains("report init_demo::report fn AfterFirstResponse needed=false ok=Some(false)"),
+        "{}",
+        r.stdout
     );
     assert!(r.stdout.ends_with("end\n"), "{}", r.stdout);
 }
