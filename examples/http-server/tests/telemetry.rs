@@ -168,7 +168,8 @@ fn metrics_start_after_the_first_response_and_prometheus_scrapes_them() {
 /// Certificates made for one test, as PEM files in a temporary directory: a CA
 /// (`ca.pem`), a server certificate for 127.0.0.1 and localhost (`server.pem`,
 /// `server.key`), a client certificate from that CA (`client.pem`, `client.key`),
-/// and a client certificate from another CA (`stranger.pem`, `stranger.key`).
+/// and another CA (`other-ca.pem`) with a client certificate from it (`stranger.pem`,
+/// `stranger.key`).
 #[cfg_attr(not(feature = "tls"), allow(dead_code))]
 struct Pki {
     dir: PathBuf,
@@ -216,7 +217,8 @@ impl Pki {
             "server",
         );
         leaf(&ca, &["client"], Usage::ClientAuth, "client");
-        let (other, _) = authority("another CA");
+        let (other, other_pem) = authority("another CA");
+        write("other-ca.pem", other_pem);
         leaf(&other, &["client"], Usage::ClientAuth, "stranger");
         Pki { dir }
     }
@@ -228,8 +230,17 @@ impl Pki {
     /// The exporter's TLS variables: trust the CA, and present `client` (`client` or
     /// `stranger`) unless `None`.
     fn exporter_vars(&self, client: Option<&str>) -> Vec<(&'static str, String)> {
+        self.exporter_vars_trusting("ca.pem", client)
+    }
+
+    /// [`Pki::exporter_vars`], trusting the CA in the file `ca` instead.
+    fn exporter_vars_trusting(
+        &self,
+        ca: &str,
+        client: Option<&str>,
+    ) -> Vec<(&'static str, String)> {
         let path = |f: &str| self.path(f).display().to_string();
-        let mut vars = vec![("OTEL_EXPORTER_OTLP_CERTIFICATE", path("ca.pem"))];
+        let mut vars = vec![("OTEL_EXPORTER_OTLP_CERTIFICATE", path(ca))];
         if let Some(client) = client {
             vars.push((
                 "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
@@ -282,8 +293,9 @@ fn the_first_requests_span_reaches_an_otlp_receiver_over_grpc() {
 }
 
 /// A receiver that requires client certificates gets the span from an exporter
-/// with a certificate from its CA, and nothing from one without a certificate or
-/// with a certificate from another CA: those drops are counted.
+/// with a certificate from its CA, and nothing from one without a certificate, with
+/// a certificate from another CA, or that does not trust the receiver's CA: those
+/// drops are counted.
 #[cfg(feature = "tls")]
 fn mutual_tls_export(test: &str, grpc: bool) {
     let pki = Pki::new(test);
@@ -299,9 +311,18 @@ fn mutual_tls_export(test: &str, grpc: bool) {
     let span = first_span_through(&collector, &vars);
     assert_eq!(span["transport"], if grpc { "grpc" } else { "http" });
 
-    for client in [None, Some("stranger")] {
+    for (case, mut vars) in [
+        ("no client certificate", pki.exporter_vars(None)),
+        (
+            "a client certificate from another CA",
+            pki.exporter_vars(Some("stranger")),
+        ),
+        (
+            "a server certificate from a CA it does not trust",
+            pki.exporter_vars_trusting("other-ca.pem", Some("client")),
+        ),
+    ] {
         let mport = free_port();
-        let mut vars = pki.exporter_vars(client);
         vars.extend([
             protocol.clone(),
             ("OTEL_EXPORTER_OTLP_ENDPOINT", collector.endpoint()),
@@ -318,12 +339,12 @@ fn mutual_tls_export(test: &str, grpc: bool) {
         });
         assert!(
             counted.is_some(),
-            "client {client:?}: the refused export was not counted:\n{}",
+            "{case}: the refused export was not counted:\n{}",
             scrape(mport)
         );
         assert!(
             collector.spans().iter().all(|s| s["trace_id"] != trace),
-            "client {client:?} must be refused"
+            "{case}: the export must be refused"
         );
     }
 }
@@ -672,6 +693,81 @@ fn a_taken_metrics_port_is_reported_once_and_the_service_keeps_serving() {
         "{said}"
     );
     serve_all(port, 5);
+}
+
+/// Every address of this machine's interfaces other than loopback.
+fn other_addresses() -> Vec<std::net::IpAddr> {
+    let mut found = Vec::new();
+    let mut list: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills `list` with a linked list that freeifaddrs releases;
+    // each node's address is read only when its family says which sockaddr it is.
+    unsafe {
+        if libc::getifaddrs(&mut list) != 0 {
+            return found;
+        }
+        let mut node = list;
+        while !node.is_null() {
+            let addr = (*node).ifa_addr;
+            if !addr.is_null() {
+                match i32::from((*addr).sa_family) {
+                    libc::AF_INET => {
+                        let v4 = &*(addr as *const libc::sockaddr_in);
+                        found.push(
+                            std::net::Ipv4Addr::from(u32::from_be(v4.sin_addr.s_addr)).into(),
+                        );
+                    }
+                    libc::AF_INET6 => {
+                        let v6 = &*(addr as *const libc::sockaddr_in6);
+                        // Link-local addresses need a scope to connect to; skip them.
+                        let ip = std::net::Ipv6Addr::from(v6.sin6_addr.s6_addr);
+                        if !ip.is_unicast_link_local() {
+                            found.push(ip.into());
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            node = (*node).ifa_next;
+        }
+        libc::freeifaddrs(list);
+    }
+    found.retain(|ip| !ip.is_loopback());
+    found
+}
+
+/// With no `COLDSTART_METRICS_ADDR`, `/metrics` is served on 127.0.0.1:9464 and on no
+/// other address of the machine.
+#[test]
+fn metrics_listen_on_loopback_only_by_default() {
+    let test = "metrics_listen_on_loopback_only_by_default";
+    let others = other_addresses();
+    if others.is_empty() {
+        let why = "this machine has no interface address other than loopback";
+        assert!(std::env::var_os("CI").is_none(), "{test}: {why}");
+        eprintln!("SKIPPED {test}: {why}");
+        return;
+    }
+    let port = free_port();
+    let mut child = Command::new(SERVER)
+        .env("PORT", port.to_string())
+        .env_remove("COLDSTART_METRICS_ADDR")
+        .env_remove("COLDSTART_CONFIG")
+        .env("OTEL_TRACES_EXPORTER", "none")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = Lines::of(&mut child);
+    let _server = Reaper(child);
+    lines.wait_for("listening on");
+    serve_all(port, 1);
+    let said = lines.wait_for("metrics on").to_owned();
+    assert!(said.contains("http://127.0.0.1:9464/metrics"), "{said}");
+    assert!(scrape(9464).contains("coldstart_plan_info"));
+    for ip in others {
+        let reached =
+            std::net::TcpStream::connect_timeout(&(ip, 9464).into(), Duration::from_secs(1));
+        assert!(reached.is_err(), "/metrics answered on {ip}:9464");
+    }
 }
 
 #[test]
