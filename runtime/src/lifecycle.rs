@@ -257,9 +257,7 @@ where
         Ok(mut hooks) => hooks.push(registered),
         Err(poisoned) => poisoned.into_inner().push(registered),
     }
-    if !SIGNALS.swap(true, Ordering::AcqRel) {
-        listen_for_signals();
-    }
+    listen_for_signals();
 }
 
 /// How many shutdown hooks are registered now.
@@ -273,9 +271,13 @@ pub fn shutdown_hooks() -> usize {
 /// Installs the handlers now, so that a signal arriving right after the first
 /// registration already runs the hooks, and waits for them on a task. Under a hold
 /// ([`hold_signals_until_hooks`]) a signal runs the hooks only once the hold is
-/// released, so that every hook of the held work is registered by then.
+/// released, so that every hook of the held work is registered by then. Only the
+/// first call does anything.
 fn listen_for_signals() {
     use tokio::signal::unix::{SignalKind, signal};
+    if SIGNALS.swap(true, Ordering::AcqRel) {
+        return;
+    }
     let (Ok(mut term), Ok(mut int)) = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
@@ -436,9 +438,7 @@ pub async fn draining() {
         () = first_response() => {}
         _ = shutdown_signal() => return,
     }
-    if !SIGNALS.swap(true, Ordering::AcqRel) {
-        listen_for_signals();
-    }
+    listen_for_signals();
     shutdown_signal().await;
 }
 

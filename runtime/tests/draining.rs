@@ -22,6 +22,15 @@ fn child(case: &str, vars: &[(&str, &str)]) -> Output {
     support::child(CASE, case, vars)
 }
 
+/// Runs `case` with `vars`, asserts it exited with `code`, and returns what it
+/// printed and its stderr.
+fn exits_with(code: i32, case: &str, vars: &[(&str, &str)]) -> (String, String) {
+    let out = child(case, vars);
+    let (stdout, stderr) = said(&out);
+    assert_eq!(out.status.code(), Some(code), "{stdout}{stderr}");
+    (stdout, stderr)
+}
+
 /// What the case printed (its lines start with `case: `, apart from the test
 /// harness's), and its stderr.
 fn said(out: &Output) -> (String, String) {
@@ -92,9 +101,7 @@ fn case() {
 
 #[test]
 fn in_flight_work_finishes_after_sigterm_and_then_the_hooks_run() {
-    let out = child("in time", &[]);
-    let (stdout, stderr) = said(&out);
-    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    let (stdout, stderr) = exits_with(0, "in time", &[]);
     assert_eq!(
         stdout,
         "draining in state Draining\n\
@@ -107,9 +114,7 @@ fn in_flight_work_finishes_after_sigterm_and_then_the_hooks_run() {
 
 #[test]
 fn work_past_the_drain_deadline_is_cancelled_named_and_the_hooks_still_run() {
-    let out = child("too slow", &[("COLDSTART_DRAIN_TIMEOUT", "200ms")]);
-    let (stdout, stderr) = said(&out);
-    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    let (stdout, stderr) = exits_with(0, "too slow", &[("COLDSTART_DRAIN_TIMEOUT", "200ms")]);
     assert_eq!(
         stdout, "draining in state Draining\nhook ran in state Draining\n",
         "{stderr}"
@@ -125,9 +130,7 @@ fn work_past_the_drain_deadline_is_cancelled_named_and_the_hooks_still_run() {
 
 #[test]
 fn sigint_runs_the_hooks_and_a_hook_past_its_deadline_is_named_and_abandoned() {
-    let out = child("sigint and a slow hook", &[]);
-    let (stdout, stderr) = said(&out);
-    assert_eq!(out.status.code(), Some(0), "{stdout}{stderr}");
+    let (stdout, stderr) = exits_with(0, "sigint and a slow hook", &[]);
     assert_eq!(stdout, "quick hook ran\n", "{stderr}");
     assert!(
         stderr.contains("coldstart: shutdown hook `slow` did not finish within 200ms"),
@@ -137,9 +140,7 @@ fn sigint_runs_the_hooks_and_a_hook_past_its_deadline_is_named_and_abandoned() {
 
 #[test]
 fn a_bad_drain_deadline_is_named_with_what_is_accepted() {
-    let out = child("in time", &[("COLDSTART_DRAIN_TIMEOUT", "soon")]);
-    let (stdout, stderr) = said(&out);
-    assert_eq!(out.status.code(), Some(78), "{stdout}{stderr}");
+    let (_, stderr) = exits_with(78, "in time", &[("COLDSTART_DRAIN_TIMEOUT", "soon")]);
     assert!(
         stderr.contains(
             "set COLDSTART_DRAIN_TIMEOUT to a duration such as `10s` or `500ms` (up to 1h), got `soon`"

@@ -85,11 +85,11 @@ fn main() -> anyhow::Result<()> {
             _ => bail!("{usage}"),
         }
     }
-    let here = sibling("many-inits")?;
-    let mut builds = vec![Build::in_dir(
-        "this build",
-        here.parent().unwrap_or(Path::new(".")),
-    )?];
+    let mut builds = vec![Build {
+        label: "this build".to_string(),
+        none: sibling("no-inits")?,
+        many: sibling("many-inits")?,
+    }];
     if let Some(dir) = &against {
         builds.push(Build::in_dir(&dir.display().to_string(), dir)?);
     }

@@ -123,7 +123,8 @@ pub async fn serve_baseline(name: &str) -> anyhow::Result<()> {
 /// Serves HTTP/1.1 on `listener`, [`Hello`] answering with `greeting()` wrapped in
 /// `layer`, until `stop` resolves (give `std::future::pending()` to serve for ever);
 /// then drains: no new connection is accepted, idle keep-alive connections are
-/// closed, and every request already read is answered before this returns. A connection that fails is dropped; the listener keeps going.
+/// closed, and every request already read is answered before this returns. A
+/// connection that fails is dropped; the listener keeps going.
 ///
 /// # Errors
 ///

@@ -747,18 +747,12 @@ fn metrics_listen_on_loopback_only_by_default() {
         eprintln!("SKIPPED {test}: {why}");
         return;
     }
-    let port = free_port();
-    let mut child = Command::new(SERVER)
-        .env("PORT", port.to_string())
-        .env_remove("COLDSTART_METRICS_ADDR")
-        .env_remove("COLDSTART_CONFIG")
-        .env("OTEL_TRACES_EXPORTER", "none")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = Lines::of(&mut child);
-    let _server = Reaper(child);
-    lines.wait_for("listening on");
+    let (port, _server, mut lines) = support::start_server_without(
+        SERVER,
+        std::path::Path::new("."),
+        &[("OTEL_TRACES_EXPORTER", "none".into())],
+        &["COLDSTART_METRICS_ADDR", "COLDSTART_CONFIG"],
+    );
     serve_all(port, 1);
     let said = lines.wait_for("metrics on").to_owned();
     assert!(said.contains("http://127.0.0.1:9464/metrics"), "{said}");

@@ -60,8 +60,22 @@ pub fn get(port: u16) -> String {
 /// Starts `program` on a free port (`PORT`) in the working directory `dir` with
 /// `vars`, stderr piped; waits until it says it listens.
 pub fn start_server(program: &str, dir: &Path, vars: &[(&str, String)]) -> (u16, Reaper, Lines) {
+    start_server_without(program, dir, vars, &[])
+}
+
+/// [`start_server`], with the variables `unset` removed from what it inherits.
+pub fn start_server_without(
+    program: &str,
+    dir: &Path,
+    vars: &[(&str, String)],
+    unset: &[&str],
+) -> (u16, Reaper, Lines) {
     let port = free_port();
-    let mut child = Command::new(program)
+    let mut command = Command::new(program);
+    for variable in unset {
+        command.env_remove(variable);
+    }
+    let mut child = command
         .current_dir(dir)
         .env("PORT", port.to_string())
         .envs(vars.iter().map(|(k, v)| (k, v)))
