@@ -18,7 +18,7 @@ pub fn sibling(name: &str) -> anyhow::Result<PathBuf> {
     let path = std::env::current_exe()?.with_file_name(name);
     if !path.exists() {
         anyhow::bail!(
-            "{} does not exist; build it first: cargo build --release -p http-server -p coldstart-benches --bins",
+            "{} does not exist; build it first: scripts/build-bench",
             path.display()
         );
     }

@@ -18,6 +18,8 @@ most, and what was dropped is counted in `coldstart_telemetry_dropped_total`.
 
 #[cfg(feature = "metrics")]
 mod base64;
+#[cfg(any(feature = "metrics", feature = "tracing"))]
+mod client;
 pub mod config;
 #[cfg(all(fuzzing, feature = "metrics"))]
 #[doc(hidden)]

@@ -10,7 +10,7 @@
 //! killer acts. The samples go to a CSV file for the plot in RELIABILITY.md.
 //!
 //! ```text
-//! cargo build --release -p http-server -p coldstart-benches --bins
+//! scripts/build-bench
 //! sudo target/release/load --duration 60 --csv target/load/rss.csv
 //! ```
 

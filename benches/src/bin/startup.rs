@@ -4,7 +4,7 @@
 //! `cargo-coldstart`.
 //!
 //! ```text
-//! cargo build --release -p http-server -p coldstart-benches --bins
+//! scripts/build-bench
 //! target/release/startup --runs 40
 //! target/release/startup --runs 40 --cpus 0.5 --memory 128M --only-cgroup \
 //!     --target floor=baseline-current-thread --target tokio=baseline-tokio

@@ -10,7 +10,7 @@
 //! serving the same handler.
 //!
 //! ```text
-//! cargo build --release -p http-server -p coldstart-benches --bins
+//! scripts/build-bench
 //! target/release/throughput --rounds 5 --duration 10
 //! ```
 

@@ -560,7 +560,7 @@ fn serve_all(port: u16, n: usize) {
 
 /// Runs the example against a broken OTLP endpoint and checks that every request is
 /// answered, the drop is counted, and the problem is reported on one line.
-fn survives_a_broken_collector(endpoint: String, extra: &[(&str, String)], reason: &str) {
+fn survives_a_broken_collector(endpoint: String, extra: &[(&str, String)], reason: &str) -> String {
     let mport = free_port();
     let mut vars = vec![
         ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint),
@@ -599,22 +599,26 @@ fn survives_a_broken_collector(endpoint: String, extra: &[(&str, String)], reaso
         kinds.len(),
         "one line per kind, not a storm:\n{said}"
     );
+    said
 }
 
 #[test]
 fn a_collector_that_is_down_is_counted_and_reported_once() {
     // Nothing listens on a port just freed.
-    survives_a_broken_collector(
-        format!("http://127.0.0.1:{}", free_port()),
-        &[],
-        "export_failed",
-    );
+    let port = free_port();
+    let said =
+        survives_a_broken_collector(format!("http://127.0.0.1:{port}"), &[], "export_failed");
+    let why = format!("cannot connect to 127.0.0.1:{port}: ");
+    assert!(said.contains(&why), "the line says why ({why}):\n{said}");
 }
 
 #[test]
 fn a_collector_whose_name_does_not_resolve_is_counted_and_reported_once() {
     // `.invalid` never resolves (RFC 6761).
-    survives_a_broken_collector("http://collector.invalid:4318".into(), &[], "export_failed");
+    let said =
+        survives_a_broken_collector("http://collector.invalid:4318".into(), &[], "export_failed");
+    let why = "cannot resolve `collector.invalid`: ";
+    assert!(said.contains(why), "the line says why ({why}):\n{said}");
 }
 
 #[cfg(feature = "grpc")]

@@ -8,14 +8,13 @@ A push that fails (gateway down, refusing, slow, answering an error) is counted 
 at most; it never delays anything else.
 */
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use http::{Method, Request, header};
-use http_body_util::Full;
 use hyper::body::Bytes;
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
 
+use crate::client::Client;
 use crate::config::Push;
 use crate::problem::{self, Dropped};
 
@@ -39,11 +38,7 @@ pub(crate) fn start(push: Push) {
 
 /// One push; failures are counted and reported, never returned.
 pub(crate) async fn push_now(push: &Push) {
-    let outcome = match tokio::time::timeout(PUSH_TIMEOUT, send(push, super::render())).await {
-        Ok(outcome) => outcome,
-        Err(_) => Err(format!("no answer within {PUSH_TIMEOUT:?}")),
-    };
-    if let Err(why) = outcome {
+    if let Err(why) = send(push, super::render()).await {
         problem::drop_count(Dropped::PushFailed, 1);
         problem::report("metrics-push", || {
             format!("metrics: push to {} failed: {why}", push.url)
@@ -52,30 +47,21 @@ pub(crate) async fn push_now(push: &Push) {
 }
 
 async fn send(push: &Push, body: String) -> Result<(), String> {
-    let host = push.url.host().unwrap_or("127.0.0.1");
-    let port = push.url.port_u16().unwrap_or(80);
-    let stream = TcpStream::connect((host, port))
-        .await
-        .map_err(|e| format!("cannot connect to {host}:{port}: {e}"))?;
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| e.to_string())?;
-    tokio::spawn(connection);
+    static CLIENT: OnceLock<Client> = OnceLock::new();
+    let client = CLIENT.get_or_init(|| Client::plain(PUSH_TIMEOUT));
+    let mut uri = http::Uri::builder().path_and_query(path(push));
+    if let (Some(scheme), Some(authority)) = (push.url.scheme(), push.url.authority()) {
+        uri = uri.scheme(scheme.clone()).authority(authority.clone());
+    }
     let mut request = Request::builder()
         .method(Method::PUT)
-        .uri(path(push))
-        .header(header::HOST, format!("{host}:{port}"))
+        .uri(uri.build().map_err(|e| e.to_string())?)
         .header(header::CONTENT_TYPE, super::CONTENT_TYPE);
     if let Some(credentials) = &push.credentials {
         request = request.header(header::AUTHORIZATION, credentials.basic());
     }
-    let request = request
-        .body(Full::new(Bytes::from(body)))
-        .map_err(|e| e.to_string())?;
-    let response = sender
-        .send_request(request)
-        .await
-        .map_err(|e| e.to_string())?;
+    let request = request.body(Bytes::from(body)).map_err(|e| e.to_string())?;
+    let response = client.send(request).await?;
     if response.status().is_success() {
         Ok(())
     } else {

@@ -24,6 +24,7 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
 use opentelemetry_sdk::trace::{Sampler as SdkSampler, SdkTracer, SdkTracerProvider, ShouldSample};
 
+use crate::client::Client;
 use crate::config::{Config, Protocol, Sampler};
 use crate::problem;
 use queue::{Queue, Queueing};
@@ -188,9 +189,9 @@ fn exporter(config: &Config) -> Result<SpanExporter, String> {
     }
 }
 
-/// OTLP/HTTP on hyper, on the program's runtime: no client thread, no second runtime.
+/// OTLP/HTTP with coldstart's HTTP/1.1 client, on the program's runtime: no client
+/// thread, no second runtime.
 fn http_exporter(config: &Config) -> Result<SpanExporter, String> {
-    use opentelemetry_http::hyper::HyperClient;
     use opentelemetry_otlp::WithExportConfig;
     use opentelemetry_otlp::WithHttpConfig;
     let mut builder = SpanExporter::builder()
@@ -200,21 +201,27 @@ fn http_exporter(config: &Config) -> Result<SpanExporter, String> {
         builder = builder.with_endpoint(endpoint);
     }
     #[cfg(feature = "tls")]
-    let builder = {
-        let tls = crate::tls::client_config(&config.otlp_tls)?;
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .build();
-        builder.with_http_client(HyperClient::new(connector, config.otlp_timeout, None))
-    };
-    #[cfg(not(feature = "tls"))]
-    let builder = builder.with_http_client(HyperClient::with_default_connector(
+    let client = Client::with_tls(
         config.otlp_timeout,
-        None,
-    ));
-    builder.build().map_err(|e| e.to_string())
+        crate::tls::client_config(&config.otlp_tls)?,
+    );
+    #[cfg(not(feature = "tls"))]
+    let client = Client::plain(config.otlp_timeout);
+    let client = HTTP_CLIENT.get_or_init(|| Arc::new(client)).clone();
+    builder
+        .with_shared_http_client(client)
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+/// The OTLP/HTTP exporter's client, kept to say why an export failed.
+static HTTP_CLIENT: OnceLock<Arc<Client>> = OnceLock::new();
+
+/// Why the last OTLP/HTTP request failed, once; `None` when it did not fail (the
+/// collector answered an error status, which the exporter's message says) or the
+/// protocol is gRPC.
+pub(crate) fn transport_failure() -> Option<String> {
+    HTTP_CLIENT.get().and_then(|c| c.take_failure())
 }
 
 /// OTLP/gRPC on tonic. With the `tls` feature coldstart builds the channel itself,

@@ -152,7 +152,10 @@ impl Queue {
             let outcome = tokio::time::timeout(limit, export).await;
             let why = match outcome {
                 Ok(Ok(())) => continue,
-                Ok(Err(e)) => e.to_string(),
+                Ok(Err(e)) => match super::transport_failure() {
+                    Some(cause) => format!("{e}: {cause}"),
+                    None => e.to_string(),
+                },
                 Err(_) => format!("no answer within {limit:?}"),
             };
             problem::drop_count(Dropped::SpanExportFailed, n);

@@ -1,0 +1,429 @@
+/*!
+The HTTP/1.1 client the exporters send with: the OTLP/HTTP span exporter and the
+Pushgateway push. It runs on hyper's connection API, on the program's runtime (no
+thread of its own), keeps one idle connection for the next request to the same
+place, and bounds each exchange, connection included, by a timeout.
+
+opentelemetry-http's hyper client would do the same job, but it brings hyper-util's
+pooled client and HTTP/2 with it: code the exporter never runs that every start of
+the program still loads and relocates (BENCHMARKS.md, "Exporters").
+*/
+
+use std::fmt;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use http::{HeaderValue, Request, Response, Uri, header};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Bytes;
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+
+/// The largest answer read; a collector's or a gateway's is a few bytes.
+const MAX_BODY: usize = 4 * 1024 * 1024;
+
+/// A client for one kind of destination: plain HTTP, or also HTTPS when given TLS
+/// settings.
+pub(crate) struct Client {
+    timeout: Duration,
+    #[cfg(feature = "tls")]
+    tls: Option<tokio_rustls::TlsConnector>,
+    idle: Mutex<Option<(Origin, SendRequest<Full<Bytes>>)>>,
+    /// Why the last exchange failed, until [`Client::take_failure`] takes it.
+    failure: Mutex<Option<String>>,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client")
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Where a request goes: what a kept connection is reused for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Origin {
+    https: bool,
+    host: String,
+    port: u16,
+}
+
+impl Origin {
+    fn of(uri: &Uri) -> Result<Origin, String> {
+        let https = match uri.scheme_str() {
+            Some("http") => false,
+            Some("https") => true,
+            Some(other) => {
+                return Err(format!(
+                    "`{uri}`: scheme `{other}` is not supported (http or https)"
+                ));
+            }
+            None => return Err(format!("`{uri}` has no scheme (http:// or https://)")),
+        };
+        let host = uri
+            .host()
+            .filter(|h| !h.is_empty())
+            .ok_or_else(|| format!("`{uri}` has no host"))?;
+        Ok(Origin {
+            https,
+            host: host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_owned(),
+            port: uri.port_u16().unwrap_or(if https { 443 } else { 80 }),
+        })
+    }
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "[{}]:{}", self.host, self.port)
+        } else {
+            write!(f, "{}:{}", self.host, self.port)
+        }
+    }
+}
+
+impl Client {
+    /// A client for `http://` destinations only.
+    pub(crate) fn plain(timeout: Duration) -> Client {
+        Client {
+            timeout,
+            #[cfg(feature = "tls")]
+            tls: None,
+            idle: Mutex::new(None),
+            failure: Mutex::new(None),
+        }
+    }
+
+    /// A client that also speaks HTTPS with `tls`.
+    #[cfg(feature = "tls")]
+    pub(crate) fn with_tls(timeout: Duration, tls: rustls::ClientConfig) -> Client {
+        Client {
+            tls: Some(tokio_rustls::TlsConnector::from(std::sync::Arc::new(tls))),
+            ..Client::plain(timeout)
+        }
+    }
+
+    /// Sends `request` (its URI absolute) and reads the whole answer, whatever its
+    /// status. Fails with one line saying what went wrong: a bad URI, a name that
+    /// does not resolve, a refused connection, a TLS failure, no answer within the
+    /// timeout.
+    pub(crate) async fn send(&self, request: Request<Bytes>) -> Result<Response<Bytes>, String> {
+        let outcome = match tokio::time::timeout(self.timeout, self.exchange(request)).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(format!("no answer within {:?}", self.timeout)),
+        };
+        if let Err(why) = &outcome {
+            *self.failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(why.clone());
+        }
+        outcome
+    }
+
+    /// Why the last failed exchange failed, once: for callers whose library keeps
+    /// only that it failed (opentelemetry-otlp says "network error").
+    #[cfg(feature = "tracing")]
+    pub(crate) fn take_failure(&self) -> Option<String> {
+        self.failure
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+    }
+
+    async fn exchange(&self, request: Request<Bytes>) -> Result<Response<Bytes>, String> {
+        let origin = Origin::of(request.uri())?;
+        let request = origin_form(request, &origin)?;
+        if let Some(sender) = self.take_idle(&origin) {
+            match self.send_on(sender, &origin, request.clone()).await {
+                Ok(response) => return Ok(response),
+                // The server closed the kept connection before answering: the
+                // request goes again, once, on a new connection. At worst the
+                // server took it and crashed before answering, and gets it twice.
+                Err(Failure::Unanswered(_)) => {}
+                Err(Failure::Answered(why)) => return Err(why),
+            }
+        }
+        let sender = self.connect(&origin).await?;
+        self.send_on(sender, &origin, request)
+            .await
+            .map_err(|f| match f {
+                Failure::Unanswered(why) | Failure::Answered(why) => why,
+            })
+    }
+
+    /// The kept connection, when it goes to `origin` and is still open.
+    fn take_idle(&self, origin: &Origin) -> Option<SendRequest<Full<Bytes>>> {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        match idle.take() {
+            Some((to, sender)) if to == *origin && !sender.is_closed() => Some(sender),
+            _ => None,
+        }
+    }
+
+    async fn send_on(
+        &self,
+        mut sender: SendRequest<Full<Bytes>>,
+        origin: &Origin,
+        request: Request<Bytes>,
+    ) -> Result<Response<Bytes>, Failure> {
+        sender
+            .ready()
+            .await
+            .map_err(|e| Failure::Unanswered(format!("connection to {origin} closed: {e}")))?;
+        let response = sender
+            .send_request(request.map(Full::new))
+            .await
+            // No answer came: on a kept connection that is what a server closing it
+            // at the same moment looks like (the race every keep-alive client has).
+            .map_err(|e| Failure::Unanswered(format!("request to {origin} failed: {e}")))?;
+        let (head, body) = response.into_parts();
+        let body = Limited::new(body, MAX_BODY)
+            .collect()
+            .await
+            .map_err(|e| Failure::Answered(format!("reading the answer of {origin}: {e}")))?
+            .to_bytes();
+        if !sender.is_closed() {
+            *self.idle.lock().unwrap_or_else(|p| p.into_inner()) = Some((origin.clone(), sender));
+        }
+        Ok(Response::from_parts(head, body))
+    }
+
+    async fn connect(&self, origin: &Origin) -> Result<SendRequest<Full<Bytes>>, String> {
+        let addresses = tokio::net::lookup_host((origin.host.as_str(), origin.port))
+            .await
+            .map_err(|e| format!("cannot resolve `{}`: {e}", origin.host))?;
+        let mut last = None;
+        let mut stream = None;
+        for address in addresses {
+            match TcpStream::connect(address).await {
+                Ok(s) => {
+                    stream = Some(s);
+                    break;
+                }
+                Err(e) => last = Some(e),
+            }
+        }
+        let stream = stream.ok_or_else(|| match last {
+            Some(e) => format!("cannot connect to {origin}: {e}"),
+            None => format!("`{}` resolves to no address", origin.host),
+        })?;
+        let _ = stream.set_nodelay(true);
+        if !origin.https {
+            return handshake(stream, origin).await;
+        }
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &self.tls {
+            let name = rustls::pki_types::ServerName::try_from(origin.host.clone())
+                .map_err(|e| format!("`{}` is not a TLS server name: {e}", origin.host))?;
+            let stream = tls
+                .connect(name, stream)
+                .await
+                .map_err(|e| format!("TLS with {origin} failed: {e}"))?;
+            return handshake(stream, origin).await;
+        }
+        Err(format!(
+            "{origin}: https needs coldstart's `tls` feature and TLS settings"
+        ))
+    }
+}
+
+/// Why an exchange failed, and whether an answer had begun.
+enum Failure {
+    Unanswered(String),
+    Answered(String),
+}
+
+async fn handshake<T>(io: T, origin: &Origin) -> Result<SendRequest<Full<Bytes>>, String>
+where
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+        .await
+        .map_err(|e| format!("HTTP with {origin} failed: {e}"))?;
+    tokio::spawn(connection);
+    Ok(sender)
+}
+
+/// `request` as sent on a connection: the path alone on the request line, the
+/// authority in `Host`.
+fn origin_form(request: Request<Bytes>, origin: &Origin) -> Result<Request<Bytes>, String> {
+    let (mut head, body) = request.into_parts();
+    let default_port = if origin.https { 443 } else { 80 };
+    let host = if origin.port == default_port {
+        head.uri.host().unwrap_or_default().to_owned()
+    } else {
+        format!("{}:{}", head.uri.host().unwrap_or_default(), origin.port)
+    };
+    let value = HeaderValue::try_from(host).map_err(|e| format!("`{}`: {e}", head.uri))?;
+    head.headers.insert(header::HOST, value);
+    let path = head
+        .uri
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_owned();
+    head.uri = path.parse().map_err(|e| format!("`{}`: {e}", head.uri))?;
+    Ok(Request::from_parts(head, body))
+}
+
+/// The OTLP/HTTP exporter's transport.
+#[cfg(feature = "tracing")]
+#[async_trait::async_trait]
+impl opentelemetry_http::HttpClient for Client {
+    async fn send_bytes(
+        &self,
+        request: Request<Bytes>,
+    ) -> Result<Response<Bytes>, opentelemetry_http::HttpError> {
+        Ok(self.send(request).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::io::{Read, Write};
+
+    use super::*;
+
+    fn request(uri: &str) -> Request<Bytes> {
+        Request::post(uri)
+            .body(Bytes::from_static(b"payload"))
+            .unwrap()
+    }
+
+    #[test]
+    fn origins_and_request_lines() {
+        let origin = Origin::of(&"https://[::1]/v1/traces".parse().unwrap()).unwrap();
+        assert_eq!(origin.to_string(), "[::1]:443");
+        let sent = origin_form(request("https://[::1]/v1/traces?x=1"), &origin).unwrap();
+        assert_eq!(sent.uri(), "/v1/traces?x=1");
+        assert_eq!(sent.headers()[header::HOST], "[::1]");
+        let origin = Origin::of(&"http://collector:4318".parse().unwrap()).unwrap();
+        let sent = origin_form(request("http://collector:4318"), &origin).unwrap();
+        assert_eq!((sent.uri().to_string(), origin.port), ("/".into(), 4318));
+        assert_eq!(sent.headers()[header::HOST], "collector:4318");
+        let e = Origin::of(&"ftp://h/x".parse().unwrap()).unwrap_err();
+        assert!(e.contains("`ftp` is not supported (http or https)"), "{e}");
+        let e = Origin::of(&"/v1/traces".parse().unwrap()).unwrap_err();
+        assert!(e.contains("has no scheme"), "{e}");
+    }
+
+    /// A server that answers every request it reads on one connection, then waits
+    /// for the next connection; it sends the request heads it read to the test.
+    fn server(answers_per_connection: usize) -> (String, std::sync::mpsc::Receiver<String>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let (heads, received) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for (n, stream) in listener.incoming().enumerate() {
+                let mut stream = stream.unwrap();
+                for _ in 0..answers_per_connection {
+                    let mut head = Vec::new();
+                    let mut byte = [0u8; 1];
+                    while !head.ends_with(b"\r\n\r\n") {
+                        if stream.read(&mut byte).unwrap_or(0) == 0 {
+                            break;
+                        }
+                        head.push(byte[0]);
+                    }
+                    let mut body = [0u8; 7];
+                    stream.read_exact(&mut body).unwrap();
+                    let _ = heads.send(format!(
+                        "connection {n}: {}",
+                        String::from_utf8_lossy(&head)
+                    ));
+                    stream
+                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                        .unwrap();
+                }
+                // Closed here: the client must notice and connect again.
+            }
+        });
+        (url, received)
+    }
+
+    #[tokio::test]
+    async fn keeps_one_connection_and_reconnects_when_the_server_closed_it() {
+        let (url, heads) = server(2);
+        let client = Client::plain(Duration::from_secs(5));
+        for _ in 0..3 {
+            let response = client
+                .send(request(&format!("{url}/v1/traces")))
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200);
+            assert_eq!(response.body().as_ref(), b"ok");
+        }
+        let seen: Vec<String> = heads.try_iter().collect();
+        assert_eq!(seen.len(), 3, "{seen:?}");
+        assert!(
+            seen[0].starts_with("connection 0: POST /v1/traces HTTP/1.1\r\n"),
+            "{seen:?}"
+        );
+        assert!(
+            seen[1].starts_with("connection 0: "),
+            "the second request reuses it: {seen:?}"
+        );
+        assert!(
+            seen[2].starts_with("connection 1: "),
+            "the third needs a new one: {seen:?}"
+        );
+        let host = url.trim_start_matches("http://");
+        assert!(
+            seen[0]
+                .to_ascii_lowercase()
+                .contains(&format!("host: {host}\r\n")),
+            "{seen:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn failures_name_what_failed() {
+        let client = Client::plain(Duration::from_secs(5));
+        // A port just freed: loopback refuses at once.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let e = client
+            .send(request(&format!("http://127.0.0.1:{port}/")))
+            .await
+            .unwrap_err();
+        assert!(
+            e.starts_with(&format!("cannot connect to 127.0.0.1:{port}: ")),
+            "{e}"
+        );
+        // `.invalid` never resolves (RFC 6761).
+        let e = client
+            .send(request("http://collector.invalid:4318/"))
+            .await
+            .unwrap_err();
+        assert!(e.starts_with("cannot resolve `collector.invalid`: "), "{e}");
+        // A plain client reaches the port, then says why it cannot go on.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        let e = client
+            .send(request(&format!("https://{address}/")))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            e,
+            format!("{address}: https needs coldstart's `tls` feature and TLS settings")
+        );
+    }
+
+    /// On a paused clock the timeout passes without real waiting.
+    #[tokio::test(start_paused = true)]
+    async fn a_server_that_never_answers_is_cut_off_by_the_timeout() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        let client = Client::plain(Duration::from_secs(3));
+        let e = client.send(request(&url)).await.unwrap_err();
+        assert_eq!(e, "no answer within 3s");
+        drop(listener);
+    }
+}
