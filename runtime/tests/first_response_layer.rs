@@ -1,6 +1,6 @@
 //! The tower layer under a real hyper server and client: the first response is marked
-//! only once its body has been fully sent, not when the handler returns. One test,
-//! since the lifecycle is process-wide.
+//! only once its body has been fully sent and written, not when the handler returns.
+//! One test, since the lifecycle is process-wide.
 #![cfg(feature = "tower")]
 #![allow(clippy::unwrap_used)]
 
@@ -42,6 +42,62 @@ impl http_body::Body for Chunks {
 
 type Receiver = Arc<Mutex<Option<mpsc::UnboundedReceiver<Bytes>>>>;
 
+/// The server's side of the connection, noting for each write whether the first
+/// response was already marked done when the server wrote.
+struct Watched {
+    stream: tokio::net::TcpStream,
+    done_at_write: Arc<Mutex<Vec<bool>>>,
+}
+
+impl Watched {
+    fn note(&self) {
+        let done = lifecycle::is_first_response_done();
+        self.done_at_write.lock().unwrap().push(done);
+    }
+}
+
+impl tokio::io::AsyncRead for Watched {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for Watched {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        self.note();
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        self.note();
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
 /// Answers the one request with the streaming body.
 #[derive(Clone)]
 struct Streaming(Receiver);
@@ -68,8 +124,14 @@ fn the_first_response_is_marked_when_its_body_has_been_sent() {
         let service = FirstResponseLayer::new().layer(Streaming(Arc::new(Mutex::new(Some(rx)))));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let done_at_write = Arc::new(Mutex::new(Vec::new()));
+        let noted = done_at_write.clone();
         tokio::spawn(async move {
             let (stream, _) = listener.accept().await.unwrap();
+            let stream = Watched {
+                stream,
+                done_at_write: noted,
+            };
             hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
                 .await
@@ -101,5 +163,13 @@ fn the_first_response_is_marked_when_its_body_has_been_sent() {
             .await
             .unwrap();
         assert_eq!(lifecycle::trigger(), Some(Trigger::Response));
+        // The server writes the end of the body (the last chunk's terminator) after
+        // it has seen the body end: work woken by the mark must not run beside that.
+        let writes = done_at_write.lock().unwrap().clone();
+        assert!(writes.len() >= 2, "writes seen: {writes:?}");
+        assert!(
+            writes.iter().all(|done| !done),
+            "marked done before the server wrote the response's last bytes: {writes:?}"
+        );
     });
 }

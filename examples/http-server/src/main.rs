@@ -74,9 +74,9 @@ async fn main() -> anyhow::Result<()> {
     }
     coldstart::after_first_request(async {
         coldstart::on_shutdown("goodbye", Duration::from_secs(2), || async {
-            eprintln!("http-server: shutdown hook ran");
+            http_server::say!("http-server: shutdown hook ran");
         });
-        eprintln!("http-server: deferred work started after the first response");
+        http_server::say!("http-server: deferred work started after the first response");
         if let Some(config) = coldstart::telemetry::installed()
             && let Some(addr) = config.metrics_addr
         {
@@ -85,7 +85,7 @@ async fn main() -> anyhow::Result<()> {
             } else {
                 "http"
             };
-            eprintln!("http-server: metrics on {scheme}://{addr}/metrics");
+            http_server::say!("http-server: metrics on {scheme}://{addr}/metrics");
         }
     });
     // Every path answers the same greeting: one route, `/`.

@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, ready};
 
 use http::Response;
@@ -61,7 +62,34 @@ impl<B> MarkOnEnd<B> {
 fn mark(marked: &mut bool) {
     if !*marked {
         *marked = true;
-        lifecycle::first_request_done();
+        mark_after_this_poll();
+    }
+}
+
+/// Marks the first response done once the task that saw the body end has finished
+/// its current poll. The server writes a response's last bytes after it sees the
+/// body end, in that same poll: marked at once, the work it wakes (deferred inits,
+/// exporters) started on another worker beside that write and delayed it.
+///
+/// A task spawned from a worker thread goes to that worker's LIFO slot, which no
+/// other worker steals, so it runs right after the current poll; on a
+/// `current_thread` runtime it runs after the current task too. Outside a runtime
+/// there is no later: it is marked at once.
+fn mark_after_this_poll() {
+    // The server may ask `is_end_stream` many times before the mark runs.
+    static SCHEDULED: AtomicBool = AtomicBool::new(false);
+    if SCHEDULED.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => {
+            runtime.spawn(async {
+                lifecycle::first_request_done();
+            });
+        }
+        Err(_) => {
+            lifecycle::first_request_done();
+        }
     }
 }
 
@@ -88,7 +116,7 @@ impl<B: Body> Body for MarkOnEnd<B> {
         let end = self.inner.is_end_stream();
         // An empty body may never be polled: the server asks this instead.
         if end && !self.marked && !lifecycle::is_first_response_done() {
-            lifecycle::first_request_done();
+            mark_after_this_poll();
         }
         end
     }
