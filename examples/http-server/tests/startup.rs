@@ -1,5 +1,6 @@
 //! The example service end to end: it serves, prints its plan, reports bad settings in
-//! one line with exit code 78, and plans single-threaded inside a real 0.25-CPU cgroup.
+//! one line with exit code 78, plans single-threaded inside a real 0.25-CPU cgroup, and
+//! at SIGTERM runs its hooks without waiting on idle connections.
 
 #![allow(clippy::unwrap_used)] // a test fails loudly on a broken fixture
 
@@ -193,5 +194,49 @@ fn without_hooks_sigterm_keeps_its_default_meaning() {
         status.signal(),
         Some(libc::SIGTERM),
         "no hook registered, no handler installed"
+    );
+}
+
+/// A client that connects and never sends a request does not hold the drain until its
+/// deadline: at SIGTERM the server closes that connection (it has nothing in flight)
+/// and exits long before `COLDSTART_DRAIN_TIMEOUT`.
+#[test]
+fn an_idle_connection_does_not_hold_the_drain() {
+    use std::io::{ErrorKind, Read};
+    use std::time::{Duration, Instant};
+    let port = free_port();
+    let mut child = Command::new(SERVER)
+        .env("PORT", port.to_string())
+        .env("COLDSTART_FIRST_RESPONSE_FALLBACK", "off")
+        .env("COLDSTART_DRAIN_TIMEOUT", "30s")
+        .env("OTEL_TRACES_EXPORTER", "none")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = Lines::of(&mut child);
+    lines.wait_for("listening on");
+    assert!(get(port).ends_with("hello\n"));
+    let mut idle = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    // Accepted in order: once a later connection is answered, the idle one was
+    // accepted and is being served.
+    assert!(get(port).ends_with("hello\n"));
+    let signalled = Instant::now();
+    // SAFETY: signalling our own child.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    idle.set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let mut byte = [0u8; 1];
+    match idle.read(&mut byte) {
+        // Closed, or reset: either way the server let it go.
+        Ok(0) => {}
+        Err(e) if !matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+        other => panic!("the idle connection was not closed: {other:?}"),
+    }
+    let status = child.wait().unwrap();
+    let took = signalled.elapsed();
+    assert_eq!(status.code(), Some(0), "{}", lines.seen);
+    assert!(
+        took < Duration::from_secs(15),
+        "the drain waited {took:?} for a connection with nothing in flight (deadline 30 s)"
     );
 }

@@ -5,7 +5,8 @@
 //! `"panic"` field makes it panic: both are reported to Lambda for that invocation
 //! (and counted and traced), and the next invocation is served as usual.
 //! `HELLO_GREETING` sets the greeting; set but empty, the function cannot start, and
-//! the failure is reported to the Runtime API's `/runtime/init/error`.
+//! the failure is reported to the Runtime API's `/runtime/init/error` (`!panic` makes
+//! the check panic, reported the same way).
 //! `HELLO_MAX_KEYS` bounds the keys of an event (default 64); it is read by `main`
 //! before `run`, so a bad value is an init failure too.
 
@@ -18,11 +19,17 @@ use serde_json::{Value, json};
 static GREETING: String = std::env::var("HELLO_GREETING").unwrap_or_else(|_| "hello".to_owned());
 
 /// Configuration is checked before the function serves: a bad one is an init error.
+/// The greeting `!panic` makes the check panic, to show that a panicking init is
+/// reported the same way.
 #[coldstart::init(critical)]
 fn check_greeting() -> Result<(), String> {
     if GREETING.trim().is_empty() {
         return Err("HELLO_GREETING is set but empty; unset it or give a greeting".to_owned());
     }
+    assert!(
+        *GREETING != "!panic",
+        "the greeting check panicked, as asked"
+    );
     Ok(())
 }
 

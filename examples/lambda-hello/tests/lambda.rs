@@ -398,6 +398,19 @@ fn an_init_failure_reaches_the_runtime_api_and_the_waiting_caller() {
 }
 
 #[test]
+fn a_panicking_init_reaches_the_runtime_api_and_the_waiting_caller() {
+    // A critical init that panics: the same as one that fails, the panic named.
+    expect_failed_start(
+        "a_panicking_init_reaches_the_runtime_api_and_the_waiting_caller",
+        &[("HELLO_GREETING", "!panic")],
+        70,
+        "Runtime.InitError",
+        "init `lambda_hello::check_greeting` panicked: the greeting check panicked, as asked",
+        "the greeting check panicked, as asked",
+    );
+}
+
+#[test]
 fn main_failing_before_run_is_an_init_failure_the_waiting_caller_sees() {
     // main returned its error before `run`: exit 1, as Rust's main does.
     expect_failed_start(

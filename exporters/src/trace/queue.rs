@@ -202,3 +202,81 @@ impl SpanProcessor for Queueing {
         let _ = self.0.resource.set(resource.clone());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::borrow::Cow;
+    use std::time::SystemTime;
+
+    use opentelemetry::InstrumentationScope;
+    use opentelemetry::trace::{
+        SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
+    };
+
+    use super::*;
+
+    fn span(n: u8) -> SpanData {
+        SpanData {
+            span_context: SpanContext::new(
+                TraceId::from(u128::from(n) + 1),
+                SpanId::from(u64::from(n) + 1),
+                TraceFlags::SAMPLED,
+                false,
+                TraceState::default(),
+            ),
+            parent_span_id: SpanId::INVALID,
+            parent_span_is_remote: false,
+            span_kind: SpanKind::Server,
+            name: Cow::Owned(n.to_string()),
+            start_time: SystemTime::UNIX_EPOCH,
+            end_time: SystemTime::UNIX_EPOCH,
+            attributes: Vec::new(),
+            dropped_attributes_count: 0,
+            events: Default::default(),
+            links: Default::default(),
+            status: Status::Unset,
+            instrumentation_scope: InstrumentationScope::builder("test").build(),
+        }
+    }
+
+    /// Records each batch it is given, by span name.
+    #[derive(Debug, Default)]
+    struct Batches(Mutex<Vec<Vec<String>>>);
+
+    impl SpanExporter for Batches {
+        async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+            let names = batch.iter().map(|s| s.name.to_string()).collect();
+            self.0.lock().unwrap().push(names);
+            Ok(())
+        }
+    }
+
+    /// Before the exporter starts (that is, before the first response), the queue keeps
+    /// at most its bound; the spans past it are dropped and counted as `queue_full`,
+    /// never kept. Once the exporter runs, what was kept goes out, oldest first, in
+    /// batches of the configured size. The only test here that fills a queue, so the
+    /// process-wide counter moves for it alone.
+    #[tokio::test]
+    async fn before_the_exporter_starts_the_queue_keeps_its_bound_and_counts_the_rest() {
+        let queue = Queue::new(config::Queue {
+            max_spans: 3,
+            batch: 2,
+            delay: Duration::from_secs(3600),
+            export_timeout: Duration::from_secs(5),
+        });
+        let before = problem::dropped(Dropped::SpanQueueFull);
+        for n in 0..5 {
+            queue.push(span(n));
+        }
+        assert_eq!(queue.len(), 3, "the bound holds before the exporter starts");
+        assert_eq!(problem::dropped(Dropped::SpanQueueFull) - before, 2);
+
+        let exporter = Arc::new(tokio::sync::Mutex::new(Batches::default()));
+        queue.flush(&exporter, None).await;
+        let batches = exporter.lock().await.0.lock().unwrap().clone();
+        assert_eq!(batches, [vec!["0", "1"], vec!["2"]]);
+        assert_eq!(queue.len(), 0);
+        assert_eq!(problem::dropped(Dropped::SpanQueueFull) - before, 2);
+    }
+}
