@@ -85,6 +85,25 @@ pub fn otlp_sink() -> anyhow::Result<String> {
     Ok(url)
 }
 
+/// An OTLP/HTTP collector that accepts connections and reads what is sent, and never
+/// answers: the exporter's timeout is all that ends an export. Returns its URL.
+///
+/// # Errors
+///
+/// When it cannot bind a loopback port.
+pub fn otlp_hang() -> anyhow::Result<String> {
+    let listener =
+        TcpListener::bind("127.0.0.1:0").context("cannot bind the hanging OTLP collector")?;
+    let url = format!("http://{}", listener.local_addr()?);
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            // Read and discard until the exporter gives up and closes.
+            std::thread::spawn(move || std::io::copy(&mut &stream, &mut std::io::sink()));
+        }
+    });
+    Ok(url)
+}
+
 fn sink_connection(stream: TcpStream) -> Option<()> {
     let mut reader = BufReader::new(stream.try_clone().ok()?);
     let mut writer = stream;

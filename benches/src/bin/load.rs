@@ -4,8 +4,10 @@
 //! Targets run one after the other, the same load each.
 //!
 //! By default: `examples/http-server` with full observability and a collector that
-//! accepts everything (`observed`), the same with nothing listening at the collector's
-//! address (`collector-down`), and the bare `#[tokio::main]` baseline serving the same
+//! accepts everything (`observed`); the same with nothing listening at the collector's
+//! address (`collector-down`), with a collector that accepts and never answers
+//! (`collector-hangs`), and with a collector whose name does not resolve
+//! (`collector-unresolvable`); and the bare `#[tokio::main]` baseline serving the same
 //! handler. It fails when a response is an error, a process dies or the kernel's OOM
 //! killer acts. The samples go to a CSV file for the plot in RELIABILITY.md.
 //!
@@ -22,7 +24,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use cargo_coldstart::cgroup::{Limits, TempCgroup, parse_cpus, parse_size};
 use cargo_coldstart::measure::{self, Target, free_port};
-use coldstart_benches::{otlp_sink, parse_target, sibling, whole_number, wrk};
+use coldstart_benches::{otlp_hang, otlp_sink, parse_target, sibling, whole_number, wrk};
 
 const HELP: &str = "\
 load: each target under wrk inside a cgroup, resident memory sampled over time
@@ -32,7 +34,9 @@ load: each target under wrk inside a cgroup, resident memory sampled over time
 
 Defaults: 60 s, 16 connections, 0.25 CPU, 64M; targets `observed` (http-server with
 metrics and spans exported to a local collector), `collector-down` (the same, nothing
-listening at the collector's address) and `baseline-tokio`. Needs root and `wrk`.
+listening at the collector's address), `collector-hangs` (a collector that never
+answers), `collector-unresolvable` (its name does not resolve) and `baseline-tokio`.
+Needs root and `wrk`.
 ";
 
 const SAMPLE_EVERY: Duration = Duration::from_millis(250);
@@ -87,6 +91,12 @@ fn parse_args() -> anyhow::Result<Args> {
         args.targets.push(observed("observed", otlp_sink()?)?);
         let nobody = format!("http://127.0.0.1:{}", free_port()?);
         args.targets.push(observed("collector-down", nobody)?);
+        args.targets
+            .push(observed("collector-hangs", otlp_hang()?)?);
+        // `.invalid` never resolves (RFC 6761).
+        let unresolvable = "http://collector.invalid:4318".to_owned();
+        args.targets
+            .push(observed("collector-unresolvable", unresolvable)?);
         args.targets
             .push(Target::new("baseline-tokio", sibling("baseline-tokio")?));
     }
@@ -218,7 +228,7 @@ fn main() -> anyhow::Result<()> {
         outcomes.push(load(target, &args)?);
     }
     println!(
-        "{} s of wrk -t1 -c{} in a cgroup of {:?} CPU, {:?} bytes\n{:<16} {:>8} {:>8} {:>8} {:>6} {:>9} {:>9} {:>9} {:>4} {:>8}",
+        "{} s of wrk -t1 -c{} in a cgroup of {:?} CPU, {:?} bytes\n{:<22} {:>8} {:>8} {:>8} {:>6} {:>9} {:>9} {:>9} {:>4} {:>8}",
         args.duration,
         args.connections,
         args.limits.cpus,
@@ -239,7 +249,7 @@ fn main() -> anyhow::Result<()> {
         let (first, second) = halves(&o.rss);
         let plateau = second <= first * 1.1;
         println!(
-            "{:<16} {:>8.0} {:>8.3} {:>8.3} {:>6} {:>9.2} {:>9.2} {:>9} {:>4} {:>8}",
+            "{:<22} {:>8.0} {:>8.3} {:>8.3} {:>6} {:>9.2} {:>9.2} {:>9} {:>4} {:>8}",
             target.name,
             o.run.requests_per_second,
             o.run.p50_ms,
@@ -268,7 +278,6 @@ fn main() -> anyhow::Result<()> {
         std::fs::write(path, csv).with_context(|| format!("cannot write {path}"))?;
         eprintln!("load: samples written to {path}");
     }
-    // A collector that is down must cost the service nothing it can feel.
     let rps = |name: &str| {
         args.targets
             .iter()
@@ -276,18 +285,26 @@ fn main() -> anyhow::Result<()> {
             .find(|(t, _)| t.name == name)
             .map(|(_, o)| o.run.requests_per_second)
     };
-    if let (Some(up), Some(down)) = (rps("observed"), rps("collector-down")) {
-        println!(
-            "collector-down / observed, requests per second: {:.2}x",
-            down / up
-        );
-        if down < 0.5 * up {
-            failed.push("collector-down (under half the throughput of observed)");
+    // A collector that is down, hangs or does not resolve must cost the service nothing
+    // it can feel.
+    for broken in [
+        "collector-down",
+        "collector-hangs",
+        "collector-unresolvable",
+    ] {
+        if let (Some(up), Some(down)) = (rps("observed"), rps(broken)) {
+            println!(
+                "{broken} / observed, requests per second: {:.2}x",
+                down / up
+            );
+            if down < 0.5 * up {
+                failed.push(broken);
+            }
         }
     }
     if !failed.is_empty() {
         bail!(
-            "under load: errors, an OOM kill or memory that did not level off in {}",
+            "under load: errors, an OOM kill, memory that did not level off, or under half the throughput of `observed` with a broken collector, in {}",
             failed.join(", ")
         );
     }
