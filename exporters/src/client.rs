@@ -118,14 +118,15 @@ impl Client {
             Ok(outcome) => outcome,
             Err(_) => Err(format!("no answer within {:?}", self.timeout)),
         };
-        if let Err(why) = &outcome {
-            *self.failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(why.clone());
-        }
+        // Kept for the last exchange only: an error status after a transport failure
+        // must not be explained by the old failure.
+        *self.failure.lock().unwrap_or_else(|p| p.into_inner()) = outcome.as_ref().err().cloned();
         outcome
     }
 
-    /// Why the last failed exchange failed, once: for callers whose library keeps
-    /// only that it failed (opentelemetry-otlp says "network error").
+    /// Why the last exchange failed, once; `None` when it did not fail. For callers
+    /// whose library keeps only that it failed (opentelemetry-otlp says "network
+    /// error").
     #[cfg(feature = "tracing")]
     pub(crate) fn take_failure(&self) -> Option<String> {
         self.failure
@@ -414,6 +415,30 @@ mod tests {
             e,
             format!("{address}: https needs coldstart's `tls` feature and TLS settings")
         );
+    }
+
+    /// The failure the exporter's line explains itself with is the last exchange's:
+    /// a success in between clears it, and it is given once.
+    #[cfg(feature = "tracing")]
+    #[tokio::test]
+    async fn the_failure_kept_is_the_last_exchanges_and_is_taken_once() {
+        let client = Client::plain(Duration::from_secs(5));
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let refused = format!("http://{closed}/");
+        client.send(request(&refused)).await.unwrap_err();
+        let (url, _heads) = server(1);
+        client.send(request(&url)).await.unwrap();
+        assert_eq!(client.take_failure(), None, "cleared by the success");
+        client.send(request(&refused)).await.unwrap_err();
+        let why = client.take_failure().unwrap();
+        assert!(
+            why.starts_with(&format!("cannot connect to {closed}: ")),
+            "{why}"
+        );
+        assert_eq!(client.take_failure(), None, "given once");
     }
 
     /// On a paused clock the timeout passes without real waiting.
