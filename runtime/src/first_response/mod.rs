@@ -1,7 +1,7 @@
 /*!
 A tower middleware that marks the first response done when its body has been fully
-handed to the server: the moment deferred inits, exporters and `after_first_request`
-work may start. Works with hyper (through `hyper_util::service::TowerToHyperService`)
+handed to the server and the poll in which the server wrote it has returned: the
+moment deferred inits, exporters and `after_first_request` work may start. Works with hyper (through `hyper_util::service::TowerToHyperService`)
 and axum (`Router::layer`), both tested under a real server, and by its types with
 tonic (`Server::builder().layer`): it only wraps `http::Response<B>` bodies.
 
