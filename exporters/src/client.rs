@@ -283,7 +283,7 @@ impl opentelemetry_http::HttpClient for Client {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     #![allow(clippy::unwrap_used)]
     use std::io::{Read, Write};
 
@@ -310,6 +310,15 @@ mod tests {
         assert!(e.contains("`ftp` is not supported (http or https)"), "{e}");
         let e = Origin::of(&"/v1/traces".parse().unwrap()).unwrap_err();
         assert!(e.contains("has no scheme"), "{e}");
+    }
+
+    /// A loopback address just freed: nothing listens there, so a connection is
+    /// refused at once.
+    pub(crate) fn refused_address() -> std::net::SocketAddr {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
     }
 
     /// A server that answers every request it reads on one connection, then waits
@@ -384,12 +393,7 @@ mod tests {
     #[tokio::test]
     async fn failures_name_what_failed() {
         let client = Client::plain(Duration::from_secs(5));
-        // A port just freed: loopback refuses at once.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = refused_address().port();
         let e = client
             .send(request(&format!("http://127.0.0.1:{port}/")))
             .await
@@ -423,10 +427,7 @@ mod tests {
     #[tokio::test]
     async fn the_failure_kept_is_the_last_exchanges_and_is_taken_once() {
         let client = Client::plain(Duration::from_secs(5));
-        let closed = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap();
+        let closed = refused_address();
         let refused = format!("http://{closed}/");
         client.send(request(&refused)).await.unwrap_err();
         let (url, _heads) = server(1);

@@ -294,12 +294,7 @@ mod tests {
     /// where it was. Nothing here measures real time.
     #[tokio::test(flavor = "current_thread", start_paused = true)]
     async fn a_failing_export_backs_off_on_the_runtime_never_blocking_its_thread() {
-        // Nothing listens on a port just freed; loopback refuses at once.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = crate::client::tests::refused_address().port();
         let env = coldstart_bootstrap::Env::fixed([(
             "OTEL_EXPORTER_OTLP_ENDPOINT",
             format!("http://127.0.0.1:{port}"),
