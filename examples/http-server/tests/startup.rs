@@ -143,12 +143,14 @@ fn one_thread_inside_a_quarter_cpu_cgroup() {
     assert!(sample.rss_bytes < 64 << 20);
 }
 
-/// Starts the server on a free port with the given fallback timer, stderr piped.
-fn spawn_server(fallback: &str) -> (u16, std::process::Child) {
+/// Starts the server on a free port with the given fallback timer and `vars`, stderr
+/// piped.
+fn spawn_server(fallback: &str, vars: &[(&str, &str)]) -> (u16, std::process::Child) {
     let port = free_port();
     let child = Command::new(SERVER)
         .env("PORT", port.to_string())
         .env("COLDSTART_FIRST_RESPONSE_FALLBACK", fallback)
+        .envs(vars.iter().copied())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -157,7 +159,7 @@ fn spawn_server(fallback: &str) -> (u16, std::process::Child) {
 
 #[test]
 fn deferred_work_after_the_first_response_and_hooks_on_sigterm() {
-    let (port, mut child) = spawn_server("off");
+    let (port, mut child) = spawn_server("off", &[]);
     let mut lines = Lines::of(&mut child);
     let before = lines.wait_for("listening on").to_owned();
     assert!(!before.contains("deferred work"), "{before}");
@@ -176,7 +178,7 @@ fn deferred_work_after_the_first_response_and_hooks_on_sigterm() {
 
 #[test]
 fn the_fallback_timer_starts_deferred_work_without_requests() {
-    let (_, mut child) = spawn_server("200ms");
+    let (_, mut child) = spawn_server("200ms", &[]);
     Lines::of(&mut child).wait_for("deferred work started after the first response");
     child.kill().unwrap();
     child.wait().unwrap();
@@ -184,7 +186,7 @@ fn the_fallback_timer_starts_deferred_work_without_requests() {
 
 #[test]
 fn without_hooks_sigterm_keeps_its_default_meaning() {
-    let (_, mut child) = spawn_server("off");
+    let (_, mut child) = spawn_server("off", &[]);
     Lines::of(&mut child).wait_for("listening on");
     // SAFETY: signalling our own child.
     assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
@@ -204,18 +206,19 @@ fn without_hooks_sigterm_keeps_its_default_meaning() {
 fn an_idle_connection_does_not_hold_the_drain() {
     use std::io::{ErrorKind, Read};
     use std::time::{Duration, Instant};
-    let port = free_port();
-    let mut child = Command::new(SERVER)
-        .env("PORT", port.to_string())
-        .env("COLDSTART_FIRST_RESPONSE_FALLBACK", "off")
-        .env("COLDSTART_DRAIN_TIMEOUT", "30s")
-        .env("OTEL_TRACES_EXPORTER", "none")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let (port, mut child) = spawn_server(
+        "off",
+        &[
+            ("COLDSTART_DRAIN_TIMEOUT", "30s"),
+            ("OTEL_TRACES_EXPORTER", "none"),
+        ],
+    );
     let mut lines = Lines::of(&mut child);
     lines.wait_for("listening on");
     assert!(get(port).ends_with("hello\n"));
+    // Printed after the example registers its shutdown hook, which puts the signal
+    // handlers in place: SIGTERM before that keeps its default effect.
+    lines.wait_for("deferred work started after the first response");
     let mut idle = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     // Accepted in order: once a later connection is answered, the idle one was
     // accepted and is being served.
