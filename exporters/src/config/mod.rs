@@ -122,6 +122,48 @@ impl Default for Queue {
     }
 }
 
+/// What one span keeps at most (`OTEL_*_COUNT_LIMIT`, with the specification's
+/// defaults); what is past a limit is dropped and counted in the span's own dropped
+/// counts, which the exporter sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpanLimits {
+    /// Attributes per span (`OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT`, 128).
+    pub attributes: u32,
+    /// Events per span (`OTEL_SPAN_EVENT_COUNT_LIMIT`, 128).
+    pub events: u32,
+    /// Links per span (`OTEL_SPAN_LINK_COUNT_LIMIT`, 128).
+    pub links: u32,
+    /// Attributes per event (`OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT`, 128).
+    pub event_attributes: u32,
+    /// Attributes per link (`OTEL_LINK_ATTRIBUTE_COUNT_LIMIT`, 128).
+    pub link_attributes: u32,
+}
+
+impl Default for SpanLimits {
+    fn default() -> Self {
+        SpanLimits {
+            attributes: 128,
+            events: 128,
+            links: 128,
+            event_attributes: 128,
+            link_attributes: 128,
+        }
+    }
+}
+
+impl SpanLimits {
+    /// Each limit with its variable, in the order `doctor` shows them.
+    pub fn by_variable(&self) -> [(&'static str, u32); 5] {
+        [
+            ("OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", self.attributes),
+            ("OTEL_SPAN_EVENT_COUNT_LIMIT", self.events),
+            ("OTEL_SPAN_LINK_COUNT_LIMIT", self.links),
+            ("OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT", self.event_attributes),
+            ("OTEL_LINK_ATTRIBUTE_COUNT_LIMIT", self.link_attributes),
+        ]
+    }
+}
+
 /// Pushing to a Prometheus Pushgateway, for jobs too short-lived to be scraped.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Push {
@@ -269,6 +311,8 @@ pub struct Config {
     pub baggage: bool,
     /// The span queue.
     pub queue: Queue,
+    /// What one span keeps at most.
+    pub span_limits: SpanLimits,
     /// `OTEL_SERVICE_NAME`, else the executable's name.
     pub service_name: String,
     /// How long one OTLP request may take (`OTEL_EXPORTER_OTLP_TRACES_TIMEOUT`, else
@@ -570,6 +614,7 @@ impl Config {
             )
             .unwrap_or((true, true));
         let queue = read_queue(&mut r);
+        let span_limits = read_span_limits(&mut r);
         let otlp_timeout = [
             "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
             "OTEL_EXPORTER_OTLP_TIMEOUT",
@@ -599,6 +644,7 @@ impl Config {
             trace_context,
             baggage,
             queue,
+            span_limits,
             service_name,
             otlp_timeout,
             protocol,
@@ -1027,6 +1073,25 @@ fn read_queue(r: &mut Reader<'_>) -> Queue {
     }
 }
 
+fn read_span_limits(r: &mut Reader<'_>) -> SpanLimits {
+    let mut limits = SpanLimits::default();
+    let fields = [
+        &mut limits.attributes,
+        &mut limits.events,
+        &mut limits.links,
+        &mut limits.event_attributes,
+        &mut limits.link_attributes,
+    ];
+    for ((key, _), field) in SpanLimits::default().by_variable().into_iter().zip(fields) {
+        if let Some(n) = r.read(key, "a whole number from 0 to 1048576", |s| {
+            s.parse::<u32>().ok().filter(|n| *n <= 1 << 20)
+        }) {
+            *field = n;
+        }
+    }
+    limits
+}
+
 /// `tracecontext,baggage` into (trace context, baggage); `none` turns both off.
 fn parse_propagators(s: &str) -> Option<(bool, bool)> {
     let (mut tc, mut bg) = (false, false);
@@ -1217,6 +1282,27 @@ mod tests {
     fn the_batch_never_exceeds_the_queue() {
         let (c, _) = config(&[("OTEL_BSP_MAX_QUEUE_SIZE", "10")]);
         assert_eq!((c.queue.max_spans, c.queue.batch), (10, 10));
+    }
+
+    #[test]
+    fn span_limits_are_read_each_from_its_variable() {
+        let (c, errors) = config(&[
+            ("OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", "0"),
+            ("OTEL_LINK_ATTRIBUTE_COUNT_LIMIT", "7"),
+            ("OTEL_SPAN_EVENT_COUNT_LIMIT", "-1"),
+        ]);
+        let expected = SpanLimits {
+            attributes: 0,
+            link_attributes: 7,
+            ..SpanLimits::default()
+        };
+        assert_eq!(c.span_limits, expected);
+        assert_eq!(
+            errors.iter().map(ToString::to_string).collect::<Vec<_>>(),
+            [
+                "set OTEL_SPAN_EVENT_COUNT_LIMIT to a whole number from 0 to 1048576, got `-1`; using the default"
+            ]
+        );
     }
 
     fn with_file(text: &str, vars: &[(&str, &str)]) -> (Config, Vec<ConfigError>) {

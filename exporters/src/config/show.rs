@@ -141,6 +141,11 @@ impl Config {
             ("OTEL_BSP_SCHEDULE_DELAY", ms(self.queue.delay)),
             ("OTEL_BSP_EXPORT_TIMEOUT", ms(self.queue.export_timeout)),
         ];
+        rows.extend(
+            self.span_limits
+                .by_variable()
+                .map(|(key, n)| (key, n.to_string())),
+        );
         // Each OTLP setting has a generic and a traces-only variable; both show the
         // value in use.
         let otlp = [

@@ -1,17 +1,18 @@
 /*!
 OpenTelemetry tracing that costs nothing at cold start.
 
-[`install`] builds the tracer provider at start-up with the configured sampler and a
-processor that only queues (no exporter, no client, no thread), and sets the global
-provider and propagators. [`start`] builds the OTLP exporter after the first response
-and starts exporting on the program's runtime; spans ended before then were queued,
-so the cold-start request's trace is exported too. At shutdown, what is queued is
-flushed within a deadline.
+[`install`] sets coldstart's tracer ([`tracer::Tracer`]: the configured sampler, and a
+span queue with no exporter, client or thread behind it yet) as the global tracer
+provider, and the propagators. [`start`] builds the OTLP exporter and the resource
+after the first response and starts exporting on the program's runtime; spans ended
+before then were queued, so the cold-start request's trace is exported too. At
+shutdown, what is queued is flushed within a deadline.
 */
 
 pub mod propagation;
 mod queue;
 pub mod sampler;
+pub mod tracer;
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -22,13 +23,14 @@ use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_otlp::SpanExporter;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
-use opentelemetry_sdk::trace::{Sampler as SdkSampler, SdkTracer, SdkTracerProvider, ShouldSample};
+use opentelemetry_sdk::trace::{Sampler as SdkSampler, ShouldSample, SpanLimits};
 
 use crate::client::Client;
 use crate::config::{Config, Protocol, Sampler};
 use crate::problem;
-use queue::{Queue, Queueing};
+use queue::Queue;
 use sampler::DynamicSampler;
+use tracer::{Core, Provider, Tracer};
 
 /// The instrumentation scope of the spans coldstart creates.
 pub const SCOPE: &str = "coldstart";
@@ -36,18 +38,21 @@ pub const SCOPE: &str = "coldstart";
 /// How long the final flush may take at shutdown.
 pub const FLUSH_DEADLINE: Duration = Duration::from_secs(5);
 
-static TRACER: OnceLock<SdkTracer> = OnceLock::new();
-static QUEUE: OnceLock<Arc<Queue>> = OnceLock::new();
+static CORE: OnceLock<Core> = OnceLock::new();
+static TRACER: OnceLock<Tracer> = OnceLock::new();
+/// `service.version`, kept from [`install`] for the resource [`start`] builds.
+static SERVICE_VERSION: OnceLock<Option<&'static str>> = OnceLock::new();
 
 /// coldstart's tracer (instrumentation scope [`SCOPE`]), once telemetry is installed
 /// with traces on; what the HTTP layer and the Lambda integration create spans with.
-pub fn tracer() -> Option<&'static SdkTracer> {
+pub fn tracer() -> Option<&'static Tracer> {
     TRACER.get()
 }
 
-/// Builds and installs the tracer provider and the propagators.
+/// Installs the global tracer provider and the propagators. Nothing here reads a file
+/// or builds the resource: that waits for [`start`].
 pub(crate) fn install(config: &Config, service_version: Option<&'static str>) {
-    if TRACER.get().is_some() {
+    if CORE.get().is_some() {
         return;
     }
     let mut propagators: Vec<Box<dyn TextMapPropagator + Send + Sync>> = Vec::new();
@@ -59,15 +64,26 @@ pub(crate) fn install(config: &Config, service_version: Option<&'static str>) {
     }
     opentelemetry::global::set_text_map_propagator(TextMapCompositePropagator::new(propagators));
 
-    let queue = Queue::new(config.queue);
-    let provider = SdkTracerProvider::builder()
-        .with_sampler(sampler(config))
-        .with_resource(resource(config, service_version))
-        .with_span_processor(Queueing(queue.clone()))
-        .build();
+    let core = CORE.get_or_init(|| Core {
+        sampler: sampler(config),
+        limits: span_limits(config),
+        queue: Queue::new(config.queue),
+    });
+    let _ = SERVICE_VERSION.set(service_version);
+    let provider = Provider::new(core);
     let _ = TRACER.set(provider.tracer(SCOPE));
-    let _ = QUEUE.set(queue);
     opentelemetry::global::set_tracer_provider(provider);
+}
+
+fn span_limits(config: &Config) -> SpanLimits {
+    let limits = config.span_limits;
+    SpanLimits {
+        max_attributes_per_span: limits.attributes,
+        max_events_per_span: limits.events,
+        max_links_per_span: limits.links,
+        max_attributes_per_event: limits.event_attributes,
+        max_attributes_per_link: limits.link_attributes,
+    }
 }
 
 fn sampler(config: &Config) -> Box<dyn ShouldSample> {
@@ -139,7 +155,7 @@ pub(crate) fn start(config: &Config) -> Option<&'static Shared> {
 }
 
 fn build_and_run(config: &Config) -> Option<Shared> {
-    let queue = QUEUE.get().cloned()?;
+    let queue = CORE.get()?.queue.clone();
     let mut exporter = match exporter(config) {
         Ok(e) => e,
         Err(e) => {
@@ -152,7 +168,9 @@ fn build_and_run(config: &Config) -> Option<Shared> {
             return None;
         }
     };
-    queue.prepare(&mut exporter);
+    use opentelemetry_sdk::trace::SpanExporter as _;
+    let version = SERVICE_VERSION.get().copied().flatten();
+    exporter.set_resource(&resource(config, version));
     let exporter = Arc::new(tokio::sync::Mutex::new(exporter));
     let (last_queue, last_exporter) = (queue.clone(), exporter.clone());
     coldstart_runtime::on_shutdown("span flush", FLUSH_DEADLINE, move || async move {
@@ -167,9 +185,10 @@ fn build_and_run(config: &Config) -> Option<Shared> {
 /// counted; spans not yet taken stay queued for the next export. Returns how many
 /// spans were still queued at the end.
 pub(crate) async fn flush(config: &Config, budget: Duration) -> usize {
-    let (Some(queue), Some(exporter)) = (QUEUE.get(), start(config)) else {
+    let (Some(core), Some(exporter)) = (CORE.get(), start(config)) else {
         return 0;
     };
+    let queue = &core.queue;
     queue
         .flush(exporter, Some(tokio::time::Instant::now() + budget))
         .await;

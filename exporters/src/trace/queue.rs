@@ -10,15 +10,11 @@ does not take within the export timeout is dropped and counted. No thread is sta
 and ending a span is one short lock and a push.
 */
 
-use std::fmt;
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
 
 use opentelemetry::Context;
 use opentelemetry::context::FutureExt as _;
-use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::trace::{Span, SpanData, SpanExporter, SpanProcessor};
+use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 use tokio::sync::Notify;
 
 use crate::config;
@@ -33,7 +29,6 @@ pub(crate) struct Queue {
     exporting: OnceLock<()>,
     /// Set when the exporter could not be built: spans are counted as dropped, not kept.
     discarding: OnceLock<()>,
-    resource: OnceLock<Resource>,
 }
 
 impl Queue {
@@ -44,11 +39,10 @@ impl Queue {
             wake: Notify::new(),
             exporting: OnceLock::new(),
             discarding: OnceLock::new(),
-            resource: OnceLock::new(),
         })
     }
 
-    fn push(&self, span: SpanData) {
+    pub(crate) fn push(&self, span: SpanData) {
         if self.discarding.get().is_some() {
             problem::drop_count(Dropped::SpanExportFailed, 1);
             return;
@@ -87,17 +81,16 @@ impl Queue {
         self.spans.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 
+    /// Everything waiting, oldest first.
+    #[cfg(test)]
+    pub(crate) fn take_all(&self) -> Vec<SpanData> {
+        std::mem::take(&mut *self.spans.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
     fn take_batch(&self) -> Vec<SpanData> {
         let mut spans = self.spans.lock().unwrap_or_else(|p| p.into_inner());
         let n = spans.len().min(self.settings.batch);
         spans.drain(..n).collect()
-    }
-
-    /// Gives `exporter` the resource the provider was built with.
-    pub(crate) fn prepare<E: SpanExporter>(&self, exporter: &mut E) {
-        if let Some(resource) = self.resource.get() {
-            exporter.set_resource(resource);
-        }
     }
 
     /// Exports on a schedule until the program ends. The exporter is shared with
@@ -168,51 +161,17 @@ impl Queue {
     }
 }
 
-/// The span processor the tracer provider is built with: it only queues.
-pub(crate) struct Queueing(pub(crate) Arc<Queue>);
-
-impl fmt::Debug for Queueing {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Queueing")
-            .field("waiting", &self.0.len())
-            .finish()
-    }
-}
-
-impl SpanProcessor for Queueing {
-    fn on_start(&self, _span: &mut Span, _cx: &Context) {}
-
-    fn on_end(&self, span: SpanData) {
-        if span.span_context.is_sampled() {
-            self.0.push(span);
-        }
-    }
-
-    /// Flushing is asynchronous ([`Queue::flush`], run at shutdown); blocking here
-    /// could deadlock a current-thread runtime.
-    fn force_flush(&self) -> OTelSdkResult {
-        Ok(())
-    }
-
-    fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
-        Ok(())
-    }
-
-    fn set_resource(&mut self, resource: &Resource) {
-        let _ = self.0.resource.set(resource.clone());
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use std::borrow::Cow;
-    use std::time::SystemTime;
+    use std::time::{Duration, SystemTime};
 
     use opentelemetry::InstrumentationScope;
     use opentelemetry::trace::{
         SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
     };
+    use opentelemetry_sdk::error::OTelSdkResult;
 
     use super::*;
 

@@ -1,0 +1,499 @@
+/*!
+coldstart's tracer: spans that go straight into the span queue.
+
+It does for a span what the SDK's tracer does: a sampling decision from the configured
+sampler, random ids, the caller's trace continued, the span limits, nothing recorded
+inside a telemetry-suppressed context, and each ended, sampled span handed on as the
+SDK's `SpanData`, which the OTLP exporter takes. What it leaves out is the SDK's tracer
+provider: building one at start-up builds and drops a default resource (reading
+variables and `/proc/self/exe`) and costs 60-100 µs before the first request is
+served. Here start-up only boxes the sampler; the resource is built when the exporter
+starts, after the first response.
+
+[`Provider`] is the global provider (`opentelemetry::global::tracer`), so spans a
+program or library creates through the global API before the first response are
+queued too.
+*/
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use opentelemetry::trace::{
+    Event, Link, SpanBuilder, SpanContext, SpanId, SpanKind, Status, TraceContextExt, TraceFlags,
+};
+use opentelemetry::{Context, InstrumentationScope, KeyValue};
+use opentelemetry_sdk::trace::{
+    IdGenerator, RandomIdGenerator, SamplingDecision, ShouldSample, SpanData, SpanEvents,
+    SpanLimits, SpanLinks,
+};
+
+use super::queue::Queue;
+
+/// What every tracer shares: set once, at install.
+pub(crate) struct Core {
+    pub(crate) sampler: Box<dyn ShouldSample>,
+    pub(crate) limits: SpanLimits,
+    pub(crate) queue: Arc<Queue>,
+}
+
+impl fmt::Debug for Core {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Core")
+            .field("sampler", &self.sampler)
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The tracer provider installed as the global one.
+#[derive(Debug, Clone, Copy)]
+pub struct Provider {
+    core: &'static Core,
+}
+
+impl Provider {
+    pub(crate) fn new(core: &'static Core) -> Provider {
+        Provider { core }
+    }
+}
+
+impl opentelemetry::trace::TracerProvider for Provider {
+    type Tracer = Tracer;
+
+    fn tracer_with_scope(&self, scope: InstrumentationScope) -> Tracer {
+        Tracer {
+            scope: Arc::new(scope),
+            core: self.core,
+        }
+    }
+}
+
+/// A tracer of one instrumentation scope; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Tracer {
+    scope: Arc<InstrumentationScope>,
+    core: &'static Core,
+}
+
+impl opentelemetry::trace::Tracer for Tracer {
+    type Span = Span;
+
+    fn build_with_context(&self, mut builder: SpanBuilder, parent_cx: &Context) -> Span {
+        if parent_cx.is_telemetry_suppressed() {
+            return Span::not_recording(SpanContext::empty_context(), self.core);
+        }
+        let ids = RandomIdGenerator::default();
+        let parent = parent_cx.span();
+        let parent = parent.span_context();
+        let parent = parent.is_valid().then_some(parent);
+        let trace_id = parent.map_or_else(|| ids.new_trace_id(), |p| p.trace_id());
+        let span_id = ids.new_span_id();
+        let kind = builder.span_kind.take().unwrap_or(SpanKind::Internal);
+        let sampling = self.core.sampler.should_sample(
+            Some(parent_cx),
+            trace_id,
+            &builder.name,
+            &kind,
+            builder.attributes.as_deref().unwrap_or(&[]),
+            builder.links.as_deref().unwrap_or(&[]),
+        );
+        let flags = parent.map_or(TraceFlags::default(), |p| p.trace_flags());
+        let sampled = match sampling.decision {
+            SamplingDecision::Drop => {
+                let context = SpanContext::new(
+                    trace_id,
+                    span_id,
+                    TraceFlags::default(),
+                    false,
+                    sampling.trace_state,
+                );
+                return Span::not_recording(context, self.core);
+            }
+            SamplingDecision::RecordOnly => false,
+            SamplingDecision::RecordAndSample => true,
+        };
+        let context = SpanContext::new(
+            trace_id,
+            span_id,
+            flags.with_sampled(sampled),
+            false,
+            sampling.trace_state,
+        );
+        let limits = &self.core.limits;
+        let mut attributes = builder.attributes.take().unwrap_or_default();
+        attributes.extend(sampling.attributes);
+        let dropped_attributes_count = truncate(&mut attributes, limits.max_attributes_per_span);
+        let mut links = builder.links.take().unwrap_or_default();
+        let dropped_links = truncate(&mut links, limits.max_links_per_span);
+        for link in &mut links {
+            link.dropped_attributes_count =
+                truncate(&mut link.attributes, limits.max_attributes_per_link);
+        }
+        let mut events = builder.events.take().unwrap_or_default();
+        let dropped_events = truncate(&mut events, limits.max_events_per_span);
+        for event in &mut events {
+            event.dropped_attributes_count =
+                truncate(&mut event.attributes, limits.max_attributes_per_event);
+        }
+        let start_time = builder.start_time.unwrap_or_else(opentelemetry::time::now);
+        let data = SpanData {
+            span_context: context.clone(),
+            parent_span_id: parent.map_or(SpanId::INVALID, |p| p.span_id()),
+            parent_span_is_remote: parent.is_some_and(|p| p.is_remote()),
+            span_kind: kind,
+            name: builder.name,
+            start_time,
+            end_time: start_time,
+            attributes,
+            dropped_attributes_count,
+            events: events_of(events, dropped_events),
+            links: links_of(links, dropped_links),
+            status: Status::Unset,
+            instrumentation_scope: (*self.scope).clone(),
+        };
+        Span {
+            context,
+            data: Some(Box::new(data)),
+            core: self.core,
+        }
+    }
+}
+
+/// Keeps the first `limit` items; returns how many were dropped.
+fn truncate<T>(items: &mut Vec<T>, limit: u32) -> u32 {
+    let limit = limit as usize;
+    let dropped = items.len().saturating_sub(limit);
+    items.truncate(limit);
+    u32::try_from(dropped).unwrap_or(u32::MAX)
+}
+
+fn events_of(events: Vec<Event>, dropped: u32) -> SpanEvents {
+    let mut all = SpanEvents::default();
+    all.events = events;
+    all.dropped_count = dropped;
+    all
+}
+
+fn links_of(links: Vec<Link>, dropped: u32) -> SpanLinks {
+    let mut all = SpanLinks::default();
+    all.links = links;
+    all.dropped_count = dropped;
+    all
+}
+
+/// A span of [`Tracer`]. Ended at most once: by `end`, or when dropped.
+pub struct Span {
+    context: SpanContext,
+    /// What is recorded; `None` when the span does not record, or has ended.
+    data: Option<Box<SpanData>>,
+    core: &'static Core,
+}
+
+impl fmt::Debug for Span {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Span")
+            .field("context", &self.context)
+            .field("recording", &self.data.is_some())
+            .finish()
+    }
+}
+
+impl Span {
+    fn not_recording(context: SpanContext, core: &'static Core) -> Span {
+        Span {
+            context,
+            data: None,
+            core,
+        }
+    }
+
+    fn finish(&mut self, end_time: Option<SystemTime>) {
+        let Some(mut data) = self.data.take() else {
+            return;
+        };
+        data.end_time = end_time.unwrap_or_else(opentelemetry::time::now);
+        if data.span_context.is_sampled() {
+            self.core.queue.push(*data);
+        }
+    }
+}
+
+impl opentelemetry::trace::Span for Span {
+    fn add_event_with_timestamp<T>(
+        &mut self,
+        name: T,
+        timestamp: SystemTime,
+        mut attributes: Vec<KeyValue>,
+    ) where
+        T: Into<Cow<'static, str>>,
+    {
+        let limits = self.core.limits;
+        if let Some(data) = self.data.as_mut() {
+            if data.events.len() < limits.max_events_per_span as usize {
+                let dropped = truncate(&mut attributes, limits.max_attributes_per_event);
+                data.events
+                    .events
+                    .push(Event::new(name, timestamp, attributes, dropped));
+            } else {
+                data.events.dropped_count += 1;
+            }
+        }
+    }
+
+    fn span_context(&self) -> &SpanContext {
+        &self.context
+    }
+
+    fn is_recording(&self) -> bool {
+        self.data.is_some()
+    }
+
+    fn set_attribute(&mut self, attribute: KeyValue) {
+        let limit = self.core.limits.max_attributes_per_span as usize;
+        if let Some(data) = self.data.as_mut() {
+            if data.attributes.len() < limit {
+                data.attributes.push(attribute);
+            } else {
+                data.dropped_attributes_count += 1;
+            }
+        }
+    }
+
+    /// Ok wins over Error, and Error over Unset (the specification's order).
+    fn set_status(&mut self, status: Status) {
+        if let Some(data) = self.data.as_mut()
+            && status > data.status
+        {
+            data.status = status;
+        }
+    }
+
+    fn update_name<T>(&mut self, new_name: T)
+    where
+        T: Into<Cow<'static, str>>,
+    {
+        if let Some(data) = self.data.as_mut() {
+            data.name = new_name.into();
+        }
+    }
+
+    fn add_link(&mut self, span_context: SpanContext, mut attributes: Vec<KeyValue>) {
+        let limits = self.core.limits;
+        if let Some(data) = self.data.as_mut() {
+            if data.links.links.len() < limits.max_links_per_span as usize {
+                let dropped = truncate(&mut attributes, limits.max_attributes_per_link);
+                data.links
+                    .links
+                    .push(Link::new(span_context, attributes, dropped));
+            } else {
+                data.links.dropped_count += 1;
+            }
+        }
+    }
+
+    fn end_with_timestamp(&mut self, timestamp: SystemTime) {
+        self.finish(Some(timestamp));
+    }
+
+    fn end(&mut self) {
+        self.finish(None);
+    }
+}
+
+impl Drop for Span {
+    fn drop(&mut self) {
+        self.finish(None);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::time::Duration;
+
+    use opentelemetry::trace::{
+        Span as _, SpanId, TraceFlags, TraceId, TraceState, Tracer as _, TracerProvider as _,
+    };
+    use opentelemetry_sdk::trace::{Sampler, SamplingResult};
+
+    use super::*;
+    use crate::config;
+
+    /// A tracer of scope `test` on its own queue; a limit of 2 for everything.
+    fn tracer(sampler: impl ShouldSample + 'static) -> (Tracer, &'static Queue) {
+        let limits = SpanLimits {
+            max_attributes_per_span: 2,
+            max_events_per_span: 2,
+            max_links_per_span: 2,
+            max_attributes_per_event: 2,
+            max_attributes_per_link: 2,
+        };
+        let core: &'static Core = Box::leak(Box::new(Core {
+            sampler: Box::new(sampler),
+            limits,
+            queue: Queue::new(config::Queue {
+                max_spans: 100,
+                batch: 100,
+                delay: Duration::from_secs(3600),
+                export_timeout: Duration::from_secs(5),
+            }),
+        }));
+        (Provider::new(core).tracer("test"), &core.queue)
+    }
+
+    fn remote_parent(flags: TraceFlags) -> Context {
+        Context::new().with_remote_span_context(SpanContext::new(
+            TraceId::from(0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736_u128),
+            SpanId::from(0x00f0_67aa_0ba9_02b7_u64),
+            flags,
+            true,
+            TraceState::default(),
+        ))
+    }
+
+    #[test]
+    fn a_sampled_span_continues_its_parent_and_is_queued_once_when_it_ends() {
+        let (tracer, queue) = tracer(Sampler::ParentBased(Box::new(Sampler::AlwaysOn)));
+        let parent = remote_parent(TraceFlags::SAMPLED);
+        let mut span = tracer
+            .span_builder("GET /")
+            .with_kind(SpanKind::Server)
+            .with_attributes([KeyValue::new("http.route", "/")])
+            .start_with_context(&tracer, &parent);
+        assert!(span.is_recording());
+        span.set_status(Status::error("boom"));
+        span.set_status(Status::Unset);
+        span.end();
+        span.end();
+        drop(span);
+        let spans = queue.take_all();
+        assert_eq!(spans.len(), 1, "ended once, however often end is called");
+        let span = &spans[0];
+        assert_eq!(
+            span.span_context.trace_id(),
+            parent.span().span_context().trace_id()
+        );
+        assert_eq!(span.parent_span_id, SpanId::from(0x00f0_67aa_0ba9_02b7_u64));
+        assert!(span.parent_span_is_remote);
+        assert!(span.span_context.is_sampled());
+        assert!(!span.span_context.is_remote());
+        assert_eq!(span.span_kind, SpanKind::Server);
+        assert_eq!(span.name, "GET /");
+        assert_eq!(span.instrumentation_scope.name(), "test");
+        assert_eq!(
+            span.status,
+            Status::error("boom"),
+            "Unset does not replace Error"
+        );
+        assert!(span.end_time >= span.start_time);
+    }
+
+    #[test]
+    fn a_root_span_gets_a_new_trace_and_a_child_joins_it() {
+        let (tracer, queue) = tracer(Sampler::AlwaysOn);
+        let root = tracer.start_with_context("root", &Context::new());
+        let root_context = root.span_context().clone();
+        assert!(root_context.is_valid());
+        let cx = Context::new().with_span(root);
+        tracer.start_with_context("child", &cx).end();
+        drop(cx);
+        let spans = queue.take_all();
+        let names: Vec<_> = spans.iter().map(|s| s.name.to_string()).collect();
+        assert_eq!(names, ["child", "root"]);
+        assert_eq!(spans[0].span_context.trace_id(), root_context.trace_id());
+        assert_eq!(spans[0].parent_span_id, root_context.span_id());
+        assert!(!spans[0].parent_span_is_remote);
+        assert_eq!(spans[1].parent_span_id, SpanId::INVALID);
+    }
+
+    #[test]
+    fn what_the_sampler_drops_or_only_records_is_never_queued() {
+        let (dropping, queue) = tracer(Sampler::ParentBased(Box::new(Sampler::AlwaysOn)));
+        let span =
+            dropping.start_with_context("unsampled parent", &remote_parent(TraceFlags::default()));
+        assert!(!span.is_recording());
+        assert!(!span.span_context().is_sampled());
+        assert!(span.span_context().is_valid(), "ids still propagate");
+        drop(span);
+
+        #[derive(Debug, Clone)]
+        struct RecordOnly;
+        impl ShouldSample for RecordOnly {
+            fn should_sample(
+                &self,
+                _: Option<&Context>,
+                _: TraceId,
+                _: &str,
+                _: &SpanKind,
+                _: &[KeyValue],
+                _: &[Link],
+            ) -> SamplingResult {
+                SamplingResult {
+                    decision: SamplingDecision::RecordOnly,
+                    attributes: Vec::new(),
+                    trace_state: TraceState::default(),
+                }
+            }
+        }
+        let (recording, record_queue) = tracer(RecordOnly);
+        let span = recording.start_with_context("recorded", &Context::new());
+        assert!(span.is_recording());
+        assert!(!span.span_context().is_sampled());
+        drop(span);
+        assert_eq!(queue.len() + record_queue.len(), 0);
+    }
+
+    #[test]
+    fn a_suppressed_context_records_nothing() {
+        let (tracer, queue) = tracer(Sampler::AlwaysOn);
+        let suppressed = Context::new().with_telemetry_suppressed();
+        let span = tracer.start_with_context("export", &suppressed);
+        assert!(!span.is_recording());
+        assert!(!span.span_context().is_valid());
+        drop(span);
+        assert_eq!(queue.len(), 0);
+    }
+
+    #[test]
+    fn past_a_limit_items_are_dropped_and_counted() {
+        let (tracer, queue) = tracer(Sampler::AlwaysOn);
+        let three = || {
+            (0..3)
+                .map(|i| KeyValue::new(format!("k{i}"), i))
+                .collect::<Vec<_>>()
+        };
+        let linked = remote_parent(TraceFlags::SAMPLED)
+            .span()
+            .span_context()
+            .clone();
+        let mut span = tracer
+            .span_builder("limited")
+            .with_attributes(three())
+            .with_links(vec![Link::new(linked.clone(), three(), 0); 3])
+            .start_with_context(&tracer, &Context::new());
+        span.set_attribute(KeyValue::new("late", 1));
+        for _ in 0..3 {
+            span.add_event("event", three());
+        }
+        span.add_link(linked, Vec::new());
+        span.end();
+        let spans = queue.take_all();
+        let span = &spans[0];
+        assert_eq!(span.attributes.len(), 2);
+        assert_eq!(
+            span.dropped_attributes_count, 2,
+            "one from the builder, one set late"
+        );
+        assert_eq!(span.events.len(), 2);
+        assert_eq!(span.events.dropped_count, 1);
+        assert_eq!(span.events[0].dropped_attributes_count, 1);
+        assert_eq!(span.links.len(), 2);
+        assert_eq!(
+            span.links.dropped_count, 2,
+            "one from the builder, one added late"
+        );
+        assert_eq!(span.links[0].dropped_attributes_count, 1);
+    }
+}
