@@ -52,6 +52,21 @@ impl Order {
     /// assert!(order.before.is_empty() && order.after.is_empty());
     /// ```
     pub fn new(registrations: &[&'static Registration], profile: Option<&Profile<'_>>) -> Order {
+        Order::of(registrations.iter().copied(), profile)
+    }
+
+    /// [`Order::new`] over any list of registrations, such as the whole
+    /// [`INITS`](super::INITS) slice, without collecting it into a `Vec` first.
+    ///
+    /// ```
+    /// use coldstart_bootstrap::init::{INITS, Order};
+    /// let order = Order::of(INITS.iter(), None);
+    /// assert_eq!(order.before.len() + order.after.len(), INITS.len());
+    /// ```
+    pub fn of<I>(registrations: I, profile: Option<&Profile<'_>>) -> Order
+    where
+        I: Iterator<Item = &'static Registration> + Clone,
+    {
         match profile {
             None => by_name(registrations),
             Some(p) => by_profile(registrations, p),
@@ -71,36 +86,61 @@ impl Order {
 }
 
 /// No profile: declared phases, and the rest before serving; each list by name.
-fn by_name(registrations: &[&'static Registration]) -> Order {
-    let mut all = registrations.to_vec();
-    sort_by_name(&mut all);
-    let shared = shared_names(&all);
-    let deferred = |r: &&Registration| r.declared == Declared::Deferred;
-    let after = all.iter().copied().filter(deferred).collect();
-    // What stays is the list to run before serving, still in name order.
-    all.retain(|r| !deferred(r));
+/// One sorted list is built and split; nothing is copied twice.
+fn by_name<I>(registrations: I) -> Order
+where
+    I: Iterator<Item = &'static Registration> + Clone,
+{
+    let keyed = keyed_by_name(registrations);
+    // Equal names have equal windows: only those pairs compare whole names.
+    let shared: Vec<&'static str> = keyed
+        .windows(2)
+        .filter(|w| w[0].0 == w[1].0 && w[0].1.name == w[1].1.name)
+        .map(|w| w[0].1.name)
+        .collect();
+    // Few registrations are deferred: `before` gets room for all of them at once.
+    let mut before = Vec::with_capacity(keyed.len());
+    let mut after = Vec::new();
+    for (_, r) in keyed {
+        match r.declared {
+            Declared::Deferred => after.push(r),
+            Declared::Auto | Declared::Critical => before.push(r),
+        }
+    }
     Order {
-        before: all,
+        before,
         after,
         mismatch: join(None, shared_line(&shared)),
     }
 }
 
-/// Sorts by name, as `a.name.cmp(b.name)` would. Names share long prefixes (a
-/// crate's module path), so each is first compared by the 16 bytes that follow the
-/// prefix all of them share, read as one big-endian integer (zero past the end);
-/// equal windows fall back to the whole names. With 1000 registrations this orders
-/// them in about 30 µs less than comparing the names past the shared prefix
-/// (BENCHMARKS.md, "Registry overhead").
+/// Sorts by name, as `a.name.cmp(b.name)` would.
 pub(crate) fn sort_by_name(list: &mut [&'static Registration]) {
-    let Some(first) = list.first().map(|r| r.name.as_bytes()) else {
-        return;
+    let keyed = keyed_by_name(list.iter().copied());
+    for (slot, (_, r)) in list.iter_mut().zip(keyed) {
+        *slot = r;
+    }
+}
+
+/// The registrations sorted by name, each with its sort key. Names share long
+/// prefixes (a crate's module path), so each is first compared by the 16 bytes that
+/// follow the prefix all of them share, read as one big-endian integer (zero past
+/// the end); equal windows fall back to the whole names. With 1000 registrations
+/// this orders them in about 30 µs less than comparing the names past the shared
+/// prefix (BENCHMARKS.md, "Registry overhead").
+fn keyed_by_name<I>(list: I) -> Vec<(u128, &'static Registration)>
+where
+    I: Iterator<Item = &'static Registration> + Clone,
+{
+    let mut names = list.clone().map(|r| r.name.as_bytes());
+    let Some(first) = names.next() else {
+        return Vec::new();
     };
     // At most every name's length, so slicing each name there is in bounds.
-    let shared = list.iter().fold(first.len(), |len, r| {
+    let shared = names.fold(first.len(), |len, name| {
         first[..len]
             .iter()
-            .zip(r.name.as_bytes())
+            .zip(name)
             .take_while(|(a, b)| a == b)
             .count()
     });
@@ -111,20 +151,20 @@ pub(crate) fn sort_by_name(list: &mut [&'static Registration]) {
         bytes[..n].copy_from_slice(&rest[..n]);
         u128::from_be_bytes(bytes)
     };
-    let mut keyed: Vec<(u128, &'static Registration)> =
-        list.iter().map(|&r| (window(r.name), r)).collect();
+    let mut keyed: Vec<(u128, &'static Registration)> = list.map(|r| (window(r.name), r)).collect();
     // Names are unique but for a mistake the order reports; unstable sort is faster.
     keyed.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.name.cmp(b.1.name)));
-    for (slot, (_, r)) in list.iter_mut().zip(keyed) {
-        *slot = r;
-    }
+    keyed
 }
 
 /// With a profile: each list longest first, ties in profile order (name order in a
 /// profile coldstart wrote), then what the profile does not name, by name. No string
 /// is compared more than once per registration: the start-up path with a profile
 /// is the one that must stay cheap.
-fn by_profile(registrations: &[&'static Registration], profile: &Profile<'_>) -> Order {
+fn by_profile(
+    registrations: impl Iterator<Item = &'static Registration>,
+    profile: &Profile<'_>,
+) -> Order {
     let entries = profile.entries();
     // Whether a registration has claimed each profile line.
     let mut claimed = vec![false; entries.len()];
@@ -132,7 +172,7 @@ fn by_profile(registrations: &[&'static Registration], profile: &Profile<'_>) ->
     let mut after = Vec::new();
     let mut unprofiled = Vec::new();
     let mut shared = Vec::new();
-    for &r in registrations {
+    for r in registrations {
         let Some(line) = profile.position(r.name) else {
             unprofiled.push(r);
             continue;
