@@ -122,6 +122,16 @@ pub fn trigger() -> Option<Trigger> {
     }
 }
 
+/// Says that the first response's body has ended and [`first_request_done`] will be
+/// called as soon as the server's current poll returns. Signals are held from now on,
+/// as after the first response: one that lands after the client has read the response
+/// but before the mark waits for the telemetry's final flush instead of ending the
+/// process without it.
+#[cfg(feature = "tower")]
+pub(crate) fn first_response_pending() {
+    MARK_PENDING.store(true, Ordering::Release);
+}
+
 /// Whether the first response is done.
 pub fn is_first_response_done() -> bool {
     matches!(state(), State::FirstResponseDone | State::Draining)
@@ -202,6 +212,11 @@ static HELD: AtomicI32 = AtomicI32::new(0);
 static HOLDING: AtomicBool = AtomicBool::new(false);
 /// Woken when a hold is released.
 static RELEASED: Notify = Notify::const_new();
+/// Set when the first response's body has ended and its mark is on its way: the tower
+/// layer marks it only after the server's poll that writes it, so a client can read
+/// the response before the mark. From here on a signal is held as after the first
+/// response.
+static MARK_PENDING: AtomicBool = AtomicBool::new(false);
 static SHUTDOWN: Notify = Notify::const_new();
 static SIGNALLED: AtomicU8 = AtomicU8::new(0);
 /// The exit code after the hooks when the program was stopped by [`stop`].
@@ -325,7 +340,8 @@ const RELEASE_WAIT: Duration = Duration::from_secs(2);
 /// registers its shutdown hooks only after the first response (the exporters' final
 /// flush): instead of ending the process before the hooks exist, the signal runs them
 /// once [`release_held_signals`] says they are registered. Before the first response a
-/// signal keeps its default effect. Only a signal whose disposition is still the
+/// signal keeps its default effect (from the moment the tower layer sees the first
+/// response's body end, it is held: the mark follows the server's write). Only a signal whose disposition is still the
 /// default is held: a handler or an ignore set before is left as it is, and a handler
 /// installed after (tokio's, say) takes the signal over. Costs two `sigaction` calls
 /// per signal; call it before serving.
@@ -367,7 +383,7 @@ extern "C" fn hold(signo: libc::c_int) {
     if LISTENING.load(Ordering::Acquire) || !holds(signo) {
         return;
     }
-    if is_first_response_done() {
+    if is_first_response_done() || MARK_PENDING.load(Ordering::Acquire) {
         HELD.store(signo, Ordering::Release);
         return;
     }

@@ -117,6 +117,26 @@ fn case() {
                 raise(libc::SIGTERM);
                 println!("alive after SIGTERM");
             }
+            #[cfg(feature = "tower")]
+            "between the write and the mark" => {
+                use http_body_util::{BodyExt, Full};
+                use hyper::body::Bytes;
+                // What a server does with the first response: the layer's body read to
+                // its end in one poll, the write in that same poll, and the mark after.
+                let body = coldstart_runtime::first_response::MarkOnEnd::new(Full::new(
+                    Bytes::from_static(b"hello"),
+                ));
+                let sent = body.collect().await.unwrap().to_bytes();
+                assert!(!coldstart_runtime::lifecycle::is_first_response_done());
+                // The client has the response; the mark has not run yet.
+                raise(libc::SIGTERM);
+                println!("alive after SIGTERM, {} bytes sent", sent.len());
+                coldstart_runtime::lifecycle::first_response().await;
+                on_shutdown("flush", Duration::from_secs(1), || async {
+                    println!("hook ran");
+                });
+                release_held_signals();
+            }
             other => panic!("no case `{other}`"),
         }
         tokio::time::sleep(Duration::from_secs(5)).await;
@@ -148,6 +168,20 @@ fn before_the_first_response_a_signal_keeps_its_default_effect() {
     let said = stdout(&out);
     assert_eq!(out.status.signal(), Some(libc::SIGTERM), "{said}");
     assert!(!said.contains("alive"), "{said}");
+}
+
+/// Regression: the tower layer marks the first response only after the server's write,
+/// and a signal in between took its default effect, ending the process without its
+/// final flush.
+#[cfg(feature = "tower")]
+#[test]
+fn a_signal_between_the_first_response_and_its_mark_is_held_for_the_hooks() {
+    let said = exits_cleanly("between the write and the mark");
+    assert!(
+        said.contains("alive after SIGTERM, 5 bytes sent\nhook ran\n"),
+        "{said}"
+    );
+    assert!(!said.contains("body finished"), "{said}");
 }
 
 #[test]

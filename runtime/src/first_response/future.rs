@@ -83,6 +83,7 @@ fn mark_after_this_poll() {
     }
     match tokio::runtime::Handle::try_current() {
         Ok(runtime) => {
+            lifecycle::first_response_pending();
             runtime.spawn(async {
                 lifecycle::first_request_done();
             });
