@@ -137,7 +137,9 @@ fn placed<'a>(
     records: &'a [Ran],
     place: Place,
 ) -> impl Iterator<Item = (&'static Registration, Option<&'a Ran>, Place)> {
-    (0..list.len()).map(move |i| (list[i], records.get(i), place))
+    list.iter()
+        .enumerate()
+        .map(move |(i, &r)| (r, records.get(i), place))
 }
 
 /// Orders the registrations with the profile (`COLDSTART_PROFILE`, else the embedded

@@ -340,11 +340,11 @@ const RELEASE_WAIT: Duration = Duration::from_secs(2);
 /// registers its shutdown hooks only after the first response (the exporters' final
 /// flush): instead of ending the process before the hooks exist, the signal runs them
 /// once [`release_held_signals`] says they are registered. Before the first response a
-/// signal keeps its default effect (from the moment the tower layer sees the first
-/// response's body end, it is held: the mark follows the server's write). Only a signal whose disposition is still the
-/// default is held: a handler or an ignore set before is left as it is, and a handler
-/// installed after (tokio's, say) takes the signal over. Costs two `sigaction` calls
-/// per signal; call it before serving.
+/// signal keeps its default effect; from the moment the tower layer sees the first
+/// response's body end it is held, since the mark follows the server's write. Only a
+/// signal whose disposition is still the default is held: a handler or an ignore set
+/// before is left as it is, and a handler installed after (tokio's, say) takes the
+/// signal over. Costs two `sigaction` calls per signal; call it before serving.
 pub fn hold_signals_until_hooks() {
     if LISTENING.load(Ordering::Acquire) || HOLDING.swap(true, Ordering::AcqRel) {
         return;

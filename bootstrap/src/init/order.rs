@@ -92,12 +92,7 @@ where
     I: Iterator<Item = &'static Registration> + Clone,
 {
     let keyed = keyed_by_name(registrations);
-    // Equal names have equal windows: only those pairs compare whole names.
-    let shared: Vec<&'static str> = keyed
-        .windows(2)
-        .filter(|w| w[0].0 == w[1].0 && w[0].1.name == w[1].1.name)
-        .map(|w| w[0].1.name)
-        .collect();
+    let shared = shared_names(&keyed);
     // Few registrations are deferred: `before` gets room for all of them at once.
     let mut before = Vec::with_capacity(keyed.len());
     let mut after = Vec::new();
@@ -189,19 +184,19 @@ fn by_profile(
     }
     before.sort_unstable_by_key(|&(micros, line, _)| (micros, line));
     after.sort_unstable_by_key(|&(micros, line, _)| (micros, line));
-    sort_by_name(&mut unprofiled);
+    let unprofiled = keyed_by_name(unprofiled.into_iter());
     shared.extend(shared_names(&unprofiled));
     let missing: Vec<&str> = unprofiled
         .iter()
-        .filter(|r| r.declared == Declared::Auto)
-        .map(|r| r.name)
+        .filter(|(_, r)| r.declared == Declared::Auto)
+        .map(|(_, r)| r.name)
         .collect();
     let mut order = Order {
         before: before.into_iter().map(|(_, _, r)| r).collect(),
         after: after.into_iter().map(|(_, _, r)| r).collect(),
         mismatch: None,
     };
-    for r in unprofiled {
+    for (_, r) in unprofiled {
         match r.declared {
             Declared::Deferred => order.after.push(r),
             Declared::Auto | Declared::Critical => order.before.push(r),
@@ -219,12 +214,13 @@ fn by_profile(
     order
 }
 
-/// Names that appear twice in a list sorted by name.
-fn shared_names(sorted: &[&'static Registration]) -> Vec<&'static str> {
+/// Names that appear twice in a list [`keyed_by_name`] sorted. Equal names have equal
+/// keys: only those pairs compare whole names.
+fn shared_names(sorted: &[(u128, &'static Registration)]) -> Vec<&'static str> {
     sorted
         .windows(2)
-        .filter(|w| w[0].name == w[1].name)
-        .map(|w| w[0].name)
+        .filter(|w| w[0].0 == w[1].0 && w[0].1.name == w[1].1.name)
+        .map(|w| w[0].1.name)
         .collect()
 }
 
