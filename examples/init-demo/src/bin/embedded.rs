@@ -6,8 +6,10 @@ use init_demo as _;
 #[coldstart::main(profile = "embedded.profile")]
 async fn main() {
     println!("body");
-    coldstart::first_request_done();
+    // Printed before the mark: deferred work may start on another thread the moment
+    // the mark is made, and its lines must come after this one.
     println!("first response");
+    coldstart::first_request_done();
     coldstart::deferred_done().await;
     println!("deferred done");
 }
