@@ -126,7 +126,8 @@ pub fn inits() -> Vec<InitReport> {
     coldstart_runtime::init::reports()
 }
 
-/// The start-up timeline so far: exec, main, probe, plan, runtime built, body entered.
+/// The start-up timeline so far: exec, main, configuration read (and telemetry
+/// installed), probe, plan, runtime built, inits, body entered, first response.
 ///
 /// ```
 /// let t = coldstart::timeline();

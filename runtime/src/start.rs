@@ -71,6 +71,7 @@ pub fn load_env(env: Env) -> Env {
 /// [`StartError::Runtime`] when tokio cannot build the runtime.
 pub fn start(settings: &Settings, env: &Env) -> Result<Started, StartError> {
     timeline::mark(Phase::Main);
+    timeline::mark(Phase::Configured);
     let budget = Probe::new().run();
     timeline::mark(Phase::Probed);
     let plan = Plan::from_budget(&budget, settings, env).map_err(StartError::Config)?;

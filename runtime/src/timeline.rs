@@ -15,6 +15,9 @@ use std::time::Duration;
 pub enum Phase {
     /// `main` was entered (coldstart's first instruction).
     Main,
+    /// The configuration file was read and telemetry installed (when built in): what
+    /// runs between `main` and the probe.
+    Configured,
     /// The probe finished.
     Probed,
     /// The plan was made.
@@ -30,8 +33,9 @@ pub enum Phase {
 }
 
 /// Every phase, in the order they are reached.
-pub const PHASES: [Phase; 7] = [
+pub const PHASES: [Phase; 8] = [
     Phase::Main,
+    Phase::Configured,
     Phase::Probed,
     Phase::Planned,
     Phase::RuntimeBuilt,
@@ -45,6 +49,7 @@ impl Phase {
     pub fn as_str(self) -> &'static str {
         match self {
             Phase::Main => "main",
+            Phase::Configured => "config",
             Phase::Probed => "probe",
             Phase::Planned => "plan",
             Phase::RuntimeBuilt => "runtime",
@@ -163,6 +168,7 @@ mod tests {
     #[test]
     fn marks_are_ordered_and_first_wins() {
         mark(Phase::Main);
+        mark(Phase::Configured);
         mark(Phase::Probed);
         let first = timeline().marks[Phase::Probed as usize];
         mark(Phase::Probed);
@@ -173,7 +179,7 @@ mod tests {
         assert!(t.marks[0].unwrap() >= exec, "main after exec");
         assert!(
             t.to_string()
-                .starts_with("timeline (since main) main 0us probe ")
+                .starts_with("timeline (since main) main 0us config ")
         );
     }
 }

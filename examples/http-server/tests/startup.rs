@@ -37,7 +37,7 @@ fn serves_and_prints_the_startup_report() {
         "plan",
         "strategy",
         "worker_threads",
-        "timeline (since main) main 0us probe",
+        "timeline (since main) main 0us config ",
     ] {
         assert!(stderr.contains(needle), "missing `{needle}` in:\n{stderr}");
     }
