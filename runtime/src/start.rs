@@ -45,6 +45,9 @@ pub struct Started {
     pub runtime: Runtime,
     /// Whether `COLDSTART_LOG=debug` asked for the start-up report.
     pub report: bool,
+    /// Whether anything waits for the first response: deferred inits, or a profile to
+    /// write.
+    pub work_after: bool,
 }
 
 /// Adds the configuration file the environment points at (`coldstart.toml`,
@@ -62,8 +65,11 @@ pub fn load_env(env: Env) -> Env {
     }
 }
 
-/// Probes, plans and builds the runtime for `settings` (the attribute's arguments)
-/// and `env` (the file, code and environment layers).
+/// Probes, plans, orders the `#[coldstart::init]` registrations and builds the runtime
+/// for `settings` (the attribute's arguments) and `env` (the file, code and
+/// environment layers). The order (and the profile it reads) is made before the
+/// runtime's threads exist: made after, its first-touch page faults competed with
+/// their creation on a small machine (BENCHMARKS.md, "Registry overhead").
 ///
 /// # Errors
 ///
@@ -78,10 +84,16 @@ pub fn start(settings: &Settings, env: &Env) -> Result<Started, StartError> {
     let report = settings::debug_log(env).map_err(StartError::Config)?;
     timeline::mark(Phase::Planned);
     crate::alloc::apply(&plan.allocator.value);
+    let work_after = init::prepare(settings.init_profile);
+    timeline::mark(Phase::Ordered);
     let runtime = build(&plan).map_err(StartError::Runtime)?;
     timeline::mark(Phase::RuntimeBuilt);
     let _ = crate::STARTED.set((budget, plan));
-    Ok(Started { runtime, report })
+    Ok(Started {
+        runtime,
+        report,
+        work_after,
+    })
 }
 
 /// Builds the tokio runtime a plan describes, with all of tokio's compiled-in drivers
@@ -158,7 +170,7 @@ pub fn block_on_in<F: Future>(settings: &Settings, env: &Env, body: F) -> F::Out
     let report = started.report;
     let fallback = crate::plan().and_then(|p| p.first_response_fallback.value);
     let drain_deadline = crate::plan().map_or(DEFAULT_DRAIN_TIMEOUT, |p| p.drain_timeout.value);
-    let work_after = init::prepare(settings.init_profile);
+    let work_after = started.work_after;
     let ended = started.runtime.block_on(async move {
         init::run_before_serving().await;
         timeline::mark(Phase::InitsDone);

@@ -22,6 +22,8 @@ pub enum Phase {
     Probed,
     /// The plan was made.
     Planned,
+    /// The `#[coldstart::init]` registrations were ordered (the profile read, if any).
+    Ordered,
     /// The tokio runtime was built.
     RuntimeBuilt,
     /// The inits that run before serving finished (`#[coldstart::init]`).
@@ -33,11 +35,12 @@ pub enum Phase {
 }
 
 /// Every phase, in the order they are reached.
-pub const PHASES: [Phase; 8] = [
+pub const PHASES: [Phase; 9] = [
     Phase::Main,
     Phase::Configured,
     Phase::Probed,
     Phase::Planned,
+    Phase::Ordered,
     Phase::RuntimeBuilt,
     Phase::InitsDone,
     Phase::BodyEntered,
@@ -52,6 +55,7 @@ impl Phase {
             Phase::Configured => "config",
             Phase::Probed => "probe",
             Phase::Planned => "plan",
+            Phase::Ordered => "order",
             Phase::RuntimeBuilt => "runtime",
             Phase::InitsDone => "inits",
             Phase::BodyEntered => "body",

@@ -1,6 +1,8 @@
 //! The init registry's cost on the start-up path: alternating runs of `no-inits` and
 //! `many-inits` (1000 empty registrations), without and with a recorded profile;
-//! medians of the init phase (runtime built to body entered) and the difference.
+//! medians of the init phase (ordering the registrations, from the plan to the order,
+//! plus running those before serving, from the runtime built to the body entered) and
+//! the difference.
 //!
 //! ```text
 //! cargo build --release -p coldstart-benches --bins
@@ -74,6 +76,12 @@ fn main() -> anyhow::Result<()> {
     let (mut runs, mut against) = (30, None);
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
+        if arg == "-h" || arg == "--help" {
+            println!(
+                "{usage}\n\nDefaults: 30 runs. DIR holds another build's no-inits and many-inits."
+            );
+            return Ok(());
+        }
         match (arg.as_str(), args.next()) {
             ("--runs", Some(n)) => {
                 runs =
@@ -119,7 +127,9 @@ fn main() -> anyhow::Result<()> {
         eprintln!();
     }
     let _ = std::fs::remove_file(&profile);
-    println!("init phase (runtime built to body entered), {runs} alternating runs, microseconds");
+    println!(
+        "init phase (plan to order, plus runtime built to body entered), {runs} alternating runs, microseconds"
+    );
     for (b, s) in builds.iter().zip(series) {
         println!("{}", b.label);
         print_rows(s);
