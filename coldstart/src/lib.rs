@@ -127,7 +127,8 @@ pub fn inits() -> Vec<InitReport> {
 }
 
 /// The start-up timeline so far: exec, main, configuration read (and telemetry
-/// installed), probe, plan, runtime built, inits, body entered, first response.
+/// installed), probe, plan, registrations ordered, runtime built, inits, body entered,
+/// first response.
 ///
 /// ```
 /// let t = coldstart::timeline();

@@ -184,7 +184,7 @@ fn by_profile(
     }
     before.sort_unstable_by_key(|&(micros, line, _)| (micros, line));
     after.sort_unstable_by_key(|&(micros, line, _)| (micros, line));
-    let unprofiled = keyed_by_name(unprofiled.into_iter());
+    let unprofiled = keyed_by_name(unprofiled.iter().copied());
     shared.extend(shared_names(&unprofiled));
     let missing: Vec<&str> = unprofiled
         .iter()
