@@ -4,6 +4,11 @@
 //! as in a service after its first response).
 //!
 //! `cargo bench -p coldstart-benches --bench http_layer`
+//!
+//! The sampler is `parentbased_always_on` (every span sampled and exported) unless
+//! `OTEL_TRACES_SAMPLER` (and `OTEL_TRACES_SAMPLER_ARG`) say otherwise, e.g.
+//! `OTEL_TRACES_SAMPLER=parentbased_coldstart_dynamic` for the design's sampler, which
+//! at this rate samples few: the path of a span that is not sampled.
 
 use std::convert::Infallible;
 use std::future::{Future, Ready, ready};
@@ -66,7 +71,17 @@ fn layer(c: &mut Criterion) {
         .build()
         .unwrap_or_else(|e| panic!("cannot build the runtime: {e}"));
     runtime.block_on(async {
-        let (config, errors) = Config::from(&Env::fixed([("COLDSTART_METRICS_ADDR", "off")]));
+        let mut vars = vec![("COLDSTART_METRICS_ADDR".to_owned(), "off".to_owned())];
+        for key in [
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "OTEL_TRACES_SAMPLER",
+            "OTEL_TRACES_SAMPLER_ARG",
+        ] {
+            if let Ok(value) = std::env::var(key) {
+                vars.push((key.to_owned(), value));
+            }
+        }
+        let (config, errors) = Config::from(&Env::fixed(vars));
         assert!(errors.is_empty(), "{errors:?}");
         coldstart_exporters::install_with(config, None).start_after_first_response();
         coldstart_runtime::first_request_done();

@@ -150,16 +150,16 @@ pub(crate) fn start_span<B>(
     } else {
         opentelemetry::Context::current()
     };
-    let attributes = vec![
-        KeyValue::new("http.request.method", method),
-        KeyValue::new("http.route", route.clone()),
-        KeyValue::new("url.path", req.uri().path().to_owned()),
-    ];
-    let span = tracer
-        .span_builder(format!("{method} {route}"))
-        .with_kind(SpanKind::Server)
-        .with_attributes(attributes)
-        .start_with_context(tracer, &parent);
+    let builder = tracer.span_builder("").with_kind(SpanKind::Server);
+    // The name and attributes are made only for a span that is sampled.
+    let span = tracer.start_described(builder, &parent, |span| {
+        span.name = format!("{method} {route}").into();
+        span.attributes = Some(vec![
+            KeyValue::new("http.request.method", method),
+            KeyValue::new("http.route", route.clone()),
+            KeyValue::new("url.path", req.uri().path().to_owned()),
+        ]);
+    });
     let cx = parent.with_span(span);
     req.extensions_mut().insert(cx.clone());
     cx

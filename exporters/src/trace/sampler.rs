@@ -11,7 +11,10 @@ configured (DESIGN.md). The decision for a trace is the trace-id ratio test with
 so all spans of one trace agree.
 
 Recording a request is two relaxed atomic adds, plus a reset when a new second
-starts; it never locks.
+starts; it never locks. Time comes from the coarse real-time clock, which the kernel
+moves at each tick (1 to 10 ms) and which is read without the cycle counter. `p` is
+worked out once per tick, by the first decision in it; the others read it from a
+cache.
 */
 
 use std::sync::OnceLock;
@@ -100,39 +103,93 @@ impl Window {
 
 static WINDOW: OnceLock<Window> = OnceLock::new();
 
-fn now_second() -> u64 {
+const NANOS: u64 = 1_000_000_000;
+
+/// Nanoseconds since the epoch by the coarse real-time clock: the time of the last
+/// tick.
+#[cfg(target_os = "linux")]
+fn now_tick() -> u64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `now` is a valid `timespec` for the call to write.
+    if unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut now) } == 0 {
+        let seconds = u64::try_from(now.tv_sec).unwrap_or(0);
+        let nanos = u64::try_from(now.tv_nsec).unwrap_or(0);
+        return seconds.saturating_mul(NANOS).saturating_add(nanos);
+    }
+    precise_now()
+}
+
+/// Nanoseconds since the epoch.
+#[cfg(not(target_os = "linux"))]
+fn now_tick() -> u64 {
+    precise_now()
+}
+
+fn precise_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
 /// Counts one answered request for the dynamic sampler; nothing when it is not in use.
 pub(crate) fn record(error: bool) {
     if let Some(window) = WINDOW.get() {
-        window.record_at(now_second(), error);
+        window.record_at(now_tick() / NANOS, error);
     }
 }
 
 /// The dynamic sampler (`OTEL_TRACES_SAMPLER=coldstart_dynamic`).
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct DynamicSampler {
     base: f64,
     constants: Dynamic,
+    /// The tick `probability` was worked out in; 0 before the first decision.
+    tick: AtomicU64,
+    /// The probability of that tick, as `f64` bits.
+    probability: AtomicU64,
+}
+
+impl Clone for DynamicSampler {
+    fn clone(&self) -> Self {
+        DynamicSampler::new(self.base, self.constants)
+    }
 }
 
 impl DynamicSampler {
     /// A sampler with base probability `base`, fed by the HTTP layer's counts.
     pub fn new(base: f64, constants: Dynamic) -> DynamicSampler {
         let _ = WINDOW.get_or_init(|| Window::new(constants.window.as_secs()));
-        DynamicSampler { base, constants }
+        DynamicSampler {
+            base,
+            constants,
+            tick: AtomicU64::new(0),
+            probability: AtomicU64::new(0),
+        }
     }
 
     /// The probability a new trace is sampled with now.
     pub fn current(&self) -> f64 {
+        self.at(now_tick())
+    }
+
+    /// The probability at `tick` (nanoseconds since the epoch): worked out by the first
+    /// call with that tick, read from the cache by the others. Two threads may both
+    /// work it out for the same tick; a decision as the tick changes may read the
+    /// figure of the tick before. A sampling estimate can afford both.
+    fn at(&self, tick: u64) -> f64 {
+        if self.tick.load(Ordering::Acquire) == tick {
+            return f64::from_bits(self.probability.load(Ordering::Relaxed));
+        }
         let (qps, pct) = WINDOW
             .get()
-            .map_or((0.0, 0.0), |w| w.rates_at(now_second()));
-        probability(self.base, &self.constants, qps, pct)
+            .map_or((0.0, 0.0), |w| w.rates_at(tick / NANOS));
+        let p = probability(self.base, &self.constants, qps, pct);
+        self.probability.store(p.to_bits(), Ordering::Relaxed);
+        self.tick.store(tick, Ordering::Release);
+        p
     }
 }
 
@@ -221,6 +278,32 @@ mod tests {
         w.record_at(120, true);
         let (qps, pct) = w.rates_at(120);
         assert!(close(qps, 0.1) && close(pct, 100.0), "{qps} {pct}");
+    }
+
+    #[test]
+    fn the_probability_is_worked_out_once_a_tick() {
+        // Seconds no other test records in; the process-wide window is the sampler's.
+        const S: u64 = 5_000_000_000;
+        let sampler = DynamicSampler::new(1.0, Dynamic::default());
+        let tick = S * NANOS;
+        assert!(close(sampler.at(tick), 1.0), "no traffic: the base");
+        let window = WINDOW.get().unwrap_or_else(|| unreachable!("made by new"));
+        let len = window.slots.len() as f64;
+        for _ in 0..990 {
+            window.record_at(S, false);
+        }
+        assert!(
+            close(sampler.at(tick), 1.0),
+            "the same tick reads the cache"
+        );
+        let expected = probability(1.0, &Dynamic::default(), 990.0 / len, 0.0);
+        assert!(expected < 0.5, "{expected}");
+        let next = tick + 4_000_000;
+        assert!(
+            close(sampler.at(next), expected),
+            "the next tick works it out"
+        );
+        assert!(close(sampler.clone().at(next), expected));
     }
 
     #[test]

@@ -77,10 +77,28 @@ pub struct Tracer {
     core: &'static Core,
 }
 
-impl opentelemetry::trace::Tracer for Tracer {
-    type Span = Span;
+impl Tracer {
+    /// Starts a span whose description (its name, attributes, links, events) `describe`
+    /// adds to `builder` only once the sampler has decided that the span records: a
+    /// span that is not sampled costs no name and no attribute vector. The sampler sees
+    /// `builder` as it is before `describe`. The samplers coldstart configures decide
+    /// from the parent and the trace id alone (and the dynamic one from the traffic),
+    /// so for them the decision is the same as with the whole description.
+    pub fn start_described(
+        &self,
+        builder: SpanBuilder,
+        parent_cx: &Context,
+        describe: impl FnOnce(&mut SpanBuilder),
+    ) -> Span {
+        self.build(builder, parent_cx, describe)
+    }
 
-    fn build_with_context(&self, mut builder: SpanBuilder, parent_cx: &Context) -> Span {
+    fn build(
+        &self,
+        mut builder: SpanBuilder,
+        parent_cx: &Context,
+        describe: impl FnOnce(&mut SpanBuilder),
+    ) -> Span {
         if parent_cx.is_telemetry_suppressed() {
             return Span::not_recording(SpanContext::empty_context(), self.core);
         }
@@ -114,6 +132,7 @@ impl opentelemetry::trace::Tracer for Tracer {
             SamplingDecision::RecordOnly => false,
             SamplingDecision::RecordAndSample => true,
         };
+        describe(&mut builder);
         let context = SpanContext::new(
             trace_id,
             span_id,
@@ -158,6 +177,14 @@ impl opentelemetry::trace::Tracer for Tracer {
             data: Some(Box::new(data)),
             core: self.core,
         }
+    }
+}
+
+impl opentelemetry::trace::Tracer for Tracer {
+    type Span = Span;
+
+    fn build_with_context(&self, builder: SpanBuilder, parent_cx: &Context) -> Span {
+        self.build(builder, parent_cx, |_| {})
     }
 }
 
@@ -443,6 +470,39 @@ mod tests {
         assert!(!span.span_context().is_sampled());
         drop(span);
         assert_eq!(queue.len() + record_queue.len(), 0);
+    }
+
+    #[test]
+    fn a_description_is_made_only_for_a_span_that_records() {
+        let (tracer, queue) = tracer(Sampler::ParentBased(Box::new(Sampler::AlwaysOn)));
+        let mut described = 0;
+        let mut describe = |span: &mut SpanBuilder| {
+            described += 1;
+            span.name = "described".into();
+            span.attributes = Some(vec![KeyValue::new("http.route", "/")]);
+        };
+        let builder = || tracer.span_builder("").with_kind(SpanKind::Server);
+        let dropped = tracer.start_described(
+            builder(),
+            &remote_parent(TraceFlags::default()),
+            &mut describe,
+        );
+        assert!(!dropped.is_recording());
+        assert!(dropped.span_context().is_valid(), "ids still propagate");
+        drop(dropped);
+        let sampled = tracer.start_described(
+            builder(),
+            &remote_parent(TraceFlags::SAMPLED),
+            &mut describe,
+        );
+        assert!(sampled.is_recording());
+        drop(sampled);
+        assert_eq!(described, 1, "only the sampled span was described");
+        let spans = queue.take_all();
+        assert_eq!(spans.len(), 1);
+        assert_eq!(spans[0].name, "described");
+        assert_eq!(spans[0].span_kind, SpanKind::Server);
+        assert_eq!(spans[0].attributes, [KeyValue::new("http.route", "/")]);
     }
 
     #[test]
