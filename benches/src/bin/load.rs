@@ -301,17 +301,16 @@ fn main() -> anyhow::Result<()> {
             .map(|(_, o)| &o.run)
     };
     // A collector that is down, hangs or does not resolve must cost the service nothing
-    // it can feel: neither throughput nor latency.
+    // it can feel: neither throughput nor latency. A comparison that fails is run once
+    // more, `observed` and the broken target again, and fails only if it fails again: a
+    // cost the broken collector causes shows every time, while a one-off stall of the
+    // machine (a p99 of over a second, once in six runs of 10 s here) does not.
     for broken in BROKEN {
-        if let (Some(up), Some(down)) = (run("observed"), run(broken)) {
-            let ratios = ratios(up, down);
-            let (rps, p50, p99) = ratios;
-            println!(
-                "{broken} / observed: requests per second {rps:.2}x, p50 {p50:.2}x, p99 {p99:.2}x"
-            );
-            if !felt_nothing(ratios) {
-                failed.push(broken);
-            }
+        if let (Some(up), Some(down)) = (run("observed"), run(broken))
+            && !held(broken, up, down)
+            && !again(broken, &args)?
+        {
+            failed.push(broken);
         }
     }
     if !failed.is_empty() {
@@ -323,6 +322,31 @@ fn main() -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Prints how `broken`'s run compares with `up`'s, and whether it stayed within the
+/// bounds.
+fn held(broken: &str, up: &wrk::Run, down: &wrk::Run) -> bool {
+    let ratios = ratios(up, down);
+    let (rps, p50, p99) = ratios;
+    println!("{broken} / observed: requests per second {rps:.2}x, p50 {p50:.2}x, p99 {p99:.2}x");
+    felt_nothing(ratios)
+}
+
+/// Runs `observed` and `broken` once more and compares them again.
+fn again(broken: &str, args: &Args) -> anyhow::Result<bool> {
+    let target = |name: &str| {
+        args.targets
+            .iter()
+            .find(|t| t.name == name)
+            .with_context(|| format!("no target {name}"))
+    };
+    eprintln!("load: {broken} out of bounds; running observed and {broken} once more");
+    let up = load(target("observed")?, args)?;
+    let down = load(target(broken)?, args)?;
+    let errors = up.run.errors + down.run.errors;
+    let oom_kills = up.oom_kills.unwrap_or(0) + down.oom_kills.unwrap_or(0);
+    Ok(held(&format!("{broken} (again)"), &up.run, &down.run) && errors == 0 && oom_kills == 0)
 }
 
 /// Throughput, p50 and p99 of `broken` as multiples of `up`'s.
