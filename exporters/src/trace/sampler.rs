@@ -146,7 +146,8 @@ pub(crate) fn record(error: bool) {
 pub struct DynamicSampler {
     base: f64,
     constants: Dynamic,
-    /// The tick `probability` was worked out in; 0 before the first decision.
+    /// The tick `probability` was worked out in. It starts at 0 with the probability of
+    /// no traffic, which is also the figure for tick 0 (a clock that cannot be read).
     tick: AtomicU64,
     /// The probability of that tick, as `f64` bits.
     probability: AtomicU64,
@@ -166,7 +167,7 @@ impl DynamicSampler {
             base,
             constants,
             tick: AtomicU64::new(0),
-            probability: AtomicU64::new(0),
+            probability: AtomicU64::new(probability(base, &constants, 0.0, 0.0).to_bits()),
         }
     }
 
@@ -304,6 +305,9 @@ mod tests {
             "the next tick works it out"
         );
         assert!(close(sampler.clone().at(next), expected));
+        // A clock that cannot be read gives tick 0: the figure of no traffic, not 0.
+        let unread = DynamicSampler::new(0.8, Dynamic::default());
+        assert!(close(unread.at(0), 0.8), "{}", unread.at(0));
     }
 
     #[test]
