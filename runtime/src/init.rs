@@ -147,7 +147,7 @@ fn placed<'a>(
 /// after the first response (deferred inits or a profile to write); when there is
 /// not, [`deferred_done`] resolves at once.
 pub(crate) fn prepare(embedded: Option<&'static str>) -> bool {
-    let mut work_after = std::env::var_os(PROFILE_OUT).is_some();
+    let mut work_after = profile_out().is_some();
     if !INITS.is_empty() {
         // A profile read from a file borrows its names from the text, which lives
         // until the order is made.
@@ -287,8 +287,7 @@ pub(crate) async fn run_after_first_response() {
             ran().after.push(finished);
         }
     }
-    if let Some(path) = std::env::var_os(PROFILE_OUT) {
-        let path = PathBuf::from(path);
+    if let Some(path) = profile_out() {
         let written =
             tokio::task::spawn_blocking(move || write_profile(&path).map(|()| path)).await;
         match written {
@@ -303,6 +302,37 @@ pub(crate) async fn run_after_first_response() {
         }
     }
     finish_deferred();
+}
+
+/// Where to write the profile: `COLDSTART_PROFILE_OUT`, unless unset or empty.
+fn profile_out() -> Option<PathBuf> {
+    std::env::var_os(PROFILE_OUT)
+        .filter(|path| !path.is_empty())
+        .map(PathBuf::from)
+}
+
+/// What the end of `main` leaves undone of the work after the first response, in one
+/// line, or `None` when it is all done (or there was none).
+pub(crate) fn unfinished() -> Option<String> {
+    if DEFERRED_FINISHED.load(Ordering::Acquire) {
+        return None;
+    }
+    let not_run = ORDER.get().map_or(0, |(order, _)| {
+        order.after.len().saturating_sub(ran().after.len())
+    });
+    let mut parts = Vec::new();
+    if not_run > 0 {
+        parts.push(format!("{not_run} deferred init(s) did not run"));
+    }
+    if profile_out().is_some() {
+        parts.push(format!("{PROFILE_OUT} was not written"));
+    }
+    (!parts.is_empty()).then(|| {
+        format!(
+            "main ended before the work after the first response finished: {}",
+            parts.join(", ")
+        )
+    })
 }
 
 /// The profile of this run, as [`Profile::parse`] reads it.
@@ -330,7 +360,11 @@ fn write_profile(path: &std::path::Path) -> Result<(), (PathBuf, std::io::Error)
     let tmp = PathBuf::from(tmp);
     std::fs::write(&tmp, text)
         .and_then(|()| std::fs::rename(&tmp, path))
-        .map_err(|e| (path.to_path_buf(), e))
+        .map_err(|e| {
+            // Half a profile beside the target helps nobody.
+            let _ = std::fs::remove_file(&tmp);
+            (path.to_path_buf(), e)
+        })
 }
 
 /// Runs one registration, catching a panic. Blocking work after the first response

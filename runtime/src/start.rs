@@ -188,7 +188,7 @@ pub fn block_on_in<F: Future>(settings: &Settings, env: &Env, body: F) -> F::Out
         if report {
             print_report();
         }
-        let mut body = std::pin::pin!(body);
+        let mut body = std::pin::pin!(caught(body));
         let returned = tokio::select! {
             output = &mut body => Some(output),
             _ = lifecycle::shutdown_signal() => None,
@@ -200,17 +200,39 @@ pub fn block_on_in<F: Future>(settings: &Settings, env: &Env, body: F) -> F::Out
                 None => Ended::Cancelled,
             },
         };
+        // A fatal deferred init has said why the program stops; otherwise say what
+        // the end of `main` leaves undone.
+        if let Some(undone) = init::unfinished().filter(|_| lifecycle::stop_code() == 0) {
+            eprintln!("coldstart: {undone}");
+        }
         lifecycle::run_shutdown_hooks().await;
         ended
     });
-    match ended {
+    let output = match ended {
         Ended::Returned(output) => output,
         // A signal: the body returned by itself; the hooks have run.
         Ended::Drained(output) if lifecycle::stop_code() == 0 => output,
         // The body was cancelled by a signal or stopped by a fatal deferred init; the
         // hooks have run.
         Ended::Drained(_) | Ended::Cancelled => std::process::exit(lifecycle::stop_code()),
-    }
+    };
+    // A panic in the body goes on unwinding once the hooks (the telemetry flush among
+    // them) have run.
+    output.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+}
+
+/// Polls `body`, catching a panic so that the end of `main` is the same with or
+/// without one: the shutdown hooks run, then the panic resumes.
+async fn caught<F: Future>(body: F) -> std::thread::Result<F::Output> {
+    let mut body = std::pin::pin!(body);
+    std::future::poll_fn(move |cx| {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body.as_mut().poll(cx))) {
+            Ok(std::task::Poll::Ready(output)) => std::task::Poll::Ready(Ok(output)),
+            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
+            Err(panic) => std::task::Poll::Ready(Err(panic)),
+        }
+    })
+    .await
 }
 
 enum Ended<T> {

@@ -1,7 +1,8 @@
 //! Prints each step as it happens, so a test can read the order from stdout.
 //!
 //! `DEMO_READ=NAME,...` lists the statics the "first request" reads; `DEMO_READERS=n`
-//! makes n threads read `SLOW` at the same moment before the first response.
+//! makes n threads read `SLOW` at the same moment before the first response;
+//! `DEMO_END_EARLY=1` ends `main` before the first response.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -71,6 +72,11 @@ async fn tokio_yield() {
 #[coldstart::main]
 async fn main() {
     println!("body");
+    if std::env::var_os("DEMO_END_EARLY").is_some() {
+        // A program that ends before it ever answers.
+        println!("end");
+        return;
+    }
     let reads = std::env::var("DEMO_READ").unwrap_or_default();
     let readers: usize = std::env::var("DEMO_READERS")
         .ok()

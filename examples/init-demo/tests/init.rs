@@ -164,6 +164,32 @@ fn a_mispredicted_static_initialises_once_on_demand_and_the_next_profile_correct
 }
 
 #[test]
+fn a_main_that_ends_before_the_first_response_says_what_it_left_undone() {
+    let out = scratch("never.profile");
+    let _ = std::fs::remove_file(&out);
+    let r = demo(&[
+        ("DEMO_END_EARLY", "1"),
+        ("COLDSTART_PROFILE_OUT", out.to_str().unwrap()),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(r.inits_between(Some("body"), "end"), Vec::<&str>::new());
+    assert_eq!(
+        r.stderr.trim_end(),
+        format!(
+            "coldstart: main ended before the work after the first response finished: \
+             {} deferred init(s) did not run, COLDSTART_PROFILE_OUT was not written",
+            AFTER_BY_NAME.len()
+        )
+    );
+    assert!(!out.exists(), "no profile of a run that never answered");
+
+    // Nothing left undone, nothing said.
+    let quiet = demo(&[]);
+    assert_eq!(quiet.code, 0);
+    assert!(!quiet.stderr.contains("main ended"), "{}", quiet.stderr);
+}
+
+#[test]
 fn a_malformed_profile_is_one_line_and_the_default_order_is_used() {
     let bad = profile_file(
         "bad.profile",
