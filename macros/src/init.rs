@@ -8,6 +8,7 @@ use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 
 use crate::expand::with_error;
+use syn::ext::IdentExt;
 use syn::parse::Parser;
 use syn::punctuated::Punctuated;
 use syn::{Expr, Item, Lit, Meta, Token};
@@ -209,10 +210,13 @@ fn registration(args: &Args, item: Item) -> syn::Result<TokenStream> {
     let name = name(args, &ident);
     let declared = format_ident!("{}", args.phase.as_ref().map_or("Auto", |(p, _)| *p));
     let fatal = args.fatal.is_some();
-    let element = format_ident!("__COLDSTART_INIT_{}", ident.to_string().to_uppercase());
+    // The item's own spelling, without `r#`: a raw identifier cannot be glued to a
+    // prefix, and changing the case would let `fn config` and `static CONFIG` clash.
+    let element = format_ident!("__COLDSTART_INIT_{}", ident.unraw());
     Ok(quote! {
         #item
         #[doc(hidden)]
+        #[allow(non_upper_case_globals)]
         #[#v1::linkme::distributed_slice(#v1::INITS)]
         #[linkme(crate = #v1::linkme)]
         static #element: #v1::Registration =
@@ -223,10 +227,9 @@ fn registration(args: &Args, item: Item) -> syn::Result<TokenStream> {
 fn name(args: &Args, ident: &syn::Ident) -> TokenStream {
     match &args.name {
         Some(lit) => quote!(#lit),
-        None => quote!(::core::concat!(
-            ::core::module_path!(),
-            "::",
-            ::core::stringify!(#ident)
-        )),
+        None => {
+            let ident = ident.unraw().to_string();
+            quote!(::core::concat!(::core::module_path!(), "::", #ident))
+        }
     }
 }
