@@ -33,15 +33,18 @@ pub use linkme;
 #[linkme::distributed_slice]
 pub static INITS: [Registration];
 
-/// Hooks told about a critical init that failed, before the program exits: the Lambda
-/// integration registers one that reports the failure to the Runtime API.
+/// Hooks told about a critical init that failed, with the failure itself, before the
+/// program exits. They run after the hooks of
+/// [`ON_START_FAILURE`](crate::failure::ON_START_FAILURE), which hear of every start-up
+/// failure in one line (the Lambda integration reports to the Runtime API there).
 #[linkme::distributed_slice]
 pub static ON_INIT_FAILURE: [fn(&Failure)];
 
 /// The phase a registration asked for with its arguments.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Declared {
-    /// No phase given: the profile decides, and without a profile it runs before serving.
+    /// No phase given: a function runs before serving; for a static the profile
+    /// decides, and without a profile it runs before serving.
     Auto,
     /// `critical`: always before the body of `main`.
     Critical,

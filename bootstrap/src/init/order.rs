@@ -1,15 +1,16 @@
 //! The ordering rule: what the first request needs runs before serving, longest
 //! first; everything else runs after the first response.
 //!
-//! A registration's declared phase always wins. Without one, the profile decides;
-//! a registration the profile does not name runs before serving (the safe default,
+//! A registration's declared phase always wins. Without one, a function runs before
+//! serving (it has no reads to profile), and for a static the profile decides; a
+//! registration the profile does not name runs before serving (the safe default,
 //! since running early is never wrong, only slower). Without a profile, each list is
 //! ordered by name. The rule is pure: same registrations and profile, same order.
 
 use std::cmp::Reverse;
 
 use super::profile::Profile;
-use super::{Declared, Registration};
+use super::{Declared, Registration, Work};
 
 /// When a registration runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -177,7 +178,11 @@ fn by_profile(
         }
         let entry = &entries[line];
         let key = (Reverse(entry.micros), line, r);
-        match (r.declared, entry.needed) {
+        // A function has no reads to profile: without a declared phase it runs before
+        // serving, as it would without a profile, and the profile only orders it. So a
+        // stale line (say, from when it was `deferred`) cannot keep it late for ever.
+        let needed = entry.needed || !matches!(r.work, Work::Static(_));
+        match (r.declared, needed) {
             (Declared::Critical, _) | (Declared::Auto, true) => before.push(key),
             (Declared::Deferred, _) | (Declared::Auto, false) => after.push(key),
         }
@@ -263,20 +268,27 @@ fn mismatch(missing: &[&str], unknown: &[&str]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::init::{Outcome, Work};
+    use crate::init::{Lazy, Outcome, Work};
 
     fn ok() -> Outcome {
         Ok(())
     }
 
+    /// A function registration.
     fn leak(name: &str, declared: Declared) -> &'static Registration {
+        register(name, declared, Work::Fn(ok))
+    }
+
+    /// A static registration: the kind whose place a profile decides.
+    fn leak_static(name: &str, declared: Declared) -> &'static Registration {
         let name: &'static str = Box::leak(name.to_string().into_boxed_str());
-        Box::leak(Box::new(Registration::new(
-            name,
-            declared,
-            false,
-            Work::Fn(ok),
-        )))
+        let lazy: &'static Lazy<u8> = Box::leak(Box::new(Lazy::new(name, || 0)));
+        register(name, declared, Work::Static(lazy))
+    }
+
+    fn register(name: &str, declared: Declared, work: Work) -> &'static Registration {
+        let name: &'static str = Box::leak(name.to_string().into_boxed_str());
+        Box::leak(Box::new(Registration::new(name, declared, false, work)))
     }
 
     fn names(list: &[&Registration]) -> Vec<&'static str> {
@@ -285,11 +297,11 @@ mod tests {
 
     fn regs() -> Vec<&'static Registration> {
         vec![
-            leak("a", Declared::Auto),
-            leak("b", Declared::Auto),
+            leak_static("a", Declared::Auto),
+            leak_static("b", Declared::Auto),
             leak("c", Declared::Deferred),
             leak("d", Declared::Critical),
-            leak("e", Declared::Auto),
+            leak_static("e", Declared::Auto),
         ]
     }
 
@@ -314,6 +326,32 @@ mod tests {
         assert_eq!(order.mismatch, None);
         assert_eq!(order.place("b"), Some(Place::AfterFirstResponse));
         assert_eq!(order.place("zz"), None);
+    }
+
+    #[test]
+    fn a_function_without_a_phase_runs_before_serving_whatever_the_profile_says() {
+        // `later` lines, as a profile recorded while `f` and `g` were `deferred` has.
+        let profile = Profile::parse(
+            "coldstart-profile 1\nlater 5 fn f\nlater 90 async g\nlater 50 static s\n",
+        )
+        .unwrap();
+        let regs = [
+            leak("f", Declared::Auto),
+            register(
+                "g",
+                Declared::Auto,
+                Work::Async(|| Box::pin(async { Ok(()) })),
+            ),
+            leak_static("s", Declared::Auto),
+        ];
+        let order = Order::new(&regs, Some(&profile));
+        assert_eq!(names(&order.before), ["g", "f"], "longest first");
+        assert_eq!(
+            names(&order.after),
+            ["s"],
+            "a static's place is the profile's"
+        );
+        assert_eq!(order.mismatch, None);
     }
 
     #[test]
@@ -361,7 +399,7 @@ mod tests {
             kind: "fn",
         };
         let profile = Profile::new(vec![entry(false), entry(true)]);
-        let order = Order::new(&[leak("a", Declared::Auto)], Some(&profile));
+        let order = Order::new(&[leak_static("a", Declared::Auto)], Some(&profile));
         assert_eq!(names(&order.after), ["a"], "the first line decides");
         assert_eq!(order.mismatch, None);
     }
