@@ -18,12 +18,13 @@
 /// |---|---|---|
 /// | `flavor` | `"current_thread"`, `"multi_thread"` | `#[tokio::main]` |
 /// | `worker_threads` | 1 to 1024 | `#[tokio::main]` |
-/// | `start_paused` | `true`, `false` (needs feature `test-util`) | `#[tokio::main]` |
+/// | `start_paused` | `true`, `false` (needs feature `test-util`); `true` runs the body as `#[coldstart::test]` does: no probe, plan, inits or shutdown hooks | `#[tokio::main]` |
 /// | `crate` | a path to this crate, e.g. `"::my_reexport::coldstart"` | `#[tokio::main]` |
 /// | `strategy` | `"minimal"`, `"balanced"`, `"throughput"` | |
 /// | `max_blocking_threads` | 1 to 4096 | |
 /// | `thread_stack_size` | bytes, or `"512K"`, `"2M"` (64K to 256M) | |
 /// | `prewarm` | `true`, `false` | |
+/// | `profile` | an init profile's path, relative to the crate's manifest, embedded at compile time (a bad file is a compile error naming its line; `COLDSTART_PROFILE` overrides it) | |
 ///
 /// An unknown, duplicate or invalid argument is a compile error on that argument.
 ///
@@ -100,7 +101,7 @@ pub use coldstart_bootstrap::{Budget, Figure, Flavor, Plan, Source, Strategy};
 #[cfg(feature = "tower")]
 pub use coldstart_runtime::first_response::FirstResponseLayer;
 pub use coldstart_runtime::init::{InitReport, deferred_done, profile};
-pub use coldstart_runtime::lifecycle::{State, Trigger, trigger};
+pub use coldstart_runtime::lifecycle::{State, Trigger, state, trigger};
 pub use coldstart_runtime::{
     Phase, Timeline, after_first_request, draining, first_request_done, first_response, on_shutdown,
 };
