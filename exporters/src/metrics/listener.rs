@@ -8,6 +8,11 @@ reported once and leaves the service running without a listener.
 With TLS configured (the `tls` feature), each connection does its handshake on its
 own task, within [`HANDSHAKE_TIMEOUT`]; a client the server refuses (no certificate,
 or one from another CA, when a client CA is set) is reported once a minute at most.
+
+Memory stays bounded whatever clients do: at most [`LIMITS`]`.connections` are served
+at once (the rest wait in the kernel's backlog), and a connection that sends no
+complete request head within [`LIMITS`]`.header_read` (idle between requests
+included) is closed.
 */
 
 use std::convert::Infallible;
@@ -38,6 +43,21 @@ enum Tls {}
 
 type Acceptor = Option<Tls>;
 
+/// How many connections are served at once, and how long one may take to send a
+/// request head.
+#[derive(Clone, Copy)]
+struct Limits {
+    connections: usize,
+    header_read: Duration,
+}
+
+/// A scraper keeps one connection; 64 leave room for several, and a scrape every 15 s
+/// keeps its connection within the 30 s.
+const LIMITS: Limits = Limits {
+    connections: 64,
+    header_read: Duration::from_secs(30),
+};
+
 /// Binds `addr` and serves `/metrics` on a task, over TLS when `tls` is given.
 pub(crate) async fn start(addr: SocketAddr, tls: Option<&ServerTls>) {
     let acceptor: Acceptor = match tls {
@@ -67,11 +87,16 @@ pub(crate) async fn start(addr: SocketAddr, tls: Option<&ServerTls>) {
             return;
         }
     };
-    tokio::spawn(serve(listener, acceptor));
+    tokio::spawn(serve(listener, acceptor, LIMITS));
 }
 
-async fn serve(listener: TcpListener, acceptor: Acceptor) {
+async fn serve(listener: TcpListener, acceptor: Acceptor, limits: Limits) {
+    let open = std::sync::Arc::new(tokio::sync::Semaphore::new(limits.connections));
     loop {
+        // Never closed, so acquiring only waits.
+        let Ok(permit) = open.clone().acquire_owned().await else {
+            return;
+        };
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
             Err(e) => {
@@ -83,12 +108,13 @@ async fn serve(listener: TcpListener, acceptor: Acceptor) {
         };
         let acceptor = acceptor.clone();
         tokio::spawn(async move {
+            let _permit = permit;
             let Some(acceptor) = acceptor else {
-                return connection(stream).await;
+                return connection(stream, limits).await;
             };
             #[cfg(feature = "tls")]
             match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                Ok(Ok(stream)) => connection(stream).await,
+                Ok(Ok(stream)) => connection(stream, limits).await,
                 Ok(Err(e)) => problem::report("metrics-handshake", || {
                     format!("metrics: a TLS client was refused: {e}")
                 }),
@@ -102,11 +128,14 @@ async fn serve(listener: TcpListener, acceptor: Acceptor) {
     }
 }
 
-async fn connection<S>(stream: S)
+async fn connection<S>(stream: S, limits: Limits)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let _ = http1::Builder::new()
+        // hyper keeps no time of its own: without a timer the timeout is not applied.
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(limits.header_read)
         .serve_connection(TokioIo::new(stream), service_fn(answer))
         .await;
 }
@@ -144,6 +173,72 @@ pub(crate) fn respond(method: &Method, path: &str) -> Response<Full<Bytes>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[tokio::test]
+    async fn connections_past_the_limit_wait_for_a_place() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let limits = Limits {
+            connections: 1,
+            header_read: Duration::from_secs(3600),
+        };
+        tokio::spawn(serve(listener, None, limits));
+
+        let holder = tokio::net::TcpStream::connect(addr).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let mut scraper = tokio::net::TcpStream::connect(addr).await.unwrap();
+        scraper
+            .write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        let early = tokio::time::timeout(
+            Duration::from_millis(300),
+            scraper.read_to_string(&mut answer),
+        )
+        .await;
+        assert!(early.is_err(), "served past the limit: {answer}");
+        drop(holder);
+        tokio::time::timeout(Duration::from_secs(10), scraper.read_to_string(&mut answer))
+            .await
+            .expect("served once the place is free")
+            .unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
+    }
+
+    #[tokio::test]
+    async fn a_silent_client_is_closed_and_never_holds_the_only_place_for_good() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let limits = Limits {
+            connections: 1,
+            header_read: Duration::from_millis(200),
+        };
+        tokio::spawn(serve(listener, None, limits));
+
+        // Takes the only place and sends nothing.
+        let mut silent = tokio::net::TcpStream::connect(addr).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        // Waits in the backlog until the silent one is closed, then is served.
+        let mut scraper = tokio::net::TcpStream::connect(addr).await.unwrap();
+        scraper
+            .write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        tokio::time::timeout(Duration::from_secs(10), scraper.read_to_string(&mut answer))
+            .await
+            .expect("the scrape is answered once the silent client is gone")
+            .unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
+
+        let mut rest = Vec::new();
+        let closed = tokio::time::timeout(Duration::from_secs(10), silent.read_to_end(&mut rest))
+            .await
+            .expect("the server closed the silent connection");
+        assert!(closed.is_ok_and(|_| rest.is_empty() || rest.starts_with(b"HTTP/1.1 408")));
+    }
 
     #[test]
     fn only_get_metrics_is_served() {

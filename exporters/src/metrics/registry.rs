@@ -221,7 +221,7 @@ impl Registry {
             if kind != Kind::Histogram {
                 lines.sort();
             }
-            header(out, &name, &self.help_of(&name).replace('\n', " "), kind);
+            header(out, &name, &self.help_of(&name), kind);
             for line in lines {
                 out.push_str(&line);
                 out.push('\n');

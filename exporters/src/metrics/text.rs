@@ -11,14 +11,23 @@ pub(crate) enum Kind {
     Histogram,
 }
 
-/// `# HELP` and `# TYPE` of a family.
+/// `# HELP` and `# TYPE` of a family. The help text escapes backslashes and line
+/// breaks, as the format asks (a lone backslash would make the scrape unreadable).
 pub(crate) fn header(out: &mut String, name: &str, help: &str, kind: Kind) {
     let kind = match kind {
         Kind::Counter => "counter",
         Kind::Gauge => "gauge",
         Kind::Histogram => "histogram",
     };
-    let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n");
+    let _ = write!(out, "# HELP {name} ");
+    for c in help.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    let _ = write!(out, "\n# TYPE {name} {kind}\n");
 }
 
 /// `{k="v",...}` with the values escaped; nothing when there are no labels.
@@ -94,6 +103,13 @@ mod tests {
             out,
             "# HELP x_total An x.\n# TYPE x_total counter\nx_total{name=\"a\\\"b\\\\c\\nd\",k=\"v\"} 2.5\n"
         );
+    }
+
+    #[test]
+    fn help_text_escapes_backslashes_and_line_breaks() {
+        let mut out = String::new();
+        header(&mut out, "x", "C:\\temp\nsecond line", Kind::Gauge);
+        assert_eq!(out, "# HELP x C:\\\\temp\\nsecond line\n# TYPE x gauge\n");
     }
 
     #[test]
