@@ -38,6 +38,10 @@ pub const SCOPE: &str = "coldstart";
 /// How long the final flush may take at shutdown.
 pub const FLUSH_DEADLINE: Duration = Duration::from_secs(5);
 
+/// What the final flush leaves of [`FLUSH_DEADLINE`] to count and report what it
+/// could not send.
+const FLUSH_MARGIN: Duration = Duration::from_millis(100);
+
 static CORE: OnceLock<Core> = OnceLock::new();
 static TRACER: OnceLock<Tracer> = OnceLock::new();
 /// `service.version`, kept from [`install`] for the resource [`start`] builds.
@@ -174,7 +178,10 @@ fn build_and_run(config: &Config) -> Option<Shared> {
     let exporter = Arc::new(tokio::sync::Mutex::new(exporter));
     let (last_queue, last_exporter) = (queue.clone(), exporter.clone());
     coldstart_runtime::on_shutdown("span flush", FLUSH_DEADLINE, move || async move {
-        last_queue.flush(&last_exporter, None).await;
+        // Ends a little before the hook's deadline, so that what it could not send is
+        // still counted and said.
+        let deadline = tokio::time::Instant::now() + FLUSH_DEADLINE - FLUSH_MARGIN;
+        last_queue.finish(&last_exporter, deadline).await;
     });
     tokio::spawn(queue.run(exporter.clone()));
     Some(exporter)

@@ -10,6 +10,7 @@ does not take within the export timeout is dropped and counted. No thread is sta
 and ending a span is one short lock and a push.
 */
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use opentelemetry::Context;
@@ -29,6 +30,8 @@ pub(crate) struct Queue {
     exporting: OnceLock<()>,
     /// Set when the exporter could not be built: spans are counted as dropped, not kept.
     discarding: OnceLock<()>,
+    /// Spans in the batch being exported now (0 between exports).
+    in_flight: AtomicU64,
 }
 
 impl Queue {
@@ -39,6 +42,7 @@ impl Queue {
             wake: Notify::new(),
             exporting: OnceLock::new(),
             discarding: OnceLock::new(),
+            in_flight: AtomicU64::new(0),
         })
     }
 
@@ -106,6 +110,30 @@ impl Queue {
         }
     }
 
+    /// The last export, at shutdown: everything waiting, within `deadline`. What it
+    /// leaves behind (still queued, or in a batch the scheduled export has not seen
+    /// answered) is counted as failed exports, said in one line, and returned: the
+    /// process is about to end, and a count no one can scrape any more is no report.
+    pub(crate) async fn finish<E: SpanExporter>(
+        &self,
+        exporter: &tokio::sync::Mutex<E>,
+        deadline: tokio::time::Instant,
+    ) -> u64 {
+        self.flush(exporter, Some(deadline)).await;
+        let queued = self.discard() as u64;
+        let unanswered = self.in_flight.load(Ordering::Acquire);
+        problem::drop_count(Dropped::SpanExportFailed, unanswered);
+        let left = queued + unanswered;
+        if left > 0 {
+            problem::report("span-flush", || {
+                format!(
+                    "traces: {left} spans were not exported before the program ended ({queued} queued, {unanswered} in an unanswered export)"
+                )
+            });
+        }
+        left
+    }
+
     /// Exports everything waiting, batch by batch; with a `deadline`, no batch is
     /// started after it and none may run past it.
     pub(crate) async fn flush<E: SpanExporter>(
@@ -142,7 +170,9 @@ impl Queue {
             let export = exporter
                 .export(batch)
                 .with_context(Context::current().with_telemetry_suppressed());
+            self.in_flight.store(n, Ordering::Release);
             let outcome = tokio::time::timeout(limit, export).await;
+            self.in_flight.store(0, Ordering::Release);
             let why = match outcome {
                 Ok(Ok(())) => continue,
                 Ok(Err(e)) => match super::transport_failure() {
@@ -209,6 +239,47 @@ mod tests {
             self.0.lock().unwrap().push(names);
             Ok(())
         }
+    }
+
+    /// Never answers.
+    #[derive(Debug, Default)]
+    struct Hangs;
+
+    impl SpanExporter for Hangs {
+        async fn export(&self, _batch: Vec<SpanData>) -> OTelSdkResult {
+            std::future::pending().await
+        }
+    }
+
+    /// At shutdown, what the last export cannot send by its deadline is counted and
+    /// returned, including a batch the scheduled export is still waiting on.
+    #[tokio::test]
+    async fn the_last_export_counts_what_it_leaves_behind() {
+        let queue = Queue::new(config::Queue {
+            max_spans: 10,
+            batch: 2,
+            delay: Duration::from_secs(3600),
+            export_timeout: Duration::from_secs(3600),
+        });
+        let exporter = Arc::new(tokio::sync::Mutex::new(Hangs));
+        for n in 0..5 {
+            queue.push(span(n));
+        }
+        // The scheduled export takes a batch of 2 and waits for ever, holding the
+        // exporter; 3 stay queued.
+        let scheduled = tokio::spawn({
+            let (queue, exporter) = (queue.clone(), exporter.clone());
+            async move { queue.flush(&exporter, None).await }
+        });
+        while queue.len() != 3 {
+            tokio::task::yield_now().await;
+        }
+        let failed = problem::dropped(Dropped::SpanExportFailed);
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(100);
+        assert_eq!(queue.finish(&exporter, deadline).await, 5);
+        assert!(problem::dropped(Dropped::SpanExportFailed) - failed >= 5);
+        assert_eq!(queue.len(), 0);
+        scheduled.abort();
     }
 
     /// Before the exporter starts (that is, before the first response), the queue keeps
