@@ -226,11 +226,17 @@ fn http_exporter(config: &Config) -> Result<SpanExporter, String> {
     if let Some(endpoint) = &config.otlp_endpoint {
         builder = builder.with_endpoint(endpoint);
     }
+    // TLS settings are built only for an `https://` collector: a plain one must not
+    // depend on a CA bundle being present (the default endpoint is plain).
     #[cfg(feature = "tls")]
-    let client = Client::with_tls(
-        config.otlp_timeout,
-        crate::tls::client_config(&config.otlp_tls)?,
-    );
+    let client = if https(config.otlp_endpoint.as_deref()) {
+        Client::with_tls(
+            config.otlp_timeout,
+            crate::tls::client_config(&config.otlp_tls)?,
+        )
+    } else {
+        Client::plain(config.otlp_timeout)
+    };
     #[cfg(not(feature = "tls"))]
     let client = Client::plain(config.otlp_timeout);
     let client = HTTP_CLIENT.get_or_init(|| Arc::new(client)).clone();
@@ -238,6 +244,16 @@ fn http_exporter(config: &Config) -> Result<SpanExporter, String> {
         .with_shared_http_client(client)
         .build()
         .map_err(|e| e.to_string())
+}
+
+/// Whether the OTLP endpoint is an `https://` URL (none means the plain default).
+#[cfg(feature = "tls")]
+fn https(endpoint: Option<&str>) -> bool {
+    endpoint.is_some_and(|url| {
+        url.trim_start()
+            .get(..8)
+            .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"))
+    })
 }
 
 /// The OTLP/HTTP exporter's client, kept to say why an export failed.
@@ -311,6 +327,28 @@ mod tests {
     use std::time::Duration;
 
     use opentelemetry_sdk::trace::SpanExporter as _;
+
+    /// TLS settings are read only for an `https://` collector: a CA file that cannot be
+    /// read (or a machine without a CA bundle) leaves a plain collector reachable.
+    #[cfg(feature = "tls")]
+    #[test]
+    fn tls_settings_are_needed_only_for_an_https_collector() {
+        let with = |endpoint: &str| {
+            let env = coldstart_bootstrap::Env::fixed([
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.to_owned()),
+                (
+                    "OTEL_EXPORTER_OTLP_CERTIFICATE",
+                    "/nonexistent/ca.pem".to_owned(),
+                ),
+            ]);
+            let (config, errors) = crate::Config::from(&env);
+            assert!(errors.is_empty(), "{errors:?}");
+            super::exporter(&config).map(|_| ())
+        };
+        assert_eq!(with("http://127.0.0.1:4318"), Ok(()));
+        let refused = with("HTTPS://collector.example:4318").unwrap_err();
+        assert!(refused.contains("/nonexistent/ca.pem"), "{refused}");
+    }
 
     /// Regression: with no collector listening, the OTLP/HTTP exporter retries with
     /// backoff, and without opentelemetry-otlp's `tokio` feature it slept with
