@@ -1,0 +1,109 @@
+//! A scrape shows what is true when it is taken: a custom collector is sampled at each
+//! render, and `http_requests_in_flight` counts the requests being answered, going
+//! down for one that is answered and for one that is cancelled. One test: the
+//! recorder is global.
+
+#![allow(clippy::unwrap_used)] // a test fails loudly on a broken fixture
+
+use std::convert::Infallible;
+use std::future::{Future, Ready, ready};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll, Waker};
+
+use coldstart_bootstrap::Env;
+use coldstart_exporters::config::Config;
+use coldstart_exporters::http::HttpTelemetryLayer;
+use coldstart_exporters::metrics::{register_collector, render};
+use http::{Request, Response};
+use tower_layer::Layer;
+use tower_service::Service;
+
+/// Answers `/hold` never, anything else at once.
+#[derive(Clone, Copy)]
+struct Handler;
+
+type Answer = Pin<Box<dyn Future<Output = Result<Response<&'static str>, Infallible>> + Send>>;
+
+impl Service<Request<()>> for Handler {
+    type Response = Response<&'static str>;
+    type Error = Infallible;
+    type Future = Answer;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<()>) -> Answer {
+        if req.uri().path() == "/hold" {
+            Box::pin(std::future::pending())
+        } else {
+            let answered: Ready<_> = ready(Ok(Response::new("ok")));
+            Box::pin(answered)
+        }
+    }
+}
+
+/// The value of the unlabelled sample `name` in a scrape.
+fn sample(name: &str) -> Option<f64> {
+    render().lines().find_map(|line| {
+        let value = line.strip_prefix(name)?.strip_prefix(' ')?;
+        value.parse().ok()
+    })
+}
+
+fn poll_once<F: Future + Unpin>(future: &mut F) -> Poll<F::Output> {
+    Pin::new(future).poll(&mut Context::from_waker(Waker::noop()))
+}
+
+#[test]
+fn a_scrape_samples_collectors_and_requests_in_flight_when_it_is_taken() {
+    let env = Env::fixed([
+        ("COLDSTART_METRICS_ADDR", "off"),
+        ("OTEL_TRACES_EXPORTER", "none"),
+    ]);
+    let (config, errors) = Config::from(&env);
+    assert!(errors.is_empty(), "{errors:?}");
+    let _telemetry = coldstart_exporters::install_with(config, None);
+
+    let depth = Arc::new(AtomicU64::new(3));
+    let sampled = depth.clone();
+    register_collector(move || {
+        metrics::gauge!("scrape_test_queue_depth").set(sampled.load(Ordering::SeqCst) as f64);
+    });
+    assert_eq!(sample("scrape_test_queue_depth"), Some(3.0));
+    depth.store(5, Ordering::SeqCst);
+    assert_eq!(
+        sample("scrape_test_queue_depth"),
+        Some(5.0),
+        "sampled again"
+    );
+
+    let mut service = HttpTelemetryLayer::new().layer(Handler);
+    let request = |path: &str| Request::get(path).body(()).unwrap();
+    let mut held = service.call(request("/hold"));
+    let mut cancelled = service.call(request("/hold"));
+    assert!(poll_once(&mut held).is_pending() && poll_once(&mut cancelled).is_pending());
+    assert_eq!(sample("http_requests_in_flight"), Some(2.0));
+
+    drop(cancelled);
+    assert_eq!(
+        sample("http_requests_in_flight"),
+        Some(1.0),
+        "a cancelled request"
+    );
+
+    let mut answered = service.call(request("/"));
+    assert_eq!(sample("http_requests_in_flight"), Some(2.0));
+    assert!(poll_once(&mut answered).is_ready());
+    drop(answered);
+    assert_eq!(
+        sample("http_requests_in_flight"),
+        Some(1.0),
+        "an answered request"
+    );
+
+    drop(held);
+    assert_eq!(sample("http_requests_in_flight"), Some(0.0));
+}
