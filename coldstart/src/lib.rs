@@ -48,7 +48,9 @@ pub use coldstart_macros::main;
 pub use coldstart_macros::test;
 
 /// Registers start-up work that coldstart runs in a profiled order: before the body of
-/// `main` if the first request needs it, after the first response if not.
+/// `main` if the first request needs it, after the first response if not. A function
+/// without a declared phase always runs before the body (it has no reads to profile;
+/// the profile only orders it).
 ///
 /// On a function (`fn`, `async fn`, returning `()` or `Result<(), E>` with
 /// `E: Display`), it registers the function. On a static, it turns
@@ -81,7 +83,7 @@ pub use coldstart_macros::test;
 /// |---|---|
 /// | `critical` | always before the body of `main` |
 /// | `deferred` | always after the first response |
-/// | (neither) | the profile decides; without a profile, before the body (the safe default) |
+/// | (neither) | a function: before the body, ordered by the profile; a static: the profile decides, and without a profile, before the body (the safe default) |
 /// | `name = "..."` | the name profiles key on; default: module path and item name |
 /// | `fatal` | a failure after the first response ends the program too (a failure before serving always does) |
 /// | `crate = "..."` | the path to this crate, if it is re-exported |

@@ -311,25 +311,26 @@ fn profile_out() -> Option<PathBuf> {
         .map(PathBuf::from)
 }
 
-/// What the end of `main` leaves undone of the work after the first response, in one
-/// line, or `None` when it is all done (or there was none).
+/// What the end of the program leaves undone of the work after the first response,
+/// in one line, or `None` when it is all done (or there was none).
 pub(crate) fn unfinished() -> Option<String> {
     if DEFERRED_FINISHED.load(Ordering::Acquire) {
         return None;
     }
+    // Those that have not run, and the one running now, if any.
     let not_run = ORDER.get().map_or(0, |(order, _)| {
         order.after.len().saturating_sub(ran().after.len())
     });
     let mut parts = Vec::new();
     if not_run > 0 {
-        parts.push(format!("{not_run} deferred init(s) did not run"));
+        parts.push(format!("{not_run} deferred init(s) did not finish"));
     }
     if profile_out().is_some() {
         parts.push(format!("{PROFILE_OUT} was not written"));
     }
     (!parts.is_empty()).then(|| {
         format!(
-            "main ended before the work after the first response finished: {}",
+            "the program ends before the work after the first response finished: {}",
             parts.join(", ")
         )
     })

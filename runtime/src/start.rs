@@ -200,12 +200,12 @@ pub fn block_on_in<F: Future>(settings: &Settings, env: &Env, body: F) -> F::Out
                 None => Ended::Cancelled,
             },
         };
-        // A fatal deferred init has said why the program stops; otherwise say what
-        // the end of `main` leaves undone.
+        lifecycle::run_shutdown_hooks().await;
+        // Once the hooks are done (the deferred work runs on while they do): what the
+        // end of `main` leaves undone. A fatal deferred init has said why it stops.
         if let Some(undone) = init::unfinished().filter(|_| lifecycle::stop_code() == 0) {
             eprintln!("coldstart: {undone}");
         }
-        lifecycle::run_shutdown_hooks().await;
         ended
     });
     let output = match ended {

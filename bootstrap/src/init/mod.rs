@@ -5,8 +5,9 @@ order it runs in.
 Registrations are collected by the linker into one [`linkme`] distributed slice, so
 nothing runs before `main` and an empty registry costs one length check. Each one has
 a stable name (module path and item name, unless given) that profiles key on. Where a
-registration runs is decided by [`Order`]: its declared phase if it has one, else the
-profile, else before serving (the safe default).
+registration runs is decided by [`Order`]: its declared phase if it has one; else, for a
+static, the profile; else before serving (the safe default, and always so for a
+function, which has no reads to profile).
 
 This module never runs the work itself: running needs a runtime (for `async fn`) and
 lives in `coldstart-runtime`. It must never panic on a profile or a name it is given.

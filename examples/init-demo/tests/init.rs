@@ -176,8 +176,8 @@ fn a_main_that_ends_before_the_first_response_says_what_it_left_undone() {
     assert_eq!(
         r.stderr.trim_end(),
         format!(
-            "coldstart: main ended before the work after the first response finished: \
-             {} deferred init(s) did not run, COLDSTART_PROFILE_OUT was not written",
+            "coldstart: the program ends before the work after the first response finished: \
+             {} deferred init(s) did not finish, COLDSTART_PROFILE_OUT was not written",
             AFTER_BY_NAME.len()
         )
     );
@@ -186,7 +186,7 @@ fn a_main_that_ends_before_the_first_response_says_what_it_left_undone() {
     // Nothing left undone, nothing said.
     let quiet = demo(&[]);
     assert_eq!(quiet.code, 0);
-    assert!(!quiet.stderr.contains("main ended"), "{}", quiet.stderr);
+    assert!(!quiet.stderr.contains("program ends"), "{}", quiet.stderr);
 }
 
 #[test]

@@ -10,9 +10,10 @@ own task, within [`HANDSHAKE_TIMEOUT`]; a client the server refuses (no certific
 or one from another CA, when a client CA is set) is reported once a minute at most.
 
 Memory stays bounded whatever clients do: at most [`LIMITS`]`.connections` are served
-at once (the rest wait in the kernel's backlog), and a connection that sends no
-complete request head within [`LIMITS`]`.header_read` (idle between requests
-included) is closed.
+at once (the rest wait in the kernel's backlog), a connection that sends no complete
+request head within [`LIMITS`]`.header_read` (idle between requests included) is
+closed, and none lives longer than [`LIMITS`]`.lifetime` (a client that sends a
+request and never reads the answer holds its place no longer than that).
 */
 
 use std::convert::Infallible;
@@ -49,13 +50,16 @@ type Acceptor = Option<Tls>;
 struct Limits {
     connections: usize,
     header_read: Duration,
+    lifetime: Duration,
 }
 
 /// A scraper keeps one connection; 64 leave room for several, and a scrape every 15 s
-/// keeps its connection within the 30 s.
+/// keeps its connection within the 30 s. A scraper whose connection is closed after
+/// 5 minutes opens another.
 const LIMITS: Limits = Limits {
     connections: 64,
     header_read: Duration::from_secs(30),
+    lifetime: Duration::from_secs(300),
 };
 
 /// Binds `addr` and serves `/metrics` on a task, over TLS when `tls` is given.
@@ -132,12 +136,12 @@ async fn connection<S>(stream: S, limits: Limits)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let _ = http1::Builder::new()
+    let served = http1::Builder::new()
         // hyper keeps no time of its own: without a timer the timeout is not applied.
         .timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(limits.header_read)
-        .serve_connection(TokioIo::new(stream), service_fn(answer))
-        .await;
+        .serve_connection(TokioIo::new(stream), service_fn(answer));
+    let _ = tokio::time::timeout(limits.lifetime, served).await;
 }
 
 async fn answer(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
@@ -182,6 +186,7 @@ mod tests {
         let limits = Limits {
             connections: 1,
             header_read: Duration::from_secs(3600),
+            lifetime: Duration::from_secs(3600),
         };
         tokio::spawn(serve(listener, None, limits));
 
@@ -208,12 +213,44 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_client_that_never_reads_its_answer_is_closed_at_the_end_of_its_life() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let limits = Limits {
+            connections: 1,
+            header_read: Duration::from_secs(3600),
+            lifetime: Duration::from_millis(300),
+        };
+        tokio::spawn(serve(listener, None, limits));
+        // Keeps its connection open with requests it never reads the answers of.
+        let mut hog = tokio::net::TcpStream::connect(addr).await.unwrap();
+        for _ in 0..3 {
+            hog.write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n")
+                .await
+                .unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let mut scraper = tokio::net::TcpStream::connect(addr).await.unwrap();
+        scraper
+            .write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        tokio::time::timeout(Duration::from_secs(10), scraper.read_to_string(&mut answer))
+            .await
+            .expect("served once the hog's connection has lived its time")
+            .unwrap();
+        assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
+    }
+
+    #[tokio::test]
     async fn a_silent_client_is_closed_and_never_holds_the_only_place_for_good() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let limits = Limits {
             connections: 1,
             header_read: Duration::from_millis(200),
+            lifetime: Duration::from_secs(3600),
         };
         tokio::spawn(serve(listener, None, limits));
 
