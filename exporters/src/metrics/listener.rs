@@ -178,97 +178,91 @@ pub(crate) fn respond(method: &Method, path: &str) -> Response<Full<Bytes>> {
 mod tests {
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
 
-    #[tokio::test]
-    async fn connections_past_the_limit_wait_for_a_place() {
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    /// Serves on a free port with `limits`; the address.
+    async fn listening(
+        connections: usize,
+        header_read: Duration,
+        lifetime: Duration,
+    ) -> SocketAddr {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let limits = Limits {
-            connections: 1,
-            header_read: Duration::from_secs(3600),
-            lifetime: Duration::from_secs(3600),
+            connections,
+            header_read,
+            lifetime,
         };
         tokio::spawn(serve(listener, None, limits));
+        addr
+    }
 
-        let holder = tokio::net::TcpStream::connect(addr).await.unwrap();
+    /// A scrape asked for a moment after the connections already open took their
+    /// places.
+    async fn scrape_later(addr: SocketAddr) -> TcpStream {
         tokio::time::sleep(Duration::from_millis(20)).await;
-        let mut scraper = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut scraper = TcpStream::connect(addr).await.unwrap();
         scraper
             .write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
             .await
             .unwrap();
+        scraper
+    }
+
+    /// The whole answer on `scraper`, which must come within 10 s.
+    async fn answered(scraper: &mut TcpStream, why: &str) -> String {
         let mut answer = String::new();
-        let early = tokio::time::timeout(
-            Duration::from_millis(300),
-            scraper.read_to_string(&mut answer),
-        )
-        .await;
-        assert!(early.is_err(), "served past the limit: {answer}");
-        drop(holder);
         tokio::time::timeout(Duration::from_secs(10), scraper.read_to_string(&mut answer))
             .await
-            .expect("served once the place is free")
+            .expect(why)
             .unwrap();
         assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
+        answer
+    }
+
+    #[tokio::test]
+    async fn connections_past_the_limit_wait_for_a_place() {
+        let addr = listening(1, HOUR, HOUR).await;
+        let holder = TcpStream::connect(addr).await.unwrap();
+        let mut scraper = scrape_later(addr).await;
+        let mut early = String::new();
+        let waited = tokio::time::timeout(
+            Duration::from_millis(300),
+            scraper.read_to_string(&mut early),
+        )
+        .await;
+        assert!(waited.is_err(), "served past the limit: {early}");
+        drop(holder);
+        answered(&mut scraper, "served once the place is free").await;
     }
 
     #[tokio::test]
     async fn a_client_that_never_reads_its_answer_is_closed_at_the_end_of_its_life() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let limits = Limits {
-            connections: 1,
-            header_read: Duration::from_secs(3600),
-            lifetime: Duration::from_millis(300),
-        };
-        tokio::spawn(serve(listener, None, limits));
+        let addr = listening(1, HOUR, Duration::from_millis(300)).await;
         // Keeps its connection open with requests it never reads the answers of.
-        let mut hog = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let mut hog = TcpStream::connect(addr).await.unwrap();
         for _ in 0..3 {
             hog.write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n")
                 .await
                 .unwrap();
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        let mut scraper = tokio::net::TcpStream::connect(addr).await.unwrap();
-        scraper
-            .write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
-            .await
-            .unwrap();
-        let mut answer = String::new();
-        tokio::time::timeout(Duration::from_secs(10), scraper.read_to_string(&mut answer))
-            .await
-            .expect("served once the hog's connection has lived its time")
-            .unwrap();
-        assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
+        let mut scraper = scrape_later(addr).await;
+        answered(
+            &mut scraper,
+            "served once the hog's connection has lived its time",
+        )
+        .await;
     }
 
     #[tokio::test]
     async fn a_silent_client_is_closed_and_never_holds_the_only_place_for_good() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let limits = Limits {
-            connections: 1,
-            header_read: Duration::from_millis(200),
-            lifetime: Duration::from_secs(3600),
-        };
-        tokio::spawn(serve(listener, None, limits));
-
+        let addr = listening(1, Duration::from_millis(200), HOUR).await;
         // Takes the only place and sends nothing.
-        let mut silent = tokio::net::TcpStream::connect(addr).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        // Waits in the backlog until the silent one is closed, then is served.
-        let mut scraper = tokio::net::TcpStream::connect(addr).await.unwrap();
-        scraper
-            .write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
-            .await
-            .unwrap();
-        let mut answer = String::new();
-        tokio::time::timeout(Duration::from_secs(10), scraper.read_to_string(&mut answer))
-            .await
-            .expect("the scrape is answered once the silent client is gone")
-            .unwrap();
-        assert!(answer.starts_with("HTTP/1.1 200 OK"), "{answer}");
+        let mut silent = TcpStream::connect(addr).await.unwrap();
+        let mut scraper = scrape_later(addr).await;
+        answered(&mut scraper, "answered once the silent client is gone").await;
 
         let mut rest = Vec::new();
         let closed = tokio::time::timeout(Duration::from_secs(10), silent.read_to_end(&mut rest))
