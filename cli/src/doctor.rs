@@ -61,6 +61,9 @@ struct Row {
     variable: &'static str,
     value: String,
     layer: Option<Layer>,
+    /// The variable the value came through, when it is not this row's own: the
+    /// OTLP settings have a general and a traces-only name, and show the same value.
+    via: Option<&'static str>,
     rejected: bool,
 }
 
@@ -71,23 +74,56 @@ fn settings(env: &Env) -> (Vec<Row>, Vec<String>) {
         .effective()
         .into_iter()
         .map(|(variable, value)| {
-            let layer = env.lookup(variable).map(|(_, l)| l);
-            let rejected = errors.iter().any(|e| e.key == variable);
+            // The traces-only name wins over the general one, as the exporter reads them.
+            let from = otlp_names(variable)
+                .into_iter()
+                .flatten()
+                .find(|name| env.lookup(name).is_some())
+                .unwrap_or(variable);
+            let layer = env.lookup(from).map(|(_, l)| l);
+            let rejected = errors.iter().any(|e| e.key == from);
             let value = match (variable, layer) {
                 ("OTEL_SERVICE_NAME", None) if !value_from_attributes(&config) => {
                     "(the executable's name)".to_owned()
                 }
+                // The exporter reads the headers variables itself: show their names.
+                (_, Some(Layer::Variable)) if variable.ends_with("_HEADERS") && !rejected => env
+                    .lookup(from)
+                    .map(|(raw, _)| header_names(&raw.to_string_lossy()))
+                    .unwrap_or(value),
                 _ => value,
             };
             Row {
                 variable,
                 value,
                 layer: layer.filter(|_| !rejected),
+                via: (from != variable).then_some(from),
                 rejected,
             }
         })
         .collect();
     (rows, errors.iter().map(ToString::to_string).collect())
+}
+
+/// For an OTLP setting, its traces-only and general names, in the order they win.
+fn otlp_names(variable: &str) -> Option<[&'static str; 2]> {
+    let setting = variable
+        .strip_prefix("OTEL_EXPORTER_OTLP_TRACES_")
+        .or_else(|| variable.strip_prefix("OTEL_EXPORTER_OTLP_"))?;
+    let known = |name: String| VARIABLES.iter().copied().find(|v| *v == name);
+    Some([
+        known(format!("OTEL_EXPORTER_OTLP_TRACES_{setting}"))?,
+        known(format!("OTEL_EXPORTER_OTLP_{setting}"))?,
+    ])
+}
+
+/// `name=<hidden>,...` for a headers value: the names, never the values.
+fn header_names(raw: &str) -> String {
+    raw.split(',')
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(name, _)| format!("{}=<hidden>", name.trim()))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 fn value_from_attributes(config: &Config) -> bool {
@@ -98,12 +134,16 @@ fn value_from_attributes(config: &Config) -> bool {
 }
 
 fn layer_text(row: &Row) -> String {
-    match row.layer {
+    let layer = match row.layer {
         _ if row.rejected => "default (the value given was rejected)".to_owned(),
         None => "default".to_owned(),
         Some(Layer::Variable) => "environment".to_owned(),
         Some(Layer::Code) => "code".to_owned(),
         Some(Layer::File { path, line }) => format!("{path} line {line}"),
+    };
+    match row.via {
+        Some(via) => format!("{layer}, through {via}"),
+        None => layer,
     }
 }
 
@@ -144,7 +184,7 @@ fn settings_json(env: &Env, (rows, problems): &(Vec<Row>, Vec<String>)) -> Value
                 "variable": row.variable,
                 "file_key": file_key(row.variable),
                 "value": row.value,
-                "source": { "layer": layer, "path": path, "line": line, "rejected": row.rejected },
+                "source": { "layer": layer, "path": path, "line": line, "rejected": row.rejected, "via": row.via },
             })
         })
         .collect();

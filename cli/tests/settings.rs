@@ -129,3 +129,60 @@ fn doctor_never_shows_secrets() {
     }
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// An OTLP setting has a general and a traces-only name, and both rows show the value
+/// in use: each says which variable it came through. Headers the environment sets are
+/// shown by name.
+#[test]
+fn doctor_says_which_otlp_variable_a_value_came_through() {
+    let out = Command::new(DOCTOR)
+        .args(["doctor", "--json"])
+        .env_clear()
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318")
+        .env("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "2500")
+        .env("OTEL_EXPORTER_OTLP_HEADERS", "x-api-key=k3y,x-team=a")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let row = |variable: &str| {
+        let rows = v["settings"]["values"].as_array().unwrap();
+        let row = rows.iter().find(|r| r["variable"] == variable).unwrap();
+        (
+            row["value"].as_str().unwrap().to_owned(),
+            row["source"]["layer"].as_str().unwrap().to_owned(),
+            row["source"]["via"].as_str().map(str::to_owned),
+        )
+    };
+    let endpoint = "http://collector:4318/v1/traces".to_owned();
+    let env = "environment".to_owned();
+    assert_eq!(
+        row("OTEL_EXPORTER_OTLP_ENDPOINT"),
+        (endpoint.clone(), env.clone(), None)
+    );
+    assert_eq!(
+        row("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"),
+        (
+            endpoint,
+            env.clone(),
+            Some("OTEL_EXPORTER_OTLP_ENDPOINT".into())
+        )
+    );
+    // The traces-only name wins, for the general row too.
+    assert_eq!(
+        row("OTEL_EXPORTER_OTLP_TIMEOUT"),
+        (
+            "2500".into(),
+            env.clone(),
+            Some("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT".into())
+        )
+    );
+    let headers = row("OTEL_EXPORTER_OTLP_HEADERS");
+    assert_eq!(headers.0, "x-api-key=<hidden>,x-team=<hidden>");
+    assert_eq!(row("OTEL_EXPORTER_OTLP_CERTIFICATE").1, "default");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("k3y"));
+}
