@@ -9,6 +9,16 @@ use serde_json::Value;
 
 const DOCTOR: &str = env!("CARGO_BIN_EXE_cargo-coldstart");
 
+/// The JSON `doctor --json` printed, once it has exited 0.
+fn succeeded(out: &std::process::Output) -> Value {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
 #[test]
 fn doctor_shows_values_and_their_layers() {
     let dir = std::env::temp_dir().join(format!("coldstart-doctor-file-{}", std::process::id()));
@@ -28,14 +38,11 @@ fn doctor_shows_values_and_their_layers() {
         .env("OTEL_SERVICE_NAME", "from-env")
         .output()
         .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        !String::from_utf8_lossy(&out.stdout).contains("s3cret"),
+        "a header value was shown"
     );
-    assert!(!stdout.contains("s3cret"), "a header value was shown");
-    let v: Value = serde_json::from_str(&stdout).unwrap();
+    let v = succeeded(&out);
     let settings = &v["settings"];
     assert_eq!(settings["file"], "config/staging.toml");
     let row = |variable: &str| {
@@ -143,12 +150,7 @@ fn doctor_says_which_otlp_variable_a_value_came_through() {
         .env("OTEL_EXPORTER_OTLP_HEADERS", "x-api-key=k3y,x-team=a")
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = succeeded(&out);
     let row = |variable: &str| {
         let rows = v["settings"]["values"].as_array().unwrap();
         let row = rows.iter().find(|r| r["variable"] == variable).unwrap();
