@@ -2,7 +2,8 @@
 //!
 //! `DEMO_READ=NAME,...` lists the statics the "first request" reads; `DEMO_READERS=n`
 //! makes n threads read `SLOW` at the same moment before the first response;
-//! `DEMO_END_EARLY=1` ends `main` before the first response.
+//! `DEMO_END_EARLY=1` ends `main` before the first response; `DEMO_HOOK=1` registers a
+//! shutdown hook that prints `shutdown hook ran`.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -72,6 +73,11 @@ async fn tokio_yield() {
 #[coldstart::main]
 async fn main() {
     println!("body");
+    if std::env::var_os("DEMO_HOOK").is_some() {
+        coldstart::on_shutdown("demo hook", Duration::from_secs(1), || async {
+            println!("shutdown hook ran");
+        });
+    }
     if std::env::var_os("DEMO_END_EARLY").is_some() {
         // A program that ends before it ever answers.
         println!("end");

@@ -331,8 +331,17 @@ fn a_panicking_deferred_init_is_reported_and_serving_continues() {
 
 #[test]
 fn a_fatal_deferred_init_stops_the_program_after_the_shutdown_hooks() {
-    let r = demo(&[("DEMO_FAIL", "must_work"), ("DEMO_LINGER_MS", "5000")]);
+    let r = demo(&[
+        ("DEMO_FAIL", "must_work"),
+        ("DEMO_LINGER_MS", "5000"),
+        ("DEMO_HOOK", "1"),
+    ]);
     assert_eq!(r.code, 70, "{}", r.stderr);
+    assert!(
+        r.lines().contains(&"shutdown hook ran"),
+        "the hooks run before the exit: {}",
+        r.stdout
+    );
     assert_eq!(
         r.stderr.trim_end(),
         "coldstart: deferred init `init_demo::must_work` failed: must_work: no such file; stopping (fatal)"
