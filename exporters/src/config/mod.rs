@@ -606,13 +606,7 @@ impl Config {
             .unwrap_or(true);
         let sampler = read_sampler(&mut r);
         let dynamic = read_dynamic(&mut r);
-        let (trace_context, baggage) = r
-            .read(
-                "OTEL_PROPAGATORS",
-                "a comma-separated list of `tracecontext`, `baggage`, or `none`",
-                parse_propagators,
-            )
-            .unwrap_or((true, true));
+        let (trace_context, baggage) = read_propagators(&mut r);
         let queue = read_queue(&mut r);
         let span_limits = read_span_limits(&mut r);
         let otlp_timeout = [
@@ -1093,17 +1087,39 @@ fn read_span_limits(r: &mut Reader<'_>) -> SpanLimits {
 }
 
 /// `tracecontext,baggage` into (trace context, baggage); `none` turns both off.
-fn parse_propagators(s: &str) -> Option<(bool, bool)> {
-    let (mut tc, mut bg) = (false, false);
-    for name in s.split(',').map(str::trim) {
+/// `OTEL_PROPAGATORS`: whether trace context and baggage are on. An entry coldstart
+/// does not know (`b3`, say) is named as an error and the known ones are used, so the
+/// list never turns on a propagator it does not name; with none known, the default.
+fn read_propagators(r: &mut Reader<'_>) -> (bool, bool) {
+    const KEY: &str = "OTEL_PROPAGATORS";
+    const ACCEPTS: &str = "a comma-separated list of `tracecontext`, `baggage`, or `none`";
+    let Some((raw, layer)) = r.layered(KEY) else {
+        return (true, true);
+    };
+    let (mut trace_context, mut baggage, mut known, mut unknown) = (false, false, false, false);
+    for name in raw.split(',').map(str::trim).filter(|n| !n.is_empty()) {
         match name {
-            "tracecontext" => tc = true,
-            "baggage" => bg = true,
+            "tracecontext" => trace_context = true,
+            "baggage" => baggage = true,
             "none" => {}
-            _ => return None,
+            _ => {
+                unknown = true;
+                continue;
+            }
+        }
+        known = true;
+    }
+    match (known, unknown) {
+        (_, false) => (trace_context, baggage),
+        (true, true) => {
+            r.refuse(KEY, raw, layer, ACCEPTS, "using the known ones");
+            (trace_context, baggage)
+        }
+        (false, true) => {
+            r.refuse(KEY, raw, layer, ACCEPTS, USING_THE_DEFAULT);
+            (true, true)
         }
     }
-    Some((tc, bg))
 }
 
 fn executable_name() -> String {
@@ -1160,8 +1176,15 @@ mod tests {
         );
         assert_eq!(
             errors[3].to_string(),
-            "set OTEL_PROPAGATORS to a comma-separated list of `tracecontext`, `baggage`, or `none`, got `tracecontext,b3`; using the default"
+            "set OTEL_PROPAGATORS to a comma-separated list of `tracecontext`, `baggage`, or `none`, got `tracecontext,b3`; using the known ones"
         );
+        assert!(
+            c.trace_context && !c.baggage,
+            "only what the list names and coldstart knows"
+        );
+        let (none_known, refused) = config(&[("OTEL_PROPAGATORS", "b3,jaeger")]);
+        assert!(refused[0].to_string().ends_with("using the default"));
+        assert!(none_known.trace_context && none_known.baggage);
         assert_eq!(c.sampler, Sampler::ParentBasedTraceIdRatio(1.0));
         assert_eq!(c.metrics_addr, DEFAULT_METRICS_ADDR.parse().ok());
         assert!(c.traces);
