@@ -80,6 +80,17 @@ fn a_scrape_samples_collectors_and_requests_in_flight_when_it_is_taken() {
         "sampled again"
     );
 
+    // A program's metric named like one of coldstart's own does not make a second
+    // family of that name.
+    metrics::gauge!("process_threads").set(9999.0);
+    let scrape = render();
+    assert_eq!(
+        scrape.matches("# TYPE process_threads ").count(),
+        1,
+        "{scrape}"
+    );
+    assert!(!scrape.contains("process_threads 9999"), "{scrape}");
+
     let mut service = HttpTelemetryLayer::new().layer(Handler);
     let request = |path: &str| Request::get(path).body(()).unwrap();
     let mut held = service.call(request("/hold"));

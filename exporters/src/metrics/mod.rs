@@ -84,10 +84,18 @@ pub fn render() -> String {
     for collect in COLLECTORS.lock().unwrap_or_else(|p| p.into_inner()).iter() {
         collect();
     }
+    // coldstart's own families first, so that a program's metric of the same name
+    // (a second `# TYPE` would make the scrape invalid) is left out, and said once.
+    let mut own = String::new();
+    process::render(&mut own);
+    coldstart::render(&mut own);
+    let taken: Vec<&str> = own
+        .lines()
+        .filter_map(|line| line.strip_prefix("# TYPE ")?.split(' ').next())
+        .collect();
     let mut out = String::new();
-    REGISTRY.render(&mut out);
-    process::render(&mut out);
-    coldstart::render(&mut out);
+    REGISTRY.render(&mut out, &taken);
+    out.push_str(&own);
     out
 }
 

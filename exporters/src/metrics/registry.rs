@@ -22,6 +22,7 @@ use metrics::{
 };
 
 use crate::plugin::{self, Recorded, Value};
+use crate::problem;
 
 use super::HTTP_DURATION_BUCKETS;
 use super::text::{Kind, header, labels};
@@ -174,8 +175,10 @@ impl Registry {
         )
     }
 
-    /// Appends every family in the text format, sorted by name and labels.
-    pub(crate) fn render(&self, out: &mut String) {
+    /// Appends every family in the text format, sorted by name and labels, but for
+    /// the names in `taken` (coldstart's own families), which are said once and left
+    /// out.
+    pub(crate) fn render(&self, out: &mut String, taken: &[&str]) {
         let mut families: Vec<(String, Kind, Vec<String>)> = Vec::new();
         let mut add = |name: String, kind: Kind, lines: Vec<String>| match families
             .iter_mut()
@@ -218,6 +221,14 @@ impl Registry {
         }
         families.sort_by(|a, b| a.0.cmp(&b.0));
         for (name, kind, mut lines) in families {
+            if taken.contains(&name.as_str()) {
+                problem::report("metrics-name-taken", || {
+                    format!(
+                        "metrics: `{name}` is one of coldstart's own metrics; the program's metric of that name is not exported (give it another name)"
+                    )
+                });
+                continue;
+            }
             if kind != Kind::Histogram {
                 lines.sort();
             }
@@ -316,7 +327,7 @@ mod tests {
         h.record(0.0002);
         h.record(20.0);
         let mut out = String::new();
-        R.render(&mut out);
+        R.render(&mut out, &[]);
         assert!(
             out.starts_with(
                 "# HELP _queue_depth queue depth\n# TYPE _queue_depth gauge\n_queue_depth 2.5\n"
@@ -334,6 +345,21 @@ mod tests {
     }
 
     #[test]
+    fn a_name_coldstart_owns_is_left_out() {
+        static R: Registry = Registry::new();
+        let rec = Installed(&R);
+        let m = Metadata::new("t", metrics::Level::INFO, None);
+        rec.register_gauge(&Key::from_name("process_threads"), &m)
+            .set(99.0);
+        rec.register_counter(&Key::from_name("jobs_total"), &m)
+            .increment(1);
+        let mut out = String::new();
+        R.render(&mut out, &["process_threads"]);
+        assert!(!out.contains("process_threads"), "{out}");
+        assert!(out.contains("\njobs_total 1\n"), "{out}");
+    }
+
+    #[test]
     fn a_key_registered_twice_is_one_series() {
         static R: Registry = Registry::new();
         let rec = Installed(&R);
@@ -343,7 +369,7 @@ mod tests {
                 .increment(1);
         }
         let mut out = String::new();
-        R.render(&mut out);
+        R.render(&mut out, &[]);
         assert!(out.contains("\nhits_total 3\n"), "{out}");
     }
 }
