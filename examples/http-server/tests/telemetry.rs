@@ -818,6 +818,27 @@ fn a_bad_telemetry_setting_is_named_and_the_service_still_serves() {
     serve_all(port, 2);
 }
 
+/// A rejected endpoint falls back to the default in the exporter too:
+/// opentelemetry-otlp, which also reads the variable, is given the endpoint, so it
+/// never sees the rejected value (before, it failed to build and tracing was off).
+#[test]
+fn a_rejected_otlp_endpoint_never_reaches_the_exporter() {
+    let (port, _server, mut lines) = server(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "localhost 4318".into()),
+        ("COLDSTART_METRICS_ADDR", "off".into()),
+    ]);
+    serve_all(port, 2);
+    let said = lines.drain(Duration::from_millis(500)).to_owned();
+    assert!(
+        said.contains("OTEL_EXPORTER_OTLP_ENDPOINT") && said.contains("using the default"),
+        "{said}"
+    );
+    assert!(
+        !said.contains("cannot build the OTLP exporter"),
+        "the exporter saw the rejected value: {said}"
+    );
+}
+
 #[test]
 fn pushes_reach_a_real_pushgateway_and_the_last_push_happens_at_shutdown() {
     let test = "pushes_reach_a_real_pushgateway_and_the_last_push_happens_at_shutdown";

@@ -409,6 +409,11 @@ pub struct ConfigError {
 /// What a rejected value usually leads to.
 const USING_THE_DEFAULT: &str = "using the default";
 
+/// Where spans go over OTLP/HTTP when no endpoint is set (the specification's default).
+pub(crate) const DEFAULT_OTLP_HTTP_ENDPOINT: &str = "http://localhost:4318/v1/traces";
+/// Where spans go over OTLP/gRPC when no endpoint is set.
+pub(crate) const DEFAULT_OTLP_GRPC_ENDPOINT: &str = "http://localhost:4317";
+
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(

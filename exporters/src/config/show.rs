@@ -36,8 +36,8 @@ impl Config {
         let endpoint = or(
             self.otlp_endpoint.clone(),
             match self.protocol {
-                Protocol::HttpProtobuf => "http://localhost:4318/v1/traces",
-                Protocol::Grpc => "http://localhost:4317",
+                Protocol::HttpProtobuf => super::DEFAULT_OTLP_HTTP_ENDPOINT,
+                Protocol::Grpc => super::DEFAULT_OTLP_GRPC_ENDPOINT,
             },
         );
         let headers = if self.otlp_headers.is_empty() {

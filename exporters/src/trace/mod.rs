@@ -202,9 +202,10 @@ pub(crate) async fn flush(config: &Config, budget: Duration) -> usize {
     queue.len()
 }
 
-/// The OTLP exporter for the configured protocol. The endpoint and the headers of
-/// the file and code layers are given here; opentelemetry-otlp reads the headers
-/// variables itself.
+/// The OTLP exporter for the configured protocol. The endpoint and the timeout are
+/// always given here, and the headers of the file and code layers; opentelemetry-otlp
+/// reads the headers variables itself (a value coldstart rejects may still give it the
+/// pairs it can parse).
 fn exporter(config: &Config) -> Result<SpanExporter, String> {
     match config.protocol {
         Protocol::HttpProtobuf => http_exporter(config),
@@ -220,12 +221,19 @@ fn exporter(config: &Config) -> Result<SpanExporter, String> {
 fn http_exporter(config: &Config) -> Result<SpanExporter, String> {
     use opentelemetry_otlp::WithExportConfig;
     use opentelemetry_otlp::WithHttpConfig;
-    let mut builder = SpanExporter::builder()
+    // The endpoint and timeout are always given, so opentelemetry-otlp never reads
+    // its own from the environment: a value coldstart rejected ("using the default")
+    // must not reach it.
+    let builder = SpanExporter::builder()
         .with_http()
-        .with_headers(config.otlp_headers.iter().cloned().collect());
-    if let Some(endpoint) = &config.otlp_endpoint {
-        builder = builder.with_endpoint(endpoint);
-    }
+        .with_headers(config.otlp_headers.iter().cloned().collect())
+        .with_endpoint(
+            config
+                .otlp_endpoint
+                .as_deref()
+                .unwrap_or(crate::config::DEFAULT_OTLP_HTTP_ENDPOINT),
+        )
+        .with_timeout(config.otlp_timeout);
     // TLS settings are built only for an `https://` collector: a plain one must not
     // depend on a CA bundle being present (the default endpoint is plain).
     #[cfg(feature = "tls")]
@@ -280,10 +288,17 @@ fn grpc_exporter(config: &Config) -> Result<SpanExporter, String> {
             metadata.insert(name, value);
         }
     }
-    let mut builder = SpanExporter::builder().with_tonic().with_metadata(metadata);
-    if let Some(endpoint) = &config.otlp_endpoint {
-        builder = builder.with_endpoint(endpoint);
-    }
+    // Always given, as for OTLP/HTTP.
+    let builder = SpanExporter::builder()
+        .with_tonic()
+        .with_metadata(metadata)
+        .with_endpoint(
+            config
+                .otlp_endpoint
+                .as_deref()
+                .unwrap_or(crate::config::DEFAULT_OTLP_GRPC_ENDPOINT),
+        )
+        .with_timeout(config.otlp_timeout);
     #[cfg(feature = "tls")]
     let builder = builder.with_channel(grpc_channel(config)?);
     builder.build().map_err(|e| e.to_string())
@@ -296,7 +311,7 @@ fn grpc_channel(config: &Config) -> Result<tonic::transport::Channel, String> {
     let url = config
         .otlp_endpoint
         .clone()
-        .unwrap_or_else(|| "http://localhost:4317".to_owned());
+        .unwrap_or_else(|| crate::config::DEFAULT_OTLP_GRPC_ENDPOINT.to_owned());
     let endpoint = Endpoint::from_shared(url.trim().to_owned())
         .map_err(|e| format!("invalid OTLP endpoint `{url}`: {e}"))?
         .timeout(config.otlp_timeout);
