@@ -240,7 +240,11 @@ pub(crate) fn stop_code() -> i32 {
 /// Registers a hook that runs on SIGTERM, SIGINT or the end of `main`, and may take at
 /// most `deadline`. Hooks run concurrently; the program ends when all have finished or
 /// passed their deadline. After a signal the program exits with code 0 once the hooks
-/// are done; a program with no hooks keeps the default signal behaviour.
+/// are done; a program with no hooks keeps the default signal behaviour. The deadline
+/// can only cut a hook off where it awaits: a hook that blocks its thread (a
+/// synchronous write, a `std::thread::sleep`) should do that work in
+/// `tokio::task::spawn_blocking` and await it. A panic in the body of `main` runs the
+/// hooks too, before it goes on.
 ///
 /// ```
 /// use std::time::Duration;
