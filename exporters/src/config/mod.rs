@@ -409,11 +409,6 @@ pub struct ConfigError {
 /// What a rejected value usually leads to.
 const USING_THE_DEFAULT: &str = "using the default";
 
-/// Where spans go over OTLP/HTTP when no endpoint is set (the specification's default).
-pub(crate) const DEFAULT_OTLP_HTTP_ENDPOINT: &str = "http://localhost:4318/v1/traces";
-/// Where spans go over OTLP/gRPC when no endpoint is set.
-pub(crate) const DEFAULT_OTLP_GRPC_ENDPOINT: &str = "http://localhost:4317";
-
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
@@ -509,6 +504,17 @@ impl Reader<'_> {
 }
 
 impl Config {
+    /// Where spans go: [`Config::otlp_endpoint`], else the protocol's default on
+    /// localhost (the specification's).
+    pub fn otlp_endpoint_or_default(&self) -> &str {
+        self.otlp_endpoint
+            .as_deref()
+            .unwrap_or(match self.protocol {
+                Protocol::HttpProtobuf => "http://localhost:4318/v1/traces",
+                Protocol::Grpc => "http://localhost:4317",
+            })
+    }
+
     /// The settings from the process environment alone, and the values it rejected.
     pub fn from_env() -> (Config, Vec<ConfigError>) {
         Config::from(&Env::process())
@@ -1091,7 +1097,6 @@ fn read_span_limits(r: &mut Reader<'_>) -> SpanLimits {
     limits
 }
 
-/// `tracecontext,baggage` into (trace context, baggage); `none` turns both off.
 /// `OTEL_PROPAGATORS`: whether trace context and baggage are on. An entry coldstart
 /// does not know (`b3`, say) is named as an error and the known ones are used, so the
 /// list never turns on a propagator it does not name; with none known, the default.

@@ -1,7 +1,7 @@
 //! Each setting's effective value as text, for `cargo coldstart doctor`. Secrets
 //! (header values) are never shown.
 
-use super::{Config, LogFormat, Protocol, Sampler};
+use super::{Config, LogFormat, Sampler};
 
 impl Config {
     /// The effective value behind each variable the exporters read, as text, in the
@@ -33,13 +33,7 @@ impl Config {
             (false, true) => "baggage",
             (false, false) => "none",
         };
-        let endpoint = or(
-            self.otlp_endpoint.clone(),
-            match self.protocol {
-                Protocol::HttpProtobuf => super::DEFAULT_OTLP_HTTP_ENDPOINT,
-                Protocol::Grpc => super::DEFAULT_OTLP_GRPC_ENDPOINT,
-            },
-        );
+        let endpoint = self.otlp_endpoint_or_default().to_owned();
         let headers = if self.otlp_headers.is_empty() {
             "(none from the file or code)".to_owned()
         } else {

@@ -44,8 +44,8 @@ enum Tls {}
 
 type Acceptor = Option<Tls>;
 
-/// How many connections are served at once, and how long one may take to send a
-/// request head.
+/// How many connections are served at once, how long one may take to send a request
+/// head, and how long one may live.
 #[derive(Clone, Copy)]
 struct Limits {
     connections: usize,

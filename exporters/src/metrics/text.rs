@@ -20,13 +20,7 @@ pub(crate) fn header(out: &mut String, name: &str, help: &str, kind: Kind) {
         Kind::Histogram => "histogram",
     };
     let _ = write!(out, "# HELP {name} ");
-    for c in help.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
+    escape(out, help, false);
     let _ = write!(out, "\n# TYPE {name} {kind}\n");
 }
 
@@ -39,7 +33,7 @@ pub(crate) fn labels<K: AsRef<str>, V: AsRef<str>>(
     for (k, v) in pairs {
         out.push(if out.len() == start { '{' } else { ',' });
         let _ = write!(out, "{}=\"", k.as_ref());
-        escape(out, v.as_ref());
+        escape(out, v.as_ref(), true);
         out.push('"');
     }
     if out.len() != start {
@@ -74,11 +68,13 @@ pub(crate) fn single(out: &mut String, name: &str, help: &str, kind: Kind, value
     family(out, name, help, kind, [(&[][..], value)]);
 }
 
-fn escape(out: &mut String, value: &str) {
+/// Appends `value` with backslashes and line breaks escaped, and double quotes too
+/// when `quotes` (label values are quoted; help text is not).
+fn escape(out: &mut String, value: &str, quotes: bool) {
     for c in value.chars() {
         match c {
             '\\' => out.push_str("\\\\"),
-            '"' => out.push_str("\\\""),
+            '"' if quotes => out.push_str("\\\""),
             '\n' => out.push_str("\\n"),
             c => out.push(c),
         }

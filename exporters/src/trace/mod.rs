@@ -219,25 +219,17 @@ fn exporter(config: &Config) -> Result<SpanExporter, String> {
 /// OTLP/HTTP with coldstart's HTTP/1.1 client, on the program's runtime: no client
 /// thread, no second runtime.
 fn http_exporter(config: &Config) -> Result<SpanExporter, String> {
-    use opentelemetry_otlp::WithExportConfig;
     use opentelemetry_otlp::WithHttpConfig;
-    // The endpoint and timeout are always given, so opentelemetry-otlp never reads
-    // its own from the environment: a value coldstart rejected ("using the default")
-    // must not reach it.
-    let builder = SpanExporter::builder()
-        .with_http()
-        .with_headers(config.otlp_headers.iter().cloned().collect())
-        .with_endpoint(
-            config
-                .otlp_endpoint
-                .as_deref()
-                .unwrap_or(crate::config::DEFAULT_OTLP_HTTP_ENDPOINT),
-        )
-        .with_timeout(config.otlp_timeout);
+    let builder = export_config(
+        SpanExporter::builder()
+            .with_http()
+            .with_headers(config.otlp_headers.iter().cloned().collect()),
+        config,
+    );
     // TLS settings are built only for an `https://` collector: a plain one must not
     // depend on a CA bundle being present (the default endpoint is plain).
     #[cfg(feature = "tls")]
-    let client = if https(config.otlp_endpoint.as_deref()) {
+    let client = if https(config.otlp_endpoint_or_default()) {
         Client::with_tls(
             config.otlp_timeout,
             crate::tls::client_config(&config.otlp_tls)?,
@@ -254,14 +246,21 @@ fn http_exporter(config: &Config) -> Result<SpanExporter, String> {
         .map_err(|e| e.to_string())
 }
 
-/// Whether the OTLP endpoint is an `https://` URL (none means the plain default).
+/// The endpoint and the timeout, always given, so that opentelemetry-otlp never
+/// reads its own from the environment: a value coldstart rejected ("using the
+/// default") must not reach it.
+fn export_config<B: opentelemetry_otlp::WithExportConfig>(builder: B, config: &Config) -> B {
+    builder
+        .with_endpoint(config.otlp_endpoint_or_default())
+        .with_timeout(config.otlp_timeout)
+}
+
+/// Whether an OTLP endpoint is an `https://` URL.
 #[cfg(feature = "tls")]
-fn https(endpoint: Option<&str>) -> bool {
-    endpoint.is_some_and(|url| {
-        url.trim_start()
-            .get(..8)
-            .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"))
-    })
+fn https(url: &str) -> bool {
+    url.trim_start()
+        .get(..8)
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"))
 }
 
 /// The OTLP/HTTP exporter's client, kept to say why an export failed.
@@ -278,7 +277,7 @@ pub(crate) fn transport_failure() -> Option<String> {
 /// to use the standard certificate variables, which opentelemetry-otlp ignores.
 #[cfg(feature = "grpc")]
 fn grpc_exporter(config: &Config) -> Result<SpanExporter, String> {
-    use opentelemetry_otlp::{WithExportConfig, WithTonicConfig};
+    use opentelemetry_otlp::WithTonicConfig;
     let mut metadata = tonic::metadata::MetadataMap::new();
     for (name, value) in &config.otlp_headers {
         if let (Ok(name), Ok(value)) = (
@@ -288,17 +287,10 @@ fn grpc_exporter(config: &Config) -> Result<SpanExporter, String> {
             metadata.insert(name, value);
         }
     }
-    // Always given, as for OTLP/HTTP.
-    let builder = SpanExporter::builder()
-        .with_tonic()
-        .with_metadata(metadata)
-        .with_endpoint(
-            config
-                .otlp_endpoint
-                .as_deref()
-                .unwrap_or(crate::config::DEFAULT_OTLP_GRPC_ENDPOINT),
-        )
-        .with_timeout(config.otlp_timeout);
+    let builder = export_config(
+        SpanExporter::builder().with_tonic().with_metadata(metadata),
+        config,
+    );
     #[cfg(feature = "tls")]
     let builder = builder.with_channel(grpc_channel(config)?);
     builder.build().map_err(|e| e.to_string())
@@ -308,10 +300,7 @@ fn grpc_exporter(config: &Config) -> Result<SpanExporter, String> {
 #[cfg(all(feature = "grpc", feature = "tls"))]
 fn grpc_channel(config: &Config) -> Result<tonic::transport::Channel, String> {
     use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
-    let url = config
-        .otlp_endpoint
-        .clone()
-        .unwrap_or_else(|| crate::config::DEFAULT_OTLP_GRPC_ENDPOINT.to_owned());
+    let url = config.otlp_endpoint_or_default().to_owned();
     let endpoint = Endpoint::from_shared(url.trim().to_owned())
         .map_err(|e| format!("invalid OTLP endpoint `{url}`: {e}"))?
         .timeout(config.otlp_timeout);
