@@ -12,7 +12,9 @@ refused and reported.
 Where hooks run:
 - [`Plugin::on_span_end`]: on the export task, just before a span's batch is sent
   (after the first response for the spans of the cold start): never on a request's
-  path. Spans dropped because the queue was full are never seen.
+  path. Spans dropped because the queue was full are never seen. With
+  `OTEL_TRACES_EXPORTER=none` the batches go nowhere after the plugins, on the same
+  schedule.
 - [`Plugin::on_metric`]: on the thread that records the value, inside the request
   for HTTP metrics. It must be cheap (count, sample into an atomic, push to a
   channel); without a plugin the check costs one relaxed atomic load.

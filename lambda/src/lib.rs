@@ -168,7 +168,7 @@ pub fn configure(config: &mut Config, env: &Env) {
         config.metrics_addr = None;
     }
     if config.otlp_endpoint.is_none() && env.lookup("OTEL_TRACES_EXPORTER").is_none() {
-        config.traces = false;
+        config.export_traces = false;
     }
     let named = env.lookup("OTEL_SERVICE_NAME").is_some()
         || config

@@ -13,7 +13,8 @@
 //! each request's metrics and server span from the first request on; the `/metrics`
 //! listener (`COLDSTART_METRICS_ADDR`, default `127.0.0.1:9464`) and the OTLP
 //! exporter (`OTEL_EXPORTER_OTLP_ENDPOINT`, default `http://localhost:4318`) start
-//! after the first response. `OTEL_TRACES_EXPORTER=none` turns span export off.
+//! after the first response. `OTEL_TRACES_EXPORTER=none` turns span export off;
+//! `OTEL_SDK_DISABLED=true` turns tracing off.
 //! At SIGTERM or SIGINT it drains: no new connection, every request already read is
 //! answered, and then the telemetry is flushed (`coldstart::draining()`).
 //! With feature `logs`, `RUST_LOG=debug COLDSTART_LOG_FORMAT=json` prints a JSON line

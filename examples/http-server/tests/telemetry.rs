@@ -547,6 +547,54 @@ fn tracing_spans_are_exported_and_log_lines_carry_their_ids() {
     assert_eq!(log["span_id"], greeting["span_id"]);
 }
 
+/// `OTEL_TRACES_EXPORTER=none` stops the export and nothing else, as the
+/// specification says: the incoming trace is carried on (the request's log line names
+/// it) and no span reaches the collector, not even at the final flush. With
+/// `OTEL_SDK_DISABLED=true` there is no tracing at all, so the line names no trace.
+#[cfg(feature = "logs")]
+#[test]
+fn without_a_trace_exporter_spans_are_made_but_never_sent() {
+    let test = "without_a_trace_exporter_spans_are_made_but_never_sent";
+    let Some(collector) = Collector::start(test, "ok") else {
+        return;
+    };
+    let answer_and_stop = |switch: (&str, &str)| -> serde_json::Value {
+        let port = free_port();
+        let mut child = Command::new(SERVER)
+            .env("PORT", port.to_string())
+            .env("OTEL_EXPORTER_OTLP_ENDPOINT", collector.endpoint())
+            .env(switch.0, switch.1)
+            .env("COLDSTART_METRICS_ADDR", "off")
+            .env("COLDSTART_LOG_FORMAT", "json")
+            .env("RUST_LOG", "info,http_server=debug")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        use std::io::BufRead as _;
+        let traceparent = format!("traceparent: 00-{TRACE_ID}-{PARENT_ID}-01\r\n");
+        assert!(get_with(port, "/", &traceparent).ends_with("hello\n"));
+        assert!(get_with(port, "/", &traceparent).ends_with("hello\n"));
+        let mut lines = stdout.lines().map_while(Result::ok);
+        let line = lines.find(|l| l.contains("answering")).unwrap();
+        // The final flush runs at SIGTERM: it must send nothing either.
+        assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+        assert!(child.wait().unwrap().success());
+        serde_json::from_str(&line).unwrap()
+    };
+
+    let log = answer_and_stop(("OTEL_TRACES_EXPORTER", "none"));
+    assert_eq!(log["trace_id"], TRACE_ID, "{log}");
+    assert!(log["span_id"].is_string(), "{log}");
+    let log = answer_and_stop(("OTEL_SDK_DISABLED", "true"));
+    assert!(log.get("trace_id").is_none(), "{log}");
+    assert_eq!(collector.spans(), Vec::<serde_json::Value>::new());
+    // The same collector does receive the spans of a program that exports them.
+    answer_and_stop(("OTEL_TRACES_EXPORTER", "otlp"));
+    assert!(collector.at_least(2).iter().all(|s| s["trace_id"] == TRACE_ID));
+}
+
 /// Serves `n` requests; all must be answered.
 fn serve_all(port: u16, n: usize) {
     for i in 0..n {

@@ -298,9 +298,14 @@ pub struct Config {
     pub metrics_addr: Option<SocketAddr>,
     /// Pushgateway mode, when `COLDSTART_METRICS_PUSH_URL` is set.
     pub push: Option<Push>,
-    /// Whether spans are exported over OTLP (`OTEL_TRACES_EXPORTER` is `otlp`, the
-    /// default, and `OTEL_SDK_DISABLED` is not `true`).
+    /// Whether spans are made at all: the tracer and the propagators are installed
+    /// unless `OTEL_SDK_DISABLED` is `true`.
     pub traces: bool,
+    /// Whether spans are exported over OTLP: `OTEL_TRACES_EXPORTER` is `otlp`, the
+    /// default, and [`Config::traces`] is on. With `none` spans are still made,
+    /// sampled, carried on to outgoing requests and named in log lines, as the
+    /// specification says; they are only not exported.
+    pub export_traces: bool,
     /// `OTEL_TRACES_SAMPLER` and `OTEL_TRACES_SAMPLER_ARG`.
     pub sampler: Sampler,
     /// The dynamic sampler's constants.
@@ -643,7 +648,8 @@ impl Config {
         let config = Config {
             metrics_addr,
             push,
-            traces: exporter && !disabled,
+            traces: !disabled,
+            export_traces: exporter && !disabled,
             sampler,
             dynamic,
             trace_context,
@@ -1157,7 +1163,7 @@ mod tests {
         let (c, errors) = config(&[]);
         assert!(errors.is_empty());
         assert_eq!(c.metrics_addr, DEFAULT_METRICS_ADDR.parse().ok());
-        assert!(c.traces && c.trace_context && c.baggage);
+        assert!(c.traces && c.export_traces && c.trace_context && c.baggage);
         assert_eq!(c.sampler, Sampler::ParentBasedAlwaysOn);
         assert_eq!(c.queue, Queue::default());
         assert!(c.push.is_none());
@@ -1200,6 +1206,15 @@ mod tests {
         assert!(c.traces);
     }
 
+    /// `none` means no exporter, as the specification says, not no tracing: spans are
+    /// still made and propagated.
+    #[test]
+    fn no_trace_exporter_keeps_the_tracer_and_the_propagators() {
+        let (c, errors) = config(&[("OTEL_TRACES_EXPORTER", "none")]);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert!(c.traces && !c.export_traces && c.trace_context && c.baggage);
+    }
+
     #[test]
     fn switches_and_push() {
         let (c, errors) = config(&[
@@ -1214,7 +1229,7 @@ mod tests {
         ]);
         assert!(errors.is_empty(), "{errors:?}");
         assert_eq!(c.metrics_addr, None);
-        assert!(!c.traces && !c.trace_context && !c.baggage);
+        assert!(!c.traces && !c.export_traces && !c.trace_context && !c.baggage);
         let push = c.push.unwrap();
         assert_eq!(
             (push.job.as_str(), push.interval),

@@ -122,7 +122,7 @@ impl Config {
             ),
             (
                 "OTEL_TRACES_EXPORTER",
-                if self.traces { "otlp" } else { "none" }.to_owned(),
+                if self.export_traces { "otlp" } else { "none" }.to_owned(),
             ),
             ("OTEL_TRACES_SAMPLER", self.sampler.name().to_owned()),
             ("OTEL_TRACES_SAMPLER_ARG", sampler_arg),

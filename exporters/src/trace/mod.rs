@@ -7,6 +7,9 @@ provider, and the propagators. [`start`] builds the OTLP exporter and the resour
 after the first response and starts exporting on the program's runtime; spans ended
 before then were queued, so the cold-start request's trace is exported too. At
 shutdown, what is queued is flushed within a deadline.
+
+With `OTEL_TRACES_EXPORTER=none` spans are still made, sampled and propagated; they
+go only to the plugins, if any, on the same schedule, and nowhere else.
 */
 
 pub mod propagation;
@@ -68,10 +71,12 @@ pub(crate) fn install(config: &Config, service_version: Option<&'static str>) {
     }
     opentelemetry::global::set_text_map_propagator(TextMapCompositePropagator::new(propagators));
 
+    // Without an exporter or a plugin to take them, ended spans are not kept at all.
+    let kept = config.export_traces || crate::plugin::any();
     let core = CORE.get_or_init(|| Core {
         sampler: sampler(config),
         limits: span_limits(config),
-        queue: Queue::new(config.queue),
+        queue: kept.then(|| Queue::new(config.queue)),
     });
     let _ = SERVICE_VERSION.set(service_version);
     let provider = Provider::new(core);
@@ -147,35 +152,61 @@ fn resource(config: &Config, service_version: Option<&'static str>) -> Resource 
         .build()
 }
 
-/// The exporter once [`start`] has built it, shared by the export task and flushes.
-type Shared = Arc<tokio::sync::Mutex<SpanExporter>>;
+/// Where the queue's batches go once [`start`] has run: the OTLP exporter, or, with
+/// `OTEL_TRACES_EXPORTER=none`, nowhere (the plugins have seen them by then).
+#[derive(Debug)]
+pub(crate) enum Sink {
+    Otlp(SpanExporter),
+    Nowhere,
+}
+
+impl opentelemetry_sdk::trace::SpanExporter for Sink {
+    async fn export(
+        &self,
+        batch: Vec<opentelemetry_sdk::trace::SpanData>,
+    ) -> opentelemetry_sdk::error::OTelSdkResult {
+        match self {
+            Sink::Otlp(exporter) => exporter.export(batch).await,
+            Sink::Nowhere => Ok(()),
+        }
+    }
+}
+
+/// The sink once [`start`] has built it, shared by the export task and flushes.
+type Shared = Arc<tokio::sync::Mutex<Sink>>;
 static EXPORTER: OnceLock<Option<Shared>> = OnceLock::new();
 
-/// Builds the OTLP exporter and starts exporting the queue; registers the final
-/// flush at shutdown. Call it after the first response, inside the runtime. Only the
-/// first call does anything; it returns the exporter, `None` when there is none.
+/// Builds the OTLP exporter (when spans are exported) and starts draining the queue;
+/// registers the final flush at shutdown. Call it after the first response, inside
+/// the runtime. Only the first call does anything; it returns the sink, `None` when
+/// no span is kept.
 pub(crate) fn start(config: &Config) -> Option<&'static Shared> {
     EXPORTER.get_or_init(|| build_and_run(config)).as_ref()
 }
 
 fn build_and_run(config: &Config) -> Option<Shared> {
-    let queue = CORE.get()?.queue.clone();
-    let mut exporter = match exporter(config) {
-        Ok(e) => e,
-        Err(e) => {
-            let waiting = queue.discard();
-            problem::report("otlp-build", || {
-                format!(
-                    "traces: cannot build the OTLP exporter ({e}); tracing is off, {waiting} queued spans are dropped"
-                )
-            });
-            return None;
-        }
-    };
     use opentelemetry_sdk::trace::SpanExporter as _;
-    let version = SERVICE_VERSION.get().copied().flatten();
-    exporter.set_resource(&resource(config, version));
-    let exporter = Arc::new(tokio::sync::Mutex::new(exporter));
+    let queue = CORE.get()?.queue.clone()?;
+    let sink = if config.export_traces {
+        let mut exporter = match exporter(config) {
+            Ok(e) => e,
+            Err(e) => {
+                let waiting = queue.discard();
+                problem::report("otlp-build", || {
+                    format!(
+                        "traces: cannot build the OTLP exporter ({e}); spans are not exported, {waiting} queued spans are dropped"
+                    )
+                });
+                return None;
+            }
+        };
+        let version = SERVICE_VERSION.get().copied().flatten();
+        exporter.set_resource(&resource(config, version));
+        Sink::Otlp(exporter)
+    } else {
+        Sink::Nowhere
+    };
+    let exporter = Arc::new(tokio::sync::Mutex::new(sink));
     let (last_queue, last_exporter) = (queue.clone(), exporter.clone());
     coldstart_runtime::on_shutdown("span flush", FLUSH_DEADLINE, move || async move {
         // Ends a little before the hook's deadline, so that what it could not send is
@@ -195,7 +226,9 @@ pub(crate) async fn flush(config: &Config, budget: Duration) -> usize {
     let (Some(core), Some(exporter)) = (CORE.get(), start(config)) else {
         return 0;
     };
-    let queue = &core.queue;
+    let Some(queue) = &core.queue else {
+        return 0;
+    };
     queue
         .flush(exporter, Some(tokio::time::Instant::now() + budget))
         .await;

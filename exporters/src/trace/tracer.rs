@@ -35,7 +35,9 @@ use super::queue::Queue;
 pub(crate) struct Core {
     pub(crate) sampler: Box<dyn ShouldSample>,
     pub(crate) limits: SpanLimits,
-    pub(crate) queue: Arc<Queue>,
+    /// Where ended, sampled spans go; `None` when nothing would take them (no
+    /// exporter and no plugin): they are made, and dropped when they end.
+    pub(crate) queue: Option<Arc<Queue>>,
 }
 
 impl fmt::Debug for Core {
@@ -241,8 +243,8 @@ impl Span {
             return;
         };
         data.end_time = end_time.unwrap_or_else(opentelemetry::time::now);
-        if data.span_context.is_sampled() {
-            self.core.queue.push(*data);
+        if let (true, Some(queue)) = (data.span_context.is_sampled(), &self.core.queue) {
+            queue.push(*data);
         }
     }
 }
@@ -360,14 +362,14 @@ mod tests {
         let core: &'static Core = Box::leak(Box::new(Core {
             sampler: Box::new(sampler),
             limits,
-            queue: Queue::new(config::Queue {
+            queue: Some(Queue::new(config::Queue {
                 max_spans: 100,
                 batch: 100,
                 delay: Duration::from_secs(3600),
                 export_timeout: Duration::from_secs(5),
-            }),
+            })),
         }));
-        (Provider::new(core).tracer("test"), &core.queue)
+        (Provider::new(core).tracer("test"), core.queue.as_deref().unwrap())
     }
 
     fn remote_parent(flags: TraceFlags) -> Context {
