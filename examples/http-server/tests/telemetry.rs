@@ -592,7 +592,12 @@ fn without_a_trace_exporter_spans_are_made_but_never_sent() {
     assert_eq!(collector.spans(), Vec::<serde_json::Value>::new());
     // The same collector does receive the spans of a program that exports them.
     answer_and_stop(("OTEL_TRACES_EXPORTER", "otlp"));
-    assert!(collector.at_least(2).iter().all(|s| s["trace_id"] == TRACE_ID));
+    assert!(
+        collector
+            .at_least(2)
+            .iter()
+            .all(|s| s["trace_id"] == TRACE_ID)
+    );
 }
 
 /// Serves `n` requests; all must be answered.

@@ -369,7 +369,10 @@ mod tests {
                 export_timeout: Duration::from_secs(5),
             })),
         }));
-        (Provider::new(core).tracer("test"), core.queue.as_deref().unwrap())
+        (
+            Provider::new(core).tracer("test"),
+            core.queue.as_deref().unwrap(),
+        )
     }
 
     fn remote_parent(flags: TraceFlags) -> Context {

@@ -106,7 +106,10 @@ impl<B: Body> Body for MarkOnEnd<B> {
         let frame = ready!(this.inner.as_mut().poll_frame(cx));
         match &frame {
             None => mark(this.marked),
-            Some(Ok(_)) if this.inner.is_end_stream() => mark(this.marked),
+            // Trailers are the last frame of a body, and a server that has sent them
+            // polls no more; a body need not say it has ended (`is_end_stream` is a
+            // hint), so they mark it on their own.
+            Some(Ok(f)) if f.is_trailers() || this.inner.is_end_stream() => mark(this.marked),
             // A frame with more to come, or an error: not a completed response.
             Some(_) => {}
         }
