@@ -270,7 +270,8 @@ fn origin_form(request: Request<Bytes>, origin: &Origin) -> Result<Request<Bytes
     Ok(Request::from_parts(head, body))
 }
 
-/// The OTLP/HTTP exporter's transport.
+/// The OTLP/HTTP exporter's transport. It also reads the collector's answer for spans
+/// it rejected, which opentelemetry-otlp only logs.
 #[cfg(feature = "tracing")]
 #[async_trait::async_trait]
 impl opentelemetry_http::HttpClient for Client {
@@ -278,7 +279,11 @@ impl opentelemetry_http::HttpClient for Client {
         &self,
         request: Request<Bytes>,
     ) -> Result<Response<Bytes>, opentelemetry_http::HttpError> {
-        Ok(self.send(request).await?)
+        let response = self.send(request).await?;
+        if response.status().is_success() {
+            crate::trace::count_rejected(response.body());
+        }
+        Ok(response)
     }
 }
 

@@ -22,20 +22,24 @@ pub enum Dropped {
     SpanExportFailed = 1,
     /// A push to the Pushgateway failed.
     PushFailed = 2,
+    /// The collector took a batch but rejected some of its spans (an OTLP partial
+    /// success).
+    SpanRejected = 3,
 }
 
 impl Dropped {
     /// Every reason, for the `coldstart_telemetry_dropped_total` series.
-    pub const ALL: [Dropped; 3] = [
+    pub const ALL: [Dropped; 4] = [
         Dropped::SpanQueueFull,
         Dropped::SpanExportFailed,
+        Dropped::SpanRejected,
         Dropped::PushFailed,
     ];
 
     /// The `signal` label.
     pub fn signal(self) -> &'static str {
         match self {
-            Dropped::SpanQueueFull | Dropped::SpanExportFailed => "spans",
+            Dropped::SpanQueueFull | Dropped::SpanExportFailed | Dropped::SpanRejected => "spans",
             Dropped::PushFailed => "metrics",
         }
     }
@@ -46,6 +50,7 @@ impl Dropped {
             Dropped::SpanQueueFull => "queue_full",
             Dropped::SpanExportFailed => "export_failed",
             Dropped::PushFailed => "push_failed",
+            Dropped::SpanRejected => "rejected",
         }
     }
 }

@@ -717,6 +717,21 @@ fn a_collector_that_answers_errors_is_counted_and_reported_once() {
     survives_a_broken_collector(collector.endpoint(), &[], "export_failed");
 }
 
+/// A collector that takes each batch but rejects its spans (an OTLP partial success):
+/// every rejected span is counted as `rejected`, and the reason it gave is said once.
+#[test]
+fn spans_a_collector_rejects_are_counted_and_reported_once() {
+    let test = "spans_a_collector_rejects_are_counted_and_reported_once";
+    let Some(collector) = Collector::start(test, "reject") else {
+        return;
+    };
+    let said = survives_a_broken_collector(collector.endpoint(), &[], "rejected");
+    assert!(
+        said.contains("the collector rejected") && said.contains("rejected (--mode reject)"),
+        "{said}"
+    );
+}
+
 #[test]
 fn a_collector_that_never_answers_bounds_the_queue() {
     let test = "a_collector_that_never_answers_bounds_the_queue";

@@ -118,7 +118,7 @@ fn telemetry(out: &mut String) {
     family(
         out,
         "coldstart_telemetry_dropped_total",
-        "Spans and metric pushes dropped: queue full, export failed, push failed.",
+        "Spans and metric pushes dropped: queue full, export failed, rejected by the collector, push failed.",
         Kind::Counter,
         labels,
     );

@@ -155,6 +155,7 @@ fn resource(config: &Config, service_version: Option<&'static str>) -> Resource 
 /// Where the queue's batches go once [`start`] has run: the OTLP exporter, or, with
 /// `OTEL_TRACES_EXPORTER=none`, nowhere (the plugins have seen them by then).
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // one value, made once, behind an `Arc`
 pub(crate) enum Sink {
     Otlp(SpanExporter),
     Nowhere,
@@ -296,6 +297,37 @@ fn https(url: &str) -> bool {
         .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"))
 }
 
+/// Counts and reports the spans an OTLP/HTTP collector says it rejected (a partial
+/// success) in `answer`, the body of a successful export's answer. An answer that is
+/// empty, or not the protobuf answer, rejects nothing.
+pub(crate) fn count_rejected(answer: &[u8]) {
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
+    use prost::Message as _;
+    let Some(partial) = ExportTraceServiceResponse::decode(answer)
+        .ok()
+        .and_then(|a| a.partial_success)
+    else {
+        return;
+    };
+    let Ok(rejected @ 1..) = u64::try_from(partial.rejected_spans) else {
+        return;
+    };
+    problem::drop_count(problem::Dropped::SpanRejected, rejected);
+    let why = match partial.error_message.trim() {
+        "" => "no reason given".to_owned(),
+        message => message
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .take(200)
+            .collect(),
+    };
+    problem::report("span-rejected", || {
+        format!(
+            "traces: the collector rejected {rejected} spans ({why}); they are counted in coldstart_telemetry_dropped_total"
+        )
+    });
+}
+
 /// The OTLP/HTTP exporter's client, kept to say why an export failed.
 static HTTP_CLIENT: OnceLock<Arc<Client>> = OnceLock::new();
 
@@ -364,6 +396,40 @@ mod tests {
     use std::time::Duration;
 
     use opentelemetry_sdk::trace::SpanExporter as _;
+
+    /// A partial success counts its rejected spans; anything else in a successful
+    /// answer (nothing, something that is not the answer, a count that makes no sense)
+    /// counts none.
+    #[test]
+    fn spans_a_collector_rejects_are_counted() {
+        use crate::problem::{Dropped, dropped};
+        use opentelemetry_proto::tonic::collector::trace::v1::{
+            ExportTracePartialSuccess, ExportTraceServiceResponse,
+        };
+        use prost::Message as _;
+        let answer = |rejected_spans: i64| {
+            ExportTraceServiceResponse {
+                partial_success: Some(ExportTracePartialSuccess {
+                    rejected_spans,
+                    error_message: "too old\nto keep".into(),
+                }),
+            }
+            .encode_to_vec()
+        };
+        let before = dropped(Dropped::SpanRejected);
+        super::count_rejected(&answer(3));
+        assert_eq!(dropped(Dropped::SpanRejected), before + 3);
+        for answer in [
+            Vec::new(),
+            b"{\"partialSuccess\":{}}".to_vec(),
+            answer(0),
+            answer(-2),
+            ExportTraceServiceResponse::default().encode_to_vec(),
+        ] {
+            super::count_rejected(&answer);
+        }
+        assert_eq!(dropped(Dropped::SpanRejected), before + 3);
+    }
 
     /// TLS settings are read only for an `https://` collector: a CA file that cannot be
     /// read (or a machine without a CA bundle) leaves a plain collector reachable.

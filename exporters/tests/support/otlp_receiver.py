@@ -14,14 +14,15 @@ appends every span it accepts to a JSON-lines file that a test can read.
 
     python3 otlp_receiver.py --out spans.jsonl --http-port 0 --grpc-port 0 \
         [--tls-cert server.pem --tls-key server.key] [--client-ca ca.pem] \
-        [--mode ok|hang|error]
+        [--mode ok|hang|error|reject]
 
 After binding it prints one line, `listening http=<port|-> grpc=<port|->`,
 and then runs until SIGTERM or SIGINT.
 
 Modes: `ok` accepts and records spans; `error` answers HTTP 503 / gRPC
 UNAVAILABLE and records nothing; `hang` reads the request and never answers
-(until the receiver is stopped) and records nothing. Every request is logged to
+(until the receiver is stopped) and records nothing; `reject` answers a partial
+success that rejects every span of the request, and records nothing. Every request is logged to
 stderr in all modes.
 """
 
@@ -102,6 +103,14 @@ class SpanLog:
         return len(lines)
 
 
+def rejection(request):
+    """A partial success that rejects every span of `request`."""
+    n = sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
+    return trace_service_pb2.ExportTraceServiceResponse(
+        partial_success=trace_service_pb2.ExportTracePartialSuccess(
+            rejected_spans=n, error_message="rejected (--mode reject)"))
+
+
 def make_http_server(port, mode, spans, tls):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -137,6 +146,8 @@ def make_http_server(port, mode, spans, tls):
                 request.ParseFromString(body)
             except (DecodeError, OSError, EOFError) as e:
                 return self.reply(400, f"bad request: {e}".encode(), "text/plain")
+            if mode == "reject":
+                return self.reply(200, rejection(request).SerializeToString())
             spans.record("http", request)
             self.reply(200, trace_service_pb2.ExportTraceServiceResponse().SerializeToString())
 
@@ -174,6 +185,8 @@ class TraceService(trace_service_pb2_grpc.TraceServiceServicer):
             context.abort(grpc.StatusCode.UNAVAILABLE, "receiver shutting down")
         if self.mode == "error":
             context.abort(grpc.StatusCode.UNAVAILABLE, "unavailable (--mode error)")
+        if self.mode == "reject":
+            return rejection(request)
         self.spans.record("grpc", request)
         return trace_service_pb2.ExportTraceServiceResponse()
 
@@ -210,7 +223,7 @@ def main():
     p.add_argument("--tls-cert", help="server certificate (PEM); enables TLS on both transports")
     p.add_argument("--tls-key", help="server private key (PEM)")
     p.add_argument("--client-ca", help="require client certificates signed by this CA (PEM)")
-    p.add_argument("--mode", choices=["ok", "hang", "error"], default="ok")
+    p.add_argument("--mode", choices=["ok", "hang", "error", "reject"], default="ok")
     args = p.parse_args()
     if args.http_port is None and args.grpc_port is None:
         p.error("give --http-port and/or --grpc-port")
