@@ -281,7 +281,7 @@ impl opentelemetry_http::HttpClient for Client {
     ) -> Result<Response<Bytes>, opentelemetry_http::HttpError> {
         let response = self.send(request).await?;
         if response.status().is_success() {
-            crate::trace::count_rejected(response.body());
+            crate::trace::note_answer(response.body());
         }
         Ok(response)
     }

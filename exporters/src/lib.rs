@@ -122,7 +122,11 @@ impl Telemetry {
         let config = self.config;
         // The final span flush and metrics push are registered as the exporters start;
         // a SIGTERM between the first response and then must wait for them.
-        let flushes = (cfg!(feature = "tracing") && config.traces) || config.push.is_some();
+        #[cfg(feature = "tracing")]
+        let spans = trace::keeps_spans(config);
+        #[cfg(not(feature = "tracing"))]
+        let spans = false;
+        let flushes = spans || config.push.is_some();
         if flushes {
             coldstart_runtime::lifecycle::hold_signals_until_hooks();
         }

@@ -14,7 +14,8 @@ Where hooks run:
   (after the first response for the spans of the cold start): never on a request's
   path. Spans dropped because the queue was full are never seen. With
   `OTEL_TRACES_EXPORTER=none` the batches go nowhere after the plugins, on the same
-  schedule.
+  schedule; spans are then queued only because a plugin is installed, even one that
+  ignores them.
 - [`Plugin::on_metric`]: on the thread that records the value, inside the request
   for HTTP metrics. It must be cheap (count, sample into an atomic, push to a
   channel); without a plugin the check costs one relaxed atomic load.
@@ -53,7 +54,8 @@ pub trait Plugin: Send + Sync {
     /// A stable name; equal priorities run in name order.
     fn name(&self) -> &str;
 
-    /// A sampled span has ended and is about to be exported.
+    /// A sampled span has ended and is about to be exported (with
+    /// `OTEL_TRACES_EXPORTER=none`, about to be dropped).
     #[cfg(feature = "tracing")]
     fn on_span_end(&self, span: &opentelemetry_sdk::trace::SpanData) {
         let _ = span;

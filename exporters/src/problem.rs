@@ -69,6 +69,20 @@ pub fn dropped(why: Dropped) -> u64 {
     DROPPED[why as usize].load(Ordering::Relaxed)
 }
 
+/// `text` from outside (a collector's message) made fit for one line of a report: at
+/// most `max` characters, trimmed, control characters as spaces, and the characters
+/// that reorder text on a terminal (bidirectional controls) left out.
+#[cfg(feature = "tracing")]
+pub(crate) fn one_line(text: &str, max: usize) -> String {
+    let reorders = |c: char| matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    text.trim()
+        .chars()
+        .filter(|&c| !reorders(c))
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(max)
+        .collect()
+}
+
 /// How often a kind of problem may be printed again.
 const QUIET: Duration = Duration::from_secs(60);
 

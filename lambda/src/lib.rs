@@ -161,9 +161,13 @@ pub fn configure(config: &mut Config, env: &Env) {
     if !detected() {
         return;
     }
-    let Ok(function) = function::current() else {
-        return;
-    };
+    if let Ok(function) = function::current() {
+        configure_for(config, env, function);
+    }
+}
+
+/// [`configure`] for `function`.
+fn configure_for(config: &mut Config, env: &Env, function: &Function) {
     if env.lookup("COLDSTART_METRICS_ADDR").is_none() {
         config.metrics_addr = None;
     }
@@ -181,4 +185,49 @@ pub fn configure(config: &mut Config, env: &Env) {
     let mut attributes = function.resource_attributes();
     attributes.append(&mut config.resource_attributes);
     config.resource_attributes = attributes;
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn configured(vars: &[(&str, &str)]) -> Config {
+        let function = Function::from_lookup(|key| {
+            let value = match key {
+                "AWS_LAMBDA_RUNTIME_API" => "127.0.0.1:9001",
+                "AWS_LAMBDA_FUNCTION_NAME" => "hello",
+                "AWS_LAMBDA_FUNCTION_VERSION" => "7",
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE" => "512",
+                "AWS_REGION" => "eu-west-1",
+                _ => return None,
+            };
+            Some(value.to_owned())
+        })
+        .unwrap();
+        let env = Env::fixed(vars.iter().copied());
+        let (mut config, errors) = Config::from(&env);
+        assert!(errors.is_empty(), "{errors:?}");
+        configure_for(&mut config, &env, &function);
+        config
+    }
+
+    /// Without an endpoint nothing is exported, but tracing stays on: spans are made and
+    /// propagated, as `OTEL_TRACES_EXPORTER=none` would have them. Nothing listens
+    /// for scrapes, and the service is named after the function.
+    #[test]
+    fn without_an_endpoint_spans_are_made_but_not_exported() {
+        let config = configured(&[]);
+        assert!(config.traces && !config.export_traces);
+        assert!(config.trace_context);
+        assert_eq!(config.metrics_addr, None);
+        assert_eq!(config.service_name, "hello");
+
+        let config = configured(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")]);
+        assert!(config.traces && config.export_traces);
+        let config = configured(&[("OTEL_TRACES_EXPORTER", "otlp")]);
+        assert!(config.export_traces, "the environment decided");
+        let config = configured(&[("OTEL_SDK_DISABLED", "true")]);
+        assert!(!config.traces && !config.export_traces);
+    }
 }

@@ -1,6 +1,8 @@
 //! The tower layer on a tonic server, over HTTP/2, as users add it
 //! (`Server::builder().layer(..)`): a gRPC response ends with a trailers frame, after
 //! which the server polls the body no more, and the first response is marked then.
+//! tonic's body says it has ended before it yields its trailers, so this checks the
+//! layer in place; `first_response_http2.rs` checks a body that never says so.
 //! The service is the OTLP trace service from the official protobuf definitions
 //! (`opentelemetry-proto`), answered by tonic and called by tonic's client. One test:
 //! the lifecycle is process-wide.

@@ -515,16 +515,11 @@ fn tracing_spans_are_exported_and_log_lines_carry_their_ids() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-    use std::io::BufRead as _;
+    let stdout = child.stdout.take().unwrap();
     let _server = Reaper(child);
     let traceparent = format!("traceparent: 00-{TRACE_ID}-{PARENT_ID}-01\r\n");
     assert!(get_with(port, "/", &traceparent).ends_with("hello\n"));
-    let line = stdout
-        .lines()
-        .map_while(Result::ok)
-        .find(|l| l.contains("answering"))
-        .unwrap();
+    let line = line_with(stdout, "answering");
     let log: serde_json::Value = serde_json::from_str(&line).unwrap();
     assert_eq!(log["level"], "DEBUG");
     assert_eq!(log["target"], "http_server");
@@ -571,16 +566,18 @@ fn without_a_trace_exporter_spans_are_made_but_never_sent() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-        use std::io::BufRead as _;
+        let stdout = child.stdout.take().unwrap();
+        let mut server = Reaper(child);
         let traceparent = format!("traceparent: 00-{TRACE_ID}-{PARENT_ID}-01\r\n");
         assert!(get_with(port, "/", &traceparent).ends_with("hello\n"));
         assert!(get_with(port, "/", &traceparent).ends_with("hello\n"));
-        let mut lines = stdout.lines().map_while(Result::ok);
-        let line = lines.find(|l| l.contains("answering")).unwrap();
+        let line = line_with(stdout, "answering");
         // The final flush runs at SIGTERM: it must send nothing either.
-        assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
-        assert!(child.wait().unwrap().success());
+        assert_eq!(
+            unsafe { libc::kill(server.0.id() as i32, libc::SIGTERM) },
+            0
+        );
+        assert!(server.0.wait().unwrap().success());
         serde_json::from_str(&line).unwrap()
     };
 
@@ -600,6 +597,26 @@ fn without_a_trace_exporter_spans_are_made_but_never_sent() {
     );
 }
 
+/// The first line of `stdout` that contains `needle`, read on a thread: a line that
+/// never comes fails the test after 10 s instead of hanging it.
+#[cfg(feature = "logs")]
+fn line_with(stdout: std::process::ChildStdout, needle: &'static str) -> String {
+    use std::io::BufRead as _;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let line = std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .find(|l| l.contains(needle));
+        let _ = tx.send(line);
+    });
+    match rx.recv_timeout(Duration::from_secs(10)) {
+        Ok(Some(line)) => line,
+        Ok(None) => panic!("the server's output ended without a line with `{needle}`"),
+        Err(_) => panic!("no line with `{needle}` within 10 s"),
+    }
+}
+
 /// Serves `n` requests; all must be answered.
 fn serve_all(port: u16, n: usize) {
     for i in 0..n {
@@ -614,6 +631,17 @@ fn serve_all(port: u16, n: usize) {
 /// Runs the example against a broken OTLP endpoint and checks that every request is
 /// answered, the drop is counted, and the problem is reported on one line.
 fn survives_a_broken_collector(endpoint: String, extra: &[(&str, String)], reason: &str) -> String {
+    survives_a_broken_collector_then(endpoint, extra, reason, |_| {})
+}
+
+/// [`survives_a_broken_collector`], then `after` with the port of `/metrics` while the
+/// server still runs.
+fn survives_a_broken_collector_then(
+    endpoint: String,
+    extra: &[(&str, String)],
+    reason: &str,
+    after: impl FnOnce(u16),
+) -> String {
     let mport = free_port();
     let mut vars = vec![
         ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint),
@@ -652,6 +680,7 @@ fn survives_a_broken_collector(endpoint: String, extra: &[(&str, String)], reaso
         kinds.len(),
         "one line per kind, not a storm:\n{said}"
     );
+    after(mport);
     said
 }
 
@@ -725,7 +754,19 @@ fn spans_a_collector_rejects_are_counted_and_reported_once() {
     let Some(collector) = Collector::start(test, "reject") else {
         return;
     };
-    let said = survives_a_broken_collector(collector.endpoint(), &[], "rejected");
+    // Each of the 50 requests' spans is rejected once, and counted once, as nothing
+    // but `rejected`.
+    let every_span_once = |mport| {
+        let counted = poll(Duration::from_secs(10), || {
+            let exposition = scrape(mport);
+            (dropped(&exposition, "rejected") >= 50.0).then_some(exposition)
+        })
+        .unwrap_or_else(|| scrape(mport));
+        assert_eq!(dropped(&counted, "rejected"), 50.0, "{counted}");
+        assert_eq!(dropped(&counted, "export_failed"), 0.0, "{counted}");
+    };
+    let said =
+        survives_a_broken_collector_then(collector.endpoint(), &[], "rejected", every_span_once);
     assert!(
         said.contains("the collector rejected") && said.contains("rejected (--mode reject)"),
         "{said}"

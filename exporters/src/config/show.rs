@@ -122,7 +122,12 @@ impl Config {
             ),
             (
                 "OTEL_TRACES_EXPORTER",
-                if self.export_traces { "otlp" } else { "none" }.to_owned(),
+                match (self.traces, self.export_traces) {
+                    (false, _) => "(tracing is off: OTEL_SDK_DISABLED)",
+                    (true, true) => "otlp",
+                    (true, false) => "none",
+                }
+                .to_owned(),
             ),
             ("OTEL_TRACES_SAMPLER", self.sampler.name().to_owned()),
             ("OTEL_TRACES_SAMPLER_ARG", sampler_arg),

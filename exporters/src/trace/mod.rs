@@ -17,7 +17,7 @@ mod queue;
 pub mod sampler;
 pub mod tracer;
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use opentelemetry::KeyValue;
@@ -71,17 +71,22 @@ pub(crate) fn install(config: &Config, service_version: Option<&'static str>) {
     }
     opentelemetry::global::set_text_map_propagator(TextMapCompositePropagator::new(propagators));
 
-    // Without an exporter or a plugin to take them, ended spans are not kept at all.
-    let kept = config.export_traces || crate::plugin::any();
     let core = CORE.get_or_init(|| Core {
         sampler: sampler(config),
         limits: span_limits(config),
-        queue: kept.then(|| Queue::new(config.queue)),
+        queue: keeps_spans(config).then(|| Queue::new(config.queue)),
     });
     let _ = SERVICE_VERSION.set(service_version);
     let provider = Provider::new(core);
     let _ = TRACER.set(provider.tracer(SCOPE));
     opentelemetry::global::set_tracer_provider(provider);
+}
+
+/// Whether ended spans are kept for anything: an exporter, or a plugin to see them.
+/// Without either they are made (for propagation and log lines) and dropped when they
+/// end. Known once the plugins are installed.
+pub(crate) fn keeps_spans(config: &Config) -> bool {
+    config.traces && (config.export_traces || crate::plugin::any())
 }
 
 fn span_limits(config: &Config) -> SpanLimits {
@@ -180,7 +185,7 @@ static EXPORTER: OnceLock<Option<Shared>> = OnceLock::new();
 /// Builds the OTLP exporter (when spans are exported) and starts draining the queue;
 /// registers the final flush at shutdown. Call it after the first response, inside
 /// the runtime. Only the first call does anything; it returns the sink, `None` when
-/// no span is kept.
+/// no span is kept or the exporter could not be built.
 pub(crate) fn start(config: &Config) -> Option<&'static Shared> {
     EXPORTER.get_or_init(|| build_and_run(config)).as_ref()
 }
@@ -297,10 +302,24 @@ fn https(url: &str) -> bool {
         .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"))
 }
 
-/// Counts and reports the spans an OTLP/HTTP collector says it rejected (a partial
-/// success) in `answer`, the body of a successful export's answer. An answer that is
-/// empty, or not the protobuf answer, rejects nothing.
-pub(crate) fn count_rejected(answer: &[u8]) {
+/// What a collector said of the spans it took, in an OTLP partial success.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Partial {
+    /// How many spans it says it rejected, as it says it (the queue caps it by the
+    /// batch).
+    pub(crate) rejected: u64,
+    /// Its reason or warning, made fit for one line.
+    pub(crate) message: String,
+}
+
+/// The partial success of the last OTLP/HTTP export, until the queue takes it with
+/// that export's outcome: opentelemetry-otlp reads the answer too, but only logs it.
+static PARTIAL: Mutex<Option<Partial>> = Mutex::new(None);
+
+/// Keeps the partial success in `answer`, the body of a successful export's answer,
+/// for [`take_partial`]. An answer that is empty, not the protobuf answer, or a full
+/// success keeps nothing.
+pub(crate) fn note_answer(answer: &[u8]) {
     use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
     use prost::Message as _;
     let Some(partial) = ExportTraceServiceResponse::decode(answer)
@@ -309,23 +328,16 @@ pub(crate) fn count_rejected(answer: &[u8]) {
     else {
         return;
     };
-    let Ok(rejected @ 1..) = u64::try_from(partial.rejected_spans) else {
-        return;
-    };
-    problem::drop_count(problem::Dropped::SpanRejected, rejected);
-    let why = match partial.error_message.trim() {
-        "" => "no reason given".to_owned(),
-        message => message
-            .chars()
-            .map(|c| if c.is_control() { ' ' } else { c })
-            .take(200)
-            .collect(),
-    };
-    problem::report("span-rejected", || {
-        format!(
-            "traces: the collector rejected {rejected} spans ({why}); they are counted in coldstart_telemetry_dropped_total"
-        )
-    });
+    let rejected = u64::try_from(partial.rejected_spans).unwrap_or(0);
+    let message = problem::one_line(&partial.error_message, 200);
+    if rejected > 0 || !message.is_empty() {
+        *PARTIAL.lock().unwrap_or_else(|p| p.into_inner()) = Some(Partial { rejected, message });
+    }
+}
+
+/// The partial success noted since the last call, once.
+pub(crate) fn take_partial() -> Option<Partial> {
+    PARTIAL.lock().unwrap_or_else(|p| p.into_inner()).take()
 }
 
 /// The OTLP/HTTP exporter's client, kept to say why an export failed.
@@ -396,40 +408,6 @@ mod tests {
     use std::time::Duration;
 
     use opentelemetry_sdk::trace::SpanExporter as _;
-
-    /// A partial success counts its rejected spans; anything else in a successful
-    /// answer (nothing, something that is not the answer, a count that makes no sense)
-    /// counts none.
-    #[test]
-    fn spans_a_collector_rejects_are_counted() {
-        use crate::problem::{Dropped, dropped};
-        use opentelemetry_proto::tonic::collector::trace::v1::{
-            ExportTracePartialSuccess, ExportTraceServiceResponse,
-        };
-        use prost::Message as _;
-        let answer = |rejected_spans: i64| {
-            ExportTraceServiceResponse {
-                partial_success: Some(ExportTracePartialSuccess {
-                    rejected_spans,
-                    error_message: "too old\nto keep".into(),
-                }),
-            }
-            .encode_to_vec()
-        };
-        let before = dropped(Dropped::SpanRejected);
-        super::count_rejected(&answer(3));
-        assert_eq!(dropped(Dropped::SpanRejected), before + 3);
-        for answer in [
-            Vec::new(),
-            b"{\"partialSuccess\":{}}".to_vec(),
-            answer(0),
-            answer(-2),
-            ExportTraceServiceResponse::default().encode_to_vec(),
-        ] {
-            super::count_rejected(&answer);
-        }
-        assert_eq!(dropped(Dropped::SpanRejected), before + 3);
-    }
 
     /// TLS settings are read only for an `https://` collector: a CA file that cannot be
     /// read (or a machine without a CA bundle) leaves a plain collector reachable.

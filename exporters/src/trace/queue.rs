@@ -161,6 +161,9 @@ impl Queue {
             if batch.is_empty() {
                 return;
             }
+            // A partial success noted by an export whose outcome was never seen (cut
+            // off by its timeout) is not this batch's.
+            let _ = super::take_partial();
             let n = batch.len() as u64;
             self.in_flight.store(n, Ordering::Release);
             if crate::plugin::any() {
@@ -178,7 +181,12 @@ impl Queue {
             // `finish` if it gave up on it first.
             let n = self.in_flight.swap(0, Ordering::AcqRel);
             let why = match outcome {
-                Ok(Ok(())) => continue,
+                Ok(Ok(())) => {
+                    if let Some(partial) = super::take_partial() {
+                        count_partial(partial, n);
+                    }
+                    continue;
+                }
                 Ok(Err(e)) => match super::transport_failure() {
                     Some(cause) => format!("{e}: {cause}"),
                     None => e.to_string(),
@@ -195,6 +203,29 @@ impl Queue {
     }
 }
 
+/// Counts the spans a collector rejected in a batch of `batch` spans it took, at
+/// most the batch (a collector may say anything; a batch whose loss `finish` already
+/// counted has 0 left), and says why once; a warning without a rejection is said too.
+fn count_partial(partial: super::Partial, batch: u64) {
+    let rejected = partial.rejected.min(batch);
+    let why = match partial.message.as_str() {
+        "" => "no reason given",
+        message => message,
+    };
+    if rejected > 0 {
+        problem::drop_count(Dropped::SpanRejected, rejected);
+        problem::report("span-rejected", || {
+            format!(
+                "traces: the collector rejected {rejected} spans ({why}); they are counted in coldstart_telemetry_dropped_total"
+            )
+        });
+    } else if partial.rejected == 0 {
+        problem::report("span-warning", || {
+            format!("traces: the collector took the spans with a warning: {why}")
+        });
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -208,6 +239,10 @@ mod tests {
     use opentelemetry_sdk::error::OTelSdkResult;
 
     use super::*;
+
+    /// Held by every test that exports: an export takes the process-wide note of the
+    /// collector's answer, which must not be taken from another test's export.
+    static EXPORTING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
     fn span(n: u8) -> SpanData {
         SpanData {
@@ -255,10 +290,91 @@ mod tests {
         }
     }
 
+    /// Takes each batch, answering as the collector's answer `answer` says (through
+    /// the same note the OTLP/HTTP client makes).
+    #[derive(Debug)]
+    struct Answers(Vec<u8>);
+
+    impl SpanExporter for Answers {
+        async fn export(&self, _batch: Vec<SpanData>) -> OTelSdkResult {
+            super::super::note_answer(&self.0);
+            Ok(())
+        }
+    }
+
+    fn partial_success(rejected_spans: i64, message: &str) -> Vec<u8> {
+        use opentelemetry_proto::tonic::collector::trace::v1::{
+            ExportTracePartialSuccess, ExportTraceServiceResponse,
+        };
+        use prost::Message as _;
+        ExportTraceServiceResponse {
+            partial_success: Some(ExportTracePartialSuccess {
+                rejected_spans,
+                error_message: message.into(),
+            }),
+        }
+        .encode_to_vec()
+    }
+
+    /// Spans a collector rejects in a partial success are counted as `rejected`, never
+    /// more than the batch held, whatever it says; a negative count, a warning alone,
+    /// an empty or unreadable answer, and a note no export of this queue made count
+    /// none. The only test here that notes answers, so the process-wide note and
+    /// counter move for it alone.
+    #[tokio::test]
+    async fn spans_a_collector_rejects_are_counted_up_to_the_batch() {
+        let _serial = EXPORTING.lock().await;
+        let rejected = || problem::dropped(Dropped::SpanRejected);
+        let settings = config::Queue {
+            max_spans: 10,
+            batch: 2,
+            delay: Duration::from_secs(3600),
+            export_timeout: Duration::from_secs(5),
+        };
+        let send = |answer: Vec<u8>, spans: u8| async move {
+            let queue = Queue::new(settings);
+            for n in 0..spans {
+                queue.push(span(n));
+            }
+            let exporter = Arc::new(tokio::sync::Mutex::new(Answers(answer)));
+            let before = rejected();
+            queue.flush(&exporter, None).await;
+            rejected() - before
+        };
+        // Two batches (2 and 1 spans), each said to have lost 1.
+        assert_eq!(send(partial_success(1, "too old"), 3).await, 2);
+        // A count past the batch, as a broken collector might say.
+        assert_eq!(send(partial_success(i64::MAX, "all\nof them"), 2).await, 2);
+        for answer in [
+            partial_success(-2, "odd"),
+            partial_success(0, "a warning"),
+            partial_success(0, ""),
+            Vec::new(),
+            b"{\"partialSuccess\":{}}".to_vec(),
+        ] {
+            assert_eq!(send(answer, 2).await, 0);
+        }
+        // A note left by an export whose outcome was never seen is not the next one's.
+        super::super::note_answer(&partial_success(5, "stale"));
+        assert_eq!(send(Vec::new(), 2).await, 0);
+    }
+
+    /// The collector's message in a report is one line, without characters that
+    /// reorder text on a terminal.
+    #[test]
+    fn a_collectors_message_is_made_one_line() {
+        assert_eq!(
+            problem::one_line("  too old\nto\u{202e}keep\t ", 200),
+            "too old tokeep"
+        );
+        assert_eq!(problem::one_line("abcdef", 3), "abc");
+    }
+
     /// At shutdown, what the last export cannot send by its deadline is counted and
     /// returned, including a batch the scheduled export is still waiting on.
     #[tokio::test]
     async fn the_last_export_counts_what_it_leaves_behind() {
+        let _serial = EXPORTING.lock().await;
         let queue = Queue::new(config::Queue {
             max_spans: 10,
             batch: 2,
@@ -293,6 +409,7 @@ mod tests {
     /// process-wide counter moves for it alone.
     #[tokio::test]
     async fn before_the_exporter_starts_the_queue_keeps_its_bound_and_counts_the_rest() {
+        let _serial = EXPORTING.lock().await;
         let queue = Queue::new(config::Queue {
             max_spans: 3,
             batch: 2,

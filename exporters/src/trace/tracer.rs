@@ -1,5 +1,6 @@
 /*!
-coldstart's tracer: spans that go straight into the span queue.
+coldstart's tracer: spans that go straight into the span queue (when an exporter or a
+plugin takes them; otherwise they are dropped as they end).
 
 It does for a span what the SDK's tracer does: a sampling decision from the configured
 sampler, random ids, the caller's trace continued, the span limits, nothing recorded

@@ -74,7 +74,9 @@ fn mark(marked: &mut bool) {
 /// A task spawned from a worker thread goes to that worker's LIFO slot, which no
 /// other worker steals, so it runs right after the current poll; on a
 /// `current_thread` runtime it runs after the current task too. Outside a runtime
-/// there is no later: it is marked at once.
+/// there is no later: it is marked at once. Over HTTP/2 the body is sent from a task
+/// of the stream's own and the connection's task writes the frames, so there the mark
+/// may run beside that write.
 fn mark_after_this_poll() {
     // The server may ask `is_end_stream` many times before the mark runs.
     static SCHEDULED: AtomicBool = AtomicBool::new(false);
