@@ -86,11 +86,6 @@ fn settings(env: &Env) -> (Vec<Row>, Vec<String>) {
                 ("OTEL_SERVICE_NAME", None) if !value_from_attributes(&config) => {
                     "(the executable's name)".to_owned()
                 }
-                // The exporter reads the headers variables itself: show their names.
-                (_, Some(Layer::Variable)) if variable.ends_with("_HEADERS") && !rejected => env
-                    .lookup(from)
-                    .map(|(raw, _)| header_names(&raw.to_string_lossy()))
-                    .unwrap_or(value),
                 _ => value,
             };
             Row {
@@ -115,15 +110,6 @@ fn otlp_names(variable: &str) -> Option<[&'static str; 2]> {
         known(format!("OTEL_EXPORTER_OTLP_TRACES_{setting}"))?,
         known(format!("OTEL_EXPORTER_OTLP_{setting}"))?,
     ])
-}
-
-/// `name=<hidden>,...` for a headers value: the names, never the values.
-fn header_names(raw: &str) -> String {
-    raw.split(',')
-        .filter_map(|pair| pair.split_once('='))
-        .map(|(name, _)| format!("{}=<hidden>", name.trim()))
-        .collect::<Vec<_>>()
-        .join(",")
 }
 
 fn value_from_attributes(config: &Config) -> bool {

@@ -1,6 +1,6 @@
 /*!
-The HTTP/1.1 client the exporters send with: the OTLP/HTTP span exporter and the
-Pushgateway push. It runs on hyper's connection API, on the program's runtime (no
+The HTTP/1.1 client the exporters send with: the OTLP/HTTP span exporter (through
+`trace::otlp`) and the Pushgateway push. It runs on hyper's connection API, on the program's runtime (no
 thread of its own), keeps one idle connection for the next request to the same
 place, and bounds each exchange, connection included, by a timeout.
 
@@ -268,23 +268,6 @@ fn origin_form(request: Request<Bytes>, origin: &Origin) -> Result<Request<Bytes
         .to_owned();
     head.uri = path.parse().map_err(|e| format!("`{}`: {e}", head.uri))?;
     Ok(Request::from_parts(head, body))
-}
-
-/// The OTLP/HTTP exporter's transport. It also reads the collector's answer for spans
-/// it rejected, which opentelemetry-otlp only logs.
-#[cfg(feature = "tracing")]
-#[async_trait::async_trait]
-impl opentelemetry_http::HttpClient for Client {
-    async fn send_bytes(
-        &self,
-        request: Request<Bytes>,
-    ) -> Result<Response<Bytes>, opentelemetry_http::HttpError> {
-        let response = self.send(request).await?;
-        if response.status().is_success() {
-            crate::trace::note_answer(response.body());
-        }
-        Ok(response)
-    }
 }
 
 #[cfg(test)]

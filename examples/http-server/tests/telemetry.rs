@@ -292,6 +292,83 @@ fn the_first_requests_span_reaches_an_otlp_receiver_over_grpc() {
     assert_eq!(span["transport"], "grpc");
 }
 
+/// The headers (or gRPC metadata) the collector received with the span of a request
+/// the example answered with `vars`; `case` numbers the request's trace.
+fn headers_sent(collector: &Collector, case: u8, vars: &[(&str, &str)]) -> serde_json::Value {
+    let mut all = vec![
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", collector.endpoint()),
+        ("COLDSTART_METRICS_ADDR", "off".into()),
+    ];
+    all.extend(vars.iter().map(|(k, v)| (*k, (*v).to_owned())));
+    let (port, _server, _lines) = server(&all);
+    let trace = format!("{case:032x}");
+    let traceparent = format!("traceparent: 00-{trace}-{PARENT_ID}-01\r\n");
+    assert!(get_with(port, "/", &traceparent).ends_with("hello\n"));
+    collector.span_of(&trace)["headers"].clone()
+}
+
+/// Exactly the headers coldstart read are sent, decoded, the traces-only variable
+/// replacing the general one whole; a headers variable coldstart refuses sends
+/// nothing, though opentelemetry-otlp (which reads the variables too) would send the
+/// pairs it can parse.
+fn only_the_headers_coldstart_read_are_sent(test: &str, grpc: bool) {
+    let Some(collector) = Collector::start_with(test, "ok", grpc, None) else {
+        return;
+    };
+    let protocol = if grpc { "grpc" } else { "http/protobuf" };
+    let general = "x-tenant=a%20b,authorization=Bearer%20t0k";
+    let sent = headers_sent(
+        &collector,
+        1,
+        &[
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol),
+            ("OTEL_EXPORTER_OTLP_HEADERS", general),
+        ],
+    );
+    assert_eq!(sent["x-tenant"], "a b", "{sent}");
+    assert_eq!(sent["authorization"], "Bearer t0k", "{sent}");
+    let sent = headers_sent(
+        &collector,
+        2,
+        &[
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol),
+            ("OTEL_EXPORTER_OTLP_HEADERS", general),
+            ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "x-tenant=c"),
+        ],
+    );
+    assert_eq!(sent["x-tenant"], "c", "{sent}");
+    assert!(
+        sent.get("authorization").is_none(),
+        "replaced whole: {sent}"
+    );
+    let sent = headers_sent(
+        &collector,
+        3,
+        &[
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol),
+            ("OTEL_EXPORTER_OTLP_HEADERS", "x-tenant=a,no-value-here"),
+        ],
+    );
+    assert!(sent.get("x-tenant").is_none(), "{sent}");
+}
+
+#[test]
+fn only_the_headers_coldstart_read_are_sent_over_http() {
+    only_the_headers_coldstart_read_are_sent(
+        "only_the_headers_coldstart_read_are_sent_over_http",
+        false,
+    );
+}
+
+#[cfg(feature = "grpc")]
+#[test]
+fn only_the_headers_coldstart_read_are_sent_over_grpc() {
+    only_the_headers_coldstart_read_are_sent(
+        "only_the_headers_coldstart_read_are_sent_over_grpc",
+        true,
+    );
+}
+
 /// A receiver that requires client certificates gets the span from an exporter
 /// with a certificate from its CA, and nothing from one without a certificate, with
 /// a certificate from another CA, or that does not trust the receiver's CA: those

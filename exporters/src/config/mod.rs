@@ -329,9 +329,9 @@ pub struct Config {
     /// as given, else `OTEL_EXPORTER_OTLP_ENDPOINT` plus `/v1/traces` over HTTP);
     /// `None` for the protocol's default on localhost.
     pub otlp_endpoint: Option<String>,
-    /// Headers for every export (`OTEL_EXPORTER_OTLP_HEADERS`, then
-    /// `..._TRACES_HEADERS`), from the file or code: opentelemetry-otlp reads the
-    /// environment variables itself.
+    /// Headers for every export (`OTEL_EXPORTER_OTLP_TRACES_HEADERS`, else
+    /// `OTEL_EXPORTER_OTLP_HEADERS`, decoded): exactly these are sent, whatever
+    /// opentelemetry-otlp reads from the environment itself.
     pub otlp_headers: Vec<(String, String)>,
     /// `OTEL_RESOURCE_ATTRIBUTES`, decoded.
     pub resource_attributes: Vec<(String, String)>,
@@ -799,13 +799,14 @@ fn read_endpoint(r: &mut Reader<'_>, protocol: Protocol) -> Option<String> {
     })
 }
 
-/// Export headers set in the file or in code; opentelemetry-otlp reads the
-/// environment's own, and a variable replaces the file's value for the same name.
+/// Export headers: `OTEL_EXPORTER_OTLP_TRACES_HEADERS` when it is set and readable,
+/// else `OTEL_EXPORTER_OTLP_HEADERS`, each whole, as the other OpenTelemetry SDKs
+/// read them (the signal's own setting replaces the general one, it is not merged
+/// into it). A value that cannot be read entirely sends nothing of itself.
 fn read_headers(r: &mut Reader<'_>) -> Vec<(String, String)> {
-    let mut headers: Vec<(String, String)> = Vec::new();
     for key in [
-        "OTEL_EXPORTER_OTLP_HEADERS",
         "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+        "OTEL_EXPORTER_OTLP_HEADERS",
     ] {
         let Some((raw, layer)) = r.layered(key) else {
             continue;
@@ -816,8 +817,9 @@ fn read_headers(r: &mut Reader<'_>) -> Vec<(String, String)> {
                     && http::HeaderValue::try_from(v.as_str()).is_ok()
             })
         });
-        match (valid, layer) {
-            (None, _) => r.refuse(
+        match valid {
+            Some(pairs) => return pairs,
+            None => r.refuse(
                 key,
                 // Header values are often secrets: never repeat them.
                 "<not shown>".to_owned(),
@@ -825,16 +827,9 @@ fn read_headers(r: &mut Reader<'_>) -> Vec<(String, String)> {
                 "comma-separated `name=value` pairs, values percent-encoded",
                 "no headers from it are sent",
             ),
-            (Some(_), Layer::Variable) => {}
-            (Some(pairs), _) => {
-                for (k, v) in pairs {
-                    headers.retain(|(name, _)| !name.eq_ignore_ascii_case(&k));
-                    headers.push((k, v));
-                }
-            }
         }
     }
-    headers
+    Vec::new()
 }
 
 /// `k1=v1,k2=v2` with percent-encoded values (W3C baggage style, as the OpenTelemetry
@@ -1405,7 +1400,7 @@ mod tests {
     #[test]
     fn headers_from_the_file_are_decoded_and_never_echoed() {
         let (c, errors) = with_file(
-            "[otel]\nexporter_otlp_headers = \"authorization=Bearer%20abc,x-tenant=7\"\nexporter_otlp_traces_headers = \"x-tenant=8\"\n",
+            "[otel]\nexporter_otlp_headers = \"authorization=Bearer%20abc,x-tenant=7\"\n",
             &[],
         );
         assert!(errors.is_empty(), "{errors:?}");
@@ -1413,17 +1408,36 @@ mod tests {
             c.otlp_headers,
             [
                 ("authorization".to_owned(), "Bearer abc".to_owned()),
-                ("x-tenant".to_owned(), "8".to_owned())
+                ("x-tenant".to_owned(), "7".to_owned())
             ]
-        );
-        let (c, errors) = config(&[("OTEL_EXPORTER_OTLP_HEADERS", "authorization=Bearer abc")]);
-        assert!(
-            errors.is_empty() && c.otlp_headers.is_empty(),
-            "opentelemetry-otlp reads the variable itself"
         );
         let (_, errors) = config(&[("OTEL_EXPORTER_OTLP_HEADERS", "token-without-value-secret")]);
         assert_eq!(errors[0].key, "OTEL_EXPORTER_OTLP_HEADERS");
         assert!(!errors[0].to_string().contains("secret"), "{}", errors[0]);
+    }
+
+    /// The traces-only variable replaces the general one whole, from whichever layer;
+    /// one that cannot be read leaves the general one in use.
+    #[test]
+    fn the_traces_headers_replace_the_general_ones() {
+        let (c, errors) = with_file(
+            "[otel]\nexporter_otlp_traces_headers = \"x-tenant=8\"\n",
+            &[(
+                "OTEL_EXPORTER_OTLP_HEADERS",
+                "authorization=Bearer%20abc,x-tenant=7",
+            )],
+        );
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(c.otlp_headers, [("x-tenant".to_owned(), "8".to_owned())]);
+        let (c, errors) = config(&[
+            ("OTEL_EXPORTER_OTLP_HEADERS", "authorization=Bearer%20abc"),
+            ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "x-tenant=8,broken"),
+        ]);
+        assert_eq!(errors[0].key, "OTEL_EXPORTER_OTLP_TRACES_HEADERS");
+        assert_eq!(
+            c.otlp_headers,
+            [("authorization".to_owned(), "Bearer abc".to_owned())]
+        );
     }
 
     #[test]

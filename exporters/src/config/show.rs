@@ -35,7 +35,7 @@ impl Config {
         };
         let endpoint = self.otlp_endpoint_or_default().to_owned();
         let headers = if self.otlp_headers.is_empty() {
-            "(none from the file or code)".to_owned()
+            "(none)".to_owned()
         } else {
             self.otlp_headers
                 .iter()

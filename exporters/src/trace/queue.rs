@@ -297,7 +297,7 @@ mod tests {
 
     impl SpanExporter for Answers {
         async fn export(&self, _batch: Vec<SpanData>) -> OTelSdkResult {
-            super::super::note_answer(&self.0);
+            super::super::otlp::note_answer(&self.0);
             Ok(())
         }
     }
@@ -355,7 +355,7 @@ mod tests {
             assert_eq!(send(answer, 2).await, 0);
         }
         // A note left by an export whose outcome was never seen is not the next one's.
-        super::super::note_answer(&partial_success(5, "stale"));
+        super::super::otlp::note_answer(&partial_success(5, "stale"));
         assert_eq!(send(Vec::new(), 2).await, 0);
     }
 

@@ -10,7 +10,8 @@ OpenTelemetry project defines.
 
 It serves OTLP/HTTP (`POST /v1/traces`, binary protobuf) and/or OTLP/gRPC
 (`TraceService/Export`) on 127.0.0.1, optionally over TLS or mutual TLS, and
-appends every span it accepts to a JSON-lines file that a test can read.
+appends every span it accepts to a JSON-lines file that a test can read, each with
+the headers (or gRPC metadata) of the request that carried it.
 
     python3 otlp_receiver.py --out spans.jsonl --http-port 0 --grpc-port 0 \
         [--tls-cert server.pem --tls-key server.key] [--client-ca ca.pem] \
@@ -74,7 +75,10 @@ class SpanLog:
         self._file = open(path, "a", encoding="utf-8")
         self._lock = threading.Lock()
 
-    def record(self, transport, request):
+    def record(self, transport, request, headers):
+        """`headers`: the export request's HTTP headers or gRPC metadata, kept with
+        each of its spans, names in lower case."""
+        headers = {k.lower(): v for k, v in headers}
         lines = []
         for rs in request.resource_spans:
             resource = attributes(rs.resource.attributes)
@@ -82,6 +86,7 @@ class SpanLog:
                 for span in ss.spans:
                     lines.append(json.dumps({
                         "transport": transport,
+                        "headers": headers,
                         "trace_id": span.trace_id.hex(),
                         "span_id": span.span_id.hex(),
                         "parent_span_id": span.parent_span_id.hex(),
@@ -148,7 +153,7 @@ def make_http_server(port, mode, spans, tls):
                 return self.reply(400, f"bad request: {e}".encode(), "text/plain")
             if mode == "reject":
                 return self.reply(200, rejection(request).SerializeToString())
-            spans.record("http", request)
+            spans.record("http", request, self.headers.items())
             self.reply(200, trace_service_pb2.ExportTraceServiceResponse().SerializeToString())
 
         def log_message(self, fmt, *args):
@@ -187,7 +192,7 @@ class TraceService(trace_service_pb2_grpc.TraceServiceServicer):
             context.abort(grpc.StatusCode.UNAVAILABLE, "unavailable (--mode error)")
         if self.mode == "reject":
             return rejection(request)
-        self.spans.record("grpc", request)
+        self.spans.record("grpc", request, context.invocation_metadata())
         return trace_service_pb2.ExportTraceServiceResponse()
 
 
