@@ -74,14 +74,22 @@ fn settings(env: &Env) -> (Vec<Row>, Vec<String>) {
         .effective()
         .into_iter()
         .map(|(variable, value)| {
-            // The traces-only name wins over the general one, as the exporter reads them.
-            let from = otlp_names(variable)
-                .into_iter()
-                .flatten()
-                .find(|name| env.lookup(name).is_some())
+            // The traces-only name wins over the general one, as the exporter reads
+            // them, unless it is empty or was refused: then the next one is read.
+            let names = otlp_names(variable).unwrap_or([variable, variable]);
+            let set = |name: &&str| {
+                env.lookup(name)
+                    .is_some_and(|(v, _)| !v.to_string_lossy().trim().is_empty())
+            };
+            let refused = |name: &&str| errors.iter().any(|e| e.key == *name);
+            let from = names
+                .iter()
+                .find(|name| set(name) && !refused(name))
+                .or_else(|| names.iter().find(|name| set(name)))
+                .copied()
                 .unwrap_or(variable);
             let layer = env.lookup(from).map(|(_, l)| l);
-            let rejected = errors.iter().any(|e| e.key == from);
+            let rejected = refused(&from);
             let value = match (variable, layer) {
                 ("OTEL_SERVICE_NAME", None) if !value_from_attributes(&config) => {
                     "(the executable's name)".to_owned()

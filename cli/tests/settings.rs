@@ -188,3 +188,40 @@ fn doctor_says_which_otlp_variable_a_value_came_through() {
     assert_eq!(row("OTEL_EXPORTER_OTLP_CERTIFICATE").1, "default");
     assert!(!String::from_utf8_lossy(&out.stdout).contains("k3y"));
 }
+
+/// A traces-only value that was refused, or is empty, leaves the general one in use:
+/// the rows say the value came through the general variable.
+#[test]
+fn doctor_names_the_general_variable_when_the_traces_one_is_not_used() {
+    let out = Command::new(DOCTOR)
+        .args(["doctor", "--json"])
+        .env_clear()
+        .env("OTEL_EXPORTER_OTLP_HEADERS", "x-api-key=k3y")
+        .env("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "x-team=a,broken")
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318")
+        .env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", " ")
+        .output()
+        .unwrap();
+    let v = succeeded(&out);
+    let rows = v["settings"]["values"].as_array().unwrap();
+    let row = |variable: &str| rows.iter().find(|r| r["variable"] == variable).unwrap();
+    for variable in [
+        "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    ] {
+        let r = row(variable);
+        assert_eq!(r["source"]["layer"], "environment", "{r}");
+        assert_eq!(r["source"]["rejected"], false, "{r}");
+        let general = variable.replace("_TRACES", "");
+        assert_eq!(r["source"]["via"], general.as_str(), "{r}");
+    }
+    assert_eq!(
+        row("OTEL_EXPORTER_OTLP_HEADERS")["value"],
+        "x-api-key=<hidden>"
+    );
+    let problems = v["settings"]["problems"].to_string();
+    assert!(
+        problems.contains("OTEL_EXPORTER_OTLP_TRACES_HEADERS"),
+        "the refusal is still said: {problems}"
+    );
+}

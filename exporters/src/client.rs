@@ -311,7 +311,9 @@ pub(crate) mod tests {
 
     /// A server that answers every request it reads on one connection, then waits
     /// for the next connection; it sends the request heads it read to the test.
-    fn server(answers_per_connection: usize) -> (String, std::sync::mpsc::Receiver<String>) {
+    pub(crate) fn server(
+        answers_per_connection: usize,
+    ) -> (String, std::sync::mpsc::Receiver<String>) {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         let (heads, received) = std::sync::mpsc::channel();

@@ -293,14 +293,27 @@ fn the_first_requests_span_reaches_an_otlp_receiver_over_grpc() {
 }
 
 /// The headers (or gRPC metadata) the collector received with the span of a request
-/// the example answered with `vars`; `case` numbers the request's trace.
-fn headers_sent(collector: &Collector, case: u8, vars: &[(&str, &str)]) -> serde_json::Value {
+/// the example answered with `vars`, in `dir` (where it looks for its configuration
+/// file); `case` numbers the request's trace. No headers variable is inherited.
+fn headers_sent(
+    collector: &Collector,
+    case: u8,
+    dir: &std::path::Path,
+    vars: &[(&str, &str)],
+) -> serde_json::Value {
     let mut all = vec![
         ("OTEL_EXPORTER_OTLP_ENDPOINT", collector.endpoint()),
         ("COLDSTART_METRICS_ADDR", "off".into()),
     ];
     all.extend(vars.iter().map(|(k, v)| (*k, (*v).to_owned())));
-    let (port, _server, _lines) = server(&all);
+    let unset = [
+        "OTEL_EXPORTER_OTLP_HEADERS",
+        "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        "COLDSTART_ENV",
+        "APP_ENV",
+    ];
+    let (port, _server, _lines) = support::start_server_without(SERVER, dir, &all, &unset);
     let trace = format!("{case:032x}");
     let traceparent = format!("traceparent: 00-{trace}-{PARENT_ID}-01\r\n");
     assert!(get_with(port, "/", &traceparent).ends_with("hello\n"));
@@ -316,10 +329,12 @@ fn only_the_headers_coldstart_read_are_sent(test: &str, grpc: bool) {
         return;
     };
     let protocol = if grpc { "grpc" } else { "http/protobuf" };
+    let here = std::path::Path::new(".");
     let general = "x-tenant=a%20b,authorization=Bearer%20t0k";
     let sent = headers_sent(
         &collector,
         1,
+        here,
         &[
             ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol),
             ("OTEL_EXPORTER_OTLP_HEADERS", general),
@@ -327,9 +342,15 @@ fn only_the_headers_coldstart_read_are_sent(test: &str, grpc: bool) {
     );
     assert_eq!(sent["x-tenant"], "a b", "{sent}");
     assert_eq!(sent["authorization"], "Bearer t0k", "{sent}");
+    let agent = sent["user-agent"].as_str().unwrap_or_default();
+    assert!(
+        agent.starts_with("OTel-OTLP-Exporter-Rust (coldstart/"),
+        "{sent}"
+    );
     let sent = headers_sent(
         &collector,
         2,
+        here,
         &[
             ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol),
             ("OTEL_EXPORTER_OTLP_HEADERS", general),
@@ -344,12 +365,32 @@ fn only_the_headers_coldstart_read_are_sent(test: &str, grpc: bool) {
     let sent = headers_sent(
         &collector,
         3,
+        here,
         &[
             ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol),
             ("OTEL_EXPORTER_OTLP_HEADERS", "x-tenant=a,no-value-here"),
         ],
     );
     assert!(sent.get("x-tenant").is_none(), "{sent}");
+    // The file's traces-only headers replace the environment's general ones, which
+    // opentelemetry-otlp would have sent.
+    let dir = temp_dir("headers-file");
+    std::fs::write(
+        dir.join("coldstart.toml"),
+        "[otel]\nexporter_otlp_traces_headers = \"x-tenant=from%20file\"\n",
+    )
+    .unwrap();
+    let sent = headers_sent(
+        &collector,
+        4,
+        &dir,
+        &[
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol),
+            ("OTEL_EXPORTER_OTLP_HEADERS", general),
+        ],
+    );
+    assert_eq!(sent["x-tenant"], "from file", "{sent}");
+    assert!(sent.get("authorization").is_none(), "{sent}");
 }
 
 #[test]

@@ -817,6 +817,12 @@ fn read_headers(r: &mut Reader<'_>) -> Vec<(String, String)> {
                     && http::HeaderValue::try_from(v.as_str()).is_ok()
             })
         });
+        let general = "OTEL_EXPORTER_OTLP_HEADERS";
+        let instead = if key != general && r.layered(general).is_some() {
+            "no headers from it are sent; OTEL_EXPORTER_OTLP_HEADERS is read instead"
+        } else {
+            "no headers from it are sent"
+        };
         match valid {
             Some(pairs) => return pairs,
             None => r.refuse(
@@ -825,7 +831,7 @@ fn read_headers(r: &mut Reader<'_>) -> Vec<(String, String)> {
                 "<not shown>".to_owned(),
                 layer,
                 "comma-separated `name=value` pairs, values percent-encoded",
-                "no headers from it are sent",
+                instead,
             ),
         }
     }
@@ -1416,10 +1422,17 @@ mod tests {
         assert!(!errors[0].to_string().contains("secret"), "{}", errors[0]);
     }
 
-    /// The traces-only variable replaces the general one whole, from whichever layer;
-    /// one that cannot be read leaves the general one in use.
+    /// The traces-only variable replaces the general one whole (in one layer, and
+    /// from a lower layer than the general one's); one that cannot be read leaves the
+    /// general one in use, and says so.
     #[test]
     fn the_traces_headers_replace_the_general_ones() {
+        let (c, errors) = with_file(
+            "[otel]\nexporter_otlp_headers = \"authorization=Bearer%20abc,x-tenant=7\"\nexporter_otlp_traces_headers = \"x-tenant=8\"\n",
+            &[],
+        );
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(c.otlp_headers, [("x-tenant".to_owned(), "8".to_owned())]);
         let (c, errors) = with_file(
             "[otel]\nexporter_otlp_traces_headers = \"x-tenant=8\"\n",
             &[(
@@ -1434,6 +1447,13 @@ mod tests {
             ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "x-tenant=8,broken"),
         ]);
         assert_eq!(errors[0].key, "OTEL_EXPORTER_OTLP_TRACES_HEADERS");
+        assert!(
+            errors[0]
+                .to_string()
+                .ends_with("OTEL_EXPORTER_OTLP_HEADERS is read instead"),
+            "{}",
+            errors[0]
+        );
         assert_eq!(
             c.otlp_headers,
             [("authorization".to_owned(), "Bearer abc".to_owned())]

@@ -116,33 +116,30 @@ pub(crate) fn take_partial() -> Option<Partial> {
 #[derive(Debug)]
 struct OtlpClient {
     client: Client,
+    /// Every header of a request: the configured ones, then the protocol's.
     headers: http::HeaderMap,
 }
 
-/// What opentelemetry-otlp sets on a request that is its own; every other header it
-/// sets (those it reads from `OTEL_EXPORTER_OTLP_HEADERS` itself, a value coldstart may
-/// have refused) is replaced by coldstart's.
-const PROTOCOL_HEADERS: [http::HeaderName; 3] = [
-    http::header::CONTENT_TYPE,
-    http::header::CONTENT_ENCODING,
-    http::header::USER_AGENT,
-];
+/// How the exporter names itself, as the OTLP specification asks (opentelemetry-otlp's
+/// own, which its requests carry, could have come from the environment).
+const USER_AGENT: &str = concat!(
+    "OTel-OTLP-Exporter-Rust (coldstart/",
+    env!("CARGO_PKG_VERSION"),
+    ")"
+);
 
 #[async_trait::async_trait]
 impl opentelemetry_http::HttpClient for OtlpClient {
+    /// Sends the request with coldstart's headers in place of every header
+    /// opentelemetry-otlp set: its own, and those it read from
+    /// `OTEL_EXPORTER_OTLP_TRACES_HEADERS` or `OTEL_EXPORTER_OTLP_HEADERS` itself (a
+    /// value coldstart may have refused). Without a compression feature the body is
+    /// plain protobuf, so nothing else is needed.
     async fn send_bytes(
         &self,
         mut request: http::Request<hyper::body::Bytes>,
     ) -> Result<http::Response<hyper::body::Bytes>, opentelemetry_http::HttpError> {
-        let mut headers = self.headers.clone();
-        for name in PROTOCOL_HEADERS {
-            if let (Some(value), false) =
-                (request.headers().get(&name), headers.contains_key(&name))
-            {
-                headers.insert(name, value.clone());
-            }
-        }
-        *request.headers_mut() = headers;
+        *request.headers_mut() = self.headers.clone();
         let response = self.client.send(request).await?;
         if response.status().is_success() {
             note_answer(response.body());
@@ -151,20 +148,34 @@ impl opentelemetry_http::HttpClient for OtlpClient {
     }
 }
 
-/// The configured headers as HTTP headers (each was checked when read).
+/// A request's headers: the configured ones (each was checked when read; a name given
+/// twice keeps its last value), a user agent unless one was configured, and the
+/// protobuf content type, which is the protocol's and wins.
 fn http_headers(pairs: &[(String, String)]) -> http::HeaderMap {
-    pairs
-        .iter()
-        .filter_map(|(name, value)| {
-            Some((
-                http::HeaderName::try_from(name.as_str()).ok()?,
-                http::HeaderValue::try_from(value.as_str()).ok()?,
-            ))
-        })
-        .collect()
+    let mut headers = http::HeaderMap::new();
+    for (name, value) in pairs {
+        if let (Ok(name), Ok(value)) = (
+            http::HeaderName::try_from(name.as_str()),
+            http::HeaderValue::try_from(value.as_str()),
+        ) {
+            headers.insert(name, value);
+        }
+    }
+    if !headers.contains_key(http::header::USER_AGENT) {
+        headers.insert(
+            http::header::USER_AGENT,
+            http::HeaderValue::from_static(USER_AGENT),
+        );
+    }
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/x-protobuf"),
+    );
+    headers
 }
 
-/// The OTLP/HTTP exporter's client, kept to say why an export failed.
+/// The OTLP/HTTP exporter's client, kept to say why an export failed. Made by the
+/// first exporter built, with its headers: a process builds one.
 static HTTP_CLIENT: OnceLock<Arc<OtlpClient>> = OnceLock::new();
 
 /// Why the last OTLP/HTTP request failed, once; `None` when it did not fail (the
@@ -177,20 +188,12 @@ pub(crate) fn transport_failure() -> Option<String> {
 /// OTLP/gRPC on tonic. With the `tls` feature coldstart builds the channel itself,
 /// to use the standard certificate variables, which opentelemetry-otlp ignores. The
 /// metadata sent is exactly the headers coldstart read: an interceptor replaces what
-/// opentelemetry-otlp adds from `OTEL_EXPORTER_OTLP_HEADERS` itself (a value coldstart
-/// may have refused).
+/// opentelemetry-otlp adds from `OTEL_EXPORTER_OTLP_TRACES_HEADERS` or
+/// `OTEL_EXPORTER_OTLP_HEADERS` itself (a value coldstart may have refused).
 #[cfg(feature = "grpc")]
 fn grpc_exporter(config: &Config) -> Result<SpanExporter, String> {
     use opentelemetry_otlp::WithTonicConfig;
-    let mut metadata = tonic::metadata::MetadataMap::new();
-    for (name, value) in &config.otlp_headers {
-        if let (Ok(name), Ok(value)) = (
-            tonic::metadata::MetadataKey::from_bytes(name.to_ascii_lowercase().as_bytes()),
-            value.parse(),
-        ) {
-            metadata.insert(name, value);
-        }
-    }
+    let metadata = grpc_metadata(&config.otlp_headers);
     let builder = export_config(
         SpanExporter::builder().with_tonic().with_interceptor(
             move |mut request: tonic::Request<()>| {
@@ -203,6 +206,32 @@ fn grpc_exporter(config: &Config) -> Result<SpanExporter, String> {
     #[cfg(feature = "tls")]
     let builder = builder.with_channel(grpc_channel(config)?);
     builder.build().map_err(|e| e.to_string())
+}
+
+/// The configured headers as gRPC metadata (a name ending in `-bin` as binary
+/// metadata, its value's bytes; a name given twice keeps its last value), and a user
+/// agent unless one was configured (tonic adds its own after it).
+#[cfg(feature = "grpc")]
+fn grpc_metadata(pairs: &[(String, String)]) -> tonic::metadata::MetadataMap {
+    use tonic::metadata::{BinaryMetadataValue, MetadataKey, MetadataMap, MetadataValue};
+    let mut metadata = MetadataMap::new();
+    for (name, value) in pairs {
+        let name = name.to_ascii_lowercase();
+        if name.ends_with("-bin") {
+            if let Ok(key) = MetadataKey::from_bytes(name.as_bytes()) {
+                metadata.insert_bin(key, BinaryMetadataValue::from_bytes(value.as_bytes()));
+            }
+        } else if let (Ok(key), Ok(value)) = (
+            MetadataKey::from_bytes(name.as_bytes()),
+            value.parse::<MetadataValue<_>>(),
+        ) {
+            metadata.insert(key, value);
+        }
+    }
+    if !metadata.contains_key("user-agent") {
+        metadata.insert("user-agent", MetadataValue::from_static(USER_AGENT));
+    }
+    metadata
 }
 
 /// A lazily connecting channel to the gRPC endpoint, over TLS for `https://`.
@@ -238,6 +267,94 @@ fn grpc_channel(config: &Config) -> Result<tonic::transport::Channel, String> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use std::time::Duration;
+
+    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    /// What goes out is coldstart's set and the protocol's headers, whatever the
+    /// request opentelemetry-otlp made carried (here: a header it read from the
+    /// environment, its own user agent, a wrong content type).
+    #[tokio::test]
+    async fn an_http_export_carries_exactly_coldstarts_headers() {
+        use opentelemetry_http::HttpClient as _;
+        let (url, heads) = crate::client::tests::server(1);
+        let client = super::OtlpClient {
+            client: crate::client::Client::plain(Duration::from_secs(5)),
+            headers: super::http_headers(&pairs(&[
+                ("X-Tenant", "a b"),
+                ("authorization", "Bearer 1"),
+                ("authorization", "Bearer 2"),
+            ])),
+        };
+        let request = http::Request::post(format!("{url}/v1/traces"))
+            .header("x-from-environment", "refused")
+            .header("user-agent", "OTel-OTLP-Exporter-Rust/0.33.1")
+            .header("content-type", "text/plain")
+            .body(hyper::body::Bytes::from_static(b"payload"))
+            .unwrap();
+        client.send_bytes(request).await.unwrap();
+        let head = heads.recv_timeout(Duration::from_secs(5)).unwrap();
+        let head = head.to_ascii_lowercase();
+        assert!(head.contains("\r\nx-tenant: a b\r\n"), "{head}");
+        assert!(head.contains("\r\nauthorization: bearer 2\r\n"), "{head}");
+        assert!(
+            !head.contains("bearer 1"),
+            "a name given twice keeps its last value: {head}"
+        );
+        assert!(!head.contains("x-from-environment"), "{head}");
+        assert!(
+            head.contains("\r\ncontent-type: application/x-protobuf\r\n"),
+            "{head}"
+        );
+        assert!(
+            head.contains("\r\nuser-agent: otel-otlp-exporter-rust (coldstart/"),
+            "{head}"
+        );
+    }
+
+    /// A configured user agent replaces the exporter's; the content type stays the
+    /// protocol's.
+    #[test]
+    fn configured_headers_come_first_but_the_content_type_is_the_protocols() {
+        let headers = super::http_headers(&pairs(&[
+            ("user-agent", "mine/1"),
+            ("content-type", "text/plain"),
+        ]));
+        assert_eq!(headers["user-agent"], "mine/1");
+        assert_eq!(headers["content-type"], "application/x-protobuf");
+        assert_eq!(headers.len(), 2);
+    }
+
+    #[cfg(feature = "grpc")]
+    #[test]
+    fn grpc_metadata_is_the_configured_headers_and_a_user_agent() {
+        let metadata = super::grpc_metadata(&pairs(&[
+            ("X-Tenant", "a"),
+            ("x-tenant", "b"),
+            ("trace-proof-bin", "\u{1}raw"),
+        ]));
+        assert_eq!(metadata.get("x-tenant").unwrap(), "b");
+        assert_eq!(
+            metadata
+                .get_bin("trace-proof-bin")
+                .unwrap()
+                .to_bytes()
+                .unwrap(),
+            "\u{1}raw".as_bytes()
+        );
+        assert!(
+            metadata
+                .get("user-agent")
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with("OTel-OTLP-Exporter-Rust (coldstart/")
+        );
+        assert_eq!(metadata.len(), 3);
+    }
 
     use opentelemetry_sdk::trace::SpanExporter as _;
 
