@@ -6,65 +6,27 @@
 #![cfg(feature = "tower")]
 #![allow(clippy::unwrap_used)]
 
-use std::convert::Infallible;
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use coldstart_bootstrap::Settings;
 use coldstart_runtime::first_response::FirstResponseLayer;
 use coldstart_runtime::lifecycle::{self, Trigger};
 use http_body_util::BodyExt;
-use hyper::body::{Bytes, Frame, Incoming};
-use hyper::{HeaderMap, Request, Response};
+use hyper::body::{Bytes, Frame};
+use hyper::{HeaderMap, Request};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::service::TowerToHyperService;
-use tokio::sync::mpsc;
 use tower_layer::Layer;
 
-/// A response body the test feeds frame by frame.
-struct Frames(mpsc::UnboundedReceiver<Frame<Bytes>>);
-
-impl http_body::Body for Frames {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        self.0.poll_recv(cx).map(|frame| frame.map(Ok))
-    }
-}
-
-type Receiver = Arc<Mutex<Option<mpsc::UnboundedReceiver<Frame<Bytes>>>>>;
-
-/// Answers the one request with the fed body.
-#[derive(Clone)]
-struct Fed(Receiver);
-
-impl tower_service::Service<Request<Incoming>> for Fed {
-    type Response = Response<Frames>;
-    type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, _: Request<Incoming>) -> Self::Future {
-        let rx = self.0.lock().unwrap().take().unwrap();
-        Box::pin(async move { Ok(Response::new(Frames(rx))) })
-    }
-}
+#[path = "support/fed.rs"]
+mod fed;
+use fed::Fed;
 
 #[test]
 fn an_http2_response_that_ends_in_trailers_is_marked_done() {
     coldstart_runtime::block_on(&Settings::NONE, async {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let service = FirstResponseLayer::new().layer(Fed(Arc::new(Mutex::new(Some(rx)))));
+        let (service, tx) = Fed::new();
+        let service = FirstResponseLayer::new().layer(service);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {

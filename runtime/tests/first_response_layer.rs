@@ -4,43 +4,24 @@
 #![cfg(feature = "tower")]
 #![allow(clippy::unwrap_used)]
 
-use std::convert::Infallible;
-use std::future::Future;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use coldstart_bootstrap::Settings;
 use coldstart_runtime::first_response::FirstResponseLayer;
 use coldstart_runtime::lifecycle::{self, Trigger};
-use std::sync::{Arc, Mutex};
-
 use http_body_util::BodyExt;
-use hyper::body::{Bytes, Frame, Incoming};
-use hyper::{Request, Response};
+use hyper::Request;
+use hyper::body::{Bytes, Frame};
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
-use tokio::sync::mpsc;
 use tower_layer::Layer;
 
-/// A response body the test feeds chunk by chunk; it ends when the sender is dropped.
-struct Chunks(mpsc::UnboundedReceiver<Bytes>);
-
-impl http_body::Body for Chunks {
-    type Data = Bytes;
-    type Error = Infallible;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        self.0
-            .poll_recv(cx)
-            .map(|chunk| chunk.map(|b| Ok(Frame::data(b))))
-    }
-}
-
-type Receiver = Arc<Mutex<Option<mpsc::UnboundedReceiver<Bytes>>>>;
+#[path = "support/fed.rs"]
+mod fed;
+use fed::Fed;
 
 /// The server's side of the connection, noting for each write whether the first
 /// response was already marked done when the server wrote.
@@ -98,30 +79,11 @@ impl tokio::io::AsyncWrite for Watched {
     }
 }
 
-/// Answers the one request with the streaming body.
-#[derive(Clone)]
-struct Streaming(Receiver);
-
-impl tower_service::Service<Request<Incoming>> for Streaming {
-    type Response = Response<Chunks>;
-    type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, _: Request<Incoming>) -> Self::Future {
-        let rx = self.0.lock().unwrap().take().unwrap();
-        Box::pin(async move { Ok(Response::new(Chunks(rx))) })
-    }
-}
-
 #[test]
 fn the_first_response_is_marked_when_its_body_has_been_sent() {
     coldstart_runtime::block_on(&Settings::NONE, async {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let service = FirstResponseLayer::new().layer(Streaming(Arc::new(Mutex::new(Some(rx)))));
+        let (service, tx) = Fed::new();
+        let service = FirstResponseLayer::new().layer(service);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let done_at_write = Arc::new(Mutex::new(Vec::new()));
@@ -149,13 +111,13 @@ fn the_first_response_is_marked_when_its_body_has_been_sent() {
         let mut response = client.send_request(request).await.unwrap();
 
         // Headers and a first chunk have arrived: the response is not done yet.
-        tx.send(Bytes::from_static(b"hel")).unwrap();
+        tx.send(Frame::data(Bytes::from_static(b"hel"))).unwrap();
         let first = response.body_mut().frame().await.unwrap().unwrap();
         assert_eq!(first.into_data().unwrap(), "hel");
         assert!(!lifecycle::is_first_response_done());
 
         // The last chunk and the end of the body: now it is.
-        tx.send(Bytes::from_static(b"lo\n")).unwrap();
+        tx.send(Frame::data(Bytes::from_static(b"lo\n"))).unwrap();
         drop(tx);
         let rest = response.into_body().collect().await.unwrap().to_bytes();
         assert_eq!(rest, "lo\n");

@@ -622,19 +622,7 @@ fn tracing_spans_are_exported_and_log_lines_carry_their_ids() {
     let Some(collector) = Collector::start(test, "ok") else {
         return;
     };
-    let port = free_port();
-    let mut child = Command::new(SERVER)
-        .env("PORT", port.to_string())
-        .env("OTEL_EXPORTER_OTLP_ENDPOINT", collector.endpoint())
-        .env("COLDSTART_METRICS_ADDR", "off")
-        .env("COLDSTART_LOG_FORMAT", "json")
-        .env("RUST_LOG", "info,http_server=debug")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let _server = Reaper(child);
+    let (port, _server, stdout) = logging_server(&collector, &[]);
     let traceparent = format!("traceparent: 00-{TRACE_ID}-{PARENT_ID}-01\r\n");
     assert!(get_with(port, "/", &traceparent).ends_with("hello\n"));
     let line = line_with(stdout, "answering");
@@ -672,20 +660,7 @@ fn without_a_trace_exporter_spans_are_made_but_never_sent() {
         return;
     };
     let answer_and_stop = |switch: (&str, &str)| -> serde_json::Value {
-        let port = free_port();
-        let mut child = Command::new(SERVER)
-            .env("PORT", port.to_string())
-            .env("OTEL_EXPORTER_OTLP_ENDPOINT", collector.endpoint())
-            .env(switch.0, switch.1)
-            .env("COLDSTART_METRICS_ADDR", "off")
-            .env("COLDSTART_LOG_FORMAT", "json")
-            .env("RUST_LOG", "info,http_server=debug")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let mut server = Reaper(child);
+        let (port, mut server, stdout) = logging_server(&collector, &[switch]);
         let traceparent = format!("traceparent: 00-{TRACE_ID}-{PARENT_ID}-01\r\n");
         assert!(get_with(port, "/", &traceparent).ends_with("hello\n"));
         assert!(get_with(port, "/", &traceparent).ends_with("hello\n"));
@@ -713,6 +688,29 @@ fn without_a_trace_exporter_spans_are_made_but_never_sent() {
             .iter()
             .all(|s| s["trace_id"] == TRACE_ID)
     );
+}
+
+/// The example exporting to `collector` with `vars`, logging a JSON line per request
+/// on its stdout, which is returned; it may not listen yet (a request waits for it).
+#[cfg(feature = "logs")]
+fn logging_server(
+    collector: &Collector,
+    vars: &[(&str, &str)],
+) -> (u16, Reaper, std::process::ChildStdout) {
+    let port = free_port();
+    let mut child = Command::new(SERVER)
+        .env("PORT", port.to_string())
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", collector.endpoint())
+        .env("COLDSTART_METRICS_ADDR", "off")
+        .env("COLDSTART_LOG_FORMAT", "json")
+        .env("RUST_LOG", "info,http_server=debug")
+        .envs(vars.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    (port, Reaper(child), stdout)
 }
 
 /// The first line of `stdout` that contains `needle`, read on a thread: a line that
