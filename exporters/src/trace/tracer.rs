@@ -135,7 +135,6 @@ impl Tracer {
             SamplingDecision::RecordOnly => false,
             SamplingDecision::RecordAndSample => true,
         };
-        describe(&mut builder);
         let context = SpanContext::new(
             trace_id,
             span_id,
@@ -143,6 +142,17 @@ impl Tracer {
             false,
             sampling.trace_state,
         );
+        if self.core.queue.is_none() {
+            // Nothing would take its record (no exporter, no plugin): it records, as the
+            // sampler decided, into nothing; no description, no record, no allocation.
+            return Span {
+                context,
+                data: None,
+                recording: true,
+                core: self.core,
+            };
+        }
+        describe(&mut builder);
         let limits = &self.core.limits;
         let mut attributes = builder.attributes.take().unwrap_or_default();
         attributes.extend(sampling.attributes);
@@ -178,6 +188,7 @@ impl Tracer {
         Span {
             context,
             data: Some(Box::new(data)),
+            recording: true,
             core: self.core,
         }
     }
@@ -216,8 +227,11 @@ fn links_of(links: Vec<Link>, dropped: u32) -> SpanLinks {
 /// A span of [`Tracer`]. Ended at most once: by `end`, or when dropped.
 pub struct Span {
     context: SpanContext,
-    /// What is recorded; `None` when the span does not record, or has ended.
+    /// What is recorded; `None` when the span does not record, has ended, or records
+    /// into nothing (nothing would take its record).
     data: Option<Box<SpanData>>,
+    /// Whether it records: as the sampler decided, until it ends.
+    recording: bool,
     core: &'static Core,
 }
 
@@ -225,7 +239,7 @@ impl fmt::Debug for Span {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Span")
             .field("context", &self.context)
-            .field("recording", &self.data.is_some())
+            .field("recording", &self.recording)
             .finish()
     }
 }
@@ -235,11 +249,13 @@ impl Span {
         Span {
             context,
             data: None,
+            recording: false,
             core,
         }
     }
 
     fn finish(&mut self, end_time: Option<SystemTime>) {
+        self.recording = false;
         let Some(mut data) = self.data.take() else {
             return;
         };
@@ -277,7 +293,7 @@ impl opentelemetry::trace::Span for Span {
     }
 
     fn is_recording(&self) -> bool {
-        self.data.is_some()
+        self.recording
     }
 
     fn set_attribute(&mut self, attribute: KeyValue) {
@@ -509,6 +525,36 @@ mod tests {
         assert_eq!(spans[0].name, "described");
         assert_eq!(spans[0].span_kind, SpanKind::Server);
         assert_eq!(spans[0].attributes, [KeyValue::new("http.route", "/")]);
+    }
+
+    /// With nothing to take a span's record (no exporter, no plugin), a sampled span
+    /// still carries its ids and says it records until it ends, as the sampler
+    /// decided, but nothing is described or kept.
+    #[test]
+    fn a_span_nothing_would_take_records_into_nothing() {
+        let core: &'static Core = Box::leak(Box::new(Core {
+            sampler: Box::new(Sampler::AlwaysOn),
+            limits: SpanLimits::default(),
+            queue: None,
+        }));
+        let tracer = Provider::new(core).tracer("test");
+        let mut described = 0;
+        let mut span = tracer.start_described(
+            SpanBuilder::from_name("nowhere"),
+            &remote_parent(TraceFlags::SAMPLED),
+            |_| described += 1,
+        );
+        assert!(span.is_recording());
+        assert!(span.span_context().is_sampled() && span.span_context().is_valid());
+        assert_eq!(
+            span.span_context().trace_id(),
+            TraceId::from(0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736_u128),
+            "the trace is continued"
+        );
+        span.set_attribute(KeyValue::new("ignored", true));
+        span.end();
+        assert!(!span.is_recording(), "an ended span records no more");
+        assert_eq!(described, 0);
     }
 
     #[test]
