@@ -8,19 +8,31 @@
 
 use lambda_runtime::LambdaInvocation;
 use opentelemetry::trace::{
-    Link, SpanContext, SpanId, SpanKind, Status, TraceContextExt, TraceFlags, TraceId, TraceState,
-    Tracer,
+    Link, SpanBuilder, SpanContext, SpanId, SpanKind, Status, TraceContextExt, TraceFlags, TraceId,
+    TraceState, Tracer,
 };
 use opentelemetry::{Context, KeyValue};
 
 use crate::function::{Function, account_id};
 use crate::xray;
 
-/// Starts the span; an empty context when tracing is off.
+/// Starts the span; an empty context when tracing is off. Its attributes and link are
+/// worked out only when the span records something that is kept.
 pub(crate) fn start(function: &Function, invocation: &LambdaInvocation, cold: bool) -> Context {
     let Some(tracer) = coldstart_exporters::trace::tracer() else {
         return Context::new();
     };
+    let builder = tracer
+        .span_builder(function.name.clone())
+        .with_kind(SpanKind::Server);
+    let span = tracer.start_described(builder, &Context::new(), |builder| {
+        describe(builder, invocation, cold);
+    });
+    Context::new().with_span(span)
+}
+
+/// The FaaS attributes and the X-Ray link of `invocation`'s span.
+fn describe(builder: &mut SpanBuilder, invocation: &LambdaInvocation, cold: bool) {
     let context = &invocation.context;
     let arn = context.invoked_function_arn.as_str();
     let mut attributes = vec![
@@ -34,10 +46,7 @@ pub(crate) fn start(function: &Function, invocation: &LambdaInvocation, cold: bo
     if let Some(account) = account_id(arn) {
         attributes.push(KeyValue::new("cloud.account.id", account.to_owned()));
     }
-    let mut builder = tracer
-        .span_builder(function.name.clone())
-        .with_kind(SpanKind::Server)
-        .with_attributes(attributes);
+    builder.attributes = Some(attributes);
     let header = context
         .xray_trace_id
         .clone()
@@ -55,9 +64,8 @@ pub(crate) fn start(function: &Function, invocation: &LambdaInvocation, cold: bo
             true,
             TraceState::default(),
         );
-        builder = builder.with_links(vec![Link::with_context(linked)]);
+        builder.links = Some(vec![Link::with_context(linked)]);
     }
-    Context::new().with_span(builder.start_with_context(tracer, &Context::new()))
 }
 
 /// Ends the span; `failed` when the response could not be posted.

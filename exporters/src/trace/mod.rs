@@ -84,8 +84,8 @@ pub(crate) fn install(config: &Config, service_version: Option<&'static str>) {
 }
 
 /// Whether ended spans are kept for anything: an exporter, or a plugin to see them.
-/// Without either they are made (for propagation and log lines) and dropped when they
-/// end. Known once the plugins are installed.
+/// Without either a span is its context alone (for propagation and log lines) and
+/// keeps no record. Known once the plugins are installed.
 pub(crate) fn keeps_spans(config: &Config) -> bool {
     config.traces && (config.export_traces || crate::plugin::any())
 }

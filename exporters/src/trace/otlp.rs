@@ -27,8 +27,15 @@ pub(super) fn exporter(config: &Config) -> Result<SpanExporter, String> {
 /// OTLP/HTTP with coldstart's HTTP/1.1 client, on the program's runtime: no client
 /// thread, no second runtime.
 fn http_exporter(config: &Config) -> Result<SpanExporter, String> {
-    use opentelemetry_otlp::WithHttpConfig;
-    let builder = export_config(SpanExporter::builder().with_http(), config);
+    use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
+    // The protocol is given, so that opentelemetry-otlp never takes its own from the
+    // environment or from features another crate turned on (`http-json`).
+    let builder = export_config(
+        SpanExporter::builder()
+            .with_http()
+            .with_protocol(opentelemetry_otlp::Protocol::HttpBinary),
+        config,
+    );
     // TLS settings are built only for an `https://` collector: a plain one must not
     // depend on a CA bundle being present (the default endpoint is plain).
     #[cfg(feature = "tls")]
@@ -133,18 +140,40 @@ impl opentelemetry_http::HttpClient for OtlpClient {
     /// Sends the request with coldstart's headers in place of every header
     /// opentelemetry-otlp set: its own, and those it read from
     /// `OTEL_EXPORTER_OTLP_TRACES_HEADERS` or `OTEL_EXPORTER_OTLP_HEADERS` itself (a
-    /// value coldstart may have refused). Without a compression feature the body is
-    /// plain protobuf, so nothing else is needed.
+    /// value coldstart may have refused). The body is protobuf, compressed only if
+    /// another crate turned on one of opentelemetry-otlp's compression features and
+    /// `OTEL_EXPORTER_OTLP_COMPRESSION` asks for it: its encoding is then told from
+    /// the body itself, which no header can misstate.
     async fn send_bytes(
         &self,
         mut request: http::Request<hyper::body::Bytes>,
     ) -> Result<http::Response<hyper::body::Bytes>, opentelemetry_http::HttpError> {
-        *request.headers_mut() = self.headers.clone();
+        let mut headers = self.headers.clone();
+        if let Some(encoding) = compression(request.body()) {
+            headers.insert(
+                http::header::CONTENT_ENCODING,
+                http::HeaderValue::from_static(encoding),
+            );
+        }
+        *request.headers_mut() = headers;
         let response = self.client.send(request).await?;
         if response.status().is_success() {
             note_answer(response.body());
         }
         Ok(response)
+    }
+}
+
+/// The encoding of a compressed export body, from its first bytes: a protobuf
+/// request starts with its first field's tag (`0x0a`), never with a gzip or zstd
+/// magic number.
+fn compression(body: &[u8]) -> Option<&'static str> {
+    if body.starts_with(&[0x1f, 0x8b]) {
+        Some("gzip")
+    } else if body.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Some("zstd")
+    } else {
+        None
     }
 }
 
@@ -313,6 +342,31 @@ mod tests {
             head.contains("\r\nuser-agent: otel-otlp-exporter-rust (coldstart/"),
             "{head}"
         );
+    }
+
+    /// A compressed body (possible only with a feature another crate turns on) is sent
+    /// with its encoding, told from the body; a protobuf body has none.
+    #[tokio::test]
+    async fn a_compressed_body_is_sent_with_its_encoding() {
+        use opentelemetry_http::HttpClient as _;
+        let (url, heads) = crate::client::tests::server(2);
+        let client = super::OtlpClient {
+            client: crate::client::Client::plain(Duration::from_secs(5)),
+            headers: super::http_headers(&[]),
+        };
+        // Seven bytes each, as the test server reads: a gzip header's start, and a
+        // protobuf request's start (field 1, length-delimited).
+        for body in [b"\x1f\x8b\x08\0\0\0\0", b"\x0a\x05abcde"] {
+            let request = http::Request::post(format!("{url}/v1/traces"))
+                .header("content-encoding", "br")
+                .body(hyper::body::Bytes::from_static(body))
+                .unwrap();
+            client.send_bytes(request).await.unwrap();
+        }
+        let gzip = heads.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert!(gzip.contains("content-encoding: gzip\r\n"), "{gzip}");
+        let plain = heads.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert!(!plain.contains("content-encoding"), "{plain}");
     }
 
     /// A configured user agent replaces the exporter's; the content type stays the

@@ -1,6 +1,7 @@
 /*!
-coldstart's tracer: spans that go straight into the span queue (when an exporter or a
-plugin takes them; otherwise they are dropped as they end).
+coldstart's tracer: spans that go straight into the span queue when an exporter or a
+plugin takes them; otherwise a span is its context alone (ids and flags, for
+propagation and log lines), and records into nothing.
 
 It does for a span what the SDK's tracer does: a sampling decision from the configured
 sampler, random ids, the caller's trace continued, the span limits, nothing recorded
@@ -37,7 +38,7 @@ pub(crate) struct Core {
     pub(crate) sampler: Box<dyn ShouldSample>,
     pub(crate) limits: SpanLimits,
     /// Where ended, sampled spans go; `None` when nothing would take them (no
-    /// exporter and no plugin): they are made, and dropped when they end.
+    /// exporter and no plugin): a span is then its context alone, and keeps no record.
     pub(crate) queue: Option<Arc<Queue>>,
 }
 
@@ -144,7 +145,7 @@ impl Tracer {
         );
         if self.core.queue.is_none() {
             // Nothing would take its record (no exporter, no plugin): it records, as the
-            // sampler decided, into nothing; no description, no record, no allocation.
+            // sampler decided, into nothing; no description and no record are made.
             return Span {
                 context,
                 data: None,
@@ -230,7 +231,10 @@ pub struct Span {
     /// What is recorded; `None` when the span does not record, has ended, or records
     /// into nothing (nothing would take its record).
     data: Option<Box<SpanData>>,
-    /// Whether it records: as the sampler decided, until it ends.
+    /// Whether it records: as the sampler decided, until it ends. It says so also
+    /// when nothing would take its record (the SDK without a span processor does
+    /// the same): code that checks `is_recording` before computing attributes
+    /// then computes them for nothing; `OTEL_SDK_DISABLED=true` avoids that.
     recording: bool,
     core: &'static Core,
 }
@@ -552,9 +556,18 @@ mod tests {
             "the trace is continued"
         );
         span.set_attribute(KeyValue::new("ignored", true));
+        span.set_status(Status::error("ignored"));
+        span.add_event("ignored", vec![KeyValue::new("k", 1)]);
+        span.update_name("ignored");
+        span.add_link(SpanContext::empty_context(), Vec::new());
         span.end();
         assert!(!span.is_recording(), "an ended span records no more");
+        span.end();
+        drop(span);
         assert_eq!(described, 0);
+        let through_the_api = tracer.start_with_context("api", &Context::new());
+        assert!(through_the_api.is_recording());
+        assert!(through_the_api.span_context().is_valid());
     }
 
     #[test]
