@@ -902,11 +902,31 @@ fn read_client_tls(r: &mut Reader<'_>) -> ClientTls {
     };
     if tls.certificate.is_some() != tls.key.is_some() {
         // One without the other cannot authenticate: name the one given, drop both.
-        let (key, given) = match (&tls.certificate, &tls.key) {
-            (Some(c), _) => ("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", c),
-            (_, Some(k)) => ("OTEL_EXPORTER_OTLP_CLIENT_KEY", k),
+        let (names, given) = match (&tls.certificate, &tls.key) {
+            (Some(c), _) => (
+                [
+                    "OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE",
+                    "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
+                ],
+                c,
+            ),
+            (_, Some(k)) => (
+                [
+                    "OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY",
+                    "OTEL_EXPORTER_OTLP_CLIENT_KEY",
+                ],
+                k,
+            ),
             _ => unreachable!("exactly one is set"),
         };
+        // Named as it was given: the traces-only name when the value came through it.
+        let key = names
+            .into_iter()
+            .find(|name| {
+                r.layered(name)
+                    .is_some_and(|(v, _)| std::path::Path::new(&v) == given.as_path())
+            })
+            .unwrap_or(names[1]);
         let layer = r.layered(key).map_or(Layer::Variable, |(_, l)| l);
         r.refuse(
             key,
@@ -1296,6 +1316,10 @@ mod tests {
             assert_eq!(errors[0].instead, "no client certificate is sent");
             assert_eq!(c.otlp_tls.ca, Some(PathBuf::from("ca.pem")));
             assert_eq!((c.otlp_tls.certificate, c.otlp_tls.key), (None, None));
+            // Named as given, through the traces-only name.
+            let (_, errors) = config(&[("OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY", "client.key")]);
+            assert_eq!(errors[0].key, "OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY");
+            assert_eq!(errors[0].value, "client.key");
         } else {
             assert_eq!(errors[0].key, "OTEL_EXPORTER_OTLP_CERTIFICATE");
             assert!(errors[0].accepts.contains("`tls` feature"));
