@@ -18,7 +18,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use cargo_coldstart::measure::{self, Stats, Target};
+use cargo_coldstart::measure::{self, Stats, Target, round_order};
 use coldstart_benches::wrk::{self, Run};
 use coldstart_benches::{otlp_sink, parse_target, progress, sibling, whole_number};
 
@@ -120,9 +120,8 @@ fn main() -> anyhow::Result<()> {
     let mut runs: Vec<Vec<Run>> = vec![Vec::new(); n];
     let mut tick = progress("throughput");
     for round in 0..args.rounds {
-        // Alternate which target goes first, as the start-up harness does.
-        for i in 0..n {
-            let t = (i + round) % n;
+        // Each round in its own shuffled order, as the start-up harness runs them.
+        for (i, t) in round_order(round, n).into_iter().enumerate() {
             runs[t].push(measure(&args.targets[t], &args)?);
             tick(round * n + i + 1, args.rounds * n);
         }

@@ -78,8 +78,9 @@ impl Series {
     }
 }
 
-/// Runs every target `runs` times, alternating (the order rotates each round so no
-/// target always goes first), and calls `progress(done, total)` after each run.
+/// Runs every target `runs` times, alternating (each round in its own shuffled order,
+/// so that no target always goes first or always follows the same one), and calls
+/// `progress(done, total)` after each run.
 ///
 /// # Errors
 ///
@@ -97,8 +98,8 @@ pub fn alternate(
         .collect())
 }
 
-/// Runs `run` on every target `runs` times in rotating order; each target's name and
-/// its results in run order.
+/// Runs `run` on every target `runs` times, each round in the order [`round_order`]
+/// gives; each target's name and its results in run order.
 pub(crate) fn rotate<T>(
     targets: &[Target],
     runs: usize,
@@ -112,8 +113,7 @@ pub(crate) fn rotate<T>(
     let total = runs * targets.len();
     let mut done = 0;
     for round in 0..runs {
-        for k in 0..targets.len() {
-            let i = (round + k) % targets.len();
+        for i in round_order(round, targets.len()) {
             let result = run(&targets[i])
                 .with_context(|| format!("run {} of {}", round + 1, targets[i].name))?;
             results[i].1.push(result);
@@ -122,6 +122,29 @@ pub(crate) fn rotate<T>(
         }
     }
     Ok(results)
+}
+
+/// The order of `n` targets in round `round`: a shuffle seeded by the round, so the
+/// same on every run of a harness. A fixed rotation gave every target the same
+/// predecessor in every round, and the run right after one program measured slower
+/// (BENCHMARKS.md, "Start-up"); shuffled, every target goes first, and follows every
+/// other, about equally often.
+pub fn round_order(round: usize, n: usize) -> Vec<usize> {
+    // splitmix64: a few arithmetic steps, and well mixed from consecutive seeds.
+    let mut state = (round as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    let mut next = || {
+        state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    };
+    let mut order: Vec<usize> = (0..n).collect();
+    for i in (1..n).rev() {
+        let j = (next() % (i as u64 + 1)) as usize;
+        order.swap(i, j);
+    }
+    order
 }
 
 /// A table of series, with the ratio of each median to the median of `baseline`.
@@ -175,6 +198,37 @@ pub fn table(series: &[Series], baseline: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every round runs every target once; over many rounds each target goes first,
+    /// and each ordered pair of neighbours occurs, about equally often; the same round
+    /// always has the same order.
+    #[test]
+    fn rounds_are_shuffled_evenly_and_reproducibly() {
+        let rounds = 3000;
+        let mut first = [0usize; 3];
+        let mut after = [[0usize; 3]; 3];
+        for round in 0..rounds {
+            let order = round_order(round, 3);
+            let mut sorted = order.clone();
+            sorted.sort_unstable();
+            assert_eq!(sorted, [0, 1, 2]);
+            assert_eq!(order, round_order(round, 3));
+            first[order[0]] += 1;
+            for w in order.windows(2) {
+                after[w[0]][w[1]] += 1;
+            }
+        }
+        for (target, n) in first.iter().enumerate() {
+            assert!((850..=1150).contains(n), "target {target} first {n} times");
+        }
+        for (a, row) in after.iter().enumerate() {
+            for (b, n) in row.iter().enumerate().filter(|(b, _)| *b != a) {
+                assert!((850..=1150).contains(n), "{b} after {a}: {n} times");
+            }
+        }
+        assert_eq!(round_order(7, 1), [0]);
+        assert!(round_order(7, 0).is_empty());
+    }
 
     #[test]
     fn stats_of_even_and_odd_counts() {
