@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, bail};
+use cargo_coldstart::measure::round_order;
 use coldstart_benches::sibling;
 
 /// One run's init phase in microseconds.
@@ -112,10 +113,16 @@ fn main() -> anyhow::Result<()> {
 
     let mut series = vec![[Vec::new(), Vec::new(), Vec::new()]; builds.len()];
     for i in 0..runs {
-        for (b, s) in builds.iter().zip(&mut series) {
-            s[0].push(phase_us(&b.none, &[])?);
-            s[1].push(phase_us(&b.many, &[])?);
-            s[2].push(phase_us(&b.many, &[("COLDSTART_PROFILE", &profile)])?);
+        // Each round's runs (three per build) in their own shuffled order, as the
+        // start-up harness runs its targets.
+        for job in round_order(i, 3 * builds.len()) {
+            let (b, kind) = (&builds[job / 3], job % 3);
+            let phase = match kind {
+                0 => phase_us(&b.none, &[])?,
+                1 => phase_us(&b.many, &[])?,
+                _ => phase_us(&b.many, &[("COLDSTART_PROFILE", &profile)])?,
+            };
+            series[job / 3][kind].push(phase);
         }
         if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
             eprint!("\rregistry: {}/{runs} runs", i + 1);
