@@ -9,6 +9,7 @@
 //! `OTEL_TRACES_SAMPLER` (and `OTEL_TRACES_SAMPLER_ARG`) say otherwise, e.g.
 //! `OTEL_TRACES_SAMPLER=parentbased_coldstart_dynamic` for the design's sampler, which
 //! at this rate samples few: the path of a span that is not sampled.
+//! `OTEL_TRACES_EXPORTER=none` and `OTEL_SDK_DISABLED=true` are read too.
 
 use std::convert::Infallible;
 use std::future::{Future, Ready, ready};
@@ -76,6 +77,8 @@ fn layer(c: &mut Criterion) {
             "OTEL_EXPORTER_OTLP_ENDPOINT",
             "OTEL_TRACES_SAMPLER",
             "OTEL_TRACES_SAMPLER_ARG",
+            "OTEL_TRACES_EXPORTER",
+            "OTEL_SDK_DISABLED",
         ] {
             if let Ok(value) = std::env::var(key) {
                 vars.push((key.to_owned(), value));
