@@ -1,6 +1,7 @@
 //! Throughput under `wrk`: each target is started by the start-up harness's engine
 //! (`cargo_coldstart::measure::start`), answers its first request, then
-//! takes `wrk` for a fixed time; targets alternate round by round, and the table
+//! takes `wrk` for a fixed time; every round runs each target once, in a shuffled
+//! order, and the table
 //! shows medians of requests per second and latency percentiles, and the ratio of
 //! requests per second to the baseline.
 //!
@@ -23,7 +24,7 @@ use coldstart_benches::wrk::{self, Run};
 use coldstart_benches::{otlp_sink, parse_target, progress, sibling, whole_number};
 
 const HELP: &str = "\
-throughput: requests per second under wrk, targets alternating round by round
+throughput: requests per second under wrk, each round running every target once in a shuffled order
 
     throughput [--rounds N] [--duration SECONDS] [--connections C] [--threads T]
                [--target NAME=PROGRAM[,VAR=VALUE...]]... [--baseline NAME] [--json]

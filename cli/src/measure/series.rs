@@ -126,12 +126,14 @@ pub(crate) fn rotate<T>(
 
 /// The order of `n` targets in round `round`: a shuffle seeded by the round, so the
 /// same on every run of a harness. A fixed rotation gave every target the same
-/// predecessor in every round, and the run right after one program measured slower
-/// (BENCHMARKS.md, "Start-up"); shuffled, every target goes first, and follows every
-/// other, about equally often.
+/// predecessor in every round, and the program run right after `baseline-tokio`
+/// measured slower (BENCHMARKS.md, "Round order"); shuffled, every target goes first,
+/// and follows every other, about equally often over many rounds (over a few rounds,
+/// not evenly).
 pub fn round_order(round: usize, n: usize) -> Vec<usize> {
-    // splitmix64: a few arithmetic steps, and well mixed from consecutive seeds.
-    let mut state = (round as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    // splitmix64 seeded with the round: each round its own stream, well mixed from
+    // consecutive seeds.
+    let mut state = round as u64;
     let mut next = || {
         state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = state;
@@ -198,6 +200,38 @@ pub fn table(series: &[Series], baseline: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every order of three targets comes about equally often (a biased shuffle, such
+    /// as swapping each place with any place, does not); two targets each go first
+    /// about half the time; the orders of rounds two apart are independent (rounds
+    /// that drew from one shared stream were not).
+    #[test]
+    fn every_order_is_as_likely_and_rounds_are_independent() {
+        let mut orders = std::collections::HashMap::new();
+        for round in 0..30_000 {
+            *orders.entry(round_order(round, 3)).or_insert(0usize) += 1;
+        }
+        assert_eq!(orders.len(), 6);
+        for (order, n) in &orders {
+            assert!((4700..=5300).contains(n), "{order:?} {n} times");
+        }
+        let first = (0..2000).filter(|&r| round_order(r, 2)[0] == 0).count();
+        assert!((900..=1100).contains(&first), "0 first in {first} of 2000");
+        // Pairs of orders of four targets, two rounds apart: 24 x 24 cells.
+        let mut pairs = std::collections::HashMap::new();
+        for round in 0..57_600 {
+            let pair = (round_order(round, 4), round_order(round + 2, 4));
+            *pairs.entry(pair).or_insert(0usize) += 1;
+        }
+        let expected = 57_600.0 / 576.0;
+        let chi2: f64 = pairs
+            .values()
+            .map(|&n| (n as f64 - expected).powi(2) / expected)
+            .sum::<f64>()
+            + (576 - pairs.len()) as f64 * expected;
+        // 575 degrees of freedom: far above 700 means the rounds are not independent.
+        assert!(chi2 < 700.0, "chi-squared {chi2}");
+    }
 
     /// Every round runs every target once; over many rounds each target goes first,
     /// and each ordered pair of neighbours occurs, about equally often; the same round

@@ -919,20 +919,26 @@ fn read_client_tls(r: &mut Reader<'_>) -> ClientTls {
             ),
             _ => unreachable!("exactly one is set"),
         };
-        // Named as it was given: the traces-only name when the value came through it.
-        let key = names
-            .into_iter()
-            .find(|name| {
-                r.layered(name)
-                    .is_some_and(|(v, _)| std::path::Path::new(&v) == given.as_path())
-            })
-            .unwrap_or(names[1]);
+        // Named as it was given: the traces-only name wins when it is set (`file`
+        // above reads it first), and the pair asked for is of the same family.
+        let traces = r.layered(names[0]).is_some();
+        let (key, accepts) = if traces {
+            (
+                names[0],
+                "a PEM file, together with both OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE and OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY",
+            )
+        } else {
+            (
+                names[1],
+                "a PEM file, together with both OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE and OTEL_EXPORTER_OTLP_CLIENT_KEY",
+            )
+        };
         let layer = r.layered(key).map_or(Layer::Variable, |(_, l)| l);
         r.refuse(
             key,
             given.display().to_string(),
             layer,
-            "a PEM file, together with both OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE and OTEL_EXPORTER_OTLP_CLIENT_KEY",
+            accepts,
             "no client certificate is sent",
         );
         return ClientTls {
@@ -1316,10 +1322,30 @@ mod tests {
             assert_eq!(errors[0].instead, "no client certificate is sent");
             assert_eq!(c.otlp_tls.ca, Some(PathBuf::from("ca.pem")));
             assert_eq!((c.otlp_tls.certificate, c.otlp_tls.key), (None, None));
-            // Named as given, through the traces-only name.
-            let (_, errors) = config(&[("OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY", "client.key")]);
-            assert_eq!(errors[0].key, "OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY");
-            assert_eq!(errors[0].value, "client.key");
+            // Named as given, through the traces-only name (which wins over the
+            // general one), asking for the pair of the same family.
+            for vars in [
+                &[("OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY", "client.key")][..],
+                &[
+                    ("OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY", "client.key"),
+                    ("OTEL_EXPORTER_OTLP_CLIENT_KEY", "general.key"),
+                ],
+            ] {
+                let (_, errors) = config(vars);
+                assert_eq!(errors[0].key, "OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY");
+                assert_eq!(errors[0].value, "client.key");
+                assert!(
+                    errors[0]
+                        .accepts
+                        .contains("OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE")
+                );
+            }
+            let (_, errors) =
+                config(&[("OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE", "client.pem")]);
+            assert_eq!(
+                errors[0].key,
+                "OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE"
+            );
         } else {
             assert_eq!(errors[0].key, "OTEL_EXPORTER_OTLP_CERTIFICATE");
             assert!(errors[0].accepts.contains("`tls` feature"));
