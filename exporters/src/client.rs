@@ -1,8 +1,9 @@
 /*!
 The HTTP/1.1 client the exporters send with: the OTLP/HTTP span exporter (through
-`trace::otlp`) and the Pushgateway push. It runs on hyper's connection API, on the program's runtime (no
-thread of its own), keeps one idle connection for the next request to the same
-place, and bounds each exchange, connection included, by a timeout.
+`trace::otlp`) and the Pushgateway push. It runs on hyper's connection API, on the
+program's runtime (no thread of its own), keeps one idle connection for the next
+request to the same place, and bounds each exchange, connection included, by a
+timeout.
 
 opentelemetry-http's hyper client would do the same job, but it brings hyper-util's
 pooled client and HTTP/2 with it: code the exporter never runs that every start of

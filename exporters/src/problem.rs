@@ -74,7 +74,12 @@ pub fn dropped(why: Dropped) -> u64 {
 /// that reorder text on a terminal (bidirectional controls) left out.
 #[cfg(feature = "tracing")]
 pub(crate) fn one_line(text: &str, max: usize) -> String {
-    let reorders = |c: char| matches!(c, '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    let reorders = |c: char| {
+        matches!(
+            c,
+            '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
+        )
+    };
     text.trim()
         .chars()
         .filter(|&c| !reorders(c))

@@ -261,6 +261,13 @@ impl Drop for Pki {
     }
 }
 
+/// `GET /` on `port` as part of trace `trace` (its parent [`PARENT_ID`]); the example
+/// must answer it.
+fn answered_in_trace(port: u16, trace: &str) {
+    let traceparent = format!("traceparent: 00-{trace}-{PARENT_ID}-01\r\n");
+    assert!(get_with(port, "/", &traceparent).ends_with("hello\n"));
+}
+
 /// Sends the cold-start request of a trace through an example exporting to
 /// `collector` with `vars`, and returns the span the collector received.
 fn first_span_through(collector: &Collector, vars: &[(&str, String)]) -> serde_json::Value {
@@ -270,8 +277,7 @@ fn first_span_through(collector: &Collector, vars: &[(&str, String)]) -> serde_j
     ];
     all.extend(vars.iter().cloned());
     let (port, _server, _lines) = server(&all);
-    let traceparent = format!("traceparent: 00-{TRACE_ID}-{PARENT_ID}-01\r\n");
-    assert!(get_with(port, "/", &traceparent).ends_with("hello\n"));
+    answered_in_trace(port, TRACE_ID);
     let span = collector.span_of(TRACE_ID);
     assert_eq!(span["parent_span_id"], PARENT_ID);
     assert_eq!(span["name"], "GET /");
@@ -315,8 +321,7 @@ fn headers_sent(
     ];
     let (port, _server, _lines) = support::start_server_without(SERVER, dir, &all, &unset);
     let trace = format!("{case:032x}");
-    let traceparent = format!("traceparent: 00-{trace}-{PARENT_ID}-01\r\n");
-    assert!(get_with(port, "/", &traceparent).ends_with("hello\n"));
+    answered_in_trace(port, &trace);
     collector.span_of(&trace)["headers"].clone()
 }
 
@@ -450,8 +455,7 @@ fn mutual_tls_export(test: &str, grpc: bool) {
         ]);
         let (port, _server, _lines) = server(&vars);
         let trace = "0af7651916cd43dd8448eb211c80319c";
-        let traceparent = format!("traceparent: 00-{trace}-{PARENT_ID}-01\r\n");
-        assert!(get_with(port, "/", &traceparent).ends_with("hello\n"));
+        answered_in_trace(port, trace);
         let counted = poll(Duration::from_secs(10), || {
             (dropped(&scrape(mport), "export_failed") >= 1.0).then_some(())
         });
@@ -597,8 +601,7 @@ fn settings_from_the_environments_file_reach_metrics_and_traces() {
             ("OTEL_TRACES_SAMPLER", "parentbased_always_on".into()),
         ],
     );
-    let traceparent = format!("traceparent: 00-{TRACE_ID}-{PARENT_ID}-01\r\n");
-    assert!(get_with(port, "/", &traceparent).ends_with("hello\n"));
+    answered_in_trace(port, TRACE_ID);
     let span = collector.span_of(TRACE_ID);
     assert_eq!(span["resource"]["service.name"], "from-file");
     assert_eq!(span["resource"]["deployment.environment"], "staging");
@@ -623,8 +626,7 @@ fn tracing_spans_are_exported_and_log_lines_carry_their_ids() {
         return;
     };
     let (port, _server, stdout) = logging_server(&collector, &[]);
-    let traceparent = format!("traceparent: 00-{TRACE_ID}-{PARENT_ID}-01\r\n");
-    assert!(get_with(port, "/", &traceparent).ends_with("hello\n"));
+    answered_in_trace(port, TRACE_ID);
     let line = line_with(stdout, "answering");
     let log: serde_json::Value = serde_json::from_str(&line).unwrap();
     assert_eq!(log["level"], "DEBUG");
@@ -661,9 +663,8 @@ fn without_a_trace_exporter_spans_are_made_but_never_sent() {
     };
     let answer_and_stop = |switch: (&str, &str)| -> serde_json::Value {
         let (port, mut server, stdout) = logging_server(&collector, &[switch]);
-        let traceparent = format!("traceparent: 00-{TRACE_ID}-{PARENT_ID}-01\r\n");
-        assert!(get_with(port, "/", &traceparent).ends_with("hello\n"));
-        assert!(get_with(port, "/", &traceparent).ends_with("hello\n"));
+        answered_in_trace(port, TRACE_ID);
+        answered_in_trace(port, TRACE_ID);
         let line = line_with(stdout, "answering");
         // The final flush runs at SIGTERM: it must send nothing either.
         assert_eq!(
