@@ -41,13 +41,53 @@ where
         let output = std::task::ready!(this.inner.poll(cx));
         if let Some(record) = this.record.take() {
             match &output {
-                Ok(response) => record.finish(Some(response.status())),
+                Ok(response) => record.finish(Some(Answer::of(response))),
                 Err(_) => record.finish(None),
             }
         }
         Poll::Ready(output)
     }
 }
+
+/// What the layer reads of a response: its HTTP status and, for gRPC, the status code
+/// when the response carries it in its headers. The metrics label only the status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(feature = "tracing"), allow(dead_code))]
+pub(crate) struct Answer {
+    status: http::StatusCode,
+    grpc: Option<u8>,
+}
+
+impl Answer {
+    /// A gRPC call's code comes in the `grpc-status` header when the answer has no
+    /// message ("trailers-only", as tonic answers a handler's `Err(Status)`), else in
+    /// the trailers after the body, which the layer does not wait for.
+    pub(crate) fn of<B>(response: &http::Response<B>) -> Answer {
+        let headers = response.headers();
+        let grpc = headers
+            .get(http::header::CONTENT_TYPE)
+            .is_some_and(|t| t.as_bytes().starts_with(b"application/grpc"))
+            .then(|| headers.get("grpc-status"))
+            .flatten()
+            .and_then(|code| std::str::from_utf8(code.as_bytes()).ok()?.parse().ok())
+            .filter(|&code| code <= MAX_GRPC_CODE);
+        Answer {
+            status: response.status(),
+            grpc,
+        }
+    }
+
+    /// Whether the server failed: a 5xx status, or one of the gRPC codes the
+    /// OpenTelemetry conventions count as a server error (UNKNOWN, DEADLINE_EXCEEDED,
+    /// UNIMPLEMENTED, INTERNAL, UNAVAILABLE, DATA_LOSS).
+    #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
+    pub(crate) fn is_server_error(self) -> bool {
+        self.status.is_server_error() || matches!(self.grpc, Some(2 | 4 | 12 | 13 | 14 | 15))
+    }
+}
+
+/// The highest gRPC status code (`UNAUTHENTICATED`).
+const MAX_GRPC_CODE: u8 = 16;
 
 /// What is known about a request until it is answered. The timing and labels are
 /// for the metrics; without feature `metrics` only the span is kept.
@@ -86,9 +126,13 @@ impl Record {
         not(any(feature = "metrics", feature = "tracing")),
         allow(unused_variables)
     )]
-    fn finish(mut self, status: Option<http::StatusCode>) {
+    fn finish(mut self, answer: Option<Answer>) {
         self.finished = true;
-        let status = status.unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+        let answer = answer.unwrap_or(Answer {
+            status: http::StatusCode::INTERNAL_SERVER_ERROR,
+            grpc: None,
+        });
+        let status = answer.status;
         #[cfg(feature = "metrics")]
         super::handles::record(
             self.method,
@@ -105,11 +149,14 @@ impl Record {
                 "http.response.status_code",
                 i64::from(status.as_u16()),
             ));
-            if status.is_server_error() {
+            if let Some(code) = answer.grpc {
+                span.set_attribute(KeyValue::new("rpc.grpc.status_code", i64::from(code)));
+            }
+            if answer.is_server_error() {
                 span.set_status(Status::error(""));
             }
             span.end();
-            crate::trace::sampler::record(status.is_server_error());
+            crate::trace::sampler::record(answer.is_server_error());
         }
     }
 }
@@ -163,4 +210,48 @@ pub(crate) fn start_span<B>(
     let cx = parent.with_span(span);
     req.extensions_mut().insert(cx.clone());
     cx
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answer(status: u16, headers: &[(&str, &str)]) -> Answer {
+        let mut response = http::Response::builder().status(status);
+        for (name, value) in headers {
+            response = response.header(*name, *value);
+        }
+        Answer::of(&response.body(()).unwrap_or_default())
+    }
+
+    #[test]
+    fn a_grpc_code_is_read_from_a_grpc_answers_headers_only() {
+        let grpc = ("content-type", "application/grpc");
+        let internal = answer(200, &[grpc, ("grpc-status", "13")]);
+        assert_eq!(internal.grpc, Some(13));
+        assert!(internal.is_server_error());
+        let not_found = answer(
+            200,
+            &[
+                ("content-type", "application/grpc+proto"),
+                ("grpc-status", "5"),
+            ],
+        );
+        assert_eq!(not_found.grpc, Some(5));
+        assert!(!not_found.is_server_error(), "NOT_FOUND is the caller's");
+        // The code comes in the trailers: not known when the layer records.
+        assert_eq!(answer(200, &[grpc]).grpc, None);
+        // Not gRPC, or not a code.
+        assert_eq!(answer(200, &[("grpc-status", "13")]).grpc, None);
+        for bad in ["17", "-1", "thirteen", "", " 13"] {
+            assert_eq!(
+                answer(200, &[grpc, ("grpc-status", bad)]).grpc,
+                None,
+                "{bad:?}"
+            );
+        }
+        // A 5xx is a server error whatever the protocol.
+        assert!(answer(503, &[grpc]).is_server_error());
+        assert!(!answer(404, &[]).is_server_error());
+    }
 }
