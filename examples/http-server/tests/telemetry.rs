@@ -867,8 +867,24 @@ fn a_collector_that_answers_errors_is_counted_and_reported_once() {
 /// every rejected span is counted as `rejected`, and the reason it gave is said once.
 #[test]
 fn spans_a_collector_rejects_are_counted_and_reported_once() {
-    let test = "spans_a_collector_rejects_are_counted_and_reported_once";
-    let Some(collector) = Collector::start(test, "reject") else {
+    rejected_spans_are_counted(
+        "spans_a_collector_rejects_are_counted_and_reported_once",
+        false,
+    );
+}
+
+/// The same over gRPC, whose exporter reads the collector's answer too.
+#[cfg(feature = "grpc")]
+#[test]
+fn spans_a_grpc_collector_rejects_are_counted_and_reported_once() {
+    rejected_spans_are_counted(
+        "spans_a_grpc_collector_rejects_are_counted_and_reported_once",
+        true,
+    );
+}
+
+fn rejected_spans_are_counted(test: &str, grpc: bool) {
+    let Some(collector) = Collector::start_with(test, "reject", grpc, None) else {
         return;
     };
     // Each of the 50 requests' spans is rejected once, and counted once, as nothing
@@ -882,8 +898,13 @@ fn spans_a_collector_rejects_are_counted_and_reported_once() {
         assert_eq!(dropped(&counted, "rejected"), 50.0, "{counted}");
         assert_eq!(dropped(&counted, "export_failed"), 0.0, "{counted}");
     };
-    let said =
-        survives_a_broken_collector_then(collector.endpoint(), &[], "rejected", every_span_once);
+    let protocol = if grpc { "grpc" } else { "http/protobuf" };
+    let said = survives_a_broken_collector_then(
+        collector.endpoint(),
+        &[("OTEL_EXPORTER_OTLP_PROTOCOL", protocol.into())],
+        "rejected",
+        every_span_once,
+    );
     assert!(
         said.contains("the collector rejected") && said.contains("rejected (--mode reject)"),
         "{said}"

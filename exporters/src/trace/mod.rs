@@ -12,6 +12,8 @@ With `OTEL_TRACES_EXPORTER=none` spans are still made, sampled and propagated; t
 go only to the plugins, if any, on the same schedule, and nowhere else.
 */
 
+#[cfg(feature = "grpc")]
+mod grpc;
 mod otlp;
 pub mod propagation;
 mod queue;
@@ -164,6 +166,8 @@ fn resource(config: &Config, service_version: Option<&'static str>) -> Resource 
 #[allow(clippy::large_enum_variant)] // one value, made once, behind an `Arc`
 pub(crate) enum Sink {
     Otlp(SpanExporter),
+    #[cfg(feature = "grpc")]
+    Grpc(grpc::Exporter),
     Nowhere,
 }
 
@@ -174,7 +178,18 @@ impl opentelemetry_sdk::trace::SpanExporter for Sink {
     ) -> opentelemetry_sdk::error::OTelSdkResult {
         match self {
             Sink::Otlp(exporter) => exporter.export(batch).await,
+            #[cfg(feature = "grpc")]
+            Sink::Grpc(exporter) => exporter.export(batch).await,
             Sink::Nowhere => Ok(()),
+        }
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        match self {
+            Sink::Otlp(exporter) => exporter.set_resource(resource),
+            #[cfg(feature = "grpc")]
+            Sink::Grpc(exporter) => exporter.set_resource(resource),
+            Sink::Nowhere => {}
         }
     }
 }
@@ -195,7 +210,7 @@ fn build_and_run(config: &Config) -> Option<Shared> {
     use opentelemetry_sdk::trace::SpanExporter as _;
     let queue = CORE.get()?.queue.clone()?;
     let sink = if config.export_traces {
-        let mut exporter = match otlp::exporter(config) {
+        let mut sink = match otlp::exporter(config) {
             Ok(e) => e,
             Err(e) => {
                 let waiting = queue.discard();
@@ -208,8 +223,8 @@ fn build_and_run(config: &Config) -> Option<Shared> {
             }
         };
         let version = SERVICE_VERSION.get().copied().flatten();
-        exporter.set_resource(&resource(config, version));
-        Sink::Otlp(exporter)
+        sink.set_resource(&resource(config, version));
+        sink
     } else {
         Sink::Nowhere
     };

@@ -14,11 +14,11 @@ use crate::config::{Config, Protocol};
 use crate::problem;
 
 /// The OTLP exporter for the configured protocol.
-pub(super) fn exporter(config: &Config) -> Result<SpanExporter, String> {
+pub(super) fn exporter(config: &Config) -> Result<super::Sink, String> {
     match config.protocol {
-        Protocol::HttpProtobuf => http_exporter(config),
+        Protocol::HttpProtobuf => http_exporter(config).map(super::Sink::Otlp),
         #[cfg(feature = "grpc")]
-        Protocol::Grpc => grpc_exporter(config),
+        Protocol::Grpc => super::grpc::exporter(config).map(super::Sink::Grpc),
         #[cfg(not(feature = "grpc"))]
         Protocol::Grpc => Err("gRPC needs coldstart's `grpc` feature".into()),
     }
@@ -74,7 +74,7 @@ fn export_config<B: opentelemetry_otlp::WithExportConfig>(builder: B, config: &C
 
 /// Whether an OTLP endpoint is an `https://` URL.
 #[cfg(feature = "tls")]
-fn https(url: &str) -> bool {
+pub(super) fn https(url: &str) -> bool {
     url.trim_start()
         .get(..8)
         .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"))
@@ -100,12 +100,19 @@ static PARTIAL: Mutex<Option<Partial>> = Mutex::new(None);
 pub(crate) fn note_answer(answer: &[u8]) {
     use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
     use prost::Message as _;
-    let Some(partial) = ExportTraceServiceResponse::decode(answer)
+    if let Some(partial) = ExportTraceServiceResponse::decode(answer)
         .ok()
         .and_then(|a| a.partial_success)
-    else {
-        return;
-    };
+    {
+        note_partial(partial);
+    }
+}
+
+/// Keeps a collector's partial success for [`take_partial`], unless it is a full
+/// success (nothing rejected, no message).
+pub(crate) fn note_partial(
+    partial: opentelemetry_proto::tonic::collector::trace::v1::ExportTracePartialSuccess,
+) {
     let rejected = u64::try_from(partial.rejected_spans).unwrap_or(0);
     let message = problem::one_line(&partial.error_message, 200);
     if rejected > 0 || !message.is_empty() {
@@ -129,7 +136,7 @@ struct OtlpClient {
 
 /// How the exporter names itself, as the OTLP specification asks (opentelemetry-otlp's
 /// own, which its requests carry, could have come from the environment).
-const USER_AGENT: &str = concat!(
+pub(super) const USER_AGENT: &str = concat!(
     "OTel-OTLP-Exporter-Rust (coldstart/",
     env!("CARGO_PKG_VERSION"),
     ")"
@@ -212,84 +219,6 @@ static HTTP_CLIENT: OnceLock<Arc<OtlpClient>> = OnceLock::new();
 /// protocol is gRPC.
 pub(crate) fn transport_failure() -> Option<String> {
     HTTP_CLIENT.get().and_then(|c| c.client.take_failure())
-}
-
-/// OTLP/gRPC on tonic. With the `tls` feature coldstart builds the channel itself,
-/// to use the standard certificate variables, which opentelemetry-otlp ignores. The
-/// metadata sent is exactly the headers coldstart read: an interceptor replaces what
-/// opentelemetry-otlp adds from `OTEL_EXPORTER_OTLP_TRACES_HEADERS` or
-/// `OTEL_EXPORTER_OTLP_HEADERS` itself (a value coldstart may have refused).
-#[cfg(feature = "grpc")]
-fn grpc_exporter(config: &Config) -> Result<SpanExporter, String> {
-    use opentelemetry_otlp::WithTonicConfig;
-    let metadata = grpc_metadata(&config.otlp_headers);
-    let builder = export_config(
-        SpanExporter::builder().with_tonic().with_interceptor(
-            move |mut request: tonic::Request<()>| {
-                *request.metadata_mut() = metadata.clone();
-                Ok(request)
-            },
-        ),
-        config,
-    );
-    #[cfg(feature = "tls")]
-    let builder = builder.with_channel(grpc_channel(config)?);
-    builder.build().map_err(|e| e.to_string())
-}
-
-/// The configured headers as gRPC metadata (a name ending in `-bin` as binary
-/// metadata, its value's bytes; a name given twice keeps its last value), and a user
-/// agent unless one was configured (tonic adds its own after it).
-#[cfg(feature = "grpc")]
-fn grpc_metadata(pairs: &[(String, String)]) -> tonic::metadata::MetadataMap {
-    use tonic::metadata::{BinaryMetadataValue, MetadataKey, MetadataMap, MetadataValue};
-    let mut metadata = MetadataMap::new();
-    for (name, value) in pairs {
-        let name = name.to_ascii_lowercase();
-        if name.ends_with("-bin") {
-            if let Ok(key) = MetadataKey::from_bytes(name.as_bytes()) {
-                metadata.insert_bin(key, BinaryMetadataValue::from_bytes(value.as_bytes()));
-            }
-        } else if let (Ok(key), Ok(value)) = (
-            MetadataKey::from_bytes(name.as_bytes()),
-            value.parse::<MetadataValue<_>>(),
-        ) {
-            metadata.insert(key, value);
-        }
-    }
-    if !metadata.contains_key("user-agent") {
-        metadata.insert("user-agent", MetadataValue::from_static(USER_AGENT));
-    }
-    metadata
-}
-
-/// A lazily connecting channel to the gRPC endpoint, over TLS for `https://`.
-#[cfg(all(feature = "grpc", feature = "tls"))]
-fn grpc_channel(config: &Config) -> Result<tonic::transport::Channel, String> {
-    use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
-    let url = config.otlp_endpoint_or_default().to_owned();
-    let endpoint = Endpoint::from_shared(url.trim().to_owned())
-        .map_err(|e| format!("invalid OTLP endpoint `{url}`: {e}"))?
-        .timeout(config.otlp_timeout);
-    if !url.trim_start().starts_with("https://") {
-        return Ok(endpoint.connect_lazy());
-    }
-    let files = &config.otlp_tls;
-    let mut tls = ClientTlsConfig::new();
-    tls = match &files.ca {
-        Some(ca) => tls.ca_certificate(Certificate::from_pem(crate::tls::certificate_pem(ca)?)),
-        None => tls.with_native_roots(),
-    };
-    if let (Some(cert), Some(key)) = (&files.certificate, &files.key) {
-        tls = tls.identity(Identity::from_pem(
-            crate::tls::certificate_pem(cert)?,
-            crate::tls::key_pem(key)?,
-        ));
-    }
-    endpoint
-        .tls_config(tls)
-        .map(|e| e.connect_lazy())
-        .map_err(|e| format!("OTLP TLS settings: {e}"))
 }
 
 #[cfg(test)]
@@ -380,34 +309,6 @@ mod tests {
         assert_eq!(headers["user-agent"], "mine/1");
         assert_eq!(headers["content-type"], "application/x-protobuf");
         assert_eq!(headers.len(), 2);
-    }
-
-    #[cfg(feature = "grpc")]
-    #[test]
-    fn grpc_metadata_is_the_configured_headers_and_a_user_agent() {
-        let metadata = super::grpc_metadata(&pairs(&[
-            ("X-Tenant", "a"),
-            ("x-tenant", "b"),
-            ("trace-proof-bin", "\u{1}raw"),
-        ]));
-        assert_eq!(metadata.get("x-tenant").unwrap(), "b");
-        assert_eq!(
-            metadata
-                .get_bin("trace-proof-bin")
-                .unwrap()
-                .to_bytes()
-                .unwrap(),
-            "\u{1}raw".as_bytes()
-        );
-        assert!(
-            metadata
-                .get("user-agent")
-                .unwrap()
-                .to_str()
-                .unwrap()
-                .starts_with("OTel-OTLP-Exporter-Rust (coldstart/")
-        );
-        assert_eq!(metadata.len(), 3);
     }
 
     use opentelemetry_sdk::trace::SpanExporter as _;
