@@ -45,9 +45,9 @@ impl Service<Request<()>> for Hello {
 }
 
 /// Calls `service` with a fresh request and polls the answer to completion.
-fn serve<S>(service: &mut S, traceparent: bool) -> Response<&'static str>
+fn serve<S, B>(service: &mut S, traceparent: bool) -> Response<B>
 where
-    S: Service<Request<()>, Response = Response<&'static str>, Error = Infallible>,
+    S: Service<Request<()>, Response = Response<B>, Error = Infallible>,
 {
     let mut req = Request::get("/users/42");
     if traceparent {

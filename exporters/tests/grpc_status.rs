@@ -1,20 +1,27 @@
 //! `HttpTelemetryLayer` on a real tonic server: a gRPC call answers HTTP 200 whatever
-//! its outcome, and the layer reads the call's code from `grpc-status` when the answer
-//! carries it in its headers (tonic's answer to a handler's `Err(Status)`). The span
-//! gets `rpc.grpc.status_code`, and an error status for the codes the OpenTelemetry
-//! conventions count as server errors. The service is the OTLP trace service from the
+//! its outcome, and the layer reads the call's code from `grpc-status`, in the
+//! answer's headers (tonic's answer to a handler's `Err(Status)`) or in the trailers
+//! after its message (an `OK`). The span gets `rpc.grpc.status_code`, and an error
+//! status for the codes the OpenTelemetry conventions count as server errors. The service is the OTLP trace service from the
 //! official protobuf definitions, called by tonic's client. One test: telemetry is
 //! global.
 
 #![allow(clippy::unwrap_used)] // a test fails loudly on a broken fixture
 
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::pin::Pin;
 use std::sync::Mutex;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use coldstart_bootstrap::{Env, Settings};
 use coldstart_exporters::config::Config;
 use coldstart_exporters::http::HttpTelemetryLayer;
 use coldstart_exporters::plugin::Plugin;
+use http_body::Frame;
+use http_body_util::BodyExt as _;
+use hyper::body::Bytes;
 use opentelemetry::Value;
 use opentelemetry::trace::Status;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
@@ -27,6 +34,8 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
 use opentelemetry_sdk::trace::SpanData;
 use tonic::transport::server::TcpIncoming;
+use tower_layer::Layer as _;
+use tower_service::Service;
 
 /// Each server span's `rpc.grpc.status_code` (if any) and whether its status is an error.
 static SEEN: Mutex<Vec<(Option<i64>, bool)>> = Mutex::new(Vec::new());
@@ -72,6 +81,50 @@ impl TraceService for Collector {
     }
 }
 
+/// A gRPC service by hand: a message, then `UNAVAILABLE` in the trailers, as a
+/// streaming call that fails after its first message answers (tonic answers a unary
+/// call's error in the headers).
+struct FailsAfterAMessage;
+
+impl Service<http::Request<()>> for FailsAfterAMessage {
+    type Response = http::Response<Frames>;
+    type Error = Infallible;
+    type Future = std::future::Ready<Result<Self::Response, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: http::Request<()>) -> Self::Future {
+        let mut trailers = http::HeaderMap::new();
+        trailers.insert("grpc-status", http::HeaderValue::from_static("14"));
+        let frames = Frames(VecDeque::from([
+            Frame::data(Bytes::from_static(b"\0\0\0\0\0")),
+            Frame::trailers(trailers),
+        ]));
+        let response = http::Response::builder()
+            .header("content-type", "application/grpc")
+            .body(frames)
+            .unwrap();
+        std::future::ready(Ok(response))
+    }
+}
+
+/// A body of the given frames.
+struct Frames(VecDeque<Frame<Bytes>>);
+
+impl http_body::Body for Frames {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        Poll::Ready(self.0.pop_front().map(Ok))
+    }
+}
+
 #[test]
 fn grpc_errors_answered_as_http_200_reach_the_span() {
     let env = Env::fixed([
@@ -96,7 +149,7 @@ fn grpc_errors_answered_as_http_200_reach_the_span() {
             .await
             .unwrap();
         // OK (its code comes in the trailers), NOT_FOUND (the caller's fault),
-        // INTERNAL and UNAVAILABLE (the server's).
+        // INTERNAL and UNAVAILABLE (the server's; in the headers).
         for code in [0, 5, 13, 14] {
             let request = ExportTraceServiceRequest {
                 resource_spans: vec![ResourceSpans::default(); code],
@@ -108,10 +161,18 @@ fn grpc_errors_answered_as_http_200_reach_the_span() {
             );
         }
 
+        // The code in the trailers ends the span when they pass; a body dropped
+        // before them ends it without a code.
+        let mut by_hand = HttpTelemetryLayer::new().layer(FailsAfterAMessage);
+        let response = by_hand.call(http::Request::new(())).await.unwrap();
+        response.into_body().collect().await.unwrap();
+        let response = by_hand.call(http::Request::new(())).await.unwrap();
+        drop(response);
+
         telemetry.start_after_first_response();
         coldstart_runtime::first_request_done();
         let deadline = Instant::now() + Duration::from_secs(15);
-        while SEEN.lock().unwrap().len() < 4 && Instant::now() < deadline {
+        while SEEN.lock().unwrap().len() < 6 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     });
@@ -121,8 +182,10 @@ fn grpc_errors_answered_as_http_200_reach_the_span() {
         seen,
         [
             (None, false),
+            (Some(0), false),
             (Some(5), false),
             (Some(13), true),
+            (Some(14), true),
             (Some(14), true)
         ]
     );

@@ -1,6 +1,7 @@
 //! The response future of [`super::HttpTelemetry`]: records the request when the
 //! inner service answers, and keeps the in-flight gauge right when it is dropped
-//! unanswered.
+//! unanswered. A gRPC call whose code comes in the trailers leaves its span to the
+//! response body ([`super::body`]), which ends it when they pass.
 
 use std::borrow::Cow;
 use std::future::Future;
@@ -9,6 +10,8 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use pin_project_lite::pin_project;
+
+use super::body::{Pending, ResponseBody};
 
 pin_project! {
     /// Resolves to the inner service's response.
@@ -32,20 +35,26 @@ impl<F, B, E> Future for ResponseFuture<F>
 where
     F: Future<Output = Result<http::Response<B>, E>>,
 {
-    type Output = F::Output;
+    type Output = Result<http::Response<ResponseBody<B>>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         #[cfg(feature = "tracing")]
         let _current = this.record.as_ref().map(|r| r.cx.clone().attach());
         let output = std::task::ready!(this.inner.poll(cx));
-        if let Some(record) = this.record.take() {
-            match &output {
-                Ok(response) => record.finish(Some(Answer::of(response))),
-                Err(_) => record.finish(None),
+        let Some(record) = this.record.take() else {
+            return Poll::Ready(output.map(|r| r.map(|b| ResponseBody::new(b, None))));
+        };
+        Poll::Ready(match output {
+            Ok(response) => {
+                let pending = record.finish(Some(Answer::of(&response)));
+                Ok(response.map(|body| ResponseBody::new(body, pending)))
             }
-        }
-        Poll::Ready(output)
+            Err(e) => {
+                record.finish(None);
+                Err(e)
+            }
+        })
     }
 }
 
@@ -55,6 +64,8 @@ where
 #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
 pub(crate) struct Answer {
     status: http::StatusCode,
+    /// Whether the response is a gRPC call's (its content type says so).
+    is_grpc: bool,
     grpc: Option<u8>,
 }
 
@@ -64,30 +75,42 @@ impl Answer {
     /// the trailers after the body, which the layer does not wait for.
     pub(crate) fn of<B>(response: &http::Response<B>) -> Answer {
         let headers = response.headers();
-        let grpc = headers
+        let is_grpc = headers
             .get(http::header::CONTENT_TYPE)
-            .is_some_and(|t| t.as_bytes().starts_with(b"application/grpc"))
-            .then(|| headers.get("grpc-status"))
-            .flatten()
-            .and_then(|code| std::str::from_utf8(code.as_bytes()).ok()?.parse().ok())
-            .filter(|&code| code <= MAX_GRPC_CODE);
+            .is_some_and(|t| t.as_bytes().starts_with(b"application/grpc"));
         Answer {
             status: response.status(),
-            grpc,
+            is_grpc,
+            grpc: is_grpc.then(|| grpc_code(headers)).flatten(),
         }
     }
 
-    /// Whether the server failed: a 5xx status, or one of the gRPC codes the
-    /// OpenTelemetry conventions count as a server error (UNKNOWN, DEADLINE_EXCEEDED,
-    /// UNIMPLEMENTED, INTERNAL, UNAVAILABLE, DATA_LOSS).
+    /// Whether the server failed: a 5xx status, or a gRPC code that counts as the
+    /// server's error ([`is_server_error_code`]).
     #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
     pub(crate) fn is_server_error(self) -> bool {
-        self.status.is_server_error() || matches!(self.grpc, Some(2 | 4 | 12 | 13 | 14 | 15))
+        self.status.is_server_error() || self.grpc.is_some_and(is_server_error_code)
     }
 }
 
 /// The highest gRPC status code (`UNAUTHENTICATED`).
 const MAX_GRPC_CODE: u8 = 16;
+
+/// The gRPC code in `grpc-status`, in a trailers-only answer's headers or in the
+/// trailers; `None` when absent or not a code.
+pub(crate) fn grpc_code(headers: &http::HeaderMap) -> Option<u8> {
+    headers
+        .get("grpc-status")
+        .and_then(|code| std::str::from_utf8(code.as_bytes()).ok()?.parse().ok())
+        .filter(|&code| code <= MAX_GRPC_CODE)
+}
+
+/// Whether a gRPC code is one the OpenTelemetry conventions count as the server's
+/// error (UNKNOWN, DEADLINE_EXCEEDED, UNIMPLEMENTED, INTERNAL, UNAVAILABLE, DATA_LOSS).
+#[cfg_attr(not(feature = "tracing"), allow(dead_code))]
+pub(crate) fn is_server_error_code(code: u8) -> bool {
+    matches!(code, 2 | 4 | 12 | 13 | 14 | 15)
+}
 
 /// What is known about a request until it is answered. The timing and labels are
 /// for the metrics; without feature `metrics` only the span is kept.
@@ -121,15 +144,18 @@ impl Record {
     }
 
     /// Records the answer: `None` when the service failed without a response (counted
-    /// as status 500).
+    /// as status 500). The metrics are recorded now; the span ends now too, unless the
+    /// answer is a gRPC call's whose code is still to come in the trailers: then it is
+    /// returned for the response body to end.
     #[cfg_attr(
         not(any(feature = "metrics", feature = "tracing")),
         allow(unused_variables)
     )]
-    fn finish(mut self, answer: Option<Answer>) {
+    fn finish(mut self, answer: Option<Answer>) -> Option<Pending> {
         self.finished = true;
         let answer = answer.unwrap_or(Answer {
             status: http::StatusCode::INTERNAL_SERVER_ERROR,
+            is_grpc: false,
             grpc: None,
         });
         let status = answer.status;
@@ -149,6 +175,9 @@ impl Record {
                 "http.response.status_code",
                 i64::from(status.as_u16()),
             ));
+            if answer.is_grpc && answer.grpc.is_none() && !status.is_server_error() {
+                return Some(Pending::new(self.cx.clone()));
+            }
             if let Some(code) = answer.grpc {
                 span.set_attribute(KeyValue::new("rpc.grpc.status_code", i64::from(code)));
             }
@@ -158,6 +187,7 @@ impl Record {
             span.end();
             crate::trace::sampler::record(answer.is_server_error());
         }
+        None
     }
 }
 

@@ -14,10 +14,19 @@ The span's context is put in the request's extensions (`opentelemetry::Context`)
 is the current context while the inner service runs, so handlers create child spans
 and propagate it without extra code.
 
+On a gRPC server (tonic) every call answers HTTP 200; its code comes in `grpc-status`,
+in the headers of an answer without messages (tonic's answer to a handler's
+`Err(Status)`), else in the trailers after the messages. The span gets
+`rpc.grpc.status_code` from either, and an error status for the codes the
+OpenTelemetry conventions count as the server's; a call whose code comes in the
+trailers keeps its span open until they pass through the response body. The metrics
+are recorded when the answer's head is ready, labelled with the HTTP status.
+
 Place it inside [`FirstResponseLayer`](coldstart_runtime::first_response) so that
 the first request's telemetry is recorded before that response is marked done.
 */
 
+mod body;
 mod future;
 #[cfg(feature = "metrics")]
 mod handles;
@@ -30,6 +39,7 @@ use std::time::Instant;
 use http::{Method, Request};
 use tower_service::Service;
 
+pub use body::ResponseBody;
 pub use future::ResponseFuture;
 pub use layer::HttpTelemetryLayer;
 
@@ -88,7 +98,7 @@ impl<S, B, ResBody> Service<Request<B>> for HttpTelemetry<S>
 where
     S: Service<Request<B>, Response = http::Response<ResBody>>,
 {
-    type Response = S::Response;
+    type Response = http::Response<ResponseBody<ResBody>>;
     type Error = S::Error;
     type Future = ResponseFuture<S::Future>;
 

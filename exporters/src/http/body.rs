@@ -1,0 +1,109 @@
+//! The response body of [`super::HttpTelemetry`]: the inner service's body, frame for
+//! frame. A gRPC call sends its code in the trailers after its messages (unless it
+//! answers with no message, code in the headers); for such a call the server span
+//! stays open until the trailers pass, and gets `rpc.grpc.status_code` from them.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use http_body::{Body, Frame, SizeHint};
+use pin_project_lite::pin_project;
+
+pin_project! {
+    /// The inner service's body; see the module docs.
+    #[derive(Debug)]
+    pub struct ResponseBody<B> {
+        #[pin]
+        inner: B,
+        pending: Option<Pending>,
+    }
+}
+
+impl<B> ResponseBody<B> {
+    pub(crate) fn new(inner: B, pending: Option<Pending>) -> Self {
+        ResponseBody { inner, pending }
+    }
+}
+
+impl<B: Body> Body for ResponseBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        let this = self.project();
+        let frame = std::task::ready!(this.inner.poll_frame(cx));
+        if this.pending.is_some() {
+            match &frame {
+                Some(Ok(f)) => {
+                    if let Some(trailers) = f.trailers_ref() {
+                        if let Some(pending) = this.pending.take() {
+                            pending.end(super::future::grpc_code(trailers));
+                        }
+                    }
+                }
+                // The body ended, or failed, without trailers: no code to read.
+                None | Some(Err(_)) => {
+                    if let Some(pending) = this.pending.take() {
+                        pending.end(None);
+                    }
+                }
+            }
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// A gRPC call's server span, waiting for the code in the trailers. Dropped without
+/// them (the server stopped polling the body), the span ends without a code.
+#[derive(Debug)]
+pub(crate) struct Pending {
+    #[cfg(feature = "tracing")]
+    cx: Option<opentelemetry::Context>,
+}
+
+impl Pending {
+    #[cfg(feature = "tracing")]
+    pub(crate) fn new(cx: opentelemetry::Context) -> Pending {
+        Pending { cx: Some(cx) }
+    }
+
+    /// Ends the span with `code`, if the trailers carried one.
+    #[cfg_attr(not(feature = "tracing"), allow(unused_variables, unused_mut))]
+    fn end(mut self, code: Option<u8>) {
+        #[cfg(feature = "tracing")]
+        if let Some(cx) = self.cx.take() {
+            use opentelemetry::KeyValue;
+            use opentelemetry::trace::{Status, TraceContextExt};
+            let span = cx.span();
+            let error = code.is_some_and(super::future::is_server_error_code);
+            if let Some(code) = code {
+                span.set_attribute(KeyValue::new("rpc.grpc.status_code", i64::from(code)));
+            }
+            if error {
+                span.set_status(Status::error(""));
+            }
+            span.end();
+            crate::trace::sampler::record(error);
+        }
+    }
+}
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        #[cfg(feature = "tracing")]
+        if self.cx.is_some() {
+            Pending { cx: self.cx.take() }.end(None);
+        }
+    }
+}
