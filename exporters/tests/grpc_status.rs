@@ -83,8 +83,8 @@ impl TraceService for Collector {
 
 /// A gRPC service by hand: a message, then `UNAVAILABLE` in the trailers, as a
 /// streaming call that fails after its first message answers (tonic answers a unary
-/// call's error in the headers).
-struct FailsAfterAMessage;
+/// call's error in the headers); or, with `true`, a message and then a body error.
+struct FailsAfterAMessage(bool);
 
 impl Service<http::Request<()>> for FailsAfterAMessage {
     type Response = http::Response<Frames>;
@@ -98,9 +98,13 @@ impl Service<http::Request<()>> for FailsAfterAMessage {
     fn call(&mut self, _: http::Request<()>) -> Self::Future {
         let mut trailers = http::HeaderMap::new();
         trailers.insert("grpc-status", http::HeaderValue::from_static("14"));
+        let last = match self.0 {
+            false => Ok(Frame::trailers(trailers)),
+            true => Err("the stream was reset"),
+        };
         let frames = Frames(VecDeque::from([
-            Frame::data(Bytes::from_static(b"\0\0\0\0\0")),
-            Frame::trailers(trailers),
+            Ok(Frame::data(Bytes::from_static(b"\0\0\0\0\0"))),
+            last,
         ]));
         let response = http::Response::builder()
             .header("content-type", "application/grpc")
@@ -110,18 +114,18 @@ impl Service<http::Request<()>> for FailsAfterAMessage {
     }
 }
 
-/// A body of the given frames.
-struct Frames(VecDeque<Frame<Bytes>>);
+/// A body of the given frames and errors.
+struct Frames(VecDeque<Result<Frame<Bytes>, &'static str>>);
 
 impl http_body::Body for Frames {
     type Data = Bytes;
-    type Error = Infallible;
+    type Error = &'static str;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
         _: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        Poll::Ready(self.0.pop_front().map(Ok))
+    ) -> Poll<Option<Result<Frame<Bytes>, &'static str>>> {
+        Poll::Ready(self.0.pop_front())
     }
 }
 
@@ -162,17 +166,20 @@ fn grpc_errors_answered_as_http_200_reach_the_span() {
         }
 
         // The code in the trailers ends the span when they pass; a body dropped
-        // before them ends it without a code.
-        let mut by_hand = HttpTelemetryLayer::new().layer(FailsAfterAMessage);
+        // before them ends it without a code; one that fails, as an error.
+        let mut by_hand = HttpTelemetryLayer::new().layer(FailsAfterAMessage(false));
         let response = by_hand.call(http::Request::new(())).await.unwrap();
         response.into_body().collect().await.unwrap();
         let response = by_hand.call(http::Request::new(())).await.unwrap();
         drop(response);
+        let mut failing = HttpTelemetryLayer::new().layer(FailsAfterAMessage(true));
+        let response = failing.call(http::Request::new(())).await.unwrap();
+        assert!(response.into_body().collect().await.is_err());
 
         telemetry.start_after_first_response();
         coldstart_runtime::first_request_done();
         let deadline = Instant::now() + Duration::from_secs(15);
-        while SEEN.lock().unwrap().len() < 6 && Instant::now() < deadline {
+        while SEEN.lock().unwrap().len() < 7 && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     });
@@ -182,6 +189,7 @@ fn grpc_errors_answered_as_http_200_reach_the_span() {
         seen,
         [
             (None, false),
+            (None, true),
             (Some(0), false),
             (Some(5), false),
             (Some(13), true),

@@ -327,8 +327,8 @@ fn headers_sent(
 
 /// Exactly the headers coldstart read are sent, decoded, the traces-only variable
 /// replacing the general one whole; a headers variable coldstart refuses sends
-/// nothing, though opentelemetry-otlp (which reads the variables too) would send the
-/// pairs it can parse.
+/// nothing, though over HTTP opentelemetry-otlp (which reads the variables too) would
+/// send the pairs it can parse.
 fn only_the_headers_coldstart_read_are_sent(test: &str, grpc: bool) {
     let Some(collector) = Collector::start_with(test, "ok", grpc, None) else {
         return;

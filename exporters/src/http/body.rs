@@ -10,7 +10,13 @@ use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 
 pin_project! {
-    /// The inner service's body; see the module docs.
+    /// The response body of [`HttpTelemetry`](super::HttpTelemetry): the inner
+    /// service's body, frame for frame. A gRPC call sends its code in the trailers
+    /// after its messages (unless it answers with no message, code in the headers);
+    /// for such a call the server span stays open until the trailers pass, and gets
+    /// `rpc.grpc.status_code` from them. A body that fails before its trailers ends
+    /// the span as an error; one dropped before them (the server stopped polling it),
+    /// without a code.
     #[derive(Debug)]
     pub struct ResponseBody<B> {
         #[pin]
@@ -44,10 +50,15 @@ impl<B: Body> Body for ResponseBody<B> {
                         }
                     }
                 }
-                // The body ended, or failed, without trailers: no code to read.
-                None | Some(Err(_)) => {
+                // The body ended without trailers: no code to read.
+                None => {
                     if let Some(pending) = this.pending.take() {
                         pending.end(None);
+                    }
+                }
+                Some(Err(_)) => {
+                    if let Some(pending) = this.pending.take() {
+                        pending.fail();
                     }
                 }
             }
@@ -79,22 +90,33 @@ impl Pending {
     }
 
     /// Ends the span with `code`, if the trailers carried one.
+    fn end(self, code: Option<u8>) {
+        let error = code.is_some_and(super::future::is_server_error_code);
+        self.finish(code, error.then_some(""));
+    }
+
+    /// Ends the span of a body that failed before its trailers, as an error.
+    fn fail(self) {
+        self.finish(None, Some("the response body failed before its trailers"));
+    }
+
+    /// Ends the span with `code` and, when `error` is given, an error status with
+    /// that description; the dynamic sampler counts the error.
     #[cfg_attr(not(feature = "tracing"), allow(unused_variables, unused_mut))]
-    fn end(mut self, code: Option<u8>) {
+    fn finish(mut self, code: Option<u8>, error: Option<&'static str>) {
         #[cfg(feature = "tracing")]
         if let Some(cx) = self.cx.take() {
             use opentelemetry::KeyValue;
             use opentelemetry::trace::{Status, TraceContextExt};
             let span = cx.span();
-            let error = code.is_some_and(super::future::is_server_error_code);
             if let Some(code) = code {
                 span.set_attribute(KeyValue::new("rpc.grpc.status_code", i64::from(code)));
             }
-            if error {
-                span.set_status(Status::error(""));
+            if let Some(description) = error {
+                span.set_status(Status::error(description));
             }
             span.end();
-            crate::trace::sampler::record(error);
+            crate::trace::sampler::record(error.is_some());
         }
     }
 }

@@ -14,7 +14,8 @@ use pin_project_lite::pin_project;
 use super::body::{Pending, ResponseBody};
 
 pin_project! {
-    /// Resolves to the inner service's response.
+    /// Resolves to the inner service's response, its body wrapped in a
+    /// [`ResponseBody`].
     pub struct ResponseFuture<F> {
         #[pin]
         inner: F,
@@ -75,9 +76,13 @@ impl Answer {
     /// the trailers after the body, which the layer does not wait for.
     pub(crate) fn of<B>(response: &http::Response<B>) -> Answer {
         let headers = response.headers();
-        let is_grpc = headers
-            .get(http::header::CONTENT_TYPE)
-            .is_some_and(|t| t.as_bytes().starts_with(b"application/grpc"));
+        // `application/grpc`, `application/grpc+proto`, `application/grpc; ...`; not
+        // `application/grpc-web`, whose trailers travel inside the body.
+        let is_grpc = headers.get(http::header::CONTENT_TYPE).is_some_and(|t| {
+            t.as_bytes()
+                .strip_prefix(b"application/grpc")
+                .is_some_and(|rest| matches!(rest.first(), None | Some(b'+' | b';')))
+        });
         Answer {
             status: response.status(),
             is_grpc,
@@ -271,8 +276,24 @@ mod tests {
         assert!(!not_found.is_server_error(), "NOT_FOUND is the caller's");
         // The code comes in the trailers: not known when the layer records.
         assert_eq!(answer(200, &[grpc]).grpc, None);
-        // Not gRPC, or not a code.
+        // Not gRPC (gRPC-Web carries its trailers in the body), or not a code.
         assert_eq!(answer(200, &[("grpc-status", "13")]).grpc, None);
+        let web = answer(
+            200,
+            &[
+                ("content-type", "application/grpc-web"),
+                ("grpc-status", "13"),
+            ],
+        );
+        assert_eq!((web.is_grpc, web.grpc), (false, None));
+        let with_params = answer(
+            200,
+            &[
+                ("content-type", "application/grpc; charset=x"),
+                ("grpc-status", "13"),
+            ],
+        );
+        assert_eq!(with_params.grpc, Some(13));
         for bad in ["17", "-1", "thirteen", "", " 13"] {
             assert_eq!(
                 answer(200, &[grpc, ("grpc-status", bad)]).grpc,

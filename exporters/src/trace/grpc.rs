@@ -5,9 +5,12 @@ protobuf definitions (`opentelemetry-proto`), on tonic.
 opentelemetry-otlp's gRPC exporter takes the collector's answer itself and only logs a
 partial success, so the spans a collector rejected could not be counted. This one reads
 the answer as the HTTP exporter does ([`super::otlp::note_partial`]), sends exactly the
-metadata coldstart read, and retries as the OTLP specification asks: only the codes it
-calls retryable, with exponential backoff on the runtime's clock, within the queue's
-export timeout.
+metadata coldstart read, and retries only the codes the OTLP specification calls
+retryable, with exponential backoff on the runtime's clock, all within the OTLP
+timeout (`OTEL_EXPORTER_OTLP_TIMEOUT`). Not read: a collector's `RetryInfo` (the
+delay it asks for, which opentelemetry-otlp honours, and with which it also retries
+`RESOURCE_EXHAUSTED`); here such an answer is retried after the usual backoff, or,
+for `RESOURCE_EXHAUSTED`, counted as a failed export.
 */
 
 use std::time::Duration;
@@ -25,7 +28,8 @@ use super::otlp::USER_AGENT;
 use crate::config::Config;
 
 /// Retries after the first attempt, and the backoff before the first retry, doubled
-/// before each next one up to [`MAX_DELAY`]: opentelemetry-otlp's recommended policy.
+/// before each next one up to [`MAX_DELAY`] (jitter included): opentelemetry-otlp's
+/// recommended policy.
 const RETRIES: u32 = 3;
 const FIRST_DELAY: Duration = Duration::from_millis(100);
 const MAX_DELAY: Duration = Duration::from_millis(1600);
@@ -55,25 +59,32 @@ impl opentelemetry_sdk::trace::SpanExporter for Exporter {
         let request = ExportTraceServiceRequest {
             resource_spans: group_spans_by_resource_and_scope(batch, &self.resource),
         };
+        // The timeout bounds the whole export, retries included, as the specification
+        // asks: an attempt gets what is left of it, and no retry starts past it.
+        let deadline = tokio::time::Instant::now() + self.timeout;
         let (mut retry, mut delay) = (0, FIRST_DELAY);
         loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             let mut call = tonic::Request::new(request.clone());
             *call.metadata_mut() = self.metadata.clone();
-            call.set_timeout(self.timeout);
-            let status = match self.client.clone().export(call).await {
-                Ok(answer) => {
+            call.set_timeout(left);
+            let status = match tokio::time::timeout(left, self.client.clone().export(call)).await {
+                Ok(Ok(answer)) => {
                     if let Some(partial) = answer.into_inner().partial_success {
                         super::otlp::note_partial(partial);
                     }
                     return Ok(());
                 }
-                Err(status) => status,
+                Ok(Err(status)) => status,
+                Err(_) => tonic::Status::deadline_exceeded(""),
             };
-            if retry == RETRIES || !retryable(status.code()) {
+            let wait = (delay + jitter()).min(MAX_DELAY);
+            let past_deadline = tokio::time::Instant::now() + wait >= deadline;
+            if retry == RETRIES || !retryable(status.code()) || past_deadline {
                 return Err(OTelSdkError::InternalFailure(failure(&status)));
             }
             retry += 1;
-            tokio::time::sleep(delay + jitter()).await;
+            tokio::time::sleep(wait).await;
             delay = (delay * 2).min(MAX_DELAY);
         }
     }
@@ -83,8 +94,8 @@ impl opentelemetry_sdk::trace::SpanExporter for Exporter {
     }
 }
 
-/// The codes the OTLP specification calls retryable (`RESOURCE_EXHAUSTED` only with
-/// retry information, which is not read here).
+/// The codes the OTLP specification calls retryable (less `RESOURCE_EXHAUSTED`, which
+/// it retries only with retry information, not read here).
 fn retryable(code: tonic::Code) -> bool {
     use tonic::Code;
     matches!(
@@ -262,6 +273,14 @@ mod tests {
     /// Serves `answers` on a real tonic server; returns an exporter to it and the count
     /// of calls it received.
     async fn exporter_to(answers: Vec<Result<i64, tonic::Code>>) -> (Exporter, Arc<AtomicUsize>) {
+        exporter_with(answers, None).await
+    }
+
+    /// [`exporter_to`], with `OTEL_EXPORTER_OTLP_TIMEOUT` if given.
+    async fn exporter_with(
+        answers: Vec<Result<i64, tonic::Code>>,
+        timeout_ms: Option<&str>,
+    ) -> (Exporter, Arc<AtomicUsize>) {
         let incoming = TcpIncoming::bind("127.0.0.1:0".parse().unwrap()).unwrap();
         let addr = incoming.local_addr().unwrap();
         let calls = Arc::new(AtomicUsize::new(0));
@@ -274,11 +293,12 @@ mod tests {
                 .add_service(TraceServiceServer::new(collector))
                 .serve_with_incoming(incoming),
         );
-        let env = coldstart_bootstrap::Env::fixed([
+        let mut vars = vec![
             ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc".to_owned()),
             ("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{addr}")),
-        ]);
-        let (config, errors) = crate::Config::from(&env);
+        ];
+        vars.extend(timeout_ms.map(|ms| ("OTEL_EXPORTER_OTLP_TIMEOUT", ms.to_owned())));
+        let (config, errors) = crate::Config::from(&coldstart_bootstrap::Env::fixed(vars));
         assert!(errors.is_empty(), "{errors:?}");
         (exporter(&config).unwrap(), calls)
     }
@@ -325,6 +345,19 @@ mod tests {
         let failed = exporter.export(Vec::new()).await.unwrap_err().to_string();
         assert_eq!(calls.load(Ordering::SeqCst), 1);
         assert!(failed.contains("code PermissionDenied"), "{failed}");
+    }
+
+    /// The timeout bounds the export, retries included: with 250 ms, no retry starts
+    /// once the next backoff (100-200 ms, then 200-300 ms) would pass it, so a
+    /// collector that is always `UNAVAILABLE` gets at most two calls, not four.
+    #[tokio::test]
+    async fn retries_stop_at_the_timeout() {
+        let (exporter, calls) =
+            exporter_with(vec![Err(tonic::Code::Unavailable)], Some("250")).await;
+        let failed = exporter.export(Vec::new()).await.unwrap_err().to_string();
+        assert!(failed.contains("code Unavailable"), "{failed}");
+        let calls = calls.load(Ordering::SeqCst);
+        assert!((1..=2).contains(&calls), "{calls} calls within 250 ms");
     }
 
     #[tokio::test]

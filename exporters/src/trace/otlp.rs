@@ -90,8 +90,9 @@ pub(crate) struct Partial {
     pub(crate) message: String,
 }
 
-/// The partial success of the last OTLP/HTTP export, until the queue takes it with
-/// that export's outcome: opentelemetry-otlp reads the answer too, but only logs it.
+/// The partial success of the last OTLP export (HTTP or gRPC), until the queue takes
+/// it with that export's outcome: over HTTP opentelemetry-otlp reads the answer too,
+/// but only logs it.
 static PARTIAL: Mutex<Option<Partial>> = Mutex::new(None);
 
 /// Keeps the partial success in `answer`, the body of a successful export's answer,
