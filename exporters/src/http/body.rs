@@ -75,8 +75,9 @@ impl<B: Body> Body for ResponseBody<B> {
     }
 }
 
-/// A gRPC call's server span, waiting for the code in the trailers. Dropped without
-/// them (the server stopped polling the body), the span ends without a code.
+/// A request's server span until it ends: at once for most answers, or, for a gRPC
+/// call, when the code comes in the trailers. Dropped before that (the server stopped
+/// polling the body), the span ends without a code.
 #[derive(Debug)]
 pub(crate) struct Pending {
     #[cfg(feature = "tracing")]
@@ -101,9 +102,10 @@ impl Pending {
     }
 
     /// Ends the span with `code` and, when `error` is given, an error status with
-    /// that description; the dynamic sampler counts the error.
+    /// that description; the dynamic sampler counts the error. What the layer calls
+    /// for every answer it can end at once, too.
     #[cfg_attr(not(feature = "tracing"), allow(unused_variables, unused_mut))]
-    fn finish(mut self, code: Option<u8>, error: Option<&'static str>) {
+    pub(crate) fn finish(mut self, code: Option<u8>, error: Option<&'static str>) {
         #[cfg(feature = "tracing")]
         if let Some(cx) = self.cx.take() {
             use opentelemetry::KeyValue;

@@ -174,23 +174,17 @@ impl Record {
         #[cfg(feature = "tracing")]
         {
             use opentelemetry::KeyValue;
-            use opentelemetry::trace::{Status, TraceContextExt};
-            let span = self.cx.span();
-            span.set_attribute(KeyValue::new(
+            use opentelemetry::trace::TraceContextExt;
+            self.cx.span().set_attribute(KeyValue::new(
                 "http.response.status_code",
                 i64::from(status.as_u16()),
             ));
+            // Finished: `drop` no longer needs the context.
+            let pending = Pending::new(std::mem::take(&mut self.cx));
             if answer.is_grpc && answer.grpc.is_none() && !status.is_server_error() {
-                return Some(Pending::new(self.cx.clone()));
+                return Some(pending);
             }
-            if let Some(code) = answer.grpc {
-                span.set_attribute(KeyValue::new("rpc.grpc.status_code", i64::from(code)));
-            }
-            if answer.is_server_error() {
-                span.set_status(Status::error(""));
-            }
-            span.end();
-            crate::trace::sampler::record(answer.is_server_error());
+            pending.finish(answer.grpc, answer.is_server_error().then_some(""));
         }
         None
     }

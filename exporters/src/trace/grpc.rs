@@ -209,12 +209,7 @@ mod tests {
     use tonic::transport::server::TcpIncoming;
 
     use super::*;
-
-    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
-        list.iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
+    use crate::trace::otlp::tests::pairs;
 
     #[test]
     fn metadata_is_the_configured_headers_and_a_user_agent() {

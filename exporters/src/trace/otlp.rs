@@ -223,11 +223,12 @@ pub(crate) fn transport_failure() -> Option<String> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     #![allow(clippy::unwrap_used)]
     use std::time::Duration;
 
-    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+    /// Header pairs as the configuration holds them.
+    pub(crate) fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
         list.iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect()
