@@ -415,6 +415,45 @@ fn only_the_headers_coldstart_read_are_sent_over_grpc() {
     );
 }
 
+/// With `OTEL_EXPORTER_OTLP_COMPRESSION=gzip` the span reaches the receiver and is
+/// read there: over HTTP the body says it is gzip and the receiver gunzips it; over
+/// gRPC grpcio decompresses the call and keeps its `grpc-encoding` to itself (the
+/// exporter's own test, `trace::grpc::tests::calls_are_gzip_compressed_when_asked`,
+/// sees it on a tonic server). Without it, nothing says it is compressed.
+#[cfg(feature = "gzip")]
+fn spans_are_sent_gzip_compressed_when_asked(test: &str, grpc: bool) {
+    let Some(collector) = Collector::start_with(test, "ok", grpc, None) else {
+        return;
+    };
+    let protocol = if grpc { "grpc" } else { "http/protobuf" };
+    let here = std::path::Path::new(".");
+    let protocol = ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol);
+    let gzip = ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip");
+    let sent = headers_sent(&collector, 1, here, &[protocol, gzip]);
+    let plain = headers_sent(&collector, 2, here, &[protocol]);
+    let encoding = if grpc {
+        "grpc-encoding"
+    } else {
+        "content-encoding"
+    };
+    if !grpc {
+        assert_eq!(sent[encoding], "gzip", "{sent}");
+    }
+    assert!(plain.get(encoding).is_none(), "{plain}");
+}
+
+#[cfg(feature = "gzip")]
+#[test]
+fn spans_are_sent_gzip_compressed_over_http() {
+    spans_are_sent_gzip_compressed_when_asked("spans_are_sent_gzip_compressed_over_http", false);
+}
+
+#[cfg(all(feature = "gzip", feature = "grpc"))]
+#[test]
+fn spans_are_sent_gzip_compressed_over_grpc() {
+    spans_are_sent_gzip_compressed_when_asked("spans_are_sent_gzip_compressed_over_grpc", true);
+}
+
 /// A receiver that requires client certificates gets the span from an exporter
 /// with a certificate from its CA, and nothing from one without a certificate, with
 /// a certificate from another CA, or that does not trust the receiver's CA: those

@@ -255,6 +255,26 @@ impl Protocol {
     }
 }
 
+/// How export requests are compressed (`OTEL_EXPORTER_OTLP_TRACES_COMPRESSION`, else
+/// `OTEL_EXPORTER_OTLP_COMPRESSION`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    /// `none`, the default.
+    None,
+    /// `gzip` (the `gzip` feature).
+    Gzip,
+}
+
+impl Compression {
+    /// The name `OTEL_EXPORTER_OTLP_COMPRESSION` gives it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Compression::None => "none",
+            Compression::Gzip => "gzip",
+        }
+    }
+}
+
 /// The OTLP exporter's TLS files (`OTEL_EXPORTER_OTLP_[TRACES_]CERTIFICATE`,
 /// `_CLIENT_CERTIFICATE`, `_CLIENT_KEY`; the `tls` feature). Read when the exporter
 /// starts, after the first response.
@@ -325,6 +345,8 @@ pub struct Config {
     pub otlp_timeout: Duration,
     /// How spans travel to the collector.
     pub protocol: Protocol,
+    /// How export requests are compressed.
+    pub compression: Compression,
     /// Where spans go, when a setting names it (`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`
     /// as given, else `OTEL_EXPORTER_OTLP_ENDPOINT` plus `/v1/traces` over HTTP);
     /// `None` for the protocol's default on localhost.
@@ -440,6 +462,8 @@ pub struct Build {
     pub tls: bool,
     /// The `tracing` bridge and log lines (the `logs` feature).
     pub logs: bool,
+    /// gzip for OTLP export (the `gzip` feature).
+    pub gzip: bool,
 }
 
 impl Build {
@@ -448,12 +472,14 @@ impl Build {
         grpc: cfg!(feature = "grpc"),
         tls: cfg!(feature = "tls"),
         logs: cfg!(feature = "logs"),
+        gzip: cfg!(feature = "gzip"),
     };
     /// A build with every feature (what `cargo coldstart doctor` checks against).
     pub const ALL: Build = Build {
         grpc: true,
         tls: true,
         logs: true,
+        gzip: true,
     };
 }
 
@@ -633,6 +659,7 @@ impl Config {
         .find_map(|key| r.read(key, "milliseconds, from 0 to 3600000", millis))
         .unwrap_or(Duration::from_secs(10));
         let protocol = read_protocol(&mut r);
+        let compression = read_compression(&mut r);
         let otlp_endpoint = read_endpoint(&mut r, protocol);
         let otlp_headers = read_headers(&mut r);
         let otlp_tls = read_client_tls(&mut r);
@@ -659,6 +686,7 @@ impl Config {
             service_name,
             otlp_timeout,
             protocol,
+            compression,
             otlp_endpoint,
             otlp_headers,
             resource_attributes,
@@ -735,6 +763,30 @@ fn read_protocol(r: &mut Reader<'_>) -> Protocol {
         })
     })
     .unwrap_or(Protocol::HttpProtobuf)
+}
+
+/// The specification's names, in any case (opentelemetry-otlp, which reads the same
+/// variables itself when its gzip feature is on, takes them so too).
+fn read_compression(r: &mut Reader<'_>) -> Compression {
+    let gzip = r.build.gzip;
+    let accepts = if gzip {
+        "`gzip` or `none`"
+    } else {
+        "`none` (`gzip` needs coldstart's `gzip` feature)"
+    };
+    [
+        "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
+        "OTEL_EXPORTER_OTLP_COMPRESSION",
+    ]
+    .into_iter()
+    .find_map(|key| {
+        r.read(key, accepts, |s| {
+            [Compression::None, Compression::Gzip]
+                .into_iter()
+                .find(|c| c.name().eq_ignore_ascii_case(s) && (gzip || *c != Compression::Gzip))
+        })
+    })
+    .unwrap_or(Compression::None)
 }
 
 fn read_logs(r: &mut Reader<'_>) -> (LogFormat, String) {
@@ -1308,6 +1360,31 @@ mod tests {
         assert_eq!(c.protocol, Protocol::HttpProtobuf);
         let (_, errors) = config(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")]);
         assert_eq!(errors[0].value, "http/json");
+    }
+
+    #[test]
+    fn compression_is_none_unless_gzip_is_asked_for_and_built_in() {
+        assert_eq!(config(&[]).0.compression, Compression::None);
+        let (c, errors) = config(&[("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip")]);
+        if cfg!(feature = "gzip") {
+            assert!(errors.is_empty(), "{errors:?}");
+            assert_eq!(c.compression, Compression::Gzip);
+        } else {
+            assert_eq!(errors[0].key, "OTEL_EXPORTER_OTLP_COMPRESSION");
+            assert!(errors[0].accepts.contains("`gzip` feature"), "{errors:?}");
+            assert_eq!(c.compression, Compression::None);
+        }
+        let (c, errors) = config(&[
+            ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"),
+            ("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "NONE"),
+        ]);
+        assert!(errors.is_empty(), "the traces variable wins: {errors:?}");
+        assert_eq!(c.compression, Compression::None);
+        let (c, errors) = config(&[("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "zstd")]);
+        assert_eq!(errors[0].key, "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION");
+        assert_eq!(errors[0].value, "zstd");
+        assert!(errors[0].accepts.contains("`none`"), "{errors:?}");
+        assert_eq!(c.compression, Compression::None);
     }
 
     #[test]

@@ -169,6 +169,11 @@ impl Config {
                 self.protocol.name().to_owned(),
             ),
             (
+                "OTEL_EXPORTER_OTLP_COMPRESSION",
+                "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
+                self.compression.name().to_owned(),
+            ),
+            (
                 "OTEL_EXPORTER_OTLP_CERTIFICATE",
                 "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
                 or(path(&self.otlp_tls.ca), "(system roots)"),

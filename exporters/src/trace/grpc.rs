@@ -7,10 +7,10 @@ partial success, so the spans a collector rejected could not be counted. This on
 the answer as the HTTP exporter does ([`super::otlp::note_partial`]), sends exactly the
 metadata coldstart read, and retries only the codes the OTLP specification calls
 retryable, with exponential backoff on the runtime's clock, all within the OTLP
-timeout (`OTEL_EXPORTER_OTLP_TIMEOUT`). Not read: a collector's `RetryInfo` (the
-delay it asks for, which opentelemetry-otlp honours, and with which it also retries
-`RESOURCE_EXHAUSTED`); here such an answer is retried after the usual backoff, or,
-for `RESOURCE_EXHAUSTED`, counted as a failed export.
+timeout (`OTEL_EXPORTER_OTLP_TIMEOUT`). A collector that sends `RetryInfo` (in the
+status details, `grpc-status-details-bin`) is waited for at least the delay it asks
+(at most [`MAX_ASKED_DELAY`]), and only then is `RESOURCE_EXHAUSTED` retried, as the
+specification says: without it, that code means the collector cannot take more.
 */
 
 use std::time::Duration;
@@ -33,6 +33,8 @@ use crate::config::Config;
 const RETRIES: u32 = 3;
 const FIRST_DELAY: Duration = Duration::from_millis(100);
 const MAX_DELAY: Duration = Duration::from_millis(1600);
+/// The longest wait a collector's `RetryInfo` may ask for (opentelemetry-otlp's cap).
+const MAX_ASKED_DELAY: Duration = Duration::from_secs(30);
 
 /// The OTLP/gRPC span exporter.
 #[derive(Debug)]
@@ -46,8 +48,16 @@ pub(crate) struct Exporter {
 
 /// The exporter for `config`'s endpoint; it connects on its first export.
 pub(crate) fn exporter(config: &Config) -> Result<Exporter, String> {
+    let client = TraceServiceClient::new(channel(config)?);
+    #[cfg(feature = "gzip")]
+    let client = match config.compression {
+        crate::config::Compression::Gzip => {
+            client.send_compressed(tonic::codec::CompressionEncoding::Gzip)
+        }
+        crate::config::Compression::None => client,
+    };
     Ok(Exporter {
-        client: TraceServiceClient::new(channel(config)?),
+        client,
         metadata: metadata(&config.otlp_headers),
         timeout: config.otlp_timeout,
         resource: ResourceAttributesWithSchema::default(),
@@ -78,9 +88,11 @@ impl opentelemetry_sdk::trace::SpanExporter for Exporter {
                 Ok(Err(status)) => status,
                 Err(_) => tonic::Status::deadline_exceeded(""),
             };
-            let wait = (delay + jitter()).min(MAX_DELAY);
+            let asked = asked_delay(&status);
+            let backoff = (delay + jitter()).min(MAX_DELAY);
+            let wait = asked.map_or(backoff, |asked| backoff.max(asked));
             let past_deadline = tokio::time::Instant::now() + wait >= deadline;
-            if retry == RETRIES || !retryable(status.code()) || past_deadline {
+            if retry == RETRIES || !retryable(status.code(), asked.is_some()) || past_deadline {
                 return Err(OTelSdkError::InternalFailure(failure(&status)));
             }
             retry += 1;
@@ -94,19 +106,74 @@ impl opentelemetry_sdk::trace::SpanExporter for Exporter {
     }
 }
 
-/// The codes the OTLP specification calls retryable (less `RESOURCE_EXHAUSTED`, which
-/// it retries only with retry information, not read here).
-fn retryable(code: tonic::Code) -> bool {
+/// The codes the OTLP specification calls retryable; `RESOURCE_EXHAUSTED` only when
+/// the collector said when to retry (`RetryInfo`).
+fn retryable(code: tonic::Code, retry_info: bool) -> bool {
     use tonic::Code;
-    matches!(
-        code,
+    match code {
         Code::Cancelled
-            | Code::DeadlineExceeded
-            | Code::Aborted
-            | Code::OutOfRange
-            | Code::Unavailable
-            | Code::DataLoss
-    )
+        | Code::DeadlineExceeded
+        | Code::Aborted
+        | Code::OutOfRange
+        | Code::Unavailable
+        | Code::DataLoss => true,
+        Code::ResourceExhausted => retry_info,
+        _ => false,
+    }
+}
+
+/// The delay a collector asked for in a failed call's `RetryInfo`, at most
+/// [`MAX_ASKED_DELAY`]; `None` when it sent none (or nothing readable).
+fn asked_delay(status: &tonic::Status) -> Option<Duration> {
+    use prost::Message as _;
+    let details = details::Status::decode(status.details()).ok()?;
+    let info = details
+        .details
+        .iter()
+        .find(|any| any.type_url.ends_with("/google.rpc.RetryInfo"))?;
+    let delay = details::RetryInfo::decode(info.value.as_slice())
+        .ok()?
+        .retry_delay?;
+    let seconds = u64::try_from(delay.seconds).ok()?;
+    let nanos = u32::try_from(delay.nanos).ok()?.min(999_999_999);
+    Some(Duration::new(seconds, nanos).min(MAX_ASKED_DELAY))
+}
+
+/// The parts of `google.rpc.Status` and `google.rpc.RetryInfo` (googleapis'
+/// `google/rpc/status.proto` and `error_details.proto`) that say when to retry: the
+/// field numbers are theirs, the fields not read are left out.
+mod details {
+    /// `google.rpc.Status`: only its details.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub(super) struct Status {
+        #[prost(message, repeated, tag = "3")]
+        pub(super) details: Vec<Any>,
+    }
+
+    /// `google.protobuf.Any`.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub(super) struct Any {
+        #[prost(string, tag = "1")]
+        pub(super) type_url: String,
+        #[prost(bytes = "vec", tag = "2")]
+        pub(super) value: Vec<u8>,
+    }
+
+    /// `google.rpc.RetryInfo`.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub(super) struct RetryInfo {
+        #[prost(message, optional, tag = "1")]
+        pub(super) retry_delay: Option<ProtoDuration>,
+    }
+
+    /// `google.protobuf.Duration`.
+    #[derive(Clone, PartialEq, prost::Message)]
+    pub(super) struct ProtoDuration {
+        #[prost(int64, tag = "1")]
+        pub(super) seconds: i64,
+        #[prost(int32, tag = "2")]
+        pub(super) nanos: i32,
+    }
 }
 
 /// Up to 100 ms, so that programs started together do not retry together.
@@ -239,18 +306,25 @@ mod tests {
     }
 
     /// A collector that answers each call with the next of `answers` (the last one
-    /// again once they run out), counting the calls.
+    /// again once they run out), counting the calls and keeping the `grpc-encoding`
+    /// each came with (empty for none).
     struct Collector {
         answers: Vec<Result<i64, tonic::Code>>,
         calls: Arc<AtomicUsize>,
+        encodings: Arc<std::sync::Mutex<Vec<String>>>,
+        /// The delay every failed call asks for in `RetryInfo`, if any.
+        asks: Option<Duration>,
     }
 
     #[tonic::async_trait]
     impl TraceService for Collector {
         async fn export(
             &self,
-            _: tonic::Request<ExportTraceServiceRequest>,
+            request: tonic::Request<ExportTraceServiceRequest>,
         ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+            let encoding = request.metadata().get("grpc-encoding");
+            let encoding = encoding.and_then(|e| e.to_str().ok()).unwrap_or_default();
+            self.encodings.lock().unwrap().push(encoding.to_owned());
             let call = self.calls.fetch_add(1, Ordering::SeqCst);
             match self.answers[call.min(self.answers.len() - 1)] {
                 Ok(0) => Ok(tonic::Response::new(ExportTraceServiceResponse::default())),
@@ -260,7 +334,14 @@ mod tests {
                         error_message: "over quota".into(),
                     }),
                 })),
-                Err(code) => Err(tonic::Status::new(code, "secret-token echoed")),
+                Err(code) => Err(match self.asks {
+                    None => tonic::Status::new(code, "secret-token echoed"),
+                    Some(delay) => {
+                        use tonic_types::{ErrorDetails, StatusExt as _};
+                        let details = ErrorDetails::with_retry_info(Some(delay));
+                        tonic::Status::with_error_details(code, "slow down", details)
+                    }
+                }),
             }
         }
     }
@@ -268,34 +349,61 @@ mod tests {
     /// Serves `answers` on a real tonic server; returns an exporter to it and the count
     /// of calls it received.
     async fn exporter_to(answers: Vec<Result<i64, tonic::Code>>) -> (Exporter, Arc<AtomicUsize>) {
-        exporter_with(answers, None).await
+        let (exporter, calls, _) = exporter_with(answers, Serve::default()).await;
+        (exporter, calls)
     }
 
-    /// [`exporter_to`], with `OTEL_EXPORTER_OTLP_TIMEOUT` if given.
+    /// How [`exporter_with`] sets up the exporter and its collector.
+    #[derive(Default)]
+    struct Serve<'a> {
+        /// More settings for the exporter.
+        vars: &'a [(&'static str, &'a str)],
+        /// Whether the collector takes gzip-compressed calls (the `gzip` feature).
+        #[cfg_attr(not(feature = "gzip"), allow(dead_code))]
+        accept_gzip: bool,
+        /// The delay the collector's failed calls ask for in `RetryInfo`.
+        asks: Option<Duration>,
+    }
+
+    /// [`exporter_to`], set up as `serve` says; also returns the encodings of the
+    /// calls the collector received.
     async fn exporter_with(
         answers: Vec<Result<i64, tonic::Code>>,
-        timeout_ms: Option<&str>,
-    ) -> (Exporter, Arc<AtomicUsize>) {
+        serve: Serve<'_>,
+    ) -> (
+        Exporter,
+        Arc<AtomicUsize>,
+        Arc<std::sync::Mutex<Vec<String>>>,
+    ) {
         let incoming = TcpIncoming::bind("127.0.0.1:0".parse().unwrap()).unwrap();
         let addr = incoming.local_addr().unwrap();
         let calls = Arc::new(AtomicUsize::new(0));
-        let collector = Collector {
+        let encodings = Arc::default();
+        let service = TraceServiceServer::new(Collector {
             answers,
             calls: calls.clone(),
+            encodings: Arc::clone(&encodings),
+            asks: serve.asks,
+        });
+        #[cfg(feature = "gzip")]
+        let service = if serve.accept_gzip {
+            service.accept_compressed(tonic::codec::CompressionEncoding::Gzip)
+        } else {
+            service
         };
         tokio::spawn(
             tonic::transport::Server::builder()
-                .add_service(TraceServiceServer::new(collector))
+                .add_service(service)
                 .serve_with_incoming(incoming),
         );
-        let mut vars = vec![
+        let mut all = vec![
             ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc".to_owned()),
             ("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{addr}")),
         ];
-        vars.extend(timeout_ms.map(|ms| ("OTEL_EXPORTER_OTLP_TIMEOUT", ms.to_owned())));
-        let (config, errors) = crate::Config::from(&coldstart_bootstrap::Env::fixed(vars));
+        all.extend(serve.vars.iter().map(|(k, v)| (*k, (*v).to_owned())));
+        let (config, errors) = crate::Config::from(&coldstart_bootstrap::Env::fixed(all));
         assert!(errors.is_empty(), "{errors:?}");
-        (exporter(&config).unwrap(), calls)
+        (exporter(&config).unwrap(), calls, encodings)
     }
 
     /// One test for the partial successes: they are kept in one place for the queue.
@@ -347,12 +455,116 @@ mod tests {
     /// collector that is always `UNAVAILABLE` gets at most two calls, not four.
     #[tokio::test]
     async fn retries_stop_at_the_timeout() {
-        let (exporter, calls) =
-            exporter_with(vec![Err(tonic::Code::Unavailable)], Some("250")).await;
+        let timeout = [("OTEL_EXPORTER_OTLP_TIMEOUT", "250")];
+        let serve = Serve {
+            vars: &timeout,
+            ..Serve::default()
+        };
+        let (exporter, calls, _) = exporter_with(vec![Err(tonic::Code::Unavailable)], serve).await;
         let failed = exporter.export(Vec::new()).await.unwrap_err().to_string();
         assert!(failed.contains("code Unavailable"), "{failed}");
         let calls = calls.load(Ordering::SeqCst);
         assert!((1..=2).contains(&calls), "{calls} calls within 250 ms");
+    }
+
+    /// A collector's `RetryInfo` (sent as tonic-types sends it) is waited for, the
+    /// backoff notwithstanding, and makes `RESOURCE_EXHAUSTED` retryable; a delay that
+    /// would pass the timeout ends the export at once. Each wait is checked from below
+    /// only: that it was not shorter than asked.
+    #[tokio::test]
+    async fn a_collectors_retry_info_is_honoured() {
+        let asking = |delay| Serve {
+            asks: Some(delay),
+            ..Serve::default()
+        };
+        // Without RetryInfo, RESOURCE_EXHAUSTED is final.
+        let (exporter, calls) = exporter_to(vec![Err(tonic::Code::ResourceExhausted)]).await;
+        let failed = exporter.export(Vec::new()).await.unwrap_err().to_string();
+        assert!(failed.contains("code ResourceExhausted"), "{failed}");
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+
+        // With it, retried after the delay asked.
+        let answers = vec![Err(tonic::Code::ResourceExhausted), Ok(0)];
+        let asked = Duration::from_millis(400);
+        let (exporter, calls, _) = exporter_with(answers, asking(asked)).await;
+        let started = std::time::Instant::now();
+        exporter.export(Vec::new()).await.unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        assert!(started.elapsed() >= asked, "{:?}", started.elapsed());
+
+        // UNAVAILABLE waits what is asked rather than its first backoff (100-200 ms).
+        let answers = vec![Err(tonic::Code::Unavailable), Ok(0)];
+        let (exporter, calls, _) = exporter_with(answers, asking(asked)).await;
+        let started = std::time::Instant::now();
+        exporter.export(Vec::new()).await.unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        assert!(started.elapsed() >= asked, "{:?}", started.elapsed());
+
+        // A delay past the timeout (10 s): no retry, and no waiting for it.
+        let answers = vec![Err(tonic::Code::ResourceExhausted), Ok(0)];
+        let (exporter, calls, _) = exporter_with(answers, asking(Duration::from_secs(20))).await;
+        let started = std::time::Instant::now();
+        let failed = exporter.export(Vec::new()).await.unwrap_err().to_string();
+        assert!(failed.contains("code ResourceExhausted"), "{failed}");
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    #[test]
+    fn an_asked_delay_is_read_only_from_retry_info_and_capped() {
+        use tonic_types::{ErrorDetails, StatusExt as _};
+        let status =
+            |details| tonic::Status::with_error_details(tonic::Code::Unavailable, "", details);
+        let asked = status(ErrorDetails::with_retry_info(Some(Duration::from_millis(
+            1500,
+        ))));
+        assert_eq!(asked_delay(&asked), Some(Duration::from_millis(1500)));
+        let long = status(ErrorDetails::with_retry_info(Some(Duration::from_secs(
+            3600,
+        ))));
+        assert_eq!(asked_delay(&long), Some(MAX_ASKED_DELAY));
+        let other = status(ErrorDetails::with_resource_info(
+            "quota", "spans", "", "over",
+        ));
+        assert_eq!(asked_delay(&other), None);
+        let garbage =
+            tonic::Status::with_details(tonic::Code::Unavailable, "", vec![0xff, 0x01].into());
+        assert_eq!(asked_delay(&garbage), None);
+        assert_eq!(asked_delay(&tonic::Status::unavailable("")), None);
+    }
+
+    /// With `gzip`, calls are compressed: a collector that takes gzip gets them so, one
+    /// that does not refuses them (`UNIMPLEMENTED`, not retried); without, they are
+    /// not.
+    #[cfg(feature = "gzip")]
+    #[tokio::test]
+    async fn calls_are_gzip_compressed_when_asked() {
+        let gzip = [("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip")];
+        let serve = |vars, accept_gzip| Serve {
+            vars,
+            accept_gzip,
+            asks: None,
+        };
+        let (exporter, calls, encodings) = exporter_with(vec![Ok(0)], serve(&gzip, true)).await;
+        exporter.export(Vec::new()).await.unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert_eq!(*encodings.lock().unwrap(), ["gzip"]);
+
+        let (exporter, _, encodings) = exporter_with(vec![Ok(0)], serve(&gzip, false)).await;
+        let failed = exporter.export(Vec::new()).await.unwrap_err().to_string();
+        assert!(failed.contains("code Unimplemented"), "{failed}");
+        assert!(
+            encodings.lock().unwrap().is_empty(),
+            "refused before the service"
+        );
+
+        let (exporter, _, encodings) = exporter_with(vec![Ok(0)], serve(&[], true)).await;
+        exporter.export(Vec::new()).await.unwrap();
+        assert_eq!(*encodings.lock().unwrap(), [""]);
     }
 
     #[tokio::test]

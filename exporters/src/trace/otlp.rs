@@ -49,6 +49,16 @@ fn http_exporter(config: &Config) -> Result<SpanExporter, String> {
     };
     #[cfg(not(feature = "tls"))]
     let client = Client::plain(config.otlp_timeout);
+    // Without a compression given, opentelemetry-otlp (with its gzip feature) reads
+    // the same variables itself; the environment wins over the file and code layers
+    // in both, so it reaches coldstart's value then too.
+    #[cfg(feature = "gzip")]
+    let builder = match config.compression {
+        crate::config::Compression::Gzip => {
+            builder.with_compression(opentelemetry_otlp::Compression::Gzip)
+        }
+        crate::config::Compression::None => builder,
+    };
     let client = HTTP_CLIENT
         .get_or_init(|| {
             Arc::new(OtlpClient {
