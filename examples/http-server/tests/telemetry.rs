@@ -415,43 +415,53 @@ fn only_the_headers_coldstart_read_are_sent_over_grpc() {
     );
 }
 
-/// With `OTEL_EXPORTER_OTLP_COMPRESSION=gzip` the span reaches the receiver and is
-/// read there: over HTTP the body says it is gzip and the receiver gunzips it; over
-/// gRPC grpcio decompresses the call and keeps its `grpc-encoding` to itself (the
+/// Compression follows coldstart's layers: `gzip` from the environment or from the
+/// file alone, and a file's traces-only `none` replacing the environment's general
+/// `gzip`. Over HTTP the receiver gunzips a body that says it is gzip, and what each
+/// request said is checked. Over gRPC grpcio decompresses a call and keeps its
+/// `grpc-encoding` to itself, so what is checked is that every call was read (the
 /// exporter's own test, `trace::grpc::tests::calls_are_gzip_compressed_when_asked`,
-/// sees it on a tonic server). Without it, nothing says it is compressed.
+/// sees the encoding on a tonic server).
 #[cfg(feature = "gzip")]
-fn spans_are_sent_gzip_compressed_when_asked(test: &str, grpc: bool) {
+fn compression_follows_coldstarts_layers(test: &str, grpc: bool) {
     let Some(collector) = Collector::start_with(test, "ok", grpc, None) else {
         return;
     };
     let protocol = if grpc { "grpc" } else { "http/protobuf" };
-    let here = std::path::Path::new(".");
     let protocol = ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol);
     let gzip = ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip");
-    let sent = headers_sent(&collector, 1, here, &[protocol, gzip]);
-    let plain = headers_sent(&collector, 2, here, &[protocol]);
-    let encoding = if grpc {
-        "grpc-encoding"
-    } else {
-        "content-encoding"
+    let file = |name: &str, line: &str| {
+        let dir = temp_dir(&format!("{test}-{name}"));
+        std::fs::write(dir.join("coldstart.toml"), format!("[otel]\n{line}\n")).unwrap();
+        dir
     };
-    if !grpc {
-        assert_eq!(sent[encoding], "gzip", "{sent}");
+    let environment = headers_sent(&collector, 1, std::path::Path::new("."), &[protocol, gzip]);
+    let dir = file("none", "exporter_otlp_traces_compression = \"none\"");
+    let file_none = headers_sent(&collector, 2, &dir, &[protocol, gzip]);
+    let dir = file("gzip", "exporter_otlp_compression = \"gzip\"");
+    let file_gzip = headers_sent(&collector, 3, &dir, &[protocol]);
+    if grpc {
+        for sent in [&environment, &file_none, &file_gzip] {
+            let agent = sent["user-agent"].as_str().unwrap_or_default();
+            assert!(agent.starts_with("OTel-OTLP-Exporter-Rust"), "{sent}");
+        }
+    } else {
+        assert_eq!(environment["content-encoding"], "gzip", "{environment}");
+        assert!(file_none.get("content-encoding").is_none(), "{file_none}");
+        assert_eq!(file_gzip["content-encoding"], "gzip", "{file_gzip}");
     }
-    assert!(plain.get(encoding).is_none(), "{plain}");
 }
 
 #[cfg(feature = "gzip")]
 #[test]
-fn spans_are_sent_gzip_compressed_over_http() {
-    spans_are_sent_gzip_compressed_when_asked("spans_are_sent_gzip_compressed_over_http", false);
+fn compression_follows_coldstarts_layers_over_http() {
+    compression_follows_coldstarts_layers("compression_follows_coldstarts_layers_over_http", false);
 }
 
 #[cfg(all(feature = "gzip", feature = "grpc"))]
 #[test]
-fn spans_are_sent_gzip_compressed_over_grpc() {
-    spans_are_sent_gzip_compressed_when_asked("spans_are_sent_gzip_compressed_over_grpc", true);
+fn compression_follows_coldstarts_layers_over_grpc() {
+    compression_follows_coldstarts_layers("compression_follows_coldstarts_layers_over_grpc", true);
 }
 
 /// A receiver that requires client certificates gets the span from an exporter

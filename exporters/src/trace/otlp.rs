@@ -1,8 +1,8 @@
 /*!
 Talking OTLP: the exporter for the configured protocol, given exactly the settings
-coldstart read (endpoint, timeout, headers), whatever opentelemetry-otlp would read
-from the environment itself; and the collector's answer, read for the spans it
-rejected, which opentelemetry-otlp only logs.
+coldstart read (endpoint, timeout, headers, compression), whatever opentelemetry-otlp
+would read from the environment itself; and the collector's answer, read for the spans
+it rejected, which opentelemetry-otlp only logs.
 */
 
 use std::sync::{Arc, Mutex, OnceLock};
@@ -49,21 +49,13 @@ fn http_exporter(config: &Config) -> Result<SpanExporter, String> {
     };
     #[cfg(not(feature = "tls"))]
     let client = Client::plain(config.otlp_timeout);
-    // Without a compression given, opentelemetry-otlp (with its gzip feature) reads
-    // the same variables itself; the environment wins over the file and code layers
-    // in both, so it reaches coldstart's value then too.
-    #[cfg(feature = "gzip")]
-    let builder = match config.compression {
-        crate::config::Compression::Gzip => {
-            builder.with_compression(opentelemetry_otlp::Compression::Gzip)
-        }
-        crate::config::Compression::None => builder,
-    };
     let client = HTTP_CLIENT
         .get_or_init(|| {
             Arc::new(OtlpClient {
                 client,
                 headers: http_headers(&config.otlp_headers),
+                #[cfg(feature = "gzip")]
+                gzip: config.compression == crate::config::Compression::Gzip,
             })
         })
         .clone();
@@ -143,6 +135,11 @@ struct OtlpClient {
     client: Client,
     /// Every header of a request: the configured ones, then the protocol's.
     headers: http::HeaderMap,
+    /// Whether bodies are sent gzip-compressed. coldstart compresses them itself:
+    /// opentelemetry-otlp's own gzip would follow the variables in the environment
+    /// alone, not the file and code layers.
+    #[cfg(feature = "gzip")]
+    gzip: bool,
 }
 
 /// How the exporter names itself, as the OTLP specification asks (opentelemetry-otlp's
@@ -158,14 +155,20 @@ impl opentelemetry_http::HttpClient for OtlpClient {
     /// Sends the request with coldstart's headers in place of every header
     /// opentelemetry-otlp set: its own, and those it read from
     /// `OTEL_EXPORTER_OTLP_TRACES_HEADERS` or `OTEL_EXPORTER_OTLP_HEADERS` itself (a
-    /// value coldstart may have refused). The body is protobuf, compressed only if
-    /// another crate turned on one of opentelemetry-otlp's compression features and
-    /// `OTEL_EXPORTER_OTLP_COMPRESSION` asks for it: its encoding is then told from
-    /// the body itself, which no header can misstate.
+    /// value coldstart may have refused). The body is protobuf, gzip-compressed here
+    /// when coldstart's setting asks for it (feature `gzip`). It comes compressed
+    /// already only if another crate turned on one of opentelemetry-otlp's compression
+    /// features and the environment asks for it; it is then sent as it is. Either
+    /// way its encoding is told from the body itself, which no header can misstate.
     async fn send_bytes(
         &self,
         mut request: http::Request<hyper::body::Bytes>,
     ) -> Result<http::Response<hyper::body::Bytes>, opentelemetry_http::HttpError> {
+        #[cfg(feature = "gzip")]
+        if self.gzip && compression(request.body()).is_none() {
+            let body = gzip(request.body())?;
+            *request.body_mut() = body.into();
+        }
         let mut headers = self.headers.clone();
         if let Some(encoding) = compression(request.body()) {
             headers.insert(
@@ -180,6 +183,16 @@ impl opentelemetry_http::HttpClient for OtlpClient {
         }
         Ok(response)
     }
+}
+
+/// `body` gzip-compressed, at the level opentelemetry-otlp's own gzip uses.
+#[cfg(feature = "gzip")]
+fn gzip(body: &[u8]) -> std::io::Result<Vec<u8>> {
+    use std::io::Write as _;
+    let compressed = Vec::with_capacity(body.len() / 2);
+    let mut encoder = flate2::write::GzEncoder::new(compressed, flate2::Compression::default());
+    encoder.write_all(body)?;
+    encoder.finish()
 }
 
 /// The encoding of a compressed export body, from its first bytes: a protobuf
@@ -258,6 +271,8 @@ pub(crate) mod tests {
                 ("authorization", "Bearer 1"),
                 ("authorization", "Bearer 2"),
             ])),
+            #[cfg(feature = "gzip")]
+            gzip: false,
         };
         let request = http::Request::post(format!("{url}/v1/traces"))
             .header("x-from-environment", "refused")
@@ -285,8 +300,8 @@ pub(crate) mod tests {
         );
     }
 
-    /// A compressed body (possible only with a feature another crate turns on) is sent
-    /// with its encoding, told from the body; a protobuf body has none.
+    /// A body that comes compressed (possible only with a feature another crate turns
+    /// on) is sent with its encoding, told from the body; a protobuf body has none.
     #[tokio::test]
     async fn a_compressed_body_is_sent_with_its_encoding() {
         use opentelemetry_http::HttpClient as _;
@@ -294,6 +309,8 @@ pub(crate) mod tests {
         let client = super::OtlpClient {
             client: crate::client::Client::plain(Duration::from_secs(5)),
             headers: super::http_headers(&[]),
+            #[cfg(feature = "gzip")]
+            gzip: false,
         };
         // Seven bytes each, as the test server reads: a gzip header's start, and a
         // protobuf request's start (field 1, length-delimited).
@@ -308,6 +325,66 @@ pub(crate) mod tests {
         assert!(gzip.contains("content-encoding: gzip\r\n"), "{gzip}");
         let plain = heads.recv_timeout(Duration::from_secs(5)).unwrap();
         assert!(!plain.contains("content-encoding"), "{plain}");
+    }
+
+    /// With `gzip` the body is sent gzip-compressed and says so; a body that comes
+    /// compressed already is not compressed again.
+    #[cfg(feature = "gzip")]
+    #[tokio::test]
+    async fn with_gzip_a_protobuf_body_is_compressed_once() {
+        use std::io::{BufRead as _, Read as _, Write as _};
+
+        use opentelemetry_http::HttpClient as _;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/v1/traces", listener.local_addr().unwrap());
+        let (sent, received) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let (stream, _) = listener.accept().unwrap();
+            let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+            loop {
+                let (mut head, mut line) = (String::new(), String::new());
+                while line != "\r\n" {
+                    line.clear();
+                    if reader.read_line(&mut line).unwrap() == 0 {
+                        return;
+                    }
+                    head.push_str(&line.to_ascii_lowercase());
+                }
+                let length = head
+                    .split("content-length: ")
+                    .nth(1)
+                    .and_then(|rest| rest.split("\r\n").next())
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                let mut body = vec![0; length];
+                reader.read_exact(&mut body).unwrap();
+                sent.send((head, body)).unwrap();
+                (&stream)
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                    .unwrap();
+            }
+        });
+        let client = super::OtlpClient {
+            client: crate::client::Client::plain(Duration::from_secs(5)),
+            headers: super::http_headers(&[]),
+            gzip: true,
+        };
+        let protobuf = b"\x0a\x05abcde".repeat(20);
+        let compressed = super::gzip(&protobuf).unwrap();
+        for body in [protobuf.clone(), compressed.clone()] {
+            let request = http::Request::post(&url).body(body.into()).unwrap();
+            client.send_bytes(request).await.unwrap();
+        }
+        for _ in 0..2 {
+            let (head, body) = received.recv_timeout(Duration::from_secs(5)).unwrap();
+            assert!(head.contains("\r\ncontent-encoding: gzip\r\n"), "{head}");
+            let mut unpacked = Vec::new();
+            flate2::read::GzDecoder::new(body.as_slice())
+                .read_to_end(&mut unpacked)
+                .unwrap();
+            assert_eq!(unpacked, protobuf, "compressed exactly once");
+        }
     }
 
     /// A configured user agent replaces the exporter's; the content type stays the
