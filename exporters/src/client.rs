@@ -5,9 +5,9 @@ program's runtime (no thread of its own), keeps one idle connection for the next
 request to the same place, and bounds each exchange, connection included, by a
 timeout.
 
-opentelemetry-http's hyper client would do the same job, but it brings hyper-util's
-pooled client and HTTP/2 with it: code the exporter never runs that every start of
-the program still loads and relocates (BENCHMARKS.md, "Exporters").
+hyper-util's pooled client would do the same job, but it brings HTTP/2 with it: code
+the exporter never runs that every start of the program still loads and relocates
+(BENCHMARKS.md, "Exporters").
 */
 
 use std::fmt;
@@ -32,8 +32,6 @@ pub(crate) struct Client {
     #[cfg(feature = "tls")]
     tls: Option<tokio_rustls::TlsConnector>,
     idle: Mutex<Option<(Origin, SendRequest<Full<Bytes>>)>>,
-    /// Why the last exchange failed, until [`Client::take_failure`] takes it.
-    failure: Mutex<Option<String>>,
 }
 
 impl fmt::Debug for Client {
@@ -97,7 +95,6 @@ impl Client {
             #[cfg(feature = "tls")]
             tls: None,
             idle: Mutex::new(None),
-            failure: Mutex::new(None),
         }
     }
 
@@ -115,25 +112,10 @@ impl Client {
     /// does not resolve, a refused connection, a TLS failure, no answer within the
     /// timeout.
     pub(crate) async fn send(&self, request: Request<Bytes>) -> Result<Response<Bytes>, String> {
-        let outcome = match tokio::time::timeout(self.timeout, self.exchange(request)).await {
+        match tokio::time::timeout(self.timeout, self.exchange(request)).await {
             Ok(outcome) => outcome,
             Err(_) => Err(format!("no answer within {:?}", self.timeout)),
-        };
-        // Kept for the last exchange only: an error status after a transport failure
-        // must not be explained by the old failure.
-        *self.failure.lock().unwrap_or_else(|p| p.into_inner()) = outcome.as_ref().err().cloned();
-        outcome
-    }
-
-    /// Why the last exchange failed, once; `None` when it did not fail. For callers
-    /// whose library keeps only that it failed (opentelemetry-otlp says "network
-    /// error").
-    #[cfg(feature = "tracing")]
-    pub(crate) fn take_failure(&self) -> Option<String> {
-        self.failure
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
+        }
     }
 
     async fn exchange(&self, request: Request<Bytes>) -> Result<Response<Bytes>, String> {
@@ -410,27 +392,6 @@ pub(crate) mod tests {
             e,
             format!("{address}: https needs coldstart's `tls` feature and TLS settings")
         );
-    }
-
-    /// The failure the exporter's line explains itself with is the last exchange's:
-    /// a success in between clears it, and it is given once.
-    #[cfg(feature = "tracing")]
-    #[tokio::test]
-    async fn the_failure_kept_is_the_last_exchanges_and_is_taken_once() {
-        let client = Client::plain(Duration::from_secs(5));
-        let closed = refused_address();
-        let refused = format!("http://{closed}/");
-        client.send(request(&refused)).await.unwrap_err();
-        let (url, _heads) = server(1);
-        client.send(request(&url)).await.unwrap();
-        assert_eq!(client.take_failure(), None, "cleared by the success");
-        client.send(request(&refused)).await.unwrap_err();
-        let why = client.take_failure().unwrap();
-        assert!(
-            why.starts_with(&format!("cannot connect to {closed}: ")),
-            "{why}"
-        );
-        assert_eq!(client.take_failure(), None, "given once");
     }
 
     /// On a paused clock the timeout passes without real waiting.

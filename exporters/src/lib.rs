@@ -19,6 +19,9 @@ most, and what was dropped is counted in `coldstart_telemetry_dropped_total`.
 
 #[cfg(feature = "metrics")]
 mod base64;
+#[cfg(feature = "tracing")]
+#[doc(hidden)]
+pub mod bench;
 #[cfg(any(feature = "metrics", feature = "tracing"))]
 mod client;
 pub mod config;

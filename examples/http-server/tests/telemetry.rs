@@ -327,8 +327,8 @@ fn headers_sent(
 
 /// Exactly the headers coldstart read are sent, decoded, the traces-only variable
 /// replacing the general one whole; a headers variable coldstart refuses sends
-/// nothing, though over HTTP opentelemetry-otlp (which reads the variables too) would
-/// send the pairs it can parse.
+/// nothing (opentelemetry-otlp's exporter, which read the variables too, sent the
+/// pairs it could parse).
 fn only_the_headers_coldstart_read_are_sent(test: &str, grpc: bool) {
     let Some(collector) = Collector::start_with(test, "ok", grpc, None) else {
         return;
@@ -377,8 +377,7 @@ fn only_the_headers_coldstart_read_are_sent(test: &str, grpc: bool) {
         ],
     );
     assert!(sent.get("x-tenant").is_none(), "{sent}");
-    // The file's traces-only headers replace the environment's general ones, which
-    // opentelemetry-otlp would have sent.
+    // The file's traces-only headers replace the environment's general ones.
     let dir = temp_dir("headers-file");
     std::fs::write(
         dir.join("coldstart.toml"),
@@ -1114,9 +1113,9 @@ fn a_bad_telemetry_setting_is_named_and_the_service_still_serves() {
     serve_all(port, 2);
 }
 
-/// A rejected endpoint falls back to the default in the exporter too:
-/// opentelemetry-otlp, which also reads the variable, is given the endpoint, so it
-/// never sees the rejected value (before, it failed to build and tracing was off).
+/// A rejected endpoint falls back to the default in the exporter too (when the
+/// exporter was opentelemetry-otlp's, which read the variable itself, it failed to
+/// build and tracing was off).
 #[test]
 fn a_rejected_otlp_endpoint_never_reaches_the_exporter() {
     let (port, _server, mut lines) = server(&[

@@ -352,8 +352,7 @@ pub struct Config {
     /// `None` for the protocol's default on localhost.
     pub otlp_endpoint: Option<String>,
     /// Headers for every export (`OTEL_EXPORTER_OTLP_TRACES_HEADERS`, else
-    /// `OTEL_EXPORTER_OTLP_HEADERS`, decoded): exactly these are sent, whatever
-    /// opentelemetry-otlp reads from the environment itself.
+    /// `OTEL_EXPORTER_OTLP_HEADERS`, decoded): exactly these are sent.
     pub otlp_headers: Vec<(String, String)>,
     /// `OTEL_RESOURCE_ATTRIBUTES`, decoded.
     pub resource_attributes: Vec<(String, String)>,
@@ -765,8 +764,7 @@ fn read_protocol(r: &mut Reader<'_>) -> Protocol {
     .unwrap_or(Protocol::HttpProtobuf)
 }
 
-/// The specification's names, in any case (opentelemetry-otlp, which reads the same
-/// variables itself when its gzip feature is on, takes them so too).
+/// The specification's names, in any case (as opentelemetry-otlp takes them).
 fn read_compression(r: &mut Reader<'_>) -> Compression {
     let gzip = r.build.gzip;
     let accepts = if gzip {

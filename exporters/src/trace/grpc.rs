@@ -25,16 +25,8 @@ use tonic::metadata::MetadataMap;
 use tonic::transport::Channel;
 
 use super::otlp::USER_AGENT;
+use super::retry::{Attempt, MAX_ASKED_DELAY, with_retries};
 use crate::config::Config;
-
-/// Retries after the first attempt, and the backoff before the first retry, doubled
-/// before each next one up to [`MAX_DELAY`] (jitter included): opentelemetry-otlp's
-/// recommended policy.
-const RETRIES: u32 = 3;
-const FIRST_DELAY: Duration = Duration::from_millis(100);
-const MAX_DELAY: Duration = Duration::from_millis(1600);
-/// The longest wait a collector's `RetryInfo` may ask for (opentelemetry-otlp's cap).
-const MAX_ASKED_DELAY: Duration = Duration::from_secs(30);
 
 /// The OTLP/gRPC span exporter.
 #[derive(Debug)]
@@ -69,36 +61,36 @@ impl opentelemetry_sdk::trace::SpanExporter for Exporter {
         let request = ExportTraceServiceRequest {
             resource_spans: group_spans_by_resource_and_scope(batch, &self.resource),
         };
-        // The timeout bounds the whole export, retries included, as the specification
-        // asks: an attempt gets what is left of it, and no retry starts past it.
-        let deadline = tokio::time::Instant::now() + self.timeout;
-        let (mut retry, mut delay) = (0, FIRST_DELAY);
-        loop {
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        // Each attempt gets what is left of the timeout.
+        with_retries(self.timeout, |left| {
             let mut call = tonic::Request::new(request.clone());
             *call.metadata_mut() = self.metadata.clone();
             call.set_timeout(left);
-            let status = match tokio::time::timeout(left, self.client.clone().export(call)).await {
-                Ok(Ok(answer)) => {
-                    if let Some(partial) = answer.into_inner().partial_success {
-                        super::otlp::note_partial(partial);
+            let mut client = self.client.clone();
+            async move {
+                let status = match tokio::time::timeout(left, client.export(call)).await {
+                    Ok(Ok(answer)) => {
+                        if let Some(partial) = answer.into_inner().partial_success {
+                            super::otlp::note_partial(
+                                partial.rejected_spans,
+                                &partial.error_message,
+                            );
+                        }
+                        return Attempt::Done;
                     }
-                    return Ok(());
+                    Ok(Err(status)) => status,
+                    Err(_) => tonic::Status::deadline_exceeded(""),
+                };
+                let asked = asked_delay(&status);
+                Attempt::Failed {
+                    why: failure(&status),
+                    retryable: retryable(status.code(), asked.is_some()),
+                    asked,
                 }
-                Ok(Err(status)) => status,
-                Err(_) => tonic::Status::deadline_exceeded(""),
-            };
-            let asked = asked_delay(&status);
-            let backoff = (delay + jitter()).min(MAX_DELAY);
-            let wait = asked.map_or(backoff, |asked| backoff.max(asked));
-            let past_deadline = tokio::time::Instant::now() + wait >= deadline;
-            if retry == RETRIES || !retryable(status.code(), asked.is_some()) || past_deadline {
-                return Err(OTelSdkError::InternalFailure(failure(&status)));
             }
-            retry += 1;
-            tokio::time::sleep(wait).await;
-            delay = (delay * 2).min(MAX_DELAY);
-        }
+        })
+        .await
+        .map_err(OTelSdkError::InternalFailure)
     }
 
     fn set_resource(&mut self, resource: &opentelemetry_sdk::Resource) {
@@ -174,14 +166,6 @@ mod details {
         #[prost(int32, tag = "2")]
         pub(super) nanos: i32,
     }
-}
-
-/// Up to 100 ms, so that programs started together do not retry together.
-fn jitter() -> Duration {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    Duration::from_nanos(u64::from(nanos % 100_000_000))
 }
 
 /// Why an export failed, in one line: the code, and for a failure of tonic's own

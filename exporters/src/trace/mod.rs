@@ -12,11 +12,13 @@ With `OTEL_TRACES_EXPORTER=none` spans are still made, sampled and propagated; t
 go only to the plugins, if any, on the same schedule, and nowhere else.
 */
 
+pub(crate) mod encode;
 #[cfg(feature = "grpc")]
 mod grpc;
 mod otlp;
 pub mod propagation;
 mod queue;
+mod retry;
 pub mod sampler;
 pub mod tracer;
 
@@ -26,14 +28,13 @@ use std::time::Duration;
 use opentelemetry::KeyValue;
 use opentelemetry::propagation::{TextMapCompositePropagator, TextMapPropagator};
 use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_otlp::SpanExporter;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
 use opentelemetry_sdk::trace::{Sampler as SdkSampler, ShouldSample, SpanLimits};
 
 use crate::config::{Config, Sampler};
 use crate::problem;
-pub(crate) use otlp::{Partial, take_partial, transport_failure};
+pub(crate) use otlp::{Partial, take_partial};
 use queue::Queue;
 use sampler::DynamicSampler;
 use tracer::{Core, Provider, Tracer};
@@ -165,7 +166,7 @@ fn resource(config: &Config, service_version: Option<&'static str>) -> Resource 
 #[derive(Debug)]
 #[allow(clippy::large_enum_variant)] // one value, made once, behind an `Arc`
 pub(crate) enum Sink {
-    Otlp(SpanExporter),
+    Http(otlp::Exporter),
     #[cfg(feature = "grpc")]
     Grpc(grpc::Exporter),
     Nowhere,
@@ -177,7 +178,7 @@ impl opentelemetry_sdk::trace::SpanExporter for Sink {
         batch: Vec<opentelemetry_sdk::trace::SpanData>,
     ) -> opentelemetry_sdk::error::OTelSdkResult {
         match self {
-            Sink::Otlp(exporter) => exporter.export(batch).await,
+            Sink::Http(exporter) => exporter.export(batch).await,
             #[cfg(feature = "grpc")]
             Sink::Grpc(exporter) => exporter.export(batch).await,
             Sink::Nowhere => Ok(()),
@@ -186,7 +187,7 @@ impl opentelemetry_sdk::trace::SpanExporter for Sink {
 
     fn set_resource(&mut self, resource: &Resource) {
         match self {
-            Sink::Otlp(exporter) => exporter.set_resource(resource),
+            Sink::Http(exporter) => exporter.set_resource(resource),
             #[cfg(feature = "grpc")]
             Sink::Grpc(exporter) => exporter.set_resource(resource),
             Sink::Nowhere => {}

@@ -1,14 +1,23 @@
 /*!
-Talking OTLP: the exporter for the configured protocol, given exactly the settings
-coldstart read (endpoint, timeout, headers, compression), whatever opentelemetry-otlp
-would read from the environment itself; and the collector's answer, read for the spans
-it rejected, which opentelemetry-otlp only logs.
+Talking OTLP: the exporter for the configured protocol, and coldstart's own OTLP/HTTP
+exporter. It writes each request itself ([`super::encode`], without converting the
+spans into opentelemetry-proto's messages first), sends exactly the settings coldstart
+read (endpoint, timeout, headers, compression) with coldstart's HTTP/1.1 client on the
+program's runtime (no client thread, no second runtime), retries as the OTLP
+specification says ([`super::retry`]; the codes 429, 502, 503 and 504 and failed
+connections, waiting at least what a `Retry-After` asks), and reads the collector's
+answer for the spans it rejected, which both protocols note here for the queue.
 */
 
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
 
-use opentelemetry_otlp::SpanExporter;
+use hyper::body::Bytes;
+use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
+use opentelemetry_sdk::trace::SpanData;
 
+use super::encode::{self, EncodedResource};
+use super::retry::{Attempt, MAX_ASKED_DELAY, with_retries};
 use crate::client::Client;
 use crate::config::{Config, Protocol};
 use crate::problem;
@@ -16,7 +25,7 @@ use crate::problem;
 /// The OTLP exporter for the configured protocol.
 pub(super) fn exporter(config: &Config) -> Result<super::Sink, String> {
     match config.protocol {
-        Protocol::HttpProtobuf => http_exporter(config).map(super::Sink::Otlp),
+        Protocol::HttpProtobuf => http_exporter(config).map(super::Sink::Http),
         #[cfg(feature = "grpc")]
         Protocol::Grpc => super::grpc::exporter(config).map(super::Sink::Grpc),
         #[cfg(not(feature = "grpc"))]
@@ -24,22 +33,30 @@ pub(super) fn exporter(config: &Config) -> Result<super::Sink, String> {
     }
 }
 
-/// OTLP/HTTP with coldstart's HTTP/1.1 client, on the program's runtime: no client
-/// thread, no second runtime.
-fn http_exporter(config: &Config) -> Result<SpanExporter, String> {
-    use opentelemetry_otlp::{WithExportConfig, WithHttpConfig};
-    // The protocol is given, so that opentelemetry-otlp never takes its own from the
-    // environment or from features another crate turned on (`http-json`).
-    let builder = export_config(
-        SpanExporter::builder()
-            .with_http()
-            .with_protocol(opentelemetry_otlp::Protocol::HttpBinary),
-        config,
-    );
+/// The OTLP/HTTP span exporter.
+#[derive(Debug)]
+pub(crate) struct Exporter {
+    client: Client,
+    url: http::Uri,
+    /// Every request's headers: the configured ones, then the protocol's.
+    headers: http::HeaderMap,
+    /// Whether bodies are gzip-compressed (feature `gzip`).
+    #[cfg(feature = "gzip")]
+    gzip: bool,
+    /// The whole export's, retries included.
+    timeout: Duration,
+    resource: EncodedResource,
+}
+
+fn http_exporter(config: &Config) -> Result<Exporter, String> {
+    let endpoint = config.otlp_endpoint_or_default().trim();
+    let url = endpoint
+        .parse::<http::Uri>()
+        .map_err(|e| format!("invalid OTLP endpoint `{endpoint}`: {e}"))?;
     // TLS settings are built only for an `https://` collector: a plain one must not
     // depend on a CA bundle being present (the default endpoint is plain).
     #[cfg(feature = "tls")]
-    let client = if https(config.otlp_endpoint_or_default()) {
+    let client = if https(endpoint) {
         Client::with_tls(
             config.otlp_timeout,
             crate::tls::client_config(&config.otlp_tls)?,
@@ -49,29 +66,110 @@ fn http_exporter(config: &Config) -> Result<SpanExporter, String> {
     };
     #[cfg(not(feature = "tls"))]
     let client = Client::plain(config.otlp_timeout);
-    let client = HTTP_CLIENT
-        .get_or_init(|| {
-            Arc::new(OtlpClient {
-                client,
-                headers: http_headers(&config.otlp_headers),
-                #[cfg(feature = "gzip")]
-                gzip: config.compression == crate::config::Compression::Gzip,
-            })
-        })
-        .clone();
-    builder
-        .with_shared_http_client(client)
-        .build()
-        .map_err(|e| e.to_string())
+    #[cfg_attr(not(feature = "gzip"), allow(unused_mut))]
+    let mut headers = http_headers(&config.otlp_headers);
+    #[cfg(feature = "gzip")]
+    let gzip = config.compression == crate::config::Compression::Gzip;
+    #[cfg(feature = "gzip")]
+    if gzip {
+        headers.insert(
+            http::header::CONTENT_ENCODING,
+            http::HeaderValue::from_static("gzip"),
+        );
+    }
+    Ok(Exporter {
+        client,
+        url,
+        headers,
+        #[cfg(feature = "gzip")]
+        gzip,
+        timeout: config.otlp_timeout,
+        resource: EncodedResource::default(),
+    })
 }
 
-/// The endpoint and the timeout, always given, so that opentelemetry-otlp never
-/// reads its own from the environment: a value coldstart rejected ("using the
-/// default") must not reach it.
-fn export_config<B: opentelemetry_otlp::WithExportConfig>(builder: B, config: &Config) -> B {
-    builder
-        .with_endpoint(config.otlp_endpoint_or_default())
-        .with_timeout(config.otlp_timeout)
+impl opentelemetry_sdk::trace::SpanExporter for Exporter {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        let body = encode::request(&self.resource, &batch);
+        drop(batch);
+        #[cfg(feature = "gzip")]
+        let body = if self.gzip {
+            gzip(&body).map_err(|e| {
+                OTelSdkError::InternalFailure(format!("cannot gzip the request: {e}"))
+            })?
+        } else {
+            body
+        };
+        let body = Bytes::from(body);
+        with_retries(self.timeout, |left| {
+            let mut request = http::Request::new(body.clone());
+            *request.method_mut() = http::Method::POST;
+            *request.uri_mut() = self.url.clone();
+            *request.headers_mut() = self.headers.clone();
+            async move {
+                // The client's own timeout is the whole export's; a retry has less.
+                let answer = tokio::time::timeout(left, self.client.send(request)).await;
+                let answer = match answer {
+                    Ok(Ok(answer)) => answer,
+                    Ok(Err(cause)) => return failed_connection(cause),
+                    Err(_) => return failed_connection(format!("no answer within {left:?}")),
+                };
+                let status = answer.status().as_u16();
+                if answer.status().is_success() {
+                    note_answer(answer.body());
+                    return Attempt::Done;
+                }
+                Attempt::Failed {
+                    why: format!("HTTP export failed with status code: {status}"),
+                    retryable: matches!(status, 429 | 502 | 503 | 504),
+                    asked: retry_after(answer.headers()),
+                }
+            }
+        })
+        .await
+        .map_err(OTelSdkError::InternalFailure)
+    }
+
+    fn set_resource(&mut self, resource: &opentelemetry_sdk::Resource) {
+        self.resource = EncodedResource::new(resource);
+    }
+}
+
+/// A request that got no answer: tried again, as the specification asks.
+fn failed_connection(cause: String) -> Attempt {
+    Attempt::Failed {
+        why: format!("HTTP export failed: network error: {cause}"),
+        retryable: true,
+        asked: None,
+    }
+}
+
+/// The delay a `Retry-After` header asks for (seconds, or an HTTP date), at most
+/// [`MAX_ASKED_DELAY`].
+fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
+    let value = headers
+        .get(http::header::RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim();
+    let delay = match value.parse::<u64>() {
+        Ok(seconds) => Duration::from_secs(seconds),
+        Err(_) => httpdate::parse_http_date(value)
+            .ok()?
+            .duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    };
+    Some(delay.min(MAX_ASKED_DELAY))
+}
+
+/// `body` gzip-compressed, at flate2's default level (opentelemetry-otlp's too).
+#[cfg(feature = "gzip")]
+fn gzip(body: &[u8]) -> std::io::Result<Vec<u8>> {
+    use std::io::Write as _;
+    let compressed = Vec::with_capacity(body.len() / 2);
+    let mut encoder = flate2::write::GzEncoder::new(compressed, flate2::Compression::default());
+    encoder.write_all(body)?;
+    encoder.finish()
 }
 
 /// Whether an OTLP endpoint is an `https://` URL.
@@ -82,131 +180,12 @@ pub(super) fn https(url: &str) -> bool {
         .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"))
 }
 
-/// What a collector said of the spans it took, in an OTLP partial success.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Partial {
-    /// How many spans it says it rejected, as it says it (the queue caps it by the
-    /// batch).
-    pub(crate) rejected: u64,
-    /// Its reason or warning, made fit for one line.
-    pub(crate) message: String,
-}
-
-/// The partial success of the last OTLP export (HTTP or gRPC), until the queue takes
-/// it with that export's outcome: over HTTP opentelemetry-otlp reads the answer too,
-/// but only logs it.
-static PARTIAL: Mutex<Option<Partial>> = Mutex::new(None);
-
-/// Keeps the partial success in `answer`, the body of a successful export's answer,
-/// for [`take_partial`]. An answer that is empty, not the protobuf answer, or a full
-/// success keeps nothing.
-pub(crate) fn note_answer(answer: &[u8]) {
-    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceResponse;
-    use prost::Message as _;
-    if let Some(partial) = ExportTraceServiceResponse::decode(answer)
-        .ok()
-        .and_then(|a| a.partial_success)
-    {
-        note_partial(partial);
-    }
-}
-
-/// Keeps a collector's partial success for [`take_partial`], unless it is a full
-/// success (nothing rejected, no message).
-pub(crate) fn note_partial(
-    partial: opentelemetry_proto::tonic::collector::trace::v1::ExportTracePartialSuccess,
-) {
-    let rejected = u64::try_from(partial.rejected_spans).unwrap_or(0);
-    let message = problem::one_line(&partial.error_message, 200);
-    if rejected > 0 || !message.is_empty() {
-        *PARTIAL.lock().unwrap_or_else(|p| p.into_inner()) = Some(Partial { rejected, message });
-    }
-}
-
-/// The partial success noted since the last call, once.
-pub(crate) fn take_partial() -> Option<Partial> {
-    PARTIAL.lock().unwrap_or_else(|p| p.into_inner()).take()
-}
-
-/// The OTLP/HTTP exporter's transport: coldstart's client, sending exactly the
-/// headers coldstart read, and reading the collector's answer for spans it rejected.
-#[derive(Debug)]
-struct OtlpClient {
-    client: Client,
-    /// Every header of a request: the configured ones, then the protocol's.
-    headers: http::HeaderMap,
-    /// Whether bodies are sent gzip-compressed. coldstart compresses them itself:
-    /// opentelemetry-otlp's own gzip would follow the variables in the environment
-    /// alone, not the file and code layers.
-    #[cfg(feature = "gzip")]
-    gzip: bool,
-}
-
-/// How the exporter names itself, as the OTLP specification asks (opentelemetry-otlp's
-/// own, which its requests carry, could have come from the environment).
+/// How the exporter names itself, as the OTLP specification asks.
 pub(super) const USER_AGENT: &str = concat!(
     "OTel-OTLP-Exporter-Rust (coldstart/",
     env!("CARGO_PKG_VERSION"),
     ")"
 );
-
-#[async_trait::async_trait]
-impl opentelemetry_http::HttpClient for OtlpClient {
-    /// Sends the request with coldstart's headers in place of every header
-    /// opentelemetry-otlp set: its own, and those it read from
-    /// `OTEL_EXPORTER_OTLP_TRACES_HEADERS` or `OTEL_EXPORTER_OTLP_HEADERS` itself (a
-    /// value coldstart may have refused). The body is protobuf, gzip-compressed here
-    /// when coldstart's setting asks for it (feature `gzip`). It comes compressed
-    /// already only if another crate turned on one of opentelemetry-otlp's compression
-    /// features and the environment asks for it; it is then sent as it is. Either
-    /// way its encoding is told from the body itself, which no header can misstate.
-    async fn send_bytes(
-        &self,
-        mut request: http::Request<hyper::body::Bytes>,
-    ) -> Result<http::Response<hyper::body::Bytes>, opentelemetry_http::HttpError> {
-        #[cfg(feature = "gzip")]
-        if self.gzip && compression(request.body()).is_none() {
-            let body = gzip(request.body())?;
-            *request.body_mut() = body.into();
-        }
-        let mut headers = self.headers.clone();
-        if let Some(encoding) = compression(request.body()) {
-            headers.insert(
-                http::header::CONTENT_ENCODING,
-                http::HeaderValue::from_static(encoding),
-            );
-        }
-        *request.headers_mut() = headers;
-        let response = self.client.send(request).await?;
-        if response.status().is_success() {
-            note_answer(response.body());
-        }
-        Ok(response)
-    }
-}
-
-/// `body` gzip-compressed, at the level opentelemetry-otlp's own gzip uses.
-#[cfg(feature = "gzip")]
-fn gzip(body: &[u8]) -> std::io::Result<Vec<u8>> {
-    use std::io::Write as _;
-    let compressed = Vec::with_capacity(body.len() / 2);
-    let mut encoder = flate2::write::GzEncoder::new(compressed, flate2::Compression::default());
-    encoder.write_all(body)?;
-    encoder.finish()
-}
-
-/// The encoding of a compressed export body, from its first bytes: a protobuf
-/// request starts with its first field's tag (`0x0a`), never with a gzip or zstd
-/// magic number.
-fn compression(body: &[u8]) -> Option<&'static str> {
-    if body.starts_with(&[0x1f, 0x8b]) {
-        Some("gzip")
-    } else if body.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
-        Some("zstd")
-    } else {
-        None
-    }
-}
 
 /// A request's headers: the configured ones (each was checked when read; a name given
 /// twice keeps its last value), a user agent unless one was configured, and the
@@ -234,21 +213,52 @@ fn http_headers(pairs: &[(String, String)]) -> http::HeaderMap {
     headers
 }
 
-/// The OTLP/HTTP exporter's client, kept to say why an export failed. Made by the
-/// first exporter built, with its headers: a process builds one.
-static HTTP_CLIENT: OnceLock<Arc<OtlpClient>> = OnceLock::new();
+/// What a collector said of the spans it took, in an OTLP partial success.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Partial {
+    /// How many spans it says it rejected, as it says it (the queue caps it by the
+    /// batch).
+    pub(crate) rejected: u64,
+    /// Its reason or warning, made fit for one line.
+    pub(crate) message: String,
+}
 
-/// Why the last OTLP/HTTP request failed, once; `None` when it did not fail (the
-/// collector answered an error status, which the exporter's message says) or the
-/// protocol is gRPC.
-pub(crate) fn transport_failure() -> Option<String> {
-    HTTP_CLIENT.get().and_then(|c| c.client.take_failure())
+/// The partial success of the last OTLP export (HTTP or gRPC), until the queue takes
+/// it with that export's outcome.
+static PARTIAL: Mutex<Option<Partial>> = Mutex::new(None);
+
+/// Keeps the partial success in `answer`, the body of a successful export's answer,
+/// for [`take_partial`]. An answer that is empty, not the protobuf answer, or a full
+/// success keeps nothing.
+pub(crate) fn note_answer(answer: &[u8]) {
+    if let Some((rejected, message)) = encode::partial_success(answer) {
+        note_partial(rejected, &message);
+    }
+}
+
+/// Keeps a collector's partial success for [`take_partial`], unless it is a full
+/// success (nothing rejected, no message).
+pub(crate) fn note_partial(rejected_spans: i64, message: &str) {
+    let rejected = u64::try_from(rejected_spans).unwrap_or(0);
+    let message = problem::one_line(message, 200);
+    if rejected > 0 || !message.is_empty() {
+        *PARTIAL.lock().unwrap_or_else(|p| p.into_inner()) = Some(Partial { rejected, message });
+    }
+}
+
+/// The partial success noted since the last call, once.
+pub(crate) fn take_partial() -> Option<Partial> {
+    PARTIAL.lock().unwrap_or_else(|p| p.into_inner()).take()
 }
 
 #[cfg(test)]
 pub(crate) mod tests {
     #![allow(clippy::unwrap_used)]
+    use std::io::{BufRead as _, Read as _, Write as _};
+    use std::sync::mpsc::Receiver;
     use std::time::Duration;
+
+    use opentelemetry_sdk::trace::SpanExporter as _;
 
     /// Header pairs as the configuration holds them.
     pub(crate) fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -257,39 +267,77 @@ pub(crate) mod tests {
             .collect()
     }
 
-    /// What goes out is coldstart's set and the protocol's headers, whatever the
-    /// request opentelemetry-otlp made carried (here: a header it read from the
-    /// environment, its own user agent, a wrong content type).
+    /// A collector that answers the requests it reads with `answers` in turn (the last
+    /// one again once they run out), and sends each request's head (lower case) and
+    /// body to the test.
+    fn collector(answers: &[&'static str]) -> (String, Receiver<(String, Vec<u8>)>) {
+        let answers = answers.to_vec();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/v1/traces", listener.local_addr().unwrap());
+        let (sent, received) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut n = 0;
+            for stream in listener.incoming() {
+                let stream = stream.unwrap();
+                let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
+                loop {
+                    let (mut head, mut line) = (String::new(), String::new());
+                    while line != "\r\n" {
+                        line.clear();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            break;
+                        }
+                        head.push_str(&line.to_ascii_lowercase());
+                    }
+                    let Some(length) = head
+                        .split("content-length: ")
+                        .nth(1)
+                        .and_then(|rest| rest.split("\r\n").next())
+                        .and_then(|n| n.parse().ok())
+                    else {
+                        break;
+                    };
+                    let mut body = vec![0; length];
+                    reader.read_exact(&mut body).unwrap();
+                    let _ = sent.send((head, body));
+                    let answer = answers[n.min(answers.len() - 1)];
+                    n += 1;
+                    (&stream).write_all(answer.as_bytes()).unwrap();
+                }
+            }
+        });
+        (url, received)
+    }
+
+    const OK: &str = "HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+
+    /// The OTLP/HTTP exporter for `vars` plus an endpoint of `url`.
+    fn exporter_to(url: &str, vars: &[(&'static str, &str)]) -> super::Exporter {
+        let mut all = vec![("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", url.to_owned())];
+        all.extend(vars.iter().map(|(k, v)| (*k, (*v).to_owned())));
+        let (config, errors) = crate::Config::from(&coldstart_bootstrap::Env::fixed(all));
+        assert!(errors.is_empty(), "{errors:?}");
+        super::http_exporter(&config).unwrap()
+    }
+
+    /// What goes out is the protobuf request for the batch, with coldstart's headers
+    /// and the protocol's.
     #[tokio::test]
-    async fn an_http_export_carries_exactly_coldstarts_headers() {
-        use opentelemetry_http::HttpClient as _;
-        let (url, heads) = crate::client::tests::server(1);
-        let client = super::OtlpClient {
-            client: crate::client::Client::plain(Duration::from_secs(5)),
-            headers: super::http_headers(&pairs(&[
-                ("X-Tenant", "a b"),
-                ("authorization", "Bearer 1"),
-                ("authorization", "Bearer 2"),
-            ])),
-            #[cfg(feature = "gzip")]
-            gzip: false,
-        };
-        let request = http::Request::post(format!("{url}/v1/traces"))
-            .header("x-from-environment", "refused")
-            .header("user-agent", "OTel-OTLP-Exporter-Rust/0.33.1")
-            .header("content-type", "text/plain")
-            .body(hyper::body::Bytes::from_static(b"payload"))
-            .unwrap();
-        client.send_bytes(request).await.unwrap();
-        let head = heads.recv_timeout(Duration::from_secs(5)).unwrap();
-        let head = head.to_ascii_lowercase();
+    async fn an_export_posts_the_batch_with_exactly_coldstarts_headers() {
+        let (url, requests) = collector(&[OK]);
+        let headers = "X-Tenant=a%20b,authorization=Bearer%201,authorization=Bearer%202";
+        let exporter = exporter_to(&url, &[("OTEL_EXPORTER_OTLP_HEADERS", headers)]);
+        let batch = super::super::encode::tests::batch();
+        let expected = super::encode::request(&Default::default(), &batch);
+        exporter.export(batch).await.unwrap();
+        let (head, body) = requests.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert!(head.starts_with("post /v1/traces http/1.1\r\n"), "{head}");
         assert!(head.contains("\r\nx-tenant: a b\r\n"), "{head}");
         assert!(head.contains("\r\nauthorization: bearer 2\r\n"), "{head}");
         assert!(
             !head.contains("bearer 1"),
             "a name given twice keeps its last value: {head}"
         );
-        assert!(!head.contains("x-from-environment"), "{head}");
         assert!(
             head.contains("\r\ncontent-type: application/x-protobuf\r\n"),
             "{head}"
@@ -298,93 +346,89 @@ pub(crate) mod tests {
             head.contains("\r\nuser-agent: otel-otlp-exporter-rust (coldstart/"),
             "{head}"
         );
+        assert!(!head.contains("content-encoding"), "{head}");
+        assert_eq!(body, expected);
     }
 
-    /// A body that comes compressed (possible only with a feature another crate turns
-    /// on) is sent with its encoding, told from the body; a protobuf body has none.
-    #[tokio::test]
-    async fn a_compressed_body_is_sent_with_its_encoding() {
-        use opentelemetry_http::HttpClient as _;
-        let (url, heads) = crate::client::tests::server(2);
-        let client = super::OtlpClient {
-            client: crate::client::Client::plain(Duration::from_secs(5)),
-            headers: super::http_headers(&[]),
-            #[cfg(feature = "gzip")]
-            gzip: false,
-        };
-        // Seven bytes each, as the test server reads: a gzip header's start, and a
-        // protobuf request's start (field 1, length-delimited).
-        for body in [b"\x1f\x8b\x08\0\0\0\0", b"\x0a\x05abcde"] {
-            let request = http::Request::post(format!("{url}/v1/traces"))
-                .header("content-encoding", "br")
-                .body(hyper::body::Bytes::from_static(body))
-                .unwrap();
-            client.send_bytes(request).await.unwrap();
-        }
-        let gzip = heads.recv_timeout(Duration::from_secs(5)).unwrap();
-        assert!(gzip.contains("content-encoding: gzip\r\n"), "{gzip}");
-        let plain = heads.recv_timeout(Duration::from_secs(5)).unwrap();
-        assert!(!plain.contains("content-encoding"), "{plain}");
-    }
-
-    /// With `gzip` the body is sent gzip-compressed and says so; a body that comes
-    /// compressed already is not compressed again.
+    /// With `gzip` the body is the same request, gzip-compressed, and says so.
     #[cfg(feature = "gzip")]
     #[tokio::test]
-    async fn with_gzip_a_protobuf_body_is_compressed_once() {
-        use std::io::{BufRead as _, Read as _, Write as _};
+    async fn with_gzip_the_body_is_compressed_and_says_so() {
+        let (url, requests) = collector(&[OK]);
+        let exporter = exporter_to(&url, &[("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip")]);
+        let batch = super::super::encode::tests::batch();
+        let expected = super::encode::request(&Default::default(), &batch);
+        exporter.export(batch).await.unwrap();
+        let (head, body) = requests.recv_timeout(Duration::from_secs(5)).unwrap();
+        assert!(head.contains("\r\ncontent-encoding: gzip\r\n"), "{head}");
+        let mut unpacked = Vec::new();
+        flate2::read::GzDecoder::new(body.as_slice())
+            .read_to_end(&mut unpacked)
+            .unwrap();
+        assert_eq!(unpacked, expected);
+    }
 
-        use opentelemetry_http::HttpClient as _;
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}/v1/traces", listener.local_addr().unwrap());
-        let (sent, received) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let (stream, _) = listener.accept().unwrap();
-            let mut reader = std::io::BufReader::new(stream.try_clone().unwrap());
-            loop {
-                let (mut head, mut line) = (String::new(), String::new());
-                while line != "\r\n" {
-                    line.clear();
-                    if reader.read_line(&mut line).unwrap() == 0 {
-                        return;
-                    }
-                    head.push_str(&line.to_ascii_lowercase());
-                }
-                let length = head
-                    .split("content-length: ")
-                    .nth(1)
-                    .and_then(|rest| rest.split("\r\n").next())
-                    .unwrap()
-                    .parse()
-                    .unwrap();
-                let mut body = vec![0; length];
-                reader.read_exact(&mut body).unwrap();
-                sent.send((head, body)).unwrap();
-                (&stream)
-                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
-                    .unwrap();
-            }
-        });
-        let client = super::OtlpClient {
-            client: crate::client::Client::plain(Duration::from_secs(5)),
-            headers: super::http_headers(&[]),
-            gzip: true,
+    /// Only the statuses the specification calls retryable are retried, after at
+    /// least what a `Retry-After` asks (checked from below only); a delay past the
+    /// timeout ends the export at once.
+    #[tokio::test]
+    async fn retryable_statuses_are_retried_after_what_the_collector_asks() {
+        let unavailable = "HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n";
+        let (url, requests) = collector(&[unavailable, OK]);
+        exporter_to(&url, &[]).export(Vec::new()).await.unwrap();
+        assert_eq!(requests.try_iter().count(), 2);
+
+        let slow_down =
+            "HTTP/1.1 429 Too Many Requests\r\nretry-after: 1\r\ncontent-length: 0\r\n\r\n";
+        let (url, requests) = collector(&[slow_down, OK]);
+        let started = std::time::Instant::now();
+        exporter_to(&url, &[]).export(Vec::new()).await.unwrap();
+        assert!(
+            started.elapsed() >= Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(requests.try_iter().count(), 2);
+
+        let bad = "HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n";
+        let (url, requests) = collector(&[bad, OK]);
+        let failed = exporter_to(&url, &[]).export(Vec::new()).await.unwrap_err();
+        assert!(failed.to_string().contains("status code: 400"), "{failed}");
+        assert_eq!(requests.try_iter().count(), 1);
+
+        let later =
+            "HTTP/1.1 503 Service Unavailable\r\nretry-after: 20\r\ncontent-length: 0\r\n\r\n";
+        let (url, requests) = collector(&[later, OK]);
+        let started = std::time::Instant::now();
+        let exporter = exporter_to(&url, &[("OTEL_EXPORTER_OTLP_TIMEOUT", "2000")]);
+        let failed = exporter.export(Vec::new()).await.unwrap_err();
+        assert!(failed.to_string().contains("status code: 503"), "{failed}");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(requests.try_iter().count(), 1);
+    }
+
+    #[test]
+    fn retry_after_is_seconds_or_a_date_and_capped() {
+        let asked = |value: &str| {
+            let mut headers = http::HeaderMap::new();
+            headers.insert(http::header::RETRY_AFTER, value.parse().unwrap());
+            super::retry_after(&headers)
         };
-        let protobuf = b"\x0a\x05abcde".repeat(20);
-        let compressed = super::gzip(&protobuf).unwrap();
-        for body in [protobuf.clone(), compressed.clone()] {
-            let request = http::Request::post(&url).body(body.into()).unwrap();
-            client.send_bytes(request).await.unwrap();
-        }
-        for _ in 0..2 {
-            let (head, body) = received.recv_timeout(Duration::from_secs(5)).unwrap();
-            assert!(head.contains("\r\ncontent-encoding: gzip\r\n"), "{head}");
-            let mut unpacked = Vec::new();
-            flate2::read::GzDecoder::new(body.as_slice())
-                .read_to_end(&mut unpacked)
-                .unwrap();
-            assert_eq!(unpacked, protobuf, "compressed exactly once");
-        }
+        assert_eq!(asked("7"), Some(Duration::from_secs(7)));
+        assert_eq!(asked("86400"), Some(super::MAX_ASKED_DELAY));
+        let soon = std::time::SystemTime::now() + Duration::from_secs(12);
+        let delay = asked(&httpdate::fmt_http_date(soon)).unwrap();
+        assert!(
+            (Duration::from_secs(10)..=Duration::from_secs(12)).contains(&delay),
+            "{delay:?}"
+        );
+        assert_eq!(asked("Thu, 01 Jan 1970 00:00:00 GMT"), Some(Duration::ZERO));
+        assert_eq!(asked("soon"), None);
+        assert_eq!(super::retry_after(&http::HeaderMap::new()), None);
     }
 
     /// A configured user agent replaces the exporter's; the content type stays the
@@ -399,8 +443,6 @@ pub(crate) mod tests {
         assert_eq!(headers["content-type"], "application/x-protobuf");
         assert_eq!(headers.len(), 2);
     }
-
-    use opentelemetry_sdk::trace::SpanExporter as _;
 
     /// TLS settings are read only for an `https://` collector: a CA file that cannot be
     /// read (or a machine without a CA bundle) leaves a plain collector reachable.
@@ -424,25 +466,23 @@ pub(crate) mod tests {
         assert!(refused.contains("/nonexistent/ca.pem"), "{refused}");
     }
 
-    /// Regression: with no collector listening, the OTLP/HTTP exporter retries with
-    /// backoff, and without opentelemetry-otlp's `tokio` feature it slept with
-    /// `std::thread::sleep`, blocking the runtime's thread (under `minimal`, the only
-    /// one) and every request with it. On a paused tokio clock a backoff that waits on
-    /// tokio advances that clock without any real waiting; a blocking sleep leaves it
-    /// where it was. Nothing here measures real time.
+    /// With no collector listening the exporter retries with backoff on tokio's clock,
+    /// never blocking the runtime's thread (under `minimal`, the only one) and every
+    /// request with it. On a paused tokio clock a backoff that waits on tokio advances
+    /// that clock without any real waiting; a blocking sleep leaves it where it was.
+    /// Nothing here measures real time.
     #[tokio::test(flavor = "current_thread", start_paused = true)]
     async fn a_failing_export_backs_off_on_the_runtime_never_blocking_its_thread() {
         let port = crate::client::tests::refused_address().port();
-        let env = coldstart_bootstrap::Env::fixed([(
-            "OTEL_EXPORTER_OTLP_ENDPOINT",
-            format!("http://127.0.0.1:{port}"),
-        )]);
-        let (config, errors) = crate::Config::from(&env);
-        assert!(errors.is_empty(), "{errors:?}");
-        let exporter = super::exporter(&config).unwrap();
+        let exporter = exporter_to(&format!("http://127.0.0.1:{port}/v1/traces"), &[]);
         let start = tokio::time::Instant::now();
-        let outcome = exporter.export(Vec::new()).await;
-        assert!(outcome.is_err(), "an export to a closed port must fail");
+        let failed = exporter.export(Vec::new()).await.unwrap_err().to_string();
+        assert!(
+            failed.contains(&format!(
+                "network error: cannot connect to 127.0.0.1:{port}"
+            )),
+            "{failed}"
+        );
         assert!(
             start.elapsed() > Duration::ZERO,
             "the retry backoff did not wait on tokio's clock: it blocked the thread"

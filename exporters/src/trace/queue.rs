@@ -187,10 +187,7 @@ impl Queue {
                     }
                     continue;
                 }
-                Ok(Err(e)) => match super::transport_failure() {
-                    Some(cause) => format!("{e}: {cause}"),
-                    None => e.to_string(),
-                },
+                Ok(Err(e)) => e.to_string(),
                 Err(_) => format!("no answer within {limit:?}"),
             };
             problem::drop_count(Dropped::SpanExportFailed, n);

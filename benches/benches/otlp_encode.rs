@@ -1,0 +1,57 @@
+//! What writing an OTLP/HTTP request for a batch of 512 spans costs, side by side:
+//! coldstart's encoder, which writes the protobuf straight from the SDK's `SpanData`,
+//! and what opentelemetry-otlp's exporter does (opentelemetry-proto's conversion of
+//! each span into its messages, then prost's encoding). The spans are the ones
+//! `HttpTelemetryLayer` makes: a server span named `GET /users/{id}` with four
+//! attributes. Dropping the batch alone is measured too: the conversion consumes it.
+//!
+//! `cargo bench -p coldstart-benches --bench otlp_encode`
+
+use std::hint::black_box;
+
+use coldstart_exporters::bench::{layer_span, otlp_request};
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::transform::common::tonic::ResourceAttributesWithSchema;
+use opentelemetry_proto::transform::trace::tonic::group_spans_by_resource_and_scope;
+use opentelemetry_sdk::trace::SpanData;
+use prost::Message as _;
+
+const BATCH: usize = 512;
+
+fn batch() -> Vec<SpanData> {
+    (0..BATCH as u64).map(layer_span).collect()
+}
+
+fn encode(c: &mut Criterion) {
+    let resource = opentelemetry_sdk::Resource::builder_empty()
+        .with_service_name("bench")
+        .build();
+    let plain = resource.clone();
+    let resource = ResourceAttributesWithSchema::from(&resource);
+    c.bench_function(
+        "opentelemetry-proto conversion and prost encoding, 512 spans",
+        |b| {
+            b.iter_batched(
+                batch,
+                |spans| {
+                    let request = ExportTraceServiceRequest {
+                        resource_spans: group_spans_by_resource_and_scope(spans, &resource),
+                    };
+                    black_box(request.encode_to_vec())
+                },
+                BatchSize::LargeInput,
+            );
+        },
+    );
+    let spans = batch();
+    c.bench_function("coldstart's encoder, 512 spans", |b| {
+        b.iter(|| black_box(otlp_request(&plain, &spans)));
+    });
+    c.bench_function("dropping the batch, 512 spans", |b| {
+        b.iter_batched(batch, drop, BatchSize::LargeInput);
+    });
+}
+
+criterion_group!(benches, encode);
+criterion_main!(benches);
