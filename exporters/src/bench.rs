@@ -15,7 +15,11 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
 
 /// The `ExportTraceServiceRequest` the OTLP/HTTP exporter sends for `batch`.
-pub fn otlp_request(resource: &Resource, batch: &[SpanData]) -> Vec<u8> {
+///
+/// # Errors
+///
+/// As the exporter's writing fails: never, unless the module has a fault.
+pub fn otlp_request(resource: &Resource, batch: &[SpanData]) -> Result<Vec<u8>, String> {
     crate::trace::encode::request(&crate::trace::encode::EncodedResource::new(resource), batch)
 }
 

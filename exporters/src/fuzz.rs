@@ -1,6 +1,6 @@
 /*!
 Entry points for the fuzz targets in `fuzz/`: the `/proc` parsers behind the process
-metrics, which are not public API. Compiled only under `cfg(fuzzing)`, which
+metrics and the reading of a collector's OTLP/HTTP answer, which are not public API. Compiled only under `cfg(fuzzing)`, which
 `cargo fuzz` sets.
 */
 
@@ -11,4 +11,16 @@ pub fn process_files(text: &str) {
         assert!(text.contains(')'));
     }
     let _ = crate::metrics::process::parse_boot_time(text);
+}
+
+/// A collector's answer to an OTLP/HTTP export and its `Retry-After` header.
+pub fn otlp_answer(body: &[u8], retry_after: &[u8]) {
+    let _ = crate::trace::encode::partial_success(body);
+    if let Ok(value) = http::HeaderValue::from_bytes(retry_after) {
+        let mut headers = http::HeaderMap::new();
+        headers.insert(http::header::RETRY_AFTER, value);
+        if let Some(delay) = crate::trace::otlp_retry_after(&headers) {
+            assert!(delay <= std::time::Duration::from_secs(30), "{delay:?}");
+        }
+    }
 }

@@ -25,7 +25,7 @@ pub mod bench;
 #[cfg(any(feature = "metrics", feature = "tracing"))]
 mod client;
 pub mod config;
-#[cfg(all(fuzzing, feature = "metrics"))]
+#[cfg(all(fuzzing, feature = "metrics", feature = "tracing"))]
 #[doc(hidden)]
 pub mod fuzz;
 pub mod http;

@@ -5,8 +5,11 @@ for a batch, and the partial success read from the collector's answer.
 opentelemetry-otlp converts every span into opentelemetry-proto's messages first (a
 vector per id, a string per attribute key and value) and prost then walks them twice;
 here each span's size is computed from the span itself and its fields are written into
-one buffer, so a batch costs one allocation for the body and one per scope it holds
-(`benches/benches/otlp_encode.rs` measures both ways side by side). The field numbers
+one buffer of exactly that size: a batch costs the body, a list of sizes and one list
+of spans per scope (and a string for each trace state that is not empty), not an
+allocation per field (`benches/benches/otlp_encode.rs` measures both ways side by
+side). Each message has a size function and a writer next to each other that go
+through the same fields in the same order. The field numbers
 are those of the official definitions (`opentelemetry/proto/trace/v1/trace.proto`,
 `common/v1/common.proto`, `resource/v1/resource.proto` and
 `collector/trace/v1/trace_service.proto`); the tests decode what is written here with
@@ -21,7 +24,7 @@ the scope, an attribute's value) and the variant of a value.
 use std::borrow::Cow;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use opentelemetry::trace::{SpanContext, SpanId, SpanKind, Status};
+use opentelemetry::trace::{Event, Link, SpanContext, SpanId, SpanKind, Status};
 use opentelemetry::{Array, InstrumentationScope, KeyValue, Value};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::SpanData;
@@ -38,8 +41,7 @@ impl EncodedResource {
     pub(crate) fn new(resource: &Resource) -> EncodedResource {
         let mut body = Vec::new();
         for (key, value) in resource.iter() {
-            let (key, value) = (key.as_str(), value);
-            write_key_value(&mut body, 1, key, value);
+            write_key_value(&mut body, 1, key.as_str(), value);
         }
         EncodedResource {
             body,
@@ -49,8 +51,10 @@ impl EncodedResource {
 }
 
 /// The `ExportTraceServiceRequest` for `batch`: one `ResourceSpans`, and a
-/// `ScopeSpans` per instrumentation scope in the order they first appear.
-pub(crate) fn request(resource: &EncodedResource, batch: &[SpanData]) -> Vec<u8> {
+/// `ScopeSpans` per instrumentation scope in the order they first appear. Fails only
+/// if what was written is not the size worked out for it (a fault in this module:
+/// the length prefixes would be wrong, and the request is not sent).
+pub(crate) fn request(resource: &EncodedResource, batch: &[SpanData]) -> Result<Vec<u8>, String> {
     let mut scopes: Vec<(&InstrumentationScope, Vec<usize>)> = Vec::new();
     for (i, span) in batch.iter().enumerate() {
         match scopes
@@ -77,7 +81,8 @@ pub(crate) fn request(resource: &EncodedResource, batch: &[SpanData]) -> Vec<u8>
         + scope_lens.iter().map(|&n| message_len(2, n)).sum::<usize>()
         + string_len(3, &resource.schema_url);
 
-    let mut out = Vec::with_capacity(message_len(1, resource_spans_len));
+    let total = message_len(1, resource_spans_len);
+    let mut out = Vec::with_capacity(total);
     message(&mut out, 1, resource_spans_len);
     message(&mut out, 1, resource.body.len());
     out.extend_from_slice(&resource.body);
@@ -92,8 +97,13 @@ pub(crate) fn request(resource: &EncodedResource, batch: &[SpanData]) -> Vec<u8>
         string(&mut out, 3, scope.schema_url().unwrap_or_default());
     }
     string(&mut out, 3, &resource.schema_url);
-    debug_assert_eq!(out.len(), out.capacity(), "sizes and writes agree");
-    out
+    if out.len() != total {
+        return Err(format!(
+            "the OTLP request came to {} bytes where {total} were worked out",
+            out.len()
+        ));
+    }
+    Ok(out)
 }
 
 /// The partial success in an `ExportTraceServiceResponse`: the spans the collector
@@ -165,38 +175,34 @@ fn write_span(out: &mut Vec<u8>, span: &SpanData) {
     varint_field(out, 10, u64::from(span.dropped_attributes_count));
     for event in span.events.iter() {
         message(out, 11, event_len(event));
-        fixed64(out, 1, nanos(event.timestamp));
-        string(out, 2, &event.name);
-        write_attributes(out, 3, &event.attributes);
-        varint_field(out, 4, u64::from(event.dropped_attributes_count));
+        write_event(out, event);
     }
     varint_field(out, 12, u64::from(span.events.dropped_count));
     for link in span.links.iter() {
         message(out, 13, link_len(link));
-        let context = &link.span_context;
-        bytes(out, 1, &context.trace_id().to_bytes());
-        bytes(out, 2, &context.span_id().to_bytes());
-        string(out, 3, &context.trace_state().header());
-        write_attributes(out, 4, &link.attributes);
-        varint_field(out, 5, u64::from(link.dropped_attributes_count));
-        fixed32(out, 6, flags(context, context.is_remote()));
+        write_link(out, link);
     }
     varint_field(out, 14, u64::from(span.links.dropped_count));
     message(out, 15, status_len(&span.status));
-    let (code, description) = status(&span.status);
-    string(out, 2, description);
-    varint_field(out, 3, code);
+    write_status(out, &span.status);
     fixed32(out, 16, flags(context, span.parent_span_is_remote));
 }
 
-fn event_len(event: &opentelemetry::trace::Event) -> usize {
+fn event_len(event: &Event) -> usize {
     fixed64_len(1, nanos(event.timestamp))
         + string_len(2, &event.name)
         + attributes_len(3, &event.attributes)
         + varint_len_field(4, u64::from(event.dropped_attributes_count))
 }
 
-fn link_len(link: &opentelemetry::trace::Link) -> usize {
+fn write_event(out: &mut Vec<u8>, event: &Event) {
+    fixed64(out, 1, nanos(event.timestamp));
+    string(out, 2, &event.name);
+    write_attributes(out, 3, &event.attributes);
+    varint_field(out, 4, u64::from(event.dropped_attributes_count));
+}
+
+fn link_len(link: &Link) -> usize {
     let context = &link.span_context;
     bytes_len(1, &context.trace_id().to_bytes())
         + bytes_len(2, &context.span_id().to_bytes())
@@ -206,9 +212,25 @@ fn link_len(link: &opentelemetry::trace::Link) -> usize {
         + fixed32_len(6, flags(context, context.is_remote()))
 }
 
+fn write_link(out: &mut Vec<u8>, link: &Link) {
+    let context = &link.span_context;
+    bytes(out, 1, &context.trace_id().to_bytes());
+    bytes(out, 2, &context.span_id().to_bytes());
+    string(out, 3, &context.trace_state().header());
+    write_attributes(out, 4, &link.attributes);
+    varint_field(out, 5, u64::from(link.dropped_attributes_count));
+    fixed32(out, 6, flags(context, context.is_remote()));
+}
+
 fn status_len(status: &Status) -> usize {
     let (code, description) = self::status(status);
     string_len(2, description) + varint_len_field(3, code)
+}
+
+fn write_status(out: &mut Vec<u8>, status: &Status) {
+    let (code, description) = self::status(status);
+    string(out, 2, description);
+    varint_field(out, 3, code);
 }
 
 fn scope_len(scope: &InstrumentationScope) -> usize {
@@ -475,15 +497,16 @@ fn fixed32_len(field: u32, n: u32) -> usize {
     if n == 0 { 0 } else { tag_len(field) + 4 }
 }
 
-/// A field as read: its number and its value, or `None` for what cannot be read
-/// (the rest is not read).
+/// A field's value as read: a varint, a length-delimited body, or a fixed-size
+/// value (skipped).
 enum Wire<'a> {
     Varint(u64),
     Len(&'a [u8]),
     Fixed,
 }
 
-/// The fields of a message's bytes, in order.
+/// The fields of a message's bytes, in order: each its number and its value, the
+/// value `None` where it cannot be read (and nothing after it is read).
 struct Fields<'a>(&'a [u8]);
 
 impl<'a> Iterator for Fields<'a> {
@@ -643,7 +666,7 @@ pub(crate) mod tests {
     }
 
     fn written(resource: &Resource, batch: &[SpanData]) -> ExportTraceServiceRequest {
-        let body = request(&EncodedResource::new(resource), batch);
+        let body = request(&EncodedResource::new(resource), batch).unwrap();
         ExportTraceServiceRequest::decode(body.as_slice()).unwrap()
     }
 
@@ -664,7 +687,7 @@ pub(crate) mod tests {
     fn the_size_is_prosts_for_the_same_request() {
         let resource = resource();
         let batch = batch();
-        let body = request(&EncodedResource::new(&resource), &batch);
+        let body = request(&EncodedResource::new(&resource), &batch).unwrap();
         assert_eq!(body.len(), converted(&resource, &batch).encoded_len());
     }
 
@@ -674,7 +697,11 @@ pub(crate) mod tests {
             any::<i64>().prop_map(Value::I64),
             (-1e300..1e300_f64).prop_map(Value::F64),
             ".{0,40}".prop_map(|s| Value::String(s.into())),
+            proptest::collection::vec(any::<bool>(), 0..4)
+                .prop_map(|v| Value::Array(Array::Bool(v))),
             proptest::collection::vec(any::<i64>(), 0..4).prop_map(|v| Value::Array(Array::I64(v))),
+            proptest::collection::vec(-1e300..1e300_f64, 0..4)
+                .prop_map(|v| Value::Array(Array::F64(v))),
             proptest::collection::vec(".{0,8}", 0..4).prop_map(|v| {
                 Value::Array(Array::String(
                     v.into_iter().map(StringValue::from).collect(),
@@ -695,16 +722,42 @@ pub(crate) mod tests {
             dropped in any::<u32>(),
             micros in any::<u32>(),
             error in proptest::option::of(".{0,30}"),
+            state in prop_oneof![Just(""), Just("vendor=a"), Just("a=1,b=2")],
+            events in proptest::collection::vec(
+                (".{0,10}", proptest::collection::vec(("[a-z]{1,8}", value()), 0..3), any::<u32>()),
+                0..3,
+            ),
+            links in proptest::collection::vec(
+                (1..u128::MAX, 1..u64::MAX, any::<bool>(), proptest::collection::vec(("[a-z]{1,8}", value()), 0..3)),
+                0..3,
+            ),
+            dropped_events in any::<u32>(),
+            dropped_links in any::<u32>(),
         ) {
             let mut data = layer_span(1);
             data.name = name.into();
             data.attributes = attributes.into_iter().map(|(k, v)| KeyValue::new(k, v)).collect();
-            data.span_context = context(trace, span, false, "");
+            data.span_context = context(trace, span, false, state);
             data.parent_span_id = SpanId::from(parent);
             data.parent_span_is_remote = remote;
             data.dropped_attributes_count = dropped;
             data.end_time = data.start_time + Duration::from_micros(u64::from(micros));
             data.status = error.map_or(Status::Unset, Status::error);
+            let pairs = |kvs: Vec<(String, Value)>| kvs.into_iter().map(|(k, v)| KeyValue::new(k, v)).collect();
+            data.events.events = events
+                .into_iter()
+                .map(|(name, attributes, dropped)| {
+                    Event::new(name, data.start_time, pairs(attributes), dropped)
+                })
+                .collect();
+            data.events.dropped_count = dropped_events;
+            data.links.links = links
+                .into_iter()
+                .map(|(trace, span, remote, attributes)| {
+                    Link::new(context(trace, span, remote, state), pairs(attributes), 0)
+                })
+                .collect();
+            data.links.dropped_count = dropped_links;
             let resource = resource();
             let batch = [data];
             prop_assert_eq!(written(&resource, &batch), converted(&resource, &batch));

@@ -34,6 +34,8 @@ use opentelemetry_sdk::trace::{Sampler as SdkSampler, ShouldSample, SpanLimits};
 
 use crate::config::{Config, Sampler};
 use crate::problem;
+#[cfg(fuzzing)]
+pub(crate) use otlp::retry_after as otlp_retry_after;
 pub(crate) use otlp::{Partial, take_partial};
 use queue::Queue;
 use sampler::DynamicSampler;

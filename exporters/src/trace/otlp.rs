@@ -53,6 +53,12 @@ fn http_exporter(config: &Config) -> Result<Exporter, String> {
     let url = endpoint
         .parse::<http::Uri>()
         .map_err(|e| format!("invalid OTLP endpoint `{endpoint}`: {e}"))?;
+    #[cfg(not(feature = "tls"))]
+    if https(endpoint) {
+        return Err(format!(
+            "the OTLP endpoint `{endpoint}` is https://, which needs coldstart's `tls` feature"
+        ));
+    }
     // TLS settings are built only for an `https://` collector: a plain one must not
     // depend on a CA bundle being present (the default endpoint is plain).
     #[cfg(feature = "tls")]
@@ -90,7 +96,8 @@ fn http_exporter(config: &Config) -> Result<Exporter, String> {
 
 impl opentelemetry_sdk::trace::SpanExporter for Exporter {
     async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
-        let body = encode::request(&self.resource, &batch);
+        let body =
+            encode::request(&self.resource, &batch).map_err(OTelSdkError::InternalFailure)?;
         drop(batch);
         #[cfg(feature = "gzip")]
         let body = if self.gzip {
@@ -112,17 +119,25 @@ impl opentelemetry_sdk::trace::SpanExporter for Exporter {
                 let answer = match answer {
                     Ok(Ok(answer)) => answer,
                     Ok(Err(cause)) => return failed_connection(cause),
-                    Err(_) => return failed_connection(format!("no answer within {left:?}")),
+                    Err(_) => {
+                        let left =
+                            Duration::from_millis(left.as_millis().try_into().unwrap_or(u64::MAX));
+                        return failed_connection(format!("no answer within {left:?}"));
+                    }
                 };
                 let status = answer.status().as_u16();
                 if answer.status().is_success() {
                     note_answer(answer.body());
                     return Attempt::Done;
                 }
+                // A `Retry-After` is read where the specification says it comes.
+                let asked = matches!(status, 429 | 503)
+                    .then(|| retry_after(answer.headers()))
+                    .flatten();
                 Attempt::Failed {
                     why: format!("HTTP export failed with status code: {status}"),
                     retryable: matches!(status, 429 | 502 | 503 | 504),
-                    asked: retry_after(answer.headers()),
+                    asked,
                 }
             }
         })
@@ -135,7 +150,9 @@ impl opentelemetry_sdk::trace::SpanExporter for Exporter {
     }
 }
 
-/// A request that got no answer: tried again, as the specification asks.
+/// A request that got no answer: tried again, as the specification asks. (The
+/// endpoint itself was checked when the exporter was built, so this is the network:
+/// no name, no connection, a TLS failure, no answer in time, an answer cut short.)
 fn failed_connection(cause: String) -> Attempt {
     Attempt::Failed {
         why: format!("HTTP export failed: network error: {cause}"),
@@ -146,7 +163,7 @@ fn failed_connection(cause: String) -> Attempt {
 
 /// The delay a `Retry-After` header asks for (seconds, or an HTTP date), at most
 /// [`MAX_ASKED_DELAY`].
-fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
+pub(crate) fn retry_after(headers: &http::HeaderMap) -> Option<Duration> {
     let value = headers
         .get(http::header::RETRY_AFTER)?
         .to_str()
@@ -173,7 +190,6 @@ fn gzip(body: &[u8]) -> std::io::Result<Vec<u8>> {
 }
 
 /// Whether an OTLP endpoint is an `https://` URL.
-#[cfg(feature = "tls")]
 pub(super) fn https(url: &str) -> bool {
     url.trim_start()
         .get(..8)
@@ -328,10 +344,26 @@ pub(crate) mod tests {
         let headers = "X-Tenant=a%20b,authorization=Bearer%201,authorization=Bearer%202";
         let exporter = exporter_to(&url, &[("OTEL_EXPORTER_OTLP_HEADERS", headers)]);
         let batch = super::super::encode::tests::batch();
-        let expected = super::encode::request(&Default::default(), &batch);
+        let expected = super::encode::request(&Default::default(), &batch).unwrap();
         exporter.export(batch).await.unwrap();
         let (head, body) = requests.recv_timeout(Duration::from_secs(5)).unwrap();
         assert!(head.starts_with("post /v1/traces http/1.1\r\n"), "{head}");
+        let mut names: Vec<&str> = head
+            .lines()
+            .skip(1)
+            .filter_map(|line| line.split_once(':'))
+            .map(|(name, _)| name)
+            .collect();
+        names.sort_unstable();
+        let expected_names = [
+            "authorization",
+            "content-length",
+            "content-type",
+            "host",
+            "user-agent",
+            "x-tenant",
+        ];
+        assert_eq!(names, expected_names, "{head}");
         assert!(head.contains("\r\nx-tenant: a b\r\n"), "{head}");
         assert!(head.contains("\r\nauthorization: bearer 2\r\n"), "{head}");
         assert!(
@@ -357,7 +389,7 @@ pub(crate) mod tests {
         let (url, requests) = collector(&[OK]);
         let exporter = exporter_to(&url, &[("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip")]);
         let batch = super::super::encode::tests::batch();
-        let expected = super::encode::request(&Default::default(), &batch);
+        let expected = super::encode::request(&Default::default(), &batch).unwrap();
         exporter.export(batch).await.unwrap();
         let (head, body) = requests.recv_timeout(Duration::from_secs(5)).unwrap();
         assert!(head.contains("\r\ncontent-encoding: gzip\r\n"), "{head}");
