@@ -1,6 +1,5 @@
 /*!
-OTLP over gRPC: coldstart's own exporter on the client generated from the official
-protobuf definitions (`opentelemetry-proto`), on tonic.
+OTLP over gRPC: coldstart's own exporter, on tonic.
 
 opentelemetry-otlp's gRPC exporter takes the collector's answer itself and only logs a
 partial success, so the spans a collector rejected could not be counted. This one reads
@@ -11,70 +10,85 @@ timeout (`OTEL_EXPORTER_OTLP_TIMEOUT`). A collector that sends `RetryInfo` (in t
 status details, `grpc-status-details-bin`) is waited for at least the delay it asks
 (at most [`MAX_ASKED_DELAY`]), and only then is `RESOURCE_EXHAUSTED` retried, as the
 specification says: without it, that code means the collector cannot take more.
+
+The request is the one the HTTP exporter writes ([`super::encode`]), sent as it is
+through a codec of its own ([`Written`]) on the method the official definitions name;
+the tests serve it with the service opentelemetry-proto generates from them.
 */
 
 use std::time::Duration;
 
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
-use opentelemetry_proto::transform::common::tonic::ResourceAttributesWithSchema;
-use opentelemetry_proto::transform::trace::tonic::group_spans_by_resource_and_scope;
+use hyper::body::Bytes;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::SpanData;
+use tonic::client::Grpc;
 use tonic::metadata::MetadataMap;
 use tonic::transport::Channel;
 
+use super::encode::{self, EncodedResource};
 use super::otlp::USER_AGENT;
 use super::retry::{Attempt, MAX_ASKED_DELAY, with_retries};
 use crate::config::Config;
 
+/// The trace service's export method (`opentelemetry/proto/collector/trace/v1/trace_service.proto`).
+const SERVICE: &str = "opentelemetry.proto.collector.trace.v1.TraceService";
+const EXPORT: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+
 /// The OTLP/gRPC span exporter.
 #[derive(Debug)]
 pub(crate) struct Exporter {
-    client: TraceServiceClient<Channel>,
+    grpc: Grpc<Channel>,
     /// Every request's metadata: the configured headers and a user agent.
     metadata: MetadataMap,
     timeout: Duration,
-    resource: ResourceAttributesWithSchema,
+    resource: EncodedResource,
 }
 
 /// The exporter for `config`'s endpoint; it connects on its first export.
 pub(crate) fn exporter(config: &Config) -> Result<Exporter, String> {
-    let client = TraceServiceClient::new(channel(config)?);
+    let grpc = Grpc::new(channel(config)?);
     #[cfg(feature = "gzip")]
-    let client = match config.compression {
+    let grpc = match config.compression {
         crate::config::Compression::Gzip => {
-            client.send_compressed(tonic::codec::CompressionEncoding::Gzip)
+            grpc.send_compressed(tonic::codec::CompressionEncoding::Gzip)
         }
-        crate::config::Compression::None => client,
+        crate::config::Compression::None => grpc,
     };
     Ok(Exporter {
-        client,
+        grpc,
         metadata: metadata(&config.otlp_headers),
         timeout: config.otlp_timeout,
-        resource: ResourceAttributesWithSchema::default(),
+        resource: EncodedResource::default(),
     })
 }
 
 impl opentelemetry_sdk::trace::SpanExporter for Exporter {
     async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
-        let request = ExportTraceServiceRequest {
-            resource_spans: group_spans_by_resource_and_scope(batch, &self.resource),
-        };
+        let request =
+            encode::request(&self.resource, &batch).map_err(OTelSdkError::InternalFailure)?;
+        drop(batch);
+        let request = Bytes::from(request);
         // Each attempt gets what is left of the timeout.
         with_retries(self.timeout, |left| {
             let mut call = tonic::Request::new(request.clone());
             *call.metadata_mut() = self.metadata.clone();
             call.set_timeout(left);
-            let mut client = self.client.clone();
+            call.extensions_mut()
+                .insert(tonic::GrpcMethod::new(SERVICE, "Export"));
+            let mut grpc = self.grpc.clone();
             async move {
-                let status = match tokio::time::timeout(left, client.export(call)).await {
+                let answer = async {
+                    // As the generated client does.
+                    grpc.ready().await.map_err(|e| {
+                        tonic::Status::unknown(format!("Service was not ready: {e}"))
+                    })?;
+                    let path = http::uri::PathAndQuery::from_static(EXPORT);
+                    grpc.unary(call, path, Written).await
+                };
+                let status = match tokio::time::timeout(left, answer).await {
                     Ok(Ok(answer)) => {
-                        if let Some(partial) = answer.into_inner().partial_success {
-                            super::otlp::note_partial(
-                                partial.rejected_spans,
-                                &partial.error_message,
-                            );
+                        if let Some((rejected, message)) = answer.into_inner() {
+                            super::otlp::note_partial(rejected, &message);
                         }
                         return Attempt::Done;
                     }
@@ -94,7 +108,56 @@ impl opentelemetry_sdk::trace::SpanExporter for Exporter {
     }
 
     fn set_resource(&mut self, resource: &opentelemetry_sdk::Resource) {
-        self.resource = resource.into();
+        self.resource = EncodedResource::new(resource);
+    }
+}
+
+/// The codec of the export call: the request goes as the bytes [`encode::request`]
+/// wrote, the answer is read for its partial success ([`encode::partial_success`]).
+#[derive(Debug, Clone, Copy)]
+struct Written;
+
+impl tonic::codec::Codec for Written {
+    type Encode = Bytes;
+    type Decode = Option<(i64, String)>;
+    type Encoder = Written;
+    type Decoder = Written;
+
+    fn encoder(&mut self) -> Written {
+        Written
+    }
+
+    fn decoder(&mut self) -> Written {
+        Written
+    }
+}
+
+impl tonic::codec::Encoder for Written {
+    type Item = Bytes;
+    type Error = tonic::Status;
+
+    fn encode(
+        &mut self,
+        request: Bytes,
+        out: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), tonic::Status> {
+        use bytes::BufMut as _;
+        out.put_slice(&request);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Decoder for Written {
+    type Item = Option<(i64, String)>;
+    type Error = tonic::Status;
+
+    fn decode(
+        &mut self,
+        answer: &mut tonic::codec::DecodeBuf<'_>,
+    ) -> Result<Option<Self::Item>, tonic::Status> {
+        use bytes::Buf as _;
+        let answer = answer.copy_to_bytes(answer.remaining());
+        Ok(Some(encode::partial_success(&answer)))
     }
 }
 
@@ -254,7 +317,7 @@ mod tests {
         TraceService, TraceServiceServer,
     };
     use opentelemetry_proto::tonic::collector::trace::v1::{
-        ExportTracePartialSuccess, ExportTraceServiceResponse,
+        ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
     };
     use opentelemetry_sdk::trace::SpanExporter as _;
     use tonic::transport::server::TcpIncoming;
@@ -289,13 +352,16 @@ mod tests {
         assert_eq!(metadata.len(), 3);
     }
 
+    /// What the collector received: each call's `grpc-encoding` (empty for none) and
+    /// its request, read with the generated messages.
+    type Received = Arc<std::sync::Mutex<Vec<(String, ExportTraceServiceRequest)>>>;
+
     /// A collector that answers each call with the next of `answers` (the last one
-    /// again once they run out), counting the calls and keeping the `grpc-encoding`
-    /// each came with (empty for none).
+    /// again once they run out), counting the calls and keeping what it received.
     struct Collector {
         answers: Vec<Result<i64, tonic::Code>>,
         calls: Arc<AtomicUsize>,
-        encodings: Arc<std::sync::Mutex<Vec<String>>>,
+        received: Received,
         /// The delay every failed call asks for in `RetryInfo`, if any.
         asks: Option<Duration>,
     }
@@ -308,7 +374,11 @@ mod tests {
         ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
             let encoding = request.metadata().get("grpc-encoding");
             let encoding = encoding.and_then(|e| e.to_str().ok()).unwrap_or_default();
-            self.encodings.lock().unwrap().push(encoding.to_owned());
+            let encoding = encoding.to_owned();
+            self.received
+                .lock()
+                .unwrap()
+                .push((encoding, request.into_inner()));
             let call = self.calls.fetch_add(1, Ordering::SeqCst);
             match self.answers[call.min(self.answers.len() - 1)] {
                 Ok(0) => Ok(tonic::Response::new(ExportTraceServiceResponse::default())),
@@ -349,24 +419,20 @@ mod tests {
         asks: Option<Duration>,
     }
 
-    /// [`exporter_to`], set up as `serve` says; also returns the encodings of the
-    /// calls the collector received.
+    /// [`exporter_to`], set up as `serve` says; also returns what the collector
+    /// received.
     async fn exporter_with(
         answers: Vec<Result<i64, tonic::Code>>,
         serve: Serve<'_>,
-    ) -> (
-        Exporter,
-        Arc<AtomicUsize>,
-        Arc<std::sync::Mutex<Vec<String>>>,
-    ) {
+    ) -> (Exporter, Arc<AtomicUsize>, Received) {
         let incoming = TcpIncoming::bind("127.0.0.1:0".parse().unwrap()).unwrap();
         let addr = incoming.local_addr().unwrap();
         let calls = Arc::new(AtomicUsize::new(0));
-        let encodings = Arc::default();
+        let received = Received::default();
         let service = TraceServiceServer::new(Collector {
             answers,
             calls: calls.clone(),
-            encodings: Arc::clone(&encodings),
+            received: Arc::clone(&received),
             asks: serve.asks,
         });
         #[cfg(feature = "gzip")]
@@ -387,7 +453,7 @@ mod tests {
         all.extend(serve.vars.iter().map(|(k, v)| (*k, (*v).to_owned())));
         let (config, errors) = crate::Config::from(&coldstart_bootstrap::Env::fixed(all));
         assert!(errors.is_empty(), "{errors:?}");
-        (exporter(&config).unwrap(), calls, encodings)
+        (exporter(&config).unwrap(), calls, received)
     }
 
     /// One test for the partial successes: they are kept in one place for the queue.
@@ -533,22 +599,50 @@ mod tests {
             accept_gzip,
             asks: None,
         };
-        let (exporter, calls, encodings) = exporter_with(vec![Ok(0)], serve(&gzip, true)).await;
+        let encodings = |received: &Received| {
+            let received = received.lock().unwrap();
+            received.iter().map(|(e, _)| e.clone()).collect::<Vec<_>>()
+        };
+        let (exporter, calls, received) = exporter_with(vec![Ok(0)], serve(&gzip, true)).await;
         exporter.export(Vec::new()).await.unwrap();
         assert_eq!(calls.load(Ordering::SeqCst), 1);
-        assert_eq!(*encodings.lock().unwrap(), ["gzip"]);
+        assert_eq!(encodings(&received), ["gzip"]);
 
-        let (exporter, _, encodings) = exporter_with(vec![Ok(0)], serve(&gzip, false)).await;
+        let (exporter, _, received) = exporter_with(vec![Ok(0)], serve(&gzip, false)).await;
         let failed = exporter.export(Vec::new()).await.unwrap_err().to_string();
         assert!(failed.contains("code Unimplemented"), "{failed}");
         assert!(
-            encodings.lock().unwrap().is_empty(),
+            encodings(&received).is_empty(),
             "refused before the service"
         );
 
-        let (exporter, _, encodings) = exporter_with(vec![Ok(0)], serve(&[], true)).await;
+        let (exporter, _, received) = exporter_with(vec![Ok(0)], serve(&[], true)).await;
         exporter.export(Vec::new()).await.unwrap();
-        assert_eq!(*encodings.lock().unwrap(), [""]);
+        assert_eq!(encodings(&received), [""]);
+    }
+
+    /// The request the encoder writes is what the service generated from the official
+    /// definitions reads: opentelemetry-proto's own conversion of the batch.
+    #[tokio::test]
+    async fn a_batch_arrives_as_the_generated_service_reads_it() {
+        use opentelemetry_proto::transform::common::tonic::ResourceAttributesWithSchema;
+        use opentelemetry_proto::transform::trace::tonic::group_spans_by_resource_and_scope;
+        let (mut exporter, _, received) = exporter_with(vec![Ok(0)], Serve::default()).await;
+        let resource = opentelemetry_sdk::Resource::builder_empty()
+            .with_service_name("checkout")
+            .build();
+        exporter.set_resource(&resource);
+        let batch = crate::trace::encode::tests::batch();
+        exporter.export(batch.clone()).await.unwrap();
+        let expected = ExportTraceServiceRequest {
+            resource_spans: group_spans_by_resource_and_scope(
+                batch,
+                &ResourceAttributesWithSchema::from(&resource),
+            ),
+        };
+        let received = received.lock().unwrap();
+        assert_eq!(received.len(), 1);
+        assert_eq!(received[0].1, expected);
     }
 
     #[tokio::test]
