@@ -66,19 +66,25 @@ pub(crate) fn request(resource: &EncodedResource, batch: &[SpanData]) -> Result<
         }
     }
     let span_lens: Vec<usize> = batch.iter().map(span_len).collect();
-    let scope_lens: Vec<usize> = scopes
+    // Each scope's own size (`InstrumentationScope`) and its `ScopeSpans`'.
+    let scope_lens: Vec<(usize, usize)> = scopes
         .iter()
         .map(|(scope, spans)| {
-            message_len(1, scope_len(scope))
+            let scope_len = scope_len(scope);
+            let scope_spans_len = message_len(1, scope_len)
                 + spans
                     .iter()
                     .map(|&i| message_len(2, span_lens[i]))
                     .sum::<usize>()
-                + string_len(3, scope.schema_url().unwrap_or_default())
+                + string_len(3, scope.schema_url().unwrap_or_default());
+            (scope_len, scope_spans_len)
         })
         .collect();
     let resource_spans_len = message_len(1, resource.body.len())
-        + scope_lens.iter().map(|&n| message_len(2, n)).sum::<usize>()
+        + scope_lens
+            .iter()
+            .map(|&(_, n)| message_len(2, n))
+            .sum::<usize>()
         + string_len(3, &resource.schema_url);
 
     let total = message_len(1, resource_spans_len);
@@ -86,9 +92,9 @@ pub(crate) fn request(resource: &EncodedResource, batch: &[SpanData]) -> Result<
     message(&mut out, 1, resource_spans_len);
     message(&mut out, 1, resource.body.len());
     out.extend_from_slice(&resource.body);
-    for ((scope, spans), scope_spans_len) in scopes.iter().zip(scope_lens) {
+    for ((scope, spans), (scope_len, scope_spans_len)) in scopes.iter().zip(scope_lens) {
         message(&mut out, 2, scope_spans_len);
-        message(&mut out, 1, scope_len(scope));
+        message(&mut out, 1, scope_len);
         write_scope(&mut out, scope);
         for &i in spans {
             message(&mut out, 2, span_lens[i]);

@@ -227,12 +227,8 @@ fn count_partial(partial: super::Partial, batch: u64) {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use std::borrow::Cow;
-    use std::time::{Duration, SystemTime};
+    use std::time::Duration;
 
-    use opentelemetry::InstrumentationScope;
-    use opentelemetry::trace::{
-        SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId, TraceState,
-    };
     use opentelemetry_sdk::error::OTelSdkResult;
 
     use super::*;
@@ -241,27 +237,11 @@ mod tests {
     /// collector's answer, which must not be taken from another test's export.
     static EXPORTING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+    /// A span the batches below tell apart by its name, `n`.
     fn span(n: u8) -> SpanData {
         SpanData {
-            span_context: SpanContext::new(
-                TraceId::from(u128::from(n) + 1),
-                SpanId::from(u64::from(n) + 1),
-                TraceFlags::SAMPLED,
-                false,
-                TraceState::default(),
-            ),
-            parent_span_id: SpanId::INVALID,
-            parent_span_is_remote: false,
-            span_kind: SpanKind::Server,
             name: Cow::Owned(n.to_string()),
-            start_time: SystemTime::UNIX_EPOCH,
-            end_time: SystemTime::UNIX_EPOCH,
-            attributes: Vec::new(),
-            dropped_attributes_count: 0,
-            events: Default::default(),
-            links: Default::default(),
-            status: Status::Unset,
-            instrumentation_scope: InstrumentationScope::builder("test").build(),
+            ..crate::bench::layer_span(u64::from(n))
         }
     }
 
