@@ -26,6 +26,7 @@ use coldstart_bootstrap::init::{
 use tokio::sync::Notify;
 
 use crate::lifecycle;
+use crate::stopwatch::Stopwatch;
 
 /// Exit code when a critical init fails (`EX_SOFTWARE`).
 pub const EXIT_INIT: i32 = 70;
@@ -227,20 +228,33 @@ pub(crate) async fn run_before_serving() {
     };
     // Recorded together at the end: one lock, not one per registration.
     let mut done = Vec::with_capacity(order.before.len());
-    // One clock read per registration: each one's end is the next one's start.
-    let mut start = Instant::now();
+    // Timed by a stopwatch: for many registrations a counter read each, not a clock
+    // read (see `stopwatch`). Each one's end is the next one's start, and the records
+    // hold the stopwatch's units until it stops.
+    let mut watch = Stopwatch::start(order.before.len());
     for r in &order.before {
-        let Some(finished) = run(r, false, &mut start).await else {
+        let Some(outcome) = run(r, false).await else {
             break;
         };
-        let failed = finished.outcome.clone().err();
-        done.push(finished);
-        if let Some(failure) = failed {
-            record(done);
-            fail_start_up(&failure);
+        let failed = outcome.is_err();
+        done.push(Ran {
+            nanos: watch.lap(),
+            outcome,
+        });
+        if failed {
+            break;
         }
     }
+    let scale = watch.stop();
+    for ran in &mut done {
+        ran.nanos = scale.nanos(ran.nanos);
+    }
+    // A failure stops the run, so it is the last record.
+    let failure = done.last().and_then(|ran| ran.outcome.clone().err());
     record(done);
+    if let Some(failure) = failure {
+        fail_start_up(&failure);
+    }
 }
 
 /// Adds what ran before serving to the records; moved, not copied, when they are
@@ -271,10 +285,14 @@ fn fail_start_up(failure: &Failure) -> ! {
 pub(crate) async fn run_after_first_response() {
     if let Some((order, _)) = ORDER.get() {
         for r in &order.after {
-            let mut start = Instant::now();
-            let Some(finished) = run(r, true, &mut start).await else {
+            let start = Instant::now();
+            let Some(outcome) = run(r, true).await else {
                 // The runtime is shutting down: the program ended before this ran.
                 return;
+            };
+            let finished = Ran {
+                nanos: u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX),
+                outcome,
             };
             if let Err(failure) = &finished.outcome {
                 if r.fatal {
@@ -370,27 +388,22 @@ fn write_profile(path: &std::path::Path) -> Result<(), (PathBuf, std::io::Error)
 
 /// Runs one registration, catching a panic. Blocking work after the first response
 /// goes to the blocking pool, so it never holds up a worker thread. `None` when the
-/// runtime shut down before it could run. Timed from `start` to now, which becomes
-/// the next start.
-async fn run(r: &'static Registration, off_path: bool, start: &mut Instant) -> Option<Ran> {
+/// runtime shut down before it could run.
+async fn run(r: &'static Registration, off_path: bool) -> Option<Result<(), Box<Failure>>> {
     let outcome = match &r.work {
         Work::Async(f) => catching(f()).await,
         _ if off_path => tokio::task::spawn_blocking(move || run_blocking(r))
             .await
             .ok()?,
         _ => run_blocking(r),
-    }
-    .map_err(|(error, panicked)| {
+    };
+    Some(outcome.map_err(|(error, panicked)| {
         Box::new(Failure {
             name: r.name,
             error,
             panicked,
         })
-    });
-    let now = Instant::now();
-    let nanos = u64::try_from(now.duration_since(*start).as_nanos()).unwrap_or(u64::MAX);
-    *start = now;
-    Some(Ran { nanos, outcome })
+    }))
 }
 
 /// An init's error text, and whether it was a panic.

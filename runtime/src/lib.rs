@@ -17,6 +17,7 @@ pub mod first_response;
 pub mod init;
 pub mod lifecycle;
 mod start;
+mod stopwatch;
 pub mod timeline;
 
 pub use lifecycle::{
