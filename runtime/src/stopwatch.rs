@@ -17,18 +17,26 @@ fewer than [`COUNTER_FROM`] steps: on x86_64, asking whether `rdtsc` may be used
 against a clock read in place (the registry bench: 20 µs over 1000 registrations).
 */
 
+use std::marker::PhantomData;
 use std::time::Instant;
 
 /// The fewest steps for which the counter is worth asking for (see the module doc).
 const COUNTER_FROM: usize = 64;
 
 /// Times consecutive steps: each [`lap`](Stopwatch::lap) is the step since the last.
+///
+/// Not `Send`: whether the counter may be read was asked on this thread, and
+/// `PR_SET_TSC` is a per-thread setting.
 pub(crate) struct Stopwatch {
     started: Instant,
     /// Whether laps are counter ticks (else nanoseconds on `started`'s clock).
     counter: bool,
-    first: u64,
     last: u64,
+    /// The laps so far, added up: what [`stop`](Stopwatch::stop) scales by. Not the
+    /// last reading less the first: a counter that steps back (a thread moved to a
+    /// core whose counter lags) gives a lap of 0, and the total must agree.
+    total: u64,
+    _this_thread: PhantomData<*const ()>,
 }
 
 impl Stopwatch {
@@ -39,12 +47,12 @@ impl Stopwatch {
 
     fn new(counter: bool) -> Stopwatch {
         let started = Instant::now();
-        let first = if counter { counter::read() } else { 0 };
         Stopwatch {
             started,
             counter,
-            first,
-            last: first,
+            last: if counter { counter::read() } else { 0 },
+            total: 0,
+            _this_thread: PhantomData,
         }
     }
 
@@ -58,6 +66,7 @@ impl Stopwatch {
         };
         let step = now.saturating_sub(self.last);
         self.last = now;
+        self.total = self.total.saturating_add(step);
         step
     }
 
@@ -66,19 +75,24 @@ impl Stopwatch {
         if !self.counter {
             return Scale(1.0);
         }
-        let nanos = self.started.elapsed().as_nanos() as f64;
-        match self.last.saturating_sub(self.first) {
-            0 => Scale(0.0),
-            ticks => Scale(nanos / ticks as f64),
-        }
+        let nanos = u64::try_from(self.started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        Scale::of(nanos, self.total)
     }
 }
 
 /// Nanoseconds per lap unit.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct Scale(f64);
 
 impl Scale {
+    /// `units` that took `nanos` in all; none at all scale to 0.
+    fn of(nanos: u64, units: u64) -> Scale {
+        match units {
+            0 => Scale(0.0),
+            units => Scale(nanos as f64 / units as f64),
+        }
+    }
+
     pub(crate) fn nanos(self, units: u64) -> u64 {
         // `as` saturates; a float multiply a step, not a 128-bit division.
         (units as f64 * self.0) as u64
@@ -96,24 +110,33 @@ mod counter {
         rc == 0 && state == libc::PR_TSC_ENABLE
     }
 
+    /// Only after `usable` said yes on this thread: `rdtsc` cannot be unsound, but
+    /// it faults (SIGSEGV) where `PR_SET_TSC` said so.
     pub(super) fn read() -> u64 {
-        // SAFETY: `rdtsc` exists on every x86_64 CPU, and `usable` checked it does
-        // not fault in this process.
+        // SAFETY: `rdtsc` exists on every x86_64 CPU and touches no memory.
         unsafe { core::arch::x86_64::_rdtsc() }
     }
 }
 
 #[cfg(target_arch = "aarch64")]
 mod counter {
-    /// Linux gives user space the virtual counter (the vDSO's clock reads it).
+    /// Linux lets user space read the virtual counter (the vDSO's clock reads it);
+    /// on cores with timer errata it traps the read and emulates it: correct, slower.
     pub(super) fn usable() -> bool {
         true
     }
 
     pub(super) fn read() -> u64 {
         let ticks: u64;
-        // SAFETY: reads a system register Linux lets user space read; no memory access.
-        unsafe { core::arch::asm!("mrs {}, cntvct_el0", out(reg) ticks, options(nomem, nostack)) };
+        // SAFETY: reads a system register that user space may read (above); touches
+        // no memory, no stack and no flags.
+        unsafe {
+            core::arch::asm!(
+                "mrs {}, cntvct_el0",
+                out(reg) ticks,
+                options(nomem, nostack, preserves_flags)
+            )
+        };
         ticks
     }
 }
@@ -142,7 +165,8 @@ mod tests {
 
     /// Two steps of at least 2 and 8 ms: each scales to at least that (less 1%, for a
     /// counter and a clock that tick at slightly different rates), and together to
-    /// no more than the clock's time around the whole run.
+    /// no more than the clock's time around the whole run. Not a timing assertion:
+    /// the spins end on the clock, and a slow or busy machine only lengthens steps.
     fn two_steps(counter: bool) {
         let outer = Instant::now();
         let mut watch = Stopwatch::new(counter);
@@ -160,7 +184,7 @@ mod tests {
     #[test]
     fn laps_on_the_counter_scale_to_the_clocks_time() {
         if !counter::usable() {
-            eprintln!("skipped: no usable cycle counter on this architecture");
+            eprintln!("skipped: no cycle counter on this architecture, or rdtsc made to fault");
             return;
         }
         two_steps(true);
@@ -169,6 +193,25 @@ mod tests {
     #[test]
     fn laps_on_the_clock_are_nanoseconds() {
         two_steps(false);
+    }
+
+    #[test]
+    fn a_scale_shares_the_clocks_time_out_by_units() {
+        let scale = Scale::of(3_000, 1_000);
+        assert_eq!(
+            [0, 1, 250, 1_000].map(|u| scale.nanos(u)),
+            [0, 3, 750, 3_000]
+        );
+        // No units counted (a counter that never moved): every lap is 0, not NaN.
+        assert_eq!(Scale::of(3_000, 0).nanos(5), 0);
+        assert_eq!(Scale::of(u64::MAX, 1).nanos(u64::MAX), u64::MAX);
+    }
+
+    #[test]
+    fn few_steps_read_the_clock() {
+        assert!(!Stopwatch::start(COUNTER_FROM - 1).counter);
+        let many = Stopwatch::start(COUNTER_FROM);
+        assert_eq!(many.counter, counter::usable());
     }
 
     #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
