@@ -214,26 +214,49 @@ pub(crate) fn summary() -> Option<String> {
         [] => "-".to_string(),
         _ => list.iter().map(|r| r.name).collect::<Vec<_>>().join(", "),
     };
+    let before = match order.before.split_at(order.apart) {
+        ([], all) => names(all),
+        (apart, in_turn) => format!(
+            "{} (apart, on the blocking pool); {}",
+            names(apart),
+            names(in_turn)
+        ),
+    };
     Some(format!(
-        "inits (profile: {source})\n  before serving       {}\n  after 1st response   {}\n",
-        names(&order.before),
+        "inits (profile: {source})\n  before serving       {before}\n  after 1st response   {}\n",
         names(&order.after)
     ))
 }
 
-/// Runs what the order places before serving, in order. On the first failure, tells
-/// the failure hooks and ends the program with [`EXIT_INIT`].
+/// Runs what the order places before serving: the statics it sets apart each on the
+/// blocking pool, the rest in order on this thread meanwhile, then waits for all. On
+/// a failure (the first in the order, once all have finished), tells the failure hooks
+/// and ends the program with [`EXIT_INIT`].
 pub(crate) async fn run_before_serving() {
     let Some((order, _)) = ORDER.get() else {
         return;
     };
-    // Recorded together at the end: one lock, not one per registration.
+    let (apart, in_turn) = order.before.split_at(order.apart);
+    // Started first: they are the longest, and the pool runs them while this thread
+    // gets on with the rest. Each is timed on its own thread.
+    let started: Vec<_> = apart
+        .iter()
+        .map(|&r| {
+            tokio::task::spawn_blocking(move || {
+                let start = Instant::now();
+                let outcome = run_blocking(r);
+                (outcome, start.elapsed())
+            })
+        })
+        .collect();
+    // Recorded together at the end: one lock, not one per registration. Those that
+    // ran apart go in front once they finish.
     let mut done = Vec::with_capacity(order.before.len());
     // Timed by a stopwatch: for many registrations a counter read each, not a clock
     // read (see `stopwatch`). Each one's end is the next one's start, and the records
     // hold the stopwatch's units until it stops.
-    let mut watch = Stopwatch::start(order.before.len());
-    for r in &order.before {
+    let mut watch = Stopwatch::start(in_turn.len());
+    for r in in_turn {
         let Some(outcome) = run(r, false).await else {
             break;
         };
@@ -250,8 +273,30 @@ pub(crate) async fn run_before_serving() {
     for ran in &mut done {
         ran.nanos = scale.nanos(ran.nanos);
     }
-    // A failure stops the run, so it is the last record.
-    let failure = done.last().and_then(|ran| ran.outcome.clone().err());
+    // What runs apart cannot be stopped: a failure waits for it to finish.
+    let mut ran_apart = Vec::with_capacity(started.len());
+    for (handle, r) in started.into_iter().zip(apart) {
+        ran_apart.push(match handle.await {
+            Ok((outcome, took)) => Ran {
+                nanos: u64::try_from(took.as_nanos()).unwrap_or(u64::MAX),
+                outcome: outcome.map_err(|(error, panicked)| failure(r, error, panicked)),
+            },
+            Err(e) => Ran {
+                nanos: 0,
+                outcome: Err(failure(r, format!("did not finish: {e}"), false)),
+            },
+        });
+    }
+    if !ran_apart.is_empty() {
+        done.splice(0..0, ran_apart);
+    }
+    // The first failure in the order; nothing after it is kept, so the records stay
+    // a prefix of the order (only the failure report reads them then).
+    let failed = done.iter().position(|ran| ran.outcome.is_err());
+    let failure = failed.and_then(|i| {
+        done.truncate(i + 1);
+        done[i].outcome.clone().err()
+    });
     record(done);
     if let Some(failure) = failure {
         fail_start_up(&failure);
@@ -398,13 +443,15 @@ async fn run(r: &'static Registration, off_path: bool) -> Option<Result<(), Box<
             .ok()?,
         _ => run_blocking(r),
     };
-    Some(outcome.map_err(|(error, panicked)| {
-        Box::new(Failure {
-            name: r.name,
-            error,
-            panicked,
-        })
-    }))
+    Some(outcome.map_err(|(error, panicked)| failure(r, error, panicked)))
+}
+
+fn failure(r: &Registration, error: String, panicked: bool) -> Box<Failure> {
+    Box::new(Failure {
+        name: r.name,
+        error,
+        panicked,
+    })
 }
 
 /// An init's error text, and whether it was a panic.

@@ -23,7 +23,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 pub use lazy::Lazy;
-pub use order::{Order, Place};
+pub use order::{APART_FROM_MICROS, Order, Place};
 pub use profile::{Profile, ProfileError};
 
 #[doc(hidden)]

@@ -31,11 +31,27 @@ impl Place {
     }
 }
 
+/// A static the profile timed at this many microseconds or more runs apart, on the
+/// blocking pool, beside the other registrations before serving. Starting one there
+/// costs a thread; from a millisecond on, running apart was faster in every case
+/// measured, sleeping or computing, in a 0.25-CPU cgroup too, and at 250 µs computing
+/// was slower (BENCHMARKS.md, "Slow statics side by side").
+pub const APART_FROM_MICROS: u64 = 1000;
+
 /// The registrations split into the two phases, each in the order it runs.
 #[derive(Debug, Default)]
 pub struct Order {
-    /// Run before the body of `main`, in this order.
+    /// Run before the body of `main`, in this order. The first [`apart`](Order::apart)
+    /// are started first, each on the blocking pool; the rest run one after the
+    /// other beside them, and the body waits for all.
     pub before: Vec<&'static Registration>,
+    /// How many of `before`, from its start, run apart: statics the profile timed at
+    /// [`APART_FROM_MICROS`] or more, when something else runs before serving too
+    /// (there is nothing to overlap with otherwise). Only statics: their values are
+    /// read through `Deref`, which waits for one being initialised elsewhere, so
+    /// whatever needs one gets it whichever thread runs it. A function's effects
+    /// have no such guard. 0 without a profile, which has no durations.
+    pub apart: usize,
     /// Run after the first response, in this order.
     pub after: Vec<&'static Registration>,
     /// What did not match between the profile and the program, and names shared by
@@ -106,6 +122,7 @@ where
     Order {
         before,
         after,
+        apart: 0,
         mismatch: join(None, shared_line(&shared)),
     }
 }
@@ -187,7 +204,24 @@ fn by_profile(
             (Declared::Deferred, _) | (Declared::Auto, false) => after.push(key),
         }
     }
-    before.sort_unstable_by_key(|&(micros, line, _)| (micros, line));
+    // Slow statics run apart when something else runs before serving too: they go
+    // first (the order they are started in), each part longest first.
+    let overlaps = before.len()
+        + unprofiled
+            .iter()
+            .filter(|r| r.declared != Declared::Deferred)
+            .count()
+        >= 2;
+    let runs_apart = |micros: u64, r: &Registration| {
+        overlaps && micros >= APART_FROM_MICROS && matches!(r.work, Work::Static(_))
+    };
+    before.sort_unstable_by_key(|&(Reverse(micros), line, r)| {
+        (!runs_apart(micros, r), Reverse(micros), line)
+    });
+    let apart = before
+        .iter()
+        .take_while(|&&(Reverse(micros), _, r)| runs_apart(micros, r))
+        .count();
     after.sort_unstable_by_key(|&(micros, line, _)| (micros, line));
     let unprofiled = keyed_by_name(unprofiled.iter().copied());
     shared.extend(shared_names(&unprofiled));
@@ -199,6 +233,7 @@ fn by_profile(
     let mut order = Order {
         before: before.into_iter().map(|(_, _, r)| r).collect(),
         after: after.into_iter().map(|(_, _, r)| r).collect(),
+        apart,
         mismatch: None,
     };
     for (_, r) in unprofiled {
@@ -352,6 +387,53 @@ mod tests {
             "a static's place is the profile's"
         );
         assert_eq!(order.mismatch, None);
+    }
+
+    #[test]
+    fn slow_statics_run_apart_and_first_when_something_else_runs_too() {
+        let profile = Profile::parse(
+            "coldstart-profile 1\nneeded 1000 static slow\nneeded 999 static quick\n\
+             needed 5000 fn f\nneeded 20000 static slowest\nlater 30000 static late\n",
+        )
+        .unwrap();
+        let regs = [
+            leak_static("slow", Declared::Auto),
+            leak_static("quick", Declared::Auto),
+            leak("f", Declared::Auto),
+            leak_static("slowest", Declared::Auto),
+            leak_static("late", Declared::Auto),
+            leak("unprofiled", Declared::Auto),
+        ];
+        let order = Order::new(&regs, Some(&profile));
+        // Statics from a millisecond, longest first; then the rest longest first, and
+        // what the profile does not name. Functions never run apart.
+        assert_eq!(
+            names(&order.before),
+            ["slowest", "slow", "f", "quick", "unprofiled"]
+        );
+        assert_eq!(order.apart, 2);
+        assert_eq!(names(&order.after), ["late"]);
+
+        // Without a profile there are no durations, so nothing runs apart.
+        assert_eq!(Order::new(&regs, None).apart, 0);
+    }
+
+    #[test]
+    fn a_slow_static_alone_before_serving_runs_in_turn() {
+        let profile =
+            Profile::parse("coldstart-profile 1\nneeded 9000 static s\nlater 5 fn f\n").unwrap();
+        let alone = [leak_static("s", Declared::Auto)];
+        assert_eq!(Order::new(&alone, Some(&profile)).apart, 0);
+        // A deferred registration is not something to overlap with; an unprofiled one
+        // that runs before serving is.
+        let deferred = [
+            leak_static("s", Declared::Auto),
+            leak("d", Declared::Deferred),
+        ];
+        assert_eq!(Order::new(&deferred, Some(&profile)).apart, 0);
+        let with_unprofiled = [leak_static("s", Declared::Auto), leak("u", Declared::Auto)];
+        let order = Order::new(&with_unprofiled, Some(&profile));
+        assert_eq!((order.apart, names(&order.before)), (1, vec!["s", "u"]));
     }
 
     #[test]

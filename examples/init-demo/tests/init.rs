@@ -394,3 +394,62 @@ fn an_embedded_profile_orders_the_run_and_the_variable_overrides_it() {
         ["init_demo::SHARED"]
     );
 }
+
+/// `apart`'s two slow statics, and a function, all needed, as a profile times them.
+const APART_PROFILE: &str = "coldstart-profile 1\n\
+    needed 5000 static apart::LEFT\n\
+    needed 5000 static apart::RIGHT\n\
+    needed 10 fn apart::setup\n";
+
+/// Runs `apart` with [`APART_PROFILE`] (written to `file`) and `env`.
+fn apart_with_profile(file: &str, env: &[(&str, &str)]) -> Run {
+    let path = profile_file(file, APART_PROFILE);
+    let mut all = vec![("COLDSTART_PROFILE", path.to_str().unwrap())];
+    all.extend_from_slice(env);
+    run(env!("CARGO_BIN_EXE_apart"), &all)
+}
+
+#[test]
+fn statics_the_profile_times_as_slow_run_side_by_side_before_serving() {
+    let r = apart_with_profile("apart.profile", &[("COLDSTART_LOG", "debug")]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // Each waited for the other: they ran at the same time, and the body after both.
+    let mut inits = r.inits_between(None, "body");
+    inits.sort_unstable();
+    assert_eq!(inits, ["LEFT met=true", "RIGHT met=true", "setup"]);
+    assert!(
+        r.stderr.contains(
+            "before serving       apart::LEFT, apart::RIGHT (apart, on the blocking pool); apart::setup"
+        ),
+        "{}",
+        r.stderr
+    );
+}
+
+#[test]
+fn without_durations_the_statics_run_one_after_the_other() {
+    // No profile: nothing says they are slow. The first gives up waiting.
+    let r = run(env!("CARGO_BIN_EXE_apart"), &[("DEMO_WAIT_MS", "100")]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        r.inits_between(None, "body"),
+        ["LEFT met=false", "RIGHT met=true", "setup"]
+    );
+}
+
+#[test]
+fn a_static_that_panics_apart_stops_start_up_once_the_others_finish() {
+    let r = apart_with_profile("apart-panic.profile", &[("DEMO_PANIC", "LEFT")]);
+    assert_eq!(r.code, 70, "{}", r.stderr);
+    assert_eq!(
+        r.stderr.lines().last().unwrap(),
+        "coldstart: init `apart::LEFT` panicked: LEFT exploded; start-up stopped"
+    );
+    assert!(!r.stdout.contains("body"), "{}", r.stdout);
+    let mut ran = r.stdout.lines().collect::<Vec<_>>();
+    ran.sort_unstable();
+    assert_eq!(
+        ran,
+        ["init LEFT met=true", "init RIGHT met=true", "init setup"]
+    );
+}
