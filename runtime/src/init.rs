@@ -1,7 +1,8 @@
 /*!
 Runs the `#[coldstart::init]` registrations: the ones the order places before serving
-run before the body of `main`, one after the other; the rest run after the first
-response, off the request path (blocking work on the blocking pool). After that, a run
+run before the body of `main`, one after the other (slow statics, which the order sets
+apart, each on the blocking pool beside them); the rest run after the first response,
+off the request path (blocking work on the blocking pool). After that, a run
 with `COLDSTART_PROFILE_OUT` writes the profile.
 
 A program without registrations pays one slice-length check and two variable lookups.
@@ -216,6 +217,7 @@ pub(crate) fn summary() -> Option<String> {
     };
     let before = match order.before.split_at(order.apart) {
         ([], all) => names(all),
+        (apart, []) => format!("{} (apart, on the blocking pool)", names(apart)),
         (apart, in_turn) => format!(
             "{} (apart, on the blocking pool); {}",
             names(apart),
@@ -228,10 +230,16 @@ pub(crate) fn summary() -> Option<String> {
     ))
 }
 
+/// Set when a static running apart fails: what runs in turn stops at its next step,
+/// as it would have had they run one after the other.
+static APART_FAILED: AtomicBool = AtomicBool::new(false);
+
 /// Runs what the order places before serving: the statics it sets apart each on the
 /// blocking pool, the rest in order on this thread meanwhile, then waits for all. On
-/// a failure (the first in the order, once all have finished), tells the failure hooks
-/// and ends the program with [`EXIT_INIT`].
+/// a failure, tells the failure hooks and ends the program with [`EXIT_INIT`] once
+/// what runs apart has finished (it cannot be stopped; had they run one after the
+/// other, the failure would have come after it too), naming the first failure in the
+/// order.
 pub(crate) async fn run_before_serving() {
     let Some((order, _)) = ORDER.get() else {
         return;
@@ -245,6 +253,9 @@ pub(crate) async fn run_before_serving() {
             tokio::task::spawn_blocking(move || {
                 let start = Instant::now();
                 let outcome = run_blocking(r);
+                if outcome.is_err() {
+                    APART_FAILED.store(true, Ordering::Relaxed);
+                }
                 (outcome, start.elapsed())
             })
         })
@@ -257,6 +268,9 @@ pub(crate) async fn run_before_serving() {
     // hold the stopwatch's units until it stops.
     let mut watch = Stopwatch::start(in_turn.len());
     for r in in_turn {
+        if APART_FAILED.load(Ordering::Relaxed) {
+            break;
+        }
         let Some(outcome) = run(r, false).await else {
             break;
         };
@@ -287,16 +301,14 @@ pub(crate) async fn run_before_serving() {
             },
         });
     }
+    // All that ran apart, then what ran in turn up to a failure: a prefix of the
+    // order, as the records must be.
     if !ran_apart.is_empty() {
         done.splice(0..0, ran_apart);
     }
-    // The first failure in the order; nothing after it is kept, so the records stay
-    // a prefix of the order (only the failure report reads them then).
-    let failed = done.iter().position(|ran| ran.outcome.is_err());
-    let failure = failed.and_then(|i| {
-        done.truncate(i + 1);
-        done[i].outcome.clone().err()
-    });
+    let failure = done
+        .iter()
+        .find_map(|ran| ran.outcome.as_ref().err().cloned());
     record(done);
     if let Some(failure) = failure {
         fail_start_up(&failure);

@@ -1,5 +1,6 @@
 //! The ordering rule: what the first request needs runs before serving, longest
-//! first; everything else runs after the first response.
+//! first (slow statics apart, each on its own thread, the rest one after the other);
+//! everything else runs after the first response.
 //!
 //! A registration's declared phase always wins. Without one, a function runs before
 //! serving (it has no reads to profile), and for a static the profile decides; a
@@ -46,11 +47,12 @@ pub struct Order {
     /// other beside them, and the body waits for all.
     pub before: Vec<&'static Registration>,
     /// How many of `before`, from its start, run apart: statics the profile timed at
-    /// [`APART_FROM_MICROS`] or more, when something else runs before serving too
-    /// (there is nothing to overlap with otherwise). Only statics: their values are
-    /// read through `Deref`, which waits for one being initialised elsewhere, so
-    /// whatever needs one gets it whichever thread runs it. A function's effects
-    /// have no such guard. 0 without a profile, which has no durations.
+    /// [`APART_FROM_MICROS`] or more, when the profile times the rest of `before`
+    /// (all but its longest) at that much too: otherwise there is too little to
+    /// overlap for a thread's cost. Only statics: their values are read through
+    /// `Deref`, which waits for one being initialised elsewhere, so whatever needs one
+    /// gets it whichever thread runs it. A function's effects have no such guard. 0
+    /// without a profile, which has no durations.
     pub apart: usize,
     /// Run after the first response, in this order.
     pub after: Vec<&'static Registration>,
@@ -204,14 +206,17 @@ fn by_profile(
             (Declared::Deferred, _) | (Declared::Auto, false) => after.push(key),
         }
     }
-    // Slow statics run apart when something else runs before serving too: they go
-    // first (the order they are started in), each part longest first.
-    let overlaps = before.len()
-        + unprofiled
-            .iter()
-            .filter(|r| r.declared != Declared::Deferred)
-            .count()
-        >= 2;
+    // Slow statics run apart when there is enough else to overlap them with: besides
+    // the longest registration, the profile's times (none for what it does not name)
+    // add up to the threshold. They go first, the order they are started in; each
+    // part stays longest first.
+    let (total, longest) = before.iter().fold(
+        (0u64, 0u64),
+        |(total, longest), &(Reverse(micros), _, _)| {
+            (total.saturating_add(micros), longest.max(micros))
+        },
+    );
+    let overlaps = total - longest >= APART_FROM_MICROS;
     let runs_apart = |micros: u64, r: &Registration| {
         overlaps && micros >= APART_FROM_MICROS && matches!(r.work, Work::Static(_))
     };
@@ -419,21 +424,24 @@ mod tests {
     }
 
     #[test]
-    fn a_slow_static_alone_before_serving_runs_in_turn() {
-        let profile =
-            Profile::parse("coldstart-profile 1\nneeded 9000 static s\nlater 5 fn f\n").unwrap();
-        let alone = [leak_static("s", Declared::Auto)];
-        assert_eq!(Order::new(&alone, Some(&profile)).apart, 0);
-        // A deferred registration is not something to overlap with; an unprofiled one
-        // that runs before serving is.
-        let deferred = [
-            leak_static("s", Declared::Auto),
-            leak("d", Declared::Deferred),
-        ];
-        assert_eq!(Order::new(&deferred, Some(&profile)).apart, 0);
-        let with_unprofiled = [leak_static("s", Declared::Auto), leak("u", Declared::Auto)];
-        let order = Order::new(&with_unprofiled, Some(&profile));
-        assert_eq!((order.apart, names(&order.before)), (1, vec!["s", "u"]));
+    fn a_slow_static_runs_apart_only_beside_a_millisecond_of_other_work() {
+        let profile = Profile::parse(
+            "coldstart-profile 1\nneeded 9000 static s\nneeded 999 fn quick\n\
+             needed 1000 fn f\nneeded 1000 static t\n",
+        )
+        .unwrap();
+        let apart = |regs: &[&'static Registration]| Order::new(regs, Some(&profile)).apart;
+        let s = leak_static("s", Declared::Auto);
+        assert_eq!(apart(&[s]), 0, "nothing to overlap with");
+        assert_eq!(apart(&[s, leak("quick", Declared::Auto)]), 0, "too little");
+        // What runs after the first response, or what the profile does not time,
+        // adds nothing to overlap with.
+        assert_eq!(apart(&[s, leak("d", Declared::Deferred)]), 0);
+        assert_eq!(apart(&[s, leak("u", Declared::Auto)]), 0);
+        let order = Order::new(&[leak("f", Declared::Auto), s], Some(&profile));
+        assert_eq!((order.apart, names(&order.before)), (1, vec!["s", "f"]));
+        // Two slow statics overlap each other.
+        assert_eq!(apart(&[s, leak_static("t", Declared::Auto)]), 2);
     }
 
     #[test]

@@ -395,11 +395,12 @@ fn an_embedded_profile_orders_the_run_and_the_variable_overrides_it() {
     );
 }
 
-/// `apart`'s two slow statics, and a function, all needed, as a profile times them.
+/// `apart`'s two slow statics and two functions, all needed, as a profile times them.
 const APART_PROFILE: &str = "coldstart-profile 1\n\
     needed 5000 static apart::LEFT\n\
     needed 5000 static apart::RIGHT\n\
-    needed 10 fn apart::setup\n";
+    needed 10 fn apart::setup\n\
+    needed 5 fn apart::then\n";
 
 /// Runs `apart` with [`APART_PROFILE`] (written to `file`) and `env`.
 fn apart_with_profile(file: &str, env: &[(&str, &str)]) -> Run {
@@ -409,17 +410,25 @@ fn apart_with_profile(file: &str, env: &[(&str, &str)]) -> Run {
     run(env!("CARGO_BIN_EXE_apart"), &all)
 }
 
+fn sorted(lines: Vec<&str>) -> Vec<&str> {
+    let mut lines = lines;
+    lines.sort_unstable();
+    lines
+}
+
 #[test]
 fn statics_the_profile_times_as_slow_run_side_by_side_before_serving() {
     let r = apart_with_profile("apart.profile", &[("COLDSTART_LOG", "debug")]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     // Each waited for the other: they ran at the same time, and the body after both.
-    let mut inits = r.inits_between(None, "body");
-    inits.sort_unstable();
-    assert_eq!(inits, ["LEFT met=true", "RIGHT met=true", "setup"]);
+    assert_eq!(
+        sorted(r.inits_between(None, "body")),
+        ["LEFT met=true", "RIGHT met=true", "setup", "then"]
+    );
     assert!(
         r.stderr.contains(
-            "before serving       apart::LEFT, apart::RIGHT (apart, on the blocking pool); apart::setup"
+            "before serving       apart::LEFT, apart::RIGHT (apart, on the blocking pool); \
+             apart::setup, apart::then"
         ),
         "{}",
         r.stderr
@@ -433,23 +442,41 @@ fn without_durations_the_statics_run_one_after_the_other() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(
         r.inits_between(None, "body"),
-        ["LEFT met=false", "RIGHT met=true", "setup"]
+        ["LEFT met=false", "RIGHT met=true", "setup", "then"]
     );
 }
 
 #[test]
-fn a_static_that_panics_apart_stops_start_up_once_the_others_finish() {
+fn a_static_that_panics_apart_stops_what_runs_in_turn_and_start_up() {
     let r = apart_with_profile("apart-panic.profile", &[("DEMO_PANIC", "LEFT")]);
     assert_eq!(r.code, 70, "{}", r.stderr);
     assert_eq!(
         r.stderr.lines().last().unwrap(),
         "coldstart: init `apart::LEFT` panicked: LEFT exploded; start-up stopped"
     );
-    assert!(!r.stdout.contains("body"), "{}", r.stdout);
-    let mut ran = r.stdout.lines().collect::<Vec<_>>();
-    ran.sort_unstable();
+    // `then` comes after the failure and does not run; `RIGHT` finishes first (it
+    // cannot be stopped), and the body never runs.
     assert_eq!(
-        ran,
+        sorted(r.stdout.lines().collect()),
+        [
+            "init LEFT met=true",
+            "init RIGHT done",
+            "init RIGHT met=true",
+            "init setup"
+        ]
+    );
+}
+
+#[test]
+fn a_failure_in_turn_stops_start_up_once_what_runs_apart_has_finished() {
+    let r = apart_with_profile("apart-fail.profile", &[("DEMO_FAIL", "setup")]);
+    assert_eq!(r.code, 70, "{}", r.stderr);
+    assert_eq!(
+        r.stderr.trim_end(),
+        "coldstart: init `apart::setup` failed: setup: no such file; start-up stopped"
+    );
+    assert_eq!(
+        sorted(r.stdout.lines().collect()),
         ["init LEFT met=true", "init RIGHT met=true", "init setup"]
     );
 }

@@ -1,15 +1,25 @@
 //! Two slow statics that only both meet if they run at the same time: each says it has
 //! started, then waits for the other (up to `DEMO_WAIT_MS`, default 10 s). With a
 //! profile that times them at a millisecond or more, they run apart on the blocking
-//! pool and meet; one after the other, the first gives up waiting. `DEMO_PANIC=LEFT`
-//! makes `LEFT` panic once it has waited.
+//! pool and meet; one after the other, the first gives up waiting. Two functions,
+//! `setup` then `then`, run in turn meanwhile.
+//!
+//! `DEMO_FAIL=setup` makes `setup` fail. `DEMO_PANIC=LEFT` makes `LEFT` panic once it
+//! has met `RIGHT`, which then takes 300 ms more to finish; `setup` waits until `LEFT`
+//! has panicked (and 500 ms more), so that `then` comes after the failure.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Which of the two have started: bit 1 `LEFT`, bit 2 `RIGHT`.
 static STARTED: Mutex<u8> = Mutex::new(0);
 static CHANGED: Condvar = Condvar::new();
+static LEFT_PANICKING: AtomicBool = AtomicBool::new(false);
+
+fn asked(variable: &str, value: &str) -> bool {
+    std::env::var(variable).is_ok_and(|v| v == value)
+}
 
 /// Says `me` has started and waits for both; whether they met.
 fn meet(me: u8) -> bool {
@@ -28,8 +38,13 @@ fn meet(me: u8) -> bool {
 
 fn report(name: &str, met: bool) -> bool {
     println!("init {name} met={met}");
-    if std::env::var("DEMO_PANIC").is_ok_and(|v| v == name) {
-        panic!("{name} exploded");
+    if asked("DEMO_PANIC", "LEFT") {
+        if name == "LEFT" {
+            LEFT_PANICKING.store(true, Ordering::SeqCst);
+            panic!("LEFT exploded");
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        println!("init {name} done");
     }
     met
 }
@@ -41,8 +56,24 @@ static LEFT: bool = report("LEFT", meet(0b01));
 static RIGHT: bool = report("RIGHT", meet(0b10));
 
 #[coldstart::init]
-fn setup() {
+fn setup() -> Result<(), String> {
     println!("init setup");
+    if asked("DEMO_PANIC", "LEFT") {
+        let until = Instant::now() + Duration::from_secs(10);
+        while !LEFT_PANICKING.load(Ordering::SeqCst) && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    if asked("DEMO_FAIL", "setup") {
+        return Err("setup: no such file".to_string());
+    }
+    Ok(())
+}
+
+#[coldstart::init]
+fn then() {
+    println!("init then");
 }
 
 #[coldstart::main]
