@@ -68,6 +68,16 @@ struct Ran {
 
 const _: () = assert!(std::mem::size_of::<Ran>() == 16);
 
+impl Ran {
+    /// The record of work that took `took` on the clock.
+    fn timed(took: Duration, outcome: Result<(), Box<Failure>>) -> Ran {
+        Ran {
+            nanos: u64::try_from(took.as_nanos()).unwrap_or(u64::MAX),
+            outcome,
+        }
+    }
+}
+
 /// What has run: `before[i]` is the record of `order.before[i]`, and so for `after`;
 /// a list shorter than its phase means the rest has not run yet.
 struct Records {
@@ -291,10 +301,10 @@ pub(crate) async fn run_before_serving() {
     let mut ran_apart = Vec::with_capacity(started.len());
     for (handle, r) in started.into_iter().zip(apart) {
         ran_apart.push(match handle.await {
-            Ok((outcome, took)) => Ran {
-                nanos: u64::try_from(took.as_nanos()).unwrap_or(u64::MAX),
-                outcome: outcome.map_err(|(error, panicked)| failure(r, error, panicked)),
-            },
+            Ok((outcome, took)) => Ran::timed(
+                took,
+                outcome.map_err(|(error, panicked)| failure(r, error, panicked)),
+            ),
             Err(e) => Ran {
                 nanos: 0,
                 outcome: Err(failure(r, format!("did not finish: {e}"), false)),
@@ -348,10 +358,7 @@ pub(crate) async fn run_after_first_response() {
                 // The runtime is shutting down: the program ended before this ran.
                 return;
             };
-            let finished = Ran {
-                nanos: u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX),
-                outcome,
-            };
+            let finished = Ran::timed(start.elapsed(), outcome);
             if let Err(failure) = &finished.outcome {
                 if r.fatal {
                     eprintln!("coldstart: deferred {failure}; stopping (fatal)");
