@@ -45,7 +45,7 @@ pub fn proc_cgroup(text: &str) {
     let found = parse::proc_cgroup(text);
     for (controllers, path) in [&found.cpu, &found.memory].into_iter().flatten() {
         assert!(path.starts_with('/'), "cgroup path {path:?} from {text:?}");
-        assert!(text.contains(controllers.as_str()));
+        assert!(text.contains(controllers));
         assert!(found.any_v1);
     }
     if let Some(path) = &found.unified {

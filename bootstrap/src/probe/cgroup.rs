@@ -9,7 +9,9 @@
 //! root, or the host's hierarchy seen from a cgroup namespace? `/proc/self/mountinfo`,
 //! which can be long, is read only when the usual places do not resolve.
 
+use std::ffi::OsStr;
 use std::io;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use super::parse::{self, Mount};
@@ -17,7 +19,7 @@ use super::read::{self, BUF};
 
 /// A cgroup to read: its directory, and the mount it lies in (the walk stops there).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Hierarchy {
+pub(crate) struct Hierarchy<'p> {
     pub(crate) mount: PathBuf,
     pub(crate) leaf: PathBuf,
     pub(crate) v2: bool,
@@ -28,8 +30,9 @@ pub(crate) struct Hierarchy {
     /// finds nothing at the leaf checks it (saving a `stat` in the common case).
     pub(crate) verified: bool,
     /// The v1 controller (`cpu`, `memory`), or `None` for v2.
-    controller: Option<String>,
-    path: String,
+    controller: Option<&'p str>,
+    /// The process's cgroup path in this hierarchy, from `/proc/self/cgroup`.
+    path: &'p str,
 }
 
 /// The most directories the `/..` search looks at before giving up.
@@ -51,33 +54,29 @@ impl<'a> Resolver<'a> {
 
     /// The v1 hierarchy that holds `controller`, listed as `controllers` in
     /// `/proc/self/cgroup`, for a process at `path` in it.
-    pub(crate) fn v1(
+    pub(crate) fn v1<'p>(
         &mut self,
-        controller: &str,
+        controller: &'p str,
         controllers: &str,
-        path: &str,
-    ) -> Result<Hierarchy, String> {
-        let candidates = [controllers, controller].map(|name| format!("/sys/fs/cgroup/{name}"));
-        self.resolve(&candidates, Some(controller), path)
+        path: &'p str,
+    ) -> Result<Hierarchy<'p>, String> {
+        self.resolve(&[controllers, controller], Some(controller), path)
     }
 
     /// The v2 hierarchy, for a process at `path` in it; `hybrid` when v1 hierarchies
     /// are mounted too (v2 then usually lives at `/sys/fs/cgroup/unified`).
-    pub(crate) fn v2(&mut self, path: &str, hybrid: bool) -> Result<Hierarchy, String> {
-        let usual = if hybrid {
-            "/sys/fs/cgroup/unified"
-        } else {
-            "/sys/fs/cgroup"
-        };
-        self.resolve(&[usual.to_owned()], None, path)
+    pub(crate) fn v2<'p>(&mut self, path: &'p str, hybrid: bool) -> Result<Hierarchy<'p>, String> {
+        self.resolve(&[if hybrid { "unified" } else { "" }], None, path)
     }
 
-    fn resolve(
+    /// `candidates` name the usual mount points under `/sys/fs/cgroup`, the likeliest
+    /// first.
+    fn resolve<'p>(
         &mut self,
-        candidates: &[String],
-        controller: Option<&str>,
-        path: &str,
-    ) -> Result<Hierarchy, String> {
+        candidates: &[&str],
+        controller: Option<&'p str>,
+        path: &'p str,
+    ) -> Result<Hierarchy<'p>, String> {
         let v2 = controller.is_none();
         let hierarchy =
             |mount: PathBuf, leaf: PathBuf, mount_is_root: bool, verified: bool| Hierarchy {
@@ -86,17 +85,24 @@ impl<'a> Resolver<'a> {
                 v2,
                 mount_is_root,
                 verified,
-                controller: controller.map(str::to_owned),
-                path: path.to_owned(),
+                controller,
+                path,
             };
+        let usual = |name: &str| {
+            let mut mount = read::under(self.root, "/sys/fs/cgroup");
+            if !name.is_empty() {
+                mount.push(name);
+            }
+            mount
+        };
         if path != "/" {
             // Fast path; `walk` reports `Missed::Leaf` if the leaf is not there.
-            let mount = read::under(self.root, &candidates[0]);
+            let mount = usual(candidates[0]);
             let leaf = read::under(&mount, path);
             return Ok(hierarchy(mount, leaf, true, false));
         }
-        for mount_point in candidates {
-            let mount = read::under(self.root, mount_point);
+        for name in candidates {
+            let mount = usual(name);
             match marker(&mount, v2) {
                 Some(false) => return Ok(hierarchy(mount.clone(), mount, false, true)),
                 // At the root of a hierarchy: the real root in the initial namespace,
@@ -115,9 +121,9 @@ impl<'a> Resolver<'a> {
     /// Resolves `h` from `/proc/self/mountinfo`: for a leaf that was not where the
     /// usual layout put it, or a process at `/` of a hierarchy mounted above its
     /// cgroup namespace.
-    pub(crate) fn via_mountinfo(&mut self, h: &Hierarchy) -> Result<Hierarchy, String> {
-        let path = h.path.as_str();
-        let controller = h.controller.as_deref();
+    pub(crate) fn via_mountinfo<'p>(&mut self, h: &Hierarchy<'p>) -> Result<Hierarchy<'p>, String> {
+        let path = h.path;
+        let controller = h.controller;
         let (mount_point, mount_root) = self
             .mounts()
             .iter()
@@ -252,18 +258,36 @@ pub(crate) enum Missed {
 /// is skipped (that level sets no limit).
 pub(crate) type Walk<T> = Result<Option<(T, PathBuf)>, Missed>;
 
-fn levels(h: &Hierarchy) -> impl Iterator<Item = &Path> {
-    let inside = h.leaf.starts_with(&h.mount);
-    h.leaf
-        .ancestors()
-        .take_while(move |dir| {
-            if inside {
-                dir.starts_with(&h.mount)
-            } else {
-                *dir == h.leaf
+/// The directories from the leaf up to the mount (only the leaf when it lies outside
+/// the mount), leaving out a mount that is the root. Byte slices of the leaf's path,
+/// not `Path::ancestors`: comparing components was a measurable part of the probe.
+fn levels<'h>(h: &'h Hierarchy<'_>) -> impl Iterator<Item = &'h Path> {
+    let leaf = trim_slashes(h.leaf.as_os_str().as_bytes());
+    let mount = trim_slashes(h.mount.as_os_str().as_bytes());
+    let inside = leaf.starts_with(mount)
+        && (leaf.len() == mount.len() || leaf[mount.len()] == b'/' || mount.ends_with(b"/"));
+    let mut next = Some(leaf);
+    std::iter::from_fn(move || {
+        let dir = next?;
+        next = match dir.iter().rposition(|&b| b == b'/') {
+            Some(slash) if inside && dir.len() > mount.len() => {
+                Some(trim_slashes(&dir[..slash.max(1)])).filter(|up| up.len() >= mount.len())
             }
-        })
-        .filter(move |dir| !(h.mount_is_root && *dir == h.mount))
+            _ => None,
+        };
+        Some(dir)
+    })
+    .filter(move |dir| !(h.mount_is_root && *dir == mount))
+    .map(|dir| Path::new(OsStr::from_bytes(dir)))
+}
+
+/// `path` without trailing slashes, except a lone `/`.
+fn trim_slashes(path: &[u8]) -> &[u8] {
+    let mut end = path.len();
+    while end > 1 && path[end - 1] == b'/' {
+        end -= 1;
+    }
+    &path[..end]
 }
 
 fn read_opt<'b>(path: &Path, buf: &'b mut [u8; BUF]) -> Result<Option<&'b str>, Missed> {
@@ -278,15 +302,24 @@ fn bad(file: &Path, e: parse::Bad) -> Missed {
     Missed::Bad(format!("{}: {e}", file.display()))
 }
 
-fn keep_min<T: PartialOrd>(slot: &mut Option<(T, PathBuf)>, value: T, file: PathBuf) {
+fn keep_min<T: PartialOrd>(slot: &mut Option<(T, PathBuf)>, value: T, file: &Path) {
     if slot.as_ref().is_none_or(|(v, _)| value < *v) {
-        *slot = Some((value, file));
+        *slot = Some((value, file.to_path_buf()));
     }
+}
+
+/// Sets `file` to `dir/name`, reusing its buffer (allocated at the first file).
+fn set_file<'f>(file: &'f mut PathBuf, dir: &Path, name: &str) -> &'f Path {
+    file.as_mut_os_string().clear();
+    file.reserve(dir.as_os_str().len() + name.len() + 1);
+    file.push(dir);
+    file.push(name);
+    file
 }
 
 /// Runs `per_level` from the leaf up; `per_level` says whether it found any file.
 fn walk<T>(
-    h: &Hierarchy,
+    h: &Hierarchy<'_>,
     mut per_level: impl FnMut(&Path, &mut Option<(T, PathBuf)>) -> Result<bool, Missed>,
 ) -> Walk<T> {
     let mut best = None;
@@ -300,21 +333,21 @@ fn walk<T>(
 }
 
 /// The CPU quota in cores.
-pub(crate) fn cpu(h: &Hierarchy) -> Walk<f64> {
+pub(crate) fn cpu(h: &Hierarchy<'_>) -> Walk<f64> {
     let mut buf = [0u8; BUF];
+    let mut file = PathBuf::new();
     walk(h, |dir, best| {
         if h.v2 {
-            let file = dir.join("cpu.max");
-            let Some(text) = read_opt(&file, &mut buf)? else {
+            let file = set_file(&mut file, dir, "cpu.max");
+            let Some(text) = read_opt(file, &mut buf)? else {
                 return Ok(false);
             };
-            if let Some(q) = parse::cpu_max(text).map_err(|e| bad(&file, e))? {
+            if let Some(q) = parse::cpu_max(text).map_err(|e| bad(file, e))? {
                 keep_min(best, q, file);
             }
             return Ok(true);
         }
-        let file = dir.join("cpu.cfs_quota_us");
-        let Some(quota) = read_opt(&file, &mut buf)? else {
+        let Some(quota) = read_opt(set_file(&mut file, dir, "cpu.cfs_quota_us"), &mut buf)? else {
             return Ok(false);
         };
         if quota.trim() == "-1" {
@@ -325,7 +358,7 @@ pub(crate) fn cpu(h: &Hierarchy) -> Walk<f64> {
         let period = read_opt(&period_file, &mut buf)?
             .ok_or_else(|| Missed::Bad(format!("{} is missing", period_file.display())))?;
         if let Some(q) = parse::cfs_quota(&quota, period).map_err(|e| bad(&file, e))? {
-            keep_min(best, q, file);
+            keep_min(best, q, &file);
         }
         Ok(true)
     })
@@ -334,8 +367,9 @@ pub(crate) fn cpu(h: &Hierarchy) -> Walk<f64> {
 /// The memory limit in bytes: v2 `memory.max` and `memory.high` at each level; v1
 /// `memory.limit_in_bytes` at each level, and `hierarchical_memory_limit` from the
 /// leaf's `memory.stat` when the mount hides ancestors that may hold a limit.
-pub(crate) fn memory(h: &Hierarchy) -> Walk<u64> {
+pub(crate) fn memory(h: &Hierarchy<'_>) -> Walk<u64> {
     let mut buf = [0u8; BUF];
+    let mut file = PathBuf::new();
     let files: &[&str] = if h.v2 {
         &["memory.max", "memory.high"]
     } else {
@@ -344,10 +378,10 @@ pub(crate) fn memory(h: &Hierarchy) -> Walk<u64> {
     let mut best = walk(h, |dir, best| {
         let mut found_any = false;
         for name in files {
-            let file = dir.join(name);
-            if let Some(text) = read_opt(&file, &mut buf)? {
+            let file = set_file(&mut file, dir, name);
+            if let Some(text) = read_opt(file, &mut buf)? {
                 found_any = true;
-                if let Some(bytes) = parse::memory_limit(text).map_err(|e| bad(&file, e))? {
+                if let Some(bytes) = parse::memory_limit(text).map_err(|e| bad(file, e))? {
                     keep_min(best, bytes, file);
                 }
             }
@@ -358,7 +392,7 @@ pub(crate) fn memory(h: &Hierarchy) -> Walk<u64> {
         let file = h.leaf.join("memory.stat");
         if let Some(text) = read_opt(&file, &mut buf)? {
             match parse::stat_value(text, "hierarchical_memory_limit") {
-                Some(Ok(Some(bytes))) => keep_min(&mut best, bytes, file),
+                Some(Ok(Some(bytes))) => keep_min(&mut best, bytes, &file),
                 Some(Ok(None)) | None => {}
                 Some(Err(e)) => return Err(bad(&file, e)),
             }
@@ -389,7 +423,7 @@ mod tests {
             mount_is_root: false,
             verified: true,
             controller: None,
-            path: "/a/b".into(),
+            path: "/a/b",
         };
         let got: Vec<_> = levels(&h).collect();
         assert_eq!(

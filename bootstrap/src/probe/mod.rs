@@ -208,7 +208,7 @@ type Limit<T> = Result<Option<(T, Source)>, String>;
 
 fn cgroup_limits(
     root: &std::path::Path,
-    pc: &parse::ProcCgroup,
+    pc: &parse::ProcCgroup<'_>,
 ) -> (CgroupVersion, Limit<f64>, Limit<u64>) {
     let has_v1 = pc.cpu.is_some() || pc.memory.is_some();
     let version = match (has_v1 || pc.any_v1, pc.unified.is_some()) {
@@ -219,11 +219,11 @@ fn cgroup_limits(
     };
     let mut resolver = cgroup::Resolver::new(root);
     let hybrid = version == CgroupVersion::Hybrid;
-    let cpu = read_limit(&mut resolver, pc, &pc.cpu, "cpu", hybrid, cgroup::cpu);
+    let cpu = read_limit(&mut resolver, pc, pc.cpu, "cpu", hybrid, cgroup::cpu);
     let memory = read_limit(
         &mut resolver,
         pc,
-        &pc.memory,
+        pc.memory,
         "memory",
         hybrid,
         cgroup::memory,
@@ -235,13 +235,13 @@ fn cgroup_limits(
 /// where the usual layout puts it is resolved again through mountinfo.
 fn read_limit<T>(
     resolver: &mut cgroup::Resolver<'_>,
-    pc: &parse::ProcCgroup,
-    v1: &Option<(String, String)>,
+    pc: &parse::ProcCgroup<'_>,
+    v1: Option<(&str, &str)>,
     controller: &str,
     hybrid: bool,
-    walk: fn(&cgroup::Hierarchy) -> cgroup::Walk<T>,
+    walk: fn(&cgroup::Hierarchy<'_>) -> cgroup::Walk<T>,
 ) -> Limit<T> {
-    let h = match (v1, &pc.unified) {
+    let h = match (v1, pc.unified) {
         (Some((controllers, path)), _) => resolver.v1(controller, controllers, path),
         (None, Some(path)) => resolver.v2(path, hybrid),
         (None, None) => return Ok(None),

@@ -116,21 +116,21 @@ pub(crate) fn stat_value(text: &str, key: &str) -> Option<Result<Option<u64>, Ba
     })
 }
 
-/// The cgroup paths of this process, from `/proc/self/cgroup`.
+/// The cgroup paths of this process, from `/proc/self/cgroup`; they borrow the text.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub(crate) struct ProcCgroup {
+pub(crate) struct ProcCgroup<'t> {
     /// `(controllers, path)` of the v1 hierarchy that has the `cpu` controller.
-    pub(crate) cpu: Option<(String, String)>,
+    pub(crate) cpu: Option<(&'t str, &'t str)>,
     /// `(controllers, path)` of the v1 hierarchy that has the `memory` controller.
-    pub(crate) memory: Option<(String, String)>,
+    pub(crate) memory: Option<(&'t str, &'t str)>,
     /// Path in the v2 (unified) hierarchy.
-    pub(crate) unified: Option<String>,
+    pub(crate) unified: Option<&'t str>,
     /// Whether any v1 hierarchy (with controllers or named) is listed.
     pub(crate) any_v1: bool,
 }
 
 /// Parses `/proc/self/cgroup`: `hierarchy-ID:controller-list:cgroup-path` lines.
-pub(crate) fn proc_cgroup(text: &str) -> ProcCgroup {
+pub(crate) fn proc_cgroup(text: &str) -> ProcCgroup<'_> {
     let mut out = ProcCgroup::default();
     for line in text.lines() {
         let mut parts = line.splitn(3, ':');
@@ -142,7 +142,7 @@ pub(crate) fn proc_cgroup(text: &str) -> ProcCgroup {
             continue;
         }
         if id == "0" && controllers.is_empty() {
-            out.unified = Some(path.to_owned());
+            out.unified = Some(path);
             continue;
         }
         out.any_v1 = true;
@@ -152,7 +152,7 @@ pub(crate) fn proc_cgroup(text: &str) -> ProcCgroup {
                 "memory" => &mut out.memory,
                 _ => continue,
             };
-            *slot = Some((controllers.to_owned(), path.to_owned()));
+            *slot = Some((controllers, path));
         }
     }
     out
@@ -282,12 +282,12 @@ mod tests {
     fn proc_cgroup_hybrid() {
         let text = "9:name=systemd:/\n4:memory:/a/b\n1:cpu,cpuacct:/x y\n0::/\n";
         let p = proc_cgroup(text);
-        assert_eq!(p.memory, Some(("memory".into(), "/a/b".into())));
-        assert_eq!(p.cpu, Some(("cpu,cpuacct".into(), "/x y".into())));
-        assert_eq!(p.unified.as_deref(), Some("/"));
+        assert_eq!(p.memory, Some(("memory", "/a/b")));
+        assert_eq!(p.cpu, Some(("cpu,cpuacct", "/x y")));
+        assert_eq!(p.unified, Some("/"));
         assert!(p.any_v1);
         let v2 = proc_cgroup("0::/user.slice/app:1.scope\n");
-        assert_eq!(v2.unified.as_deref(), Some("/user.slice/app:1.scope"));
+        assert_eq!(v2.unified, Some("/user.slice/app:1.scope"));
         assert!(!v2.any_v1);
     }
 
