@@ -1,6 +1,6 @@
 //! The example service end to end: it serves, prints its plan, reports bad settings in
 //! one line with exit code 78, plans single-threaded inside a real 0.25-CPU cgroup, and
-//! at SIGTERM runs its hooks without waiting on idle connections.
+//! at SIGTERM runs its hooks without waiting on idle connections or a missing collector.
 
 #![allow(clippy::unwrap_used)] // a test fails loudly on a broken fixture
 
@@ -173,6 +173,38 @@ fn deferred_work_after_the_first_response_and_hooks_on_sigterm() {
         status.code(),
         Some(0),
         "graceful exit after the hook; {seen}"
+    );
+}
+
+/// With no collector listening, SIGTERM still ends the program promptly: the final
+/// flush does not wait out the exporter's retry backoff (100, 200 and 400 ms plus
+/// jitter, which made the exit take 700-1000 ms before), tries once more, and says in
+/// one line what it could not send.
+#[test]
+fn with_no_collector_sigterm_does_not_wait_out_the_retry_backoff() {
+    use std::time::{Duration, Instant};
+    // Free a moment ago, so nothing listens there: every export is refused.
+    let closed = format!("http://127.0.0.1:{}", free_port());
+    let (port, mut child) = spawn_server("off", &[("OTEL_EXPORTER_OTLP_ENDPOINT", &closed)]);
+    let mut lines = Lines::of(&mut child);
+    lines.wait_for("listening on");
+    assert!(get(port).ends_with("hello\n"));
+    // The exporter starts with the deferred work, and its first export (the first
+    // request's span) is refused at once and waits to retry.
+    lines.wait_for("deferred work started after the first response");
+    std::thread::sleep(Duration::from_millis(20));
+    let signalled = Instant::now();
+    // SAFETY: signalling our own child.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    let said = lines.wait_for("traces: export failed").to_owned();
+    let status = child.wait().unwrap();
+    let took = signalled.elapsed();
+    assert_eq!(status.code(), Some(0), "{}", lines.seen);
+    assert!(said.contains("Connection refused"), "{said}");
+    assert!(
+        took < Duration::from_millis(500),
+        "SIGTERM to exit took {took:?}: the flush waited out the backoff; {}",
+        lines.seen
     );
 }
 

@@ -174,6 +174,18 @@ pub(crate) enum Sink {
     Nowhere,
 }
 
+impl Sink {
+    /// What tells the exporter that the final flush has begun; `None` for no exporter.
+    fn ending(&self) -> Option<Arc<retry::Ending>> {
+        match self {
+            Sink::Http(exporter) => Some(exporter.ending.clone()),
+            #[cfg(feature = "grpc")]
+            Sink::Grpc(exporter) => Some(exporter.ending.clone()),
+            Sink::Nowhere => None,
+        }
+    }
+}
+
 impl opentelemetry_sdk::trace::SpanExporter for Sink {
     async fn export(
         &self,
@@ -231,12 +243,16 @@ fn build_and_run(config: &Config) -> Option<Shared> {
     } else {
         Sink::Nowhere
     };
+    let ending = sink.ending();
     let exporter = Arc::new(tokio::sync::Mutex::new(sink));
     let (last_queue, last_exporter) = (queue.clone(), exporter.clone());
     coldstart_runtime::on_shutdown("span flush", FLUSH_DEADLINE, move || async move {
         // Ends a little before the hook's deadline, so that what it could not send is
         // still counted and said.
         let deadline = tokio::time::Instant::now() + FLUSH_DEADLINE - FLUSH_MARGIN;
+        if let Some(ending) = &ending {
+            ending.begin();
+        }
         last_queue.finish(&last_exporter, deadline).await;
     });
     tokio::spawn(queue.run(exporter.clone()));

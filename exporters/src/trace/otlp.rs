@@ -9,7 +9,7 @@ connections, waiting at least what a `Retry-After` asks), and reads the collecto
 answer for the spans it rejected, which both protocols note here for the queue.
 */
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use hyper::body::Bytes;
@@ -17,7 +17,7 @@ use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::SpanData;
 
 use super::encode::{self, EncodedResource};
-use super::retry::{Attempt, MAX_ASKED_DELAY, with_retries};
+use super::retry::{Attempt, Ending, MAX_ASKED_DELAY, with_retries};
 use crate::client::Client;
 use crate::config::{Config, Protocol};
 use crate::problem;
@@ -46,6 +46,8 @@ pub(crate) struct Exporter {
     /// The whole export's, retries included.
     timeout: Duration,
     resource: EncodedResource,
+    /// Told when the final flush begins ([`Ending`]).
+    pub(super) ending: Arc<Ending>,
 }
 
 fn http_exporter(config: &Config) -> Result<Exporter, String> {
@@ -91,6 +93,7 @@ fn http_exporter(config: &Config) -> Result<Exporter, String> {
         gzip,
         timeout: config.otlp_timeout,
         resource: EncodedResource::default(),
+        ending: Arc::default(),
     })
 }
 
@@ -108,7 +111,7 @@ impl opentelemetry_sdk::trace::SpanExporter for Exporter {
             body
         };
         let body = Bytes::from(body);
-        with_retries(self.timeout, |left| {
+        with_retries(self.timeout, &self.ending, |left| {
             let mut request = http::Request::new(body.clone());
             *request.method_mut() = http::Method::POST;
             *request.uri_mut() = self.url.clone();
