@@ -99,22 +99,22 @@ where
         };
         let backoff = (delay + jitter()).min(MAX_DELAY);
         let wait = asked.map_or(backoff, |asked| backoff.max(asked));
-        let ours = asked.is_none();
         if retry == RETRIES
             || !retryable
             || Instant::now() + wait >= deadline
-            || (ours && ending.began())
+            || (asked.is_none() && ending.began())
         {
             return Err(why);
         }
         retry += 1;
-        if ours {
-            tokio::select! {
-                () = tokio::time::sleep(wait) => {}
-                () = ending.begun() => {}
-            }
-        } else {
-            tokio::time::sleep(wait).await;
+        // Once the program ends, only the part of the wait the collector asked for.
+        let asked_until = Instant::now() + asked.unwrap_or_default();
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = async {
+                ending.begun().await;
+                tokio::time::sleep_until(asked_until).await;
+            } => {}
         }
         delay = (delay * 2).min(MAX_DELAY);
     }
@@ -191,6 +191,20 @@ mod tests {
         assert_eq!(last, Err("refused".into()));
         assert_eq!(tries.load(Ordering::SeqCst), 3);
         assert_eq!(start.elapsed(), Duration::from_millis(50));
+    }
+
+    /// A collector that asks for no wait (`Retry-After: 0`) is retried at once when the
+    /// program ends: the backoff on top of what it asked is coldstart's own.
+    #[tokio::test(start_paused = true)]
+    async fn at_the_end_only_the_asked_part_of_a_wait_is_waited_out() {
+        let (tries, ending, start) = (AtomicU32::new(0), Ending::default(), Instant::now());
+        ending.begin();
+        let asked = Some(Duration::ZERO);
+        let result =
+            with_retries(Duration::from_secs(10), &ending, |_| failing(&tries, asked)).await;
+        assert_eq!(result, Err("refused".into()));
+        assert_eq!(tries.load(Ordering::SeqCst), 4, "asked to retry: retried");
+        assert_eq!(start.elapsed(), Duration::ZERO, "without the backoff");
     }
 
     /// A wait the collector asked for is still waited out once the program ends.
