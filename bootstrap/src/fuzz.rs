@@ -21,7 +21,7 @@ pub fn cgroup_files(text: &str) {
         Err(bad) => assert!(!bad.to_string().is_empty()),
     }
     let (quota, period) = text.split_once('\n').unwrap_or((text, "100000"));
-    if let Ok(Some(cores)) = parse::cfs_quota(quota, period) {
+    if let Ok(Some(cores)) = parse::cfs_period(period).and_then(|p| parse::cfs_quota(quota, p)) {
         assert!(
             cores.is_finite() && cores >= 0.0,
             "cfs {text:?} gave {cores}"

@@ -360,6 +360,31 @@ fn malformed_lambda_memory_is_unknown_with_the_variable_named() {
     );
 }
 
+/// A bad period is reported as the period file's, not the quota's.
+#[test]
+fn v1_garbage_names_the_file_that_holds_it() {
+    let cases = [
+        ("50000\n", "0\n", "cpu.cfs_period_us: the CFS period is 0"),
+        (
+            "50000\n",
+            "soon\n",
+            "cpu.cfs_period_us: `soon` is not a number",
+        ),
+        ("-7\n", "100000\n", "cpu.cfs_quota_us: `-7` is negative"),
+        ("0\n", "100000\n", "cpu.cfs_quota_us: the CPU quota is 0"),
+    ];
+    for (i, (quota, period, reason)) in cases.into_iter().enumerate() {
+        let t = Tree::new(&format!("v1-garbage{i}"));
+        t.file("/proc/self/cgroup", "3:cpu,cpuacct:/svc\n")
+            .file("/sys/fs/cgroup/cpu,cpuacct/svc/cpu.cfs_quota_us", quota)
+            .file("/sys/fs/cgroup/cpu,cpuacct/svc/cpu.cfs_period_us", period);
+        match t.probe().cpu_cores.source {
+            Source::Unknown(why) => assert!(why.contains(reason), "{why}"),
+            other => panic!("{quota:?} / {period:?} gave {other:?}"),
+        }
+    }
+}
+
 #[test]
 fn v1_controllers_mounted_under_another_name_are_found_in_mountinfo() {
     let t = Tree::new("v1-other-name");

@@ -357,6 +357,7 @@ pub(crate) fn cpu(h: &Hierarchy<'_>) -> Walk<f64> {
         let period_file = dir.join("cpu.cfs_period_us");
         let period = read_opt(&period_file, &mut buf)?
             .ok_or_else(|| Missed::Bad(format!("{} is missing", period_file.display())))?;
+        let period = parse::cfs_period(period).map_err(|e| bad(&period_file, e))?;
         if let Some(q) = parse::cfs_quota(&quota, period).map_err(|e| bad(&file, e))? {
             keep_min(best, q, &file);
         }

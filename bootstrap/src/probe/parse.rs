@@ -83,18 +83,22 @@ fn cores(quota: u64, period: u64) -> Result<f64, Bad> {
     Ok(quota as f64 / period as f64)
 }
 
-/// A v1 quota from `cpu.cfs_quota_us` and `cpu.cfs_period_us`; `-1` means no limit.
-pub(crate) fn cfs_quota(quota: &str, period: &str) -> Result<Option<f64>, Bad> {
+/// A v1 quota from `cpu.cfs_quota_us`, over a `period` read with [`cfs_period`], in
+/// cores; `-1` means no limit. An error is the quota file's.
+pub(crate) fn cfs_quota(quota: &str, period: u64) -> Result<Option<f64>, Bad> {
     let quota = quota.trim();
     if quota == "-1" {
         return Ok(None);
     }
-    let quota = unsigned(quota)?;
-    let period = unsigned(period.trim())?;
-    if period == 0 {
-        return Err(Bad::ZeroPeriod);
+    Ok(Some(cores(unsigned(quota)?, period)?))
+}
+
+/// `cpu.cfs_period_us`; 0 is garbage (the kernel's minimum is 1 ms).
+pub(crate) fn cfs_period(text: &str) -> Result<u64, Bad> {
+    match unsigned(text.trim())? {
+        0 => Err(Bad::ZeroPeriod),
+        period => Ok(period),
     }
-    Ok(Some(cores(quota, period)?))
 }
 
 /// A memory limit in bytes (`memory.max`, `memory.high`, `memory.limit_in_bytes`);
@@ -247,10 +251,12 @@ mod tests {
 
     #[test]
     fn cfs_quota_shapes() {
-        assert_eq!(cfs_quota("-1\n", "100000\n"), Ok(None));
-        assert_eq!(cfs_quota("50000\n", "100000\n"), Ok(Some(0.5)));
-        assert_eq!(cfs_quota("50000", "0"), Err(Bad::ZeroPeriod));
-        assert_eq!(cfs_quota("-2", "100000"), Err(Bad::Negative("-2".into())));
+        assert_eq!(cfs_quota("-1\n", 100_000), Ok(None));
+        assert_eq!(cfs_quota("50000\n", 100_000), Ok(Some(0.5)));
+        assert_eq!(cfs_period("100000\n"), Ok(100_000));
+        assert_eq!(cfs_period("0\n"), Err(Bad::ZeroPeriod));
+        assert_eq!(cfs_period("x"), Err(Bad::NotANumber("x".into())));
+        assert_eq!(cfs_quota("-2", 100_000), Err(Bad::Negative("-2".into())));
     }
 
     /// Regression (found by the `probe_tree` fuzz target): a quota of 0 gave 0 cores,
@@ -259,7 +265,7 @@ mod tests {
     fn a_zero_quota_is_garbage_not_zero_cores() {
         assert_eq!(cpu_max("0"), Err(Bad::ZeroQuota));
         assert_eq!(cpu_max("0 100000"), Err(Bad::ZeroQuota));
-        assert_eq!(cfs_quota("0", "100000"), Err(Bad::ZeroQuota));
+        assert_eq!(cfs_quota("0", 100_000), Err(Bad::ZeroQuota));
         assert!(Bad::ZeroQuota.to_string().contains("quota is 0"));
     }
 
@@ -312,7 +318,8 @@ mod tests {
         #[test]
         fn parsers_never_panic(s in "\\PC*") {
             let _ = cpu_max(&s);
-            let _ = cfs_quota(&s, &s);
+            let _ = cfs_quota(&s, 100_000);
+            let _ = cfs_period(&s);
             let _ = memory_limit(&s);
             let _ = stat_value(&s, "hierarchical_memory_limit");
             let _ = proc_cgroup(&s);
