@@ -1,8 +1,8 @@
 //! The function end to end against the real Lambda Runtime API emulator
 //! (`cargo lambda watch --only-lambda-apis`, PyPI `cargo-lambda`), invoked with
 //! `cargo lambda invoke`, exporting to the real OTLP receiver built on the official
-//! protobuf definitions. Time is never asserted on here; the cost is measured in the
-//! benchmarks.
+//! protobuf definitions. Time is asserted on only as a bound on waiting the design
+//! rules out (retry backoff before `/next`); the cost is measured in the benchmarks.
 
 #![allow(clippy::unwrap_used)] // a test fails loudly on a broken fixture
 
@@ -522,4 +522,51 @@ fn sigterm_runs_the_final_flush_and_the_process_exits_cleanly() {
     );
     let spans = collector.spans();
     assert_eq!(spans.len(), 2, "{spans:?}");
+}
+
+/// With the collector down, the flush before each `/next` makes its attempt and gives
+/// up: it does not wait out coldstart's retry backoff (100, 200 and 400 ms plus
+/// jitter), which would hold every next invocation for most of a second, billed. The
+/// spans are counted as dropped and the failure is said once.
+#[test]
+fn with_the_collector_down_the_next_invocation_is_not_held_by_retries() {
+    let test = "with_the_collector_down_the_next_invocation_is_not_held_by_retries";
+    let Some(cargo_lambda) = cargo_lambda(test) else {
+        return;
+    };
+    let emulator = Emulator::start(cargo_lambda);
+    // Free a moment ago, so nothing listens there: every export is refused.
+    let closed = format!("http://127.0.0.1:{}", support::free_port());
+    let function = Function::start(
+        &emulator.runtime_api(),
+        &[("OTEL_EXPORTER_OTLP_ENDPOINT", closed.as_str())],
+    );
+    // Queued together: the function takes each as soon as its flush lets it ask for
+    // the next, so the time between two answers is mostly the first one's flush.
+    let callers: Vec<_> = (0..3)
+        .map(|i| {
+            let mut command = emulator.invoke_command(&format!(r#"{{"n":{i}}}"#));
+            command.stdout(Stdio::null()).stderr(Stdio::null());
+            command.spawn().unwrap()
+        })
+        .collect();
+    for mut caller in callers {
+        assert!(caller.wait().unwrap().success());
+    }
+    let mut records = Vec::new();
+    function.emf(3, &mut records);
+    let mut answered: Vec<u64> = records
+        .iter()
+        .map(|r| r["_aws"]["Timestamp"].as_u64().unwrap())
+        .collect();
+    answered.sort_unstable();
+    let gaps: Vec<u64> = answered.windows(2).map(|w| w[1] - w[0]).collect();
+    eprintln!("{test}: answers {gaps:?} ms apart");
+    assert!(
+        gaps.iter().all(|&ms| ms < 400),
+        "answers {gaps:?} ms apart: the flush before /next waited out the backoff"
+    );
+    let mut stderr = function.stderr;
+    let said = stderr.wait_for("traces: export failed").to_owned();
+    assert!(said.contains("Connection refused"), "{said}");
 }

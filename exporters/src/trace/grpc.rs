@@ -28,7 +28,7 @@ use tonic::transport::Channel;
 
 use super::encode::{self, EncodedResource};
 use super::otlp::USER_AGENT;
-use super::retry::{Attempt, Ending, MAX_ASKED_DELAY, with_retries};
+use super::retry::{Attempt, MAX_ASKED_DELAY, Patience, with_retries};
 use crate::config::Config;
 
 /// The trace service's export method (`opentelemetry/proto/collector/trace/v1/trace_service.proto`).
@@ -43,8 +43,8 @@ pub(crate) struct Exporter {
     metadata: MetadataMap,
     timeout: Duration,
     resource: EncodedResource,
-    /// Told when the final flush begins ([`Ending`]).
-    pub(super) ending: Arc<Ending>,
+    /// Whether its own backoff is still waited out ([`Patience`]).
+    pub(super) patience: Arc<Patience>,
 }
 
 /// The exporter for `config`'s endpoint; it connects on its first export.
@@ -62,7 +62,7 @@ pub(crate) fn exporter(config: &Config) -> Result<Exporter, String> {
         metadata: metadata(&config.otlp_headers),
         timeout: config.otlp_timeout,
         resource: EncodedResource::default(),
-        ending: Arc::default(),
+        patience: Arc::default(),
     })
 }
 
@@ -73,7 +73,7 @@ impl opentelemetry_sdk::trace::SpanExporter for Exporter {
         drop(batch);
         let request = Bytes::from(request);
         // Each attempt gets what is left of the timeout.
-        with_retries(self.timeout, &self.ending, |left| {
+        with_retries(self.timeout, &self.patience, |left| {
             let mut call = tonic::Request::new(request.clone());
             *call.metadata_mut() = self.metadata.clone();
             call.set_timeout(left);

@@ -175,12 +175,12 @@ pub(crate) enum Sink {
 }
 
 impl Sink {
-    /// What tells the exporter that the final flush has begun; `None` for no exporter.
-    fn ending(&self) -> Option<Arc<retry::Ending>> {
+    /// The exporter's [`retry::Patience`]; `None` for no exporter.
+    fn patience(&self) -> Option<Arc<retry::Patience>> {
         match self {
-            Sink::Http(exporter) => Some(exporter.ending.clone()),
+            Sink::Http(exporter) => Some(exporter.patience.clone()),
             #[cfg(feature = "grpc")]
-            Sink::Grpc(exporter) => Some(exporter.ending.clone()),
+            Sink::Grpc(exporter) => Some(exporter.patience.clone()),
             Sink::Nowhere => None,
         }
     }
@@ -209,19 +209,23 @@ impl opentelemetry_sdk::trace::SpanExporter for Sink {
     }
 }
 
-/// The sink once [`start`] has built it, shared by the export task and flushes.
-type Shared = Arc<tokio::sync::Mutex<Sink>>;
-static EXPORTER: OnceLock<Option<Shared>> = OnceLock::new();
+/// The sink once [`start`] has built it, shared by the export task and flushes, and
+/// its exporter's patience.
+pub(crate) struct Started {
+    sink: Arc<tokio::sync::Mutex<Sink>>,
+    patience: Option<Arc<retry::Patience>>,
+}
+static EXPORTER: OnceLock<Option<Started>> = OnceLock::new();
 
 /// Builds the OTLP exporter (when spans are exported) and starts draining the queue;
 /// registers the final flush at shutdown. Call it after the first response, inside
 /// the runtime. Only the first call does anything; it returns the sink, `None` when
 /// no span is kept or the exporter could not be built.
-pub(crate) fn start(config: &Config) -> Option<&'static Shared> {
+pub(crate) fn start(config: &Config) -> Option<&'static Started> {
     EXPORTER.get_or_init(|| build_and_run(config)).as_ref()
 }
 
-fn build_and_run(config: &Config) -> Option<Shared> {
+fn build_and_run(config: &Config) -> Option<Started> {
     use opentelemetry_sdk::trace::SpanExporter as _;
     let queue = CORE.get()?.queue.clone()?;
     let sink = if config.export_traces {
@@ -243,35 +247,44 @@ fn build_and_run(config: &Config) -> Option<Shared> {
     } else {
         Sink::Nowhere
     };
-    let ending = sink.ending();
+    let patience = sink.patience();
     let exporter = Arc::new(tokio::sync::Mutex::new(sink));
-    let (last_queue, last_exporter) = (queue.clone(), exporter.clone());
+    let (last_queue, last_exporter, last_patience) =
+        (queue.clone(), exporter.clone(), patience.clone());
     coldstart_runtime::on_shutdown("span flush", FLUSH_DEADLINE, move || async move {
         // Ends a little before the hook's deadline, so that what it could not send is
         // still counted and said.
         let deadline = tokio::time::Instant::now() + FLUSH_DEADLINE - FLUSH_MARGIN;
-        if let Some(ending) = &ending {
-            ending.begin();
+        if let Some(patience) = &last_patience {
+            patience.run_out();
         }
         last_queue.finish(&last_exporter, deadline).await;
     });
     tokio::spawn(queue.run(exporter.clone()));
-    Some(exporter)
+    Some(Started {
+        sink: exporter,
+        patience,
+    })
 }
 
 /// Exports every span queued now, starting the exporter if it has not started,
 /// within `budget`. A batch still unanswered when the budget is spent is dropped and
-/// counted; spans not yet taken stay queued for the next export. Returns how many
-/// spans were still queued at the end.
+/// counted; spans not yet taken stay queued for the next export. From the first such
+/// flush on, the exporter no longer waits out its own retry backoff
+/// ([`retry::Patience`]): the process may be frozen after it. Returns how many spans
+/// were still queued at the end.
 pub(crate) async fn flush(config: &Config, budget: Duration) -> usize {
-    let (Some(core), Some(exporter)) = (CORE.get(), start(config)) else {
+    let (Some(core), Some(started)) = (CORE.get(), start(config)) else {
         return 0;
     };
     let Some(queue) = &core.queue else {
         return 0;
     };
+    if let Some(patience) = &started.patience {
+        patience.run_out();
+    }
     queue
-        .flush(exporter, Some(tokio::time::Instant::now() + budget))
+        .flush(&started.sink, Some(tokio::time::Instant::now() + budget))
         .await;
     queue.len()
 }

@@ -17,7 +17,7 @@ use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::SpanData;
 
 use super::encode::{self, EncodedResource};
-use super::retry::{Attempt, Ending, MAX_ASKED_DELAY, with_retries};
+use super::retry::{Attempt, MAX_ASKED_DELAY, Patience, with_retries};
 use crate::client::Client;
 use crate::config::{Config, Protocol};
 use crate::problem;
@@ -46,8 +46,8 @@ pub(crate) struct Exporter {
     /// The whole export's, retries included.
     timeout: Duration,
     resource: EncodedResource,
-    /// Told when the final flush begins ([`Ending`]).
-    pub(super) ending: Arc<Ending>,
+    /// Whether its own backoff is still waited out ([`Patience`]).
+    pub(super) patience: Arc<Patience>,
 }
 
 fn http_exporter(config: &Config) -> Result<Exporter, String> {
@@ -93,7 +93,7 @@ fn http_exporter(config: &Config) -> Result<Exporter, String> {
         gzip,
         timeout: config.otlp_timeout,
         resource: EncodedResource::default(),
-        ending: Arc::default(),
+        patience: Arc::default(),
     })
 }
 
@@ -111,7 +111,7 @@ impl opentelemetry_sdk::trace::SpanExporter for Exporter {
             body
         };
         let body = Bytes::from(body);
-        with_retries(self.timeout, &self.ending, |left| {
+        with_retries(self.timeout, &self.patience, |left| {
             let mut request = http::Request::new(body.clone());
             *request.method_mut() = http::Method::POST;
             *request.uri_mut() = self.url.clone();

@@ -4,12 +4,16 @@ on the runtime's clock (opentelemetry-otlp's recommended policy: three retries, 
 100 ms doubling up to 1.6 s), at least the delay the collector asked for, and the
 whole export, retries included, within the OTLP timeout, as the specification asks.
 
-Once the final flush has begun ([`Ending::begin`]), coldstart's own backoff is no
-longer waited out: a retry waiting on it is made at once, and a failure after that is
-not retried on coldstart's account. A wait the collector asked for is still honoured.
-The program is ending, and a collector that could not be reached a moment ago is
-rarely there a few hundred milliseconds later: without this, the example took 850 ms
-to exit with no collector listening.
+Once the exporter's patience has run out ([`Patience::run_out`]), coldstart's own
+backoff is no longer waited out: a retry waiting on it is made at once, and a failure
+after that is not retried on coldstart's account. A wait the collector asked for is
+still honoured. Patience runs out at the final flush, when the program is ending, and
+at the first flush with a budget, which the Lambda integration makes before asking for
+each next invocation: the process may be frozen after it, and the next invocation
+would wait for the backoff. A collector that could not be reached a moment ago is
+rarely there a few hundred milliseconds later. Without this the example took 850 ms
+to exit with no collector listening, and on Lambda each next invocation waited about
+800 ms.
 */
 
 use std::future::Future;
@@ -42,31 +46,33 @@ pub(super) enum Attempt {
     },
 }
 
-/// Whether the final flush has begun; one per exporter, shared with the flush.
+/// Whether the exporter still waits out its own backoff; one per exporter, shared
+/// with the flushes that make it run out.
 #[derive(Debug, Default)]
-pub(crate) struct Ending {
-    began: AtomicBool,
+pub(crate) struct Patience {
+    out: AtomicBool,
     wake: Notify,
 }
 
-impl Ending {
-    /// The final flush begins: a retry waiting on coldstart's backoff is made now.
-    pub(crate) fn begin(&self) {
-        self.began.store(true, Ordering::Release);
+impl Patience {
+    /// From now on, a retry waiting on coldstart's backoff is made at once, and none
+    /// follows a failure the collector asked no wait for.
+    pub(crate) fn run_out(&self) {
+        self.out.store(true, Ordering::Release);
         self.wake.notify_waiters();
     }
 
-    fn began(&self) -> bool {
-        self.began.load(Ordering::Acquire)
+    fn is_out(&self) -> bool {
+        self.out.load(Ordering::Acquire)
     }
 
-    /// Returns once [`Ending::begin`] has been called.
-    async fn begun(&self) {
+    /// Returns once [`Patience::run_out`] has been called.
+    async fn running_out(&self) {
         let woken = self.wake.notified();
         tokio::pin!(woken);
-        // Registered before the check, so a `begin` between the two is not missed.
+        // Registered before the check, so a `run_out` between the two is not missed.
         woken.as_mut().enable();
-        if !self.began() {
+        if !self.is_out() {
             woken.await;
         }
     }
@@ -74,11 +80,11 @@ impl Ending {
 
 /// Runs `attempt` (given the time left) until it is done, fails for good, or the
 /// retries or `timeout` run out; a retry that would start past the timeout is not
-/// started. Once `ending` has begun, only a wait the collector asked for is waited
+/// started. Once `patience` has run out, only a wait the collector asked for is waited
 /// out (see the module's documentation). Returns the last failure's reason.
 pub(super) async fn with_retries<A, F>(
     timeout: Duration,
-    ending: &Ending,
+    patience: &Patience,
     mut attempt: A,
 ) -> Result<(), String>
 where
@@ -102,17 +108,17 @@ where
         if retry == RETRIES
             || !retryable
             || Instant::now() + wait >= deadline
-            || (asked.is_none() && ending.began())
+            || (asked.is_none() && patience.is_out())
         {
             return Err(why);
         }
         retry += 1;
-        // Once the program ends, only the part of the wait the collector asked for.
+        // Once patience runs out, only the part of the wait the collector asked for.
         let asked_until = Instant::now() + asked.unwrap_or_default();
         tokio::select! {
             () = tokio::time::sleep(wait) => {}
             () = async {
-                ending.begun().await;
+                patience.running_out().await;
                 tokio::time::sleep_until(asked_until).await;
             } => {}
         }
@@ -143,13 +149,15 @@ mod tests {
         })
     }
 
-    /// Without an ending, a collector that keeps failing is tried four times, over
+    /// While patience lasts, a collector that keeps failing is tried four times, over
     /// the backoff of 100, 200 and 400 ms (plus jitter).
     #[tokio::test(start_paused = true)]
     async fn a_failing_export_is_retried_three_times_with_backoff() {
-        let (tries, ending, start) = (AtomicU32::new(0), Ending::default(), Instant::now());
-        let result =
-            with_retries(Duration::from_secs(10), &ending, |_| failing(&tries, None)).await;
+        let (tries, patience, start) = (AtomicU32::new(0), Patience::default(), Instant::now());
+        let result = with_retries(Duration::from_secs(10), &patience, |_| {
+            failing(&tries, None)
+        })
+        .await;
         assert_eq!(result, Err("refused".into()));
         assert_eq!(tries.load(Ordering::SeqCst), 4);
         assert!(
@@ -159,17 +167,20 @@ mod tests {
         );
     }
 
-    /// When the final flush begins during a backoff, the retry is made at once and
-    /// is the last; a flush that begins after that makes one attempt.
+    /// When patience runs out during a backoff, the retry is made at once and is the
+    /// last; an export that begins after that makes one attempt.
     #[tokio::test(start_paused = true)]
-    async fn once_the_program_ends_a_backoff_is_cut_short_and_not_repeated() {
+    async fn once_patience_runs_out_a_backoff_is_cut_short_and_not_repeated() {
         let tries = Arc::new(AtomicU32::new(0));
-        let ending = Arc::new(Ending::default());
+        let patience = Arc::new(Patience::default());
         let start = Instant::now();
         let export = tokio::spawn({
-            let (tries, ending) = (tries.clone(), ending.clone());
+            let (tries, patience) = (tries.clone(), patience.clone());
             async move {
-                with_retries(Duration::from_secs(10), &ending, |_| failing(&tries, None)).await
+                with_retries(Duration::from_secs(10), &patience, |_| {
+                    failing(&tries, None)
+                })
+                .await
             }
         });
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -178,43 +189,50 @@ mod tests {
             1,
             "waiting out the first backoff"
         );
-        ending.begin();
+        patience.run_out();
         assert_eq!(export.await.unwrap(), Err("refused".into()));
         assert_eq!(tries.load(Ordering::SeqCst), 2);
         assert_eq!(
             start.elapsed(),
             Duration::from_millis(50),
-            "no backoff after begin"
+            "no backoff once out"
         );
 
-        let last = with_retries(Duration::from_secs(10), &ending, |_| failing(&tries, None)).await;
+        let last = with_retries(Duration::from_secs(10), &patience, |_| {
+            failing(&tries, None)
+        })
+        .await;
         assert_eq!(last, Err("refused".into()));
         assert_eq!(tries.load(Ordering::SeqCst), 3);
         assert_eq!(start.elapsed(), Duration::from_millis(50));
     }
 
-    /// A collector that asks for no wait (`Retry-After: 0`) is retried at once when the
-    /// program ends: the backoff on top of what it asked is coldstart's own.
+    /// A collector that asks for no wait (`Retry-After: 0`) is retried at once once
+    /// patience has run out: the backoff on top of what it asked is coldstart's own.
     #[tokio::test(start_paused = true)]
-    async fn at_the_end_only_the_asked_part_of_a_wait_is_waited_out() {
-        let (tries, ending, start) = (AtomicU32::new(0), Ending::default(), Instant::now());
-        ending.begin();
+    async fn without_patience_only_the_asked_part_of_a_wait_is_waited_out() {
+        let (tries, patience, start) = (AtomicU32::new(0), Patience::default(), Instant::now());
+        patience.run_out();
         let asked = Some(Duration::ZERO);
-        let result =
-            with_retries(Duration::from_secs(10), &ending, |_| failing(&tries, asked)).await;
+        let result = with_retries(Duration::from_secs(10), &patience, |_| {
+            failing(&tries, asked)
+        })
+        .await;
         assert_eq!(result, Err("refused".into()));
         assert_eq!(tries.load(Ordering::SeqCst), 4, "asked to retry: retried");
         assert_eq!(start.elapsed(), Duration::ZERO, "without the backoff");
     }
 
-    /// A wait the collector asked for is still waited out once the program ends.
+    /// A wait the collector asked for is still waited out once patience has run out.
     #[tokio::test(start_paused = true)]
-    async fn a_wait_the_collector_asks_for_is_honoured_at_the_end_too() {
-        let (tries, ending, start) = (AtomicU32::new(0), Ending::default(), Instant::now());
-        ending.begin();
+    async fn a_wait_the_collector_asks_for_is_honoured_without_patience_too() {
+        let (tries, patience, start) = (AtomicU32::new(0), Patience::default(), Instant::now());
+        patience.run_out();
         let asked = Some(Duration::from_secs(2));
-        let result =
-            with_retries(Duration::from_secs(3), &ending, |_| failing(&tries, asked)).await;
+        let result = with_retries(Duration::from_secs(3), &patience, |_| {
+            failing(&tries, asked)
+        })
+        .await;
         assert_eq!(result, Err("refused".into()));
         // The retry waits the 2 s asked; a third attempt would start past the 3 s.
         assert_eq!(tries.load(Ordering::SeqCst), 2);
