@@ -150,6 +150,11 @@ impl Telemetry {
     /// queued (they go with the next export). What the Lambda integration calls after
     /// each invocation's response, before asking for the next one. Must be called
     /// inside the runtime.
+    ///
+    /// Meant for a process that may be frozen or ended after it: from the first call
+    /// on, the exporter no longer waits out its own retry backoff, for this flush and
+    /// for every later export (a failure is retried only after a wait the collector
+    /// asked for). A long-running server should let the scheduled export run instead.
     pub async fn flush(&self, budget: std::time::Duration) -> usize {
         #[cfg(feature = "tracing")]
         if self.config.traces {

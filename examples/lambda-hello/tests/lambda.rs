@@ -537,12 +537,9 @@ fn with_the_collector_down_the_next_invocation_is_not_held_by_retries() {
     let emulator = Emulator::start(cargo_lambda);
     // Free a moment ago, so nothing listens there: every export is refused.
     let closed = format!("http://127.0.0.1:{}", support::free_port());
-    let function = Function::start(
-        &emulator.runtime_api(),
-        &[("OTEL_EXPORTER_OTLP_ENDPOINT", closed.as_str())],
-    );
-    // Queued together: the function takes each as soon as its flush lets it ask for
-    // the next, so the time between two answers is mostly the first one's flush.
+    // Queued before the function starts: it takes each as soon as its flush lets it
+    // ask for the next, so the time between two answers is the first one's flush,
+    // not the callers' arrival.
     let callers: Vec<_> = (0..3)
         .map(|i| {
             let mut command = emulator.invoke_command(&format!(r#"{{"n":{i}}}"#));
@@ -550,6 +547,11 @@ fn with_the_collector_down_the_next_invocation_is_not_held_by_retries() {
             command.spawn().unwrap()
         })
         .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let function = Function::start(
+        &emulator.runtime_api(),
+        &[("OTEL_EXPORTER_OTLP_ENDPOINT", closed.as_str())],
+    );
     for mut caller in callers {
         assert!(caller.wait().unwrap().success());
     }
