@@ -36,9 +36,12 @@ impl RuntimeApi {
     /// # Errors
     ///
     /// A message saying what is accepted, for an empty value, a scheme other than
-    /// `http`, or a value without a host and port.
+    /// `http`, a value without a host and port, or one with spaces around it
+    /// (lambda_runtime reads the variable as it is, and cannot use such a value).
     pub fn parse(value: &str) -> Result<RuntimeApi, String> {
-        let value = value.trim();
+        if value.trim() != value {
+            return Err("expected `host:port` with no spaces around it".to_owned());
+        }
         let rest = match value.split_once("://") {
             None => value,
             Some(("http", rest)) => rest,
@@ -199,14 +202,16 @@ impl Function {
             }
             Err(_) => None,
         };
-        let memory_mb = match memory.trim().parse::<u32>() {
+        // As lambda_runtime reads it: untrimmed.
+        let memory_mb = match memory.parse::<u32>() {
             Ok(mb) if (1..=i32::MAX as u32).contains(&mb) => Some(mb),
             _ if memory.is_empty() => None,
             _ => {
                 error.invalid.push((
                     "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
                     memory.clone(),
-                    "expected a whole number of MB, such as 128".to_owned(),
+                    "expected a whole number of MB, such as 128, with no spaces around it"
+                        .to_owned(),
                 ));
                 None
             }
@@ -342,6 +347,25 @@ mod tests {
             ),
             "{text}"
         );
+    }
+
+    /// Regression: coldstart trimmed these values and accepted them, then
+    /// lambda_runtime, which reads them as they are, panicked on them.
+    #[test]
+    fn values_with_spaces_around_them_are_named_not_passed_on() {
+        let e = Function::from_lookup(lookup(&[
+            ("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001 "),
+            ("AWS_LAMBDA_FUNCTION_NAME", "f"),
+            ("AWS_LAMBDA_FUNCTION_VERSION", "1"),
+            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", " 128"),
+        ]))
+        .unwrap_err();
+        let named: Vec<_> = e.invalid.iter().map(|(key, _, _)| *key).collect();
+        assert_eq!(
+            named,
+            ["AWS_LAMBDA_RUNTIME_API", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE"]
+        );
+        assert!(e.to_string().contains("no spaces around it"), "{e}");
     }
 
     #[test]

@@ -50,7 +50,9 @@ pub(crate) fn report_if_initialising(error_type: &str, message: &str) {
     let Some(value) = std::env::var_os("AWS_LAMBDA_RUNTIME_API") else {
         return;
     };
-    let Ok(api) = RuntimeApi::parse(&value.to_string_lossy()) else {
+    // Trimmed: a value with spaces around it is refused as a setting (lambda_runtime
+    // cannot use it), and that refusal is the failure to report.
+    let Ok(api) = RuntimeApi::parse(value.to_string_lossy().trim()) else {
         return;
     };
     match report_init_error(&api, error_type, message) {
