@@ -515,6 +515,30 @@ impl Reader<'_> {
         parsed
     }
 
+    /// The signal's own setting (`own`), else the general one: a bad `own` is said,
+    /// naming the general setting as what is used `instead` when that is set.
+    fn read_either<T>(
+        &mut self,
+        [own, general]: [&'static str; 2],
+        accepts: &'static str,
+        instead: &'static str,
+        parse: impl Fn(&str) -> Option<T>,
+    ) -> Option<T> {
+        if let Some((raw, layer)) = self.layered(own) {
+            if let Some(value) = parse(&raw) {
+                return Some(value);
+            }
+            let usable = |(v, _): (String, Layer)| parse(&v);
+            let instead = if self.layered(general).and_then(usable).is_some() {
+                instead
+            } else {
+                USING_THE_DEFAULT
+            };
+            self.refuse(own, raw, layer, accepts, instead);
+        }
+        self.read(general, accepts, parse)
+    }
+
     fn refuse(
         &mut self,
         key: &'static str,
@@ -639,10 +663,12 @@ impl Config {
             })
             .unwrap_or(false);
         let exporter = r
-            .read("OTEL_TRACES_EXPORTER", "`otlp` or `none`", |s| match s {
-                "otlp" => Some(true),
-                "none" => Some(false),
-                _ => None,
+            .read("OTEL_TRACES_EXPORTER", "`otlp` or `none`", |s| {
+                match s.to_ascii_lowercase().as_str() {
+                    "otlp" => Some(true),
+                    "none" => Some(false),
+                    _ => None,
+                }
             })
             .unwrap_or(true);
         let sampler = read_sampler(&mut r);
@@ -650,13 +676,17 @@ impl Config {
         let (trace_context, baggage) = read_propagators(&mut r);
         let queue = read_queue(&mut r);
         let span_limits = read_span_limits(&mut r);
-        let otlp_timeout = [
-            "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
-            "OTEL_EXPORTER_OTLP_TIMEOUT",
-        ]
-        .into_iter()
-        .find_map(|key| r.read(key, "milliseconds, from 0 to 3600000", millis))
-        .unwrap_or(Duration::from_secs(10));
+        let otlp_timeout = r
+            .read_either(
+                [
+                    "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+                    "OTEL_EXPORTER_OTLP_TIMEOUT",
+                ],
+                TIMEOUT,
+                "OTEL_EXPORTER_OTLP_TIMEOUT is used instead",
+                timeout,
+            )
+            .unwrap_or(Duration::from_secs(10));
         let protocol = read_protocol(&mut r);
         let compression = read_compression(&mut r);
         let otlp_endpoint = read_endpoint(&mut r, protocol);
@@ -749,18 +779,19 @@ fn read_protocol(r: &mut Reader<'_>) -> Protocol {
     } else {
         "`http/protobuf` (`grpc` needs coldstart's `grpc` feature)"
     };
-    [
-        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
-        "OTEL_EXPORTER_OTLP_PROTOCOL",
-    ]
-    .into_iter()
-    .find_map(|key| {
-        r.read(key, accepts, |s| {
+    r.read_either(
+        [
+            "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+            "OTEL_EXPORTER_OTLP_PROTOCOL",
+        ],
+        accepts,
+        "OTEL_EXPORTER_OTLP_PROTOCOL is used instead",
+        |s| {
             [Protocol::HttpProtobuf, Protocol::Grpc]
                 .into_iter()
-                .find(|p| p.name() == s && (grpc || *p != Protocol::Grpc))
-        })
-    })
+                .find(|p| p.name().eq_ignore_ascii_case(s) && (grpc || *p != Protocol::Grpc))
+        },
+    )
     .unwrap_or(Protocol::HttpProtobuf)
 }
 
@@ -772,18 +803,19 @@ fn read_compression(r: &mut Reader<'_>) -> Compression {
     } else {
         "`none` (`gzip` needs coldstart's `gzip` feature)"
     };
-    [
-        "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
-        "OTEL_EXPORTER_OTLP_COMPRESSION",
-    ]
-    .into_iter()
-    .find_map(|key| {
-        r.read(key, accepts, |s| {
+    r.read_either(
+        [
+            "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
+            "OTEL_EXPORTER_OTLP_COMPRESSION",
+        ],
+        accepts,
+        "OTEL_EXPORTER_OTLP_COMPRESSION is used instead",
+        |s| {
             [Compression::None, Compression::Gzip]
                 .into_iter()
                 .find(|c| c.name().eq_ignore_ascii_case(s) && (gzip || *c != Compression::Gzip))
-        })
-    })
+        },
+    )
     .unwrap_or(Compression::None)
 }
 
@@ -839,14 +871,39 @@ fn read_endpoint(r: &mut Reader<'_>, protocol: Protocol) -> Option<String> {
             .filter(|u| matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some())
             .map(|_| s.to_owned())
     };
-    if let Some(traces) = r.read("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", URL, url) {
-        return Some(traces);
+    const OWN: &str = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT";
+    const GENERAL: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
+    if let Some((raw, layer)) = r.layered(OWN) {
+        if let Some(own) = url(&raw) {
+            return Some(own);
+        }
+        let instead = if r.layered(GENERAL).and_then(|(v, _)| url(&v)).is_some() {
+            "OTEL_EXPORTER_OTLP_ENDPOINT is used instead"
+        } else {
+            USING_THE_DEFAULT
+        };
+        r.refuse(OWN, raw, layer, URL, instead);
     }
-    let base = r.read("OTEL_EXPORTER_OTLP_ENDPOINT", URL, url)?;
-    Some(match protocol {
-        Protocol::HttpProtobuf => format!("{}/v1/traces", base.trim_end_matches('/')),
-        Protocol::Grpc => base,
-    })
+    let base = r.read(GENERAL, URL, url)?;
+    Some(with_traces_path(base, protocol))
+}
+
+/// The general endpoint with the signal's path (`/v1/traces`) for OTLP/HTTP, before
+/// any query the base carries.
+fn with_traces_path(base: String, protocol: Protocol) -> String {
+    if protocol == Protocol::Grpc {
+        return base;
+    }
+    let (path, query) = match base.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (base.as_str(), None),
+    };
+    let mut endpoint = format!("{}/v1/traces", path.trim_end_matches('/'));
+    if let Some(query) = query {
+        endpoint.push('?');
+        endpoint.push_str(query);
+    }
+    endpoint
 }
 
 /// Export headers: `OTEL_EXPORTER_OTLP_TRACES_HEADERS` when it is set and readable,
@@ -908,7 +965,9 @@ fn percent_decode(s: &str) -> Option<String> {
     let mut rest = s.as_bytes();
     while let Some((&b, tail)) = rest.split_first() {
         if b == b'%' {
-            let hex = tail.get(..2)?;
+            let hex = tail
+                .get(..2)
+                .filter(|h| h.iter().all(u8::is_ascii_hexdigit))?;
             bytes.push(u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?);
             rest = &tail[2..];
         } else {
@@ -932,22 +991,24 @@ fn read_client_tls(r: &mut Reader<'_>) -> ClientTls {
     let tls = r.build.tls;
     let accepts = tls_file_accepts(r.build);
     let tls_file = |s: &str| tls.then(|| PathBuf::from(s));
-    let mut file = |traces: &'static str, any: &'static str| {
-        r.read(traces, accepts, tls_file)
-            .or_else(|| r.read(any, accepts, tls_file))
+    let mut file = |traces: &'static str, any: &'static str, instead: &'static str| {
+        r.read_either([traces, any], accepts, instead, tls_file)
     };
     let tls = ClientTls {
         ca: file(
             "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
             "OTEL_EXPORTER_OTLP_CERTIFICATE",
+            "OTEL_EXPORTER_OTLP_CERTIFICATE is used instead",
         ),
         certificate: file(
             "OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE",
             "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
+            "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE is used instead",
         ),
         key: file(
             "OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY",
             "OTEL_EXPORTER_OTLP_CLIENT_KEY",
+            "OTEL_EXPORTER_OTLP_CLIENT_KEY is used instead",
         ),
     };
     if tls.certificate.is_some() != tls.key.is_some() {
@@ -1056,7 +1117,9 @@ const SAMPLERS: &str = "one of `always_on`, `always_off`, `traceidratio`, `paren
 fn read_sampler(r: &mut Reader<'_>) -> Sampler {
     let kind = r
         .read("OTEL_TRACES_SAMPLER", SAMPLERS, |s| {
-            Sampler::KINDS.into_iter().find(|k| k.name() == s)
+            Sampler::KINDS
+                .into_iter()
+                .find(|k| k.name().eq_ignore_ascii_case(s))
         })
         .unwrap_or(Sampler::ParentBasedAlwaysOn);
     let arg = |r: &mut Reader<'_>| {
@@ -1120,6 +1183,14 @@ fn millis(s: &str) -> Option<Duration> {
         .map(Duration::from_millis)
 }
 
+/// What a timeout accepts: a timeout of 0 would fail every export.
+const TIMEOUT: &str = "milliseconds, from 1 to 3600000";
+
+/// [`millis`] above zero.
+fn timeout(s: &str) -> Option<Duration> {
+    millis(s).filter(|d| !d.is_zero())
+}
+
 fn read_queue(r: &mut Reader<'_>) -> Queue {
     let default = Queue::default();
     let count = |s: &str| {
@@ -1134,16 +1205,26 @@ fn read_queue(r: &mut Reader<'_>) -> Queue {
             count,
         )
         .unwrap_or(default.max_spans);
+    const BATCH: &str = "OTEL_BSP_MAX_EXPORT_BATCH_SIZE";
+    let batch = match r.read(BATCH, "a whole number from 1 to 1048576", count) {
+        Some(batch) if batch > max_spans => {
+            if let Some((raw, layer)) = r.layered(BATCH) {
+                r.refuse(
+                    BATCH,
+                    raw,
+                    layer,
+                    "a whole number no larger than OTEL_BSP_MAX_QUEUE_SIZE",
+                    "the queue size is used",
+                );
+            }
+            max_spans
+        }
+        Some(batch) => batch,
+        None => default.batch.min(max_spans),
+    };
     Queue {
         max_spans,
-        batch: r
-            .read(
-                "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
-                "a whole number from 1 to 1048576",
-                count,
-            )
-            .unwrap_or(default.batch)
-            .min(max_spans),
+        batch,
         delay: r
             .read(
                 "OTEL_BSP_SCHEDULE_DELAY",
@@ -1152,11 +1233,7 @@ fn read_queue(r: &mut Reader<'_>) -> Queue {
             )
             .unwrap_or(default.delay),
         export_timeout: r
-            .read(
-                "OTEL_BSP_EXPORT_TIMEOUT",
-                "milliseconds, from 0 to 3600000",
-                millis,
-            )
+            .read("OTEL_BSP_EXPORT_TIMEOUT", TIMEOUT, timeout)
             .unwrap_or(default.export_timeout),
     }
 }
@@ -1191,7 +1268,7 @@ fn read_propagators(r: &mut Reader<'_>) -> (bool, bool) {
     };
     let (mut trace_context, mut baggage, mut known, mut unknown) = (false, false, false, false);
     for name in raw.split(',').map(str::trim).filter(|n| !n.is_empty()) {
-        match name {
+        match name.to_ascii_lowercase().as_str() {
             "tracecontext" => trace_context = true,
             "baggage" => baggage = true,
             "none" => {}
@@ -1623,5 +1700,105 @@ mod tests {
         } else {
             assert!(errors[0].accepts.contains("`logs` feature"), "{errors:?}");
         }
+    }
+
+    #[test]
+    fn a_query_on_the_general_endpoint_stays_after_the_signal_path() {
+        let (c, errors) = config(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318/base/?x=1")]);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(
+            c.otlp_endpoint.as_deref(),
+            Some("http://c:4318/base/v1/traces?x=1")
+        );
+    }
+
+    #[test]
+    fn a_bad_signal_setting_names_the_general_one_used_instead() {
+        let (c, errors) = config(&[
+            ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "soon"),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "2000"),
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "collector"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"),
+        ]);
+        assert_eq!(c.otlp_timeout, Duration::from_secs(2));
+        assert_eq!(c.otlp_endpoint.as_deref(), Some("http://c:4318/v1/traces"));
+        let said: Vec<_> = errors.iter().map(|e| (e.key, e.instead)).collect();
+        assert_eq!(
+            said,
+            [
+                (
+                    "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+                    "OTEL_EXPORTER_OTLP_TIMEOUT is used instead"
+                ),
+                (
+                    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                    "OTEL_EXPORTER_OTLP_ENDPOINT is used instead"
+                ),
+            ]
+        );
+        // Without a usable general setting, the default is what is used.
+        let (_, errors) = config(&[("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "zstd")]);
+        assert_eq!(errors[0].instead, USING_THE_DEFAULT);
+        let (_, errors) = config(&[
+            ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "0"),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "0"),
+        ]);
+        assert_eq!(errors[0].instead, USING_THE_DEFAULT);
+        assert_eq!(errors.len(), 2, "{errors:?}");
+    }
+
+    #[test]
+    fn a_timeout_of_zero_is_refused_since_every_export_would_fail() {
+        let (c, errors) = config(&[
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "0"),
+            ("OTEL_BSP_EXPORT_TIMEOUT", "0"),
+        ]);
+        assert_eq!(c.otlp_timeout, Duration::from_secs(10));
+        assert_eq!(c.queue.export_timeout, Queue::default().export_timeout);
+        let keys: Vec<_> = errors.iter().map(|e| (e.key, e.accepts)).collect();
+        assert_eq!(
+            keys,
+            [
+                ("OTEL_BSP_EXPORT_TIMEOUT", TIMEOUT),
+                ("OTEL_EXPORTER_OTLP_TIMEOUT", TIMEOUT)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_batch_larger_than_the_queue_is_said_and_the_queue_size_used() {
+        let (c, errors) = config(&[("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "4096")]);
+        assert_eq!(c.queue.batch, c.queue.max_spans);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].key, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE");
+        assert_eq!(errors[0].value, "4096");
+        let (c, errors) = config(&[
+            ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "4096"),
+            ("OTEL_BSP_MAX_QUEUE_SIZE", "8192"),
+        ]);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(c.queue.batch, 4096);
+    }
+
+    #[test]
+    fn a_percent_escape_is_two_hex_digits_and_nothing_else() {
+        assert_eq!(percent_decode("a%41b").as_deref(), Some("aAb"));
+        assert_eq!(percent_decode("%+41"), None);
+        assert_eq!(percent_decode("%4"), None);
+    }
+
+    #[test]
+    fn names_of_values_are_read_in_any_case() {
+        let (c, errors) = config(&[
+            ("OTEL_TRACES_SAMPLER", "ALWAYS_OFF"),
+            ("OTEL_PROPAGATORS", "TraceContext"),
+            ("OTEL_TRACES_EXPORTER", "None"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "HTTP/Protobuf"),
+        ]);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(c.sampler, Sampler::AlwaysOff);
+        assert!(c.trace_context && !c.baggage);
+        assert!(!c.export_traces);
+        assert_eq!(c.protocol, Protocol::HttpProtobuf);
     }
 }
