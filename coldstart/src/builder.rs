@@ -136,6 +136,12 @@ pub(crate) fn run<F: Future>(settings: &Settings, env: Env, body: F) -> F::Outpu
             });
         #[cfg(not(feature = "lambda"))]
         let telemetry = coldstart_exporters::install(&env, settings.service_version);
+        // A job that ends before any first response still flushes and pushes.
+        coldstart_runtime::lifecycle::at_end_of_main(|| {
+            if let Some(telemetry) = coldstart_exporters::telemetry() {
+                telemetry.end_of_main();
+            }
+        });
         coldstart_runtime::block_on_in(settings, &env, async move {
             telemetry.start_after_first_response();
             body.await

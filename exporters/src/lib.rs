@@ -41,6 +41,7 @@ mod tls;
 pub mod trace;
 
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 pub use config::{Config, ConfigError};
 
@@ -104,6 +105,10 @@ pub fn install_with(config: Config, service_version: Option<&'static str>) -> Te
     Telemetry { config }
 }
 
+/// Set by whichever starts the exporters first: the work after the first response,
+/// or the end of `main` when it comes first ([`Telemetry::end_of_main`]).
+static EXPORTERS_STARTED: AtomicBool = AtomicBool::new(false);
+
 /// Ends the signal hold of [`Telemetry::start_after_first_response`] when dropped.
 struct ReleaseHeldSignals;
 
@@ -136,13 +141,40 @@ impl Telemetry {
         coldstart_runtime::after_first_request(async move {
             // Released when the hooks are registered, and also if starting panics.
             let _release = flushes.then_some(ReleaseHeldSignals);
+            let first = !EXPORTERS_STARTED.swap(true, Ordering::AcqRel);
             #[cfg(feature = "metrics")]
-            metrics::start(config).await;
+            if first {
+                metrics::start(config).await;
+            }
             #[cfg(feature = "tracing")]
-            if config.traces {
+            if first && config.traces {
                 trace::start(config);
             }
+            let _ = first;
         });
+    }
+
+    /// For a program whose `main` ends before its first response (a job that serves
+    /// nothing and ends before the fallback timer): its exporters never started, and
+    /// what it recorded would be lost. This registers their final work (the span
+    /// flush, the last Pushgateway push) for the shutdown hooks that run next; the
+    /// `/metrics` listener is not started. Does nothing once the exporters have
+    /// started. `#[coldstart::main]` has the runtime call it when the body has ended
+    /// (returned, panicked or stopped by a signal), before the shutdown hooks run.
+    /// Must be called inside the runtime.
+    pub fn end_of_main(&self) {
+        if EXPORTERS_STARTED.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let config = self.config;
+        #[cfg(feature = "metrics")]
+        metrics::at_end_of_main(config);
+        #[cfg(feature = "tracing")]
+        if config.traces {
+            trace::start(config);
+        }
+        let _ = config;
+        coldstart_runtime::lifecycle::release_held_signals();
     }
 
     /// Exports every span queued now, within `budget`, starting the exporter first if

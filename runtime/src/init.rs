@@ -362,7 +362,7 @@ pub(crate) async fn run_after_first_response() {
             if let Err(failure) = &finished.outcome {
                 if r.fatal {
                     eprintln!("coldstart: deferred {failure}; stopping (fatal)");
-                    lifecycle::stop(EXIT_INIT);
+                    lifecycle::stop(EXIT_INIT).await;
                 } else {
                     eprintln!("coldstart: deferred {failure}; serving continues");
                 }

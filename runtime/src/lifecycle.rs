@@ -24,8 +24,8 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, Ordering};
+use std::sync::{Mutex, Once};
 use std::time::Duration;
 
 use tokio::sync::Notify;
@@ -203,10 +203,11 @@ struct Registered {
 }
 
 static HOOKS: Mutex<Vec<Registered>> = Mutex::new(Vec::new());
-static SIGNALS: AtomicBool = AtomicBool::new(false);
 /// Set once tokio's signal listener is in place.
 static LISTENING: AtomicBool = AtomicBool::new(false);
-/// A signal [`hold_signals_until_hooks`] caught before the listener existed; 0 if none.
+/// Set while tokio's signal listener is being installed.
+static INSTALLING: AtomicBool = AtomicBool::new(false);
+/// A signal `note` caught before the listener existed; 0 if none.
 static HELD: AtomicI32 = AtomicI32::new(0);
 /// Set from [`hold_signals_until_hooks`] to [`release_held_signals`].
 static HOLDING: AtomicBool = AtomicBool::new(false);
@@ -224,8 +225,12 @@ static STOP_CODE: AtomicI32 = AtomicI32::new(0);
 
 /// Stops the program as a signal would: the body is cancelled, the shutdown hooks
 /// run, and the process exits with `code`.
-pub(crate) fn stop(code: i32) {
+/// Like a signal, it waits (at most [`RELEASE_WAIT`]) for a hold to be released, so
+/// that the held work's hooks (the final span flush) are registered before the hooks
+/// run.
+pub(crate) async fn stop(code: i32) {
     STOP_CODE.store(code, Ordering::Release);
+    wait_for_held_work().await;
     advance(State::Draining);
     // Not a real signal number: any non-zero value ends `shutdown_signal`.
     let _ = SIGNALLED.compare_exchange(0, u8::MAX, Ordering::AcqRel, Ordering::Acquire);
@@ -291,35 +296,99 @@ pub fn shutdown_hooks() -> usize {
 /// registration already runs the hooks, and waits for them on a task. Under a hold
 /// ([`hold_signals_until_hooks`]) a signal runs the hooks only once the hold is
 /// released, so that every hook of the held work is registered by then. Only the
-/// first call does anything.
+/// first call installs; a concurrent call returns once the listener is in place.
 fn listen_for_signals() {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once_force(|_| install_listener());
+}
+
+/// tokio sets up its signal handler before its listener subscribes: a signal in
+/// between is taken by the handler and reaches no listener, and its default effect is
+/// gone too, so the process would go on as if nothing had been sent. `note` is
+/// installed first (where the disposition is still the default), and tokio's handler
+/// calls the handler it replaces before its own work, so a signal in that window is
+/// kept in `HELD` and acted on here once the listener exists.
+fn install_listener() {
     use tokio::signal::unix::{SignalKind, signal};
-    if SIGNALS.swap(true, Ordering::AcqRel) {
-        return;
+    // Outside a runtime this panics (as documented) before any disposition changes;
+    // a later call inside one installs.
+    let _ = tokio::runtime::Handle::current();
+    INSTALLING.store(true, Ordering::Release);
+    for signo in [libc::SIGTERM, libc::SIGINT] {
+        install_note(signo);
     }
-    let (Ok(mut term), Ok(mut int)) = (
+    let listeners = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
-    ) else {
+    );
+    let (Ok(mut term), Ok(mut int)) = listeners else {
+        INSTALLING.store(false, Ordering::Release);
         eprintln!(
             "coldstart: cannot listen for SIGTERM/SIGINT; shutdown hooks run only at the end of main"
         );
-        release_held_signals();
+        give_back_signals();
         return;
     };
     LISTENING.store(true, Ordering::Release);
+    INSTALLING.store(false, Ordering::Release);
     tokio::spawn(async move {
         let signo = tokio::select! {
             _ = term.recv() => libc::SIGTERM,
             _ = int.recv() => libc::SIGINT,
         };
-        let released = wait_until(&RELEASED, || !HOLDING.load(Ordering::Acquire));
-        let _ = tokio::time::timeout(RELEASE_WAIT, released).await;
+        wait_for_held_work().await;
         signalled(signo);
     });
     if !HOLDING.load(Ordering::Acquire) {
         take_held();
+    } else if HELD.load(Ordering::Acquire) != 0 {
+        // Caught before the listener could take it: acted on as the listener would.
+        tokio::spawn(async {
+            wait_for_held_work().await;
+            take_held();
+        });
     }
+}
+
+/// Work for the end of `main`, before the shutdown hooks ([`at_end_of_main`]).
+static AT_END: Mutex<Vec<fn()>> = Mutex::new(Vec::new());
+
+/// Runs `work` once the body of `main` has ended (returned, panicked or stopped by a
+/// signal), before the shutdown hooks run: where work that was to start after the
+/// first response, and did not, registers the hooks of what it must not lose (the
+/// telemetry's final flush and push, for a program that ended before its first
+/// response). Registering installs nothing and costs one push.
+pub fn at_end_of_main(work: fn()) {
+    match AT_END.lock() {
+        Ok(mut all) => all.push(work),
+        Err(poisoned) => poisoned.into_inner().push(work),
+    }
+}
+
+/// The end of `main`: the [`at_end_of_main`] work, then (as for a signal) a wait for
+/// held work that has started to register its hooks.
+pub(crate) async fn end_of_main() {
+    let work = match AT_END.lock() {
+        Ok(mut all) => std::mem::take(&mut *all),
+        Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
+    };
+    for w in work {
+        if std::panic::catch_unwind(w).is_err() {
+            eprintln!("coldstart: work at the end of main panicked");
+        }
+    }
+    wait_for_held_work().await;
+}
+
+/// Waits (at most [`RELEASE_WAIT`]) for a hold to be released. Only after the first
+/// response: before it the held work has not started, so there is nothing to wait for.
+async fn wait_for_held_work() {
+    // `trigger`, not the state: a signal before the first response makes it `Draining`.
+    if trigger().is_none() && !MARK_PENDING.load(Ordering::Acquire) {
+        return;
+    }
+    let released = wait_until(&RELEASED, || !HOLDING.load(Ordering::Acquire));
+    let _ = tokio::time::timeout(RELEASE_WAIT, released).await;
 }
 
 /// Records `signo` as the reason to shut down and wakes the waiters.
@@ -354,37 +423,51 @@ pub fn hold_signals_until_hooks() {
         return;
     }
     for signo in [libc::SIGTERM, libc::SIGINT] {
-        // SAFETY: reading then setting a disposition with valid pointers; `hold` only
-        // does async-signal-safe things (atomics, `sigaction`, `signal`, `raise`).
-        unsafe {
-            let mut old: libc::sigaction = std::mem::zeroed();
-            libc::sigaction(signo, std::ptr::null(), &mut old);
-            if old.sa_sigaction != libc::SIG_DFL {
-                continue;
-            }
-            let mut action: libc::sigaction = std::mem::zeroed();
-            action.sa_sigaction = hold as extern "C" fn(libc::c_int) as libc::sighandler_t;
-            action.sa_flags = libc::SA_RESTART;
-            libc::sigemptyset(&mut action.sa_mask);
-            libc::sigaction(signo, &action, std::ptr::null_mut());
-        }
+        install_note(signo);
     }
 }
 
-/// Whether `hold` is the installed handler of `signo`.
+/// Installs `note` for `signo` where its disposition is still the default.
+fn install_note(signo: libc::c_int) {
+    // SAFETY: reading then setting a disposition with valid pointers; `note` only
+    // does async-signal-safe things (atomics, `sigaction`, `signal`, `raise`).
+    unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(signo, std::ptr::null(), &mut old);
+        if old.sa_sigaction != libc::SIG_DFL {
+            return;
+        }
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = note as extern "C" fn(libc::c_int) as libc::sighandler_t;
+        action.sa_flags = libc::SA_RESTART;
+        libc::sigemptyset(&mut action.sa_mask);
+        libc::sigaction(signo, &action, std::ptr::null_mut());
+    }
+}
+
+/// Whether `note` is the installed handler of `signo`.
 fn holds(signo: libc::c_int) -> bool {
     // SAFETY: reading the disposition into a valid sigaction; async-signal-safe.
     unsafe {
         let mut current: libc::sigaction = std::mem::zeroed();
         libc::sigaction(signo, std::ptr::null(), &mut current);
-        current.sa_sigaction == hold as extern "C" fn(libc::c_int) as libc::sighandler_t
+        current.sa_sigaction == note as extern "C" fn(libc::c_int) as libc::sighandler_t
     }
 }
 
-/// The holding handler. tokio's registry keeps the handler it replaces and calls it
-/// first: when `hold` is not the installed handler, the signal belongs to another.
-extern "C" fn hold(signo: libc::c_int) {
-    if LISTENING.load(Ordering::Acquire) || !holds(signo) {
+/// The handler of a hold, and of the listener's installation. tokio's registry keeps
+/// the handler it replaces and calls it first: when `note` is not the installed
+/// handler, the signal belongs to tokio's handler, which keeps it once its listener
+/// exists; while coldstart's listener is being installed it may not, so the signal is
+/// kept here too (acting on it twice is the same as once).
+extern "C" fn note(signo: libc::c_int) {
+    if LISTENING.load(Ordering::Acquire) {
+        return;
+    }
+    if !holds(signo) {
+        if INSTALLING.load(Ordering::Acquire) {
+            HELD.store(signo, Ordering::Release);
+        }
         return;
     }
     if is_first_response_done() || MARK_PENDING.load(Ordering::Acquire) {
@@ -401,13 +484,19 @@ extern "C" fn hold(signo: libc::c_int) {
 
 /// Ends a hold once the held work has registered its hooks, or found it had none to
 /// register (call it on every path, a drop guard is the safe way): the default
-/// disposition comes back where `hold` is still installed, and a held signal takes its
+/// disposition comes back where `note` is still installed, and a held signal takes its
 /// effect now, running the hooks if a listener exists, as the default signal would
 /// otherwise.
 pub fn release_held_signals() {
-    if !HOLDING.load(Ordering::Acquire) {
-        return;
+    if HOLDING.load(Ordering::Acquire) {
+        give_back_signals();
     }
+}
+
+/// Where `note` is still installed the default disposition comes back; a held
+/// signal is acted on by the listener if there is one, else raised with its default
+/// effect.
+fn give_back_signals() {
     for signo in [libc::SIGTERM, libc::SIGINT] {
         if holds(signo) {
             // SAFETY: restoring the default disposition.

@@ -200,6 +200,7 @@ pub fn block_on_in<F: Future>(settings: &Settings, env: &Env, body: F) -> F::Out
                 None => Ended::Cancelled,
             },
         };
+        lifecycle::end_of_main().await;
         lifecycle::run_shutdown_hooks().await;
         // Once the hooks are done (the deferred work runs on while they do): what the
         // end of `main` leaves undone. A fatal deferred init has said why it stops.

@@ -117,6 +117,19 @@ fn case() {
                 raise(libc::SIGTERM);
                 println!("alive after SIGTERM");
             }
+            "hook before the first response" => {
+                // A hook registered before serving (the Lambda integration's) installs
+                // the listener; the held work has not started, so nothing is waited for.
+                on_shutdown("flush", Duration::from_secs(1), || async {
+                    println!("hook ran");
+                });
+                // Outside the runtime: says so if the process outlives 1.5 s.
+                std::thread::spawn(|| {
+                    std::thread::sleep(Duration::from_millis(1500));
+                    println!("still running 1.5 s after SIGTERM");
+                });
+                raise(libc::SIGTERM);
+            }
             #[cfg(feature = "tower")]
             "between the write and the mark" => {
                 use http_body_util::{BodyExt, Full};
@@ -168,6 +181,17 @@ fn before_the_first_response_a_signal_keeps_its_default_effect() {
     let said = stdout(&out);
     assert_eq!(out.status.signal(), Some(libc::SIGTERM), "{said}");
     assert!(!said.contains("alive"), "{said}");
+}
+
+/// Regression: the listener, and then the end of `main`, waited up to 2 s for a hold
+/// whose work had not started (it starts after the first response), longer than
+/// Lambda's 500 ms after SIGTERM.
+#[test]
+fn before_the_first_response_a_listener_runs_the_hooks_without_waiting_for_the_hold() {
+    let said = exits_cleanly("hook before the first response");
+    assert!(said.contains("hook ran"), "{said}");
+    assert!(!said.contains("still running"), "{said}");
+    assert!(!said.contains("body finished"), "{said}");
 }
 
 /// Regression: the tower layer marks the first response only after the server's write,

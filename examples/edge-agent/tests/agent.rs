@@ -1,6 +1,7 @@
 //! The agent end to end: with no request to answer, the fallback timer starts the
 //! deferred work and the metrics listener, which then holds every sample taken before
-//! it; inside a real 64 MiB cgroup the plan is minimal; a bad setting is one line.
+//! it; a run that ends before the fallback still makes its last Pushgateway push;
+//! inside a real 64 MiB cgroup the plan is minimal; a bad setting is one line.
 
 #![allow(clippy::unwrap_used)] // a test fails loudly on a broken fixture
 
@@ -89,6 +90,34 @@ fn the_fallback_timer_starts_deferred_work_and_metrics_keep_the_early_samples() 
     );
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(0));
+}
+
+/// Regression: a job whose `main` ended before its first response (and before the
+/// fallback timer) never started its exporters, so nothing was pushed and nothing
+/// said so.
+#[test]
+fn a_run_that_ends_before_the_fallback_makes_its_last_push() {
+    let test = "a_run_that_ends_before_the_fallback_makes_its_last_push";
+    let Some((_gateway, gport)) = support::start_pushgateway(test) else {
+        return;
+    };
+    let out = Command::new(AGENT)
+        .env("EDGE_INTERVAL", "50ms")
+        .env("EDGE_CYCLES", "3")
+        .env("COLDSTART_METRICS_ADDR", "off")
+        .env(
+            "COLDSTART_METRICS_PUSH_URL",
+            format!("http://127.0.0.1:{gport}"),
+        )
+        .env("COLDSTART_METRICS_PUSH_JOB", "short-run")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    assert!(!said.contains("deferred work started"), "{said}");
+    let exposition = get_http10(gport, "/metrics").unwrap();
+    let series = "edge_samples_total{instance=\"\",job=\"short-run\"}";
+    assert_eq!(value(&exposition, series), Some(3.0), "{exposition}");
 }
 
 #[test]

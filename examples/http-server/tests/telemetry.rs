@@ -14,7 +14,7 @@ use std::time::Duration;
 mod support;
 use support::{
     Collector, Lines, Reaper, free_port, get, get_http10, get_with, poll, prometheus_query,
-    start_prometheus, temp_dir, tool,
+    start_prometheus, start_pushgateway, temp_dir, tool,
 };
 
 const SERVER: &str = env!("CARGO_BIN_EXE_http-server");
@@ -1137,24 +1137,11 @@ fn a_rejected_otlp_endpoint_never_reaches_the_exporter() {
 #[test]
 fn pushes_reach_a_real_pushgateway_and_the_last_push_happens_at_shutdown() {
     let test = "pushes_reach_a_real_pushgateway_and_the_last_push_happens_at_shutdown";
-    let Some(gateway) = tool(test, "prometheus-pushgateway", &["--version"]) else {
+    // The first push comes right after the first response and the next in an hour:
+    // the gateway must be listening before the service starts, as it is once started.
+    let Some((_gateway, gport)) = start_pushgateway(test) else {
         return;
     };
-    let gport = free_port();
-    let _gateway = Reaper(
-        Command::new(gateway)
-            .arg(format!("--web.listen-address=127.0.0.1:{gport}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    // The first push comes right after the first response and the next in an hour:
-    // the gateway must be listening before the service starts.
-    assert!(
-        poll(Duration::from_secs(10), || get_http10(gport, "/metrics")).is_some(),
-        "the Pushgateway never answered"
-    );
     let (port, mut server, mut lines) = server(&[
         ("COLDSTART_METRICS_ADDR", "off".into()),
         (

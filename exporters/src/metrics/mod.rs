@@ -114,6 +114,18 @@ pub(crate) async fn start(config: &Config) {
     }
 }
 
+/// At the end of a `main` that ended before its first response: the last push, as a
+/// shutdown hook, and no listener (nothing would scrape it).
+pub(crate) fn at_end_of_main(config: &Config) {
+    if !INSTALLED.load(Ordering::Acquire) {
+        return;
+    }
+    describe();
+    if let Some(push) = config.push.clone() {
+        push::at_shutdown(push);
+    }
+}
+
 /// The help text of the HTTP metrics (the layer records them without it).
 fn describe() {
     metrics::describe_counter!(

@@ -23,16 +23,20 @@ const PUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Pushes every interval on a task, and registers the final push at shutdown.
 pub(crate) fn start(push: Push) {
-    let last = push.clone();
-    coldstart_runtime::on_shutdown("metrics push", PUSH_TIMEOUT, move || async move {
-        push_now(&last).await;
-    });
+    at_shutdown(push.clone());
     tokio::spawn(async move {
         let mut every = tokio::time::interval(push.interval);
         loop {
             every.tick().await;
             push_now(&push).await;
         }
+    });
+}
+
+/// Registers the final push, made when the program ends.
+pub(crate) fn at_shutdown(push: Push) {
+    coldstart_runtime::on_shutdown("metrics push", PUSH_TIMEOUT, move || async move {
+        push_now(&push).await;
     });
 }
 

@@ -1,5 +1,5 @@
-//! What the examples' integration tests share (the Lambda example includes this file
-//! too): free ports, a raw HTTP/1.1 GET, a child's stderr as lines, temporary
+//! What the examples' integration tests share (the other examples and the facade's
+//! tests include this file too): free ports, a raw HTTP/1.1 GET, a child's stderr as lines, temporary
 //! directories, the real OTLP receiver, and finding the real tools (Prometheus, the OTLP
 //! receiver's Python) with the CI rule: missing under `CI=true` fails, elsewhere the
 //! test says it is skipped and why.
@@ -189,6 +189,26 @@ pub fn otlp_python(test: &str) -> Option<PathBuf> {
     )
 }
 
+/// A real Pushgateway on a free port, answering (pushes made before it listens would
+/// be lost); `None` (after saying the test is skipped) where it is missing outside CI.
+/// Stopped when the `Reaper` is dropped.
+pub fn start_pushgateway(test: &str) -> Option<(Reaper, u16)> {
+    let gateway = tool(test, "prometheus-pushgateway", &["--version"])?;
+    let port = free_port();
+    let child = Command::new(gateway)
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let reaper = Reaper(child);
+    assert!(
+        poll(Duration::from_secs(10), || get_http10(port, "/metrics")).is_some(),
+        "the Pushgateway never answered"
+    );
+    Some((reaper, port))
+}
+
 /// A real Prometheus (`program`) on a free port with `config`, its data under `dir`;
 /// stopped when the `Reaper` is dropped.
 pub fn start_prometheus(program: &Path, config: &Path, dir: &Path) -> (Reaper, u16) {
@@ -266,10 +286,12 @@ impl Collector {
     pub fn start_with(test: &str, mode: &str, grpc: bool, tls: Option<&Path>) -> Option<Collector> {
         let python = otlp_python(test)?;
         let dir = temp_dir(&format!("otlp-{mode}"));
-        let script = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../exporters/tests/support/otlp_receiver.py"
-        );
+        // This file is included by crates at different depths of the workspace.
+        let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .ancestors()
+            .map(|dir| dir.join("exporters/tests/support/otlp_receiver.py"))
+            .find(|script| script.is_file())
+            .expect("the OTLP receiver's script is in the workspace");
         let mut receiver = Command::new(python);
         receiver
             .arg(script)
