@@ -74,9 +74,9 @@ fn settings(env: &Env) -> (Vec<Row>, Vec<String>) {
         .effective()
         .into_iter()
         .map(|(variable, value)| {
-            // The traces-only name wins over the general one, as the exporter reads
-            // them, unless it is empty or was refused: then the next one is read.
-            let names = otlp_names(variable).unwrap_or([variable, variable]);
+            // The own name wins over the second one, as the exporter reads them,
+            // unless it is empty or was refused: then the next one is read.
+            let names = second_names(variable).unwrap_or([variable, variable]);
             let set = |name: &&str| {
                 env.lookup(name)
                     .is_some_and(|(v, _)| !v.to_string_lossy().trim().is_empty())
@@ -108,8 +108,18 @@ fn settings(env: &Env) -> (Vec<Row>, Vec<String>) {
     (rows, errors.iter().map(ToString::to_string).collect())
 }
 
-/// For an OTLP setting, its traces-only and general names, in the order they win.
-fn otlp_names(variable: &str) -> Option<[&'static str; 2]> {
+/// For a setting with a second name read when its own is unset, both names in the
+/// order they win: an OTLP setting's traces-only and general names, and a span, event
+/// or link attribute limit with `OTEL_ATTRIBUTE_COUNT_LIMIT`.
+fn second_names(variable: &'static str) -> Option<[&'static str; 2]> {
+    if matches!(
+        variable,
+        "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT"
+            | "OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT"
+            | "OTEL_LINK_ATTRIBUTE_COUNT_LIMIT"
+    ) {
+        return Some([variable, "OTEL_ATTRIBUTE_COUNT_LIMIT"]);
+    }
     let setting = variable
         .strip_prefix("OTEL_EXPORTER_OTLP_TRACES_")
         .or_else(|| variable.strip_prefix("OTEL_EXPORTER_OTLP_"))?;

@@ -5,7 +5,7 @@
 
 use std::process::Command;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 const DOCTOR: &str = env!("CARGO_BIN_EXE_cargo-coldstart");
 
@@ -223,5 +223,42 @@ fn doctor_names_the_general_variable_when_the_traces_one_is_not_used() {
     assert!(
         problems.contains("OTEL_EXPORTER_OTLP_TRACES_HEADERS"),
         "the refusal is still said: {problems}"
+    );
+}
+
+/// `OTEL_ATTRIBUTE_COUNT_LIMIT` is the span, event and link attribute limits where
+/// their own variable is unset; those rows say so.
+#[test]
+fn doctor_says_an_attribute_limit_came_through_the_general_one() {
+    let out = Command::new(DOCTOR)
+        .args(["doctor", "--json"])
+        .env_clear()
+        .env("OTEL_ATTRIBUTE_COUNT_LIMIT", "5")
+        .env("OTEL_LINK_ATTRIBUTE_COUNT_LIMIT", "3")
+        .output()
+        .unwrap();
+    let v = succeeded(&out);
+    let rows = v["settings"]["values"].as_array().unwrap();
+    let row = |variable: &str| {
+        let r = rows.iter().find(|r| r["variable"] == variable).unwrap();
+        (r["value"].clone(), r["source"]["via"].clone())
+    };
+    let through = json!("OTEL_ATTRIBUTE_COUNT_LIMIT");
+    assert_eq!(row("OTEL_ATTRIBUTE_COUNT_LIMIT"), (json!("5"), Value::Null));
+    assert_eq!(
+        row("OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT"),
+        (json!("5"), through.clone())
+    );
+    assert_eq!(
+        row("OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT"),
+        (json!("5"), through)
+    );
+    assert_eq!(
+        row("OTEL_LINK_ATTRIBUTE_COUNT_LIMIT"),
+        (json!("3"), Value::Null)
+    );
+    assert_eq!(
+        row("OTEL_SPAN_EVENT_COUNT_LIMIT"),
+        (json!("128"), Value::Null)
     );
 }

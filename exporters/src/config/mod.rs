@@ -127,6 +127,9 @@ impl Default for Queue {
 /// counts, which the exporter sends.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SpanLimits {
+    /// The attribute limits' fallback (`OTEL_ATTRIBUTE_COUNT_LIMIT`, 128): attributes
+    /// per span, event or link where that limit's own variable is unset.
+    pub any_attributes: u32,
     /// Attributes per span (`OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT`, 128).
     pub attributes: u32,
     /// Events per span (`OTEL_SPAN_EVENT_COUNT_LIMIT`, 128).
@@ -142,6 +145,7 @@ pub struct SpanLimits {
 impl Default for SpanLimits {
     fn default() -> Self {
         SpanLimits {
+            any_attributes: 128,
             attributes: 128,
             events: 128,
             links: 128,
@@ -153,8 +157,9 @@ impl Default for SpanLimits {
 
 impl SpanLimits {
     /// Each limit with its variable, in the order `doctor` shows them.
-    pub fn by_variable(&self) -> [(&'static str, u32); 5] {
+    pub fn by_variable(&self) -> [(&'static str, u32); 6] {
         [
+            ("OTEL_ATTRIBUTE_COUNT_LIMIT", self.any_attributes),
             ("OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", self.attributes),
             ("OTEL_SPAN_EVENT_COUNT_LIMIT", self.events),
             ("OTEL_SPAN_LINK_COUNT_LIMIT", self.links),
@@ -1239,7 +1244,16 @@ fn read_queue(r: &mut Reader<'_>) -> Queue {
 }
 
 fn read_span_limits(r: &mut Reader<'_>) -> SpanLimits {
+    const ACCEPTS: &str = "a whole number from 0 to 1048576";
+    let count = |s: &str| s.parse::<u32>().ok().filter(|n| *n <= 1 << 20);
     let mut limits = SpanLimits::default();
+    // The general attribute limit, which each model's own limit overrides.
+    if let Some(n) = r.read("OTEL_ATTRIBUTE_COUNT_LIMIT", ACCEPTS, count) {
+        limits.any_attributes = n;
+        limits.attributes = n;
+        limits.event_attributes = n;
+        limits.link_attributes = n;
+    }
     let fields = [
         &mut limits.attributes,
         &mut limits.events,
@@ -1247,10 +1261,9 @@ fn read_span_limits(r: &mut Reader<'_>) -> SpanLimits {
         &mut limits.event_attributes,
         &mut limits.link_attributes,
     ];
-    for ((key, _), field) in SpanLimits::default().by_variable().into_iter().zip(fields) {
-        if let Some(n) = r.read(key, "a whole number from 0 to 1048576", |s| {
-            s.parse::<u32>().ok().filter(|n| *n <= 1 << 20)
-        }) {
+    let own = SpanLimits::default().by_variable().into_iter().skip(1);
+    for ((key, _), field) in own.zip(fields) {
+        if let Some(n) = r.read(key, ACCEPTS, count) {
             *field = n;
         }
     }
@@ -1554,6 +1567,23 @@ mod tests {
                 "set OTEL_SPAN_EVENT_COUNT_LIMIT to a whole number from 0 to 1048576, got `-1`; using the default"
             ]
         );
+    }
+
+    #[test]
+    fn the_general_attribute_limit_applies_where_a_model_sets_none() {
+        let (c, errors) = config(&[
+            ("OTEL_ATTRIBUTE_COUNT_LIMIT", "5"),
+            ("OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT", "9"),
+        ]);
+        assert!(errors.is_empty(), "{errors:?}");
+        let expected = SpanLimits {
+            any_attributes: 5,
+            attributes: 5,
+            event_attributes: 9,
+            link_attributes: 5,
+            ..SpanLimits::default()
+        };
+        assert_eq!(c.span_limits, expected);
     }
 
     fn with_file(text: &str, vars: &[(&str, &str)]) -> (Config, Vec<ConfigError>) {
