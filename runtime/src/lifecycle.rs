@@ -25,7 +25,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, Ordering};
-use std::sync::{Mutex, Once};
+use std::sync::{Mutex, MutexGuard, Once, PoisonError};
 use std::time::Duration;
 
 use tokio::sync::Notify;
@@ -203,6 +203,11 @@ struct Registered {
 }
 
 static HOOKS: Mutex<Vec<Registered>> = Mutex::new(Vec::new());
+
+/// `mutex` locked; a panic elsewhere while it was held does not stop the shutdown.
+fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
 /// Set once tokio's signal listener is in place.
 static LISTENING: AtomicBool = AtomicBool::new(false);
 /// Set while tokio's signal listener is being installed.
@@ -277,19 +282,13 @@ where
         deadline,
         hook,
     };
-    match HOOKS.lock() {
-        Ok(mut hooks) => hooks.push(registered),
-        Err(poisoned) => poisoned.into_inner().push(registered),
-    }
+    locked(&HOOKS).push(registered);
     listen_for_signals();
 }
 
 /// How many shutdown hooks are registered now.
 pub fn shutdown_hooks() -> usize {
-    match HOOKS.lock() {
-        Ok(hooks) => hooks.len(),
-        Err(poisoned) => poisoned.into_inner().len(),
-    }
+    locked(&HOOKS).len()
 }
 
 /// Installs the handlers now, so that a signal arriving right after the first
@@ -359,19 +358,13 @@ static AT_END: Mutex<Vec<fn()>> = Mutex::new(Vec::new());
 /// telemetry's final flush and push, for a program that ended before its first
 /// response). Registering installs nothing and costs one push.
 pub fn at_end_of_main(work: fn()) {
-    match AT_END.lock() {
-        Ok(mut all) => all.push(work),
-        Err(poisoned) => poisoned.into_inner().push(work),
-    }
+    locked(&AT_END).push(work);
 }
 
 /// The end of `main`: the [`at_end_of_main`] work, then (as for a signal) a wait for
 /// held work that has started to register its hooks.
 pub(crate) async fn end_of_main() {
-    let work = match AT_END.lock() {
-        Ok(mut all) => std::mem::take(&mut *all),
-        Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
-    };
+    let work = std::mem::take(&mut *locked(&AT_END));
     for w in work {
         if std::panic::catch_unwind(w).is_err() {
             eprintln!("coldstart: work at the end of main panicked");
@@ -578,10 +571,7 @@ pub(crate) async fn shutdown_signal() -> i32 {
 /// ones that failed to finish in time.
 pub(crate) async fn run_shutdown_hooks() {
     advance(State::Draining);
-    let hooks = match HOOKS.lock() {
-        Ok(mut hooks) => std::mem::take(&mut *hooks),
-        Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
-    };
+    let hooks = std::mem::take(&mut *locked(&HOOKS));
     let running: Vec<_> = hooks
         .into_iter()
         .map(|r| {

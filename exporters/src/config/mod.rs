@@ -521,17 +521,29 @@ impl Reader<'_> {
     }
 
     /// The signal's own setting (`own`), else the general one: a bad `own` is said,
-    /// naming the general setting as what is used `instead` when that is set.
+    /// naming the general setting as what is used `instead` when that is usable.
     fn read_either<T>(
+        &mut self,
+        names: [&'static str; 2],
+        accepts: &'static str,
+        instead: &'static str,
+        parse: impl Fn(&str) -> Option<T>,
+    ) -> Option<T> {
+        self.read_either_from(names, accepts, instead, parse)
+            .map(|(value, _)| value)
+    }
+
+    /// [`Reader::read_either`], with the name the value was read from.
+    fn read_either_from<T>(
         &mut self,
         [own, general]: [&'static str; 2],
         accepts: &'static str,
         instead: &'static str,
         parse: impl Fn(&str) -> Option<T>,
-    ) -> Option<T> {
+    ) -> Option<(T, &'static str)> {
         if let Some((raw, layer)) = self.layered(own) {
             if let Some(value) = parse(&raw) {
-                return Some(value);
+                return Some((value, own));
             }
             let usable = |(v, _): (String, Layer)| parse(&v);
             let instead = if self.layered(general).and_then(usable).is_some() {
@@ -542,6 +554,7 @@ impl Reader<'_> {
             self.refuse(own, raw, layer, accepts, instead);
         }
         self.read(general, accepts, parse)
+            .map(|value| (value, general))
     }
 
     fn refuse(
@@ -876,21 +889,18 @@ fn read_endpoint(r: &mut Reader<'_>, protocol: Protocol) -> Option<String> {
             .filter(|u| matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some())
             .map(|_| s.to_owned())
     };
-    const OWN: &str = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT";
     const GENERAL: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
-    if let Some((raw, layer)) = r.layered(OWN) {
-        if let Some(own) = url(&raw) {
-            return Some(own);
-        }
-        let instead = if r.layered(GENERAL).and_then(|(v, _)| url(&v)).is_some() {
-            "OTEL_EXPORTER_OTLP_ENDPOINT is used instead"
-        } else {
-            USING_THE_DEFAULT
-        };
-        r.refuse(OWN, raw, layer, URL, instead);
-    }
-    let base = r.read(GENERAL, URL, url)?;
-    Some(with_traces_path(base, protocol))
+    let (endpoint, from) = r.read_either_from(
+        ["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", GENERAL],
+        URL,
+        "OTEL_EXPORTER_OTLP_ENDPOINT is used instead",
+        url,
+    )?;
+    Some(if from == GENERAL {
+        with_traces_path(endpoint, protocol)
+    } else {
+        endpoint
+    })
 }
 
 /// The general endpoint with the signal's path (`/v1/traces`) for OTLP/HTTP, before
