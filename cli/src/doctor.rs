@@ -92,7 +92,7 @@ fn settings(env: &Env) -> (Vec<Row>, Vec<String>) {
             let rejected = refused(&from);
             let value = match (variable, layer) {
                 ("OTEL_SERVICE_NAME", None) if !value_from_attributes(&config) => {
-                    "(the executable's name)".to_owned()
+                    "unknown_service:<executable>".to_owned()
                 }
                 _ => value,
             };

@@ -296,6 +296,12 @@ fn the_first_requests_span_reaches_an_otlp_receiver_over_grpc() {
         &[("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc".into())],
     );
     assert_eq!(span["transport"], "grpc");
+    // Named by nothing, the service is named as the specification says.
+    assert_eq!(
+        span["resource"]["service.name"],
+        "unknown_service:http-server"
+    );
+    assert_eq!(span["resource"]["process.executable.name"], "http-server");
 }
 
 /// The headers (or gRPC metadata) the collector received with the span of a request
@@ -615,6 +621,7 @@ fn the_first_requests_span_reaches_an_otlp_receiver_with_its_parent() {
     );
     assert!(span["resource"]["host.arch"].is_string());
     assert!(span["resource"]["process.pid"].is_i64());
+    assert_eq!(span["resource"]["process.executable.name"], "http-server");
 }
 
 #[test]

@@ -343,7 +343,8 @@ pub struct Config {
     pub queue: Queue,
     /// What one span keeps at most.
     pub span_limits: SpanLimits,
-    /// `OTEL_SERVICE_NAME`, else the executable's name.
+    /// `OTEL_SERVICE_NAME`, else `service.name` in `OTEL_RESOURCE_ATTRIBUTES`, else, as
+    /// the specification has it, `unknown_service:` and the executable's name.
     pub service_name: String,
     /// How long one OTLP request may take (`OTEL_EXPORTER_OTLP_TRACES_TIMEOUT`, else
     /// `OTEL_EXPORTER_OTLP_TIMEOUT`, in milliseconds; default 10 s).
@@ -631,15 +632,12 @@ impl Config {
             )
             .unwrap_or_default();
         // The specification's order: the variable, then the attribute.
-        let service_name = r
-            .raw("OTEL_SERVICE_NAME")
-            .or_else(|| {
-                resource_attributes
-                    .iter()
-                    .find(|(k, _)| k == "service.name")
-                    .map(|(_, v)| v.clone())
-            })
-            .unwrap_or_else(executable_name);
+        let named_service = r.raw("OTEL_SERVICE_NAME").or_else(|| {
+            resource_attributes
+                .iter()
+                .find(|(k, _)| k == "service.name")
+                .map(|(_, v)| v.clone())
+        });
         let push_url = match r.layered("COLDSTART_METRICS_PUSH_URL") {
             None => None,
             Some((raw, layer)) => {
@@ -660,9 +658,12 @@ impl Config {
         let push = push_url.map(|(url, credentials)| Push {
             url,
             credentials,
+            // A job named `unknown_service:...` would say nothing the name does not.
             job: r
                 .raw("COLDSTART_METRICS_PUSH_JOB")
-                .unwrap_or_else(|| service_name.clone()),
+                .or_else(|| named_service.clone())
+                .or_else(executable_name)
+                .unwrap_or_else(unknown_service),
             interval: r
                 .read(
                     "COLDSTART_METRICS_PUSH_INTERVAL",
@@ -730,7 +731,7 @@ impl Config {
             baggage,
             queue,
             span_limits,
-            service_name,
+            service_name: named_service.unwrap_or_else(unknown_service),
             otlp_timeout,
             protocol,
             compression,
@@ -1315,15 +1316,20 @@ fn read_propagators(r: &mut Reader<'_>) -> (bool, bool) {
     }
 }
 
-fn executable_name() -> String {
-    std::env::args_os()
-        .next()
-        .and_then(|a| {
-            std::path::Path::new(&a)
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-        })
-        .unwrap_or_else(|| "unknown_service".to_owned())
+/// The name the program was started by, without its directory (the conventions'
+/// `process.executable.name`).
+pub(crate) fn executable_name() -> Option<String> {
+    let program = std::env::args_os().next()?;
+    let name = std::path::Path::new(&program).file_name()?;
+    Some(name.to_string_lossy().into_owned())
+}
+
+/// The specification's `service.name` for a service that names none.
+fn unknown_service() -> String {
+    match executable_name() {
+        Some(name) => format!("unknown_service:{name}"),
+        None => "unknown_service".to_owned(),
+    }
 }
 
 #[cfg(test)]
@@ -1700,6 +1706,18 @@ mod tests {
             c.otlp_headers,
             [("authorization".to_owned(), "Bearer abc".to_owned())]
         );
+    }
+
+    #[test]
+    fn a_service_named_by_nothing_is_an_unknown_service_and_pushes_as_its_program() {
+        let program = executable_name().unwrap();
+        let push = ("COLDSTART_METRICS_PUSH_URL", "http://127.0.0.1:9091");
+        let (c, errors) = config(&[push]);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(c.service_name, format!("unknown_service:{program}"));
+        assert_eq!(c.push.unwrap().job, program);
+        let (c, _) = config(&[push, ("OTEL_RESOURCE_ATTRIBUTES", "service.name=orders")]);
+        assert_eq!(c.push.unwrap().job, "orders");
     }
 
     #[test]

@@ -127,7 +127,8 @@ fn sampler(config: &Config) -> Box<dyn ShouldSample> {
 /// only carries strings.
 const INT_ATTRIBUTES: [&str; 2] = ["faas.max_memory", "process.pid"];
 
-/// `service.name`, `service.version`, `host.arch`, `process.pid`, the SDK's
+/// `service.name`, `service.version`, `host.arch`, `process.pid`,
+/// `process.executable.name`, the SDK's
 /// `telemetry.sdk.*`, and `OTEL_RESOURCE_ATTRIBUTES` (read by coldstart, so the file
 /// and code layers count; its entries win over the detected ones).
 fn resource(config: &Config, service_version: Option<&'static str>) -> Resource {
@@ -142,6 +143,9 @@ fn resource(config: &Config, service_version: Option<&'static str>) -> Resource 
         KeyValue::new("host.arch", arch),
         KeyValue::new("process.pid", i64::from(std::process::id())),
     ];
+    if let Some(name) = crate::config::executable_name() {
+        attributes.push(KeyValue::new("process.executable.name", name));
+    }
     if let Some(version) = service_version {
         attributes.push(KeyValue::new("service.version", version));
     }
