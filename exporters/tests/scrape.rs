@@ -1,5 +1,5 @@
 //! A scrape shows what is true when it is taken: a custom collector is sampled at each
-//! render, and `http_requests_in_flight` counts the requests being answered, going
+//! render (it may register another, or panic), and `http_requests_in_flight` counts the requests being answered, going
 //! down for one that is answered and for one that is cancelled. One test: the
 //! recorder is global.
 
@@ -79,6 +79,15 @@ fn a_scrape_samples_collectors_and_requests_in_flight_when_it_is_taken() {
         Some(5.0),
         "sampled again"
     );
+
+    // A collector may register another (this waited on itself for ever), and one
+    // that panics leaves the scrape whole.
+    register_collector(|| {
+        register_collector(|| metrics::gauge!("scrape_test_registered_late").set(1.0));
+    });
+    register_collector(|| panic!("a collector's own bug"));
+    assert_eq!(sample("scrape_test_queue_depth"), Some(5.0));
+    assert_eq!(sample("scrape_test_registered_late"), Some(1.0));
 
     // A program's metric named like one of coldstart's own does not make a second
     // family of that name.

@@ -171,6 +171,12 @@ pub(crate) fn respond(method: &Method, path: &str) -> Response<Full<Bytes>> {
         header::CONTENT_TYPE,
         header::HeaderValue::from_static(content_type),
     );
+    if status == StatusCode::METHOD_NOT_ALLOWED {
+        // A 405 must say which methods are allowed (RFC 9110, 15.5.6).
+        response
+            .headers_mut()
+            .insert(header::ALLOW, header::HeaderValue::from_static("GET, HEAD"));
+    }
     response
 }
 
@@ -278,10 +284,9 @@ mod tests {
             respond(&Method::GET, "/metrics").headers()[header::CONTENT_TYPE],
             super::super::CONTENT_TYPE
         );
-        assert_eq!(
-            respond(&Method::POST, "/metrics").status(),
-            StatusCode::METHOD_NOT_ALLOWED
-        );
+        let refused = respond(&Method::POST, "/metrics");
+        assert_eq!(refused.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(refused.headers()[header::ALLOW], "GET, HEAD");
         assert_eq!(respond(&Method::GET, "/").status(), StatusCode::NOT_FOUND);
     }
 }

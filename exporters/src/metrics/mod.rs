@@ -16,8 +16,9 @@ mod push;
 mod registry;
 mod text;
 
-use std::sync::Mutex;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use crate::config::Config;
 use crate::problem;
@@ -34,7 +35,7 @@ pub const HTTP_DURATION_BUCKETS: [f64; 16] = [
 static REGISTRY: registry::Registry = registry::Registry::new();
 static INSTALLED: AtomicBool = AtomicBool::new(false);
 
-type Collector = Box<dyn Fn() + Send + Sync>;
+type Collector = Arc<dyn Fn() + Send + Sync>;
 static COLLECTORS: Mutex<Vec<Collector>> = Mutex::new(Vec::new());
 
 /// Whether coldstart's recorder is the global one.
@@ -60,7 +61,9 @@ pub(crate) fn install() -> bool {
 }
 
 /// Registers `collect`, called each time metrics are rendered (a scrape or a push),
-/// just before rendering: set gauges and counters from whatever it samples.
+/// just before rendering: set gauges and counters from whatever it samples. It may
+/// register further collectors (they run from the next rendering on); one that
+/// panics is said once and leaves the rendering whole.
 ///
 /// ```
 /// coldstart_exporters::metrics::register_collector(|| {
@@ -71,7 +74,7 @@ pub fn register_collector(collect: impl Fn() + Send + Sync + 'static) {
     COLLECTORS
         .lock()
         .unwrap_or_else(|p| p.into_inner())
-        .push(Box::new(collect));
+        .push(Arc::new(collect));
 }
 
 /// Everything, in the text exposition format: the registry (after running the
@@ -81,8 +84,14 @@ pub fn render() -> String {
     if !INSTALLED.load(Ordering::Acquire) {
         return String::new();
     }
-    for collect in COLLECTORS.lock().unwrap_or_else(|p| p.into_inner()).iter() {
-        collect();
+    // Called with the lock released, so that a collector may register another.
+    let collectors = COLLECTORS.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    for collect in collectors {
+        if std::panic::catch_unwind(AssertUnwindSafe(|| collect())).is_err() {
+            problem::report("metrics-collector-panicked", || {
+                "metrics: a collector registered with register_collector panicked; what it had not set yet keeps its last value".into()
+            });
+        }
     }
     // coldstart's own families first, so that a program's metric of the same name
     // (a second `# TYPE` would make the scrape invalid) is left out, and said once.

@@ -10,7 +10,7 @@ Here creating the registry is free (`const`), a sample is a bucket search and th
 atomic adds, and nothing reads a clock.
 */
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -131,6 +131,12 @@ impl Buckets {
 impl HistogramFn for Buckets {
     fn record(&self, value: f64) {
         recorded(&self.key, Value::Sample(value));
+        if value.is_nan() {
+            // Not below any bound, so in `+Inf` only: added to the sum, it would make
+            // the sum NaN for the rest of the process.
+            self.counts[HTTP_DURATION_BUCKETS.len()].fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         let i = HTTP_DURATION_BUCKETS.partition_point(|&bound| bound < value);
         self.counts[i].fetch_add(1, Ordering::Relaxed);
         let _ = self
@@ -169,21 +175,37 @@ impl Registry {
 
     fn help_of(&self, name: &str) -> String {
         let help = self.help.read().unwrap_or_else(|p| p.into_inner());
-        help.iter().find(|(n, _)| n.as_str() == name).map_or_else(
-            || name.replace('_', " ").trim().to_owned(),
-            |(_, d)| d.to_string(),
-        )
+        // Described under the name recorded, which may need cleaning as `name` had.
+        help.iter()
+            .find(|(n, _)| sanitize(n.as_str()) == name)
+            .map_or_else(
+                || name.replace('_', " ").trim().to_owned(),
+                |(_, d)| d.to_string(),
+            )
     }
 
     /// Appends every family in the text format, sorted by name and labels, but for
     /// the names in `taken` (coldstart's own families), which are said once and left
-    /// out.
+    /// out. What would make the scrape unreadable is left out and said once too: a
+    /// name recorded as two kinds (the first of counter, gauge, histogram is kept), a
+    /// series written twice (two names that clean to the same one), an empty name.
     pub(crate) fn render(&self, out: &mut String, taken: &[&str]) {
         let mut families: Vec<(String, Kind, Vec<String>)> = Vec::new();
         let mut add = |name: String, kind: Kind, lines: Vec<String>| match families
             .iter_mut()
             .find(|(n, _, _)| *n == name)
         {
+            Some((_, first, _)) if *first != kind => {
+                let first = *first;
+                problem::report("metrics-two-kinds", || {
+                    format!(
+                        "metrics: `{name}` is recorded as a {} and as a {}; only the {} is exported (give one of them another name)",
+                        first.name(),
+                        kind.name(),
+                        first.name()
+                    )
+                });
+            }
             Some(f) => f.2.extend(lines),
             None => families.push((name, kind, lines)),
         };
@@ -215,12 +237,18 @@ impl Registry {
                 ));
             }
             let sum = f64::from_bits(h.sum_bits.load(Ordering::Relaxed));
-            lines.push(sample(&format!("{name}_sum"), &key, None, sum));
-            lines.push(sample(&format!("{name}_count"), &key, None, cumulative));
+            lines.push(sample(&format!("{name}_sum"), &key, Some(""), sum));
+            lines.push(sample(&format!("{name}_count"), &key, Some(""), cumulative));
             add(name, Kind::Histogram, lines);
         }
         families.sort_by(|a, b| a.0.cmp(&b.0));
         for (name, kind, mut lines) in families {
+            if name.is_empty() {
+                problem::report("metrics-no-name", || {
+                    "metrics: a metric recorded with an empty name is not exported".into()
+                });
+                continue;
+            }
             if taken.contains(&name.as_str()) {
                 problem::report("metrics-name-taken", || {
                     format!(
@@ -233,21 +261,47 @@ impl Registry {
                 lines.sort();
             }
             header(out, &name, &self.help_of(&name), kind);
-            for line in lines {
-                out.push_str(&line);
+            let mut written = HashSet::with_capacity(lines.len());
+            for line in &lines {
+                let series = line.rsplit_once(' ').map_or(line.as_str(), |(s, _)| s);
+                if !written.insert(series) {
+                    problem::report("metrics-same-series", || {
+                        format!(
+                            "metrics: `{series}` is recorded under two names that clean to the same one; only the first is exported"
+                        )
+                    });
+                    continue;
+                }
+                out.push_str(line);
                 out.push('\n');
             }
         }
     }
 }
 
-/// One sample line: `name{labels of key, le} value`.
+/// One sample line: `name{labels of key, le} value`. For a histogram's lines `le` is
+/// `Some`, empty for its sum and count, and a label of the key named `le` is left
+/// out, as are labels whose cleaned name is empty or already used.
 fn sample(name: &str, key: &Key, le: Option<&str>, value: impl std::fmt::Display) -> String {
+    let mut pairs: Vec<(String, &str)> = Vec::with_capacity(key.labels().len() + 1);
+    for label in key.labels() {
+        let label_name = sanitize(label.key()).replace(':', "_");
+        let reserved = le.is_some() && label_name == "le";
+        if label_name.is_empty() || reserved || pairs.iter().any(|(k, _)| *k == label_name) {
+            problem::report("metrics-label-left-out", || {
+                format!(
+                    "metrics: label `{}` of `{name}` is empty, reserved (`le`) or repeated once cleaned; it is left out",
+                    label.key()
+                )
+            });
+            continue;
+        }
+        pairs.push((label_name, label.value()));
+    }
+    if let Some(le) = le.filter(|le| !le.is_empty()) {
+        pairs.push(("le".to_owned(), le));
+    }
     let mut line = name.to_owned();
-    let pairs = key
-        .labels()
-        .map(|l| (sanitize(l.key()).replace(':', "_"), l.value()))
-        .chain(le.map(|le| ("le".to_owned(), le)));
     labels(&mut line, pairs);
     let _ = write!(line, " {value}");
     line
@@ -371,5 +425,85 @@ mod tests {
         let mut out = String::new();
         R.render(&mut out, &[]);
         assert!(out.contains("\nhits_total 3\n"), "{out}");
+    }
+    /// Each of these made Prometheus (and promtool) refuse the whole scrape.
+    #[test]
+    fn what_would_make_the_scrape_unreadable_is_left_out() {
+        static R: Registry = Registry::new();
+        let rec = Installed(&R);
+        let m = Metadata::new("t", metrics::Level::INFO, None);
+        let label = metrics::Label::new;
+        rec.register_counter(&Key::from_name(""), &m).increment(1);
+        rec.register_counter(
+            &Key::from_parts(
+                "x_total",
+                vec![label("a.b", "1"), label("a-b", "2"), label("", "3")],
+            ),
+            &m,
+        )
+        .increment(1);
+        rec.register_histogram(&Key::from_parts("wait_seconds", vec![label("le", "x")]), &m)
+            .record(0.5);
+        rec.register_counter(&Key::from_name("jobs"), &m)
+            .increment(2);
+        rec.register_histogram(&Key::from_name("jobs"), &m)
+            .record(1.0);
+        rec.register_gauge(&Key::from_name("depth.now"), &m)
+            .set(1.0);
+        rec.register_gauge(&Key::from_name("depth-now"), &m)
+            .set(2.0);
+        let mut out = String::new();
+        R.render(&mut out, &[]);
+        assert!(!out.contains("\n{"), "a sample without a name: {out}");
+        assert!(out.contains("\nx_total{a_b=\"1\"} 1\n"), "{out}");
+        assert!(
+            out.contains("\nwait_seconds_bucket{le=\"0.5\"} 1\n"),
+            "{out}"
+        );
+        assert!(out.contains("\nwait_seconds_sum 0.5\n"), "{out}");
+        assert!(out.contains("# TYPE jobs counter\njobs 2\n"), "{out}");
+        assert!(!out.contains("jobs_bucket"), "{out}");
+        assert_eq!(out.matches("\ndepth_now ").count(), 1, "{out}");
+        assert_eq!(out.matches("# TYPE").count(), 4, "{out}");
+    }
+
+    #[test]
+    fn a_nan_sample_counts_in_inf_only_and_leaves_the_sum_alone() {
+        static R: Registry = Registry::new();
+        let rec = Installed(&R);
+        let m = Metadata::new("t", metrics::Level::INFO, None);
+        let h = rec.register_histogram(&Key::from_name("wait_seconds"), &m);
+        h.record(f64::NAN);
+        h.record(0.5);
+        let mut out = String::new();
+        R.render(&mut out, &[]);
+        assert!(
+            out.contains("wait_seconds_bucket{le=\"0.0001\"} 0\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("wait_seconds_bucket{le=\"+Inf\"} 2\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("wait_seconds_sum 0.5\nwait_seconds_count 2\n"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn a_description_reaches_a_name_that_needed_cleaning() {
+        static R: Registry = Registry::new();
+        let rec = Installed(&R);
+        let m = Metadata::new("t", metrics::Level::INFO, None);
+        rec.describe_counter("my.requests".into(), None, "Requests taken.".into());
+        rec.register_counter(&Key::from_name("my.requests"), &m)
+            .increment(1);
+        let mut out = String::new();
+        R.render(&mut out, &[]);
+        assert!(
+            out.starts_with("# HELP my_requests Requests taken.\n"),
+            "{out}"
+        );
     }
 }

@@ -11,17 +11,23 @@ pub(crate) enum Kind {
     Histogram,
 }
 
+impl Kind {
+    /// The name the text format gives the type.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Kind::Counter => "counter",
+            Kind::Gauge => "gauge",
+            Kind::Histogram => "histogram",
+        }
+    }
+}
+
 /// `# HELP` and `# TYPE` of a family. The help text escapes backslashes and line
 /// breaks, as the format asks (a lone backslash would make the scrape unreadable).
 pub(crate) fn header(out: &mut String, name: &str, help: &str, kind: Kind) {
-    let kind = match kind {
-        Kind::Counter => "counter",
-        Kind::Gauge => "gauge",
-        Kind::Histogram => "histogram",
-    };
     let _ = write!(out, "# HELP {name} ");
     escape(out, help, false);
-    let _ = write!(out, "\n# TYPE {name} {kind}\n");
+    let _ = write!(out, "\n# TYPE {name} {}\n", kind.name());
 }
 
 /// `{k="v",...}` with the values escaped; nothing when there are no labels.
