@@ -415,3 +415,59 @@ fn v1_process_at_the_root_of_a_container_mount() {
         b.memory_bytes
     );
 }
+
+/// Many named hierarchies with long paths (a systemd host with a few dozen) make
+/// `/proc/self/cgroup` longer than the probe's stack buffer; the limits on the lines
+/// past it were lost without a word.
+#[test]
+fn v1_limits_listed_past_the_first_4_kib_are_read() {
+    let t = Tree::new("v1-long-proc-cgroup");
+    let long_path = format!("/{}", "x".repeat(200));
+    let mut listed: String = (20..40)
+        .map(|id| format!("{id}:name=n{id}:{long_path}\n"))
+        .collect();
+    assert!(listed.len() > 4096);
+    listed.push_str("4:memory:/svc\n3:cpu,cpuacct:/svc\n");
+    t.file("/proc/self/cgroup", &listed)
+        .file("/sys/fs/cgroup/memory/release_agent", "\n")
+        .file(
+            "/sys/fs/cgroup/memory/svc/memory.limit_in_bytes",
+            "67108864\n",
+        )
+        .file("/sys/fs/cgroup/cpu,cpuacct/release_agent", "\n")
+        .file("/sys/fs/cgroup/cpu,cpuacct/svc/cpu.cfs_quota_us", "25000\n")
+        .file(
+            "/sys/fs/cgroup/cpu,cpuacct/svc/cpu.cfs_period_us",
+            "100000\n",
+        );
+    let b = t.probe();
+    assert_eq!(b.cgroup_version, CgroupVersion::V1);
+    assert_eq!(b.memory_bytes.value, Some(64 << 20), "{:?}", b.memory_bytes);
+    assert_eq!(b.cpu_cores.value, Some(0.25), "{:?}", b.cpu_cores);
+}
+
+/// A cgroup path is any bytes; one that is not UTF-8 cut the file short at it, and
+/// the limits listed after it were lost without a word.
+#[test]
+fn a_path_that_is_not_utf8_leaves_the_other_lines_whole() {
+    let t = Tree::new("v1-non-utf8-path");
+    let mut listed = b"9:name=x:/caf\xe9\n".to_vec();
+    listed.extend_from_slice(b"4:memory:/svc\n3:cpu,cpuacct:/svc\n");
+    let path = t.root.join("proc/self/cgroup");
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    fs::write(path, listed).unwrap();
+    t.file("/sys/fs/cgroup/memory/release_agent", "\n")
+        .file(
+            "/sys/fs/cgroup/memory/svc/memory.limit_in_bytes",
+            "67108864\n",
+        )
+        .file("/sys/fs/cgroup/cpu,cpuacct/release_agent", "\n")
+        .file("/sys/fs/cgroup/cpu,cpuacct/svc/cpu.cfs_quota_us", "25000\n")
+        .file(
+            "/sys/fs/cgroup/cpu,cpuacct/svc/cpu.cfs_period_us",
+            "100000\n",
+        );
+    let b = t.probe();
+    assert_eq!(b.memory_bytes.value, Some(64 << 20), "{:?}", b.memory_bytes);
+    assert_eq!(b.cpu_cores.value, Some(0.25), "{:?}", b.cpu_cores);
+}

@@ -239,7 +239,7 @@ fn search(mount: &Path, depth: usize, path: &str) -> Option<PathBuf> {
     let mut buf = [0u8; BUF];
     level.into_iter().find_map(|ns_root| {
         let leaf = read::under(&ns_root, path);
-        let procs = read::read_small(&leaf.join("cgroup.procs"), &mut buf).ok()?;
+        let procs = read::read_text(&leaf.join("cgroup.procs"), &mut buf).ok()?;
         procs.lines().any(|l| l.trim() == pid).then_some(leaf)
     })
 }

@@ -154,8 +154,8 @@ impl Probe {
         };
 
         let mut buf = [0u8; read::BUF];
-        let proc_cgroup = match read::read_small(&read::under(root, "/proc/self/cgroup"), &mut buf)
-        {
+        let text = read::read_text(&read::under(root, "/proc/self/cgroup"), &mut buf);
+        let proc_cgroup = match &text {
             Ok(text) => Ok(Some(parse::proc_cgroup(text))),
             // A kernel without cgroups has no such file: the host figures are the budget.
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),

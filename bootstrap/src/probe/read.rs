@@ -1,6 +1,7 @@
 //! Reading the small files the probe needs without allocating: a path buffer that is
 //! reused for every file, and a stack buffer for the contents.
 
+use std::borrow::Cow;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
@@ -10,7 +11,31 @@ pub(crate) const BUF: usize = 4096;
 
 /// Reads at most `BUF` bytes of `path` into `buf` and returns them as text.
 pub(crate) fn read_small<'b>(path: &Path, buf: &'b mut [u8; BUF]) -> io::Result<&'b str> {
+    let len = fill(&mut std::fs::File::open(path)?, buf)?;
+    let bytes = &buf[..len];
+    Ok(match std::str::from_utf8(bytes) {
+        Ok(s) => s,
+        // A read that stopped inside a multi-byte character keeps the whole lines.
+        Err(e) => std::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or(""),
+    })
+}
+
+/// Reads the whole of `path` as text, into `buf` when it fits (no allocation) and on
+/// the heap when it does not; bytes that are not UTF-8 become U+FFFD, so that one odd
+/// line (a cgroup path is any bytes) leaves the lines after it whole.
+pub(crate) fn read_text<'b>(path: &Path, buf: &'b mut [u8; BUF]) -> io::Result<Cow<'b, str>> {
     let mut file = std::fs::File::open(path)?;
+    let len = fill(&mut file, buf)?;
+    if len < buf.len() {
+        return Ok(String::from_utf8_lossy(&buf[..len]));
+    }
+    let mut bytes = buf.to_vec();
+    file.read_to_end(&mut bytes)?;
+    Ok(Cow::Owned(String::from_utf8_lossy(&bytes).into_owned()))
+}
+
+/// Reads from `file` into `buf` until it is full or the file ends; the length read.
+fn fill(file: &mut std::fs::File, buf: &mut [u8; BUF]) -> io::Result<usize> {
     let mut len = 0;
     while len < buf.len() {
         match file.read(&mut buf[len..]) {
@@ -26,12 +51,7 @@ pub(crate) fn read_small<'b>(path: &Path, buf: &'b mut [u8; BUF]) -> io::Result<
             Err(e) => return Err(e),
         }
     }
-    let bytes = &buf[..len];
-    Ok(match std::str::from_utf8(bytes) {
-        Ok(s) => s,
-        // A read that stopped inside a multi-byte character keeps the whole lines.
-        Err(e) => std::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or(""),
-    })
+    Ok(len)
 }
 
 /// Reads a whole file of unknown length (mountinfo) in page-sized reads; procfs
