@@ -153,7 +153,8 @@ pub fn init_profile(choice: &InitProfile) -> anyhow::Result<Option<Embedded>> {
 ///
 /// # Errors
 ///
-/// `--profile`, which would override the one `build` chooses.
+/// `--profile`, which would override the one `build` chooses, and
+/// `--message-format`, which `build` needs to read what cargo built.
 pub fn cargo_args(args: &[String]) -> anyhow::Result<Vec<String>> {
     if let Some(p) = args
         .iter()
@@ -163,6 +164,14 @@ pub fn cargo_args(args: &[String]) -> anyhow::Result<Vec<String>> {
             "`{p}`: cargo coldstart build chooses its own profile (`{PROFILE}`); run cargo build for another"
         );
     }
+    if let Some(m) = args
+        .iter()
+        .find(|a| *a == "--message-format" || a.starts_with("--message-format="))
+    {
+        bail!(
+            "`{m}`: cargo coldstart build reads cargo's JSON messages to find what it built and shows cargo's own diagnostics; leave --message-format out"
+        );
+    }
     let mut out = vec!["build".to_owned()];
     out.push(format!("--config=profile.{PROFILE}.inherits=\"release\""));
     for (key, value, _) in SETTINGS {
@@ -170,8 +179,12 @@ pub fn cargo_args(args: &[String]) -> anyhow::Result<Vec<String>> {
     }
     out.extend(["--profile".to_owned(), PROFILE.to_owned()]);
     out.push("--message-format=json-render-diagnostics".to_owned());
-    // `--release` is implied.
-    out.extend(args.iter().filter(|a| *a != "--release").cloned());
+    // `--release` (`-r`) is implied; cargo refuses it beside `--profile`.
+    out.extend(
+        args.iter()
+            .filter(|a| !matches!(a.as_str(), "--release" | "-r"))
+            .cloned(),
+    );
     Ok(out)
 }
 
@@ -291,6 +304,12 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("chooses its own profile"), "{err}");
+        let args = cargo_args(&["-r".into(), "--bin".into(), "x".into()]).unwrap();
+        assert!(args.ends_with(&["--bin".into(), "x".into()]), "{args:?}");
+        let err = cargo_args(&["--message-format".into(), "short".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("leave --message-format out"), "{err}");
     }
 
     #[test]

@@ -192,11 +192,14 @@ pub fn can_create(what: &str) -> anyhow::Result<bool> {
 ///
 /// # Errors
 ///
-/// Anything but a positive number of cores up to 1024.
+/// Anything but a number of cores from 0.01 (the kernel's smallest quota, 1 ms of a
+/// 100 ms period) to 1024.
 pub fn parse_cpus(s: &str) -> anyhow::Result<f64> {
     match s.parse::<f64>() {
-        Ok(c) if c > 0.0 && c <= 1024.0 => Ok(c),
-        _ => bail!("set --cpus to a number of cores such as 0.25 or 2, got `{s}`"),
+        Ok(c) if (0.01..=1024.0).contains(&c) => Ok(c),
+        _ => {
+            bail!("set --cpus to a number of cores from 0.01 to 1024, such as 0.25 or 2, got `{s}`")
+        }
     }
 }
 

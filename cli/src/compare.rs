@@ -54,7 +54,17 @@ pub struct Lambda {
 ///
 /// An empty command, or a program that does not exist.
 pub fn target(spec: &str) -> anyhow::Result<Target> {
-    let mut words = spec.split_whitespace();
+    let words: Vec<&str> = spec.split_whitespace().collect();
+    target_of_words(&words)
+}
+
+/// A program and its arguments, each word as given (no splitting at spaces).
+///
+/// # Errors
+///
+/// No words, or a program that does not exist.
+pub fn target_of_words<S: AsRef<str>>(words: &[S]) -> anyhow::Result<Target> {
+    let mut words = words.iter().map(AsRef::as_ref);
     let program = words.next().context("a program to compare is empty")?;
     let path = find_program(program)?;
     let base = |p: &str| {
@@ -114,7 +124,7 @@ pub fn apply_url(target: &mut Target, url: &str) -> anyhow::Result<()> {
     }
     target.port = match port {
         "$PORT" => None,
-        p => Some(p.parse().map_err(|_| bad())?),
+        p => Some(p.parse().ok().filter(|p| *p > 0).ok_or_else(bad)?),
     };
     target.path = if path.is_empty() {
         "/".into()
@@ -372,6 +382,7 @@ pub fn parse(args: &[String]) -> anyhow::Result<Options> {
     let mut programs = Vec::new();
     let (mut runs, mut cpus, mut memory, mut url, mut json) = (20, None, None, None, false);
     let (mut lambda, mut cargo_lambda, mut package, mut warm) = (false, None, None, 5);
+    let args = split_equals(args);
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         let mut value = || it.next().with_context(|| format!("{arg} needs a value"));
@@ -385,7 +396,7 @@ pub fn parse(args: &[String]) -> anyhow::Result<Options> {
             "--cargo-lambda" => cargo_lambda = Some(PathBuf::from(value()?)),
             "--package-dir" => package = Some(PathBuf::from(value()?)),
             "--warm" => warm = measure::whole_number(arg, value()?)? as usize,
-            other if other.starts_with("--") => bail!(
+            other if other.starts_with('-') => bail!(
                 "unknown option `{other}` for compare; the options are: --runs N, --cpus X, --memory SIZE, --url URL, --json, --lambda, --cargo-lambda PATH, --package-dir DIR, --warm N"
             ),
             program => programs.push(program.to_owned()),
@@ -415,8 +426,15 @@ pub fn parse(args: &[String]) -> anyhow::Result<Options> {
             .unwrap_or_else(|| "cargo-lambda".into()),
         package: package.unwrap_or_else(|| ".".into()),
         warm,
-        memory_mb: memory.map_or(512, |m| (m >> 20).max(128)),
+        memory_mb: memory.map_or(512, |m| m >> 20),
     });
+    if let Some(mb) = lambda.as_ref().map(|l| l.memory_mb) {
+        if !(LAMBDA_MEMORY_MB.contains(&mb)) {
+            bail!(
+                "with --lambda, --memory is also the function's memory size, which Lambda allows from 128M to 10240M; got {mb}M"
+            );
+        }
+    }
     Ok(Options {
         a,
         b,
@@ -425,6 +443,24 @@ pub fn parse(args: &[String]) -> anyhow::Result<Options> {
         json,
         lambda,
     })
+}
+
+/// The memory sizes Lambda allows, in MB.
+const LAMBDA_MEMORY_MB: std::ops::RangeInclusive<u64> = 128..=10240;
+
+/// `--option=value` as `--option value`, as `build` takes them too.
+pub(crate) fn split_equals(args: &[String]) -> Vec<String> {
+    let mut out = Vec::with_capacity(args.len());
+    for arg in args {
+        match arg.split_once('=') {
+            Some((option, value)) if option.starts_with("--") => {
+                out.push(option.to_owned());
+                out.push(value.to_owned());
+            }
+            _ => out.push(arg.clone()),
+        }
+    }
+    out
 }
 
 #[cfg(test)]

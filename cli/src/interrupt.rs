@@ -1,5 +1,6 @@
-//! Cleaning up on Ctrl-C (SIGINT) or SIGTERM: the processes the tool started are
-//! killed and the cgroups it created removed before it exits with 130.
+//! Cleaning up on Ctrl-C (SIGINT) or SIGTERM: the processes the tool started (and
+//! theirs) are killed, the cgroups it created and its temporary files removed before
+//! it exits with 130.
 //!
 //! Drops do not run when a signal ends a process, so the children and cgroups alive
 //! at any moment are kept in a registry. The signal handler only writes one byte to
@@ -7,13 +8,15 @@
 
 use std::path::PathBuf;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 static CHILDREN: Mutex<Vec<u32>> = Mutex::new(Vec::new());
 /// Held while a child is released to `exec` and recorded, and by the clean-up from
 /// its start to the exit: no child is released that the clean-up would miss.
 static LAUNCHING: Mutex<()> = Mutex::new(());
 static CGROUPS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+/// Set once a signal has started the clean-up.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 /// The pipe's write end, once [`install`] has run; -1 before.
 static WAKE: AtomicI32 = AtomicI32::new(-1);
 
@@ -39,6 +42,7 @@ pub fn install() {
         // SAFETY: reading one byte into a local from a descriptor this thread owns.
         let n = unsafe { libc::read(read_end, (&raw mut byte).cast(), 1) };
         if n == 1 {
+            INTERRUPTED.store(true, Ordering::Release);
             clean_up();
             eprintln!("\ninterrupted: the programs started were stopped and the cgroups removed");
             std::process::exit(130);
@@ -70,14 +74,17 @@ fn clean_up() {
         if let Ok(pid) = libc::pid_t::try_from(*pid) {
             let mut status = 0;
             // SAFETY: kill(2) and waitpid(2) on a child of this process that has not
-            // been reaped; reaping it here lets its cgroup be removed (a zombie still
-            // holds it), and the process exits right after.
+            // been reaped, and on the process group it leads (what it started);
+            // reaping it here lets its cgroup be removed (a zombie still holds it),
+            // and the process exits right after.
             unsafe {
+                libc::kill(-pid, libc::SIGKILL);
                 libc::kill(pid, libc::SIGKILL);
                 libc::waitpid(pid, &mut status, 0);
             }
         }
     }
+    remove_temporary_files();
     for dir in CGROUPS.lock().unwrap_or_else(|p| p.into_inner()).iter() {
         // Anything still in a cgroup of ours is ours.
         let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
@@ -94,6 +101,40 @@ fn clean_up() {
                 break;
             }
             std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}
+
+/// The files runs keep the programs' stderr in, which their drops would have removed.
+fn remove_temporary_files() {
+    let ours = [
+        format!("{TEMPORARY_PREFIX}{}-", std::process::id()),
+        format!("{TEMPORARY_PREFIX}lambda-{}-", std::process::id()),
+    ];
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if ours
+            .iter()
+            .any(|prefix| name.to_string_lossy().starts_with(prefix.as_str()))
+        {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// How the names of the runs' temporary files begin, before the tool's pid.
+pub(crate) const TEMPORARY_PREFIX: &str = "coldstart-measure-";
+
+/// Waits for ever once a signal has started the clean-up, which ends the process
+/// with 130: a run that failed because the clean-up killed and reaped its program
+/// (no child to wait for) is not an error to report.
+pub fn wait_if_interrupted() {
+    if INTERRUPTED.load(Ordering::Acquire) {
+        loop {
+            std::thread::park();
         }
     }
 }

@@ -25,10 +25,12 @@ COMMANDS:
               the plain release size. --release is implied. Embeds the init
               profile ./coldstart.profile, if there is one, in every
               #[coldstart::main] it builds.
-    compare   Cold-start two programs (paths, names on PATH, or quoted commands) in
-              alternating runs: exec to first response, RSS and threads then, and
+    compare   Cold-start two programs (paths, names on PATH, or quoted commands,
+              split at spaces) in alternating runs: exec to first response, RSS and
+              threads then (of the process started: a wrapper script's own), and
               how each exits on SIGTERM; medians, min, max, the ratio B/A and its
-              spread over paired runs. Each program gets a free port in PORT.
+              spread over paired runs. Each program gets a free port in PORT; what
+              it starts is killed with it at the end of its run.
     profile   Start the command with COLDSTART_PROFILE_OUT, send its first request,
               wait for the profile, stop it, and save the profile (default
               coldstart.profile): which #[coldstart::init] registrations the first
@@ -66,7 +68,20 @@ OPTIONS (profile):
 ";
 
 fn main() -> ExitCode {
-    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args = Vec::new();
+    for (n, arg) in std::env::args_os().skip(1).enumerate() {
+        match arg.into_string() {
+            Ok(arg) => args.push(arg),
+            Err(arg) => {
+                eprintln!(
+                    "error: argument {} ({}) is not UTF-8; cargo coldstart takes its paths, commands and options as UTF-8",
+                    n + 1,
+                    arg.to_string_lossy()
+                );
+                return ExitCode::from(2);
+            }
+        }
+    }
     // `cargo coldstart doctor` runs `cargo-coldstart coldstart doctor`.
     if args.first().is_some_and(|a| a == "coldstart") {
         args.remove(0);
@@ -128,6 +143,7 @@ fn profile_command(args: &[String]) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
+            cargo_coldstart::interrupt::wait_if_interrupted();
             eprintln!("error: {e:#}");
             ExitCode::from(1)
         }
@@ -152,6 +168,7 @@ fn compare_command(args: &[String]) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
+            cargo_coldstart::interrupt::wait_if_interrupted();
             eprintln!("error: {e:#}");
             ExitCode::from(1)
         }
@@ -165,6 +182,12 @@ fn doctor_command(args: &[String]) -> ExitCode {
         match arg.as_str() {
             "--json" => options.json = true,
             "--root" => match args.next() {
+                // A mistyped fixture tree would otherwise probe as a host without
+                // cgroups, indistinguishable from a real answer.
+                Some(dir) if !std::path::Path::new(dir).is_dir() => {
+                    eprintln!("error: --root {dir}: no such directory");
+                    return ExitCode::from(2);
+                }
                 Some(dir) => options.root = Some(dir.into()),
                 None => {
                     eprintln!("error: --root needs a directory");

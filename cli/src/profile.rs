@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use coldstart_bootstrap::init::Profile;
 
-use crate::compare::{apply_url, target};
+use crate::compare::{apply_url, split_equals, target_of_words};
 use crate::measure::{self, RUN_TIMEOUT, Target};
 
 /// What `profile` was asked to do.
@@ -55,9 +55,11 @@ pub fn parse(args: &[String]) -> anyhow::Result<Options> {
     if command.is_empty() {
         bail!("no command after `--`");
     }
-    let mut target = target(&command.join(" "))?;
+    // Each word as given: `sh -c 'a b'` keeps `a b` whole.
+    let mut target = target_of_words(command)?;
     let (mut url, mut out, mut event, mut cargo_lambda, mut package) =
         (None, None, None, None, None);
+    let options = split_equals(options);
     let mut it = options.iter();
     while let Some(arg) = it.next() {
         let mut value = || it.next().with_context(|| format!("{arg} needs a value"));
@@ -224,6 +226,20 @@ mod tests {
         assert!(err("--bogus -- /bin/sh").contains("unknown option `--bogus`"));
         assert!(
             err("--lambda-event /no/such.json -- /bin/sh").contains("cannot read the event file")
+        );
+        // Each word of the command as given, spaces and all (they were split again).
+        let given = [
+            "--out=y.profile",
+            "--",
+            "/bin/sh",
+            "-c",
+            "echo hello world; exit 3",
+        ];
+        let o = parse(&given.map(str::to_owned)).unwrap();
+        assert_eq!(o.out, PathBuf::from("y.profile"));
+        assert_eq!(
+            o.target.args,
+            ["-c", "echo hello world; exit 3"].map(std::ffi::OsString::from)
         );
     }
 

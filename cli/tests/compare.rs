@@ -172,6 +172,39 @@ fn bad_inputs_are_clear_errors() {
     let text = stderr(out);
     assert!(text.contains("did not open 127.0.0.1:"), "{text}");
     assert!(text.contains("Connection refused"), "{text}");
+    // Options as `--option=value`, and one mistyped with one dash, named.
+    let out = compare(&["true", "true", "--runs=many"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(out).contains("set --runs to a whole number above 0, got `many`"));
+    let out = compare(&["true", "true", "-json"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(out).contains("unknown option `-json` for compare"));
+    let out = compare(&["true", "true", "--url", "http://127.0.0.1:0/"]);
+    assert!(stderr(out).contains("set --url to http://127.0.0.1:PORT/PATH"));
+    let out = compare(&["true", "true", "--cpus", "0.001"]);
+    assert!(stderr(out).contains("from 0.01 to 1024"));
+    let out = compare(&["true", "true", "--lambda", "--memory", "64M"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(out).contains("Lambda allows from 128M to 10240M; got 64M"));
+    // A port something else already listens on: its answer would be measured.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://127.0.0.1:{}/", taken.local_addr().unwrap().port());
+    let out = compare(&["sleep 60", "true", "--runs", "1", "--url", &url]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stderr(out);
+    assert!(
+        text.contains("something already listens on 127.0.0.1:"),
+        "{text}"
+    );
+    // An argument that is not UTF-8 is named, not a panic.
+    let out = Command::new(TOOL)
+        .arg("compare")
+        .arg(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(b"/tmp/\xff"))
+        .arg("true")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(out).contains("argument 2 (/tmp/\u{fffd}) is not UTF-8"));
 }
 
 /// The cgroups `compare` created for the process `pid`, in the v1 controllers.
@@ -240,11 +273,27 @@ fn ctrl_c_stops_the_programs_and_removes_the_cgroup() {
     if !root_or_skip(test) {
         return;
     }
-    // Programs that never answer keep a run going until the signal comes.
+    // Programs that never answer keep a run going until the signal comes; each
+    // starts one of its own, which must go too.
+    let dir = std::env::temp_dir().join(format!("coldstart-ctrl-c-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let wrapper = dir.join("wrapper.sh");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nsleep 61 &\necho $! >> {}\nexec sleep 60\n",
+            dir.join("started").display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let wrapper = wrapper.to_str().unwrap();
     let child = Command::new(TOOL)
-        .args([
-            "compare", "sleep 60", "sleep 60", "--runs", "5", "--cpus", "0.5",
-        ])
+        .args(["compare", wrapper, wrapper, "--runs", "5", "--cpus", "0.5"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -257,8 +306,10 @@ fn ctrl_c_stops_the_programs_and_removes_the_cgroup() {
             .and_then(|d| std::fs::read_to_string(d.join("cgroup.procs")).ok())
             .map(|s| s.lines().map(str::to_owned).collect())
             .unwrap_or_default();
-        if let Some(p) = procs.first() {
-            break p.clone();
+        // In the cgroup before exec: wait until the program has started its own.
+        match procs.first() {
+            Some(p) if dir.join("started").exists() => break p.clone(),
+            _ => {}
         }
         assert!(
             Instant::now() < deadline,
@@ -281,12 +332,24 @@ fn ctrl_c_stops_the_programs_and_removes_the_cgroup() {
         "left behind: {:?}",
         cgroups_of(pid)
     );
-    assert!(
-        !PathBuf::from(format!("/proc/{running}")).exists()
-            || std::fs::read_to_string(format!("/proc/{running}/stat"))
-                .is_ok_and(|s| s.contains(") Z ")),
-        "the program {running} still runs"
-    );
+    let gone = |pid: &str| {
+        !PathBuf::from(format!("/proc/{pid}")).exists()
+            || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .is_ok_and(|s| s.contains(") Z "))
+    };
+    assert!(gone(&running), "the program {running} still runs");
+    let started = std::fs::read_to_string(dir.join("started")).unwrap();
+    for pid in started.lines() {
+        assert!(gone(pid), "{pid}, started by the program, still runs");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let left: Vec<_> = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with(&format!("coldstart-measure-{pid}-")))
+        .collect();
+    assert!(left.is_empty(), "temporary files left: {left:?}");
 }
 
 #[test]
@@ -321,4 +384,75 @@ fn lambda_functions_against_the_emulator() {
         );
         assert!(t["warm_ms"]["median"].as_f64().unwrap() > 0.0);
     }
+}
+
+#[test]
+fn an_emulator_that_cannot_start_is_a_clear_error() {
+    let stderr = |out: Output| String::from_utf8_lossy(&out.stderr).into_owned();
+    // Said as soon as it has exited, with why, not after the 30 s it is given.
+    let out = compare(&["true", "true", "--lambda", "--cargo-lambda", "/bin/false"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stderr(out);
+    assert!(
+        text.contains("`/bin/false lambda watch` exited with exit status: 1 before it listened"),
+        "{text}"
+    );
+    let out = compare(&[
+        "true",
+        "true",
+        "--lambda",
+        "--package-dir",
+        "/no/such/package",
+    ]);
+    let text = stderr(out);
+    assert!(
+        text.contains("the package directory /no/such/package for the emulator does not exist"),
+        "{text}"
+    );
+}
+
+/// A program given as a wrapper script starts the server it measures, and maybe more:
+/// all of it ends with the run (only the wrapper was killed before).
+#[test]
+fn what_a_program_starts_ends_with_its_run() {
+    let dir = std::env::temp_dir().join(format!("coldstart-wrapper-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let wrapper = dir.join("serve.sh");
+    std::fs::write(
+        &wrapper,
+        format!(
+            "#!/bin/sh\nsleep 62 &\necho $! >> {started}\npython3 -m http.server --bind 127.0.0.1 \"$PORT\" --directory {dir} &\necho $! >> {started}\nwait\n",
+            started = dir.join("started").display(),
+            dir = dir.display(),
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &wrapper,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let wrapper = wrapper.to_str().unwrap();
+    let out = compare(&[wrapper, wrapper, "--runs", "1"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let started = std::fs::read_to_string(dir.join("started")).unwrap();
+    assert_eq!(started.lines().count(), 4, "{started}");
+    // Killed, they may take a moment to be gone.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    for pid in started.lines() {
+        let stat = || std::fs::read_to_string(format!("/proc/{pid}/stat"));
+        while stat().is_ok_and(|s| !s.contains(") Z ")) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let stat = stat();
+        assert!(
+            stat.as_ref().map_or(true, |s| s.contains(") Z ")),
+            "{pid}, started by the program, still runs: {stat:?}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

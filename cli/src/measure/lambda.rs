@@ -15,6 +15,7 @@
 use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -24,15 +25,28 @@ use anyhow::{Context, bail};
 use super::{RUN_TIMEOUT, Stats, Target, launch, read_response, status_of, tail};
 use crate::cgroup::TempCgroup;
 
-/// A running `cargo lambda watch --only-lambda-apis`, stopped when dropped.
-pub struct EmulatorProcess(std::process::Child);
+/// A running `cargo lambda watch --only-lambda-apis` (in a process group of its own,
+/// which is killed when dropped, or on Ctrl-C through the interrupt registry).
+pub struct EmulatorProcess {
+    child: std::process::Child,
+    stderr_path: std::path::PathBuf,
+}
 
 impl Drop for EmulatorProcess {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        if let Ok(pid) = libc::pid_t::try_from(self.child.id()) {
+            // SAFETY: kill(2) on the process group our unreaped child leads.
+            unsafe { libc::kill(-pid, libc::SIGKILL) };
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        crate::interrupt::child_reaped(self.child.id());
+        let _ = std::fs::remove_file(&self.stderr_path);
     }
 }
+
+/// How long the emulator may take to listen.
+const EMULATOR_START: Duration = Duration::from_secs(30);
 
 /// Starts the Runtime API emulator (`cargo_lambda lambda watch --only-lambda-apis`)
 /// on a free loopback port, in `package` (it reads a package's metadata to know its
@@ -40,40 +54,74 @@ impl Drop for EmulatorProcess {
 ///
 /// # Errors
 ///
-/// cargo-lambda cannot be started, or the emulator does not listen within 30 s.
+/// `package` is not a directory, cargo-lambda cannot be started, exits before it
+/// listens (its stderr tail is in the message), or does not listen within 30 s.
 pub fn start_emulator(
     cargo_lambda: &std::path::Path,
     package: &std::path::Path,
 ) -> anyhow::Result<(EmulatorProcess, SocketAddr)> {
+    if !package.is_dir() {
+        bail!(
+            "the package directory {} for the emulator does not exist (--package-dir)",
+            package.display()
+        );
+    }
     let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let child = std::process::Command::new(cargo_lambda)
-        .args([
-            "lambda",
-            "watch",
-            "--only-lambda-apis",
-            "-A",
-            "127.0.0.1",
-            "-P",
-        ])
-        .arg(port.to_string())
-        .current_dir(package)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .with_context(|| {
-            format!(
+    let stderr_path = std::env::temp_dir().join(format!(
+        "{}lambda-{}-emulator.stderr",
+        crate::interrupt::TEMPORARY_PREFIX,
+        std::process::id()
+    ));
+    let stderr = File::create(&stderr_path)
+        .with_context(|| format!("cannot create {}", stderr_path.display()))?;
+    let spawned = {
+        // Recorded as it starts, so a Ctrl-C clean-up never misses it.
+        let _launching = crate::interrupt::launching();
+        std::process::Command::new(cargo_lambda)
+            .args([
+                "lambda",
+                "watch",
+                "--only-lambda-apis",
+                "-A",
+                "127.0.0.1",
+                "-P",
+            ])
+            .arg(port.to_string())
+            .current_dir(package)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(stderr)
+            .process_group(0)
+            .spawn()
+            .inspect(|child| crate::interrupt::child_started(child.id()))
+    };
+    let child = match spawned {
+        Ok(child) => child,
+        Err(e) => {
+            let _ = std::fs::remove_file(&stderr_path);
+            return Err(anyhow::Error::new(e).context(format!(
                 "cannot start `{} lambda watch` (pip install cargo-lambda)",
                 cargo_lambda.display()
-            )
-        })?;
-    let process = EmulatorProcess(child);
-    let deadline = Instant::now() + Duration::from_secs(30);
+            )));
+        }
+    };
+    let mut process = EmulatorProcess { child, stderr_path };
+    let deadline = Instant::now() + EMULATOR_START;
     // Only the port is probed: an HTTP request to it would become an invocation.
     while TcpStream::connect(addr).is_err() {
+        if let Ok(Some(status)) = process.child.try_wait() {
+            bail!(
+                "`{} lambda watch` exited with {status} before it listened; its stderr ends with:\n{}",
+                cargo_lambda.display(),
+                tail(&process.stderr_path)
+            );
+        }
         if Instant::now() > deadline {
-            bail!("the emulator did not listen on {addr} within 30 s");
+            bail!(
+                "the emulator did not listen on {addr} within {EMULATOR_START:?}; its stderr ends with:\n{}",
+                tail(&process.stderr_path)
+            );
         }
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -277,7 +325,8 @@ impl Run<'_> {
     /// [`measure`] with the function's stderr in a temporary file.
     fn measure(&self, until: &dyn Fn() -> bool) -> anyhow::Result<(LambdaSample, bool)> {
         let stderr_path = std::env::temp_dir().join(format!(
-            "coldstart-measure-lambda-{}-{}.stderr",
+            "{}lambda-{}-{}.stderr",
+            crate::interrupt::TEMPORARY_PREFIX,
             std::process::id(),
             self.emulator.proxy.port()
         ));

@@ -162,7 +162,8 @@ pub fn start(target: &Target, cgroup: Option<&TempCgroup>) -> anyhow::Result<Run
     };
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let stderr_path = std::env::temp_dir().join(format!(
-        "coldstart-measure-{}-{port}.stderr",
+        "{}{}-{port}.stderr",
+        crate::interrupt::TEMPORARY_PREFIX,
         std::process::id()
     ));
     let stderr = File::create(&stderr_path)
@@ -188,6 +189,13 @@ fn measure(
     stderr: File,
     stderr_path: &std::path::Path,
 ) -> anyhow::Result<(Sample, KillOnDrop)> {
+    if target.port.is_some() && TcpStream::connect(addr).is_ok() {
+        // Its answer would be measured as the program's.
+        bail!(
+            "something already listens on {addr} before {} starts; stop it, or let each program listen on $PORT",
+            target.name
+        );
+    }
     let (mut child, start) = launch(target, cgroup, &[("PORT", addr.port().to_string())], stderr)?;
 
     let mut stream = loop {
@@ -222,7 +230,16 @@ fn measure(
     let response = read_response(&mut stream)
         .with_context(|| format!("{} sent no complete response", target.name))?;
     let first_response = start.elapsed();
-    let (rss_bytes, threads) = status_of(child.0.id())?;
+    let (rss_bytes, threads) = status_of(child.0.id()).map_err(|e| {
+        if matches!(child.0.try_wait(), Ok(Some(_))) {
+            anyhow!(
+                "{} exited right after its first response, before its RSS and threads could be read; compare measures programs that keep serving",
+                target.name
+            )
+        } else {
+            e
+        }
+    })?;
     if !(response.starts_with(b"HTTP/1.") && response.get(9..12) == Some(b"200")) {
         bail!(
             "{} answered {:?}",
@@ -256,7 +273,10 @@ fn launch(
         .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(stderr);
+        .stderr(stderr)
+        // A group of its own, so that what it starts (a wrapper's server) is killed
+        // with it.
+        .process_group(0);
     if let Some(cgroup) = cgroup {
         cgroup.join_before_exec(&mut command)?;
     }
@@ -353,6 +373,10 @@ impl KillOnDrop {
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
+        if let Ok(pid) = libc::pid_t::try_from(self.0.id()) {
+            // SAFETY: kill(2) on the process group our unreaped child leads.
+            unsafe { libc::kill(-pid, libc::SIGKILL) };
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
         crate::interrupt::child_reaped(self.0.id());
