@@ -23,25 +23,41 @@ const PUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Pushes every interval on a task, and registers the final push at shutdown.
 pub(crate) fn start(push: Push) {
-    at_shutdown(push.clone());
+    let turn = Turn::default();
+    at_shutdown_after(push.clone(), turn.clone());
     tokio::spawn(async move {
         let mut every = tokio::time::interval(push.interval);
         loop {
             every.tick().await;
+            let last = turn.lock().await;
+            if *last {
+                return;
+            }
             push_now(&push).await;
         }
     });
 }
 
+/// Pushes take turns, and none follows the final one: a periodic push rendered
+/// before the final one and landing after it would leave older values in the
+/// gateway (PUT replaces the group). `true` once the final push is made.
+type Turn = std::sync::Arc<tokio::sync::Mutex<bool>>;
+
 /// Registers the final push, made when the program ends.
 pub(crate) fn at_shutdown(push: Push) {
+    at_shutdown_after(push, Turn::default());
+}
+
+fn at_shutdown_after(push: Push, turn: Turn) {
     coldstart_runtime::on_shutdown("metrics push", PUSH_TIMEOUT, move || async move {
+        let mut last = turn.lock().await;
+        *last = true;
         push_now(&push).await;
     });
 }
 
 /// One push; failures are counted and reported, never returned.
-pub(crate) async fn push_now(push: &Push) {
+async fn push_now(push: &Push) {
     if let Err(why) = send(push, super::render()).await {
         problem::drop_count(Dropped::PushFailed, 1);
         problem::report("metrics-push", || {
