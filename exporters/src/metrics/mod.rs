@@ -77,6 +77,27 @@ pub fn register_collector(collect: impl Fn() + Send + Sync + 'static) {
         .push(Arc::new(collect));
 }
 
+/// Sets the bucket bounds of the histograms named `name` (as recorded, before any
+/// cleaning), for those recorded from now on; `+Inf` is added. Histograms without
+/// buckets of their own get [`HTTP_DURATION_BUCKETS`], in seconds.
+///
+/// # Errors
+///
+/// Bounds that are empty, not finite or not increasing, and a name already recorded
+/// (its histograms keep the buckets they were made with): the message says which.
+///
+/// ```
+/// coldstart_exporters::metrics::set_buckets(
+///     "payload_bytes",
+///     &[256.0, 1024.0, 4096.0, 16384.0, 65536.0],
+/// )
+/// .unwrap();
+/// metrics::histogram!("payload_bytes").record(5000.0);
+/// ```
+pub fn set_buckets(name: &str, bounds: &'static [f64]) -> Result<(), String> {
+    REGISTRY.set_buckets(name, bounds)
+}
+
 /// Everything, in the text exposition format: the registry (after running the
 /// collectors), then the process, tokio and coldstart families. Empty when the
 /// recorder is not installed.

@@ -111,17 +111,21 @@ impl GaugeFn for Cell {
     }
 }
 
-/// A histogram with fixed buckets (`HTTP_DURATION_BUCKETS`).
+/// A histogram with fixed buckets: those set for its name ([`Registry::set_buckets`]),
+/// else `HTTP_DURATION_BUCKETS`.
 pub(crate) struct Buckets {
-    counts: [AtomicU64; HTTP_DURATION_BUCKETS.len() + 1],
+    bounds: &'static [f64],
+    /// One count per bound, then `+Inf`.
+    counts: Box<[AtomicU64]>,
     sum_bits: AtomicU64,
     key: Key,
 }
 
 impl Buckets {
-    fn new(key: &Key) -> Buckets {
+    fn new(key: &Key, bounds: &'static [f64]) -> Buckets {
         Buckets {
-            counts: std::array::from_fn(|_| AtomicU64::new(0)),
+            bounds,
+            counts: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
             sum_bits: AtomicU64::new(0f64.to_bits()),
             key: key.clone(),
         }
@@ -134,10 +138,10 @@ impl HistogramFn for Buckets {
         if value.is_nan() {
             // Not below any bound, so in `+Inf` only: added to the sum, it would make
             // the sum NaN for the rest of the process.
-            self.counts[HTTP_DURATION_BUCKETS.len()].fetch_add(1, Ordering::Relaxed);
+            self.counts[self.bounds.len()].fetch_add(1, Ordering::Relaxed);
             return;
         }
-        let i = HTTP_DURATION_BUCKETS.partition_point(|&bound| bound < value);
+        let i = self.bounds.partition_point(|&bound| bound < value);
         self.counts[i].fetch_add(1, Ordering::Relaxed);
         let _ = self
             .sum_bits
@@ -153,6 +157,8 @@ pub(crate) struct Registry {
     gauges: Map<Cell>,
     histograms: Map<Buckets>,
     help: RwLock<Vec<(KeyName, SharedString)>>,
+    /// Buckets set for histograms of a name, by its cleaned name.
+    buckets: RwLock<Vec<(String, &'static [f64])>>,
 }
 
 impl Registry {
@@ -162,7 +168,43 @@ impl Registry {
             gauges: RwLock::new(HashMap::with_hasher(BuildHasherDefault::new())),
             histograms: RwLock::new(HashMap::with_hasher(BuildHasherDefault::new())),
             help: RwLock::new(Vec::new()),
+            buckets: RwLock::new(Vec::new()),
         }
+    }
+
+    /// Sets the bucket bounds of the histograms named `name` recorded from now on.
+    pub(crate) fn set_buckets(&self, name: &str, bounds: &'static [f64]) -> Result<(), String> {
+        let increasing = bounds.windows(2).all(|w| w[0] < w[1]);
+        if bounds.is_empty() || !increasing || bounds.iter().any(|b| !b.is_finite()) {
+            return Err(format!(
+                "the buckets of `{name}` must be finite bounds in increasing order, at least one (`+Inf` is added), got {bounds:?}"
+            ));
+        }
+        let name = sanitize(name);
+        let recorded = read(&self.histograms)
+            .iter()
+            .any(|(key, _)| sanitize(key.name()) == name);
+        if recorded {
+            return Err(format!(
+                "`{name}` was recorded before its buckets were set, with the default ones; set them before the first record"
+            ));
+        }
+        let mut buckets = self.buckets.write().unwrap_or_else(|p| p.into_inner());
+        buckets.retain(|(n, _)| *n != name);
+        buckets.push((name, bounds));
+        Ok(())
+    }
+
+    fn bounds_of(&self, name: &str) -> &'static [f64] {
+        let buckets = self.buckets.read().unwrap_or_else(|p| p.into_inner());
+        if buckets.is_empty() {
+            return &HTTP_DURATION_BUCKETS;
+        }
+        let name = sanitize(name);
+        buckets
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or(&HTTP_DURATION_BUCKETS, |(_, bounds)| *bounds)
     }
 
     fn describe(&self, name: KeyName, description: SharedString) {
@@ -222,11 +264,12 @@ impl Registry {
         }
         for (key, h) in read(&self.histograms) {
             let name = sanitize(key.name());
-            let mut lines = Vec::with_capacity(HTTP_DURATION_BUCKETS.len() + 3);
+            let mut lines = Vec::with_capacity(h.counts.len() + 2);
             let mut cumulative = 0;
             for (i, count) in h.counts.iter().enumerate() {
                 cumulative += count.load(Ordering::Relaxed);
-                let le = HTTP_DURATION_BUCKETS
+                let le = h
+                    .bounds
                     .get(i)
                     .map_or_else(|| "+Inf".to_owned(), f64::to_string);
                 lines.push(sample(
@@ -356,7 +399,9 @@ impl Recorder for Installed {
         }))
     }
     fn register_histogram(&self, key: &Key, _: &Metadata<'_>) -> Histogram {
-        Histogram::from_arc(get_or_insert(&self.0.histograms, key, Buckets::new))
+        Histogram::from_arc(get_or_insert(&self.0.histograms, key, |k| {
+            Buckets::new(k, self.0.bounds_of(k.name()))
+        }))
     }
 }
 
@@ -505,5 +550,38 @@ mod tests {
             out.starts_with("# HELP my_requests Requests taken.\n"),
             "{out}"
         );
+    }
+    #[test]
+    fn a_name_gets_the_buckets_set_for_it() {
+        static R: Registry = Registry::new();
+        let rec = Installed(&R);
+        let m = Metadata::new("t", metrics::Level::INFO, None);
+        R.set_buckets("payload.bytes", &[1024.0, 4096.0]).unwrap();
+        let h = rec.register_histogram(&Key::from_name("payload.bytes"), &m);
+        h.record(5000.0);
+        h.record(100.0);
+        rec.register_histogram(&Key::from_name("wait_seconds"), &m)
+            .record(0.5);
+        let mut out = String::new();
+        R.render(&mut out, &[]);
+        assert!(
+            out.contains(
+                "payload_bytes_bucket{le=\"1024\"} 1\npayload_bytes_bucket{le=\"4096\"} 1\npayload_bytes_bucket{le=\"+Inf\"} 2\npayload_bytes_sum 5100\n"
+            ),
+            "{out}"
+        );
+        assert!(
+            out.contains("wait_seconds_bucket{le=\"0.0001\"} 0\n"),
+            "{out}"
+        );
+        let err = R.set_buckets("wait_seconds", &[1.0]).unwrap_err();
+        assert!(
+            err.contains("was recorded before its buckets were set"),
+            "{err}"
+        );
+        for bad in [&[][..], &[2.0, 1.0], &[1.0, f64::INFINITY]] {
+            let err = R.set_buckets("other", bad).unwrap_err();
+            assert!(err.contains("increasing order"), "{err}");
+        }
     }
 }
