@@ -20,7 +20,10 @@ pub(crate) fn render(out: &mut String) {
 }
 
 fn start_up(out: &mut String) {
-    // Each process start is one cold start: `sum(increase(...))` counts them.
+    // Each process start is one cold start. It is always 1, so `increase()` sees none
+    // (a series' first sample is not an increase, and a restart under the same labels
+    // is no reset): count them with `changes(process_start_time_seconds[1h])` per
+    // instance, plus one per instance that appeared.
     single(
         out,
         "coldstart_cold_starts_total",
