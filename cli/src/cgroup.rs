@@ -39,6 +39,14 @@ impl TempCgroup {
             bail!("creating a cgroup needs root; run as root or drop --cpus/--memory");
         }
         let hierarchy = hierarchies::auto();
+        let named = || {
+            Cgroup::load_with_specified_controllers(
+                hierarchies::auto(),
+                name,
+                vec!["cpu".into(), "memory".into()],
+            )
+        };
+        let existed = named().exists();
         let mut builder =
             CgroupBuilder::new(name).set_specified_controllers(vec!["cpu".into(), "memory".into()]);
         if let Some(cpus) = limits.cpus {
@@ -56,9 +64,20 @@ impl TempCgroup {
             let bytes = i64::try_from(bytes).context("memory limit does not fit in 63 bits")?;
             builder = builder.memory().memory_hard_limit(bytes).done();
         }
-        let cgroup = builder
-            .build(hierarchy)
-            .with_context(|| format!("cannot create cgroup {name} with {limits:?}"))?;
+        let cgroup = match builder.build(hierarchy) {
+            Ok(cgroup) => cgroup,
+            Err(e) => {
+                // The builder makes the directories before it writes the limits, and
+                // leaves them behind when the kernel refuses one.
+                if !existed {
+                    for subsystem in named().subsystems() {
+                        let _ = std::fs::remove_dir(subsystem.to_controller().path());
+                    }
+                }
+                return Err(anyhow::Error::new(e)
+                    .context(format!("cannot create cgroup {name} with {limits:?}")));
+            }
+        };
         let cgroup = TempCgroup {
             cgroup,
             name: name.to_owned(),

@@ -68,6 +68,37 @@ fn quota_and_memory_limit_of_the_processs_own_cgroup() {
     assert_eq!(v["plan"]["worker_threads"], 1);
 }
 
+/// The kernel refuses a child's CPU quota above its parent's; what the builder had
+/// made by then is removed, not left behind.
+#[test]
+fn a_limit_the_kernel_refuses_leaves_no_cgroup_behind() {
+    if !can_run("refused") {
+        return;
+    }
+    let parent_name = name("refused-parent");
+    let parent = TempCgroup::create(&parent_name, HALF_CPU_64M).unwrap();
+    let child_name = format!("{parent_name}/child");
+    let refused = TempCgroup::create(
+        &child_name,
+        Limits {
+            cpus: Some(1.0),
+            memory_bytes: None,
+        },
+    );
+    let err = format!("{:#}", refused.err().expect("a quota above the parent's"));
+    assert!(
+        err.contains(&format!("cannot create cgroup {child_name}")),
+        "{err}"
+    );
+    for controller in ["cpu", "memory"] {
+        let dir = std::path::Path::new("/sys/fs/cgroup")
+            .join(controller)
+            .join(&child_name);
+        assert!(!dir.exists(), "{} left behind", dir.display());
+    }
+    drop(parent);
+}
+
 #[test]
 fn nested_limit_on_the_parent_only() {
     if !can_run("nested") {
