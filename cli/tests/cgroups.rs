@@ -99,6 +99,29 @@ fn a_limit_the_kernel_refuses_leaves_no_cgroup_behind() {
     drop(parent);
 }
 
+/// A cgroup that is gone by the time a program is started (removed by someone else)
+/// is said at once, naming the file, before any child is made.
+#[test]
+fn a_program_that_cannot_join_the_cgroup_is_a_clear_error() {
+    if !can_run("cannot-join") {
+        return;
+    }
+    let cg = TempCgroup::create(&name("gone"), HALF_CPU_64M).unwrap();
+    for procs in cg.procs_files() {
+        std::fs::remove_dir(procs.parent().unwrap()).unwrap();
+    }
+    let target = cargo_coldstart::measure::Target::new("true", "/bin/true");
+    let err = format!(
+        "{:#}",
+        cargo_coldstart::measure::run_once(&target, Some(&cg)).unwrap_err()
+    );
+    assert!(err.contains("cannot open /sys/fs/cgroup/"), "{err}");
+    assert!(
+        err.contains("gone/cgroup.procs: No such file or directory"),
+        "{err}"
+    );
+}
+
 #[test]
 fn nested_limit_on_the_parent_only() {
     if !can_run("nested") {

@@ -298,10 +298,20 @@ fn launch(
     // `spawn` returns only once the child has exec'd, and the child waits for the go
     // byte before exec: spawn on a helper thread, release the child from here.
     let spawner = std::thread::spawn(move || command.spawn());
-    if !wait_readable(&ready_r, RUN_TIMEOUT) {
-        let err = match spawner.join() {
-            Ok(Err(e)) => anyhow!(e),
-            _ => anyhow!("the child never got ready to exec"),
+    // A child that fails before it is ready (joining the cgroup) makes `spawn` return
+    // at once, while this end of the pipe stays open: look at both.
+    let asked = Instant::now();
+    while !wait_readable(&ready_r, Duration::from_millis(5)) {
+        let err = if spawner.is_finished() {
+            match spawner.join() {
+                Ok(Err(e)) => anyhow!(e),
+                _ => anyhow!("the child never got ready to exec"),
+            }
+        } else if asked.elapsed() > RUN_TIMEOUT {
+            // Not joined: `spawn` returns only once the child has exec'd.
+            anyhow!("the child never got ready to exec")
+        } else {
+            continue;
         };
         return Err(err.context(format!("cannot start {}", target.program.display())));
     }
