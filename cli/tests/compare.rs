@@ -384,6 +384,25 @@ fn lambda_functions_against_the_emulator() {
         );
         assert!(t["warm_ms"]["median"].as_f64().unwrap() > 0.0);
     }
+    // A function that exits without answering is said with its status (as soon as it
+    // has exited; the caller's wait used to run out its 10 s first).
+    let out = compare(&[
+        "false",
+        "false",
+        "--lambda",
+        "--runs",
+        "1",
+        "--cargo-lambda",
+        &cargo_lambda,
+        "--package-dir",
+        LAMBDA_PACKAGE,
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        text.contains("exited with exit status: 1 before answering"),
+        "{text}"
+    );
 }
 
 #[test]

@@ -22,7 +22,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-use super::{RUN_TIMEOUT, Stats, Target, launch, read_response, status_of, tail};
+use super::{
+    RUN_TIMEOUT, Stats, Target, launch, read_response, read_response_while, status_of, tail,
+};
 use crate::cgroup::TempCgroup;
 
 /// A running `cargo lambda watch --only-lambda-apis` (in a process group of its own,
@@ -361,7 +363,12 @@ fn measure(
         ("AWS_LAMBDA_FUNCTION_VERSION", "1".to_owned()),
     ];
     let (mut child, start) = launch(target, cgroup, &env, stderr)?;
-    let answer = read_response(&mut caller);
+    // A function that exits leaves the invocation waiting at the emulator: stop
+    // waiting for its answer then.
+    let answer = read_response_while(&mut caller, &mut || match child.0.try_wait()? {
+        Some(status) => bail!("exited with {status}"),
+        None => Ok(()),
+    });
     let elapsed = start.elapsed();
     let (rss_bytes, threads) = status_of(child.0.id()).unwrap_or((0, 0));
     let answer = match answer {

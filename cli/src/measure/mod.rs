@@ -437,10 +437,38 @@ fn write_byte(fd: &OwnedFd) -> anyhow::Result<()> {
 
 /// Reads one HTTP/1.1 response: headers, then `Content-Length` bytes, or to EOF.
 fn read_response(stream: &mut TcpStream) -> anyhow::Result<Vec<u8>> {
+    read_response_while(stream, &mut || Ok(()))
+}
+
+/// [`read_response`], calling `waiting` every 20 ms without an answer: an error from
+/// it (the program that should answer has exited) ends the wait. The stream's own
+/// read timeout is replaced by [`RUN_TIMEOUT`] in all.
+fn read_response_while(
+    stream: &mut TcpStream,
+    waiting: &mut dyn FnMut() -> anyhow::Result<()>,
+) -> anyhow::Result<Vec<u8>> {
+    let deadline = Instant::now() + RUN_TIMEOUT;
+    stream.set_read_timeout(Some(Duration::from_millis(20)))?;
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
     loop {
-        let n = stream.read(&mut chunk)?;
+        let n = match stream.read(&mut chunk) {
+            Ok(n) => n,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                waiting()?;
+                if Instant::now() > deadline {
+                    bail!("no response within {RUN_TIMEOUT:?}");
+                }
+                continue;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e.into()),
+        };
         buf.extend_from_slice(&chunk[..n]);
         if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
             let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
