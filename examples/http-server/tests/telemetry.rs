@@ -1156,11 +1156,13 @@ fn pushes_reach_a_real_pushgateway_and_the_last_push_happens_at_shutdown() {
             format!("http://127.0.0.1:{gport}"),
         ),
         ("COLDSTART_METRICS_PUSH_JOB", "push-test".into()),
+        // The group of this instance, a value in the gateway's base64 form.
+        ("COLDSTART_METRICS_PUSH_GROUPING", "instance=host/1".into()),
         // Only the push right after the first response, then the one at shutdown.
         ("COLDSTART_METRICS_PUSH_INTERVAL", "1h".into()),
         ("OTEL_TRACES_EXPORTER", "none".into()),
     ]);
-    let series = "http_requests_total{instance=\"\",job=\"push-test\",method=\"GET\",route=\"/\",status=\"200\"}";
+    let series = "http_requests_total{instance=\"host/1\",job=\"push-test\",method=\"GET\",route=\"/\",status=\"200\"}";
     let pushed = |at_least: f64| {
         poll(Duration::from_secs(10), || {
             let exposition = get_http10(gport, "/metrics")?;

@@ -183,6 +183,10 @@ pub struct Push {
     /// Time between pushes (`COLDSTART_METRICS_PUSH_INTERVAL`, default 10 s); one
     /// more push happens at shutdown.
     pub interval: Duration,
+    /// Grouping labels after `job` (`COLDSTART_METRICS_PUSH_GROUPING`, default none):
+    /// instances that push the same job need one of their own (`instance=...`), or
+    /// each push replaces the others' metrics.
+    pub grouping: Vec<(String, String)>,
 }
 
 /// Basic-authentication credentials (`user:password`, percent-decoded). Never shown:
@@ -671,6 +675,20 @@ impl Config {
                     |s| parse_duration(s).filter(|d| *d >= Duration::from_millis(100)),
                 )
                 .unwrap_or(Duration::from_secs(10)),
+            grouping: r
+                .read(
+                    "COLDSTART_METRICS_PUSH_GROUPING",
+                    "comma-separated `label=value` pairs, values percent-encoded, label names of letters, digits and `_` (not `job`, not starting with `__` or a digit)",
+                    |s| {
+                        parse_pairs(s).filter(|pairs| {
+                            pairs.iter().all(|(label, _)| grouping_label(label))
+                                && pairs.iter().enumerate().all(|(i, (label, _))| {
+                                    pairs[..i].iter().all(|(other, _)| other != label)
+                                })
+                        })
+                    },
+                )
+                .unwrap_or_default(),
         });
         let disabled = r
             .read("OTEL_SDK_DISABLED", "`true` or `false`", |s| {
@@ -974,6 +992,18 @@ fn parse_pairs(s: &str) -> Option<Vec<(String, String)>> {
             Some((k.to_owned(), percent_decode(v.trim())?))
         })
         .collect()
+}
+
+/// Whether `label` may name a Pushgateway grouping label: a Prometheus label name,
+/// not `job` (the job comes first) and not a reserved `__` name.
+fn grouping_label(label: &str) -> bool {
+    let mut chars = label.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && label != "job"
+        && !label.starts_with("__")
 }
 
 fn percent_decode(s: &str) -> Option<String> {
@@ -1419,6 +1449,33 @@ mod tests {
             ("checkout", Duration::from_secs(2))
         );
         assert_eq!(c.sampler, Sampler::Dynamic(0.5));
+    }
+
+    #[test]
+    fn push_grouping_labels_are_prometheus_names_after_the_job() {
+        let url = ("COLDSTART_METRICS_PUSH_URL", "http://127.0.0.1:9091");
+        let (c, errors) = config(&[
+            url,
+            (
+                "COLDSTART_METRICS_PUSH_GROUPING",
+                "instance=host%2C1, zone=eu",
+            ),
+        ]);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(
+            c.push.unwrap().grouping,
+            [
+                ("instance".to_owned(), "host,1".to_owned()),
+                ("zone".to_owned(), "eu".to_owned())
+            ]
+        );
+        for bad in ["job=x", "__x=1", "1a=b", "a-b=c", "a=1,a=2", "novalue"] {
+            let (c, errors) = config(&[url, ("COLDSTART_METRICS_PUSH_GROUPING", bad)]);
+            assert_eq!(errors.len(), 1, "{bad}");
+            assert_eq!(errors[0].key, "COLDSTART_METRICS_PUSH_GROUPING");
+            assert!(errors[0].to_string().contains("not `job`"), "{}", errors[0]);
+            assert!(c.push.unwrap().grouping.is_empty(), "{bad}");
+        }
     }
 
     #[test]

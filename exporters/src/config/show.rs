@@ -89,6 +89,18 @@ impl Config {
                 or(push.map(|p| format!("{}ms", p.interval.as_millis())), "-"),
             ),
             (
+                "COLDSTART_METRICS_PUSH_GROUPING",
+                match push.map(|p| p.grouping.as_slice()) {
+                    None => "-".to_owned(),
+                    Some([]) => "(job only)".to_owned(),
+                    Some(pairs) => pairs
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect::<Vec<_>>()
+                        .join(","),
+                },
+            ),
+            (
                 "COLDSTART_LAMBDA_FLUSH_TIMEOUT",
                 format!("{}ms", self.lambda.flush_timeout.as_millis()),
             ),

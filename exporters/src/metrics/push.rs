@@ -8,6 +8,7 @@ A push that fails (gateway down, refusing, slow, answering an error) is counted 
 at most; it never delays anything else.
 */
 
+use std::fmt::Write;
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -89,23 +90,32 @@ async fn send(push: &Push, body: String) -> Result<(), String> {
     }
 }
 
-/// `<base path>/metrics/job/<job>`, the job in the gateway's base64 form when it is
-/// not a plain name.
+/// `<base path>/metrics/job/<job>` and then `/<label>/<value>` for each grouping
+/// label, a value in the gateway's base64 form when it is not a plain name.
 fn path(push: &Push) -> String {
-    let base = push.url.path().trim_end_matches('/');
-    let plain = !push.job.is_empty()
-        && push
-            .job
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b));
-    if plain {
-        format!("{base}/metrics/job/{}", push.job)
-    } else {
-        format!(
-            "{base}/metrics/job@base64/{}",
-            crate::base64::url_safe(push.job.as_bytes())
-        )
+    let mut path = push.url.path().trim_end_matches('/').to_owned();
+    path.push_str("/metrics");
+    let labels = std::iter::once(("job", push.job.as_str()))
+        .chain(push.grouping.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    for (label, value) in labels {
+        let plain = !value.is_empty()
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b));
+        if plain {
+            let _ = write!(path, "/{label}/{value}");
+        } else if value.is_empty() {
+            // The protocol's form of an empty value.
+            let _ = write!(path, "/{label}@base64/=");
+        } else {
+            let _ = write!(
+                path,
+                "/{label}@base64/{}",
+                crate::base64::url_safe(value.as_bytes())
+            );
+        }
     }
+    path
 }
 
 #[cfg(test)]
@@ -119,6 +129,7 @@ mod tests {
             credentials: None,
             job: job.into(),
             interval: Duration::from_secs(1),
+            grouping: Vec::new(),
         }
     }
 
@@ -135,6 +146,16 @@ mod tests {
         assert_eq!(
             path(&push("http://gw:9091", "a/b")),
             "/metrics/job@base64/YS9i"
+        );
+        let mut grouped = push("http://gw:9091", "batch");
+        grouped.grouping = vec![
+            ("instance".into(), "host-1".into()),
+            ("path".into(), "/var/x".into()),
+            ("empty".into(), String::new()),
+        ];
+        assert_eq!(
+            path(&grouped),
+            "/metrics/job/batch/instance/host-1/path@base64/L3Zhci94/empty@base64/="
         );
     }
 
