@@ -20,7 +20,7 @@ use opentelemetry::trace::TraceContextExt;
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::Layer;
-use tracing_subscriber::filter::Targets;
+use tracing_subscriber::filter::{FilterExt, Targets, filter_fn};
 use tracing_subscriber::layer::{Context, SubscriberExt};
 
 use crate::config::{Config, LogFormat};
@@ -41,9 +41,11 @@ pub(crate) fn install(config: &Config) {
         .unwrap_or_else(|_| Targets::new().with_default(tracing::Level::INFO));
     // The exporters' own clients never become spans: each would need exporting in
     // turn. (Their spans run in tasks the suppressed export context does not reach.)
-    let span_filter = EXPORT_CLIENTS.iter().fold(filter.clone(), |f, target| {
-        f.with_target(*target, tracing::level_filters::LevelFilter::OFF)
-    });
+    // Matched by module path: a target directive matches any name it begins, and
+    // `tower` would also have turned off `tower_http`, the program's own trace layer.
+    let span_filter = filter
+        .clone()
+        .and(filter_fn(|meta| !export_client(meta.target())));
     let spans = crate::trace::tracer().map(|tracer| {
         tracing_opentelemetry::layer()
             .with_tracer(tracer.clone())
@@ -70,6 +72,15 @@ const EXPORT_CLIENTS: [&str; 8] = [
     "opentelemetry",
     "opentelemetry_sdk",
 ];
+
+/// Whether `target` is one of [`EXPORT_CLIENTS`] or a module of one.
+fn export_client(target: &str) -> bool {
+    EXPORT_CLIENTS.iter().any(|client| {
+        target
+            .strip_prefix(client)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
+    })
+}
 
 /// Writes each event as one line on stdout.
 struct Lines {
@@ -234,6 +245,27 @@ fn timestamp(t: SystemTime) -> String {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn only_the_export_clients_and_their_modules_are_kept_from_spans() {
+        for client in [
+            "tower",
+            "hyper::client::conn",
+            "h2",
+            "opentelemetry_sdk::trace",
+        ] {
+            assert!(export_client(client), "{client}");
+        }
+        for other in [
+            "tower_http::trace::on_response",
+            "tonic_web",
+            "h2o",
+            "my_app",
+            "towers",
+        ] {
+            assert!(!export_client(other), "{other}");
+        }
+    }
 
     #[test]
     fn timestamps_are_rfc3339_utc() {

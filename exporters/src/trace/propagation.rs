@@ -34,9 +34,13 @@ pub fn inject_headers(cx: &Context, headers: &mut http::HeaderMap) {
     });
 }
 
-/// Reads the context carried by incoming HTTP headers.
+/// Reads the context carried by incoming HTTP headers, as the W3C specifications
+/// read them: `tracestate` and `baggage` sent more than once are one list, and a
+/// `traceparent` that is sent twice or is not exactly of its form is none (a new
+/// trace starts).
 pub fn extract_headers(headers: &http::HeaderMap) -> Context {
-    opentelemetry::global::get_text_map_propagator(|p| p.extract(&HeaderExtractor(headers)))
+    let extractor = HeaderExtractor::new(headers);
+    opentelemetry::global::get_text_map_propagator(|p| p.extract(&extractor))
 }
 
 /// Writes `cx` into a message's string headers (Kafka, NATS, SQS attributes...).
@@ -77,6 +81,25 @@ pub fn extract_metadata(metadata: &tonic::metadata::MetadataMap) -> Context {
     extract_headers(metadata.as_ref())
 }
 
+/// Whether `value` is a `traceparent` of the form W3C Trace Context gives:
+/// `version-traceid-parentid-flags` in lowercase hex of 2, 32, 16 and 2 digits,
+/// version `ff` refused, and a later version's further fields after a `-`. The
+/// OpenTelemetry propagator parses the fields as numbers and takes `00-1-1-01`.
+fn well_formed_traceparent(value: &str) -> bool {
+    let b = value.as_bytes();
+    let hex = |range: std::ops::Range<usize>| {
+        b.get(range)
+            .is_some_and(|s| s.iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f')))
+    };
+    let dashes = [2, 35, 52].iter().all(|&i| b.get(i) == Some(&b'-'));
+    let version_ok = hex(0..2) && &b[..2] != b"ff";
+    let length_ok = match &b[..2.min(b.len())] {
+        b"00" => b.len() == 55,
+        _ => b.len() == 55 || b.get(55) == Some(&b'-'),
+    };
+    version_ok && dashes && hex(3..35) && hex(36..52) && hex(53..55) && length_ok
+}
+
 struct HeaderInjector<'a>(&'a mut http::HeaderMap);
 
 impl Injector for HeaderInjector<'_> {
@@ -90,15 +113,51 @@ impl Injector for HeaderInjector<'_> {
     }
 }
 
-pub(crate) struct HeaderExtractor<'a>(pub(crate) &'a http::HeaderMap);
+/// Incoming headers for the propagators, which read one value per name.
+struct HeaderExtractor<'a> {
+    headers: &'a http::HeaderMap,
+    /// `tracestate`, then `baggage`, joined with `,` when sent more than once (the
+    /// W3C specifications make them one list); `None` when sent once or not at all.
+    joined: [Option<String>; 2],
+}
+
+impl<'a> HeaderExtractor<'a> {
+    fn new(headers: &'a http::HeaderMap) -> Self {
+        let joined = |name: &str| {
+            let mut values = headers.get_all(name).iter();
+            values.next()?;
+            values.next()?;
+            let all: Vec<&str> = headers
+                .get_all(name)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .collect();
+            Some(all.join(","))
+        };
+        HeaderExtractor {
+            headers,
+            joined: [joined("tracestate"), joined("baggage")],
+        }
+    }
+}
 
 impl Extractor for HeaderExtractor<'_> {
     fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).and_then(|v| v.to_str().ok())
+        let one = |name: &str| self.headers.get(name).and_then(|v| v.to_str().ok());
+        match key {
+            "traceparent" => {
+                let mut sent = self.headers.get_all(key).iter();
+                let first = sent.next()?.to_str().ok()?;
+                (sent.next().is_none() && well_formed_traceparent(first)).then_some(first)
+            }
+            "tracestate" => self.joined[0].as_deref().or_else(|| one(key)),
+            "baggage" => self.joined[1].as_deref().or_else(|| one(key)),
+            _ => one(key),
+        }
     }
 
     fn keys(&self) -> Vec<&str> {
-        self.0
+        self.headers
             .keys()
             .map(http::header::HeaderName::as_str)
             .collect()
@@ -168,6 +227,12 @@ mod tests {
             "00-zz-00f067aa0ba902b7-01",
             "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
             "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            // The propagator parsed these as numbers and took them.
+            "00-1-1-01",
+            "00-+bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-",
+            "0-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-1",
+            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01x",
         ] {
             let mut headers = http::HeaderMap::new();
             headers.insert("traceparent", bad.parse().unwrap());
@@ -176,5 +241,54 @@ mod tests {
                 "{bad}"
             );
         }
+        // Sent twice, it says nothing for sure.
+        let mut headers = http::HeaderMap::new();
+        for parent in [PARENT, PARENT] {
+            headers.append("traceparent", parent.parse().unwrap());
+        }
+        assert!(!extract_headers(&headers).span().span_context().is_valid());
+    }
+
+    const PARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    #[test]
+    fn a_later_version_with_more_fields_is_read_as_version_00() {
+        install();
+        for good in [
+            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-what-comes-later",
+            "cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        ] {
+            let mut headers = http::HeaderMap::new();
+            headers.insert("traceparent", good.parse().unwrap());
+            let cx = extract_headers(&headers);
+            assert_eq!(
+                cx.span().span_context().span_id().to_string(),
+                "00f067aa0ba902b7",
+                "{good}"
+            );
+        }
+    }
+
+    #[test]
+    fn tracestate_and_baggage_sent_twice_are_one_list() {
+        install();
+        let mut headers = http::HeaderMap::new();
+        headers.insert("traceparent", PARENT.parse().unwrap());
+        headers.append("tracestate", "foo=1".parse().unwrap());
+        headers.append("tracestate", "rojo=2".parse().unwrap());
+        headers.append("baggage", "a=1".parse().unwrap());
+        headers.append("baggage", "b=2".parse().unwrap());
+        let cx = extract_headers(&headers);
+        let state = cx.span().span_context().trace_state().clone();
+        assert_eq!(state.get("foo"), Some("1"));
+        assert_eq!(state.get("rojo"), Some("2"));
+        assert_eq!(
+            cx.baggage().get("a").map(|v| v.to_string()),
+            Some("1".into())
+        );
+        assert_eq!(
+            cx.baggage().get("b").map(|v| v.to_string()),
+            Some("2".into())
+        );
     }
 }

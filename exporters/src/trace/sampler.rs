@@ -8,7 +8,9 @@ p = clamp(base * (1 + k1 * error_pct / 100) / (1 + k2 * log10(qps + 1)), floor, 
 with `qps` and `error_pct` counted over a sliding window of whole seconds by the HTTP
 layer ([`record`]), `k1 = 0.5`, `k2 = 2`, `floor = 0.01` and a 10 s window unless
 configured (DESIGN.md). The decision for a trace is the trace-id ratio test with `p`,
-so all spans of one trace agree.
+made once, for the span that starts the trace in this process (a root, or a child of a
+remote parent); spans under it follow its decision, so all spans of one trace agree
+here even as `p` moves between them.
 
 Recording a request is two relaxed atomic adds, plus a reset when a new second
 starts; it never locks. Time comes from the coarse real-time clock, which the kernel
@@ -216,7 +218,15 @@ impl ShouldSample for DynamicSampler {
         _attributes: &[KeyValue],
         _links: &[Link],
     ) -> SamplingResult {
-        let decision = if sampled(self.current(), trace_id) {
+        let local_parent = parent_context
+            .map(|cx| cx.span().span_context().clone())
+            .filter(|parent| parent.is_valid() && !parent.is_remote());
+        let keep = match local_parent {
+            // Decided already, with the `p` of its moment.
+            Some(parent) => parent.is_sampled(),
+            None => sampled(self.current(), trace_id),
+        };
+        let decision = if keep {
             SamplingDecision::RecordAndSample
         } else {
             SamplingDecision::Drop
@@ -261,6 +271,40 @@ mod tests {
             ..c
         };
         assert!(close(probability(1.0, &other, 9.0, 50.0), 0.75));
+    }
+
+    #[test]
+    fn spans_under_a_local_parent_follow_its_decision_whatever_p_is_now() {
+        use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceState};
+        let sampler = DynamicSampler::new(1.0, Dynamic::default());
+        // Its low half is 0: kept for any `p` above 0, whatever traffic other tests
+        // record meanwhile.
+        let trace_id =
+            TraceId::from_hex("4bf92f3577b34da60000000000000000").unwrap_or(TraceId::INVALID);
+        let under = |flags, remote| {
+            let parent = SpanContext::new(
+                trace_id,
+                SpanId::from_hex("00f067aa0ba902b7").unwrap_or(SpanId::INVALID),
+                flags,
+                remote,
+                TraceState::default(),
+            );
+            let cx = Context::new().with_remote_span_context(parent);
+            sampler
+                .should_sample(Some(&cx), trace_id, "child", &SpanKind::Internal, &[], &[])
+                .decision
+        };
+        // A remote parent's child gets the ratio test: kept.
+        assert_eq!(
+            under(TraceFlags::default(), true),
+            SamplingDecision::RecordAndSample
+        );
+        // A local parent dropped when p was lower: its child is dropped too.
+        assert_eq!(under(TraceFlags::default(), false), SamplingDecision::Drop);
+        assert_eq!(
+            under(TraceFlags::SAMPLED, false),
+            SamplingDecision::RecordAndSample
+        );
     }
 
     #[test]
