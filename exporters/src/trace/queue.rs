@@ -64,7 +64,8 @@ impl Queue {
             return;
         }
         spans.push(span);
-        let full = spans.len() >= self.settings.batch;
+        // With no delay, each span is worth an export.
+        let full = spans.len() >= self.settings.batch || self.settings.delay.is_zero();
         drop(spans);
         if full && self.exporting.get().is_some() {
             self.wake.notify_one();
@@ -106,7 +107,12 @@ impl Queue {
         let _ = self.exporting.set(());
         loop {
             self.flush(&exporter, None).await;
-            let _ = tokio::time::timeout(self.settings.delay, self.wake.notified()).await;
+            if self.settings.delay.is_zero() {
+                // A timeout of 0 would make this loop spin while nothing is queued.
+                self.wake.notified().await;
+            } else {
+                let _ = tokio::time::timeout(self.settings.delay, self.wake.notified()).await;
+            }
         }
     }
 
@@ -334,6 +340,30 @@ mod tests {
         // A note left by an export whose outcome was never seen is not the next one's.
         super::super::otlp::note_answer(&partial_success(5, "stale"));
         assert_eq!(send(Vec::new(), 2).await, 0);
+    }
+
+    /// `OTEL_BSP_SCHEDULE_DELAY=0`: each span goes out at once, short of a batch (the
+    /// exporter waits for it, where it woke every millisecond on a timeout of 0).
+    #[tokio::test]
+    async fn with_no_delay_spans_go_at_once_and_the_exporter_idles_between() {
+        let settings = config::Queue {
+            max_spans: 10,
+            batch: 5,
+            delay: Duration::ZERO,
+            export_timeout: Duration::from_secs(5),
+        };
+        let queue = Queue::new(settings);
+        let exporter = Arc::new(tokio::sync::Mutex::new(Batches::default()));
+        tokio::spawn(queue.clone().run(exporter.clone()));
+        queue.push(span(1));
+        let exported = async {
+            while exporter.lock().await.0.lock().unwrap().is_empty() {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(5), exported)
+            .await
+            .expect("one span, short of a batch, exported without a delay");
     }
 
     /// The collector's message in a report is one line, without characters that
