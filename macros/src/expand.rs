@@ -23,7 +23,9 @@ pub(crate) fn entry(args: TokenStream, item: TokenStream, kind: Kind) -> TokenSt
         );
         return with_error(quote!(#func), err);
     }
-    if kind == Kind::Main && !func.sig.inputs.is_empty() {
+    // As `#[tokio::main]`: another function may take arguments (its body captures
+    // them), `main` may not.
+    if kind == Kind::Main && func.sig.ident == "main" && !func.sig.inputs.is_empty() {
         let err = syn::Error::new_spanned(
             &func.sig.inputs,
             "#[coldstart::main] takes a function without arguments",
@@ -85,12 +87,18 @@ pub(crate) fn entry(args: TokenStream, item: TokenStream, kind: Kind) -> TokenSt
         Kind::Test => quote! { #v1::block_on_test(#flavor, #workers, #start_paused, body) },
     };
     let test_attr = (kind == Kind::Test).then(|| quote!(#[::core::prelude::v1::test]));
-    let attrs = &func.attrs;
+    // syn keeps the body's inner attributes (`#![allow(...)]`) with the outer ones:
+    // they go back at the top of the body, where they were.
+    let (inner, attrs): (Vec<&syn::Attribute>, Vec<&syn::Attribute>) = func
+        .attrs
+        .iter()
+        .partition(|a| matches!(a.style, syn::AttrStyle::Inner(_)));
     let vis = &func.vis;
     let sig = &func.sig;
     let span = body.brace_token.span.join();
     let block = quote_spanned! {span=>
         {
+            #(#inner)*
             let body = async move #body;
             #call
         }
@@ -154,7 +162,10 @@ fn chosen_profile(argument: Option<&syn::LitStr>) -> syn::Result<Option<TokenStr
 /// `path` is relative to the crate's Cargo.toml unless absolute.
 fn embed_profile(path: &str, what: &str, span: proc_macro2::Span) -> syn::Result<TokenStream> {
     let dir = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default();
-    let full = std::path::Path::new(&dir).join(path);
+    // Absolute: `include_str!` reads a relative path from the source file's directory,
+    // not from where this read it (without cargo, the working directory).
+    let full = std::path::absolute(std::path::Path::new(&dir).join(path))
+        .map_err(|e| syn::Error::new(span, format!("cannot resolve the init profile {what}: {e}")))?;
     let text = std::fs::read_to_string(&full).map_err(|e| {
         syn::Error::new(
             span,
