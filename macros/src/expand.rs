@@ -164,8 +164,9 @@ fn embed_profile(path: &str, what: &str, span: proc_macro2::Span) -> syn::Result
     let dir = std::env::var("CARGO_MANIFEST_DIR").unwrap_or_default();
     // Absolute: `include_str!` reads a relative path from the source file's directory,
     // not from where this read it (without cargo, the working directory).
-    let full = std::path::absolute(std::path::Path::new(&dir).join(path))
-        .map_err(|e| syn::Error::new(span, format!("cannot resolve the init profile {what}: {e}")))?;
+    let full = std::path::absolute(std::path::Path::new(&dir).join(path)).map_err(|e| {
+        syn::Error::new(span, format!("cannot resolve the init profile {what}: {e}"))
+    })?;
     let text = std::fs::read_to_string(&full).map_err(|e| {
         syn::Error::new(
             span,

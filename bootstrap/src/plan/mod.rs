@@ -265,13 +265,19 @@ impl Plan {
                 reason: plan(Why::CeilOfCores { cores }),
             },
         };
-        let tokio_env = TOKIO_WORKER_THREADS.read_env(env, parse_workers)?;
-        let workers_default = match (tokio_env, settings.worker_threads, flavor.value) {
-            (Some((n, layer)), None, Flavor::MultiThread) => Decision {
+        // Read only where tokio would read it: a bad value elsewhere stops nothing.
+        let tokio_env = match (settings.worker_threads, flavor.value) {
+            (None, Flavor::MultiThread) => {
+                TOKIO_WORKER_THREADS.read_env(env, parse_tokio_workers)?
+            }
+            _ => None,
+        };
+        let workers_default = match tokio_env {
+            Some((n, layer)) => Decision {
                 value: n,
                 reason: Reason::env(TOKIO_WORKER_THREADS.variable, layer),
             },
-            _ => workers_default,
+            None => workers_default,
         };
         let worker_env = WORKER_THREADS.read_env(env, parse_workers)?;
         let worker_threads = choose(
@@ -280,9 +286,12 @@ impl Plan {
             worker_env,
             WORKER_THREADS,
         );
-        if worker_threads.value > 1 && flavor.value == Flavor::CurrentThread {
+        // As tokio has it, any worker count given, one included, asks for the
+        // multi-thread scheduler (where `block_in_place` works) unless the flavor is
+        // given too.
+        let workers_given = worker_threads.reason.origin != Origin::Plan;
+        if (worker_threads.value > 1 || workers_given) && flavor.value == Flavor::CurrentThread {
             if flavor.reason.origin == Origin::Plan {
-                // An explicit worker count asks for the multi-thread scheduler.
                 flavor = Decision {
                     value: Flavor::MultiThread,
                     reason: Reason {
@@ -290,7 +299,7 @@ impl Plan {
                         why: Why::WorkersNeedMultiThread,
                     },
                 };
-            } else {
+            } else if worker_threads.value > 1 {
                 return Err(PlanError::Conflict(format!(
                     "{} asks for {} worker threads but {} asks for the current_thread scheduler, which has one; drop one of them",
                     worker_threads.reason.origin, worker_threads.value, flavor.reason.origin

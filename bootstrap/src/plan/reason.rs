@@ -250,7 +250,7 @@ impl fmt::Display for Reason {
             Why::CurrentThreadIsOne => f.write_str("current_thread runs tasks on the main thread"),
             Why::CeilOfCores { cores } => write!(f, "one worker per started core of {cores:.2}"),
             Why::WorkersNeedMultiThread => {
-                f.write_str("more than one worker thread needs multi_thread")
+                f.write_str("a worker count asks for multi_thread, as in tokio")
             }
             Why::TokioDefault => f.write_str("tokio's default"),
             Why::MemoryPerThread { bytes, per } => {

@@ -83,7 +83,7 @@ pub const WORKER_THREADS: Key = Key {
 pub const TOKIO_WORKER_THREADS: Key = Key {
     argument: "worker_threads",
     variable: "TOKIO_WORKER_THREADS",
-    accepts: "a whole number from 1 to 1024",
+    accepts: "a whole number above 0",
 };
 /// `max_blocking_threads` / `COLDSTART_MAX_BLOCKING_THREADS`.
 pub const MAX_BLOCKING_THREADS: Key = Key {
@@ -274,6 +274,11 @@ pub fn parse_flavor(s: &str) -> Option<Flavor> {
 /// Parses a worker-thread count (1 to 1024).
 pub fn parse_workers(s: &str) -> Option<usize> {
     s.parse().ok().filter(|n| (1..=1024).contains(n))
+}
+
+/// Parses `TOKIO_WORKER_THREADS` as tokio does: any whole number above 0.
+pub fn parse_tokio_workers(s: &str) -> Option<usize> {
+    s.parse().ok().filter(|n| *n > 0)
 }
 
 /// Parses a blocking-thread cap (1 to 4096).

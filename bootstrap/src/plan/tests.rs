@@ -127,6 +127,52 @@ fn tokio_worker_threads_counts_only_without_a_count_in_code() {
     );
 }
 
+/// As in tokio, where `#[tokio::main(worker_threads = 1)]` is the multi-thread
+/// scheduler with one worker (`block_in_place` works there, and panics on
+/// current_thread).
+#[test]
+fn one_worker_given_is_multi_thread_with_one_worker() {
+    let small = budget(Some(0.25), Some(1 << 30));
+    let attr = Settings {
+        worker_threads: Some(1),
+        ..Settings::NONE
+    };
+    let env = Env::fixed([("COLDSTART_WORKER_THREADS", "1")]);
+    for plan in [
+        Plan::from_budget(&small, &attr, &none()).unwrap(),
+        Plan::from_budget(&small, &Settings::NONE, &env).unwrap(),
+    ] {
+        assert_eq!(plan.flavor.value, Flavor::MultiThread);
+        assert_eq!(plan.worker_threads.value, 1);
+    }
+    // With the flavor given as well, one worker is what current_thread has.
+    let both = Env::fixed([
+        ("COLDSTART_WORKER_THREADS", "1"),
+        ("COLDSTART_FLAVOR", "current_thread"),
+    ]);
+    let plan = Plan::from_budget(&small, &Settings::NONE, &both).unwrap();
+    assert_eq!(plan.flavor.value, Flavor::CurrentThread);
+}
+
+/// tokio reads `TOKIO_WORKER_THREADS` only for the multi-thread scheduler without a
+/// count in code, and takes any count above 0: so does coldstart, and a value it
+/// would not read stops nothing.
+#[test]
+fn tokio_worker_threads_is_read_only_where_tokio_reads_it() {
+    let small = budget(Some(0.25), Some(1 << 30));
+    let odd = Env::fixed([("TOKIO_WORKER_THREADS", "many")]);
+    let plan = Plan::from_budget(&small, &Settings::NONE, &odd).unwrap();
+    assert_eq!(plan.flavor.value, Flavor::CurrentThread);
+    let counted = Settings {
+        worker_threads: Some(2),
+        ..Settings::NONE
+    };
+    assert!(Plan::from_budget(&small, &counted, &odd).is_ok());
+    let many = Env::fixed([("TOKIO_WORKER_THREADS", "2000")]);
+    let plan = Plan::from_budget(&budget(Some(2.0), Some(1 << 30)), &Settings::NONE, &many);
+    assert_eq!(plan.unwrap().worker_threads.value, 2000);
+}
+
 #[test]
 fn contradictions_and_bad_values_are_errors_that_say_what_to_do() {
     let b = budget(Some(2.0), Some(1 << 30));
