@@ -575,7 +575,10 @@ pub(crate) async fn run_shutdown_hooks() {
     let running: Vec<_> = hooks
         .into_iter()
         .map(|r| {
-            let task = tokio::spawn(tokio::time::timeout(r.deadline, (r.hook)()));
+            let (hook, deadline) = (r.hook, r.deadline);
+            // Called on its task: a hook that panics before it returns its future
+            // (a poisoned lock, say) is said, and the others still run.
+            let task = tokio::spawn(async move { tokio::time::timeout(deadline, hook()).await });
             (r.name, r.deadline, task)
         })
         .collect();

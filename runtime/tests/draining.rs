@@ -62,7 +62,13 @@ fn case() {
             return "returned";
         }
         if case == "sigint and a slow hook" {
-            // A body that does not drain: cancelled at the signal.
+            // A body that does not drain: cancelled at the signal. A hook that
+            // panics before it returns its future ends no other.
+            #[allow(unreachable_code)]
+            on_shutdown("broken", Duration::from_secs(1), || {
+                panic!("a hook's own bug");
+                async {}
+            });
             on_shutdown("slow", Duration::from_millis(200), || async {
                 tokio::time::sleep(Duration::from_secs(5)).await;
                 println!("case: slow hook finished");
@@ -134,6 +140,10 @@ fn sigint_runs_the_hooks_and_a_hook_past_its_deadline_is_named_and_abandoned() {
     assert_eq!(stdout, "quick hook ran\n", "{stderr}");
     assert!(
         stderr.contains("coldstart: shutdown hook `slow` did not finish within 200ms"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("coldstart: shutdown hook `broken` panicked"),
         "{stderr}"
     );
 }
