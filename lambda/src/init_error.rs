@@ -55,6 +55,12 @@ pub(crate) fn report_if_initialising(error_type: &str, message: &str) {
     let Ok(api) = RuntimeApi::parse(value.to_string_lossy().trim()) else {
         return;
     };
+    // The first report is the failure; what follows from it (`main` returning the
+    // error `run` gave it) is not another one, and the API takes one report only.
+    static REPORTED: AtomicBool = AtomicBool::new(false);
+    if REPORTED.swap(true, Ordering::AcqRel) {
+        return;
+    }
     match report_init_error(&api, error_type, message) {
         Ok(()) => eprintln!("coldstart: reported to the Lambda Runtime API as {error_type}"),
         Err(e) => eprintln!(

@@ -380,6 +380,13 @@ fn expect_failed_start(
         )),
         "{stderr}"
     );
+    // One failure, one report: the API refuses a second one.
+    assert_eq!(
+        stderr.matches("reported to the Lambda Runtime API").count(),
+        1,
+        "{stderr}"
+    );
+    assert!(!stderr.contains("could not report"), "{stderr}");
     assert!(stderr.contains(printed), "{stderr}");
     assert!(answer.contains(answered), "the caller got: {answer}");
 }
@@ -420,6 +427,20 @@ fn main_failing_before_run_is_an_init_failure_the_waiting_caller_sees() {
         "Runtime.ExitError",
         "set HELLO_MAX_KEYS to a whole number, got `lots`",
         "main ended before the function started serving",
+    );
+}
+
+#[test]
+fn a_bad_lambda_variable_is_one_init_failure_the_waiting_caller_sees() {
+    // `run` reports it; main then returns the error run gave it, which is no second
+    // failure (it was reported again, as main ending before `run`).
+    expect_failed_start(
+        "a_bad_lambda_variable_is_one_init_failure_the_waiting_caller_sees",
+        &[("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "lots")],
+        1,
+        "Runtime.ConfigError",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE is `lots`",
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE is `lots`",
     );
 }
 
