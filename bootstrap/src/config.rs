@@ -164,31 +164,50 @@ impl std::error::Error for FileError {}
 ///
 /// ```
 /// use coldstart_bootstrap::config::which_file;
-/// assert_eq!(which_file(|_| None), Some(("coldstart.toml".to_owned(), false)));
+/// assert_eq!(which_file(|_| None), Ok(Some(("coldstart.toml".to_owned(), false))));
 /// assert_eq!(
 ///     which_file(|k| (k == "APP_ENV").then(|| "staging".to_owned())),
-///     Some(("config/staging.toml".to_owned(), false))
+///     Ok(Some(("config/staging.toml".to_owned(), false)))
 /// );
-/// assert_eq!(which_file(|k| (k == "COLDSTART_CONFIG").then(|| "off".to_owned())), None);
+/// assert_eq!(which_file(|k| (k == "COLDSTART_CONFIG").then(|| "off".to_owned())), Ok(None));
 /// ```
-pub fn which_file(var: impl Fn(&str) -> Option<String>) -> Option<(String, bool)> {
+///
+/// # Errors
+///
+/// An environment name that cannot name a file in `config/` (`../x`, `a b`): said,
+/// since reading no file at all would drop every setting the file holds.
+pub fn which_file(
+    var: impl Fn(&str) -> Option<String>,
+) -> Result<Option<(String, bool)>, FileError> {
     let set = |key: &str| var(key).filter(|v| !v.trim().is_empty());
     if let Some(path) = set("COLDSTART_CONFIG") {
-        return (path.trim() != "off").then_some((path, true));
+        return Ok((path.trim() != "off").then_some((path, true)));
     }
-    let name = set("COLDSTART_ENV").or_else(|| set("APP_ENV"));
-    Some(match name {
-        // Only a plain name can be a file name here; anything else finds no file.
-        Some(name)
-            if name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
-        {
-            (format!("config/{name}.toml"), false)
+    let named = set("COLDSTART_ENV")
+        .map(|name| ("COLDSTART_ENV", name))
+        .or_else(|| set("APP_ENV").map(|name| ("APP_ENV", name)));
+    Ok(Some(match named {
+        Some((_, name)) if environment_name(&name) => (format!("config/{name}.toml"), false),
+        Some((variable, name)) => {
+            return Err(FileError {
+                path: "config/<env>.toml".to_owned(),
+                line: None,
+                message: format!(
+                    "{variable}=`{name}` cannot name it: an environment name has letters, digits, `-`, `_` and `.`, not first (COLDSTART_CONFIG names any file)"
+                ),
+            });
         }
-        Some(_) => return None,
         None => ("coldstart.toml".to_owned(), false),
-    })
+    }))
+}
+
+/// Whether `name` can name a file in `config/` and no other: no `/`, nothing hidden,
+/// no `..`.
+fn environment_name(name: &str) -> bool {
+    !name.starts_with('.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
 impl ConfigFile {
@@ -199,7 +218,7 @@ impl ConfigFile {
     /// The file `COLDSTART_CONFIG` names is missing; a file exists but cannot be read
     /// or is not valid (see the module docs).
     pub fn find(var: impl Fn(&str) -> Option<String>) -> Result<Option<ConfigFile>, FileError> {
-        let Some((path, required)) = which_file(var) else {
+        let Some((path, required)) = which_file(var)? else {
             return Ok(None);
         };
         match std::fs::read(&path) {
@@ -226,6 +245,8 @@ impl ConfigFile {
     ///
     /// The first line that is not valid, named with what the file may contain.
     pub fn parse(path: &str, text: &str) -> Result<ConfigFile, FileError> {
+        // Some editors start a UTF-8 file with a byte order mark; TOML allows it.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let mut table: Option<&str> = None;
         let mut seen_tables: Vec<&str> = Vec::new();
         let mut entries: Vec<Entry> = Vec::new();
@@ -262,7 +283,13 @@ impl ConfigFile {
                     "expected `key = value` or a [table], got `{content}`"
                 ))
             })?;
-            let key = key.trim();
+            let written = key.trim();
+            let key = unquote_key(written);
+            if key == written && key.contains('.') {
+                return Err(fail(format!(
+                    "`{key}` is a dotted key, which coldstart's files do not use; put the setting under its table, [coldstart] or [otel]"
+                )));
+            }
             let Some(table) = table else {
                 return Err(fail(format!(
                     "`{key}` is outside a table; put it under [coldstart] or [otel]"
@@ -311,6 +338,15 @@ fn variable_of(table: &str, key: &str) -> Option<&'static str> {
     })
 }
 
+/// A key without the quotes TOML allows around it (`"strategy"`, `'strategy'`).
+fn unquote_key(key: &str) -> &str {
+    ['"', '\'']
+        .iter()
+        .find_map(|q| key.strip_prefix(*q)?.strip_suffix(*q))
+        .filter(|inner| !inner.contains(['"', '\'', '\\']))
+        .unwrap_or(key)
+}
+
 /// The line without a `#` comment (a `#` inside a quoted string is kept).
 fn strip_comment(line: &str) -> &str {
     let mut quote: Option<char> = None;
@@ -333,6 +369,11 @@ fn strip_comment(line: &str) -> &str {
 
 /// A TOML string, number or boolean, as the text a variable would hold.
 fn parse_value(v: &str) -> Result<String, &'static str> {
+    if v.starts_with("\"\"\"") || v.starts_with("'''") {
+        return Err(
+            "is a multi-line string, which coldstart's files do not use (a setting fits on its line)",
+        );
+    }
     if let Some(inner) = v.strip_prefix('\'') {
         return inner
             .strip_suffix('\'')
@@ -349,6 +390,17 @@ fn parse_value(v: &str) -> Result<String, &'static str> {
     }
     if v.starts_with('[') || v.starts_with('{') {
         return Err("is an array or a table");
+    }
+    // Hexadecimal, octal and binary whole numbers, as the decimal a variable holds.
+    for (prefix, radix) in [("0x", 16), ("0o", 8), ("0b", 2)] {
+        if let Some(digits) = v.strip_prefix(prefix) {
+            let underscores_between = !digits.starts_with('_') && !digits.ends_with('_');
+            return u64::from_str_radix(&digits.replace('_', ""), radix)
+                .ok()
+                .filter(|_| underscores_between)
+                .map(|n| n.to_string())
+                .ok_or("is not a whole number in the base its prefix names");
+        }
     }
     let digits = v.replace('_', "");
     let number = digits.strip_prefix(['+', '-']).unwrap_or(&digits);
@@ -381,13 +433,16 @@ fn basic_string(rest: &str) -> Result<String, &'static str> {
                 Some('n') => '\n',
                 Some('t') => '\t',
                 Some('r') => '\r',
-                Some('u') => {
-                    let hex: String = chars.by_ref().take(4).collect();
+                Some('b') => '\u{8}',
+                Some('f') => '\u{c}',
+                Some(u @ ('u' | 'U')) => {
+                    let len = if u == 'u' { 4 } else { 8 };
+                    let hex: String = chars.by_ref().take(len).collect();
                     u32::from_str_radix(&hex, 16)
                         .ok()
-                        .filter(|_| hex.len() == 4)
+                        .filter(|_| hex.len() == len)
                         .and_then(char::from_u32)
-                        .ok_or("has a bad \\u escape")?
+                        .ok_or("has a bad \\u or \\U escape")?
                 }
                 _ => return Err("has an escape TOML does not define"),
             }),
@@ -482,6 +537,52 @@ mod tests {
         }
     }
 
+    /// What TOML allows and a hand-written file may hold: a byte order mark, quoted
+    /// keys, every TOML 1.0 escape, whole numbers in other bases.
+    #[test]
+    fn toml_forms_beyond_the_plain_ones() {
+        let file = parse(
+            "\u{feff}[coldstart]\n\
+             \"strategy\" = 'minimal'\n\
+             worker_threads = 0x2\n\
+             max_blocking_threads = 0o10\n\
+             thread_stack_size = 0b1_0000_0000_0000_0000\n\
+             [otel]\n\
+             service_name = \"a\\bb\\fc\\U0001F600\"\n",
+        )
+        .unwrap();
+        let values: Vec<_> = file
+            .entries
+            .iter()
+            .map(|e| (e.variable, e.value.as_str()))
+            .collect();
+        assert_eq!(
+            values,
+            [
+                ("COLDSTART_STRATEGY", "minimal"),
+                ("COLDSTART_WORKER_THREADS", "2"),
+                ("COLDSTART_MAX_BLOCKING_THREADS", "8"),
+                ("COLDSTART_THREAD_STACK_SIZE", "65536"),
+                ("OTEL_SERVICE_NAME", "a\u{8}b\u{c}c\u{1F600}"),
+            ]
+        );
+        // What coldstart's files do not use is named as such, not as a mistake.
+        for (text, expected) in [
+            ("coldstart.strategy = 'minimal'", "is a dotted key"),
+            (
+                "[otel]\nservice_name = \"\"\"x\"\"\"",
+                "is a multi-line string",
+            ),
+            (
+                "[coldstart]\nworker_threads = 0xZZ",
+                "in the base its prefix names",
+            ),
+        ] {
+            let err = parse(text).unwrap_err().to_string();
+            assert!(err.contains(expected), "{text:?} gave {err:?}");
+        }
+    }
+
     #[test]
     fn the_environment_chooses_the_file() {
         let vars = |pairs: &'static [(&'static str, &'static str)]| {
@@ -494,16 +595,30 @@ mod tests {
         };
         assert_eq!(
             which_file(vars(&[("COLDSTART_ENV", "prod"), ("APP_ENV", "dev")])),
-            Some(("config/prod.toml".to_owned(), false))
+            Ok(Some(("config/prod.toml".to_owned(), false)))
         );
         assert_eq!(
             which_file(vars(&[
                 ("COLDSTART_CONFIG", "/etc/svc.toml"),
                 ("COLDSTART_ENV", "prod")
             ])),
-            Some(("/etc/svc.toml".to_owned(), true))
+            Ok(Some(("/etc/svc.toml".to_owned(), true)))
         );
-        assert_eq!(which_file(vars(&[("APP_ENV", "../../etc/passwd")])), None);
+        assert_eq!(
+            which_file(vars(&[("APP_ENV", "prod.eu-1")])),
+            Ok(Some(("config/prod.eu-1.toml".to_owned(), false)))
+        );
+        // A name that cannot name a file there is said: reading no file would drop
+        // every setting in it without a word.
+        for bad in ["../../etc/passwd", "prod eu", ".hidden", "a/b"] {
+            let err = which_file(|k| (k == "APP_ENV").then(|| bad.to_owned())).unwrap_err();
+            assert!(
+                err.to_string().starts_with(&format!(
+                    "config/<env>.toml: APP_ENV=`{bad}` cannot name it"
+                )),
+                "{err}"
+            );
+        }
     }
 
     #[test]
