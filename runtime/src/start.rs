@@ -210,7 +210,10 @@ pub fn block_on_in<F: Future>(settings: &Settings, env: &Env, body: F) -> F::Out
         ended
     });
     let output = match ended {
-        Ended::Returned(output) => output,
+        // A fatal deferred init that failed after the body returned (while the hooks
+        // ran) still stops the program with its code; a panic goes on as a panic.
+        Ended::Returned(output) if lifecycle::stop_code() == 0 || output.is_err() => output,
+        Ended::Returned(_) => std::process::exit(lifecycle::stop_code()),
         // A signal: the body returned by itself; the hooks have run.
         Ended::Drained(output) if lifecycle::stop_code() == 0 => output,
         // The body was cancelled by a signal or stopped by a fatal deferred init; the

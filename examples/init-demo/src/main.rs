@@ -2,8 +2,9 @@
 //!
 //! `DEMO_READ=NAME,...` lists the statics the "first request" reads; `DEMO_READERS=n`
 //! makes n threads read `SLOW` at the same moment before the first response;
-//! `DEMO_END_EARLY=1` ends `main` before the first response; `DEMO_HOOK=1` registers a
-//! shutdown hook that prints `shutdown hook ran`.
+//! `DEMO_END_EARLY=1` ends `main` before the first response; `DEMO_RETURN_AT_ONCE=1`
+//! right after it, without waiting for the deferred inits; `DEMO_HOOK=1` registers a
+//! shutdown hook that prints `shutdown hook ran`, after `DEMO_HOOK_MS`.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -75,6 +76,7 @@ async fn main() {
     println!("body");
     if std::env::var_os("DEMO_HOOK").is_some() {
         coldstart::on_shutdown("demo hook", Duration::from_secs(1), || async {
+            tokio::time::sleep(Duration::from_millis(ms("DEMO_HOOK_MS"))).await;
             println!("shutdown hook ran");
         });
     }
@@ -106,6 +108,11 @@ async fn main() {
     }
     println!("first response");
     coldstart::first_request_done();
+    if std::env::var_os("DEMO_RETURN_AT_ONCE").is_some() {
+        // The deferred inits run on while the end of `main` does its work.
+        println!("end");
+        return;
+    }
     coldstart::deferred_done().await;
     println!("deferred done");
     for r in coldstart::inits() {
@@ -119,12 +126,14 @@ async fn main() {
         );
     }
     // Give a fatal deferred failure the moment it needs to stop the program.
-    tokio::time::sleep(Duration::from_millis(
-        std::env::var("DEMO_LINGER_MS")
-            .ok()
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(0),
-    ))
-    .await;
+    tokio::time::sleep(Duration::from_millis(ms("DEMO_LINGER_MS"))).await;
     println!("end");
+}
+
+/// Milliseconds from `variable`, 0 when unset.
+fn ms(variable: &str) -> u64 {
+    std::env::var(variable)
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
 }

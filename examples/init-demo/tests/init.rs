@@ -353,6 +353,31 @@ fn a_fatal_deferred_init_stops_the_program_after_the_shutdown_hooks() {
     );
 }
 
+/// The body returned before the fatal init failed (it failed while the shutdown hooks
+/// ran): the program still stops with the init's code, not 0.
+#[test]
+fn a_fatal_deferred_init_failing_after_the_body_returned_still_sets_the_exit_code() {
+    let r = demo(&[
+        ("DEMO_FAIL", "must_work"),
+        ("DEMO_RETURN_AT_ONCE", "1"),
+        ("DEMO_HOOK", "1"),
+        ("DEMO_HOOK_MS", "1000"),
+    ]);
+    assert!(
+        r.stdout.contains("end\n"),
+        "the body returned: {}",
+        r.stdout
+    );
+    assert!(
+        r.stderr.contains(
+            "deferred init `init_demo::must_work` failed: must_work: no such file; stopping (fatal)"
+        ),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(r.code, 70, "{}", r.stderr);
+}
+
 #[test]
 fn a_library_registers_only_when_the_program_links_it() {
     let linked = run(env!("CARGO_BIN_EXE_linked"), &[]);
