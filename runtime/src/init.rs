@@ -168,7 +168,7 @@ pub(crate) fn prepare(embedded: Option<&'static str>) -> bool {
         let (profile, source) = match std::env::var_os(PROFILE) {
             Some(path) => {
                 let path = PathBuf::from(path);
-                text = std::fs::read_to_string(&path);
+                text = read_profile(&path);
                 from_file(&path, text.as_deref())
             }
             None => from_embedded(embedded),
@@ -189,6 +189,26 @@ pub(crate) fn prepare(embedded: Option<&'static str>) -> bool {
 /// The profile read from `COLDSTART_PROFILE`, and where it came from in words for
 /// the start-up report. A file that cannot be read or parsed is reported in one line
 /// on stderr and gives no profile.
+/// The largest profile file read: one line per registration, a few KB in practice.
+const PROFILE_LIMIT: u64 = 4 << 20;
+
+/// Reads a profile file, refusing one past [`PROFILE_LIMIT`] (`/dev/zero`, a wrong
+/// path to a large file) instead of reading it all into memory before `main`.
+fn read_profile(path: &std::path::Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    std::fs::File::open(path)?
+        .take(PROFILE_LIMIT + 1)
+        .read_to_string(&mut text)?;
+    if text.len() as u64 > PROFILE_LIMIT {
+        return Err(std::io::Error::other(format!(
+            "is larger than {} MiB, which no init profile is",
+            PROFILE_LIMIT >> 20
+        )));
+    }
+    Ok(text)
+}
+
 fn from_file<'a>(
     path: &std::path::Path,
     text: Result<&'a str, &std::io::Error>,

@@ -216,6 +216,15 @@ fn a_malformed_profile_is_one_line_and_the_default_order_is_used() {
         "{}",
         missing.stderr
     );
+
+    // An endless file is not read whole into memory before main.
+    let endless = demo(&[("COLDSTART_PROFILE", "/dev/zero")]);
+    assert_eq!(endless.code, 0, "{}", endless.stderr);
+    assert_eq!(
+        endless.stderr.trim_end(),
+        "coldstart: COLDSTART_PROFILE=/dev/zero is larger than 4 MiB, which no init profile is; \
+         using the default init order"
+    );
 }
 
 #[test]
