@@ -199,7 +199,10 @@ fn read_profile(path: &std::path::Path) -> std::io::Result<String> {
     let file = std::fs::File::open(path)?;
     // Sized from the file, as `read_to_string` does, so a profile takes one read;
     // a device reports 0 and the limit still holds.
-    let size = file.metadata().map_or(0, |m| m.len()).min(PROFILE_LIMIT + 1);
+    let size = file
+        .metadata()
+        .map_or(0, |m| m.len())
+        .min(PROFILE_LIMIT + 1);
     let mut text = String::with_capacity(usize::try_from(size).unwrap_or(0));
     file.take(PROFILE_LIMIT + 1).read_to_string(&mut text)?;
     if text.len() as u64 > PROFILE_LIMIT {
