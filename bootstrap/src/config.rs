@@ -297,7 +297,7 @@ impl ConfigFile {
             };
             let variable = variable_of(table, key).ok_or_else(|| {
                 fail(format!(
-                    "`[{table}] {key}` is not a setting coldstart reads (the README's Configuration section lists them)"
+                    "`[{table}] {key}` is not a setting coldstart reads (the README's Settings and Telemetry sections list them)"
                 ))
             })?;
             if let Some(first) = entries.iter().find(|e| e.variable == variable) {

@@ -12,7 +12,7 @@ use coldstart_bootstrap::{Env, Flavor, Settings, Strategy};
 ///
 /// Settings are layered: defaults, then the configuration file (`coldstart.toml` or
 /// `config/<env>.toml`), then what is set here, then environment variables. Any
-/// variable of the README's Configuration tables can be set by name with
+/// variable of the README's Settings and Telemetry tables can be set by name with
 /// [`Builder::set`].
 ///
 /// ```no_run
@@ -100,7 +100,7 @@ impl Builder {
     pub fn block_on<F: Future>(self, body: F) -> F::Output {
         if let Some(name) = self.unknown.first() {
             exit_config(&format!(
-                "`{name}` is not a setting coldstart reads (Builder::set takes a variable name from the README's Configuration tables, such as OTEL_SERVICE_NAME)"
+                "`{name}` is not a setting coldstart reads (Builder::set takes a variable name from the README's Settings and Telemetry tables, such as OTEL_SERVICE_NAME)"
             ));
         }
         if let Some(refused) = self.refused.first() {

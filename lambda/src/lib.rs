@@ -5,14 +5,16 @@ at cold start and survives the freeze.
 [`run`] mirrors `lambda_runtime::run`. Around the handler it adds:
 
 - one server span per invocation (FaaS conventions, `faas.coldstart` on the first
-  only, linked to the X-Ray trace), exported over OTLP when an endpoint is set;
+  only, linked to the X-Ray trace), exported over OTLP when an endpoint or
+  `OTEL_TRACES_EXPORTER` is set;
 - one CloudWatch EMF line per invocation on stdout: `ColdStart`, `InitDuration`
   (measured from process start), `Duration`, `Errors`;
 - after each response has been posted and before the next `/next`, a flush of queued
   spans within `COLDSTART_LAMBDA_FLUSH_TIMEOUT`, so the caller never waits for
   telemetry and nothing is lost to the freeze;
 - an internal extension, so Lambda sends SIGTERM and the shutdown hooks (the final
-  flush) run, when the program has hooks of its own or `COLDSTART_LAMBDA_EXTENSION=on`;
+  flush) run, when the program has hooks of its own, pushes metrics to a Pushgateway,
+  or sets `COLDSTART_LAMBDA_EXTENSION=on`;
 - init failures (a failed `#[coldstart::init]`, a bad setting, a `main` that panics
   or returns before `run`) reported to `/runtime/init/error`, which `lambda_runtime`
   never does;

@@ -142,7 +142,9 @@ impl Config {
                         settings::parse_stack_size,
                     )?)
                 }
-                "prewarm" => config.prewarm = Some(value(nv, settings::PREWARM, parse_bool)?),
+                "prewarm" => {
+                    config.prewarm = Some(value(nv, settings::PREWARM, settings::parse_switch)?)
+                }
                 "profile" => match &nv.value {
                     Expr::Lit(syn::ExprLit {
                         lit: Lit::Str(s), ..
