@@ -220,7 +220,6 @@ fn measure(
         }
         std::thread::sleep(Duration::from_micros(50));
     };
-    stream.set_read_timeout(Some(RUN_TIMEOUT))?;
     write!(
         stream,
         "GET {} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n\r\n",

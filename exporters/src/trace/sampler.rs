@@ -218,14 +218,13 @@ impl ShouldSample for DynamicSampler {
         _attributes: &[KeyValue],
         _links: &[Link],
     ) -> SamplingResult {
-        let local_parent = parent_context
-            .map(|cx| cx.span().span_context().clone())
-            .filter(|parent| parent.is_valid() && !parent.is_remote());
-        let keep = match local_parent {
-            // Decided already, with the `p` of its moment.
-            Some(parent) => parent.is_sampled(),
-            None => sampled(self.current(), trace_id),
-        };
+        // A local parent's decision, made already with the `p` of its moment.
+        let decided = parent_context.and_then(|cx| {
+            let span = cx.span();
+            let parent = span.span_context();
+            (parent.is_valid() && !parent.is_remote()).then(|| parent.is_sampled())
+        });
+        let keep = decided.unwrap_or_else(|| sampled(self.current(), trace_id));
         let decision = if keep {
             SamplingDecision::RecordAndSample
         } else {
