@@ -110,7 +110,8 @@ fn settings(env: &Env) -> (Vec<Row>, Vec<String>) {
 
 /// For a setting with a second name read when its own is unset, both names in the
 /// order they win: an OTLP setting's traces-only and general names, and a span, event
-/// or link attribute limit with `OTEL_ATTRIBUTE_COUNT_LIMIT`.
+/// or link attribute limit with `OTEL_ATTRIBUTE_COUNT_LIMIT`, and the span's value
+/// length limit with `OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT`.
 fn second_names(variable: &'static str) -> Option<[&'static str; 2]> {
     if matches!(
         variable,
@@ -119,6 +120,9 @@ fn second_names(variable: &'static str) -> Option<[&'static str; 2]> {
             | "OTEL_LINK_ATTRIBUTE_COUNT_LIMIT"
     ) {
         return Some([variable, "OTEL_ATTRIBUTE_COUNT_LIMIT"]);
+    }
+    if variable == "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT" {
+        return Some([variable, "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT"]);
     }
     let setting = variable
         .strip_prefix("OTEL_EXPORTER_OTLP_TRACES_")

@@ -293,9 +293,14 @@ fn the_first_requests_span_reaches_an_otlp_receiver_over_grpc() {
     };
     let span = first_span_through(
         &collector,
-        &[("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc".into())],
+        &[
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc".into()),
+            ("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", "2".into()),
+        ],
     );
     assert_eq!(span["transport"], "grpc");
+    // The value length limit cuts the span's strings, not the resource's.
+    assert_eq!(span["attributes"]["http.request.method"], "GE");
     // Named by nothing, the service is named as the specification says.
     assert_eq!(
         span["resource"]["service.name"],

@@ -140,6 +140,12 @@ pub struct SpanLimits {
     pub event_attributes: u32,
     /// Attributes per link (`OTEL_LINK_ATTRIBUTE_COUNT_LIMIT`, 128).
     pub link_attributes: u32,
+    /// The value length limit's fallback (`OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT`, none).
+    pub any_value_length: Option<u32>,
+    /// Characters a string attribute value (or each string of an array) keeps, on the
+    /// span, its events and links (`OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT`, else
+    /// `OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT`; none by default): longer ones are cut.
+    pub value_length: Option<u32>,
 }
 
 impl Default for SpanLimits {
@@ -151,6 +157,8 @@ impl Default for SpanLimits {
             links: 128,
             event_attributes: 128,
             link_attributes: 128,
+            any_value_length: None,
+            value_length: None,
         }
     }
 }
@@ -165,6 +173,14 @@ impl SpanLimits {
             ("OTEL_SPAN_LINK_COUNT_LIMIT", self.links),
             ("OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT", self.event_attributes),
             ("OTEL_LINK_ATTRIBUTE_COUNT_LIMIT", self.link_attributes),
+        ]
+    }
+
+    /// The value length limits with their variables, in the order `doctor` shows them.
+    pub fn value_lengths(&self) -> [(&'static str, Option<u32>); 2] {
+        [
+            ("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", self.any_value_length),
+            ("OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT", self.value_length),
         ]
     }
 }
@@ -1308,6 +1324,11 @@ fn read_span_limits(r: &mut Reader<'_>) -> SpanLimits {
             *field = n;
         }
     }
+    const LENGTH: &str = "a whole number of characters from 0 to 1048576";
+    limits.any_value_length = r.read("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", LENGTH, count);
+    limits.value_length = r
+        .read("OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT", LENGTH, count)
+        .or(limits.any_value_length);
     limits
 }
 
@@ -1657,6 +1678,17 @@ mod tests {
             ..SpanLimits::default()
         };
         assert_eq!(c.span_limits, expected);
+        // The value length limit: none by default, the general one where the span's is
+        // unset.
+        assert_eq!(c.span_limits.value_length, None);
+        let (c, _) = config(&[("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", "64")]);
+        assert_eq!(c.span_limits.value_length, Some(64));
+        let (c, errors) = config(&[
+            ("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", "64"),
+            ("OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT", "lots"),
+        ]);
+        assert_eq!(errors[0].key, "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT");
+        assert_eq!(c.span_limits.value_length, Some(64));
     }
 
     fn with_file(text: &str, vars: &[(&str, &str)]) -> (Config, Vec<ConfigError>) {

@@ -157,6 +157,12 @@ impl Config {
                 .by_variable()
                 .map(|(key, n)| (key, n.to_string())),
         );
+        rows.extend(self.span_limits.value_lengths().map(|(key, n)| {
+            (
+                key,
+                n.map_or_else(|| "(no limit)".to_owned(), |n| n.to_string()),
+            )
+        }));
         // Each OTLP setting has a generic and a traces-only variable; both show the
         // value in use.
         let otlp = [

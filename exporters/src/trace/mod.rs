@@ -80,6 +80,7 @@ pub(crate) fn install(config: &Config, service_version: Option<&'static str>) {
     let core = CORE.get_or_init(|| Core {
         sampler: sampler(config),
         limits: span_limits(config),
+        value_length: config.span_limits.value_length,
         queue: keeps_spans(config).then(|| Queue::new(config.queue)),
     });
     let _ = SERVICE_VERSION.set(service_version);

@@ -37,6 +37,8 @@ use super::queue::Queue;
 pub(crate) struct Core {
     pub(crate) sampler: Box<dyn ShouldSample>,
     pub(crate) limits: SpanLimits,
+    /// Characters a string attribute value keeps (`OTEL_*ATTRIBUTE_VALUE_LENGTH_LIMIT`).
+    pub(crate) value_length: Option<u32>,
     /// Where ended, sampled spans go; `None` when nothing would take them (no
     /// exporter and no plugin): a span is then its context alone, and keeps no record.
     pub(crate) queue: Option<Arc<Queue>>,
@@ -158,17 +160,21 @@ impl Tracer {
         let mut attributes = builder.attributes.take().unwrap_or_default();
         attributes.extend(sampling.attributes);
         let dropped_attributes_count = truncate(&mut attributes, limits.max_attributes_per_span);
+        let length = self.core.value_length;
+        shorten(&mut attributes, length);
         let mut links = builder.links.take().unwrap_or_default();
         let dropped_links = truncate(&mut links, limits.max_links_per_span);
         for link in &mut links {
             link.dropped_attributes_count =
                 truncate(&mut link.attributes, limits.max_attributes_per_link);
+            shorten(&mut link.attributes, length);
         }
         let mut events = builder.events.take().unwrap_or_default();
         let dropped_events = truncate(&mut events, limits.max_events_per_span);
         for event in &mut events {
             event.dropped_attributes_count =
                 truncate(&mut event.attributes, limits.max_attributes_per_event);
+            shorten(&mut event.attributes, length);
         }
         let start_time = builder.start_time.unwrap_or_else(opentelemetry::time::now);
         let data = SpanData {
@@ -204,6 +210,28 @@ impl opentelemetry::trace::Tracer for Tracer {
 }
 
 /// Keeps the first `limit` items; returns how many were dropped.
+/// Cuts string values (and each string of an array) to `limit` characters.
+fn shorten(attributes: &mut [KeyValue], limit: Option<u32>) {
+    let Some(limit) = limit else {
+        return;
+    };
+    let limit = limit as usize;
+    let cut = |s: &mut opentelemetry::StringValue| {
+        if let Some((end, _)) = s.as_str().char_indices().nth(limit) {
+            *s = opentelemetry::StringValue::from(s.as_str()[..end].to_owned());
+        }
+    };
+    for attribute in attributes {
+        match &mut attribute.value {
+            opentelemetry::Value::String(s) => cut(s),
+            opentelemetry::Value::Array(opentelemetry::Array::String(strings)) => {
+                strings.iter_mut().for_each(cut);
+            }
+            _ => {}
+        }
+    }
+}
+
 fn truncate<T>(items: &mut Vec<T>, limit: u32) -> u32 {
     let limit = limit as usize;
     let dropped = items.len().saturating_sub(limit);
@@ -283,6 +311,7 @@ impl opentelemetry::trace::Span for Span {
         if let Some(data) = self.data.as_mut() {
             if data.events.len() < limits.max_events_per_span as usize {
                 let dropped = truncate(&mut attributes, limits.max_attributes_per_event);
+                shorten(&mut attributes, self.core.value_length);
                 data.events
                     .events
                     .push(Event::new(name, timestamp, attributes, dropped));
@@ -300,10 +329,11 @@ impl opentelemetry::trace::Span for Span {
         self.recording
     }
 
-    fn set_attribute(&mut self, attribute: KeyValue) {
+    fn set_attribute(&mut self, mut attribute: KeyValue) {
         let limit = self.core.limits.max_attributes_per_span as usize;
         if let Some(data) = self.data.as_mut() {
             if data.attributes.len() < limit {
+                shorten(std::slice::from_mut(&mut attribute), self.core.value_length);
                 data.attributes.push(attribute);
             } else {
                 data.dropped_attributes_count += 1;
@@ -334,6 +364,7 @@ impl opentelemetry::trace::Span for Span {
         if let Some(data) = self.data.as_mut() {
             if data.links.links.len() < limits.max_links_per_span as usize {
                 let dropped = truncate(&mut attributes, limits.max_attributes_per_link);
+                shorten(&mut attributes, self.core.value_length);
                 data.links
                     .links
                     .push(Link::new(span_context, attributes, dropped));
@@ -371,7 +402,8 @@ mod tests {
     use super::*;
     use crate::config;
 
-    /// A tracer of scope `test` on its own queue; a limit of 2 for everything.
+    /// A tracer of scope `test` on its own queue; a limit of 2 for everything, and 4
+    /// characters for a string value.
     fn tracer(sampler: impl ShouldSample + 'static) -> (Tracer, &'static Queue) {
         let limits = SpanLimits {
             max_attributes_per_span: 2,
@@ -383,6 +415,7 @@ mod tests {
         let core: &'static Core = Box::leak(Box::new(Core {
             sampler: Box::new(sampler),
             limits,
+            value_length: Some(4),
             queue: Some(Queue::new(config::Queue {
                 max_spans: 100,
                 batch: 100,
@@ -539,6 +572,7 @@ mod tests {
         let core: &'static Core = Box::leak(Box::new(Core {
             sampler: Box::new(Sampler::AlwaysOn),
             limits: SpanLimits::default(),
+            value_length: None,
             queue: None,
         }));
         let tracer = Provider::new(core).tracer("test");
@@ -620,5 +654,50 @@ mod tests {
             "one from the builder, one added late"
         );
         assert_eq!(span.links[0].dropped_attributes_count, 1);
+    }
+
+    fn strings(all: &[&'static str]) -> opentelemetry::Array {
+        opentelemetry::Array::String(all.iter().map(|s| (*s).into()).collect())
+    }
+
+    /// `OTEL_*ATTRIBUTE_VALUE_LENGTH_LIMIT`: strings (and the strings of an array) are
+    /// cut to the limit in characters, wherever they are set; other values stay.
+    #[test]
+    fn string_values_past_the_length_limit_are_cut_in_characters() {
+        let (tracer, queue) = tracer(Sampler::AlwaysOn);
+        let long = || {
+            vec![
+                KeyValue::new("path", "/users/héllo"),
+                KeyValue::new(
+                    "tags",
+                    opentelemetry::Value::Array(strings(&["abcdef", "xy"])),
+                ),
+            ]
+        };
+        let mut span = tracer
+            .span_builder("long")
+            .with_attributes(vec![KeyValue::new("n", 1234567)])
+            .start_with_context(&tracer, &Context::new());
+        span.set_attribute(KeyValue::new("late", "ééééé"));
+        span.add_event("event", long());
+        span.add_link(
+            remote_parent(TraceFlags::SAMPLED)
+                .span()
+                .span_context()
+                .clone(),
+            long(),
+        );
+        span.end();
+        let spans = queue.take_all();
+        let span = &spans[0];
+        assert_eq!(span.attributes[0].value, opentelemetry::Value::I64(1234567));
+        assert_eq!(span.attributes[1].value.as_str(), "éééé");
+        for attributes in [&span.events[0].attributes, &span.links[0].attributes] {
+            assert_eq!(attributes[0].value.as_str(), "/use");
+            assert_eq!(
+                attributes[1].value,
+                opentelemetry::Value::Array(strings(&["abcd", "xy"]))
+            );
+        }
     }
 }
