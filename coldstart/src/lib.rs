@@ -226,5 +226,15 @@ pub mod __private {
 
         /// `#[coldstart::test]`.
         pub use coldstart_runtime::block_on_test;
+
+        /// Evaluated where an attribute says `start_paused = true`: without the
+        /// `test-util` feature it fails to compile, as `#[tokio::test(start_paused =
+        /// true)]` does without tokio's, instead of panicking when the test runs.
+        pub const fn start_paused_is_available() {
+            #[cfg(not(feature = "test-util"))]
+            panic!(
+                "start_paused needs the `test-util` feature of coldstart, as tokio's needs tokio's"
+            );
+        }
     }
 }

@@ -19,6 +19,12 @@ async fn multi_thread_with_two_workers() {
     assert_eq!(Handle::current().metrics().num_workers(), 2);
 }
 
+#[coldstart::test(flavor = "multi_thread")]
+async fn multi_thread_without_a_count_has_a_worker_per_cpu_as_in_tokio() {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    assert_eq!(Handle::current().metrics().num_workers(), cpus);
+}
+
 #[coldstart::test]
 async fn tests_may_return_results() -> Result<(), std::num::ParseIntError> {
     assert_eq!("7".parse::<u8>()?, 7);

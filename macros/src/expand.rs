@@ -96,9 +96,12 @@ pub(crate) fn entry(args: TokenStream, item: TokenStream, kind: Kind) -> TokenSt
     let vis = &func.vis;
     let sig = &func.sig;
     let span = body.brace_token.span.join();
+    let paused_check =
+        (start_paused).then(|| quote!(const _: () = #v1::start_paused_is_available();));
     let block = quote_spanned! {span=>
         {
             #(#inner)*
+            #paused_check
             let body = async move #body;
             #call
         }

@@ -274,7 +274,10 @@ pub fn block_on_test<F: Future>(
     let mut builder = match (flavor, worker_threads) {
         (Some(Flavor::MultiThread), n) | (None, n @ Some(_)) => {
             let mut b = Builder::new_multi_thread();
-            b.worker_threads(n.unwrap_or(4));
+            // Without a count, tokio's: one worker per CPU.
+            if let Some(n) = n {
+                b.worker_threads(n);
+            }
             b
         }
         _ => Builder::new_current_thread(),
