@@ -61,6 +61,30 @@ fn dropped(exposition: &str, reason: &str) -> f64 {
     .unwrap_or(-1.0)
 }
 
+/// Nothing answered before the fallback timer: the exporters start all the same, and
+/// the moment is `phase="fallback"`, never a `first_response` no one got (an alert on
+/// slow first responses fired on every idle start).
+#[test]
+fn a_fallback_start_is_not_counted_as_a_first_response() {
+    let mport = free_port();
+    let (_port, _server, _lines) = server(&[
+        ("COLDSTART_METRICS_ADDR", format!("127.0.0.1:{mport}")),
+        ("COLDSTART_FIRST_RESPONSE_FALLBACK", "200ms".into()),
+        ("OTEL_TRACES_EXPORTER", "none".into()),
+    ]);
+    let exposition = poll(Duration::from_secs(10), || {
+        std::net::TcpStream::connect(("127.0.0.1", mport)).ok()?;
+        Some(scrape(mport))
+    })
+    .expect("the fallback timer started the metrics listener");
+    let fallback = sample(&exposition, "coldstart_phase_seconds{phase=\"fallback\"}");
+    assert!(fallback.is_some_and(|s| s >= 0.2), "{exposition}");
+    assert!(
+        !exposition.contains("phase=\"first_response\""),
+        "{exposition}"
+    );
+}
+
 #[test]
 fn metrics_start_after_the_first_response_and_prometheus_scrapes_them() {
     let test = "metrics_start_after_the_first_response_and_prometheus_scrapes_them";

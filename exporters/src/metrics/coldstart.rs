@@ -5,7 +5,8 @@ the dropped-telemetry counters, and tokio's stable runtime metrics. Nothing is
 recorded on the request path for them.
 */
 
-use coldstart_runtime::timeline::PHASES;
+use coldstart_runtime::lifecycle::Trigger;
+use coldstart_runtime::timeline::{PHASES, Phase};
 use coldstart_runtime::{init, timeline};
 
 use super::text::{Kind, family, single};
@@ -32,13 +33,20 @@ fn start_up(out: &mut String) {
         1.0,
     );
     let t = timeline();
-    let phases = PHASES
-        .iter()
-        .filter_map(|&p| Some(([("phase", p.as_str())], t.since_exec(p)?.as_secs_f64())));
+    // Where the fallback timer ended the wait, nothing was answered: that moment is
+    // `fallback`, so that `first_response` (and what alerts on it) means a response.
+    let fell_back = coldstart_runtime::lifecycle::trigger() == Some(Trigger::Fallback);
+    let phases = PHASES.iter().filter_map(|&p| {
+        let name = match p {
+            Phase::FirstResponse if fell_back => "fallback",
+            p => p.as_str(),
+        };
+        Some(([("phase", name)], t.since_exec(p)?.as_secs_f64()))
+    });
     family(
         out,
         "coldstart_phase_seconds",
-        "Seconds from process start until each start-up phase was reached (first_response: the first response was sent).",
+        "Seconds from process start until each start-up phase was reached (first_response: the first response was sent; fallback instead: the fallback timer fired before any).",
         Kind::Gauge,
         phases,
     );
