@@ -428,12 +428,12 @@ pub fn parse(args: &[String]) -> anyhow::Result<Options> {
         warm,
         memory_mb: memory.map_or(512, |m| m >> 20),
     });
-    if let Some(mb) = lambda.as_ref().map(|l| l.memory_mb) {
-        if !(LAMBDA_MEMORY_MB.contains(&mb)) {
-            bail!(
-                "with --lambda, --memory is also the function's memory size, which Lambda allows from 128M to 10240M; got {mb}M"
-            );
-        }
+    if let Some(mb) = lambda.as_ref().map(|l| l.memory_mb)
+        && !(LAMBDA_MEMORY_MB.contains(&mb))
+    {
+        bail!(
+            "with --lambda, --memory is also the function's memory size, which Lambda allows from 128M to 10240M; got {mb}M"
+        );
     }
     Ok(Options {
         a,

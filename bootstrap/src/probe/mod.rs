@@ -324,10 +324,10 @@ fn affinity_cpus() -> Figure<u32> {
     if rc == 0 {
         // SAFETY: `set` was initialised above.
         let count = unsafe { libc::CPU_COUNT(&set) };
-        if let Ok(n) = u32::try_from(count) {
-            if n > 0 {
-                return Figure::known(n, Source::Affinity);
-            }
+        if let Ok(n) = u32::try_from(count)
+            && n > 0
+        {
+            return Figure::known(n, Source::Affinity);
         }
     }
     // More CPUs than a cpu_set_t holds, or a kernel that refuses: count online CPUs.

@@ -475,10 +475,10 @@ fn read_response_while(
                 .lines()
                 .find_map(|l| l.strip_prefix("content-length:"))
                 .and_then(|v| v.trim().parse::<usize>().ok());
-            if let Some(len) = length {
-                if buf.len() >= end + 4 + len {
-                    return Ok(buf);
-                }
+            if let Some(len) = length
+                && buf.len() >= end + 4 + len
+            {
+                return Ok(buf);
             }
         }
         if n == 0 {

@@ -44,10 +44,10 @@ impl<B: Body> Body for ResponseBody<B> {
         if this.pending.is_some() {
             match &frame {
                 Some(Ok(f)) => {
-                    if let Some(trailers) = f.trailers_ref() {
-                        if let Some(pending) = this.pending.take() {
-                            pending.end(super::future::grpc_code(trailers));
-                        }
+                    if let Some(trailers) = f.trailers_ref()
+                        && let Some(pending) = this.pending.take()
+                    {
+                        pending.end(super::future::grpc_code(trailers));
                     }
                 }
                 // The body ended without trailers: no code to read.
