@@ -46,6 +46,39 @@ pub fn print_init_phase(timeline: coldstart::Timeline) {
     }
 }
 
+/// The target ratios are taken against: the one `--baseline` names (an error naming
+/// the targets when none has that name: every ratio would print as `-`), else
+/// `baseline-tokio` if a target has that name, else the last target given.
+///
+/// # Errors
+///
+/// `given` names no target.
+pub fn baseline(given: Option<String>, targets: &[Target]) -> anyhow::Result<String> {
+    baseline_or("baseline-tokio", given, targets)
+}
+
+/// [`baseline`], with `default` in place of `baseline-tokio`.
+///
+/// # Errors
+///
+/// `given` names no target.
+pub fn baseline_or(
+    default: &str,
+    given: Option<String>,
+    targets: &[Target],
+) -> anyhow::Result<String> {
+    let names: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
+    match given {
+        Some(name) if names.contains(&name.as_str()) => Ok(name),
+        Some(name) => anyhow::bail!(
+            "--baseline `{name}` names no target; the targets are: {}",
+            names.join(", ")
+        ),
+        None if names.contains(&default) => Ok(default.to_owned()),
+        None => Ok(names.last().map_or_else(String::new, |n| (*n).to_owned())),
+    }
+}
+
 /// `NAME=PROGRAM[,VAR=VALUE...]`: a program by path, or built next to this one.
 ///
 /// # Errors
@@ -153,4 +186,34 @@ pub fn eager_otlp_exporter() -> anyhow::Result<opentelemetry_otlp::SpanExporter>
         .with_http()
         .with_http_client(client)
         .build()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_baseline_is_the_one_named_or_said_to_be_missing() {
+        let targets = [
+            Target::new("on", "/bin/true"),
+            Target::new("off", "/bin/true"),
+        ];
+        let chosen = |given: Option<&str>| baseline(given.map(str::to_owned), &targets);
+        assert_eq!(chosen(Some("on")).ok().as_deref(), Some("on"));
+        // No `baseline-tokio` among them: the last target, not a table of `-`.
+        assert_eq!(chosen(None).ok().as_deref(), Some("off"));
+        let err = chosen(Some("nope")).map_err(|e| e.to_string()).unwrap_err();
+        assert_eq!(
+            err,
+            "--baseline `nope` names no target; the targets are: on, off"
+        );
+        let with_tokio = [
+            Target::new("on", "/bin/true"),
+            Target::new("baseline-tokio", "/bin/true"),
+        ];
+        assert_eq!(
+            baseline(None, &with_tokio).ok().as_deref(),
+            Some("baseline-tokio")
+        );
+    }
 }

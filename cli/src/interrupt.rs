@@ -125,8 +125,9 @@ fn remove_temporary_files() {
     }
 }
 
-/// How the names of the runs' temporary files begin, before the tool's pid.
-pub(crate) const TEMPORARY_PREFIX: &str = "coldstart-measure-";
+/// How the names of the runs' temporary files begin, before the tool's pid: files in
+/// the temporary directory named `{TEMPORARY_PREFIX}{pid}-...` are removed on Ctrl-C.
+pub const TEMPORARY_PREFIX: &str = "coldstart-measure-";
 
 /// Waits for ever once a signal has started the clean-up, which ends the process
 /// with 130: a run that failed because the clean-up killed and reaped its program

@@ -34,7 +34,7 @@ AWS_LAMBDA_FUNCTION_MEMORY_SIZE=512, spans exported to an in-process OTLP sink.
 --cpus runs each function in a cgroup with that CPU quota (root only), as Lambda's
 memory-based share would. cargo-lambda: --cargo-lambda, else
 COLDSTART_TEST_CARGO_LAMBDA, else the one on PATH. Ratios are against --baseline
-(default baseline-lambda).
+(default baseline-lambda if a target has that name, else the last target).
 ";
 
 struct Args {
@@ -44,7 +44,8 @@ struct Args {
     cpus: Option<f64>,
     cargo_lambda: PathBuf,
     targets: Vec<Target>,
-    baseline: String,
+    /// As given; resolved by [`coldstart_benches::baseline`].
+    baseline: Option<String>,
     json: bool,
 }
 
@@ -57,7 +58,7 @@ fn parse_args() -> anyhow::Result<Args> {
         cargo_lambda: std::env::var_os("COLDSTART_TEST_CARGO_LAMBDA")
             .map_or_else(|| PathBuf::from("cargo-lambda"), PathBuf::from),
         targets: Vec::new(),
-        baseline: "baseline-lambda".into(),
+        baseline: None,
         json: false,
     };
     let mut it = std::env::args().skip(1);
@@ -70,7 +71,7 @@ fn parse_args() -> anyhow::Result<Args> {
             "--cpus" => args.cpus = Some(cgroup::parse_cpus(&value()?)?),
             "--cargo-lambda" => args.cargo_lambda = value()?.into(),
             "--target" => args.targets.push(parse_target(&value()?)?),
-            "--baseline" => args.baseline = value()?,
+            "--baseline" => args.baseline = Some(value()?),
             "--json" => args.json = true,
             "-h" | "--help" => {
                 print!("{HELP}");
@@ -84,6 +85,11 @@ fn parse_args() -> anyhow::Result<Args> {
             args.targets.push(Target::new(name, sibling(name)?));
         }
     }
+    args.baseline = Some(coldstart_benches::baseline_or(
+        "baseline-lambda",
+        args.baseline,
+        &args.targets,
+    )?);
     Ok(args)
 }
 
@@ -112,14 +118,21 @@ fn main() -> anyhow::Result<()> {
     cargo_coldstart::interrupt::install();
     let mut args = parse_args()?;
     let sink = otlp_sink()?;
+    // Unless a target sets them itself (`--target big=...,AWS_LAMBDA_FUNCTION_MEMORY_SIZE=1769`):
+    // added after its own, these would win.
     for target in &mut args.targets {
-        target.env.push((
-            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE".into(),
-            args.memory_mb.to_string().into(),
-        ));
-        target
-            .env
-            .push(("OTEL_EXPORTER_OTLP_ENDPOINT".into(), sink.clone().into()));
+        let defaults = [
+            (
+                "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+                args.memory_mb.to_string(),
+            ),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", sink.clone()),
+        ];
+        for (variable, value) in defaults {
+            if !target.env.iter().any(|(k, _)| k == variable) {
+                target.env.push((variable.into(), value.into()));
+            }
+        }
     }
     let package = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/lambda-hello");
     let (_emulator, addr) = measure::start_emulator(&args.cargo_lambda, package.as_ref())?;
@@ -154,7 +167,7 @@ fn main() -> anyhow::Result<()> {
             args.memory_mb,
             args.runs,
             args.warm,
-            measure::lambda_table(&series, &args.baseline)
+            measure::lambda_table(&series, args.baseline.as_deref().unwrap_or_default())
         );
     }
     Ok(())

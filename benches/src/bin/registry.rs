@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, bail};
-use cargo_coldstart::measure::round_order;
+use cargo_coldstart::measure::{Stats, round_order};
 use coldstart_benches::sibling;
 
 /// One run's init phase in microseconds.
@@ -43,9 +43,14 @@ fn phase_us(program: &Path, env: &[(&str, &Path)]) -> anyhow::Result<f64> {
     Ok(ns / 1000.0)
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
+/// A temporary file, removed however the run ends (on Ctrl-C, by the interrupt
+/// clean-up, which knows it by its name).
+struct Removed(PathBuf);
+
+impl Drop for Removed {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 /// One build's two programs.
@@ -91,7 +96,8 @@ fn main() -> anyhow::Result<()> {
                     })?
             }
             ("--against", Some(dir)) => against = Some(PathBuf::from(dir)),
-            _ => bail!("{usage}"),
+            ("--runs" | "--against", None) => bail!("{arg} needs a value; {usage}"),
+            _ => bail!("unknown option `{arg}`; {usage}"),
         }
     }
     let mut builds = vec![Build {
@@ -102,9 +108,13 @@ fn main() -> anyhow::Result<()> {
     if let Some(dir) = &against {
         builds.push(Build::in_dir(&dir.display().to_string(), dir)?);
     }
-    let profile =
-        std::env::temp_dir().join(format!("coldstart-registry-{}.profile", std::process::id()));
-    phase_us(&builds[0].many, &[("COLDSTART_PROFILE_OUT", &profile)])?;
+    let profile = Removed(std::env::temp_dir().join(format!(
+        "{}{}-registry.profile",
+        cargo_coldstart::interrupt::TEMPORARY_PREFIX,
+        std::process::id()
+    )));
+    let profile = &profile.0;
+    phase_us(&builds[0].many, &[("COLDSTART_PROFILE_OUT", profile)])?;
     anyhow::ensure!(
         profile.exists(),
         "many-inits wrote no profile to {}",
@@ -120,7 +130,7 @@ fn main() -> anyhow::Result<()> {
             let phase = match kind {
                 0 => phase_us(&b.none, &[])?,
                 1 => phase_us(&b.many, &[])?,
-                _ => phase_us(&b.many, &[("COLDSTART_PROFILE", &profile)])?,
+                _ => phase_us(&b.many, &[("COLDSTART_PROFILE", profile)])?,
             };
             series[job / 3][kind].push(phase);
         }
@@ -133,7 +143,6 @@ fn main() -> anyhow::Result<()> {
     if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         eprintln!();
     }
-    let _ = std::fs::remove_file(&profile);
     println!(
         "init phase (plan to order, plus runtime built to body entered), {runs} alternating runs, microseconds"
     );
@@ -146,7 +155,7 @@ fn main() -> anyhow::Result<()> {
 
 /// Each program's median, min and max, and its median minus the one without inits.
 fn print_rows(series: [Vec<f64>; 3]) {
-    let base = median(series[0].clone());
+    let base = Stats::of(series[0].clone()).median;
     println!(
         "  {:<34} {:>8} {:>8} {:>8} {:>10}",
         "program", "median", "min", "max", "minus none"
@@ -159,11 +168,11 @@ fn print_rows(series: [Vec<f64>; 3]) {
     .iter()
     .zip(series)
     {
-        let (min, max) = (
-            s.iter().copied().fold(f64::MAX, f64::min),
-            s.iter().copied().fold(0.0, f64::max),
-        );
-        let m = median(s);
+        let Stats {
+            median: m,
+            min,
+            max,
+        } = Stats::of(s);
         println!(
             "  {name:<34} {m:>8.1} {min:>8.1} {max:>8.1} {:>10.1}",
             m - base

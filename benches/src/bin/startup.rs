@@ -25,7 +25,8 @@ startup: exec-to-first-response of whole processes, alternating runs
 
 Defaults: 30 runs each of http-server, baseline-tokio and baseline-current-thread
 (found next to this executable), unconstrained and then, as root, inside a cgroup
-of 0.25 CPU and 64M. Ratios are against --baseline (default baseline-tokio).
+of 0.25 CPU and 64M. Ratios are against --baseline (default baseline-tokio if a
+target has that name, else the last target).
 ";
 
 struct Args {
@@ -34,7 +35,8 @@ struct Args {
     unconstrained: bool,
     constrained: bool,
     targets: Vec<Target>,
-    baseline: String,
+    /// As given; resolved by [`coldstart_benches::baseline`].
+    baseline: Option<String>,
     json: bool,
 }
 
@@ -48,7 +50,7 @@ fn parse_args() -> anyhow::Result<Args> {
         unconstrained: true,
         constrained: true,
         targets: Vec::new(),
-        baseline: "baseline-tokio".into(),
+        baseline: None,
         json: false,
     };
     let mut it = std::env::args().skip(1);
@@ -61,7 +63,7 @@ fn parse_args() -> anyhow::Result<Args> {
             "--no-cgroup" => args.constrained = false,
             "--only-cgroup" => args.unconstrained = false,
             "--target" => args.targets.push(parse_target(&value()?)?),
-            "--baseline" => args.baseline = value()?,
+            "--baseline" => args.baseline = Some(value()?),
             "--json" => args.json = true,
             "-h" | "--help" => {
                 print!("{HELP}");
@@ -75,6 +77,7 @@ fn parse_args() -> anyhow::Result<Args> {
             args.targets.push(Target::new(name, sibling(name)?));
         }
     }
+    args.baseline = Some(coldstart_benches::baseline(args.baseline, &args.targets)?);
     Ok(args)
 }
 
@@ -111,7 +114,7 @@ fn measure_setting(
         println!(
             "{label}, {} alternating runs each\n{}",
             args.runs,
-            measure::table(&series, &args.baseline)
+            measure::table(&series, args.baseline.as_deref().unwrap_or_default())
         );
     }
     Ok(())

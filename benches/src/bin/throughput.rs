@@ -31,7 +31,8 @@ throughput: requests per second under wrk, each round running every target once 
 
 Defaults: 5 rounds of 10 s, 16 connections, 1 wrk thread; targets `on` (http-server
 with metrics, tracing exported to a local OTLP sink, and the HTTP layer) and
-`baseline-tokio`; ratios against --baseline (default baseline-tokio). In a VALUE,
+`baseline-tokio`; ratios against --baseline (default baseline-tokio if a target has
+that name, else the last target). In a VALUE,
 `{otlp_sink}` is the sink's URL. Needs `wrk`.
 ";
 
@@ -41,7 +42,8 @@ struct Args {
     connections: u32,
     threads: u32,
     targets: Vec<Target>,
-    baseline: String,
+    /// As given; resolved by [`coldstart_benches::baseline`].
+    baseline: Option<String>,
     json: bool,
 }
 
@@ -52,7 +54,7 @@ fn parse_args(sink: &str) -> anyhow::Result<Args> {
         connections: 16,
         threads: 1,
         targets: Vec::new(),
-        baseline: "baseline-tokio".into(),
+        baseline: None,
         json: false,
     };
     let mut it = std::env::args().skip(1);
@@ -64,7 +66,7 @@ fn parse_args(sink: &str) -> anyhow::Result<Args> {
             "--connections" => args.connections = whole_number(&arg, &value()?)?,
             "--threads" => args.threads = whole_number(&arg, &value()?)?,
             "--target" => args.targets.push(parse_target(&value()?)?),
-            "--baseline" => args.baseline = value()?,
+            "--baseline" => args.baseline = Some(value()?),
             "--json" => args.json = true,
             "-h" | "--help" => {
                 print!("{HELP}");
@@ -90,6 +92,7 @@ fn parse_args(sink: &str) -> anyhow::Result<Args> {
         args.targets
             .push(Target::new("baseline-tokio", sibling("baseline-tokio")?));
     }
+    args.baseline = Some(coldstart_benches::baseline(args.baseline, &args.targets)?);
     Ok(args)
 }
 
@@ -131,7 +134,7 @@ fn main() -> anyhow::Result<()> {
     let base = args
         .targets
         .iter()
-        .position(|t| t.name == args.baseline)
+        .position(|t| Some(&t.name) == args.baseline.as_ref())
         .map(|b| stats(b, |r| r.requests_per_second).median);
     let mut report = Vec::new();
     if !args.json {
