@@ -13,10 +13,49 @@ use support::{LAMBDA_PACKAGE, cargo_lambda, example, planned_order};
 
 const TOOL: &str = env!("CARGO_BIN_EXE_cargo-coldstart");
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("coldstart-profile-test-{}", std::process::id()));
+const PREFIX: &str = "coldstart-profile-test";
+
+/// A file path in a directory of its own, removed with the directory when dropped.
+struct Scratch {
+    dir: PathBuf,
+    path: PathBuf,
+}
+
+impl std::ops::Deref for Scratch {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        &self.path
+    }
+}
+
+impl AsRef<std::path::Path> for Scratch {
+    fn as_ref(&self) -> &std::path::Path {
+        &self.path
+    }
+}
+
+impl AsRef<std::ffi::OsStr> for Scratch {
+    fn as_ref(&self) -> &std::ffi::OsStr {
+        self.path.as_os_str()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// [`Scratch`] `name`, in a directory no other call shares (tests run in parallel).
+fn scratch(name: &str) -> Scratch {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("{PREFIX}-{}-{n}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
+    Scratch {
+        path: dir.join(name),
+        dir,
+    }
 }
 
 #[test]
@@ -113,9 +152,10 @@ fn a_program_without_coldstart_is_a_clear_error() {
         .local_addr()
         .unwrap()
         .port();
+    let none = scratch("none.profile");
     let out = Command::new(TOOL)
         .args(["profile", "--out"])
-        .arg(scratch("none.profile"))
+        .arg(&*none)
         .args([
             "--url",
             &format!("http://127.0.0.1:{port}/"),
@@ -134,5 +174,5 @@ fn a_program_without_coldstart_is_a_clear_error() {
         stderr.contains("python3 answered but wrote no profile"),
         "{stderr}"
     );
-    assert!(!scratch("none.profile").exists());
+    assert!(!none.exists());
 }

@@ -131,7 +131,7 @@ fn prometheus_and_alertmanager_files_pass_their_checkers_and_the_alerts_their_te
     assert!(said.contains("SUCCESS"), "{said}");
     let said = checked(&amtool, &["check-config", "alertmanager/alertmanager.yml"]);
     assert!(said.contains("SUCCESS"), "{said}");
-    let _ = std::fs::remove_dir_all(dir);
+    drop(dir);
 }
 
 /// The stack's prometheus.yml, written to `dir` with the rules at their repository
@@ -234,7 +234,7 @@ fn every_dashboard_query_answers_from_a_real_scrape_of_the_service() {
         );
     }
     traffic.join().unwrap();
-    let _ = std::fs::remove_dir_all(dir);
+    drop(dir);
 }
 
 #[test]

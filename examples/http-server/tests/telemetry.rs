@@ -186,7 +186,7 @@ fn metrics_start_after_the_first_response_and_prometheus_scrapes_them() {
         seen.is_some(),
         "Prometheus never saw up == 1 and http_requests_total >= 1 within 15 s"
     );
-    let _ = std::fs::remove_dir_all(dir);
+    drop(dir);
 }
 
 /// Certificates made for one test, as PEM files in a temporary directory: a CA
@@ -196,7 +196,7 @@ fn metrics_start_after_the_first_response_and_prometheus_scrapes_them() {
 /// `stranger.key`).
 #[cfg_attr(not(feature = "tls"), allow(dead_code))]
 struct Pki {
-    dir: PathBuf,
+    dir: support::TempDir,
 }
 
 #[cfg_attr(not(feature = "tls"), allow(dead_code))]
@@ -276,12 +276,6 @@ impl Pki {
             ));
         }
         vars
-    }
-}
-
-impl Drop for Pki {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 

@@ -51,16 +51,55 @@ fn demo(env: &[(&str, &str)]) -> Run {
 }
 
 /// A profile file with `text`, for `COLDSTART_PROFILE`.
-fn profile_file(name: &str, text: &str) -> PathBuf {
+fn profile_file(name: &str, text: &str) -> Scratch {
     let path = scratch(name);
     std::fs::write(&path, text).unwrap();
     path
 }
 
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("coldstart-init-{}", std::process::id()));
+const PREFIX: &str = "coldstart-init";
+
+/// A file path in a directory of its own, removed with the directory when dropped.
+struct Scratch {
+    dir: PathBuf,
+    path: PathBuf,
+}
+
+impl std::ops::Deref for Scratch {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        &self.path
+    }
+}
+
+impl AsRef<std::path::Path> for Scratch {
+    fn as_ref(&self) -> &std::path::Path {
+        &self.path
+    }
+}
+
+impl AsRef<std::ffi::OsStr> for Scratch {
+    fn as_ref(&self) -> &std::ffi::OsStr {
+        self.path.as_os_str()
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// [`Scratch`] `name`, in a directory no other call shares (tests run in parallel).
+fn scratch(name: &str) -> Scratch {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("{PREFIX}-{}-{n}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
+    Scratch {
+        path: dir.join(name),
+        dir,
+    }
 }
 
 const BEFORE_BY_NAME: [&str; 5] = [

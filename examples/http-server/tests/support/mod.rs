@@ -253,14 +253,31 @@ impl Drop for Reaper {
     }
 }
 
-/// A new directory of its own: tests run in parallel in one process.
-pub fn temp_dir(name: &str) -> PathBuf {
+/// A new directory of its own (tests run in parallel in one process), removed with
+/// what it holds when dropped.
+pub fn temp_dir(name: &str) -> TempDir {
     static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let dir = std::env::temp_dir().join(format!("coldstart-{name}-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
-    dir
+    TempDir(dir)
+}
+
+/// See [`temp_dir`].
+pub struct TempDir(PathBuf);
+
+impl std::ops::Deref for TempDir {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// The OTLP receiver (`exporters/tests/support/otlp_receiver.py`) answering in
@@ -269,8 +286,9 @@ pub fn temp_dir(name: &str) -> PathBuf {
 pub struct Collector {
     pub port: u16,
     scheme: &'static str,
-    dir: PathBuf,
+    // Fields drop in this order: the receiver stops before its directory goes.
     _receiver: Reaper,
+    dir: TempDir,
 }
 
 impl Collector {
@@ -328,8 +346,8 @@ impl Collector {
         Some(Collector {
             port,
             scheme,
-            dir,
             _receiver: Reaper(child),
+            dir,
         })
     }
 
@@ -360,11 +378,5 @@ impl Collector {
             self.spans().into_iter().find(|s| s["trace_id"] == trace)
         })
         .unwrap_or_else(|| panic!("no span of trace {trace} arrived; got {:?}", self.spans()))
-    }
-}
-
-impl Drop for Collector {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
