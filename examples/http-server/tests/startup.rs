@@ -275,3 +275,44 @@ fn an_idle_connection_does_not_hold_the_drain() {
         "the drain waited {took:?} for a connection with nothing in flight (deadline 30 s)"
     );
 }
+
+/// The image's healthcheck looks where the service listens: `BIND` and `PORT` as the
+/// service reads them (it always dialled 127.0.0.1, so a service bound to one other
+/// address was reported unhealthy), loopback for an unspecified `BIND`.
+#[test]
+fn the_healthcheck_looks_where_the_service_listens() {
+    const HEALTHCHECK: &str = env!("CARGO_BIN_EXE_healthcheck");
+    let port = free_port().to_string();
+    let mut server = Command::new(SERVER)
+        .env("PORT", &port)
+        .env("BIND", "127.0.0.2")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = Lines::of(&mut server);
+    lines.wait_for("listening on");
+    let check = |vars: &[(&str, &str)]| {
+        let out = Command::new(HEALTHCHECK)
+            .env_remove("BIND")
+            .env("PORT", &port)
+            .envs(vars.iter().copied())
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    assert_eq!(check(&[("BIND", "127.0.0.2")]).0, Some(0));
+    let (code, said) = check(&[]);
+    assert_eq!(code, Some(1));
+    assert!(
+        said.contains("nothing accepts connections on 127.0.0.1:"),
+        "{said}"
+    );
+    let (code, said) = check(&[("PORT", "0")]);
+    assert_eq!(code, Some(1));
+    assert!(said.contains("PORT is 0"), "{said}");
+    let _ = server.kill();
+    let _ = server.wait();
+}
