@@ -428,22 +428,8 @@ fn v1_limits_listed_past_the_first_4_kib_are_read() {
         .collect();
     assert!(listed.len() > 4096);
     listed.push_str("4:memory:/svc\n3:cpu,cpuacct:/svc\n");
-    t.file("/proc/self/cgroup", &listed)
-        .file("/sys/fs/cgroup/memory/release_agent", "\n")
-        .file(
-            "/sys/fs/cgroup/memory/svc/memory.limit_in_bytes",
-            "67108864\n",
-        )
-        .file("/sys/fs/cgroup/cpu,cpuacct/release_agent", "\n")
-        .file("/sys/fs/cgroup/cpu,cpuacct/svc/cpu.cfs_quota_us", "25000\n")
-        .file(
-            "/sys/fs/cgroup/cpu,cpuacct/svc/cpu.cfs_period_us",
-            "100000\n",
-        );
-    let b = t.probe();
-    assert_eq!(b.cgroup_version, CgroupVersion::V1);
-    assert_eq!(b.memory_bytes.value, Some(64 << 20), "{:?}", b.memory_bytes);
-    assert_eq!(b.cpu_cores.value, Some(0.25), "{:?}", b.cpu_cores);
+    t.file("/proc/self/cgroup", &listed);
+    quarter_cpu_and_64_mib_at_svc(&t);
 }
 
 /// A cgroup path is any bytes; one that is not UTF-8 cut the file short at it, and
@@ -456,6 +442,12 @@ fn a_path_that_is_not_utf8_leaves_the_other_lines_whole() {
     let path = t.root.join("proc/self/cgroup");
     fs::create_dir_all(path.parent().unwrap()).unwrap();
     fs::write(path, listed).unwrap();
+    quarter_cpu_and_64_mib_at_svc(&t);
+}
+
+/// Gives `/svc` in the v1 cpu and memory hierarchies 0.25 CPU and 64 MiB, and checks
+/// that the probe of `t` (whose `/proc/self/cgroup` lists `/svc` somewhere) finds both.
+fn quarter_cpu_and_64_mib_at_svc(t: &Tree) {
     t.file("/sys/fs/cgroup/memory/release_agent", "\n")
         .file(
             "/sys/fs/cgroup/memory/svc/memory.limit_in_bytes",
@@ -468,6 +460,7 @@ fn a_path_that_is_not_utf8_leaves_the_other_lines_whole() {
             "100000\n",
         );
     let b = t.probe();
+    assert_eq!(b.cgroup_version, CgroupVersion::V1);
     assert_eq!(b.memory_bytes.value, Some(64 << 20), "{:?}", b.memory_bytes);
     assert_eq!(b.cpu_cores.value, Some(0.25), "{:?}", b.cpu_cores);
 }

@@ -207,6 +207,20 @@ fn bad_inputs_are_clear_errors() {
     assert!(stderr(out).contains("argument 2 (/tmp/\u{fffd}) is not UTF-8"));
 }
 
+/// An executable shell script with `body` in a new directory: the directory and the
+/// script's path. `$STARTED` names a file in the directory for the script to list the
+/// pids of what it starts in.
+fn script(name: &str, body: &str) -> (PathBuf, String) {
+    let dir = std::env::temp_dir().join(format!("coldstart-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{name}.sh"));
+    let started = dir.join("started");
+    let text = format!("#!/bin/sh\nSTARTED='{}'\n{body}", started.display());
+    std::fs::write(&path, text).unwrap();
+    std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    (dir, path.to_str().unwrap().to_owned())
+}
+
 /// The cgroups `compare` created for the process `pid`, in the v1 controllers.
 fn cgroups_of(pid: u32) -> Vec<PathBuf> {
     ["cpu", "memory"]
@@ -275,23 +289,11 @@ fn ctrl_c_stops_the_programs_and_removes_the_cgroup() {
     }
     // Programs that never answer keep a run going until the signal comes; each
     // starts one of its own, which must go too.
-    let dir = std::env::temp_dir().join(format!("coldstart-ctrl-c-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let wrapper = dir.join("wrapper.sh");
-    std::fs::write(
-        &wrapper,
-        format!(
-            "#!/bin/sh\nsleep 61 &\necho $! >> {}\nexec sleep 60\n",
-            dir.join("started").display()
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(
-        &wrapper,
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
-    let wrapper = wrapper.to_str().unwrap();
+    let (dir, wrapper) = script(
+        "ctrl-c",
+        "sleep 61 &\necho $! >> \"$STARTED\"\nexec sleep 60\n",
+    );
+    let wrapper = wrapper.as_str();
     let child = Command::new(TOOL)
         .args(["compare", wrapper, wrapper, "--runs", "5", "--cpus", "0.5"])
         .stdout(Stdio::null())
@@ -434,24 +436,13 @@ fn an_emulator_that_cannot_start_is_a_clear_error() {
 /// all of it ends with the run (only the wrapper was killed before).
 #[test]
 fn what_a_program_starts_ends_with_its_run() {
-    let dir = std::env::temp_dir().join(format!("coldstart-wrapper-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let wrapper = dir.join("serve.sh");
-    std::fs::write(
-        &wrapper,
-        format!(
-            "#!/bin/sh\nsleep 62 &\necho $! >> {started}\npython3 -m http.server --bind 127.0.0.1 \"$PORT\" --directory {dir} &\necho $! >> {started}\nwait\n",
-            started = dir.join("started").display(),
-            dir = dir.display(),
-        ),
-    )
-    .unwrap();
-    std::fs::set_permissions(
-        &wrapper,
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
-    let wrapper = wrapper.to_str().unwrap();
+    let (dir, wrapper) = script(
+        "wrapper",
+        "sleep 62 &\necho $! >> \"$STARTED\"\n\
+         python3 -m http.server --bind 127.0.0.1 \"$PORT\" --directory \"$(dirname \"$STARTED\")\" &\n\
+         echo $! >> \"$STARTED\"\nwait\n",
+    );
+    let wrapper = wrapper.as_str();
     let out = compare(&[wrapper, wrapper, "--runs", "1"]);
     assert!(
         out.status.success(),

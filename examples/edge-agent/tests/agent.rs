@@ -84,8 +84,13 @@ fn the_fallback_timer_starts_deferred_work_and_metrics_keep_the_early_samples() 
         exposition.contains("edge_sensor_celsius{source="),
         "{exposition}"
     );
+    // Nothing was answered: the timer's moment is `fallback`, not a first response.
     assert!(
-        exposition.contains("coldstart_phase_seconds{phase=\"first_response\"}"),
+        exposition.contains("coldstart_phase_seconds{phase=\"fallback\"}"),
+        "{exposition}"
+    );
+    assert!(
+        !exposition.contains("phase=\"first_response\""),
         "{exposition}"
     );
     let status = child.wait().unwrap();
