@@ -29,7 +29,6 @@ use opentelemetry::KeyValue;
 use opentelemetry::propagation::{TextMapCompositePropagator, TextMapPropagator};
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
 use opentelemetry_sdk::trace::{Sampler as SdkSampler, ShouldSample, SpanLimits};
 
 use crate::config::{Config, Sampler};
@@ -70,10 +69,10 @@ pub(crate) fn install(config: &Config, service_version: Option<&'static str>) {
     }
     let mut propagators: Vec<Box<dyn TextMapPropagator + Send + Sync>> = Vec::new();
     if config.trace_context {
-        propagators.push(Box::new(TraceContextPropagator::new()));
+        propagators.push(Box::new(propagation::TraceContext::default()));
     }
     if config.baggage {
-        propagators.push(Box::new(BaggagePropagator::new()));
+        propagators.push(Box::new(propagation::Baggage));
     }
     opentelemetry::global::set_text_map_propagator(TextMapCompositePropagator::new(propagators));
 

@@ -10,8 +10,13 @@ that message-queue clients carry as headers ([`inject_map`], [`extract_map`]).
 
 use std::collections::HashMap;
 
+use std::sync::OnceLock;
+
 use opentelemetry::Context;
-use opentelemetry::propagation::{Extractor, Injector};
+use opentelemetry::baggage::{BaggageExt, KeyValueMetadata};
+use opentelemetry::propagation::text_map_propagator::FieldIter;
+use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
+use opentelemetry_sdk::propagation::TraceContextPropagator;
 
 /// Writes `cx` (its span and baggage) into outgoing HTTP headers.
 ///
@@ -81,6 +86,172 @@ pub fn extract_metadata(metadata: &tonic::metadata::MetadataMap) -> Context {
     extract_headers(metadata.as_ref())
 }
 
+/// W3C Trace Context: the SDK's propagator, given a `traceparent` and a `tracestate`
+/// only when they have the forms the specification gives (it parsed the ids as
+/// numbers and took `00-1-1-01`, and kept duplicate or surplus `tracestate` members).
+#[derive(Debug, Default)]
+pub(crate) struct TraceContext(TraceContextPropagator);
+
+impl TextMapPropagator for TraceContext {
+    fn inject_context(&self, cx: &Context, injector: &mut dyn Injector) {
+        self.0.inject_context(cx, injector);
+    }
+
+    fn extract_with_context(&self, cx: &Context, extractor: &dyn Extractor) -> Context {
+        self.0.extract_with_context(cx, &WellFormed(extractor))
+    }
+
+    fn fields(&self) -> FieldIter<'_> {
+        self.0.fields()
+    }
+}
+
+/// A carrier whose `traceparent` and `tracestate` are there only when well formed.
+struct WellFormed<'a>(&'a dyn Extractor);
+
+impl Extractor for WellFormed<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        let value = self.0.get(key)?;
+        let well_formed = match key {
+            "traceparent" => well_formed_traceparent(value.trim()),
+            "tracestate" => well_formed_tracestate(value),
+            _ => true,
+        };
+        well_formed.then_some(value)
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys()
+    }
+}
+
+/// Whether `value` is a `tracestate` list as W3C Trace Context gives it: at most 32
+/// members, each `key=value` with the grammar's keys (`vendor` or `tenant@system`) and
+/// values, no key twice. Anything else is dropped whole, as the specification's test
+/// suite expects.
+fn well_formed_tracestate(value: &str) -> bool {
+    let mut keys: Vec<&str> = Vec::new();
+    for member in value.split(',').map(|m| m.trim_matches([' ', '\t'])) {
+        if member.is_empty() {
+            continue;
+        }
+        let Some((key, value)) = member.split_once('=') else {
+            return false;
+        };
+        if !tracestate_key(key) || !tracestate_value(value) || keys.contains(&key) {
+            return false;
+        }
+        keys.push(key);
+    }
+    keys.len() <= 32
+}
+
+fn tracestate_key(key: &str) -> bool {
+    let rest = |s: &str| {
+        s.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'-' | b'*' | b'/')
+        })
+    };
+    match key.split_once('@') {
+        None => {
+            (1..=256).contains(&key.len())
+                && key.starts_with(|c: char| c.is_ascii_lowercase())
+                && rest(key)
+        }
+        Some((tenant, system)) => {
+            (1..=241).contains(&tenant.len())
+                && tenant.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+                && rest(tenant)
+                && (1..=14).contains(&system.len())
+                && system.starts_with(|c: char| c.is_ascii_lowercase())
+                && rest(system)
+        }
+    }
+}
+
+fn tracestate_value(value: &str) -> bool {
+    (1..=256).contains(&value.len())
+        && value
+            .bytes()
+            .all(|b| (0x20..=0x7e).contains(&b) && b != b',' && b != b'=')
+        && !value.ends_with(' ')
+}
+
+/// W3C Baggage, as the SDK's propagator reads and writes it but for two things: a value
+/// keeps every `=` in it (`token=abc==` was cut to `abc`), and a member's properties go
+/// out as they came in. The SDK decoded them and wrote them back without encoding, so
+/// `k=v;p=a%2Cb%3D1` went on as `k=v;p=a,b=1`, a member the caller never sent.
+#[derive(Debug, Default)]
+pub(crate) struct Baggage;
+
+/// The specification's limits: past the first the header is dropped, past the second
+/// the members are cut.
+const BAGGAGE_MAX_BYTES: usize = 8192;
+const BAGGAGE_MAX_MEMBERS: usize = 180;
+
+impl TextMapPropagator for Baggage {
+    fn inject_context(&self, cx: &Context, injector: &mut dyn Injector) {
+        let baggage = cx.baggage();
+        if baggage.is_empty() {
+            return;
+        }
+        let mut header = String::new();
+        for (name, (value, metadata)) in baggage.iter() {
+            if !header.is_empty() {
+                header.push(',');
+            }
+            baggage_encode(&mut header, name.as_str().trim());
+            header.push('=');
+            baggage_encode(&mut header, value.as_str().trim());
+            let properties = metadata.as_str().trim();
+            if !properties.is_empty() {
+                header.push(';');
+                header.push_str(properties);
+            }
+        }
+        injector.set("baggage", header);
+    }
+
+    fn extract_with_context(&self, cx: &Context, extractor: &dyn Extractor) -> Context {
+        let Some(header) = extractor.get("baggage") else {
+            return cx.clone();
+        };
+        if header.len() > BAGGAGE_MAX_BYTES {
+            return cx.clone();
+        }
+        let members = header
+            .split(',')
+            .take(BAGGAGE_MAX_MEMBERS)
+            .filter_map(|member| {
+                let (pair, properties) = member.split_once(';').unwrap_or((member, ""));
+                let (name, value) = pair.split_once('=')?;
+                let name = crate::config::percent_decode(name.trim())?;
+                let value = crate::config::percent_decode(value.trim())?;
+                // Properties stay encoded: written back as they were sent.
+                (!name.is_empty()).then(|| KeyValueMetadata::new(name, value, properties.trim()))
+            });
+        cx.with_baggage(members)
+    }
+
+    fn fields(&self) -> FieldIter<'_> {
+        static FIELDS: OnceLock<[String; 1]> = OnceLock::new();
+        FieldIter::new(FIELDS.get_or_init(|| ["baggage".to_owned()]))
+    }
+}
+
+/// Appends `text` with what a baggage key or value may not hold as it is (controls,
+/// spaces, `"`, `,`, `;`, `\`, `=`, `%`, and every byte past ASCII) percent-encoded.
+fn baggage_encode(out: &mut String, text: &str) {
+    use std::fmt::Write as _;
+    for b in text.bytes() {
+        if (0x21..=0x7e).contains(&b) && !b"\",;\\=%".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+}
+
 /// Whether `value` is a `traceparent` of the form W3C Trace Context gives:
 /// `version-traceid-parentid-flags` in lowercase hex of 2, 32, 16 and 2 digits,
 /// version `ff` refused, and a later version's further fields after a `-`. The
@@ -145,10 +316,11 @@ impl Extractor for HeaderExtractor<'_> {
     fn get(&self, key: &str) -> Option<&str> {
         let one = |name: &str| self.headers.get(name).and_then(|v| v.to_str().ok());
         match key {
+            // Sent twice, it says nothing for sure.
             "traceparent" => {
                 let mut sent = self.headers.get_all(key).iter();
                 let first = sent.next()?.to_str().ok()?;
-                (sent.next().is_none() && well_formed_traceparent(first)).then_some(first)
+                sent.next().is_none().then_some(first)
             }
             "tracestate" => self.joined[0].as_deref().or_else(|| one(key)),
             "baggage" => self.joined[1].as_deref().or_else(|| one(key)),
@@ -171,12 +343,12 @@ mod tests {
     use opentelemetry::baggage::BaggageExt;
     use opentelemetry::propagation::TextMapCompositePropagator;
     use opentelemetry::trace::TraceContextExt;
-    use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
 
+    /// The propagators as the exporters install them.
     fn install() {
         opentelemetry::global::set_text_map_propagator(TextMapCompositePropagator::new(vec![
-            Box::new(TraceContextPropagator::new()),
-            Box::new(BaggagePropagator::new()),
+            Box::new(TraceContext::default()),
+            Box::new(Baggage),
         ]));
     }
 
@@ -290,5 +462,78 @@ mod tests {
             cx.baggage().get("b").map(|v| v.to_string()),
             Some("2".into())
         );
+    }
+
+    fn state_of(tracestate: &str) -> Option<String> {
+        let mut map = HashMap::new();
+        map.insert("traceparent".to_owned(), PARENT.to_owned());
+        map.insert("tracestate".to_owned(), tracestate.to_owned());
+        let cx = extract_map(&map);
+        let span = cx.span();
+        assert!(span.span_context().is_valid(), "{tracestate}");
+        Some(span.span_context().trace_state().header()).filter(|h| !h.is_empty())
+    }
+
+    /// A `tracestate` the grammar refuses is dropped whole (the trace goes on).
+    #[test]
+    fn a_malformed_tracestate_is_dropped_whole() {
+        install();
+        let good = "rojo=00f067aa0ba902b7,fw529a3039@dt=t61rcWkgMzE, congo=a b";
+        assert_eq!(
+            state_of(good).as_deref(),
+            Some("rojo=00f067aa0ba902b7,fw529a3039@dt=t61rcWkgMzE,congo=a b")
+        );
+        let too_many: Vec<String> = (0..33).map(|i| format!("k{i}=v")).collect();
+        for bad in [
+            "foo=1,foo=2".to_owned(),
+            "foo=".to_owned(),
+            "Foo=1".to_owned(),
+            "foo=a,b".to_owned(),
+            "foo=a\u{1}b".to_owned(),
+            too_many.join(","),
+        ] {
+            assert_eq!(state_of(&bad), None, "{bad}");
+        }
+    }
+
+    /// Message headers are read as strictly as HTTP ones.
+    #[test]
+    fn a_malformed_traceparent_in_a_map_starts_a_new_trace() {
+        install();
+        let mut map = HashMap::new();
+        map.insert("traceparent".to_owned(), "00-1-1-01".to_owned());
+        assert!(!extract_map(&map).span().span_context().is_valid());
+    }
+
+    /// Values keep every `=`; properties go out as they came in, so an encoded `,` in
+    /// one never becomes a member of its own downstream.
+    #[test]
+    fn baggage_values_and_properties_go_on_as_they_came() {
+        install();
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            "baggage",
+            "token=abc==,k=v;p=a%2Cinjected%3D1,odd=a%20b%2Cc"
+                .parse()
+                .unwrap(),
+        );
+        let cx = extract_headers(&headers);
+        let baggage = cx.baggage();
+        assert_eq!(
+            baggage.get("token").map(|v| v.to_string()),
+            Some("abc==".into())
+        );
+        assert_eq!(
+            baggage.get("odd").map(|v| v.to_string()),
+            Some("a b,c".into())
+        );
+        let mut out = http::HeaderMap::new();
+        inject_headers(&cx, &mut out);
+        let sent = out["baggage"].to_str().unwrap();
+        let members: Vec<&str> = sent.split(',').collect();
+        assert_eq!(members.len(), 3, "{sent}");
+        assert!(members.contains(&"token=abc%3D%3D"), "{sent}");
+        assert!(members.contains(&"k=v;p=a%2Cinjected%3D1"), "{sent}");
+        assert!(members.contains(&"odd=a%20b%2Cc"), "{sent}");
     }
 }
