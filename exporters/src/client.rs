@@ -66,6 +66,11 @@ impl Origin {
             .host()
             .filter(|h| !h.is_empty())
             .ok_or_else(|| format!("`{uri}` has no host"))?;
+        if !crate::config::port_ok(uri) {
+            return Err(format!(
+                "`{uri}` has a port that is not a number from 1 to 65535"
+            ));
+        }
         Ok(Origin {
             https,
             host: host
@@ -165,11 +170,19 @@ impl Client {
             // at the same moment looks like (the race every keep-alive client has).
             .map_err(|e| Failure::Unanswered(format!("request to {origin} failed: {e}")))?;
         let (head, body) = response.into_parts();
-        let body = Limited::new(body, MAX_BODY)
-            .collect()
-            .await
-            .map_err(|e| Failure::Answered(format!("reading the answer of {origin}: {e}")))?
-            .to_bytes();
+        let body = match Limited::new(body, MAX_BODY).collect().await {
+            Ok(body) => body.to_bytes(),
+            // Taken: a body cut short (or too long) does not undo a 2xx, and calling
+            // it a failure would have the batch sent, and received, again.
+            Err(_) if head.status.is_success() => {
+                return Ok(Response::from_parts(head, Bytes::new()));
+            }
+            Err(e) => {
+                return Err(Failure::Answered(format!(
+                    "reading the answer of {origin}: {e}"
+                )));
+            }
+        };
         if !sender.is_closed() {
             *self.idle.lock().unwrap_or_else(|p| p.into_inner()) = Some((origin.clone(), sender));
         }
@@ -281,6 +294,39 @@ pub(crate) mod tests {
         assert!(e.contains("`ftp` is not supported (http or https)"), "{e}");
         let e = Origin::of(&"/v1/traces".parse().unwrap()).unwrap_err();
         assert!(e.contains("has no scheme"), "{e}");
+        // `http::Uri` takes these; a client went to port 80 with them.
+        for bad in [
+            "http://collector:70000",
+            "http://collector:4318x",
+            "http://collector:0",
+        ] {
+            let e = Origin::of(&bad.parse().unwrap()).unwrap_err();
+            assert!(e.contains("not a number from 1 to 65535"), "{bad}: {e}");
+        }
+    }
+
+    /// A 2xx whose body is cut short is still the collector's yes: called a failure, the
+    /// batch it took was sent again.
+    #[tokio::test]
+    async fn a_2xx_with_a_body_cut_short_is_taken() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/v1/traces", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
+                head.push(byte[0]);
+            }
+            let mut body = [0u8; 7];
+            let _ = stream.read_exact(&mut body);
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nok");
+        });
+        let response = Client::plain(Duration::from_secs(5))
+            .send(request(&url))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
     }
 
     /// A loopback address just freed: nothing listens there, so a connection is

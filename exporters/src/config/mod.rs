@@ -227,7 +227,7 @@ impl fmt::Debug for Credentials {
 /// A Pushgateway URL: `http://`, a host, and optional `user:password@` split off.
 fn push_url(raw: &str) -> Option<(http::Uri, Option<Credentials>)> {
     let uri = raw.parse::<http::Uri>().ok()?;
-    if uri.scheme_str() != Some("http") || uri.host().is_none() {
+    if uri.scheme_str() != Some("http") || uri.host().is_none() || !port_ok(&uri) {
         return None;
     }
     let authority = uri.authority()?.as_str();
@@ -241,6 +241,28 @@ fn push_url(raw: &str) -> Option<(http::Uri, Option<Credentials>)> {
         .build()
         .ok()?;
     Some((bare, Some(Credentials(percent_decode(user_info)?))))
+}
+
+/// Whether `uri`'s port, if it has one, is a port: `http::Uri` takes `:70000` and
+/// `:4318x`, and a client would then go to port 80 or 443 without a word. (An empty
+/// one is the scheme's default, as RFC 3986 has it.)
+pub(crate) fn port_ok(uri: &http::Uri) -> bool {
+    // `port()` says nothing of a port it cannot read: the authority's text does.
+    let Some(authority) = uri.authority() else {
+        return true;
+    };
+    let host_port = authority
+        .as_str()
+        .rsplit_once('@')
+        .map_or(authority.as_str(), |(_, h)| h);
+    let after_host = match host_port.strip_prefix('[') {
+        Some(v6) => v6.split_once(']').map_or("", |(_, rest)| rest),
+        None => host_port.find(':').map_or("", |i| &host_port[i..]),
+    };
+    match after_host.strip_prefix(':') {
+        None => after_host.is_empty(),
+        Some(port) => port.is_empty() || port.parse::<u16>().is_ok_and(|n| n > 0),
+    }
 }
 
 /// `raw` with any user info (`user:password@`) replaced, for error messages.
@@ -921,7 +943,9 @@ fn read_endpoint(r: &mut Reader<'_>, protocol: Protocol) -> Option<String> {
     let url = |s: &str| {
         s.parse::<http::Uri>()
             .ok()
-            .filter(|u| matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some())
+            .filter(|u| {
+                matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some() && port_ok(u)
+            })
             .map(|_| s.to_owned())
     };
     const GENERAL: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
@@ -1504,6 +1528,26 @@ mod tests {
         let (c, errors) = config(&[("COLDSTART_METRICS_PUSH_URL", "ftp://gateway")]);
         assert!(c.push.is_none());
         assert_eq!(errors[0].key, "COLDSTART_METRICS_PUSH_URL");
+    }
+
+    /// `http::Uri` takes a port it cannot read, and a client then went to port 80.
+    #[test]
+    fn a_url_with_a_port_that_is_no_port_is_refused() {
+        for bad in [
+            "http://collector:70000",
+            "http://collector:4318x",
+            "http://[::1]:0",
+        ] {
+            let (c, errors) = config(&[("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", bad)]);
+            assert_eq!(errors[0].key, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "{bad}");
+            assert_ne!(c.otlp_endpoint.as_deref(), Some(bad));
+            let (c, errors) = config(&[("COLDSTART_METRICS_PUSH_URL", bad)]);
+            assert_eq!(errors[0].key, "COLDSTART_METRICS_PUSH_URL", "{bad}");
+            assert!(c.push.is_none());
+        }
+        let (c, errors) = config(&[("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://[::1]:4318")]);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(c.otlp_endpoint.as_deref(), Some("http://[::1]:4318"));
     }
 
     #[test]
