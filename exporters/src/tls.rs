@@ -41,8 +41,18 @@ fn certificates_in(path: &Path, pem: &[u8]) -> Result<Vec<CertificateDer<'static
     }
 }
 
-/// The first private key in `pem`, read from `path`.
+/// The first private key in `pem`, read from `path`. An encrypted one is said to be so
+/// (rustls reads only plain keys; it said "no items found").
 fn key_in(path: &Path, pem: &[u8]) -> Result<PrivateKeyDer<'static>, String> {
+    let text = String::from_utf8_lossy(pem);
+    if text.contains("-----BEGIN ENCRYPTED PRIVATE KEY-----")
+        || text.contains("Proc-Type: 4,ENCRYPTED")
+    {
+        return Err(format!(
+            "the private key in {} is encrypted; give it decrypted (for example `openssl pkey -in {0} -out plain.key`)",
+            path.display()
+        ));
+    }
     PrivateKeyDer::from_pem_slice(pem)
         .map_err(|e| format!("cannot read a private key from {}: {e}", path.display()))
 }
@@ -156,5 +166,20 @@ mod tests {
         let e = private_key(&empty).err().unwrap_or_default();
         assert!(e.contains("cannot read a private key"), "{e}");
         let _ = std::fs::remove_file(empty);
+    }
+
+    #[test]
+    fn an_encrypted_key_is_said_to_be_encrypted() {
+        let path = Path::new("client.key");
+        for pem in [
+            "-----BEGIN ENCRYPTED PRIVATE KEY-----\nMIIB\n-----END ENCRYPTED PRIVATE KEY-----\n",
+            "-----BEGIN RSA PRIVATE KEY-----\nProc-Type: 4,ENCRYPTED\nDEK-Info: AES-128-CBC,00\n\nMIIB\n-----END RSA PRIVATE KEY-----\n",
+        ] {
+            let e = key_in(path, pem.as_bytes()).err().unwrap_or_default();
+            assert!(
+                e.starts_with("the private key in client.key is encrypted"),
+                "{e}"
+            );
+        }
     }
 }

@@ -58,8 +58,14 @@ impl RuntimeApi {
         let port_ok = authority
             .rsplit_once(':')
             .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
-        if !port_ok {
-            return Err("expected `host:port`, or an http:// URL with a port".to_owned());
+        // lambda_runtime turns the value into a URI and panics where it is not one
+        // (`::1:9001`, a space or a `%` in the host).
+        let uri_ok = format!("http://{rest}").parse::<http::Uri>().is_ok();
+        if !port_ok || !uri_ok {
+            return Err(
+                "expected `host:port` (an IPv6 host in brackets), or an http:// URL with a port"
+                    .to_owned(),
+            );
         }
         Ok(RuntimeApi {
             authority: authority.to_owned(),
@@ -306,6 +312,10 @@ mod tests {
             ":9001",
             "host:port",
             "https://a:1",
+            // lambda_runtime panicked on these (not a URI).
+            "::1:9001",
+            "my host:9001",
+            "h%:9001",
         ] {
             assert!(RuntimeApi::parse(bad).is_err(), "{bad}");
         }

@@ -176,7 +176,10 @@ fn configure_for(config: &mut Config, env: &Env, function: &Function) {
     if config.otlp_endpoint.is_none() && env.lookup("OTEL_TRACES_EXPORTER").is_none() {
         config.export_traces = false;
     }
-    let named = env.lookup("OTEL_SERVICE_NAME").is_some()
+    // Blank counts as unset, as everywhere in the settings.
+    let named = env
+        .lookup("OTEL_SERVICE_NAME")
+        .is_some_and(|(v, _)| !v.to_string_lossy().trim().is_empty())
         || config
             .resource_attributes
             .iter()
@@ -224,6 +227,11 @@ mod tests {
         assert!(config.trace_context);
         assert_eq!(config.metrics_addr, None);
         assert_eq!(config.service_name, "hello");
+        // A blank name is no name (it kept `unknown_service:...`).
+        assert_eq!(
+            configured(&[("OTEL_SERVICE_NAME", " ")]).service_name,
+            "hello"
+        );
 
         let config = configured(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")]);
         assert!(config.traces && config.export_traces);

@@ -832,10 +832,11 @@ fn read_lambda(r: &mut Reader<'_>) -> Lambda {
         emf_namespace: r
             .read(
                 "COLDSTART_EMF_NAMESPACE",
-                "a CloudWatch namespace (1 to 255 characters: letters, digits, `.-_/#:` and spaces), or `off`",
+                "a CloudWatch namespace (1 to 255 characters: letters, digits, `.-_/#:` and spaces, not starting with `AWS/`, which CloudWatch keeps for its own), or `off`",
                 |s| match s {
                     "off" => Some(None),
                     _ if s.len() <= 255
+                        && !s.starts_with("AWS/")
                         && s.chars().all(|c| c.is_ascii_alphanumeric() || ".-_/#: ".contains(c)) =>
                     {
                         Some(Some(s.to_owned()))
@@ -1528,6 +1529,22 @@ mod tests {
         let (c, errors) = config(&[("COLDSTART_METRICS_PUSH_URL", "ftp://gateway")]);
         assert!(c.push.is_none());
         assert_eq!(errors[0].key, "COLDSTART_METRICS_PUSH_URL");
+    }
+
+    /// CloudWatch refuses custom namespaces under `AWS/`: every EMF line would be lost.
+    #[test]
+    fn an_emf_namespace_cloudwatch_keeps_for_itself_is_refused() {
+        let (c, errors) = config(&[("COLDSTART_EMF_NAMESPACE", "AWS/Lambda")]);
+        assert_eq!(errors[0].key, "COLDSTART_EMF_NAMESPACE");
+        assert!(
+            errors[0].to_string().contains("not starting with `AWS/`"),
+            "{}",
+            errors[0]
+        );
+        assert_eq!(c.lambda.emf_namespace.as_deref(), Some("coldstart"));
+        let (c, errors) = config(&[("COLDSTART_EMF_NAMESPACE", "Shop/AWS")]);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(c.lambda.emf_namespace.as_deref(), Some("Shop/AWS"));
     }
 
     /// `http::Uri` takes a port it cannot read, and a client then went to port 80.

@@ -2,6 +2,7 @@
 //! telemetry that must leave before the next `/next`.
 
 use std::future::Future;
+use std::io::Write as _;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
@@ -116,7 +117,9 @@ fn finish(shared: &Shared, pending: &Pending, span: &SpanContext, failed: bool) 
         let now_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
-        println!("{}", record.render(namespace, now_ms));
+        // One line, or nothing where stdout is gone (println! would panic on it).
+        let line = record.render(namespace, now_ms);
+        let _ = writeln!(std::io::stdout().lock(), "{line}");
     }
     let telemetry = shared.telemetry?;
     let budget = shared.settings.flush_timeout;
