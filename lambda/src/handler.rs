@@ -1,7 +1,8 @@
 /*!
-The handler wrapper: it sees what the handler returned, or that it panicked, and
-tells the invocation layer (for the `Errors` metric) and the invocation's span
-(status error, with the message).
+The handler wrapper: it sees what the handler returned, or that it panicked, or that
+it was never called (an event that does not deserialise into its type), and tells the
+invocation layer (for the `Errors` metric) and the invocation's span (status error,
+with the message).
 
 `lambda_runtime` reports the error or panic to the Runtime API itself; this wrapper
 passes both through untouched (a panic is resumed after it is noted). It must not
@@ -21,13 +22,27 @@ use tower_service::Service;
 /// Whether the invocation in progress failed. One invocation runs at a time
 /// (`lambda_runtime::Runtime::run`); the layer resets it when one starts.
 static FAILED: AtomicBool = AtomicBool::new(false);
+/// Whether the handler was called for the invocation in progress: lambda_runtime calls
+/// it only when the event deserialises into its type, and otherwise posts the error
+/// itself. Known only where the handler is [`instrument`]ed.
+static CALLED: AtomicBool = AtomicBool::new(false);
+/// Whether a handler has been [`instrument`]ed, so that `CALLED` means something.
+static INSTRUMENTED: AtomicBool = AtomicBool::new(false);
 
 pub(crate) fn reset() {
     FAILED.store(false, Ordering::Relaxed);
+    CALLED.store(false, Ordering::Relaxed);
 }
 
+/// Whether the invocation in progress failed: the handler returned an error or
+/// panicked, or it was never called (the event did not deserialise).
 pub(crate) fn failed() -> bool {
-    FAILED.load(Ordering::Relaxed)
+    FAILED.load(Ordering::Relaxed) || not_called()
+}
+
+/// Whether an instrumented handler was not called for the invocation in progress.
+pub(crate) fn not_called() -> bool {
+    INSTRUMENTED.load(Ordering::Relaxed) && !CALLED.load(Ordering::Relaxed)
 }
 
 fn fail(message: &str) {
@@ -56,6 +71,7 @@ fn fail(message: &str) {
 /// # let _ = handler;
 /// ```
 pub fn instrument<S>(handler: S) -> Instrumented<S> {
+    INSTRUMENTED.store(true, Ordering::Relaxed);
     Instrumented { inner: handler }
 }
 
@@ -79,6 +95,7 @@ where
     }
 
     fn call(&mut self, event: LambdaEvent<A>) -> Self::Future {
+        CALLED.store(true, Ordering::Relaxed);
         let inner = &mut self.inner;
         match catch_unwind(AssertUnwindSafe(|| inner.call(event))) {
             Ok(future) => InstrumentedFuture { inner: future },

@@ -1,7 +1,9 @@
 //! The invocation's server span, following the OpenTelemetry FaaS conventions.
 //!
 //! Per span: `faas.trigger`, `faas.invocation_id`, `faas.coldstart`,
-//! `cloud.resource_id` and `cloud.account.id` (from the invoked ARN), and a link to
+//! `cloud.resource_id` (the invoked ARN with an alias replaced by the version that
+//! runs, as the conventions ask: one instance serves every alias of its version) and
+//! `cloud.account.id`, and a link to
 //! the X-Ray trace from `Lambda-Runtime-Trace-Id`. Per process, on the resource:
 //! `cloud.provider`, `cloud.platform`, `cloud.region`, `faas.name`, `faas.version`,
 //! `faas.instance`, `faas.max_memory` (see [`Function::resource_attributes`]).
@@ -26,13 +28,13 @@ pub(crate) fn start(function: &Function, invocation: &LambdaInvocation, cold: bo
         .span_builder(function.name.clone())
         .with_kind(SpanKind::Server);
     let span = tracer.start_described(builder, &Context::new(), |builder| {
-        describe(builder, invocation, cold);
+        describe(builder, invocation, cold, &function.version);
     });
     Context::new().with_span(span)
 }
 
 /// The FaaS attributes and the X-Ray link of `invocation`'s span.
-fn describe(builder: &mut SpanBuilder, invocation: &LambdaInvocation, cold: bool) {
+fn describe(builder: &mut SpanBuilder, invocation: &LambdaInvocation, cold: bool, version: &str) {
     let context = &invocation.context;
     let arn = context.invoked_function_arn.as_str();
     let mut attributes = vec![
@@ -41,7 +43,10 @@ fn describe(builder: &mut SpanBuilder, invocation: &LambdaInvocation, cold: bool
         KeyValue::new("faas.coldstart", cold),
     ];
     if arn.starts_with("arn:") {
-        attributes.push(KeyValue::new("cloud.resource_id", arn.to_owned()));
+        attributes.push(KeyValue::new(
+            "cloud.resource_id",
+            resource_id(arn, version),
+        ));
     }
     if let Some(account) = account_id(arn) {
         attributes.push(KeyValue::new("cloud.account.id", account.to_owned()));
@@ -69,14 +74,31 @@ fn describe(builder: &mut SpanBuilder, invocation: &LambdaInvocation, cold: bool
 }
 
 /// Ends the span; `failed` when the response could not be posted.
-pub(crate) fn end(cx: &Context, failed: bool) {
+pub(crate) fn end(cx: &Context, failed: bool, not_called: bool) {
     let span = cx.span();
     if failed {
         span.set_status(Status::error(
             "the response could not be posted to the Runtime API",
         ));
+    } else if not_called {
+        span.set_status(Status::error(
+            "the event did not deserialise into the handler's type; lambda_runtime reported it",
+        ));
     }
     span.end();
+}
+
+/// The function's ARN for `cloud.resource_id`: the invoked ARN with its qualifier (an
+/// alias, or a version) replaced by the version that runs; unqualified, as it came.
+fn resource_id(invoked: &str, version: &str) -> String {
+    // arn:aws:lambda:REGION:ACCOUNT:function:NAME[:QUALIFIER]
+    let parts: Vec<&str> = invoked.split(':').collect();
+    match parts.as_slice() {
+        [head @ .., _qualifier] if parts.len() == 8 && !version.is_empty() => {
+            format!("{}:{version}", head.join(":"))
+        }
+        _ => invoked.to_owned(),
+    }
 }
 
 /// `faas.trigger` from the event's shape: `http` (API Gateway, function URLs, ALB),
@@ -100,7 +122,18 @@ fn trigger(body: &[u8]) -> &'static str {
 
 #[cfg(test)]
 mod tests {
-    use super::trigger;
+    use super::{resource_id, trigger};
+
+    #[test]
+    fn an_alias_in_the_resource_id_is_the_version_that_runs() {
+        let base = "arn:aws:lambda:eu-west-1:123456789012:function:hello";
+        assert_eq!(
+            resource_id(&format!("{base}:live"), "7"),
+            format!("{base}:7")
+        );
+        assert_eq!(resource_id(&format!("{base}:7"), "7"), format!("{base}:7"));
+        assert_eq!(resource_id(base, "7"), base);
+    }
 
     #[test]
     fn triggers_from_event_shapes() {

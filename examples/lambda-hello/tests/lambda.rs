@@ -311,20 +311,24 @@ fn handler_errors_and_panics_are_reported_counted_and_traced_and_the_next_invoca
     );
     let panicked = text(&emulator.invoke(r#"{"panic":"at the disco"}"#));
     assert!(panicked.contains("asked to panic"), "{panicked}");
+    // Not JSON: lambda_runtime answers the error itself and never calls the handler;
+    // that was counted as a success.
+    let undecoded = text(&emulator.invoke("not json"));
+    assert!(!undecoded.contains("\"echo\""), "{undecoded}");
     let ok = emulator.invoke(r#"{"after":true}"#);
     let answer: Value =
         serde_json::from_slice(&ok.stdout).unwrap_or_else(|_| panic!("{}", text(&ok)));
     assert_eq!(answer["echo"]["after"], true);
 
     let mut records = Vec::new();
-    function.emf(3, &mut records);
+    function.emf(4, &mut records);
     let errors: Vec<u64> = records
         .iter()
         .map(|r| r["Errors"].as_u64().unwrap())
         .collect();
-    assert_eq!(errors, [1, 1, 0]);
+    assert_eq!(errors, [1, 1, 1, 0]);
 
-    let spans = collector.at_least(3);
+    let spans = collector.at_least(4);
     let status: Vec<(i64, String)> = spans
         .iter()
         .map(|s| {
@@ -341,7 +345,9 @@ fn handler_errors_and_panics_are_reported_counted_and_traced_and_the_next_invoca
         status[1].1.contains("panicked: asked to panic"),
         "{status:?}"
     );
-    assert_eq!(status[2].0, 0, "{status:?}");
+    assert_eq!(status[2].0, 2, "{status:?}");
+    assert!(status[2].1.contains("did not deserialise"), "{status:?}");
+    assert_eq!(status[3].0, 0, "{status:?}");
 }
 
 /// Queues an invocation, then starts the function with `vars`, which must make it

@@ -95,7 +95,7 @@ fn finish(shared: &Shared, pending: &Pending, span: &SpanContext, failed: bool) 
     let duration = pending.received.elapsed();
     let error = failed || crate::handler::failed();
     #[cfg(feature = "tracing")]
-    crate::span::end(span, failed);
+    crate::span::end(span, failed, crate::handler::not_called());
     #[cfg(not(feature = "tracing"))]
     let _ = span;
     if pending.cold {
