@@ -47,11 +47,10 @@ pub(crate) fn start(api: &RuntimeApi) {
         return;
     }
     let api = api.clone();
-    *slot = Some(tokio::spawn(async move {
-        tokio::time::timeout(REGISTER_TIMEOUT, register(&api))
-            .await
-            .unwrap_or_else(|_| Err(format!("no answer within {REGISTER_TIMEOUT:?}")))
-    }));
+    // Not cut off: Lambda may have taken a slow registration, and then waits for the
+    // extension's `/event/next` until the init times out. [`registered`] stops
+    // waiting instead.
+    *slot = Some(tokio::spawn(async move { register(&api).await }));
 }
 
 /// Waits for the registration [`start`] began, if any; a failure is printed once and
@@ -59,7 +58,15 @@ pub(crate) fn start(api: &RuntimeApi) {
 pub(crate) async fn registered() {
     let handle = REGISTERING.lock().unwrap_or_else(|p| p.into_inner()).take();
     let Some(handle) = handle else { return };
-    let outcome = handle.await.map_err(|e| e.to_string()).and_then(|r| r);
+    let outcome = match tokio::time::timeout(REGISTER_TIMEOUT, handle).await {
+        Ok(joined) => joined.map_err(|e| e.to_string()).and_then(|r| r),
+        Err(_) => {
+            eprintln!(
+                "coldstart: the internal extension has had no answer within {REGISTER_TIMEOUT:?}; it goes on registering while the function serves"
+            );
+            return;
+        }
+    };
     if let Err(e) = outcome {
         eprintln!(
             "coldstart: the internal extension could not register ({e}); Lambda will not send SIGTERM, so shutdown hooks will not run"
@@ -141,8 +148,58 @@ pub(crate) fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
 
 #[cfg(test)]
 mod tests {
-    use super::{MAX_HEAD, exchange, header};
+    use super::{MAX_HEAD, REGISTER_TIMEOUT, exchange, header, registered, start};
+    use crate::function::RuntimeApi;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A registration answered after the wait: the function goes on serving, and the
+    /// registration still completes and asks for its next event, which Lambda waits
+    /// for (cut off, it never did, and Lambda would wait until the init timed out).
+    #[tokio::test]
+    async fn a_slow_registration_goes_on_after_the_wait() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let authority = listener.local_addr().unwrap().to_string();
+        let (asked, mut requests) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            for answer_after in [REGISTER_TIMEOUT * 2, std::time::Duration::ZERO] {
+                let (mut stream, _) = listener.accept().await.unwrap();
+                let mut request = vec![0u8; 1024];
+                let n = stream.read(&mut request).await.unwrap_or(0);
+                let line = String::from_utf8_lossy(&request[..n])
+                    .lines()
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
+                let _ = asked.send(line);
+                tokio::time::sleep(answer_after).await;
+                let _ = stream
+                    .write_all(b"HTTP/1.1 200 OK\r\nLambda-Extension-Identifier: id-1\r\nContent-Length: 0\r\n\r\n")
+                    .await;
+                // The event stream's request is held open, as Lambda holds it.
+                std::mem::forget(stream);
+            }
+        });
+        start(&RuntimeApi::parse(&authority).unwrap());
+        let waited = std::time::Instant::now();
+        registered().await;
+        assert!(
+            waited.elapsed() < REGISTER_TIMEOUT * 2,
+            "waited for the slow answer"
+        );
+        let register = requests.recv().await.unwrap();
+        assert!(
+            register.starts_with("POST /2020-01-01/extension/register"),
+            "{register}"
+        );
+        let next = tokio::time::timeout(REGISTER_TIMEOUT * 5, requests.recv())
+            .await
+            .expect("the registration went on to ask for its next event")
+            .unwrap();
+        assert!(
+            next.starts_with("GET /2020-01-01/extension/event/next"),
+            "{next}"
+        );
+    }
 
     /// Regression: a peer that never ends its head used to grow the buffer forever.
     #[tokio::test]
