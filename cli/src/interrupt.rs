@@ -105,29 +105,29 @@ fn clean_up() {
     }
 }
 
-/// The files runs keep the programs' stderr in, which their drops would have removed.
+/// The [`temporary_file`]s, which their owners' drops would have removed.
 fn remove_temporary_files() {
-    let ours = [
-        format!("{TEMPORARY_PREFIX}{}-", std::process::id()),
-        format!("{TEMPORARY_PREFIX}lambda-{}-", std::process::id()),
-    ];
+    let ours = temporary_prefix();
     let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
         return;
     };
     for entry in entries.flatten() {
-        let name = entry.file_name();
-        if ours
-            .iter()
-            .any(|prefix| name.to_string_lossy().starts_with(prefix.as_str()))
-        {
+        if entry.file_name().to_string_lossy().starts_with(&ours) {
             let _ = std::fs::remove_file(entry.path());
         }
     }
 }
 
-/// How the names of the runs' temporary files begin, before the tool's pid: files in
-/// the temporary directory named `{TEMPORARY_PREFIX}{pid}-...` are removed on Ctrl-C.
-pub const TEMPORARY_PREFIX: &str = "coldstart-measure-";
+/// The path of this process's temporary file `name` (the programs' stderr, a profile):
+/// in the temporary directory, named so that the Ctrl-C clean-up removes it.
+pub fn temporary_file(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("{}{name}", temporary_prefix()))
+}
+
+/// How the names of this process's temporary files begin.
+fn temporary_prefix() -> String {
+    format!("coldstart-measure-{}-", std::process::id())
+}
 
 /// Waits for ever once a signal has started the clean-up, which ends the process
 /// with 130: a run that failed because the clean-up killed and reaped its program

@@ -108,11 +108,9 @@ fn main() -> anyhow::Result<()> {
     if let Some(dir) = &against {
         builds.push(Build::in_dir(&dir.display().to_string(), dir)?);
     }
-    let profile = Removed(std::env::temp_dir().join(format!(
-        "{}{}-registry.profile",
-        cargo_coldstart::interrupt::TEMPORARY_PREFIX,
-        std::process::id()
-    )));
+    let profile = Removed(cargo_coldstart::interrupt::temporary_file(
+        "registry.profile",
+    ));
     let profile = &profile.0;
     phase_us(&builds[0].many, &[("COLDSTART_PROFILE_OUT", profile)])?;
     anyhow::ensure!(

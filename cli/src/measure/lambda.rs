@@ -23,7 +23,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 
 use super::{
-    RUN_TIMEOUT, Stats, Target, launch, read_response, read_response_while, status_of, tail,
+    RUN_TIMEOUT, Stats, Target, launch, read_response, read_response_while, status_of, stderr_file,
+    tail,
 };
 use crate::cgroup::TempCgroup;
 
@@ -70,13 +71,7 @@ pub fn start_emulator(
     }
     let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let stderr_path = std::env::temp_dir().join(format!(
-        "{}lambda-{}-emulator.stderr",
-        crate::interrupt::TEMPORARY_PREFIX,
-        std::process::id()
-    ));
-    let stderr = File::create(&stderr_path)
-        .with_context(|| format!("cannot create {}", stderr_path.display()))?;
+    let (stderr, stderr_path) = stderr_file("lambda-emulator.stderr")?;
     let spawned = {
         // Recorded as it starts, so a Ctrl-C clean-up never misses it.
         let _launching = crate::interrupt::launching();
@@ -326,14 +321,8 @@ struct Run<'a> {
 impl Run<'_> {
     /// [`measure`] with the function's stderr in a temporary file.
     fn measure(&self, until: &dyn Fn() -> bool) -> anyhow::Result<(LambdaSample, bool)> {
-        let stderr_path = std::env::temp_dir().join(format!(
-            "{}lambda-{}-{}.stderr",
-            crate::interrupt::TEMPORARY_PREFIX,
-            std::process::id(),
-            self.emulator.proxy.port()
-        ));
-        let stderr = File::create(&stderr_path)
-            .with_context(|| format!("cannot create {}", stderr_path.display()))?;
+        let (stderr, stderr_path) =
+            stderr_file(&format!("lambda-{}.stderr", self.emulator.proxy.port()))?;
         let outcome = measure(self, until, stderr, &stderr_path);
         let _ = std::fs::remove_file(&stderr_path);
         outcome

@@ -161,13 +161,7 @@ pub fn start(target: &Target, cgroup: Option<&TempCgroup>) -> anyhow::Result<Run
         None => free_port()?,
     };
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let stderr_path = std::env::temp_dir().join(format!(
-        "{}{}-{port}.stderr",
-        crate::interrupt::TEMPORARY_PREFIX,
-        std::process::id()
-    ));
-    let stderr = File::create(&stderr_path)
-        .with_context(|| format!("cannot create {}", stderr_path.display()))?;
+    let (stderr, stderr_path) = stderr_file(&format!("{port}.stderr"))?;
     match measure(target, cgroup, addr, stderr, &stderr_path) {
         Ok((sample, child)) => Ok(Running {
             sample,
@@ -252,6 +246,14 @@ fn measure(
         threads,
     };
     Ok((sample, child))
+}
+
+/// A new [`temporary_file`](crate::interrupt::temporary_file) `name` for a program's
+/// stderr, and its path.
+fn stderr_file(name: &str) -> anyhow::Result<(File, PathBuf)> {
+    let path = crate::interrupt::temporary_file(name);
+    let file = File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
+    Ok((file, path))
 }
 
 /// Starts `target` with `env` added, inside `cgroup` if given, and returns it with
