@@ -156,7 +156,8 @@ pub(crate) struct Registry {
     counters: Map<Cell>,
     gauges: Map<Cell>,
     histograms: Map<Buckets>,
-    help: RwLock<Vec<(KeyName, SharedString)>>,
+    /// Descriptions by cleaned name, as families are named.
+    help: RwLock<Vec<(String, SharedString)>>,
     /// Buckets set for histograms of a name, by its cleaned name.
     buckets: RwLock<Vec<(String, &'static [f64])>>,
 }
@@ -208,6 +209,9 @@ impl Registry {
     }
 
     fn describe(&self, name: KeyName, description: SharedString) {
+        // Kept under the cleaned name: a name recorded as `my.requests` is rendered
+        // as the family `my_requests`.
+        let name = sanitize(name.as_str());
         let mut help = self.help.write().unwrap_or_else(|p| p.into_inner());
         match help.iter_mut().find(|(n, _)| *n == name) {
             Some(entry) => entry.1 = description,
@@ -217,13 +221,10 @@ impl Registry {
 
     fn help_of(&self, name: &str) -> String {
         let help = self.help.read().unwrap_or_else(|p| p.into_inner());
-        // Described under the name recorded, which may need cleaning as `name` had.
-        help.iter()
-            .find(|(n, _)| sanitize(n.as_str()) == name)
-            .map_or_else(
-                || name.replace('_', " ").trim().to_owned(),
-                |(_, d)| d.to_string(),
-            )
+        help.iter().find(|(n, _)| n == name).map_or_else(
+            || name.replace('_', " ").trim().to_owned(),
+            |(_, d)| d.to_string(),
+        )
     }
 
     /// Appends every family in the text format, sorted by name and labels, but for
