@@ -123,6 +123,13 @@ impl Env {
         self.lookup(key).map(|(v, _)| v)
     }
 
+    /// Whether some layer sets `key` to more than blanks; a blank value counts as
+    /// unset everywhere in the settings.
+    pub fn is_set(&self, key: &str) -> bool {
+        self.lookup(key)
+            .is_some_and(|(v, _)| !v.to_string_lossy().trim().is_empty())
+    }
+
     /// The value of `key` and the layer it came from.
     pub fn lookup(&self, key: &str) -> Option<(Cow<'_, OsStr>, Layer)> {
         if let Some(v) = self.var(key) {

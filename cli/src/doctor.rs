@@ -77,10 +77,7 @@ fn settings(env: &Env) -> (Vec<Row>, Vec<String>) {
             // The own name wins over the second one, as the exporter reads them,
             // unless it is empty or was refused: then the next one is read.
             let names = second_names(variable).unwrap_or([variable, variable]);
-            let set = |name: &&str| {
-                env.lookup(name)
-                    .is_some_and(|(v, _)| !v.to_string_lossy().trim().is_empty())
-            };
+            let set = |name: &&str| env.is_set(name);
             let refused = |name: &&str| errors.iter().any(|e| e.key == *name);
             let from = names
                 .iter()

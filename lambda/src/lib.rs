@@ -176,10 +176,7 @@ fn configure_for(config: &mut Config, env: &Env, function: &Function) {
     if config.otlp_endpoint.is_none() && env.lookup("OTEL_TRACES_EXPORTER").is_none() {
         config.export_traces = false;
     }
-    // Blank counts as unset, as everywhere in the settings.
-    let named = env
-        .lookup("OTEL_SERVICE_NAME")
-        .is_some_and(|(v, _)| !v.to_string_lossy().trim().is_empty())
+    let named = env.is_set("OTEL_SERVICE_NAME")
         || config
             .resource_attributes
             .iter()
