@@ -17,7 +17,6 @@ const PREFIX: &str = "coldstart-profile-test";
 
 /// A file path in a directory of its own, removed with the directory when dropped.
 struct Scratch {
-    dir: PathBuf,
     path: PathBuf,
 }
 
@@ -42,7 +41,9 @@ impl AsRef<std::ffi::OsStr> for Scratch {
 
 impl Drop for Scratch {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if let Some(dir) = self.path.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 
@@ -54,7 +55,6 @@ fn scratch(name: &str) -> Scratch {
     std::fs::create_dir_all(&dir).unwrap();
     Scratch {
         path: dir.join(name),
-        dir,
     }
 }
 

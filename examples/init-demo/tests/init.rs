@@ -61,7 +61,6 @@ const PREFIX: &str = "coldstart-init";
 
 /// A file path in a directory of its own, removed with the directory when dropped.
 struct Scratch {
-    dir: PathBuf,
     path: PathBuf,
 }
 
@@ -86,7 +85,9 @@ impl AsRef<std::ffi::OsStr> for Scratch {
 
 impl Drop for Scratch {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if let Some(dir) = self.path.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
     }
 }
 
@@ -98,7 +99,6 @@ fn scratch(name: &str) -> Scratch {
     std::fs::create_dir_all(&dir).unwrap();
     Scratch {
         path: dir.join(name),
-        dir,
     }
 }
 
