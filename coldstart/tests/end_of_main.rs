@@ -6,9 +6,7 @@
 
 use opentelemetry::trace::{Tracer as _, TracerProvider as _};
 
-#[path = "../../examples/http-server/tests/support/mod.rs"]
-mod support;
-use support::Collector;
+use coldstart_test_support::Collector;
 
 /// Regression: the exporters started only after a first response, so a job's spans
 /// were never sent, counted or reported.

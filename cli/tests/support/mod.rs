@@ -53,11 +53,7 @@ pub const LAMBDA_PACKAGE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../exampl
 /// The `before serving` and `after 1st response` lines of the server's start-up
 /// report, with `profile` in `COLDSTART_PROFILE` when given.
 pub fn planned_order(server: &Path, profile: Option<&Path>) -> (String, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = coldstart_test_support::free_port();
     let mut command = Command::new(server);
     match profile {
         Some(profile) => command.env("COLDSTART_PROFILE", profile),

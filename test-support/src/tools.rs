@@ -1,0 +1,96 @@
+//! The real tools the tests run (Prometheus, the Pushgateway, the OTLP receiver's
+//! Python), found with the CI rule: missing under `CI=true` fails, elsewhere the test
+//! says it is skipped and why.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::{Reaper, free_port, get_http10, poll};
+
+/// A tool the test needs. Missing: under `CI` a failure, elsewhere `None` after
+/// printing that `test` is skipped.
+pub fn tool(test: &str, program: &str, check: &[&str]) -> Option<PathBuf> {
+    let ok = Command::new(program)
+        .args(check)
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if ok {
+        return Some(PathBuf::from(program));
+    }
+    let why = format!("`{program} {}` does not run here", check.join(" "));
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{test}: {why}, and CI must run it (scripts/test installs it)"
+    );
+    eprintln!("SKIPPED {test}: {why}; scripts/test installs it");
+    None
+}
+
+/// The Python that has the OTLP receiver's packages: `COLDSTART_TEST_PYTHON`
+/// (scripts/test sets it to its venv), else `python3`.
+pub fn otlp_python(test: &str) -> Option<PathBuf> {
+    let python = std::env::var("COLDSTART_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    tool(
+        test,
+        &python,
+        &[
+            "-c",
+            "import opentelemetry.proto.collector.trace.v1.trace_service_pb2, grpc",
+        ],
+    )
+}
+
+/// A real Pushgateway on a free port, answering (pushes made before it listens would
+/// be lost); `None` (after saying the test is skipped) where it is missing outside CI.
+/// Stopped when the `Reaper` is dropped.
+pub fn start_pushgateway(test: &str) -> Option<(Reaper, u16)> {
+    let gateway = tool(test, "prometheus-pushgateway", &["--version"])?;
+    let port = free_port();
+    let child = Command::new(gateway)
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let reaper = Reaper(child);
+    assert!(
+        poll(Duration::from_secs(10), || get_http10(port, "/metrics")).is_some(),
+        "the Pushgateway never answered"
+    );
+    Some((reaper, port))
+}
+
+/// A real Prometheus (`program`) on a free port with `config`, its data under `dir`;
+/// stopped when the `Reaper` is dropped.
+pub fn start_prometheus(program: &Path, config: &Path, dir: &Path) -> (Reaper, u16) {
+    let port = free_port();
+    let child = Command::new(program)
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    (Reaper(child), port)
+}
+
+/// An instant query to the Prometheus on `port`: its JSON answer, `None` while it does
+/// not answer.
+pub fn prometheus_query(port: u16, query: &str) -> Option<serde_json::Value> {
+    let mut encoded = String::new();
+    for b in query.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                encoded.push(char::from(b));
+            }
+            _ => encoded.push_str(&format!("%{b:02X}")),
+        }
+    }
+    let response = get_http10(port, &format!("/api/v1/query?query={encoded}"))?;
+    serde_json::from_str(response.split_once("\r\n\r\n")?.1).ok()
+}
