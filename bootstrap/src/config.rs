@@ -264,9 +264,10 @@ impl ConfigFile {
                 continue;
             }
             if let Some(header) = content.strip_prefix('[') {
+                // A table's name may be quoted, as a key may (`["otel"]`).
                 let name = header
                     .strip_suffix(']')
-                    .map(str::trim)
+                    .map(|n| unquote_key(n.trim()))
                     .filter(|n| TABLES.iter().any(|(t, _)| t == n))
                     .ok_or_else(|| {
                         fail(format!(
@@ -540,7 +541,7 @@ mod tests {
     }
 
     /// What TOML allows and a hand-written file may hold: a byte order mark, quoted
-    /// keys, every TOML 1.0 escape, whole numbers in other bases.
+    /// keys and table names, every TOML 1.0 escape, whole numbers in other bases.
     #[test]
     fn toml_forms_beyond_the_plain_ones() {
         let file = parse(
@@ -549,7 +550,7 @@ mod tests {
              worker_threads = 0x2\n\
              max_blocking_threads = 0o10\n\
              thread_stack_size = 0b1_0000_0000_0000_0000\n\
-             [otel]\n\
+             [ \"otel\" ]\n\
              service_name = \"a\\bb\\fc\\U0001F600\"\n",
         )
         .unwrap();

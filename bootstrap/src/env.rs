@@ -123,23 +123,30 @@ impl Env {
         self.lookup(key).map(|(v, _)| v)
     }
 
-    /// Whether some layer sets `key` to more than blanks; a blank value counts as
-    /// unset everywhere in the settings.
+    /// Whether some layer sets `key` to more than blanks.
     pub fn is_set(&self, key: &str) -> bool {
-        self.lookup(key)
-            .is_some_and(|(v, _)| !v.to_string_lossy().trim().is_empty())
+        self.lookup(key).is_some()
     }
 
-    /// The value of `key` and the layer it came from.
+    /// The value of `key` and the layer it came from: the highest layer that sets it
+    /// to more than blanks. A blank value counts as unset, as the OpenTelemetry
+    /// specification says of an empty variable, and the layers below are read
+    /// (`COLDSTART_STRATEGY=${STRATEGY}` in a compose file, with `STRATEGY` unset,
+    /// leaves the file's value in force).
     pub fn lookup(&self, key: &str) -> Option<(Cow<'_, OsStr>, Layer)> {
-        if let Some(v) = self.var(key) {
+        let given = |v: &OsStr| !v.to_string_lossy().trim().is_empty();
+        if let Some(v) = self.var(key).filter(|v| given(v)) {
             return Some((v, Layer::Variable));
         }
-        if let Some((_, v)) = self.code.iter().find(|(k, _)| *k == key) {
+        if let Some((_, v)) = self
+            .code
+            .iter()
+            .find(|(k, v)| *k == key && given(OsStr::new(v)))
+        {
             return Some((Cow::Borrowed(OsStr::new(v)), Layer::Code));
         }
         let file = self.file?;
-        let entry = file.get(key)?;
+        let entry = file.get(key).filter(|e| given(OsStr::new(&e.value)))?;
         Some((
             Cow::Borrowed(OsStr::new(&entry.value)),
             Layer::File {
@@ -195,5 +202,27 @@ mod tests {
             " (coldstart.toml line 4, `[coldstart] log`)"
         );
         assert_eq!(layer("COLDSTART_FLAVOR"), None);
+    }
+
+    /// An empty variable is unset (`COLDSTART_STRATEGY=${STRATEGY}` in a compose file
+    /// with `STRATEGY` unset): the layers below it are read.
+    #[test]
+    fn a_blank_value_leaves_the_layer_below_in_force() {
+        let file = ConfigFile::parse("coldstart.toml", "[coldstart]\nlog = \"debug\"\n").unwrap();
+        let env = Env::fixed([("COLDSTART_STRATEGY", ""), ("COLDSTART_LOG", "  ")])
+            .with_file(Box::leak(Box::new(file)))
+            .with_code("COLDSTART_STRATEGY", "minimal".into())
+            .with_code("COLDSTART_FLAVOR", " ".into());
+        let layer = |k| env.lookup(k).map(|(v, l)| (v.into_owned(), l));
+        assert_eq!(
+            layer("COLDSTART_STRATEGY"),
+            Some(("minimal".into(), Layer::Code))
+        );
+        assert!(matches!(
+            layer("COLDSTART_LOG"),
+            Some((_, Layer::File { .. }))
+        ));
+        assert_eq!(layer("COLDSTART_FLAVOR"), None);
+        assert!(!env.is_set("COLDSTART_FLAVOR"));
     }
 }

@@ -267,6 +267,29 @@ fn hybrid_with_controllers_on_v2_reads_v2() {
     assert!(matches!(&b.cpu_cores.source, Source::CgroupV2(_)));
 }
 
+/// systemd (or any supervisor) inside a container with a private cgroup namespace:
+/// the service's cgroup is below the namespace's root, and the container's limits are
+/// on that root, which is the mount. They were skipped as a hierarchy root's.
+#[test]
+fn v2_limits_on_the_namespace_root_above_a_service() {
+    let t = Tree::v2("nsroot", "/system.slice/app.service");
+    // The mount is a cgroup of its own (it has cgroup.type): the container's.
+    t.file("/sys/fs/cgroup/cgroup.type", "domain\n")
+        .file("/sys/fs/cgroup/cpu.max", "50000 100000\n")
+        .file("/sys/fs/cgroup/memory.max", "268435456\n")
+        .file(
+            "/sys/fs/cgroup/system.slice/app.service/memory.max",
+            "max\n",
+        );
+    let b = t.probe();
+    assert_eq!(b.cpu_cores.value, Some(0.5));
+    assert_eq!(b.memory_bytes.value, Some(256 << 20));
+    // On the host's real root (no cgroup.type) nothing is read there.
+    let host = Tree::v2("hostroot", "/system.slice/app.service");
+    host.file("/sys/fs/cgroup/memory.max", "268435456\n");
+    assert_eq!(host.probe().memory_bytes.value, Some(HOST_MEMORY));
+}
+
 #[test]
 fn v1_hierarchical_memory_limit_covers_invisible_ancestors() {
     // A container without a cgroup namespace: its own directory is bind-mounted at the

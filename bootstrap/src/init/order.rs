@@ -490,7 +490,11 @@ mod tests {
         };
         let profile = Profile::new(vec![entry(false), entry(true)]);
         let order = Order::new(&[leak_static("a", Declared::Auto)], Some(&profile));
-        assert_eq!(names(&order.after), ["a"], "the first line decides");
+        assert_eq!(
+            names(&order.before),
+            ["a"],
+            "needed if either entry says so"
+        );
         assert_eq!(order.mismatch, None);
     }
 

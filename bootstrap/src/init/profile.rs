@@ -100,13 +100,40 @@ impl<'a> Profile<'a> {
     /// assert_eq!(p.entries(), [config]);
     /// assert!(p.to_string().ends_with("needed    12      static  app::CONFIG\n"));
     /// ```
+    ///
+    /// Entries sharing a name (two registrations given one name) become one, where the
+    /// first was: needed if either was, with the longer time. A profile names each
+    /// registration once, so what it writes [`Profile::parse`] reads back.
+    ///
+    /// ```
+    /// use coldstart_bootstrap::init::profile::{Entry, Profile};
+    /// let warm = |needed, micros| Entry { name: "warm", needed, micros, kind: "fn" };
+    /// let p = Profile::new(vec![warm(false, 30), warm(true, 12)]);
+    /// assert_eq!(p.entries(), [warm(true, 30)]);
+    /// assert_eq!(Profile::parse(&p.to_string()).unwrap().entries(), [warm(true, 30)]);
+    /// ```
     pub fn new(entries: Vec<Entry<'a>>) -> Profile<'a> {
+        use std::collections::hash_map::Entry as Slot;
         let mut index =
             HashMap::with_capacity_and_hasher(entries.len(), BuildHasherDefault::default());
-        for (i, e) in entries.iter().enumerate() {
-            index.entry(e.name).or_insert(i);
+        let mut kept: Vec<Entry<'a>> = Vec::with_capacity(entries.len());
+        for e in entries {
+            match index.entry(e.name) {
+                Slot::Occupied(first) => {
+                    let first: &mut Entry<'a> = &mut kept[*first.get()];
+                    first.needed |= e.needed;
+                    first.micros = first.micros.max(e.micros);
+                }
+                Slot::Vacant(slot) => {
+                    slot.insert(kept.len());
+                    kept.push(e);
+                }
+            }
         }
-        Profile { entries, index }
+        Profile {
+            entries: kept,
+            index,
+        }
     }
 
     /// The entries, in file order.
@@ -140,6 +167,8 @@ impl<'a> Profile<'a> {
     ///
     /// A missing or unknown header, a malformed line, or a name given twice.
     pub fn parse(text: &'a str) -> Result<Profile<'a>, ProfileError> {
+        // An editor's byte-order mark is not part of the header.
+        let text = text.strip_prefix('\u{feff}').unwrap_or(text);
         let mut lines = text
             .lines()
             .enumerate()
@@ -352,6 +381,16 @@ mod tests {
         .unwrap();
         assert_eq!(p.entries().len(), 1);
         assert_eq!(p.get("a b").unwrap().micros, 3);
+    }
+
+    #[test]
+    fn a_byte_order_mark_before_the_header_is_not_part_of_it() {
+        let p = Profile::parse("\u{feff}coldstart-profile 1\nlater 3 fn a\n").unwrap();
+        assert_eq!(p.get("a").unwrap().micros, 3);
+        assert_eq!(
+            parse_err("coldstart-profile 1\n\u{feff}later 3 fn a\n"),
+            "line 2: expected `needed` or `later`, got `\u{feff}later`"
+        );
     }
 
     proptest! {

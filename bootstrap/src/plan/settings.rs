@@ -128,7 +128,15 @@ pub fn parse_fallback(s: &str) -> Option<Option<std::time::Duration>> {
     parse_duration(s).map(Some)
 }
 
-/// Parses `500ms`, `10s` or `2m`, up to one hour.
+/// Parses `500ms`, `10s`, `2m` or `1h`, up to one hour.
+///
+/// ```
+/// # use coldstart_bootstrap::plan::settings::parse_duration;
+/// use std::time::Duration;
+/// assert_eq!(parse_duration("1h"), Some(Duration::from_secs(3600)));
+/// assert_eq!(parse_duration("500ms"), Some(Duration::from_millis(500)));
+/// assert_eq!(parse_duration("2h"), None);
+/// ```
 pub fn parse_duration(s: &str) -> Option<std::time::Duration> {
     let (digits, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit())?);
     let n: u64 = digits.parse().ok()?;
@@ -136,6 +144,7 @@ pub fn parse_duration(s: &str) -> Option<std::time::Duration> {
         "ms" => n,
         "s" => n.checked_mul(1000)?,
         "m" => n.checked_mul(60_000)?,
+        "h" => n.checked_mul(3_600_000)?,
         _ => return None,
     };
     (ms <= 3_600_000).then(|| std::time::Duration::from_millis(ms))

@@ -96,10 +96,21 @@ impl<'a> Resolver<'a> {
             mount
         };
         if path != "/" {
-            // Fast path; `walk` reports `Missed::Leaf` if the leaf is not there.
+            // Fast path; `walk` reports `Missed::Leaf` if the leaf is not there. The
+            // mount is the hierarchy's root, whose limits are none, unless it shows
+            // the mark of a cgroup below the root: in a private cgroup namespace
+            // (systemd or a supervisor inside a container) the mount is the
+            // container's own cgroup, where its limits are. One `stat`: v2's
+            // `cgroup.type` is in every cgroup but the root, v1's `release_agent` only
+            // in the root.
             let mount = usual(candidates[0]);
             let leaf = read::under(&mount, path);
-            return Ok(hierarchy(mount, leaf, true, false));
+            let mount_is_root = if v2 {
+                !read::exists(&mount.join("cgroup.type"))
+            } else {
+                read::exists(&mount.join("release_agent"))
+            };
+            return Ok(hierarchy(mount, leaf, mount_is_root, false));
         }
         for name in candidates {
             let mount = usual(name);
