@@ -58,6 +58,17 @@ impl Builder {
         self
     }
 
+    /// The init profile, as text, in place of the `profile` argument of
+    /// `#[coldstart::main]`: `.init_profile(include_str!("../coldstart.profile"))`.
+    /// `COLDSTART_PROFILE` still overrides it. A profile that does not parse is said in
+    /// one line at start-up and the default order is used. (`cargo coldstart build`
+    /// embeds its profile into `#[coldstart::main]` only: a `Builder` program passes
+    /// its own here.)
+    pub fn init_profile(mut self, profile: &'static str) -> Self {
+        self.settings.init_profile = Some(profile);
+        self
+    }
+
     /// The `service.version` resource attribute.
     pub fn service_version(mut self, version: &'static str) -> Self {
         self.settings.service_version = Some(version);

@@ -37,7 +37,9 @@ pub use coldstart_macros::main;
 
 /// Runs an `async fn` test on a tokio runtime, like `#[tokio::test]`: current_thread
 /// unless `flavor = "multi_thread"` or `worker_threads` is given. Tests do not probe
-/// or plan, so they behave the same on every machine.
+/// or plan, so they behave the same on every machine, and do not run the
+/// `#[coldstart::init]` registrations ([`deferred_done`] resolves at once): a test
+/// calls what it needs itself.
 ///
 /// ```
 /// #[coldstart::test]

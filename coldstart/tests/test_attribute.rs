@@ -31,6 +31,16 @@ async fn tests_may_return_results() -> Result<(), std::num::ParseIntError> {
     Ok(())
 }
 
+/// No init runs in a test, so nothing after a first response is awaited.
+#[coldstart::test]
+async fn deferred_done_resolves_at_once() {
+    let done = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        coldstart::deferred_done(),
+    );
+    assert!(done.await.is_ok(), "deferred_done never resolved");
+}
+
 #[coldstart::test]
 async fn tests_do_not_plan() {
     assert!(

@@ -177,7 +177,10 @@ impl Config {
                 "`worker_threads` needs the multi-thread scheduler; remove it or use flavor = \"multi_thread\"",
             ));
         }
-        if self.start_paused == Some(true) && self.flavor == Some(Flavor::MultiThread) {
+        // A worker count without a flavor asks for the multi-thread scheduler too.
+        let multi_thread = self.flavor == Some(Flavor::MultiThread)
+            || (self.flavor.is_none() && self.worker_threads.is_some());
+        if self.start_paused == Some(true) && multi_thread {
             return Err(syn::Error::new(
                 span_of("start_paused"),
                 "`start_paused` needs the current_thread scheduler, as in tokio",

@@ -32,6 +32,16 @@ pub(crate) fn entry(args: TokenStream, item: TokenStream, kind: Kind) -> TokenSt
         );
         return with_error(quote!(#func), err);
     }
+    // As `#[tokio::test]`: a second test attribute would run the test twice.
+    if kind == Kind::Test
+        && let Some(test) = func.attrs.iter().find(|a| is_test_attribute(a))
+    {
+        let err = syn::Error::new_spanned(
+            test,
+            "a second test attribute is given; #[coldstart::test] adds `#[test]` itself, so remove this one",
+        );
+        return with_error(quote!(#func), err);
+    }
     let (config, mut error) = match Config::parse(args, kind) {
         Ok(c) => (c, None),
         // Expand with defaults so the body still type-checks, and report the error.
@@ -98,19 +108,40 @@ pub(crate) fn entry(args: TokenStream, item: TokenStream, kind: Kind) -> TokenSt
     let span = body.brace_token.span.join();
     let paused_check =
         (start_paused).then(|| quote!(const _: () = #v1::start_paused_is_available();));
+    // Named in the attribute's context, as `#call` names it: written in the body's,
+    // it would not be the same variable where the two contexts differ (the attribute
+    // written by a `macro_rules!` macro around a body its caller gives).
+    let body_var = syn::Ident::new("body", proc_macro2::Span::call_site());
     let block = quote_spanned! {span=>
         {
             #(#inner)*
             #paused_check
-            let body = async move #body;
+            let #body_var = async move #body;
             #call
         }
     };
+    // `#[test]` after the function's own attributes, as tokio puts it: a test macro
+    // below this one (one that adds `#[test]` when it sees none) sees none yet.
     quote! {
         #error
-        #test_attr
         #(#attrs)*
+        #test_attr
         #vis #sig #block
+    }
+}
+
+/// `#[test]`, `#[core::prelude::v1::test]` and the like.
+fn is_test_attribute(attr: &syn::Attribute) -> bool {
+    let segments: Vec<String> = attr
+        .path()
+        .segments
+        .iter()
+        .map(|s| s.ident.to_string())
+        .collect();
+    match segments.as_slice() {
+        [test] => test == "test",
+        [krate, .., test] => (krate == "core" || krate == "std") && test == "test",
+        [] => false,
     }
 }
 

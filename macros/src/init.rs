@@ -46,10 +46,15 @@ impl Args {
         let mut seen = Vec::new();
         for meta in &list {
             let path = meta.path();
-            let key = path
-                .get_ident()
-                .map(ToString::to_string)
-                .unwrap_or_default();
+            let Some(ident) = path.get_ident() else {
+                return Err(syn::Error::new_spanned(
+                    path,
+                    format!(
+                        "arguments of #[coldstart::init] are plain names; valid arguments are: {VALID}"
+                    ),
+                ));
+            };
+            let key = ident.to_string();
             if seen.contains(&key) {
                 return Err(syn::Error::new_spanned(
                     path,
@@ -59,10 +64,6 @@ impl Args {
             seen.push(key.clone());
             match (key.as_str(), meta) {
                 ("critical" | "deferred", Meta::Path(p)) => {
-                    let ident = p
-                        .get_ident()
-                        .cloned()
-                        .unwrap_or_else(|| format_ident!("{key}"));
                     if let Some((_, other)) = &args.phase {
                         return Err(syn::Error::new_spanned(
                             p,
@@ -77,10 +78,10 @@ impl Args {
                         } else {
                             "Deferred"
                         },
-                        ident,
+                        ident.clone(),
                     ));
                 }
-                ("fatal", Meta::Path(p)) => args.fatal = p.get_ident().cloned(),
+                ("fatal", Meta::Path(_)) => args.fatal = Some(ident.clone()),
                 ("name", Meta::NameValue(nv)) => {
                     let lit = string(&nv.value, "name")?;
                     check_name(&lit)?;
@@ -162,6 +163,14 @@ fn registration(args: &Args, item: Item) -> syn::Result<TokenStream> {
     let v1 = quote!(#krate::__private::v1);
     let (ident, item, work) = match item {
         Item::Fn(f) => {
+            // A function the profile cannot move: without `deferred` it runs before
+            // serving, where a failure always stops start-up.
+            if let (Some(fatal), None | Some(("Critical", _))) = (&args.fatal, &args.phase) {
+                return Err(syn::Error::new_spanned(
+                    fatal,
+                    "`fatal` is for work after the first response: give `deferred` too (a function without it runs before serving, where a failure always stops start-up)",
+                ));
+            }
             if !f.sig.inputs.is_empty() || !f.sig.generics.params.is_empty() {
                 return Err(syn::Error::new_spanned(
                     &f.sig,

@@ -7,8 +7,9 @@ with `COLDSTART_PROFILE_OUT` writes the profile.
 
 A program without registrations pays one slice-length check and two variable lookups.
 A wrong or unreadable profile never stops a service: it is reported in one line and
-the default order is used. A critical init that fails or panics stops start-up with
-one line naming it and exit code 70, before any listener or exporter has started.
+the embedded profile's order, else the default order, is used. A critical init that
+fails or panics stops start-up with one line naming it and exit code 70, before any
+listener or exporter has started.
 */
 
 use std::any::Any;
@@ -90,11 +91,13 @@ static DEFERRED_FINISHED: AtomicBool = AtomicBool::new(false);
 
 /// Resolves when the work after the first response is finished: deferred inits have
 /// run and the profile (if asked for) is written. A readiness check can wait on it.
+/// In a `#[coldstart::test]`, where no init runs, it resolves at once.
 pub async fn deferred_done() {
     lifecycle::wait_until(&DEFERRED_DONE, || DEFERRED_FINISHED.load(Ordering::Acquire)).await;
 }
 
-fn finish_deferred() {
+/// Says the work after the first response is finished: [`deferred_done`] resolves.
+pub(crate) fn finish_deferred() {
     DEFERRED_FINISHED.store(true, Ordering::Release);
     DEFERRED_DONE.notify_waiters();
 }
@@ -165,11 +168,11 @@ pub(crate) fn prepare(embedded: Option<&'static str>) -> bool {
         // A profile read from a file borrows its names from the text, which lives
         // until the order is made.
         let text;
-        let (profile, source) = match std::env::var_os(PROFILE) {
+        let (profile, source) = match std::env::var_os(PROFILE).filter(|p| !p.is_empty()) {
             Some(path) => {
                 let path = PathBuf::from(path);
                 text = read_profile(&path);
-                from_file(&path, text.as_deref())
+                from_file(&path, text.as_deref(), embedded)
             }
             None => from_embedded(embedded),
         };
@@ -186,9 +189,6 @@ pub(crate) fn prepare(embedded: Option<&'static str>) -> bool {
     work_after
 }
 
-/// The profile read from `COLDSTART_PROFILE`, and where it came from in words for
-/// the start-up report. A file that cannot be read or parsed is reported in one line
-/// on stderr and gives no profile.
 /// The largest profile file read: one line per registration, a few KB in practice.
 const PROFILE_LIMIT: u64 = 4 << 20;
 
@@ -207,16 +207,20 @@ fn read_profile(path: &std::path::Path) -> std::io::Result<String> {
     file.take(PROFILE_LIMIT + 1).read_to_string(&mut text)?;
     if text.len() as u64 > PROFILE_LIMIT {
         return Err(std::io::Error::other(format!(
-            "is larger than {} MiB, which no init profile is",
+            "larger than {} MiB, which no init profile is",
             PROFILE_LIMIT >> 20
         )));
     }
     Ok(text)
 }
 
+/// The profile read from `COLDSTART_PROFILE`, and where it came from in words for
+/// the start-up report. A file that cannot be read or parsed is reported in one line
+/// on stderr, and the embedded profile, if any, is used instead.
 fn from_file<'a>(
     path: &std::path::Path,
     text: Result<&'a str, &std::io::Error>,
+    embedded: Option<&'static str>,
 ) -> (Option<Profile<'a>>, String) {
     let parsed = text
         .map_err(|e| e.to_string())
@@ -224,20 +228,29 @@ fn from_file<'a>(
     match parsed {
         Ok(p) => (Some(p), format!("{PROFILE}={}", path.display())),
         Err(e) => {
+            let (profile, source) = from_embedded(embedded);
+            let instead = match profile {
+                Some(_) => "the embedded profile",
+                None => "the default init order",
+            };
             eprintln!(
-                "coldstart: {PROFILE}={} {e}; using the default init order",
+                "coldstart: {PROFILE}={}: {e}; using {instead}",
                 path.display()
             );
-            (None, format!("none ({PROFILE} unreadable)"))
+            (profile, format!("{source} ({PROFILE} unreadable)"))
         }
     }
 }
 
-/// The profile embedded at compile time, if any.
+/// The profile embedded at compile time (`#[coldstart::main]` checked it then) or
+/// given to the `Builder`, if any. One that does not parse is said in one line.
 fn from_embedded(embedded: Option<&'static str>) -> (Option<Profile<'static>>, String) {
-    // Checked at compile time; a failure here would mean a different coldstart version.
-    match embedded.and_then(|text| Profile::parse(text).ok()) {
-        Some(p) => (Some(p), "embedded".to_string()),
+    match embedded.map(Profile::parse) {
+        Some(Ok(p)) => (Some(p), "embedded".to_string()),
+        Some(Err(e)) => {
+            eprintln!("coldstart: the embedded init profile: {e}; using the default init order");
+            (None, "none (the embedded one is unreadable)".to_string())
+        }
         None => (None, "none".to_string()),
     }
 }
@@ -387,7 +400,12 @@ pub(crate) async fn run_after_first_response() {
             if let Err(failure) = &finished.outcome {
                 if r.fatal {
                     eprintln!("coldstart: deferred {failure}; stopping (fatal)");
+                    ran().after.push(finished);
                     lifecycle::stop(EXIT_INIT).await;
+                    // Nothing more starts while the program stops, and the profile of
+                    // a run that failed is not written.
+                    finish_deferred();
+                    return;
                 } else {
                     eprintln!("coldstart: deferred {failure}; serving continues");
                 }

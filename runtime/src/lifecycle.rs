@@ -313,12 +313,21 @@ fn install_listener() {
     // a later call inside one installs.
     let _ = tokio::runtime::Handle::current();
     INSTALLING.store(true, Ordering::Release);
-    for signo in [libc::SIGTERM, libc::SIGINT] {
-        install_note(signo);
-    }
+    let [term_ignored, int_ignored] =
+        [libc::SIGTERM, libc::SIGINT].map(|signo| install_note(signo) == libc::SIG_IGN);
+    // A signal the hold kept before this listener existed is acted on through
+    // `take_held`, never seen by the listener: the next one the listener sees is the
+    // second. Read before the listener's handlers exist, which see what comes after.
+    let earlier = HELD.load(Ordering::Acquire) != 0 || SIGNALLED.load(Ordering::Acquire) != 0;
+    // A signal the process was started with ignored (`nohup`, a script's `cmd &`)
+    // stays ignored, as under `#[tokio::main]`: tokio's handler would take it over.
+    let listen = |ignored, kind| match ignored {
+        true => Ok(None),
+        false => signal(kind).map(Some),
+    };
     let listeners = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
+        listen(term_ignored, SignalKind::terminate()),
+        listen(int_ignored, SignalKind::interrupt()),
     );
     let (Ok(mut term), Ok(mut int)) = listeners else {
         INSTALLING.store(false, Ordering::Release);
@@ -331,12 +340,18 @@ fn install_listener() {
     LISTENING.store(true, Ordering::Release);
     INSTALLING.store(false, Ordering::Release);
     tokio::spawn(async move {
-        let signo = tokio::select! {
-            _ = term.recv() => libc::SIGTERM,
-            _ = int.recv() => libc::SIGINT,
-        };
-        wait_for_held_work().await;
-        signalled(signo);
+        if !earlier {
+            let first = next_signal(&mut term, &mut int).await;
+            // A second signal, while the first waits for held work or the shutdown it
+            // started runs, ends the process at once: the default effect a user
+            // pressing Ctrl-C twice expects.
+            tokio::select! {
+                () = wait_for_held_work() => {}
+                again = next_signal(&mut term, &mut int) => end_at_once(again),
+            }
+            signalled(first);
+        }
+        end_at_once(next_signal(&mut term, &mut int).await);
     });
     if !HOLDING.load(Ordering::Acquire) {
         take_held();
@@ -347,6 +362,45 @@ fn install_listener() {
             take_held();
         });
     }
+}
+
+/// The next SIGTERM or SIGINT of the streams there are.
+async fn next_signal(
+    term: &mut Option<tokio::signal::unix::Signal>,
+    int: &mut Option<tokio::signal::unix::Signal>,
+) -> libc::c_int {
+    async fn recv(stream: &mut Option<tokio::signal::unix::Signal>) {
+        // `None` only once tokio's driver is gone: nothing more will come.
+        let received = match stream {
+            Some(s) => s.recv().await,
+            None => None,
+        };
+        if received.is_none() {
+            std::future::pending::<()>().await;
+        }
+    }
+    tokio::select! {
+        () = recv(term) => libc::SIGTERM,
+        () = recv(int) => libc::SIGINT,
+    }
+}
+
+/// Ends the process with `signo`'s default effect, now.
+fn end_at_once(signo: libc::c_int) -> ! {
+    let name = if signo == libc::SIGINT {
+        "SIGINT"
+    } else {
+        "SIGTERM"
+    };
+    eprintln!("coldstart: {name} again; ending now, without waiting for the shutdown");
+    // SAFETY: restoring the default disposition and raising the signal this process
+    // was sent.
+    unsafe {
+        libc::signal(signo, libc::SIG_DFL);
+        libc::raise(signo);
+    }
+    // Not reached where the default effect ends the process; the shell's code if not.
+    std::process::exit(128 + signo)
 }
 
 /// Work for the end of `main`, before the shutdown hooks ([`at_end_of_main`]).
@@ -420,32 +474,38 @@ pub fn hold_signals_until_hooks() {
     }
 }
 
-/// Installs `note` for `signo` where its disposition is still the default.
-fn install_note(signo: libc::c_int) {
-    // SAFETY: reading then setting a disposition with valid pointers; `note` only
-    // does async-signal-safe things (atomics, `sigaction`, `signal`, `raise`).
+/// Installs `note` for `signo` where its disposition is still the default; the
+/// disposition it found.
+fn install_note(signo: libc::c_int) -> libc::sighandler_t {
+    let found = disposition(signo);
+    if found != libc::SIG_DFL {
+        return found;
+    }
+    // SAFETY: setting a disposition with a valid pointer; `note` only does
+    // async-signal-safe things (atomics, `sigaction`, `signal`, `raise`).
     unsafe {
-        let mut old: libc::sigaction = std::mem::zeroed();
-        libc::sigaction(signo, std::ptr::null(), &mut old);
-        if old.sa_sigaction != libc::SIG_DFL {
-            return;
-        }
         let mut action: libc::sigaction = std::mem::zeroed();
         action.sa_sigaction = note as extern "C" fn(libc::c_int) as libc::sighandler_t;
         action.sa_flags = libc::SA_RESTART;
         libc::sigemptyset(&mut action.sa_mask);
         libc::sigaction(signo, &action, std::ptr::null_mut());
     }
+    found
 }
 
-/// Whether `note` is the installed handler of `signo`.
-fn holds(signo: libc::c_int) -> bool {
+/// The disposition of `signo`: `SIG_DFL`, `SIG_IGN` or a handler.
+fn disposition(signo: libc::c_int) -> libc::sighandler_t {
     // SAFETY: reading the disposition into a valid sigaction; async-signal-safe.
     unsafe {
         let mut current: libc::sigaction = std::mem::zeroed();
         libc::sigaction(signo, std::ptr::null(), &mut current);
-        current.sa_sigaction == note as extern "C" fn(libc::c_int) as libc::sighandler_t
+        current.sa_sigaction
     }
+}
+
+/// Whether `note` is the installed handler of `signo`.
+fn holds(signo: libc::c_int) -> bool {
+    disposition(signo) == note as extern "C" fn(libc::c_int) as libc::sighandler_t
 }
 
 /// The handler of a hold, and of the listener's installation. tokio's registry keeps
@@ -463,11 +523,16 @@ extern "C" fn note(signo: libc::c_int) {
         }
         return;
     }
-    if is_first_response_done() || MARK_PENDING.load(Ordering::Acquire) {
-        HELD.store(signo, Ordering::Release);
+    // Held, unless one is held already: a second signal takes its default effect.
+    if (is_first_response_done() || MARK_PENDING.load(Ordering::Acquire))
+        && HELD
+            .compare_exchange(0, signo, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    {
         return;
     }
-    // Before the first response: the default effect, as if nothing had been installed.
+    // Before the first response, or a second signal: the default effect, as if nothing
+    // had been installed.
     // SAFETY: `signal` and `raise` are async-signal-safe.
     unsafe {
         libc::signal(signo, libc::SIG_DFL);

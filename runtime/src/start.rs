@@ -188,17 +188,22 @@ pub fn block_on_in<F: Future>(settings: &Settings, env: &Env, body: F) -> F::Out
         if report {
             print_report();
         }
-        let mut body = std::pin::pin!(caught(body));
-        let returned = tokio::select! {
-            output = &mut body => Some(output),
-            _ = lifecycle::shutdown_signal() => None,
-        };
-        let ended = match returned {
-            Some(output) => Ended::Returned(output),
-            None => match lifecycle::drain(body, drain_deadline).await {
-                Some(output) => Ended::Drained(output),
-                None => Ended::Cancelled,
-            },
+        let ended = {
+            let mut body = std::pin::pin!(caught(body));
+            let returned = tokio::select! {
+                output = &mut body => Some(output),
+                _ = lifecycle::shutdown_signal() => None,
+            };
+            match returned {
+                Some(output) => Ended::Returned(output),
+                None => match lifecycle::drain(body, drain_deadline).await {
+                    Some(output) => Ended::Drained(output),
+                    None => Ended::Cancelled,
+                },
+            }
+            // A cancelled body is dropped here, before the hooks: a listener it owns
+            // stops taking connections, and what a hook waits on (a channel's last
+            // sender, say) is let go.
         };
         lifecycle::end_of_main().await;
         lifecycle::run_shutdown_hooks().await;
@@ -290,6 +295,8 @@ pub fn block_on_test<F: Future>(
     let runtime = builder
         .build()
         .expect("coldstart: cannot build the test runtime");
+    // No init runs in a test: nothing comes after a first response to wait for.
+    crate::init::finish_deferred();
     runtime.block_on(body)
 }
 

@@ -51,7 +51,70 @@ fn case() {
         strategy: Some(Strategy::Minimal),
         ..Settings::NONE
     };
+    if case == "started with sigint ignored" {
+        // SAFETY: as `nohup` or a shell's `cmd &` would have left it.
+        unsafe { libc::signal(libc::SIGINT, libc::SIG_IGN) };
+    }
     let returned = block_on(&settings, async move {
+        if case == "started with sigint ignored" {
+            on_shutdown("flush", Duration::from_secs(1), || async {
+                println!("case: hook ran");
+            });
+            first_request_done();
+            raise(libc::SIGINT);
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            println!("case: still serving");
+            return "returned";
+        }
+        if case == "a hook waits for what the body lets go" {
+            // A writer that ends when the body's sender is gone, and a hook that waits
+            // for it: the body must be dropped before the hooks run.
+            let (sender, mut receiver) = tokio::sync::mpsc::channel::<u8>(1);
+            let writer = tokio::spawn(async move { while receiver.recv().await.is_some() {} });
+            on_shutdown("writer", Duration::from_secs(2), || async move {
+                let _ = writer.await;
+                println!("case: the writer finished");
+            });
+            first_request_done();
+            raise(libc::SIGTERM);
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            drop(sender);
+            return "returned";
+        }
+        if case == "a second signal after a held one" {
+            lifecycle::hold_signals_until_hooks();
+            first_request_done();
+            // Held: nothing listens yet.
+            raise(libc::SIGTERM);
+            on_shutdown("slow flush", Duration::from_secs(30), || async {
+                tokio::time::sleep(Duration::from_secs(30)).await;
+            });
+            lifecycle::release_held_signals();
+            std::thread::spawn(|| {
+                std::thread::sleep(Duration::from_millis(500));
+                println!("case: sending SIGTERM again");
+                raise(libc::SIGTERM);
+            });
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            return "returned";
+        }
+        if case == "a second signal" {
+            on_shutdown("slow flush", Duration::from_secs(30), || async {
+                tokio::time::sleep(Duration::from_secs(30)).await;
+            });
+            first_request_done();
+            tokio::spawn(async {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                raise(libc::SIGTERM);
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                println!("case: sending SIGTERM again");
+                raise(libc::SIGTERM);
+            });
+            // In-flight work the drain would wait 10 s for.
+            draining().await;
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            return "returned";
+        }
         if case == "before the first response" {
             tokio::spawn(async {
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -144,6 +207,50 @@ fn sigint_runs_the_hooks_and_a_hook_past_its_deadline_is_named_and_abandoned() {
     );
     assert!(
         stderr.contains("coldstart: shutdown hook `broken` panicked"),
+        "{stderr}"
+    );
+}
+
+/// A body cancelled at a signal is dropped before the hooks run, so a hook that waits
+/// for what the body owned finishes.
+#[test]
+fn a_cancelled_body_is_dropped_before_the_hooks() {
+    let (stdout, stderr) = exits_with(0, "a hook waits for what the body lets go", &[]);
+    assert_eq!(stdout, "the writer finished\n", "{stderr}");
+}
+
+/// A second signal while the first drains and runs the hooks ends the process at once
+/// with the signal's default effect (the drain and the hook would take 30 s each).
+#[test]
+fn a_second_signal_ends_the_process_at_once() {
+    use std::os::unix::process::ExitStatusExt;
+    let out = child("a second signal", &[]);
+    let (stdout, stderr) = said(&out);
+    assert_eq!(out.status.signal(), Some(libc::SIGTERM), "{stdout}{stderr}");
+    assert_eq!(stdout, "sending SIGTERM again\n", "{stderr}");
+    assert!(
+        stderr.contains("coldstart: SIGTERM again; ending now, without waiting for the shutdown"),
+        "{stderr}"
+    );
+}
+
+/// So does one after a signal the hold kept before any listener existed.
+#[test]
+fn a_second_signal_after_a_held_one_ends_the_process_at_once() {
+    use std::os::unix::process::ExitStatusExt;
+    let out = child("a second signal after a held one", &[]);
+    let (stdout, stderr) = said(&out);
+    assert_eq!(out.status.signal(), Some(libc::SIGTERM), "{stdout}{stderr}");
+    assert_eq!(stdout, "sending SIGTERM again\n", "{stderr}");
+}
+
+/// A signal the process was started with ignored stays ignored once hooks are
+/// registered, as under `#[tokio::main]`.
+#[test]
+fn a_signal_ignored_at_start_stays_ignored() {
+    let (stdout, stderr) = exits_with(0, "started with sigint ignored", &[]);
+    assert_eq!(
+        stdout, "still serving\nhook ran\nblock_on returned\n",
         "{stderr}"
     );
 }

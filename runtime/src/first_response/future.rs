@@ -5,6 +5,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, ready};
 
+use bytes::Buf;
 use http::Response;
 use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
@@ -17,44 +18,89 @@ pin_project! {
     pub struct ResponseFuture<F> {
         #[pin]
         inner: F,
+        head: bool,
     }
 }
 
 impl<F> ResponseFuture<F> {
-    pub(crate) fn new(inner: F) -> Self {
-        ResponseFuture { inner }
+    /// The future of a response to a HEAD request when `head`.
+    pub(crate) fn new(inner: F, head: bool) -> Self {
+        ResponseFuture { inner, head }
     }
 }
 
 impl<F, B, E> Future for ResponseFuture<F>
 where
     F: Future<Output = Result<Response<B>, E>>,
+    B: Body,
 {
     type Output = Result<Response<MarkOnEnd<B>>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let response = ready!(self.project().inner.poll(cx))?;
-        Poll::Ready(Ok(response.map(MarkOnEnd::new)))
+        let this = self.project();
+        let response = ready!(this.inner.poll(cx))?;
+        // After the first response, nothing more to read.
+        if lifecycle::is_first_response_done() {
+            return Poll::Ready(Ok(response.map(MarkOnEnd::done)));
+        }
+        if *this.head {
+            mark_after_this_poll();
+        }
+        let length = content_length(response.headers());
+        Poll::Ready(Ok(response.map(|body| MarkOnEnd::sized(body, length))))
     }
+}
+
+/// The `Content-Length` a response declares, if one.
+fn content_length(headers: &http::HeaderMap) -> Option<u64> {
+    std::str::from_utf8(headers.get(http::header::CONTENT_LENGTH)?.as_bytes())
+        .ok()?
+        .parse()
+        .ok()
 }
 
 pin_project! {
     /// A response body that marks the first response done when its end has been
-    /// reached: its last frame was taken, or it says it has nothing more to send.
+    /// reached: its last frame was taken, it says it has nothing more to send, or
+    /// the bytes its length announced have been taken (a server that wrote them
+    /// asks no further, and a body need not say it has ended).
     #[derive(Debug)]
     pub struct MarkOnEnd<B> {
         #[pin]
         inner: B,
         marked: bool,
+        // Bytes still to come of the length announced; counted until the mark only.
+        remaining: Option<u64>,
     }
 }
 
-impl<B> MarkOnEnd<B> {
-    /// Wraps `inner`.
+impl<B: Body> MarkOnEnd<B> {
+    /// Wraps `inner`, whose length is the one its size hint gives, if exact.
     pub fn new(inner: B) -> Self {
+        if lifecycle::is_first_response_done() {
+            MarkOnEnd::done(inner)
+        } else {
+            MarkOnEnd::sized(inner, None)
+        }
+    }
+
+    /// Wraps `inner`, sent after the first response was marked.
+    fn done(inner: B) -> Self {
         MarkOnEnd {
             inner,
-            marked: lifecycle::is_first_response_done(),
+            marked: true,
+            remaining: None,
+        }
+    }
+
+    /// Wraps `inner`, sent before the first response was marked, whose length is
+    /// `length` (a `Content-Length`), else the one its size hint gives, if exact.
+    fn sized(inner: B, length: Option<u64>) -> Self {
+        let remaining = length.or_else(|| inner.size_hint().exact());
+        MarkOnEnd {
+            inner,
+            marked: false,
+            remaining,
         }
     }
 }
@@ -106,6 +152,15 @@ impl<B: Body> Body for MarkOnEnd<B> {
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         let mut this = self.project();
         let frame = ready!(this.inner.as_mut().poll_frame(cx));
+        if let (Some(left), Some(Ok(f))) = (this.remaining.as_mut(), &frame)
+            && let Some(data) = f.data_ref()
+        {
+            *left = left.saturating_sub(data.remaining() as u64);
+            if *left == 0 {
+                *this.remaining = None;
+                mark(this.marked);
+            }
+        }
         match &frame {
             None => mark(this.marked),
             // Trailers are the last frame of a body, and a server that has sent them

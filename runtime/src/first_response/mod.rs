@@ -65,6 +65,9 @@ where
     }
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
-        ResponseFuture::new(self.inner.call(request))
+        // The answer to a HEAD has no body to send: the server writes its head and
+        // never polls the body.
+        let head = request.method() == http::Method::HEAD;
+        ResponseFuture::new(self.inner.call(request), head)
     }
 }

@@ -29,15 +29,23 @@ impl http_body::Body for Frames {
     }
 }
 
-/// Answers the one request with the fed body.
+/// Answers the one request with the fed body, and the `Content-Length` given.
 #[derive(Clone)]
-pub struct Fed(Arc<Mutex<Option<mpsc::UnboundedReceiver<Frame<Bytes>>>>>);
+pub struct Fed(
+    Arc<Mutex<Option<mpsc::UnboundedReceiver<Frame<Bytes>>>>>,
+    Option<u64>,
+);
 
 impl Fed {
     /// The service, and the sender that feeds its answer's body.
     pub fn new() -> (Fed, mpsc::UnboundedSender<Frame<Bytes>>) {
+        Fed::with_length(None)
+    }
+
+    /// [`Fed::new`], the answer saying `Content-Length: length` when given.
+    pub fn with_length(length: Option<u64>) -> (Fed, mpsc::UnboundedSender<Frame<Bytes>>) {
         let (tx, rx) = mpsc::unbounded_channel();
-        (Fed(Arc::new(Mutex::new(Some(rx)))), tx)
+        (Fed(Arc::new(Mutex::new(Some(rx))), length), tx)
     }
 }
 
@@ -52,6 +60,12 @@ impl tower_service::Service<Request<Incoming>> for Fed {
 
     fn call(&mut self, _: Request<Incoming>) -> Self::Future {
         let rx = self.0.lock().unwrap().take().unwrap();
-        Box::pin(async move { Ok(Response::new(Frames(rx))) })
+        let mut response = Response::new(Frames(rx));
+        if let Some(length) = self.1 {
+            response
+                .headers_mut()
+                .insert(hyper::header::CONTENT_LENGTH, length.into());
+        }
+        Box::pin(async move { Ok(response) })
     }
 }

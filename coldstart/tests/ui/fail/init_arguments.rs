@@ -13,4 +13,10 @@ fn bad_name() {}
 #[coldstart::init(critical = true)]
 fn valued_flag() {}
 
+#[coldstart::init(fatal)]
+fn fatal_without_deferred() {}
+
+#[coldstart::init(self::deferred)]
+fn a_path() {}
+
 fn main() {}

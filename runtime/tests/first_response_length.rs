@@ -1,0 +1,95 @@
+//! The tower layer under a real hyper server: a first response whose length the
+//! server knows (`Content-Length`) is marked once that many bytes have gone, though
+//! its body never says it has ended (tower-http's `ServeFile`, a proxied stream): the
+//! server writes them and drops the body without asking it again. And the answer to a
+//! HEAD, which has no body to send, is marked when the server takes it. One case per
+//! process, since the lifecycle is process-wide: this test binary runs itself again
+//! with `LENGTH_CASE` naming the case.
+#![cfg(feature = "tower")]
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use coldstart_bootstrap::Settings;
+use coldstart_runtime::first_response::FirstResponseLayer;
+use coldstart_runtime::lifecycle::{self, Trigger};
+use http_body_util::BodyExt;
+use hyper::Request;
+use hyper::body::{Bytes, Frame};
+use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
+use tower_layer::Layer;
+
+#[path = "support/fed.rs"]
+mod fed;
+use fed::Fed;
+
+mod support;
+
+const CASE: &str = "LENGTH_CASE";
+
+/// The cases, in the child; nothing in the parent.
+#[test]
+fn case() {
+    let Ok(case) = std::env::var(CASE) else {
+        return;
+    };
+    let head = case == "head";
+    coldstart_runtime::block_on(&Settings::NONE, async move {
+        let (service, tx) = Fed::with_length(Some(6));
+        let service = FirstResponseLayer::new().layer(service);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), TowerToHyperService::new(service))
+                .await;
+        });
+        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (mut client, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        let method = if head { "HEAD" } else { "GET" };
+        let request = Request::builder()
+            .method(method)
+            .uri("/")
+            .body(http_body_util::Empty::<Bytes>::new())
+            .unwrap();
+        let response = client.send_request(request).await.unwrap();
+        if !head {
+            tx.send(Frame::data(Bytes::from_static(b"hel"))).unwrap();
+            tx.send(Frame::data(Bytes::from_static(b"lo\n"))).unwrap();
+            // The sender stays: the body never ends by itself.
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            assert_eq!(body, "hello\n");
+        }
+        // The fallback would mark it only after 10 s.
+        let marked = tokio::time::timeout(Duration::from_secs(5), lifecycle::first_response());
+        assert!(marked.await.is_ok(), "the first response was never marked");
+        assert_eq!(lifecycle::trigger(), Some(Trigger::Response));
+        drop(tx);
+        println!("case: marked");
+    });
+}
+
+fn marks(case: &str) {
+    let out = support::child(CASE, case, &[]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && said.contains("case: marked"),
+        "{said}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_response_of_known_length_is_marked_once_its_bytes_are_taken() {
+    marks("length");
+}
+
+#[test]
+fn the_answer_to_a_head_is_marked() {
+    marks("head");
+}
