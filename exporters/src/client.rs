@@ -127,21 +127,15 @@ impl Client {
         let origin = Origin::of(request.uri())?;
         let request = origin_form(request, &origin)?;
         if let Some(sender) = self.take_idle(&origin) {
-            match self.send_on(sender, &origin, request.clone()).await {
-                Ok(response) => return Ok(response),
-                // The server closed the kept connection before answering: the
-                // request goes again, once, on a new connection. At worst the
-                // server took it and crashed before answering, and gets it twice.
-                Err(Failure::Unanswered(_)) => {}
-                Err(Failure::Answered(why)) => return Err(why),
+            // Unanswered, the server closed the kept connection before answering:
+            // the request goes again, once, on a new connection. At worst the server
+            // took it and crashed before answering, and gets it twice.
+            if let Ok(response) = self.send_on(sender, &origin, request.clone()).await {
+                return Ok(response);
             }
         }
         let sender = self.connect(&origin).await?;
-        self.send_on(sender, &origin, request)
-            .await
-            .map_err(|f| match f {
-                Failure::Unanswered(why) | Failure::Answered(why) => why,
-            })
+        self.send_on(sender, &origin, request).await
     }
 
     /// The kept connection, when it goes to `origin` and is still open.
@@ -158,30 +152,24 @@ impl Client {
         mut sender: SendRequest<Full<Bytes>>,
         origin: &Origin,
         request: Request<Bytes>,
-    ) -> Result<Response<Bytes>, Failure> {
+    ) -> Result<Response<Bytes>, String> {
         sender
             .ready()
             .await
-            .map_err(|e| Failure::Unanswered(format!("connection to {origin} closed: {e}")))?;
+            .map_err(|e| format!("connection to {origin} closed: {e}"))?;
         let response = sender
             .send_request(request.map(Full::new))
             .await
             // No answer came: on a kept connection that is what a server closing it
             // at the same moment looks like (the race every keep-alive client has).
-            .map_err(|e| Failure::Unanswered(format!("request to {origin} failed: {e}")))?;
+            .map_err(|e| format!("request to {origin} failed: {e}"))?;
         let (head, body) = response.into_parts();
         let body = match Limited::new(body, MAX_BODY).collect().await {
             Ok(body) => body.to_bytes(),
-            // Taken: a body cut short (or too long) does not undo a 2xx, and calling
-            // it a failure would have the batch sent, and received, again.
-            Err(_) if head.status.is_success() => {
-                return Ok(Response::from_parts(head, Bytes::new()));
-            }
-            Err(e) => {
-                return Err(Failure::Answered(format!(
-                    "reading the answer of {origin}: {e}"
-                )));
-            }
+            // The status is the answer: a body cut short (or too long) does not undo
+            // a 2xx, which would have the batch sent, and received, again; nor does
+            // it make a 400 a network error to retry.
+            Err(_) => return Ok(Response::from_parts(head, Bytes::new())),
         };
         if !sender.is_closed() {
             *self.idle.lock().unwrap_or_else(|p| p.into_inner()) = Some((origin.clone(), sender));
@@ -226,12 +214,6 @@ impl Client {
             "{origin}: https needs coldstart's `tls` feature and TLS settings"
         ))
     }
-}
-
-/// Why an exchange failed, and whether an answer had begun.
-enum Failure {
-    Unanswered(String),
-    Answered(String),
 }
 
 async fn handshake<T>(io: T, origin: &Origin) -> Result<SendRequest<Full<Bytes>>, String>
@@ -305,28 +287,32 @@ pub(crate) mod tests {
         }
     }
 
-    /// A 2xx whose body is cut short is still the collector's yes: called a failure, the
-    /// batch it took was sent again.
+    /// An answer whose body is cut short is still its status: a 2xx is the collector's
+    /// yes (called a failure, the batch it took was sent again), and a 400 its no (called
+    /// a network failure, the batch was retried).
     #[tokio::test]
-    async fn a_2xx_with_a_body_cut_short_is_taken() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}/v1/traces", listener.local_addr().unwrap());
-        std::thread::spawn(move || {
-            let (mut stream, _) = listener.accept().unwrap();
-            let mut head = Vec::new();
-            let mut byte = [0u8; 1];
-            while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
-                head.push(byte[0]);
-            }
-            let mut body = [0u8; 7];
-            let _ = stream.read_exact(&mut body);
-            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nok");
-        });
-        let response = Client::plain(Duration::from_secs(5))
-            .send(request(&url))
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
+    async fn an_answer_with_a_body_cut_short_is_its_status() {
+        for status in [200, 400] {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let url = format!("http://{}/v1/traces", listener.local_addr().unwrap());
+            std::thread::spawn(move || {
+                let (mut stream, _) = listener.accept().unwrap();
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
+                    head.push(byte[0]);
+                }
+                let mut body = [0u8; 7];
+                let _ = stream.read_exact(&mut body);
+                let answer = format!("HTTP/1.1 {status} X\r\ncontent-length: 10\r\n\r\nok");
+                let _ = stream.write_all(answer.as_bytes());
+            });
+            let response = Client::plain(Duration::from_secs(5))
+                .send(request(&url))
+                .await
+                .unwrap();
+            assert_eq!(response.status(), status);
+        }
     }
 
     /// A loopback address just freed: nothing listens there, so a connection is

@@ -8,15 +8,15 @@
 
 #![allow(clippy::unwrap_used)] // a test fails loudly on a broken fixture
 
+mod telemetry;
+
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::pin::Pin;
 use std::sync::Mutex;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
 
-use coldstart_bootstrap::{Env, Settings};
-use coldstart_exporters::config::Config;
+use coldstart_bootstrap::Settings;
 use coldstart_exporters::http::HttpTelemetryLayer;
 use coldstart_exporters::plugin::Plugin;
 use http_body::Frame;
@@ -131,14 +131,11 @@ impl http_body::Body for Frames {
 
 #[test]
 fn grpc_errors_answered_as_http_200_reach_the_span() {
-    let env = Env::fixed([
+    let telemetry = telemetry::installed(vec![
         ("OTEL_TRACES_EXPORTER", "none".to_owned()),
         ("COLDSTART_METRICS_ADDR", "off".to_owned()),
         ("OTEL_BSP_SCHEDULE_DELAY", "10".to_owned()),
     ]);
-    let (config, errors) = Config::from(&env);
-    assert!(errors.is_empty(), "{errors:?}");
-    let telemetry = coldstart_exporters::install_with(config, None);
 
     coldstart_runtime::block_on(&Settings::NONE, async move {
         let incoming = TcpIncoming::bind("127.0.0.1:0".parse().unwrap()).unwrap();
@@ -178,10 +175,7 @@ fn grpc_errors_answered_as_http_200_reach_the_span() {
 
         telemetry.start_after_first_response();
         coldstart_runtime::first_request_done();
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while SEEN.lock().unwrap().len() < 7 && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        telemetry::until(|| SEEN.lock().unwrap().len() >= 7).await;
     });
     let mut seen = SEEN.lock().unwrap().clone();
     seen.sort();

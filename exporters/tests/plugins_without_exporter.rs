@@ -5,39 +5,20 @@
 #![allow(clippy::unwrap_used)] // a test fails loudly on a broken fixture
 
 use std::net::TcpListener;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
-use coldstart_bootstrap::{Env, Settings};
-use coldstart_exporters::config::Config;
-use coldstart_exporters::plugin::{Plugin, Reported};
+use coldstart_bootstrap::Settings;
 use opentelemetry::trace::{Span as _, Tracer as _, TracerProvider as _};
-use opentelemetry_sdk::trace::SpanData;
 
-static SEEN: Mutex<Vec<String>> = Mutex::new(Vec::new());
-
-struct Witness;
-
-impl Plugin for Witness {
-    fn name(&self) -> &str {
-        "witness"
-    }
-    fn on_span_end(&self, span: &SpanData) {
-        SEEN.lock().unwrap().push(format!("span {}", span.name));
-    }
-    fn on_error(&self, error: &Reported<'_>) {
-        SEEN.lock().unwrap().push(format!("error {}", error.kind));
-    }
-}
-
-coldstart_exporters::plugin!(WITNESS: Witness = Witness, priority = 0);
+mod telemetry;
+mod witness;
+use witness::SEEN;
 
 #[test]
 fn plugins_see_spans_that_are_not_exported() {
     // A collector address that accepts connections: a connection would show an export.
     let collector = TcpListener::bind("127.0.0.1:0").unwrap();
     collector.set_nonblocking(true).unwrap();
-    let env = Env::fixed([
+    let telemetry = telemetry::installed(vec![
         ("OTEL_TRACES_EXPORTER", "none".to_owned()),
         (
             "OTEL_EXPORTER_OTLP_ENDPOINT",
@@ -46,9 +27,6 @@ fn plugins_see_spans_that_are_not_exported() {
         ("COLDSTART_METRICS_ADDR", "off".to_owned()),
         ("OTEL_BSP_SCHEDULE_DELAY", "10".to_owned()),
     ]);
-    let (config, errors) = Config::from(&env);
-    assert!(errors.is_empty(), "{errors:?}");
-    let telemetry = coldstart_exporters::install_with(config, None);
     let tracer = opentelemetry::global::tracer_provider().tracer("plugin-test");
     let mut span = tracer.start("work");
     assert!(span.is_recording(), "spans are still made");
@@ -57,15 +35,10 @@ fn plugins_see_spans_that_are_not_exported() {
     coldstart_runtime::block_on(&Settings::NONE, async move {
         telemetry.start_after_first_response();
         coldstart_runtime::first_request_done();
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while SEEN.lock().unwrap().is_empty() && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        telemetry::until(|| !SEEN.lock().unwrap().is_empty()).await;
         // A second span goes the same way, on the export task's schedule.
         tracer.start("more work").end();
-        while SEEN.lock().unwrap().len() < 2 && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        telemetry::until(|| SEEN.lock().unwrap().len() >= 2).await;
     });
     assert_eq!(*SEEN.lock().unwrap(), ["span work", "span more work"]);
     assert_eq!(

@@ -542,11 +542,11 @@ impl Reader<'_> {
         self.layered(key).map(|(v, _)| v)
     }
 
-    /// A value and the layer it came from; blank counts as unset.
+    /// A value, trimmed, and the layer it came from (a blank one is unset in
+    /// [`Env::lookup`]).
     fn layered(&self, key: &str) -> Option<(String, Layer)> {
         let (v, layer) = self.env.lookup(key)?;
-        let v = v.to_string_lossy().trim().to_owned();
-        (!v.is_empty()).then_some((v, layer))
+        Some((v.to_string_lossy().trim().to_owned(), layer))
     }
 
     fn read<T>(

@@ -58,7 +58,7 @@ impl<B: Body> Body for ResponseBody<B> {
                 }
                 Some(Err(_)) => {
                     if let Some(pending) = this.pending.take() {
-                        pending.fail();
+                        pending.fail("_OTHER", "the response body failed before its trailers");
                     }
                 }
             }
@@ -96,9 +96,18 @@ impl Pending {
         self.finish(code, error.then_some(""));
     }
 
-    /// Ends the span of a body that failed before its trailers, as an error.
-    fn fail(self) {
-        self.finish(None, Some("the response body failed before its trailers"));
+    /// Ends the span as an error of type `error_type` (`error.type`), said by
+    /// `description`: a body that failed before its trailers, or a service that failed
+    /// or panicked without a response.
+    #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
+    pub(crate) fn fail(self, error_type: &'static str, description: &'static str) {
+        #[cfg(feature = "tracing")]
+        if let Some(cx) = &self.cx {
+            use opentelemetry::trace::TraceContextExt;
+            cx.span()
+                .set_attribute(opentelemetry::KeyValue::new("error.type", error_type));
+        }
+        self.finish(None, Some(description));
     }
 
     /// Ends the span with `code` and, when `error` is given, an error status with

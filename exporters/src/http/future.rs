@@ -1,9 +1,8 @@
 //! The response future of [`super::HttpTelemetry`]: records the request when the
-//! inner service answers, and keeps the in-flight gauge right when it is dropped
-//! unanswered. A gRPC call whose code comes in the trailers leaves its span to the
-//! response body ([`super::body`]), which ends it when they pass.
+//! inner service answers, fails or panics, and keeps the in-flight gauge right when it
+//! is dropped unanswered. A gRPC call whose code comes in the trailers leaves its span
+//! to the response body ([`super::body`]), which ends it when they pass.
 
-use std::borrow::Cow;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -42,29 +41,48 @@ where
         let this = self.project();
         #[cfg(feature = "tracing")]
         let _current = this.record.as_ref().map(|r| r.cx.clone().attach());
-        let output = std::task::ready!(this.inner.poll(cx));
-        let Some(record) = this.record.take() else {
+        // Still set when the record is dropped: the service panicked in this poll.
+        if let Some(record) = this.record.as_mut() {
+            record.polling = true;
+        }
+        let output = this.inner.poll(cx);
+        if let Some(record) = this.record.as_mut() {
+            record.polling = false;
+        }
+        let output = std::task::ready!(output);
+        let Some(mut record) = this.record.take() else {
             return Poll::Ready(output.map(|r| r.map(|b| ResponseBody::new(b, None))));
         };
         Poll::Ready(match output {
             Ok(response) => {
-                let pending = record.finish(Some(Answer::of(&response)));
+                let pending = record.finish(Outcome::Answered(Answer::of(&response)));
                 Ok(response.map(|body| ResponseBody::new(body, pending)))
             }
             Err(e) => {
-                record.finish(None);
+                record.finish(Outcome::Failed);
                 Err(e)
             }
         })
     }
 }
 
-/// What the layer reads of a response: its HTTP status and, for gRPC, the status code
-/// when the response carries it in its headers. The metrics label only the status.
+/// How a request ended.
+enum Outcome {
+    Answered(Answer),
+    /// The service returned `Err`: no response.
+    Failed,
+    /// The service panicked while answering.
+    Panicked,
+}
+
+/// What the layer reads of a response: its HTTP status, the route a router inside the
+/// layer said answered, and, for gRPC, the status code when the response carries it
+/// in its headers. The metrics label only the status and route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
 pub(crate) struct Answer {
     status: http::StatusCode,
+    route: Option<&'static str>,
     /// Whether the response is a gRPC call's (its content type says so).
     is_grpc: bool,
     grpc: Option<u8>,
@@ -85,6 +103,7 @@ impl Answer {
         });
         Answer {
             status: response.status(),
+            route: response.extensions().get::<super::Route>().map(|r| r.0),
             is_grpc,
             grpc: is_grpc.then(|| grpc_code(headers)).flatten(),
         }
@@ -123,17 +142,23 @@ pub(crate) fn is_server_error_code(code: u8) -> bool {
 pub(crate) struct Record {
     start: Instant,
     method: &'static str,
-    route: Cow<'static, str>,
+    route: Option<&'static str>,
     #[cfg(feature = "tracing")]
     cx: opentelemetry::Context,
     finished: bool,
+    /// Set while the service's future is polled.
+    polling: bool,
 }
+
+/// The `route` label of a request whose route template is not known.
+#[cfg(feature = "metrics")]
+const UNMATCHED: &str = "unmatched";
 
 impl Record {
     pub(crate) fn new(
         start: Instant,
         method: &'static str,
-        route: Cow<'static, str>,
+        route: Option<&'static str>,
         #[cfg(feature = "tracing")] cx: opentelemetry::Context,
     ) -> Record {
         #[cfg(feature = "metrics")]
@@ -145,29 +170,30 @@ impl Record {
             #[cfg(feature = "tracing")]
             cx,
             finished: false,
+            polling: false,
         }
     }
 
-    /// Records the answer: `None` when the service failed without a response (counted
-    /// as status 500). The metrics are recorded now; the span ends now too, unless the
-    /// answer is a gRPC call's whose code is still to come in the trailers: then it is
-    /// returned for the response body to end.
+    /// Records how the request ended. The metrics are recorded now (a request that
+    /// got no response, counted as status 500); the span ends now too, unless the
+    /// answer is a gRPC call's whose code is still to come in the trailers: then it
+    /// is returned for the response body to end.
     #[cfg_attr(
         not(any(feature = "metrics", feature = "tracing")),
         allow(unused_variables)
     )]
-    fn finish(mut self, answer: Option<Answer>) -> Option<Pending> {
+    fn finish(&mut self, outcome: Outcome) -> Option<Pending> {
         self.finished = true;
-        let answer = answer.unwrap_or(Answer {
-            status: http::StatusCode::INTERNAL_SERVER_ERROR,
-            is_grpc: false,
-            grpc: None,
-        });
-        let status = answer.status;
+        let (status, route) = match &outcome {
+            Outcome::Answered(answer) => (answer.status, answer.route.or(self.route)),
+            Outcome::Failed | Outcome::Panicked => {
+                (http::StatusCode::INTERNAL_SERVER_ERROR, self.route)
+            }
+        };
         #[cfg(feature = "metrics")]
         super::handles::record(
             self.method,
-            &self.route,
+            route.unwrap_or(UNMATCHED),
             status.as_u16(),
             self.start.elapsed().as_secs_f64(),
         );
@@ -175,27 +201,45 @@ impl Record {
         {
             use opentelemetry::KeyValue;
             use opentelemetry::trace::TraceContextExt;
-            self.cx.span().set_attribute(KeyValue::new(
-                "http.response.status_code",
-                i64::from(status.as_u16()),
-            ));
             // Finished: `drop` no longer needs the context.
-            let pending = Pending::new(std::mem::take(&mut self.cx));
-            if answer.is_grpc && answer.grpc.is_none() && !status.is_server_error() {
-                return Some(pending);
+            let cx = std::mem::take(&mut self.cx);
+            let span = cx.span();
+            if route != self.route
+                && let Some(route) = route
+            {
+                span.update_name(span_name(self.method, Some(route)));
+                span.set_attribute(KeyValue::new("http.route", route));
             }
-            pending.finish(answer.grpc, answer.is_server_error().then_some(""));
+            if let Outcome::Answered(_) = outcome {
+                span.set_attribute(KeyValue::new(
+                    "http.response.status_code",
+                    i64::from(status.as_u16()),
+                ));
+                if status.is_server_error() {
+                    span.set_attribute(KeyValue::new("error.type", status.as_u16().to_string()));
+                }
+            }
+            let pending = Pending::new(cx);
+            match outcome {
+                Outcome::Failed => pending.fail("_OTHER", "the service failed without a response"),
+                Outcome::Panicked => pending.fail("panic", "the service panicked while answering"),
+                Outcome::Answered(answer)
+                    if answer.is_grpc && answer.grpc.is_none() && !status.is_server_error() =>
+                {
+                    return Some(pending);
+                }
+                Outcome::Answered(answer) => {
+                    pending.finish(answer.grpc, answer.is_server_error().then_some(""));
+                }
+            }
         }
         None
     }
-}
 
-impl Drop for Record {
-    fn drop(&mut self) {
-        #[cfg(feature = "metrics")]
-        super::handles::in_flight(-1.0);
+    /// Ends the span of a request dropped before its service answered.
+    fn cancelled(&mut self) {
         #[cfg(feature = "tracing")]
-        if !self.finished {
+        {
             use opentelemetry::trace::{Status, TraceContextExt};
             let span = self.cx.span();
             span.set_status(Status::error("request cancelled before a response"));
@@ -204,15 +248,64 @@ impl Drop for Record {
     }
 }
 
+impl Drop for Record {
+    fn drop(&mut self) {
+        #[cfg(feature = "metrics")]
+        super::handles::in_flight(-1.0);
+        if self.finished {
+            return;
+        }
+        if self.polling {
+            // Dropped while its service was being polled: the poll never returned.
+            self.finish(Outcome::Panicked);
+        } else {
+            self.cancelled();
+        }
+    }
+}
+
+/// The server span's name: `{method} {route}`, `{method}` alone when the route is not
+/// known, and `HTTP` for a method outside the standard set.
+#[cfg(feature = "tracing")]
+fn span_name(method: &'static str, route: Option<&'static str>) -> std::borrow::Cow<'static, str> {
+    let method = if method == "_OTHER" { "HTTP" } else { method };
+    match route {
+        Some(route) => format!("{method} {route}").into(),
+        None => method.into(),
+    }
+}
+
+/// Query parameters whose values are credentials, replaced by `REDACTED` in `url.query`
+/// (the OpenTelemetry URL conventions' list).
+#[cfg(feature = "tracing")]
+const SENSITIVE_QUERY: [&str; 4] = ["AWSAccessKeyId", "Signature", "sig", "X-Goog-Signature"];
+
+/// `query` with the values of [`SENSITIVE_QUERY`] parameters replaced by `REDACTED`.
+#[cfg(feature = "tracing")]
+fn scrubbed(query: &str) -> String {
+    let mut out = String::with_capacity(query.len());
+    for (i, pair) in query.split('&').enumerate() {
+        if i > 0 {
+            out.push('&');
+        }
+        match pair.split_once('=') {
+            Some((name, _)) if SENSITIVE_QUERY.contains(&name) => {
+                out.push_str(name);
+                out.push_str("=REDACTED");
+            }
+            _ => out.push_str(pair),
+        }
+    }
+    out
+}
+
 /// Starts the server span for `req`, continuing the caller's trace, and puts its
 /// context in the request's extensions. An empty context when tracing is off.
-// `&Cow`, not `&str`: cloning it keeps a `'static` route template unallocated.
-#[allow(clippy::ptr_arg)]
 #[cfg(feature = "tracing")]
 pub(crate) fn start_span<B>(
     req: &mut http::Request<B>,
     method: &'static str,
-    route: &Cow<'static, str>,
+    route: Option<&'static str>,
 ) -> opentelemetry::Context {
     use opentelemetry::KeyValue;
     use opentelemetry::trace::{SpanKind, TraceContextExt, Tracer};
@@ -229,12 +322,25 @@ pub(crate) fn start_span<B>(
     let builder = tracer.span_builder("").with_kind(SpanKind::Server);
     // The name and attributes are made only for a span that is sampled.
     let span = tracer.start_described(builder, &parent, |span| {
-        span.name = format!("{method} {route}").into();
-        span.attributes = Some(vec![
-            KeyValue::new("http.request.method", method),
-            KeyValue::new("http.route", route.clone()),
-            KeyValue::new("url.path", req.uri().path().to_owned()),
-        ]);
+        span.name = span_name(method, route);
+        let uri = req.uri();
+        let mut attributes = Vec::with_capacity(6);
+        attributes.push(KeyValue::new("http.request.method", method));
+        if method == "_OTHER" {
+            let original = req.method().as_str().to_owned();
+            attributes.push(KeyValue::new("http.request.method_original", original));
+        }
+        if let Some(route) = route {
+            attributes.push(KeyValue::new("http.route", route));
+        }
+        attributes.push(KeyValue::new("url.path", uri.path().to_owned()));
+        if let Some(query) = uri.query() {
+            attributes.push(KeyValue::new("url.query", scrubbed(query)));
+        }
+        if let Some(scheme) = uri.scheme_str() {
+            attributes.push(KeyValue::new("url.scheme", scheme.to_owned()));
+        }
+        span.attributes = Some(attributes);
     });
     let cx = parent.with_span(span);
     req.extensions_mut().insert(cx.clone());

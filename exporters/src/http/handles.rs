@@ -7,15 +7,16 @@
 //! first request that uses it. Kept only once coldstart's recorder is the global
 //! one: a handle taken earlier would point nowhere.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, DefaultHasher};
 use std::sync::{OnceLock, RwLock};
 
 use metrics::{Counter, Gauge, Histogram, Label};
 
-type Series = (&'static str, Cow<'static, str>, u16);
-type Handles = (Counter, Histogram);
+type Series = (&'static str, &'static str, u16);
+/// Kept for the life of the program, as the label sets are: taken out of the map's
+/// lock as a reference, with no count to change.
+type Handles = &'static (Counter, Histogram);
 
 static SERIES: RwLock<HashMap<Series, Handles, BuildHasherDefault<DefaultHasher>>> =
     RwLock::new(HashMap::with_hasher(BuildHasherDefault::new()));
@@ -33,14 +34,18 @@ pub(crate) fn in_flight(change: f64) {
 }
 
 /// Counts one answered request and records its duration.
-// `&Cow`, not `&str`: cloning it keeps a `'static` route template unallocated.
-#[allow(clippy::ptr_arg)]
-pub(crate) fn record(method: &'static str, route: &Cow<'static, str>, status: u16, seconds: f64) {
-    let series = (method, route.clone(), status);
+pub(crate) fn record(method: &'static str, route: &'static str, status: u16, seconds: f64) {
+    let series = (method, route, status);
     let keep = crate::metrics::installed();
     if keep {
-        let map = SERIES.read().unwrap_or_else(|p| p.into_inner());
-        if let Some((counter, histogram)) = map.get(&series) {
+        // Taken out of the lock before recording: a plugin's `on_metric` hook runs in
+        // the record, and may record HTTP metrics itself.
+        let kept = SERIES
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&series)
+            .copied();
+        if let Some((counter, histogram)) = kept {
             counter.increment(1);
             histogram.record(seconds);
             return;
@@ -48,7 +53,7 @@ pub(crate) fn record(method: &'static str, route: &Cow<'static, str>, status: u1
     }
     let labels = [
         Label::new("method", method),
-        Label::new("route", route.clone()),
+        Label::new("route", route),
         Label::new("status", status.to_string()),
     ];
     let counter = metrics::counter!("http_requests_total", labels.iter());
@@ -56,9 +61,9 @@ pub(crate) fn record(method: &'static str, route: &Cow<'static, str>, status: u1
     counter.increment(1);
     histogram.record(seconds);
     if keep {
-        SERIES
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(series, (counter, histogram));
+        let mut map = SERIES.write().unwrap_or_else(|p| p.into_inner());
+        // Another request may have kept them meanwhile: one leak per label set.
+        map.entry(series)
+            .or_insert_with(|| Box::leak(Box::new((counter, histogram))));
     }
 }

@@ -18,8 +18,8 @@ pub struct HttpTelemetryLayer {
 }
 
 impl HttpTelemetryLayer {
-    /// A layer that takes route templates from the request's extensions
-    /// ([`super::Route`], or axum's `MatchedPath` with feature `axum`).
+    /// A layer that takes route templates from a [`super::Route`] extension on the
+    /// response or the request, or axum's `MatchedPath` with feature `axum`.
     pub fn new() -> Self {
         HttpTelemetryLayer { route: None }
     }

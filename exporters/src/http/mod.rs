@@ -6,9 +6,23 @@ the caller's W3C trace context (feature `tracing`).
 
 Labels are the method, the route template and the status, never the raw path: the
 number of series stays bounded whatever clients send. The route template comes from,
-in order: a [`Route`] extension the router put on the request, axum's `MatchedPath`
-(feature `axum`), the function given to [`HttpTelemetryLayer::route`], else
-`unmatched`. Methods outside the standard set are labelled `_OTHER`.
+in order: a [`Route`] extension on the response (a router inside the layer says which
+route answered), a [`Route`] extension on the request (a router or layer outside it
+said), axum's `MatchedPath` (feature `axum`; add the layer with `Router::layer`, so
+that it runs after axum matched the route), the function given to
+[`HttpTelemetryLayer::route`], else the label is `unmatched`. Methods outside the
+standard set are labelled `_OTHER`.
+
+The span follows the OpenTelemetry HTTP server conventions: it is named
+`{method} {route}`, or `{method}` alone when no route is known (then it has no
+`http.route`), with `HTTP` for a method outside the standard set (whose name goes in
+`http.request.method_original`). It has `http.request.method`, `url.path`, `url.query`
+when there is one (the values of `AWSAccessKeyId`, `Signature`, `sig` and
+`X-Goog-Signature` replaced by `REDACTED`), `url.scheme` when the request line says it,
+and `http.response.status_code`. A 5xx is an error, with `error.type` the status code;
+a 4xx is the caller's and leaves the status unset. A service that fails without a
+response (`Err`) gets no status code and `error.type` `_OTHER`, and one that panics
+while answering, `error.type` `panic`; both are counted in the metrics as status 500.
 
 The span's context is put in the request's extensions (`opentelemetry::Context`) and
 is the current context while the inner service runs, so handlers create child spans
@@ -32,7 +46,6 @@ mod future;
 mod handles;
 mod layer;
 
-use std::borrow::Cow;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -80,18 +93,36 @@ pub(crate) fn method_label(method: &Method) -> &'static str {
     }
 }
 
-fn route_of<B>(req: &Request<B>, route: Option<RouteFn>) -> Cow<'static, str> {
+/// The route template of `req` as far as it is known before the service answers.
+fn route_of<B>(req: &Request<B>, route: Option<RouteFn>) -> Option<&'static str> {
     if let Some(Route(r)) = req.extensions().get::<Route>() {
-        return Cow::Borrowed(r);
+        return Some(r);
     }
     #[cfg(feature = "axum")]
     if let Some(m) = req.extensions().get::<axum::extract::MatchedPath>() {
-        return Cow::Owned(m.as_str().to_owned());
+        return Some(interned(m.as_str()));
     }
-    match route.and_then(|f| f(req.uri().path())) {
-        Some(r) => Cow::Borrowed(r),
-        None => Cow::Borrowed("unmatched"),
+    route.and_then(|f| f(req.uri().path()))
+}
+
+/// `template` kept for the life of the program. axum's route templates are the
+/// router's, a set fixed by the program's code, so each is kept once and a request's
+/// labels and span take no allocation for it.
+#[cfg(feature = "axum")]
+fn interned(template: &str) -> &'static str {
+    use std::collections::BTreeSet;
+    use std::sync::RwLock;
+    static KEPT: RwLock<BTreeSet<&'static str>> = RwLock::new(BTreeSet::new());
+    if let Some(kept) = KEPT.read().unwrap_or_else(|p| p.into_inner()).get(template) {
+        return kept;
     }
+    let mut kept = KEPT.write().unwrap_or_else(|p| p.into_inner());
+    if let Some(template) = kept.get(template) {
+        return template;
+    }
+    let template: &'static str = Box::leak(template.into());
+    kept.insert(template);
+    template
 }
 
 impl<S, B, ResBody> Service<Request<B>> for HttpTelemetry<S>
@@ -112,7 +143,7 @@ where
         let method = method_label(req.method());
         let route = route_of(&req, self.route);
         #[cfg(feature = "tracing")]
-        let cx = future::start_span(&mut req, method, &route);
+        let cx = future::start_span(&mut req, method, route);
         // The handler's synchronous part sees the server span as current too.
         #[cfg(feature = "tracing")]
         let current = cx.clone().attach();
@@ -142,11 +173,21 @@ mod tests {
             "_OTHER"
         );
         let req = Request::get("/users/42").body(()).unwrap_or_default();
-        assert_eq!(route_of(&req, None), "unmatched");
+        assert_eq!(route_of(&req, None), None);
         let users: RouteFn = |p| p.starts_with("/users/").then_some("/users/{id}");
-        assert_eq!(route_of(&req, Some(users)), "/users/{id}");
+        assert_eq!(route_of(&req, Some(users)), Some("/users/{id}"));
         let mut req = req;
         req.extensions_mut().insert(Route("/u/{id}"));
-        assert_eq!(route_of(&req, Some(users)), "/u/{id}");
+        assert_eq!(route_of(&req, Some(users)), Some("/u/{id}"));
+    }
+
+    #[cfg(feature = "axum")]
+    #[test]
+    fn a_template_is_kept_once() {
+        let first = interned(&String::from("/orders/{id}"));
+        let again = interned(&String::from("/orders/{id}"));
+        assert!(std::ptr::eq(first, again));
+        assert_eq!(first, "/orders/{id}");
+        assert_ne!(interned("/orders"), first);
     }
 }

@@ -51,25 +51,33 @@ fn start_up(out: &mut String) {
         phases,
     );
     let reports = init::reports();
-    let inits = reports.iter().filter_map(|r| {
-        Some((
-            [("name", r.name), ("place", r.place.as_str())],
-            r.took?.as_secs_f64(),
-        ))
-    });
+    // Two registrations given one name are one series (a series twice makes the
+    // scrape and every push invalid): the longer time, failed if either failed.
+    let mut took: Vec<([(&str, &str); 2], f64)> = Vec::new();
+    let mut failed: Vec<([(&str, &str); 1], f64)> = Vec::new();
+    for r in &reports {
+        if let Some(d) = r.took {
+            keep_max(
+                &mut took,
+                [("name", r.name), ("place", r.place.as_str())],
+                d.as_secs_f64(),
+            );
+        }
+        if let Some(outcome) = &r.outcome {
+            keep_max(
+                &mut failed,
+                [("name", r.name)],
+                f64::from(u8::from(outcome.is_err())),
+            );
+        }
+    }
     family(
         out,
         "coldstart_init_duration_seconds",
         "How long each #[coldstart::init] registration took, by where the order placed it.",
         Kind::Gauge,
-        inits,
+        took,
     );
-    let failed = reports.iter().filter(|r| r.outcome.is_some()).map(|r| {
-        (
-            [("name", r.name)],
-            f64::from(u8::from(matches!(r.outcome, Some(Err(_))))),
-        )
-    });
     family(
         out,
         "coldstart_init_failed",
@@ -77,6 +85,14 @@ fn start_up(out: &mut String) {
         Kind::Gauge,
         failed,
     );
+}
+
+/// Adds the sample `(labels, value)`, or raises the one of those labels to `value`.
+fn keep_max<L: PartialEq>(samples: &mut Vec<(L, f64)>, labels: L, value: f64) {
+    match samples.iter_mut().find(|(l, _)| *l == labels) {
+        Some((_, kept)) => *kept = kept.max(value),
+        None => samples.push((labels, value)),
+    }
 }
 
 fn limits(out: &mut String) {
@@ -180,5 +196,18 @@ mod tests {
         // No plan outside #[coldstart::main], and no tokio runtime in this test.
         assert!(!out.contains("coldstart_plan_info"));
         assert!(!out.contains("tokio_workers"));
+    }
+
+    #[test]
+    fn a_name_given_twice_is_one_series_with_the_larger_value() {
+        let mut samples = Vec::new();
+        keep_max(&mut samples, [("name", "db")], 0.0);
+        keep_max(&mut samples, [("name", "cache")], 0.5);
+        keep_max(&mut samples, [("name", "db")], 1.0);
+        keep_max(&mut samples, [("name", "db")], 0.0);
+        assert_eq!(
+            samples,
+            [([("name", "db")], 1.0), ([("name", "cache")], 0.5)]
+        );
     }
 }

@@ -102,6 +102,14 @@ pub fn set_buckets(name: &str, bounds: &'static [f64]) -> Result<(), String> {
 /// collectors), then the process, tokio and coldstart families. Empty when the
 /// recorder is not installed.
 pub fn render() -> String {
+    render_for(&[])
+}
+
+/// [`render`], with the program's labels named in `grouping` (a push's grouping
+/// labels, `job` among them) written as `exported_<name>`: the gateway would set
+/// them to the group's values, and series that differed only by them would clash
+/// and have every push refused.
+pub(crate) fn render_for(grouping: &[&str]) -> String {
     if !INSTALLED.load(Ordering::Acquire) {
         return String::new();
     }
@@ -124,7 +132,7 @@ pub fn render() -> String {
         .filter_map(|line| line.strip_prefix("# TYPE ")?.split(' ').next())
         .collect();
     let mut out = String::new();
-    REGISTRY.render(&mut out, &taken);
+    REGISTRY.render(&mut out, &taken, grouping);
     out.push_str(&own);
     out
 }

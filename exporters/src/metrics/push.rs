@@ -28,6 +28,9 @@ pub(crate) fn start(push: Push) {
     at_shutdown_after(push.clone(), turn.clone());
     tokio::spawn(async move {
         let mut every = tokio::time::interval(push.interval);
+        // A push slower than the interval is followed by the next one an interval
+        // later, not at once: back to back, one would nearly always be in flight.
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             every.tick().await;
             let last = turn.lock().await;
@@ -50,7 +53,10 @@ pub(crate) fn at_shutdown(push: Push) {
 }
 
 fn at_shutdown_after(push: Push, turn: Turn) {
-    coldstart_runtime::on_shutdown("metrics push", PUSH_TIMEOUT, move || async move {
+    // A periodic push in flight holds the turn for up to its own timeout; the final
+    // push then has a whole one too.
+    let deadline = PUSH_TIMEOUT * 2;
+    coldstart_runtime::on_shutdown("metrics push", deadline, move || async move {
         let mut last = turn.lock().await;
         *last = true;
         push_now(&push).await;
@@ -59,7 +65,10 @@ fn at_shutdown_after(push: Push, turn: Turn) {
 
 /// One push; failures are counted and reported, never returned.
 async fn push_now(push: &Push) {
-    if let Err(why) = send(push, super::render()).await {
+    let grouping: Vec<&str> = std::iter::once("job")
+        .chain(push.grouping.iter().map(|(k, _)| k.as_str()))
+        .collect();
+    if let Err(why) = send(push, super::render_for(&grouping)).await {
         problem::drop_count(Dropped::PushFailed, 1);
         problem::report("metrics-push", || {
             format!("metrics: push to {} failed: {why}", push.url)

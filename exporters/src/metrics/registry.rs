@@ -25,7 +25,7 @@ use crate::plugin::{self, Recorded, Value};
 use crate::problem;
 
 use super::HTTP_DURATION_BUCKETS;
-use super::text::{Kind, header, labels};
+use super::text::{Float, Kind, header, labels};
 
 /// `Key` hashes itself once, when it is built; this hasher passes that hash through.
 #[derive(Default)]
@@ -231,8 +231,12 @@ impl Registry {
     /// the names in `taken` (coldstart's own families), which are said once and left
     /// out. What would make the scrape unreadable is left out and said once too: a
     /// name recorded as two kinds (the first of counter, gauge, histogram is kept), a
-    /// series written twice (two names that clean to the same one), an empty name.
-    pub(crate) fn render(&self, out: &mut String, taken: &[&str]) {
+    /// series written twice (two names that clean to the same one: the one whose
+    /// name sorts first is kept, whatever the values), an empty name, a family named
+    /// as a histogram's `_bucket`, `_sum` or `_count`. Labels named in `grouping`
+    /// (a push's grouping labels, which the gateway would overwrite) are written as
+    /// `exported_<name>`, as Prometheus does.
+    pub(crate) fn render(&self, out: &mut String, taken: &[&str], grouping: &[&str]) {
         let mut families: Vec<(String, Kind, Vec<String>)> = Vec::new();
         let mut add = |name: String, kind: Kind, lines: Vec<String>| match families
             .iter_mut()
@@ -254,13 +258,13 @@ impl Registry {
         };
         for (key, v) in read(&self.counters) {
             let name = sanitize(key.name());
-            let line = sample(&name, &key, None, v.load());
+            let line = sample(&name, &key, None, v.load(), grouping);
             add(name, Kind::Counter, vec![line]);
         }
         for (key, v) in read(&self.gauges) {
             let name = sanitize(key.name());
-            let value = f64::from_bits(v.load());
-            let line = sample(&name, &key, None, value);
+            let value = Float(f64::from_bits(v.load()));
+            let line = sample(&name, &key, None, value, grouping);
             add(name, Kind::Gauge, vec![line]);
         }
         for (key, h) in read(&self.histograms) {
@@ -278,15 +282,50 @@ impl Registry {
                     &key,
                     Some(&le),
                     cumulative,
+                    grouping,
                 ));
             }
-            let sum = f64::from_bits(h.sum_bits.load(Ordering::Relaxed));
-            lines.push(sample(&format!("{name}_sum"), &key, Some(""), sum));
-            lines.push(sample(&format!("{name}_count"), &key, Some(""), cumulative));
+            let sum = Float(f64::from_bits(h.sum_bits.load(Ordering::Relaxed)));
+            lines.push(sample(
+                &format!("{name}_sum"),
+                &key,
+                Some(""),
+                sum,
+                grouping,
+            ));
+            lines.push(sample(
+                &format!("{name}_count"),
+                &key,
+                Some(""),
+                cumulative,
+                grouping,
+            ));
             add(name, Kind::Histogram, lines);
         }
         families.sort_by(|a, b| a.0.cmp(&b.0));
-        for (name, kind, mut lines) in families {
+        let histograms: HashSet<&str> = families
+            .iter()
+            .filter(|f| f.1 == Kind::Histogram)
+            .map(|f| f.0.as_str())
+            .collect();
+        let shadowed: Vec<bool> = families
+            .iter()
+            .map(|(name, _, _)| {
+                ["_bucket", "_sum", "_count"]
+                    .iter()
+                    .filter_map(|suffix| name.strip_suffix(suffix))
+                    .any(|base| histograms.contains(base))
+            })
+            .collect();
+        for ((name, kind, mut lines), shadowed) in families.into_iter().zip(shadowed) {
+            if shadowed {
+                problem::report("metrics-histogram-suffix", || {
+                    format!(
+                        "metrics: `{name}` is named as one of a histogram's own series (`_bucket`, `_sum`, `_count`); it is not exported (give it another name)"
+                    )
+                });
+                continue;
+            }
             if name.is_empty() {
                 problem::report("metrics-no-name", || {
                     "metrics: a metric recorded with an empty name is not exported".into()
@@ -302,12 +341,14 @@ impl Registry {
                 continue;
             }
             if kind != Kind::Histogram {
-                lines.sort();
+                // By series alone, stably: of two that clean to one series, the one
+                // read first (its raw name sorts first) is kept, whatever the values.
+                lines.sort_by(|a, b| series(a).cmp(series(b)));
             }
             header(out, &name, &self.help_of(&name), kind);
             let mut written = HashSet::with_capacity(lines.len());
             for line in &lines {
-                let series = line.rsplit_once(' ').map_or(line.as_str(), |(s, _)| s);
+                let series = series(line);
                 if !written.insert(series) {
                     problem::report("metrics-same-series", || {
                         format!(
@@ -323,13 +364,33 @@ impl Registry {
     }
 }
 
+/// A sample line without its value: the series.
+fn series(line: &str) -> &str {
+    line.rsplit_once(' ').map_or(line, |(series, _)| series)
+}
+
 /// One sample line: `name{labels of key, le} value`. For a histogram's lines `le` is
 /// `Some`, empty for its sum and count, and a label of the key named `le` is left
-/// out, as are labels whose cleaned name is empty or already used.
-fn sample(name: &str, key: &Key, le: Option<&str>, value: impl std::fmt::Display) -> String {
+/// out, as are labels whose cleaned name is empty or already used. A label named in
+/// `grouping` is written as `exported_<name>`.
+fn sample(
+    name: &str,
+    key: &Key,
+    le: Option<&str>,
+    value: impl std::fmt::Display,
+    grouping: &[&str],
+) -> String {
     let mut pairs: Vec<(String, &str)> = Vec::with_capacity(key.labels().len() + 1);
     for label in key.labels() {
-        let label_name = sanitize(label.key()).replace(':', "_");
+        let mut label_name = sanitize(label.key()).replace(':', "_");
+        if grouping.contains(&label_name.as_str()) {
+            problem::report("metrics-grouping-label", || {
+                format!(
+                    "metrics: label `{label_name}` of `{name}` is one of the push's grouping labels, which the gateway sets; it is pushed as `exported_{label_name}`"
+                )
+            });
+            label_name.insert_str(0, "exported_");
+        }
         let reserved = le.is_some() && label_name == "le";
         if label_name.is_empty() || reserved || pairs.iter().any(|(k, _)| *k == label_name) {
             problem::report("metrics-label-left-out", || {
@@ -351,9 +412,20 @@ fn sample(name: &str, key: &Key, le: Option<&str>, value: impl std::fmt::Display
     line
 }
 
+/// The entries of `map`, by name and then labels: in the same order at every render.
 fn read<V>(map: &Map<V>) -> Vec<(Key, Arc<V>)> {
-    let map = map.read().unwrap_or_else(|p| p.into_inner());
-    map.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    let mut entries: Vec<(Key, Arc<V>)> = {
+        let map = map.read().unwrap_or_else(|p| p.into_inner());
+        map.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    };
+    entries.sort_by(|(a, _), (b, _)| {
+        a.name().cmp(b.name()).then_with(|| {
+            a.labels()
+                .map(|l| (l.key(), l.value()))
+                .cmp(b.labels().map(|l| (l.key(), l.value())))
+        })
+    });
+    entries
 }
 
 fn get_or_insert<V>(map: &Map<V>, key: &Key, new: impl FnOnce(&Key) -> V) -> Arc<V> {
@@ -427,7 +499,7 @@ mod tests {
         h.record(0.0002);
         h.record(20.0);
         let mut out = String::new();
-        R.render(&mut out, &[]);
+        R.render(&mut out, &[], &[]);
         assert!(
             out.starts_with(
                 "# HELP _queue_depth queue depth\n# TYPE _queue_depth gauge\n_queue_depth 2.5\n"
@@ -454,7 +526,7 @@ mod tests {
         rec.register_counter(&Key::from_name("jobs_total"), &m)
             .increment(1);
         let mut out = String::new();
-        R.render(&mut out, &["process_threads"]);
+        R.render(&mut out, &["process_threads"], &[]);
         assert!(!out.contains("process_threads"), "{out}");
         assert!(out.contains("\njobs_total 1\n"), "{out}");
     }
@@ -469,7 +541,7 @@ mod tests {
                 .increment(1);
         }
         let mut out = String::new();
-        R.render(&mut out, &[]);
+        R.render(&mut out, &[], &[]);
         assert!(out.contains("\nhits_total 3\n"), "{out}");
     }
     /// Each of these made Prometheus (and promtool) refuse the whole scrape.
@@ -499,7 +571,7 @@ mod tests {
         rec.register_gauge(&Key::from_name("depth-now"), &m)
             .set(2.0);
         let mut out = String::new();
-        R.render(&mut out, &[]);
+        R.render(&mut out, &[], &[]);
         assert!(!out.contains("\n{"), "a sample without a name: {out}");
         assert!(out.contains("\nx_total{a_b=\"1\"} 1\n"), "{out}");
         assert!(
@@ -522,7 +594,7 @@ mod tests {
         h.record(f64::NAN);
         h.record(0.5);
         let mut out = String::new();
-        R.render(&mut out, &[]);
+        R.render(&mut out, &[], &[]);
         assert!(
             out.contains("wait_seconds_bucket{le=\"0.0001\"} 0\n"),
             "{out}"
@@ -546,7 +618,7 @@ mod tests {
         rec.register_counter(&Key::from_name("my.requests"), &m)
             .increment(1);
         let mut out = String::new();
-        R.render(&mut out, &[]);
+        R.render(&mut out, &[], &[]);
         assert!(
             out.starts_with("# HELP my_requests Requests taken.\n"),
             "{out}"
@@ -564,7 +636,7 @@ mod tests {
         rec.register_histogram(&Key::from_name("wait_seconds"), &m)
             .record(0.5);
         let mut out = String::new();
-        R.render(&mut out, &[]);
+        R.render(&mut out, &[], &[]);
         assert!(
             out.contains(
                 "payload_bytes_bucket{le=\"1024\"} 1\npayload_bytes_bucket{le=\"4096\"} 1\npayload_bytes_bucket{le=\"+Inf\"} 2\npayload_bytes_sum 5100\n"
@@ -584,5 +656,86 @@ mod tests {
             let err = R.set_buckets("other", bad).unwrap_err();
             assert!(err.contains("increasing order"), "{err}");
         }
+    }
+
+    #[test]
+    fn of_two_names_that_clean_to_one_the_first_by_name_is_kept_whatever_the_values() {
+        static R: Registry = Registry::new();
+        let rec = Installed(&R);
+        let m = Metadata::new("t", metrics::Level::INFO, None);
+        let dotted = rec.register_gauge(&Key::from_name("a.b"), &m);
+        dotted.set(5.0);
+        rec.register_gauge(&Key::from_name("a-b"), &m).set(30.0);
+        for later in [5.0, 100.0] {
+            dotted.set(later);
+            let mut out = String::new();
+            R.render(&mut out, &[], &[]);
+            // `a-b` sorts before `a.b`: the series does not jump with the values.
+            assert!(out.contains("\na_b 30\n"), "{out}");
+        }
+    }
+
+    #[test]
+    fn a_family_named_as_a_histograms_own_series_is_left_out() {
+        static R: Registry = Registry::new();
+        let rec = Installed(&R);
+        let m = Metadata::new("t", metrics::Level::INFO, None);
+        rec.register_histogram(&Key::from_name("payload"), &m)
+            .record(1.0);
+        rec.register_counter(&Key::from_name("payload_count"), &m)
+            .increment(7);
+        rec.register_gauge(&Key::from_name("payload_sum"), &m)
+            .set(7.0);
+        let mut out = String::new();
+        R.render(&mut out, &[], &[]);
+        assert!(out.contains("\npayload_count 1\n"), "{out}");
+        assert!(!out.contains("# TYPE payload_count"), "{out}");
+        assert!(!out.contains("# TYPE payload_sum"), "{out}");
+        assert!(!out.contains(" 7\n"), "{out}");
+    }
+
+    #[test]
+    fn infinities_are_spelled_as_the_format_says() {
+        static R: Registry = Registry::new();
+        let rec = Installed(&R);
+        let m = Metadata::new("t", metrics::Level::INFO, None);
+        rec.register_gauge(&Key::from_name("up"), &m)
+            .set(f64::INFINITY);
+        rec.register_gauge(&Key::from_name("down"), &m)
+            .set(f64::NEG_INFINITY);
+        rec.register_histogram(&Key::from_name("wait_seconds"), &m)
+            .record(f64::INFINITY);
+        let mut out = String::new();
+        R.render(&mut out, &[], &[]);
+        assert!(out.contains("\nup +Inf\n"), "{out}");
+        assert!(out.contains("\ndown -Inf\n"), "{out}");
+        assert!(out.contains("\nwait_seconds_sum +Inf\n"), "{out}");
+    }
+
+    /// The gateway sets a push's grouping labels on every series: two series that
+    /// differed only by one would clash, and every push would be refused.
+    #[test]
+    fn a_push_writes_the_programs_grouping_labels_as_exported() {
+        static R: Registry = Registry::new();
+        let rec = Installed(&R);
+        let m = Metadata::new("t", metrics::Level::INFO, None);
+        for job in ["resize", "thumb"] {
+            let key = Key::from_parts("tasks_total", vec![metrics::Label::new("job", job)]);
+            rec.register_counter(&key, &m).increment(1);
+        }
+        let mut out = String::new();
+        R.render(&mut out, &[], &["job", "instance"]);
+        assert!(
+            out.contains(
+                "\ntasks_total{exported_job=\"resize\"} 1\ntasks_total{exported_job=\"thumb\"} 1\n"
+            ),
+            "{out}"
+        );
+        let mut scraped = String::new();
+        R.render(&mut scraped, &[], &[]);
+        assert!(
+            scraped.contains("\ntasks_total{job=\"resize\"} 1\n"),
+            "{scraped}"
+        );
     }
 }

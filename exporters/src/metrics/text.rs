@@ -65,7 +65,23 @@ pub(crate) fn family<'a, L: AsRef<[(&'a str, &'a str)]>>(
     for (pairs, value) in samples {
         out.push_str(name);
         labels(out, pairs.as_ref().iter().copied());
-        let _ = writeln!(out, " {value}");
+        let _ = writeln!(out, " {}", Float(value));
+    }
+}
+
+/// A sample value as the text format spells it: `+Inf`, `-Inf` and `NaN` (Rust's own
+/// `inf` is not in the grammar; Go's parser takes it, stricter ones refuse the page).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Float(pub(crate) f64);
+
+impl std::fmt::Display for Float {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            v if v == f64::INFINITY => f.write_str("+Inf"),
+            v if v == f64::NEG_INFINITY => f.write_str("-Inf"),
+            v if v.is_nan() => f.write_str("NaN"),
+            v => write!(f, "{v}"),
+        }
     }
 }
 

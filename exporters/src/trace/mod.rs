@@ -176,6 +176,9 @@ pub(crate) enum Sink {
     #[cfg(feature = "grpc")]
     Grpc(grpc::Exporter),
     Nowhere,
+    /// The exporter could not be built, and plugins still want the spans: each batch
+    /// reaches them and is counted as a failed export.
+    Unbuilt,
 }
 
 impl Sink {
@@ -185,7 +188,7 @@ impl Sink {
             Sink::Http(exporter) => Some(exporter.patience.clone()),
             #[cfg(feature = "grpc")]
             Sink::Grpc(exporter) => Some(exporter.patience.clone()),
-            Sink::Nowhere => None,
+            Sink::Nowhere | Sink::Unbuilt => None,
         }
     }
 }
@@ -200,6 +203,10 @@ impl opentelemetry_sdk::trace::SpanExporter for Sink {
             #[cfg(feature = "grpc")]
             Sink::Grpc(exporter) => exporter.export(batch).await,
             Sink::Nowhere => Ok(()),
+            Sink::Unbuilt => {
+                problem::drop_count(problem::Dropped::SpanExportFailed, batch.len() as u64);
+                Ok(())
+            }
         }
     }
 
@@ -208,7 +215,7 @@ impl opentelemetry_sdk::trace::SpanExporter for Sink {
             Sink::Http(exporter) => exporter.set_resource(resource),
             #[cfg(feature = "grpc")]
             Sink::Grpc(exporter) => exporter.set_resource(resource),
-            Sink::Nowhere => {}
+            Sink::Nowhere | Sink::Unbuilt => {}
         }
     }
 }
@@ -224,7 +231,9 @@ static EXPORTER: OnceLock<Option<Started>> = OnceLock::new();
 /// Builds the OTLP exporter (when spans are exported) and starts draining the queue;
 /// registers the final flush at shutdown. Call it after the first response, inside
 /// the runtime. Only the first call does anything; it returns the sink, `None` when
-/// no span is kept or the exporter could not be built.
+/// no span is kept or the exporter could not be built and no plugin wants the spans
+/// (with plugins, an exporter that could not be built is a sink that counts each
+/// batch as dropped after the plugins saw it).
 pub(crate) fn start(config: &Config) -> Option<&'static Started> {
     EXPORTER.get_or_init(|| build_and_run(config)).as_ref()
 }
@@ -235,6 +244,15 @@ fn build_and_run(config: &Config) -> Option<Started> {
     let sink = if config.export_traces {
         let mut sink = match otlp::exporter(config) {
             Ok(e) => e,
+            // The plugins still see every span, on the export schedule.
+            Err(e) if crate::plugin::any() => {
+                problem::report("otlp-build", || {
+                    format!(
+                        "traces: cannot build the OTLP exporter ({e}); spans are not exported and are counted as dropped, after the plugins saw them"
+                    )
+                });
+                Sink::Unbuilt
+            }
             Err(e) => {
                 let waiting = queue.discard();
                 problem::report("otlp-build", || {

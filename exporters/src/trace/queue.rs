@@ -92,9 +92,12 @@ impl Queue {
         std::mem::take(&mut *self.spans.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
+    /// The next batch, counted in flight before the lock is let go: a `finish` at the
+    /// same moment finds each span either still queued or in flight, never in neither.
     fn take_batch(&self) -> Vec<SpanData> {
         let mut spans = self.spans.lock().unwrap_or_else(|p| p.into_inner());
         let n = spans.len().min(self.settings.batch);
+        self.in_flight.store(n as u64, Ordering::Release);
         spans.drain(..n).collect()
     }
 
@@ -170,8 +173,6 @@ impl Queue {
             // A partial success noted by an export whose outcome was never seen (cut
             // off by its timeout) is not this batch's.
             let _ = super::take_partial();
-            let n = batch.len() as u64;
-            self.in_flight.store(n, Ordering::Release);
             if crate::plugin::any() {
                 for span in &batch {
                     crate::plugin::each(|p| p.on_span_end(span));

@@ -126,12 +126,13 @@ where
     }
 }
 
-/// Up to 100 ms, so that programs started together do not retry together.
+/// Up to 100 ms, so that programs whose exports failed together do not retry together.
+/// Random: each process's `RandomState` keys come from the OS, and each call takes new
+/// ones (the clock, which this was, is the one thing those programs share).
 fn jitter() -> Duration {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    Duration::from_nanos(u64::from(nanos % 100_000_000))
+    use std::hash::BuildHasher;
+    let random = std::collections::hash_map::RandomState::new().hash_one(0u8);
+    Duration::from_nanos(random % 100_000_000)
 }
 
 #[cfg(test)]
@@ -139,6 +140,13 @@ mod tests {
     use super::*;
     use std::sync::Arc;
     use std::sync::atomic::AtomicU32;
+
+    #[test]
+    fn jitter_is_under_100_ms_and_differs_from_call_to_call() {
+        let drawn: std::collections::BTreeSet<Duration> = (0..32).map(|_| jitter()).collect();
+        assert!(drawn.len() > 16, "{drawn:?}");
+        assert!(drawn.iter().all(|d| *d < Duration::from_millis(100)));
+    }
 
     fn failing(tries: &AtomicU32, asked: Option<Duration>) -> impl Future<Output = Attempt> {
         tries.fetch_add(1, Ordering::SeqCst);

@@ -1,0 +1,236 @@
+//! `HttpTelemetryLayer`'s server span and metrics follow the OpenTelemetry HTTP server
+//! conventions for each way a request ends: answered (a 5xx is an error with
+//! `error.type`, a 4xx is not), failed without a response, or panicked while
+//! answering; a request without a known route, a method outside the standard set, a
+//! query with credentials, and a route a router inside the layer names on its
+//! response. One test: telemetry is global.
+
+#![allow(clippy::unwrap_used)] // a test fails loudly on a broken fixture
+
+mod telemetry;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Mutex;
+use std::task::{Context, Poll};
+
+use coldstart_bootstrap::Settings;
+use coldstart_exporters::http::{HttpTelemetryLayer, Route};
+use coldstart_exporters::metrics::render;
+use coldstart_exporters::plugin::Plugin;
+use http::{Method, Request, Response, StatusCode};
+use opentelemetry::trace::Status;
+use opentelemetry_sdk::trace::SpanData;
+use tower_layer::Layer as _;
+use tower_service::Service;
+
+/// A server span as it ended: its name, attributes as text, and its error
+/// description when its status is an error.
+#[derive(Debug, Clone)]
+struct Seen {
+    name: String,
+    attributes: BTreeMap<String, String>,
+    error: Option<String>,
+}
+
+static SEEN: Mutex<Vec<Seen>> = Mutex::new(Vec::new());
+
+struct Witness;
+
+impl Plugin for Witness {
+    fn name(&self) -> &str {
+        "witness"
+    }
+    fn on_span_end(&self, span: &SpanData) {
+        let attributes = span
+            .attributes
+            .iter()
+            .map(|kv| (kv.key.to_string(), kv.value.to_string()))
+            .collect();
+        let error = match &span.status {
+            Status::Error { description } => Some(description.to_string()),
+            _ => None,
+        };
+        SEEN.lock().unwrap().push(Seen {
+            name: span.name.to_string(),
+            attributes,
+            error,
+        });
+    }
+}
+
+coldstart_exporters::plugin!(WITNESS: Witness = Witness, priority = 0);
+
+/// Answers by path: `/down` 503, `/missing` 404, `/fail` with `Err`, `/panic` by
+/// panicking in its future, `/routed/...` with a `Route` on the response, else 200.
+#[derive(Clone, Copy)]
+struct Handler;
+
+type Answer = Pin<Box<dyn Future<Output = Result<Response<String>, &'static str>> + Send>>;
+
+impl Service<Request<()>> for Handler {
+    type Response = Response<String>;
+    type Error = &'static str;
+    type Future = Answer;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), &'static str>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<()>) -> Answer {
+        let path = req.uri().path().to_owned();
+        Box::pin(async move {
+            let mut response = Response::new(String::new());
+            match path.as_str() {
+                "/down" => *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE,
+                "/missing" => *response.status_mut() = StatusCode::NOT_FOUND,
+                "/fail" => return Err("no database"),
+                "/panic" => panic!("a handler's own bug"),
+                p if p.starts_with("/routed/") => {
+                    response.extensions_mut().insert(Route("/routed/{n}"));
+                }
+                _ => {}
+            }
+            Ok(response)
+        })
+    }
+}
+
+/// The sample of `http_requests_total` with `labels`, if any.
+fn requests(labels: &str) -> Option<f64> {
+    let prefix = format!("http_requests_total{{{labels}}} ");
+    render()
+        .lines()
+        .find_map(|line| line.strip_prefix(&prefix)?.parse().ok())
+}
+
+/// The span whose `url.path` is `path`.
+fn span_of(seen: &[Seen], path: &str) -> Seen {
+    seen.iter()
+        .find(|s| s.attributes.get("url.path").map(String::as_str) == Some(path))
+        .unwrap_or_else(|| panic!("no span of {path}: {seen:#?}"))
+        .clone()
+}
+
+#[test]
+fn each_way_a_request_ends_gets_its_span_and_metrics() {
+    let telemetry = telemetry::installed(vec![
+        ("OTEL_TRACES_EXPORTER", "none".to_owned()),
+        ("COLDSTART_METRICS_ADDR", "off".to_owned()),
+        ("OTEL_BSP_SCHEDULE_DELAY", "10".to_owned()),
+    ]);
+
+    coldstart_runtime::block_on(&Settings::NONE, async move {
+        let service = HttpTelemetryLayer::new().layer(Handler);
+        let call = |method: Method, uri: &str| {
+            let mut service = service.clone();
+            let request = Request::builder().method(method).uri(uri).body(()).unwrap();
+            // On a task of its own, as a server runs each connection: a panic ends
+            // the task, not the test.
+            tokio::spawn(async move { service.call(request).await })
+        };
+        let ok = call(Method::GET, "/ok?x=1&sig=abc&AWSAccessKeyId=K&y").await;
+        assert_eq!(ok.unwrap().unwrap().status(), StatusCode::OK);
+        for path in ["/down", "/missing", "/routed/7"] {
+            call(Method::GET, path).await.unwrap().unwrap();
+        }
+        let brew = Method::from_bytes(b"BREW").unwrap();
+        call(brew, "http://pot.example/brew")
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            call(Method::GET, "/fail").await.unwrap().unwrap_err(),
+            "no database"
+        );
+        assert!(call(Method::POST, "/panic").await.unwrap_err().is_panic());
+
+        telemetry.start_after_first_response();
+        coldstart_runtime::first_request_done();
+        telemetry::until(|| SEEN.lock().unwrap().len() >= 7).await;
+    });
+    let seen = SEEN.lock().unwrap().clone();
+    let text = |span: &Seen, key: &str| span.attributes.get(key).cloned();
+
+    // No route known: named by the method alone, with no `http.route`; the query's
+    // credentials are not exported.
+    let ok = span_of(&seen, "/ok");
+    assert_eq!(ok.name, "GET");
+    assert_eq!(text(&ok, "http.route"), None);
+    assert_eq!(
+        text(&ok, "url.query").as_deref(),
+        Some("x=1&sig=REDACTED&AWSAccessKeyId=REDACTED&y")
+    );
+    assert_eq!(
+        text(&ok, "http.response.status_code").as_deref(),
+        Some("200")
+    );
+    assert_eq!((text(&ok, "error.type"), &ok.error), (None, &None));
+
+    // A 5xx is the server's error, a 4xx the caller's.
+    let down = span_of(&seen, "/down");
+    assert_eq!(text(&down, "error.type").as_deref(), Some("503"));
+    assert!(down.error.is_some(), "{down:?}");
+    let missing = span_of(&seen, "/missing");
+    assert_eq!(
+        (text(&missing, "error.type"), &missing.error),
+        (None, &None)
+    );
+
+    // The route a router inside the layer put on its response names the span.
+    let routed = span_of(&seen, "/routed/7");
+    assert_eq!(routed.name, "GET /routed/{n}");
+    assert_eq!(text(&routed, "http.route").as_deref(), Some("/routed/{n}"));
+
+    // A method outside the standard set.
+    let brew = span_of(&seen, "/brew");
+    assert_eq!(brew.name, "HTTP");
+    assert_eq!(
+        text(&brew, "http.request.method").as_deref(),
+        Some("_OTHER")
+    );
+    assert_eq!(
+        text(&brew, "http.request.method_original").as_deref(),
+        Some("BREW")
+    );
+    assert_eq!(text(&brew, "url.scheme").as_deref(), Some("http"));
+    assert_eq!(text(&ok, "url.scheme"), None, "not in the request line");
+
+    // No response: no status code, an error of its kind.
+    let fail = span_of(&seen, "/fail");
+    assert_eq!(text(&fail, "http.response.status_code"), None);
+    assert_eq!(text(&fail, "error.type").as_deref(), Some("_OTHER"));
+    assert_eq!(
+        fail.error.as_deref(),
+        Some("the service failed without a response")
+    );
+    let panicked = span_of(&seen, "/panic");
+    assert_eq!(text(&panicked, "error.type").as_deref(), Some("panic"));
+    assert_eq!(
+        panicked.error.as_deref(),
+        Some("the service panicked while answering")
+    );
+
+    // The metrics: labelled with the route the response named, and a request without
+    // a response counted as a 500, a panic included.
+    assert_eq!(
+        requests(r#"method="GET",route="/routed/{n}",status="200""#),
+        Some(1.0)
+    );
+    assert_eq!(
+        requests(r#"method="GET",route="unmatched",status="500""#),
+        Some(1.0)
+    );
+    assert_eq!(
+        requests(r#"method="POST",route="unmatched",status="500""#),
+        Some(1.0),
+        "the panic"
+    );
+    assert_eq!(
+        render()
+            .lines()
+            .find_map(|l| l.strip_prefix("http_requests_in_flight ")),
+        Some("0")
+    );
+}
