@@ -31,6 +31,11 @@ impl RuntimeApi {
     /// let emulator = RuntimeApi::parse("http://127.0.0.1:9000/.rt").unwrap();
     /// assert_eq!(emulator.path("/2018-06-01/runtime/init/error"), "/.rt/2018-06-01/runtime/init/error");
     /// assert!(RuntimeApi::parse("https://example.com").is_err());
+    /// // lambda_runtime cannot use a path without the scheme.
+    /// assert_eq!(
+    ///     RuntimeApi::parse("127.0.0.1:9001/").unwrap_err(),
+    ///     "a path after `host:port` needs the URL form, http://127.0.0.1:9001/"
+    /// );
     /// ```
     ///
     /// # Errors
@@ -58,9 +63,14 @@ impl RuntimeApi {
         let port_ok = authority
             .rsplit_once(':')
             .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
-        // lambda_runtime turns the value into a URI and panics where it is not one
-        // (`::1:9001`, a space or a `%` in the host).
-        let uri_ok = format!("http://{rest}").parse::<http::Uri>().is_ok();
+        if port_ok && !path.is_empty() && rest.len() == value.len() {
+            return Err(format!(
+                "a path after `host:port` needs the URL form, http://{value}"
+            ));
+        }
+        // lambda_runtime turns the value, as it is, into a URI and panics where it is
+        // not one (`::1:9001`, a space or a `%` in the host).
+        let uri_ok = value.parse::<http::Uri>().is_ok();
         if !port_ok || !uri_ok {
             return Err(
                 "expected `host:port` (an IPv6 host in brackets), or an http:// URL with a port"
@@ -99,6 +109,10 @@ pub struct Function {
     pub instance: Option<String>,
     /// `AWS_LAMBDA_RUNTIME_API`.
     pub runtime_api: RuntimeApi,
+    /// Whether `AWS_LAMBDA_INITIALIZATION_TYPE` is `provisioned-concurrency`: the
+    /// environment was made ready ahead of any request, so no invocation waited for
+    /// its start, and none is a cold start.
+    pub provisioned: bool,
 }
 
 /// The variables `lambda_runtime` cannot start without.
@@ -233,6 +247,8 @@ impl Function {
                     region: lookup("AWS_REGION").filter(|v| !v.is_empty()),
                     instance: lookup("AWS_LAMBDA_LOG_STREAM_NAME").filter(|v| !v.is_empty()),
                     runtime_api,
+                    provisioned: lookup("AWS_LAMBDA_INITIALIZATION_TYPE")
+                        .is_some_and(|t| t == "provisioned-concurrency"),
                 })
             }
             _ => Err(error),
@@ -316,6 +332,9 @@ mod tests {
             "::1:9001",
             "my host:9001",
             "h%:9001",
+            // Nor a path without the scheme.
+            "127.0.0.1:9001/",
+            "127.0.0.1:9001/.rt",
         ] {
             assert!(RuntimeApi::parse(bad).is_err(), "{bad}");
         }

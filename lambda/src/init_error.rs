@@ -93,11 +93,24 @@ pub fn report_init_error(api: &RuntimeApi, error_type: &str, message: &str) -> i
 
 /// One blocking `POST` with `Connection: close`; returns the status code.
 fn post(api: &RuntimeApi, path: &str, headers: &[(&str, &str)], body: &[u8]) -> io::Result<u16> {
-    let address =
-        api.authority.to_socket_addrs()?.next().ok_or_else(|| {
+    // Every address the name has, as lambda_runtime tries them (`localhost` may be
+    // `::1` first, where an emulator does not listen).
+    let mut last = None;
+    let mut connected = None;
+    for address in api.authority.to_socket_addrs()? {
+        match TcpStream::connect_timeout(&address, TIMEOUT) {
+            Ok(stream) => {
+                connected = Some(stream);
+                break;
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    let mut stream = connected.ok_or_else(|| {
+        last.unwrap_or_else(|| {
             io::Error::other(format!("`{}` resolves to no address", api.authority))
-        })?;
-    let mut stream = TcpStream::connect_timeout(&address, TIMEOUT)?;
+        })
+    })?;
     stream.set_write_timeout(Some(TIMEOUT))?;
     stream.set_read_timeout(Some(TIMEOUT))?;
     let mut request = format!(

@@ -4,11 +4,14 @@ to ask for its first invocation (Lambda's own definition of the init phase).
 
 The kernel records a process's start time only in clock ticks (10 ms on most
 systems), too coarse for a function that starts in a few milliseconds. The main
-thread's own counters are exact: `/proc/self/schedstat` gives the nanoseconds it has
-run and waited to run since it was created, which is its whole life as long as it
-never slept. So at the ready moment coldstart reads the clock and that one small
-file (the only cost on the init path), and after the first response it reads the
-start time from `/proc/self/stat`: the init duration is the main thread's run plus
+thread's own counters are exact: the nanoseconds it has run (its CPU clock, read on
+it) and waited to run (`/proc/self/schedstat`) since it was created, which is its
+whole life as long as it never slept. (`schedstat`'s run time is brought up to date
+only when the scheduler looks at the thread: a thread that has run less than a tick
+without sleeping reads 0 there, and an init of 0 ms was reported.) So at the ready
+moment coldstart reads the clock, the thread's CPU clock and that one small file
+(the only cost on the init path), and after the first response it reads the start
+time from `/proc/self/stat`: the init duration is the main thread's run plus
 wait time, kept within the one-tick window the start time allows. It is exact when
 the main thread never slept before the first `/next`, and otherwise at most one tick
 short.
@@ -48,16 +51,42 @@ fn within_tick(upper: u64, tick: u64, lived: Option<u64>) -> u64 {
     lived.map_or(upper, |l| l.clamp(upper.saturating_sub(tick), upper))
 }
 
-/// The main thread's run and run-queue wait time, in ns (the first two fields).
+/// The main thread's run and run-queue wait time, in ns. On the main thread its run
+/// time is its CPU clock, exact to now; elsewhere, `schedstat`'s first field.
 fn schedstat_ns() -> Option<u64> {
-    parse_schedstat(&std::fs::read_to_string("/proc/self/schedstat").ok()?)
+    let (run, wait) = parse_schedstat(&std::fs::read_to_string("/proc/self/schedstat").ok()?)?;
+    // SAFETY: getpid and gettid have no preconditions.
+    let on_main = unsafe { libc::getpid() == libc::gettid() };
+    let run = if on_main {
+        thread_cpu_ns().unwrap_or(run)
+    } else {
+        run
+    };
+    run.checked_add(wait)
 }
 
-pub(crate) fn parse_schedstat(text: &str) -> Option<u64> {
+/// The calling thread's CPU time, in ns.
+fn thread_cpu_ns() -> Option<u64> {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid timespec to write.
+    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } != 0 {
+        return None;
+    }
+    let secs = u64::try_from(ts.tv_sec).ok()?;
+    let nanos = u64::try_from(ts.tv_nsec).ok()?;
+    Some(secs.saturating_mul(1_000_000_000).saturating_add(nanos))
+}
+
+/// The run and run-queue wait times, in ns, of a `schedstat` line (its first two
+/// fields).
+pub(crate) fn parse_schedstat(text: &str) -> Option<(u64, u64)> {
     let mut fields = text.split_ascii_whitespace();
     let run: u64 = fields.next()?.parse().ok()?;
     let wait: u64 = fields.next()?.parse().ok()?;
-    run.checked_add(wait)
+    Some((run, wait))
 }
 
 fn tick_ns() -> Option<u64> {
@@ -85,9 +114,22 @@ mod tests {
 
     #[test]
     fn schedstat_lines() {
-        assert_eq!(parse_schedstat("1190733 52000 3\n"), Some(1_242_733));
+        assert_eq!(
+            parse_schedstat("1190733 52000 3\n"),
+            Some((1_190_733, 52_000))
+        );
         assert_eq!(parse_schedstat("x 1 2"), None);
         assert_eq!(parse_schedstat(""), None);
+    }
+
+    /// The main thread's CPU clock is up to date where `schedstat` may not be.
+    #[test]
+    fn the_main_threads_run_time_is_read_from_its_cpu_clock() {
+        let before = thread_cpu_ns().expect("Linux has thread CPU clocks");
+        let spin = std::time::Instant::now();
+        while spin.elapsed() < Duration::from_millis(2) {}
+        let after = thread_cpu_ns().unwrap();
+        assert!(after > before, "{before} then {after}");
     }
 
     #[test]

@@ -103,18 +103,29 @@ fn resource_id(invoked: &str, version: &str) -> String {
 
 /// `faas.trigger` from the event's shape: `http` (API Gateway, function URLs, ALB),
 /// `pubsub` (SQS, SNS, Kinesis), `datasource` (S3, DynamoDB), `timer` (EventBridge
-/// schedules), else `other`. Looks at the first 4 KiB only.
+/// schedules), else `other`. Looks at the first and the last 4 KiB only (an event
+/// can be 6 MB, and this runs before the handler): the marks are near the start
+/// (`routeKey`, `httpMethod`, S3's, DynamoDB's and SNS's event source), or, for SQS
+/// and Kinesis, whose event source follows each record's data, at the end of the
+/// last record.
 fn trigger(body: &[u8]) -> &'static str {
-    let head = &body[..body.len().min(4096)];
-    let has = |needle: &str| head.windows(needle.len()).any(|w| w == needle.as_bytes());
-    if has("\"requestContext\"") || has("\"httpMethod\"") {
-        "http"
-    } else if has("\"aws:sqs\"") || has("\"aws:sns\"") || has("\"aws:kinesis\"") {
+    const SPAN: usize = 4096;
+    let head = &body[..body.len().min(SPAN)];
+    let tail = &body[body.len().saturating_sub(SPAN)..];
+    let within =
+        |part: &[u8], needle: &str| part.windows(needle.len()).any(|w| w == needle.as_bytes());
+    let has = |needle: &str| within(head, needle) || within(tail, needle);
+    // The event sources first: a message attribute or a stream record may carry a
+    // key named like an HTTP one, while in an HTTP event's body an event source is
+    // escaped (`\"aws:sqs\"`) and matches none of these.
+    if has("\"aws:sqs\"") || has("\"aws:sns\"") || has("\"aws:kinesis\"") {
         "pubsub"
     } else if has("\"aws:s3\"") || has("\"aws:dynamodb\"") {
         "datasource"
     } else if has("\"aws.events\"") || has("\"aws.scheduler\"") {
         "timer"
+    } else if has("\"requestContext\"") || has("\"httpMethod\"") || has("\"routeKey\"") {
+        "http"
     } else {
         "other"
     }
@@ -154,6 +165,25 @@ mod tests {
             "timer"
         );
         assert_eq!(trigger(br#"{"hello":"world"}"#), "other");
+        // The marks behind large fields: an SQS message body of 64 KiB, and an HTTP
+        // API request whose headers and cookies take 8 KiB before its request context.
+        let big = "x".repeat(64 << 10);
+        let sqs = format!(
+            r#"{{"Records":[{{"messageId":"1","body":"{big}","eventSource":"aws:sqs","awsRegion":"eu-west-1"}}]}}"#
+        );
+        assert_eq!(trigger(sqs.as_bytes()), "pubsub");
+        let cookies = "c=1; ".repeat(1600);
+        let http = format!(
+            r#"{{"version":"2.0","routeKey":"$default","cookies":["{cookies}"],"requestContext":{{"http":{{}}}},"body":"{big}"}}"#
+        );
+        assert_eq!(trigger(http.as_bytes()), "http");
+        // An SQS message with an attribute named like an HTTP key, and an HTTP
+        // request whose body names an event source.
+        let sqs = r#"{"Records":[{"body":"x","messageAttributes":{"routeKey":{"stringValue":"a"}},"eventSource":"aws:sqs"}]}"#;
+        assert_eq!(trigger(sqs.as_bytes()), "pubsub");
+        let http =
+            r#"{"routeKey":"$default","requestContext":{},"body":"{\"eventSource\":\"aws:sqs\"}"}"#;
+        assert_eq!(trigger(http.as_bytes()), "http");
         assert_eq!(trigger(b""), "other");
     }
 }

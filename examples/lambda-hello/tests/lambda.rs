@@ -14,10 +14,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-#[path = "../../http-server/tests/support/mod.rs"]
-mod support;
 use cargo_coldstart::measure::{EmulatorProcess, start_emulator};
-use support::{Collector, Lines, Reaper, tool};
+use coldstart_test_support::{Collector, Lines, Reaper, tool};
 
 const FUNCTION: &str = env!("CARGO_BIN_EXE_lambda-hello");
 
@@ -190,26 +188,30 @@ fn text(output: &Output) -> String {
     )
 }
 
+/// The emulator, a collector that takes every span, and the function started against
+/// both with `vars` too; `None` (after saying `test` is skipped) where a tool is
+/// missing outside CI.
+fn traced(test: &str, vars: &[(&str, &str)]) -> Option<(Collector, Emulator, Function)> {
+    let cargo_lambda = cargo_lambda(test)?;
+    let collector = Collector::start(test, "ok")?;
+    let emulator = Emulator::start(cargo_lambda);
+    let endpoint = collector.endpoint();
+    let mut all = vec![("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str())];
+    all.extend_from_slice(vars);
+    let function = Function::start(&emulator.runtime_api(), &all);
+    Some((collector, emulator, function))
+}
+
 #[test]
 fn n_invocations_give_n_answers_n_spans_and_n_emf_records_with_one_cold_start() {
     let test = "n_invocations_give_n_answers_n_spans_and_n_emf_records_with_one_cold_start";
-    let Some(cargo_lambda) = cargo_lambda(test) else {
-        return;
-    };
-    let Some(collector) = Collector::start(test, "ok") else {
-        return;
-    };
-    let emulator = Emulator::start(cargo_lambda);
-    let endpoint = collector.endpoint();
     // The scheduled export waits a minute: each span can only arrive in time through
     // the flush that follows its invocation's response.
-    let function = Function::start(
-        &emulator.runtime_api(),
-        &[
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
-            ("OTEL_BSP_SCHEDULE_DELAY", "60000"),
-        ],
-    );
+    let Some((collector, emulator, function)) =
+        traced(test, &[("OTEL_BSP_SCHEDULE_DELAY", "60000")])
+    else {
+        return;
+    };
     const N: usize = 5;
     for i in 0..N {
         let output = emulator.invoke(&format!(r#"{{"n":{i}}}"#));
@@ -283,6 +285,37 @@ fn n_invocations_give_n_answers_n_spans_and_n_emf_records_with_one_cold_start() 
         assert_eq!(field(r, "Errors"), 0.0);
         assert!(field(r, "Duration") > 0.0);
         assert!(ids.contains(r["faas.invocation_id"].as_str().unwrap()));
+    }
+}
+
+/// Provisioned concurrency readies the environment before any request: its first
+/// invocation waited for no start, so neither its span nor its EMF record says cold
+/// start, and the record has no `InitDuration`.
+#[test]
+fn with_provisioned_concurrency_no_invocation_is_a_cold_start() {
+    let test = "with_provisioned_concurrency_no_invocation_is_a_cold_start";
+    let Some((collector, emulator, function)) = traced(
+        test,
+        &[("AWS_LAMBDA_INITIALIZATION_TYPE", "provisioned-concurrency")],
+    ) else {
+        return;
+    };
+    for i in 0..2 {
+        let output = emulator.invoke(&format!(r#"{{"n":{i}}}"#));
+        assert!(output.status.success(), "{}", text(&output));
+    }
+    let spans = collector.at_least(2);
+    assert!(
+        spans
+            .iter()
+            .all(|s| s["attributes"]["faas.coldstart"] == false),
+        "{spans:?}"
+    );
+    let mut records = Vec::new();
+    function.emf(2, &mut records);
+    for r in &records {
+        assert_eq!(r["ColdStart"], 0, "{r}");
+        assert!(r.get("InitDuration").is_none(), "{r}");
     }
 }
 
@@ -514,21 +547,11 @@ fn missing_lambda_variables_are_a_clear_error_not_a_panic() {
 #[test]
 fn sigterm_runs_the_final_flush_and_the_process_exits_cleanly() {
     let test = "sigterm_runs_the_final_flush_and_the_process_exits_cleanly";
-    let Some(cargo_lambda) = cargo_lambda(test) else {
+    let Some((collector, emulator, mut function)) =
+        traced(test, &[("COLDSTART_LAMBDA_EXTENSION", "on")])
+    else {
         return;
     };
-    let Some(collector) = Collector::start(test, "ok") else {
-        return;
-    };
-    let emulator = Emulator::start(cargo_lambda);
-    let endpoint = collector.endpoint();
-    let mut function = Function::start(
-        &emulator.runtime_api(),
-        &[
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
-            ("COLDSTART_LAMBDA_EXTENSION", "on"),
-        ],
-    );
     for i in 0..2 {
         assert!(emulator.invoke(&format!(r#"{{"n":{i}}}"#)).status.success());
     }
@@ -563,7 +586,7 @@ fn with_the_collector_down_the_next_invocation_is_not_held_by_retries() {
     };
     let emulator = Emulator::start(cargo_lambda);
     // Free a moment ago, so nothing listens there: every export is refused.
-    let closed = format!("http://127.0.0.1:{}", support::free_port());
+    let closed = format!("http://127.0.0.1:{}", coldstart_test_support::free_port());
     // Queued before the function starts: it takes each as soon as its flush lets it
     // ask for the next, so the time between two answers is the first one's flush,
     // not the callers' arrival.

@@ -6,7 +6,7 @@ use std::io::Write as _;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use lambda_runtime_api_client::BoxError;
 
@@ -23,8 +23,44 @@ pub(crate) type SpanContext = ();
 #[derive(Debug)]
 pub(crate) struct Pending {
     pub(crate) invocation_id: String,
+    /// The process's first invocation: its response is the first response.
+    pub(crate) first: bool,
+    /// A cold start: the first invocation, unless provisioned concurrency made the
+    /// environment ready before it.
     pub(crate) cold: bool,
     pub(crate) received: Instant,
+    /// When Lambda stops the invocation, in milliseconds since the Unix epoch; `None`
+    /// when not given, or already past when the invocation came (an emulator sends a
+    /// duration there).
+    pub(crate) deadline_ms: Option<u64>,
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The invocation's deadline as the Runtime API gave it (`deadline_ms`), received at
+/// `now_ms`: `None` when it had already passed, which no invocation Lambda gives has.
+pub(crate) fn deadline(deadline_ms: u64, now_ms: u64) -> Option<u64> {
+    (deadline_ms > now_ms).then_some(deadline_ms)
+}
+
+/// What the flush leaves of the invocation's time for asking for the next one.
+const DEADLINE_MARGIN: Duration = Duration::from_millis(50);
+
+/// The flush's budget: `timeout`, cut to what is left of the invocation's time less
+/// [`DEADLINE_MARGIN`]. The flush runs before the next `/next`, and so inside the
+/// function's timeout: past it, Lambda stops the invocation as timed out and starts
+/// the next one cold.
+fn flush_budget(timeout: Duration, deadline_ms: Option<u64>, now_ms: u64) -> Duration {
+    let Some(deadline_ms) = deadline_ms else {
+        return timeout;
+    };
+    let left = Duration::from_millis(deadline_ms.saturating_sub(now_ms));
+    timeout.min(left.saturating_sub(DEADLINE_MARGIN))
 }
 
 type Flush = Pin<Box<dyn Future<Output = ()> + Send>>;
@@ -98,9 +134,10 @@ fn finish(shared: &Shared, pending: &Pending, span: &SpanContext, failed: bool) 
     crate::span::end(span, failed, crate::handler::not_called());
     #[cfg(not(feature = "tracing"))]
     let _ = span;
-    if pending.cold {
+    if pending.first {
         coldstart_runtime::first_request_done();
     }
+    let now_ms = now_ms();
     if let Some(namespace) = &shared.settings.emf_namespace {
         let record = Record {
             function: &shared.function.name,
@@ -114,16 +151,22 @@ fn finish(shared: &Shared, pending: &Pending, span: &SpanContext, failed: bool) 
             duration,
             error,
         };
-        let now_ms = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
         // One line, or nothing where stdout is gone (println! would panic on it).
         let line = record.render(namespace, now_ms);
         let _ = writeln!(std::io::stdout().lock(), "{line}");
     }
     let telemetry = shared.telemetry?;
-    let budget = shared.settings.flush_timeout;
-    Some(Box::pin(async move {
+    let budget = flush_budget(shared.settings.flush_timeout, pending.deadline_ms, now_ms);
+    if budget.is_zero() {
+        coldstart_exporters::problem::report("lambda-flush-deadline", || {
+            "lambda: no time was left before the invocation's deadline to flush spans; they go with the next flush".to_owned()
+        });
+        return None;
+    }
+    // On a task of its own: a SIGTERM during the flush cancels the program's body,
+    // and with it this future; the export under way goes on, and the final flush
+    // waits for it (they share the exporter's lock) instead of losing its batch.
+    let flush = tokio::spawn(async move {
         let left = telemetry.flush(budget).await;
         if left > 0 {
             coldstart_exporters::problem::report("lambda-flush", || {
@@ -132,5 +175,40 @@ fn finish(shared: &Shared, pending: &Pending, span: &SpanContext, failed: bool) 
                 )
             });
         }
+    });
+    Some(Box::pin(async move {
+        let _ = flush.await;
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_flush_ends_before_the_invocations_deadline() {
+        let second = Duration::from_secs(1);
+        let now = 1_700_000_000_000;
+        // Plenty of time: the configured budget.
+        assert_eq!(flush_budget(second, Some(now + 60_000), now), second);
+        // 300 ms left: the flush takes what is left less the margin.
+        assert_eq!(
+            flush_budget(second, Some(now + 300), now),
+            Duration::from_millis(250)
+        );
+        // Too late, or past it: no flush.
+        assert_eq!(flush_budget(second, Some(now + 40), now), Duration::ZERO);
+        assert_eq!(flush_budget(second, Some(now - 5), now), Duration::ZERO);
+        // No deadline given.
+        assert_eq!(flush_budget(second, None, now), second);
+    }
+
+    #[test]
+    fn a_deadline_past_when_the_invocation_came_is_none() {
+        let now = 1_700_000_000_000;
+        assert_eq!(deadline(now + 3_000, now), Some(now + 3_000));
+        // What the emulator sends: the timeout, 600 s, as if it were the deadline.
+        assert_eq!(deadline(600_000, now), None);
+        assert_eq!(deadline(0, now), None);
+    }
 }

@@ -130,12 +130,17 @@ where
 
     fn call(&mut self, invocation: LambdaInvocation) -> Self::Future {
         let received = Instant::now();
-        let cold = !COLD_DONE.swap(true, Ordering::AcqRel);
+        let first = !COLD_DONE.swap(true, Ordering::AcqRel);
+        // Provisioned concurrency starts the environment before any request: its
+        // first invocation waited for nothing.
+        let cold = first && !self.shared.function.provisioned;
         crate::handler::reset();
         let record = future::Pending {
             invocation_id: invocation.context.request_id.clone(),
+            first,
             cold,
             received,
+            deadline_ms: future::deadline(invocation.context.deadline, future::now_ms()),
         };
         #[cfg(feature = "tracing")]
         let cx = crate::span::start(&self.shared.function, &invocation, cold);
