@@ -188,15 +188,24 @@ pub fn cargo_args(args: &[String]) -> anyhow::Result<Vec<String>> {
     Ok(out)
 }
 
-/// Runs the build; returns what was built, then the report.
+/// `build`'s arguments: its own init-profile choice, and the `cargo build` arguments.
 ///
 /// # Errors
 ///
-/// A bad option or init profile, cargo cannot be started, or the build fails
-/// (cargo's own messages are shown).
-pub fn run(args: &[String]) -> anyhow::Result<(Vec<Built>, String)> {
-    let (choice, args) = split_args(args)?;
-    let embedded = init_profile(&choice)?;
+/// A bad option (see [`split_args`] and [`cargo_args`]).
+pub fn parse(args: &[String]) -> anyhow::Result<(InitProfile, Vec<String>)> {
+    let (choice, rest) = split_args(args)?;
+    Ok((choice, cargo_args(&rest)?))
+}
+
+/// Runs the build [`parse`] describes; returns what was built, then the report.
+///
+/// # Errors
+///
+/// A bad init profile, cargo cannot be started, or the build fails (cargo's own
+/// messages are shown).
+pub fn run(choice: &InitProfile, cargo_args: &[String]) -> anyhow::Result<(Vec<Built>, String)> {
+    let embedded = init_profile(choice)?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut command = Command::new(&cargo);
     match &embedded {
@@ -206,7 +215,7 @@ pub fn run(args: &[String]) -> anyhow::Result<(Vec<Built>, String)> {
         None => command.env(EMBED_VARIABLE, ""),
     };
     let output = command
-        .args(cargo_args(&args)?)
+        .args(cargo_args)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .output()
@@ -335,8 +344,7 @@ mod tests {
 
     #[test]
     fn a_given_init_profile_must_exist_and_parse() {
-        let dir = std::env::temp_dir().join(format!("coldstart-build-unit-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = coldstart_test_support::temp_dir("build-unit");
         let missing = dir.join("none.profile");
         let err = init_profile(&InitProfile::Given(missing.clone())).unwrap_err();
         assert_eq!(
@@ -365,7 +373,6 @@ mod tests {
         assert_eq!((embedded.needed, embedded.later), (1, 2));
         assert!(embedded.path.is_absolute());
         assert_eq!(init_profile(&InitProfile::Off).unwrap(), None);
-        std::fs::remove_dir_all(&dir).ok();
     }
 
     #[test]

@@ -164,6 +164,14 @@ impl TempCgroup {
         })
     }
 
+    /// Kills every process in it (`cgroup.procs`): what a program left running, even
+    /// outside its process group (a daemon that called `setsid`).
+    pub fn kill_all(&self) {
+        for dir in self.dirs() {
+            kill_procs(&dir);
+        }
+    }
+
     /// The name it was created with.
     pub fn name(&self) -> &str {
         &self.name
@@ -172,6 +180,7 @@ impl TempCgroup {
 
 impl Drop for TempCgroup {
     fn drop(&mut self) {
+        self.kill_all();
         // A process killed a moment ago may still be leaving the cgroup.
         for _ in 0..50 {
             if self.cgroup.delete().is_ok() {
@@ -181,6 +190,18 @@ impl Drop for TempCgroup {
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
         eprintln!("warning: could not remove cgroup {}", self.name);
+    }
+}
+
+/// Kills every process listed in `dir`'s `cgroup.procs`, a cgroup this tool created.
+pub(crate) fn kill_procs(dir: &std::path::Path) {
+    let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
+    for pid in procs
+        .lines()
+        .filter_map(|l| l.trim().parse::<libc::pid_t>().ok())
+    {
+        // SAFETY: kill(2) on a process in a cgroup this tool created.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
     }
 }
 

@@ -179,7 +179,8 @@ fn http_run(
     targets: &[Target],
     cg: Option<&TempCgroup>,
 ) -> anyhow::Result<String> {
-    let runs = measure::rotate(targets, options.runs, measure::progress("compare"), |t| {
+    let progress = measure::progress("compare");
+    let runs = measure::rotate(targets, options.runs, cg, progress, |t| {
         let running = measure::start(t, cg)?;
         let sample = running.sample;
         Ok((sample, running.terminate(STOP_WITHIN)))
@@ -384,7 +385,11 @@ pub fn parse(args: &[String]) -> anyhow::Result<Options> {
     let (mut lambda, mut cargo_lambda, mut package, mut warm) = (false, None, None, 5);
     let args = split_equals(args);
     let mut it = args.iter();
+    let mut seen = Vec::new();
     while let Some(arg) = it.next() {
+        if arg.starts_with("--") {
+            measure::once(&mut seen, arg)?;
+        }
         let mut value = || it.next().with_context(|| format!("{arg} needs a value"));
         match arg.as_str() {
             "--runs" => runs = measure::whole_number(arg, value()?)? as usize,
@@ -395,12 +400,26 @@ pub fn parse(args: &[String]) -> anyhow::Result<Options> {
             "--lambda" => lambda = true,
             "--cargo-lambda" => cargo_lambda = Some(PathBuf::from(value()?)),
             "--package-dir" => package = Some(PathBuf::from(value()?)),
-            "--warm" => warm = measure::whole_number(arg, value()?)? as usize,
+            "--warm" => {
+                let v = value()?;
+                warm = v.parse().ok().with_context(|| {
+                    format!(
+                        "set --warm to a whole number of warm invocations (0 or more), got `{v}`"
+                    )
+                })?;
+            }
             other if other.starts_with('-') => bail!(
                 "unknown option `{other}` for compare; the options are: --runs N, --cpus X, --memory SIZE, --url URL, --json, --lambda, --cargo-lambda PATH, --package-dir DIR, --warm N"
             ),
             program => programs.push(program.to_owned()),
         }
+    }
+    let for_lambda = ["--cargo-lambda", "--package-dir", "--warm"];
+    measure::only_with(lambda, "--lambda", &for_lambda, &seen)?;
+    if let Some(bytes) = memory.filter(|b| !lambda && *b < MIN_MEMORY) {
+        bail!(
+            "--memory is {bytes} bytes, less than any program starts in (4M); a size takes its unit, such as 64M"
+        );
     }
     let [a, b] = programs.as_slice() else {
         bail!(
@@ -421,9 +440,7 @@ pub fn parse(args: &[String]) -> anyhow::Result<Options> {
         memory_bytes: memory,
     });
     let lambda = lambda.then(|| Lambda {
-        cargo_lambda: cargo_lambda
-            .or_else(|| std::env::var_os("COLDSTART_TEST_CARGO_LAMBDA").map(PathBuf::from))
-            .unwrap_or_else(|| "cargo-lambda".into()),
+        cargo_lambda: measure::cargo_lambda(cargo_lambda),
         package: package.unwrap_or_else(|| ".".into()),
         warm,
         memory_mb: memory.map_or(512, |m| m >> 20),
@@ -445,11 +462,15 @@ pub fn parse(args: &[String]) -> anyhow::Result<Options> {
     })
 }
 
+/// The least `--memory` taken: below it a program is killed before it can answer,
+/// which says nothing of the program (a size given without its unit, most likely).
+const MIN_MEMORY: u64 = 4 << 20;
+
 /// The memory sizes Lambda allows, in MB.
 const LAMBDA_MEMORY_MB: std::ops::RangeInclusive<u64> = 128..=10240;
 
 /// `--option=value` as `--option value`, as `build` takes them too.
-pub(crate) fn split_equals(args: &[String]) -> Vec<String> {
+pub fn split_equals(args: &[String]) -> Vec<String> {
     let mut out = Vec::with_capacity(args.len());
     for arg in args {
         match arg.split_once('=') {
@@ -501,6 +522,30 @@ mod tests {
         assert!(err("/bin/true /bin/true --url http://10.0.0.1:80/").contains("on this machine"));
         assert!(err("/bin/true /bin/true --frobnicate").contains("unknown option `--frobnicate`"));
         assert!(err("/bin/true /bin/true --runs").contains("--runs needs a value"));
+        assert_eq!(
+            err("/bin/true /bin/true --runs 10 --runs=50"),
+            "--runs is given twice; give it once"
+        );
+        for lambda_only in ["--warm 3", "--cargo-lambda x", "--package-dir ."] {
+            let option = lambda_only.split(' ').next().unwrap();
+            assert_eq!(
+                err(&format!("/bin/true /bin/true {lambda_only}")),
+                format!("{option} is for --lambda, which is not given")
+            );
+        }
+        assert!(
+            err("/bin/true /bin/true --memory 64").contains("--memory is 64 bytes"),
+            "a size without its unit"
+        );
+        assert!(err("/bin/true /bin/true --lambda --warm x").contains("(0 or more), got `x`"));
+        let o = parse(&args("/bin/true /bin/true --lambda --warm 0")).unwrap();
+        assert_eq!(o.lambda.unwrap().warm, 0);
+        let o = parse(&args(
+            "/bin/true /bin/true --lambda --cargo-lambda venv/bin/cargo-lambda",
+        ))
+        .unwrap();
+        let path = o.lambda.unwrap().cargo_lambda;
+        assert!(path.is_absolute() && path.ends_with("venv/bin/cargo-lambda"));
     }
 
     #[test]

@@ -85,7 +85,7 @@ fn settings(env: &Env) -> (Vec<Row>, Vec<String>) {
                 .or_else(|| names.iter().find(|name| set(name)))
                 .copied()
                 .unwrap_or(variable);
-            let layer = env.lookup(from).filter(|_| set(&from)).map(|(_, l)| l);
+            let layer = env.lookup(from).map(|(_, l)| l);
             let rejected = refused(&from);
             let value = match (variable, layer) {
                 ("OTEL_SERVICE_NAME", None) if !value_from_attributes(&config) => {

@@ -87,14 +87,7 @@ fn clean_up() {
     remove_temporary_files();
     for dir in CGROUPS.lock().unwrap_or_else(|p| p.into_inner()).iter() {
         // Anything still in a cgroup of ours is ours.
-        let procs = std::fs::read_to_string(dir.join("cgroup.procs")).unwrap_or_default();
-        for pid in procs
-            .lines()
-            .filter_map(|l| l.trim().parse::<libc::pid_t>().ok())
-        {
-            // SAFETY: kill(2) on a process in a cgroup this tool created.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-        }
+        crate::cgroup::kill_procs(dir);
         // The killed processes leave the cgroup as they exit.
         for _ in 0..50 {
             if std::fs::remove_dir(dir).is_ok() || !dir.exists() {

@@ -109,7 +109,15 @@ fn build_command(args: &[String]) -> ExitCode {
         print!("{HELP}");
         return ExitCode::SUCCESS;
     }
-    match build::run(args) {
+    // A usage error is told apart from a failed build: exit 2, as the other commands.
+    let (choice, cargo_args) = match build::parse(args) {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    match build::run(&choice, &cargo_args) {
         Ok((_, report)) => {
             print!("{report}");
             ExitCode::SUCCESS
@@ -144,6 +152,7 @@ fn profile_command(args: &[String]) -> ExitCode {
         }
         Err(e) => {
             cargo_coldstart::interrupt::wait_if_interrupted();
+            cargo_coldstart::measure::end_progress_line();
             eprintln!("error: {e:#}");
             ExitCode::from(1)
         }
@@ -169,6 +178,7 @@ fn compare_command(args: &[String]) -> ExitCode {
         }
         Err(e) => {
             cargo_coldstart::interrupt::wait_if_interrupted();
+            cargo_coldstart::measure::end_progress_line();
             eprintln!("error: {e:#}");
             ExitCode::from(1)
         }
@@ -177,6 +187,7 @@ fn compare_command(args: &[String]) -> ExitCode {
 
 fn doctor_command(args: &[String]) -> ExitCode {
     let mut options = doctor::Options::default();
+    let args = compare::split_equals(args);
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         match arg.as_str() {

@@ -61,7 +61,11 @@ pub fn parse(args: &[String]) -> anyhow::Result<Options> {
         (None, None, None, None, None);
     let options = split_equals(options);
     let mut it = options.iter();
+    let mut seen = Vec::new();
     while let Some(arg) = it.next() {
+        if arg.starts_with("--") {
+            crate::measure::once(&mut seen, arg)?;
+        }
         let mut value = || it.next().with_context(|| format!("{arg} needs a value"));
         match arg.as_str() {
             "--url" => url = Some(value()?.clone()),
@@ -74,6 +78,8 @@ pub fn parse(args: &[String]) -> anyhow::Result<Options> {
             ),
         }
     }
+    let for_lambda = ["--cargo-lambda", "--package-dir"];
+    crate::measure::only_with(event.is_some(), "--lambda-event", &for_lambda, &seen)?;
     if let Some(url) = &url {
         if event.is_some() {
             bail!("--url is for HTTP servers; --lambda-event sends the event through the emulator");
@@ -85,9 +91,7 @@ pub fn parse(args: &[String]) -> anyhow::Result<Options> {
         Some(file) => Some(LambdaEvent {
             payload: std::fs::read_to_string(&file)
                 .with_context(|| format!("cannot read the event file {}", file.display()))?,
-            cargo_lambda: cargo_lambda
-                .or_else(|| std::env::var_os("COLDSTART_TEST_CARGO_LAMBDA").map(PathBuf::from))
-                .unwrap_or_else(|| "cargo-lambda".into()),
+            cargo_lambda: crate::measure::cargo_lambda(cargo_lambda),
             package: package.unwrap_or_else(|| ".".into()),
         }),
     };
@@ -106,9 +110,11 @@ pub fn parse(args: &[String]) -> anyhow::Result<Options> {
 /// 10 s of its first response (for example because it is not built with coldstart).
 pub fn run(options: &Options) -> anyhow::Result<String> {
     crate::interrupt::install();
-    let recording =
-        std::env::temp_dir().join(format!("coldstart-profile-{}.profile", std::process::id()));
+    // Named so that the Ctrl-C clean-up removes it (and what the program writes
+    // beside it before renaming), and removed however the recording ends.
+    let recording = crate::interrupt::temporary_file("recorded.profile");
     let _ = std::fs::remove_file(&recording);
+    let _removed = RemovedOnDrop(&recording);
     let mut target = options.target.clone();
     target
         .env
@@ -151,12 +157,20 @@ pub fn run(options: &Options) -> anyhow::Result<String> {
     }
     let text = std::fs::read_to_string(&recording)
         .with_context(|| format!("{} wrote no profile", target.name))?;
-    let _ = std::fs::remove_file(&recording);
     let profile = Profile::parse(&text)
         .map_err(|e| anyhow::anyhow!("the profile {} wrote is not valid: {e}", target.name))?;
     std::fs::write(&options.out, &text)
         .with_context(|| format!("cannot write {}", options.out.display()))?;
     Ok(table(&profile, &options.out))
+}
+
+/// Removes its file when dropped.
+struct RemovedOnDrop<'a>(&'a Path);
+
+impl Drop for RemovedOnDrop<'_> {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(self.0);
+    }
 }
 
 /// Whether the profile is there and complete (it is written in one go, then renamed

@@ -5,10 +5,8 @@
 
 #![allow(clippy::unwrap_used)] // a test fails loudly on a broken fixture
 
-use std::io::{Read, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
 
 mod support;
 use support::planned_order;
@@ -53,8 +51,7 @@ fn build(extra: &[&str]) -> (String, String) {
 fn the_example_built_for_start_up_serves_in_the_embedded_order() {
     // A profile that says the first request needs the client pool, which the
     // example's own embedded profile places after the first response.
-    let dir = std::env::temp_dir().join(format!("coldstart-build-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = coldstart_test_support::temp_dir("build-test");
     let given = dir.join("pool-first.profile");
     std::fs::write(
         &given,
@@ -88,11 +85,7 @@ fn the_example_built_for_start_up_serves_in_the_embedded_order() {
     let (before, _) = planned_order(Path::new(&path), None);
     assert!(before.contains("http_server::CLIENT_POOL"), "{before}");
 
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = coldstart_test_support::free_port();
     let mut server = Command::new(&path)
         .env("PORT", port.to_string())
         .env("COLDSTART_METRICS_ADDR", "off")
@@ -101,26 +94,8 @@ fn the_example_built_for_start_up_serves_in_the_embedded_order() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut stream = loop {
-        match std::net::TcpStream::connect(("127.0.0.1", port)) {
-            Ok(s) => break s,
-            Err(e) => {
-                assert!(
-                    Instant::now() < deadline,
-                    "the built server never listened: {e}"
-                );
-                std::thread::sleep(Duration::from_millis(10));
-            }
-        }
-    };
-    write!(
-        stream,
-        "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
+    // Waits up to 10 s for the port to open.
+    let answer = coldstart_test_support::get(port);
     let _ = server.kill();
     let _ = server.wait();
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
@@ -133,5 +108,18 @@ fn the_example_built_for_start_up_serves_in_the_embedded_order() {
     let (before, after) = planned_order(Path::new(&path), None);
     assert!(!before.contains("CLIENT_POOL"), "{before}");
     assert!(after.contains("http_server::CLIENT_POOL"), "{after}");
-    std::fs::remove_dir_all(&dir).ok();
+}
+
+/// A usage error exits 2, as for the other commands; a build that fails exits 1.
+#[test]
+fn a_usage_error_exits_2() {
+    for (args, said) in [
+        (&["--init-profile"][..], "--init-profile needs a file"),
+        (&["--profile", "dev"][..], "--profile"),
+    ] {
+        let out = Command::new(TOOL).arg("build").args(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(said), "{args:?}: {stderr}");
+    }
 }

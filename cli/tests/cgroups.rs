@@ -260,7 +260,7 @@ fn runs_as_a_cargo_subcommand() {
 
 #[test]
 fn doctor_reads_a_fixture_root() {
-    let root = std::env::temp_dir().join(format!("coldstart-doctor-root-{}", std::process::id()));
+    let root = coldstart_test_support::temp_dir("doctor-root");
     std::fs::create_dir_all(root.join("proc/self")).unwrap();
     std::fs::create_dir_all(root.join("sys/fs/cgroup/svc")).unwrap();
     std::fs::write(root.join("proc/self/cgroup"), "0::/svc\n").unwrap();
@@ -274,7 +274,11 @@ fn doctor_reads_a_fixture_root() {
     let mut command = Command::new(DOCTOR);
     command.args(["doctor", "--json", "--root"]).arg(&root);
     let v = doctor(command);
-    std::fs::remove_dir_all(&root).unwrap();
+    let mut equals = Command::new(DOCTOR);
+    equals
+        .args(["doctor", "--json"])
+        .arg(format!("--root={}", root.display()));
+    assert_eq!(doctor(equals), v, "--root=DIR is --root DIR");
     assert_eq!(v["limits"]["cpu_cores"], Value::Null, "{v:#}");
     assert_eq!(v["limits"]["sources"]["cpu_cores"]["kind"], "unknown");
     let why = v["limits"]["sources"]["cpu_cores"]["detail"]

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use coldstart_test_support::{TempDir, temp_dir};
 use serde_json::Value;
 
 mod support;
@@ -99,11 +100,7 @@ fn two_servers_compared_in_json_with_exit_behaviour() {
 fn the_table_names_both_and_a_program_without_a_handler_is_ended_by_the_signal() {
     let server = example("http-server");
     // python3's http.server takes its port as an argument: a fixed port via --url.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = coldstart_test_support::free_port();
     let python = format!("python3 -m http.server {port} --bind 127.0.0.1");
     let out = Command::new(TOOL)
         .args(["compare", server.to_str().unwrap(), &python, "--runs", "2"])
@@ -207,12 +204,11 @@ fn bad_inputs_are_clear_errors() {
     assert!(stderr(out).contains("argument 2 (/tmp/\u{fffd}) is not UTF-8"));
 }
 
-/// An executable shell script with `body` in a new directory: the directory and the
-/// script's path. `$STARTED` names a file in the directory for the script to list the
-/// pids of what it starts in.
-fn script(name: &str, body: &str) -> (PathBuf, String) {
-    let dir = std::env::temp_dir().join(format!("coldstart-{name}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+/// An executable shell script with `body` in a new directory: the directory (removed
+/// when dropped) and the script's path. `$STARTED` names a file in the directory for
+/// the script to list the pids of what it starts in.
+fn script(name: &str, body: &str) -> (TempDir, String) {
+    let dir = temp_dir(name);
     let path = dir.join(format!("{name}.sh"));
     let started = dir.join("started");
     let text = format!("#!/bin/sh\nSTARTED='{}'\n{body}", started.display());
@@ -344,7 +340,6 @@ fn ctrl_c_stops_the_programs_and_removes_the_cgroup() {
     for pid in started.lines() {
         assert!(gone(pid), "{pid}, started by the program, still runs");
     }
-    let _ = std::fs::remove_dir_all(&dir);
     let left: Vec<_> = std::fs::read_dir(std::env::temp_dir())
         .unwrap()
         .flatten()
@@ -450,7 +445,65 @@ fn what_a_program_starts_ends_with_its_run() {
         String::from_utf8_lossy(&out.stderr)
     );
     let started = std::fs::read_to_string(dir.join("started")).unwrap();
+    // Two each of two runs (the unrecorded first one and the one recorded) of the two.
+    assert_eq!(started.lines().count(), 8, "{started}");
+    all_gone(&started);
+}
+
+/// What a program starts in a session of its own (`setsid`: outside its process
+/// group) ends with its run too when the run is in a cgroup: everything in the cgroup
+/// goes.
+#[test]
+fn what_a_program_starts_in_its_own_session_ends_with_its_run_in_a_cgroup() {
+    if !root_or_skip("what_a_program_starts_in_its_own_session_ends_with_its_run_in_a_cgroup") {
+        return;
+    }
+    // Each run first notes the daemons of the runs before it that still run: the
+    // cgroup's removal at the end would kill them too, so only this tells that each
+    // run's end did.
+    let (dir, wrapper) = script(
+        "setsid-wrapper",
+        "for pid in $(cat \"$STARTED\" 2>/dev/null); do\n\
+         \x20 if [ -e /proc/$pid ] && ! grep -q ') Z ' /proc/$pid/stat; then echo $pid >> \"$STARTED.outlived\"; fi\n\
+         done\n\
+         setsid sleep 63 &\necho $! >> \"$STARTED\"\n\
+         exec python3 -m http.server --bind 127.0.0.1 \"$PORT\" --directory \"$(dirname \"$STARTED\")\"\n",
+    );
+    let wrapper = wrapper.as_str();
+    let out = compare(&[wrapper, wrapper, "--runs", "1", "--cpus", "1"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let started = std::fs::read_to_string(dir.join("started")).unwrap();
     assert_eq!(started.lines().count(), 4, "{started}");
+    let outlived = std::fs::read_to_string(dir.join("started.outlived")).unwrap_or_default();
+    assert_eq!(
+        outlived, "",
+        "daemons of earlier runs still ran in a later one"
+    );
+    all_gone(&started);
+}
+
+/// A program the cgroup's memory limit kills is named with that cause.
+#[test]
+fn a_run_the_memory_limit_killed_says_so() {
+    if !root_or_skip("a_run_the_memory_limit_killed_says_so") {
+        return;
+    }
+    let (_dir, hog) = script("memory-hog", "exec python3 -c 'x = bytearray(256 << 20)'\n");
+    let out = compare(&[&hog, "true", "--runs", "1", "--memory", "32M"]);
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("the cgroup's memory limit (--memory) killed 1 process(es) during this run"),
+        "{text}"
+    );
+}
+
+/// Asserts every pid listed in `started` is gone (or a zombie) within 5 s.
+fn all_gone(started: &str) {
     // Killed, they may take a moment to be gone.
     let deadline = Instant::now() + Duration::from_secs(5);
     for pid in started.lines() {
@@ -464,5 +517,4 @@ fn what_a_program_starts_ends_with_its_run() {
             "{pid}, started by the program, still runs: {stat:?}"
         );
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }

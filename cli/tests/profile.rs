@@ -5,64 +5,20 @@
 
 #![allow(clippy::unwrap_used)] // a test fails loudly on a broken fixture
 
-use std::path::PathBuf;
 use std::process::Command;
+
+use coldstart_test_support::temp_file;
 
 mod support;
 use support::{LAMBDA_PACKAGE, cargo_lambda, example, planned_order};
 
 const TOOL: &str = env!("CARGO_BIN_EXE_cargo-coldstart");
 
-const PREFIX: &str = "coldstart-profile-test";
-
-/// A file path in a directory of its own, removed with the directory when dropped.
-struct Scratch {
-    path: PathBuf,
-}
-
-impl std::ops::Deref for Scratch {
-    type Target = std::path::Path;
-    fn deref(&self) -> &std::path::Path {
-        &self.path
-    }
-}
-
-impl AsRef<std::path::Path> for Scratch {
-    fn as_ref(&self) -> &std::path::Path {
-        &self.path
-    }
-}
-
-impl AsRef<std::ffi::OsStr> for Scratch {
-    fn as_ref(&self) -> &std::ffi::OsStr {
-        self.path.as_os_str()
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        if let Some(dir) = self.path.parent() {
-            let _ = std::fs::remove_dir_all(dir);
-        }
-    }
-}
-
-/// [`Scratch`] `name`, in a directory no other call shares (tests run in parallel).
-fn scratch(name: &str) -> Scratch {
-    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("{PREFIX}-{}-{n}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    Scratch {
-        path: dir.join(name),
-    }
-}
-
 #[test]
 fn a_recorded_profile_changes_the_order_of_the_next_run() {
     let server = example("http-server");
     // A stale profile: it says the first request needs the client pool.
-    let stale = scratch("stale.profile");
+    let stale = temp_file("stale.profile");
     std::fs::write(
         &stale,
         "coldstart-profile 1\nneeded 1 static http_server::CLIENT_POOL\nneeded 1 static http_server::CONFIG\n",
@@ -71,7 +27,7 @@ fn a_recorded_profile_changes_the_order_of_the_next_run() {
     let (before, _) = planned_order(&server, Some(&stale));
     assert!(before.contains("http_server::CLIENT_POOL"), "{before}");
 
-    let recorded = scratch("recorded.profile");
+    let recorded = temp_file("recorded.profile");
     let out = Command::new(TOOL)
         .args(["profile", "--out"])
         .arg(&recorded)
@@ -113,9 +69,9 @@ fn a_lambda_function_is_profiled_through_the_emulator() {
     else {
         return;
     };
-    let event = scratch("event.json");
+    let event = temp_file("event.json");
     std::fs::write(&event, r#"{"hello":"world"}"#).unwrap();
-    let recorded = scratch("lambda.profile");
+    let recorded = temp_file("lambda.profile");
     let out = Command::new(TOOL)
         .args(["profile", "--out"])
         .arg(&recorded)
@@ -147,12 +103,8 @@ fn a_lambda_function_is_profiled_through_the_emulator() {
 
 #[test]
 fn a_program_without_coldstart_is_a_clear_error() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let none = scratch("none.profile");
+    let port = coldstart_test_support::free_port();
+    let none = temp_file("none.profile");
     let out = Command::new(TOOL)
         .args(["profile", "--out"])
         .arg(&*none)
@@ -175,4 +127,21 @@ fn a_program_without_coldstart_is_a_clear_error() {
         "{stderr}"
     );
     assert!(!none.exists());
+}
+
+/// A `COLDSTART_PROFILE` that cannot be read leaves the program on the profile built
+/// into it, not on the default order.
+#[test]
+fn an_unreadable_override_falls_back_to_the_embedded_profile() {
+    let server = example("http-server");
+    let missing = temp_file("missing.profile");
+    let garbled = temp_file("garbled.profile");
+    std::fs::write(&garbled, "coldstart-profile 1\nsoon 1 fn x\n").unwrap();
+    let embedded = planned_order(&server, None);
+    assert!(
+        embedded.1.contains("http_server::CLIENT_POOL"),
+        "the embedded profile defers the pool: {embedded:?}"
+    );
+    assert_eq!(planned_order(&server, Some(&missing)), embedded);
+    assert_eq!(planned_order(&server, Some(&garbled)), embedded);
 }

@@ -5,6 +5,7 @@
 
 use std::process::Command;
 
+use coldstart_test_support::temp_dir;
 use serde_json::{Value, json};
 
 const DOCTOR: &str = env!("CARGO_BIN_EXE_cargo-coldstart");
@@ -21,7 +22,7 @@ fn succeeded(out: &std::process::Output) -> Value {
 
 #[test]
 fn doctor_shows_values_and_their_layers() {
-    let dir = std::env::temp_dir().join(format!("coldstart-doctor-file-{}", std::process::id()));
+    let dir = temp_dir("doctor-file");
     std::fs::create_dir_all(dir.join("config")).unwrap();
     std::fs::write(
         dir.join("config/staging.toml"),
@@ -93,15 +94,13 @@ fn doctor_shows_values_and_their_layers() {
             && l.ends_with("config/staging.toml line 5")),
         "{text}"
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// Secrets a user hands coldstart (OTLP header values, the Pushgateway's password)
 /// appear in neither form of `doctor`'s output, from the environment or the file.
 #[test]
 fn doctor_never_shows_secrets() {
-    let dir = std::env::temp_dir().join(format!("coldstart-doctor-secrets-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = temp_dir("doctor-secrets");
     std::fs::write(
         dir.join("coldstart.toml"),
         "[otel]\nexporter_otlp_headers = \"x-api-key=file-s3cret\"\n",
@@ -134,7 +133,6 @@ fn doctor_never_shows_secrets() {
             );
         }
     }
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// An OTLP setting has a general and a traces-only name, and both rows show the value

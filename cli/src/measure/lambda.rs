@@ -475,7 +475,7 @@ pub fn alternate_lambda(
     cgroup: Option<&TempCgroup>,
     progress: impl FnMut(usize, usize),
 ) -> anyhow::Result<Vec<LambdaSeries>> {
-    let samples = super::series::rotate(targets, runs, progress, |t| {
+    let samples = super::series::rotate(targets, runs, cgroup, progress, |t| {
         run_lambda_once(t, emulator, cgroup, warm)
     })?;
     Ok(samples

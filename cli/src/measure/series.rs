@@ -91,7 +91,7 @@ pub fn alternate(
     cgroup: Option<&TempCgroup>,
     progress: impl FnMut(usize, usize),
 ) -> anyhow::Result<Vec<Series>> {
-    let samples = rotate(targets, runs, progress, |t| run_once(t, cgroup))?;
+    let samples = rotate(targets, runs, cgroup, progress, |t| run_once(t, cgroup))?;
     Ok(samples
         .into_iter()
         .map(|(name, samples)| Series { name, samples })
@@ -99,19 +99,29 @@ pub fn alternate(
 }
 
 /// Runs `run` on every target `runs` times, each round in the order [`round_order`]
-/// gives; each target's name and its results in run order.
+/// gives, after one run of each that is not recorded; each target's name and its
+/// results in run order. Each run in `cgroup` ends with everything in it killed
+/// ([`in_cgroup`]).
 pub(crate) fn rotate<T>(
     targets: &[Target],
     runs: usize,
+    cgroup: Option<&TempCgroup>,
     mut progress: impl FnMut(usize, usize),
     mut run: impl FnMut(&Target) -> anyhow::Result<T>,
 ) -> anyhow::Result<Vec<(String, Vec<T>)>> {
+    let mut run = |t: &Target| in_cgroup(cgroup, || run(t));
     let mut results: Vec<(String, Vec<T>)> = targets
         .iter()
         .map(|t| (t.name.clone(), Vec::with_capacity(runs)))
         .collect();
     let total = runs * targets.len();
     let mut done = 0;
+    // A measurement's first exec of each program (its pages not yet in the page cache,
+    // the CPU's clock still ramping up, a new cgroup's first use) is paid by neither
+    // side's figures: round 0 would always give it to whichever it runs first.
+    for target in targets {
+        run(target).with_context(|| format!("the warm-up run of {}", target.name))?;
+    }
     for round in 0..runs {
         for i in round_order(round, targets.len()) {
             let result = run(&targets[i])
@@ -122,6 +132,28 @@ pub(crate) fn rotate<T>(
         }
     }
     Ok(results)
+}
+
+/// Runs `run`, then, in `cgroup`, kills what is left in it: what the program started
+/// outside its process group (a `setsid` daemon) ends with the run too. A run that
+/// failed while the cgroup's memory limit killed a process says so.
+fn in_cgroup<T>(
+    cgroup: Option<&TempCgroup>,
+    run: impl FnOnce() -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    let Some(cg) = cgroup else {
+        return run();
+    };
+    let before = cg.oom_kills();
+    let result = run();
+    cg.kill_all();
+    result.map_err(|e| match (before, cg.oom_kills()) {
+        (Some(before), Some(after)) if after > before => e.context(format!(
+            "the cgroup's memory limit (--memory) killed {} process(es) during this run",
+            after - before
+        )),
+        _ => e,
+    })
 }
 
 /// The order of `n` targets in round `round`: a shuffle seeded by the round, so the
@@ -262,6 +294,34 @@ mod tests {
         }
         assert_eq!(round_order(7, 1), [0]);
         assert!(round_order(7, 0).is_empty());
+    }
+
+    #[test]
+    fn each_target_runs_once_unrecorded_before_the_rounds() {
+        let targets: Vec<Target> = ["/bin/true", "/bin/false"]
+            .iter()
+            .map(|p| crate::compare::target(p).unwrap())
+            .collect();
+        let mut calls = Vec::new();
+        let results = rotate(
+            &targets,
+            3,
+            None,
+            |_, _| {},
+            |t| {
+                calls.push(t.name.clone());
+                Ok(calls.len())
+            },
+        )
+        .unwrap();
+        assert_eq!(calls.len(), 8, "{calls:?}");
+        // The warm-up runs are the first two calls, one of each in order, and not in
+        // the results.
+        assert_eq!(calls[..2], ["true", "false"]);
+        for (_, recorded) in &results {
+            assert_eq!(recorded.len(), 3);
+            assert!(recorded.iter().all(|call| *call > 2), "{results:?}");
+        }
     }
 
     #[test]
