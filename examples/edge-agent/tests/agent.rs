@@ -12,9 +12,7 @@ use std::time::{Duration, Instant};
 
 use cargo_coldstart::cgroup::{Limits, TempCgroup};
 
-#[path = "../../http-server/tests/support/mod.rs"]
-mod support;
-use support::{free_port, get_http10};
+use coldstart_test_support::{free_port, get_http10};
 
 const AGENT: &str = env!("CARGO_BIN_EXE_edge-agent");
 
@@ -103,7 +101,7 @@ fn the_fallback_timer_starts_deferred_work_and_metrics_keep_the_early_samples() 
 #[test]
 fn a_run_that_ends_before_the_fallback_makes_its_last_push() {
     let test = "a_run_that_ends_before_the_fallback_makes_its_last_push";
-    let Some((_gateway, gport)) = support::start_pushgateway(test) else {
+    let Some((_gateway, gport)) = coldstart_test_support::start_pushgateway(test) else {
         return;
     };
     let out = Command::new(AGENT)

@@ -91,7 +91,7 @@ async fn main() -> anyhow::Result<()> {
     });
     // Every path answers the same greeting: one route, `/`.
     let telemetry = HttpTelemetryLayer::new().route(|_path| Some("/"));
-    // Outermost first: the first response is marked done after its telemetry is recorded.
+    // Outermost last: the first response is marked done after its telemetry is recorded.
     let layers = Stack::new(telemetry, FirstResponseLayer::new());
     // At SIGTERM or SIGINT: stop accepting, answer what was read, then return; the
     // span flush and the final metrics push run after that.

@@ -12,8 +12,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-mod support;
-use support::{Reaper, free_port, get, poll, prometheus_query, start_prometheus, temp_dir, tool};
+use coldstart_test_support::{
+    Reaper, free_port, get, poll, prometheus_query, start_prometheus, temp_dir, tool,
+};
 
 const SERVER: &str = env!("CARGO_BIN_EXE_http-server");
 

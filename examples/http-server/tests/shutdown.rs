@@ -12,8 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-mod support;
-use support::{Collector, poll, start_server};
+use coldstart_test_support::{Collector, poll, start_server};
 
 const SERVER: &str = env!("CARGO_BIN_EXE_http-server");
 

@@ -9,8 +9,7 @@ use std::process::{Command, Stdio};
 use cargo_coldstart::cgroup::{Limits, TempCgroup};
 use cargo_coldstart::measure::{Target, run_once};
 
-mod support;
-use support::{Lines, free_port, get};
+use coldstart_test_support::{Lines, free_port, get};
 
 const SERVER: &str = env!("CARGO_BIN_EXE_http-server");
 
@@ -64,8 +63,7 @@ fn a_bad_variable_is_one_line_and_exit_code_78() {
 
 #[test]
 fn a_bad_configuration_file_names_its_line_and_exits_78() {
-    let dir = std::env::temp_dir().join(format!("coldstart-bad-file-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = coldstart_test_support::temp_dir("bad-file");
     std::fs::write(
         dir.join("coldstart.toml"),
         "[coldstart]\nworker_threads = 0\n",
@@ -98,7 +96,6 @@ fn a_bad_configuration_file_names_its_line_and_exits_78() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

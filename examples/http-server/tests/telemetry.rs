@@ -11,8 +11,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-mod support;
-use support::{
+use coldstart_test_support::{
     Collector, Lines, Reaper, free_port, get, get_http10, get_with, poll, prometheus_query,
     start_prometheus, start_pushgateway, temp_dir, tool,
 };
@@ -30,7 +29,7 @@ fn server(vars: &[(&str, String)]) -> (u16, Reaper, Lines) {
 /// [`server`] in the working directory `dir` (where it looks for its configuration
 /// file).
 fn server_in(dir: &std::path::Path, vars: &[(&str, String)]) -> (u16, Reaper, Lines) {
-    support::start_server(SERVER, dir, vars)
+    coldstart_test_support::start_server(SERVER, dir, vars)
 }
 
 fn body(response: &str) -> &str {
@@ -196,7 +195,7 @@ fn metrics_start_after_the_first_response_and_prometheus_scrapes_them() {
 /// `stranger.key`).
 #[cfg_attr(not(feature = "tls"), allow(dead_code))]
 struct Pki {
-    dir: support::TempDir,
+    dir: coldstart_test_support::TempDir,
 }
 
 #[cfg_attr(not(feature = "tls"), allow(dead_code))]
@@ -348,7 +347,8 @@ fn headers_sent(
         "COLDSTART_ENV",
         "APP_ENV",
     ];
-    let (port, _server, _lines) = support::start_server_without(SERVER, dir, &all, &unset);
+    let (port, _server, _lines) =
+        coldstart_test_support::start_server_without(SERVER, dir, &all, &unset);
     let trace = format!("{case:032x}");
     answered_in_trace(port, &trace);
     collector.span_of(&trace)["headers"].clone()
@@ -1076,7 +1076,7 @@ fn metrics_listen_on_loopback_only_by_default() {
         eprintln!("SKIPPED {test}: {why}");
         return;
     }
-    let (port, _server, mut lines) = support::start_server_without(
+    let (port, _server, mut lines) = coldstart_test_support::start_server_without(
         SERVER,
         std::path::Path::new("."),
         &[("OTEL_TRACES_EXPORTER", "none".into())],

@@ -1,8 +1,9 @@
 //! The init rules, checked on a real program: `init-demo` prints each step as it runs.
 #![allow(clippy::unwrap_used)]
 
-use std::path::PathBuf;
 use std::process::Command;
+
+use coldstart_test_support::{TempFile, temp_file};
 
 struct Run {
     code: i32,
@@ -51,55 +52,10 @@ fn demo(env: &[(&str, &str)]) -> Run {
 }
 
 /// A profile file with `text`, for `COLDSTART_PROFILE`.
-fn profile_file(name: &str, text: &str) -> Scratch {
-    let path = scratch(name);
+fn profile_file(name: &str, text: &str) -> TempFile {
+    let path = temp_file(name);
     std::fs::write(&path, text).unwrap();
     path
-}
-
-const PREFIX: &str = "coldstart-init";
-
-/// A file path in a directory of its own, removed with the directory when dropped.
-struct Scratch {
-    path: PathBuf,
-}
-
-impl std::ops::Deref for Scratch {
-    type Target = std::path::Path;
-    fn deref(&self) -> &std::path::Path {
-        &self.path
-    }
-}
-
-impl AsRef<std::path::Path> for Scratch {
-    fn as_ref(&self) -> &std::path::Path {
-        &self.path
-    }
-}
-
-impl AsRef<std::ffi::OsStr> for Scratch {
-    fn as_ref(&self) -> &std::ffi::OsStr {
-        self.path.as_os_str()
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        if let Some(dir) = self.path.parent() {
-            let _ = std::fs::remove_dir_all(dir);
-        }
-    }
-}
-
-/// [`Scratch`] `name`, in a directory no other call shares (tests run in parallel).
-fn scratch(name: &str) -> Scratch {
-    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let dir = std::env::temp_dir().join(format!("{PREFIX}-{}-{n}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    Scratch {
-        path: dir.join(name),
-    }
 }
 
 const BEFORE_BY_NAME: [&str; 5] = [
@@ -134,7 +90,7 @@ fn without_a_profile_undeclared_work_runs_before_serving_in_name_order() {
 
 #[test]
 fn a_recorded_profile_defers_what_the_first_request_did_not_read() {
-    let path = scratch("round-trip.profile");
+    let path = temp_file("round-trip.profile");
     let first = demo(&[
         ("DEMO_READ", "SHARED"),
         ("COLDSTART_PROFILE_OUT", path.to_str().unwrap()),
@@ -178,7 +134,7 @@ fn a_mispredicted_static_initialises_once_on_demand_and_the_next_profile_correct
         "coldstart-profile 1\nlater 30000 static init_demo::SLOW\nneeded 1 static init_demo::SHARED\n\
          needed 1 fn init_demo::pool\nneeded 1 fn given name\n",
     );
-    let out = scratch("corrected.profile");
+    let out = temp_file("corrected.profile");
     let r = demo(&[
         ("DEMO_READERS", "6"),
         ("COLDSTART_PROFILE", wrong.to_str().unwrap()),
@@ -204,7 +160,7 @@ fn a_mispredicted_static_initialises_once_on_demand_and_the_next_profile_correct
 
 #[test]
 fn a_main_that_ends_before_the_first_response_says_what_it_left_undone() {
-    let out = scratch("never.profile");
+    let out = temp_file("never.profile");
     let _ = std::fs::remove_file(&out);
     let r = demo(&[
         ("DEMO_END_EARLY", "1"),
@@ -239,7 +195,7 @@ fn a_malformed_profile_is_one_line_and_the_default_order_is_used() {
     assert_eq!(
         r.stderr.trim_end(),
         format!(
-            "coldstart: COLDSTART_PROFILE={} line 2: expected the duration in whole microseconds, got `soon`; \
+            "coldstart: COLDSTART_PROFILE={}: line 2: expected the duration in whole microseconds, got `soon`; \
              using the default init order",
             bad.display()
         )
@@ -250,7 +206,7 @@ fn a_malformed_profile_is_one_line_and_the_default_order_is_used() {
     assert_eq!(missing.code, 0);
     assert!(
         missing.stderr.starts_with(
-            "coldstart: COLDSTART_PROFILE=/nonexistent/coldstart.profile No such file"
+            "coldstart: COLDSTART_PROFILE=/nonexistent/coldstart.profile: No such file"
         ),
         "{}",
         missing.stderr
@@ -261,9 +217,14 @@ fn a_malformed_profile_is_one_line_and_the_default_order_is_used() {
     assert_eq!(endless.code, 0, "{}", endless.stderr);
     assert_eq!(
         endless.stderr.trim_end(),
-        "coldstart: COLDSTART_PROFILE=/dev/zero is larger than 4 MiB, which no init profile is; \
+        "coldstart: COLDSTART_PROFILE=/dev/zero: larger than 4 MiB, which no init profile is; \
          using the default init order"
     );
+
+    // Set to nothing (`COLDSTART_PROFILE=${UNSET}` in a compose file): not set.
+    let empty = demo(&[("COLDSTART_PROFILE", "")]);
+    assert_eq!((empty.code, empty.stderr.as_str()), (0, ""));
+    assert_eq!(empty.inits_between(None, "body"), BEFORE_BY_NAME);
 }
 
 #[test]
@@ -397,6 +358,13 @@ fn a_fatal_deferred_init_stops_the_program_after_the_shutdown_hooks() {
     assert!(
         !r.stdout.contains("end\n"),
         "the body is cancelled: {}",
+        r.stdout
+    );
+    // The deferred init after it in the order is not started while the program stops.
+    assert!(
+        r.lines().contains(&"init init_demo::must_work")
+            && !r.lines().contains(&"init init_demo::report"),
+        "{}",
         r.stdout
     );
 }
