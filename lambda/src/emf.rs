@@ -8,8 +8,11 @@ One record per invocation, written after its response has been posted: `ColdStar
 (1 on the first invocation of the process, else 0), `InitDuration` (on the first
 invocation only: process start to the first `/next`, ms), `Duration` (the invocation,
 from event received to response posted, ms) and `Errors` (1 when the handler returned
-an error or panicked). The dimension is `function`; the invocation id goes along as a
-property, so a metric can be followed to its log lines.
+an error or panicked, or the invocation timed out). The dimension is `function`; the
+invocation id goes along as a property, so a metric can be followed to its log lines.
+An invocation still running shortly before its deadline gets its record then, with
+`Errors` 1 and the property `"timed_out": true` (Lambda would stop it before any later
+record), and its `Duration` up to that moment.
 */
 
 use std::time::Duration;
@@ -28,6 +31,8 @@ pub(crate) struct Record<'a> {
     pub(crate) init: Option<Duration>,
     pub(crate) duration: Duration,
     pub(crate) error: bool,
+    /// Recorded before the deadline with the handler still running.
+    pub(crate) timed_out: bool,
 }
 
 fn ms(d: Duration) -> f64 {
@@ -49,6 +54,9 @@ impl Record<'_> {
         if let (Some(init), Value::Object(fields)) = (self.init, &mut record) {
             metrics.push(json!({"Name": "InitDuration", "Unit": "Milliseconds"}));
             fields.insert("InitDuration".to_owned(), json!(ms(init)));
+        }
+        if let (true, Value::Object(fields)) = (self.timed_out, &mut record) {
+            fields.insert("timed_out".to_owned(), json!(true));
         }
         metrics.push(json!({"Name": "Duration", "Unit": "Milliseconds"}));
         metrics.push(json!({"Name": "Errors", "Unit": "Count"}));
@@ -82,6 +90,7 @@ mod tests {
             init: Some(Duration::from_micros(4321)),
             duration: Duration::from_micros(250),
             error: false,
+            timed_out: false,
         };
         let line: Value = serde_json::from_str(&r.render("ns", 1_700_000_000_000)).unwrap();
         let declared = &line["_aws"]["CloudWatchMetrics"][0];
@@ -98,6 +107,7 @@ mod tests {
             assert!(line[name].is_number(), "{name} declared but not carried");
         }
         assert_eq!(line["_aws"]["Timestamp"], 1_700_000_000_000u64);
+        assert!(line.get("timed_out").is_none());
         assert_eq!(line["InitDuration"], 4.321);
         assert_eq!(line["Duration"], 0.25);
         assert_eq!(
@@ -115,6 +125,7 @@ mod tests {
             init: None,
             duration: Duration::from_millis(3),
             error: true,
+            timed_out: true,
         };
         let line: Value = serde_json::from_str(&r.render(DEFAULT_NAMESPACE, 0)).unwrap();
         assert!(line.get("InitDuration").is_none());
@@ -126,5 +137,6 @@ mod tests {
             3
         );
         assert_eq!(line["Errors"], 1);
+        assert_eq!(line["timed_out"], true, "a property, not a metric");
     }
 }

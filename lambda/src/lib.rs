@@ -173,6 +173,10 @@ fn configure_for(config: &mut Config, env: &Env, function: &Function) {
     if env.lookup("COLDSTART_METRICS_ADDR").is_none() {
         config.metrics_addr = None;
     }
+    // Lambda stops the process 500 ms after SIGTERM: the final push gives up before.
+    if let Some(push) = config.push.as_mut() {
+        push.final_within = push.final_within.min(SHUTDOWN_BUDGET);
+    }
     if config.otlp_endpoint.is_none() && env.lookup("OTEL_TRACES_EXPORTER").is_none() {
         config.export_traces = false;
     }
@@ -236,5 +240,21 @@ mod tests {
         assert!(config.export_traces, "the environment decided");
         let config = configured(&[("OTEL_SDK_DISABLED", "true")]);
         assert!(!config.traces && !config.export_traces);
+    }
+
+    /// Lambda stops the process 500 ms after SIGTERM: the final push may not take the
+    /// 10 s it has elsewhere.
+    #[test]
+    fn the_final_push_fits_in_what_lambda_allows_after_sigterm() {
+        let config = configured(&[("COLDSTART_METRICS_PUSH_URL", "http://127.0.0.1:9091")]);
+        assert_eq!(config.push.unwrap().final_within, SHUTDOWN_BUDGET);
+        let (elsewhere, _) = Config::from(&Env::fixed([(
+            "COLDSTART_METRICS_PUSH_URL",
+            "http://127.0.0.1:9091",
+        )]));
+        assert_eq!(
+            elsewhere.push.unwrap().final_within,
+            coldstart_exporters::config::FINAL_PUSH_WITHIN
+        );
     }
 }

@@ -88,6 +88,20 @@ pub(crate) fn end(cx: &Context, failed: bool, not_called: bool) {
     span.end();
 }
 
+/// Ends the span of an invocation still running [`TIMEOUT_NOTICE`] before its
+/// deadline: an error whose `error.type` is `timeout`.
+///
+/// [`TIMEOUT_NOTICE`]: crate::layer::TIMEOUT_NOTICE
+pub(crate) fn end_timed_out(cx: &Context) {
+    let span = cx.span();
+    span.set_attribute(KeyValue::new("error.type", "timeout"));
+    span.set_status(Status::error(format!(
+        "still running {} ms before the invocation's deadline: Lambda stops it as timed out",
+        crate::layer::TIMEOUT_NOTICE.as_millis()
+    )));
+    span.end();
+}
+
 /// The function's ARN for `cloud.resource_id`: the invoked ARN with its qualifier (an
 /// alias, or a version) replaced by the version that runs; unqualified, as it came.
 fn resource_id(invoked: &str, version: &str) -> String {

@@ -3,7 +3,9 @@
 //!
 //! An event with an `"error"` field makes the handler return that error, one with a
 //! `"panic"` field makes it panic: both are reported to Lambda for that invocation
-//! (and counted and traced), and the next invocation is served as usual.
+//! (and counted and traced), and the next invocation is served as usual. One with a
+//! `"sleep_ms"` number makes it wait that long first: past the function's timeout,
+//! the invocation is recorded as timed out shortly before its deadline.
 //! `HELLO_GREETING` sets the greeting; set but empty, the function cannot start, and
 //! the failure is reported to the Runtime API's `/runtime/init/error` (`!panic` makes
 //! the check panic, reported the same way).
@@ -44,6 +46,9 @@ async fn echo(event: LambdaEvent<Value>, max_keys: usize) -> Result<Value, Error
     }
     if let Some(message) = payload.get("panic") {
         panic!("asked to panic: {message}");
+    }
+    if let Some(ms) = payload.get("sleep_ms").and_then(Value::as_u64) {
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
     }
     Ok(json!({ "greeting": GREETING.as_str(), "echo": payload }))
 }

@@ -131,53 +131,96 @@ impl Function {
 /// the emulator's `/.rt`: each request line's path gets the prefix, everything else
 /// is copied as is. Returns its port.
 fn at_root(emulator: u16) -> u16 {
-    use std::io::{Read, Write};
+    proxy(emulator, None)
+}
+
+/// The emulator's Runtime API behind a proxy: each request line's path gets the
+/// emulator's `/.rt` prefix, and with `deadline` each invocation's
+/// `Lambda-Runtime-Deadline-Ms` becomes that long after the proxy received it, in
+/// milliseconds since the Unix epoch, as Lambda sends it. (The emulator sends its
+/// timeout, 600000, there, and stops no invocation: the one piece of Lambda this
+/// stands in for.) Everything else is copied as is. Returns its port.
+fn proxy(emulator: u16, deadline: Option<Duration>) -> u16 {
     use std::net::{TcpListener, TcpStream};
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     std::thread::spawn(move || {
         for client in listener.incoming().map_while(Result::ok) {
             let upstream = TcpStream::connect(("127.0.0.1", emulator)).unwrap();
-            let (mut from_up, mut to_client) =
-                (upstream.try_clone().unwrap(), client.try_clone().unwrap());
-            std::thread::spawn(move || std::io::copy(&mut from_up, &mut to_client));
+            let (from_up, to_client) = (upstream.try_clone().unwrap(), client.try_clone().unwrap());
             std::thread::spawn(move || {
-                let (mut client, mut upstream) = (BufReader::new(client), upstream);
-                loop {
-                    let mut head = String::new();
-                    loop {
-                        let mut line = String::new();
-                        if client.read_line(&mut line).unwrap_or(0) == 0 {
-                            return;
-                        }
-                        let end = line == "\r\n";
-                        head.push_str(&line);
-                        if end {
-                            break;
-                        }
-                    }
-                    let length: u64 = head
-                        .lines()
-                        .find_map(|l| {
-                            l.to_ascii_lowercase()
-                                .strip_prefix("content-length:")
-                                .map(|v| v.trim().to_owned())
-                        })
-                        .and_then(|v| v.parse().ok())
-                        .unwrap_or(0);
-                    let head = head.replacen(" /", " /.rt/", 1);
-                    if upstream.write_all(head.as_bytes()).is_err() {
-                        return;
-                    }
-                    let mut body = (&mut client).take(length);
-                    if std::io::copy(&mut body, &mut upstream).is_err() {
-                        return;
-                    }
-                }
+                forward(from_up, to_client, |head| match deadline {
+                    Some(d) => with_deadline(&head, d),
+                    None => head,
+                })
+            });
+            std::thread::spawn(move || {
+                forward(client, upstream, |head| head.replacen(" /", " /.rt/", 1))
             });
         }
     });
     port
+}
+
+/// Copies HTTP/1.1 messages (heads and `Content-Length` bodies) from `from` to `to`,
+/// each head through `edit`, until either side closes.
+fn forward(
+    from: std::net::TcpStream,
+    mut to: std::net::TcpStream,
+    edit: impl Fn(String) -> String,
+) {
+    use std::io::{Read, Write};
+    let mut from = BufReader::new(from);
+    loop {
+        let mut head = String::new();
+        loop {
+            let mut line = String::new();
+            if from.read_line(&mut line).unwrap_or(0) == 0 {
+                return;
+            }
+            let end = line == "\r\n";
+            head.push_str(&line);
+            if end {
+                break;
+            }
+        }
+        let length: u64 = head
+            .lines()
+            .find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("content-length:")
+                    .map(|v| v.trim().to_owned())
+            })
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        if to.write_all(edit(head).as_bytes()).is_err() {
+            return;
+        }
+        let mut body = (&mut from).take(length);
+        if std::io::copy(&mut body, &mut to).is_err() {
+            return;
+        }
+    }
+}
+
+/// `head` with its `Lambda-Runtime-Deadline-Ms` set to `after` from now.
+fn with_deadline(head: &str, after: Duration) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    let deadline = (now + after).as_millis();
+    head.split_inclusive("\r\n")
+        .map(|line| {
+            if line
+                .to_ascii_lowercase()
+                .starts_with("lambda-runtime-deadline-ms:")
+            {
+                format!("lambda-runtime-deadline-ms: {deadline}\r\n")
+            } else {
+                line.to_owned()
+            }
+        })
+        .collect()
 }
 
 fn text(output: &Output) -> String {
@@ -572,6 +615,76 @@ fn sigterm_runs_the_final_flush_and_the_process_exits_cleanly() {
     );
     let spans = collector.spans();
     assert_eq!(spans.len(), 2, "{spans:?}");
+}
+
+/// An invocation still running near its deadline is recorded before Lambda stops it
+/// (which ends the process, and would lose the record): its span, as a `timeout`
+/// error, and its EMF record leave while the handler still runs. A proxy gives each
+/// invocation a deadline 1 s ahead, as Lambda would; the emulator does not, and stops
+/// nothing, so the handler here finishes and its answer is posted late, recorded
+/// once.
+#[test]
+fn an_invocation_still_running_near_its_deadline_is_recorded_as_timed_out() {
+    let test = "an_invocation_still_running_near_its_deadline_is_recorded_as_timed_out";
+    let Some(cargo_lambda) = cargo_lambda(test) else {
+        return;
+    };
+    let Some(collector) = Collector::start(test, "ok") else {
+        return;
+    };
+    let emulator = Emulator::start(cargo_lambda);
+    let runtime_api = format!(
+        "127.0.0.1:{}",
+        proxy(emulator.port, Some(Duration::from_secs(1)))
+    );
+    let endpoint = collector.endpoint();
+    // Spans leave only through the flushes.
+    let mut function = Function::start(
+        &runtime_api,
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+            ("OTEL_BSP_SCHEDULE_DELAY", "60000"),
+        ],
+    );
+    let slow = emulator
+        .invoke_command(r#"{"sleep_ms":4000}"#)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut slow = Reaper(slow);
+
+    let spans = collector.at_least(1);
+    assert!(
+        slow.0.try_wait().unwrap().is_none(),
+        "the span left while the handler still ran"
+    );
+    let span = &spans[0];
+    assert_eq!(span["status"]["code"], 2, "error: {span}");
+    assert_eq!(span["attributes"]["error.type"], "timeout", "{span}");
+    assert_eq!(span["attributes"]["faas.coldstart"], true);
+    let mut records = Vec::new();
+    function.emf(1, &mut records);
+    assert_eq!(records[0]["Errors"], 1, "{:?}", records[0]);
+    assert_eq!(records[0]["timed_out"], true);
+    assert_eq!(records[0]["ColdStart"], 1);
+    assert_eq!(
+        records[0]["faas.invocation_id"],
+        span["attributes"]["faas.invocation_id"]
+    );
+    function.stderr.wait_for("recorded as timed out");
+
+    // The handler finishes; Lambda would have stopped it. Its answer goes out, and
+    // nothing more is recorded of it.
+    assert!(slow.0.wait().unwrap().success());
+    let output = emulator.invoke(r#"{"n":1}"#);
+    assert!(output.status.success(), "{}", text(&output));
+    let spans = collector.at_least(2);
+    function.emf(2, &mut records);
+    assert_eq!(spans.len(), 2, "one span per invocation: {spans:?}");
+    assert_eq!(spans[1]["status"]["code"], 0, "{}", spans[1]);
+    assert_eq!(records.len(), 2, "{records:?}");
+    assert_eq!(records[1]["Errors"], 0);
+    assert!(records[1].get("timed_out").is_none());
 }
 
 /// With the collector down, the flush before each `/next` makes its attempt and gives

@@ -51,6 +51,23 @@ pub(crate) fn deadline(deadline_ms: u64, now_ms: u64) -> Option<u64> {
 /// What the flush leaves of the invocation's time for asking for the next one.
 const DEADLINE_MARGIN: Duration = Duration::from_millis(50);
 
+/// How long before its deadline an invocation still running is recorded as timed
+/// out. Lambda ends a timed-out invocation by stopping the process, with the
+/// invocation's span still open and no EMF record written: without this, a timeout
+/// would leave no trace at all. What is left (less [`DEADLINE_MARGIN`]) is the
+/// flush's budget, 150 ms; an export to a collector in the same region takes a few.
+/// The price: a handler that finishes in its last 200 ms is recorded as timed out
+/// although its answer goes out.
+pub(crate) const TIMEOUT_NOTICE: Duration = Duration::from_millis(200);
+
+/// When the invocation received at `now_ms` is to be recorded as timed out:
+/// [`TIMEOUT_NOTICE`] before `deadline_ms`, as an [`Instant`] (at once when that is
+/// past already).
+fn notice_at(deadline_ms: u64, now_ms: u64, now: Instant) -> Instant {
+    let left = Duration::from_millis(deadline_ms.saturating_sub(now_ms));
+    now + left.saturating_sub(TIMEOUT_NOTICE)
+}
+
 /// The flush's budget: `timeout`, cut to what is left of the invocation's time less
 /// [`DEADLINE_MARGIN`]. The flush runs before the next `/next`, and so inside the
 /// function's timeout: past it, Lambda stops the invocation as timed out and starts
@@ -75,6 +92,11 @@ pin_project_lite::pin_project! {
         span: SpanContext,
         output: Option<Result<(), BoxError>>,
         flush: Option<Flush>,
+        // Fires [`TIMEOUT_NOTICE`] before the deadline; none without a deadline.
+        #[pin]
+        notice: Option<tokio::time::Sleep>,
+        // The invocation was recorded as timed out.
+        timed_out: bool,
     }
 }
 
@@ -85,6 +107,10 @@ impl<F> InvocationFuture<F> {
         pending: Pending,
         #[cfg(feature = "tracing")] span: SpanContext,
     ) -> Self {
+        let notice = pending.deadline_ms.map(|deadline_ms| {
+            let at = notice_at(deadline_ms, now_ms(), Instant::now());
+            tokio::time::sleep_until(at.into())
+        });
         InvocationFuture {
             inner,
             shared,
@@ -95,6 +121,8 @@ impl<F> InvocationFuture<F> {
             span: (),
             output: None,
             flush: None,
+            notice,
+            timed_out: false,
         }
     }
 }
@@ -106,15 +134,36 @@ where
     type Output = Result<(), BoxError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
+        let mut this = self.project();
         if this.output.is_none() {
-            let output = {
+            let polled = {
                 #[cfg(feature = "tracing")]
                 let _entered = this.span.clone().attach();
-                ready!(this.inner.poll(cx))
+                this.inner.poll(cx)
+            };
+            let Poll::Ready(output) = polled else {
+                let noticed = match this.notice.as_mut().as_pin_mut() {
+                    Some(notice) => notice.poll(cx).is_ready(),
+                    None => false,
+                };
+                if noticed {
+                    this.notice.set(None);
+                    *this.timed_out = true;
+                    // Its flush goes on by itself on its task (dropping its handle does
+                    // not stop it); the flush after the response, if the handler still
+                    // finishes, waits for it on the exporter's lock.
+                    drop(record_timeout(this.shared, this.pending, this.span));
+                }
+                return Poll::Pending;
             };
             // The response (or the error) has been posted: the caller has its answer.
-            *this.flush = finish(this.shared, this.pending, this.span, output.is_err());
+            *this.flush = finish(
+                this.shared,
+                this.pending,
+                this.span,
+                output.is_err(),
+                *this.timed_out,
+            );
             *this.output = Some(output);
         }
         if let Some(flush) = this.flush.as_mut() {
@@ -126,35 +175,74 @@ where
 }
 
 /// Ends the span, marks the first response, writes the EMF record, and returns the
-/// flush to wait for.
-fn finish(shared: &Shared, pending: &Pending, span: &SpanContext, failed: bool) -> Option<Flush> {
-    let duration = pending.received.elapsed();
-    let error = failed || crate::handler::failed();
-    #[cfg(feature = "tracing")]
-    crate::span::end(span, failed, crate::handler::not_called());
+/// flush to wait for. After [`record_timeout`] (`timed_out`), the span and the record
+/// are written already: only the first response is marked and the spans flushed.
+fn finish(
+    shared: &Shared,
+    pending: &Pending,
+    span: &SpanContext,
+    failed: bool,
+    timed_out: bool,
+) -> Option<Flush> {
+    if !timed_out {
+        #[cfg(feature = "tracing")]
+        crate::span::end(span, failed, crate::handler::not_called());
+        write_record(shared, pending, failed || crate::handler::failed(), false);
+    }
     #[cfg(not(feature = "tracing"))]
     let _ = span;
     if pending.first {
         coldstart_runtime::first_request_done();
     }
+    flush(shared, pending)
+}
+
+/// Records the invocation as timed out, [`TIMEOUT_NOTICE`] before its deadline with
+/// the handler still running: says so in one line, ends the span as an error of type
+/// `timeout`, writes the EMF record with the error, and returns the flush of the
+/// spans in what is left. The first response is not marked: none was sent.
+fn record_timeout(shared: &Shared, pending: &Pending, span: &SpanContext) -> Option<Flush> {
+    eprintln!(
+        "coldstart: lambda: invocation {} still running {} ms before its deadline; recorded as timed out",
+        pending.invocation_id,
+        TIMEOUT_NOTICE.as_millis()
+    );
+    #[cfg(feature = "tracing")]
+    crate::span::end_timed_out(span);
+    #[cfg(not(feature = "tracing"))]
+    let _ = span;
+    write_record(shared, pending, true, true);
+    flush(shared, pending)
+}
+
+/// Writes the invocation's EMF record, where records are on.
+fn write_record(shared: &Shared, pending: &Pending, error: bool, timed_out: bool) {
+    let Some(namespace) = &shared.settings.emf_namespace else {
+        return;
+    };
+    let record = Record {
+        function: &shared.function.name,
+        invocation_id: &pending.invocation_id,
+        cold: pending.cold,
+        init: if pending.cold {
+            shared.ready.get().and_then(|r| r.init_duration())
+        } else {
+            None
+        },
+        duration: pending.received.elapsed(),
+        error,
+        timed_out,
+    };
+    // One line, or nothing where stdout is gone (println! would panic on it).
+    let line = record.render(namespace, now_ms());
+    let _ = writeln!(std::io::stdout().lock(), "{line}");
+}
+
+/// Flushes the queued spans on a task of their own, within the flush budget cut to
+/// the invocation's deadline; the flush to wait for, or `None` without telemetry or
+/// time.
+fn flush(shared: &Shared, pending: &Pending) -> Option<Flush> {
     let now_ms = now_ms();
-    if let Some(namespace) = &shared.settings.emf_namespace {
-        let record = Record {
-            function: &shared.function.name,
-            invocation_id: &pending.invocation_id,
-            cold: pending.cold,
-            init: if pending.cold {
-                shared.ready.get().and_then(|r| r.init_duration())
-            } else {
-                None
-            },
-            duration,
-            error,
-        };
-        // One line, or nothing where stdout is gone (println! would panic on it).
-        let line = record.render(namespace, now_ms);
-        let _ = writeln!(std::io::stdout().lock(), "{line}");
-    }
     let telemetry = shared.telemetry?;
     let budget = flush_budget(shared.settings.flush_timeout, pending.deadline_ms, now_ms);
     if budget.is_zero() {
@@ -201,6 +289,18 @@ mod tests {
         assert_eq!(flush_budget(second, Some(now - 5), now), Duration::ZERO);
         // No deadline given.
         assert_eq!(flush_budget(second, None, now), second);
+    }
+
+    #[test]
+    fn a_timeout_is_noticed_200_ms_before_the_deadline() {
+        let (now_ms, now) = (1_700_000_000_000, Instant::now());
+        assert_eq!(
+            notice_at(now_ms + 3_000, now_ms, now),
+            now + Duration::from_millis(2_800)
+        );
+        // Less than the notice left: at once.
+        assert_eq!(notice_at(now_ms + 150, now_ms, now), now);
+        assert_eq!(notice_at(now_ms - 10, now_ms, now), now);
     }
 
     #[test]
