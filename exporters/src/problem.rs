@@ -95,6 +95,9 @@ struct Seen {
     kind: &'static str,
     last: Instant,
     suppressed: u64,
+    /// Every report of the kind, printed or not (read by tests).
+    #[cfg_attr(not(test), allow(dead_code))]
+    reports: u64,
 }
 
 static SEEN: Mutex<Vec<Seen>> = Mutex::new(Vec::new());
@@ -127,24 +130,32 @@ pub fn report(kind: &'static str, message: impl FnOnce() -> String) {
 /// last print)`, or `None` to stay quiet.
 fn admit(kind: &'static str, now: Instant) -> Option<u64> {
     let mut seen = SEEN.lock().unwrap_or_else(|p| p.into_inner());
-    match seen.iter_mut().find(|s| s.kind == kind) {
-        None => {
-            seen.push(Seen {
-                kind,
-                last: now,
-                suppressed: 0,
-            });
-            Some(0)
-        }
-        Some(s) if now.duration_since(s.last) >= QUIET => {
-            s.last = now;
-            Some(std::mem::take(&mut s.suppressed))
-        }
-        Some(s) => {
-            s.suppressed += 1;
-            None
-        }
+    let Some(s) = seen.iter_mut().find(|s| s.kind == kind) else {
+        seen.push(Seen {
+            kind,
+            last: now,
+            suppressed: 0,
+            reports: 1,
+        });
+        return Some(0);
+    };
+    s.reports += 1;
+    if now.duration_since(s.last) >= QUIET {
+        s.last = now;
+        Some(std::mem::take(&mut s.suppressed))
+    } else {
+        s.suppressed += 1;
+        None
     }
+}
+
+/// How many problems of `kind` have been reported in this process, printed or not.
+#[cfg(test)]
+pub(crate) fn reports(kind: &str) -> u64 {
+    let seen = SEEN.lock().unwrap_or_else(|p| p.into_inner());
+    seen.iter()
+        .find(|s| s.kind == kind)
+        .map_or(0, |s| s.reports)
 }
 
 #[cfg(test)]

@@ -203,7 +203,15 @@ pub struct Push {
     /// instances that push the same job need one of their own (`instance=...`), or
     /// each push replaces the others' metrics.
     pub grouping: Vec<(String, String)>,
+    /// How long the push at shutdown may take, waiting first for a periodic push in
+    /// flight: [`FINAL_PUSH_WITHIN`], each push taking up to 5 s. coldstart's Lambda
+    /// integration cuts it to what Lambda allows after SIGTERM.
+    pub final_within: Duration,
 }
+
+/// The default [`Push::final_within`]: a periodic push in flight, then the final one,
+/// each within its 5 s timeout.
+pub const FINAL_PUSH_WITHIN: Duration = Duration::from_secs(10);
 
 /// Basic-authentication credentials (`user:password`, percent-decoded). Never shown:
 /// `Debug` prints `Credentials(<not shown>)`.
@@ -727,6 +735,7 @@ impl Config {
                     },
                 )
                 .unwrap_or_default(),
+            final_within: FINAL_PUSH_WITHIN,
         });
         let disabled = r
             .read("OTEL_SDK_DISABLED", "`true` or `false`", |s| {

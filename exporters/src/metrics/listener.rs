@@ -10,7 +10,8 @@ own task, within [`HANDSHAKE_TIMEOUT`]; a client the server refuses (no certific
 or one from another CA, when a client CA is set) is reported once a minute at most.
 
 Memory stays bounded whatever clients do: at most [`LIMITS`]`.connections` are served
-at once (the rest wait in the kernel's backlog), a connection that sends no complete
+at once (one more accepted waits for a place, the rest in the kernel's backlog, and
+that they wait is said once a minute at most), a connection that sends no complete
 request head within [`LIMITS`]`.header_read` (idle between requests included) is
 closed, and none lives longer than [`LIMITS`]`.lifetime` (a client that sends a
 request and never reads the answer holds its place no longer than that).
@@ -97,10 +98,6 @@ pub(crate) async fn start(addr: SocketAddr, tls: Option<&ServerTls>) {
 async fn serve(listener: TcpListener, acceptor: Acceptor, limits: Limits) {
     let open = std::sync::Arc::new(tokio::sync::Semaphore::new(limits.connections));
     loop {
-        // Never closed, so acquiring only waits.
-        let Ok(permit) = open.clone().acquire_owned().await else {
-            return;
-        };
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
             Err(e) => {
@@ -109,6 +106,11 @@ async fn serve(listener: TcpListener, acceptor: Acceptor, limits: Limits) {
                 tokio::time::sleep(Duration::from_millis(100)).await;
                 continue;
             }
+        };
+        // Accepted first, so that a wait is said only when a client waits; the rest
+        // wait in the backlog meanwhile.
+        let Some(permit) = place(&open, limits).await else {
+            return;
         };
         let acceptor = acceptor.clone();
         tokio::spawn(async move {
@@ -130,6 +132,28 @@ async fn serve(listener: TcpListener, acceptor: Acceptor, limits: Limits) {
             match acceptor {}
         });
     }
+}
+
+/// A place among the connections served at once for a connection just accepted,
+/// waiting for one to close when all are taken, which is said: a scraper that cannot
+/// get through would otherwise see only its scrapes time out.
+async fn place(
+    open: &std::sync::Arc<tokio::sync::Semaphore>,
+    limits: Limits,
+) -> Option<tokio::sync::OwnedSemaphorePermit> {
+    if let Ok(permit) = open.clone().try_acquire_owned() {
+        return Some(permit);
+    }
+    problem::report("metrics-connections", || {
+        format!(
+            "metrics: {} connections are open, the most served at once; new ones wait until one closes (a connection closes after {} s without a request, {} s after it opened at the latest)",
+            limits.connections,
+            limits.header_read.as_secs(),
+            limits.lifetime.as_secs()
+        )
+    });
+    // Never closed, so acquiring only waits.
+    open.clone().acquire_owned().await.ok()
 }
 
 async fn connection<S>(stream: S, limits: Limits)
@@ -228,10 +252,21 @@ mod tests {
         answer
     }
 
+    /// The tests that fill the places take turns: each counts the waits it caused.
+    static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+    fn waits() -> u64 {
+        problem::reports("metrics-connections")
+    }
+
     #[tokio::test]
-    async fn connections_past_the_limit_wait_for_a_place() {
+    async fn connections_past_the_limit_wait_for_a_place_and_the_wait_is_said() {
+        let _turn = TURN.lock().await;
+        let before = waits();
         let addr = listening(1, HOUR, HOUR).await;
         let holder = TcpStream::connect(addr).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(waits(), before, "every place taken, but no one waits yet");
         let mut scraper = scrape_later(addr).await;
         let mut early = String::new();
         let waited = tokio::time::timeout(
@@ -240,12 +275,14 @@ mod tests {
         )
         .await;
         assert!(waited.is_err(), "served past the limit: {early}");
+        assert_eq!(waits(), before + 1, "the scraper's wait is said");
         drop(holder);
         answered(&mut scraper, "served once the place is free").await;
     }
 
     #[tokio::test]
     async fn a_client_that_never_reads_its_answer_is_closed_at_the_end_of_its_life() {
+        let _turn = TURN.lock().await;
         let addr = listening(1, HOUR, Duration::from_millis(300)).await;
         // Keeps its connection open with requests it never reads the answers of.
         let mut hog = TcpStream::connect(addr).await.unwrap();
@@ -264,6 +301,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_silent_client_is_closed_and_never_holds_the_only_place_for_good() {
+        let _turn = TURN.lock().await;
         let addr = listening(1, Duration::from_millis(200), HOUR).await;
         // Takes the only place and sends nothing.
         let mut silent = TcpStream::connect(addr).await.unwrap();

@@ -54,8 +54,8 @@ pub(crate) fn at_shutdown(push: Push) {
 
 fn at_shutdown_after(push: Push, turn: Turn) {
     // A periodic push in flight holds the turn for up to its own timeout; the final
-    // push then has a whole one too.
-    let deadline = PUSH_TIMEOUT * 2;
+    // push then has a whole one too, unless `final_within` is shorter (on Lambda).
+    let deadline = push.final_within;
     coldstart_runtime::on_shutdown("metrics push", deadline, move || async move {
         let mut last = turn.lock().await;
         *last = true;
@@ -139,6 +139,7 @@ mod tests {
             job: job.into(),
             interval: Duration::from_secs(1),
             grouping: Vec::new(),
+            final_within: crate::config::FINAL_PUSH_WITHIN,
         }
     }
 
