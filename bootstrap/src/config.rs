@@ -397,24 +397,51 @@ fn parse_value(v: &str) -> Result<String, &'static str> {
     // Hexadecimal, octal and binary whole numbers, as the decimal a variable holds.
     for (prefix, radix) in [("0x", 16), ("0o", 8), ("0b", 2)] {
         if let Some(digits) = v.strip_prefix(prefix) {
-            let underscores_between = !digits.starts_with('_') && !digits.ends_with('_');
-            return u64::from_str_radix(&digits.replace('_', ""), radix)
-                .ok()
-                .filter(|_| underscores_between)
+            return digit_run(digits, radix)
+                .then(|| u64::from_str_radix(&digits.replace('_', ""), radix).ok())
+                .flatten()
                 .map(|n| n.to_string())
                 .ok_or("is not a whole number in the base its prefix names");
         }
     }
-    let digits = v.replace('_', "");
-    let number = digits.strip_prefix(['+', '-']).unwrap_or(&digits);
-    let is_number = !number.is_empty()
-        && number.starts_with(|c: char| c.is_ascii_digit())
-        && (number.parse::<u64>().is_ok() || digits.parse::<f64>().is_ok_and(f64::is_finite));
-    if is_number && !v.starts_with('_') && !v.ends_with('_') {
-        Ok(digits.strip_prefix('+').unwrap_or(&digits).to_owned())
-    } else {
-        Err("is not one TOML may hold here (a bare word needs quotes)")
+    if !v.starts_with(|c: char| c.is_ascii_digit() || "+-._".contains(c)) {
+        return Err("is not one TOML may hold here (a bare word needs quotes)");
     }
+    if !toml_number(v) {
+        return Err(
+            "is not a TOML number (`_` only between digits, no leading zero, digits on both sides of `.`)",
+        );
+    }
+    let digits = v.replace('_', "");
+    Ok(digits.strip_prefix('+').unwrap_or(&digits).to_owned())
+}
+
+/// Whether `s` is one or more digits of `radix`, a `_` only between two of them.
+fn digit_run(s: &str, radix: u32) -> bool {
+    let digit = |c: char| c.is_digit(radix);
+    s.starts_with(digit)
+        && s.ends_with(digit)
+        && !s.contains("__")
+        && s.chars().all(|c| c == '_' || digit(c))
+}
+
+/// Whether `s` is a decimal integer or a float as TOML 1.0 spells them (no `inf` or
+/// `nan`, which no setting takes): `-12`, `1_000`, `0.5`, `1e3`, `6.02E+23`; not
+/// `007`, `1__0`, `5.`, `.5` or `1e`.
+fn toml_number(s: &str) -> bool {
+    let (mantissa, exponent) = match s.find(['e', 'E']) {
+        Some(at) => (&s[..at], Some(&s[at + 1..])),
+        None => (s, None),
+    };
+    let (int, fraction) = match mantissa.split_once('.') {
+        Some((int, fraction)) => (int, Some(fraction)),
+        None => (mantissa, None),
+    };
+    let unsigned = int.strip_prefix(['+', '-']).unwrap_or(int);
+    let int_ok = digit_run(unsigned, 10) && (unsigned == "0" || !unsigned.starts_with('0'));
+    let exponent_ok =
+        exponent.is_none_or(|e| digit_run(e.strip_prefix(['+', '-']).unwrap_or(e), 10));
+    int_ok && fraction.is_none_or(|f| digit_run(f, 10)) && exponent_ok
 }
 
 /// The rest of a `"..."` string after its opening quote, with escapes resolved.
@@ -583,6 +610,39 @@ mod tests {
         ] {
             let err = parse(text).unwrap_err().to_string();
             assert!(err.contains(expected), "{text:?} gave {err:?}");
+        }
+    }
+
+    /// Numbers TOML refuses are refused, as another TOML reader of the same file
+    /// would; those it takes keep their value.
+    #[test]
+    fn numbers_as_toml_spells_them() {
+        let value = |v: &str| {
+            parse(&format!("[otel]\nbsp_max_queue_size = {v}"))
+                .map(|f| f.entries[0].value.clone())
+                .map_err(|e| e.to_string())
+        };
+        for (v, expected) in [
+            ("2048", "2048"),
+            ("+2_048", "2048"),
+            ("0", "0"),
+            ("-1", "-1"),
+            ("0.5", "0.5"),
+            ("1e3", "1e3"),
+            ("6.02E+2_3", "6.02E+23"),
+            ("0x1_F", "31"),
+        ] {
+            assert_eq!(value(v).as_deref(), Ok(expected), "{v}");
+        }
+        for v in [
+            "007", "0_1", "1__0", "1_", "_1", "5.", ".5", "1e", "1e_3", "1._5", "+0x10", "0x",
+            "0x_1", "1.2.3", "--1", "1-2", "-", "+", "1e+", "-e5",
+        ] {
+            let err = value(v).unwrap_err();
+            assert!(
+                err.contains("TOML number") || err.contains("base its prefix"),
+                "{v}: {err}"
+            );
         }
     }
 

@@ -52,7 +52,9 @@ impl Builder {
         self
     }
 
-    /// The worker-thread count (1 to 1024; checked with the plan).
+    /// The worker-thread count, 1 to 1024: checked with the plan, and another value
+    /// ends the program before the body with one line and exit code 78, as a bad
+    /// `COLDSTART_WORKER_THREADS` does.
     pub fn worker_threads(mut self, n: usize) -> Self {
         self.settings.worker_threads = Some(n);
         self

@@ -174,6 +174,7 @@ impl Plan {
     /// accept, or settings that contradict each other (`flavor = "current_thread"`
     /// with more than one worker thread).
     pub fn from_budget(budget: &Budget, settings: &Settings, env: &Env) -> Result<Plan, PlanError> {
+        settings.check()?;
         let (cores, cores_known) = match (budget.cpu_cores.value, budget.host_cpus.value) {
             (Some(c), _) => (c, true),
             (None, Some(h)) => (f64::from(h), false),

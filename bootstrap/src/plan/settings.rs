@@ -36,6 +36,38 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// Checks the numbers set in code against what their variables accept. The
+    /// attribute's arguments were checked at compile time; a `Builder`'s, or a
+    /// `Settings` built by hand, only here (tokio panics on 0 worker threads, and
+    /// starts 5000 if asked).
+    ///
+    /// # Errors
+    ///
+    /// [`PlanError::Invalid`] naming the argument, its value and the accepted values.
+    pub fn check(&self) -> Result<(), PlanError> {
+        let numbers = [
+            (
+                &WORKER_THREADS,
+                self.worker_threads,
+                parse_workers as fn(&str) -> Option<usize>,
+            ),
+            (
+                &MAX_BLOCKING_THREADS,
+                self.max_blocking_threads,
+                parse_blocking,
+            ),
+            (&THREAD_STACK_SIZE, self.thread_stack_size, parse_stack_size),
+        ];
+        for (key, value, parse) in numbers {
+            if let Some(n) = value
+                && parse(&n.to_string()).is_none()
+            {
+                return Err(key.invalid(key.argument, &n.to_string(), None));
+            }
+        }
+        Ok(())
+    }
+
     /// No explicit settings.
     pub const NONE: Settings = Settings {
         strategy: None,

@@ -201,6 +201,59 @@ fn contradictions_and_bad_values_are_errors_that_say_what_to_do() {
     }
 }
 
+/// Numbers set in code (a `Builder`'s worker count) are checked as the variables
+/// are: 0 workers made tokio panic, 5000 started 5000 threads.
+#[test]
+fn numbers_set_in_code_are_checked_like_the_variables() {
+    let b = budget(Some(2.0), Some(1 << 30));
+    for (settings, expected) in [
+        (
+            Settings {
+                worker_threads: Some(0),
+                ..Settings::NONE
+            },
+            "set worker_threads to a whole number from 1 to 1024, got `0`",
+        ),
+        (
+            Settings {
+                worker_threads: Some(5000),
+                ..Settings::NONE
+            },
+            "set worker_threads to a whole number from 1 to 1024, got `5000`",
+        ),
+        (
+            Settings {
+                max_blocking_threads: Some(0),
+                ..Settings::NONE
+            },
+            "set max_blocking_threads to a whole number from 1 to 4096, got `0`",
+        ),
+        (
+            Settings {
+                thread_stack_size: Some(4096),
+                ..Settings::NONE
+            },
+            "set thread_stack_size to a size from 64K to 256M (bytes, or a number with a K or M suffix), got `4096`",
+        ),
+    ] {
+        let err = Plan::from_budget(&b, &settings, &none()).unwrap_err();
+        assert_eq!(err.to_string(), expected);
+    }
+    let fine = Settings {
+        worker_threads: Some(1024),
+        max_blocking_threads: Some(4096),
+        thread_stack_size: Some(64 << 10),
+        ..Settings::NONE
+    };
+    assert_eq!(
+        Plan::from_budget(&b, &fine, &none())
+            .unwrap()
+            .worker_threads
+            .value,
+        1024
+    );
+}
+
 #[test]
 fn the_file_is_below_attributes_and_variables() {
     let b = budget(Some(2.0), Some(1 << 30));
