@@ -85,6 +85,13 @@ fn settings(env: &Env) -> (Vec<Row>, Vec<String>) {
                 .or_else(|| names.iter().find(|name| set(name)))
                 .copied()
                 .unwrap_or(variable);
+            // A service name given only as `service.name` in the resource attributes.
+            let from = match variable {
+                "OTEL_SERVICE_NAME" if !set(&variable) && value_from_attributes(&config) => {
+                    "OTEL_RESOURCE_ATTRIBUTES"
+                }
+                _ => from,
+            };
             let layer = env.lookup(from).map(|(_, l)| l);
             let rejected = refused(&from);
             let value = match (variable, layer) {
@@ -106,10 +113,13 @@ fn settings(env: &Env) -> (Vec<Row>, Vec<String>) {
 }
 
 /// For a setting with a second name read when its own is unset, both names in the
-/// order they win: an OTLP setting's traces-only and general names, and a span, event
-/// or link attribute limit with `OTEL_ATTRIBUTE_COUNT_LIMIT`, and the span's value
-/// length limit with `OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT`.
+/// order they win: an OTLP setting's traces-only and general names, a span, event or
+/// link attribute limit with `OTEL_ATTRIBUTE_COUNT_LIMIT`, the span's value length
+/// limit with `OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT`, and the log filter with `RUST_LOG`.
 fn second_names(variable: &'static str) -> Option<[&'static str; 2]> {
+    if variable == "COLDSTART_LOG_FILTER" {
+        return Some([variable, "RUST_LOG"]);
+    }
     if matches!(
         variable,
         "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT"

@@ -20,6 +20,23 @@ fn succeeded(out: &std::process::Output) -> Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
+/// `settings.values` of `doctor --json` run with `vars` alone.
+fn values_with(vars: &[(&str, &str)]) -> Vec<Value> {
+    let out = Command::new(DOCTOR)
+        .args(["doctor", "--json"])
+        .env_clear()
+        .envs(vars.iter().copied())
+        .output()
+        .unwrap();
+    let v = succeeded(&out);
+    v["settings"]["values"].as_array().unwrap().clone()
+}
+
+/// The row of `variable` in `values`.
+fn row<'a>(values: &'a [Value], variable: &str) -> &'a Value {
+    values.iter().find(|r| r["variable"] == variable).unwrap()
+}
+
 #[test]
 fn doctor_shows_values_and_their_layers() {
     let dir = temp_dir("doctor-file");
@@ -228,18 +245,13 @@ fn doctor_names_the_general_variable_when_the_traces_one_is_not_used() {
 /// their own variable is unset; those rows say so.
 #[test]
 fn doctor_says_an_attribute_limit_came_through_the_general_one() {
-    let out = Command::new(DOCTOR)
-        .args(["doctor", "--json"])
-        .env_clear()
-        .env("OTEL_ATTRIBUTE_COUNT_LIMIT", "5")
-        .env("OTEL_LINK_ATTRIBUTE_COUNT_LIMIT", "3")
-        .env("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", "256")
-        .output()
-        .unwrap();
-    let v = succeeded(&out);
-    let rows = v["settings"]["values"].as_array().unwrap();
+    let values = values_with(&[
+        ("OTEL_ATTRIBUTE_COUNT_LIMIT", "5"),
+        ("OTEL_LINK_ATTRIBUTE_COUNT_LIMIT", "3"),
+        ("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", "256"),
+    ]);
     let row = |variable: &str| {
-        let r = rows.iter().find(|r| r["variable"] == variable).unwrap();
+        let r = row(&values, variable);
         (r["value"].clone(), r["source"]["via"].clone())
     };
     let through = json!("OTEL_ATTRIBUTE_COUNT_LIMIT");
@@ -264,5 +276,43 @@ fn doctor_says_an_attribute_limit_came_through_the_general_one() {
     assert_eq!(
         row("OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT"),
         (json!("256"), json!("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT"))
+    );
+}
+
+/// The log filter read from `RUST_LOG`, and the service name from `service.name` in
+/// the resource attributes, are shown as coming through those variables, from the
+/// environment (they showed as defaults).
+#[test]
+fn doctor_says_a_value_came_through_rust_log_or_the_resource_attributes() {
+    let values = values_with(&[
+        ("RUST_LOG", "warn"),
+        ("OTEL_RESOURCE_ATTRIBUTES", "service.name=billing,team=a"),
+    ]);
+    let source = |variable: &str| {
+        let r = row(&values, variable);
+        (
+            r["value"].clone(),
+            r["source"]["layer"].clone(),
+            r["source"]["via"].clone(),
+        )
+    };
+    assert_eq!(
+        source("COLDSTART_LOG_FILTER"),
+        (json!("warn"), json!("environment"), json!("RUST_LOG"))
+    );
+    assert_eq!(
+        source("OTEL_SERVICE_NAME"),
+        (
+            json!("billing"),
+            json!("environment"),
+            json!("OTEL_RESOURCE_ATTRIBUTES")
+        )
+    );
+    // Its own variable still wins.
+    let values = values_with(&[("RUST_LOG", "warn"), ("COLDSTART_LOG_FILTER", "debug")]);
+    let r = row(&values, "COLDSTART_LOG_FILTER");
+    assert_eq!(
+        (&r["value"], &r["source"]["via"]),
+        (&json!("debug"), &Value::Null)
     );
 }
