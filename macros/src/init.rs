@@ -5,10 +5,11 @@
 //! `coldstart_bootstrap::init` and `coldstart_runtime`.
 
 use proc_macro2::TokenStream;
-use quote::{format_ident, quote};
+use quote::{format_ident, quote, quote_spanned};
 
 use crate::expand::with_error;
 use syn::ext::IdentExt;
+use syn::spanned::Spanned;
 use syn::parse::Parser;
 use syn::punctuated::Punctuated;
 use syn::{Expr, Item, Lit, Meta, Token};
@@ -178,12 +179,22 @@ fn registration(args: &Args, item: Item) -> syn::Result<TokenStream> {
                 ));
             }
             let ident = f.sig.ident.clone();
+            // The call spanned at the return type: a type that is no init outcome is
+            // said there, not at the attribute.
+            let at = match &f.sig.output {
+                syn::ReturnType::Type(_, ty) => ty.span(),
+                syn::ReturnType::Default => ident.span(),
+            };
+            let mut callee = ident.clone();
+            callee.set_span(at);
             let work = if f.sig.asyncness.is_some() {
+                let call = quote_spanned!(at=> #callee().await);
                 quote!(#v1::Work::Async(|| ::std::boxed::Box::pin(async {
-                    #v1::InitOutput::into_outcome(#ident().await)
+                    #v1::InitOutput::into_outcome(#call)
                 })))
             } else {
-                quote!(#v1::Work::Fn(|| #v1::InitOutput::into_outcome(#ident())))
+                let call = quote_spanned!(at=> #callee());
+                quote!(#v1::Work::Fn(|| #v1::InitOutput::into_outcome(#call)))
             };
             (ident, quote!(#f), work)
         }
