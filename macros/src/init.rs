@@ -9,9 +9,9 @@ use quote::{format_ident, quote, quote_spanned};
 
 use crate::expand::with_error;
 use syn::ext::IdentExt;
-use syn::spanned::Spanned;
 use syn::parse::Parser;
 use syn::punctuated::Punctuated;
+use syn::spanned::Spanned;
 use syn::{Expr, Item, Lit, Meta, Token};
 
 const VALID: &str = "critical, deferred, fatal, name = \"...\", crate = \"...\"";

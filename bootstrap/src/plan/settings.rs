@@ -46,22 +46,12 @@ impl Settings {
     /// [`PlanError::Invalid`] naming the argument, its value and the accepted values.
     pub fn check(&self) -> Result<(), PlanError> {
         let numbers = [
-            (
-                &WORKER_THREADS,
-                self.worker_threads,
-                parse_workers as fn(&str) -> Option<usize>,
-            ),
-            (
-                &MAX_BLOCKING_THREADS,
-                self.max_blocking_threads,
-                parse_blocking,
-            ),
-            (&THREAD_STACK_SIZE, self.thread_stack_size, parse_stack_size),
+            (&WORKER_THREADS, self.worker_threads, WORKERS),
+            (&MAX_BLOCKING_THREADS, self.max_blocking_threads, BLOCKING),
+            (&THREAD_STACK_SIZE, self.thread_stack_size, STACK),
         ];
-        for (key, value, parse) in numbers {
-            if let Some(n) = value
-                && parse(&n.to_string()).is_none()
-            {
+        for (key, value, accepted) in numbers {
+            if let Some(n) = value.filter(|n| !accepted.contains(n)) {
                 return Err(key.invalid(key.argument, &n.to_string(), None));
             }
         }
@@ -314,8 +304,15 @@ pub fn parse_flavor(s: &str) -> Option<Flavor> {
 
 /// Parses a worker-thread count (1 to 1024).
 pub fn parse_workers(s: &str) -> Option<usize> {
-    s.parse().ok().filter(|n| (1..=1024).contains(n))
+    s.parse().ok().filter(|n| WORKERS.contains(n))
 }
+
+/// The worker counts accepted.
+const WORKERS: std::ops::RangeInclusive<usize> = 1..=1024;
+/// The blocking-thread caps accepted.
+const BLOCKING: std::ops::RangeInclusive<usize> = 1..=4096;
+/// The stack sizes accepted, in bytes.
+const STACK: std::ops::RangeInclusive<usize> = 64 << 10..=256 << 20;
 
 /// Parses `TOKIO_WORKER_THREADS` as tokio does: any whole number above 0.
 pub fn parse_tokio_workers(s: &str) -> Option<usize> {
@@ -324,7 +321,7 @@ pub fn parse_tokio_workers(s: &str) -> Option<usize> {
 
 /// Parses a blocking-thread cap (1 to 4096).
 pub fn parse_blocking(s: &str) -> Option<usize> {
-    s.parse().ok().filter(|n| (1..=4096).contains(n))
+    s.parse().ok().filter(|n| BLOCKING.contains(n))
 }
 
 /// Parses a stack size: bytes, or a number with a `K`/`KiB` or `M`/`MiB` suffix
@@ -341,7 +338,7 @@ pub fn parse_stack_size(s: &str) -> Option<usize> {
         _ => return None,
     };
     let bytes = digits.parse::<usize>().ok()?.checked_mul(unit)?;
-    (64 << 10..=256 << 20).contains(&bytes).then_some(bytes)
+    STACK.contains(&bytes).then_some(bytes)
 }
 
 /// Parses a switch.
