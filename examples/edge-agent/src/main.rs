@@ -1,7 +1,8 @@
 //! A long-running agent for a small board, on `#[coldstart::main]`: it takes no
 //! inbound requests. Every `EDGE_INTERVAL` (default `1s`) it samples a sensor (the
 //! board's first thermal zone, or a simulated reading where there is none) into
-//! metrics, which it serves on `/metrics` (`COLDSTART_METRICS_ADDR`, default
+//! metrics (`edge_sensor_celsius`, with `edge_sensor_simulated` 1 while the reading
+//! is simulated), which it serves on `/metrics` (`COLDSTART_METRICS_ADDR`, default
 //! `127.0.0.1:9464`) or pushes to a Pushgateway (`COLDSTART_METRICS_PUSH_URL`).
 //!
 //! With no request to answer, nothing marks a first response: the fallback timer
@@ -25,15 +26,15 @@ async fn open_spool() {
 /// Where readings come from.
 const THERMAL_ZONE: &str = "/sys/class/thermal/thermal_zone0/temp";
 
-/// One reading in degrees Celsius, and its source.
-fn sample(cycle: u64) -> (f64, &'static str) {
+/// One reading in degrees Celsius, and whether it is simulated.
+fn sample(cycle: u64) -> (f64, bool) {
     match std::fs::read_to_string(THERMAL_ZONE)
         .ok()
         .and_then(|t| t.trim().parse::<f64>().ok())
     {
-        Some(millidegrees) => (millidegrees / 1000.0, "thermal_zone0"),
+        Some(millidegrees) => (millidegrees / 1000.0, false),
         // A slow wave around 45 degrees, so a dashboard has something to draw.
-        None => (45.0 + 5.0 * (cycle as f64 / 10.0).sin(), "simulated"),
+        None => (45.0 + 5.0 * (cycle as f64 / 10.0).sin(), true),
     }
 }
 
@@ -94,6 +95,10 @@ async fn main() {
         "edge_sensor_celsius",
         "The last reading of the sensor, in degrees Celsius."
     );
+    metrics::describe_gauge!(
+        "edge_sensor_simulated",
+        "1 while the sensor cannot be read and the reading is simulated, else 0."
+    );
     metrics::describe_counter!("edge_samples_total", "Readings taken since start.");
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -101,9 +106,17 @@ async fn main() {
     while cycles.is_none_or(|n| cycle < n) {
         ticker.tick().await;
         cycle += 1;
-        let (celsius, source) = sample(cycle);
-        metrics::gauge!("edge_sensor_celsius", "source" => source).set(celsius);
+        // One series each, whatever the source: a label for it would leave the
+        // simulated series standing, stale, once the sensor can be read again.
+        let (celsius, simulated) = sample(cycle);
+        metrics::gauge!("edge_sensor_celsius").set(celsius);
+        metrics::gauge!("edge_sensor_simulated").set(f64::from(u8::from(simulated)));
         metrics::counter!("edge_samples_total").increment(1);
+        let source = if simulated {
+            "simulated"
+        } else {
+            "thermal_zone0"
+        };
         eprintln!("edge-agent: cycle {cycle}: {celsius:.1} C from {source}");
     }
 }

@@ -78,9 +78,17 @@ fn the_fallback_timer_starts_deferred_work_and_metrics_keep_the_early_samples() 
         samples >= cycles_before as f64,
         "{samples} samples, {cycles_before} cycles before the listener:\n{exposition}"
     );
+    // One series whatever the source, and a flag that says which.
     assert!(
-        exposition.contains("edge_sensor_celsius{source="),
+        value(&exposition, "edge_sensor_celsius").is_some(),
         "{exposition}"
+    );
+    let simulated = value(&exposition, "edge_sensor_simulated").unwrap();
+    let last = lines.iter().rev().find(|l| l.contains(": cycle ")).unwrap();
+    assert_eq!(
+        simulated == 1.0,
+        last.ends_with("from simulated"),
+        "{last}\n{exposition}"
     );
     // Nothing was answered: the timer's moment is `fallback`, not a first response.
     assert!(
