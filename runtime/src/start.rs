@@ -17,6 +17,9 @@ use crate::{init, lifecycle};
 pub const EXIT_CONFIG: i32 = 78;
 /// Exit code when the runtime cannot be built (`EX_OSERR`).
 pub const EXIT_OS: i32 = 71;
+/// Exit code for a second start in one process (`EX_SOFTWARE`, as a failed critical
+/// init's).
+const EXIT_AGAIN: i32 = 70;
 
 /// Why start-up failed.
 #[derive(Debug)]
@@ -25,6 +28,8 @@ pub enum StartError {
     Config(PlanError),
     /// tokio could not build the runtime (for example, threads could not be spawned).
     Runtime(std::io::Error),
+    /// A runtime was started already in this process.
+    Again,
 }
 
 impl fmt::Display for StartError {
@@ -32,6 +37,9 @@ impl fmt::Display for StartError {
         match self {
             StartError::Config(e) => write!(f, "{e}"),
             StartError::Runtime(e) => write!(f, "cannot build the tokio runtime: {e}"),
+            StartError::Again => f.write_str(
+                "the runtime was started once already in this process: the plan, signals and telemetry are the process's, so `#[coldstart::main]`, `Builder::block_on` and `block_on` run once per process (tests: `#[coldstart::test]`)",
+            ),
         }
     }
 }
@@ -74,8 +82,14 @@ pub fn load_env(env: Env) -> Env {
 /// # Errors
 ///
 /// [`StartError::Config`] for a bad setting or contradicting settings,
-/// [`StartError::Runtime`] when tokio cannot build the runtime.
+/// [`StartError::Runtime`] when tokio cannot build the runtime, [`StartError::Again`]
+/// on a second call in one process (its plan, signal listener, shutdown hooks and
+/// telemetry are the first run's, and would be lost or misapplied).
 pub fn start(settings: &Settings, env: &Env) -> Result<Started, StartError> {
+    static BEGUN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if BEGUN.swap(true, std::sync::atomic::Ordering::AcqRel) {
+        return Err(StartError::Again);
+    }
     timeline::mark(Phase::Main);
     timeline::mark(Phase::Configured);
     let budget = Probe::new().run();
@@ -143,18 +157,20 @@ fn exit(e: &StartError) -> ! {
     let (cause, code) = match e {
         StartError::Config(_) => (Cause::Config, EXIT_CONFIG),
         StartError::Runtime(_) => (Cause::Runtime, EXIT_OS),
+        StartError::Again => (Cause::Program, EXIT_AGAIN),
     };
     failure::report(cause, &message);
     std::process::exit(code)
 }
 
 /// Runs `body` to completion on a runtime planned for this process, with settings
-/// from the process environment and the configuration file.
+/// from the process environment and the configuration file. Once per process.
 ///
 /// # Exits
 ///
-/// With a one-line message on stderr and exit code 78 when a setting is invalid, or
-/// 71 when the runtime cannot be built; never with a panic.
+/// With a one-line message on stderr and exit code 78 when a setting is invalid, 71
+/// when the runtime cannot be built, or 70 when a runtime was started already in this
+/// process; never with a panic.
 pub fn block_on<F: Future>(settings: &Settings, body: F) -> F::Output {
     block_on_in(settings, &load_env(Env::process()), body)
 }
