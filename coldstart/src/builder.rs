@@ -16,7 +16,7 @@ use coldstart_bootstrap::{Env, Flavor, Settings, Strategy};
 /// [`Builder::set`].
 ///
 /// ```no_run
-/// // In `fn main()`:
+/// // In `fn main()`, with the `metrics` and `tracing` features:
 /// coldstart::Builder::new()
 ///     .strategy(coldstart::Strategy::Minimal)
 ///     .set("OTEL_SERVICE_NAME", "checkout")
@@ -31,6 +31,8 @@ pub struct Builder {
     settings: Settings,
     env: Env,
     unknown: Vec<String>,
+    /// Settings of a feature this build lacks, and the feature.
+    unbuilt: Vec<(&'static str, &'static str)>,
     refused: Vec<String>,
 }
 
@@ -79,11 +81,15 @@ impl Builder {
 
     /// Sets a setting by its variable name, such as `OTEL_SERVICE_NAME` or
     /// `COLDSTART_METRICS_ADDR`; the value is checked as the variable's would be. A
-    /// name coldstart does not read ends the program at [`Builder::block_on`] with a
-    /// message naming it.
+    /// name coldstart does not read, or a setting of a feature this build lacks (a
+    /// `COLDSTART_METRICS_*` one without `metrics`, say: nothing would read it), ends
+    /// the program at [`Builder::block_on`] with a message naming it.
     pub fn set(mut self, variable: &str, value: impl Into<String>) -> Self {
         match VARIABLES.iter().find(|v| **v == variable) {
-            Some(v) => self.env = self.env.with_code(v, value.into()),
+            Some(v) => match unbuilt_feature(v) {
+                Some(feature) => self.unbuilt.push((v, feature)),
+                None => self.env = self.env.with_code(v, value.into()),
+            },
             None => self.unknown.push(variable.to_owned()),
         }
         self
@@ -107,13 +113,21 @@ impl Builder {
     ///
     /// # Exits
     ///
-    /// As `#[coldstart::main]`: a bad setting (from any layer) or a name [`Builder::set`]
-    /// does not know ends the program with a one-line message and exit code 78; a
-    /// runtime that cannot be built, with 71.
+    /// As `#[coldstart::main]`: a bad runtime setting (from any layer), or a name
+    /// [`Builder::set`] does not know or cannot use in this build, ends the program
+    /// with a one-line message and exit code 78; a bad telemetry value is said in one
+    /// line and its default used, as for its variable. A runtime that cannot be built
+    /// ends it with 71, and a second start in one process with 70: the plan, signals
+    /// and telemetry are the process's, and run once.
     pub fn block_on<F: Future>(self, body: F) -> F::Output {
         if let Some(name) = self.unknown.first() {
             exit_config(&format!(
                 "`{name}` is not a setting coldstart reads (Builder::set takes a variable name from the README's Settings and Telemetry tables, such as OTEL_SERVICE_NAME)"
+            ));
+        }
+        if let Some((name, feature)) = self.unbuilt.first() {
+            exit_config(&format!(
+                "`{name}` is read only in a build with coldstart's {feature}, which this one lacks (add it to coldstart's features in Cargo.toml, or drop the setting)"
             ));
         }
         if let Some(refused) = self.refused.first() {
@@ -121,6 +135,44 @@ impl Builder {
         }
         run(&self.settings, self.env, body)
     }
+}
+
+/// The coldstart feature (or features) that reads `variable`, in words, when this
+/// build lacks it.
+fn unbuilt_feature(variable: &str) -> Option<&'static str> {
+    let any_telemetry = cfg!(any(
+        feature = "metrics",
+        feature = "tracing",
+        feature = "lambda"
+    ));
+    let (feature, built) = match variable {
+        v if v.starts_with("COLDSTART_METRICS_TLS_") => (
+            "`metrics` and `tls` features",
+            cfg!(all(feature = "metrics", feature = "tls")),
+        ),
+        v if v.starts_with("COLDSTART_METRICS_") => {
+            ("`metrics` feature", cfg!(feature = "metrics"))
+        }
+        v if v.starts_with("COLDSTART_LAMBDA_") || v == "COLDSTART_EMF_NAMESPACE" => {
+            ("`lambda` feature", cfg!(feature = "lambda"))
+        }
+        "COLDSTART_LOG_FORMAT" | "COLDSTART_LOG_FILTER" => {
+            ("`logs` feature", cfg!(feature = "logs"))
+        }
+        v if v.contains("_CERTIFICATE") || v.ends_with("_CLIENT_KEY") => (
+            "`tracing` and `tls` features",
+            cfg!(all(feature = "tracing", feature = "tls")),
+        ),
+        // The service's name and resource, and the switch: every telemetry feature.
+        "OTEL_SERVICE_NAME" | "OTEL_RESOURCE_ATTRIBUTES" | "OTEL_SDK_DISABLED" => {
+            ("`metrics`, `tracing` or `lambda` feature", any_telemetry)
+        }
+        v if v.starts_with("OTEL_") || v.starts_with("COLDSTART_SAMPLER_") => {
+            ("`tracing` feature", cfg!(feature = "tracing"))
+        }
+        _ => return None,
+    };
+    (!built).then_some(feature)
 }
 
 /// Ends the program for a configuration error: one line, reported (to the Lambda
@@ -162,4 +214,38 @@ pub(crate) fn run<F: Future>(settings: &Settings, env: Env, body: F) -> F::Outpu
     }
     #[cfg(not(any(feature = "metrics", feature = "tracing", feature = "lambda")))]
     coldstart_runtime::block_on_in(settings, &env, body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each setting needs what reads it; the runtime's own need nothing. Run in every
+    /// configuration of the feature matrix.
+    #[test]
+    fn a_setting_no_feature_of_this_build_reads_is_named() {
+        let metrics = cfg!(feature = "metrics");
+        let tracing = cfg!(feature = "tracing");
+        let tls = cfg!(feature = "tls");
+        for (variable, built) in [
+            ("COLDSTART_STRATEGY", true),
+            ("COLDSTART_DRAIN_TIMEOUT", true),
+            ("COLDSTART_METRICS_ADDR", metrics),
+            ("COLDSTART_METRICS_PUSH_URL", metrics),
+            ("COLDSTART_METRICS_TLS_CERT", metrics && tls),
+            ("COLDSTART_LAMBDA_FLUSH_TIMEOUT", cfg!(feature = "lambda")),
+            ("COLDSTART_EMF_NAMESPACE", cfg!(feature = "lambda")),
+            ("COLDSTART_LOG_FORMAT", cfg!(feature = "logs")),
+            ("COLDSTART_SAMPLER_K1", tracing),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", tracing),
+            ("OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY", tracing && tls),
+            ("OTEL_EXPORTER_OTLP_CERTIFICATE", tracing && tls),
+            (
+                "OTEL_SERVICE_NAME",
+                metrics || tracing || cfg!(feature = "lambda"),
+            ),
+        ] {
+            assert_eq!(unbuilt_feature(variable).is_none(), built, "{variable}");
+        }
+    }
 }
