@@ -203,6 +203,9 @@ struct Registered {
 }
 
 static HOOKS: Mutex<Vec<Registered>> = Mutex::new(Vec::new());
+/// Set, under the `HOOKS` lock, once the shutdown hooks have all run: a hook
+/// registered later would never run.
+static HOOKS_RAN: AtomicBool = AtomicBool::new(false);
 
 /// `mutex` locked; a panic elsewhere while it was held does not stop the shutdown.
 fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -254,7 +257,9 @@ pub(crate) fn stop_code() -> i32 {
 /// can only cut a hook off where it awaits: a hook that blocks its thread (a
 /// synchronous write, a `std::thread::sleep`) should do that work in
 /// `tokio::task::spawn_blocking` and await it. A panic in the body of `main` runs the
-/// hooks too, before it goes on.
+/// hooks too, before it goes on. A hook registered while the hooks run (by another
+/// hook, or by deferred work still running) runs after them; one registered once they
+/// have all run does not run, and that is said in one line.
 ///
 /// ```
 /// use std::time::Duration;
@@ -282,7 +287,17 @@ where
         deadline,
         hook,
     };
-    locked(&HOOKS).push(registered);
+    {
+        let mut hooks = locked(&HOOKS);
+        if HOOKS_RAN.load(Ordering::Acquire) {
+            eprintln!(
+                "coldstart: shutdown hook `{}` was registered after the shutdown hooks ran; it does not run",
+                registered.name
+            );
+            return;
+        }
+        hooks.push(registered);
+    }
     listen_for_signals();
 }
 
@@ -636,24 +651,38 @@ pub(crate) async fn shutdown_signal() -> i32 {
 /// ones that failed to finish in time.
 pub(crate) async fn run_shutdown_hooks() {
     advance(State::Draining);
-    let hooks = std::mem::take(&mut *locked(&HOOKS));
-    let running: Vec<_> = hooks
-        .into_iter()
-        .map(|r| {
-            let (hook, deadline) = (r.hook, r.deadline);
-            // Called on its task: a hook that panics before it returns its future
-            // (a poisoned lock, say) is said, and the others still run.
-            let task = tokio::spawn(async move { tokio::time::timeout(deadline, hook()).await });
-            (r.name, r.deadline, task)
-        })
-        .collect();
-    for (name, deadline, task) in running {
-        match task.await {
-            Ok(Ok(())) => {}
-            Ok(Err(_)) => {
-                eprintln!("coldstart: shutdown hook `{name}` did not finish within {deadline:?}")
+    // Rounds, until none is left: a hook (or deferred work still running) may
+    // register another while the hooks run.
+    loop {
+        let hooks = {
+            let mut hooks = locked(&HOOKS);
+            if hooks.is_empty() {
+                HOOKS_RAN.store(true, Ordering::Release);
+                return;
             }
-            Err(e) => eprintln!("coldstart: shutdown hook `{name}` panicked: {e}"),
+            std::mem::take(&mut *hooks)
+        };
+        let running: Vec<_> = hooks
+            .into_iter()
+            .map(|r| {
+                let (hook, deadline) = (r.hook, r.deadline);
+                // Called on its task: a hook that panics before it returns its future
+                // (a poisoned lock, say) is said, and the others still run.
+                let task =
+                    tokio::spawn(async move { tokio::time::timeout(deadline, hook()).await });
+                (r.name, r.deadline, task)
+            })
+            .collect();
+        for (name, deadline, task) in running {
+            match task.await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => {
+                    eprintln!(
+                        "coldstart: shutdown hook `{name}` did not finish within {deadline:?}"
+                    )
+                }
+                Err(e) => eprintln!("coldstart: shutdown hook `{name}` panicked: {e}"),
+            }
         }
     }
 }
