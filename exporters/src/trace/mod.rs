@@ -305,8 +305,12 @@ pub(crate) async fn flush(config: &Config, budget: Duration) -> usize {
     if let Some(patience) = &started.patience {
         patience.run_out();
     }
+    // A budget past what the clock can hold (`Duration::MAX`) is no deadline.
     queue
-        .flush(&started.sink, Some(tokio::time::Instant::now() + budget))
+        .flush(
+            &started.sink,
+            tokio::time::Instant::now().checked_add(budget),
+        )
         .await;
     queue.len()
 }

@@ -1,6 +1,8 @@
 //! What the exporters' telemetry tests share: telemetry installed from variables, and
 //! a wait for what the export task hands on.
 
+#![allow(dead_code)] // each test uses its own part
+
 use std::time::{Duration, Instant};
 
 use coldstart_bootstrap::Env;
