@@ -161,10 +161,19 @@ impl Clone for DynamicSampler {
     }
 }
 
+/// The window's length in whole seconds, within what `COLDSTART_SAMPLER_WINDOW`
+/// accepts (1 s to 1 h): the window keeps a slot per second, and `Dynamic` built in
+/// code may hold anything (a month was 62 MB; `Duration::MAX` aborted).
+fn window_seconds(window: std::time::Duration) -> u64 {
+    window.as_secs().clamp(1, 3600)
+}
+
 impl DynamicSampler {
-    /// A sampler with base probability `base`, fed by the HTTP layer's counts.
+    /// A sampler with base probability `base`, fed by the HTTP layer's counts. The
+    /// window is the process's: the first sampler's, from 1 s to 1 h in whole seconds
+    /// (a length outside is taken to the nearer end).
     pub fn new(base: f64, constants: Dynamic) -> DynamicSampler {
-        let _ = WINDOW.get_or_init(|| Window::new(constants.window.as_secs()));
+        let _ = WINDOW.get_or_init(|| Window::new(window_seconds(constants.window)));
         DynamicSampler {
             base,
             constants,
@@ -245,6 +254,15 @@ impl ShouldSample for DynamicSampler {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn a_window_from_code_stays_within_what_the_setting_accepts() {
+        use std::time::Duration;
+        assert_eq!(window_seconds(Duration::from_secs(10)), 10);
+        assert_eq!(window_seconds(Duration::from_millis(300)), 1);
+        assert_eq!(window_seconds(Duration::from_secs(30 * 86_400)), 3600);
+        assert_eq!(window_seconds(Duration::MAX), 3600);
+    }
 
     fn close(a: f64, b: f64) -> bool {
         (a - b).abs() < 1e-12
