@@ -93,6 +93,9 @@ const QUIET: Duration = Duration::from_secs(60);
 
 struct Seen {
     kind: &'static str,
+    /// What the problem is about, for kinds reported per subject ([`report_about`]);
+    /// empty otherwise.
+    subject: String,
     last: Instant,
     suppressed: u64,
     /// Every report of the kind, printed or not (read by tests).
@@ -106,7 +109,15 @@ static SEEN: Mutex<Vec<Seen>> = Mutex::new(Vec::new());
 /// `kind` was printed in the last minute; then it is only counted, and the count is
 /// printed with the next message of that kind.
 pub fn report(kind: &'static str, message: impl FnOnce() -> String) {
-    let admitted = admit(kind, Instant::now());
+    report_about(kind, "", message);
+}
+
+/// [`report`], counted apart for each `subject` of the kind (a metric's name, say):
+/// where several subjects have the problem at once, each is named once a minute, not
+/// only the first. For subjects a program's code fixes (its metrics' names, not
+/// values), so that their number stays bounded.
+pub fn report_about(kind: &'static str, subject: &str, message: impl FnOnce() -> String) {
+    let admitted = admit(kind, subject, Instant::now());
     let plugins = crate::plugin::any();
     if admitted.is_none() && !plugins {
         return;
@@ -128,11 +139,15 @@ pub fn report(kind: &'static str, message: impl FnOnce() -> String) {
 
 /// Whether a problem of `kind` may be printed at `now`: `Some(suppressed since the
 /// last print)`, or `None` to stay quiet.
-fn admit(kind: &'static str, now: Instant) -> Option<u64> {
+fn admit(kind: &'static str, subject: &str, now: Instant) -> Option<u64> {
     let mut seen = SEEN.lock().unwrap_or_else(|p| p.into_inner());
-    let Some(s) = seen.iter_mut().find(|s| s.kind == kind) else {
+    let Some(s) = seen
+        .iter_mut()
+        .find(|s| s.kind == kind && s.subject == subject)
+    else {
         seen.push(Seen {
             kind,
+            subject: subject.to_owned(),
             last: now,
             suppressed: 0,
             reports: 1,
@@ -149,13 +164,25 @@ fn admit(kind: &'static str, now: Instant) -> Option<u64> {
     }
 }
 
-/// How many problems of `kind` have been reported in this process, printed or not.
+/// The subjects problems of `kind` have been reported about in this process.
+#[cfg(test)]
+pub(crate) fn subjects(kind: &str) -> Vec<String> {
+    let seen = SEEN.lock().unwrap_or_else(|p| p.into_inner());
+    seen.iter()
+        .filter(|s| s.kind == kind)
+        .map(|s| s.subject.clone())
+        .collect()
+}
+
+/// How many problems of `kind` have been reported in this process, printed or not,
+/// whatever their subject.
 #[cfg(test)]
 pub(crate) fn reports(kind: &str) -> u64 {
     let seen = SEEN.lock().unwrap_or_else(|p| p.into_inner());
     seen.iter()
-        .find(|s| s.kind == kind)
-        .map_or(0, |s| s.reports)
+        .filter(|s| s.kind == kind)
+        .map(|s| s.reports)
+        .sum()
 }
 
 #[cfg(test)]
@@ -165,12 +192,25 @@ mod tests {
     #[test]
     fn a_kind_is_printed_once_a_minute_with_the_count_between() {
         let t0 = Instant::now();
-        assert_eq!(admit("test-storm", t0), Some(0));
+        assert_eq!(admit("test-storm", "", t0), Some(0));
         for s in 1..=59 {
-            assert_eq!(admit("test-storm", t0 + Duration::from_secs(s)), None);
+            assert_eq!(admit("test-storm", "", t0 + Duration::from_secs(s)), None);
         }
-        assert_eq!(admit("test-storm", t0 + Duration::from_secs(60)), Some(59));
-        assert_eq!(admit("test-other", t0), Some(0), "kinds are counted apart");
+        assert_eq!(
+            admit("test-storm", "", t0 + Duration::from_secs(60)),
+            Some(59)
+        );
+        assert_eq!(
+            admit("test-other", "", t0),
+            Some(0),
+            "kinds are counted apart"
+        );
+        // Subjects of one kind too: the second is named in the same minute.
+        assert_eq!(
+            admit("test-storm", "b", t0 + Duration::from_secs(61)),
+            Some(0)
+        );
+        assert_eq!(admit("test-storm", "b", t0 + Duration::from_secs(62)), None);
     }
 
     #[test]

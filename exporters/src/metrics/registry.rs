@@ -244,7 +244,7 @@ impl Registry {
         {
             Some((_, first, _)) if *first != kind => {
                 let first = *first;
-                problem::report("metrics-two-kinds", || {
+                problem::report_about("metrics-two-kinds", &name, || {
                     format!(
                         "metrics: `{name}` is recorded as a {} and as a {}; only the {} is exported (give one of them another name)",
                         first.name(),
@@ -319,7 +319,7 @@ impl Registry {
             .collect();
         for ((name, kind, mut lines), shadowed) in families.into_iter().zip(shadowed) {
             if shadowed {
-                problem::report("metrics-histogram-suffix", || {
+                problem::report_about("metrics-histogram-suffix", &name, || {
                     format!(
                         "metrics: `{name}` is named as one of a histogram's own series (`_bucket`, `_sum`, `_count`); it is not exported (give it another name)"
                     )
@@ -333,7 +333,7 @@ impl Registry {
                 continue;
             }
             if taken.contains(&name.as_str()) {
-                problem::report("metrics-name-taken", || {
+                problem::report_about("metrics-name-taken", &name, || {
                     format!(
                         "metrics: `{name}` is one of coldstart's own metrics; the program's metric of that name is not exported (give it another name)"
                     )
@@ -350,7 +350,7 @@ impl Registry {
             for line in &lines {
                 let series = series(line);
                 if !written.insert(series) {
-                    problem::report("metrics-same-series", || {
+                    problem::report_about("metrics-same-series", series, || {
                         format!(
                             "metrics: `{series}` is recorded under two names that clean to the same one; only the first is exported"
                         )
@@ -384,7 +384,7 @@ fn sample(
     for label in key.labels() {
         let mut label_name = sanitize(label.key()).replace(':', "_");
         if grouping.contains(&label_name.as_str()) {
-            problem::report("metrics-grouping-label", || {
+            problem::report_about("metrics-grouping-label", name, || {
                 format!(
                     "metrics: label `{label_name}` of `{name}` is one of the push's grouping labels, which the gateway sets; it is pushed as `exported_{label_name}`"
                 )
@@ -393,7 +393,7 @@ fn sample(
         }
         let reserved = le.is_some() && label_name == "le";
         if label_name.is_empty() || reserved || pairs.iter().any(|(k, _)| *k == label_name) {
-            problem::report("metrics-label-left-out", || {
+            problem::report_about("metrics-label-left-out", name, || {
                 format!(
                     "metrics: label `{}` of `{name}` is empty, reserved (`le`) or repeated once cleaned; it is left out",
                     label.key()
@@ -583,6 +583,28 @@ mod tests {
         assert!(!out.contains("jobs_bucket"), "{out}");
         assert_eq!(out.matches("\ndepth_now ").count(), 1, "{out}");
         assert_eq!(out.matches("# TYPE").count(), 4, "{out}");
+    }
+
+    /// Each metric left out is named, not only the first of its kind of problem:
+    /// the reports are counted apart by name.
+    #[test]
+    fn every_name_left_out_is_named() {
+        static R: Registry = Registry::new();
+        let rec = Installed(&R);
+        let m = Metadata::new("t", metrics::Level::INFO, None);
+        rec.register_histogram(&Key::from_name("lag_seconds"), &m)
+            .record(1.0);
+        rec.register_gauge(&Key::from_name("lag_seconds_sum"), &m)
+            .set(1.0);
+        rec.register_counter(&Key::from_name("lag_seconds_count"), &m)
+            .increment(1);
+        let mut out = String::new();
+        R.render(&mut out, &[], &[]);
+        let named = crate::problem::subjects("metrics-histogram-suffix");
+        for name in ["lag_seconds_sum", "lag_seconds_count"] {
+            assert!(named.iter().any(|n| n == name), "{name}: {named:?}");
+            assert!(!out.contains(&format!("# TYPE {name} ")), "{out}");
+        }
     }
 
     #[test]
