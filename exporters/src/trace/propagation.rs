@@ -206,7 +206,7 @@ impl TextMapPropagator for Baggage {
             let properties = metadata.as_str().trim();
             if !properties.is_empty() {
                 header.push(';');
-                header.push_str(properties);
+                property_encode(&mut header, properties);
             }
         }
         injector.set("baggage", header);
@@ -245,6 +245,22 @@ fn baggage_encode(out: &mut String, text: &str) {
     use std::fmt::Write as _;
     for b in text.bytes() {
         if (0x21..=0x7e).contains(&b) && !b"\",;\\=%".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
+}
+
+/// Appends a member's `properties` as they are, but for what would break the header or
+/// the list: controls (a line break made the header invalid, and every member was
+/// lost), `,` (it would start a member of its own) and bytes past ASCII are
+/// percent-encoded. Properties from an incoming header are encoded already and go on
+/// unchanged; `;`, `=`, `%` and spaces are the properties' own.
+fn property_encode(out: &mut String, properties: &str) {
+    use std::fmt::Write as _;
+    for b in properties.bytes() {
+        if (b == b' ' || b.is_ascii_graphic()) && b != b',' {
             out.push(char::from(b));
         } else {
             let _ = write!(out, "%{b:02X}");
@@ -535,5 +551,27 @@ mod tests {
         assert!(members.contains(&"token=abc%3D%3D"), "{sent}");
         assert!(members.contains(&"k=v;p=a%2Cinjected%3D1"), "{sent}");
         assert!(members.contains(&"odd=a%20b%2Cc"), "{sent}");
+    }
+
+    /// Properties a program gives with a line break, a `,` or letters past ASCII are
+    /// encoded there: the header went unsent whole (a line break), or gained a member
+    /// (a `,`).
+    #[test]
+    fn properties_given_in_code_cannot_break_the_header() {
+        install();
+        let cx = Context::new().with_baggage([
+            KeyValueMetadata::new("k", "v", "p=a\nb,c;q=é"),
+            KeyValueMetadata::new("other", "1", ""),
+        ]);
+        let mut out = http::HeaderMap::new();
+        inject_headers(&cx, &mut out);
+        let sent = out
+            .get("baggage")
+            .expect("the header is sent")
+            .to_str()
+            .unwrap();
+        let mut members: Vec<&str> = sent.split(',').collect();
+        members.sort_unstable();
+        assert_eq!(members, ["k=v;p=a%0Ab%2Cc;q=%C3%A9", "other=1"], "{sent}");
     }
 }
