@@ -274,15 +274,12 @@ fn executables(messages: &str) -> Vec<Built> {
         .lines()
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter(|m| m["reason"] == "compiler-artifact")
+        // Test harnesses (`--tests`, `--all-targets`) are not what is deployed.
+        .filter(|m| m["profile"]["test"] != true)
         .filter_map(|m| m["executable"].as_str().map(PathBuf::from))
         .map(|path| {
             let bytes = std::fs::metadata(&path).map_or(0, |m| m.len());
-            let release = path
-                .parent()
-                .and_then(Path::parent)
-                .zip(path.file_name())
-                .map(|(target, name)| target.join("release").join(name));
-            let release_bytes = release
+            let release_bytes = plain_release(&path)
                 .and_then(|p| std::fs::metadata(p).ok())
                 .map(|m| m.len());
             Built {
@@ -294,9 +291,55 @@ fn executables(messages: &str) -> Vec<Built> {
         .collect()
 }
 
+/// Where the plain release build of `built` is: its profile's directory
+/// (`target/coldstart`, `target/<triple>/coldstart`) as `release`, whatever lies
+/// below it (`examples/`).
+fn plain_release(built: &Path) -> Option<PathBuf> {
+    use std::path::Component;
+    let parts: Vec<Component<'_>> = built.components().collect();
+    // Not the file's own name (a program may be called `coldstart`).
+    let at = parts[..parts.len().saturating_sub(1)]
+        .iter()
+        .rposition(|c| c.as_os_str() == PROFILE)?;
+    let mut release = PathBuf::new();
+    for (i, part) in parts.iter().enumerate() {
+        release.push(if i == at {
+            std::ffi::OsStr::new("release")
+        } else {
+            part.as_os_str()
+        });
+    }
+    Some(release)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_plain_release_build_is_beside_in_release() {
+        for (built, release) in [
+            ("/w/target/coldstart/app", "/w/target/release/app"),
+            (
+                "/w/target/coldstart/examples/demo",
+                "/w/target/release/examples/demo",
+            ),
+            (
+                "/w/target/aarch64-unknown-linux-musl/coldstart/app",
+                "/w/target/aarch64-unknown-linux-musl/release/app",
+            ),
+        ] {
+            assert_eq!(
+                plain_release(Path::new(built)),
+                Some(PathBuf::from(release))
+            );
+        }
+        assert_eq!(
+            plain_release(Path::new("/coldstart/target/coldstart/coldstart")),
+            Some(PathBuf::from("/coldstart/target/release/coldstart"))
+        );
+        assert_eq!(plain_release(Path::new("/w/target/debug/app")), None);
+    }
 
     #[test]
     fn the_profile_is_set_on_the_command_line_and_arguments_pass_through() {

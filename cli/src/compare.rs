@@ -168,9 +168,17 @@ fn setting(options: &Options) -> String {
         Some(l) => format!(
             "cgroup {} CPU, {} memory",
             l.cpus.map_or("unlimited".into(), |c| c.to_string()),
-            l.memory_bytes
-                .map_or("unlimited".into(), |m| format!("{} MiB", m >> 20))
+            l.memory_bytes.map_or("unlimited".into(), memory_shown)
         ),
+    }
+}
+
+/// A memory limit as given, in its largest whole unit: `1500K` is not shown as 1 MiB.
+fn memory_shown(bytes: u64) -> String {
+    match bytes {
+        b if b % (1 << 20) == 0 => format!("{} MiB", b >> 20),
+        b if b % (1 << 10) == 0 => format!("{} KiB", b >> 10),
+        b => format!("{b} bytes"),
     }
 }
 
@@ -383,16 +391,37 @@ pub fn parse(args: &[String]) -> anyhow::Result<Options> {
     let mut programs = Vec::new();
     let (mut runs, mut cpus, mut memory, mut url, mut json) = (20, None, None, None, false);
     let (mut lambda, mut cargo_lambda, mut package, mut warm) = (false, None, None, 5);
+    if let Some(flag) = args
+        .iter()
+        .find(|a| a.starts_with("--json=") || a.starts_with("--lambda="))
+    {
+        let name = flag.split_once('=').map_or(flag.as_str(), |(n, _)| n);
+        bail!("{name} takes no value, got `{flag}`");
+    }
     let args = split_equals(args);
     let mut it = args.iter();
     let mut seen = Vec::new();
     while let Some(arg) = it.next() {
+        if arg == "--" {
+            // What follows is programs, even if it begins with `-`.
+            programs.extend(it.by_ref().cloned());
+            break;
+        }
         if arg.starts_with("--") {
             measure::once(&mut seen, arg)?;
         }
         let mut value = || it.next().with_context(|| format!("{arg} needs a value"));
         match arg.as_str() {
-            "--runs" => runs = measure::whole_number(arg, value()?)? as usize,
+            "--runs" => {
+                let v = value()?;
+                runs = v
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=MAX_RUNS).contains(n))
+                    .with_context(|| {
+                        format!("set --runs to a whole number from 1 to {MAX_RUNS}, got `{v}`")
+                    })?;
+            }
             "--cpus" => cpus = Some(cgroup::parse_cpus(value()?)?),
             "--memory" => memory = Some(cgroup::parse_size(value()?)?),
             "--url" => url = Some(value()?.clone()),
@@ -402,11 +431,15 @@ pub fn parse(args: &[String]) -> anyhow::Result<Options> {
             "--package-dir" => package = Some(PathBuf::from(value()?)),
             "--warm" => {
                 let v = value()?;
-                warm = v.parse().ok().with_context(|| {
-                    format!(
-                        "set --warm to a whole number of warm invocations (0 or more), got `{v}`"
-                    )
-                })?;
+                warm = v
+                    .parse()
+                    .ok()
+                    .filter(|n| *n <= MAX_WARM)
+                    .with_context(|| {
+                        format!(
+                            "set --warm to a whole number of warm invocations from 0 to {MAX_WARM}, got `{v}`"
+                        )
+                    })?;
             }
             other if other.starts_with('-') => bail!(
                 "unknown option `{other}` for compare; the options are: --runs N, --cpus X, --memory SIZE, --url URL, --json, --lambda, --cargo-lambda PATH, --package-dir DIR, --warm N"
@@ -439,12 +472,18 @@ pub fn parse(args: &[String]) -> anyhow::Result<Options> {
         cpus,
         memory_bytes: memory,
     });
+    let package = measure::package_dir(package)?;
     let lambda = lambda.then(|| Lambda {
         cargo_lambda: measure::cargo_lambda(cargo_lambda),
-        package: package.unwrap_or_else(|| ".".into()),
+        package,
         warm,
         memory_mb: memory.map_or(512, |m| m >> 20),
     });
+    if let Some(bytes) = memory.filter(|b| lambda.is_some() && b % (1 << 20) != 0) {
+        bail!(
+            "with --lambda, --memory is also the function's memory size, which Lambda takes in whole MB; got {bytes} bytes"
+        );
+    }
     if let Some(mb) = lambda.as_ref().map(|l| l.memory_mb)
         && !(LAMBDA_MEMORY_MB.contains(&mb))
     {
@@ -461,6 +500,12 @@ pub fn parse(args: &[String]) -> anyhow::Result<Options> {
         lambda,
     })
 }
+
+/// The most runs of each program `--runs` takes (a day of runs at a few seconds each;
+/// a typo of many more would only run out of memory for its figures).
+const MAX_RUNS: usize = 10_000;
+/// The most warm invocations per run `--warm` takes.
+const MAX_WARM: usize = 1_000;
 
 /// The least `--memory` taken: below it a program is killed before it can answer,
 /// which says nothing of the program (a size given without its unit, most likely).
@@ -514,7 +559,7 @@ mod tests {
         assert!(err("/nope/a /bin/true").contains("`/nope/a` does not exist"));
         assert!(
             err("/bin/true /bin/true --runs 0")
-                .contains("--runs to a whole number above 0, got `0`")
+                .contains("--runs to a whole number from 1 to 10000, got `0`")
         );
         assert!(err("/bin/true /bin/true --cpus many").contains("--cpus"));
         assert!(err("/bin/true /bin/true --memory 64X").contains("--memory"));
@@ -522,6 +567,34 @@ mod tests {
         assert!(err("/bin/true /bin/true --url http://10.0.0.1:80/").contains("on this machine"));
         assert!(err("/bin/true /bin/true --frobnicate").contains("unknown option `--frobnicate`"));
         assert!(err("/bin/true /bin/true --runs").contains("--runs needs a value"));
+        assert!(
+            err("/bin/true /bin/true --runs 1000000000")
+                .contains("--runs to a whole number from 1 to 10000, got `1000000000`")
+        );
+        assert!(
+            err("/bin/true /bin/true --lambda --warm 18446744073709551615")
+                .contains("--warm to a whole number of warm invocations from 0 to 1000")
+        );
+        assert_eq!(
+            err("/bin/true /bin/true --json=false"),
+            "--json takes no value, got `--json=false`"
+        );
+        assert_eq!(
+            err("/bin/true /bin/true --lambda --package-dir /no/such/dir"),
+            "--package-dir /no/such/dir: no such directory"
+        );
+        assert!(
+            err("/bin/true /bin/true --lambda --memory 200000K")
+                .contains("Lambda takes in whole MB; got 204800000 bytes")
+        );
+        let after_dashes = parse(&args("--runs 3 -- /bin/true /bin/false")).unwrap();
+        assert_eq!(
+            (
+                after_dashes.a.program.as_path(),
+                after_dashes.b.program.as_path()
+            ),
+            (Path::new("/bin/true"), Path::new("/bin/false"))
+        );
         assert_eq!(
             err("/bin/true /bin/true --runs 10 --runs=50"),
             "--runs is given twice; give it once"
@@ -537,7 +610,7 @@ mod tests {
             err("/bin/true /bin/true --memory 64").contains("--memory is 64 bytes"),
             "a size without its unit"
         );
-        assert!(err("/bin/true /bin/true --lambda --warm x").contains("(0 or more), got `x`"));
+        assert!(err("/bin/true /bin/true --lambda --warm x").contains("from 0 to 1000, got `x`"));
         let o = parse(&args("/bin/true /bin/true --lambda --warm 0")).unwrap();
         assert_eq!(o.lambda.unwrap().warm, 0);
         let o = parse(&args(

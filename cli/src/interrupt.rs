@@ -1,6 +1,7 @@
-//! Cleaning up on Ctrl-C (SIGINT) or SIGTERM: the processes the tool started (and
-//! theirs) are killed, the cgroups it created and its temporary files removed before
-//! it exits with 130.
+//! Cleaning up on Ctrl-C (SIGINT), SIGTERM, SIGHUP (the terminal closed, the SSH
+//! session dropped) or SIGQUIT: the processes the tool started (and theirs) are
+//! killed, the cgroups it created and its temporary files removed before it exits
+//! with 128 plus the signal's number (130 after Ctrl-C).
 //!
 //! Drops do not run when a signal ends a process, so the children and cgroups alive
 //! at any moment are kept in a registry. The signal handler only writes one byte to
@@ -20,7 +21,7 @@ static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 /// The pipe's write end, once [`install`] has run; -1 before.
 static WAKE: AtomicI32 = AtomicI32::new(-1);
 
-/// Installs the handlers for SIGINT and SIGTERM, once.
+/// Installs the handlers for SIGINT, SIGTERM, SIGHUP and SIGQUIT, once.
 pub fn install() {
     if WAKE.load(Ordering::Acquire) >= 0 {
         return;
@@ -45,7 +46,7 @@ pub fn install() {
             INTERRUPTED.store(true, Ordering::Release);
             clean_up();
             eprintln!("\ninterrupted: the programs started were stopped and the cgroups removed");
-            std::process::exit(130);
+            std::process::exit(128 + i32::from(byte));
         }
     });
     // SAFETY: the handler is async-signal-safe (one write to a pipe); sigaction
@@ -54,16 +55,19 @@ pub fn install() {
         let mut action: libc::sigaction = std::mem::zeroed();
         action.sa_sigaction = on_signal as *const () as usize;
         libc::sigemptyset(&mut action.sa_mask);
-        libc::sigaction(libc::SIGINT, &action, std::ptr::null_mut());
-        libc::sigaction(libc::SIGTERM, &action, std::ptr::null_mut());
+        for signo in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT] {
+            libc::sigaction(signo, &action, std::ptr::null_mut());
+        }
     }
 }
 
-extern "C" fn on_signal(_: libc::c_int) {
+/// Writes the signal's number (all four fit a byte) for the clean-up thread.
+extern "C" fn on_signal(signo: libc::c_int) {
     let fd = WAKE.load(Ordering::Acquire);
     if fd >= 0 {
-        // SAFETY: write(2) is async-signal-safe; one byte from a static buffer.
-        unsafe { libc::write(fd, b"!".as_ptr().cast(), 1) };
+        let byte = u8::try_from(signo).unwrap_or(libc::SIGTERM as u8);
+        // SAFETY: write(2) is async-signal-safe; one byte from a local.
+        unsafe { libc::write(fd, (&raw const byte).cast(), 1) };
     }
 }
 

@@ -187,9 +187,20 @@ fn compare_command(args: &[String]) -> ExitCode {
 
 fn doctor_command(args: &[String]) -> ExitCode {
     let mut options = doctor::Options::default();
+    if let Some(flag) = args.iter().find(|a| a.starts_with("--json=")) {
+        eprintln!("error: --json takes no value, got `{flag}`");
+        return ExitCode::from(2);
+    }
     let args = compare::split_equals(args);
     let mut args = args.iter();
+    let mut seen = Vec::new();
     while let Some(arg) = args.next() {
+        if arg.starts_with("--")
+            && let Err(e) = cargo_coldstart::measure::once(&mut seen, arg)
+        {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
         match arg.as_str() {
             "--json" => options.json = true,
             "--root" => match args.next() {

@@ -86,18 +86,30 @@ pub fn parse(args: &[String]) -> anyhow::Result<Options> {
         }
         apply_url(&mut target, url)?;
     }
+    // Checked now, not after the recording: a profile recorded for nowhere is lost.
+    let out = out.unwrap_or_else(|| "coldstart.profile".into());
+    let dir = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    if out.as_os_str().is_empty() || out.is_dir() || !dir.is_dir() {
+        bail!(
+            "--out {}: give a file in a directory that exists",
+            out.display()
+        );
+    }
     let lambda = match event {
         None => None,
         Some(file) => Some(LambdaEvent {
             payload: std::fs::read_to_string(&file)
                 .with_context(|| format!("cannot read the event file {}", file.display()))?,
             cargo_lambda: crate::measure::cargo_lambda(cargo_lambda),
-            package: package.unwrap_or_else(|| ".".into()),
+            package: crate::measure::package_dir(package)?,
         }),
     };
     Ok(Options {
         target,
-        out: out.unwrap_or_else(|| "coldstart.profile".into()),
+        out,
         lambda,
     })
 }
@@ -124,10 +136,11 @@ pub fn run(options: &Options) -> anyhow::Result<String> {
         None => {
             let running = measure::start(&target, None)?;
             let ok = wait(&is_written);
+            let said = (!ok).then(|| running.stderr_tail());
             running.terminate(Duration::from_secs(5));
-            if !ok {
+            if let Some(said) = said {
                 bail!(
-                    "{} answered but wrote no profile within {RUN_TIMEOUT:?} (is it built with coldstart 0.1, and does its first request reach a FirstResponseLayer?)",
+                    "{} answered but wrote no profile within {RUN_TIMEOUT:?} of its answer, which includes its deferred inits (is it built with coldstart 0.1, and does its first request reach a FirstResponseLayer?); its stderr ends with:\n{said}",
                     target.name
                 );
             }
@@ -135,21 +148,19 @@ pub fn run(options: &Options) -> anyhow::Result<String> {
         Some(lambda) => {
             let (_emulator, addr) = measure::start_emulator(&lambda.cargo_lambda, &lambda.package)?;
             let emulator = measure::Emulator::new(addr)?;
-            if !target
-                .env
-                .iter()
-                .any(|(k, _)| k == "AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
-            {
+            // Lambda's default, unless the command or the caller's environment sets it.
+            let memory = "AWS_LAMBDA_FUNCTION_MEMORY_SIZE";
+            if !target.env.iter().any(|(k, _)| k == memory) && std::env::var_os(memory).is_none() {
                 target
                     .env
                     .push(("AWS_LAMBDA_FUNCTION_MEMORY_SIZE".into(), "512".into()));
             }
-            let ok = measure::run_lambda_until(&target, &emulator, &lambda.payload, || {
+            let unwritten = measure::run_lambda_until(&target, &emulator, &lambda.payload, || {
                 wait(&is_written)
             })?;
-            if !ok {
+            if let Some(said) = unwritten {
                 bail!(
-                    "{} answered but wrote no profile within {RUN_TIMEOUT:?} (is it built with coldstart 0.1?)",
+                    "{} answered but wrote no profile within {RUN_TIMEOUT:?} of its answer, which includes its deferred inits (is it built with coldstart 0.1?); its stderr ends with:\n{said}",
                     target.name
                 );
             }
@@ -159,8 +170,13 @@ pub fn run(options: &Options) -> anyhow::Result<String> {
         .with_context(|| format!("{} wrote no profile", target.name))?;
     let profile = Profile::parse(&text)
         .map_err(|e| anyhow::anyhow!("the profile {} wrote is not valid: {e}", target.name))?;
-    std::fs::write(&options.out, &text)
-        .with_context(|| format!("cannot write {}", options.out.display()))?;
+    // The recording is removed with this run: on a failed write it goes in the error.
+    std::fs::write(&options.out, &text).with_context(|| {
+        format!(
+            "cannot write {}; the profile recorded was:\n{text}",
+            options.out.display()
+        )
+    })?;
     Ok(table(&profile, &options.out))
 }
 
@@ -241,6 +257,19 @@ mod tests {
         assert!(
             err("--lambda-event /no/such.json -- /bin/sh").contains("cannot read the event file")
         );
+        // Where the profile goes is checked before it is recorded.
+        for out in ["/no/such/dir/p.profile", "/tmp", "--out="] {
+            let given = if out.starts_with("--") {
+                format!("{out} -- /bin/sh")
+            } else {
+                format!("--out {out} -- /bin/sh")
+            };
+            assert!(
+                err(&given).contains("give a file in a directory that exists"),
+                "{given}: {}",
+                err(&given)
+            );
+        }
         // Each word of the command as given, spaces and all (they were split again).
         let given = [
             "--out=y.profile",

@@ -256,6 +256,19 @@ fn runs_as_a_cargo_subcommand() {
         String::from_utf8_lossy(&bad.stderr)
             .contains("unknown option `--jsn` for doctor; the options are: --json, --root DIR")
     );
+    // An option given twice, or a value for a flag, is a usage error too.
+    for (args, said) in [
+        (
+            &["doctor", "--root", "/", "--root=/tmp"][..],
+            "--root is given twice; give it once",
+        ),
+        (&["doctor", "--json=false"][..], "--json takes no value"),
+    ] {
+        let bad = Command::new(DOCTOR).args(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&bad.stderr);
+        assert_eq!(bad.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(said), "{args:?}: {stderr}");
+    }
 }
 
 #[test]

@@ -172,7 +172,7 @@ fn bad_inputs_are_clear_errors() {
     // Options as `--option=value`, and one mistyped with one dash, named.
     let out = compare(&["true", "true", "--runs=many"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(out).contains("set --runs to a whole number above 0, got `many`"));
+    assert!(stderr(out).contains("set --runs to a whole number from 1 to 10000, got `many`"));
     let out = compare(&["true", "true", "-json"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(out).contains("unknown option `-json` for compare"));
@@ -279,7 +279,24 @@ fn a_cgroup_that_cannot_be_created_is_a_clear_error() {
 
 #[test]
 fn ctrl_c_stops_the_programs_and_removes_the_cgroup() {
-    let test = "ctrl_c_stops_the_programs_and_removes_the_cgroup";
+    stopped_by(
+        "ctrl_c_stops_the_programs_and_removes_the_cgroup",
+        libc::SIGINT,
+    );
+}
+
+/// The terminal closed (or the SSH session dropped): the same clean-up, exit 129.
+#[test]
+fn a_hangup_stops_the_programs_and_removes_the_cgroup() {
+    stopped_by(
+        "a_hangup_stops_the_programs_and_removes_the_cgroup",
+        libc::SIGHUP,
+    );
+}
+
+/// Sends `signo` to `compare` in the middle of a cgroup run: it exits with 128 plus
+/// the signal's number, and leaves no program, cgroup or temporary file behind.
+fn stopped_by(test: &str, signo: i32) {
     if !root_or_skip(test) {
         return;
     }
@@ -316,11 +333,11 @@ fn ctrl_c_stops_the_programs_and_removes_the_cgroup() {
         std::thread::sleep(Duration::from_millis(20));
     };
     // SAFETY: kill(2) with a valid pid and signal.
-    unsafe { libc::kill(pid as i32, libc::SIGINT) };
+    unsafe { libc::kill(pid as i32, signo) };
     let out = child.wait_with_output().unwrap();
     assert_eq!(
         out.status.code(),
-        Some(130),
+        Some(128 + signo),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
@@ -420,9 +437,11 @@ fn an_emulator_that_cannot_start_is_a_clear_error() {
         "--package-dir",
         "/no/such/package",
     ]);
+    // A usage error, said before anything starts.
+    assert_eq!(out.status.code(), Some(2));
     let text = stderr(out);
     assert!(
-        text.contains("the package directory /no/such/package for the emulator does not exist"),
+        text.contains("--package-dir /no/such/package: no such directory"),
         "{text}"
     );
 }

@@ -23,8 +23,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 
 use super::{
-    RUN_TIMEOUT, Stats, Target, launch, read_response, read_response_while, status_of, stderr_file,
-    tail,
+    RUN_TIMEOUT, Stats, Target, launch, read_response_while, status_of, stderr_file, tail,
 };
 use crate::cgroup::TempCgroup;
 
@@ -281,14 +280,15 @@ pub fn run_lambda_once(
         warm,
         payload: COLD_EVENT,
     };
-    run.measure(&|| true).map(|(sample, _)| sample)
+    run.measure(&|| true).map(|(sample, _, _)| sample)
 }
 
 /// The event of a measured cold start.
 const COLD_EVENT: &str = r#"{"cold":true}"#;
 
 /// Invokes `target` once with `payload` as [`run_lambda_once`] does, then keeps it
-/// running until `until` returns (it may wait); returns what `until` returned.
+/// running until `until` returns (it may wait); `None` when `until` returned true,
+/// else the last lines of the function's stderr, for the error to show.
 ///
 /// # Errors
 ///
@@ -298,7 +298,7 @@ pub fn run_lambda_until(
     emulator: &Emulator,
     payload: &str,
     until: impl Fn() -> bool,
-) -> anyhow::Result<bool> {
+) -> anyhow::Result<Option<String>> {
     let run = Run {
         target,
         emulator,
@@ -306,7 +306,8 @@ pub fn run_lambda_until(
         warm: 0,
         payload,
     };
-    run.measure(&until).map(|(_, held)| held)
+    run.measure(&until)
+        .map(|(_, held, tail)| (!held).then_some(tail))
 }
 
 /// One run's settings.
@@ -319,11 +320,19 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
-    /// [`measure`] with the function's stderr in a temporary file.
-    fn measure(&self, until: &dyn Fn() -> bool) -> anyhow::Result<(LambdaSample, bool)> {
+    /// [`measure`] with the function's stderr in a temporary file; with what `until`
+    /// returned, and the stderr's last lines when it returned false.
+    fn measure(&self, until: &dyn Fn() -> bool) -> anyhow::Result<(LambdaSample, bool, String)> {
         let (stderr, stderr_path) =
             stderr_file(&format!("lambda-{}.stderr", self.emulator.proxy.port()))?;
-        let outcome = measure(self, until, stderr, &stderr_path);
+        let outcome = measure(self, until, stderr, &stderr_path).map(|(sample, held)| {
+            let said = if held {
+                String::new()
+            } else {
+                tail(&stderr_path)
+            };
+            (sample, held, said)
+        });
         let _ = std::fs::remove_file(&stderr_path);
         outcome
     }
@@ -359,7 +368,7 @@ fn measure(
         None => Ok(()),
     });
     let elapsed = start.elapsed();
-    let (rss_bytes, threads) = status_of(child.0.id()).unwrap_or((0, 0));
+    let status = status_of(child.0.id());
     let answer = match answer {
         Ok(answer) => answer,
         Err(e) => {
@@ -378,6 +387,16 @@ fn measure(
         }
     };
     check(target, &answer)?;
+    let (rss_bytes, threads) = status.map_err(|e| {
+        if matches!(child.0.try_wait(), Ok(Some(_))) {
+            anyhow::anyhow!(
+                "{} exited right after its answer, before its RSS and threads could be read; compare measures functions that go on to ask for their next invocation",
+                target.name
+            )
+        } else {
+            e
+        }
+    })?;
     let Some(first_next) = emulator.first_next() else {
         bail!(
             "{} answered without a `/next` request through the proxy",
@@ -388,8 +407,12 @@ fn measure(
     for i in 0..warm {
         let sent = Instant::now();
         let mut caller = emulator.queue(&format!(r#"{{"warm":{i}}}"#))?;
-        let answer = read_response(&mut caller)
-            .with_context(|| format!("warm invocation {i} of {}", target.name))?;
+        // A function that exited leaves this invocation waiting: say so at once.
+        let answer = read_response_while(&mut caller, &mut || match child.0.try_wait()? {
+            Some(status) => bail!("{} exited with {status}", target.name),
+            None => Ok(()),
+        })
+        .with_context(|| format!("warm invocation {i} of {}", target.name))?;
         warm_times.push(sent.elapsed());
         check(target, &answer)?;
     }

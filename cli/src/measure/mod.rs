@@ -110,6 +110,11 @@ pub struct Running {
 }
 
 impl Running {
+    /// The last lines of its stderr so far.
+    pub fn stderr_tail(&self) -> String {
+        tail(&self.stderr_path)
+    }
+
     /// Its process id.
     pub fn pid(&self) -> u32 {
         self.child.0.id()
@@ -270,10 +275,20 @@ fn measure(
 }
 
 /// A new [`temporary_file`](crate::interrupt::temporary_file) `name` for a program's
-/// stderr, and its path.
+/// stderr, and its path. Made new (`O_EXCL`, readable by its owner only): the name
+/// can be foreseen, and in a shared temporary directory a link planted there would
+/// otherwise have this tool, often run as root, write through it.
 fn stderr_file(name: &str) -> anyhow::Result<(File, PathBuf)> {
+    use std::os::unix::fs::OpenOptionsExt;
     let path = crate::interrupt::temporary_file(name);
-    let file = File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
+    // One of an earlier process with this pid, killed before its clean-up.
+    let _ = std::fs::remove_file(&path);
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
     Ok((file, path))
 }
 
@@ -405,6 +420,21 @@ pub fn once(seen: &mut Vec<String>, arg: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The emulator's package directory: `--package-dir` if given, which must be a
+/// directory (said now, as a usage error, rather than after the cgroup is made),
+/// else the current one.
+///
+/// # Errors
+///
+/// A given path that is not a directory.
+pub fn package_dir(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    match given {
+        Some(dir) if !dir.is_dir() => bail!("--package-dir {}: no such directory", dir.display()),
+        Some(dir) => Ok(dir),
+        None => Ok(".".into()),
+    }
+}
+
 /// Refuses the options of `mode` (`--lambda`) given in `seen` without it.
 ///
 /// # Errors
@@ -510,6 +540,9 @@ fn write_byte(fd: &OwnedFd) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The largest response read: the harness times a first answer, not a download.
+const MAX_RESPONSE: usize = 1 << 20;
+
 /// Reads one HTTP/1.1 response: headers, then `Content-Length` bytes, or to EOF.
 fn read_response(stream: &mut TcpStream) -> anyhow::Result<Vec<u8>> {
     read_response_while(stream, &mut || Ok(()))
@@ -527,6 +560,11 @@ fn read_response_while(
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
     loop {
+        // Checked on every pass: a program that keeps sending (a stream, an endless
+        // body) never lets a read time out.
+        if Instant::now() > deadline {
+            bail!("no whole response within {RUN_TIMEOUT:?}");
+        }
         let n = match stream.read(&mut chunk) {
             Ok(n) => n,
             Err(e)
@@ -545,6 +583,12 @@ fn read_response_while(
             Err(e) => return Err(e.into()),
         };
         buf.extend_from_slice(&chunk[..n]);
+        if buf.len() > MAX_RESPONSE {
+            bail!(
+                "the response is larger than {} KiB; measure a path with a short answer (--url)",
+                MAX_RESPONSE >> 10
+            );
+        }
         if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
             let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
             let length = head
@@ -581,8 +625,18 @@ fn status_of(pid: u32) -> anyhow::Result<(u64, u32)> {
     Ok((rss_kib * 1024, u32::try_from(threads).unwrap_or(u32::MAX)))
 }
 
+/// The last lines of the file at `path`: of its last 8 KiB, read as bytes (a program
+/// may write anything there), what is not UTF-8 shown as U+FFFD.
 fn tail(path: &std::path::Path) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
+    use std::io::{Seek, SeekFrom};
+    const LAST: u64 = 8 << 10;
+    let mut bytes = Vec::new();
+    if let Ok(mut file) = std::fs::File::open(path) {
+        let len = file.metadata().map_or(0, |m| m.len());
+        let _ = file.seek(SeekFrom::Start(len.saturating_sub(LAST)));
+        let _ = file.take(LAST).read_to_end(&mut bytes);
+    }
+    let text = String::from_utf8_lossy(&bytes);
     let lines: Vec<&str> = text.lines().collect();
     let start = lines.len().saturating_sub(10);
     let out = lines[start..].join("\n");
@@ -604,6 +658,37 @@ mod tests {
         let err = format!("{:#}", run_once(&target, None).unwrap_err());
         assert!(err.contains("exited with exit status: 3"), "{err}");
         assert!(err.contains("broken config"), "{err}");
+    }
+
+    /// A program that never stops sending (a stream, an endless body) is cut off with
+    /// a message, not read into memory for ever.
+    #[test]
+    fn an_answer_that_never_ends_is_refused() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n");
+            let chunk = [b'x'; 4096];
+            while stream.write_all(&chunk).is_ok() {}
+        });
+        let mut stream = TcpStream::connect(addr).unwrap();
+        let err = read_response(&mut stream).unwrap_err().to_string();
+        assert!(err.contains("larger than 1024 KiB"), "{err}");
+    }
+
+    /// A stderr that is not UTF-8 is still shown, as far as it can be.
+    #[test]
+    fn the_tail_of_a_stderr_that_is_not_utf8_is_shown() {
+        let dir = std::env::temp_dir().join(format!("coldstart-tail-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("stderr");
+        let mut text = b"x".repeat(20_000);
+        text.extend_from_slice(b"\nconfig: caf\xe9 not found\n");
+        std::fs::write(&path, &text).unwrap();
+        let shown = tail(&path);
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(shown.ends_with("config: caf\u{fffd} not found"), "{shown}");
     }
 
     #[test]

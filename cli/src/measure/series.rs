@@ -215,7 +215,7 @@ pub fn table(series: &[Series], baseline: &str) -> String {
             (ratio(t.median, bt), ratio(r.median, br))
         });
         out.push_str(&format!(
-            "{:width$}  {:>7.3} {:>7.3} {:>7.3} {:>8}  {:>8.2} {:>8}  {:>7.0}\n",
+            "{:width$}  {:>7.3} {:>7.3} {:>7.3} {:>8}  {:>8.2} {:>8}  {:>7}\n",
             s.name,
             t.median,
             t.min,
