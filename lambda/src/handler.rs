@@ -26,12 +26,22 @@ static FAILED: AtomicBool = AtomicBool::new(false);
 /// it only when the event deserialises into its type, and otherwise posts the error
 /// itself. Known only where the handler is [`instrument`]ed.
 static CALLED: AtomicBool = AtomicBool::new(false);
+/// Whether the instrumented handler of the invocation in progress has returned (its
+/// answer is being posted).
+static RETURNED: AtomicBool = AtomicBool::new(false);
 /// Whether a handler has been [`instrument`]ed, so that `CALLED` means something.
 static INSTRUMENTED: AtomicBool = AtomicBool::new(false);
 
 pub(crate) fn reset() {
     FAILED.store(false, Ordering::Relaxed);
     CALLED.store(false, Ordering::Relaxed);
+    RETURNED.store(false, Ordering::Relaxed);
+}
+
+/// Whether the instrumented handler of the invocation in progress has returned, so
+/// that only the posting of its answer is left.
+pub(crate) fn returned() -> bool {
+    RETURNED.load(Ordering::Relaxed)
 }
 
 /// Whether the invocation in progress failed: the handler returned an error or
@@ -127,10 +137,15 @@ where
         let inner = self.project().inner;
         match catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
             Ok(Poll::Ready(Err(e))) => {
+                RETURNED.store(true, Ordering::Relaxed);
                 fail(&format!("{e:?}"));
                 Poll::Ready(Err(e))
             }
-            Ok(poll) => poll,
+            Ok(Poll::Ready(ok)) => {
+                RETURNED.store(true, Ordering::Relaxed);
+                Poll::Ready(ok)
+            }
+            Ok(Poll::Pending) => Poll::Pending,
             Err(panic) => {
                 fail(&panic_message(&*panic));
                 resume_unwind(panic)

@@ -173,7 +173,9 @@ fn configure_for(config: &mut Config, env: &Env, function: &Function) {
     if env.lookup("COLDSTART_METRICS_ADDR").is_none() {
         config.metrics_addr = None;
     }
-    // Lambda stops the process 500 ms after SIGTERM: the final push gives up before.
+    // Lambda stops the process 500 ms after SIGTERM: the span flush and the final
+    // push give up before, and the process exits by itself.
+    config.final_flush_within = config.final_flush_within.min(SHUTDOWN_BUDGET);
     if let Some(push) = config.push.as_mut() {
         push.final_within = push.final_within.min(SHUTDOWN_BUDGET);
     }
@@ -242,16 +244,21 @@ mod tests {
         assert!(!config.traces && !config.export_traces);
     }
 
-    /// Lambda stops the process 500 ms after SIGTERM: the final push may not take the
-    /// 10 s it has elsewhere.
+    /// Lambda stops the process 500 ms after SIGTERM: the span flush and the final push
+    /// may not take the 5 s and 10 s they have elsewhere.
     #[test]
-    fn the_final_push_fits_in_what_lambda_allows_after_sigterm() {
+    fn the_final_flush_and_push_fit_in_what_lambda_allows_after_sigterm() {
         let config = configured(&[("COLDSTART_METRICS_PUSH_URL", "http://127.0.0.1:9091")]);
+        assert_eq!(config.final_flush_within, SHUTDOWN_BUDGET);
         assert_eq!(config.push.unwrap().final_within, SHUTDOWN_BUDGET);
         let (elsewhere, _) = Config::from(&Env::fixed([(
             "COLDSTART_METRICS_PUSH_URL",
             "http://127.0.0.1:9091",
         )]));
+        assert_eq!(
+            elsewhere.final_flush_within,
+            coldstart_exporters::config::FINAL_FLUSH_WITHIN
+        );
         assert_eq!(
             elsewhere.push.unwrap().final_within,
             coldstart_exporters::config::FINAL_PUSH_WITHIN

@@ -209,6 +209,9 @@ pub struct Push {
     pub final_within: Duration,
 }
 
+/// The default [`Config::final_flush_within`]: the span flush at shutdown.
+pub const FINAL_FLUSH_WITHIN: Duration = Duration::from_secs(5);
+
 /// The default [`Push::final_within`]: a periodic push in flight, then the final one,
 /// each within its 5 s timeout.
 pub const FINAL_PUSH_WITHIN: Duration = Duration::from_secs(10);
@@ -399,6 +402,9 @@ pub struct Config {
     /// How long one OTLP request may take (`OTEL_EXPORTER_OTLP_TRACES_TIMEOUT`, else
     /// `OTEL_EXPORTER_OTLP_TIMEOUT`, in milliseconds; default 10 s).
     pub otlp_timeout: Duration,
+    /// How long the span flush at shutdown may take ([`FINAL_FLUSH_WITHIN`]);
+    /// coldstart's Lambda integration cuts it to what Lambda allows after SIGTERM.
+    pub final_flush_within: Duration,
     /// How spans travel to the collector.
     pub protocol: Protocol,
     /// How export requests are compressed.
@@ -798,6 +804,7 @@ impl Config {
             span_limits,
             service_name: named_service.unwrap_or_else(unknown_service),
             otlp_timeout,
+            final_flush_within: FINAL_FLUSH_WITHIN,
             protocol,
             compression,
             otlp_endpoint,

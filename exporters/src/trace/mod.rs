@@ -43,11 +43,8 @@ use tracer::{Core, Provider, Tracer};
 /// The instrumentation scope of the spans coldstart creates.
 pub const SCOPE: &str = "coldstart";
 
-/// How long the final flush may take at shutdown.
-pub const FLUSH_DEADLINE: Duration = Duration::from_secs(5);
-
-/// What the final flush leaves of [`FLUSH_DEADLINE`] to count and report what it
-/// could not send.
+/// What the final flush leaves of its time ([`Config::final_flush_within`]) to count
+/// and report what it could not send.
 const FLUSH_MARGIN: Duration = Duration::from_millis(100);
 
 static CORE: OnceLock<Core> = OnceLock::new();
@@ -273,10 +270,11 @@ fn build_and_run(config: &Config) -> Option<Started> {
     let exporter = Arc::new(tokio::sync::Mutex::new(sink));
     let (last_queue, last_exporter, last_patience) =
         (queue.clone(), exporter.clone(), patience.clone());
-    coldstart_runtime::on_shutdown("span flush", FLUSH_DEADLINE, move || async move {
+    let within = config.final_flush_within;
+    coldstart_runtime::on_shutdown("span flush", within, move || async move {
         // Ends a little before the hook's deadline, so that what it could not send is
         // still counted and said.
-        let deadline = tokio::time::Instant::now() + FLUSH_DEADLINE - FLUSH_MARGIN;
+        let deadline = tokio::time::Instant::now() + within.saturating_sub(FLUSH_MARGIN);
         if let Some(patience) = &last_patience {
             patience.run_out();
         }

@@ -57,7 +57,10 @@ const DEADLINE_MARGIN: Duration = Duration::from_millis(50);
 /// would leave no trace at all. What is left (less [`DEADLINE_MARGIN`]) is the
 /// flush's budget, 150 ms; an export to a collector in the same region takes a few.
 /// The price: a handler that finishes in its last 200 ms is recorded as timed out
-/// although its answer goes out.
+/// although its answer goes out (one that has returned, its answer still being
+/// posted, is not, where the handler is [`instrument`](crate::instrument)ed, as
+/// `run` does). The notice is polled with the handler: a handler that blocks its
+/// thread instead of awaiting keeps it from firing.
 pub(crate) const TIMEOUT_NOTICE: Duration = Duration::from_millis(200);
 
 /// When the invocation received at `now_ms` is to be recorded as timed out:
@@ -148,6 +151,10 @@ where
                 };
                 if noticed {
                     this.notice.set(None);
+                }
+                // A handler that has returned is done, though its answer is still
+                // being posted (a large one, a slow link): it is not timed out.
+                if noticed && !crate::handler::returned() {
                     *this.timed_out = true;
                     // Its flush goes on by itself on its task (dropping its handle does
                     // not stop it); the flush after the response, if the handler still
