@@ -106,6 +106,18 @@ fn case() {
                 });
                 release_held_signals();
             }
+            "twice while held" => {
+                first_request_done();
+                raise(libc::SIGTERM);
+                println!("alive after the first SIGTERM");
+                // The hooks are not registered yet: a second signal does not wait.
+                raise(libc::SIGTERM);
+                println!("alive after the second SIGTERM");
+                on_shutdown("flush", Duration::from_secs(1), || async {
+                    println!("hook ran");
+                });
+                release_held_signals();
+            }
             "no hooks" => {
                 first_request_done();
                 raise(libc::SIGINT);
@@ -172,6 +184,19 @@ fn with_no_hooks_registered_a_held_signal_takes_its_default_effect_on_release() 
     assert_eq!(out.status.signal(), Some(libc::SIGINT), "{said}");
     assert!(said.contains("alive after SIGINT\n"), "{said}");
     assert!(!said.contains("alive after release"), "{said}");
+}
+
+/// A second signal while the first is held (Ctrl-C twice while the exporters are
+/// still registering their flush) ends the process at once, by the signal.
+#[test]
+fn a_second_signal_while_the_first_is_held_ends_the_process_at_once() {
+    use std::os::unix::process::ExitStatusExt;
+    let out = child("twice while held");
+    let said = stdout(&out);
+    assert_eq!(out.status.signal(), Some(libc::SIGTERM), "{said}");
+    assert!(said.contains("alive after the first SIGTERM\n"), "{said}");
+    assert!(!said.contains("alive after the second"), "{said}");
+    assert!(!said.contains("hook ran"), "{said}");
 }
 
 #[test]
