@@ -237,7 +237,11 @@ static STOP_CODE: AtomicI32 = AtomicI32::new(0);
 /// that the held work's hooks (the final span flush) are registered before the hooks
 /// run.
 pub(crate) async fn stop(code: i32) {
-    STOP_CODE.store(code, Ordering::Release);
+    // After a signal the program exits 0 once the hooks are done, whatever fails
+    // while it stops (a fatal deferred init whose pool a hook closed, say).
+    if SIGNALLED.load(Ordering::Acquire) == 0 {
+        STOP_CODE.store(code, Ordering::Release);
+    }
     wait_for_held_work().await;
     advance(State::Draining);
     // Not a real signal number: any non-zero value ends `shutdown_signal`.
@@ -248,6 +252,11 @@ pub(crate) async fn stop(code: i32) {
 /// The exit code for a program ended by a signal (0) or by [`stop`].
 pub(crate) fn stop_code() -> i32 {
     STOP_CODE.load(Ordering::Acquire)
+}
+
+/// Whether the program was asked to stop: a signal, or [`stop`].
+pub(crate) fn stop_asked() -> bool {
+    SIGNALLED.load(Ordering::Acquire) != 0
 }
 
 /// Registers a hook that runs on SIGTERM, SIGINT or the end of `main`, and may take at
@@ -481,7 +490,12 @@ const RELEASE_WAIT: Duration = Duration::from_secs(2);
 /// before is left as it is, and a handler installed after (tokio's, say) takes the
 /// signal over. Costs two `sigaction` calls per signal; call it before serving.
 pub fn hold_signals_until_hooks() {
-    if LISTENING.load(Ordering::Acquire) || HOLDING.swap(true, Ordering::AcqRel) {
+    if HOLDING.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    // With the listener in place (a hook registered before serving), it waits for the
+    // release itself; `note` is only for a process without one yet.
+    if LISTENING.load(Ordering::Acquire) {
         return;
     }
     for signo in [libc::SIGTERM, libc::SIGINT] {
@@ -532,10 +546,14 @@ extern "C" fn note(signo: libc::c_int) {
     if LISTENING.load(Ordering::Acquire) {
         return;
     }
+    // The listener is being installed because a hook is registered: the signal is
+    // kept and acted on once it exists, whether `note` is still the handler or
+    // tokio's now calls it first (before the first response too: the hooks run).
+    if INSTALLING.load(Ordering::Acquire) {
+        HELD.store(signo, Ordering::Release);
+        return;
+    }
     if !holds(signo) {
-        if INSTALLING.load(Ordering::Acquire) {
-            HELD.store(signo, Ordering::Release);
-        }
         return;
     }
     // Held, unless one is held already: a second signal takes its default effect.

@@ -187,7 +187,8 @@ pub fn block_on_in<F: Future>(settings: &Settings, env: &Env, body: F) -> F::Out
     let fallback = crate::plan().and_then(|p| p.first_response_fallback.value);
     let drain_deadline = crate::plan().map_or(DEFAULT_DRAIN_TIMEOUT, |p| p.drain_timeout.value);
     let work_after = started.work_after;
-    let ended = started.runtime.block_on(async move {
+    let runtime = started.runtime;
+    let ended = runtime.block_on(async move {
         init::run_before_serving().await;
         timeline::mark(Phase::InitsDone);
         timeline::mark(Phase::BodyEntered);
@@ -230,6 +231,18 @@ pub fn block_on_in<F: Future>(settings: &Settings, env: &Env, body: F) -> F::Out
         }
         ended
     });
+    // After a signal the program ends once the hooks are done, however the body
+    // ended (it may return by itself on seeing `draining`): dropping the runtime would
+    // wait, with no bound and past any further signal, for blocking work still
+    // running (a deferred init stuck on the network, say). Without a signal the
+    // runtime is dropped as `#[tokio::main]` drops it.
+    let runtime = match lifecycle::stop_asked() {
+        true => {
+            runtime.shutdown_background();
+            None
+        }
+        false => Some(runtime),
+    };
     let output = match ended {
         // A fatal deferred init that failed after the body returned (while the hooks
         // ran) still stops the program with its code; a panic goes on as a panic.
@@ -241,6 +254,7 @@ pub fn block_on_in<F: Future>(settings: &Settings, env: &Env, body: F) -> F::Out
         // hooks have run.
         Ended::Drained(_) | Ended::Cancelled => std::process::exit(lifecycle::stop_code()),
     };
+    drop(runtime);
     // A panic in the body goes on unwinding once the hooks (the telemetry flush among
     // them) have run.
     output.unwrap_or_else(|panic| std::panic::resume_unwind(panic))

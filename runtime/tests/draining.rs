@@ -115,6 +115,25 @@ fn case() {
             tokio::time::sleep(Duration::from_secs(30)).await;
             return "returned";
         }
+        if case == "blocking work running" {
+            // Blocking work still running when the drained body returns (a deferred
+            // init stuck on the network, say): the program ends after the hooks, not
+            // when that work does.
+            tokio::task::spawn_blocking(|| {
+                std::thread::sleep(Duration::from_secs(3));
+                println!("case: blocking work finished");
+            });
+            on_shutdown("flush", Duration::from_secs(1), || async {
+                println!("case: hook ran");
+            });
+            first_request_done();
+            tokio::spawn(async {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                raise(libc::SIGTERM);
+            });
+            draining().await;
+            return "returned";
+        }
         if case == "before the first response" {
             tokio::spawn(async {
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -179,6 +198,12 @@ fn in_flight_work_finishes_after_sigterm_and_then_the_hooks_run() {
          block_on returned\n",
         "{stderr}"
     );
+}
+
+#[test]
+fn after_a_signal_the_program_ends_with_the_hooks_not_with_blocking_work() {
+    let (stdout, stderr) = exits_with(0, "blocking work running", &[]);
+    assert_eq!(stdout, "hook ran\nblock_on returned\n", "{stderr}");
 }
 
 #[test]

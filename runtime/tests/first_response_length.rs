@@ -2,7 +2,8 @@
 //! server knows (`Content-Length`) is marked once that many bytes have gone, though
 //! its body never says it has ended (tower-http's `ServeFile`, a proxied stream): the
 //! server writes them and drops the body without asking it again. And the answer to a
-//! HEAD, which has no body to send, is marked when the server takes it. One case per
+//! HEAD, which has no body to send, is marked when the server takes it, as is an
+//! answer with no body by its status (204) or its length (0). One case per
 //! process, since the lifecycle is process-wide: this test binary runs itself again
 //! with `LENGTH_CASE` naming the case.
 #![cfg(feature = "tower")]
@@ -35,8 +36,17 @@ fn case() {
         return;
     };
     let head = case == "head";
+    // Answers whose body is never read: the server has no bytes of it to send.
+    let bodiless = case == "no content" || case == "zero length";
     coldstart_runtime::block_on(&Settings::NONE, async move {
-        let (service, tx) = Fed::with_length(Some(6));
+        let (service, tx) = match case.as_str() {
+            "no content" => {
+                let (fed, tx) = Fed::new();
+                (fed.with_status(hyper::StatusCode::NO_CONTENT), tx)
+            }
+            "zero length" => Fed::with_length(Some(0)),
+            _ => Fed::with_length(Some(6)),
+        };
         let service = FirstResponseLayer::new().layer(service);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -58,7 +68,10 @@ fn case() {
             .body(http_body_util::Empty::<Bytes>::new())
             .unwrap();
         let response = client.send_request(request).await.unwrap();
-        if !head {
+        if bodiless {
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            assert!(body.is_empty());
+        } else if !head {
             tx.send(Frame::data(Bytes::from_static(b"hel"))).unwrap();
             tx.send(Frame::data(Bytes::from_static(b"lo\n"))).unwrap();
             // The sender stays: the body never ends by itself.
@@ -92,4 +105,16 @@ fn a_response_of_known_length_is_marked_once_its_bytes_are_taken() {
 #[test]
 fn the_answer_to_a_head_is_marked() {
     marks("head");
+}
+
+/// A 204 whose body type never says it has ended: hyper sends no body and drops it
+/// unread.
+#[test]
+fn an_answer_without_a_body_by_its_status_is_marked() {
+    marks("no content");
+}
+
+#[test]
+fn an_answer_of_length_zero_is_marked() {
+    marks("zero length");
 }

@@ -83,6 +83,24 @@ fn case() {
             }
             return;
         }
+        if case == "hook before the hold" {
+            // A hook registered before serving (an init's) installs the listener
+            // first; the held work's hook still comes in time.
+            on_shutdown("early", Duration::from_secs(1), || async {
+                println!("early hook ran");
+            });
+            hold_signals_until_hooks();
+            first_request_done();
+            raise(libc::SIGTERM);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            on_shutdown("late", Duration::from_secs(1), || async {
+                println!("late hook ran");
+            });
+            release_held_signals();
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            println!("body finished");
+            return;
+        }
         hold_signals_until_hooks();
         match case.as_str() {
             "every hook" => {
@@ -184,6 +202,17 @@ fn with_no_hooks_registered_a_held_signal_takes_its_default_effect_on_release() 
     assert_eq!(out.status.signal(), Some(libc::SIGINT), "{said}");
     assert!(said.contains("alive after SIGINT\n"), "{said}");
     assert!(!said.contains("alive after release"), "{said}");
+}
+
+/// Regression: with the listener installed by a hook registered before serving, the
+/// hold was switched off, and a signal ran the hooks before the held work's own was
+/// registered (the exporters' span flush, lost).
+#[test]
+fn with_a_hook_registered_before_the_hold_a_signal_still_waits_for_the_held_hooks() {
+    let said = exits_cleanly("hook before the hold");
+    assert!(said.contains("early hook ran"), "{said}");
+    assert!(said.contains("late hook ran"), "{said}");
+    assert!(!said.contains("body finished"), "{said}");
 }
 
 /// A second signal while the first is held (Ctrl-C twice while the exporters are

@@ -43,10 +43,13 @@ where
         if lifecycle::is_first_response_done() {
             return Poll::Ready(Ok(response.map(MarkOnEnd::done)));
         }
-        if *this.head {
+        let length = content_length(response.headers());
+        // No body to send: the answer to a HEAD, a status that has none (1xx, 204,
+        // 304), a length of 0. hyper writes the head and may never poll the body.
+        let bodiless = matches!(response.status().as_u16(), 100..=199 | 204 | 304);
+        if *this.head || bodiless || length == Some(0) {
             mark_after_this_poll();
         }
-        let length = content_length(response.headers());
         Poll::Ready(Ok(response.map(|body| MarkOnEnd::sized(body, length))))
     }
 }

@@ -29,11 +29,13 @@ impl http_body::Body for Frames {
     }
 }
 
-/// Answers the one request with the fed body, and the `Content-Length` given.
+/// Answers the one request with the fed body, the `Content-Length` given, and the
+/// status given (200 unless said).
 #[derive(Clone)]
 pub struct Fed(
     Arc<Mutex<Option<mpsc::UnboundedReceiver<Frame<Bytes>>>>>,
     Option<u64>,
+    hyper::StatusCode,
 );
 
 impl Fed {
@@ -45,7 +47,19 @@ impl Fed {
     /// [`Fed::new`], the answer saying `Content-Length: length` when given.
     pub fn with_length(length: Option<u64>) -> (Fed, mpsc::UnboundedSender<Frame<Bytes>>) {
         let (tx, rx) = mpsc::unbounded_channel();
-        (Fed(Arc::new(Mutex::new(Some(rx))), length), tx)
+        (
+            Fed(
+                Arc::new(Mutex::new(Some(rx))),
+                length,
+                hyper::StatusCode::OK,
+            ),
+            tx,
+        )
+    }
+
+    /// The same service answering with `status`.
+    pub fn with_status(self, status: hyper::StatusCode) -> Fed {
+        Fed(self.0, self.1, status)
     }
 }
 
@@ -61,6 +75,7 @@ impl tower_service::Service<Request<Incoming>> for Fed {
     fn call(&mut self, _: Request<Incoming>) -> Self::Future {
         let rx = self.0.lock().unwrap().take().unwrap();
         let mut response = Response::new(Frames(rx));
+        *response.status_mut() = self.2;
         if let Some(length) = self.1 {
             response
                 .headers_mut()
