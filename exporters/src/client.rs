@@ -25,6 +25,37 @@ use tokio::net::TcpStream;
 /// The largest answer read; a collector's or a gateway's is a few bytes.
 const MAX_BODY: usize = 4 * 1024 * 1024;
 
+/// Why an exchange failed, in one line, and whether an answer came that could not be
+/// read: the server took the request then, and it is not sent again (a collector
+/// that stored a batch and answered with a header hyper refuses would get it again
+/// with every retry).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Failure {
+    pub(crate) why: String,
+    pub(crate) answered: bool,
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.why)
+    }
+}
+
+impl From<String> for Failure {
+    fn from(why: String) -> Failure {
+        Failure {
+            why,
+            answered: false,
+        }
+    }
+}
+
+impl From<Failure> for String {
+    fn from(failure: Failure) -> String {
+        failure.why
+    }
+}
+
 /// A client for one kind of destination: plain HTTP, or also HTTPS when given TLS
 /// settings.
 pub(crate) struct Client {
@@ -115,23 +146,26 @@ impl Client {
     /// Sends `request` (its URI absolute) and reads the whole answer, whatever its
     /// status. Fails with one line saying what went wrong: a bad URI, a name that
     /// does not resolve, a refused connection, a TLS failure, no answer within the
-    /// timeout.
-    pub(crate) async fn send(&self, request: Request<Bytes>) -> Result<Response<Bytes>, String> {
+    /// timeout, an answer that cannot be read.
+    pub(crate) async fn send(&self, request: Request<Bytes>) -> Result<Response<Bytes>, Failure> {
         match tokio::time::timeout(self.timeout, self.exchange(request)).await {
             Ok(outcome) => outcome,
-            Err(_) => Err(format!("no answer within {:?}", self.timeout)),
+            Err(_) => Err(format!("no answer within {:?}", self.timeout).into()),
         }
     }
 
-    async fn exchange(&self, request: Request<Bytes>) -> Result<Response<Bytes>, String> {
+    async fn exchange(&self, request: Request<Bytes>) -> Result<Response<Bytes>, Failure> {
         let origin = Origin::of(request.uri())?;
         let request = origin_form(request, &origin)?;
         if let Some(sender) = self.take_idle(&origin) {
             // Unanswered, the server closed the kept connection before answering:
             // the request goes again, once, on a new connection. At worst the server
-            // took it and crashed before answering, and gets it twice.
-            if let Ok(response) = self.send_on(sender, &origin, request.clone()).await {
-                return Ok(response);
+            // took it and crashed before answering, and gets it twice. An answer that
+            // came and could not be read is the server's: not sent again.
+            match self.send_on(sender, &origin, request.clone()).await {
+                Ok(response) => return Ok(response),
+                Err(failure) if failure.answered => return Err(failure),
+                Err(_) => {}
             }
         }
         let sender = self.connect(&origin).await?;
@@ -152,7 +186,7 @@ impl Client {
         mut sender: SendRequest<Full<Bytes>>,
         origin: &Origin,
         request: Request<Bytes>,
-    ) -> Result<Response<Bytes>, String> {
+    ) -> Result<Response<Bytes>, Failure> {
         sender
             .ready()
             .await
@@ -162,7 +196,11 @@ impl Client {
             .await
             // No answer came: on a kept connection that is what a server closing it
             // at the same moment looks like (the race every keep-alive client has).
-            .map_err(|e| format!("request to {origin} failed: {e}"))?;
+            // An answer hyper cannot parse did come.
+            .map_err(|e| Failure {
+                why: format!("request to {origin} failed: {e}"),
+                answered: e.is_parse(),
+            })?;
         let (head, body) = response.into_parts();
         let body = match Limited::new(body, MAX_BODY).collect().await {
             Ok(body) => body.to_bytes(),
@@ -395,6 +433,46 @@ pub(crate) mod tests {
         );
     }
 
+    /// An answer that comes and cannot be read (a header hyper refuses) is the
+    /// server's: the request is not sent again on a new connection, though the kept
+    /// connection it went on is gone.
+    #[tokio::test]
+    async fn an_unreadable_answer_is_not_sent_again() {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/v1/traces", listener.local_addr().unwrap());
+        let (heads, received) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let answers: [&[u8]; 2] = [
+                b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n",
+                b"HTTP/1.1 200 OK\r\nbad\x01header: x\r\ncontent-length: 0\r\n\r\n",
+            ];
+            for mut stream in listener.incoming().flatten() {
+                for answer in answers {
+                    let mut head = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match stream.read(&mut buf) {
+                            Ok(n) if n > 0 => head.extend_from_slice(&buf[..n]),
+                            _ => return,
+                        }
+                    }
+                    let _ = heads.send(());
+                    let _ = stream.write_all(answer);
+                }
+            }
+        });
+        let client = Client::plain(Duration::from_secs(5));
+        assert!(client.send(request(&url)).await.is_ok());
+        let e = client.send(request(&url)).await.unwrap_err();
+        assert!(e.answered, "{e}");
+        assert_eq!(
+            received.try_iter().count(),
+            2,
+            "the second request went once"
+        );
+    }
+
     #[tokio::test]
     async fn failures_name_what_failed() {
         let client = Client::plain(Duration::from_secs(5));
@@ -402,7 +480,8 @@ pub(crate) mod tests {
         let e = client
             .send(request(&format!("http://127.0.0.1:{port}/")))
             .await
-            .unwrap_err();
+            .unwrap_err()
+            .why;
         assert!(
             e.starts_with(&format!("cannot connect to 127.0.0.1:{port}: ")),
             "{e}"
@@ -411,7 +490,8 @@ pub(crate) mod tests {
         let e = client
             .send(request("http://collector.invalid:4318/"))
             .await
-            .unwrap_err();
+            .unwrap_err()
+            .why;
         assert!(e.starts_with("cannot resolve `collector.invalid`: "), "{e}");
         // A plain client reaches the port, then says why it cannot go on.
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -419,7 +499,8 @@ pub(crate) mod tests {
         let e = client
             .send(request(&format!("https://{address}/")))
             .await
-            .unwrap_err();
+            .unwrap_err()
+            .why;
         assert_eq!(
             e,
             format!("{address}: https needs coldstart's `tls` feature and TLS settings")
@@ -433,7 +514,8 @@ pub(crate) mod tests {
         let url = format!("http://{}/", listener.local_addr().unwrap());
         let client = Client::plain(Duration::from_secs(3));
         let e = client.send(request(&url)).await.unwrap_err();
-        assert_eq!(e, "no answer within 3s");
+        assert_eq!(e.why, "no answer within 3s");
+        assert!(!e.answered);
         drop(listener);
     }
 }

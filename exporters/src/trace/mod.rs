@@ -292,7 +292,7 @@ fn build_and_run(config: &Config) -> Option<Started> {
 /// counted; spans not yet taken stay queued for the next export. From the first such
 /// flush on, the exporter no longer waits out its own retry backoff
 /// ([`retry::Patience`]): the process may be frozen after it. Returns how many spans
-/// were still queued at the end.
+/// were still queued, or in an export not answered yet, at the end.
 pub(crate) async fn flush(config: &Config, budget: Duration) -> usize {
     let (Some(core), Some(started)) = (CORE.get(), start(config)) else {
         return 0;
@@ -310,5 +310,7 @@ pub(crate) async fn flush(config: &Config, budget: Duration) -> usize {
             tokio::time::Instant::now().checked_add(budget),
         )
         .await;
-    queue.len()
+    // A batch the periodic export still has out (it held the exporter past the
+    // budget) is not exported yet either.
+    queue.len() + queue.in_flight()
 }

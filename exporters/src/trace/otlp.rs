@@ -121,7 +121,16 @@ impl opentelemetry_sdk::trace::SpanExporter for Exporter {
                 let answer = tokio::time::timeout(left, self.client.send(request)).await;
                 let answer = match answer {
                     Ok(Ok(answer)) => answer,
-                    Ok(Err(cause)) => return failed_connection(cause),
+                    // An answer came that could not be read: the collector had the
+                    // batch, which is not sent again.
+                    Ok(Err(cause)) if cause.answered => {
+                        return Attempt::Failed {
+                            why: format!("HTTP export failed: unreadable answer: {cause}"),
+                            retryable: false,
+                            asked: None,
+                        };
+                    }
+                    Ok(Err(cause)) => return failed_connection(cause.why),
                     Err(_) => {
                         let left =
                             Duration::from_millis(left.as_millis().try_into().unwrap_or(u64::MAX));

@@ -86,6 +86,11 @@ impl Queue {
         self.spans.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 
+    /// How many spans are in an export not answered yet.
+    pub(crate) fn in_flight(&self) -> usize {
+        usize::try_from(self.in_flight.load(Ordering::Acquire)).unwrap_or(usize::MAX)
+    }
+
     /// Everything waiting, oldest first.
     #[cfg(test)]
     pub(crate) fn take_all(&self) -> Vec<SpanData> {

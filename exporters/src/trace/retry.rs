@@ -104,7 +104,11 @@ where
             return Ok(());
         };
         let backoff = (delay + jitter()).min(MAX_DELAY);
-        let wait = asked.map_or(backoff, |asked| backoff.max(asked));
+        // Once patience has run out, only what the collector asked for is waited.
+        let wait = match patience.is_out() {
+            true => asked.unwrap_or_default(),
+            false => asked.map_or(backoff, |asked| backoff.max(asked)),
+        };
         if retry == RETRIES
             || !retryable
             || Instant::now() + wait >= deadline
@@ -229,6 +233,23 @@ mod tests {
         .await;
         assert_eq!(tries.load(Ordering::SeqCst), 4, "asked to retry: retried");
         assert_eq!(start.elapsed(), Duration::ZERO, "without the backoff");
+    }
+
+    /// With less time left than coldstart's own backoff, a collector that asks for no
+    /// wait is still retried once patience has run out: only the asked wait counts
+    /// against the time left (the backoff, which is not waited, made it give up).
+    #[tokio::test(start_paused = true)]
+    async fn without_patience_a_short_timeout_still_gets_the_asked_retries() {
+        let (tries, patience) = (AtomicU32::new(0), Patience::default());
+        patience.run_out();
+        fails_to_the_end(
+            Duration::from_millis(50),
+            &patience,
+            Some(Duration::ZERO),
+            &tries,
+        )
+        .await;
+        assert_eq!(tries.load(Ordering::SeqCst), 4);
     }
 
     /// A wait the collector asked for is still waited out once patience has run out.

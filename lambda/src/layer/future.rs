@@ -266,7 +266,7 @@ fn flush(shared: &Shared, pending: &Pending) -> Option<Flush> {
         if left > 0 {
             coldstart_exporters::problem::report("lambda-flush", || {
                 format!(
-                    "lambda: {left} spans were still queued when the {budget:?} flush budget ran out; they go with the next flush (COLDSTART_LAMBDA_FLUSH_TIMEOUT sets the budget)"
+                    "lambda: {left} spans were still queued or in an unanswered export when the {budget:?} flush budget ran out; they go with the next flush (COLDSTART_LAMBDA_FLUSH_TIMEOUT sets the budget)"
                 )
             });
         }
