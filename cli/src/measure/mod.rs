@@ -280,7 +280,11 @@ fn measure(
 /// otherwise have this tool, often run as root, write through it.
 fn stderr_file(name: &str) -> anyhow::Result<(File, PathBuf)> {
     use std::os::unix::fs::OpenOptionsExt;
-    let path = crate::interrupt::temporary_file(name);
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    // Numbered: one process may run several at once (emulators, in tests).
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let path = crate::interrupt::temporary_file(&format!("{n}-{name}"));
     // One of an earlier process with this pid, killed before its clean-up.
     let _ = std::fs::remove_file(&path);
     let file = std::fs::OpenOptions::new()
