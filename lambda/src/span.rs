@@ -91,13 +91,13 @@ pub(crate) fn end(cx: &Context, failed: bool, not_called: bool) {
 /// Ends the span of an invocation still running [`TIMEOUT_NOTICE`] before its
 /// deadline: an error whose `error.type` is `timeout`.
 ///
-/// [`TIMEOUT_NOTICE`]: crate::layer::TIMEOUT_NOTICE
+/// [`TIMEOUT_NOTICE`]: crate::layer::future::TIMEOUT_NOTICE
 pub(crate) fn end_timed_out(cx: &Context) {
     let span = cx.span();
     span.set_attribute(KeyValue::new("error.type", "timeout"));
     span.set_status(Status::error(format!(
         "still running {} ms before the invocation's deadline: Lambda stops it as timed out",
-        crate::layer::TIMEOUT_NOTICE.as_millis()
+        crate::layer::future::TIMEOUT_NOTICE.as_millis()
     )));
     span.end();
 }

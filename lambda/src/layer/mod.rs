@@ -9,16 +9,17 @@ flushes queued spans within the flush budget. Only then does its future complete
 `lambda_runtime` ask for the next invocation: the caller already has its answer,
 and nothing is left queued when Lambda freezes the process.
 
-An invocation still running 200 ms ([`TIMEOUT_NOTICE`]) before its deadline is
-recorded then as timed out: a line on stderr, the span ended as an error of type
-`timeout`, the EMF record with its error, and a flush in what is left. Lambda stops a
-timed-out invocation with the process, which would otherwise lose all three.
+An invocation still running 200 ms ([`TIMEOUT_NOTICE`](future::TIMEOUT_NOTICE))
+before its deadline is recorded then as timed out: a line on stderr, the span ended as
+an error of type `timeout`, the EMF record with its error, and a flush in what is
+left. Lambda stops a timed-out invocation with the process, which would otherwise lose
+all three.
 
 It must never fail an invocation: telemetry problems are counted and reported, not
 returned. It assumes one invocation at a time (`Runtime::run`).
 */
 
-mod future;
+pub(crate) mod future;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -32,7 +33,6 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 pub use future::InvocationFuture;
-pub(crate) use future::TIMEOUT_NOTICE;
 
 use crate::function::Function;
 use crate::ready::Ready;
