@@ -397,8 +397,9 @@ fn parse_value(v: &str) -> Result<String, &'static str> {
     // Hexadecimal, octal and binary whole numbers, as the decimal a variable holds.
     for (prefix, radix) in [("0x", 16), ("0o", 8), ("0b", 2)] {
         if let Some(digits) = v.strip_prefix(prefix) {
+            // TOML's integers are 64-bit signed.
             return digit_run(digits, radix)
-                .then(|| u64::from_str_radix(&digits.replace('_', ""), radix).ok())
+                .then(|| i64::from_str_radix(&digits.replace('_', ""), radix).ok())
                 .flatten()
                 .map(|n| n.to_string())
                 .ok_or("is not a whole number in the base its prefix names");
@@ -413,6 +414,10 @@ fn parse_value(v: &str) -> Result<String, &'static str> {
         );
     }
     let digits = v.replace('_', "");
+    let integer = !digits.contains(['.', 'e', 'E']);
+    if integer && digits.parse::<i64>().is_err() {
+        return Err("is outside TOML's integers (64-bit signed)");
+    }
     Ok(digits.strip_prefix('+').unwrap_or(&digits).to_owned())
 }
 
@@ -468,9 +473,10 @@ fn basic_string(rest: &str) -> Result<String, &'static str> {
                 Some(u @ ('u' | 'U')) => {
                     let len = if u == 'u' { 4 } else { 8 };
                     let hex: String = chars.by_ref().take(len).collect();
+                    // Hex digits only: `from_str_radix` would take a sign (`\u+041`).
                     u32::from_str_radix(&hex, 16)
                         .ok()
-                        .filter(|_| hex.len() == len)
+                        .filter(|_| hex.len() == len && hex.chars().all(|c| c.is_ascii_hexdigit()))
                         .and_then(char::from_u32)
                         .ok_or("has a bad \\u or \\U escape")?
                 }
@@ -644,6 +650,23 @@ mod tests {
                 "{v}: {err}"
             );
         }
+        // Integers are 64-bit signed in TOML; escapes take hex digits only.
+        for v in ["99999999999999999999", "0xFFFFFFFFFFFFFFFF"] {
+            let err = value(v).unwrap_err();
+            assert!(
+                err.contains("64-bit signed") || err.contains("base its prefix"),
+                "{v}: {err}"
+            );
+        }
+        assert_eq!(
+            value("9223372036854775807").as_deref(),
+            Ok("9223372036854775807")
+        );
+        let escape = parse("[otel]\nservice_name = \"\\u+041\"").unwrap_err();
+        assert!(
+            escape.to_string().contains("bad \\u or \\U escape"),
+            "{escape}"
+        );
     }
 
     #[test]

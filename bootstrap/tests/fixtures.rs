@@ -363,6 +363,38 @@ fn lambda_gives_a_cpu_share_and_memory() {
     assert!((cores - 1024.0 / 1769.0).abs() < 1e-9, "{cores}");
 }
 
+/// Lambda lists v1 controllers in `/proc/self/cgroup` and mounts none: the cgroup
+/// figures cannot be read, and the function's memory size stands (it was thrown
+/// away, and the plan sized for the host).
+#[test]
+fn lambda_without_mounted_cgroups_keeps_its_own_figures() {
+    let t = Tree::new("lambda-unmounted");
+    t.file(
+        "/proc/self/cgroup",
+        "4:memory:/sandbox-root-x/sandbox-y
+3:cpu,cpuacct:/sandbox-root-x/sandbox-y
+",
+    )
+    .file(
+        "/proc/self/mountinfo",
+        "20 1 0:19 / / rw,relatime - ext4 /dev/root rw
+",
+    );
+    let b = t.probe_with(Env::fixed([("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")]));
+    assert_eq!(
+        b.memory_bytes.value,
+        Some(512 << 20),
+        "{:?}",
+        b.memory_bytes
+    );
+    let cores = b.cpu_cores.value.unwrap();
+    assert!((cores - 512.0 / 1769.0).abs() < 1e-9, "{cores}");
+    // Off Lambda, the same unreadable cgroup is an unknown figure with its reason.
+    let off = t.probe();
+    assert_eq!(off.memory_bytes.value, None);
+    assert!(matches!(off.memory_bytes.source, Source::Unknown(_)));
+}
+
 #[test]
 fn lambda_with_a_tighter_cgroup_keeps_the_minimum() {
     let t = Tree::v2("lambda-cgroup", "/fn");

@@ -267,8 +267,11 @@ impl Plan {
             },
         };
         // Read only where tokio would read it: a bad value elsewhere stops nothing.
-        let tokio_env = match (settings.worker_threads, flavor.value) {
-            (None, Flavor::MultiThread) => {
+        let worker_env = WORKER_THREADS.read_env(env, parse_workers)?;
+        // Read only where tokio would read it, and where it could count: with no
+        // count given anywhere else (a bad value it would ignore stops nothing then).
+        let tokio_env = match (settings.worker_threads, &worker_env, flavor.value) {
+            (None, None, Flavor::MultiThread) => {
                 TOKIO_WORKER_THREADS.read_env(env, parse_tokio_workers)?
             }
             _ => None,
@@ -280,7 +283,6 @@ impl Plan {
             },
             None => workers_default,
         };
-        let worker_env = WORKER_THREADS.read_env(env, parse_workers)?;
         let worker_threads = choose(
             workers_default,
             settings.worker_threads,

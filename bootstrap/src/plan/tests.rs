@@ -125,6 +125,16 @@ fn tokio_worker_threads_counts_only_without_a_count_in_code() {
             .value,
         2
     );
+    // With a count given, a value tokio would never read stops nothing.
+    let counted = Env::fixed([
+        ("TOKIO_WORKER_THREADS", "abc"),
+        ("COLDSTART_WORKER_THREADS", "4"),
+    ]);
+    let plan = Plan::from_budget(&b, &Settings::NONE, &counted).unwrap();
+    assert_eq!(plan.worker_threads.value, 4);
+    let bad = Env::fixed([("TOKIO_WORKER_THREADS", "abc")]);
+    assert!(Plan::from_budget(&b, &attr, &bad).is_ok());
+    assert!(Plan::from_budget(&b, &Settings::NONE, &bad).is_err());
 }
 
 /// As in tokio, where `#[tokio::main(worker_threads = 1)]` is the multi-thread

@@ -298,10 +298,16 @@ impl<T: PartialOrd + Copy> Candidates<T> {
         }
     }
 
+    /// The smallest figure known, or unknown with the first reason a limit could not
+    /// be read; but a Lambda figure stands when the cgroup's cannot be read (Lambda
+    /// lists its controllers in `/proc/self/cgroup` and mounts none of them: the
+    /// function's memory size is the limit then).
     fn finish(self) -> Figure<T> {
         match self.unknown {
-            Some(reason) => Figure::unknown(reason),
-            None => self.best,
+            Some(reason) if !matches!(self.best.source, Source::Lambda(_)) => {
+                Figure::unknown(reason)
+            }
+            _ => self.best,
         }
     }
 }
