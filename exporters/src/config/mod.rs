@@ -209,6 +209,9 @@ pub struct Push {
     pub final_within: Duration,
 }
 
+/// The shortest [`Push::interval`] `COLDSTART_METRICS_PUSH_INTERVAL` accepts.
+pub const MIN_PUSH_INTERVAL: Duration = Duration::from_millis(100);
+
 /// The default [`Config::final_flush_within`]: the span flush at shutdown.
 pub const FINAL_FLUSH_WITHIN: Duration = Duration::from_secs(5);
 
@@ -724,7 +727,7 @@ impl Config {
                 .read(
                     "COLDSTART_METRICS_PUSH_INTERVAL",
                     "a duration such as `10s` or `500ms` (from 100ms to 1h)",
-                    |s| parse_duration(s).filter(|d| *d >= Duration::from_millis(100)),
+                    |s| parse_duration(s).filter(|d| *d >= MIN_PUSH_INTERVAL),
                 )
                 .unwrap_or(Duration::from_secs(10)),
             grouping: r

@@ -21,8 +21,6 @@ use crate::problem::{self, Dropped};
 
 /// Longest a push may take, connection included.
 const PUSH_TIMEOUT: Duration = Duration::from_secs(5);
-/// The shortest interval between pushes, as `COLDSTART_METRICS_PUSH_INTERVAL` accepts.
-const MIN_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Pushes every interval on a task, and registers the final push at shutdown.
 pub(crate) fn start(push: Push) {
@@ -31,7 +29,7 @@ pub(crate) fn start(push: Push) {
     tokio::spawn(async move {
         // The settings refuse less than 100 ms; a `Config` built in code may hold 0,
         // on which tokio's interval panics.
-        let mut every = tokio::time::interval(push.interval.max(MIN_INTERVAL));
+        let mut every = tokio::time::interval(push.interval.max(crate::config::MIN_PUSH_INTERVAL));
         // A push slower than the interval is followed by the next one an interval
         // later, not at once: back to back, one would nearly always be in flight.
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -285,12 +285,7 @@ fn channel(config: &Config) -> Result<Channel, String> {
         .map_err(|e| format!("invalid OTLP endpoint `{url}`: {e}"))?
         .timeout(config.otlp_timeout);
     // Said once here, as over HTTP: the channel would build, and every batch fail.
-    #[cfg(not(feature = "tls"))]
-    if super::otlp::https(&url) {
-        return Err(format!(
-            "the OTLP endpoint `{url}` is https://, which needs coldstart's `tls` feature"
-        ));
-    }
+    super::otlp::tls_built_for(&url)?;
     #[cfg(feature = "tls")]
     if super::otlp::https(&url) {
         return tls(endpoint, &config.otlp_tls).map(|e| e.connect_lazy());

@@ -55,12 +55,7 @@ fn http_exporter(config: &Config) -> Result<Exporter, String> {
     let url = endpoint
         .parse::<http::Uri>()
         .map_err(|e| format!("invalid OTLP endpoint `{endpoint}`: {e}"))?;
-    #[cfg(not(feature = "tls"))]
-    if https(endpoint) {
-        return Err(format!(
-            "the OTLP endpoint `{endpoint}` is https://, which needs coldstart's `tls` feature"
-        ));
-    }
+    tls_built_for(endpoint)?;
     // TLS settings are built only for an `https://` collector: a plain one must not
     // depend on a CA bundle being present (the default endpoint is plain).
     #[cfg(feature = "tls")]
@@ -206,6 +201,17 @@ pub(super) fn https(url: &str) -> bool {
     url.trim_start()
         .get(..8)
         .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"))
+}
+
+/// Refuses an `https://` endpoint in a build without the `tls` feature, once, when the
+/// exporter is built: otherwise every batch would fail.
+pub(super) fn tls_built_for(endpoint: &str) -> Result<(), String> {
+    if cfg!(not(feature = "tls")) && https(endpoint) {
+        return Err(format!(
+            "the OTLP endpoint `{endpoint}` is https://, which needs coldstart's `tls` feature"
+        ));
+    }
+    Ok(())
 }
 
 /// How the exporter names itself, as the OTLP specification asks.

@@ -242,14 +242,9 @@ impl TextMapPropagator for Baggage {
 /// Appends `text` with what a baggage key or value may not hold as it is (controls,
 /// spaces, `"`, `,`, `;`, `\`, `=`, `%`, and every byte past ASCII) percent-encoded.
 fn baggage_encode(out: &mut String, text: &str) {
-    use std::fmt::Write as _;
-    for b in text.bytes() {
-        if (0x21..=0x7e).contains(&b) && !b"\",;\\=%".contains(&b) {
-            out.push(char::from(b));
-        } else {
-            let _ = write!(out, "%{b:02X}");
-        }
-    }
+    percent_encode(out, text, |b| {
+        (0x21..=0x7e).contains(&b) && !b"\",;\\=%".contains(&b)
+    });
 }
 
 /// Appends a member's `properties` as they are, but for what would break the header or
@@ -258,9 +253,16 @@ fn baggage_encode(out: &mut String, text: &str) {
 /// percent-encoded. Properties from an incoming header are encoded already and go on
 /// unchanged; `;`, `=`, `%` and spaces are the properties' own.
 fn property_encode(out: &mut String, properties: &str) {
+    percent_encode(out, properties, |b| {
+        (b == b' ' || b.is_ascii_graphic()) && b != b','
+    });
+}
+
+/// Appends `text`, each byte that `keep` refuses as `%XX`.
+fn percent_encode(out: &mut String, text: &str, keep: fn(u8) -> bool) {
     use std::fmt::Write as _;
-    for b in properties.bytes() {
-        if (b == b' ' || b.is_ascii_graphic()) && b != b',' {
+    for b in text.bytes() {
+        if keep(b) {
             out.push(char::from(b));
         } else {
             let _ = write!(out, "%{b:02X}");
