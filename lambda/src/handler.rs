@@ -136,14 +136,12 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let inner = self.project().inner;
         match catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
-            Ok(Poll::Ready(Err(e))) => {
+            Ok(Poll::Ready(output)) => {
                 RETURNED.store(true, Ordering::Relaxed);
-                fail(&format!("{e:?}"));
-                Poll::Ready(Err(e))
-            }
-            Ok(Poll::Ready(ok)) => {
-                RETURNED.store(true, Ordering::Relaxed);
-                Poll::Ready(ok)
+                if let Err(e) = &output {
+                    fail(&format!("{e:?}"));
+                }
+                Poll::Ready(output)
             }
             Ok(Poll::Pending) => Poll::Pending,
             Err(panic) => {

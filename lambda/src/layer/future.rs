@@ -67,8 +67,12 @@ pub(crate) const TIMEOUT_NOTICE: Duration = Duration::from_millis(200);
 /// [`TIMEOUT_NOTICE`] before `deadline_ms`, as an [`Instant`] (at once when that is
 /// past already).
 fn notice_at(deadline_ms: u64, now_ms: u64, now: Instant) -> Instant {
-    let left = Duration::from_millis(deadline_ms.saturating_sub(now_ms));
-    now + left.saturating_sub(TIMEOUT_NOTICE)
+    now + left(deadline_ms, now_ms).saturating_sub(TIMEOUT_NOTICE)
+}
+
+/// What is left at `now_ms` of the time until `deadline_ms`; zero once it is past.
+fn left(deadline_ms: u64, now_ms: u64) -> Duration {
+    Duration::from_millis(deadline_ms.saturating_sub(now_ms))
 }
 
 /// The flush's budget: `timeout`, cut to what is left of the invocation's time less
@@ -79,11 +83,11 @@ fn flush_budget(timeout: Duration, deadline_ms: Option<u64>, now_ms: u64) -> Dur
     let Some(deadline_ms) = deadline_ms else {
         return timeout;
     };
-    let left = Duration::from_millis(deadline_ms.saturating_sub(now_ms));
-    timeout.min(left.saturating_sub(DEADLINE_MARGIN))
+    timeout.min(left(deadline_ms, now_ms).saturating_sub(DEADLINE_MARGIN))
 }
 
-type Flush = Pin<Box<dyn Future<Output = ()> + Send>>;
+/// The flush, on its task: awaited before the next `/next`.
+type Flush = tokio::task::JoinHandle<()>;
 
 pin_project_lite::pin_project! {
     /// The future of an [`Invocation`](super::Invocation).
@@ -156,10 +160,7 @@ where
                 // being posted (a large one, a slow link): it is not timed out.
                 if noticed && !crate::handler::returned() {
                     *this.timed_out = true;
-                    // Its flush goes on by itself on its task (dropping its handle does
-                    // not stop it); the flush after the response, if the handler still
-                    // finishes, waits for it on the exporter's lock.
-                    drop(record_timeout(this.shared, this.pending, this.span));
+                    record_timeout(this.shared, this.pending, this.span);
                 }
                 return Poll::Pending;
             };
@@ -174,7 +175,8 @@ where
             *this.output = Some(output);
         }
         if let Some(flush) = this.flush.as_mut() {
-            ready!(flush.as_mut().poll(cx));
+            // Its outcome is said by the task itself; a join error is a panic there.
+            let _ = ready!(Pin::new(flush).poll(cx));
             *this.flush = None;
         }
         Poll::Ready(this.output.take().unwrap_or(Ok(())))
@@ -206,9 +208,9 @@ fn finish(
 
 /// Records the invocation as timed out, [`TIMEOUT_NOTICE`] before its deadline with
 /// the handler still running: says so in one line, ends the span as an error of type
-/// `timeout`, writes the EMF record with the error, and returns the flush of the
-/// spans in what is left. The first response is not marked: none was sent.
-fn record_timeout(shared: &Shared, pending: &Pending, span: &SpanContext) -> Option<Flush> {
+/// `timeout`, writes the EMF record with the error, and flushes the spans in what is
+/// left. The first response is not marked: none was sent.
+fn record_timeout(shared: &Shared, pending: &Pending, span: &SpanContext) {
     eprintln!(
         "coldstart: lambda: invocation {} still running {} ms before its deadline; recorded as timed out",
         pending.invocation_id,
@@ -219,7 +221,10 @@ fn record_timeout(shared: &Shared, pending: &Pending, span: &SpanContext) -> Opt
     #[cfg(not(feature = "tracing"))]
     let _ = span;
     write_record(shared, pending, true, true);
-    flush(shared, pending)
+    // Not awaited: it goes on by itself on its task (dropping its handle does not stop
+    // it); the flush after the response, if the handler still finishes, waits for it
+    // on the exporter's lock.
+    drop(flush(shared, pending));
 }
 
 /// Writes the invocation's EMF record, where records are on.
@@ -261,7 +266,7 @@ fn flush(shared: &Shared, pending: &Pending) -> Option<Flush> {
     // On a task of its own: a SIGTERM during the flush cancels the program's body,
     // and with it this future; the export under way goes on, and the final flush
     // waits for it (they share the exporter's lock) instead of losing its batch.
-    let flush = tokio::spawn(async move {
+    Some(tokio::spawn(async move {
         let left = telemetry.flush(budget).await;
         if left > 0 {
             coldstart_exporters::problem::report("lambda-flush", || {
@@ -270,9 +275,6 @@ fn flush(shared: &Shared, pending: &Pending) -> Option<Flush> {
                 )
             });
         }
-    });
-    Some(Box::pin(async move {
-        let _ = flush.await;
     }))
 }
 
