@@ -397,20 +397,25 @@ pub(crate) async fn run_after_first_response() {
                 return;
             };
             let finished = Ran::timed(start.elapsed(), outcome);
-            if let Err(failure) = &finished.outcome {
-                if r.fatal {
+            let stops = match &finished.outcome {
+                Err(failure) if r.fatal => {
                     eprintln!("coldstart: deferred {failure}; stopping (fatal)");
-                    ran().after.push(finished);
-                    lifecycle::stop(EXIT_INIT).await;
-                    // Nothing more starts while the program stops, and the profile of
-                    // a run that failed is not written.
-                    finish_deferred();
-                    return;
-                } else {
-                    eprintln!("coldstart: deferred {failure}; serving continues");
+                    true
                 }
-            }
+                Err(failure) => {
+                    eprintln!("coldstart: deferred {failure}; serving continues");
+                    false
+                }
+                Ok(()) => false,
+            };
             ran().after.push(finished);
+            if stops {
+                lifecycle::stop(EXIT_INIT).await;
+                // Nothing more starts while the program stops, and the profile of a run
+                // that failed is not written.
+                finish_deferred();
+                return;
+            }
         }
     }
     if let Some(path) = profile_out() {

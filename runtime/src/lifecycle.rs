@@ -202,10 +202,9 @@ struct Registered {
     hook: Hook,
 }
 
-static HOOKS: Mutex<Vec<Registered>> = Mutex::new(Vec::new());
-/// Set, under the `HOOKS` lock, once the shutdown hooks have all run: a hook
-/// registered later would never run.
-static HOOKS_RAN: AtomicBool = AtomicBool::new(false);
+/// The hooks registered and not run yet; `None` once they have all run (a hook
+/// registered later would never run).
+static HOOKS: Mutex<Option<Vec<Registered>>> = Mutex::new(Some(Vec::new()));
 
 /// `mutex` locked; a panic elsewhere while it was held does not stop the shutdown.
 fn locked<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -239,7 +238,7 @@ static STOP_CODE: AtomicI32 = AtomicI32::new(0);
 pub(crate) async fn stop(code: i32) {
     // After a signal the program exits 0 once the hooks are done, whatever fails
     // while it stops (a fatal deferred init whose pool a hook closed, say).
-    if SIGNALLED.load(Ordering::Acquire) == 0 {
+    if !stop_asked() {
         STOP_CODE.store(code, Ordering::Release);
     }
     wait_for_held_work().await;
@@ -296,23 +295,22 @@ where
         deadline,
         hook,
     };
-    {
-        let mut hooks = locked(&HOOKS);
-        if HOOKS_RAN.load(Ordering::Acquire) {
+    match locked(&HOOKS).as_mut() {
+        Some(hooks) => hooks.push(registered),
+        None => {
             eprintln!(
                 "coldstart: shutdown hook `{}` was registered after the shutdown hooks ran; it does not run",
                 registered.name
             );
             return;
         }
-        hooks.push(registered);
     }
     listen_for_signals();
 }
 
 /// How many shutdown hooks are registered now.
 pub fn shutdown_hooks() -> usize {
-    locked(&HOOKS).len()
+    locked(&HOOKS).as_ref().map_or(0, Vec::len)
 }
 
 /// Installs the handlers now, so that a signal arriving right after the first
@@ -342,7 +340,7 @@ fn install_listener() {
     // A signal the hold kept before this listener existed is acted on through
     // `take_held`, never seen by the listener: the next one the listener sees is the
     // second. Read before the listener's handlers exist, which see what comes after.
-    let earlier = HELD.load(Ordering::Acquire) != 0 || SIGNALLED.load(Ordering::Acquire) != 0;
+    let earlier = HELD.load(Ordering::Acquire) != 0 || stop_asked();
     // A signal the process was started with ignored (`nohup`, a script's `cmd &`)
     // stays ignored, as under `#[tokio::main]`: tokio's handler would take it over.
     let listen = |ignored, kind| match ignored {
@@ -417,14 +415,20 @@ fn end_at_once(signo: libc::c_int) -> ! {
         "SIGTERM"
     };
     eprintln!("coldstart: {name} again; ending now, without waiting for the shutdown");
-    // SAFETY: restoring the default disposition and raising the signal this process
-    // was sent.
+    default_effect(signo);
+    // Not reached where the default effect ends the process; the shell's code if not.
+    std::process::exit(128 + signo)
+}
+
+/// Raises `signo` again with its default disposition: the effect it would have had
+/// with nothing installed. Async-signal-safe.
+fn default_effect(signo: libc::c_int) {
+    // SAFETY: `signal` and `raise` are async-signal-safe; restoring the default
+    // disposition and raising a signal this process was sent.
     unsafe {
         libc::signal(signo, libc::SIG_DFL);
         libc::raise(signo);
     }
-    // Not reached where the default effect ends the process; the shell's code if not.
-    std::process::exit(128 + signo)
 }
 
 /// Work for the end of `main`, before the shutdown hooks ([`at_end_of_main`]).
@@ -566,11 +570,7 @@ extern "C" fn note(signo: libc::c_int) {
     }
     // Before the first response, or a second signal: the default effect, as if nothing
     // had been installed.
-    // SAFETY: `signal` and `raise` are async-signal-safe.
-    unsafe {
-        libc::signal(signo, libc::SIG_DFL);
-        libc::raise(signo);
-    }
+    default_effect(signo);
 }
 
 /// Ends a hold once the held work has registered its hooks, or found it had none to
@@ -674,11 +674,14 @@ pub(crate) async fn run_shutdown_hooks() {
     loop {
         let hooks = {
             let mut hooks = locked(&HOOKS);
-            if hooks.is_empty() {
-                HOOKS_RAN.store(true, Ordering::Release);
-                return;
+            match hooks.as_mut() {
+                Some(list) if !list.is_empty() => std::mem::take(list),
+                // None left (or run already): later registrations are refused.
+                _ => {
+                    *hooks = None;
+                    return;
+                }
             }
-            std::mem::take(&mut *hooks)
         };
         let running: Vec<_> = hooks
             .into_iter()

@@ -49,6 +49,7 @@ where
         let bodiless = matches!(response.status().as_u16(), 100..=199 | 204 | 304);
         if *this.head || bodiless || length == Some(0) {
             mark_after_this_poll();
+            return Poll::Ready(Ok(response.map(MarkOnEnd::done)));
         }
         Poll::Ready(Ok(response.map(|body| MarkOnEnd::sized(body, length))))
     }
