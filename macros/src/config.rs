@@ -178,8 +178,7 @@ impl Config {
             ));
         }
         // A worker count without a flavor asks for the multi-thread scheduler too.
-        let multi_thread = self.flavor == Some(Flavor::MultiThread)
-            || (self.flavor.is_none() && self.worker_threads.is_some());
+        let multi_thread = Flavor::of_test(self.flavor, self.worker_threads) == Flavor::MultiThread;
         if self.start_paused == Some(true) && multi_thread {
             return Err(syn::Error::new(
                 span_of("start_paused"),

@@ -306,16 +306,16 @@ pub fn block_on_test<F: Future>(
     start_paused: bool,
     body: F,
 ) -> F::Output {
-    let mut builder = match (flavor, worker_threads) {
-        (Some(Flavor::MultiThread), n) | (None, n @ Some(_)) => {
+    let mut builder = match Flavor::of_test(flavor, worker_threads) {
+        Flavor::MultiThread => {
             let mut b = Builder::new_multi_thread();
             // Without a count, tokio's: one worker per CPU.
-            if let Some(n) = n {
+            if let Some(n) = worker_threads {
                 b.worker_threads(n);
             }
             b
         }
-        _ => Builder::new_current_thread(),
+        Flavor::CurrentThread => Builder::new_current_thread(),
     };
     builder.enable_all();
     if start_paused {

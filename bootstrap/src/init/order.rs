@@ -247,12 +247,11 @@ fn by_profile(
             Declared::Auto | Declared::Critical => order.before.push(r),
         }
     }
-    // A line no registration claimed, unless it repeats a name (a profile built in
-    // code can): the name's first line was the one looked up.
+    // A line no registration claimed (a profile names each registration once).
     let unknown: Vec<&str> = entries
         .iter()
         .enumerate()
-        .filter(|&(i, e)| !claimed[i] && profile.position(e.name) == Some(i))
+        .filter(|&(i, _)| !claimed[i])
         .map(|(_, e)| e.name)
         .collect();
     order.mismatch = join(mismatch(&missing, &unknown), shared_line(&shared));

@@ -33,7 +33,7 @@ pub const HEADER: &str = "coldstart-profile 1";
 #[derive(Clone, Default)]
 pub struct Profile<'a> {
     entries: Vec<Entry<'a>>,
-    /// Each name's position in `entries` (the first, for a name given twice).
+    /// Each name's position in `entries` (each name is there once).
     index: HashMap<&'a str, usize, BuildHasherDefault<Fx>>,
 }
 
@@ -89,9 +89,7 @@ fn error(line: usize, message: String) -> ProfileError {
 }
 
 impl<'a> Profile<'a> {
-    /// A profile of `entries`, what a run records. A name given twice is kept twice
-    /// (its text is then refused by [`Profile::parse`]); [`Profile::get`] finds the
-    /// first.
+    /// A profile of `entries`, what a run records.
     ///
     /// ```
     /// use coldstart_bootstrap::init::profile::{Entry, Profile};
@@ -148,7 +146,7 @@ impl<'a> Profile<'a> {
         &self.entries
     }
 
-    /// Where `name`'s (first) entry is in [`Profile::entries`].
+    /// Where `name`'s entry is in [`Profile::entries`].
     pub(crate) fn position(&self, name: &str) -> Option<usize> {
         self.index.get(name).copied()
     }

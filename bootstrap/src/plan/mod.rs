@@ -76,6 +76,15 @@ pub enum Flavor {
 }
 
 impl Flavor {
+    /// The scheduler of a test attribute, as tokio's has it: multi-thread when asked
+    /// for, or when a worker count is given without a flavor; else current-thread.
+    pub fn of_test(flavor: Option<Flavor>, worker_threads: Option<usize>) -> Flavor {
+        match (flavor, worker_threads) {
+            (Some(Flavor::MultiThread), _) | (None, Some(_)) => Flavor::MultiThread,
+            _ => Flavor::CurrentThread,
+        }
+    }
+
     /// `current_thread` or `multi_thread`.
     pub fn as_str(self) -> &'static str {
         match self {
