@@ -412,16 +412,7 @@ pub fn parse(args: &[String]) -> anyhow::Result<Options> {
         }
         let mut value = || it.next().with_context(|| format!("{arg} needs a value"));
         match arg.as_str() {
-            "--runs" => {
-                let v = value()?;
-                runs = v
-                    .parse()
-                    .ok()
-                    .filter(|n| (1..=MAX_RUNS).contains(n))
-                    .with_context(|| {
-                        format!("set --runs to a whole number from 1 to {MAX_RUNS}, got `{v}`")
-                    })?;
-            }
+            "--runs" => runs = count(arg, value()?, RUNS, "")?,
             "--cpus" => cpus = Some(cgroup::parse_cpus(value()?)?),
             "--memory" => memory = Some(cgroup::parse_size(value()?)?),
             "--url" => url = Some(value()?.clone()),
@@ -429,18 +420,7 @@ pub fn parse(args: &[String]) -> anyhow::Result<Options> {
             "--lambda" => lambda = true,
             "--cargo-lambda" => cargo_lambda = Some(PathBuf::from(value()?)),
             "--package-dir" => package = Some(PathBuf::from(value()?)),
-            "--warm" => {
-                let v = value()?;
-                warm = v
-                    .parse()
-                    .ok()
-                    .filter(|n| *n <= MAX_WARM)
-                    .with_context(|| {
-                        format!(
-                            "set --warm to a whole number of warm invocations from 0 to {MAX_WARM}, got `{v}`"
-                        )
-                    })?;
-            }
+            "--warm" => warm = count(arg, value()?, WARM, " of warm invocations")?,
             other if other.starts_with('-') => bail!(
                 "unknown option `{other}` for compare; the options are: --runs N, --cpus X, --memory SIZE, --url URL, --json, --lambda, --cargo-lambda PATH, --package-dir DIR, --warm N"
             ),
@@ -501,11 +481,30 @@ pub fn parse(args: &[String]) -> anyhow::Result<Options> {
     })
 }
 
-/// The most runs of each program `--runs` takes (a day of runs at a few seconds each;
-/// a typo of many more would only run out of memory for its figures).
-const MAX_RUNS: usize = 10_000;
-/// The most warm invocations per run `--warm` takes.
-const MAX_WARM: usize = 1_000;
+/// The runs of each program `--runs` takes (at most a day of runs at a few seconds
+/// each; a typo of many more would only run out of memory for its figures).
+const RUNS: std::ops::RangeInclusive<usize> = 1..=10_000;
+/// The warm invocations per run `--warm` takes.
+const WARM: std::ops::RangeInclusive<usize> = 0..=1_000;
+
+/// The value `v` of the count option `arg`, within `range`; `of` says what it counts.
+fn count(
+    arg: &str,
+    v: &str,
+    range: std::ops::RangeInclusive<usize>,
+    of: &str,
+) -> anyhow::Result<usize> {
+    v.parse()
+        .ok()
+        .filter(|n| range.contains(n))
+        .with_context(|| {
+            format!(
+                "set {arg} to a whole number{of} from {} to {}, got `{v}`",
+                range.start(),
+                range.end()
+            )
+        })
+}
 
 /// The least `--memory` taken: below it a program is killed before it can answer,
 /// which says nothing of the program (a size given without its unit, most likely).

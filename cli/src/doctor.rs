@@ -70,6 +70,7 @@ struct Row {
 /// The telemetry settings (the plan's own are in the plan), and the problems found.
 fn settings(env: &Env) -> (Vec<Row>, Vec<String>) {
     let (config, errors) = Config::read(env, Build::ALL);
+    let named_by_attributes = value_from_attributes(&config);
     let rows = config
         .effective()
         .into_iter()
@@ -87,7 +88,7 @@ fn settings(env: &Env) -> (Vec<Row>, Vec<String>) {
                 .unwrap_or(variable);
             // A service name given only as `service.name` in the resource attributes.
             let from = match variable {
-                "OTEL_SERVICE_NAME" if !set(&variable) && value_from_attributes(&config) => {
+                "OTEL_SERVICE_NAME" if !set(&variable) && named_by_attributes => {
                     "OTEL_RESOURCE_ATTRIBUTES"
                 }
                 _ => from,
@@ -95,7 +96,7 @@ fn settings(env: &Env) -> (Vec<Row>, Vec<String>) {
             let layer = env.lookup(from).map(|(_, l)| l);
             let rejected = refused(&from);
             let value = match (variable, layer) {
-                ("OTEL_SERVICE_NAME", None) if !value_from_attributes(&config) => {
+                ("OTEL_SERVICE_NAME", None) if !named_by_attributes => {
                     "unknown_service:<executable>".to_owned()
                 }
                 _ => value,

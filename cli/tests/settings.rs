@@ -20,15 +20,19 @@ fn succeeded(out: &std::process::Output) -> Value {
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
-/// `settings.values` of `doctor --json` run with `vars` alone.
-fn values_with(vars: &[(&str, &str)]) -> Vec<Value> {
-    let out = Command::new(DOCTOR)
+/// `doctor --json` run with `vars` alone.
+fn doctor_with(vars: &[(&str, &str)]) -> std::process::Output {
+    Command::new(DOCTOR)
         .args(["doctor", "--json"])
         .env_clear()
         .envs(vars.iter().copied())
         .output()
-        .unwrap();
-    let v = succeeded(&out);
+        .unwrap()
+}
+
+/// `settings.values` of `doctor --json` run with `vars` alone.
+fn values_with(vars: &[(&str, &str)]) -> Vec<Value> {
+    let v = succeeded(&doctor_with(vars));
     v["settings"]["values"].as_array().unwrap().clone()
 }
 
@@ -157,14 +161,11 @@ fn doctor_never_shows_secrets() {
 /// shown by name.
 #[test]
 fn doctor_says_which_otlp_variable_a_value_came_through() {
-    let out = Command::new(DOCTOR)
-        .args(["doctor", "--json"])
-        .env_clear()
-        .env("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318")
-        .env("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "2500")
-        .env("OTEL_EXPORTER_OTLP_HEADERS", "x-api-key=k3y,x-team=a")
-        .output()
-        .unwrap();
+    let out = doctor_with(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318"),
+        ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "2500"),
+        ("OTEL_EXPORTER_OTLP_HEADERS", "x-api-key=k3y,x-team=a"),
+    ]);
     let v = succeeded(&out);
     let row = |variable: &str| {
         let rows = v["settings"]["values"].as_array().unwrap();
@@ -208,15 +209,12 @@ fn doctor_says_which_otlp_variable_a_value_came_through() {
 /// the rows say the value came through the general variable.
 #[test]
 fn doctor_names_the_general_variable_when_the_traces_one_is_not_used() {
-    let out = Command::new(DOCTOR)
-        .args(["doctor", "--json"])
-        .env_clear()
-        .env("OTEL_EXPORTER_OTLP_HEADERS", "x-api-key=k3y")
-        .env("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "x-team=a,broken")
-        .env("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318")
-        .env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", " ")
-        .output()
-        .unwrap();
+    let out = doctor_with(&[
+        ("OTEL_EXPORTER_OTLP_HEADERS", "x-api-key=k3y"),
+        ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "x-team=a,broken"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318"),
+        ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", " "),
+    ]);
     let v = succeeded(&out);
     let rows = v["settings"]["values"].as_array().unwrap();
     let row = |variable: &str| rows.iter().find(|r| r["variable"] == variable).unwrap();

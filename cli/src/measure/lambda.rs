@@ -361,12 +361,7 @@ fn measure(
         ("AWS_LAMBDA_FUNCTION_VERSION", "1".to_owned()),
     ];
     let (mut child, start) = launch(target, cgroup, &env, stderr)?;
-    // A function that exits leaves the invocation waiting at the emulator: stop
-    // waiting for its answer then.
-    let answer = read_response_while(&mut caller, &mut || match child.0.try_wait()? {
-        Some(status) => bail!("exited with {status}"),
-        None => Ok(()),
-    });
+    let answer = read_response_while(&mut caller, &mut || still_running(&mut child, target));
     let elapsed = start.elapsed();
     let status = status_of(child.0.id());
     let answer = match answer {
@@ -407,12 +402,8 @@ fn measure(
     for i in 0..warm {
         let sent = Instant::now();
         let mut caller = emulator.queue(&format!(r#"{{"warm":{i}}}"#))?;
-        // A function that exited leaves this invocation waiting: say so at once.
-        let answer = read_response_while(&mut caller, &mut || match child.0.try_wait()? {
-            Some(status) => bail!("{} exited with {status}", target.name),
-            None => Ok(()),
-        })
-        .with_context(|| format!("warm invocation {i} of {}", target.name))?;
+        let answer = read_response_while(&mut caller, &mut || still_running(&mut child, target))
+            .with_context(|| format!("warm invocation {i} of {}", target.name))?;
         warm_times.push(sent.elapsed());
         check(target, &answer)?;
     }
@@ -426,6 +417,15 @@ fn measure(
         warm: warm_times,
     };
     Ok((sample, held))
+}
+
+/// An error once `child` has exited: a function that exits leaves its invocation
+/// waiting at the emulator, and the wait for its answer stops then.
+fn still_running(child: &mut super::KillOnDrop, target: &Target) -> anyhow::Result<()> {
+    match child.0.try_wait()? {
+        Some(status) => bail!("{} exited with {status}", target.name),
+        None => Ok(()),
+    }
 }
 
 fn check(target: &Target, answer: &[u8]) -> anyhow::Result<()> {

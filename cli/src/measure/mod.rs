@@ -684,14 +684,11 @@ mod tests {
     /// A stderr that is not UTF-8 is still shown, as far as it can be.
     #[test]
     fn the_tail_of_a_stderr_that_is_not_utf8_is_shown() {
-        let dir = std::env::temp_dir().join(format!("coldstart-tail-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("stderr");
+        let path = coldstart_test_support::temp_file("stderr");
         let mut text = b"x".repeat(20_000);
         text.extend_from_slice(b"\nconfig: caf\xe9 not found\n");
         std::fs::write(&path, &text).unwrap();
         let shown = tail(&path);
-        std::fs::remove_dir_all(&dir).unwrap();
         assert!(shown.ends_with("config: caf\u{fffd} not found"), "{shown}");
     }
 

@@ -161,7 +161,6 @@ fn a_mispredicted_static_initialises_once_on_demand_and_the_next_profile_correct
 #[test]
 fn a_main_that_ends_before_the_first_response_says_what_it_left_undone() {
     let out = temp_file("never.profile");
-    let _ = std::fs::remove_file(&out);
     let r = demo(&[
         ("DEMO_END_EARLY", "1"),
         ("COLDSTART_PROFILE_OUT", out.to_str().unwrap()),

@@ -235,13 +235,23 @@ fn text(output: &Output) -> String {
 /// both with `vars` too; `None` (after saying `test` is skipped) where a tool is
 /// missing outside CI.
 fn traced(test: &str, vars: &[(&str, &str)]) -> Option<(Collector, Emulator, Function)> {
+    traced_via(test, vars, Emulator::runtime_api)
+}
+
+/// [`traced`], the function given the Runtime API address `api` makes of the
+/// emulator (a proxy in front of it, say).
+fn traced_via(
+    test: &str,
+    vars: &[(&str, &str)],
+    api: impl FnOnce(&Emulator) -> String,
+) -> Option<(Collector, Emulator, Function)> {
     let cargo_lambda = cargo_lambda(test)?;
     let collector = Collector::start(test, "ok")?;
     let emulator = Emulator::start(cargo_lambda);
     let endpoint = collector.endpoint();
     let mut all = vec![("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str())];
     all.extend_from_slice(vars);
-    let function = Function::start(&emulator.runtime_api(), &all);
+    let function = Function::start(&api(&emulator), &all);
     Some((collector, emulator, function))
 }
 
@@ -365,19 +375,14 @@ fn with_provisioned_concurrency_no_invocation_is_a_cold_start() {
 #[test]
 fn handler_errors_and_panics_are_reported_counted_and_traced_and_the_next_invocation_succeeds() {
     let test = "handler_errors_and_panics_are_reported_counted_and_traced_and_the_next_invocation_succeeds";
-    let Some(cargo_lambda) = cargo_lambda(test) else {
-        return;
-    };
-    let Some(collector) = Collector::start(test, "ok") else {
-        return;
-    };
-    let emulator = Emulator::start(cargo_lambda);
-    let endpoint = collector.endpoint();
     // The Runtime API as the real service gives it: host:port, no scheme, paths at
     // the root. The emulator serves it only under `/.rt`, so a small proxy moves the
     // paths there.
-    let bare = format!("127.0.0.1:{}", at_root(emulator.port));
-    let function = Function::start(&bare, &[("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str())]);
+    let Some((collector, emulator, function)) =
+        traced_via(test, &[], |e| format!("127.0.0.1:{}", at_root(e.port)))
+    else {
+        return;
+    };
 
     let failed = text(&emulator.invoke(r#"{"error":"no table"}"#));
     assert!(
@@ -530,13 +535,10 @@ fn a_bad_lambda_variable_is_one_init_failure_the_waiting_caller_sees() {
 fn the_plan_follows_the_memory_size_and_a_setting_overrides_it() {
     // Nothing listens on the Runtime API here: the function prints its plan, then
     // fails to reach the API, which is all this test needs.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let closed = format!("127.0.0.1:{}", coldstart_test_support::free_port());
     let plan = |vars: &[(&str, &str)]| {
         let out = Command::new(FUNCTION)
-            .env("AWS_LAMBDA_RUNTIME_API", closed.to_string())
+            .env("AWS_LAMBDA_RUNTIME_API", &closed)
             .env("AWS_LAMBDA_FUNCTION_NAME", "lambda-hello")
             .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
             .env("COLDSTART_LOG", "debug")
@@ -626,26 +628,14 @@ fn sigterm_runs_the_final_flush_and_the_process_exits_cleanly() {
 #[test]
 fn an_invocation_still_running_near_its_deadline_is_recorded_as_timed_out() {
     let test = "an_invocation_still_running_near_its_deadline_is_recorded_as_timed_out";
-    let Some(cargo_lambda) = cargo_lambda(test) else {
-        return;
-    };
-    let Some(collector) = Collector::start(test, "ok") else {
-        return;
-    };
-    let emulator = Emulator::start(cargo_lambda);
-    let runtime_api = format!(
-        "127.0.0.1:{}",
-        proxy(emulator.port, Some(Duration::from_secs(1)))
-    );
-    let endpoint = collector.endpoint();
     // Spans leave only through the flushes.
-    let mut function = Function::start(
-        &runtime_api,
-        &[
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
-            ("OTEL_BSP_SCHEDULE_DELAY", "60000"),
-        ],
-    );
+    let Some((collector, emulator, mut function)) =
+        traced_via(test, &[("OTEL_BSP_SCHEDULE_DELAY", "60000")], |e| {
+            format!("127.0.0.1:{}", proxy(e.port, Some(Duration::from_secs(1))))
+        })
+    else {
+        return;
+    };
     let slow = emulator
         .invoke_command(r#"{"sleep_ms":4000}"#)
         .stdout(Stdio::null())
