@@ -1,12 +1,12 @@
-//! Temporary cgroups with CPU and memory limits, made with cgroups-rs (the design's
-//! cgroup management crate; fine here, where start-up cost does not matter) and
-//! removed on drop. Processes join them before `exec` by writing to `cgroup.procs`.
+//! Temporary cgroups with CPU and memory limits, or a task limit, made with cgroups-rs
+//! (the design's cgroup management crate; fine here, where start-up cost does not
+//! matter) and removed on drop. Processes join them before `exec` by writing to `cgroup.procs`.
 
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use cgroups_rs::fs::cgroup_builder::CgroupBuilder;
-use cgroups_rs::fs::{Cgroup, Controller, Subsystem, hierarchies};
+use cgroups_rs::fs::{Cgroup, Controller, MaxValue, Subsystem, hierarchies};
 
 /// CPU and memory limits for a temporary cgroup.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -86,6 +86,31 @@ impl TempCgroup {
         Ok(cgroup)
     }
 
+    /// Creates the cgroup `name` in the pids controller alone, where it and its
+    /// descendants may hold at most `tasks` tasks (threads count: `pids.max`).
+    ///
+    /// # Errors
+    ///
+    /// Not root, no hierarchy with a pids controller, or a limit the kernel refuses.
+    pub fn with_task_limit(name: &str, tasks: u32) -> anyhow::Result<TempCgroup> {
+        if !is_root() {
+            bail!("creating a cgroup needs root");
+        }
+        let cgroup = CgroupBuilder::new(name)
+            .set_specified_controllers(vec!["pids".into()])
+            .pid()
+            .maximum_number_of_processes(MaxValue::Value(i64::from(tasks)))
+            .done()
+            .build(hierarchies::auto())
+            .with_context(|| format!("cannot create cgroup {name} with pids.max {tasks}"))?;
+        let cgroup = TempCgroup {
+            cgroup,
+            name: name.to_owned(),
+        };
+        crate::interrupt::cgroup_created(cgroup.dirs());
+        Ok(cgroup)
+    }
+
     /// The cgroup's directory in each controller it was created in.
     fn dirs(&self) -> Vec<PathBuf> {
         let mut dirs: Vec<PathBuf> = self
@@ -95,6 +120,7 @@ impl TempCgroup {
             .filter_map(|s| match s {
                 Subsystem::Cpu(c) => Some(c.path().to_path_buf()),
                 Subsystem::Mem(c) => Some(c.path().to_path_buf()),
+                Subsystem::Pid(c) => Some(c.path().to_path_buf()),
                 _ => None,
             })
             .collect();

@@ -85,6 +85,11 @@ pub fn load_env(env: Env) -> Env {
 /// [`StartError::Runtime`] when tokio cannot build the runtime, [`StartError::Again`]
 /// on a second call in one process (its plan, signal listener, shutdown hooks and
 /// telemetry are the first run's, and would be lost or misapplied).
+///
+/// # Exits
+///
+/// With one line and exit code 71 when tokio panics while building the runtime (the
+/// OS refused a worker thread): unwinding from there can hang (see `build_or_exit`).
 pub fn start(settings: &Settings, env: &Env) -> Result<Started, StartError> {
     static BEGUN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
     if BEGUN.swap(true, std::sync::atomic::Ordering::AcqRel) {
@@ -100,7 +105,7 @@ pub fn start(settings: &Settings, env: &Env) -> Result<Started, StartError> {
     crate::alloc::apply(&plan.allocator.value);
     let work_after = init::prepare(settings.init_profile);
     timeline::mark(Phase::Ordered);
-    let runtime = build(&plan).map_err(StartError::Runtime)?;
+    let runtime = build_or_exit(&plan).map_err(StartError::Runtime)?;
     timeline::mark(Phase::RuntimeBuilt);
     let _ = crate::STARTED.set((budget, plan));
     Ok(Started {
@@ -133,6 +138,100 @@ pub fn build(plan: &Plan) -> std::io::Result<Runtime> {
         builder.on_thread_start(prewarm);
     }
     builder.build()
+}
+
+/// [`build`], ending the process with one line and exit code 71 when tokio panics
+/// while building: it does when the OS refuses a worker thread (a cgroup's
+/// `pids.max`, `RLIMIT_NPROC`). Unwinding is no way out of that panic: the blocking
+/// pool, dropped as it unwinds, waits for the workers already started, and they wait
+/// for a shutdown that never comes, so the process would hang. The hook is in place
+/// only while the runtime is built; a panic on another thread meanwhile goes to the
+/// hook that was there before.
+fn build_or_exit(plan: &Plan) -> std::io::Result<Runtime> {
+    use std::sync::Arc;
+    let previous = Arc::new(std::panic::take_hook());
+    let others = Arc::clone(&previous);
+    let building = std::thread::current().id();
+    let workers = plan.worker_threads.value;
+    std::panic::set_hook(Box::new(move |info| {
+        if std::thread::current().id() != building {
+            return others(info);
+        }
+        let payload = info.payload();
+        let why = payload
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| payload.downcast_ref::<&str>().copied())
+            .unwrap_or("a panic");
+        exit(&StartError::Runtime(std::io::Error::other(
+            refused_threads(why, workers),
+        )))
+    }));
+    let built = build(plan);
+    // Dropping this build's hook lets go of its hold on `previous`.
+    drop(std::panic::take_hook());
+    if let Ok(previous) = Arc::try_unwrap(previous) {
+        std::panic::set_hook(previous);
+    }
+    built
+}
+
+/// What to say when tokio panicked with `why` while starting `workers` worker threads:
+/// the panic, the limits that may have refused a thread, and what to change.
+fn refused_threads(why: &str, workers: usize) -> String {
+    if !why.contains("spawn") {
+        return format!("tokio panicked: {why}");
+    }
+    let mut limits = Vec::new();
+    if let Some(pids) = task_limit() {
+        limits.push(pids);
+    }
+    let mut nproc = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit through a valid pointer; geteuid has no
+    // preconditions. The kernel does not hold root to RLIMIT_NPROC.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NPROC, &mut nproc) == 0 && libc::geteuid() != 0 }
+        && nproc.rlim_cur != libc::RLIM_INFINITY
+    {
+        limits.push(format!("RLIMIT_NPROC {}", nproc.rlim_cur));
+    }
+    let limits = match limits.is_empty() {
+        true => String::new(),
+        false => format!(" ({})", limits.join(", ")),
+    };
+    format!(
+        "{why}; the plan asked for {workers} worker threads and a task limit{limits} refused one: set COLDSTART_WORKER_THREADS to fewer or COLDSTART_FLAVOR=current_thread, or raise the limit"
+    )
+}
+
+/// The cgroup `pids.max` nearest the process's cgroup that holds a number, as
+/// `pids.max N in DIR`; read only when a thread was refused, off the start-up path.
+fn task_limit() -> Option<String> {
+    let own = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let line = |id: fn(&str, &str) -> bool| {
+        own.lines().find_map(|line| {
+            let mut fields = line.splitn(3, ':');
+            let (n, controllers, path) = (fields.next()?, fields.next()?, fields.next()?);
+            id(n, controllers).then_some(path)
+        })
+    };
+    // A v1 pids hierarchy first: on a hybrid host the v2 line names the other mount.
+    let (mount, path) = match line(|_, c| c.split(',').any(|c| c == "pids")) {
+        Some(path) => ("/sys/fs/cgroup/pids", path),
+        None => ("/sys/fs/cgroup", line(|n, c| n == "0" && c.is_empty())?),
+    };
+    let mut dir = std::path::PathBuf::from(format!("{mount}{}", path.trim_end_matches('/')));
+    loop {
+        let max = std::fs::read_to_string(dir.join("pids.max")).unwrap_or_default();
+        if let Ok(n) = max.trim().parse::<u64>() {
+            return Some(format!("cgroup pids.max {n} in {}", dir.display()));
+        }
+        if dir.as_os_str().len() <= mount.len() || !dir.pop() {
+            return None;
+        }
+    }
 }
 
 /// How much of a new thread's stack prewarming touches.

@@ -1,15 +1,18 @@
 //! The example service end to end: it serves, prints its plan, reports bad settings in
-//! one line with exit code 78, plans single-threaded inside a real 0.25-CPU cgroup, and
-//! at SIGTERM runs its hooks without waiting on idle connections or a missing collector.
+//! one line with exit code 78, plans single-threaded inside a real 0.25-CPU cgroup,
+//! ends in one line when a task limit refuses a worker thread, and at SIGTERM runs
+//! its hooks without waiting on idle connections or a missing collector.
 
 #![allow(clippy::unwrap_used)] // a test fails loudly on a broken fixture
 
+use std::io::Read;
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use cargo_coldstart::cgroup::{Limits, TempCgroup};
 use cargo_coldstart::measure::{Target, run_once};
 
-use coldstart_test_support::{Lines, free_port, get};
+use coldstart_test_support::{Lines, free_port, get, poll};
 
 const SERVER: &str = env!("CARGO_BIN_EXE_http-server");
 
@@ -140,6 +143,57 @@ fn one_thread_inside_a_quarter_cpu_cgroup() {
     assert!(sample.rss_bytes < 64 << 20);
 }
 
+/// A task limit (`pids.max`) that refuses a worker thread ends the program with one
+/// line that names the limit, and exit code 71. tokio panics there; with one worker
+/// already started, the panic's unwinding waited for that worker and the process hung.
+#[test]
+fn a_task_limit_that_refuses_a_worker_is_one_line_and_exit_code_71() {
+    let test = "a_task_limit_that_refuses_a_worker_is_one_line_and_exit_code_71";
+    if !cargo_coldstart::cgroup::can_create(test).unwrap() {
+        return;
+    }
+    // 1: the main thread alone, the first worker is refused; 2: one worker starts.
+    for tasks in [1, 2] {
+        let name = format!("coldstart-example-tasks-{}-{tasks}", std::process::id());
+        let cg = TempCgroup::with_task_limit(&name, tasks).unwrap();
+        let mut command = Command::new(SERVER);
+        command
+            .env("PORT", free_port().to_string())
+            .env("COLDSTART_WORKER_THREADS", "3")
+            .env_remove("RUST_BACKTRACE")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        cg.join_before_exec(&mut command).unwrap();
+        let mut child = command.spawn().unwrap();
+        let ended = poll(Duration::from_secs(10), || child.try_wait().unwrap());
+        let Some(status) = ended else {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            panic!("pids.max {tasks}: still running after 10 s");
+        };
+        let mut stderr = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut stderr)
+            .unwrap();
+        assert_eq!(status.code(), Some(71), "pids.max {tasks}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "pids.max {tasks}: {stderr}");
+        for needle in [
+            "coldstart: cannot build the tokio runtime: OS can't spawn worker thread",
+            "3 worker threads",
+            &format!("pids.max {tasks} in "),
+            "COLDSTART_WORKER_THREADS",
+        ] {
+            assert!(
+                stderr.contains(needle),
+                "pids.max {tasks}: no {needle:?} in {stderr}"
+            );
+        }
+    }
+}
+
 /// Starts the server on a free port with the given fallback timer and `vars`, stderr
 /// piped.
 fn spawn_server(fallback: &str, vars: &[(&str, &str)]) -> (u16, std::process::Child) {
@@ -179,7 +233,7 @@ fn deferred_work_after_the_first_response_and_hooks_on_sigterm() {
 /// one line what it could not send.
 #[test]
 fn with_no_collector_sigterm_does_not_wait_out_the_retry_backoff() {
-    use std::time::{Duration, Instant};
+    use std::time::Instant;
     // Free a moment ago, so nothing listens there: every export is refused.
     let closed = format!("http://127.0.0.1:{}", free_port());
     let (port, mut child) = spawn_server("off", &[("OTEL_EXPORTER_OTLP_ENDPOINT", &closed)]);
@@ -233,8 +287,8 @@ fn without_hooks_sigterm_keeps_its_default_meaning() {
 /// and exits long before `COLDSTART_DRAIN_TIMEOUT`.
 #[test]
 fn an_idle_connection_does_not_hold_the_drain() {
-    use std::io::{ErrorKind, Read};
-    use std::time::{Duration, Instant};
+    use std::io::ErrorKind;
+    use std::time::Instant;
     let (port, mut child) = spawn_server(
         "off",
         &[
