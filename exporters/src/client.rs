@@ -11,6 +11,7 @@ the exporter never runs that every start of the program still loads and relocate
 */
 
 use std::fmt;
+use std::net::SocketAddr;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -216,24 +217,17 @@ impl Client {
     }
 
     async fn connect(&self, origin: &Origin) -> Result<SendRequest<Full<Bytes>>, String> {
-        let addresses = tokio::net::lookup_host((origin.host.as_str(), origin.port))
+        let addresses: Vec<SocketAddr> =
+            tokio::net::lookup_host((origin.host.as_str(), origin.port))
+                .await
+                .map_err(|e| format!("cannot resolve `{}`: {e}", origin.host))?
+                .collect();
+        let stream = connect_any(&addresses, self.timeout)
             .await
-            .map_err(|e| format!("cannot resolve `{}`: {e}", origin.host))?;
-        let mut last = None;
-        let mut stream = None;
-        for address in addresses {
-            match TcpStream::connect(address).await {
-                Ok(s) => {
-                    stream = Some(s);
-                    break;
-                }
-                Err(e) => last = Some(e),
-            }
-        }
-        let stream = stream.ok_or_else(|| match last {
-            Some(e) => format!("cannot connect to {origin}: {e}"),
-            None => format!("`{}` resolves to no address", origin.host),
-        })?;
+            .map_err(|last| match last {
+                Some(e) => format!("cannot connect to {origin}: {e}"),
+                None => format!("`{}` resolves to no address", origin.host),
+            })?;
         let _ = stream.set_nodelay(true);
         if !origin.https {
             return handshake(stream, origin).await;
@@ -252,6 +246,31 @@ impl Client {
             "{origin}: https needs coldstart's `tls` feature and TLS settings"
         ))
     }
+}
+
+/// A stream to the first of `addresses` that takes the connection, or the last error
+/// (`None` for no address). Each attempt has an equal share of `within`: an address
+/// that drops the attempt unanswered (a firewall, a full backlog) would otherwise use
+/// up the exchange's whole timeout, and the next address would never be tried.
+async fn connect_any(
+    addresses: &[SocketAddr],
+    within: Duration,
+) -> Result<TcpStream, Option<std::io::Error>> {
+    let share = within / u32::try_from(addresses.len().max(1)).unwrap_or(u32::MAX);
+    let mut last = None;
+    for address in addresses {
+        match tokio::time::timeout(share, TcpStream::connect(address)).await {
+            Ok(Ok(stream)) => return Ok(stream),
+            Ok(Err(e)) => last = Some(e),
+            Err(_) => {
+                last = Some(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("{address} did not answer within {share:?}"),
+                ))
+            }
+        }
+    }
+    Err(last)
 }
 
 async fn handshake<T>(io: T, origin: &Origin) -> Result<SendRequest<Full<Bytes>>, String>
@@ -505,6 +524,47 @@ pub(crate) mod tests {
             e,
             format!("{address}: https needs coldstart's `tls` feature and TLS settings")
         );
+    }
+
+    /// An address that leaves the connection attempt unanswered (here a full backlog:
+    /// the kernel drops the handshake) gets its share of the timeout, and the next one
+    /// is tried: before, the first took the exchange's whole timeout.
+    #[tokio::test]
+    async fn an_address_that_never_answers_does_not_keep_the_next_from_being_tried() {
+        use std::os::fd::AsRawFd;
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let silent_address = silent.local_addr().unwrap();
+        // SAFETY: listen(2) again on a listening socket the test owns sets its backlog.
+        assert_eq!(unsafe { libc::listen(silent.as_raw_fd(), 0) }, 0);
+        // The one place in the queue taken, later attempts get no answer at all.
+        let _queued = std::net::TcpStream::connect(silent_address).unwrap();
+        let good = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let good_address = good.local_addr().unwrap();
+        let started = std::time::Instant::now();
+        let stream = connect_any(&[silent_address, good_address], Duration::from_secs(2))
+            .await
+            .unwrap();
+        assert_eq!(stream.peer_addr().unwrap(), good_address);
+        let took = started.elapsed();
+        assert!(
+            took >= Duration::from_millis(900) && took < Duration::from_millis(1900),
+            "{took:?}"
+        );
+        let e = connect_any(&[silent_address], Duration::from_millis(300))
+            .await
+            .unwrap_err()
+            .unwrap();
+        assert_eq!(
+            e.to_string(),
+            format!("{silent_address} did not answer within 300ms")
+        );
+        assert!(
+            connect_any(&[], Duration::from_secs(1))
+                .await
+                .unwrap_err()
+                .is_none()
+        );
+        drop((silent, good));
     }
 
     /// On a paused clock the timeout passes without real waiting.
