@@ -133,7 +133,7 @@ impl Builder {
         if let Some(refused) = self.refused.first() {
             exit_config(&refused.to_string());
         }
-        run(&self.settings, self.env, body)
+        run(&self.settings, self.env, body, |_| None)
     }
 }
 
@@ -183,14 +183,22 @@ fn exit_config(message: &str) -> ! {
     std::process::exit(coldstart_runtime::EXIT_CONFIG);
 }
 
-/// Adds the configuration file, installs telemetry (when built in) and runs `body`.
-pub(crate) fn run<F: Future>(settings: &Settings, env: Env, body: F) -> F::Output {
+/// Adds the configuration file, installs telemetry (when built in) and runs `body`;
+/// `describe` gives the text of an error it returns (for Lambda's init error).
+pub(crate) fn run<F: Future>(
+    settings: &Settings,
+    env: Env,
+    body: F,
+    describe: fn(&F::Output) -> Option<String>,
+) -> F::Output {
     let env = coldstart_runtime::load_env(env);
     #[cfg(feature = "lambda")]
     let body = async move {
         coldstart_lambda::prepare();
-        coldstart_lambda::watch_init(body).await
+        coldstart_lambda::watch_init(body, describe).await
     };
+    #[cfg(not(feature = "lambda"))]
+    let _ = describe;
     #[cfg(any(feature = "metrics", feature = "tracing", feature = "lambda"))]
     {
         // On Lambda the integration changes some defaults before they are installed.

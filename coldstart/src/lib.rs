@@ -213,8 +213,14 @@ pub mod __private {
         pub use coldstart_bootstrap::{Flavor, Settings, Strategy};
         use core::future::Future;
 
-        /// `#[coldstart::main]`.
-        pub fn block_on<F: Future>(settings: &Settings, start_paused: bool, body: F) -> F::Output {
+        /// `#[coldstart::main]`; `describe` gives the text of an error the body returns
+        /// (see [`Describe`]), for the init error on Lambda.
+        pub fn block_on<F: Future>(
+            settings: &Settings,
+            start_paused: bool,
+            body: F,
+            describe: fn(&F::Output) -> Option<String>,
+        ) -> F::Output {
             if start_paused {
                 return coldstart_runtime::block_on_test(
                     Some(Flavor::CurrentThread),
@@ -223,7 +229,43 @@ pub mod __private {
                     body,
                 );
             }
-            crate::builder::run(settings, coldstart_bootstrap::Env::process(), body)
+            crate::builder::run(
+                settings,
+                coldstart_bootstrap::Env::process(),
+                body,
+                describe,
+            )
+        }
+
+        /// What `main` returned, to be described: `(&&Describe(&output)).describe()`,
+        /// written where the output's type is known, is what Rust's own `main` prints
+        /// for an `Err` (`Error: ` and its `Debug`) and `None` for anything else. The
+        /// method is [`DescribeError`]'s for a `Result`, found first through the extra
+        /// reference, and [`DescribeOther`]'s otherwise.
+        pub struct Describe<'a, T>(pub &'a T);
+
+        /// [`Describe`] of a `Result`.
+        pub trait DescribeError {
+            /// `Error: {:?}` of the error, if it is one.
+            fn describe(&self) -> Option<String>;
+        }
+
+        impl<T, E: core::fmt::Debug> DescribeError for &Describe<'_, Result<T, E>> {
+            fn describe(&self) -> Option<String> {
+                self.0.as_ref().err().map(|e| format!("Error: {e:?}"))
+            }
+        }
+
+        /// [`Describe`] of anything but a `Result`.
+        pub trait DescribeOther {
+            /// Always `None`.
+            fn describe(&self) -> Option<String>;
+        }
+
+        impl<T> DescribeOther for Describe<'_, T> {
+            fn describe(&self) -> Option<String> {
+                None
+            }
         }
 
         /// `#[coldstart::test]`.
@@ -238,5 +280,29 @@ pub mod __private {
                 "start_paused needs the `test-util` feature of coldstart, as tokio's needs tokio's"
             );
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::__private::v1::{Describe, DescribeError as _, DescribeOther as _};
+
+    /// The expansion's description of what `main` returned: an `Err` as Rust's own
+    /// `main` prints it, anything else nothing.
+    #[test]
+    #[allow(clippy::needless_borrow)] // written as the expansion writes it, for any type
+    fn an_error_main_returns_is_described_as_rust_prints_it() {
+        let failed: Result<(), String> = Err("no `TABLE` set".to_owned());
+        assert_eq!(
+            (&&Describe(&failed)).describe().as_deref(),
+            Some("Error: \"no `TABLE` set\"")
+        );
+        let ok: Result<u8, String> = Ok(1);
+        assert_eq!((&&Describe(&ok)).describe(), None);
+        assert_eq!((&&Describe(&())).describe(), None);
+        assert_eq!(
+            (&&Describe(&std::process::ExitCode::FAILURE)).describe(),
+            None
+        );
     }
 }

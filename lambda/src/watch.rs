@@ -8,17 +8,25 @@ use std::task::{Context, Poll};
 
 use crate::init_error::report_if_initialising;
 
-/// Wraps the body of `main`; what `#[coldstart::main]` does on Lambda.
-pub fn watch_init<F: Future>(body: F) -> WatchInit<F> {
-    WatchInit { body }
+/// Wraps the body of `main`; what `#[coldstart::main]` does on Lambda. `describe`
+/// gives the text of an error the body returns (`Error: ` and its `Debug`, as Rust
+/// prints it), or `None`.
+pub fn watch_init<F: Future>(body: F, describe: fn(&F::Output) -> Option<String>) -> WatchInit<F> {
+    WatchInit { body, describe }
 }
 
 pin_project_lite::pin_project! {
     /// The future of [`watch_init`]: the body's output, unchanged.
-    #[derive(Debug)]
-    pub struct WatchInit<F> {
+    pub struct WatchInit<F: Future> {
         #[pin]
         body: F,
+        describe: fn(&F::Output) -> Option<String>,
+    }
+}
+
+impl<F: Future> std::fmt::Debug for WatchInit<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WatchInit").finish_non_exhaustive()
     }
 }
 
@@ -26,14 +34,18 @@ impl<F: Future> Future for WatchInit<F> {
     type Output = F::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let body = self.project().body;
+        let this = self.project();
+        let body = this.body;
         match catch_unwind(AssertUnwindSafe(|| body.poll(cx))) {
             Ok(Poll::Pending) => Poll::Pending,
             Ok(Poll::Ready(output)) => {
-                report_if_initialising(
-                    "Runtime.ExitError",
-                    "main ended before the function started serving (coldstart::lambda::run was not reached)",
-                );
+                let message = match (this.describe)(&output) {
+                    Some(error) => format!(
+                        "main returned an error before the function started serving: {error}"
+                    ),
+                    None => "main ended before the function started serving (coldstart::lambda::run was not reached)".to_owned(),
+                };
+                report_if_initialising("Runtime.ExitError", &message);
                 Poll::Ready(output)
             }
             Err(panic) => {

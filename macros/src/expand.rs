@@ -59,6 +59,10 @@ pub(crate) fn entry(args: TokenStream, item: TokenStream, kind: Kind) -> TokenSt
     let workers = opt(config.worker_threads.map(|n| quote!(#n)));
     let call = match kind {
         Kind::Main => {
+            let output = match &func.sig.output {
+                syn::ReturnType::Default => quote!(()),
+                syn::ReturnType::Type(_, ty) => quote!(#ty),
+            };
             let strategy = opt(config.strategy.map(|s| strategy_tokens(&v1, s)));
             let blocking = opt(config.max_blocking_threads.map(|n| quote!(#n)));
             let stack = opt(config.thread_stack_size.map(|n| quote!(#n)));
@@ -91,6 +95,10 @@ pub(crate) fn entry(args: TokenStream, item: TokenStream, kind: Kind) -> TokenSt
                     },
                     #start_paused,
                     body,
+                    |output: &#output| {
+                        use #v1::{DescribeError as _, DescribeOther as _};
+                        (&&#v1::Describe(output)).describe()
+                    },
                 )
             }
         }

@@ -506,14 +506,15 @@ fn a_panicking_init_reaches_the_runtime_api_and_the_waiting_caller() {
 
 #[test]
 fn main_failing_before_run_is_an_init_failure_the_waiting_caller_sees() {
-    // main returned its error before `run`: exit 1, as Rust's main does.
+    // main returned its error before `run`: exit 1, as Rust's main does; the caller
+    // gets the error's text, as Rust prints it.
     expect_failed_start(
         "main_failing_before_run_is_an_init_failure_the_waiting_caller_sees",
         &[("HELLO_MAX_KEYS", "lots")],
         1,
         "Runtime.ExitError",
         "set HELLO_MAX_KEYS to a whole number, got `lots`",
-        "main ended before the function started serving",
+        "main returned an error before the function started serving: Error: \\\"set HELLO_MAX_KEYS to a whole number, got `lots`\\\"",
     );
 }
 
