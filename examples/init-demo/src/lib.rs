@@ -15,9 +15,16 @@ fn library_warm_up() {
 }
 
 /// What each init prints as it runs, and what `DEMO_FAIL` / `DEMO_PANIC` make it do.
+/// `DEMO_TERM` names one that first sends its own process SIGTERM and waits 300 ms,
+/// so that it ends while the program shuts down.
 pub fn step(name: &str) -> Result<(), String> {
     println!("init {name}");
     let short = name.rsplit("::").next().unwrap_or(name);
+    if std::env::var("DEMO_TERM").is_ok_and(|v| v == short) {
+        // SAFETY: kill(2) of this process, with a signal coldstart handles.
+        unsafe { libc::kill(libc::getpid(), libc::SIGTERM) };
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
     if std::env::var("DEMO_PANIC").is_ok_and(|v| v == short) {
         panic!("{short} exploded");
     }

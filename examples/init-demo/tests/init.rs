@@ -368,6 +368,33 @@ fn a_fatal_deferred_init_stops_the_program_after_the_shutdown_hooks() {
     );
 }
 
+/// A fatal deferred init that fails while a signal's shutdown runs does not turn the
+/// signal's exit code 0 into its own 70: the program was stopping anyway.
+#[test]
+fn a_fatal_deferred_init_failing_during_a_signals_shutdown_keeps_exit_code_0() {
+    let r = demo(&[
+        ("DEMO_FAIL", "must_work"),
+        ("DEMO_TERM", "must_work"),
+        ("DEMO_LINGER_MS", "5000"),
+        ("DEMO_HOOK", "1"),
+        ("DEMO_HOOK_MS", "1000"),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(
+            "deferred init `init_demo::must_work` failed: must_work: no such file; stopping (fatal)"
+        ),
+        "the failure is still said: {}",
+        r.stderr
+    );
+    assert!(r.lines().contains(&"shutdown hook ran"), "{}", r.stdout);
+    assert!(
+        !r.stdout.contains("end\n"),
+        "the body is cancelled: {}",
+        r.stdout
+    );
+}
+
 /// The body returned before the fatal init failed (it failed while the shutdown hooks
 /// ran): the program still stops with the init's code, not 0.
 #[test]
