@@ -684,4 +684,25 @@ mod tests {
         assert!(failed.contains("code Unavailable"), "{failed}");
         assert!(failed.to_lowercase().contains("connect"), "{failed}");
     }
+
+    /// Without the `tls` feature an `https://` endpoint is refused once, when the
+    /// exporter is built, not at every batch. Runs in the feature matrix's builds
+    /// without `tls` (`./scripts/test`).
+    #[cfg(not(feature = "tls"))]
+    #[tokio::test]
+    async fn an_https_endpoint_without_the_tls_feature_is_refused_when_built() {
+        let env = coldstart_bootstrap::Env::fixed([
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+            (
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                "https://collector.example:4317",
+            ),
+        ]);
+        let (config, errors) = crate::Config::from(&env);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(
+            exporter(&config).unwrap_err(),
+            "the OTLP endpoint `https://collector.example:4317` is https://, which needs coldstart's `tls` feature"
+        );
+    }
 }
