@@ -85,9 +85,16 @@ fn a_scrape_samples_collectors_and_requests_in_flight_when_it_is_taken() {
     register_collector(|| {
         register_collector(|| metrics::gauge!("scrape_test_registered_late").set(1.0));
     });
-    register_collector(|| panic!("a collector's own bug"));
+    let panics = Arc::new(AtomicU64::new(0));
+    let counted = panics.clone();
+    register_collector(move || {
+        counted.fetch_add(1, Ordering::SeqCst);
+        panic!("a collector's own bug")
+    });
     assert_eq!(sample("scrape_test_queue_depth"), Some(5.0));
     assert_eq!(sample("scrape_test_registered_late"), Some(1.0));
+    // One that panicked is not run again: its panic would be printed at every scrape.
+    assert_eq!(panics.load(Ordering::SeqCst), 1);
 
     // A program's metric named like one of coldstart's own does not make a second
     // family of that name.

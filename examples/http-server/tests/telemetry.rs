@@ -1179,13 +1179,18 @@ fn pushes_reach_a_real_pushgateway_and_the_last_push_happens_at_shutdown() {
             format!("http://127.0.0.1:{gport}"),
         ),
         ("COLDSTART_METRICS_PUSH_JOB", "push-test".into()),
-        // The group of this instance, a value in the gateway's base64 form.
-        ("COLDSTART_METRICS_PUSH_GROUPING", "instance=host/1".into()),
+        // The group of this instance, a value in the gateway's base64 form, and a
+        // grouping label coldstart's own metrics also have (`reason`): the gateway
+        // sets it on every series, and refused pushes where that made two alike.
+        (
+            "COLDSTART_METRICS_PUSH_GROUPING",
+            "instance=host/1,reason=nightly".into(),
+        ),
         // Only the push right after the first response, then the one at shutdown.
         ("COLDSTART_METRICS_PUSH_INTERVAL", "1h".into()),
         ("OTEL_TRACES_EXPORTER", "none".into()),
     ]);
-    let series = "http_requests_total{instance=\"host/1\",job=\"push-test\",method=\"GET\",route=\"/\",status=\"200\"}";
+    let series = "http_requests_total{instance=\"host/1\",job=\"push-test\",method=\"GET\",reason=\"nightly\",route=\"/\",status=\"200\"}";
     let pushed = |at_least: f64| {
         poll(Duration::from_secs(10), || {
             let exposition = get_http10(gport, "/metrics")?;
@@ -1198,6 +1203,9 @@ fn pushes_reach_a_real_pushgateway_and_the_last_push_happens_at_shutdown() {
         Some(1.0),
         "the first push after the first response"
     );
+    let own = "coldstart_telemetry_dropped_total{exported_reason=\"queue_full\",instance=\"host/1\",job=\"push-test\",reason=\"nightly\",signal=\"spans\"}";
+    let exposition = get_http10(gport, "/metrics").unwrap();
+    assert_eq!(sample(body(&exposition), own), Some(0.0), "{exposition}");
     serve_all(port, 2);
     // SAFETY: signalling our own child.
     assert_eq!(

@@ -63,7 +63,9 @@ pub(crate) fn install() -> bool {
 /// Registers `collect`, called each time metrics are rendered (a scrape or a push),
 /// just before rendering: set gauges and counters from whatever it samples. It may
 /// register further collectors (they run from the next rendering on); one that
-/// panics is said once and leaves the rendering whole.
+/// panics is said once, leaves the rendering whole and is not run again (the panic
+/// hook would print its panic at every scrape; with `panic = "abort"` the first
+/// panic ends the process).
 ///
 /// ```
 /// coldstart_exporters::metrics::register_collector(|| {
@@ -117,8 +119,14 @@ pub(crate) fn render_for(grouping: &[&str]) -> String {
     let collectors = COLLECTORS.lock().unwrap_or_else(|p| p.into_inner()).clone();
     for collect in collectors {
         if std::panic::catch_unwind(AssertUnwindSafe(|| collect())).is_err() {
+            // Not run again: the panic hook has printed the panic already, and would
+            // at every scrape.
+            COLLECTORS
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .retain(|c| !Arc::ptr_eq(c, &collect));
             problem::report("metrics-collector-panicked", || {
-                "metrics: a collector registered with register_collector panicked; what it had not set yet keeps its last value".into()
+                "metrics: a collector registered with register_collector panicked; it is not run again, and what it set keeps its last value".into()
             });
         }
     }
@@ -133,7 +141,18 @@ pub(crate) fn render_for(grouping: &[&str]) -> String {
         .collect();
     let mut out = String::new();
     REGISTRY.render(&mut out, &taken, grouping);
-    out.push_str(&own);
+    if grouping.is_empty() {
+        out.push_str(&own);
+    } else {
+        let own = text::export_grouping_labels(&own, grouping, |label| {
+            problem::report_about("metrics-grouping-label", label, || {
+                format!(
+                    "metrics: label `{label}` of coldstart's own metrics is one of the push's grouping labels, which the gateway sets; it is pushed as `exported_{label}`"
+                )
+            });
+        });
+        out.push_str(&own);
+    }
     out
 }
 

@@ -109,7 +109,10 @@ fn path(push: &Push) -> String {
     let labels = std::iter::once(("job", push.job.as_str()))
         .chain(push.grouping.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     for (label, value) in labels {
+        // `.` and `..` alone are path steps, which the gateway's router cleans away
+        // and answers with a redirect: they go in base64 too.
         let plain = !value.is_empty()
+            && value.bytes().any(|b| b != b'.')
             && value
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b));
@@ -159,6 +162,16 @@ mod tests {
             path(&push("http://gw:9091", "a/b")),
             "/metrics/job@base64/YS9i"
         );
+        // Dots alone would be path steps, cleaned away by the gateway's router.
+        assert_eq!(
+            path(&push("http://gw:9091", "..")),
+            "/metrics/job@base64/Li4="
+        );
+        assert_eq!(
+            path(&push("http://gw:9091", ".")),
+            "/metrics/job@base64/Lg=="
+        );
+        assert_eq!(path(&push("http://gw:9091", "v1.2")), "/metrics/job/v1.2");
         let mut grouped = push("http://gw:9091", "batch");
         grouped.grouping = vec![
             ("instance".into(), "host-1".into()),

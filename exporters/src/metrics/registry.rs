@@ -350,9 +350,11 @@ impl Registry {
             for line in &lines {
                 let series = series(line);
                 if !written.insert(series) {
-                    problem::report_about("metrics-same-series", series, || {
+                    // Said by the family's name: by series, every label value would be
+                    // a subject of its own, and their number unbounded.
+                    problem::report_about("metrics-same-series", &name, || {
                         format!(
-                            "metrics: `{series}` is recorded under two names that clean to the same one; only the first is exported"
+                            "metrics: series of `{name}` (such as `{series}`) are recorded under two names that clean to the same one; only the first is exported"
                         )
                     });
                     continue;
@@ -695,6 +697,31 @@ mod tests {
             // `a-b` sorts before `a.b`: the series does not jump with the values.
             assert!(out.contains("\na_b 30\n"), "{out}");
         }
+    }
+
+    /// Clashing series are said by their family: one subject however many label
+    /// values clash, so what the problem reports keep stays bounded.
+    #[test]
+    fn clashing_series_are_said_once_per_family_not_per_label_value() {
+        static R: Registry = Registry::new();
+        let rec = Installed(&R);
+        let m = Metadata::new("t", metrics::Level::INFO, None);
+        for id in 0..200 {
+            for name in ["jobs.clash", "jobs-clash"] {
+                let key = Key::from_parts(name, vec![metrics::Label::new("id", id.to_string())]);
+                rec.register_gauge(&key, &m).set(1.0);
+            }
+        }
+        let mut out = String::new();
+        R.render(&mut out, &[], &[]);
+        assert_eq!(out.matches("\njobs_clash{").count(), 200, "{out}");
+        assert_eq!(
+            crate::problem::subjects("metrics-same-series")
+                .iter()
+                .filter(|s| s.starts_with("jobs_clash"))
+                .collect::<Vec<_>>(),
+            ["jobs_clash"]
+        );
     }
 
     #[test]

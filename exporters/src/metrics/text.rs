@@ -90,6 +90,52 @@ pub(crate) fn single(out: &mut String, name: &str, help: &str, kind: Kind, value
     family(out, name, help, kind, [(&[][..], value)]);
 }
 
+/// `text`, families written here, with the labels named in `grouping` written as
+/// `exported_<name>`: a push's grouping labels, which the gateway sets on every
+/// series it takes, so that series told apart by them would clash and the push be
+/// refused. Calls `renamed` with each label name it renames.
+pub(crate) fn export_grouping_labels(
+    text: &str,
+    grouping: &[&str],
+    mut renamed: impl FnMut(&str),
+) -> String {
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        let Some((name, mut rest)) = line.split_once('{').filter(|_| !line.starts_with('#')) else {
+            out.push_str(line);
+            continue;
+        };
+        out.push_str(name);
+        out.push('{');
+        // `key="value"` pairs up to `}`; a value's `"` and `\` are escaped with `\`.
+        while let Some((key, after)) = rest.split_once("=\"") {
+            if grouping.contains(&key) {
+                renamed(key);
+                out.push_str("exported_");
+            }
+            out.push_str(key);
+            out.push_str("=\"");
+            let bytes = after.as_bytes();
+            let mut end = 0;
+            while end < bytes.len() && bytes[end] != b'"' {
+                end += if bytes[end] == b'\\' { 2 } else { 1 };
+            }
+            let end = (end + 1).min(after.len());
+            out.push_str(&after[..end]);
+            rest = &after[end..];
+            match rest.strip_prefix(',') {
+                Some(next) => {
+                    out.push(',');
+                    rest = next;
+                }
+                None => break,
+            }
+        }
+        out.push_str(rest);
+    }
+    out
+}
+
 /// Appends `value` with backslashes and line breaks escaped, and double quotes too
 /// when `quotes` (label values are quoted; help text is not).
 fn escape(out: &mut String, value: &str, quotes: bool) {
@@ -121,6 +167,39 @@ mod tests {
             out,
             "# HELP x_total An x.\n# TYPE x_total counter\nx_total{name=\"a\\\"b\\\\c\\nd\",k=\"v\"} 2.5\n"
         );
+    }
+
+    #[test]
+    fn grouping_labels_are_written_as_exported() {
+        let mut text = String::new();
+        family(
+            &mut text,
+            "x_total",
+            "An x, {reason=\"in help\"}.",
+            Kind::Counter,
+            [
+                (&[("signal", "spans"), ("reason", "full")][..], 1.0),
+                (&[("reason", "a\",reason=\"b\\"), ("job", "j")][..], 2.0),
+            ],
+        );
+        single(&mut text, "plain", "No labels.", Kind::Gauge, 3.0);
+        let mut renamed = Vec::new();
+        let out = export_grouping_labels(&text, &["job", "reason"], |k| renamed.push(k.to_owned()));
+        assert_eq!(
+            out,
+            text.replace(
+                "{signal=\"spans\",reason=",
+                "{signal=\"spans\",exported_reason="
+            )
+            .replace("{reason=\"a", "{exported_reason=\"a")
+            .replace(",job=", ",exported_job=")
+        );
+        assert_eq!(renamed, ["reason", "reason", "job"]);
+        assert!(
+            out.contains("# HELP x_total An x, {reason=\"in help\"}.\n"),
+            "{out}"
+        );
+        assert_eq!(export_grouping_labels(&text, &[], |_| ()), text);
     }
 
     #[test]
