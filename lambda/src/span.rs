@@ -3,10 +3,11 @@
 //! Per span: `faas.trigger`, `faas.invocation_id`, `faas.coldstart`,
 //! `cloud.resource_id` (the invoked ARN with an alias replaced by the version that
 //! runs, as the conventions ask: one instance serves every alias of its version) and
-//! `cloud.account.id`, and a link to
-//! the X-Ray trace from `Lambda-Runtime-Trace-Id`. Per process, on the resource:
-//! `cloud.provider`, `cloud.platform`, `cloud.region`, `faas.name`, `faas.version`,
-//! `faas.instance`, `faas.max_memory` (see [`Function::resource_attributes`]).
+//! `cloud.account.id`, and a link to the X-Ray trace from `Lambda-Runtime-Trace-Id`.
+//! An HTTP event's `traceparent` (read by the configured propagators) makes the
+//! caller's span its parent. Per process, on the resource: `cloud.provider`,
+//! `cloud.platform`, `cloud.region`, `faas.name`, `faas.version`, `faas.instance`,
+//! `faas.max_memory` (see [`Function::resource_attributes`]).
 
 use lambda_runtime::LambdaInvocation;
 use opentelemetry::trace::{
@@ -27,18 +28,65 @@ pub(crate) fn start(function: &Function, invocation: &LambdaInvocation, cold: bo
     let builder = tracer
         .span_builder(function.name.clone())
         .with_kind(SpanKind::Server);
-    let span = tracer.start_described(builder, &Context::new(), |builder| {
-        describe(builder, invocation, cold, &function.version);
+    let trigger = trigger(&invocation.body);
+    let parent = match trigger {
+        "http" => caller(&invocation.body),
+        _ => Context::new(),
+    };
+    let span = tracer.start_described(builder, &parent, |builder| {
+        describe(builder, invocation, trigger, cold, &function.version);
     });
-    Context::new().with_span(span)
+    parent.with_span(span)
+}
+
+/// The context the headers of an HTTP event (API Gateway, function URL, ALB) carry,
+/// read with the configured propagators (`OTEL_PROPAGATORS`): the caller's span is
+/// the invocation span's parent, as in the FaaS conventions' API Gateway case. The
+/// X-Ray header stays a link. Empty when the event has no headers or cannot be read.
+fn caller(body: &[u8]) -> Context {
+    use std::collections::HashMap;
+    /// The two places events put headers; values may be `null`.
+    #[derive(serde::Deserialize)]
+    struct Event {
+        #[serde(default)]
+        headers: Option<HashMap<String, Option<String>>>,
+        #[serde(default, rename = "multiValueHeaders")]
+        multi_value_headers: Option<HashMap<String, Option<Vec<String>>>>,
+    }
+    let Ok(event) = serde_json::from_slice::<Event>(body) else {
+        return Context::new();
+    };
+    // By lower-case name, as the extractor looks them up; every value of a header
+    // sent twice (API Gateway's REST events and ALB keep them apart), else the one.
+    let mut carrier: HashMap<String, String> = HashMap::new();
+    for (name, values) in event.multi_value_headers.into_iter().flatten() {
+        if let Some(values) = values {
+            carrier.insert(name.to_ascii_lowercase(), values.join(","));
+        }
+    }
+    for (name, value) in event.headers.into_iter().flatten() {
+        if let Some(value) = value {
+            carrier.entry(name.to_ascii_lowercase()).or_insert(value);
+        }
+    }
+    if carrier.is_empty() {
+        return Context::new();
+    }
+    coldstart_exporters::trace::propagation::extract_map(&carrier)
 }
 
 /// The FaaS attributes and the X-Ray link of `invocation`'s span.
-fn describe(builder: &mut SpanBuilder, invocation: &LambdaInvocation, cold: bool, version: &str) {
+fn describe(
+    builder: &mut SpanBuilder,
+    invocation: &LambdaInvocation,
+    trigger: &'static str,
+    cold: bool,
+    version: &str,
+) {
     let context = &invocation.context;
     let arn = context.invoked_function_arn.as_str();
     let mut attributes = vec![
-        KeyValue::new("faas.trigger", trigger(&invocation.body)),
+        KeyValue::new("faas.trigger", trigger),
         KeyValue::new("faas.invocation_id", context.request_id.clone()),
         KeyValue::new("faas.coldstart", cold),
     ];

@@ -431,6 +431,44 @@ fn handler_errors_and_panics_are_reported_counted_and_traced_and_the_next_invoca
     assert_eq!(status[3].0, 0, "{status:?}");
 }
 
+/// An HTTP event that carries a `traceparent` (an HTTP API's, and a REST API's in its
+/// `multiValueHeaders` under a mixed-case name): the invocation span is the caller's
+/// span's child, in the caller's trace; the X-Ray header stays a link.
+#[test]
+fn an_http_events_traceparent_makes_the_callers_span_the_parent() {
+    let test = "an_http_events_traceparent_makes_the_callers_span_the_parent";
+    let Some((collector, emulator, _function)) = traced(test, &[]) else {
+        return;
+    };
+    let parent = "00f067aa0ba902b7";
+    let http_api = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let rest_api = "0af7651916cd43dd8448eb211c80319c";
+    let events = [
+        (
+            http_api,
+            format!(
+                r#"{{"version":"2.0","routeKey":"$default","rawPath":"/","headers":{{"host":"api.example","traceparent":"00-{http_api}-{parent}-01"}},"requestContext":{{"http":{{"method":"GET"}}}}}}"#
+            ),
+        ),
+        (
+            rest_api,
+            format!(
+                r#"{{"resource":"/","httpMethod":"GET","headers":null,"multiValueHeaders":{{"Traceparent":["00-{rest_api}-{parent}-01"]}},"requestContext":{{}}}}"#
+            ),
+        ),
+    ];
+    for (trace, event) in &events {
+        let output = emulator.invoke(event);
+        let answer: Value =
+            serde_json::from_slice(&output.stdout).unwrap_or_else(|_| panic!("{}", text(&output)));
+        assert_eq!(answer["greeting"], "hello");
+        let span = collector.span_of(trace);
+        assert_eq!(span["parent_span_id"], parent, "{span}");
+        assert_eq!(span["attributes"]["faas.trigger"], "http", "{span}");
+        assert_eq!(span["links"].as_array().map(Vec::len), Some(1), "{span}");
+    }
+}
+
 /// Queues an invocation, then starts the function with `vars`, which must make it
 /// fail before it serves, and checks what happened: its exit `code`, the report to
 /// the Runtime API as `error_type`, the line it `printed`, and what the caller of the
