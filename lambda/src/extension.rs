@@ -56,21 +56,31 @@ pub(crate) fn start(api: &RuntimeApi) {
 /// Waits for the registration [`start`] began, if any; a failure is printed once and
 /// the function runs on without SIGTERM.
 pub(crate) async fn registered() {
+    registered_saying(|line| eprintln!("coldstart: {line}")).await;
+}
+
+/// [`registered`], saying what there is to say with `say`. A registration still
+/// unanswered after [`REGISTER_TIMEOUT`] goes on while the function serves; if it then
+/// fails (Lambda refuses registrations once the function is ready), that is said too.
+async fn registered_saying(say: impl Fn(String) + Send + 'static) {
     let handle = REGISTERING.lock().unwrap_or_else(|p| p.into_inner()).take();
-    let Some(handle) = handle else { return };
-    let outcome = match tokio::time::timeout(REGISTER_TIMEOUT, handle).await {
-        Ok(joined) => joined.map_err(|e| e.to_string()).and_then(|r| r),
+    let Some(mut handle) = handle else { return };
+    match tokio::time::timeout(REGISTER_TIMEOUT, &mut handle).await {
+        Ok(joined) => say_failure(joined, &say),
         Err(_) => {
-            eprintln!(
-                "coldstart: the internal extension has had no answer within {REGISTER_TIMEOUT:?}; it goes on registering while the function serves"
-            );
-            return;
+            say(format!(
+                "the internal extension has had no answer within {REGISTER_TIMEOUT:?}; it goes on registering while the function serves"
+            ));
+            tokio::spawn(async move { say_failure(handle.await, &say) });
         }
-    };
-    if let Err(e) = outcome {
-        eprintln!(
-            "coldstart: the internal extension could not register ({e}); Lambda will not send SIGTERM, so shutdown hooks will not run"
-        );
+    }
+}
+
+fn say_failure(joined: Result<Result<(), String>, tokio::task::JoinError>, say: &impl Fn(String)) {
+    if let Err(e) = joined.map_err(|e| e.to_string()).and_then(|r| r) {
+        say(format!(
+            "the internal extension could not register ({e}); Lambda will not send SIGTERM, so shutdown hooks will not run"
+        ));
     }
 }
 
@@ -148,15 +158,21 @@ pub(crate) fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
 
 #[cfg(test)]
 mod tests {
-    use super::{MAX_HEAD, REGISTER_TIMEOUT, exchange, header, registered, start};
+    use super::{
+        MAX_HEAD, REGISTER_TIMEOUT, exchange, header, registered, registered_saying, start,
+    };
     use crate::function::RuntimeApi;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// The registration slot is the process's: tests that fill it take turns.
+    static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
     /// A registration answered after the wait: the function goes on serving, and the
     /// registration still completes and asks for its next event, which Lambda waits
     /// for (cut off, it never did, and Lambda would wait until the init timed out).
     #[tokio::test]
     async fn a_slow_registration_goes_on_after_the_wait() {
+        let _turn = TURN.lock().await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let authority = listener.local_addr().unwrap().to_string();
         let (asked, mut requests) = tokio::sync::mpsc::unbounded_channel();
@@ -198,6 +214,41 @@ mod tests {
         assert!(
             next.starts_with("GET /2020-01-01/extension/event/next"),
             "{next}"
+        );
+    }
+
+    /// A registration refused after the wait (Lambda closes registration once the
+    /// function is ready) is said when the refusal comes: before, nothing was, and
+    /// the function went on as if SIGTERM would come.
+    #[tokio::test]
+    async fn a_late_refusal_is_said_when_it_comes() {
+        let _turn = TURN.lock().await;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let authority = listener.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut request = vec![0u8; 1024];
+            let _ = stream.read(&mut request).await;
+            tokio::time::sleep(REGISTER_TIMEOUT * 2).await;
+            let _ = stream
+                .write_all(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+                .await;
+        });
+        let (said, mut lines) = tokio::sync::mpsc::unbounded_channel();
+        start(&RuntimeApi::parse(&authority).unwrap());
+        registered_saying(move |line| {
+            let _ = said.send(line);
+        })
+        .await;
+        let first = lines.recv().await.unwrap();
+        assert!(first.contains("it goes on registering"), "{first}");
+        let late = tokio::time::timeout(REGISTER_TIMEOUT * 5, lines.recv())
+            .await
+            .expect("the refusal is said")
+            .unwrap();
+        assert_eq!(
+            late,
+            "the internal extension could not register (the Extensions API answered `HTTP/1.1 403 Forbidden`); Lambda will not send SIGTERM, so shutdown hooks will not run"
         );
     }
 
