@@ -47,11 +47,14 @@ impl Queue {
     }
 
     pub(crate) fn push(&self, span: SpanData) {
+        let mut spans = self.spans.lock().unwrap_or_else(|p| p.into_inner());
+        // Read under the lock `discard` sets it under: read before, a span pushed
+        // just after the discard took the queue stayed there, neither sent nor counted.
         if self.discarding.get().is_some() {
+            drop(spans);
             problem::drop_count(Dropped::SpanExportFailed, 1);
             return;
         }
-        let mut spans = self.spans.lock().unwrap_or_else(|p| p.into_inner());
         if spans.len() >= self.settings.max_spans {
             drop(spans);
             problem::drop_count(Dropped::SpanQueueFull, 1);
@@ -75,8 +78,11 @@ impl Queue {
     /// Drops what waits and everything after it, counting it as failed exports:
     /// there is no exporter to give it to. Returns how many spans were waiting.
     pub(crate) fn discard(&self) -> usize {
-        let _ = self.discarding.set(());
-        let waiting = std::mem::take(&mut *self.spans.lock().unwrap_or_else(|p| p.into_inner()));
+        let waiting = {
+            let mut spans = self.spans.lock().unwrap_or_else(|p| p.into_inner());
+            let _ = self.discarding.set(());
+            std::mem::take(&mut *spans)
+        };
         problem::drop_count(Dropped::SpanExportFailed, waiting.len() as u64);
         waiting.len()
     }

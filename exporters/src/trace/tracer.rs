@@ -159,6 +159,7 @@ impl Tracer {
         let limits = &self.core.limits;
         let mut attributes = builder.attributes.take().unwrap_or_default();
         attributes.extend(sampling.attributes);
+        last_of_each_key(&mut attributes);
         let dropped_attributes_count = truncate(&mut attributes, limits.max_attributes_per_span);
         let length = self.core.value_length;
         shorten(&mut attributes, length);
@@ -228,6 +229,24 @@ fn shorten(attributes: &mut [KeyValue], limit: Option<u32>) {
                 strings.iter_mut().for_each(cut);
             }
             _ => {}
+        }
+    }
+}
+
+/// Keeps one attribute per key, the last given, where the first was: an attribute set
+/// twice replaces its value (OpenTelemetry's API), and OTLP's keys must be unique.
+fn last_of_each_key(attributes: &mut Vec<KeyValue>) {
+    let mut i = 0;
+    while i < attributes.len() {
+        match attributes[..i]
+            .iter()
+            .position(|a| a.key == attributes[i].key)
+        {
+            Some(first) => {
+                let last = attributes.remove(i);
+                attributes[first] = last;
+            }
+            None => i += 1,
         }
     }
 }
@@ -329,22 +348,28 @@ impl opentelemetry::trace::Span for Span {
         self.recording
     }
 
+    /// A key already set gets the new value (the limit counts keys, not calls).
     fn set_attribute(&mut self, mut attribute: KeyValue) {
         let limit = self.core.limits.max_attributes_per_span as usize;
         if let Some(data) = self.data.as_mut() {
-            if data.attributes.len() < limit {
-                shorten(std::slice::from_mut(&mut attribute), self.core.value_length);
-                data.attributes.push(attribute);
-            } else {
-                data.dropped_attributes_count += 1;
+            shorten(std::slice::from_mut(&mut attribute), self.core.value_length);
+            let attributes = &mut data.attributes;
+            match attributes.iter().position(|a| a.key == attribute.key) {
+                Some(i) => attributes[i] = attribute,
+                None if attributes.len() < limit => attributes.push(attribute),
+                None => data.dropped_attributes_count += 1,
             }
         }
     }
 
-    /// Ok wins over Error, and Error over Unset (the specification's order).
+    /// Ok is final; Unset changes nothing; otherwise the newer status wins (an Error
+    /// replaces an Error, whatever their descriptions).
     fn set_status(&mut self, status: Status) {
         if let Some(data) = self.data.as_mut()
-            && status > data.status
+            && !matches!(
+                (&data.status, &status),
+                (Status::Ok, _) | (_, Status::Unset)
+            )
         {
             data.status = status;
         }
@@ -474,6 +499,45 @@ mod tests {
             "Unset does not replace Error"
         );
         assert!(span.end_time >= span.start_time);
+    }
+
+    /// An attribute set twice, at the start or later, is one attribute with the last
+    /// value, and counts once against the limit; a newer Error replaces an older one,
+    /// while Ok stays.
+    #[test]
+    fn an_attribute_set_again_replaces_its_value_and_a_newer_error_its_status() {
+        let (tracer, queue) = tracer(Sampler::AlwaysOn);
+        let mut span = tracer
+            .span_builder("s")
+            .with_attributes([
+                KeyValue::new("http.route", "/a"),
+                KeyValue::new("k", "1"),
+                KeyValue::new("http.route", "/b"),
+            ])
+            .start_with_context(&tracer, &Context::new());
+        span.set_attribute(KeyValue::new("http.route", "/c"));
+        span.set_attribute(KeyValue::new("k", "2"));
+        span.set_attribute(KeyValue::new("other", "x"));
+        span.set_status(Status::error("upstream timeout"));
+        span.set_status(Status::error("circuit open"));
+        span.end();
+        let mut ok = tracer.start_with_context("ok", &Context::new());
+        ok.set_status(Status::Ok);
+        ok.set_status(Status::error("late"));
+        ok.end();
+        let spans = queue.take_all();
+        let attributes: Vec<(String, String)> = spans[0]
+            .attributes
+            .iter()
+            .map(|a| (a.key.to_string(), a.value.to_string()))
+            .collect();
+        assert_eq!(
+            attributes,
+            [("http.route".into(), "/c".into()), ("k".into(), "2".into())]
+        );
+        assert_eq!(spans[0].dropped_attributes_count, 1, "`other`, past 2 keys");
+        assert_eq!(spans[0].status, Status::error("circuit open"));
+        assert_eq!(spans[1].status, Status::Ok, "Ok is final");
     }
 
     #[test]
