@@ -89,6 +89,17 @@ struct Lines {
 
 impl<S: Subscriber> Layer<S> for Lines {
     fn on_event(&self, event: &Event<'_>, _: Context<'_, S>) {
+        let line = self.line(event);
+        // One write per line, so lines from several threads never interleave; a
+        // closed stdout loses the line, never the request.
+        let _ = std::io::stdout().lock().write_all(line.as_bytes());
+    }
+}
+
+impl Lines {
+    /// The event's line, ending in its only line break: what the program logged
+    /// cannot start a line of its own (a forged event, without trace ids).
+    fn line(&self, event: &Event<'_>) -> String {
         let mut line = String::with_capacity(256);
         let meta = event.metadata();
         let cx = opentelemetry::Context::current();
@@ -125,11 +136,13 @@ impl<S: Subscriber> Layer<S> for Lines {
             }
         }
         line.push('\n');
-        // One write per line, so lines from several threads never interleave; a
-        // closed stdout loses the line, never the request.
-        let _ = std::io::stdout().lock().write_all(line.as_bytes());
+        line
     }
 }
+
+/// The names the JSON line gives its own members: a field of the event named like one
+/// goes as `fields.<name>`, so that no name is there twice.
+const JSON_OWN: [&str; 5] = ["timestamp", "level", "target", "trace_id", "span_id"];
 
 /// `,"name":value` for each field; the message is `"message"`.
 struct JsonFields<'a>(&'a mut String);
@@ -173,7 +186,10 @@ impl Visit for JsonFields<'_> {
 impl JsonFields<'_> {
     fn key(&mut self, field: &Field) {
         self.0.push(',');
-        json_string(self.0, field.name());
+        match field.name() {
+            name if JSON_OWN.contains(&name) => json_string(self.0, &format!("fields.{name}")),
+            name => json_string(self.0, name),
+        }
         self.0.push(':');
     }
 }
@@ -190,11 +206,28 @@ impl Visit for TextFields<'_> {
         }
     }
 
+    /// Control characters (line breaks among them) and Unicode's line separators are
+    /// written escaped, as `\n` or `\u{2028}`: a value shown with `%` (its `Display`)
+    /// or the message would otherwise write them as they are.
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        let _ = match field.name() {
-            "message" => write!(self.0, " {value:?}"),
-            name => write!(self.0, " {name}={value:?}"),
-        };
+        let value = format!("{value:?}");
+        match field.name() {
+            "message" => self.0.push(' '),
+            name => {
+                let _ = write!(self.0, " {name}=");
+            }
+        }
+        for c in value.chars() {
+            match c {
+                '\n' => self.0.push_str("\\n"),
+                '\r' => self.0.push_str("\\r"),
+                '\t' => self.0.push('\t'),
+                c if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') => {
+                    let _ = write!(self.0, "{}", c.escape_unicode());
+                }
+                c => self.0.push(c),
+            }
+        }
     }
 }
 
@@ -208,7 +241,8 @@ fn json_string(out: &mut String, s: &str) {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            c if u32::from(c) < 0x20 => {
+            // Unicode's line separators too: some readers split lines at them.
+            c if u32::from(c) < 0x20 || matches!(c, '\u{2028}' | '\u{2029}') => {
                 let _ = write!(out, "\\u{:04x}", u32::from(c));
             }
             c => out.push(c),
@@ -278,10 +312,58 @@ mod tests {
         assert_eq!(at(1_795_000_000, 0), "2026-11-18T11:06:40.000000Z");
     }
 
+    /// The lines `Lines` makes of the events `log` emits, as text and as JSON.
+    fn lines_of(log: impl Fn()) -> (Vec<String>, Vec<String>) {
+        use std::sync::{Arc, Mutex};
+        struct Capture(Arc<Mutex<Vec<String>>>, Lines);
+        impl<S: Subscriber> Layer<S> for Capture {
+            fn on_event(&self, event: &Event<'_>, _: Context<'_, S>) {
+                self.0.lock().unwrap().push(self.1.line(event));
+            }
+        }
+        let of = |json: bool| {
+            let lines = Arc::new(Mutex::new(Vec::new()));
+            let subscriber =
+                tracing_subscriber::registry().with(Capture(lines.clone(), Lines { json }));
+            tracing::subscriber::with_default(subscriber, &log);
+            lines.lock().unwrap().clone()
+        };
+        (of(false), of(true))
+    }
+
+    /// Whatever the program logs, an event is one line: its message and its values
+    /// shown with `%` cannot break it, and a field named like one of the JSON line's
+    /// own members does not repeat that name.
+    #[test]
+    fn an_event_is_one_line_and_its_fields_do_not_repeat_a_name() {
+        let forged = "x\n2026-01-01T00:00:00.000000Z  INFO app: admin login ok\u{2028}y";
+        let (text, json) = lines_of(|| {
+            tracing::info!(shown = %forged, quoted = forged, trace_id = "upstream", "body: {forged}");
+        });
+        for line in text.iter().chain(&json) {
+            assert_eq!(line.matches('\n').count(), 1, "{line}");
+            assert!(line.ends_with('\n'), "{line}");
+            assert!(!line.contains('\u{2028}'), "{line}");
+        }
+        assert!(
+            text[0].contains(" body: x\\n2026-01-01T00:00:00.000000Z  INFO app: admin login ok\\u{2028}y shown=x\\n"),
+            "{}",
+            text[0]
+        );
+        let parsed: serde_json::Value = serde_json::from_str(&json[0]).unwrap();
+        assert_eq!(parsed["fields.trace_id"], "upstream", "{}", json[0]);
+        assert!(
+            parsed.get("trace_id").is_none(),
+            "no span here: {}",
+            json[0]
+        );
+        assert_eq!(json[0].matches("\"level\"").count(), 1);
+    }
+
     #[test]
     fn json_strings_are_escaped() {
         let mut out = String::new();
-        json_string(&mut out, "a \"quote\"\n\\ and \u{1}");
-        assert_eq!(out, r#""a \"quote\"\n\\ and \u0001""#);
+        json_string(&mut out, "a \"quote\"\n\\ and \u{1}\u{2028}");
+        assert_eq!(out, r#""a \"quote\"\n\\ and \u0001\u2028""#);
     }
 }
