@@ -123,18 +123,34 @@ fn each_way_a_request_ends_gets_its_span_and_metrics() {
 
     coldstart_runtime::block_on(&Settings::NONE, async move {
         let service = HttpTelemetryLayer::new().layer(Handler);
-        let call = |method: Method, uri: &str| {
-            let mut service = service.clone();
-            let request = Request::builder().method(method).uri(uri).body(()).unwrap();
+        let behind_tls = HttpTelemetryLayer::new().scheme("https").layer(Handler);
+        let send = |mut service: coldstart_exporters::http::HttpTelemetry<Handler>,
+                    request: Request<()>| {
             // On a task of its own, as a server runs each connection: a panic ends
             // the task, not the test.
             tokio::spawn(async move { service.call(request).await })
         };
-        let ok = call(Method::GET, "/ok?x=1&sig=abc&AWSAccessKeyId=K&y").await;
+        let call = |method: Method, uri: &str| {
+            let request = Request::builder().method(method).uri(uri).body(()).unwrap();
+            send(service.clone(), request)
+        };
+        let with_host =
+            |uri: &str, host: &str| Request::get(uri).header("host", host).body(()).unwrap();
+        let ok = send(
+            service.clone(),
+            with_host("/ok?x=1&sig=abc&AWSAccessKeyId=K&y", "[::1]:8080"),
+        )
+        .await;
         assert_eq!(ok.unwrap().unwrap().status(), StatusCode::OK);
-        for path in ["/down", "/missing", "/routed/7"] {
-            call(Method::GET, path).await.unwrap().unwrap();
-        }
+        send(behind_tls.clone(), with_host("/down", "api.example"))
+            .await
+            .unwrap()
+            .unwrap();
+        send(service.clone(), with_host("/missing", "bad host"))
+            .await
+            .unwrap()
+            .unwrap();
+        call(Method::GET, "/routed/7").await.unwrap().unwrap();
         let brew = Method::from_bytes(b"BREW").unwrap();
         call(brew, "http://pot.example/brew")
             .await
@@ -167,6 +183,22 @@ fn each_way_a_request_ends_gets_its_span_and_metrics() {
         Some("200")
     );
     assert_eq!((text(&ok, "error.type"), &ok.error), (None, &None));
+    // Where the server is, from `Host`: an IPv6 address without its brackets.
+    assert_eq!(text(&ok, "url.scheme").as_deref(), Some("http"));
+    assert_eq!(text(&ok, "server.address").as_deref(), Some("::1"));
+    assert_eq!(text(&ok, "server.port").as_deref(), Some("8080"));
+    // Behind TLS, as the layer was told: the scheme's port when `Host` names none.
+    let down = span_of(&seen, "/down");
+    assert_eq!(text(&down, "url.scheme").as_deref(), Some("https"));
+    assert_eq!(
+        text(&down, "server.address").as_deref(),
+        Some("api.example")
+    );
+    assert_eq!(text(&down, "server.port").as_deref(), Some("443"));
+    // A `Host` that is no authority, or none: no server attributes.
+    let missing = span_of(&seen, "/missing");
+    assert_eq!(text(&missing, "server.address"), None);
+    assert_eq!(text(&span_of(&seen, "/routed/7"), "server.port"), None);
 
     // A 5xx is the server's error, a 4xx the caller's.
     let down = span_of(&seen, "/down");
@@ -195,7 +227,11 @@ fn each_way_a_request_ends_gets_its_span_and_metrics() {
         Some("BREW")
     );
     assert_eq!(text(&brew, "url.scheme").as_deref(), Some("http"));
-    assert_eq!(text(&ok, "url.scheme"), None, "not in the request line");
+    assert_eq!(
+        text(&brew, "server.address").as_deref(),
+        Some("pot.example")
+    );
+    assert_eq!(text(&brew, "server.port").as_deref(), Some("80"));
 
     // No response: no status code, an error of its kind.
     let fail = span_of(&seen, "/fail");

@@ -299,6 +299,37 @@ fn scrubbed(query: &str) -> String {
     out
 }
 
+/// The server's name and port as the request gives them: its `:authority` (HTTP/2, or
+/// an absolute request line), else its `Host` header; an IPv6 address without its
+/// brackets, and the scheme's port when none is given. `None` when neither is there
+/// or the value is no authority.
+#[cfg(feature = "tracing")]
+fn server<B>(req: &http::Request<B>, scheme: &str) -> Option<(String, u16)> {
+    let from_host;
+    let authority = match req.uri().authority() {
+        Some(authority) => authority,
+        None => {
+            let host = req.headers().get(http::header::HOST)?.to_str().ok()?;
+            from_host = host.parse::<http::uri::Authority>().ok()?;
+            &from_host
+        }
+    };
+    let host = authority.host();
+    let host = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    if host.is_empty() {
+        return None;
+    }
+    let port = match (authority.port_u16(), scheme) {
+        (Some(port), _) => port,
+        (None, "https") => 443,
+        (None, _) => 80,
+    };
+    Some((host.to_owned(), port))
+}
+
 /// Starts the server span for `req`, continuing the caller's trace, and puts its
 /// context in the request's extensions. An empty context when tracing is off.
 #[cfg(feature = "tracing")]
@@ -306,6 +337,7 @@ pub(crate) fn start_span<B>(
     req: &mut http::Request<B>,
     method: &'static str,
     route: Option<&'static str>,
+    scheme: &'static str,
 ) -> opentelemetry::Context {
     use opentelemetry::KeyValue;
     use opentelemetry::trace::{SpanKind, TraceContextExt, Tracer};
@@ -323,6 +355,14 @@ pub(crate) fn start_span<B>(
     // The name and attributes are made only for a span that is sampled.
     let span = tracer.start_described(builder, &parent, |span| {
         span.name = span_name(method, route);
+        // Under an axum router nested in another, the request's path has lost the
+        // outer router's prefix; the whole one is in `OriginalUri`.
+        #[cfg(feature = "axum")]
+        let uri = match req.extensions().get::<axum::extract::OriginalUri>() {
+            Some(original) => &original.0,
+            None => req.uri(),
+        };
+        #[cfg(not(feature = "axum"))]
         let uri = req.uri();
         let mut attributes = Vec::with_capacity(6);
         attributes.push(KeyValue::new("http.request.method", method));
@@ -337,9 +377,15 @@ pub(crate) fn start_span<B>(
         if let Some(query) = uri.query() {
             attributes.push(KeyValue::new("url.query", scrubbed(query)));
         }
-        if let Some(scheme) = uri.scheme_str() {
-            attributes.push(KeyValue::new("url.scheme", scheme.to_owned()));
+        let scheme = match uri.scheme_str() {
+            Some(given) => opentelemetry::Value::from(given.to_owned()),
+            None => opentelemetry::Value::from(scheme),
+        };
+        if let Some((address, port)) = server(req, scheme.as_str().as_ref()) {
+            attributes.push(KeyValue::new("server.address", address));
+            attributes.push(KeyValue::new("server.port", i64::from(port)));
         }
+        attributes.push(KeyValue::new("url.scheme", scheme));
         span.attributes = Some(attributes);
     });
     let cx = parent.with_span(span);

@@ -10,7 +10,10 @@ in order: a [`Route`] extension on the response (a router inside the layer says 
 route answered), a [`Route`] extension on the request (a router or layer outside it
 said), axum's `MatchedPath` (feature `axum`; add the layer with `Router::layer`, so
 that it runs after axum matched the route), the function given to
-[`HttpTelemetryLayer::route`], else the label is `unmatched`. Methods outside the
+[`HttpTelemetryLayer::route`], else the label is `unmatched`. axum gives no
+`MatchedPath` to a service nested with `Router::nest_service`: route it with
+`route_service("/assets/{*path}", ..)`, or name its routes with `.route`. Under a
+router nested in another, `url.path` is the whole path (axum's `OriginalUri`). Methods outside the
 standard set are labelled `_OTHER`.
 
 The span follows the OpenTelemetry HTTP server conventions: it is named
@@ -18,8 +21,11 @@ The span follows the OpenTelemetry HTTP server conventions: it is named
 `http.route`), with `HTTP` for a method outside the standard set (whose name goes in
 `http.request.method_original`). It has `http.request.method`, `url.path`, `url.query`
 when there is one (the values of `AWSAccessKeyId`, `Signature`, `sig` and
-`X-Goog-Signature` replaced by `REDACTED`), `url.scheme` when the request line says it,
-and `http.response.status_code`. A 5xx is an error, with `error.type` the status code;
+`X-Goog-Signature` replaced by `REDACTED`), `url.scheme` (as the request says it, else
+`http`, or what [`HttpTelemetryLayer::scheme`] sets: `https` behind TLS),
+`server.address` and `server.port` (from the request's `:authority` or `Host`; the
+scheme's port when it names none; `Forwarded` and `X-Forwarded-*` are not read), and
+`http.response.status_code`. A 5xx is an error, with `error.type` the status code;
 a 4xx is the caller's and leaves the status unset. A service that fails without a
 response (`Err`) gets no status code and `error.type` `_OTHER`, and one that panics
 while answering, `error.type` `panic`; both are counted in the metrics as status 500.
@@ -68,12 +74,19 @@ pub type RouteFn = fn(&str) -> Option<&'static str>;
 pub struct HttpTelemetry<S> {
     inner: S,
     route: Option<RouteFn>,
+    /// `url.scheme` of the spans where a request does not say its own.
+    #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
+    scheme: &'static str,
 }
 
 impl<S> HttpTelemetry<S> {
-    /// Wraps `inner`.
-    pub fn new(inner: S, route: Option<RouteFn>) -> Self {
-        HttpTelemetry { inner, route }
+    /// Wraps `inner`; `scheme` is `url.scheme` where the request does not say it.
+    pub fn new(inner: S, route: Option<RouteFn>, scheme: &'static str) -> Self {
+        HttpTelemetry {
+            inner,
+            route,
+            scheme,
+        }
     }
 }
 
@@ -143,7 +156,7 @@ where
         let method = method_label(req.method());
         let route = route_of(&req, self.route);
         #[cfg(feature = "tracing")]
-        let cx = future::start_span(&mut req, method, route);
+        let cx = future::start_span(&mut req, method, route, self.scheme);
         // The handler's synchronous part sees the server span as current too.
         #[cfg(feature = "tracing")]
         let current = cx.clone().attach();

@@ -1,0 +1,70 @@
+//! `HttpTelemetryLayer` inside axum routers: on a router nested in another, the span
+//! has the whole path and route (the nested router sees its path without the outer
+//! prefix); a service nested with `nest_service` has no `MatchedPath` (axum keeps it
+//! from nest tails), so it needs a route of its own or `.route`.
+
+#![allow(clippy::unwrap_used)] // a test fails loudly on a broken fixture
+
+mod telemetry;
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use axum::Router;
+use axum::routing::get;
+use coldstart_bootstrap::Settings;
+use coldstart_exporters::http::HttpTelemetryLayer;
+use coldstart_exporters::plugin::Plugin;
+use http::Request;
+use opentelemetry_sdk::trace::SpanData;
+use tower_service::Service;
+
+/// Each span's name and attributes, as text.
+static SEEN: Mutex<Vec<(String, BTreeMap<String, String>)>> = Mutex::new(Vec::new());
+
+struct Witness;
+
+impl Plugin for Witness {
+    fn name(&self) -> &str {
+        "witness"
+    }
+    fn on_span_end(&self, span: &SpanData) {
+        let attributes = span
+            .attributes
+            .iter()
+            .map(|kv| (kv.key.to_string(), kv.value.to_string()))
+            .collect();
+        SEEN.lock()
+            .unwrap()
+            .push((span.name.to_string(), attributes));
+    }
+}
+
+coldstart_exporters::plugin!(WITNESS: Witness = Witness, priority = 0);
+
+#[test]
+fn in_a_nested_router_the_span_has_the_whole_path_and_route() {
+    let telemetry = telemetry::installed(vec![
+        ("OTEL_TRACES_EXPORTER", "none".to_owned()),
+        ("COLDSTART_METRICS_ADDR", "off".to_owned()),
+        ("OTEL_BSP_SCHEDULE_DELAY", "10".to_owned()),
+    ]);
+    coldstart_runtime::block_on(&Settings::NONE, async move {
+        let users = Router::new()
+            .route("/users/{id}", get(|| async { "user" }))
+            .layer(HttpTelemetryLayer::new());
+        let mut app: Router = Router::new().nest("/api", users);
+        let request = Request::get("/api/users/7?full=1").body(axum::body::Body::empty());
+        let response = app.call(request.unwrap()).await.unwrap();
+        assert_eq!(response.status(), 200);
+        telemetry.start_after_first_response();
+        coldstart_runtime::first_request_done();
+        telemetry::until(|| !SEEN.lock().unwrap().is_empty()).await;
+    });
+    let seen = SEEN.lock().unwrap().clone();
+    let (name, attributes) = &seen[0];
+    assert_eq!(name, "GET /api/users/{id}", "{seen:?}");
+    assert_eq!(attributes["http.route"], "/api/users/{id}");
+    assert_eq!(attributes["url.path"], "/api/users/7", "{seen:?}");
+    assert_eq!(attributes["url.query"], "full=1");
+}
