@@ -163,6 +163,11 @@ fn unbuilt_feature(variable: &str) -> Option<&'static str> {
             "`tracing` and `tls` features",
             cfg!(all(feature = "tracing", feature = "tls")),
         ),
+        // The HTTP layer's method labels and span names.
+        "OTEL_INSTRUMENTATION_HTTP_KNOWN_METHODS" => (
+            "`metrics` or `tracing` feature",
+            cfg!(any(feature = "metrics", feature = "tracing")),
+        ),
         // The service's name and resource, and the switch: every telemetry feature.
         "OTEL_SERVICE_NAME" | "OTEL_RESOURCE_ATTRIBUTES" | "OTEL_SDK_DISABLED" => {
             ("`metrics`, `tracing` or `lambda` feature", any_telemetry)

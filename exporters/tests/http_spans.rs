@@ -119,6 +119,10 @@ fn each_way_a_request_ends_gets_its_span_and_metrics() {
         ("OTEL_TRACES_EXPORTER", "none".to_owned()),
         ("COLDSTART_METRICS_ADDR", "off".to_owned()),
         ("OTEL_BSP_SCHEDULE_DELAY", "10".to_owned()),
+        (
+            "OTEL_INSTRUMENTATION_HTTP_KNOWN_METHODS",
+            "GET,POST,PROPFIND".to_owned(),
+        ),
     ]);
 
     coldstart_runtime::block_on(&Settings::NONE, async move {
@@ -151,6 +155,8 @@ fn each_way_a_request_ends_gets_its_span_and_metrics() {
             .unwrap()
             .unwrap();
         call(Method::GET, "/routed/7").await.unwrap().unwrap();
+        let propfind = Method::from_bytes(b"PROPFIND").unwrap();
+        call(propfind, "/dav").await.unwrap().unwrap();
         let brew = Method::from_bytes(b"BREW").unwrap();
         call(brew, "http://pot.example/brew")
             .await
@@ -164,7 +170,7 @@ fn each_way_a_request_ends_gets_its_span_and_metrics() {
 
         telemetry.start_after_first_response();
         coldstart_runtime::first_request_done();
-        telemetry::until(|| SEEN.lock().unwrap().len() >= 7).await;
+        telemetry::until(|| SEEN.lock().unwrap().len() >= 8).await;
     });
     let seen = SEEN.lock().unwrap().clone();
     let text = |span: &Seen, key: &str| span.attributes.get(key).cloned();
@@ -216,6 +222,18 @@ fn each_way_a_request_ends_gets_its_span_and_metrics() {
     assert_eq!(text(&routed, "http.route").as_deref(), Some("/routed/{n}"));
 
     // A method outside the standard set.
+    // A method `OTEL_INSTRUMENTATION_HTTP_KNOWN_METHODS` names, and one it does not.
+    let dav = span_of(&seen, "/dav");
+    assert_eq!(dav.name, "PROPFIND");
+    assert_eq!(
+        text(&dav, "http.request.method").as_deref(),
+        Some("PROPFIND")
+    );
+    assert_eq!(text(&dav, "http.request.method_original"), None);
+    assert_eq!(
+        requests(r#"method="PROPFIND",route="unmatched",status="200""#),
+        Some(1.0)
+    );
     let brew = span_of(&seen, "/brew");
     assert_eq!(brew.name, "HTTP");
     assert_eq!(

@@ -395,6 +395,9 @@ pub struct Config {
     pub trace_context: bool,
     /// `OTEL_PROPAGATORS`: W3C baggage.
     pub baggage: bool,
+    /// `OTEL_INSTRUMENTATION_HTTP_KNOWN_METHODS`: the HTTP methods the HTTP layer names
+    /// in labels and spans instead of the standard nine; any other is `_OTHER`.
+    pub http_known_methods: Option<Vec<String>>,
     /// The span queue.
     pub queue: Queue,
     /// What one span keeps at most.
@@ -767,6 +770,24 @@ impl Config {
         let sampler = read_sampler(&mut r);
         let dynamic = read_dynamic(&mut r);
         let (trace_context, baggage) = read_propagators(&mut r);
+        let http_known_methods = r
+            .read(
+                "OTEL_INSTRUMENTATION_HTTP_KNOWN_METHODS",
+                "comma-separated HTTP methods such as `GET,POST,PROPFIND` (case-sensitive tokens, at most 64), which replace the standard nine",
+                |s| {
+                    let methods: Vec<String> = s
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|m| !m.is_empty())
+                        .map(str::to_owned)
+                        .collect();
+                    let tokens = methods
+                        .iter()
+                        .all(|m| http::Method::from_bytes(m.as_bytes()).is_ok());
+                    (tokens && (1..=64).contains(&methods.len())).then_some(Some(methods))
+                },
+            )
+            .flatten();
         let queue = read_queue(&mut r);
         let span_limits = read_span_limits(&mut r);
         let otlp_timeout = r
@@ -803,6 +824,7 @@ impl Config {
             dynamic,
             trace_context,
             baggage,
+            http_known_methods,
             queue,
             span_limits,
             service_name: named_service.unwrap_or_else(unknown_service),
@@ -1445,6 +1467,35 @@ mod tests {
         assert_eq!(c.sampler, Sampler::ParentBasedAlwaysOn);
         assert_eq!(c.queue, Queue::default());
         assert!(c.push.is_none());
+    }
+
+    #[test]
+    fn known_http_methods_replace_the_standard_ones_and_a_bad_list_is_named() {
+        let (c, errors) = config(&[(
+            "OTEL_INSTRUMENTATION_HTTP_KNOWN_METHODS",
+            "GET, POST,PROPFIND,",
+        )]);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(
+            c.http_known_methods.as_deref(),
+            Some(&["GET".to_owned(), "POST".to_owned(), "PROPFIND".to_owned()][..])
+        );
+        for bad in ["GET,BAD METHOD", ",", "GET,(x)"] {
+            let (c, errors) = config(&[("OTEL_INSTRUMENTATION_HTTP_KNOWN_METHODS", bad)]);
+            assert_eq!(c.http_known_methods, None, "{bad}");
+            assert_eq!(
+                errors[0].to_string(),
+                format!(
+                    "set OTEL_INSTRUMENTATION_HTTP_KNOWN_METHODS to comma-separated HTTP methods such as `GET,POST,PROPFIND` (case-sensitive tokens, at most 64), which replace the standard nine, got `{bad}`; using the default"
+                )
+            );
+        }
+        let many = (0..65)
+            .map(|i| format!("M{i}"))
+            .collect::<Vec<_>>()
+            .join(",");
+        let (c, _) = config(&[("OTEL_INSTRUMENTATION_HTTP_KNOWN_METHODS", many.as_str())]);
+        assert_eq!(c.http_known_methods, None);
     }
 
     #[test]

@@ -144,6 +144,13 @@ impl Config {
             ("OTEL_TRACES_SAMPLER", self.sampler.name().to_owned()),
             ("OTEL_TRACES_SAMPLER_ARG", sampler_arg),
             ("OTEL_PROPAGATORS", propagators.to_owned()),
+            (
+                "OTEL_INSTRUMENTATION_HTTP_KNOWN_METHODS",
+                or(
+                    self.http_known_methods.as_ref().map(|m| m.join(",")),
+                    "(the standard nine: GET,HEAD,POST,PUT,DELETE,CONNECT,OPTIONS,TRACE,PATCH)",
+                ),
+            ),
             ("OTEL_BSP_MAX_QUEUE_SIZE", self.queue.max_spans.to_string()),
             (
                 "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",

@@ -14,7 +14,8 @@ that it runs after axum matched the route), the function given to
 `MatchedPath` to a service nested with `Router::nest_service`: route it with
 `route_service("/assets/{*path}", ..)`, or name its routes with `.route`. Under a
 router nested in another, `url.path` is the whole path (axum's `OriginalUri`). Methods outside the
-standard set are labelled `_OTHER`.
+standard set (or outside `OTEL_INSTRUMENTATION_HTTP_KNOWN_METHODS`, which replaces it)
+are labelled `_OTHER`.
 
 The span follows the OpenTelemetry HTTP server conventions: it is named
 `{method} {route}`, or `{method}` alone when no route is known (then it has no
@@ -90,8 +91,25 @@ impl<S> HttpTelemetry<S> {
     }
 }
 
-/// The method label: one of the standard methods, or `_OTHER`.
+/// The method label: one of the standard methods (or of those
+/// `OTEL_INSTRUMENTATION_HTTP_KNOWN_METHODS` gives instead), or `_OTHER`.
 pub(crate) fn method_label(method: &Method) -> &'static str {
+    match crate::installed().and_then(|c| c.http_known_methods.as_deref()) {
+        Some(known) => label_among(method.as_str(), known),
+        None => standard_label(method),
+    }
+}
+
+/// `method` if it is one of `known` (compared as the specification says: case
+/// matters), else `_OTHER`.
+fn label_among(method: &str, known: &'static [String]) -> &'static str {
+    known
+        .iter()
+        .find(|k| *k == method)
+        .map_or("_OTHER", String::as_str)
+}
+
+fn standard_label(method: &Method) -> &'static str {
     match *method {
         Method::GET => "GET",
         Method::POST => "POST",
@@ -185,6 +203,11 @@ mod tests {
             method_label(&Method::from_bytes(b"BREW").unwrap_or(Method::GET)),
             "_OTHER"
         );
+        // With `OTEL_INSTRUMENTATION_HTTP_KNOWN_METHODS`, its methods and no other.
+        let known: &'static [String] = Vec::leak(vec!["GET".to_owned(), "PROPFIND".to_owned()]);
+        assert_eq!(label_among("PROPFIND", known), "PROPFIND");
+        assert_eq!(label_among("propfind", known), "_OTHER");
+        assert_eq!(label_among("POST", known), "_OTHER");
         let req = Request::get("/users/42").body(()).unwrap_or_default();
         assert_eq!(route_of(&req, None), None);
         let users: RouteFn = |p| p.starts_with("/users/").then_some("/users/{id}");
