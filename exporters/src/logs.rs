@@ -141,7 +141,7 @@ impl Lines {
 }
 
 /// The names the JSON line gives its own members: a field of the event named like one
-/// goes as `fields.<name>`, so that no name is there twice.
+/// goes as `fields.<name>`, so that none of them is there twice.
 const JSON_OWN: [&str; 5] = ["timestamp", "level", "target", "trace_id", "span_id"];
 
 /// `,"name":value` for each field; the message is `"message"`.
@@ -206,18 +206,26 @@ impl Visit for TextFields<'_> {
         }
     }
 
-    /// Control characters (line breaks among them) and Unicode's line separators are
-    /// written escaped, as `\n` or `\u{2028}`: a value shown with `%` (its `Display`)
-    /// or the message would otherwise write them as they are.
+    /// Line breaks, other control characters but tab, and Unicode's line separators
+    /// are written escaped, as `\n` or `\u{2028}`: a value shown with `%` (its
+    /// `Display`) or the message would otherwise write them as they are.
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        let value = format!("{value:?}");
         match field.name() {
             "message" => self.0.push(' '),
             name => {
                 let _ = write!(self.0, " {name}=");
             }
         }
-        for c in value.chars() {
+        let _ = write!(Escaped(self.0), "{value:?}");
+    }
+}
+
+/// Writes what it is given with line breaks and other control characters escaped.
+struct Escaped<'a>(&'a mut String);
+
+impl std::fmt::Write for Escaped<'_> {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        for c in s.chars() {
             match c {
                 '\n' => self.0.push_str("\\n"),
                 '\r' => self.0.push_str("\\r"),
@@ -228,6 +236,7 @@ impl Visit for TextFields<'_> {
                 c => self.0.push(c),
             }
         }
+        Ok(())
     }
 }
 
@@ -241,8 +250,8 @@ fn json_string(out: &mut String, s: &str) {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            // Unicode's line separators too: some readers split lines at them.
-            c if u32::from(c) < 0x20 || matches!(c, '\u{2028}' | '\u{2029}') => {
+            // Unicode's line breaks too: some readers split lines at them.
+            c if u32::from(c) < 0x20 || matches!(c, '\u{85}' | '\u{2028}' | '\u{2029}') => {
                 let _ = write!(out, "\\u{:04x}", u32::from(c));
             }
             c => out.push(c),

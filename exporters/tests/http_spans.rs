@@ -62,7 +62,7 @@ impl Plugin for Witness {
 
 coldstart_exporters::plugin!(WITNESS: Witness = Witness, priority = 0);
 
-/// Answers by path: `/down` 503, `/missing` 404, `/fail` with `Err`, `/panic` by
+/// Answers by path: `/down` 503 (after saying why on the span), `/missing` 404, `/fail` with `Err`, `/panic` by
 /// panicking in its future, `/routed/...` with a `Route` on the response, else 200.
 #[derive(Clone, Copy)]
 struct Handler;
@@ -80,6 +80,13 @@ impl Service<Request<()>> for Handler {
 
     fn call(&mut self, req: Request<()>) -> Answer {
         let path = req.uri().path().to_owned();
+        if path == "/down" {
+            // The handler says why on the server span; the layer's 5xx keeps it.
+            use opentelemetry::trace::TraceContextExt as _;
+            opentelemetry::Context::current()
+                .span()
+                .set_status(Status::error("db down"));
+        }
         Box::pin(async move {
             let mut response = Response::new(String::new());
             match path.as_str() {
@@ -154,6 +161,10 @@ fn each_way_a_request_ends_gets_its_span_and_metrics() {
             .await
             .unwrap()
             .unwrap();
+        send(service.clone(), with_host("/port", "api.example:99999"))
+            .await
+            .unwrap()
+            .unwrap();
         call(Method::GET, "/routed/7").await.unwrap().unwrap();
         let propfind = Method::from_bytes(b"PROPFIND").unwrap();
         call(propfind, "/dav").await.unwrap().unwrap();
@@ -170,7 +181,7 @@ fn each_way_a_request_ends_gets_its_span_and_metrics() {
 
         telemetry.start_after_first_response();
         coldstart_runtime::first_request_done();
-        telemetry::until(|| SEEN.lock().unwrap().len() >= 8).await;
+        telemetry::until(|| SEEN.lock().unwrap().len() >= 9).await;
     });
     let seen = SEEN.lock().unwrap().clone();
     let text = |span: &Seen, key: &str| span.attributes.get(key).cloned();
@@ -201,6 +212,13 @@ fn each_way_a_request_ends_gets_its_span_and_metrics() {
         Some("api.example")
     );
     assert_eq!(text(&down, "server.port").as_deref(), Some("443"));
+    // A port that is no port number: the address alone.
+    let port = span_of(&seen, "/port");
+    assert_eq!(
+        text(&port, "server.address").as_deref(),
+        Some("api.example")
+    );
+    assert_eq!(text(&port, "server.port"), None);
     // A `Host` that is no authority, or none: no server attributes.
     let missing = span_of(&seen, "/missing");
     assert_eq!(text(&missing, "server.address"), None);
@@ -209,7 +227,7 @@ fn each_way_a_request_ends_gets_its_span_and_metrics() {
     // A 5xx is the server's error, a 4xx the caller's.
     let down = span_of(&seen, "/down");
     assert_eq!(text(&down, "error.type").as_deref(), Some("503"));
-    assert!(down.error.is_some(), "{down:?}");
+    assert_eq!(down.error.as_deref(), Some("db down"), "{down:?}");
     let missing = span_of(&seen, "/missing");
     assert_eq!(
         (text(&missing, "error.type"), &missing.error),
@@ -221,7 +239,6 @@ fn each_way_a_request_ends_gets_its_span_and_metrics() {
     assert_eq!(routed.name, "GET /routed/{n}");
     assert_eq!(text(&routed, "http.route").as_deref(), Some("/routed/{n}"));
 
-    // A method outside the standard set.
     // A method `OTEL_INSTRUMENTATION_HTTP_KNOWN_METHODS` names, and one it does not.
     let dav = span_of(&seen, "/dav");
     assert_eq!(dav.name, "PROPFIND");

@@ -56,17 +56,37 @@ fn caller(body: &[u8]) -> Context {
     let Ok(event) = serde_json::from_slice::<Event>(body) else {
         return Context::new();
     };
-    // By lower-case name, as the extractor looks them up; every value of a header
-    // sent twice (API Gateway's REST events and ALB keep them apart), else the one.
+    // Only what the propagators read, by lower-case name as the extractor looks them
+    // up. A header's values are joined, as the HTTP layer reads one sent twice
+    // (`traceparent` twice starts a new trace): those API Gateway's REST events and
+    // ALB keep apart, and names that differ in case only. `headers` holds one value
+    // of what `multiValueHeaders` holds all of, so it is read only for what that lacks.
+    let propagated = |name: &str| {
+        ["traceparent", "tracestate", "baggage"]
+            .into_iter()
+            .find(|p| p.eq_ignore_ascii_case(name))
+    };
+    fn add(carrier: &mut HashMap<String, String>, name: &str, value: &str) {
+        carrier
+            .entry(name.to_owned())
+            .and_modify(|joined| {
+                joined.push(',');
+                joined.push_str(value);
+            })
+            .or_insert_with(|| value.to_owned());
+    }
     let mut carrier: HashMap<String, String> = HashMap::new();
     for (name, values) in event.multi_value_headers.into_iter().flatten() {
-        if let Some(values) = values {
-            carrier.insert(name.to_ascii_lowercase(), values.join(","));
+        if let (Some(name), Some(values)) = (propagated(&name), values) {
+            add(&mut carrier, name, &values.join(","));
         }
     }
+    let from_multi: Vec<String> = carrier.keys().cloned().collect();
     for (name, value) in event.headers.into_iter().flatten() {
-        if let Some(value) = value {
-            carrier.entry(name.to_ascii_lowercase()).or_insert(value);
+        if let (Some(name), Some(value)) = (propagated(&name), value)
+            && !from_multi.iter().any(|m| m == name)
+        {
+            add(&mut carrier, name, &value);
         }
     }
     if carrier.is_empty() {

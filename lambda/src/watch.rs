@@ -38,6 +38,8 @@ impl<F: Future> Future for WatchInit<F> {
         let body = this.body;
         match catch_unwind(AssertUnwindSafe(|| body.poll(cx))) {
             Ok(Poll::Pending) => Poll::Pending,
+            // After `run` has served, `main` ending is no init failure: nothing to say.
+            Ok(Poll::Ready(output)) if crate::init_error::serving() => Poll::Ready(output),
             Ok(Poll::Ready(output)) => {
                 let message = match (this.describe)(&output) {
                     Some(error) => format!(

@@ -59,9 +59,15 @@ pub(crate) fn entry(args: TokenStream, item: TokenStream, kind: Kind) -> TokenSt
     let workers = opt(config.worker_threads.map(|n| quote!(#n)));
     let call = match kind {
         Kind::Main => {
-            let output = match &func.sig.output {
-                syn::ReturnType::Default => quote!(()),
-                syn::ReturnType::Type(_, ty) => quote!(#ty),
+            // What describes the body's output, for Lambda's init error: the type named,
+            // so that an `Err` is found where the type is known. A type that cannot
+            // be named in a closure's parameter (`impl Trait`, `!`, `_`) is not.
+            let describe = match &func.sig.output {
+                syn::ReturnType::Default => describe_as(&v1, &quote!(())),
+                syn::ReturnType::Type(_, ty) if nameable(&quote!(#ty)) => {
+                    describe_as(&v1, &quote!(#ty))
+                }
+                syn::ReturnType::Type(..) => quote!(|_| ::core::option::Option::None),
             };
             let strategy = opt(config.strategy.map(|s| strategy_tokens(&v1, s)));
             let blocking = opt(config.max_blocking_threads.map(|n| quote!(#n)));
@@ -95,10 +101,7 @@ pub(crate) fn entry(args: TokenStream, item: TokenStream, kind: Kind) -> TokenSt
                     },
                     #start_paused,
                     body,
-                    |output: &#output| {
-                        use #v1::{DescribeError as _, DescribeOther as _};
-                        (&&#v1::Describe(output)).describe()
-                    },
+                    #describe,
                 )
             }
         }
@@ -136,6 +139,28 @@ pub(crate) fn entry(args: TokenStream, item: TokenStream, kind: Kind) -> TokenSt
         #test_attr
         #vis #sig #block
     }
+}
+
+/// A closure that describes an output of type `ty`: an `Err`'s text (see the facade's
+/// `__private::v1::Describe`).
+fn describe_as(v1: &TokenStream, ty: &TokenStream) -> TokenStream {
+    quote! {
+        |output: &#ty| {
+            use #v1::{DescribeError as _, DescribeOther as _};
+            (&&#v1::Describe(output)).describe()
+        }
+    }
+}
+
+/// Whether a type can be written as a closure's parameter type: it holds no `impl`,
+/// `!` or `_`.
+fn nameable(ty: &TokenStream) -> bool {
+    ty.clone().into_iter().all(|token| match token {
+        proc_macro2::TokenTree::Ident(i) => i != "impl" && i != "_",
+        proc_macro2::TokenTree::Punct(p) => p.as_char() != '!',
+        proc_macro2::TokenTree::Group(g) => nameable(&g.stream()),
+        proc_macro2::TokenTree::Literal(_) => true,
+    })
 }
 
 /// `#[test]`, `#[core::prelude::v1::test]` and the like.

@@ -222,6 +222,10 @@ fn task_limit() -> Option<String> {
         Some(path) => ("/sys/fs/cgroup/pids", path),
         None => ("/sys/fs/cgroup", line(|n, c| n == "0" && c.is_empty())?),
     };
+    // A path above the namespace's root (`/..`) is not under the mount: not read.
+    if path.split('/').any(|part| part == "..") {
+        return None;
+    }
     let mut dir = std::path::PathBuf::from(format!("{mount}{}", path.trim_end_matches('/')));
     loop {
         let max = std::fs::read_to_string(dir.join("pids.max")).unwrap_or_default();

@@ -301,10 +301,10 @@ fn scrubbed(query: &str) -> String {
 
 /// The server's name and port as the request gives them: its `:authority` (HTTP/2, or
 /// an absolute request line), else its `Host` header; an IPv6 address without its
-/// brackets, and the scheme's port when none is given. `None` when neither is there
-/// or the value is no authority.
+/// brackets, and the scheme's port when none is given (no port when the one given
+/// is no port number). `None` when neither is there or the value is no authority.
 #[cfg(feature = "tracing")]
-fn server<B>(req: &http::Request<B>, scheme: &str) -> Option<(String, u16)> {
+fn server<B>(req: &http::Request<B>, scheme: &str) -> Option<(String, Option<u16>)> {
     let from_host;
     let authority = match req.uri().authority() {
         Some(authority) => authority,
@@ -314,18 +314,20 @@ fn server<B>(req: &http::Request<B>, scheme: &str) -> Option<(String, u16)> {
             &from_host
         }
     };
-    let host = authority.host();
-    let host = host
+    let named = authority.host();
+    let host = named
         .strip_prefix('[')
         .and_then(|h| h.strip_suffix(']'))
-        .unwrap_or(host);
+        .unwrap_or(named);
     if host.is_empty() {
         return None;
     }
-    let port = match (authority.port_u16(), scheme) {
-        (Some(port), _) => port,
-        (None, "https") => 443,
-        (None, _) => 80,
+    let port_given = authority.as_str().len() > named.len();
+    let port = match (authority.port_u16(), port_given, scheme) {
+        (Some(port), _, _) => Some(port),
+        (None, true, _) => None,
+        (None, false, "https") => Some(443),
+        (None, false, _) => Some(80),
     };
     Some((host.to_owned(), port))
 }
@@ -364,7 +366,7 @@ pub(crate) fn start_span<B>(
         };
         #[cfg(not(feature = "axum"))]
         let uri = req.uri();
-        let mut attributes = Vec::with_capacity(6);
+        let mut attributes = Vec::with_capacity(10);
         attributes.push(KeyValue::new("http.request.method", method));
         if method == "_OTHER" {
             let original = req.method().as_str().to_owned();
@@ -383,7 +385,9 @@ pub(crate) fn start_span<B>(
         };
         if let Some((address, port)) = server(req, scheme.as_str().as_ref()) {
             attributes.push(KeyValue::new("server.address", address));
-            attributes.push(KeyValue::new("server.port", i64::from(port)));
+            if let Some(port) = port {
+                attributes.push(KeyValue::new("server.port", i64::from(port)));
+            }
         }
         attributes.push(KeyValue::new("url.scheme", scheme));
         span.attributes = Some(attributes);

@@ -19,7 +19,7 @@ are labelled `_OTHER`.
 
 The span follows the OpenTelemetry HTTP server conventions: it is named
 `{method} {route}`, or `{method}` alone when no route is known (then it has no
-`http.route`), with `HTTP` for a method outside the standard set (whose name goes in
+`http.route`), with `HTTP` for a method labelled `_OTHER` (whose name goes in
 `http.request.method_original`). It has `http.request.method`, `url.path`, `url.query`
 when there is one (the values of `AWSAccessKeyId`, `Signature`, `sig` and
 `X-Goog-Signature` replaced by `REDACTED`), `url.scheme` (as the request says it, else

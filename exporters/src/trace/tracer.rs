@@ -363,14 +363,19 @@ impl opentelemetry::trace::Span for Span {
     }
 
     /// Ok is final; Unset changes nothing; otherwise the newer status wins (an Error
-    /// replaces an Error, whatever their descriptions).
+    /// replaces an Error, whatever their descriptions), but for an Error without a
+    /// description, which keeps the one there: the HTTP layer's 5xx after a handler
+    /// said why.
     fn set_status(&mut self, status: Status) {
-        if let Some(data) = self.data.as_mut()
-            && !matches!(
-                (&data.status, &status),
-                (Status::Ok, _) | (_, Status::Unset)
-            )
-        {
+        let Some(data) = self.data.as_mut() else {
+            return;
+        };
+        let keep = match (&data.status, &status) {
+            (Status::Ok, _) | (_, Status::Unset) => true,
+            (Status::Error { .. }, Status::Error { description }) => description.is_empty(),
+            _ => false,
+        };
+        if !keep {
             data.status = status;
         }
     }
@@ -502,8 +507,8 @@ mod tests {
     }
 
     /// An attribute set twice, at the start or later, is one attribute with the last
-    /// value, and counts once against the limit; a newer Error replaces an older one,
-    /// while Ok stays.
+    /// value, and counts once against the limit; a newer Error replaces an older one
+    /// unless it says nothing, while Ok stays.
     #[test]
     fn an_attribute_set_again_replaces_its_value_and_a_newer_error_its_status() {
         let (tracer, queue) = tracer(Sampler::AlwaysOn);
@@ -520,6 +525,7 @@ mod tests {
         span.set_attribute(KeyValue::new("other", "x"));
         span.set_status(Status::error("upstream timeout"));
         span.set_status(Status::error("circuit open"));
+        span.set_status(Status::error(""));
         span.end();
         let mut ok = tracer.start_with_context("ok", &Context::new());
         ok.set_status(Status::Ok);
