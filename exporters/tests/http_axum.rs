@@ -5,42 +5,16 @@
 
 #![allow(clippy::unwrap_used)] // a test fails loudly on a broken fixture
 
+mod spans_seen;
 mod telemetry;
-
-use std::collections::BTreeMap;
-use std::sync::Mutex;
 
 use axum::Router;
 use axum::routing::get;
 use coldstart_bootstrap::Settings;
 use coldstart_exporters::http::HttpTelemetryLayer;
-use coldstart_exporters::plugin::Plugin;
 use http::Request;
-use opentelemetry_sdk::trace::SpanData;
+use spans_seen::SEEN;
 use tower_service::Service;
-
-/// Each span's name and attributes, as text.
-static SEEN: Mutex<Vec<(String, BTreeMap<String, String>)>> = Mutex::new(Vec::new());
-
-struct Witness;
-
-impl Plugin for Witness {
-    fn name(&self) -> &str {
-        "witness"
-    }
-    fn on_span_end(&self, span: &SpanData) {
-        let attributes = span
-            .attributes
-            .iter()
-            .map(|kv| (kv.key.to_string(), kv.value.to_string()))
-            .collect();
-        SEEN.lock()
-            .unwrap()
-            .push((span.name.to_string(), attributes));
-    }
-}
-
-coldstart_exporters::plugin!(WITNESS: Witness = Witness, priority = 0);
 
 #[test]
 fn in_a_nested_router_the_span_has_the_whole_path_and_route() {
@@ -62,9 +36,10 @@ fn in_a_nested_router_the_span_has_the_whole_path_and_route() {
         telemetry::until(|| !SEEN.lock().unwrap().is_empty()).await;
     });
     let seen = SEEN.lock().unwrap().clone();
-    let (name, attributes) = &seen[0];
-    assert_eq!(name, "GET /api/users/{id}", "{seen:?}");
-    assert_eq!(attributes["http.route"], "/api/users/{id}");
-    assert_eq!(attributes["url.path"], "/api/users/7", "{seen:?}");
-    assert_eq!(attributes["url.query"], "full=1");
+    let span = &seen[0];
+    assert_eq!(span.name, "GET /api/users/{id}", "{seen:?}");
+    assert_eq!(span.attributes["http.route"], "/api/users/{id}");
+    assert_eq!(span.attributes["url.path"], "/api/users/7", "{seen:?}");
+    assert_eq!(span.attributes["url.query"], "full=1");
+    assert_eq!(span.error, None, "a 200 is no error");
 }

@@ -7,60 +7,21 @@
 
 #![allow(clippy::unwrap_used)] // a test fails loudly on a broken fixture
 
+mod spans_seen;
 mod telemetry;
 
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Mutex;
 use std::task::{Context, Poll};
 
 use coldstart_bootstrap::Settings;
 use coldstart_exporters::http::{HttpTelemetryLayer, Route};
 use coldstart_exporters::metrics::render;
-use coldstart_exporters::plugin::Plugin;
 use http::{Method, Request, Response, StatusCode};
 use opentelemetry::trace::Status;
-use opentelemetry_sdk::trace::SpanData;
+use spans_seen::{SEEN, Seen};
 use tower_layer::Layer as _;
 use tower_service::Service;
-
-/// A server span as it ended: its name, attributes as text, and its error
-/// description when its status is an error.
-#[derive(Debug, Clone)]
-struct Seen {
-    name: String,
-    attributes: BTreeMap<String, String>,
-    error: Option<String>,
-}
-
-static SEEN: Mutex<Vec<Seen>> = Mutex::new(Vec::new());
-
-struct Witness;
-
-impl Plugin for Witness {
-    fn name(&self) -> &str {
-        "witness"
-    }
-    fn on_span_end(&self, span: &SpanData) {
-        let attributes = span
-            .attributes
-            .iter()
-            .map(|kv| (kv.key.to_string(), kv.value.to_string()))
-            .collect();
-        let error = match &span.status {
-            Status::Error { description } => Some(description.to_string()),
-            _ => None,
-        };
-        SEEN.lock().unwrap().push(Seen {
-            name: span.name.to_string(),
-            attributes,
-            error,
-        });
-    }
-}
-
-coldstart_exporters::plugin!(WITNESS: Witness = Witness, priority = 0);
 
 /// Answers by path: `/down` 503 (after saying why on the span), `/missing` 404, `/fail` with `Err`, `/panic` by
 /// panicking in its future, `/routed/...` with a `Route` on the response, else 200.
