@@ -178,6 +178,14 @@ fn registration(args: &Args, item: Item) -> syn::Result<TokenStream> {
                     "#[coldstart::init] registers functions without arguments or generics",
                 ));
             }
+            // The runner calls it as plain code: an `unsafe fn` would fail there, at
+            // a call the program cannot see or change.
+            if let Some(unsafety) = &f.sig.unsafety {
+                return Err(syn::Error::new_spanned(
+                    unsafety,
+                    "#[coldstart::init] cannot call an `unsafe fn`: register a safe function that calls it in an `unsafe` block, saying why that is sound",
+                ));
+            }
             let ident = f.sig.ident.clone();
             // The call spanned at the return type: a type that is no init outcome is
             // said there, not at the attribute.

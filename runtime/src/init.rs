@@ -387,10 +387,15 @@ fn fail_start_up(failure: &Failure) -> ! {
 }
 
 /// Runs what the order places after the first response, then writes the profile if
-/// asked. Call after the first response is done.
+/// asked. Call after the first response is done. Once the program is asked to stop
+/// (a signal), no further init starts and no profile is written: the end of the
+/// program says what was left undone.
 pub(crate) async fn run_after_first_response() {
     if let Some((order, _)) = ORDER.get() {
         for r in &order.after {
+            if lifecycle::stop_asked() {
+                return;
+            }
             let start = Instant::now();
             let Some(outcome) = run(r, true).await else {
                 // The runtime is shutting down: the program ended before this ran.
@@ -418,6 +423,9 @@ pub(crate) async fn run_after_first_response() {
             }
         }
     }
+    if lifecycle::stop_asked() {
+        return;
+    }
     if let Some(path) = profile_out() {
         let written =
             tokio::task::spawn_blocking(move || write_profile(&path).map(|()| path)).await;
@@ -435,10 +443,11 @@ pub(crate) async fn run_after_first_response() {
     finish_deferred();
 }
 
-/// Where to write the profile: `COLDSTART_PROFILE_OUT`, unless unset or empty.
+/// Where to write the profile: `COLDSTART_PROFILE_OUT`, unless unset or blank (as
+/// every setting's blank value is).
 fn profile_out() -> Option<PathBuf> {
     std::env::var_os(PROFILE_OUT)
-        .filter(|path| !path.is_empty())
+        .filter(|path| path.to_str().is_none_or(|p| !p.trim().is_empty()))
         .map(PathBuf::from)
 }
 
@@ -484,13 +493,25 @@ pub fn profile() -> Profile<'static> {
     )
 }
 
-/// Writes beside the target and renames, so a reader never sees half a profile.
+/// Writes beside the target and renames, so a reader never sees half a profile. The
+/// file beside it is this write's own (process id and a count, created new): two
+/// processes writing one path (replicas on a shared volume) each rename a whole file.
 fn write_profile(path: &std::path::Path) -> Result<(), (PathBuf, std::io::Error)> {
+    use std::io::Write as _;
+    static WRITES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let text = profile().to_string();
     let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
+    let n = WRITES.fetch_add(1, Ordering::Relaxed);
+    tmp.push(format!(".{}.{n}.tmp", std::process::id()));
     let tmp = PathBuf::from(tmp);
-    std::fs::write(&tmp, text)
+    std::fs::File::options()
+        .write(true)
+        .create_new(true)
+        .open(&tmp)
+        .and_then(|mut file| {
+            file.write_all(text.as_bytes())?;
+            file.sync_all()
+        })
         .and_then(|()| std::fs::rename(&tmp, path))
         .map_err(|e| {
             // Half a profile beside the target helps nobody.
@@ -562,5 +583,57 @@ fn panic_message(payload: &(dyn Any + Send)) -> String {
         s.clone()
     } else {
         "(a panic without a message)".to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two writers of one path (two threads here, as two processes would be) never
+    /// clash on the file beside it: every write succeeds and every read finds a
+    /// whole profile. With one fixed name beside the target, a rename found it gone
+    /// or half written.
+    #[test]
+    fn writers_of_one_profile_path_each_rename_a_whole_file() {
+        let dir = std::env::temp_dir().join(format!("coldstart-profile-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.join("init.profile");
+        let whole = profile().to_string();
+        let writers: Vec<_> = (0..2)
+            .map(|_| {
+                let path = path.clone();
+                std::thread::spawn(move || {
+                    (0..200)
+                        .filter_map(|_| write_profile(&path).err())
+                        .map(|(_, e)| e.to_string())
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        let mut reads = 0;
+        while !writers.iter().all(std::thread::JoinHandle::is_finished) {
+            if let Ok(text) = std::fs::read_to_string(&path) {
+                assert_eq!(text, whole);
+                reads += 1;
+            }
+        }
+        for writer in writers {
+            let failed = writer
+                .join()
+                .unwrap_or_else(|_| panic!("a writer panicked"));
+            assert!(failed.is_empty(), "{failed:?}");
+        }
+        let left: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .filter_map(Result::ok)
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(
+            left,
+            ["init.profile"],
+            "nothing left beside it ({reads} reads)"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -55,15 +55,59 @@ impl<T> Lazy<T> {
         self.cell.get()
     }
 
-    /// Initialises on demand and times it: the plan's runner times its own runs.
-    fn value(&self) -> &T {
+    /// The value, initialised first if need be; `timed` records how long that took
+    /// (the plan's runner times its own runs).
+    ///
+    /// # Panics
+    ///
+    /// When read from inside its own initialisation on this thread (its initialiser,
+    /// or one it reads, reads it again): waiting for itself, it would hang for good,
+    /// before the program serves and without a word.
+    fn initialised(&self, timed: bool) -> &T {
+        if let Some(value) = self.cell.get() {
+            return value;
+        }
+        let _entered = Entered::enter(std::ptr::from_ref(self).cast(), self.name);
         self.cell.get_or_init(|| {
             let start = Instant::now();
             let value = (self.init)();
-            let nanos = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX - 1);
-            self.nanos.store(nanos + 1, Ordering::Release);
+            if timed {
+                let nanos = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX - 1);
+                self.nanos.store(nanos + 1, Ordering::Release);
+            }
             value
         })
+    }
+}
+
+thread_local! {
+    /// The statics this thread is initialising now, innermost last.
+    static INITIALISING: std::cell::RefCell<Vec<*const ()>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// This thread's mark on a static it initialises, taken off when dropped (a panic
+/// in the initialiser included).
+struct Entered(*const ());
+
+impl Entered {
+    fn enter(lazy: *const (), name: &str) -> Entered {
+        INITIALISING.with(|now| {
+            let mut now = now.borrow_mut();
+            if now.contains(&lazy) {
+                drop(now);
+                panic!(
+                    "`{name}` is read while it is being initialised: its initialiser, or one it reads, reads it again"
+                );
+            }
+            now.push(lazy);
+        });
+        Entered(lazy)
+    }
+}
+
+impl Drop for Entered {
+    fn drop(&mut self) {
+        INITIALISING.with(|now| now.borrow_mut().retain(|l| *l != self.0));
     }
 }
 
@@ -74,13 +118,13 @@ impl<T> Deref for Lazy<T> {
         if !self.read_early.load(Ordering::Relaxed) && super::before_first_response() {
             self.read_early.store(true, Ordering::Relaxed);
         }
-        self.value()
+        self.initialised(true)
     }
 }
 
 impl<T: Send + Sync> Planned for Lazy<T> {
     fn run(&self) {
-        self.cell.get_or_init(self.init);
+        self.initialised(false);
     }
 
     fn needed(&self) -> bool {
@@ -114,6 +158,39 @@ mod tests {
         std::thread::sleep(Duration::from_millis(20));
         CALLS.fetch_add(1, Ordering::SeqCst) + 41
     });
+
+    static ITSELF: Lazy<u8> = Lazy::new("tests::ITSELF", || *ITSELF + 1);
+    static CYCLE_A: Lazy<u8> = Lazy::new("tests::CYCLE_A", || *CYCLE_B + 1);
+    static CYCLE_B: Lazy<u8> = Lazy::new("tests::CYCLE_B", || *CYCLE_A + 1);
+
+    /// A static read from inside its own initialisation, directly or through a cycle,
+    /// panics naming it: it used to wait for itself for good.
+    #[test]
+    fn a_static_read_inside_its_own_initialisation_panics_naming_it() {
+        for (read, name) in [
+            ((|| *ITSELF) as fn() -> u8, "tests::ITSELF"),
+            (|| *CYCLE_A, "tests::CYCLE_A"),
+        ] {
+            let (sent, received) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let outcome = std::panic::catch_unwind(read);
+                let _ =
+                    sent.send(outcome.map_err(|panic| {
+                        panic.downcast_ref::<String>().cloned().unwrap_or_default()
+                    }));
+            });
+            let outcome = received
+                .recv_timeout(Duration::from_secs(10))
+                .unwrap_or_else(|_| panic!("reading {name} hung"));
+            let message = outcome.expect_err("a read of itself cannot succeed");
+            assert_eq!(
+                message,
+                format!(
+                    "`{name}` is read while it is being initialised: its initialiser, or one it reads, reads it again"
+                )
+            );
+        }
+    }
 
     #[test]
     fn concurrent_first_reads_initialise_exactly_once() {

@@ -181,6 +181,53 @@ fn a_main_that_ends_before_the_first_response_says_what_it_left_undone() {
     let quiet = demo(&[]);
     assert_eq!(quiet.code, 0);
     assert!(!quiet.stderr.contains("program ends"), "{}", quiet.stderr);
+
+    // The same with a shutdown hook on one thread: the end of `main` begins the
+    // shutdown, which the work after the first response waits on as well; it must
+    // not take that for a first response.
+    let out = temp_file("never-hooked.profile");
+    let r = demo(&[
+        ("DEMO_END_EARLY", "1"),
+        ("DEMO_HOOK", "1"),
+        ("DEMO_HOOK_MS", "300"),
+        ("COLDSTART_FLAVOR", "current_thread"),
+        ("COLDSTART_PROFILE_OUT", out.to_str().unwrap()),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let after_end = r
+        .lines()
+        .into_iter()
+        .skip_while(|l| *l != "end")
+        .collect::<Vec<_>>();
+    assert_eq!(after_end, ["end", "shutdown hook ran"], "{}", r.stdout);
+    assert!(!out.exists(), "no profile of a run that never answered");
+}
+
+/// After a signal, no deferred init starts: the one running (here the one that sent
+/// the signal) finishes, the rest do not begin while the program stops.
+#[test]
+fn after_a_signal_no_deferred_init_starts() {
+    let out = temp_file("signalled.profile");
+    let r = demo(&[
+        ("DEMO_TERM", "LATER"),
+        ("DEMO_HOOK", "1"),
+        ("DEMO_HOOK_MS", "600"),
+        ("DEMO_LINGER_MS", "5000"),
+        ("COLDSTART_PROFILE_OUT", out.to_str().unwrap()),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let deferred: Vec<&str> = r
+        .lines()
+        .into_iter()
+        .skip_while(|l| *l != "first response")
+        .filter_map(|l| l.strip_prefix("init "))
+        .collect();
+    assert_eq!(deferred, ["init_demo::LATER"], "{}", r.stdout);
+    assert!(r.lines().contains(&"shutdown hook ran"), "{}", r.stdout);
+    assert!(
+        !out.exists(),
+        "no profile of a run stopped before its deferred work"
+    );
 }
 
 #[test]

@@ -8,6 +8,9 @@ static mut COUNTER: u32 = 0;
 struct NotWork;
 
 #[coldstart::init]
+unsafe fn not_safe() {}
+
+#[coldstart::init]
 fn returns_a_number() -> u32 {
     1
 }
