@@ -107,6 +107,11 @@ pub fn split_args(args: &[String]) -> anyhow::Result<(InitProfile, Vec<String>)>
                 InitProfile::Given(PathBuf::from(&a["--init-profile=".len()..]))
             }
             "--no-init-profile" => InitProfile::Off,
+            // Named like one of `build`'s own, it is a typo of one: cargo would refuse
+            // it without naming them.
+            a if a.starts_with("--init") || a.starts_with("--no-init") => bail!(
+                "`{a}` is not an option of cargo coldstart build, whose own are `--init-profile FILE` and `--no-init-profile` (the other arguments go to cargo build)"
+            ),
             _ => {
                 cargo.push(arg.clone());
                 continue;
@@ -120,20 +125,32 @@ pub fn split_args(args: &[String]) -> anyhow::Result<(InitProfile, Vec<String>)>
     Ok((choice, cargo))
 }
 
-/// Finds and checks the profile to embed.
+/// Finds and checks the profile to embed: the one `--init-profile` names, else the
+/// one the caller's `COLDSTART_EMBED_PROFILE` names, else `coldstart.profile` here.
 ///
 /// # Errors
 ///
-/// A file `--init-profile` names that cannot be read, or a profile that does not
-/// parse (named with its line).
+/// A file `--init-profile` or the variable names that cannot be read, or a profile
+/// that does not parse (named with its line).
 pub fn init_profile(choice: &InitProfile) -> anyhow::Result<Option<Embedded>> {
-    let path = match choice {
-        InitProfile::Off => return Ok(None),
-        InitProfile::Given(p) => p.clone(),
-        InitProfile::Found if Path::new(DEFAULT_INIT_PROFILE).exists() => {
+    init_profile_with(choice, std::env::var_os(EMBED_VARIABLE))
+}
+
+/// [`init_profile`], with the caller's `COLDSTART_EMBED_PROFILE` given.
+fn init_profile_with(
+    choice: &InitProfile,
+    inherited: Option<std::ffi::OsString>,
+) -> anyhow::Result<Option<Embedded>> {
+    let path = match (choice, inherited.filter(|v| !v.is_empty())) {
+        (InitProfile::Off, _) => return Ok(None),
+        (InitProfile::Given(p), _) => p.clone(),
+        // Named by the caller (a shell, a CI job): more particular than a file that
+        // happens to be here.
+        (InitProfile::Found, Some(named)) => PathBuf::from(named),
+        (InitProfile::Found, None) if Path::new(DEFAULT_INIT_PROFILE).exists() => {
             PathBuf::from(DEFAULT_INIT_PROFILE)
         }
-        InitProfile::Found => return Ok(None),
+        (InitProfile::Found, None) => return Ok(None),
     };
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("cannot read the init profile {}", path.display()))?;
@@ -208,12 +225,19 @@ pub fn run(choice: &InitProfile, cargo_args: &[String]) -> anyhow::Result<(Vec<B
     let embedded = init_profile(choice)?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut command = Command::new(&cargo);
-    match &embedded {
-        Some(e) => command.env(EMBED_VARIABLE, &e.path),
+    match (&embedded, choice) {
+        (Some(e), _) => {
+            command.env(EMBED_VARIABLE, &e.path);
+        }
         // Empty, not unset: cargo's `[env]` fills in only unset variables, and the
         // attribute reads an empty value as none.
-        None => command.env(EMBED_VARIABLE, ""),
-    };
+        (None, InitProfile::Off) => {
+            command.env(EMBED_VARIABLE, "");
+        }
+        // Left as it is (unset): a `COLDSTART_EMBED_PROFILE` in cargo's `[env]`
+        // configuration still applies.
+        (None, _) => {}
+    }
     let output = command
         .args(cargo_args)
         .stdout(Stdio::piped())
@@ -261,7 +285,8 @@ pub fn run(choice: &InitProfile, cargo_args: &[String]) -> anyhow::Result<(Vec<B
                 .to_owned()
         }
         (None, _) => format!(
-            "no {DEFAULT_INIT_PROFILE} in this directory, so only profile arguments of \
+            "no {DEFAULT_INIT_PROFILE} in this directory and no {EMBED_VARIABLE} set, so \
+             only one in cargo's [env] configuration or profile arguments of \
              #[coldstart::main] apply; record one with `cargo coldstart profile -- <command>`\n"
         ),
     });
@@ -416,6 +441,23 @@ mod tests {
         assert_eq!((embedded.needed, embedded.later), (1, 2));
         assert!(embedded.path.is_absolute());
         assert_eq!(init_profile(&InitProfile::Off).unwrap(), None);
+
+        // The caller's variable names the profile when no option does; the option,
+        // and `--no-init-profile`, still win over it.
+        let named = Some(good.clone().into_os_string());
+        let found = init_profile_with(&InitProfile::Found, named.clone())
+            .unwrap()
+            .unwrap();
+        assert_eq!(found.path, embedded.path);
+        assert_eq!(
+            init_profile_with(&InitProfile::Off, named.clone()).unwrap(),
+            None
+        );
+        let err = init_profile_with(&InitProfile::Given(missing.clone()), named).unwrap_err();
+        assert!(err.to_string().contains("none.profile"), "{err}");
+        let missing_named = Some(missing.clone().into_os_string());
+        let err = init_profile_with(&InitProfile::Found, missing_named).unwrap_err();
+        assert!(err.to_string().contains("none.profile"), "{err}");
     }
 
     #[test]

@@ -453,24 +453,18 @@ pub fn parse(args: &[String]) -> anyhow::Result<Options> {
         memory_bytes: memory,
     });
     let package = measure::package_dir(package)?;
-    let lambda = lambda.then(|| Lambda {
-        cargo_lambda: measure::cargo_lambda(cargo_lambda),
-        package,
-        warm,
-        memory_mb: memory.map_or(512, |m| m >> 20),
-    });
-    if let Some(bytes) = memory.filter(|b| lambda.is_some() && b % (1 << 20) != 0) {
-        bail!(
-            "with --lambda, --memory is also the function's memory size, which Lambda takes in whole MB; got {bytes} bytes"
-        );
-    }
-    if let Some(mb) = lambda.as_ref().map(|l| l.memory_mb)
-        && !(LAMBDA_MEMORY_MB.contains(&mb))
-    {
-        bail!(
-            "with --lambda, --memory is also the function's memory size, which Lambda allows from 128M to 10240M; got {mb}M"
-        );
-    }
+    let lambda = match lambda {
+        false => None,
+        true => Some(Lambda {
+            cargo_lambda: measure::cargo_lambda(cargo_lambda),
+            package,
+            warm,
+            memory_mb: lambda_memory(
+                memory,
+                std::env::var("AWS_LAMBDA_FUNCTION_MEMORY_SIZE").ok(),
+            )?,
+        }),
+    };
     Ok(Options {
         a,
         b,
@@ -528,12 +522,66 @@ pub fn split_equals(args: &[String]) -> Vec<String> {
     out
 }
 
+/// The functions' memory size for `--lambda`, in MB: `--memory` (which also limits the
+/// cgroup), else the caller's `AWS_LAMBDA_FUNCTION_MEMORY_SIZE` (`inherited`; no cgroup,
+/// so no root needed), else 512.
+///
+/// # Errors
+///
+/// A size Lambda does not take: not whole MB, or outside 128 to 10240 MB.
+fn lambda_memory(memory: Option<u64>, inherited: Option<String>) -> anyhow::Result<u64> {
+    let (mb, from) = match (memory, inherited.filter(|v| !v.trim().is_empty())) {
+        (Some(bytes), _) if bytes % (1 << 20) != 0 => bail!(
+            "with --lambda, --memory is also the function's memory size, which Lambda takes in whole MB; got {bytes} bytes"
+        ),
+        (Some(bytes), _) => (bytes >> 20, "--memory"),
+        (None, Some(v)) => match v.trim().parse() {
+            Ok(mb) => (mb, "AWS_LAMBDA_FUNCTION_MEMORY_SIZE"),
+            Err(_) => bail!(
+                "with --lambda, AWS_LAMBDA_FUNCTION_MEMORY_SIZE is the functions' memory size, a whole number of MB from 128 to 10240; got `{v}`"
+            ),
+        },
+        (None, None) => return Ok(512),
+    };
+    if !LAMBDA_MEMORY_MB.contains(&mb) {
+        bail!(
+            "with --lambda, {from} is also the function's memory size, which Lambda allows from 128M to 10240M; got {mb}M"
+        );
+    }
+    Ok(mb)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn args(s: &str) -> Vec<String> {
         s.split_whitespace().map(str::to_owned).collect()
+    }
+
+    /// Without `--memory`, the caller's `AWS_LAMBDA_FUNCTION_MEMORY_SIZE` sets the
+    /// functions' size (no cgroup, no root); `--memory` wins; both are checked.
+    #[test]
+    fn the_lambda_memory_size_comes_from_memory_or_the_callers_variable() {
+        let given = |v: &str| Some(v.to_owned());
+        assert_eq!(lambda_memory(None, None).unwrap(), 512);
+        assert_eq!(lambda_memory(None, given("1769")).unwrap(), 1769);
+        assert_eq!(lambda_memory(Some(256 << 20), given("1769")).unwrap(), 256);
+        assert_eq!(lambda_memory(None, given(" ")).unwrap(), 512);
+        assert_eq!(
+            lambda_memory(None, given("lots")).unwrap_err().to_string(),
+            "with --lambda, AWS_LAMBDA_FUNCTION_MEMORY_SIZE is the functions' memory size, a whole number of MB from 128 to 10240; got `lots`"
+        );
+        assert_eq!(
+            lambda_memory(None, given("64")).unwrap_err().to_string(),
+            "with --lambda, AWS_LAMBDA_FUNCTION_MEMORY_SIZE is also the function's memory size, which Lambda allows from 128M to 10240M; got 64M"
+        );
+        assert!(
+            lambda_memory(Some((1 << 20) + 1), None)
+                .unwrap_err()
+                .to_string()
+                .contains("whole MB")
+        );
     }
 
     #[test]

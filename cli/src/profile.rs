@@ -98,6 +98,15 @@ pub fn parse(args: &[String]) -> anyhow::Result<Options> {
             out.display()
         );
     }
+    // A file there is replaced only if it is a profile: `--out Cargo.toml` is a slip.
+    let a_profile =
+        |path: &Path| std::fs::read_to_string(path).is_ok_and(|text| Profile::parse(&text).is_ok());
+    if out.exists() && !a_profile(&out) {
+        bail!(
+            "--out {}: the file there is not an init profile, and is left as it is; give a new file or an earlier profile",
+            out.display()
+        );
+    }
     let lambda = match event {
         None => None,
         Some(file) => Some(LambdaEvent {
@@ -171,12 +180,20 @@ pub fn run(options: &Options) -> anyhow::Result<String> {
     let profile = Profile::parse(&text)
         .map_err(|e| anyhow::anyhow!("the profile {} wrote is not valid: {e}", target.name))?;
     // The recording is removed with this run: on a failed write it goes in the error.
-    std::fs::write(&options.out, &text).with_context(|| {
-        format!(
-            "cannot write {}; the profile recorded was:\n{text}",
-            options.out.display()
-        )
-    })?;
+    // Written beside and renamed, so the file is the old profile or the new one,
+    // never half of one (a full disk, Ctrl-C).
+    let mut beside = options.out.as_os_str().to_owned();
+    beside.push(format!(".{}.tmp", std::process::id()));
+    let beside = PathBuf::from(beside);
+    std::fs::write(&beside, &text)
+        .and_then(|()| std::fs::rename(&beside, &options.out))
+        .with_context(|| {
+            let _ = std::fs::remove_file(&beside);
+            format!(
+                "cannot write {}; the profile recorded was:\n{text}",
+                options.out.display()
+            )
+        })?;
     Ok(table(&profile, &options.out))
 }
 
@@ -270,6 +287,19 @@ mod tests {
                 err(&given)
             );
         }
+        // A file there that is not a profile is not replaced; an earlier profile is.
+        let dir = coldstart_test_support::temp_dir("profile-out");
+        let manifest = dir.join("Cargo.toml");
+        std::fs::write(&manifest, "[package]\nname = \"app\"\n").unwrap();
+        let given = format!("--out {} -- /bin/sh", manifest.display());
+        assert!(
+            err(&given).contains("the file there is not an init profile, and is left as it is"),
+            "{}",
+            err(&given)
+        );
+        let earlier = dir.join("coldstart.profile");
+        std::fs::write(&earlier, "coldstart-profile 1\nneeded 1 fn a\n").unwrap();
+        assert!(parse(&args(&format!("--out {} -- /bin/sh", earlier.display()))).is_ok());
         // Each word of the command as given, spaces and all (they were split again).
         let given = [
             "--out=y.profile",

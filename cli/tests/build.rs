@@ -115,6 +115,14 @@ fn the_example_built_for_start_up_serves_in_the_embedded_order() {
 fn a_usage_error_exits_2() {
     for (args, said) in [
         (&["--init-profile"][..], "--init-profile needs a file"),
+        (
+            &["--no-init-profiles"][..],
+            "`--no-init-profiles` is not an option of cargo coldstart build",
+        ),
+        (
+            &["--init-profle", "x.profile"][..],
+            "`--init-profle` is not an option",
+        ),
         (&["--profile", "dev"][..], "--profile"),
     ] {
         let out = Command::new(TOOL).arg("build").args(args).output().unwrap();
