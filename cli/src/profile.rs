@@ -144,6 +144,10 @@ pub fn run(options: &Options) -> anyhow::Result<String> {
     match &options.lambda {
         None => {
             let running = measure::start(&target, None)?;
+            eprintln!(
+                "{} answered; waiting for its profile (its deferred inits run first)",
+                target.name
+            );
             let ok = wait(&is_written);
             let said = (!ok).then(|| running.stderr_tail());
             running.terminate(Duration::from_secs(5));
@@ -164,6 +168,10 @@ pub fn run(options: &Options) -> anyhow::Result<String> {
                     .env
                     .push(("AWS_LAMBDA_FUNCTION_MEMORY_SIZE".into(), "512".into()));
             }
+            eprintln!(
+                "invoking {} through the emulator; waiting for its answer, then its profile",
+                target.name
+            );
             let unwritten = measure::run_lambda_until(&target, &emulator, &lambda.payload, || {
                 wait(&is_written)
             })?;

@@ -1,6 +1,7 @@
 //! The value behind `#[coldstart::init] static NAME: T = expr;`: initialised at most
-//! once, by the plan or by the first read, whichever comes first (once_cell
-//! semantics, on std's `OnceLock`).
+//! once, by the plan or by the first read, whichever comes first (on std's
+//! `OnceLock`). An initialiser that panics leaves it uninitialised, and the next read
+//! runs it again: it is not poisoned, as once_cell's `Lazy` is.
 //!
 //! A read costs one acquire load once the value exists, plus one relaxed load while
 //! recording whether the first request read it. It must never block a reader longer
