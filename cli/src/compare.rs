@@ -119,9 +119,16 @@ pub fn apply_url(target: &mut Target, url: &str) -> anyhow::Result<()> {
     let rest = url.strip_prefix("http://").ok_or_else(bad)?;
     let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
     let (host, port) = authority.rsplit_once(':').ok_or_else(bad)?;
-    if !matches!(host, "127.0.0.1" | "localhost") {
-        bail!("--url must be on this machine (127.0.0.1 or localhost), got `{url}`");
-    }
+    target.ip = match host {
+        "127.0.0.1" => std::net::Ipv4Addr::LOCALHOST.into(),
+        // Where a server that binds `localhost` listens: the name's first address.
+        "localhost" => std::net::ToSocketAddrs::to_socket_addrs(&("localhost", 0))
+            .ok()
+            .and_then(|mut all| all.next())
+            .map(|a| a.ip())
+            .with_context(|| format!("--url {url}: `localhost` resolves to no address here"))?,
+        _ => bail!("--url must be on this machine (127.0.0.1 or localhost), got `{url}`"),
+    };
     target.port = match port {
         "$PORT" => None,
         p => Some(p.parse().ok().filter(|p| *p > 0).ok_or_else(bad)?),
@@ -557,6 +564,23 @@ mod tests {
 
     fn args(s: &str) -> Vec<String> {
         s.split_whitespace().map(str::to_owned).collect()
+    }
+
+    /// `--url` with `localhost` measures at the name's first address, where a server
+    /// binding `localhost` listens; 127.0.0.1 is itself; other hosts are refused.
+    #[test]
+    fn a_url_on_localhost_goes_to_its_first_address() {
+        let mut target = Target::new("t", "/bin/true");
+        apply_url(&mut target, "http://localhost:8080/health").unwrap();
+        let first = std::net::ToSocketAddrs::to_socket_addrs(&("localhost", 0))
+            .unwrap()
+            .next()
+            .unwrap();
+        assert_eq!(target.ip, first.ip());
+        assert_eq!((target.port, target.path.as_str()), (Some(8080), "/health"));
+        apply_url(&mut target, "http://127.0.0.1:$PORT").unwrap();
+        assert_eq!(target.ip, std::net::IpAddr::from([127, 0, 0, 1]));
+        assert!(apply_url(&mut target, "http://example.com:80/").is_err());
     }
 
     /// Without `--memory`, the caller's `AWS_LAMBDA_FUNCTION_MEMORY_SIZE` sets the

@@ -43,6 +43,10 @@ pub struct Target {
     pub env: Vec<(OsString, OsString)>,
     /// The loopback port it listens on; `None` for a free port, given in `PORT`.
     pub port: Option<u16>,
+    /// The loopback address it listens on: 127.0.0.1 unless `--url` names `localhost`,
+    /// whose first address (`::1` on some hosts) is the one a server binding
+    /// `localhost` takes.
+    pub ip: std::net::IpAddr,
     /// The path of the first request.
     pub path: String,
 }
@@ -56,6 +60,7 @@ impl Target {
             args: Vec::new(),
             env: Vec::new(),
             port: None,
+            ip: std::net::Ipv4Addr::LOCALHOST.into(),
             path: "/".to_owned(),
         }
     }
@@ -186,7 +191,7 @@ pub fn start(target: &Target, cgroup: Option<&TempCgroup>) -> anyhow::Result<Run
         Some(port) => port,
         None => free_port()?,
     };
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let addr = SocketAddr::new(target.ip, port);
     let (stderr, stderr_path) = stderr_file(&format!("{port}.stderr"))?;
     match measure(target, cgroup, addr, stderr, &stderr_path) {
         Ok((sample, child)) => Ok(Running {
@@ -242,9 +247,8 @@ fn measure(
     };
     write!(
         stream,
-        "GET {} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nConnection: close\r\n\r\n",
+        "GET {} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n",
         target.path,
-        addr.port()
     )?;
     let response = read_response(&mut stream)
         .with_context(|| format!("{} sent no complete response", target.name))?;
@@ -662,6 +666,23 @@ mod tests {
         let err = format!("{:#}", run_once(&target, None).unwrap_err());
         assert!(err.contains("exited with exit status: 3"), "{err}");
         assert!(err.contains("broken config"), "{err}");
+    }
+
+    /// A program listening on `::1` (where `localhost` resolves first on some hosts,
+    /// and so where a server binding `localhost` listens) is measured at the target's
+    /// address; every run went to 127.0.0.1 before.
+    #[test]
+    fn a_program_on_the_ipv6_loopback_is_measured_there() {
+        let port = free_port().unwrap();
+        let mut target = Target::new("python3", "python3");
+        target.args = ["-m", "http.server", &port.to_string(), "--bind", "::1"]
+            .map(OsString::from)
+            .to_vec();
+        target.port = Some(port);
+        target.ip = std::net::Ipv6Addr::LOCALHOST.into();
+        let sample = run_once(&target, None).unwrap();
+        assert!(sample.first_response > Duration::ZERO);
+        assert!(sample.threads >= 1);
     }
 
     /// A program that never stops sending (a stream, an endless body) is cut off with
