@@ -91,7 +91,9 @@ static DEFERRED_FINISHED: AtomicBool = AtomicBool::new(false);
 
 /// Resolves when the work after the first response is finished: deferred inits have
 /// run and the profile (if asked for) is written. A readiness check can wait on it.
-/// In a `#[coldstart::test]`, where no init runs, it resolves at once.
+/// In a `#[coldstart::test]`, where no init runs, it resolves at once. After a signal
+/// the deferred inits not yet started do not run, and it never resolves: do not await
+/// it in a shutdown hook.
 pub async fn deferred_done() {
     lifecycle::wait_until(&DEFERRED_DONE, || DEFERRED_FINISHED.load(Ordering::Acquire)).await;
 }
