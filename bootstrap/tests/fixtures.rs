@@ -519,3 +519,40 @@ fn quarter_cpu_and_64_mib_at_svc(t: &Tree) {
     assert_eq!(b.memory_bytes.value, Some(64 << 20), "{:?}", b.memory_bytes);
     assert_eq!(b.cpu_cores.value, Some(0.25), "{:?}", b.cpu_cores);
 }
+
+/// The task limit (`pids.max`), read only for the message when a thread is refused:
+/// the smallest number from the process's cgroup up, in v1 and in v2 (a fixture tree:
+/// this machine has no v2 controllers); `max` everywhere, or no pids controller, is
+/// none.
+#[test]
+fn the_task_limit_is_the_smallest_pids_max_on_the_way_up() {
+    let t = Tree::new("pids-v1");
+    t.file(
+        "/proc/self/cgroup",
+        "5:pids:/app/worker\n4:memory:/app/worker\n",
+    )
+    .file("/sys/fs/cgroup/pids/app/pids.max", "64\n")
+    .file("/sys/fs/cgroup/pids/app/worker/pids.max", "max\n");
+    let (tasks, source) = Probe::new().root(&t.root).task_limit().unwrap();
+    assert_eq!(tasks, 64);
+    assert!(
+        source
+            .to_string()
+            .ends_with("/sys/fs/cgroup/pids/app/pids.max"),
+        "{source}"
+    );
+
+    let t = Tree::v2("pids-v2", "/svc");
+    t.file("/sys/fs/cgroup/svc/pids.max", "12\n")
+        .file("/sys/fs/cgroup/pids.max", "max\n");
+    let (tasks, source) = Probe::new().root(&t.root).task_limit().unwrap();
+    assert_eq!(tasks, 12);
+    assert!(source.to_string().starts_with("cgroup v2 "), "{source}");
+
+    let t = Tree::new("pids-none");
+    t.file("/proc/self/cgroup", "4:memory:/app\n").file(
+        "/sys/fs/cgroup/memory/app/memory.limit_in_bytes",
+        "1048576\n",
+    );
+    assert_eq!(Probe::new().root(&t.root).task_limit(), None);
+}

@@ -7,7 +7,7 @@ use std::future::Future;
 
 use coldstart_bootstrap::failure::{self, Cause};
 use coldstart_bootstrap::plan::{DEFAULT_DRAIN_TIMEOUT, Report, settings};
-use coldstart_bootstrap::{Env, Flavor, Plan, PlanError, Probe, Settings};
+use coldstart_bootstrap::{Env, Flavor, Plan, PlanError, Probe, Settings, Source};
 use tokio::runtime::{Builder, Runtime};
 
 use crate::timeline::{self, Phase};
@@ -206,36 +206,16 @@ fn refused_threads(why: &str, workers: usize) -> String {
     )
 }
 
-/// The cgroup `pids.max` nearest the process's cgroup that holds a number, as
-/// `pids.max N in DIR`; read only when a thread was refused, off the start-up path.
+/// The cgroup task limit the probe finds, as `pids.max N in DIR`; read only when a
+/// thread was refused, off the start-up path.
 fn task_limit() -> Option<String> {
-    let own = std::fs::read_to_string("/proc/self/cgroup").ok()?;
-    let line = |id: fn(&str, &str) -> bool| {
-        own.lines().find_map(|line| {
-            let mut fields = line.splitn(3, ':');
-            let (n, controllers, path) = (fields.next()?, fields.next()?, fields.next()?);
-            id(n, controllers).then_some(path)
-        })
+    let (tasks, source) = Probe::new().task_limit()?;
+    let file = match source {
+        Source::CgroupV1(file) | Source::CgroupV2(file) => file,
+        _ => return Some(format!("cgroup pids.max {tasks}")),
     };
-    // A v1 pids hierarchy first: on a hybrid host the v2 line names the other mount.
-    let (mount, path) = match line(|_, c| c.split(',').any(|c| c == "pids")) {
-        Some(path) => ("/sys/fs/cgroup/pids", path),
-        None => ("/sys/fs/cgroup", line(|n, c| n == "0" && c.is_empty())?),
-    };
-    // A path above the namespace's root (`/..`) is not under the mount: not read.
-    if path.split('/').any(|part| part == "..") {
-        return None;
-    }
-    let mut dir = std::path::PathBuf::from(format!("{mount}{}", path.trim_end_matches('/')));
-    loop {
-        let max = std::fs::read_to_string(dir.join("pids.max")).unwrap_or_default();
-        if let Ok(n) = max.trim().parse::<u64>() {
-            return Some(format!("cgroup pids.max {n} in {}", dir.display()));
-        }
-        if dir.as_os_str().len() <= mount.len() || !dir.pop() {
-            return None;
-        }
-    }
+    let dir = std::path::Path::new(&file).parent()?;
+    Some(format!("cgroup pids.max {tasks} in {}", dir.display()))
 }
 
 /// How much of a new thread's stack prewarming touches.

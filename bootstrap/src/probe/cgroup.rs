@@ -376,6 +376,22 @@ pub(crate) fn cpu(h: &Hierarchy<'_>) -> Walk<f64> {
     })
 }
 
+/// The task limit (`pids.max`, threads included) nearest the leaf that holds a number.
+pub(crate) fn pids(h: &Hierarchy<'_>) -> Walk<u64> {
+    let mut buf = [0u8; BUF];
+    let mut file = PathBuf::new();
+    walk(h, |dir, best| {
+        let file = set_file(&mut file, dir, "pids.max");
+        let Some(text) = read_opt(file, &mut buf)? else {
+            return Ok(false);
+        };
+        if let Ok(tasks) = text.trim().parse::<u64>() {
+            keep_min(best, tasks, file);
+        }
+        Ok(true)
+    })
+}
+
 /// The memory limit in bytes: v2 `memory.max` and `memory.high` at each level; v1
 /// `memory.limit_in_bytes` at each level, and `hierarchical_memory_limit` from the
 /// leaf's `memory.stat` when the mount hides ancestors that may hold a limit.

@@ -142,6 +142,22 @@ impl Probe {
         self
     }
 
+    /// The smallest cgroup task limit (`pids.max`) on the way from the process's
+    /// cgroup to the root, and the file that set it; `None` when there is none or it
+    /// cannot be read. Not part of [`Probe::run`]: start-up does not need it, only the
+    /// message when the OS refuses a thread.
+    pub fn task_limit(&self) -> Option<(u64, Source)> {
+        let root = self.root.as_deref().unwrap_or("/".as_ref());
+        let mut buf = [0u8; read::BUF];
+        let text = read::read_text(&read::under(root, "/proc/self/cgroup"), &mut buf).ok()?;
+        let pc = parse::proc_cgroup(&text);
+        let hybrid = pc.unified.is_some() && pc.any_v1;
+        let mut resolver = cgroup::Resolver::new(root);
+        read_limit(&mut resolver, &pc, pc.pids, "pids", hybrid, cgroup::pids)
+            .ok()
+            .flatten()
+    }
+
     /// Runs the probe. Never panics and never fails.
     pub fn run(&self) -> Budget {
         let root = self.root.as_deref().unwrap_or("/".as_ref());

@@ -127,6 +127,8 @@ pub(crate) struct ProcCgroup<'t> {
     pub(crate) cpu: Option<(&'t str, &'t str)>,
     /// `(controllers, path)` of the v1 hierarchy that has the `memory` controller.
     pub(crate) memory: Option<(&'t str, &'t str)>,
+    /// `(controllers, path)` of the v1 hierarchy that has the `pids` controller.
+    pub(crate) pids: Option<(&'t str, &'t str)>,
     /// Path in the v2 (unified) hierarchy.
     pub(crate) unified: Option<&'t str>,
     /// Whether any v1 hierarchy (with controllers or named) is listed.
@@ -154,6 +156,7 @@ pub(crate) fn proc_cgroup(text: &str) -> ProcCgroup<'_> {
             let slot = match c {
                 "cpu" => &mut out.cpu,
                 "memory" => &mut out.memory,
+                "pids" => &mut out.pids,
                 _ => continue,
             };
             *slot = Some((controllers, path));
