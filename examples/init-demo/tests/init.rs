@@ -16,6 +16,14 @@ impl Run {
         self.stdout.lines().collect()
     }
 
+    /// The lines from `marker` on, `marker` included (none when it is missing).
+    fn lines_from(&self, marker: &str) -> Vec<&str> {
+        self.lines()
+            .into_iter()
+            .skip_while(|l| *l != marker)
+            .collect()
+    }
+
     /// The `init ...` lines between two markers.
     fn inits_between(&self, from: Option<&str>, to: &str) -> Vec<&str> {
         let lines = self.lines();
@@ -194,12 +202,12 @@ fn a_main_that_ends_before_the_first_response_says_what_it_left_undone() {
         ("COLDSTART_PROFILE_OUT", out.to_str().unwrap()),
     ]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    let after_end = r
-        .lines()
-        .into_iter()
-        .skip_while(|l| *l != "end")
-        .collect::<Vec<_>>();
-    assert_eq!(after_end, ["end", "shutdown hook ran"], "{}", r.stdout);
+    assert_eq!(
+        r.lines_from("end"),
+        ["end", "shutdown hook ran"],
+        "{}",
+        r.stdout
+    );
     assert!(!out.exists(), "no profile of a run that never answered");
 }
 
@@ -217,9 +225,8 @@ fn after_a_signal_no_deferred_init_starts() {
     ]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     let deferred: Vec<&str> = r
-        .lines()
+        .lines_from("first response")
         .into_iter()
-        .skip_while(|l| *l != "first response")
         .filter_map(|l| l.strip_prefix("init "))
         .collect();
     assert_eq!(deferred, ["init_demo::LATER"], "{}", r.stdout);
