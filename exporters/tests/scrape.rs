@@ -1,6 +1,7 @@
 //! A scrape shows what is true when it is taken: a custom collector is sampled at each
 //! render (it may register another, or panic), and `http_requests_in_flight` counts the requests being answered, going
-//! down for one that is answered and for one that is cancelled. One test: the
+//! down for one that is answered and for one that is cancelled (which is counted with
+//! status 499). One test: the
 //! recorder is global.
 
 #![allow(clippy::unwrap_used)] // a test fails loudly on a broken fixture
@@ -120,6 +121,20 @@ fn a_scrape_samples_collectors_and_requests_in_flight_when_it_is_taken() {
         Some(1.0),
         "a cancelled request"
     );
+    // ... and counted, as nginx's "client closed request", with its time until then.
+    let cancelled_series = r#"{method="GET",route="unmatched",status="499"}"#;
+    assert_eq!(
+        sample(&format!("http_requests_total{cancelled_series}")),
+        Some(1.0),
+        "{}",
+        render()
+    );
+    assert_eq!(
+        sample(&format!(
+            "http_request_duration_seconds_count{cancelled_series}"
+        )),
+        Some(1.0)
+    );
 
     let mut answered = service.call(request("/"));
     assert_eq!(sample("http_requests_in_flight"), Some(2.0));
@@ -133,4 +148,13 @@ fn a_scrape_samples_collectors_and_requests_in_flight_when_it_is_taken() {
 
     drop(held);
     assert_eq!(sample("http_requests_in_flight"), Some(0.0));
+    assert_eq!(
+        sample(&format!("http_requests_total{cancelled_series}")),
+        Some(2.0)
+    );
+    assert_eq!(
+        sample(r#"http_requests_total{method="GET",route="unmatched",status="200"}"#),
+        Some(1.0),
+        "the answered one is counted once, as answered"
+    );
 }

@@ -154,6 +154,11 @@ pub(crate) struct Record {
 #[cfg(feature = "metrics")]
 const UNMATCHED: &str = "unmatched";
 
+/// The `status` label of a request dropped before its service answered: nginx's
+/// "client closed request", the code log and metrics tools know for it.
+#[cfg(feature = "metrics")]
+const CANCELLED: u16 = 499;
+
 impl Record {
     pub(crate) fn new(
         start: Instant,
@@ -236,8 +241,18 @@ impl Record {
         None
     }
 
-    /// Ends the span of a request dropped before its service answered.
+    /// Records a request dropped before its service answered: the client went away,
+    /// or a layer outside this one or the server's shutdown cancelled it. Counted
+    /// with status [`CANCELLED`] and the time until then; the span ends as an error.
     fn cancelled(&mut self) {
+        self.finished = true;
+        #[cfg(feature = "metrics")]
+        super::handles::record(
+            self.method,
+            self.route.unwrap_or(UNMATCHED),
+            CANCELLED,
+            self.start.elapsed().as_secs_f64(),
+        );
         #[cfg(feature = "tracing")]
         {
             use opentelemetry::trace::{Status, TraceContextExt};

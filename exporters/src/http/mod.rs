@@ -30,6 +30,10 @@ scheme's port when it names none; `Forwarded` and `X-Forwarded-*` are not read),
 a 4xx is the caller's and leaves the status unset. A service that fails without a
 response (`Err`) gets no status code and `error.type` `_OTHER`, and one that panics
 while answering, `error.type` `panic`; both are counted in the metrics as status 500.
+A request dropped before its service answered (the client went away, or a timeout
+layer outside this one or the server's shutdown cancelled it) is counted as status
+`499`, nginx's "client closed request", with the time until then; its span ends as
+an error.
 
 The span's context is put in the request's extensions (`opentelemetry::Context`) and
 is the current context while the inner service runs, so handlers create child spans
