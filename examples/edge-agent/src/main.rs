@@ -3,7 +3,8 @@
 //! board's first thermal zone, or a simulated reading where there is none) into
 //! metrics (`edge_sensor_celsius`, with `edge_sensor_simulated` 1 while the reading
 //! is simulated), which it serves on `/metrics` (`COLDSTART_METRICS_ADDR`, default
-//! `127.0.0.1:9464`) or pushes to a Pushgateway (`COLDSTART_METRICS_PUSH_URL`).
+//! `127.0.0.1:9464`) or pushes to a Pushgateway (`COLDSTART_METRICS_PUSH_URL`; it
+//! then serves `/metrics` too only when given an address).
 //!
 //! With no request to answer, nothing marks a first response: the fallback timer
 //! (`COLDSTART_FIRST_RESPONSE_FALLBACK`, default 10 s) does. Until it fires the agent

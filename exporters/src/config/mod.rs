@@ -375,7 +375,9 @@ pub enum LogFormat {
 /// Every exporter setting.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
-    /// Where `/metrics` listens (`COLDSTART_METRICS_ADDR`; `off` for no listener).
+    /// Where `/metrics` listens (`COLDSTART_METRICS_ADDR`; `off` for no listener). By
+    /// default [`DEFAULT_METRICS_ADDR`], and no listener when pushing to a
+    /// Pushgateway: then only an address given says to listen too.
     pub metrics_addr: Option<SocketAddr>,
     /// Pushgateway mode, when `COLDSTART_METRICS_PUSH_URL` is set.
     pub push: Option<Push>,
@@ -675,17 +677,14 @@ impl Config {
             build,
             errors: Vec::new(),
         };
-        let default_addr = DEFAULT_METRICS_ADDR.parse().ok();
-        let metrics_addr = r
-            .read(
-                "COLDSTART_METRICS_ADDR",
-                "an address such as `127.0.0.1:9464` or `0.0.0.0:9464`, or `off`",
-                |s| match s {
-                    "off" => Some(None),
-                    _ => s.parse().ok().map(Some),
-                },
-            )
-            .unwrap_or(default_addr);
+        let metrics_addr = r.read(
+            "COLDSTART_METRICS_ADDR",
+            "an address such as `127.0.0.1:9464` or `0.0.0.0:9464`, or `off`",
+            |s| match s {
+                "off" => Some(None),
+                _ => s.parse().ok().map(Some),
+            },
+        );
         let resource_attributes = r
             .read(
                 "OTEL_RESOURCE_ATTRIBUTES",
@@ -748,6 +747,12 @@ impl Config {
                 )
                 .unwrap_or_default(),
             final_within: FINAL_PUSH_WITHIN,
+        });
+        // A program that pushes is a short-lived job: a listener too would only take
+        // a port (and say so for each job running at the same time). Asked for, both.
+        let metrics_addr = metrics_addr.unwrap_or_else(|| match push {
+            Some(_) => None,
+            None => DEFAULT_METRICS_ADDR.parse().ok(),
         });
         let disabled = r
             .read("OTEL_SDK_DISABLED", "`true` or `false`", |s| {
@@ -1592,6 +1597,28 @@ mod tests {
             assert!(errors[0].to_string().contains("not `job`"), "{}", errors[0]);
             assert!(c.push.unwrap().grouping.is_empty(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_job_that_pushes_listens_only_when_told_to() {
+        let url = ("COLDSTART_METRICS_PUSH_URL", "http://127.0.0.1:9091");
+        let (c, errors) = config(&[url]);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert!(c.push.is_some());
+        assert_eq!(c.metrics_addr, None, "pushing, and no address given");
+        let (c, _) = config(&[url, ("COLDSTART_METRICS_ADDR", "127.0.0.1:9100")]);
+        assert_eq!(
+            c.metrics_addr,
+            "127.0.0.1:9100".parse().ok(),
+            "both, as told"
+        );
+        // An address refused falls back to the default, which for a job that pushes
+        // is no listener; a push URL refused leaves the listener's default.
+        let (c, errors) = config(&[url, ("COLDSTART_METRICS_ADDR", "localhost")]);
+        assert_eq!((c.metrics_addr, errors.len()), (None, 1));
+        let (c, errors) = config(&[("COLDSTART_METRICS_PUSH_URL", "ftp://gateway")]);
+        assert_eq!(errors.len(), 1);
+        assert_eq!(c.metrics_addr, DEFAULT_METRICS_ADDR.parse().ok());
     }
 
     #[test]
