@@ -44,8 +44,13 @@ in the headers of an answer without messages (tonic's answer to a handler's
 `Err(Status)`), else in the trailers after the messages. The span gets
 `rpc.grpc.status_code` from either, and an error status for the codes the
 OpenTelemetry conventions count as the server's; a call whose code comes in the
-trailers keeps its span open until they pass through the response body. The metrics
-are recorded when the answer's head is ready, labelled with the HTTP status.
+trailers keeps its span open until they pass through the response body.
+
+The metrics are recorded when the answer's head is ready, labelled with the HTTP
+status (a gRPC call's code is in its span only): the duration is the time to the
+head, and the request leaves the in-flight gauge then. A streamed body (server-sent
+events, a download) would otherwise be in flight, and timed, for as long as it
+streams.
 
 Place it inside [`FirstResponseLayer`](coldstart_runtime::first_response) so that
 the first request's telemetry is recorded before that response is marked done.
