@@ -38,6 +38,8 @@ pub fn render(options: &Options) -> Result<String, coldstart_bootstrap::PlanErro
         .with_file_from_env()
         .map_err(PlanError::File)?;
     let plan = Plan::from_budget(&budget, &Settings::NONE, &env)?;
+    // Checked as the service checks it at start-up, where a bad value ends it.
+    coldstart_bootstrap::plan::settings::debug_log(&env)?;
     let settings = settings(&env);
     Ok(if options.json {
         let mut document = to_json(&budget, &plan);

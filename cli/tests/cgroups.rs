@@ -234,6 +234,21 @@ fn invalid_variable_is_one_line_and_exit_78() {
 }
 
 #[test]
+fn a_start_up_report_setting_the_service_refuses_is_refused_too() {
+    // Not part of the plan, but the service ends with exit 78 on it at start-up.
+    let out = Command::new(DOCTOR)
+        .args(["doctor"])
+        .env("COLDSTART_LOG", "info")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "error: set COLDSTART_LOG to one of `off`, `debug`, got `info`\n"
+    );
+}
+
+#[test]
 fn runs_as_a_cargo_subcommand() {
     // `cargo coldstart doctor` runs `cargo-coldstart coldstart doctor`.
     let out = Command::new(DOCTOR)

@@ -257,7 +257,8 @@ mod tests {
             .collect::<Vec<_>>();
         assert_eq!(
             plan_variables, plan_keys,
-            "the rest are the plan's, which doctor shows from the plan"
+            "the rest are the plan's, which doctor shows from the plan, and \
+             COLDSTART_LOG, which it checks as the service does"
         );
     }
 }
