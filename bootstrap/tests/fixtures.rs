@@ -389,6 +389,20 @@ fn lambda_without_mounted_cgroups_keeps_its_own_figures() {
     );
     let cores = b.cpu_cores.value.unwrap();
     assert!((cores - 512.0 / 1769.0).abs() < 1e-9, "{cores}");
+    // A function larger than the host: the host's figures are the smaller ones, and
+    // stand (they were an unknown figure, the cgroup's reason given).
+    let big = Probe::new()
+        .root(&t.root)
+        .env(Env::fixed([("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "4096")]))
+        .host(2, 1 << 30)
+        .run();
+    assert_eq!(big.cpu_cores.value, Some(2.0), "{:?}", big.cpu_cores);
+    assert_eq!(
+        big.memory_bytes.value,
+        Some(1 << 30),
+        "{:?}",
+        big.memory_bytes
+    );
     // Off Lambda, the same unreadable cgroup is an unknown figure with its reason.
     let off = t.probe();
     assert_eq!(off.memory_bytes.value, None);

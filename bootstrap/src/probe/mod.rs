@@ -290,6 +290,8 @@ fn read_limit<T>(
 struct Candidates<T> {
     best: Figure<T>,
     unknown: Option<String>,
+    /// Whether one of the limits is Lambda's.
+    lambda: bool,
 }
 
 impl<T: PartialOrd + Copy> Candidates<T> {
@@ -297,12 +299,14 @@ impl<T: PartialOrd + Copy> Candidates<T> {
         Candidates {
             best: host,
             unknown: None,
+            lambda: false,
         }
     }
 
     fn limit(&mut self, found: Result<Option<(T, Source)>, String>) {
         match found {
             Ok(Some((value, source))) => {
+                self.lambda |= matches!(source, Source::Lambda(_));
                 if self.best.value.is_none_or(|best| value < best) {
                     self.best = Figure::known(value, source);
                 }
@@ -315,14 +319,13 @@ impl<T: PartialOrd + Copy> Candidates<T> {
     }
 
     /// The smallest figure known, or unknown with the first reason a limit could not
-    /// be read; but a Lambda figure stands when the cgroup's cannot be read (Lambda
-    /// lists its controllers in `/proc/self/cgroup` and mounts none of them: the
-    /// function's memory size is the limit then).
+    /// be read; but with a Lambda figure the smallest known stands when the cgroup's
+    /// cannot be read (Lambda lists its controllers in `/proc/self/cgroup` and mounts
+    /// none of them: the function's memory size, or the host's figure where that is
+    /// smaller, is the limit then).
     fn finish(self) -> Figure<T> {
         match self.unknown {
-            Some(reason) if !matches!(self.best.source, Source::Lambda(_)) => {
-                Figure::unknown(reason)
-            }
+            Some(reason) if !self.lambda => Figure::unknown(reason),
             _ => self.best,
         }
     }
