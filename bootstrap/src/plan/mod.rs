@@ -3,8 +3,9 @@
 //! environment; it starts nothing. The thresholds are measured, see BENCHMARKS.md
 //! ("Plan thresholds").
 //!
-//! Precedence, lowest first: the plan, `TOKIO_WORKER_THREADS` (as tokio honours it,
-//! only when code sets no worker count), attribute arguments, `COLDSTART_*` variables.
+//! Precedence, lowest first: the plan, the configuration file, attribute arguments
+//! and the builder (code), `TOKIO_WORKER_THREADS` (as tokio honours it: only when
+//! code sets no worker count), `COLDSTART_*` variables.
 
 mod reason;
 mod report;
@@ -275,16 +276,20 @@ impl Plan {
                 reason: plan(Why::CeilOfCores { cores }),
             },
         };
-        // Read only where tokio would read it: a bad value elsewhere stops nothing.
-        let worker_env = WORKER_THREADS.read_env(env, parse_workers)?;
+        let mut worker_env = WORKER_THREADS.read_env(env, parse_workers)?;
+        let from_file = matches!(worker_env, Some((_, Layer::File { .. })));
         // Read only where tokio would read it, and where it could count: with no
-        // count given anywhere else (a bad value it would ignore stops nothing then).
-        let tokio_env = match (settings.worker_threads, &worker_env, flavor.value) {
-            (None, None, Flavor::MultiThread) => {
+        // count in code or in a variable (a bad value it would ignore stops nothing
+        // then). A variable, it beats the file's count, as every variable does.
+        let tokio_env = match (settings.worker_threads, worker_env.is_none() || from_file) {
+            (None, true) if flavor.value == Flavor::MultiThread => {
                 TOKIO_WORKER_THREADS.read_env(env, parse_tokio_workers)?
             }
             _ => None,
         };
+        if tokio_env.is_some() {
+            worker_env = None;
+        }
         let workers_default = match tokio_env {
             Some((n, layer)) => Decision {
                 value: n,

@@ -125,6 +125,31 @@ fn tokio_worker_threads_counts_only_without_a_count_in_code() {
             .value,
         2
     );
+    // A variable, it beats the file's count, but not the count code gives.
+    let file =
+        crate::config::ConfigFile::parse("coldstart.toml", "[coldstart]\nworker_threads = 2\n")
+            .unwrap();
+    let file: &'static _ = Box::leak(Box::new(file));
+    let plan = Plan::from_budget(&b, &Settings::NONE, &env.clone().with_file(file)).unwrap();
+    assert_eq!(plan.worker_threads.value, 7);
+    assert_eq!(
+        plan.worker_threads.reason.origin,
+        Origin::Env("TOKIO_WORKER_THREADS")
+    );
+    let coded = env
+        .clone()
+        .with_file(file)
+        .with_code("COLDSTART_WORKER_THREADS", "3".into());
+    let plan = Plan::from_budget(&b, &Settings::NONE, &coded).unwrap();
+    assert_eq!(plan.worker_threads.value, 3);
+    // Alone, the file's count counts.
+    let plan = Plan::from_budget(
+        &b,
+        &Settings::NONE,
+        &Env::fixed::<&str, &str>([]).with_file(file),
+    )
+    .unwrap();
+    assert_eq!(plan.worker_threads.value, 2);
     // With a count given, a value tokio would never read stops nothing.
     let counted = Env::fixed([
         ("TOKIO_WORKER_THREADS", "abc"),
