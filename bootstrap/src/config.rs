@@ -233,7 +233,15 @@ impl ConfigFile {
                     message: "is not UTF-8 text".to_owned(),
                 }),
             },
-            Err(e) if e.kind() == io::ErrorKind::NotFound && !required => Ok(None),
+            // `config` being a file, not a directory, is a missing `config/<env>.toml`.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+                ) && !required =>
+            {
+                Ok(None)
+            }
             Err(e) => Err(FileError {
                 message: format!("cannot be read ({e}); COLDSTART_CONFIG=off reads no file"),
                 path,

@@ -117,6 +117,23 @@ fn doctor_shows_values_and_their_layers() {
     );
 }
 
+/// `config/<env>.toml` where `config` is a file, not a directory, is a missing file:
+/// fine, as the README says of any file `COLDSTART_CONFIG` does not name.
+#[test]
+fn an_environment_file_under_a_config_that_is_no_directory_is_missing() {
+    let dir = temp_dir("doctor-config-file");
+    std::fs::write(dir.join("config"), "not a directory\n").unwrap();
+    let out = Command::new(DOCTOR)
+        .args(["doctor", "--json"])
+        .current_dir(&dir)
+        .env_clear()
+        .env("APP_ENV", "production")
+        .output()
+        .unwrap();
+    let v = succeeded(&out);
+    assert_eq!(v["settings"]["file"], Value::Null, "{v:#}");
+}
+
 /// Secrets a user hands coldstart (OTLP header values, the Pushgateway's password)
 /// appear in neither form of `doctor`'s output, from the environment or the file.
 #[test]
