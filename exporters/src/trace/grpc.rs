@@ -685,6 +685,63 @@ mod tests {
         assert!(failed.to_lowercase().contains("connect"), "{failed}");
     }
 
+    /// A collector (or a proxy before it) whose failure carries a
+    /// `grpc-status-details-bin` that is not base64.
+    #[derive(Clone)]
+    struct BadDetails;
+
+    impl tonic::server::NamedService for BadDetails {
+        const NAME: &'static str = "opentelemetry.proto.collector.trace.v1.TraceService";
+    }
+
+    impl tower_service::Service<http::Request<tonic::body::Body>> for BadDetails {
+        type Response = http::Response<tonic::body::Body>;
+        type Error = std::convert::Infallible;
+        type Future = std::future::Ready<Result<Self::Response, Self::Error>>;
+
+        fn poll_ready(
+            &mut self,
+            _: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Result<(), Self::Error>> {
+            std::task::Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, _: http::Request<tonic::body::Body>) -> Self::Future {
+            let answer = http::Response::builder()
+                .header("content-type", "application/grpc")
+                .header("grpc-status", "14")
+                .header("grpc-status-details-bin", "*not base64*")
+                .body(tonic::body::Body::empty())
+                .unwrap();
+            std::future::ready(Ok(answer))
+        }
+    }
+
+    /// tonic's client panics on that answer (grpc/grpc-rust#2618); the queue polls the
+    /// export so that the panic is a failed export with its text, not the end of the
+    /// export task. Should tonic stop panicking, this fails: the catch may then go.
+    #[tokio::test]
+    async fn an_answer_the_grpc_client_panics_on_is_a_failed_export() {
+        let incoming = TcpIncoming::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = incoming.local_addr().unwrap();
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(BadDetails)
+                .serve_with_incoming(incoming),
+        );
+        let env = coldstart_bootstrap::Env::fixed([
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc".to_owned()),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{addr}")),
+        ]);
+        let (config, errors) = crate::Config::from(&env);
+        assert!(errors.is_empty(), "{errors:?}");
+        let exporter = exporter(&config).unwrap();
+        let batch = vec![crate::bench::layer_span(1)];
+        let outcome = crate::trace::queue::caught(exporter.export(batch)).await;
+        let panic = outcome.map(|r| r.map_err(|e| e.to_string())).unwrap_err();
+        assert!(panic.contains("base64"), "{panic}");
+    }
+
     /// Without the `tls` feature an `https://` endpoint is refused once, when the
     /// exporter is built, not at every batch. Runs in the feature matrix's builds
     /// without `tls` (`./scripts/test`).

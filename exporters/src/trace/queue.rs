@@ -181,12 +181,25 @@ impl Queue {
             if batch.is_empty() {
                 return;
             }
+            // Counts the batch if this flush is dropped before its export is seen
+            // answered (a caller's timeout around `Telemetry::flush`).
+            let _unanswered = Unanswered(&self.in_flight);
             // A partial success noted by an export whose outcome was never seen (cut
             // off by its timeout) is not this batch's.
             let _ = super::take_partial();
             if crate::plugin::any() {
-                for span in &batch {
-                    crate::plugin::each(|p| p.on_span_end(span));
+                let ended = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    for span in &batch {
+                        crate::plugin::each(|p| p.on_span_end(span));
+                    }
+                }));
+                if let Err(panic) = ended {
+                    let why = panic_text(&*panic);
+                    problem::report("plugin-span-end", || {
+                        format!(
+                            "plugins: an on_span_end hook panicked ({why}); the spans are exported all the same"
+                        )
+                    });
                 }
             }
             // Suppressed: nothing the export does (a `tracing` span in its client, with
@@ -194,18 +207,22 @@ impl Queue {
             let export = exporter
                 .export(batch)
                 .with_context(Context::current().with_telemetry_suppressed());
-            let outcome = tokio::time::timeout(limit, export).await;
+            // A panic in the exporter (tonic's client panics on a collector's
+            // `grpc-status-details-bin` that is not base64) is a failed export; it
+            // would otherwise end the export task for good.
+            let outcome = tokio::time::timeout(limit, caught(export)).await;
             // Whoever takes the batch's count counts its loss: this export, or
             // `finish` if it gave up on it first.
             let n = self.in_flight.swap(0, Ordering::AcqRel);
             let why = match outcome {
-                Ok(Ok(())) => {
+                Ok(Ok(Ok(()))) => {
                     if let Some(partial) = super::take_partial() {
                         count_partial(partial, n);
                     }
                     continue;
                 }
-                Ok(Err(e)) => e.to_string(),
+                Ok(Ok(Err(e))) => e.to_string(),
+                Ok(Err(panic)) => format!("the exporter panicked: {panic}"),
                 Err(_) => format!("no answer within {limit:?}"),
             };
             problem::drop_count(Dropped::SpanExportFailed, n);
@@ -221,6 +238,40 @@ impl Queue {
 /// Counts the spans a collector rejected in a batch of `batch` spans it took, at
 /// most the batch (a collector may say anything; a batch whose loss `finish` already
 /// counted has 0 left), and says why once; a warning without a rejection is said too.
+/// The count of the batch in flight, counted as a failed export when it is dropped
+/// with the count still there: the export was never seen answered.
+struct Unanswered<'a>(&'a AtomicU64);
+
+impl Drop for Unanswered<'_> {
+    fn drop(&mut self) {
+        let n = self.0.swap(0, Ordering::AcqRel);
+        problem::drop_count(Dropped::SpanExportFailed, n);
+    }
+}
+
+/// `future`'s output, or the text of a panic while it was polled.
+pub(crate) async fn caught<F: std::future::Future>(future: F) -> Result<F::Output, String> {
+    let mut future = std::pin::pin!(future);
+    std::future::poll_fn(move |cx| {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| future.as_mut().poll(cx))) {
+            Ok(std::task::Poll::Ready(output)) => std::task::Poll::Ready(Ok(output)),
+            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
+            Err(panic) => std::task::Poll::Ready(Err(panic_text(&*panic))),
+        }
+    })
+    .await
+}
+
+/// A panic's message, made one line.
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    let text = match (panic.downcast_ref::<&str>(), panic.downcast_ref::<String>()) {
+        (Some(text), _) => text,
+        (_, Some(text)) => text.as_str(),
+        _ => "no message",
+    };
+    problem::one_line(text, 200)
+}
+
 fn count_partial(partial: super::Partial, batch: u64) {
     let rejected = partial.rejected.min(batch);
     let why = match partial.message.as_str() {
@@ -282,6 +333,24 @@ mod tests {
     impl SpanExporter for Hangs {
         async fn export(&self, _batch: Vec<SpanData>) -> OTelSdkResult {
             std::future::pending().await
+        }
+    }
+
+    /// Panics on its first export (as tonic's client does on some collector answers),
+    /// then records each batch as [`Batches`] does.
+    #[derive(Debug, Default)]
+    struct PanicsOnce {
+        panicked: std::sync::atomic::AtomicBool,
+        batches: Batches,
+    }
+
+    impl SpanExporter for PanicsOnce {
+        async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+            tokio::task::yield_now().await;
+            if !self.panicked.swap(true, Ordering::SeqCst) {
+                panic!("Invalid status header, expected base64 encoded value");
+            }
+            self.batches.export(batch).await
         }
     }
 
@@ -419,6 +488,64 @@ mod tests {
         assert_eq!(problem::dropped(Dropped::SpanExportFailed) - failed, 5);
         assert_eq!(queue.len(), 0);
         scheduled.abort();
+    }
+
+    /// An exporter that panics fails that batch, counted and said, and the next batch
+    /// is exported: the panic used to end the export task for good, its batch neither
+    /// sent nor counted.
+    #[tokio::test]
+    async fn an_exporter_that_panics_fails_its_batch_and_the_next_goes_out() {
+        let _serial = EXPORTING.lock().await;
+        let queue = Queue::new(config::Queue {
+            max_spans: 10,
+            batch: 2,
+            delay: Duration::from_secs(3600),
+            export_timeout: Duration::from_secs(5),
+        });
+        for n in 0..3 {
+            queue.push(span(n));
+        }
+        let exporter = Arc::new(tokio::sync::Mutex::new(PanicsOnce::default()));
+        let failed = problem::dropped(Dropped::SpanExportFailed);
+        #[cfg(feature = "metrics")]
+        let reported = problem::reports("span-export");
+        queue.flush(&exporter, None).await;
+        assert_eq!(problem::dropped(Dropped::SpanExportFailed) - failed, 2);
+        #[cfg(feature = "metrics")]
+        assert!(problem::reports("span-export") > reported, "said");
+        let batches = exporter.lock().await.batches.0.lock().unwrap().clone();
+        assert_eq!(batches, [vec!["2"]]);
+        assert_eq!((queue.len(), queue.in_flight()), (0, 0));
+    }
+
+    /// A flush dropped while its export waits (a caller's timeout around
+    /// `Telemetry::flush`) counts that batch: it was left neither sent nor counted,
+    /// and the next batch's count overwrote it.
+    #[tokio::test]
+    async fn a_flush_dropped_mid_export_counts_its_batch() {
+        let _serial = EXPORTING.lock().await;
+        let queue = Queue::new(config::Queue {
+            max_spans: 10,
+            batch: 2,
+            delay: Duration::from_secs(3600),
+            export_timeout: Duration::from_secs(3600),
+        });
+        for n in 0..3 {
+            queue.push(span(n));
+        }
+        let exporter = Arc::new(tokio::sync::Mutex::new(Hangs));
+        let failed = problem::dropped(Dropped::SpanExportFailed);
+        let flush = tokio::spawn({
+            let (queue, exporter) = (queue.clone(), exporter.clone());
+            async move { queue.flush(&exporter, None).await }
+        });
+        while queue.in_flight() != 2 {
+            tokio::task::yield_now().await;
+        }
+        flush.abort();
+        assert!(flush.await.unwrap_err().is_cancelled());
+        assert_eq!(problem::dropped(Dropped::SpanExportFailed) - failed, 2);
+        assert_eq!((queue.len(), queue.in_flight()), (1, 0));
     }
 
     /// Before the exporter starts (that is, before the first response), the queue keeps
