@@ -102,7 +102,8 @@ impl opentelemetry_sdk::trace::SpanExporter for Exporter {
                 let asked = asked_delay(&status);
                 Attempt::Failed {
                     why: failure(&status),
-                    retryable: retryable(status.code(), asked.is_some()),
+                    retryable: retryable(status.code(), asked.is_some())
+                        || transport_failure(&status),
                     asked,
                 }
             }
@@ -181,6 +182,15 @@ fn retryable(code: tonic::Code, retry_info: bool) -> bool {
         Code::ResourceExhausted => retry_info,
         _ => false,
     }
+}
+
+/// Whether `status` is one tonic's client made of a transport failure during the
+/// call (a connection reset or closed mid-call) and labelled `UNKNOWN`, as it does
+/// without its `server` feature: a collector's own `UNKNOWN` carries no error
+/// source. Such a call is tried again, as the OTLP/HTTP client tries a network
+/// failure again: at worst the collector took the batch and gets it twice.
+fn transport_failure(status: &tonic::Status) -> bool {
+    status.code() == tonic::Code::Unknown && std::error::Error::source(status).is_some()
 }
 
 /// The delay a collector asked for in a failed call's `RetryInfo`, at most
@@ -740,6 +750,44 @@ mod tests {
         let outcome = crate::trace::queue::caught(exporter.export(batch)).await;
         let panic = outcome.map(|r| r.map_err(|e| e.to_string())).unwrap_err();
         assert!(panic.contains("base64"), "{panic}");
+    }
+
+    /// A collector that drops the connection while the call is in flight (a restart,
+    /// a load balancer's reset): tonic's client makes that `UNKNOWN`, which the
+    /// collector never said; the batch is sent again on a new connection. It was
+    /// dropped at the first attempt.
+    #[tokio::test]
+    async fn a_connection_dropped_mid_call_is_tried_again() {
+        use tokio::io::AsyncReadExt as _;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counted = accepted.clone();
+        tokio::spawn(async move {
+            loop {
+                let (mut stream, _) = listener.accept().await.unwrap();
+                counted.fetch_add(1, Ordering::SeqCst);
+                // Takes the call, then drops the connection without answering.
+                let mut taken = vec![0u8; 65536];
+                let read = stream.read(&mut taken);
+                let _ = tokio::time::timeout(Duration::from_millis(50), read).await;
+            }
+        });
+        let env = coldstart_bootstrap::Env::fixed([
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc".to_owned()),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{addr}")),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "2000".to_owned()),
+        ]);
+        let (config, errors) = crate::Config::from(&env);
+        assert!(errors.is_empty(), "{errors:?}");
+        let exporter = exporter(&config).unwrap();
+        let failed = exporter.export(vec![crate::bench::layer_span(1)]).await;
+        let failed = failed.unwrap_err().to_string();
+        assert!(failed.contains("code Unknown"), "{failed}");
+        assert!(
+            accepted.load(Ordering::SeqCst) > 1,
+            "not tried again: {failed}"
+        );
     }
 
     /// Without the `tls` feature an `https://` endpoint is refused once, when the
