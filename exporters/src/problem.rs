@@ -72,7 +72,7 @@ pub fn dropped(why: Dropped) -> u64 {
 /// `text` from outside (a collector's message) made fit for one line of a report: at
 /// most `max` characters, trimmed, control characters as spaces, and the characters
 /// that reorder text on a terminal (bidirectional controls) left out.
-#[cfg(feature = "tracing")]
+#[cfg(any(feature = "tracing", feature = "metrics"))]
 pub(crate) fn one_line(text: &str, max: usize) -> String {
     let reorders = |c: char| {
         matches!(

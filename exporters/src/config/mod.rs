@@ -720,9 +720,10 @@ impl Config {
             url,
             credentials,
             // A job named `unknown_service:...` would say nothing the name does not.
+            // An empty job is refused by the gateway at every push.
             job: r
                 .raw("COLDSTART_METRICS_PUSH_JOB")
-                .or_else(|| named_service.clone())
+                .or_else(|| named_service.clone().filter(|s| !s.is_empty()))
                 .or_else(executable_name)
                 .unwrap_or_else(unknown_service),
             interval: r
@@ -1612,6 +1613,9 @@ mod tests {
             "127.0.0.1:9100".parse().ok(),
             "both, as told"
         );
+        // An empty `service.name` names no job: the gateway refuses an empty one.
+        let (c, _) = config(&[url, ("OTEL_RESOURCE_ATTRIBUTES", "service.name=")]);
+        assert!(!c.push.unwrap().job.is_empty());
         // An address refused falls back to the default, which for a job that pushes
         // is no listener; a push URL refused leaves the listener's default.
         let (c, errors) = config(&[url, ("COLDSTART_METRICS_ADDR", "localhost")]);

@@ -94,11 +94,18 @@ async fn send(push: &Push, body: String) -> Result<(), String> {
     }
     let request = request.body(Bytes::from(body)).map_err(|e| e.to_string())?;
     let response = client.send(request).await?;
-    if response.status().is_success() {
-        Ok(())
-    } else {
-        Err(format!("the gateway answered {}", response.status()))
+    let status = response.status();
+    if status.is_success() {
+        return Ok(());
     }
+    // A refusal says why in its body ("pushed metrics are invalid or inconsistent
+    // with existing metrics: ..."); a 5xx is the gateway's own trouble.
+    let why = crate::problem::one_line(&String::from_utf8_lossy(response.body()), 200);
+    Err(match (status.is_client_error(), why.is_empty()) {
+        (true, false) => format!("the gateway refused the push with {status}: {why}"),
+        (true, true) => format!("the gateway refused the push with {status}"),
+        (false, _) => format!("the gateway answered {status}"),
+    })
 }
 
 /// `<base path>/metrics/job/<job>` and then `/<label>/<value>` for each grouping
@@ -269,6 +276,28 @@ mod tests {
         let before = problem::dropped(Dropped::PushFailed);
         push_now(&push(&url, "t")).await;
         assert_eq!(problem::dropped(Dropped::PushFailed), before + 1);
+    }
+
+    /// A refusal's line gives the gateway's reason from its answer, made one line; a
+    /// 5xx's, the status alone.
+    #[tokio::test]
+    async fn a_refusal_says_the_gateways_reason() {
+        let reason = "pushed metrics are invalid or inconsistent with existing metrics:\nlabel name \"__x\" is reserved";
+        let answer = format!(
+            "HTTP/1.1 400 Bad Request\r\ncontent-length: {}\r\n\r\n{reason}",
+            reason.len()
+        );
+        let (url, _heads) = gateway(Some(Box::leak(answer.into_bytes().into_boxed_slice())));
+        let refused = send(&push(&url, "t"), String::new()).await.unwrap_err();
+        assert_eq!(
+            refused,
+            "the gateway refused the push with 400 Bad Request: pushed metrics are invalid or inconsistent with existing metrics: label name \"__x\" is reserved"
+        );
+        let (url, _heads) = gateway(Some(
+            b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 4\r\n\r\nbusy",
+        ));
+        let failed = send(&push(&url, "t"), String::new()).await.unwrap_err();
+        assert_eq!(failed, "the gateway answered 503 Service Unavailable");
     }
 
     /// On a paused clock the push's timeout passes without real waiting: the runtime

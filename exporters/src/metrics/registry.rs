@@ -182,7 +182,10 @@ impl Registry {
             ));
         }
         let name = sanitize(name);
-        let recorded = read(&self.histograms)
+        // Held until the bounds are in: a first record in between would take the
+        // default ones, and this would still say it set them.
+        let histograms = read(&self.histograms);
+        let recorded = histograms
             .iter()
             .any(|(key, _)| sanitize(key.name()) == name);
         if recorded {
@@ -193,6 +196,7 @@ impl Registry {
         let mut buckets = self.buckets.write().unwrap_or_else(|p| p.into_inner());
         buckets.retain(|(n, _)| *n != name);
         buckets.push((name, bounds));
+        drop(histograms);
         Ok(())
     }
 
