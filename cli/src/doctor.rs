@@ -73,6 +73,10 @@ struct Row {
 fn settings(env: &Env) -> (Vec<Row>, Vec<String>) {
     let (config, errors) = Config::read(env, Build::ALL);
     let named_by_attributes = value_from_attributes(&config);
+    // TLS asked for and refused: `/metrics` is not served at all.
+    let tls_refused = errors
+        .iter()
+        .any(|e| e.key.starts_with("COLDSTART_METRICS_TLS_"));
     let rows = config
         .effective()
         .into_iter()
@@ -96,10 +100,22 @@ fn settings(env: &Env) -> (Vec<Row>, Vec<String>) {
                 _ => from,
             };
             let layer = env.lookup(from).map(|(_, l)| l);
-            let rejected = refused(&from);
+            // A value refused, not one missing (a TLS key without which the
+            // certificate is refused is named in the problems).
+            let rejected = refused(&from) && set(&from);
             let value = match (variable, layer) {
                 ("OTEL_SERVICE_NAME", None) if !named_by_attributes => {
                     "unknown_service:<executable>".to_owned()
+                }
+                ("COLDSTART_METRICS_ADDR", _) if tls_refused => {
+                    "off (its TLS settings were refused)".to_owned()
+                }
+                (tls, _) if tls_refused && tls.starts_with("COLDSTART_METRICS_TLS_") => {
+                    match env.lookup(tls) {
+                        Some((given, _)) => given.to_string_lossy().into_owned(),
+                        None if tls == "COLDSTART_METRICS_TLS_CLIENT_CA" => value,
+                        None => "(missing)".to_owned(),
+                    }
                 }
                 _ => value,
             };

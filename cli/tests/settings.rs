@@ -117,6 +117,32 @@ fn doctor_shows_values_and_their_layers() {
     );
 }
 
+/// Metrics TLS asked for with a certificate and no key: `/metrics` is not served,
+/// and doctor says so instead of an address from the environment and "plain HTTP";
+/// the key that is missing is named in the problems, not shown as a value refused.
+#[test]
+fn doctor_says_metrics_are_not_served_when_their_tls_is_refused() {
+    let v = succeeded(&doctor_with(&[
+        ("COLDSTART_METRICS_ADDR", "0.0.0.0:9464"),
+        ("COLDSTART_METRICS_TLS_CERT", "/etc/metrics.pem"),
+    ]));
+    let values = v["settings"]["values"].as_array().unwrap().clone();
+    let addr = row(&values, "COLDSTART_METRICS_ADDR");
+    assert_eq!(
+        addr["value"], "off (its TLS settings were refused)",
+        "{addr}"
+    );
+    assert_eq!(
+        row(&values, "COLDSTART_METRICS_TLS_CERT")["value"],
+        "/etc/metrics.pem"
+    );
+    let key = row(&values, "COLDSTART_METRICS_TLS_KEY");
+    assert_eq!(key["value"], "(missing)", "{key}");
+    assert_eq!(key["source"]["rejected"], false, "{key}");
+    let problems = v["settings"]["problems"].to_string();
+    assert!(problems.contains("COLDSTART_METRICS_TLS_KEY"), "{problems}");
+}
+
 /// `config/<env>.toml` where `config` is a file, not a directory, is a missing file:
 /// fine, as the README says of any file `COLDSTART_CONFIG` does not name.
 #[test]
