@@ -281,8 +281,12 @@ impl Plan {
         // Read only where tokio would read it, and where it could count: with no
         // count in code or in a variable (a bad value it would ignore stops nothing
         // then). A variable, it beats the file's count, as every variable does.
+        // The file's count makes the plan's current_thread multi-thread (below), so
+        // there tokio reads it too.
+        let multi_thread = flavor.value == Flavor::MultiThread
+            || (from_file && flavor.reason.origin == Origin::Plan);
         let tokio_env = match (settings.worker_threads, worker_env.is_none() || from_file) {
-            (None, true) if flavor.value == Flavor::MultiThread => {
+            (None, true) if multi_thread => {
                 TOKIO_WORKER_THREADS.read_env(env, parse_tokio_workers)?
             }
             _ => None,

@@ -142,6 +142,13 @@ fn tokio_worker_threads_counts_only_without_a_count_in_code() {
         .with_code("COLDSTART_WORKER_THREADS", "3".into());
     let plan = Plan::from_budget(&b, &Settings::NONE, &coded).unwrap();
     assert_eq!(plan.worker_threads.value, 3);
+    // Also where the plan's current_thread becomes multi-thread by the file's count.
+    let small = budget(Some(0.5), Some(256 << 20));
+    let plan = Plan::from_budget(&small, &Settings::NONE, &env.clone().with_file(file)).unwrap();
+    assert_eq!(
+        (plan.flavor.value, plan.worker_threads.value),
+        (Flavor::MultiThread, 7)
+    );
     // Alone, the file's count counts.
     let plan = Plan::from_budget(
         &b,

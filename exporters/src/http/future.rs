@@ -243,7 +243,7 @@ impl Record {
 
     /// Records a request dropped before its service answered: the client went away,
     /// or a layer outside this one or the server's shutdown cancelled it. Counted
-    /// with status [`CANCELLED`] and the time until then; the span ends as an error.
+    /// with status `CANCELLED` (499) and the time until then; the span ends as an error.
     fn cancelled(&mut self) {
         self.finished = true;
         #[cfg(feature = "metrics")]

@@ -184,10 +184,8 @@ impl Registry {
         let name = sanitize(name);
         // Held until the bounds are in: a first record in between would take the
         // default ones, and this would still say it set them.
-        let histograms = read(&self.histograms);
-        let recorded = histograms
-            .iter()
-            .any(|(key, _)| sanitize(key.name()) == name);
+        let histograms = self.histograms.read().unwrap_or_else(|p| p.into_inner());
+        let recorded = histograms.keys().any(|key| sanitize(key.name()) == name);
         if recorded {
             return Err(format!(
                 "`{name}` was recorded before its buckets were set, with the default ones; set them before the first record"

@@ -188,7 +188,11 @@ fn retryable(code: tonic::Code, retry_info: bool) -> bool {
 /// call (a connection reset or closed mid-call) and labelled `UNKNOWN`, as it does
 /// without its `server` feature: a collector's own `UNKNOWN` carries no error
 /// source. Such a call is tried again, as the OTLP/HTTP client tries a network
-/// failure again: at worst the collector took the batch and gets it twice.
+/// failure again: at worst the collector took the batch and gets it twice. A
+/// program that also serves gRPC with tonic turns its `server` feature on, and
+/// tonic then labels a reset with an HTTP/2 reason `INTERNAL` (not tried again)
+/// or `UNAVAILABLE` (tried again); the tests run that way, and the dropped
+/// connection they make carries no reason, so it is still `UNKNOWN` there.
 fn transport_failure(status: &tonic::Status) -> bool {
     status.code() == tonic::Code::Unknown && std::error::Error::source(status).is_some()
 }

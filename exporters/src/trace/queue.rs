@@ -235,17 +235,21 @@ impl Queue {
     }
 }
 
-/// Counts the spans a collector rejected in a batch of `batch` spans it took, at
-/// most the batch (a collector may say anything; a batch whose loss `finish` already
-/// counted has 0 left), and says why once; a warning without a rejection is said too.
-/// The count of the batch in flight, counted as a failed export when it is dropped
-/// with the count still there: the export was never seen answered.
+/// The count of the batch in flight, counted as a failed export and said when it is
+/// dropped with the count still there: the export was never seen answered.
 struct Unanswered<'a>(&'a AtomicU64);
 
 impl Drop for Unanswered<'_> {
     fn drop(&mut self) {
         let n = self.0.swap(0, Ordering::AcqRel);
-        problem::drop_count(Dropped::SpanExportFailed, n);
+        if n > 0 {
+            problem::drop_count(Dropped::SpanExportFailed, n);
+            problem::report("span-export", || {
+                format!(
+                    "traces: a flush was cut off while its export waited for the collector; {n} spans are dropped and counted in coldstart_telemetry_dropped_total"
+                )
+            });
+        }
     }
 }
 
@@ -272,6 +276,9 @@ fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
     problem::one_line(text, 200)
 }
 
+/// Counts the spans a collector rejected in a batch of `batch` spans it took, at
+/// most the batch (a collector may say anything; a batch whose loss `finish` already
+/// counted has 0 left), and says why once; a warning without a rejection is said too.
 fn count_partial(partial: super::Partial, batch: u64) {
     let rejected = partial.rejected.min(batch);
     let why = match partial.message.as_str() {
