@@ -165,16 +165,20 @@ impl Tracer {
         shorten(&mut attributes, length);
         let mut links = builder.links.take().unwrap_or_default();
         let dropped_links = truncate(&mut links, limits.max_links_per_span);
+        // Added to what the caller counted as dropped already.
         for link in &mut links {
-            link.dropped_attributes_count =
-                truncate(&mut link.attributes, limits.max_attributes_per_link);
+            link.dropped_attributes_count = link.dropped_attributes_count.saturating_add(truncate(
+                &mut link.attributes,
+                limits.max_attributes_per_link,
+            ));
             shorten(&mut link.attributes, length);
         }
         let mut events = builder.events.take().unwrap_or_default();
         let dropped_events = truncate(&mut events, limits.max_events_per_span);
         for event in &mut events {
-            event.dropped_attributes_count =
-                truncate(&mut event.attributes, limits.max_attributes_per_event);
+            event.dropped_attributes_count = event.dropped_attributes_count.saturating_add(
+                truncate(&mut event.attributes, limits.max_attributes_per_event),
+            );
             shorten(&mut event.attributes, length);
         }
         let start_time = builder.start_time.unwrap_or_else(opentelemetry::time::now);
@@ -701,6 +705,13 @@ mod tests {
             .span_builder("limited")
             .with_attributes(three())
             .with_links(vec![Link::new(linked.clone(), three(), 0); 3])
+            // One the caller counted as dropped already, and one past the limit.
+            .with_events(vec![Event::new(
+                "given",
+                SystemTime::UNIX_EPOCH,
+                three(),
+                1,
+            )])
             .start_with_context(&tracer, &Context::new());
         span.set_attribute(KeyValue::new("late", 1));
         for _ in 0..3 {
@@ -716,8 +727,10 @@ mod tests {
             "one from the builder, one set late"
         );
         assert_eq!(span.events.len(), 2);
-        assert_eq!(span.events.dropped_count, 1);
-        assert_eq!(span.events[0].dropped_attributes_count, 1);
+        assert_eq!(span.events.dropped_count, 2);
+        assert_eq!(span.events[0].name, "given");
+        assert_eq!(span.events[0].dropped_attributes_count, 2);
+        assert_eq!(span.events[1].dropped_attributes_count, 1);
         assert_eq!(span.links.len(), 2);
         assert_eq!(
             span.links.dropped_count, 2,
