@@ -395,11 +395,13 @@ fn sample(
             });
             label_name.insert_str(0, "exported_");
         }
-        let reserved = le.is_some() && label_name == "le";
+        // `__` starts the names Prometheus keeps for itself; a Pushgateway refuses
+        // the whole push for one.
+        let reserved = (le.is_some() && label_name == "le") || label_name.starts_with("__");
         if label_name.is_empty() || reserved || pairs.iter().any(|(k, _)| *k == label_name) {
             problem::report_about("metrics-label-left-out", name, || {
                 format!(
-                    "metrics: label `{}` of `{name}` is empty, reserved (`le`) or repeated once cleaned; it is left out",
+                    "metrics: label `{}` of `{name}` is empty, reserved (`le`, or starting with `__`) or repeated once cleaned; it is left out",
                     label.key()
                 )
             });
@@ -559,7 +561,13 @@ mod tests {
         rec.register_counter(
             &Key::from_parts(
                 "x_total",
-                vec![label("a.b", "1"), label("a-b", "2"), label("", "3")],
+                vec![
+                    label("a.b", "1"),
+                    label("a-b", "2"),
+                    label("", "3"),
+                    label("__tenant", "4"),
+                    label("-_id", "5"),
+                ],
             ),
             &m,
         )
