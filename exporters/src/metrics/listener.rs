@@ -165,8 +165,21 @@ where
         .timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(limits.header_read)
         .serve_connection(TokioIo::new(stream), service_fn(answer));
-    let _ = tokio::time::timeout(limits.lifetime, served).await;
+    let mut served = std::pin::pin!(served);
+    if tokio::time::timeout(limits.lifetime, served.as_mut())
+        .await
+        .is_err()
+    {
+        // At the end of its life the connection closes once the answer being written
+        // is out (cut mid-body, a scrape fails as an unexpected end of its body), and
+        // for a client that never reads it, after a last grace.
+        served.as_mut().graceful_shutdown();
+        let _ = tokio::time::timeout(LAST_ANSWER, served).await;
+    }
 }
+
+/// How long a connection at the end of its life has to finish the answer it writes.
+const LAST_ANSWER: Duration = Duration::from_secs(10);
 
 async fn answer(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     Ok(respond(req.method(), req.uri().path()))
