@@ -224,6 +224,23 @@ pub enum PlanError {
     Conflict(String),
 }
 
+/// A value as an error line shows it: a control character (a line break from an
+/// escape in the file or from a variable) written as its escape, so the line stays one.
+pub struct OneLine<'a>(pub &'a str);
+
+impl fmt::Display for OneLine<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for c in self.0.chars() {
+            if c.is_control() {
+                write!(f, "{}", c.escape_default())?;
+            } else {
+                fmt::Write::write_char(f, c)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 impl fmt::Display for PlanError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -233,7 +250,7 @@ impl fmt::Display for PlanError {
                 accepts,
                 layer,
             } => {
-                write!(f, "set {name} to {accepts}, got `{value}`")?;
+                write!(f, "set {name} to {accepts}, got `{}`", OneLine(value))?;
                 match layer {
                     Some(layer) => write!(f, "{}", layer.describe(name)),
                     None => Ok(()),

@@ -241,6 +241,10 @@ fn contradictions_and_bad_values_are_errors_that_say_what_to_do() {
         assert!(text.starts_with(&format!("set {var} to ")), "{text}");
         assert!(text.ends_with(&format!("got `{value}`")), "{text}");
     }
+    // A value with a line break is said on one line, the break escaped.
+    let env = Env::fixed([("COLDSTART_STRATEGY", "fast\nlane")]);
+    let err = Plan::from_budget(&b, &Settings::NONE, &env).unwrap_err();
+    assert!(err.to_string().ends_with("got `fast\\nlane`"), "{err}");
 }
 
 /// Numbers set in code (a `Builder`'s worker count) are checked as the variables

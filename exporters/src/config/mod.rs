@@ -512,7 +512,7 @@ impl fmt::Display for ConfigError {
             "set {} to {}, got `{}`{}; {}",
             self.key,
             self.accepts,
-            self.value,
+            coldstart_bootstrap::plan::settings::OneLine(&self.value),
             self.layer.describe(self.key),
             self.instead
         )
@@ -1598,6 +1598,14 @@ mod tests {
             assert!(errors[0].to_string().contains("not `job`"), "{}", errors[0]);
             assert!(c.push.unwrap().grouping.is_empty(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_refused_value_with_a_line_break_is_said_on_one_line() {
+        let (_, errors) = config(&[("OTEL_BSP_MAX_QUEUE_SIZE", "1\n2")]);
+        let text = errors[0].to_string();
+        assert!(!text.contains('\n'), "{text}");
+        assert!(text.contains("got `1\\n2`"), "{text}");
     }
 
     #[test]
