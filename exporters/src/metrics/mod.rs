@@ -67,6 +67,11 @@ pub(crate) fn install() -> bool {
 /// hook would print its panic at every scrape; with `panic = "abort"` the first
 /// panic ends the process).
 ///
+/// It runs on a thread of the program's runtime, as the scrape is answered: under
+/// the current_thread scheduler (the plan's choice on one CPU or less) nothing else
+/// runs meanwhile. Keep it to reading values; sample what blocks (a query, a file
+/// read) on a task of its own and let the collector read the last sample.
+///
 /// ```
 /// coldstart_exporters::metrics::register_collector(|| {
 ///     metrics::gauge!("queue_depth").set(3.0);
