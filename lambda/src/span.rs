@@ -189,7 +189,9 @@ fn resource_id(invoked: &str, version: &str) -> String {
 /// can be 6 MB, and this runs before the handler): the marks are near the start
 /// (`routeKey`, `httpMethod`, S3's, DynamoDB's and SNS's event source), or, for SQS
 /// and Kinesis, whose event source follows each record's data, at the end of the
-/// last record.
+/// last record. An event source counts only as the value of its own key
+/// (`eventSource`, `EventSource`, `source`), and a record source only in the
+/// `{"Records":[...]}` envelope, so nothing a caller puts in an HTTP event names one.
 fn trigger(body: &[u8]) -> &'static str {
     const SPAN: usize = 4096;
     let head = &body[..body.len().min(SPAN)];
@@ -201,20 +203,53 @@ fn trigger(body: &[u8]) -> &'static str {
     let within =
         |part: &[u8], needle: &str| part.windows(needle.len()).any(|w| w == needle.as_bytes());
     let has = |needle: &str| within(head, needle) || within(tail, needle);
-    // The event sources first: a message attribute or a stream record may carry a
-    // key named like an HTTP one, while in an HTTP event's body an event source is
-    // escaped (`\"aws:sqs\"`) and matches none of these.
-    if has("\"aws:sqs\"") || has("\"aws:sns\"") || has("\"aws:kinesis\"") {
+    // `"value"` as the value of one of `keys` (`"key":"value"`, spaces allowed).
+    let keyed = |keys: &[&str], value: &str| {
+        [head, tail]
+            .into_iter()
+            .any(|part| valued(part, value).any(|key| keys.contains(&key)))
+    };
+    // The record sources only in their envelope, `{"Records":[...]}`, which no HTTP
+    // event has: a caller's query parameter or header valued `aws:sqs` is a plain
+    // string of an HTTP event, and made it `pubsub`, its `traceparent` unread. Each
+    // by its own key, so a value in a record's data (a DynamoDB item's) names none.
+    let records = head
+        .iter()
+        .skip_while(|b| b.is_ascii_whitespace())
+        .skip(1)
+        .skip_while(|b| b.is_ascii_whitespace())
+        .take(b"\"Records\"".len())
+        .eq(b"\"Records\"".iter());
+    let source = |value: &str| keyed(&["eventSource", "EventSource"], value);
+    if records && (source("\"aws:sqs\"") || source("\"aws:sns\"") || source("\"aws:kinesis\"")) {
         "pubsub"
-    } else if has("\"aws:s3\"") || has("\"aws:dynamodb\"") {
+    } else if records && (source("\"aws:s3\"") || source("\"aws:dynamodb\"")) {
         "datasource"
-    } else if has("\"aws.events\"") || has("\"aws.scheduler\"") {
-        "timer"
-    } else if has("\"requestContext\"") || has("\"httpMethod\"") || has("\"routeKey\"") {
+    } else if !records
+        && (has("\"requestContext\"") || has("\"httpMethod\"") || has("\"routeKey\""))
+    {
+        // Before the schedules: a scheduled event has none of these, and an HTTP
+        // event may carry `aws.events` in a parameter.
         "http"
+    } else if keyed(&["source"], "\"aws.events\"") || keyed(&["source"], "\"aws.scheduler\"") {
+        "timer"
     } else {
         "other"
     }
+}
+
+/// The keys whose value is `value` (a quoted string) in `part`: for each place it is
+/// found, the string before it and a colon, if that is what precedes it.
+fn valued<'a>(part: &'a [u8], value: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+    let value = value.as_bytes();
+    (0..part.len().saturating_sub(value.len()) + 1)
+        .filter(move |&i| part[i..].starts_with(value))
+        .filter_map(move |i| {
+            let before = part[..i].trim_ascii_end().strip_suffix(b":")?;
+            let key = before.trim_ascii_end().strip_suffix(b"\"")?;
+            let open = key.iter().rposition(|&b| b == b'"')?;
+            std::str::from_utf8(&key[open + 1..]).ok()
+        })
 }
 
 #[cfg(test)]
@@ -271,5 +306,18 @@ mod tests {
             r#"{"routeKey":"$default","requestContext":{},"body":"{\"eventSource\":\"aws:sqs\"}"}"#;
         assert_eq!(trigger(http.as_bytes()), "http");
         assert_eq!(trigger(b""), "other");
+        // A caller's parameter, header or path valued like an event source is a string
+        // of an HTTP event; a DynamoDB item's value names no source either.
+        for spoof in ["aws:sqs", "aws:sns", "aws:s3", "aws.events"] {
+            let http = format!(
+                r#"{{"resource":"/orders","path":"/orders","httpMethod":"GET","headers":{{"x-origin":"{spoof}"}},"queryStringParameters":{{"src":"{spoof}"}},"requestContext":{{}}}}"#
+            );
+            assert_eq!(trigger(http.as_bytes()), "http", "{spoof}");
+        }
+        let dynamodb = r#"{"Records":[{"dynamodb":{"NewImage":{"via":{"S":"aws:sqs"}}},"eventSource":"aws:dynamodb"}]}"#;
+        assert_eq!(trigger(dynamodb.as_bytes()), "datasource");
+        // As test fixtures write them: spaces, and SNS's capitalised key.
+        let sns = "{\n  \"Records\": [\n    {\n      \"EventSource\": \"aws:sns\"\n    }\n  ]\n}";
+        assert_eq!(trigger(sns.as_bytes()), "pubsub");
     }
 }
