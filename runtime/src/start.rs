@@ -135,7 +135,8 @@ pub fn build(plan: &Plan) -> std::io::Result<Runtime> {
         .max_blocking_threads(plan.max_blocking_threads.value)
         .thread_stack_size(plan.thread_stack_size.value);
     if plan.prewarm.value {
-        builder.on_thread_start(prewarm);
+        let stack = plan.thread_stack_size.value;
+        builder.on_thread_start(move || prewarm(stack));
     }
     builder.build()
 }
@@ -218,18 +219,25 @@ fn task_limit() -> Option<String> {
     Some(format!("cgroup pids.max {tasks} in {}", dir.display()))
 }
 
-/// How much of a new thread's stack prewarming touches.
+/// How much of a new thread's stack prewarming touches: 64 KiB, and at most a
+/// quarter of the stack (the smallest stack the plan accepts is 64 KiB, less what
+/// the thread's own data takes of it).
 const PREWARM_STACK: usize = 64 << 10;
 
 /// Takes a runtime thread's first-touch page faults and allocator set-up now rather
-/// than during the first request.
-fn prewarm() {
+/// than during the first request, on a thread whose stack is `stack` bytes.
+fn prewarm(stack: usize) {
+    const PAGE: usize = 4 << 10;
+    /// One page per frame, `pages` frames deep.
     #[inline(never)]
-    fn touch_stack() {
-        let mut page = [0u8; PREWARM_STACK];
+    fn touch_stack(pages: usize) {
+        let mut page = [0u8; PAGE];
         std::hint::black_box(&mut page);
+        if pages > 1 {
+            touch_stack(pages - 1);
+        }
     }
-    touch_stack();
+    touch_stack(PREWARM_STACK.min(stack / 4) / PAGE);
     drop(std::hint::black_box(Vec::<u8>::with_capacity(256)));
 }
 

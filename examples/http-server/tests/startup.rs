@@ -1,5 +1,5 @@
 //! The example service end to end: it serves, prints its plan, reports bad settings in
-//! one line with exit code 78, plans single-threaded inside a real 0.25-CPU cgroup,
+//! one line with exit code 78, prewarms on the smallest stack, plans single-threaded inside a real 0.25-CPU cgroup,
 //! ends in one line when a task limit refuses a worker thread, and at SIGTERM runs
 //! its hooks without waiting on idle connections or a missing collector.
 
@@ -49,6 +49,33 @@ fn serves_and_prints_the_startup_report() {
         )),
         "{stderr}"
     );
+}
+
+/// Prewarm on the smallest stack the plan accepts, on both schedulers: it touched
+/// 64 KiB of every thread's stack, and a 64 KiB stack (less the thread's own data)
+/// overflowed, aborting the process while the runtime was built.
+#[test]
+fn prewarm_on_the_smallest_stack_serves() {
+    for flavor in ["multi_thread", "current_thread"] {
+        let port = free_port();
+        let mut child = Command::new(SERVER)
+            .env("PORT", port.to_string())
+            .env("COLDSTART_METRICS_ADDR", "off")
+            .env("COLDSTART_THREAD_STACK_SIZE", "64K")
+            .env("COLDSTART_PREWARM", "on")
+            .env("COLDSTART_FLAVOR", flavor)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let response = get(port);
+        child.kill().unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            response.starts_with("HTTP/1.1 200"),
+            "{flavor}: {response}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }
 
 #[test]
