@@ -237,7 +237,7 @@ pub mod __private {
             )
         }
 
-        /// What `main` returned, to be described: `(&&Describe(&output)).describe()`,
+        /// What `main` returned, to be described: `(&&Describe(&output)).__coldstart_describe()`,
         /// written where the output's type is known, is what Rust's own `main` prints
         /// for an `Err` (`Error: ` and its `Debug`) and `None` for anything else. The
         /// method is [`DescribeError`]'s for a `Result`, found first through the extra
@@ -247,11 +247,11 @@ pub mod __private {
         /// [`Describe`] of a `Result`.
         pub trait DescribeError {
             /// `Error: {:?}` of the error, if it is one.
-            fn describe(&self) -> Option<String>;
+            fn __coldstart_describe(&self) -> Option<String>;
         }
 
         impl<T, E: core::fmt::Debug> DescribeError for &Describe<'_, Result<T, E>> {
-            fn describe(&self) -> Option<String> {
+            fn __coldstart_describe(&self) -> Option<String> {
                 self.0.as_ref().err().map(|e| format!("Error: {e:?}"))
             }
         }
@@ -259,11 +259,11 @@ pub mod __private {
         /// [`Describe`] of anything but a `Result`.
         pub trait DescribeOther {
             /// Always `None`.
-            fn describe(&self) -> Option<String>;
+            fn __coldstart_describe(&self) -> Option<String>;
         }
 
         impl<T> DescribeOther for Describe<'_, T> {
-            fn describe(&self) -> Option<String> {
+            fn __coldstart_describe(&self) -> Option<String> {
                 None
             }
         }
@@ -294,14 +294,14 @@ mod tests {
     fn an_error_main_returns_is_described_as_rust_prints_it() {
         let failed: Result<(), String> = Err("no `TABLE` set".to_owned());
         assert_eq!(
-            (&&Describe(&failed)).describe().as_deref(),
+            (&&Describe(&failed)).__coldstart_describe().as_deref(),
             Some("Error: \"no `TABLE` set\"")
         );
         let ok: Result<u8, String> = Ok(1);
-        assert_eq!((&&Describe(&ok)).describe(), None);
-        assert_eq!((&&Describe(&())).describe(), None);
+        assert_eq!((&&Describe(&ok)).__coldstart_describe(), None);
+        assert_eq!((&&Describe(&())).__coldstart_describe(), None);
         assert_eq!(
-            (&&Describe(&std::process::ExitCode::FAILURE)).describe(),
+            (&&Describe(&std::process::ExitCode::FAILURE)).__coldstart_describe(),
             None
         );
     }

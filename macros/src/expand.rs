@@ -144,10 +144,12 @@ pub(crate) fn entry(args: TokenStream, item: TokenStream, kind: Kind) -> TokenSt
 /// A closure that describes an output of type `ty`: an `Err`'s text (see the facade's
 /// `__private::v1::Describe`).
 fn describe_as(v1: &TokenStream, ty: &TokenStream) -> TokenStream {
+    // Names of its own: a program's `describe` method on every type, or a constant
+    // named `output`, in scope where `main` is, would be found instead.
     quote! {
-        |output: &#ty| {
+        |__coldstart_output: &#ty| {
             use #v1::{DescribeError as _, DescribeOther as _};
-            (&&#v1::Describe(output)).describe()
+            (&&#v1::Describe(__coldstart_output)).__coldstart_describe()
         }
     }
 }
