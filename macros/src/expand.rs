@@ -100,12 +100,14 @@ pub(crate) fn entry(args: TokenStream, item: TokenStream, kind: Kind) -> TokenSt
                         service_version: ::core::option_env!("CARGO_PKG_VERSION"),
                     },
                     #start_paused,
-                    body,
+                    __coldstart_body,
                     #describe,
                 )
             }
         }
-        Kind::Test => quote! { #v1::block_on_test(#flavor, #workers, #start_paused, body) },
+        Kind::Test => {
+            quote! { #v1::block_on_test(#flavor, #workers, #start_paused, __coldstart_body) }
+        }
     };
     let test_attr = (kind == Kind::Test).then(|| quote!(#[::core::prelude::v1::test]));
     // syn keeps the body's inner attributes (`#![allow(...)]`) with the outer ones:
@@ -122,7 +124,9 @@ pub(crate) fn entry(args: TokenStream, item: TokenStream, kind: Kind) -> TokenSt
     // Named in the attribute's context, as `#call` names it: written in the body's,
     // it would not be the same variable where the two contexts differ (the attribute
     // written by a `macro_rules!` macro around a body its caller gives).
-    let body_var = syn::Ident::new("body", proc_macro2::Span::call_site());
+    // A name of its own, as the describing closure's: a constant named `body` where
+    // the function is would make `let body` a pattern.
+    let body_var = syn::Ident::new("__coldstart_body", proc_macro2::Span::call_site());
     let block = quote_spanned! {span=>
         {
             #(#inner)*
