@@ -132,14 +132,16 @@ pub(crate) fn first_response_pending() {
     MARK_PENDING.store(true, Ordering::Release);
 }
 
-/// Whether the first response is done.
+/// Whether the first response is done, or the shutdown has begun (from then on the
+/// process is past serving its first request, whether or not it made one).
 pub fn is_first_response_done() -> bool {
     matches!(state(), State::FirstResponseDone | State::Draining)
 }
 
-/// Resolves when the first response is done (at once if it already is).
+/// Resolves when the first response is done (at once if it already is), by a
+/// response or the fallback timer; never when the shutdown began before either.
 pub async fn first_response() {
-    wait_until(&FIRST, is_first_response_done).await;
+    wait_until(&FIRST, || trigger().is_some()).await;
 }
 
 /// Resolves once `done()` holds, woken by `notify_waiters` on `notify`.

@@ -290,8 +290,8 @@ pub fn block_on_in<F: Future>(settings: &Settings, env: &Env, body: F) -> F::Out
         if work_after {
             tokio::spawn(async {
                 lifecycle::first_response().await;
-                // `first_response` also ends when the shutdown begins: nothing deferred
-                // starts for a program that never answered, nor after a signal.
+                // Nothing deferred starts after a signal (a first response made while
+                // the signal's shutdown runs).
                 if lifecycle::trigger().is_some() && !lifecycle::stop_asked() {
                     init::run_after_first_response().await;
                 }
