@@ -110,6 +110,9 @@ where
                 || coldstart_exporters::installed().is_some_and(|c| c.push.is_some())
         }
     };
+    // Lambda stops the process 500 ms after SIGTERM: the program's own hooks too
+    // give up before, each said, rather than be cut off unsaid.
+    coldstart_runtime::lifecycle::cap_hook_deadlines(SHUTDOWN_BUDGET);
     if wanted {
         extension::start(&function.runtime_api);
         on_shutdown_flush();

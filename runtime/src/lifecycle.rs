@@ -24,7 +24,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, Once, PoisonError};
 use std::time::Duration;
 
@@ -669,8 +669,21 @@ pub(crate) async fn shutdown_signal() -> i32 {
 
 /// Runs every registered hook, each within its deadline, and reports on stderr the
 /// ones that failed to finish in time.
+/// The longest any shutdown hook may take, whatever its own deadline: set where the
+/// platform ends the process soon after its signal (Lambda, 500 ms after SIGTERM).
+static HOOK_CAP_MS: AtomicU64 = AtomicU64::new(u64::MAX);
+
+/// Caps every shutdown hook's deadline at `cap` from now on, its own included when
+/// that is longer; a hook cut there is said, as one past its own deadline is.
+/// coldstart's Lambda integration sets it to what Lambda allows after SIGTERM.
+pub fn cap_hook_deadlines(cap: Duration) {
+    let ms = u64::try_from(cap.as_millis()).unwrap_or(u64::MAX);
+    HOOK_CAP_MS.fetch_min(ms, Ordering::AcqRel);
+}
+
 pub(crate) async fn run_shutdown_hooks() {
     advance(State::Draining);
+    let cap = Duration::from_millis(HOOK_CAP_MS.load(Ordering::Acquire));
     // Rounds, until none is left: a hook (or deferred work still running) may
     // register another while the hooks run.
     loop {
@@ -688,12 +701,12 @@ pub(crate) async fn run_shutdown_hooks() {
         let running: Vec<_> = hooks
             .into_iter()
             .map(|r| {
-                let (hook, deadline) = (r.hook, r.deadline);
+                let (hook, deadline) = (r.hook, r.deadline.min(cap));
                 // Called on its task: a hook that panics before it returns its future
                 // (a poisoned lock, say) is said, and the others still run.
                 let task =
                     tokio::spawn(async move { tokio::time::timeout(deadline, hook()).await });
-                (r.name, r.deadline, task)
+                (r.name, deadline, task)
             })
             .collect();
         for (name, deadline, task) in running {
