@@ -143,14 +143,25 @@ pub fn run(options: &Options) -> anyhow::Result<String> {
     let is_written = || written(&recording);
     match &options.lambda {
         None => {
-            let running = measure::start(&target, None)?;
+            let mut running = measure::start(&target, None)?;
             eprintln!(
                 "{} answered; waiting for its profile (its deferred inits run first)",
                 target.name
             );
-            let ok = wait(&is_written);
+            // Until the profile is there, or the program has ended without it.
+            let mut ended = None;
+            let ok = wait(&mut || {
+                ended = ended.or_else(|| running.exited());
+                is_written() || ended.is_some()
+            }) && is_written();
             let said = (!ok).then(|| running.stderr_tail());
             running.terminate(Duration::from_secs(5));
+            if let (Some(said), Some(status)) = (&said, ended) {
+                bail!(
+                    "{} ended ({status}) after its answer without writing a profile; its stderr ends with:\n{said}",
+                    target.name
+                );
+            }
             if let Some(said) = said {
                 bail!(
                     "{} answered but wrote no profile within {RUN_TIMEOUT:?} of its answer, which includes its deferred inits (is it built with coldstart 0.1, and does its first request reach a FirstResponseLayer?); its stderr ends with:\n{said}",
@@ -173,7 +184,7 @@ pub fn run(options: &Options) -> anyhow::Result<String> {
                 target.name
             );
             let unwritten = measure::run_lambda_until(&target, &emulator, &lambda.payload, || {
-                wait(&is_written)
+                wait(&mut || is_written())
             })?;
             if let Some(said) = unwritten {
                 bail!(
@@ -221,7 +232,7 @@ fn written(path: &Path) -> bool {
 }
 
 /// Polls `done` for up to [`RUN_TIMEOUT`].
-fn wait(done: &dyn Fn() -> bool) -> bool {
+fn wait(done: &mut dyn FnMut() -> bool) -> bool {
     let deadline = Instant::now() + RUN_TIMEOUT;
     while Instant::now() < deadline {
         if done() {

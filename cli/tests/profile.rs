@@ -129,6 +129,32 @@ fn a_program_without_coldstart_is_a_clear_error() {
     assert!(!none.exists());
 }
 
+/// A program that ends after its answer without a profile is said to have ended, as
+/// soon as it has; the wait went on for the whole timeout and blamed the build.
+#[test]
+fn a_program_that_ends_after_its_answer_is_said_to_have_ended() {
+    let port = coldstart_test_support::free_port();
+    let none = temp_file("ended.profile");
+    let serve_once = format!(
+        "import http.server as h; h.HTTPServer(('127.0.0.1', {port}), h.SimpleHTTPRequestHandler).handle_request()"
+    );
+    let out = Command::new(TOOL)
+        .args(["profile", "--out"])
+        .arg(&*none)
+        .args(["--url", &format!("http://127.0.0.1:{port}/"), "--"])
+        .args(["python3", "-c", &serve_once])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr
+            .contains("python3 ended (exit status: 0) after its answer without writing a profile"),
+        "{stderr}"
+    );
+    assert!(!none.exists());
+}
+
 /// A `COLDSTART_PROFILE` that cannot be read leaves the program on the profile built
 /// into it, not on the default order.
 #[test]

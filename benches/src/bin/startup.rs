@@ -124,6 +124,19 @@ fn main() -> anyhow::Result<()> {
     // Ctrl-C stops the programs started and removes the cgroups created.
     cargo_coldstart::interrupt::install();
     let args = parse_args()?;
+    let limits_given = args.limits.cpus.is_some() || args.limits.memory_bytes.is_some();
+    match (args.unconstrained, args.constrained) {
+        (false, false) => bail!("--no-cgroup and --only-cgroup together measure nothing; give one"),
+        (true, false) if limits_given => {
+            bail!("--cpus and --memory set the cgroup's limits, which --no-cgroup leaves out")
+        }
+        // Only the cgroup runs were asked for: without the right to make one, fail
+        // rather than skip them and measure nothing.
+        (false, true) if !cgroup::can_create("the cgroup runs")? => {
+            bail!("--only-cgroup needs a cgroup, which this process cannot create (see above)")
+        }
+        _ => {}
+    }
     let mut report = serde_json::Map::new();
     if args.unconstrained {
         measure_setting(&args, "unconstrained", "unconstrained", None, &mut report)?;

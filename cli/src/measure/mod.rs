@@ -326,11 +326,17 @@ fn launch(
         cgroup.join_before_exec(&mut command)?;
     }
     let (ready_fd, go_fd): (RawFd, RawFd) = (ready_w.as_raw_fd(), go_r.as_raw_fd());
+    let (parents_ready, parents_go): (RawFd, RawFd) = (ready_r.as_raw_fd(), go_w.as_raw_fd());
     // SAFETY: the closure runs in the forked child before exec (after joining the
-    // cgroup) and only makes async-signal-safe system calls (write, read) on
+    // cgroup) and only makes async-signal-safe system calls (close, write, read) on
     // descriptors that stay open until the spawn has returned; it does not allocate.
     unsafe {
         command.pre_exec(move || {
+            // The parent's ends, closed here: with a copy of the go end of its own the
+            // child would wait for ever once the parent is gone (a Ctrl-C before the
+            // go byte); without one, it reads the end of the pipe and exits.
+            libc::close(parents_ready);
+            libc::close(parents_go);
             let mut byte = 0u8;
             if libc::write(ready_fd, b"r".as_ptr().cast(), 1) != 1
                 || libc::read(go_fd, (&raw mut byte).cast(), 1) != 1
