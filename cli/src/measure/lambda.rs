@@ -197,12 +197,21 @@ impl Emulator {
     fn queue(&self, payload: &str) -> anyhow::Result<TcpStream> {
         let mut stream = TcpStream::connect(self.addr).context("cannot reach the emulator")?;
         stream.set_read_timeout(Some(RUN_TIMEOUT))?;
+        stream.set_write_timeout(Some(RUN_TIMEOUT))?;
         write!(
             stream,
-            "POST /2015-03-31/functions/_/invocations HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{payload}",
+            "POST /2015-03-31/functions/_/invocations HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
             self.addr,
             payload.len()
         )?;
+        // The head queues the invocation; the emulator reads the event only as it
+        // hands it to a function, which is not started yet: written from here, an
+        // event larger than the sockets' buffers waited for ever.
+        let mut body = stream.try_clone()?;
+        let payload = payload.to_owned();
+        std::thread::spawn(move || {
+            let _ = body.write_all(payload.as_bytes());
+        });
         Ok(stream)
     }
 }
