@@ -105,6 +105,39 @@ fn a_lambda_function_is_profiled_through_the_emulator() {
     );
 }
 
+/// A function whose init fails (a bad setting) is said with the error it reported;
+/// the tool said only that its RSS could not be read, or that no `/next` came.
+#[test]
+fn a_lambda_function_whose_init_fails_is_said_with_its_error() {
+    let Some(cargo_lambda) =
+        cargo_lambda("a_lambda_function_whose_init_fails_is_said_with_its_error")
+    else {
+        return;
+    };
+    let event = temp_file("init-error-event.json");
+    std::fs::write(&event, r#"{"hello":"world"}"#).unwrap();
+    let recorded = temp_file("init-error.profile");
+    let out = Command::new(TOOL)
+        .args(["profile", "--out"])
+        .arg(&recorded)
+        .arg("--lambda-event")
+        .arg(&event)
+        .args(["--cargo-lambda", &cargo_lambda, "--package-dir"])
+        .arg(LAMBDA_PACKAGE)
+        .args(["--", "env", "COLDSTART_STRATEGY=fast"])
+        .arg(example("lambda-hello"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("Runtime.ConfigError"), "{stderr}");
+    assert!(
+        stderr.contains("set COLDSTART_STRATEGY to one of"),
+        "{stderr}"
+    );
+    assert!(!recorded.exists());
+}
+
 #[test]
 fn a_program_without_coldstart_is_a_clear_error() {
     let port = coldstart_test_support::free_port();

@@ -392,11 +392,30 @@ fn measure(
         }
     };
     check(target, &answer)?;
+    // An init error reported to the emulator comes back as an answer too: what it
+    // says, and the function's stderr, tell that case.
+    let said = || {
+        format!(
+            "the answer was {}; its stderr ends with:\n{}",
+            body_of(&answer),
+            tail(stderr_path)
+        )
+    };
     let (rss_bytes, threads) = status.map_err(|e| {
-        if matches!(child.0.try_wait(), Ok(Some(_))) {
+        // A process that is exiting has lost its memory figures before it can be
+        // waited for: give it a moment to be one that has exited.
+        let exited = (0..20).any(|_| {
+            let done = matches!(child.0.try_wait(), Ok(Some(_)));
+            if !done {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            done
+        });
+        if exited {
             anyhow::anyhow!(
-                "{} exited right after its answer, before its RSS and threads could be read; compare measures functions that go on to ask for their next invocation",
-                target.name
+                "{} exited right after its answer, before its RSS and threads could be read (a function goes on to ask for its next invocation); {}",
+                target.name,
+                said()
             )
         } else {
             e
@@ -404,8 +423,9 @@ fn measure(
     })?;
     let Some(first_next) = emulator.first_next() else {
         bail!(
-            "{} answered without a `/next` request through the proxy",
-            target.name
+            "{} answered without a `/next` request through the proxy; {}",
+            target.name,
+            said()
         );
     };
     let mut warm_times = Vec::with_capacity(warm);
@@ -436,6 +456,18 @@ fn still_running(child: &mut super::KillOnDrop, target: &Target) -> anyhow::Resu
         Some(status) => bail!("{} exited with {status}", target.name),
         None => Ok(()),
     }
+}
+
+/// The body of an HTTP answer, quoted and cut to 300 bytes.
+fn body_of(answer: &[u8]) -> String {
+    let body = answer
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(answer, |at| &answer[at + 4..]);
+    format!(
+        "{:?}",
+        String::from_utf8_lossy(&body[..body.len().min(300)])
+    )
 }
 
 fn check(target: &Target, answer: &[u8]) -> anyhow::Result<()> {
