@@ -233,8 +233,9 @@ impl Registry {
     /// the names in `taken` (coldstart's own families), which are said once and left
     /// out. What would make the scrape unreadable is left out and said once too: a
     /// name recorded as two kinds (the first of counter, gauge, histogram is kept), a
-    /// series written twice (two names that clean to the same one: the one whose
-    /// name sorts first is kept, whatever the values), an empty name, a family named
+    /// series written twice (two names that clean to the same one: a counter's counts
+    /// are added, of others the one whose name sorts first is kept, whatever the
+    /// values), an empty name, a family named
     /// as a histogram's `_bucket`, `_sum` or `_count`. Labels named in `grouping`
     /// (a push's grouping labels, which the gateway would overwrite) are written as
     /// `exported_<name>`, as Prometheus does.
@@ -347,6 +348,9 @@ impl Registry {
                 // read first (its raw name sorts first) is kept, whatever the values.
                 lines.sort_by(|a, b| series(a).cmp(series(b)));
             }
+            if kind == Kind::Counter {
+                lines = added_up(lines, &name);
+            }
             header(out, &name, &self.help_of(&name), kind);
             let mut written = HashSet::with_capacity(lines.len());
             for line in &lines {
@@ -366,6 +370,33 @@ impl Registry {
             }
         }
     }
+}
+
+/// A counter family's lines, sorted by series, with the lines of one series (two
+/// names that clean to one) made one, their counts added: kept apart, the first by
+/// name would be exported, and a name sorting first that came later would make the
+/// count go down.
+fn added_up(lines: Vec<String>, name: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(lines.len());
+    for line in lines {
+        if let Some(last) = out.last_mut()
+            && series(last) == series(&line)
+        {
+            let count = |l: &str| l.rsplit_once(' ').and_then(|(_, v)| v.parse::<u64>().ok());
+            if let (Some(a), Some(b)) = (count(last), count(&line)) {
+                problem::report_about("metrics-same-series", name, || {
+                    format!(
+                        "metrics: series of `{name}` (such as `{}`) are recorded under two names that clean to the same one; their counts are added",
+                        series(&line)
+                    )
+                });
+                *last = format!("{} {}", series(&line), a.saturating_add(b));
+                continue;
+            }
+        }
+        out.push(line);
+    }
+    out
 }
 
 /// A sample line without its value: the series.
@@ -707,6 +738,29 @@ mod tests {
             // `a-b` sorts before `a.b`: the series does not jump with the values.
             assert!(out.contains("\na_b 30\n"), "{out}");
         }
+    }
+
+    /// Of two counters that clean to one series the counts are added: the export
+    /// never goes down when a name sorting first comes later.
+    #[test]
+    fn two_counters_that_clean_to_one_series_are_added() {
+        static R: Registry = Registry::new();
+        let rec = Installed(&R);
+        let m = Metadata::new("t", metrics::Level::INFO, None);
+        rec.register_counter(&Key::from_name("jobs_done"), &m)
+            .increment(5000);
+        let render = || {
+            let mut out = String::new();
+            R.render(&mut out, &[], &[]);
+            out
+        };
+        assert!(render().contains("\njobs_done 5000\n"));
+        // `jobs.done` sorts before `jobs_done`: it was the one exported, at 1.
+        rec.register_counter(&Key::from_name("jobs.done"), &m)
+            .increment(1);
+        let out = render();
+        assert!(out.contains("\njobs_done 5001\n"), "{out}");
+        assert_eq!(out.matches("\njobs_done ").count(), 1, "{out}");
     }
 
     /// Clashing series are said by their family: one subject however many label
