@@ -369,6 +369,30 @@ mod tests {
         assert_eq!(json[0].matches("\"level\"").count(), 1);
     }
 
+    /// The filter the configuration keeps is one the subscriber reads as it was
+    /// meant: the level of every directive, and no directive lost or added.
+    #[test]
+    fn a_filter_the_configuration_takes_means_what_it_says() {
+        use tracing::Level;
+        let read = |given: &str| {
+            let env = coldstart_bootstrap::Env::fixed([("RUST_LOG", given)]);
+            let (config, errors) = Config::from(&env);
+            assert!(errors.is_empty(), "{given}: {errors:?}");
+            config
+                .log_filter
+                .parse::<Targets>()
+                .unwrap_or_else(|e| panic!("{given}: {e}"))
+        };
+        let trailing = read("info,");
+        assert!(trailing.would_enable("other", &Level::INFO), "not `error`");
+        let spaced = read("info, my_app = debug");
+        assert!(spaced.would_enable("my_app::db", &Level::DEBUG));
+        assert!(!spaced.would_enable("other", &Level::DEBUG));
+        let bare = read("warn,my_app");
+        assert!(bare.would_enable("my_app", &Level::TRACE));
+        assert!(!bare.would_enable("other", &Level::INFO));
+    }
+
     #[test]
     fn json_strings_are_escaped() {
         let mut out = String::new();

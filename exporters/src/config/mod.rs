@@ -960,28 +960,42 @@ fn read_logs(r: &mut Reader<'_>) -> (LogFormat, String) {
             },
         )
         .unwrap_or(LogFormat::Text);
-    let accepts = "comma-separated `level` or `target=level` directives, levels `trace`, `debug`, `info`, `warn`, `error`, `off`";
+    let accepts = "comma-separated `level`, `target=level` or `target` (all of it) directives, levels `trace`, `debug`, `info`, `warn`, `error`, `off` or 5 to 0";
     let filter = ["COLDSTART_LOG_FILTER", "RUST_LOG"]
         .into_iter()
-        .find_map(|key| r.read(key, accepts, |s| valid_filter(s).then(|| s.to_owned())))
+        .find_map(|key| r.read(key, accepts, filter_directives))
         .unwrap_or_else(|| "info".to_owned());
     (format, filter)
 }
 
-/// What `tracing_subscriber::filter::Targets` accepts.
-fn valid_filter(s: &str) -> bool {
+/// The directives of a log filter as `tracing_subscriber::filter::Targets` reads
+/// them, which is word for word: spaces around a directive, its `=` or its level
+/// trimmed and empty directives left out here (`info,` would read its empty last
+/// directive as `error`, and ` my_app` would match no target); `None` for one it
+/// refuses or would misread (a level that is none, a second `=`, a field filter).
+fn filter_directives(s: &str) -> Option<String> {
     let level = |l: &str| {
         ["trace", "debug", "info", "warn", "error", "off"]
             .iter()
-            .any(|n| n.eq_ignore_ascii_case(l.trim()))
+            .any(|n| n.eq_ignore_ascii_case(l))
+            || matches!(l, "0" | "1" | "2" | "3" | "4" | "5")
     };
-    s.split(',')
+    let target =
+        |t: &str| !t.is_empty() && !t.contains(|c: char| c.is_whitespace() || "[]{}=".contains(c));
+    let directives = s
+        .split(',')
         .map(str::trim)
         .filter(|d| !d.is_empty())
-        .all(|d| match d.split_once('=') {
-            Some((target, l)) => !target.trim().is_empty() && level(l),
-            None => level(d),
+        .map(|d| match d.split_once('=') {
+            Some((t, l)) => {
+                let (t, l) = (t.trim(), l.trim());
+                (target(t) && level(l)).then(|| format!("{t}={l}"))
+            }
+            // A bare level, or a bare target: all of it.
+            None => (level(d) || target(d)).then(|| d.to_owned()),
         })
+        .collect::<Option<Vec<_>>>()?;
+    (!directives.is_empty()).then(|| directives.join(","))
 }
 
 const URL: &str = "an http:// or https:// URL such as `http://collector:4318`";
@@ -2004,6 +2018,29 @@ mod tests {
         let (c, errors) = config(&[("RUST_LOG", "warn,http_server=debug")]);
         assert!(errors.is_empty(), "{errors:?}");
         assert_eq!(c.log_filter, "warn,http_server=debug");
+        // As the subscriber reads them: a trailing comma (which it read as `error`),
+        // spaces (which made a target no target), a bare target, a numeric level.
+        for (given, kept) in [
+            ("info,", "info"),
+            ("info, my_app = debug", "info,my_app=debug"),
+            ("my_app", "my_app"),
+            ("warn,my_app=4", "warn,my_app=4"),
+        ] {
+            let (c, errors) = config(&[("RUST_LOG", given)]);
+            assert!(errors.is_empty(), "{given}: {errors:?}");
+            assert_eq!(c.log_filter, kept);
+        }
+        for bad in [
+            ",",
+            "my_app=loud",
+            "a=b=c",
+            "my_app[{x}]=info",
+            "my app=info",
+        ] {
+            let (c, errors) = config(&[("RUST_LOG", bad)]);
+            assert_eq!(errors.len(), 1, "{bad}");
+            assert_eq!(c.log_filter, "info", "{bad}");
+        }
         let (c, errors) = config(&[
             ("RUST_LOG", "debug"),
             ("COLDSTART_LOG_FILTER", "my_crate=loud"),
