@@ -22,7 +22,10 @@ Where hooks run:
 - [`Plugin::on_error`]: on the task that hit the problem, each time, including the
   times the once-a-minute stderr line is held back.
 
-A panicking hook is a bug in the plugin: it is not caught.
+A plugin whose hook panics is said once (its name and the panic's message) and not
+run again: its panic would otherwise run into the request that recorded a metric,
+or end the export task. Rust's panic hook prints that one panic too; with
+`panic = "abort"` it ends the process.
 */
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -146,6 +149,9 @@ static ORDER: OnceLock<Vec<&'static dyn Plugin>> = OnceLock::new();
 /// Whether any plugin is installed (checked before building a hook's argument).
 static ANY: AtomicBool = AtomicBool::new(false);
 
+/// For each plugin of [`ORDER`], whether it panicked and is no longer run.
+static OFF: OnceLock<Vec<AtomicBool>> = OnceLock::new();
+
 /// Adds a plugin in code. Must happen before telemetry is installed (before
 /// `#[coldstart::main]`'s body, or through `coldstart::Builder::plugin`).
 ///
@@ -185,6 +191,7 @@ impl std::error::Error for TooLate {}
 pub(crate) fn install() {
     let added = ADDED.lock().unwrap_or_else(|p| p.into_inner()).clone();
     let order = ORDER.get_or_init(|| ordered(PLUGINS.iter().copied().chain(added)));
+    OFF.get_or_init(|| order.iter().map(|_| AtomicBool::new(false)).collect());
     ANY.store(!order.is_empty(), Ordering::Release);
 }
 
@@ -205,10 +212,37 @@ pub(crate) fn any() -> bool {
     ANY.load(Ordering::Relaxed)
 }
 
-/// Runs `hook` for each plugin in order.
+/// Runs `hook` for each plugin in order, but those that panicked before. One that
+/// panics now is said and turned off; the others still run.
 pub(crate) fn each(hook: impl Fn(&dyn Plugin)) {
-    for plugin in order() {
-        hook(*plugin);
+    let off = OFF.get().map_or(&[][..], Vec::as_slice);
+    for (plugin, off) in order().iter().zip(off) {
+        if off.load(Ordering::Relaxed) {
+            continue;
+        }
+        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| hook(*plugin)));
+        if let Err(panic) = ran {
+            // Off before it is said: saying it runs the plugins' `on_error`.
+            off.store(true, Ordering::Relaxed);
+            turned_off(plugin.name(), &panic_text(&*panic));
+        }
+    }
+}
+
+/// Says that plugin `name` panicked and is turned off. Not generic, as [`each`] is:
+/// saying it runs [`each`] again for the plugins' `on_error`.
+fn turned_off(name: &str, why: &str) {
+    crate::problem::report_about("plugin-panic", name, || {
+        format!("plugins: `{name}` panicked in a hook ({why}); it is not run again")
+    });
+}
+
+/// A panic's message.
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    match (panic.downcast_ref::<&str>(), panic.downcast_ref::<String>()) {
+        (Some(text), _) => (*text).to_owned(),
+        (_, Some(text)) => text.clone(),
+        _ => "no message".to_owned(),
     }
 }
 

@@ -30,7 +30,7 @@ impl Plugin for Witness {
         self.saw(format!("span {}", span.name));
     }
     fn on_metric(&self, metric: &Recorded<'_>) {
-        if metric.key.name() == "plugin_test_total" {
+        if metric.key.name().starts_with("plugin_test_") {
             self.saw(format!("metric {:?}", metric.value));
         }
     }
@@ -39,7 +39,25 @@ impl Plugin for Witness {
     }
 }
 
+/// Panics at the metric `plugin_test_panic_total`; counts the hooks it sees after.
+struct Panics(std::sync::atomic::AtomicUsize);
+
+impl Plugin for Panics {
+    fn name(&self) -> &str {
+        "panics"
+    }
+    fn on_metric(&self, metric: &Recorded<'_>) {
+        assert_ne!(
+            metric.key.name(),
+            "plugin_test_panic_total",
+            "a plugin's bug"
+        );
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
 coldstart_exporters::plugin!(LATE: Witness = Witness("late"), priority = 20);
+coldstart_exporters::plugin!(PANICS: Panics = Panics(std::sync::atomic::AtomicUsize::new(0)), priority = 10);
 coldstart_exporters::plugin!(EARLY: Witness = Witness("early"), priority = -5);
 
 fn seen(what: &str) -> Vec<String> {
@@ -63,8 +81,9 @@ fn hooks_run_in_priority_order_for_spans_metrics_and_problems() {
     let (config, errors) = Config::from(&env);
     assert!(errors.is_empty(), "{errors:?}");
     let telemetry = coldstart_exporters::install_with(config, None);
-    let order: Vec<_> = plugin::order().iter().map(|p| p.name()).collect();
-    assert_eq!(order, ["early", "code", "late"]);
+    let all: Vec<_> = plugin::order().iter().map(|p| p.name()).collect();
+    assert_eq!(all, ["early", "code", "panics", "late"]);
+    let order = ["early", "code", "late"];
     let late = plugin::add(1, Box::new(Witness("too-late"))).unwrap_err();
     assert!(
         late.to_string().contains("`too-late` was added after"),
@@ -76,6 +95,19 @@ fn hooks_run_in_priority_order_for_spans_metrics_and_problems() {
         seen("metric Increment(2)"),
         order,
         "on the recording thread"
+    );
+    // A plugin that panics is said once and turned off; the request that recorded
+    // goes on, and the plugins after it still run.
+    metrics::counter!("plugin_test_panic_total").increment(1);
+    assert_eq!(seen("metric Increment(1)"), order);
+    assert_eq!(seen("error plugin-panic"), order);
+    let before = PANICS.0.load(std::sync::atomic::Ordering::SeqCst);
+    metrics::counter!("plugin_test_total").increment(3);
+    assert_eq!(seen("metric Increment(3)"), order);
+    assert_eq!(
+        PANICS.0.load(std::sync::atomic::Ordering::SeqCst),
+        before,
+        "not run again"
     );
     let tracer = opentelemetry::global::tracer_provider().tracer("plugin-test");
     tracer.start("work").end();
