@@ -1109,6 +1109,11 @@ fn grouping_label(label: &str) -> bool {
 }
 
 pub(crate) fn percent_decode(s: &str) -> Option<String> {
+    String::from_utf8(percent_decode_bytes(s)?).ok()
+}
+
+/// The bytes `s` percent-encodes; `None` for a `%` not followed by two hex digits.
+pub(crate) fn percent_decode_bytes(s: &str) -> Option<Vec<u8>> {
     let mut bytes = Vec::with_capacity(s.len());
     let mut rest = s.as_bytes();
     while let Some((&b, tail)) = rest.split_first() {
@@ -1123,7 +1128,7 @@ pub(crate) fn percent_decode(s: &str) -> Option<String> {
             rest = tail;
         }
     }
-    String::from_utf8(bytes).ok()
+    Some(bytes)
 }
 
 /// What a TLS file setting accepts in `build`.

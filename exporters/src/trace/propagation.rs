@@ -190,8 +190,10 @@ fn tracestate_value(value: &str) -> bool {
 #[derive(Debug, Default)]
 pub(crate) struct Baggage;
 
-/// The specification's limits: past the first the header is dropped, past the second
-/// the members are cut.
+/// The specification's limits. Members past either are left out, whole (W3C Baggage:
+/// "a platform MAY drop list-members until both conditions are met", "MUST NOT
+/// propagate any partial list-members"), both as a header is read and as one is
+/// written: encoding can triple a value's bytes.
 const BAGGAGE_MAX_BYTES: usize = 8192;
 const BAGGAGE_MAX_MEMBERS: usize = 180;
 
@@ -202,37 +204,52 @@ impl TextMapPropagator for Baggage {
             return;
         }
         let mut header = String::new();
-        for (name, (value, metadata)) in baggage.iter() {
-            if !header.is_empty() {
-                header.push(',');
-            }
-            baggage_encode(&mut header, name.as_str().trim());
-            header.push('=');
-            baggage_encode(&mut header, value.as_str().trim());
+        let mut member = String::new();
+        for (name, (value, metadata)) in baggage.iter().take(BAGGAGE_MAX_MEMBERS) {
+            member.clear();
+            baggage_encode(&mut member, name.as_str().trim());
+            member.push('=');
+            baggage_encode(&mut member, value.as_str().trim());
             let properties = metadata.as_str().trim();
             if !properties.is_empty() {
-                header.push(';');
-                property_encode(&mut header, properties);
+                member.push(';');
+                property_encode(&mut member, properties);
             }
+            let comma = usize::from(!header.is_empty());
+            if header.len() + comma + member.len() > BAGGAGE_MAX_BYTES {
+                continue;
+            }
+            if comma == 1 {
+                header.push(',');
+            }
+            header.push_str(&member);
         }
-        injector.set("baggage", header);
+        if !header.is_empty() {
+            injector.set("baggage", header);
+        }
     }
 
     fn extract_with_context(&self, cx: &Context, extractor: &dyn Extractor) -> Context {
         let Some(header) = extractor.get("baggage") else {
             return cx.clone();
         };
-        if header.len() > BAGGAGE_MAX_BYTES {
-            return cx.clone();
-        }
+        // The members that fit, whole, in the first 8192 bytes.
+        let mut length = 0;
         let members = header
             .split(',')
+            .take_while(|member| {
+                length += member.len() + 1;
+                length <= BAGGAGE_MAX_BYTES + 1
+            })
             .take(BAGGAGE_MAX_MEMBERS)
             .filter_map(|member| {
                 let (pair, properties) = member.split_once(';').unwrap_or((member, ""));
                 let (name, value) = pair.split_once('=')?;
                 let name = crate::config::percent_decode(name.trim())?;
-                let value = crate::config::percent_decode(value.trim())?;
+                // Octets that are not UTF-8 become U+FFFD, as the W3C text says of
+                // decoding a value; the member is kept.
+                let value = crate::config::percent_decode_bytes(value.trim())?;
+                let value = String::from_utf8_lossy(&value).into_owned();
                 // Properties stay encoded: written back as they were sent.
                 (!name.is_empty()).then(|| KeyValueMetadata::new(name, value, properties.trim()))
             });
@@ -255,13 +272,39 @@ fn baggage_encode(out: &mut String, text: &str) {
 
 /// Appends a member's `properties` as they are, but for what would break the header or
 /// the list: controls (a line break made the header invalid, and every member was
-/// lost), `,` (it would start a member of its own) and bytes past ASCII are
-/// percent-encoded. Properties from an incoming header are encoded already and go on
-/// unchanged; `;`, `=`, `%` and spaces are the properties' own.
+/// lost), `,` (it would start a member of its own), `"` and `\\` (no baggage octets),
+/// spaces within a key or value (only those around `;` and `=` are the grammar's),
+/// and bytes past ASCII are percent-encoded. Properties from an incoming header are
+/// encoded already and go on unchanged; `;`, `=` and `%` are the properties' own.
 fn property_encode(out: &mut String, properties: &str) {
-    percent_encode(out, properties, |b| {
-        (b == b' ' || b.is_ascii_graphic()) && b != b','
-    });
+    use std::fmt::Write as _;
+    let bytes = properties.as_bytes();
+    // The byte next to position `i` in direction `step`, past any spaces.
+    let beside = |i: usize, back: bool| {
+        let mut j = i;
+        loop {
+            j = if back { j.checked_sub(1)? } else { j + 1 };
+            match bytes.get(j) {
+                Some(b' ') => continue,
+                other => return other.copied(),
+            }
+        }
+    };
+    for (i, &b) in bytes.iter().enumerate() {
+        let keep = match b {
+            // Around `;` or `=`, or at an end: the grammar's optional whitespace.
+            b' ' => [beside(i, true), beside(i, false)]
+                .iter()
+                .any(|n| matches!(n, None | Some(b';' | b'='))),
+            b',' | b'"' | b'\\' => false,
+            b => b.is_ascii_graphic(),
+        };
+        if keep {
+            out.push(char::from(b));
+        } else {
+            let _ = write!(out, "%{b:02X}");
+        }
+    }
 }
 
 /// Appends `text`, each byte that `keep` refuses as `%XX`.
@@ -587,5 +630,69 @@ mod tests {
         let mut members: Vec<&str> = sent.split(',').collect();
         members.sort_unstable();
         assert_eq!(members, ["k=v;p=a%0Ab%2Cc;q=%C3%A9", "other=1"], "{sent}");
+
+        // `"`, `\` and spaces within a value are no baggage octets (a Go SDK
+        // downstream refused the whole header); spaces around `;` and `=` stay.
+        let cx = Context::new().with_baggage([KeyValueMetadata::new(
+            "k",
+            "v",
+            "note=a b ; label = \"x\\y\"",
+        )]);
+        let mut out = http::HeaderMap::new();
+        inject_headers(&cx, &mut out);
+        assert_eq!(
+            out["baggage"].to_str().unwrap(),
+            "k=v;note=a%20b ; label = %22x%5Cy%22"
+        );
+    }
+
+    /// Members past 8192 bytes are left out whole, as a header is read and as one is
+    /// written; those within go on. A header over the limit was dropped whole, and
+    /// one written from values that encoding made longer went out over it.
+    #[test]
+    fn baggage_past_its_byte_limit_keeps_the_members_that_fit() {
+        install();
+        let mut headers = http::HeaderMap::new();
+        let long = "x".repeat(8170);
+        headers.insert(
+            "baggage",
+            format!("tenant=acme,long={long},after=1").parse().unwrap(),
+        );
+        let cx = extract_headers(&headers);
+        let baggage = cx.baggage();
+        assert_eq!(
+            baggage.get("tenant").map(|v| v.to_string()),
+            Some("acme".into())
+        );
+        assert_eq!(baggage.get("long").map(|v| v.to_string().len()), Some(8170));
+        assert!(baggage.get("after").is_none(), "past 8192 bytes");
+
+        // 3000 `é` are 6000 bytes decoded, 18000 encoded.
+        let cx = Context::new().with_baggage([
+            KeyValueMetadata::new("tenant", "acme", ""),
+            KeyValueMetadata::new("note", "é".repeat(3000), ""),
+        ]);
+        let mut out = http::HeaderMap::new();
+        inject_headers(&cx, &mut out);
+        assert_eq!(out["baggage"].to_str().unwrap(), "tenant=acme");
+    }
+
+    /// A value whose octets are not UTF-8 is kept, each such octet U+FFFD, as the
+    /// W3C text says of decoding; the member was dropped.
+    #[test]
+    fn a_value_that_is_not_utf8_is_kept_with_replacement_characters() {
+        install();
+        let mut headers = http::HeaderMap::new();
+        headers.insert("baggage", "user=%FFx,tenant=acme".parse().unwrap());
+        let cx = extract_headers(&headers);
+        let baggage = cx.baggage();
+        assert_eq!(
+            baggage.get("user").map(|v| v.to_string()),
+            Some("\u{FFFD}x".into())
+        );
+        assert_eq!(
+            baggage.get("tenant").map(|v| v.to_string()),
+            Some("acme".into())
+        );
     }
 }
