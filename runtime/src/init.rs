@@ -170,7 +170,8 @@ pub(crate) fn prepare(embedded: Option<&'static str>) -> bool {
         // A profile read from a file borrows its names from the text, which lives
         // until the order is made.
         let text;
-        let (profile, source) = match std::env::var_os(PROFILE).filter(|p| !p.is_empty()) {
+        let set = |p: &std::ffi::OsString| p.to_str().is_none_or(|p| !p.trim().is_empty());
+        let (profile, source) = match std::env::var_os(PROFILE).filter(set) {
             Some(path) => {
                 let path = PathBuf::from(path);
                 text = read_profile(&path);
@@ -446,11 +447,18 @@ pub(crate) async fn run_after_first_response() {
 }
 
 /// Where to write the profile: `COLDSTART_PROFILE_OUT`, unless unset or blank (as
-/// every setting's blank value is).
+/// every setting's blank value is). A relative path is taken from the directory the
+/// program started in, as read at start-up: the body may change directory before the
+/// profile is written.
 fn profile_out() -> Option<PathBuf> {
-    std::env::var_os(PROFILE_OUT)
-        .filter(|path| path.to_str().is_none_or(|p| !p.trim().is_empty()))
-        .map(PathBuf::from)
+    static OUT: OnceLock<Option<PathBuf>> = OnceLock::new();
+    OUT.get_or_init(|| {
+        let path = std::env::var_os(PROFILE_OUT)
+            .filter(|path| path.to_str().is_none_or(|p| !p.trim().is_empty()))
+            .map(PathBuf::from)?;
+        Some(std::path::absolute(&path).unwrap_or(path))
+    })
+    .clone()
 }
 
 /// What the end of the program leaves undone of the work after the first response,
@@ -496,30 +504,47 @@ pub fn profile() -> Profile<'static> {
 }
 
 /// Writes beside the target and renames, so a reader never sees half a profile. The
-/// file beside it is this write's own (process id and a count, created new): two
-/// processes writing one path (replicas on a shared volume) each rename a whole file.
+/// file beside it is this write's own (process id, the time and a count, created
+/// new): two processes writing one path (replicas on a shared volume, which in
+/// containers often have the same process id) each rename a whole file. A link is
+/// followed, so the file it names is written, not the link replaced. Where a rename
+/// cannot replace the target (a file bind-mounted into a container: `EBUSY`), the
+/// target is written in place.
 fn write_profile(path: &std::path::Path) -> Result<(), (PathBuf, std::io::Error)> {
     use std::io::Write as _;
     static WRITES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let text = profile().to_string();
-    let mut tmp = path.as_os_str().to_owned();
+    let target = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut tmp = target.as_os_str().to_owned();
     let n = WRITES.fetch_add(1, Ordering::Relaxed);
-    tmp.push(format!(".{}.{n}.tmp", std::process::id()));
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    tmp.push(format!(".{}.{nanos}.{n}.tmp", std::process::id()));
     let tmp = PathBuf::from(tmp);
-    std::fs::File::options()
+    let written = std::fs::File::options()
         .write(true)
         .create_new(true)
         .open(&tmp)
         .and_then(|mut file| {
             file.write_all(text.as_bytes())?;
             file.sync_all()
-        })
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .map_err(|e| {
-            // Half a profile beside the target helps nobody.
+        });
+    let renamed = written.and_then(|()| match std::fs::rename(&tmp, &target) {
+        Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
             let _ = std::fs::remove_file(&tmp);
-            (path.to_path_buf(), e)
-        })
+            std::fs::write(&target, text.as_bytes())
+        }
+        other => other,
+    });
+    renamed.map_err(|e| {
+        // Half a profile beside the target helps nobody; one of the same name that
+        // this write did not create is another's, left alone.
+        if e.kind() != std::io::ErrorKind::AlreadyExists {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        (path.to_path_buf(), e)
+    })
 }
 
 /// Runs one registration, catching a panic. Blocking work after the first response

@@ -4,7 +4,8 @@
 //! makes n threads read `SLOW` at the same moment before the first response;
 //! `DEMO_END_EARLY=1` ends `main` before the first response; `DEMO_RETURN_AT_ONCE=1`
 //! right after it, without waiting for the deferred inits; `DEMO_HOOK=1` registers a
-//! shutdown hook that prints `shutdown hook ran`, after `DEMO_HOOK_MS`.
+//! shutdown hook that prints `shutdown hook ran`, after `DEMO_HOOK_MS`; `DEMO_CD=dir`
+//! makes the body change to that directory first.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -74,6 +75,11 @@ async fn tokio_yield() {
 #[coldstart::main]
 async fn main() {
     println!("body");
+    if let Some(dir) = std::env::var_os("DEMO_CD")
+        && let Err(e) = std::env::set_current_dir(&dir)
+    {
+        eprintln!("init-demo: cannot change to {}: {e}", dir.display());
+    }
     if std::env::var_os("DEMO_HOOK").is_some() {
         coldstart::on_shutdown("demo hook", Duration::from_secs(1), || async {
             tokio::time::sleep(Duration::from_millis(ms("DEMO_HOOK_MS"))).await;

@@ -135,6 +135,80 @@ fn a_recorded_profile_defers_what_the_first_request_did_not_read() {
     assert!(second.stderr.is_empty(), "{}", second.stderr);
 }
 
+/// A relative `COLDSTART_PROFILE_OUT` is the start directory's, whatever directory
+/// the body moved to; a blank `COLDSTART_PROFILE` is unset (no error line).
+#[test]
+fn a_relative_profile_path_is_the_start_directorys() {
+    let start = coldstart_test_support::temp_dir("profile-start");
+    let moved = coldstart_test_support::temp_dir("profile-moved");
+    let out = Command::new(env!("CARGO_BIN_EXE_init-demo"))
+        .current_dir(&*start)
+        .env("COLDSTART_PROFILE_OUT", "relative.profile")
+        .env("COLDSTART_PROFILE", " ")
+        .env("DEMO_CD", &*moved)
+        .env("COLDSTART_METRICS_ADDR", "off")
+        .env("OTEL_TRACES_EXPORTER", "none")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.is_empty(), "{stderr}");
+    assert!(
+        start.join("relative.profile").is_file(),
+        "not where it started"
+    );
+    assert!(!moved.join("relative.profile").exists());
+}
+
+/// A profile file bind-mounted into the program's mount namespace (as `docker run
+/// -v file:file` does) is written in place: a rename over a mount point fails
+/// (`EBUSY`), and nothing was written. A link is followed, not replaced. The mount is
+/// made with `unshare -m`, in a namespace of the program's own.
+#[test]
+fn a_bind_mounted_or_linked_profile_file_is_written_through() {
+    let test = "a_bind_mounted_or_linked_profile_file_is_written_through";
+    let Some(unshare) = coldstart_test_support::tool(test, "unshare", &["-m", "true"]) else {
+        return;
+    };
+    let dir = coldstart_test_support::temp_dir("profile-mounts");
+    let (source, mounted) = (dir.join("source.profile"), dir.join("mounted.profile"));
+    std::fs::write(&source, "").unwrap();
+    std::fs::write(&mounted, "").unwrap();
+    let out = Command::new(unshare)
+        .args([
+            "-m",
+            "--",
+            "sh",
+            "-c",
+            r#"mount --bind "$1" "$2" && exec "$3""#,
+            "sh",
+        ])
+        .args([&source, &mounted])
+        .arg(env!("CARGO_BIN_EXE_init-demo"))
+        .env("COLDSTART_PROFILE_OUT", &mounted)
+        .env("COLDSTART_METRICS_ADDR", "off")
+        .env("OTEL_TRACES_EXPORTER", "none")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && stderr.is_empty(), "{stderr}");
+    let text = std::fs::read_to_string(&source).unwrap();
+    assert!(coldstart_bootstrap::init::Profile::parse(&text).is_ok() && !text.is_empty());
+
+    let (target, link) = (dir.join("target.profile"), dir.join("link.profile"));
+    std::fs::write(&target, "").unwrap();
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let r = demo(&[("COLDSTART_PROFILE_OUT", link.to_str().unwrap())]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert!(!std::fs::read_to_string(&target).unwrap().is_empty());
+}
+
 #[test]
 fn a_mispredicted_static_initialises_once_on_demand_and_the_next_profile_corrects_it() {
     let wrong = profile_file(
