@@ -39,31 +39,36 @@ fn sample(cycle: u64) -> (f64, bool) {
     }
 }
 
-/// `name` as a duration (`1s`, `250ms`), or `default`; exits on a bad value.
-fn duration_setting(name: &str, default: Duration) -> Duration {
-    match std::env::var(name) {
-        Err(_) => default,
-        Ok(text) => parse_duration(&text)
-            .filter(|d| !d.is_zero())
-            .unwrap_or_else(|| {
-                eprintln!(
-                    "edge-agent: set {name} to a duration such as 1s or 250ms (above 0, up to 1h), got `{text}`"
-                );
-                std::process::exit(78)
-            }),
+/// The setting `name`, parsed by `parse`, or `None` when unset or blank (as every
+/// coldstart setting is); exits 78 naming it and what it accepts on a bad value.
+fn setting<T>(name: &str, accepts: &str, parse: impl Fn(&str) -> Option<T>) -> Option<T> {
+    let given = std::env::var_os(name)?;
+    let text = given.to_string_lossy();
+    let text = text.trim();
+    if text.is_empty() {
+        return None;
     }
+    let parsed = given.to_str().and(parse(text));
+    if parsed.is_none() {
+        eprintln!(
+            "edge-agent: set {name} to {accepts}, got `{}`",
+            text.escape_debug()
+        );
+        std::process::exit(78)
+    }
+    parsed
 }
 
 #[coldstart::main]
 async fn main() {
     let started = Instant::now();
-    let interval = duration_setting("EDGE_INTERVAL", Duration::from_secs(1));
-    let cycles: Option<u64> = std::env::var("EDGE_CYCLES").ok().map(|n| {
-        n.parse().unwrap_or_else(|_| {
-            eprintln!("edge-agent: set EDGE_CYCLES to a whole number, got `{n}`");
-            std::process::exit(78)
-        })
-    });
+    let interval = setting(
+        "EDGE_INTERVAL",
+        "a duration such as 1s or 250ms (above 0, up to 1h)",
+        |t| parse_duration(t).filter(|d| !d.is_zero()),
+    )
+    .unwrap_or(Duration::from_secs(1));
+    let cycles: Option<u64> = setting("EDGE_CYCLES", "a whole number", |t| t.parse().ok());
     if let Some(plan) = coldstart::plan() {
         eprintln!(
             "edge-agent: planned for {:.2} CPU and {} MiB: {} ({}), {} with {} worker thread(s), \

@@ -176,3 +176,27 @@ fn a_bad_interval_is_one_line_and_exit_78() {
         )
     );
 }
+
+/// Blank settings are unset, as coldstart's are (a compose file's `${CYCLES}` with
+/// `CYCLES` unset stopped the agent), and spaces around a value are not part of it.
+#[test]
+fn blank_settings_are_unset_and_values_are_trimmed() {
+    let out = Command::new(AGENT)
+        .env("EDGE_INTERVAL", " ")
+        .env("EDGE_CYCLES", " 1 ")
+        .env("COLDSTART_METRICS_ADDR", "off")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("cycle 1:"), "{stderr}");
+    let bad = Command::new(AGENT)
+        .env("EDGE_CYCLES", "many")
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(78));
+    assert!(
+        String::from_utf8_lossy(&bad.stderr)
+            .contains("edge-agent: set EDGE_CYCLES to a whole number, got `many`")
+    );
+}
