@@ -322,9 +322,7 @@ pub(crate) async fn run_before_serving() {
         if APART_FAILED.load(Ordering::Relaxed) {
             break;
         }
-        let Some(outcome) = run(r, false).await else {
-            break;
-        };
+        let outcome = run(r).await;
         let failed = outcome.is_err();
         done.push(Ran {
             nanos: watch.lap(),
@@ -399,12 +397,11 @@ pub(crate) async fn run_after_first_response() {
             if lifecycle::stop_asked() {
                 return;
             }
-            let start = Instant::now();
-            let Some(outcome) = run(r, true).await else {
+            let Some((outcome, took)) = timed(r).await else {
                 // The runtime is shutting down: the program ended before this ran.
                 return;
             };
-            let finished = Ran::timed(start.elapsed(), outcome);
+            let finished = Ran::timed(took, outcome);
             let stops = match &finished.outcome {
                 Err(failure) if r.fatal => {
                     eprintln!("coldstart: deferred {failure}; stopping (fatal)");
@@ -547,18 +544,41 @@ fn write_profile(path: &std::path::Path) -> Result<(), (PathBuf, std::io::Error)
     })
 }
 
-/// Runs one registration, catching a panic. Blocking work after the first response
-/// goes to the blocking pool, so it never holds up a worker thread. `None` when the
-/// runtime shut down before it could run.
-async fn run(r: &'static Registration, off_path: bool) -> Option<Result<(), Box<Failure>>> {
+/// Runs one registration before serving, catching a panic.
+async fn run(r: &'static Registration) -> Result<(), Box<Failure>> {
     let outcome = match &r.work {
         Work::Async(f) => catching(f()).await,
-        _ if off_path => tokio::task::spawn_blocking(move || run_blocking(r))
-            .await
-            .ok()?,
         _ => run_blocking(r),
     };
-    Some(outcome.map_err(|(error, panicked)| failure(r, error, panicked)))
+    outcome.map_err(|(error, panicked)| failure(r, error, panicked))
+}
+
+/// Runs one registration after the first response, catching a panic, with the time
+/// the work took where it ran: blocking work goes to the blocking pool, so it never
+/// holds up a worker thread, and the wait for a thread there, which the next profile
+/// would read as its own, is not in the time. `None` when the runtime shut down
+/// before it could run.
+async fn timed(
+    r: &'static Registration,
+) -> Option<(Result<(), Box<Failure>>, std::time::Duration)> {
+    let (outcome, took) = match &r.work {
+        Work::Async(f) => {
+            let start = Instant::now();
+            let outcome = catching(f()).await;
+            (outcome, start.elapsed())
+        }
+        _ => tokio::task::spawn_blocking(move || {
+            let start = Instant::now();
+            let outcome = run_blocking(r);
+            (outcome, start.elapsed())
+        })
+        .await
+        .ok()?,
+    };
+    Some((
+        outcome.map_err(|(error, panicked)| failure(r, error, panicked)),
+        took,
+    ))
 }
 
 fn failure(r: &Registration, error: String, panicked: bool) -> Box<Failure> {
