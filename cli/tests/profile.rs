@@ -63,6 +63,28 @@ fn a_recorded_profile_changes_the_order_of_the_next_run() {
     assert!(after.contains("http_server::CLIENT_POOL"), "{after}");
 }
 
+/// `profile` of the Lambda example through the emulator with `event`, into
+/// `recorded`, the function run with the `NAME=value` settings in `settings`.
+fn profile_lambda(
+    cargo_lambda: &str,
+    event: &std::path::Path,
+    recorded: &std::path::Path,
+    settings: &[&str],
+) -> std::process::Output {
+    Command::new(TOOL)
+        .args(["profile", "--out"])
+        .arg(recorded)
+        .arg("--lambda-event")
+        .arg(event)
+        .args(["--cargo-lambda", cargo_lambda, "--package-dir"])
+        .arg(LAMBDA_PACKAGE)
+        .args(["--", "env"])
+        .args(settings)
+        .arg(example("lambda-hello"))
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn a_lambda_function_is_profiled_through_the_emulator() {
     let Some(cargo_lambda) = cargo_lambda("a_lambda_function_is_profiled_through_the_emulator")
@@ -76,17 +98,7 @@ fn a_lambda_function_is_profiled_through_the_emulator() {
     let padding = " ".repeat(6_000_000 - 20);
     std::fs::write(&event, format!(r#"{{"hello":"world"}}{padding}"#)).unwrap();
     let recorded = temp_file("lambda.profile");
-    let out = Command::new(TOOL)
-        .args(["profile", "--out"])
-        .arg(&recorded)
-        .arg("--lambda-event")
-        .arg(&event)
-        .args(["--cargo-lambda", &cargo_lambda, "--package-dir"])
-        .arg(LAMBDA_PACKAGE)
-        .arg("--")
-        .arg(example("lambda-hello"))
-        .output()
-        .unwrap();
+    let out = profile_lambda(&cargo_lambda, &event, &recorded, &[]);
     assert!(
         out.status.success(),
         "{}",
@@ -117,17 +129,12 @@ fn a_lambda_function_whose_init_fails_is_said_with_its_error() {
     let event = temp_file("init-error-event.json");
     std::fs::write(&event, r#"{"hello":"world"}"#).unwrap();
     let recorded = temp_file("init-error.profile");
-    let out = Command::new(TOOL)
-        .args(["profile", "--out"])
-        .arg(&recorded)
-        .arg("--lambda-event")
-        .arg(&event)
-        .args(["--cargo-lambda", &cargo_lambda, "--package-dir"])
-        .arg(LAMBDA_PACKAGE)
-        .args(["--", "env", "COLDSTART_STRATEGY=fast"])
-        .arg(example("lambda-hello"))
-        .output()
-        .unwrap();
+    let out = profile_lambda(
+        &cargo_lambda,
+        &event,
+        &recorded,
+        &["COLDSTART_STRATEGY=fast"],
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("Runtime.ConfigError"), "{stderr}");

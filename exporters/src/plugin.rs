@@ -224,7 +224,7 @@ pub(crate) fn each(hook: impl Fn(&dyn Plugin)) {
         if let Err(panic) = ran {
             // Off before it is said: saying it runs the plugins' `on_error`.
             off.store(true, Ordering::Relaxed);
-            turned_off(plugin.name(), &panic_text(&*panic));
+            turned_off(plugin.name(), &crate::problem::panic_text(&*panic));
         }
     }
 }
@@ -235,15 +235,6 @@ fn turned_off(name: &str, why: &str) {
     crate::problem::report_about("plugin-panic", name, || {
         format!("plugins: `{name}` panicked in a hook ({why}); it is not run again")
     });
-}
-
-/// A panic's message.
-fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
-    match (panic.downcast_ref::<&str>(), panic.downcast_ref::<String>()) {
-        (Some(text), _) => (*text).to_owned(),
-        (_, Some(text)) => text.clone(),
-        _ => "no message".to_owned(),
-    }
 }
 
 #[cfg(test)]

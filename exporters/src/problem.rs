@@ -72,7 +72,6 @@ pub fn dropped(why: Dropped) -> u64 {
 /// `text` from outside (a collector's message) made fit for one line of a report: at
 /// most `max` characters, trimmed, control characters as spaces, and the characters
 /// that reorder text on a terminal (bidirectional controls) left out.
-#[cfg(any(feature = "tracing", feature = "metrics"))]
 pub(crate) fn one_line(text: &str, max: usize) -> String {
     let reorders = |c: char| {
         matches!(
@@ -86,6 +85,16 @@ pub(crate) fn one_line(text: &str, max: usize) -> String {
         .map(|c| if c.is_control() { ' ' } else { c })
         .take(max)
         .collect()
+}
+
+/// A panic's message, made one line as [`one_line`] makes a collector's.
+pub(crate) fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    let text = match (panic.downcast_ref::<&str>(), panic.downcast_ref::<String>()) {
+        (Some(text), _) => text,
+        (_, Some(text)) => text.as_str(),
+        _ => "no message",
+    };
+    one_line(text, 200)
 }
 
 /// How often a kind of problem may be printed again.

@@ -57,16 +57,15 @@ fn serves_and_prints_the_startup_report() {
 #[test]
 fn prewarm_on_the_smallest_stack_serves() {
     for flavor in ["multi_thread", "current_thread"] {
-        let port = free_port();
-        let mut child = Command::new(SERVER)
-            .env("PORT", port.to_string())
-            .env("COLDSTART_METRICS_ADDR", "off")
-            .env("COLDSTART_THREAD_STACK_SIZE", "64K")
-            .env("COLDSTART_PREWARM", "on")
-            .env("COLDSTART_FLAVOR", flavor)
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        let (port, mut child) = spawn_server(
+            "10s",
+            &[
+                ("COLDSTART_METRICS_ADDR", "off"),
+                ("COLDSTART_THREAD_STACK_SIZE", "64K"),
+                ("COLDSTART_PREWARM", "on"),
+                ("COLDSTART_FLAVOR", flavor),
+            ],
+        );
         let response = get(port);
         child.kill().unwrap();
         let out = child.wait_with_output().unwrap();

@@ -251,20 +251,10 @@ pub(crate) async fn caught<F: std::future::Future>(future: F) -> Result<F::Outpu
         match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| future.as_mut().poll(cx))) {
             Ok(std::task::Poll::Ready(output)) => std::task::Poll::Ready(Ok(output)),
             Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
-            Err(panic) => std::task::Poll::Ready(Err(panic_text(&*panic))),
+            Err(panic) => std::task::Poll::Ready(Err(problem::panic_text(&*panic))),
         }
     })
     .await
-}
-
-/// A panic's message, made one line.
-fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
-    let text = match (panic.downcast_ref::<&str>(), panic.downcast_ref::<String>()) {
-        (Some(text), _) => text,
-        (_, Some(text)) => text.as_str(),
-        _ => "no message",
-    };
-    problem::one_line(text, 200)
 }
 
 /// Counts the spans a collector rejected in a batch of `batch` spans it took, at
@@ -310,6 +300,23 @@ mod tests {
             name: Cow::Owned(n.to_string()),
             ..crate::bench::layer_span(u64::from(n))
         }
+    }
+
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    /// A queue of at most `max_spans`, in batches of 2, exported only when flushed,
+    /// each export cut at `timeout`, that was given the spans named `0..spans`.
+    fn queue_of(max_spans: usize, timeout: Duration, spans: u8) -> Arc<Queue> {
+        let queue = Queue::new(config::Queue {
+            max_spans,
+            batch: 2,
+            delay: HOUR,
+            export_timeout: timeout,
+        });
+        for n in 0..spans {
+            queue.push(span(n));
+        }
+        queue
     }
 
     /// Records each batch it is given, by span name.
@@ -461,16 +468,8 @@ mod tests {
     #[tokio::test]
     async fn the_last_export_counts_what_it_leaves_behind() {
         let _serial = EXPORTING.lock().await;
-        let queue = Queue::new(config::Queue {
-            max_spans: 10,
-            batch: 2,
-            delay: Duration::from_secs(3600),
-            export_timeout: Duration::from_secs(3600),
-        });
+        let queue = queue_of(10, HOUR, 5);
         let exporter = Arc::new(tokio::sync::Mutex::new(Hangs));
-        for n in 0..5 {
-            queue.push(span(n));
-        }
         // The scheduled export takes a batch of 2 and waits for ever, holding the
         // exporter; 3 stay queued.
         let scheduled = tokio::spawn({
@@ -494,15 +493,7 @@ mod tests {
     #[tokio::test]
     async fn an_exporter_that_panics_fails_its_batch_and_the_next_goes_out() {
         let _serial = EXPORTING.lock().await;
-        let queue = Queue::new(config::Queue {
-            max_spans: 10,
-            batch: 2,
-            delay: Duration::from_secs(3600),
-            export_timeout: Duration::from_secs(5),
-        });
-        for n in 0..3 {
-            queue.push(span(n));
-        }
+        let queue = queue_of(10, Duration::from_secs(5), 3);
         let exporter = Arc::new(tokio::sync::Mutex::new(PanicsOnce::default()));
         let failed = problem::dropped(Dropped::SpanExportFailed);
         #[cfg(feature = "metrics")]
@@ -522,15 +513,7 @@ mod tests {
     #[tokio::test]
     async fn a_flush_dropped_mid_export_counts_its_batch() {
         let _serial = EXPORTING.lock().await;
-        let queue = Queue::new(config::Queue {
-            max_spans: 10,
-            batch: 2,
-            delay: Duration::from_secs(3600),
-            export_timeout: Duration::from_secs(3600),
-        });
-        for n in 0..3 {
-            queue.push(span(n));
-        }
+        let queue = queue_of(10, HOUR, 3);
         let exporter = Arc::new(tokio::sync::Mutex::new(Hangs));
         let failed = problem::dropped(Dropped::SpanExportFailed);
         let flush = tokio::spawn({
@@ -554,16 +537,8 @@ mod tests {
     #[tokio::test]
     async fn before_the_exporter_starts_the_queue_keeps_its_bound_and_counts_the_rest() {
         let _serial = EXPORTING.lock().await;
-        let queue = Queue::new(config::Queue {
-            max_spans: 3,
-            batch: 2,
-            delay: Duration::from_secs(3600),
-            export_timeout: Duration::from_secs(5),
-        });
         let before = problem::dropped(Dropped::SpanQueueFull);
-        for n in 0..5 {
-            queue.push(span(n));
-        }
+        let queue = queue_of(3, Duration::from_secs(5), 5);
         assert_eq!(queue.len(), 3, "the bound holds before the exporter starts");
         assert_eq!(problem::dropped(Dropped::SpanQueueFull) - before, 2);
 
