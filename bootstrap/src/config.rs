@@ -29,7 +29,7 @@ assert_eq!(file.get("COLDSTART_WORKER_THREADS").map(|e| e.value.as_str()), Some(
 use std::fmt;
 use std::io;
 
-/// Every variable the file may set, in the order the README's tables list them.
+/// Every variable the file may set: the plan's, then the telemetry settings.
 /// Variables that choose the file (`COLDSTART_CONFIG`, `COLDSTART_ENV`), tokio's and
 /// mimalloc's own, and the profile paths are read from the environment only.
 pub const VARIABLES: &[&str] = &[

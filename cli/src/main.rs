@@ -22,9 +22,9 @@ COMMANDS:
     build     cargo build with a start-up-tuned release profile (`coldstart`: fat LTO,
               one codegen unit, symbols stripped; see BENCHMARKS.md), set on the
               command line (Cargo.toml is not edited); prints each binary, its size and
-              the plain release size. --release is implied. Embeds the init
-              profile ./coldstart.profile, if there is one, in every
-              #[coldstart::main] it builds.
+              the plain release size. --release is implied. Embeds an init
+              profile in every #[coldstart::main] it builds: the caller's
+              COLDSTART_EMBED_PROFILE, else ./coldstart.profile if there is one.
     compare   Cold-start two programs (paths, names on PATH, or quoted commands,
               split at spaces) in alternating runs: exec to first response, RSS and
               threads then (of the process started: a wrapper script's own), and
@@ -41,7 +41,7 @@ OPTIONS (doctor):
     --root DIR    Probe DIR/proc and DIR/sys instead of the real ones
 
 OPTIONS (build):
-    --init-profile F    Embed the init profile F instead of ./coldstart.profile
+    --init-profile F    Embed the init profile F instead
     --no-init-profile   Embed none (profile arguments of #[coldstart::main] still apply)
 
 OPTIONS (compare):

@@ -1022,6 +1022,8 @@ fn a_taken_metrics_port_is_reported_once_and_the_service_keeps_serving() {
         "{said}"
     );
     serve_all(port, 5);
+    let all = lines.drain(Duration::from_millis(300)).to_owned();
+    assert_eq!(all.matches("cannot listen on").count(), 1, "{all}");
 }
 
 /// Every address of this machine's interfaces other than loopback.

@@ -328,6 +328,27 @@ mod tests {
         assert!(closed.is_ok_and(|_| rest.is_empty() || rest.starts_with(b"HTTP/1.1 408")));
     }
 
+    /// A kept-alive connection that goes quiet after its answer is closed as a silent
+    /// one is: the header-read limit runs between requests too.
+    #[tokio::test]
+    async fn a_client_idle_after_its_answer_is_closed_and_frees_its_place() {
+        let _turn = TURN.lock().await;
+        let addr = listening(1, Duration::from_millis(200), HOUR).await;
+        let mut idle = TcpStream::connect(addr).await.unwrap();
+        idle.write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut head = [0u8; 12];
+        idle.read_exact(&mut head).await.unwrap();
+        assert_eq!(&head, b"HTTP/1.1 200");
+        // Kept alive and quiet from here on, holding the only place.
+        let mut scraper = scrape_later(addr).await;
+        answered(&mut scraper, "answered once the idle client is closed").await;
+        let mut rest = Vec::new();
+        let closed = tokio::time::timeout(Duration::from_secs(10), idle.read_to_end(&mut rest));
+        assert!(closed.await.is_ok(), "the idle connection was closed");
+    }
+
     #[test]
     fn only_get_metrics_is_served() {
         assert_eq!(respond(&Method::GET, "/metrics").status(), StatusCode::OK);
