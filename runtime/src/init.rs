@@ -355,11 +355,18 @@ pub(crate) async fn run_before_serving() {
     if !ran_apart.is_empty() {
         done.splice(0..0, ran_apart);
     }
-    let failure = done
+    let mut failures = done
         .iter()
-        .find_map(|ran| ran.outcome.as_ref().err().cloned());
+        .filter_map(|ran| ran.outcome.as_ref().err().cloned());
+    let failure = failures.next();
+    // The first stops start-up and goes to the hooks; any other is said too, or an
+    // in-turn init's `Err`, which no panic hook prints, would never be seen.
+    let others: Vec<_> = failures.collect();
     record(done);
     if let Some(failure) = failure {
+        for other in &others {
+            eprintln!("coldstart: {other}, at the same start-up");
+        }
         fail_start_up(&failure);
     }
 }

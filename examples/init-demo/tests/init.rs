@@ -662,6 +662,29 @@ fn a_static_that_panics_apart_stops_what_runs_in_turn_and_start_up() {
     );
 }
 
+/// Two failures before serving, one apart and one in turn: the first stops start-up,
+/// and the other is said too (an in-turn `Err`, which no panic hook prints, was never
+/// seen).
+#[test]
+fn every_failure_before_serving_is_said() {
+    let r = apart_with_profile(
+        "apart-both.profile",
+        &[("DEMO_PANIC", "LEFT"), ("DEMO_FAIL", "setup")],
+    );
+    assert_eq!(r.code, 70, "{}", r.stderr);
+    assert!(
+        r.stderr.contains(
+            "coldstart: init `apart::setup` failed: setup: no such file, at the same start-up"
+        ),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        r.stderr.lines().last().unwrap(),
+        "coldstart: init `apart::LEFT` panicked: LEFT exploded; start-up stopped"
+    );
+}
+
 #[test]
 fn a_failure_in_turn_stops_start_up_once_what_runs_apart_has_finished() {
     let r = apart_with_profile("apart-fail.profile", &[("DEMO_FAIL", "setup")]);
