@@ -35,6 +35,8 @@ struct Args {
     unconstrained: bool,
     constrained: bool,
     targets: Vec<Target>,
+    /// Whether `--cpus` or `--memory` was given (the limits have defaults).
+    limits_given: bool,
     /// As given; resolved by [`coldstart_benches::baseline`].
     baseline: Option<String>,
     json: bool,
@@ -50,6 +52,7 @@ fn parse_args() -> anyhow::Result<Args> {
         unconstrained: true,
         constrained: true,
         targets: Vec::new(),
+        limits_given: false,
         baseline: None,
         json: false,
     };
@@ -58,8 +61,14 @@ fn parse_args() -> anyhow::Result<Args> {
         let mut value = || it.next().with_context(|| format!("{arg} needs a value"));
         match arg.as_str() {
             "--runs" => args.runs = whole_number(&arg, &value()?)? as usize,
-            "--cpus" => args.limits.cpus = Some(cgroup::parse_cpus(&value()?)?),
-            "--memory" => args.limits.memory_bytes = Some(cgroup::parse_size(&value()?)?),
+            "--cpus" => {
+                args.limits.cpus = Some(cgroup::parse_cpus(&value()?)?);
+                args.limits_given = true;
+            }
+            "--memory" => {
+                args.limits.memory_bytes = Some(cgroup::parse_size(&value()?)?);
+                args.limits_given = true;
+            }
             "--no-cgroup" => args.constrained = false,
             "--only-cgroup" => args.unconstrained = false,
             "--target" => args.targets.push(parse_target(&value()?)?),
@@ -124,10 +133,9 @@ fn main() -> anyhow::Result<()> {
     // Ctrl-C stops the programs started and removes the cgroups created.
     cargo_coldstart::interrupt::install();
     let args = parse_args()?;
-    let limits_given = args.limits.cpus.is_some() || args.limits.memory_bytes.is_some();
     match (args.unconstrained, args.constrained) {
         (false, false) => bail!("--no-cgroup and --only-cgroup together measure nothing; give one"),
-        (true, false) if limits_given => {
+        (true, false) if args.limits_given => {
             bail!("--cpus and --memory set the cgroup's limits, which --no-cgroup leaves out")
         }
         // Only the cgroup runs were asked for: without the right to make one, fail
