@@ -279,31 +279,30 @@ fn baggage_encode(out: &mut String, text: &str) {
 fn property_encode(out: &mut String, properties: &str) {
     use std::fmt::Write as _;
     let bytes = properties.as_bytes();
-    // The byte next to position `i` in direction `step`, past any spaces.
-    let beside = |i: usize, back: bool| {
-        let mut j = i;
-        loop {
-            j = if back { j.checked_sub(1)? } else { j + 1 };
-            match bytes.get(j) {
-                Some(b' ') => continue,
-                other => return other.copied(),
-            }
-        }
-    };
-    for (i, &b) in bytes.iter().enumerate() {
-        let keep = match b {
-            // Around `;` or `=`, or at an end: the grammar's optional whitespace.
-            b' ' => [beside(i, true), beside(i, false)]
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        if b == b' ' {
+            // A run of spaces, kept where the grammar allows whitespace: next to `;`
+            // or `=`, or at an end. One pass over the run, whatever its length.
+            let end = bytes[i..]
                 .iter()
-                .any(|n| matches!(n, None | Some(b';' | b'='))),
-            b',' | b'"' | b'\\' => false,
-            b => b.is_ascii_graphic(),
-        };
-        if keep {
+                .position(|&c| c != b' ')
+                .map_or(bytes.len(), |n| i + n);
+            let separator = |c: Option<&u8>| matches!(c, None | Some(b';' | b'='));
+            let keep =
+                separator(i.checked_sub(1).and_then(|p| bytes.get(p))) || separator(bytes.get(end));
+            for _ in i..end {
+                out.push_str(if keep { " " } else { "%20" });
+            }
+            i = end;
+            continue;
+        }
+        if b.is_ascii_graphic() && !matches!(b, b',' | b'"' | b'\\') {
             out.push(char::from(b));
         } else {
             let _ = write!(out, "%{b:02X}");
         }
+        i += 1;
     }
 }
 
