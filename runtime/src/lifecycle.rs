@@ -667,23 +667,28 @@ pub(crate) async fn shutdown_signal() -> i32 {
     i32::from(SIGNALLED.load(Ordering::Acquire))
 }
 
-/// Runs every registered hook, each within its deadline, and reports on stderr the
-/// ones that failed to finish in time.
-/// The longest any shutdown hook may take, whatever its own deadline: set where the
-/// platform ends the process soon after its signal (Lambda, 500 ms after SIGTERM).
+/// The longest the shutdown hooks may take, all rounds together, whatever their own
+/// deadlines: set where the platform ends the process soon after its signal
+/// (Lambda, 500 ms after SIGTERM).
 static HOOK_CAP_MS: AtomicU64 = AtomicU64::new(u64::MAX);
 
-/// Caps every shutdown hook's deadline at `cap` from now on, its own included when
-/// that is longer; a hook cut there is said, as one past its own deadline is.
-/// coldstart's Lambda integration sets it to what Lambda allows after SIGTERM.
+/// Caps the shutdown hooks at `cap` from the moment they start, all of them
+/// together: a hook whose own deadline is longer, or one registered by a hook while
+/// they run, gets what is left. A hook cut there is said, as one past its own
+/// deadline is. coldstart's Lambda integration sets it to what Lambda allows after
+/// SIGTERM.
 pub fn cap_hook_deadlines(cap: Duration) {
     let ms = u64::try_from(cap.as_millis()).unwrap_or(u64::MAX);
     HOOK_CAP_MS.fetch_min(ms, Ordering::AcqRel);
 }
 
+/// Runs every registered hook, each within its deadline (and all within the cap, if
+/// one is set), and reports on stderr the ones that failed to finish in time.
 pub(crate) async fn run_shutdown_hooks() {
     advance(State::Draining);
-    let cap = Duration::from_millis(HOOK_CAP_MS.load(Ordering::Acquire));
+    // One end for every round: a hook that registers another does not extend it.
+    let capped = tokio::time::Instant::now()
+        .checked_add(Duration::from_millis(HOOK_CAP_MS.load(Ordering::Acquire)));
     // Rounds, until none is left: a hook (or deferred work still running) may
     // register another while the hooks run.
     loop {
@@ -701,7 +706,9 @@ pub(crate) async fn run_shutdown_hooks() {
         let running: Vec<_> = hooks
             .into_iter()
             .map(|r| {
-                let (hook, deadline) = (r.hook, r.deadline.min(cap));
+                let now = tokio::time::Instant::now();
+                let left = capped.map_or(r.deadline, |end| end.saturating_duration_since(now));
+                let (hook, deadline) = (r.hook, r.deadline.min(left));
                 // Called on its task: a hook that panics before it returns its future
                 // (a poisoned lock, say) is said, and the others still run.
                 let task =
