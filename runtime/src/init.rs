@@ -508,17 +508,23 @@ pub fn profile() -> Profile<'static> {
 }
 
 /// Writes beside the target and renames, so a reader never sees half a profile. The
-/// file beside it is this write's own (process id, the time and a count, created
-/// new): two processes writing one path (replicas on a shared volume, which in
-/// containers often have the same process id) each rename a whole file. A link is
-/// followed, so the file it names is written, not the link replaced. Where a rename
-/// cannot replace the target (a file bind-mounted into a container: `EBUSY`), the
-/// target is written in place.
+/// file beside it is this write's own (process id, the nanoseconds of the time and a
+/// count, created new): two processes writing one path (replicas on a shared volume,
+/// which in containers often have the same process id) each rename a whole file. A
+/// link is followed (one to a file not there yet too), so the file it names is
+/// written, not the link replaced. Where no file can be made beside the target (a
+/// read-only directory) or a rename cannot replace it (a file bind-mounted into a
+/// container: `EBUSY`), the target is written in place.
 fn write_profile(path: &std::path::Path) -> Result<(), (PathBuf, std::io::Error)> {
     use std::io::Write as _;
     static WRITES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let text = profile().to_string();
-    let target = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let target = std::fs::canonicalize(path)
+        .or_else(|_| {
+            let linked = std::fs::read_link(path)?;
+            Ok::<_, std::io::Error>(path.parent().map_or(linked.clone(), |dir| dir.join(linked)))
+        })
+        .unwrap_or_else(|_| path.to_path_buf());
     let mut tmp = target.as_os_str().to_owned();
     let n = WRITES.fetch_add(1, Ordering::Relaxed);
     let nanos = std::time::SystemTime::now()
@@ -526,14 +532,22 @@ fn write_profile(path: &std::path::Path) -> Result<(), (PathBuf, std::io::Error)
         .map_or(0, |d| d.subsec_nanos());
     tmp.push(format!(".{}.{nanos}.{n}.tmp", std::process::id()));
     let tmp = PathBuf::from(tmp);
-    let written = std::fs::File::options()
+    let beside = std::fs::File::options()
         .write(true)
         .create_new(true)
-        .open(&tmp)
-        .and_then(|mut file| {
-            file.write_all(text.as_bytes())?;
-            file.sync_all()
-        });
+        .open(&tmp);
+    if let Err(e) = &beside
+        && matches!(
+            e.kind(),
+            std::io::ErrorKind::ReadOnlyFilesystem | std::io::ErrorKind::PermissionDenied
+        )
+    {
+        return std::fs::write(&target, text.as_bytes()).map_err(|e| (path.to_path_buf(), e));
+    }
+    let written = beside.and_then(|mut file| {
+        file.write_all(text.as_bytes())?;
+        file.sync_all()
+    });
     let renamed = written.and_then(|()| match std::fs::rename(&tmp, &target) {
         Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
             let _ = std::fs::remove_file(&tmp);

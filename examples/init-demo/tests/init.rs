@@ -207,6 +207,14 @@ fn a_bind_mounted_or_linked_profile_file_is_written_through() {
             .is_symlink()
     );
     assert!(!std::fs::read_to_string(&target).unwrap().is_empty());
+    // A link to a file not there yet: the file is made, the link stays.
+    let (later, dangling) = (dir.join("later.profile"), dir.join("dangling.profile"));
+    std::os::unix::fs::symlink(&later, &dangling).unwrap();
+    let r = demo(&[("COLDSTART_PROFILE_OUT", dangling.to_str().unwrap())]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let kept = std::fs::symlink_metadata(&dangling).unwrap();
+    assert!(kept.file_type().is_symlink());
+    assert!(!std::fs::read_to_string(&later).unwrap().is_empty());
 }
 
 #[test]
