@@ -155,7 +155,11 @@ pub fn run(options: &Options) -> anyhow::Result<String> {
                 is_written() || ended.is_some()
             }) && is_written();
             let said = (!ok).then(|| running.stderr_tail());
-            running.terminate(Duration::from_secs(5));
+            // One that has ended was reaped by the look at it: its pid may be
+            // another process's by now, not to be signalled.
+            if ended.is_none() {
+                running.terminate(Duration::from_secs(5));
+            }
             if let (Some(said), Some(status)) = (&said, ended) {
                 bail!(
                     "{} ended ({status}) after its answer without writing a profile; its stderr ends with:\n{said}",

@@ -214,12 +214,11 @@ fn trigger(body: &[u8]) -> &'static str {
     // string of an HTTP event, and made it `pubsub`, its `traceparent` unread. Each
     // by its own key, so a value in a record's data (a DynamoDB item's) names none.
     let records = head
-        .iter()
-        .skip_while(|b| b.is_ascii_whitespace())
-        .skip(1)
-        .skip_while(|b| b.is_ascii_whitespace())
-        .take(b"\"Records\"".len())
-        .eq(b"\"Records\"".iter());
+        .strip_prefix(b"\xEF\xBB\xBF")
+        .unwrap_or(head)
+        .trim_ascii_start()
+        .strip_prefix(b"{")
+        .is_some_and(|rest| rest.trim_ascii_start().starts_with(b"\"Records\""));
     let source = |value: &str| keyed(&["eventSource", "EventSource"], value);
     if records && (source("\"aws:sqs\"") || source("\"aws:sns\"") || source("\"aws:kinesis\"")) {
         "pubsub"
@@ -319,5 +318,8 @@ mod tests {
         // As test fixtures write them: spaces, and SNS's capitalised key.
         let sns = "{\n  \"Records\": [\n    {\n      \"EventSource\": \"aws:sns\"\n    }\n  ]\n}";
         assert_eq!(trigger(sns.as_bytes()), "pubsub");
+        // A file saved with a byte-order mark, as `profile --lambda-event` sends it.
+        let bom = format!("\u{FEFF}{sns}");
+        assert_eq!(trigger(bom.as_bytes()), "pubsub");
     }
 }
