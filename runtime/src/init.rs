@@ -170,8 +170,7 @@ pub(crate) fn prepare(embedded: Option<&'static str>) -> bool {
         // A profile read from a file borrows its names from the text, which lives
         // until the order is made.
         let text;
-        let set = |p: &std::ffi::OsString| p.to_str().is_none_or(|p| !p.trim().is_empty());
-        let (profile, source) = match std::env::var_os(PROFILE).filter(set) {
+        let (profile, source) = match path_setting(PROFILE) {
             Some(path) => {
                 let path = PathBuf::from(path);
                 text = read_profile(&path);
@@ -457,12 +456,15 @@ pub(crate) async fn run_after_first_response() {
 fn profile_out() -> Option<PathBuf> {
     static OUT: OnceLock<Option<PathBuf>> = OnceLock::new();
     OUT.get_or_init(|| {
-        let path = std::env::var_os(PROFILE_OUT)
-            .filter(|path| path.to_str().is_none_or(|p| !p.trim().is_empty()))
-            .map(PathBuf::from)?;
+        let path = PathBuf::from(path_setting(PROFILE_OUT)?);
         Some(std::path::absolute(&path).unwrap_or(path))
     })
     .clone()
+}
+
+/// The variable `name`, unless unset or blank (as every setting's blank value is).
+fn path_setting(name: &str) -> Option<std::ffi::OsString> {
+    std::env::var_os(name).filter(|path| path.to_str().is_none_or(|p| !p.trim().is_empty()))
 }
 
 /// What the end of the program leaves undone of the work after the first response,
@@ -565,7 +567,7 @@ fn write_profile(path: &std::path::Path) -> Result<(), (PathBuf, std::io::Error)
     })
 }
 
-/// Runs one registration before serving, catching a panic.
+/// Runs one registration on the calling task, catching a panic.
 async fn run(r: &'static Registration) -> Result<(), Box<Failure>> {
     let outcome = match &r.work {
         Work::Async(f) => catching(f()).await,
@@ -582,24 +584,20 @@ async fn run(r: &'static Registration) -> Result<(), Box<Failure>> {
 async fn timed(
     r: &'static Registration,
 ) -> Option<(Result<(), Box<Failure>>, std::time::Duration)> {
-    let (outcome, took) = match &r.work {
-        Work::Async(f) => {
+    match &r.work {
+        Work::Async(_) => {
             let start = Instant::now();
-            let outcome = catching(f()).await;
-            (outcome, start.elapsed())
+            let outcome = run(r).await;
+            Some((outcome, start.elapsed()))
         }
         _ => tokio::task::spawn_blocking(move || {
             let start = Instant::now();
-            let outcome = run_blocking(r);
+            let outcome = run_blocking(r).map_err(|(error, panicked)| failure(r, error, panicked));
             (outcome, start.elapsed())
         })
         .await
-        .ok()?,
-    };
-    Some((
-        outcome.map_err(|(error, panicked)| failure(r, error, panicked)),
-        took,
-    ))
+        .ok(),
+    }
 }
 
 fn failure(r: &Registration, error: String, panicked: bool) -> Box<Failure> {
