@@ -89,12 +89,7 @@ pub(crate) fn one_line(text: &str, max: usize) -> String {
 
 /// A panic's message, made one line as [`one_line`] makes a collector's.
 pub(crate) fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
-    let text = match (panic.downcast_ref::<&str>(), panic.downcast_ref::<String>()) {
-        (Some(text), _) => text,
-        (_, Some(text)) => text.as_str(),
-        _ => "no message",
-    };
-    one_line(text, 200)
+    one_line(&coldstart_runtime::panics::panic_message(panic), 200)
 }
 
 /// How often a kind of problem may be printed again.

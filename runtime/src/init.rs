@@ -19,7 +19,6 @@ use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
-use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use coldstart_bootstrap::init::{
@@ -622,33 +621,15 @@ fn run_blocking(r: &Registration) -> Result<(), Fault> {
 }
 
 /// Polls `work`, turning a panic into a failure instead of unwinding the runtime.
-async fn catching(mut work: Pin<Box<dyn Future<Output = Outcome> + Send>>) -> Result<(), Fault> {
-    let result = std::future::poll_fn(move |cx| {
-        match catch_unwind(AssertUnwindSafe(|| work.as_mut().poll(cx))) {
-            Ok(Poll::Ready(outcome)) => Poll::Ready(Ok(outcome)),
-            Ok(Poll::Pending) => Poll::Pending,
-            Err(payload) => Poll::Ready(Err(payload)),
-        }
-    })
-    .await;
-    flatten(result)
+async fn catching(work: Pin<Box<dyn Future<Output = Outcome> + Send>>) -> Result<(), Fault> {
+    flatten(crate::panics::caught(work).await)
 }
 
 fn flatten(result: Result<Outcome, Box<dyn Any + Send>>) -> Result<(), Fault> {
     match result {
         Ok(Ok(())) => Ok(()),
         Ok(Err(error)) => Err((error, false)),
-        Err(payload) => Err((panic_message(payload.as_ref()), true)),
-    }
-}
-
-fn panic_message(payload: &(dyn Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "(a panic without a message)".to_string()
+        Err(payload) => Err((crate::panics::panic_message(payload.as_ref()), true)),
     }
 }
 

@@ -16,6 +16,7 @@ mod alloc;
 pub mod first_response;
 pub mod init;
 pub mod lifecycle;
+pub mod panics;
 mod start;
 mod stopwatch;
 pub mod timeline;

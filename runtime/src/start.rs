@@ -301,7 +301,7 @@ pub fn block_on_in<F: Future>(settings: &Settings, env: &Env, body: F) -> F::Out
             print_report();
         }
         let ended = {
-            let mut body = std::pin::pin!(caught(body));
+            let mut body = std::pin::pin!(crate::panics::caught(body));
             let returned = tokio::select! {
                 output = &mut body => Some(output),
                 _ = lifecycle::shutdown_signal() => None,
@@ -353,20 +353,6 @@ pub fn block_on_in<F: Future>(settings: &Settings, env: &Env, body: F) -> F::Out
     // A panic in the body goes on unwinding once the hooks (the telemetry flush among
     // them) have run.
     output.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-}
-
-/// Polls `body`, catching a panic so that the end of `main` is the same with or
-/// without one: the shutdown hooks run, then the panic resumes.
-async fn caught<F: Future>(body: F) -> std::thread::Result<F::Output> {
-    let mut body = std::pin::pin!(body);
-    std::future::poll_fn(move |cx| {
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| body.as_mut().poll(cx))) {
-            Ok(std::task::Poll::Ready(output)) => std::task::Poll::Ready(Ok(output)),
-            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
-            Err(panic) => std::task::Poll::Ready(Err(panic)),
-        }
-    })
-    .await
 }
 
 enum Ended<T> {

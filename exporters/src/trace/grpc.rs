@@ -102,8 +102,7 @@ impl opentelemetry_sdk::trace::SpanExporter for Exporter {
                 let asked = asked_delay(&status);
                 Attempt::Failed {
                     why: failure(&status),
-                    retryable: retryable(status.code(), asked.is_some())
-                        || transport_failure(&status),
+                    retryable: retryable(&status, asked.is_some()),
                     asked,
                 }
             }
@@ -168,11 +167,20 @@ impl tonic::codec::Decoder for Written {
     }
 }
 
-/// The codes the OTLP specification calls retryable; `RESOURCE_EXHAUSTED` only when
-/// the collector said when to retry (`RetryInfo`).
-fn retryable(code: tonic::Code, retry_info: bool) -> bool {
+/// Whether a failed call is tried again: the codes the OTLP specification calls
+/// retryable, `RESOURCE_EXHAUSTED` only when the collector said when to retry
+/// (`RetryInfo`); and an `UNKNOWN` tonic's client made of a transport failure during
+/// the call (a connection reset or closed mid-call), as it does without its `server`
+/// feature: a collector's own `UNKNOWN` carries no error source. Such a call is tried
+/// again as the OTLP/HTTP client tries a network failure again: at worst the
+/// collector took the batch and gets it twice. A program that also serves gRPC with
+/// tonic turns its `server` feature on, and tonic then labels a reset with an HTTP/2
+/// reason `INTERNAL` (not tried again) or `UNAVAILABLE` (tried again); the tests run
+/// that way, and the dropped connection they make carries no reason, so it is still
+/// `UNKNOWN` there.
+fn retryable(status: &tonic::Status, retry_info: bool) -> bool {
     use tonic::Code;
-    match code {
+    match status.code() {
         Code::Cancelled
         | Code::DeadlineExceeded
         | Code::Aborted
@@ -180,21 +188,9 @@ fn retryable(code: tonic::Code, retry_info: bool) -> bool {
         | Code::Unavailable
         | Code::DataLoss => true,
         Code::ResourceExhausted => retry_info,
+        Code::Unknown => std::error::Error::source(status).is_some(),
         _ => false,
     }
-}
-
-/// Whether `status` is one tonic's client made of a transport failure during the
-/// call (a connection reset or closed mid-call) and labelled `UNKNOWN`, as it does
-/// without its `server` feature: a collector's own `UNKNOWN` carries no error
-/// source. Such a call is tried again, as the OTLP/HTTP client tries a network
-/// failure again: at worst the collector took the batch and gets it twice. A
-/// program that also serves gRPC with tonic turns its `server` feature on, and
-/// tonic then labels a reset with an HTTP/2 reason `INTERNAL` (not tried again)
-/// or `UNAVAILABLE` (tried again); the tests run that way, and the dropped
-/// connection they make carries no reason, so it is still `UNKNOWN` there.
-fn transport_failure(status: &tonic::Status) -> bool {
-    status.code() == tonic::Code::Unknown && std::error::Error::source(status).is_some()
 }
 
 /// The delay a collector asked for in a failed call's `RetryInfo`, at most
@@ -751,8 +747,8 @@ mod tests {
         assert!(errors.is_empty(), "{errors:?}");
         let exporter = exporter(&config).unwrap();
         let batch = vec![crate::bench::layer_span(1)];
-        let outcome = crate::trace::queue::caught(exporter.export(batch)).await;
-        let panic = outcome.map(|r| r.map_err(|e| e.to_string())).unwrap_err();
+        let outcome = coldstart_runtime::panics::caught(exporter.export(batch)).await;
+        let panic = crate::problem::panic_text(&*outcome.map(|_| ()).unwrap_err());
         assert!(panic.contains("base64"), "{panic}");
     }
 

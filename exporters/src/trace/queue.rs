@@ -201,7 +201,8 @@ impl Queue {
             // A panic in the exporter (tonic's client panics on a collector's
             // `grpc-status-details-bin` that is not base64) is a failed export; it
             // would otherwise end the export task for good.
-            let outcome = tokio::time::timeout(limit, caught(export)).await;
+            let outcome =
+                tokio::time::timeout(limit, coldstart_runtime::panics::caught(export)).await;
             // Whoever takes the batch's count counts its loss: this export, or
             // `finish` if it gave up on it first.
             let n = self.in_flight.swap(0, Ordering::AcqRel);
@@ -213,7 +214,9 @@ impl Queue {
                     continue;
                 }
                 Ok(Ok(Err(e))) => e.to_string(),
-                Ok(Err(panic)) => format!("the exporter panicked: {panic}"),
+                Ok(Err(panic)) => {
+                    format!("the exporter panicked: {}", problem::panic_text(&*panic))
+                }
                 Err(_) => format!("no answer within {limit:?}"),
             };
             problem::drop_count(Dropped::SpanExportFailed, n);
@@ -242,19 +245,6 @@ impl Drop for Unanswered<'_> {
             });
         }
     }
-}
-
-/// `future`'s output, or the text of a panic while it was polled.
-pub(crate) async fn caught<F: std::future::Future>(future: F) -> Result<F::Output, String> {
-    let mut future = std::pin::pin!(future);
-    std::future::poll_fn(move |cx| {
-        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| future.as_mut().poll(cx))) {
-            Ok(std::task::Poll::Ready(output)) => std::task::Poll::Ready(Ok(output)),
-            Ok(std::task::Poll::Pending) => std::task::Poll::Pending,
-            Err(panic) => std::task::Poll::Ready(Err(problem::panic_text(&*panic))),
-        }
-    })
-    .await
 }
 
 /// Counts the spans a collector rejected in a batch of `batch` spans it took, at
