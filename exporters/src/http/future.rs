@@ -156,7 +156,6 @@ const UNMATCHED: &str = "unmatched";
 
 /// The `status` label of a request dropped before its service answered: nginx's
 /// "client closed request", the code log and metrics tools know for it.
-#[cfg(feature = "metrics")]
 const CANCELLED: u16 = 499;
 
 impl Record {
@@ -195,13 +194,7 @@ impl Record {
                 (http::StatusCode::INTERNAL_SERVER_ERROR, self.route)
             }
         };
-        #[cfg(feature = "metrics")]
-        super::handles::record(
-            self.method,
-            route.unwrap_or(UNMATCHED),
-            status.as_u16(),
-            self.start.elapsed().as_secs_f64(),
-        );
+        self.count(route, status.as_u16());
         #[cfg(feature = "tracing")]
         {
             use opentelemetry::KeyValue;
@@ -241,18 +234,24 @@ impl Record {
         None
     }
 
+    /// Counts the request in the HTTP metrics with `status`, and the time since it
+    /// came (the route `unmatched` when none is known).
+    #[cfg_attr(not(feature = "metrics"), allow(unused_variables))]
+    fn count(&self, route: Option<&'static str>, status: u16) {
+        #[cfg(feature = "metrics")]
+        super::handles::record(
+            self.method,
+            route.unwrap_or(UNMATCHED),
+            status,
+            self.start.elapsed().as_secs_f64(),
+        );
+    }
+
     /// Records a request dropped before its service answered: the client went away,
     /// or a layer outside this one or the server's shutdown cancelled it. Counted
     /// with status `CANCELLED` (499) and the time until then; the span ends as an error.
     fn cancelled(&mut self) {
-        self.finished = true;
-        #[cfg(feature = "metrics")]
-        super::handles::record(
-            self.method,
-            self.route.unwrap_or(UNMATCHED),
-            CANCELLED,
-            self.start.elapsed().as_secs_f64(),
-        );
+        self.count(self.route, CANCELLED);
         #[cfg(feature = "tracing")]
         {
             use opentelemetry::trace::{Status, TraceContextExt};
