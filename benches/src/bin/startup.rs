@@ -133,23 +133,24 @@ fn main() -> anyhow::Result<()> {
     // Ctrl-C stops the programs started and removes the cgroups created.
     cargo_coldstart::interrupt::install();
     let args = parse_args()?;
-    match (args.unconstrained, args.constrained) {
-        (false, false) => bail!("--no-cgroup and --only-cgroup together measure nothing; give one"),
-        (true, false) if args.limits_given => {
-            bail!("--cpus and --memory set the cgroup's limits, which --no-cgroup leaves out")
-        }
-        // Only the cgroup runs were asked for: without the right to make one, fail
-        // rather than skip them and measure nothing.
-        (false, true) if !cgroup::can_create("the cgroup runs")? => {
-            bail!("--only-cgroup needs a cgroup, which this process cannot create (see above)")
-        }
-        _ => {}
+    if !args.unconstrained && !args.constrained {
+        bail!("--no-cgroup and --only-cgroup together measure nothing; give one");
+    }
+    if !args.constrained && args.limits_given {
+        bail!("--cpus and --memory set the cgroup's limits, which --no-cgroup leaves out");
+    }
+    // Asked once: it says when it skips.
+    let constrained = args.constrained && cgroup::can_create("the cgroup runs")?;
+    // Only the cgroup runs were asked for: without the right to make one, fail rather
+    // than skip them and measure nothing.
+    if !args.unconstrained && !constrained {
+        bail!("--only-cgroup needs a cgroup, which this process cannot create (see above)");
     }
     let mut report = serde_json::Map::new();
     if args.unconstrained {
         measure_setting(&args, "unconstrained", "unconstrained", None, &mut report)?;
     }
-    if args.constrained && cgroup::can_create("the cgroup runs")? {
+    if constrained {
         let cg = TempCgroup::create(
             &format!("coldstart-bench-{}", std::process::id()),
             args.limits,
