@@ -206,15 +206,25 @@ impl Emulator {
         )?;
         // The head queues the invocation; the emulator reads the event only as it
         // hands it to a function, which is not started yet: written from here, an
-        // event larger than the sockets' buffers waited for ever.
-        let mut body = stream.try_clone()?;
-        let payload = payload.to_owned();
-        std::thread::spawn(move || {
-            let _ = body.write_all(payload.as_bytes());
-        });
+        // event larger than the sockets' buffers waited for ever. One the socket's
+        // send buffer holds is written here, with no thread to start in the timing of
+        // a warm invocation.
+        if payload.len() <= INLINE_EVENT {
+            stream.write_all(payload.as_bytes())?;
+        } else {
+            let mut body = stream.try_clone()?;
+            let payload = payload.to_owned();
+            std::thread::spawn(move || {
+                let _ = body.write_all(payload.as_bytes());
+            });
+        }
         Ok(stream)
     }
 }
+
+/// The largest event written before the function exists without a thread of its
+/// own: what a TCP socket's smallest default send buffer (16 KiB) holds.
+const INLINE_EVENT: usize = 16 << 10;
 
 /// Copies both ways between a function and the emulator; the first `/next` the
 /// function sends after a reset is timed, and held ones are dropped.
