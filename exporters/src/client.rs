@@ -286,7 +286,7 @@ where
     let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io))
         .await
         .map_err(|e| format!("HTTP with {origin} failed: {e}"))?;
-    tokio::spawn(connection);
+    coldstart_runtime::task::spawn(connection);
     Ok(sender)
 }
 

@@ -50,7 +50,9 @@ pub(crate) fn start(api: &RuntimeApi) {
     // Not cut off: Lambda may have taken a slow registration, and then waits for the
     // extension's `/event/next` until the init times out. [`registered`] stops
     // waiting instead.
-    *slot = Some(tokio::spawn(async move { register(&api).await }));
+    *slot = Some(coldstart_runtime::task::spawn(async move {
+        register(&api).await
+    }));
 }
 
 /// Waits for the registration [`start`] began, if any; a failure is printed once and
@@ -71,7 +73,7 @@ async fn registered_saying(say: impl Fn(String) + Send + 'static) {
             say(format!(
                 "the internal extension has had no answer within {REGISTER_TIMEOUT:?}; it goes on registering while the function serves"
             ));
-            tokio::spawn(async move { say_failure(handle.await, &say) });
+            coldstart_runtime::task::spawn(async move { say_failure(handle.await, &say) });
         }
     }
 }
@@ -116,7 +118,7 @@ async fn register(api: &RuntimeApi) -> Result<(), String> {
         host = api.authority,
     );
     let authority = api.authority.clone();
-    tokio::spawn(async move {
+    coldstart_runtime::task::spawn(async move {
         // Lambda counts the extension as initialised once it asks for its next event;
         // with no events registered the answer only comes at shutdown, with SIGTERM.
         let _ = exchange(&authority, &next).await;

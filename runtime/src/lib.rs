@@ -19,6 +19,7 @@ pub mod lifecycle;
 pub mod panics;
 mod start;
 mod stopwatch;
+pub mod task;
 pub mod timeline;
 
 pub use lifecycle::{

@@ -179,7 +179,7 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    tokio::spawn(async move {
+    crate::task::spawn(async move {
         first_response().await;
         work.await
     })
@@ -188,7 +188,7 @@ where
 /// Starts the fallback timer: after `after`, the first response is marked done if
 /// nothing else marked it.
 pub(crate) fn start_fallback(after: Duration) {
-    tokio::spawn(async move {
+    crate::task::spawn(async move {
         tokio::select! {
             () = tokio::time::sleep(after) => { mark(Trigger::Fallback); }
             () = first_response() => {}
@@ -363,7 +363,7 @@ fn install_listener() {
     };
     LISTENING.store(true, Ordering::Release);
     INSTALLING.store(false, Ordering::Release);
-    tokio::spawn(async move {
+    crate::task::spawn(async move {
         if !earlier {
             let first = next_signal(&mut term, &mut int).await;
             // A second signal, while the first waits for held work or the shutdown it
@@ -381,7 +381,7 @@ fn install_listener() {
         take_held();
     } else if HELD.load(Ordering::Acquire) != 0 {
         // Caught before the listener could take it: acted on as the listener would.
-        tokio::spawn(async {
+        crate::task::spawn(async {
             wait_for_held_work().await;
             take_held();
         });
@@ -709,22 +709,22 @@ pub(crate) async fn run_shutdown_hooks() {
                 let now = tokio::time::Instant::now();
                 let left = capped.map_or(r.deadline, |end| end.saturating_duration_since(now));
                 let (hook, deadline) = (r.hook, r.deadline.min(left));
+                let name = r.name;
+                let late =
+                    format!("coldstart: shutdown hook `{name}` did not finish within {deadline:?}");
                 // Called on its task: a hook that panics before it returns its future
                 // (a poisoned lock, say) is said, and the others still run.
-                let task =
-                    tokio::spawn(async move { tokio::time::timeout(deadline, hook()).await });
-                (r.name, deadline, task)
+                let task = crate::task::spawn(async move {
+                    if tokio::time::timeout(deadline, hook()).await.is_err() {
+                        eprintln!("{late}");
+                    }
+                });
+                (name, task)
             })
             .collect();
-        for (name, deadline, task) in running {
-            match task.await {
-                Ok(Ok(())) => {}
-                Ok(Err(_)) => {
-                    eprintln!(
-                        "coldstart: shutdown hook `{name}` did not finish within {deadline:?}"
-                    )
-                }
-                Err(e) => eprintln!("coldstart: shutdown hook `{name}` panicked: {e}"),
+        for (name, task) in running {
+            if let Err(e) = task.await {
+                eprintln!("coldstart: shutdown hook `{name}` panicked: {e}");
             }
         }
     }

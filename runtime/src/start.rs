@@ -288,7 +288,7 @@ pub fn block_on_in<F: Future>(settings: &Settings, env: &Env, body: F) -> F::Out
             lifecycle::start_fallback(after);
         }
         if work_after {
-            tokio::spawn(async {
+            crate::task::spawn(async {
                 lifecycle::first_response().await;
                 // Nothing deferred starts after a signal (a first response made while
                 // the signal's shutdown runs).

@@ -82,13 +82,15 @@ impl Order {
     /// let order = Order::of(INITS.iter(), None);
     /// assert_eq!(order.before.len() + order.after.len(), INITS.len());
     /// ```
-    pub fn of<I>(registrations: I, profile: Option<&Profile<'_>>) -> Order
+    pub fn of<I>(mut registrations: I, profile: Option<&Profile<'_>>) -> Order
     where
-        I: Iterator<Item = &'static Registration> + Clone,
+        I: Iterator<Item = &'static Registration>,
     {
+        // Generic only this far: one copy of the ordering (and its sorts) serves
+        // every kind of list.
         match profile {
-            None => by_name(registrations),
-            Some(p) => by_profile(registrations, p),
+            None => by_name(registrations.map(|r| (0, r)).collect()),
+            Some(p) => by_profile(&mut registrations, p),
         }
     }
 
@@ -106,11 +108,8 @@ impl Order {
 
 /// No profile: declared phases, and the rest before serving; each list by name.
 /// One sorted list is built and split; nothing is copied twice.
-fn by_name<I>(registrations: I) -> Order
-where
-    I: Iterator<Item = &'static Registration> + Clone,
-{
-    let keyed = keyed_by_name(registrations);
+fn by_name(mut keyed: Vec<(u128, &'static Registration)>) -> Order {
+    sort_keyed_by_name(&mut keyed);
     let shared = shared_names(&keyed);
     // Few registrations are deferred: `before` gets room for all of them at once.
     let mut before = Vec::with_capacity(keyed.len());
@@ -131,25 +130,23 @@ where
 
 /// Sorts by name, as `a.name.cmp(b.name)` would.
 pub(crate) fn sort_by_name(list: &mut [&'static Registration]) {
-    let keyed = keyed_by_name(list.iter().copied());
+    let mut keyed: Vec<_> = list.iter().map(|&r| (0, r)).collect();
+    sort_keyed_by_name(&mut keyed);
     for (slot, (_, r)) in list.iter_mut().zip(keyed) {
         *slot = r;
     }
 }
 
-/// The registrations sorted by name, each with its sort key. Names share long
+/// Sorts the registrations by name, and gives each its sort key. Names share long
 /// prefixes (a crate's module path), so each is first compared by the 16 bytes that
 /// follow the prefix all of them share, read as one big-endian integer (zero past
 /// the end); equal windows fall back to the whole names. With 1000 registrations
 /// this orders them in about 30 µs less than comparing the names past the shared
-/// prefix (BENCHMARKS.md, "Registry overhead").
-fn keyed_by_name<I>(list: I) -> Vec<(u128, &'static Registration)>
-where
-    I: Iterator<Item = &'static Registration> + Clone,
-{
-    let mut names = list.clone().map(|r| r.name.as_bytes());
+/// prefix (BENCHMARKS.md, "Registry overhead"). The keys given are overwritten.
+fn sort_keyed_by_name(keyed: &mut [(u128, &'static Registration)]) {
+    let mut names = keyed.iter().map(|(_, r)| r.name.as_bytes());
     let Some(first) = names.next() else {
-        return Vec::new();
+        return;
     };
     // At most every name's length, so slicing each name there is in bounds.
     let shared = names.fold(first.len(), |len, name| {
@@ -166,10 +163,11 @@ where
         bytes[..n].copy_from_slice(&rest[..n]);
         u128::from_be_bytes(bytes)
     };
-    let mut keyed: Vec<(u128, &'static Registration)> = list.map(|r| (window(r.name), r)).collect();
+    for (key, r) in keyed.iter_mut() {
+        *key = window(r.name);
+    }
     // Names are unique but for a mistake the order reports; unstable sort is faster.
     keyed.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.name.cmp(b.1.name)));
-    keyed
 }
 
 /// With a profile: each list longest first, ties in profile order (name order in a
@@ -177,7 +175,7 @@ where
 /// is compared more than once per registration: the start-up path with a profile
 /// is the one that must stay cheap.
 fn by_profile(
-    registrations: impl Iterator<Item = &'static Registration>,
+    registrations: &mut dyn Iterator<Item = &'static Registration>,
     profile: &Profile<'_>,
 ) -> Order {
     let entries = profile.entries();
@@ -228,7 +226,8 @@ fn by_profile(
         .take_while(|&&(Reverse(micros), _, r)| runs_apart(micros, r))
         .count();
     after.sort_unstable_by_key(|&(micros, line, _)| (micros, line));
-    let unprofiled = keyed_by_name(unprofiled.iter().copied());
+    let mut unprofiled: Vec<_> = unprofiled.into_iter().map(|r| (0, r)).collect();
+    sort_keyed_by_name(&mut unprofiled);
     shared.extend(shared_names(&unprofiled));
     let missing: Vec<&str> = unprofiled
         .iter()
@@ -258,7 +257,7 @@ fn by_profile(
     order
 }
 
-/// Names that appear twice in a list [`keyed_by_name`] sorted. Equal names have equal
+/// Names that appear twice in a list [`sort_keyed_by_name`] sorted. Equal names have equal
 /// keys: only those pairs compare whole names.
 fn shared_names(sorted: &[(u128, &'static Registration)]) -> Vec<&'static str> {
     sorted

@@ -92,7 +92,7 @@ pub(crate) async fn start(addr: SocketAddr, tls: Option<&ServerTls>) {
             return;
         }
     };
-    tokio::spawn(serve(listener, acceptor, LIMITS));
+    coldstart_runtime::task::spawn(serve(listener, acceptor, LIMITS));
 }
 
 async fn serve(listener: TcpListener, acceptor: Acceptor, limits: Limits) {
@@ -113,7 +113,7 @@ async fn serve(listener: TcpListener, acceptor: Acceptor, limits: Limits) {
             return;
         };
         let acceptor = acceptor.clone();
-        tokio::spawn(async move {
+        coldstart_runtime::task::spawn(async move {
             let _permit = permit;
             let Some(acceptor) = acceptor else {
                 return connection(stream, limits).await;
@@ -238,7 +238,7 @@ mod tests {
             header_read,
             lifetime,
         };
-        tokio::spawn(serve(listener, None, limits));
+        coldstart_runtime::task::spawn(serve(listener, None, limits));
         addr
     }
 

@@ -26,7 +26,7 @@ const PUSH_TIMEOUT: Duration = Duration::from_secs(5);
 pub(crate) fn start(push: Push) {
     let turn = Turn::default();
     at_shutdown_after(push.clone(), turn.clone());
-    tokio::spawn(async move {
+    coldstart_runtime::task::spawn(async move {
         // The settings refuse less than 100 ms; a `Config` built in code may hold 0,
         // on which tokio's interval panics.
         let mut every = tokio::time::interval(push.interval.max(crate::config::MIN_PUSH_INTERVAL));

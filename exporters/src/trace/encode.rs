@@ -59,7 +59,7 @@ pub(crate) fn request(resource: &EncodedResource, batch: &[SpanData]) -> Result<
     for (i, span) in batch.iter().enumerate() {
         match scopes
             .iter_mut()
-            .find(|(scope, _)| **scope == span.instrumentation_scope)
+            .find(|(scope, _)| same_scope(scope, &span.instrumentation_scope))
         {
             Some((_, spans)) => spans.push(i),
             None => scopes.push((&span.instrumentation_scope, vec![i])),
@@ -237,6 +237,18 @@ fn write_status(out: &mut Vec<u8>, status: &Status) {
     let (code, description) = self::status(status);
     string(out, 2, description);
     varint_field(out, 3, code);
+}
+
+/// Whether `a` and `b` are one scope, as written: the same name, version, schema and
+/// attributes in the same order. `InstrumentationScope`'s own `==` sorts two copies of
+/// the attributes on every call, and brings 25 KB of sort code into the binary (and its
+/// resident memory) for that; scopes whose attributes differ only in order are written
+/// as two `ScopeSpans`, as OTLP allows.
+fn same_scope(a: &InstrumentationScope, b: &InstrumentationScope) -> bool {
+    a.name() == b.name()
+        && a.version() == b.version()
+        && a.schema_url() == b.schema_url()
+        && a.attributes().eq(b.attributes())
 }
 
 fn scope_len(scope: &InstrumentationScope) -> usize {
@@ -674,6 +686,38 @@ pub(crate) mod tests {
     fn written(resource: &Resource, batch: &[SpanData]) -> ExportTraceServiceRequest {
         let body = request(&EncodedResource::new(resource), batch).unwrap();
         ExportTraceServiceRequest::decode(body.as_slice()).unwrap()
+    }
+
+    #[test]
+    fn spans_of_one_scope_go_in_one_scope_spans() {
+        let scope = |attributes: [(&'static str, i64); 2]| {
+            InstrumentationScope::builder("lib")
+                .with_version("1.0")
+                .with_attributes(attributes.map(|(k, v)| KeyValue::new(k, v)))
+                .build()
+        };
+        let mut spans: Vec<SpanData> = (1..=4).map(layer_span).collect();
+        spans[0].instrumentation_scope = scope([("a", 1), ("b", 2)]);
+        spans[1].instrumentation_scope = scope([("a", 1), ("b", 3)]);
+        spans[2].instrumentation_scope = scope([("a", 1), ("b", 2)]);
+        // The same attributes in another order: written as a scope of its own.
+        spans[3].instrumentation_scope = scope([("b", 2), ("a", 1)]);
+        let request = written(&resource(), &spans);
+        let grouped: Vec<Vec<u64>> = request.resource_spans[0]
+            .scope_spans
+            .iter()
+            .map(|scope| {
+                let id = |s: &opentelemetry_proto::tonic::trace::v1::Span| {
+                    u64::from_be_bytes(s.span_id.as_slice().try_into().unwrap())
+                };
+                scope.spans.iter().map(id).collect()
+            })
+            .collect();
+        let ids: Vec<u64> = spans
+            .iter()
+            .map(|s| u64::from_be_bytes(s.span_context.span_id().to_bytes()))
+            .collect();
+        assert_eq!(grouped, [vec![ids[0], ids[2]], vec![ids[1]], vec![ids[3]]]);
     }
 
     #[test]

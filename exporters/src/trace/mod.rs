@@ -280,7 +280,7 @@ fn build_and_run(config: &Config) -> Option<Started> {
         }
         last_queue.finish(&last_exporter, deadline).await;
     });
-    tokio::spawn(queue.run(exporter.clone()));
+    coldstart_runtime::task::spawn(queue.run(exporter.clone()));
     Some(Started {
         sink: exporter,
         patience,

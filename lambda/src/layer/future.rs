@@ -266,7 +266,7 @@ fn flush(shared: &Shared, pending: &Pending) -> Option<Flush> {
     // On a task of its own: a SIGTERM during the flush cancels the program's body,
     // and with it this future; the export under way goes on, and the final flush
     // waits for it (they share the exporter's lock) instead of losing its batch.
-    Some(tokio::spawn(async move {
+    Some(coldstart_runtime::task::spawn(async move {
         let left = telemetry.flush(budget).await;
         if left > 0 {
             coldstart_exporters::problem::report("lambda-flush", || {

@@ -133,16 +133,13 @@ fn mark_after_this_poll() {
     if SCHEDULED.swap(true, Ordering::AcqRel) {
         return;
     }
-    match tokio::runtime::Handle::try_current() {
-        Ok(runtime) => {
-            lifecycle::first_response_pending();
-            runtime.spawn(async {
-                lifecycle::first_request_done();
-            });
-        }
-        Err(_) => {
+    if tokio::runtime::Handle::try_current().is_ok() {
+        lifecycle::first_response_pending();
+        crate::task::spawn(async {
             lifecycle::first_request_done();
-        }
+        });
+    } else {
+        lifecycle::first_request_done();
     }
 }
 
