@@ -2,22 +2,73 @@
 //! polled under `catch_unwind`, and a panic's message as text.
 
 use std::any::Any;
+use std::cell::Cell;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Once;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::Poll;
 
 /// Polls `future`, returning its output, or the payload of a panic while it was
 /// polled (it is not polled again).
 pub async fn caught<F: Future>(future: F) -> std::thread::Result<F::Output> {
+    polled_catching(future, None).await
+}
+
+/// [`caught`], for a place that may panic at every call for a reason outside the
+/// program, such as a third-party client on a peer's bad answer: the panic hook
+/// (Rust's own prints the message and where) hears of the first panic there, and
+/// after that of none, so that a peer answering the same way does not make a line
+/// per call. The caller says what it caught, rate-limited. `said` is the place's
+/// own flag: set once a panic there has reached the hook.
+///
+/// The first call puts a hook around the program's own (the one in place then) that
+/// passes on every other panic. A hook the program sets later replaces it, and hears
+/// of every panic again.
+pub async fn caught_said_once<F: Future>(
+    said: &'static AtomicBool,
+    future: F,
+) -> std::thread::Result<F::Output> {
+    static AROUND: Once = Once::new();
+    AROUND.call_once(|| {
+        let program_hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !HUSHED.get() {
+                program_hook(info);
+            }
+        }));
+    });
+    polled_catching(future, Some(said)).await
+}
+
+async fn polled_catching<F: Future>(
+    future: F,
+    said: Option<&'static AtomicBool>,
+) -> std::thread::Result<F::Output> {
     let mut future = std::pin::pin!(future);
     std::future::poll_fn(move |cx| {
-        match catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx))) {
+        // Polls may run on any worker thread: the flag is set around each.
+        let hushed = said.is_some_and(|said| said.load(Ordering::Acquire));
+        HUSHED.set(hushed);
+        let polled = catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx)));
+        HUSHED.set(false);
+        match polled {
             Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
             Ok(Poll::Pending) => Poll::Pending,
-            Err(panic) => Poll::Ready(Err(panic)),
+            Err(panic) => {
+                if let Some(said) = said {
+                    said.store(true, Ordering::Release);
+                }
+                Poll::Ready(Err(panic))
+            }
         }
     })
     .await
+}
+
+thread_local! {
+    /// Whether a panic on this thread now is one the hook has heard of already.
+    static HUSHED: Cell<bool> = const { Cell::new(false) };
 }
 
 /// A panic payload's message: the `&str` or `String` it carries.

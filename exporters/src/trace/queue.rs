@@ -10,7 +10,7 @@ does not take within the export timeout is dropped and counted. No thread is sta
 and ending a span is one short lock and a push.
 */
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use opentelemetry::Context;
@@ -200,9 +200,12 @@ impl Queue {
                 .with_context(Context::current().with_telemetry_suppressed());
             // A panic in the exporter (tonic's client panics on a collector's
             // `grpc-status-details-bin` that is not base64) is a failed export; it
-            // would otherwise end the export task for good.
-            let outcome =
-                tokio::time::timeout(limit, coldstart_runtime::panics::caught(export)).await;
+            // would otherwise end the export task for good. A collector may answer
+            // so every time: the panic hook hears of the first only, and the rest
+            // are said below, rate-limited.
+            static SAID: AtomicBool = AtomicBool::new(false);
+            let caught = coldstart_runtime::panics::caught_said_once(&SAID, export);
+            let outcome = tokio::time::timeout(limit, caught).await;
             // Whoever takes the batch's count counts its loss: this export, or
             // `finish` if it gave up on it first.
             let n = self.in_flight.swap(0, Ordering::AcqRel);
