@@ -8,6 +8,7 @@ directions and carriers: outgoing HTTP requests ([`inject_headers`]), gRPC metad
 that message-queue clients carry as headers ([`inject_map`], [`extract_map`]).
 */
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use std::sync::OnceLock;
@@ -98,7 +99,15 @@ impl TextMapPropagator for TraceContext {
     }
 
     fn extract_with_context(&self, cx: &Context, extractor: &dyn Extractor) -> Context {
-        self.0.extract_with_context(cx, &WellFormed(extractor))
+        let tracestate = extractor
+            .get("tracestate")
+            .filter(|value| well_formed_tracestate(value))
+            .map(members_the_sdk_takes);
+        let carrier = WellFormed {
+            carrier: extractor,
+            tracestate: tracestate.as_deref(),
+        };
+        self.0.extract_with_context(cx, &carrier)
     }
 
     fn fields(&self) -> FieldIter<'_> {
@@ -106,23 +115,54 @@ impl TextMapPropagator for TraceContext {
     }
 }
 
-/// A carrier whose `traceparent` and `tracestate` are there only when well formed.
-struct WellFormed<'a>(&'a dyn Extractor);
+/// A carrier whose `traceparent` is there only when well formed, and whose
+/// `tracestate` is the one given.
+struct WellFormed<'a> {
+    carrier: &'a dyn Extractor,
+    tracestate: Option<&'a str>,
+}
 
 impl Extractor for WellFormed<'_> {
     fn get(&self, key: &str) -> Option<&str> {
-        let value = self.0.get(key)?;
-        let well_formed = match key {
-            "traceparent" => well_formed_traceparent(value.trim()),
-            "tracestate" => well_formed_tracestate(value),
-            _ => true,
-        };
-        well_formed.then_some(value)
+        match key {
+            "traceparent" => self
+                .carrier
+                .get(key)
+                .filter(|value| well_formed_traceparent(value.trim())),
+            "tracestate" => self.tracestate,
+            _ => self.carrier.get(key),
+        }
     }
 
     fn keys(&self) -> Vec<&str> {
-        self.0.keys()
+        self.carrier.keys()
     }
+}
+
+/// A well-formed `tracestate` without the members the SDK's `TraceState` refuses,
+/// which would make it drop the whole list: keys whose system id (after `@`) has 14
+/// characters, the most the W3C grammar allows; the SDK allows 13. Each member left
+/// out is said, rate-limited.
+fn members_the_sdk_takes(value: &str) -> Cow<'_, str> {
+    let taken = |member: &&str| {
+        let key = member.split_once('=').map_or(*member, |(key, _)| key);
+        key.split_once('@')
+            .is_none_or(|(_, system)| system.len() < 14)
+    };
+    let members = value.split(',').map(|m| m.trim_matches([' ', '\t']));
+    if members.clone().all(|m| taken(&m)) {
+        return Cow::Borrowed(value);
+    }
+    for member in members.clone().filter(|m| !taken(m)) {
+        let key = member.split_once('=').map_or(member, |(key, _)| key);
+        crate::problem::report("tracestate-member", || {
+            format!(
+                "traces: the tracestate member `{key}` is not passed on: its system id has 14 characters, which W3C Trace Context allows and the OpenTelemetry SDK refuses"
+            )
+        });
+    }
+    let kept: Vec<&str> = members.filter(|m| !m.is_empty() && taken(m)).collect();
+    Cow::Owned(kept.join(","))
 }
 
 /// Whether `value` is a `tracestate` list as W3C Trace Context gives it: at most 32
@@ -566,6 +606,23 @@ mod tests {
         ] {
             assert_eq!(state_of(&bad), None, "{bad}");
         }
+    }
+
+    /// A key whose system id has 14 characters is W3C's and not the SDK's: that
+    /// member is left out and said, the rest kept. The whole list was dropped.
+    #[test]
+    fn a_member_the_sdk_refuses_is_left_out_and_the_rest_kept() {
+        install();
+        let longest = "t@abcdefghijklmn=1";
+        let before = crate::problem::reports("tracestate-member");
+        assert_eq!(
+            state_of(&format!("rojo=1, {longest},congo=2")).as_deref(),
+            Some("rojo=1,congo=2")
+        );
+        assert_eq!(state_of(longest), None);
+        assert!(crate::problem::reports("tracestate-member") > before);
+        let thirteen = "t@abcdefghijklm=1";
+        assert_eq!(state_of(thirteen).as_deref(), Some(thirteen));
     }
 
     /// Message headers are read as strictly as HTTP ones.
