@@ -103,7 +103,7 @@ struct Seen {
     last: Instant,
     suppressed: u64,
     /// Every report of the kind, printed or not (read by tests).
-    #[cfg_attr(not(all(test, feature = "metrics")), allow(dead_code))]
+    #[cfg_attr(not(test), allow(dead_code))]
     reports: u64,
 }
 
@@ -180,7 +180,7 @@ pub(crate) fn subjects(kind: &str) -> Vec<String> {
 
 /// How many problems of `kind` have been reported in this process, printed or not,
 /// whatever their subject.
-#[cfg(all(test, feature = "metrics"))]
+#[cfg(test)]
 pub(crate) fn reports(kind: &str) -> u64 {
     let seen = SEEN.lock().unwrap_or_else(|p| p.into_inner());
     seen.iter()

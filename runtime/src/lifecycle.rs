@@ -174,6 +174,7 @@ pub(crate) async fn wait_until(notify: &Notify, done: impl Fn() -> bool) {
 /// # Panics
 ///
 /// Outside a tokio runtime, as `tokio::spawn` does.
+#[track_caller]
 pub fn after_first_request<F>(work: F) -> tokio::task::JoinHandle<F::Output>
 where
     F: Future + Send + 'static,
@@ -709,22 +710,24 @@ pub(crate) async fn run_shutdown_hooks() {
                 let now = tokio::time::Instant::now();
                 let left = capped.map_or(r.deadline, |end| end.saturating_duration_since(now));
                 let (hook, deadline) = (r.hook, r.deadline.min(left));
-                let name = r.name;
-                let late =
-                    format!("coldstart: shutdown hook `{name}` did not finish within {deadline:?}");
                 // Called on its task: a hook that panics before it returns its future
                 // (a poisoned lock, say) is said, and the others still run.
                 let task = crate::task::spawn(async move {
-                    if tokio::time::timeout(deadline, hook()).await.is_err() {
-                        eprintln!("{late}");
-                    }
+                    tokio::time::timeout(deadline, hook()).await.is_ok()
                 });
-                (name, task)
+                (r.name, deadline, task)
             })
             .collect();
-        for (name, task) in running {
-            if let Err(e) = task.await {
-                eprintln!("coldstart: shutdown hook `{name}` panicked: {e}");
+        // Said in the order the hooks were registered, whenever each ended.
+        for (name, deadline, task) in running {
+            match task.await {
+                Ok(true) => {}
+                Ok(false) => {
+                    eprintln!(
+                        "coldstart: shutdown hook `{name}` did not finish within {deadline:?}"
+                    )
+                }
+                Err(e) => eprintln!("coldstart: shutdown hook `{name}` panicked: {e}"),
             }
         }
     }

@@ -23,8 +23,8 @@ pub async fn caught<F: Future>(future: F) -> std::thread::Result<F::Output> {
 /// own flag: set once a panic there has reached the hook.
 ///
 /// The first call puts a hook around the program's own (the one in place then) that
-/// passes on every other panic. A hook the program sets later replaces it, and hears
-/// of every panic again.
+/// passes on every other panic. A hook the program sets later replaces it and hears
+/// of every panic again, unless it calls the hook it replaced.
 pub async fn caught_said_once<F: Future>(
     said: &'static AtomicBool,
     future: F,
@@ -33,7 +33,9 @@ pub async fn caught_said_once<F: Future>(
     AROUND.call_once(|| {
         let program_hook = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
-            if !HUSHED.get() {
+            // One panic per poll at most: a second one (a drop that panics while the
+            // first unwinds, which aborts the process) is heard of.
+            if !HUSHED.replace(false) {
                 program_hook(info);
             }
         }));
@@ -49,9 +51,9 @@ async fn polled_catching<F: Future>(
     std::future::poll_fn(move |cx| {
         // Polls may run on any worker thread: the flag is set around each.
         let hushed = said.is_some_and(|said| said.load(Ordering::Acquire));
-        HUSHED.set(hushed);
+        let outer = HUSHED.replace(hushed);
         let polled = catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx)));
-        HUSHED.set(false);
+        HUSHED.set(outer);
         match polled {
             Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
             Ok(Poll::Pending) => Poll::Pending,

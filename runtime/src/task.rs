@@ -5,9 +5,8 @@
 //! own tasks (the fallback timer, the signal listener, the hooks at shutdown, the
 //! exporters' listener, queue and pushes) are each a type of their own, and at the first
 //! response the whole text of a binary is resident, so every copy was resident memory.
-//! Spawned boxed, those with the same output share one copy. The box is one allocation
-//! per task, and these tasks are started a few times per process (BENCHMARKS.md, "Text
-//! size").
+//! Spawned boxed, those with the same output share one copy, for one more allocation
+//! per task: small beside tokio's own for the task (BENCHMARKS.md, "Text size").
 
 use std::future::Future;
 use std::pin::Pin;
@@ -18,8 +17,7 @@ use tokio::task::JoinHandle;
 type Boxed<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
 /// `tokio::spawn`, with the future boxed: every task of one output type shares tokio's
-/// task code. For tasks spawned a few times per process; a task spawned per request
-/// is better spawned as it is.
+/// task code.
 ///
 /// # Panics
 ///
@@ -33,6 +31,7 @@ type Boxed<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 /// assert_eq!(task.await.unwrap(), 42);
 /// # });
 /// ```
+#[track_caller]
 pub fn spawn<T: Send + 'static>(task: impl Future<Output = T> + Send + 'static) -> JoinHandle<T> {
     let task: Boxed<T> = Box::pin(task);
     tokio::spawn(task)

@@ -11,6 +11,7 @@ that message-queue clients carry as headers ([`inject_map`], [`extract_map`]).
 use std::borrow::Cow;
 use std::collections::HashMap;
 
+use std::cell::OnceCell;
 use std::sync::OnceLock;
 
 use opentelemetry::Context;
@@ -99,13 +100,9 @@ impl TextMapPropagator for TraceContext {
     }
 
     fn extract_with_context(&self, cx: &Context, extractor: &dyn Extractor) -> Context {
-        let tracestate = extractor
-            .get("tracestate")
-            .filter(|value| well_formed_tracestate(value))
-            .map(members_the_sdk_takes);
         let carrier = WellFormed {
             carrier: extractor,
-            tracestate: tracestate.as_deref(),
+            tracestate: OnceCell::new(),
         };
         self.0.extract_with_context(cx, &carrier)
     }
@@ -115,11 +112,12 @@ impl TextMapPropagator for TraceContext {
     }
 }
 
-/// A carrier whose `traceparent` is there only when well formed, and whose
-/// `tracestate` is the one given.
+/// A carrier whose `traceparent` and `tracestate` are there only when well formed,
+/// the latter with only the members the SDK takes.
 struct WellFormed<'a> {
     carrier: &'a dyn Extractor,
-    tracestate: Option<&'a str>,
+    /// Worked out when the SDK asks for it: only after a good `traceparent`.
+    tracestate: OnceCell<Option<Cow<'a, str>>>,
 }
 
 impl Extractor for WellFormed<'_> {
@@ -129,7 +127,13 @@ impl Extractor for WellFormed<'_> {
                 .carrier
                 .get(key)
                 .filter(|value| well_formed_traceparent(value.trim())),
-            "tracestate" => self.tracestate,
+            "tracestate" => self
+                .tracestate
+                .get_or_init(|| {
+                    let value = self.carrier.get(key)?;
+                    well_formed_tracestate(value).then(|| members_the_sdk_takes(value))
+                })
+                .as_deref(),
             _ => self.carrier.get(key),
         }
     }
@@ -139,10 +143,11 @@ impl Extractor for WellFormed<'_> {
     }
 }
 
-/// A well-formed `tracestate` without the members the SDK's `TraceState` refuses,
-/// which would make it drop the whole list: keys whose system id (after `@`) has 14
-/// characters, the most the W3C grammar allows; the SDK allows 13. Each member left
-/// out is said, rate-limited.
+/// A well-formed `tracestate` without what the SDK's `TraceState` takes otherwise than
+/// W3C Trace Context: a key whose system id (after `@`) has 14 characters, the most
+/// the grammar allows, which the SDK refuses, dropping the whole list for it (each
+/// member left out is said, rate-limited); and empty members, which the SDK counts
+/// towards its 32, dropping the last members of a list of 32 that has some.
 fn members_the_sdk_takes(value: &str) -> Cow<'_, str> {
     let taken = |member: &&str| {
         let key = member.split_once('=').map_or(*member, |(key, _)| key);
@@ -150,7 +155,7 @@ fn members_the_sdk_takes(value: &str) -> Cow<'_, str> {
             .is_none_or(|(_, system)| system.len() < 14)
     };
     let members = value.split(',').map(|m| m.trim_matches([' ', '\t']));
-    if members.clone().all(|m| taken(&m)) {
+    if members.clone().all(|m| !m.is_empty() && taken(&m)) {
         return Cow::Borrowed(value);
     }
     for member in members.clone().filter(|m| !taken(m)) {
@@ -623,6 +628,22 @@ mod tests {
         assert!(crate::problem::reports("tracestate-member") > before);
         let thirteen = "t@abcdefghijklm=1";
         assert_eq!(state_of(thirteen).as_deref(), Some(thirteen));
+        // Not read at all without a `traceparent`: nothing to say.
+        let said = crate::problem::reports("tracestate-member");
+        let mut map = HashMap::new();
+        map.insert("tracestate".to_owned(), longest.to_owned());
+        assert!(!extract_map(&map).span().span_context().is_valid());
+        assert_eq!(crate::problem::reports("tracestate-member"), said);
+    }
+
+    /// Empty members are the grammar's, and not counted among the 32: the SDK counted
+    /// them, and dropped the last members of such a list.
+    #[test]
+    fn empty_members_do_not_push_members_out() {
+        install();
+        let most: Vec<String> = (0..32).map(|i| format!("k{i}=v")).collect();
+        let with_gaps = format!("{}, ,,{}", most[..16].join(","), most[16..].join(","));
+        assert_eq!(state_of(&with_gaps), Some(most.join(",")));
     }
 
     /// Message headers are read as strictly as HTTP ones.
