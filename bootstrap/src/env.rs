@@ -47,6 +47,24 @@ pub enum Layer {
 }
 
 impl Layer {
+    /// Whether a value from this layer overrides one from `other`, as
+    /// [`Env::lookup`] orders them: a variable overrides code, code the file.
+    ///
+    /// ```
+    /// use coldstart_bootstrap::Layer;
+    /// let file = Layer::File { path: "coldstart.toml", line: 3 };
+    /// assert!(Layer::Variable.overrides(file) && Layer::Code.overrides(file));
+    /// assert!(!file.overrides(Layer::Code) && !Layer::Code.overrides(Layer::Code));
+    /// ```
+    pub fn overrides(self, other: Layer) -> bool {
+        let rank = |layer| match layer {
+            Layer::File { .. } => 0,
+            Layer::Code => 1,
+            Layer::Variable => 2,
+        };
+        rank(self) > rank(other)
+    }
+
     /// Where a value of `variable` came from, for messages: `` (coldstart.toml line 3,
     /// `[coldstart] metrics_addr`)``; nothing for a variable.
     pub fn describe(self, variable: &str) -> impl fmt::Display + '_ {

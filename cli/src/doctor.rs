@@ -82,19 +82,33 @@ fn settings(env: &Env) -> (Vec<Row>, Vec<String>) {
         .into_iter()
         .map(|(variable, value)| {
             // The own name wins over the second one, as the exporter reads them,
-            // unless it is empty or was refused: then the next one is read.
+            // unless it is empty or was refused (then the next one is read), or the
+            // second one's layer overrides its own (then only the second is read).
             let names = second_names(variable).unwrap_or([variable, variable]);
             let set = |name: &&str| env.is_set(name);
             let refused = |name: &&str| errors.iter().any(|e| e.key == *name);
-            let from = names
+            let overridden = |own: &str, second: &str| match (env.lookup(own), env.lookup(second)) {
+                (Some((_, own)), Some((_, second))) => second.overrides(own),
+                _ => false,
+            };
+            let read = if overridden(names[0], names[1]) {
+                &names[1..]
+            } else {
+                &names[..]
+            };
+            let from = read
                 .iter()
                 .find(|name| set(name) && !refused(name))
-                .or_else(|| names.iter().find(|name| set(name)))
+                .or_else(|| read.iter().find(|name| set(name)))
                 .copied()
                 .unwrap_or(variable);
-            // A service name given only as `service.name` in the resource attributes.
+            // A service name given as `service.name` in the resource attributes.
             let from = match variable {
-                "OTEL_SERVICE_NAME" if !set(&variable) && named_by_attributes => {
+                "OTEL_SERVICE_NAME"
+                    if named_by_attributes
+                        && (!set(&variable)
+                            || overridden(variable, "OTEL_RESOURCE_ATTRIBUTES")) =>
+                {
                     "OTEL_RESOURCE_ATTRIBUTES"
                 }
                 _ => from,
@@ -164,7 +178,7 @@ fn value_from_attributes(config: &Config) -> bool {
     config
         .resource_attributes
         .iter()
-        .any(|(k, _)| k == "service.name")
+        .any(|(k, v)| k == "service.name" && !v.is_empty())
 }
 
 fn layer_text(row: &Row) -> String {

@@ -279,11 +279,12 @@ pub(crate) fn port_ok(uri: &http::Uri) -> bool {
     }
 }
 
-/// `raw` with any user info (`user:password@`) replaced, for error messages.
-fn without_user_info(raw: &str) -> String {
+/// `raw` with any user info (`user:password@`) replaced, for messages. Up to the last
+/// `@` anywhere: a password may hold a `/`, `?` or `#` as it is, and then where the
+/// authority ends cannot be told (a path with an `@` is hidden too).
+pub(crate) fn without_user_info(raw: &str) -> String {
     let (scheme, rest) = raw.split_once("://").unwrap_or(("", raw));
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    match rest[..end].rfind('@') {
+    match rest.rfind('@') {
         Some(at) => {
             let prefix = if scheme.is_empty() {
                 String::new()
@@ -598,6 +599,18 @@ impl Reader<'_> {
             .map(|(value, _)| value)
     }
 
+    /// Whether `own`, a more specific setting than `general`, is the one to read: it
+    /// is set, and `general` is not set in a layer above it. Layers come first (an
+    /// environment variable overrides the file's value, however specific), then the
+    /// more specific setting.
+    fn own_first(&self, own: &str, general: &str) -> bool {
+        match (self.env.lookup(own), self.env.lookup(general)) {
+            (None, _) => false,
+            (Some(_), None) => true,
+            (Some((_, own)), Some((_, general))) => !general.overrides(own),
+        }
+    }
+
     /// [`Reader::read_either`], with the name the value was read from.
     fn read_either_from<T>(
         &mut self,
@@ -606,6 +619,11 @@ impl Reader<'_> {
         instead: &'static str,
         parse: impl Fn(&str) -> Option<T>,
     ) -> Option<(T, &'static str)> {
+        if !self.own_first(own, general) {
+            return self
+                .read(general, accepts, parse)
+                .map(|value| (value, general));
+        }
         if let Some((raw, layer)) = self.layered(own) {
             if let Some(value) = parse(&raw) {
                 return Some((value, own));
@@ -630,6 +648,12 @@ impl Reader<'_> {
         accepts: &'static str,
         instead: &'static str,
     ) {
+        // A URL's user info may be a password: never repeated.
+        let value = if key.ends_with("_ENDPOINT") || key.ends_with("_URL") {
+            without_user_info(&value)
+        } else {
+            value
+        };
         self.errors.push(ConfigError {
             key,
             value,
@@ -692,13 +716,18 @@ impl Config {
                 parse_pairs,
             )
             .unwrap_or_default();
-        // The specification's order: the variable, then the attribute.
-        let named_service = r.raw("OTEL_SERVICE_NAME").or_else(|| {
-            resource_attributes
-                .iter()
-                .find(|(k, _)| k == "service.name")
-                .map(|(_, v)| v.clone())
-        });
+        // The specification's order: the variable, then the attribute (unless the
+        // attribute's layer overrides the variable's). An empty name is none.
+        let variable = r.raw("OTEL_SERVICE_NAME");
+        let attribute = resource_attributes
+            .iter()
+            .find(|(k, v)| k == "service.name" && !v.is_empty())
+            .map(|(_, v)| v.clone());
+        let named_service = if r.own_first("OTEL_SERVICE_NAME", "OTEL_RESOURCE_ATTRIBUTES") {
+            variable.or(attribute)
+        } else {
+            attribute.or(variable)
+        };
         let push_url = match r.layered("COLDSTART_METRICS_PUSH_URL") {
             None => None,
             Some((raw, layer)) => {
@@ -706,8 +735,7 @@ impl Config {
                 if parsed.is_none() {
                     r.refuse(
                         "COLDSTART_METRICS_PUSH_URL",
-                        // The user info may be a password: never repeat it.
-                        without_user_info(&raw),
+                        raw,
                         layer,
                         "an http:// URL such as `http://127.0.0.1:9091` (user:password@ for basic authentication)",
                         USING_THE_DEFAULT,
@@ -961,9 +989,13 @@ fn read_logs(r: &mut Reader<'_>) -> (LogFormat, String) {
         )
         .unwrap_or(LogFormat::Text);
     let accepts = "comma-separated `level`, `target=level` or `target` (all of it) directives, levels `trace`, `debug`, `info`, `warn`, `error`, `off` or 5 to 0";
-    let filter = ["COLDSTART_LOG_FILTER", "RUST_LOG"]
-        .into_iter()
-        .find_map(|key| r.read(key, accepts, filter_directives))
+    let filter = r
+        .read_either(
+            ["COLDSTART_LOG_FILTER", "RUST_LOG"],
+            accepts,
+            "RUST_LOG is used instead",
+            filter_directives,
+        )
         .unwrap_or_else(|| "info".to_owned());
     (format, filter)
 }
@@ -998,7 +1030,8 @@ fn filter_directives(s: &str) -> Option<String> {
     (!directives.is_empty()).then(|| directives.join(","))
 }
 
-const URL: &str = "an http:// or https:// URL such as `http://collector:4318`";
+const URL: &str =
+    "an http:// or https:// URL such as `http://collector:4318`, without a `#fragment`";
 
 /// The traces endpoint from the most specific variable that is set and valid.
 fn read_endpoint(r: &mut Reader<'_>, protocol: Protocol) -> Option<String> {
@@ -1008,6 +1041,8 @@ fn read_endpoint(r: &mut Reader<'_>, protocol: Protocol) -> Option<String> {
             .filter(|u| {
                 matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some() && port_ok(u)
             })
+            // The signal's path goes after the base's: a fragment would hide it.
+            .filter(|_| !s.contains('#'))
             .map(|_| s.to_owned())
     };
     const GENERAL: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
@@ -1047,10 +1082,13 @@ fn with_traces_path(base: String, protocol: Protocol) -> String {
 /// read them (the signal's own setting replaces the general one, it is not merged
 /// into it). A value that cannot be read entirely sends nothing of itself.
 fn read_headers(r: &mut Reader<'_>) -> Vec<(String, String)> {
-    for key in [
-        "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
-        "OTEL_EXPORTER_OTLP_HEADERS",
-    ] {
+    const OWN: &str = "OTEL_EXPORTER_OTLP_TRACES_HEADERS";
+    let keys: &[&str] = if r.own_first(OWN, "OTEL_EXPORTER_OTLP_HEADERS") {
+        &[OWN, "OTEL_EXPORTER_OTLP_HEADERS"]
+    } else {
+        &["OTEL_EXPORTER_OTLP_HEADERS"]
+    };
+    for &key in keys {
         let Some((raw, layer)) = r.layered(key) else {
             continue;
         };
@@ -1394,32 +1432,43 @@ fn read_queue(r: &mut Reader<'_>) -> Queue {
 fn read_span_limits(r: &mut Reader<'_>) -> SpanLimits {
     const ACCEPTS: &str = "a whole number from 0 to 1048576";
     let count = |s: &str| s.parse::<u32>().ok().filter(|n| *n <= 1 << 20);
+    const ANY: &str = "OTEL_ATTRIBUTE_COUNT_LIMIT";
     let mut limits = SpanLimits::default();
-    // The general attribute limit, which each model's own limit overrides.
-    if let Some(n) = r.read("OTEL_ATTRIBUTE_COUNT_LIMIT", ACCEPTS, count) {
+    // The general attribute limit, which each model's own limit overrides (unless
+    // the general one's layer overrides the own one's).
+    if let Some(n) = r.read(ANY, ACCEPTS, count) {
         limits.any_attributes = n;
         limits.attributes = n;
         limits.event_attributes = n;
         limits.link_attributes = n;
     }
+    // Each model's own limit, and whether the general one stands for it.
     let fields = [
-        &mut limits.attributes,
-        &mut limits.events,
-        &mut limits.links,
-        &mut limits.event_attributes,
-        &mut limits.link_attributes,
+        (&mut limits.attributes, true),
+        (&mut limits.events, false),
+        (&mut limits.links, false),
+        (&mut limits.event_attributes, true),
+        (&mut limits.link_attributes, true),
     ];
     let own = SpanLimits::default().by_variable().into_iter().skip(1);
-    for ((key, _), field) in own.zip(fields) {
+    for ((key, _), (field, general)) in own.zip(fields) {
+        if general && !r.own_first(key, ANY) {
+            continue;
+        }
         if let Some(n) = r.read(key, ACCEPTS, count) {
             *field = n;
         }
     }
     const LENGTH: &str = "a whole number of characters from 0 to 1048576";
-    limits.any_value_length = r.read("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", LENGTH, count);
-    limits.value_length = r
-        .read("OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT", LENGTH, count)
-        .or(limits.any_value_length);
+    const ANY_LENGTH: &str = "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT";
+    const OWN_LENGTH: &str = "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT";
+    limits.any_value_length = r.read(ANY_LENGTH, LENGTH, count);
+    let own_length = if r.own_first(OWN_LENGTH, ANY_LENGTH) {
+        r.read(OWN_LENGTH, LENGTH, count)
+    } else {
+        None
+    };
+    limits.value_length = own_length.or(limits.any_value_length);
     limits
 }
 
@@ -1675,6 +1724,21 @@ mod tests {
         assert_eq!(c.lambda.emf_namespace.as_deref(), Some("Shop/AWS"));
     }
 
+    /// A fragment hid the signal's path: `http://c:4318/#x` became
+    /// `http://c:4318/#x/v1/traces`, and spans went to `/`.
+    #[test]
+    fn an_endpoint_with_a_fragment_is_refused() {
+        for key in [
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        ] {
+            let (c, errors) = config(&[(key, "http://c:4318/#x")]);
+            assert_eq!(errors[0].key, key);
+            assert!(errors[0].to_string().contains("#fragment"), "{}", errors[0]);
+            assert_eq!(c.otlp_endpoint, None);
+        }
+    }
+
     /// `http::Uri` takes a port it cannot read, and a client then went to port 80.
     #[test]
     fn a_url_with_a_port_that_is_no_port_is_refused() {
@@ -1702,6 +1766,24 @@ mod tests {
         let message = errors[0].to_string();
         assert!(message.contains("ftp://<not shown>@gateway/x"), "{message}");
         assert!(!message.contains("s3cret"), "{message}");
+        // A password with `/` or `#` in it, as base64 may have, and an endpoint's.
+        for (key, url) in [
+            ("COLDSTART_METRICS_PUSH_URL", "http://ci:pa/s3cret@gw:9091"),
+            ("COLDSTART_METRICS_PUSH_URL", "http://ci:pa#s3cret@gw:9091"),
+            (
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                "http://ci:s3cret@collector:0",
+            ),
+            (
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                "http://ci:pa/s3cret@collector:99999",
+            ),
+        ] {
+            let (_, errors) = config(&[(key, url)]);
+            let message = errors[0].to_string();
+            assert!(!message.contains("s3cret"), "{message}");
+            assert!(message.contains("<not shown>@"), "{message}");
+        }
         let (c, errors) = config(&[("COLDSTART_METRICS_PUSH_URL", "http://ci:s3cret@gw:9091")]);
         assert!(errors.is_empty());
         let push = c.push.unwrap();
@@ -1948,9 +2030,56 @@ mod tests {
         assert!(!errors[0].to_string().contains("secret"), "{}", errors[0]);
     }
 
-    /// The traces-only variable replaces the general one whole (in one layer, and
-    /// from a lower layer than the general one's); one that cannot be read leaves the
-    /// general one in use, and says so.
+    /// Of two settings for one thing, the one from the layer above wins, however
+    /// specific the other: a file's value never masks a variable an operator set.
+    #[test]
+    fn a_variable_overrides_a_more_specific_setting_in_the_file() {
+        let file = "[otel]\n\
+            service_name = \"from-file\"\n\
+            exporter_otlp_traces_endpoint = \"http://file:4318/v1/traces\"\n\
+            span_attribute_count_limit = 5\n\
+            [coldstart]\n\
+            log_filter = \"warn\"\n";
+        let (c, errors) = with_file(
+            file,
+            &[
+                ("OTEL_RESOURCE_ATTRIBUTES", "service.name=from-variable"),
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://variable:4318"),
+                ("OTEL_ATTRIBUTE_COUNT_LIMIT", "9"),
+                ("RUST_LOG", "debug"),
+            ],
+        );
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(c.service_name, "from-variable");
+        assert_eq!(
+            c.otlp_endpoint.as_deref(),
+            Some("http://variable:4318/v1/traces")
+        );
+        assert_eq!(c.span_limits.attributes, 9);
+        assert_eq!(c.log_filter, "debug");
+        // Without the variables, the file's values stand.
+        let (c, errors) = with_file(file, &[]);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(c.service_name, "from-file");
+        assert_eq!(c.span_limits.attributes, 5);
+        assert_eq!(c.log_filter, "warn");
+        // In one layer, the more specific setting wins, and an empty name is none.
+        let (c, _) = config(&[
+            ("OTEL_SERVICE_NAME", "own"),
+            ("OTEL_RESOURCE_ATTRIBUTES", "service.name=general"),
+        ]);
+        assert_eq!(c.service_name, "own");
+        let (c, _) = config(&[("OTEL_RESOURCE_ATTRIBUTES", "service.name=")]);
+        assert!(
+            c.service_name.starts_with("unknown_service:"),
+            "{}",
+            c.service_name
+        );
+    }
+
+    /// The traces-only variable replaces the general one whole in one layer; from a
+    /// lower layer than the general one's (the file's, under a variable), it is the
+    /// one replaced. One that cannot be read leaves the general one in use, and says so.
     #[test]
     fn the_traces_headers_replace_the_general_ones() {
         let (c, errors) = with_file(
@@ -1967,7 +2096,13 @@ mod tests {
             )],
         );
         assert!(errors.is_empty(), "{errors:?}");
-        assert_eq!(c.otlp_headers, [("x-tenant".to_owned(), "8".to_owned())]);
+        assert_eq!(
+            c.otlp_headers,
+            [
+                ("authorization".to_owned(), "Bearer abc".to_owned()),
+                ("x-tenant".to_owned(), "7".to_owned())
+            ]
+        );
         let (c, errors) = config(&[
             ("OTEL_EXPORTER_OTLP_HEADERS", "authorization=Bearer%20abc"),
             ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "x-tenant=8,broken"),

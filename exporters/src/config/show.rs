@@ -33,7 +33,7 @@ impl Config {
             (false, true) => "baggage",
             (false, false) => "none",
         };
-        let endpoint = self.otlp_endpoint_or_default().to_owned();
+        let endpoint = super::without_user_info(self.otlp_endpoint_or_default());
         let headers = if self.otlp_headers.is_empty() {
             "(none)".to_owned()
         } else {
