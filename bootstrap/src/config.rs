@@ -29,6 +29,8 @@ assert_eq!(file.get("COLDSTART_WORKER_THREADS").map(|e| e.value.as_str()), Some(
 use std::fmt;
 use std::io;
 
+use crate::plan::settings::OneLine;
+
 /// Every variable the file may set: the plan's, then the telemetry settings.
 /// Variables that choose the file (`COLDSTART_CONFIG`, `COLDSTART_ENV`), tokio's and
 /// mimalloc's own, and the profile paths are read from the environment only.
@@ -154,9 +156,12 @@ pub struct FileError {
 
 impl fmt::Display for FileError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The message quotes the file, which may hold a lone carriage return or an
+        // escape sequence: shown escaped, so the line stays one and the terminal's.
+        let (path, message) = (OneLine(&self.path), OneLine(&self.message));
         match self.line {
-            Some(line) => write!(f, "{} line {line}: {}", self.path, self.message),
-            None => write!(f, "{}: {}", self.path, self.message),
+            Some(line) => write!(f, "{path} line {line}: {message}"),
+            None => write!(f, "{path}: {message}"),
         }
     }
 }
@@ -320,7 +325,8 @@ impl ConfigFile {
             }
             let value = parse_value(value.trim()).map_err(|why| {
                 fail(format!(
-                    "the value of `{key}` {why}; use a string, a number or true/false"
+                    "the value of `[{table}] {key}`, `{}`, {why}; use a string, a number or true/false",
+                    value.trim()
                 ))
             })?;
             entries.push(Entry {
@@ -390,8 +396,14 @@ fn parse_value(v: &str) -> Result<String, &'static str> {
         return inner
             .strip_suffix('\'')
             .filter(|s| !s.contains('\''))
-            .map(str::to_owned)
-            .ok_or("is a literal string without its closing `'`");
+            .ok_or("is a literal string without its closing `'`")
+            .and_then(|s| {
+                if s.chars().any(forbidden_in_strings) {
+                    Err(CONTROL)
+                } else {
+                    Ok(s.to_owned())
+                }
+            });
     }
     if let Some(inner) = v.strip_prefix('"') {
         return basic_string(inner);
@@ -491,10 +503,20 @@ fn basic_string(rest: &str) -> Result<String, &'static str> {
                 }
                 _ => return Err("has an escape TOML does not define"),
             }),
+            c if forbidden_in_strings(c) => return Err(CONTROL),
             c => out.push(c),
         }
     }
     Err("is a string without its closing `\"`")
+}
+
+const CONTROL: &str =
+    "holds a control character other than tab, which a TOML string may only hold escaped";
+
+/// The characters TOML 1.0 allows in no string as they are: the control characters
+/// but tab (U+0000 to U+0008, U+000A to U+001F, U+007F).
+fn forbidden_in_strings(c: char) -> bool {
+    matches!(c, '\u{0}'..='\u{8}' | '\u{a}'..='\u{1f}' | '\u{7f}')
 }
 
 #[cfg(test)]
@@ -628,6 +650,34 @@ mod tests {
         }
     }
 
+    /// A control character in a string is refused, as TOML 1.0 says (tab and escapes
+    /// are fine), and an error line never carries one: a lone carriage return, which
+    /// `lines()` leaves inside a line, would overwrite the message on a terminal.
+    /// The value and its table are named.
+    #[test]
+    fn control_characters_are_refused_and_never_printed() {
+        for text in [
+            "[otel]\nservice_name = \"a\u{1b}[2Jb\"",
+            "[otel]\nservice_name = 'a\u{0}b'",
+            "[otel]\nservice_name = \"a\u{7f}\"",
+        ] {
+            let err = parse(text).unwrap_err().to_string();
+            assert!(err.contains("control character"), "{err:?}");
+            assert!(!err.chars().any(|c| c.is_control()), "{err:?}");
+        }
+        let ok = parse("[otel]\nservice_name = \"a\tb\\u001b\"").unwrap();
+        assert_eq!(ok.entries[0].value, "a\tb\u{1b}");
+        let err = parse("[coldstart]\rworker_threads = 2")
+            .unwrap_err()
+            .to_string();
+        assert!(!err.chars().any(|c| c.is_control()), "{err:?}");
+        assert!(err.contains("\\r"), "{err:?}");
+        let err = parse("[coldstart]\nstrategy = minimal")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`[coldstart] strategy`, `minimal`,"), "{err}");
+    }
+
     /// Numbers TOML refuses are refused, as another TOML reader of the same file
     /// would; those it takes keep their value.
     #[test]
@@ -742,7 +792,7 @@ mod tests {
         }
 
         #[test]
-        fn strings_round_trip(s in "[^\"\\\\\n\r]*") {
+        fn strings_round_trip(s in "[^\"\\\\\\x00-\\x08\\x0a-\\x1f\\x7f]*") {
             let file = parse(&format!("[otel]\nservice_name = \"{s}\"")).unwrap();
             prop_assert_eq!(&file.entries[0].value, &s);
         }
