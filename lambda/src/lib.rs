@@ -111,8 +111,10 @@ where
         }
     };
     // Lambda stops the process 500 ms after SIGTERM: the program's own hooks too
-    // give up before, each said, rather than be cut off unsaid.
+    // give up before, each said, rather than be cut off unsaid. The SIGTERM comes to
+    // an idle environment: no drain, which would wait on `/next`.
     coldstart_runtime::lifecycle::cap_hook_deadlines(SHUTDOWN_BUDGET);
+    coldstart_runtime::lifecycle::skip_drain();
     if wanted {
         extension::start(&function.runtime_api);
         on_shutdown_flush();

@@ -649,7 +649,7 @@ pub async fn draining() {
 /// come: its output, or `None` when it does not await it or runs out of time (it is
 /// cancelled then, with a line on stderr).
 pub(crate) async fn drain<F: Future>(body: Pin<&mut F>, deadline: Duration) -> Option<F::Output> {
-    if !DRAINS.load(Ordering::Acquire) {
+    if !DRAINS.load(Ordering::Acquire) || NO_DRAIN.load(Ordering::Acquire) {
         return None;
     }
     let drained = tokio::time::timeout(deadline, body).await.ok();
@@ -666,6 +666,17 @@ pub(crate) async fn drain<F: Future>(body: Pin<&mut F>, deadline: Duration) -> O
 pub(crate) async fn shutdown_signal() -> i32 {
     wait_until(&SHUTDOWN, || SIGNALLED.load(Ordering::Acquire) != 0).await;
     i32::from(SIGNALLED.load(Ordering::Acquire))
+}
+
+static NO_DRAIN: AtomicBool = AtomicBool::new(false);
+
+/// After a signal, the body is cancelled at once, even one that awaits [`draining`]:
+/// for a platform that signals only a process with nothing in flight, and ends it
+/// soon after (Lambda sends SIGTERM to an idle environment, and stops it 500 ms
+/// later). A drain there would wait on the runtime's own `/next`, which never
+/// answers, and the hooks would never run. coldstart's Lambda integration sets it.
+pub fn skip_drain() {
+    NO_DRAIN.store(true, Ordering::Release);
 }
 
 /// The longest the shutdown hooks may take, all rounds together, whatever their own

@@ -164,6 +164,9 @@ fn case() {
             println!("case: body finished");
             return "returned";
         }
+        if case == "no drain" {
+            lifecycle::skip_drain();
+        }
         on_shutdown("flush", Duration::from_secs(1), || async {
             println!("case: hook ran in state {:?}", lifecycle::state());
         });
@@ -176,7 +179,7 @@ fn case() {
         draining().await;
         println!("case: draining in state {:?}", lifecycle::state());
         let in_flight = match case.as_str() {
-            "in time" => Duration::from_millis(300),
+            "in time" | "no drain" => Duration::from_millis(300),
             "too slow" => Duration::from_secs(5),
             other => panic!("no case `{other}`"),
         };
@@ -198,6 +201,18 @@ fn in_flight_work_finishes_after_sigterm_and_then_the_hooks_run() {
          block_on returned\n",
         "{stderr}"
     );
+}
+
+/// Where the platform ends the process soon after its signal (Lambda), the body is
+/// cancelled at the signal and the hooks run at once, even with work in flight that
+/// would finish within the drain deadline.
+#[test]
+fn without_a_drain_the_hooks_run_at_the_signal() {
+    let (stdout, stderr) = exits_with(0, "no drain", &[]);
+    // The body may see the signal first and say it drains; it is cancelled all the same.
+    let stdout = stdout.trim_start_matches("draining in state Draining\n");
+    assert_eq!(stdout, "hook ran in state Draining\n", "{stderr}");
+    assert!(!stderr.contains("drain deadline"), "{stderr}");
 }
 
 #[test]
