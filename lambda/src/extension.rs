@@ -119,11 +119,45 @@ async fn register(api: &RuntimeApi) -> Result<(), String> {
     );
     let authority = api.authority.clone();
     coldstart_runtime::task::spawn(async move {
-        // Lambda counts the extension as initialised once it asks for its next event;
-        // with no events registered the answer only comes at shutdown, with SIGTERM.
-        let _ = exchange(&authority, &next).await;
+        wait_for_next_event(&authority, &next, |line| {
+            coldstart_exporters::problem::report("lambda-extension-next", || line);
+        })
+        .await;
     });
     Ok(())
+}
+
+/// Asks for the extension's next event until it is answered. Lambda counts the
+/// extension as initialised, and an invocation as done, only while it waits there: an
+/// ask that failed (a connection dropped, an error answer) would keep the function's
+/// init or invocations waiting, unsaid. Each failure is said and the ask made again,
+/// after 50 ms doubling to 1 s; a refusal (4xx: the identifier is not Lambda's) is
+/// said and not asked again. With no events registered the answer only comes at
+/// shutdown, with SIGTERM.
+async fn wait_for_next_event(authority: &str, next: &str, say: impl Fn(String)) {
+    let mut pause = std::time::Duration::from_millis(50);
+    loop {
+        let why = match exchange(authority, next).await {
+            Ok(head) => match crate::init_error::status_code(head.as_bytes()) {
+                Some(200..=299) => return,
+                Some(400..=499) => {
+                    say(format!(
+                        "the Extensions API refused the internal extension's wait for events (`{}`); Lambda may hold the function's invocations until they time out",
+                        head.lines().next().unwrap_or_default()
+                    ));
+                    return;
+                }
+                Some(_) => format!("it answered `{}`", head.lines().next().unwrap_or_default()),
+                None => "the connection closed without an answer".to_owned(),
+            },
+            Err(e) => e.to_string(),
+        };
+        say(format!(
+            "the internal extension's wait for events failed ({why}); asking again in {pause:?}"
+        ));
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(std::time::Duration::from_secs(1));
+    }
 }
 
 /// The longest response head [`exchange`] reads.
@@ -162,6 +196,7 @@ pub(crate) fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
 mod tests {
     use super::{
         MAX_HEAD, REGISTER_TIMEOUT, exchange, header, registered, registered_saying, start,
+        wait_for_next_event,
     };
     use crate::function::RuntimeApi;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -252,6 +287,58 @@ mod tests {
             late,
             "the internal extension could not register (the Extensions API answered `HTTP/1.1 403 Forbidden`); Lambda will not send SIGTERM, so shutdown hooks will not run"
         );
+    }
+
+    /// A wait for events that fails (a connection closed unanswered, a 500) is said
+    /// and asked again, until it is held open; a refusal is said and not asked again.
+    #[tokio::test]
+    async fn a_failed_wait_for_events_is_said_and_asked_again() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let authority = listener.local_addr().unwrap().to_string();
+        let api = tokio::spawn(async move {
+            let answers: [&[u8]; 3] = [
+                b"",
+                b"HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n",
+                b"HTTP/1.1 200 OK\r\nLambda-Extension-Event-Identifier: e\r\nContent-Length: 2\r\n\r\n{}",
+            ];
+            for answer in answers {
+                let (mut stream, _) = listener.accept().await.unwrap();
+                let mut request = [0u8; 256];
+                let _ = stream.read(&mut request).await;
+                let _ = stream.write_all(answer).await;
+            }
+            listener
+        });
+        let said = std::sync::Mutex::new(Vec::new());
+        let next = "GET /2020-01-01/extension/event/next HTTP/1.1\r\n\r\n";
+        tokio::time::timeout(
+            REGISTER_TIMEOUT * 5,
+            wait_for_next_event(&authority, next, |line| said.lock().unwrap().push(line)),
+        )
+        .await
+        .expect("the third ask is answered");
+        let said = said.into_inner().unwrap();
+        assert_eq!(said.len(), 2, "{said:?}");
+        assert!(said[0].contains("closed without an answer"), "{said:?}");
+        assert!(
+            said[1].contains("`HTTP/1.1 500 Internal Server Error`"),
+            "{said:?}"
+        );
+        let listener = api.await.unwrap();
+        let refuser = tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut request = [0u8; 256];
+            let _ = stream.read(&mut request).await;
+            let _ = stream
+                .write_all(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+                .await;
+        });
+        let refused = std::sync::Mutex::new(Vec::new());
+        wait_for_next_event(&authority, next, |line| refused.lock().unwrap().push(line)).await;
+        refuser.await.unwrap();
+        let refused = refused.into_inner().unwrap();
+        assert_eq!(refused.len(), 1, "{refused:?}");
+        assert!(refused[0].contains("refused"), "{refused:?}");
     }
 
     /// Regression: a peer that never ends its head used to grow the buffer forever.
