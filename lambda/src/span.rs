@@ -220,13 +220,24 @@ fn trigger(body: &[u8]) -> &'static str {
         .strip_prefix(b"{")
         .is_some_and(|rest| rest.trim_ascii_start().starts_with(b"\"Records\""));
     let source = |value: &str| keyed(&["eventSource", "EventSource"], value);
-    if records && (source("\"aws:sqs\"") || source("\"aws:sns\"") || source("\"aws:kinesis\"")) {
+    // Kafka and Amazon MQ batches name their source at the top, beside lower-case
+    // `records` or `messages`, not in `Records`.
+    let broker = [
+        "\"aws:kafka\"",
+        "\"SelfManagedKafka\"",
+        "\"aws:mq\"",
+        "\"aws:rmq\"",
+    ];
+    if records && (source("\"aws:sqs\"") || source("\"aws:sns\"") || source("\"aws:kinesis\""))
+        || !records && broker.into_iter().any(source)
+    {
         "pubsub"
     } else if records && (source("\"aws:s3\"") || source("\"aws:dynamodb\"")) {
         "datasource"
-    } else if !records
-        && (has("\"requestContext\"") || has("\"httpMethod\"") || has("\"routeKey\""))
-    {
+    } else if !records && (has("\"httpMethod\"") || has("\"routeKey\"") || has("\"rawPath\"")) {
+        // By the keys only HTTP events have (API Gateway's REST, HTTP and WebSocket
+        // APIs, function URLs, load balancers), not `requestContext`, which an
+        // asynchronous invocation's destination record has too.
         // Before the schedules: a scheduled event has none of these, and an HTTP
         // event may carry `aws.events` in a parameter.
         "http"
@@ -269,9 +280,28 @@ mod tests {
     #[test]
     fn triggers_from_event_shapes() {
         assert_eq!(
-            trigger(br#"{"version":"2.0","requestContext":{"http":{}}}"#),
+            trigger(br#"{"version":"2.0","routeKey":"$default","requestContext":{"http":{}}}"#),
             "http"
         );
+        assert_eq!(
+            trigger(br#"{"requestContext":{"elb":{}},"httpMethod":"GET","path":"/"}"#),
+            "http"
+        );
+        // An asynchronous invocation's record, sent on to a destination function.
+        assert_eq!(
+            trigger(
+                br#"{"version":"1.0","requestContext":{"requestId":"r","condition":"Success"},"requestPayload":{"a":1}}"#
+            ),
+            "other"
+        );
+        for broker in [
+            r#"{"eventSource":"aws:kafka","records":{"t-0":[]}}"#,
+            r#"{"eventSource":"SelfManagedKafka","records":{}}"#,
+            r#"{"eventSource":"aws:mq","messages":[]}"#,
+            r#"{"eventSource":"aws:rmq","rmqMessagesByQueue":{}}"#,
+        ] {
+            assert_eq!(trigger(broker.as_bytes()), "pubsub", "{broker}");
+        }
         assert_eq!(
             trigger(br#"{"Records":[{"eventSource":"aws:sqs"}]}"#),
             "pubsub"
