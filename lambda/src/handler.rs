@@ -62,10 +62,25 @@ fn fail(message: &str) {
         use opentelemetry::trace::{Status, TraceContextExt};
         let cx = opentelemetry::Context::current();
         let span = cx.span();
-        span.set_status(Status::error(message.to_owned()));
+        span.set_status(Status::error(status_text(message)));
     }
     #[cfg(not(feature = "tracing"))]
     let _ = message;
+}
+
+/// The most characters of a handler's error that its span's status keeps: an error
+/// that prints a whole payload could make the export request larger than a collector
+/// takes (4 MiB over gRPC by default), and it refuses every span in it.
+#[cfg(feature = "tracing")]
+const MAX_STATUS: usize = 4096;
+
+/// `message`, cut to [`MAX_STATUS`] characters, with `…` where it was cut.
+#[cfg(feature = "tracing")]
+fn status_text(message: &str) -> String {
+    match message.char_indices().nth(MAX_STATUS) {
+        Some((at, _)) => format!("{}…", &message[..at]),
+        None => message.to_owned(),
+    }
 }
 
 /// Wraps a handler so that its errors and panics are counted and traced; what
@@ -160,5 +175,21 @@ pub(crate) fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         format!("panicked: {s}")
     } else {
         "panicked".to_owned()
+    }
+}
+
+#[cfg(all(test, feature = "tracing"))]
+mod tests {
+    use super::{MAX_STATUS, status_text};
+
+    #[test]
+    fn a_long_error_is_cut_for_the_status() {
+        assert_eq!(status_text("db down"), "db down");
+        let long = "é".repeat(MAX_STATUS * 3);
+        let cut = status_text(&long);
+        assert_eq!(cut.chars().count(), MAX_STATUS + 1);
+        assert!(cut.ends_with("é…"), "{}", &cut[cut.len() - 8..]);
+        let exact = "x".repeat(MAX_STATUS);
+        assert_eq!(status_text(&exact), exact);
     }
 }
