@@ -406,7 +406,8 @@ fn only_the_headers_coldstart_read_are_sent(test: &str, grpc: bool) {
         ],
     );
     assert!(sent.get("x-tenant").is_none(), "{sent}");
-    // The file's traces-only headers replace the environment's general ones.
+    // The file's traces-only headers are sent, and replaced by general ones an
+    // operator sets in the environment: layers first, then the more specific name.
     let dir = temp_dir("headers-file");
     std::fs::write(
         dir.join("coldstart.toml"),
@@ -417,13 +418,20 @@ fn only_the_headers_coldstart_read_are_sent(test: &str, grpc: bool) {
         &collector,
         4,
         &dir,
+        &[("OTEL_EXPORTER_OTLP_PROTOCOL", protocol)],
+    );
+    assert_eq!(sent["x-tenant"], "from file", "{sent}");
+    let sent = headers_sent(
+        &collector,
+        5,
+        &dir,
         &[
             ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol),
             ("OTEL_EXPORTER_OTLP_HEADERS", general),
         ],
     );
-    assert_eq!(sent["x-tenant"], "from file", "{sent}");
-    assert!(sent.get("authorization").is_none(), "{sent}");
+    assert_eq!(sent["x-tenant"], "a b", "{sent}");
+    assert_eq!(sent["authorization"], "Bearer t0k", "{sent}");
 }
 
 #[test]
@@ -444,8 +452,8 @@ fn only_the_headers_coldstart_read_are_sent_over_grpc() {
 }
 
 /// Compression follows coldstart's layers: `gzip` from the environment or from the
-/// file alone, and a file's traces-only `none` replacing the environment's general
-/// `gzip`. Over HTTP the receiver gunzips a body that says it is gzip, and what each
+/// file alone, a file's traces-only `none` replacing its own general `gzip`, and the
+/// environment's general `gzip` overriding the file's traces-only `none`. Over HTTP the receiver gunzips a body that says it is gzip, and what each
 /// request said is checked. Over gRPC grpcio decompresses a call and keeps its
 /// `grpc-encoding` to itself, so what is checked is that every call was read (the
 /// exporter's own test, `trace::grpc::tests::calls_are_gzip_compressed_when_asked`,
@@ -464,18 +472,24 @@ fn compression_follows_coldstarts_layers(test: &str, grpc: bool) {
         dir
     };
     let environment = headers_sent(&collector, 1, std::path::Path::new("."), &[protocol, gzip]);
-    let dir = file("none", "exporter_otlp_traces_compression = \"none\"");
-    let file_none = headers_sent(&collector, 2, &dir, &[protocol, gzip]);
+    let dir = file(
+        "none",
+        "exporter_otlp_compression = \"gzip\"\nexporter_otlp_traces_compression = \"none\"",
+    );
+    let file_none = headers_sent(&collector, 2, &dir, &[protocol]);
+    // The environment's general setting overrides the file's traces-only one.
+    let over_file = headers_sent(&collector, 4, &dir, &[protocol, gzip]);
     let dir = file("gzip", "exporter_otlp_compression = \"gzip\"");
     let file_gzip = headers_sent(&collector, 3, &dir, &[protocol]);
     if grpc {
-        for sent in [&environment, &file_none, &file_gzip] {
+        for sent in [&environment, &file_none, &over_file, &file_gzip] {
             let agent = sent["user-agent"].as_str().unwrap_or_default();
             assert!(agent.starts_with("OTel-OTLP-Exporter-Rust"), "{sent}");
         }
     } else {
         assert_eq!(environment["content-encoding"], "gzip", "{environment}");
         assert!(file_none.get("content-encoding").is_none(), "{file_none}");
+        assert_eq!(over_file["content-encoding"], "gzip", "{over_file}");
         assert_eq!(file_gzip["content-encoding"], "gzip", "{file_gzip}");
     }
 }
