@@ -764,7 +764,7 @@ impl Config {
             grouping: r
                 .read(
                     "COLDSTART_METRICS_PUSH_GROUPING",
-                    "comma-separated `label=value` pairs, values percent-encoded, label names of letters, digits and `_` (not `job`, not starting with `__` or a digit)",
+                    "comma-separated `label=value` pairs, values percent-encoded, label names of letters, digits and `_` (not `job`, `le` or `quantile`, not starting with `__` or a digit)",
                     |s| {
                         parse_pairs(s).filter(|pairs| {
                             pairs.iter().all(|(label, _)| grouping_label(label))
@@ -1135,14 +1135,17 @@ fn parse_pairs(s: &str) -> Option<Vec<(String, String)>> {
 }
 
 /// Whether `label` may name a Pushgateway grouping label: a Prometheus label name,
-/// not `job` (the job comes first) and not a reserved `__` name.
+/// not `job` (the job comes first), not a reserved `__` name, and not `le` or
+/// `quantile`: the gateway sets grouping labels on every series, and a histogram's
+/// buckets would carry `le` twice, which makes Prometheus refuse the gateway's
+/// whole scrape.
 fn grouping_label(label: &str) -> bool {
     let mut chars = label.chars();
     chars
         .next()
         .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-        && label != "job"
+        && !matches!(label, "job" | "le" | "quantile")
         && !label.starts_with("__")
 }
 
@@ -1659,7 +1662,16 @@ mod tests {
                 ("zone".to_owned(), "eu".to_owned())
             ]
         );
-        for bad in ["job=x", "__x=1", "1a=b", "a-b=c", "a=1,a=2", "novalue"] {
+        for bad in [
+            "job=x",
+            "__x=1",
+            "le=1",
+            "quantile=0.5",
+            "1a=b",
+            "a-b=c",
+            "a=1,a=2",
+            "novalue",
+        ] {
             let (c, errors) = config(&[url, ("COLDSTART_METRICS_PUSH_GROUPING", bad)]);
             assert_eq!(errors.len(), 1, "{bad}");
             assert_eq!(errors[0].key, "COLDSTART_METRICS_PUSH_GROUPING");

@@ -86,7 +86,12 @@ impl Cell {
 
 impl CounterFn for Cell {
     fn increment(&self, n: u64) {
-        self.value.fetch_add(n, Ordering::Relaxed);
+        // At `u64::MAX` it stays there: wrapped to 0, Prometheus would read a reset.
+        let _ = self
+            .value
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+                Some(v.saturating_add(n))
+            });
         recorded(&self.key, Value::Increment(n));
     }
 
@@ -440,6 +445,11 @@ fn sample(
         }
         pairs.push((label_name, label.value()));
     }
+    // By name: one series has one spelling, whatever order its labels were given in
+    // (two names that clean to one, with their labels in different orders, would
+    // otherwise be two lines that Prometheus reads as one series twice, and that a
+    // Pushgateway refuses the push for). `le` last, where the format shows it.
+    pairs.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     if let Some(le) = le.filter(|le| !le.is_empty()) {
         pairs.push(("le".to_owned(), le));
     }
@@ -761,6 +771,38 @@ mod tests {
         let out = render();
         assert!(out.contains("\njobs_done 5001\n"), "{out}");
         assert_eq!(out.matches("\njobs_done ").count(), 1, "{out}");
+        // Their labels given in different orders: still one series, written once.
+        let labelled = |name: &'static str, labels: [(&'static str, &'static str); 2]| {
+            Key::from_parts(
+                name,
+                labels.map(|(k, v)| metrics::Label::new(k, v)).to_vec(),
+            )
+        };
+        rec.register_counter(&labelled("jobs_done", [("a", "1"), ("b", "2")]), &m)
+            .increment(2);
+        rec.register_counter(&labelled("jobs.done", [("b", "2"), ("a", "1")]), &m)
+            .increment(3);
+        let out = render();
+        assert!(out.contains("\njobs_done{a=\"1\",b=\"2\"} 5\n"), "{out}");
+        assert!(!out.contains("b=\"2\",a="), "{out}");
+    }
+
+    /// A counter at its greatest value stays there: wrapped to 0, Prometheus would
+    /// read a reset.
+    #[test]
+    fn a_counter_saturates_instead_of_wrapping() {
+        static R: Registry = Registry::new();
+        let rec = Installed(&R);
+        let m = Metadata::new("t", metrics::Level::INFO, None);
+        let counter = rec.register_counter(&Key::from_name("huge_total"), &m);
+        counter.absolute(u64::MAX - 1);
+        counter.increment(5);
+        let mut out = String::new();
+        R.render(&mut out, &[], &[]);
+        assert!(
+            out.contains(&format!("\nhuge_total {}\n", u64::MAX)),
+            "{out}"
+        );
     }
 
     /// Clashing series are said by their family: one subject however many label
