@@ -24,7 +24,8 @@ use tower_layer::Layer as _;
 use tower_service::Service;
 
 /// Answers by path: `/down` 503 (after saying why on the span), `/missing` 404, `/fail` with `Err`, `/panic` by
-/// panicking in its future, `/routed/...` with a `Route` on the response, else 200.
+/// panicking in its future, `/panic-in-call` by panicking before it has one,
+/// `/routed/...` with a `Route` on the response, else 200.
 #[derive(Clone, Copy)]
 struct Handler;
 
@@ -41,6 +42,9 @@ impl Service<Request<()>> for Handler {
 
     fn call(&mut self, req: Request<()>) -> Answer {
         let path = req.uri().path().to_owned();
+        if path == "/panic-in-call" {
+            panic!("a bug before the handler's future");
+        }
         if path == "/down" {
             // The handler says why on the server span; the layer's 5xx keeps it.
             use opentelemetry::trace::TraceContextExt as _;
@@ -139,10 +143,16 @@ fn each_way_a_request_ends_gets_its_span_and_metrics() {
             "no database"
         );
         assert!(call(Method::POST, "/panic").await.unwrap_err().is_panic());
+        assert!(
+            call(Method::PUT, "/panic-in-call")
+                .await
+                .unwrap_err()
+                .is_panic()
+        );
 
         telemetry.start_after_first_response();
         coldstart_runtime::first_request_done();
-        telemetry::until(|| SEEN.lock().unwrap().len() >= 9).await;
+        telemetry::until(|| SEEN.lock().unwrap().len() >= 10).await;
     });
     let seen = SEEN.lock().unwrap().clone();
     let text = |span: &Seen, key: &str| span.attributes.get(key).cloned();
@@ -237,11 +247,18 @@ fn each_way_a_request_ends_gets_its_span_and_metrics() {
         fail.error.as_deref(),
         Some("the service failed without a response")
     );
-    let panicked = span_of(&seen, "/panic");
-    assert_eq!(text(&panicked, "error.type").as_deref(), Some("panic"));
+    for path in ["/panic", "/panic-in-call"] {
+        let panicked = span_of(&seen, path);
+        assert_eq!(text(&panicked, "error.type").as_deref(), Some("panic"));
+        assert_eq!(
+            panicked.error.as_deref(),
+            Some("the service panicked while answering")
+        );
+    }
     assert_eq!(
-        panicked.error.as_deref(),
-        Some("the service panicked while answering")
+        requests(r#"method="_OTHER",route="unmatched",status="500""#),
+        Some(1.0),
+        "the panic before the service's future"
     );
 
     // The metrics: labelled with the route the response named, and a request without

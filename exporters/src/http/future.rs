@@ -159,6 +159,15 @@ const UNMATCHED: &str = "unmatched";
 const CANCELLED: u16 = 499;
 
 impl Record {
+    /// Runs `call`, the service's synchronous part: a panic in it drops the record
+    /// as one dropped while its service was polled, counted as a panic.
+    pub(crate) fn polled<T>(&mut self, call: impl FnOnce() -> T) -> T {
+        self.polling = true;
+        let called = call();
+        self.polling = false;
+        called
+    }
+
     pub(crate) fn new(
         start: Instant,
         method: &'static str,

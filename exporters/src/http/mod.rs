@@ -187,16 +187,18 @@ where
         // The handler's synchronous part sees the server span as current too.
         #[cfg(feature = "tracing")]
         let current = cx.clone().attach();
-        let inner = self.inner.call(req);
-        #[cfg(feature = "tracing")]
-        drop(current);
-        let record = future::Record::new(
+        // Made before the service is called: a panic in its synchronous part is a
+        // request that panicked, counted as one that panics in its future is.
+        let mut record = future::Record::new(
             start,
             method,
             route,
             #[cfg(feature = "tracing")]
             cx,
         );
+        let inner = record.polled(|| self.inner.call(req));
+        #[cfg(feature = "tracing")]
+        drop(current);
         ResponseFuture::new(inner, record)
     }
 }
