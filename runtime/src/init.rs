@@ -317,7 +317,9 @@ pub(crate) async fn run_before_serving() {
     // hold the stopwatch's units until it stops.
     let mut watch = Stopwatch::start(in_turn.len());
     for r in in_turn {
-        if APART_FAILED.load(Ordering::Relaxed) {
+        // After a signal (a hook registered by an earlier init, or by the telemetry,
+        // took it) the program stops: the rest would only hold its hooks back.
+        if APART_FAILED.load(Ordering::Relaxed) || lifecycle::stop_asked() {
             break;
         }
         let outcome = run(r).await;

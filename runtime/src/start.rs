@@ -302,9 +302,17 @@ pub fn block_on_in<F: Future>(settings: &Settings, env: &Env, body: F) -> F::Out
         }
         let ended = {
             let mut body = std::pin::pin!(crate::panics::caught(body));
-            let returned = tokio::select! {
-                output = &mut body => Some(output),
-                _ = lifecycle::shutdown_signal() => None,
+            let returned = if lifecycle::stop_asked() {
+                // A signal while the inits ran: the body never starts.
+                eprintln!(
+                    "coldstart: a signal came before serving; the rest of the inits and the body of main do not run"
+                );
+                None
+            } else {
+                tokio::select! {
+                    output = &mut body => Some(output),
+                    _ = lifecycle::shutdown_signal() => None,
+                }
             };
             match returned {
                 Some(output) => Ended::Returned(output),

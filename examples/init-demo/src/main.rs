@@ -4,8 +4,9 @@
 //! makes n threads read `SLOW` at the same moment before the first response;
 //! `DEMO_END_EARLY=1` ends `main` before the first response; `DEMO_RETURN_AT_ONCE=1`
 //! right after it, without waiting for the deferred inits; `DEMO_HOOK=1` registers a
-//! shutdown hook that prints `shutdown hook ran`, after `DEMO_HOOK_MS`; `DEMO_CD=dir`
-//! makes the body change to that directory first.
+//! shutdown hook that prints `shutdown hook ran`, after `DEMO_HOOK_MS`, and
+//! `DEMO_EARLY_HOOK=1` one that prints `early hook ran`, registered by the `config`
+//! init; `DEMO_CD=dir` makes the body change to that directory first.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -15,6 +16,11 @@ use init_demo::step;
 
 #[coldstart::init(critical)]
 fn config() -> Result<(), String> {
+    if std::env::var_os("DEMO_EARLY_HOOK").is_some() {
+        coldstart::on_shutdown("early hook", Duration::from_secs(1), || async {
+            println!("early hook ran");
+        });
+    }
     step("init_demo::config")
 }
 

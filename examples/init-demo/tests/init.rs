@@ -319,6 +319,29 @@ fn after_a_signal_no_deferred_init_starts() {
     );
 }
 
+/// A signal while the inits before serving run, once an init has registered a
+/// shutdown hook (which takes the signal): the inits after it and the body do not
+/// run, the hook does, and the program ends with 0. Before, every init ran first.
+#[test]
+fn a_signal_before_serving_stops_the_inits_and_the_body() {
+    let r = demo(&[("DEMO_EARLY_HOOK", "1"), ("DEMO_TERM", "config")]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let ran: Vec<&str> = r
+        .lines()
+        .into_iter()
+        .filter_map(|l| l.strip_prefix("init "))
+        .collect();
+    // By name, `config` is the fourth and `pool` the last before serving.
+    assert_eq!(ran, BEFORE_BY_NAME[..4], "{}", r.stdout);
+    assert!(r.lines().contains(&"early hook ran"), "{}", r.stdout);
+    assert!(!r.stdout.contains("first response"), "{}", r.stdout);
+    assert!(
+        r.stderr.contains("a signal came before serving"),
+        "{}",
+        r.stderr
+    );
+}
+
 #[test]
 fn a_malformed_profile_is_one_line_and_the_default_order_is_used() {
     let bad = profile_file(
