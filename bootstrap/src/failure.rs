@@ -51,7 +51,7 @@ pub fn report(cause: Cause, message: &str) {
     let failure = StartFailure { cause, message };
     for hook in ON_START_FAILURE {
         if std::panic::catch_unwind(|| hook(&failure)).is_err() {
-            eprintln!("coldstart: a start-failure hook panicked");
+            crate::say!("coldstart: a start-failure hook panicked");
         }
     }
 }

@@ -28,6 +28,8 @@ pub mod fuzz;
 pub mod init;
 pub mod plan;
 pub mod probe;
+#[doc(hidden)]
+pub mod say;
 
 pub use env::{Env, Layer};
 pub use figure::{Figure, Source};

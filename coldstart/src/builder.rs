@@ -183,7 +183,7 @@ fn unbuilt_feature(variable: &str) -> Option<&'static str> {
 /// Ends the program for a configuration error: one line, reported (to the Lambda
 /// Runtime API on Lambda), exit code 78.
 fn exit_config(message: &str) -> ! {
-    eprintln!("coldstart: {message}");
+    coldstart_bootstrap::say!("coldstart: {message}");
     coldstart_bootstrap::failure::report(coldstart_bootstrap::failure::Cause::Config, message);
     std::process::exit(coldstart_runtime::EXIT_CONFIG);
 }

@@ -83,7 +83,7 @@ pub fn install_adjusted(
 ) -> Telemetry {
     let (mut config, errors) = Config::from(env);
     for e in errors {
-        eprintln!("coldstart: {e}");
+        coldstart_bootstrap::say!("coldstart: {e}");
     }
     adjust(&mut config);
     install_with(config, service_version)

@@ -135,8 +135,10 @@ pub fn report_about(kind: &'static str, subject: &str, message: impl FnOnce() ->
         crate::plugin::each(|p| p.on_error(&reported));
     }
     match admitted {
-        Some(0) => eprintln!("coldstart: {message}"),
-        Some(n) => eprintln!("coldstart: {message} ({n} more like it in the last minute)"),
+        Some(0) => coldstart_bootstrap::say!("coldstart: {message}"),
+        Some(n) => {
+            coldstart_bootstrap::say!("coldstart: {message} ({n} more like it in the last minute)")
+        }
         None => {}
     }
 }

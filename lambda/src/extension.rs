@@ -58,7 +58,7 @@ pub(crate) fn start(api: &RuntimeApi) {
 /// Waits for the registration [`start`] began, if any; a failure is printed once and
 /// the function runs on without SIGTERM.
 pub(crate) async fn registered() {
-    registered_saying(|line| eprintln!("coldstart: {line}")).await;
+    registered_saying(|line| coldstart_bootstrap::say!("coldstart: {line}")).await;
 }
 
 /// [`registered`], saying what there is to say with `say`. A registration still

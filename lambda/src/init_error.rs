@@ -62,8 +62,10 @@ pub(crate) fn report_if_initialising(error_type: &str, message: &str) {
         return;
     }
     match report_init_error(&api, error_type, message) {
-        Ok(()) => eprintln!("coldstart: reported to the Lambda Runtime API as {error_type}"),
-        Err(e) => eprintln!(
+        Ok(()) => coldstart_bootstrap::say!(
+            "coldstart: reported to the Lambda Runtime API as {error_type}"
+        ),
+        Err(e) => coldstart_bootstrap::say!(
             "coldstart: could not report the init failure to the Lambda Runtime API ({e})"
         ),
     }

@@ -97,7 +97,7 @@ where
         Ok(function) => function.clone(),
         Err(e) => {
             let message = e.to_string();
-            eprintln!("coldstart: {message}");
+            coldstart_bootstrap::say!("coldstart: {message}");
             init_error::report_if_initialising("Runtime.ConfigError", &message);
             return Err(e.clone().into());
         }
@@ -139,7 +139,7 @@ fn on_shutdown_flush() {
             Some(t) => t.flush(SHUTDOWN_BUDGET).await,
             None => 0,
         };
-        eprintln!("coldstart: lambda: final flush done, {left} spans left");
+        coldstart_bootstrap::say!("coldstart: lambda: final flush done, {left} spans left");
     });
 }
 

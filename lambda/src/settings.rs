@@ -21,7 +21,7 @@ pub(crate) fn current() -> Settings {
                 .iter()
                 .filter(|e| e.key.contains("LAMBDA") || e.key.contains("EMF"))
             {
-                eprintln!("coldstart: {e}");
+                coldstart_bootstrap::say!("coldstart: {e}");
             }
             config.lambda
         })

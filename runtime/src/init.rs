@@ -179,7 +179,7 @@ pub(crate) fn prepare(embedded: Option<&'static str>) -> bool {
         };
         let order = Order::of(INITS.iter(), profile.as_ref());
         if let Some(mismatch) = &order.mismatch {
-            eprintln!("coldstart: inits: {mismatch}");
+            coldstart_bootstrap::say!("coldstart: inits: {mismatch}");
         }
         work_after |= !order.after.is_empty();
         let _ = ORDER.set((order, source));
@@ -234,7 +234,7 @@ fn from_file<'a>(
                 Some(_) => "the embedded profile",
                 None => "the default init order",
             };
-            eprintln!(
+            coldstart_bootstrap::say!(
                 "coldstart: {PROFILE}={}: {e}; using {instead}",
                 path.display()
             );
@@ -249,7 +249,9 @@ fn from_embedded(embedded: Option<&'static str>) -> (Option<Profile<'static>>, S
     match embedded.map(Profile::parse) {
         Some(Ok(p)) => (Some(p), "embedded".to_string()),
         Some(Err(e)) => {
-            eprintln!("coldstart: the embedded init profile: {e}; using the default init order");
+            coldstart_bootstrap::say!(
+                "coldstart: the embedded init profile: {e}; using the default init order"
+            );
             (None, "none (the embedded one is unreadable)".to_string())
         }
         None => (None, "none".to_string()),
@@ -365,7 +367,7 @@ pub(crate) async fn run_before_serving() {
     record(done);
     if let Some(failure) = failure {
         for other in &others {
-            eprintln!("coldstart: {other}, at the same start-up");
+            coldstart_bootstrap::say!("coldstart: {other}, at the same start-up");
         }
         fail_start_up(&failure);
     }
@@ -384,11 +386,11 @@ fn record(mut done: Vec<Ran>) {
 
 fn fail_start_up(failure: &Failure) -> ! {
     let message = format!("{failure}; start-up stopped");
-    eprintln!("coldstart: {message}");
+    coldstart_bootstrap::say!("coldstart: {message}");
     coldstart_bootstrap::failure::report(coldstart_bootstrap::failure::Cause::Init, &message);
     for hook in ON_INIT_FAILURE {
         if catch_unwind(|| hook(failure)).is_err() {
-            eprintln!("coldstart: an init-failure hook panicked");
+            coldstart_bootstrap::say!("coldstart: an init-failure hook panicked");
         }
     }
     std::process::exit(EXIT_INIT)
@@ -411,11 +413,11 @@ pub(crate) async fn run_after_first_response() {
             let finished = Ran::timed(took, outcome);
             let stops = match &finished.outcome {
                 Err(failure) if r.fatal => {
-                    eprintln!("coldstart: deferred {failure}; stopping (fatal)");
+                    coldstart_bootstrap::say!("coldstart: deferred {failure}; stopping (fatal)");
                     true
                 }
                 Err(failure) => {
-                    eprintln!("coldstart: deferred {failure}; serving continues");
+                    coldstart_bootstrap::say!("coldstart: deferred {failure}; serving continues");
                     false
                 }
                 Ok(()) => false,
@@ -439,12 +441,12 @@ pub(crate) async fn run_after_first_response() {
         match written {
             Ok(Ok(_)) => {}
             Ok(Err((path, e))) => {
-                eprintln!(
+                coldstart_bootstrap::say!(
                     "coldstart: cannot write {PROFILE_OUT}={}: {e}",
                     path.display()
                 )
             }
-            Err(e) => eprintln!("coldstart: writing the init profile failed: {e}"),
+            Err(e) => coldstart_bootstrap::say!("coldstart: writing the init profile failed: {e}"),
         }
     }
     finish_deferred();

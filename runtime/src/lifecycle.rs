@@ -278,7 +278,7 @@ pub(crate) fn stop_asked() -> bool {
 /// # use coldstart_bootstrap::Settings;
 /// block_on(&Settings::NONE, async {
 ///     on_shutdown("flush", Duration::from_secs(2), || async {
-///         eprintln!("flushing");
+///         coldstart_bootstrap::say!("flushing");
 ///     });
 /// }); // the hook runs as the body ends
 /// ```
@@ -301,7 +301,7 @@ where
     match locked(&HOOKS).as_mut() {
         Some(hooks) => hooks.push(registered),
         None => {
-            eprintln!(
+            coldstart_bootstrap::say!(
                 "coldstart: shutdown hook `{}` was registered after the shutdown hooks ran; it does not run",
                 registered.name
             );
@@ -356,7 +356,7 @@ fn install_listener() {
     );
     let (Ok(mut term), Ok(mut int)) = listeners else {
         INSTALLING.store(false, Ordering::Release);
-        eprintln!(
+        coldstart_bootstrap::say!(
             "coldstart: cannot listen for SIGTERM/SIGINT; shutdown hooks run only at the end of main"
         );
         give_back_signals();
@@ -417,7 +417,9 @@ fn end_at_once(signo: libc::c_int) -> ! {
     } else {
         "SIGTERM"
     };
-    eprintln!("coldstart: {name} again; ending now, without waiting for the shutdown");
+    coldstart_bootstrap::say!(
+        "coldstart: {name} again; ending now, without waiting for the shutdown"
+    );
     default_effect(signo);
     // Not reached where the default effect ends the process; the shell's code if not.
     std::process::exit(128 + signo)
@@ -452,7 +454,7 @@ pub(crate) async fn end_of_main() {
     let work = std::mem::take(&mut *locked(&AT_END));
     for w in work {
         if std::panic::catch_unwind(w).is_err() {
-            eprintln!("coldstart: work at the end of main panicked");
+            coldstart_bootstrap::say!("coldstart: work at the end of main panicked");
         }
     }
     wait_for_held_work().await;
@@ -654,7 +656,7 @@ pub(crate) async fn drain<F: Future>(body: Pin<&mut F>, deadline: Duration) -> O
     }
     let drained = tokio::time::timeout(deadline, body).await.ok();
     if drained.is_none() {
-        eprintln!(
+        coldstart_bootstrap::say!(
             "coldstart: in-flight work did not finish within the drain deadline of {deadline:?} \
              (COLDSTART_DRAIN_TIMEOUT); cancelling it"
         );
@@ -734,11 +736,13 @@ pub(crate) async fn run_shutdown_hooks() {
             match task.await {
                 Ok(true) => {}
                 Ok(false) => {
-                    eprintln!(
+                    coldstart_bootstrap::say!(
                         "coldstart: shutdown hook `{name}` did not finish within {deadline:?}"
                     )
                 }
-                Err(e) => eprintln!("coldstart: shutdown hook `{name}` panicked: {e}"),
+                Err(e) => {
+                    coldstart_bootstrap::say!("coldstart: shutdown hook `{name}` panicked: {e}")
+                }
             }
         }
     }

@@ -244,7 +244,7 @@ fn prewarm(stack: usize) {
 /// Ends the program with a one-line message and the exit code for `e`.
 fn exit(e: &StartError) -> ! {
     let message = e.to_string();
-    eprintln!("coldstart: {message}");
+    coldstart_bootstrap::say!("coldstart: {message}");
     let (cause, code) = match e {
         StartError::Config(_) => (Cause::Config, EXIT_CONFIG),
         StartError::Runtime(_) => (Cause::Runtime, EXIT_OS),
@@ -304,7 +304,7 @@ pub fn block_on_in<F: Future>(settings: &Settings, env: &Env, body: F) -> F::Out
             let mut body = std::pin::pin!(crate::panics::caught(body));
             let returned = if lifecycle::stop_asked() {
                 // A signal while the inits ran: the body never starts.
-                eprintln!(
+                coldstart_bootstrap::say!(
                     "coldstart: a signal came before serving; the rest of the inits and the body of main do not run"
                 );
                 None
@@ -330,7 +330,7 @@ pub fn block_on_in<F: Future>(settings: &Settings, env: &Env, body: F) -> F::Out
         // Once the hooks are done (the deferred work runs on while they do): what the
         // end of `main` leaves undone. A fatal deferred init has said why it stops.
         if let Some(undone) = init::unfinished().filter(|_| lifecycle::stop_code() == 0) {
-            eprintln!("coldstart: {undone}");
+            coldstart_bootstrap::say!("coldstart: {undone}");
         }
         ended
     });

@@ -184,7 +184,9 @@ mod tests {
     #[test]
     fn laps_on_the_counter_scale_to_the_clocks_time() {
         if !counter::usable() {
-            eprintln!("skipped: no cycle counter on this architecture, or rdtsc made to fault");
+            coldstart_bootstrap::say!(
+                "skipped: no cycle counter on this architecture, or rdtsc made to fault"
+            );
             return;
         }
         two_steps(true);

@@ -411,6 +411,31 @@ fn names_missing_from_the_profile_or_unknown_to_the_program_warn_once_and_fall_b
     );
 }
 
+/// A stderr nobody reads (a pipe whose reader is gone: a log shipper that died) loses
+/// coldstart's line, and the program still stops with its own exit code. Rust
+/// ignores SIGPIPE, so the write fails, and `eprintln!` panicked there: exit 101, the
+/// failure hooks never called.
+#[test]
+fn a_stderr_nobody_reads_does_not_change_the_exit_code() {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(env!("CARGO_BIN_EXE_init-demo"))
+        .env_remove("COLDSTART_PROFILE")
+        .env_remove("COLDSTART_PROFILE_OUT")
+        .env("COLDSTART_METRICS_ADDR", "off")
+        .env("OTEL_TRACES_EXPORTER", "none")
+        .env("DEMO_FAIL", "config")
+        .stderr(writer)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(70), "{stdout}");
+    assert!(
+        stdout.contains("failure hook: init_demo::config"),
+        "{stdout}"
+    );
+}
+
 #[test]
 fn a_failing_critical_init_stops_start_up_with_one_line_and_exit_70() {
     let r = demo(&[("DEMO_FAIL", "config")]);

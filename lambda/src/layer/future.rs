@@ -211,7 +211,7 @@ fn finish(
 /// `timeout`, writes the EMF record with the error, and flushes the spans in what is
 /// left. The first response is not marked: none was sent.
 fn record_timeout(shared: &Shared, pending: &Pending, span: &SpanContext) {
-    eprintln!(
+    coldstart_bootstrap::say!(
         "coldstart: lambda: invocation {} still running {} ms before its deadline; recorded as timed out",
         pending.invocation_id,
         TIMEOUT_NOTICE.as_millis()
