@@ -36,18 +36,24 @@ impl Run {
     }
 }
 
-/// Runs `bin` with `env`. In a `cargo test --workspace` build the facade's features
-/// are unified across the workspace, so the demo may carry telemetry; its exporters
-/// are switched off here, since parallel runs would compete for the metrics port.
-fn run(bin: &str, env: &[(&str, &str)]) -> Run {
-    let out = Command::new(bin)
+/// `bin` with `env`, and no profile. In a `cargo test --workspace` build the facade's
+/// features are unified across the workspace, so the demo may carry telemetry; its
+/// exporters are switched off here, since parallel runs would compete for the
+/// metrics port.
+fn command(bin: &str, env: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(bin);
+    command
         .env_remove("COLDSTART_PROFILE")
         .env_remove("COLDSTART_PROFILE_OUT")
         .env("COLDSTART_METRICS_ADDR", "off")
         .env("OTEL_TRACES_EXPORTER", "none")
-        .envs(env.iter().copied())
-        .output()
-        .unwrap();
+        .envs(env.iter().copied());
+    command
+}
+
+/// Runs [`command`] to its end.
+fn run(bin: &str, env: &[(&str, &str)]) -> Run {
+    let out = command(bin, env).output().unwrap();
     Run {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -419,12 +425,7 @@ fn names_missing_from_the_profile_or_unknown_to_the_program_warn_once_and_fall_b
 fn a_stderr_nobody_reads_does_not_change_the_exit_code() {
     let (reader, writer) = std::io::pipe().unwrap();
     drop(reader);
-    let out = Command::new(env!("CARGO_BIN_EXE_init-demo"))
-        .env_remove("COLDSTART_PROFILE")
-        .env_remove("COLDSTART_PROFILE_OUT")
-        .env("COLDSTART_METRICS_ADDR", "off")
-        .env("OTEL_TRACES_EXPORTER", "none")
-        .env("DEMO_FAIL", "config")
+    let out = command(env!("CARGO_BIN_EXE_init-demo"), &[("DEMO_FAIL", "config")])
         .stderr(writer)
         .output()
         .unwrap();

@@ -88,7 +88,12 @@ impl CounterFn for Cell {
     fn increment(&self, n: u64) {
         // Past `u64::MAX` it stays there: wrapped towards 0, Prometheus would read a
         // reset. One atomic add, as before, on the way every request takes.
-        if self.value.fetch_add(n, Ordering::Relaxed).checked_add(n).is_none() {
+        if self
+            .value
+            .fetch_add(n, Ordering::Relaxed)
+            .checked_add(n)
+            .is_none()
+        {
             self.value.store(u64::MAX, Ordering::Relaxed);
         }
         recorded(&self.key, Value::Increment(n));
