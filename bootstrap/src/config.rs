@@ -123,6 +123,48 @@ pub fn file_key(variable: &str) -> String {
         .unwrap_or_else(|| variable.to_owned())
 }
 
+/// `raw` with any user info (`user:password@`) replaced, for messages. Up to the last
+/// `@` anywhere: a password may hold a `/`, `?` or `#` as it is, and then where the
+/// authority ends cannot be told (a path with an `@` is hidden too).
+///
+/// ```
+/// use coldstart_bootstrap::config::without_user_info;
+/// assert_eq!(without_user_info("http://ci:pa/ss@gw:9091"), "http://<not shown>@gw:9091");
+/// ```
+pub fn without_user_info(raw: &str) -> String {
+    let (scheme, rest) = raw.split_once("://").unwrap_or(("", raw));
+    match rest.rfind('@') {
+        Some(at) => {
+            let prefix = if scheme.is_empty() {
+                String::new()
+            } else {
+                format!("{scheme}://")
+            };
+            format!("{prefix}<not shown>@{}", &rest[at + 1..])
+        }
+        None => raw.to_owned(),
+    }
+}
+
+/// `value` of `variable` as a message may show it: a headers value's pairs are
+/// credentials (`authorization=...`), and a URL's user info is a password.
+///
+/// ```
+/// use coldstart_bootstrap::config::shown;
+/// assert_eq!(shown("OTEL_EXPORTER_OTLP_HEADERS", "authorization=Bearer%20t"), "<not shown>");
+/// assert_eq!(shown("COLDSTART_METRICS_PUSH_URL", "http://u:p@gw"), "http://<not shown>@gw");
+/// assert_eq!(shown("COLDSTART_STRATEGY", "tiny"), "tiny");
+/// ```
+pub fn shown(variable: &str, value: &str) -> String {
+    if variable.ends_with("_HEADERS") {
+        "<not shown>".to_owned()
+    } else if variable.ends_with("_ENDPOINT") || variable.ends_with("_URL") {
+        without_user_info(value)
+    } else {
+        value.to_owned()
+    }
+}
+
 /// One setting the file gives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
@@ -326,7 +368,7 @@ impl ConfigFile {
             let value = parse_value(value.trim()).map_err(|why| {
                 fail(format!(
                     "the value of `[{table}] {key}`, `{}`, {why}; use a string, a number or true/false",
-                    value.trim()
+                    shown(variable, value.trim())
                 ))
             })?;
             entries.push(Entry {
@@ -676,6 +718,21 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("`[coldstart] strategy`, `minimal`,"), "{err}");
+        // Secrets are not named with the value: a headers value, a URL's password.
+        let err = parse("[otel]\nexporter_otlp_headers = authorization=Bearer%20s3cret")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`<not shown>`") && !err.contains("s3cret"),
+            "{err}"
+        );
+        let err = parse("[coldstart]\nmetrics_push_url = http://ci:s3cret@gw")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("http://<not shown>@gw") && !err.contains("s3cret"),
+            "{err}"
+        );
     }
 
     /// Numbers TOML refuses are refused, as another TOML reader of the same file

@@ -85,6 +85,21 @@ impl Layer {
 }
 
 impl Env {
+    /// Whether `key` is set in a layer above the one `other` is set in (both set): of
+    /// two settings for one thing, the layers decide first, then the more specific.
+    ///
+    /// ```
+    /// use coldstart_bootstrap::Env;
+    /// let env = Env::fixed([("RUST_LOG", "debug")]);
+    /// assert!(!env.set_above("RUST_LOG", "COLDSTART_LOG_FILTER"));
+    /// ```
+    pub fn set_above(&self, key: &str, other: &str) -> bool {
+        match (self.lookup(key), self.lookup(other)) {
+            (Some((_, key)), Some((_, other))) => key.overrides(other),
+            _ => false,
+        }
+    }
+
     /// The environment of this process, with no file and nothing set in code.
     pub fn process() -> Self {
         Env::default()

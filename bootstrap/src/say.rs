@@ -18,8 +18,12 @@ macro_rules! say {
     };
 }
 
-/// What [`say!`] expands to.
+/// What [`say!`] expands to: the line made first, so that it goes out in one write
+/// (stderr is unbuffered: `writeln!` would write each piece, and another process's
+/// lines on the same pipe could come between them).
 #[doc(hidden)]
 pub fn line(args: fmt::Arguments<'_>) {
-    let _ = writeln!(std::io::stderr().lock(), "{args}");
+    let mut line = fmt::format(args);
+    line.push('\n');
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
 }

@@ -72,7 +72,7 @@ struct Row {
 /// The telemetry settings (the plan's own are in the plan), and the problems found.
 fn settings(env: &Env) -> (Vec<Row>, Vec<String>) {
     let (config, errors) = Config::read(env, Build::ALL);
-    let named_by_attributes = value_from_attributes(&config);
+    let named_by_attributes = config.service_name_attribute().is_some();
     // TLS asked for and refused: `/metrics` is not served at all.
     let tls_refused = errors
         .iter()
@@ -87,11 +87,7 @@ fn settings(env: &Env) -> (Vec<Row>, Vec<String>) {
             let names = second_names(variable).unwrap_or([variable, variable]);
             let set = |name: &&str| env.is_set(name);
             let refused = |name: &&str| errors.iter().any(|e| e.key == *name);
-            let overridden = |own: &str, second: &str| match (env.lookup(own), env.lookup(second)) {
-                (Some((_, own)), Some((_, second))) => second.overrides(own),
-                _ => false,
-            };
-            let read = if overridden(names[0], names[1]) {
+            let read = if env.set_above(names[1], names[0]) {
                 &names[1..]
             } else {
                 &names[..]
@@ -107,7 +103,7 @@ fn settings(env: &Env) -> (Vec<Row>, Vec<String>) {
                 "OTEL_SERVICE_NAME"
                     if named_by_attributes
                         && (!set(&variable)
-                            || overridden(variable, "OTEL_RESOURCE_ATTRIBUTES")) =>
+                            || env.set_above("OTEL_RESOURCE_ATTRIBUTES", variable)) =>
                 {
                     "OTEL_RESOURCE_ATTRIBUTES"
                 }
@@ -172,13 +168,6 @@ fn second_names(variable: &'static str) -> Option<[&'static str; 2]> {
         known(format!("OTEL_EXPORTER_OTLP_TRACES_{setting}"))?,
         known(format!("OTEL_EXPORTER_OTLP_{setting}"))?,
     ])
-}
-
-fn value_from_attributes(config: &Config) -> bool {
-    config
-        .resource_attributes
-        .iter()
-        .any(|(k, v)| k == "service.name" && !v.is_empty())
 }
 
 fn layer_text(row: &Row) -> String {

@@ -7,7 +7,9 @@ when they were emitted: the HTTP layer's server span, or a `tracing` span inside
 
 Installed at start-up as the global `tracing` subscriber: a registry, the
 tracing-opentelemetry layer and a line writer, both filtered by
-`COLDSTART_LOG_FILTER` (else `RUST_LOG`; `info` by default). Nothing here starts a
+`COLDSTART_LOG_FILTER` (else `RUST_LOG`, also when `RUST_LOG` is set in a layer
+above it, as an environment variable is above the configuration file; `info` by
+default). Nothing here starts a
 thread or opens a file. If the program already installed a subscriber, that one is
 kept and this is reported once.
 */

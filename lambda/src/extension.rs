@@ -22,6 +22,7 @@ just before the first `/next`, so its round trip overlaps the program's init.
 
 use std::sync::Mutex;
 
+use coldstart_bootstrap::plan::settings::OneLine;
 use tokio::task::JoinHandle;
 
 use crate::function::RuntimeApi;
@@ -119,8 +120,8 @@ async fn register(api: &RuntimeApi) -> Result<(), String> {
     );
     let authority = api.authority.clone();
     coldstart_runtime::task::spawn(async move {
-        wait_for_next_event(&authority, &next, |line| {
-            coldstart_exporters::problem::report("lambda-extension-next", || line);
+        wait_for_next_event(&authority, &next, |kind, line| {
+            coldstart_exporters::problem::report(kind, || line);
         })
         .await;
     });
@@ -134,27 +135,37 @@ async fn register(api: &RuntimeApi) -> Result<(), String> {
 /// after 50 ms doubling to 1 s; a refusal (4xx: the identifier is not Lambda's) is
 /// said and not asked again. With no events registered the answer only comes at
 /// shutdown, with SIGTERM.
-async fn wait_for_next_event(authority: &str, next: &str, say: impl Fn(String)) {
+/// `say` takes each line with its kind for the rate limit: a refusal has its own, so
+/// that it is said even just after a failure was.
+async fn wait_for_next_event(authority: &str, next: &str, say: impl Fn(&'static str, String)) {
     let mut pause = std::time::Duration::from_millis(50);
     loop {
         let why = match exchange(authority, next).await {
-            Ok(head) => match crate::init_error::status_code(head.as_bytes()) {
-                Some(200..=299) => return,
-                Some(400..=499) => {
-                    say(format!(
-                        "the Extensions API refused the internal extension's wait for events (`{}`); Lambda may hold the function's invocations until they time out",
-                        head.lines().next().unwrap_or_default()
-                    ));
-                    return;
+            Ok(head) => {
+                let status = OneLine(head.lines().next().unwrap_or_default());
+                match crate::init_error::status_code(head.as_bytes()) {
+                    Some(200..=299) => return,
+                    Some(400..=499) => {
+                        say(
+                            "lambda-extension-refused",
+                            format!(
+                                "the Extensions API refused the internal extension's wait for events (`{status}`); Lambda may hold the function's invocations until they time out"
+                            ),
+                        );
+                        return;
+                    }
+                    Some(_) => format!("it answered `{status}`"),
+                    None => "the connection closed without an answer".to_owned(),
                 }
-                Some(_) => format!("it answered `{}`", head.lines().next().unwrap_or_default()),
-                None => "the connection closed without an answer".to_owned(),
-            },
+            }
             Err(e) => e.to_string(),
         };
-        say(format!(
-            "the internal extension's wait for events failed ({why}); asking again in {pause:?}"
-        ));
+        say(
+            "lambda-extension-next",
+            format!(
+                "the internal extension's wait for events failed ({why}); asking again in {pause:?}"
+            ),
+        );
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(std::time::Duration::from_secs(1));
     }
@@ -313,7 +324,7 @@ mod tests {
         let next = "GET /2020-01-01/extension/event/next HTTP/1.1\r\n\r\n";
         tokio::time::timeout(
             REGISTER_TIMEOUT * 5,
-            wait_for_next_event(&authority, next, |line| said.lock().unwrap().push(line)),
+            wait_for_next_event(&authority, next, |_, line| said.lock().unwrap().push(line)),
         )
         .await
         .expect("the third ask is answered");
@@ -334,11 +345,15 @@ mod tests {
                 .await;
         });
         let refused = std::sync::Mutex::new(Vec::new());
-        wait_for_next_event(&authority, next, |line| refused.lock().unwrap().push(line)).await;
+        wait_for_next_event(&authority, next, |kind, line| {
+            refused.lock().unwrap().push((kind, line))
+        })
+        .await;
         refuser.await.unwrap();
         let refused = refused.into_inner().unwrap();
         assert_eq!(refused.len(), 1, "{refused:?}");
-        assert!(refused[0].contains("refused"), "{refused:?}");
+        assert_eq!(refused[0].0, "lambda-extension-refused");
+        assert!(refused[0].1.contains("refused"), "{refused:?}");
     }
 
     /// Regression: a peer that never ends its head used to grow the buffer forever.

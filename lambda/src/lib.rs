@@ -187,11 +187,7 @@ fn configure_for(config: &mut Config, env: &Env, function: &Function) {
     if config.otlp_endpoint.is_none() && env.lookup("OTEL_TRACES_EXPORTER").is_none() {
         config.export_traces = false;
     }
-    let named = env.is_set("OTEL_SERVICE_NAME")
-        || config
-            .resource_attributes
-            .iter()
-            .any(|(k, _)| k == "service.name");
+    let named = env.is_set("OTEL_SERVICE_NAME") || config.service_name_attribute().is_some();
     if !named {
         config.service_name = function.name.clone();
     }

@@ -221,16 +221,16 @@ fn trigger(body: &[u8]) -> &'static str {
         .is_some_and(|rest| rest.trim_ascii_start().starts_with(b"\"Records\""));
     let source = |value: &str| keyed(&["eventSource", "EventSource"], value);
     // Kafka and Amazon MQ batches name their source at the top, beside lower-case
-    // `records` or `messages`, not in `Records`.
+    // `records` or `messages`, not in `Records`. Their data is base64, so an HTTP key
+    // in one is no HTTP event's: the HTTP test comes first, and a caller's header or
+    // parameter named `eventSource` cannot make an HTTP event one of these.
     let broker = [
         "\"aws:kafka\"",
         "\"SelfManagedKafka\"",
         "\"aws:mq\"",
         "\"aws:rmq\"",
     ];
-    if records && (source("\"aws:sqs\"") || source("\"aws:sns\"") || source("\"aws:kinesis\""))
-        || !records && broker.into_iter().any(source)
-    {
+    if records && (source("\"aws:sqs\"") || source("\"aws:sns\"") || source("\"aws:kinesis\"")) {
         "pubsub"
     } else if records && (source("\"aws:s3\"") || source("\"aws:dynamodb\"")) {
         "datasource"
@@ -241,6 +241,8 @@ fn trigger(body: &[u8]) -> &'static str {
         // Before the schedules: a scheduled event has none of these, and an HTTP
         // event may carry `aws.events` in a parameter.
         "http"
+    } else if !records && broker.into_iter().any(source) {
+        "pubsub"
     } else if keyed(&["source"], "\"aws.events\"") || keyed(&["source"], "\"aws.scheduler\"") {
         "timer"
     } else {
@@ -340,6 +342,13 @@ mod tests {
         for spoof in ["aws:sqs", "aws:sns", "aws:s3", "aws.events"] {
             let http = format!(
                 r#"{{"resource":"/orders","path":"/orders","httpMethod":"GET","headers":{{"x-origin":"{spoof}"}},"queryStringParameters":{{"src":"{spoof}"}},"requestContext":{{}}}}"#
+            );
+            assert_eq!(trigger(http.as_bytes()), "http", "{spoof}");
+        }
+        // A caller's header or parameter named like the brokers' own key.
+        for spoof in ["aws:kafka", "aws:mq"] {
+            let http = format!(
+                r#"{{"httpMethod":"GET","headers":{{"EventSource":"{spoof}"}},"queryStringParameters":{{"eventSource":"{spoof}"}}}}"#
             );
             assert_eq!(trigger(http.as_bytes()), "http", "{spoof}");
         }

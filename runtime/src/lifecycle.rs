@@ -278,7 +278,7 @@ pub(crate) fn stop_asked() -> bool {
 /// # use coldstart_bootstrap::Settings;
 /// block_on(&Settings::NONE, async {
 ///     on_shutdown("flush", Duration::from_secs(2), || async {
-///         coldstart_bootstrap::say!("flushing");
+///         eprintln!("flushing");
 ///     });
 /// }); // the hook runs as the body ends
 /// ```
@@ -621,7 +621,8 @@ static DRAINS: AtomicBool = AtomicBool::new(false);
 /// and return from the body. Awaiting it tells `#[coldstart::main]` that the body
 /// drains: after the signal the body has the plan's drain deadline
 /// (`COLDSTART_DRAIN_TIMEOUT`, default 10 s) to return before it is cancelled, and the
-/// shutdown hooks (the telemetry flush) run once it has returned.
+/// shutdown hooks (the telemetry flush) run once it has returned. Where drains are
+/// skipped ([`skip_drain`], on Lambda), the body is cancelled at the signal.
 ///
 /// Give it to the server's graceful shutdown, as `axum::serve(..)
 /// .with_graceful_shutdown(coldstart::draining())` or hyper-util's `GracefulShutdown`.
@@ -648,8 +649,9 @@ pub async fn draining() {
 }
 
 /// Lets a body that awaits [`draining`] finish within `deadline` once the signal has
-/// come: its output, or `None` when it does not await it or runs out of time (it is
-/// cancelled then, with a line on stderr).
+/// come: its output, or `None` when it does not await it, drains are skipped
+/// ([`skip_drain`]) or it runs out of time (it is cancelled then, with a line on
+/// stderr).
 pub(crate) async fn drain<F: Future>(body: Pin<&mut F>, deadline: Duration) -> Option<F::Output> {
     if !DRAINS.load(Ordering::Acquire) || NO_DRAIN.load(Ordering::Acquire) {
         return None;

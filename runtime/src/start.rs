@@ -282,7 +282,10 @@ pub fn block_on_in<F: Future>(settings: &Settings, env: &Env, body: F) -> F::Out
     let ended = runtime.block_on(async move {
         init::run_before_serving().await;
         timeline::mark(Phase::InitsDone);
-        timeline::mark(Phase::BodyEntered);
+        let stopped = lifecycle::stop_asked();
+        if !stopped {
+            timeline::mark(Phase::BodyEntered);
+        }
         lifecycle::set_serving();
         if let Some(after) = fallback {
             lifecycle::start_fallback(after);
@@ -302,24 +305,24 @@ pub fn block_on_in<F: Future>(settings: &Settings, env: &Env, body: F) -> F::Out
         }
         let ended = {
             let mut body = std::pin::pin!(crate::panics::caught(body));
-            let returned = if lifecycle::stop_asked() {
-                // A signal while the inits ran: the body never starts.
+            if stopped {
+                // A signal while the inits ran: the body never starts, not even to drain.
                 coldstart_bootstrap::say!(
                     "coldstart: a signal came before serving; the rest of the inits and the body of main do not run"
                 );
-                None
+                Ended::Cancelled
             } else {
-                tokio::select! {
+                let returned = tokio::select! {
                     output = &mut body => Some(output),
                     _ = lifecycle::shutdown_signal() => None,
+                };
+                match returned {
+                    Some(output) => Ended::Returned(output),
+                    None => match lifecycle::drain(body, drain_deadline).await {
+                        Some(output) => Ended::Drained(output),
+                        None => Ended::Cancelled,
+                    },
                 }
-            };
-            match returned {
-                Some(output) => Ended::Returned(output),
-                None => match lifecycle::drain(body, drain_deadline).await {
-                    Some(output) => Ended::Drained(output),
-                    None => Ended::Cancelled,
-                },
             }
             // A cancelled body is dropped here, before the hooks: a listener it owns
             // stops taking connections, and what a hook waits on (a channel's last
@@ -376,8 +379,8 @@ fn print_report() {
     if let (Some(budget), Some(plan)) = (crate::budget(), crate::plan()) {
         let report = Report { budget, plan };
         let inits = init::summary().unwrap_or_default();
-        eprint!(
-            "coldstart: start-up report\n{report}{inits}  {}\n",
+        coldstart_bootstrap::say!(
+            "coldstart: start-up report\n{report}{inits}  {}",
             timeline::timeline()
         );
     }

@@ -279,24 +279,6 @@ pub(crate) fn port_ok(uri: &http::Uri) -> bool {
     }
 }
 
-/// `raw` with any user info (`user:password@`) replaced, for messages. Up to the last
-/// `@` anywhere: a password may hold a `/`, `?` or `#` as it is, and then where the
-/// authority ends cannot be told (a path with an `@` is hidden too).
-pub(crate) fn without_user_info(raw: &str) -> String {
-    let (scheme, rest) = raw.split_once("://").unwrap_or(("", raw));
-    match rest.rfind('@') {
-        Some(at) => {
-            let prefix = if scheme.is_empty() {
-                String::new()
-            } else {
-                format!("{scheme}://")
-            };
-            format!("{prefix}<not shown>@{}", &rest[at + 1..])
-        }
-        None => raw.to_owned(),
-    }
-}
-
 /// How spans travel to the collector (`OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`, else
 /// `OTEL_EXPORTER_OTLP_PROTOCOL`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -419,11 +401,13 @@ pub struct Config {
     /// How export requests are compressed.
     pub compression: Compression,
     /// Where spans go, when a setting names it (`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`
-    /// as given, else `OTEL_EXPORTER_OTLP_ENDPOINT` plus `/v1/traces` over HTTP);
-    /// `None` for the protocol's default on localhost.
+    /// as given, else `OTEL_EXPORTER_OTLP_ENDPOINT` plus `/v1/traces` over HTTP; the
+    /// general one also when its layer is above the traces one's); `None` for the
+    /// protocol's default on localhost.
     pub otlp_endpoint: Option<String>,
     /// Headers for every export (`OTEL_EXPORTER_OTLP_TRACES_HEADERS`, else
-    /// `OTEL_EXPORTER_OTLP_HEADERS`, decoded): exactly these are sent.
+    /// `OTEL_EXPORTER_OTLP_HEADERS`, also when its layer is above the traces one's;
+    /// decoded): exactly these are sent.
     pub otlp_headers: Vec<(String, String)>,
     /// `OTEL_RESOURCE_ATTRIBUTES`, decoded.
     pub resource_attributes: Vec<(String, String)>,
@@ -604,11 +588,7 @@ impl Reader<'_> {
     /// environment variable overrides the file's value, however specific), then the
     /// more specific setting.
     fn own_first(&self, own: &str, general: &str) -> bool {
-        match (self.env.lookup(own), self.env.lookup(general)) {
-            (None, _) => false,
-            (Some(_), None) => true,
-            (Some((_, own)), Some((_, general))) => !general.overrides(own),
-        }
+        self.env.is_set(own) && !self.env.set_above(general, own)
     }
 
     /// [`Reader::read_either`], with the name the value was read from.
@@ -648,12 +628,8 @@ impl Reader<'_> {
         accepts: &'static str,
         instead: &'static str,
     ) {
-        // A URL's user info may be a password: never repeated.
-        let value = if key.ends_with("_ENDPOINT") || key.ends_with("_URL") {
-            without_user_info(&value)
-        } else {
-            value
-        };
+        // Header values and a URL's user info are secrets: never repeated.
+        let value = coldstart_bootstrap::config::shown(key, &value);
         self.errors.push(ConfigError {
             key,
             value,
@@ -664,7 +640,21 @@ impl Reader<'_> {
     }
 }
 
+/// The `service.name` among resource attributes, unless it is empty.
+fn service_name_in(attributes: &[(String, String)]) -> Option<&str> {
+    attributes
+        .iter()
+        .find(|(k, v)| k == "service.name" && !v.is_empty())
+        .map(|(_, v)| v.as_str())
+}
+
 impl Config {
+    /// The service's name as `OTEL_RESOURCE_ATTRIBUTES` gives it (`service.name`),
+    /// unless it is empty, which names none.
+    pub fn service_name_attribute(&self) -> Option<&str> {
+        service_name_in(&self.resource_attributes)
+    }
+
     /// Where spans go: [`Config::otlp_endpoint`], else the protocol's default on
     /// localhost (the specification's).
     pub fn otlp_endpoint_or_default(&self) -> &str {
@@ -719,10 +709,7 @@ impl Config {
         // The specification's order: the variable, then the attribute (unless the
         // attribute's layer overrides the variable's). An empty name is none.
         let variable = r.raw("OTEL_SERVICE_NAME");
-        let attribute = resource_attributes
-            .iter()
-            .find(|(k, v)| k == "service.name" && !v.is_empty())
-            .map(|(_, v)| v.clone());
+        let attribute = service_name_in(&resource_attributes).map(str::to_owned);
         let named_service = if r.own_first("OTEL_SERVICE_NAME", "OTEL_RESOURCE_ATTRIBUTES") {
             variable.or(attribute)
         } else {
@@ -1108,8 +1095,7 @@ fn read_headers(r: &mut Reader<'_>) -> Vec<(String, String)> {
             Some(pairs) => return pairs,
             None => r.refuse(
                 key,
-                // Header values are often secrets: never repeat them.
-                "<not shown>".to_owned(),
+                raw,
                 layer,
                 "comma-separated `name=value` pairs, values percent-encoded",
                 instead,

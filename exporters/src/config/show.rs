@@ -33,7 +33,8 @@ impl Config {
             (false, true) => "baggage",
             (false, false) => "none",
         };
-        let endpoint = super::without_user_info(self.otlp_endpoint_or_default());
+        let endpoint =
+            coldstart_bootstrap::config::without_user_info(self.otlp_endpoint_or_default());
         let headers = if self.otlp_headers.is_empty() {
             "(none)".to_owned()
         } else {

@@ -41,14 +41,11 @@ where
         let this = self.project();
         #[cfg(feature = "tracing")]
         let _current = this.record.as_ref().map(|r| r.cx.clone().attach());
-        // Still set when the record is dropped: the service panicked in this poll.
-        if let Some(record) = this.record.as_mut() {
-            record.polling = true;
-        }
-        let output = this.inner.poll(cx);
-        if let Some(record) = this.record.as_mut() {
-            record.polling = false;
-        }
+        // A record dropped while its service is polled: the service panicked.
+        let output = match this.record.as_mut() {
+            Some(record) => record.polled(|| this.inner.poll(cx)),
+            None => this.inner.poll(cx),
+        };
         let output = std::task::ready!(output);
         let Some(mut record) = this.record.take() else {
             return Poll::Ready(output.map(|r| r.map(|b| ResponseBody::new(b, None))));

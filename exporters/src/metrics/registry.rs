@@ -87,7 +87,8 @@ impl Cell {
 impl CounterFn for Cell {
     fn increment(&self, n: u64) {
         // Past `u64::MAX` it stays there: wrapped towards 0, Prometheus would read a
-        // reset. One atomic add, as before, on the way every request takes.
+        // reset (a scrape between the add and the store may still read the wrapped
+        // value once). One atomic add, as before, on the way every request takes.
         if self
             .value
             .fetch_add(n, Ordering::Relaxed)
