@@ -215,14 +215,17 @@ pub fn parse(args: &[String]) -> anyhow::Result<(InitProfile, Vec<String>)> {
     Ok((choice, cargo_args(&rest)?))
 }
 
-/// Runs the build [`parse`] describes; returns what was built, then the report.
+/// Runs the build [`parse`] describes, embedding `embedded` (what [`init_profile`]
+/// found for `choice`); returns what was built, then the report.
 ///
 /// # Errors
 ///
-/// A bad init profile, cargo cannot be started, or the build fails (cargo's own
-/// messages are shown).
-pub fn run(choice: &InitProfile, cargo_args: &[String]) -> anyhow::Result<(Vec<Built>, String)> {
-    let embedded = init_profile(choice)?;
+/// cargo cannot be started, or the build fails (cargo's own messages are shown).
+pub fn run(
+    choice: &InitProfile,
+    embedded: Option<Embedded>,
+    cargo_args: &[String],
+) -> anyhow::Result<(Vec<Built>, String)> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut command = Command::new(&cargo);
     match (&embedded, choice) {

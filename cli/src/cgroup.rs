@@ -254,6 +254,33 @@ pub fn can_create(what: &str) -> anyhow::Result<bool> {
     Ok(false)
 }
 
+/// A memory limit as given, in its largest whole unit: `1500K` is not shown as 1 MiB.
+pub fn memory_shown(bytes: u64) -> String {
+    match bytes {
+        b if b % (1 << 20) == 0 => format!("{} MiB", b >> 20),
+        b if b % (1 << 10) == 0 => format!("{} KiB", b >> 10),
+        b => format!("{b} bytes"),
+    }
+}
+
+/// The least memory limit taken: below it a program is killed before it can answer,
+/// which says nothing of the program (a size given without its unit, most likely).
+const MIN_MEMORY: u64 = 4 << 20;
+
+/// Refuses a memory limit below [`MIN_MEMORY`].
+///
+/// # Errors
+///
+/// `bytes` is less than 4 MiB.
+pub fn check_memory(bytes: u64) -> anyhow::Result<()> {
+    if bytes < MIN_MEMORY {
+        bail!(
+            "--memory is {bytes} bytes, less than any program starts in (4M); a size takes its unit, such as 64M"
+        );
+    }
+    Ok(())
+}
+
 /// Parses a CPU limit such as `0.25` or `1.5`.
 ///
 /// # Errors

@@ -175,17 +175,9 @@ fn setting(options: &Options) -> String {
         Some(l) => format!(
             "cgroup {} CPU, {} memory",
             l.cpus.map_or("unlimited".into(), |c| c.to_string()),
-            l.memory_bytes.map_or("unlimited".into(), memory_shown)
+            l.memory_bytes
+                .map_or("unlimited".into(), cgroup::memory_shown)
         ),
-    }
-}
-
-/// A memory limit as given, in its largest whole unit: `1500K` is not shown as 1 MiB.
-fn memory_shown(bytes: u64) -> String {
-    match bytes {
-        b if b % (1 << 20) == 0 => format!("{} MiB", b >> 20),
-        b if b % (1 << 10) == 0 => format!("{} KiB", b >> 10),
-        b => format!("{b} bytes"),
     }
 }
 
@@ -436,10 +428,8 @@ pub fn parse(args: &[String]) -> anyhow::Result<Options> {
     }
     let for_lambda = ["--cargo-lambda", "--package-dir", "--warm"];
     measure::only_with(lambda, "--lambda", &for_lambda, &seen)?;
-    if let Some(bytes) = memory.filter(|b| !lambda && *b < MIN_MEMORY) {
-        bail!(
-            "--memory is {bytes} bytes, less than any program starts in (4M); a size takes its unit, such as 64M"
-        );
+    if let Some(bytes) = memory.filter(|_| !lambda) {
+        cgroup::check_memory(bytes)?;
     }
     let [a, b] = programs.as_slice() else {
         bail!(
@@ -506,10 +496,6 @@ fn count(
             )
         })
 }
-
-/// The least `--memory` taken: below it a program is killed before it can answer,
-/// which says nothing of the program (a size given without its unit, most likely).
-const MIN_MEMORY: u64 = 4 << 20;
 
 /// The memory sizes Lambda allows, in MB.
 const LAMBDA_MEMORY_MB: std::ops::RangeInclusive<u64> = 128..=10240;

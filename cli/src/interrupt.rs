@@ -40,8 +40,15 @@ pub fn install() {
     let read_end = fds[0];
     std::thread::spawn(move || {
         let mut byte = 0u8;
-        // SAFETY: reading one byte into a local from a descriptor this thread owns.
-        let n = unsafe { libc::read(read_end, (&raw mut byte).cast(), 1) };
+        // Read again when a signal interrupts the read itself (`EINTR`): this thread
+        // gone, every later Ctrl-C would be lost, with children and cgroups left.
+        let n = loop {
+            // SAFETY: reading one byte into a local from a descriptor this thread owns.
+            let n = unsafe { libc::read(read_end, (&raw mut byte).cast(), 1) };
+            if n >= 0 || std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+                break n;
+            }
+        };
         if n == 1 {
             INTERRUPTED.store(true, Ordering::Release);
             clean_up();
@@ -54,6 +61,8 @@ pub fn install() {
     unsafe {
         let mut action: libc::sigaction = std::mem::zeroed();
         action.sa_sigaction = on_signal as *const () as usize;
+        // Reads and waits elsewhere in the tool go on after the handler.
+        action.sa_flags = libc::SA_RESTART;
         libc::sigemptyset(&mut action.sa_mask);
         for signo in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT] {
             libc::sigaction(signo, &action, std::ptr::null_mut());

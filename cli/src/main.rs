@@ -109,15 +109,18 @@ fn build_command(args: &[String]) -> ExitCode {
         print!("{HELP}");
         return ExitCode::SUCCESS;
     }
-    // A usage error is told apart from a failed build: exit 2, as the other commands.
-    let (choice, cargo_args) = match build::parse(args) {
+    // A usage error, or an init profile that cannot be embedded, is told apart from a
+    // failed build: exit 2, as the other commands' bad inputs.
+    let parsed = build::parse(args)
+        .and_then(|(choice, cargo_args)| Ok((build::init_profile(&choice)?, choice, cargo_args)));
+    let (embedded, choice, cargo_args) = match parsed {
         Ok(parsed) => parsed,
         Err(e) => {
             eprintln!("error: {e:#}");
             return ExitCode::from(2);
         }
     };
-    match build::run(&choice, &cargo_args) {
+    match build::run(&choice, embedded, &cargo_args) {
         Ok((_, report)) => {
             print!("{report}");
             ExitCode::SUCCESS

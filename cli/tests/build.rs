@@ -110,7 +110,8 @@ fn the_example_built_for_start_up_serves_in_the_embedded_order() {
     assert!(after.contains("http_server::CLIENT_POOL"), "{after}");
 }
 
-/// A usage error exits 2, as for the other commands; a build that fails exits 1.
+/// A usage error, or an init profile that cannot be embedded, exits 2, as for the
+/// other commands; a build that fails exits 1.
 #[test]
 fn a_usage_error_exits_2() {
     for (args, said) in [
@@ -124,6 +125,12 @@ fn a_usage_error_exits_2() {
             "`--init-profle` is not an option",
         ),
         (&["--profile", "dev"][..], "--profile"),
+        // An init profile that is not there, or not one: the input is wrong, as
+        // `compare --package-dir` or `profile --lambda-event` with a missing file.
+        (
+            &["--init-profile", "/nonexistent/app.profile"][..],
+            "/nonexistent/app.profile",
+        ),
     ] {
         let out = Command::new(TOOL).arg("build").args(args).output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);

@@ -199,6 +199,30 @@ fn a_program_that_ends_after_its_answer_is_said_to_have_ended() {
     assert!(!none.exists());
 }
 
+/// A program that answers other than 200 and then ends is said to have answered so,
+/// with its stderr: it was said to have exited after its answer, the answer unsaid.
+#[test]
+fn an_answer_other_than_200_is_said_even_when_the_program_then_ends() {
+    let port = coldstart_test_support::free_port();
+    let serve_once = format!(
+        "import http.server as h; h.HTTPServer(('127.0.0.1', {port}), h.SimpleHTTPRequestHandler).handle_request()"
+    );
+    let out = Command::new(TOOL)
+        .args(["profile", "--out"])
+        .arg(&*temp_file("not-found.profile"))
+        .args(["--url", &format!("http://127.0.0.1:{port}/missing"), "--"])
+        .args(["python3", "-c", &serve_once])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("python3 answered \"HTTP/1.0 404"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("GET /missing"), "its stderr: {stderr}");
+}
+
 /// A `COLDSTART_PROFILE` that cannot be read leaves the program on the profile built
 /// into it, not on the default order.
 #[test]

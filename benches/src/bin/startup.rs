@@ -66,7 +66,9 @@ fn parse_args() -> anyhow::Result<Args> {
                 args.limits_given = true;
             }
             "--memory" => {
-                args.limits.memory_bytes = Some(cgroup::parse_size(&value()?)?);
+                let bytes = cgroup::parse_size(&value()?)?;
+                cgroup::check_memory(bytes)?;
+                args.limits.memory_bytes = Some(bytes);
                 args.limits_given = true;
             }
             "--no-cgroup" => args.constrained = false,
@@ -132,6 +134,15 @@ fn measure_setting(
 fn main() -> anyhow::Result<()> {
     // Ctrl-C stops the programs started and removes the cgroups created.
     cargo_coldstart::interrupt::install();
+    run().inspect_err(|_| {
+        // A run that failed because Ctrl-C stopped its program is said by the
+        // clean-up, with its own exit code, not as this error.
+        cargo_coldstart::interrupt::wait_if_interrupted();
+        cargo_coldstart::measure::end_progress_line();
+    })
+}
+
+fn run() -> anyhow::Result<()> {
     let args = parse_args()?;
     if !args.unconstrained && !args.constrained {
         bail!("--no-cgroup and --only-cgroup together measure nothing; give one");
@@ -146,23 +157,31 @@ fn main() -> anyhow::Result<()> {
     if !args.unconstrained && !constrained {
         bail!("--only-cgroup needs a cgroup, which this process cannot create (see above)");
     }
+    // Made before anything is measured: one that cannot be made fails at once, not
+    // after the whole unconstrained series.
+    let cg = constrained
+        .then(|| {
+            TempCgroup::create(
+                &format!("coldstart-bench-{}", std::process::id()),
+                args.limits,
+            )
+        })
+        .transpose()?;
     let mut report = serde_json::Map::new();
     if args.unconstrained {
         measure_setting(&args, "unconstrained", "unconstrained", None, &mut report)?;
     }
-    if constrained {
-        let cg = TempCgroup::create(
-            &format!("coldstart-bench-{}", std::process::id()),
-            args.limits,
-        )?;
+    if let Some(cg) = &cg {
         let label = format!(
-            "cgroup {} CPU, {} MiB (joining it is not in the interval)",
+            "cgroup {} CPU, {} (joining it is not in the interval)",
             args.limits
                 .cpus
                 .map_or("unlimited".into(), |c| c.to_string()),
-            args.limits.memory_bytes.map_or(0, |m| m >> 20)
+            args.limits
+                .memory_bytes
+                .map_or("unlimited memory".into(), cgroup::memory_shown)
         );
-        measure_setting(&args, "cgroup", &label, Some(&cg), &mut report)?;
+        measure_setting(&args, "cgroup", &label, Some(cg), &mut report)?;
     }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);

@@ -253,7 +253,19 @@ fn measure(
     let response = read_response(&mut stream)
         .with_context(|| format!("{} sent no complete response", target.name))?;
     let first_response = start.elapsed();
-    let (rss_bytes, threads) = status_of(child.0.id()).map_err(|e| {
+    // Read at once, at the response; what went wrong is said after the answer is
+    // checked, so that a program that answers 500 and exits is said to have answered
+    // 500.
+    let status = status_of(child.0.id());
+    if !(response.starts_with(b"HTTP/1.") && response.get(9..12) == Some(b"200")) {
+        bail!(
+            "{} answered {:?}; its stderr ends with:\n{}",
+            target.name,
+            String::from_utf8_lossy(&response[..response.len().min(40)]),
+            tail(stderr_path)
+        );
+    }
+    let (rss_bytes, threads) = status.map_err(|e| {
         if matches!(child.0.try_wait(), Ok(Some(_))) {
             anyhow!(
                 "{} exited right after its first response, before its RSS and threads could be read; compare measures programs that keep serving",
@@ -263,13 +275,6 @@ fn measure(
             e
         }
     })?;
-    if !(response.starts_with(b"HTTP/1.") && response.get(9..12) == Some(b"200")) {
-        bail!(
-            "{} answered {:?}",
-            target.name,
-            String::from_utf8_lossy(&response[..response.len().min(40)])
-        );
-    }
     let sample = Sample {
         first_response,
         rss_bytes,
