@@ -57,7 +57,13 @@ fn literal_text(expr: &Expr) -> Option<String> {
     match expr {
         Expr::Lit(l) => match &l.lit {
             Lit::Str(s) => Some(s.value()),
-            Lit::Int(i) => Some(i.base10_digits().to_owned()),
+            // A unit written as a suffix (`2M`) is part of the value; a Rust integer
+            // type (`4usize`) is not.
+            Lit::Int(i) => Some(match i.suffix() {
+                "" | "u8" | "u16" | "u32" | "u64" | "u128" | "usize" | "i8" | "i16" | "i32"
+                | "i64" | "i128" | "isize" => i.base10_digits().to_owned(),
+                unit => format!("{}{unit}", i.base10_digits()),
+            }),
             Lit::Bool(b) => Some(b.value.to_string()),
             _ => None,
         },

@@ -30,7 +30,7 @@ pub(crate) fn entry(args: TokenStream, item: TokenStream, kind: Kind) -> TokenSt
             &func.sig.inputs,
             "#[coldstart::main] takes a function without arguments",
         );
-        return with_error(quote!(#func), err);
+        return with_error(without_async(func), err);
     }
     // As `#[tokio::test]`: a second test attribute would run the test twice.
     if kind == Kind::Test
@@ -40,7 +40,7 @@ pub(crate) fn entry(args: TokenStream, item: TokenStream, kind: Kind) -> TokenSt
             test,
             "a second test attribute is given; #[coldstart::test] adds `#[test]` itself, so remove this one",
         );
-        return with_error(quote!(#func), err);
+        return with_error(without_async(func), err);
     }
     let (config, mut error) = match Config::parse(args, kind) {
         Ok(c) => (c, None),
@@ -207,6 +207,13 @@ fn strategy_tokens(v1: &TokenStream, s: Strategy) -> TokenStream {
 }
 
 /// The item as written, after the error: the IDE keeps working on it.
+/// `func` as a plain `fn`, given back beside an error: left `async`, rustc would add
+/// errors of its own about it (`main` may not be async, an async `#[test]`).
+fn without_async(mut func: ItemFn) -> TokenStream {
+    func.sig.asyncness = None;
+    quote!(#func)
+}
+
 pub(crate) fn with_error(item: TokenStream, error: syn::Error) -> TokenStream {
     let error = error.to_compile_error();
     quote!(#error #item)
