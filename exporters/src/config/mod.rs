@@ -2185,6 +2185,12 @@ mod tests {
         ]);
         assert_eq!(errors[0].key, "COLDSTART_LOG_FILTER");
         assert_eq!(c.log_filter, "debug", "the next source is used");
+        // And said to be: the line said the default was, while `RUST_LOG` was.
+        assert!(
+            errors[0].to_string().contains("RUST_LOG is used instead"),
+            "{}",
+            errors[0]
+        );
         let (c, errors) = config(&[("COLDSTART_LOG_FORMAT", "json")]);
         if cfg!(feature = "logs") {
             assert!(errors.is_empty(), "{errors:?}");
