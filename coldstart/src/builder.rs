@@ -119,6 +119,10 @@ impl Builder {
     /// line and its default used, as for its variable. A runtime that cannot be built
     /// ends it with 71, and a second start in one process with 70: the plan, signals
     /// and telemetry are the process's, and run once.
+    ///
+    /// One difference from the attribute, on Lambda: a body that returns an `Err`
+    /// before `coldstart::lambda::run` serves reports its init failure without the
+    /// error's text (the attribute knows `main`'s return type and describes it).
     pub fn block_on<F: Future>(self, body: F) -> F::Output {
         if let Some(name) = self.unknown.first() {
             exit_config(&format!(
