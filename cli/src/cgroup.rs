@@ -83,6 +83,26 @@ impl TempCgroup {
             name: name.to_owned(),
         };
         crate::interrupt::cgroup_created(cgroup.dirs());
+        // On cgroup v1 a controller that is not mounted (a kernel booted with
+        // `cgroup_disable=memory`) is left out without an error, and its limit with
+        // it: runs would be reported under a limit never applied.
+        let has = |controller: &str| {
+            cgroup
+                .cgroup
+                .subsystems()
+                .iter()
+                .any(|s| s.controller_name() == controller)
+        };
+        for (controller, asked) in [
+            ("cpu", limits.cpus.is_some()),
+            ("memory", limits.memory_bytes.is_some()),
+        ] {
+            if asked && !has(controller) {
+                bail!(
+                    "cgroup {name} has no {controller} controller (it is not mounted on this machine), so its {controller} limit cannot be applied; drop the limit or mount the controller"
+                );
+            }
+        }
         Ok(cgroup)
     }
 
