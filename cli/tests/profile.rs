@@ -173,24 +173,31 @@ fn a_program_without_coldstart_is_a_clear_error() {
     assert!(!none.exists());
 }
 
+/// `profile --out out` of a Python server that answers one request, for `path`, and
+/// ends: the tool's exit code and stderr.
+fn profile_a_one_shot_server(out: &std::path::Path, path: &str) -> (Option<i32>, String) {
+    let port = coldstart_test_support::free_port();
+    let serve_once = format!(
+        "import http.server as h; h.HTTPServer(('127.0.0.1', {port}), h.SimpleHTTPRequestHandler).handle_request()"
+    );
+    let run = Command::new(TOOL)
+        .args(["profile", "--out"])
+        .arg(out)
+        .args(["--url", &format!("http://127.0.0.1:{port}{path}"), "--"])
+        .args(["python3", "-c", &serve_once])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr).into_owned();
+    (run.status.code(), stderr)
+}
+
 /// A program that ends after its answer without a profile is said to have ended, as
 /// soon as it has; the wait went on for the whole timeout and blamed the build.
 #[test]
 fn a_program_that_ends_after_its_answer_is_said_to_have_ended() {
-    let port = coldstart_test_support::free_port();
     let none = temp_file("ended.profile");
-    let serve_once = format!(
-        "import http.server as h; h.HTTPServer(('127.0.0.1', {port}), h.SimpleHTTPRequestHandler).handle_request()"
-    );
-    let out = Command::new(TOOL)
-        .args(["profile", "--out"])
-        .arg(&*none)
-        .args(["--url", &format!("http://127.0.0.1:{port}/"), "--"])
-        .args(["python3", "-c", &serve_once])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let (code, stderr) = profile_a_one_shot_server(&none, "/");
+    assert_eq!(code, Some(1), "{stderr}");
     assert!(
         stderr
             .contains("python3 ended (exit status: 0) after its answer without writing a profile"),
@@ -203,19 +210,8 @@ fn a_program_that_ends_after_its_answer_is_said_to_have_ended() {
 /// with its stderr: it was said to have exited after its answer, the answer unsaid.
 #[test]
 fn an_answer_other_than_200_is_said_even_when_the_program_then_ends() {
-    let port = coldstart_test_support::free_port();
-    let serve_once = format!(
-        "import http.server as h; h.HTTPServer(('127.0.0.1', {port}), h.SimpleHTTPRequestHandler).handle_request()"
-    );
-    let out = Command::new(TOOL)
-        .args(["profile", "--out"])
-        .arg(&*temp_file("not-found.profile"))
-        .args(["--url", &format!("http://127.0.0.1:{port}/missing"), "--"])
-        .args(["python3", "-c", &serve_once])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let (code, stderr) = profile_a_one_shot_server(&temp_file("not-found.profile"), "/missing");
+    assert_eq!(code, Some(1), "{stderr}");
     assert!(
         stderr.contains("python3 answered \"HTTP/1.0 404"),
         "{stderr}"

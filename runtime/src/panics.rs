@@ -49,11 +49,13 @@ async fn polled_catching<F: Future>(
 ) -> std::thread::Result<F::Output> {
     let mut future = std::pin::pin!(future);
     std::future::poll_fn(move |cx| {
-        // Polls may run on any worker thread: the flag is set around each.
-        let hushed = said.is_some_and(|said| said.load(Ordering::Acquire));
-        let outer = HUSHED.replace(hushed);
+        // Polls may run on any worker thread: the flag is set around each, and only
+        // for a place that has one (`caught` polls the body of `main`, often).
+        let outer = said.map(|said| HUSHED.replace(said.load(Ordering::Acquire)));
         let polled = catch_unwind(AssertUnwindSafe(|| future.as_mut().poll(cx)));
-        HUSHED.set(outer);
+        if let Some(outer) = outer {
+            HUSHED.set(outer);
+        }
         match polled {
             Ok(Poll::Ready(output)) => Poll::Ready(Ok(output)),
             Ok(Poll::Pending) => Poll::Pending,
