@@ -9,17 +9,24 @@ With TLS configured (the `tls` feature), each connection does its handshake on i
 own task, within [`HANDSHAKE_TIMEOUT`]; a client the server refuses (no certificate,
 or one from another CA, when a client CA is set) is reported once a minute at most.
 
-Memory stays bounded whatever clients do: at most [`LIMITS`]`.connections` are served
-at once (one more accepted waits for a place, the rest in the kernel's backlog, and
-that they wait is said once a minute at most), a connection that sends no complete
-request head within [`LIMITS`]`.header_read` (idle between requests included) is
-closed, and none lives longer than [`LIMITS`]`.lifetime` (a client that sends a
-request and never reads the answer holds its place no longer than that).
+Memory stays bounded whatever clients do, and idle clients cannot keep a scraper out:
+- at most [`LIMITS`]`.connections` are served at once. A connection accepted when all
+  places are taken takes the place of the one idle longest (opened or last answered
+  earliest, and not answering now), which is closed: at once if it never sent a
+  request, after the answer it may be writing otherwise. When every connection is
+  answering, it waits for a place, the rest in the kernel's backlog. Either is said
+  once a minute at most.
+- a connection that sends no complete request head within [`LIMITS`]`.header_read`
+  (idle between requests included) is closed, and none lives longer than
+  [`LIMITS`]`.lifetime` (a client that sends a request and never reads the answer
+  holds its place no longer than that).
 */
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use http::{Method, Request, Response, StatusCode, header};
 use http_body_util::Full;
@@ -28,6 +35,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 
 use crate::config::ServerTls;
 use crate::problem;
@@ -69,7 +77,7 @@ pub(crate) async fn start(addr: SocketAddr, tls: Option<&ServerTls>) {
         None => None,
         #[cfg(feature = "tls")]
         Some(files) => match crate::tls::server_config(files) {
-            Ok(config) => Some(tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config))),
+            Ok(config) => Some(tokio_rustls::TlsAcceptor::from(Arc::new(config))),
             Err(e) => {
                 problem::report("metrics-tls", || {
                     format!("metrics: {e}; /metrics is not served")
@@ -96,7 +104,7 @@ pub(crate) async fn start(addr: SocketAddr, tls: Option<&ServerTls>) {
 }
 
 async fn serve(listener: TcpListener, acceptor: Acceptor, limits: Limits) {
-    let open = std::sync::Arc::new(tokio::sync::Semaphore::new(limits.connections));
+    let places = Arc::new(Places::new(limits.connections));
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
@@ -109,24 +117,27 @@ async fn serve(listener: TcpListener, acceptor: Acceptor, limits: Limits) {
         };
         // Accepted first, so that a wait is said only when a client waits; the rest
         // wait in the backlog meanwhile.
-        let Some(permit) = place(&open, limits).await else {
-            return;
-        };
+        let place = places.take(limits).await;
         let acceptor = acceptor.clone();
         coldstart_runtime::task::spawn(async move {
-            let _permit = permit;
             let Some(acceptor) = acceptor else {
-                return connection(stream, limits).await;
+                return connection(stream, limits, place).await;
             };
             #[cfg(feature = "tls")]
-            match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                Ok(Ok(stream)) => connection(stream, limits).await,
-                Ok(Err(e)) => problem::report("metrics-handshake", || {
-                    format!("metrics: a TLS client was refused: {e}")
-                }),
-                Err(_) => problem::report("metrics-handshake", || {
-                    "metrics: a TLS client did not finish its handshake in time".into()
-                }),
+            let slot = place.slot.clone();
+            #[cfg(feature = "tls")]
+            tokio::select! {
+                shaken = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)) => match shaken {
+                    Ok(Ok(stream)) => connection(stream, limits, place).await,
+                    Ok(Err(e)) => problem::report("metrics-handshake", || {
+                        format!("metrics: a TLS client was refused: {e}")
+                    }),
+                    Err(_) => problem::report("metrics-handshake", || {
+                        "metrics: a TLS client did not finish its handshake in time".into()
+                    }),
+                },
+                // Its place is given to a new connection.
+                () = slot.close.notified() => {}
             }
             #[cfg(not(feature = "tls"))]
             match acceptor {}
@@ -134,56 +145,156 @@ async fn serve(listener: TcpListener, acceptor: Acceptor, limits: Limits) {
     }
 }
 
-/// A place among the connections served at once for a connection just accepted,
-/// waiting for one to close when all are taken, which is said: a scraper that cannot
-/// get through would otherwise see only its scrapes time out.
-async fn place(
-    open: &std::sync::Arc<tokio::sync::Semaphore>,
-    limits: Limits,
-) -> Option<tokio::sync::OwnedSemaphorePermit> {
-    if let Ok(permit) = open.clone().try_acquire_owned() {
-        return Some(permit);
-    }
-    problem::report("metrics-connections", || {
-        format!(
-            "metrics: {} connections are open, the most served at once; new ones wait until one closes (a connection closes after {} s without a request, {} s after it opened at the latest)",
-            limits.connections,
-            limits.header_read.as_secs(),
-            limits.lifetime.as_secs()
-        )
-    });
-    // Never closed, so acquiring only waits.
-    open.clone().acquire_owned().await.ok()
+/// The places among the connections served at once, and who holds them.
+struct Places {
+    free: Arc<Semaphore>,
+    held: Mutex<Vec<Arc<Slot>>>,
+    /// Told when a connection ends an answer, for a new connection waiting while every
+    /// one was answering.
+    went_idle: Notify,
 }
 
-async fn connection<S>(stream: S, limits: Limits)
+/// What the listener knows of one connection.
+struct Slot {
+    /// Since when it has been idle (opened, or its last answer made); `None` while it
+    /// makes an answer.
+    idle_since: Mutex<Option<Instant>>,
+    answered: AtomicBool,
+    /// Set once it is told to close, so that it is chosen once.
+    closing: AtomicBool,
+    close: Notify,
+}
+
+/// A place held by a connection, given back when the connection's task ends.
+struct Place {
+    places: Arc<Places>,
+    slot: Arc<Slot>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Places {
+    fn new(connections: usize) -> Places {
+        Places {
+            free: Arc::new(Semaphore::new(connections)),
+            held: Mutex::new(Vec::with_capacity(connections)),
+            went_idle: Notify::new(),
+        }
+    }
+
+    /// A place for a connection just accepted. When all are taken, the connection idle
+    /// longest is told to close, or, every one answering, one is waited for; either is
+    /// said, since a scraper that cannot get through would otherwise see only its
+    /// scrapes time out.
+    async fn take(self: &Arc<Places>, limits: Limits) -> Place {
+        loop {
+            if let Ok(permit) = self.free.clone().try_acquire_owned() {
+                return self.hold(permit);
+            }
+            let closed = self.close_idle_longest();
+            problem::report("metrics-connections", || {
+                let what = if closed {
+                    "the one idle longest is closed for each new one"
+                } else {
+                    "every one is answering, and new ones wait until one closes"
+                };
+                format!(
+                    "metrics: {} connections are open, the most served at once; {what} (a connection closes after {} s without a request, {} s after it opened at the latest)",
+                    limits.connections,
+                    limits.header_read.as_secs(),
+                    limits.lifetime.as_secs()
+                )
+            });
+            tokio::select! {
+                // Never closed, so acquiring only waits.
+                Ok(permit) = self.free.clone().acquire_owned() => return self.hold(permit),
+                () = self.went_idle.notified(), if !closed => {}
+            }
+        }
+    }
+
+    fn hold(self: &Arc<Places>, permit: OwnedSemaphorePermit) -> Place {
+        let slot = Arc::new(Slot {
+            idle_since: Mutex::new(Some(Instant::now())),
+            answered: AtomicBool::new(false),
+            closing: AtomicBool::new(false),
+            close: Notify::new(),
+        });
+        lock(&self.held).push(slot.clone());
+        Place {
+            places: self.clone(),
+            slot,
+            _permit: permit,
+        }
+    }
+
+    /// Tells the connection idle longest, not already told, to close; whether there
+    /// was one.
+    fn close_idle_longest(&self) -> bool {
+        let held = lock(&self.held);
+        let longest = held
+            .iter()
+            .filter(|slot| !slot.closing.load(Ordering::Relaxed))
+            .filter_map(|slot| Some(((*lock(&slot.idle_since))?, slot)))
+            .min_by_key(|(since, _)| *since);
+        let Some((_, slot)) = longest else {
+            return false;
+        };
+        slot.closing.store(true, Ordering::Relaxed);
+        // Kept until the connection's task looks, if it is not waiting yet.
+        slot.close.notify_one();
+        true
+    }
+}
+
+impl Drop for Place {
+    fn drop(&mut self) {
+        lock(&self.places.held).retain(|slot| !Arc::ptr_eq(slot, &self.slot));
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+async fn connection<S>(stream: S, limits: Limits, place: Place)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
+    let (slot, places) = (place.slot.clone(), place.places.clone());
+    let answer = service_fn(move |req: Request<Incoming>| {
+        *lock(&slot.idle_since) = None;
+        let response = respond(req.method(), req.uri().path());
+        slot.answered.store(true, Ordering::Relaxed);
+        *lock(&slot.idle_since) = Some(Instant::now());
+        places.went_idle.notify_one();
+        std::future::ready(Ok::<_, Infallible>(response))
+    });
     let served = http1::Builder::new()
         // hyper keeps no time of its own: without a timer the timeout is not applied.
         .timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(limits.header_read)
-        .serve_connection(TokioIo::new(stream), service_fn(answer));
+        .serve_connection(TokioIo::new(stream), answer);
     let mut served = std::pin::pin!(served);
-    if tokio::time::timeout(limits.lifetime, served.as_mut())
-        .await
-        .is_err()
-    {
-        // At the end of its life the connection closes once the answer being written
-        // is out (cut mid-body, a scrape fails as an unexpected end of its body), and
-        // for a client that never reads it, after a last grace.
-        served.as_mut().graceful_shutdown();
-        let _ = tokio::time::timeout(LAST_ANSWER, served).await;
+    tokio::select! {
+        _ = served.as_mut() => return,
+        () = tokio::time::sleep(limits.lifetime) => {}
+        () = place.slot.close.notified() => {
+            // Given to a new connection. One that never sent a request is closed at
+            // once (hyper would wait for its first request).
+            if !place.slot.answered.load(Ordering::Relaxed) {
+                return;
+            }
+        }
     }
+    // At the end of its life, or given to a new connection, the connection closes once
+    // the answer being written is out (cut mid-body, a scrape fails as an unexpected
+    // end of its body), and for a client that never reads it, after a last grace.
+    served.as_mut().graceful_shutdown();
+    let _ = tokio::time::timeout(LAST_ANSWER, served).await;
 }
 
 /// How long a connection at the end of its life has to finish the answer it writes.
 const LAST_ANSWER: Duration = Duration::from_secs(10);
-
-async fn answer(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
-    Ok(respond(req.method(), req.uri().path()))
-}
 
 /// The response to `method path`.
 pub(crate) fn respond(method: &Method, path: &str) -> Response<Full<Bytes>> {
@@ -265,75 +376,50 @@ mod tests {
         answer
     }
 
-    /// The tests that fill the places take turns: each counts the waits it caused.
+    /// The tests that fill the places take turns: each counts the reports it caused.
     static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-    fn waits() -> u64 {
+    fn full() -> u64 {
         problem::reports("metrics-connections")
     }
 
-    #[tokio::test]
-    async fn connections_past_the_limit_wait_for_a_place_and_the_wait_is_said() {
-        let _turn = TURN.lock().await;
-        let before = waits();
-        let addr = listening(1, HOUR, HOUR).await;
-        let holder = TcpStream::connect(addr).await.unwrap();
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        assert_eq!(waits(), before, "every place taken, but no one waits yet");
-        let mut scraper = scrape_later(addr).await;
-        let mut early = String::new();
-        let waited = tokio::time::timeout(
-            Duration::from_millis(300),
-            scraper.read_to_string(&mut early),
-        )
-        .await;
-        assert!(waited.is_err(), "served past the limit: {early}");
-        assert_eq!(waits(), before + 1, "the scraper's wait is said");
-        drop(holder);
-        answered(&mut scraper, "served once the place is free").await;
-    }
-
-    #[tokio::test]
-    async fn a_client_that_never_reads_its_answer_is_closed_at_the_end_of_its_life() {
-        let _turn = TURN.lock().await;
-        let addr = listening(1, HOUR, Duration::from_millis(300)).await;
-        // Keeps its connection open with requests it never reads the answers of.
-        let mut hog = TcpStream::connect(addr).await.unwrap();
-        for _ in 0..3 {
-            hog.write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n")
-                .await
-                .unwrap();
-        }
-        let mut scraper = scrape_later(addr).await;
-        answered(
-            &mut scraper,
-            "served once the hog's connection has lived its time",
-        )
-        .await;
-    }
-
-    #[tokio::test]
-    async fn a_silent_client_is_closed_and_never_holds_the_only_place_for_good() {
-        let _turn = TURN.lock().await;
-        let addr = listening(1, Duration::from_millis(200), HOUR).await;
-        // Takes the only place and sends nothing.
-        let mut silent = TcpStream::connect(addr).await.unwrap();
-        let mut scraper = scrape_later(addr).await;
-        answered(&mut scraper, "answered once the silent client is gone").await;
-
+    /// Whether the server closed `client` within 10 s; what it had been sent.
+    async fn closed(client: &mut TcpStream) -> Option<Vec<u8>> {
         let mut rest = Vec::new();
-        let closed = tokio::time::timeout(Duration::from_secs(10), silent.read_to_end(&mut rest))
-            .await
-            .expect("the server closed the silent connection");
-        assert!(closed.is_ok_and(|_| rest.is_empty() || rest.starts_with(b"HTTP/1.1 408")));
+        let read = tokio::time::timeout(Duration::from_secs(10), client.read_to_end(&mut rest));
+        read.await.ok()?.ok().map(|_| rest)
     }
 
-    /// A kept-alive connection that goes quiet after its answer is closed as a silent
-    /// one is: the header-read limit runs between requests too.
+    /// Whether `client` is still open a moment later, having been sent nothing more.
+    async fn still_open(client: &mut TcpStream) -> bool {
+        let mut byte = [0u8; 1];
+        let read = tokio::time::timeout(Duration::from_millis(300), client.read(&mut byte));
+        read.await.is_err()
+    }
+
     #[tokio::test]
-    async fn a_client_idle_after_its_answer_is_closed_and_frees_its_place() {
+    async fn a_new_connection_takes_the_place_of_the_one_idle_longest() {
         let _turn = TURN.lock().await;
-        let addr = listening(1, Duration::from_millis(200), HOUR).await;
+        let before = full();
+        let addr = listening(2, HOUR, HOUR).await;
+        // Both places taken by clients that send nothing, the first one earlier.
+        let mut oldest = TcpStream::connect(addr).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let mut newer = TcpStream::connect(addr).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(full(), before, "every place taken, but no one waits yet");
+
+        let mut scraper = scrape_later(addr).await;
+        answered(&mut scraper, "served in the place of the oldest").await;
+        assert_eq!(full(), before + 1, "that all places were taken is said");
+        assert_eq!(closed(&mut oldest).await, Some(vec![]), "the oldest closed");
+        assert!(still_open(&mut newer).await, "the newer one kept its place");
+    }
+
+    #[tokio::test]
+    async fn an_answered_client_gives_its_place_up_once_idle() {
+        let _turn = TURN.lock().await;
+        let addr = listening(1, HOUR, HOUR).await;
         let mut idle = TcpStream::connect(addr).await.unwrap();
         idle.write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n")
             .await
@@ -343,10 +429,49 @@ mod tests {
         assert_eq!(&head, b"HTTP/1.1 200");
         // Kept alive and quiet from here on, holding the only place.
         let mut scraper = scrape_later(addr).await;
-        answered(&mut scraper, "answered once the idle client is closed").await;
-        let mut rest = Vec::new();
-        let closed = tokio::time::timeout(Duration::from_secs(10), idle.read_to_end(&mut rest));
-        assert!(closed.await.is_ok(), "the idle connection was closed");
+        answered(&mut scraper, "served in the place of the idle client").await;
+        assert!(closed(&mut idle).await.is_some(), "the idle client closed");
+    }
+
+    #[tokio::test]
+    async fn a_client_that_never_reads_its_answers_is_closed_at_the_end_of_its_life() {
+        let _turn = TURN.lock().await;
+        let addr = listening(1, HOUR, Duration::from_millis(300)).await;
+        // Keeps its connection open with requests whose answers it does not read.
+        let mut hog = TcpStream::connect(addr).await.unwrap();
+        for _ in 0..3 {
+            hog.write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n")
+                .await
+                .unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let answers = closed(&mut hog)
+            .await
+            .expect("closed at the end of its life");
+        assert!(answers.starts_with(b"HTTP/1.1 200"));
+    }
+
+    #[tokio::test]
+    async fn a_silent_client_is_closed_after_the_header_read_limit() {
+        let _turn = TURN.lock().await;
+        let addr = listening(1, Duration::from_millis(200), HOUR).await;
+        let mut silent = TcpStream::connect(addr).await.unwrap();
+        let rest = closed(&mut silent).await.expect("the silent client closed");
+        assert!(rest.is_empty() || rest.starts_with(b"HTTP/1.1 408"));
+    }
+
+    /// A kept-alive connection that goes quiet after its answer is closed as a silent
+    /// one is: the header-read limit runs between requests too.
+    #[tokio::test]
+    async fn a_client_idle_after_its_answer_is_closed_after_the_header_read_limit() {
+        let _turn = TURN.lock().await;
+        let addr = listening(1, Duration::from_millis(200), HOUR).await;
+        let mut idle = TcpStream::connect(addr).await.unwrap();
+        idle.write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let answer = closed(&mut idle).await.expect("the idle client closed");
+        assert!(answer.starts_with(b"HTTP/1.1 200"));
     }
 
     #[test]
