@@ -45,7 +45,32 @@ impl Hasher for PassThrough {
     }
 }
 
-type Map<V> = RwLock<HashMap<Key, Arc<V>, BuildHasherDefault<PassThrough>>>;
+type Map<V> = RwLock<Series<V>>;
+
+/// At most this many series of one metric name (as recorded) are kept, as
+/// OpenTelemetry SDKs do by default: a label set past them is recorded in the name's one
+/// series labelled `otel_metric_overflow="true"`, and that it happened is said, once a
+/// minute at most for each name. A label fed from requests (a user id, a raw path)
+/// would otherwise grow the memory and every scrape without bound.
+pub(crate) const SERIES_PER_NAME: usize = 2000;
+
+/// The label set a sample past [`SERIES_PER_NAME`] is recorded under.
+const OVERFLOW: [(&str, &str); 1] = [("otel_metric_overflow", "true")];
+
+/// The series of one kind, and how many each name has.
+pub(crate) struct Series<V> {
+    by_key: HashMap<Key, Arc<V>, BuildHasherDefault<PassThrough>>,
+    per_name: HashMap<KeyName, usize, BuildHasherDefault<std::hash::DefaultHasher>>,
+}
+
+impl<V> Series<V> {
+    const fn new() -> Map<V> {
+        RwLock::new(Series {
+            by_key: HashMap::with_hasher(BuildHasherDefault::new()),
+            per_name: HashMap::with_hasher(BuildHasherDefault::new()),
+        })
+    }
+}
 
 /// Tells the plugins, if there are any, that `key` got `value`.
 #[inline]
@@ -175,9 +200,9 @@ pub(crate) struct Registry {
 impl Registry {
     pub(crate) const fn new() -> Registry {
         Registry {
-            counters: RwLock::new(HashMap::with_hasher(BuildHasherDefault::new())),
-            gauges: RwLock::new(HashMap::with_hasher(BuildHasherDefault::new())),
-            histograms: RwLock::new(HashMap::with_hasher(BuildHasherDefault::new())),
+            counters: Series::new(),
+            gauges: Series::new(),
+            histograms: Series::new(),
             help: RwLock::new(Vec::new()),
             buckets: RwLock::new(Vec::new()),
         }
@@ -195,7 +220,10 @@ impl Registry {
         // Held until the bounds are in: a first record in between would take the
         // default ones, and this would still say it set them.
         let histograms = self.histograms.read().unwrap_or_else(|p| p.into_inner());
-        let recorded = histograms.keys().any(|key| sanitize(key.name()) == name);
+        let recorded = histograms
+            .by_key
+            .keys()
+            .any(|key| sanitize(key.name()) == name);
         if recorded {
             return Err(format!(
                 "`{name}` was recorded before its buckets were set, with the default ones; set them before the first record"
@@ -468,7 +496,10 @@ fn sample(
 fn read<V>(map: &Map<V>) -> Vec<(Key, Arc<V>)> {
     let mut entries: Vec<(Key, Arc<V>)> = {
         let map = map.read().unwrap_or_else(|p| p.into_inner());
-        map.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+        map.by_key
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
     };
     entries.sort_by(|(a, _), (b, _)| {
         a.name().cmp(b.name()).then_with(|| {
@@ -480,14 +511,43 @@ fn read<V>(map: &Map<V>) -> Vec<(Key, Arc<V>)> {
     entries
 }
 
+/// The series of `key`, made with `new` the first time; past [`SERIES_PER_NAME`] of
+/// its name, the name's overflow series.
 fn get_or_insert<V>(map: &Map<V>, key: &Key, new: impl FnOnce(&Key) -> V) -> Arc<V> {
-    if let Some(v) = map.read().unwrap_or_else(|p| p.into_inner()).get(key) {
+    if let Some(v) = map
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .by_key
+        .get(key)
+    {
         return v.clone();
     }
     let mut map = map.write().unwrap_or_else(|p| p.into_inner());
-    map.entry(key.clone())
-        .or_insert_with(|| Arc::new(new(key)))
-        .clone()
+    let Series { by_key, per_name } = &mut *map;
+    if let Some(v) = by_key.get(key) {
+        return v.clone();
+    }
+    let count = per_name.entry(key.name_shared()).or_insert(0);
+    if *count < SERIES_PER_NAME {
+        *count += 1;
+        let v = Arc::new(new(key));
+        by_key.insert(key.clone(), v.clone());
+        return v;
+    }
+    let overflow = Key::from_parts(key.name_shared(), &OVERFLOW);
+    let v = by_key
+        .entry(overflow)
+        .or_insert_with_key(|k| Arc::new(new(k)))
+        .clone();
+    // Said with the lock let go: a plugin told of the problem may record a metric.
+    drop(map);
+    problem::report_about("metrics-series-limit", key.name(), || {
+        format!(
+            "metrics: `{}` has {SERIES_PER_NAME} series, the most kept for one name; samples of other label sets are recorded in its series labelled otel_metric_overflow=\"true\"",
+            key.name()
+        )
+    });
+    v
 }
 
 /// Metric and label names may hold only `[a-zA-Z0-9_:]` (labels: no `:`), and may
@@ -812,6 +872,49 @@ mod tests {
 
     /// Clashing series are said by their family: one subject however many label
     /// values clash, so what the problem reports keep stays bounded.
+    #[test]
+    fn past_the_series_limit_a_name_records_in_its_overflow_series() {
+        static R: Registry = Registry::new();
+        let rec = Installed(&R);
+        let m = Metadata::new("t", metrics::Level::INFO, None);
+        let per_user = |id: usize| {
+            let key = Key::from_parts(
+                "logins_total",
+                vec![metrics::Label::new("user", id.to_string())],
+            );
+            rec.register_counter(&key, &m)
+        };
+        for id in 0..SERIES_PER_NAME + 5 {
+            per_user(id).increment(2);
+        }
+        // A label set kept before the limit is still its own series.
+        per_user(7).increment(1);
+        // Another name has limits of its own.
+        rec.register_counter(
+            &Key::from_parts("other_total", vec![metrics::Label::new("user", "x")]),
+            &m,
+        )
+        .increment(1);
+        let mut out = String::new();
+        R.render(&mut out, &[], &[]);
+        assert_eq!(
+            out.matches("\nlogins_total{user=").count(),
+            SERIES_PER_NAME,
+            "{out}"
+        );
+        assert!(out.contains("\nlogins_total{user=\"7\"} 3\n"), "{out}");
+        assert!(
+            out.contains("\nlogins_total{otel_metric_overflow=\"true\"} 10\n"),
+            "{out}"
+        );
+        assert!(out.contains("\nother_total{user=\"x\"} 1\n"), "{out}");
+        assert_eq!(
+            crate::problem::subjects("metrics-series-limit"),
+            ["logins_total"],
+            "said once, for the name past its limit"
+        );
+    }
+
     #[test]
     fn clashing_series_are_said_once_per_family_not_per_label_value() {
         static R: Registry = Registry::new();
