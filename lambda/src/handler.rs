@@ -2,7 +2,7 @@
 The handler wrapper: it sees what the handler returned, or that it panicked, or that
 it was never called (an event that does not deserialise into its type), and tells the
 invocation layer (for the `Errors` metric) and the invocation's span (status error,
-with the message).
+with the message, and `error.type`).
 
 `lambda_runtime` reports the error or panic to the Runtime API itself; this wrapper
 passes both through untouched (a panic is resumed after it is noted). It must not
@@ -55,18 +55,37 @@ pub(crate) fn not_called() -> bool {
     INSTRUMENTED.load(Ordering::Relaxed) && !CALLED.load(Ordering::Relaxed)
 }
 
-fn fail(message: &str) {
+/// Notes that the invocation failed, and why: its span gets `message` as its status
+/// and `error_type` as its `error.type`.
+fn fail(message: &str, error_type: &str) {
     FAILED.store(true, Ordering::Relaxed);
     #[cfg(feature = "tracing")]
     {
+        use opentelemetry::KeyValue;
         use opentelemetry::trace::{Status, TraceContextExt};
         let cx = opentelemetry::Context::current();
         let span = cx.span();
+        span.set_attribute(KeyValue::new("error.type", error_type.to_owned()));
         span.set_status(Status::error(status_text(message)));
     }
     #[cfg(not(feature = "tracing"))]
-    let _ = message;
+    let _ = (message, error_type);
 }
+
+/// A handler error's type, as the Runtime API is told it (lambda_runtime's
+/// `Diagnostic`): the `error_type` a handler's own `Diagnostic` names, else the
+/// error's Rust type (lambda_runtime 1.5 tells the type of a reference to it, with a
+/// leading `&` that is no part of the error's type).
+fn error_type<E: 'static>(e: &E) -> String {
+    match (e as &dyn std::any::Any).downcast_ref::<lambda_runtime::Diagnostic>() {
+        Some(diagnostic) => diagnostic.error_type.clone(),
+        None => std::any::type_name::<E>().to_owned(),
+    }
+}
+
+/// The `error.type` of a handler that panicked, as the HTTP layer's. (The Runtime API
+/// is told the type of the panic's payload, the same for every panic.)
+const PANIC: &str = "panic";
 
 /// The most characters of a handler's error that its span's status keeps: an error
 /// that prints a whole payload could make the export request larger than a collector
@@ -109,7 +128,7 @@ pub struct Instrumented<S> {
 impl<S, A> Service<LambdaEvent<A>> for Instrumented<S>
 where
     S: Service<LambdaEvent<A>>,
-    S::Error: fmt::Debug,
+    S::Error: fmt::Debug + 'static,
 {
     type Response = S::Response;
     type Error = S::Error;
@@ -125,7 +144,7 @@ where
         match catch_unwind(AssertUnwindSafe(|| inner.call(event))) {
             Ok(future) => InstrumentedFuture { inner: future },
             Err(panic) => {
-                fail(&panic_message(&*panic));
+                fail(&panic_message(&*panic), PANIC);
                 resume_unwind(panic)
             }
         }
@@ -144,7 +163,7 @@ pin_project_lite::pin_project! {
 impl<F, R, E> Future for InstrumentedFuture<F>
 where
     F: Future<Output = Result<R, E>>,
-    E: fmt::Debug,
+    E: fmt::Debug + 'static,
 {
     type Output = Result<R, E>;
 
@@ -154,13 +173,13 @@ where
             Ok(Poll::Ready(output)) => {
                 RETURNED.store(true, Ordering::Relaxed);
                 if let Err(e) = &output {
-                    fail(&format!("{e:?}"));
+                    fail(&format!("{e:?}"), &error_type(e));
                 }
                 Poll::Ready(output)
             }
             Ok(Poll::Pending) => Poll::Pending,
             Err(panic) => {
-                fail(&panic_message(&*panic));
+                fail(&panic_message(&*panic), PANIC);
                 resume_unwind(panic)
             }
         }
@@ -191,5 +210,27 @@ mod tests {
         assert!(cut.ends_with("é…"), "{}", &cut[cut.len() - 8..]);
         let exact = "x".repeat(MAX_STATUS);
         assert_eq!(status_text(&exact), exact);
+    }
+}
+
+#[cfg(test)]
+mod error_types {
+    use super::error_type;
+
+    #[test]
+    fn a_diagnostic_names_its_own_type_and_any_other_error_its_rust_type() {
+        let diagnostic = lambda_runtime::Diagnostic {
+            error_type: "TableMissing".into(),
+            error_message: "no table".into(),
+        };
+        assert_eq!(error_type(&diagnostic), "TableMissing");
+        assert_eq!(
+            error_type(&String::from("no table")),
+            "alloc::string::String"
+        );
+        // What the Runtime API is told of the same error: lambda_runtime 1.5 names the
+        // type of a reference to it.
+        let told = lambda_runtime::Diagnostic::from(String::from("no table"));
+        assert_eq!(told.error_type, "&alloc::string::String");
     }
 }

@@ -85,7 +85,7 @@ pub async fn run<A, F, R, B, S, D, E>(handler: F) -> Result<(), Error>
 where
     F: tower_service::Service<LambdaEvent<A>, Response = R>,
     F::Future: Future<Output = Result<R, F::Error>>,
-    F::Error: Into<Diagnostic> + Debug,
+    F::Error: Into<Diagnostic> + Debug + 'static,
     A: for<'de> Deserialize<'de>,
     R: IntoFunctionResponse<B, S>,
     B: Serialize,

@@ -141,6 +141,10 @@ fn describe(
     }
 }
 
+/// The `error.type` of an event that did not deserialise into the handler's type: the
+/// error type lambda_runtime tells the Runtime API then (with a leading `&`).
+const NOT_DESERIALISED: &str = "lambda_runtime::deserializer::DeserializeError";
+
 /// Ends the span; `failed` when the response could not be posted.
 pub(crate) fn end(cx: &Context, failed: bool, not_called: bool) {
     let span = cx.span();
@@ -149,6 +153,7 @@ pub(crate) fn end(cx: &Context, failed: bool, not_called: bool) {
             "the response could not be posted to the Runtime API",
         ));
     } else if not_called {
+        span.set_attribute(KeyValue::new("error.type", NOT_DESERIALISED));
         span.set_status(Status::error(
             "the event did not deserialise into the handler's type; lambda_runtime reported it",
         ));

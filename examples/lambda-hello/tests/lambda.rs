@@ -429,6 +429,29 @@ fn handler_errors_and_panics_are_reported_counted_and_traced_and_the_next_invoca
     assert_eq!(status[2].0, 2, "{status:?}");
     assert!(status[2].1.contains("did not deserialise"), "{status:?}");
     assert_eq!(status[3].0, 0, "{status:?}");
+
+    // `error.type`: the error type the Runtime API was told (less lambda_runtime's
+    // leading `&`), but for a panic (told the type of its payload whatever the panic),
+    // as the HTTP layer's.
+    let types: Vec<&Value> = spans
+        .iter()
+        .map(|s| &s["attributes"]["error.type"])
+        .collect();
+    let boxed =
+        "alloc::boxed::Box<dyn core::error::Error + core::marker::Send + core::marker::Sync>";
+    assert_eq!(types[0], boxed, "{types:?}");
+    assert!(
+        failed.contains(boxed),
+        "the type the Runtime API was told: {failed}"
+    );
+    assert_eq!(types[1], "panic", "{types:?}");
+    let undecodable = "lambda_runtime::deserializer::DeserializeError";
+    assert_eq!(types[2], undecodable, "{types:?}");
+    assert!(
+        undecoded.contains(undecodable),
+        "the type the Runtime API was told: {undecoded}"
+    );
+    assert!(types[3].is_null(), "{types:?}");
 }
 
 /// An HTTP event that carries a `traceparent` (an HTTP API's, and a REST API's in its
