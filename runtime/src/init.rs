@@ -324,7 +324,7 @@ pub(crate) async fn run_before_serving() {
         if APART_FAILED.load(Ordering::Relaxed) || lifecycle::stop_asked() {
             break;
         }
-        let outcome = run(r).await;
+        let outcome = run_in_turn(r).await;
         let failed = outcome.is_err();
         done.push(Ran {
             nanos: watch.lap(),
@@ -577,6 +577,24 @@ async fn run(r: &'static Registration) -> Result<(), Box<Failure>> {
         _ => run_blocking(r),
     };
     outcome.map_err(|(error, panicked)| failure(r, error, panicked))
+}
+
+/// [`run`] for an init in turn before serving, saying once if it waits for the first
+/// response, which cannot come before it ends: otherwise start-up would hang unsaid.
+async fn run_in_turn(r: &'static Registration) -> Result<(), Box<Failure>> {
+    let mut work = std::pin::pin!(run(r));
+    let mut said = false;
+    std::future::poll_fn(|cx| {
+        let (polled, waits) = lifecycle::polling_init_before_serving(|| work.as_mut().poll(cx));
+        if waits && polled.is_pending() && !std::mem::replace(&mut said, true) {
+            coldstart_bootstrap::say!(
+                "coldstart: init `{}` waits for the first response, which cannot come before the inits before serving end: make it deferred, or spawn the wait (`after_first_request`)",
+                r.name
+            );
+        }
+        polled
+    })
+    .await
 }
 
 /// Runs one registration after the first response, catching a panic, with the time

@@ -140,8 +140,31 @@ pub fn is_first_response_done() -> bool {
 
 /// Resolves when the first response is done (at once if it already is), by a
 /// response or the fallback timer; never when the shutdown began before either.
+///
+/// An init that runs before serving and awaits it waits for ever, unless something
+/// else ends its wait: no request is served before those inits end, and the fallback
+/// timer starts with serving. That is said on stderr, naming the init.
 pub async fn first_response() {
+    IN_TURN_INIT.with(|init| {
+        if init.get().is_some() {
+            init.set(Some(true));
+        }
+    });
     wait_until(&FIRST, || trigger().is_some()).await;
+}
+
+thread_local! {
+    /// While an init before serving is polled, whether it awaited [`first_response`].
+    static IN_TURN_INIT: std::cell::Cell<Option<bool>> = const { std::cell::Cell::new(None) };
+}
+
+/// Runs `poll`, the poll of an init before serving; with its result, whether the init
+/// began to wait for the first response in it.
+pub(crate) fn polling_init_before_serving<T>(poll: impl FnOnce() -> T) -> (T, bool) {
+    let outer = IN_TURN_INIT.replace(Some(false));
+    let polled = poll();
+    let waited = IN_TURN_INIT.replace(outer) == Some(true);
+    (polled, waited)
 }
 
 /// Resolves once `done()` holds, woken by `notify_waiters` on `notify`.

@@ -6,7 +6,9 @@
 //! right after it, without waiting for the deferred inits; `DEMO_HOOK=1` registers a
 //! shutdown hook that prints `shutdown hook ran`, after `DEMO_HOOK_MS`, and
 //! `DEMO_EARLY_HOOK=1` one that prints `early hook ran`, registered by the `config`
-//! init; `DEMO_CD=dir` makes the body change to that directory first.
+//! init; `DEMO_CD=dir` makes the body change to that directory first;
+//! `DEMO_POOL_WAITS=1` makes the `pool` init wait for the first response, for 300 ms
+//! at most.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -27,6 +29,13 @@ fn config() -> Result<(), String> {
 #[coldstart::init]
 async fn pool() -> Result<(), String> {
     tokio_yield().await;
+    if std::env::var_os("DEMO_POOL_WAITS").is_some() {
+        // A mistake: no response can come before this init ends.
+        tokio::select! {
+            () = coldstart::first_response() => {}
+            () = tokio::time::sleep(Duration::from_millis(300)) => {}
+        }
+    }
     step("init_demo::pool")
 }
 

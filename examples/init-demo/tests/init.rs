@@ -348,6 +348,24 @@ fn a_signal_before_serving_stops_the_inits_and_the_body() {
     );
 }
 
+/// An init before serving that waits for the first response would wait for ever
+/// (nothing is served before it ends, and the fallback timer starts with serving):
+/// that is said, once, naming it. This one gives up its wait after 300 ms.
+#[test]
+fn an_init_before_serving_that_waits_for_the_first_response_is_said() {
+    let r = demo(&[("DEMO_POOL_WAITS", "1")]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let said = "coldstart: init `init_demo::pool` waits for the first response, which cannot come before the inits before serving end";
+    assert_eq!(r.stderr.matches(said).count(), 1, "{}", r.stderr);
+    assert!(r.lines().contains(&"first response"), "{}", r.stdout);
+    let quiet = demo(&[]);
+    assert!(
+        !quiet.stderr.contains("waits for the first response"),
+        "{}",
+        quiet.stderr
+    );
+}
+
 #[test]
 fn a_malformed_profile_is_one_line_and_the_default_order_is_used() {
     let bad = profile_file(
