@@ -267,11 +267,17 @@ pub fn can_create(what: &str) -> anyhow::Result<bool> {
     if is_root() {
         return Ok(true);
     }
-    if std::env::var_os("CI").is_some() {
+    if in_ci() {
         bail!("{what} needs root to create cgroups, and CI must run it");
     }
     eprintln!("SKIPPED {what}: creating cgroups needs root");
     Ok(false)
+}
+
+/// Whether this is a CI run: `CI` set to anything but empty, `false` or `0`.
+fn in_ci() -> bool {
+    std::env::var("CI")
+        .is_ok_and(|v| !matches!(v.to_ascii_lowercase().as_str(), "" | "false" | "0"))
 }
 
 /// A memory limit as given, in its largest whole unit: `1500K` is not shown as 1 MiB.

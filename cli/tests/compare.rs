@@ -47,7 +47,7 @@ fn root_or_skip(test: &str) -> bool {
         return true;
     }
     assert!(
-        std::env::var_os("CI").is_none(),
+        !coldstart_test_support::in_ci(),
         "{test} needs root, and CI must run it"
     );
     eprintln!("SKIPPED {test}: creating cgroups needs root");

@@ -8,6 +8,28 @@ use std::time::Duration;
 
 use crate::{Reaper, free_port, get_http10, poll};
 
+/// Whether this is a CI run, where a missing tool or privilege fails the test instead
+/// of skipping it: `CI` set to anything but empty, `false` or `0` (as CI services set
+/// it to `true`; `CI=false` is how one says it is not).
+pub fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| means_ci(&v))
+}
+
+fn means_ci(value: &str) -> bool {
+    !matches!(value.to_ascii_lowercase().as_str(), "" | "false" | "0")
+}
+
+#[cfg(test)]
+#[test]
+fn ci_is_any_value_but_empty_false_or_0() {
+    for yes in ["true", "1", "yes", "TRUE"] {
+        assert!(means_ci(yes), "{yes}");
+    }
+    for no in ["", "false", "False", "0"] {
+        assert!(!means_ci(no), "{no}");
+    }
+}
+
 /// A tool the test needs. Missing: under `CI` a failure, elsewhere `None` after
 /// printing that `test` is skipped.
 pub fn tool(test: &str, program: &str, check: &[&str]) -> Option<PathBuf> {
@@ -20,7 +42,7 @@ pub fn tool(test: &str, program: &str, check: &[&str]) -> Option<PathBuf> {
     }
     let why = format!("`{program} {}` does not run here", check.join(" "));
     assert!(
-        std::env::var_os("CI").is_none(),
+        !in_ci(),
         "{test}: {why}, and CI must run it (scripts/test installs it)"
     );
     eprintln!("SKIPPED {test}: {why}; scripts/test installs it");

@@ -40,7 +40,7 @@ pub fn cargo_lambda(test: &str) -> Option<String> {
         return Some(program);
     }
     assert!(
-        std::env::var_os("CI").is_none(),
+        !coldstart_test_support::in_ci(),
         "{test}: cargo-lambda is missing, and CI must run it (scripts/test installs it)"
     );
     eprintln!("SKIPPED {test}: cargo-lambda does not run here; scripts/test installs it");
