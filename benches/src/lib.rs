@@ -61,13 +61,25 @@ pub fn baseline(given: Option<String>, targets: &[Target]) -> anyhow::Result<Str
 ///
 /// # Errors
 ///
-/// `given` names no target.
+/// `given` names no target, or two targets have one name (their rows and ratios
+/// could not be told apart).
 pub fn baseline_or(
     default: &str,
     given: Option<String>,
     targets: &[Target],
 ) -> anyhow::Result<String> {
     let names: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
+    if let Some((i, twice)) = names
+        .iter()
+        .enumerate()
+        .find(|(i, name)| names[..*i].contains(name))
+    {
+        anyhow::bail!(
+            "two --target are named `{twice}` (targets {} and {}); give each its own name",
+            names.iter().position(|n| n == twice).unwrap_or(0) + 1,
+            i + 1
+        );
+    }
     match given {
         Some(name) if names.contains(&name.as_str()) => Ok(name),
         Some(name) => anyhow::bail!(
@@ -214,6 +226,20 @@ mod tests {
         assert_eq!(
             baseline(None, &with_tokio).ok().as_deref(),
             Some("baseline-tokio")
+        );
+    }
+
+    #[test]
+    fn two_targets_of_one_name_are_refused() {
+        let targets = [
+            Target::new("a", "/bin/true"),
+            Target::new("b", "/bin/true"),
+            Target::new("a", "/bin/false"),
+        ];
+        let err = baseline(None, &targets).map_err(|e| e.to_string());
+        assert_eq!(
+            err.unwrap_err(),
+            "two --target are named `a` (targets 1 and 3); give each its own name"
         );
     }
 }

@@ -280,7 +280,7 @@ fn lambda_run(
                 "name": s.name,
                 "init_ms": stats_json(s.init_ms()),
                 "answer_ms": stats_json(s.answer_ms()),
-                "warm_ms": stats_json(s.warm_ms()),
+                "warm_ms": s.warm_ms().map(stats_json),
                 "rss_mib": stats_json(s.rss_mib()),
             })).collect::<Vec<_>>(),
             "ratio_b_to_a": ratio_json(ratio, paired),

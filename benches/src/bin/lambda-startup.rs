@@ -105,7 +105,7 @@ fn series_json(series: &[LambdaSeries]) -> serde_json::Value {
                     "runs": s.samples.len(),
                     "init_ms": stats(s.init_ms()),
                     "answer_ms": stats(s.answer_ms()),
-                    "warm_ms": stats(s.warm_ms()),
+                    "warm_ms": s.warm_ms().map(stats),
                     "rss_mib": stats(s.rss_mib()),
                 })
             })

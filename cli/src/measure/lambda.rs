@@ -511,14 +511,15 @@ impl LambdaSeries {
         Stats::of(self.samples.iter().map(|s| ms(s.answer)).collect())
     }
 
-    /// Warm invocations in ms, all runs together.
-    pub fn warm_ms(&self) -> Stats {
-        Stats::of(
-            self.samples
-                .iter()
-                .flat_map(|s| s.warm.iter().map(|d| ms(*d)))
-                .collect(),
-        )
+    /// Warm invocations in ms, all runs together; `None` when none were made
+    /// (`--warm 0`).
+    pub fn warm_ms(&self) -> Option<Stats> {
+        let warm: Vec<f64> = self
+            .samples
+            .iter()
+            .flat_map(|s| s.warm.iter().map(|d| ms(*d)))
+            .collect();
+        (!warm.is_empty()).then(|| Stats::of(warm))
     }
 
     /// RSS at the answer in MiB.
@@ -579,7 +580,7 @@ pub fn lambda_table(series: &[LambdaSeries], baseline: &str) -> String {
     for s in series {
         let (init, answer, warm, rss) = (s.init_ms(), s.answer_ms(), s.warm_ms(), s.rss_mib());
         out.push_str(&format!(
-            "{:width$}  {:>6.3}ms {:>6}  {:>6.3}ms {:>7.3} {:>7.3} {:>6}  {:>6.3}ms {:>6}  {:>7.2}\n",
+            "{:width$}  {:>6.3}ms {:>6}  {:>6.3}ms {:>7.3} {:>7.3} {:>6}  {:>8} {:>6}  {:>7.2}\n",
             s.name,
             init.median,
             ratio(init.median, base.map(|b| b.init_ms().median)),
@@ -587,10 +588,50 @@ pub fn lambda_table(series: &[LambdaSeries], baseline: &str) -> String {
             answer.min,
             answer.max,
             ratio(answer.median, base.map(|b| b.answer_ms().median)),
-            warm.median,
-            ratio(warm.median, base.map(|b| b.warm_ms().median)),
+            warm.map_or("-".to_owned(), |w| format!("{:.3}ms", w.median)),
+            warm.map_or("-".to_owned(), |w| ratio(
+                w.median,
+                base.and_then(|b| b.warm_ms()).map(|b| b.median)
+            )),
             rss.median,
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn series(name: &str, warm: &[u64]) -> LambdaSeries {
+        let sample = LambdaSample {
+            init: Duration::from_millis(2),
+            answer: Duration::from_millis(3),
+            rss_bytes: 4 << 20,
+            threads: 1,
+            warm: warm.iter().map(|&ms| Duration::from_millis(ms)).collect(),
+        };
+        LambdaSeries {
+            name: name.to_owned(),
+            samples: vec![sample],
+        }
+    }
+
+    #[test]
+    fn without_warm_invocations_there_is_no_warm_figure() {
+        let none = [series("a", &[]), series("b", &[])];
+        assert!(none[0].warm_ms().is_none());
+        let table = lambda_table(&none, "a");
+        let row = table.lines().nth(1).unwrap();
+        assert!(row.contains("   -      -  "), "{table}");
+        assert!(!row.contains("0.000ms"), "{table}");
+
+        let some = [series("a", &[1]), series("b", &[2, 2])];
+        assert_eq!(some[1].warm_ms().unwrap().median, 2.0);
+        let table = lambda_table(&some, "a");
+        assert!(
+            table.lines().nth(2).unwrap().contains(" 2.000ms  2.00x"),
+            "{table}"
+        );
+    }
 }
