@@ -109,10 +109,11 @@ pub struct Function {
     pub instance: Option<String>,
     /// `AWS_LAMBDA_RUNTIME_API`.
     pub runtime_api: RuntimeApi,
-    /// Whether `AWS_LAMBDA_INITIALIZATION_TYPE` is `provisioned-concurrency`: the
+    /// Whether `AWS_LAMBDA_INITIALIZATION_TYPE` is set to other than `on-demand`
+    /// (`provisioned-concurrency`, `snap-start`, `lambda-managed-instances`): the
     /// environment was made ready ahead of any request, so no invocation waited for
     /// its start, and none is a cold start.
-    pub provisioned: bool,
+    pub initialised_ahead: bool,
 }
 
 /// The variables `lambda_runtime` cannot start without.
@@ -247,8 +248,8 @@ impl Function {
                     region: lookup("AWS_REGION").filter(|v| !v.is_empty()),
                     instance: lookup("AWS_LAMBDA_LOG_STREAM_NAME").filter(|v| !v.is_empty()),
                     runtime_api,
-                    provisioned: lookup("AWS_LAMBDA_INITIALIZATION_TYPE")
-                        .is_some_and(|t| t == "provisioned-concurrency"),
+                    initialised_ahead: lookup("AWS_LAMBDA_INITIALIZATION_TYPE")
+                        .is_some_and(|t| !t.is_empty() && t != "on-demand"),
                 })
             }
             _ => Err(error),
@@ -414,6 +415,32 @@ mod tests {
         assert_eq!(get("cloud.region"), Some("eu-west-1"));
         assert_eq!(get("faas.instance"), Some("2026/11/24/[7]abc"));
         assert_eq!(get("cloud.provider"), Some("aws"));
+    }
+
+    #[test]
+    fn only_an_on_demand_environment_has_cold_starts() {
+        let ahead = |kind: Option<&str>| {
+            let mut vars = vec![
+                ("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001"),
+                ("AWS_LAMBDA_FUNCTION_NAME", "hello"),
+                ("AWS_LAMBDA_FUNCTION_VERSION", "7"),
+                ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512"),
+            ];
+            vars.extend(kind.map(|k| ("AWS_LAMBDA_INITIALIZATION_TYPE", k)));
+            Function::from_lookup(lookup(&vars))
+                .unwrap()
+                .initialised_ahead
+        };
+        for on_demand in [None, Some(""), Some("on-demand")] {
+            assert!(!ahead(on_demand), "{on_demand:?}");
+        }
+        for kind in [
+            "provisioned-concurrency",
+            "snap-start",
+            "lambda-managed-instances",
+        ] {
+            assert!(ahead(Some(kind)), "{kind}");
+        }
     }
 
     proptest::proptest! {

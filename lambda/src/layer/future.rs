@@ -25,8 +25,8 @@ pub(crate) struct Pending {
     pub(crate) invocation_id: String,
     /// The process's first invocation: its response is the first response.
     pub(crate) first: bool,
-    /// A cold start: the first invocation, unless provisioned concurrency made the
-    /// environment ready before it.
+    /// A cold start: the first invocation, unless the environment was made ready
+    /// before any request (provisioned concurrency, managed instances).
     pub(crate) cold: bool,
     pub(crate) received: Instant,
     /// When Lambda stops the invocation, in milliseconds since the Unix epoch; `None`

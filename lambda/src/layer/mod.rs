@@ -139,7 +139,7 @@ where
         let first = !COLD_DONE.swap(true, Ordering::AcqRel);
         // Provisioned concurrency starts the environment before any request: its
         // first invocation waited for nothing.
-        let cold = first && !self.shared.function.provisioned;
+        let cold = first && !self.shared.function.initialised_ahead;
         crate::handler::reset();
         let record = future::Pending {
             invocation_id: invocation.context.request_id.clone(),
