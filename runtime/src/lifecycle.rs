@@ -459,26 +459,37 @@ fn default_effect(signo: libc::c_int) {
     }
 }
 
-/// Work for the end of `main`, before the shutdown hooks ([`at_end_of_main`]).
-static AT_END: Mutex<Vec<fn()>> = Mutex::new(Vec::new());
+/// Work for the end of `main`, before the shutdown hooks ([`at_end_of_main`]); `None`
+/// once the end of `main` has come.
+static AT_END: Mutex<Option<Vec<Work>>> = Mutex::new(Some(Vec::new()));
+
+type Work = fn();
 
 /// Runs `work` once the body of `main` has ended (returned, panicked or stopped by a
 /// signal), before the shutdown hooks run: where work that was to start after the
 /// first response, and did not, registers the hooks of what it must not lose (the
 /// telemetry's final flush and push, for a program that ended before its first
-/// response). Registering installs nothing and costs one push.
+/// response). Registering installs nothing and costs one push. Work registered once
+/// the end of `main` has come runs at once.
 pub fn at_end_of_main(work: fn()) {
-    locked(&AT_END).push(work);
+    match locked(&AT_END).as_mut() {
+        Some(waiting) => waiting.push(work),
+        None => run_at_end(work),
+    }
+}
+
+fn run_at_end(work: fn()) {
+    if std::panic::catch_unwind(work).is_err() {
+        coldstart_bootstrap::say!("coldstart: work at the end of main panicked");
+    }
 }
 
 /// The end of `main`: the [`at_end_of_main`] work, then (as for a signal) a wait for
 /// held work that has started to register its hooks.
 pub(crate) async fn end_of_main() {
-    let work = std::mem::take(&mut *locked(&AT_END));
+    let work = locked(&AT_END).take().unwrap_or_default();
     for w in work {
-        if std::panic::catch_unwind(w).is_err() {
-            coldstart_bootstrap::say!("coldstart: work at the end of main panicked");
-        }
+        run_at_end(w);
     }
     wait_for_held_work().await;
 }
