@@ -1,8 +1,12 @@
 //! A long-running agent for a small board, on `#[coldstart::main]`: it takes no
-//! inbound requests. Every `EDGE_INTERVAL` (default `1s`) it samples a sensor (the
-//! board's first thermal zone, or a simulated reading where there is none) into
-//! metrics (`edge_sensor_celsius`, with `edge_sensor_simulated` 1 while the reading
-//! is simulated), which it serves on `/metrics` (`COLDSTART_METRICS_ADDR`, default
+//! inbound requests. Every `EDGE_INTERVAL` (default `1s`) it samples a sensor into
+//! metrics (`edge_sensor_celsius`): the file `EDGE_SENSOR` (default the board's
+//! first thermal zone, in millidegrees), or, where that file does not exist at
+//! start, a simulated reading (`edge_sensor_simulated` 1). A reading of a sensor
+//! that exists and fails (an I/O error, text that is no number) is skipped: counted
+//! in `edge_sensor_read_errors_total` and said, the last good reading kept, never
+//! replaced by a simulated one. The metrics are served on `/metrics`
+//! (`COLDSTART_METRICS_ADDR`, default
 //! `127.0.0.1:9464`) or pushes to a Pushgateway (`COLDSTART_METRICS_PUSH_URL`; it
 //! then serves `/metrics` too only when given an address).
 //!
@@ -12,6 +16,7 @@
 //! upload spool opened after start-up) and the metrics listener starts, holding every
 //! sample taken before it. `EDGE_CYCLES=n` stops after n samples (for tests).
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use coldstart_bootstrap::plan::settings::parse_duration;
@@ -24,18 +29,39 @@ async fn open_spool() {
     eprintln!("edge-agent: spool opened");
 }
 
-/// Where readings come from.
+/// Where readings come from unless `EDGE_SENSOR` says otherwise.
 const THERMAL_ZONE: &str = "/sys/class/thermal/thermal_zone0/temp";
 
-/// One reading in degrees Celsius, and whether it is simulated.
-fn sample(cycle: u64) -> (f64, bool) {
-    match std::fs::read_to_string(THERMAL_ZONE)
-        .ok()
-        .and_then(|t| t.trim().parse::<f64>().ok())
-    {
-        Some(millidegrees) => (millidegrees / 1000.0, false),
-        // A slow wave around 45 degrees, so a dashboard has something to draw.
-        None => (45.0 + 5.0 * (cycle as f64 / 10.0).sin(), true),
+/// The sensor, chosen once at start: a board with one never gets simulated readings.
+enum Sensor {
+    /// A file that holds millidegrees Celsius.
+    File(PathBuf),
+    /// No sensor file: a slow wave around 45 degrees, so a dashboard has something to
+    /// draw.
+    Simulated,
+}
+
+impl Sensor {
+    fn at(path: PathBuf) -> Sensor {
+        if path.exists() {
+            Sensor::File(path)
+        } else {
+            Sensor::Simulated
+        }
+    }
+
+    /// One reading in degrees Celsius, or why there is none.
+    fn read(&self, cycle: u64) -> Result<f64, String> {
+        let path = match self {
+            Sensor::File(path) => path,
+            Sensor::Simulated => return Ok(45.0 + 5.0 * (cycle as f64 / 10.0).sin()),
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+        let millidegrees: f64 = text
+            .trim()
+            .parse()
+            .map_err(|_| format!("`{}` is no number", text.trim().escape_debug()))?;
+        Ok(millidegrees / 1000.0)
     }
 }
 
@@ -69,6 +95,16 @@ async fn main() {
     )
     .unwrap_or(Duration::from_secs(1));
     let cycles: Option<u64> = setting("EDGE_CYCLES", "a whole number", |t| t.parse().ok());
+    let sensor = Sensor::at(
+        setting("EDGE_SENSOR", "the path of a file", |t| {
+            Some(PathBuf::from(t))
+        })
+        .unwrap_or_else(|| PathBuf::from(THERMAL_ZONE)),
+    );
+    let source = match &sensor {
+        Sensor::File(path) => path.display().to_string(),
+        Sensor::Simulated => "simulated".to_owned(),
+    };
     if let Some(plan) = coldstart::plan() {
         eprintln!(
             "edge-agent: planned for {:.2} CPU and {} MiB: {} ({}), {} with {} worker thread(s), \
@@ -103,26 +139,31 @@ async fn main() {
     );
     metrics::describe_gauge!(
         "edge_sensor_simulated",
-        "1 while the sensor cannot be read and the reading is simulated, else 0."
+        "1 when there is no sensor and the readings are simulated, else 0."
     );
     metrics::describe_counter!("edge_samples_total", "Readings taken since start.");
+    metrics::describe_counter!(
+        "edge_sensor_read_errors_total",
+        "Readings of the sensor that failed and were skipped."
+    );
+    let simulated = matches!(sensor, Sensor::Simulated);
+    metrics::gauge!("edge_sensor_simulated").set(f64::from(u8::from(simulated)));
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut cycle = 0;
     while cycles.is_none_or(|n| cycle < n) {
         ticker.tick().await;
         cycle += 1;
-        // One series each, whatever the source: a label for it would leave the
-        // simulated series standing, stale, once the sensor can be read again.
-        let (celsius, simulated) = sample(cycle);
-        metrics::gauge!("edge_sensor_celsius").set(celsius);
-        metrics::gauge!("edge_sensor_simulated").set(f64::from(u8::from(simulated)));
-        metrics::counter!("edge_samples_total").increment(1);
-        let source = if simulated {
-            "simulated"
-        } else {
-            "thermal_zone0"
-        };
-        eprintln!("edge-agent: cycle {cycle}: {celsius:.1} C from {source}");
+        match sensor.read(cycle) {
+            Ok(celsius) => {
+                metrics::gauge!("edge_sensor_celsius").set(celsius);
+                metrics::counter!("edge_samples_total").increment(1);
+                eprintln!("edge-agent: cycle {cycle}: {celsius:.1} C from {source}");
+            }
+            Err(why) => {
+                metrics::counter!("edge_sensor_read_errors_total").increment(1);
+                eprintln!("edge-agent: cycle {cycle}: {source} could not be read ({why}); skipped");
+            }
+        }
     }
 }

@@ -200,3 +200,38 @@ fn blank_settings_are_unset_and_values_are_trimmed() {
             .contains("edge-agent: set EDGE_CYCLES to a whole number, got `many`")
     );
 }
+
+/// A sensor that exists and then cannot be read (here text that is no number) is
+/// skipped and counted, never replaced by a simulated reading, which a dashboard
+/// could not tell from a real one.
+#[test]
+fn a_failed_reading_is_skipped_and_counted_never_simulated() {
+    let dir = coldstart_test_support::temp_dir("edge-sensor");
+    let sensor = dir.join("temp");
+    std::fs::write(&sensor, "51234\n").unwrap();
+    let mut child = Command::new(AGENT)
+        .env("EDGE_SENSOR", &sensor)
+        .env("EDGE_INTERVAL", "100ms")
+        .env("EDGE_CYCLES", "6")
+        .env("COLDSTART_METRICS_ADDR", "off")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(stderr).lines().map_while(Result::ok);
+    let first = lines.by_ref().find(|l| l.contains("cycle 1:")).unwrap();
+    assert!(first.contains("51.2 C from"), "{first}");
+    std::fs::write(&sensor, "EIO\n").unwrap();
+    let rest: Vec<String> = lines.collect();
+    assert!(child.wait().unwrap().success(), "{rest:?}");
+    let failed: Vec<&String> = rest
+        .iter()
+        .filter(|l| l.contains("could not be read"))
+        .collect();
+    assert!(!failed.is_empty(), "{rest:?}");
+    assert!(
+        failed[0].contains("(`EIO` is no number); skipped"),
+        "{failed:?}"
+    );
+    assert!(!rest.iter().any(|l| l.contains("simulated")), "{rest:?}");
+}
