@@ -336,6 +336,73 @@ fn namespace_whose_mount_lies_above_is_found_by_search() {
     assert_eq!(b.memory_bytes.value, Some(32 << 20));
 }
 
+/// A process above its namespace's root (it entered another's cgroup namespace) sees
+/// its cgroup as `/..`: the directory that names is not its cgroup, and its limits
+/// are not the process's. Joined onto the mount, `/sys/fs/cgroup/..` read the limits
+/// of a child cgroup.
+#[test]
+fn a_cgroup_outside_the_namespace_is_unknown_not_a_childs_limit() {
+    let t = Tree::new("above-ns");
+    t.file("/proc/self/cgroup", "0::/..\n")
+        .file("/sys/fs/cgroup/cgroup.type", "domain\n")
+        .file("/sys/fs/cgroup/cpu.max", "10000 100000\n")
+        .file("/sys/fs/cgroup/memory.max", "1048576\n")
+        .file("/sys/fs/cpu.max", "10000 100000\n")
+        .file("/sys/fs/memory.max", "1048576\n");
+    let b = t.probe();
+    assert_eq!(b.cpu_cores.value, None, "{:?}", b.cpu_cores);
+    assert_eq!(b.memory_bytes.value, None, "{:?}", b.memory_bytes);
+    let why = format!("{:?}", b.cpu_cores);
+    assert!(
+        why.contains("outside this process's cgroup namespace"),
+        "{why}"
+    );
+}
+
+/// The search below a mount that lies above the namespace reads all of a long
+/// `cgroup.procs`. The kernel hands such a list out in pieces, some shorter than
+/// asked for before the end; a FIFO here does the same (each read returns what has
+/// been written so far), and a read that took a short one for the end missed this
+/// process, listed last.
+#[test]
+fn the_namespace_search_reads_a_long_list_of_processes_to_its_end() {
+    let t = Tree::new("cgroupns-long");
+    t.file("/proc/self/cgroup", "0::/\n")
+        .file(
+            "/proc/self/mountinfo",
+            "41 31 0:38 /../.. /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n",
+        )
+        .file("/sys/fs/cgroup/cgroup.controllers", "cpu memory\n")
+        .file("/sys/fs/cgroup/svc/ns/cgroup.type", "domain\n")
+        .file("/sys/fs/cgroup/svc/cgroup.type", "domain\n")
+        .file("/sys/fs/cgroup/svc/cpu.max", "30000 100000\n");
+    let procs = t.root.join("sys/fs/cgroup/svc/ns/cgroup.procs");
+    let made = std::process::Command::new("mkfifo").arg(&procs).status();
+    assert!(made.is_ok_and(|s| s.success()), "mkfifo");
+    let pid = std::process::id();
+    // Opening for writing waits for the probe to open it for reading: once for the
+    // CPU figure and once for the memory figure, each read to its end.
+    std::thread::spawn(move || {
+        use std::io::Write;
+        for _ in 0..2 {
+            let mut fifo = fs::OpenOptions::new().write(true).open(&procs).unwrap();
+            for chunk in 0..6 {
+                let lines: String = (0..100)
+                    .map(|p| format!("{}\n", 1_000_000 + chunk * 100 + p))
+                    .collect();
+                fifo.write_all(lines.as_bytes()).unwrap();
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            writeln!(fifo, "{pid}").unwrap();
+            // Closed, and not opened again before the reader has seen the end.
+            drop(fifo);
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    });
+    let b = t.probe();
+    assert_eq!(b.cpu_cores.value, Some(0.3), "{:?}", b.cpu_cores);
+}
+
 #[test]
 fn mount_at_an_unusual_place_is_found_in_mountinfo() {
     let t = Tree::new("unusual");

@@ -35,7 +35,7 @@ pub(crate) struct Hierarchy<'p> {
     path: &'p str,
 }
 
-/// The most directories the `/..` search looks at before giving up.
+/// The most cgroup directories the `/..` search looks at before giving up.
 const SEARCH_LIMIT: usize = 4096;
 
 /// `/proc/self/ns/cgroup` in the kernel's initial cgroup namespace: its inode number
@@ -78,6 +78,14 @@ impl<'a> Resolver<'a> {
         path: &'p str,
     ) -> Result<Hierarchy<'p>, String> {
         let v2 = controller.is_none();
+        // A process above its cgroup namespace's root (one that entered the namespace
+        // of another) sees its cgroup as `/..`: joined onto the mount, that is a
+        // directory whose limits are not this process's.
+        if path.split('/').any(|step| step == "..") {
+            return Err(format!(
+                "cgroup path {path} lies outside this process's cgroup namespace, whose limits it cannot see"
+            ));
+        }
         let hierarchy =
             |mount: PathBuf, leaf: PathBuf, mount_is_root: bool, verified: bool| Hierarchy {
                 mount,
@@ -235,22 +243,28 @@ fn search(mount: &Path, depth: usize, path: &str) -> Option<PathBuf> {
     for _ in 0..depth {
         let mut next = Vec::new();
         for dir in &level {
-            for entry in std::fs::read_dir(dir).ok()?.flatten() {
-                seen += 1;
-                if seen > SEARCH_LIMIT {
-                    return None;
-                }
+            // One that cannot be read is one fewer place to look, not the end.
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                // Control files are most entries: only directories count.
                 if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    seen += 1;
+                    if seen > SEARCH_LIMIT {
+                        return None;
+                    }
                     next.push(entry.path());
                 }
             }
         }
         level = next;
     }
-    let mut buf = [0u8; BUF];
     level.into_iter().find_map(|ns_root| {
         let leaf = read::under(&ns_root, path);
-        let procs = read::read_text(&leaf.join("cgroup.procs"), &mut buf).ok()?;
+        // Read to its end: the kernel hands out a long list in pieces, some shorter
+        // than asked for before the end.
+        let procs = read::read_all(&leaf.join("cgroup.procs")).ok()?;
         procs.lines().any(|l| l.trim() == pid).then_some(leaf)
     })
 }
