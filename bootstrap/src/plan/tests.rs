@@ -67,6 +67,36 @@ fn fractional_cores_round_up_within_the_affinity_mask() {
     );
 }
 
+/// A quota a hair above a whole core is that core, as the reasons show it: Lambda at
+/// 1770 MB (1.0006 vCPU) is one core, not a multi-thread runtime of two workers.
+#[test]
+fn a_hair_above_a_whole_core_is_that_core() {
+    let plan = Plan::from_budget(
+        &budget(Some(1770.0 / 1769.0), Some(1770 << 20)),
+        &Settings::NONE,
+        &none(),
+    )
+    .unwrap();
+    assert_eq!(plan.strategy.value, Strategy::Minimal);
+    assert_eq!(plan.worker_threads.value, 1);
+    assert_eq!(plan.cores, 1.0);
+    let plan =
+        Plan::from_budget(&budget(Some(1.01), Some(1 << 30)), &Settings::NONE, &none()).unwrap();
+    assert_eq!(
+        plan.strategy.value,
+        Strategy::Balanced,
+        "a hundredth more counts"
+    );
+    assert_eq!(plan.worker_threads.value, 2);
+    let tiny = Plan::from_budget(
+        &budget(Some(0.001), Some(1 << 30)),
+        &Settings::NONE,
+        &none(),
+    )
+    .unwrap();
+    assert_eq!(tiny.cores, 0.001, "no quota is rounded to none");
+}
+
 #[test]
 fn unknown_budget_plans_for_the_host_and_says_so() {
     let plan = Plan::from_budget(&budget(None, None), &Settings::NONE, &none()).unwrap();
