@@ -198,7 +198,19 @@ impl<'a> Resolver<'a> {
         let root = self.root;
         self.mounts.get_or_insert_with(|| {
             read::read_all(&read::under(root, "/proc/self/mountinfo"))
-                .map(|text| text.lines().filter_map(parse::mountinfo_line).collect())
+                .map(|text| {
+                    // Only cgroup mounts are looked at: the others (most lines of a
+                    // container's mountinfo) are not parsed into strings.
+                    let cgroup = |line: &&str| {
+                        line.split_once(" - ").is_some_and(|(_, fs)| {
+                            fs.starts_with("cgroup ") || fs.starts_with("cgroup2 ")
+                        })
+                    };
+                    text.lines()
+                        .filter(cgroup)
+                        .filter_map(parse::mountinfo_line)
+                        .collect()
+                })
                 .unwrap_or_default()
         })
     }

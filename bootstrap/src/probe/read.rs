@@ -59,7 +59,9 @@ fn fill(file: &mut std::fs::File, buf: &mut [u8; BUF]) -> io::Result<usize> {
 pub(crate) fn read_all(path: &Path) -> io::Result<String> {
     let mut bytes = Vec::with_capacity(16 << 10);
     std::fs::File::open(path)?.read_to_end(&mut bytes)?;
-    Ok(String::from_utf8_lossy(&bytes).into_owned())
+    // Copied again only when it is not UTF-8.
+    Ok(String::from_utf8(bytes)
+        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
 }
 
 /// Joins an absolute path as the process sees it (`/sys/fs/cgroup/...`) onto the probe's
