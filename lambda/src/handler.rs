@@ -72,10 +72,10 @@ fn fail(message: &str, error_type: &str) {
     let _ = (message, error_type);
 }
 
-/// A handler error's type, as the Runtime API is told it (lambda_runtime's
-/// `Diagnostic`): the `error_type` a handler's own `Diagnostic` names, else the
-/// error's Rust type (lambda_runtime 1.5 tells the type of a reference to it, with a
-/// leading `&` that is no part of the error's type).
+/// A handler error's type: the `error_type` of a handler's own `Diagnostic`, else the
+/// error's Rust type, which is what the Runtime API is told too unless the error's
+/// `Into<Diagnostic>` names another (lambda_runtime 1.5 tells the type of a reference
+/// to it, with a leading `&` that is no part of the error's type).
 fn error_type<E: 'static>(e: &E) -> String {
     match (e as &dyn std::any::Any).downcast_ref::<lambda_runtime::Diagnostic>() {
         Some(diagnostic) => diagnostic.error_type.clone(),

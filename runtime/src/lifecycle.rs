@@ -150,6 +150,11 @@ pub async fn first_response() {
             init.set(Some(true));
         }
     });
+    first_response_marked().await;
+}
+
+/// [`first_response`], for coldstart's own waits.
+async fn first_response_marked() {
     wait_until(&FIRST, || trigger().is_some()).await;
 }
 
@@ -204,7 +209,7 @@ where
     F::Output: Send + 'static,
 {
     crate::task::spawn(async move {
-        first_response().await;
+        first_response_marked().await;
         work.await
     })
 }
@@ -215,7 +220,7 @@ pub(crate) fn start_fallback(after: Duration) {
     crate::task::spawn(async move {
         tokio::select! {
             () = tokio::time::sleep(after) => { mark(Trigger::Fallback); }
-            () = first_response() => {}
+            () = first_response_marked() => {}
         }
     });
 }
@@ -472,9 +477,13 @@ type Work = fn();
 /// response). Registering installs nothing and costs one push. Work registered once
 /// the end of `main` has come runs at once.
 pub fn at_end_of_main(work: fn()) {
-    match locked(&AT_END).as_mut() {
-        Some(waiting) => waiting.push(work),
-        None => run_at_end(work),
+    // Run with the lock let go: the work may register work of its own.
+    let late = locked(&AT_END)
+        .as_mut()
+        .map(|waiting| waiting.push(work))
+        .is_none();
+    if late {
+        run_at_end(work);
     }
 }
 
@@ -675,7 +684,7 @@ static DRAINS: AtomicBool = AtomicBool::new(false);
 pub async fn draining() {
     DRAINS.store(true, Ordering::Release);
     tokio::select! {
-        () = first_response() => {}
+        () = first_response_marked() => {}
         _ = shutdown_signal() => return,
     }
     listen_for_signals();

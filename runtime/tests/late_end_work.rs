@@ -11,6 +11,7 @@ use coldstart_runtime::{block_on, on_shutdown};
 
 static EARLY: AtomicBool = AtomicBool::new(false);
 static LATE: AtomicBool = AtomicBool::new(false);
+static LATER: AtomicBool = AtomicBool::new(false);
 
 #[test]
 fn work_for_the_end_of_main_registered_after_it_runs_at_once() {
@@ -18,9 +19,14 @@ fn work_for_the_end_of_main_registered_after_it_runs_at_once() {
         at_end_of_main(|| EARLY.store(true, Ordering::SeqCst));
         on_shutdown("registers late", Duration::from_secs(2), || async {
             assert!(EARLY.load(Ordering::SeqCst), "the end of main came first");
-            at_end_of_main(|| LATE.store(true, Ordering::SeqCst));
+            at_end_of_main(|| {
+                LATE.store(true, Ordering::SeqCst);
+                // Work that registers work of its own: run too, not a deadlock.
+                at_end_of_main(|| LATER.store(true, Ordering::SeqCst));
+            });
             assert!(LATE.load(Ordering::SeqCst), "run as it was registered");
+            assert!(LATER.load(Ordering::SeqCst), "and what it registered");
         });
     });
-    assert!(LATE.load(Ordering::SeqCst), "the late work ran");
+    assert!(LATER.load(Ordering::SeqCst), "the late work ran");
 }

@@ -35,8 +35,9 @@ pub(crate) struct Hierarchy<'p> {
     path: &'p str,
 }
 
-/// The most cgroup directories the `/..` search looks at before giving up.
-const SEARCH_LIMIT: usize = 4096;
+/// The most cgroup directories the `/..` search looks at before giving up: each is a
+/// directory read on the way to the first response.
+const SEARCH_LIMIT: usize = 512;
 
 /// `/proc/self/ns/cgroup` in the kernel's initial cgroup namespace: its inode number
 /// is fixed (`CGROUP_NS_INIT_INO`, 0xEFFFFFFB). `readlink` costs a quarter of `stat`.

@@ -1,8 +1,8 @@
 //! A long-running agent for a small board, on `#[coldstart::main]`: it takes no
 //! inbound requests. Every `EDGE_INTERVAL` (default `1s`) it samples a sensor into
-//! metrics (`edge_sensor_celsius`): the file `EDGE_SENSOR` (default the board's
-//! first thermal zone, in millidegrees), or, where that file does not exist at
-//! start, a simulated reading (`edge_sensor_simulated` 1). A reading of a sensor
+//! metrics (`edge_sensor_celsius`): the file `EDGE_SENSOR` (which must exist), else
+//! the board's first thermal zone (both in millidegrees), or, where there is no
+//! thermal zone at start, a simulated reading (`edge_sensor_simulated` 1). A reading of a sensor
 //! that exists and fails (an I/O error, text that is no number) is skipped: counted
 //! in `edge_sensor_read_errors_total` and said, the last good reading kept, never
 //! replaced by a simulated one. The metrics are served on `/metrics`
@@ -42,9 +42,22 @@ enum Sensor {
 }
 
 impl Sensor {
-    fn at(path: PathBuf) -> Sensor {
-        if path.exists() {
-            Sensor::File(path)
+    /// The sensor file given (it must exist), else the board's first thermal zone,
+    /// else the simulation.
+    fn choose(given: Option<PathBuf>) -> Sensor {
+        if let Some(path) = given {
+            if !path.exists() {
+                eprintln!(
+                    "edge-agent: EDGE_SENSOR names {}, which does not exist; set it to the sensor's file, or leave it unset",
+                    path.display()
+                );
+                std::process::exit(78)
+            }
+            return Sensor::File(path);
+        }
+        let zone = PathBuf::from(THERMAL_ZONE);
+        if zone.exists() {
+            Sensor::File(zone)
         } else {
             Sensor::Simulated
         }
@@ -95,12 +108,9 @@ async fn main() {
     )
     .unwrap_or(Duration::from_secs(1));
     let cycles: Option<u64> = setting("EDGE_CYCLES", "a whole number", |t| t.parse().ok());
-    let sensor = Sensor::at(
-        setting("EDGE_SENSOR", "the path of a file", |t| {
-            Some(PathBuf::from(t))
-        })
-        .unwrap_or_else(|| PathBuf::from(THERMAL_ZONE)),
-    );
+    let sensor = Sensor::choose(setting("EDGE_SENSOR", "the path of a file", |t| {
+        Some(PathBuf::from(t))
+    }));
     let source = match &sensor {
         Sensor::File(path) => path.display().to_string(),
         Sensor::Simulated => "simulated".to_owned(),

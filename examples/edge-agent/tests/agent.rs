@@ -221,7 +221,10 @@ fn a_failed_reading_is_skipped_and_counted_never_simulated() {
     let mut lines = BufReader::new(stderr).lines().map_while(Result::ok);
     let first = lines.by_ref().find(|l| l.contains("cycle 1:")).unwrap();
     assert!(first.contains("51.2 C from"), "{first}");
-    std::fs::write(&sensor, "EIO\n").unwrap();
+    // Replaced whole (a write in place could be read half done).
+    let next = dir.join("next");
+    std::fs::write(&next, "EIO\n").unwrap();
+    std::fs::rename(&next, &sensor).unwrap();
     let rest: Vec<String> = lines.collect();
     assert!(child.wait().unwrap().success(), "{rest:?}");
     let failed: Vec<&String> = rest
@@ -234,4 +237,20 @@ fn a_failed_reading_is_skipped_and_counted_never_simulated() {
         "{failed:?}"
     );
     assert!(!rest.iter().any(|l| l.contains("simulated")), "{rest:?}");
+}
+
+/// A sensor file named and missing is an error, not a silent simulation.
+#[test]
+fn a_sensor_named_and_missing_is_one_line_and_exit_78() {
+    let out = Command::new(AGENT)
+        .env("EDGE_SENSOR", "/no/such/sensor")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).lines().last(),
+        Some(
+            "edge-agent: EDGE_SENSOR names /no/such/sensor, which does not exist; set it to the sensor's file, or leave it unset"
+        )
+    );
 }

@@ -11,11 +11,12 @@ or one from another CA, when a client CA is set) is reported once a minute at mo
 
 Memory stays bounded whatever clients do, and idle clients cannot keep a scraper out:
 - at most [`LIMITS`]`.connections` are served at once. A connection accepted when all
-  places are taken takes the place of the one idle longest (opened or last answered
-  earliest, and not answering now), which is closed: at once if it never sent a
-  request, after the answer it may be writing otherwise. When every connection is
-  answering, it waits for a place, the rest in the kernel's backlog. Either is said
-  once a minute at most.
+  places are taken takes the place of the one idle longest (opened, or last made an
+  answer, earliest, and not making one now), which is closed: at once if it never
+  sent a request, once the answer it may still be writing is out otherwise (within
+  [`LAST_ANSWER`]; the new connection waits meanwhile, the rest in the kernel's
+  backlog). When every connection is making an answer, it waits for a place. Either
+  is said once a minute at most.
 - a connection that sends no complete request head within [`LIMITS`]`.header_read`
   (idle between requests included) is closed, and none lives longer than
   [`LIMITS`]`.lifetime` (a client that sends a request and never reads the answer
@@ -276,6 +277,9 @@ where
         .serve_connection(TokioIo::new(stream), answer);
     let mut served = std::pin::pin!(served);
     tokio::select! {
+        // The connection first: a request head already in is answered before the
+        // connection can be given away.
+        biased;
         _ = served.as_mut() => return,
         () = tokio::time::sleep(limits.lifetime) => {}
         () = place.slot.close.notified() => {

@@ -49,9 +49,9 @@ type Map<V> = RwLock<Series<V>>;
 
 /// At most this many series of one metric name (as recorded) are kept, as
 /// OpenTelemetry SDKs do by default: a label set past them is recorded in the name's one
-/// series labelled `otel_metric_overflow="true"`, and that it happened is said, once a
-/// minute at most for each name. A label fed from requests (a user id, a raw path)
-/// would otherwise grow the memory and every scrape without bound.
+/// series labelled `otel_metric_overflow="true"`, and that is said when it first
+/// happens to the name. A label fed from requests (a user id, a raw path) would
+/// otherwise grow the memory and every scrape without bound.
 pub(crate) const SERIES_PER_NAME: usize = 2000;
 
 /// The label set a sample past [`SERIES_PER_NAME`] is recorded under.
@@ -60,7 +60,13 @@ const OVERFLOW: [(&str, &str); 1] = [("otel_metric_overflow", "true")];
 /// The series of one kind, and how many each name has.
 pub(crate) struct Series<V> {
     by_key: HashMap<Key, Arc<V>, BuildHasherDefault<PassThrough>>,
-    per_name: HashMap<KeyName, usize, BuildHasherDefault<std::hash::DefaultHasher>>,
+    per_name: HashMap<KeyName, Kept<V>, BuildHasherDefault<std::hash::DefaultHasher>>,
+}
+
+/// How many series a name has, and its overflow series once it has one.
+struct Kept<V> {
+    count: usize,
+    overflow: Option<Arc<V>>,
 }
 
 impl<V> Series<V> {
@@ -514,31 +520,42 @@ fn read<V>(map: &Map<V>) -> Vec<(Key, Arc<V>)> {
 /// The series of `key`, made with `new` the first time; past [`SERIES_PER_NAME`] of
 /// its name, the name's overflow series.
 fn get_or_insert<V>(map: &Map<V>, key: &Key, new: impl FnOnce(&Key) -> V) -> Arc<V> {
-    if let Some(v) = map
-        .read()
-        .unwrap_or_else(|p| p.into_inner())
-        .by_key
-        .get(key)
     {
-        return v.clone();
+        // A label set past the limit is found here too, as its name's overflow: every
+        // sample of it taking the write lock would hold up every other record.
+        let map = map.read().unwrap_or_else(|p| p.into_inner());
+        let found = map.by_key.get(key).cloned().or_else(|| {
+            let kept = map.per_name.get(key.name())?;
+            kept.overflow.clone()
+        });
+        if let Some(v) = found {
+            return v;
+        }
     }
     let mut map = map.write().unwrap_or_else(|p| p.into_inner());
     let Series { by_key, per_name } = &mut *map;
     if let Some(v) = by_key.get(key) {
         return v.clone();
     }
-    let count = per_name.entry(key.name_shared()).or_insert(0);
-    if *count < SERIES_PER_NAME {
-        *count += 1;
+    let kept = per_name.entry(key.name_shared()).or_insert(Kept {
+        count: 0,
+        overflow: None,
+    });
+    if kept.count < SERIES_PER_NAME {
+        kept.count += 1;
         let v = Arc::new(new(key));
         by_key.insert(key.clone(), v.clone());
         return v;
+    }
+    if let Some(v) = &kept.overflow {
+        return v.clone();
     }
     let overflow = Key::from_parts(key.name_shared(), &OVERFLOW);
     let v = by_key
         .entry(overflow)
         .or_insert_with_key(|k| Arc::new(new(k)))
         .clone();
+    kept.overflow = Some(v.clone());
     // Said with the lock let go: a plugin told of the problem may record a metric.
     drop(map);
     problem::report_about("metrics-series-limit", key.name(), || {
