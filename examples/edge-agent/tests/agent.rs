@@ -162,18 +162,19 @@ fn inside_a_64_mib_cgroup_the_plan_is_minimal() {
     assert!(stderr.contains("cycle 1:"), "{stderr}");
 }
 
+/// Runs the agent with `var=value`, which it must refuse with exit 78; its last line.
+fn refused(var: &str, value: &str) -> String {
+    let out = Command::new(AGENT).env(var, value).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{stderr}");
+    stderr.lines().last().unwrap_or_default().to_owned()
+}
+
 #[test]
 fn a_bad_interval_is_one_line_and_exit_78() {
-    let out = Command::new(AGENT)
-        .env("EDGE_INTERVAL", "often")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(78));
     assert_eq!(
-        String::from_utf8_lossy(&out.stderr).lines().last(),
-        Some(
-            "edge-agent: set EDGE_INTERVAL to a duration such as 1s or 250ms (above 0, up to 1h), got `often`"
-        )
+        refused("EDGE_INTERVAL", "often"),
+        "edge-agent: set EDGE_INTERVAL to a duration such as 1s or 250ms (above 0, up to 1h), got `often`"
     );
 }
 
@@ -190,14 +191,9 @@ fn blank_settings_are_unset_and_values_are_trimmed() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("cycle 1:"), "{stderr}");
-    let bad = Command::new(AGENT)
-        .env("EDGE_CYCLES", "many")
-        .output()
-        .unwrap();
-    assert_eq!(bad.status.code(), Some(78));
-    assert!(
-        String::from_utf8_lossy(&bad.stderr)
-            .contains("edge-agent: set EDGE_CYCLES to a whole number, got `many`")
+    assert_eq!(
+        refused("EDGE_CYCLES", "many"),
+        "edge-agent: set EDGE_CYCLES to a whole number, got `many`"
     );
 }
 
@@ -242,15 +238,8 @@ fn a_failed_reading_is_skipped_and_counted_never_simulated() {
 /// A sensor file named and missing is an error, not a silent simulation.
 #[test]
 fn a_sensor_named_and_missing_is_one_line_and_exit_78() {
-    let out = Command::new(AGENT)
-        .env("EDGE_SENSOR", "/no/such/sensor")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(78));
     assert_eq!(
-        String::from_utf8_lossy(&out.stderr).lines().last(),
-        Some(
-            "edge-agent: EDGE_SENSOR names /no/such/sensor, which does not exist; set it to the sensor's file, or leave it unset"
-        )
+        refused("EDGE_SENSOR", "/no/such/sensor"),
+        "edge-agent: EDGE_SENSOR names /no/such/sensor, which does not exist; set it to the sensor's file, or leave it unset"
     );
 }
