@@ -490,10 +490,14 @@ fn lambda_with_a_tighter_cgroup_keeps_the_minimum() {
 #[test]
 fn malformed_lambda_memory_is_unknown_with_the_variable_named() {
     let t = Tree::new("lambda-bad");
-    let b = t.probe_with(Env::fixed([("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "lots")]));
-    assert!(
-        matches!(&b.memory_bytes.source, Source::Unknown(why) if why.contains("AWS_LAMBDA_FUNCTION_MEMORY_SIZE"))
-    );
+    for bad in ["lots", "0"] {
+        let b = t.probe_with(Env::fixed([("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", bad)]));
+        assert!(
+            matches!(&b.memory_bytes.source, Source::Unknown(why) if why.ends_with(&format!("AWS_LAMBDA_FUNCTION_MEMORY_SIZE=\"{bad}\" is not a whole number of MB above 0"))),
+            "{:?}",
+            b.memory_bytes
+        );
+    }
 }
 
 /// A bad period is reported as the period file's, not the quota's.

@@ -187,7 +187,9 @@ impl Probe {
             v.to_str()
                 .and_then(|s| s.trim().parse::<u64>().ok())
                 .filter(|mb| *mb > 0 && *mb < (1 << 40))
-                .ok_or_else(|| format!("{LAMBDA_MEMORY_VAR}={v:?} is not a whole number of MB"))
+                .ok_or_else(|| {
+                    format!("{LAMBDA_MEMORY_VAR}={v:?} is not a whole number of MB above 0")
+                })
         });
         let platform = if lambda_mb.is_some() {
             Platform::AwsLambda
