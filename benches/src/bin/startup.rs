@@ -168,10 +168,27 @@ fn run() -> anyhow::Result<()> {
         })
         .transpose()?;
     let mut report = serde_json::Map::new();
-    if args.unconstrained {
-        measure_setting(&args, "unconstrained", "unconstrained", None, &mut report)?;
+    let measured = measure_all(&args, cg.as_ref(), &mut report);
+    if args.json && !report.is_empty() {
+        // What was gathered before a failure is printed too, with the failure.
+        if let Err(e) = &measured {
+            report.insert("error".into(), format!("{e:#}").into());
+        }
+        println!("{}", serde_json::to_string_pretty(&report)?);
     }
-    if let Some(cg) = &cg {
+    measured
+}
+
+/// Each setting asked for, in turn; with `--json` their figures go in `report`.
+fn measure_all(
+    args: &Args,
+    cg: Option<&TempCgroup>,
+    report: &mut serde_json::Map<String, serde_json::Value>,
+) -> anyhow::Result<()> {
+    if args.unconstrained {
+        measure_setting(args, "unconstrained", "unconstrained", None, report)?;
+    }
+    if let Some(cg) = cg {
         let label = format!(
             "cgroup {} CPU, {} (joining it is not in the interval)",
             args.limits
@@ -181,10 +198,7 @@ fn run() -> anyhow::Result<()> {
                 .memory_bytes
                 .map_or("unlimited memory".into(), cgroup::memory_shown)
         );
-        measure_setting(&args, "cgroup", &label, Some(cg), &mut report)?;
-    }
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        measure_setting(args, "cgroup", &label, Some(cg), report)?;
     }
     Ok(())
 }
