@@ -272,7 +272,8 @@ impl Plan {
             .value
             .map_or(usize::MAX, |h| h as usize)
             .max(1);
-        let ceil = (cores.ceil() as usize).clamp(1, host_cpus);
+        // Within the affinity mask, and within what `COLDSTART_WORKER_THREADS` accepts.
+        let ceil = (cores.ceil() as usize).clamp(1, host_cpus.min(*WORKERS.end()));
         let workers_default = match flavor.value {
             Flavor::CurrentThread => Decision {
                 value: 1,

@@ -325,7 +325,7 @@ pub fn parse_workers(s: &str) -> Option<usize> {
 }
 
 /// The worker counts accepted.
-const WORKERS: std::ops::RangeInclusive<usize> = 1..=1024;
+pub(crate) const WORKERS: std::ops::RangeInclusive<usize> = 1..=1024;
 /// The blocking-thread caps accepted.
 const BLOCKING: std::ops::RangeInclusive<usize> = 1..=4096;
 /// The stack sizes accepted, in bytes.

@@ -371,3 +371,13 @@ fn the_file_is_below_attributes_and_variables() {
         Origin::Code("COLDSTART_WORKER_THREADS")
     );
 }
+
+/// On a host of more CPUs than a worker count may be, the plan's count is the most
+/// `COLDSTART_WORKER_THREADS` accepts.
+#[test]
+fn the_planned_worker_count_is_one_the_settings_accept() {
+    let mut b = Probe::new().root("/nonexistent").host(2048, 64 << 30).run();
+    b.cpu_cores = Figure::known(2000.0, Source::Given);
+    let plan = Plan::from_budget(&b, &Settings::NONE, &none()).unwrap();
+    assert_eq!(plan.worker_threads.value, 1024);
+}

@@ -205,11 +205,13 @@ fn a_failed_reading_is_skipped_and_counted_never_simulated() {
     let dir = coldstart_test_support::temp_dir("edge-sensor");
     let sensor = dir.join("temp");
     std::fs::write(&sensor, "51234\n").unwrap();
+    let mport = free_port();
     let mut child = Command::new(AGENT)
         .env("EDGE_SENSOR", &sensor)
         .env("EDGE_INTERVAL", "100ms")
-        .env("EDGE_CYCLES", "6")
-        .env("COLDSTART_METRICS_ADDR", "off")
+        .env("EDGE_CYCLES", "100")
+        .env("COLDSTART_FIRST_RESPONSE_FALLBACK", "100ms")
+        .env("COLDSTART_METRICS_ADDR", format!("127.0.0.1:{mport}"))
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -221,17 +223,36 @@ fn a_failed_reading_is_skipped_and_counted_never_simulated() {
     let next = dir.join("next");
     std::fs::write(&next, "EIO\n").unwrap();
     std::fs::rename(&next, &sensor).unwrap();
-    let rest: Vec<String> = lines.collect();
-    assert!(child.wait().unwrap().success(), "{rest:?}");
-    let failed: Vec<&String> = rest
-        .iter()
-        .filter(|l| l.contains("could not be read"))
-        .collect();
-    assert!(!failed.is_empty(), "{rest:?}");
-    assert!(
-        failed[0].contains("(`EIO` is no number); skipped"),
-        "{failed:?}"
+    let mut seen = Vec::new();
+    let failed = lines.by_ref().find(|l| {
+        seen.push(l.clone());
+        l.contains("could not be read")
+    });
+    let failed = failed.unwrap_or_else(|| panic!("no failed reading said: {seen:?}"));
+    assert!(failed.contains("(`EIO` is no number); skipped"), "{failed}");
+    // Counted, and the last good reading kept.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let counted = loop {
+        let page = scrape(mport).unwrap_or_default();
+        if value(&page, "edge_sensor_read_errors_total").is_some_and(|n| n >= 1.0) {
+            break page;
+        }
+        assert!(Instant::now() < deadline, "never counted: {page}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(
+        value(&counted, "edge_sensor_celsius"),
+        Some(51.234),
+        "{counted}"
     );
+    assert_eq!(
+        value(&counted, "edge_sensor_simulated"),
+        Some(0.0),
+        "{counted}"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    let rest: Vec<String> = seen.into_iter().chain(lines).collect();
     assert!(!rest.iter().any(|l| l.contains("simulated")), "{rest:?}");
 }
 

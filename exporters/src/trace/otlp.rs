@@ -533,9 +533,12 @@ pub(crate) mod tests {
             )),
             "{failed}"
         );
+        // The three backoffs (100, 200 and 400 ms, plus jitter), every one of them on
+        // tokio's clock.
         assert!(
-            start.elapsed() > Duration::ZERO,
-            "the retry backoff did not wait on tokio's clock: it blocked the thread"
+            start.elapsed() >= Duration::from_millis(700),
+            "the retry backoff did not wait on tokio's clock: it blocked the thread ({:?})",
+            start.elapsed()
         );
     }
 }
