@@ -13,7 +13,7 @@ use crate::probe::parse;
 pub fn cgroup_files(text: &str) {
     match parse::cpu_max(text) {
         Ok(Some(cores)) => assert!(
-            cores.is_finite() && cores >= 0.0,
+            cores.is_finite() && cores > 0.0,
             "cpu.max {text:?} gave {cores}"
         ),
         Ok(None) => {}
@@ -23,7 +23,7 @@ pub fn cgroup_files(text: &str) {
     let (quota, period) = text.split_once('\n').unwrap_or((text, "100000"));
     if let Ok(Some(cores)) = parse::cfs_period(period).and_then(|p| parse::cfs_quota(quota, p)) {
         assert!(
-            cores.is_finite() && cores >= 0.0,
+            cores.is_finite() && cores > 0.0,
             "cfs {text:?} gave {cores}"
         );
     }

@@ -33,6 +33,14 @@ fn settings_set_in_code_reach_the_plan() {
                 Origin::Code("COLDSTART_STRATEGY")
             );
             assert_eq!(plan.flavor.reason.origin, Origin::Attribute("flavor"));
+            // It does run, after the first response: not before serving, and not
+            // left out.
+            coldstart::first_request_done();
+            coldstart::deferred_done().await;
+            assert!(
+                WARMED.load(Ordering::SeqCst),
+                "the init ran after the first response"
+            );
             plan.worker_threads.value
         });
     assert_eq!(workers, 1);

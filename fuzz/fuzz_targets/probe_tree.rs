@@ -139,7 +139,7 @@ libfuzzer_sys::fuzz_target!(|input: Input<'_>| {
         .host(1 + input.host_cpus % 512, input.host_memory.max(1 << 20))
         .run();
     if let Some(cores) = budget.cpu_cores.value {
-        assert!(cores.is_finite() && cores >= 0.0, "{budget:?}");
+        assert!(cores.is_finite() && cores > 0.0, "{budget:?}");
     }
     let plan = Plan::from_budget(&budget, &Default::default(), &env)
         .unwrap_or_else(|e| panic!("no setting is given, yet the plan failed: {e}\n{budget:?}"));

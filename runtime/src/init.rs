@@ -693,6 +693,10 @@ mod tests {
                 .unwrap_or_else(|_| panic!("a writer panicked"));
             assert!(failed.is_empty(), "{failed:?}");
         }
+        // At least one read checked, whatever the timing.
+        let last = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(last, whole);
+        reads += 1;
         let left: Vec<_> = std::fs::read_dir(&dir)
             .unwrap_or_else(|e| panic!("{e}"))
             .filter_map(Result::ok)

@@ -265,11 +265,12 @@ fn a_signal_between_the_first_response_and_its_mark_is_held_for_the_hooks() {
 #[test]
 fn a_listener_the_program_installed_first_keeps_the_signal() {
     let said = exits_cleanly("listener first");
+    // Had coldstart taken the signal, the body would have been cancelled before its
+    // listener heard it.
     assert!(
         said.contains("the program's listener got SIGTERM"),
         "{said}"
     );
-    assert!(!said.contains("body finished"), "{said}");
 }
 
 #[test]

@@ -874,11 +874,15 @@ fn survives_a_broken_collector_then(
     let said = lines.drain(Duration::from_millis(500)).to_owned();
     // One line per kind of problem, not a storm. A collector that never answers has
     // two kinds (the queue fills; an export times out), whose lines may both come
-    // within the window: the kind is the text before its first parenthesis.
-    let mut kinds: Vec<&str> = said
+    // within the window: the kind is the text before its first parenthesis, less its
+    // counts ("rejected 3 spans" and "rejected 5 spans" are one kind).
+    let mut kinds: Vec<String> = said
         .lines()
         .filter(|l| l.contains("coldstart: traces:"))
-        .map(|l| l.split('(').next().unwrap_or(l))
+        .map(|l| {
+            let kind = l.split('(').next().unwrap_or(l);
+            kind.chars().filter(|c| !c.is_ascii_digit()).collect()
+        })
         .collect();
     let reports = kinds.len();
     kinds.sort_unstable();
