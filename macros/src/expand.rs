@@ -206,7 +206,6 @@ fn strategy_tokens(v1: &TokenStream, s: Strategy) -> TokenStream {
     }
 }
 
-/// The item as written, after the error: the IDE keeps working on it.
 /// `func` as a plain `fn`, given back beside an error: left `async`, rustc would add
 /// errors of its own about it (`main` may not be async, an async `#[test]`).
 fn without_async(mut func: ItemFn) -> TokenStream {
@@ -214,6 +213,7 @@ fn without_async(mut func: ItemFn) -> TokenStream {
     quote!(#func)
 }
 
+/// The item as written, after the error: the IDE keeps working on it.
 pub(crate) fn with_error(item: TokenStream, error: syn::Error) -> TokenStream {
     let error = error.to_compile_error();
     quote!(#error #item)
