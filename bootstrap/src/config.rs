@@ -105,6 +105,11 @@ pub const VARIABLES: &[&str] = &[
     "OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY",
 ];
 
+/// The largest configuration file read. A file of settings is a few KB; a path that
+/// names a large file by mistake is refused rather than read into memory before
+/// `main` has started its work.
+const FILE_LIMIT: u64 = 1 << 20;
+
 /// The two tables of the file and the prefix each stands for.
 const TABLES: [(&str, &str); 2] = [("coldstart", "COLDSTART_"), ("otel", "OTEL_")];
 
@@ -265,13 +270,14 @@ impl ConfigFile {
     ///
     /// # Errors
     ///
-    /// The file `COLDSTART_CONFIG` names is missing; a file exists but cannot be read
-    /// or is not valid (see the module docs).
+    /// The file `COLDSTART_CONFIG` names is missing; a file exists but cannot be read,
+    /// is not a regular file (a FIFO is refused without waiting for a writer), is
+    /// larger than 1 MiB, or is not valid (see the module docs).
     pub fn find(var: impl Fn(&str) -> Option<String>) -> Result<Option<ConfigFile>, FileError> {
         let Some((path, required)) = which_file(var)? else {
             return Ok(None);
         };
-        match std::fs::read(&path) {
+        match crate::file::read_named(path.as_ref(), FILE_LIMIT) {
             Ok(bytes) => match String::from_utf8(bytes) {
                 Ok(text) => ConfigFile::parse(&path, &text).map(Some),
                 Err(_) => Err(FileError {
@@ -831,6 +837,54 @@ mod tests {
         assert!(err.to_string().starts_with(missing), "{err}");
         let none = ConfigFile::find(|k| (k == "COLDSTART_ENV").then(|| "no-such-env".to_owned()));
         assert_eq!(none, Ok(None));
+    }
+
+    /// A path that is not a regular file is refused by name, and not read: a FIFO
+    /// with no writer would block the open forever, `/dev/zero` would fill memory.
+    #[test]
+    fn a_file_that_is_not_a_regular_file_is_refused_without_reading_it() {
+        let named = |path: String| {
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                tx.send(ConfigFile::find(|k| {
+                    (k == "COLDSTART_CONFIG").then(|| path.clone())
+                }))
+            });
+            rx.recv_timeout(std::time::Duration::from_secs(20))
+                .expect("the configuration file's read did not return")
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            named("/dev/zero".to_owned()),
+            "/dev/zero: cannot be read (is a character device, not a regular file); \
+             COLDSTART_CONFIG=off reads no file"
+        );
+        let dir = std::env::temp_dir().join(format!("coldstart-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join("coldstart.toml");
+        let c_path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid C string and mode.
+        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+        assert_eq!(
+            named(fifo.display().to_string()),
+            format!(
+                "{}: cannot be read (is a FIFO, not a regular file); \
+                 COLDSTART_CONFIG=off reads no file",
+                fifo.display()
+            )
+        );
+        let large = dir.join("large.toml");
+        std::fs::write(&large, vec![b'#'; (1 << 20) + 1]).unwrap();
+        assert_eq!(
+            named(large.display().to_string()),
+            format!(
+                "{}: cannot be read (is larger than 1 MiB, more than such a file holds); \
+                 COLDSTART_CONFIG=off reads no file",
+                large.display()
+            )
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub mod config;
 mod env;
 pub mod failure;
 mod figure;
+pub mod file;
 #[cfg(fuzzing)]
 #[doc(hidden)]
 pub mod fuzz;

@@ -25,8 +25,15 @@ fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
 
+/// The largest PEM file read: a certificate chain or a CA bundle is a few hundred KB
+/// at most (Mozilla's whole bundle is about 220 KB).
+const PEM_LIMIT: u64 = 4 << 20;
+
+/// Reads a PEM file a setting names; a FIFO or device is refused without blocking the
+/// exporter's start.
 fn read(path: &Path) -> Result<Vec<u8>, String> {
-    std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+    coldstart_bootstrap::file::read_named(path, PEM_LIMIT)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))
 }
 
 /// Every certificate in `pem`, read from `path`.

@@ -193,26 +193,12 @@ pub(crate) fn prepare(embedded: Option<&'static str>) -> bool {
 /// The largest profile file read: one line per registration, a few KB in practice.
 const PROFILE_LIMIT: u64 = 4 << 20;
 
-/// Reads a profile file, refusing one past [`PROFILE_LIMIT`] (`/dev/zero`, a wrong
-/// path to a large file) instead of reading it all into memory before `main`.
+/// Reads a profile file: a regular file of at most [`PROFILE_LIMIT`] bytes, so that
+/// a wrong path (a FIFO nobody writes to, `/dev/zero`, a large file) is said and the
+/// embedded order used, instead of blocking or filling memory before `main`.
 fn read_profile(path: &std::path::Path) -> std::io::Result<String> {
-    use std::io::Read;
-    let file = std::fs::File::open(path)?;
-    // Sized from the file, as `read_to_string` does, so a profile takes one read;
-    // a device reports 0 and the limit still holds.
-    let size = file
-        .metadata()
-        .map_or(0, |m| m.len())
-        .min(PROFILE_LIMIT + 1);
-    let mut text = String::with_capacity(usize::try_from(size).unwrap_or(0));
-    file.take(PROFILE_LIMIT + 1).read_to_string(&mut text)?;
-    if text.len() as u64 > PROFILE_LIMIT {
-        return Err(std::io::Error::other(format!(
-            "larger than {} MiB, which no init profile is",
-            PROFILE_LIMIT >> 20
-        )));
-    }
-    Ok(text)
+    let bytes = coldstart_bootstrap::file::read_named(path, PROFILE_LIMIT)?;
+    String::from_utf8(bytes).map_err(|_| std::io::Error::other("is not UTF-8 text"))
 }
 
 /// The profile read from `COLDSTART_PROFILE`, and where it came from in words for

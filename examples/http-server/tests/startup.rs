@@ -125,6 +125,18 @@ fn a_bad_configuration_file_names_its_line_and_exits_78() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // A device is refused, not read until memory runs out.
+    let out = Command::new(SERVER)
+        .current_dir(&dir)
+        .env("COLDSTART_CONFIG", "/dev/zero")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "coldstart: /dev/zero: cannot be read (is a character device, not a regular file); \
+         COLDSTART_CONFIG=off reads no file\n"
+    );
 }
 
 #[test]

@@ -394,13 +394,46 @@ fn a_malformed_profile_is_one_line_and_the_default_order_is_used() {
         missing.stderr
     );
 
-    // An endless file is not read whole into memory before main.
+    // An endless file is not read into memory before main.
     let endless = demo(&[("COLDSTART_PROFILE", "/dev/zero")]);
     assert_eq!(endless.code, 0, "{}", endless.stderr);
     assert_eq!(
         endless.stderr.trim_end(),
-        "coldstart: COLDSTART_PROFILE=/dev/zero: larger than 4 MiB, which no init profile is; \
+        "coldstart: COLDSTART_PROFILE=/dev/zero: is a character device, not a regular file; \
          using the default init order"
+    );
+    // Nor is a large regular file.
+    let large = temp_file("large.profile");
+    std::fs::write(&large, vec![b'#'; (4 << 20) + 1]).unwrap();
+    let r = demo(&[("COLDSTART_PROFILE", large.to_str().unwrap())]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        r.stderr.trim_end(),
+        format!(
+            "coldstart: COLDSTART_PROFILE={}: is larger than 4 MiB, more than such a file holds; \
+             using the default init order",
+            large.display()
+        )
+    );
+    // A FIFO that nobody writes to is refused; opening it for reading would wait for
+    // a writer forever, before main. `timeout` ends the demo should it wait.
+    let fifo = temp_file("fifo.profile");
+    let made = Command::new("mkfifo").arg(&*fifo).status().unwrap();
+    assert!(made.success());
+    let mut waits = command("timeout", &[("COLDSTART_PROFILE", fifo.to_str().unwrap())]);
+    let out = waits
+        .args(["20", env!("CARGO_BIN_EXE_init-demo")])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(
+        stderr.trim_end(),
+        format!(
+            "coldstart: COLDSTART_PROFILE={}: is a FIFO, not a regular file; \
+             using the default init order",
+            fifo.display()
+        )
     );
 
     // Set to nothing (`COLDSTART_PROFILE=${UNSET}` in a compose file): not set.
