@@ -134,6 +134,26 @@ fn case() {
             draining().await;
             return "returned";
         }
+        if case == "a drain given up" {
+            on_shutdown("flush", Duration::from_secs(1), || async {
+                println!("case: hook ran");
+            });
+            first_request_done();
+            // The body looks at the drain once, takes another branch and drops it,
+            // then waits on work that ignores the signal.
+            tokio::select! {
+                biased;
+                () = draining() => unreachable!("no signal yet"),
+                () = std::future::ready(()) => {}
+            }
+            tokio::spawn(async {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                raise(libc::SIGTERM);
+            });
+            tokio::time::sleep(Duration::from_secs(30)).await;
+            println!("case: body finished");
+            return "returned";
+        }
         if case == "before the first response" {
             tokio::spawn(async {
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -212,6 +232,15 @@ fn without_a_drain_the_hooks_run_at_the_signal() {
     // The body may see the signal first and say it drains; it is cancelled all the same.
     let stdout = stdout.trim_start_matches("draining in state Draining\n");
     assert_eq!(stdout, "hook ran in state Draining\n", "{stderr}");
+    assert!(!stderr.contains("drain deadline"), "{stderr}");
+}
+
+/// A body that dropped its `draining()` future before the signal is not waiting for
+/// it: it is cancelled at the signal, not given the drain deadline to return.
+#[test]
+fn a_drain_dropped_before_the_signal_does_not_hold_the_body() {
+    let (stdout, stderr) = exits_with(0, "a drain given up", &[("COLDSTART_DRAIN_TIMEOUT", "20s")]);
+    assert_eq!(stdout, "hook ran\n", "{stderr}");
     assert!(!stderr.contains("drain deadline"), "{stderr}");
 }
 
