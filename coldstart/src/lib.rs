@@ -172,6 +172,10 @@ pub mod telemetry {
     pub use coldstart_exporters::trace::propagation::{extract_metadata, inject_metadata};
     #[cfg(feature = "tracing")]
     pub use coldstart_exporters::trace::sampler::DynamicSampler;
+    /// Counts one request for the dynamic sampler, for a server that serves without
+    /// `HttpTelemetryLayer` (see `coldstart_exporters::trace::sampler::record`).
+    #[cfg(feature = "tracing")]
+    pub use coldstart_exporters::trace::sampler::record as record_for_sampler;
     pub use coldstart_exporters::{Config, ConfigError, Telemetry, installed};
 }
 

@@ -454,6 +454,47 @@ fn handler_errors_and_panics_are_reported_counted_and_traced_and_the_next_invoca
     assert!(types[3].is_null(), "{types:?}");
 }
 
+/// The dynamic sampler counts invocations: with a base so small that no trace is
+/// sampled without errors, and an error weight so large that one failed invocation in
+/// the window makes the probability 1, the invocation after a failed one is the only
+/// one exported. Uncounted, none would be.
+#[test]
+fn the_dynamic_sampler_counts_invocations_and_their_errors() {
+    let test = "the_dynamic_sampler_counts_invocations_and_their_errors";
+    let Some((collector, emulator, function)) = traced(
+        test,
+        &[
+            ("OTEL_TRACES_SAMPLER", "coldstart_dynamic"),
+            ("OTEL_TRACES_SAMPLER_ARG", "1e-9"),
+            ("COLDSTART_SAMPLER_K1", "1e12"),
+            ("COLDSTART_SAMPLER_FLOOR", "0"),
+        ],
+    ) else {
+        return;
+    };
+    let ok = emulator.invoke(r#"{"n":1}"#);
+    assert!(ok.status.success(), "{}", text(&ok));
+    let failed = text(&emulator.invoke(r#"{"error":"no table"}"#));
+    assert!(failed.contains("asked to fail"), "{failed}");
+    let after = emulator.invoke(r#"{"n":3}"#);
+    assert!(after.status.success(), "{}", text(&after));
+
+    let mut records = Vec::new();
+    function.emf(3, &mut records);
+    let spans = collector.at_least(1);
+    assert_eq!(spans.len(), 1, "{spans:?}");
+    // Not the first invocation (the cold one), nor the failed one.
+    assert_eq!(
+        spans[0]["attributes"]["faas.coldstart"], false,
+        "{}",
+        spans[0]
+    );
+    assert_eq!(spans[0]["status"]["code"], 0, "{}", spans[0]);
+    // Each span is flushed before the next `/next`: had the first two been sampled,
+    // they would have come before the third.
+    assert_eq!(collector.spans().len(), 1);
+}
+
 /// An HTTP event that carries a `traceparent` (an HTTP API's, and a REST API's in its
 /// `multiValueHeaders` under a mixed-case name): the invocation span is the caller's
 /// span's child, in the caller's trace; the X-Ray header stays a link.

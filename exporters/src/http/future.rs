@@ -264,6 +264,9 @@ impl Record {
             let span = self.cx.span();
             span.set_status(Status::error("request cancelled before a response"));
             span.end();
+            // Traffic for the dynamic sampler, but no server error (as in the alerts'
+            // 5xx ratios).
+            crate::trace::sampler::record(false);
         }
     }
 }

@@ -6,7 +6,7 @@ p = clamp(base * (1 + k1 * error_pct / 100) / (1 + k2 * log10(qps + 1)), floor, 
 ```
 
 with `qps` and `error_pct` counted over a sliding window of whole seconds by the HTTP
-layer ([`record`]), `k1 = 0.5`, `k2 = 2`, `floor = 0.01` and a 10 s window unless
+layer and the Lambda integration ([`record`]), `k1 = 0.5`, `k2 = 2`, `floor = 0.01` and a 10 s window unless
 configured (DESIGN.md). The decision for a trace is the trace-id ratio test with `p`,
 made once, for the span that starts the trace in this process (a root, or a child of a
 remote parent); spans under it follow its decision, so all spans of one trace agree
@@ -136,8 +136,19 @@ fn precise_now() -> u64 {
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
-/// Counts one answered request for the dynamic sampler; nothing when it is not in use.
-pub(crate) fn record(error: bool) {
+/// Counts one request for the dynamic sampler, `error` when it failed; nothing when
+/// the sampler is not in use. The HTTP layer counts every request it ends (a 5xx, a
+/// failed body or a panic as an error; one the client cancelled as none), and
+/// coldstart's Lambda integration every invocation (a handler error or panic, an
+/// event that does not deserialise and a timeout as errors). A server that serves
+/// without either calls it once per request (`coldstart::telemetry::record_for_sampler`),
+/// or the sampler sees no traffic.
+///
+/// ```
+/// // A gRPC call that failed, served without the tower layer.
+/// coldstart_exporters::trace::sampler::record(true);
+/// ```
+pub fn record(error: bool) {
     if let Some(window) = WINDOW.get() {
         window.record_at(now_tick() / NANOS, error);
     }

@@ -196,7 +196,10 @@ fn finish(
     if !timed_out {
         #[cfg(feature = "tracing")]
         crate::span::end(span, failed, crate::handler::not_called());
-        write_record(shared, pending, failed || crate::handler::failed(), false);
+        let failed = failed || crate::handler::failed();
+        #[cfg(feature = "tracing")]
+        coldstart_exporters::trace::sampler::record(failed);
+        write_record(shared, pending, failed, false);
     }
     #[cfg(not(feature = "tracing"))]
     let _ = span;
@@ -217,7 +220,10 @@ fn record_timeout(shared: &Shared, pending: &Pending, span: &SpanContext) {
         TIMEOUT_NOTICE.as_millis()
     );
     #[cfg(feature = "tracing")]
-    crate::span::end_timed_out(span);
+    {
+        crate::span::end_timed_out(span);
+        coldstart_exporters::trace::sampler::record(true);
+    }
     #[cfg(not(feature = "tracing"))]
     let _ = span;
     write_record(shared, pending, true, true);
