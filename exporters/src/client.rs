@@ -257,13 +257,18 @@ async fn connect_any(
     addresses: &[SocketAddr],
     within: Duration,
 ) -> Result<TcpStream, Option<std::io::Error>> {
-    let deadline = tokio::time::Instant::now() + within;
+    // A time past what the clock can hold (`Duration::MAX` given in code) is no limit.
+    let deadline = tokio::time::Instant::now().checked_add(within);
     let mut last = None;
     for (tried, address) in addresses.iter().enumerate() {
         let left = u32::try_from(addresses.len() - tried).unwrap_or(u32::MAX);
         let share = match tried {
             0 => within / left,
-            _ => deadline.saturating_duration_since(tokio::time::Instant::now()) / left,
+            _ => {
+                deadline.map_or(within, |d| {
+                    d.saturating_duration_since(tokio::time::Instant::now())
+                }) / left
+            }
         };
         match tokio::time::timeout(share, TcpStream::connect(address)).await {
             Ok(Ok(stream)) => return Ok(stream),

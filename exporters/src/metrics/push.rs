@@ -22,14 +22,21 @@ use crate::problem::{self, Dropped};
 /// Longest a push may take, connection included.
 const PUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The longest time between pushes: what `COLDSTART_METRICS_PUSH_INTERVAL` accepts.
+const MAX_PUSH_INTERVAL: Duration = Duration::from_secs(3600);
+
 /// Pushes every interval on a task, and registers the final push at shutdown.
 pub(crate) fn start(push: Push) {
     let turn = Turn::default();
     at_shutdown_after(push.clone(), turn.clone());
     coldstart_runtime::task::spawn(async move {
-        // The settings refuse less than 100 ms; a `Config` built in code may hold 0,
-        // on which tokio's interval panics.
-        let mut every = tokio::time::interval(push.interval.max(crate::config::MIN_PUSH_INTERVAL));
+        // The settings refuse less than 100 ms and more than an hour; a `Config` built
+        // in code may hold 0, on which tokio's interval panics, or `Duration::MAX`, past
+        // which its next tick cannot be counted.
+        let interval = push
+            .interval
+            .clamp(crate::config::MIN_PUSH_INTERVAL, MAX_PUSH_INTERVAL);
+        let mut every = tokio::time::interval(interval);
         // A push slower than the interval is followed by the next one an interval
         // later, not at once: back to back, one would nearly always be in flight.
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -274,7 +274,11 @@ fn build_and_run(config: &Config) -> Option<Started> {
     coldstart_runtime::on_shutdown("span flush", within, move || async move {
         // Ends a little before the hook's deadline, so that what it could not send is
         // still counted and said.
-        let deadline = tokio::time::Instant::now() + within.saturating_sub(FLUSH_MARGIN);
+        // A deadline past what the clock can hold (`Duration::MAX` given in code) is
+        // none. The margin is at most a quarter of the time, so a short one still
+        // leaves most of it to the flush.
+        let margin = FLUSH_MARGIN.min(within / 4);
+        let deadline = tokio::time::Instant::now().checked_add(within - margin);
         if let Some(patience) = &last_patience {
             patience.run_out();
         }

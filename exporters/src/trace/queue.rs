@@ -137,9 +137,9 @@ impl Queue {
     pub(crate) async fn finish<E: SpanExporter>(
         &self,
         exporter: &tokio::sync::Mutex<E>,
-        deadline: tokio::time::Instant,
+        deadline: Option<tokio::time::Instant>,
     ) -> u64 {
-        self.flush(exporter, Some(deadline)).await;
+        self.flush(exporter, deadline).await;
         let queued = self.discard() as u64;
         // Taken, so the export that holds it does not count it again (an answer that
         // comes after this is not taken back).
@@ -474,7 +474,7 @@ mod tests {
         }
         let failed = problem::dropped(Dropped::SpanExportFailed);
         let deadline = tokio::time::Instant::now() + Duration::from_millis(100);
-        assert_eq!(queue.finish(&exporter, deadline).await, 5);
+        assert_eq!(queue.finish(&exporter, Some(deadline)).await, 5);
         assert_eq!(problem::dropped(Dropped::SpanExportFailed) - failed, 5);
         assert_eq!(queue.len(), 0);
         scheduled.abort();

@@ -91,10 +91,11 @@ where
     A: FnMut(Duration) -> F,
     F: Future<Output = Attempt>,
 {
-    let deadline = Instant::now() + timeout;
+    // A timeout past what the clock can hold (`Duration::MAX` given in code) is none.
+    let deadline = Instant::now().checked_add(timeout);
     let (mut retry, mut delay) = (0, FIRST_DELAY);
     loop {
-        let left = deadline.saturating_duration_since(Instant::now());
+        let left = deadline.map_or(timeout, |d| d.saturating_duration_since(Instant::now()));
         let Attempt::Failed {
             why,
             retryable,
@@ -111,7 +112,7 @@ where
         };
         if retry == RETRIES
             || !retryable
-            || Instant::now() + wait >= deadline
+            || deadline.is_some_and(|d| Instant::now() + wait >= d)
             || (asked.is_none() && patience.is_out())
         {
             return Err(why);
@@ -185,6 +186,28 @@ mod tests {
             "{:?}",
             start.elapsed()
         );
+    }
+
+    /// A timeout past what the clock can hold, as a `Config` built in code may give
+    /// (`Duration::MAX` for no limit), is no limit: the export is retried as usual
+    /// (adding it to the clock panicked, and every batch was counted as failed).
+    #[tokio::test(start_paused = true)]
+    async fn a_timeout_the_clock_cannot_hold_is_no_limit() {
+        let tries = AtomicU32::new(0);
+        fails_to_the_end(Duration::MAX, &Patience::default(), None, &tries).await;
+        assert_eq!(tries.load(Ordering::SeqCst), 4);
+        let left = with_retries(Duration::MAX, &Patience::default(), |left| {
+            std::future::ready(match left {
+                Duration::MAX => Attempt::Done,
+                _ => Attempt::Failed {
+                    why: format!("given {left:?}"),
+                    retryable: false,
+                    asked: None,
+                },
+            })
+        })
+        .await;
+        assert_eq!(left, Ok(()));
     }
 
     /// When patience runs out during a backoff, the retry is made at once and is the
