@@ -1017,8 +1017,8 @@ fn filter_directives(s: &str) -> Option<String> {
     (!directives.is_empty()).then(|| directives.join(","))
 }
 
-const URL: &str =
-    "an http:// or https:// URL such as `http://collector:4318`, without a `#fragment`";
+const URL: &str = "an http:// or https:// URL such as `http://collector:4318`, without a `#fragment` \
+     or user info (credentials go in OTEL_EXPORTER_OTLP_HEADERS, as `authorization=Basic ...`)";
 
 /// The traces endpoint from the most specific variable that is set and valid.
 fn read_endpoint(r: &mut Reader<'_>, protocol: Protocol) -> Option<String> {
@@ -1030,6 +1030,9 @@ fn read_endpoint(r: &mut Reader<'_>, protocol: Protocol) -> Option<String> {
             })
             // The signal's path goes after the base's: a fragment would hide it.
             .filter(|_| !s.contains('#'))
+            // The exporter sends no credentials from the URL: a collector that wants
+            // them would refuse every batch with a bare 401.
+            .filter(|u| u.authority().is_none_or(|a| !a.as_str().contains('@')))
             .map(|_| s.to_owned())
     };
     const GENERAL: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
@@ -1733,6 +1736,23 @@ mod tests {
             let (c, errors) = config(&[(key, "http://c:4318/#x")]);
             assert_eq!(errors[0].key, key);
             assert!(errors[0].to_string().contains("#fragment"), "{}", errors[0]);
+            assert_eq!(c.otlp_endpoint, None);
+        }
+    }
+
+    /// The exporter sends nothing of an endpoint's user info: refused by name, never
+    /// repeated, instead of every batch failing with a 401.
+    #[test]
+    fn an_endpoint_with_user_info_is_refused_and_not_repeated() {
+        for key in [
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        ] {
+            let (c, errors) = config(&[(key, "https://ci:s3cr/t@collector:4318")]);
+            assert_eq!(errors[0].key, key);
+            let said = errors[0].to_string();
+            assert!(said.contains("OTEL_EXPORTER_OTLP_HEADERS"), "{said}");
+            assert!(!said.contains("s3cr"), "{said}");
             assert_eq!(c.otlp_endpoint, None);
         }
     }
