@@ -148,7 +148,7 @@ impl Telemetry {
             }
             #[cfg(feature = "tracing")]
             if first && config.traces {
-                trace::start(config);
+                trace::start_soon(config).await;
             }
             let _ = first;
         });

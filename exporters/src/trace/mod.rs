@@ -235,6 +235,20 @@ pub(crate) fn start(config: &Config) -> Option<&'static Started> {
     EXPORTER.get_or_init(|| build_and_run(config)).as_ref()
 }
 
+/// [`start`], on the blocking pool when building the exporter reads the system's CA
+/// store (an `https://` collector: 3 to 5 ms to read and parse Debian 12's 145 roots
+/// in a release build), so that the runtime's threads go on serving meanwhile; under
+/// `minimal` the one thread would otherwise hold every request for that long, just
+/// after the first response.
+pub(crate) async fn start_soon(config: &'static Config) {
+    if config.export_traces && otlp::https(config.otlp_endpoint_or_default()) {
+        // A panic while building is the task's; `start` runs again at the next flush.
+        let _ = tokio::task::spawn_blocking(move || start(config).is_some()).await;
+    } else {
+        start(config);
+    }
+}
+
 fn build_and_run(config: &Config) -> Option<Started> {
     use opentelemetry_sdk::trace::SpanExporter as _;
     let queue = CORE.get()?.queue.clone()?;
