@@ -103,21 +103,95 @@ fn span_limits(config: &Config) -> SpanLimits {
     }
 }
 
+/// The configured sampler. The parent-based ones are the SDK's `ParentBasedSampler`,
+/// which the specification describes: a parent context whose span is not valid (an
+/// empty one a failed extraction left) counts as no parent, and the root sampler
+/// decides. The SDK's older `Sampler::ParentBased` read such a parent as not sampled,
+/// and dropped the span.
 fn sampler(config: &Config) -> Box<dyn ShouldSample> {
     let dynamic = |base| Box::new(DynamicSampler::new(base, config.dynamic));
-    let sampler = match config.sampler {
-        Sampler::AlwaysOn => SdkSampler::AlwaysOn,
-        Sampler::AlwaysOff => SdkSampler::AlwaysOff,
-        Sampler::TraceIdRatio(r) => SdkSampler::TraceIdRatioBased(r),
-        Sampler::ParentBasedAlwaysOn => SdkSampler::ParentBased(Box::new(SdkSampler::AlwaysOn)),
-        Sampler::ParentBasedAlwaysOff => SdkSampler::ParentBased(Box::new(SdkSampler::AlwaysOff)),
-        Sampler::ParentBasedTraceIdRatio(r) => {
-            SdkSampler::ParentBased(Box::new(SdkSampler::TraceIdRatioBased(r)))
-        }
-        Sampler::Dynamic(base) => return dynamic(base),
-        Sampler::ParentBasedDynamic(base) => SdkSampler::ParentBased(dynamic(base)),
+    let parent_based = |root: Box<dyn ShouldSample>| -> Box<dyn ShouldSample> {
+        Box::new(SdkSampler::parent_based(root))
     };
-    Box::new(sampler)
+    match config.sampler {
+        Sampler::AlwaysOn => Box::new(SdkSampler::AlwaysOn),
+        Sampler::AlwaysOff => Box::new(SdkSampler::AlwaysOff),
+        Sampler::TraceIdRatio(r) => Box::new(SdkSampler::TraceIdRatioBased(r)),
+        Sampler::ParentBasedAlwaysOn => parent_based(Box::new(SdkSampler::AlwaysOn)),
+        Sampler::ParentBasedAlwaysOff => parent_based(Box::new(SdkSampler::AlwaysOff)),
+        Sampler::ParentBasedTraceIdRatio(r) => {
+            parent_based(Box::new(SdkSampler::TraceIdRatioBased(r)))
+        }
+        Sampler::Dynamic(base) => dynamic(base),
+        Sampler::ParentBasedDynamic(base) => parent_based(dynamic(base)),
+    }
+}
+
+#[cfg(test)]
+mod sampler_tests {
+    use super::*;
+    use opentelemetry::Context;
+    use opentelemetry::trace::{
+        SpanContext, SpanId, SpanKind, TraceContextExt, TraceFlags, TraceId, TraceState,
+    };
+    use opentelemetry_sdk::trace::SamplingDecision;
+
+    fn decision(sampler: Sampler, parent: Option<SpanContext>) -> SamplingDecision {
+        let config = Config {
+            sampler,
+            ..Config::from(&coldstart_bootstrap::Env::fixed(Vec::<(&str, &str)>::new())).0
+        };
+        let cx = parent.map(|p| Context::new().with_remote_span_context(p));
+        super::sampler(&config)
+            .should_sample(
+                cx.as_ref(),
+                TraceId::from(7),
+                "GET",
+                &SpanKind::Server,
+                &[],
+                &[],
+            )
+            .decision
+    }
+
+    /// An invalid parent (what a failed extraction leaves in a context) is no parent:
+    /// the root sampler decides. A valid one is followed.
+    #[test]
+    fn a_parent_that_is_not_valid_leaves_the_decision_to_the_root_sampler() {
+        let sample = SamplingDecision::RecordAndSample;
+        let parent = |flags| {
+            SpanContext::new(
+                TraceId::from(7),
+                SpanId::from(9),
+                flags,
+                true,
+                TraceState::default(),
+            )
+        };
+        for sampler in [
+            Sampler::ParentBasedAlwaysOn,
+            Sampler::ParentBasedTraceIdRatio(1.0),
+            Sampler::ParentBasedDynamic(1.0),
+        ] {
+            assert_eq!(
+                decision(sampler, Some(SpanContext::empty_context())),
+                sample
+            );
+            assert_eq!(decision(sampler, None), sample);
+            assert_eq!(decision(sampler, Some(parent(TraceFlags::SAMPLED))), sample);
+            assert_eq!(
+                decision(sampler, Some(parent(TraceFlags::default()))),
+                SamplingDecision::Drop
+            );
+        }
+        assert_eq!(
+            decision(
+                Sampler::ParentBasedAlwaysOff,
+                Some(parent(TraceFlags::SAMPLED))
+            ),
+            sample
+        );
+    }
 }
 
 /// Resource attributes the conventions define as integers; `OTEL_RESOURCE_ATTRIBUTES`

@@ -13,15 +13,15 @@ remote parent); spans under it follow its decision, so all spans of one trace ag
 here even as `p` moves between them.
 
 Recording a request is two relaxed atomic adds, plus a reset when a new second
-starts; it never locks. Time comes from the coarse real-time clock, which the kernel
-moves at each tick (1 to 10 ms) and which is read without the cycle counter. `p` is
+starts; it never locks. Time comes from the coarse monotonic clock, which the kernel
+moves at each tick (1 to 10 ms), which is read without the cycle counter, and which
+a change of the wall clock does not move back. `p` is
 worked out once per tick, by the first decision in it; the others read it from a
 cache.
 */
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use opentelemetry::trace::{Link, SpanKind, TraceContextExt, TraceId};
 use opentelemetry::{Context, KeyValue};
@@ -32,11 +32,17 @@ use crate::config::Dynamic;
 /// The sampling probability for a window with `qps` requests per second of which
 /// `error_pct` percent failed.
 pub fn probability(base: f64, c: &Dynamic, qps: f64, error_pct: f64) -> f64 {
+    // A floor given in code outside [0, 1] (NaN among them) is brought inside it.
+    let floor = if c.floor >= 0.0 {
+        c.floor.min(1.0)
+    } else {
+        0.0
+    };
     let p = base * (1.0 + c.k1 * error_pct / 100.0) / (1.0 + c.k2 * (qps + 1.0).log10());
     if p.is_nan() {
-        return c.floor;
+        return floor;
     }
-    p.clamp(c.floor.min(1.0), 1.0)
+    p.clamp(floor, 1.0)
 }
 
 /// One second of the window.
@@ -66,7 +72,9 @@ impl Window {
     pub(crate) fn record_at(&self, second: u64, error: bool) {
         let slot = &self.slots[(second % self.slots.len() as u64) as usize];
         let seen = slot.second.load(Ordering::Relaxed);
-        if seen != second
+        // Only forward: a thread that read the clock before another moved the slot
+        // on counts in the newer second rather than wiping it.
+        if seen < second
             && slot
                 .second
                 .compare_exchange(seen, second, Ordering::Relaxed, Ordering::Relaxed)
@@ -107,8 +115,8 @@ static WINDOW: OnceLock<Window> = OnceLock::new();
 
 const NANOS: u64 = 1_000_000_000;
 
-/// Nanoseconds since the epoch by the coarse real-time clock: the time of the last
-/// tick.
+/// Nanoseconds by the coarse monotonic clock: the time of the last tick; 0 (the
+/// probability of no traffic) should the clock not be read.
 #[cfg(target_os = "linux")]
 fn now_tick() -> u64 {
     let mut now = libc::timespec {
@@ -116,23 +124,19 @@ fn now_tick() -> u64 {
         tv_nsec: 0,
     };
     // SAFETY: `now` is a valid `timespec` for the call to write.
-    if unsafe { libc::clock_gettime(libc::CLOCK_REALTIME_COARSE, &mut now) } == 0 {
-        let seconds = u64::try_from(now.tv_sec).unwrap_or(0);
-        let nanos = u64::try_from(now.tv_nsec).unwrap_or(0);
-        return seconds.saturating_mul(NANOS).saturating_add(nanos);
+    if unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC_COARSE, &mut now) } != 0 {
+        return 0;
     }
-    precise_now()
+    let seconds = u64::try_from(now.tv_sec).unwrap_or(0);
+    let nanos = u64::try_from(now.tv_nsec).unwrap_or(0);
+    seconds.saturating_mul(NANOS).saturating_add(nanos)
 }
 
 /// Nanoseconds since the epoch.
 #[cfg(not(target_os = "linux"))]
 fn now_tick() -> u64 {
-    precise_now()
-}
-
-fn precise_now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
@@ -198,7 +202,7 @@ impl DynamicSampler {
         self.at(now_tick())
     }
 
-    /// The probability at `tick` (nanoseconds since the epoch): worked out by the first
+    /// The probability at `tick` (nanoseconds, see [`now_tick`]): worked out by the first
     /// call with that tick, read from the cache by the others. Two threads may both
     /// work it out for the same tick; a decision as the tick changes may read the
     /// figure of the tick before. A sampling estimate can afford both.
@@ -351,6 +355,36 @@ mod tests {
         w.record_at(120, true);
         let (qps, pct) = w.rates_at(120);
         assert!(close(qps, 0.1) && close(pct, 100.0), "{qps} {pct}");
+    }
+
+    /// A count stamped with an older second than its slot holds (a thread that read
+    /// the clock before another moved the slot on) adds to the newer second; it
+    /// used to move the slot back and wipe the newer counts.
+    #[test]
+    fn a_late_count_does_not_move_its_slot_back() {
+        let w = Window::new(10);
+        for _ in 0..5 {
+            w.record_at(120, false);
+        }
+        w.record_at(110, true);
+        let (qps, pct) = w.rates_at(120);
+        assert!(close(qps, 0.6) && close(pct, 100.0 / 6.0), "{qps} {pct}");
+    }
+
+    /// A floor given in code outside [0, 1], NaN among them, is brought inside it, so
+    /// `p` stays a probability whatever the inputs.
+    #[test]
+    fn a_floor_from_code_outside_zero_to_one_keeps_p_a_probability() {
+        for (floor, low) in [(f64::NAN, 0.0), (1.5, 1.0), (-0.5, 0.0)] {
+            let c = Dynamic {
+                floor,
+                ..Dynamic::default()
+            };
+            for (qps, pct) in [(0.0, 0.0), (1e9, 0.0), (f64::INFINITY, f64::INFINITY)] {
+                let p = probability(0.5, &c, qps, pct);
+                assert!((low..=1.0).contains(&p), "floor {floor}: p = {p}");
+            }
+        }
     }
 
     #[test]
