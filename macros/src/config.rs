@@ -6,7 +6,7 @@ use coldstart_bootstrap::{Flavor, Strategy};
 use proc_macro2::Span;
 use syn::parse::Parser;
 use syn::punctuated::Punctuated;
-use syn::{Expr, Lit, MetaNameValue, Token};
+use syn::{Expr, Lit, Meta, MetaNameValue, Token};
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Kind {
@@ -82,26 +82,60 @@ fn value<T>(nv: &MetaNameValue, key: Key, parse: fn(&str) -> Option<T>) -> syn::
         .map_err(|e| syn::Error::new_spanned(&nv.value, e.to_string()))
 }
 
+/// The arguments as `name = value` pairs. A bare name or a list (`multi_thread`,
+/// `flavor("x")`) is an error that says what the name is: unknown, with the valid
+/// ones, or one that takes a value.
+fn named_values(
+    args: proc_macro2::TokenStream,
+    kind: Kind,
+) -> syn::Result<Punctuated<MetaNameValue, Token![,]>> {
+    let metas = Punctuated::<Meta, Token![,]>::parse_terminated.parse2(args)?;
+    let mut pairs = Punctuated::new();
+    for meta in metas {
+        let name = argument_name(meta.path());
+        match meta {
+            Meta::NameValue(nv) => pairs.push(nv),
+            _ if !kind.valid().contains(&name.as_str()) => {
+                return Err(unknown(meta.path(), &name, kind));
+            }
+            other => {
+                return Err(syn::Error::new_spanned(
+                    other,
+                    format!("`{name}` takes a value, as `{name} = ...`"),
+                ));
+            }
+        }
+    }
+    Ok(pairs)
+}
+
+fn argument_name(path: &syn::Path) -> String {
+    path.get_ident().map_or_else(
+        || quote::quote!(#path).to_string().replace(' ', ""),
+        ToString::to_string,
+    )
+}
+
+fn unknown(path: &syn::Path, name: &str, kind: Kind) -> syn::Error {
+    syn::Error::new_spanned(
+        path,
+        format!(
+            "unknown argument `{name}` of #[{}]; valid arguments are: {}",
+            kind.name(),
+            kind.valid().join(", ")
+        ),
+    )
+}
+
 impl Config {
     pub(crate) fn parse(args: proc_macro2::TokenStream, kind: Kind) -> syn::Result<Config> {
-        let list = Punctuated::<MetaNameValue, Token![,]>::parse_terminated.parse2(args)?;
+        let list = named_values(args, kind)?;
         let mut config = Config::default();
         let mut seen: Vec<String> = Vec::new();
         for nv in &list {
-            let path = &nv.path;
-            let name = path.get_ident().map_or_else(
-                || quote::quote!(#path).to_string().replace(' ', ""),
-                ToString::to_string,
-            );
+            let name = argument_name(&nv.path);
             if !kind.valid().contains(&name.as_str()) {
-                return Err(syn::Error::new_spanned(
-                    &nv.path,
-                    format!(
-                        "unknown argument `{name}` of #[{}]; valid arguments are: {}",
-                        kind.name(),
-                        kind.valid().join(", ")
-                    ),
-                ));
+                return Err(unknown(&nv.path, &name, kind));
             }
             if seen.contains(&name) {
                 return Err(syn::Error::new_spanned(
@@ -190,6 +224,25 @@ impl Config {
                 span_of("start_paused"),
                 "`start_paused` needs the current_thread scheduler, as in tokio",
             ));
+        }
+        // With `start_paused`, `main` runs on a test's runtime, which has no plan:
+        // an argument for the plan would be ignored without a word.
+        if self.start_paused == Some(true) {
+            let planned = [
+                ("strategy", self.strategy.is_some()),
+                ("max_blocking_threads", self.max_blocking_threads.is_some()),
+                ("thread_stack_size", self.thread_stack_size.is_some()),
+                ("prewarm", self.prewarm.is_some()),
+                ("profile", self.profile.is_some()),
+            ];
+            if let Some((name, _)) = planned.iter().find(|(_, given)| *given) {
+                return Err(syn::Error::new(
+                    span_of(name),
+                    format!(
+                        "`{name}` has no effect with `start_paused = true`, which runs the function on a test's runtime, without a plan; remove one of them"
+                    ),
+                ));
+            }
         }
         Ok(())
     }

@@ -23,6 +23,18 @@ pub(crate) fn entry(args: TokenStream, item: TokenStream, kind: Kind) -> TokenSt
         );
         return with_error(quote!(#func), err);
     }
+    // A `const async fn` would reach rustc as a `const fn` that starts a runtime.
+    if let Some(constness) = func.sig.constness {
+        let err = syn::Error::new_spanned(
+            constness,
+            format!(
+                "#[{}] runs a function at run time; remove `const`",
+                kind.name()
+            ),
+        );
+        func.sig.constness = None;
+        return with_error(without_async(func), err);
+    }
     // As `#[tokio::main]`: another function may take arguments (its body captures
     // them), `main` may not.
     if kind == Kind::Main && func.sig.ident == "main" && !func.sig.inputs.is_empty() {
@@ -30,6 +42,8 @@ pub(crate) fn entry(args: TokenStream, item: TokenStream, kind: Kind) -> TokenSt
             &func.sig.inputs,
             "#[coldstart::main] takes a function without arguments",
         );
+        // Given back without them: rustc would add its own errors about them.
+        func.sig.inputs.clear();
         return with_error(without_async(func), err);
     }
     // As `#[tokio::test]`: a second test attribute would run the test twice.

@@ -1,0 +1,4 @@
+#[coldstart::test(flavor)]
+async fn a_test() {}
+
+fn main() {}

@@ -1,0 +1,2 @@
+#[coldstart::main(multi_thread)]
+async fn main() {}

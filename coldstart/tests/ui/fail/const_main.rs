@@ -1,0 +1,2 @@
+#[coldstart::main]
+const async fn main() {}

@@ -1,0 +1,2 @@
+#[coldstart::main(start_paused = true, strategy = "minimal")]
+async fn main() {}
