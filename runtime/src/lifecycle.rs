@@ -24,7 +24,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, Once, PoisonError};
 use std::time::Duration;
 
@@ -655,33 +655,9 @@ fn give_back_signals() {
     }
 }
 
-/// How many [`draining`] futures have been polled and are still held, or were held
-/// when the signal came: while there is one, a signal lets the body finish instead of
+/// Set once the body awaits [`draining`]: a signal then lets it finish instead of
 /// cancelling it.
-static DRAINERS: AtomicUsize = AtomicUsize::new(0);
-
-/// One [`draining`] future, counted in [`DRAINERS`] from its first poll. Dropped
-/// before any signal (polled once in a `select!` that took another branch, say), it
-/// is counted off: the body no longer waits for the signal, so the signal cancels it
-/// rather than giving it the drain deadline to return. Dropped at or after the
-/// signal, it stays counted: a server's graceful shutdown drops the future it was
-/// given once it resolves, and drains after that.
-struct Drainer;
-
-impl Drainer {
-    fn new() -> Drainer {
-        DRAINERS.fetch_add(1, Ordering::AcqRel);
-        Drainer
-    }
-}
-
-impl Drop for Drainer {
-    fn drop(&mut self) {
-        if SIGNALLED.load(Ordering::Acquire) == 0 {
-            DRAINERS.fetch_sub(1, Ordering::AcqRel);
-        }
-    }
-}
+static DRAINS: AtomicBool = AtomicBool::new(false);
 
 /// Resolves when the program is asked to stop (SIGTERM, SIGINT, or a deferred init
 /// that must stop it): the moment to stop accepting work, finish what is in flight,
@@ -689,10 +665,10 @@ impl Drop for Drainer {
 /// drains: after the signal the body has the plan's drain deadline
 /// (`COLDSTART_DRAIN_TIMEOUT`, default 10 s) to return before it is cancelled, and the
 /// shutdown hooks (the telemetry flush) run once it has returned. Where drains are
-/// skipped ([`skip_drain`], on Lambda), the body is cancelled at the signal. A
-/// `draining()` future dropped before the signal (a `select!` that took another
-/// branch) no longer counts: the body is cancelled at the signal unless it holds
-/// another one.
+/// skipped ([`skip_drain`], on Lambda), the body is cancelled at the signal. The mark
+/// stays for the rest of the process: an accept loop that selects on a new
+/// `draining()` each turn holds none while it answers a connection, and still drains
+/// (so does a body that awaited it once and gave it up: it has the deadline too).
 ///
 /// Give it to the server's graceful shutdown, as `axum::serve(..)
 /// .with_graceful_shutdown(coldstart::draining())` or hyper-util's `GracefulShutdown`.
@@ -709,7 +685,7 @@ impl Drop for Drainer {
 /// # });
 /// ```
 pub async fn draining() {
-    let _counted = Drainer::new();
+    DRAINS.store(true, Ordering::Release);
     tokio::select! {
         () = first_response_marked() => {}
         _ = shutdown_signal() => return,
@@ -723,7 +699,7 @@ pub async fn draining() {
 /// ([`skip_drain`]) or it runs out of time (it is cancelled then, with a line on
 /// stderr).
 pub(crate) async fn drain<F: Future>(body: Pin<&mut F>, deadline: Duration) -> Option<F::Output> {
-    if DRAINERS.load(Ordering::Acquire) == 0 || NO_DRAIN.load(Ordering::Acquire) {
+    if !DRAINS.load(Ordering::Acquire) || NO_DRAIN.load(Ordering::Acquire) {
         return None;
     }
     let drained = tokio::time::timeout(deadline, body).await.ok();
