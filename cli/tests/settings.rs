@@ -359,7 +359,8 @@ fn doctor_says_a_value_came_through_rust_log_or_the_resource_attributes() {
 }
 
 /// A variable overrides a more specific setting in the file: the rows say the value
-/// came through the variable, and an endpoint's user info is not shown.
+/// came through the variable. An endpoint with user info is refused, and its password
+/// is shown nowhere.
 #[test]
 fn doctor_says_a_variable_overrode_a_more_specific_file_setting() {
     let dir = temp_dir("doctor-layers");
@@ -369,17 +370,17 @@ fn doctor_says_a_variable_overrode_a_more_specific_file_setting() {
          exporter_otlp_traces_endpoint = \"http://file:4318/v1/traces\"\n",
     )
     .unwrap();
-    let out = Command::new(DOCTOR)
-        .args(["doctor", "--json"])
-        .current_dir(&dir)
-        .env_clear()
-        .env("OTEL_RESOURCE_ATTRIBUTES", "service.name=from-env")
-        .env(
-            "OTEL_EXPORTER_OTLP_ENDPOINT",
-            "http://ci:s3cret@collector:4318",
-        )
-        .output()
-        .unwrap();
+    let doctor = |endpoint: &str| {
+        Command::new(DOCTOR)
+            .args(["doctor", "--json"])
+            .current_dir(&dir)
+            .env_clear()
+            .env("OTEL_RESOURCE_ATTRIBUTES", "service.name=from-env")
+            .env("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
+            .output()
+            .unwrap()
+    };
+    let out = doctor("http://collector:4318");
     let v = succeeded(&out);
     let values = v["settings"]["values"].as_array().unwrap();
     let service = row(values, "OTEL_SERVICE_NAME");
@@ -387,10 +388,22 @@ fn doctor_says_a_variable_overrode_a_more_specific_file_setting() {
     assert_eq!(service["source"]["via"], "OTEL_RESOURCE_ATTRIBUTES");
     let endpoint = row(values, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT");
     assert_eq!(
-        endpoint["value"], "http://<not shown>@collector:4318/v1/traces",
+        endpoint["value"], "http://collector:4318/v1/traces",
         "{endpoint}"
     );
     assert_eq!(endpoint["source"]["layer"], "environment");
     assert_eq!(endpoint["source"]["via"], "OTEL_EXPORTER_OTLP_ENDPOINT");
-    assert!(!String::from_utf8_lossy(&out.stdout).contains("s3cret"));
+
+    let out = doctor("http://ci:s3cret@collector:4318");
+    let v = succeeded(&out);
+    let values = v["settings"]["values"].as_array().unwrap();
+    let endpoint = row(values, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT");
+    assert_eq!(endpoint["source"]["rejected"], true, "{endpoint}");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.contains("OTEL_EXPORTER_OTLP_HEADERS"), "{said}");
+    assert!(!said.contains("s3cret"), "{said}");
 }

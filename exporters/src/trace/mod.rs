@@ -128,7 +128,7 @@ fn sampler(config: &Config) -> Box<dyn ShouldSample> {
 }
 
 #[cfg(test)]
-mod sampler_tests {
+mod tests {
     use super::*;
     use opentelemetry::Context;
     use opentelemetry::trace::{
@@ -152,6 +152,21 @@ mod sampler_tests {
                 &[],
             )
             .decision
+    }
+
+    /// The final flush keeps 100 ms to count what it could not send, or a quarter of
+    /// a shorter time (a fixed 100 ms left a flush of 100 ms or less no time to
+    /// export); a time the clock cannot hold is no deadline.
+    #[test]
+    fn the_final_flush_keeps_a_margin_it_can_afford() {
+        let now = tokio::time::Instant::now();
+        let after = |within| final_flush_deadline(now, within).map(|d| d - now);
+        let ms = Duration::from_millis;
+        assert_eq!(after(Duration::from_secs(10)), Some(ms(9_900)));
+        assert_eq!(after(ms(400)), Some(ms(300)));
+        assert_eq!(after(ms(80)), Some(ms(60)));
+        assert_eq!(after(Duration::ZERO), Some(Duration::ZERO));
+        assert_eq!(after(Duration::MAX), None);
     }
 
     /// An invalid parent (what a failed extraction leaves in a context) is no parent:
@@ -309,17 +324,47 @@ pub(crate) fn start(config: &Config) -> Option<&'static Started> {
     EXPORTER.get_or_init(|| build_and_run(config)).as_ref()
 }
 
-/// [`start`], on the blocking pool when building the exporter reads the system's CA
+/// When the final flush given `within` stops exporting, from `now`: [`FLUSH_MARGIN`]
+/// before the end, but at most a quarter of the time, so that a short flush still has
+/// most of it; none past what the clock can hold (`Duration::MAX` given in code).
+fn final_flush_deadline(
+    now: tokio::time::Instant,
+    within: Duration,
+) -> Option<tokio::time::Instant> {
+    now.checked_add(within - FLUSH_MARGIN.min(within / 4))
+}
+
+/// [`start`], on a thread of its own when building the exporter reads the system's CA
 /// store (an `https://` collector: 3 to 5 ms to read and parse Debian 12's 145 roots
 /// in a release build), so that the runtime's threads go on serving meanwhile; under
 /// `minimal` the one thread would otherwise hold every request for that long, just
-/// after the first response.
+/// after the first response. Not the blocking pool: it may be full of deferred work,
+/// and tokio panics where it cannot add a thread. Where no thread can be made (a task
+/// limit reached), it builds here.
 pub(crate) async fn start_soon(config: &'static Config) {
-    if config.export_traces && otlp::https(config.otlp_endpoint_or_default()) {
-        // A panic while building is the task's; `start` runs again at the next flush.
-        let _ = tokio::task::spawn_blocking(move || start(config).is_some()).await;
-    } else {
+    if !(config.export_traces && otlp::https(config.otlp_endpoint_or_default())) {
         start(config);
+        return;
+    }
+    let runtime = tokio::runtime::Handle::current();
+    let (built, done) = tokio::sync::oneshot::channel();
+    let spawned = std::thread::Builder::new()
+        .name("coldstart-otlp-start".into())
+        .spawn(move || {
+            // `start` spawns the export task and registers the final flush.
+            let _inside = runtime.enter();
+            start(config);
+            let _ = built.send(());
+        });
+    match spawned {
+        // An error is a panic in the build, which the thread's panic message says;
+        // `start` runs again at the next flush.
+        Ok(_) => {
+            let _ = done.await;
+        }
+        Err(_) => {
+            start(config);
+        }
     }
 }
 
@@ -362,11 +407,7 @@ fn build_and_run(config: &Config) -> Option<Started> {
     coldstart_runtime::on_shutdown("span flush", within, move || async move {
         // Ends a little before the hook's deadline, so that what it could not send is
         // still counted and said.
-        // A deadline past what the clock can hold (`Duration::MAX` given in code) is
-        // none. The margin is at most a quarter of the time, so a short one still
-        // leaves most of it to the flush.
-        let margin = FLUSH_MARGIN.min(within / 4);
-        let deadline = tokio::time::Instant::now().checked_add(within - margin);
+        let deadline = final_flush_deadline(tokio::time::Instant::now(), within);
         if let Some(patience) = &last_patience {
             patience.run_out();
         }

@@ -132,12 +132,12 @@ fn now_tick() -> u64 {
     seconds.saturating_mul(NANOS).saturating_add(nanos)
 }
 
-/// Nanoseconds since the epoch.
+/// Nanoseconds since the first call, by the monotonic clock.
 #[cfg(not(target_os = "linux"))]
 fn now_tick() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+    static START: OnceLock<std::time::Instant> = OnceLock::new();
+    let since = START.get_or_init(std::time::Instant::now).elapsed();
+    u64::try_from(since.as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// Counts one request for the dynamic sampler, `error` when it failed; nothing when
