@@ -26,8 +26,8 @@ static FAILED: AtomicBool = AtomicBool::new(false);
 /// it only when the event deserialises into its type, and otherwise posts the error
 /// itself. Known only where the handler is [`instrument`]ed.
 static CALLED: AtomicBool = AtomicBool::new(false);
-/// Whether the instrumented handler of the invocation in progress has returned (its
-/// answer is being posted).
+/// Whether the instrumented handler of the invocation in progress has returned or
+/// panicked (its answer, or the error, is being posted).
 static RETURNED: AtomicBool = AtomicBool::new(false);
 /// Whether a handler has been [`instrument`]ed, so that `CALLED` means something.
 static INSTRUMENTED: AtomicBool = AtomicBool::new(false);
@@ -144,6 +144,7 @@ where
         match catch_unwind(AssertUnwindSafe(|| inner.call(event))) {
             Ok(future) => InstrumentedFuture { inner: future },
             Err(panic) => {
+                RETURNED.store(true, Ordering::Relaxed);
                 fail(&panic_message(&*panic), PANIC);
                 resume_unwind(panic)
             }
@@ -179,6 +180,9 @@ where
             }
             Ok(Poll::Pending) => Poll::Pending,
             Err(panic) => {
+                // Done too: a panic near the deadline, its error still being posted
+                // when the timeout notice comes, is a panic, not a timeout.
+                RETURNED.store(true, Ordering::Relaxed);
                 fail(&panic_message(&*panic), PANIC);
                 resume_unwind(panic)
             }
@@ -210,6 +214,33 @@ mod tests {
         assert!(cut.ends_with("é…"), "{}", &cut[cut.len() - 8..]);
         let exact = "x".repeat(MAX_STATUS);
         assert_eq!(status_text(&exact), exact);
+    }
+}
+
+#[cfg(test)]
+mod outcomes {
+    use super::*;
+    use lambda_runtime::{LambdaEvent, service_fn};
+
+    /// A handler that panics is done with the invocation, as one that returns: the
+    /// timeout notice that comes while its error is posted must not record a timeout.
+    /// (No other test of this crate touches the per-invocation flags.)
+    #[tokio::test]
+    async fn a_handler_that_panics_has_returned_its_answer() {
+        reset();
+        let mut handler = instrument(service_fn(|_: LambdaEvent<String>| async {
+            if true {
+                panic!("asked to panic");
+            }
+            Ok::<String, String>(String::new())
+        }));
+        let event = LambdaEvent::new(String::new(), lambda_runtime::Context::default());
+        let future = handler.call(event);
+        assert!(!returned(), "not yet polled");
+        let joined = tokio::spawn(future).await;
+        assert!(joined.unwrap_err().is_panic());
+        assert!(returned());
+        assert!(failed());
     }
 }
 

@@ -35,6 +35,11 @@ impl Ready {
         }
     }
 
+    /// How long before `now_ns` (the timeline's clock) this moment was.
+    pub(crate) fn before(&self, now_ns: u64) -> Duration {
+        Duration::from_nanos(now_ns.saturating_sub(self.boot_ns))
+    }
+
     /// Process start to this moment; `None` when `/proc` cannot say.
     pub(crate) fn init_duration(&self) -> Option<Duration> {
         let start = coldstart_runtime::timeline().exec_ns?;

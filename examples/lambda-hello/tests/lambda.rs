@@ -372,6 +372,34 @@ fn with_provisioned_concurrency_no_invocation_is_a_cold_start() {
     }
 }
 
+/// Lambda may start an on-demand environment before any request (proactive
+/// initialisation), and says so nowhere: `AWS_LAMBDA_INITIALIZATION_TYPE` stays
+/// `on-demand`. A first invocation that comes more than 10 s after the end of init
+/// waited for no start, and is no cold start.
+#[test]
+fn a_first_invocation_long_after_init_is_no_cold_start() {
+    let test = "a_first_invocation_long_after_init_is_no_cold_start";
+    let Some((collector, emulator, function)) =
+        traced(test, &[("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand")])
+    else {
+        return;
+    };
+    // Init takes milliseconds; the function then waits on `/next`.
+    std::thread::sleep(Duration::from_secs(12));
+    let output = emulator.invoke(r#"{"n":1}"#);
+    assert!(output.status.success(), "{}", text(&output));
+    let spans = collector.at_least(1);
+    assert_eq!(
+        spans[0]["attributes"]["faas.coldstart"], false,
+        "{}",
+        spans[0]
+    );
+    let mut records = Vec::new();
+    function.emf(1, &mut records);
+    assert_eq!(records[0]["ColdStart"], 0, "{}", records[0]);
+    assert!(records[0].get("InitDuration").is_none(), "{}", records[0]);
+}
+
 #[test]
 fn handler_errors_and_panics_are_reported_counted_and_traced_and_the_next_invocation_succeeds() {
     let test = "handler_errors_and_panics_are_reported_counted_and_traced_and_the_next_invocation_succeeds";

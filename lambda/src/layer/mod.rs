@@ -24,7 +24,7 @@ pub(crate) mod future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use coldstart_exporters::Telemetry;
 use lambda_runtime::LambdaInvocation;
@@ -115,6 +115,21 @@ impl<S> Layer<S> for InvocationLayer {
     }
 }
 
+/// Longer than this between the end of init and the first invocation, the environment
+/// was started ahead of any request: Lambda's proactive initialisation of an
+/// on-demand function, which keeps `AWS_LAMBDA_INITIALIZATION_TYPE` at `on-demand`.
+/// A real cold start's request is already waiting when the runtime first asks for it.
+/// Datadog's Lambda libraries use the same 10 s.
+const PROACTIVE_GAP: Duration = Duration::from_secs(10);
+
+/// Whether an invocation is a cold start: the process's first, in an environment not
+/// made ready ahead of requests (provisioned concurrency, SnapStart, managed instances:
+/// `initialised_ahead`), and not come long after the end of init (`since_ready`, when
+/// known: proactive initialisation).
+fn is_cold(first: bool, initialised_ahead: bool, since_ready: Option<Duration>) -> bool {
+    first && !initialised_ahead && since_ready.is_none_or(|gap| gap <= PROACTIVE_GAP)
+}
+
 /// The service [`InvocationLayer`] makes.
 #[derive(Debug, Clone)]
 pub struct Invocation<S> {
@@ -137,9 +152,15 @@ where
     fn call(&mut self, invocation: LambdaInvocation) -> Self::Future {
         let received = Instant::now();
         let first = !COLD_DONE.swap(true, Ordering::AcqRel);
-        // Provisioned concurrency starts the environment before any request: its
-        // first invocation waited for nothing.
-        let cold = first && !self.shared.function.initialised_ahead;
+        let since_ready = first.then(|| {
+            let now = coldstart_runtime::timeline::now_ns();
+            self.shared.ready.get().map(|ready| ready.before(now))
+        });
+        let cold = is_cold(
+            first,
+            self.shared.function.initialised_ahead,
+            since_ready.flatten(),
+        );
         crate::handler::reset();
         let record = future::Pending {
             invocation_id: invocation.context.request_id.clone(),
@@ -164,5 +185,25 @@ where
             #[cfg(feature = "tracing")]
             cx,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_first_invocation_soon_after_init_is_a_cold_start() {
+        let soon = Some(Duration::from_millis(3));
+        assert!(is_cold(true, false, soon));
+        assert!(is_cold(true, false, Some(PROACTIVE_GAP)));
+        // Where the end of init is not known, the first invocation counts.
+        assert!(is_cold(true, false, None));
+        assert!(!is_cold(false, false, soon), "not the first");
+        assert!(!is_cold(true, true, soon), "made ready ahead");
+        assert!(
+            !is_cold(true, false, Some(Duration::from_secs(11))),
+            "proactive initialisation"
+        );
     }
 }
