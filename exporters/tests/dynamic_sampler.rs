@@ -5,46 +5,17 @@
 
 #![allow(clippy::unwrap_used)] // a test fails loudly on a broken fixture
 
+mod handler;
 mod spans_seen;
 mod telemetry;
 
-use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll};
-
 use coldstart_bootstrap::Settings;
 use coldstart_exporters::http::HttpTelemetryLayer;
-use http::{Request, Response, StatusCode};
+use handler::Handler;
+use http::Request;
 use spans_seen::SEEN;
 use tower_layer::Layer as _;
 use tower_service::Service;
-
-/// Answers `/down` with 503, anything else with 200.
-#[derive(Clone, Copy)]
-struct Handler;
-
-type Answer = Pin<Box<dyn Future<Output = Result<Response<String>, &'static str>> + Send>>;
-
-impl Service<Request<()>> for Handler {
-    type Response = Response<String>;
-    type Error = &'static str;
-    type Future = Answer;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), &'static str>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: Request<()>) -> Answer {
-        let down = req.uri().path() == "/down";
-        Box::pin(async move {
-            let mut response = Response::new(String::new());
-            if down {
-                *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
-            }
-            Ok(response)
-        })
-    }
-}
 
 #[test]
 fn the_dynamic_sampler_counts_answers_and_their_errors() {

@@ -7,67 +7,18 @@
 
 #![allow(clippy::unwrap_used)] // a test fails loudly on a broken fixture
 
+mod handler;
 mod spans_seen;
 mod telemetry;
 
-use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll};
-
 use coldstart_bootstrap::Settings;
-use coldstart_exporters::http::{HttpTelemetryLayer, Route};
+use coldstart_exporters::http::HttpTelemetryLayer;
 use coldstart_exporters::metrics::render;
-use http::{Method, Request, Response, StatusCode};
-use opentelemetry::trace::Status;
+use handler::Handler;
+use http::{Method, Request, StatusCode};
 use spans_seen::{SEEN, Seen};
 use tower_layer::Layer as _;
 use tower_service::Service;
-
-/// Answers by path: `/down` 503 (after saying why on the span), `/missing` 404, `/fail` with `Err`, `/panic` by
-/// panicking in its future, `/panic-in-call` by panicking before it has one,
-/// `/routed/...` with a `Route` on the response, else 200.
-#[derive(Clone, Copy)]
-struct Handler;
-
-type Answer = Pin<Box<dyn Future<Output = Result<Response<String>, &'static str>> + Send>>;
-
-impl Service<Request<()>> for Handler {
-    type Response = Response<String>;
-    type Error = &'static str;
-    type Future = Answer;
-
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), &'static str>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: Request<()>) -> Answer {
-        let path = req.uri().path().to_owned();
-        if path == "/panic-in-call" {
-            panic!("a bug before the handler's future");
-        }
-        if path == "/down" {
-            // The handler says why on the server span; the layer's 5xx keeps it.
-            use opentelemetry::trace::TraceContextExt as _;
-            opentelemetry::Context::current()
-                .span()
-                .set_status(Status::error("db down"));
-        }
-        Box::pin(async move {
-            let mut response = Response::new(String::new());
-            match path.as_str() {
-                "/down" => *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE,
-                "/missing" => *response.status_mut() = StatusCode::NOT_FOUND,
-                "/fail" => return Err("no database"),
-                "/panic" => panic!("a handler's own bug"),
-                p if p.starts_with("/routed/") => {
-                    response.extensions_mut().insert(Route("/routed/{n}"));
-                }
-                _ => {}
-            }
-            Ok(response)
-        })
-    }
-}
 
 /// The sample of `http_requests_total` with `labels`, if any.
 fn requests(labels: &str) -> Option<f64> {
