@@ -36,3 +36,60 @@ pub fn spawn<T: Send + 'static>(task: impl Future<Output = T> + Send + 'static) 
     let task: Boxed<T> = Box::pin(task);
     tokio::spawn(task)
 }
+
+/// Runs `work` on a thread of its own, named `name`, and resolves with its result: for
+/// work of milliseconds that would otherwise hold a runtime thread (under `minimal`,
+/// the only one, so every request waits). Not tokio's blocking pool: deferred work may
+/// fill it, and tokio panics where it cannot add a thread. Where no thread can be made
+/// (a task limit reached), `work` runs here, at once. The thread is inside the
+/// runtime, so `work` may spawn tasks; a panic in `work` goes on in the caller.
+///
+/// # Panics
+///
+/// Outside a tokio runtime, and where `work` panics.
+///
+/// # Examples
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let name = coldstart_runtime::task::off_runtime("example-work", || {
+///     std::thread::current().name().map(str::to_owned)
+/// });
+/// assert_eq!(name.await.as_deref(), Some("example-work"));
+/// # });
+/// ```
+pub async fn off_runtime<T, F>(name: &str, work: F) -> T
+where
+    T: Send + 'static,
+    F: FnOnce() -> T + Send + 'static,
+{
+    use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+    use std::sync::{Arc, Mutex};
+
+    let runtime = tokio::runtime::Handle::current();
+    // Taken back from here when no thread can be made to take it.
+    let work = Arc::new(Mutex::new(Some(work)));
+    let taken = work.clone();
+    let (done, result) = tokio::sync::oneshot::channel();
+    let spawned = std::thread::Builder::new()
+        .name(name.to_owned())
+        .spawn(move || {
+            let work = taken.lock().unwrap_or_else(|p| p.into_inner()).take();
+            if let Some(work) = work {
+                let _inside = runtime.enter();
+                let _ = done.send(catch_unwind(AssertUnwindSafe(work)));
+            }
+        });
+    if spawned.is_err() {
+        let work = work.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(work) = work {
+            return work();
+        }
+    }
+    match result.await {
+        Ok(Ok(value)) => value,
+        Ok(Err(panic)) => resume_unwind(panic),
+        // The thread ends only after it has sent.
+        Err(_) => unreachable!("the work's thread ended without an answer"),
+    }
+}

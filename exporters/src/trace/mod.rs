@@ -338,33 +338,15 @@ fn final_flush_deadline(
 /// store (an `https://` collector: 3 to 5 ms to read and parse Debian 12's 145 roots
 /// in a release build), so that the runtime's threads go on serving meanwhile; under
 /// `minimal` the one thread would otherwise hold every request for that long, just
-/// after the first response. Not the blocking pool: it may be full of deferred work,
-/// and tokio panics where it cannot add a thread. Where no thread can be made (a task
-/// limit reached), it builds here.
+/// after the first response ([`coldstart_runtime::task::off_runtime`]).
 pub(crate) async fn start_soon(config: &'static Config) {
-    if !(config.export_traces && otlp::https(config.otlp_endpoint_or_default())) {
+    if config.export_traces && otlp::https(config.otlp_endpoint_or_default()) {
+        coldstart_runtime::task::off_runtime("coldstart-otlp-start", move || {
+            start(config);
+        })
+        .await;
+    } else {
         start(config);
-        return;
-    }
-    let runtime = tokio::runtime::Handle::current();
-    let (built, done) = tokio::sync::oneshot::channel();
-    let spawned = std::thread::Builder::new()
-        .name("coldstart-otlp-start".into())
-        .spawn(move || {
-            // `start` spawns the export task and registers the final flush.
-            let _inside = runtime.enter();
-            start(config);
-            let _ = built.send(());
-        });
-    match spawned {
-        // An error is a panic in the build, which the thread's panic message says;
-        // `start` runs again at the next flush.
-        Ok(_) => {
-            let _ = done.await;
-        }
-        Err(_) => {
-            start(config);
-        }
     }
 }
 
