@@ -25,7 +25,7 @@ Memory stays bounded whatever clients do, and idle clients cannot keep a scraper
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -303,40 +303,24 @@ where
 /// How long a connection at the end of its life has to finish the answer it writes.
 const LAST_ANSWER: Duration = Duration::from_secs(10);
 
-/// The size of the last rendering, in bytes.
-static LAST_RENDERED: AtomicUsize = AtomicUsize::new(0);
-
-/// Past this size the last rendering took about a millisecond, and the next one is
-/// made on a thread of its own: on the runtime's thread it would hold requests for as
-/// long (under `minimal`, all of them). `cargo bench -p coldstart-benches --bench
-/// render`: 0.13 ms for 10 KB, 23 ms for 1.2 MB (20 000 counter series and 500
-/// histograms; in a 0.25-CPU cgroup that is nearly a period's whole quota), and 33 µs
-/// for a thread of its own, which a small rendering is not worth.
-const OFF_THREAD_BYTES: usize = 64 << 10;
-
-/// One large rendering at a time: many scrapers at once would each take a thread.
-static RENDERING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-/// The response to `method path`; a large registry rendered off the runtime's threads.
+/// The response to `method path`; a large registry rendered off the runtime's
+/// threads ([`super::render_served`]).
 async fn answer_to(method: &Method, path: &str) -> Response<Full<Bytes>> {
-    let metrics = matches!(method, &Method::GET | &Method::HEAD) && path == "/metrics";
-    if !metrics || LAST_RENDERED.load(Ordering::Relaxed) <= OFF_THREAD_BYTES {
-        return respond(method, path);
+    match (method, path) {
+        (&Method::GET | &Method::HEAD, "/metrics") => response(
+            StatusCode::OK,
+            super::CONTENT_TYPE,
+            super::render_served(Vec::new()).await,
+        ),
+        _ => respond(method, path),
     }
-    let _turn = RENDERING.lock().await;
-    let body =
-        coldstart_runtime::task::off_runtime("coldstart-metrics-render", super::render).await;
-    LAST_RENDERED.store(body.len(), Ordering::Relaxed);
-    response(StatusCode::OK, super::CONTENT_TYPE, body)
 }
 
 /// The response to `method path`, rendered here.
 pub(crate) fn respond(method: &Method, path: &str) -> Response<Full<Bytes>> {
     let (status, content_type, body) = match (method, path) {
         (&Method::GET | &Method::HEAD, "/metrics") => {
-            let body = super::render();
-            LAST_RENDERED.store(body.len(), Ordering::Relaxed);
-            (StatusCode::OK, super::CONTENT_TYPE, body)
+            (StatusCode::OK, super::CONTENT_TYPE, super::render())
         }
         (_, "/metrics") => (
             StatusCode::METHOD_NOT_ALLOWED,

@@ -74,10 +74,10 @@ fn at_shutdown_after(push: Push, turn: Turn) {
 
 /// One push; failures are counted and reported, never returned.
 async fn push_now(push: &Push) {
-    let grouping: Vec<&str> = std::iter::once("job")
-        .chain(push.grouping.iter().map(|(k, _)| k.as_str()))
+    let grouping: Vec<String> = std::iter::once("job".to_owned())
+        .chain(push.grouping.iter().map(|(k, _)| k.clone()))
         .collect();
-    if let Err(why) = send(push, super::render_for(&grouping)).await {
+    if let Err(why) = send(push, super::render_served(grouping).await).await {
         problem::drop_count(Dropped::PushFailed, 1);
         problem::report("metrics-push", || {
             format!("metrics: push to {} failed: {why}", push.url)
