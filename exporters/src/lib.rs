@@ -105,6 +105,21 @@ pub fn install_with(config: Config, service_version: Option<&'static str>) -> Te
     Telemetry { config }
 }
 
+/// How long a final flush given `within` may export: what is left once it keeps
+/// 100 ms, or a quarter of a shorter time, to count and say what it could not send
+/// before it is cut at `within`.
+///
+/// ```
+/// use std::time::Duration;
+/// let ms = Duration::from_millis;
+/// assert_eq!(coldstart_exporters::final_flush_budget(ms(10_000)), ms(9_900));
+/// assert_eq!(coldstart_exporters::final_flush_budget(ms(400)), ms(300));
+/// assert_eq!(coldstart_exporters::final_flush_budget(ms(80)), ms(60));
+/// ```
+pub fn final_flush_budget(within: std::time::Duration) -> std::time::Duration {
+    within - std::time::Duration::from_millis(100).min(within / 4)
+}
+
 /// Set by whichever starts the exporters first: the work after the first response,
 /// or the end of `main` when it comes first ([`Telemetry::end_of_main`]).
 static EXPORTERS_STARTED: AtomicBool = AtomicBool::new(false);

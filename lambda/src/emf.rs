@@ -5,8 +5,9 @@ line to CloudWatch Logs, which turns EMF records into metrics with no agent, no
 extension and no request.
 
 One record per invocation, written after its response has been posted: `ColdStart`
-(1 on the first invocation of the process, else 0), `InitDuration` (on the first
-invocation only: process start to the first `/next`, ms), `Duration` (the invocation,
+(1 on a cold start: the first invocation of the process, unless the environment was
+made ready ahead of requests or the invocation came more than 10 s after init; else
+0), `InitDuration` (on a cold start only: process start to the first `/next`, ms), `Duration` (the invocation,
 from event received to response posted, ms) and `Errors` (1 when the handler returned
 an error or panicked, or the invocation timed out). The dimension is `function`; the
 invocation id goes along as a property, so a metric can be followed to its log lines.

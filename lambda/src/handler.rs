@@ -241,6 +241,19 @@ mod outcomes {
         assert!(joined.unwrap_err().is_panic());
         assert!(returned());
         assert!(failed());
+
+        // A panic before the handler has a future: the same.
+        reset();
+        let mut handler = instrument(service_fn(
+            |_: LambdaEvent<String>| -> std::future::Ready<Result<String, String>> {
+                panic!("asked to panic in call")
+            },
+        ));
+        let event = LambdaEvent::new(String::new(), lambda_runtime::Context::default());
+        let called = std::panic::catch_unwind(AssertUnwindSafe(|| handler.call(event)));
+        assert!(called.is_err());
+        assert!(returned());
+        assert!(failed());
     }
 }
 

@@ -136,9 +136,12 @@ fn on_shutdown_flush() {
     let telemetry = coldstart_exporters::telemetry();
     coldstart_runtime::on_shutdown("lambda final flush", SHUTDOWN_BUDGET, move || async move {
         let left = match telemetry {
-            // A quarter of the hook's time is kept, as the exporters' own final flush
-            // keeps it: to say what was left before the hooks are cut at the budget.
-            Some(t) => t.flush(SHUTDOWN_BUDGET * 3 / 4).await,
+            // A margin is kept, as by the exporters' own final flush: to say what was
+            // left before the hooks are cut at the budget.
+            Some(t) => {
+                t.flush(coldstart_exporters::final_flush_budget(SHUTDOWN_BUDGET))
+                    .await
+            }
             None => 0,
         };
         coldstart_bootstrap::say!("coldstart: lambda: final flush done, {left} spans left");

@@ -1,4 +1,5 @@
-//! One copy of tokio's task code for coldstart's own tasks.
+//! coldstart's own tasks: spawned with one copy of tokio's task code ([`spawn`]), and
+//! work of milliseconds run on a thread of its own ([`off_runtime`]).
 //!
 //! tokio compiles its task machinery (poll, wake, cancel, join, drop) once for each
 //! future type it spawns: 5 to 10 KB of text per type in a release build. coldstart's
@@ -91,5 +92,23 @@ where
         Ok(Err(panic)) => resume_unwind(panic),
         // The thread ends only after it has sent.
         Err(_) => unreachable!("the work's thread ended without an answer"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A panic in the work goes on in the caller, as if the work had run there; the
+    /// work runs inside the runtime, so it may spawn.
+    #[tokio::test]
+    async fn a_panic_in_the_work_goes_on_in_the_caller() {
+        let caller = spawn(off_runtime("test-work", || -> u8 {
+            panic!("the work's own")
+        }));
+        let panic = caller.await.unwrap_err().into_panic();
+        assert_eq!(panic.downcast_ref::<&str>(), Some(&"the work's own"));
+        let spawned = off_runtime("test-work", || spawn(async { 7 })).await;
+        assert_eq!(spawned.await.unwrap(), 7);
     }
 }

@@ -306,34 +306,28 @@ const LAST_ANSWER: Duration = Duration::from_secs(10);
 /// The response to `method path`; a large registry rendered off the runtime's
 /// threads ([`super::render_served`]).
 async fn answer_to(method: &Method, path: &str) -> Response<Full<Bytes>> {
-    match (method, path) {
-        (&Method::GET | &Method::HEAD, "/metrics") => response(
+    match refusal(method, path) {
+        Some(refused) => refused,
+        None => response(
             StatusCode::OK,
             super::CONTENT_TYPE,
             super::render_served(Vec::new()).await,
         ),
-        _ => respond(method, path),
     }
 }
 
-/// The response to `method path`, rendered here.
-pub(crate) fn respond(method: &Method, path: &str) -> Response<Full<Bytes>> {
-    let (status, content_type, body) = match (method, path) {
-        (&Method::GET | &Method::HEAD, "/metrics") => {
-            (StatusCode::OK, super::CONTENT_TYPE, super::render())
-        }
-        (_, "/metrics") => (
-            StatusCode::METHOD_NOT_ALLOWED,
-            "text/plain; charset=utf-8",
-            "use GET\n".to_owned(),
-        ),
-        _ => (
-            StatusCode::NOT_FOUND,
-            "text/plain; charset=utf-8",
-            "metrics are at /metrics\n".to_owned(),
-        ),
+/// The answer to anything but `GET` or `HEAD` of `/metrics`; `None` for those.
+fn refusal(method: &Method, path: &str) -> Option<Response<Full<Bytes>>> {
+    let (status, body) = match (method, path) {
+        (&Method::GET | &Method::HEAD, "/metrics") => return None,
+        (_, "/metrics") => (StatusCode::METHOD_NOT_ALLOWED, "use GET\n"),
+        _ => (StatusCode::NOT_FOUND, "metrics are at /metrics\n"),
     };
-    response(status, content_type, body)
+    Some(response(
+        status,
+        "text/plain; charset=utf-8",
+        body.to_owned(),
+    ))
 }
 
 fn response(status: StatusCode, content_type: &'static str, body: String) -> Response<Full<Bytes>> {
@@ -498,16 +492,20 @@ mod tests {
         assert!(answer.starts_with(b"HTTP/1.1 200"));
     }
 
-    #[test]
-    fn only_get_metrics_is_served() {
-        assert_eq!(respond(&Method::GET, "/metrics").status(), StatusCode::OK);
+    #[tokio::test]
+    async fn only_get_metrics_is_served() {
+        let served = answer_to(&Method::GET, "/metrics").await;
+        assert_eq!(served.status(), StatusCode::OK);
         assert_eq!(
-            respond(&Method::GET, "/metrics").headers()[header::CONTENT_TYPE],
+            served.headers()[header::CONTENT_TYPE],
             super::super::CONTENT_TYPE
         );
-        let refused = respond(&Method::POST, "/metrics");
+        let head = answer_to(&Method::HEAD, "/metrics").await;
+        assert_eq!(head.status(), StatusCode::OK);
+        let refused = answer_to(&Method::POST, "/metrics").await;
         assert_eq!(refused.status(), StatusCode::METHOD_NOT_ALLOWED);
         assert_eq!(refused.headers()[header::ALLOW], "GET, HEAD");
-        assert_eq!(respond(&Method::GET, "/").status(), StatusCode::NOT_FOUND);
+        let elsewhere = answer_to(&Method::GET, "/").await;
+        assert_eq!(elsewhere.status(), StatusCode::NOT_FOUND);
     }
 }

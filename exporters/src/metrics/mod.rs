@@ -126,17 +126,29 @@ const OFF_THREAD_BYTES: usize = 64 << 10;
 /// One large rendering at a time: many scrapers at once would each take a thread.
 static RENDERING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// [`render_for`] for a scrape or a push: on a thread of its own once the last
-/// rendering passed [`OFF_THREAD_BYTES`]
-/// ([`coldstart_runtime::task::off_runtime`]), else here.
+/// [`render_for`] for a scrape or a push. The collectors and coldstart's own families
+/// are sampled here, on the runtime's thread (as [`register_collector`] says); the
+/// registry's text is made on a thread of its own once the last rendering passed
+/// [`OFF_THREAD_BYTES`] ([`coldstart_runtime::task::off_runtime`]), one at a time,
+/// else here too.
 pub(crate) async fn render_served(grouping: Vec<String>) -> String {
+    if !INSTALLED.load(Ordering::Acquire) {
+        return String::new();
+    }
+    let own = sampled();
     let render = move || {
         let grouping: Vec<&str> = grouping.iter().map(String::as_str).collect();
-        render_for(&grouping)
+        rendered(&own, &grouping)
     };
     let body = if LAST_RENDERED.load(Ordering::Relaxed) > OFF_THREAD_BYTES {
-        let _turn = RENDERING.lock().await;
-        coldstart_runtime::task::off_runtime("coldstart-metrics-render", render).await
+        // Held by the thread: a caller that stops waiting (a client gone mid-scrape)
+        // does not let another large rendering start beside this one.
+        let turn = RENDERING.lock().await;
+        coldstart_runtime::task::off_runtime("coldstart-metrics-render", move || {
+            let _turn = turn;
+            render()
+        })
+        .await
     } else {
         render()
     };
@@ -152,6 +164,12 @@ pub(crate) fn render_for(grouping: &[&str]) -> String {
     if !INSTALLED.load(Ordering::Acquire) {
         return String::new();
     }
+    rendered(&sampled(), grouping)
+}
+
+/// Runs the collectors, then renders coldstart's own families (the process's, tokio's,
+/// coldstart's): what is sampled at each rendering.
+fn sampled() -> String {
     // Called with the lock released, so that a collector may register another.
     let collectors = COLLECTORS.lock().unwrap_or_else(|p| p.into_inner()).clone();
     for collect in collectors {
@@ -167,11 +185,16 @@ pub(crate) fn render_for(grouping: &[&str]) -> String {
             });
         }
     }
-    // coldstart's own families first, so that a program's metric of the same name
-    // (a second `# TYPE` would make the scrape invalid) is left out, and said once.
     let mut own = String::new();
     process::render(&mut own);
     coldstart::render(&mut own);
+    own
+}
+
+/// The registry's text, then `own` (coldstart's families, from [`sampled`]). Own
+/// families come first in the choice of names, so that a program's metric of the same
+/// name (a second `# TYPE` would make the scrape invalid) is left out, and said once.
+fn rendered(own: &str, grouping: &[&str]) -> String {
     let taken: Vec<&str> = own
         .lines()
         .filter_map(|line| line.strip_prefix("# TYPE ")?.split(' ').next())
@@ -179,9 +202,9 @@ pub(crate) fn render_for(grouping: &[&str]) -> String {
     let mut out = String::new();
     REGISTRY.render(&mut out, &taken, grouping);
     if grouping.is_empty() {
-        out.push_str(&own);
+        out.push_str(own);
     } else {
-        let own = text::export_grouping_labels(&own, grouping, |label| {
+        let own = text::export_grouping_labels(own, grouping, |label| {
             problem::report_about("metrics-grouping-label", label, || {
                 format!(
                     "metrics: label `{label}` of coldstart's own metrics is one of the push's grouping labels, which the gateway sets; it is pushed as `exported_{label}`"

@@ -43,10 +43,6 @@ use tracer::{Core, Provider, Tracer};
 /// The instrumentation scope of the spans coldstart creates.
 pub const SCOPE: &str = "coldstart";
 
-/// What the final flush leaves of its time ([`Config::final_flush_within`]) to count
-/// and report what it could not send.
-const FLUSH_MARGIN: Duration = Duration::from_millis(100);
-
 static CORE: OnceLock<Core> = OnceLock::new();
 static TRACER: OnceLock<Tracer> = OnceLock::new();
 /// `service.version`, kept from [`install`] for the resource [`start`] builds.
@@ -324,14 +320,14 @@ pub(crate) fn start(config: &Config) -> Option<&'static Started> {
     EXPORTER.get_or_init(|| build_and_run(config)).as_ref()
 }
 
-/// When the final flush given `within` stops exporting, from `now`: [`FLUSH_MARGIN`]
-/// before the end, but at most a quarter of the time, so that a short flush still has
-/// most of it; none past what the clock can hold (`Duration::MAX` given in code).
+/// When the final flush given `within` stops exporting, from `now`
+/// ([`crate::final_flush_budget`]); none past what the clock can hold
+/// (`Duration::MAX` given in code).
 fn final_flush_deadline(
     now: tokio::time::Instant,
     within: Duration,
 ) -> Option<tokio::time::Instant> {
-    now.checked_add(within - FLUSH_MARGIN.min(within / 4))
+    now.checked_add(crate::final_flush_budget(within))
 }
 
 /// [`start`], on a thread of its own when building the exporter reads the system's CA

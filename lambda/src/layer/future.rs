@@ -26,7 +26,8 @@ pub(crate) struct Pending {
     /// The process's first invocation: its response is the first response.
     pub(crate) first: bool,
     /// A cold start: the first invocation, unless the environment was made ready
-    /// before any request (provisioned concurrency, managed instances).
+    /// before any request (provisioned concurrency, managed instances, or a first
+    /// invocation long after init: proactive initialisation).
     pub(crate) cold: bool,
     pub(crate) received: Instant,
     /// When Lambda stops the invocation, in milliseconds since the Unix epoch; `None`

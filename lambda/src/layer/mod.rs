@@ -119,7 +119,8 @@ impl<S> Layer<S> for InvocationLayer {
 /// was started ahead of any request: Lambda's proactive initialisation of an
 /// on-demand function, which keeps `AWS_LAMBDA_INITIALIZATION_TYPE` at `on-demand`.
 /// A real cold start's request is already waiting when the runtime first asks for it.
-/// Datadog's Lambda libraries use the same 10 s.
+/// Datadog's Lambda libraries use 10 s too, counted from the start of init; this
+/// counts from its end, which it knows (the moment the layer is applied).
 const PROACTIVE_GAP: Duration = Duration::from_secs(10);
 
 /// Whether an invocation is a cold start: the process's first, in an environment not
