@@ -259,17 +259,13 @@ fn embed_profile(path: &str, what: &str, span: proc_macro2::Span) -> syn::Result
     let full = std::path::absolute(std::path::Path::new(&dir).join(path)).map_err(|e| {
         syn::Error::new(span, format!("cannot resolve the init profile {what}: {e}"))
     })?;
-    // A FIFO or device would hold or fill the compiler; a profile is a few KB.
-    let text = coldstart_bootstrap::file::read_named(&full, 4 << 20)
-        .and_then(|bytes| {
-            String::from_utf8(bytes).map_err(|_| std::io::Error::other("is not UTF-8 text"))
-        })
-        .map_err(|e| {
-            syn::Error::new(
-                span,
-                format!("cannot read the init profile {what} (relative to Cargo.toml): {e}"),
-            )
-        })?;
+    // A FIFO or device would hold or fill the compiler.
+    let text = coldstart_bootstrap::init::profile::read_file(&full).map_err(|e| {
+        syn::Error::new(
+            span,
+            format!("cannot read the init profile {what} (relative to Cargo.toml): {e}"),
+        )
+    })?;
     coldstart_bootstrap::init::Profile::parse(&text)
         .map_err(|e| syn::Error::new(span, format!("init profile {what} {e}")))?;
     let full = full.to_string_lossy().into_owned();

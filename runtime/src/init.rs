@@ -172,7 +172,8 @@ pub(crate) fn prepare(embedded: Option<&'static str>) -> bool {
         let (profile, source) = match path_setting(PROFILE) {
             Some(path) => {
                 let path = PathBuf::from(path);
-                text = read_profile(&path);
+                // Said, and the embedded order used, where it cannot be read.
+                text = coldstart_bootstrap::init::profile::read_file(&path);
                 from_file(&path, text.as_deref(), embedded)
             }
             None => from_embedded(embedded),
@@ -188,17 +189,6 @@ pub(crate) fn prepare(embedded: Option<&'static str>) -> bool {
         finish_deferred();
     }
     work_after
-}
-
-/// The largest profile file read: one line per registration, a few KB in practice.
-const PROFILE_LIMIT: u64 = 4 << 20;
-
-/// Reads a profile file: a regular file of at most [`PROFILE_LIMIT`] bytes, so that
-/// a wrong path (a FIFO nobody writes to, `/dev/zero`, a large file) is said and the
-/// embedded order used, instead of blocking or filling memory before `main`.
-fn read_profile(path: &std::path::Path) -> std::io::Result<String> {
-    let bytes = coldstart_bootstrap::file::read_named(path, PROFILE_LIMIT)?;
-    String::from_utf8(bytes).map_err(|_| std::io::Error::other("is not UTF-8 text"))
 }
 
 /// The profile read from `COLDSTART_PROFILE`, and where it came from in words for

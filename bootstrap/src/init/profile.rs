@@ -88,6 +88,21 @@ fn error(line: usize, message: String) -> ProfileError {
     ProfileError { line, message }
 }
 
+/// The largest profile file read: one line per registration, a few KB in practice.
+pub const FILE_LIMIT: u64 = 4 << 20;
+
+/// Reads a profile file's text: a regular file of at most [`FILE_LIMIT`] bytes, so
+/// that a wrong path (a FIFO nobody writes to, `/dev/zero`, a large file) is said
+/// instead of blocking, or filling memory (see [`crate::file::read_named`]).
+///
+/// # Errors
+///
+/// What [`crate::file::read_named`] refuses, and a file that is not UTF-8 text.
+pub fn read_file(path: &std::path::Path) -> std::io::Result<String> {
+    let bytes = crate::file::read_named(path, FILE_LIMIT)?;
+    String::from_utf8(bytes).map_err(|_| std::io::Error::other("is not UTF-8 text"))
+}
+
 impl<'a> Profile<'a> {
     /// A profile of `entries`, what a run records.
     ///
