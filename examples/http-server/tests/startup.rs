@@ -114,11 +114,14 @@ fn a_bad_configuration_file_names_its_line_and_exits_78() {
         ),
         "{stderr}"
     );
-    let out = Command::new(SERVER)
-        .current_dir(&dir)
-        .env("COLDSTART_CONFIG", "missing.toml")
-        .output()
-        .unwrap();
+    let named = |config: &str| {
+        Command::new(SERVER)
+            .current_dir(&dir)
+            .env("COLDSTART_CONFIG", config)
+            .output()
+            .unwrap()
+    };
+    let out = named("missing.toml");
     assert_eq!(out.status.code(), Some(78));
     assert!(
         String::from_utf8_lossy(&out.stderr).starts_with("coldstart: missing.toml: cannot be read"),
@@ -126,11 +129,7 @@ fn a_bad_configuration_file_names_its_line_and_exits_78() {
         String::from_utf8_lossy(&out.stderr)
     );
     // A device is refused, not read until memory runs out.
-    let out = Command::new(SERVER)
-        .current_dir(&dir)
-        .env("COLDSTART_CONFIG", "/dev/zero")
-        .output()
-        .unwrap();
+    let out = named("/dev/zero");
     assert_eq!(out.status.code(), Some(78));
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),

@@ -153,15 +153,14 @@ where
     fn call(&mut self, invocation: LambdaInvocation) -> Self::Future {
         let received = Instant::now();
         let first = !COLD_DONE.swap(true, Ordering::AcqRel);
-        let since_ready = first.then(|| {
-            let now = coldstart_runtime::timeline::now_ns();
-            self.shared.ready.get().map(|ready| ready.before(now))
-        });
-        let cold = is_cold(
-            first,
-            self.shared.function.initialised_ahead,
-            since_ready.flatten(),
-        );
+        // The clock is read for the first invocation only.
+        let since_ready = self
+            .shared
+            .ready
+            .get()
+            .filter(|_| first)
+            .map(|ready| ready.before(coldstart_runtime::timeline::now_ns()));
+        let cold = is_cold(first, self.shared.function.initialised_ahead, since_ready);
         crate::handler::reset();
         let record = future::Pending {
             invocation_id: invocation.context.request_id.clone(),
