@@ -49,7 +49,8 @@ impl RuntimeApi {
         }
         let rest = match value.split_once("://") {
             None => value,
-            Some(("http", rest)) => rest,
+            // A URL's scheme is case-insensitive (RFC 3986), as `http::Uri` reads it.
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http") => rest,
             Some((scheme, _)) => {
                 return Err(format!(
                     "the Runtime API is plain HTTP: `{scheme}://` is not accepted"
@@ -322,6 +323,8 @@ mod tests {
             ("[::1]:9000", "/.rt")
         );
         assert_eq!(url.url("/x"), "http://[::1]:9000/.rt/x");
+        let upper = RuntimeApi::parse("HTTP://127.0.0.1:9001").unwrap();
+        assert_eq!(upper.url("/x"), "http://127.0.0.1:9001/x");
         for bad in [
             "",
             "localhost",

@@ -145,18 +145,32 @@ fn describe(
 /// error type lambda_runtime tells the Runtime API then (with a leading `&`).
 const NOT_DESERIALISED: &str = "lambda_runtime::deserializer::DeserializeError";
 
-/// Ends the span; `failed` when the response could not be posted.
-pub(crate) fn end(cx: &Context, failed: bool, not_called: bool) {
+/// The `error.type` of an invocation whose handler succeeded and whose response could
+/// not be posted to the Runtime API: its caller got no answer.
+const NOT_POSTED: &str = "response_not_posted";
+
+/// Ends the span. `not_posted`: why the response (or the handler's error) could not be
+/// posted to the Runtime API, if it could not.
+///
+/// An invocation that failed already (the handler's error or panic, an event that did
+/// not deserialise) keeps that as its status and `error.type`: it is why the
+/// invocation failed. The failed post is then an event on the span.
+pub(crate) fn end(cx: &Context, not_posted: Option<&dyn std::fmt::Display>, not_called: bool) {
     let span = cx.span();
-    if failed {
-        span.set_status(Status::error(
-            "the response could not be posted to the Runtime API",
-        ));
-    } else if not_called {
+    if not_called {
         span.set_attribute(KeyValue::new("error.type", NOT_DESERIALISED));
         span.set_status(Status::error(
             "the event did not deserialise into the handler's type; lambda_runtime reported it",
         ));
+    }
+    if let Some(e) = not_posted {
+        let message = format!("the response could not be posted to the Runtime API: {e}");
+        if crate::handler::failed() {
+            span.add_event(message, Vec::new());
+        } else {
+            span.set_attribute(KeyValue::new("error.type", NOT_POSTED));
+            span.set_status(Status::error(message));
+        }
     }
     span.end();
 }

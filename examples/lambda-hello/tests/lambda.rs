@@ -141,6 +141,16 @@ fn at_root(emulator: u16) -> u16 {
 /// timeout, 600000, there, and stops no invocation: the one piece of Lambda this
 /// stands in for.) Everything else is copied as is. Returns its port.
 fn proxy(emulator: u16, deadline: Option<Duration>) -> u16 {
+    proxy_with(emulator, deadline, false)
+}
+
+/// [`at_root`], but an invocation's answer (its response or its error) is never
+/// taken: the proxy closes the connection it comes on instead of passing it on.
+fn dropping_answers(emulator: u16) -> u16 {
+    proxy_with(emulator, None, true)
+}
+
+fn proxy_with(emulator: u16, deadline: Option<Duration>, drop_answers: bool) -> u16 {
     use std::net::{TcpListener, TcpStream};
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -150,12 +160,18 @@ fn proxy(emulator: u16, deadline: Option<Duration>) -> u16 {
             let (from_up, to_client) = (upstream.try_clone().unwrap(), client.try_clone().unwrap());
             std::thread::spawn(move || {
                 forward(from_up, to_client, |head| match deadline {
-                    Some(d) => with_deadline(&head, d),
-                    None => head,
+                    Some(d) => Some(with_deadline(&head, d)),
+                    None => Some(head),
                 })
             });
             std::thread::spawn(move || {
-                forward(client, upstream, |head| head.replacen(" /", " /.rt/", 1))
+                forward(client, upstream, |head| {
+                    let answer = head.starts_with("POST ")
+                        && head.split(' ').nth(1).is_some_and(|path| {
+                            path.ends_with("/response") || path.ends_with("/error")
+                        });
+                    (!(drop_answers && answer)).then(|| head.replacen(" /", " /.rt/", 1))
+                })
             });
         }
     });
@@ -163,11 +179,12 @@ fn proxy(emulator: u16, deadline: Option<Duration>) -> u16 {
 }
 
 /// Copies HTTP/1.1 messages (heads and `Content-Length` bodies) from `from` to `to`,
-/// each head through `edit`, until either side closes.
+/// each head through `edit`, until either side closes, or `edit` gives no head: then
+/// it closes both.
 fn forward(
     from: std::net::TcpStream,
     mut to: std::net::TcpStream,
-    edit: impl Fn(String) -> String,
+    edit: impl Fn(String) -> Option<String>,
 ) {
     use std::io::{Read, Write};
     let mut from = BufReader::new(from);
@@ -193,7 +210,12 @@ fn forward(
             })
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);
-        if to.write_all(edit(head).as_bytes()).is_err() {
+        let Some(head) = edit(head) else {
+            let _ = from.get_ref().shutdown(std::net::Shutdown::Both);
+            let _ = to.shutdown(std::net::Shutdown::Both);
+            return;
+        };
+        if to.write_all(head.as_bytes()).is_err() {
             return;
         }
         let mut body = (&mut from).take(length);
@@ -400,6 +422,10 @@ fn a_first_invocation_long_after_init_is_no_cold_start() {
     assert!(records[0].get("InitDuration").is_none(), "{}", records[0]);
 }
 
+/// The `error.type` of the handler's errors: the type the Runtime API is told.
+const BOXED_ERROR: &str =
+    "alloc::boxed::Box<dyn core::error::Error + core::marker::Send + core::marker::Sync>";
+
 #[test]
 fn handler_errors_and_panics_are_reported_counted_and_traced_and_the_next_invocation_succeeds() {
     let test = "handler_errors_and_panics_are_reported_counted_and_traced_and_the_next_invocation_succeeds";
@@ -465,11 +491,9 @@ fn handler_errors_and_panics_are_reported_counted_and_traced_and_the_next_invoca
         .iter()
         .map(|s| &s["attributes"]["error.type"])
         .collect();
-    let boxed =
-        "alloc::boxed::Box<dyn core::error::Error + core::marker::Send + core::marker::Sync>";
-    assert_eq!(types[0], boxed, "{types:?}");
+    assert_eq!(types[0], BOXED_ERROR, "{types:?}");
     assert!(
-        failed.contains(boxed),
+        failed.contains(BOXED_ERROR),
         "the type the Runtime API was told: {failed}"
     );
     assert_eq!(types[1], "panic", "{types:?}");
@@ -480,6 +504,55 @@ fn handler_errors_and_panics_are_reported_counted_and_traced_and_the_next_invoca
         "the type the Runtime API was told: {undecoded}"
     );
     assert!(types[3].is_null(), "{types:?}");
+}
+
+/// An answer the Runtime API never takes (the connection closes as it is posted): the
+/// span is an error of type `response_not_posted`, and the EMF record counts it. Where
+/// the handler failed already, its own error stays the span's status and type, and
+/// the failed post is an event on the span. lambda_runtime ends `run` with the error,
+/// and the function exits with it.
+#[test]
+fn an_answer_the_runtime_api_never_takes_is_traced_as_not_posted() {
+    let test = "an_answer_the_runtime_api_never_takes_is_traced_as_not_posted";
+    let not_posted = "the response could not be posted to the Runtime API";
+    for (event, error_type, status) in [
+        (r#"{"n":1}"#, "response_not_posted", not_posted),
+        (r#"{"error":"no table"}"#, BOXED_ERROR, "asked to fail"),
+    ] {
+        let Some((collector, emulator, mut function)) = traced_via(test, &[], |e| {
+            format!("127.0.0.1:{}", dropping_answers(e.port))
+        }) else {
+            return;
+        };
+        let mut command = emulator.invoke_command(event);
+        command.stdout(Stdio::null()).stderr(Stdio::null());
+        let _caller = Reaper(command.spawn().unwrap());
+
+        let spans = collector.at_least(1);
+        let span = &spans[0];
+        assert_eq!(span["status"]["code"], 2, "error: {span}");
+        assert_eq!(span["attributes"]["error.type"], error_type, "{span}");
+        let message = span["status"]["message"].as_str().unwrap();
+        assert!(message.contains(status), "{span}");
+        let events = span["events"].as_array().unwrap();
+        if error_type == BOXED_ERROR {
+            assert_eq!(events.len(), 1, "{span}");
+            assert!(
+                events[0].as_str().unwrap().starts_with(not_posted),
+                "{span}"
+            );
+        } else {
+            assert!(events.is_empty(), "{span}");
+        }
+        let mut records = Vec::new();
+        function.emf(1, &mut records);
+        assert_eq!(records[0]["Errors"], 1, "{:?}", records[0]);
+        let exit = function.child.0.wait().unwrap();
+        assert!(!exit.success(), "{exit}");
+        let said = function.stderr.drain(Duration::from_millis(200)).to_owned();
+        // lambda_runtime says why `run` ended: the connection closed mid-request.
+        assert!(said.contains("IncompleteMessage"), "{said}");
+    }
 }
 
 /// The dynamic sampler counts invocations: with a base so small that no trace is

@@ -100,6 +100,7 @@ class SpanLog:
                             {"trace_id": link.trace_id.hex(), "span_id": link.span_id.hex()}
                             for link in span.links
                         ],
+                        "events": [event.name for event in span.events],
                     }))
         with self._lock:
             for line in lines:

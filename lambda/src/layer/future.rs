@@ -170,7 +170,7 @@ where
                 this.shared,
                 this.pending,
                 this.span,
-                output.is_err(),
+                output.as_ref().err(),
                 *this.timed_out,
             );
             *this.output = Some(output);
@@ -184,20 +184,24 @@ where
     }
 }
 
-/// Ends the span, marks the first response, writes the EMF record, and returns the
+/// Ends the span, writes the EMF record, marks the first response, and returns the
 /// flush to wait for. After [`record_timeout`] (`timed_out`), the span and the record
 /// are written already: only the first response is marked and the spans flushed.
 fn finish(
     shared: &Shared,
     pending: &Pending,
     span: &SpanContext,
-    failed: bool,
+    not_posted: Option<&BoxError>,
     timed_out: bool,
 ) -> Option<Flush> {
     if !timed_out {
         #[cfg(feature = "tracing")]
-        crate::span::end(span, failed, crate::handler::not_called());
-        let failed = failed || crate::handler::failed();
+        crate::span::end(
+            span,
+            not_posted.map(|e| e as &dyn std::fmt::Display),
+            crate::handler::not_called(),
+        );
+        let failed = not_posted.is_some() || crate::handler::failed();
         #[cfg(feature = "tracing")]
         coldstart_exporters::trace::sampler::record(failed);
         write_record(shared, pending, failed, false);
