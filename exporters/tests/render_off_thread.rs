@@ -1,16 +1,18 @@
-//! A scrape of a large registry makes the registry's text on a thread of its own: on
-//! the runtime's thread (under `minimal`, the only one) a rendering of tens of
+//! A scrape or a push of a large registry makes the registry's text on a thread of its
+//! own: on the runtime's thread (under `minimal`, the only one) a rendering of tens of
 //! milliseconds would hold every request. The collectors still run on the runtime's
-//! thread, as `register_collector` says. The first scrape renders where it is served
-//! and finds the registry large; the second is rendered off the runtime. What runs
-//! where is seen from a collector, and from a plugin that hears the registry's
-//! report of a metric it leaves out, made while it writes the text. One test: the
-//! recorder is global.
+//! thread, as `register_collector` says. The first rendering (a push, whose first
+//! comes at once, or a scrape) is made where it is served and finds the registry
+//! large; every later one, scrape or push, is made off the runtime. What runs where
+//! is seen from a collector, and from a plugin that hears the registry's report of a
+//! metric it leaves out, made while it writes the text. One test: the recorder is
+//! global.
 
 #![allow(clippy::unwrap_used)] // a test fails loudly on a broken fixture
 
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::sync::Mutex;
+use std::sync::mpsc::{Receiver, channel};
 use std::time::Duration;
 
 use coldstart_bootstrap::{Env, Settings};
@@ -55,6 +57,44 @@ fn scrape(port: u16) -> String {
     answer
 }
 
+/// A Pushgateway that answers every push 200 and hands over the size of each body.
+fn gateway() -> (u16, Receiver<usize>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (pushed, bodies) = channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().map_while(Result::ok) {
+            let pushed = pushed.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut writer = stream;
+                loop {
+                    let mut length = 0;
+                    loop {
+                        let mut line = String::new();
+                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                            return;
+                        }
+                        if line == "\r\n" {
+                            break;
+                        }
+                        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                            length = v.trim().parse().unwrap();
+                        }
+                    }
+                    let mut body = vec![0; length];
+                    reader.read_exact(&mut body).unwrap();
+                    writer
+                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                        .unwrap();
+                    let _ = pushed.send(length);
+                }
+            });
+        }
+    });
+    (port, bodies)
+}
+
 #[test]
 fn a_large_registry_is_rendered_off_the_runtime() {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -62,8 +102,14 @@ fn a_large_registry_is_rendered_off_the_runtime() {
         .local_addr()
         .unwrap()
         .port();
+    let (gateway, pushes) = gateway();
     let (config, errors) = Config::from(&Env::fixed([
         ("COLDSTART_METRICS_ADDR", format!("127.0.0.1:{port}")),
+        (
+            "COLDSTART_METRICS_PUSH_URL",
+            format!("http://127.0.0.1:{gateway}"),
+        ),
+        ("COLDSTART_METRICS_PUSH_INTERVAL", "100ms".to_owned()),
         ("OTEL_TRACES_EXPORTER", "none".to_owned()),
     ]));
     assert!(errors.is_empty(), "{errors:?}");
@@ -102,10 +148,27 @@ fn a_large_registry_is_rendered_off_the_runtime() {
             assert!(answer.len() > 64 << 10, "{} bytes", answer.len());
             assert!(answer.contains("tasks_total{queue=\"queue-1999\"} 1"));
         }
+        // Two pushes made after both scrapes, so after the first rendering.
+        tokio::task::spawn_blocking(move || {
+            let wait = Duration::from_secs(10);
+            while pushes.try_recv().is_ok() {}
+            for _ in 0..2 {
+                let size = pushes.recv_timeout(wait).expect("no push within 10 s");
+                assert!(size > 64 << 10, "a push of {size} bytes");
+            }
+        })
+        .await
+        .unwrap();
     });
     let runtime = this_thread();
     let collected = COLLECTED_ON.lock().unwrap().clone();
-    assert_eq!(collected, [runtime.clone(), runtime.clone()]);
+    assert!(collected.len() >= 4, "{collected:?}");
+    assert!(collected.iter().all(|t| *t == runtime), "{collected:?}");
     let written = WRITTEN_ON.lock().unwrap().clone();
-    assert_eq!(written, [runtime, "coldstart-metrics-render".to_owned()]);
+    assert!(written.len() >= 4, "{written:?}");
+    assert_eq!(written[0], runtime, "{written:?}");
+    assert!(
+        written[1..].iter().all(|t| t == "coldstart-metrics-render"),
+        "{written:?}"
+    );
 }

@@ -111,4 +111,27 @@ mod tests {
         let spawned = off_runtime("test-work", || spawn(async { 7 })).await;
         assert_eq!(spawned.await.unwrap(), 7);
     }
+
+    /// A caller dropped while its work runs (a request cancelled mid-render): the work
+    /// still runs to its end on its thread, which drops the result; nothing panics.
+    #[tokio::test]
+    async fn a_caller_dropped_mid_wait_leaves_the_work_to_finish() {
+        let (started, running) = tokio::sync::oneshot::channel();
+        let (release, wait) = std::sync::mpsc::channel::<()>();
+        let (finished, done) = std::sync::mpsc::channel();
+        let caller = spawn(off_runtime("test-work", move || {
+            let _ = started.send(());
+            wait.recv().unwrap();
+            finished
+                .send(std::thread::current().name().map(str::to_owned))
+                .unwrap();
+            vec![0u8; 64]
+        }));
+        running.await.unwrap();
+        caller.abort();
+        assert!(caller.await.unwrap_err().is_cancelled());
+        release.send(()).unwrap();
+        let ran_on = done.recv_timeout(std::time::Duration::from_secs(10));
+        assert_eq!(ran_on.unwrap().as_deref(), Some("test-work"));
+    }
 }
