@@ -80,4 +80,6 @@ fn cancelled_requests_are_traffic_and_a_servers_own_count_is_errors() {
         paths.len(),
         &paths[..paths.len().min(5)]
     );
+    // Sampled for what came before it, not for what it was.
+    assert_eq!((seen[0].name.as_str(), &seen[0].error), ("GET", &None));
 }
