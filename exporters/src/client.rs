@@ -2,8 +2,8 @@
 The HTTP/1.1 client the exporters send with: the OTLP/HTTP span exporter (through
 `trace::otlp`) and the Pushgateway push. It runs on hyper's connection API, on the
 program's runtime (no thread of its own), keeps one idle connection for the next
-request to the same place, and bounds each exchange, connection included, by a
-timeout.
+request to the same place (for at most [`MAX_IDLE`]), and bounds each exchange,
+connection included, by a timeout.
 
 hyper-util's pooled client would do the same job, but it brings HTTP/2 with it: code
 the exporter never runs that every start of the program still loads and relocates
@@ -13,7 +13,7 @@ the exporter never runs that every start of the program still loads and relocate
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http::{HeaderValue, Request, Response, Uri, header};
 use http_body_util::{BodyExt, Full, Limited};
@@ -25,6 +25,15 @@ use tokio::net::TcpStream;
 
 /// The largest answer read; a collector's or a gateway's is a few bytes.
 const MAX_BODY: usize = 4 * 1024 * 1024;
+
+/// How long a kept connection may stay idle and still be used. A load balancer or a
+/// NAT on the way may forget a connection idle longer without telling either end (an
+/// AWS Application Load Balancer after 60 s by default, many NATs after a few
+/// minutes); a request sent on it then waits out the whole timeout (10 s by default,
+/// all of a Lambda flush's budget) before a new connection is tried. Lambda's pauses
+/// between invocations are idle time too. A new connection costs a round trip (two
+/// with TLS).
+const MAX_IDLE: Duration = Duration::from_secs(30);
 
 /// Why an exchange failed, in one line, and whether an answer came that could not be
 /// read: the server took the request then, and it is not sent again (a collector
@@ -63,8 +72,12 @@ pub(crate) struct Client {
     timeout: Duration,
     #[cfg(feature = "tls")]
     tls: Option<tokio_rustls::TlsConnector>,
-    idle: Mutex<Option<(Origin, SendRequest<Full<Bytes>>)>>,
+    idle: Mutex<Option<Kept>>,
+    max_idle: Duration,
 }
+
+/// The kept connection: where it goes, since when it is idle, and the connection.
+type Kept = (Origin, Instant, SendRequest<Full<Bytes>>);
 
 impl fmt::Debug for Client {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -132,6 +145,7 @@ impl Client {
             #[cfg(feature = "tls")]
             tls: None,
             idle: Mutex::new(None),
+            max_idle: MAX_IDLE,
         }
     }
 
@@ -173,11 +187,16 @@ impl Client {
         self.send_on(sender, &origin, request).await
     }
 
-    /// The kept connection, when it goes to `origin` and is still open.
+    /// The kept connection, when it goes to `origin`, is still open and has not been
+    /// idle longer than `max_idle`. One that is not is dropped, which closes it.
     fn take_idle(&self, origin: &Origin) -> Option<SendRequest<Full<Bytes>>> {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
         match idle.take() {
-            Some((to, sender)) if to == *origin && !sender.is_closed() => Some(sender),
+            Some((to, since, sender))
+                if to == *origin && !sender.is_closed() && since.elapsed() <= self.max_idle =>
+            {
+                Some(sender)
+            }
             _ => None,
         }
     }
@@ -211,7 +230,8 @@ impl Client {
             Err(_) => return Ok(Response::from_parts(head, Bytes::new())),
         };
         if !sender.is_closed() {
-            *self.idle.lock().unwrap_or_else(|p| p.into_inner()) = Some((origin.clone(), sender));
+            *self.idle.lock().unwrap_or_else(|p| p.into_inner()) =
+                Some((origin.clone(), Instant::now(), sender));
         }
         Ok(Response::from_parts(head, body))
     }
@@ -412,6 +432,10 @@ pub(crate) mod tests {
                         }
                         head.push(byte[0]);
                     }
+                    if head.is_empty() {
+                        // The client closed it: on to the next connection.
+                        break;
+                    }
                     let mut body = [0u8; 7];
                     stream.read_exact(&mut body).unwrap();
                     let _ = heads.send(format!(
@@ -459,6 +483,33 @@ pub(crate) mod tests {
             seen[0]
                 .to_ascii_lowercase()
                 .contains(&format!("host: {host}\r\n")),
+            "{seen:?}"
+        );
+    }
+
+    /// A kept connection idle longer than `max_idle` is closed, not used: the next
+    /// request goes on a new one.
+    #[tokio::test]
+    async fn a_connection_idle_too_long_is_not_used_again() {
+        // The server would answer a third request on the first connection.
+        let (url, heads) = server(3);
+        let client = Client {
+            max_idle: Duration::from_millis(200),
+            ..Client::plain(Duration::from_secs(5))
+        };
+        for pause in [0, 50, 400] {
+            tokio::time::sleep(Duration::from_millis(pause)).await;
+            let response = client
+                .send(request(&format!("{url}/v1/traces")))
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200);
+        }
+        let seen: Vec<String> = heads.try_iter().collect();
+        let connections: Vec<&str> = seen.iter().map(|h| &h[..12]).collect();
+        assert_eq!(
+            connections,
+            ["connection 0", "connection 0", "connection 1"],
             "{seen:?}"
         );
     }
