@@ -51,6 +51,7 @@ pub fn render(options: &Options) -> Result<String, coldstart_bootstrap::PlanErro
         let mut text = Report {
             budget: &budget,
             plan: &plan,
+            mimalloc: None,
         }
         .to_string();
         settings_text(&env, &settings, &mut text);

@@ -125,8 +125,9 @@ pub const REQUIRED: [&str; 4] = [
     "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
 ];
 
-/// Lambda variables that are missing or hold values that cannot be used.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Lambda variables that are missing or hold values that cannot be used. Its `Debug`
+/// is its message: `main` returning it prints one readable line.
+#[derive(Clone, PartialEq, Eq)]
 pub struct EnvError {
     /// Required variables that are not set.
     pub missing: Vec<&'static str>,
@@ -151,6 +152,12 @@ impl fmt::Display for EnvError {
         f.write_str(
             " (the Lambda service sets these; to run locally, start the emulator with `cargo lambda watch --only-lambda-apis` and set the variables it prints)",
         )
+    }
+}
+
+impl fmt::Debug for EnvError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
     }
 }
 

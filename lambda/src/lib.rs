@@ -95,10 +95,9 @@ where
 {
     let function = match function::current() {
         Ok(function) => function.clone(),
+        // Said by whoever gets the error: `main` returning it prints it, in one line.
         Err(e) => {
-            let message = e.to_string();
-            coldstart_bootstrap::say!("coldstart: {message}");
-            init_error::report_if_initialising("Runtime.ConfigError", &message);
+            init_error::report_if_initialising("Runtime.ConfigError", &e.to_string());
             return Err(e.clone().into());
         }
     };

@@ -377,7 +377,11 @@ enum Ended<T> {
 
 fn print_report() {
     if let (Some(budget), Some(plan)) = (crate::budget(), crate::plan()) {
-        let report = Report { budget, plan };
+        let report = Report {
+            budget,
+            plan,
+            mimalloc: Some(cfg!(feature = "mimalloc")),
+        };
         let inits = init::summary().unwrap_or_default();
         coldstart_bootstrap::say!(
             "coldstart: start-up report\n{report}{inits}  {}",

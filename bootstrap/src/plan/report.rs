@@ -13,7 +13,7 @@ use crate::{Budget, Figure};
 /// use coldstart_bootstrap::{plan::Report, Env, Plan, Probe, Settings};
 /// let budget = Probe::new().run();
 /// let plan = Plan::from_budget(&budget, &Settings::NONE, &Env::fixed::<&str, &str>([]))?;
-/// let text = Report { budget: &budget, plan: &plan }.to_string();
+/// let text = Report { budget: &budget, plan: &plan, mimalloc: None }.to_string();
 /// assert!(text.contains("strategy"));
 /// # Ok::<(), coldstart_bootstrap::PlanError>(())
 /// ```
@@ -22,6 +22,11 @@ pub struct Report<'a> {
     pub budget: &'a Budget,
     /// What was planned.
     pub plan: &'a Plan,
+    /// Whether the program runs on mimalloc (coldstart's `mimalloc` feature): without
+    /// it the plan's allocator settings apply to nothing, and the report says so.
+    /// `None` where that is not known (`doctor`, which cannot see how a program was
+    /// built): the plan's settings alone.
+    pub mimalloc: Option<bool>,
 }
 
 struct Cores<'a>(&'a Figure<f64>);
@@ -106,9 +111,10 @@ impl fmt::Display for Report<'_> {
             &p.thread_stack_size,
             Bytes(p.thread_stack_size.value as u64),
         )?;
-        let purge = match p.allocator.value.purge_delay_ms {
-            Some(ms) => format!("mimalloc purge {ms}ms"),
-            None => "defaults".to_owned(),
+        let purge = match (self.mimalloc, p.allocator.value.purge_delay_ms) {
+            (Some(false), _) => "system (no `mimalloc` feature)".to_owned(),
+            (_, Some(ms)) => format!("mimalloc purge {ms}ms"),
+            (_, None) => "defaults".to_owned(),
         };
         row(f, "allocator", &p.allocator, purge)?;
         row(
@@ -129,5 +135,40 @@ impl fmt::Display for Report<'_> {
             &p.drain_timeout,
             Seconds(p.drain_timeout.value),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Env, Probe, Settings};
+
+    /// The allocator row says what the program runs on where that is known: the
+    /// plan's purge delay on mimalloc, the system allocator without the feature.
+    #[test]
+    fn the_allocator_row_says_what_the_program_runs_on() {
+        let budget = Probe::new().run();
+        let env = Env::fixed([("COLDSTART_STRATEGY", "minimal")]);
+        let plan = Plan::from_budget(&budget, &Settings::NONE, &env).unwrap();
+        let row = |mimalloc| {
+            let text = Report {
+                budget: &budget,
+                plan: &plan,
+                mimalloc,
+            }
+            .to_string();
+            let line = text.lines().find(|l| l.contains("allocator")).unwrap();
+            line.split_whitespace()
+                .skip(1)
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        assert!(row(None).starts_with("mimalloc purge 0ms"), "{}", row(None));
+        assert_eq!(row(Some(true)), row(None));
+        assert!(
+            row(Some(false)).starts_with("system (no `mimalloc` feature)"),
+            "{}",
+            row(Some(false))
+        );
     }
 }

@@ -791,6 +791,13 @@ fn missing_lambda_variables_are_a_clear_error_not_a_panic() {
         "{stderr}"
     );
     assert!(!stderr.contains("panicked"), "{stderr}");
+    // One line: `main` returns the error and Rust prints it (no Runtime API to
+    // report it to).
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with("Error: cannot run as a Lambda function"),
+        "{stderr}"
+    );
 }
 
 #[test]
