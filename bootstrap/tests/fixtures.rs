@@ -221,6 +221,85 @@ fn garbage_proc_self_cgroup_means_no_cgroups() {
     assert_eq!(b.cpu_cores.value, Some(f64::from(HOST_CPUS)));
 }
 
+impl Tree {
+    /// A FIFO at `path`, with no writer.
+    fn fifo(&self, path: &str) -> &Self {
+        let p = self.root.join(path.trim_start_matches('/'));
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        let c_path = std::ffi::CString::new(p.to_str().unwrap()).unwrap();
+        // SAFETY: a valid C string and mode.
+        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+        self
+    }
+
+    /// A symbolic link at `path` to `target`.
+    fn link(&self, path: &str, target: &str) -> &Self {
+        let p = self.root.join(path.trim_start_matches('/'));
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::os::unix::fs::symlink(target, p).unwrap();
+        self
+    }
+
+    /// The probe, on a thread: `None` when it has not returned within 20 s.
+    fn probe_within_20s(&self) -> Option<coldstart_bootstrap::Budget> {
+        let root = self.root.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let budget = Probe::new()
+                .root(&root)
+                .env(Env::fixed::<&str, &str>([]))
+                .host(HOST_CPUS, HOST_MEMORY)
+                .run();
+            let _ = tx.send(budget);
+        });
+        rx.recv_timeout(std::time::Duration::from_secs(20)).ok()
+    }
+}
+
+/// A tree `doctor --root` is pointed at can hold what the kernel's files never are: a
+/// FIFO with no writer (which held the open forever), `/dev/zero` (read until memory
+/// ran out). Each is a figure that is unknown or absent, at once.
+#[test]
+fn fifos_and_endless_files_do_not_hold_the_probe() {
+    let t = Tree::new("fifo-proc");
+    t.fifo("/proc/self/cgroup");
+    let b = t
+        .probe_within_20s()
+        .expect("a FIFO as /proc/self/cgroup held the probe");
+    assert_eq!(b.cgroup_version, CgroupVersion::None);
+    assert_eq!(b.cpu_cores.value, Some(f64::from(HOST_CPUS)));
+
+    let t = Tree::v2("fifo-limits", "/svc");
+    t.fifo("/sys/fs/cgroup/svc/cpu.max");
+    t.link("/sys/fs/cgroup/svc/memory.max", "/dev/zero");
+    let b = t
+        .probe_within_20s()
+        .expect("a FIFO or /dev/zero as a limit held the probe");
+    assert!(
+        matches!(&b.cpu_cores.source, Source::Unknown(_)),
+        "{:?}",
+        b.cpu_cores
+    );
+    assert!(
+        matches!(&b.memory_bytes.source, Source::Unknown(_)),
+        "{:?}",
+        b.memory_bytes
+    );
+
+    // Found nowhere usual, the mount is looked for in mountinfo: endless here.
+    let t = Tree::new("zero-mountinfo");
+    t.file("/proc/self/cgroup", "0::/svc\n");
+    t.link("/proc/self/mountinfo", "/dev/zero");
+    let b = t
+        .probe_within_20s()
+        .expect("/dev/zero as mountinfo held the probe");
+    assert!(
+        matches!(&b.memory_bytes.source, Source::Unknown(why) if why.contains("mount")),
+        "{:?}",
+        b.memory_bytes
+    );
+}
+
 #[test]
 fn no_proc_at_all_means_host_figures() {
     let t = Tree::new("empty");

@@ -152,7 +152,7 @@ fn init_profile_with(
         }
         (InitProfile::Found, None) => return Ok(None),
     };
-    let text = std::fs::read_to_string(&path)
+    let text = coldstart_bootstrap::init::profile::read_file(&path)
         .with_context(|| format!("cannot read the init profile {}", path.display()))?;
     let profile = Profile::parse(&text)
         .with_context(|| format!("init profile {} is not usable", path.display()))?;
@@ -461,6 +461,14 @@ mod tests {
         let missing_named = Some(missing.clone().into_os_string());
         let err = init_profile_with(&InitProfile::Found, missing_named).unwrap_err();
         assert!(err.to_string().contains("none.profile"), "{err}");
+        // A FIFO nobody writes to is said, not waited on (this test would hang).
+        let fifo = dir.join("fifo.profile");
+        crate::test_fifo(&fifo);
+        let err = init_profile_with(&InitProfile::Given(fifo), None).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("is a FIFO, not a regular file"),
+            "{err:#}"
+        );
     }
 
     #[test]

@@ -99,18 +99,23 @@ pub fn parse(args: &[String]) -> anyhow::Result<Options> {
         );
     }
     // A file there is replaced only if it is a profile: `--out Cargo.toml` is a slip.
-    let a_profile =
-        |path: &Path| std::fs::read_to_string(path).is_ok_and(|text| Profile::parse(&text).is_ok());
-    if out.exists() && !a_profile(&out) {
-        bail!(
-            "--out {}: the file there is not an init profile, and is left as it is; give a new file or an earlier profile",
-            out.display()
-        );
+    if out.exists() {
+        match coldstart_bootstrap::init::profile::read_file(&out) {
+            Ok(text) if Profile::parse(&text).is_ok() => {}
+            Ok(_) => bail!(
+                "--out {}: the file there is not an init profile, and is left as it is; give a new file or an earlier profile",
+                out.display()
+            ),
+            Err(e) => bail!(
+                "--out {}: {e}; give a new file or an earlier profile",
+                out.display()
+            ),
+        }
     }
     let lambda = match event {
         None => None,
         Some(file) => Some(LambdaEvent {
-            payload: std::fs::read_to_string(&file)
+            payload: read_event(&file)
                 .with_context(|| format!("cannot read the event file {}", file.display()))?,
             cargo_lambda: crate::measure::cargo_lambda(cargo_lambda),
             package: crate::measure::package_dir(package)?,
@@ -198,7 +203,7 @@ pub fn run(options: &Options) -> anyhow::Result<String> {
             }
         }
     }
-    let text = std::fs::read_to_string(&recording)
+    let text = coldstart_bootstrap::init::profile::read_file(&recording)
         .with_context(|| format!("{} wrote no profile", target.name))?;
     let profile = Profile::parse(&text)
         .map_err(|e| anyhow::anyhow!("the profile {} wrote is not valid: {e}", target.name))?;
@@ -229,10 +234,19 @@ impl Drop for RemovedOnDrop<'_> {
     }
 }
 
-/// Whether the profile is there and complete (it is written in one go, then renamed
-/// or not; a partial file does not parse).
+/// Whether the profile is there: coldstart writes it beside and renames it into this
+/// directory, so a file there is whole. Whether it is valid is said once it is read:
+/// one that does not parse (another version's) is an error of its own, not a wait
+/// for a profile that will not come.
 fn written(path: &Path) -> bool {
-    std::fs::read_to_string(path).is_ok_and(|t| Profile::parse(&t).is_ok())
+    path.exists()
+}
+
+/// The event file's text: a regular file of at most 6 MB, Lambda's largest
+/// synchronous payload (a FIFO or `/dev/zero` is said, not waited on or read whole).
+fn read_event(path: &Path) -> std::io::Result<String> {
+    let bytes = coldstart_bootstrap::file::read_named(path, 6 << 20)?;
+    String::from_utf8(bytes).map_err(|_| std::io::Error::other("is not UTF-8 text"))
 }
 
 /// Polls `done` for up to [`RUN_TIMEOUT`].
@@ -319,6 +333,21 @@ mod tests {
             err(&given).contains("the file there is not an init profile, and is left as it is"),
             "{}",
             err(&given)
+        );
+        // Nor is a FIFO read: said at once, as is one given as the event.
+        let fifo = dir.join("fifo");
+        crate::test_fifo(&fifo);
+        let given = format!("--out {} -- /bin/sh", fifo.display());
+        assert!(
+            err(&given).contains("is a FIFO, not a regular file"),
+            "{}",
+            err(&given)
+        );
+        let given = format!("--lambda-event {} -- /bin/sh", fifo.display());
+        let e = parse(&args(&given)).unwrap_err();
+        assert!(
+            format!("{e:#}").contains("is a FIFO, not a regular file"),
+            "{e:#}"
         );
         let earlier = dir.join("coldstart.profile");
         std::fs::write(&earlier, "coldstart-profile 1\nneeded 1 fn a\n").unwrap();

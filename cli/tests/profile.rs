@@ -219,6 +219,45 @@ fn an_answer_other_than_200_is_said_even_when_the_program_then_ends() {
     assert!(stderr.contains("GET /missing"), "its stderr: {stderr}");
 }
 
+/// A profile the program writes that is not valid (another version's, say) is said as
+/// such, at once: the wait took only a valid one for written, ran its whole 10 s, and
+/// then said that no profile was written.
+#[test]
+fn a_profile_that_does_not_parse_is_said_to_be_invalid() {
+    let port = coldstart_test_support::free_port();
+    let out = temp_file("invalid.profile");
+    // Answers, writes what is no profile where it is asked to, and serves on.
+    let serve = [
+        "import http.server as h, os",
+        "class H(h.BaseHTTPRequestHandler):",
+        "    def do_GET(self):",
+        "        self.send_response(200); self.send_header('content-length', '0'); self.end_headers()",
+        "        open(os.environ['COLDSTART_PROFILE_OUT'], 'w').write('garbage')",
+        &format!("h.HTTPServer(('127.0.0.1', {port}), H).serve_forever()"),
+    ]
+    .join("\n");
+    let started = std::time::Instant::now();
+    let run = Command::new(TOOL)
+        .args(["profile", "--out"])
+        .arg(&*out)
+        .args(["--url", &format!("http://127.0.0.1:{port}/"), "--"])
+        .args(["python3", "-c", &serve])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("the profile python3 wrote is not valid"),
+        "{stderr}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(8),
+        "said after {:?}, the wait's whole 10 s",
+        started.elapsed()
+    );
+    assert!(!out.exists());
+}
+
 /// A `COLDSTART_PROFILE` that cannot be read leaves the program on the profile built
 /// into it, not on the default order.
 #[test]

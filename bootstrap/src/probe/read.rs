@@ -1,9 +1,19 @@
 //! Reading the small files the probe needs without allocating: a path buffer that is
 //! reused for every file, and a stack buffer for the contents.
+//!
+//! The files are the kernel's, but the probe's root can be any tree (`doctor --root`),
+//! and what is there need not be a file: each is opened without blocking (a FIFO with
+//! no writer then reads as empty instead of holding the open forever; nothing changes
+//! for the kernel's files, in the same `openat`) and read up to [`MAX_TEXT`] (`/dev/zero`
+//! is not read until memory runs out).
 
 use std::borrow::Cow;
 use std::io::{self, Read};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
+
+/// The most of one file the probe reads: a mountinfo of tens of thousands of mounts.
+pub(crate) const MAX_TEXT: u64 = 16 << 20;
 
 /// Large enough for every kernel file the probe reads in full; `memory.stat` can be
 /// longer, but the keys it needs come in its first lines.
@@ -11,7 +21,7 @@ pub(crate) const BUF: usize = 4096;
 
 /// Reads at most `BUF` bytes of `path` into `buf` and returns them as text.
 pub(crate) fn read_small<'b>(path: &Path, buf: &'b mut [u8; BUF]) -> io::Result<&'b str> {
-    let len = fill(&mut std::fs::File::open(path)?, buf)?;
+    let len = fill(&mut open(path)?, buf)?;
     let bytes = &buf[..len];
     Ok(match std::str::from_utf8(bytes) {
         Ok(s) => s,
@@ -24,14 +34,36 @@ pub(crate) fn read_small<'b>(path: &Path, buf: &'b mut [u8; BUF]) -> io::Result<
 /// the heap when it does not; bytes that are not UTF-8 become U+FFFD, so that one odd
 /// line (a cgroup path is any bytes) leaves the lines after it whole.
 pub(crate) fn read_text<'b>(path: &Path, buf: &'b mut [u8; BUF]) -> io::Result<Cow<'b, str>> {
-    let mut file = std::fs::File::open(path)?;
+    let mut file = open(path)?;
     let len = fill(&mut file, buf)?;
     if len < buf.len() {
         return Ok(String::from_utf8_lossy(&buf[..len]));
     }
     let mut bytes = buf.to_vec();
-    file.read_to_end(&mut bytes)?;
+    read_rest(file, &mut bytes)?;
     Ok(Cow::Owned(String::from_utf8_lossy(&bytes).into_owned()))
+}
+
+/// Opens `path` for reading without blocking, and without making a terminal the
+/// controlling one.
+fn open(path: &Path) -> io::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+}
+
+/// Reads the rest of `file` onto `bytes`; an error past [`MAX_TEXT`] in all.
+fn read_rest(file: std::fs::File, bytes: &mut Vec<u8>) -> io::Result<()> {
+    let left = MAX_TEXT + 1 - bytes.len() as u64;
+    file.take(left).read_to_end(bytes)?;
+    if bytes.len() as u64 > MAX_TEXT {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("longer than {} MiB", MAX_TEXT >> 20),
+        ));
+    }
+    Ok(())
 }
 
 /// Reads from `file` into `buf` until it is full or the file ends; the length read.
@@ -58,7 +90,7 @@ fn fill(file: &mut std::fs::File, buf: &mut [u8; BUF]) -> io::Result<usize> {
 /// reports a size of 0, which would make `read_to_string` start with tiny reads.
 pub(crate) fn read_all(path: &Path) -> io::Result<String> {
     let mut bytes = Vec::with_capacity(16 << 10);
-    std::fs::File::open(path)?.read_to_end(&mut bytes)?;
+    read_rest(open(path)?, &mut bytes)?;
     // Copied again only when it is not UTF-8.
     Ok(String::from_utf8(bytes)
         .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
