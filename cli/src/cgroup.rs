@@ -235,7 +235,7 @@ impl Drop for TempCgroup {
             }
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
-        eprintln!("warning: could not remove cgroup {}", self.name);
+        coldstart_bootstrap::say!("warning: could not remove cgroup {}", self.name);
     }
 }
 
@@ -270,7 +270,7 @@ pub fn can_create(what: &str) -> anyhow::Result<bool> {
     if in_ci() {
         bail!("{what} needs root to create cgroups, and CI must run it");
     }
-    eprintln!("SKIPPED {what}: creating cgroups needs root");
+    coldstart_bootstrap::say!("SKIPPED {what}: creating cgroups needs root");
     Ok(false)
 }
 

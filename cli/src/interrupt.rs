@@ -52,7 +52,9 @@ pub fn install() {
         if n == 1 {
             INTERRUPTED.store(true, Ordering::Release);
             clean_up();
-            eprintln!("\ninterrupted: the programs started were stopped and the cgroups removed");
+            coldstart_bootstrap::say!(
+                "\ninterrupted: the programs started were stopped and the cgroups removed"
+            );
             std::process::exit(128 + i32::from(byte));
         }
     });

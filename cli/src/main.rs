@@ -67,13 +67,35 @@ OPTIONS (profile):
     -h, --help        This text
 ";
 
+/// Writes `text` to stdout. Where stdout is gone (a pipe whose reader has left, as
+/// `| head` does) the process ends quietly with 141, as a program killed by `SIGPIPE`
+/// does: `print!` would panic there with a backtrace.
+fn out(text: &str) {
+    use std::io::Write as _;
+    let mut stdout = std::io::stdout().lock();
+    if let Err(e) = stdout
+        .write_all(text.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            coldstart_bootstrap::say!("error: cannot write to stdout: {e}");
+        }
+        std::process::exit(141);
+    }
+}
+
 fn main() -> ExitCode {
+    let mut given: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    // `cargo coldstart doctor` runs `cargo-coldstart coldstart doctor`.
+    if given.first().is_some_and(|a| a == "coldstart") {
+        given.remove(0);
+    }
     let mut args = Vec::new();
-    for (n, arg) in std::env::args_os().skip(1).enumerate() {
+    for (n, arg) in given.into_iter().enumerate() {
         match arg.into_string() {
             Ok(arg) => args.push(arg),
             Err(arg) => {
-                eprintln!(
+                coldstart_bootstrap::say!(
                     "error: argument {} ({}) is not UTF-8; cargo coldstart takes its paths, commands and options as UTF-8",
                     n + 1,
                     arg.to_string_lossy()
@@ -82,21 +104,17 @@ fn main() -> ExitCode {
             }
         }
     }
-    // `cargo coldstart doctor` runs `cargo-coldstart coldstart doctor`.
-    if args.first().is_some_and(|a| a == "coldstart") {
-        args.remove(0);
-    }
     match args.first().map(String::as_str) {
         Some("doctor") => doctor_command(&args[1..]),
         Some("compare") => compare_command(&args[1..]),
         Some("profile") => profile_command(&args[1..]),
         Some("build") => build_command(&args[1..]),
         None | Some("-h" | "--help" | "help") => {
-            print!("{HELP}");
+            out(HELP);
             ExitCode::SUCCESS
         }
         Some(other) => {
-            eprintln!(
+            coldstart_bootstrap::say!(
                 "error: unknown command `{other}`; the commands are: doctor, build, compare, profile (see --help)"
             );
             ExitCode::from(2)
@@ -106,7 +124,7 @@ fn main() -> ExitCode {
 
 fn build_command(args: &[String]) -> ExitCode {
     if args.iter().any(|a| a == "-h" || a == "--help") {
-        print!("{HELP}");
+        out(HELP);
         return ExitCode::SUCCESS;
     }
     // A usage error, or an init profile that cannot be embedded, is told apart from a
@@ -116,17 +134,17 @@ fn build_command(args: &[String]) -> ExitCode {
     let (embedded, choice, cargo_args) = match parsed {
         Ok(parsed) => parsed,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            coldstart_bootstrap::say!("error: {e:#}");
             return ExitCode::from(2);
         }
     };
     match build::run(&choice, embedded, &cargo_args) {
         Ok((_, report)) => {
-            print!("{report}");
+            out(&report);
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("error: {e:#}");
+            coldstart_bootstrap::say!("error: {e:#}");
             ExitCode::from(1)
         }
     }
@@ -138,25 +156,25 @@ fn profile_command(args: &[String]) -> ExitCode {
         .iter()
         .any(|a| a == "-h" || a == "--help")
     {
-        print!("{HELP}");
+        out(HELP);
         return ExitCode::SUCCESS;
     }
     let options = match profile::parse(args) {
         Ok(o) => o,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            coldstart_bootstrap::say!("error: {e:#}");
             return ExitCode::from(2);
         }
     };
     match profile::run(&options) {
         Ok(table) => {
-            print!("{table}");
+            out(&table);
             ExitCode::SUCCESS
         }
         Err(e) => {
             cargo_coldstart::interrupt::wait_if_interrupted();
             cargo_coldstart::measure::end_progress_line();
-            eprintln!("error: {e:#}");
+            coldstart_bootstrap::say!("error: {e:#}");
             ExitCode::from(1)
         }
     }
@@ -164,25 +182,25 @@ fn profile_command(args: &[String]) -> ExitCode {
 
 fn compare_command(args: &[String]) -> ExitCode {
     if args.iter().any(|a| a == "-h" || a == "--help") {
-        print!("{HELP}");
+        out(HELP);
         return ExitCode::SUCCESS;
     }
     let options = match compare::parse(args) {
         Ok(o) => o,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            coldstart_bootstrap::say!("error: {e:#}");
             return ExitCode::from(2);
         }
     };
     match compare::run(&options) {
         Ok(report) => {
-            println!("{report}");
+            out(&format!("{report}\n"));
             ExitCode::SUCCESS
         }
         Err(e) => {
             cargo_coldstart::interrupt::wait_if_interrupted();
             cargo_coldstart::measure::end_progress_line();
-            eprintln!("error: {e:#}");
+            coldstart_bootstrap::say!("error: {e:#}");
             ExitCode::from(1)
         }
     }
@@ -191,7 +209,7 @@ fn compare_command(args: &[String]) -> ExitCode {
 fn doctor_command(args: &[String]) -> ExitCode {
     let mut options = doctor::Options::default();
     if let Some(flag) = args.iter().find(|a| a.starts_with("--json=")) {
-        eprintln!("error: --json takes no value, got `{flag}`");
+        coldstart_bootstrap::say!("error: --json takes no value, got `{flag}`");
         return ExitCode::from(2);
     }
     let args = compare::split_equals(args);
@@ -201,7 +219,7 @@ fn doctor_command(args: &[String]) -> ExitCode {
         if arg.starts_with("--")
             && let Err(e) = cargo_coldstart::measure::once(&mut seen, arg)
         {
-            eprintln!("error: {e}");
+            coldstart_bootstrap::say!("error: {e}");
             return ExitCode::from(2);
         }
         match arg.as_str() {
@@ -210,21 +228,21 @@ fn doctor_command(args: &[String]) -> ExitCode {
                 // A mistyped fixture tree would otherwise probe as a host without
                 // cgroups, indistinguishable from a real answer.
                 Some(dir) if !std::path::Path::new(dir).is_dir() => {
-                    eprintln!("error: --root {dir}: no such directory");
+                    coldstart_bootstrap::say!("error: --root {dir}: no such directory");
                     return ExitCode::from(2);
                 }
                 Some(dir) => options.root = Some(dir.into()),
                 None => {
-                    eprintln!("error: --root needs a directory");
+                    coldstart_bootstrap::say!("error: --root needs a directory");
                     return ExitCode::from(2);
                 }
             },
             "-h" | "--help" => {
-                print!("{HELP}");
+                out(HELP);
                 return ExitCode::SUCCESS;
             }
             other => {
-                eprintln!(
+                coldstart_bootstrap::say!(
                     "error: unknown option `{other}` for doctor; the options are: --json, --root DIR"
                 );
                 return ExitCode::from(2);
@@ -233,11 +251,11 @@ fn doctor_command(args: &[String]) -> ExitCode {
     }
     match doctor::render(&options) {
         Ok(text) => {
-            print!("{text}");
+            out(&text);
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            coldstart_bootstrap::say!("error: {e}");
             ExitCode::from(78)
         }
     }

@@ -149,7 +149,7 @@ pub fn run(options: &Options) -> anyhow::Result<String> {
     match &options.lambda {
         None => {
             let mut running = measure::start(&target, None)?;
-            eprintln!(
+            coldstart_bootstrap::say!(
                 "{} answered; waiting for its profile (its deferred inits run first)",
                 target.name
             );
@@ -188,7 +188,7 @@ pub fn run(options: &Options) -> anyhow::Result<String> {
                     .env
                     .push(("AWS_LAMBDA_FUNCTION_MEMORY_SIZE".into(), "512".into()));
             }
-            eprintln!(
+            coldstart_bootstrap::say!(
                 "invoking {} through the emulator; waiting for its answer, then its profile",
                 target.name
             );

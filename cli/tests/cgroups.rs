@@ -286,6 +286,54 @@ fn runs_as_a_cargo_subcommand() {
     }
 }
 
+/// Output to a pipe whose reader is gone (`| head`, a closed terminal) ends the tool
+/// quietly: on stdout with 141, as a program that `SIGPIPE` killed; on stderr the
+/// message is lost and the exit code is still the command's. `print!` and `eprintln!`
+/// panicked there (exit 101, a backtrace where stderr was still open).
+#[test]
+fn a_closed_pipe_ends_it_quietly() {
+    let closed = || {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        writer
+    };
+    for args in [&["--help"][..], &["doctor"], &["doctor", "--json"]] {
+        let out = Command::new(DOCTOR)
+            .args(args)
+            .stdout(closed())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(141), "{args:?}: {stderr}");
+        assert!(stderr.is_empty(), "{args:?}: {stderr}");
+    }
+    let out = Command::new(DOCTOR)
+        .args(["doctor", "--jsn"])
+        .stderr(closed())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+/// An argument that is not UTF-8 is named by its place as the user typed it, under
+/// cargo too (which passes `coldstart` first).
+#[test]
+fn an_argument_that_is_not_utf8_is_named_by_its_place() {
+    use std::os::unix::ffi::OsStrExt as _;
+    let odd = std::ffi::OsStr::from_bytes(b"\xff");
+    for prefix in [&[][..], &["coldstart"]] {
+        let out = Command::new(DOCTOR)
+            .args(prefix)
+            .args(["doctor", "--root"])
+            .arg(odd)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains("argument 3 ("), "{prefix:?}: {stderr}");
+    }
+}
+
 #[test]
 fn doctor_reads_a_fixture_root() {
     let root = coldstart_test_support::temp_dir("doctor-root");

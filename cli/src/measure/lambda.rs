@@ -70,7 +70,9 @@ pub fn start_emulator(
     }
     let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    eprintln!("starting the Runtime API emulator (cargo lambda watch), which can take seconds");
+    coldstart_bootstrap::say!(
+        "starting the Runtime API emulator (cargo lambda watch), which can take seconds"
+    );
     let (stderr, stderr_path) = stderr_file("lambda-emulator.stderr")?;
     let spawned = {
         // Recorded as it starts, so a Ctrl-C clean-up never misses it.

@@ -397,7 +397,7 @@ static BAR_OPEN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::
 /// a line of its own.
 pub fn end_progress_line() {
     if BAR_OPEN.swap(false, std::sync::atomic::Ordering::AcqRel) {
-        eprintln!();
+        coldstart_bootstrap::say!("");
     }
 }
 
@@ -407,20 +407,22 @@ pub fn progress(label: &str) -> impl FnMut(usize, usize) + '_ {
     move |done, total| {
         if !terminal {
             if done * 10 / total.max(1) != (done - 1) * 10 / total.max(1) {
-                eprintln!("{label}: {done}/{total} runs");
+                coldstart_bootstrap::say!("{label}: {done}/{total} runs");
             }
             return;
         }
         let width = 30;
         let filled = done * width / total.max(1);
-        eprint!(
+        // Where stderr is gone (a pipe closed early), the bar is lost, not the run.
+        let _ = write!(
+            std::io::stderr(),
             "\r{label} [{}{}] {done}/{total}",
             "#".repeat(filled),
             " ".repeat(width - filled)
         );
         BAR_OPEN.store(done < total, std::sync::atomic::Ordering::Release);
         if done == total {
-            eprintln!();
+            coldstart_bootstrap::say!("");
         }
         let _ = std::io::stderr().flush();
     }

@@ -120,7 +120,7 @@ pub(crate) fn rotate<T>(
     // the CPU's clock still ramping up, a new cgroup's first use) is paid by neither
     // side's figures: round 0 would always give it to whichever it runs first.
     for target in targets {
-        eprintln!("warm-up run of {} (not recorded)", target.name);
+        coldstart_bootstrap::say!("warm-up run of {} (not recorded)", target.name);
         run(target).with_context(|| format!("the warm-up run of {}", target.name))?;
     }
     for round in 0..runs {
