@@ -96,6 +96,44 @@ fn two_servers_compared_in_json_with_exit_behaviour() {
     assert!(ratio["paired_p10"].as_f64() <= ratio["paired_p90"].as_f64());
 }
 
+/// What a program starts outside its process group (a daemon's `setsid`) is killed
+/// with it at the end of its run, as the help says: only the group was, and a daemon
+/// outlived the comparison.
+#[test]
+fn what_a_program_starts_outside_its_group_is_killed_with_it() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let server = example("http-server");
+    let dir = temp_dir("compare-daemon");
+    // A sleep of a length no other process here has: the mark to look for.
+    let seconds = 900_000 + std::process::id() % 90_000;
+    let script = dir.join("daemon.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nsetsid sleep {seconds} &\nexec {}\n",
+            server.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let script = script.to_str().unwrap();
+    let out = compare(&[script, script, "--runs", "1"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mark = format!("sleep\0{seconds}\0");
+    let left: Vec<String> = std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|p| std::fs::read(p.path().join("cmdline")).ok())
+        .map(|c| String::from_utf8_lossy(&c).into_owned())
+        .filter(|c| c == &mark)
+        .collect();
+    assert!(left.is_empty(), "still running: {left:?}");
+}
+
 #[test]
 fn the_table_names_both_and_a_program_without_a_handler_is_ended_by_the_signal() {
     let server = example("http-server");

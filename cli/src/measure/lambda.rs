@@ -385,11 +385,11 @@ fn measure(
     let (mut child, start) = launch(target, cgroup, &env, stderr)?;
     let answer = read_response_while(&mut caller, &mut || still_running(&mut child, target));
     let elapsed = start.elapsed();
-    let status = status_of(child.0.id());
+    let status = status_of(child.child.id());
     let answer = match answer {
         Ok(answer) => answer,
         Err(e) => {
-            if let Some(status) = child.0.try_wait()? {
+            if let Some(status) = child.child.try_wait()? {
                 bail!(
                     "{} exited with {status} before answering; its stderr ends with:\n{}",
                     target.name,
@@ -417,7 +417,7 @@ fn measure(
         // A process that is exiting has lost its memory figures before it can be
         // waited for: give it a moment to be one that has exited.
         let exited = (0..20).any(|_| {
-            let done = matches!(child.0.try_wait(), Ok(Some(_)));
+            let done = matches!(child.child.try_wait(), Ok(Some(_)));
             if !done {
                 std::thread::sleep(Duration::from_millis(10));
             }
@@ -464,7 +464,7 @@ fn measure(
 /// An error once `child` has exited: a function that exits leaves its invocation
 /// waiting at the emulator, and the wait for its answer stops then.
 fn still_running(child: &mut super::KillOnDrop, target: &Target) -> anyhow::Result<()> {
-    match child.0.try_wait()? {
+    match child.child.try_wait()? {
         Some(status) => bail!("{} exited with {status}", target.name),
         None => Ok(()),
     }

@@ -122,25 +122,25 @@ impl Running {
 
     /// Its process id.
     pub fn pid(&self) -> u32 {
-        self.child.0.id()
+        self.child.child.id()
     }
 
     /// Whether it has exited (and how), without waiting.
     pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
-        self.child.0.try_wait().ok().flatten()
+        self.child.child.try_wait().ok().flatten()
     }
 
     /// Sends SIGTERM, as a platform stopping it would, and waits up to `within` for
     /// it to exit (then it is killed); says how it ended.
     pub fn terminate(mut self, within: Duration) -> Exit {
         let sent = Instant::now();
-        if let Ok(pid) = libc::pid_t::try_from(self.child.0.id()) {
+        if let Ok(pid) = libc::pid_t::try_from(self.child.child.id()) {
             // SAFETY: kill(2) on our own child, which has not been reaped yet.
             unsafe { libc::kill(pid, libc::SIGTERM) };
         }
-        let exits = exit_notice(self.child.0.id());
+        let exits = exit_notice(self.child.child.id());
         while sent.elapsed() < within {
-            if let Ok(Some(status)) = self.child.0.try_wait() {
+            if let Ok(Some(status)) = self.child.child.try_wait() {
                 return Exit {
                     status: Some(status),
                     after: sent.elapsed(),
@@ -228,7 +228,7 @@ fn measure(
             Ok(s) => break s,
             Err(e) => e,
         };
-        if let Some(status) = child.0.try_wait()? {
+        if let Some(status) = child.child.try_wait()? {
             bail!(
                 "{} exited with {status} before answering; its stderr ends with:\n{}",
                 target.name,
@@ -256,7 +256,7 @@ fn measure(
     // Read at once, at the response; what went wrong is said after the answer is
     // checked, so that a program that answers 500 and exits is said to have answered
     // 500.
-    let status = status_of(child.0.id());
+    let status = status_of(child.child.id());
     if !(response.starts_with(b"HTTP/1.") && response.get(9..12) == Some(b"200")) {
         bail!(
             "{} answered {:?}; its stderr ends with:\n{}",
@@ -266,7 +266,7 @@ fn measure(
         );
     }
     let (rss_bytes, threads) = status.map_err(|e| {
-        if matches!(child.0.try_wait(), Ok(Some(_))) {
+        if matches!(child.child.try_wait(), Ok(Some(_))) {
             anyhow!(
                 "{} exited right after its first response, before its RSS and threads could be read; compare measures programs that keep serving",
                 target.name
@@ -496,26 +496,71 @@ pub fn whole_number(arg: &str, v: &str) -> anyhow::Result<u32> {
 }
 
 /// Kills and reaps the child however the run ends (and, on Ctrl-C, through the
-/// interrupt registry).
-struct KillOnDrop(Child);
+/// interrupt registry), with its process group and what left the group: a process
+/// started with `setsid` (a daemon) comes back to this one as its child once its parent
+/// ends, this process being a subreaper, and is killed too. `before` holds this
+/// process's children that are not the run's (the Lambda emulator).
+struct KillOnDrop {
+    child: Child,
+    before: Vec<libc::pid_t>,
+}
 
 impl KillOnDrop {
     fn new(child: Child) -> KillOnDrop {
         crate::interrupt::child_started(child.id());
-        KillOnDrop(child)
+        // SAFETY: prctl(2) with an option that takes one integer; it changes only
+        // which process orphans of this one's descendants are given to.
+        unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) };
+        let before = own_children();
+        KillOnDrop { child, before }
     }
 }
 
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
-        if let Ok(pid) = libc::pid_t::try_from(self.0.id()) {
+        if let Ok(pid) = libc::pid_t::try_from(self.child.id()) {
             // SAFETY: kill(2) on the process group our unreaped child leads.
             unsafe { libc::kill(-pid, libc::SIGKILL) };
         }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-        crate::interrupt::child_reaped(self.0.id());
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        crate::interrupt::child_reaped(self.child.id());
+        // Each stray killed may leave strays of its own, given to this process in turn.
+        for _ in 0..16 {
+            let strays: Vec<libc::pid_t> = own_children()
+                .into_iter()
+                .filter(|pid| !self.before.contains(pid))
+                .collect();
+            if strays.is_empty() {
+                break;
+            }
+            for pid in strays {
+                // SAFETY: kill(2) and waitpid(2) on a child of this process, which
+                // stays ours (a zombie at worst) until this waitpid reaps it.
+                unsafe {
+                    libc::kill(-pid, libc::SIGKILL);
+                    libc::kill(pid, libc::SIGKILL);
+                    libc::waitpid(pid, std::ptr::null_mut(), 0);
+                }
+            }
+        }
     }
+}
+
+/// The children of this process, from `/proc/self/task/*/children` (each thread's).
+fn own_children() -> Vec<libc::pid_t> {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("children")).ok())
+        .flat_map(|list| {
+            list.split_whitespace()
+                .filter_map(|pid| pid.parse().ok())
+                .collect::<Vec<_>>()
+        })
+        .collect()
 }
 
 /// A loopback port nothing listens on at the moment of asking.
