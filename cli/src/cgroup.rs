@@ -338,8 +338,12 @@ pub fn parse_size(s: &str) -> anyhow::Result<u64> {
         _ => bail!("set --memory to a size such as 64M or 1G, got `{s}`"),
     };
     match digits.parse::<u64>().ok().and_then(|n| n.checked_mul(mult)) {
-        Some(n) if n > 0 => Ok(n),
-        _ => bail!("set --memory to a size such as 64M or 1G, got `{s}`"),
+        // The kernel takes a limit as a signed 64-bit count of bytes.
+        Some(n) if n > 0 && i64::try_from(n).is_ok() => Ok(n),
+        _ => bail!(
+            "set --memory to a size such as 64M or 1G, from 1 byte to {}G, got `{s}`",
+            i64::MAX as u64 >> 30
+        ),
     }
 }
 
@@ -355,6 +359,10 @@ mod tests {
         assert!(parse_size("64X").is_err());
         assert!(parse_size("0").is_err());
         assert!(parse_size("").is_err());
+        // A limit the kernel cannot take is refused here, with the range, not later.
+        let e = parse_size("10000000000G").unwrap_err().to_string();
+        assert!(e.contains("from 1 byte to 8589934591G"), "{e}");
+        assert_eq!(parse_size("8589934591G").unwrap(), 8_589_934_591 << 30);
         assert_eq!(parse_cpus("0.25").unwrap(), 0.25);
         assert!(parse_cpus("-1").is_err());
         assert!(parse_cpus("many").is_err());
@@ -372,7 +380,7 @@ mod tests {
                 proptest::prop_assert!(parse_cpus(&s).unwrap_err().to_string().contains("--cpus"));
             }
             match parse_size(&s) {
-                Ok(bytes) => proptest::prop_assert!(bytes > 0),
+                Ok(bytes) => proptest::prop_assert!(bytes > 0 && i64::try_from(bytes).is_ok()),
                 Err(e) => proptest::prop_assert!(e.to_string().contains("--memory")),
             }
         }

@@ -65,7 +65,10 @@ pub fn target(spec: &str) -> anyhow::Result<Target> {
 /// No words, or a program that does not exist.
 pub fn target_of_words<S: AsRef<str>>(words: &[S]) -> anyhow::Result<Target> {
     let mut words = words.iter().map(AsRef::as_ref);
-    let program = words.next().context("a program to compare is empty")?;
+    let program = words
+        .next()
+        .filter(|p| !p.is_empty())
+        .context("the command is empty: give a program, and its arguments after it")?;
     let path = find_program(program)?;
     let base = |p: &str| {
         Path::new(p)
@@ -88,20 +91,39 @@ pub fn target_of_words<S: AsRef<str>>(words: &[S]) -> anyhow::Result<Target> {
     Ok(target)
 }
 
-fn find_program(program: &str) -> anyhow::Result<PathBuf> {
+pub(crate) fn find_program(program: &str) -> anyhow::Result<PathBuf> {
     if program.contains('/') {
         let path = PathBuf::from(program);
-        if !path.is_file() {
-            bail!("`{program}` does not exist (build it first, or give the path to the binary)");
-        }
-        return Ok(path);
+        return match std::fs::metadata(&path) {
+            Err(_) => {
+                bail!("`{program}` does not exist (build it first, or give the path to the binary)")
+            }
+            Ok(m) if !m.is_file() => {
+                bail!("`{program}` is not a file (give the path to a program)")
+            }
+            Ok(_) if !executable(&path) => {
+                bail!("`{program}` is not executable (chmod +x, or give the program that runs it)")
+            }
+            Ok(_) => Ok(path),
+        };
     }
+    // As a shell looks: the first executable file of that name on PATH.
     std::env::var_os("PATH")
         .iter()
         .flat_map(std::env::split_paths)
         .map(|dir| dir.join(program))
-        .find(|p| p.is_file())
+        .find(|p| executable(p))
         .with_context(|| format!("`{program}` is not a file and not on PATH"))
+}
+
+/// Whether `path` is a file this process may execute.
+fn executable(path: &std::path::Path) -> bool {
+    use std::os::unix::ffi::OsStrExt as _;
+    let Ok(c_path) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: access(2) on a valid C string.
+    path.is_file() && unsafe { libc::access(c_path.as_ptr(), libc::X_OK) } == 0
 }
 
 /// Applies `--url`: `http://127.0.0.1:PORT/path`, where `PORT` is a number (the
@@ -133,6 +155,14 @@ pub fn apply_url(target: &mut Target, url: &str) -> anyhow::Result<()> {
         "$PORT" => None,
         p => Some(p.parse().ok().filter(|p| *p > 0).ok_or_else(bad)?),
     };
+    // Sent as it is on the request line: a space or a line break would make another
+    // request, or other headers.
+    if path
+        .bytes()
+        .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+    {
+        bail!("--url {url}: the path has a space or a control character; percent-encode it (%20)");
+    }
     target.path = if path.is_empty() {
         "/".into()
     } else {
@@ -355,10 +385,10 @@ fn exits(exits: &[Exit]) -> String {
 fn describe(e: &Exit) -> String {
     use std::os::unix::process::ExitStatusExt;
     match e.status {
-        None => format!("did not exit within {STOP_WITHIN:?} and were killed"),
+        None => format!("killed, not exited within {STOP_WITHIN:?}"),
         Some(s) => match (s.code(), s.signal()) {
             (Some(code), _) => format!("exited {code}"),
-            (None, Some(signal)) => format!("were ended by signal {signal}"),
+            (None, Some(signal)) => format!("ended by signal {signal}"),
             _ => "ended".to_owned(),
         },
     }
@@ -452,15 +482,19 @@ pub fn parse(args: &[String]) -> anyhow::Result<Options> {
     let package = measure::package_dir(package)?;
     let lambda = match lambda {
         false => None,
-        true => Some(Lambda {
-            cargo_lambda: measure::cargo_lambda(cargo_lambda),
-            package,
-            warm,
-            memory_mb: lambda_memory(
+        true => {
+            let memory_mb = lambda_memory(
                 memory,
                 std::env::var("AWS_LAMBDA_FUNCTION_MEMORY_SIZE").ok(),
-            )?,
-        }),
+            )?;
+            Some(Lambda {
+                // Looked for last: the options' own errors come first.
+                cargo_lambda: measure::cargo_lambda(cargo_lambda)?,
+                package,
+                warm,
+                memory_mb,
+            })
+        }
     };
     Ok(Options {
         a,
@@ -614,6 +648,19 @@ mod tests {
         let err = |s: &str| parse(&args(s)).unwrap_err().to_string();
         assert!(err("/bin/true").contains("two programs"));
         assert!(err("/nope/a /bin/true").contains("`/nope/a` does not exist"));
+        assert!(err("/tmp /bin/true").contains("`/tmp` is not a file"));
+        let plain = coldstart_test_support::temp_file("not-a-program");
+        std::fs::write(&plain, "text").unwrap();
+        let e = err(&format!("{} /bin/true", plain.display()));
+        assert!(e.contains("is not executable"), "{e}");
+        let injected = [
+            "/bin/true",
+            "/bin/true",
+            "--url",
+            "http://127.0.0.1:$PORT/a\r\nx: y",
+        ];
+        let e = parse(&injected.map(str::to_owned)).unwrap_err().to_string();
+        assert!(e.contains("a space or a control character"), "{e}");
         assert!(
             err("/bin/true /bin/true --runs 0")
                 .contains("--runs to a whole number from 1 to 10000, got `0`")
@@ -668,14 +715,30 @@ mod tests {
             "a size without its unit"
         );
         assert!(err("/bin/true /bin/true --lambda --warm x").contains("from 0 to 1000, got `x`"));
-        let o = parse(&args("/bin/true /bin/true --lambda --warm 0")).unwrap();
-        assert_eq!(o.lambda.unwrap().warm, 0);
         let o = parse(&args(
-            "/bin/true /bin/true --lambda --cargo-lambda venv/bin/cargo-lambda",
+            "/bin/true /bin/true --lambda --warm 0 --cargo-lambda /bin/true",
+        ))
+        .unwrap();
+        assert_eq!(o.lambda.unwrap().warm, 0);
+        // A relative path with a directory (a venv's) is made absolute: the emulator
+        // starts in the package's directory. Any executable stands in for it here; the
+        // tests run in the package's directory.
+        let o = parse(&args(
+            "/bin/true /bin/true --lambda --cargo-lambda ../scripts/test",
         ))
         .unwrap();
         let path = o.lambda.unwrap().cargo_lambda;
-        assert!(path.is_absolute() && path.ends_with("venv/bin/cargo-lambda"));
+        assert!(
+            path.is_absolute() && path.ends_with("scripts/test"),
+            "{path:?}"
+        );
+        // One that is not there is said before anything starts.
+        let e = err("/bin/true /bin/true --lambda --cargo-lambda /no/cargo-lambda");
+        assert!(
+            e.contains("cargo-lambda: `/no/cargo-lambda` does not exist"),
+            "{e}"
+        );
+        assert!(e.contains("pip install cargo-lambda"), "{e}");
     }
 
     #[test]

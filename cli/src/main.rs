@@ -38,7 +38,8 @@ COMMANDS:
 
 OPTIONS (doctor):
     --json        One JSON object (fields documented in the README)
-    --root DIR    Probe DIR/proc and DIR/sys instead of the real ones
+    --root DIR    Probe DIR/proc and DIR/sys instead of the real ones (the host's
+                  CPUs and memory still come from this kernel)
 
 OPTIONS (build):
     --init-profile F    Embed the init profile F instead
@@ -228,7 +229,18 @@ fn doctor_command(args: &[String]) -> ExitCode {
                 // A mistyped fixture tree would otherwise probe as a host without
                 // cgroups, indistinguishable from a real answer.
                 Some(dir) if !std::path::Path::new(dir).is_dir() => {
-                    coldstart_bootstrap::say!("error: --root {dir}: no such directory");
+                    let what = if std::path::Path::new(dir).exists() {
+                        "not a directory"
+                    } else {
+                        "no such directory"
+                    };
+                    coldstart_bootstrap::say!("error: --root {dir}: {what}");
+                    return ExitCode::from(2);
+                }
+                Some(dir) if !std::path::Path::new(dir).join("proc").is_dir() => {
+                    coldstart_bootstrap::say!(
+                        "error: --root {dir}: it has no proc directory; a tree to probe has proc/self/cgroup, and the cgroup files under sys/fs/cgroup"
+                    );
                     return ExitCode::from(2);
                 }
                 Some(dir) => options.root = Some(dir.into()),

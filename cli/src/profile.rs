@@ -117,7 +117,7 @@ pub fn parse(args: &[String]) -> anyhow::Result<Options> {
         Some(file) => Some(LambdaEvent {
             payload: read_event(&file)
                 .with_context(|| format!("cannot read the event file {}", file.display()))?,
-            cargo_lambda: crate::measure::cargo_lambda(cargo_lambda),
+            cargo_lambda: crate::measure::cargo_lambda(cargo_lambda)?,
             package: crate::measure::package_dir(package)?,
         }),
     };
@@ -148,6 +148,10 @@ pub fn run(options: &Options) -> anyhow::Result<String> {
     let is_written = || written(&recording);
     match &options.lambda {
         None => {
+            coldstart_bootstrap::say!(
+                "starting {}; waiting for its first answer (at most {RUN_TIMEOUT:?})",
+                target.name
+            );
             let mut running = measure::start(&target, None)?;
             coldstart_bootstrap::say!(
                 "{} answered; waiting for its profile (its deferred inits run first)",

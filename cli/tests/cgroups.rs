@@ -368,4 +368,22 @@ fn doctor_reads_a_fixture_root() {
             .contains("budget unknown; host figure used"),
         "{v:#}"
     );
+    // A root that is no tree to probe is said, not probed as a host without cgroups.
+    let empty = coldstart_test_support::temp_dir("doctor-empty-root");
+    let file = empty.join("a-file");
+    std::fs::write(&file, "").unwrap();
+    for (given, said) in [
+        (&*empty, "it has no proc directory"),
+        (file.as_path(), "not a directory"),
+        (std::path::Path::new("/no/such/root"), "no such directory"),
+    ] {
+        let out = Command::new(DOCTOR)
+            .args(["doctor", "--root"])
+            .arg(given)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains(said), "{given:?}: {stderr}");
+    }
 }

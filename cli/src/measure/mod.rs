@@ -243,7 +243,14 @@ fn measure(
                 tail(stderr_path)
             );
         }
-        std::thread::sleep(Duration::from_micros(50));
+        // Close to the moment it listens, for the start-ups measured here (milliseconds);
+        // a program slow to listen is not worth a core's polling.
+        let pause = if start.elapsed() < Duration::from_millis(100) {
+            Duration::from_micros(50)
+        } else {
+            Duration::from_millis(2)
+        };
+        std::thread::sleep(pause);
     };
     write!(
         stream,
@@ -472,15 +479,22 @@ pub fn only_with(on: bool, mode: &str, options: &[&str], seen: &[String]) -> any
 /// `COLDSTART_TEST_CARGO_LAMBDA`, else the one on `PATH`. A path with a directory
 /// (`.venv/bin/cargo-lambda`) is made absolute: the emulator starts in the package
 /// directory, where a relative path would no longer lead to it.
-pub fn cargo_lambda(given: Option<PathBuf>) -> PathBuf {
+///
+/// # Errors
+///
+/// Where it is not an executable file, or not on `PATH`: said before anything starts.
+pub fn cargo_lambda(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     let program = given
         .or_else(|| std::env::var_os("COLDSTART_TEST_CARGO_LAMBDA").map(PathBuf::from))
         .unwrap_or_else(|| "cargo-lambda".into());
-    if program.components().count() > 1 {
+    let found = crate::compare::find_program(&program.to_string_lossy()).map_err(|e| {
+        anyhow!("cargo-lambda: {e:#}; it comes from PyPI (`pip install cargo-lambda`), or give --cargo-lambda PATH")
+    })?;
+    Ok(if program.components().count() > 1 {
         std::path::absolute(&program).unwrap_or(program)
     } else {
-        program
-    }
+        found
+    })
 }
 
 /// The value of `arg`, a whole number above 0.
