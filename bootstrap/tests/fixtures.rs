@@ -266,8 +266,11 @@ fn fifos_and_endless_files_do_not_hold_the_probe() {
     let b = t
         .probe_within_20s()
         .expect("a FIFO as /proc/self/cgroup held the probe");
-    assert_eq!(b.cgroup_version, CgroupVersion::None);
-    assert_eq!(b.cpu_cores.value, Some(f64::from(HOST_CPUS)));
+    assert!(
+        matches!(&b.cpu_cores.source, Source::Unknown(why) if why.contains("not a regular file")),
+        "{:?}",
+        b.cpu_cores
+    );
 
     let t = Tree::v2("fifo-limits", "/svc");
     t.fifo("/sys/fs/cgroup/svc/cpu.max");
@@ -439,10 +442,11 @@ fn a_cgroup_outside_the_namespace_is_unknown_not_a_childs_limit() {
 }
 
 /// The search below a mount that lies above the namespace reads all of a long
-/// `cgroup.procs`. The kernel hands such a list out in pieces, some shorter than
-/// asked for before the end; a FIFO here does the same (each read returns what has
-/// been written so far), and a read that took a short one for the end missed this
-/// process, listed last.
+/// `cgroup.procs`, past one read's buffer, to this process, listed last. (The kernel
+/// hands such a list out in pieces shorter than asked for before its end: that a short
+/// read is not taken for the end is `read_rest_reads_pieces_to_the_end` in
+/// `probe/read.rs`. A FIFO stood in for the kernel here until a tree's files had to be
+/// regular ones.)
 #[test]
 fn the_namespace_search_reads_a_long_list_of_processes_to_its_end() {
     let t = Tree::new("cgroupns-long");
@@ -455,29 +459,13 @@ fn the_namespace_search_reads_a_long_list_of_processes_to_its_end() {
         .file("/sys/fs/cgroup/svc/ns/cgroup.type", "domain\n")
         .file("/sys/fs/cgroup/svc/cgroup.type", "domain\n")
         .file("/sys/fs/cgroup/svc/cpu.max", "30000 100000\n");
-    let procs = t.root.join("sys/fs/cgroup/svc/ns/cgroup.procs");
-    let made = std::process::Command::new("mkfifo").arg(&procs).status();
-    assert!(made.is_ok_and(|s| s.success()), "mkfifo");
+    // 600 other processes first: more than one read's 4 KiB, this one's pid past them.
     let pid = std::process::id();
-    // Opening for writing waits for the probe to open it for reading: once for the
-    // CPU figure and once for the memory figure, each read to its end.
-    std::thread::spawn(move || {
-        use std::io::Write;
-        for _ in 0..2 {
-            let mut fifo = fs::OpenOptions::new().write(true).open(&procs).unwrap();
-            for chunk in 0..6 {
-                let lines: String = (0..100)
-                    .map(|p| format!("{}\n", 1_000_000 + chunk * 100 + p))
-                    .collect();
-                fifo.write_all(lines.as_bytes()).unwrap();
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            writeln!(fifo, "{pid}").unwrap();
-            // Closed, and not opened again before the reader has seen the end.
-            drop(fifo);
-            std::thread::sleep(std::time::Duration::from_millis(200));
-        }
-    });
+    let procs: String = (0..600)
+        .map(|p| format!("{}\n", 1_000_000 + p))
+        .chain([format!("{pid}\n")])
+        .collect();
+    t.file("/sys/fs/cgroup/svc/ns/cgroup.procs", &procs);
     let b = t.probe();
     assert_eq!(b.cpu_cores.value, Some(0.3), "{:?}", b.cpu_cores);
 }

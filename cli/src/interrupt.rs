@@ -99,6 +99,8 @@ fn clean_up() {
             }
         }
     }
+    // And what they started outside their process groups, given back to this process.
+    crate::measure::sweep_strays(None);
     remove_temporary_files();
     for dir in CGROUPS.lock().unwrap_or_else(|p| p.into_inner()).iter() {
         // Anything still in a cgroup of ours is ours.

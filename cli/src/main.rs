@@ -70,7 +70,8 @@ OPTIONS (profile):
 
 /// Writes `text` to stdout. Where stdout is gone (a pipe whose reader has left, as
 /// `| head` does) the process ends quietly with 141, as a program killed by `SIGPIPE`
-/// does: `print!` would panic there with a backtrace.
+/// does; on another error (a full disk) it says so and ends with 1. `print!` would
+/// panic there with a backtrace.
 fn out(text: &str) {
     use std::io::Write as _;
     let mut stdout = std::io::stdout().lock();
@@ -78,10 +79,11 @@ fn out(text: &str) {
         .write_all(text.as_bytes())
         .and_then(|()| stdout.flush())
     {
-        if e.kind() != std::io::ErrorKind::BrokenPipe {
-            coldstart_bootstrap::say!("error: cannot write to stdout: {e}");
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(141);
         }
-        std::process::exit(141);
+        coldstart_bootstrap::say!("error: cannot write to stdout: {e}");
+        std::process::exit(1);
     }
 }
 

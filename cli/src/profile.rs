@@ -114,12 +114,17 @@ pub fn parse(args: &[String]) -> anyhow::Result<Options> {
     }
     let lambda = match event {
         None => None,
-        Some(file) => Some(LambdaEvent {
-            payload: read_event(&file)
-                .with_context(|| format!("cannot read the event file {}", file.display()))?,
-            cargo_lambda: crate::measure::cargo_lambda(cargo_lambda)?,
-            package: crate::measure::package_dir(package)?,
-        }),
+        Some(file) => {
+            let payload = read_event(&file)
+                .with_context(|| format!("cannot read the event file {}", file.display()))?;
+            let package = crate::measure::package_dir(package)?;
+            Some(LambdaEvent {
+                payload,
+                // Looked for last: the options' own errors come first.
+                cargo_lambda: crate::measure::cargo_lambda(cargo_lambda)?,
+                package,
+            })
+        }
     };
     Ok(Options {
         target,

@@ -107,10 +107,12 @@ fn what_a_program_starts_outside_its_group_is_killed_with_it() {
     // A sleep of a length no other process here has: the mark to look for.
     let seconds = 900_000 + std::process::id() % 90_000;
     let script = dir.join("daemon.sh");
+    let started = dir.join("started");
     std::fs::write(
         &script,
         format!(
-            "#!/bin/sh\nsetsid sleep {seconds} &\nexec {}\n",
+            "#!/bin/sh\nsetsid sleep {seconds} &\necho $! >>{}\nexec {}\n",
+            started.display(),
             server.display()
         ),
     )
@@ -123,6 +125,9 @@ fn what_a_program_starts_outside_its_group_is_killed_with_it() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // Each run started one (a warm-up run and a measured one of each program).
+    let pids = std::fs::read_to_string(&started).unwrap();
+    assert_eq!(pids.lines().count(), 4, "{pids}");
     let mark = format!("sleep\0{seconds}\0");
     let left: Vec<String> = std::fs::read_dir("/proc")
         .unwrap()
@@ -402,6 +407,45 @@ fn stopped_by(test: &str, signo: i32) {
         .filter(|name| name.starts_with(&format!("coldstart-measure-{pid}-")))
         .collect();
     assert!(left.is_empty(), "temporary files left: {left:?}");
+}
+
+/// Ctrl-C without a cgroup: what a program started outside its process group goes too
+/// (the clean-up killed the registered programs' groups only).
+#[test]
+fn ctrl_c_without_a_cgroup_stops_what_left_the_group() {
+    let (dir, wrapper) = script(
+        "ctrl-c-setsid",
+        "setsid sleep 62 &\necho $! >> \"$STARTED\"\nexec sleep 60\n",
+    );
+    let wrapper = wrapper.as_str();
+    let child = Command::new(TOOL)
+        .args(["compare", wrapper, wrapper, "--runs", "5"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = dir.join("started");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !started.exists() {
+        assert!(Instant::now() < deadline, "no program started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SAFETY: kill(2) with a valid pid and signal.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for pid in std::fs::read_to_string(&started).unwrap().lines() {
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        assert!(
+            !cmdline.starts_with(b"sleep\x0062"),
+            "{pid}, started outside its group, still runs"
+        );
+    }
 }
 
 #[test]

@@ -494,10 +494,10 @@ pub(crate) mod tests {
         // The server would answer a third request on the first connection.
         let (url, heads) = server(3);
         let client = Client {
-            max_idle: Duration::from_millis(200),
+            max_idle: Duration::from_secs(1),
             ..Client::plain(Duration::from_secs(5))
         };
-        for pause in [0, 50, 400] {
+        for pause in [0, 0, 1500] {
             tokio::time::sleep(Duration::from_millis(pause)).await;
             let response = client
                 .send(request(&format!("{url}/v1/traces")))

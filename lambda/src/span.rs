@@ -146,7 +146,9 @@ fn describe(
 const NOT_DESERIALISED: &str = "lambda_runtime::deserializer::DeserializeError";
 
 /// The `error.type` of an invocation whose handler succeeded and whose response could
-/// not be posted to the Runtime API: its caller got no answer.
+/// not be posted to the Runtime API: its caller got no answer. Only a post that fails
+/// (the connection) is seen: lambda_runtime 1.5 turns an answer the API refuses with a
+/// status (413 for a response over 6 MB) into success.
 const NOT_POSTED: &str = "response_not_posted";
 
 /// Ends the span. `not_posted`: why the response (or the handler's error) could not be

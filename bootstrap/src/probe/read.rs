@@ -2,18 +2,20 @@
 //! reused for every file, and a stack buffer for the contents.
 //!
 //! The files are the kernel's, but the probe's root can be any tree (`doctor --root`),
-//! and what is there need not be a file: each is opened without blocking (a FIFO with
-//! no writer then reads as empty instead of holding the open forever; nothing changes
-//! for the kernel's files, in the same `openat`) and read up to [`MAX_TEXT`] (`/dev/zero`
-//! is not read until memory runs out).
+//! and what is there need not be a file. Outside `/proc` and `/sys` (a fixture tree, or
+//! a cgroup mount somewhere unusual) a path must be a regular file, looked at before it
+//! is opened: opening a device can act (a watchdog starts). Every file is opened
+//! without blocking (a FIFO that slipped through reads as empty instead of holding the
+//! open forever; nothing changes for the kernel's files, in the same `openat`) and read
+//! up to [`MAX_TEXT`] (`/dev/zero` is not read until memory runs out).
 
 use std::borrow::Cow;
 use std::io::{self, Read};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-/// The most of one file the probe reads: a mountinfo of tens of thousands of mounts.
-pub(crate) const MAX_TEXT: u64 = 16 << 20;
+/// The most of one file the probe reads: a mountinfo of some 400 000 mounts.
+pub(crate) const MAX_TEXT: u64 = 64 << 20;
 
 /// Large enough for every kernel file the probe reads in full; `memory.stat` can be
 /// longer, but the keys it needs come in its first lines.
@@ -45,16 +47,24 @@ pub(crate) fn read_text<'b>(path: &Path, buf: &'b mut [u8; BUF]) -> io::Result<C
 }
 
 /// Opens `path` for reading without blocking, and without making a terminal the
-/// controlling one.
+/// controlling one; outside `/proc` and `/sys`, only a regular file.
 fn open(path: &Path) -> io::Result<std::fs::File> {
+    let kernels = path.starts_with("/proc") || path.starts_with("/sys");
+    if !kernels && !std::fs::metadata(path)?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
     std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
         .open(path)
 }
 
-/// Reads the rest of `file` onto `bytes`; an error past [`MAX_TEXT`] in all.
-fn read_rest(file: std::fs::File, bytes: &mut Vec<u8>) -> io::Result<()> {
+/// Reads the rest of `file` onto `bytes`, to its end however short its reads come
+/// before it; an error past [`MAX_TEXT`] in all.
+fn read_rest(file: impl Read, bytes: &mut Vec<u8>) -> io::Result<()> {
     let left = MAX_TEXT + 1 - bytes.len() as u64;
     file.take(left).read_to_end(bytes)?;
     if bytes.len() as u64 > MAX_TEXT {
@@ -113,4 +123,40 @@ pub(crate) fn is_dir(path: &Path) -> bool {
 /// Whether `path` exists.
 pub(crate) fn exists(path: &Path) -> bool {
     std::fs::symlink_metadata(path).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the kernel does with a long `cgroup.procs`: a few records per read, each
+    /// read shorter than asked for, until the end.
+    struct Pieces<'a>(&'a [u8]);
+
+    impl Read for Pieces<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = self.0.len().min(buf.len()).min(100);
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn read_rest_reads_pieces_to_the_end() {
+        let text: Vec<u8> = (0..1000)
+            .flat_map(|p| format!("{p}\n").into_bytes())
+            .collect();
+        let mut bytes = b"before ".to_vec();
+        read_rest(Pieces(&text), &mut bytes).unwrap();
+        assert_eq!(bytes[7..], text[..]);
+    }
+
+    #[test]
+    fn read_rest_stops_past_the_limit() {
+        let mut bytes = Vec::new();
+        let e = read_rest(io::repeat(0), &mut bytes).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+        assert_eq!(bytes.len() as u64, MAX_TEXT + 1);
+    }
 }

@@ -211,6 +211,9 @@ fn forward(
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);
         let Some(head) = edit(head) else {
+            // Its body read first: closed with unread data, the socket would be reset,
+            // and the client see that rather than a connection closed unanswered.
+            let _ = std::io::copy(&mut (&mut from).take(length), &mut std::io::sink());
             let _ = from.get_ref().shutdown(std::net::Shutdown::Both);
             let _ = to.shutdown(std::net::Shutdown::Both);
             return;
