@@ -313,6 +313,14 @@ fn stderr_file(name: &str) -> anyhow::Result<(File, PathBuf)> {
     Ok((file, path))
 }
 
+/// Held from a launch's fork to its child's exec: one launch at a time in a process.
+/// A child waits before `exec` for its go byte, holding a copy of every descriptor the
+/// process had at its fork, among them another launch's pipe on which `spawn` learns
+/// that its child exec'd. Two launches at once (tests run in parallel) could each wait
+/// on the other: one's `spawn` for the end of that pipe, the other's go byte for the
+/// first to finish.
+static FORKING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// Starts `target` with `env` added, inside `cgroup` if given, and returns it with
 /// the instant it was released to `exec` (see the module documentation).
 fn launch(
@@ -321,6 +329,7 @@ fn launch(
     env: &[(&str, String)],
     stderr: File,
 ) -> anyhow::Result<(KillOnDrop, Instant)> {
+    let _forking = FORKING.lock().unwrap_or_else(|p| p.into_inner());
     let (ready_r, ready_w) = pipe()?;
     let (go_r, go_w) = pipe()?;
 
