@@ -863,9 +863,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("coldstart-config-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let fifo = dir.join("coldstart.toml");
-        let c_path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
-        // SAFETY: a valid C string and mode.
-        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+        coldstart_test_support::fifo(&fifo);
         assert_eq!(
             named(fifo.display().to_string()),
             format!(

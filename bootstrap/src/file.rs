@@ -134,9 +134,7 @@ mod tests {
     fn a_fifo_is_refused_without_waiting_for_a_writer() {
         let dir = temp_dir("fifo");
         let path = dir.join("profile");
-        let c_path = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
-        // SAFETY: a valid C string and mode.
-        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+        coldstart_test_support::fifo(&path);
         let (tx, rx) = std::sync::mpsc::channel();
         let reader = path.clone();
         std::thread::spawn(move || tx.send(read_named(&reader, 1 << 20)));

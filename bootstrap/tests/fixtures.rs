@@ -226,9 +226,7 @@ impl Tree {
     fn fifo(&self, path: &str) -> &Self {
         let p = self.root.join(path.trim_start_matches('/'));
         fs::create_dir_all(p.parent().unwrap()).unwrap();
-        let c_path = std::ffi::CString::new(p.to_str().unwrap()).unwrap();
-        // SAFETY: a valid C string and mode.
-        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+        coldstart_test_support::fifo(&p);
         self
     }
 

@@ -463,7 +463,7 @@ mod tests {
         assert!(err.to_string().contains("none.profile"), "{err}");
         // A FIFO nobody writes to is said, not waited on (this test would hang).
         let fifo = dir.join("fifo.profile");
-        crate::test_fifo(&fifo);
+        coldstart_test_support::fifo(&fifo);
         let err = init_profile_with(&InitProfile::Given(fifo), None).unwrap_err();
         assert!(
             format!("{err:#}").contains("is a FIFO, not a regular file"),

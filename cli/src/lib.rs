@@ -16,12 +16,3 @@ pub mod doctor;
 pub mod interrupt;
 pub mod measure;
 pub mod profile;
-
-/// Makes a FIFO at `path`, for tests of what a path that is not a file does.
-#[cfg(test)]
-pub(crate) fn test_fifo(path: &std::path::Path) {
-    use std::os::unix::ffi::OsStrExt as _;
-    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
-    // SAFETY: a valid C string and mode.
-    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
-}

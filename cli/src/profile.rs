@@ -345,7 +345,7 @@ mod tests {
         );
         // Nor is a FIFO read: said at once, as is one given as the event.
         let fifo = dir.join("fifo");
-        crate::test_fifo(&fifo);
+        coldstart_test_support::fifo(&fifo);
         let given = format!("--out {} -- /bin/sh", fifo.display());
         assert!(
             err(&given).contains("is a FIFO, not a regular file"),

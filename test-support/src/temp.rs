@@ -33,6 +33,21 @@ pub fn temp_file(name: &str) -> TempFile {
     TempFile { path, _dir: dir }
 }
 
+/// Makes a FIFO at `path` (with `mkfifo`), for tests of what a path that is not a
+/// file does: with no writer, a plain `open` of it waits forever.
+///
+/// # Panics
+///
+/// When it cannot be made.
+pub fn fifo(path: &Path) {
+    let made = std::process::Command::new("mkfifo").arg(path).status();
+    assert!(
+        made.is_ok_and(|s| s.success()),
+        "cannot make a FIFO at {}",
+        path.display()
+    );
+}
+
 /// See [`temp_dir`]. Derefs to its path.
 #[derive(Debug)]
 pub struct TempDir {

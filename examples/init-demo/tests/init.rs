@@ -418,8 +418,7 @@ fn a_malformed_profile_is_one_line_and_the_default_order_is_used() {
     // A FIFO that nobody writes to is refused; opening it for reading would wait for
     // a writer forever, before main. `timeout` ends the demo should it wait.
     let fifo = temp_file("fifo.profile");
-    let made = Command::new("mkfifo").arg(&*fifo).status().unwrap();
-    assert!(made.success());
+    coldstart_test_support::fifo(&fifo);
     let mut waits = command("timeout", &[("COLDSTART_PROFILE", fifo.to_str().unwrap())]);
     let out = waits
         .args(["20", env!("CARGO_BIN_EXE_init-demo")])
