@@ -4,6 +4,8 @@
 //! each span into its messages, then prost's encoding). The spans are the ones
 //! `HttpTelemetryLayer` makes: a server span named `GET /users/{id}` with four
 //! attributes. Dropping the batch alone is measured too: the conversion consumes it.
+//! So is gzip of coldstart's request (`OTEL_EXPORTER_OTLP_COMPRESSION=gzip`, flate2's
+//! Rust backend, as the exporter runs it) at flate2's default level and at its fastest.
 //!
 //! `cargo bench -p coldstart-benches --bench otlp_encode`
 
@@ -51,6 +53,26 @@ fn encode(c: &mut Criterion) {
     c.bench_function("dropping the batch, 512 spans", |b| {
         b.iter_batched(batch, drop, BatchSize::LargeInput);
     });
+    let request = otlp_request(&plain, &spans).unwrap_or_default();
+    let gzip = |level| {
+        use std::io::Write as _;
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), level);
+        let _ = encoder.write_all(&request);
+        encoder.finish().unwrap_or_default()
+    };
+    for (name, level) in [
+        ("default", flate2::Compression::default()),
+        ("fast", flate2::Compression::fast()),
+    ] {
+        eprintln!(
+            "gzip {name}: {} bytes of request, {} compressed",
+            request.len(),
+            gzip(level).len()
+        );
+        c.bench_function(&format!("gzip at the {name} level, 512 spans"), |b| {
+            b.iter(|| black_box(gzip(level)));
+        });
+    }
 }
 
 criterion_group!(benches, encode);
