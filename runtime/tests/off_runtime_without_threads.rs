@@ -13,10 +13,17 @@ fn main() {
     // SAFETY: system calls on this process's own credentials and limits, made before
     // it has any other thread.
     unsafe {
-        if libc::geteuid() == 0 {
-            assert_eq!(libc::setgroups(0, std::ptr::null()), 0);
-            assert_eq!(libc::setgid(65534), 0);
-            assert_eq!(libc::setuid(65534), 0);
+        if libc::geteuid() == 0
+            && !(libc::setgroups(0, std::ptr::null()) == 0
+                && libc::setgid(65534) == 0
+                && libc::setuid(65534) == 0)
+        {
+            // A user namespace that maps no uid 65534, say. The CI rule: skipped, and
+            // said, only outside CI.
+            let why = "root here cannot become uid 65534, and the limit does not bind root";
+            assert!(!coldstart_test_support::in_ci(), "{why}");
+            println!("SKIPPED off_runtime_without_threads: {why}");
+            return;
         }
         let none = libc::rlimit {
             rlim_cur: 0,
