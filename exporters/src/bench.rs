@@ -14,6 +14,9 @@ use opentelemetry::{InstrumentationScope, KeyValue};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
 
+/// flate2's compression level the OTLP/HTTP exporter gzips its requests at.
+pub const OTLP_GZIP_LEVEL: u32 = crate::trace::otlp::GZIP_LEVEL;
+
 /// The `ExportTraceServiceRequest` the OTLP/HTTP exporter sends for `batch`.
 ///
 /// # Errors

@@ -40,7 +40,10 @@ pub fn temp_file(name: &str) -> TempFile {
 ///
 /// When it cannot be made.
 pub fn fifo(path: &Path) {
-    let made = std::process::Command::new("mkfifo").arg(path).status();
+    let made = std::process::Command::new("mkfifo")
+        .args(["-m", "600"])
+        .arg(path)
+        .status();
     assert!(
         made.is_ok_and(|s| s.success()),
         "cannot make a FIFO at {}",

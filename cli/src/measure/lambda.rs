@@ -75,7 +75,10 @@ pub fn start_emulator(
     );
     let (stderr, stderr_path) = stderr_file("lambda-emulator.stderr")?;
     let spawned = {
-        // Recorded as it starts, so a Ctrl-C clean-up never misses it.
+        // Not while a launch's child waits before exec with copies of every
+        // descriptor (see `FORKING`); recorded as it starts, so a Ctrl-C clean-up
+        // never misses it.
+        let _forking = super::FORKING.lock().unwrap_or_else(|p| p.into_inner());
         let _launching = crate::interrupt::launching();
         std::process::Command::new(cargo_lambda)
             .args([

@@ -313,13 +313,14 @@ fn stderr_file(name: &str) -> anyhow::Result<(File, PathBuf)> {
     Ok((file, path))
 }
 
-/// Held from a launch's fork to its child's exec: one launch at a time in a process.
+/// Held from a launch's fork to its child's exec: one launch at a time in a process
+/// (the emulator's start takes it too, before `launching()`, in the same order).
 /// A child waits before `exec` for its go byte, holding a copy of every descriptor the
 /// process had at its fork, among them another launch's pipe on which `spawn` learns
 /// that its child exec'd. Two launches at once (tests run in parallel) could each wait
 /// on the other: one's `spawn` for the end of that pipe, the other's go byte for the
 /// first to finish.
-static FORKING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+pub(crate) static FORKING: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Starts `target` with `env` added, inside `cgroup` if given, and returns it with
 /// the instant it was released to `exec` (see the module documentation).

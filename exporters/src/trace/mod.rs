@@ -15,7 +15,7 @@ go only to the plugins, if any, on the same schedule, and nowhere else.
 pub(crate) mod encode;
 #[cfg(feature = "grpc")]
 mod grpc;
-mod otlp;
+pub(crate) mod otlp;
 pub mod propagation;
 mod queue;
 mod retry;
