@@ -526,6 +526,11 @@ fn write_profile(path: &std::path::Path) -> Result<(), (PathBuf, std::io::Error)
         return std::fs::write(&target, text.as_bytes()).map_err(|e| (path.to_path_buf(), e));
     }
     let written = beside.and_then(|mut file| {
+        // A profile replaced keeps its permissions: the new file would have the
+        // umask's (a 0600 profile came back 0644). Its owner stays this process's.
+        if let Ok(kept) = std::fs::metadata(&target) {
+            file.set_permissions(kept.permissions())?;
+        }
         file.write_all(text.as_bytes())?;
         file.sync_all()
     });
@@ -634,6 +639,28 @@ fn flatten(result: Result<Outcome, Box<dyn Any + Send>>) -> Result<(), Fault> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A profile written over one keeps its permissions.
+    #[test]
+    fn a_rewritten_profile_keeps_its_mode() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = std::env::temp_dir().join(format!("coldstart-mode-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.join("init.profile");
+        for mode in [0o600, 0o640] {
+            std::fs::write(&path, "old").unwrap_or_else(|e| panic!("{e}"));
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
+                .unwrap_or_else(|e| panic!("{e}"));
+            write_profile(&path).unwrap_or_else(|(_, e)| panic!("{e}"));
+            let meta = std::fs::metadata(&path).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(meta.permissions().mode() & 0o777, mode);
+            assert_eq!(
+                std::fs::read_to_string(&path).unwrap_or_default(),
+                profile().to_string()
+            );
+        }
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     /// Two writers of one path (two threads here, as two processes would be) never
     /// clash on the file beside it: every write succeeds and every read finds a

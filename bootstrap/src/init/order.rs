@@ -272,10 +272,23 @@ fn shared_line(shared: &[&str]) -> Option<String> {
         format!(
             "names given to more than one registration (profiles cannot tell them apart; \
              give one a `name = \"...\"`): {}",
-            shared.join(", ")
+            listed(shared)
         )
     })
 }
+
+/// The first [`SHOWN`] of `names`, and how many more: a profile from another program can
+/// name tens of thousands, which on one line would be megabytes.
+fn listed(names: &[&str]) -> String {
+    let mut text = names[..names.len().min(SHOWN)].join(", ");
+    if names.len() > SHOWN {
+        text.push_str(&format!(" and {} more", names.len() - SHOWN));
+    }
+    text
+}
+
+/// How many names a line about the profile shows.
+const SHOWN: usize = 10;
 
 fn join(a: Option<String>, b: Option<String>) -> Option<String> {
     match (a, b) {
@@ -290,14 +303,14 @@ fn mismatch(missing: &[&str], unknown: &[&str]) -> Option<String> {
         parts.push(format!(
             "{} not in the profile, run before serving (the default): {}",
             missing.len(),
-            missing.join(", ")
+            listed(missing)
         ));
     }
     if !unknown.is_empty() {
         parts.push(format!(
             "{} named in the profile but not registered, ignored: {}",
             unknown.len(),
-            unknown.join(", ")
+            listed(unknown)
         ));
     }
     (!parts.is_empty()).then(|| parts.join("; "))
@@ -522,6 +535,23 @@ mod tests {
                 "2 not in the profile, run before serving (the default): b, e; \
                  1 named in the profile but not registered, ignored: gone::X"
             )
+        );
+    }
+
+    /// A profile of another program names thousands this one lacks: the line names
+    /// ten and counts the rest, instead of growing to megabytes.
+    #[test]
+    fn a_long_mismatch_names_ten_and_counts_the_rest() {
+        let text: String = std::iter::once("coldstart-profile 1\n".to_owned())
+            .chain((0..5000).map(|i| format!("later 1 fn other::f{i:04}\n")))
+            .collect();
+        let profile = Profile::parse(&text).unwrap();
+        let order = Order::new(&regs(), Some(&profile));
+        let line = order.mismatch.unwrap();
+        assert!(line.len() < 500, "{} bytes", line.len());
+        assert!(
+            line.ends_with("5000 named in the profile but not registered, ignored: other::f0000, other::f0001, other::f0002, other::f0003, other::f0004, other::f0005, other::f0006, other::f0007, other::f0008, other::f0009 and 4990 more"),
+            "{line}"
         );
     }
 }
