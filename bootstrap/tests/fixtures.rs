@@ -28,10 +28,28 @@ impl Tree {
         Tree { root }
     }
 
-    fn file(&self, path: &str, contents: &str) -> &Self {
+    /// Where `path` (absolute, as the process sees it) is in the tree, its directory
+    /// made.
+    fn place(&self, path: &str) -> PathBuf {
         let p = self.root.join(path.trim_start_matches('/'));
         fs::create_dir_all(p.parent().unwrap()).unwrap();
-        fs::write(p, contents).unwrap();
+        p
+    }
+
+    fn file(&self, path: &str, contents: &str) -> &Self {
+        fs::write(self.place(path), contents).unwrap();
+        self
+    }
+
+    /// A FIFO at `path`, with no writer.
+    fn fifo(&self, path: &str) -> &Self {
+        coldstart_test_support::fifo(&self.place(path));
+        self
+    }
+
+    /// A symbolic link at `path` to `target`.
+    fn link(&self, path: &str, target: &str) -> &Self {
+        std::os::unix::fs::symlink(target, self.place(path)).unwrap();
         self
     }
 
@@ -68,12 +86,27 @@ impl Tree {
     }
 
     fn probe_with(&self, env: Env) -> coldstart_bootstrap::Budget {
-        Probe::new()
-            .root(&self.root)
-            .env(env)
-            .host(HOST_CPUS, HOST_MEMORY)
-            .run()
+        probe_at(&self.root, env)
     }
+
+    /// The probe, on a thread: `None` when it has not returned within 20 s.
+    fn probe_within_20s(&self) -> Option<coldstart_bootstrap::Budget> {
+        let root = self.root.clone();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(probe_at(&root, Env::fixed::<&str, &str>([])));
+        });
+        rx.recv_timeout(std::time::Duration::from_secs(20)).ok()
+    }
+}
+
+/// The probe of the tree at `root`, with `env` and the fixed host figures.
+fn probe_at(root: &Path, env: Env) -> coldstart_bootstrap::Budget {
+    Probe::new()
+        .root(root)
+        .env(env)
+        .host(HOST_CPUS, HOST_MEMORY)
+        .run()
 }
 
 impl Drop for Tree {
@@ -219,39 +252,6 @@ fn garbage_proc_self_cgroup_means_no_cgroups() {
     let b = t.probe();
     assert_eq!(b.cgroup_version, CgroupVersion::None);
     assert_eq!(b.cpu_cores.value, Some(f64::from(HOST_CPUS)));
-}
-
-impl Tree {
-    /// A FIFO at `path`, with no writer.
-    fn fifo(&self, path: &str) -> &Self {
-        let p = self.root.join(path.trim_start_matches('/'));
-        fs::create_dir_all(p.parent().unwrap()).unwrap();
-        coldstart_test_support::fifo(&p);
-        self
-    }
-
-    /// A symbolic link at `path` to `target`.
-    fn link(&self, path: &str, target: &str) -> &Self {
-        let p = self.root.join(path.trim_start_matches('/'));
-        fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::os::unix::fs::symlink(target, p).unwrap();
-        self
-    }
-
-    /// The probe, on a thread: `None` when it has not returned within 20 s.
-    fn probe_within_20s(&self) -> Option<coldstart_bootstrap::Budget> {
-        let root = self.root.clone();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let budget = Probe::new()
-                .root(&root)
-                .env(Env::fixed::<&str, &str>([]))
-                .host(HOST_CPUS, HOST_MEMORY)
-                .run();
-            let _ = tx.send(budget);
-        });
-        rx.recv_timeout(std::time::Duration::from_secs(20)).ok()
-    }
 }
 
 /// A tree `doctor --root` is pointed at can hold what the kernel's files never are: a
