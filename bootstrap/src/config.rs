@@ -277,15 +277,13 @@ impl ConfigFile {
         let Some((path, required)) = which_file(var)? else {
             return Ok(None);
         };
-        match crate::file::read_named(path.as_ref(), FILE_LIMIT) {
-            Ok(bytes) => match String::from_utf8(bytes) {
-                Ok(text) => ConfigFile::parse(&path, &text).map(Some),
-                Err(_) => Err(FileError {
-                    path,
-                    line: None,
-                    message: "is not UTF-8 text".to_owned(),
-                }),
-            },
+        match crate::file::read_named_text(path.as_ref(), FILE_LIMIT) {
+            Ok(text) => ConfigFile::parse(&path, &text).map(Some),
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => Err(FileError {
+                path,
+                line: None,
+                message: e.to_string(),
+            }),
             // `config` being a file, not a directory, is a missing `config/<env>.toml`.
             Err(e)
                 if matches!(

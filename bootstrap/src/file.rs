@@ -54,6 +54,16 @@ pub fn read_named(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// [`read_named`], as text.
+///
+/// # Errors
+///
+/// What [`read_named`] gives, and `InvalidData` for a file that is not UTF-8 text.
+pub fn read_named_text(path: &Path, limit: u64) -> io::Result<String> {
+    String::from_utf8(read_named(path, limit)?)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "is not UTF-8 text"))
+}
+
 /// `meta` when it is a regular file's, else the error that says what it is.
 fn regular(meta: std::fs::Metadata) -> io::Result<std::fs::Metadata> {
     if meta.is_file() {

@@ -115,7 +115,9 @@ pub fn parse(args: &[String]) -> anyhow::Result<Options> {
     let lambda = match event {
         None => None,
         Some(file) => {
-            let payload = read_event(&file)
+            // At most 6 MB, Lambda's largest synchronous payload: a FIFO or `/dev/zero`
+            // is said, not waited on or read whole.
+            let payload = coldstart_bootstrap::file::read_named_text(&file, 6 << 20)
                 .with_context(|| format!("cannot read the event file {}", file.display()))?;
             let package = crate::measure::package_dir(package)?;
             Some(LambdaEvent {
@@ -249,13 +251,6 @@ impl Drop for RemovedOnDrop<'_> {
 /// for a profile that will not come.
 fn written(path: &Path) -> bool {
     path.exists()
-}
-
-/// The event file's text: a regular file of at most 6 MB, Lambda's largest
-/// synchronous payload (a FIFO or `/dev/zero` is said, not waited on or read whole).
-fn read_event(path: &Path) -> std::io::Result<String> {
-    let bytes = coldstart_bootstrap::file::read_named(path, 6 << 20)?;
-    String::from_utf8(bytes).map_err(|_| std::io::Error::other("is not UTF-8 text"))
 }
 
 /// Polls `done` for up to [`RUN_TIMEOUT`].

@@ -99,8 +99,7 @@ pub const FILE_LIMIT: u64 = 4 << 20;
 ///
 /// What [`crate::file::read_named`] refuses, and a file that is not UTF-8 text.
 pub fn read_file(path: &std::path::Path) -> std::io::Result<String> {
-    let bytes = crate::file::read_named(path, FILE_LIMIT)?;
-    String::from_utf8(bytes).map_err(|_| std::io::Error::other("is not UTF-8 text"))
+    crate::file::read_named_text(path, FILE_LIMIT)
 }
 
 impl<'a> Profile<'a> {
