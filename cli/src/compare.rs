@@ -77,12 +77,7 @@ pub fn target_of_words<S: AsRef<str>>(words: &[S]) -> anyhow::Result<Target> {
     };
     let args: Vec<String> = words.map(Into::into).collect();
     // A wrapper such as `qemu-aarch64 path/to/app` is named after both.
-    let is_program = |a: &&String| {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::metadata(a.as_str())
-            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-    };
-    let name = match args.iter().find(is_program) {
+    let name = match args.iter().find(|a| executable(Path::new(a.as_str()))) {
         Some(inner) => format!("{} {}", base(program), base(inner)),
         None => base(program),
     };

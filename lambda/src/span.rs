@@ -10,6 +10,7 @@
 //! `faas.max_memory` (see [`Function::resource_attributes`]).
 
 use lambda_runtime::LambdaInvocation;
+use lambda_runtime_api_client::BoxError;
 use opentelemetry::trace::{
     Link, SpanBuilder, SpanContext, SpanId, SpanKind, Status, TraceContextExt, TraceFlags, TraceId,
     TraceState, Tracer,
@@ -157,7 +158,7 @@ const NOT_POSTED: &str = "response_not_posted";
 /// An invocation that failed already (the handler's error or panic, an event that did
 /// not deserialise) keeps that as its status and `error.type`: it is why the
 /// invocation failed. The failed post is then an event on the span.
-pub(crate) fn end(cx: &Context, not_posted: Option<&dyn std::fmt::Display>, not_called: bool) {
+pub(crate) fn end(cx: &Context, not_posted: Option<&BoxError>, not_called: bool) {
     let span = cx.span();
     if not_called {
         span.set_attribute(KeyValue::new("error.type", NOT_DESERIALISED));

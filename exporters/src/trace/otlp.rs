@@ -195,7 +195,7 @@ pub(crate) const GZIP_LEVEL: u32 = 1;
 /// more bytes (9 489 against 9 132; `cargo bench -p coldstart-benches --bench
 /// otlp_encode`, BENCHMARKS.md).
 #[cfg(feature = "gzip")]
-pub(crate) fn gzip(body: &[u8]) -> std::io::Result<Vec<u8>> {
+fn gzip(body: &[u8]) -> std::io::Result<Vec<u8>> {
     use std::io::Write as _;
     let compressed = Vec::with_capacity(body.len() / 2);
     let mut encoder =

@@ -196,11 +196,7 @@ fn finish(
 ) -> Option<Flush> {
     if !timed_out {
         #[cfg(feature = "tracing")]
-        crate::span::end(
-            span,
-            not_posted.map(|e| e as &dyn std::fmt::Display),
-            crate::handler::not_called(),
-        );
+        crate::span::end(span, not_posted, crate::handler::not_called());
         let failed = not_posted.is_some() || crate::handler::failed();
         #[cfg(feature = "tracing")]
         coldstart_exporters::trace::sampler::record(failed);
