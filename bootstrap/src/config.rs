@@ -234,9 +234,15 @@ impl std::error::Error for FileError {}
 pub fn which_file(
     var: impl Fn(&str) -> Option<String>,
 ) -> Result<Option<(String, bool)>, FileError> {
-    let set = |key: &str| var(key).filter(|v| !v.trim().is_empty());
+    // Blanks around a value are not part of it, as for every setting (a `.env` line's
+    // trailing space would otherwise name `config/prod .toml`).
+    let set = |key: &str| {
+        var(key)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    };
     if let Some(path) = set("COLDSTART_CONFIG") {
-        return Ok((path.trim() != "off").then_some((path, true)));
+        return Ok((path != "off").then_some((path, true)));
     }
     let named = set("COLDSTART_ENV")
         .map(|name| ("COLDSTART_ENV", name))
@@ -814,6 +820,16 @@ mod tests {
             which_file(vars(&[("APP_ENV", "prod.eu-1")])),
             Ok(Some(("config/prod.eu-1.toml".to_owned(), false)))
         );
+        // Blanks around a name or a path are not part of it, as for every setting.
+        assert_eq!(
+            which_file(vars(&[("COLDSTART_ENV", "prod ")])),
+            Ok(Some(("config/prod.toml".to_owned(), false)))
+        );
+        assert_eq!(
+            which_file(vars(&[("COLDSTART_CONFIG", " /etc/svc.toml\t")])),
+            Ok(Some(("/etc/svc.toml".to_owned(), true)))
+        );
+        assert_eq!(which_file(vars(&[("COLDSTART_CONFIG", " off ")])), Ok(None));
         // A name that cannot name a file there is said: reading no file would drop
         // every setting in it without a word.
         for bad in ["../../etc/passwd", "prod eu", ".hidden", "a/b"] {

@@ -1,6 +1,6 @@
 //! Where settings come from, in layers: the configuration file, then code, then the
-//! environment (the real process environment, or a fixed list for tests and
-//! `doctor --env`). Never caches a variable: it is read when asked.
+//! environment (the real process environment, or a fixed list for tests). Never
+//! caches a variable: it is read when asked.
 
 use std::borrow::Cow;
 use std::ffi::{OsStr, OsString};

@@ -416,6 +416,38 @@ fn namespace_whose_mount_lies_above_is_found_by_search() {
     assert_eq!(b.memory_bytes.value, Some(32 << 20));
 }
 
+/// A search that gives up before it finds the process's cgroup says it gave up, not
+/// that no cgroup holds the process: 513 cgroups one level down are one more than
+/// the search looks at.
+#[test]
+fn a_namespace_search_that_gives_up_says_so() {
+    let t = Tree::new("cgroupns-many");
+    t.file("/proc/self/cgroup", "0::/\n")
+        .file(
+            "/proc/self/mountinfo",
+            "41 31 0:38 /.. /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n",
+        )
+        .file("/sys/fs/cgroup/cgroup.controllers", "cpu memory\n");
+    for n in 0..513 {
+        t.file(&format!("/sys/fs/cgroup/c{n:03}/cgroup.procs"), "1\n");
+    }
+    let b = t.probe();
+    let why = format!("{:?}", b.cpu_cores);
+    assert_eq!(b.cpu_cores.value, None, "{why}");
+    assert!(why.contains("gave up after 512 cgroups"), "{why}");
+    // One fewer, and the search ends by saying none holds the process.
+    let t = Tree::new("cgroupns-some");
+    t.file("/proc/self/cgroup", "0::/\n")
+        .file(
+            "/proc/self/mountinfo",
+            "41 31 0:38 /.. /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n",
+        )
+        .file("/sys/fs/cgroup/cgroup.controllers", "cpu memory\n")
+        .file("/sys/fs/cgroup/c000/cgroup.procs", "1\n");
+    let why = format!("{:?}", t.probe().cpu_cores);
+    assert!(why.contains("no cgroup 1 level(s) below"), "{why}");
+}
+
 /// A process above its namespace's root (it entered another's cgroup namespace) sees
 /// its cgroup as `/..`: the directory that names is not its cgroup, and its limits
 /// are not the process's. Joined onto the mount, `/sys/fs/cgroup/..` read the limits
@@ -555,10 +587,21 @@ fn lambda_with_a_tighter_cgroup_keeps_the_minimum() {
 #[test]
 fn malformed_lambda_memory_is_unknown_with_the_variable_named() {
     let t = Tree::new("lambda-bad");
-    for bad in ["lots", "0"] {
+    for (bad, said) in [
+        ("lots", "is not a whole number of MB"),
+        ("-5", "is not a whole number of MB"),
+        (
+            "0",
+            "is out of range: from 1 to 1099511627775 MB (Lambda sets 128 to 10240)",
+        ),
+        (
+            "99999999999999",
+            "is out of range: from 1 to 1099511627775 MB (Lambda sets 128 to 10240)",
+        ),
+    ] {
         let b = t.probe_with(Env::fixed([("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", bad)]));
         assert!(
-            matches!(&b.memory_bytes.source, Source::Unknown(why) if why.ends_with(&format!("AWS_LAMBDA_FUNCTION_MEMORY_SIZE=\"{bad}\" is not a whole number of MB above 0"))),
+            matches!(&b.memory_bytes.source, Source::Unknown(why) if why.ends_with(&format!("AWS_LAMBDA_FUNCTION_MEMORY_SIZE=\"{bad}\" {said}"))),
             "{:?}",
             b.memory_bytes
         );

@@ -175,6 +175,16 @@ pub struct Plan {
     pub memory_bytes: u64,
 }
 
+/// The CPU figure the plan decides on, and the one the budget line shows: rounded to
+/// a hundredth of a core, so that a quota a hair above a whole core (Lambda at 1770 MB
+/// has 1.0006 vCPU, a Kubernetes limit of 1001m 1.001) is that core, not a second
+/// worker and a multi-thread runtime for 0.06 % of one. Halves round up (2.005 is
+/// 2.01). A quota below half a hundredth stays as it is, above 0.
+pub(crate) fn to_hundredth(cores: f64) -> f64 {
+    let shown = (cores * 100.0).round() / 100.0;
+    if shown > 0.0 { shown } else { cores }
+}
+
 impl Plan {
     /// Plans for `budget`, with explicit `settings` from code and overrides from `env`.
     ///
@@ -190,13 +200,7 @@ impl Plan {
             (None, Some(h)) => (f64::from(h), false),
             (None, None) => (1.0, false),
         };
-        // Decided on the figure as the reasons show it, to a hundredth of a core: a
-        // quota a hair above a whole core (Lambda at 1770 MB has 1.0006 vCPU, a
-        // Kubernetes limit of 1001m 1.001) is that core, not a second worker and a
-        // multi-thread runtime for 0.06 % of one. (A quota below half a hundredth
-        // stays as it is, above 0.)
-        let shown = (cores * 100.0).round() / 100.0;
-        let cores = if shown > 0.0 { shown } else { cores };
+        let cores = to_hundredth(cores);
         let (memory, memory_known) =
             match (budget.memory_bytes.value, budget.host_memory_bytes.value) {
                 (Some(m), _) => (m, true),
@@ -309,7 +313,7 @@ impl Plan {
             },
             None => workers_default,
         };
-        let worker_threads = choose(
+        let mut worker_threads = choose(
             workers_default,
             settings.worker_threads,
             worker_env,
@@ -329,10 +333,41 @@ impl Plan {
                     },
                 };
             } else if worker_threads.value > 1 {
-                return Err(PlanError::Conflict(format!(
-                    "{} asks for {} worker threads but {} asks for the current_thread scheduler, which has one; drop one of them",
-                    worker_threads.reason.origin, worker_threads.value, flavor.reason.origin
-                )));
+                // Given in two layers, the later layer wins, as for every setting (a
+                // variable over the file); given in one, they contradict each other.
+                match worker_threads
+                    .reason
+                    .origin
+                    .rank()
+                    .cmp(&flavor.reason.origin.rank())
+                {
+                    std::cmp::Ordering::Greater => {
+                        flavor = Decision {
+                            value: Flavor::MultiThread,
+                            reason: Reason {
+                                origin: worker_threads.reason.origin,
+                                why: Why::WorkersNeedMultiThread,
+                            },
+                        };
+                    }
+                    std::cmp::Ordering::Less => {
+                        worker_threads = Decision {
+                            value: 1,
+                            reason: Reason {
+                                origin: flavor.reason.origin,
+                                why: Why::CurrentThreadIsOne,
+                            },
+                        };
+                    }
+                    std::cmp::Ordering::Equal => {
+                        return Err(PlanError::Conflict(format!(
+                            "{} asks for {} worker threads but {} asks for the current_thread scheduler, which has one; drop one of them",
+                            worker_threads.reason.origin,
+                            worker_threads.value,
+                            flavor.reason.origin
+                        )));
+                    }
+                }
             }
         }
 

@@ -42,6 +42,17 @@ impl Origin {
             },
         }
     }
+
+    /// The layer's place among the settings' layers, later ones overriding earlier
+    /// ones: the plan, the file, code (attribute or builder), a variable.
+    pub(crate) fn rank(self) -> u8 {
+        match self {
+            Origin::Plan => 0,
+            Origin::File { .. } => 1,
+            Origin::Attribute(_) | Origin::Code(_) => 2,
+            Origin::Env(_) => 3,
+        }
+    }
 }
 
 impl fmt::Display for Origin {
@@ -180,10 +191,19 @@ impl fmt::Display for Bytes {
             value /= 1024.0;
             unit += 1;
         }
-        if value.fract() == 0.0 || unit == 0 {
-            write!(f, "{value:.0} {}", UNITS[unit])
-        } else {
-            write!(f, "{value:.1} {}", UNITS[unit])
+        // A fraction that one decimal rounds away is shown in the unit below, where it
+        // shows: 128 MiB less 4 KiB is `131068 KiB`, not "128.0 MiB" beside a 128 MiB
+        // threshold it is below.
+        loop {
+            if value.fract() == 0.0 || unit == 0 {
+                return write!(f, "{value:.0} {}", UNITS[unit]);
+            }
+            let tenths = format!("{value:.1}");
+            if !tenths.ends_with(".0") {
+                return write!(f, "{tenths} {}", UNITS[unit]);
+            }
+            value *= 1024.0;
+            unit -= 1;
         }
     }
 }
@@ -290,5 +310,22 @@ mod tests {
         assert_eq!(Bytes(64 << 20).to_string(), "64 MiB");
         assert_eq!(Bytes(1536 << 20).to_string(), "1.5 GiB");
         assert_eq!(Bytes(512).to_string(), "512 B");
+    }
+
+    /// A figure a hair below a round one is not shown as the round one: the kernel
+    /// stores a v1 memory limit of 134217727 as 134213632 (whole pages), which read
+    /// "128.0 MiB is below 128 MiB".
+    #[test]
+    fn a_figure_just_below_a_round_one_is_not_shown_as_it() {
+        assert_eq!(Bytes((128 << 20) - 4096).to_string(), "131068 KiB");
+        assert_eq!(Bytes((1 << 30) - 4096).to_string(), "1048572 KiB");
+        assert_eq!(Bytes((128 << 20) - 1).to_string(), "134217727 B");
+        assert_eq!(Bytes((128 << 20) + (100 << 10)).to_string(), "128.1 MiB");
+        let why = Reason::plan(Why::MemoryBelow {
+            bytes: 134_213_632,
+            threshold: 128 << 20,
+            known: true,
+        });
+        assert_eq!(why.to_string(), "memory 131068 KiB is below 128 MiB");
     }
 }

@@ -35,7 +35,9 @@ struct Mem<'a>(&'a Figure<u64>);
 impl fmt::Display for Cores<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.0.value {
-            Some(c) => write!(f, "{c:.2} cores ({})", self.0.source),
+            // As the plan rounds it: `{:.2}` alone rounds the binary figure, which is
+            // below 2.005 for a quota of 2.005 cores, where the plan has 2.01.
+            Some(c) => write!(f, "{:.2} cores ({})", super::to_hundredth(c), self.0.source),
             None => write!(f, "{}", self.0.source),
         }
     }

@@ -381,3 +381,96 @@ fn the_planned_worker_count_is_one_the_settings_accept() {
     let plan = Plan::from_budget(&b, &Settings::NONE, &none()).unwrap();
     assert_eq!(plan.worker_threads.value, 1024);
 }
+
+/// The budget line shows the cores the plan decided on. `{:.2}` of the probe's figure
+/// alone printed 2.00 for a quota of 2.005 cores (the binary figure is a hair below
+/// 2.005) beside a plan of 2.01 cores and 3 workers.
+#[test]
+fn the_budget_line_shows_the_cores_the_plan_decided_on() {
+    for (quota, shown, workers) in [(2.005, "2.01", 3), (0.015, "0.02", 1), (1.0006, "1.00", 1)] {
+        let mut b = Probe::new().root("/nonexistent").host(8, 8 << 30).run();
+        b.cpu_cores = Figure::known(quota, Source::Given);
+        let plan = Plan::from_budget(&b, &Settings::NONE, &none()).unwrap();
+        assert_eq!(plan.worker_threads.value, workers, "{quota}");
+        let report = Report {
+            budget: &b,
+            plan: &plan,
+            mimalloc: None,
+        }
+        .to_string();
+        let cpu = report
+            .lines()
+            .find(|l| l.trim_start().starts_with("cpu "))
+            .unwrap();
+        assert!(cpu.contains(&format!(" {shown} cores")), "{quota}: {cpu}");
+        assert!(
+            plan.strategy
+                .reason
+                .to_string()
+                .contains(&format!("CPU {shown} cores")),
+            "{quota}: {}",
+            plan.strategy.reason
+        );
+    }
+}
+
+/// A flavor and a worker count given in two layers do not contradict each other: the
+/// later layer wins, as for every setting. In one layer they do (above).
+#[test]
+fn a_flavor_and_a_worker_count_in_two_layers_the_later_wins() {
+    let b = budget(Some(4.0), Some(1 << 30));
+    let file = crate::config::ConfigFile::parse(
+        "coldstart.toml",
+        "[coldstart]\nworker_threads = 3\nflavor = \"current_thread\"\n",
+    )
+    .unwrap();
+    let file: &'static _ = Box::leak(Box::new(file));
+    let counted =
+        crate::config::ConfigFile::parse("coldstart.toml", "[coldstart]\nworker_threads = 3\n")
+            .unwrap();
+    let counted: &'static _ = Box::leak(Box::new(counted));
+    let single = crate::config::ConfigFile::parse(
+        "coldstart.toml",
+        "[coldstart]\nflavor = \"current_thread\"\n",
+    )
+    .unwrap();
+    let single: &'static _ = Box::leak(Box::new(single));
+
+    // Both in the file: a contradiction, said.
+    let err = Plan::from_budget(&b, &Settings::NONE, &none().with_file(file)).unwrap_err();
+    assert!(err.to_string().contains("drop one of them"), "{err}");
+
+    // The file's count, a variable's flavor: current_thread, one thread.
+    let env = Env::fixed([("COLDSTART_FLAVOR", "current_thread")]).with_file(counted);
+    let plan = Plan::from_budget(&b, &Settings::NONE, &env).unwrap();
+    assert_eq!(
+        (plan.flavor.value, plan.worker_threads.value),
+        (Flavor::CurrentThread, 1)
+    );
+    assert_eq!(
+        plan.worker_threads.reason.to_string(),
+        "set by COLDSTART_FLAVOR"
+    );
+
+    // The same flavor given in code.
+    let coded = none()
+        .with_file(counted)
+        .with_code("COLDSTART_FLAVOR", "current_thread".into());
+    let plan = Plan::from_budget(&b, &Settings::NONE, &coded).unwrap();
+    assert_eq!(
+        (plan.flavor.value, plan.worker_threads.value),
+        (Flavor::CurrentThread, 1)
+    );
+
+    // The file's flavor, a variable's count: multi-thread with that count.
+    let env = Env::fixed([("COLDSTART_WORKER_THREADS", "2")]).with_file(single);
+    let plan = Plan::from_budget(&b, &Settings::NONE, &env).unwrap();
+    assert_eq!(
+        (plan.flavor.value, plan.worker_threads.value),
+        (Flavor::MultiThread, 2)
+    );
+    assert_eq!(
+        plan.flavor.reason.to_string(),
+        "set by COLDSTART_WORKER_THREADS"
+    );
+}

@@ -168,10 +168,16 @@ impl<'a> Resolver<'a> {
             return Ok(found(mount.clone()));
         }
         if let Some(ups) = parent_steps(&mount_root) {
-            return search(&mount, ups, path).map(found).ok_or_else(|| {
-                format!(
-                    "cgroup path {path} lies in a cgroup namespace and no cgroup {ups} level(s) below {mount_point} holds this process"
-                )
+            return search(&mount, ups, path).map(found).map_err(|gave_up| {
+                if gave_up {
+                    format!(
+                        "cgroup path {path} lies in a cgroup namespace; the search for the cgroup {ups} level(s) below {mount_point} that holds this process gave up after {SEARCH_LIMIT} cgroups"
+                    )
+                } else {
+                    format!(
+                        "cgroup path {path} lies in a cgroup namespace and no cgroup {ups} level(s) below {mount_point} holds this process"
+                    )
+                }
             });
         }
         let relative = path
@@ -249,7 +255,9 @@ fn parent_steps(mount_root: &str) -> Option<usize> {
 }
 
 /// Finds the directory `depth` levels below `mount` whose `path` holds this process.
-fn search(mount: &Path, depth: usize, path: &str) -> Option<PathBuf> {
+/// `Err(true)` when it gave up after [`SEARCH_LIMIT`] directories, `Err(false)` when
+/// none holds it.
+fn search(mount: &Path, depth: usize, path: &str) -> Result<PathBuf, bool> {
     let pid = std::process::id().to_string();
     let mut level = vec![mount.to_path_buf()];
     let mut seen = 0;
@@ -265,7 +273,7 @@ fn search(mount: &Path, depth: usize, path: &str) -> Option<PathBuf> {
                 if entry.file_type().is_ok_and(|t| t.is_dir()) {
                     seen += 1;
                     if seen > SEARCH_LIMIT {
-                        return None;
+                        return Err(true);
                     }
                     next.push(entry.path());
                 }
@@ -273,13 +281,16 @@ fn search(mount: &Path, depth: usize, path: &str) -> Option<PathBuf> {
         }
         level = next;
     }
-    level.into_iter().find_map(|ns_root| {
-        let leaf = read::under(&ns_root, path);
-        // Read to its end: the kernel hands out a long list in pieces, some shorter
-        // than asked for before the end.
-        let procs = read::read_all(&leaf.join("cgroup.procs")).ok()?;
-        procs.lines().any(|l| l.trim() == pid).then_some(leaf)
-    })
+    level
+        .into_iter()
+        .find_map(|ns_root| {
+            let leaf = read::under(&ns_root, path);
+            // Read to its end: the kernel hands out a long list in pieces, some shorter
+            // than asked for before the end.
+            let procs = read::read_all(&leaf.join("cgroup.procs")).ok()?;
+            procs.lines().any(|l| l.trim() == pid).then_some(leaf)
+        })
+        .ok_or(false)
 }
 
 /// Why a walk found no figure.

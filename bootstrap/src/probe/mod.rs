@@ -18,6 +18,9 @@ use crate::{Env, Figure, Source};
 /// The variable AWS Lambda sets to the function's memory size in MB.
 pub const LAMBDA_MEMORY_VAR: &str = "AWS_LAMBDA_FUNCTION_MEMORY_SIZE";
 
+/// The most `AWS_LAMBDA_FUNCTION_MEMORY_SIZE` may say, exclusive: its bytes fit in 64
+/// bits with room to spare.
+const LAMBDA_MB_MAX: u64 = 1 << 40;
 /// Lambda gives one full vCPU at this memory size, and CPU in proportion below and
 /// above it (AWS Lambda documentation, "Memory and computing power").
 pub const LAMBDA_MB_PER_VCPU: f64 = 1769.0;
@@ -184,12 +187,14 @@ impl Probe {
         };
 
         let lambda_mb = self.env.get(LAMBDA_MEMORY_VAR).map(|v| {
-            v.to_str()
-                .and_then(|s| s.trim().parse::<u64>().ok())
-                .filter(|mb| *mb > 0 && *mb < (1 << 40))
-                .ok_or_else(|| {
-                    format!("{LAMBDA_MEMORY_VAR}={v:?} is not a whole number of MB above 0")
-                })
+            match v.to_str().and_then(|s| s.trim().parse::<u64>().ok()) {
+                Some(mb) if (1..LAMBDA_MB_MAX).contains(&mb) => Ok(mb),
+                Some(_) => Err(format!(
+                    "{LAMBDA_MEMORY_VAR}={v:?} is out of range: from 1 to {} MB (Lambda sets 128 to 10240)",
+                    LAMBDA_MB_MAX - 1
+                )),
+                None => Err(format!("{LAMBDA_MEMORY_VAR}={v:?} is not a whole number of MB")),
+            }
         });
         let platform = if lambda_mb.is_some() {
             Platform::AwsLambda

@@ -13,7 +13,8 @@ pub(crate) enum Bad {
     TooLarge(String),
     ZeroPeriod,
     ZeroQuota,
-    TooManyFields,
+    /// More fields than the kernel writes; the file's text, trimmed.
+    TooManyFields(String),
 }
 
 impl fmt::Display for Bad {
@@ -25,7 +26,7 @@ impl fmt::Display for Bad {
             Bad::TooLarge(s) => write!(f, "`{s}` does not fit in 64 bits"),
             Bad::ZeroPeriod => f.write_str("the CFS period is 0"),
             Bad::ZeroQuota => f.write_str("the CPU quota is 0, which the kernel never writes"),
-            Bad::TooManyFields => f.write_str("more fields than the kernel writes"),
+            Bad::TooManyFields(s) => write!(f, "`{s}` has more fields than the kernel writes"),
         }
     }
 }
@@ -63,7 +64,13 @@ pub(crate) fn cpu_max(text: &str) -> Result<Option<f64>, Bad> {
         None => DEFAULT_PERIOD_US,
     };
     if fields.next().is_some() {
-        return Err(Bad::TooManyFields);
+        // Quoted in the reason: at most a line's worth of it.
+        let text = text.trim();
+        let mut quoted: String = text.chars().take(60).collect();
+        if quoted.len() < text.len() {
+            quoted.push_str("...");
+        }
+        return Err(Bad::TooManyFields(quoted));
     }
     if period == 0 {
         return Err(Bad::ZeroPeriod);
@@ -244,7 +251,16 @@ mod tests {
         assert_eq!(cpu_max("50000 0"), Err(Bad::ZeroPeriod));
         assert_eq!(cpu_max(""), Err(Bad::Empty));
         assert_eq!(cpu_max("-5 100000"), Err(Bad::Negative("-5".into())));
-        assert_eq!(cpu_max("1 2 3"), Err(Bad::TooManyFields));
+        assert_eq!(cpu_max("1 2 3\n"), Err(Bad::TooManyFields("1 2 3".into())));
+        assert_eq!(
+            Bad::TooManyFields("1 2 3".into()).to_string(),
+            "`1 2 3` has more fields than the kernel writes"
+        );
+        let long = "1 ".repeat(1000);
+        let Err(Bad::TooManyFields(quoted)) = cpu_max(&long) else {
+            panic!("not refused")
+        };
+        assert_eq!(quoted, format!("{}...", &long[..60]));
         assert!(matches!(
             cpu_max("99999999999999999999999 100000"),
             Err(Bad::TooLarge(_))
