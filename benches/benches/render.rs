@@ -1,6 +1,8 @@
 //! What `/metrics` costs to render, small and large, and what rendering on a thread of
 //! its own adds (`coldstart_runtime::task::off_runtime`): the figures behind the size
-//! past which the listener renders off the runtime's threads (64 KiB).
+//! past which the listener renders off the runtime's threads (64 KiB). And a registry
+//! of many names, where the rendering's cost must grow with their number, not its
+//! square.
 //!
 //! `cargo bench -p coldstart-benches --bench render`
 
@@ -54,6 +56,15 @@ fn rendering(c: &mut Criterion) {
     let large = render().len();
     group.sample_size(20);
     group.bench_function(format!("large registry ({large} bytes)"), |b| {
+        b.iter(|| black_box(render()))
+    });
+    // The large one and 5 000 names more, one series each: families were found by
+    // searching a list, each name's description too.
+    for name in 0..5000 {
+        metrics::counter!(format!("jobs_{name}_total")).increment(1);
+    }
+    let named = render().len();
+    group.bench_function(format!("and 5000 names more ({named} bytes)"), |b| {
         b.iter(|| black_box(render()))
     });
     group.finish();

@@ -1,7 +1,8 @@
 /*!
 Process metrics with the names client_golang gives them, so existing dashboards and
-alerts work unchanged: CPU seconds, resident and virtual memory, start time, open and
-maximum file descriptors, threads. Linux only; read from `/proc/self` at scrape time,
+alerts work unchanged: CPU seconds, resident and virtual memory and the most virtual
+memory allowed, start time, open and maximum file descriptors; and threads, as the
+Rust `prometheus` crate names them (client_golang has no thread count). Linux only; read from `/proc/self` at scrape time,
 never at start-up.
 
 A file that cannot be read or parsed leaves its metrics out of the scrape; it never
@@ -54,14 +55,30 @@ fn open_fds() -> Option<f64> {
     Some(std::fs::read_dir("/proc/self/fd").ok()?.count() as f64)
 }
 
-fn max_fds() -> Option<f64> {
+/// What `getrlimit` takes: glibc's own type, an `int` elsewhere (musl).
+#[cfg(target_env = "gnu")]
+type Resource = libc::__rlimit_resource_t;
+#[cfg(not(target_env = "gnu"))]
+type Resource = libc::c_int;
+
+/// The soft limit on `resource`: `Some(None)` when there is none.
+fn soft_limit(resource: Resource) -> Option<Option<f64>> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
     };
     // SAFETY: `limit` is a valid rlimit to write.
-    let ok = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0;
-    (ok && limit.rlim_cur != libc::RLIM_INFINITY).then_some(limit.rlim_cur as f64)
+    let ok = unsafe { libc::getrlimit(resource, &mut limit) } == 0;
+    ok.then(|| (limit.rlim_cur != libc::RLIM_INFINITY).then_some(limit.rlim_cur as f64))
+}
+
+fn max_fds() -> Option<f64> {
+    soft_limit(libc::RLIMIT_NOFILE).flatten()
+}
+
+/// The address-space limit, -1 where there is none, as client_golang has it.
+fn max_virtual_bytes() -> Option<f64> {
+    soft_limit(libc::RLIMIT_AS).map(|limit| limit.unwrap_or(-1.0))
 }
 
 /// Appends the process families to `out`.
@@ -133,6 +150,14 @@ pub(crate) fn render(out: &mut String) {
         Kind::Gauge,
         max,
     );
+    let max = max_virtual_bytes().map(|v| (&[][..], v));
+    family(
+        out,
+        "process_virtual_memory_max_bytes",
+        "Maximum amount of virtual memory available in bytes.",
+        Kind::Gauge,
+        max,
+    );
 }
 
 #[cfg(test)]
@@ -165,6 +190,7 @@ mod tests {
             "process_start_time_seconds",
             "process_open_fds",
             "process_max_fds",
+            "process_virtual_memory_max_bytes",
             "process_threads",
         ] {
             assert!(
@@ -172,6 +198,22 @@ mod tests {
                 "{name} missing from\n{out}"
             );
         }
+        // The address-space limit as `ulimit -v` has it, -1 for none.
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: `limit` is a valid rlimit to write.
+        assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut limit) }, 0);
+        let expected = if limit.rlim_cur == libc::RLIM_INFINITY {
+            "-1".to_owned()
+        } else {
+            limit.rlim_cur.to_string()
+        };
+        assert!(
+            out.contains(&format!("\nprocess_virtual_memory_max_bytes {expected}\n")),
+            "{out}"
+        );
     }
 
     #[test]

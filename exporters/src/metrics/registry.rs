@@ -265,32 +265,46 @@ impl Registry {
         }
     }
 
-    fn help_of(&self, name: &str) -> String {
+    /// The descriptions by cleaned name, read once for a rendering: looked up for each
+    /// family in a list, a rendering of many names took their number squared.
+    fn helps(&self) -> HashMap<String, String> {
         let help = self.help.read().unwrap_or_else(|p| p.into_inner());
-        help.iter().find(|(n, _)| n == name).map_or_else(
-            || name.replace('_', " ").trim().to_owned(),
-            |(_, d)| d.to_string(),
-        )
+        help.iter()
+            .map(|(name, description)| (name.clone(), description.trim().to_owned()))
+            .collect()
+    }
+
+    /// The HELP text of `name`, given its description if it has one. A HELP line with
+    /// no text is one `promtool check metrics` refuses: an empty description reads as
+    /// none, and a name that reads as nothing (`_`) is its own help.
+    fn help_of(name: &str, description: Option<&String>) -> String {
+        match description.filter(|d| !d.is_empty()) {
+            Some(d) => d.to_owned(),
+            None => match name.replace('_', " ").trim() {
+                "" => name.to_owned(),
+                words => words.to_owned(),
+            },
+        }
     }
 
     /// Appends every family in the text format, sorted by name and labels, but for
     /// the names in `taken` (coldstart's own families), which are said once and left
     /// out. What would make the scrape unreadable is left out and said once too: a
     /// name recorded as two kinds (the first of counter, gauge, histogram is kept), a
-    /// series written twice (two names that clean to the same one: a counter's counts
-    /// are added, of others the one whose name sorts first is kept, whatever the
-    /// values), an empty name, a family named
+    /// series written twice (two names that clean to the same one: a counter's or a
+    /// histogram's counts are added, of gauges the one whose name sorts first is kept,
+    /// whatever the values), an empty name, a family named
     /// as a histogram's `_bucket`, `_sum` or `_count`. Labels named in `grouping`
     /// (a push's grouping labels, which the gateway would overwrite) are written as
     /// `exported_<name>`, as Prometheus does.
     pub(crate) fn render(&self, out: &mut String, taken: &[&str], grouping: &[&str]) {
         let mut families: Vec<(String, Kind, Vec<String>)> = Vec::new();
-        let mut add = |name: String, kind: Kind, lines: Vec<String>| match families
-            .iter_mut()
-            .find(|(n, _, _)| *n == name)
-        {
-            Some((_, first, _)) if *first != kind => {
-                let first = *first;
+        // Where each name's family is in `families`: searched for each series, the list
+        // made a rendering of many names take their number squared.
+        let mut at: HashMap<String, usize> = HashMap::new();
+        let mut add = |name: String, kind: Kind, lines: Vec<String>| match at.get(&name) {
+            Some(&i) if families[i].1 != kind => {
+                let first = families[i].1;
                 problem::report_about("metrics-two-kinds", &name, || {
                     format!(
                         "metrics: `{name}` is recorded as a {} and as a {}; only the {} is exported (give one of them another name)",
@@ -300,18 +314,21 @@ impl Registry {
                     )
                 });
             }
-            Some(f) => f.2.extend(lines),
-            None => families.push((name, kind, lines)),
+            Some(&i) => families[i].2.extend(lines),
+            None => {
+                at.insert(name.clone(), families.len());
+                families.push((name, kind, lines));
+            }
         };
         for (key, v) in read(&self.counters) {
             let name = sanitize(key.name());
-            let line = sample(&name, &key, None, v.load(), grouping);
+            let line = sample(&name, "", &key, None, v.load(), grouping);
             add(name, Kind::Counter, vec![line]);
         }
         for (key, v) in read(&self.gauges) {
             let name = sanitize(key.name());
             let value = Float(f64::from_bits(v.load()));
-            let line = sample(&name, &key, None, value, grouping);
+            let line = sample(&name, "", &key, None, value, grouping);
             add(name, Kind::Gauge, vec![line]);
         }
         for (key, h) in read(&self.histograms) {
@@ -325,7 +342,8 @@ impl Registry {
                     .get(i)
                     .map_or_else(|| "+Inf".to_owned(), f64::to_string);
                 lines.push(sample(
-                    &format!("{name}_bucket"),
+                    &name,
+                    "_bucket",
                     &key,
                     Some(&le),
                     cumulative,
@@ -333,15 +351,10 @@ impl Registry {
                 ));
             }
             let sum = Float(f64::from_bits(h.sum_bits.load(Ordering::Relaxed)));
+            lines.push(sample(&name, "_sum", &key, Some(""), sum, grouping));
             lines.push(sample(
-                &format!("{name}_sum"),
-                &key,
-                Some(""),
-                sum,
-                grouping,
-            ));
-            lines.push(sample(
-                &format!("{name}_count"),
+                &name,
+                "_count",
                 &key,
                 Some(""),
                 cumulative,
@@ -364,6 +377,7 @@ impl Registry {
                     .any(|base| histograms.contains(base))
             })
             .collect();
+        let helps = self.helps();
         for ((name, kind, mut lines), shadowed) in families.into_iter().zip(shadowed) {
             if shadowed {
                 problem::report_about("metrics-histogram-suffix", &name, || {
@@ -392,10 +406,12 @@ impl Registry {
                 // read first (its raw name sorts first) is kept, whatever the values.
                 lines.sort_by(|a, b| series(a).cmp(series(b)));
             }
-            if kind == Kind::Counter {
-                lines = added_up(lines, &name);
+            match kind {
+                Kind::Counter => lines = added_up(lines, &name),
+                Kind::Histogram => lines = histograms_added_up(lines, &name),
+                _ => {}
             }
-            header(out, &name, &self.help_of(&name), kind);
+            header(out, &name, &Self::help_of(&name, helps.get(&name)), kind);
             let mut written = HashSet::with_capacity(lines.len());
             for line in &lines {
                 let series = series(line);
@@ -404,7 +420,7 @@ impl Registry {
                     // a subject of its own, and their number unbounded.
                     problem::report_about("metrics-same-series", &name, || {
                         format!(
-                            "metrics: series of `{name}` (such as `{series}`) are recorded under two names that clean to the same one; only the first is exported"
+                            "metrics: series of `{name}` (such as `{series}`) are recorded twice, under names or labels that clean to the same series (an empty label value is no label); only the first is exported"
                         )
                     });
                     continue;
@@ -430,7 +446,7 @@ fn added_up(lines: Vec<String>, name: &str) -> Vec<String> {
             if let (Some(a), Some(b)) = (count(last), count(&line)) {
                 problem::report_about("metrics-same-series", name, || {
                     format!(
-                        "metrics: series of `{name}` (such as `{}`) are recorded under two names that clean to the same one; their counts are added",
+                        "metrics: series of `{name}` (such as `{}`) are recorded twice, under names or labels that clean to the same series (an empty label value is no label); their counts are added",
                         series(&line)
                     )
                 });
@@ -443,17 +459,58 @@ fn added_up(lines: Vec<String>, name: &str) -> Vec<String> {
     out
 }
 
+/// A histogram family's lines, in the order read, with the lines of one series (two
+/// names that clean to one) made one, each bucket, sum and count added: a bucket is a
+/// counter, and kept apart, the first by name would be exported, a name sorting
+/// first that came later making the counts go down. (Their bounds are the same:
+/// buckets cannot be set for a name that cleans to one already recorded.)
+fn histograms_added_up(lines: Vec<String>, name: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(lines.len());
+    let mut at: HashMap<String, usize> = HashMap::with_capacity(lines.len());
+    for line in lines {
+        let Some(&i) = at.get(series(&line)) else {
+            at.insert(series(&line).to_owned(), out.len());
+            out.push(line);
+            continue;
+        };
+        let value = |l: &str| l.rsplit_once(' ').map(|(_, v)| v.to_owned());
+        let (Some(a), Some(b)) = (value(&out[i]), value(&line)) else {
+            continue;
+        };
+        let added = match (a.parse::<u64>(), b.parse::<u64>()) {
+            (Ok(a), Ok(b)) => a.saturating_add(b).to_string(),
+            _ => match (a.parse::<f64>(), b.parse::<f64>()) {
+                (Ok(a), Ok(b)) => Float(a + b).to_string(),
+                _ => continue,
+            },
+        };
+        problem::report_about("metrics-same-series", name, || {
+            format!(
+                "metrics: series of `{name}` (such as `{}`) are recorded twice, under names or labels that clean to the same series (an empty label value is no label); their counts are added",
+                series(&line)
+            )
+        });
+        out[i] = format!("{} {added}", series(&line));
+    }
+    out
+}
+
 /// A sample line without its value: the series.
 fn series(line: &str) -> &str {
     line.rsplit_once(' ').map_or(line, |(series, _)| series)
 }
 
-/// One sample line: `name{labels of key, le} value`. For a histogram's lines `le` is
-/// `Some`, empty for its sum and count, and a label of the key named `le` is left
-/// out, as are labels whose cleaned name is empty or already used. A label named in
-/// `grouping` is written as `exported_<name>`.
+/// One sample line: `name<suffix>{labels of key, le} value`, where `name` is the
+/// family's (problems are said by it) and `suffix` a histogram line's `_bucket`,
+/// `_sum` or `_count`. For a histogram's lines `le` is `Some`, empty for its sum and
+/// count, and a label of the key named `le` is left out, as are labels whose cleaned
+/// name is empty or already used. A label with an empty value is left out, as
+/// Prometheus drops it at a scrape: `x{a=""}` is the series `x`, and kept, the two
+/// would be one series written twice, one of them lost. A label named in `grouping`
+/// is written as `exported_<name>`.
 fn sample(
     name: &str,
+    suffix: &str,
     key: &Key,
     le: Option<&str>,
     value: impl std::fmt::Display,
@@ -461,6 +518,9 @@ fn sample(
 ) -> String {
     let mut pairs: Vec<(String, &str)> = Vec::with_capacity(key.labels().len() + 1);
     for label in key.labels() {
+        if label.value().is_empty() {
+            continue;
+        }
         let mut label_name = sanitize(label.key()).replace(':', "_");
         if grouping.contains(&label_name.as_str()) {
             problem::report_about("metrics-grouping-label", name, || {
@@ -492,7 +552,7 @@ fn sample(
     if let Some(le) = le.filter(|le| !le.is_empty()) {
         pairs.push(("le".to_owned(), le));
     }
-    let mut line = name.to_owned();
+    let mut line = format!("{name}{suffix}");
     labels(&mut line, pairs);
     let _ = write!(line, " {value}");
     line
@@ -867,6 +927,125 @@ mod tests {
         let out = render();
         assert!(out.contains("\njobs_done{a=\"1\",b=\"2\"} 5\n"), "{out}");
         assert!(!out.contains("b=\"2\",a="), "{out}");
+    }
+
+    /// Of two histograms that clean to one series each bucket, the sum and the count
+    /// are added: a histogram's buckets are counters, and the first by name alone made
+    /// them fall when a name sorting first came later (read by `rate()` as a reset).
+    #[test]
+    fn two_histograms_that_clean_to_one_series_are_added() {
+        static R: Registry = Registry::new();
+        let rec = Installed(&R);
+        let m = Metadata::new("t", metrics::Level::INFO, None);
+        let h = rec.register_histogram(&Key::from_name("lat_seconds"), &m);
+        for _ in 0..5 {
+            h.record(0.5);
+        }
+        let render = || {
+            let mut out = String::new();
+            R.render(&mut out, &[], &[]);
+            out
+        };
+        assert!(render().contains("\nlat_seconds_count 5\n"));
+        // `lat.seconds` sorts before `lat_seconds`: it was the one exported, at 1.
+        rec.register_histogram(&Key::from_name("lat.seconds"), &m)
+            .record(0.25);
+        let out = render();
+        assert!(out.contains("\nlat_seconds_count 6\n"), "{out}");
+        assert!(out.contains("\nlat_seconds_sum 2.75\n"), "{out}");
+        assert!(
+            out.contains("\nlat_seconds_bucket{le=\"0.25\"} 1\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("\nlat_seconds_bucket{le=\"+Inf\"} 6\n"),
+            "{out}"
+        );
+        assert_eq!(out.matches("\nlat_seconds_count ").count(), 1, "{out}");
+        assert_eq!(
+            out.matches("lat_seconds_bucket{le=\"+Inf\"}").count(),
+            1,
+            "{out}"
+        );
+    }
+
+    /// A label with an empty value is no label, as Prometheus reads it: `x{a=""}` and
+    /// `x` were written as two series that a scrape stored as one, one value lost.
+    #[test]
+    fn a_label_with_an_empty_value_is_left_out() {
+        static R: Registry = Registry::new();
+        let rec = Installed(&R);
+        let m = Metadata::new("t", metrics::Level::INFO, None);
+        rec.register_counter(
+            &Key::from_parts("jobs_total", vec![metrics::Label::new("tenant", "")]),
+            &m,
+        )
+        .increment(5);
+        rec.register_counter(&Key::from_name("jobs_total"), &m)
+            .increment(7);
+        rec.register_gauge(
+            &Key::from_parts(
+                "depth",
+                vec![
+                    metrics::Label::new("queue", ""),
+                    metrics::Label::new("kind", "a"),
+                ],
+            ),
+            &m,
+        )
+        .set(3.0);
+        let mut out = String::new();
+        R.render(&mut out, &[], &[]);
+        assert!(out.contains("\njobs_total 12\n"), "{out}");
+        assert_eq!(out.matches("\njobs_total").count(), 1, "{out}");
+        assert!(out.contains("\ndepth{kind=\"a\"} 3\n"), "{out}");
+        assert!(!out.contains("tenant") && !out.contains("queue"), "{out}");
+    }
+
+    /// A histogram's problems are said by the histogram's name, once, not by each of
+    /// its `_bucket`, `_sum` and `_count` series (names that do not exist).
+    #[test]
+    fn a_histograms_problems_name_the_histogram() {
+        static R: Registry = Registry::new();
+        let rec = Installed(&R);
+        let m = Metadata::new("t", metrics::Level::INFO, None);
+        rec.register_histogram(
+            &Key::from_parts("grouped_seconds", vec![metrics::Label::new("job", "x")]),
+            &m,
+        )
+        .record(1.0);
+        let mut out = String::new();
+        R.render(&mut out, &[], &["job"]);
+        assert!(
+            out.contains("grouped_seconds_count{exported_job=\"x\"} 1\n"),
+            "{out}"
+        );
+        let subjects = problem::subjects("metrics-grouping-label");
+        assert!(
+            subjects.iter().any(|s| s == "grouped_seconds"),
+            "{subjects:?}"
+        );
+        assert!(
+            !subjects.iter().any(|s| s.starts_with("grouped_seconds_")),
+            "{subjects:?}"
+        );
+    }
+
+    /// A HELP line always has text: `promtool check metrics` refuses one without
+    /// (an empty description, or a name that reads as nothing).
+    #[test]
+    fn a_help_line_is_never_empty() {
+        static R: Registry = Registry::new();
+        let rec = Installed(&R);
+        let m = Metadata::new("t", metrics::Level::INFO, None);
+        rec.describe_gauge("x".into(), None, " ".into());
+        rec.register_gauge(&Key::from_name("x"), &m).set(1.0);
+        rec.register_gauge(&Key::from_name("_"), &m).set(2.0);
+        let mut out = String::new();
+        R.render(&mut out, &[], &[]);
+        assert!(out.contains("# HELP x x\n"), "{out}");
+        assert!(out.contains("# HELP _ _\n"), "{out}");
+        assert!(!out.contains(" \n"), "{out}");
     }
 
     /// A counter at its greatest value stays there: wrapped to 0, Prometheus would
