@@ -16,8 +16,8 @@ at cold start and survives the freeze.
   flush) run, when the program has hooks of its own, pushes metrics to a Pushgateway,
   or sets `COLDSTART_LAMBDA_EXTENSION=on`;
 - init failures (a failed `#[coldstart::init]`, a bad setting, a `main` that panics
-  or returns before `run`) reported to `/runtime/init/error`, which `lambda_runtime`
-  never does;
+  or returns before `run`) reported to `/runtime/init/error`, where `lambda_runtime`
+  reports only failures of its SnapStart hooks;
 - clear errors, not panics, for missing Lambda variables.
 
 Users reach it as `coldstart::lambda` (feature `lambda`).
