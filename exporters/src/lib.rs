@@ -193,8 +193,10 @@ impl Telemetry {
     }
 
     /// Exports every span queued now, within `budget`, starting the exporter first if
-    /// the first response has not started it yet; returns how many spans were left
-    /// queued (they go with the next export). What the Lambda integration calls after
+    /// the first response has not started it yet; returns how many spans were not
+    /// exported within it: those left queued (they go with the next export) and those
+    /// of a batch an earlier export still has out (counted as dropped if that export
+    /// fails). What the Lambda integration calls after
     /// each invocation's response, before asking for the next one. Must be called
     /// inside the runtime.
     ///

@@ -50,6 +50,13 @@ pub(crate) struct Exporter {
 /// The exporter for `config`'s endpoint; it connects on its first export.
 pub(crate) fn exporter(config: &Config) -> Result<Exporter, String> {
     let grpc = Grpc::new(channel(config)?);
+    // Answers in gzip are taken whatever is sent: grpc-go (the OpenTelemetry
+    // Collector's server, Jaeger's) answers a compressed call compressed without
+    // looking at what the caller accepts, and tonic refuses an answer in an encoding
+    // it was not told to take (`UNIMPLEMENTED`), which counted every export taken as
+    // failed.
+    #[cfg(feature = "gzip")]
+    let grpc = grpc.accept_compressed(tonic::codec::CompressionEncoding::Gzip);
     #[cfg(feature = "gzip")]
     let grpc = match config.compression {
         crate::config::Compression::Gzip => {
@@ -435,6 +442,55 @@ mod tests {
         accept_gzip: bool,
         /// The delay the collector's failed calls ask for in `RetryInfo`.
         asks: Option<Duration>,
+        /// Whether the collector's answers say `grpc-encoding: gzip` whatever the call
+        /// accepts, as grpc-go's do to a compressed call.
+        #[cfg_attr(not(feature = "gzip"), allow(dead_code))]
+        answers_gzip: bool,
+    }
+
+    /// Puts `grpc-encoding: gzip` on every answer, as grpc-go does to a compressed
+    /// call. Its messages stay uncompressed (flag 0), which that header allows.
+    #[derive(Clone)]
+    struct AnswersGzip<S>(S);
+
+    impl<S, B, A> tower_service::Service<http::Request<B>> for AnswersGzip<S>
+    where
+        S: tower_service::Service<http::Request<B>, Response = http::Response<A>>,
+        S::Future: Send + 'static,
+    {
+        type Response = S::Response;
+        type Error = S::Error;
+        type Future = std::pin::Pin<
+            Box<dyn std::future::Future<Output = Result<S::Response, S::Error>> + Send>,
+        >;
+
+        fn poll_ready(
+            &mut self,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Result<(), S::Error>> {
+            self.0.poll_ready(cx)
+        }
+
+        fn call(&mut self, request: http::Request<B>) -> Self::Future {
+            let answer = self.0.call(request);
+            Box::pin(async move {
+                let mut answer = answer.await?;
+                answer
+                    .headers_mut()
+                    .insert("grpc-encoding", http::HeaderValue::from_static("gzip"));
+                Ok(answer)
+            })
+        }
+    }
+
+    #[derive(Clone)]
+    struct AnswersGzipLayer;
+
+    impl<S> tower_layer::Layer<S> for AnswersGzipLayer {
+        type Service = AnswersGzip<S>;
+        fn layer(&self, inner: S) -> AnswersGzip<S> {
+            AnswersGzip(inner)
+        }
     }
 
     /// [`exporter_to`], set up as `serve` says; also returns what the collector
@@ -459,11 +515,20 @@ mod tests {
         } else {
             service
         };
-        tokio::spawn(
-            tonic::transport::Server::builder()
-                .add_service(service)
-                .serve_with_incoming(incoming),
-        );
+        if serve.answers_gzip {
+            tokio::spawn(
+                tonic::transport::Server::builder()
+                    .layer(AnswersGzipLayer)
+                    .add_service(service)
+                    .serve_with_incoming(incoming),
+            );
+        } else {
+            tokio::spawn(
+                tonic::transport::Server::builder()
+                    .add_service(service)
+                    .serve_with_incoming(incoming),
+            );
+        }
         let mut all = vec![
             ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc".to_owned()),
             ("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{addr}")),
@@ -615,7 +680,7 @@ mod tests {
         let serve = |vars, accept_gzip| Serve {
             vars,
             accept_gzip,
-            asks: None,
+            ..Serve::default()
         };
         let encodings = |received: &Received| {
             let received = received.lock().unwrap();
@@ -650,6 +715,27 @@ mod tests {
         let (exporter, _, received) = exporter_with(vec![Ok(0)], serve(&[], true)).await;
         exporter.export(Vec::new()).await.unwrap();
         assert_eq!(encodings(&received), [""]);
+    }
+
+    /// A collector that answers a compressed call compressed, as grpc-go does without
+    /// looking at what the call accepts, is understood: the export is a success, not
+    /// `UNIMPLEMENTED` counted as spans dropped.
+    #[cfg(feature = "gzip")]
+    #[tokio::test]
+    async fn a_collector_that_answers_in_gzip_is_understood() {
+        for vars in [&[("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip")][..], &[]] {
+            let serve = Serve {
+                vars,
+                accept_gzip: true,
+                answers_gzip: true,
+                ..Serve::default()
+            };
+            let (exporter, calls, _) = exporter_with(vec![Ok(0)], serve).await;
+            let batch = crate::trace::encode::tests::batch();
+            let sent = exporter.export(batch).await;
+            assert!(sent.is_ok(), "{vars:?}: {sent:?}");
+            assert_eq!(calls.load(Ordering::SeqCst), 1);
+        }
     }
 
     /// The request the encoder writes is what the service generated from the official

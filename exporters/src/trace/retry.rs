@@ -1,7 +1,8 @@
 /*!
 Retries of an OTLP export, over HTTP and gRPC alike: exponential backoff with jitter
-on the runtime's clock (opentelemetry-otlp's recommended policy: three retries, from
-100 ms doubling up to 1.6 s), at least the delay the collector asked for, and the
+on the runtime's clock (opentelemetry-otlp's policy: three retries, after 100, 200 and
+400 ms, each plus up to 100 ms of jitter; the 1.6 s cap on one wait is never reached
+with three), at least the delay the collector asked for, and the
 whole export, retries included, within the OTLP timeout, as the specification asks.
 
 Once the exporter's patience has run out ([`Patience::run_out`]), coldstart's own
