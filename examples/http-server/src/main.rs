@@ -77,7 +77,12 @@ async fn main() -> anyhow::Result<()> {
         coldstart::on_shutdown("goodbye", Duration::from_secs(2), || async {
             http_server::say!("http-server: shutdown hook ran");
         });
-        http_server::say!("http-server: deferred work started after the first response");
+        // The fallback timer starts it too when nothing asks the service anything.
+        let after = match coldstart::trigger() {
+            Some(coldstart::Trigger::Fallback) => "the fallback timer (no request yet)",
+            _ => "the first response",
+        };
+        http_server::say!("http-server: deferred work started after {after}");
         if let Some(config) = coldstart::telemetry::installed()
             && let Some(addr) = config.metrics_addr
         {

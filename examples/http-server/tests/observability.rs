@@ -233,8 +233,64 @@ fn every_dashboard_query_answers_from_a_real_scrape_of_the_service() {
             !result.is_empty(),
             "{title}: `{expr}` found no series: a metric or label the service does not expose"
         );
+        // The phases read as a timeline: in the order they were reached.
+        if title.starts_with("Start-up phases") {
+            let at: Vec<f64> = result
+                .iter()
+                .map(|r| r["value"][1].as_str().unwrap().parse().unwrap())
+                .collect();
+            assert!(at.len() > 5, "{title}: {result:?}");
+            assert!(
+                at.is_sorted(),
+                "{title}: not in the order reached: {result:?}"
+            );
+        }
     }
     traffic.join().unwrap();
+    drop(dir);
+}
+
+/// A process whose fallback timer fired before any response (the usual case after
+/// the stack starts and nobody asks the service anything) has the `fallback` phase,
+/// not `first_response`: the headline panel shows it too.
+#[test]
+fn the_first_response_panel_shows_a_start_ended_by_the_fallback_timer() {
+    let test = "the_first_response_panel_shows_a_start_ended_by_the_fallback_timer";
+    let Some(prometheus) = tool(test, "prometheus", &["--version"]) else {
+        return;
+    };
+    let (port, mport) = (free_port(), free_port());
+    let _server = Reaper(
+        Command::new(SERVER)
+            .env("PORT", port.to_string())
+            .env("COLDSTART_METRICS_ADDR", format!("127.0.0.1:{mport}"))
+            .env("COLDSTART_FIRST_RESPONSE_FALLBACK", "1s")
+            .env("OTEL_TRACES_EXPORTER", "none")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let dir = temp_dir("stack-fallback");
+    let config = prometheus_config(&dir, &format!("127.0.0.1:{mport}"));
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("scrape_interval: 5s", "scrape_interval: 1s");
+    std::fs::write(&config, text).unwrap();
+    let (_prometheus, pport) = start_prometheus(&prometheus, &config, &dir);
+    let (title, expr) = dashboard_queries()
+        .into_iter()
+        .find(|(title, _)| title == "Exec to first response")
+        .unwrap();
+    // No request is made: the metrics listener opens when the fallback timer fires.
+    let answer = poll(Duration::from_secs(30), || {
+        let answer = prometheus_query(pport, &expr)?;
+        let result = answer["data"]["result"].as_array()?;
+        (!result.is_empty()).then(|| result.clone())
+    });
+    let result = answer.unwrap_or_else(|| panic!("{title}: `{expr}` found no series"));
+    assert_eq!(result.len(), 1, "{result:?}");
+    assert_eq!(result[0]["metric"]["phase"], "fallback", "{result:?}");
     drop(dir);
 }
 

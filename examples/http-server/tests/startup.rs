@@ -299,7 +299,8 @@ fn with_no_collector_sigterm_does_not_wait_out_the_retry_backoff() {
 #[test]
 fn the_fallback_timer_starts_deferred_work_without_requests() {
     let (_, mut child) = spawn_server("200ms", &[]);
-    Lines::of(&mut child).wait_for("deferred work started after the first response");
+    // And says what started it.
+    Lines::of(&mut child).wait_for("deferred work started after the fallback timer");
     child.kill().unwrap();
     child.wait().unwrap();
 }
