@@ -193,7 +193,8 @@ impl Telemetry {
     }
 
     /// Exports every span queued now, within `budget`, starting the exporter first if
-    /// the first response has not started it yet; returns how many spans were not
+    /// the first response has not started it yet, and pushes the metrics to the
+    /// Pushgateway alongside if pushes have started; returns how many spans were not
     /// exported within it: those left queued (they go with the next export) and those
     /// of a batch an earlier export still has out (counted as dropped if that export
     /// fails). What the Lambda integration calls after
@@ -205,11 +206,19 @@ impl Telemetry {
     /// for every later export (a failure is retried only after a wait the collector
     /// asked for). A long-running server should let the scheduled export run instead.
     pub async fn flush(&self, budget: std::time::Duration) -> usize {
-        #[cfg(feature = "tracing")]
-        if self.config.traces {
-            return trace::flush(self.config, budget).await;
-        }
+        let spans = async {
+            #[cfg(feature = "tracing")]
+            if self.config.traces {
+                return trace::flush(self.config, budget).await;
+            }
+            0
+        };
+        let pushed = async {
+            #[cfg(feature = "metrics")]
+            metrics::push_within(budget).await;
+        };
+        let (left, ()) = tokio::join!(spans, pushed);
         let _ = budget;
-        0
+        left
     }
 }

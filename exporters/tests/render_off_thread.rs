@@ -10,9 +10,8 @@
 
 #![allow(clippy::unwrap_used)] // a test fails loudly on a broken fixture
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::sync::Mutex;
-use std::sync::mpsc::{Receiver, channel};
 use std::time::Duration;
 
 use coldstart_bootstrap::{Env, Settings};
@@ -46,6 +45,8 @@ impl Plugin for Witness {
 
 coldstart_exporters::plugin!(WITNESS: Witness = Witness, priority = 0);
 
+mod telemetry;
+
 /// `GET /metrics` on `port`, the whole answer.
 fn scrape(port: u16) -> String {
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
@@ -57,44 +58,6 @@ fn scrape(port: u16) -> String {
     answer
 }
 
-/// A Pushgateway that answers every push 200 and hands over the size of each body.
-fn gateway() -> (u16, Receiver<usize>) {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let (pushed, bodies) = channel();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().map_while(Result::ok) {
-            let pushed = pushed.clone();
-            std::thread::spawn(move || {
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut writer = stream;
-                loop {
-                    let mut length = 0;
-                    loop {
-                        let mut line = String::new();
-                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                            return;
-                        }
-                        if line == "\r\n" {
-                            break;
-                        }
-                        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                            length = v.trim().parse().unwrap();
-                        }
-                    }
-                    let mut body = vec![0; length];
-                    reader.read_exact(&mut body).unwrap();
-                    writer
-                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
-                        .unwrap();
-                    let _ = pushed.send(length);
-                }
-            });
-        }
-    });
-    (port, bodies)
-}
-
 #[test]
 fn a_large_registry_is_rendered_off_the_runtime() {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -102,7 +65,7 @@ fn a_large_registry_is_rendered_off_the_runtime() {
         .local_addr()
         .unwrap()
         .port();
-    let (gateway, pushes) = gateway();
+    let (gateway, pushes) = telemetry::gateway();
     let (config, errors) = Config::from(&Env::fixed([
         ("COLDSTART_METRICS_ADDR", format!("127.0.0.1:{port}")),
         (
@@ -153,7 +116,10 @@ fn a_large_registry_is_rendered_off_the_runtime() {
             let wait = Duration::from_secs(10);
             while pushes.try_recv().is_ok() {}
             for _ in 0..2 {
-                let size = pushes.recv_timeout(wait).expect("no push within 10 s");
+                let size = pushes
+                    .recv_timeout(wait)
+                    .expect("no push within 10 s")
+                    .len();
                 assert!(size > 64 << 10, "a push of {size} bytes");
             }
         })

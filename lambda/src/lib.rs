@@ -10,7 +10,8 @@ at cold start and survives the freeze.
 - one CloudWatch EMF line per invocation on stdout: `ColdStart`, `InitDuration`
   (measured from process start), `Duration`, `Errors`;
 - after each response has been posted and before the next `/next`, a flush of queued
-  spans within `COLDSTART_LAMBDA_FLUSH_TIMEOUT`, so the caller never waits for
+  spans and, with a Pushgateway, a push of the metrics, within
+  `COLDSTART_LAMBDA_FLUSH_TIMEOUT`, so the caller never waits for
   telemetry and nothing is lost to the freeze;
 - an internal extension, so Lambda sends SIGTERM and the shutdown hooks (the final
   flush) run, when the program has hooks of its own, pushes metrics to a Pushgateway,

@@ -231,6 +231,11 @@ pub(crate) async fn start(config: &Config) {
     }
 }
 
+/// A push now, within `budget`, if pushes have started ([`push::push_within`]).
+pub(crate) async fn push_within(budget: std::time::Duration) {
+    push::push_within(budget).await;
+}
+
 /// At the end of a `main` that ended before its first response: the last push, as a
 /// shutdown hook, and no listener (nothing would scrape it).
 pub(crate) fn at_end_of_main(config: &Config) {

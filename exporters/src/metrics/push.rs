@@ -25,9 +25,13 @@ const PUSH_TIMEOUT: Duration = Duration::from_secs(5);
 /// The longest time between pushes: what `COLDSTART_METRICS_PUSH_INTERVAL` accepts.
 const MAX_PUSH_INTERVAL: Duration = Duration::from_secs(3600);
 
+/// The pushes [`start`] started, and their turn: what [`push_within`] pushes with.
+static STARTED: OnceLock<(Push, Turn)> = OnceLock::new();
+
 /// Pushes every interval on a task, and registers the final push at shutdown.
 pub(crate) fn start(push: Push) {
     let turn = Turn::default();
+    let _ = STARTED.set((push.clone(), turn.clone()));
     at_shutdown_after(push.clone(), turn.clone());
     coldstart_runtime::task::spawn(async move {
         // The settings refuse less than 100 ms and more than an hour; a `Config` built
@@ -70,6 +74,45 @@ fn at_shutdown_after(push: Push, turn: Turn) {
         *last = true;
         push_now(&push).await;
     });
+}
+
+/// Pushes now, within `budget`, in turn with the periodic pushes: what a flush does
+/// for metrics (Lambda's, after each invocation's response and before the next one
+/// is asked for: the interval's timer does not run while the process is frozen, so
+/// an invocation's counts waited for the next thaw). Nothing before [`start`] or
+/// after the final push. A push cut off by the budget is counted as failed; a wait
+/// for the turn cut off is not (the push in flight carries the counts).
+pub(crate) async fn push_within(budget: Duration) {
+    let Some((push, turn)) = STARTED.get() else {
+        return;
+    };
+    let deadline = tokio::time::Instant::now().checked_add(budget);
+    let Some(last) = until(deadline, turn.lock()).await else {
+        return;
+    };
+    if *last {
+        return;
+    }
+    if until(deadline, push_now(push)).await.is_none() {
+        problem::drop_count(Dropped::PushFailed, 1);
+        problem::report("metrics-push", || {
+            format!(
+                "metrics: push to {} cut off by the flush's budget of {budget:?}",
+                push.url
+            )
+        });
+    }
+}
+
+/// `work`'s output, unless `deadline` (none: no deadline) passes first.
+async fn until<T>(
+    deadline: Option<tokio::time::Instant>,
+    work: impl std::future::Future<Output = T>,
+) -> Option<T> {
+    match deadline {
+        Some(deadline) => tokio::time::timeout_at(deadline, work).await.ok(),
+        None => Some(work.await),
+    }
 }
 
 /// One push; failures are counted and reported, never returned.

@@ -5,7 +5,8 @@ around the service that runs the handler and posts its response.
 For each invocation it opens a server span (FaaS conventions, linked to the X-Ray
 trace header), and once the response has been posted, in this order: ends the span,
 writes the EMF record, marks coldstart's first response done (the first time), and
-flushes queued spans within the flush budget. Only then does its future complete and
+flushes queued spans (and pushes the metrics, with a Pushgateway) within the flush
+budget. Only then does its future complete and
 `lambda_runtime` ask for the next invocation: the caller already has its answer,
 and nothing is left queued when Lambda freezes the process.
 
