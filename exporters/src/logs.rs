@@ -47,7 +47,7 @@ pub(crate) fn install(config: &Config) {
     // `tower` would also have turned off `tower_http`, the program's own trace layer.
     let span_filter = filter
         .clone()
-        .and(filter_fn(|meta| !export_client(meta.target())));
+        .and(filter_fn(|meta| !kept_from_spans(meta.target())));
     let spans = crate::trace::tracer().map(|tracer| {
         tracing_opentelemetry::layer()
             .with_tracer(tracer.clone())
@@ -75,13 +75,23 @@ const EXPORT_CLIENTS: [&str; 8] = [
     "opentelemetry_sdk",
 ];
 
-/// Whether `target` is one of [`EXPORT_CLIENTS`] or a module of one.
-fn export_client(target: &str) -> bool {
-    EXPORT_CLIENTS.iter().any(|client| {
-        target
-            .strip_prefix(client)
-            .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
-    })
+/// The crates whose spans coldstart already makes as its own: `lambda_runtime`'s
+/// `Lambda runtime invoke`, around each invocation, is the Lambda integration's
+/// invocation span again (it is there for a program's own subscriber, whose log lines
+/// it gives the request id).
+const SPANS_MADE_ALREADY: [&str; 1] = ["lambda_runtime"];
+
+/// Whether `target` is one of [`EXPORT_CLIENTS`] or [`SPANS_MADE_ALREADY`], or a
+/// module of one: its spans do not become OpenTelemetry spans.
+fn kept_from_spans(target: &str) -> bool {
+    EXPORT_CLIENTS
+        .iter()
+        .chain(&SPANS_MADE_ALREADY)
+        .any(|client| {
+            target
+                .strip_prefix(client)
+                .is_some_and(|rest| rest.is_empty() || rest.starts_with("::"))
+        })
 }
 
 /// Writes each event as one line on stdout.
@@ -298,8 +308,9 @@ mod tests {
             "hyper::client::conn",
             "h2",
             "opentelemetry_sdk::trace",
+            "lambda_runtime::layers::trace",
         ] {
-            assert!(export_client(client), "{client}");
+            assert!(kept_from_spans(client), "{client}");
         }
         for other in [
             "tower_http::trace::on_response",
@@ -307,8 +318,9 @@ mod tests {
             "h2o",
             "my_app",
             "towers",
+            "lambda_runtime_api_clients",
         ] {
-            assert!(!export_client(other), "{other}");
+            assert!(!kept_from_spans(other), "{other}");
         }
     }
 

@@ -74,7 +74,8 @@ pub use layer::{Invocation, InvocationFuture, InvocationLayer};
 pub use watch::{WatchInit, watch_init};
 
 /// Runs `handler` for every invocation until the process ends: `lambda_runtime::run`
-/// with coldstart's invocation layer and handler wrapper (see the crate docs).
+/// (with its `tracing` span carrying the request id) and coldstart's invocation layer
+/// and handler wrapper (see the crate docs).
 ///
 /// # Errors
 ///
@@ -120,7 +121,12 @@ where
         on_shutdown_flush();
     }
     extension::registered().await;
+    // lambda_runtime's own `TracingLayer`, as `lambda_runtime::run` has it: a `tracing`
+    // span with the request id around each invocation, which a program's own
+    // subscriber puts on its log lines. Inside coldstart's layer, so that the
+    // invocation's OpenTelemetry span is current when it opens.
     Runtime::new(instrument(handler))
+        .layer(lambda_runtime::layers::TracingLayer::new())
         .layer(InvocationLayer::new(function))
         .run()
         .await
