@@ -57,10 +57,15 @@ impl RuntimeApi {
                 ));
             }
         };
-        let (authority, path) = match rest.find('/') {
+        // As `http::Uri` splits a URL, which lambda_runtime uses: the authority ends at
+        // the path, the query or the fragment; the path at the query or fragment.
+        let (authority, path) = match rest.find(['/', '?', '#']) {
             Some(i) => rest.split_at(i),
             None => (rest, ""),
         };
+        let path = path.split(['?', '#']).next().unwrap_or_default();
+        // User info is not part of where to connect (`u@host:9001`).
+        let authority = authority.rsplit_once('@').map_or(authority, |(_, at)| at);
         let port_ok = authority
             .rsplit_once(':')
             .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
@@ -332,6 +337,20 @@ mod tests {
         assert_eq!(url.url("/x"), "http://[::1]:9000/.rt/x");
         let upper = RuntimeApi::parse("HTTP://127.0.0.1:9001").unwrap();
         assert_eq!(upper.url("/x"), "http://127.0.0.1:9001/x");
+        // Read as lambda_runtime reads them (`http::Uri`): a query or fragment is not
+        // part of the base path, user info not part of where to connect.
+        for (value, url) in [
+            ("http://127.0.0.1:9001?x=1", "http://127.0.0.1:9001/x"),
+            (
+                "http://127.0.0.1:9001/.rt?x=1",
+                "http://127.0.0.1:9001/.rt/x",
+            ),
+            ("http://127.0.0.1:9001#top", "http://127.0.0.1:9001/x"),
+            ("http://u@127.0.0.1:9001", "http://127.0.0.1:9001/x"),
+        ] {
+            let api = RuntimeApi::parse(value).unwrap_or_else(|e| panic!("{value}: {e}"));
+            assert_eq!(api.url("/x"), url, "{value}");
+        }
         for bad in [
             "",
             "localhost",
