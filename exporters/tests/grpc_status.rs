@@ -37,8 +37,10 @@ use tonic::transport::server::TcpIncoming;
 use tower_layer::Layer as _;
 use tower_service::Service;
 
-/// Each server span's `rpc.grpc.status_code` (if any) and whether its status is an error.
-static SEEN: Mutex<Vec<(Option<i64>, bool)>> = Mutex::new(Vec::new());
+/// Each server span's `rpc.grpc.status_code` (if any), whether its status is an error,
+/// and its `error.type` (if any).
+type Seen = (Option<i64>, bool, Option<String>);
+static SEEN: Mutex<Vec<Seen>> = Mutex::new(Vec::new());
 
 struct Witness;
 
@@ -56,7 +58,12 @@ impl Plugin for Witness {
                 ref other => panic!("rpc.grpc.status_code is {other:?}"),
             });
         let error = matches!(span.status, Status::Error { .. });
-        SEEN.lock().unwrap().push((code, error));
+        let error_type = span
+            .attributes
+            .iter()
+            .find(|kv| kv.key.as_str() == "error.type")
+            .map(|kv| kv.value.to_string());
+        SEEN.lock().unwrap().push((code, error, error_type));
     }
 }
 
@@ -112,6 +119,29 @@ impl Service<http::Request<()>> for FailsAfterAMessage {
             .unwrap();
         std::future::ready(Ok(response))
     }
+}
+
+/// A service that never answers.
+struct NeverAnswers;
+
+impl Service<http::Request<()>> for NeverAnswers {
+    type Response = http::Response<Frames>;
+    type Error = Infallible;
+    type Future = std::future::Pending<Result<Self::Response, Infallible>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, _: http::Request<()>) -> Self::Future {
+        std::future::pending()
+    }
+}
+
+/// Polls `future` once, with a waker that does nothing.
+fn futures_poll_once<F: std::future::Future + Unpin>(future: &mut F) -> Poll<F::Output> {
+    let mut cx = Context::from_waker(std::task::Waker::noop());
+    Pin::new(future).poll(&mut cx)
 }
 
 /// A body of the given frames and errors.
@@ -172,23 +202,29 @@ fn grpc_errors_answered_as_http_200_reach_the_span() {
         let mut failing = HttpTelemetryLayer::new().layer(FailsAfterAMessage(true));
         let response = failing.call(http::Request::new(())).await.unwrap();
         assert!(response.into_body().collect().await.is_err());
+        // A call dropped before its service answered: cancelled.
+        let mut never = HttpTelemetryLayer::new().layer(NeverAnswers);
+        let mut call = never.call(http::Request::new(()));
+        assert!(futures_poll_once(&mut call).is_pending());
+        drop(call);
 
         telemetry.start_after_first_response();
         coldstart_runtime::first_request_done();
-        telemetry::until(|| SEEN.lock().unwrap().len() >= 7).await;
+        telemetry::until(|| SEEN.lock().unwrap().len() >= 8).await;
     });
     let mut seen = SEEN.lock().unwrap().clone();
     seen.sort();
     assert_eq!(
         seen,
         [
-            (None, false),
-            (None, true),
-            (Some(0), false),
-            (Some(5), false),
-            (Some(13), true),
-            (Some(14), true),
-            (Some(14), true)
+            (None, false, None),
+            (None, true, Some("_OTHER".to_owned())),
+            (None, true, Some("cancelled".to_owned())),
+            (Some(0), false, None),
+            (Some(5), false, None),
+            (Some(13), true, Some("INTERNAL".to_owned())),
+            (Some(14), true, Some("UNAVAILABLE".to_owned())),
+            (Some(14), true, Some("UNAVAILABLE".to_owned()))
         ]
     );
 }

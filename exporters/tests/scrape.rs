@@ -66,7 +66,17 @@ fn a_scrape_samples_collectors_and_requests_in_flight_when_it_is_taken() {
     ]);
     let (config, errors) = Config::from(&env);
     assert!(errors.is_empty(), "{errors:?}");
+    // A request that came before the recorder was installed, and leaves after.
+    let mut early_service = HttpTelemetryLayer::new()
+        .route(|_| Some("/early"))
+        .layer(Handler);
+    let mut early = early_service.call(Request::get("/hold").body(()).unwrap());
+    assert!(poll_once(&mut early).is_pending());
     let _telemetry = coldstart_exporters::install_with(config, None);
+    drop(early);
+    // It left the gauge it entered, the one of no recorder: coldstart's has no count
+    // from it (it had -1, for good, and the count of requests in flight one short).
+    assert_eq!(sample("http_requests_in_flight"), None, "{}", render());
 
     let depth = Arc::new(AtomicU64::new(3));
     let sampled = depth.clone();

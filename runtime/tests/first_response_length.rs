@@ -3,7 +3,8 @@
 //! its body never says it has ended (tower-http's `ServeFile`, a proxied stream): the
 //! server writes them and drops the body without asking it again. And the answer to a
 //! HEAD, which has no body to send, is marked when the server takes it, as is an
-//! answer with no body by its status (204) or its length (0). One case per
+//! answer with no body by its status (204) or its length (0), or by its request (a
+//! CONNECT answered 2xx: the connection becomes a tunnel). One case per
 //! process, since the lifecycle is process-wide: this test binary runs itself again
 //! with `LENGTH_CASE` naming the case.
 #![cfg(feature = "tower")]
@@ -36,6 +37,7 @@ fn case() {
         return;
     };
     let head = case == "head";
+    let connect = case == "connect";
     // Answers whose body is never read: the server has no bytes of it to send.
     let bodiless = case == "no content" || case == "zero length";
     coldstart_runtime::block_on(&Settings::NONE, async move {
@@ -45,6 +47,7 @@ fn case() {
                 (fed.with_status(hyper::StatusCode::NO_CONTENT), tx)
             }
             "zero length" => Fed::with_length(Some(0)),
+            "connect" => Fed::with_length(None),
             _ => Fed::with_length(Some(6)),
         };
         let service = FirstResponseLayer::new().layer(service);
@@ -61,16 +64,23 @@ fn case() {
             .await
             .unwrap();
         tokio::spawn(conn);
-        let method = if head { "HEAD" } else { "GET" };
+        let (method, uri) = match (head, connect) {
+            (true, _) => ("HEAD", "/"),
+            (_, true) => ("CONNECT", "example.com:443"),
+            _ => ("GET", "/"),
+        };
         let request = Request::builder()
             .method(method)
-            .uri("/")
+            .uri(uri)
             .body(http_body_util::Empty::<Bytes>::new())
             .unwrap();
         let response = client.send_request(request).await.unwrap();
         if bodiless {
             let body = response.into_body().collect().await.unwrap().to_bytes();
             assert!(body.is_empty());
+        } else if connect {
+            // A tunnel: hyper sends no body after the 2xx and never polls it.
+            assert!(response.status().is_success());
         } else if !head {
             tx.send(Frame::data(Bytes::from_static(b"hel"))).unwrap();
             tx.send(Frame::data(Bytes::from_static(b"lo\n"))).unwrap();
@@ -117,4 +127,11 @@ fn an_answer_without_a_body_by_its_status_is_marked() {
 #[test]
 fn an_answer_of_length_zero_is_marked() {
     marks("zero length");
+}
+
+/// A CONNECT answered 2xx (a proxy's first request): hyper sends no body, over
+/// HTTP/1 or HTTP/2, and never polls it; the mark waited for the fallback timer.
+#[test]
+fn the_answer_to_a_connect_is_marked() {
+    marks("connect");
 }

@@ -124,6 +124,11 @@ impl Pending {
                 span.set_attribute(KeyValue::new("rpc.grpc.status_code", i64::from(code)));
             }
             if let Some(description) = error {
+                // A server error's code, by its name, is the error's type, as the
+                // conventions ask of a span that ends as an error.
+                if let Some(name) = code.and_then(super::future::server_error_code_name) {
+                    span.set_attribute(KeyValue::new("error.type", name));
+                }
                 span.set_status(Status::error(description));
             }
             span.end();

@@ -130,7 +130,20 @@ pub(crate) fn grpc_code(headers: &http::HeaderMap) -> Option<u8> {
 /// error (UNKNOWN, DEADLINE_EXCEEDED, UNIMPLEMENTED, INTERNAL, UNAVAILABLE, DATA_LOSS).
 #[cfg_attr(not(feature = "tracing"), allow(dead_code))]
 pub(crate) fn is_server_error_code(code: u8) -> bool {
-    matches!(code, 2 | 4 | 12 | 13 | 14 | 15)
+    server_error_code_name(code).is_some()
+}
+
+/// The name of a gRPC code that is a server error (`INTERNAL`), as `error.type` has it.
+pub(crate) fn server_error_code_name(code: u8) -> Option<&'static str> {
+    Some(match code {
+        2 => "UNKNOWN",
+        4 => "DEADLINE_EXCEEDED",
+        12 => "UNIMPLEMENTED",
+        13 => "INTERNAL",
+        14 => "UNAVAILABLE",
+        15 => "DATA_LOSS",
+        _ => return None,
+    })
 }
 
 /// What is known about a request until it is answered. The timing and labels are
@@ -145,6 +158,9 @@ pub(crate) struct Record {
     finished: bool,
     /// Set while the service's future is polled.
     polling: bool,
+    /// The in-flight gauge the request was added to, and leaves.
+    #[cfg(feature = "metrics")]
+    in_flight: metrics::Gauge,
 }
 
 /// The `route` label of a request whose route template is not known.
@@ -171,9 +187,9 @@ impl Record {
         route: Option<&'static str>,
         #[cfg(feature = "tracing")] cx: opentelemetry::Context,
     ) -> Record {
-        #[cfg(feature = "metrics")]
-        super::handles::in_flight(1.0);
         Record {
+            #[cfg(feature = "metrics")]
+            in_flight: super::handles::enter_in_flight(),
             start,
             method,
             route,
@@ -262,6 +278,7 @@ impl Record {
         {
             use opentelemetry::trace::{Status, TraceContextExt};
             let span = self.cx.span();
+            span.set_attribute(opentelemetry::KeyValue::new("error.type", "cancelled"));
             span.set_status(Status::error("request cancelled before a response"));
             span.end();
             // Traffic for the dynamic sampler, but no server error (as in the alerts'
@@ -274,7 +291,7 @@ impl Record {
 impl Drop for Record {
     fn drop(&mut self) {
         #[cfg(feature = "metrics")]
-        super::handles::in_flight(-1.0);
+        self.in_flight.decrement(1.0);
         if self.finished {
             return;
         }

@@ -22,15 +22,20 @@ static SERIES: RwLock<HashMap<Series, Handles, BuildHasherDefault<DefaultHasher>
     RwLock::new(HashMap::with_hasher(BuildHasherDefault::new()));
 static IN_FLIGHT: OnceLock<Gauge> = OnceLock::new();
 
-/// Adds `change` to `http_requests_in_flight`.
-pub(crate) fn in_flight(change: f64) {
-    if !crate::metrics::installed() {
-        metrics::gauge!("http_requests_in_flight").increment(change);
-        return;
-    }
-    IN_FLIGHT
-        .get_or_init(|| metrics::gauge!("http_requests_in_flight"))
-        .increment(change);
+/// Adds one to `http_requests_in_flight` and returns the gauge it added to, for the
+/// request to take its one off when it leaves: from the same gauge, though coldstart's
+/// recorder is installed in between (the one taken off went to it and the one added
+/// nowhere, and the gauge stayed at -1 for good).
+pub(crate) fn enter_in_flight() -> Gauge {
+    let gauge = if crate::metrics::installed() {
+        IN_FLIGHT
+            .get_or_init(|| metrics::gauge!("http_requests_in_flight"))
+            .clone()
+    } else {
+        metrics::gauge!("http_requests_in_flight")
+    };
+    gauge.increment(1.0);
+    gauge
 }
 
 /// Counts one answered request and records its duration.

@@ -33,7 +33,7 @@ while answering, `error.type` `panic`; both are counted in the metrics as status
 A request dropped before its service answered (the client went away, or a timeout
 layer outside this one or the server's shutdown cancelled it) is counted as status
 `499`, nginx's "client closed request", with the time until then; its span ends as
-an error.
+an error of `error.type` `cancelled`.
 
 The span's context is put in the request's extensions (`opentelemetry::Context`) and
 is the current context while the inner service runs, so handlers create child spans
@@ -43,7 +43,8 @@ On a gRPC server (tonic) every call answers HTTP 200; its code comes in `grpc-st
 in the headers of an answer without messages (tonic's answer to a handler's
 `Err(Status)`), else in the trailers after the messages. The span gets
 `rpc.grpc.status_code` from either, and an error status for the codes the
-OpenTelemetry conventions count as the server's; a call whose code comes in the
+OpenTelemetry conventions count as the server's, with the code's name as `error.type`
+(`INTERNAL`); a call whose code comes in the
 trailers keeps its span open until they pass through the response body.
 
 The metrics are recorded when the answer's head is ready, labelled with the HTTP

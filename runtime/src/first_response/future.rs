@@ -18,14 +18,25 @@ pin_project! {
     pub struct ResponseFuture<F> {
         #[pin]
         inner: F,
-        head: bool,
+        bodiless: Bodiless,
     }
 }
 
+/// Whether the request makes its answer one without a body to send.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Bodiless {
+    /// Any answer: a HEAD's.
+    Always,
+    /// A 2xx answer: a CONNECT's, after which the connection is a tunnel.
+    WhenSuccess,
+    /// As its status and length say.
+    Never,
+}
+
 impl<F> ResponseFuture<F> {
-    /// The future of a response to a HEAD request when `head`.
-    pub(crate) fn new(inner: F, head: bool) -> Self {
-        ResponseFuture { inner, head }
+    /// The future of a response to a request that makes it `bodiless`.
+    pub(crate) fn new(inner: F, bodiless: Bodiless) -> Self {
+        ResponseFuture { inner, bodiless }
     }
 }
 
@@ -44,10 +55,16 @@ where
             return Poll::Ready(Ok(response.map(MarkOnEnd::done)));
         }
         let length = content_length(response.headers());
-        // No body to send: the answer to a HEAD, a status that has none (1xx, 204,
-        // 304), a length of 0. hyper writes the head and may never poll the body.
-        let bodiless = matches!(response.status().as_u16(), 100..=199 | 204 | 304);
-        if *this.head || bodiless || length == Some(0) {
+        // No body to send: the answer to a HEAD, a CONNECT's 2xx, a status that has
+        // none (1xx, 204, 304), a length of 0. hyper writes the head and may never
+        // poll the body.
+        let status = response.status();
+        let bodiless = match this.bodiless {
+            Bodiless::Always => true,
+            Bodiless::WhenSuccess => status.is_success(),
+            Bodiless::Never => false,
+        } || matches!(status.as_u16(), 100..=199 | 204 | 304);
+        if bodiless || length == Some(0) {
             mark_after_this_poll();
             return Poll::Ready(Ok(response.map(MarkOnEnd::done)));
         }

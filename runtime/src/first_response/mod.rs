@@ -30,6 +30,7 @@ relaxed load per body frame and nothing else, and it never buffers or delays a f
 mod future;
 mod layer;
 
+use future::Bodiless;
 pub use future::{MarkOnEnd, ResponseFuture};
 pub use layer::FirstResponseLayer;
 
@@ -66,8 +67,16 @@ where
 
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         // The answer to a HEAD has no body to send: the server writes its head and
-        // never polls the body.
-        let head = request.method() == http::Method::HEAD;
-        ResponseFuture::new(self.inner.call(request), head)
+        // never polls the body. Nor has a CONNECT's answered 2xx (the connection
+        // becomes a tunnel; hyper drops the body unpolled, HTTP/1 and HTTP/2 alike).
+        let method = request.method();
+        let bodiless = if method == http::Method::HEAD {
+            Bodiless::Always
+        } else if method == http::Method::CONNECT {
+            Bodiless::WhenSuccess
+        } else {
+            Bodiless::Never
+        };
+        ResponseFuture::new(self.inner.call(request), bodiless)
     }
 }
