@@ -63,11 +63,11 @@ fn each_way_a_request_ends_gets_its_span_and_metrics() {
         };
         let with_host =
             |uri: &str, host: &str| Request::get(uri).header("host", host).body(()).unwrap();
-        let ok = send(
-            service.clone(),
-            with_host("/ok?x=1&sig=abc&AWSAccessKeyId=K&y", "[::1]:8080"),
-        )
-        .await;
+        let mut ok = with_host("/ok?x=1&sig=abc&AWSAccessKeyId=K&y", "[::1]:8080");
+        ok.headers_mut()
+            .insert("user-agent", http::HeaderValue::from_static("probe/1.0"));
+        *ok.version_mut() = http::Version::HTTP_2;
+        let ok = send(service.clone(), ok).await;
         assert_eq!(ok.unwrap().unwrap().status(), StatusCode::OK);
         send(behind_tls.clone(), with_host("/down", "api.example"))
             .await
@@ -126,6 +126,18 @@ fn each_way_a_request_ends_gets_its_span_and_metrics() {
     assert_eq!(text(&ok, "url.scheme").as_deref(), Some("http"));
     assert_eq!(text(&ok, "server.address").as_deref(), Some("::1"));
     assert_eq!(text(&ok, "server.port").as_deref(), Some("8080"));
+    // Which HTTP, and the caller's own name.
+    assert_eq!(text(&ok, "network.protocol.version").as_deref(), Some("2"));
+    assert_eq!(
+        text(&ok, "user_agent.original").as_deref(),
+        Some("probe/1.0")
+    );
+    let plain = span_of(&seen, "/missing");
+    assert_eq!(
+        text(&plain, "network.protocol.version").as_deref(),
+        Some("1.1")
+    );
+    assert_eq!(text(&plain, "user_agent.original"), None);
     // Behind TLS, as the layer was told: the scheme's port when `Host` names none.
     let down = span_of(&seen, "/down");
     assert_eq!(text(&down, "url.scheme").as_deref(), Some("https"));

@@ -406,7 +406,7 @@ pub(crate) fn start_span<B>(
         };
         #[cfg(not(feature = "axum"))]
         let uri = req.uri();
-        let mut attributes = Vec::with_capacity(10);
+        let mut attributes = Vec::with_capacity(12);
         attributes.push(KeyValue::new("http.request.method", method));
         if method == "_OTHER" {
             let original = req.method().as_str().to_owned();
@@ -430,6 +430,22 @@ pub(crate) fn start_span<B>(
             }
         }
         attributes.push(KeyValue::new("url.scheme", scheme));
+        // Recommended by the conventions: which HTTP, and who says it asks.
+        let version = match req.version() {
+            http::Version::HTTP_09 => "0.9",
+            http::Version::HTTP_10 => "1.0",
+            http::Version::HTTP_11 => "1.1",
+            http::Version::HTTP_2 => "2",
+            http::Version::HTTP_3 => "3",
+            _ => "",
+        };
+        if !version.is_empty() {
+            attributes.push(KeyValue::new("network.protocol.version", version));
+        }
+        let agent = req.headers().get(http::header::USER_AGENT);
+        if let Some(agent) = agent.and_then(|a| a.to_str().ok()) {
+            attributes.push(KeyValue::new("user_agent.original", agent.to_owned()));
+        }
         span.attributes = Some(attributes);
     });
     let cx = parent.with_span(span);

@@ -25,7 +25,8 @@ when there is one (the values of `AWSAccessKeyId`, `Signature`, `sig` and
 `X-Goog-Signature` replaced by `REDACTED`), `url.scheme` (as the request says it, else
 `http`, or what [`HttpTelemetryLayer::scheme`] sets: `https` behind TLS),
 `server.address` and `server.port` (from the request's `:authority` or `Host`; the
-scheme's port when it names none; `Forwarded` and `X-Forwarded-*` are not read), and
+scheme's port when it names none; `Forwarded` and `X-Forwarded-*` are not read),
+`network.protocol.version`, `user_agent.original` when the request has one, and
 `http.response.status_code`. A 5xx is an error, with `error.type` the status code;
 a 4xx is the caller's and leaves the status unset. A service that fails without a
 response (`Err`) gets no status code and `error.type` `_OTHER`, and one that panics
