@@ -24,7 +24,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, Once, PoisonError};
 use std::time::Duration;
 
@@ -247,6 +247,9 @@ static LISTENING: AtomicBool = AtomicBool::new(false);
 static INSTALLING: AtomicBool = AtomicBool::new(false);
 /// A signal `note` caught before the listener existed; 0 if none.
 static HELD: AtomicI32 = AtomicI32::new(0);
+/// The signals the listener has been sent, counted by `note` (which tokio's handler
+/// calls first), and 1 from the start where one came before it existed.
+static TAKEN: AtomicU32 = AtomicU32::new(0);
 /// Set from [`hold_signals_until_hooks`] to [`release_held_signals`].
 static HOLDING: AtomicBool = AtomicBool::new(false);
 /// Woken when a hold is released.
@@ -372,6 +375,9 @@ fn install_listener() {
     // `take_held`, never seen by the listener: the next one the listener sees is the
     // second. Read before the listener's handlers exist, which see what comes after.
     let earlier = HELD.load(Ordering::Acquire) != 0 || stop_asked();
+    if earlier {
+        TAKEN.store(1, Ordering::Release);
+    }
     // A signal the process was started with ignored (`nohup`, a script's `cmd &`)
     // stays ignored, as under `#[tokio::main]`: tokio's handler would take it over.
     let listen = |ignored, kind| match ignored {
@@ -451,6 +457,28 @@ fn end_at_once(signo: libc::c_int) -> ! {
     default_effect(signo);
     // Not reached where the default effect ends the process; the shell's code if not.
     std::process::exit(128 + signo)
+}
+
+/// The line [`end_at_once`] says, from a signal handler: written only where stderr
+/// takes it at once (a write to a full pipe would hold the handler, and the end with
+/// it). Async-signal-safe: `poll` and `write`.
+fn say_again(signo: libc::c_int) {
+    let line: &[u8] = if signo == libc::SIGINT {
+        b"coldstart: SIGINT again; ending now, without waiting for the shutdown\n"
+    } else {
+        b"coldstart: SIGTERM again; ending now, without waiting for the shutdown\n"
+    };
+    let mut stderr = libc::pollfd {
+        fd: libc::STDERR_FILENO,
+        events: libc::POLLOUT,
+        revents: 0,
+    };
+    // SAFETY: polling and writing fd 2 with a valid pollfd and buffer.
+    unsafe {
+        if libc::poll(&mut stderr, 1, 0) == 1 && stderr.revents & libc::POLLOUT != 0 {
+            libc::write(libc::STDERR_FILENO, line.as_ptr().cast(), line.len());
+        }
+    }
 }
 
 /// Raises `signo` again with its default disposition: the effect it would have had
@@ -596,6 +624,14 @@ fn holds(signo: libc::c_int) -> bool {
 /// kept here too (acting on it twice is the same as once).
 extern "C" fn note(signo: libc::c_int) {
     if LISTENING.load(Ordering::Acquire) {
+        // The listener takes the first signal. A second ends the process here, in the
+        // handler: the listener's task may never run again (a hook or a body blocking
+        // the only thread under `current_thread`), nor its line be written (stderr
+        // held by a stalled reader).
+        if TAKEN.fetch_add(1, Ordering::AcqRel) >= 1 {
+            say_again(signo);
+            default_effect(signo);
+        }
         return;
     }
     // The listener is being installed because a hook is registered: the signal is

@@ -98,6 +98,25 @@ fn case() {
             tokio::time::sleep(Duration::from_secs(30)).await;
             return "returned";
         }
+        if case == "a second signal with the only thread blocked" {
+            // A hook that blocks the only thread (`minimal` is current_thread): the
+            // listener's task never runs again, so the second signal must end the
+            // process from its handler.
+            on_shutdown("stuck", Duration::from_secs(30), || async {
+                std::thread::sleep(Duration::from_secs(30));
+            });
+            first_request_done();
+            std::thread::spawn(|| {
+                std::thread::sleep(Duration::from_millis(100));
+                // SAFETY: signalling this process.
+                unsafe { libc::kill(libc::getpid(), libc::SIGTERM) };
+                std::thread::sleep(Duration::from_millis(500));
+                println!("case: sending SIGTERM again");
+                // SAFETY: as above.
+                unsafe { libc::kill(libc::getpid(), libc::SIGTERM) };
+            });
+            std::future::pending::<()>().await;
+        }
         if case == "a second signal" {
             on_shutdown("slow flush", Duration::from_secs(30), || async {
                 tokio::time::sleep(Duration::from_secs(30)).await;
@@ -309,6 +328,28 @@ fn a_second_signal_ends_the_process_at_once() {
     assert!(
         stderr.contains("coldstart: SIGTERM again; ending now, without waiting for the shutdown"),
         "{stderr}"
+    );
+}
+
+/// Also where the first signal's shutdown blocks the only thread, so that the
+/// listener's task cannot run: the second is acted on in its handler. (It waited for
+/// the 30 s hook, and exited 0.)
+#[test]
+fn a_second_signal_ends_the_process_though_the_only_thread_is_blocked() {
+    use std::os::unix::process::ExitStatusExt;
+    let started = std::time::Instant::now();
+    let out = child("a second signal with the only thread blocked", &[]);
+    let (stdout, stderr) = said(&out);
+    assert_eq!(out.status.signal(), Some(libc::SIGTERM), "{stdout}{stderr}");
+    assert_eq!(stdout, "sending SIGTERM again\n", "{stderr}");
+    assert!(
+        stderr.contains("coldstart: SIGTERM again; ending now, without waiting for the shutdown"),
+        "{stderr}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
     );
 }
 
