@@ -2,7 +2,7 @@
 Runs the `#[coldstart::init]` registrations: the ones the order places before serving
 run before the body of `main`, one after the other (slow statics, which the order sets
 apart, each on the blocking pool beside them); the rest run after the first response,
-off the request path (blocking work on the blocking pool). After that, a run
+off the request path (blocking work on a thread of its own). After that, a run
 with `COLDSTART_PROFILE_OUT` writes the profile.
 
 A program without registrations pays one slice-length check and two variable lookups.
@@ -412,17 +412,15 @@ pub(crate) async fn run_after_first_response() {
         return;
     }
     if let Some(path) = profile_out() {
-        let written =
-            tokio::task::spawn_blocking(move || write_profile(&path).map(|()| path)).await;
-        match written {
-            Ok(Ok(_)) => {}
-            Ok(Err((path, e))) => {
-                coldstart_bootstrap::say!(
-                    "coldstart: cannot write {PROFILE_OUT}={}: {e}",
-                    path.display()
-                )
-            }
-            Err(e) => coldstart_bootstrap::say!("coldstart: writing the init profile failed: {e}"),
+        let written = crate::task::off_runtime("coldstart-profile", move || {
+            write_profile(&path).map(|()| path)
+        })
+        .await;
+        if let Err((path, e)) = written {
+            coldstart_bootstrap::say!(
+                "coldstart: cannot write {PROFILE_OUT}={}: {e}",
+                path.display()
+            );
         }
     }
     finish_deferred();
@@ -592,13 +590,19 @@ async fn timed(
             let outcome = run(r).await;
             Some((outcome, start.elapsed()))
         }
-        _ => tokio::task::spawn_blocking(move || {
-            let start = Instant::now();
-            let outcome = run_blocking(r).map_err(|(error, panicked)| failure(r, error, panicked));
-            (outcome, start.elapsed())
-        })
-        .await
-        .ok(),
+        // On a thread of its own, named after the init, not tokio's blocking pool:
+        // `spawn_blocking` panics where no thread can be made (a tight `pids.max` or
+        // `RLIMIT_NPROC`), which ended the deferred work, and `deferred_done()` never
+        // came; `off_runtime` then runs it here.
+        _ => Some(
+            crate::task::off_runtime(r.name, move || {
+                let start = Instant::now();
+                let outcome =
+                    run_blocking(r).map_err(|(error, panicked)| failure(r, error, panicked));
+                (outcome, start.elapsed())
+            })
+            .await,
+        ),
     }
 }
 

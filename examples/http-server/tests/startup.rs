@@ -405,3 +405,44 @@ fn the_healthcheck_looks_where_the_service_listens() {
     let _ = server.kill();
     let _ = server.wait();
 }
+
+/// With a task limit (`pids.max` 1) that refuses every thread, a program on one
+/// thread still runs its deferred inits after the first response, on the thread it
+/// has, and ends cleanly at SIGTERM. tokio's blocking pool, which they ran on, panics
+/// where it cannot make a thread: the deferred work ended there, and the program said
+/// at its end that it had not finished.
+#[test]
+fn deferred_inits_run_where_no_thread_can_be_made() {
+    let test = "deferred_inits_run_where_no_thread_can_be_made";
+    if !cargo_coldstart::cgroup::can_create(test).unwrap() {
+        return;
+    }
+    let name = format!("coldstart-example-deferred-{}", std::process::id());
+    let cg = TempCgroup::with_task_limit(&name, 1).unwrap();
+    let port = free_port();
+    let mut command = Command::new(SERVER);
+    command
+        .env("PORT", port.to_string())
+        .env("COLDSTART_FLAVOR", "current_thread")
+        .env("COLDSTART_FIRST_RESPONSE_FALLBACK", "off")
+        .env("COLDSTART_METRICS_ADDR", "off")
+        .env("OTEL_TRACES_EXPORTER", "none")
+        .env_remove("RUST_BACKTRACE")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    cg.join_before_exec(&mut command).unwrap();
+    let mut child = command.spawn().unwrap();
+    let mut lines = Lines::of(&mut child);
+    lines.wait_for("listening on");
+    assert!(get(port).ends_with("hello\n"));
+    lines.wait_for("deferred work started after the first response");
+    // The deferred inits' own stderr, if any, comes before the hooks' line.
+    std::thread::sleep(Duration::from_millis(300));
+    // SAFETY: signalling our own child.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    let status = child.wait().unwrap();
+    let rest = lines.drain(Duration::from_millis(500)).to_owned();
+    assert_eq!(status.code(), Some(0), "{rest}");
+    assert!(!rest.contains("panicked"), "{rest}");
+    assert!(!rest.contains("did not finish"), "{rest}");
+}
