@@ -247,6 +247,9 @@ static LISTENING: AtomicBool = AtomicBool::new(false);
 static INSTALLING: AtomicBool = AtomicBool::new(false);
 /// A signal `note` caught before the listener existed; 0 if none.
 static HELD: AtomicI32 = AtomicI32::new(0);
+/// SIGTERM (bit 0) and SIGINT (bit 1) where the listener took them from their
+/// default disposition.
+static FROM_DEFAULT: AtomicU8 = AtomicU8::new(0);
 /// The signals the listener has been sent, counted by `note` (which tokio's handler
 /// calls first), and 1 from the start where one came before it existed.
 static TAKEN: AtomicU32 = AtomicU32::new(0);
@@ -369,8 +372,14 @@ fn install_listener() {
     // a later call inside one installs.
     let _ = tokio::runtime::Handle::current();
     INSTALLING.store(true, Ordering::Release);
-    let [term_ignored, int_ignored] =
-        [libc::SIGTERM, libc::SIGINT].map(|signo| install_note(signo) == libc::SIG_IGN);
+    let note_handler = note as extern "C" fn(libc::c_int) as libc::sighandler_t;
+    let [term, int] = [libc::SIGTERM, libc::SIGINT].map(install_note);
+    let [term_ignored, int_ignored] = [term, int].map(|found| found == libc::SIG_IGN);
+    // Taken from the default disposition (by `note` here or by a hold's): given back
+    // when the runtime is done ([`give_back_default_signals`]).
+    let from_default = |found| found == libc::SIG_DFL || found == note_handler;
+    let taken = u8::from(from_default(term)) | u8::from(from_default(int)) << 1;
+    FROM_DEFAULT.store(taken, Ordering::Release);
     // A signal the hold kept before this listener existed is acted on through
     // `take_held`, never seen by the listener: the next one the listener sees is the
     // second. Read before the listener's handlers exist, which see what comes after.
@@ -441,6 +450,21 @@ async fn next_signal(
     tokio::select! {
         () = recv(term) => libc::SIGTERM,
         () = recv(int) => libc::SIGINT,
+    }
+}
+
+/// Gives SIGTERM and SIGINT their default disposition back where the listener took them
+/// from it; for when the runtime is done with them, its hooks run. tokio's handler
+/// stays installed for the life of the process, and with the runtime gone nothing
+/// reads what it keeps: a Ctrl-C after `block_on` (a `Builder` program's own
+/// teardown, or the wait for blocking work as the runtime is dropped) did nothing.
+pub(crate) fn give_back_default_signals() {
+    let taken = FROM_DEFAULT.swap(0, Ordering::AcqRel);
+    for (bit, signo) in [(1, libc::SIGTERM), (2, libc::SIGINT)] {
+        if taken & bit != 0 {
+            // SAFETY: restoring the default disposition.
+            unsafe { libc::signal(signo, libc::SIG_DFL) };
+        }
     }
 }
 

@@ -337,6 +337,8 @@ pub fn block_on_in<F: Future>(settings: &Settings, env: &Env, body: F) -> F::Out
         }
         ended
     });
+    // The hooks have run: a signal from here on has its default effect again.
+    lifecycle::give_back_default_signals();
     // After a signal the program ends once the hooks are done, however the body
     // ended (it may return by itself on seeing `draining`): dropping the runtime would
     // wait, with no bound and past any further signal, for blocking work still

@@ -55,6 +55,7 @@ fn case() {
         // SAFETY: as `nohup` or a shell's `cmd &` would have left it.
         unsafe { libc::signal(libc::SIGINT, libc::SIG_IGN) };
     }
+    let after = case == "a signal after block_on";
     let returned = block_on(&settings, async move {
         if case == "started with sigint ignored" {
             on_shutdown("flush", Duration::from_secs(1), || async {
@@ -96,6 +97,12 @@ fn case() {
                 raise(libc::SIGTERM);
             });
             tokio::time::sleep(Duration::from_secs(30)).await;
+            return "returned";
+        }
+        if case == "a signal after block_on" {
+            on_shutdown("flush", Duration::from_secs(1), || async {
+                println!("case: hook ran");
+            });
             return "returned";
         }
         if case == "a second signal with the only thread blocked" {
@@ -232,6 +239,14 @@ fn case() {
         "returned"
     });
     println!("case: block_on {returned}");
+    if after {
+        // The program's own work after the runtime (a `Builder` program's teardown):
+        // a signal has its default effect again.
+        // SAFETY: signalling this process.
+        unsafe { libc::raise(libc::SIGINT) };
+        std::thread::sleep(Duration::from_secs(2));
+        println!("case: still running");
+    }
 }
 
 #[test]
@@ -351,6 +366,18 @@ fn a_second_signal_ends_the_process_though_the_only_thread_is_blocked() {
         "{:?}",
         started.elapsed()
     );
+}
+
+/// Once `block_on` has returned, its hooks run, a signal has its default effect again:
+/// tokio's handler stays for the life of the process and kept it, with nothing left
+/// to read it (the program went on, and exited 0).
+#[test]
+fn after_block_on_a_signal_has_its_default_effect() {
+    use std::os::unix::process::ExitStatusExt;
+    let out = child("a signal after block_on", &[]);
+    let (stdout, stderr) = said(&out);
+    assert_eq!(out.status.signal(), Some(libc::SIGINT), "{stdout}{stderr}");
+    assert_eq!(stdout, "hook ran\nblock_on returned\n", "{stderr}");
 }
 
 /// So does one after a signal the hold kept before any listener existed.
