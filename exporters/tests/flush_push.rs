@@ -30,6 +30,7 @@ fn a_flush_pushes_the_metrics_before_it_returns() {
     coldstart_runtime::block_on(&settings, async move {
         // Before pushes start, a flush pushes nothing.
         assert_eq!(telemetry.flush(Duration::from_secs(5)).await, 0);
+        assert!(pushes.try_recv().is_err(), "a push before pushes started");
         telemetry.start_after_first_response();
         coldstart_runtime::first_request_done();
         // The interval's first push comes at once; the next one in an hour.

@@ -382,10 +382,7 @@ pub(crate) async fn run_after_first_response() {
             if lifecycle::stop_asked() {
                 return;
             }
-            let Some((outcome, took)) = timed(r).await else {
-                // The runtime is shutting down: the program ended before this ran.
-                return;
-            };
+            let (outcome, took) = timed(r).await;
             let finished = Ran::timed(took, outcome);
             let stops = match &finished.outcome {
                 Err(failure) if r.fatal => {
@@ -577,32 +574,29 @@ async fn run_in_turn(r: &'static Registration) -> Result<(), Box<Failure>> {
 }
 
 /// Runs one registration after the first response, catching a panic, with the time
-/// the work took where it ran: blocking work goes to the blocking pool, so it never
-/// holds up a worker thread, and the wait for a thread there, which the next profile
-/// would read as its own, is not in the time. `None` when the runtime shut down
-/// before it could run.
-async fn timed(
-    r: &'static Registration,
-) -> Option<(Result<(), Box<Failure>>, std::time::Duration)> {
+/// the work took where it ran: blocking work goes to a thread of its own, named after
+/// the init, so it never holds up a worker thread, and the thread's start, which the
+/// next profile would read as its own, is not in the time.
+///
+/// Not tokio's blocking pool: `spawn_blocking` panics where no thread can be made (a
+/// tight `pids.max` or `RLIMIT_NPROC`), which ended the deferred work, and
+/// `deferred_done()` never came; `off_runtime` then runs it here.
+async fn timed(r: &'static Registration) -> (Result<(), Box<Failure>>, std::time::Duration) {
     match &r.work {
         Work::Async(_) => {
             let start = Instant::now();
             let outcome = run(r).await;
-            Some((outcome, start.elapsed()))
+            (outcome, start.elapsed())
         }
-        // On a thread of its own, named after the init, not tokio's blocking pool:
-        // `spawn_blocking` panics where no thread can be made (a tight `pids.max` or
-        // `RLIMIT_NPROC`), which ended the deferred work, and `deferred_done()` never
-        // came; `off_runtime` then runs it here.
-        _ => Some(
+        _ => {
             crate::task::off_runtime(r.name, move || {
                 let start = Instant::now();
                 let outcome =
                     run_blocking(r).map_err(|(error, panicked)| failure(r, error, panicked));
                 (outcome, start.elapsed())
             })
-            .await,
-        ),
+            .await
+        }
     }
 }
 

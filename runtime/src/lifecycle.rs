@@ -24,7 +24,9 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{
+    AtomicBool, AtomicI32, AtomicU8, AtomicU32, AtomicU64, AtomicUsize, Ordering,
+};
 use std::sync::{Mutex, MutexGuard, Once, PoisonError};
 use std::time::Duration;
 
@@ -250,6 +252,8 @@ static HELD: AtomicI32 = AtomicI32::new(0);
 /// SIGTERM (bit 0) and SIGINT (bit 1) where the listener took them from their
 /// default disposition.
 static FROM_DEFAULT: AtomicU8 = AtomicU8::new(0);
+/// The handlers of SIGTERM and SIGINT once the listener was in place (tokio's).
+static TOKIO_HANDLERS: [AtomicUsize; 2] = [AtomicUsize::new(0), AtomicUsize::new(0)];
 /// The signals the listener has been sent, counted by `note` (which tokio's handler
 /// calls first), and 1 from the start where one came before it existed.
 static TAKEN: AtomicU32 = AtomicU32::new(0);
@@ -385,7 +389,7 @@ fn install_listener() {
     // second. Read before the listener's handlers exist, which see what comes after.
     let earlier = HELD.load(Ordering::Acquire) != 0 || stop_asked();
     if earlier {
-        TAKEN.store(1, Ordering::Release);
+        TAKEN.fetch_max(1, Ordering::AcqRel);
     }
     // A signal the process was started with ignored (`nohup`, a script's `cmd &`)
     // stays ignored, as under `#[tokio::main]`: tokio's handler would take it over.
@@ -405,6 +409,10 @@ fn install_listener() {
         give_back_signals();
         return;
     };
+    // The handler tokio installed: given back at the end only where still in place.
+    for (handler, signo) in TOKIO_HANDLERS.iter().zip([libc::SIGTERM, libc::SIGINT]) {
+        handler.store(disposition(signo), Ordering::Release);
+    }
     LISTENING.store(true, Ordering::Release);
     INSTALLING.store(false, Ordering::Release);
     crate::task::spawn(async move {
@@ -458,10 +466,19 @@ async fn next_signal(
 /// stays installed for the life of the process, and with the runtime gone nothing
 /// reads what it keeps: a Ctrl-C after `block_on` (a `Builder` program's own
 /// teardown, or the wait for blocking work as the runtime is dropped) did nothing.
+///
+/// Only where tokio's handler is still the one installed: a handler the program put
+/// in its place since (the `ctrlc` crate, say) stays. tokio installs its handler once
+/// per process, so a `tokio::signal` listener made after this (a second runtime)
+/// hears nothing: the signal has its default effect instead.
 pub(crate) fn give_back_default_signals() {
     let taken = FROM_DEFAULT.swap(0, Ordering::AcqRel);
-    for (bit, signo) in [(1, libc::SIGTERM), (2, libc::SIGINT)] {
-        if taken & bit != 0 {
+    for (i, (bit, signo)) in [(1, libc::SIGTERM), (2, libc::SIGINT)]
+        .into_iter()
+        .enumerate()
+    {
+        let tokio = TOKIO_HANDLERS[i].load(Ordering::Acquire);
+        if taken & bit != 0 && disposition(signo) == tokio {
             // SAFETY: restoring the default disposition.
             unsafe { libc::signal(signo, libc::SIG_DFL) };
         }
@@ -470,14 +487,8 @@ pub(crate) fn give_back_default_signals() {
 
 /// Ends the process with `signo`'s default effect, now.
 fn end_at_once(signo: libc::c_int) -> ! {
-    let name = if signo == libc::SIGINT {
-        "SIGINT"
-    } else {
-        "SIGTERM"
-    };
-    coldstart_bootstrap::say!(
-        "coldstart: {name} again; ending now, without waiting for the shutdown"
-    );
+    let line = again_line(signo);
+    coldstart_bootstrap::say!("{}", line.trim_end());
     default_effect(signo);
     // Not reached where the default effect ends the process; the shell's code if not.
     std::process::exit(128 + signo)
@@ -487,11 +498,7 @@ fn end_at_once(signo: libc::c_int) -> ! {
 /// takes it at once (a write to a full pipe would hold the handler, and the end with
 /// it). Async-signal-safe: `poll` and `write`.
 fn say_again(signo: libc::c_int) {
-    let line: &[u8] = if signo == libc::SIGINT {
-        b"coldstart: SIGINT again; ending now, without waiting for the shutdown\n"
-    } else {
-        b"coldstart: SIGTERM again; ending now, without waiting for the shutdown\n"
-    };
+    let line = again_line(signo).as_bytes();
     let mut stderr = libc::pollfd {
         fd: libc::STDERR_FILENO,
         events: libc::POLLOUT,
@@ -502,6 +509,15 @@ fn say_again(signo: libc::c_int) {
         if libc::poll(&mut stderr, 1, 0) == 1 && stderr.revents & libc::POLLOUT != 0 {
             libc::write(libc::STDERR_FILENO, line.as_ptr().cast(), line.len());
         }
+    }
+}
+
+/// The line a second signal is said with, ending in a newline.
+fn again_line(signo: libc::c_int) -> &'static str {
+    if signo == libc::SIGINT {
+        "coldstart: SIGINT again; ending now, without waiting for the shutdown\n"
+    } else {
+        "coldstart: SIGTERM again; ending now, without waiting for the shutdown\n"
     }
 }
 
@@ -615,7 +631,8 @@ fn install_note(signo: libc::c_int) -> libc::sighandler_t {
         return found;
     }
     // SAFETY: setting a disposition with a valid pointer; `note` only does
-    // async-signal-safe things (atomics, `sigaction`, `signal`, `raise`).
+    // async-signal-safe things (atomics, `sigaction`, `signal`, `raise`, `poll`,
+    // `write`).
     unsafe {
         let mut action: libc::sigaction = std::mem::zeroed();
         action.sa_sigaction = note as extern "C" fn(libc::c_int) as libc::sighandler_t;
@@ -645,7 +662,8 @@ fn holds(signo: libc::c_int) -> bool {
 /// the handler it replaces and calls it first: when `note` is not the installed
 /// handler, the signal belongs to tokio's handler, which keeps it once its listener
 /// exists; while coldstart's listener is being installed it may not, so the signal is
-/// kept here too (acting on it twice is the same as once).
+/// kept here too (acting on it twice is the same as once). Once the listener exists,
+/// the second signal it is sent ends the process here.
 extern "C" fn note(signo: libc::c_int) {
     if LISTENING.load(Ordering::Acquire) {
         // The listener takes the first signal. A second ends the process here, in the
@@ -663,6 +681,8 @@ extern "C" fn note(signo: libc::c_int) {
     // tokio's now calls it first (before the first response too: the hooks run).
     if INSTALLING.load(Ordering::Acquire) {
         HELD.store(signo, Ordering::Release);
+        // Counted for the listener: the next signal is a second one.
+        TAKEN.fetch_add(1, Ordering::AcqRel);
         return;
     }
     if !holds(signo) {

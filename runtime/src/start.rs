@@ -134,6 +134,7 @@ pub fn build(plan: &Plan) -> std::io::Result<Runtime> {
         .enable_all()
         .max_blocking_threads(plan.max_blocking_threads.value)
         .thread_stack_size(plan.thread_stack_size.value);
+    crate::task::set_stack_size(plan.thread_stack_size.value);
     if plan.prewarm.value {
         let stack = plan.thread_stack_size.value;
         builder.on_thread_start(move || prewarm(stack));
@@ -362,6 +363,11 @@ pub fn block_on_in<F: Future>(settings: &Settings, env: &Env, body: F) -> F::Out
         // hooks have run.
         Ended::Drained(_) | Ended::Cancelled => std::process::exit(lifecycle::stop_code()),
     };
+    if runtime.is_some() {
+        // As dropping the runtime waits for its blocking pool: work coldstart runs on
+        // threads of its own (a deferred init, the profile's write) ends first.
+        crate::task::join_live();
+    }
     drop(runtime);
     // A panic in the body goes on unwinding once the hooks (the telemetry flush among
     // them) have run.

@@ -11,6 +11,8 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 use tokio::task::JoinHandle;
 
@@ -38,12 +40,36 @@ pub fn spawn<T: Send + 'static>(task: impl Future<Output = T> + Send + 'static) 
     tokio::spawn(task)
 }
 
+/// The stack size of [`off_runtime`]'s threads: the plan's for the runtime's threads,
+/// once a runtime is built from it (0: std's default).
+static STACK_SIZE: AtomicUsize = AtomicUsize::new(0);
+
+/// [`off_runtime`]'s threads that may still run: joined at the end of `main` without a
+/// signal, as dropping the runtime waits for its blocking pool.
+static LIVE: Mutex<Vec<std::thread::JoinHandle<()>>> = Mutex::new(Vec::new());
+
+/// Gives [`off_runtime`]'s threads `bytes` of stack, as the runtime's threads have.
+pub(crate) fn set_stack_size(bytes: usize) {
+    STACK_SIZE.store(bytes, Ordering::Relaxed);
+}
+
+/// Waits for every thread [`off_runtime`] started that still runs: what the end of
+/// `main` does without a signal, as `#[tokio::main]` waits for its blocking pool.
+pub(crate) fn join_live() {
+    let live = std::mem::take(&mut *LIVE.lock().unwrap_or_else(PoisonError::into_inner));
+    for thread in live {
+        let _ = thread.join();
+    }
+}
+
 /// Runs `work` on a thread of its own, named `name`, and resolves with its result: for
 /// work of milliseconds that would otherwise hold a runtime thread (under `minimal`,
 /// the only one, so every request waits). Not tokio's blocking pool: deferred work may
 /// fill it, and tokio panics where it cannot add a thread. Where no thread can be made
 /// (a task limit reached), `work` runs here, at once. The thread is inside the
-/// runtime, so `work` may spawn tasks; a panic in `work` goes on in the caller.
+/// runtime, so `work` may spawn tasks; a panic in `work` goes on in the caller. It has
+/// the stack size the plan gives the runtime's threads, and the end of `main` waits for
+/// it as for the blocking pool's.
 ///
 /// # Panics
 ///
@@ -65,26 +91,36 @@ where
     F: FnOnce() -> T + Send + 'static,
 {
     use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
-    use std::sync::{Arc, Mutex};
+    use std::sync::Arc;
 
     let runtime = tokio::runtime::Handle::current();
     // Taken back from here when no thread can be made to take it.
     let work = Arc::new(Mutex::new(Some(work)));
     let taken = work.clone();
     let (done, result) = tokio::sync::oneshot::channel();
-    let spawned = std::thread::Builder::new()
-        .name(name.to_owned())
-        .spawn(move || {
-            let work = taken.lock().unwrap_or_else(|p| p.into_inner()).take();
-            if let Some(work) = work {
-                let _inside = runtime.enter();
-                let _ = done.send(catch_unwind(AssertUnwindSafe(work)));
-            }
-        });
-    if spawned.is_err() {
-        let work = work.lock().unwrap_or_else(|p| p.into_inner()).take();
+    let mut thread = std::thread::Builder::new().name(name.to_owned());
+    let stack = STACK_SIZE.load(Ordering::Relaxed);
+    if stack > 0 {
+        thread = thread.stack_size(stack);
+    }
+    let spawned = thread.spawn(move || {
+        let work = taken.lock().unwrap_or_else(|p| p.into_inner()).take();
         if let Some(work) = work {
-            return work();
+            let _inside = runtime.enter();
+            let _ = done.send(catch_unwind(AssertUnwindSafe(work)));
+        }
+    });
+    match spawned {
+        Ok(thread) => {
+            let mut live = LIVE.lock().unwrap_or_else(PoisonError::into_inner);
+            live.retain(|t| !t.is_finished());
+            live.push(thread);
+        }
+        Err(_) => {
+            let work = work.lock().unwrap_or_else(|p| p.into_inner()).take();
+            if let Some(work) = work {
+                return work();
+            }
         }
     }
     match result.await {

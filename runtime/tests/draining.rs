@@ -352,7 +352,6 @@ fn a_second_signal_ends_the_process_at_once() {
 #[test]
 fn a_second_signal_ends_the_process_though_the_only_thread_is_blocked() {
     use std::os::unix::process::ExitStatusExt;
-    let started = std::time::Instant::now();
     let out = child("a second signal with the only thread blocked", &[]);
     let (stdout, stderr) = said(&out);
     assert_eq!(out.status.signal(), Some(libc::SIGTERM), "{stdout}{stderr}");
@@ -360,11 +359,6 @@ fn a_second_signal_ends_the_process_though_the_only_thread_is_blocked() {
     assert!(
         stderr.contains("coldstart: SIGTERM again; ending now, without waiting for the shutdown"),
         "{stderr}"
-    );
-    assert!(
-        started.elapsed() < Duration::from_secs(20),
-        "{:?}",
-        started.elapsed()
     );
 }
 

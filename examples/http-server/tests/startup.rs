@@ -420,9 +420,13 @@ fn deferred_inits_run_where_no_thread_can_be_made() {
     let name = format!("coldstart-example-deferred-{}", std::process::id());
     let cg = TempCgroup::with_task_limit(&name, 1).unwrap();
     let port = free_port();
+    // Written once every deferred init has run: the sign they are done.
+    let dir = coldstart_test_support::temp_dir("deferred-no-thread");
+    let profile = dir.join("profile.txt");
     let mut command = Command::new(SERVER);
     command
         .env("PORT", port.to_string())
+        .env("COLDSTART_PROFILE_OUT", &profile)
         .env("COLDSTART_FLAVOR", "current_thread")
         .env("COLDSTART_FIRST_RESPONSE_FALLBACK", "off")
         .env("COLDSTART_METRICS_ADDR", "off")
@@ -436,8 +440,11 @@ fn deferred_inits_run_where_no_thread_can_be_made() {
     lines.wait_for("listening on");
     assert!(get(port).ends_with("hello\n"));
     lines.wait_for("deferred work started after the first response");
-    // The deferred inits' own stderr, if any, comes before the hooks' line.
-    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        poll(Duration::from_secs(10), || profile.exists().then_some(())).is_some(),
+        "the deferred inits never finished: {}",
+        lines.drain(Duration::from_millis(100))
+    );
     // SAFETY: signalling our own child.
     assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
     let status = child.wait().unwrap();
@@ -445,4 +452,5 @@ fn deferred_inits_run_where_no_thread_can_be_made() {
     assert_eq!(status.code(), Some(0), "{rest}");
     assert!(!rest.contains("panicked"), "{rest}");
     assert!(!rest.contains("did not finish"), "{rest}");
+    drop(dir);
 }

@@ -406,10 +406,10 @@ impl Registry {
                 // read first (its raw name sorts first) is kept, whatever the values.
                 lines.sort_by(|a, b| series(a).cmp(series(b)));
             }
-            match kind {
-                Kind::Counter => lines = added_up(lines, &name),
-                Kind::Histogram => lines = histograms_added_up(lines, &name),
-                _ => {}
+            // A counter's and a histogram's counts only go up: two series that clean
+            // to one are added. Of two gauges the first stays (below).
+            if kind != Kind::Gauge {
+                lines = added_up(lines, &name);
             }
             header(out, &name, &Self::help_of(&name, helps.get(&name)), kind);
             let mut written = HashSet::with_capacity(lines.len());
@@ -419,9 +419,7 @@ impl Registry {
                     // Said by the family's name: by series, every label value would be
                     // a subject of its own, and their number unbounded.
                     problem::report_about("metrics-same-series", &name, || {
-                        format!(
-                            "metrics: series of `{name}` (such as `{series}`) are recorded twice, under names or labels that clean to the same series (an empty label value is no label); only the first is exported"
-                        )
+                        recorded_twice(&name, series, "only the first is exported")
                     });
                     continue;
                 }
@@ -432,39 +430,13 @@ impl Registry {
     }
 }
 
-/// A counter family's lines, sorted by series, with the lines of one series (two
-/// names that clean to one) made one, their counts added: kept apart, the first by
-/// name would be exported, and a name sorting first that came later would make the
-/// count go down.
+/// A counter's or a histogram's lines, in their order, with the lines of one series
+/// (two names or label sets that clean to one) made one, their values added: counts
+/// as whole numbers, a histogram's sum as a float. Kept apart, the first by name
+/// would be exported, and a name sorting first that came later would make the counts
+/// go down (read by `rate()` as a reset). A histogram's bounds are the same for both:
+/// buckets cannot be set for a name that cleans to one already recorded.
 fn added_up(lines: Vec<String>, name: &str) -> Vec<String> {
-    let mut out: Vec<String> = Vec::with_capacity(lines.len());
-    for line in lines {
-        if let Some(last) = out.last_mut()
-            && series(last) == series(&line)
-        {
-            let count = |l: &str| l.rsplit_once(' ').and_then(|(_, v)| v.parse::<u64>().ok());
-            if let (Some(a), Some(b)) = (count(last), count(&line)) {
-                problem::report_about("metrics-same-series", name, || {
-                    format!(
-                        "metrics: series of `{name}` (such as `{}`) are recorded twice, under names or labels that clean to the same series (an empty label value is no label); their counts are added",
-                        series(&line)
-                    )
-                });
-                *last = format!("{} {}", series(&line), a.saturating_add(b));
-                continue;
-            }
-        }
-        out.push(line);
-    }
-    out
-}
-
-/// A histogram family's lines, in the order read, with the lines of one series (two
-/// names that clean to one) made one, each bucket, sum and count added: a bucket is a
-/// counter, and kept apart, the first by name would be exported, a name sorting
-/// first that came later making the counts go down. (Their bounds are the same:
-/// buckets cannot be set for a name that cleans to one already recorded.)
-fn histograms_added_up(lines: Vec<String>, name: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::with_capacity(lines.len());
     let mut at: HashMap<String, usize> = HashMap::with_capacity(lines.len());
     for line in lines {
@@ -485,14 +457,19 @@ fn histograms_added_up(lines: Vec<String>, name: &str) -> Vec<String> {
             },
         };
         problem::report_about("metrics-same-series", name, || {
-            format!(
-                "metrics: series of `{name}` (such as `{}`) are recorded twice, under names or labels that clean to the same series (an empty label value is no label); their counts are added",
-                series(&line)
-            )
+            recorded_twice(name, series(&line), "their counts are added")
         });
         out[i] = format!("{} {added}", series(&line));
     }
     out
+}
+
+/// The line said when series of `name` (such as `series`) are recorded twice, then
+/// what was done.
+fn recorded_twice(name: &str, series: &str, then: &str) -> String {
+    format!(
+        "metrics: series of `{name}` (such as `{series}`) are recorded twice, under names or labels that clean to the same series (an empty label value is no label); {then}"
+    )
 }
 
 /// A sample line without its value: the series.
