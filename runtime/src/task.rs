@@ -91,23 +91,48 @@ where
     F: FnOnce() -> T + Send + 'static,
 {
     use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+
+    let (done, result) = tokio::sync::oneshot::channel();
+    let job: Job = Box::new(move || {
+        let _ = done.send(catch_unwind(AssertUnwindSafe(work)));
+    });
+    if let Err(job) = start_thread(name, job) {
+        // No thread can be made (a task limit reached): here, at once.
+        job();
+    }
+    match result.await {
+        Ok(Ok(value)) => value,
+        Ok(Err(panic)) => resume_unwind(panic),
+        // The job ends only after it has sent.
+        Err(_) => unreachable!("the work's thread ended without an answer"),
+    }
+}
+
+/// Work for a thread of [`off_runtime`], behind one type: std's code that starts a
+/// thread is compiled once, not once for each kind of work (several KB of text each,
+/// all of it resident).
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Starts `job` on a thread of its own named `name`, inside the current runtime, with
+/// the plan's stack size, and keeps the thread for [`join_live`]; gives the job back
+/// where no thread can be made.
+fn start_thread(name: &str, job: Job) -> Result<(), Job> {
     use std::sync::Arc;
 
     let runtime = tokio::runtime::Handle::current();
     // Taken back from here when no thread can be made to take it.
-    let work = Arc::new(Mutex::new(Some(work)));
-    let taken = work.clone();
-    let (done, result) = tokio::sync::oneshot::channel();
+    let job = Arc::new(Mutex::new(Some(job)));
+    let taken = job.clone();
     let mut thread = std::thread::Builder::new().name(name.to_owned());
     let stack = STACK_SIZE.load(Ordering::Relaxed);
     if stack > 0 {
         thread = thread.stack_size(stack);
     }
     let spawned = thread.spawn(move || {
-        let work = taken.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(work) = work {
+        let job = taken.lock().unwrap_or_else(PoisonError::into_inner).take();
+        if let Some(job) = job {
             let _inside = runtime.enter();
-            let _ = done.send(catch_unwind(AssertUnwindSafe(work)));
+            job();
         }
     });
     match spawned {
@@ -115,19 +140,13 @@ where
             let mut live = LIVE.lock().unwrap_or_else(PoisonError::into_inner);
             live.retain(|t| !t.is_finished());
             live.push(thread);
+            Ok(())
         }
-        Err(_) => {
-            let work = work.lock().unwrap_or_else(|p| p.into_inner()).take();
-            if let Some(work) = work {
-                return work();
-            }
-        }
-    }
-    match result.await {
-        Ok(Ok(value)) => value,
-        Ok(Err(panic)) => resume_unwind(panic),
-        // The thread ends only after it has sent.
-        Err(_) => unreachable!("the work's thread ended without an answer"),
+        Err(_) => match job.lock().unwrap_or_else(PoisonError::into_inner).take() {
+            Some(job) => Err(job),
+            // Not started, so never taken; nothing to give back.
+            None => Ok(()),
+        },
     }
 }
 
