@@ -335,8 +335,13 @@ fn a_cancelled_body_is_dropped_before_the_hooks() {
 /// with the signal's default effect (the drain and the hook would take 30 s each).
 #[test]
 fn a_second_signal_ends_the_process_at_once() {
+    ends_at_a_second_sigterm("a second signal");
+}
+
+/// Runs `case`, which sends SIGTERM twice, and checks the second ended it, said.
+fn ends_at_a_second_sigterm(case: &str) {
     use std::os::unix::process::ExitStatusExt;
-    let out = child("a second signal", &[]);
+    let out = child(case, &[]);
     let (stdout, stderr) = said(&out);
     assert_eq!(out.status.signal(), Some(libc::SIGTERM), "{stdout}{stderr}");
     assert_eq!(stdout, "sending SIGTERM again\n", "{stderr}");
@@ -351,15 +356,7 @@ fn a_second_signal_ends_the_process_at_once() {
 /// the 30 s hook, and exited 0.)
 #[test]
 fn a_second_signal_ends_the_process_though_the_only_thread_is_blocked() {
-    use std::os::unix::process::ExitStatusExt;
-    let out = child("a second signal with the only thread blocked", &[]);
-    let (stdout, stderr) = said(&out);
-    assert_eq!(out.status.signal(), Some(libc::SIGTERM), "{stdout}{stderr}");
-    assert_eq!(stdout, "sending SIGTERM again\n", "{stderr}");
-    assert!(
-        stderr.contains("coldstart: SIGTERM again; ending now, without waiting for the shutdown"),
-        "{stderr}"
-    );
+    ends_at_a_second_sigterm("a second signal with the only thread blocked");
 }
 
 /// Once `block_on` has returned, its hooks run, a signal has its default effect again:

@@ -174,23 +174,31 @@ fn dashboard_queries() -> Vec<(String, String)> {
     queries
 }
 
+/// The example on free ports, its spans not exported, with `vars`; returns it and its
+/// port and metrics port.
+fn serve(vars: &[(&str, &str)]) -> (Reaper, u16, u16) {
+    let (port, mport) = (free_port(), free_port());
+    let server = Reaper(
+        Command::new(SERVER)
+            .env("PORT", port.to_string())
+            .env("COLDSTART_METRICS_ADDR", format!("127.0.0.1:{mport}"))
+            .env("OTEL_TRACES_EXPORTER", "none")
+            .envs(vars.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    (server, port, mport)
+}
+
 #[test]
 fn every_dashboard_query_answers_from_a_real_scrape_of_the_service() {
     let test = "every_dashboard_query_answers_from_a_real_scrape_of_the_service";
     let Some(prometheus) = tool(test, "prometheus", &["--version"]) else {
         return;
     };
-    let (port, mport) = (free_port(), free_port());
-    let _server = Reaper(
-        Command::new(SERVER)
-            .env("PORT", port.to_string())
-            .env("COLDSTART_METRICS_ADDR", format!("127.0.0.1:{mport}"))
-            .env("OTEL_TRACES_EXPORTER", "none")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let (_server, port, mport) = serve(&[]);
     assert!(
         poll(Duration::from_secs(10), || std::net::TcpStream::connect((
             "127.0.0.1",
@@ -259,18 +267,7 @@ fn the_first_response_panel_shows_a_start_ended_by_the_fallback_timer() {
     let Some(prometheus) = tool(test, "prometheus", &["--version"]) else {
         return;
     };
-    let (port, mport) = (free_port(), free_port());
-    let _server = Reaper(
-        Command::new(SERVER)
-            .env("PORT", port.to_string())
-            .env("COLDSTART_METRICS_ADDR", format!("127.0.0.1:{mport}"))
-            .env("COLDSTART_FIRST_RESPONSE_FALLBACK", "1s")
-            .env("OTEL_TRACES_EXPORTER", "none")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
+    let (_server, _, mport) = serve(&[("COLDSTART_FIRST_RESPONSE_FALLBACK", "1s")]);
     let dir = temp_dir("stack-fallback");
     let config = prometheus_config(&dir, &format!("127.0.0.1:{mport}"));
     let text = std::fs::read_to_string(&config)
