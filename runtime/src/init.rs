@@ -1,7 +1,7 @@
 /*!
 Runs the `#[coldstart::init]` registrations: the ones the order places before serving
 run before the body of `main`, one after the other (slow statics, which the order sets
-apart, each on the blocking pool beside them); the rest run after the first response,
+apart, each on a thread of its own beside them); the rest run after the first response,
 off the request path (blocking work on a thread of its own). After that, a run
 with `COLDSTART_PROFILE_OUT` writes the profile.
 
@@ -244,9 +244,9 @@ pub(crate) fn summary() -> Option<String> {
     };
     let before = match order.before.split_at(order.apart) {
         ([], all) => names(all),
-        (apart, []) => format!("{} (apart, on the blocking pool)", names(apart)),
+        (apart, []) => format!("{} (apart, each on a thread of its own)", names(apart)),
         (apart, in_turn) => format!(
-            "{} (apart, on the blocking pool); {}",
+            "{} (apart, each on a thread of its own); {}",
             names(apart),
             names(in_turn)
         ),
@@ -261,8 +261,8 @@ pub(crate) fn summary() -> Option<String> {
 /// as it would have had they run one after the other.
 static APART_FAILED: AtomicBool = AtomicBool::new(false);
 
-/// Runs what the order places before serving: the statics it sets apart each on the
-/// blocking pool, the rest in order on this thread meanwhile, then waits for all. On
+/// Runs what the order places before serving: the statics it sets apart each on a
+/// thread of its own, the rest in order on this thread meanwhile, then waits for all. On
 /// a failure, tells the failure hooks and ends the program with [`EXIT_INIT`] once
 /// what runs apart has finished (it cannot be stopped; had they run one after the
 /// other, the failure would have come after it too), naming the first failure in the
@@ -272,12 +272,14 @@ pub(crate) async fn run_before_serving() {
         return;
     };
     let (apart, in_turn) = order.before.split_at(order.apart);
-    // Started first: they are the longest, and the pool runs them while this thread
-    // gets on with the rest. Each is timed on its own thread.
+    // Started first: they are the longest, and their threads run them while this
+    // thread gets on with the rest. Each is timed on its own thread. Threads of
+    // coldstart's own, not tokio's blocking pool, whose spawn panics where no thread
+    // can be made (the process ended with 101); each then runs here, at once.
     let started: Vec<_> = apart
         .iter()
         .map(|&r| {
-            tokio::task::spawn_blocking(move || {
+            crate::task::begin(r.name, move || {
                 let start = Instant::now();
                 let outcome = run_blocking(r);
                 if outcome.is_err() {
@@ -316,17 +318,12 @@ pub(crate) async fn run_before_serving() {
     }
     // What runs apart cannot be stopped: a failure waits for it to finish.
     let mut ran_apart = Vec::with_capacity(started.len());
-    for (handle, r) in started.into_iter().zip(apart) {
-        ran_apart.push(match handle.await {
-            Ok((outcome, took)) => Ran::timed(
-                took,
-                outcome.map_err(|(error, panicked)| failure(r, error, panicked)),
-            ),
-            Err(e) => Ran {
-                nanos: 0,
-                outcome: Err(failure(r, format!("did not finish: {e}"), false)),
-            },
-        });
+    for (begun, r) in started.into_iter().zip(apart) {
+        let (outcome, took) = begun.finish().await;
+        ran_apart.push(Ran::timed(
+            took,
+            outcome.map_err(|(error, panicked)| failure(r, error, panicked)),
+        ));
     }
     // All that ran apart, then what ran in turn up to a failure: a prefix of the
     // order, as the records must be.

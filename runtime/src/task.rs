@@ -90,7 +90,20 @@ where
     T: Send + 'static,
     F: FnOnce() -> T + Send + 'static,
 {
-    use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+    begin(name, work).finish().await
+}
+
+/// [`off_runtime`]'s work, started: its result once [`Begun::finish`] is awaited.
+pub(crate) struct Begun<T>(tokio::sync::oneshot::Receiver<std::thread::Result<T>>);
+
+/// Starts `work` as [`off_runtime`] does, at once rather than when first awaited: for
+/// several that run side by side.
+pub(crate) fn begin<T, F>(name: &str, work: F) -> Begun<T>
+where
+    T: Send + 'static,
+    F: FnOnce() -> T + Send + 'static,
+{
+    use std::panic::{AssertUnwindSafe, catch_unwind};
 
     let (done, result) = tokio::sync::oneshot::channel();
     let job: Job = Box::new(move || {
@@ -100,11 +113,18 @@ where
         // No thread can be made (a task limit reached): here, at once.
         job();
     }
-    match result.await {
-        Ok(Ok(value)) => value,
-        Ok(Err(panic)) => resume_unwind(panic),
-        // The job ends only after it has sent.
-        Err(_) => unreachable!("the work's thread ended without an answer"),
+    Begun(result)
+}
+
+impl<T> Begun<T> {
+    /// The work's result; a panic in it goes on here.
+    pub(crate) async fn finish(self) -> T {
+        match self.0.await {
+            Ok(Ok(value)) => value,
+            Ok(Err(panic)) => std::panic::resume_unwind(panic),
+            // The job ends only after it has sent.
+            Err(_) => unreachable!("the work's thread ended without an answer"),
+        }
     }
 }
 

@@ -32,8 +32,8 @@ impl Place {
     }
 }
 
-/// A static the profile timed at this many microseconds or more runs apart, on the
-/// blocking pool, beside the other registrations before serving. Starting one there
+/// A static the profile timed at this many microseconds or more runs apart, on a
+/// thread of its own, beside the other registrations before serving. Starting one there
 /// costs a thread; from a millisecond on, running apart was faster in every case
 /// measured, sleeping or computing, in a 0.25-CPU cgroup too, and at 250 µs computing
 /// was slower (BENCHMARKS.md, "Slow statics side by side").
@@ -43,7 +43,7 @@ pub const APART_FROM_MICROS: u64 = 1000;
 #[derive(Debug, Default)]
 pub struct Order {
     /// Run before the body of `main`, in this order. The first [`apart`](Order::apart)
-    /// are started first, each on the blocking pool; the rest run one after the
+    /// are started first, each on a thread of its own; the rest run one after the
     /// other beside them, and the body waits for all.
     pub before: Vec<&'static Registration>,
     /// How many of `before`, from its start, run apart: statics the profile timed at

@@ -729,11 +729,48 @@ fn statics_the_profile_times_as_slow_run_side_by_side_before_serving() {
     );
     assert!(
         r.stderr.contains(
-            "before serving       apart::LEFT, apart::RIGHT (apart, on the blocking pool); \
+            "before serving       apart::LEFT, apart::RIGHT (apart, each on a thread of its own); \
              apart::setup, apart::then"
         ),
         "{}",
         r.stderr
+    );
+}
+
+/// With a task limit that refuses every thread (`pids.max` 1), the statics the profile
+/// sets apart run on the thread there is, one after the other (the first gives up
+/// waiting for the second, which finds it started), and start-up goes on. On tokio's blocking pool, whose spawn panicked there, the
+/// process ended with 101.
+#[test]
+fn statics_set_apart_run_where_no_thread_can_be_made() {
+    let test = "statics_set_apart_run_where_no_thread_can_be_made";
+    if !cargo_coldstart::cgroup::can_create(test).unwrap() {
+        return;
+    }
+    let name = format!("coldstart-demo-apart-{}", std::process::id());
+    let cg = cargo_coldstart::cgroup::TempCgroup::with_task_limit(&name, 1).unwrap();
+    let path = profile_file("apart-no-thread.profile", APART_PROFILE);
+    let mut command = command(
+        env!("CARGO_BIN_EXE_apart"),
+        &[
+            ("COLDSTART_PROFILE", path.to_str().unwrap()),
+            ("COLDSTART_FLAVOR", "current_thread"),
+            ("DEMO_WAIT_MS", "100"),
+        ],
+    );
+    command.env_remove("RUST_BACKTRACE");
+    cg.join_before_exec(&mut command).unwrap();
+    let out = command.output().unwrap();
+    let r = Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    };
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
+    assert_eq!(
+        sorted(r.inits_between(None, "body")),
+        ["LEFT met=false", "RIGHT met=true", "setup", "then"]
     );
 }
 

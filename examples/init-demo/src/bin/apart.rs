@@ -1,7 +1,7 @@
 //! Two slow statics that only both meet if they run at the same time: each says it has
 //! started, then waits for the other (up to `DEMO_WAIT_MS`, default 10 s). With a
-//! profile that times them at a millisecond or more, they run apart on the blocking
-//! pool and meet; one after the other, the first gives up waiting. Two functions,
+//! profile that times them at a millisecond or more, they run apart, each on a thread
+//! of its own, and meet; one after the other, the first gives up waiting. Two functions,
 //! `setup` then `then`, run in turn meanwhile.
 //!
 //! `DEMO_FAIL=setup` makes `setup` fail. `DEMO_PANIC=LEFT` makes `LEFT` panic once it
