@@ -222,3 +222,16 @@ impl Telemetry {
         left
     }
 }
+
+/// `work`'s output, unless `deadline` (none: no deadline) passes first: the span
+/// flush's wait for the exporter and the flush's push keep to one budget.
+#[cfg(any(feature = "metrics", feature = "tracing"))]
+pub(crate) async fn until<T>(
+    deadline: Option<tokio::time::Instant>,
+    work: impl std::future::Future<Output = T>,
+) -> Option<T> {
+    match deadline {
+        Some(deadline) => tokio::time::timeout_at(deadline, work).await.ok(),
+        None => Some(work.await),
+    }
+}

@@ -249,10 +249,8 @@ static LISTENING: AtomicBool = AtomicBool::new(false);
 static INSTALLING: AtomicBool = AtomicBool::new(false);
 /// A signal `note` caught before the listener existed; 0 if none.
 static HELD: AtomicI32 = AtomicI32::new(0);
-/// SIGTERM (bit 0) and SIGINT (bit 1) where the listener took them from their
-/// default disposition.
-static FROM_DEFAULT: AtomicU8 = AtomicU8::new(0);
-/// The handlers of SIGTERM and SIGINT once the listener was in place (tokio's).
+/// The handlers of SIGTERM and SIGINT once the listener was in place (tokio's), where
+/// it took them from their default disposition; 0 where it did not.
 static TOKIO_HANDLERS: [AtomicUsize; 2] = [AtomicUsize::new(0), AtomicUsize::new(0)];
 /// The signals the listener has been sent, counted by `note` (which tokio's handler
 /// calls first), and 1 from the start where one came before it existed.
@@ -376,14 +374,8 @@ fn install_listener() {
     // a later call inside one installs.
     let _ = tokio::runtime::Handle::current();
     INSTALLING.store(true, Ordering::Release);
-    let note_handler = note as extern "C" fn(libc::c_int) as libc::sighandler_t;
-    let [term, int] = [libc::SIGTERM, libc::SIGINT].map(install_note);
-    let [term_ignored, int_ignored] = [term, int].map(|found| found == libc::SIG_IGN);
-    // Taken from the default disposition (by `note` here or by a hold's): given back
-    // when the runtime is done ([`give_back_default_signals`]).
-    let from_default = |found| found == libc::SIG_DFL || found == note_handler;
-    let taken = u8::from(from_default(term)) | u8::from(from_default(int)) << 1;
-    FROM_DEFAULT.store(taken, Ordering::Release);
+    let found = [libc::SIGTERM, libc::SIGINT].map(install_note);
+    let [term_ignored, int_ignored] = found.map(|found| found == libc::SIG_IGN);
     // A signal the hold kept before this listener existed is acted on through
     // `take_held`, never seen by the listener: the next one the listener sees is the
     // second. Read before the listener's handlers exist, which see what comes after.
@@ -409,9 +401,18 @@ fn install_listener() {
         give_back_signals();
         return;
     };
-    // The handler tokio installed: given back at the end only where still in place.
-    for (handler, signo) in TOKIO_HANDLERS.iter().zip([libc::SIGTERM, libc::SIGINT]) {
-        handler.store(disposition(signo), Ordering::Release);
+    // The handler tokio installed over the default disposition (taken by `note` here
+    // or by a hold's): given back when the runtime is done, where still in place
+    // ([`give_back_default_signals`]).
+    let note_handler = note as extern "C" fn(libc::c_int) as libc::sighandler_t;
+    for ((handler, signo), found) in TOKIO_HANDLERS
+        .iter()
+        .zip([libc::SIGTERM, libc::SIGINT])
+        .zip(found)
+    {
+        if found == libc::SIG_DFL || found == note_handler {
+            handler.store(disposition(signo), Ordering::Release);
+        }
     }
     LISTENING.store(true, Ordering::Release);
     INSTALLING.store(false, Ordering::Release);
@@ -472,13 +473,9 @@ async fn next_signal(
 /// per process, so a `tokio::signal` listener made after this (a second runtime)
 /// hears nothing: the signal has its default effect instead.
 pub(crate) fn give_back_default_signals() {
-    let taken = FROM_DEFAULT.swap(0, Ordering::AcqRel);
-    for (i, (bit, signo)) in [(1, libc::SIGTERM), (2, libc::SIGINT)]
-        .into_iter()
-        .enumerate()
-    {
-        let tokio = TOKIO_HANDLERS[i].load(Ordering::Acquire);
-        if taken & bit != 0 && disposition(signo) == tokio {
+    for (handler, signo) in TOKIO_HANDLERS.iter().zip([libc::SIGTERM, libc::SIGINT]) {
+        let tokio = handler.swap(0, Ordering::AcqRel);
+        if tokio != 0 && disposition(signo) == tokio {
             // SAFETY: restoring the default disposition.
             unsafe { libc::signal(signo, libc::SIG_DFL) };
         }

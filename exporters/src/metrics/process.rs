@@ -2,8 +2,8 @@
 Process metrics with the names client_golang gives them, so existing dashboards and
 alerts work unchanged: CPU seconds, resident and virtual memory and the most virtual
 memory allowed, start time, open and maximum file descriptors; and threads, as the
-Rust `prometheus` crate names them (client_golang has no thread count). Linux only; read from `/proc/self` at scrape time,
-never at start-up.
+Rust `prometheus` crate names them (client_golang has no thread count). Linux only;
+read from `/proc/self` at scrape time, never at start-up.
 
 A file that cannot be read or parsed leaves its metrics out of the scrape; it never
 fails the scrape.

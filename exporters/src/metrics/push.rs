@@ -87,13 +87,13 @@ pub(crate) async fn push_within(budget: Duration) {
         return;
     };
     let deadline = tokio::time::Instant::now().checked_add(budget);
-    let Some(last) = until(deadline, turn.lock()).await else {
+    let Some(last) = crate::until(deadline, turn.lock()).await else {
         return;
     };
     if *last {
         return;
     }
-    if until(deadline, push_now(push)).await.is_none() {
+    if crate::until(deadline, push_now(push)).await.is_none() {
         problem::drop_count(Dropped::PushFailed, 1);
         problem::report("metrics-push", || {
             format!(
@@ -101,17 +101,6 @@ pub(crate) async fn push_within(budget: Duration) {
                 push.url
             )
         });
-    }
-}
-
-/// `work`'s output, unless `deadline` (none: no deadline) passes first.
-async fn until<T>(
-    deadline: Option<tokio::time::Instant>,
-    work: impl std::future::Future<Output = T>,
-) -> Option<T> {
-    match deadline {
-        Some(deadline) => tokio::time::timeout_at(deadline, work).await.ok(),
-        None => Some(work.await),
     }
 }
 

@@ -163,12 +163,8 @@ impl Queue {
         exporter: &tokio::sync::Mutex<E>,
         deadline: Option<tokio::time::Instant>,
     ) {
-        let exporter = match deadline {
-            Some(d) => match tokio::time::timeout_at(d, exporter.lock()).await {
-                Ok(exporter) => exporter,
-                Err(_) => return,
-            },
-            None => exporter.lock().await,
+        let Some(exporter) = crate::until(deadline, exporter.lock()).await else {
+            return;
         };
         loop {
             let now = tokio::time::Instant::now();
