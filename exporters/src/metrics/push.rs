@@ -46,9 +46,15 @@ pub(crate) fn start(push: Push) {
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             every.tick().await;
-            let last = turn.lock().await;
-            if *last {
+            let mut pushes = turn.lock().await;
+            if pushes.final_made {
                 return;
+            }
+            // A flush pushed since the last tick: this tick would send the same
+            // counts again. On Lambda it is the tick overdue at a thaw, which would
+            // push beside the invocation that thawed the process.
+            if std::mem::take(&mut pushes.flushed) {
+                continue;
             }
             push_now(&push).await;
         }
@@ -57,8 +63,16 @@ pub(crate) fn start(push: Push) {
 
 /// Pushes take turns, and none follows the final one: a periodic push rendered
 /// before the final one and landing after it would leave older values in the
-/// gateway (PUT replaces the group). `true` once the final push is made.
-type Turn = std::sync::Arc<tokio::sync::Mutex<bool>>;
+/// gateway (PUT replaces the group).
+type Turn = std::sync::Arc<tokio::sync::Mutex<Pushes>>;
+
+#[derive(Default)]
+struct Pushes {
+    /// The final push is made: no other follows.
+    final_made: bool,
+    /// A flush pushed since the interval's last tick.
+    flushed: bool,
+}
 
 /// Registers the final push, made when the program ends.
 pub(crate) fn at_shutdown(push: Push) {
@@ -70,8 +84,8 @@ fn at_shutdown_after(push: Push, turn: Turn) {
     // push then has a whole one too, unless `final_within` is shorter (on Lambda).
     let deadline = push.final_within;
     coldstart_runtime::on_shutdown("metrics push", deadline, move || async move {
-        let mut last = turn.lock().await;
-        *last = true;
+        let mut pushes = turn.lock().await;
+        pushes.final_made = true;
         push_now(&push).await;
     });
 }
@@ -80,20 +94,24 @@ fn at_shutdown_after(push: Push, turn: Turn) {
 /// for metrics (Lambda's, after each invocation's response and before the next one
 /// is asked for: the interval's timer does not run while the process is frozen, so
 /// an invocation's counts waited for the next thaw). Nothing before [`start`] or
-/// after the final push. A push cut off by the budget is counted as failed; a wait
-/// for the turn cut off is not (the push in flight carries the counts).
+/// after the final push. A push that ends within the budget stands for the
+/// interval's next tick, which would send the same counts; one cut off by the budget
+/// is counted as failed; a wait for the turn cut off is not (the push in flight
+/// carries the counts).
 pub(crate) async fn push_within(budget: Duration) {
     let Some((push, turn)) = STARTED.get() else {
         return;
     };
     let deadline = tokio::time::Instant::now().checked_add(budget);
-    let Some(last) = crate::until(deadline, turn.lock()).await else {
+    let Some(mut pushes) = crate::until(deadline, turn.lock()).await else {
         return;
     };
-    if *last {
+    if pushes.final_made {
         return;
     }
-    if crate::until(deadline, push_now(push)).await.is_none() {
+    if crate::until(deadline, push_now(push)).await.is_some() {
+        pushes.flushed = true;
+    } else {
         problem::drop_count(Dropped::PushFailed, 1);
         problem::report("metrics-push", || {
             format!(
