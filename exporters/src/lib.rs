@@ -143,13 +143,16 @@ impl Telemetry {
     /// fires). Must be called inside the runtime.
     pub fn start_after_first_response(&self) {
         let config = self.config;
-        // The final span flush and metrics push are registered as the exporters start;
-        // a SIGTERM between the first response and then must wait for them.
+        // A job that pushes is stopped by a signal with its last push made, also
+        // before its exporters start: the push's hook is registered now.
+        #[cfg(feature = "metrics")]
+        metrics::push_at_shutdown(config);
+        // The final span flush is registered as the exporters start; a SIGTERM
+        // between the first response and then must wait for it.
         #[cfg(feature = "tracing")]
-        let spans = trace::keeps_spans(config);
+        let flushes = trace::keeps_spans(config);
         #[cfg(not(feature = "tracing"))]
-        let spans = false;
-        let flushes = spans || config.push.is_some();
+        let flushes = false;
         if flushes {
             coldstart_runtime::lifecycle::hold_signals_until_hooks();
         }

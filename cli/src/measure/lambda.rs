@@ -103,7 +103,7 @@ pub fn start_emulator(
         Err(e) => {
             let _ = std::fs::remove_file(&stderr_path);
             return Err(anyhow::Error::new(e).context(format!(
-                "cannot start `{} lambda watch` (pip install cargo-lambda)",
+                "cannot start `{} lambda watch` (pipx install cargo-lambda)",
                 cargo_lambda.display()
             )));
         }

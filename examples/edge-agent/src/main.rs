@@ -3,7 +3,8 @@
 //! metrics (`edge_sensor_celsius`): the file `EDGE_SENSOR` (which must exist), else
 //! the board's first thermal zone (both in millidegrees), or, where there is no
 //! thermal zone at start, a simulated reading (`edge_sensor_simulated` 1). A reading of a sensor
-//! that exists and fails (an I/O error, text that is no number) is skipped: counted
+//! that exists and fails (an I/O error, text that is no number, no answer within the
+//! interval: it is read on a thread of its own) is skipped: counted
 //! in `edge_sensor_read_errors_total` and said, the last good reading kept, never
 //! replaced by a simulated one. The metrics are served on `/metrics`
 //! (`COLDSTART_METRICS_ADDR`, default
@@ -14,19 +15,32 @@
 //! (`COLDSTART_FIRST_RESPONSE_FALLBACK`, default 10 s) does. Until it fires the agent
 //! samples with only the runtime the plan built; then the deferred work runs (here an
 //! upload spool opened after start-up) and the metrics listener starts, holding every
-//! sample taken before it. `EDGE_CYCLES=n` stops after n samples (for tests).
+//! sample taken before it. `EDGE_CYCLES=n` stops after n samples (for tests). A run
+//! that pushes makes its last push when it ends, also when stopped by SIGTERM or
+//! SIGINT before the fallback timer.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use coldstart_bootstrap::plan::settings::parse_duration;
+use tokio::sync::oneshot;
+
+/// A line on stderr; one that cannot be written (a log shipper gone, `| head`) is
+/// lost and the agent samples on, where `eprintln!` would panic.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
+    }};
+}
 
 /// Stands in for opening an on-disk spool for readings that could not be uploaded
 /// (I/O-bound, 30 ms). Nothing the first cycles do needs it.
 #[coldstart::init(deferred)]
 async fn open_spool() {
     tokio::time::sleep(Duration::from_millis(30)).await;
-    eprintln!("edge-agent: spool opened");
+    say!("edge-agent: spool opened");
 }
 
 /// Where readings come from unless `EDGE_SENSOR` says otherwise.
@@ -47,7 +61,7 @@ impl Sensor {
     fn choose(given: Option<PathBuf>) -> Sensor {
         if let Some(path) = given {
             if !path.exists() {
-                eprintln!(
+                say!(
                     "edge-agent: EDGE_SENSOR names {}, which does not exist; set it to the sensor's file, or leave it unset",
                     path.display()
                 );
@@ -78,6 +92,48 @@ impl Sensor {
     }
 }
 
+/// Reads the sensor off the runtime, waiting at most a cycle's interval: a sensor
+/// file can block (a 1-Wire thermometer takes 750 ms a reading, a FIFO with no
+/// writer forever), and on the minimal plan's one thread a read on the runtime would
+/// stop everything else (the fallback timer, `/metrics`, pushes, signals). A read
+/// still out at the next cycle is waited for again, never doubled.
+struct Reader {
+    sensor: Arc<Sensor>,
+    out: Option<oneshot::Receiver<Result<f64, String>>>,
+}
+
+impl Reader {
+    async fn read(&mut self, cycle: u64, within: Duration) -> Result<f64, String> {
+        if matches!(*self.sensor, Sensor::Simulated) {
+            return self.sensor.read(cycle);
+        }
+        let mut out = match self.out.take() {
+            Some(out) => out,
+            None => {
+                let (tx, rx) = oneshot::channel();
+                let sensor = Arc::clone(&self.sensor);
+                // A thread of its own, not tokio's blocking pool: a read that never
+                // returns must not hold the end of `main`, which waits for that pool.
+                std::thread::Builder::new()
+                    .name("edge-sensor".into())
+                    .spawn(move || {
+                        let _ = tx.send(sensor.read(cycle));
+                    })
+                    .map_err(|e| format!("no thread to read it on: {e}"))?;
+                rx
+            }
+        };
+        match tokio::time::timeout(within, &mut out).await {
+            Ok(Ok(reading)) => reading,
+            Ok(Err(_)) => Err("the read ended without a result".to_owned()),
+            Err(_) => {
+                self.out = Some(out);
+                Err(format!("no answer within {within:?}"))
+            }
+        }
+    }
+}
+
 /// The setting `name`, parsed by `parse`, or `None` when unset or blank (as every
 /// coldstart setting is); exits 78 naming it and what it accepts on a bad value.
 fn setting<T>(name: &str, accepts: &str, parse: impl Fn(&str) -> Option<T>) -> Option<T> {
@@ -89,7 +145,7 @@ fn setting<T>(name: &str, accepts: &str, parse: impl Fn(&str) -> Option<T>) -> O
     }
     let parsed = given.to_str().and(parse(text));
     if parsed.is_none() {
-        eprintln!(
+        say!(
             "edge-agent: set {name} to {accepts}, got `{}`",
             text.escape_debug()
         );
@@ -116,7 +172,7 @@ async fn main() {
         Sensor::Simulated => "simulated".to_owned(),
     };
     if let Some(plan) = coldstart::plan() {
-        eprintln!(
+        say!(
             "edge-agent: planned for {:.2} CPU and {} MiB: {} ({}), {} with {} worker thread(s), \
              blocking pool up to {}, {} KiB thread stacks",
             plan.cores,
@@ -134,13 +190,10 @@ async fn main() {
             Some(coldstart::Trigger::Fallback) => "the fallback timer",
             _ => "a first response",
         };
-        eprintln!(
+        say!(
             "edge-agent: deferred work started by {by} after {} ms",
             started.elapsed().as_millis()
         );
-        if let Some(addr) = coldstart::telemetry::installed().and_then(|c| c.metrics_addr) {
-            eprintln!("edge-agent: metrics on http://{addr}/metrics");
-        }
     });
 
     metrics::describe_gauge!(
@@ -157,6 +210,10 @@ async fn main() {
         "Readings of the sensor that failed and were skipped."
     );
     let simulated = matches!(sensor, Sensor::Simulated);
+    let mut reader = Reader {
+        sensor: Arc::new(sensor),
+        out: None,
+    };
     metrics::gauge!("edge_sensor_simulated").set(f64::from(u8::from(simulated)));
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -164,15 +221,15 @@ async fn main() {
     while cycles.is_none_or(|n| cycle < n) {
         ticker.tick().await;
         cycle += 1;
-        match sensor.read(cycle) {
+        match reader.read(cycle, interval).await {
             Ok(celsius) => {
                 metrics::gauge!("edge_sensor_celsius").set(celsius);
                 metrics::counter!("edge_samples_total").increment(1);
-                eprintln!("edge-agent: cycle {cycle}: {celsius:.1} C from {source}");
+                say!("edge-agent: cycle {cycle}: {celsius:.1} C from {source}");
             }
             Err(why) => {
                 metrics::counter!("edge_sensor_read_errors_total").increment(1);
-                eprintln!("edge-agent: cycle {cycle}: {source} could not be read ({why}); skipped");
+                say!("edge-agent: cycle {cycle}: {source} could not be read ({why}); skipped");
             }
         }
     }

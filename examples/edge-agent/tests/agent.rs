@@ -1,18 +1,18 @@
 //! The agent end to end: with no request to answer, the fallback timer starts the
 //! deferred work and the metrics listener, which then holds every sample taken before
-//! it; a run that ends before the fallback still makes its last Pushgateway push;
-//! inside a real 64 MiB cgroup the plan is minimal; a bad setting is one line.
+//! it; a run that ends or is stopped before the fallback still makes its last
+//! Pushgateway push; a sensor that blocks stops nothing else; inside a real 64 MiB
+//! cgroup the plan is minimal; a bad setting is one line.
 
 #![allow(clippy::unwrap_used)] // a test fails loudly on a broken fixture
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use cargo_coldstart::cgroup::{Limits, TempCgroup};
 
-use coldstart_test_support::{free_port, get_http10};
+use coldstart_test_support::{Lines, Reaper, TempDir, free_port, get_http10, poll};
 
 const AGENT: &str = env!("CARGO_BIN_EXE_edge-agent");
 
@@ -27,52 +27,46 @@ fn value(exposition: &str, name: &str) -> Option<f64> {
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
 }
 
+/// A sensor file holding `millidegrees`, for tests that must not depend on the
+/// host's thermal zone (which may be missing, or there and unreadable).
+fn sensor(millidegrees: &str) -> TempDir {
+    let dir = coldstart_test_support::temp_dir("edge-sensor");
+    std::fs::write(dir.join("temp"), millidegrees).unwrap();
+    dir
+}
+
+/// `GET /metrics`, polled until it answers (the listener binds as the deferred work
+/// starts, on a task of its own).
+fn scrape_within(port: u16) -> String {
+    poll(Duration::from_secs(10), || scrape(port)).expect("/metrics never answered")
+}
+
 #[test]
 fn the_fallback_timer_starts_deferred_work_and_metrics_keep_the_early_samples() {
     let mport = free_port();
     let mut child = Command::new(AGENT)
-        .env("COLDSTART_FIRST_RESPONSE_FALLBACK", "600ms")
+        .env("COLDSTART_FIRST_RESPONSE_FALLBACK", "1500ms")
         .env("EDGE_INTERVAL", "100ms")
-        .env("EDGE_CYCLES", "30")
+        .env("EDGE_CYCLES", "40")
         .env("COLDSTART_METRICS_ADDR", format!("127.0.0.1:{mport}"))
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let (tx, rx) = mpsc::channel();
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let mut seen = Vec::new();
-    let mut wait_for = |needle: &str| {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !seen.iter().any(|l: &String| l.contains(needle)) {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(line) => seen.push(line),
-                Err(_) => panic!("`{needle}` never came; seen:\n{}", seen.join("\n")),
-            }
-        }
-        seen.clone()
-    };
-    let early = wait_for("cycle 3:");
-    assert!(
-        !early.iter().any(|l| l.contains("deferred work")),
-        "{early:?}"
-    );
+    let mut lines = Lines::of(&mut child);
+    let mut child = Reaper(child);
+    let early = lines.wait_for("cycle 3:").to_owned();
+    assert!(!early.contains("deferred work"), "{early}");
     assert!(
         scrape(mport).is_none(),
         "metrics must not be served before the fallback"
     );
-    let lines = wait_for("deferred work started by the fallback timer");
-    // 600 ms at one sample every 100 ms, the first at once.
-    let cycles_before = lines.iter().filter(|l| l.contains(": cycle ")).count();
-    assert!(cycles_before >= 5, "{lines:?}");
-    wait_for("spool opened");
-    wait_for("metrics on");
-    let exposition = scrape(mport).expect("metrics after the fallback");
+    let seen = lines
+        .wait_for("deferred work started by the fallback timer")
+        .to_owned();
+    let cycles_before = seen.lines().filter(|l| l.contains(": cycle ")).count();
+    assert!(cycles_before >= 3, "{seen}");
+    lines.wait_for("spool opened");
+    let exposition = scrape_within(mport);
     let samples = value(&exposition, "edge_samples_total").unwrap();
     assert!(
         samples >= cycles_before as f64,
@@ -84,7 +78,7 @@ fn the_fallback_timer_starts_deferred_work_and_metrics_keep_the_early_samples() 
         "{exposition}"
     );
     let simulated = value(&exposition, "edge_sensor_simulated").unwrap();
-    let last = lines.iter().rev().find(|l| l.contains(": cycle ")).unwrap();
+    let last = seen.lines().rev().find(|l| l.contains(": cycle ")).unwrap();
     assert_eq!(
         simulated == 1.0,
         last.ends_with("from simulated"),
@@ -99,8 +93,121 @@ fn the_fallback_timer_starts_deferred_work_and_metrics_keep_the_early_samples() 
         !exposition.contains("phase=\"first_response\""),
         "{exposition}"
     );
-    let status = child.wait().unwrap();
+    let status = child.0.wait().unwrap();
+    assert_eq!(status.code(), Some(0), "{}", lines.drain(Duration::ZERO));
+}
+
+/// Regression: the sensor was read on the runtime, whose one thread on the minimal
+/// plan a read that blocks (here a FIFO nobody writes) held: the fallback timer never
+/// fired and nothing was served.
+#[test]
+fn a_sensor_that_never_answers_is_counted_and_stops_nothing_else() {
+    let dir = coldstart_test_support::temp_dir("edge-fifo");
+    let fifo = dir.join("temp");
+    coldstart_test_support::fifo(&fifo);
+    let mport = free_port();
+    let mut child = Command::new(AGENT)
+        .env("EDGE_SENSOR", &fifo)
+        .env("EDGE_INTERVAL", "100ms")
+        .env("COLDSTART_FLAVOR", "current_thread")
+        .env("COLDSTART_FIRST_RESPONSE_FALLBACK", "300ms")
+        .env("COLDSTART_METRICS_ADDR", format!("127.0.0.1:{mport}"))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = Lines::of(&mut child);
+    let mut child = Reaper(child);
+    let said = lines.wait_for("no answer within 100ms").to_owned();
+    assert!(said.contains("could not be read"), "{said}");
+    lines.wait_for("deferred work started by the fallback timer");
+    let counted = poll(Duration::from_secs(10), || {
+        let page = scrape(mport)?;
+        value(&page, "edge_sensor_read_errors_total")
+            .is_some_and(|n| n >= 2.0)
+            .then_some(page)
+    })
+    .expect("the failed reads were never counted");
+    assert!(value(&counted, "edge_samples_total").is_none(), "{counted}");
+    // One read is out at a time: the thread still waiting on the FIFO is the only one.
+    let threads = std::fs::read_dir(format!("/proc/{}/task", child.0.id()))
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|t| {
+            std::fs::read_to_string(t.path().join("comm")).is_ok_and(|c| c.trim() == "edge-sensor")
+        })
+        .count();
+    assert_eq!(threads, 1, "{}", lines.drain(Duration::ZERO));
+    // A signal still ends it (with no shutdown hook, by the signal's default effect).
+    signal(&child.0, libc::SIGTERM);
+    let status = child.0.wait().unwrap();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(libc::SIGTERM),
+        "{}",
+        lines.drain(Duration::ZERO)
+    );
+}
+
+fn signal(child: &std::process::Child, signal: libc::c_int) {
+    let pid = libc::pid_t::try_from(child.id()).unwrap();
+    // SAFETY: kill(2) on a child this test started and has not reaped.
+    assert_eq!(unsafe { libc::kill(pid, signal) }, 0);
+}
+
+/// Regression: every line was written with `eprintln!`, which panics when stderr is
+/// gone (a log shipper that died, `2>&1 | head`): the agent stopped sampling, exit 101.
+#[test]
+fn a_stderr_nobody_reads_does_not_stop_the_agent() {
+    let dir = sensor("40000\n");
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let status = Command::new(AGENT)
+        .env("EDGE_SENSOR", dir.join("temp"))
+        .env("EDGE_INTERVAL", "50ms")
+        .env("EDGE_CYCLES", "3")
+        .env("COLDSTART_METRICS_ADDR", "off")
+        .stderr(writer)
+        .status()
+        .unwrap();
     assert_eq!(status.code(), Some(0));
+}
+
+/// A job that pushes and is stopped before its exporters start (here SIGTERM before
+/// the fallback timer) makes its last push and exits 0: the push's shutdown hook is
+/// registered as the runtime starts. Before, the signal had its default effect: exit
+/// 143 and nothing pushed.
+#[test]
+fn a_job_stopped_before_the_fallback_makes_its_last_push() {
+    let test = "a_job_stopped_before_the_fallback_makes_its_last_push";
+    let Some((_gateway, gport)) = coldstart_test_support::start_pushgateway(test) else {
+        return;
+    };
+    let dir = sensor("40000\n");
+    let mut child = Command::new(AGENT)
+        .env("EDGE_SENSOR", dir.join("temp"))
+        .env("EDGE_INTERVAL", "50ms")
+        .env("COLDSTART_FIRST_RESPONSE_FALLBACK", "1h")
+        .env("COLDSTART_METRICS_ADDR", "off")
+        .env(
+            "COLDSTART_METRICS_PUSH_URL",
+            format!("http://127.0.0.1:{gport}"),
+        )
+        .env("COLDSTART_METRICS_PUSH_JOB", "stopped")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = Lines::of(&mut child);
+    let mut child = Reaper(child);
+    lines.wait_for("cycle 3:");
+    signal(&child.0, libc::SIGTERM);
+    let status = child.0.wait().unwrap();
+    let said = lines.drain(Duration::from_millis(100)).to_owned();
+    assert_eq!(status.code(), Some(0), "{said}");
+    assert!(!said.contains("deferred work started"), "{said}");
+    let exposition = get_http10(gport, "/metrics").unwrap();
+    let series = "edge_samples_total{instance=\"\",job=\"stopped\"}";
+    let pushed = value(&exposition, series).unwrap_or_else(|| panic!("{exposition}"));
+    assert!(pushed >= 3.0, "{exposition}");
 }
 
 /// Regression: a job whose `main` ended before its first response (and before the
@@ -112,7 +219,9 @@ fn a_run_that_ends_before_the_fallback_makes_its_last_push() {
     let Some((_gateway, gport)) = coldstart_test_support::start_pushgateway(test) else {
         return;
     };
+    let dir = sensor("40000\n");
     let out = Command::new(AGENT)
+        .env("EDGE_SENSOR", dir.join("temp"))
         .env("EDGE_INTERVAL", "50ms")
         .env("EDGE_CYCLES", "3")
         .env("COLDSTART_METRICS_ADDR", "off")
@@ -144,8 +253,10 @@ fn inside_a_64_mib_cgroup_the_plan_is_minimal() {
         },
     )
     .unwrap();
+    let dir = sensor("40000\n");
     let mut command = Command::new(AGENT);
     command
+        .env("EDGE_SENSOR", dir.join("temp"))
         .env("EDGE_CYCLES", "1")
         .env("COLDSTART_METRICS_ADDR", "off")
         .stderr(Stdio::piped());
@@ -182,7 +293,9 @@ fn a_bad_interval_is_one_line_and_exit_78() {
 /// `CYCLES` unset stopped the agent), and spaces around a value are not part of it.
 #[test]
 fn blank_settings_are_unset_and_values_are_trimmed() {
+    let dir = sensor("40000\n");
     let out = Command::new(AGENT)
+        .env("EDGE_SENSOR", dir.join("temp"))
         .env("EDGE_INTERVAL", " ")
         .env("EDGE_CYCLES", " 1 ")
         .env("COLDSTART_METRICS_ADDR", "off")
@@ -202,9 +315,8 @@ fn blank_settings_are_unset_and_values_are_trimmed() {
 /// could not tell from a real one.
 #[test]
 fn a_failed_reading_is_skipped_and_counted_never_simulated() {
-    let dir = coldstart_test_support::temp_dir("edge-sensor");
+    let dir = sensor("51234\n");
     let sensor = dir.join("temp");
-    std::fs::write(&sensor, "51234\n").unwrap();
     let mport = free_port();
     let mut child = Command::new(AGENT)
         .env("EDGE_SENSOR", &sensor)
@@ -216,6 +328,7 @@ fn a_failed_reading_is_skipped_and_counted_never_simulated() {
         .spawn()
         .unwrap();
     let stderr = child.stderr.take().unwrap();
+    let _child = Reaper(child);
     let mut lines = BufReader::new(stderr).lines().map_while(Result::ok);
     let first = lines.by_ref().find(|l| l.contains("cycle 1:")).unwrap();
     assert!(first.contains("51.2 C from"), "{first}");
@@ -250,8 +363,7 @@ fn a_failed_reading_is_skipped_and_counted_never_simulated() {
         Some(0.0),
         "{counted}"
     );
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(_child);
     let rest: Vec<String> = seen.into_iter().chain(lines).collect();
     assert!(!rest.iter().any(|l| l.contains("simulated")), "{rest:?}");
 }

@@ -236,6 +236,13 @@ pub(crate) async fn push_within(budget: std::time::Duration) {
     push::push_within(budget).await;
 }
 
+/// Registers the final Pushgateway push as a shutdown hook, when pushes are set.
+pub(crate) fn push_at_shutdown(config: &Config) {
+    if let (true, Some(push)) = (INSTALLED.load(Ordering::Acquire), &config.push) {
+        push::at_shutdown(push.clone());
+    }
+}
+
 /// At the end of a `main` that ended before its first response: the last push, as a
 /// shutdown hook, and no listener (nothing would scrape it).
 pub(crate) fn at_end_of_main(config: &Config) {

@@ -10,6 +10,7 @@ at most; it never delays anything else.
 
 use std::fmt::Write;
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use http::{Method, Request, header};
@@ -25,14 +26,16 @@ const PUSH_TIMEOUT: Duration = Duration::from_secs(5);
 /// The longest time between pushes: what `COLDSTART_METRICS_PUSH_INTERVAL` accepts.
 const MAX_PUSH_INTERVAL: Duration = Duration::from_secs(3600);
 
-/// The pushes [`start`] started, and their turn: what [`push_within`] pushes with.
-static STARTED: OnceLock<(Push, Turn)> = OnceLock::new();
+/// The pushes' settings and their turn, from the final push's registration on.
+static PUSHES: OnceLock<(Push, Turn)> = OnceLock::new();
 
-/// Pushes every interval on a task, and registers the final push at shutdown.
+/// Set once [`start`] has started the periodic pushes: what [`push_within`] waits for.
+static STARTED: AtomicBool = AtomicBool::new(false);
+
+/// Pushes every interval on a task (the final push registered first, if it was not).
 pub(crate) fn start(push: Push) {
-    let turn = Turn::default();
-    let _ = STARTED.set((push.clone(), turn.clone()));
-    at_shutdown_after(push.clone(), turn.clone());
+    let (push, turn) = registered(push);
+    STARTED.store(true, Ordering::Release);
     coldstart_runtime::task::spawn(async move {
         // The settings refuse less than 100 ms and more than an hour; a `Config` built
         // in code may hold 0, on which tokio's interval panics, or `Duration::MAX`, past
@@ -56,7 +59,7 @@ pub(crate) fn start(push: Push) {
             if std::mem::take(&mut pushes.flushed) {
                 continue;
             }
-            push_now(&push).await;
+            push_now(push).await;
         }
     });
 }
@@ -74,20 +77,33 @@ struct Pushes {
     flushed: bool,
 }
 
-/// Registers the final push, made when the program ends.
+/// Registers the final push, made when the program ends (at a signal, or at the end
+/// of `main`), once: later calls keep the first's settings. A shutdown hook makes
+/// the runtime take SIGTERM and SIGINT; this is called as the runtime starts, so a
+/// job stopped before its exporters start still pushes what it counted.
 pub(crate) fn at_shutdown(push: Push) {
-    at_shutdown_after(push, Turn::default());
+    registered(push);
 }
 
-fn at_shutdown_after(push: Push, turn: Turn) {
-    // A periodic push in flight holds the turn for up to its own timeout; the final
-    // push then has a whole one too, unless `final_within` is shorter (on Lambda).
-    let deadline = push.final_within;
-    coldstart_runtime::on_shutdown("metrics push", deadline, move || async move {
-        let mut pushes = turn.lock().await;
-        pushes.final_made = true;
-        push_now(&push).await;
+/// [`at_shutdown`], returning the pushes' settings and turn.
+fn registered(push: Push) -> &'static (Push, Turn) {
+    let mut first = false;
+    let pushes = PUSHES.get_or_init(|| {
+        first = true;
+        (push, Turn::default())
     });
+    let (push, turn) = pushes;
+    if first {
+        // A periodic push in flight holds the turn for up to its own timeout; the
+        // final push then has a whole one too, unless `final_within` is shorter (on
+        // Lambda).
+        coldstart_runtime::on_shutdown("metrics push", push.final_within, move || async move {
+            let mut pushes = turn.lock().await;
+            pushes.final_made = true;
+            push_now(push).await;
+        });
+    }
+    pushes
 }
 
 /// Pushes now, within `budget`, in turn with the periodic pushes: what a flush does
@@ -99,7 +115,10 @@ fn at_shutdown_after(push: Push, turn: Turn) {
 /// is counted as failed; a wait for the turn cut off is not (the push in flight
 /// carries the counts).
 pub(crate) async fn push_within(budget: Duration) {
-    let Some((push, turn)) = STARTED.get() else {
+    if !STARTED.load(Ordering::Acquire) {
+        return;
+    }
+    let Some((push, turn)) = PUSHES.get() else {
         return;
     };
     let deadline = tokio::time::Instant::now().checked_add(budget);
