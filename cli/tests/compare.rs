@@ -50,7 +50,7 @@ fn root_or_skip(test: &str) -> bool {
         !coldstart_test_support::in_ci(),
         "{test} needs root, and CI must run it"
     );
-    eprintln!("SKIPPED {test}: creating cgroups needs root");
+    coldstart_test_support::skipped(test, "creating cgroups needs root");
     false
 }
 

@@ -184,7 +184,10 @@ mod tests {
     #[test]
     fn laps_on_the_counter_scale_to_the_clocks_time() {
         if !counter::usable() {
-            eprintln!("skipped: no cycle counter on this architecture, or rdtsc made to fault");
+            coldstart_test_support::skipped(
+                "laps_on_the_counter_scale_to_the_clocks_time",
+                "no cycle counter on this architecture, or rdtsc made to fault",
+            );
             return;
         }
         two_steps(true);

@@ -32,7 +32,7 @@ fn main() {
         // another user. The CI rule: skipped, and said, only outside CI.
         let why = "a thread can still be made here (the real root, unable to become uid 65534)";
         assert!(!coldstart_test_support::in_ci(), "{why}");
-        eprintln!("SKIPPED off_runtime_without_threads: {why}");
+        coldstart_test_support::skipped("off_runtime_without_threads", why);
         return;
     }
 

@@ -30,4 +30,6 @@ pub use collector::Collector;
 pub use http::{free_port, get, get_http10, get_with, poll};
 pub use process::{Lines, Reaper, start_server, start_server_without};
 pub use temp::{TempDir, TempFile, fifo, temp_dir, temp_file};
-pub use tools::{in_ci, otlp_python, prometheus_query, start_prometheus, start_pushgateway, tool};
+pub use tools::{
+    in_ci, otlp_python, prometheus_query, skipped, start_prometheus, start_pushgateway, tool,
+};

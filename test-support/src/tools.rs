@@ -40,13 +40,23 @@ pub fn tool(test: &str, program: &str, check: &[&str]) -> Option<PathBuf> {
     if ok {
         return Some(PathBuf::from(program));
     }
-    let why = format!("`{program} {}` does not run here", check.join(" "));
+    let why = format!(
+        "`{program} {}` does not run here (missing, or not allowed to this user)",
+        check.join(" ")
+    );
     assert!(
         !in_ci(),
-        "{test}: {why}, and CI must run it (scripts/test installs it)"
+        "{test}: {why}, and CI must run it (scripts/test installs the tools and runs as root)"
     );
-    eprintln!("SKIPPED {test}: {why}; scripts/test installs it");
+    skipped(test, &format!("{why}; scripts/test installs the tools"));
     None
+}
+
+/// Says that `test` is skipped and why, where the test harness shows it: what
+/// `eprintln!` writes is captured, and a passing test's captured output never shown.
+pub fn skipped(test: &str, why: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "SKIPPED {test}: {why}");
 }
 
 /// The Python that has the OTLP receiver's packages: `COLDSTART_TEST_PYTHON`

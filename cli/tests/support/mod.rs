@@ -43,7 +43,10 @@ pub fn cargo_lambda(test: &str) -> Option<String> {
         !coldstart_test_support::in_ci(),
         "{test}: cargo-lambda is missing, and CI must run it (scripts/test installs it)"
     );
-    eprintln!("SKIPPED {test}: cargo-lambda does not run here; scripts/test installs it");
+    coldstart_test_support::skipped(
+        test,
+        "cargo-lambda does not run here; scripts/test installs it",
+    );
     None
 }
 

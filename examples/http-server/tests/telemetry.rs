@@ -1093,7 +1093,7 @@ fn metrics_listen_on_loopback_only_by_default() {
     if others.is_empty() {
         let why = "this machine has no interface address other than loopback";
         assert!(!coldstart_test_support::in_ci(), "{test}: {why}");
-        eprintln!("SKIPPED {test}: {why}");
+        coldstart_test_support::skipped(test, why);
         return;
     }
     let (port, _server, mut lines) = coldstart_test_support::start_server_without(

@@ -57,11 +57,16 @@ async fn echo(event: LambdaEvent<Value>, max_keys: usize) -> Result<Value, Error
 async fn main() -> Result<(), Error> {
     // Code before `run` is init as Lambda sees it: if `main` fails here, coldstart
     // reports it to the Runtime API.
-    let max_keys = match std::env::var("HELLO_MAX_KEYS") {
-        Ok(v) => v
-            .parse()
-            .map_err(|_| format!("set HELLO_MAX_KEYS to a whole number, got `{v}`"))?,
-        Err(_) => 64,
+    // Blank is unset, as for coldstart's own settings; spaces around a number are
+    // not part of it.
+    let max_keys = match std::env::var_os("HELLO_MAX_KEYS") {
+        Some(v) if !v.to_string_lossy().trim().is_empty() => {
+            let v = v.to_string_lossy();
+            v.trim()
+                .parse()
+                .map_err(|_| format!("set HELLO_MAX_KEYS to a whole number, got `{v}`"))?
+        }
+        _ => 64,
     };
     coldstart::lambda::run(service_fn(move |event| echo(event, max_keys))).await
 }

@@ -778,6 +778,36 @@ fn the_plan_follows_the_memory_size_and_a_setting_overrides_it() {
     );
 }
 
+/// Blank is unset, as for coldstart's own settings: a compose file's or a template's
+/// empty `HELLO_MAX_KEYS` stopped the function from starting.
+#[test]
+fn a_blank_max_keys_is_unset_and_spaces_are_not_part_of_it() {
+    // Nothing listens on the Runtime API: `main` reads the setting before `run`, which
+    // then fails to reach the API.
+    let closed = format!("127.0.0.1:{}", coldstart_test_support::free_port());
+    let said = |value: &str| {
+        let out = Command::new(FUNCTION)
+            .env("AWS_LAMBDA_RUNTIME_API", &closed)
+            .env("AWS_LAMBDA_FUNCTION_NAME", "lambda-hello")
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+            .env("HELLO_MAX_KEYS", value)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    for fine in ["", " ", " 8 "] {
+        let stderr = said(fine);
+        assert!(!stderr.contains("HELLO_MAX_KEYS"), "`{fine}`: {stderr}");
+        assert!(stderr.contains(&closed), "`{fine}`: {stderr}");
+    }
+    let refused = said("lots");
+    assert!(
+        refused.contains("set HELLO_MAX_KEYS to a whole number, got `lots`"),
+        "{refused}"
+    );
+}
+
 #[test]
 fn missing_lambda_variables_are_a_clear_error_not_a_panic() {
     let output = Command::new(FUNCTION)
