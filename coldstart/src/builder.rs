@@ -42,24 +42,22 @@ impl Builder {
         Builder::default()
     }
 
-    /// The strategy (`COLDSTART_STRATEGY` still overrides it).
-    pub fn strategy(mut self, strategy: Strategy) -> Self {
-        self.settings.strategy = Some(strategy);
-        self
+    /// The strategy: `.set("COLDSTART_STRATEGY", ...)` (the variable still overrides
+    /// it; the plan's reasons say "COLDSTART_STRATEGY set in code").
+    pub fn strategy(self, strategy: Strategy) -> Self {
+        self.set("COLDSTART_STRATEGY", strategy.as_str())
     }
 
-    /// The scheduler flavor.
-    pub fn flavor(mut self, flavor: Flavor) -> Self {
-        self.settings.flavor = Some(flavor);
-        self
+    /// The scheduler flavor: `.set("COLDSTART_FLAVOR", ...)`.
+    pub fn flavor(self, flavor: Flavor) -> Self {
+        self.set("COLDSTART_FLAVOR", flavor.as_str())
     }
 
-    /// The worker-thread count, 1 to 1024: checked with the plan, and another value
-    /// ends the program before the body with one line and exit code 78, as a bad
-    /// `COLDSTART_WORKER_THREADS` does.
-    pub fn worker_threads(mut self, n: usize) -> Self {
-        self.settings.worker_threads = Some(n);
-        self
+    /// The worker-thread count, 1 to 1024: `.set("COLDSTART_WORKER_THREADS", ...)`,
+    /// and another value ends the program before the body with one line and exit code
+    /// 78, as a bad `COLDSTART_WORKER_THREADS` does.
+    pub fn worker_threads(self, n: usize) -> Self {
+        self.set("COLDSTART_WORKER_THREADS", n.to_string())
     }
 
     /// The init profile, as text, in place of the `profile` argument of

@@ -32,7 +32,8 @@ fn settings_set_in_code_reach_the_plan() {
                 plan.strategy.reason.origin,
                 Origin::Code("COLDSTART_STRATEGY")
             );
-            assert_eq!(plan.flavor.reason.origin, Origin::Attribute("flavor"));
+            // Set by the builder's own method: the code layer too, not an attribute.
+            assert_eq!(plan.flavor.reason.origin, Origin::Code("COLDSTART_FLAVOR"));
             // It does run, after the first response: not before serving, and not
             // left out.
             coldstart::first_request_done();

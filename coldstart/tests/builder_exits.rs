@@ -33,7 +33,8 @@ fn a_number_out_of_range_in_code_is_one_line_and_exit_78() {
         .collect();
     assert_eq!(said.len(), 1, "{stderr}");
     assert!(
-        said[0] == "coldstart: set worker_threads to a whole number from 1 to 1024, got `0`",
+        said[0]
+            == "coldstart: set COLDSTART_WORKER_THREADS to a whole number from 1 to 1024, got `0` (set in code)",
         "{stderr}"
     );
 }

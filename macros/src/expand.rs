@@ -23,41 +23,43 @@ pub(crate) fn entry(args: TokenStream, item: TokenStream, kind: Kind) -> TokenSt
         );
         return with_error(quote!(#func), err);
     }
+    // Wrong uses of a function that is otherwise fine: said, and the function still
+    // expanded as usual (with the default settings), so that its body type-checks as
+    // an async body and rustc adds no errors of its own about it (an `.await` outside
+    // `async`), as `#[tokio::main]` does.
+    let mut wrong_use = None;
     // A `const async fn` would reach rustc as a `const fn` that starts a runtime.
-    if let Some(constness) = func.sig.constness {
-        let err = syn::Error::new_spanned(
+    if let Some(constness) = func.sig.constness.take() {
+        wrong_use = Some(syn::Error::new_spanned(
             constness,
             format!(
                 "#[{}] runs a function at run time; remove `const`",
                 kind.name()
             ),
-        );
-        func.sig.constness = None;
-        return with_error(without_async(func), err);
+        ));
     }
     // As `#[tokio::main]`: another function may take arguments (its body captures
     // them), `main` may not.
     if kind == Kind::Main && func.sig.ident == "main" && !func.sig.inputs.is_empty() {
-        let err = syn::Error::new_spanned(
+        wrong_use.get_or_insert(syn::Error::new_spanned(
             &func.sig.inputs,
             "#[coldstart::main] takes a function without arguments",
-        );
-        return with_error(without_async(func), err);
+        ));
     }
     // As `#[tokio::test]`: a second test attribute would run the test twice.
     if kind == Kind::Test
-        && let Some(test) = func.attrs.iter().find(|a| is_test_attribute(a))
+        && let Some(at) = func.attrs.iter().position(is_test_attribute)
     {
-        let err = syn::Error::new_spanned(
+        let test = func.attrs.remove(at);
+        wrong_use.get_or_insert(syn::Error::new_spanned(
             test,
             "a second test attribute is given; #[coldstart::test] adds `#[test]` itself, so remove this one",
-        );
-        return with_error(without_async(func), err);
+        ));
     }
-    let (config, mut error) = match Config::parse(args, kind) {
-        Ok(c) => (c, None),
+    let (config, mut error) = match (wrong_use, Config::parse(args, kind)) {
+        (None, Ok(c)) => (c, None),
         // Expand with defaults so the body still type-checks, and report the error.
-        Err(e) => (Config::default(), Some(e.to_compile_error())),
+        (Some(e), _) | (None, Err(e)) => (Config::default(), Some(e.to_compile_error())),
     };
     func.sig.asyncness = None;
     let body = &func.block;
@@ -139,6 +141,18 @@ pub(crate) fn entry(args: TokenStream, item: TokenStream, kind: Kind) -> TokenSt
     // A name of its own, as the describing closure's: a constant named `body` where
     // the function is would make `let body` a pattern.
     let body_var = syn::Ident::new("__coldstart_body", proc_macro2::Span::call_site());
+    // The body's value is given the return type where it can be named: a body that
+    // does not match it is then an error on the body's lines, not on the attribute
+    // (where the runtime's call would find it, as tokio#4636 says of its own).
+    let body = match &func.sig.output {
+        syn::ReturnType::Default => {
+            quote!({ let __coldstart_value: () = #body; __coldstart_value })
+        }
+        syn::ReturnType::Type(_, ty) if nameable(&quote!(#ty)) => {
+            quote!({ let __coldstart_value: #ty = #body; __coldstart_value })
+        }
+        syn::ReturnType::Type(..) => quote!(#body),
+    };
     let block = quote_spanned! {span=>
         {
             #(#inner)*
@@ -216,13 +230,6 @@ fn strategy_tokens(v1: &TokenStream, s: Strategy) -> TokenStream {
         Strategy::Balanced => quote!(#v1::Strategy::Balanced),
         Strategy::Throughput => quote!(#v1::Strategy::Throughput),
     }
-}
-
-/// `func` as a plain `fn`, given back beside an error: left `async`, rustc would add
-/// errors of its own about it (`main` may not be async, an async `#[test]`).
-fn without_async(mut func: ItemFn) -> TokenStream {
-    func.sig.asyncness = None;
-    quote!(#func)
 }
 
 /// The item as written, after the error: the IDE keeps working on it.

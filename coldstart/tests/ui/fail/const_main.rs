@@ -1,2 +1,4 @@
 #[coldstart::main]
-const async fn main() {}
+const async fn main() {
+    std::future::ready(()).await;
+}

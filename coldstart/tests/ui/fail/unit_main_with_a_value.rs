@@ -1,0 +1,4 @@
+#[coldstart::main]
+async fn main() {
+    Ok::<(), ()>(())
+}
