@@ -248,7 +248,7 @@ pub fn run(
         .output()
         .with_context(|| format!("cannot run `{cargo} build`"))?;
     if !output.status.success() {
-        bail!("cargo build failed ({})", output.status);
+        return Err(CargoFailed(output.status).into());
     }
     let built = executables(&String::from_utf8_lossy(&output.stdout));
     if built.is_empty() {
@@ -295,6 +295,31 @@ pub fn run(
     });
     Ok((built, report))
 }
+
+/// cargo ran and failed: `build` ends with cargo's own exit code (101 for a compile
+/// error), or 128 plus the signal that killed it, as a shell reports one.
+#[derive(Debug)]
+pub struct CargoFailed(pub std::process::ExitStatus);
+
+impl CargoFailed {
+    /// The exit code to end with.
+    pub fn code(&self) -> u8 {
+        use std::os::unix::process::ExitStatusExt as _;
+        match (self.0.code(), self.0.signal()) {
+            (Some(code), _) => u8::try_from(code).unwrap_or(1),
+            (None, Some(signal)) => u8::try_from(128 + signal).unwrap_or(1),
+            (None, None) => 1,
+        }
+    }
+}
+
+impl std::fmt::Display for CargoFailed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "cargo build failed ({})", self.0)
+    }
+}
+
+impl std::error::Error for CargoFailed {}
 
 /// The executables in cargo's JSON messages, with their sizes.
 fn executables(messages: &str) -> Vec<Built> {

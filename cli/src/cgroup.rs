@@ -64,15 +64,27 @@ impl TempCgroup {
             let bytes = i64::try_from(bytes).context("memory limit does not fit in 63 bits")?;
             builder = builder.memory().memory_hard_limit(bytes).done();
         }
+        // The directories the builder will make, known to the clean-up on a signal
+        // before they are made: one between their making and the end of the build
+        // would leave them.
+        let planned: Vec<PathBuf> = named()
+            .subsystems()
+            .iter()
+            .map(|s| s.to_controller().path().to_path_buf())
+            .collect();
+        if !existed {
+            crate::interrupt::cgroup_created(planned.iter().cloned());
+        }
         let cgroup = match builder.build(hierarchy) {
             Ok(cgroup) => cgroup,
             Err(e) => {
                 // The builder makes the directories before it writes the limits, and
                 // leaves them behind when the kernel refuses one.
                 if !existed {
-                    for subsystem in named().subsystems() {
-                        let _ = std::fs::remove_dir(subsystem.to_controller().path());
+                    for dir in &planned {
+                        let _ = std::fs::remove_dir(dir);
                     }
+                    crate::interrupt::cgroup_removed(&planned);
                 }
                 return Err(anyhow::Error::new(e)
                     .context(format!("cannot create cgroup {name} with {limits:?}")));

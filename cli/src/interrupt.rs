@@ -38,26 +38,42 @@ pub fn install() {
         return;
     }
     let read_end = fds[0];
-    std::thread::spawn(move || {
-        let mut byte = 0u8;
-        // Read again when a signal interrupts the read itself (`EINTR`): this thread
-        // gone, every later Ctrl-C would be lost, with children and cgroups left.
-        let n = loop {
-            // SAFETY: reading one byte into a local from a descriptor this thread owns.
-            let n = unsafe { libc::read(read_end, (&raw mut byte).cast(), 1) };
-            if n >= 0 || std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
-                break n;
+    let spawned = std::thread::Builder::new()
+        .name("clean-up".into())
+        .spawn(move || {
+            let mut byte = 0u8;
+            // Read again when a signal interrupts the read itself (`EINTR`): this thread
+            // gone, every later Ctrl-C would be lost, with children and cgroups left.
+            let n = loop {
+                // SAFETY: reading one byte into a local from a descriptor this thread owns.
+                let n = unsafe { libc::read(read_end, (&raw mut byte).cast(), 1) };
+                if n >= 0
+                    || std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted
+                {
+                    break n;
+                }
+            };
+            if n == 1 {
+                INTERRUPTED.store(true, Ordering::Release);
+                let left = clean_up();
+                coldstart_bootstrap::say!("\n{}", interrupted(&left));
+                std::process::exit(128 + i32::from(byte));
             }
-        };
-        if n == 1 {
-            INTERRUPTED.store(true, Ordering::Release);
-            clean_up();
-            coldstart_bootstrap::say!(
-                "\ninterrupted: the programs started were stopped and the cgroups removed"
-            );
-            std::process::exit(128 + i32::from(byte));
+        });
+    // No thread can be made (a `pids.max` reached): the run goes on without the
+    // clean-up, and says so; a signal then has its default effect.
+    if let Err(e) = spawned {
+        WAKE.store(-1, Ordering::Release);
+        // SAFETY: closing the two descriptors pipe2 made above, used by nothing else.
+        unsafe {
+            libc::close(fds[0]);
+            libc::close(fds[1]);
         }
-    });
+        coldstart_bootstrap::say!(
+            "warning: no thread for the clean-up on Ctrl-C ({e}); an interrupted run may leave its processes and cgroups behind"
+        );
+        return;
+    }
     // SAFETY: the handler is async-signal-safe (one write to a pipe); sigaction
     // with a zeroed struct and a valid handler address.
     unsafe {
@@ -82,7 +98,21 @@ extern "C" fn on_signal(signo: libc::c_int) {
     }
 }
 
-fn clean_up() {
+/// What the clean-up says: the cgroups it could not remove are named.
+fn interrupted(left: &[PathBuf]) -> String {
+    if left.is_empty() {
+        return "interrupted: the programs started were stopped and the cgroups removed".into();
+    }
+    let left: Vec<String> = left.iter().map(|d| d.display().to_string()).collect();
+    format!(
+        "interrupted: the programs started were stopped; these cgroups could not be removed (remove them with rmdir once empty): {}",
+        left.join(", ")
+    )
+}
+
+/// Stops what the tool started and removes its cgroups and files; returns the cgroup
+/// directories still there.
+fn clean_up() -> Vec<PathBuf> {
     // Held until the process exits: no launch can start after this point.
     std::mem::forget(LAUNCHING.lock().unwrap_or_else(|p| p.into_inner()));
     for pid in CHILDREN.lock().unwrap_or_else(|p| p.into_inner()).iter() {
@@ -102,17 +132,23 @@ fn clean_up() {
     // And what they started outside their process groups, given back to this process.
     crate::measure::sweep_strays(None);
     remove_temporary_files();
+    let mut left = Vec::new();
     for dir in CGROUPS.lock().unwrap_or_else(|p| p.into_inner()).iter() {
         // Anything still in a cgroup of ours is ours.
         crate::cgroup::kill_procs(dir);
         // The killed processes leave the cgroup as they exit.
-        for _ in 0..50 {
-            if std::fs::remove_dir(dir).is_ok() || !dir.exists() {
-                break;
+        let removed = (0..50).any(|_| {
+            let gone = std::fs::remove_dir(dir).is_ok() || !dir.exists();
+            if !gone {
+                std::thread::sleep(std::time::Duration::from_millis(20));
             }
-            std::thread::sleep(std::time::Duration::from_millis(20));
+            gone
+        });
+        if !removed && !left.contains(dir) {
+            left.push(dir.clone());
         }
     }
+    left
 }
 
 /// The [`temporary_file`]s, which their owners' drops would have removed.
@@ -182,4 +218,17 @@ pub(crate) fn cgroup_removed(dirs: &[PathBuf]) {
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .retain(|d| !dirs.contains(d));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cgroups_left_behind_are_named() {
+        assert!(interrupted(&[]).ends_with("and the cgroups removed"));
+        let said = interrupted(&[PathBuf::from("/sys/fs/cgroup/cpu/x")]);
+        assert!(said.contains("could not be removed"), "{said}");
+        assert!(said.ends_with(": /sys/fs/cgroup/cpu/x"), "{said}");
+    }
 }

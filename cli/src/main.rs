@@ -11,7 +11,7 @@ USAGE:
     cargo coldstart doctor [--json] [--root DIR]
     cargo coldstart build [--init-profile FILE | --no-init-profile]
                           [cargo build arguments: -p, --bin, --target, --features, ...]
-    cargo coldstart compare <A> <B> [--runs N] [--cpus X] [--memory SIZE] [--url URL]
+    cargo coldstart compare [--] <A> <B> [--runs N] [--cpus X] [--memory SIZE] [--url URL]
                             [--json] [--lambda [--cargo-lambda PATH] [--package-dir DIR] [--warm N]]
     cargo coldstart profile [--out FILE] [--url URL | --lambda-event FILE] -- <command...>
 
@@ -66,6 +66,18 @@ OPTIONS (profile):
                         the emulator (--cargo-lambda, --package-dir as for compare)
 
     -h, --help        This text
+
+EXIT STATUS:
+    0        Done
+    1        The work failed: a program that did not start or answer, a profile
+             not written
+    2        A usage error: an unknown command or option, a bad or missing value
+    78       doctor: a bad COLDSTART_* or OTEL_* setting, or configuration file
+    101 ...  build: cargo's own code (101 for a compile error), or 128 plus the
+             signal that killed cargo
+    128+N    compare, profile: stopped by signal N (130 after Ctrl-C), once what
+             they started is stopped and their cgroups removed
+    141      stdout closed by its reader (`| head`)
 ";
 
 /// Writes `text` to stdout. Where stdout is gone (a pipe whose reader has left, as
@@ -148,7 +160,12 @@ fn build_command(args: &[String]) -> ExitCode {
         }
         Err(e) => {
             coldstart_bootstrap::say!("error: {e:#}");
-            ExitCode::from(1)
+            // cargo's own code where cargo failed: a script tells a compile error
+            // (101) from a kill (137) and from this tool's own failures (1).
+            ExitCode::from(
+                e.downcast_ref::<build::CargoFailed>()
+                    .map_or(1, build::CargoFailed::code),
+            )
         }
     }
 }

@@ -38,6 +38,9 @@ pub struct LambdaEvent {
     pub package: PathBuf,
 }
 
+const NO_SEPARATOR: &str =
+    "profile runs a command given after `--`: cargo coldstart profile [OPTIONS] -- <command...>";
+
 /// Parses `profile`'s arguments (after `profile`): options, `--`, the command.
 ///
 /// # Errors
@@ -46,17 +49,11 @@ pub struct LambdaEvent {
 /// file.
 pub fn parse(args: &[String]) -> anyhow::Result<Options> {
     let split = args.iter().position(|a| a == "--");
+    // Without `--`, every word is read as an option first: a mistyped one is named.
     let (options, command) = match split {
         Some(i) => (&args[..i], &args[i + 1..]),
-        None => bail!(
-            "profile runs a command given after `--`: cargo coldstart profile [OPTIONS] -- <command...>"
-        ),
+        None => (args, &args[args.len()..]),
     };
-    if command.is_empty() {
-        bail!("no command after `--`");
-    }
-    // Each word as given: `sh -c 'a b'` keeps `a b` whole.
-    let mut target = target_of_words(command)?;
     let (mut url, mut out, mut event, mut cargo_lambda, mut package) =
         (None, None, None, None, None);
     let options = split_equals(options);
@@ -73,11 +70,21 @@ pub fn parse(args: &[String]) -> anyhow::Result<Options> {
             "--lambda-event" => event = Some(PathBuf::from(value()?)),
             "--cargo-lambda" => cargo_lambda = Some(PathBuf::from(value()?)),
             "--package-dir" => package = Some(PathBuf::from(value()?)),
+            // A command without `--` before it.
+            other if split.is_none() && !other.starts_with('-') => bail!("{NO_SEPARATOR}"),
             other => bail!(
                 "unknown option `{other}` for profile; the options are: --url URL, --out FILE, --lambda-event FILE, --cargo-lambda PATH, --package-dir DIR"
             ),
         }
     }
+    if split.is_none() {
+        bail!("{NO_SEPARATOR}");
+    }
+    if command.is_empty() {
+        bail!("no command after `--`");
+    }
+    // Each word as given: `sh -c 'a b'` keeps `a b` whole.
+    let mut target = target_of_words(command)?;
     let for_lambda = ["--cargo-lambda", "--package-dir"];
     crate::measure::only_with(event.is_some(), "--lambda-event", &for_lambda, &seen)?;
     if let Some(url) = &url {
@@ -312,6 +319,10 @@ mod tests {
         assert!(err("/bin/sh").contains("after `--`"));
         assert!(err("--").contains("no command"));
         assert!(err("--bogus -- /bin/sh").contains("unknown option `--bogus`"));
+        // Without `--` too: the mistyped option is named, not only the missing `--`.
+        assert!(err("--bogus").contains("unknown option `--bogus`"));
+        assert!(err("--out x.profile --bogus").contains("unknown option `--bogus`"));
+        assert!(err("--out x.profile /bin/sh").contains("after `--`"));
         assert!(
             err("--lambda-event /no/such.json -- /bin/sh").contains("cannot read the event file")
         );

@@ -111,7 +111,32 @@ fn the_example_built_for_start_up_serves_in_the_embedded_order() {
 }
 
 /// A usage error, or an init profile that cannot be embedded, exits 2, as for the
-/// other commands; a build that fails exits 1.
+/// other commands.
+/// A build cargo fails ends with cargo's code, or 128 plus the signal that killed it:
+/// it was 1 for every failure. A stand-in cargo (`CARGO`, which `build` runs as cargo
+/// runs it) fails as asked, without a real build.
+#[test]
+fn a_failed_build_ends_with_cargos_code() {
+    let dir = coldstart_test_support::temp_dir("fake-cargo");
+    for (script, code, said) in [
+        ("exit 101", 101, "exit status: 101"),
+        ("kill -9 $$", 137, "signal: 9"),
+    ] {
+        let cargo = dir.join("cargo");
+        std::fs::write(&cargo, format!("#!/bin/sh\n{script}\n")).unwrap();
+        std::fs::set_permissions(&cargo, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let out = Command::new(TOOL)
+            .args(["build", "-p", "http-server", "--no-init-profile"])
+            .env("CARGO", &cargo)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{script}: {stderr}");
+        assert!(stderr.contains(said), "{script}: {stderr}");
+    }
+}
+
 #[test]
 fn a_usage_error_exits_2() {
     for (args, said) in [

@@ -315,6 +315,18 @@ fn a_closed_pipe_ends_it_quietly() {
     assert_eq!(out.status.code(), Some(2));
 }
 
+/// The exit codes are in `--help` (and the README), with `--` in compare's usage.
+#[test]
+fn help_gives_the_exit_codes() {
+    let out = Command::new(DOCTOR).arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    let codes = help.split("EXIT STATUS:").nth(1).unwrap_or_default();
+    for code in ["0 ", "1 ", "2 ", "78 ", "101 ", "128+N ", "141 "] {
+        assert!(codes.contains(&format!("    {code}")), "{code}: {help}");
+    }
+    assert!(help.contains("compare [--] <A> <B>"), "{help}");
+}
+
 /// An argument that is not UTF-8 is named by its place as the user typed it, under
 /// cargo too (which passes `coldstart` first).
 #[test]

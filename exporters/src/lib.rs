@@ -168,7 +168,7 @@ impl Telemetry {
             if first && config.traces {
                 trace::start_soon(config).await;
             }
-            let _ = first;
+            let _ = (first, config);
         });
     }
 
