@@ -68,6 +68,8 @@ struct Row {
     /// OTLP settings have a general and a traces-only name, and show the same value.
     via: Option<&'static str>,
     rejected: bool,
+    /// Refused in part, the rest used (see `ConfigError::adjusted`).
+    adjusted: bool,
 }
 
 /// The telemetry settings (the plan's own are in the plan), and the problems found.
@@ -87,7 +89,8 @@ fn settings(env: &Env) -> (Vec<Row>, Vec<String>) {
             // second one's layer overrides its own (then only the second is read).
             let names = second_names(variable).unwrap_or([variable, variable]);
             let set = |name: &&str| env.is_set(name);
-            let refused = |name: &&str| errors.iter().any(|e| e.key == *name);
+            let refused = |name: &&str| errors.iter().any(|e| e.key == *name && !e.adjusted());
+            let adjusted = errors.iter().any(|e| e.key == variable && e.adjusted());
             let read = if env.set_above(names[1], names[0]) {
                 &names[1..]
             } else {
@@ -106,6 +109,13 @@ fn settings(env: &Env) -> (Vec<Row>, Vec<String>) {
                         && (!set(&variable)
                             || env.set_above("OTEL_RESOURCE_ATTRIBUTES", variable)) =>
                 {
+                    "OTEL_RESOURCE_ATTRIBUTES"
+                }
+                // The push job named after the service, when no job is given.
+                "COLDSTART_METRICS_PUSH_JOB" if !set(&variable) && set(&"OTEL_SERVICE_NAME") => {
+                    "OTEL_SERVICE_NAME"
+                }
+                "COLDSTART_METRICS_PUSH_JOB" if !set(&variable) && named_by_attributes => {
                     "OTEL_RESOURCE_ATTRIBUTES"
                 }
                 _ => from,
@@ -136,6 +146,7 @@ fn settings(env: &Env) -> (Vec<Row>, Vec<String>) {
                 layer: layer.filter(|_| !rejected),
                 via: (from != variable).then_some(from),
                 rejected,
+                adjusted,
             }
         })
         .collect();
@@ -172,13 +183,16 @@ fn second_names(variable: &'static str) -> Option<[&'static str; 2]> {
 }
 
 fn layer_text(row: &Row) -> String {
-    let layer = match row.layer {
+    let mut layer = match row.layer {
         _ if row.rejected => "default (the value given was rejected)".to_owned(),
         None => "default".to_owned(),
         Some(Layer::Variable) => "environment".to_owned(),
         Some(Layer::Code) => "code".to_owned(),
         Some(Layer::File { path, line }) => format!("{path} line {line}"),
     };
+    if row.adjusted {
+        layer.push_str(" (adjusted: part of the value given was rejected)");
+    }
     match row.via {
         Some(via) => format!("{layer}, through {via}"),
         None => layer,
@@ -222,7 +236,7 @@ fn settings_json(env: &Env, (rows, problems): &(Vec<Row>, Vec<String>)) -> Value
                 "variable": row.variable,
                 "file_key": file_key(row.variable),
                 "value": row.value,
-                "source": { "layer": layer, "path": path, "line": line, "rejected": row.rejected, "via": row.via },
+                "source": { "layer": layer, "path": path, "line": line, "rejected": row.rejected, "adjusted": row.adjusted, "via": row.via },
             })
         })
         .collect();

@@ -41,6 +41,79 @@ fn row<'a>(values: &'a [Value], variable: &str) -> &'a Value {
     values.iter().find(|r| r["variable"] == variable).unwrap()
 }
 
+/// A value refused only in part keeps its layer, marked adjusted: `tracecontext,b3`
+/// is `tracecontext` from the environment (it said "default", whose value is
+/// `tracecontext,baggage`), a batch cut to the queue's size too. A value refused
+/// whole is still the default's.
+#[test]
+fn a_value_refused_in_part_keeps_its_layer_and_says_it_was_adjusted() {
+    let values = values_with(&[("OTEL_PROPAGATORS", "tracecontext,b3")]);
+    let propagators = row(&values, "OTEL_PROPAGATORS");
+    assert_eq!(propagators["value"], "tracecontext");
+    assert_eq!(propagators["source"]["layer"], "environment");
+    assert_eq!(propagators["source"]["adjusted"], true);
+    assert_eq!(propagators["source"]["rejected"], false);
+    let values = values_with(&[
+        ("OTEL_BSP_MAX_QUEUE_SIZE", "100"),
+        ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "500"),
+    ]);
+    let batch = row(&values, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE");
+    assert_eq!(
+        (&batch["value"], &batch["source"]["layer"]),
+        (&"100".into(), &"environment".into())
+    );
+    assert_eq!(batch["source"]["adjusted"], true);
+    let values = values_with(&[("OTEL_PROPAGATORS", "b3")]);
+    let whole = row(&values, "OTEL_PROPAGATORS");
+    assert_eq!(
+        (&whole["source"]["layer"], &whole["source"]["rejected"]),
+        (&"default".into(), &true.into())
+    );
+    let text = Command::new(DOCTOR)
+        .arg("doctor")
+        .env_clear()
+        .env("OTEL_PROPAGATORS", "tracecontext,b3")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.contains("OTEL_PROPAGATORS"))
+        .unwrap();
+    assert!(
+        line.ends_with("environment (adjusted: part of the value given was rejected)"),
+        "{line}"
+    );
+}
+
+/// The push job named after the service comes through the service name's variable;
+/// it was shown as the default.
+#[test]
+fn the_push_job_named_after_the_service_says_where_the_name_came_from() {
+    let push = ("COLDSTART_METRICS_PUSH_URL", "http://gateway:9091");
+    for (vars, value, via) in [
+        (
+            vec![push, ("OTEL_SERVICE_NAME", "checkout")],
+            "checkout",
+            "OTEL_SERVICE_NAME",
+        ),
+        (
+            vec![push, ("OTEL_RESOURCE_ATTRIBUTES", "service.name=cart")],
+            "cart",
+            "OTEL_RESOURCE_ATTRIBUTES",
+        ),
+    ] {
+        let values = values_with(&vars);
+        let job = row(&values, "COLDSTART_METRICS_PUSH_JOB");
+        assert_eq!(job["value"], value, "{vars:?}");
+        assert_eq!(job["source"]["layer"], "environment", "{vars:?}");
+        assert_eq!(job["source"]["via"], via, "{vars:?}");
+    }
+    let values = values_with(&[push, ("COLDSTART_METRICS_PUSH_JOB", "nightly")]);
+    let job = row(&values, "COLDSTART_METRICS_PUSH_JOB");
+    assert_eq!(job["source"]["via"], Value::Null);
+}
+
 #[test]
 fn doctor_shows_values_and_their_layers() {
     let dir = temp_dir("doctor-file");

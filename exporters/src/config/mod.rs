@@ -506,6 +506,18 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
+impl ConfigError {
+    /// Whether part of the value given is used all the same (the known propagators
+    /// of a list with an unknown one; a batch size cut to the queue's): the setting
+    /// still comes from where it was given, adjusted.
+    pub fn adjusted(&self) -> bool {
+        matches!(self.instead, USING_THE_KNOWN_ONES | THE_QUEUE_SIZE_IS_USED)
+    }
+}
+
+const USING_THE_KNOWN_ONES: &str = "using the known ones";
+const THE_QUEUE_SIZE_IS_USED: &str = "the queue size is used";
+
 /// What the build that reads the settings can do: a setting that needs a feature the
 /// build lacks is refused with a message naming the feature.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -1397,7 +1409,7 @@ fn read_queue(r: &mut Reader<'_>) -> Queue {
                     raw,
                     layer,
                     "a whole number no larger than OTEL_BSP_MAX_QUEUE_SIZE",
-                    "the queue size is used",
+                    THE_QUEUE_SIZE_IS_USED,
                 );
             }
             max_spans
@@ -1489,7 +1501,7 @@ fn read_propagators(r: &mut Reader<'_>) -> (bool, bool) {
     match (known, unknown) {
         (_, false) => (trace_context, baggage),
         (true, true) => {
-            r.refuse(KEY, raw, layer, ACCEPTS, "using the known ones");
+            r.refuse(KEY, raw, layer, ACCEPTS, USING_THE_KNOWN_ONES);
             (trace_context, baggage)
         }
         (false, true) => {
