@@ -199,8 +199,31 @@ fn layer_text(row: &Row) -> String {
     }
 }
 
+/// The configuration file looked for where none was read, and what chose it: an
+/// `APP_ENV` set for other reasons silently passes `coldstart.toml` by.
+fn file_sought(env: &Env) -> String {
+    let var = |key: &str| {
+        env.get(key)
+            .map(|v| v.to_string_lossy().trim().to_owned())
+            .filter(|v| !v.is_empty())
+    };
+    let chosen_by = ["COLDSTART_CONFIG", "COLDSTART_ENV", "APP_ENV"]
+        .into_iter()
+        .find_map(|key| var(key).map(|value| format!("{key}={value}")));
+    match (coldstart_bootstrap::config::which_file(var), chosen_by) {
+        (Ok(None), _) => "COLDSTART_CONFIG=off".to_owned(),
+        (Ok(Some((path, _))), Some(by)) => format!("{path} not found; chosen by {by}"),
+        (Ok(Some((path, _))), None) => format!("{path} not found"),
+        // A bad environment name ends `doctor` before this.
+        (Err(e), _) => e.to_string(),
+    }
+}
+
 fn settings_text(env: &Env, (rows, problems): &(Vec<Row>, Vec<String>), out: &mut String) {
-    let file = env.file().map_or("none found", |f| f.path.as_str());
+    let file = env.file().map_or_else(
+        || format!("none ({})", file_sought(env)),
+        |f| f.path.clone(),
+    );
     let _ = writeln!(
         out,
         "settings (file: {file}; defaults < file < code < environment)"
@@ -242,6 +265,7 @@ fn settings_json(env: &Env, (rows, problems): &(Vec<Row>, Vec<String>)) -> Value
         .collect();
     json!({
         "file": env.file().map(|f| f.path.as_str()),
+        "file_sought": env.file().is_none().then(|| file_sought(env)),
         "variables": VARIABLES,
         "values": values,
         "problems": problems,

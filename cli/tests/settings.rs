@@ -114,6 +114,53 @@ fn the_push_job_named_after_the_service_says_where_the_name_came_from() {
     assert_eq!(job["source"]["via"], Value::Null);
 }
 
+/// Where no file was read, doctor says which it looked for and what chose it: an
+/// `APP_ENV` set for other reasons passed `coldstart.toml` by, and doctor said only
+/// "none found".
+#[test]
+fn with_no_file_read_doctor_says_which_it_looked_for() {
+    let dir = temp_dir("doctor-sought");
+    std::fs::write(
+        dir.join("coldstart.toml"),
+        "[otel]\nservice_name = \"from-file\"\n",
+    )
+    .unwrap();
+    let run = |vars: &[(&str, &str)], json: bool| {
+        let out = Command::new(DOCTOR)
+            .arg("doctor")
+            .args(json.then_some("--json"))
+            .current_dir(&dir)
+            .env_clear()
+            .envs(vars.iter().copied())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let text = run(&[("APP_ENV", "production")], false);
+    assert!(
+        text.contains(
+            "settings (file: none (config/production.toml not found; chosen by APP_ENV=production);"
+        ),
+        "{text}"
+    );
+    let v: Value = serde_json::from_str(&run(&[("APP_ENV", "production")], true)).unwrap();
+    assert_eq!(v["settings"]["file"], Value::Null);
+    assert_eq!(
+        v["settings"]["file_sought"],
+        "config/production.toml not found; chosen by APP_ENV=production"
+    );
+    let off = run(&[("COLDSTART_CONFIG", "off")], false);
+    assert!(off.contains("(file: none (COLDSTART_CONFIG=off);"), "{off}");
+    let v: Value = serde_json::from_str(&run(&[], true)).unwrap();
+    assert_eq!(v["settings"]["file"], "coldstart.toml");
+    assert_eq!(v["settings"]["file_sought"], Value::Null);
+}
+
 #[test]
 fn doctor_shows_values_and_their_layers() {
     let dir = temp_dir("doctor-file");
