@@ -485,6 +485,8 @@ pub struct ConfigError {
     pub instead: &'static str,
     /// Where the value came from.
     pub layer: Layer,
+    /// What is wrong with it, where the value is not shown (a headers value).
+    pub why: Option<String>,
 }
 
 /// What a rejected value usually leads to.
@@ -494,11 +496,14 @@ impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "set {} to {}, got `{}`{}; {}",
+            "set {} to {}, got `{}`{}{}; {}",
             self.key,
             self.accepts,
             coldstart_bootstrap::plan::settings::OneLine(&self.value),
             self.layer.describe(self.key),
+            self.why
+                .as_ref()
+                .map_or(String::new(), |why| format!(" ({why})")),
             self.instead
         )
     }
@@ -648,6 +653,7 @@ impl Reader<'_> {
             accepts,
             instead,
             layer,
+            why: None,
         });
     }
 }
@@ -1108,16 +1114,53 @@ fn read_headers(r: &mut Reader<'_>) -> Vec<(String, String)> {
         };
         match valid {
             Some(pairs) => return pairs,
-            None => r.refuse(
-                key,
-                raw,
-                layer,
-                "comma-separated `name=value` pairs, values percent-encoded",
-                instead,
-            ),
+            None => {
+                let why = headers_problem(&raw);
+                r.refuse(
+                    key,
+                    raw,
+                    layer,
+                    "comma-separated `name=value` pairs, values percent-encoded",
+                    instead,
+                );
+                if let Some(error) = r.errors.last_mut() {
+                    error.why = why;
+                }
+            }
         }
     }
     Vec::new()
+}
+
+/// What is wrong with a headers value, without its values (they are credentials):
+/// the first pair that cannot be sent, by its place and, where it is one, its name.
+fn headers_problem(raw: &str) -> Option<String> {
+    let pairs = raw.split(',').map(str::trim).filter(|p| !p.is_empty());
+    for (n, pair) in pairs.enumerate().map(|(i, p)| (i + 1, p)) {
+        let Some((name, value)) = pair.split_once('=') else {
+            return Some(format!("pair {n} has no `=`"));
+        };
+        let name = name.trim();
+        if name.is_empty() {
+            return Some(format!("pair {n} has no name"));
+        }
+        // A name that is none may be a credential written in the wrong place.
+        if http::HeaderName::try_from(name).is_err() {
+            return Some(format!(
+                "pair {n}'s name is not a header name (letters, digits, `-` and `_`)"
+            ));
+        }
+        let problem = match percent_decode_bytes(value.trim()).map(String::from_utf8) {
+            None => "a `%` not followed by two hex digits",
+            Some(Err(_)) => "its value decodes to bytes that are not UTF-8",
+            Some(Ok(value)) if http::HeaderValue::try_from(value.as_str()).is_err() => {
+                "its value holds a character no header value may (a control character)"
+            }
+            Some(Ok(_)) => continue,
+        };
+        return Some(format!("pair {n}, `{name}`: {problem}"));
+    }
+    None
 }
 
 /// `k1=v1,k2=v2` with percent-encoded values (W3C baggage style, as the OpenTelemetry
@@ -1287,6 +1330,12 @@ fn read_server_tls(r: &mut Reader<'_>) -> Result<Option<ServerTls>, ()> {
             .unwrap_or((KEYS[0], String::new()));
         return refuse(key, Some(value), tls_file_accepts(build));
     }
+    // Which of the three were given: what asked for TLS, named where one is missing.
+    let given: Vec<&str> = KEYS
+        .into_iter()
+        .zip([&certificate, &key, &client_ca])
+        .filter_map(|(k, v)| v.is_some().then_some(k))
+        .collect();
     match (certificate, key) {
         (Some(certificate), Some(key)) => Ok(Some(ServerTls {
             certificate: certificate.into(),
@@ -1294,15 +1343,23 @@ fn read_server_tls(r: &mut Reader<'_>) -> Result<Option<ServerTls>, ()> {
             client_ca: client_ca.map(PathBuf::from),
         })),
         // The first of the two that is missing.
-        (certificate, _) => refuse(
-            if certificate.is_none() {
+        (certificate, _) => {
+            let missing = if certificate.is_none() {
                 KEYS[0]
             } else {
                 KEYS[1]
-            },
-            None,
-            "a PEM file (TLS for /metrics needs a certificate and its key)",
-        ),
+            };
+            let refused = refuse(
+                missing,
+                None,
+                "a PEM file (TLS for /metrics needs a certificate and its key)",
+            );
+            if let Some(error) = r.errors.last_mut() {
+                let verb = if given.len() == 1 { "is" } else { "are" };
+                error.why = Some(format!("it is not set, and {} {verb}", given.join(" and ")));
+            }
+            refused
+        }
     }
 }
 
@@ -1927,6 +1984,22 @@ mod tests {
         assert_eq!((c.metrics_addr, c.metrics_tls), (None, None));
         if cfg!(feature = "tls") {
             assert_eq!(error.key, "COLDSTART_METRICS_TLS_KEY");
+            // What asked for TLS is named: a client CA alone named only the missing
+            // certificate, with an empty value the user never gave.
+            assert!(
+                error
+                    .to_string()
+                    .contains("(it is not set, and COLDSTART_METRICS_TLS_CERT is)"),
+                "{error}"
+            );
+            let (_, errors) = config(&[("COLDSTART_METRICS_TLS_CLIENT_CA", "/ca.pem")]);
+            assert!(
+                errors[0].to_string().contains(
+                    "set COLDSTART_METRICS_TLS_CERT to a PEM file (TLS for /metrics needs a certificate and its key), got `` (it is not set, and COLDSTART_METRICS_TLS_CLIENT_CA is)"
+                ),
+                "{}",
+                errors[0]
+            );
             let (c, errors) = config(&[
                 ("COLDSTART_METRICS_TLS_CERT", "server.pem"),
                 ("COLDSTART_METRICS_TLS_KEY", "server.key"),
@@ -2064,6 +2137,42 @@ mod tests {
         let (_, errors) = config(&[("OTEL_EXPORTER_OTLP_HEADERS", "token-without-value-secret")]);
         assert_eq!(errors[0].key, "OTEL_EXPORTER_OTLP_HEADERS");
         assert!(!errors[0].to_string().contains("secret"), "{}", errors[0]);
+    }
+
+    /// A refused headers value says what is wrong, by the pair's place and name, and
+    /// never a value: all of these were one line with nothing but `<not shown>`.
+    #[test]
+    fn a_refused_headers_value_says_what_is_wrong_without_its_values() {
+        for (raw, why) in [
+            (
+                "x-api-key=%zz,tenant=acme",
+                "(pair 1, `x-api-key`: a `%` not followed by two hex digits)",
+            ),
+            ("tenant=acme,token-secret", "(pair 2 has no `=`)"),
+            ("=secret", "(pair 1 has no name)"),
+            (
+                "Bearer secret=x",
+                "(pair 1's name is not a header name (letters, digits, `-` and `_`))",
+            ),
+            (
+                "a=b,x-key=%ff",
+                "(pair 2, `x-key`: its value decodes to bytes that are not UTF-8)",
+            ),
+            (
+                "x-key=%0a",
+                "(pair 1, `x-key`: its value holds a character no header value may (a control character))",
+            ),
+        ] {
+            let (_, errors) = config(&[("OTEL_EXPORTER_OTLP_HEADERS", raw)]);
+            let said = errors[0].to_string();
+            assert!(
+                said.contains(&format!("got `<not shown>` {why}; no headers")),
+                "{raw}: {said}"
+            );
+            for secret in ["secret", "acme", "zz"] {
+                assert!(!said.contains(secret), "{raw}: {said}");
+            }
+        }
     }
 
     /// Of two settings for one thing, the one from the layer above wins, however
