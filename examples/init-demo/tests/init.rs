@@ -51,9 +51,25 @@ fn command(bin: &str, env: &[(&str, &str)]) -> Command {
     command
 }
 
-/// Runs [`command`] to its end.
+/// Runs [`command`] to its end, within a minute: a program that does not end (a
+/// regression that hangs start-up) fails the test, where a wait without end would
+/// hold the whole run until CI's own timeout.
 fn run(bin: &str, env: &[(&str, &str)]) -> Run {
-    let out = command(bin, env).output().unwrap();
+    let child = command(bin, env)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(child.wait_with_output()));
+    let Ok(out) = rx.recv_timeout(std::time::Duration::from_secs(60)) else {
+        // SAFETY: kill(2) on the child this test started; the thread waiting for it
+        // has not reaped it, since it has not ended.
+        unsafe { libc::kill(libc::pid_t::try_from(pid).unwrap_or(0), libc::SIGKILL) };
+        panic!("{bin} with {env:?} did not end within 60 s");
+    };
+    let out = out.unwrap();
     Run {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),

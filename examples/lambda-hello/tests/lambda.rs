@@ -54,18 +54,81 @@ impl Emulator {
     /// `cargo lambda invoke` of the default function, bounded by `timeout` since it
     /// waits forever for an answer that never comes.
     fn invoke_command(&self, data: &str) -> Command {
+        self.invoke_command_to(self.port, data)
+    }
+
+    /// [`Emulator::invoke_command`], sent to `port` (a proxy in front of it).
+    fn invoke_command_to(&self, port: u16, data: &str) -> Command {
         let mut command = Command::new("timeout");
         command
             .arg("30")
             .arg(&self.cargo_lambda)
             .args(["lambda", "invoke", "-A", "127.0.0.1", "-P"])
-            .arg(self.port.to_string())
+            .arg(port.to_string())
             .args(["--data-ascii", data, "_"]);
         command
     }
 
     fn invoke(&self, data: &str) -> Output {
         self.invoke_command(data).output().unwrap()
+    }
+
+    /// `cargo lambda invoke` started, returned once its invocation has reached the
+    /// emulator, which queues it: what a function started next takes first. (A sleep
+    /// would bet on how soon `cargo lambda` sends it.) Its output is piped.
+    fn queue(&self, data: &str) -> std::process::Child {
+        let (port, arrived) = announcing(self.port);
+        let caller = self
+            .invoke_command_to(port, data)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        arrived
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the invocation never reached the emulator");
+        caller
+    }
+}
+
+/// A port in front of the emulator for one caller: its requests are passed on as
+/// they are, and `arrived` hears of each as it is passed on.
+fn announcing(emulator: u16) -> (u16, Receiver<()>) {
+    use std::net::{TcpListener, TcpStream};
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (tx, arrived) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for client in listener.incoming().map_while(Result::ok) {
+            let upstream = TcpStream::connect(("127.0.0.1", emulator)).unwrap();
+            let (from_up, to_client) = (upstream.try_clone().unwrap(), client.try_clone().unwrap());
+            std::thread::spawn(move || forward(from_up, to_client, Some));
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                forward(client, upstream, |head| {
+                    let _ = tx.send(());
+                    Some(head)
+                })
+            });
+        }
+    });
+    (port, arrived)
+}
+
+/// Waits at most `within` for the function to exit. One that does not (a regression
+/// that leaves it running) fails the test with what it said, where an unbounded wait
+/// would hold the whole run until CI's own timeout.
+fn exit_within(function: &mut Function, within: Duration) -> std::process::ExitStatus {
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(status) = function.child.0.try_wait().unwrap() {
+            return status;
+        }
+        if Instant::now() >= deadline {
+            let said = function.stderr.drain(Duration::from_millis(200)).to_owned();
+            panic!("the function did not exit within {within:?}; it said:\n{said}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -550,7 +613,7 @@ fn an_answer_the_runtime_api_never_takes_is_traced_as_not_posted() {
         let mut records = Vec::new();
         function.emf(1, &mut records);
         assert_eq!(records[0]["Errors"], 1, "{:?}", records[0]);
-        let exit = function.child.0.wait().unwrap();
+        let exit = exit_within(&mut function, Duration::from_secs(30));
         assert!(!exit.success(), "{exit}");
         let said = function.stderr.drain(Duration::from_millis(200)).to_owned();
         // lambda_runtime says why `run` ended: the connection closed mid-request.
@@ -655,15 +718,9 @@ fn expect_failed_start(
         return;
     };
     let emulator = Emulator::start(cargo_lambda);
-    let caller = emulator
-        .invoke_command(r#"{"queued":true}"#)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(500));
+    let caller = emulator.queue(r#"{"queued":true}"#);
     let mut function = Function::start(&emulator.runtime_api(), vars);
-    let status = function.child.0.wait().unwrap();
+    let status = exit_within(&mut function, Duration::from_secs(30));
     let stderr = function.stderr.drain(Duration::from_millis(200)).to_owned();
     let answer = text(&caller.wait_with_output().unwrap());
     assert_eq!(status.code(), Some(code), "{stderr}");
@@ -848,7 +905,7 @@ fn sigterm_runs_the_final_flush_and_the_process_exits_cleanly() {
     // registered (the emulator accepted it: no "could not register" line below).
     // SAFETY: kill with a valid pid and signal number has no memory effects.
     unsafe { libc::kill(function.child.0.id() as i32, libc::SIGTERM) };
-    let status = function.child.0.wait().unwrap();
+    let status = exit_within(&mut function, Duration::from_secs(30));
     let stderr = function.stderr.drain(Duration::from_millis(200)).to_owned();
     assert_eq!(
         status.code(),
@@ -938,13 +995,8 @@ fn with_the_collector_down_the_next_invocation_is_not_held_by_retries() {
     // ask for the next, so the time between two answers is the first one's flush,
     // not the callers' arrival.
     let callers: Vec<_> = (0..3)
-        .map(|i| {
-            let mut command = emulator.invoke_command(&format!(r#"{{"n":{i}}}"#));
-            command.stdout(Stdio::null()).stderr(Stdio::null());
-            command.spawn().unwrap()
-        })
+        .map(|i| emulator.queue(&format!(r#"{{"n":{i}}}"#)))
         .collect();
-    std::thread::sleep(Duration::from_millis(500));
     let function = Function::start(
         &emulator.runtime_api(),
         &[("OTEL_EXPORTER_OTLP_ENDPOINT", closed.as_str())],
