@@ -64,9 +64,11 @@ fn run(bin: &str, env: &[(&str, &str)]) -> Run {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || tx.send(child.wait_with_output()));
     let Ok(out) = rx.recv_timeout(std::time::Duration::from_secs(60)) else {
-        // SAFETY: kill(2) on the child this test started; the thread waiting for it
-        // has not reaped it, since it has not ended.
-        unsafe { libc::kill(libc::pid_t::try_from(pid).unwrap_or(0), libc::SIGKILL) };
+        if let Ok(pid) = libc::pid_t::try_from(pid) {
+            // SAFETY: kill(2) on the child this test started; the thread waiting for
+            // it has not reaped it, since it has not ended.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
         panic!("{bin} with {env:?} did not end within 60 s");
     };
     let out = out.unwrap();
