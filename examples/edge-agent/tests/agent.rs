@@ -240,6 +240,9 @@ fn a_run_that_ends_before_the_fallback_makes_its_last_push() {
     assert_eq!(value(&exposition, series), Some(3.0), "{exposition}");
 }
 
+/// Inside a real 64 MiB cgroup the plan is minimal, and the agent runs past the
+/// fallback timer (the listener, the spool, the scrape) without the kernel killing
+/// anything for memory.
 #[test]
 fn inside_a_64_mib_cgroup_the_plan_is_minimal() {
     if !cargo_coldstart::cgroup::can_create("inside_a_64_mib_cgroup_the_plan_is_minimal").unwrap() {
@@ -254,16 +257,33 @@ fn inside_a_64_mib_cgroup_the_plan_is_minimal() {
     )
     .unwrap();
     let dir = sensor("40000\n");
+    let mport = free_port();
     let mut command = Command::new(AGENT);
     command
         .env("EDGE_SENSOR", dir.join("temp"))
-        .env("EDGE_CYCLES", "1")
-        .env("COLDSTART_METRICS_ADDR", "off")
+        .env("EDGE_INTERVAL", "50ms")
+        .env("COLDSTART_FIRST_RESPONSE_FALLBACK", "200ms")
+        .env("COLDSTART_METRICS_ADDR", format!("127.0.0.1:{mport}"))
         .stderr(Stdio::piped());
     cg.join_before_exec(&mut command).unwrap();
-    let out = command.output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let mut child = command.spawn().unwrap();
+    let mut lines = Lines::of(&mut child);
+    let mut child = Reaper(child);
+    lines.wait_for("spool opened");
+    let exposition = scrape_within(mport);
+    assert!(
+        value(&exposition, "edge_samples_total").is_some_and(|n| n >= 1.0),
+        "{exposition}"
+    );
+    signal(&child.0, libc::SIGTERM);
+    let status = child.0.wait().unwrap();
+    let stderr = lines.drain(Duration::from_millis(100)).to_owned();
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&status),
+        Some(libc::SIGTERM),
+        "{stderr}"
+    );
+    assert_eq!(cg.oom_kills(), Some(0), "{stderr}");
     assert!(
         stderr.contains(
             "and 64 MiB: minimal (memory 64 MiB is below 128 MiB), current_thread with 1 worker thread(s), blocking pool up to 16"
