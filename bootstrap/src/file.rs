@@ -58,10 +58,17 @@ pub fn read_named(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
 ///
 /// # Errors
 ///
-/// What [`read_named`] gives, and `InvalidData` for a file that is not UTF-8 text.
+/// What [`read_named`] gives, and `InvalidData` for a file that is not UTF-8 text,
+/// naming the line of the first byte that is not.
 pub fn read_named_text(path: &Path, limit: u64) -> io::Result<String> {
-    String::from_utf8(read_named(path, limit)?)
-        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "is not UTF-8 text"))
+    String::from_utf8(read_named(path, limit)?).map_err(|e| {
+        let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+        let line = valid.iter().filter(|&&b| b == b'\n').count() + 1;
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("is not UTF-8 text (line {line}, byte {})", valid.len() + 1),
+        )
+    })
 }
 
 /// `meta` when it is a regular file's, else the error that says what it is.
@@ -134,6 +141,18 @@ mod tests {
         );
         let missing = read_named(&dir.join("none"), 6).unwrap_err();
         assert_eq!(missing.kind(), io::ErrorKind::NotFound);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Text that is not UTF-8 is refused naming where: the message said only that.
+    #[test]
+    fn text_that_is_not_utf8_is_refused_with_its_line() {
+        let dir = temp_dir("utf8");
+        let path = dir.join("coldstart.toml");
+        std::fs::write(&path, b"[otel]\nservice_name = \"\xff\"\n").unwrap();
+        let e = read_named_text(&path, 100).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+        assert_eq!(e.to_string(), "is not UTF-8 text (line 2, byte 24)");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
