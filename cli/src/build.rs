@@ -237,9 +237,12 @@ pub fn run(
         (None, InitProfile::Off) => {
             command.env(EMBED_VARIABLE, "");
         }
-        // Left as it is (unset): a `COLDSTART_EMBED_PROFILE` in cargo's `[env]`
-        // configuration still applies.
-        (None, _) => {}
+        // Unset, also where the caller's is empty (none named: the report says so):
+        // a `COLDSTART_EMBED_PROFILE` in cargo's `[env]` configuration still applies,
+        // which an inherited empty value would mask.
+        (None, _) => {
+            command.env_remove(EMBED_VARIABLE);
+        }
     }
     let output = command
         .args(cargo_args)

@@ -137,6 +137,36 @@ fn a_failed_build_ends_with_cargos_code() {
     }
 }
 
+/// A caller's empty `COLDSTART_EMBED_PROFILE` names no profile, and cargo gets none
+/// (unset), so that one in cargo's `[env]` applies, as the report says: inherited
+/// empty, it masked that one while the report said it applied.
+#[test]
+fn an_empty_embed_variable_reaches_cargo_unset() {
+    let dir = coldstart_test_support::temp_dir("fake-cargo-env");
+    let seen = dir.join("seen");
+    let cargo = dir.join("cargo");
+    std::fs::write(
+        &cargo,
+        format!(
+            "#!/bin/sh\necho \"${{COLDSTART_EMBED_PROFILE-unset}}\" > '{}'\n",
+            seen.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&cargo, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    // A directory without coldstart.profile: nothing found to embed.
+    let out = Command::new(TOOL)
+        .args(["build", "-p", "http-server"])
+        .current_dir(&dir)
+        .env("CARGO", &cargo)
+        .env("COLDSTART_EMBED_PROFILE", "")
+        .output()
+        .unwrap();
+    let said = std::fs::read_to_string(&seen)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(said.trim(), "unset");
+}
+
 #[test]
 fn a_usage_error_exits_2() {
     for (args, said) in [
