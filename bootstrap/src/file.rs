@@ -66,7 +66,10 @@ pub fn read_named_text(path: &Path, limit: u64) -> io::Result<String> {
         let line = valid.iter().filter(|&&b| b == b'\n').count() + 1;
         io::Error::new(
             io::ErrorKind::InvalidData,
-            format!("is not UTF-8 text (line {line}, byte {})", valid.len() + 1),
+            format!(
+                "is not UTF-8 text (line {line}; byte {} of the file)",
+                valid.len() + 1
+            ),
         )
     })
 }
@@ -152,7 +155,10 @@ mod tests {
         std::fs::write(&path, b"[otel]\nservice_name = \"\xff\"\n").unwrap();
         let e = read_named_text(&path, 100).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::InvalidData);
-        assert_eq!(e.to_string(), "is not UTF-8 text (line 2, byte 24)");
+        assert_eq!(
+            e.to_string(),
+            "is not UTF-8 text (line 2; byte 24 of the file)"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -64,27 +64,19 @@ impl TempCgroup {
             let bytes = i64::try_from(bytes).context("memory limit does not fit in 63 bits")?;
             builder = builder.memory().memory_hard_limit(bytes).done();
         }
-        // The directories the builder will make, known to the clean-up on a signal
-        // before they are made: one between their making and the end of the build
-        // would leave them.
-        let planned: Vec<PathBuf> = named()
-            .subsystems()
-            .iter()
-            .map(|s| s.to_controller().path().to_path_buf())
-            .collect();
-        if !existed {
-            crate::interrupt::cgroup_created(planned.iter().cloned());
-        }
+        // The clean-up on a signal takes this first and keeps it: it cannot run between
+        // the builder's making the directories and their being known to it (they
+        // would be left), nor remove them before they are made.
+        let launching = crate::interrupt::launching();
         let cgroup = match builder.build(hierarchy) {
             Ok(cgroup) => cgroup,
             Err(e) => {
                 // The builder makes the directories before it writes the limits, and
                 // leaves them behind when the kernel refuses one.
                 if !existed {
-                    for dir in &planned {
-                        let _ = std::fs::remove_dir(dir);
+                    for subsystem in named().subsystems() {
+                        let _ = std::fs::remove_dir(subsystem.to_controller().path());
                     }
-                    crate::interrupt::cgroup_removed(&planned);
                 }
                 return Err(anyhow::Error::new(e)
                     .context(format!("cannot create cgroup {name} with {limits:?}")));
@@ -95,6 +87,7 @@ impl TempCgroup {
             name: name.to_owned(),
         };
         crate::interrupt::cgroup_created(cgroup.dirs());
+        drop(launching);
         // On cgroup v1 a controller that is not mounted (a kernel booted with
         // `cgroup_disable=memory`) is left out without an error, and its limit with
         // it: runs would be reported under a limit never applied.

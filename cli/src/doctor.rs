@@ -102,21 +102,23 @@ fn settings(env: &Env) -> (Vec<Row>, Vec<String>) {
                 .or_else(|| read.iter().find(|name| set(name)))
                 .copied()
                 .unwrap_or(variable);
-            // A service name given as `service.name` in the resource attributes.
+            // Where the service name comes from: `service.name` in the resource
+            // attributes, where given and not under a higher `OTEL_SERVICE_NAME`.
+            let service_name_from = || {
+                let attributes = named_by_attributes
+                    && (!set(&"OTEL_SERVICE_NAME")
+                        || env.set_above("OTEL_RESOURCE_ATTRIBUTES", "OTEL_SERVICE_NAME"));
+                if attributes {
+                    Some("OTEL_RESOURCE_ATTRIBUTES")
+                } else {
+                    set(&"OTEL_SERVICE_NAME").then_some("OTEL_SERVICE_NAME")
+                }
+            };
             let from = match variable {
-                "OTEL_SERVICE_NAME"
-                    if named_by_attributes
-                        && (!set(&variable)
-                            || env.set_above("OTEL_RESOURCE_ATTRIBUTES", variable)) =>
-                {
-                    "OTEL_RESOURCE_ATTRIBUTES"
-                }
-                // The push job named after the service, when no job is given.
-                "COLDSTART_METRICS_PUSH_JOB" if !set(&variable) && set(&"OTEL_SERVICE_NAME") => {
-                    "OTEL_SERVICE_NAME"
-                }
-                "COLDSTART_METRICS_PUSH_JOB" if !set(&variable) && named_by_attributes => {
-                    "OTEL_RESOURCE_ATTRIBUTES"
+                "OTEL_SERVICE_NAME" => service_name_from().unwrap_or(from),
+                // The push job is named after the service when no job is given.
+                "COLDSTART_METRICS_PUSH_JOB" if !set(&variable) => {
+                    service_name_from().unwrap_or(from)
                 }
                 _ => from,
             };

@@ -73,8 +73,8 @@ EXIT STATUS:
              not written
     2        A usage error: an unknown command or option, a bad or missing value
     78       doctor: a bad COLDSTART_* or OTEL_* setting, or configuration file
-    101 ...  build: cargo's own code (101 for a compile error), or 128 plus the
-             signal that killed cargo
+    101 ...  build: cargo's own code, whatever it is (101 for a compile error, 1
+             for arguments cargo refused), or 128 plus the signal that killed cargo
     128+N    compare, profile: stopped by signal N (130 after Ctrl-C), once what
              they started is stopped and their cgroups removed
     141      stdout closed by its reader (`| head`)
@@ -160,8 +160,9 @@ fn build_command(args: &[String]) -> ExitCode {
         }
         Err(e) => {
             coldstart_bootstrap::say!("error: {e:#}");
-            // cargo's own code where cargo failed: a script tells a compile error
-            // (101) from a kill (137) and from this tool's own failures (1).
+            // cargo's own code where cargo failed, whatever it is (101 for a compile
+            // error, 1 for arguments cargo refused), 128 plus the signal where it was
+            // killed; 1 for this tool's own failures.
             ExitCode::from(
                 e.downcast_ref::<build::CargoFailed>()
                     .map_or(1, build::CargoFailed::code),

@@ -112,6 +112,14 @@ fn the_example_built_for_start_up_serves_in_the_embedded_order() {
 
 /// A usage error, or an init profile that cannot be embedded, exits 2, as for the
 /// other commands.
+/// A stand-in for cargo in `dir`: `CARGO=/bin/sh` run there makes the tool's `cargo
+/// build ...` the shell reading the script `build` with the arguments. The script is
+/// read, not executed: a file just written and executed at once can fail with "Text
+/// file busy" while another test forks.
+fn fake_cargo(dir: &Path, script: &str) {
+    std::fs::write(dir.join("build"), script).unwrap();
+}
+
 /// A build cargo fails ends with cargo's code, or 128 plus the signal that killed it:
 /// it was 1 for every failure. A stand-in cargo (`CARGO`, which `build` runs as cargo
 /// runs it) fails as asked, without a real build.
@@ -122,13 +130,11 @@ fn a_failed_build_ends_with_cargos_code() {
         ("exit 101", 101, "exit status: 101"),
         ("kill -9 $$", 137, "signal: 9"),
     ] {
-        let cargo = dir.join("cargo");
-        std::fs::write(&cargo, format!("#!/bin/sh\n{script}\n")).unwrap();
-        std::fs::set_permissions(&cargo, std::os::unix::fs::PermissionsExt::from_mode(0o755))
-            .unwrap();
+        fake_cargo(&dir, script);
         let out = Command::new(TOOL)
             .args(["build", "-p", "http-server", "--no-init-profile"])
-            .env("CARGO", &cargo)
+            .current_dir(&dir)
+            .env("CARGO", "/bin/sh")
             .output()
             .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -144,21 +150,18 @@ fn a_failed_build_ends_with_cargos_code() {
 fn an_empty_embed_variable_reaches_cargo_unset() {
     let dir = coldstart_test_support::temp_dir("fake-cargo-env");
     let seen = dir.join("seen");
-    let cargo = dir.join("cargo");
-    std::fs::write(
-        &cargo,
-        format!(
-            "#!/bin/sh\necho \"${{COLDSTART_EMBED_PROFILE-unset}}\" > '{}'\n",
+    fake_cargo(
+        &dir,
+        &format!(
+            "echo \"${{COLDSTART_EMBED_PROFILE-unset}}\" > '{}'\n",
             seen.display()
         ),
-    )
-    .unwrap();
-    std::fs::set_permissions(&cargo, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    );
     // A directory without coldstart.profile: nothing found to embed.
     let out = Command::new(TOOL)
         .args(["build", "-p", "http-server"])
         .current_dir(&dir)
-        .env("CARGO", &cargo)
+        .env("CARGO", "/bin/sh")
         .env("COLDSTART_EMBED_PROFILE", "")
         .output()
         .unwrap();

@@ -109,6 +109,27 @@ fn the_push_job_named_after_the_service_says_where_the_name_came_from() {
         assert_eq!(job["source"]["layer"], "environment", "{vars:?}");
         assert_eq!(job["source"]["via"], via, "{vars:?}");
     }
+    // The name in the file, the attributes in the environment: the layer above wins.
+    let dir = temp_dir("doctor-push-job");
+    std::fs::write(
+        dir.join("coldstart.toml"),
+        "[otel]\nservice_name = \"from-file\"\n",
+    )
+    .unwrap();
+    let out = Command::new(DOCTOR)
+        .args(["doctor", "--json"])
+        .current_dir(&dir)
+        .env_clear()
+        .envs([push, ("OTEL_RESOURCE_ATTRIBUTES", "service.name=cart")])
+        .output()
+        .unwrap();
+    let v = succeeded(&out);
+    let values = v["settings"]["values"].as_array().unwrap();
+    let job = row(values, "COLDSTART_METRICS_PUSH_JOB");
+    assert_eq!(
+        (&job["value"], &job["source"]["via"]),
+        (&"cart".into(), &"OTEL_RESOURCE_ATTRIBUTES".into())
+    );
     let values = values_with(&[push, ("COLDSTART_METRICS_PUSH_JOB", "nightly")]);
     let job = row(&values, "COLDSTART_METRICS_PUSH_JOB");
     assert_eq!(job["source"]["via"], Value::Null);

@@ -1,9 +1,8 @@
 //! A flush pushes the metrics too, once pushes have started: on Lambda, which flushes
 //! after each invocation's response, the interval's timer does not run while the
 //! process is frozen, so an invocation's counts reached the gateway only at the next
-//! thaw, during the next invocation. The interval's tick after a flush's push is left
-//! out: at a thaw it is overdue and would push the same counts beside the invocation
-//! that thawed the process. One test: telemetry is global.
+//! thaw, during the next invocation. (That the interval's next tick is then left out
+//! is a unit test of the push module's.) One test: telemetry is global.
 
 #![allow(clippy::unwrap_used)] // a test fails loudly on a broken fixture
 
@@ -21,7 +20,7 @@ fn a_flush_pushes_the_metrics_before_it_returns() {
             "COLDSTART_METRICS_PUSH_URL",
             format!("http://127.0.0.1:{gateway}"),
         ),
-        ("COLDSTART_METRICS_PUSH_INTERVAL", "2s".to_owned()),
+        ("COLDSTART_METRICS_PUSH_INTERVAL", "1h".to_owned()),
         ("OTEL_TRACES_EXPORTER", "none".to_owned()),
     ]);
     metrics::counter!("invocations_total").increment(1);
@@ -35,7 +34,7 @@ fn a_flush_pushes_the_metrics_before_it_returns() {
         assert!(pushes.try_recv().is_err(), "a push before pushes started");
         telemetry.start_after_first_response();
         coldstart_runtime::first_request_done();
-        // The interval's first push comes at once, the next ones every 2 s.
+        // The interval's first push comes at once; the next one in an hour.
         let (first, pushes) = tokio::task::spawn_blocking(move || {
             (pushes.recv_timeout(Duration::from_secs(10)), pushes)
         })
@@ -47,14 +46,5 @@ fn a_flush_pushes_the_metrics_before_it_returns() {
         let pushed = pushes.try_recv().expect("a push made within the flush");
         assert!(pushed.contains("\ninvocations_total 2\n"), "{pushed}");
         assert!(pushes.try_recv().is_err(), "one push a flush");
-        // The tick 2 s after the first push is left out; the one after it pushes.
-        let (between, next) = tokio::task::spawn_blocking(move || {
-            let between = pushes.recv_timeout(Duration::from_secs(3));
-            (between, pushes.recv_timeout(Duration::from_secs(10)))
-        })
-        .await
-        .unwrap();
-        assert!(between.is_err(), "the tick after the flush pushed again");
-        assert!(next.unwrap().contains("\ninvocations_total 2\n"));
     });
 }

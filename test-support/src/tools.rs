@@ -56,7 +56,8 @@ pub fn tool(test: &str, program: &str, check: &[&str]) -> Option<PathBuf> {
 /// `eprintln!` writes is captured, and a passing test's captured output never shown.
 pub fn skipped(test: &str, why: &str) {
     use std::io::Write;
-    let _ = writeln!(std::io::stderr().lock(), "SKIPPED {test}: {why}");
+    // One write: stderr is unbuffered, and parallel tests write to it too.
+    let _ = std::io::stderr().write_all(format!("SKIPPED {test}: {why}\n").as_bytes());
 }
 
 /// The Python that has the OTLP receiver's packages: `COLDSTART_TEST_PYTHON`

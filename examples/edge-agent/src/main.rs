@@ -24,16 +24,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use coldstart_bootstrap::plan::settings::parse_duration;
+// A line on stderr in one write; one that cannot be written (a log shipper gone,
+// `| head`) is lost and the agent samples on, where `eprintln!` would panic.
+use coldstart_bootstrap::say;
 use tokio::sync::oneshot;
-
-/// A line on stderr; one that cannot be written (a log shipper gone, `| head`) is
-/// lost and the agent samples on, where `eprintln!` would panic.
-macro_rules! say {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stderr().lock(), $($arg)*);
-    }};
-}
 
 /// Stands in for opening an on-disk spool for readings that could not be uploaded
 /// (I/O-bound, 30 ms). Nothing the first cycles do needs it.

@@ -110,7 +110,7 @@ fn a_sensor_that_never_answers_is_counted_and_stops_nothing_else() {
         .env("EDGE_SENSOR", &fifo)
         .env("EDGE_INTERVAL", "100ms")
         .env("COLDSTART_FLAVOR", "current_thread")
-        .env("COLDSTART_FIRST_RESPONSE_FALLBACK", "300ms")
+        .env("COLDSTART_FIRST_RESPONSE_FALLBACK", "2s")
         .env("COLDSTART_METRICS_ADDR", format!("127.0.0.1:{mport}"))
         .stderr(Stdio::piped())
         .spawn()
@@ -137,15 +137,22 @@ fn a_sensor_that_never_answers_is_counted_and_stops_nothing_else() {
         })
         .count();
     assert_eq!(threads, 1, "{}", lines.drain(Duration::ZERO));
-    // A signal still ends it (with no shutdown hook, by the signal's default effect).
+    // A signal still ends it.
     signal(&child.0, libc::SIGTERM);
     let status = child.0.wait().unwrap();
-    assert_eq!(
-        std::os::unix::process::ExitStatusExt::signal(&status),
-        Some(libc::SIGTERM),
-        "{}",
+    assert!(
+        ended_by_sigterm(status),
+        "{status}: {}",
         lines.drain(Duration::ZERO)
     );
+}
+
+/// Ended by SIGTERM: by its default effect where the program has no shutdown hook,
+/// or with exit 0 once the hooks ran where it has one (in a workspace-wide test build
+/// the facade's features are unified, and tracing's flush is such a hook).
+fn ended_by_sigterm(status: std::process::ExitStatus) -> bool {
+    std::os::unix::process::ExitStatusExt::signal(&status) == Some(libc::SIGTERM)
+        || status.code() == Some(0)
 }
 
 fn signal(child: &std::process::Child, signal: libc::c_int) {
@@ -174,7 +181,7 @@ fn a_stderr_nobody_reads_does_not_stop_the_agent() {
 
 /// A job that pushes and is stopped before its exporters start (here SIGTERM before
 /// the fallback timer) makes its last push and exits 0: the push's shutdown hook is
-/// registered as the runtime starts. Before, the signal had its default effect: exit
+/// registered as the body starts. Before, the signal had its default effect: exit
 /// 143 and nothing pushed.
 #[test]
 fn a_job_stopped_before_the_fallback_makes_its_last_push() {
@@ -278,11 +285,7 @@ fn inside_a_64_mib_cgroup_the_plan_is_minimal() {
     signal(&child.0, libc::SIGTERM);
     let status = child.0.wait().unwrap();
     let stderr = lines.drain(Duration::from_millis(100)).to_owned();
-    assert_eq!(
-        std::os::unix::process::ExitStatusExt::signal(&status),
-        Some(libc::SIGTERM),
-        "{stderr}"
-    );
+    assert!(ended_by_sigterm(status), "{status}: {stderr}");
     assert_eq!(cg.oom_kills(), Some(0), "{stderr}");
     assert!(
         stderr.contains(

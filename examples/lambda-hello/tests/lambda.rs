@@ -87,12 +87,16 @@ impl Emulator {
         arrived
             .recv_timeout(Duration::from_secs(30))
             .expect("the invocation never reached the emulator");
+        // Written to the emulator's socket; its reading and queueing it is not seen
+        // from here. A function started next still has to start up before it asks.
+        std::thread::sleep(Duration::from_millis(50));
         caller
     }
 }
 
 /// A port in front of the emulator for one caller: its requests are passed on as
-/// they are, and `arrived` hears of each as it is passed on.
+/// they are, and `arrived` hears of each once it is written to the emulator, head
+/// and body.
 fn announcing(emulator: u16) -> (u16, Receiver<()>) {
     use std::net::{TcpListener, TcpStream};
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -102,12 +106,11 @@ fn announcing(emulator: u16) -> (u16, Receiver<()>) {
         for client in listener.incoming().map_while(Result::ok) {
             let upstream = TcpStream::connect(("127.0.0.1", emulator)).unwrap();
             let (from_up, to_client) = (upstream.try_clone().unwrap(), client.try_clone().unwrap());
-            std::thread::spawn(move || forward(from_up, to_client, Some));
+            std::thread::spawn(move || forward(from_up, to_client, Some, || {}));
             let tx = tx.clone();
             std::thread::spawn(move || {
-                forward(client, upstream, |head| {
+                forward(client, upstream, Some, || {
                     let _ = tx.send(());
-                    Some(head)
                 })
             });
         }
@@ -222,19 +225,29 @@ fn proxy_with(emulator: u16, deadline: Option<Duration>, drop_answers: bool) -> 
             let upstream = TcpStream::connect(("127.0.0.1", emulator)).unwrap();
             let (from_up, to_client) = (upstream.try_clone().unwrap(), client.try_clone().unwrap());
             std::thread::spawn(move || {
-                forward(from_up, to_client, |head| match deadline {
-                    Some(d) => Some(with_deadline(&head, d)),
-                    None => Some(head),
-                })
+                forward(
+                    from_up,
+                    to_client,
+                    |head| match deadline {
+                        Some(d) => Some(with_deadline(&head, d)),
+                        None => Some(head),
+                    },
+                    || {},
+                )
             });
             std::thread::spawn(move || {
-                forward(client, upstream, |head| {
-                    let answer = head.starts_with("POST ")
-                        && head.split(' ').nth(1).is_some_and(|path| {
-                            path.ends_with("/response") || path.ends_with("/error")
-                        });
-                    (!(drop_answers && answer)).then(|| head.replacen(" /", " /.rt/", 1))
-                })
+                forward(
+                    client,
+                    upstream,
+                    |head| {
+                        let answer = head.starts_with("POST ")
+                            && head.split(' ').nth(1).is_some_and(|path| {
+                                path.ends_with("/response") || path.ends_with("/error")
+                            });
+                        (!(drop_answers && answer)).then(|| head.replacen(" /", " /.rt/", 1))
+                    },
+                    || {},
+                )
             });
         }
     });
@@ -242,12 +255,13 @@ fn proxy_with(emulator: u16, deadline: Option<Duration>, drop_answers: bool) -> 
 }
 
 /// Copies HTTP/1.1 messages (heads and `Content-Length` bodies) from `from` to `to`,
-/// each head through `edit`, until either side closes, or `edit` gives no head: then
-/// it closes both.
+/// each head through `edit`, calling `sent` after each message, until either side
+/// closes, or `edit` gives no head: then it closes both.
 fn forward(
     from: std::net::TcpStream,
     mut to: std::net::TcpStream,
     edit: impl Fn(String) -> Option<String>,
+    sent: impl Fn(),
 ) {
     use std::io::{Read, Write};
     let mut from = BufReader::new(from);
@@ -288,6 +302,7 @@ fn forward(
         if std::io::copy(&mut body, &mut to).is_err() {
             return;
         }
+        sent();
     }
 }
 

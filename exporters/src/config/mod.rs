@@ -472,8 +472,10 @@ impl Default for Lambda {
     }
 }
 
-/// A variable with a value it does not accept. The default is used instead.
+/// A variable with a value it does not accept; what is used instead is `instead`
+/// (usually the default).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ConfigError {
     /// The variable.
     pub key: &'static str,

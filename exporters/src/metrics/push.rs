@@ -50,16 +50,13 @@ pub(crate) fn start(push: Push) {
         loop {
             every.tick().await;
             let mut pushes = turn.lock().await;
-            if pushes.final_made {
-                return;
+            match pushes.at_tick() {
+                Tick::Stop => return,
+                Tick::Skip => continue,
+                Tick::Push => {
+                    push_now(push).await;
+                }
             }
-            // A flush pushed since the last tick: this tick would send the same
-            // counts again. On Lambda it is the tick overdue at a thaw, which would
-            // push beside the invocation that thawed the process.
-            if std::mem::take(&mut pushes.flushed) {
-                continue;
-            }
-            push_now(push).await;
         }
     });
 }
@@ -69,18 +66,42 @@ pub(crate) fn start(push: Push) {
 /// gateway (PUT replaces the group).
 type Turn = std::sync::Arc<tokio::sync::Mutex<Pushes>>;
 
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct Pushes {
     /// The final push is made: no other follows.
     final_made: bool,
-    /// A flush pushed since the interval's last tick.
+    /// A flush pushed since the interval's last tick, and the gateway took it.
     flushed: bool,
+}
+
+/// What the interval's tick does.
+#[derive(Debug, PartialEq, Eq)]
+enum Tick {
+    Push,
+    /// A flush pushed since the last tick: this one would send the same counts
+    /// again. On Lambda it is the tick overdue at a thaw, which would push beside
+    /// the invocation that thawed the process.
+    Skip,
+    /// The final push is made.
+    Stop,
+}
+
+impl Pushes {
+    fn at_tick(&mut self) -> Tick {
+        if self.final_made {
+            Tick::Stop
+        } else if std::mem::take(&mut self.flushed) {
+            Tick::Skip
+        } else {
+            Tick::Push
+        }
+    }
 }
 
 /// Registers the final push, made when the program ends (at a signal, or at the end
 /// of `main`), once: later calls keep the first's settings. A shutdown hook makes
-/// the runtime take SIGTERM and SIGINT; this is called as the runtime starts, so a
-/// job stopped before its exporters start still pushes what it counted.
+/// the runtime take SIGTERM and SIGINT; this is called as the body starts, so a job
+/// stopped before its exporters start still pushes what it counted.
 pub(crate) fn at_shutdown(push: Push) {
     registered(push);
 }
@@ -128,8 +149,10 @@ pub(crate) async fn push_within(budget: Duration) {
     if pushes.final_made {
         return;
     }
-    if crate::until(deadline, push_now(push)).await.is_some() {
-        pushes.flushed = true;
+    if let Some(taken) = crate::until(deadline, push_now(push)).await {
+        // One the gateway did not take is not made again by the flush, nor stood
+        // for: the next tick tries.
+        pushes.flushed = taken;
     } else {
         problem::drop_count(Dropped::PushFailed, 1);
         problem::report("metrics-push", || {
@@ -141,17 +164,19 @@ pub(crate) async fn push_within(budget: Duration) {
     }
 }
 
-/// One push; failures are counted and reported, never returned.
-async fn push_now(push: &Push) {
+/// One push: whether the gateway took it. A failure is counted and reported.
+async fn push_now(push: &Push) -> bool {
     let grouping: Vec<String> = std::iter::once("job".to_owned())
         .chain(push.grouping.iter().map(|(k, _)| k.clone()))
         .collect();
-    if let Err(why) = send(push, super::render_served(grouping).await).await {
-        problem::drop_count(Dropped::PushFailed, 1);
-        problem::report("metrics-push", || {
-            format!("metrics: push to {} failed: {why}", push.url)
-        });
-    }
+    let Err(why) = send(push, super::render_served(grouping).await).await else {
+        return true;
+    };
+    problem::drop_count(Dropped::PushFailed, 1);
+    problem::report("metrics-push", || {
+        format!("metrics: push to {} failed: {why}", push.url)
+    });
+    false
 }
 
 async fn send(push: &Push, body: String) -> Result<(), String> {
@@ -219,6 +244,38 @@ fn path(push: &Push) -> String {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    /// The tick after a flush's push the gateway took is left out (it would send the
+    /// same counts; on Lambda it is overdue at each thaw); after one it did not take,
+    /// the tick pushes; after the final push, the ticks stop.
+    #[test]
+    fn a_tick_after_a_flush_the_gateway_took_is_left_out() {
+        let mut pushes = Pushes::default();
+        assert_eq!(pushes.at_tick(), Tick::Push);
+        pushes.flushed = true;
+        assert_eq!(pushes.at_tick(), Tick::Skip);
+        assert_eq!(pushes.at_tick(), Tick::Push);
+        // A flush push refused or failed leaves `flushed` false (`push_within`).
+        pushes.flushed = false;
+        assert_eq!(pushes.at_tick(), Tick::Push);
+        pushes.flushed = true;
+        pushes.final_made = true;
+        assert_eq!(pushes.at_tick(), Tick::Stop);
+    }
+
+    /// A push the gateway refused is said to be not taken: a flush's push that was
+    /// refused does not stand for the next tick.
+    #[tokio::test]
+    async fn a_refused_push_is_not_taken() {
+        // It counts a drop, which other tests here read.
+        let _turn = COUNTER_TURN.lock().await;
+        let (url, _) = gateway(Some(
+            b"HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n",
+        ));
+        assert!(!push_now(&push(&url, "t")).await);
+        let (url, _) = gateway(Some(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"));
+        assert!(push_now(&push(&url, "t")).await);
+    }
 
     fn push(url: &str, job: &str) -> Push {
         Push {
