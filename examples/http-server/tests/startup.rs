@@ -271,8 +271,9 @@ fn deferred_work_after_the_first_response_and_hooks_on_sigterm() {
 #[test]
 fn with_no_collector_sigterm_does_not_wait_out_the_retry_backoff() {
     use std::time::Instant;
-    // Free a moment ago, so nothing listens there: every export is refused.
-    let closed = format!("http://127.0.0.1:{}", free_port());
+    // Port 1, where nothing listens (tests are given ephemeral ports; a port freed a
+    // moment ago could be another test's by now): every export is refused.
+    let closed = "http://127.0.0.1:1".to_owned();
     let (port, mut child) = spawn_server("off", &[("OTEL_EXPORTER_OTLP_ENDPOINT", &closed)]);
     let mut lines = Lines::of(&mut child);
     lines.wait_for("listening on");

@@ -814,7 +814,10 @@ fn a_bad_lambda_variable_is_one_init_failure_the_waiting_caller_sees() {
 fn the_plan_follows_the_memory_size_and_a_setting_overrides_it() {
     // Nothing listens on the Runtime API here: the function prints its plan, then
     // fails to reach the API, which is all this test needs.
-    let closed = format!("127.0.0.1:{}", coldstart_test_support::free_port());
+    // Port 1: a free port of the moment could be another test's emulator by the time
+    // the function connects (and it would take that test's invocation); tests are
+    // given ephemeral ports, never 1.
+    let closed = "127.0.0.1:1".to_owned();
     let plan = |vars: &[(&str, &str)]| {
         let out = Command::new(FUNCTION)
             .env("AWS_LAMBDA_RUNTIME_API", &closed)
@@ -856,7 +859,10 @@ fn the_plan_follows_the_memory_size_and_a_setting_overrides_it() {
 fn a_blank_max_keys_is_unset_and_spaces_are_not_part_of_it() {
     // Nothing listens on the Runtime API: `main` reads the setting before `run`, which
     // then fails to reach the API.
-    let closed = format!("127.0.0.1:{}", coldstart_test_support::free_port());
+    // Port 1: a free port of the moment could be another test's emulator by the time
+    // the function connects (and it would take that test's invocation); tests are
+    // given ephemeral ports, never 1.
+    let closed = "127.0.0.1:1".to_owned();
     let said = |value: &str| {
         let out = Command::new(FUNCTION)
             .env("AWS_LAMBDA_RUNTIME_API", &closed)
@@ -1004,8 +1010,9 @@ fn with_the_collector_down_the_next_invocation_is_not_held_by_retries() {
         return;
     };
     let emulator = Emulator::start(cargo_lambda);
-    // Free a moment ago, so nothing listens there: every export is refused.
-    let closed = format!("http://127.0.0.1:{}", coldstart_test_support::free_port());
+    // Port 1, where nothing listens (tests are given ephemeral ports): every export
+    // is refused.
+    let closed = "http://127.0.0.1:1".to_owned();
     // Queued before the function starts: it takes each as soon as its flush lets it
     // ask for the next, so the time between two answers is the first one's flush,
     // not the callers' arrival.
