@@ -58,8 +58,12 @@ pub(crate) fn entry(args: TokenStream, item: TokenStream, kind: Kind) -> TokenSt
     }
     let (config, mut error) = match (wrong_use, Config::parse(args, kind)) {
         (None, Ok(c)) => (c, None),
-        // Expand with defaults so the body still type-checks, and report the error.
-        (Some(e), _) | (None, Err(e)) => (Config::default(), Some(e.to_compile_error())),
+        // Expand with defaults so the body still type-checks, and report the errors.
+        (Some(mut e), Err(args)) => {
+            e.combine(args);
+            (Config::default(), Some(e.to_compile_error()))
+        }
+        (Some(e), Ok(_)) | (None, Err(e)) => (Config::default(), Some(e.to_compile_error())),
     };
     func.sig.asyncness = None;
     let body = &func.block;

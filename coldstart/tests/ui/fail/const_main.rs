@@ -1,4 +1,5 @@
-#[coldstart::main]
+// `const` and a bad argument: both are said, and the `.await` adds no error.
+#[coldstart::main(flavor = "fast")]
 const async fn main() {
     std::future::ready(()).await;
 }
