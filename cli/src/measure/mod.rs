@@ -741,12 +741,37 @@ fn read_response_while(
             }
         }
         if n == 0 {
-            if buf.is_empty() {
-                bail!("connection closed without a response");
-            }
-            return Ok(buf);
+            return closed_with(buf);
         }
     }
+}
+
+/// The response read until the connection closed: whole only where its end is the
+/// close (a head without `Content-Length` or chunks); a cut one is no answer, and
+/// counted as one it would stop the clock at the close.
+fn closed_with(buf: Vec<u8>) -> anyhow::Result<Vec<u8>> {
+    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+        if buf.is_empty() {
+            bail!("connection closed without a response");
+        }
+        bail!("connection closed before the end of the response's head");
+    };
+    let head = String::from_utf8_lossy(&buf[..end]).to_ascii_lowercase();
+    let body = buf.len() - (end + 4);
+    if let Some(length) = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse::<usize>().ok())
+    {
+        bail!("connection closed after {body} of the {length} body bytes the head announced");
+    }
+    let chunked = head
+        .lines()
+        .any(|l| l.starts_with("transfer-encoding:") && l.contains("chunked"));
+    if chunked && !buf.ends_with(b"0\r\n\r\n") {
+        bail!("connection closed before the last chunk of the response");
+    }
+    Ok(buf)
 }
 
 /// `VmRSS` and `Threads` from `/proc/<pid>/status`.
@@ -831,6 +856,51 @@ mod tests {
         let mut stream = TcpStream::connect(addr).unwrap();
         let err = read_response(&mut stream).unwrap_err().to_string();
         assert!(err.contains("larger than 1024 KiB"), "{err}");
+    }
+
+    /// A connection closed part-way through the answer is no answer: it stopped the
+    /// clock at the close and counted as a 200.
+    #[test]
+    fn an_answer_cut_short_is_refused() {
+        for (sent, said) in [
+            (
+                &b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc"[..],
+                "after 3 of the 10 body bytes",
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\ncontent-le",
+                "before the end of the response's head",
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhel",
+                "before the last chunk",
+            ),
+            (b"", "without a response"),
+        ] {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            std::thread::spawn(move || {
+                let (mut stream, _) = listener.accept().unwrap();
+                let _ = stream.write_all(sent);
+            });
+            let mut stream = TcpStream::connect(addr).unwrap();
+            let err = read_response(&mut stream).unwrap_err().to_string();
+            assert!(err.contains(said), "{err}");
+        }
+        // Whole where the close is its end.
+        for whole in [
+            &b"HTTP/1.0 200 OK\r\n\r\nhello"[..],
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+        ] {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            std::thread::spawn(move || {
+                let (mut stream, _) = listener.accept().unwrap();
+                let _ = stream.write_all(whole);
+            });
+            let mut stream = TcpStream::connect(addr).unwrap();
+            assert_eq!(read_response(&mut stream).unwrap(), whole);
+        }
     }
 
     /// A stderr that is not UTF-8 is still shown, as far as it can be.
