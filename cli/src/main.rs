@@ -72,7 +72,9 @@ EXIT STATUS:
     1        The work failed: a program that did not start or answer, a profile
              not written
     2        A usage error: an unknown command or option, a bad or missing value
-    78       doctor: a bad COLDSTART_* or OTEL_* setting, or configuration file
+    78       doctor: a bad runtime setting (the Settings table's COLDSTART_*
+             variables, COLDSTART_LOG) or configuration file; a bad telemetry
+             value is listed under problems, and doctor still ends 0
     101 ...  build: cargo's own code, whatever it is (101 for a compile error, 1
              for arguments cargo refused), or 128 plus the signal that killed cargo
     128+N    compare, profile: stopped by signal N (130 after Ctrl-C), once what

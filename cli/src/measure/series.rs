@@ -174,7 +174,7 @@ pub fn round_order(round: usize, n: usize) -> Vec<usize> {
         j if j % 2 == 1 => j.div_ceil(2),
         j => n - j / 2,
     });
-    let rows = if n % 2 == 0 { n } else { 2 * n };
+    let rows = if n.is_multiple_of(2) { n } else { 2 * n };
     let row = round % rows;
     let mut order: Vec<usize> = first.map(|t| (t + row) % n).collect();
     // For an odd `n` the rows read backwards make the predecessors even.
