@@ -1,0 +1,13 @@
+//! Baseline: the http-server example's handler on a bare `#[tokio::main]`.
+
+// The example's handler: the same file it serves with (see the file's docs).
+#[allow(dead_code, unreachable_pub)]
+#[path = "../../../../examples/http-server/src/hello.rs"]
+mod http_server;
+// What the file's `say!` calls, as `$crate::print_line`.
+use http_server::print_line;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    http_server::serve_baseline("baseline-tokio").await
+}
