@@ -862,6 +862,16 @@ mod tests {
     /// clock at the close and counted as a 200.
     #[test]
     fn an_answer_cut_short_is_refused() {
+        // A connection to a server that sends `sent` and closes.
+        let answering = |sent: &'static [u8]| {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            std::thread::spawn(move || {
+                let (mut stream, _) = listener.accept().unwrap();
+                let _ = stream.write_all(sent);
+            });
+            TcpStream::connect(addr).unwrap()
+        };
         for (sent, said) in [
             (
                 &b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc"[..],
@@ -877,14 +887,7 @@ mod tests {
             ),
             (b"", "without a response"),
         ] {
-            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            let addr = listener.local_addr().unwrap();
-            std::thread::spawn(move || {
-                let (mut stream, _) = listener.accept().unwrap();
-                let _ = stream.write_all(sent);
-            });
-            let mut stream = TcpStream::connect(addr).unwrap();
-            let err = read_response(&mut stream).unwrap_err().to_string();
+            let err = read_response(&mut answering(sent)).unwrap_err().to_string();
             assert!(err.contains(said), "{err}");
         }
         // Whole where the close is its end.
@@ -892,14 +895,7 @@ mod tests {
             &b"HTTP/1.0 200 OK\r\n\r\nhello"[..],
             b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
         ] {
-            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            let addr = listener.local_addr().unwrap();
-            std::thread::spawn(move || {
-                let (mut stream, _) = listener.accept().unwrap();
-                let _ = stream.write_all(whole);
-            });
-            let mut stream = TcpStream::connect(addr).unwrap();
-            assert_eq!(read_response(&mut stream).unwrap(), whole);
+            assert_eq!(read_response(&mut answering(whole)).unwrap(), whole);
         }
     }
 

@@ -159,7 +159,7 @@ fn in_cgroup<T>(
 
 /// The order of `n` targets in round `round`: the rows of a Williams design, one a
 /// round, in turn. Over every `n` rounds (`2n` for an odd `n`) each target takes
-/// each place once, and follows each other target once, within a round. A fixed
+/// each place, and follows each other target within a round, equally often. A fixed
 /// rotation gave every target the same predecessor in every round, and the program
 /// run right after `baseline-tokio` measured slower (BENCHMARKS.md, "Round order");
 /// a shuffle seeded by the round shared places and predecessors out unevenly over
