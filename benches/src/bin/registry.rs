@@ -121,8 +121,8 @@ fn main() -> anyhow::Result<()> {
 
     let mut series = vec![[Vec::new(), Vec::new(), Vec::new()]; builds.len()];
     for i in 0..runs {
-        // Each round's runs (three per build) in their own shuffled order, as the
-        // start-up harness runs its targets.
+        // Each round's runs (three per build) in the balanced order the start-up
+        // harness runs its targets in (`round_order`).
         for job in round_order(i, 3 * builds.len()) {
             let (b, kind) = (&builds[job / 3], job % 3);
             let phase = match kind {

@@ -1,7 +1,7 @@
 //! Throughput under `wrk`: each target is started by the start-up harness's engine
 //! (`cargo_coldstart::measure::start`), answers its first request, then
-//! takes `wrk` for a fixed time; every round runs each target once, in a shuffled
-//! order, and the table
+//! takes `wrk` for a fixed time; every round runs each target once, in the
+//! start-up harness's balanced order (`round_order`), and the table
 //! shows medians of requests per second and latency percentiles, and the ratio of
 //! requests per second to the baseline.
 //!
@@ -24,7 +24,7 @@ use coldstart_benches::wrk::{self, Run};
 use coldstart_benches::{otlp_sink, parse_target, progress, sibling, whole_number};
 
 const HELP: &str = "\
-throughput: requests per second under wrk, each round running every target once in a shuffled order
+throughput: requests per second under wrk, each round running every target once, in a balanced order
 
     throughput [--rounds N] [--duration SECONDS] [--connections C] [--threads T]
                [--target NAME=PROGRAM[,VAR=VALUE...]]... [--baseline NAME] [--json]
@@ -124,7 +124,7 @@ fn main() -> anyhow::Result<()> {
     let mut runs: Vec<Vec<Run>> = vec![Vec::new(); n];
     let mut tick = progress("throughput");
     for round in 0..args.rounds {
-        // Each round in its own shuffled order, as the start-up harness runs them.
+        // Each round in the balanced order the start-up harness runs them in.
         for (i, t) in round_order(round, n).into_iter().enumerate() {
             runs[t].push(measure(&args.targets[t], &args)?);
             tick(round * n + i + 1, args.rounds * n);

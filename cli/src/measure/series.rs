@@ -78,8 +78,9 @@ impl Series {
     }
 }
 
-/// Runs every target `runs` times, alternating (each round in its own shuffled order,
-/// so that no target always goes first or always follows the same one), and calls
+/// Runs every target `runs` times, alternating (each round in the order
+/// [`round_order`] gives, so that every target goes first, and follows each other,
+/// equally often), and calls
 /// `progress(done, total)` after each run.
 ///
 /// # Errors
