@@ -6,9 +6,8 @@
 
 #![allow(clippy::unwrap_used)] // a test fails loudly on a broken fixture
 
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use cargo_coldstart::cgroup::{Limits, TempCgroup};
 
@@ -41,19 +40,35 @@ fn scrape_within(port: u16) -> String {
     poll(Duration::from_secs(10), || scrape(port)).expect("/metrics never answered")
 }
 
+/// `GET /metrics` once it shows at least `n` failed readings (at most 10 s).
+fn scrape_with_read_errors(port: u16, n: f64) -> String {
+    poll(Duration::from_secs(10), || {
+        let page = scrape(port)?;
+        value(&page, "edge_sensor_read_errors_total")
+            .is_some_and(|errors| errors >= n)
+            .then_some(page)
+    })
+    .unwrap_or_else(|| panic!("{n} failed reading(s) never counted on /metrics"))
+}
+
+/// Starts the agent `command` describes, its stderr read as it comes; killed when
+/// the `Reaper` is dropped.
+fn started(command: &mut Command) -> (Reaper, Lines) {
+    let mut child = command.stderr(Stdio::piped()).spawn().unwrap();
+    let lines = Lines::of(&mut child);
+    (Reaper(child), lines)
+}
+
 #[test]
 fn the_fallback_timer_starts_deferred_work_and_metrics_keep_the_early_samples() {
     let mport = free_port();
-    let mut child = Command::new(AGENT)
-        .env("COLDSTART_FIRST_RESPONSE_FALLBACK", "1500ms")
-        .env("EDGE_INTERVAL", "100ms")
-        .env("EDGE_CYCLES", "40")
-        .env("COLDSTART_METRICS_ADDR", format!("127.0.0.1:{mport}"))
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = Lines::of(&mut child);
-    let mut child = Reaper(child);
+    let (mut child, mut lines) = started(
+        Command::new(AGENT)
+            .env("COLDSTART_FIRST_RESPONSE_FALLBACK", "1500ms")
+            .env("EDGE_INTERVAL", "100ms")
+            .env("EDGE_CYCLES", "40")
+            .env("COLDSTART_METRICS_ADDR", format!("127.0.0.1:{mport}")),
+    );
     let early = lines.wait_for("cycle 3:").to_owned();
     assert!(!early.contains("deferred work"), "{early}");
     assert!(
@@ -106,27 +121,18 @@ fn a_sensor_that_never_answers_is_counted_and_stops_nothing_else() {
     let fifo = dir.join("temp");
     coldstart_test_support::fifo(&fifo);
     let mport = free_port();
-    let mut child = Command::new(AGENT)
-        .env("EDGE_SENSOR", &fifo)
-        .env("EDGE_INTERVAL", "100ms")
-        .env("COLDSTART_FLAVOR", "current_thread")
-        .env("COLDSTART_FIRST_RESPONSE_FALLBACK", "2s")
-        .env("COLDSTART_METRICS_ADDR", format!("127.0.0.1:{mport}"))
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = Lines::of(&mut child);
-    let mut child = Reaper(child);
+    let (mut child, mut lines) = started(
+        Command::new(AGENT)
+            .env("EDGE_SENSOR", &fifo)
+            .env("EDGE_INTERVAL", "100ms")
+            .env("COLDSTART_FLAVOR", "current_thread")
+            .env("COLDSTART_FIRST_RESPONSE_FALLBACK", "2s")
+            .env("COLDSTART_METRICS_ADDR", format!("127.0.0.1:{mport}")),
+    );
     let said = lines.wait_for("no answer within 100ms").to_owned();
     assert!(said.contains("could not be read"), "{said}");
     lines.wait_for("deferred work started by the fallback timer");
-    let counted = poll(Duration::from_secs(10), || {
-        let page = scrape(mport)?;
-        value(&page, "edge_sensor_read_errors_total")
-            .is_some_and(|n| n >= 2.0)
-            .then_some(page)
-    })
-    .expect("the failed reads were never counted");
+    let counted = scrape_with_read_errors(mport, 2.0);
     assert!(value(&counted, "edge_samples_total").is_none(), "{counted}");
     // One read is out at a time: the thread still waiting on the FIFO is the only one.
     let threads = std::fs::read_dir(format!("/proc/{}/task", child.0.id()))
@@ -190,21 +196,18 @@ fn a_job_stopped_before_the_fallback_makes_its_last_push() {
         return;
     };
     let dir = sensor("40000\n");
-    let mut child = Command::new(AGENT)
-        .env("EDGE_SENSOR", dir.join("temp"))
-        .env("EDGE_INTERVAL", "50ms")
-        .env("COLDSTART_FIRST_RESPONSE_FALLBACK", "1h")
-        .env("COLDSTART_METRICS_ADDR", "off")
-        .env(
-            "COLDSTART_METRICS_PUSH_URL",
-            format!("http://127.0.0.1:{gport}"),
-        )
-        .env("COLDSTART_METRICS_PUSH_JOB", "stopped")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = Lines::of(&mut child);
-    let mut child = Reaper(child);
+    let (mut child, mut lines) = started(
+        Command::new(AGENT)
+            .env("EDGE_SENSOR", dir.join("temp"))
+            .env("EDGE_INTERVAL", "50ms")
+            .env("COLDSTART_FIRST_RESPONSE_FALLBACK", "1h")
+            .env("COLDSTART_METRICS_ADDR", "off")
+            .env(
+                "COLDSTART_METRICS_PUSH_URL",
+                format!("http://127.0.0.1:{gport}"),
+            )
+            .env("COLDSTART_METRICS_PUSH_JOB", "stopped"),
+    );
     lines.wait_for("cycle 3:");
     signal(&child.0, libc::SIGTERM);
     let status = child.0.wait().unwrap();
@@ -270,12 +273,9 @@ fn inside_a_64_mib_cgroup_the_plan_is_minimal() {
         .env("EDGE_SENSOR", dir.join("temp"))
         .env("EDGE_INTERVAL", "50ms")
         .env("COLDSTART_FIRST_RESPONSE_FALLBACK", "200ms")
-        .env("COLDSTART_METRICS_ADDR", format!("127.0.0.1:{mport}"))
-        .stderr(Stdio::piped());
+        .env("COLDSTART_METRICS_ADDR", format!("127.0.0.1:{mport}"));
     cg.join_before_exec(&mut command).unwrap();
-    let mut child = command.spawn().unwrap();
-    let mut lines = Lines::of(&mut child);
-    let mut child = Reaper(child);
+    let (mut child, mut lines) = started(&mut command);
     lines.wait_for("spool opened");
     let exposition = scrape_within(mport);
     assert!(
@@ -341,41 +341,32 @@ fn a_failed_reading_is_skipped_and_counted_never_simulated() {
     let dir = sensor("51234\n");
     let sensor = dir.join("temp");
     let mport = free_port();
-    let mut child = Command::new(AGENT)
-        .env("EDGE_SENSOR", &sensor)
-        .env("EDGE_INTERVAL", "100ms")
-        .env("EDGE_CYCLES", "100")
-        .env("COLDSTART_FIRST_RESPONSE_FALLBACK", "100ms")
-        .env("COLDSTART_METRICS_ADDR", format!("127.0.0.1:{mport}"))
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let _child = Reaper(child);
-    let mut lines = BufReader::new(stderr).lines().map_while(Result::ok);
-    let first = lines.by_ref().find(|l| l.contains("cycle 1:")).unwrap();
+    let (child, mut lines) = started(
+        Command::new(AGENT)
+            .env("EDGE_SENSOR", &sensor)
+            .env("EDGE_INTERVAL", "100ms")
+            .env("EDGE_CYCLES", "100")
+            .env("COLDSTART_FIRST_RESPONSE_FALLBACK", "100ms")
+            .env("COLDSTART_METRICS_ADDR", format!("127.0.0.1:{mport}")),
+    );
+    let first = lines
+        .wait_for("cycle 1:")
+        .lines()
+        .last()
+        .unwrap_or_default();
     assert!(first.contains("51.2 C from"), "{first}");
     // Replaced whole (a write in place could be read half done).
     let next = dir.join("next");
     std::fs::write(&next, "EIO\n").unwrap();
     std::fs::rename(&next, &sensor).unwrap();
-    let mut seen = Vec::new();
-    let failed = lines.by_ref().find(|l| {
-        seen.push(l.clone());
-        l.contains("could not be read")
-    });
-    let failed = failed.unwrap_or_else(|| panic!("no failed reading said: {seen:?}"));
+    let failed = lines
+        .wait_for("could not be read")
+        .lines()
+        .last()
+        .unwrap_or_default();
     assert!(failed.contains("(`EIO` is no number); skipped"), "{failed}");
     // Counted, and the last good reading kept.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let counted = loop {
-        let page = scrape(mport).unwrap_or_default();
-        if value(&page, "edge_sensor_read_errors_total").is_some_and(|n| n >= 1.0) {
-            break page;
-        }
-        assert!(Instant::now() < deadline, "never counted: {page}");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let counted = scrape_with_read_errors(mport, 1.0);
     assert_eq!(
         value(&counted, "edge_sensor_celsius"),
         Some(51.234),
@@ -386,9 +377,9 @@ fn a_failed_reading_is_skipped_and_counted_never_simulated() {
         Some(0.0),
         "{counted}"
     );
-    drop(_child);
-    let rest: Vec<String> = seen.into_iter().chain(lines).collect();
-    assert!(!rest.iter().any(|l| l.contains("simulated")), "{rest:?}");
+    drop(child);
+    let said = lines.drain(Duration::from_millis(200));
+    assert!(!said.contains("simulated"), "{said}");
 }
 
 /// A sensor file named and missing is an error, not a silent simulation.
