@@ -98,24 +98,11 @@ impl Emulator {
 /// they are, and `arrived` hears of each once it is written to the emulator, head
 /// and body.
 fn announcing(emulator: u16) -> (u16, Receiver<()>) {
-    use std::net::{TcpListener, TcpStream};
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
     let (tx, arrived) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for client in listener.incoming().map_while(Result::ok) {
-            let upstream = TcpStream::connect(("127.0.0.1", emulator)).unwrap();
-            let (from_up, to_client) = (upstream.try_clone().unwrap(), client.try_clone().unwrap());
-            std::thread::spawn(move || forward(from_up, to_client, Some, || {}));
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                forward(client, upstream, Some, || {
-                    let _ = tx.send(());
-                })
-            });
-        }
-    });
-    (port, arrived)
+    let sent = move || {
+        let _ = tx.send(());
+    };
+    (forwarder(emulator, Some, Some, sent), arrived)
 }
 
 /// Waits at most `within` for the function to exit. One that does not (a regression
@@ -217,6 +204,30 @@ fn dropping_answers(emulator: u16) -> u16 {
 }
 
 fn proxy_with(emulator: u16, deadline: Option<Duration>, drop_answers: bool) -> u16 {
+    let up = move |head: String| {
+        let answer = head.starts_with("POST ")
+            && head
+                .split(' ')
+                .nth(1)
+                .is_some_and(|path| path.ends_with("/response") || path.ends_with("/error"));
+        (!(drop_answers && answer)).then(|| head.replacen(" /", " /.rt/", 1))
+    };
+    let down = move |head: String| match deadline {
+        Some(d) => Some(with_deadline(&head, d)),
+        None => Some(head),
+    };
+    forwarder(emulator, up, down, || {})
+}
+
+/// A port in front of the emulator: each connection to it is one to the emulator,
+/// with the requests' heads through `up` (and `sent` called after each request) and
+/// the answers' through `down`, as [`forward`] copies them. Returns its port.
+fn forwarder<Up, Down, Sent>(emulator: u16, up: Up, down: Down, sent: Sent) -> u16
+where
+    Up: Fn(String) -> Option<String> + Clone + Send + 'static,
+    Down: Fn(String) -> Option<String> + Clone + Send + 'static,
+    Sent: Fn() + Clone + Send + 'static,
+{
     use std::net::{TcpListener, TcpStream};
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
@@ -224,31 +235,10 @@ fn proxy_with(emulator: u16, deadline: Option<Duration>, drop_answers: bool) -> 
         for client in listener.incoming().map_while(Result::ok) {
             let upstream = TcpStream::connect(("127.0.0.1", emulator)).unwrap();
             let (from_up, to_client) = (upstream.try_clone().unwrap(), client.try_clone().unwrap());
-            std::thread::spawn(move || {
-                forward(
-                    from_up,
-                    to_client,
-                    |head| match deadline {
-                        Some(d) => Some(with_deadline(&head, d)),
-                        None => Some(head),
-                    },
-                    || {},
-                )
-            });
-            std::thread::spawn(move || {
-                forward(
-                    client,
-                    upstream,
-                    |head| {
-                        let answer = head.starts_with("POST ")
-                            && head.split(' ').nth(1).is_some_and(|path| {
-                                path.ends_with("/response") || path.ends_with("/error")
-                            });
-                        (!(drop_answers && answer)).then(|| head.replacen(" /", " /.rt/", 1))
-                    },
-                    || {},
-                )
-            });
+            let down = down.clone();
+            std::thread::spawn(move || forward(from_up, to_client, down, || {}));
+            let (up, sent) = (up.clone(), sent.clone());
+            std::thread::spawn(move || forward(client, upstream, up, sent));
         }
     });
     port
