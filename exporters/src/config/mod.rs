@@ -646,7 +646,7 @@ impl Reader<'_> {
         layer: Layer,
         accepts: &'static str,
         instead: &'static str,
-    ) {
+    ) -> &mut ConfigError {
         // Header values and a URL's user info are secrets: never repeated.
         let value = coldstart_bootstrap::config::shown(key, &value);
         self.errors.push(ConfigError {
@@ -657,6 +657,8 @@ impl Reader<'_> {
             layer,
             why: None,
         });
+        let last = self.errors.len() - 1;
+        &mut self.errors[last]
     }
 }
 
@@ -1124,10 +1126,8 @@ fn read_headers(r: &mut Reader<'_>) -> Vec<(String, String)> {
                     layer,
                     "comma-separated `name=value` pairs, values percent-encoded",
                     instead,
-                );
-                if let Some(error) = r.errors.last_mut() {
-                    error.why = why;
-                }
+                )
+                .why = why;
             }
         }
     }
@@ -1313,24 +1313,26 @@ fn read_server_tls(r: &mut Reader<'_>) -> Result<Option<ServerTls>, ()> {
     if certificate.is_none() && key.is_none() && client_ca.is_none() {
         return Ok(None);
     }
-    let mut refuse = |key: &'static str, value: Option<String>, accepts: &'static str| {
-        let layer = r.layered(key).map_or(Layer::Variable, |(_, l)| l);
-        r.refuse(
-            key,
-            value.unwrap_or_default(),
-            layer,
-            accepts,
-            "/metrics is not served",
-        );
-        Err(())
-    };
+    let mut refuse =
+        |key: &'static str, value: Option<String>, accepts: &'static str, why: Option<String>| {
+            let layer = r.layered(key).map_or(Layer::Variable, |(_, l)| l);
+            r.refuse(
+                key,
+                value.unwrap_or_default(),
+                layer,
+                accepts,
+                "/metrics is not served",
+            )
+            .why = why;
+            Err(())
+        };
     if !build.tls {
         let (key, value) = KEYS
             .into_iter()
             .zip([certificate, key, client_ca])
             .find_map(|(k, v)| Some((k, v?)))
             .unwrap_or((KEYS[0], String::new()));
-        return refuse(key, Some(value), tls_file_accepts(build));
+        return refuse(key, Some(value), tls_file_accepts(build), None);
     }
     // Which of the three were given: what asked for TLS, named where one is missing.
     let given: Vec<&str> = KEYS
@@ -1351,16 +1353,13 @@ fn read_server_tls(r: &mut Reader<'_>) -> Result<Option<ServerTls>, ()> {
             } else {
                 KEYS[1]
             };
-            let refused = refuse(
+            let verb = if given.len() == 1 { "is" } else { "are" };
+            refuse(
                 missing,
                 None,
                 "a PEM file (TLS for /metrics needs a certificate and its key)",
-            );
-            if let Some(error) = r.errors.last_mut() {
-                let verb = if given.len() == 1 { "is" } else { "are" };
-                error.why = Some(format!("it is not set, and {} {verb}", given.join(" and ")));
-            }
-            refused
+                Some(format!("it is not set, and {} {verb}", given.join(" and "))),
+            )
         }
     }
 }
