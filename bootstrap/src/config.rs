@@ -215,6 +215,33 @@ impl fmt::Display for FileError {
 
 impl std::error::Error for FileError {}
 
+/// The variable that chooses the configuration file, and its value without the blanks
+/// around it: `COLDSTART_CONFIG` (a path, or `off`), else `COLDSTART_ENV`, else
+/// `APP_ENV` (an environment name); `None` where none is set (`coldstart.toml`).
+///
+/// ```
+/// use coldstart_bootstrap::config::file_chosen_by;
+/// let vars = |k: &str| match k {
+///     "APP_ENV" => Some("prod".to_owned()),
+///     "COLDSTART_ENV" => Some(" staging ".to_owned()),
+///     _ => None,
+/// };
+/// assert_eq!(file_chosen_by(vars), Some(("COLDSTART_ENV", "staging".to_owned())));
+/// assert_eq!(file_chosen_by(|_| None), None);
+/// ```
+pub fn file_chosen_by(var: impl Fn(&str) -> Option<String>) -> Option<(&'static str, String)> {
+    // Blanks around a value are not part of it, as for every setting (a `.env` line's
+    // trailing space would otherwise name `config/prod .toml`).
+    ["COLDSTART_CONFIG", "COLDSTART_ENV", "APP_ENV"]
+        .into_iter()
+        .find_map(|key| {
+            var(key)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+                .map(|v| (key, v))
+        })
+}
+
 /// Which file the environment points at, and whether it must exist.
 ///
 /// ```
@@ -234,19 +261,10 @@ impl std::error::Error for FileError {}
 pub fn which_file(
     var: impl Fn(&str) -> Option<String>,
 ) -> Result<Option<(String, bool)>, FileError> {
-    // Blanks around a value are not part of it, as for every setting (a `.env` line's
-    // trailing space would otherwise name `config/prod .toml`).
-    let set = |key: &str| {
-        var(key)
-            .map(|v| v.trim().to_owned())
-            .filter(|v| !v.is_empty())
+    let named = match file_chosen_by(var) {
+        Some(("COLDSTART_CONFIG", path)) => return Ok((path != "off").then_some((path, true))),
+        named => named,
     };
-    if let Some(path) = set("COLDSTART_CONFIG") {
-        return Ok((path != "off").then_some((path, true)));
-    }
-    let named = set("COLDSTART_ENV")
-        .map(|name| ("COLDSTART_ENV", name))
-        .or_else(|| set("APP_ENV").map(|name| ("APP_ENV", name)));
     Ok(Some(match named {
         Some((_, name)) if environment_name(&name) => (format!("config/{name}.toml"), false),
         Some((variable, name)) => {

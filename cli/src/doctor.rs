@@ -204,14 +204,9 @@ fn layer_text(row: &Row) -> String {
 /// The configuration file looked for where none was read, and what chose it: an
 /// `APP_ENV` set for other reasons silently passes `coldstart.toml` by.
 fn file_sought(env: &Env) -> String {
-    let var = |key: &str| {
-        env.get(key)
-            .map(|v| v.to_string_lossy().trim().to_owned())
-            .filter(|v| !v.is_empty())
-    };
-    let chosen_by = ["COLDSTART_CONFIG", "COLDSTART_ENV", "APP_ENV"]
-        .into_iter()
-        .find_map(|key| var(key).map(|value| format!("{key}={value}")));
+    let var = |key: &str| env.get(key).map(|v| v.to_string_lossy().into_owned());
+    let chosen_by = coldstart_bootstrap::config::file_chosen_by(var)
+        .map(|(key, value)| format!("{key}={value}"));
     match (coldstart_bootstrap::config::which_file(var), chosen_by) {
         (Ok(None), _) => "COLDSTART_CONFIG=off".to_owned(),
         (Ok(Some((path, _))), Some(by)) => format!("{path} not found; chosen by {by}"),
