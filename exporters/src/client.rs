@@ -111,7 +111,7 @@ impl Origin {
             .host()
             .filter(|h| !h.is_empty())
             .ok_or_else(|| format!("`{uri}` has no host"))?;
-        if !crate::config::port_ok(uri) {
+        if !crate::config::push::port_ok(uri) {
             return Err(format!(
                 "`{uri}` has a port that is not a number from 1 to 65535"
             ));

@@ -1,8 +1,15 @@
 /*!
 Entry points for the fuzz targets in `fuzz/`: the `/proc` parsers behind the process
-metrics and the reading of a collector's OTLP/HTTP answer, which are not public API. Compiled only under `cfg(fuzzing)`, which
-`cargo fuzz` sets.
+metrics, the reading of a collector's OTLP/HTTP answer, and the installation of
+coldstart's own propagators, which are not public API. Compiled only under
+`cfg(fuzzing)`, which `cargo fuzz` sets.
 */
+
+/// Installs the propagators the exporters install by default (`tracecontext,baggage`:
+/// coldstart's W3C trace context and baggage, not the SDK's), as the global one.
+pub fn install_propagators() {
+    crate::trace::install_propagators(true, true);
+}
 
 /// `/proc/self/stat` and `/proc/stat`.
 pub fn process_files(text: &str) {

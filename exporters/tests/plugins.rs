@@ -27,7 +27,15 @@ impl Plugin for Witness {
         self.0
     }
     fn on_span_end(&self, span: &SpanData) {
-        self.saw(format!("span {}", span.name));
+        // A span a hook makes while telemetry is not suppressed would be exported and
+        // come back to the hook at the next flush.
+        let suppressed = opentelemetry::Context::is_current_telemetry_suppressed();
+        let unsuppressed = if suppressed {
+            ""
+        } else {
+            " (telemetry not suppressed)"
+        };
+        self.saw(format!("span {}{unsuppressed}", span.name));
     }
     fn on_metric(&self, metric: &Recorded<'_>) {
         if metric.key.name().starts_with("plugin_test_") {
@@ -124,6 +132,6 @@ fn hooks_run_in_priority_order_for_spans_metrics_and_problems() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     });
-    assert_eq!(seen("span work"), order);
+    assert_eq!(seen("span work"), order, "{:?}", SEEN.lock().unwrap());
     assert_eq!(seen("error span-export"), order);
 }

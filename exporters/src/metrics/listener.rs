@@ -277,6 +277,9 @@ where
         // hyper keeps no time of its own: without a timer the timeout is not applied.
         .timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(limits.header_read)
+        // A scrape's request head is well under hyper's smallest buffer; its default
+        // would let each connection's head grow to some 400 KiB before it is refused.
+        .max_buf_size(MAX_HEAD)
         .serve_connection(TokioIo::new(stream), answer);
     let mut served = std::pin::pin!(served);
     tokio::select! {
@@ -299,6 +302,9 @@ where
     served.as_mut().graceful_shutdown();
     let _ = tokio::time::timeout(LAST_ANSWER, served).await;
 }
+
+/// The longest request head read (hyper's smallest read buffer): longer is refused.
+const MAX_HEAD: usize = 8 << 10;
 
 /// How long a connection at the end of its life has to finish the answer it writes.
 const LAST_ANSWER: Duration = Duration::from_secs(10);
@@ -490,6 +496,24 @@ mod tests {
             .unwrap();
         let answer = closed(&mut idle).await.expect("the idle client closed");
         assert!(answer.starts_with(b"HTTP/1.1 200"));
+    }
+
+    /// A head longer than [`MAX_HEAD`] is refused (431), not read into a buffer that
+    /// grew for it on each of the connections.
+    #[tokio::test]
+    async fn a_request_head_over_8_kib_is_refused() {
+        let addr = listening(4, HOUR, HOUR).await;
+        for (size, status) in [(6 << 10, "HTTP/1.1 200 OK"), (16 << 10, "HTTP/1.1 431 ")] {
+            let mut client = TcpStream::connect(addr).await.unwrap();
+            let long = "a".repeat(size);
+            let head = format!(
+                "GET /metrics HTTP/1.1\r\nhost: x\r\nx-long: {long}\r\nconnection: close\r\n\r\n"
+            );
+            client.write_all(head.as_bytes()).await.unwrap();
+            let answer = closed(&mut client).await.expect("the connection closes");
+            let answer = String::from_utf8_lossy(&answer);
+            assert!(answer.starts_with(status), "{size}: {answer}");
+        }
     }
 
     #[tokio::test]

@@ -61,24 +61,29 @@ type Resource = libc::__rlimit_resource_t;
 #[cfg(not(target_env = "gnu"))]
 type Resource = libc::c_int;
 
-/// The soft limit on `resource`: `Some(None)` when there is none.
-fn soft_limit(resource: Resource) -> Option<Option<f64>> {
+/// The soft limit on `resource`, as client_golang reads it (through procfs, which reads
+/// `unlimited` as 2^64 - 1): dashboards made for Go services see the same figure.
+fn soft_limit(resource: Resource) -> Option<f64> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
     };
     // SAFETY: `limit` is a valid rlimit to write.
     let ok = unsafe { libc::getrlimit(resource, &mut limit) } == 0;
-    ok.then(|| (limit.rlim_cur != libc::RLIM_INFINITY).then_some(limit.rlim_cur as f64))
+    let limit = match limit.rlim_cur {
+        libc::RLIM_INFINITY => u64::MAX as f64,
+        cur => cur as f64,
+    };
+    ok.then_some(limit)
 }
 
 fn max_fds() -> Option<f64> {
-    soft_limit(libc::RLIMIT_NOFILE).flatten()
+    soft_limit(libc::RLIMIT_NOFILE)
 }
 
-/// The address-space limit, -1 where there is none, as client_golang has it.
+/// The address-space limit (`ulimit -v`).
 fn max_virtual_bytes() -> Option<f64> {
-    soft_limit(libc::RLIMIT_AS).map(|limit| limit.unwrap_or(-1.0))
+    soft_limit(libc::RLIMIT_AS)
 }
 
 /// Appends the process families to `out`.
@@ -198,7 +203,8 @@ mod tests {
                 "{name} missing from\n{out}"
             );
         }
-        // The address-space limit as `ulimit -v` has it, -1 for none.
+        // The address-space limit as `ulimit -v` has it, 2^64 - 1 for none (it was -1,
+        // which client_golang never gives).
         let mut limit = libc::rlimit {
             rlim_cur: 0,
             rlim_max: 0,
@@ -206,7 +212,7 @@ mod tests {
         // SAFETY: `limit` is a valid rlimit to write.
         assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_AS, &mut limit) }, 0);
         let expected = if limit.rlim_cur == libc::RLIM_INFINITY {
-            "-1".to_owned()
+            (u64::MAX as f64).to_string()
         } else {
             limit.rlim_cur.to_string()
         };

@@ -54,20 +54,26 @@ pub fn tracer() -> Option<&'static Tracer> {
     TRACER.get()
 }
 
+/// Installs coldstart's W3C propagators as the global one, those asked for
+/// (`OTEL_PROPAGATORS`).
+pub(crate) fn install_propagators(trace_context: bool, baggage: bool) {
+    let mut propagators: Vec<Box<dyn TextMapPropagator + Send + Sync>> = Vec::new();
+    if trace_context {
+        propagators.push(Box::new(propagation::TraceContext::default()));
+    }
+    if baggage {
+        propagators.push(Box::new(propagation::Baggage));
+    }
+    opentelemetry::global::set_text_map_propagator(TextMapCompositePropagator::new(propagators));
+}
+
 /// Installs the global tracer provider and the propagators. Nothing here reads a file
 /// or builds the resource: that waits for [`start`].
 pub(crate) fn install(config: &Config, service_version: Option<&'static str>) {
     if CORE.get().is_some() {
         return;
     }
-    let mut propagators: Vec<Box<dyn TextMapPropagator + Send + Sync>> = Vec::new();
-    if config.trace_context {
-        propagators.push(Box::new(propagation::TraceContext::default()));
-    }
-    if config.baggage {
-        propagators.push(Box::new(propagation::Baggage));
-    }
-    opentelemetry::global::set_text_map_propagator(TextMapCompositePropagator::new(propagators));
+    install_propagators(config.trace_context, config.baggage);
 
     let core = CORE.get_or_init(|| Core {
         sampler: sampler(config),

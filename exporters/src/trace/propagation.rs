@@ -96,7 +96,8 @@ pub(crate) struct TraceContext(TraceContextPropagator);
 
 impl TextMapPropagator for TraceContext {
     fn inject_context(&self, cx: &Context, injector: &mut dyn Injector) {
-        self.0.inject_context(cx, injector);
+        self.0
+            .inject_context(cx, &mut WithoutEmptyTracestate(injector));
     }
 
     fn extract_with_context(&self, cx: &Context, extractor: &dyn Extractor) -> Context {
@@ -109,6 +110,19 @@ impl TextMapPropagator for TraceContext {
 
     fn fields(&self) -> FieldIter<'_> {
         self.0.fields()
+    }
+}
+
+/// An injector that is not given an empty `tracestate`, which the SDK writes for every
+/// span without one: W3C Trace Context asks vendors to avoid sending it, and a message
+/// attribute that is empty can be refused (SQS refuses an empty string attribute).
+struct WithoutEmptyTracestate<'a>(&'a mut dyn Injector);
+
+impl Injector for WithoutEmptyTracestate<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        if !(key == "tracestate" && value.is_empty()) {
+            self.0.set(key, value);
+        }
     }
 }
 
@@ -254,7 +268,9 @@ impl TextMapPropagator for Baggage {
             member.clear();
             baggage_encode(&mut member, name.as_str().trim());
             member.push('=');
-            baggage_encode(&mut member, value.as_str().trim());
+            // Whitespace in a value is its own (a header's `%20` read back), encoded
+            // as every space is; only the header's own blanks around it are not.
+            baggage_encode(&mut member, value.as_str());
             let properties = metadata.as_str().trim();
             if !properties.is_empty() {
                 member.push(';');
@@ -290,10 +306,10 @@ impl TextMapPropagator for Baggage {
             .filter_map(|member| {
                 let (pair, properties) = member.split_once(';').unwrap_or((member, ""));
                 let (name, value) = pair.split_once('=')?;
-                let name = crate::config::percent_decode(name.trim())?;
+                let name = crate::config::reader::percent_decode(name.trim())?;
                 // Octets that are not UTF-8 become U+FFFD, as the W3C text says of
                 // decoding a value; the member is kept.
-                let value = crate::config::percent_decode_bytes(value.trim())?;
+                let value = crate::config::reader::percent_decode_bytes(value.trim())?;
                 let value = String::from_utf8_lossy(&value).into_owned();
                 // Properties stay encoded: written back as they were sent.
                 (!name.is_empty()).then(|| KeyValueMetadata::new(name, value, properties.trim()))
@@ -399,7 +415,9 @@ impl Injector for HeaderInjector<'_> {
 struct HeaderExtractor<'a> {
     headers: &'a http::HeaderMap,
     /// `tracestate`, then `baggage`, joined with `,` when sent more than once (the
-    /// W3C specifications make them one list); `None` when sent once or not at all.
+    /// W3C specifications make them one list; empty, which is no member, when one of
+    /// the headers is not visible ASCII, as one such header sent alone is none);
+    /// `None` when sent once or not at all.
     joined: [Option<String>; 2],
 }
 
@@ -409,12 +427,12 @@ impl<'a> HeaderExtractor<'a> {
             let mut values = headers.get_all(name).iter();
             values.next()?;
             values.next()?;
-            let all: Vec<&str> = headers
+            let all: Option<Vec<&str>> = headers
                 .get_all(name)
                 .iter()
-                .filter_map(|v| v.to_str().ok())
+                .map(|v| v.to_str().ok())
                 .collect();
-            Some(all.join(","))
+            Some(all.map(|all| all.join(",")).unwrap_or_default())
         };
         HeaderExtractor {
             headers,
@@ -503,6 +521,48 @@ mod tests {
     }
 
     #[test]
+    fn a_span_without_tracestate_sends_none_and_one_with_it_sends_it() {
+        install();
+        let cx = |state: &str| {
+            let mut headers = http::HeaderMap::new();
+            headers.insert("traceparent", PARENT.parse().unwrap());
+            if !state.is_empty() {
+                headers.insert("tracestate", state.parse().unwrap());
+            }
+            extract_headers(&headers)
+        };
+        let mut map = HashMap::new();
+        inject_map(&cx(""), &mut map);
+        assert!(map.contains_key("traceparent"), "{map:?}");
+        assert!(!map.contains_key("tracestate"), "{map:?}");
+        let mut headers = http::HeaderMap::new();
+        inject_headers(&cx(""), &mut headers);
+        assert!(headers.get("tracestate").is_none(), "{headers:?}");
+        inject_headers(&cx("vendor=abc"), &mut headers);
+        assert_eq!(headers["tracestate"], "vendor=abc");
+    }
+
+    /// Flags past the sampled bit (Level 2's `random`, `02`) keep the parent, and only
+    /// the sampled bit goes on.
+    #[test]
+    fn other_trace_flags_keep_the_parent() {
+        install();
+        for (flags, sampled) in [("03", true), ("02", false), ("ff", true)] {
+            let mut headers = http::HeaderMap::new();
+            let parent = format!("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-{flags}");
+            headers.insert("traceparent", parent.parse().unwrap());
+            let cx = extract_headers(&headers);
+            let span = cx.span().span_context().clone();
+            assert_eq!(span.span_id().to_string(), "00f067aa0ba902b7", "{flags}");
+            assert_eq!(span.is_sampled(), sampled, "{flags}");
+            let mut out = HashMap::new();
+            inject_map(&cx, &mut out);
+            let expected = if sampled { "01" } else { "00" };
+            assert!(out["traceparent"].ends_with(expected), "{flags}: {out:?}");
+        }
+    }
+
+    #[test]
     fn a_malformed_traceparent_starts_a_new_trace() {
         install();
         for bad in [
@@ -549,6 +609,27 @@ mod tests {
                 "00f067aa0ba902b7",
                 "{good}"
             );
+        }
+    }
+
+    #[test]
+    fn a_list_sent_twice_with_a_header_not_ascii_is_none_as_it_is_sent_once() {
+        install();
+        let odd = http::HeaderValue::from_bytes(b"rojo=\xe9").unwrap();
+        for twice in [true, false] {
+            let mut headers = http::HeaderMap::new();
+            headers.insert("traceparent", PARENT.parse().unwrap());
+            if twice {
+                headers.append("tracestate", "foo=1".parse().unwrap());
+                headers.append("baggage", "a=1".parse().unwrap());
+            }
+            headers.append("tracestate", odd.clone());
+            headers.append("baggage", odd.clone());
+            let cx = extract_headers(&headers);
+            let state = cx.span().span_context().trace_state().clone();
+            assert_eq!(state.header(), "", "twice: {twice}");
+            assert_eq!(cx.baggage().len(), 0, "twice: {twice}");
+            assert!(cx.span().span_context().is_valid(), "the parent is kept");
         }
     }
 
@@ -663,7 +744,7 @@ mod tests {
         let mut headers = http::HeaderMap::new();
         headers.insert(
             "baggage",
-            "token=abc==,k=v;p=a%2Cinjected%3D1,odd=a%20b%2Cc"
+            "token=abc==,k=v;p=a%2Cinjected%3D1,odd=a%20b%2Cc,edge=%20x%09"
                 .parse()
                 .unwrap(),
         );
@@ -681,10 +762,12 @@ mod tests {
         inject_headers(&cx, &mut out);
         let sent = out["baggage"].to_str().unwrap();
         let members: Vec<&str> = sent.split(',').collect();
-        assert_eq!(members.len(), 3, "{sent}");
+        assert_eq!(members.len(), 4, "{sent}");
         assert!(members.contains(&"token=abc%3D%3D"), "{sent}");
         assert!(members.contains(&"k=v;p=a%2Cinjected%3D1"), "{sent}");
         assert!(members.contains(&"odd=a%20b%2Cc"), "{sent}");
+        // Encoded blanks at a value's ends are the value's: they went on trimmed.
+        assert!(members.contains(&"edge=%20x%09"), "{sent}");
     }
 
     /// Properties a program gives with a line break, a `,` or letters past ASCII are

@@ -10,6 +10,7 @@ does not take within the export timeout is dropped and counted. No thread is sta
 and ending a span is one short lock and a push.
 */
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -23,7 +24,8 @@ use crate::problem::{self, Dropped};
 
 /// The shared queue.
 pub(crate) struct Queue {
-    spans: Mutex<Vec<SpanData>>,
+    /// Oldest first; batches are taken from the front.
+    spans: Mutex<VecDeque<SpanData>>,
     settings: config::Queue,
     wake: Notify,
     /// Set once the exporter runs: from then on a full batch wakes it.
@@ -37,7 +39,7 @@ pub(crate) struct Queue {
 impl Queue {
     pub(crate) fn new(settings: config::Queue) -> Arc<Queue> {
         Arc::new(Queue {
-            spans: Mutex::new(Vec::new()),
+            spans: Mutex::new(VecDeque::new()),
             settings,
             wake: Notify::new(),
             exporting: OnceLock::new(),
@@ -66,7 +68,7 @@ impl Queue {
             });
             return;
         }
-        spans.push(span);
+        spans.push_back(span);
         // With no delay, each span is worth an export.
         let full = spans.len() >= self.settings.batch || self.settings.delay.is_zero();
         drop(spans);
@@ -100,16 +102,24 @@ impl Queue {
     /// Everything waiting, oldest first.
     #[cfg(test)]
     pub(crate) fn take_all(&self) -> Vec<SpanData> {
-        std::mem::take(&mut *self.spans.lock().unwrap_or_else(|p| p.into_inner()))
+        std::mem::take(&mut *self.spans.lock().unwrap_or_else(|p| p.into_inner())).into()
     }
 
     /// The next batch, counted in flight before the lock is let go: a `finish` at the
     /// same moment finds each span either still queued or in flight, never in neither.
+    /// Taken from the front of a ring, so a long queue is not moved for each batch,
+    /// under the lock every span's end takes; emptied, it gives back what a burst
+    /// (a collector away for a while) made it hold beyond a few batches.
     fn take_batch(&self) -> Vec<SpanData> {
         let mut spans = self.spans.lock().unwrap_or_else(|p| p.into_inner());
         let n = spans.len().min(self.settings.batch);
         self.in_flight.store(n as u64, Ordering::Release);
-        spans.drain(..n).collect()
+        let batch = spans.drain(..n).collect();
+        let kept = self.settings.batch.saturating_mul(4);
+        if spans.is_empty() && spans.capacity() > kept {
+            spans.shrink_to(kept);
+        }
+        batch
     }
 
     /// Exports on a schedule until the program ends. The exporter is shared with
@@ -184,7 +194,10 @@ impl Queue {
             // off by its timeout) is not this batch's.
             let _ = super::take_partial();
             // A plugin that panics is turned off there; the spans go all the same.
+            // Suppressed as the export is: a span a hook makes (a `tracing` span, with
+            // the `logs` bridge) would come back to the hook at the next flush.
             if crate::plugin::any() {
+                let _suppressed = Context::current().with_telemetry_suppressed().attach();
                 for span in &batch {
                     crate::plugin::each(|p| p.on_span_end(span));
                 }
