@@ -103,6 +103,28 @@ pub(crate) fn finish_deferred() {
     DEFERRED_DONE.notify_waiters();
 }
 
+/// Set once `main` has ended and its hooks have run: no deferred init starts after.
+static MAIN_ENDED: AtomicBool = AtomicBool::new(false);
+/// Set while a deferred init runs on a thread of its own, until its outcome is taken.
+static IN_THREAD: AtomicBool = AtomicBool::new(false);
+static IN_THREAD_DONE: Notify = Notify::const_new();
+
+/// The end of `main`, once its hooks have run: no further deferred init starts, and
+/// the one running on a thread of its own (as `#[tokio::main]` waits for its blocking
+/// pool) is waited for, its outcome taken (a fatal one's exit code), while the runtime
+/// still runs. That thread is inside the runtime and may wait on it (a timer, a task
+/// it spawned), which nothing would drive once `block_on` has returned on
+/// `current_thread`. One that runs on the runtime is cancelled with it, as a task is.
+pub(crate) async fn end_deferred() {
+    MAIN_ENDED.store(true, Ordering::Release);
+    lifecycle::wait_until(&IN_THREAD_DONE, || !IN_THREAD.load(Ordering::Acquire)).await;
+}
+
+/// Whether the deferred inits stop here: a signal, or the end of `main`.
+fn deferred_stop() -> bool {
+    lifecycle::stop_asked() || MAIN_ENDED.load(Ordering::Acquire)
+}
+
 static RAN: Mutex<Records> = Mutex::new(Records {
     before: Vec::new(),
     after: Vec::new(),
@@ -376,9 +398,11 @@ fn fail_start_up(failure: &Failure) -> ! {
 pub(crate) async fn run_after_first_response() {
     if let Some((order, _)) = ORDER.get() {
         for r in &order.after {
-            if lifecycle::stop_asked() {
+            if deferred_stop() {
                 return;
             }
+            let in_thread = !matches!(r.work, Work::Async(_));
+            IN_THREAD.store(in_thread, Ordering::Release);
             let (outcome, took) = timed(r).await;
             let finished = Ran::timed(took, outcome);
             let stops = match &finished.outcome {
@@ -394,6 +418,11 @@ pub(crate) async fn run_after_first_response() {
             };
             ran().after.push(finished);
             if stops {
+                lifecycle::set_stop_code(EXIT_INIT);
+            }
+            IN_THREAD.store(false, Ordering::Release);
+            IN_THREAD_DONE.notify_waiters();
+            if stops {
                 lifecycle::stop(EXIT_INIT).await;
                 // Nothing more starts while the program stops, and the profile of a run
                 // that failed is not written.
@@ -402,7 +431,7 @@ pub(crate) async fn run_after_first_response() {
             }
         }
     }
-    if lifecycle::stop_asked() {
+    if deferred_stop() {
         return;
     }
     if let Some(path) = profile_out() {

@@ -278,16 +278,21 @@ static STOP_CODE: AtomicI32 = AtomicI32::new(0);
 /// that the held work's hooks (the final span flush) are registered before the hooks
 /// run.
 pub(crate) async fn stop(code: i32) {
-    // After a signal the program exits 0 once the hooks are done, whatever fails
-    // while it stops (a fatal deferred init whose pool a hook closed, say).
-    if !stop_asked() {
-        STOP_CODE.store(code, Ordering::Release);
-    }
+    set_stop_code(code);
     wait_for_held_work().await;
     advance(State::Draining);
     // Not a real signal number: any non-zero value ends `shutdown_signal`.
     let _ = SIGNALLED.compare_exchange(0, u8::MAX, Ordering::AcqRel, Ordering::Acquire);
     SHUTDOWN.notify_waiters();
+}
+
+/// The exit code [`stop`] gives, set before it waits for anything.
+pub(crate) fn set_stop_code(code: i32) {
+    // After a signal the program exits 0 once the hooks are done, whatever fails
+    // while it stops (a fatal deferred init whose pool a hook closed, say).
+    if !stop_asked() {
+        STOP_CODE.store(code, Ordering::Release);
+    }
 }
 
 /// The exit code for a program ended by a signal (0) or by [`stop`].

@@ -262,7 +262,9 @@ fn exit(e: &StartError) -> ! {
 ///
 /// With a one-line message on stderr and exit code 78 when a setting is invalid, 71
 /// when the runtime cannot be built, or 70 when a runtime was started already in this
-/// process; never with a panic.
+/// process; never with a panic. After SIGTERM or SIGINT, once the shutdown hooks have
+/// run, with 0 (unless the body returned by itself within the drain deadline), and
+/// with 70 after a `fatal` deferred init failed: it does not return then.
 pub fn block_on<F: Future>(settings: &Settings, body: F) -> F::Output {
     block_on_in(settings, &load_env(Env::process()), body)
 }
@@ -331,8 +333,15 @@ pub fn block_on_in<F: Future>(settings: &Settings, env: &Env, body: F) -> F::Out
         };
         lifecycle::end_of_main().await;
         lifecycle::run_shutdown_hooks().await;
-        // Once the hooks are done (the deferred work runs on while they do): what the
-        // end of `main` leaves undone. A fatal deferred init has said why it stops.
+        // Once the hooks are done (the deferred work runs on while they do): no more
+        // starts, the one running on a thread of its own ends, and coldstart's other
+        // threads, while the runtime they may wait on still runs.
+        if !lifecycle::stop_asked() {
+            init::end_deferred().await;
+            crate::task::wait_for_live().await;
+        }
+        // What the end of `main` leaves undone. A fatal deferred init has said why it
+        // stops.
         if let Some(undone) = init::unfinished().filter(|_| lifecycle::stop_code() == 0) {
             coldstart_bootstrap::say!("coldstart: {undone}");
         }
@@ -363,11 +372,6 @@ pub fn block_on_in<F: Future>(settings: &Settings, env: &Env, body: F) -> F::Out
         // hooks have run.
         Ended::Drained(_) | Ended::Cancelled => std::process::exit(lifecycle::stop_code()),
     };
-    if runtime.is_some() {
-        // As dropping the runtime waits for its blocking pool: work coldstart runs on
-        // threads of its own (a deferred init, the profile's write) ends first.
-        crate::task::join_live();
-    }
     drop(runtime);
     // A panic in the body goes on unwinding once the hooks (the telemetry flush among
     // them) have run.

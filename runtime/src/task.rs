@@ -54,11 +54,23 @@ pub(crate) fn set_stack_size(bytes: usize) {
 }
 
 /// Waits for every thread [`off_runtime`] started that still runs: what the end of
-/// `main` does without a signal, as `#[tokio::main]` waits for its blocking pool.
-pub(crate) fn join_live() {
-    let live = std::mem::take(&mut *LIVE.lock().unwrap_or_else(PoisonError::into_inner));
-    for thread in live {
-        let _ = thread.join();
+/// `main` does without a signal, as `#[tokio::main]` waits for its blocking pool. The
+/// runtime runs on meanwhile: a thread inside it may wait on it (a timer, a task it
+/// spawned), which nothing drives on `current_thread` once `block_on` has returned.
+/// Polled every millisecond rather than joined on a thread of its own: the end of a
+/// program that reached a task limit needs no thread.
+pub(crate) async fn wait_for_live() {
+    loop {
+        let live = std::mem::take(&mut *LIVE.lock().unwrap_or_else(PoisonError::into_inner));
+        if live.is_empty() {
+            return;
+        }
+        for thread in live {
+            while !thread.is_finished() {
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
+            let _ = thread.join();
+        }
     }
 }
 
@@ -134,7 +146,7 @@ impl<T> Begun<T> {
 type Job = Box<dyn FnOnce() + Send>;
 
 /// Starts `job` on a thread of its own named `name`, inside the current runtime, with
-/// the plan's stack size, and keeps the thread for [`join_live`]; gives the job back
+/// the plan's stack size, and keeps the thread for [`wait_for_live`]; gives the job back
 /// where no thread can be made.
 fn start_thread(name: &str, job: Job) -> Result<(), Job> {
     use std::sync::Arc;

@@ -16,10 +16,17 @@ fn library_warm_up() {
 
 /// What each init prints as it runs, and what `DEMO_FAIL` / `DEMO_PANIC` make it do.
 /// `DEMO_TERM` names one that first sends its own process SIGTERM and waits 300 ms,
-/// so that it ends while the program shuts down.
+/// so that it ends while the program shuts down; `DEMO_WAIT_ON_RUNTIME` one that waits
+/// 300 ms on a timer of the runtime it runs inside (it must be one that runs on a
+/// thread, not an `async fn`).
 pub fn step(name: &str) -> Result<(), String> {
     println!("init {name}");
     let short = name.rsplit("::").next().unwrap_or(name);
+    if std::env::var("DEMO_WAIT_ON_RUNTIME").is_ok_and(|v| v == short) {
+        let wait = tokio::time::sleep(std::time::Duration::from_millis(300));
+        tokio::runtime::Handle::current().block_on(wait);
+        println!("{short} waited on the runtime");
+    }
     if std::env::var("DEMO_TERM").is_ok_and(|v| v == short) {
         // SAFETY: kill(2) of this process, with a signal coldstart handles.
         unsafe { libc::kill(libc::getpid(), libc::SIGTERM) };

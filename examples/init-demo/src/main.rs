@@ -3,7 +3,8 @@
 //! `DEMO_READ=NAME,...` lists the statics the "first request" reads; `DEMO_READERS=n`
 //! makes n threads read `SLOW` at the same moment before the first response;
 //! `DEMO_END_EARLY=1` ends `main` before the first response; `DEMO_RETURN_AT_ONCE=1`
-//! right after it, without waiting for the deferred inits; `DEMO_HOOK=1` registers a
+//! right after it, without waiting for the deferred inits, and `DEMO_RETURN_AFTER_MS=n`
+//! n ms after it; `DEMO_HOOK=1` registers a
 //! shutdown hook that prints `shutdown hook ran`, after `DEMO_HOOK_MS`, and
 //! `DEMO_EARLY_HOOK=1` one that prints `early hook ran`, registered by the `config`
 //! init; `DEMO_CD=dir` makes the body change to that directory first;
@@ -129,6 +130,11 @@ async fn main() {
     }
     println!("first response");
     coldstart::first_request_done();
+    if std::env::var_os("DEMO_RETURN_AFTER_MS").is_some() {
+        tokio::time::sleep(Duration::from_millis(ms("DEMO_RETURN_AFTER_MS"))).await;
+        println!("end");
+        return;
+    }
     if std::env::var_os("DEMO_RETURN_AT_ONCE").is_some() {
         // The deferred inits run on while the end of `main` does its work.
         println!("end");

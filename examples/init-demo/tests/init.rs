@@ -673,6 +673,51 @@ fn a_fatal_deferred_init_failing_after_the_body_returned_still_sets_the_exit_cod
     assert_eq!(r.code, 70, "{}", r.stderr);
 }
 
+/// `main` returns while a deferred init on a thread of its own waits on a timer of the
+/// runtime. The end of `main` waits for it with the runtime still running, on one
+/// thread too (nothing drove the timer once `block_on` had returned, and the program
+/// never ended), starts no other, and takes a fatal one's failure as the exit code.
+#[test]
+fn the_end_of_main_waits_for_the_deferred_init_running_with_the_runtime_running() {
+    for flavor in ["current_thread", "multi_thread"] {
+        let r = demo(&[
+            ("COLDSTART_FLAVOR", flavor),
+            ("DEMO_RETURN_AFTER_MS", "100"),
+            ("DEMO_WAIT_ON_RUNTIME", "LATER"),
+        ]);
+        assert_eq!(r.code, 0, "{flavor}: {}", r.stderr);
+        assert_eq!(
+            r.lines_from("end"),
+            ["end", "LATER waited on the runtime"],
+            "{flavor}: no other deferred init starts: {}",
+            r.stdout
+        );
+        assert!(
+            r.stderr.contains("3 deferred init(s) did not finish"),
+            "{flavor}: {}",
+            r.stderr
+        );
+
+        let r = demo(&[
+            ("COLDSTART_FLAVOR", flavor),
+            ("DEMO_RETURN_AFTER_MS", "100"),
+            ("DEMO_WAIT_ON_RUNTIME", "must_work"),
+            ("DEMO_FAIL", "must_work"),
+        ]);
+        assert!(
+            r.stderr.contains("deferred init `init_demo::must_work` failed: must_work: no such file; stopping (fatal)"),
+            "{flavor}: {}",
+            r.stderr
+        );
+        assert_eq!(r.code, 70, "{flavor}: {}", r.stderr);
+        assert!(
+            !r.stdout.contains("init init_demo::report"),
+            "{flavor}: {}",
+            r.stdout
+        );
+    }
+}
+
 #[test]
 fn a_library_registers_only_when_the_program_links_it() {
     let linked = run(env!("CARGO_BIN_EXE_linked"), &[]);
