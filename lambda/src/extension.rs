@@ -16,8 +16,10 @@ poll) for the rest of the process's life, on the program's runtime. With it, Lam
 gives the process up to 500 ms after SIGTERM, in which coldstart's shutdown hooks run
 (the final span flush among them).
 
-With `on`, registration starts before the program's own init code and is awaited
-just before the first `/next`, so its round trip overlaps the program's init.
+With `on`, registration is a task started before the program's own init code and
+awaited just before the first `/next`: its round trip overlaps the part of the init
+that awaits (an SDK client's set-up, say), or all of it where other workers run the
+task; on the one-thread scheduler blocking init code runs before the task does.
 */
 
 use std::sync::Mutex;

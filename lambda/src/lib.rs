@@ -173,8 +173,10 @@ pub fn prepare() {
 /// Adjusts telemetry settings for Lambda before they are installed, where the
 /// environment did not decide otherwise: no `/metrics` listener (nothing can scrape
 /// a frozen function), spans exported only when an OTLP endpoint is set, the
-/// service named after the function, and the function's FaaS and cloud resource
-/// attributes (under `OTEL_RESOURCE_ATTRIBUTES`, which win). Does nothing off Lambda.
+/// service named after the function, pushes grouped by execution environment (an
+/// `instance` label, the log stream's name, unless the grouping has one), and the
+/// function's FaaS and cloud resource attributes (under `OTEL_RESOURCE_ATTRIBUTES`,
+/// which win). Does nothing off Lambda.
 pub fn configure(config: &mut Config, env: &Env) {
     if !detected() {
         return;
@@ -194,6 +196,16 @@ fn configure_for(config: &mut Config, env: &Env, function: &Function) {
     config.final_flush_within = config.final_flush_within.min(SHUTDOWN_BUDGET);
     if let Some(push) = config.push.as_mut() {
         push.final_within = push.final_within.min(SHUTDOWN_BUDGET);
+        // Each execution environment pushes its own counts: in one group, every push
+        // replaced the others' and the counters went up and down. The function's
+        // variables are the same in every environment, so no setting can tell them
+        // apart; the log stream's name does.
+        if let Some(instance) = &function.instance
+            && !push.grouping.iter().any(|(label, _)| label == "instance")
+        {
+            push.grouping
+                .push(("instance".to_owned(), instance.clone()));
+        }
     }
     if config.otlp_endpoint.is_none() && env.lookup("OTEL_TRACES_EXPORTER").is_none() {
         config.export_traces = false;
@@ -220,6 +232,7 @@ mod tests {
                 "AWS_LAMBDA_FUNCTION_VERSION" => "7",
                 "AWS_LAMBDA_FUNCTION_MEMORY_SIZE" => "512",
                 "AWS_REGION" => "eu-west-1",
+                "AWS_LAMBDA_LOG_STREAM_NAME" => "2026/12/06/[7]abc",
                 _ => return None,
             };
             Some(value.to_owned())
@@ -274,6 +287,31 @@ mod tests {
         assert_eq!(
             elsewhere.push.unwrap().final_within,
             coldstart_exporters::config::FINAL_PUSH_WITHIN
+        );
+    }
+
+    /// Every execution environment pushes to a group of its own, named by its log
+    /// stream, unless the grouping names an `instance` already.
+    #[test]
+    fn pushes_are_grouped_by_execution_environment() {
+        let url = ("COLDSTART_METRICS_PUSH_URL", "http://127.0.0.1:9091");
+        let config = configured(&[url]);
+        assert_eq!(
+            config.push.unwrap().grouping,
+            [("instance".to_owned(), "2026/12/06/[7]abc".to_owned())]
+        );
+        let config = configured(&[url, ("COLDSTART_METRICS_PUSH_GROUPING", "stage=prod")]);
+        assert_eq!(
+            config.push.unwrap().grouping,
+            [
+                ("stage".to_owned(), "prod".to_owned()),
+                ("instance".to_owned(), "2026/12/06/[7]abc".to_owned())
+            ]
+        );
+        let config = configured(&[url, ("COLDSTART_METRICS_PUSH_GROUPING", "instance=one")]);
+        assert_eq!(
+            config.push.unwrap().grouping,
+            [("instance".to_owned(), "one".to_owned())]
         );
     }
 }

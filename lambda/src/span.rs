@@ -152,6 +152,22 @@ const NOT_DESERIALISED: &str = "lambda_runtime::deserializer::DeserializeError";
 /// status (413 for a response over 6 MB) into success.
 const NOT_POSTED: &str = "response_not_posted";
 
+/// The `error.type` of an invocation whose handler succeeded with a response that does
+/// not serialise to JSON (a map with keys that are not strings): lambda_runtime fails
+/// before posting anything, with the same error a failed post gives, and `run` ends.
+const NOT_SERIALISED: &str = "response_not_serialized";
+
+/// The `error.type` and the message of a response (or a handler's error) that did not
+/// reach the Runtime API, from lambda_runtime's error.
+fn not_posted(e: &BoxError) -> (&'static str, String) {
+    if e.downcast_ref::<serde_json::Error>().is_some() {
+        let message = format!("the response could not be serialised to JSON: {e}");
+        return (NOT_SERIALISED, message);
+    }
+    let message = format!("the response could not be posted to the Runtime API: {e}");
+    (NOT_POSTED, message)
+}
+
 /// Ends the span. `not_posted`: why the response (or the handler's error) could not be
 /// posted to the Runtime API, if it could not.
 ///
@@ -167,11 +183,11 @@ pub(crate) fn end(cx: &Context, not_posted: Option<&BoxError>, not_called: bool)
         ));
     }
     if let Some(e) = not_posted {
-        let message = format!("the response could not be posted to the Runtime API: {e}");
+        let (error_type, message) = self::not_posted(e);
         if crate::handler::failed() {
             span.add_event(message, Vec::new());
         } else {
-            span.set_attribute(KeyValue::new("error.type", NOT_POSTED));
+            span.set_attribute(KeyValue::new("error.type", error_type));
             span.set_status(Status::error(message));
         }
     }
@@ -288,7 +304,29 @@ fn valued<'a>(part: &'a [u8], value: &'a str) -> impl Iterator<Item = &'a str> +
 
 #[cfg(test)]
 mod tests {
-    use super::{resource_id, trigger};
+    use super::{BoxError, not_posted, resource_id, trigger};
+
+    /// lambda_runtime serialises the response before posting it, and gives a failure
+    /// to do so as it gives a failed post.
+    #[test]
+    fn a_response_that_does_not_serialise_is_not_called_unposted() {
+        let mut keys = std::collections::HashMap::new();
+        keys.insert((1, 2), 3);
+        let serde: BoxError = serde_json::to_vec(&keys).unwrap_err().into();
+        let (error_type, message) = not_posted(&serde);
+        assert_eq!(error_type, "response_not_serialized");
+        assert_eq!(
+            message,
+            "the response could not be serialised to JSON: key must be a string"
+        );
+        let closed: BoxError = std::io::Error::from(std::io::ErrorKind::ConnectionReset).into();
+        let (error_type, message) = not_posted(&closed);
+        assert_eq!(error_type, "response_not_posted");
+        assert!(
+            message.starts_with("the response could not be posted"),
+            "{message}"
+        );
+    }
 
     #[test]
     fn an_alias_in_the_resource_id_is_the_version_that_runs() {

@@ -18,6 +18,7 @@ pub use report::Report;
 pub use settings::{PlanError, Settings};
 
 use crate::env::Layer;
+use crate::probe::Platform;
 use crate::{Budget, Env};
 use settings::*;
 
@@ -178,10 +179,14 @@ pub struct Plan {
 /// The CPU figure the plan decides on, and the one the budget line shows: rounded to
 /// a hundredth of a core, so that a quota a hair above a whole core (Lambda at 1770 MB
 /// has 1.0006 vCPU, a Kubernetes limit of 1001m 1.001) is that core, not a second
-/// worker and a multi-thread runtime for 0.06 % of one. Halves round up (2.005 is
-/// 2.01). A quota below half a hundredth stays as it is, above 0.
+/// worker and a multi-thread runtime for 0.06 % of one. Halves round up, as written
+/// in decimal: 1.005 is 1.01, though `1.005 * 100.0` is 100.49999999999999 in binary
+/// (a quota of 100500 in a period of 100000, Kubernetes' `1005m`). A quota below half
+/// a hundredth stays as it is, above 0.
 pub(crate) fn to_hundredth(cores: f64) -> f64 {
-    let shown = (cores * 100.0).round() / 100.0;
+    // Nudged by far more than the division's error and far less than any quota's
+    // step (a microsecond in a period of at most a second): a decimal half is a half.
+    let shown = (cores * 100.0 * (1.0 + 1e-12)).round() / 100.0;
     if shown > 0.0 { shown } else { cores }
 }
 
@@ -424,9 +429,15 @@ impl Plan {
 
         // No attribute argument: only the variable can override it.
         let first_response_fallback = choose(
-            Decision {
-                value: Some(DEFAULT_FIRST_RESPONSE_FALLBACK),
-                reason: plan(Why::FallbackForIdlePrograms),
+            match budget.platform {
+                Platform::AwsLambda => Decision {
+                    value: None,
+                    reason: plan(Why::NoFallbackOnLambda),
+                },
+                Platform::Linux => Decision {
+                    value: Some(DEFAULT_FIRST_RESPONSE_FALLBACK),
+                    reason: plan(Why::FallbackForIdlePrograms),
+                },
             },
             None,
             FIRST_RESPONSE_FALLBACK.read_env(env, parse_fallback)?,

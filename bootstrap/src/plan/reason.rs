@@ -140,6 +140,10 @@ pub enum Why {
     ExportersAfterFirstResponse,
     /// Programs that never serve a request still start their deferred work.
     FallbackForIdlePrograms,
+    /// On AWS Lambda the first invocation's answer is the first response, and a
+    /// frozen process runs nothing: a timer overdue at a late first invocation (with
+    /// provisioned concurrency) would start deferred work beside it.
+    NoFallbackOnLambda,
     /// In-flight requests finish before the telemetry flush, within a container's
     /// usual 30 s grace.
     DrainBeforeFlush,
@@ -292,6 +296,9 @@ impl fmt::Display for Reason {
             }
             Why::FallbackForIdlePrograms => {
                 f.write_str("programs that serve no request still start deferred work")
+            }
+            Why::NoFallbackOnLambda => {
+                f.write_str("on Lambda the first invocation's answer starts deferred work")
             }
             Why::DrainBeforeFlush => {
                 f.write_str("in-flight requests finish, then the flush, within a 30s grace")

@@ -387,7 +387,13 @@ fn the_planned_worker_count_is_one_the_settings_accept() {
 /// 2.005) beside a plan of 2.01 cores and 3 workers.
 #[test]
 fn the_budget_line_shows_the_cores_the_plan_decided_on() {
-    for (quota, shown, workers) in [(2.005, "2.01", 3), (0.015, "0.02", 1), (1.0006, "1.00", 1)] {
+    for (quota, shown, workers) in [
+        (2.005, "2.01", 3),
+        (100_500.0 / 100_000.0, "1.01", 2),
+        (0.015, "0.02", 1),
+        (1.0006, "1.00", 1),
+        (1.0049, "1.00", 1),
+    ] {
         let mut b = Probe::new().root("/nonexistent").host(8, 8 << 30).run();
         b.cpu_cores = Figure::known(quota, Source::Given);
         let plan = Plan::from_budget(&b, &Settings::NONE, &none()).unwrap();
@@ -472,5 +478,35 @@ fn a_flavor_and_a_worker_count_in_two_layers_the_later_wins() {
     assert_eq!(
         plan.flavor.reason.to_string(),
         "set by COLDSTART_WORKER_THREADS"
+    );
+}
+
+/// On Lambda the first invocation's answer is the first response; a timer, overdue
+/// when a frozen environment thaws for a late first invocation, would start deferred
+/// work beside it. The variable still sets one.
+#[test]
+fn on_lambda_no_fallback_timer_unless_set() {
+    let mut lambda = budget(Some(0.29), Some(512 << 20));
+    lambda.platform = Platform::AwsLambda;
+    let plan = Plan::from_budget(&lambda, &Settings::NONE, &none()).unwrap();
+    assert_eq!(plan.first_response_fallback.value, None);
+    assert_eq!(
+        plan.first_response_fallback.reason.to_string(),
+        "on Lambda the first invocation's answer starts deferred work"
+    );
+    let set = Env::fixed([("COLDSTART_FIRST_RESPONSE_FALLBACK", "5s")]);
+    let plan = Plan::from_budget(&lambda, &Settings::NONE, &set).unwrap();
+    assert_eq!(
+        plan.first_response_fallback.value,
+        Some(std::time::Duration::from_secs(5))
+    );
+    let elsewhere = Plan::from_budget(
+        &budget(Some(0.29), Some(512 << 20)),
+        &Settings::NONE,
+        &none(),
+    );
+    assert_eq!(
+        elsewhere.unwrap().first_response_fallback.value,
+        Some(DEFAULT_FIRST_RESPONSE_FALLBACK)
     );
 }

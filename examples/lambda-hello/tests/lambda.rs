@@ -927,6 +927,10 @@ fn sigterm_runs_the_final_flush_and_the_process_exits_cleanly() {
         stderr.contains("coldstart: lambda: final flush done, 0 spans left"),
         "{stderr}"
     );
+    assert!(
+        !stderr.contains("could not register"),
+        "the emulator took the registration: {stderr}"
+    );
     let spans = collector.spans();
     assert_eq!(spans.len(), 2, "{spans:?}");
 }
