@@ -21,14 +21,27 @@ pub(crate) const MAX_TEXT: u64 = 64 << 20;
 /// longer, but the keys it needs come in its first lines.
 pub(crate) const BUF: usize = 4096;
 
-/// Reads at most `BUF` bytes of `path` into `buf` and returns them as text.
+/// Reads at most `BUF` bytes of `path` into `buf` and returns them as text. A file
+/// longer than that keeps its whole lines (`memory.stat`, whose keys come first). A
+/// file whose first line does not fit, or that is not UTF-8 text, is an error: the part
+/// before the cut or the odd byte (`67` of `67\xff108864`) would be read as the value.
 pub(crate) fn read_small<'b>(path: &Path, buf: &'b mut [u8; BUF]) -> io::Result<&'b str> {
     let len = fill(&mut open(path)?, buf)?;
-    let bytes = &buf[..len];
-    Ok(match std::str::from_utf8(bytes) {
-        Ok(s) => s,
-        // A read that stopped inside a multi-byte character keeps the whole lines.
-        Err(e) => std::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or(""),
+    let mut bytes = &buf[..len];
+    if len == BUF {
+        let Some(end) = bytes.iter().rposition(|&b| b == b'\n') else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("a line longer than {BUF} bytes"),
+            ));
+        };
+        bytes = &bytes[..=end];
+    }
+    std::str::from_utf8(bytes).map_err(|e| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("not UTF-8 text (byte {})", e.valid_up_to() + 1),
+        )
     })
 }
 
@@ -140,6 +153,58 @@ mod tests {
             self.0 = &self.0[n..];
             Ok(n)
         }
+    }
+
+    /// A file in a fixture tree (`doctor --root`) with `bytes`, read by `read_small`.
+    fn small(name: &str, bytes: &[u8]) -> Result<String, String> {
+        let path = std::env::temp_dir().join(format!(
+            "coldstart-read-small-{}-{name}",
+            std::process::id()
+        ));
+        std::fs::write(&path, bytes).map_err(|e| e.to_string())?;
+        let mut buf = [0; BUF];
+        let read = read_small(&path, &mut buf)
+            .map(str::to_owned)
+            .map_err(|e| e.to_string());
+        let _ = std::fs::remove_file(&path);
+        read
+    }
+
+    /// An odd byte in a value, or a value cut at the buffer's end, is not the value:
+    /// `67\xff108864` read as `67` made a 67-byte budget.
+    #[test]
+    fn a_file_that_is_not_text_or_whose_line_does_not_fit_is_an_error() {
+        assert_eq!(
+            small("bad-byte", b"67\xff108864\n"),
+            Err("not UTF-8 text (byte 3)".to_owned())
+        );
+        assert_eq!(
+            small(
+                "cut-character",
+                "max 100000\u{e9}".as_bytes().split_last().unwrap().1
+            ),
+            Err("not UTF-8 text (byte 11)".to_owned())
+        );
+        let long = vec![b'1'; BUF + 10];
+        assert_eq!(
+            small("long", &long),
+            Err(format!("a line longer than {BUF} bytes"))
+        );
+        assert_eq!(
+            small("value", b"max 100000\n"),
+            Ok("max 100000\n".to_owned())
+        );
+        // Longer than the buffer, in lines: the whole lines, the cut one left out, also
+        // where the cut falls inside a character.
+        let mut stat = String::new();
+        while stat.len() < BUF - 20 {
+            stat.push_str("cache 4096\n");
+        }
+        let kept = stat.clone();
+        stat.push_str(
+            "hierarchical\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}_limit 1\n",
+        );
+        assert_eq!(small("stat", stat.as_bytes()), Ok(kept));
     }
 
     #[test]
