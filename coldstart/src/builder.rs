@@ -202,6 +202,12 @@ pub(crate) fn run<F: Future>(
     describe: fn(&F::Output) -> Option<String>,
 ) -> F::Output {
     let env = coldstart_runtime::load_env(env);
+    if coldstart_runtime::plan().is_some() {
+        // Started before in this process: `block_on_in` ends it with one line and exit
+        // code 70, before telemetry is installed a second time and says more (its bad
+        // values again, a second `tracing` subscriber refused).
+        return coldstart_runtime::block_on_in(settings, &env, body);
+    }
     #[cfg(feature = "lambda")]
     let body = async move {
         coldstart_lambda::prepare();

@@ -439,11 +439,21 @@ pub(crate) async fn run_after_first_response() {
             write_profile(&path).map(|()| path)
         })
         .await;
-        if let Err((path, e)) = written {
-            coldstart_bootstrap::say!(
+        match written {
+            // Recorded at the fallback timer, the profile takes for `later` what a
+            // request that came after it read: the next start would defer it, onto the
+            // first request's path.
+            Ok(path) if lifecycle::trigger() == Some(lifecycle::Trigger::Fallback) => {
+                coldstart_bootstrap::say!(
+                    "coldstart: {PROFILE_OUT}={} was written when the fallback timer fired, with no request answered: a static a request reads later is recorded as not needed (send the run a request sooner, or set COLDSTART_FIRST_RESPONSE_FALLBACK longer)",
+                    path.display()
+                );
+            }
+            Ok(_) => {}
+            Err((path, e)) => coldstart_bootstrap::say!(
                 "coldstart: cannot write {PROFILE_OUT}={}: {e}",
                 path.display()
-            );
+            ),
         }
     }
     finish_deferred();

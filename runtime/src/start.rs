@@ -403,7 +403,8 @@ fn print_report() {
 }
 
 /// Runs a test body the way `#[tokio::test]` does: current_thread unless asked, no
-/// probe and no plan, so tests behave the same on every machine.
+/// probe and no plan, so tests behave the same on every machine. There is no end of
+/// `main` and no shutdown: hooks the body registers do not run.
 ///
 /// # Panics
 ///

@@ -4,7 +4,8 @@
 //! makes n threads read `SLOW` at the same moment before the first response;
 //! `DEMO_END_EARLY=1` ends `main` before the first response; `DEMO_RETURN_AT_ONCE=1`
 //! right after it, without waiting for the deferred inits, and `DEMO_RETURN_AFTER_MS=n`
-//! n ms after it; `DEMO_HOOK=1` registers a
+//! n ms after it; `DEMO_SILENT_MS=n` waits n ms without answering, then for the
+//! deferred inits, and ends; `DEMO_HOOK=1` registers a
 //! shutdown hook that prints `shutdown hook ran`, after `DEMO_HOOK_MS`, and
 //! `DEMO_EARLY_HOOK=1` one that prints `early hook ran`, registered by the `config`
 //! init; `DEMO_CD=dir` makes the body change to that directory first;
@@ -101,6 +102,13 @@ async fn main() {
             tokio::time::sleep(Duration::from_millis(ms("DEMO_HOOK_MS"))).await;
             println!("shutdown hook ran");
         });
+    }
+    if std::env::var_os("DEMO_SILENT_MS").is_some() {
+        // A program that answers nothing (or not yet) when the fallback timer fires.
+        tokio::time::sleep(Duration::from_millis(ms("DEMO_SILENT_MS"))).await;
+        coldstart::deferred_done().await;
+        println!("end");
+        return;
     }
     if std::env::var_os("DEMO_END_EARLY").is_some() {
         // A program that ends before it ever answers.

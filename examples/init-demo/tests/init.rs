@@ -718,6 +718,38 @@ fn the_end_of_main_waits_for_the_deferred_init_running_with_the_runtime_running(
     }
 }
 
+/// A profile written when the fallback timer started the deferred work, no request
+/// answered, is written and said to be so: it takes for not needed what a request
+/// that came later read.
+#[test]
+fn a_profile_written_at_the_fallback_timer_says_so() {
+    let out = temp_file("fallback.profile");
+    let r = demo(&[
+        ("DEMO_SILENT_MS", "400"),
+        ("COLDSTART_FIRST_RESPONSE_FALLBACK", "100ms"),
+        ("COLDSTART_PROFILE_OUT", out.to_str().unwrap()),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(out.exists(), "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&format!(
+            "coldstart: COLDSTART_PROFILE_OUT={} was written when the fallback timer fired, with no request answered",
+            out.display()
+        )),
+        "{}",
+        r.stderr
+    );
+    // After a first response, nothing of the kind.
+    let out = temp_file("answered.profile");
+    let r = demo(&[("COLDSTART_PROFILE_OUT", out.to_str().unwrap())]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        out.exists() && !r.stderr.contains("fallback"),
+        "{}",
+        r.stderr
+    );
+}
+
 #[test]
 fn a_library_registers_only_when_the_program_links_it() {
     let linked = run(env!("CARGO_BIN_EXE_linked"), &[]);
