@@ -180,6 +180,17 @@ pub(crate) fn subjects(kind: &str) -> Vec<String> {
         .collect()
 }
 
+/// How many problems of `kind` about `subject` have been reported in this process,
+/// printed or not.
+#[cfg(all(test, feature = "metrics"))]
+pub(crate) fn reports_about(kind: &str, subject: &str) -> u64 {
+    let seen = SEEN.lock().unwrap_or_else(|p| p.into_inner());
+    seen.iter()
+        .filter(|s| s.kind == kind && s.subject == subject)
+        .map(|s| s.reports)
+        .sum()
+}
+
 /// How many problems of `kind` have been reported in this process, printed or not,
 /// whatever their subject.
 #[cfg(test)]

@@ -20,7 +20,8 @@ Memory stays bounded whatever clients do, and idle clients cannot keep a scraper
 - a connection that sends no complete request head within [`LIMITS`]`.header_read`
   (idle between requests included) is closed, and none lives longer than
   [`LIMITS`]`.lifetime` (a client that sends a request and never reads the answer
-  holds its place no longer than that).
+  holds its place no longer than that and [`LAST_ANSWER`], 10 s, to finish the
+  answer being written).
 */
 
 use std::convert::Infallible;

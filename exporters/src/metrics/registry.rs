@@ -320,15 +320,16 @@ impl Registry {
                 families.push((name, kind, lines));
             }
         };
+        let mut said = Said::default();
         for (key, v) in read(&self.counters) {
             let name = sanitize(key.name());
-            let line = sample(&name, "", &key, None, v.load(), grouping);
+            let line = sample(&name, "", &key, None, v.load(), grouping, &mut said);
             add(name, Kind::Counter, vec![line]);
         }
         for (key, v) in read(&self.gauges) {
             let name = sanitize(key.name());
             let value = Float(f64::from_bits(v.load()));
-            let line = sample(&name, "", &key, None, value, grouping);
+            let line = sample(&name, "", &key, None, value, grouping, &mut said);
             add(name, Kind::Gauge, vec![line]);
         }
         for (key, h) in read(&self.histograms) {
@@ -348,10 +349,19 @@ impl Registry {
                     Some(&le),
                     cumulative,
                     grouping,
+                    &mut said,
                 ));
             }
             let sum = Float(f64::from_bits(h.sum_bits.load(Ordering::Relaxed)));
-            lines.push(sample(&name, "_sum", &key, Some(""), sum, grouping));
+            lines.push(sample(
+                &name,
+                "_sum",
+                &key,
+                Some(""),
+                sum,
+                grouping,
+                &mut said,
+            ));
             lines.push(sample(
                 &name,
                 "_count",
@@ -359,6 +369,7 @@ impl Registry {
                 Some(""),
                 cumulative,
                 grouping,
+                &mut said,
             ));
             add(name, Kind::Histogram, lines);
         }
@@ -472,6 +483,24 @@ fn recorded_twice(name: &str, series: &str, then: &str) -> String {
     )
 }
 
+/// The problems of a rendering's sample lines already said for a family: said once a
+/// family, not once a line (a histogram's every bucket, and every series), each time
+/// taking the problems' lock and telling every plugin.
+#[derive(Default)]
+struct Said(Vec<(&'static str, String)>);
+
+impl Said {
+    /// Whether `kind` is yet to be said for the family `name` in this rendering; it is
+    /// from now on.
+    fn first(&mut self, kind: &'static str, name: &str) -> bool {
+        if self.0.iter().any(|(k, n)| *k == kind && n == name) {
+            return false;
+        }
+        self.0.push((kind, name.to_owned()));
+        true
+    }
+}
+
 /// A sample line without its value: the series.
 fn series(line: &str) -> &str {
     line.rsplit_once(' ').map_or(line, |(series, _)| series)
@@ -492,6 +521,7 @@ fn sample(
     le: Option<&str>,
     value: impl std::fmt::Display,
     grouping: &[&str],
+    said: &mut Said,
 ) -> String {
     let mut pairs: Vec<(String, &str)> = Vec::with_capacity(key.labels().len() + 1);
     for label in key.labels() {
@@ -500,23 +530,27 @@ fn sample(
         }
         let mut label_name = sanitize(label.key()).replace(':', "_");
         if grouping.contains(&label_name.as_str()) {
-            problem::report_about("metrics-grouping-label", name, || {
-                format!(
-                    "metrics: label `{label_name}` of `{name}` is one of the push's grouping labels, which the gateway sets; it is pushed as `exported_{label_name}`"
-                )
-            });
+            if said.first("metrics-grouping-label", name) {
+                problem::report_about("metrics-grouping-label", name, || {
+                    format!(
+                        "metrics: label `{label_name}` of `{name}` is one of the push's grouping labels, which the gateway sets; it is pushed as `exported_{label_name}`"
+                    )
+                });
+            }
             label_name.insert_str(0, "exported_");
         }
         // `__` starts the names Prometheus keeps for itself; a Pushgateway refuses
         // the whole push for one.
         let reserved = (le.is_some() && label_name == "le") || label_name.starts_with("__");
         if label_name.is_empty() || reserved || pairs.iter().any(|(k, _)| *k == label_name) {
-            problem::report_about("metrics-label-left-out", name, || {
-                format!(
-                    "metrics: label `{}` of `{name}` is empty, reserved (`le`, or starting with `__`) or repeated once cleaned; it is left out",
-                    label.key()
-                )
-            });
+            if said.first("metrics-label-left-out", name) {
+                problem::report_about("metrics-label-left-out", name, || {
+                    format!(
+                        "metrics: label `{}` of `{name}` is empty, reserved (`le`, or starting with `__`) or repeated once cleaned; it is left out",
+                        label.key()
+                    )
+                });
+            }
             continue;
         }
         pairs.push((label_name, label.value()));
@@ -1172,6 +1206,39 @@ mod tests {
         assert!(
             scraped.contains("\ntasks_total{job=\"resize\"} 1\n"),
             "{scraped}"
+        );
+    }
+
+    /// A label renamed or left out is said once a family in a rendering, not once a
+    /// sample line: each saying takes the problems' lock and tells every plugin.
+    #[test]
+    fn a_labels_problem_is_said_once_a_family_not_once_a_line() {
+        static R: Registry = Registry::new();
+        let rec = Installed(&R);
+        let m = Metadata::new("t", metrics::Level::INFO, None);
+        for job in ["a", "b", "c"] {
+            let labels = vec![
+                metrics::Label::new("job", job),
+                metrics::Label::new("__x", "y"),
+            ];
+            let key = Key::from_parts("said_once_seconds", labels);
+            rec.register_histogram(&key, &m).record(0.5);
+        }
+        let said = |kind| problem::reports_about(kind, "said_once_seconds");
+        let before = (
+            said("metrics-grouping-label"),
+            said("metrics-label-left-out"),
+        );
+        let mut out = String::new();
+        R.render(&mut out, &[], &["job"]);
+        assert!(out.contains("exported_job=\"c\""), "{out}");
+        assert!(!out.contains("__x"), "{out}");
+        assert_eq!(
+            (
+                said("metrics-grouping-label"),
+                said("metrics-label-left-out")
+            ),
+            (before.0 + 1, before.1 + 1)
         );
     }
 }
