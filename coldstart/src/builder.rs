@@ -117,9 +117,11 @@ impl Builder {
     /// line and its default used, as for its variable. A runtime that cannot be built
     /// ends it with 71, and a second start in one process with 70: the plan, signals
     /// and telemetry are the process's, and run once. After SIGTERM or SIGINT (once
-    /// the shutdown hooks have run: exit 0), or a `fatal` deferred init that failed
-    /// (exit 70), it ends the program rather than return: code after `block_on` does
-    /// not run then, so teardown of the program's own belongs in a shutdown hook.
+    /// the shutdown hooks have run: exit 0, unless the body returned by itself within
+    /// the drain deadline, whose output is returned), or a `fatal` deferred init that
+    /// failed (exit 70), it ends the program rather than return: code after
+    /// `block_on` does not run then, so teardown of the program's own belongs in a
+    /// shutdown hook.
     ///
     /// One difference from the attribute, on Lambda: a body that returns an `Err`
     /// before `coldstart::lambda::run` serves reports its init failure without the

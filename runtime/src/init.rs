@@ -103,11 +103,25 @@ pub(crate) fn finish_deferred() {
     DEFERRED_DONE.notify_waiters();
 }
 
-/// Set once `main` has ended and its hooks have run: no deferred init starts after.
-static MAIN_ENDED: AtomicBool = AtomicBool::new(false);
-/// Set while a deferred init runs on a thread of its own, until its outcome is taken.
-static IN_THREAD: AtomicBool = AtomicBool::new(false);
-static IN_THREAD_DONE: Notify = Notify::const_new();
+/// Where the deferred inits are, as the end of `main` sees them. One lock for both, so
+/// that an init either starts before the end of `main` (which then waits for it, when
+/// it runs on a thread) or not at all.
+struct Turn {
+    /// `main` has ended and its hooks have run: no deferred init starts after.
+    main_ended: bool,
+    /// A deferred init runs on a thread of its own, until its outcome is taken.
+    in_thread: bool,
+}
+
+static TURN: Mutex<Turn> = Mutex::new(Turn {
+    main_ended: false,
+    in_thread: false,
+});
+static TURN_OVER: Notify = Notify::const_new();
+
+fn turn() -> MutexGuard<'static, Turn> {
+    TURN.lock().unwrap_or_else(PoisonError::into_inner)
+}
 
 /// The end of `main`, once its hooks have run: no further deferred init starts, and
 /// the one running on a thread of its own (as `#[tokio::main]` waits for its blocking
@@ -116,13 +130,25 @@ static IN_THREAD_DONE: Notify = Notify::const_new();
 /// it spawned), which nothing would drive once `block_on` has returned on
 /// `current_thread`. One that runs on the runtime is cancelled with it, as a task is.
 pub(crate) async fn end_deferred() {
-    MAIN_ENDED.store(true, Ordering::Release);
-    lifecycle::wait_until(&IN_THREAD_DONE, || !IN_THREAD.load(Ordering::Acquire)).await;
+    turn().main_ended = true;
+    lifecycle::wait_until(&TURN_OVER, || !turn().in_thread).await;
 }
 
-/// Whether the deferred inits stop here: a signal, or the end of `main`.
-fn deferred_stop() -> bool {
-    lifecycle::stop_asked() || MAIN_ENDED.load(Ordering::Acquire)
+/// Whether the next deferred init may start (it does, `in_thread` or not): not after
+/// a signal or the end of `main`.
+fn begin_deferred(in_thread: bool) -> bool {
+    let mut turn = turn();
+    if lifecycle::stop_asked() || turn.main_ended {
+        return false;
+    }
+    turn.in_thread = in_thread;
+    true
+}
+
+/// The deferred init that ran is over, its outcome taken.
+fn end_of_turn() {
+    turn().in_thread = false;
+    TURN_OVER.notify_waiters();
 }
 
 static RAN: Mutex<Records> = Mutex::new(Records {
@@ -393,16 +419,14 @@ fn fail_start_up(failure: &Failure) -> ! {
 
 /// Runs what the order places after the first response, then writes the profile if
 /// asked. Call after the first response is done. Once the program is asked to stop
-/// (a signal), no further init starts and no profile is written: the end of the
-/// program says what was left undone.
+/// (a signal) or `main` has ended, no further init starts and no profile is written:
+/// the end of the program says what was left undone.
 pub(crate) async fn run_after_first_response() {
     if let Some((order, _)) = ORDER.get() {
         for r in &order.after {
-            if deferred_stop() {
+            if !begin_deferred(!matches!(r.work, Work::Async(_))) {
                 return;
             }
-            let in_thread = !matches!(r.work, Work::Async(_));
-            IN_THREAD.store(in_thread, Ordering::Release);
             let (outcome, took) = timed(r).await;
             let finished = Ran::timed(took, outcome);
             let stops = match &finished.outcome {
@@ -420,8 +444,7 @@ pub(crate) async fn run_after_first_response() {
             if stops {
                 lifecycle::set_stop_code(EXIT_INIT);
             }
-            IN_THREAD.store(false, Ordering::Release);
-            IN_THREAD_DONE.notify_waiters();
+            end_of_turn();
             if stops {
                 lifecycle::stop(EXIT_INIT).await;
                 // Nothing more starts while the program stops, and the profile of a run
@@ -431,7 +454,8 @@ pub(crate) async fn run_after_first_response() {
             }
         }
     }
-    if deferred_stop() {
+    // The profile's write is a turn too: the end of `main` waits for it.
+    if !begin_deferred(profile_out().is_some()) {
         return;
     }
     if let Some(path) = profile_out() {
@@ -456,6 +480,7 @@ pub(crate) async fn run_after_first_response() {
             ),
         }
     }
+    end_of_turn();
     finish_deferred();
 }
 

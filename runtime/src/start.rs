@@ -335,10 +335,16 @@ pub fn block_on_in<F: Future>(settings: &Settings, env: &Env, body: F) -> F::Out
         lifecycle::run_shutdown_hooks().await;
         // Once the hooks are done (the deferred work runs on while they do): no more
         // starts, the one running on a thread of its own ends, and coldstart's other
-        // threads, while the runtime they may wait on still runs.
+        // threads, while the runtime they may wait on still runs. A signal ends the
+        // wait: the program then ends as after any signal, without waiting for them.
         if !lifecycle::stop_asked() {
-            init::end_deferred().await;
-            crate::task::wait_for_live().await;
+            tokio::select! {
+                () = async {
+                    init::end_deferred().await;
+                    crate::task::wait_for_live().await;
+                } => {}
+                _ = lifecycle::shutdown_signal() => {}
+            }
         }
         // What the end of `main` leaves undone. A fatal deferred init has said why it
         // stops.

@@ -17,13 +17,17 @@ fn library_warm_up() {
 /// What each init prints as it runs, and what `DEMO_FAIL` / `DEMO_PANIC` make it do.
 /// `DEMO_TERM` names one that first sends its own process SIGTERM and waits 300 ms,
 /// so that it ends while the program shuts down; `DEMO_WAIT_ON_RUNTIME` one that waits
-/// 300 ms on a timer of the runtime it runs inside (it must be one that runs on a
-/// thread, not an `async fn`).
+/// on a timer of the runtime it runs inside, `DEMO_WAIT_MS` (300 by default; it must
+/// be one that runs on a thread, not an `async fn`).
 pub fn step(name: &str) -> Result<(), String> {
     println!("init {name}");
     let short = name.rsplit("::").next().unwrap_or(name);
     if std::env::var("DEMO_WAIT_ON_RUNTIME").is_ok_and(|v| v == short) {
-        let wait = tokio::time::sleep(std::time::Duration::from_millis(300));
+        let ms = std::env::var("DEMO_WAIT_MS")
+            .ok()
+            .and_then(|ms| ms.parse().ok())
+            .unwrap_or(300);
+        let wait = tokio::time::sleep(std::time::Duration::from_millis(ms));
         tokio::runtime::Handle::current().block_on(wait);
         println!("{short} waited on the runtime");
     }

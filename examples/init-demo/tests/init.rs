@@ -718,6 +718,43 @@ fn the_end_of_main_waits_for_the_deferred_init_running_with_the_runtime_running(
     }
 }
 
+/// SIGTERM while the end of `main` waits for a deferred init ends the program as any
+/// signal after the hooks does (the first signal was taken and nothing acted on it:
+/// the program went on until the init ended, or a second signal).
+#[test]
+fn a_signal_ends_the_wait_at_the_end_of_main() {
+    let child = command(
+        env!("CARGO_BIN_EXE_init-demo"),
+        &[
+            ("DEMO_RETURN_AFTER_MS", "100"),
+            ("DEMO_WAIT_ON_RUNTIME", "LATER"),
+            ("DEMO_WAIT_MS", "20000"),
+            ("DEMO_HOOK", "1"),
+        ],
+    )
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    // Past the end of `main` (100 ms) and its hook, inside the init's 20 s.
+    std::thread::sleep(std::time::Duration::from_millis(800));
+    let pid = libc::pid_t::try_from(child.id()).unwrap();
+    // SAFETY: kill(2) on the child this test started, not yet waited for.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(child.wait_with_output()));
+    let Ok(out) = rx.recv_timeout(std::time::Duration::from_secs(10)) else {
+        // SAFETY: as above; the waiting thread has not reaped it, since it has not ended.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        panic!("the program went on after SIGTERM while the end of main waited");
+    };
+    let out = out.unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(stdout.contains("shutdown hook ran"), "{stdout}");
+    assert!(!stdout.contains("LATER waited on the runtime"), "{stdout}");
+}
+
 /// A profile written when the fallback timer started the deferred work, no request
 /// answered, is written and said to be so: it takes for not needed what a request
 /// that came later read.

@@ -483,20 +483,24 @@ fn recorded_twice(name: &str, series: &str, then: &str) -> String {
     )
 }
 
-/// The problems of a rendering's sample lines already said for a family: said once a
-/// family, not once a line (a histogram's every bucket, and every series), each time
+/// The problems of a rendering's sample lines already said: each once a family and
+/// label, not once a line (a histogram's every bucket, and every series), each time
 /// taking the problems' lock and telling every plugin.
 #[derive(Default)]
-struct Said(Vec<(&'static str, String)>);
+struct Said(Vec<(&'static str, String, String)>);
 
 impl Said {
-    /// Whether `kind` is yet to be said for the family `name` in this rendering; it is
-    /// from now on.
-    fn first(&mut self, kind: &'static str, name: &str) -> bool {
-        if self.0.iter().any(|(k, n)| *k == kind && n == name) {
+    /// Whether `kind` is yet to be said of `label` in the family `name` in this
+    /// rendering; it is from now on.
+    fn first(&mut self, kind: &'static str, name: &str, label: &str) -> bool {
+        if self
+            .0
+            .iter()
+            .any(|(k, n, l)| *k == kind && n == name && l == label)
+        {
             return false;
         }
-        self.0.push((kind, name.to_owned()));
+        self.0.push((kind, name.to_owned(), label.to_owned()));
         true
     }
 }
@@ -530,7 +534,7 @@ fn sample(
         }
         let mut label_name = sanitize(label.key()).replace(':', "_");
         if grouping.contains(&label_name.as_str()) {
-            if said.first("metrics-grouping-label", name) {
+            if said.first("metrics-grouping-label", name, &label_name) {
                 problem::report_about("metrics-grouping-label", name, || {
                     format!(
                         "metrics: label `{label_name}` of `{name}` is one of the push's grouping labels, which the gateway sets; it is pushed as `exported_{label_name}`"
@@ -543,7 +547,7 @@ fn sample(
         // the whole push for one.
         let reserved = (le.is_some() && label_name == "le") || label_name.starts_with("__");
         if label_name.is_empty() || reserved || pairs.iter().any(|(k, _)| *k == label_name) {
-            if said.first("metrics-label-left-out", name) {
+            if said.first("metrics-label-left-out", name, label.key()) {
                 problem::report_about("metrics-label-left-out", name, || {
                     format!(
                         "metrics: label `{}` of `{name}` is empty, reserved (`le`, or starting with `__`) or repeated once cleaned; it is left out",

@@ -20,7 +20,9 @@ use opentelemetry::propagation::text_map_propagator::FieldIter;
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 
-/// Writes `cx` (its span and baggage) into outgoing HTTP headers.
+/// Writes `cx` (its span and baggage) into outgoing HTTP headers. A span without a
+/// trace state sends no `tracestate` (W3C Trace Context asks vendors to avoid sending
+/// an empty one), and one left from another request is taken out.
 ///
 /// ```
 /// use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
@@ -39,6 +41,9 @@ pub fn inject_headers(cx: &Context, headers: &mut http::HeaderMap) {
     opentelemetry::global::get_text_map_propagator(|p| {
         p.inject_context(cx, &mut HeaderInjector(headers));
     });
+    if headers.get("tracestate").is_some_and(|v| v.is_empty()) {
+        headers.remove("tracestate");
+    }
 }
 
 /// Reads the context carried by incoming HTTP headers, as the W3C specifications
@@ -50,9 +55,13 @@ pub fn extract_headers(headers: &http::HeaderMap) -> Context {
     opentelemetry::global::get_text_map_propagator(|p| p.extract(&extractor))
 }
 
-/// Writes `cx` into a message's string headers (Kafka, NATS, SQS attributes...).
+/// Writes `cx` into a message's string headers (Kafka, NATS, SQS attributes...), as
+/// [`inject_headers`] does: no empty `tracestate` (SQS refuses an empty attribute).
 pub fn inject_map(cx: &Context, map: &mut HashMap<String, String>) {
     opentelemetry::global::get_text_map_propagator(|p| p.inject_context(cx, map));
+    if map.get("tracestate").is_some_and(String::is_empty) {
+        map.remove("tracestate");
+    }
 }
 
 /// Reads the context carried by a message's string headers.
@@ -96,8 +105,7 @@ pub(crate) struct TraceContext(TraceContextPropagator);
 
 impl TextMapPropagator for TraceContext {
     fn inject_context(&self, cx: &Context, injector: &mut dyn Injector) {
-        self.0
-            .inject_context(cx, &mut WithoutEmptyTracestate(injector));
+        self.0.inject_context(cx, injector);
     }
 
     fn extract_with_context(&self, cx: &Context, extractor: &dyn Extractor) -> Context {
@@ -110,19 +118,6 @@ impl TextMapPropagator for TraceContext {
 
     fn fields(&self) -> FieldIter<'_> {
         self.0.fields()
-    }
-}
-
-/// An injector that is not given an empty `tracestate`, which the SDK writes for every
-/// span without one: W3C Trace Context asks vendors to avoid sending it, and a message
-/// attribute that is empty can be refused (SQS refuses an empty string attribute).
-struct WithoutEmptyTracestate<'a>(&'a mut dyn Injector);
-
-impl Injector for WithoutEmptyTracestate<'_> {
-    fn set(&mut self, key: &str, value: String) {
-        if !(key == "tracestate" && value.is_empty()) {
-            self.0.set(key, value);
-        }
     }
 }
 
@@ -540,6 +535,12 @@ mod tests {
         assert!(headers.get("tracestate").is_none(), "{headers:?}");
         inject_headers(&cx("vendor=abc"), &mut headers);
         assert_eq!(headers["tracestate"], "vendor=abc");
+        // Headers used again: the state of the span before does not stay.
+        inject_headers(&cx(""), &mut headers);
+        assert!(headers.get("tracestate").is_none(), "{headers:?}");
+        map.insert("tracestate".to_owned(), "vendor=old".to_owned());
+        inject_map(&cx(""), &mut map);
+        assert!(!map.contains_key("tracestate"), "{map:?}");
     }
 
     /// Flags past the sampled bit (Level 2's `random`, `02`) keep the parent, and only

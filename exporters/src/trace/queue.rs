@@ -109,15 +109,14 @@ impl Queue {
     /// same moment finds each span either still queued or in flight, never in neither.
     /// Taken from the front of a ring, so a long queue is not moved for each batch,
     /// under the lock every span's end takes; emptied, it gives back what a burst
-    /// (a collector away for a while) made it hold beyond a few batches.
+    /// (a collector away for a while) made it hold beyond one batch.
     fn take_batch(&self) -> Vec<SpanData> {
         let mut spans = self.spans.lock().unwrap_or_else(|p| p.into_inner());
         let n = spans.len().min(self.settings.batch);
         self.in_flight.store(n as u64, Ordering::Release);
         let batch = spans.drain(..n).collect();
-        let kept = self.settings.batch.saturating_mul(4);
-        if spans.is_empty() && spans.capacity() > kept {
-            spans.shrink_to(kept);
+        if spans.is_empty() && spans.capacity() > self.settings.batch {
+            spans.shrink_to(self.settings.batch);
         }
         batch
     }
@@ -467,6 +466,20 @@ mod tests {
 
     /// At shutdown, what the last export cannot send by its deadline is counted and
     /// returned, including a batch the scheduled export is still waiting on.
+    /// Emptied, the queue holds no more than a batch's room: a burst's memory is given
+    /// back (on a small board, thousands of spans' worth).
+    #[tokio::test]
+    async fn an_emptied_queue_gives_back_what_a_burst_took() {
+        let _serial = EXPORTING.lock().await;
+        let queue = queue_of(10, HOUR, 10);
+        assert!(queue.spans.lock().unwrap().capacity() >= 10);
+        let exporter = tokio::sync::Mutex::new(Batches::default());
+        queue.flush(&exporter, None).await;
+        assert_eq!(queue.len(), 0);
+        assert!(queue.spans.lock().unwrap().capacity() <= 2);
+        assert_eq!(exporter.lock().await.0.lock().unwrap().len(), 5);
+    }
+
     #[tokio::test]
     async fn the_last_export_counts_what_it_leaves_behind() {
         let _serial = EXPORTING.lock().await;
