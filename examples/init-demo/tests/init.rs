@@ -55,28 +55,38 @@ fn command(bin: &str, env: &[(&str, &str)]) -> Command {
 /// regression that hangs start-up) fails the test, where a wait without end would
 /// hold the whole run until CI's own timeout.
 fn run(bin: &str, env: &[(&str, &str)]) -> Run {
-    let child = command(bin, env)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || tx.send(child.wait_with_output()));
-    let Ok(out) = rx.recv_timeout(std::time::Duration::from_secs(60)) else {
-        if let Ok(pid) = libc::pid_t::try_from(pid) {
-            // SAFETY: kill(2) on the child this test started; the thread waiting for
-            // it has not reaped it, since it has not ended.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-        }
-        panic!("{bin} with {env:?} did not end within 60 s");
-    };
-    let out = out.unwrap();
+    let out = ended_within(spawned(bin, env), 60, &format!("{bin} with {env:?}"));
     Run {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
+}
+
+/// [`command`], started with its output piped.
+fn spawned(bin: &str, env: &[(&str, &str)]) -> std::process::Child {
+    command(bin, env)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// What `child` wrote, once it has ended, within `seconds`: one that goes on is killed
+/// and the test fails, naming `what`.
+fn ended_within(child: std::process::Child, seconds: u64, what: &str) -> std::process::Output {
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(child.wait_with_output()));
+    let Ok(out) = rx.recv_timeout(std::time::Duration::from_secs(seconds)) else {
+        if let Ok(pid) = libc::pid_t::try_from(pid) {
+            // SAFETY: kill(2) on the child this test started; the thread waiting for
+            // it has not reaped it, since it has not ended.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        panic!("{what} did not end within {seconds} s");
+    };
+    out.unwrap()
 }
 
 fn demo(env: &[(&str, &str)]) -> Run {
@@ -723,7 +733,7 @@ fn the_end_of_main_waits_for_the_deferred_init_running_with_the_runtime_running(
 /// the program went on until the init ended, or a second signal).
 #[test]
 fn a_signal_ends_the_wait_at_the_end_of_main() {
-    let child = command(
+    let child = spawned(
         env!("CARGO_BIN_EXE_init-demo"),
         &[
             ("DEMO_RETURN_AFTER_MS", "100"),
@@ -731,24 +741,17 @@ fn a_signal_ends_the_wait_at_the_end_of_main() {
             ("DEMO_WAIT_MS", "20000"),
             ("DEMO_HOOK", "1"),
         ],
-    )
-    .stdout(std::process::Stdio::piped())
-    .stderr(std::process::Stdio::piped())
-    .spawn()
-    .unwrap();
+    );
     // Past the end of `main` (100 ms) and its hook, inside the init's 20 s.
     std::thread::sleep(std::time::Duration::from_millis(800));
     let pid = libc::pid_t::try_from(child.id()).unwrap();
     // SAFETY: kill(2) on the child this test started, not yet waited for.
     unsafe { libc::kill(pid, libc::SIGTERM) };
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || tx.send(child.wait_with_output()));
-    let Ok(out) = rx.recv_timeout(std::time::Duration::from_secs(10)) else {
-        // SAFETY: as above; the waiting thread has not reaped it, since it has not ended.
-        unsafe { libc::kill(pid, libc::SIGKILL) };
-        panic!("the program went on after SIGTERM while the end of main waited");
-    };
-    let out = out.unwrap();
+    let out = ended_within(
+        child,
+        10,
+        "the program, sent SIGTERM while the end of main waited,",
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout}");
     assert!(stdout.contains("shutdown hook ran"), "{stdout}");
