@@ -22,14 +22,15 @@ enum Layout {
 struct Input<'a> {
     layout: Layout,
     /// `/proc/self/cgroup`; `None` writes the usual lines for the layout, with the
-    /// process at `/svc/app` (or `/../svc/app`, as in a cgroup namespace).
-    proc_cgroup: Option<&'a str>,
+    /// process at `/svc/app` (or `/../svc/app`, as in a cgroup namespace). Files hold
+    /// any bytes, text or not, as a fixture tree's may.
+    proc_cgroup: Option<&'a [u8]>,
     namespaced: bool,
-    mountinfo: Option<&'a str>,
+    mountinfo: Option<&'a [u8]>,
     /// `cpu.max`, `memory.max`, `memory.high`, `cpu.cfs_quota_us`, `cpu.cfs_period_us`,
     /// `memory.limit_in_bytes`, `memory.stat`, at the process's cgroup and its parent.
-    leaf: [Option<&'a str>; 7],
-    parent: [Option<&'a str>; 7],
+    leaf: [Option<&'a [u8]>; 7],
+    parent: [Option<&'a [u8]>; 7],
     lambda_memory: Option<&'a str>,
     host_cpus: u32,
     host_memory: u64,
@@ -53,7 +54,7 @@ fn scratch() -> &'static Path {
     })
 }
 
-fn write(root: &Path, path: &str, contents: Option<&str>) {
+fn write(root: &Path, path: &str, contents: Option<&[u8]>) {
     if let Some(contents) = contents {
         let p = root.join(path);
         fs::create_dir_all(p.parent().expect("a file in a directory")).expect("scratch dir");
@@ -62,7 +63,7 @@ fn write(root: &Path, path: &str, contents: Option<&str>) {
 }
 
 /// The files of one cgroup directory (`at`), v2 or v1 per the layout.
-fn cgroup_files(root: &Path, layout: &Layout, at: &str, files: &[Option<&str>; 7]) {
+fn cgroup_files(root: &Path, layout: &Layout, at: &str, files: &[Option<&[u8]>; 7]) {
     match layout {
         Layout::V2 => {
             for (name, contents) in V2_FILES.iter().zip(&files[..3]) {
@@ -71,7 +72,7 @@ fn cgroup_files(root: &Path, layout: &Layout, at: &str, files: &[Option<&str>; 7
             write(
                 root,
                 &format!("sys/fs/cgroup{at}/cgroup.type"),
-                Some("domain\n"),
+                Some(b"domain\n"),
             );
         }
         Layout::V1 | Layout::Hybrid => {
@@ -107,20 +108,24 @@ libfuzzer_sys::fuzz_target!(|input: Input<'_>| {
     write(
         root,
         "proc/self/cgroup",
-        Some(input.proc_cgroup.unwrap_or(&usual)),
+        Some(input.proc_cgroup.unwrap_or(usual.as_bytes())),
     );
     write(root, "proc/self/mountinfo", input.mountinfo);
     match input.layout {
         Layout::V2 => write(
             root,
             "sys/fs/cgroup/cgroup.controllers",
-            Some("cpu memory\n"),
+            Some(b"cpu memory\n"),
         ),
         Layout::V1 | Layout::Hybrid => {
-            write(root, "sys/fs/cgroup/cpu,cpuacct/release_agent", Some("\n"));
-            write(root, "sys/fs/cgroup/memory/release_agent", Some("\n"));
+            write(root, "sys/fs/cgroup/cpu,cpuacct/release_agent", Some(b"\n"));
+            write(root, "sys/fs/cgroup/memory/release_agent", Some(b"\n"));
             if matches!(input.layout, Layout::Hybrid) {
-                write(root, "sys/fs/cgroup/unified/cgroup.controllers", Some("\n"));
+                write(
+                    root,
+                    "sys/fs/cgroup/unified/cgroup.controllers",
+                    Some(b"\n"),
+                );
             }
         }
     }
