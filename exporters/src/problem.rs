@@ -184,22 +184,21 @@ pub(crate) fn subjects(kind: &str) -> Vec<String> {
 /// printed or not.
 #[cfg(all(test, feature = "metrics"))]
 pub(crate) fn reports_about(kind: &str, subject: &str) -> u64 {
-    let seen = SEEN.lock().unwrap_or_else(|p| p.into_inner());
-    seen.iter()
-        .filter(|s| s.kind == kind && s.subject == subject)
-        .map(|s| s.reports)
-        .sum()
+    reports_where(|s| s.kind == kind && s.subject == subject)
 }
 
 /// How many problems of `kind` have been reported in this process, printed or not,
 /// whatever their subject.
 #[cfg(test)]
 pub(crate) fn reports(kind: &str) -> u64 {
+    reports_where(|s| s.kind == kind)
+}
+
+/// How many problems of the kinds and subjects `counted` takes have been reported.
+#[cfg(test)]
+fn reports_where(counted: impl Fn(&Seen) -> bool) -> u64 {
     let seen = SEEN.lock().unwrap_or_else(|p| p.into_inner());
-    seen.iter()
-        .filter(|s| s.kind == kind)
-        .map(|s| s.reports)
-        .sum()
+    seen.iter().filter(|s| counted(s)).map(|s| s.reports).sum()
 }
 
 #[cfg(test)]

@@ -159,7 +159,7 @@ const NOT_SERIALISED: &str = "response_not_serialized";
 
 /// The `error.type` and the message of a response (or a handler's error) that did not
 /// reach the Runtime API, from lambda_runtime's error.
-fn not_posted(e: &BoxError) -> (&'static str, String) {
+fn why_not_posted(e: &BoxError) -> (&'static str, String) {
     if e.downcast_ref::<serde_json::Error>().is_some() {
         let message = format!("the response could not be serialised to JSON: {e}");
         return (NOT_SERIALISED, message);
@@ -183,7 +183,7 @@ pub(crate) fn end(cx: &Context, not_posted: Option<&BoxError>, not_called: bool)
         ));
     }
     if let Some(e) = not_posted {
-        let (error_type, message) = self::not_posted(e);
+        let (error_type, message) = why_not_posted(e);
         if crate::handler::failed() {
             span.add_event(message, Vec::new());
         } else {
@@ -304,7 +304,7 @@ fn valued<'a>(part: &'a [u8], value: &'a str) -> impl Iterator<Item = &'a str> +
 
 #[cfg(test)]
 mod tests {
-    use super::{BoxError, not_posted, resource_id, trigger};
+    use super::{BoxError, resource_id, trigger, why_not_posted};
 
     /// lambda_runtime serialises the response before posting it, and gives a failure
     /// to do so as it gives a failed post.
@@ -313,14 +313,14 @@ mod tests {
         let mut keys = std::collections::HashMap::new();
         keys.insert((1, 2), 3);
         let serde: BoxError = serde_json::to_vec(&keys).unwrap_err().into();
-        let (error_type, message) = not_posted(&serde);
+        let (error_type, message) = why_not_posted(&serde);
         assert_eq!(error_type, "response_not_serialized");
         assert_eq!(
             message,
             "the response could not be serialised to JSON: key must be a string"
         );
         let closed: BoxError = std::io::Error::from(std::io::ErrorKind::ConnectionReset).into();
-        let (error_type, message) = not_posted(&closed);
+        let (error_type, message) = why_not_posted(&closed);
         assert_eq!(error_type, "response_not_posted");
         assert!(
             message.starts_with("the response could not be posted"),

@@ -455,10 +455,11 @@ pub(crate) async fn run_after_first_response() {
         }
     }
     // The profile's write is a turn too: the end of `main` waits for it.
-    if !begin_deferred(profile_out().is_some()) {
+    let out = profile_out();
+    if !begin_deferred(out.is_some()) {
         return;
     }
-    if let Some(path) = profile_out() {
+    if let Some(path) = out {
         let written = crate::task::off_runtime("coldstart-profile", move || {
             write_profile(&path).map(|()| path)
         })

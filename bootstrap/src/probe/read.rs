@@ -157,17 +157,12 @@ mod tests {
 
     /// A file in a fixture tree (`doctor --root`) with `bytes`, read by `read_small`.
     fn small(name: &str, bytes: &[u8]) -> Result<String, String> {
-        let path = std::env::temp_dir().join(format!(
-            "coldstart-read-small-{}-{name}",
-            std::process::id()
-        ));
+        let path = coldstart_test_support::temp_file(name);
         std::fs::write(&path, bytes).map_err(|e| e.to_string())?;
         let mut buf = [0; BUF];
-        let read = read_small(&path, &mut buf)
+        read_small(&path, &mut buf)
             .map(str::to_owned)
-            .map_err(|e| e.to_string());
-        let _ = std::fs::remove_file(&path);
-        read
+            .map_err(|e| e.to_string())
     }
 
     /// An odd byte in a value, or a value cut at the buffer's end, is not the value:
