@@ -311,15 +311,11 @@ const MAX_HEAD: usize = 8 << 10;
 const LAST_ANSWER: Duration = Duration::from_secs(10);
 
 /// The response to `method path`; a large registry rendered off the runtime's
-/// threads ([`super::render_served`]).
+/// threads, once for the scrapes that wait for it ([`super::scraped`]).
 async fn answer_to(method: &Method, path: &str) -> Response<Full<Bytes>> {
     match refusal(method, path) {
         Some(refused) => refused,
-        None => response(
-            StatusCode::OK,
-            super::CONTENT_TYPE,
-            super::render_served(Vec::new()).await,
-        ),
+        None => response(StatusCode::OK, super::CONTENT_TYPE, super::scraped().await),
     }
 }
 
@@ -330,15 +326,15 @@ fn refusal(method: &Method, path: &str) -> Option<Response<Full<Bytes>>> {
         (_, "/metrics") => (StatusCode::METHOD_NOT_ALLOWED, "use GET\n"),
         _ => (StatusCode::NOT_FOUND, "metrics are at /metrics\n"),
     };
-    Some(response(
-        status,
-        "text/plain; charset=utf-8",
-        body.to_owned(),
-    ))
+    Some(response(status, "text/plain; charset=utf-8", body))
 }
 
-fn response(status: StatusCode, content_type: &'static str, body: String) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(body)));
+fn response(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(body.into()));
     *response.status_mut() = status;
     response.headers_mut().insert(
         header::CONTENT_TYPE,

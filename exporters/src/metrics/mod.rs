@@ -19,6 +19,9 @@ mod text;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use hyper::body::Bytes;
 
 use crate::config::Config;
 use crate::problem;
@@ -154,6 +157,59 @@ pub(crate) async fn render_served(grouping: Vec<String>) -> String {
     };
     LAST_RENDERED.store(body.len(), Ordering::Relaxed);
     body
+}
+
+/// The latest large rendering a scrape made, and when its sampling began; kept while
+/// scrapes wait for it ([`Waiting`]).
+static SCRAPE: tokio::sync::Mutex<Option<(Instant, Bytes)>> = tokio::sync::Mutex::const_new(None);
+
+/// How many scrapes of a large registry are waiting for [`SCRAPE`] or rendering.
+static SCRAPES_WAITING: AtomicUsize = AtomicUsize::new(0);
+
+/// The text of a scrape of `/metrics` ([`render_served`]). Scrapes that come while a
+/// large rendering is being made share the next one: each answer is still made after
+/// its request came, but many scrapers at once cost two renderings, not one each,
+/// and their connections hold one text between them, not one each (up to 64
+/// connections, [`listener`]).
+pub(crate) async fn scraped() -> Bytes {
+    if LAST_RENDERED.load(Ordering::Relaxed) <= OFF_THREAD_BYTES {
+        return Bytes::from(render_served(Vec::new()).await);
+    }
+    let asked = Instant::now();
+    // Declared before the lock's guard, so dropped after it: see `Waiting`'s `drop`.
+    let _waiting = Waiting::enter();
+    let mut latest = SCRAPE.lock().await;
+    if let Some((began, text)) = &*latest
+        && *began >= asked
+    {
+        return text.clone();
+    }
+    let began = Instant::now();
+    let text = Bytes::from(render_served(Vec::new()).await);
+    *latest = Some((began, text.clone()));
+    text
+}
+
+/// One scrape counted in [`SCRAPES_WAITING`]; the last to leave lets the latest
+/// rendering go, so that no large text is kept between scrapes. A scrape that leaves
+/// while another holds the lock leaves the text to that one, which leaves later.
+struct Waiting;
+
+impl Waiting {
+    fn enter() -> Waiting {
+        SCRAPES_WAITING.fetch_add(1, Ordering::AcqRel);
+        Waiting
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        if SCRAPES_WAITING.fetch_sub(1, Ordering::AcqRel) == 1
+            && let Ok(mut latest) = SCRAPE.try_lock()
+        {
+            *latest = None;
+        }
+    }
 }
 
 /// [`render`], with the program's labels named in `grouping` (a push's grouping

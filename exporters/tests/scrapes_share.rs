@@ -1,0 +1,119 @@
+//! Scrapes of a large registry that come while one is being rendered share the next
+//! rendering, made after they all came: eight scrapers at once cost two renderings,
+//! not eight, and each answer is still newer than its request. What is rendered is
+//! seen from a collector that is slow (300 ms, so that the scrapes meet) and numbers
+//! its calls in a gauge. One test: the recorder is global.
+
+#![allow(clippy::unwrap_used)] // a test fails loudly on a broken fixture
+
+use std::io::{Read, Write};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use coldstart_bootstrap::{Env, Settings};
+use coldstart_exporters::config::Config;
+use coldstart_exporters::metrics::register_collector;
+
+/// The collector's calls so far.
+static COLLECTED: AtomicU64 = AtomicU64::new(0);
+
+/// `GET /metrics` on `port`, the whole answer.
+fn scrape(port: u16) -> String {
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    answer
+}
+
+/// The collector's call number an answer was rendered with.
+fn collection(answer: &str) -> u64 {
+    let line = answer
+        .lines()
+        .find(|l| l.starts_with("collection_number "))
+        .unwrap_or_else(|| panic!("no collection_number in {:?}", answer.get(..200)));
+    line["collection_number ".len()..].parse().unwrap()
+}
+
+#[test]
+fn scrapes_that_meet_share_one_rendering_made_after_they_came() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (config, errors) = Config::from(&Env::fixed([
+        ("COLDSTART_METRICS_ADDR", format!("127.0.0.1:{port}")),
+        ("OTEL_TRACES_EXPORTER", "none".to_owned()),
+    ]));
+    assert!(errors.is_empty(), "{errors:?}");
+    let telemetry = coldstart_exporters::install_with(config, None);
+    // About 130 KB of text: past the 64 KiB rendered where it is served.
+    for i in 0..2000 {
+        metrics::counter!("jobs_total", "queue" => format!("queue-{i}")).increment(1);
+        metrics::counter!("tasks_total", "queue" => format!("queue-{i}")).increment(1);
+    }
+    register_collector(|| {
+        let number = COLLECTED.fetch_add(1, Ordering::SeqCst) + 1;
+        std::thread::sleep(Duration::from_millis(300));
+        #[allow(clippy::cast_precision_loss)] // call numbers are small
+        metrics::gauge!("collection_number").set(number as f64);
+    });
+    // Two workers: while one runs the slow collector, the other takes the scrapes in.
+    let settings = Settings {
+        flavor: Some(coldstart_bootstrap::Flavor::MultiThread),
+        worker_threads: Some(2),
+        ..Settings::NONE
+    };
+    coldstart_runtime::block_on(&settings, async move {
+        telemetry.start_after_first_response();
+        coldstart_runtime::first_request_done();
+        tokio::task::spawn_blocking(move || {
+            // The first scrape finds the registry large; the later ones share.
+            let first = (0..200)
+                .find_map(|_| {
+                    let answer = std::panic::catch_unwind(|| scrape(port)).ok();
+                    if answer.is_none() {
+                        std::thread::sleep(Duration::from_millis(25));
+                    }
+                    answer
+                })
+                .unwrap_or_else(|| panic!("/metrics never answered on port {port}"));
+            assert!(first.len() > 64 << 10, "{} bytes", first.len());
+            let before = COLLECTED.load(Ordering::SeqCst);
+            let scrapers: Vec<_> = (0..8)
+                .map(|_| {
+                    std::thread::spawn(move || {
+                        let asked_after = COLLECTED.load(Ordering::SeqCst);
+                        (asked_after, scrape(port))
+                    })
+                })
+                .collect();
+            let mut numbers = Vec::new();
+            for scraper in scrapers {
+                let (asked_after, answer) = scraper.join().unwrap();
+                assert!(answer.starts_with("HTTP/1.1 200"), "{:?}", answer.get(..80));
+                assert!(answer.contains("tasks_total{queue=\"queue-1999\"} 1"));
+                let number = collection(&answer);
+                // Rendered after the request: its collector call began after the
+                // scraper last looked.
+                assert!(
+                    number > asked_after,
+                    "call {number}, asked after {asked_after}"
+                );
+                numbers.push(number);
+            }
+            let renderings = COLLECTED.load(Ordering::SeqCst) - before;
+            // Two when all eight meet the first rendering; three at most if one
+            // scraper's thread came late. Each made its own before: eight.
+            assert!(
+                renderings <= 3,
+                "{renderings} renderings for 8 scrapes: {numbers:?}"
+            );
+        })
+        .await
+        .unwrap();
+    });
+}
