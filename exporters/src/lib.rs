@@ -195,6 +195,19 @@ impl Telemetry {
         coldstart_runtime::lifecycle::release_held_signals();
     }
 
+    /// The name of a metric the program recorded that nothing will export: no
+    /// `/metrics` listener is configured and no Pushgateway push (on AWS Lambda, where
+    /// the integration turns the listener off, unless `COLDSTART_METRICS_PUSH_URL` or
+    /// `COLDSTART_METRICS_ADDR` is set). `None` when either is configured, while
+    /// nothing is recorded, and without the `metrics` feature.
+    pub fn unexported_metric(&self) -> Option<String> {
+        #[cfg(feature = "metrics")]
+        if self.config.metrics_addr.is_none() && self.config.push.is_none() {
+            return metrics::any_recorded();
+        }
+        None
+    }
+
     /// Exports every span queued now, within `budget`, starting the exporter first if
     /// the first response has not started it yet, and pushes the metrics to the
     /// Pushgateway alongside if pushes have started; returns how many spans were not

@@ -115,6 +115,15 @@ pub fn render() -> String {
     render_for(&[])
 }
 
+/// The name of a metric the program recorded, if it recorded any (see
+/// [`crate::Telemetry::unexported_metric`]).
+pub(crate) fn any_recorded() -> Option<String> {
+    if !installed() {
+        return None;
+    }
+    REGISTRY.any_name()
+}
+
 /// The size of the last rendering, scrape or push, in bytes.
 static LAST_RENDERED: AtomicUsize = AtomicUsize::new(0);
 

@@ -214,6 +214,21 @@ impl Registry {
         }
     }
 
+    /// The name of a series recorded so far, if any: the first counter's, else
+    /// gauge's, else histogram's the maps hold.
+    pub(crate) fn any_name(&self) -> Option<String> {
+        fn first<V>(map: &Map<V>) -> Option<String> {
+            let map = map.read().unwrap_or_else(|p| p.into_inner());
+            map.per_name
+                .keys()
+                .next()
+                .map(|name| name.as_str().to_owned())
+        }
+        first(&self.counters)
+            .or_else(|| first(&self.gauges))
+            .or_else(|| first(&self.histograms))
+    }
+
     /// Sets the bucket bounds of the histograms named `name` recorded from now on.
     pub(crate) fn set_buckets(&self, name: &str, bounds: &'static [f64]) -> Result<(), String> {
         let increasing = bounds.windows(2).all(|w| w[0] < w[1]);

@@ -5,6 +5,7 @@ use std::future::Future;
 use std::io::Write as _;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -207,7 +208,29 @@ fn finish(
     if pending.first {
         coldstart_runtime::first_request_done();
     }
+    say_if_metrics_unexported(shared);
     flush(shared, pending)
+}
+
+/// Whether [`say_if_metrics_unexported`] has said it.
+static UNEXPORTED_SAID: AtomicBool = AtomicBool::new(false);
+
+/// Says once that the program records metrics nothing exports: on Lambda no
+/// `/metrics` listener runs unless an address is set, and without a Pushgateway the
+/// metrics would be lost unsaid (the EMF line carries coldstart's own figures only).
+fn say_if_metrics_unexported(shared: &Shared) {
+    if UNEXPORTED_SAID.load(Ordering::Relaxed) {
+        return;
+    }
+    let Some(name) = shared.telemetry.and_then(|t| t.unexported_metric()) else {
+        return;
+    };
+    UNEXPORTED_SAID.store(true, Ordering::Relaxed);
+    coldstart_exporters::problem::report("lambda-metrics-unexported", || {
+        format!(
+            "lambda: the program records metrics (`{name}` among them) but nothing exports them: on Lambda no /metrics listener runs (a frozen function cannot be scraped) and COLDSTART_METRICS_PUSH_URL is not set; set it to push them to a Pushgateway after each invocation"
+        )
+    });
 }
 
 /// Records the invocation as timed out, [`TIMEOUT_NOTICE`] before its deadline with
