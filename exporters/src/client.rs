@@ -33,7 +33,7 @@ const MAX_BODY: usize = 4 * 1024 * 1024;
 /// all of a Lambda flush's budget) before a new connection is tried. Lambda's pauses
 /// between invocations are idle time too. A new connection costs a round trip (two
 /// with TLS).
-const MAX_IDLE: Duration = Duration::from_secs(30);
+pub(crate) const MAX_IDLE: Duration = Duration::from_secs(30);
 
 /// Why an exchange failed, in one line, and whether an answer came that could not be
 /// read: the server took the request then, and it is not sent again (a collector
@@ -163,13 +163,36 @@ impl Client {
     /// does not resolve, a refused connection, a TLS failure, no answer within the
     /// timeout, an answer that cannot be read.
     pub(crate) async fn send(&self, request: Request<Bytes>) -> Result<Response<Bytes>, Failure> {
-        match tokio::time::timeout(self.timeout, self.exchange(request)).await {
-            Ok(outcome) => outcome,
-            Err(_) => Err(format!("no answer within {:?}", self.timeout).into()),
+        self.send_within(request, self.timeout).await
+    }
+
+    /// [`send`](Client::send) within `within` (the client's timeout at most): what is
+    /// left of an export's timeout for a retry. The connection attempts share what is
+    /// left of it once the name is resolved, and an answer whose head came within it
+    /// is the answer, though its body is still coming.
+    pub(crate) async fn send_within(
+        &self,
+        request: Request<Bytes>,
+        within: Duration,
+    ) -> Result<Response<Bytes>, Failure> {
+        let within = within.min(self.timeout);
+        // A time past what the clock can hold (`Duration::MAX` given in code) is none.
+        let deadline = tokio::time::Instant::now().checked_add(within);
+        match crate::until(deadline, self.exchange(request, deadline)).await {
+            Some(outcome) => outcome,
+            None => {
+                let within =
+                    Duration::from_millis(within.as_millis().try_into().unwrap_or(u64::MAX));
+                Err(format!("no answer within {within:?}").into())
+            }
         }
     }
 
-    async fn exchange(&self, request: Request<Bytes>) -> Result<Response<Bytes>, Failure> {
+    async fn exchange(
+        &self,
+        request: Request<Bytes>,
+        deadline: Option<tokio::time::Instant>,
+    ) -> Result<Response<Bytes>, Failure> {
         let origin = Origin::of(request.uri())?;
         let request = origin_form(request, &origin)?;
         if let Some(sender) = self.take_idle(&origin) {
@@ -177,14 +200,17 @@ impl Client {
             // the request goes again, once, on a new connection. At worst the server
             // took it and crashed before answering, and gets it twice. An answer that
             // came and could not be read is the server's: not sent again.
-            match self.send_on(sender, &origin, request.clone()).await {
+            match self
+                .send_on(sender, &origin, request.clone(), deadline)
+                .await
+            {
                 Ok(response) => return Ok(response),
                 Err(failure) if failure.answered => return Err(failure),
                 Err(_) => {}
             }
         }
-        let sender = self.connect(&origin).await?;
-        self.send_on(sender, &origin, request).await
+        let sender = self.connect(&origin, deadline).await?;
+        self.send_on(sender, &origin, request, deadline).await
     }
 
     /// The kept connection, when it goes to `origin`, is still open and has not been
@@ -206,6 +232,7 @@ impl Client {
         mut sender: SendRequest<Full<Bytes>>,
         origin: &Origin,
         request: Request<Bytes>,
+        deadline: Option<tokio::time::Instant>,
     ) -> Result<Response<Bytes>, Failure> {
         sender
             .ready()
@@ -222,12 +249,14 @@ impl Client {
                 answered: e.is_parse(),
             })?;
         let (head, body) = response.into_parts();
-        let body = match Limited::new(body, MAX_BODY).collect().await {
-            Ok(body) => body.to_bytes(),
-            // The status is the answer: a body cut short (or too long) does not undo
-            // a 2xx, which would have the batch sent, and received, again; nor does
-            // it make a 400 a network error to retry.
-            Err(_) => return Ok(Response::from_parts(head, Bytes::new())),
+        // Read by the exchange's deadline, which `send_within` also waits for: its
+        // timer is the same, and the exchange is polled before it.
+        let body = match crate::until(deadline, Limited::new(body, MAX_BODY).collect()).await {
+            Some(Ok(body)) => body.to_bytes(),
+            // The status is the answer: a body cut short, too long or still coming at
+            // the deadline does not undo a 2xx, which would have the batch sent, and
+            // received, again; nor does it make a 400 a network error to retry.
+            Some(Err(_)) | None => return Ok(Response::from_parts(head, Bytes::new())),
         };
         if !sender.is_closed() {
             *self.idle.lock().unwrap_or_else(|p| p.into_inner()) =
@@ -236,13 +265,21 @@ impl Client {
         Ok(Response::from_parts(head, body))
     }
 
-    async fn connect(&self, origin: &Origin) -> Result<SendRequest<Full<Bytes>>, String> {
+    async fn connect(
+        &self,
+        origin: &Origin,
+        deadline: Option<tokio::time::Instant>,
+    ) -> Result<SendRequest<Full<Bytes>>, String> {
         let addresses: Vec<SocketAddr> =
             tokio::net::lookup_host((origin.host.as_str(), origin.port))
                 .await
                 .map_err(|e| format!("cannot resolve `{}`: {e}", origin.host))?
                 .collect();
-        let stream = connect_any(&addresses, self.timeout)
+        // What the name's resolution left of the exchange's time.
+        let left = deadline.map_or(Duration::MAX, |d| {
+            d.saturating_duration_since(tokio::time::Instant::now())
+        });
+        let stream = connect_any(&addresses, left)
             .await
             .map_err(|last| match last {
                 Some(e) => format!("cannot connect to {origin}: {e}"),
@@ -327,11 +364,12 @@ fn origin_form(request: Request<Bytes>, origin: &Origin) -> Result<Request<Bytes
     };
     let value = HeaderValue::try_from(host).map_err(|e| format!("`{}`: {e}", head.uri))?;
     head.headers.insert(header::HOST, value);
-    let path = head
-        .uri
-        .path_and_query()
-        .map_or("/", |p| p.as_str())
-        .to_owned();
+    // `path()` is `/` where the URI has none, also before a query (`http://c?x=1`,
+    // whose path and query alone, `?x=1`, is no request target).
+    let path = match head.uri.query() {
+        Some(query) => format!("{}?{query}", head.uri.path()),
+        None => head.uri.path().to_owned(),
+    };
     head.uri = path.parse().map_err(|e| format!("`{}`: {e}", head.uri))?;
     Ok(Request::from_parts(head, body))
 }
@@ -400,6 +438,52 @@ pub(crate) mod tests {
                 .await
                 .unwrap();
             assert_eq!(response.status(), status);
+        }
+    }
+
+    /// An answer whose head came and whose body is still coming at the deadline is its
+    /// status too: the 2xx was called no answer, and the batch the collector took was
+    /// sent again.
+    #[tokio::test]
+    async fn an_answer_whose_body_stalls_is_its_status() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/v1/traces", listener.local_addr().unwrap());
+        let (done, held) = std::sync::mpsc::channel::<()>();
+        std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
+                head.push(byte[0]);
+            }
+            let mut body = [0u8; 7];
+            let _ = stream.read_exact(&mut body);
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nok");
+            // Held open, the rest of the body never sent, until the test ends.
+            let _ = held.recv();
+        });
+        let client = Client::plain(Duration::from_secs(5));
+        let response = client
+            .send_within(request(&url), Duration::from_millis(300))
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        drop(done);
+    }
+
+    /// An endpoint with a query and no path is requested at `/?query`: `?query` alone
+    /// is no request target, and every export failed as a network error.
+    #[test]
+    fn a_query_without_a_path_is_requested_at_the_root() {
+        for (url, target) in [
+            ("http://c:4318?tenant=a", "/?tenant=a"),
+            ("http://c:4318/v1/traces?tenant=a", "/v1/traces?tenant=a"),
+            ("http://c:4318", "/"),
+        ] {
+            let request = request(url);
+            let origin = Origin::of(request.uri()).unwrap();
+            let sent = origin_form(request, &origin).unwrap();
+            assert_eq!(sent.uri().to_string(), target, "{url}");
         }
     }
 

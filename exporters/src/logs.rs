@@ -262,8 +262,10 @@ fn json_string(out: &mut String, s: &str) {
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            // Unicode's line breaks too: some readers split lines at them.
-            c if u32::from(c) < 0x20 || matches!(c, '\u{85}' | '\u{2028}' | '\u{2029}') => {
+            // Every control character, as the text format has them (DEL and the C1
+            // controls, CSI among them, would reach a terminal that shows the line),
+            // and Unicode's line breaks: some readers split lines at them.
+            c if c.is_control() || matches!(c, '\u{2028}' | '\u{2029}') => {
                 let _ = write!(out, "\\u{:04x}", u32::from(c));
             }
             c => out.push(c),
@@ -410,7 +412,13 @@ mod tests {
     #[test]
     fn json_strings_are_escaped() {
         let mut out = String::new();
-        json_string(&mut out, "a \"quote\"\n\\ and \u{1}\u{2028}");
-        assert_eq!(out, r#""a \"quote\"\n\\ and \u0001\u2028""#);
+        json_string(
+            &mut out,
+            "a \"quote\"\n\\ and \u{1}\u{2028}\u{7f}\u{85}\u{9b}",
+        );
+        assert_eq!(
+            out,
+            r#""a \"quote\"\n\\ and \u0001\u2028\u007f\u0085\u009b""#
+        );
     }
 }

@@ -16,15 +16,15 @@ through a codec of its own ([`Written`]) on the method the official definitions 
 the tests serve it with the service opentelemetry-proto generates from them.
 */
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::SpanData;
 use tonic::client::Grpc;
 use tonic::metadata::MetadataMap;
-use tonic::transport::Channel;
+use tonic::transport::{Channel, Endpoint};
 
 use super::encode::{self, EncodedResource};
 use super::otlp::USER_AGENT;
@@ -35,10 +35,21 @@ use crate::config::Config;
 const SERVICE: &str = "opentelemetry.proto.collector.trace.v1.TraceService";
 const EXPORT: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
 
+/// A `grpc-timeout` past this is no limit, and not sent: tonic refuses to write one
+/// past some 11 000 years (panics), which a timeout given as `Duration::MAX` in code is.
+const NO_LIMIT_PAST: Duration = Duration::from_secs(365 * 24 * 3600);
+
 /// The OTLP/gRPC span exporter.
 #[derive(Debug)]
 pub(crate) struct Exporter {
-    grpc: Grpc<Channel>,
+    /// What a new channel is made from.
+    endpoint: Endpoint,
+    compression: crate::config::Compression,
+    /// The channel, and when it last answered or was made: one idle longer than
+    /// [`MAX_IDLE`](crate::client::MAX_IDLE) is replaced, as the HTTP client's kept
+    /// connection is (a middlebox may have forgotten it, and tonic connects again
+    /// only after a transport error, not after a request that timed out).
+    channel: Mutex<(Grpc<Channel>, Instant)>,
     /// Every request's metadata: the configured headers and a user agent.
     metadata: MetadataMap,
     timeout: Duration,
@@ -49,7 +60,45 @@ pub(crate) struct Exporter {
 
 /// The exporter for `config`'s endpoint; it connects on its first export.
 pub(crate) fn exporter(config: &Config) -> Result<Exporter, String> {
-    let grpc = Grpc::new(channel(config)?);
+    let endpoint = endpoint(config)?;
+    let grpc = client(&endpoint, config.compression);
+    Ok(Exporter {
+        channel: Mutex::new((grpc, Instant::now())),
+        endpoint,
+        compression: config.compression,
+        metadata: metadata(&config.otlp_headers),
+        timeout: config.otlp_timeout,
+        resource: EncodedResource::default(),
+        patience: Arc::default(),
+    })
+}
+
+impl Exporter {
+    fn lock(&self) -> std::sync::MutexGuard<'_, (Grpc<Channel>, Instant)> {
+        self.channel.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The client to send on: the channel in use, or a new one where it was idle too
+    /// long. Marked as used now, and again by [`Exporter::answered`].
+    fn grpc(&self) -> Grpc<Channel> {
+        let mut kept = self.lock();
+        if kept.1.elapsed() > crate::client::MAX_IDLE {
+            kept.0 = client(&self.endpoint, self.compression);
+        }
+        kept.1 = Instant::now();
+        kept.0.clone()
+    }
+
+    /// Marks the channel as used now: an exchange on it has ended.
+    fn answered(&self) {
+        self.lock().1 = Instant::now();
+    }
+}
+
+/// A client on a new, lazily connecting channel to `endpoint`, with `compression`.
+#[cfg_attr(not(feature = "gzip"), allow(unused_variables))]
+fn client(endpoint: &Endpoint, compression: crate::config::Compression) -> Grpc<Channel> {
+    let grpc = Grpc::new(endpoint.connect_lazy());
     // Answers in gzip are taken whatever is sent: grpc-go (the OpenTelemetry
     // Collector's server, Jaeger's) answers a compressed call compressed without
     // looking at what the caller accepts, and tonic refuses an answer in an encoding
@@ -58,19 +107,13 @@ pub(crate) fn exporter(config: &Config) -> Result<Exporter, String> {
     #[cfg(feature = "gzip")]
     let grpc = grpc.accept_compressed(tonic::codec::CompressionEncoding::Gzip);
     #[cfg(feature = "gzip")]
-    let grpc = match config.compression {
+    let grpc = match compression {
         crate::config::Compression::Gzip => {
             grpc.send_compressed(tonic::codec::CompressionEncoding::Gzip)
         }
         crate::config::Compression::None => grpc,
     };
-    Ok(Exporter {
-        grpc,
-        metadata: metadata(&config.otlp_headers),
-        timeout: config.otlp_timeout,
-        resource: EncodedResource::default(),
-        patience: Arc::default(),
-    })
+    grpc
 }
 
 impl opentelemetry_sdk::trace::SpanExporter for Exporter {
@@ -83,10 +126,12 @@ impl opentelemetry_sdk::trace::SpanExporter for Exporter {
         with_retries(self.timeout, &self.patience, |left| {
             let mut call = tonic::Request::new(request.clone());
             *call.metadata_mut() = self.metadata.clone();
-            call.set_timeout(left);
+            if left < NO_LIMIT_PAST {
+                call.set_timeout(left);
+            }
             call.extensions_mut()
                 .insert(tonic::GrpcMethod::new(SERVICE, "Export"));
-            let mut grpc = self.grpc.clone();
+            let mut grpc = self.grpc();
             async move {
                 let answer = async {
                     // As the generated client does.
@@ -96,7 +141,9 @@ impl opentelemetry_sdk::trace::SpanExporter for Exporter {
                     let path = http::uri::PathAndQuery::from_static(EXPORT);
                     grpc.unary(call, path, Written).await
                 };
-                let status = match tokio::time::timeout(left, answer).await {
+                let answer = tokio::time::timeout(left, answer).await;
+                self.answered();
+                let status = match answer {
                     Ok(Ok(answer)) => {
                         if let Some((rejected, message)) = answer.into_inner() {
                             super::otlp::note_partial(rejected, &message);
@@ -293,21 +340,27 @@ fn metadata(pairs: &[(String, String)]) -> MetadataMap {
     metadata
 }
 
-/// A lazily connecting channel to the gRPC endpoint; over TLS for `https://`, with
-/// the standard certificate variables (feature `tls`).
-fn channel(config: &Config) -> Result<Channel, String> {
-    use tonic::transport::Endpoint;
+/// The gRPC endpoint, for lazily connecting channels; over TLS for `https://`, with
+/// the standard certificate variables (feature `tls`). Connecting is bounded by the
+/// OTLP timeout, which hyper shares among a name's addresses, as the HTTP client
+/// does: one that drops the attempt unanswered does not keep the next from being
+/// tried (tonic sets no connect timeout of its own).
+fn endpoint(config: &Config) -> Result<Endpoint, String> {
     let url = config.otlp_endpoint_or_default().trim().to_owned();
-    let endpoint = Endpoint::from_shared(url.clone())
-        .map_err(|e| format!("invalid OTLP endpoint `{url}`: {e}"))?
-        .timeout(config.otlp_timeout);
+    let mut endpoint = Endpoint::from_shared(url.clone())
+        .map_err(|e| format!("invalid OTLP endpoint `{url}`: {e}"))?;
+    if config.otlp_timeout < NO_LIMIT_PAST {
+        endpoint = endpoint
+            .timeout(config.otlp_timeout)
+            .connect_timeout(config.otlp_timeout);
+    }
     // Said once here, as over HTTP: the channel would build, and every batch fail.
     super::otlp::tls_built_for(&url)?;
     #[cfg(feature = "tls")]
     if super::otlp::https(&url) {
-        return tls(endpoint, &config.otlp_tls).map(|e| e.connect_lazy());
+        return tls(endpoint, &config.otlp_tls);
     }
-    Ok(endpoint.connect_lazy())
+    Ok(endpoint)
 }
 
 #[cfg(feature = "tls")]
@@ -377,9 +430,20 @@ mod tests {
         assert_eq!(metadata.len(), 3);
     }
 
-    /// What the collector received: each call's `grpc-encoding` (empty for none) and
-    /// its request, read with the generated messages.
-    type Received = Arc<std::sync::Mutex<Vec<(String, ExportTraceServiceRequest)>>>;
+    /// What the collector received, call by call.
+    type Received = Arc<std::sync::Mutex<Vec<Call>>>;
+
+    /// One call the collector received.
+    struct Call {
+        /// Its `grpc-encoding`, empty for none.
+        encoding: String,
+        /// Its `grpc-timeout`, if it had one.
+        timeout: Option<String>,
+        /// Where it came from: another port is another connection.
+        peer: Option<std::net::SocketAddr>,
+        /// Its request, read with the generated messages.
+        request: ExportTraceServiceRequest,
+    }
 
     /// A collector that answers each call with the next of `answers` (the last one
     /// again once they run out), counting the calls and keeping what it received.
@@ -397,13 +461,18 @@ mod tests {
             &self,
             request: tonic::Request<ExportTraceServiceRequest>,
         ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-            let encoding = request.metadata().get("grpc-encoding");
-            let encoding = encoding.and_then(|e| e.to_str().ok()).unwrap_or_default();
-            let encoding = encoding.to_owned();
-            self.received
-                .lock()
-                .unwrap()
-                .push((encoding, request.into_inner()));
+            let header = |name: &str| {
+                let value = request.metadata().get(name)?;
+                value.to_str().ok().map(str::to_owned)
+            };
+            let call = Call {
+                encoding: header("grpc-encoding").unwrap_or_default(),
+                timeout: header("grpc-timeout"),
+                peer: request.remote_addr(),
+                request: ExportTraceServiceRequest::default(),
+            };
+            let request = request.into_inner();
+            self.received.lock().unwrap().push(Call { request, ..call });
             let call = self.calls.fetch_add(1, Ordering::SeqCst);
             match self.answers[call.min(self.answers.len() - 1)] {
                 Ok(0) => Ok(tonic::Response::new(ExportTraceServiceResponse::default())),
@@ -542,6 +611,7 @@ mod tests {
     /// One test for the partial successes: they are kept in one place for the queue.
     #[tokio::test]
     async fn a_partial_success_is_noted_for_the_queue() {
+        let _serial = crate::trace::otlp::NOTING.lock().await;
         let (exporter, calls) = exporter_to(vec![Ok(3), Ok(0)]).await;
         let _ = super::super::otlp::take_partial();
         exporter.export(Vec::new()).await.unwrap();
@@ -554,6 +624,37 @@ mod tests {
         exporter.export(Vec::new()).await.unwrap();
         assert_eq!(super::super::otlp::take_partial(), None);
         assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+
+    /// A timeout past what the clock holds (`Duration::MAX` in code) is no limit: no
+    /// `grpc-timeout` goes, where tonic panicked writing one and every batch failed.
+    /// A timeout the clock holds goes as one.
+    #[tokio::test]
+    async fn a_timeout_past_what_the_clock_holds_is_no_limit() {
+        let (mut exporter, _, received) = exporter_with(vec![Ok(0)], Serve::default()).await;
+        exporter.export(Vec::new()).await.unwrap();
+        exporter.timeout = Duration::MAX;
+        exporter.export(Vec::new()).await.unwrap();
+        let received = received.lock().unwrap();
+        let timeouts: Vec<_> = received.iter().map(|c| c.timeout.clone()).collect();
+        assert!(timeouts[0].is_some(), "{timeouts:?}");
+        assert_eq!(timeouts[1], None);
+    }
+
+    /// A channel idle longer than the HTTP client keeps a connection is replaced by a
+    /// new one; a channel in use is kept.
+    #[tokio::test]
+    async fn a_channel_idle_too_long_is_replaced() {
+        let (exporter, _, received) = exporter_with(vec![Ok(0)], Serve::default()).await;
+        exporter.export(Vec::new()).await.unwrap();
+        exporter.export(Vec::new()).await.unwrap();
+        let idle = crate::client::MAX_IDLE + Duration::from_secs(1);
+        exporter.lock().1 = Instant::now().checked_sub(idle).unwrap();
+        exporter.export(Vec::new()).await.unwrap();
+        let received = received.lock().unwrap();
+        let peers: Vec<_> = received.iter().map(|c| c.peer.unwrap()).collect();
+        assert_eq!(peers[0], peers[1], "kept while in use: {peers:?}");
+        assert_ne!(peers[1], peers[2], "a new connection once idle: {peers:?}");
     }
 
     /// Real backoff: a paused clock would also run out tonic's own timeouts.
@@ -684,14 +785,17 @@ mod tests {
         };
         let encodings = |received: &Received| {
             let received = received.lock().unwrap();
-            received.iter().map(|(e, _)| e.clone()).collect::<Vec<_>>()
+            received
+                .iter()
+                .map(|c| c.encoding.clone())
+                .collect::<Vec<_>>()
         };
         let (exporter, calls, received) = exporter_with(vec![Ok(0)], serve(&gzip, true)).await;
         let batch = crate::trace::encode::tests::batch();
         exporter.export(batch.clone()).await.unwrap();
         assert_eq!(calls.load(Ordering::SeqCst), 1);
         assert_eq!(encodings(&received), ["gzip"]);
-        let mut ids = received.lock().unwrap()[0].1.resource_spans[0]
+        let mut ids = received.lock().unwrap()[0].request.resource_spans[0]
             .scope_spans
             .iter()
             .flat_map(|scope| scope.spans.iter().map(|s| s.span_id.clone()))
@@ -759,7 +863,7 @@ mod tests {
         };
         let received = received.lock().unwrap();
         assert_eq!(received.len(), 1);
-        assert_eq!(received[0].1, expected);
+        assert_eq!(received[0].request, expected);
     }
 
     #[tokio::test]

@@ -113,24 +113,18 @@ impl opentelemetry_sdk::trace::SpanExporter for Exporter {
             *request.headers_mut() = self.headers.clone();
             async move {
                 // The client's own timeout is the whole export's; a retry has less.
-                let answer = tokio::time::timeout(left, self.client.send(request)).await;
-                let answer = match answer {
-                    Ok(Ok(answer)) => answer,
+                let answer = match self.client.send_within(request, left).await {
+                    Ok(answer) => answer,
                     // An answer came that could not be read: the collector had the
                     // batch, which is not sent again.
-                    Ok(Err(cause)) if cause.answered => {
+                    Err(cause) if cause.answered => {
                         return Attempt::Failed {
                             why: format!("HTTP export failed: unreadable answer: {cause}"),
                             retryable: false,
                             asked: None,
                         };
                     }
-                    Ok(Err(cause)) => return failed_connection(cause.why),
-                    Err(_) => {
-                        let left =
-                            Duration::from_millis(left.as_millis().try_into().unwrap_or(u64::MAX));
-                        return failed_connection(format!("no answer within {left:?}"));
-                    }
+                    Err(cause) => return failed_connection(cause.why),
                 };
                 let status = answer.status().as_u16();
                 if answer.status().is_success() {
@@ -292,6 +286,11 @@ pub(crate) fn note_partial(rejected_spans: i64, message: &str) {
 pub(crate) fn take_partial() -> Option<Partial> {
     PARTIAL.lock().unwrap_or_else(|p| p.into_inner()).take()
 }
+
+/// Held by every test that exports or notes an answer: the note of the collector's
+/// answer is the process's, and one test's must not be taken by another's export.
+#[cfg(test)]
+pub(crate) static NOTING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 #[cfg(test)]
 pub(crate) mod tests {

@@ -290,10 +290,7 @@ mod tests {
     use opentelemetry_sdk::error::OTelSdkResult;
 
     use super::*;
-
-    /// Held by every test that exports: an export takes the process-wide note of the
-    /// collector's answer, which must not be taken from another test's export.
-    static EXPORTING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    use crate::trace::otlp::NOTING;
 
     /// A span the batches below tell apart by its name, `n`.
     fn span(n: u8) -> SpanData {
@@ -389,11 +386,11 @@ mod tests {
     /// Spans a collector rejects in a partial success are counted as `rejected`, never
     /// more than the batch held, whatever it says; a negative count, a warning alone,
     /// an empty or unreadable answer, and a note no export of this queue made count
-    /// none. The only test here that notes answers, so the process-wide note and
-    /// counter move for it alone.
+    /// none. The only test here that notes answers, so the counter moves for it alone
+    /// (the note's other users hold [`NOTING`] too).
     #[tokio::test]
     async fn spans_a_collector_rejects_are_counted_up_to_the_batch() {
-        let _serial = EXPORTING.lock().await;
+        let _serial = NOTING.lock().await;
         let rejected = || problem::dropped(Dropped::SpanRejected);
         let settings = config::Queue {
             max_spans: 10,
@@ -451,6 +448,28 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(5), exported)
             .await
             .expect("one span, short of a batch, exported without a delay");
+        // Then it waits for the next span without running: this thread, the
+        // runtime's only one, spends next to no CPU time over 300 ms (the loop on a
+        // timeout of 0 spent all of it).
+        let cpu = || {
+            let mut t = libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            };
+            // SAFETY: `t` is a valid timespec for the call to write.
+            assert_eq!(
+                unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) },
+                0
+            );
+            Duration::new(t.tv_sec.unsigned_abs(), t.tv_nsec.unsigned_abs() as u32)
+        };
+        let before = cpu();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let spent = cpu() - before;
+        assert!(
+            spent < Duration::from_millis(100),
+            "{spent:?} of CPU while idle"
+        );
     }
 
     /// The collector's message in a report is one line, without characters that
@@ -470,7 +489,7 @@ mod tests {
     /// back (on a small board, thousands of spans' worth).
     #[tokio::test]
     async fn an_emptied_queue_gives_back_what_a_burst_took() {
-        let _serial = EXPORTING.lock().await;
+        let _serial = NOTING.lock().await;
         let queue = queue_of(10, HOUR, 10);
         assert!(queue.spans.lock().unwrap().capacity() >= 10);
         let exporter = tokio::sync::Mutex::new(Batches::default());
@@ -482,7 +501,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_last_export_counts_what_it_leaves_behind() {
-        let _serial = EXPORTING.lock().await;
+        let _serial = NOTING.lock().await;
         let queue = queue_of(10, HOUR, 5);
         let exporter = Arc::new(tokio::sync::Mutex::new(Hangs));
         // The scheduled export takes a batch of 2 and waits for ever, holding the
@@ -507,7 +526,7 @@ mod tests {
     /// sent nor counted.
     #[tokio::test]
     async fn an_exporter_that_panics_fails_its_batch_and_the_next_goes_out() {
-        let _serial = EXPORTING.lock().await;
+        let _serial = NOTING.lock().await;
         let queue = queue_of(10, Duration::from_secs(5), 3);
         let exporter = Arc::new(tokio::sync::Mutex::new(PanicsOnce::default()));
         let failed = problem::dropped(Dropped::SpanExportFailed);
@@ -527,7 +546,7 @@ mod tests {
     /// and the next batch's count overwrote it.
     #[tokio::test]
     async fn a_flush_dropped_mid_export_counts_its_batch() {
-        let _serial = EXPORTING.lock().await;
+        let _serial = NOTING.lock().await;
         let queue = queue_of(10, HOUR, 3);
         let exporter = Arc::new(tokio::sync::Mutex::new(Hangs));
         let failed = problem::dropped(Dropped::SpanExportFailed);
@@ -551,7 +570,7 @@ mod tests {
     /// process-wide counter moves for it alone.
     #[tokio::test]
     async fn before_the_exporter_starts_the_queue_keeps_its_bound_and_counts_the_rest() {
-        let _serial = EXPORTING.lock().await;
+        let _serial = NOTING.lock().await;
         let before = problem::dropped(Dropped::SpanQueueFull);
         let queue = queue_of(3, Duration::from_secs(5), 5);
         assert_eq!(queue.len(), 3, "the bound holds before the exporter starts");
