@@ -346,7 +346,7 @@ pub fn parse_size(s: &str) -> anyhow::Result<u64> {
         // The kernel takes a limit as a signed 64-bit count of bytes.
         Some(n) if n > 0 && i64::try_from(n).is_ok() => Ok(n),
         _ => bail!(
-            "set --memory to a size such as 64M or 1G, from 1 byte to {}G, got `{s}`",
+            "set --memory to a size above 0 such as 64M or 1G, at most {}G, got `{s}`",
             i64::MAX as u64 >> 30
         ),
     }
@@ -366,7 +366,11 @@ mod tests {
         assert!(parse_size("").is_err());
         // A limit the kernel cannot take is refused here, with the range, not later.
         let e = parse_size("10000000000G").unwrap_err().to_string();
-        assert!(e.contains("from 1 byte to 8589934591G"), "{e}");
+        assert!(e.contains("at most 8589934591G"), "{e}");
+        // 0 is refused without a range that `check_memory` would then refuse too.
+        let e = parse_size("0").unwrap_err().to_string();
+        assert!(e.contains("above 0") && !e.contains("1 byte"), "{e}");
+        assert!(check_memory(1).unwrap_err().to_string().contains("(4M)"));
         assert_eq!(parse_size("8589934591G").unwrap(), 8_589_934_591 << 30);
         assert_eq!(parse_cpus("0.25").unwrap(), 0.25);
         assert!(parse_cpus("-1").is_err());

@@ -457,6 +457,17 @@ pub fn parse(args: &[String]) -> anyhow::Result<Options> {
         cgroup::check_memory(bytes)?;
     }
     let [a, b] = programs.as_slice() else {
+        let after = args
+            .iter()
+            .position(|a| a == "--")
+            .map_or(&[][..], |i| &args[i + 1..]);
+        if after.len() > 2 && after[2..].iter().any(|a| a.starts_with('-')) {
+            let extra: Vec<String> = after[2..].iter().map(|a| format!("`{a}`")).collect();
+            bail!(
+                "compare takes two programs, A and B; after `--` every word is a program, and {} came after them: put options before `--`",
+                extra.join(", ")
+            );
+        }
         bail!(
             "compare takes two programs, A and B (got {}); see --help",
             programs.len()
@@ -685,6 +696,12 @@ mod tests {
         assert!(
             err("/bin/true /bin/true --lambda --memory 200000K")
                 .contains("Lambda takes in whole MB; got 204800000 bytes")
+        );
+        // Options after the two programs that follow `--` are programs too: said so.
+        let e = err("-- /bin/true /bin/true --runs 5");
+        assert!(
+            e.contains("`--runs`, `5` came after them: put options before `--`"),
+            "{e}"
         );
         let after_dashes = parse(&args("--runs 3 -- /bin/true /bin/false")).unwrap();
         assert_eq!(

@@ -11,8 +11,9 @@ USAGE:
     cargo coldstart doctor [--json] [--root DIR]
     cargo coldstart build [--init-profile FILE | --no-init-profile]
                           [cargo build arguments: -p, --bin, --target, --features, ...]
-    cargo coldstart compare [--] <A> <B> [--runs N] [--cpus X] [--memory SIZE] [--url URL]
-                            [--json] [--lambda [--cargo-lambda PATH] [--package-dir DIR] [--warm N]]
+    cargo coldstart compare [--runs N] [--cpus X] [--memory SIZE] [--url URL] [--json]
+                            [--lambda [--cargo-lambda PATH] [--package-dir DIR] [--warm N]]
+                            [--] <A> <B>
     cargo coldstart profile [--out FILE] [--url URL | --lambda-event FILE] -- <command...>
 
 COMMANDS:
@@ -46,10 +47,12 @@ OPTIONS (build):
     --no-init-profile   Embed none (profile arguments of #[coldstart::main] still apply)
 
 OPTIONS (compare):
-    --runs N          Runs of each program (default 20)
+    --runs N          Runs of each program (default 20), after one warm-up run of
+                      each that is not recorded
     --cpus X          Run every process in a new cgroup with X CPUs (root; removed after)
     --memory SIZE     ... and a memory limit such as 64M (with --lambda, also the
-                      function's AWS_LAMBDA_FUNCTION_MEMORY_SIZE; default 512 MB)
+                      function's AWS_LAMBDA_FUNCTION_MEMORY_SIZE; by default the
+                      caller's AWS_LAMBDA_FUNCTION_MEMORY_SIZE, else 512 MB)
     --url URL         The first request: http://127.0.0.1:PORT/PATH, PORT a number the
                       programs listen on or $PORT (default http://127.0.0.1:$PORT/)
     --json            One JSON object (fields documented in the README)
@@ -191,6 +194,7 @@ fn profile_command(args: &[String]) -> ExitCode {
     };
     match profile::run(&options) {
         Ok(table) => {
+            cargo_coldstart::interrupt::wait_if_interrupted();
             out(&table);
             ExitCode::SUCCESS
         }
@@ -217,6 +221,9 @@ fn compare_command(args: &[String]) -> ExitCode {
     };
     match compare::run(&options) {
         Ok(report) => {
+            // A Ctrl-C during the last run: the clean-up ends the process with 130,
+            // and a run it killed is no result to print.
+            cargo_coldstart::interrupt::wait_if_interrupted();
             out(&format!("{report}\n"));
             ExitCode::SUCCESS
         }

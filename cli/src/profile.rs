@@ -166,7 +166,9 @@ pub fn run(options: &Options) -> anyhow::Result<String> {
                 "starting {}; waiting for its first answer (at most {RUN_TIMEOUT:?})",
                 target.name
             );
-            let mut running = measure::start(&target, None)?;
+            // Its time alone: a program that ends right after its answer may still
+            // have written its profile.
+            let mut running = measure::start_timing(&target)?;
             coldstart_bootstrap::say!(
                 "{} answered; waiting for its profile (its deferred inits run first)",
                 target.name

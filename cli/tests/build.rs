@@ -110,8 +110,6 @@ fn the_example_built_for_start_up_serves_in_the_embedded_order() {
     assert!(after.contains("http_server::CLIENT_POOL"), "{after}");
 }
 
-/// A usage error, or an init profile that cannot be embedded, exits 2, as for the
-/// other commands.
 /// A stand-in for cargo in `dir`: `CARGO=/bin/sh` run there makes the tool's `cargo
 /// build ...` the shell reading the script `build` with the arguments. The script is
 /// read, not executed: a file just written and executed at once can fail with "Text
@@ -170,6 +168,8 @@ fn an_empty_embed_variable_reaches_cargo_unset() {
     assert_eq!(said.trim(), "unset");
 }
 
+/// A usage error, or an init profile that cannot be embedded, exits 2, as for the
+/// other commands.
 #[test]
 fn a_usage_error_exits_2() {
     for (args, said) in [

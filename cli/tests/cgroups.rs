@@ -324,7 +324,7 @@ fn help_gives_the_exit_codes() {
     for code in ["0 ", "1 ", "2 ", "78 ", "101 ", "128+N ", "141 "] {
         assert!(codes.contains(&format!("    {code}")), "{code}: {help}");
     }
-    assert!(help.contains("compare [--] <A> <B>"), "{help}");
+    assert!(help.contains("[--] <A> <B>"), "{help}");
 }
 
 /// An argument that is not UTF-8 is named by its place as the user typed it, under

@@ -93,7 +93,8 @@ fn two_servers_compared_in_json_with_exit_behaviour() {
     }
     let ratio = &v["ratio_b_to_a"];
     assert!(ratio["median"].as_f64().unwrap() > 0.0);
-    assert!(ratio["paired_p10"].as_f64() <= ratio["paired_p90"].as_f64());
+    let (p10, p90) = (ratio["paired_p10"].as_f64(), ratio["paired_p90"].as_f64());
+    assert!(p10.unwrap() <= p90.unwrap(), "{ratio}");
 }
 
 /// What a program starts outside its process group (a daemon's `setsid`) is killed
@@ -529,12 +530,19 @@ fn an_emulator_that_cannot_start_is_a_clear_error() {
 }
 
 /// A program given as a wrapper script starts the server it measures, and maybe more:
-/// all of it ends with the run (only the wrapper was killed before).
+/// all of it ends with the run (only the wrapper was killed before), and is reaped
+/// then: what came back to `compare` when the wrapper ended was left a zombie until
+/// `compare` ended, one more at each run.
 #[test]
 fn what_a_program_starts_ends_with_its_run() {
+    // Each run first notes what the runs before it started that is still there,
+    // running or a zombie.
     let (dir, wrapper) = script(
         "wrapper",
-        "sleep 62 &\necho $! >> \"$STARTED\"\n\
+        "for pid in $(cat \"$STARTED\" 2>/dev/null); do\n\
+         \x20 if [ -e /proc/$pid ]; then echo $pid >> \"$STARTED.left\"; fi\n\
+         done\n\
+         sleep 62 &\necho $! >> \"$STARTED\"\n\
          python3 -m http.server --bind 127.0.0.1 \"$PORT\" --directory \"$(dirname \"$STARTED\")\" &\n\
          echo $! >> \"$STARTED\"\nwait\n",
     );
@@ -549,6 +557,8 @@ fn what_a_program_starts_ends_with_its_run() {
     // Two each of two runs (the unrecorded first one and the one recorded) of the two.
     assert_eq!(started.lines().count(), 8, "{started}");
     all_gone(&started);
+    let left = std::fs::read_to_string(dir.join("started.left"));
+    assert!(left.is_err(), "left by an earlier run: {left:?}");
 }
 
 /// What a program starts in a session of its own (`setsid`: outside its process
@@ -561,13 +571,14 @@ fn what_a_program_starts_in_its_own_session_ends_with_its_run_in_a_cgroup() {
     }
     // Each run first notes the daemons of the runs before it that still run: the
     // cgroup's removal at the end would kill them too, so only this tells that each
-    // run's end did.
+    // run's end did. The daemon is started without the run's mark in its environment
+    // (`env -i`): only the cgroup can tell it is the run's.
     let (dir, wrapper) = script(
         "setsid-wrapper",
         "for pid in $(cat \"$STARTED\" 2>/dev/null); do\n\
          \x20 if [ -e /proc/$pid ] && ! grep -q ') Z ' /proc/$pid/stat; then echo $pid >> \"$STARTED.outlived\"; fi\n\
          done\n\
-         setsid sleep 63 &\necho $! >> \"$STARTED\"\n\
+         env -i setsid sleep 63 &\necho $! >> \"$STARTED\"\n\
          exec python3 -m http.server --bind 127.0.0.1 \"$PORT\" --directory \"$(dirname \"$STARTED\")\"\n",
     );
     let wrapper = wrapper.as_str();

@@ -206,6 +206,38 @@ fn a_program_that_ends_after_its_answer_is_said_to_have_ended() {
     assert!(!none.exists());
 }
 
+/// A program that ends the moment its answer is sent (before its RSS could be read,
+/// which `profile` does not need) is said to have ended without a profile too: it was
+/// said to be no program `compare` measures.
+#[test]
+fn a_program_that_ends_as_it_answers_is_said_to_have_ended() {
+    let none = temp_file("ended-at-once.profile");
+    let port = coldstart_test_support::free_port();
+    let answer_and_exit = format!(
+        "import os, socket\n\
+         s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+         s.bind(('127.0.0.1', {port})); s.listen(1)\n\
+         c, _ = s.accept(); c.recv(4096)\n\
+         c.sendall(b'HTTP/1.1 200 OK\\r\\ncontent-length: 2\\r\\nconnection: close\\r\\n\\r\\nok')\n\
+         os._exit(0)\n"
+    );
+    let run = Command::new(TOOL)
+        .args(["profile", "--out"])
+        .arg(&none)
+        .args(["--url", &format!("http://127.0.0.1:{port}/"), "--"])
+        .args(["python3", "-c", &answer_and_exit])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr
+            .contains("python3 ended (exit status: 0) after its answer without writing a profile"),
+        "{stderr}"
+    );
+    assert!(!none.exists());
+}
+
 /// A program that answers other than 200 and then ends is said to have answered so,
 /// with its stderr: it was said to have exited after its answer, the answer unsaid.
 #[test]

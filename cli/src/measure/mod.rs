@@ -187,13 +187,39 @@ impl Drop for Running {
 ///
 /// As [`run_once`].
 pub fn start(target: &Target, cgroup: Option<&TempCgroup>) -> anyhow::Result<Running> {
+    start_reading(target, cgroup, Reading::RssAndThreads)
+}
+
+/// [`start`] for a caller that reads neither RSS nor threads (`profile`): a program
+/// that ends right after its answer is no error here, its [`Sample`]'s RSS and threads
+/// 0 then.
+///
+/// # Errors
+///
+/// As [`run_once`].
+pub fn start_timing(target: &Target) -> anyhow::Result<Running> {
+    start_reading(target, None, Reading::TimeOnly)
+}
+
+/// What a run reads at the first response besides its time.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Reading {
+    RssAndThreads,
+    TimeOnly,
+}
+
+fn start_reading(
+    target: &Target,
+    cgroup: Option<&TempCgroup>,
+    reading: Reading,
+) -> anyhow::Result<Running> {
     let port = match target.port {
         Some(port) => port,
-        None => free_port()?,
+        None => free_port_on(target.ip)?,
     };
     let addr = SocketAddr::new(target.ip, port);
     let (stderr, stderr_path) = stderr_file(&format!("{port}.stderr"))?;
-    match measure(target, cgroup, addr, stderr, &stderr_path) {
+    match measure(target, cgroup, addr, stderr, &stderr_path, reading) {
         Ok((sample, child)) => Ok(Running {
             sample,
             addr,
@@ -213,11 +239,17 @@ fn measure(
     addr: SocketAddr,
     stderr: File,
     stderr_path: &std::path::Path,
+    reading: Reading,
 ) -> anyhow::Result<(Sample, KillOnDrop)> {
-    if target.port.is_some() && TcpStream::connect(addr).is_ok() {
-        // Its answer would be measured as the program's.
+    if TcpStream::connect(addr).is_ok() {
+        // Its answer would be measured as the program's. A `$PORT` was free when it
+        // was chosen, on this address; something may have taken it since.
+        let what = match target.port {
+            Some(_) => "stop it, or let each program listen on $PORT",
+            None => "it took the free port chosen for this run; run again",
+        };
         bail!(
-            "something already listens on {addr} before {} starts; stop it, or let each program listen on $PORT",
+            "something already listens on {addr} before {} starts; {what}",
             target.name
         );
     }
@@ -273,6 +305,10 @@ fn measure(
             tail(stderr_path)
         );
     }
+    let status = match status {
+        Err(_) if reading == Reading::TimeOnly => Ok((0, 0)),
+        status => status,
+    };
     let (rss_bytes, threads) = status.map_err(|e| {
         if matches!(child.child.try_wait(), Ok(Some(_))) {
             anyhow!(
@@ -558,7 +594,37 @@ impl Drop for KillOnDrop {
         let _ = self.child.kill();
         let _ = self.child.wait();
         crate::interrupt::child_reaped(self.child.id());
+        if let Ok(pid) = libc::pid_t::try_from(self.child.id()) {
+            reap_group(pid);
+        }
         sweep_strays(Some(&self.mark));
+    }
+}
+
+/// Reaps what of the process group `pgid`, killed, came back to this process as its
+/// subreaper: a program's children (a wrapper's server, a prefork server's workers)
+/// whose parent ended first. Unreaped, each stays a zombie, and a long measurement
+/// would fill the pid table. A member that becomes this process's child does so before
+/// its parent can be reaped, so once none is left, none comes later. Gives up after
+/// 2 s (one stuck in the kernel), saying so.
+fn reap_group(pgid: libc::pid_t) {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        // SAFETY: waitpid(2) on this process's children in the killed group; nothing
+        // else waits for them (the run's own child was reaped above).
+        match unsafe { libc::waitpid(-pgid, std::ptr::null_mut(), libc::WNOHANG) } {
+            // None of the group is this process's child any more.
+            -1 => return,
+            // Some are, still dying.
+            0 if Instant::now() > deadline => {
+                coldstart_bootstrap::say!(
+                    "warning: processes of the measured program's group {pgid} could not be reaped"
+                );
+                return;
+            }
+            0 => std::thread::sleep(Duration::from_millis(1)),
+            _reaped => {}
+        }
     }
 }
 
@@ -654,8 +720,14 @@ fn own_children() -> Vec<libc::pid_t> {
 ///
 /// No port can be bound.
 pub fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")
-        .context("cannot find a free port")?
+    free_port_on(std::net::Ipv4Addr::LOCALHOST.into())
+}
+
+/// [`free_port`] on `ip`: where the run connects (a port free on `127.0.0.1` may be
+/// taken on `::1`).
+fn free_port_on(ip: std::net::IpAddr) -> anyhow::Result<u16> {
+    Ok(TcpListener::bind((ip, 0))
+        .with_context(|| format!("cannot find a free port on {ip}"))?
         .local_addr()?
         .port())
 }
