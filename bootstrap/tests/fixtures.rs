@@ -714,8 +714,8 @@ fn quarter_cpu_and_64_mib_at_svc(t: &Tree) {
 }
 
 /// The task limit (`pids.max`), read only for the message when a thread is refused:
-/// the smallest number from the process's cgroup up, in v1 and in v2 (a fixture tree:
-/// this machine has no v2 controllers); `max` everywhere, or no pids controller, is
+/// the smallest number from the process's cgroup up, in v1 and in v2 (a fixture tree,
+/// which needs no v2 controllers on the host); `max` everywhere, or no pids controller, is
 /// none.
 #[test]
 fn the_task_limit_is_the_smallest_pids_max_on_the_way_up() {

@@ -1,8 +1,10 @@
 //! The observability stack (`examples/observability/`), validated without Docker:
-//! images cannot be pulled here, so each file goes through the checker its own
-//! project ships (docker-compose, promtool, amtool), the alert rules through
-//! promtool's rule unit tests, and the dashboard's queries through a real Prometheus
-//! that scrapes this example and evaluates the stack's recording rules.
+//! images cannot be pulled here, so the files whose project ships a checker go
+//! through it (docker-compose, promtool, amtool), the alert rules through promtool's
+//! rule unit tests, and the dashboard's queries through a real Prometheus that
+//! scrapes this example and evaluates the stack's recording rules. Jaeger's, Loki's,
+//! Alloy's and Grafana's provisioning files have no checker here (README, "What is
+//! validated").
 //!
 //! Under `CI=true` a missing tool fails; elsewhere the test says it is skipped.
 
@@ -52,7 +54,9 @@ fn the_compose_file_is_valid_and_every_file_it_mounts_is_in_the_repository() {
     let config = checked(&compose, &["-f", "docker-compose.yml", "config"]);
     let stack = stack().canonicalize().unwrap();
     let mut mounted = 0;
-    // `volumes:` at some indentation, then its `- /absolute/source:/target[:ro]` items.
+    // `volumes:` at some indentation, then its items: `- /absolute/source:/target[:ro]`
+    // as docker-compose 1.x prints them, or `- type: bind` with `source: /absolute/source`
+    // under it as Compose 2 does.
     let mut volumes_at = None;
     for line in config.lines() {
         let indent = line.len() - line.trim_start().len();
@@ -66,9 +70,14 @@ fn the_compose_file_is_valid_and_every_file_it_mounts_is_in_the_repository() {
         {
             volumes_at = None;
         }
+        let item = line.trim();
+        let source = match item.strip_prefix("- ") {
+            Some(long) if long.starts_with("type: ") => None,
+            Some(short) => short.split(':').next(),
+            None => item.strip_prefix("source: "),
+        };
         let Some(source) = volumes_at
-            .and_then(|_| line.trim().strip_prefix("- "))
-            .and_then(|m| m.split(':').next())
+            .and(source)
             .filter(|s| *s != "/var/run/docker.sock")
         else {
             continue;
