@@ -162,6 +162,7 @@ impl Client {
     /// status. Fails with one line saying what went wrong: a bad URI, a name that
     /// does not resolve, a refused connection, a TLS failure, no answer within the
     /// timeout, an answer that cannot be read.
+    #[cfg(any(test, feature = "metrics"))]
     pub(crate) async fn send(&self, request: Request<Bytes>) -> Result<Response<Bytes>, Failure> {
         self.send_within(request, self.timeout).await
     }

@@ -82,11 +82,19 @@ fn case() {
             // A tunnel: hyper sends no body after the 2xx and never polls it.
             assert!(response.status().is_success());
         } else if !head {
+            let mut body = response.into_body();
             tx.send(Frame::data(Bytes::from_static(b"hel"))).unwrap();
+            // Three of the six bytes have gone: not yet the first response.
+            let first = body.frame().await.unwrap().unwrap().into_data().unwrap();
+            assert_eq!(first, "hel");
+            assert!(
+                !lifecycle::is_first_response_done(),
+                "marked at 3 of 6 bytes"
+            );
             tx.send(Frame::data(Bytes::from_static(b"lo\n"))).unwrap();
             // The sender stays: the body never ends by itself.
-            let body = response.into_body().collect().await.unwrap().to_bytes();
-            assert_eq!(body, "hello\n");
+            let rest = body.collect().await.unwrap().to_bytes();
+            assert_eq!(rest, "lo\n");
         }
         // The fallback would mark it only after 10 s.
         let marked = tokio::time::timeout(Duration::from_secs(5), lifecycle::first_response());

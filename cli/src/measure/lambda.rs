@@ -146,6 +146,9 @@ struct Seen {
     nexts: Arc<AtomicUsize>,
     /// How many this run forwards: one per invocation; later ones are held.
     forward: Arc<AtomicUsize>,
+    /// The run's number, counted by [`Emulator::reset`]: a connection accepted in an
+    /// earlier run is an earlier function's.
+    run: Arc<AtomicUsize>,
 }
 
 /// What the proxy looks for in a function's requests.
@@ -187,6 +190,7 @@ impl Emulator {
             .unwrap_or_else(|p| p.into_inner()) = None;
         self.seen.nexts.store(0, Ordering::Release);
         self.seen.forward.store(invocations, Ordering::Release);
+        self.seen.run.fetch_add(1, Ordering::AcqRel);
     }
 
     fn first_next(&self) -> Option<Instant> {
@@ -237,21 +241,29 @@ fn relay(client: TcpStream, upstream: TcpStream, seen: Seen) {
     let (Ok(client_r), Ok(upstream_w)) = (client.try_clone(), upstream.try_clone()) else {
         return;
     };
-    std::thread::spawn(move || copy(client_r, upstream_w, Some(seen)));
+    let run = seen.run.load(Ordering::Acquire);
+    std::thread::spawn(move || copy(client_r, upstream_w, Some((seen, run))));
     std::thread::spawn(move || copy(upstream, client, None));
 }
 
-/// A `/next` request is small and written at once, so it arrives as one read.
-fn copy(mut from: TcpStream, mut to: TcpStream, watch: Option<Seen>) {
+/// A `/next` request is small and written at once, so it arrives as one read. One
+/// on a connection of an earlier run (`watch`'s run number), sent by that run's
+/// function as it was killed and read only now, is neither timed nor forwarded: it
+/// would be this run's first, and the emulator would give the invocation to a
+/// function that is gone. Its connection is closed.
+fn copy(mut from: TcpStream, mut to: TcpStream, watch: Option<(Seen, usize)>) {
     let mut buf = [0u8; 16 * 1024];
     loop {
         let n = match from.read(&mut buf) {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
-        if let Some(seen) = &watch
+        if let Some((seen, run)) = &watch
             && buf[..n].windows(NEXT.len()).any(|w| w == NEXT)
         {
+            if seen.run.load(Ordering::Acquire) != *run {
+                break;
+            }
             let now = Instant::now();
             seen.first_next
                 .lock()
@@ -620,6 +632,49 @@ mod tests {
             name: name.to_owned(),
             samples: vec![sample],
         }
+    }
+
+    /// A `/next` an earlier run's function sent as it was killed, read by the proxy
+    /// only after the next run began, is neither that run's first nor forwarded; its
+    /// connection is closed. One from this run's function is both.
+    #[test]
+    fn a_next_from_an_earlier_runs_function_is_not_this_runs() {
+        use std::io::{Read as _, Write as _};
+        let upstream = TcpListener::bind("127.0.0.1:0").unwrap();
+        let emulator = Emulator::new(upstream.local_addr().unwrap()).unwrap();
+        let proxy = emulator.proxy;
+        let next = b"GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost: x\r\n\r\n";
+        emulator.reset(1);
+        let mut old = TcpStream::connect(proxy).unwrap();
+        // The proxy has connected upstream for it, so the connection is of run 1.
+        let (mut old_upstream, _) = upstream.accept().unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        emulator.reset(1);
+        old.write_all(next).unwrap();
+        old.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        assert_eq!(old.read(&mut [0u8; 16]).unwrap(), 0, "closed");
+        assert_eq!(emulator.first_next(), None);
+        old_upstream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut got = Vec::new();
+        let _ = old_upstream.read_to_end(&mut got);
+        assert!(
+            got.is_empty(),
+            "forwarded: {:?}",
+            String::from_utf8_lossy(&got)
+        );
+        // This run's function.
+        let mut new = TcpStream::connect(proxy).unwrap();
+        let (mut new_upstream, _) = upstream.accept().unwrap();
+        new.write_all(next).unwrap();
+        let mut got = vec![0u8; next.len()];
+        new_upstream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        new_upstream.read_exact(&mut got).unwrap();
+        assert_eq!(got, next);
+        assert!(emulator.first_next().is_some());
     }
 
     #[test]

@@ -336,3 +336,21 @@ fn describe() {
         "HTTP requests being handled now."
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The latest large text is kept while a scrape waits for it, and let go by the
+    /// last to leave, however it leaves (a dropped scrape too): none is held between
+    /// scrapes.
+    #[tokio::test]
+    async fn the_last_scrape_to_leave_lets_the_text_go() {
+        let (first, second) = (Waiting::enter(), Waiting::enter());
+        *SCRAPE.lock().await = Some((Instant::now(), Bytes::from_static(b"text")));
+        drop(first);
+        assert!(SCRAPE.lock().await.is_some(), "one scrape still waits");
+        drop(second);
+        assert!(SCRAPE.lock().await.is_none());
+    }
+}

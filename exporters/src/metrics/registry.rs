@@ -1175,11 +1175,14 @@ mod tests {
             .increment(7);
         rec.register_gauge(&Key::from_name("payload_sum"), &m)
             .set(7.0);
+        rec.register_counter(&Key::from_name("payload_bucket"), &m)
+            .increment(7);
         let mut out = String::new();
         R.render(&mut out, &[], &[]);
         assert!(out.contains("\npayload_count 1\n"), "{out}");
         assert!(!out.contains("# TYPE payload_count"), "{out}");
         assert!(!out.contains("# TYPE payload_sum"), "{out}");
+        assert!(!out.contains("# TYPE payload_bucket"), "{out}");
         assert!(!out.contains(" 7\n"), "{out}");
     }
 

@@ -436,6 +436,7 @@ mod tests {
     /// One call the collector received.
     struct Call {
         /// Its `grpc-encoding`, empty for none.
+        #[cfg_attr(not(feature = "gzip"), allow(dead_code))]
         encoding: String,
         /// Its `grpc-timeout`, if it had one.
         timeout: Option<String>,

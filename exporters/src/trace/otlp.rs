@@ -470,6 +470,33 @@ pub(crate) mod tests {
         assert_eq!(requests.try_iter().count(), 1);
     }
 
+    /// A collector's answer is its status: one that cannot be read goes once, neither
+    /// on a new connection nor by the retries; a 2xx whose body stalls, or runs past
+    /// the 4 MiB read, is taken, its batch not sent again.
+    #[tokio::test]
+    async fn an_answer_is_its_status_whatever_its_body_and_goes_once() {
+        let unreadable = "HTTP/1.1 200 OK\r\nbad\x01header: x\r\ncontent-length: 0\r\n\r\n";
+        let (url, requests) = collector(&[unreadable, OK]);
+        let failed = exporter_to(&url, &[]).export(Vec::new()).await.unwrap_err();
+        assert!(failed.to_string().contains("unreadable answer"), "{failed}");
+        assert_eq!(requests.try_iter().count(), 1);
+
+        let stalls = "HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nok";
+        let (url, requests) = collector(&[stalls, OK]);
+        let exporter = exporter_to(&url, &[("OTEL_EXPORTER_OTLP_TIMEOUT", "500")]);
+        exporter.export(Vec::new()).await.unwrap();
+        assert_eq!(requests.try_iter().count(), 1);
+
+        let n = 5 << 20;
+        let long = format!(
+            "HTTP/1.1 200 OK\r\ncontent-length: {n}\r\n\r\n{}",
+            "x".repeat(n)
+        );
+        let (url, requests) = collector(&[Box::leak(long.into_boxed_str())]);
+        exporter_to(&url, &[]).export(Vec::new()).await.unwrap();
+        assert_eq!(requests.try_iter().count(), 1);
+    }
+
     #[test]
     fn retry_after_is_seconds_or_a_date_and_capped() {
         let asked = |value: &str| {

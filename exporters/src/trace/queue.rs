@@ -419,7 +419,13 @@ mod tests {
             Vec::new(),
             b"{\"partialSuccess\":{}}".to_vec(),
         ] {
+            let warned = problem::reports("span-warning");
+            // A message with nothing rejected (a negative count is none) is a warning.
+            let warning =
+                [partial_success(-2, "odd"), partial_success(0, "a warning")].contains(&answer);
             assert_eq!(send(answer, 2).await, 0);
+            // A warning without a rejection counts nothing and is said.
+            assert_eq!(problem::reports("span-warning") > warned, warning);
         }
         // A note left by an export whose outcome was never seen is not the next one's.
         super::super::otlp::note_answer(&partial_success(5, "stale"));
@@ -550,6 +556,7 @@ mod tests {
         let queue = queue_of(10, HOUR, 3);
         let exporter = Arc::new(tokio::sync::Mutex::new(Hangs));
         let failed = problem::dropped(Dropped::SpanExportFailed);
+        let said = problem::reports("span-export");
         let flush = tokio::spawn({
             let (queue, exporter) = (queue.clone(), exporter.clone());
             async move { queue.flush(&exporter, None).await }
@@ -560,6 +567,7 @@ mod tests {
         flush.abort();
         assert!(flush.await.unwrap_err().is_cancelled());
         assert_eq!(problem::dropped(Dropped::SpanExportFailed) - failed, 2);
+        assert!(problem::reports("span-export") > said, "said");
         assert_eq!((queue.len(), queue.in_flight()), (1, 0));
     }
 
