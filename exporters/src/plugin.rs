@@ -22,6 +22,10 @@ Where hooks run:
 - [`Plugin::on_error`]: on the task that hit the problem, each time, including the
   times the once-a-minute stderr line is held back.
 
+What a hook itself records, ends or has reported (a counter a plugin keeps of what
+it saw, a span it makes) is recorded as anything else is, but runs no hook: a
+counting plugin would otherwise call itself until the stack overflowed.
+
 A plugin whose hook panics is said once (its name and the panic's message) and not
 run again: its panic would otherwise run into the request that recorded a metric,
 or end the export task. Rust's panic hook prints that one panic too; with
@@ -159,14 +163,14 @@ static OFF: OnceLock<Vec<AtomicBool>> = OnceLock::new();
 ///
 /// Telemetry is installed already; the plugin is not added.
 pub fn add(priority: i32, plugin: Box<dyn Plugin>) -> Result<(), TooLate> {
+    // Under the lock [`install`] fixes the order with: a plugin is added before, or
+    // refused after, never accepted and left out.
+    let mut added = ADDED.lock().unwrap_or_else(|p| p.into_inner());
     if ORDER.get().is_some() {
         return Err(TooLate(plugin.name().to_owned()));
     }
     let plugin: &'static dyn Plugin = Box::leak(plugin);
-    ADDED
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .push(Registration { priority, plugin });
+    added.push(Registration { priority, plugin });
     Ok(())
 }
 
@@ -189,8 +193,9 @@ impl std::error::Error for TooLate {}
 /// Fixes the order: link-time registrations, then code ones, stably sorted by
 /// priority and name. Called once, at installation.
 pub(crate) fn install() {
-    let added = ADDED.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    let order = ORDER.get_or_init(|| ordered(PLUGINS.iter().copied().chain(added)));
+    let added = ADDED.lock().unwrap_or_else(|p| p.into_inner());
+    let order = ORDER.get_or_init(|| ordered(PLUGINS.iter().copied().chain(added.clone())));
+    drop(added);
     OFF.get_or_init(|| order.iter().map(|_| AtomicBool::new(false)).collect());
     ANY.store(!order.is_empty(), Ordering::Release);
 }
@@ -212,15 +217,39 @@ pub(crate) fn any() -> bool {
     ANY.load(Ordering::Relaxed)
 }
 
+thread_local! {
+    /// Whether this thread is running a hook.
+    static IN_HOOK: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Clears [`IN_HOOK`] when the hook ends, however it ends.
+struct LeaveHook;
+
+impl Drop for LeaveHook {
+    fn drop(&mut self) {
+        IN_HOOK.with(|h| h.set(false));
+    }
+}
+
 /// Runs `hook` for each plugin in order, but those that panicked before. One that
-/// panics now is said and turned off; the others still run.
+/// panics now is said and turned off; the others still run. Called from inside a
+/// hook (a hook that records a metric, ends a span or has a problem reported), it
+/// runs none: the metric is recorded, but a counting hook would otherwise call
+/// itself until the stack overflowed, which ends the process.
 pub(crate) fn each(hook: impl Fn(&dyn Plugin)) {
+    if IN_HOOK.with(std::cell::Cell::get) {
+        return;
+    }
     let off = OFF.get().map_or(&[][..], Vec::as_slice);
     for (plugin, off) in order().iter().zip(off) {
         if off.load(Ordering::Relaxed) {
             continue;
         }
-        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| hook(*plugin)));
+        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            IN_HOOK.with(|h| h.set(true));
+            let _leave = LeaveHook;
+            hook(*plugin);
+        }));
         if let Err(panic) = ran {
             // Off before it is said: saying it runs the plugins' `on_error`.
             off.store(true, Ordering::Relaxed);

@@ -3,8 +3,10 @@ Telemetry problems: what was dropped, and one stderr line per kind of problem.
 
 A collector that is down must not turn into a log storm: each kind of problem is
 printed the first time it happens, then at most once a minute with the number of
-times it happened in between. Plugins ([`crate::plugin`]) see every report. Nothing here blocks or allocates on a request's path
-except the first report of a kind.
+times it happened since it was last printed. Plugins ([`crate::plugin`]) see every
+report. A report takes one lock and looks through the kinds seen; it allocates only
+the first time a kind is seen, and for the message when a plugin is installed or the
+line is printed.
 */
 // Without `metrics` or `tracing` nothing is exported, so nothing reports.
 #![cfg_attr(not(any(feature = "metrics", feature = "tracing")), allow(dead_code))]
@@ -135,17 +137,26 @@ pub fn report_about(kind: &'static str, subject: &str, message: impl FnOnce() ->
         crate::plugin::each(|p| p.on_error(&reported));
     }
     match admitted {
-        Some(0) => coldstart_bootstrap::say!("coldstart: {message}"),
-        Some(n) => {
-            coldstart_bootstrap::say!("coldstart: {message} ({n} more like it in the last minute)")
+        Some((0, _)) => coldstart_bootstrap::say!("coldstart: {message}"),
+        Some((n, since)) => {
+            coldstart_bootstrap::say!("coldstart: {message} {}", held_back(n, since))
         }
         None => {}
     }
 }
 
-/// Whether a problem of `kind` may be printed at `now`: `Some(suppressed since the
-/// last print)`, or `None` to stay quiet.
-fn admit(kind: &'static str, subject: &str, now: Instant) -> Option<u64> {
+/// What a printed line adds about the `n` held back since the kind was last printed,
+/// `since` ago: not "in the last minute", which they may not have been.
+fn held_back(n: u64, since: Duration) -> String {
+    format!(
+        "({n} more like it in the {} s since it was last said)",
+        since.as_secs()
+    )
+}
+
+/// Whether a problem of `kind` may be printed at `now`: `Some((held back since the
+/// last print, time since the last print))`, or `None` to stay quiet.
+fn admit(kind: &'static str, subject: &str, now: Instant) -> Option<(u64, Duration)> {
     let mut seen = SEEN.lock().unwrap_or_else(|p| p.into_inner());
     let Some(s) = seen
         .iter_mut()
@@ -158,12 +169,13 @@ fn admit(kind: &'static str, subject: &str, now: Instant) -> Option<u64> {
             suppressed: 0,
             reports: 1,
         });
-        return Some(0);
+        return Some((0, Duration::ZERO));
     };
     s.reports += 1;
-    if now.duration_since(s.last) >= QUIET {
+    let since = now.duration_since(s.last);
+    if since >= QUIET {
         s.last = now;
-        Some(std::mem::take(&mut s.suppressed))
+        Some((std::mem::take(&mut s.suppressed), since))
     } else {
         s.suppressed += 1;
         None
@@ -208,25 +220,29 @@ mod tests {
     #[test]
     fn a_kind_is_printed_once_a_minute_with_the_count_between() {
         let t0 = Instant::now();
-        assert_eq!(admit("test-storm", "", t0), Some(0));
+        let at = |s| t0 + Duration::from_secs(s);
+        let count = |said: Option<(u64, Duration)>| said.map(|(n, _)| n);
+        assert_eq!(count(admit("test-storm", "", t0)), Some(0));
         for s in 1..=59 {
-            assert_eq!(admit("test-storm", "", t0 + Duration::from_secs(s)), None);
+            assert_eq!(admit("test-storm", "", at(s)), None);
         }
+        assert_eq!(count(admit("test-storm", "", at(60))), Some(59));
         assert_eq!(
-            admit("test-storm", "", t0 + Duration::from_secs(60)),
-            Some(59)
-        );
-        assert_eq!(
-            admit("test-other", "", t0),
+            count(admit("test-other", "", t0)),
             Some(0),
             "kinds are counted apart"
         );
         // Subjects of one kind too: the second is named in the same minute.
+        assert_eq!(count(admit("test-storm", "b", at(61))), Some(0));
+        assert_eq!(admit("test-storm", "b", at(62)), None);
+        // One held back 30 s after a line, then quiet for three hours: the next line
+        // says when the one held back came, not "in the last minute".
+        assert_eq!(count(admit("test-storm", "", at(90))), None);
+        let (n, since) = admit("test-storm", "", at(60 + 3 * 3600)).unwrap();
         assert_eq!(
-            admit("test-storm", "b", t0 + Duration::from_secs(61)),
-            Some(0)
+            held_back(n, since),
+            "(1 more like it in the 10800 s since it was last said)"
         );
-        assert_eq!(admit("test-storm", "b", t0 + Duration::from_secs(62)), None);
     }
 
     #[test]

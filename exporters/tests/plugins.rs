@@ -64,6 +64,22 @@ impl Plugin for Panics {
     }
 }
 
+/// Keeps a count of the test's metrics it sees in a metric of its own: what it records
+/// in its hook must not come back to it (it did, until the stack overflowed).
+struct Counts;
+
+impl Plugin for Counts {
+    fn name(&self) -> &str {
+        "counts"
+    }
+    fn on_metric(&self, metric: &Recorded<'_>) {
+        if metric.key.name().starts_with("plugin_test_") {
+            metrics::counter!("plugin_test_seen_total").increment(1);
+        }
+    }
+}
+
+coldstart_exporters::plugin!(COUNTS: Counts = Counts, priority = 30);
 coldstart_exporters::plugin!(LATE: Witness = Witness("late"), priority = 20);
 coldstart_exporters::plugin!(PANICS: Panics = Panics(std::sync::atomic::AtomicUsize::new(0)), priority = 10);
 coldstart_exporters::plugin!(EARLY: Witness = Witness("early"), priority = -5);
@@ -90,7 +106,7 @@ fn hooks_run_in_priority_order_for_spans_metrics_and_problems() {
     assert!(errors.is_empty(), "{errors:?}");
     let telemetry = coldstart_exporters::install_with(config, None);
     let all: Vec<_> = plugin::order().iter().map(|p| p.name()).collect();
-    assert_eq!(all, ["early", "code", "panics", "late"]);
+    assert_eq!(all, ["early", "code", "panics", "late", "counts"]);
     let order = ["early", "code", "late"];
     let late = plugin::add(1, Box::new(Witness("too-late"))).unwrap_err();
     assert!(
@@ -117,6 +133,9 @@ fn hooks_run_in_priority_order_for_spans_metrics_and_problems() {
         before,
         "not run again"
     );
+    // The three records above, counted by a hook whose own count reached no hook.
+    let text = coldstart_exporters::metrics::render();
+    assert!(text.contains("\nplugin_test_seen_total 3\n"), "{text}");
     let tracer = opentelemetry::global::tracer_provider().tracer("plugin-test");
     tracer.start("work").end();
     assert!(

@@ -269,13 +269,21 @@ fn rendered(own: &str, grouping: &[&str]) -> String {
     if grouping.is_empty() {
         out.push_str(own);
     } else {
+        // Each label said once a rendering, not once a line: every report reaches the
+        // plugins.
+        let mut renamed: Vec<String> = Vec::new();
         let own = text::export_grouping_labels(own, grouping, |label| {
-            problem::report_about("metrics-grouping-label", label, || {
+            if !renamed.iter().any(|r| r == label) {
+                renamed.push(label.to_owned());
+            }
+        });
+        for label in renamed {
+            problem::report_about("metrics-grouping-label", &label, || {
                 format!(
                     "metrics: label `{label}` of coldstart's own metrics is one of the push's grouping labels, which the gateway sets; it is pushed as `exported_{label}`"
                 )
             });
-        });
+        }
         out.push_str(&own);
     }
     out
@@ -340,6 +348,27 @@ fn describe() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A label of coldstart's own families that a push's grouping names is said once
+    /// a rendering, not once for each line that carries it (each report reaches every
+    /// plugin).
+    #[test]
+    fn a_grouping_label_of_coldstarts_own_is_said_once_a_rendering() {
+        let label = "test_grouped_once";
+        let own = format!(
+            "# TYPE c counter\nc{{{label}=\"a\"}} 1\nc{{{label}=\"b\"}} 2\nc{{{label}=\"c\"}} 3\n"
+        );
+        let before = problem::reports_about("metrics-grouping-label", label);
+        let text = rendered(&own, &[label]);
+        assert!(
+            text.contains(&format!("c{{exported_{label}=\"c\"}} 3")),
+            "{text}"
+        );
+        assert_eq!(
+            problem::reports_about("metrics-grouping-label", label) - before,
+            1
+        );
+    }
 
     /// The latest large text is kept while a scrape waits for it, and let go by the
     /// last to leave, however it leaves (a dropped scrape too): none is held between
