@@ -1,7 +1,10 @@
 //! The whole probe, then the plan, over a `/proc` and `/sys/fs/cgroup` tree whose files
 //! hold what the fuzzer chooses: v2, v1 and hybrid layouts, a namespaced path, garbage
 //! in any file, any Lambda memory size. The probe never panics and the plan it feeds
-//! is always usable (a thread count from 1 to 1024, a positive core count).
+//! is always usable (a thread count from 1 to 1024, a positive core count). A v2 or v1
+//! tree seen from inside a cgroup namespace (the process at `/`, the mount's root
+//! `/../..`, found by searching for it) gives the figures the same tree gives seen
+//! from outside.
 #![no_main]
 
 use std::fs;
@@ -22,9 +25,11 @@ enum Layout {
 struct Input<'a> {
     layout: Layout,
     /// `/proc/self/cgroup`; `None` writes the usual lines for the layout, with the
-    /// process at `/svc/app` (or `/../svc/app`, as in a cgroup namespace). Files hold
-    /// any bytes, text or not, as a fixture tree's may.
+    /// process at `/svc/app`. Files hold any bytes, text or not, as a fixture tree's
+    /// may.
     proc_cgroup: Option<&'a [u8]>,
+    /// The same tree also seen with the usual files from outside and from a cgroup
+    /// namespace rooted at `/svc/app`, whose figures must be the same.
     namespaced: bool,
     mountinfo: Option<&'a [u8]>,
     /// `cpu.max`, `memory.max`, `memory.high`, `cpu.cfs_quota_us`, `cpu.cfs_period_us`,
@@ -90,27 +95,73 @@ fn cgroup_files(root: &Path, layout: &Layout, at: &str, files: &[Option<&[u8]>; 
     }
 }
 
-libfuzzer_sys::fuzz_target!(|input: Input<'_>| {
-    let root = scratch();
-    let _ = fs::remove_dir_all(root);
-    fs::create_dir_all(root).expect("scratch dir");
-
-    let at = if input.namespaced {
-        "/../svc/app"
-    } else {
-        "/svc/app"
-    };
-    let usual = match input.layout {
+/// The usual `/proc/self/cgroup` for `layout`, with the process at `at`.
+fn usual_proc_cgroup(layout: &Layout, at: &str) -> String {
+    match layout {
         Layout::V2 => format!("0::{at}\n"),
         Layout::V1 => format!("4:memory:{at}\n3:cpu,cpuacct:{at}\n1:name=systemd:/\n"),
         Layout::Hybrid => format!("4:memory:{at}\n3:cpu,cpuacct:{at}\n0::/\n"),
-    };
-    write(
-        root,
-        "proc/self/cgroup",
-        Some(input.proc_cgroup.unwrap_or(usual.as_bytes())),
-    );
-    write(root, "proc/self/mountinfo", input.mountinfo);
+    }
+}
+
+/// How the process sees the tree.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum View {
+    /// With the input's `/proc/self/cgroup` and mountinfo, where it gives them.
+    AsGiven,
+    /// The usual files, mountinfo included, the process at `/svc/app`.
+    Outside,
+    /// From a cgroup namespace rooted at `/svc/app`: the process at `/`, the mounts'
+    /// root two levels up (`/../..`).
+    Inside,
+}
+
+/// The tree of `input` at `root`, seen as `view` says, and its probe.
+fn probe(root: &Path, input: &Input<'_>, env: &Env, view: View) -> coldstart_bootstrap::Budget {
+    let _ = fs::remove_dir_all(root);
+    fs::create_dir_all(root).expect("scratch dir");
+    if view != View::AsGiven {
+        let (at, mount_root) = match view {
+            View::Inside => ("/", "/../.."),
+            _ => ("/svc/app", "/"),
+        };
+        write(
+            root,
+            "proc/self/cgroup",
+            Some(usual_proc_cgroup(&input.layout, at).as_bytes()),
+        );
+        let mounts = match input.layout {
+            Layout::V2 => {
+                format!("41 31 0:38 {mount_root} /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n")
+            }
+            _ => format!(
+                "41 31 0:38 {mount_root} /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct\n\
+                 42 31 0:39 {mount_root} /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n"
+            ),
+        };
+        write(root, "proc/self/mountinfo", Some(mounts.as_bytes()));
+        // What the namespace search looks for: the process in its cgroup's list.
+        let procs = format!("{}\n", std::process::id());
+        let dirs: &[&str] = match input.layout {
+            Layout::V2 => &[""],
+            _ => &["/cpu,cpuacct", "/memory"],
+        };
+        for dir in dirs {
+            write(
+                root,
+                &format!("sys/fs/cgroup{dir}/svc/app/cgroup.procs"),
+                Some(procs.as_bytes()),
+            );
+        }
+    } else {
+        let usual = usual_proc_cgroup(&input.layout, "/svc/app");
+        write(
+            root,
+            "proc/self/cgroup",
+            Some(input.proc_cgroup.unwrap_or(usual.as_bytes())),
+        );
+        write(root, "proc/self/mountinfo", input.mountinfo);
+    }
     match input.layout {
         Layout::V2 => write(
             root,
@@ -131,18 +182,31 @@ libfuzzer_sys::fuzz_target!(|input: Input<'_>| {
     }
     cgroup_files(root, &input.layout, "/svc/app", &input.leaf);
     cgroup_files(root, &input.layout, "/svc", &input.parent);
+    Probe::new()
+        .root(root)
+        .env(env.clone())
+        // What the process's affinity mask and MemTotal give: never zero.
+        .host(1 + input.host_cpus % 512, input.host_memory.max(1 << 20))
+        .run()
+}
 
+libfuzzer_sys::fuzz_target!(|input: Input<'_>| {
+    let root = scratch();
     let env = Env::fixed(
         input
             .lambda_memory
             .map(|m| ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", m)),
     );
-    let budget = Probe::new()
-        .root(root)
-        .env(env.clone())
-        // What the process's affinity mask and MemTotal give: never zero.
-        .host(1 + input.host_cpus % 512, input.host_memory.max(1 << 20))
-        .run();
+    let budget = probe(root, &input, &env, View::AsGiven);
+    if input.namespaced && !matches!(input.layout, Layout::Hybrid) {
+        let outside = probe(root, &input, &env, View::Outside);
+        let inside = probe(root, &input, &env, View::Inside);
+        assert_eq!(
+            (inside.cpu_cores.value, inside.memory_bytes.value),
+            (outside.cpu_cores.value, outside.memory_bytes.value),
+            "seen from the namespace: {inside:?}\nfrom outside: {outside:?}"
+        );
+    }
     if let Some(cores) = budget.cpu_cores.value {
         assert!(cores.is_finite() && cores > 0.0, "{budget:?}");
     }
