@@ -38,6 +38,17 @@ pub fn cgroup_files(text: &str) {
             assert!(bytes < parse::UNLIMITED_MEMORY);
         }
     }
+    // The same two numbers as v2's `cpu.max` and as v1's quota and period: one budget.
+    let mut words = text.split_ascii_whitespace();
+    if let (Some(quota), Some(period), None) = (words.next(), words.next(), words.next())
+        && quota.bytes().all(|b| b.is_ascii_digit())
+    {
+        let v2 = parse::cpu_max(text).ok();
+        let v1 = parse::cfs_period(period)
+            .and_then(|p| parse::cfs_quota(quota, p))
+            .ok();
+        assert_eq!(v2, v1, "{text:?} as cpu.max and as the v1 pair");
+    }
 }
 
 /// `/proc/self/cgroup`.
@@ -57,10 +68,14 @@ pub fn proc_cgroup(text: &str) {
 pub fn mountinfo(text: &str) {
     for line in text.lines() {
         if let Some(mount) = parse::mountinfo_line(line) {
-            // Unescaping only ever shortens a field.
-            assert!(mount.root.len() <= line.len());
-            assert!(mount.mount_point.len() <= line.len());
-            assert!(line.contains(" - "));
+            // Unescaping only ever shortens a field: each is at most its own raw
+            // field (the fourth and fifth, split at single spaces as the kernel writes
+            // them), not just the line.
+            let raw: Vec<&str> = line.split(' ').collect();
+            if let (Some(root), Some(point)) = (raw.get(3), raw.get(4)) {
+                assert!(mount.root.len() <= root.len(), "{line:?}");
+                assert!(mount.mount_point.len() <= point.len(), "{line:?}");
+            }
         }
     }
 }

@@ -93,7 +93,7 @@ fn cores(quota: u64, period: u64) -> Result<f64, Bad> {
 /// A v1 quota from `cpu.cfs_quota_us`, over a `period` read with [`cfs_period`], in
 /// cores; `-1` means no limit. An error is the quota file's.
 pub(crate) fn cfs_quota(quota: &str, period: u64) -> Result<Option<f64>, Bad> {
-    let quota = quota.trim();
+    let quota = quota.trim_ascii();
     if quota == "-1" {
         return Ok(None);
     }
@@ -102,7 +102,7 @@ pub(crate) fn cfs_quota(quota: &str, period: u64) -> Result<Option<f64>, Bad> {
 
 /// `cpu.cfs_period_us`; 0 is garbage (the kernel's minimum is 1 ms).
 pub(crate) fn cfs_period(text: &str) -> Result<u64, Bad> {
-    match unsigned(text.trim())? {
+    match unsigned(text.trim_ascii())? {
         0 => Err(Bad::ZeroPeriod),
         period => Ok(period),
     }
@@ -111,7 +111,7 @@ pub(crate) fn cfs_period(text: &str) -> Result<u64, Bad> {
 /// A memory limit in bytes (`memory.max`, `memory.high`, `memory.limit_in_bytes`);
 /// `None` means no limit.
 pub(crate) fn memory_limit(text: &str) -> Result<Option<u64>, Bad> {
-    let text = text.trim();
+    let text = text.trim_ascii();
     if text == "max" {
         return Ok(None);
     }
@@ -236,6 +236,19 @@ fn unescape_octal(s: &str) -> String {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    /// The v1 pair and v2's `cpu.max` take the same blanks around a number, ASCII
+    /// ones only: a vertical tab after v1's period was trimmed (Unicode's blanks) and
+    /// gave 0.2 cores where `cpu.max` refused the same text (found by the fuzzer).
+    #[test]
+    fn both_versions_take_the_same_blanks() {
+        let text = "1\r5\u{b}\r";
+        assert!(cpu_max(text).is_err());
+        assert!(cfs_period("5\u{b}\r").is_err());
+        assert!(memory_limit("5\u{b}").is_err());
+        assert_eq!(cfs_period(" 5\n").unwrap(), 5);
+        assert_eq!(memory_limit("\t64\r\n").unwrap(), Some(64));
+    }
 
     #[test]
     fn cpu_max_shapes() {
