@@ -23,6 +23,9 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 
+/// How long before an exchange's deadline the reading of an answer's body stops.
+const BODY_AHEAD: Duration = Duration::from_millis(5);
+
 /// The largest answer read; a collector's or a gateway's is a few bytes.
 const MAX_BODY: usize = 4 * 1024 * 1024;
 
@@ -250,9 +253,15 @@ impl Client {
                 answered: e.is_parse(),
             })?;
         let (head, body) = response.into_parts();
-        // Read by the exchange's deadline, which `send_within` also waits for: its
-        // timer is the same, and the exchange is polled before it.
-        let body = match crate::until(deadline, Limited::new(body, MAX_BODY).collect()).await {
+        // Read until just before the exchange's deadline, which `send_within` waits
+        // for on a timer of its own: a few milliseconds ahead, so that the head is
+        // still the answer however the two timers fire.
+        let body_deadline = deadline.map(|d| {
+            d.checked_sub(BODY_AHEAD)
+                .unwrap_or(d)
+                .max(tokio::time::Instant::now())
+        });
+        let body = match crate::until(body_deadline, Limited::new(body, MAX_BODY).collect()).await {
             Some(Ok(body)) => body.to_bytes(),
             // The status is the answer: a body cut short, too long or still coming at
             // the deadline does not undo a 2xx, which would have the batch sent, and
@@ -465,7 +474,7 @@ pub(crate) mod tests {
         });
         let client = Client::plain(Duration::from_secs(5));
         let response = client
-            .send_within(request(&url), Duration::from_millis(300))
+            .send_within(request(&url), Duration::from_secs(2))
             .await
             .unwrap();
         assert_eq!(response.status(), 200);

@@ -22,9 +22,11 @@ Where hooks run:
 - [`Plugin::on_error`]: on the task that hit the problem, each time, including the
   times the once-a-minute stderr line is held back.
 
-What a hook itself records, ends or has reported (a counter a plugin keeps of what
-it saw, a span it makes) is recorded as anything else is, but runs no hook: a
-counting plugin would otherwise call itself until the stack overflowed.
+A metric a hook itself records, or a problem it has reported (a counter a plugin
+keeps of what it saw), is recorded as any other is but runs no hook: a counting
+plugin would otherwise call itself until the stack overflowed. A span a hook makes
+reaches `on_span_end` at the next export like any other (one made in `on_span_end`
+itself is not recorded: telemetry is suppressed there).
 
 A plugin whose hook panics is said once (its name and the panic's message) and not
 run again: its panic would otherwise run into the request that recorded a metric,
@@ -233,9 +235,9 @@ impl Drop for LeaveHook {
 
 /// Runs `hook` for each plugin in order, but those that panicked before. One that
 /// panics now is said and turned off; the others still run. Called from inside a
-/// hook (a hook that records a metric, ends a span or has a problem reported), it
-/// runs none: the metric is recorded, but a counting hook would otherwise call
-/// itself until the stack overflowed, which ends the process.
+/// hook on the same thread (a hook that records a metric or has a problem
+/// reported), it runs none: the metric is recorded, but a counting hook would
+/// otherwise call itself until the stack overflowed, which ends the process.
 pub(crate) fn each(hook: impl Fn(&dyn Plugin)) {
     if IN_HOOK.with(std::cell::Cell::get) {
         return;

@@ -167,10 +167,12 @@ impl Emulator {
         let shared = seen.clone();
         std::thread::spawn(move || {
             for client in listener.incoming().map_while(Result::ok) {
+                // The run it came in, read before anything else is done with it.
+                let run = shared.run.load(Ordering::Acquire);
                 let Ok(upstream) = TcpStream::connect(addr) else {
                     continue;
                 };
-                relay(client, upstream, shared.clone());
+                relay(client, upstream, shared.clone(), run);
             }
         });
         Ok(Emulator { addr, proxy, seen })
@@ -237,11 +239,10 @@ const INLINE_EVENT: usize = 16 << 10;
 
 /// Copies both ways between a function and the emulator; the first `/next` the
 /// function sends after a reset is timed, and held ones are dropped.
-fn relay(client: TcpStream, upstream: TcpStream, seen: Seen) {
+fn relay(client: TcpStream, upstream: TcpStream, seen: Seen, run: usize) {
     let (Ok(client_r), Ok(upstream_w)) = (client.try_clone(), upstream.try_clone()) else {
         return;
     };
-    let run = seen.run.load(Ordering::Acquire);
     std::thread::spawn(move || copy(client_r, upstream_w, Some((seen, run))));
     std::thread::spawn(move || copy(upstream, client, None));
 }
@@ -646,9 +647,8 @@ mod tests {
         let next = b"GET /2018-06-01/runtime/invocation/next HTTP/1.1\r\nHost: x\r\n\r\n";
         emulator.reset(1);
         let mut old = TcpStream::connect(proxy).unwrap();
-        // The proxy has connected upstream for it, so the connection is of run 1.
+        // The proxy has connected upstream for it, after reading the run it came in.
         let (mut old_upstream, _) = upstream.accept().unwrap();
-        std::thread::sleep(Duration::from_millis(100));
         emulator.reset(1);
         old.write_all(next).unwrap();
         old.set_read_timeout(Some(Duration::from_secs(5))).unwrap();

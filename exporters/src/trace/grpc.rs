@@ -45,11 +45,12 @@ pub(crate) struct Exporter {
     /// What a new channel is made from.
     endpoint: Endpoint,
     compression: crate::config::Compression,
-    /// The channel, and when it last answered or was made: one idle longer than
-    /// [`MAX_IDLE`](crate::client::MAX_IDLE) is replaced, as the HTTP client's kept
-    /// connection is (a middlebox may have forgotten it, and tonic connects again
-    /// only after a transport error, not after a request that timed out).
-    channel: Mutex<(Grpc<Channel>, Instant)>,
+    /// The channel, and when it last answered or was made (`None` once a call on it
+    /// got no answer): one idle longer than [`MAX_IDLE`](crate::client::MAX_IDLE), or
+    /// unanswered, is replaced, as the HTTP client does with its kept connection (a
+    /// middlebox may have forgotten it, and tonic connects again only after a
+    /// transport error, not after a call that timed out).
+    channel: Mutex<(Grpc<Channel>, Option<Instant>)>,
     /// Every request's metadata: the configured headers and a user agent.
     metadata: MetadataMap,
     timeout: Duration,
@@ -63,7 +64,7 @@ pub(crate) fn exporter(config: &Config) -> Result<Exporter, String> {
     let endpoint = endpoint(config)?;
     let grpc = client(&endpoint, config.compression);
     Ok(Exporter {
-        channel: Mutex::new((grpc, Instant::now())),
+        channel: Mutex::new((grpc, Some(Instant::now()))),
         endpoint,
         compression: config.compression,
         metadata: metadata(&config.otlp_headers),
@@ -74,25 +75,41 @@ pub(crate) fn exporter(config: &Config) -> Result<Exporter, String> {
 }
 
 impl Exporter {
-    fn lock(&self) -> std::sync::MutexGuard<'_, (Grpc<Channel>, Instant)> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, (Grpc<Channel>, Option<Instant>)> {
         self.channel.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The client to send on: the channel in use, or a new one where it was idle too
-    /// long. Marked as used now, and again by [`Exporter::answered`].
+    /// long or a call on it got no answer. Marked as used now, and again by
+    /// [`Exporter::ended`].
     fn grpc(&self) -> Grpc<Channel> {
         let mut kept = self.lock();
-        if kept.1.elapsed() > crate::client::MAX_IDLE {
+        if kept
+            .1
+            .is_none_or(|used| used.elapsed() > crate::client::MAX_IDLE)
+        {
             kept.0 = client(&self.endpoint, self.compression);
         }
-        kept.1 = Instant::now();
+        kept.1 = Some(Instant::now());
         kept.0.clone()
     }
 
-    /// Marks the channel as used now: an exchange on it has ended.
-    fn answered(&self) {
-        self.lock().1 = Instant::now();
+    /// Marks the channel as used now where the collector answered; else (no answer in
+    /// time, no connection, a status tonic made for a failed transport) as one to
+    /// replace at the next call.
+    fn ended(&self, answered: bool) {
+        self.lock().1 = answered.then(Instant::now);
     }
+}
+
+/// Whether `status` may be the transport's, not the collector's: the call then got
+/// no answer, and the channel is not trusted again.
+fn unanswered(status: &tonic::Status) -> bool {
+    use tonic::Code;
+    matches!(
+        status.code(),
+        Code::Unavailable | Code::Unknown | Code::DeadlineExceeded | Code::Cancelled
+    )
 }
 
 /// A client on a new, lazily connecting channel to `endpoint`, with `compression`.
@@ -142,7 +159,11 @@ impl opentelemetry_sdk::trace::SpanExporter for Exporter {
                     grpc.unary(call, path, Written).await
                 };
                 let answer = tokio::time::timeout(left, answer).await;
-                self.answered();
+                self.ended(match &answer {
+                    Ok(Ok(_)) => true,
+                    Ok(Err(status)) => !unanswered(status),
+                    Err(_) => false,
+                });
                 let status = match answer {
                     Ok(Ok(answer)) => {
                         if let Some((rejected, message)) = answer.into_inner() {
@@ -650,12 +671,29 @@ mod tests {
         exporter.export(Vec::new()).await.unwrap();
         exporter.export(Vec::new()).await.unwrap();
         let idle = crate::client::MAX_IDLE + Duration::from_secs(1);
-        exporter.lock().1 = Instant::now().checked_sub(idle).unwrap();
+        exporter.lock().1 = Instant::now().checked_sub(idle);
         exporter.export(Vec::new()).await.unwrap();
         let received = received.lock().unwrap();
         let peers: Vec<_> = received.iter().map(|c| c.peer.unwrap()).collect();
         assert_eq!(peers[0], peers[1], "kept while in use: {peers:?}");
         assert_ne!(peers[1], peers[2], "a new connection once idle: {peers:?}");
+    }
+
+    /// A call that got no answer (here the collector's `UNAVAILABLE`, as tonic says a
+    /// lost connection) leaves a channel the next attempt does not use: it was reused,
+    /// and a connection a middlebox had dropped held every export and retry for its
+    /// timeout.
+    #[tokio::test]
+    async fn a_channel_whose_call_got_no_answer_is_replaced() {
+        let answers = vec![Err(tonic::Code::Unavailable), Ok(0), Ok(0)];
+        let (exporter, _, received) = exporter_with(answers, Serve::default()).await;
+        exporter.export(Vec::new()).await.unwrap();
+        exporter.export(Vec::new()).await.unwrap();
+        let received = received.lock().unwrap();
+        let peers: Vec<_> = received.iter().map(|c| c.peer.unwrap()).collect();
+        assert_eq!(peers.len(), 3, "{peers:?}");
+        assert_ne!(peers[0], peers[1], "the retry on a new channel: {peers:?}");
+        assert_eq!(peers[1], peers[2], "an answered channel is kept: {peers:?}");
     }
 
     /// Real backoff: a paused clock would also run out tonic's own timeouts.

@@ -287,8 +287,10 @@ pub(crate) fn take_partial() -> Option<Partial> {
     PARTIAL.lock().unwrap_or_else(|p| p.into_inner()).take()
 }
 
-/// Held by every test that exports or notes an answer: the note of the collector's
-/// answer is the process's, and one test's must not be taken by another's export.
+/// Held by the tests that note a collector's partial success or read the note: it is
+/// the process's, and one test's must not be taken by another's export. (The
+/// exporter tests here take no lock: their collectors answer without a partial
+/// success, which notes nothing.)
 #[cfg(test)]
 pub(crate) static NOTING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
@@ -483,7 +485,7 @@ pub(crate) mod tests {
 
         let stalls = "HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nok";
         let (url, requests) = collector(&[stalls, OK]);
-        let exporter = exporter_to(&url, &[("OTEL_EXPORTER_OTLP_TIMEOUT", "500")]);
+        let exporter = exporter_to(&url, &[("OTEL_EXPORTER_OTLP_TIMEOUT", "2000")]);
         exporter.export(Vec::new()).await.unwrap();
         assert_eq!(requests.try_iter().count(), 1);
 
