@@ -182,7 +182,7 @@ impl Client {
         let within = within.min(self.timeout);
         // A time past what the clock can hold (`Duration::MAX` given in code) is none.
         let deadline = tokio::time::Instant::now().checked_add(within);
-        match crate::until(deadline, self.exchange(request, deadline)).await {
+        match crate::until(deadline, self.boxed_exchange(request, deadline)).await {
             Some(outcome) => outcome,
             None => {
                 let within =
@@ -190,6 +190,18 @@ impl Client {
                 Err(format!("no answer within {within:?}").into())
             }
         }
+    }
+
+    /// [`Client::exchange`], boxed by a function that is not itself async: the
+    /// exchange's code is then made once, not once in each caller's code unit (the
+    /// span exporter's and the push's each had copies, some 80 KB of the program's
+    /// text, which is resident from its start).
+    fn boxed_exchange(
+        &self,
+        request: Request<Bytes>,
+        deadline: Option<tokio::time::Instant>,
+    ) -> std::pin::Pin<Box<dyn Future<Output = Result<Response<Bytes>, Failure>> + Send + '_>> {
+        Box::pin(self.exchange(request, deadline))
     }
 
     async fn exchange(
