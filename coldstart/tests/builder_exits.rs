@@ -38,3 +38,36 @@ fn a_number_out_of_range_in_code_is_one_line_and_exit_78() {
         "{stderr}"
     );
 }
+
+/// A setting no feature of this build reads, given to `Builder::set`: one line naming
+/// the variable and the feature that reads it, exit code 78, before the body. Built
+/// without `metrics` (the facade's feature matrix in `scripts/test` runs it so).
+#[cfg(not(feature = "metrics"))]
+#[test]
+fn a_setting_no_feature_of_this_build_reads_is_one_line_and_exit_78() {
+    let test = "a_setting_no_feature_of_this_build_reads_is_one_line_and_exit_78";
+    if std::env::var_os(CASE).is_some() {
+        coldstart::Builder::new()
+            .set("COLDSTART_METRICS_ADDR", "127.0.0.1:9464")
+            .block_on(async { println!("the body ran") });
+        return;
+    }
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", test, "--nocapture"])
+        .env(CASE, "1")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{stdout}\n{stderr}");
+    assert!(!stdout.contains("the body ran"), "{stdout}");
+    let said: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("coldstart: "))
+        .collect();
+    assert_eq!(said.len(), 1, "{stderr}");
+    assert!(
+        said[0].contains("COLDSTART_METRICS_ADDR") && said[0].contains("`metrics` feature"),
+        "{stderr}"
+    );
+}
