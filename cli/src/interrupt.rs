@@ -16,6 +16,10 @@ static CHILDREN: Mutex<Vec<u32>> = Mutex::new(Vec::new());
 /// its start to the exit: no child is released that the clean-up would miss.
 static LAUNCHING: Mutex<()> = Mutex::new(());
 static CGROUPS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+/// Files the tool is writing outside the temporary directory (a profile written beside
+/// its `--out` before the rename), removed at Ctrl-C.
+static FILES: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 /// Set once a signal has started the clean-up.
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 /// The pipe's write end, once [`install`] has run; -1 before.
@@ -132,6 +136,7 @@ fn clean_up() -> Vec<PathBuf> {
     // And what they started outside their process groups, given back to this process.
     crate::measure::sweep_strays(None);
     remove_temporary_files();
+    remove_files_being_written();
     let mut left = Vec::new();
     for dir in CGROUPS.lock().unwrap_or_else(|p| p.into_inner()).iter() {
         // Anything still in a cgroup of ours is ours.
@@ -149,6 +154,30 @@ fn clean_up() -> Vec<PathBuf> {
         }
     }
     left
+}
+
+/// The files [`file_being_written`] recorded and nothing has forgotten since.
+fn remove_files_being_written() {
+    for file in FILES.lock().unwrap_or_else(|p| p.into_inner()).drain(..) {
+        let _ = std::fs::remove_file(file);
+    }
+}
+
+/// Records a file the tool is writing outside the temporary directory, removed at
+/// Ctrl-C unless [`file_written`] forgets it first.
+pub(crate) fn file_being_written(path: &std::path::Path) {
+    FILES
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .push(path.to_owned());
+}
+
+/// Forgets a file [`file_being_written`] recorded: renamed into place, or removed.
+pub(crate) fn file_written(path: &std::path::Path) {
+    FILES
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .retain(|f| f != path);
 }
 
 /// The [`temporary_file`]s, which their owners' drops would have removed.
@@ -223,6 +252,21 @@ pub(crate) fn cgroup_removed(dirs: &[PathBuf]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A file recorded as being written goes at Ctrl-C; one forgotten does not.
+    #[test]
+    fn files_being_written_are_removed_unless_written() {
+        let (going, kept) = (temporary_file("going.tmp"), temporary_file("kept.tmp"));
+        std::fs::write(&going, "half").unwrap();
+        std::fs::write(&kept, "whole").unwrap();
+        file_being_written(&going);
+        file_being_written(&kept);
+        file_written(&kept);
+        remove_files_being_written();
+        assert!(!going.exists());
+        assert!(kept.exists());
+        std::fs::remove_file(&kept).unwrap();
+    }
 
     #[test]
     fn cgroups_left_behind_are_named() {

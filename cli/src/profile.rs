@@ -233,7 +233,9 @@ pub fn run(options: &Options) -> anyhow::Result<String> {
     let mut beside = options.out.as_os_str().to_owned();
     beside.push(format!(".{}.tmp", std::process::id()));
     let beside = PathBuf::from(beside);
-    std::fs::write(&beside, &text)
+    // Removed by a Ctrl-C between the write and the rename too.
+    crate::interrupt::file_being_written(&beside);
+    let written = std::fs::write(&beside, &text)
         .and_then(|()| std::fs::rename(&beside, &options.out))
         .with_context(|| {
             let _ = std::fs::remove_file(&beside);
@@ -241,7 +243,9 @@ pub fn run(options: &Options) -> anyhow::Result<String> {
                 "cannot write {}; the profile recorded was:\n{text}",
                 options.out.display()
             )
-        })?;
+        });
+    crate::interrupt::file_written(&beside);
+    written?;
     Ok(table(&profile, &options.out))
 }
 
