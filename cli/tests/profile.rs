@@ -176,15 +176,26 @@ fn a_program_without_coldstart_is_a_clear_error() {
 /// `profile --out out` of a Python server that answers one request, for `path`, and
 /// ends: the tool's exit code and stderr.
 fn profile_a_one_shot_server(out: &std::path::Path, path: &str) -> (Option<i32>, String) {
+    profile_python(out, path, |port| {
+        format!(
+            "import http.server as h; h.HTTPServer(('127.0.0.1', {port}), h.SimpleHTTPRequestHandler).handle_request()"
+        )
+    })
+}
+
+/// `profile --out out --url http://127.0.0.1:PORT<path> -- python3 -c <program(PORT)>`:
+/// the tool's exit code and stderr.
+fn profile_python(
+    out: &std::path::Path,
+    path: &str,
+    program: impl FnOnce(u16) -> String,
+) -> (Option<i32>, String) {
     let port = coldstart_test_support::free_port();
-    let serve_once = format!(
-        "import http.server as h; h.HTTPServer(('127.0.0.1', {port}), h.SimpleHTTPRequestHandler).handle_request()"
-    );
     let run = Command::new(TOOL)
         .args(["profile", "--out"])
         .arg(out)
         .args(["--url", &format!("http://127.0.0.1:{port}{path}"), "--"])
-        .args(["python3", "-c", &serve_once])
+        .args(["python3", "-c", &program(port)])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&run.stderr).into_owned();
@@ -196,14 +207,18 @@ fn profile_a_one_shot_server(out: &std::path::Path, path: &str) -> (Option<i32>,
 #[test]
 fn a_program_that_ends_after_its_answer_is_said_to_have_ended() {
     let none = temp_file("ended.profile");
-    let (code, stderr) = profile_a_one_shot_server(&none, "/");
+    said_to_have_ended(profile_a_one_shot_server(&none, "/"), &none);
+}
+
+/// Exit code 1, the program said to have ended without a profile, and none written.
+fn said_to_have_ended((code, stderr): (Option<i32>, String), out: &std::path::Path) {
     assert_eq!(code, Some(1), "{stderr}");
     assert!(
         stderr
             .contains("python3 ended (exit status: 0) after its answer without writing a profile"),
         "{stderr}"
     );
-    assert!(!none.exists());
+    assert!(!out.exists());
 }
 
 /// A program that ends the moment its answer is sent (before its RSS could be read,
@@ -212,30 +227,17 @@ fn a_program_that_ends_after_its_answer_is_said_to_have_ended() {
 #[test]
 fn a_program_that_ends_as_it_answers_is_said_to_have_ended() {
     let none = temp_file("ended-at-once.profile");
-    let port = coldstart_test_support::free_port();
-    let answer_and_exit = format!(
-        "import os, socket\n\
-         s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
-         s.bind(('127.0.0.1', {port})); s.listen(1)\n\
-         c, _ = s.accept(); c.recv(4096)\n\
-         c.sendall(b'HTTP/1.1 200 OK\\r\\ncontent-length: 2\\r\\nconnection: close\\r\\n\\r\\nok')\n\
-         os._exit(0)\n"
-    );
-    let run = Command::new(TOOL)
-        .args(["profile", "--out"])
-        .arg(&none)
-        .args(["--url", &format!("http://127.0.0.1:{port}/"), "--"])
-        .args(["python3", "-c", &answer_and_exit])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&run.stderr);
-    assert_eq!(run.status.code(), Some(1), "{stderr}");
-    assert!(
-        stderr
-            .contains("python3 ended (exit status: 0) after its answer without writing a profile"),
-        "{stderr}"
-    );
-    assert!(!none.exists());
+    let ran = profile_python(&none, "/", |port| {
+        format!(
+            "import os, socket\n\
+             s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+             s.bind(('127.0.0.1', {port})); s.listen(1)\n\
+             c, _ = s.accept(); c.recv(4096)\n\
+             c.sendall(b'HTTP/1.1 200 OK\\r\\ncontent-length: 2\\r\\nconnection: close\\r\\n\\r\\nok')\n\
+             os._exit(0)\n"
+        )
+    });
+    said_to_have_ended(ran, &none);
 }
 
 /// A program that answers other than 200 and then ends is said to have answered so,

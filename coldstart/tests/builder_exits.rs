@@ -1,57 +1,17 @@
-//! A number out of range given to `coldstart::Builder` ends the program with one line
-//! and exit code 78 before its body, as the same value in a variable does. The case
-//! runs in a child process: this test binary again, told so by a variable.
+//! A number out of range given to `coldstart::Builder`, or a setting no feature of the
+//! build reads, ends the program with one line and exit code 78 before its body, as
+//! the same value in a variable does. Each case runs in a child process: this test
+//! binary again, told so by a variable.
+
+#![allow(clippy::unwrap_used)] // a test fails loudly on a broken fixture
 
 use std::process::Command;
 
 const CASE: &str = "COLDSTART_TEST_BUILDER_CASE";
 
-#[test]
-fn a_number_out_of_range_in_code_is_one_line_and_exit_78() {
-    if std::env::var_os(CASE).is_some() {
-        coldstart::Builder::new()
-            .worker_threads(0)
-            .block_on(async { println!("the body ran") });
-        return;
-    }
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "a_number_out_of_range_in_code_is_one_line_and_exit_78",
-            "--nocapture",
-        ])
-        .env(CASE, "1")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(78), "{stdout}\n{stderr}");
-    assert!(!stdout.contains("the body ran"), "{stdout}");
-    let said: Vec<&str> = stderr
-        .lines()
-        .filter(|l| l.starts_with("coldstart: "))
-        .collect();
-    assert_eq!(said.len(), 1, "{stderr}");
-    assert!(
-        said[0]
-            == "coldstart: set COLDSTART_WORKER_THREADS to a whole number from 1 to 1024, got `0` (set in code)",
-        "{stderr}"
-    );
-}
-
-/// A setting no feature of this build reads, given to `Builder::set`: one line naming
-/// the variable and the feature that reads it, exit code 78, before the body. Built
-/// without `metrics` (the facade's feature matrix in `scripts/test` runs it so).
-#[cfg(not(feature = "metrics"))]
-#[test]
-fn a_setting_no_feature_of_this_build_reads_is_one_line_and_exit_78() {
-    let test = "a_setting_no_feature_of_this_build_reads_is_one_line_and_exit_78";
-    if std::env::var_os(CASE).is_some() {
-        coldstart::Builder::new()
-            .set("COLDSTART_METRICS_ADDR", "127.0.0.1:9464")
-            .block_on(async { println!("the body ran") });
-        return;
-    }
+/// Runs `test` as a case in a child process: its one `coldstart: ` line, after
+/// checking that it exited 78 without running its body.
+fn the_line_and_exit_78(test: &str) -> String {
     let out = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", test, "--nocapture"])
         .env(CASE, "1")
@@ -66,8 +26,40 @@ fn a_setting_no_feature_of_this_build_reads_is_one_line_and_exit_78() {
         .filter(|l| l.starts_with("coldstart: "))
         .collect();
     assert_eq!(said.len(), 1, "{stderr}");
+    said[0].to_owned()
+}
+
+#[test]
+fn a_number_out_of_range_in_code_is_one_line_and_exit_78() {
+    if std::env::var_os(CASE).is_some() {
+        coldstart::Builder::new()
+            .worker_threads(0)
+            .block_on(async { println!("the body ran") });
+        return;
+    }
+    let said = the_line_and_exit_78("a_number_out_of_range_in_code_is_one_line_and_exit_78");
+    assert_eq!(
+        said,
+        "coldstart: set COLDSTART_WORKER_THREADS to a whole number from 1 to 1024, got `0` (set in code)"
+    );
+}
+
+/// A setting no feature of this build reads, given to `Builder::set`: the line names
+/// the variable and the feature that reads it. Built without `metrics` (the facade's
+/// feature matrix in `scripts/test` runs it so).
+#[cfg(not(feature = "metrics"))]
+#[test]
+fn a_setting_no_feature_of_this_build_reads_is_one_line_and_exit_78() {
+    if std::env::var_os(CASE).is_some() {
+        coldstart::Builder::new()
+            .set("COLDSTART_METRICS_ADDR", "127.0.0.1:9464")
+            .block_on(async { println!("the body ran") });
+        return;
+    }
+    let said =
+        the_line_and_exit_78("a_setting_no_feature_of_this_build_reads_is_one_line_and_exit_78");
     assert!(
-        said[0].contains("COLDSTART_METRICS_ADDR") && said[0].contains("`metrics` feature"),
-        "{stderr}"
+        said.contains("COLDSTART_METRICS_ADDR") && said.contains("`metrics` feature"),
+        "{said}"
     );
 }

@@ -7,7 +7,7 @@
 
 #![allow(clippy::unwrap_used)] // a test fails loudly on a broken fixture
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::sync::mpsc::{Receiver, channel};
@@ -31,25 +31,7 @@ fn runtime_api(invocations: usize) -> (u16, Receiver<()>) {
             std::thread::spawn(move || {
                 let mut reader = BufReader::new(stream.try_clone().unwrap());
                 let mut writer = stream;
-                loop {
-                    let mut head = Vec::new();
-                    let mut length = 0;
-                    loop {
-                        let mut line = String::new();
-                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                            return;
-                        }
-                        if line == "\r\n" {
-                            break;
-                        }
-                        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                            length = v.trim().parse().unwrap();
-                        }
-                        head.push(line);
-                    }
-                    let mut body = vec![0; length];
-                    reader.read_exact(&mut body).unwrap();
-                    let request = head.first().cloned().unwrap_or_default();
+                while let Some((request, _)) = coldstart_test_support::read_request(&mut reader) {
                     if !(request.starts_with("GET") && request.contains("/invocation/next")) {
                         writer
                             .write_all(b"HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n")

@@ -6,7 +6,6 @@
 
 #![allow(clippy::unwrap_used)] // a test fails loudly on a broken fixture
 
-use std::io::{Read, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -17,15 +16,9 @@ use coldstart_exporters::metrics::register_collector;
 /// The collector's calls so far.
 static COLLECTED: AtomicU64 = AtomicU64::new(0);
 
-/// `GET /metrics` on `port`, the whole answer.
+/// `GET /metrics` on `port`, the whole answer (waiting for the listener to open).
 fn scrape(port: u16) -> String {
-    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
-        .unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
-    answer
+    coldstart_test_support::get_with(port, "/metrics", "")
 }
 
 /// The collector's call number an answer was rendered with.
@@ -72,15 +65,7 @@ fn scrapes_that_meet_share_one_rendering_made_after_they_came() {
         coldstart_runtime::first_request_done();
         tokio::task::spawn_blocking(move || {
             // The first scrape finds the registry large; the later ones share.
-            let first = (0..200)
-                .find_map(|_| {
-                    let answer = std::panic::catch_unwind(|| scrape(port)).ok();
-                    if answer.is_none() {
-                        std::thread::sleep(Duration::from_millis(25));
-                    }
-                    answer
-                })
-                .unwrap_or_else(|| panic!("/metrics never answered on port {port}"));
+            let first = scrape(port);
             assert!(first.len() > 64 << 10, "{} bytes", first.len());
             let before = COLLECTED.load(Ordering::SeqCst);
             let scrapers: Vec<_> = (0..8)

@@ -8,7 +8,7 @@
 
 #![allow(clippy::unwrap_used)] // a test fails loudly on a broken fixture
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::TcpListener;
 use std::sync::Mutex;
 use std::sync::mpsc::channel;
@@ -66,25 +66,7 @@ fn runtime_api() -> (u16, std::sync::mpsc::Receiver<String>) {
                 let mut reader = BufReader::new(stream.try_clone().unwrap());
                 let mut writer = stream;
                 let mut given = !first;
-                loop {
-                    let mut head = Vec::new();
-                    let mut length = 0;
-                    loop {
-                        let mut line = String::new();
-                        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                            return;
-                        }
-                        if line == "\r\n" {
-                            break;
-                        }
-                        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                            length = v.trim().parse().unwrap();
-                        }
-                        head.push(line);
-                    }
-                    let mut body = vec![0; length];
-                    reader.read_exact(&mut body).unwrap();
-                    let request = head.first().cloned().unwrap_or_default();
+                while let Some((request, _)) = coldstart_test_support::read_request(&mut reader) {
                     if request.starts_with("GET") && request.contains("/invocation/next") {
                         if given {
                             // The next invocation never comes.

@@ -1,7 +1,7 @@
 //! Plain HTTP/1 requests to a local port, written by hand so a test sees the bytes the
 //! server sent, and polling for a condition.
 
-use std::io::{Read, Write};
+use std::io::{BufRead, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
@@ -74,4 +74,31 @@ pub fn poll<T>(within: Duration, mut check: impl FnMut() -> Option<T>) -> Option
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// The next request a stand-in server reads on a connection: its request line and its
+/// body (by its `Content-Length`); `None` once the client has closed it.
+///
+/// # Panics
+///
+/// On a `Content-Length` that is not a number, or a body cut short: a test's fixture
+/// is broken.
+pub fn read_request(reader: &mut impl BufRead) -> Option<(String, Vec<u8>)> {
+    let (mut request, mut length) = (None, 0);
+    loop {
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return None;
+        }
+        if line == "\r\n" {
+            break;
+        }
+        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            length = v.trim().parse().expect("a Content-Length");
+        }
+        request.get_or_insert(line);
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).expect("the whole body");
+    Some((request.unwrap_or_default(), body))
 }

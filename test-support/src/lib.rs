@@ -27,7 +27,7 @@ mod temp;
 mod tools;
 
 pub use collector::Collector;
-pub use http::{free_port, get, get_http10, get_with, poll};
+pub use http::{free_port, get, get_http10, get_with, poll, read_request};
 pub use process::{Lines, Reaper, start_server, start_server_without};
 pub use temp::{TempDir, TempFile, fifo, temp_dir, temp_file};
 pub use tools::{
