@@ -153,7 +153,7 @@ impl Client {
     }
 
     /// A client that also speaks HTTPS with `tls`.
-    #[cfg(feature = "tls")]
+    #[cfg(all(feature = "tls", feature = "tracing"))]
     pub(crate) fn with_tls(timeout: Duration, tls: rustls::ClientConfig) -> Client {
         Client {
             tls: Some(tokio_rustls::TlsConnector::from(std::sync::Arc::new(tls))),

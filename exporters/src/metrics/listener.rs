@@ -25,7 +25,9 @@ Memory stays bounded whatever clients do, and idle clients cannot keep a scraper
 */
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -56,12 +58,15 @@ enum Tls {}
 type Acceptor = Option<Tls>;
 
 /// How many connections are served at once, how long one may take to send a request
-/// head, and how long one may live.
+/// head, how long one may live and then finish the answer it writes; and the text of
+/// `/metrics` (a test gives its own).
 #[derive(Clone, Copy)]
 struct Limits {
     connections: usize,
     header_read: Duration,
     lifetime: Duration,
+    last_answer: Duration,
+    text: fn() -> Pin<Box<dyn Future<Output = Bytes> + Send>>,
 }
 
 /// A scraper keeps one connection; 64 leave room for several, and a scrape every 15 s
@@ -71,6 +76,8 @@ const LIMITS: Limits = Limits {
     connections: 64,
     header_read: Duration::from_secs(30),
     lifetime: Duration::from_secs(300),
+    last_answer: LAST_ANSWER,
+    text: || Box::pin(super::scraped()),
 };
 
 /// Binds `addr` and serves `/metrics` on a task, over TLS when `tls` is given.
@@ -267,7 +274,7 @@ where
         let (slot, places) = (slot.clone(), places.clone());
         async move {
             *lock(&slot.idle_since) = None;
-            let response = answer_to(req.method(), req.uri().path()).await;
+            let response = answer_to(req.method(), req.uri().path(), limits.text).await;
             slot.answered.store(true, Ordering::Relaxed);
             *lock(&slot.idle_since) = Some(Instant::now());
             places.went_idle.notify_one();
@@ -301,7 +308,7 @@ where
     // the answer being written is out (cut mid-body, a scrape fails as an unexpected
     // end of its body), and for a client that never reads it, after a last grace.
     served.as_mut().graceful_shutdown();
-    let _ = tokio::time::timeout(LAST_ANSWER, served).await;
+    let _ = tokio::time::timeout(limits.last_answer, served).await;
 }
 
 /// The longest request head read (hyper's smallest read buffer): longer is refused.
@@ -310,12 +317,17 @@ const MAX_HEAD: usize = 8 << 10;
 /// How long a connection at the end of its life has to finish the answer it writes.
 const LAST_ANSWER: Duration = Duration::from_secs(10);
 
-/// The response to `method path`; a large registry rendered off the runtime's
-/// threads, once for the scrapes that wait for it ([`super::scraped`]).
-async fn answer_to(method: &Method, path: &str) -> Response<Full<Bytes>> {
+/// The response to `method path`: `/metrics` answered with `text` ([`LIMITS`]: a
+/// large registry rendered off the runtime's threads, once for the scrapes that wait
+/// for it, [`super::scraped`]).
+async fn answer_to(
+    method: &Method,
+    path: &str,
+    text: fn() -> Pin<Box<dyn Future<Output = Bytes> + Send>>,
+) -> Response<Full<Bytes>> {
     match refusal(method, path) {
         Some(refused) => refused,
-        None => response(StatusCode::OK, super::CONTENT_TYPE, super::scraped().await),
+        None => response(StatusCode::OK, super::CONTENT_TYPE, text().await),
     }
 }
 
@@ -357,19 +369,26 @@ mod tests {
 
     const HOUR: Duration = Duration::from_secs(3600);
 
-    /// Serves on a free port with `limits`; the address.
+    /// Serves on a free port with these limits and the real ones' text and last
+    /// grace; the address.
     async fn listening(
         connections: usize,
         header_read: Duration,
         lifetime: Duration,
     ) -> SocketAddr {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let limits = Limits {
+        serving(Limits {
             connections,
             header_read,
             lifetime,
-        };
+            ..LIMITS
+        })
+        .await
+    }
+
+    /// Serves on a free port with `limits`; the address.
+    async fn serving(limits: Limits) -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
         coldstart_runtime::task::spawn(serve(listener, None, limits));
         addr
     }
@@ -472,6 +491,84 @@ mod tests {
         assert!(answers.starts_with(b"HTTP/1.1 200"));
     }
 
+    /// The real limits, which the tests below replace with small ones.
+    #[test]
+    fn the_limits_are_64_connections_30_s_for_a_head_5_minutes_and_10_s_more() {
+        assert_eq!(LIMITS.connections, 64);
+        assert_eq!(LIMITS.header_read, Duration::from_secs(30));
+        assert_eq!(LIMITS.lifetime, Duration::from_secs(300));
+        assert_eq!(LIMITS.last_answer, Duration::from_secs(10));
+    }
+
+    /// The text of the answer below: far more than the sockets between the two ends
+    /// hold, so that a client that never reads keeps it unfinished.
+    const LARGE: usize = 64 << 20;
+
+    fn large() -> Pin<Box<dyn Future<Output = Bytes> + Send>> {
+        Box::pin(async { Bytes::from(vec![b'#'; LARGE]) })
+    }
+
+    /// A client that asks for a large answer and never reads it holds its place no
+    /// longer than its life and the last grace to finish the answer: the answer is
+    /// then cut (and what the kernel held of it is all the client ever gets).
+    #[tokio::test]
+    async fn an_answer_never_read_is_cut_at_the_end_of_the_last_grace() {
+        let _turn = TURN.lock().await;
+        let addr = serving(Limits {
+            connections: 1,
+            header_read: HOUR,
+            lifetime: Duration::from_millis(200),
+            last_answer: Duration::from_millis(300),
+            text: large,
+        })
+        .await;
+        let mut hog = TcpStream::connect(addr).await.unwrap();
+        hog.write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
+        // Past the life and the grace, not reading meanwhile.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let got = closed(&mut hog).await.expect("closed after the grace");
+        assert!(got.starts_with(b"HTTP/1.1 200"));
+        assert!(
+            got.len() < LARGE,
+            "the whole answer came: {} bytes",
+            got.len()
+        );
+    }
+
+    /// A connection accepted while every place is making an answer waits (none is
+    /// taken from a connection mid-answer), is said, and is served once a place is
+    /// free: here when the one answering is cut at the end of its grace.
+    #[tokio::test]
+    async fn a_new_connection_waits_while_every_place_is_making_an_answer() {
+        let _turn = TURN.lock().await;
+        let before = full();
+        let addr = serving(Limits {
+            connections: 1,
+            header_read: HOUR,
+            lifetime: Duration::from_millis(400),
+            last_answer: Duration::from_millis(300),
+            text: large,
+        })
+        .await;
+        let mut hog = TcpStream::connect(addr).await.unwrap();
+        hog.write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut scraper = scrape_later(addr).await;
+        assert!(
+            still_open(&mut scraper).await,
+            "answered while the only place was making an answer"
+        );
+        assert!(full() > before, "the wait is said");
+        let answer = closed(&mut scraper)
+            .await
+            .expect("served once the place was free");
+        assert!(answer.starts_with(b"HTTP/1.1 200"));
+        drop(hog);
+    }
+
     #[tokio::test]
     async fn a_silent_client_is_closed_after_the_header_read_limit() {
         let _turn = TURN.lock().await;
@@ -515,18 +612,18 @@ mod tests {
 
     #[tokio::test]
     async fn only_get_metrics_is_served() {
-        let served = answer_to(&Method::GET, "/metrics").await;
+        let served = answer_to(&Method::GET, "/metrics", LIMITS.text).await;
         assert_eq!(served.status(), StatusCode::OK);
         assert_eq!(
             served.headers()[header::CONTENT_TYPE],
             super::super::CONTENT_TYPE
         );
-        let head = answer_to(&Method::HEAD, "/metrics").await;
+        let head = answer_to(&Method::HEAD, "/metrics", LIMITS.text).await;
         assert_eq!(head.status(), StatusCode::OK);
-        let refused = answer_to(&Method::POST, "/metrics").await;
+        let refused = answer_to(&Method::POST, "/metrics", LIMITS.text).await;
         assert_eq!(refused.status(), StatusCode::METHOD_NOT_ALLOWED);
         assert_eq!(refused.headers()[header::ALLOW], "GET, HEAD");
-        let elsewhere = answer_to(&Method::GET, "/").await;
+        let elsewhere = answer_to(&Method::GET, "/", LIMITS.text).await;
         assert_eq!(elsewhere.status(), StatusCode::NOT_FOUND);
     }
 }
