@@ -57,6 +57,9 @@ enum Tls {}
 
 type Acceptor = Option<Tls>;
 
+/// What makes the text of `/metrics` ([`super::scraped`]; a test gives its own).
+type Text = fn() -> Pin<Box<dyn Future<Output = Bytes> + Send>>;
+
 /// How many connections are served at once, how long one may take to send a request
 /// head, how long one may live and then finish the answer it writes; and the text of
 /// `/metrics` (a test gives its own).
@@ -66,7 +69,7 @@ struct Limits {
     header_read: Duration,
     lifetime: Duration,
     last_answer: Duration,
-    text: fn() -> Pin<Box<dyn Future<Output = Bytes> + Send>>,
+    text: Text,
 }
 
 /// A scraper keeps one connection; 64 leave room for several, and a scrape every 15 s
@@ -320,11 +323,7 @@ const LAST_ANSWER: Duration = Duration::from_secs(10);
 /// The response to `method path`: `/metrics` answered with `text` ([`LIMITS`]: a
 /// large registry rendered off the runtime's threads, once for the scrapes that wait
 /// for it, [`super::scraped`]).
-async fn answer_to(
-    method: &Method,
-    path: &str,
-    text: fn() -> Pin<Box<dyn Future<Output = Bytes> + Send>>,
-) -> Response<Full<Bytes>> {
+async fn answer_to(method: &Method, path: &str, text: Text) -> Response<Full<Bytes>> {
     match refusal(method, path) {
         Some(refused) => refused,
         None => response(StatusCode::OK, super::CONTENT_TYPE, text().await),
