@@ -380,6 +380,14 @@ fn the_planned_worker_count_is_one_the_settings_accept() {
     b.cpu_cores = Figure::known(2000.0, Source::Given);
     let plan = Plan::from_budget(&b, &Settings::NONE, &none()).unwrap();
     assert_eq!(plan.worker_threads.value, 1024);
+    // And at the other end: a budget that rounds to no hundredth of a core still
+    // plans one worker, never 0 (which tokio refuses with a panic).
+    for tiny in [0.001, 0.004, f64::MIN_POSITIVE] {
+        b.cpu_cores = Figure::known(tiny, Source::Given);
+        let plan = Plan::from_budget(&b, &Settings::NONE, &none()).unwrap();
+        assert_eq!(plan.worker_threads.value, 1, "{tiny} cores");
+        assert!(plan.cores > 0.0, "{tiny} cores planned as {}", plan.cores);
+    }
 }
 
 /// The budget line shows the cores the plan decided on. `{:.2}` of the probe's figure
