@@ -435,26 +435,38 @@ pub(crate) mod tests {
         }
     }
 
+    /// A server that reads one request (its body the 7 bytes of [`request`]'s) and
+    /// writes `answer`; then, with `hold`, keeps the connection open until the sender
+    /// it returns is dropped, else closes it. Its URL and that sender.
+    fn answering_once(answer: String, hold: bool) -> (String, std::sync::mpsc::Sender<()>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/v1/traces", listener.local_addr().unwrap());
+        let (done, held) = std::sync::mpsc::channel::<()>();
+        std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
+                head.push(byte[0]);
+            }
+            let mut body = [0u8; 7];
+            let _ = stream.read_exact(&mut body);
+            let _ = stream.write_all(answer.as_bytes());
+            if hold {
+                let _ = held.recv();
+            }
+        });
+        (url, done)
+    }
+
     /// An answer whose body is cut short is still its status: a 2xx is the collector's
     /// yes (called a failure, the batch it took was sent again), and a 400 its no (called
     /// a network failure, the batch was retried).
     #[tokio::test]
     async fn an_answer_with_a_body_cut_short_is_its_status() {
         for status in [200, 400] {
-            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            let url = format!("http://{}/v1/traces", listener.local_addr().unwrap());
-            std::thread::spawn(move || {
-                let (mut stream, _) = listener.accept().unwrap();
-                let mut head = Vec::new();
-                let mut byte = [0u8; 1];
-                while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
-                    head.push(byte[0]);
-                }
-                let mut body = [0u8; 7];
-                let _ = stream.read_exact(&mut body);
-                let answer = format!("HTTP/1.1 {status} X\r\ncontent-length: 10\r\n\r\nok");
-                let _ = stream.write_all(answer.as_bytes());
-            });
+            let answer = format!("HTTP/1.1 {status} X\r\ncontent-length: 10\r\n\r\nok");
+            let (url, _) = answering_once(answer, false);
             let response = Client::plain(Duration::from_secs(5))
                 .send(request(&url))
                 .await
@@ -468,22 +480,9 @@ pub(crate) mod tests {
     /// sent again.
     #[tokio::test]
     async fn an_answer_whose_body_stalls_is_its_status() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let url = format!("http://{}/v1/traces", listener.local_addr().unwrap());
-        let (done, held) = std::sync::mpsc::channel::<()>();
-        std::thread::spawn(move || {
-            let (mut stream, _) = listener.accept().unwrap();
-            let mut head = Vec::new();
-            let mut byte = [0u8; 1];
-            while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
-                head.push(byte[0]);
-            }
-            let mut body = [0u8; 7];
-            let _ = stream.read_exact(&mut body);
-            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nok");
-            // Held open, the rest of the body never sent, until the test ends.
-            let _ = held.recv();
-        });
+        // Held open, the rest of the body never sent, until the test ends.
+        let answer = "HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nok".to_owned();
+        let (url, done) = answering_once(answer, true);
         let client = Client::plain(Duration::from_secs(5));
         let response = client
             .send_within(request(&url), Duration::from_secs(2))

@@ -14,8 +14,7 @@ use std::io::{Read, Write};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use coldstart_bootstrap::{Env, Settings};
-use coldstart_exporters::config::Config;
+use coldstart_bootstrap::Settings;
 use coldstart_exporters::metrics::register_collector;
 use coldstart_exporters::plugin::{Plugin, Reported};
 
@@ -66,7 +65,7 @@ fn a_large_registry_is_rendered_off_the_runtime() {
         .unwrap()
         .port();
     let (gateway, pushes) = telemetry::gateway();
-    let (config, errors) = Config::from(&Env::fixed([
+    let telemetry = telemetry::installed(vec![
         ("COLDSTART_METRICS_ADDR", format!("127.0.0.1:{port}")),
         (
             "COLDSTART_METRICS_PUSH_URL",
@@ -74,15 +73,8 @@ fn a_large_registry_is_rendered_off_the_runtime() {
         ),
         ("COLDSTART_METRICS_PUSH_INTERVAL", "100ms".to_owned()),
         ("OTEL_TRACES_EXPORTER", "none".to_owned()),
-    ]));
-    assert!(errors.is_empty(), "{errors:?}");
-    let telemetry = coldstart_exporters::install_with(config, None);
-    // About 130 KB of text: past the 64 KiB rendered where it is served (two names,
-    // each within the 2000 series a name keeps).
-    for i in 0..2000 {
-        metrics::counter!("jobs_total", "queue" => format!("queue-{i}")).increment(1);
-        metrics::counter!("tasks_total", "queue" => format!("queue-{i}")).increment(1);
-    }
+    ]);
+    telemetry::record_a_large_registry();
     // A gauge named as a histogram's own series: left out, and said as the registry
     // writes its text.
     metrics::histogram!("lag_seconds").record(0.5);

@@ -9,9 +9,10 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use coldstart_bootstrap::{Env, Settings};
-use coldstart_exporters::config::Config;
+use coldstart_bootstrap::Settings;
 use coldstart_exporters::metrics::register_collector;
+
+mod telemetry;
 
 /// The collector's calls so far.
 static COLLECTED: AtomicU64 = AtomicU64::new(0);
@@ -37,17 +38,11 @@ fn scrapes_that_meet_share_one_rendering_made_after_they_came() {
         .local_addr()
         .unwrap()
         .port();
-    let (config, errors) = Config::from(&Env::fixed([
+    let telemetry = telemetry::installed(vec![
         ("COLDSTART_METRICS_ADDR", format!("127.0.0.1:{port}")),
         ("OTEL_TRACES_EXPORTER", "none".to_owned()),
-    ]));
-    assert!(errors.is_empty(), "{errors:?}");
-    let telemetry = coldstart_exporters::install_with(config, None);
-    // About 130 KB of text: past the 64 KiB rendered where it is served.
-    for i in 0..2000 {
-        metrics::counter!("jobs_total", "queue" => format!("queue-{i}")).increment(1);
-        metrics::counter!("tasks_total", "queue" => format!("queue-{i}")).increment(1);
-    }
+    ]);
+    telemetry::record_a_large_registry();
     register_collector(|| {
         let number = COLLECTED.fetch_add(1, Ordering::SeqCst) + 1;
         std::thread::sleep(Duration::from_millis(300));

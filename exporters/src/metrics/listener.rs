@@ -507,16 +507,13 @@ mod tests {
         Box::pin(async { Bytes::from(vec![b'#'; LARGE]) })
     }
 
-    /// A client that asks for a large answer and never reads it holds its place no
-    /// longer than its life and the last grace to finish the answer: the answer is
-    /// then cut (and what the kernel held of it is all the client ever gets).
-    #[tokio::test]
-    async fn an_answer_never_read_is_cut_at_the_end_of_the_last_grace() {
-        let _turn = TURN.lock().await;
+    /// One place, [`large`] answers and a grace of 300 ms after `lifetime`; and a client
+    /// that has asked for `/metrics` and never reads: the address and the client.
+    async fn hogged(lifetime: Duration) -> (SocketAddr, TcpStream) {
         let addr = serving(Limits {
             connections: 1,
             header_read: HOUR,
-            lifetime: Duration::from_millis(200),
+            lifetime,
             last_answer: Duration::from_millis(300),
             text: large,
         })
@@ -525,6 +522,16 @@ mod tests {
         hog.write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n")
             .await
             .unwrap();
+        (addr, hog)
+    }
+
+    /// A client that asks for a large answer and never reads it holds its place no
+    /// longer than its life and the last grace to finish the answer: the answer is
+    /// then cut (and what the kernel held of it is all the client ever gets).
+    #[tokio::test]
+    async fn an_answer_never_read_is_cut_at_the_end_of_the_last_grace() {
+        let _turn = TURN.lock().await;
+        let (_, mut hog) = hogged(Duration::from_millis(200)).await;
         // Past the life and the grace, not reading meanwhile.
         tokio::time::sleep(Duration::from_millis(1500)).await;
         let got = closed(&mut hog).await.expect("closed after the grace");
@@ -543,18 +550,7 @@ mod tests {
     async fn a_new_connection_waits_while_every_place_is_making_an_answer() {
         let _turn = TURN.lock().await;
         let before = full();
-        let addr = serving(Limits {
-            connections: 1,
-            header_read: HOUR,
-            lifetime: Duration::from_millis(400),
-            last_answer: Duration::from_millis(300),
-            text: large,
-        })
-        .await;
-        let mut hog = TcpStream::connect(addr).await.unwrap();
-        hog.write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n")
-            .await
-            .unwrap();
+        let (addr, hog) = hogged(Duration::from_millis(400)).await;
         let mut scraper = scrape_later(addr).await;
         assert!(
             still_open(&mut scraper).await,

@@ -16,6 +16,16 @@ pub(crate) fn installed(vars: Vec<(&str, String)>) -> Telemetry {
     coldstart_exporters::install_with(config, None)
 }
 
+/// Records about 130 KB of text's worth of series: past the 64 KiB a rendering is
+/// made where it is served (two names, each within the 2000 series a name keeps).
+#[cfg(feature = "metrics")]
+pub(crate) fn record_a_large_registry() {
+    for i in 0..2000 {
+        metrics::counter!("jobs_total", "queue" => format!("queue-{i}")).increment(1);
+        metrics::counter!("tasks_total", "queue" => format!("queue-{i}")).increment(1);
+    }
+}
+
 /// Waits until `done`, for 15 s at most; the test's assertions then say what came.
 pub(crate) async fn until(done: impl Fn() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(15);
