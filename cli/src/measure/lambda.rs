@@ -112,7 +112,7 @@ pub fn start_emulator(
     let deadline = Instant::now() + EMULATOR_START;
     // Only the port is probed: an HTTP request to it would become an invocation.
     while TcpStream::connect(addr).is_err() {
-        if let Ok(Some(status)) = process.child.try_wait() {
+        if let Ok(Some(status)) = super::exited(&mut process.child) {
             bail!(
                 "`{} lambda watch` exited with {status} before it listened; its stderr ends with:\n{}",
                 cargo_lambda.display(),
@@ -405,7 +405,7 @@ fn measure(
     let answer = match answer {
         Ok(answer) => answer,
         Err(e) => {
-            if let Some(status) = child.child.try_wait()? {
+            if let Some(status) = child.exited()? {
                 bail!(
                     "{} exited with {status} before answering; its stderr ends with:\n{}",
                     target.name,
@@ -433,7 +433,7 @@ fn measure(
         // A process that is exiting has lost its memory figures before it can be
         // waited for: give it a moment to be one that has exited.
         let exited = (0..20).any(|_| {
-            let done = matches!(child.child.try_wait(), Ok(Some(_)));
+            let done = matches!(child.exited(), Ok(Some(_)));
             if !done {
                 std::thread::sleep(Duration::from_millis(10));
             }
@@ -480,7 +480,7 @@ fn measure(
 /// An error once `child` has exited: a function that exits leaves its invocation
 /// waiting at the emulator, and the wait for its answer stops then.
 fn still_running(child: &mut super::KillOnDrop, target: &Target) -> anyhow::Result<()> {
-    match child.child.try_wait()? {
+    match child.exited()? {
         Some(status) => bail!("{} exited with {status}", target.name),
         None => Ok(()),
     }

@@ -127,7 +127,7 @@ impl Running {
 
     /// Whether it has exited (and how), without waiting.
     pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
-        self.child.child.try_wait().ok().flatten()
+        self.child.exited().ok().flatten()
     }
 
     /// Sends SIGTERM, as a platform stopping it would, and waits up to `within` for
@@ -140,7 +140,7 @@ impl Running {
         }
         let exits = exit_notice(self.child.child.id());
         while sent.elapsed() < within {
-            if let Ok(Some(status)) = self.child.child.try_wait() {
+            if let Ok(Some(status)) = self.child.exited() {
                 return Exit {
                     status: Some(status),
                     after: sent.elapsed(),
@@ -260,7 +260,7 @@ fn measure(
             Ok(s) => break s,
             Err(e) => e,
         };
-        if let Some(status) = child.child.try_wait()? {
+        if let Some(status) = child.exited()? {
             bail!(
                 "{} exited with {status} before answering; its stderr ends with:\n{}",
                 target.name,
@@ -310,7 +310,7 @@ fn measure(
         status => status,
     };
     let (rss_bytes, threads) = status.map_err(|e| {
-        if matches!(child.child.try_wait(), Ok(Some(_))) {
+        if matches!(child.exited(), Ok(Some(_))) {
             anyhow!(
                 "{} exited right after its first response, before its RSS and threads could be read; compare measures programs that keep serving",
                 target.name
@@ -583,6 +583,55 @@ struct KillOnDrop {
     child: Child,
     /// The value of [`RUN_MARK`] in the child's environment.
     mark: String,
+}
+
+impl KillOnDrop {
+    /// How the child exited, if it has: see [`exited`].
+    fn exited(&mut self) -> std::io::Result<Option<std::process::ExitStatus>> {
+        exited(&mut self.child)
+    }
+}
+
+/// How `child` exited, if it has, without reaping it (`waitid` with `WNOWAIT`): until
+/// it is reaped its pid stays its own, so the process group it led is still the one
+/// the drop kills. Reaped by `Child::try_wait`, the pid could be taken by another
+/// process that leads a group of its own before the kill.
+pub(crate) fn exited(child: &mut Child) -> std::io::Result<Option<std::process::ExitStatus>> {
+    use std::os::unix::process::ExitStatusExt;
+    let pid = libc::id_t::from(child.id());
+    // SAFETY: an all-zero siginfo_t is a valid value of it (a plain C struct).
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    // SAFETY: waitid(2) on our own child, into a siginfo_t owned here; WNOWAIT leaves
+    // it waitable, so `Child::wait` still reaps it.
+    let r = unsafe {
+        libc::waitid(
+            libc::P_PID,
+            pid,
+            &raw mut info,
+            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+        )
+    };
+    if r == -1 {
+        let e = std::io::Error::last_os_error();
+        // Already reaped (by a `Child::wait`): std recorded how it ended.
+        return match e.raw_os_error() {
+            Some(libc::ECHILD) => child.try_wait(),
+            _ => Err(e),
+        };
+    }
+    // SAFETY: waitid filled `info` for a child that changed state, or left si_pid 0.
+    let (pid, status) = unsafe { (info.si_pid(), info.si_status()) };
+    if pid == 0 {
+        return Ok(None);
+    }
+    // The wait status `waitpid` would have given: an exit code in the second byte, or
+    // the signal in the first (with 0x80 for a core dump).
+    let raw = match info.si_code {
+        libc::CLD_EXITED => (status & 0xff) << 8,
+        libc::CLD_DUMPED => status | 0x80,
+        _ => status,
+    };
+    Ok(Some(std::process::ExitStatus::from_raw(raw)))
 }
 
 impl Drop for KillOnDrop {
@@ -906,6 +955,47 @@ mod tests {
         let err = format!("{:#}", run_once(&target, None).unwrap_err());
         assert!(err.contains("exited with exit status: 3"), "{err}");
         assert!(err.contains("broken config"), "{err}");
+    }
+
+    /// How a child ended is read without reaping it: its pid, and so the process
+    /// group it led, stays its own until the drop has killed the group and reaped it.
+    #[test]
+    fn an_exit_is_seen_and_the_child_left_unreaped() {
+        use std::os::unix::process::ExitStatusExt;
+        let ended = |script: &str| {
+            let mut child = std::process::Command::new("/bin/sh")
+                .args(["-c", script])
+                .spawn()
+                .unwrap();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let status = loop {
+                if let Some(status) = exited(&mut child).unwrap() {
+                    break status;
+                }
+                assert!(Instant::now() < deadline, "{script} did not end");
+                std::thread::sleep(Duration::from_millis(1));
+            };
+            let state = std::fs::read_to_string(format!("/proc/{}/stat", child.id())).unwrap();
+            let state = state.rsplit(") ").next().unwrap().chars().next();
+            assert_eq!(state, Some('Z'), "{script}: still a zombie, not reaped");
+            assert_eq!(
+                child.wait().unwrap(),
+                status,
+                "{script}: wait sees the same end"
+            );
+            // Once reaped, std's record answers.
+            assert_eq!(exited(&mut child).unwrap(), Some(status));
+            status
+        };
+        assert_eq!(ended("exit 3").code(), Some(3));
+        assert_eq!(ended("kill -TERM $$").signal(), Some(libc::SIGTERM));
+        let mut running = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        assert_eq!(exited(&mut running).unwrap(), None);
+        running.kill().unwrap();
+        running.wait().unwrap();
     }
 
     /// A program listening on `::1` (where `localhost` resolves first on some hosts,
