@@ -189,7 +189,31 @@ impl Function {
     /// [`EnvError`] naming every required variable that is missing and every value
     /// that cannot be used.
     pub fn from_env() -> Result<Function, EnvError> {
-        Function::from_lookup(|key| std::env::var(key).ok())
+        Function::from_os_lookup(|key| std::env::var_os(key))
+    }
+
+    /// [`Function::from_lookup`] over values that may not be UTF-8: a required one that
+    /// is not is named with its value (lossily shown), not said to be unset.
+    fn from_os_lookup(
+        lookup: impl Fn(&str) -> Option<std::ffi::OsString>,
+    ) -> Result<Function, EnvError> {
+        Function::from_lookup(|key| lookup(key).and_then(|v| v.into_string().ok())).map_err(
+            |mut error| {
+                let mut missing = Vec::new();
+                for key in error.missing {
+                    match lookup(key).filter(|v| v.to_str().is_none()) {
+                        Some(v) => error.invalid.push((
+                            key,
+                            v.to_string_lossy().into_owned(),
+                            "expected UTF-8 text".to_owned(),
+                        )),
+                        None => missing.push(key),
+                    }
+                }
+                error.missing = missing;
+                error
+            },
+        )
     }
 
     /// Reads the function through `lookup` (a variable's value, if set).
@@ -410,6 +434,39 @@ mod tests {
 
     /// Regression: coldstart trimmed these values and accepted them, then
     /// lambda_runtime, which reads them as they are, panicked on them.
+    /// A required variable set to bytes that are not UTF-8 is named with its value,
+    /// not said to be unset (it was: `AWS_LAMBDA_FUNCTION_NAME not set`).
+    #[test]
+    fn a_value_that_is_not_utf8_is_named_as_such() {
+        use std::os::unix::ffi::OsStringExt;
+        let vars = [
+            ("AWS_LAMBDA_RUNTIME_API", b"127.0.0.1:9001".to_vec()),
+            ("AWS_LAMBDA_FUNCTION_NAME", b"f\xff".to_vec()),
+            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", b"128".to_vec()),
+        ];
+        let e = Function::from_os_lookup(|k| {
+            vars.iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| std::ffi::OsString::from_vec(v.clone()))
+        })
+        .unwrap_err();
+        assert_eq!(e.missing, ["AWS_LAMBDA_FUNCTION_VERSION"]);
+        assert_eq!(
+            e.invalid,
+            [(
+                "AWS_LAMBDA_FUNCTION_NAME",
+                "f\u{fffd}".to_owned(),
+                "expected UTF-8 text".to_owned()
+            )]
+        );
+        assert!(
+            e.to_string().contains(
+                "AWS_LAMBDA_FUNCTION_VERSION not set; AWS_LAMBDA_FUNCTION_NAME is `f\u{fffd}`: expected UTF-8 text"
+            ),
+            "{e}"
+        );
+    }
+
     #[test]
     fn values_with_spaces_around_them_are_named_not_passed_on() {
         let e = Function::from_lookup(lookup(&[
