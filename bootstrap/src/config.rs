@@ -110,6 +110,19 @@ pub const VARIABLES: &[&str] = &[
 /// `main` has started its work.
 const FILE_LIMIT: u64 = 1 << 20;
 
+/// Variables coldstart reads from the environment only, never from the file or code:
+/// the ones that choose the file, and the profile's paths. A file key or a
+/// `Builder::set` naming one is told so, not that coldstart does not read it.
+pub const ENVIRONMENT_ONLY: [&str; 7] = [
+    "COLDSTART_CONFIG",
+    "COLDSTART_ENV",
+    "APP_ENV",
+    "COLDSTART_PROFILE",
+    "COLDSTART_PROFILE_OUT",
+    "TOKIO_WORKER_THREADS",
+    "RUST_LOG",
+];
+
 /// The two tables of the file and the prefix each stands for.
 const TABLES: [(&str, &str); 2] = [("coldstart", "COLDSTART_"), ("otel", "OTEL_")];
 
@@ -298,11 +311,22 @@ impl ConfigFile {
     /// is not a regular file (a FIFO is refused without waiting for a writer), is
     /// larger than 1 MiB, or is not valid (see the module docs).
     pub fn find(var: impl Fn(&str) -> Option<String>) -> Result<Option<ConfigFile>, FileError> {
-        let Some((path, required)) = which_file(var)? else {
+        let chosen_by = file_chosen_by(&var);
+        let Some((path, required)) = which_file(&var)? else {
             return Ok(None);
         };
+        // `config/<env>.toml`, chosen by an environment name: `APP_ENV` in particular is
+        // set for other programs too, whose own file this may be.
+        let by_name = chosen_by.filter(|(variable, _)| *variable != "COLDSTART_CONFIG");
         match crate::file::read_named_text(path.as_ref(), FILE_LIMIT) {
-            Ok(text) => ConfigFile::parse(&path, &text).map(Some),
+            Ok(text) => ConfigFile::parse(&path, &text).map(Some).map_err(|mut e| {
+                if let Some((variable, name)) = by_name {
+                    e.message.push_str(&format!(
+                        " ({variable}=`{name}` chose this file; if it is another program's, set COLDSTART_CONFIG to coldstart's file, or to `off`)"
+                    ));
+                }
+                e
+            }),
             Err(e) if e.kind() == io::ErrorKind::InvalidData => Err(FileError {
                 path,
                 line: None,
@@ -315,6 +339,14 @@ impl ConfigFile {
                     io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
                 ) && !required =>
             {
+                // `coldstart.toml`, there but not read, would be a surprise unsaid.
+                if let Some((variable, name)) = by_name
+                    && std::path::Path::new("coldstart.toml").is_file()
+                {
+                    crate::say!(
+                        "coldstart: {path} not found ({variable}=`{name}` chose it), so no file is read; coldstart.toml, which is there, is read only when no environment is named"
+                    );
+                }
                 Ok(None)
             }
             Err(e) => Err(FileError {
@@ -354,9 +386,22 @@ impl ConfigFile {
                     .map(|n| unquote_key(n.trim()))
                     .filter(|n| TABLES.iter().any(|(t, _)| t == n))
                     .ok_or_else(|| {
-                        fail(format!(
-                            "`{content}` is not a table coldstart reads; the tables are [coldstart] and [otel]"
-                        ))
+                        fail(match header.split_once(']') {
+                            // `[coldstart] key = value`: the setting is not quoted, it
+                            // may be a password.
+                            Some((name, rest)) if !rest.trim().is_empty() => format!(
+                                "`[{name}]` has more after it on its line{}; put a table's name on a line of its own, and each setting on one of its own",
+                                if rest.contains('\r') {
+                                    " (a carriage return, `\\r`, with no line feed after it ends no line)"
+                                } else {
+                                    ""
+                                }
+                            ),
+                            _ => format!(
+                                "`{}` is not a table coldstart reads; the tables are [coldstart] and [otel]",
+                                opening(content)
+                            ),
+                        })
                     })?;
                 if seen_tables.contains(&name) {
                     return Err(fail(format!("[{name}] appears twice")));
@@ -367,7 +412,8 @@ impl ConfigFile {
             }
             let (key, value) = content.split_once('=').ok_or_else(|| {
                 fail(format!(
-                    "expected `key = value` or a [table], got `{content}`"
+                    "expected `key = value` or a [table], got a line that begins `{}`",
+                    opening(content)
                 ))
             })?;
             let written = key.trim();
@@ -383,9 +429,18 @@ impl ConfigFile {
                 )));
             };
             let variable = variable_of(table, key).ok_or_else(|| {
-                fail(format!(
-                    "`[{table}] {key}` is not a setting coldstart reads (the README's Settings and Telemetry sections list them)"
-                ))
+                let prefix = TABLES.iter().find(|(t, _)| *t == table).map_or("", |(_, p)| p);
+                let variable = format!("{prefix}{}", key.to_ascii_uppercase());
+                let lowercase = !key.contains(char::is_uppercase);
+                fail(if lowercase && ENVIRONMENT_ONLY.contains(&variable.as_str()) {
+                    format!(
+                        "`[{table}] {key}` is read from the environment only, as {variable} (the README's Settings section)"
+                    )
+                } else {
+                    format!(
+                        "`[{table}] {key}` is not a setting coldstart reads (the README's Settings and Telemetry sections list them)"
+                    )
+                })
             })?;
             if let Some(first) = entries.iter().find(|e| e.variable == variable) {
                 return Err(fail(format!(
@@ -414,6 +469,21 @@ impl ConfigFile {
     /// The entry that sets `variable`, if any.
     pub fn get(&self, variable: &str) -> Option<&Entry> {
         self.entries.iter().find(|e| e.variable == variable)
+    }
+}
+
+/// The start of a line that could not be read, for its message: up to its first blank,
+/// `:` or `=`, and 40 characters at most. The whole line could hold a secret (`url:
+/// http://user:password@host`, a value after `[otel]` on its line) or a megabyte.
+fn opening(content: &str) -> String {
+    let word = content
+        .split([' ', '\t', ':', '='])
+        .next()
+        .unwrap_or(content);
+    match word.char_indices().nth(40) {
+        Some((at, _)) => format!("{}...", &word[..at]),
+        None if word.len() < content.len() => format!("{word}..."),
+        None => word.to_owned(),
     }
 }
 
@@ -463,9 +533,11 @@ fn parse_value(v: &str) -> Result<String, &'static str> {
         );
     }
     if let Some(inner) = v.strip_prefix('\'') {
+        if inner.find('\'').is_some_and(|at| at + 1 < inner.len()) {
+            return Err("has text after its literal string's closing `'`");
+        }
         return inner
             .strip_suffix('\'')
-            .filter(|s| !s.contains('\''))
             .ok_or("is a literal string without its closing `'`")
             .and_then(|s| {
                 if s.chars().any(forbidden_in_strings) {
@@ -497,8 +569,23 @@ fn parse_value(v: &str) -> Result<String, &'static str> {
                 .map_err(|_| "is outside TOML's integers (64-bit signed)");
         }
     }
+    if v.is_empty() {
+        return Err("is missing: nothing follows the `=`");
+    }
+    if matches!(v.trim_start_matches(['+', '-']), "inf" | "nan") {
+        return Err("is TOML's infinity or not-a-number, which no setting takes");
+    }
     if !v.starts_with(|c: char| c.is_ascii_digit() || "+-._".contains(c)) {
         return Err("is not one TOML may hold here (a bare word needs quotes)");
+    }
+    // `10s`, `2M`, `0.0.0.0:9464`: text that begins with a digit, not a number.
+    let signed_prefix = ["0x", "0o", "0b"]
+        .iter()
+        .any(|p| v.trim_start_matches(['+', '-']).starts_with(p));
+    if !signed_prefix && v.contains(|c: char| !c.is_ascii_digit() && !"+-._eE".contains(c)) {
+        return Err(
+            "is text that needs quotes around it (`\"10s\"`, `\"2M\"`, `\"0.0.0.0:9464\"`)",
+        );
     }
     if !toml_number(v) {
         return Err(
@@ -747,6 +834,25 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("`[coldstart] strategy`, `minimal`,"), "{err}");
+        // Durations, sizes and addresses written without quotes are told to have them,
+        // not how TOML spells numbers; nothing and infinity are named as such.
+        for (value, said) in [
+            ("10s", "`10s`, is text that needs quotes"),
+            ("2M", "`2M`, is text that needs quotes"),
+            ("0.0.0.0:9464", "`0.0.0.0:9464`, is text that needs quotes"),
+            ("", "``, is missing: nothing follows the `=`"),
+            ("-inf", "`-inf`, is TOML's infinity"),
+            ("nan", "`nan`, is TOML's infinity or not-a-number"),
+            ("'10s' x", "has text after its literal string's closing `'`"),
+            ("'it''s'", "has text after its literal string's closing `'`"),
+            ("'10s", "is a literal string without its closing `'`"),
+            ("1.5.2", "`1.5.2`, is not a TOML number"),
+        ] {
+            let err = parse(&format!("[coldstart]\ndrain_timeout = {value}"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(said), "{value}: {err}");
+        }
         // Secrets are not named with the value: a headers value, a URL's password.
         let err = parse("[otel]\nexporter_otlp_headers = authorization=Bearer%20s3cret")
             .unwrap_err()
@@ -762,6 +868,54 @@ mod tests {
             err.contains("http://<not shown>@gw") && !err.contains("s3cret"),
             "{err}"
         );
+        // Nor in a line that could not be read at all: only its start is quoted.
+        for (text, said) in [
+            (
+                "[coldstart]\nmetrics_push_url: \"http://ci:s3cret@gw:9091\"",
+                "a line that begins `metrics_push_url...`",
+            ),
+            (
+                "[coldstart] metrics_push_url = \"http://ci:s3cret@gw\"",
+                "`[coldstart]` has more after it on its line",
+            ),
+            (
+                "[otel] exporter_otlp_headers = \"authorization=s3cret\"",
+                "`[otel]` has more after it on its line",
+            ),
+            (
+                "[coldstart]\nhttp://ci:s3cret@gw",
+                "a line that begins `http...`",
+            ),
+        ] {
+            let err = parse(text).unwrap_err().to_string();
+            assert!(err.contains(said) && !err.contains("s3cret"), "{err}");
+        }
+        let long = format!("[coldstart]\n{}", "x".repeat(100_000));
+        let err = parse(&long).unwrap_err().to_string();
+        assert!(err.len() < 300, "{err}");
+        assert!(err.contains(&format!("`{}...`", "x".repeat(40))), "{err}");
+        let err = parse("[database]").unwrap_err().to_string();
+        assert!(
+            err.contains("`[database]` is not a table coldstart reads"),
+            "{err}"
+        );
+    }
+
+    /// A key for a variable coldstart reads from the environment only is said to be
+    /// one; the README lists it, so "not a setting" contradicted it.
+    #[test]
+    fn a_setting_read_from_the_environment_only_is_said_to_be_one() {
+        let err = parse("[coldstart]\nprofile = \"a.profile\"")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(
+                "`[coldstart] profile` is read from the environment only, as COLDSTART_PROFILE"
+            ),
+            "{err}"
+        );
+        let err = parse("[coldstart]\nthreads = 2").unwrap_err().to_string();
+        assert!(err.contains("is not a setting coldstart reads"), "{err}");
     }
 
     /// Numbers TOML refuses are refused, as another TOML reader of the same file
@@ -933,6 +1087,15 @@ mod tests {
         #[test]
         fn parsing_never_panics(text in "\\PC*(\n\\PC*){0,4}") {
             let _ = parse(&text);
+        }
+
+        /// Values of any characters, control ones and carriage returns among them,
+        /// under a table and a key coldstart reads, so that the value's parser is
+        /// reached (random text mostly fails at its first line).
+        #[test]
+        fn values_never_panic(value in "[\\x00-\\x7f\\PC]{0,40}") {
+            let _ = parse(&format!("[coldstart]\ndrain_timeout = {value}"));
+            let _ = parse(&format!("[otel]\nservice_name = {value}\n"));
         }
 
         #[test]

@@ -128,9 +128,17 @@ impl Builder {
     /// error's text (the attribute knows `main`'s return type and describes it).
     pub fn block_on<F: Future>(self, body: F) -> F::Output {
         if let Some(name) = self.unknown.first() {
-            exit_config(&format!(
-                "`{name}` is not a setting coldstart reads (Builder::set takes a variable name from the README's Settings and Telemetry tables, such as OTEL_SERVICE_NAME)"
-            ));
+            exit_config(
+                &if coldstart_bootstrap::config::ENVIRONMENT_ONLY.contains(&name.as_str()) {
+                    format!(
+                        "`{name}` is read from the environment only, not set in code (the README's Settings section; a profile in code is Builder::init_profile)"
+                    )
+                } else {
+                    format!(
+                        "`{name}` is not a setting coldstart reads (Builder::set takes a variable name from the README's Settings and Telemetry tables, such as OTEL_SERVICE_NAME)"
+                    )
+                },
+            );
         }
         if let Some((name, feature)) = self.unbuilt.first() {
             exit_config(&format!(
@@ -204,6 +212,19 @@ pub(crate) fn run<F: Future>(
     describe: fn(&F::Output) -> Option<String>,
 ) -> F::Output {
     let env = coldstart_runtime::load_env(env);
+    // As `Builder::set` refuses them: a file's setting nothing in this build reads.
+    if let Some(file) = env.file() {
+        for entry in &file.entries {
+            if let Some(feature) = unbuilt_feature(entry.variable) {
+                exit_config(&format!(
+                    "{} line {}: `{}` is read only in a build with coldstart's {feature}, which this one lacks (add it to coldstart's features in Cargo.toml, or drop the setting)",
+                    file.path,
+                    entry.line,
+                    coldstart_bootstrap::config::file_key(entry.variable)
+                ));
+            }
+        }
+    }
     if coldstart_runtime::plan().is_some() {
         // Started before in this process: `block_on_in` ends it with one line and exit
         // code 70, before telemetry is installed a second time and says more (its bad

@@ -12,9 +12,15 @@ const CASE: &str = "COLDSTART_TEST_BUILDER_CASE";
 /// Runs `test` as a case in a child process: its one `coldstart: ` line, after
 /// checking that it exited 78 without running its body.
 fn the_line_and_exit_78(test: &str) -> String {
+    the_line_and_exit_78_with(test, &[])
+}
+
+/// [`the_line_and_exit_78`] with `env` set for the child.
+fn the_line_and_exit_78_with(test: &str, env: &[(&str, &str)]) -> String {
     let out = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", test, "--nocapture"])
         .env(CASE, "1")
+        .envs(env.iter().copied())
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -60,6 +66,51 @@ fn a_setting_no_feature_of_this_build_reads_is_one_line_and_exit_78() {
         the_line_and_exit_78("a_setting_no_feature_of_this_build_reads_is_one_line_and_exit_78");
     assert!(
         said.contains("COLDSTART_METRICS_ADDR") && said.contains("`metrics` feature"),
+        "{said}"
+    );
+}
+
+/// The same setting in the configuration file: refused as `Builder::set` refuses it,
+/// with the file's line (it was accepted and never read).
+#[cfg(not(feature = "metrics"))]
+#[test]
+fn a_file_setting_no_feature_of_this_build_reads_is_one_line_and_exit_78() {
+    if std::env::var_os(CASE).is_some() {
+        coldstart::Builder::new().block_on(async { println!("the body ran") });
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("builder-exits-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("coldstart.toml");
+    std::fs::write(
+        &file,
+        "[coldstart]\nstrategy = \"minimal\"\nmetrics_addr = \"127.0.0.1:0\"\n",
+    )
+    .unwrap();
+    let said = the_line_and_exit_78_with(
+        "a_file_setting_no_feature_of_this_build_reads_is_one_line_and_exit_78",
+        &[("COLDSTART_CONFIG", file.to_str().unwrap())],
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert!(
+        said.contains("coldstart.toml line 3: `[coldstart] metrics_addr` is read only in a build with coldstart's `metrics` feature"),
+        "{said}"
+    );
+}
+
+/// A variable read from the environment only, given to `Builder::set`: said to be one.
+#[test]
+fn a_setting_read_from_the_environment_only_is_said_to_be_one_in_code() {
+    if std::env::var_os(CASE).is_some() {
+        coldstart::Builder::new()
+            .set("COLDSTART_PROFILE", "a.profile")
+            .block_on(async { println!("the body ran") });
+        return;
+    }
+    let said =
+        the_line_and_exit_78("a_setting_read_from_the_environment_only_is_said_to_be_one_in_code");
+    assert!(
+        said.contains("`COLDSTART_PROFILE` is read from the environment only"),
         "{said}"
     );
 }

@@ -257,7 +257,7 @@ impl Plan {
                 reason: plan(derived.1),
             },
             settings.strategy,
-            STRATEGY.read_env(env, parse_strategy)?,
+            STRATEGY.read_env_over(env, parse_strategy, settings.strategy.is_some())?,
             STRATEGY,
         );
         let s = strategy.value;
@@ -272,7 +272,7 @@ impl Plan {
                 reason: plan(Why::FollowsStrategy(s)),
             },
             settings.flavor,
-            FLAVOR.read_env(env, parse_flavor)?,
+            FLAVOR.read_env_over(env, parse_flavor, settings.flavor.is_some())?,
             FLAVOR,
         );
 
@@ -293,7 +293,8 @@ impl Plan {
                 reason: plan(Why::CeilOfCores { cores }),
             },
         };
-        let mut worker_env = WORKER_THREADS.read_env(env, parse_workers)?;
+        let mut worker_env =
+            WORKER_THREADS.read_env_over(env, parse_workers, settings.worker_threads.is_some())?;
         let from_file = matches!(worker_env, Some((_, Layer::File { .. })));
         // Read only where tokio would read it, and where it could count: with no
         // count in code or in a variable (a bad value it would ignore stops nothing
@@ -395,7 +396,11 @@ impl Plan {
         let max_blocking_threads = choose(
             blocking_default,
             settings.max_blocking_threads,
-            MAX_BLOCKING_THREADS.read_env(env, parse_blocking)?,
+            MAX_BLOCKING_THREADS.read_env_over(
+                env,
+                parse_blocking,
+                settings.max_blocking_threads.is_some(),
+            )?,
             MAX_BLOCKING_THREADS,
         );
         let thread_stack_size = choose(
@@ -404,7 +409,11 @@ impl Plan {
                 reason: plan(Why::StackTouchedOnly),
             },
             settings.thread_stack_size,
-            THREAD_STACK_SIZE.read_env(env, parse_stack_size)?,
+            THREAD_STACK_SIZE.read_env_over(
+                env,
+                parse_stack_size,
+                settings.thread_stack_size.is_some(),
+            )?,
             THREAD_STACK_SIZE,
         );
         let allocator = Decision {
@@ -419,7 +428,7 @@ impl Plan {
                 reason: plan(Why::PrewarmNotMeasuredFaster),
             },
             settings.prewarm,
-            PREWARM.read_env(env, parse_switch)?,
+            PREWARM.read_env_over(env, parse_switch, settings.prewarm.is_some())?,
             PREWARM,
         );
         let exporters = Decision {

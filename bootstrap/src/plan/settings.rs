@@ -225,14 +225,28 @@ pub enum PlanError {
 }
 
 /// A value as an error line shows it: a control character (a line break from an
-/// escape in the file or from a variable) written as its escape, so the line stays one.
+/// escape in the file or from a variable) written as its escape, so the line stays one,
+/// and so is a character that shows nothing or turns the text around (a zero-width
+/// space, a byte order mark, a bidirectional control): pasted in, `minimal\u{200b}`
+/// was shown as `minimal`, the value the error says is accepted.
 pub struct OneLine<'a>(pub &'a str);
+
+/// Whether `c` is one of Unicode's format characters that show nothing: soft hyphen,
+/// zero-width and joiner characters, direction marks and controls, word joiners,
+/// invisible operators, the byte order mark.
+fn invisible(c: char) -> bool {
+    matches!(c,
+        '\u{ad}' | '\u{61c}' | '\u{180e}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}'
+        | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206f}' | '\u{feff}')
+}
 
 impl fmt::Display for OneLine<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for c in self.0.chars() {
             if c.is_control() {
                 write!(f, "{}", c.escape_default())?;
+            } else if invisible(c) {
+                write!(f, "{}", c.escape_unicode())?;
             } else {
                 fmt::Write::write_char(f, c)?;
             }
@@ -288,6 +302,21 @@ impl Key {
         parse(text.trim())
             .map(|v| Some((v, layer)))
             .ok_or_else(|| self.invalid(self.variable, &text, Some(layer)))
+    }
+
+    /// [`Key::read_env`] beside an attribute argument (`argument_given`): the
+    /// argument stands above the file, so the file's value is neither read nor
+    /// checked, as it is not under a `Builder`'s value (whose code layer hides it).
+    pub(crate) fn read_env_over<T>(
+        &self,
+        env: &Env,
+        parse: fn(&str) -> Option<T>,
+        argument_given: bool,
+    ) -> Result<Option<(T, Layer)>, PlanError> {
+        if argument_given && matches!(env.lookup(self.variable), Some((_, Layer::File { .. }))) {
+            return Ok(None);
+        }
+        self.read_env(env, parse)
     }
 
     /// Parses an attribute argument's value; the error names the argument.
@@ -380,6 +409,20 @@ mod tests {
             err.to_string(),
             "set COLDSTART_WORKER_THREADS to a whole number from 1 to 1024, got `abc`"
         );
+    }
+
+    /// A value with a character that shows nothing is shown with it escaped, so it
+    /// does not look like the value the error says is accepted.
+    #[test]
+    fn invisible_characters_are_shown_escaped() {
+        let env = Env::fixed([("COLDSTART_STRATEGY", "minimal\u{200b}\u{202e}x\u{feff}")]);
+        let err = STRATEGY.read_env(&env, parse_strategy).unwrap_err();
+        assert!(
+            err.to_string()
+                .ends_with("got `minimal\\u{200b}\\u{202e}x\\u{feff}`"),
+            "{err}"
+        );
+        assert_eq!(OneLine("é ü\u{7}").to_string(), "é ü\\u{7}");
     }
 
     #[test]

@@ -372,6 +372,42 @@ fn the_file_is_below_attributes_and_variables() {
     );
 }
 
+/// A bad value in the file under an attribute argument for it is neither used nor
+/// checked, as under a `Builder`'s value (the code layer): the attribute stopped
+/// start-up where the builder did not.
+#[test]
+fn a_bad_file_value_under_an_argument_is_not_read() {
+    let b = budget(Some(2.0), Some(1 << 30));
+    let file = crate::config::ConfigFile::parse(
+        "coldstart.toml",
+        "[coldstart]\nstrategy = \"fast\"\nthread_stack_size = \"huge\"\n",
+    )
+    .unwrap();
+    let file: &'static _ = Box::leak(Box::new(file));
+    let env = none().with_file(file);
+    let attr = Settings {
+        strategy: Some(Strategy::Minimal),
+        thread_stack_size: Some(1 << 20),
+        ..Settings::NONE
+    };
+    let plan = Plan::from_budget(&b, &attr, &env).unwrap();
+    assert_eq!(plan.strategy.value, Strategy::Minimal);
+    assert_eq!(plan.thread_stack_size.value, 1 << 20);
+    let code = env
+        .clone()
+        .with_code("COLDSTART_STRATEGY", "minimal".into())
+        .with_code("COLDSTART_THREAD_STACK_SIZE", "1M".into());
+    let plan = Plan::from_budget(&b, &Settings::NONE, &code).unwrap();
+    assert_eq!(plan.strategy.value, Strategy::Minimal);
+    // Without an argument or a value in code, the file's value is the one used: refused.
+    let err = Plan::from_budget(&b, &Settings::NONE, &env).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("got `fast` (coldstart.toml line 2"),
+        "{err}"
+    );
+}
+
 /// On a host of more CPUs than a worker count may be, the plan's count is the most
 /// `COLDSTART_WORKER_THREADS` accepts.
 #[test]

@@ -138,6 +138,57 @@ fn a_bad_configuration_file_names_its_line_and_exits_78() {
     );
 }
 
+/// `APP_ENV` is set for other programs too: a `config/<env>.toml` of another program's
+/// is refused with what to do, and a missing one beside a `coldstart.toml` says that
+/// file is not read.
+#[test]
+fn a_file_an_environment_name_chose_says_so() {
+    let dir = coldstart_test_support::temp_dir("app-env");
+    std::fs::create_dir(dir.join("config")).unwrap();
+    std::fs::write(
+        dir.join("config/production.toml"),
+        "[database]\nurl = \"postgres://app:s3cret@db/app\"\n",
+    )
+    .unwrap();
+    let out = Command::new(SERVER)
+        .current_dir(&dir)
+        .env("APP_ENV", "production")
+        .env_remove("COLDSTART_ENV")
+        .env_remove("COLDSTART_CONFIG")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "coldstart: config/production.toml line 1: `[database]` is not a table coldstart reads; \
+         the tables are [coldstart] and [otel] (APP_ENV=`production` chose this file; if it is \
+         another program's, set COLDSTART_CONFIG to coldstart's file, or to `off`)\n"
+    );
+    std::fs::write(
+        dir.join("coldstart.toml"),
+        "[coldstart]\nstrategy = \"minimal\"\n",
+    )
+    .unwrap();
+    // Ends at the variable's bad value, after the file step.
+    let out = Command::new(SERVER)
+        .current_dir(&dir)
+        .env("APP_ENV", "staging")
+        .env("COLDSTART_WORKER_THREADS", "lots")
+        .env_remove("COLDSTART_ENV")
+        .env_remove("COLDSTART_CONFIG")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with(
+            "coldstart: config/staging.toml not found (APP_ENV=`staging` chose it), so no file is read; coldstart.toml, which is there, is read only when no environment is named\n"
+        ),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn a_bad_port_names_the_variable() {
     let out = Command::new(SERVER).env("PORT", "http").output().unwrap();
