@@ -96,6 +96,19 @@ impl Lines {
 /// Kills the child when dropped, so a failing test leaves no process behind.
 pub struct Reaper(pub std::process::Child);
 
+impl Reaper {
+    /// Waits for the child to end, at most `within`: a test that would otherwise hang
+    /// fails (and the drop kills the child).
+    ///
+    /// # Panics
+    ///
+    /// When the child has not ended by then.
+    pub fn wait_within(&mut self, within: std::time::Duration) -> std::process::ExitStatus {
+        crate::poll(within, || self.0.try_wait().ok().flatten())
+            .unwrap_or_else(|| panic!("the child did not end within {within:?}"))
+    }
+}
+
 impl Drop for Reaper {
     fn drop(&mut self) {
         let _ = self.0.kill();

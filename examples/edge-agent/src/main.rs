@@ -1,7 +1,8 @@
 //! A long-running agent for a small board, on `#[coldstart::main]`: it takes no
 //! inbound requests. Every `EDGE_INTERVAL` (default `1s`) it samples a sensor into
 //! metrics (`edge_sensor_celsius`): the file `EDGE_SENSOR` (which must exist), else
-//! the board's first thermal zone (both in millidegrees), or, where there is no
+//! the board's thermal zone (`EDGE_THERMAL_ZONE`, default
+//! `/sys/class/thermal/thermal_zone0/temp`; both in millidegrees), or, where there is no
 //! thermal zone at start, a simulated reading (`edge_sensor_simulated` 1). A reading of a sensor
 //! that exists and fails (an I/O error, text that is no number, no answer within the
 //! interval: it is read on a thread of its own) is skipped: counted
@@ -37,7 +38,8 @@ async fn open_spool() {
     say!("edge-agent: spool opened");
 }
 
-/// Where readings come from unless `EDGE_SENSOR` says otherwise.
+/// Where readings come from unless `EDGE_SENSOR` says otherwise (`EDGE_THERMAL_ZONE`
+/// names another zone, or a path that is not there for the simulation).
 const THERMAL_ZONE: &str = "/sys/class/thermal/thermal_zone0/temp";
 
 /// The sensor, chosen once at start: a board with one never gets simulated readings.
@@ -50,20 +52,24 @@ enum Sensor {
 }
 
 impl Sensor {
-    /// The sensor file given (it must exist), else the board's first thermal zone,
-    /// else the simulation.
-    fn choose(given: Option<PathBuf>) -> Sensor {
+    /// The sensor file given (it must be there), else the thermal zone `zone`, else
+    /// the simulation.
+    fn choose(given: Option<PathBuf>, zone: PathBuf) -> Sensor {
         if let Some(path) = given {
-            if !path.exists() {
+            if let Err(e) = std::fs::metadata(&path) {
+                let why = if e.kind() == std::io::ErrorKind::NotFound {
+                    "which does not exist".to_owned()
+                } else {
+                    format!("which cannot be looked at ({e})")
+                };
                 say!(
-                    "edge-agent: EDGE_SENSOR names {}, which does not exist; set it to the sensor's file, or leave it unset",
+                    "edge-agent: EDGE_SENSOR names {}, {why}; set it to the sensor's file, or leave it unset",
                     path.display()
                 );
                 std::process::exit(78)
             }
             return Sensor::File(path);
         }
-        let zone = PathBuf::from(THERMAL_ZONE);
         if zone.exists() {
             Sensor::File(zone)
         } else {
@@ -108,12 +114,16 @@ impl Reader {
                 let sensor = Arc::clone(&self.sensor);
                 // A thread of its own, not tokio's blocking pool: a read that never
                 // returns must not hold the end of `main`, which waits for that pool.
-                std::thread::Builder::new()
+                let reading = std::thread::Builder::new()
                     .name("edge-sensor".into())
                     .spawn(move || {
                         let _ = tx.send(sensor.read(cycle));
-                    })
-                    .map_err(|e| format!("no thread to read it on: {e}"))?;
+                    });
+                if reading.is_err() {
+                    // No thread to be had (a task limit reached): read here, as
+                    // coldstart runs its own work on the thread there is.
+                    return self.sensor.read(cycle);
+                }
                 rx
             }
         };
@@ -158,9 +168,12 @@ async fn main() {
     )
     .unwrap_or(Duration::from_secs(1));
     let cycles: Option<u64> = setting("EDGE_CYCLES", "a whole number", |t| t.parse().ok());
-    let sensor = Sensor::choose(setting("EDGE_SENSOR", "the path of a file", |t| {
-        Some(PathBuf::from(t))
-    }));
+    let path = |t: &str| Some(PathBuf::from(t));
+    let sensor = Sensor::choose(
+        setting("EDGE_SENSOR", "the path of a file", path),
+        setting("EDGE_THERMAL_ZONE", "the path of a file", path)
+            .unwrap_or_else(|| PathBuf::from(THERMAL_ZONE)),
+    );
     let source = match &sensor {
         Sensor::File(path) => path.display().to_string(),
         Sensor::Simulated => "simulated".to_owned(),

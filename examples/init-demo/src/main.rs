@@ -10,7 +10,7 @@
 //! `DEMO_EARLY_HOOK=1` one that prints `early hook ran`, registered by the `config`
 //! init; `DEMO_CD=dir` makes the body change to that directory first;
 //! `DEMO_POOL_WAITS=1` makes the `pool` init wait for the first response, for 300 ms
-//! at most.
+//! at most; `DEMO_LINGER_MS=n` keeps `main` n ms after its report, before it ends.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;

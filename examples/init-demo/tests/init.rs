@@ -551,7 +551,11 @@ fn a_failing_critical_init_stops_start_up_with_one_line_and_exit_70() {
 
 #[test]
 fn a_panicking_critical_init_is_reported_by_name() {
-    for (name, full) in [("pool", "init_demo::pool"), ("SLOW", "init_demo::SLOW")] {
+    for (name, full) in [
+        ("config", "init_demo::config"),
+        ("pool", "init_demo::pool"),
+        ("SLOW", "init_demo::SLOW"),
+    ] {
         let r = demo(&[("DEMO_PANIC", name)]);
         assert_eq!(r.code, 70, "{}", r.stderr);
         let last = r.stderr.lines().last().unwrap();
@@ -733,7 +737,8 @@ fn the_end_of_main_waits_for_the_deferred_init_running_with_the_runtime_running(
 /// the program went on until the init ended, or a second signal).
 #[test]
 fn a_signal_ends_the_wait_at_the_end_of_main() {
-    let child = spawned(
+    use std::io::BufRead;
+    let mut child = spawned(
         env!("CARGO_BIN_EXE_init-demo"),
         &[
             ("DEMO_RETURN_AFTER_MS", "100"),
@@ -742,8 +747,30 @@ fn a_signal_ends_the_wait_at_the_end_of_main() {
             ("DEMO_HOOK", "1"),
         ],
     );
-    // Past the end of `main` (100 ms) and its hook, inside the init's 20 s.
-    std::thread::sleep(std::time::Duration::from_millis(800));
+    let (tx, lines) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    // Past the end of `main` and its hook (the wait begins once the hooks have run),
+    // inside the init's 20 s: signalled any sooner, it would end the body instead.
+    let mut seen = Vec::new();
+    while !seen.iter().any(|l| l == "shutdown hook ran") {
+        match lines.recv_timeout(std::time::Duration::from_secs(10)) {
+            Ok(line) => seen.push(line),
+            Err(_) => panic!("no shutdown hook within 10 s: {seen:?}"),
+        }
+    }
+    assert!(seen.iter().any(|l| l == "end"), "{seen:?}");
+    assert!(
+        seen.iter().any(|l| l == "init init_demo::LATER"),
+        "{seen:?}"
+    );
     let pid = libc::pid_t::try_from(child.id()).unwrap();
     // SAFETY: kill(2) on the child this test started, not yet waited for.
     unsafe { libc::kill(pid, libc::SIGTERM) };
@@ -752,10 +779,15 @@ fn a_signal_ends_the_wait_at_the_end_of_main() {
         10,
         "the program, sent SIGTERM while the end of main waited,",
     );
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{stdout}");
-    assert!(stdout.contains("shutdown hook ran"), "{stdout}");
-    assert!(!stdout.contains("LATER waited on the runtime"), "{stdout}");
+    // The reader ends with the program's stdout.
+    seen.extend(lines.iter());
+    assert_eq!(out.status.code(), Some(0), "{seen:?}");
+    assert!(
+        !seen
+            .iter()
+            .any(|l| l.contains("LATER waited on the runtime")),
+        "{seen:?}"
+    );
 }
 
 /// A profile written when the fallback timer started the deferred work, no request
