@@ -552,7 +552,9 @@ pub fn profile() -> Profile<'static> {
 /// link is followed (one to a file not there yet too), so the file it names is
 /// written, not the link replaced. Where no file can be made beside the target (a
 /// read-only directory) or a rename cannot replace it (a file bind-mounted into a
-/// container: `EBUSY`), the target is written in place.
+/// container: `EBUSY`), the target is written in place. A target that is not a
+/// regular file (`/dev/null`, a FIFO) is refused: renamed over, a device would become a
+/// file, and written in place, a FIFO would hold the end of `main` until a reader came.
 fn write_profile(path: &std::path::Path) -> Result<(), (PathBuf, std::io::Error)> {
     use std::io::Write as _;
     static WRITES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
@@ -563,6 +565,7 @@ fn write_profile(path: &std::path::Path) -> Result<(), (PathBuf, std::io::Error)
             Ok::<_, std::io::Error>(path.parent().map_or(linked.clone(), |dir| dir.join(linked)))
         })
         .unwrap_or_else(|_| path.to_path_buf());
+    coldstart_bootstrap::file::writable(&target).map_err(|e| (path.to_path_buf(), e))?;
     let mut tmp = target.as_os_str().to_owned();
     let n = WRITES.fetch_add(1, Ordering::Relaxed);
     let nanos = std::time::SystemTime::now()
@@ -770,6 +773,34 @@ mod tests {
             ["init.profile"],
             "nothing left beside it ({reads} reads)"
         );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// A profile path that is not a regular file is refused, left as it is: renamed
+    /// over, a FIFO (or `/dev/null`, as root) became a regular file holding the profile.
+    #[test]
+    fn a_profile_path_that_is_no_regular_file_is_refused_and_left_alone() {
+        use std::os::unix::fs::FileTypeExt;
+        let dir =
+            std::env::temp_dir().join(format!("coldstart-profile-fifo-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+        let fifo = dir.join("init.profile");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes())
+            .unwrap_or_else(|e| panic!("{e}"));
+        // SAFETY: mkfifo(3) with a NUL-terminated path that outlives the call.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
+        let (_, e) = write_profile(&fifo).expect_err("a FIFO is refused");
+        assert_eq!(e.to_string(), "is a FIFO, not a regular file");
+        let kind = std::fs::metadata(&fifo)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .file_type();
+        assert!(kind.is_fifo(), "still a FIFO");
+        let (_, e) = write_profile(&dir).expect_err("a directory is refused");
+        assert_eq!(e.to_string(), "is a directory, not a regular file");
+        let left = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .count();
+        assert_eq!(left, 1, "nothing made beside it");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }
