@@ -106,7 +106,7 @@ pub use coldstart_bootstrap::{Budget, Figure, Flavor, Plan, Source, Strategy};
 pub use coldstart_runtime::first_response::FirstResponseLayer;
 pub use coldstart_runtime::init::{InitReport, deferred_done, profile};
 pub use coldstart_runtime::lifecycle::{
-    State, Trigger, hold_signals_until_hooks, release_held_signals, state, trigger,
+    SignalHold, State, Trigger, hold_signals_until_hooks, state, trigger,
 };
 pub use coldstart_runtime::{
     Phase, Timeline, after_first_request, draining, first_request_done, first_response, on_shutdown,

@@ -124,12 +124,27 @@ pub fn final_flush_budget(within: std::time::Duration) -> std::time::Duration {
 /// or the end of `main` when it comes first ([`Telemetry::end_of_main`]).
 static EXPORTERS_STARTED: AtomicBool = AtomicBool::new(false);
 
-/// Ends the signal hold of [`Telemetry::start_after_first_response`] when dropped.
+/// The signal hold of [`Telemetry::start_after_first_response`], until the final
+/// flush is registered: released by whichever comes first, the exporters' start or
+/// the end of `main`, and only once.
+static SIGNAL_HOLD: std::sync::Mutex<Option<coldstart_runtime::lifecycle::SignalHold>> =
+    std::sync::Mutex::new(None);
+
+/// Ends the exporters' signal hold, if it is still held.
+fn release_signal_hold() {
+    let hold = SIGNAL_HOLD
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take();
+    drop(hold);
+}
+
+/// Calls [`release_signal_hold`] when dropped, also if starting panics.
 struct ReleaseHeldSignals;
 
 impl Drop for ReleaseHeldSignals {
     fn drop(&mut self) {
-        coldstart_runtime::lifecycle::release_held_signals();
+        release_signal_hold();
     }
 }
 
@@ -154,7 +169,10 @@ impl Telemetry {
         #[cfg(not(feature = "tracing"))]
         let flushes = false;
         if flushes {
-            coldstart_runtime::lifecycle::hold_signals_until_hooks();
+            *SIGNAL_HOLD
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                Some(coldstart_runtime::lifecycle::hold_signals_until_hooks());
         }
         coldstart_runtime::after_first_request(async move {
             // Released when the hooks are registered, and also if starting panics.
@@ -192,7 +210,7 @@ impl Telemetry {
             trace::start(config);
         }
         let _ = config;
-        coldstart_runtime::lifecycle::release_held_signals();
+        release_signal_hold();
     }
 
     /// The name of a metric the program recorded that nothing will export: no

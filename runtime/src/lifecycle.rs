@@ -17,8 +17,8 @@
 //! signal behaviour and pays nothing at start-up.
 //!
 //! Work that registers its hooks only after the first response (the telemetry
-//! exporters) calls [`hold_signals_until_hooks`] before serving and
-//! [`release_held_signals`] once its hooks are registered: a signal in between is
+//! exporters) calls [`hold_signals_until_hooks`] before serving and releases the
+//! [`SignalHold`] it gets once its hooks are registered: a signal in between is
 //! held, not fatal, and the hooks run for it once all of them exist. The listener itself (tokio's signal registry and
 //! its self-pipe) stays off the start path, where it measured 1.07x to 1.26x, unless
 //! a hook is registered before serving: the Lambda integration's, and the exporters'
@@ -258,8 +258,11 @@ static TOKIO_HANDLERS: [AtomicUsize; 2] = [AtomicUsize::new(0), AtomicUsize::new
 /// The signals the listener has been sent, counted by `note` (which tokio's handler
 /// calls first), and 1 from the start where one came before it existed.
 static TAKEN: AtomicU32 = AtomicU32::new(0);
-/// Set from [`hold_signals_until_hooks`] to [`release_held_signals`].
+/// Set while a [`SignalHold`] is held (any of them).
 static HOLDING: AtomicBool = AtomicBool::new(false);
+/// How many [`SignalHold`]s are held: the signals are given back when the last one is
+/// released, not the first (the exporters' and a program's own overlap).
+static HOLDS: std::sync::Mutex<usize> = std::sync::Mutex::new(0);
 /// Woken when a hold is released.
 static RELEASED: Notify = Notify::const_new();
 /// Set when the first response's body has ended and its mark is on its way: the tower
@@ -608,23 +611,56 @@ const RELEASE_WAIT: Duration = Duration::from_secs(2);
 /// Holds SIGTERM and SIGINT that arrive after the first response, for work that
 /// registers its shutdown hooks only after the first response (the exporters' final
 /// flush): instead of ending the process before the hooks exist, the signal runs them
-/// once [`release_held_signals`] says they are registered. Before the first response a
+/// once the hold is released, saying they are registered. Before the first response a
 /// signal keeps its default effect; from the moment the tower layer sees the first
 /// response's body end it is held, since the mark follows the server's write. Only a
 /// signal whose disposition is still the default is held: a handler or an ignore set
 /// before is left as it is, and a handler installed after (tokio's, say) takes the
 /// signal over. Costs two `sigaction` calls per signal; call it before serving.
-pub fn hold_signals_until_hooks() {
-    if HOLDING.swap(true, Ordering::AcqRel) {
-        return;
+///
+/// Holds add up: with several (the exporters' and a program's own), a signal waits
+/// for the last to be released.
+pub fn hold_signals_until_hooks() -> SignalHold {
+    let mut holds = HOLDS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    *holds += 1;
+    if *holds == 1 {
+        HOLDING.store(true, Ordering::Release);
+        // With the listener in place (a hook registered before serving), it waits for
+        // the release itself; `note` is only for a process without one yet.
+        if !LISTENING.load(Ordering::Acquire) {
+            for signo in [libc::SIGTERM, libc::SIGINT] {
+                install_note(signo);
+            }
+        }
     }
-    // With the listener in place (a hook registered before serving), it waits for the
-    // release itself; `note` is only for a process without one yet.
-    if LISTENING.load(Ordering::Acquire) {
-        return;
-    }
-    for signo in [libc::SIGTERM, libc::SIGINT] {
-        install_note(signo);
+    SignalHold(())
+}
+
+/// A hold of SIGTERM and SIGINT ([`hold_signals_until_hooks`]), released when dropped
+/// (also when the work that holds it panics) or by [`SignalHold::release`]: release
+/// it once the held work has registered its hooks, or found it had none to register.
+#[must_use = "the hold ends when this is dropped"]
+#[derive(Debug)]
+pub struct SignalHold(());
+
+impl SignalHold {
+    /// Ends this hold. Once no other is held, the default disposition comes back
+    /// where `note` is still installed, and a held signal takes its effect now,
+    /// running the hooks if a listener exists, as the default signal would otherwise.
+    pub fn release(self) {}
+}
+
+impl Drop for SignalHold {
+    fn drop(&mut self) {
+        let mut holds = HOLDS
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *holds = holds.saturating_sub(1);
+        if *holds == 0 {
+            give_back_signals();
+        }
     }
 }
 
@@ -704,17 +740,6 @@ extern "C" fn note(signo: libc::c_int) {
     // Before the first response, or a second signal: the default effect, as if nothing
     // had been installed.
     default_effect(signo);
-}
-
-/// Ends a hold once the held work has registered its hooks, or found it had none to
-/// register (call it on every path, a drop guard is the safe way): the default
-/// disposition comes back where `note` is still installed, and a held signal takes its
-/// effect now, running the hooks if a listener exists, as the default signal would
-/// otherwise.
-pub fn release_held_signals() {
-    if HOLDING.load(Ordering::Acquire) {
-        give_back_signals();
-    }
 }
 
 /// Where `note` is still installed the default disposition comes back; a held

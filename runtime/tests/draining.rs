@@ -83,14 +83,14 @@ fn case() {
             return "returned";
         }
         if case == "a second signal after a held one" {
-            lifecycle::hold_signals_until_hooks();
+            let hold = lifecycle::hold_signals_until_hooks();
             first_request_done();
             // Held: nothing listens yet.
             raise(libc::SIGTERM);
             on_shutdown("slow flush", Duration::from_secs(30), || async {
                 tokio::time::sleep(Duration::from_secs(30)).await;
             });
-            lifecycle::release_held_signals();
+            hold.release();
             std::thread::spawn(|| {
                 std::thread::sleep(Duration::from_millis(500));
                 println!("case: sending SIGTERM again");

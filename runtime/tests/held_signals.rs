@@ -9,7 +9,7 @@ use std::process::Output;
 use std::time::Duration;
 
 use coldstart_bootstrap::{Flavor, Settings, Strategy};
-use coldstart_runtime::lifecycle::{hold_signals_until_hooks, release_held_signals};
+use coldstart_runtime::lifecycle::hold_signals_until_hooks;
 use coldstart_runtime::{block_on, first_request_done, on_shutdown};
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -62,18 +62,18 @@ fn case() {
             match case {
                 "listener first" => {
                     let term = listen();
-                    hold_signals_until_hooks();
+                    let hold = hold_signals_until_hooks();
                     first_request_done();
-                    Some(term)
+                    Some((term, hold))
                 }
                 "listener after" => {
-                    hold_signals_until_hooks();
-                    Some(listen())
+                    let hold = hold_signals_until_hooks();
+                    Some((listen(), hold))
                 }
                 _ => None,
             }
         };
-        if let Some(mut term) = listener(&case) {
+        if let Some((mut term, _hold)) = listener(&case) {
             raise(libc::SIGTERM);
             if tokio::time::timeout(Duration::from_secs(5), term.recv())
                 .await
@@ -89,19 +89,19 @@ fn case() {
             on_shutdown("early", Duration::from_secs(1), || async {
                 println!("early hook ran");
             });
-            hold_signals_until_hooks();
+            let hold = hold_signals_until_hooks();
             first_request_done();
             raise(libc::SIGTERM);
             tokio::time::sleep(Duration::from_millis(200)).await;
             on_shutdown("late", Duration::from_secs(1), || async {
                 println!("late hook ran");
             });
-            release_held_signals();
+            hold.release();
             tokio::time::sleep(Duration::from_secs(5)).await;
             println!("body finished");
             return;
         }
-        hold_signals_until_hooks();
+        let hold = hold_signals_until_hooks();
         match case.as_str() {
             "every hook" => {
                 first_request_done();
@@ -113,7 +113,7 @@ fn case() {
                 on_shutdown("second", Duration::from_secs(1), || async {
                     println!("second hook ran");
                 });
-                release_held_signals();
+                hold.release();
             }
             "held" => {
                 first_request_done();
@@ -122,7 +122,7 @@ fn case() {
                 on_shutdown("flush", Duration::from_secs(1), || async {
                     println!("hook ran");
                 });
-                release_held_signals();
+                hold.release();
             }
             "twice while held" => {
                 first_request_done();
@@ -134,13 +134,27 @@ fn case() {
                 on_shutdown("flush", Duration::from_secs(1), || async {
                     println!("hook ran");
                 });
-                release_held_signals();
+                hold.release();
+            }
+            "two holds" => {
+                // The exporters' hold and a program's own: the first released does not
+                // end the other.
+                let own = hold_signals_until_hooks();
+                first_request_done();
+                raise(libc::SIGTERM);
+                hold.release();
+                println!("alive after one release");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                on_shutdown("persist", Duration::from_secs(1), || async {
+                    println!("hook ran");
+                });
+                own.release();
             }
             "no hooks" => {
                 first_request_done();
                 raise(libc::SIGINT);
                 println!("alive after SIGINT");
-                release_held_signals();
+                hold.release();
                 println!("alive after release");
             }
             "before the first response" => {
@@ -178,7 +192,7 @@ fn case() {
                 on_shutdown("flush", Duration::from_secs(1), || async {
                     println!("hook ran");
                 });
-                release_held_signals();
+                hold.release();
             }
             other => panic!("no case `{other}`"),
         }
@@ -191,6 +205,18 @@ fn case() {
 fn a_signal_after_the_first_response_waits_for_the_hooks_then_they_run() {
     let said = exits_cleanly("held");
     assert!(said.contains("alive after SIGTERM\nhook ran\n"), "{said}");
+    assert!(!said.contains("body finished"), "{said}");
+}
+
+/// Holds add up: a signal waits for the last one's release (the first released gave
+/// the signals back, and the SIGTERM ended the process before the other's hook).
+#[test]
+fn a_signal_waits_for_the_last_of_two_holds() {
+    let said = exits_cleanly("two holds");
+    assert!(
+        said.contains("alive after one release\nhook ran\n"),
+        "{said}"
+    );
     assert!(!said.contains("body finished"), "{said}");
 }
 
