@@ -387,6 +387,14 @@ pub(crate) async fn run_before_serving() {
     let others: Vec<_> = failures.collect();
     record(done);
     if let Some(failure) = failure {
+        if lifecycle::stop_asked() {
+            // A signal came first: the program stops as it asked (the hooks run, exit
+            // 0), and the failure that came while it did is said.
+            for failure in std::iter::once(&failure).chain(&others) {
+                coldstart_bootstrap::say!("coldstart: {failure}, while stopping at a signal");
+            }
+            return;
+        }
         for other in &others {
             coldstart_bootstrap::say!("coldstart: {other}, at the same start-up");
         }

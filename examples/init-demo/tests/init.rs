@@ -376,6 +376,28 @@ fn a_signal_before_serving_stops_the_inits_and_the_body() {
     );
 }
 
+/// An init before serving that fails after a signal came (a connection retried while
+/// the platform stops the program) leaves the signal's way out: the hooks run, exit 0,
+/// and the failure is said. It ended with exit 70, and no hook ran.
+#[test]
+fn an_init_failing_after_a_signal_before_serving_keeps_the_signals_exit() {
+    let r = demo(&[
+        ("DEMO_EARLY_HOOK", "1"),
+        ("DEMO_TERM", "config"),
+        ("DEMO_FAIL", "config"),
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.lines().contains(&"early hook ran"), "{}", r.stdout);
+    assert!(!r.stdout.contains("first response"), "{}", r.stdout);
+    assert!(
+        r.stderr.contains(
+            "coldstart: init `init_demo::config` failed: config: no such file, while stopping at a signal"
+        ),
+        "{}",
+        r.stderr
+    );
+}
+
 /// An init before serving that waits for the first response would wait for ever
 /// (nothing is served before it ends, and the fallback timer starts with serving):
 /// that is said, once, naming it. This one gives up its wait after 300 ms.
