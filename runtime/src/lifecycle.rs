@@ -404,7 +404,21 @@ fn install_listener() {
         listen(term_ignored, SignalKind::terminate()),
         listen(int_ignored, SignalKind::interrupt()),
     );
+    let note_handler = note as extern "C" fn(libc::c_int) as libc::sighandler_t;
     let (Ok(mut term), Ok(mut int)) = listeners else {
+        // One listener may have been made: its handler, tokio's, would take that
+        // signal with nothing listening. The default comes back where it was the
+        // default or `note`.
+        for (signo, found) in [libc::SIGTERM, libc::SIGINT].into_iter().zip(found) {
+            let now = disposition(signo);
+            if (found == libc::SIG_DFL || found == note_handler)
+                && now != found
+                && now != note_handler
+            {
+                // SAFETY: restoring the default disposition.
+                unsafe { libc::signal(signo, libc::SIG_DFL) };
+            }
+        }
         INSTALLING.store(false, Ordering::Release);
         coldstart_bootstrap::say!(
             "coldstart: cannot listen for SIGTERM/SIGINT; shutdown hooks run only at the end of main"
@@ -415,7 +429,6 @@ fn install_listener() {
     // The handler tokio installed over the default disposition (taken by `note` here
     // or by a hold's): given back when the runtime is done, where still in place
     // ([`give_back_default_signals`]).
-    let note_handler = note as extern "C" fn(libc::c_int) as libc::sighandler_t;
     for ((handler, signo), found) in TOKIO_HANDLERS
         .iter()
         .zip([libc::SIGTERM, libc::SIGINT])
@@ -735,6 +748,27 @@ extern "C" fn note(signo: libc::c_int) {
             .compare_exchange(0, signo, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
     {
+        // The hold may have ended, or the listener come, between the check above and
+        // the store: then whoever ends a hold or installs the listener may have looked
+        // at `HELD` already, and nobody would act on it. Taken back (unless taken
+        // already) and acted on here: raised again for the listener's handler, which
+        // runs once this one returns, or with its default effect.
+        let listener = || LISTENING.load(Ordering::Acquire) || INSTALLING.load(Ordering::Acquire);
+        let moved_on = !holds(signo) || listener();
+        if moved_on
+            && HELD
+                .compare_exchange(signo, 0, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        {
+            if listener() {
+                // SAFETY: raise(3) is async-signal-safe; the signal is blocked while
+                // its handler runs, and delivered to the handler in place once it
+                // returns.
+                unsafe { libc::raise(signo) };
+            } else {
+                default_effect(signo);
+            }
+        }
         return;
     }
     // Before the first response, or a second signal: the default effect, as if nothing

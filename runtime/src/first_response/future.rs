@@ -143,7 +143,9 @@ fn mark(marked: &mut bool) {
 /// `current_thread` runtime it runs after the current task too. Outside a runtime
 /// there is no later: it is marked at once. Over HTTP/2 the body is sent from a task
 /// of the stream's own and the connection's task writes the frames, so there the mark
-/// may run beside that write.
+/// may run beside that write. On `multi_thread`, a connection served in `block_on`'s
+/// own future (not a worker) spawns to the shared queue, where an idle worker may take
+/// the mark at once, beside the write.
 fn mark_after_this_poll() {
     // The server may ask `is_end_stream` many times before the mark runs.
     static SCHEDULED: AtomicBool = AtomicBool::new(false);
