@@ -110,9 +110,11 @@ pub const VARIABLES: &[&str] = &[
 /// `main` has started its work.
 const FILE_LIMIT: u64 = 1 << 20;
 
-/// Variables coldstart reads from the environment only, never from the file or code:
-/// the ones that choose the file, and the profile's paths. A file key or a
-/// `Builder::set` naming one is told so, not that coldstart does not read it.
+/// Variables coldstart reads from the environment only, not from the file nor through
+/// `Builder::set` (a profile in code is the attribute's `profile` or
+/// `Builder::init_profile`): the ones that choose the file, the profile's paths,
+/// tokio's and `tracing`'s own. A file key or a `Builder::set` naming one is told so,
+/// not that coldstart does not read it.
 pub const ENVIRONMENT_ONLY: [&str; 7] = [
     "COLDSTART_CONFIG",
     "COLDSTART_ENV",
@@ -315,9 +317,9 @@ impl ConfigFile {
         let Some((path, required)) = which_file(&var)? else {
             return Ok(None);
         };
-        // `config/<env>.toml`, chosen by an environment name: `APP_ENV` in particular is
-        // set for other programs too, whose own file this may be.
-        let by_name = chosen_by.filter(|(variable, _)| *variable != "COLDSTART_CONFIG");
+        // `config/<env>.toml`, chosen by `APP_ENV`, which is set for other programs
+        // too, whose own file this may be (`COLDSTART_ENV` names coldstart's).
+        let by_name = chosen_by.filter(|(variable, _)| *variable == "APP_ENV");
         match crate::file::read_named_text(path.as_ref(), FILE_LIMIT) {
             Ok(text) => ConfigFile::parse(&path, &text).map(Some).map_err(|mut e| {
                 if let Some((variable, name)) = by_name {
@@ -340,9 +342,12 @@ impl ConfigFile {
                 ) && !required =>
             {
                 // `coldstart.toml`, there but not read, would be a surprise unsaid.
+                static SAID: std::sync::Once = std::sync::Once::new();
                 if let Some((variable, name)) = by_name
                     && std::path::Path::new("coldstart.toml").is_file()
+                    && !SAID.is_completed()
                 {
+                    SAID.call_once(|| {});
                     crate::say!(
                         "coldstart: {path} not found ({variable}=`{name}` chose it), so no file is read; coldstart.toml, which is there, is read only when no environment is named"
                     );
@@ -397,10 +402,12 @@ impl ConfigFile {
                                     ""
                                 }
                             ),
-                            _ => format!(
-                                "`{}` is not a table coldstart reads; the tables are [coldstart] and [otel]",
-                                opening(content)
-                            ),
+                            _ => match opening(content) {
+                                Some(table) => format!(
+                                    "`{table}` is not a table coldstart reads; the tables are [coldstart] and [otel]"
+                                ),
+                                None => "its table is not one coldstart reads (the line is not shown: it may hold a secret); the tables are [coldstart] and [otel]".to_owned(),
+                            },
                         })
                     })?;
                 if seen_tables.contains(&name) {
@@ -411,10 +418,12 @@ impl ConfigFile {
                 continue;
             }
             let (key, value) = content.split_once('=').ok_or_else(|| {
-                fail(format!(
-                    "expected `key = value` or a [table], got a line that begins `{}`",
-                    opening(content)
-                ))
+                fail(match opening(content) {
+                    Some(start) => format!(
+                        "expected `key = value` or a [table], got a line that begins `{start}`"
+                    ),
+                    None => "expected `key = value` or a [table], got neither (the line is not shown: it may hold a secret)".to_owned(),
+                })
             })?;
             let written = key.trim();
             let key = unquote_key(written);
@@ -472,19 +481,27 @@ impl ConfigFile {
     }
 }
 
-/// The start of a line that could not be read, for its message: up to its first blank,
-/// `:` or `=`, and 40 characters at most. The whole line could hold a secret (`url:
-/// http://user:password@host`, a value after `[otel]` on its line) or a megabyte.
-fn opening(content: &str) -> String {
+/// The start of a line that could not be read, for its message, when it looks like a
+/// key or a table's name (lower-case letters, digits, `_`, `-`, `.`, brackets and
+/// quotes, at most 32 of them): up to its first blank, `:` or `=`. Anything else is
+/// not quoted at all: the whole line could hold a secret (`url:
+/// http://user:password@host`, an access key pasted alone on a line) or a megabyte.
+fn opening(content: &str) -> Option<String> {
     let word = content
         .split([' ', '\t', ':', '='])
         .next()
         .unwrap_or(content);
-    match word.char_indices().nth(40) {
-        Some((at, _)) => format!("{}...", &word[..at]),
-        None if word.len() < content.len() => format!("{word}..."),
-        None => word.to_owned(),
-    }
+    let key_like = word.len() <= 32
+        && word
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_-.[]\"'".contains(&b));
+    key_like.then(|| {
+        if word.len() < content.len() {
+            format!("{word}...")
+        } else {
+            word.to_owned()
+        }
+    })
 }
 
 /// The variable `[table] key` stands for, if coldstart reads it.
@@ -890,10 +907,24 @@ mod tests {
             let err = parse(text).unwrap_err().to_string();
             assert!(err.contains(said) && !err.contains("s3cret"), "{err}");
         }
-        let long = format!("[coldstart]\n{}", "x".repeat(100_000));
-        let err = parse(&long).unwrap_err().to_string();
-        assert!(err.len() < 300, "{err}");
-        assert!(err.contains(&format!("`{}...`", "x".repeat(40))), "{err}");
+        // A line that looks like no key is not quoted at all: an access key pasted
+        // alone, a megabyte of text.
+        for line in [
+            "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY".to_owned(),
+            "x".repeat(100_000),
+        ] {
+            let err = parse(&format!("[coldstart]\n{line}"))
+                .unwrap_err()
+                .to_string();
+            assert!(err.len() < 300, "{err}");
+            assert!(err.contains("got neither (the line is not shown"), "{err}");
+            let err = parse(&format!("[{line}]")).unwrap_err().to_string();
+            assert!(
+                err.contains("its table is not one coldstart reads"),
+                "{err}"
+            );
+            assert!(!err.contains(&line[..20]), "{err}");
+        }
         let err = parse("[database]").unwrap_err().to_string();
         assert!(
             err.contains("`[database]` is not a table coldstart reads"),

@@ -74,28 +74,6 @@ pub fn read_named_text(path: &Path, limit: u64) -> io::Result<String> {
     })
 }
 
-/// Refuses a path to be written that is there and is not a regular file (`/dev/null`,
-/// a FIFO, a directory): renamed over, a device would be replaced by a file; written
-/// in place, a FIFO would wait for a reader for good. A path not there, or one that
-/// cannot be looked at, is left to the write.
-///
-/// ```
-/// use std::path::Path;
-/// let e = coldstart_bootstrap::file::writable(Path::new("/dev/null")).unwrap_err();
-/// assert_eq!(e.to_string(), "is a character device, not a regular file");
-/// assert!(coldstart_bootstrap::file::writable(Path::new("/no/such/file")).is_ok());
-/// ```
-///
-/// # Errors
-///
-/// `InvalidInput`, saying what the path is.
-pub fn writable(path: &Path) -> io::Result<()> {
-    match std::fs::metadata(path) {
-        Ok(meta) => regular(meta).map(drop),
-        Err(_) => Ok(()),
-    }
-}
-
 /// `meta` when it is a regular file's, else the error that says what it is.
 fn regular(meta: std::fs::Metadata) -> io::Result<std::fs::Metadata> {
     if meta.is_file() {

@@ -432,8 +432,6 @@ mod tests {
         );
     }
 
-    /// Regression: coldstart trimmed these values and accepted them, then
-    /// lambda_runtime, which reads them as they are, panicked on them.
     /// A required variable set to bytes that are not UTF-8 is named with its value,
     /// not said to be unset (it was: `AWS_LAMBDA_FUNCTION_NAME not set`).
     #[test]
@@ -467,6 +465,8 @@ mod tests {
         );
     }
 
+    /// Regression: coldstart trimmed these values and accepted them, then
+    /// lambda_runtime, which reads them as they are, panicked on them.
     #[test]
     fn values_with_spaces_around_them_are_named_not_passed_on() {
         let e = Function::from_lookup(lookup(&[

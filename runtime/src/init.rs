@@ -314,7 +314,9 @@ static APART_FAILED: AtomicBool = AtomicBool::new(false);
 /// a failure, tells the failure hooks and ends the program with [`EXIT_INIT`] once
 /// what runs apart has finished (it cannot be stopped; had they run one after the
 /// other, the failure would have come after it too), naming the first failure in the
-/// order.
+/// order; unless a signal a hook takes came meanwhile: then the failure is said and
+/// the program stops as the signal asked (its hooks, exit 0), the failure hooks not
+/// called.
 pub(crate) async fn run_before_serving() {
     let Some((order, _)) = ORDER.get() else {
         return;
@@ -387,9 +389,9 @@ pub(crate) async fn run_before_serving() {
     let others: Vec<_> = failures.collect();
     record(done);
     if let Some(failure) = failure {
-        if lifecycle::stop_asked() {
-            // A signal came first: the program stops as it asked (the hooks run, exit
-            // 0), and the failure that came while it did is said.
+        if lifecycle::signal_came() {
+            // A signal came while the inits ran: the program stops as it asked (the
+            // hooks run, exit 0), and the failure is said.
             for failure in std::iter::once(&failure).chain(&others) {
                 coldstart_bootstrap::say!("coldstart: {failure}, while stopping at a signal");
             }
@@ -560,9 +562,10 @@ pub fn profile() -> Profile<'static> {
 /// link is followed (one to a file not there yet too), so the file it names is
 /// written, not the link replaced. Where no file can be made beside the target (a
 /// read-only directory) or a rename cannot replace it (a file bind-mounted into a
-/// container: `EBUSY`), the target is written in place. A target that is not a
-/// regular file (`/dev/null`, a FIFO) is refused: renamed over, a device would become a
-/// file, and written in place, a FIFO would hold the end of `main` until a reader came.
+/// container: `EBUSY`), the target is written in place. So is a target that is a
+/// device or a FIFO, without waiting: renamed over, `/dev/null` became a file holding
+/// the profile, and a FIFO with no reader held the end of `main` for good; now it is
+/// an error at once. A folder is refused.
 fn write_profile(path: &std::path::Path) -> Result<(), (PathBuf, std::io::Error)> {
     use std::io::Write as _;
     static WRITES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
@@ -573,7 +576,24 @@ fn write_profile(path: &std::path::Path) -> Result<(), (PathBuf, std::io::Error)
             Ok::<_, std::io::Error>(path.parent().map_or(linked.clone(), |dir| dir.join(linked)))
         })
         .unwrap_or_else(|_| path.to_path_buf());
-    coldstart_bootstrap::file::writable(&target).map_err(|e| (path.to_path_buf(), e))?;
+    match std::fs::metadata(&target) {
+        Ok(meta) if meta.is_dir() => {
+            let e = std::io::Error::new(std::io::ErrorKind::InvalidInput, "is a directory");
+            return Err((path.to_path_buf(), e));
+        }
+        // A device or a FIFO: written in place, never renamed over (`/dev/null` would
+        // become a file), and never waited on (a FIFO with no reader is an error).
+        Ok(meta) if !meta.is_file() => {
+            use std::os::unix::fs::OpenOptionsExt;
+            return std::fs::File::options()
+                .write(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(&target)
+                .and_then(|mut file| file.write_all(text.as_bytes()))
+                .map_err(|e| (path.to_path_buf(), e));
+        }
+        _ => {}
+    }
     let mut tmp = target.as_os_str().to_owned();
     let n = WRITES.fetch_add(1, Ordering::Relaxed);
     let nanos = std::time::SystemTime::now()
@@ -784,10 +804,12 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
-    /// A profile path that is not a regular file is refused, left as it is: renamed
-    /// over, a FIFO (or `/dev/null`, as root) became a regular file holding the profile.
+    /// A profile path that is a FIFO (or a device) is written in place, without
+    /// waiting for a reader, and stays what it is: renamed over, a FIFO (or
+    /// `/dev/null`, as root) became a regular file holding the profile. A folder is
+    /// refused.
     #[test]
-    fn a_profile_path_that_is_no_regular_file_is_refused_and_left_alone() {
+    fn a_profile_path_that_is_no_regular_file_is_written_in_place_or_refused() {
         use std::os::unix::fs::FileTypeExt;
         let dir =
             std::env::temp_dir().join(format!("coldstart-profile-fifo-{}", std::process::id()));
@@ -797,14 +819,31 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"));
         // SAFETY: mkfifo(3) with a NUL-terminated path that outlives the call.
         assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o644) }, 0);
-        let (_, e) = write_profile(&fifo).expect_err("a FIFO is refused");
-        assert_eq!(e.to_string(), "is a FIFO, not a regular file");
+        // No reader: an error at once, not a wait.
+        let (_, e) = write_profile(&fifo).expect_err("a FIFO with no reader");
+        assert_eq!(e.raw_os_error(), Some(libc::ENXIO), "{e}");
+        // With a reader: the profile, through the FIFO.
+        let reading = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || std::fs::read_to_string(fifo))
+        };
+        // Until the reader has opened it, the write finds none.
+        let deadline = Instant::now() + std::time::Duration::from_secs(10);
+        while write_profile(&fifo).is_err() {
+            assert!(Instant::now() < deadline, "never written to the reader");
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        let read = reading
+            .join()
+            .unwrap_or_else(|_| panic!("the reader panicked"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(read, profile().to_string());
         let kind = std::fs::metadata(&fifo)
             .unwrap_or_else(|e| panic!("{e}"))
             .file_type();
         assert!(kind.is_fifo(), "still a FIFO");
         let (_, e) = write_profile(&dir).expect_err("a directory is refused");
-        assert_eq!(e.to_string(), "is a directory, not a regular file");
+        assert_eq!(e.to_string(), "is a directory");
         let left = std::fs::read_dir(&dir)
             .unwrap_or_else(|e| panic!("{e}"))
             .count();

@@ -19,8 +19,9 @@
 //! Work that registers its hooks only after the first response (the telemetry
 //! exporters) calls [`hold_signals_until_hooks`] before serving and releases the
 //! [`SignalHold`] it gets once its hooks are registered: a signal in between is
-//! held, not fatal, and the hooks run for it once all of them exist. The listener itself (tokio's signal registry and
-//! its self-pipe) stays off the start path, where it measured 1.07x to 1.26x, unless
+//! held, not fatal, and the hooks run for it once all of them exist. The listener
+//! itself (tokio's signal registry and its self-pipe) stays off the start path, where
+//! it measured 1.07x to 1.26x, unless
 //! a hook is registered before serving: the Lambda integration's, and the exporters'
 //! last Pushgateway push where pushes are set (a job that pushes keeps its counts
 //! when stopped early).
@@ -262,7 +263,7 @@ static TAKEN: AtomicU32 = AtomicU32::new(0);
 static HOLDING: AtomicBool = AtomicBool::new(false);
 /// How many [`SignalHold`]s are held: the signals are given back when the last one is
 /// released, not the first (the exporters' and a program's own overlap).
-static HOLDS: std::sync::Mutex<usize> = std::sync::Mutex::new(0);
+static HOLDS: Mutex<usize> = Mutex::new(0);
 /// Woken when a hold is released.
 static RELEASED: Notify = Notify::const_new();
 /// Set when the first response's body has ended and its mark is on its way: the tower
@@ -306,6 +307,13 @@ pub(crate) fn stop_code() -> i32 {
 /// Whether the program was asked to stop: a signal, or [`stop`].
 pub(crate) fn stop_asked() -> bool {
     SIGNALLED.load(Ordering::Acquire) != 0
+}
+
+/// Whether a SIGTERM or SIGINT has come that a shutdown hook takes: [`stop_asked`], or
+/// one the signal handler counted for the listener, whose task may not have run yet
+/// (on `current_thread`, not while a blocking init holds the one thread).
+pub(crate) fn signal_came() -> bool {
+    stop_asked() || TAKEN.load(Ordering::Acquire) > 0
 }
 
 /// Registers a hook that runs on SIGTERM, SIGINT or the end of `main`, and may take at
@@ -629,14 +637,28 @@ const RELEASE_WAIT: Duration = Duration::from_secs(2);
 /// response's body end it is held, since the mark follows the server's write. Only a
 /// signal whose disposition is still the default is held: a handler or an ignore set
 /// before is left as it is, and a handler installed after (tokio's, say) takes the
-/// signal over. Costs two `sigaction` calls per signal; call it before serving.
+/// signal over. The first hold costs two `sigaction` calls per signal; call it before
+/// serving.
 ///
 /// Holds add up: with several (the exporters' and a program's own), a signal waits
 /// for the last to be released.
+///
+/// ```no_run
+/// # async fn start_uploader() {}
+/// # async fn body() {
+/// let hold = coldstart_runtime::lifecycle::hold_signals_until_hooks();
+/// coldstart_runtime::after_first_request(async move {
+///     start_uploader().await;
+///     coldstart_runtime::on_shutdown("upload", std::time::Duration::from_secs(2), || async {
+///         // the last upload
+///     });
+///     // The hook exists: a signal held until now runs it.
+///     hold.release();
+/// });
+/// # }
+/// ```
 pub fn hold_signals_until_hooks() -> SignalHold {
-    let mut holds = HOLDS
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut holds = locked(&HOLDS);
     *holds += 1;
     if *holds == 1 {
         HOLDING.store(true, Ordering::Release);
@@ -667,9 +689,7 @@ impl SignalHold {
 
 impl Drop for SignalHold {
     fn drop(&mut self) {
-        let mut holds = HOLDS
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut holds = locked(&HOLDS);
         *holds = holds.saturating_sub(1);
         if *holds == 0 {
             give_back_signals();
@@ -748,26 +768,21 @@ extern "C" fn note(signo: libc::c_int) {
             .compare_exchange(0, signo, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
     {
-        // The hold may have ended, or the listener come, between the check above and
-        // the store: then whoever ends a hold or installs the listener may have looked
-        // at `HELD` already, and nobody would act on it. Taken back (unless taken
-        // already) and acted on here: raised again for the listener's handler, which
-        // runs once this one returns, or with its default effect.
-        let listener = || LISTENING.load(Ordering::Acquire) || INSTALLING.load(Ordering::Acquire);
-        let moved_on = !holds(signo) || listener();
-        if moved_on
+        // The hold may have ended between the check above and the store: then its
+        // release looked at `HELD` already, found nothing, and gave the disposition
+        // back. Taken back (unless taken already) and raised again, for the
+        // disposition now in place, once this handler returns. Where the listener is
+        // coming instead, it reads `HELD` itself, as before.
+        let listener = LISTENING.load(Ordering::Acquire) || INSTALLING.load(Ordering::Acquire);
+        if !holds(signo)
+            && !listener
             && HELD
                 .compare_exchange(signo, 0, Ordering::AcqRel, Ordering::Acquire)
                 .is_ok()
         {
-            if listener() {
-                // SAFETY: raise(3) is async-signal-safe; the signal is blocked while
-                // its handler runs, and delivered to the handler in place once it
-                // returns.
-                unsafe { libc::raise(signo) };
-            } else {
-                default_effect(signo);
-            }
+            // SAFETY: raise(3) is async-signal-safe; the signal is blocked while its
+            // handler runs, and delivered to the disposition in place once it returns.
+            unsafe { libc::raise(signo) };
         }
         return;
     }

@@ -25,8 +25,13 @@ pub fn free_port() -> u16 {
     }
 }
 
-/// `GET path` with extra header lines, waiting up to 10 s for the port to open;
-/// the whole response as text.
+/// `GET path` with extra header lines, waiting up to 10 s for the port to open and
+/// 30 s for the answer; the whole response as text.
+///
+/// # Panics
+///
+/// When the port never opens or the answer does not come in time: a test fails, it
+/// does not hang.
 pub fn get_with(port: u16, path: &str, headers: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(10);
     let mut stream = loop {
@@ -38,19 +43,28 @@ pub fn get_with(port: u16, path: &str, headers: &str) -> String {
             Err(e) => panic!("port {port} never opened: {e}"),
         }
     };
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
     write!(
         stream,
         "GET {path} HTTP/1.1\r\nHost: x\r\n{headers}Connection: close\r\n\r\n"
     )
     .unwrap();
     let mut out = String::new();
-    stream.read_to_string(&mut out).unwrap();
+    if let Err(e) = stream.read_to_string(&mut out) {
+        panic!("no whole answer from port {port} within 30 s ({e}); so far: {out:?}");
+    }
     out
 }
 
 /// `GET` over HTTP/1.0 (no chunked body to decode); `None` while the port is closed.
 pub fn get_http10(port: u16, path: &str) -> Option<String> {
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    // A server that never answers is no answer, not a hang.
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .ok()?;
     write!(stream, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").ok()?;
     let mut out = String::new();
     stream.read_to_string(&mut out).ok()?;

@@ -231,13 +231,16 @@ pub enum PlanError {
 /// was shown as `minimal`, the value the error says is accepted.
 pub struct OneLine<'a>(pub &'a str);
 
-/// Whether `c` is one of Unicode's format characters that show nothing: soft hyphen,
-/// zero-width and joiner characters, direction marks and controls, word joiners,
-/// invisible operators, the byte order mark.
+/// Whether `c` shows nothing or breaks a line where `is_control` does not: soft
+/// hyphen, the grapheme joiner, zero-width and joiner characters, direction marks and
+/// controls, the line and paragraph separators, word joiners, invisible operators,
+/// Hangul fillers, the byte order mark, interlinear annotation marks, tag characters.
 fn invisible(c: char) -> bool {
     matches!(c,
-        '\u{ad}' | '\u{61c}' | '\u{180e}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}'
-        | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206f}' | '\u{feff}')
+        '\u{ad}' | '\u{34f}' | '\u{61c}' | '\u{115f}' | '\u{1160}' | '\u{180e}'
+        | '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2060}'..='\u{2064}'
+        | '\u{2066}'..='\u{206f}' | '\u{3164}' | '\u{feff}' | '\u{ffa0}'
+        | '\u{fff9}'..='\u{fffb}' | '\u{e0000}'..='\u{e007f}')
 }
 
 impl fmt::Display for OneLine<'_> {
@@ -423,6 +426,11 @@ mod tests {
             "{err}"
         );
         assert_eq!(OneLine("é ü\u{7}").to_string(), "é ü\\u{7}");
+        assert_eq!(
+            OneLine("a\u{2028}b").to_string(),
+            "a\\u{2028}b",
+            "a line separator"
+        );
     }
 
     #[test]

@@ -114,16 +114,14 @@ impl Reader {
                 let sensor = Arc::clone(&self.sensor);
                 // A thread of its own, not tokio's blocking pool: a read that never
                 // returns must not hold the end of `main`, which waits for that pool.
-                let reading = std::thread::Builder::new()
+                // No thread to be had (a task limit reached) is a skipped reading: read
+                // here, a sensor that blocks would stop everything else.
+                std::thread::Builder::new()
                     .name("edge-sensor".into())
                     .spawn(move || {
                         let _ = tx.send(sensor.read(cycle));
-                    });
-                if reading.is_err() {
-                    // No thread to be had (a task limit reached): read here, as
-                    // coldstart runs its own work on the thread there is.
-                    return self.sensor.read(cycle);
-                }
+                    })
+                    .map_err(|e| format!("no thread to read it on: {e}"))?;
                 rx
             }
         };

@@ -389,15 +389,16 @@ fn a_failed_reading_is_skipped_and_counted_never_simulated() {
 #[test]
 fn the_thermal_zone_is_read_where_there_is_one() {
     let dir = sensor("38500\n");
-    let out = Command::new(AGENT)
-        .env("EDGE_THERMAL_ZONE", dir.join("temp"))
-        .env_remove("EDGE_SENSOR")
-        .env("EDGE_CYCLES", "1")
-        .env("COLDSTART_METRICS_ADDR", "off")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let (mut child, mut lines) = started(
+        Command::new(AGENT)
+            .env("EDGE_THERMAL_ZONE", dir.join("temp"))
+            .env_remove("EDGE_SENSOR")
+            .env("EDGE_CYCLES", "1")
+            .env("COLDSTART_METRICS_ADDR", "off"),
+    );
+    let status = child.wait_within(Duration::from_secs(30));
+    let stderr = lines.drain(Duration::from_millis(100));
+    assert_eq!(status.code(), Some(0), "{stderr}");
     assert!(
         stderr.contains(&format!(
             "cycle 1: 38.5 C from {}",

@@ -28,9 +28,13 @@ use tower_service::Service;
 pub const DEFAULT_PORT: u16 = 8080;
 
 /// The address to listen on: `BIND` (default `127.0.0.1`) and `PORT` (default 8080).
+/// A blank value is unset, and blanks around a value are not part of it, as for
+/// coldstart's settings (a compose file's `PORT=${PORT}` with `PORT` unset).
 ///
 /// ```
 /// let addr = http_server::listen_addr_from(None, Some("9000"))?;
+/// assert_eq!(addr.to_string(), "127.0.0.1:9000");
+/// let addr = http_server::listen_addr_from(Some(" "), Some(" 9000 "))?;
 /// assert_eq!(addr.to_string(), "127.0.0.1:9000");
 /// assert!(http_server::listen_addr_from(Some("localhost"), None).is_err());
 /// # Ok::<(), anyhow::Error>(())
@@ -40,9 +44,8 @@ pub const DEFAULT_PORT: u16 = 8080;
 ///
 /// `BIND` that is not an IP address, or `PORT` that is not a number from 0 to 65535.
 pub fn listen_addr() -> anyhow::Result<SocketAddr> {
-    let bind = std::env::var("BIND").ok();
-    let port = std::env::var("PORT").ok();
-    listen_addr_from(bind.as_deref(), port.as_deref())
+    let var = |name| std::env::var(name).ok();
+    listen_addr_from(var("BIND").as_deref(), var("PORT").as_deref())
 }
 
 /// [`listen_addr`] with the variables' values given.
@@ -51,6 +54,8 @@ pub fn listen_addr() -> anyhow::Result<SocketAddr> {
 ///
 /// As [`listen_addr`].
 pub fn listen_addr_from(bind: Option<&str>, port: Option<&str>) -> anyhow::Result<SocketAddr> {
+    let bind = bind.map(str::trim).filter(|v| !v.is_empty());
+    let port = port.map(str::trim).filter(|v| !v.is_empty());
     let ip: IpAddr = match bind {
         None => IpAddr::from([127, 0, 0, 1]),
         Some(b) => b.parse().map_err(|_| {
@@ -66,7 +71,8 @@ pub fn listen_addr_from(bind: Option<&str>, port: Option<&str>) -> anyhow::Resul
     Ok(SocketAddr::new(ip, port))
 }
 
-/// Binds the listener at [`listen_addr`].
+/// Binds the listener at [`listen_addr`]; the address it listens on (with `PORT=0`,
+/// the port the system chose).
 ///
 /// # Errors
 ///
@@ -77,8 +83,14 @@ pub async fn bind() -> anyhow::Result<(TcpListener, SocketAddr)> {
     let listener = TcpListener::bind(addr).await.map_err(|e| {
         anyhow::anyhow!("cannot listen on {addr} (set PORT or BIND to change it): {e}")
     })?;
+    let addr = listener.local_addr().unwrap_or(addr);
     Ok((listener, addr))
 }
+
+/// How long a connection may take to send a request's head: one that sends nothing,
+/// or half a head, is closed then, instead of holding its task and descriptor for
+/// good (hyper applies no limit without a timer).
+pub const HEAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 /// `eprintln!` in one `write`: stderr is unbuffered, so `eprintln!` writes each piece
 /// of its format on its own, and the example's start-up line (an address and a plan)
@@ -149,6 +161,9 @@ where
     let service = layer.layer(Hello { greeting });
     let connections = GracefulShutdown::new();
     let mut stop = std::pin::pin!(stop);
+    // Failed accepts since the last line said: said at most once a second.
+    let mut failed = 0u64;
+    let mut said_at: Option<tokio::time::Instant> = None;
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -157,14 +172,23 @@ where
         let stream = match accepted {
             Ok((stream, _)) => stream,
             Err(e) => {
-                // Out of file descriptors and the like: back off instead of spinning.
-                eprintln!("accept failed: {e}");
+                // Out of file descriptors and the like: back off instead of spinning,
+                // and say so without a line every 10 ms.
+                failed += 1;
+                if said_at.is_none_or(|at| at.elapsed() >= std::time::Duration::from_secs(1)) {
+                    say!("accept failed: {e} ({failed} failure(s) since the last line)");
+                    said_at = Some(tokio::time::Instant::now());
+                    failed = 0;
+                }
                 tokio::time::sleep(std::time::Duration::from_millis(10)).await;
                 continue;
             }
         };
         let service = TowerToHyperService::new(service.clone());
-        let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+        let connection = http1::Builder::new()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(HEAD_TIMEOUT)
+            .serve_connection(TokioIo::new(stream), service);
         let connection = connections.watch(connection);
         tokio::spawn(async move {
             let _ = connection.await;

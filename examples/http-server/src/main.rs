@@ -15,8 +15,10 @@
 //! exporter (`OTEL_EXPORTER_OTLP_ENDPOINT`, default `http://localhost:4318`) start
 //! after the first response. `OTEL_TRACES_EXPORTER=none` turns span export off;
 //! `OTEL_SDK_DISABLED=true` turns tracing off.
-//! At SIGTERM or SIGINT it drains: no new connection, every request already read is
-//! answered, and then the telemetry is flushed (`coldstart::draining()`).
+//! At SIGTERM or SIGINT after the first response it drains: no new connection, every
+//! request already read is answered, and then the telemetry is flushed
+//! (`coldstart::draining()`). Before the first response, with no shutdown hook yet, a
+//! signal has its default effect, as under `#[tokio::main]`.
 //! With feature `logs`, `RUST_LOG=debug COLDSTART_LOG_FORMAT=json` prints a JSON line
 //! per request with its `trace_id` and `span_id`.
 

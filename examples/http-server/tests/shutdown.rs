@@ -89,6 +89,15 @@ struct Seen {
     answered_after_signal: usize,
 }
 
+/// `stream`, read with a 30 s limit on each read: an answer that never comes is a
+/// broken one, and the test fails instead of hanging.
+fn answered_within(stream: TcpStream) -> BufReader<TcpStream> {
+    stream
+        .set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
+    BufReader::new(stream)
+}
+
 /// A client: requests one after the other on a keep-alive connection, reconnecting
 /// when the server closes it, until the signal is sent (as a load balancer stops
 /// sending to a terminating instance): the request in flight then is finished.
@@ -96,7 +105,7 @@ fn client(port: u16, n: u32, total: Arc<AtomicUsize>, signalled: Arc<AtomicBool>
     let mut seen = Seen::default();
     let mut i = 0u64;
     'connections: while let Ok(stream) = TcpStream::connect(("127.0.0.1", port)) {
-        let mut stream = BufReader::new(stream);
+        let mut stream = answered_within(stream);
         loop {
             if signalled.load(Ordering::Acquire) {
                 break 'connections;
@@ -148,7 +157,7 @@ fn sigterm_during_load_answers_every_request_read_and_flushes_every_span() {
 
     // A request whose head is half sent when the signal comes, on a connection the
     // server has accepted: it is in flight and must be answered.
-    let mut half = BufReader::new(TcpStream::connect(("127.0.0.1", port)).unwrap());
+    let mut half = answered_within(TcpStream::connect(("127.0.0.1", port)).unwrap());
     let half_trace = format!("{:032x}", u128::from(u32::MAX));
     write!(
         half.get_mut(),
@@ -157,7 +166,7 @@ fn sigterm_during_load_answers_every_request_read_and_flushes_every_span() {
     .unwrap();
 
     // A keep-alive connection idle at the signal: the drain closes it.
-    let mut idle = BufReader::new(TcpStream::connect(("127.0.0.1", port)).unwrap());
+    let mut idle = answered_within(TcpStream::connect(("127.0.0.1", port)).unwrap());
     let idle_trace = format!("{:032x}", u128::from(u32::MAX) - 1);
     assert!(matches!(request(&mut idle, &idle_trace), Ending::Answered));
 
@@ -196,11 +205,18 @@ fn sigterm_during_load_answers_every_request_read_and_flushes_every_span() {
         matches!(idle.read(&mut byte), Ok(0)),
         "the idle keep-alive connection was not closed at the signal"
     );
+    // The listener is gone by then: a new connection is refused.
+    let late = TcpStream::connect(("127.0.0.1", port));
+    assert!(
+        late.as_ref()
+            .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionRefused),
+        "a connection after the signal was not refused: {late:?}"
+    );
     std::thread::sleep(Duration::from_millis(300));
     half.get_mut().write_all(b"\r\n").unwrap();
     let half_answer = read_response(&mut half);
 
-    let status = server.0.wait().unwrap();
+    let status = server.wait_within(Duration::from_secs(30));
     let exited_after = signal_sent.elapsed();
     let said = lines.drain(Duration::from_millis(100)).to_owned();
     assert_eq!(status.code(), Some(0), "{said}");

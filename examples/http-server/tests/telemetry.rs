@@ -717,7 +717,7 @@ fn tracing_spans_are_exported_and_log_lines_carry_their_ids() {
     let Some(collector) = Collector::start(test, "ok") else {
         return;
     };
-    let (port, _server, stdout) = logging_server(&collector, &[]);
+    let (port, _server, stdout, _lines) = logging_server(&collector, &[]);
     answered_in_trace(port, TRACE_ID);
     let line = line_with(stdout, "answering");
     let log: serde_json::Value = serde_json::from_str(&line).unwrap();
@@ -754,16 +754,19 @@ fn without_a_trace_exporter_spans_are_made_but_never_sent() {
         return;
     };
     let answer_and_stop = |switch: (&str, &str)| -> serde_json::Value {
-        let (port, mut server, stdout) = logging_server(&collector, &[switch]);
+        let (port, mut server, stdout, mut lines) = logging_server(&collector, &[switch]);
         answered_in_trace(port, TRACE_ID);
         answered_in_trace(port, TRACE_ID);
         let line = line_with(stdout, "answering");
-        // The final flush runs at SIGTERM: it must send nothing either.
+        // Once the example's hook is registered (before, a signal has its default
+        // effect); the final flush runs at SIGTERM: it must send nothing either.
+        lines.wait_for("deferred work started after the first response");
+        // SAFETY: kill(2) on a child this test started and has not reaped.
         assert_eq!(
             unsafe { libc::kill(server.0.id() as i32, libc::SIGTERM) },
             0
         );
-        assert!(server.0.wait().unwrap().success());
+        assert!(server.wait_within(Duration::from_secs(30)).success());
         serde_json::from_str(&line).unwrap()
     };
 
@@ -784,12 +787,13 @@ fn without_a_trace_exporter_spans_are_made_but_never_sent() {
 }
 
 /// The example exporting to `collector` with `vars`, logging a JSON line per request
-/// on its stdout, which is returned; it may not listen yet (a request waits for it).
+/// on its stdout, which is returned with its stderr's lines; it may not listen yet (a
+/// request waits for it).
 #[cfg(feature = "logs")]
 fn logging_server(
     collector: &Collector,
     vars: &[(&str, &str)],
-) -> (u16, Reaper, std::process::ChildStdout) {
+) -> (u16, Reaper, std::process::ChildStdout, Lines) {
     let port = free_port();
     let mut child = Command::new(SERVER)
         .env("PORT", port.to_string())
@@ -799,11 +803,12 @@ fn logging_server(
         .env("RUST_LOG", "info,http_server=debug")
         .envs(vars.iter().copied())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
-    (port, Reaper(child), stdout)
+    let lines = Lines::of(&mut child);
+    (port, Reaper(child), stdout, lines)
 }
 
 /// The first line of `stdout` that contains `needle`, read on a thread: a line that
@@ -1095,6 +1100,10 @@ fn metrics_listen_on_loopback_only_by_default() {
         coldstart_test_support::skipped(test, why);
         return;
     }
+    // The default port must be free, or another program's /metrics would answer.
+    if let Err(e) = std::net::TcpListener::bind(("127.0.0.1", 9464)) {
+        panic!("{test} needs 127.0.0.1:9464, the default, free: {e}");
+    }
     let (port, _server, mut lines) = coldstart_test_support::start_server_without(
         SERVER,
         std::path::Path::new("."),
@@ -1104,7 +1113,12 @@ fn metrics_listen_on_loopback_only_by_default() {
     serve_all(port, 1);
     let said = lines.wait_for("metrics on").to_owned();
     assert!(said.contains("http://127.0.0.1:9464/metrics"), "{said}");
-    assert!(scrape(9464).contains("coldstart_plan_info"));
+    // This server's own: its one request, on a listener it could open.
+    let series = "http_requests_total{method=\"GET\",route=\"/\",status=\"200\"}";
+    let counted = poll(Duration::from_secs(10), || sample(&scrape(9464), series));
+    assert_eq!(counted, Some(1.0), "{series} on :9464");
+    let rest = lines.drain(Duration::from_millis(100));
+    assert!(!rest.contains("cannot listen"), "{rest}");
     for ip in others {
         let reached =
             std::net::TcpStream::connect_timeout(&(ip, 9464).into(), Duration::from_secs(1));
@@ -1236,7 +1250,7 @@ fn pushes_reach_a_real_pushgateway_and_the_last_push_happens_at_shutdown() {
         unsafe { libc::kill(server.0.id() as i32, libc::SIGTERM) },
         0
     );
-    let status = server.0.wait().unwrap();
+    let status = server.wait_within(Duration::from_secs(30));
     assert_eq!(
         status.code(),
         Some(0),

@@ -86,6 +86,22 @@ fn max_virtual_bytes() -> Option<f64> {
     soft_limit(libc::RLIMIT_AS)
 }
 
+/// When this process started, in seconds since the epoch, worked out at the first
+/// scrape and kept: the kernel's boot time (`btime`) is reckoned from the wall clock,
+/// so a clock stepped by time sync moves it, and each move would be one more
+/// `changes()` of a start time, a restart that never happened to an alert counting
+/// them (prometheus/client_golang#289).
+fn start_time(start_after_boot: f64) -> Option<f64> {
+    static START: std::sync::OnceLock<f64> = std::sync::OnceLock::new();
+    if let Some(start) = START.get() {
+        return Some(*start);
+    }
+    let boot = std::fs::read_to_string("/proc/stat")
+        .ok()
+        .and_then(|t| parse_boot_time(&t))?;
+    Some(*START.get_or_init(|| boot + start_after_boot))
+}
+
 /// Appends the process families to `out`.
 pub(crate) fn render(out: &mut String) {
     let stat = std::fs::read_to_string("/proc/self/stat")
@@ -126,16 +142,13 @@ pub(crate) fn render(out: &mut String) {
             Kind::Gauge,
             s.threads,
         );
-        let boot = std::fs::read_to_string("/proc/stat")
-            .ok()
-            .and_then(|t| parse_boot_time(&t));
-        if let Some(boot) = boot {
+        if let Some(start) = start_time(s.start_after_boot) {
             single(
                 out,
                 "process_start_time_seconds",
                 "Start time of the process since unix epoch in seconds.",
                 Kind::Gauge,
-                boot + s.start_after_boot,
+                start,
             );
         }
     }
@@ -220,6 +233,13 @@ mod tests {
             out.contains(&format!("\nprocess_virtual_memory_max_bytes {expected}\n")),
             "{out}"
         );
+    }
+
+    /// The start time is the first scrape's, whatever the boot time reads later.
+    #[test]
+    fn the_start_time_is_kept_from_the_first_scrape() {
+        let first = start_time(10.0).unwrap();
+        assert_eq!(start_time(99.0), Some(first), "not worked out again");
     }
 
     #[test]
