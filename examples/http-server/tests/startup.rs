@@ -192,6 +192,29 @@ fn a_file_an_environment_name_chose_says_so() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// `PORT=0` listens on a port the system picks, and the start-up line names that port
+/// (it said `:0`, which no client can reach).
+#[test]
+fn port_0_says_the_port_it_got() {
+    let mut server = Reaper(
+        Command::new(SERVER)
+            .env("PORT", "0")
+            .env("COLDSTART_METRICS_ADDR", "off")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let said = Lines::of(&mut server.0).wait_for("listening on").to_owned();
+    let port: u16 = said
+        .split("listening on http://127.0.0.1:")
+        .nth(1)
+        .and_then(|rest| rest.split(';').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {said}"));
+    assert_ne!(port, 0, "{said}");
+    assert!(get(port).ends_with("hello\n"));
+}
+
 #[test]
 fn a_bad_port_names_the_variable() {
     let out = Command::new(SERVER).env("PORT", "http").output().unwrap();
