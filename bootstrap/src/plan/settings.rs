@@ -316,10 +316,15 @@ impl Key {
         parse: fn(&str) -> Option<T>,
         argument_given: bool,
     ) -> Result<Option<(T, Layer)>, PlanError> {
-        if argument_given && matches!(env.lookup(self.variable), Some((_, Layer::File { .. }))) {
+        if argument_given && self.from_file(env) {
             return Ok(None);
         }
         self.read_env(env, parse)
+    }
+
+    /// Whether this key's value comes from the file (not generic: one copy).
+    fn from_file(&self, env: &Env) -> bool {
+        matches!(env.lookup(self.variable), Some((_, Layer::File { .. })))
     }
 
     /// Parses an attribute argument's value; the error names the argument.
