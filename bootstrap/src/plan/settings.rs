@@ -316,14 +316,14 @@ impl Key {
         parse: fn(&str) -> Option<T>,
         argument_given: bool,
     ) -> Result<Option<(T, Layer)>, PlanError> {
-        if argument_given && self.from_file(env) {
+        if argument_given && self.set_in_file(env) {
             return Ok(None);
         }
         self.read_env(env, parse)
     }
 
     /// Whether this key's value comes from the file (not generic: one copy).
-    fn from_file(&self, env: &Env) -> bool {
+    fn set_in_file(&self, env: &Env) -> bool {
         matches!(env.lookup(self.variable), Some((_, Layer::File { .. })))
     }
 
