@@ -341,13 +341,14 @@ impl ConfigFile {
                     io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
                 ) && !required =>
             {
-                // `coldstart.toml`, there but not read, would be a surprise unsaid.
-                static SAID: std::sync::Once = std::sync::Once::new();
+                // `coldstart.toml`, there but not read, would be a surprise unsaid; said
+                // once a process, however often the file is sought.
+                static SAID: std::sync::atomic::AtomicBool =
+                    std::sync::atomic::AtomicBool::new(false);
                 if let Some((variable, name)) = by_name
                     && std::path::Path::new("coldstart.toml").is_file()
-                    && !SAID.is_completed()
+                    && !SAID.swap(true, std::sync::atomic::Ordering::Relaxed)
                 {
-                    SAID.call_once(|| {});
                     crate::say!(
                         "coldstart: {path} not found ({variable}=`{name}` chose it), so no file is read; coldstart.toml, which is there, is read only when no environment is named"
                     );
@@ -483,7 +484,8 @@ impl ConfigFile {
 
 /// The start of a line that could not be read, for its message, when it looks like a
 /// key or a table's name (lower-case letters, digits, `_`, `-`, `.`, brackets and
-/// quotes, at most 32 of them): up to its first blank, `:` or `=`. Anything else is
+/// quotes, at most 32 of them, and not 16 or more hex digits alone): up to its first
+/// blank, `:` or `=`. Anything else is
 /// not quoted at all: the whole line could hold a secret (`url:
 /// http://user:password@host`, an access key pasted alone on a line) or a megabyte.
 fn opening(content: &str) -> Option<String> {
@@ -491,7 +493,10 @@ fn opening(content: &str) -> Option<String> {
         .split([' ', '\t', ':', '='])
         .next()
         .unwrap_or(content);
+    // Sixteen hex digits or more are a token's look (an API key), not a key's.
+    let hex = word.len() >= 16 && word.bytes().all(|b| b.is_ascii_hexdigit());
     let key_like = word.len() <= 32
+        && !hex
         && word
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"_-.[]\"'".contains(&b));
@@ -911,6 +916,7 @@ mod tests {
         // alone, a megabyte of text.
         for line in [
             "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY".to_owned(),
+            "0123456789abcdef0123456789abcdef".to_owned(),
             "x".repeat(100_000),
         ] {
             let err = parse(&format!("[coldstart]\n{line}"))

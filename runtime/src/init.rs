@@ -349,7 +349,7 @@ pub(crate) async fn run_before_serving() {
     for r in in_turn {
         // After a signal (a hook registered by an earlier init, or by the telemetry,
         // took it) the program stops: the rest would only hold its hooks back.
-        if APART_FAILED.load(Ordering::Relaxed) || lifecycle::stop_asked() {
+        if APART_FAILED.load(Ordering::Relaxed) || lifecycle::signal_came() {
             break;
         }
         let outcome = run_in_turn(r).await;
@@ -388,6 +388,12 @@ pub(crate) async fn run_before_serving() {
     // in-turn init's `Err`, which no panic hook prints, would never be seen.
     let others: Vec<_> = failures.collect();
     record(done);
+    // A signal the handler counted, whose listener task has not run yet (on
+    // `current_thread`, an init held the one thread): waited for, so that what comes
+    // next (no body) follows it.
+    if lifecycle::signal_came() && !lifecycle::stop_asked() {
+        let _ = tokio::time::timeout(Duration::from_secs(2), lifecycle::shutdown_signal()).await;
+    }
     if let Some(failure) = failure {
         if lifecycle::signal_came() {
             // A signal came while the inits ran: the program stops as it asked (the
@@ -555,6 +561,24 @@ pub fn profile() -> Profile<'static> {
     )
 }
 
+/// Clears `O_NONBLOCK` on `file`, opened with it so that the open does not wait: the
+/// write then goes whole to a reader slower than the pipe's buffer.
+fn blocking(file: &std::fs::File) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let fd = file.as_raw_fd();
+    // SAFETY: fcntl(2) reading and setting the status flags of a descriptor `file`
+    // owns, open for the call's length.
+    let ok = unsafe {
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        flags >= 0 && libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK) == 0
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
 /// Writes beside the target and renames, so a reader never sees half a profile. The
 /// file beside it is this write's own (process id, the nanoseconds of the time and a
 /// count, created new): two processes writing one path (replicas on a shared volume,
@@ -562,10 +586,9 @@ pub fn profile() -> Profile<'static> {
 /// link is followed (one to a file not there yet too), so the file it names is
 /// written, not the link replaced. Where no file can be made beside the target (a
 /// read-only directory) or a rename cannot replace it (a file bind-mounted into a
-/// container: `EBUSY`), the target is written in place. So is a target that is a
-/// device or a FIFO, without waiting: renamed over, `/dev/null` became a file holding
-/// the profile, and a FIFO with no reader held the end of `main` for good; now it is
-/// an error at once. A folder is refused.
+/// container: `EBUSY`), the target is written in place. So is a character device or a
+/// FIFO, whose open does not wait for a reader (none is an error). A folder, a block
+/// device or a socket is refused.
 fn write_profile(path: &std::path::Path) -> Result<(), (PathBuf, std::io::Error)> {
     use std::io::Write as _;
     static WRITES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
@@ -576,21 +599,34 @@ fn write_profile(path: &std::path::Path) -> Result<(), (PathBuf, std::io::Error)
             Ok::<_, std::io::Error>(path.parent().map_or(linked.clone(), |dir| dir.join(linked)))
         })
         .unwrap_or_else(|_| path.to_path_buf());
-    match std::fs::metadata(&target) {
-        Ok(meta) if meta.is_dir() => {
-            let e = std::io::Error::new(std::io::ErrorKind::InvalidInput, "is a directory");
-            return Err((path.to_path_buf(), e));
-        }
-        // A device or a FIFO: written in place, never renamed over (`/dev/null` would
-        // become a file), and never waited on (a FIFO with no reader is an error).
-        Ok(meta) if !meta.is_file() => {
+    use std::os::unix::fs::FileTypeExt;
+    match std::fs::metadata(&target).map(|meta| meta.file_type()) {
+        // A character device (`/dev/null`, a terminal) or a FIFO: written in place,
+        // not renamed over, which would make the device a file. A FIFO with no reader
+        // is an error at once (the open does not wait); a reader is then waited for
+        // as any writer would wait.
+        Ok(kind) if kind.is_char_device() || kind.is_fifo() => {
             use std::os::unix::fs::OpenOptionsExt;
             return std::fs::File::options()
                 .write(true)
                 .custom_flags(libc::O_NONBLOCK)
                 .open(&target)
-                .and_then(|mut file| file.write_all(text.as_bytes()))
+                .and_then(|mut file| {
+                    blocking(&file)?;
+                    file.write_all(text.as_bytes())
+                })
                 .map_err(|e| (path.to_path_buf(), e));
+        }
+        Ok(kind) if !kind.is_file() => {
+            let what = if kind.is_dir() {
+                "is a directory"
+            } else if kind.is_block_device() {
+                "is a block device"
+            } else {
+                "is a socket"
+            };
+            let e = std::io::Error::new(std::io::ErrorKind::InvalidInput, what);
+            return Err((path.to_path_buf(), e));
         }
         _ => {}
     }
@@ -806,8 +842,8 @@ mod tests {
 
     /// A profile path that is a FIFO (or a device) is written in place, without
     /// waiting for a reader, and stays what it is: renamed over, a FIFO (or
-    /// `/dev/null`, as root) became a regular file holding the profile. A folder is
-    /// refused.
+    /// `/dev/null`, as root) became a regular file holding the profile. A folder or a
+    /// socket is refused.
     #[test]
     fn a_profile_path_that_is_no_regular_file_is_written_in_place_or_refused() {
         use std::os::unix::fs::FileTypeExt;
@@ -844,10 +880,15 @@ mod tests {
         assert!(kind.is_fifo(), "still a FIFO");
         let (_, e) = write_profile(&dir).expect_err("a directory is refused");
         assert_eq!(e.to_string(), "is a directory");
+        let socket = dir.join("socket");
+        let _listener =
+            std::os::unix::net::UnixListener::bind(&socket).unwrap_or_else(|e| panic!("{e}"));
+        let (_, e) = write_profile(&socket).expect_err("a socket is refused");
+        assert_eq!(e.to_string(), "is a socket");
         let left = std::fs::read_dir(&dir)
             .unwrap_or_else(|e| panic!("{e}"))
             .count();
-        assert_eq!(left, 1, "nothing made beside it");
+        assert_eq!(left, 2, "nothing made beside them");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

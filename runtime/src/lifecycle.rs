@@ -21,10 +21,9 @@
 //! [`SignalHold`] it gets once its hooks are registered: a signal in between is
 //! held, not fatal, and the hooks run for it once all of them exist. The listener
 //! itself (tokio's signal registry and its self-pipe) stays off the start path, where
-//! it measured 1.07x to 1.26x, unless
-//! a hook is registered before serving: the Lambda integration's, and the exporters'
-//! last Pushgateway push where pushes are set (a job that pushes keeps its counts
-//! when stopped early).
+//! it measured 1.07x to 1.26x, unless a hook is registered before serving: the Lambda
+//! integration's, and the exporters' last Pushgateway push where pushes are set (a job
+//! that pushes keeps its counts when stopped early).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -257,7 +256,9 @@ static HELD: AtomicI32 = AtomicI32::new(0);
 /// it took them from their default disposition; 0 where it did not.
 static TOKIO_HANDLERS: [AtomicUsize; 2] = [AtomicUsize::new(0), AtomicUsize::new(0)];
 /// The signals the listener has been sent, counted by `note` (which tokio's handler
-/// calls first), and 1 from the start where one came before it existed.
+/// calls first) once the listener exists or while it is being installed, and 1 from
+/// the start where one came before it existed. Counted in the handler, before the
+/// listener's task runs: [`signal_came`] reads it so.
 static TAKEN: AtomicU32 = AtomicU32::new(0);
 /// Set while a [`SignalHold`] is held (any of them).
 static HOLDING: AtomicBool = AtomicBool::new(false);
@@ -772,7 +773,7 @@ extern "C" fn note(signo: libc::c_int) {
         // release looked at `HELD` already, found nothing, and gave the disposition
         // back. Taken back (unless taken already) and raised again, for the
         // disposition now in place, once this handler returns. Where the listener is
-        // coming instead, it reads `HELD` itself, as before.
+        // coming instead, it reads `HELD` itself.
         let listener = LISTENING.load(Ordering::Acquire) || INSTALLING.load(Ordering::Acquire);
         if !holds(signo)
             && !listener

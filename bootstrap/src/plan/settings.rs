@@ -234,13 +234,15 @@ pub struct OneLine<'a>(pub &'a str);
 /// Whether `c` shows nothing or breaks a line where `is_control` does not: soft
 /// hyphen, the grapheme joiner, zero-width and joiner characters, direction marks and
 /// controls, the line and paragraph separators, word joiners, invisible operators,
-/// Hangul fillers, the byte order mark, interlinear annotation marks, tag characters.
+/// Hangul fillers, variation selectors (Mongolian ones too), the byte order mark,
+/// interlinear annotation marks, tag characters.
 fn invisible(c: char) -> bool {
     matches!(c,
-        '\u{ad}' | '\u{34f}' | '\u{61c}' | '\u{115f}' | '\u{1160}' | '\u{180e}'
+        '\u{ad}' | '\u{34f}' | '\u{61c}' | '\u{115f}' | '\u{1160}' | '\u{180b}'..='\u{180f}'
         | '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2060}'..='\u{2064}'
-        | '\u{2066}'..='\u{206f}' | '\u{3164}' | '\u{feff}' | '\u{ffa0}'
-        | '\u{fff9}'..='\u{fffb}' | '\u{e0000}'..='\u{e007f}')
+        | '\u{2066}'..='\u{206f}' | '\u{3164}' | '\u{fe00}'..='\u{fe0f}' | '\u{feff}'
+        | '\u{ffa0}' | '\u{fff9}'..='\u{fffb}' | '\u{e0000}'..='\u{e007f}'
+        | '\u{e0100}'..='\u{e01ef}')
 }
 
 impl fmt::Display for OneLine<'_> {

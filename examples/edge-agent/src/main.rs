@@ -114,8 +114,8 @@ impl Reader {
                 let sensor = Arc::clone(&self.sensor);
                 // A thread of its own, not tokio's blocking pool: a read that never
                 // returns must not hold the end of `main`, which waits for that pool.
-                // No thread to be had (a task limit reached) is a skipped reading: read
-                // here, a sensor that blocks would stop everything else.
+                // No thread to be had (a task limit reached) is a skipped reading, not
+                // a read here: a sensor that blocks would stop everything else.
                 std::thread::Builder::new()
                     .name("edge-sensor".into())
                     .spawn(move || {

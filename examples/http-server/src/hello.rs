@@ -161,7 +161,7 @@ where
     let service = layer.layer(Hello { greeting });
     let connections = GracefulShutdown::new();
     let mut stop = std::pin::pin!(stop);
-    // Failed accepts since the last line said: said at most once a second.
+    // Failed accepts not said yet: a line at most once a second.
     let mut failed = 0u64;
     let mut said_at: Option<tokio::time::Instant> = None;
     loop {
@@ -170,15 +170,26 @@ where
             () = &mut stop => break,
         };
         let stream = match accepted {
-            Ok((stream, _)) => stream,
+            Ok((stream, _)) => {
+                if failed > 0 {
+                    say!("accept failed {failed} more time(s) before this connection");
+                    failed = 0;
+                }
+                stream
+            }
             Err(e) => {
                 // Out of file descriptors and the like: back off instead of spinning,
-                // and say so without a line every 10 ms.
-                failed += 1;
+                // and say so at most once a second, the others counted.
                 if said_at.is_none_or(|at| at.elapsed() >= std::time::Duration::from_secs(1)) {
-                    say!("accept failed: {e} ({failed} failure(s) since the last line)");
+                    let more = match failed {
+                        0 => String::new(),
+                        n => format!(" ({n} more since the last line)"),
+                    };
+                    say!("accept failed: {e}{more}");
                     said_at = Some(tokio::time::Instant::now());
                     failed = 0;
+                } else {
+                    failed += 1;
                 }
                 tokio::time::sleep(std::time::Duration::from_millis(10)).await;
                 continue;

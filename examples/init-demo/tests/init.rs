@@ -358,22 +358,38 @@ fn after_a_signal_no_deferred_init_starts() {
 /// run, the hook does, and the program ends with 0. Before, every init ran first.
 #[test]
 fn a_signal_before_serving_stops_the_inits_and_the_body() {
-    let r = demo(&[("DEMO_EARLY_HOOK", "1"), ("DEMO_TERM", "config")]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    let ran: Vec<&str> = r
-        .lines()
-        .into_iter()
-        .filter_map(|l| l.strip_prefix("init "))
-        .collect();
-    // By name, `config` is the fourth and `pool` the last before serving.
-    assert_eq!(ran, BEFORE_BY_NAME[..4], "{}", r.stdout);
-    assert!(r.lines().contains(&"early hook ran"), "{}", r.stdout);
-    assert!(!r.stdout.contains("first response"), "{}", r.stdout);
-    assert!(
-        r.stderr.contains("a signal came before serving"),
-        "{}",
-        r.stderr
-    );
+    // On both schedulers: on `current_thread` the listener's task cannot run while an
+    // init holds the one thread, and the rest and the body ran.
+    for flavor in ["multi_thread", "current_thread"] {
+        let r = demo(&[
+            ("DEMO_EARLY_HOOK", "1"),
+            ("DEMO_TERM", "config"),
+            ("COLDSTART_FLAVOR", flavor),
+        ]);
+        assert_eq!(r.code, 0, "{flavor}: {}", r.stderr);
+        let ran: Vec<&str> = r
+            .lines()
+            .into_iter()
+            .filter_map(|l| l.strip_prefix("init "))
+            .collect();
+        // By name, `config` is the fourth and `pool` the last before serving.
+        assert_eq!(ran, BEFORE_BY_NAME[..4], "{flavor}: {}", r.stdout);
+        assert!(
+            r.lines().contains(&"early hook ran"),
+            "{flavor}: {}",
+            r.stdout
+        );
+        assert!(
+            !r.stdout.contains("first response"),
+            "{flavor}: {}",
+            r.stdout
+        );
+        assert!(
+            r.stderr.contains("a signal came before serving"),
+            "{flavor}: {}",
+            r.stderr
+        );
+    }
 }
 
 /// An init before serving that fails after a signal came (a connection retried while
@@ -381,21 +397,32 @@ fn a_signal_before_serving_stops_the_inits_and_the_body() {
 /// and the failure is said. It ended with exit 70, and no hook ran.
 #[test]
 fn an_init_failing_after_a_signal_before_serving_keeps_the_signals_exit() {
-    let r = demo(&[
-        ("DEMO_EARLY_HOOK", "1"),
-        ("DEMO_TERM", "config"),
-        ("DEMO_FAIL", "config"),
-    ]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(r.lines().contains(&"early hook ran"), "{}", r.stdout);
-    assert!(!r.stdout.contains("first response"), "{}", r.stdout);
-    assert!(
-        r.stderr.contains(
-            "coldstart: init `init_demo::config` failed: config: no such file, while stopping at a signal"
-        ),
-        "{}",
-        r.stderr
-    );
+    for flavor in ["multi_thread", "current_thread"] {
+        let r = demo(&[
+            ("DEMO_EARLY_HOOK", "1"),
+            ("DEMO_TERM", "config"),
+            ("DEMO_FAIL", "config"),
+            ("COLDSTART_FLAVOR", flavor),
+        ]);
+        assert_eq!(r.code, 0, "{flavor}: {}", r.stderr);
+        assert!(
+            r.lines().contains(&"early hook ran"),
+            "{flavor}: {}",
+            r.stdout
+        );
+        assert!(
+            !r.stdout.contains("first response"),
+            "{flavor}: {}",
+            r.stdout
+        );
+        assert!(
+            r.stderr.contains(
+                "coldstart: init `init_demo::config` failed: config: no such file, while stopping at a signal"
+            ),
+            "{flavor}: {}",
+            r.stderr
+        );
+    }
 }
 
 /// An init before serving that waits for the first response would wait for ever
