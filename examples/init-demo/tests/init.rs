@@ -353,20 +353,41 @@ fn after_a_signal_no_deferred_init_starts() {
     );
 }
 
+/// The demo on both schedulers with `config` registering a hook and then sending its
+/// own process SIGTERM, and `env`; each run checked to have ended 0 with the hook run
+/// and no first response, then given to `check`. On `current_thread` the listener's
+/// task cannot run while an init holds the one thread: the rest of the inits and the
+/// body ran there.
+fn signalled_by_config(env: &[(&str, &str)], check: impl Fn(&str, &Run)) {
+    for flavor in ["multi_thread", "current_thread"] {
+        let mut vars = vec![
+            ("DEMO_EARLY_HOOK", "1"),
+            ("DEMO_TERM", "config"),
+            ("COLDSTART_FLAVOR", flavor),
+        ];
+        vars.extend_from_slice(env);
+        let r = demo(&vars);
+        assert_eq!(r.code, 0, "{flavor}: {}", r.stderr);
+        assert!(
+            r.lines().contains(&"early hook ran"),
+            "{flavor}: {}",
+            r.stdout
+        );
+        assert!(
+            !r.stdout.contains("first response"),
+            "{flavor}: {}",
+            r.stdout
+        );
+        check(flavor, &r);
+    }
+}
+
 /// A signal while the inits before serving run, once an init has registered a
 /// shutdown hook (which takes the signal): the inits after it and the body do not
 /// run, the hook does, and the program ends with 0. Before, every init ran first.
 #[test]
 fn a_signal_before_serving_stops_the_inits_and_the_body() {
-    // On both schedulers: on `current_thread` the listener's task cannot run while an
-    // init holds the one thread, and the rest and the body ran.
-    for flavor in ["multi_thread", "current_thread"] {
-        let r = demo(&[
-            ("DEMO_EARLY_HOOK", "1"),
-            ("DEMO_TERM", "config"),
-            ("COLDSTART_FLAVOR", flavor),
-        ]);
-        assert_eq!(r.code, 0, "{flavor}: {}", r.stderr);
+    signalled_by_config(&[], |flavor, r| {
         let ran: Vec<&str> = r
             .lines()
             .into_iter()
@@ -375,21 +396,11 @@ fn a_signal_before_serving_stops_the_inits_and_the_body() {
         // By name, `config` is the fourth and `pool` the last before serving.
         assert_eq!(ran, BEFORE_BY_NAME[..4], "{flavor}: {}", r.stdout);
         assert!(
-            r.lines().contains(&"early hook ran"),
-            "{flavor}: {}",
-            r.stdout
-        );
-        assert!(
-            !r.stdout.contains("first response"),
-            "{flavor}: {}",
-            r.stdout
-        );
-        assert!(
             r.stderr.contains("a signal came before serving"),
             "{flavor}: {}",
             r.stderr
         );
-    }
+    });
 }
 
 /// An init before serving that fails after a signal came (a connection retried while
@@ -397,24 +408,7 @@ fn a_signal_before_serving_stops_the_inits_and_the_body() {
 /// and the failure is said. It ended with exit 70, and no hook ran.
 #[test]
 fn an_init_failing_after_a_signal_before_serving_keeps_the_signals_exit() {
-    for flavor in ["multi_thread", "current_thread"] {
-        let r = demo(&[
-            ("DEMO_EARLY_HOOK", "1"),
-            ("DEMO_TERM", "config"),
-            ("DEMO_FAIL", "config"),
-            ("COLDSTART_FLAVOR", flavor),
-        ]);
-        assert_eq!(r.code, 0, "{flavor}: {}", r.stderr);
-        assert!(
-            r.lines().contains(&"early hook ran"),
-            "{flavor}: {}",
-            r.stdout
-        );
-        assert!(
-            !r.stdout.contains("first response"),
-            "{flavor}: {}",
-            r.stdout
-        );
+    signalled_by_config(&[("DEMO_FAIL", "config")], |flavor, r| {
         assert!(
             r.stderr.contains(
                 "coldstart: init `init_demo::config` failed: config: no such file, while stopping at a signal"
@@ -422,7 +416,7 @@ fn an_init_failing_after_a_signal_before_serving_keeps_the_signals_exit() {
             "{flavor}: {}",
             r.stderr
         );
-    }
+    });
 }
 
 /// An init before serving that waits for the first response would wait for ever
