@@ -46,9 +46,13 @@ coldstart_exporters::plugin!(WITNESS: Witness = Witness, priority = 0);
 
 mod telemetry;
 
-/// `GET /metrics` on `port`, the whole answer.
+/// `GET /metrics` on `port`, the whole answer; an answer that does not come within
+/// 30 s (a deadlock in the rendering) fails the test instead of hanging it.
 fn scrape(port: u16) -> String {
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
     stream
         .write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
         .unwrap();

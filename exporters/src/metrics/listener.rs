@@ -11,9 +11,9 @@ or one from another CA, when a client CA is set) is reported once a minute at mo
 
 Memory stays bounded whatever clients do, and idle clients cannot keep a scraper out:
 - at most [`LIMITS`]`.connections` are served at once. A connection accepted when all
-  places are taken takes the place of the one idle longest (opened, or last made an
-  answer, earliest, and not making one now), which is closed: at once if it never
-  sent a request, once the answer it may still be writing is out otherwise (within
+  places are taken takes the place of the one idle longest (opened, or last wrote an
+  answer, earliest, and not making or writing one now), which is closed: at once if it
+  never sent a request, once the answer it may still be writing is out otherwise (within
   [`LAST_ANSWER`]; the new connection waits meanwhile, the rest in the kernel's
   backlog). When every connection is making an answer, it waits for a place. Either
   is said once a minute at most.
@@ -33,7 +33,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use http::{Method, Request, Response, StatusCode, header};
-use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -168,8 +167,8 @@ struct Places {
 
 /// What the listener knows of one connection.
 struct Slot {
-    /// Since when it has been idle (opened, or its last answer made); `None` while it
-    /// makes an answer.
+    /// Since when it has been idle (opened, or its last answer written); `None` while
+    /// it makes or writes an answer.
     idle_since: Mutex<Option<Instant>>,
     answered: AtomicBool,
     /// Set once it is told to close, so that it is chosen once.
@@ -203,7 +202,9 @@ impl Places {
                 return self.hold(permit);
             }
             let closed = self.close_idle_longest();
-            problem::report("metrics-connections", || {
+            // Each way said apart: `closing` a place, or `waiting` for one.
+            let how = if closed { "closing" } else { "waiting" };
+            problem::report_about("metrics-connections", how, || {
                 let what = if closed {
                     "the one idle longest is closed for each new one"
                 } else {
@@ -279,9 +280,13 @@ where
             *lock(&slot.idle_since) = None;
             let response = answer_to(req.method(), req.uri().path(), limits.text).await;
             slot.answered.store(true, Ordering::Relaxed);
-            *lock(&slot.idle_since) = Some(Instant::now());
-            places.went_idle.notify_one();
-            Ok::<_, Infallible>(response)
+            // Idle once hyper has written the answer and let its body go, not when it
+            // is made: a client slowly reading a large one is not idle.
+            let written = IdleWhenWritten { slot, places };
+            Ok::<_, Infallible>(response.map(|rest| Answer {
+                rest,
+                _written: written,
+            }))
         }
     });
     let served = http1::Builder::new()
@@ -300,18 +305,71 @@ where
         _ = served.as_mut() => return,
         () = tokio::time::sleep(limits.lifetime) => {}
         () = place.slot.close.notified() => {
-            // Given to a new connection. One that never sent a request is closed at
-            // once (hyper would wait for its first request).
-            if !place.slot.answered.load(Ordering::Relaxed) {
+            // Given to a new connection. One that never sent a request, and is not
+            // making its first answer now, is closed at once (hyper would wait for
+            // its first request).
+            let first_under_way = lock(&place.slot.idle_since).is_none();
+            if !place.slot.answered.load(Ordering::Relaxed) && !first_under_way {
                 return;
             }
         }
     }
+    // Closing now: never chosen to give its place up again.
+    place.slot.closing.store(true, Ordering::Relaxed);
     // At the end of its life, or given to a new connection, the connection closes once
     // the answer being written is out (cut mid-body, a scrape fails as an unexpected
     // end of its body), and for a client that never reads it, after a last grace.
     served.as_mut().graceful_shutdown();
     let _ = tokio::time::timeout(limits.last_answer, served).await;
+}
+
+/// An answer's body, given to hyper in pieces of at most [`PIECE`]: hyper takes the
+/// next piece only as it writes the ones before (it holds a few at most), so the body
+/// is let go, and its connection marked idle, once the answer is about written, or the
+/// connection is gone.
+struct Answer {
+    rest: Bytes,
+    /// Held for its drop.
+    _written: IdleWhenWritten,
+}
+
+/// The largest piece of an answer given to hyper at once.
+const PIECE: usize = 64 << 10;
+
+struct IdleWhenWritten {
+    slot: Arc<Slot>,
+    places: Arc<Places>,
+}
+
+impl Drop for IdleWhenWritten {
+    fn drop(&mut self) {
+        *lock(&self.slot.idle_since) = Some(Instant::now());
+        self.places.went_idle.notify_one();
+    }
+}
+
+impl hyper::body::Body for Answer {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, Infallible>>> {
+        let rest = &mut self.rest;
+        std::task::Poll::Ready((!rest.is_empty()).then(|| {
+            let piece = rest.split_to(rest.len().min(PIECE));
+            Ok(hyper::body::Frame::data(piece))
+        }))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.rest.is_empty()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        hyper::body::SizeHint::with_exact(self.rest.len() as u64)
+    }
 }
 
 /// The longest request head read (hyper's smallest read buffer): longer is refused.
@@ -323,7 +381,7 @@ const LAST_ANSWER: Duration = Duration::from_secs(10);
 /// The response to `method path`: `/metrics` answered with `text` ([`LIMITS`]: a
 /// large registry rendered off the runtime's threads, once for the scrapes that wait
 /// for it, [`super::scraped`]).
-async fn answer_to(method: &Method, path: &str, text: Text) -> Response<Full<Bytes>> {
+async fn answer_to(method: &Method, path: &str, text: Text) -> Response<Bytes> {
     match refusal(method, path) {
         Some(refused) => refused,
         None => response(StatusCode::OK, super::CONTENT_TYPE, text().await),
@@ -331,7 +389,7 @@ async fn answer_to(method: &Method, path: &str, text: Text) -> Response<Full<Byt
 }
 
 /// The answer to anything but `GET` or `HEAD` of `/metrics`; `None` for those.
-fn refusal(method: &Method, path: &str) -> Option<Response<Full<Bytes>>> {
+fn refusal(method: &Method, path: &str) -> Option<Response<Bytes>> {
     let (status, body) = match (method, path) {
         (&Method::GET | &Method::HEAD, "/metrics") => return None,
         (_, "/metrics") => (StatusCode::METHOD_NOT_ALLOWED, "use GET\n"),
@@ -344,8 +402,8 @@ fn response(
     status: StatusCode,
     content_type: &'static str,
     body: impl Into<Bytes>,
-) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(body.into()));
+) -> Response<Bytes> {
+    let mut response = Response::new(body.into());
     *response.status_mut() = status;
     response.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -420,6 +478,11 @@ mod tests {
 
     fn full() -> u64 {
         problem::reports("metrics-connections")
+    }
+
+    /// How often a connection waited for a place, every one answering.
+    fn waited() -> u64 {
+        problem::reports_about("metrics-connections", "waiting")
     }
 
     /// Whether the server closed `client` within 10 s; what it had been sent.
@@ -549,14 +612,16 @@ mod tests {
     #[tokio::test]
     async fn a_new_connection_waits_while_every_place_is_making_an_answer() {
         let _turn = TURN.lock().await;
-        let before = full();
+        let before = waited();
         let (addr, hog) = hogged(Duration::from_millis(400)).await;
         let mut scraper = scrape_later(addr).await;
         assert!(
             still_open(&mut scraper).await,
             "answered while the only place was making an answer"
         );
-        assert!(full() > before, "the wait is said");
+        // The hog's answer is made but not written (it never reads): it is answering,
+        // not idle, so the new connection waits rather than take its place.
+        assert!(waited() > before, "the wait is said");
         let answer = closed(&mut scraper)
             .await
             .expect("served once the place was free");

@@ -385,7 +385,9 @@ mod tests {
         ));
         push.url = format!("{url}/gw").parse().unwrap();
         let outcome = send(&push, String::new()).await;
-        let head = heads.recv().unwrap();
+        let head = heads
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the gateway got no request");
         assert!(
             head.ends_with("\r\n\r\n"),
             "the request ended early: {head}"

@@ -176,14 +176,19 @@ impl Buckets {
 impl HistogramFn for Buckets {
     fn record(&self, value: f64) {
         recorded(&self.key, Value::Sample(value));
-        if value.is_nan() {
-            // Not below any bound, so in `+Inf` only: added to the sum, it would make
-            // the sum NaN for the rest of the process.
-            self.counts[self.bounds.len()].fetch_add(1, Ordering::Relaxed);
+        let i = if value.is_nan() {
+            // Not below any bound: in `+Inf` only.
+            self.bounds.len()
+        } else {
+            self.bounds.partition_point(|&bound| bound < value)
+        };
+        self.counts[i].fetch_add(1, Ordering::Relaxed);
+        if !value.is_finite() {
+            // Counted in its bucket, not in the sum: one infinity would make the sum
+            // infinite for the rest of the process, and one of each sign (or a NaN)
+            // NaN.
             return;
         }
-        let i = self.bounds.partition_point(|&bound| bound < value);
-        self.counts[i].fetch_add(1, Ordering::Relaxed);
         let _ = self
             .sum_bits
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |bits| {
@@ -660,13 +665,17 @@ fn get_or_insert<V>(map: &Map<V>, key: &Key, new: impl FnOnce(&Key) -> V) -> Arc
 /// Metric and label names may hold only `[a-zA-Z0-9_:]` (labels: no `:`), and may
 /// not start with a digit: anything else becomes `_`.
 fn sanitize(name: &str) -> String {
-    name.char_indices()
-        .map(|(i, c)| match c {
-            'a'..='z' | 'A'..='Z' | '_' | ':' => c,
-            '0'..='9' if i > 0 => c,
-            _ => '_',
-        })
-        .collect()
+    let mut clean = String::with_capacity(name.len() + 1);
+    // A name may not begin with a digit: `_` goes before it (`0_shard` as `__shard`
+    // would have been a reserved name, and `5xx_total` lost its digit).
+    if name.starts_with(|c: char| c.is_ascii_digit()) {
+        clean.push('_');
+    }
+    clean.extend(name.chars().map(|c| match c {
+        'a'..='z' | 'A'..='Z' | '0'..='9' | '_' | ':' => c,
+        _ => '_',
+    }));
+    clean
 }
 
 /// The recorder installed as the global `metrics` recorder.
@@ -721,7 +730,7 @@ mod tests {
         R.render(&mut out, &[], &[]);
         assert!(
             out.starts_with(
-                "# HELP _queue_depth queue depth\n# TYPE _queue_depth gauge\n_queue_depth 2.5\n"
+                "# HELP _1queue_depth 1queue depth\n# TYPE _1queue_depth gauge\n_1queue_depth 2.5\n"
             ),
             "{out}"
         );
@@ -1195,13 +1204,44 @@ mod tests {
             .set(f64::INFINITY);
         rec.register_gauge(&Key::from_name("down"), &m)
             .set(f64::NEG_INFINITY);
-        rec.register_histogram(&Key::from_name("wait_seconds"), &m)
-            .record(f64::INFINITY);
+        let h = rec.register_histogram(&Key::from_name("wait_seconds"), &m);
+        h.record(1.0);
+        h.record(f64::INFINITY);
+        h.record(f64::NEG_INFINITY);
+        h.record(f64::NAN);
         let mut out = String::new();
         R.render(&mut out, &[], &[]);
         assert!(out.contains("\nup +Inf\n"), "{out}");
         assert!(out.contains("\ndown -Inf\n"), "{out}");
-        assert!(out.contains("\nwait_seconds_sum +Inf\n"), "{out}");
+        // Counted in their buckets, kept out of the sum: one infinity made it +Inf for
+        // good, and one of each sign NaN.
+        assert!(
+            out.contains("\nwait_seconds_bucket{le=\"+Inf\"} 4\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("\nwait_seconds_bucket{le=\"0.0001\"} 1\n"),
+            "{out}"
+        );
+        assert!(out.contains("\nwait_seconds_sum 1\n"), "{out}");
+        assert!(out.contains("\nwait_seconds_count 4\n"), "{out}");
+    }
+
+    /// A label or a name that begins with a digit keeps it, after a `_`: `0_shard` was
+    /// cleaned to `__shard`, a reserved name, and left out.
+    #[test]
+    fn a_name_that_begins_with_a_digit_keeps_it() {
+        static R: Registry = Registry::new();
+        let rec = Installed(&R);
+        let m = Metadata::new("t", metrics::Level::INFO, None);
+        rec.register_counter(
+            &Key::from_parts("5xx_total", vec![metrics::Label::new("0_shard", "a")]),
+            &m,
+        )
+        .increment(1);
+        let mut out = String::new();
+        R.render(&mut out, &[], &[]);
+        assert!(out.contains("\n_5xx_total{_0_shard=\"a\"} 1\n"), "{out}");
     }
 
     /// The gateway sets a push's grouping labels on every series: two series that
