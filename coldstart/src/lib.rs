@@ -202,8 +202,8 @@ pub mod telemetry {
 pub mod lambda {
     pub use coldstart_lambda::{
         Context, Diagnostic, EnvError, Error, Function, IntoFunctionResponse, Invocation,
-        InvocationLayer, LambdaEvent, LambdaInvocation, Runtime, RuntimeApi, instrument, run,
-        service_fn,
+        InvocationLayer, LambdaEvent, LambdaInvocation, Runtime, RuntimeApi, TracingLayer,
+        instrument, run, service_fn,
     };
 }
 

@@ -2,8 +2,10 @@
 An internal extension whose only job is to make Lambda deliver SIGTERM.
 
 Measured against the emulator, registering adds about 0.5-1 ms to a function's init
-(BENCHMARKS.md, "Lambda"), while the flush after every invocation already leaves
-nothing queued when the process is frozen. So by default (`auto`) coldstart registers
+(BENCHMARKS.md, "Lambda"), while the flush after every invocation leaves nothing
+queued when it finishes in its budget (what it could not send waits for the next
+invocation's, and is lost if the environment is shut down first). So by default
+(`auto`) coldstart registers
 only when something needs SIGTERM: the program registered shutdown hooks of its own
 before calling `run`, or Pushgateway pushes are configured. `on` always registers,
 `off` never does.

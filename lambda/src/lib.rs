@@ -66,6 +66,7 @@ pub use extension::NAME as EXTENSION_NAME;
 pub use function::{EnvError, Function, REQUIRED, RuntimeApi, account_id, detected};
 pub use handler::{Instrumented, InstrumentedFuture, instrument};
 pub use init_error::{report_init_error, serving};
+pub use lambda_runtime::layers::TracingLayer;
 pub use lambda_runtime::{
     Context, Diagnostic, Error, IntoFunctionResponse, LambdaEvent, LambdaInvocation, Runtime,
     service_fn,
@@ -116,7 +117,7 @@ where
     // an idle environment: no drain, which would wait on `/next`.
     coldstart_runtime::lifecycle::cap_hook_deadlines(SHUTDOWN_BUDGET);
     coldstart_runtime::lifecycle::skip_drain();
-    if wanted {
+    if wanted && !EXTENSION.swap(true, std::sync::atomic::Ordering::AcqRel) {
         extension::start(&function.runtime_api);
         on_shutdown_flush();
     }
@@ -138,6 +139,12 @@ pub const SHUTDOWN_BUDGET: std::time::Duration = std::time::Duration::from_milli
 
 /// Registers the final flush as a shutdown hook (it runs on SIGTERM, or when `main`
 /// ends), which also makes SIGTERM end the process cleanly once the hooks are done.
+/// Set by the first [`run`] that wants the extension: a second `run` in the process
+/// (after the first returned an error) neither registers it again, which Lambda
+/// refuses once the function is ready while the first registration still holds, nor
+/// adds a second final flush.
+static EXTENSION: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 fn on_shutdown_flush() {
     let telemetry = coldstart_exporters::telemetry();
     coldstart_runtime::on_shutdown("lambda final flush", SHUTDOWN_BUDGET, move || async move {

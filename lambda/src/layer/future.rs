@@ -289,7 +289,7 @@ fn flush(shared: &Shared, pending: &Pending) -> Option<Flush> {
     let budget = flush_budget(shared.settings.flush_timeout, pending.deadline_ms, now_ms);
     if budget.is_zero() {
         coldstart_exporters::problem::report("lambda-flush-deadline", || {
-            "lambda: no time was left before the invocation's deadline to flush spans; they go with the next flush".to_owned()
+            "lambda: no time was left before the invocation's deadline to flush spans; they go with the next flush, or are lost if the environment is shut down first (COLDSTART_LAMBDA_EXTENSION=on flushes them at shutdown)".to_owned()
         });
         return None;
     }
@@ -301,7 +301,7 @@ fn flush(shared: &Shared, pending: &Pending) -> Option<Flush> {
         if left > 0 {
             coldstart_exporters::problem::report("lambda-flush", || {
                 format!(
-                    "lambda: {left} spans were still queued or in an unanswered export when the {budget:?} flush budget ran out; they go with the next flush (COLDSTART_LAMBDA_FLUSH_TIMEOUT sets the budget)"
+                    "lambda: {left} spans were still queued or in an unanswered export when the {budget:?} flush budget ran out; they go with the next flush, or are lost if the environment is shut down first (COLDSTART_LAMBDA_FLUSH_TIMEOUT sets the budget; COLDSTART_LAMBDA_EXTENSION=on flushes them at shutdown)"
                 )
             });
         }
