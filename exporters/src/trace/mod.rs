@@ -411,6 +411,10 @@ fn build_and_run(config: &Config) -> Option<Started> {
 /// ([`retry::Patience`]): the process may be frozen after it. Returns how many spans
 /// were still queued, or in an export not answered yet, at the end.
 pub(crate) async fn flush(config: &Config, budget: Duration) -> usize {
+    // From now, not from after the exporter's start (its first build may take a
+    // while, and the budget may be all that is left before a Lambda deadline). A
+    // budget past what the clock can hold (`Duration::MAX`) is no deadline.
+    let deadline = tokio::time::Instant::now().checked_add(budget);
     let (Some(core), Some(started)) = (CORE.get(), start(config)) else {
         return 0;
     };
@@ -420,13 +424,7 @@ pub(crate) async fn flush(config: &Config, budget: Duration) -> usize {
     if let Some(patience) = &started.patience {
         patience.run_out();
     }
-    // A budget past what the clock can hold (`Duration::MAX`) is no deadline.
-    queue
-        .flush(
-            &started.sink,
-            tokio::time::Instant::now().checked_add(budget),
-        )
-        .await;
+    queue.flush(&started.sink, deadline).await;
     // A batch the periodic export still has out (it held the exporter past the
     // budget) is not exported yet either.
     queue.len() + queue.in_flight()

@@ -295,9 +295,15 @@ fn flush(shared: &Shared, pending: &Pending) -> Option<Flush> {
     }
     // On a task of its own: a SIGTERM during the flush cancels the program's body,
     // and with it this future; the export under way goes on, and the final flush
-    // waits for it (they share the exporter's lock) instead of losing its batch.
+    // waits for it (they share the exporter's lock) instead of losing its batch. The
+    // budget ends where it was cut, however late the task first runs (on
+    // `current_thread`, after the work the first response woke).
+    let ends = tokio::time::Instant::now().checked_add(budget);
     Some(coldstart_runtime::task::spawn(async move {
-        let left = telemetry.flush(budget).await;
+        let remaining = ends.map_or(budget, |ends| {
+            ends.saturating_duration_since(tokio::time::Instant::now())
+        });
+        let left = telemetry.flush(remaining).await;
         if left > 0 {
             coldstart_exporters::problem::report("lambda-flush", || {
                 format!(
