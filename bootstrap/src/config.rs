@@ -276,7 +276,12 @@ pub fn file_chosen_by(var: impl Fn(&str) -> Option<String>) -> Option<(&'static 
 pub fn which_file(
     var: impl Fn(&str) -> Option<String>,
 ) -> Result<Option<(String, bool)>, FileError> {
-    let named = match file_chosen_by(var) {
+    file_of(file_chosen_by(var))
+}
+
+/// [`which_file`] for what [`file_chosen_by`] found.
+fn file_of(chosen: Option<(&'static str, String)>) -> Result<Option<(String, bool)>, FileError> {
+    let named = match chosen {
         Some(("COLDSTART_CONFIG", path)) => return Ok((path != "off").then_some((path, true))),
         named => named,
     };
@@ -313,13 +318,17 @@ impl ConfigFile {
     /// is not a regular file (a FIFO is refused without waiting for a writer), is
     /// larger than 1 MiB, or is not valid (see the module docs).
     pub fn find(var: impl Fn(&str) -> Option<String>) -> Result<Option<ConfigFile>, FileError> {
-        let chosen_by = file_chosen_by(&var);
-        let Some((path, required)) = which_file(&var)? else {
-            return Ok(None);
-        };
+        // The variables read once: what chose the file, then the file.
+        let chosen_by = file_chosen_by(var);
         // `config/<env>.toml`, chosen by `APP_ENV`, which is set for other programs
         // too, whose own file this may be (`COLDSTART_ENV` names coldstart's).
-        let by_name = chosen_by.filter(|(variable, _)| *variable == "APP_ENV");
+        let by_name = match &chosen_by {
+            Some((variable @ "APP_ENV", name)) => Some((*variable, name.clone())),
+            _ => None,
+        };
+        let Some((path, required)) = file_of(chosen_by)? else {
+            return Ok(None);
+        };
         match crate::file::read_named_text(path.as_ref(), FILE_LIMIT) {
             Ok(text) => ConfigFile::parse(&path, &text).map(Some).map_err(|mut e| {
                 if let Some((variable, name)) = by_name {
