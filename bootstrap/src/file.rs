@@ -89,8 +89,13 @@ fn refused(message: String) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidInput, message)
 }
 
-/// What a path that is not a regular file is, in words.
-fn what_it_is(kind: std::fs::FileType) -> &'static str {
+/// What a path that is not a regular file is, in words (`a FIFO`, `a directory`).
+///
+/// ```
+/// let kind = std::fs::metadata("/").unwrap().file_type();
+/// assert_eq!(coldstart_bootstrap::file::what_it_is(kind), "a directory");
+/// ```
+pub fn what_it_is(kind: std::fs::FileType) -> &'static str {
     if kind.is_dir() {
         "a directory"
     } else if kind.is_fifo() {

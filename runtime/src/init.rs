@@ -618,13 +618,7 @@ fn write_profile(path: &std::path::Path) -> Result<(), (PathBuf, std::io::Error)
                 .map_err(|e| (path.to_path_buf(), e));
         }
         Ok(kind) if !kind.is_file() => {
-            let what = if kind.is_dir() {
-                "is a directory"
-            } else if kind.is_block_device() {
-                "is a block device"
-            } else {
-                "is a socket"
-            };
+            let what = format!("is {}", coldstart_bootstrap::file::what_it_is(kind));
             let e = std::io::Error::new(std::io::ErrorKind::InvalidInput, what);
             return Err((path.to_path_buf(), e));
         }
