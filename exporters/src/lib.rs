@@ -130,12 +130,17 @@ static EXPORTERS_STARTED: AtomicBool = AtomicBool::new(false);
 static SIGNAL_HOLD: std::sync::Mutex<Option<coldstart_runtime::lifecycle::SignalHold>> =
     std::sync::Mutex::new(None);
 
-/// Ends the exporters' signal hold, if it is still held.
-fn release_signal_hold() {
-    let hold = SIGNAL_HOLD
+/// [`SIGNAL_HOLD`], locked.
+fn signal_hold() -> std::sync::MutexGuard<'static, Option<coldstart_runtime::lifecycle::SignalHold>>
+{
+    SIGNAL_HOLD
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .take();
+}
+
+/// Ends the exporters' signal hold, if it is still held (the lock let go first).
+fn release_signal_hold() {
+    let hold = signal_hold().take();
     drop(hold);
 }
 
@@ -169,10 +174,7 @@ impl Telemetry {
         #[cfg(not(feature = "tracing"))]
         let flushes = false;
         if flushes {
-            *SIGNAL_HOLD
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner) =
-                Some(coldstart_runtime::lifecycle::hold_signals_until_hooks());
+            *signal_hold() = Some(coldstart_runtime::lifecycle::hold_signals_until_hooks());
         }
         coldstart_runtime::after_first_request(async move {
             // Released when the hooks are registered, and also if starting panics.
