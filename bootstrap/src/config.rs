@@ -448,7 +448,7 @@ impl ConfigFile {
                 )));
             };
             let variable = variable_of(table, key).ok_or_else(|| {
-                let prefix = TABLES.iter().find(|(t, _)| *t == table).map_or("", |(_, p)| p);
+                let prefix = prefix_of(table).unwrap_or_default();
                 let variable = format!("{prefix}{}", key.to_ascii_uppercase());
                 let lowercase = !key.contains(char::is_uppercase);
                 fail(if lowercase && ENVIRONMENT_ONLY.contains(&variable.as_str()) {
@@ -518,9 +518,14 @@ fn opening(content: &str) -> Option<String> {
     })
 }
 
+/// The prefix of the variables `[table]` holds (`COLDSTART_`, `OTEL_`).
+fn prefix_of(table: &str) -> Option<&'static str> {
+    TABLES.iter().find(|(t, _)| *t == table).map(|(_, p)| *p)
+}
+
 /// The variable `[table] key` stands for, if coldstart reads it.
 fn variable_of(table: &str, key: &str) -> Option<&'static str> {
-    let (_, prefix) = TABLES.iter().find(|(t, _)| *t == table)?;
+    let prefix = prefix_of(table)?;
     VARIABLES.iter().copied().find(|v| {
         v.strip_prefix(prefix)
             .is_some_and(|rest| rest.eq_ignore_ascii_case(key) && !key.contains(char::is_uppercase))
