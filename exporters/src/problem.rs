@@ -27,22 +27,26 @@ pub enum Dropped {
     /// The collector took a batch but rejected some of its spans (an OTLP partial
     /// success).
     SpanRejected = 3,
+    /// A metric sample of a name past the limit on names (a program making names
+    /// from data).
+    MetricNameLimit = 4,
 }
 
 impl Dropped {
     /// Every reason, for the `coldstart_telemetry_dropped_total` series.
-    pub const ALL: [Dropped; 4] = [
+    pub const ALL: [Dropped; 5] = [
         Dropped::SpanQueueFull,
         Dropped::SpanExportFailed,
         Dropped::SpanRejected,
         Dropped::PushFailed,
+        Dropped::MetricNameLimit,
     ];
 
     /// The `signal` label.
     pub fn signal(self) -> &'static str {
         match self {
             Dropped::SpanQueueFull | Dropped::SpanExportFailed | Dropped::SpanRejected => "spans",
-            Dropped::PushFailed => "metrics",
+            Dropped::PushFailed | Dropped::MetricNameLimit => "metrics",
         }
     }
 
@@ -53,6 +57,7 @@ impl Dropped {
             Dropped::SpanExportFailed => "export_failed",
             Dropped::PushFailed => "push_failed",
             Dropped::SpanRejected => "rejected",
+            Dropped::MetricNameLimit => "name_limit",
         }
     }
 }

@@ -145,7 +145,7 @@ fn telemetry(out: &mut String) {
     family(
         out,
         "coldstart_telemetry_dropped_total",
-        "Spans and metric pushes dropped: queue full, export failed, rejected by the collector, push failed.",
+        "Spans, metric pushes and metric samples dropped: queue full, export failed, rejected by the collector, push failed, past the limit on metric names.",
         Kind::Counter,
         labels,
     );

@@ -13,7 +13,7 @@ atomic adds, and nothing reads a clock.
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
 use metrics::{
@@ -22,7 +22,7 @@ use metrics::{
 };
 
 use crate::plugin::{self, Recorded, Value};
-use crate::problem;
+use crate::problem::{self, Dropped};
 
 use super::HTTP_DURATION_BUCKETS;
 use super::text::{Float, Kind, header, labels};
@@ -53,6 +53,13 @@ type Map<V> = RwLock<Series<V>>;
 /// happens to the name. A label fed from requests (a user id, a raw path) would
 /// otherwise grow the memory and every scrape without bound.
 pub(crate) const SERIES_PER_NAME: usize = 2000;
+
+/// At most this many metric names (as recorded, of the three kinds together) are kept.
+/// A name past them is not recorded: its samples are counted in
+/// `coldstart_telemetry_dropped_total{signal="metrics",reason="name_limit"}`, and that
+/// is said. A name made from data (`format!("requests_{path}")`) would otherwise grow
+/// the memory and every scrape without bound, [`SERIES_PER_NAME`] at a time.
+pub(crate) const NAMES: usize = 1000;
 
 /// The label set a sample past [`SERIES_PER_NAME`] is recorded under.
 const OVERFLOW: [(&str, &str); 1] = [("otel_metric_overflow", "true")];
@@ -152,6 +159,47 @@ impl GaugeFn for Cell {
     }
 }
 
+/// The handle of a name past [`NAMES`]: each sample is counted as dropped.
+pub(crate) struct NotKept;
+
+impl NotKept {
+    fn handle() -> Arc<NotKept> {
+        static ONE: std::sync::OnceLock<Arc<NotKept>> = std::sync::OnceLock::new();
+        ONE.get_or_init(|| Arc::new(NotKept)).clone()
+    }
+
+    fn sample(&self) {
+        problem::drop_count(Dropped::MetricNameLimit, 1);
+    }
+}
+
+impl CounterFn for NotKept {
+    fn increment(&self, _: u64) {
+        self.sample();
+    }
+    fn absolute(&self, _: u64) {
+        self.sample();
+    }
+}
+
+impl GaugeFn for NotKept {
+    fn increment(&self, _: f64) {
+        self.sample();
+    }
+    fn decrement(&self, _: f64) {
+        self.sample();
+    }
+    fn set(&self, _: f64) {
+        self.sample();
+    }
+}
+
+impl HistogramFn for NotKept {
+    fn record(&self, _: f64) {
+        self.sample();
+    }
+}
+
 /// A histogram with fixed buckets: those set for its name ([`Registry::set_buckets`]),
 /// else `HTTP_DURATION_BUCKETS`.
 pub(crate) struct Buckets {
@@ -202,6 +250,8 @@ pub(crate) struct Registry {
     counters: Map<Cell>,
     gauges: Map<Cell>,
     histograms: Map<Buckets>,
+    /// How many names the three maps keep together, at most [`NAMES`].
+    names: AtomicUsize,
     /// Descriptions by cleaned name, as families are named.
     help: RwLock<Vec<(String, SharedString)>>,
     /// Buckets set for histograms of a name, by its cleaned name.
@@ -214,6 +264,7 @@ impl Registry {
             counters: Series::new(),
             gauges: Series::new(),
             histograms: Series::new(),
+            names: AtomicUsize::new(0),
             help: RwLock::new(Vec::new()),
             buckets: RwLock::new(Vec::new()),
         }
@@ -279,8 +330,12 @@ impl Registry {
         // as the family `my_requests`.
         let name = sanitize(name.as_str());
         let mut help = self.help.write().unwrap_or_else(|p| p.into_inner());
+        let full = help.len() >= NAMES;
         match help.iter_mut().find(|(n, _)| *n == name) {
             Some(entry) => entry.1 = description,
+            // Past as many descriptions as names are kept, the rest are of names
+            // that are not kept, or never recorded.
+            None if full => {}
             None => help.push((name, description)),
         }
     }
@@ -613,24 +668,57 @@ fn read<V>(map: &Map<V>) -> Vec<(Key, Arc<V>)> {
 }
 
 /// The series of `key`, made with `new` the first time; past [`SERIES_PER_NAME`] of
-/// its name, the name's overflow series.
-fn get_or_insert<V>(map: &Map<V>, key: &Key, new: impl FnOnce(&Key) -> V) -> Arc<V> {
-    {
-        // A label set past the limit is found here too, as its name's overflow: every
-        // sample of it taking the write lock would hold up every other record.
-        let map = map.read().unwrap_or_else(|p| p.into_inner());
-        let found = map.by_key.get(key).cloned().or_else(|| {
-            let kept = map.per_name.get(key.name())?;
-            kept.overflow.clone()
+/// its name, the name's overflow series; `None` for a new name past [`NAMES`] (`names`
+/// counts the names of every kind).
+fn get_or_insert<V>(
+    map: &Map<V>,
+    names: &AtomicUsize,
+    key: &Key,
+    new: impl FnOnce(&Key) -> V,
+) -> Option<Arc<V>> {
+    let not_kept = |name: &str| {
+        problem::report("metrics-name-limit", || {
+            format!(
+                "metrics: {NAMES} metric names are kept, the most for one program; `{}` is not recorded, and its samples are counted in coldstart_telemetry_dropped_total{{signal=\"metrics\",reason=\"name_limit\"}} (is a name made from data?)",
+                problem::one_line(name, 100)
+            )
         });
+        None
+    };
+    {
+        // A label set past the limit is found here too, as its name's overflow, and a
+        // name past the limit on names as not kept: every sample of them taking the
+        // write lock would hold up every other record.
+        let map = map.read().unwrap_or_else(|p| p.into_inner());
+        let kept = map.per_name.get(key.name());
+        let found = map
+            .by_key
+            .get(key)
+            .cloned()
+            .or_else(|| kept?.overflow.clone());
         if let Some(v) = found {
-            return v;
+            return Some(v);
+        }
+        if kept.is_none() && names.load(Ordering::Relaxed) >= NAMES {
+            drop(map);
+            return not_kept(key.name());
         }
     }
     let mut map = map.write().unwrap_or_else(|p| p.into_inner());
     let Series { by_key, per_name } = &mut *map;
     if let Some(v) = by_key.get(key) {
-        return v.clone();
+        return Some(v.clone());
+    }
+    if !per_name.contains_key(key.name()) {
+        let room = names
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < NAMES).then_some(n + 1)
+            })
+            .is_ok();
+        if !room {
+            drop(map);
+            return not_kept(key.name());
+        }
     }
     let kept = per_name.entry(key.name_shared()).or_insert(Kept {
         count: 0,
@@ -640,10 +728,10 @@ fn get_or_insert<V>(map: &Map<V>, key: &Key, new: impl FnOnce(&Key) -> V) -> Arc
         kept.count += 1;
         let v = Arc::new(new(key));
         by_key.insert(key.clone(), v.clone());
-        return v;
+        return Some(v);
     }
     if let Some(v) = &kept.overflow {
-        return v.clone();
+        return Some(v.clone());
     }
     let overflow = Key::from_parts(key.name_shared(), &OVERFLOW);
     let v = by_key
@@ -659,7 +747,7 @@ fn get_or_insert<V>(map: &Map<V>, key: &Key, new: impl FnOnce(&Key) -> V) -> Arc
             key.name()
         )
     });
-    v
+    Some(v)
 }
 
 /// Metric and label names may hold only `[a-zA-Z0-9_:]` (labels: no `:`), and may
@@ -692,17 +780,26 @@ impl Recorder for Installed {
         self.0.describe(key, description);
     }
     fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
-        Counter::from_arc(get_or_insert(&self.0.counters, key, |k| Cell::new(k, 0)))
+        match get_or_insert(&self.0.counters, &self.0.names, key, |k| Cell::new(k, 0)) {
+            Some(cell) => Counter::from_arc(cell),
+            None => Counter::from_arc(NotKept::handle()),
+        }
     }
     fn register_gauge(&self, key: &Key, _: &Metadata<'_>) -> Gauge {
-        Gauge::from_arc(get_or_insert(&self.0.gauges, key, |k| {
+        match get_or_insert(&self.0.gauges, &self.0.names, key, |k| {
             Cell::new(k, 0f64.to_bits())
-        }))
+        }) {
+            Some(cell) => Gauge::from_arc(cell),
+            None => Gauge::from_arc(NotKept::handle()),
+        }
     }
     fn register_histogram(&self, key: &Key, _: &Metadata<'_>) -> Histogram {
-        Histogram::from_arc(get_or_insert(&self.0.histograms, key, |k| {
+        match get_or_insert(&self.0.histograms, &self.0.names, key, |k| {
             Buckets::new(k, self.0.bounds_of(k.name()))
-        }))
+        }) {
+            Some(buckets) => Histogram::from_arc(buckets),
+            None => Histogram::from_arc(NotKept::handle()),
+        }
     }
 }
 
@@ -1148,6 +1245,56 @@ mod tests {
             ["logins_total"],
             "said once, for the name past its limit"
         );
+    }
+
+    #[test]
+    fn past_the_name_limit_a_new_name_is_counted_as_dropped_not_kept() {
+        static R: Registry = Registry::new();
+        let rec = Installed(&R);
+        let m = Metadata::new("t", metrics::Level::INFO, None);
+        let named = |name: String| Key::from_name(name);
+        // Names of the three kinds share the limit.
+        for i in 0..NAMES - 2 {
+            rec.register_counter(&named(format!("requests_{i}_total")), &m)
+                .increment(1);
+        }
+        rec.register_gauge(&named("queue_depth".into()), &m)
+            .set(4.0);
+        rec.register_histogram(&named("wait_seconds".into()), &m)
+            .record(0.5);
+        let dropped = || problem::dropped(Dropped::MetricNameLimit);
+        let before = dropped();
+        let reported = problem::reports("metrics-name-limit");
+        rec.describe_counter("late_total".into(), None, "Never kept.".into());
+        rec.register_counter(&named("late_total".into()), &m)
+            .increment(3);
+        rec.register_gauge(&named("late_gauge".into()), &m).set(1.0);
+        rec.register_histogram(&named("late_seconds".into()), &m)
+            .record(1.0);
+        rec.register_histogram(&named("late_seconds".into()), &m)
+            .record(2.0);
+        // One count a sample, whatever it added.
+        assert_eq!(dropped() - before, 4);
+        assert_eq!(problem::reports("metrics-name-limit") - reported, 4);
+        // A name kept before the limit still takes new label sets and samples.
+        rec.register_counter(
+            &Key::from_parts("requests_0_total", vec![metrics::Label::new("code", "500")]),
+            &m,
+        )
+        .increment(2);
+        rec.register_gauge(&named("queue_depth".into()), &m)
+            .set(5.0);
+        let mut out = String::new();
+        R.render(&mut out, &[], &[]);
+        assert_eq!(out.matches("# TYPE ").count(), NAMES, "{out}");
+        assert!(!out.contains("late_"), "{out}");
+        assert!(
+            out.contains("\nrequests_0_total{code=\"500\"} 2\n"),
+            "{out}"
+        );
+        assert!(out.contains("\nqueue_depth 5\n"), "{out}");
+        assert!(out.contains("\nwait_seconds_count 1\n"), "{out}");
+        assert!(R.help.read().unwrap().len() <= NAMES);
     }
 
     #[test]
