@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use cargo_coldstart::measure::{EmulatorProcess, start_emulator};
-use coldstart_test_support::{Collector, Lines, Reaper, tool};
+use coldstart_test_support::{Collector, Lines, Reaper, poll, tool};
 
 const FUNCTION: &str = env!("CARGO_BIN_EXE_lambda-hello");
 
@@ -432,6 +432,67 @@ fn n_invocations_give_n_answers_n_spans_and_n_emf_records_with_one_cold_start() 
         assert!(field(r, "Duration") > 0.0);
         assert!(ids.contains(r["faas.invocation_id"].as_str().unwrap()));
     }
+}
+
+/// Lambda freezes the environment once the function asks for its next event: what
+/// has not left by then waits, frozen, maybe for good. Each invocation's span must be
+/// at the collector before the function's next `/next`: a proxy in front of the
+/// Runtime API reads how many spans the collector holds as each `/next` arrives
+/// (the receiver writes a span down before it answers the export).
+#[test]
+fn each_invocations_span_reaches_the_collector_before_the_next_next() {
+    let test = "each_invocations_span_reaches_the_collector_before_the_next_next";
+    let Some(cargo_lambda) = cargo_lambda(test) else {
+        return;
+    };
+    let Some(collector) = Collector::start(test, "ok") else {
+        return;
+    };
+    let collector = std::sync::Arc::new(collector);
+    let emulator = Emulator::start(cargo_lambda);
+    let at_next = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let up = {
+        let (collector, at_next) = (collector.clone(), at_next.clone());
+        move |head: String| {
+            let path = head.split(' ').nth(1).unwrap_or_default();
+            if head.starts_with("GET ") && path.ends_with("/runtime/invocation/next") {
+                at_next.lock().unwrap().push(collector.spans().len());
+            }
+            Some(head.replacen(" /", " /.rt/", 1))
+        }
+    };
+    let api = forwarder(emulator.port, up, Some, || {});
+    let endpoint = collector.endpoint();
+    // The scheduled export waits a minute: only the flush after each answer sends.
+    let mut function = Function::start(
+        &format!("127.0.0.1:{api}"),
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+            ("OTEL_BSP_SCHEDULE_DELAY", "60000"),
+        ],
+    );
+    const N: usize = 3;
+    for i in 0..N {
+        let output = emulator.invoke(&format!(r#"{{"n":{i}}}"#));
+        assert!(output.status.success(), "{}", text(&output));
+    }
+    // The function's `/next` after the last answer is the N+1st.
+    let seen = poll(Duration::from_secs(10), || {
+        let seen = at_next.lock().unwrap().clone();
+        (seen.len() > N).then_some(seen)
+    })
+    .unwrap_or_else(|| {
+        let said = function.stderr.drain(Duration::from_millis(200));
+        panic!(
+            "spans at each /next: {:?}; the function said: {said}",
+            at_next.lock().unwrap()
+        )
+    });
+    assert_eq!(
+        seen,
+        (0..=N).collect::<Vec<_>>(),
+        "spans at the collector as each /next arrived"
+    );
 }
 
 /// Provisioned concurrency readies the environment before any request: its first
