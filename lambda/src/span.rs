@@ -121,11 +121,10 @@ fn describe(
         attributes.push(KeyValue::new("cloud.account.id", account.to_owned()));
     }
     builder.attributes = Some(attributes);
-    let header = context
-        .xray_trace_id
-        .clone()
-        .or_else(|| std::env::var("_X_AMZN_TRACE_ID").ok());
-    if let Some(x) = header.as_deref().and_then(xray::parse) {
+    // The invocation's own header only: `_X_AMZN_TRACE_ID` is lambda_runtime's copy
+    // of it (set, or removed, for each invocation; never set when invocations run
+    // concurrently), so where the header is missing it is missing or another's.
+    if let Some(x) = context.xray_trace_id.as_deref().and_then(xray::parse) {
         let flags = if x.sampled {
             TraceFlags::SAMPLED
         } else {
