@@ -924,6 +924,39 @@ mod tests {
         assert!(failed.to_lowercase().contains("connect"), "{failed}");
     }
 
+    /// A collector whose address leaves the connection attempt unanswered (a full
+    /// backlog here: the kernel drops the handshake) fails the export within the OTLP
+    /// timeout, as `DeadlineExceeded`: the kernel would keep the attempt for over two
+    /// minutes, and the batch's spans with it.
+    #[tokio::test]
+    async fn a_collector_that_never_answers_the_connection_fails_within_the_timeout() {
+        use std::os::fd::AsRawFd;
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = silent.local_addr().unwrap();
+        // SAFETY: listen(2) again on a listening socket the test owns sets its backlog.
+        assert_eq!(unsafe { libc::listen(silent.as_raw_fd(), 0) }, 0);
+        // The one place in the queue taken, later attempts get no answer at all.
+        let _queued = std::net::TcpStream::connect(address).unwrap();
+        let env = coldstart_bootstrap::Env::fixed([
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc".to_owned()),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{address}")),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "300".to_owned()),
+        ]);
+        let (config, errors) = crate::Config::from(&env);
+        assert!(errors.is_empty(), "{errors:?}");
+        let mut exporter = exporter(&config).unwrap();
+        exporter.set_resource(&opentelemetry_sdk::Resource::builder_empty().build());
+        // Bounded, so that the test fails instead of hanging where nothing cuts the
+        // attempt off.
+        let failed = tokio::time::timeout(Duration::from_secs(20), exporter.export(Vec::new()))
+            .await
+            .expect("the export gave up on the connection")
+            .unwrap_err()
+            .to_string();
+        assert!(failed.contains("DeadlineExceeded"), "{failed}");
+        drop(silent);
+    }
+
     /// A collector (or a proxy before it) whose failure carries a
     /// `grpc-status-details-bin` that is not base64.
     #[derive(Clone)]
