@@ -7,58 +7,13 @@
 
 #![allow(clippy::unwrap_used)] // a test fails loudly on a broken fixture
 
-use std::io::{BufReader, Write};
-use std::net::TcpListener;
 use std::process::{Command, Stdio};
-use std::sync::mpsc::{Receiver, channel};
 use std::time::Duration;
 
 const CASE: &str = "COLDSTART_TEST_LAMBDA_METRICS_CASE";
 
 /// What the line says.
 const SAID: &str = "nothing exports them";
-
-/// Answers `/next` with `invocations` invocations, then holds it; sends a message at
-/// every `/next` asked.
-fn runtime_api(invocations: usize) -> (u16, Receiver<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let (asked, nexts) = channel();
-    std::thread::spawn(move || {
-        let given = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        for stream in listener.incoming().map_while(Result::ok) {
-            let (asked, given) = (asked.clone(), given.clone());
-            std::thread::spawn(move || {
-                let mut reader = BufReader::new(stream.try_clone().unwrap());
-                let mut writer = stream;
-                while let Some((request, _)) = coldstart_test_support::read_request(&mut reader) {
-                    if !(request.starts_with("GET") && request.contains("/invocation/next")) {
-                        writer
-                            .write_all(b"HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n")
-                            .unwrap();
-                        continue;
-                    }
-                    let _ = asked.send(());
-                    let n = given.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    if n >= invocations {
-                        std::thread::sleep(Duration::from_secs(3600));
-                        return;
-                    }
-                    let deadline = std::time::SystemTime::now()
-                        .duration_since(std::time::UNIX_EPOCH)
-                        .unwrap()
-                        .as_millis()
-                        + 60_000;
-                    let answer = format!(
-                        "HTTP/1.1 200 OK\r\nlambda-runtime-aws-request-id: req-{n}\r\nlambda-runtime-deadline-ms: {deadline}\r\nlambda-runtime-invoked-function-arn: arn:aws:lambda:eu-west-1:123456789012:function:counted\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{{}}"
-                    );
-                    writer.write_all(answer.as_bytes()).unwrap();
-                }
-            });
-        }
-    });
-    (port, nexts)
-}
 
 /// The function of a case: each invocation counts itself.
 fn function() {
@@ -76,7 +31,7 @@ fn function() {
 /// Runs `test`'s case with the Lambda variables and `vars` for two invocations; its
 /// stderr once it asked for the third.
 fn two_invocations(test: &str, vars: &[(&str, &str)]) -> String {
-    let (port, nexts) = runtime_api(2);
+    let (port, nexts) = coldstart_test_support::runtime_api(&[Duration::ZERO; 2]);
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", test, "--nocapture"])
         .env(CASE, "1")

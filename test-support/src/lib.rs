@@ -22,12 +22,14 @@ assert!(!kept.exists());
 
 mod collector;
 mod http;
+mod lambda;
 mod process;
 mod temp;
 mod tools;
 
 pub use collector::Collector;
 pub use http::{free_port, get, get_http10, get_with, poll, read_request};
+pub use lambda::runtime_api;
 pub use process::{Lines, Reaper, start_server, start_server_without};
 pub use temp::{TempDir, TempFile, fifo, temp_dir, temp_file};
 pub use tools::{

@@ -1,0 +1,57 @@
+//! A stand-in for the Lambda Runtime API, for tests that need one in a thread (the
+//! real emulator, `cargo lambda watch`, is used by the Lambda example's tests).
+
+use std::io::{BufReader, Write};
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, channel};
+use std::time::Duration;
+
+use crate::read_request;
+
+/// Answers the `n`th `/next` (from 0) with the invocation `req-<n>` after waiting
+/// `waits[n]`, as many as `waits` holds, then holds `/next` unanswered; takes every
+/// other request with `202 Accepted`. Returns its port, and a receiver that hears of
+/// every `/next` as it is asked.
+pub fn runtime_api(waits: &[Duration]) -> (u16, Receiver<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (asked, nexts) = channel();
+    let waits: Arc<[Duration]> = waits.into();
+    std::thread::spawn(move || {
+        let given = Arc::new(AtomicUsize::new(0));
+        for stream in listener.incoming().map_while(Result::ok) {
+            let (asked, given, waits) = (asked.clone(), given.clone(), waits.clone());
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut writer = stream;
+                while let Some((request, _)) = read_request(&mut reader) {
+                    if !(request.starts_with("GET") && request.contains("/invocation/next")) {
+                        writer
+                            .write_all(b"HTTP/1.1 202 Accepted\r\ncontent-length: 0\r\n\r\n")
+                            .unwrap();
+                        continue;
+                    }
+                    let _ = asked.send(());
+                    let n = given.fetch_add(1, Ordering::SeqCst);
+                    let Some(&wait) = waits.get(n) else {
+                        std::thread::sleep(Duration::from_secs(3600));
+                        return;
+                    };
+                    std::thread::sleep(wait);
+                    let deadline = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .unwrap()
+                        .as_millis()
+                        + 60_000;
+                    let answer = format!(
+                        "HTTP/1.1 200 OK\r\nlambda-runtime-aws-request-id: req-{n}\r\nlambda-runtime-deadline-ms: {deadline}\r\nlambda-runtime-invoked-function-arn: arn:aws:lambda:eu-west-1:123456789012:function:counted\r\ncontent-type: application/json\r\ncontent-length: 2\r\n\r\n{{}}"
+                    );
+                    writer.write_all(answer.as_bytes()).unwrap();
+                }
+            });
+        }
+    });
+    (port, nexts)
+}
