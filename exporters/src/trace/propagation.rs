@@ -22,7 +22,9 @@ use opentelemetry_sdk::propagation::TraceContextPropagator;
 
 /// Writes `cx` (its span and baggage) into outgoing HTTP headers. A span without a
 /// trace state sends no `tracestate` (W3C Trace Context asks vendors to avoid sending
-/// an empty one), and one left from another request is taken out.
+/// an empty one). What the propagators write that was left from another request is
+/// taken out first: headers used again for a call with no span or no baggage do not
+/// carry the one before's trace or baggage.
 ///
 /// ```
 /// use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
@@ -39,6 +41,9 @@ use opentelemetry_sdk::propagation::TraceContextPropagator;
 /// ```
 pub fn inject_headers(cx: &Context, headers: &mut http::HeaderMap) {
     opentelemetry::global::get_text_map_propagator(|p| {
+        for field in p.fields() {
+            headers.remove(field);
+        }
         p.inject_context(cx, &mut HeaderInjector(headers));
     });
     if headers.get("tracestate").is_some_and(|v| v.is_empty()) {
@@ -56,9 +61,15 @@ pub fn extract_headers(headers: &http::HeaderMap) -> Context {
 }
 
 /// Writes `cx` into a message's string headers (Kafka, NATS, SQS attributes...), as
-/// [`inject_headers`] does: no empty `tracestate` (SQS refuses an empty attribute).
+/// [`inject_headers`] does: no empty `tracestate` (SQS refuses an empty attribute),
+/// and nothing left from another message.
 pub fn inject_map(cx: &Context, map: &mut HashMap<String, String>) {
-    opentelemetry::global::get_text_map_propagator(|p| p.inject_context(cx, map));
+    opentelemetry::global::get_text_map_propagator(|p| {
+        for field in p.fields() {
+            map.remove(field);
+        }
+        p.inject_context(cx, map);
+    });
     if map.get("tracestate").is_some_and(String::is_empty) {
         map.remove("tracestate");
     }
@@ -104,8 +115,18 @@ pub fn extract_metadata(metadata: &tonic::metadata::MetadataMap) -> Context {
 pub(crate) struct TraceContext(TraceContextPropagator);
 
 impl TextMapPropagator for TraceContext {
+    /// The SDK writes an empty `tracestate` for a span without one: left out here, for
+    /// every injector (another library's too), not only coldstart's helpers.
     fn inject_context(&self, cx: &Context, injector: &mut dyn Injector) {
-        self.0.inject_context(cx, injector);
+        struct NoEmptyState<'a>(&'a mut dyn Injector);
+        impl Injector for NoEmptyState<'_> {
+            fn set(&mut self, key: &str, value: String) {
+                if !(key == "tracestate" && value.is_empty()) {
+                    self.0.set(key, value);
+                }
+            }
+        }
+        self.0.inject_context(cx, &mut NoEmptyState(injector));
     }
 
     fn extract_with_context(&self, cx: &Context, extractor: &dyn Extractor) -> Context {
@@ -541,6 +562,58 @@ mod tests {
         map.insert("tracestate".to_owned(), "vendor=old".to_owned());
         inject_map(&cx(""), &mut map);
         assert!(!map.contains_key("tracestate"), "{map:?}");
+        // Through the installed propagator, as another library's injector calls it.
+        let mut other = HashMap::new();
+        opentelemetry::global::get_text_map_propagator(|p| p.inject_context(&cx(""), &mut other));
+        assert!(other.contains_key("traceparent"), "{other:?}");
+        assert!(!other.contains_key("tracestate"), "{other:?}");
+    }
+
+    /// Headers or a map used again for a call with no span, or no baggage, do not
+    /// carry the trace or the baggage of the call before.
+    #[test]
+    fn a_carrier_used_again_keeps_nothing_of_the_call_before() {
+        install();
+        let mut incoming = http::HeaderMap::new();
+        incoming.insert("traceparent", PARENT.parse().unwrap());
+        incoming.insert("tracestate", "vendor=abc".parse().unwrap());
+        incoming.insert("baggage", "user=alice".parse().unwrap());
+        let first = extract_headers(&incoming);
+        let mut headers = http::HeaderMap::new();
+        headers.insert("x-request-id", "7".parse().unwrap());
+        let mut map = HashMap::new();
+        inject_headers(&first, &mut headers);
+        inject_map(&first, &mut map);
+        for (name, value) in [
+            ("traceparent", PARENT),
+            ("tracestate", "vendor=abc"),
+            ("baggage", "user=alice"),
+        ] {
+            assert_eq!(headers[name], value, "{headers:?}");
+            assert_eq!(map[name], value, "{map:?}");
+        }
+        // A span of its own, no baggage: the baggage goes.
+        let mut only_span = incoming.clone();
+        only_span.remove("baggage");
+        only_span.remove("tracestate");
+        let second = extract_headers(&only_span);
+        inject_headers(&second, &mut headers);
+        inject_map(&second, &mut map);
+        assert_eq!(headers["traceparent"], PARENT);
+        assert!(
+            headers.get("baggage").is_none() && headers.get("tracestate").is_none(),
+            "{headers:?}"
+        );
+        assert!(
+            !map.contains_key("baggage") && !map.contains_key("tracestate"),
+            "{map:?}"
+        );
+        // No span and no baggage at all: nothing of it stays; other headers do.
+        inject_headers(&Context::new(), &mut headers);
+        inject_map(&Context::new(), &mut map);
+        assert!(headers.get("traceparent").is_none(), "{headers:?}");
+        assert_eq!(headers["x-request-id"], "7");
+        assert!(map.is_empty(), "{map:?}");
     }
 
     /// Flags past the sampled bit (Level 2's `random`, `02`) keep the parent, and only
