@@ -55,7 +55,8 @@ pub use coldstart_macros::test;
 /// the profile only orders it).
 ///
 /// On a function (`fn`, `async fn`, returning `()` or `Result<(), E>` with
-/// `E: Display`), it registers the function. On a static, it turns
+/// `E: Display`; an `async fn`'s future must be `Send`, as for `tokio::spawn`), it
+/// registers the function. On a static, it turns
 /// `static NAME: T = expr;` into a [`Lazy<T>`] initialised at most once: by the plan,
 /// or by the first read, whichever comes first, so a value is never read before it
 /// exists, whatever the profile says.
@@ -285,6 +286,13 @@ pub mod __private {
             panic!(
                 "start_paused needs the `test-util` feature of coldstart, as tokio's needs tokio's"
             );
+        }
+
+        /// The future of an `async fn` `#[coldstart::init]` registers, as it is:
+        /// called at the function's name, so that a future that is not `Send` (it
+        /// may run on any worker) is said there, not at the attribute.
+        pub fn init_future_must_be_send<F: ::core::future::Future + Send>(future: F) -> F {
+            future
         }
     }
 }

@@ -128,6 +128,21 @@ fn unknown(path: &syn::Path, name: &str, kind: Kind) -> syn::Error {
 }
 
 impl Config {
+    /// The default settings with the `crate` argument, where that one is well formed
+    /// whatever else is wrong: the expansion made to report another error names the
+    /// facade by it (a renamed facade would add errors of its own on `::coldstart`).
+    pub(crate) fn default_in(args: proc_macro2::TokenStream, kind: Kind) -> Config {
+        let krate = named_values(args, kind).ok().and_then(|list| {
+            let nv = list.iter().find(|nv| argument_name(&nv.path) == "crate")?;
+            let text = value(nv, CRATE, |s| Some(s.to_owned())).ok()?;
+            syn::parse_str(&text).ok()
+        });
+        Config {
+            krate,
+            ..Config::default()
+        }
+    }
+
     pub(crate) fn parse(args: proc_macro2::TokenStream, kind: Kind) -> syn::Result<Config> {
         let list = named_values(args, kind)?;
         let mut config = Config::default();

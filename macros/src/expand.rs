@@ -1,7 +1,7 @@
 //! The expansion: a few lines that call `__private::v1` of the facade.
 
 use proc_macro2::TokenStream;
-use quote::{quote, quote_spanned};
+use quote::{ToTokens, quote, quote_spanned};
 use syn::ItemFn;
 
 use crate::config::{Config, Kind};
@@ -56,14 +56,16 @@ pub(crate) fn entry(args: TokenStream, item: TokenStream, kind: Kind) -> TokenSt
             "a second test attribute is given; #[coldstart::test] adds `#[test]` itself, so remove this one",
         ));
     }
-    let (config, mut error) = match (wrong_use, Config::parse(args, kind)) {
+    let defaults = || Config::default_in(args.clone(), kind);
+    let (config, mut error) = match (wrong_use, Config::parse(args.clone(), kind)) {
         (None, Ok(c)) => (c, None),
-        // Expand with defaults so the body still type-checks, and report the errors.
+        // Expand with defaults (in the facade `crate` names) so the body still
+        // type-checks, and report the errors.
         (Some(mut e), Err(args)) => {
             e.combine(args);
-            (Config::default(), Some(e.to_compile_error()))
+            (defaults(), Some(e.to_compile_error()))
         }
-        (Some(e), Ok(_)) | (None, Err(e)) => (Config::default(), Some(e.to_compile_error())),
+        (Some(e), Ok(_)) | (None, Err(e)) => (defaults(), Some(e.to_compile_error())),
     };
     func.sig.asyncness = None;
     let body = &func.block;
@@ -145,24 +147,44 @@ pub(crate) fn entry(args: TokenStream, item: TokenStream, kind: Kind) -> TokenSt
     // A name of its own, as the describing closure's: a constant named `body` where
     // the function is would make `let body` a pattern.
     let body_var = syn::Ident::new("__coldstart_body", proc_macro2::Span::call_site());
-    // The body's value is given the return type where it can be named: a body that
-    // does not match it is then an error on the body's lines, not on the attribute
-    // (where the runtime's call would find it, as tokio#4636 says of its own).
-    let body = match &func.sig.output {
-        syn::ReturnType::Default => {
-            quote!({ let __coldstart_value: () = #body; __coldstart_value })
+    // The body is given the function's return type: a body, or a `return` in it,
+    // that does not match it is then an error on the body's lines, not on the
+    // attribute (where the runtime's call would find it, as tokio#4636 and tokio#6930
+    // say of their own). Where nothing ties the body to the function (every `main`
+    // and test), it becomes an `async fn` of its own with that return type, so that a
+    // `return` is checked and coerced as in any `async fn` (`return
+    // Err(Box::new(e))` in a `-> Result<(), Box<dyn Error>>`). Else (arguments,
+    // generics, `Self`) an `async` block whose value is given the type where it can be
+    // named.
+    let block = if standalone(sig, body) {
+        let output = &sig.output;
+        let body_fn = syn::Ident::new("__coldstart_main", proc_macro2::Span::call_site());
+        quote_spanned! {span=>
+            {
+                #(#inner)*
+                #paused_check
+                async fn #body_fn() #output #body
+                let #body_var = #body_fn();
+                #call
+            }
         }
-        syn::ReturnType::Type(_, ty) if nameable(&quote!(#ty)) => {
-            quote!({ let __coldstart_value: #ty = #body; __coldstart_value })
-        }
-        syn::ReturnType::Type(..) => quote!(#body),
-    };
-    let block = quote_spanned! {span=>
-        {
-            #(#inner)*
-            #paused_check
-            let #body_var = async move #body;
-            #call
+    } else {
+        let body = match &sig.output {
+            syn::ReturnType::Default => {
+                quote!({ let __coldstart_value: () = #body; __coldstart_value })
+            }
+            syn::ReturnType::Type(_, ty) if nameable(&quote!(#ty)) => {
+                quote!({ let __coldstart_value: #ty = #body; __coldstart_value })
+            }
+            syn::ReturnType::Type(..) => quote!(#body),
+        };
+        quote_spanned! {span=>
+            {
+                #(#inner)*
+                #paused_check
+                let #body_var = async move #body;
+                #call
+            }
         }
     };
     // `#[test]` after the function's own attributes, as tokio puts it: a test macro
@@ -186,6 +208,27 @@ fn describe_as(v1: &TokenStream, ty: &TokenStream) -> TokenStream {
             (&&#v1::Describe(__coldstart_output)).__coldstart_describe()
         }
     }
+}
+
+/// Whether the body can be a function of its own: the function takes nothing, is
+/// generic over nothing, is a plain safe Rust function, and neither its body nor its
+/// return type names `Self` (which a nested function does not see).
+fn standalone(sig: &syn::Signature, body: &syn::Block) -> bool {
+    fn names_self(tokens: TokenStream) -> bool {
+        tokens.into_iter().any(|token| match token {
+            proc_macro2::TokenTree::Ident(i) => i == "Self",
+            proc_macro2::TokenTree::Group(g) => names_self(g.stream()),
+            _ => false,
+        })
+    }
+    sig.inputs.is_empty()
+        && sig.generics.params.is_empty()
+        && sig.generics.where_clause.is_none()
+        && sig.unsafety.is_none()
+        && sig.abi.is_none()
+        && sig.variadic.is_none()
+        && !names_self(quote!(#body))
+        && !names_self(sig.output.to_token_stream())
 }
 
 /// Whether a type can be written as a closure's parameter type: it holds no `impl`,
@@ -254,6 +297,14 @@ fn chosen_profile(argument: Option<&syn::LitStr>) -> syn::Result<Option<TokenStr
             let span = argument.map_or_else(proc_macro2::Span::call_site, syn::LitStr::span);
             embed_profile(&path, &format!("{EMBED_VARIABLE}={path}"), span).map(Some)
         }
+        // Not passed over for the argument's, or none: the build asked for this one.
+        Err(std::env::VarError::NotUnicode(path)) => Err(syn::Error::new(
+            argument.map_or_else(proc_macro2::Span::call_site, syn::LitStr::span),
+            format!(
+                "{EMBED_VARIABLE}={} is not UTF-8, which the attribute cannot embed; name a profile whose path is",
+                path.to_string_lossy()
+            ),
+        )),
         _ => argument
             .map(|lit| embed_profile(&lit.value(), &format!("`{}`", lit.value()), lit.span()))
             .transpose(),
@@ -313,6 +364,52 @@ mod tests {
                 "init profile `{}` line 4: expected the duration in whole microseconds, got `x`",
                 path.display()
             )
+        );
+    }
+
+    /// A wrong use reported beside a `crate` argument still expands in the facade it
+    /// names: `::coldstart` would not resolve where the facade is renamed, and add
+    /// errors of its own on the attribute.
+    #[test]
+    fn a_wrong_use_keeps_the_crate_argument() {
+        let cases = [
+            (
+                quote!(crate = "cs"),
+                quote!(
+                    async fn main(port: u16) {}
+                ),
+            ),
+            (
+                quote!(crate = "cs", worker_threads = 0),
+                quote!(
+                    async fn main() {}
+                ),
+            ),
+            (
+                quote!(crate = "cs", unknown = 1),
+                quote!(
+                    async fn main() {}
+                ),
+            ),
+        ];
+        for (args, item) in cases {
+            let out = entry(args.clone(), item, Kind::Main).to_string();
+            assert!(out.contains("compile_error"), "{args}: {out}");
+            assert!(out.contains("cs :: __private :: v1"), "{args}: {out}");
+            assert!(!out.contains(":: coldstart ::"), "{args}: {out}");
+        }
+        let test = entry(
+            quote!(crate = "cs"),
+            quote!(
+                #[test]
+                async fn t() {}
+            ),
+            Kind::Test,
+        )
+        .to_string();
+        assert!(
+            test.contains("cs :: __private :: v1") && !test.contains(":: coldstart ::"),
+            "{test}"
         );
     }
 }

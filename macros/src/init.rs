@@ -196,7 +196,8 @@ fn registration(args: &Args, item: Item) -> syn::Result<TokenStream> {
             let mut callee = ident.clone();
             callee.set_span(at);
             let work = if f.sig.asyncness.is_some() {
-                let call = quote_spanned!(at=> #callee().await);
+                let sent = quote_spanned!(ident.span()=> #v1::init_future_must_be_send);
+                let call = quote_spanned!(at=> #sent(#callee()).await);
                 quote!(#v1::Work::Async(|| ::std::boxed::Box::pin(async {
                     #v1::InitOutput::into_outcome(#call)
                 })))
