@@ -158,6 +158,13 @@ fn init_profile_with(
         .with_context(|| format!("init profile {} is not usable", path.display()))?;
     let path =
         std::path::absolute(&path).with_context(|| format!("cannot resolve {}", path.display()))?;
+    // The attribute reads the path from a variable as text: it would not embed it.
+    if path.to_str().is_none() {
+        bail!(
+            "the init profile's path {} is not UTF-8, which the build cannot pass to the attribute; copy the profile to a path that is and give it with --init-profile",
+            path.display()
+        );
+    }
     let needed = profile.entries().iter().filter(|e| e.needed).count();
     Ok(Some(Embedded {
         path,
@@ -497,6 +504,12 @@ mod tests {
             format!("{err:#}").contains("is a FIFO, not a regular file"),
             "{err:#}"
         );
+        // A path that is not UTF-8 cannot reach the attribute: said, not left out.
+        use std::os::unix::ffi::OsStrExt;
+        let odd = dir.join(std::ffi::OsStr::from_bytes(b"caf\xe9.profile"));
+        std::fs::copy(&good, &odd).unwrap();
+        let err = init_profile(&InitProfile::Given(odd)).unwrap_err();
+        assert!(err.to_string().contains("is not UTF-8"), "{err}");
     }
 
     #[test]

@@ -9,6 +9,7 @@
 use std::fmt::Write as _;
 
 use coldstart_bootstrap::config::{VARIABLES, file_key};
+use coldstart_bootstrap::plan::settings::OneLine;
 use coldstart_bootstrap::plan::{Decision, Origin, Report};
 use coldstart_bootstrap::{Budget, Env, Figure, Layer, Plan, PlanError, Probe, Settings, Source};
 use coldstart_exporters::config::{Build, Config};
@@ -217,21 +218,25 @@ fn file_sought(env: &Env) -> String {
 }
 
 fn settings_text(env: &Env, (rows, problems): &(Vec<Row>, Vec<String>), out: &mut String) {
+    // Values and paths come from the environment and the file: a line break or a
+    // control character in one is written as its escape, so that a value cannot
+    // show as rows of its own (`--json` escapes them as JSON does).
     let file = env.file().map_or_else(
         || format!("none ({})", file_sought(env)),
         |f| f.path.clone(),
     );
     let _ = writeln!(
         out,
-        "settings (file: {file}; defaults < file < code < environment)"
+        "settings (file: {}; defaults < file < code < environment)",
+        OneLine(&file)
     );
     for row in rows {
         let _ = writeln!(
             out,
             "  {:<45} {:<32} {}",
             row.variable,
-            row.value,
-            layer_text(row)
+            OneLine(&row.value).to_string(),
+            OneLine(&layer_text(row))
         );
     }
     if !problems.is_empty() {

@@ -548,3 +548,49 @@ fn doctor_says_a_variable_overrode_a_more_specific_file_setting() {
     assert!(said.contains("OTEL_EXPORTER_OTLP_HEADERS"), "{said}");
     assert!(!said.contains("s3cret"), "{said}");
 }
+
+/// A value with a line break (a variable's, or a file's through an escape) is shown
+/// escaped in the readable output, on its own row: it cannot pass for rows of its own.
+/// The file's path too.
+#[test]
+fn a_value_with_a_line_break_stays_on_its_row() {
+    let dir = temp_dir("doctor-line-break");
+    let path = dir.join("odd\nname.toml");
+    std::fs::write(&path, "[coldstart]\nstrategy = \"minimal\"\n").unwrap();
+    let forged = "checkout\n  COLDSTART_METRICS_ADDR   0.0.0.0:9464   default";
+    let out = Command::new(DOCTOR)
+        .arg("doctor")
+        .env_clear()
+        .env("OTEL_SERVICE_NAME", forged)
+        .env("COLDSTART_CONFIG", &path)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8(out.stdout).unwrap();
+    let rows: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("COLDSTART_METRICS_ADDR"))
+        .collect();
+    assert_eq!(
+        rows.len(),
+        2,
+        "the real row, and the value that shows it: {text}"
+    );
+    assert!(
+        rows.iter()
+            .any(|l| l.trim_start().starts_with("OTEL_SERVICE_NAME")
+                && l.contains("checkout\\n  COLDSTART_METRICS_ADDR")),
+        "{text}"
+    );
+    assert!(text.contains("odd\\nname.toml"), "{text}");
+    assert!(
+        !text
+            .lines()
+            .any(|l| l == "name.toml; defaults < file < code < environment)"),
+        "{text}"
+    );
+}
