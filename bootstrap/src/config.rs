@@ -167,19 +167,28 @@ pub fn without_user_info(raw: &str) -> String {
 }
 
 /// `value` of `variable` as a message may show it: a headers value's pairs are
-/// credentials (`authorization=...`), and a URL's user info is a password.
+/// credentials (`authorization=...`), and a URL's user info is a password, its query
+/// perhaps a key (`?api-key=...`).
 ///
 /// ```
 /// use coldstart_bootstrap::config::shown;
 /// assert_eq!(shown("OTEL_EXPORTER_OTLP_HEADERS", "authorization=Bearer%20t"), "<not shown>");
 /// assert_eq!(shown("COLDSTART_METRICS_PUSH_URL", "http://u:p@gw"), "http://<not shown>@gw");
+/// assert_eq!(
+///     shown("OTEL_EXPORTER_OTLP_ENDPOINT", "https://c:4318/otlp?api-key=k"),
+///     "https://c:4318/otlp?<not shown>"
+/// );
 /// assert_eq!(shown("COLDSTART_STRATEGY", "tiny"), "tiny");
 /// ```
 pub fn shown(variable: &str, value: &str) -> String {
     if variable.ends_with("_HEADERS") {
         "<not shown>".to_owned()
     } else if variable.ends_with("_ENDPOINT") || variable.ends_with("_URL") {
-        without_user_info(value)
+        let url = without_user_info(value);
+        match url.split_once('?') {
+            Some((before, _)) => format!("{before}?<not shown>"),
+            None => url,
+        }
     } else {
         value.to_owned()
     }

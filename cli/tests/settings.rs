@@ -301,8 +301,9 @@ fn an_environment_file_under_a_config_that_is_no_directory_is_missing() {
     assert_eq!(v["settings"]["file"], Value::Null, "{v:#}");
 }
 
-/// Secrets a user hands coldstart (OTLP header values, the Pushgateway's password)
-/// appear in neither form of `doctor`'s output, from the environment or the file.
+/// Secrets a user hands coldstart (OTLP header values, the Pushgateway's password, a
+/// key in the endpoint's query) appear in neither form of `doctor`'s output, from the
+/// environment or the file.
 #[test]
 fn doctor_never_shows_secrets() {
     let dir = temp_dir("doctor-secrets");
@@ -324,6 +325,10 @@ fn doctor_never_shows_secrets() {
                 "OTEL_EXPORTER_OTLP_HEADERS",
                 "authorization=Bearer%20env-s3cret",
             )
+            .env(
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                "http://collector:4318/otlp?api-key=query-s3cret",
+            )
             .output()
             .unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);
@@ -331,7 +336,11 @@ fn doctor_never_shows_secrets() {
         assert!(out.status.success(), "{stderr}");
         // The push URL itself is shown, so the check is not vacuous.
         assert!(stdout.contains("127.0.0.1:9091"), "{stdout}");
-        for secret in ["push-s3cret", "env-s3cret", "file-s3cret"] {
+        assert!(
+            stdout.contains("collector:4318/otlp/v1/traces?<not shown>"),
+            "{stdout}"
+        );
+        for secret in ["push-s3cret", "env-s3cret", "file-s3cret", "query-s3cret"] {
             assert!(
                 !stdout.contains(secret) && !stderr.contains(secret),
                 "`doctor {args:?}` showed {secret}:\n{stdout}{stderr}"

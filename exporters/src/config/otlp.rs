@@ -100,7 +100,10 @@ pub(super) fn read_endpoint(r: &mut Reader<'_>, protocol: Protocol) -> Option<St
         s.parse::<http::Uri>()
             .ok()
             .filter(|u| {
-                matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some() && port_ok(u)
+                // `http://:4318` parses with an empty host, and every export failed.
+                matches!(u.scheme_str(), Some("http" | "https"))
+                    && u.host().is_some_and(|h| !h.is_empty())
+                    && port_ok(u)
             })
             // The signal's path goes after the base's: a fragment would hide it.
             .filter(|_| !s.contains('#'))

@@ -58,7 +58,8 @@ impl fmt::Debug for Credentials {
 /// A Pushgateway URL: `http://`, a host, and optional `user:password@` split off.
 pub(super) fn push_url(raw: &str) -> Option<(http::Uri, Option<Credentials>)> {
     let uri = raw.parse::<http::Uri>().ok()?;
-    if uri.scheme_str() != Some("http") || uri.host().is_none() || !port_ok(&uri) {
+    // `http://:9091` parses with an empty host.
+    if uri.scheme_str() != Some("http") || uri.host().is_none_or(str::is_empty) || !port_ok(&uri) {
         return None;
     }
     let authority = uri.authority()?.as_str();

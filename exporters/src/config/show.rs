@@ -33,8 +33,11 @@ impl Config {
             (false, true) => "baggage",
             (false, false) => "none",
         };
-        let endpoint =
-            coldstart_bootstrap::config::without_user_info(self.otlp_endpoint_or_default());
+        // As messages show it: no user info, no query (a key may be there).
+        let endpoint = coldstart_bootstrap::config::shown(
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            self.otlp_endpoint_or_default(),
+        );
         let headers = if self.otlp_headers.is_empty() {
             "(none)".to_owned()
         } else {

@@ -187,10 +187,12 @@ fn a_job_that_pushes_listens_only_when_told_to() {
 }
 
 #[test]
-fn a_push_url_must_be_http() {
-    let (c, errors) = config(&[("COLDSTART_METRICS_PUSH_URL", "ftp://gateway")]);
-    assert!(c.push.is_none());
-    assert_eq!(errors[0].key, "COLDSTART_METRICS_PUSH_URL");
+fn a_push_url_must_be_http_with_a_host() {
+    for url in ["ftp://gateway", "http://:9091", "http://ci:pw@:9091"] {
+        let (c, errors) = config(&[("COLDSTART_METRICS_PUSH_URL", url)]);
+        assert!(c.push.is_none(), "{url}");
+        assert_eq!(errors[0].key, "COLDSTART_METRICS_PUSH_URL", "{url}");
+    }
 }
 
 /// CloudWatch refuses custom namespaces under `AWS/`: every EMF line would be lost.
@@ -221,6 +223,22 @@ fn an_endpoint_with_a_fragment_is_refused() {
         assert_eq!(errors[0].key, key);
         assert!(errors[0].to_string().contains("#fragment"), "{}", errors[0]);
         assert_eq!(c.otlp_endpoint, None);
+    }
+}
+
+/// `http::Uri` takes an empty host (`http://:4318`); every export then failed, after
+/// its retries, where a refused value keeps the default.
+#[test]
+fn an_endpoint_without_a_host_is_refused() {
+    for key in [
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    ] {
+        for url in ["http://:4318", "https://:4318/v1/traces"] {
+            let (c, errors) = config(&[(key, url)]);
+            assert_eq!(errors[0].key, key, "{url}");
+            assert_eq!(c.otlp_endpoint, None, "{url}");
+        }
     }
 }
 

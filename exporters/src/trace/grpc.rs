@@ -383,8 +383,10 @@ fn metadata(pairs: &[(String, String)]) -> MetadataMap {
 /// tried (tonic sets no connect timeout of its own).
 fn endpoint(config: &Config) -> Result<Endpoint, String> {
     let url = config.otlp_endpoint_or_default().trim().to_owned();
-    let mut endpoint = Endpoint::from_shared(url.clone())
-        .map_err(|e| format!("invalid OTLP endpoint `{url}`: {e}"))?;
+    let mut endpoint = Endpoint::from_shared(url.clone()).map_err(|e| {
+        let url = super::otlp::shown_endpoint(&url);
+        format!("invalid OTLP endpoint `{url}`: {e}")
+    })?;
     if config.otlp_timeout < NO_LIMIT_PAST {
         endpoint = endpoint
             .timeout(config.otlp_timeout)

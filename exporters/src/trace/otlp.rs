@@ -54,7 +54,7 @@ fn http_exporter(config: &Config) -> Result<Exporter, String> {
     let endpoint = config.otlp_endpoint_or_default().trim();
     let url = endpoint
         .parse::<http::Uri>()
-        .map_err(|e| format!("invalid OTLP endpoint `{endpoint}`: {e}"))?;
+        .map_err(|e| format!("invalid OTLP endpoint `{}`: {e}", shown_endpoint(endpoint)))?;
     tls_built_for(endpoint)?;
     // TLS settings are built only for an `https://` collector: a plain one must not
     // depend on a CA bundle being present (the default endpoint is plain).
@@ -205,12 +205,18 @@ pub(super) fn https(url: &str) -> bool {
         .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"))
 }
 
+/// `endpoint` as a message shows it: no user info, no query.
+pub(super) fn shown_endpoint(endpoint: &str) -> String {
+    coldstart_bootstrap::config::shown("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
+}
+
 /// Refuses an `https://` endpoint in a build without the `tls` feature, once, when the
 /// exporter is built: otherwise every batch would fail.
 pub(super) fn tls_built_for(endpoint: &str) -> Result<(), String> {
     if cfg!(not(feature = "tls")) && https(endpoint) {
         return Err(format!(
-            "the OTLP endpoint `{endpoint}` is https://, which needs coldstart's `tls` feature"
+            "the OTLP endpoint `{}` is https://, which needs coldstart's `tls` feature",
+            shown_endpoint(endpoint)
         ));
     }
     Ok(())
