@@ -206,8 +206,9 @@ impl Queue {
             let export = exporter
                 .export(batch)
                 .with_context(Context::current().with_telemetry_suppressed());
-            // A panic in the exporter (tonic's client panics on a collector's
-            // `grpc-status-details-bin` that is not base64) is a failed export; it
+            // A panic in the exporter (tonic's client panicked on a collector's
+            // `grpc-status-details-bin` that is not base64, which the gRPC exporter
+            // now takes out first) is a failed export; it
             // would otherwise end the export task for good. A collector may answer
             // so every time: the panic hook hears of the first only, and the rest
             // are said below, rate-limited.
