@@ -68,8 +68,11 @@ impl<T> Lazy<T> {
         if let Some(value) = self.cell.get() {
             return value;
         }
-        let _entered = Entered::enter(std::ptr::from_ref(self).cast(), self.name);
+        let lazy = std::ptr::from_ref(self).cast();
+        let _entered = Entered::enter(lazy, self.name);
+        let waiting = Attempt::begin(lazy, self.name);
         self.cell.get_or_init(|| {
+            let _owned = waiting.own();
             let start = Instant::now();
             let value = (self.init)();
             if timed {
@@ -92,7 +95,10 @@ struct Entered(*const ());
 
 impl Entered {
     fn enter(lazy: *const (), name: &str) -> Entered {
-        INITIALISING.with(|now| {
+        // Not there while this thread's locals are being destroyed (a first read from
+        // a thread-local's destructor): no mark then, rather than a panic in a
+        // destructor, which aborts.
+        let _ = INITIALISING.try_with(|now| {
             let mut now = now.borrow_mut();
             if now.contains(&lazy) {
                 drop(now);
@@ -108,7 +114,126 @@ impl Entered {
 
 impl Drop for Entered {
     fn drop(&mut self) {
-        INITIALISING.with(|now| now.borrow_mut().retain(|l| *l != self.0));
+        let _ = INITIALISING.try_with(|now| now.borrow_mut().retain(|l| *l != self.0));
+    }
+}
+
+/// What each thread is doing with statics being initialised, for all threads: an
+/// initialiser it runs (`owns`), or one it waits for. A cycle through two threads
+/// (A's initialiser, on one, reads B; B's, on another, reads A) is two `OnceLock`s
+/// waiting on each other for good, which no thread-local mark sees. Touched only on
+/// the way to a first initialisation, never once a value exists.
+static ATTEMPTS: std::sync::Mutex<Vec<Step>> = std::sync::Mutex::new(Vec::new());
+
+/// One thread's step on one static.
+struct Step {
+    thread: std::thread::ThreadId,
+    lazy: usize,
+    name: &'static str,
+    owns: bool,
+}
+
+fn attempts() -> std::sync::MutexGuard<'static, Vec<Step>> {
+    ATTEMPTS.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// This thread's attempt at a static: a wait for it until its initialiser runs here
+/// ([`Attempt::own`]); taken off when dropped.
+struct Attempt {
+    thread: std::thread::ThreadId,
+    lazy: usize,
+}
+
+impl Attempt {
+    /// Records that this thread waits for `lazy`, first following who runs its
+    /// initialiser and what that thread waits for in turn.
+    ///
+    /// # Panics
+    ///
+    /// When that leads back to this thread: it would wait for itself, through
+    /// another thread, for good.
+    fn begin(lazy: *const (), name: &'static str) -> Attempt {
+        let thread = std::thread::current().id();
+        let lazy = lazy as usize;
+        let mut steps = attempts();
+        let mut through = vec![name];
+        let mut target = lazy;
+        // Each step moves to another thread; more steps than entries is no chain.
+        for _ in 0..=steps.len() {
+            let Some(owner) = steps
+                .iter()
+                .rev()
+                .find(|s| s.lazy == target && s.owns)
+                .map(|s| s.thread)
+            else {
+                break;
+            };
+            if owner == thread {
+                drop(steps);
+                panic!(
+                    "`{name}` is read while it is being initialised: its initialiser, on another thread, waits for a static this thread is initialising ({}): statics read each other",
+                    through.join(" waits for ")
+                );
+            }
+            // What the owner does now: its last step. Running an initialiser, it
+            // waits for nothing.
+            match steps.iter().rev().find(|s| s.thread == owner) {
+                Some(last) if !last.owns => {
+                    through.push(last.name);
+                    target = last.lazy;
+                }
+                _ => break,
+            }
+        }
+        steps.push(Step {
+            thread,
+            lazy,
+            name,
+            owns: false,
+        });
+        Attempt { thread, lazy }
+    }
+
+    /// Marks this thread as running the static's initialiser, until dropped.
+    fn own(&self) -> Owned<'_> {
+        let mut steps = attempts();
+        if let Some(step) = steps
+            .iter_mut()
+            .rev()
+            .find(|s| s.thread == self.thread && s.lazy == self.lazy)
+        {
+            step.owns = true;
+        }
+        Owned(self)
+    }
+}
+
+impl Drop for Attempt {
+    fn drop(&mut self) {
+        let mut steps = attempts();
+        if let Some(at) = steps
+            .iter()
+            .rposition(|s| s.thread == self.thread && s.lazy == self.lazy)
+        {
+            steps.remove(at);
+        }
+    }
+}
+
+/// The initialiser running on this thread; back to an attempt when dropped (a panic
+/// in it included), which ends with the attempt.
+struct Owned<'a>(&'a Attempt);
+
+impl Drop for Owned<'_> {
+    fn drop(&mut self) {
+        let mut steps = attempts();
+        if let Some(step) = steps
+            .iter_mut()
+            .rev()
+            .find(|s| s.thread == self.0.thread && s.lazy == self.0.lazy)
+        {
+            step.owns = false;
+        }
     }
 }
 
@@ -191,6 +316,62 @@ mod tests {
                 )
             );
         }
+    }
+
+    /// Both initialisers past this point before either reads the other, the first
+    /// time only (a rerun after a panic goes straight on).
+    static MET: std::sync::Barrier = std::sync::Barrier::new(2);
+    static ARRIVED: AtomicUsize = AtomicUsize::new(0);
+    fn meet() {
+        if ARRIVED.fetch_add(1, Ordering::SeqCst) < 2 {
+            MET.wait();
+        }
+    }
+    static ACROSS_A: Lazy<u8> = Lazy::new("tests::ACROSS_A", || {
+        meet();
+        *ACROSS_B + 1
+    });
+    static ACROSS_B: Lazy<u8> = Lazy::new("tests::ACROSS_B", || {
+        meet();
+        *ACROSS_A + 1
+    });
+
+    /// Two statics that read each other, initialised on two threads at once: each
+    /// initialiser waits for the other's `OnceLock`, and both threads hung for good
+    /// without a word. The second to wait sees the cycle and panics naming it; its
+    /// initialiser unwinds, the other thread runs it itself and meets its own read.
+    #[test]
+    fn statics_that_read_each_other_on_two_threads_panic_not_hang() {
+        let (sent, received) = std::sync::mpsc::channel();
+        for read in [(|| *ACROSS_A) as fn() -> u8, || *ACROSS_B] {
+            let sent = sent.clone();
+            std::thread::spawn(move || {
+                let outcome = std::panic::catch_unwind(read);
+                let _ =
+                    sent.send(outcome.map_err(|panic| {
+                        panic.downcast_ref::<String>().cloned().unwrap_or_default()
+                    }));
+            });
+        }
+        let mut said = Vec::new();
+        for _ in 0..2 {
+            let outcome = received
+                .recv_timeout(Duration::from_secs(10))
+                .expect("a thread hung on the cycle");
+            said.push(outcome.expect_err("a read through the cycle cannot succeed"));
+        }
+        assert!(
+            said.iter().any(|m| m.contains("on another thread")
+                && (m.contains("(tests::ACROSS_A waits for tests::ACROSS_B)")
+                    || m.contains("(tests::ACROSS_B waits for tests::ACROSS_A)"))),
+            "{said:?}"
+        );
+        assert!(
+            !attempts()
+                .iter()
+                .any(|s| s.name.starts_with("tests::ACROSS")),
+            "every step was taken off"
+        );
     }
 
     #[test]
