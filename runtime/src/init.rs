@@ -593,6 +593,35 @@ fn write_profile(path: &std::path::Path) -> Result<(), (PathBuf, std::io::Error)
     use std::io::Write as _;
     static WRITES: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let text = profile().to_string();
+    // A descriptor (`/dev/stdout` with stdout sent to a file, as a shell's `> run.log`
+    // does): followed as a link, it names that file, which a rename would replace,
+    // losing what was written to it and all that comes after. One of this process's
+    // is written through, where its next writes go on after the profile; another's
+    // is appended to, as `>>` would.
+    match descriptor(path) {
+        Some(Descriptor::Own(fd)) => {
+            // SAFETY: only duplicated (`dup` fails on a descriptor that is not open),
+            // never closed here.
+            let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+            return borrowed
+                .try_clone_to_owned()
+                .and_then(|owned| std::fs::File::from(owned).write_all(text.as_bytes()))
+                .map_err(|e| (path.to_path_buf(), e));
+        }
+        Some(Descriptor::Another) => {
+            use std::os::unix::fs::OpenOptionsExt;
+            return std::fs::File::options()
+                .append(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(path)
+                .and_then(|mut file| {
+                    blocking(&file)?;
+                    file.write_all(text.as_bytes())
+                })
+                .map_err(|e| (path.to_path_buf(), e));
+        }
+        None => {}
+    }
     let target = std::fs::canonicalize(path)
         .or_else(|_| {
             let linked = std::fs::read_link(path)?;
@@ -667,6 +696,37 @@ fn write_profile(path: &std::path::Path) -> Result<(), (PathBuf, std::io::Error)
         }
         (path.to_path_buf(), e)
     })
+}
+
+/// A descriptor a path names.
+#[derive(Debug, PartialEq, Eq)]
+enum Descriptor {
+    /// One of this process's: `/dev/stdout`, `/dev/stderr`, `/dev/fd/N`,
+    /// `/proc/self/fd/N`, `/proc/thread-self/fd/N`, `/proc/<this pid>/fd/N`.
+    Own(std::os::fd::RawFd),
+    /// Another process's: `/proc/<pid>/fd/N`.
+    Another,
+}
+
+/// The descriptor `path` names, if it names one.
+fn descriptor(path: &std::path::Path) -> Option<Descriptor> {
+    let steps: Vec<&str> = path
+        .components()
+        .filter_map(|c| match c {
+            std::path::Component::Normal(step) => step.to_str(),
+            _ => None,
+        })
+        .collect();
+    let own = |fd: &str| fd.parse().ok().map(Descriptor::Own);
+    match steps.as_slice() {
+        ["dev", "stdout"] => Some(Descriptor::Own(1)),
+        ["dev", "stderr"] => Some(Descriptor::Own(2)),
+        ["dev", "fd", fd] => own(fd),
+        ["proc", "self" | "thread-self", "fd", fd] => own(fd),
+        ["proc", pid, "fd", fd] if pid.parse() == Ok(std::process::id()) => own(fd),
+        ["proc", _, "fd", _] => Some(Descriptor::Another),
+        _ => None,
+    }
 }
 
 /// Runs one registration on the calling task, catching a panic.
@@ -884,5 +944,45 @@ mod tests {
             .count();
         assert_eq!(left, 2, "nothing made beside them");
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// `/dev/stdout` with stdout sent to a file (`> run.log`), here `/dev/fd/N` of a
+    /// file this test holds: written through the descriptor, the file kept, and what
+    /// the program writes next goes after the profile. Followed as a link, it was
+    /// renamed over, and the log lost with all that was written to it after.
+    #[test]
+    fn a_profile_path_naming_a_descriptor_is_written_through_it() {
+        use std::io::Write as _;
+        use std::os::fd::AsRawFd as _;
+        use std::os::unix::fs::MetadataExt as _;
+        let log = coldstart_test_support::temp_file("run.log");
+        let mut held = std::fs::File::create(&log).unwrap_or_else(|e| panic!("{e}"));
+        held.write_all(b"a log line\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let inode = |p: &std::path::Path| std::fs::metadata(p).map(|m| m.ino()).ok();
+        let before = inode(&log);
+        let fd = std::path::PathBuf::from(format!("/dev/fd/{}", held.as_raw_fd()));
+        write_profile(&fd).unwrap_or_else(|(_, e)| panic!("{e}"));
+        held.write_all(b"after\n").unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            inode(&log),
+            before,
+            "the same file, not one renamed over it"
+        );
+        let text = std::fs::read_to_string(&log).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(text, format!("a log line\n{}after\n", profile()));
+        let me = format!("/proc/{}/fd/7", std::process::id());
+        for (path, named) in [
+            ("/dev/stdout", Some(Descriptor::Own(1))),
+            ("/dev/stderr", Some(Descriptor::Own(2))),
+            ("/proc/self/fd/9", Some(Descriptor::Own(9))),
+            (me.as_str(), Some(Descriptor::Own(7))),
+            ("/proc/1/fd/2", Some(Descriptor::Another)),
+            ("/dev/null", None),
+            ("/dev/fd/x", None),
+            ("/var/lib/app/init.profile", None),
+        ] {
+            assert_eq!(descriptor(path.as_ref()), named, "{path}");
+        }
     }
 }
