@@ -25,7 +25,17 @@ impl Tree {
             std::env::temp_dir().join(format!("coldstart-fixture-{}-{name}", std::process::id()));
         let _ = fs::remove_dir_all(&root);
         fs::create_dir_all(&root).unwrap();
-        Tree { root }
+        let t = Tree { root };
+        // A process in the kernel's initial cgroup namespace, as on a host, unless
+        // the test says otherwise.
+        t.link("/proc/self/ns/cgroup", "cgroup:[4026531835]");
+        t
+    }
+
+    /// The process in a cgroup namespace of its own (a container's).
+    fn private_namespace(&self) -> &Self {
+        fs::remove_file(self.place("/proc/self/ns/cgroup")).unwrap();
+        self.link("/proc/self/ns/cgroup", "cgroup:[4026532513]")
     }
 
     /// Where `path` (absolute, as the process sees it) is in the tree, its directory
@@ -396,7 +406,8 @@ fn namespace_whose_mount_lies_above_is_found_by_search() {
     // `unshare --cgroup` without a new mount: /proc/self/cgroup says `/`, mountinfo
     // shows the mount root as `/../..`, the real cgroup is two levels down.
     let t = Tree::new("cgroupns");
-    t.file("/proc/self/cgroup", "0::/\n")
+    t.private_namespace()
+        .file("/proc/self/cgroup", "0::/\n")
         .file(
             "/proc/self/mountinfo",
             "41 31 0:38 /../.. /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n",
@@ -416,13 +427,114 @@ fn namespace_whose_mount_lies_above_is_found_by_search() {
     assert_eq!(b.memory_bytes.value, Some(32 << 20));
 }
 
+/// systemd (or any supervisor) in a container with a private cgroup namespace and the
+/// host's whole hierarchy mounted: `/proc/self/cgroup` names the service from the
+/// namespace's root (`/init.scope`), and the host has a cgroup of that name (its own
+/// PID 1's), with no limits. It was read as this process's, and the container's
+/// limits never seen; the cgroup that holds the process is found through mountinfo.
+#[test]
+fn a_private_namespace_over_the_hosts_hierarchy_is_not_read_as_the_host() {
+    let t = Tree::new("ns-over-host");
+    t.private_namespace()
+        .file(
+            "/proc/self/cgroup",
+            "0::/init.scope
+",
+        )
+        .file(
+            "/proc/self/mountinfo",
+            "41 31 0:38 /../.. /sys/fs/cgroup rw - cgroup2 cgroup2 rw
+",
+        )
+        .file(
+            "/sys/fs/cgroup/cgroup.controllers",
+            "cpu memory
+",
+        )
+        .file(
+            "/sys/fs/cgroup/init.scope/cgroup.type",
+            "domain
+",
+        )
+        .file(
+            "/sys/fs/cgroup/init.scope/cpu.max",
+            "max 100000
+",
+        )
+        .file(
+            "/sys/fs/cgroup/init.scope/cgroup.procs",
+            "1
+",
+        )
+        .file(
+            "/sys/fs/cgroup/kube/ctr/cgroup.type",
+            "domain
+",
+        )
+        .file(
+            "/sys/fs/cgroup/kube/ctr/cpu.max",
+            "50000 100000
+",
+        )
+        .file(
+            "/sys/fs/cgroup/kube/ctr/memory.max",
+            "268435456
+",
+        )
+        .file(
+            "/sys/fs/cgroup/kube/ctr/init.scope/cgroup.type",
+            "domain
+",
+        )
+        .file(
+            "/sys/fs/cgroup/kube/ctr/init.scope/cgroup.procs",
+            &format!(
+                "{}
+",
+                std::process::id()
+            ),
+        );
+    let b = t.probe();
+    assert_eq!(b.cpu_cores.value, Some(0.5), "{:?}", b.cpu_cores);
+    assert_eq!(
+        b.memory_bytes.value,
+        Some(256 << 20),
+        "{:?}",
+        b.memory_bytes
+    );
+    // In the initial namespace, the same leaf is the process's: no limit, the host's.
+    let host = Tree::new("host-init-scope");
+    host.file(
+        "/proc/self/cgroup",
+        "0::/init.scope
+",
+    )
+    .file(
+        "/sys/fs/cgroup/cgroup.controllers",
+        "cpu memory
+",
+    )
+    .file(
+        "/sys/fs/cgroup/init.scope/cgroup.type",
+        "domain
+",
+    )
+    .file(
+        "/sys/fs/cgroup/init.scope/cpu.max",
+        "max 100000
+",
+    );
+    assert_eq!(host.probe().cpu_cores.value, Some(f64::from(HOST_CPUS)));
+}
+
 /// A search that gives up before it finds the process's cgroup says it gave up, not
 /// that no cgroup holds the process: 513 cgroups one level down are one more than
 /// the search looks at.
 #[test]
 fn a_namespace_search_that_gives_up_says_so() {
     let t = Tree::new("cgroupns-many");
-    t.file("/proc/self/cgroup", "0::/\n")
+    t.private_namespace()
+        .file("/proc/self/cgroup", "0::/\n")
         .file(
             "/proc/self/mountinfo",
             "41 31 0:38 /.. /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n",
@@ -437,7 +549,8 @@ fn a_namespace_search_that_gives_up_says_so() {
     assert!(why.contains("gave up after 512 cgroups"), "{why}");
     // One fewer, and the search ends by saying none holds the process.
     let t = Tree::new("cgroupns-some");
-    t.file("/proc/self/cgroup", "0::/\n")
+    t.private_namespace()
+        .file("/proc/self/cgroup", "0::/\n")
         .file(
             "/proc/self/mountinfo",
             "41 31 0:38 /.. /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n",
@@ -480,7 +593,8 @@ fn a_cgroup_outside_the_namespace_is_unknown_not_a_childs_limit() {
 #[test]
 fn the_namespace_search_reads_a_long_list_of_processes_to_its_end() {
     let t = Tree::new("cgroupns-long");
-    t.file("/proc/self/cgroup", "0::/\n")
+    t.private_namespace()
+        .file("/proc/self/cgroup", "0::/\n")
         .file(
             "/proc/self/mountinfo",
             "41 31 0:38 /../.. /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n",

@@ -35,6 +35,14 @@ pub(crate) struct Hierarchy<'p> {
     path: &'p str,
 }
 
+impl Hierarchy<'_> {
+    /// Whether the leaf was put under a whole hierarchy's root by the usual layout,
+    /// unchecked, for a process not at the root.
+    pub(crate) fn fast_at_root(&self) -> bool {
+        self.mount_is_root && !self.verified && self.path != "/"
+    }
+}
+
 /// The most cgroup directories the `/..` search looks at before giving up: each is a
 /// directory read on the way to the first response.
 const SEARCH_LIMIT: usize = 512;
@@ -46,11 +54,21 @@ const INITIAL_CGROUP_NS: &str = "cgroup:[4026531835]";
 pub(crate) struct Resolver<'a> {
     root: &'a Path,
     mounts: Option<Vec<Mount>>,
+    /// Whether this process is in the initial cgroup namespace, once asked.
+    initial_namespace: Option<bool>,
+    /// The v2 hierarchy resolved for the CPU, kept for the memory: the same
+    /// hierarchy, and its `stat`s (a `readlink` too, at a root) not made twice.
+    v2: Option<(String, Hierarchy<'static>)>,
 }
 
 impl<'a> Resolver<'a> {
     pub(crate) fn new(root: &'a Path) -> Self {
-        Resolver { root, mounts: None }
+        Resolver {
+            root,
+            mounts: None,
+            initial_namespace: None,
+            v2: None,
+        }
     }
 
     /// The v1 hierarchy that holds `controller`, listed as `controllers` in
@@ -67,7 +85,25 @@ impl<'a> Resolver<'a> {
     /// The v2 hierarchy, for a process at `path` in it; `hybrid` when v1 hierarchies
     /// are mounted too (v2 then usually lives at `/sys/fs/cgroup/unified`).
     pub(crate) fn v2<'p>(&mut self, path: &'p str, hybrid: bool) -> Result<Hierarchy<'p>, String> {
-        self.resolve(&[if hybrid { "unified" } else { "" }], None, path)
+        if let Some((kept_path, kept)) = &self.v2
+            && kept_path == path
+        {
+            let mut h: Hierarchy<'p> = kept.clone();
+            h.path = path;
+            return Ok(h);
+        }
+        let h = self.resolve(&[if hybrid { "unified" } else { "" }], None, path)?;
+        let kept = Hierarchy {
+            mount: h.mount.clone(),
+            leaf: h.leaf.clone(),
+            v2: h.v2,
+            mount_is_root: h.mount_is_root,
+            verified: h.verified,
+            controller: None,
+            path: "",
+        };
+        self.v2 = Some((path.to_owned(), kept));
+        Ok(h)
     }
 
     /// `candidates` name the usual mount points under `/sys/fs/cgroup`, the likeliest
@@ -196,9 +232,14 @@ impl<'a> Resolver<'a> {
         }
     }
 
-    fn in_initial_cgroup_namespace(&self) -> bool {
-        std::fs::read_link(read::under(self.root, "/proc/self/ns/cgroup"))
-            .is_ok_and(|link| link.as_os_str() == INITIAL_CGROUP_NS)
+    /// Whether this process is in the kernel's initial cgroup namespace (read once;
+    /// a link that cannot be read says no, and the slower way is taken).
+    pub(crate) fn in_initial_cgroup_namespace(&mut self) -> bool {
+        let root = self.root;
+        *self.initial_namespace.get_or_insert_with(|| {
+            std::fs::read_link(read::under(root, "/proc/self/ns/cgroup"))
+                .is_ok_and(|link| link.as_os_str() == INITIAL_CGROUP_NS)
+        })
     }
 
     fn mounts(&mut self) -> &[Mount] {
@@ -470,6 +511,24 @@ pub(crate) fn memory(h: &Hierarchy<'_>) -> Walk<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The CPU's and the memory's v2 hierarchy are one: resolved once, the second
+    /// asks the filesystem nothing (here, it is gone by then).
+    #[test]
+    fn the_v2_hierarchy_is_resolved_once() {
+        let tree = coldstart_test_support::temp_dir("v2-once");
+        std::fs::create_dir_all(tree.join("sys/fs/cgroup")).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(tree.join("sys/fs/cgroup/cgroup.type"), "domain\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut resolver = Resolver::new(&tree);
+        let first = resolver.v2("/", false).unwrap_or_else(|e| panic!("{e}"));
+        assert!(first.verified && !first.mount_is_root, "{first:?}");
+        std::fs::remove_dir_all(tree.join("sys")).unwrap_or_else(|e| panic!("{e}"));
+        let second = resolver.v2("/", false).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(second, first);
+        // Another path is resolved again.
+        assert_ne!(resolver.v2("/other", false).ok(), Some(first));
+    }
 
     #[test]
     fn parent_steps_shapes() {

@@ -279,6 +279,15 @@ fn read_limit<T>(
             again = resolver.via_mountinfo(&h)?;
             (&again, walk(&again))
         }
+        // No limit at a leaf the usual layout put under a whole hierarchy's root: in
+        // a private cgroup namespace with the host's hierarchy mounted (systemd in a
+        // container), `/proc/self/cgroup` names the leaf from the namespace's root,
+        // and a host cgroup of that name (`/init.scope`) would be read instead of this
+        // process's. Asked only here, where the answer would be "none".
+        Ok(None) if h.fast_at_root() && !resolver.in_initial_cgroup_namespace() => {
+            again = resolver.via_mountinfo(&h)?;
+            (&again, walk(&again))
+        }
         found => (&h, found),
     };
     let found = found.map_err(missed)?;
