@@ -94,6 +94,9 @@ static DEFERRED_FINISHED: AtomicBool = AtomicBool::new(false);
 /// the deferred inits not yet started do not run, and it never resolves: do not await
 /// it in a shutdown hook.
 pub async fn deferred_done() {
+    // Awaited by an init before serving, it waits for ever too: said as for
+    // `first_response`.
+    lifecycle::waits_for_first_response();
     lifecycle::wait_until(&DEFERRED_DONE, || DEFERRED_FINISHED.load(Ordering::Acquire)).await;
 }
 

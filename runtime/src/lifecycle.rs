@@ -150,12 +150,18 @@ pub fn is_first_response_done() -> bool {
 /// else ends its wait: no request is served before those inits end, and the fallback
 /// timer starts with serving. That is said on stderr, naming the init.
 pub async fn first_response() {
+    waits_for_first_response();
+    first_response_marked().await;
+}
+
+/// Notes, for an init before serving being polled, that it began to wait for what
+/// comes after the first response.
+pub(crate) fn waits_for_first_response() {
     IN_TURN_INIT.with(|init| {
         if init.get().is_some() {
             init.set(Some(true));
         }
     });
-    first_response_marked().await;
 }
 
 /// [`first_response`], for coldstart's own waits.

@@ -10,7 +10,7 @@
 //! `DEMO_EARLY_HOOK=1` one that prints `early hook ran`, registered by the `config`
 //! init; `DEMO_CD=dir` makes the body change to that directory first;
 //! `DEMO_POOL_WAITS=1` makes the `pool` init wait for the first response, for 300 ms
-//! at most; `DEMO_LINGER_MS=n` keeps `main` n ms after its report, before it ends.
+//! at most (`DEMO_POOL_WAITS=deferred`: for `deferred_done`); `DEMO_LINGER_MS=n` keeps `main` n ms after its report, before it ends.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -31,10 +31,17 @@ fn config() -> Result<(), String> {
 #[coldstart::init]
 async fn pool() -> Result<(), String> {
     tokio_yield().await;
-    if std::env::var_os("DEMO_POOL_WAITS").is_some() {
-        // A mistake: no response can come before this init ends.
+    if let Some(how) = std::env::var_os("DEMO_POOL_WAITS") {
+        // A mistake: no response can come before this init ends, nor the work after it.
+        let wait = async {
+            if how == "deferred" {
+                coldstart::deferred_done().await;
+            } else {
+                coldstart::first_response().await;
+            }
+        };
         tokio::select! {
-            () = coldstart::first_response() => {}
+            () = wait => {}
             () = tokio::time::sleep(Duration::from_millis(300)) => {}
         }
     }

@@ -419,16 +419,23 @@ fn an_init_failing_after_a_signal_before_serving_keeps_the_signals_exit() {
     });
 }
 
-/// An init before serving that waits for the first response would wait for ever
-/// (nothing is served before it ends, and the fallback timer starts with serving):
-/// that is said, once, naming it. This one gives up its wait after 300 ms.
+/// An init before serving that waits for the first response, or for the work after
+/// it (`deferred_done`), would wait for ever (nothing is served before it ends, and
+/// the fallback timer starts with serving): that is said, once, naming it. This one
+/// gives up its wait after 300 ms. A wait for `deferred_done` went unsaid.
 #[test]
 fn an_init_before_serving_that_waits_for_the_first_response_is_said() {
-    let r = demo(&[("DEMO_POOL_WAITS", "1")]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    let said = "coldstart: init `init_demo::pool` waits for the first response, which cannot come before the inits before serving end";
-    assert_eq!(r.stderr.matches(said).count(), 1, "{}", r.stderr);
-    assert!(r.lines().contains(&"first response"), "{}", r.stdout);
+    for waits in ["1", "deferred"] {
+        let r = demo(&[("DEMO_POOL_WAITS", waits)]);
+        assert_eq!(r.code, 0, "{waits}: {}", r.stderr);
+        let said = "coldstart: init `init_demo::pool` waits for the first response, which cannot come before the inits before serving end";
+        assert_eq!(r.stderr.matches(said).count(), 1, "{waits}: {}", r.stderr);
+        assert!(
+            r.lines().contains(&"first response"),
+            "{waits}: {}",
+            r.stdout
+        );
+    }
     let quiet = demo(&[]);
     assert!(
         !quiet.stderr.contains("waits for the first response"),
