@@ -254,17 +254,14 @@ fn from_file<'a>(
         .map_err(|e| e.to_string())
         .and_then(|text| Profile::parse(text).map_err(|e| e.to_string()));
     match parsed {
-        Ok(p) => (Some(p), format!("{PROFILE}={}", path.display())),
+        Ok(p) => (Some(p), format!("{PROFILE}={}", shown(path))),
         Err(e) => {
             let (profile, source) = from_embedded(embedded);
             let instead = match profile {
                 Some(_) => "the embedded profile",
                 None => "the default init order",
             };
-            coldstart_bootstrap::say!(
-                "coldstart: {PROFILE}={}: {e}; using {instead}",
-                path.display()
-            );
+            coldstart_bootstrap::say!("coldstart: {PROFILE}={}: {e}; using {instead}", shown(path));
             (profile, format!("{source} ({PROFILE} unreadable)"))
         }
     }
@@ -490,13 +487,13 @@ pub(crate) async fn run_after_first_response() {
             Ok(path) if lifecycle::trigger() == Some(lifecycle::Trigger::Fallback) => {
                 coldstart_bootstrap::say!(
                     "coldstart: {PROFILE_OUT}={} was written when the fallback timer fired, with no request answered: a static a request reads later is recorded as not needed (send the run a request sooner, or set COLDSTART_FIRST_RESPONSE_FALLBACK longer)",
-                    path.display()
+                    shown(&path)
                 );
             }
             Ok(_) => {}
             Err((path, e)) => coldstart_bootstrap::say!(
                 "coldstart: cannot write {PROFILE_OUT}={}: {e}",
-                path.display()
+                shown(&path)
             ),
         }
     }
@@ -699,6 +696,11 @@ fn write_profile(path: &std::path::Path) -> Result<(), (PathBuf, std::io::Error)
         }
         (path.to_path_buf(), e)
     })
+}
+
+/// A path as a line shows it: line breaks and controls escaped, so one line stays one.
+fn shown(path: &std::path::Path) -> String {
+    coldstart_bootstrap::plan::settings::OneLine(&path.to_string_lossy()).to_string()
 }
 
 /// A descriptor a path names.

@@ -280,7 +280,11 @@ fn shared_line(shared: &[&str]) -> Option<String> {
 /// The first [`SHOWN`] of `names`, and how many more: a profile from another program can
 /// name tens of thousands, which on one line would be megabytes.
 fn listed(names: &[&str]) -> String {
-    let mut text = names[..names.len().min(SHOWN)].join(", ");
+    let shown: Vec<String> = names[..names.len().min(SHOWN)]
+        .iter()
+        .map(|name| super::profile::clip(name))
+        .collect();
+    let mut text = shown.join(", ");
     if names.len() > SHOWN {
         text.push_str(&format!(" and {} more", names.len() - SHOWN));
     }

@@ -194,7 +194,10 @@ impl<'a> Profile<'a> {
                 Some(v) => {
                     return Err(error(
                         n,
-                        format!("profile version `{v}` is not one this coldstart reads (1)"),
+                        format!(
+                            "profile version `{}` is not one this coldstart reads (1)",
+                            clip(v)
+                        ),
                     ));
                 }
                 None => return Err(error(n, format!("expected `{HEADER}`, got `{}`", clip(l)))),
@@ -215,7 +218,7 @@ impl<'a> Profile<'a> {
                     n,
                     format!(
                         "`{}` appears twice (first on line {})",
-                        entry.name,
+                        clip(entry.name),
                         first_line(text, entry.name)
                     ),
                 ));
@@ -299,11 +302,13 @@ fn entry(line: &str) -> Result<Entry<'_>, String> {
     })
 }
 
-/// At most 40 characters of a bad value, so one error stays one line.
-fn clip(s: &str) -> String {
+/// At most 40 characters of a bad value, its control and invisible characters
+/// escaped, so one error stays one line.
+pub(crate) fn clip(s: &str) -> String {
+    use crate::plan::settings::OneLine;
     match s.char_indices().nth(40) {
-        Some((i, _)) => format!("{}...", &s[..i]),
-        None => s.to_string(),
+        Some((i, _)) => format!("{}...", OneLine(&s[..i])),
+        None => OneLine(s).to_string(),
     }
 }
 
@@ -383,6 +388,22 @@ mod tests {
             parse_err(&format!("{head}needed 1 fn a\n\nlater 2 fn a")),
             "line 4: `a` appears twice (first on line 2)"
         );
+        // What comes from the file is clipped and escaped: one line stays one, and a
+        // profile of megabytes does not make a line of megabytes.
+        let long = "9".repeat(2 << 20);
+        assert_eq!(
+            parse_err(&format!("coldstart-profile {long}\n")),
+            format!(
+                "line 1: profile version `{}...` is not one this coldstart reads (1)",
+                "9".repeat(40)
+            )
+        );
+        assert_eq!(
+            parse_err(&format!(
+                "{head}needed 1 fn a\u{1b}[2J\nlater 2 fn a\u{1b}[2J"
+            )),
+            "line 3: `a\\u{1b}[2J` appears twice (first on line 2)"
+        );
     }
 
     #[test]
@@ -401,7 +422,8 @@ mod tests {
         assert_eq!(p.get("a").unwrap().micros, 3);
         assert_eq!(
             parse_err("coldstart-profile 1\n\u{feff}later 3 fn a\n"),
-            "line 2: expected `needed` or `later`, got `\u{feff}later`"
+            // Shown escaped: it shows nothing.
+            "line 2: expected `needed` or `later`, got `\\u{feff}later`"
         );
     }
 
