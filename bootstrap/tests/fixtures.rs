@@ -734,6 +734,10 @@ fn v1_garbage_names_the_file_that_holds_it() {
         ),
         ("-7\n", "100000\n", "cpu.cfs_quota_us: `-7` is negative"),
         ("0\n", "100000\n", "cpu.cfs_quota_us: the CPU quota is 0"),
+        // A blank the kernel never writes, not an ASCII one: `-1` then is not the
+        // kernel's "no limit" (it was, by a check of its own that trimmed Unicode
+        // blanks, where the parser trims ASCII ones).
+        ("-1\u{85}\n", "100000\n", "cpu.cfs_quota_us:"),
     ];
     for (i, (quota, period, reason)) in cases.into_iter().enumerate() {
         let t = Tree::new(&format!("v1-garbage{i}"));

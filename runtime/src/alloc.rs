@@ -18,8 +18,11 @@ pub(crate) const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 pub(crate) fn apply(settings: &Allocator) {
     #[cfg(feature = "mimalloc")]
     if let Some(ms) = settings.purge_delay_ms {
-        // An explicit MIMALLOC_PURGE_DELAY wins over the plan, as a variable should.
-        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+        // An explicit MIMALLOC_PURGE_DELAY wins over the plan, as a variable should;
+        // so does its older name, which mimalloc still reads.
+        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none()
+            && std::env::var_os("MIMALLOC_RESET_DELAY").is_none()
+        {
             // SAFETY: mi_option_set only stores the value; any option index is checked
             // by mimalloc and the purge delay may change at any time.
             unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, ms as _) };

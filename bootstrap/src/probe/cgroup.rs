@@ -440,7 +440,7 @@ pub(crate) fn cpu(h: &Hierarchy<'_>) -> Walk<f64> {
         let Some(quota) = read_opt(set_file(&mut file, dir, "cpu.cfs_quota_us"), &mut buf)? else {
             return Ok(false);
         };
-        if quota.trim() == "-1" {
+        if quota.trim_ascii() == "-1" {
             return Ok(true);
         }
         let quota = quota.to_owned();

@@ -370,14 +370,44 @@ fn affinity_cpus() -> Figure<u32> {
         {
             return Figure::known(n, Source::Affinity);
         }
+    } else if let Some(n) = wide_affinity_cpus() {
+        return Figure::known(n, Source::Affinity);
     }
-    // More CPUs than a cpu_set_t holds, or a kernel that refuses: count online CPUs.
+    // A kernel that refuses: count online CPUs.
     // SAFETY: sysconf has no preconditions.
     let online = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
     match u32::try_from(online) {
         Ok(n) if n > 0 => Figure::known(n, Source::Host("online CPUs")),
         _ => Figure::unknown("sched_getaffinity and sysconf(_SC_NPROCESSORS_ONLN) both failed"),
     }
+}
+
+/// The affinity mask of a machine with more possible CPUs than a `cpu_set_t` holds
+/// (1024), which the kernel refuses to write into one (`EINVAL`): asked again with a
+/// mask twice as large each time, up to 2^16 CPUs. Online CPUs instead would ignore
+/// `taskset` and cpusets there.
+fn wide_affinity_cpus() -> Option<u32> {
+    if std::io::Error::last_os_error().raw_os_error() != Some(libc::EINVAL) {
+        return None;
+    }
+    let mut words = 2 * std::mem::size_of::<libc::cpu_set_t>() / 8;
+    while words <= (1 << 16) / 64 {
+        let mut mask = vec![0u64; words];
+        // SAFETY: the pointer and size describe `mask`, which outlives the call; the
+        // kernel writes at most that many bytes of bits.
+        let rc = unsafe {
+            libc::sched_getaffinity(0, words * 8, mask.as_mut_ptr().cast::<libc::cpu_set_t>())
+        };
+        if rc == 0 {
+            let n: u32 = mask.iter().map(|w| w.count_ones()).sum();
+            return (n > 0).then_some(n);
+        }
+        if std::io::Error::last_os_error().raw_os_error() != Some(libc::EINVAL) {
+            return None;
+        }
+        words *= 2;
+    }
+    None
 }
 
 fn host_memory() -> Figure<u64> {
