@@ -163,7 +163,6 @@ pub(super) fn read_headers(r: &mut Reader<'_>) -> Vec<(String, String)> {
             pairs.iter().all(|(k, v)| {
                 http::HeaderName::try_from(k.as_str()).is_ok()
                     && http::HeaderValue::try_from(v.as_str()).is_ok()
-                    && !frames(k)
             })
         });
         let general = "OTEL_EXPORTER_OTLP_HEADERS";
@@ -190,26 +189,6 @@ pub(super) fn read_headers(r: &mut Reader<'_>) -> Vec<(String, String)> {
     Vec::new()
 }
 
-/// Whether a header named `name` frames the request: its length and encoding
-/// (hyper trusts a given `content-length`; a `content-encoding` the body does not have
-/// makes it unreadable) or the connection's (HTTP/2, gRPC's transport, refuses a
-/// request with one). The exporter sets what it needs; a configured one failed every
-/// export.
-fn frames(name: &str) -> bool {
-    [
-        "content-length",
-        "content-encoding",
-        "transfer-encoding",
-        "connection",
-        "keep-alive",
-        "proxy-connection",
-        "upgrade",
-        "te",
-    ]
-    .iter()
-    .any(|f| f.eq_ignore_ascii_case(name.trim()))
-}
-
 /// What is wrong with a headers value, without its values (they are credentials):
 /// the first pair that cannot be sent, by its place and, where it is one, its name.
 fn headers_problem(raw: &str) -> Option<String> {
@@ -226,11 +205,6 @@ fn headers_problem(raw: &str) -> Option<String> {
         if http::HeaderName::try_from(name).is_err() {
             return Some(format!(
                 "pair {n}'s name is not a header name (letters, digits, `-` and `_`)"
-            ));
-        }
-        if frames(name) {
-            return Some(format!(
-                "pair {n}, `{name}`: a header that frames the request, which the exporter sets itself (every export would fail)"
             ));
         }
         let problem = match percent_decode_bytes(value.trim()).map(String::from_utf8) {

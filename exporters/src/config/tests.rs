@@ -594,14 +594,6 @@ fn a_refused_headers_value_says_what_is_wrong_without_its_values() {
             "x-key=%0a",
             "(pair 1, `x-key`: its value holds a character no header value may (a control character))",
         ),
-        (
-            "authorization=secret,Content-Length=0",
-            "(pair 2, `Content-Length`: a header that frames the request, which the exporter sets itself (every export would fail))",
-        ),
-        (
-            "content-encoding=gzip",
-            "(pair 1, `content-encoding`: a header that frames the request, which the exporter sets itself (every export would fail))",
-        ),
     ] {
         let (_, errors) = config(&[("OTEL_EXPORTER_OTLP_HEADERS", raw)]);
         let said = errors[0].to_string();
