@@ -255,11 +255,6 @@ impl opentelemetry_sdk::trace::SpanExporter for Exporter {
                         }
                         return Attempt::Done;
                     }
-                    // The collector answered, more than tonic reads (4 MiB): taken, as
-                    // over HTTP an answer that is not the protobuf one is. Tried
-                    // again (`OUT_OF_RANGE` is retryable), the batch went up to four
-                    // times and was counted as failed.
-                    Ok(Err(status)) if answer_too_large(&status) => return Attempt::Done,
                     Ok(Err(status)) => status,
                     Err(_) => tonic::Status::deadline_exceeded(""),
                 };
@@ -329,16 +324,6 @@ impl tonic::codec::Decoder for Written {
         let answer = answer.copy_to_bytes(answer.remaining());
         Ok(Some(encode::partial_success(&answer)))
     }
-}
-
-/// Whether `status` is tonic's own refusal of an answer larger than it reads (the
-/// message it makes, tonic 0.14): the collector answered the call. A collector's own
-/// `OUT_OF_RANGE` says something else.
-fn answer_too_large(status: &tonic::Status) -> bool {
-    status.code() == tonic::Code::OutOfRange
-        && status
-            .message()
-            .starts_with("Error, decoded message length too large")
 }
 
 /// Whether a failed call is tried again: the codes the OTLP specification calls
@@ -568,9 +553,6 @@ mod tests {
         request: ExportTraceServiceRequest,
     }
 
-    /// An answer to give: one larger than tonic reads (a 5 MiB message).
-    const HUGE: i64 = i64::MIN;
-
     /// A collector that answers each call with the next of `answers` (the last one
     /// again once they run out), counting the calls and keeping what it received.
     struct Collector {
@@ -602,12 +584,6 @@ mod tests {
             let call = self.calls.fetch_add(1, Ordering::SeqCst);
             match self.answers[call.min(self.answers.len() - 1)] {
                 Ok(0) => Ok(tonic::Response::new(ExportTraceServiceResponse::default())),
-                Ok(HUGE) => Ok(tonic::Response::new(ExportTraceServiceResponse {
-                    partial_success: Some(ExportTracePartialSuccess {
-                        rejected_spans: 0,
-                        error_message: "x".repeat(5 << 20),
-                    }),
-                })),
                 Ok(rejected) => Ok(tonic::Response::new(ExportTraceServiceResponse {
                     partial_success: Some(ExportTracePartialSuccess {
                         rejected_spans: rejected,
@@ -755,20 +731,6 @@ mod tests {
         // A full success notes nothing.
         exporter.export(Vec::new()).await.unwrap();
         assert_eq!(super::super::otlp::take_partial(), None);
-        assert_eq!(calls.load(Ordering::SeqCst), 2);
-    }
-
-    /// An answer larger than tonic reads is the collector's answer: the export
-    /// succeeds after one call, as over HTTP an answer that is not the protobuf one
-    /// does, where `OUT_OF_RANGE` sent the batch four times and counted it failed.
-    #[tokio::test]
-    async fn an_answer_larger_than_tonic_reads_is_taken_once() {
-        let (exporter, calls) = exporter_to(vec![Ok(HUGE), Ok(0)]).await;
-        exporter.export(Vec::new()).await.unwrap();
-        assert_eq!(calls.load(Ordering::SeqCst), 1);
-        // A collector's own OUT_OF_RANGE is still tried again.
-        let (exporter, calls) = exporter_to(vec![Err(tonic::Code::OutOfRange), Ok(0)]).await;
-        exporter.export(Vec::new()).await.unwrap();
         assert_eq!(calls.load(Ordering::SeqCst), 2);
     }
 
