@@ -61,6 +61,15 @@ pub(crate) const SERIES_PER_NAME: usize = 2000;
 /// the memory and every scrape without bound, [`SERIES_PER_NAME`] at a time.
 pub(crate) const NAMES: usize = 1000;
 
+/// The names coldstart's HTTP layer records: kept past [`NAMES`] too, and not counted
+/// in it (a handle cached before the limit was reached, or after, would otherwise
+/// leave requests out of the HTTP metrics for the life of the process).
+const OWN: [&str; 3] = [
+    "http_requests_total",
+    "http_request_duration_seconds",
+    "http_requests_in_flight",
+];
+
 /// The label set a sample past [`SERIES_PER_NAME`] is recorded under.
 const OVERFLOW: [(&str, &str); 1] = [("otel_metric_overflow", "true")];
 
@@ -677,9 +686,15 @@ fn get_or_insert<V>(
     new: impl FnOnce(&Key) -> V,
 ) -> Option<Arc<V>> {
     let not_kept = |name: &str| {
+        // Said the first time only: `counter!` registers at every sample, and each
+        // would take the problems' lock (and tell every plugin) under load.
+        static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+        if SAID.swap(true, Ordering::Relaxed) {
+            return None;
+        }
         problem::report("metrics-name-limit", || {
             format!(
-                "metrics: {NAMES} metric names are kept, the most for one program; `{}` is not recorded, and its samples are counted in coldstart_telemetry_dropped_total{{signal=\"metrics\",reason=\"name_limit\"}} (is a name made from data?)",
+                "metrics: {NAMES} metric names are kept, the most for one program; `{}` is not recorded, nor are other names past the limit (not said again), and their samples are counted in coldstart_telemetry_dropped_total{{signal=\"metrics\",reason=\"name_limit\"}} (is a name made from data?)",
                 problem::one_line(name, 100)
             )
         });
@@ -699,7 +714,8 @@ fn get_or_insert<V>(
         if let Some(v) = found {
             return Some(v);
         }
-        if kept.is_none() && names.load(Ordering::Relaxed) >= NAMES {
+        let own = OWN.contains(&key.name());
+        if kept.is_none() && !own && names.load(Ordering::Relaxed) >= NAMES {
             drop(map);
             return not_kept(key.name());
         }
@@ -709,7 +725,7 @@ fn get_or_insert<V>(
     if let Some(v) = by_key.get(key) {
         return Some(v.clone());
     }
-    if !per_name.contains_key(key.name()) {
+    if !per_name.contains_key(key.name()) && !OWN.contains(&key.name()) {
         let room = names
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
                 (n < NAMES).then_some(n + 1)
@@ -1273,9 +1289,12 @@ mod tests {
             .record(1.0);
         rec.register_histogram(&named("late_seconds".into()), &m)
             .record(2.0);
-        // One count a sample, whatever it added.
+        // One count a sample, whatever it added; said once, not at every sample.
         assert_eq!(dropped() - before, 4);
-        assert_eq!(problem::reports("metrics-name-limit") - reported, 4);
+        assert_eq!(problem::reports("metrics-name-limit") - reported, 1);
+        // coldstart's own HTTP names are kept past the limit, and count in none.
+        rec.register_gauge(&named("http_requests_in_flight".into()), &m)
+            .set(2.0);
         // A name kept before the limit still takes new label sets and samples.
         rec.register_counter(
             &Key::from_parts("requests_0_total", vec![metrics::Label::new("code", "500")]),
@@ -1286,7 +1305,8 @@ mod tests {
             .set(5.0);
         let mut out = String::new();
         R.render(&mut out, &[], &[]);
-        assert_eq!(out.matches("# TYPE ").count(), NAMES, "{out}");
+        assert_eq!(out.matches("# TYPE ").count(), NAMES + 1, "{out}");
+        assert!(out.contains("\nhttp_requests_in_flight 2\n"), "{out}");
         assert!(!out.contains("late_"), "{out}");
         assert!(
             out.contains("\nrequests_0_total{code=\"500\"} 2\n"),
