@@ -150,20 +150,30 @@ pub(crate) fn entry(args: TokenStream, item: TokenStream, kind: Kind) -> TokenSt
     // The body is given the function's return type: a body, or a `return` in it,
     // that does not match it is then an error on the body's lines, not on the
     // attribute (where the runtime's call would find it, as tokio#4636 and tokio#6930
-    // say of their own). Where nothing ties the body to the function (every `main`
-    // and test), it becomes an `async fn` of its own with that return type, so that a
+    // say of their own). Where nothing ties the body to the function (`main` and
+    // tests that take nothing), it becomes an `async fn` of its own with that return type, so that a
     // `return` is checked and coerced as in any `async fn` (`return
     // Err(Box::new(e))` in a `-> Result<(), Box<dyn Error>>`). Else (arguments,
     // generics, `Self`) an `async` block whose value is given the type where it can be
     // named.
-    let block = if standalone(sig, body) {
+    // Only `main` and tests: free functions, where no generic of an `impl` around
+    // the function can be named in the body (a nested function cannot see them).
+    let free = kind == Kind::Test || sig.ident == "main";
+    let block = if free && standalone(sig, body) {
         let output = &sig.output;
         let body_fn = syn::Ident::new("__coldstart_main", proc_macro2::Span::call_site());
+        // The function's own parentheses: a compiler's "add a return type" lands
+        // after them, where the return type goes.
+        let mut parens =
+            proc_macro2::Group::new(proc_macro2::Delimiter::Parenthesis, TokenStream::new());
+        parens.set_span(sig.paren_token.span.join());
         quote_spanned! {span=>
             {
                 #(#inner)*
                 #paused_check
-                async fn #body_fn() #output #body
+                // Its lints are the body's: a test with no `.await` is no mistake.
+                #[allow(clippy::unused_async, clippy::future_not_send)]
+                async fn #body_fn #parens #output #body
                 let #body_var = #body_fn();
                 #call
             }
