@@ -25,6 +25,11 @@ async fn echo(event: LambdaEvent<serde_json::Value>) -> Result<serde_json::Value
 /// Runs `test`'s case with the Lambda variables for two invocations, the second 11 s
 /// after the first; its stderr once it asked for the third.
 fn two_invocations_11_s_apart(test: &str) -> String {
+    two_invocations_11_s_apart_with(test, &[])
+}
+
+/// [`two_invocations_11_s_apart`], with `vars` too.
+fn two_invocations_11_s_apart_with(test: &str, vars: &[(&str, &str)]) -> String {
     let (port, nexts) =
         coldstart_test_support::runtime_api(&[Duration::ZERO, Duration::from_secs(11)]);
     let mut child = Command::new(std::env::current_exe().unwrap())
@@ -35,6 +40,7 @@ fn two_invocations_11_s_apart(test: &str) -> String {
         .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
         .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
         .env("AWS_LAMBDA_LOG_STREAM_NAME", "2026/12/06/[$LATEST]0123")
+        .envs(vars.iter().copied())
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
@@ -66,6 +72,24 @@ fn serving_through_lambda_runtimes_own_loop_is_said_once() {
             && said[0].contains("InvocationLayer"),
         "{stderr}"
     );
+}
+
+/// Provisioned concurrency (and SnapStart) allow an init longer than 10 s: a `main`
+/// still busy then is not said to serve the wrong way.
+#[test]
+fn with_provisioned_concurrency_nothing_is_said() {
+    let test = "with_provisioned_concurrency_nothing_is_said";
+    if std::env::var_os(CASE).is_some() {
+        coldstart::Builder::new().block_on(async {
+            let _ = Runtime::new(service_fn(echo)).run().await;
+        });
+        return;
+    }
+    let stderr = two_invocations_11_s_apart_with(
+        test,
+        &[("AWS_LAMBDA_INITIALIZATION_TYPE", "provisioned-concurrency")],
+    );
+    assert!(!stderr.contains(SAID), "{stderr}");
 }
 
 #[test]

@@ -20,9 +20,13 @@ pub(crate) const NOT_SERVING_AFTER: Duration = Duration::from_secs(10);
 /// gives the text of an error the body returns (`Error: ` and its `Debug`, as Rust
 /// prints it), or `None`.
 pub fn watch_init<F: Future>(body: F, describe: fn(&F::Output) -> Option<String>) -> WatchInit<F> {
-    // Only where nothing else starts the deferred work: on Lambda, under coldstart's
-    // runtime, with no fallback timer.
+    // Only where nothing else starts the deferred work (on Lambda, under coldstart's
+    // runtime, with no fallback timer), and where 10 s is the longest an init takes:
+    // provisioned concurrency and SnapStart allow longer.
+    let on_demand = std::env::var_os("AWS_LAMBDA_INITIALIZATION_TYPE")
+        .is_none_or(|t| t.to_str().is_some_and(|t| t.trim() == "on-demand"));
     let unmarked = crate::detected()
+        && on_demand
         && coldstart_runtime::plan().is_some_and(|p| p.first_response_fallback.value.is_none());
     WatchInit {
         body,
@@ -45,7 +49,9 @@ pin_project_lite::pin_project! {
 /// Says, once [`NOT_SERVING_AFTER`] has passed `since` with the function not serving
 /// through coldstart's layer, that it is not; whether the watch is over.
 fn said_not_serving(since: Instant) -> bool {
-    if crate::init_error::serving() {
+    // Serving through coldstart's layer, or through another that marks the first
+    // response (a function behind an HTTP adapter, served by the HTTP layer).
+    if crate::init_error::serving() || coldstart_runtime::lifecycle::is_first_response_done() {
         return true;
     }
     if since.elapsed() < NOT_SERVING_AFTER {
