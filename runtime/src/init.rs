@@ -600,6 +600,10 @@ fn write_profile(path: &std::path::Path) -> Result<(), (PathBuf, std::io::Error)
     // is appended to, as `>>` would.
     match descriptor(path) {
         Some(Descriptor::Own(fd)) => {
+            // What std holds of stdout goes first, so the profile follows it.
+            if fd == 1 {
+                let _ = std::io::stdout().flush();
+            }
             // SAFETY: only duplicated (`dup` fails on a descriptor that is not open),
             // never closed here.
             let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
@@ -715,6 +719,10 @@ enum Descriptor {
 
 /// The descriptor `path` names, if it names one.
 fn descriptor(path: &std::path::Path) -> Option<Descriptor> {
+    // `dev/fd/3` from the working directory is a file of that name.
+    if !path.is_absolute() {
+        return None;
+    }
     let steps: Vec<&str> = path
         .components()
         .filter_map(|c| match c {
@@ -986,6 +994,8 @@ mod tests {
             ("/dev/null", None),
             ("/dev/fd/x", None),
             ("/var/lib/app/init.profile", None),
+            ("dev/fd/3", None),
+            ("./proc/self/fd/5", None),
         ] {
             assert_eq!(descriptor(path.as_ref()), named, "{path}");
         }
