@@ -282,7 +282,10 @@ fn shared_line(shared: &[&str]) -> Option<String> {
 fn listed(names: &[&str]) -> String {
     let shown: Vec<String> = names[..names.len().min(SHOWN)]
         .iter()
-        .map(|name| super::profile::clip(name))
+        // Whole, as registrations are named (a module path and an item, often past
+        // 40 characters, whose end tells them apart); only a name from a file that
+        // long is cut.
+        .map(|name| super::profile::clip_to(name, 200))
         .collect();
     let mut text = shown.join(", ");
     if names.len() > SHOWN {

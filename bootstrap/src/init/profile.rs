@@ -305,8 +305,13 @@ fn entry(line: &str) -> Result<Entry<'_>, String> {
 /// At most 40 characters of a bad value, its control and invisible characters
 /// escaped, so one error stays one line.
 pub(crate) fn clip(s: &str) -> String {
+    clip_to(s, 40)
+}
+
+/// At most `max` characters of `s`, escaped as [`clip`] escapes them.
+pub(crate) fn clip_to(s: &str, max: usize) -> String {
     use crate::plan::settings::OneLine;
-    match s.char_indices().nth(40) {
+    match s.char_indices().nth(max) {
         Some((i, _)) => format!("{}...", OneLine(&s[..i])),
         None => OneLine(s).to_string(),
     }
