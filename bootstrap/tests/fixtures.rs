@@ -436,63 +436,22 @@ fn namespace_whose_mount_lies_above_is_found_by_search() {
 fn a_private_namespace_over_the_hosts_hierarchy_is_not_read_as_the_host() {
     let t = Tree::new("ns-over-host");
     t.private_namespace()
-        .file(
-            "/proc/self/cgroup",
-            "0::/init.scope
-",
-        )
+        .file("/proc/self/cgroup", "0::/init.scope\n")
         .file(
             "/proc/self/mountinfo",
-            "41 31 0:38 /../.. /sys/fs/cgroup rw - cgroup2 cgroup2 rw
-",
+            "41 31 0:38 /../.. /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n",
         )
-        .file(
-            "/sys/fs/cgroup/cgroup.controllers",
-            "cpu memory
-",
-        )
-        .file(
-            "/sys/fs/cgroup/init.scope/cgroup.type",
-            "domain
-",
-        )
-        .file(
-            "/sys/fs/cgroup/init.scope/cpu.max",
-            "max 100000
-",
-        )
-        .file(
-            "/sys/fs/cgroup/init.scope/cgroup.procs",
-            "1
-",
-        )
-        .file(
-            "/sys/fs/cgroup/kube/ctr/cgroup.type",
-            "domain
-",
-        )
-        .file(
-            "/sys/fs/cgroup/kube/ctr/cpu.max",
-            "50000 100000
-",
-        )
-        .file(
-            "/sys/fs/cgroup/kube/ctr/memory.max",
-            "268435456
-",
-        )
-        .file(
-            "/sys/fs/cgroup/kube/ctr/init.scope/cgroup.type",
-            "domain
-",
-        )
+        .file("/sys/fs/cgroup/cgroup.controllers", "cpu memory\n")
+        .file("/sys/fs/cgroup/init.scope/cgroup.type", "domain\n")
+        .file("/sys/fs/cgroup/init.scope/cpu.max", "max 100000\n")
+        .file("/sys/fs/cgroup/init.scope/cgroup.procs", "1\n")
+        .file("/sys/fs/cgroup/kube/ctr/cgroup.type", "domain\n")
+        .file("/sys/fs/cgroup/kube/ctr/cpu.max", "50000 100000\n")
+        .file("/sys/fs/cgroup/kube/ctr/memory.max", "268435456\n")
+        .file("/sys/fs/cgroup/kube/ctr/init.scope/cgroup.type", "domain\n")
         .file(
             "/sys/fs/cgroup/kube/ctr/init.scope/cgroup.procs",
-            &format!(
-                "{}
-",
-                std::process::id()
-            ),
+            &format!("{}\n", std::process::id()),
         );
     let b = t.probe();
     assert_eq!(b.cpu_cores.value, Some(0.5), "{:?}", b.cpu_cores);
@@ -504,26 +463,10 @@ fn a_private_namespace_over_the_hosts_hierarchy_is_not_read_as_the_host() {
     );
     // In the initial namespace, the same leaf is the process's: no limit, the host's.
     let host = Tree::new("host-init-scope");
-    host.file(
-        "/proc/self/cgroup",
-        "0::/init.scope
-",
-    )
-    .file(
-        "/sys/fs/cgroup/cgroup.controllers",
-        "cpu memory
-",
-    )
-    .file(
-        "/sys/fs/cgroup/init.scope/cgroup.type",
-        "domain
-",
-    )
-    .file(
-        "/sys/fs/cgroup/init.scope/cpu.max",
-        "max 100000
-",
-    );
+    host.file("/proc/self/cgroup", "0::/init.scope\n")
+        .file("/sys/fs/cgroup/cgroup.controllers", "cpu memory\n")
+        .file("/sys/fs/cgroup/init.scope/cgroup.type", "domain\n")
+        .file("/sys/fs/cgroup/init.scope/cpu.max", "max 100000\n");
     assert_eq!(host.probe().cpu_cores.value, Some(f64::from(HOST_CPUS)));
 }
 
