@@ -8,7 +8,6 @@
 
 #![allow(clippy::unwrap_used)] // a test fails loudly on a broken fixture
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use coldstart::lambda::{Error, LambdaEvent, Runtime, service_fn};
@@ -30,29 +29,8 @@ fn two_invocations_11_s_apart(test: &str) -> String {
 
 /// [`two_invocations_11_s_apart`], with `vars` too.
 fn two_invocations_11_s_apart_with(test: &str, vars: &[(&str, &str)]) -> String {
-    let (port, nexts) =
-        coldstart_test_support::runtime_api(&[Duration::ZERO, Duration::from_secs(11)]);
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", test, "--nocapture"])
-        .env(CASE, "1")
-        .env("AWS_LAMBDA_RUNTIME_API", format!("127.0.0.1:{port}"))
-        .env("AWS_LAMBDA_FUNCTION_NAME", "direct")
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
-        .env("AWS_LAMBDA_LOG_STREAM_NAME", "2026/12/06/[$LATEST]0123")
-        .envs(vars.iter().copied())
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    for n in 1..=3 {
-        nexts
-            .recv_timeout(Duration::from_secs(40))
-            .unwrap_or_else(|_| panic!("the function did not ask for invocation {n}"));
-    }
-    let _ = child.kill();
-    let out = child.wait_with_output().unwrap();
-    String::from_utf8_lossy(&out.stderr).into_owned()
+    let waits = [Duration::ZERO, Duration::from_secs(11)];
+    coldstart_test_support::run_as_function(CASE, test, "direct", &waits, vars)
 }
 
 #[test]

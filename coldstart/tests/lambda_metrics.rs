@@ -7,7 +7,6 @@
 
 #![allow(clippy::unwrap_used)] // a test fails loudly on a broken fixture
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 const CASE: &str = "COLDSTART_TEST_LAMBDA_METRICS_CASE";
@@ -31,28 +30,7 @@ fn function() {
 /// Runs `test`'s case with the Lambda variables and `vars` for two invocations; its
 /// stderr once it asked for the third.
 fn two_invocations(test: &str, vars: &[(&str, &str)]) -> String {
-    let (port, nexts) = coldstart_test_support::runtime_api(&[Duration::ZERO; 2]);
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", test, "--nocapture"])
-        .env(CASE, "1")
-        .env("AWS_LAMBDA_RUNTIME_API", format!("127.0.0.1:{port}"))
-        .env("AWS_LAMBDA_FUNCTION_NAME", "counted")
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
-        .env("AWS_LAMBDA_LOG_STREAM_NAME", "2026/12/06/[$LATEST]0123")
-        .envs(vars.iter().copied())
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    for n in 1..=3 {
-        nexts
-            .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|_| panic!("the function did not ask for invocation {n}"));
-    }
-    let _ = child.kill();
-    let out = child.wait_with_output().unwrap();
-    String::from_utf8_lossy(&out.stderr).into_owned()
+    coldstart_test_support::run_as_function(CASE, test, "counted", &[Duration::ZERO; 2], vars)
 }
 
 /// Two invocations that record a counter, no push URL: one line, naming the metric

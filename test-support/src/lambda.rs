@@ -55,3 +55,41 @@ pub fn runtime_api(waits: &[Duration]) -> (u16, Receiver<()>) {
     });
     (port, nexts)
 }
+
+/// Runs this test binary again as a Lambda function for `test`, with `case` set (the
+/// variable that tells the test to be the function), the Lambda variables of a
+/// function named `function` and `vars`, against [`runtime_api`] given `waits`; once
+/// the function has asked for one `/next` more than `waits` answers, it is killed and
+/// its stderr returned.
+pub fn run_as_function(
+    case: &str,
+    test: &str,
+    function: &str,
+    waits: &[Duration],
+    vars: &[(&str, &str)],
+) -> String {
+    use std::process::{Command, Stdio};
+    let (port, nexts) = runtime_api(waits);
+    let mut child = Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", test, "--nocapture"])
+        .env(case, "1")
+        .env("AWS_LAMBDA_RUNTIME_API", format!("127.0.0.1:{port}"))
+        .env("AWS_LAMBDA_FUNCTION_NAME", function)
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+        .env("AWS_LAMBDA_LOG_STREAM_NAME", "2026/12/06/[$LATEST]0123")
+        .envs(vars.iter().copied())
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let within = waits.iter().sum::<Duration>() + Duration::from_secs(30);
+    for n in 1..=waits.len() + 1 {
+        nexts
+            .recv_timeout(within)
+            .unwrap_or_else(|_| panic!("the function did not ask for invocation {n}"));
+    }
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
