@@ -151,13 +151,12 @@ pub(crate) fn entry(args: TokenStream, item: TokenStream, kind: Kind) -> TokenSt
     // that does not match it is then an error on the body's lines, not on the
     // attribute (where the runtime's call would find it, as tokio#4636 and tokio#6930
     // say of their own). Where nothing ties the body to the function (`main` and
-    // tests that take nothing), it becomes an `async fn` of its own with that return type, so that a
-    // `return` is checked and coerced as in any `async fn` (`return
-    // Err(Box::new(e))` in a `-> Result<(), Box<dyn Error>>`). Else (arguments,
-    // generics, `Self`) an `async` block whose value is given the type where it can be
-    // named.
-    // Only `main` and tests: free functions, where no generic of an `impl` around
-    // the function can be named in the body (a nested function cannot see them).
+    // tests that take nothing: free functions, so no generic of an `impl` around
+    // them can be named in the body, which a nested function could not see), it
+    // becomes an `async fn` of its own with that return type, so that a `return` is
+    // checked and coerced as in any `async fn` (`return Err(Box::new(e))` in a
+    // `-> Result<(), Box<dyn Error>>`). Else (arguments, generics, `Self`, another
+    // function) an `async` block whose value is given the type where it can be named.
     let free = kind == Kind::Test || sig.ident == "main";
     let block = if free && standalone(sig, body) {
         let output = &sig.output;
