@@ -91,7 +91,9 @@ pub fn baseline_or(
     }
 }
 
-/// `NAME=PROGRAM[,VAR=VALUE...]`: a program by path, or built next to this one.
+/// `NAME=PROGRAM[,VAR=VALUE...]`: a program by path, or built next to this one. A
+/// comma starts a variable only where a name in capitals and `=` follow it, so
+/// `RUST_LOG=info,hyper=warn` is one value.
 ///
 /// # Errors
 ///
@@ -100,7 +102,7 @@ pub fn parse_target(spec: &str) -> anyhow::Result<Target> {
     let (name, rest) = spec
         .split_once('=')
         .with_context(|| format!("set --target to NAME=PROGRAM[,VAR=VALUE...], got `{spec}`"))?;
-    let mut parts = rest.split(',');
+    let mut parts = split_at_variables(rest).into_iter();
     let program = parts.next().unwrap_or_default();
     let path = if program.contains('/') {
         PathBuf::from(program)
@@ -115,6 +117,29 @@ pub fn parse_target(spec: &str) -> anyhow::Result<Target> {
         target.env.push((k.into(), v.into()));
     }
     Ok(target)
+}
+
+/// `rest` cut at each comma that a variable's name in capitals (`[A-Z_][A-Z0-9_]*`)
+/// and `=` follow: the commas inside a value (`RUST_LOG=info,hyper=warn`) or a path
+/// stay in it.
+fn split_at_variables(rest: &str) -> Vec<&str> {
+    let starts_variable = |after: &str| {
+        after.split_once('=').is_some_and(|(k, _)| {
+            k.starts_with(|c: char| c.is_ascii_uppercase() || c == '_')
+                && k.chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+        })
+    };
+    let mut parts = Vec::new();
+    let mut start = 0;
+    for (i, _) in rest.match_indices(',') {
+        if starts_variable(&rest[i + 1..]) {
+            parts.push(&rest[start..i]);
+            start = i + 1;
+        }
+    }
+    parts.push(&rest[start..]);
+    parts
 }
 
 pub use cargo_coldstart::measure::{progress, whole_number};
@@ -203,6 +228,23 @@ pub fn eager_otlp_exporter() -> anyhow::Result<opentelemetry_otlp::SpanExporter>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A comma inside a value or a path is part of it; one before `NAME=` starts a
+    /// variable. `RUST_LOG=info,hyper=warn` set `RUST_LOG=info` and a variable
+    /// `hyper`.
+    #[test]
+    fn commas_start_variables_only_before_a_name() {
+        assert_eq!(
+            split_at_variables("/bin/x,RUST_LOG=info,hyper=warn,OTEL_SDK_DISABLED=true"),
+            [
+                "/bin/x",
+                "RUST_LOG=info,hyper=warn",
+                "OTEL_SDK_DISABLED=true"
+            ]
+        );
+        assert_eq!(split_at_variables("/opt/a,b/prog"), ["/opt/a,b/prog"]);
+        assert_eq!(split_at_variables("http-server"), ["http-server"]);
+    }
 
     #[test]
     fn the_baseline_is_the_one_named_or_said_to_be_missing() {
