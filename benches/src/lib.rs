@@ -142,7 +142,7 @@ fn split_at_variables(rest: &str) -> Vec<&str> {
     parts
 }
 
-pub use cargo_coldstart::measure::{progress, whole_number};
+pub use cargo_coldstart::measure::{progress, runs, whole_number};
 
 /// An OTLP/HTTP endpoint that reads each request and answers 200 with an empty
 /// body, on a thread per connection: the exporter's work is real, the collector's

@@ -19,7 +19,7 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use cargo_coldstart::cgroup::{self, Limits, TempCgroup};
 use cargo_coldstart::measure::{self, Emulator, LambdaSeries, Target};
-use coldstart_benches::{otlp_sink, parse_target, progress, sibling, whole_number};
+use coldstart_benches::{otlp_sink, parse_target, progress, runs, sibling, whole_number};
 
 const HELP: &str = "\
 lambda-startup: cold starts of Lambda functions against the Runtime API emulator
@@ -65,7 +65,7 @@ fn parse_args() -> anyhow::Result<Args> {
     while let Some(arg) = it.next() {
         let mut value = || it.next().with_context(|| format!("{arg} needs a value"));
         match arg.as_str() {
-            "--runs" => args.runs = whole_number(&arg, &value()?)? as usize,
+            "--runs" => args.runs = runs(&arg, &value()?)?,
             "--warm" => args.warm = whole_number(&arg, &value()?)? as usize,
             "--memory-mb" => args.memory_mb = whole_number(&arg, &value()?)?,
             "--cpus" => args.cpus = Some(cgroup::parse_cpus(&value()?)?),

@@ -15,7 +15,7 @@
 use anyhow::{Context, bail};
 use cargo_coldstart::cgroup::{self, Limits, TempCgroup};
 use cargo_coldstart::measure::{self, Series, Target};
-use coldstart_benches::{parse_target, progress, sibling, whole_number};
+use coldstart_benches::{parse_target, progress, runs, sibling};
 
 const HELP: &str = "\
 startup: exec-to-first-response of whole processes, alternating runs
@@ -60,7 +60,7 @@ fn parse_args() -> anyhow::Result<Args> {
     while let Some(arg) = it.next() {
         let mut value = || it.next().with_context(|| format!("{arg} needs a value"));
         match arg.as_str() {
-            "--runs" => args.runs = whole_number(&arg, &value()?)? as usize,
+            "--runs" => args.runs = runs(&arg, &value()?)?,
             "--cpus" => {
                 args.limits.cpus = Some(cgroup::parse_cpus(&value()?)?);
                 args.limits_given = true;

@@ -568,6 +568,19 @@ pub fn cargo_lambda(given: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     })
 }
 
+/// The runs of each program `--runs` takes in the harnesses, 1 to 10 000, as
+/// `compare` takes: a typo of many more would only run out of memory for the figures.
+///
+/// # Errors
+///
+/// Not a whole number in that range; the message names `arg` and the range.
+pub fn runs(arg: &str, v: &str) -> anyhow::Result<usize> {
+    v.parse()
+        .ok()
+        .filter(|n| (1..=10_000).contains(n))
+        .with_context(|| format!("set {arg} to a whole number from 1 to 10000, got `{v}`"))
+}
+
 /// The value of `arg`, a whole number above 0.
 ///
 /// # Errors
