@@ -115,7 +115,7 @@ fn unanswered(status: &tonic::Status) -> bool {
 /// A client on a new, lazily connecting channel to `endpoint`, with `compression`.
 #[cfg_attr(not(feature = "gzip"), allow(unused_variables))]
 fn client(endpoint: &Endpoint, compression: crate::config::Compression) -> Grpc<Checked> {
-    let grpc = Grpc::new(Checked(endpoint.connect_lazy()));
+    let grpc = Grpc::new(Checked(endpoint.connect_lazy())).max_decoding_message_size(ANSWER_LIMIT);
     // Answers in gzip are taken whatever is sent: grpc-go (the OpenTelemetry
     // Collector's server, Jaeger's) answers a compressed call compressed without
     // looking at what the caller accepts, and tonic refuses an answer in an encoding
@@ -160,16 +160,75 @@ impl tower_service::Service<http::Request<tonic::body::Body>> for Checked {
         Box::pin(async move {
             let mut answer = answer.await?;
             drop_undecodable_details(answer.headers_mut());
-            Ok(answer.map(|body| CheckedBody { body }))
+            Ok(answer.map(CheckedBody::new))
         })
     }
 }
 
+/// The largest answer message tonic is told to read (its own default, set so the two
+/// cannot part): [`CheckedBody`] takes a larger one as an empty answer.
+const ANSWER_LIMIT: usize = 4 << 20;
+
 pin_project_lite::pin_project! {
-    /// An answer's body, its trailers checked as [`Checked`] checks the headers.
+    /// An answer's body, its trailers checked as [`Checked`] checks the headers. A
+    /// message the collector sent that is larger than [`ANSWER_LIMIT`] reaches tonic
+    /// as an empty one: tonic would refuse it with an `OUT_OF_RANGE` of its own, which
+    /// the export cannot tell from a collector's refusal of its request (a tonic
+    /// collector's over its own limit reads the same), and tried again, the batch the
+    /// collector took went up to four times and was counted as failed. As over HTTP,
+    /// an answer that came is the answer. A refusal sends no message, so it is left as
+    /// it is.
     struct CheckedBody {
         #[pin]
         body: tonic::body::Body,
+        // The message's first bytes (its flag and length) until all five came.
+        head: Vec<u8>,
+        read: Read,
+    }
+}
+
+/// How far [`CheckedBody`] has read the answer's message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Read {
+    /// Its five-byte prefix is not all here yet.
+    Head,
+    /// Passed on as it comes.
+    Through,
+    /// Too large: an empty message went on in its place, the rest is dropped.
+    Dropped,
+}
+
+impl CheckedBody {
+    fn new(body: tonic::body::Body) -> CheckedBody {
+        CheckedBody {
+            body,
+            head: Vec::new(),
+            read: Read::Head,
+        }
+    }
+}
+
+/// What of the message's `data` goes on to tonic, given what was read before.
+fn pass_on(head: &mut Vec<u8>, read: &mut Read, data: Bytes) -> Bytes {
+    match *read {
+        Read::Through => data,
+        Read::Dropped => Bytes::new(),
+        Read::Head => {
+            let take = (5 - head.len()).min(data.len());
+            head.extend_from_slice(&data[..take]);
+            if head.len() < 5 {
+                return Bytes::new();
+            }
+            let length = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
+            if length > ANSWER_LIMIT {
+                *read = Read::Dropped;
+                return Bytes::from_static(&[0, 0, 0, 0, 0]);
+            }
+            *read = Read::Through;
+            let mut whole = std::mem::take(head);
+            whole.extend_from_slice(&data[take..]);
+            Bytes::from(whole)
+        }
     }
 }
 
@@ -181,11 +240,14 @@ impl http_body::Body for CheckedBody {
         self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, tonic::Status>>> {
-        let mut polled = self.project().body.poll_frame(cx);
-        if let std::task::Poll::Ready(Some(Ok(frame))) = &mut polled
-            && let Some(trailers) = frame.trailers_mut()
-        {
-            drop_undecodable_details(trailers);
+        let this = self.project();
+        let mut polled = this.body.poll_frame(cx);
+        if let std::task::Poll::Ready(Some(Ok(frame))) = &mut polled {
+            if let Some(trailers) = frame.trailers_mut() {
+                drop_undecodable_details(trailers);
+            } else if let Some(data) = frame.data_mut() {
+                *data = pass_on(this.head, this.read, std::mem::take(data));
+            }
         }
         polled
     }
@@ -553,6 +615,9 @@ mod tests {
         request: ExportTraceServiceRequest,
     }
 
+    /// An answer to give: one larger than tonic reads (a 5 MiB message).
+    const HUGE: i64 = i64::MIN;
+
     /// A collector that answers each call with the next of `answers` (the last one
     /// again once they run out), counting the calls and keeping what it received.
     struct Collector {
@@ -584,6 +649,12 @@ mod tests {
             let call = self.calls.fetch_add(1, Ordering::SeqCst);
             match self.answers[call.min(self.answers.len() - 1)] {
                 Ok(0) => Ok(tonic::Response::new(ExportTraceServiceResponse::default())),
+                Ok(HUGE) => Ok(tonic::Response::new(ExportTraceServiceResponse {
+                    partial_success: Some(ExportTracePartialSuccess {
+                        rejected_spans: 0,
+                        error_message: "x".repeat(5 << 20),
+                    }),
+                })),
                 Ok(rejected) => Ok(tonic::Response::new(ExportTraceServiceResponse {
                     partial_success: Some(ExportTracePartialSuccess {
                         rejected_spans: rejected,
@@ -732,6 +803,64 @@ mod tests {
         exporter.export(Vec::new()).await.unwrap();
         assert_eq!(super::super::otlp::take_partial(), None);
         assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+
+    /// An answer larger than tonic reads is the collector's answer: the export
+    /// succeeds after one call, as over HTTP an answer that is not the protobuf one
+    /// does, where tonic's own `OUT_OF_RANGE` sent the batch four times and counted it
+    /// failed. A collector's own `OUT_OF_RANGE` (a refusal, with no message) is still
+    /// tried again.
+    #[tokio::test]
+    async fn an_answer_larger_than_tonic_reads_is_taken_once() {
+        let (exporter, calls) = exporter_to(vec![Ok(HUGE), Ok(0)]).await;
+        exporter.export(Vec::new()).await.unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        let (exporter, calls) = exporter_to(vec![Err(tonic::Code::OutOfRange), Ok(0)]).await;
+        exporter.export(Vec::new()).await.unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+
+    /// The message's prefix is read across frames however they cut it, and what is not
+    /// too large goes on whole.
+    #[test]
+    fn the_answer_prefix_is_read_across_frames() {
+        let message = [0u8, 0, 0, 0, 3, 7, 8, 9];
+        for cut in 0..=message.len() {
+            let (mut head, mut read) = (Vec::new(), Read::Head);
+            let mut out = pass_on(
+                &mut head,
+                &mut read,
+                Bytes::copy_from_slice(&message[..cut]),
+            )
+            .to_vec();
+            out.extend(pass_on(
+                &mut head,
+                &mut read,
+                Bytes::copy_from_slice(&message[cut..]),
+            ));
+            assert_eq!(out, message, "cut at {cut}");
+            assert_eq!(read, Read::Through);
+        }
+        let too_large = (ANSWER_LIMIT as u32 + 1).to_be_bytes();
+        let (mut head, mut read) = (Vec::new(), Read::Head);
+        let first = pass_on(
+            &mut head,
+            &mut read,
+            Bytes::copy_from_slice(&[1, too_large[0], too_large[1]]),
+        );
+        let second = pass_on(
+            &mut head,
+            &mut read,
+            Bytes::copy_from_slice(&[too_large[2], too_large[3], 42, 42]),
+        );
+        let rest = pass_on(&mut head, &mut read, Bytes::from_static(&[42; 16]));
+        assert!(first.is_empty() && rest.is_empty());
+        assert_eq!(
+            &second[..],
+            [0, 0, 0, 0, 0],
+            "an empty message in its place"
+        );
+        assert_eq!(read, Read::Dropped);
     }
 
     /// A timeout past what the clock holds (`Duration::MAX` in code) is no limit: no
