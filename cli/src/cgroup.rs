@@ -108,6 +108,32 @@ impl TempCgroup {
                 );
             }
         }
+        // cgroups-rs does not check every write (v2's `memory.max` and the parent's
+        // `+memory` go unchecked): the limits are read back, so that runs are never
+        // reported under a limit the kernel does not hold.
+        for (asked, files) in [
+            (
+                limits.cpus.is_some(),
+                ["cpu.max", "cpu.cfs_quota_us"].as_slice(),
+            ),
+            (
+                limits.memory_bytes.is_some(),
+                ["memory.max", "memory.limit_in_bytes"].as_slice(),
+            ),
+        ] {
+            let held = cgroup.dirs().iter().any(|dir| {
+                files.iter().any(|f| {
+                    std::fs::read_to_string(dir.join(f)).is_ok_and(|t| limits_something(&t))
+                })
+            });
+            if asked && !held {
+                bail!(
+                    "cgroup {name} was made but does not hold its {} limit ({} reads no limit); the controller may not be enabled for it (on cgroup v2, in the parent's cgroup.subtree_control)",
+                    files[1].split('.').next().unwrap_or_default(),
+                    files.join(" or ")
+                );
+            }
+        }
         Ok(cgroup)
     }
 
@@ -227,6 +253,13 @@ impl TempCgroup {
     pub fn name(&self) -> &str {
         &self.name
     }
+}
+
+/// Whether a cgroup limit file's text holds a limit: not `max` (v2), `-1` (v1's CPU
+/// quota) or the page counter's largest value (v1's unlimited memory).
+fn limits_something(text: &str) -> bool {
+    let first = text.split_whitespace().next().unwrap_or_default();
+    first.parse::<i64>().is_ok_and(|n| n > 0 && n < 1 << 62)
 }
 
 impl Drop for TempCgroup {
@@ -377,6 +410,25 @@ mod tests {
         assert!(parse_cpus("many").is_err());
         assert!(parse_cpus("NaN").is_err());
         assert!(parse_cpus("inf").is_err());
+    }
+
+    /// What a limit file reads when a limit was written, and when none holds (the
+    /// write went unchecked and failed, or never happened).
+    #[test]
+    fn a_limit_file_says_whether_a_limit_holds() {
+        for held in ["50000 100000\n", "25000\n", "67108864\n"] {
+            assert!(limits_something(held), "{held:?}");
+        }
+        for none in [
+            "max 100000\n",
+            "max\n",
+            "-1\n",
+            "9223372036854771712\n",
+            "",
+            "garbage",
+        ] {
+            assert!(!limits_something(none), "{none:?}");
+        }
     }
 
     proptest::proptest! {
