@@ -61,16 +61,14 @@ impl<T> Lazy<T> {
     ///
     /// # Panics
     ///
-    /// When read from inside its own initialisation on this thread (its initialiser,
-    /// or one it reads, reads it again): waiting for itself, it would hang for good,
-    /// before the program serves and without a word.
+    /// When read from inside its own initialisation (its initialiser, or one it
+    /// reads, reads it again, on this thread or through another's): waiting for
+    /// itself, it would hang for good, before the program serves and without a word.
     fn initialised(&self, timed: bool) -> &T {
         if let Some(value) = self.cell.get() {
             return value;
         }
-        let lazy = std::ptr::from_ref(self).cast();
-        let _entered = Entered::enter(lazy, self.name);
-        let waiting = Attempt::begin(lazy, self.name);
+        let waiting = Attempt::begin(std::ptr::from_ref(self).cast(), self.name);
         self.cell.get_or_init(|| {
             let _owned = waiting.own();
             let start = Instant::now();
@@ -84,45 +82,11 @@ impl<T> Lazy<T> {
     }
 }
 
-thread_local! {
-    /// The statics this thread is initialising now, innermost last.
-    static INITIALISING: std::cell::RefCell<Vec<*const ()>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-/// This thread's mark on a static it initialises, taken off when dropped (a panic
-/// in the initialiser included).
-struct Entered(*const ());
-
-impl Entered {
-    fn enter(lazy: *const (), name: &str) -> Entered {
-        // Not there while this thread's locals are being destroyed (a first read from
-        // a thread-local's destructor): no mark then, rather than a panic in a
-        // destructor, which aborts.
-        let _ = INITIALISING.try_with(|now| {
-            let mut now = now.borrow_mut();
-            if now.contains(&lazy) {
-                drop(now);
-                panic!(
-                    "`{name}` is read while it is being initialised: its initialiser, or one it reads, reads it again"
-                );
-            }
-            now.push(lazy);
-        });
-        Entered(lazy)
-    }
-}
-
-impl Drop for Entered {
-    fn drop(&mut self) {
-        let _ = INITIALISING.try_with(|now| now.borrow_mut().retain(|l| *l != self.0));
-    }
-}
-
 /// What each thread is doing with statics being initialised, for all threads: an
-/// initialiser it runs (`owns`), or one it waits for. A cycle through two threads
-/// (A's initialiser, on one, reads B; B's, on another, reads A) is two `OnceLock`s
-/// waiting on each other for good, which no thread-local mark sees. Touched only on
-/// the way to a first initialisation, never once a value exists.
+/// initialiser it runs (`owns`), or one it waits for. A static read again inside its
+/// own initialisation on one thread, or a cycle through two threads (A's initialiser,
+/// on one, reads B; B's, on another, reads A), would wait on `OnceLock`s for good.
+/// Touched only on the way to a first initialisation, never once a value exists.
 static ATTEMPTS: std::sync::Mutex<Vec<Step>> = std::sync::Mutex::new(Vec::new());
 
 /// One thread's step on one static.
@@ -150,8 +114,8 @@ impl Attempt {
     ///
     /// # Panics
     ///
-    /// When that leads back to this thread: it would wait for itself, through
-    /// another thread, for good.
+    /// When that leads back to this thread: it would wait for itself, on this thread
+    /// or through another, for good.
     fn begin(lazy: *const (), name: &'static str) -> Attempt {
         let thread = std::thread::current().id();
         let lazy = lazy as usize;
@@ -168,6 +132,12 @@ impl Attempt {
             else {
                 break;
             };
+            if owner == thread && through.len() == 1 {
+                drop(steps);
+                panic!(
+                    "`{name}` is read while it is being initialised: its initialiser, or one it reads, reads it again"
+                );
+            }
             if owner == thread {
                 drop(steps);
                 panic!(
