@@ -13,6 +13,8 @@ use std::sync::{OnceLock, RwLock};
 
 use metrics::{Counter, Gauge, Histogram, Label};
 
+use crate::metrics::{HTTP_DURATION, HTTP_IN_FLIGHT, HTTP_REQUESTS};
+
 type Series = (&'static str, &'static str, u16);
 /// Kept for the life of the program, as the label sets are: taken out of the map's
 /// lock as a reference, with no count to change.
@@ -29,10 +31,10 @@ static IN_FLIGHT: OnceLock<Gauge> = OnceLock::new();
 pub(crate) fn enter_in_flight() -> Gauge {
     let gauge = if crate::metrics::installed() {
         IN_FLIGHT
-            .get_or_init(|| metrics::gauge!("http_requests_in_flight"))
+            .get_or_init(|| metrics::gauge!(HTTP_IN_FLIGHT))
             .clone()
     } else {
-        metrics::gauge!("http_requests_in_flight")
+        metrics::gauge!(HTTP_IN_FLIGHT)
     };
     gauge.increment(1.0);
     gauge
@@ -61,8 +63,8 @@ pub(crate) fn record(method: &'static str, route: &'static str, status: u16, sec
         Label::new("route", route),
         Label::new("status", status.to_string()),
     ];
-    let counter = metrics::counter!("http_requests_total", labels.iter());
-    let histogram = metrics::histogram!("http_request_duration_seconds", labels.iter());
+    let counter = metrics::counter!(HTTP_REQUESTS, labels.iter());
+    let histogram = metrics::histogram!(HTTP_DURATION, labels.iter());
     counter.increment(1);
     histogram.record(seconds);
     if keep {

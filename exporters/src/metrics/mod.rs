@@ -26,6 +26,14 @@ use hyper::body::Bytes;
 use crate::config::Config;
 use crate::problem;
 
+/// The HTTP layer's metric names: recorded by its handles, described here, and kept
+/// by the registry past its limit on names.
+pub(crate) const HTTP_REQUESTS: &str = "http_requests_total";
+/// See [`HTTP_REQUESTS`].
+pub(crate) const HTTP_DURATION: &str = "http_request_duration_seconds";
+/// See [`HTTP_REQUESTS`].
+pub(crate) const HTTP_IN_FLIGHT: &str = "http_requests_in_flight";
+
 /// The Content-Type of the text exposition format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -331,18 +339,15 @@ pub(crate) fn at_end_of_main(config: &Config) {
 /// The help text of the HTTP metrics (the layer records them without it).
 fn describe() {
     metrics::describe_counter!(
-        "http_requests_total",
+        HTTP_REQUESTS,
         "HTTP requests answered, by method, route template and status."
     );
     metrics::describe_histogram!(
-        "http_request_duration_seconds",
+        HTTP_DURATION,
         metrics::Unit::Seconds,
         "Time from receiving an HTTP request to sending its response head, by method, route template and status."
     );
-    metrics::describe_gauge!(
-        "http_requests_in_flight",
-        "HTTP requests being handled now."
-    );
+    metrics::describe_gauge!(HTTP_IN_FLIGHT, "HTTP requests being handled now.");
 }
 
 #[cfg(test)]

@@ -65,9 +65,9 @@ pub(crate) const NAMES: usize = 1000;
 /// in it (a handle cached before the limit was reached, or after, would otherwise
 /// leave requests out of the HTTP metrics for the life of the process).
 const OWN: [&str; 3] = [
-    "http_requests_total",
-    "http_request_duration_seconds",
-    "http_requests_in_flight",
+    super::HTTP_REQUESTS,
+    super::HTTP_DURATION,
+    super::HTTP_IN_FLIGHT,
 ];
 
 /// The label set a sample past [`SERIES_PER_NAME`] is recorded under.
