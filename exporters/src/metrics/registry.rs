@@ -700,6 +700,7 @@ fn get_or_insert<V>(
         });
         None
     };
+    let own = OWN.contains(&key.name());
     {
         // A label set past the limit is found here too, as its name's overflow, and a
         // name past the limit on names as not kept: every sample of them taking the
@@ -714,7 +715,6 @@ fn get_or_insert<V>(
         if let Some(v) = found {
             return Some(v);
         }
-        let own = OWN.contains(&key.name());
         if kept.is_none() && !own && names.load(Ordering::Relaxed) >= NAMES {
             drop(map);
             return not_kept(key.name());
@@ -725,7 +725,7 @@ fn get_or_insert<V>(
     if let Some(v) = by_key.get(key) {
         return Some(v.clone());
     }
-    if !per_name.contains_key(key.name()) && !OWN.contains(&key.name()) {
+    if !own && !per_name.contains_key(key.name()) {
         let room = names
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
                 (n < NAMES).then_some(n + 1)
