@@ -613,15 +613,7 @@ fn write_profile(path: &std::path::Path) -> Result<(), (PathBuf, std::io::Error)
                 .map_err(|e| (path.to_path_buf(), e));
         }
         Some(Descriptor::Another) => {
-            use std::os::unix::fs::OpenOptionsExt;
-            return std::fs::File::options()
-                .append(true)
-                .custom_flags(libc::O_NONBLOCK)
-                .open(path)
-                .and_then(|mut file| {
-                    blocking(&file)?;
-                    file.write_all(text.as_bytes())
-                })
+            return write_in_place(path, std::fs::File::options().append(true), &text)
                 .map_err(|e| (path.to_path_buf(), e));
         }
         None => {}
@@ -639,15 +631,7 @@ fn write_profile(path: &std::path::Path) -> Result<(), (PathBuf, std::io::Error)
         // is an error at once (the open does not wait); a reader is then waited for
         // as any writer would wait.
         Ok(kind) if kind.is_char_device() || kind.is_fifo() => {
-            use std::os::unix::fs::OpenOptionsExt;
-            return std::fs::File::options()
-                .write(true)
-                .custom_flags(libc::O_NONBLOCK)
-                .open(&target)
-                .and_then(|mut file| {
-                    blocking(&file)?;
-                    file.write_all(text.as_bytes())
-                })
+            return write_in_place(&target, std::fs::File::options().write(true), &text)
                 .map_err(|e| (path.to_path_buf(), e));
         }
         Ok(kind) if !kind.is_file() => {
@@ -700,6 +684,21 @@ fn write_profile(path: &std::path::Path) -> Result<(), (PathBuf, std::io::Error)
         }
         (path.to_path_buf(), e)
     })
+}
+
+/// Writes `text` to what `at` names, opened with `options` without waiting (a FIFO
+/// with no reader is an error at once, not a wait), then written as any writer would,
+/// waiting for the reader.
+fn write_in_place(
+    at: &std::path::Path,
+    options: &mut std::fs::OpenOptions,
+    text: &str,
+) -> std::io::Result<()> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = options.custom_flags(libc::O_NONBLOCK).open(at)?;
+    blocking(&file)?;
+    file.write_all(text.as_bytes())
 }
 
 /// A path as a line shows it: line breaks and controls escaped, so one line stays one.
