@@ -23,10 +23,10 @@ pub fn watch_init<F: Future>(body: F, describe: fn(&F::Output) -> Option<String>
     // Only where nothing else starts the deferred work (on Lambda, under coldstart's
     // runtime, with no fallback timer), and where 10 s is the longest an init takes:
     // provisioned concurrency and SnapStart allow longer.
-    let on_demand = std::env::var_os("AWS_LAMBDA_INITIALIZATION_TYPE")
-        .is_none_or(|t| t.to_str().is_some_and(|t| t.trim() == "on-demand"));
     let unmarked = crate::detected()
-        && on_demand
+        && crate::function::current()
+            .as_ref()
+            .is_ok_and(|f| !f.initialised_ahead)
         && coldstart_runtime::plan().is_some_and(|p| p.first_response_fallback.value.is_none());
     WatchInit {
         body,
