@@ -98,38 +98,37 @@ impl TempCgroup {
                 .iter()
                 .any(|s| s.controller_name() == controller)
         };
-        for (controller, asked) in [
-            ("cpu", limits.cpus.is_some()),
-            ("memory", limits.memory_bytes.is_some()),
+        // cgroups-rs does not check every write either (v2's `memory.max` and the
+        // parent's `+memory` go unchecked): the limits are read back, so that runs are
+        // never reported under a limit the kernel does not hold.
+        for (controller, asked, files) in [
+            (
+                "cpu",
+                limits.cpus.is_some(),
+                ["cpu.max", "cpu.cfs_quota_us"],
+            ),
+            (
+                "memory",
+                limits.memory_bytes.is_some(),
+                ["memory.max", "memory.limit_in_bytes"],
+            ),
         ] {
-            if asked && !has(controller) {
+            if !asked {
+                continue;
+            }
+            if !has(controller) {
                 bail!(
                     "cgroup {name} has no {controller} controller (it is not mounted on this machine), so its {controller} limit cannot be applied; drop the limit or mount the controller"
                 );
             }
-        }
-        // cgroups-rs does not check every write (v2's `memory.max` and the parent's
-        // `+memory` go unchecked): the limits are read back, so that runs are never
-        // reported under a limit the kernel does not hold.
-        for (asked, files) in [
-            (
-                limits.cpus.is_some(),
-                ["cpu.max", "cpu.cfs_quota_us"].as_slice(),
-            ),
-            (
-                limits.memory_bytes.is_some(),
-                ["memory.max", "memory.limit_in_bytes"].as_slice(),
-            ),
-        ] {
             let held = cgroup.dirs().iter().any(|dir| {
                 files.iter().any(|f| {
                     std::fs::read_to_string(dir.join(f)).is_ok_and(|t| limits_something(&t))
                 })
             });
-            if asked && !held {
+            if !held {
                 bail!(
-                    "cgroup {name} was made but does not hold its {} limit ({} reads no limit); the controller may not be enabled for it (on cgroup v2, in the parent's cgroup.subtree_control)",
-                    files[1].split('.').next().unwrap_or_default(),
+                    "cgroup {name} was made but does not hold its {controller} limit ({} reads no limit); the controller may not be enabled for it (on cgroup v2, in the parent's cgroup.subtree_control)",
                     files.join(" or ")
                 );
             }
