@@ -1,7 +1,7 @@
 //! Where and how spans are exported over OTLP: the protocol, compression, the
 //! endpoint and the headers (`OTEL_EXPORTER_OTLP_*`).
 
-use super::push::port_ok;
+use super::push::host_and_port_ok;
 use super::reader::{Reader, parse_pairs, percent_decode_bytes};
 
 /// How spans travel to the collector (`OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`, else
@@ -99,12 +99,7 @@ pub(super) fn read_endpoint(r: &mut Reader<'_>, protocol: Protocol) -> Option<St
     let url = |s: &str| {
         s.parse::<http::Uri>()
             .ok()
-            .filter(|u| {
-                // `http://:4318` parses with an empty host, and every export failed.
-                matches!(u.scheme_str(), Some("http" | "https"))
-                    && u.host().is_some_and(|h| !h.is_empty())
-                    && port_ok(u)
-            })
+            .filter(|u| matches!(u.scheme_str(), Some("http" | "https")) && host_and_port_ok(u))
             // The signal's path goes after the base's: a fragment would hide it.
             .filter(|_| !s.contains('#'))
             // The exporter sends no credentials from the URL: a collector that wants

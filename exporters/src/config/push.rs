@@ -58,8 +58,7 @@ impl fmt::Debug for Credentials {
 /// A Pushgateway URL: `http://`, a host, and optional `user:password@` split off.
 pub(super) fn push_url(raw: &str) -> Option<(http::Uri, Option<Credentials>)> {
     let uri = raw.parse::<http::Uri>().ok()?;
-    // `http://:9091` parses with an empty host.
-    if uri.scheme_str() != Some("http") || uri.host().is_none_or(str::is_empty) || !port_ok(&uri) {
+    if uri.scheme_str() != Some("http") || !host_and_port_ok(&uri) {
         return None;
     }
     let authority = uri.authority()?.as_str();
@@ -73,6 +72,12 @@ pub(super) fn push_url(raw: &str) -> Option<(http::Uri, Option<Credentials>)> {
         .build()
         .ok()?;
     Some((bare, Some(Credentials(percent_decode(user_info)?))))
+}
+
+/// Whether `uri` names a host (`http://:9091` parses with an empty one, and every
+/// request to it failed) and, if it has a port, a port ([`port_ok`]).
+pub(crate) fn host_and_port_ok(uri: &http::Uri) -> bool {
+    uri.host().is_some_and(|h| !h.is_empty()) && port_ok(uri)
 }
 
 /// Whether `uri`'s port, if it has one, is a port: `http::Uri` takes `:70000` and
