@@ -3,8 +3,11 @@
 //!
 //! Marking a phase is one `clock_gettime` and one atomic store: no allocation, no lock.
 //! The process start time is read from `/proc/self/stat` only when someone asks for the
-//! timeline; the kernel keeps it in clock ticks (usually 10 ms), so figures "since exec"
-//! are that coarse, while the durations between coldstart's own phases are exact.
+//! timeline; the kernel keeps it in clock ticks (usually 10 ms), so figures "since process
+//! start" are that coarse, while the durations between coldstart's own phases are exact.
+//! The kernel sets that time when the process is created (its fork) and `execve` keeps
+//! it: where a wrapper (a shell entrypoint ending in `exec`, a container runtime's init)
+//! became this program, its time is counted too. No exec time is kept anywhere in `/proc`.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -91,8 +94,9 @@ pub fn mark(phase: Phase) {
 /// A snapshot of the timeline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timeline {
-    /// The kernel's start time of the process, in ns since boot (clock-tick resolution).
-    pub exec_ns: Option<u64>,
+    /// The kernel's start time of the process (its creation, before any wrapper's
+    /// `exec`), in ns since boot (clock-tick resolution).
+    pub started_ns: Option<u64>,
     /// Each phase's time in ns since boot, in [`Phase`] order; `None` if not reached.
     pub marks: [Option<u64>; PHASES.len()],
 }
@@ -110,7 +114,7 @@ pub fn timeline() -> Timeline {
         *slot = Some(mark.load(Ordering::Relaxed)).filter(|&ns| ns != 0);
     }
     Timeline {
-        exec_ns: process_start_ns(),
+        started_ns: process_start_ns(),
         marks,
     }
 }
@@ -118,9 +122,9 @@ pub fn timeline() -> Timeline {
 impl Timeline {
     /// When `phase` was reached, measured from the process start (coarse, see the
     /// module docs).
-    pub fn since_exec(&self, phase: Phase) -> Option<Duration> {
+    pub fn since_start(&self, phase: Phase) -> Option<Duration> {
         Some(Duration::from_nanos(
-            self.marks[phase as usize]?.checked_sub(self.exec_ns?)?,
+            self.marks[phase as usize]?.checked_sub(self.started_ns?)?,
         ))
     }
 
@@ -134,7 +138,8 @@ impl Timeline {
 }
 
 impl fmt::Display for Timeline {
-    /// One line: each phase reached, as time since `main`, then time since exec.
+    /// One line: each phase reached, as time since `main`, then time since the process
+    /// started.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("timeline (since main)")?;
         for phase in PHASES {
@@ -142,10 +147,10 @@ impl fmt::Display for Timeline {
                 write!(f, " {} {}us", phase.as_str(), d.as_micros())?;
             }
         }
-        if let Some(d) = self.since_exec(Phase::Main) {
+        if let Some(d) = self.since_start(Phase::Main) {
             write!(
                 f,
-                "; main at {}ms after exec (clock-tick resolution)",
+                "; main at {}ms after process start (clock-tick resolution; a wrapper that execs the program counts)",
                 d.as_millis()
             )?;
         }
@@ -179,8 +184,8 @@ mod tests {
         let t = timeline();
         assert_eq!(t.marks[Phase::Probed as usize], first);
         assert!(t.since_main(Phase::Probed).is_some());
-        let exec = t.exec_ns.expect("Linux has /proc/self/stat");
-        assert!(t.marks[0].unwrap() >= exec, "main after exec");
+        let started = t.started_ns.expect("Linux has /proc/self/stat");
+        assert!(t.marks[0].unwrap() >= started, "main after process start");
         assert!(
             t.to_string()
                 .starts_with("timeline (since main) main 0us config ")

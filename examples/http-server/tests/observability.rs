@@ -309,7 +309,7 @@ fn the_first_response_panel_shows_a_start_ended_by_the_fallback_timer() {
     let (_prometheus, pport) = start_prometheus(&prometheus, &config, &dir);
     let (title, expr) = dashboard_queries()
         .into_iter()
-        .find(|(title, _)| title == "Exec to first response")
+        .find(|(title, _)| title == "Process start to first response")
         .unwrap();
     // No request is made: the metrics listener opens when the fallback timer fires.
     let answer = poll(Duration::from_secs(30), || {

@@ -41,7 +41,7 @@ fn start_up(out: &mut String) {
             Phase::FirstResponse if fell_back => "fallback",
             p => p.as_str(),
         };
-        Some(([("phase", name)], t.since_exec(p)?.as_secs_f64()))
+        Some(([("phase", name)], t.since_start(p)?.as_secs_f64()))
     });
     family(
         out,
