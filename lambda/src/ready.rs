@@ -10,11 +10,12 @@ whole life as long as it never slept. (`schedstat`'s run time is brought up to d
 only when the scheduler looks at the thread: a thread that has run less than a tick
 without sleeping reads 0 there, and an init of 0 ms was reported.) So at the ready
 moment coldstart reads the clock, the thread's CPU clock and that one small file
-(the only cost on the init path), and after the first response it reads the start
-time from `/proc/self/stat`: the init duration is the main thread's run plus
-wait time, kept within the one-tick window the start time allows. It is exact when
-the main thread never slept before the first `/next`, and otherwise at most one tick
-short.
+(the only cost on the init path, and only where an EMF record can carry the figure:
+records on and an environment not initialised ahead), and after the first response
+it reads the start time from `/proc/self/stat`: the init duration is the main
+thread's run plus wait time, kept within the one-tick window the start time
+allows. It is exact when the main thread never slept before the first `/next`, and
+otherwise at most one tick short.
 */
 
 use std::time::Duration;
@@ -27,11 +28,13 @@ pub(crate) struct Ready {
 }
 
 impl Ready {
-    /// Reads both now.
-    pub(crate) fn now() -> Ready {
+    /// Reads the clock now, and the main thread's counters where `init_duration` will
+    /// be asked for (`lived`: an EMF record of a cold start may carry it); elsewhere the
+    /// file read is left off the init path.
+    pub(crate) fn now(lived: bool) -> Ready {
         Ready {
             boot_ns: coldstart_runtime::timeline::now_ns(),
-            lived_ns: schedstat_ns(),
+            lived_ns: if lived { schedstat_ns() } else { None },
         }
     }
 
@@ -42,7 +45,7 @@ impl Ready {
 
     /// Process start to this moment; `None` when `/proc` cannot say.
     pub(crate) fn init_duration(&self) -> Option<Duration> {
-        let start = coldstart_runtime::timeline().exec_ns?;
+        let start = coldstart_runtime::timeline().started_ns?;
         Some(Duration::from_nanos(within_tick(
             self.boot_ns.checked_sub(start)?,
             tick_ns()?,
@@ -60,8 +63,10 @@ fn within_tick(upper: u64, tick: u64, lived: Option<u64>) -> u64 {
 /// time is its CPU clock, exact to now; elsewhere, `schedstat`'s first field.
 fn schedstat_ns() -> Option<u64> {
     let (run, wait) = parse_schedstat(&std::fs::read_to_string("/proc/self/schedstat").ok()?)?;
-    // SAFETY: getpid and gettid have no preconditions.
-    let on_main = unsafe { libc::getpid() == libc::gettid() };
+    // The system call, not glibc's `gettid` wrapper, which needs glibc 2.30 (a binary
+    // linked against an older glibc, as for Amazon Linux 2, could not use it).
+    // SAFETY: getpid and the gettid system call have no preconditions.
+    let on_main = unsafe { i64::from(libc::getpid()) == libc::syscall(libc::SYS_gettid) };
     let run = if on_main {
         thread_cpu_ns().unwrap_or(run)
     } else {
@@ -139,7 +144,12 @@ mod tests {
 
     #[test]
     fn this_process_has_an_init_duration() {
-        let ready = Ready::now();
+        assert_eq!(
+            Ready::now(false).lived_ns,
+            None,
+            "nothing read where not needed"
+        );
+        let ready = Ready::now(true);
         let d = ready
             .init_duration()
             .expect("Linux has /proc/self/stat and schedstat");

@@ -107,7 +107,10 @@ impl<S> Layer<S> for InvocationLayer {
 
     /// Applied just before the runtime loop starts: the end of init.
     fn layer(&self, inner: S) -> Invocation<S> {
-        let _ = self.shared.ready.set(Ready::now());
+        // The init duration goes only in the EMF record of a cold start.
+        let lived =
+            self.shared.settings.emf_namespace.is_some() && !self.shared.function.initialised_ahead;
+        let _ = self.shared.ready.set(Ready::now(lived));
         crate::init_error::mark_serving();
         Invocation {
             inner,
