@@ -104,7 +104,7 @@ async fn register(api: &RuntimeApi) -> Result<(), String> {
     );
     let head = exchange(&api.authority, &request)
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| format!("AWS_LAMBDA_RUNTIME_API={}: {e}", api.authority))?;
     if !matches!(
         crate::init_error::status_code(head.as_bytes()),
         Some(200..=299)
@@ -301,6 +301,24 @@ mod tests {
         assert_eq!(
             late,
             "the internal extension could not register (the Extensions API answered `HTTP/1.1 403 Forbidden`); Lambda will not send SIGTERM, so shutdown hooks will not run"
+        );
+    }
+
+    /// A registration that cannot reach the API names the address it tried and the
+    /// variable that gave it (a wrong emulator address is the usual cause).
+    #[tokio::test]
+    async fn an_unreachable_api_is_named() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let err = super::register(&RuntimeApi::parse(&format!("127.0.0.1:{port}")).unwrap())
+            .await
+            .unwrap_err();
+        assert!(
+            err.starts_with(&format!("AWS_LAMBDA_RUNTIME_API=127.0.0.1:{port}: ")),
+            "{err}"
         );
     }
 

@@ -83,7 +83,13 @@ pub fn report_init_error(api: &RuntimeApi, error_type: &str, message: &str) -> i
         "/2018-06-01/runtime/init/error",
         &[("Lambda-Runtime-Function-Error-Type", error_type)],
         body.as_bytes(),
-    )?;
+    )
+    .map_err(|e| {
+        io::Error::new(
+            e.kind(),
+            format!("AWS_LAMBDA_RUNTIME_API={}: {e}", api.authority),
+        )
+    })?;
     if (200..300).contains(&status) {
         Ok(())
     } else {
@@ -201,6 +207,11 @@ mod tests {
             .unwrap()
             .port();
         let api = RuntimeApi::parse(&format!("127.0.0.1:{port}")).unwrap();
-        assert!(report_init_error(&api, "T", "m").is_err());
+        let err = report_init_error(&api, "T", "m").unwrap_err().to_string();
+        // A wrong emulator address is the usual cause: the message names it.
+        assert!(
+            err.starts_with(&format!("AWS_LAMBDA_RUNTIME_API=127.0.0.1:{port}: ")),
+            "{err}"
+        );
     }
 }
