@@ -186,9 +186,8 @@ mod tests {
         assert!(t.since_main(Phase::Probed).is_some());
         let started = t.started_ns.expect("Linux has /proc/self/stat");
         assert!(t.marks[0].unwrap() >= started, "main after process start");
-        assert!(
-            t.to_string()
-                .starts_with("timeline (since main) main 0us config ")
-        );
+        let line = t.to_string();
+        assert!(line.starts_with("timeline (since main) main 0us config "));
+        assert!(line.contains("ms after process start (clock-tick resolution; a wrapper that execs the program counts)"), "{line}");
     }
 }
