@@ -224,13 +224,16 @@ impl Record {
             // Finished: `drop` no longer needs the context.
             let cx = std::mem::take(&mut self.cx);
             let span = cx.span();
-            if route != self.route
+            // A span that is not sampled takes nothing: the name is not formatted.
+            let recording = span.is_recording();
+            if recording
+                && route != self.route
                 && let Some(route) = route
             {
                 span.update_name(span_name(self.method, Some(route)));
                 span.set_attribute(KeyValue::new("http.route", route));
             }
-            if let Outcome::Answered(_) = outcome {
+            if recording && let Outcome::Answered(_) = outcome {
                 span.set_attribute(KeyValue::new(
                     "http.response.status_code",
                     i64::from(status.as_u16()),
@@ -362,7 +365,13 @@ fn server<B>(req: &http::Request<B>, scheme: &str) -> Option<(String, Option<u16
     if host.is_empty() {
         return None;
     }
-    let port_given = authority.as_str().len() > named.len();
+    // What follows the host is a port, given or not a number; user info before it
+    // (`user@host`, which an absolute request line may carry) is not.
+    let host_and_port = authority
+        .as_str()
+        .rsplit_once('@')
+        .map_or(authority.as_str(), |(_, after)| after);
+    let port_given = host_and_port.len() > named.len();
     let port = match (authority.port_u16(), port_given, scheme) {
         (Some(port), _, _) => Some(port),
         (None, true, _) => None,
@@ -463,6 +472,47 @@ mod tests {
             response = response.header(*name, *value);
         }
         Answer::of(&response.body(()).unwrap_or_default())
+    }
+
+    #[cfg(feature = "tracing")]
+    #[test]
+    fn the_server_port_is_what_follows_the_host() {
+        let at = |uri: &str, host: Option<&str>, scheme: &str| {
+            let mut req = http::Request::get(uri);
+            if let Some(host) = host {
+                req = req.header(http::header::HOST, host);
+            }
+            server(&req.body(()).unwrap(), scheme)
+        };
+        let named = |host: &str, port: Option<u16>| Some((host.to_owned(), port));
+        assert_eq!(
+            at("/", Some("a.example:8080"), "http"),
+            named("a.example", Some(8080))
+        );
+        assert_eq!(
+            at("/", Some("a.example"), "https"),
+            named("a.example", Some(443))
+        );
+        assert_eq!(at("/", Some("[::1]"), "http"), named("::1", Some(80)));
+        // User info is no port: the scheme's port where none follows the host.
+        assert_eq!(
+            at("http://user@a.example/", None, "http"),
+            named("a.example", Some(80))
+        );
+        assert_eq!(
+            at("/", Some("u:p@a.example"), "https"),
+            named("a.example", Some(443))
+        );
+        assert_eq!(
+            at("http://user@a.example:81/", None, "http"),
+            named("a.example", Some(81))
+        );
+        // A port that is no number: no port.
+        assert_eq!(
+            at("/", Some("a.example:x"), "http"),
+            named("a.example", None)
+        );
+        assert_eq!(at("/", None, "http"), None);
     }
 
     #[test]
