@@ -180,11 +180,20 @@ fn members_the_sdk_takes(value: &str) -> Cow<'_, str> {
     if members.clone().all(|m| !m.is_empty() && taken(&m)) {
         return Cow::Borrowed(value);
     }
-    for member in members.clone().filter(|m| !taken(m)) {
-        let key = member.split_once('=').map_or(member, |(key, _)| key);
+    // One report for the request, however many members it names: a caller controls
+    // how many, and each report takes the problems' lock and calls the plugins.
+    let mut left_out = members
+        .clone()
+        .filter(|m| !taken(m))
+        .map(|m| m.split_once('=').map_or(m, |(key, _)| key));
+    if let Some(key) = left_out.next() {
+        let more = match left_out.count() {
+            0 => String::new(),
+            n => format!(" (and {n} more)"),
+        };
         crate::problem::report("tracestate-member", || {
             format!(
-                "traces: the tracestate member `{key}` is not passed on: its system id has 14 characters, which W3C Trace Context allows and the OpenTelemetry SDK refuses"
+                "traces: the tracestate member `{key}`{more} is not passed on: its system id has 14 characters, which W3C Trace Context allows and the OpenTelemetry SDK refuses"
             )
         });
     }
@@ -770,6 +779,11 @@ mod tests {
         );
         assert_eq!(state_of(longest), None);
         assert!(crate::problem::reports("tracestate-member") > before);
+        // A list of such members is one report, not one a member.
+        let many: Vec<String> = (0..32).map(|i| format!("t{i}@abcdefghijklmn=1")).collect();
+        let said = crate::problem::reports("tracestate-member");
+        assert_eq!(state_of(&many.join(",")), None);
+        assert_eq!(crate::problem::reports("tracestate-member"), said + 1);
         let thirteen = "t@abcdefghijklm=1";
         assert_eq!(state_of(thirteen).as_deref(), Some(thirteen));
         // Not read at all without a `traceparent`: nothing to say.
