@@ -84,10 +84,13 @@ impl Sensor {
             Sensor::Simulated => return Ok(45.0 + 5.0 * (cycle as f64 / 10.0).sin()),
         };
         let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+        // `nan` and `inf` parse as numbers and are no reading.
         let millidegrees: f64 = text
             .trim()
             .parse()
-            .map_err(|_| format!("`{}` is no number", text.trim().escape_debug()))?;
+            .ok()
+            .filter(|v: &f64| v.is_finite())
+            .ok_or_else(|| format!("`{}` is no number", text.trim().escape_debug()))?;
         Ok(millidegrees / 1000.0)
     }
 }
