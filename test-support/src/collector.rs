@@ -2,7 +2,7 @@
 
 use std::io::BufRead;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::{Reaper, TempDir, otlp_python, poll, temp_dir};
@@ -53,24 +53,44 @@ impl Collector {
         }
         let which = if grpc { "grpc" } else { "http" };
         receiver.args([format!("--{which}-port"), "0".into()]);
-        let mut child: Child = receiver
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut first = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut first)
-            .unwrap();
-        let port = first
+        // Its stderr (a traceback, a port it could not bind) goes to a file the
+        // failure shows; held by its `Reaper` from the start, so a receiver that
+        // fails to start is not left running.
+        let said = dir.join("stderr.log");
+        let mut child = Reaper(
+            receiver
+                .stdout(Stdio::piped())
+                .stderr(std::fs::File::create(&said).unwrap())
+                .spawn()
+                .unwrap(),
+        );
+        // Its first line gives the port; read on a thread, so a receiver that hangs
+        // before it fails the test instead of hanging it.
+        let stdout = child.0.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut first = String::new();
+            let _ = std::io::BufReader::new(stdout).read_line(&mut first);
+            let _ = tx.send(first);
+        });
+        let first = rx.recv_timeout(Duration::from_secs(30)).unwrap_or_default();
+        let Some(port) = first
             .split_whitespace()
             .find_map(|w| w.strip_prefix(&format!("{which}=")))
             .and_then(|p| p.parse().ok())
-            .unwrap_or_else(|| panic!("receiver said `{first}`"));
+        else {
+            // Stopped first, so that all it wrote is in the file.
+            drop(child);
+            panic!(
+                "the OTLP receiver said `{}` on stdout within 30 s, not its port; its stderr:\n{}",
+                first.trim_end(),
+                std::fs::read_to_string(&said).unwrap_or_default()
+            )
+        };
         Some(Collector {
             port,
             scheme,
-            _receiver: Reaper(child),
+            _receiver: child,
             dir,
         })
     }

@@ -70,26 +70,46 @@ pub fn run_as_function(
 ) -> String {
     use std::process::{Command, Stdio};
     let (port, nexts) = runtime_api(waits);
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", test, "--nocapture"])
-        .env(case, "1")
-        .env("AWS_LAMBDA_RUNTIME_API", format!("127.0.0.1:{port}"))
-        .env("AWS_LAMBDA_FUNCTION_NAME", function)
-        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
-        .env("AWS_LAMBDA_LOG_STREAM_NAME", "2026/12/06/[$LATEST]0123")
-        .envs(vars.iter().copied())
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = crate::Reaper(
+        Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", test, "--nocapture"])
+            .env(case, "1")
+            .env("AWS_LAMBDA_RUNTIME_API", format!("127.0.0.1:{port}"))
+            .env("AWS_LAMBDA_FUNCTION_NAME", function)
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+            .env("AWS_LAMBDA_LOG_STREAM_NAME", "2026/12/06/[$LATEST]0123")
+            .envs(vars.iter().copied())
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    // Read as it comes: a function that writes much is not stopped on a full pipe,
+    // and one that fails shows why.
+    let mut lines = crate::Lines::of(&mut child.0);
     let within = waits.iter().sum::<Duration>() + Duration::from_secs(30);
     for n in 1..=waits.len() + 1 {
-        nexts
-            .recv_timeout(within)
-            .unwrap_or_else(|_| panic!("the function did not ask for invocation {n}"));
+        // A function that ended (a refused setting, a failed init) is said at once,
+        // not after the whole wait.
+        let asked = crate::poll(within, || {
+            match nexts.recv_timeout(Duration::from_millis(100)) {
+                Ok(()) => Some(true),
+                Err(_) => child.0.try_wait().ok().flatten().map(|_| false),
+            }
+        });
+        if asked != Some(true) {
+            let status = child.0.try_wait().ok().flatten();
+            let _ = child.0.kill();
+            let _ = child.0.wait();
+            panic!(
+                "the function did not ask for invocation {n} (ended: {status:?}); its stderr:\n{}",
+                lines.drain(Duration::from_millis(500))
+            );
+        }
     }
-    let _ = child.kill();
-    let out = child.wait_with_output().unwrap();
-    String::from_utf8_lossy(&out.stderr).into_owned()
+    let _ = child.0.kill();
+    let _ = child.0.wait();
+    // Everything it wrote: the pipe is closed once it has ended.
+    lines.drain(Duration::from_millis(500)).to_owned()
 }

@@ -30,7 +30,9 @@ mod tools;
 pub use collector::Collector;
 pub use http::{free_port, get, get_http10, get_with, poll, read_request};
 pub use lambda::{run_as_function, runtime_api};
-pub use process::{Lines, Reaper, start_server, start_server_without};
+pub use process::{
+    Lines, Reaper, output_within, start_server, start_server_without, status_within,
+};
 pub use temp::{TempDir, TempFile, fifo, temp_dir, temp_file};
 pub use tools::{
     in_ci, otlp_python, prometheus_query, skipped, start_prometheus, start_pushgateway, tool,

@@ -24,16 +24,66 @@ pub fn start_server_without(
     for variable in unset {
         command.env_remove(variable);
     }
-    let mut child = command
-        .current_dir(dir)
-        .env("PORT", port.to_string())
-        .envs(vars.iter().map(|(k, v)| (k, v)))
+    // Held by its `Reaper` from the start: a server that never says it listens is
+    // killed with the failing test, not left running after it.
+    let mut child = Reaper(
+        command
+            .current_dir(dir)
+            .env("PORT", port.to_string())
+            .envs(vars.iter().map(|(k, v)| (k, v)))
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut lines = Lines::of(&mut child.0);
+    lines.wait_for("listening on");
+    (port, child, lines)
+}
+
+/// Runs `command` to its end as [`Command::output`] does (stdout and stderr captured),
+/// for at most `within`: a program that does not end fails the test and is killed,
+/// where `output()` would hang the suite.
+///
+/// # Panics
+///
+/// When it cannot be started or has not ended by then.
+pub fn output_within(command: &mut Command, within: Duration) -> std::process::Output {
+    let child = command
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let mut lines = Lines::of(&mut child);
-    lines.wait_for("listening on");
-    (port, Reaper(child), lines)
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(within) {
+        Ok(output) => output.unwrap(),
+        Err(_) => {
+            // Not reaped yet (the thread still waits on it), so the pid is still its.
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+            let output = rx.recv_timeout(Duration::from_secs(10));
+            let said = output
+                .ok()
+                .and_then(Result::ok)
+                .map(|o| String::from_utf8_lossy(&o.stderr).into_owned())
+                .unwrap_or_default();
+            panic!("the program did not end within {within:?}; stderr was:\n{said}");
+        }
+    }
+}
+
+/// Runs `command` to its end as [`Command::status`] does, for at most `within` (see
+/// [`output_within`]).
+///
+/// # Panics
+///
+/// When it cannot be started or has not ended by then.
+pub fn status_within(command: &mut Command, within: Duration) -> std::process::ExitStatus {
+    Reaper(command.spawn().unwrap()).wait_within(within)
 }
 
 /// The lines a child writes to stderr, read on a thread as they come.
@@ -113,5 +163,58 @@ impl Drop for Reaper {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// Whether process `pid` is gone (reaped, or a zombie: it has ended).
+    fn ended(pid: &str) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |stat| {
+            stat.rsplit_once(") ")
+                .is_some_and(|(_, s)| s.starts_with('Z'))
+        })
+    }
+
+    /// A server that never says it listens fails the test and is not left running
+    /// after it (it was wrapped to be killed only once it had said so).
+    #[test]
+    fn a_server_that_never_listens_is_killed_with_the_failure() {
+        let dir = crate::temp_dir("never-listens");
+        let script = dir.join("server");
+        std::fs::write(
+            &script,
+            "#!/bin/sh\necho $$ > \"$(dirname \"$0\")/pid\"\nexec sleep 600\n",
+        )
+        .unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let failed = std::panic::catch_unwind(|| {
+            start_server(script.to_str().unwrap(), &dir, &[]);
+        });
+        assert!(failed.is_err(), "it never said it listens");
+        let pid = std::fs::read_to_string(dir.join("pid")).unwrap();
+        assert!(ended(pid.trim()), "process {} still runs", pid.trim());
+    }
+
+    /// A program that does not end is killed, and the test fails, within the bound.
+    #[test]
+    fn output_within_bounds_a_program_that_does_not_end() {
+        let started = Instant::now();
+        let failed = std::panic::catch_unwind(|| {
+            output_within(Command::new("sleep").arg("600"), Duration::from_millis(300))
+        });
+        assert!(failed.is_err());
+        assert!(started.elapsed() < Duration::from_secs(30));
+        let out = output_within(
+            Command::new("sh").args(["-c", "echo out; echo err >&2"]),
+            Duration::from_secs(30),
+        );
+        assert_eq!(
+            (&out.stdout[..], &out.stderr[..]),
+            (&b"out\n"[..], &b"err\n"[..])
+        );
     }
 }

@@ -86,16 +86,27 @@ pub fn start_pushgateway(test: &str) -> Option<(Reaper, u16)> {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let reaper = Reaper(child);
+    let mut reaper = Reaper(child);
+    // Ready when its own readiness endpoint says so, and while it still runs: another
+    // program on the port (the port is free when chosen, not when bound) answers too.
+    let ready = poll(Duration::from_secs(10), || {
+        if let Ok(Some(status)) = reaper.0.try_wait() {
+            panic!("the Pushgateway on port {port} exited at start ({status})");
+        }
+        get_http10(port, "/-/ready").filter(|answer| {
+            answer.starts_with("HTTP/1.1 200") || answer.starts_with("HTTP/1.0 200")
+        })
+    });
     assert!(
-        poll(Duration::from_secs(10), || get_http10(port, "/metrics")).is_some(),
-        "the Pushgateway never answered"
+        ready.is_some(),
+        "the Pushgateway on port {port} never said it was ready"
     );
     Some((reaper, port))
 }
 
 /// A real Prometheus (`program`) on a free port with `config`, its data under `dir`;
-/// stopped when the `Reaper` is dropped.
+/// stopped when the `Reaper` is dropped, which must come before `dir` goes (declare
+/// the directory first: it is then dropped last).
 pub fn start_prometheus(program: &Path, config: &Path, dir: &Path) -> (Reaper, u16) {
     let port = free_port();
     let child = Command::new(program)

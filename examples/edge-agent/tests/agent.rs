@@ -11,9 +11,15 @@ use std::time::Duration;
 
 use cargo_coldstart::cgroup::{Limits, TempCgroup};
 
-use coldstart_test_support::{Lines, Reaper, TempDir, free_port, get_http10, poll};
+use coldstart_test_support::{
+    Lines, Reaper, TempDir, free_port, get_http10, output_within, poll, status_within,
+};
 
 const AGENT: &str = env!("CARGO_BIN_EXE_edge-agent");
+
+/// The longest a run that ends by itself may take: one that hangs (the end of `main`
+/// waiting for good) fails the test instead of hanging the suite.
+const WITHIN: Duration = Duration::from_secs(60);
 
 /// `GET /metrics`; `None` while nothing listens.
 fn scrape(port: u16) -> Option<String> {
@@ -132,7 +138,11 @@ fn a_sensor_that_never_answers_is_counted_and_stops_nothing_else() {
             .env("COLDSTART_METRICS_ADDR", format!("127.0.0.1:{mport}")),
     );
     let said = lines.wait_for("no answer within 100ms").to_owned();
-    assert!(said.contains("could not be read"), "{said}");
+    let line = said.lines().last().unwrap_or_default();
+    assert!(
+        line.ends_with(" could not be read (no answer within 100ms); skipped"),
+        "{said}"
+    );
     lines.wait_for("deferred work started by the fallback timer");
     let counted = scrape_with_read_errors(mport, 2.0);
     assert!(value(&counted, "edge_samples_total").is_none(), "{counted}");
@@ -176,14 +186,15 @@ fn a_stderr_nobody_reads_does_not_stop_the_agent() {
     let dir = sensor("40000\n");
     let (reader, writer) = std::io::pipe().unwrap();
     drop(reader);
-    let status = Command::new(AGENT)
-        .env("EDGE_SENSOR", dir.join("temp"))
-        .env("EDGE_INTERVAL", "50ms")
-        .env("EDGE_CYCLES", "3")
-        .env("COLDSTART_METRICS_ADDR", "off")
-        .stderr(writer)
-        .status()
-        .unwrap();
+    let status = status_within(
+        Command::new(AGENT)
+            .env("EDGE_SENSOR", dir.join("temp"))
+            .env("EDGE_INTERVAL", "50ms")
+            .env("EDGE_CYCLES", "3")
+            .env("COLDSTART_METRICS_ADDR", "off")
+            .stderr(writer),
+        WITHIN,
+    );
     assert_eq!(status.code(), Some(0));
 }
 
@@ -232,18 +243,19 @@ fn a_run_that_ends_before_the_fallback_makes_its_last_push() {
         return;
     };
     let dir = sensor("40000\n");
-    let out = Command::new(AGENT)
-        .env("EDGE_SENSOR", dir.join("temp"))
-        .env("EDGE_INTERVAL", "50ms")
-        .env("EDGE_CYCLES", "3")
-        .env("COLDSTART_METRICS_ADDR", "off")
-        .env(
-            "COLDSTART_METRICS_PUSH_URL",
-            format!("http://127.0.0.1:{gport}"),
-        )
-        .env("COLDSTART_METRICS_PUSH_JOB", "short-run")
-        .output()
-        .unwrap();
+    let out = output_within(
+        Command::new(AGENT)
+            .env("EDGE_SENSOR", dir.join("temp"))
+            .env("EDGE_INTERVAL", "50ms")
+            .env("EDGE_CYCLES", "3")
+            .env("COLDSTART_METRICS_ADDR", "off")
+            .env(
+                "COLDSTART_METRICS_PUSH_URL",
+                format!("http://127.0.0.1:{gport}"),
+            )
+            .env("COLDSTART_METRICS_PUSH_JOB", "short-run"),
+        WITHIN,
+    );
     let said = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{said}");
     assert!(!said.contains("deferred work started"), "{said}");
@@ -300,7 +312,7 @@ fn inside_a_64_mib_cgroup_the_plan_is_minimal() {
 
 /// Runs the agent with `var=value`, which it must refuse with exit 78; its last line.
 fn refused(var: &str, value: &str) -> String {
-    let out = Command::new(AGENT).env(var, value).output().unwrap();
+    let out = output_within(Command::new(AGENT).env(var, value), WITHIN);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(78), "{stderr}");
     stderr.lines().last().unwrap_or_default().to_owned()
@@ -319,13 +331,14 @@ fn a_bad_interval_is_one_line_and_exit_78() {
 #[test]
 fn blank_settings_are_unset_and_values_are_trimmed() {
     let dir = sensor("40000\n");
-    let out = Command::new(AGENT)
-        .env("EDGE_SENSOR", dir.join("temp"))
-        .env("EDGE_INTERVAL", " ")
-        .env("EDGE_CYCLES", " 1 ")
-        .env("COLDSTART_METRICS_ADDR", "off")
-        .output()
-        .unwrap();
+    let out = output_within(
+        Command::new(AGENT)
+            .env("EDGE_SENSOR", dir.join("temp"))
+            .env("EDGE_INTERVAL", " ")
+            .env("EDGE_CYCLES", " 1 ")
+            .env("COLDSTART_METRICS_ADDR", "off"),
+        WITHIN,
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("cycle 1:"), "{stderr}");
@@ -333,6 +346,31 @@ fn blank_settings_are_unset_and_values_are_trimmed() {
         refused("EDGE_CYCLES", "many"),
         "edge-agent: set EDGE_CYCLES to a whole number, got `many`"
     );
+}
+
+/// `nan` and `inf` parse as floating-point numbers and are no reading: skipped and
+/// counted as other text that is no number (they were exported as the gauge's value).
+#[test]
+fn a_reading_that_is_not_finite_is_skipped() {
+    for text in ["nan", "inf", "-inf"] {
+        let dir = sensor(&format!("{text}\n"));
+        let out = output_within(
+            Command::new(AGENT)
+                .env("EDGE_SENSOR", dir.join("temp"))
+                .env("EDGE_CYCLES", "1")
+                .env("COLDSTART_METRICS_ADDR", "off"),
+            WITHIN,
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "could not be read (`{text}` is no number); skipped"
+            )),
+            "{stderr}"
+        );
+        assert!(!stderr.contains(" C from "), "{stderr}");
+    }
 }
 
 /// A sensor that exists and then cannot be read (here text that is no number) is

@@ -287,7 +287,7 @@ fn every_dashboard_query_answers_from_a_real_scrape_of_the_service() {
         }
     }
     traffic.join().unwrap();
-    drop(dir);
+    // The directory goes after Prometheus stops (declared before it, dropped after).
 }
 
 /// A process whose fallback timer fired before any response (the usual case after
@@ -320,7 +320,7 @@ fn the_first_response_panel_shows_a_start_ended_by_the_fallback_timer() {
     let result = answer.unwrap_or_else(|| panic!("{title}: `{expr}` found no series"));
     assert_eq!(result.len(), 1, "{result:?}");
     assert_eq!(result[0]["metric"]["phase"], "fallback", "{result:?}");
-    drop(dir);
+    // The directory goes after Prometheus stops (declared before it, dropped after).
 }
 
 #[test]

@@ -185,7 +185,7 @@ fn metrics_start_after_the_first_response_and_prometheus_scrapes_them() {
         seen.is_some(),
         "Prometheus never saw up == 1 and http_requests_total >= 1 within 15 s"
     );
-    drop(dir);
+    // The directory goes after Prometheus stops (declared before it, dropped after).
 }
 
 /// Certificates made for one test, as PEM files in a temporary directory: a CA
