@@ -395,13 +395,7 @@ pub(crate) fn start_span<B>(
     let Some(tracer) = crate::trace::tracer() else {
         return opentelemetry::Context::new();
     };
-    // Most requests carry no trace context: skip the propagators' lock and parsing.
-    let headers = req.headers();
-    let parent = if headers.contains_key("traceparent") || headers.contains_key("baggage") {
-        crate::trace::propagation::extract_headers(headers)
-    } else {
-        opentelemetry::Context::current()
-    };
+    let parent = crate::trace::propagation::extract_carried(req.headers());
     let builder = tracer.span_builder("").with_kind(SpanKind::Server);
     // The name and attributes are made only for a span that is sampled.
     let span = tracer.start_described(builder, &parent, |span| {

@@ -60,6 +60,20 @@ pub fn extract_headers(headers: &http::HeaderMap) -> Context {
     opentelemetry::global::get_text_map_propagator(|p| p.extract(&extractor))
 }
 
+/// [`extract_headers`] where `headers` carry one of the installed propagator's fields;
+/// else the current context, without the propagators' parsing (most requests carry
+/// none). The fields are the installed propagator's, so one a program installed in
+/// place of coldstart's (B3, X-Ray) is read too.
+pub(crate) fn extract_carried(headers: &http::HeaderMap) -> Context {
+    opentelemetry::global::get_text_map_propagator(|p| {
+        if p.fields().any(|field| headers.contains_key(field)) {
+            p.extract(&HeaderExtractor::new(headers))
+        } else {
+            Context::current()
+        }
+    })
+}
+
 /// Writes `cx` into a message's string headers (Kafka, NATS, SQS attributes...), as
 /// [`inject_headers`] does: no empty `tracestate` (SQS refuses an empty attribute),
 /// and nothing left from another message.

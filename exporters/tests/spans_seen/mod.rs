@@ -1,6 +1,8 @@
-//! A plugin that keeps each span as it ended: its name, its attributes as text, and
-//! its error description when its status is an error. Registered wherever this module
-//! is included.
+//! A plugin that keeps each span as it ended: its name, its trace id, its attributes
+//! as text, and its error description when its status is an error. Registered
+//! wherever this module is included.
+
+#![allow(dead_code)] // each test reads its own part
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -13,6 +15,8 @@ use opentelemetry_sdk::trace::SpanData;
 #[derive(Debug, Clone)]
 pub(crate) struct Seen {
     pub(crate) name: String,
+    /// The span's trace id, as hex.
+    pub(crate) trace_id: String,
     pub(crate) attributes: BTreeMap<String, String>,
     pub(crate) error: Option<String>,
 }
@@ -37,6 +41,7 @@ impl Plugin for Witness {
         };
         SEEN.lock().unwrap().push(Seen {
             name: span.name.to_string(),
+            trace_id: span.span_context.trace_id().to_string(),
             attributes,
             error,
         });
