@@ -4,7 +4,8 @@
 //! `cloud.resource_id` (the invoked ARN with an alias replaced by the version that
 //! runs, as the conventions ask: one instance serves every alias of its version) and
 //! `cloud.account.id`, and a link to the X-Ray trace from `Lambda-Runtime-Trace-Id`.
-//! An HTTP event's `traceparent` (read by the configured propagators) makes the
+//! An HTTP event's `traceparent` (read by the installed propagator, from the headers
+//! it names: a program's own B3 or X-Ray propagator reads its own) makes the
 //! caller's span its parent. Per process, on the resource: `cloud.provider`,
 //! `cloud.platform`, `cloud.region`, `faas.name`, `faas.version`, `faas.instance`,
 //! `faas.max_memory` (see [`Function::resource_attributes`]).
@@ -57,14 +58,19 @@ fn caller(body: &[u8]) -> Context {
     let Ok(event) = serde_json::from_slice::<Event>(body) else {
         return Context::new();
     };
-    // Only what the propagators read, by lower-case name as the extractor looks them
-    // up. A header's values are joined, as the HTTP layer reads one sent twice
+    // Only what the installed propagator reads (its fields: coldstart's, or one the
+    // program installed in their place), by the name the extractor looks up. A
+    // header's values are joined, as the HTTP layer reads one sent twice
     // (`traceparent` twice starts a new trace): those API Gateway's REST events and
     // ALB keep apart, and names that differ in case only. `headers` holds one value
     // of what `multiValueHeaders` holds all of, so it is read only for what that lacks.
+    let fields: Vec<String> = opentelemetry::global::get_text_map_propagator(|p| {
+        p.fields().map(str::to_ascii_lowercase).collect()
+    });
     let propagated = |name: &str| {
-        ["traceparent", "tracestate", "baggage"]
-            .into_iter()
+        fields
+            .iter()
+            .map(String::as_str)
             .find(|p| p.eq_ignore_ascii_case(name))
     };
     fn add(carrier: &mut HashMap<String, String>, name: &str, value: &str) {
@@ -304,6 +310,54 @@ fn valued<'a>(part: &'a [u8], value: &'a str) -> impl Iterator<Item = &'a str> +
 #[cfg(test)]
 mod tests {
     use super::{BoxError, resource_id, trigger, why_not_posted};
+
+    /// A propagator the program installs in place of coldstart's (here one header of
+    /// its own) reads an HTTP event's headers too: only `traceparent`, `tracestate`
+    /// and `baggage` were passed to it. (The only test of this binary that sets the
+    /// global propagator.)
+    #[test]
+    fn an_http_events_headers_are_read_by_the_installed_propagators_fields() {
+        use opentelemetry::propagation::text_map_propagator::FieldIter;
+        use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
+        use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId};
+        #[derive(Debug)]
+        struct OneHeader(Vec<String>);
+        impl TextMapPropagator for OneHeader {
+            fn inject_context(&self, _: &opentelemetry::Context, _: &mut dyn Injector) {}
+            fn extract_with_context(
+                &self,
+                cx: &opentelemetry::Context,
+                extractor: &dyn Extractor,
+            ) -> opentelemetry::Context {
+                match extractor.get("x-test-trace").map(TraceId::from_hex) {
+                    Some(Ok(trace)) => cx.with_remote_span_context(SpanContext::new(
+                        trace,
+                        SpanId::from_hex("00f067aa0ba902b7").unwrap(),
+                        TraceFlags::SAMPLED,
+                        true,
+                        Default::default(),
+                    )),
+                    _ => cx.clone(),
+                }
+            }
+            fn fields(&self) -> FieldIter<'_> {
+                FieldIter::new(&self.0)
+            }
+        }
+        opentelemetry::global::set_text_map_propagator(OneHeader(vec!["x-test-trace".into()]));
+        let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+        for body in [
+            format!(r#"{{"headers":{{"X-Test-Trace":"{trace}"}},"body":null}}"#),
+            format!(r#"{{"multiValueHeaders":{{"x-test-trace":["{trace}"]}}}}"#),
+        ] {
+            let cx = super::caller(body.as_bytes());
+            assert_eq!(
+                cx.span().span_context().trace_id().to_string(),
+                trace,
+                "{body}"
+            );
+        }
+    }
 
     /// lambda_runtime serialises the response before posting it, and gives a failure
     /// to do so as it gives a failed post.
