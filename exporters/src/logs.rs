@@ -9,9 +9,15 @@ Installed at start-up as the global `tracing` subscriber: a registry, the
 tracing-opentelemetry layer and a line writer, both filtered by
 `COLDSTART_LOG_FILTER` (else `RUST_LOG`, also when `RUST_LOG` is set in a layer
 above it, as an environment variable is above the configuration file; `info` by
-default). Nothing here starts a
+default). Records of the `log` crate (a program's `log::info!`, crates that log
+through `log`) become events too, under their own targets: coldstart installs the
+`log` logger with the subscriber. Nothing here starts a
 thread or opens a file. If the program already installed a subscriber, that one is
 kept and this is reported once.
+
+A program that installs a `log` logger of its own in its body must use the
+logger's fallible set-up (`env_logger::try_init()`): `init()` panics where a logger
+is set already. With `COLDSTART_LOG_FORMAT=off` coldstart installs neither.
 */
 
 use std::fmt::Write as _;
@@ -60,7 +66,15 @@ pub(crate) fn install(config: &Config) {
         problem::report("logs-subscriber", || {
             "logs: the program installed its own tracing subscriber; coldstart's log lines and span bridge are off (COLDSTART_LOG_FORMAT=off says so quietly)".to_owned()
         });
+        return;
     }
+    // `log` records up to the most verbose level the filter lets through: `log`
+    // checks its own maximum before anything else, so what no filter takes costs one
+    // comparison. A logger set already (before `main`) is kept.
+    let most = tracing_log::AsLog::as_log(&tracing::level_filters::LevelFilter::current());
+    let _ = tracing_log::LogTracer::builder()
+        .with_max_level(most)
+        .init();
 }
 
 /// The crates the OTLP exporter and `/metrics` run on.
@@ -113,7 +127,10 @@ impl Lines {
     /// cannot start a line of its own (a forged event, without trace ids).
     fn line(&self, event: &Event<'_>) -> String {
         let mut line = String::with_capacity(256);
-        let meta = event.metadata();
+        // A `log` record's own target and level, not the bridge's (`log`).
+        let normalized = tracing_log::NormalizeEvent::normalized_metadata(event);
+        let from_log = normalized.is_some();
+        let meta = normalized.as_ref().unwrap_or_else(|| event.metadata());
         let cx = opentelemetry::Context::current();
         let span = cx.span();
         let ids = Some(span.span_context()).filter(|c| c.is_valid());
@@ -125,7 +142,7 @@ impl Lines {
             line.push_str(meta.level().as_str());
             line.push_str("\",\"target\":");
             json_string(&mut line, meta.target());
-            event.record(&mut JsonFields(&mut line));
+            event.record(&mut JsonFields(&mut line, from_log));
             if let Some(ids) = ids {
                 let _ = write!(
                     line,
@@ -137,7 +154,7 @@ impl Lines {
             line.push('}');
         } else {
             let _ = write!(line, "{now} {:>5} {}:", meta.level(), meta.target());
-            event.record(&mut TextFields(&mut line));
+            event.record(&mut TextFields(&mut line, from_log));
             if let Some(ids) = ids {
                 let _ = write!(
                     line,
@@ -156,32 +173,47 @@ impl Lines {
 /// goes as `fields.<name>`, so that none of them is there twice.
 const JSON_OWN: [&str; 5] = ["timestamp", "level", "target", "trace_id", "span_id"];
 
-/// `,"name":value` for each field; the message is `"message"`.
-struct JsonFields<'a>(&'a mut String);
+/// The fields the `log` bridge adds to a record's event: where it was logged, which
+/// the line does not show for `tracing` events either (the target is shown).
+const LOG_BRIDGE_FIELDS: [&str; 4] = ["log.target", "log.module_path", "log.file", "log.line"];
+
+/// `,"name":value` for each field; the message is `"message"`. The second member:
+/// the event is a `log` record's, whose bridge fields are left out.
+struct JsonFields<'a>(&'a mut String, bool);
 
 impl Visit for JsonFields<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.key(field);
+        if !self.key(field) {
+            return;
+        }
         json_string(self.0, value);
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.key(field);
+        if !self.key(field) {
+            return;
+        }
         let _ = write!(self.0, "{value}");
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.key(field);
+        if !self.key(field) {
+            return;
+        }
         let _ = write!(self.0, "{value}");
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.key(field);
+        if !self.key(field) {
+            return;
+        }
         let _ = write!(self.0, "{value}");
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.key(field);
+        if !self.key(field) {
+            return;
+        }
         if value.is_finite() {
             let _ = write!(self.0, "{value}");
         } else {
@@ -190,24 +222,31 @@ impl Visit for JsonFields<'_> {
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        self.key(field);
+        if !self.key(field) {
+            return;
+        }
         json_string(self.0, &format!("{value:?}"));
     }
 }
 
 impl JsonFields<'_> {
-    fn key(&mut self, field: &Field) {
+    /// Writes the field's key; `false`, writing nothing, for a field left out.
+    fn key(&mut self, field: &Field) -> bool {
+        if self.1 && LOG_BRIDGE_FIELDS.contains(&field.name()) {
+            return false;
+        }
         self.0.push(',');
         match field.name() {
             name if JSON_OWN.contains(&name) => json_string(self.0, &format!("fields.{name}")),
             name => json_string(self.0, name),
         }
         self.0.push(':');
+        true
     }
 }
 
-/// ` message key=value` for each field.
-struct TextFields<'a>(&'a mut String);
+/// ` message key=value` for each field (the second member as [`JsonFields`]'s).
+struct TextFields<'a>(&'a mut String, bool);
 
 impl Visit for TextFields<'_> {
     fn record_str(&mut self, field: &Field, value: &str) {
@@ -222,6 +261,9 @@ impl Visit for TextFields<'_> {
     /// are written escaped, as `\n` or `\u{2028}`: a value shown with `%` (its
     /// `Display`) or the message would otherwise write them as they are.
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+        if self.1 && LOG_BRIDGE_FIELDS.contains(&field.name()) {
+            return;
+        }
         match field.name() {
             "message" => self.0.push(' '),
             name => {
@@ -354,6 +396,76 @@ mod tests {
             lines.lock().unwrap().clone()
         };
         (of(false), of(true))
+    }
+
+    /// A `log` record at `level` under `target`, as the bridge hands it on.
+    fn log_record(target: &'static str, level: log::Level, message: &str) {
+        tracing_log::format_trace(
+            &log::Record::builder()
+                .args(format_args!("{message}"))
+                .target(target)
+                .level(level)
+                .module_path_static(Some(target))
+                .file_static(Some("src/db.rs"))
+                .line(Some(7))
+                .build(),
+        )
+        .unwrap();
+    }
+
+    /// A `log` record is a line under its own target and level, as a `tracing` event
+    /// is, without the bridge's own fields (`log.file`, `log.line`...).
+    #[test]
+    fn a_log_record_is_a_line_under_its_own_target() {
+        let (text, json) = lines_of(|| log_record("app::db", log::Level::Warn, "pool ready"));
+        assert!(
+            text[0].ends_with("  WARN app::db: pool ready\n"),
+            "{}",
+            text[0]
+        );
+        let parsed: serde_json::Value = serde_json::from_str(&json[0]).unwrap();
+        assert_eq!(
+            (&parsed["level"], &parsed["target"], &parsed["message"]),
+            (
+                &serde_json::json!("WARN"),
+                &serde_json::json!("app::db"),
+                &serde_json::json!("pool ready")
+            ),
+            "{}",
+            json[0]
+        );
+        assert!(!json[0].contains("log."), "{}", json[0]);
+    }
+
+    /// The filter's target directives apply to `log` records by their own targets.
+    #[test]
+    fn the_filter_applies_to_log_records_by_their_targets() {
+        use std::sync::{Arc, Mutex};
+        struct Capture(Arc<Mutex<Vec<String>>>);
+        impl<S: Subscriber> Layer<S> for Capture {
+            fn on_event(&self, event: &Event<'_>, _: Context<'_, S>) {
+                self.0
+                    .lock()
+                    .unwrap()
+                    .push(Lines { json: false }.line(event));
+            }
+        }
+        let lines = Arc::new(Mutex::new(Vec::new()));
+        let filter: Targets = "info,app::db=debug".parse().unwrap();
+        let subscriber =
+            tracing_subscriber::registry().with(Capture(lines.clone()).with_filter(filter));
+        tracing::subscriber::with_default(subscriber, || {
+            log_record("app::db", log::Level::Debug, "kept");
+            log_record("app::web", log::Level::Debug, "left out");
+            log_record("app::web", log::Level::Info, "kept too");
+        });
+        let lines = lines.lock().unwrap().clone();
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert!(lines[0].ends_with(" DEBUG app::db: kept\n"), "{lines:?}");
+        assert!(
+            lines[1].ends_with("  INFO app::web: kept too\n"),
+            "{lines:?}"
+        );
     }
 
     /// Whatever the program logs, an event is one line: its message and its values
