@@ -7,6 +7,13 @@ with the message, and `error.type`).
 `lambda_runtime` reports the error or panic to the Runtime API itself; this wrapper
 passes both through untouched (a panic is resumed after it is noted). It must not
 change what the handler returns.
+
+A streamed answer ([`StreamResponse`](lambda_runtime::StreamResponse)) is the
+handler's work until its stream ends: `lambda_runtime` posts it from a task of its
+own after the handler has returned. The stream is [`WatchedStream`]: polled with the
+invocation's context current (its spans are the invocation's children), an error
+item in it fails the invocation as a handler's error does, and the invocation has
+returned only once it ends (so a stream stalled at the deadline is a timeout).
 */
 
 use std::fmt;
@@ -16,7 +23,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
-use lambda_runtime::LambdaEvent;
+use lambda_runtime::{FunctionResponse, IntoFunctionResponse, LambdaEvent, StreamResponse};
 use tower_service::Service;
 
 /// Whether the invocation in progress failed. One invocation runs at a time
@@ -130,7 +137,7 @@ where
     S: Service<LambdaEvent<A>>,
     S::Error: fmt::Debug + 'static,
 {
-    type Response = S::Response;
+    type Response = Watched<S::Response>;
     type Error = S::Error;
     type Future = InstrumentedFuture<S::Future>;
 
@@ -166,22 +173,93 @@ where
     F: Future<Output = Result<R, E>>,
     E: fmt::Debug + 'static,
 {
-    type Output = Result<R, E>;
+    type Output = Result<Watched<R>, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let inner = self.project().inner;
         match catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
-            Ok(Poll::Ready(output)) => {
+            // An answer has returned once lambda_runtime takes it (`into_response`):
+            // a buffered one then, a streamed one when its stream ends.
+            Ok(Poll::Ready(Ok(answer))) => Poll::Ready(Ok(Watched(answer))),
+            Ok(Poll::Ready(Err(e))) => {
                 RETURNED.store(true, Ordering::Relaxed);
-                if let Err(e) = &output {
-                    fail(&format!("{e:?}"), &error_type(e));
-                }
-                Poll::Ready(output)
+                fail(&format!("{e:?}"), &error_type(&e));
+                Poll::Ready(Err(e))
             }
             Ok(Poll::Pending) => Poll::Pending,
             Err(panic) => {
                 // Done too: a panic near the deadline, its error still being posted
                 // when the timeout notice comes, is a panic, not a timeout.
+                RETURNED.store(true, Ordering::Relaxed);
+                fail(&panic_message(&*panic), PANIC);
+                resume_unwind(panic)
+            }
+        }
+    }
+}
+
+/// A handler's answer, as [`Instrumented`] hands it to `lambda_runtime`: the same
+/// answer, its stream (if streamed) a [`WatchedStream`].
+#[derive(Debug)]
+pub struct Watched<R>(pub R);
+
+impl<R, B, S> IntoFunctionResponse<B, WatchedStream<S>> for Watched<R>
+where
+    R: IntoFunctionResponse<B, S>,
+{
+    fn into_response(self) -> FunctionResponse<B, WatchedStream<S>> {
+        match self.0.into_response() {
+            FunctionResponse::BufferedResponse(body) => {
+                RETURNED.store(true, Ordering::Relaxed);
+                FunctionResponse::BufferedResponse(body)
+            }
+            FunctionResponse::StreamingResponse(response) => {
+                FunctionResponse::StreamingResponse(StreamResponse {
+                    metadata_prelude: response.metadata_prelude,
+                    stream: WatchedStream {
+                        inner: response.stream,
+                        // Taken here, where the invocation's context is current.
+                        #[cfg(feature = "tracing")]
+                        cx: opentelemetry::Context::current(),
+                    },
+                })
+            }
+        }
+    }
+}
+
+/// A streamed answer's stream, watched (see the module docs).
+#[derive(Debug)]
+pub struct WatchedStream<S> {
+    inner: S,
+    #[cfg(feature = "tracing")]
+    cx: opentelemetry::Context,
+}
+
+impl<S, D, E> futures_core::Stream for WatchedStream<S>
+where
+    S: futures_core::Stream<Item = Result<D, E>> + Unpin,
+    E: fmt::Debug,
+{
+    type Item = Result<D, E>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        #[cfg(feature = "tracing")]
+        let _current = this.cx.clone().attach();
+        let inner = Pin::new(&mut this.inner);
+        match catch_unwind(AssertUnwindSafe(|| inner.poll_next(cx))) {
+            Ok(Poll::Ready(Some(Err(e)))) => {
+                // lambda_runtime sends it as the stream's error trailer and goes on.
+                fail(&format!("{e:?}"), std::any::type_name::<E>());
+                Poll::Ready(Some(Err(e)))
+            }
+            Ok(Poll::Ready(None)) => {
+                RETURNED.store(true, Ordering::Relaxed);
+                Poll::Ready(None)
+            }
+            Ok(polled) => polled,
+            Err(panic) => {
                 RETURNED.store(true, Ordering::Relaxed);
                 fail(&panic_message(&*panic), PANIC);
                 resume_unwind(panic)
@@ -224,9 +302,9 @@ mod outcomes {
 
     /// A handler that panics is done with the invocation, as one that returns: the
     /// timeout notice that comes while its error is posted must not record a timeout.
-    /// (No other test of this crate touches the per-invocation flags.)
     #[tokio::test]
     async fn a_handler_that_panics_has_returned_its_answer() {
+        let _turn = TURN.lock().await;
         reset();
         let mut handler = instrument(service_fn(|_: LambdaEvent<String>| async {
             if true {
@@ -256,6 +334,93 @@ mod outcomes {
         assert!(failed());
     }
 }
+
+#[cfg(test)]
+mod streamed {
+    use super::*;
+    use lambda_runtime::{LambdaEvent, service_fn};
+    use std::collections::VecDeque;
+
+    /// A stream of the items it was given, each ready at once.
+    struct Items(VecDeque<Result<&'static str, String>>);
+
+    impl futures_core::Stream for Items {
+        type Item = Result<&'static str, String>;
+        fn poll_next(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+            Poll::Ready(self.0.pop_front())
+        }
+    }
+
+    /// The stream a handler answering `items` hands to lambda_runtime, after the
+    /// handler has returned.
+    async fn streamed(items: Vec<Result<&'static str, String>>) -> WatchedStream<Items> {
+        let mut handler = instrument(service_fn(move |_: LambdaEvent<String>| {
+            let items = Items(items.clone().into());
+            async move { Ok::<_, String>(StreamResponse::from(items)) }
+        }));
+        let event = LambdaEvent::new(String::new(), lambda_runtime::Context::default());
+        let answer = handler.call(event).await.unwrap();
+        match IntoFunctionResponse::<(), WatchedStream<Items>>::into_response(answer) {
+            FunctionResponse::StreamingResponse(response) => response.stream,
+            FunctionResponse::BufferedResponse(()) => panic!("streamed"),
+        }
+    }
+
+    /// Polls `stream` to its end: its items.
+    fn drain(stream: &mut WatchedStream<Items>) -> usize {
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let mut n = 0;
+        while let Poll::Ready(Some(_)) = Pin::new(&mut *stream).poll_next(&mut cx) {
+            n += 1;
+        }
+        n
+    }
+
+    use futures_core::Stream as _;
+
+    /// A streamed answer is the handler's work until its stream ends: it has not
+    /// returned before (a stream stalled at the deadline is a timeout), and an error
+    /// item in it fails the invocation. Both were set as the handler returned.
+    #[tokio::test]
+    async fn a_streamed_answer_returns_at_its_end_and_an_error_in_it_fails() {
+        let _turn = TURN.lock().await;
+        reset();
+        let mut stream = streamed(vec![Ok("a"), Err("broke".to_owned()), Ok("b")]).await;
+        assert!(!returned(), "the stream is still to be posted");
+        assert!(!failed());
+        assert_eq!(drain(&mut stream), 3, "every item passed on, the error too");
+        assert!(returned());
+        assert!(failed(), "the error item fails the invocation");
+
+        reset();
+        let mut stream = streamed(vec![Ok("a"), Ok("b")]).await;
+        assert!(!returned());
+        assert_eq!(drain(&mut stream), 2);
+        assert!(returned());
+        assert!(!failed());
+    }
+
+    /// A buffered answer has returned once lambda_runtime takes it.
+    #[tokio::test]
+    async fn a_buffered_answer_returns_when_taken() {
+        let _turn = TURN.lock().await;
+        reset();
+        let mut handler = instrument(service_fn(|e: LambdaEvent<String>| async move {
+            Ok::<String, String>(e.payload)
+        }));
+        let event = LambdaEvent::new("x".to_owned(), lambda_runtime::Context::default());
+        let answer = handler.call(event).await.unwrap();
+        let taken = IntoFunctionResponse::<String, _>::into_response(answer);
+        assert!(matches!(taken, FunctionResponse::BufferedResponse(ref x) if x == "x"));
+        assert!(returned());
+        assert!(!failed());
+    }
+}
+
+/// The per-invocation flags are the process's: the tests that set them take turns.
+/// (No other test of this crate touches them.)
+#[cfg(test)]
+static TURN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 #[cfg(test)]
 mod error_types {

@@ -64,7 +64,7 @@ use serde::{Deserialize, Serialize};
 pub use emf::DEFAULT_NAMESPACE;
 pub use extension::NAME as EXTENSION_NAME;
 pub use function::{EnvError, Function, REQUIRED, RuntimeApi, account_id, detected};
-pub use handler::{Instrumented, InstrumentedFuture, instrument};
+pub use handler::{Instrumented, InstrumentedFuture, Watched, WatchedStream, instrument};
 pub use init_error::{report_init_error, serving};
 pub use lambda_runtime::layers::TracingLayer;
 pub use lambda_runtime::{
