@@ -19,10 +19,9 @@ pub(crate) fn apply(settings: &Allocator) {
     #[cfg(feature = "mimalloc")]
     if let Some(ms) = settings.purge_delay_ms {
         // An explicit MIMALLOC_PURGE_DELAY wins over the plan, as a variable should;
-        // so does its older name, which mimalloc still reads.
-        if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none()
-            && std::env::var_os("MIMALLOC_RESET_DELAY").is_none()
-        {
+        // so does its older name, which mimalloc still reads. mimalloc reads both in
+        // any case (`mimalloc_purge_delay` too).
+        if !environment_sets(&["MIMALLOC_PURGE_DELAY", "MIMALLOC_RESET_DELAY"]) {
             // SAFETY: mi_option_set only stores the value; any option index is checked
             // by mimalloc and the purge delay may change at any time.
             unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, ms as _) };
@@ -32,9 +31,54 @@ pub(crate) fn apply(settings: &Allocator) {
     let _ = settings;
 }
 
+/// Whether the process environment sets one of `names`, in any case, as mimalloc
+/// reads its options: from `environ`, without copying it.
+#[cfg(feature = "mimalloc")]
+fn environment_sets(names: &[&str]) -> bool {
+    unsafe extern "C" {
+        static environ: *const *const libc::c_char;
+    }
+    // SAFETY: `environ` is the C library's list of NUL-terminated entries, ended by a
+    // null pointer; it is read at start-up, before the program's own threads run.
+    unsafe {
+        let mut entry = environ;
+        while !entry.is_null() && !(*entry).is_null() {
+            let text = std::ffi::CStr::from_ptr(*entry).to_bytes();
+            if names.iter().any(|name| names_the_entry(text, name)) {
+                return true;
+            }
+            entry = entry.add(1);
+        }
+    }
+    false
+}
+
+/// Whether the environment entry `entry` (`NAME=value`) is `name`'s, in any case.
+#[cfg(feature = "mimalloc")]
+fn names_the_entry(entry: &[u8], name: &str) -> bool {
+    entry
+        .get(..name.len())
+        .is_some_and(|start| start.eq_ignore_ascii_case(name.as_bytes()))
+        && entry.get(name.len()) == Some(&b'=')
+}
+
 #[cfg(all(test, feature = "mimalloc"))]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_option_is_named_in_any_case_as_mimalloc_reads_it() {
+        let name = "MIMALLOC_PURGE_DELAY";
+        assert!(names_the_entry(b"MIMALLOC_PURGE_DELAY=10", name));
+        assert!(names_the_entry(b"mimalloc_purge_delay=10", name));
+        assert!(names_the_entry(b"MIMALLOC_PURGE_DELAY=", name));
+        assert!(!names_the_entry(b"MIMALLOC_PURGE_DELAYS=10", name));
+        assert!(!names_the_entry(b"MIMALLOC_PURGE", name));
+        assert!(!names_the_entry(b"MIMALLOC_PURGE_DELAY", name));
+        // The process's own environment is read: `PATH` is set wherever tests run.
+        assert!(environment_sets(&["path"]));
+        assert!(!environment_sets(&["COLDSTART_NO_SUCH_VARIABLE_SET"]));
+    }
 
     #[test]
     fn purge_delay_index_is_mimallocs() {
