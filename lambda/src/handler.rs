@@ -20,7 +20,7 @@ use std::fmt;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 use lambda_runtime::{FunctionResponse, IntoFunctionResponse, LambdaEvent, StreamResponse};
@@ -38,8 +38,13 @@ static CALLED: AtomicBool = AtomicBool::new(false);
 static RETURNED: AtomicBool = AtomicBool::new(false);
 /// Whether a handler has been [`instrument`]ed, so that `CALLED` means something.
 static INSTRUMENTED: AtomicBool = AtomicBool::new(false);
+/// Which invocation the flags are of, counted by [`reset`]: a streamed answer still
+/// posted after its invocation ended (the Runtime API answered early) sets nothing
+/// for the next one.
+static INVOCATION: AtomicU64 = AtomicU64::new(0);
 
 pub(crate) fn reset() {
+    INVOCATION.fetch_add(1, Ordering::Relaxed);
     FAILED.store(false, Ordering::Relaxed);
     CALLED.store(false, Ordering::Relaxed);
     RETURNED.store(false, Ordering::Relaxed);
@@ -62,10 +67,13 @@ pub(crate) fn not_called() -> bool {
     INSTRUMENTED.load(Ordering::Relaxed) && !CALLED.load(Ordering::Relaxed)
 }
 
-/// Notes that the invocation failed, and why: its span gets `message` as its status
-/// and `error_type` as its `error.type`.
-fn fail(message: &str, error_type: &str) {
-    FAILED.store(true, Ordering::Relaxed);
+/// Notes that the invocation failed, and why: its span (the current one) gets
+/// `message` as its status and `error_type` as its `error.type`; the flag that counts
+/// it in the EMF record is set where `flag` (not for an invocation already ended).
+fn fail(message: &str, error_type: &str, flag: bool) {
+    if flag {
+        FAILED.store(true, Ordering::Relaxed);
+    }
     #[cfg(feature = "tracing")]
     {
         use opentelemetry::KeyValue;
@@ -152,7 +160,7 @@ where
             Ok(future) => InstrumentedFuture { inner: future },
             Err(panic) => {
                 RETURNED.store(true, Ordering::Relaxed);
-                fail(&panic_message(&*panic), PANIC);
+                fail(&panic_message(&*panic), PANIC, true);
                 resume_unwind(panic)
             }
         }
@@ -183,7 +191,7 @@ where
             Ok(Poll::Ready(Ok(answer))) => Poll::Ready(Ok(Watched(answer))),
             Ok(Poll::Ready(Err(e))) => {
                 RETURNED.store(true, Ordering::Relaxed);
-                fail(&format!("{e:?}"), &error_type(&e));
+                fail(&format!("{e:?}"), &error_type(&e), true);
                 Poll::Ready(Err(e))
             }
             Ok(Poll::Pending) => Poll::Pending,
@@ -191,7 +199,7 @@ where
                 // Done too: a panic near the deadline, its error still being posted
                 // when the timeout notice comes, is a panic, not a timeout.
                 RETURNED.store(true, Ordering::Relaxed);
-                fail(&panic_message(&*panic), PANIC);
+                fail(&panic_message(&*panic), PANIC, true);
                 resume_unwind(panic)
             }
         }
@@ -218,6 +226,7 @@ where
                     metadata_prelude: response.metadata_prelude,
                     stream: WatchedStream {
                         inner: response.stream,
+                        invocation: INVOCATION.load(Ordering::Relaxed),
                         // Taken here, where the invocation's context is current.
                         #[cfg(feature = "tracing")]
                         cx: opentelemetry::Context::current(),
@@ -232,6 +241,8 @@ where
 #[derive(Debug)]
 pub struct WatchedStream<S> {
     inner: S,
+    /// The invocation it answers ([`INVOCATION`] when it was taken).
+    invocation: u64,
     #[cfg(feature = "tracing")]
     cx: opentelemetry::Context,
 }
@@ -248,20 +259,27 @@ where
         #[cfg(feature = "tracing")]
         let _current = this.cx.clone().attach();
         let inner = Pin::new(&mut this.inner);
+        // Still its invocation's: the flags are then its own to set.
+        let current = INVOCATION.load(Ordering::Relaxed) == this.invocation;
         match catch_unwind(AssertUnwindSafe(|| inner.poll_next(cx))) {
             Ok(Poll::Ready(Some(Err(e)))) => {
                 // lambda_runtime sends it as the stream's error trailer and goes on.
-                fail(&format!("{e:?}"), std::any::type_name::<E>());
+                // (The span is the stream's own invocation's, current here.)
+                fail(&format!("{e:?}"), std::any::type_name::<E>(), current);
                 Poll::Ready(Some(Err(e)))
             }
             Ok(Poll::Ready(None)) => {
-                RETURNED.store(true, Ordering::Relaxed);
+                if current {
+                    RETURNED.store(true, Ordering::Relaxed);
+                }
                 Poll::Ready(None)
             }
             Ok(polled) => polled,
             Err(panic) => {
-                RETURNED.store(true, Ordering::Relaxed);
-                fail(&panic_message(&*panic), PANIC);
+                if current {
+                    RETURNED.store(true, Ordering::Relaxed);
+                }
+                fail(&panic_message(&*panic), PANIC, current);
                 resume_unwind(panic)
             }
         }
@@ -398,6 +416,71 @@ mod streamed {
         assert_eq!(drain(&mut stream), 2);
         assert!(returned());
         assert!(!failed());
+    }
+
+    /// A stream still posted after its invocation ended (the Runtime API answered
+    /// early) sets nothing for the next invocation: its end would have hidden the
+    /// next one's timeout, its error counted the next one as failed.
+    #[tokio::test]
+    async fn a_stream_outliving_its_invocation_sets_nothing_for_the_next() {
+        let _turn = TURN.lock().await;
+        reset();
+        let mut stream = streamed(vec![Err("late".to_owned())]).await;
+        // The next invocation begins, and its handler is called.
+        reset();
+        CALLED.store(true, Ordering::Relaxed);
+        assert_eq!(drain(&mut stream), 1);
+        assert!(!returned(), "the next invocation has not returned");
+        assert!(!failed(), "nor failed");
+    }
+
+    /// The stream is polled, on lambda_runtime's task of its own, with the context
+    /// current where lambda_runtime took the answer: the invocation's, so that spans
+    /// made in it are the invocation's children.
+    #[cfg(feature = "tracing")]
+    #[tokio::test]
+    async fn a_stream_is_polled_in_its_invocations_context() {
+        use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId};
+        use std::sync::{Arc, Mutex};
+        /// Ends at once, noting the trace current when it is polled.
+        struct Sees(Arc<Mutex<Option<TraceId>>>);
+        impl futures_core::Stream for Sees {
+            type Item = Result<&'static str, String>;
+            fn poll_next(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+                let cx = opentelemetry::Context::current();
+                *self.0.lock().unwrap() = Some(cx.span().span_context().trace_id());
+                Poll::Ready(None)
+            }
+        }
+        let _turn = TURN.lock().await;
+        reset();
+        let trace = TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").unwrap();
+        let invocation = opentelemetry::Context::new().with_remote_span_context(SpanContext::new(
+            trace,
+            SpanId::from_hex("00f067aa0ba902b7").unwrap(),
+            TraceFlags::SAMPLED,
+            true,
+            Default::default(),
+        ));
+        let seen = Arc::new(Mutex::new(None));
+        let sees = seen.clone();
+        let mut handler = instrument(service_fn(move |_: LambdaEvent<String>| {
+            let stream = Sees(sees.clone());
+            async move { Ok::<_, String>(StreamResponse::from(stream)) }
+        }));
+        let event = LambdaEvent::new(String::new(), lambda_runtime::Context::default());
+        let mut stream = {
+            let _current = invocation.attach();
+            let answer = handler.call(event).await.unwrap();
+            match IntoFunctionResponse::<(), WatchedStream<Sees>>::into_response(answer) {
+                FunctionResponse::StreamingResponse(response) => response.stream,
+                FunctionResponse::BufferedResponse(()) => panic!("streamed"),
+            }
+        };
+        // Polled where no context is current, as on lambda_runtime's task.
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        assert!(Pin::new(&mut stream).poll_next(&mut cx).is_ready());
+        assert_eq!(*seen.lock().unwrap(), Some(trace));
     }
 
     /// A buffered answer has returned once lambda_runtime takes it.
