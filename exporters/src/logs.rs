@@ -51,9 +51,13 @@ pub(crate) fn install(config: &Config) {
     // turn. (Their spans run in tasks the suppressed export context does not reach.)
     // Matched by module path: a target directive matches any name it begins, and
     // `tower` would also have turned off `tower_http`, the program's own trace layer.
-    let span_filter = filter
-        .clone()
-        .and(filter_fn(|meta| !kept_from_spans(meta.target())));
+    // The module check lets through any level: it gives the most verbose as its hint,
+    // so that the levels the subscriber asks for are `filter`'s (without a hint the
+    // whole subscriber's is every level, `log`'s maximum too).
+    let span_filter = filter.clone().and(
+        filter_fn(|meta| !kept_from_spans(meta.target()))
+            .with_max_level_hint(tracing::level_filters::LevelFilter::TRACE),
+    );
     let spans = crate::trace::tracer().map(|tracer| {
         tracing_opentelemetry::layer()
             .with_tracer(tracer.clone())

@@ -16,11 +16,15 @@ const CASE: &str = "COLDSTART_TEST_LOG_RECORDS_CASE";
 #[test]
 fn log_records_are_lines() {
     if std::env::var_os(CASE).is_some() {
+        // Tracing on (nothing exported): the span bridge is part of the subscriber.
         let _telemetry = telemetry::installed(vec![
             ("COLDSTART_LOG_FORMAT", "json".to_owned()),
             ("COLDSTART_LOG_FILTER", "info,app::db=debug".to_owned()),
             ("OTEL_TRACES_EXPORTER", "none".to_owned()),
         ]);
+        // `log` is asked for no more than the filter takes: a `trace!` anywhere costs
+        // one comparison (it was every level, each record then offered to the filter).
+        assert_eq!(log::max_level(), log::LevelFilter::Debug);
         log::debug!(target: "app::db", "pool ready");
         log::debug!(target: "app::web", "left out");
         log::warn!(target: "app::web", "slow");
