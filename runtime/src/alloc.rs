@@ -36,12 +36,15 @@ pub(crate) fn apply(settings: &Allocator) {
 #[cfg(feature = "mimalloc")]
 fn environment_sets(names: &[&str]) -> bool {
     unsafe extern "C" {
-        static environ: *const *const libc::c_char;
+        // Mutable: `setenv` replaces it (as std declares it too).
+        static mut environ: *const *const libc::c_char;
     }
     // SAFETY: `environ` is the C library's list of NUL-terminated entries, ended by a
-    // null pointer; it is read at start-up, before the program's own threads run.
+    // null pointer, read through a raw pointer (no reference to the mutable static).
+    // Read as mimalloc and `getenv` read it: a thread setting a variable at the same
+    // moment (`set_var`, itself `unsafe` for that reason) is the caller's to avoid.
     unsafe {
-        let mut entry = environ;
+        let mut entry = (&raw const environ).read();
         while !entry.is_null() && !(*entry).is_null() {
             let text = std::ffi::CStr::from_ptr(*entry).to_bytes();
             if names.iter().any(|name| names_the_entry(text, name)) {
