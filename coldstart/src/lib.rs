@@ -134,9 +134,9 @@ pub fn inits() -> Vec<InitReport> {
     coldstart_runtime::init::reports()
 }
 
-/// The start-up timeline so far: exec, main, configuration read (and telemetry
-/// installed), probe, plan, registrations ordered, runtime built, inits, body entered,
-/// first response.
+/// The start-up timeline so far: the process's start (its creation, in clock ticks),
+/// main, configuration read (and telemetry installed), probe, plan, registrations
+/// ordered, runtime built, inits, body entered, first response.
 ///
 /// ```
 /// let t = coldstart::timeline();

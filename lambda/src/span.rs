@@ -42,7 +42,8 @@ pub(crate) fn start(function: &Function, invocation: &LambdaInvocation, cold: bo
 }
 
 /// The context the headers of an HTTP event (API Gateway, function URL, ALB) carry,
-/// read with the configured propagators (`OTEL_PROPAGATORS`): the caller's span is
+/// read with the installed propagator (`OTEL_PROPAGATORS`, or the program's own in
+/// their place), from the headers it names: the caller's span is
 /// the invocation span's parent, as in the FaaS conventions' API Gateway case. The
 /// X-Ray header stays a link. Empty when the event has no headers or cannot be read.
 fn caller(body: &[u8]) -> Context {
