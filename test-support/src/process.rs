@@ -112,13 +112,19 @@ impl Lines {
         let stderr = child.stderr.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stderr)
-                .lines()
-                .map_while(Result::ok)
-            {
-                if tx.send(line).is_err() {
+            // Bytes, not text: a line that is not UTF-8 is shown lossily, and the
+            // reading goes on (stopped, the child's next writes would fail).
+            let mut reader = std::io::BufReader::new(stderr);
+            let mut line = Vec::new();
+            while reader.read_until(b'\n', &mut line).unwrap_or(0) > 0 {
+                let text = String::from_utf8_lossy(&line);
+                if tx
+                    .send(text.trim_end_matches(['\n', '\r']).to_owned())
+                    .is_err()
+                {
                     break;
                 }
+                line.clear();
             }
         });
         Lines {
@@ -209,6 +215,21 @@ mod tests {
         assert!(failed.is_err(), "it never said it listens");
         let pid = std::fs::read_to_string(dir.join("pid")).unwrap();
         assert!(ended(pid.trim()), "process {} still runs", pid.trim());
+    }
+
+    /// A line that is not UTF-8 is read (lossily), and the lines after it too: the
+    /// reading stopped there.
+    #[test]
+    fn lines_go_on_past_one_that_is_not_utf8() {
+        let mut child = Reaper(
+            Command::new("sh")
+                .args(["-c", "printf 'a\\377b\\nnext\\n' >&2"])
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap(),
+        );
+        let mut lines = Lines::of(&mut child.0);
+        assert_eq!(lines.wait_for("next"), "a\u{fffd}b\nnext\n");
     }
 
     /// A program that does not end is killed, and the test fails.
