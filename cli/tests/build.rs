@@ -106,6 +106,7 @@ fn the_example_built_for_start_up_serves_in_the_embedded_order() {
     let (report, path) = build(&["--no-init-profile"]);
     assert!(report.contains("no init profile embedded"), "{report}");
     let (before, after) = planned_order(Path::new(&path), None);
+    assert!(before.contains("http_server::CONFIG"), "{before}");
     assert!(!before.contains("CLIENT_POOL"), "{before}");
     assert!(after.contains("http_server::CLIENT_POOL"), "{after}");
 }

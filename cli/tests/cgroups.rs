@@ -22,7 +22,8 @@ fn name(test: &str) -> String {
 }
 
 fn doctor(mut command: Command) -> Value {
-    let out = command.output().expect("doctor runs");
+    let out =
+        coldstart_test_support::output_within(&mut command, std::time::Duration::from_secs(60));
     assert!(
         out.status.success(),
         "doctor failed: {}",

@@ -16,14 +16,18 @@ use support::{LAMBDA_PACKAGE, cargo_lambda, example};
 
 const TOOL: &str = env!("CARGO_BIN_EXE_cargo-coldstart");
 
+/// The longest a `compare` run here may take: one that hangs fails its test.
+const WITHIN: Duration = Duration::from_secs(600);
+
 fn compare(args: &[&str]) -> Output {
-    Command::new(TOOL)
-        .arg("compare")
-        .args(args)
-        .env("OTEL_TRACES_EXPORTER", "none")
-        .env("COLDSTART_METRICS_ADDR", "off")
-        .output()
-        .unwrap()
+    coldstart_test_support::output_within(
+        Command::new(TOOL)
+            .arg("compare")
+            .args(args)
+            .env("OTEL_TRACES_EXPORTER", "none")
+            .env("COLDSTART_METRICS_ADDR", "off"),
+        WITHIN,
+    )
 }
 
 fn json(out: &Output) -> Value {
@@ -289,7 +293,7 @@ fn in_a_real_cgroup_and_it_is_removed_after() {
         .spawn()
         .unwrap();
     let pid = child.id();
-    let out = child.wait_with_output().unwrap();
+    let out = coldstart_test_support::wait_with_output_within(child, WITHIN);
     let v = json(&out);
     assert_eq!(v["setting"], "cgroup 0.25 CPU, 64 MiB memory");
     // In a 0.25-CPU cgroup coldstart plans one thread (current_thread).
@@ -378,7 +382,7 @@ fn stopped_by(test: &str, signo: i32) {
     };
     // SAFETY: kill(2) with a valid pid and signal.
     unsafe { libc::kill(pid as i32, signo) };
-    let out = child.wait_with_output().unwrap();
+    let out = coldstart_test_support::wait_with_output_within(child, WITHIN);
     assert_eq!(
         out.status.code(),
         Some(128 + signo),
@@ -433,7 +437,7 @@ fn ctrl_c_without_a_cgroup_stops_what_left_the_group() {
     }
     // SAFETY: kill(2) with a valid pid and signal.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-    let out = child.wait_with_output().unwrap();
+    let out = coldstart_test_support::wait_with_output_within(child, WITHIN);
     assert_eq!(
         out.status.code(),
         Some(130),

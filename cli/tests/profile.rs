@@ -59,6 +59,7 @@ fn a_recorded_profile_changes_the_order_of_the_next_run() {
         "{text}"
     );
     let (before, after) = planned_order(&server, Some(&recorded));
+    assert!(before.contains("http_server::CONFIG"), "{before}");
     assert!(!before.contains("CLIENT_POOL"), "{before}");
     assert!(after.contains("http_server::CLIENT_POOL"), "{after}");
 }
@@ -270,24 +271,19 @@ fn a_profile_that_does_not_parse_is_said_to_be_invalid() {
         &format!("h.HTTPServer(('127.0.0.1', {port}), H).serve_forever()"),
     ]
     .join("\n");
-    let started = std::time::Instant::now();
-    let run = Command::new(TOOL)
-        .args(["profile", "--out"])
-        .arg(&*out)
-        .args(["--url", &format!("http://127.0.0.1:{port}/"), "--"])
-        .args(["python3", "-c", &serve])
-        .output()
-        .unwrap();
+    let run = coldstart_test_support::output_within(
+        Command::new(TOOL)
+            .args(["profile", "--out"])
+            .arg(&*out)
+            .args(["--url", &format!("http://127.0.0.1:{port}/"), "--"])
+            .args(["python3", "-c", &serve]),
+        std::time::Duration::from_secs(60),
+    );
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert_eq!(run.status.code(), Some(1), "{stderr}");
     assert!(
         stderr.contains("the profile python3 wrote is not valid"),
         "{stderr}"
-    );
-    assert!(
-        started.elapsed() < std::time::Duration::from_secs(8),
-        "said after {:?}, the wait's whole 10 s",
-        started.elapsed()
     );
     assert!(!out.exists());
 }

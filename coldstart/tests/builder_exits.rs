@@ -17,12 +17,13 @@ fn the_line_and_exit_78(test: &str) -> String {
 
 /// [`the_line_and_exit_78`] with `env` set for the child.
 fn the_line_and_exit_78_with(test: &str, env: &[(&str, &str)]) -> String {
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", test, "--nocapture"])
-        .env(CASE, "1")
-        .envs(env.iter().copied())
-        .output()
-        .unwrap();
+    let out = coldstart_test_support::output_within(
+        Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", test, "--nocapture"])
+            .env(CASE, "1")
+            .envs(env.iter().copied()),
+        std::time::Duration::from_secs(60),
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(78), "{stdout}\n{stderr}");

@@ -17,14 +17,15 @@ fn a_second_start_is_one_line_and_exit_70_with_telemetry_installed_once() {
         coldstart::Builder::new().block_on(async { println!("second") });
         return;
     }
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", test, "--nocapture"])
-        .env(CASE, "1")
-        .env("OTEL_TRACES_SAMPLER", "sometimes")
-        .env("COLDSTART_METRICS_ADDR", "off")
-        .env("OTEL_TRACES_EXPORTER", "none")
-        .output()
-        .unwrap();
+    let out = coldstart_test_support::output_within(
+        Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", test, "--nocapture"])
+            .env(CASE, "1")
+            .env("OTEL_TRACES_SAMPLER", "sometimes")
+            .env("COLDSTART_METRICS_ADDR", "off")
+            .env("OTEL_TRACES_EXPORTER", "none"),
+        std::time::Duration::from_secs(60),
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(70), "{stdout}\n{stderr}");

@@ -32,6 +32,7 @@ pub use http::{free_port, get, get_http10, get_with, poll, read_request};
 pub use lambda::{run_as_function, runtime_api};
 pub use process::{
     Lines, Reaper, output_within, start_server, start_server_without, status_within,
+    wait_with_output_within,
 };
 pub use temp::{TempDir, TempFile, fifo, temp_dir, temp_file};
 pub use tools::{

@@ -48,24 +48,38 @@ pub fn start_server_without(
 ///
 /// When it cannot be started or has not ended by then.
 pub fn output_within(command: &mut Command, within: Duration) -> std::process::Output {
+    let child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_with_output_within(child, within)
+}
+
+/// [`std::process::Child::wait_with_output`] for at most `within` (see
+/// [`output_within`]): what it writes to the pipes it was given is read as it comes.
+///
+/// # Panics
+///
+/// When it has not ended by then.
+pub fn wait_with_output_within(
+    child: std::process::Child,
+    within: Duration,
+) -> std::process::Output {
     use std::io::Read;
-    let mut child = Reaper(
-        command
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
+    let mut child = Reaper(child);
     // Read as they come, so that a program writing much is not stopped on a full pipe.
-    let read_all = |mut pipe: Box<dyn Read + Send>| {
+    let read_all = |pipe: Option<Box<dyn Read + Send>>| {
         std::thread::spawn(move || {
             let mut bytes = Vec::new();
-            let _ = pipe.read_to_end(&mut bytes);
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut bytes);
+            }
             bytes
         })
     };
-    let stdout = read_all(Box::new(child.0.stdout.take().unwrap()));
-    let stderr = read_all(Box::new(child.0.stderr.take().unwrap()));
+    let stdout = read_all(child.0.stdout.take().map(|p| Box::new(p) as _));
+    let stderr = read_all(child.0.stderr.take().map(|p| Box::new(p) as _));
     let ended = crate::poll(within, || child.0.try_wait().ok().flatten());
     let Some(status) = ended else {
         let _ = child.0.kill();

@@ -3,7 +3,6 @@
 
 #![allow(dead_code, unreachable_pub)] // each test file uses its own part
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -54,7 +53,8 @@ pub fn cargo_lambda(test: &str) -> Option<String> {
 pub const LAMBDA_PACKAGE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/lambda-hello");
 
 /// The `before serving` and `after 1st response` lines of the server's start-up
-/// report, with `profile` in `COLDSTART_PROFILE` when given.
+/// report, with `profile` in `COLDSTART_PROFILE` when given. The server is killed
+/// when they have come, or with the failing test when they do not (in 10 s).
 pub fn planned_order(server: &Path, profile: Option<&Path>) -> (String, String) {
     let port = coldstart_test_support::free_port();
     let mut command = Command::new(server);
@@ -62,30 +62,32 @@ pub fn planned_order(server: &Path, profile: Option<&Path>) -> (String, String) 
         Some(profile) => command.env("COLDSTART_PROFILE", profile),
         None => command.env_remove("COLDSTART_PROFILE"),
     };
-    let mut child = command
-        .env("PORT", port.to_string())
-        .env("COLDSTART_LOG", "debug")
-        .env("COLDSTART_METRICS_ADDR", "off")
-        .env("OTEL_TRACES_EXPORTER", "none")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut before = String::new();
-    let mut after = String::new();
-    for line in BufReader::new(child.stderr.take().unwrap())
-        .lines()
-        .map_while(Result::ok)
-    {
-        if let Some(rest) = line.trim().strip_prefix("before serving") {
-            before = rest.trim().to_owned();
+    let mut child = coldstart_test_support::Reaper(
+        command
+            .env("PORT", port.to_string())
+            .env("COLDSTART_LOG", "debug")
+            .env("COLDSTART_METRICS_ADDR", "off")
+            .env("OTEL_TRACES_EXPORTER", "none")
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut lines = coldstart_test_support::Lines::of(&mut child.0);
+    // The plan's `exporters` row says "after 1st response" too: wait for the line
+    // of the inits' block, which begins with it.
+    let row = |seen: &str, label: &str| {
+        seen.lines()
+            .find_map(|line| line.trim().strip_prefix(label))
+            .map(|rest| rest.trim().to_owned())
+    };
+    let after = loop {
+        let seen = lines.wait_for("after 1st response");
+        if let Some(after) = row(seen, "after 1st response") {
+            break after;
         }
-        if let Some(rest) = line.trim().strip_prefix("after 1st response") {
-            after = rest.trim().to_owned();
-            break;
-        }
-    }
-    let _ = child.kill();
-    let _ = child.wait();
+    };
+    let before = row(&lines.seen, "before serving")
+        .unwrap_or_else(|| panic!("no `before serving` line; stderr was:\n{}", lines.seen));
     (before, after)
 }

@@ -977,7 +977,8 @@ fn statics_set_apart_run_where_no_thread_can_be_made() {
     );
     command.env_remove("RUST_BACKTRACE");
     cg.join_before_exec(&mut command).unwrap();
-    let out = command.output().unwrap();
+    let out =
+        coldstart_test_support::output_within(&mut command, std::time::Duration::from_secs(120));
     let r = Run {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),

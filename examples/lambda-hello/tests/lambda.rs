@@ -870,14 +870,15 @@ fn the_plan_follows_the_memory_size_and_a_setting_overrides_it() {
     // given ephemeral ports, never 1.
     let closed = "127.0.0.1:1".to_owned();
     let plan = |vars: &[(&str, &str)]| {
-        let out = Command::new(FUNCTION)
-            .env("AWS_LAMBDA_RUNTIME_API", &closed)
-            .env("AWS_LAMBDA_FUNCTION_NAME", "lambda-hello")
-            .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
-            .env("COLDSTART_LOG", "debug")
-            .envs(vars.iter().copied())
-            .output()
-            .unwrap();
+        let out = coldstart_test_support::output_within(
+            Command::new(FUNCTION)
+                .env("AWS_LAMBDA_RUNTIME_API", &closed)
+                .env("AWS_LAMBDA_FUNCTION_NAME", "lambda-hello")
+                .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
+                .env("COLDSTART_LOG", "debug")
+                .envs(vars.iter().copied()),
+            Duration::from_secs(60),
+        );
         String::from_utf8_lossy(&out.stderr).into_owned()
     };
     let small = plan(&[("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")]);
@@ -915,14 +916,15 @@ fn a_blank_max_keys_is_unset_and_spaces_are_not_part_of_it() {
     // given ephemeral ports, never 1.
     let closed = "127.0.0.1:1".to_owned();
     let said = |value: &str| {
-        let out = Command::new(FUNCTION)
-            .env("AWS_LAMBDA_RUNTIME_API", &closed)
-            .env("AWS_LAMBDA_FUNCTION_NAME", "lambda-hello")
-            .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
-            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
-            .env("HELLO_MAX_KEYS", value)
-            .output()
-            .unwrap();
+        let out = coldstart_test_support::output_within(
+            Command::new(FUNCTION)
+                .env("AWS_LAMBDA_RUNTIME_API", &closed)
+                .env("AWS_LAMBDA_FUNCTION_NAME", "lambda-hello")
+                .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
+                .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+                .env("HELLO_MAX_KEYS", value),
+            Duration::from_secs(60),
+        );
         String::from_utf8_lossy(&out.stderr).into_owned()
     };
     for fine in ["", " ", " 8 "] {
@@ -939,13 +941,14 @@ fn a_blank_max_keys_is_unset_and_spaces_are_not_part_of_it() {
 
 #[test]
 fn missing_lambda_variables_are_a_clear_error_not_a_panic() {
-    let output = Command::new(FUNCTION)
-        .env_remove("AWS_LAMBDA_RUNTIME_API")
-        .env("AWS_LAMBDA_FUNCTION_NAME", "f")
-        .env_remove("AWS_LAMBDA_FUNCTION_VERSION")
-        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "lots")
-        .output()
-        .unwrap();
+    let output = coldstart_test_support::output_within(
+        Command::new(FUNCTION)
+            .env_remove("AWS_LAMBDA_RUNTIME_API")
+            .env("AWS_LAMBDA_FUNCTION_NAME", "f")
+            .env_remove("AWS_LAMBDA_FUNCTION_VERSION")
+            .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "lots"),
+        Duration::from_secs(60),
+    );
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(!output.status.success());
     assert!(
