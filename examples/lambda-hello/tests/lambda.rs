@@ -234,6 +234,10 @@ where
     std::thread::spawn(move || {
         for client in listener.incoming().map_while(Result::ok) {
             let upstream = TcpStream::connect(("127.0.0.1", emulator)).unwrap();
+            // A head and its body go in two writes: without this the body waited for
+            // the head's delayed acknowledgement (40 ms), and a deadline the proxy set
+            // had passed when the function read it.
+            let _ = (client.set_nodelay(true), upstream.set_nodelay(true));
             let (from_up, to_client) = (upstream.try_clone().unwrap(), client.try_clone().unwrap());
             let down = down.clone();
             std::thread::spawn(move || forward(from_up, to_client, down, || {}));
@@ -965,17 +969,41 @@ fn missing_lambda_variables_are_a_clear_error_not_a_panic() {
     );
 }
 
+/// SIGTERM runs the final flush, which sends what is still queued, and the process
+/// exits 0. A proxy gives each invocation a deadline too close for the flush before
+/// the next `/next` (the 50 ms it keeps for asking), and the scheduled export waits a
+/// minute. The first span leaves as the exporter starts (it sends at once what was
+/// queued before it); the second is still queued when the signal comes, and only the
+/// final flush can send it (the per-invocation flushes had sent everything before).
 #[test]
 fn sigterm_runs_the_final_flush_and_the_process_exits_cleanly() {
     let test = "sigterm_runs_the_final_flush_and_the_process_exits_cleanly";
-    let Some((collector, emulator, mut function)) =
-        traced(test, &[("COLDSTART_LAMBDA_EXTENSION", "on")])
-    else {
+    let Some((collector, emulator, mut function)) = traced_via(
+        test,
+        &[
+            ("COLDSTART_LAMBDA_EXTENSION", "on"),
+            ("OTEL_BSP_SCHEDULE_DELAY", "60000"),
+        ],
+        |e| {
+            format!(
+                "127.0.0.1:{}",
+                proxy(e.port, Some(Duration::from_millis(30)))
+            )
+        },
+    ) else {
         return;
     };
-    for i in 0..2 {
-        assert!(emulator.invoke(&format!(r#"{{"n":{i}}}"#)).status.success());
-    }
+    let output = emulator.invoke(r#"{"n":0}"#);
+    assert!(output.status.success(), "{}", text(&output));
+    function
+        .stderr
+        .wait_for("no time was left before the invocation's deadline");
+    collector.at_least(1);
+    let output = emulator.invoke(r#"{"n":1}"#);
+    assert!(output.status.success(), "{}", text(&output));
+    // The second invocation has been answered and its flush skipped: its span waits.
+    let before = collector.spans();
+    assert_eq!(before.len(), 1, "sent before the signal: {before:?}");
     // SIGTERM is what Lambda sends before shutting down, now that the extension is
     // registered (the emulator accepted it: no "could not register" line below).
     // SAFETY: kill with a valid pid and signal number has no memory effects.
