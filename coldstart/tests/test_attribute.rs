@@ -25,9 +25,25 @@ async fn multi_thread_without_a_count_has_a_worker_per_cpu_as_in_tokio() {
     assert_eq!(Handle::current().metrics().num_workers(), cpus);
 }
 
+/// A test's `Err` fails it, as with `#[tokio::test]`: the case returns one when run
+/// again as a child with `FAILING` set, and the child's run must fail, naming it.
 #[coldstart::test]
 async fn tests_may_return_results() -> Result<(), std::num::ParseIntError> {
+    const FAILING: &str = "COLDSTART_TEST_ATTRIBUTE_FAILING";
+    if std::env::var_os(FAILING).is_some() {
+        "seven".parse::<u8>()?;
+        return Ok(());
+    }
     assert_eq!("7".parse::<u8>()?, 7);
+    let out = coldstart_test_support::output_within(
+        std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "tests_may_return_results", "--nocapture"])
+            .env(FAILING, "1"),
+        std::time::Duration::from_secs(60),
+    );
+    let said = String::from_utf8_lossy(&out.stdout) + String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{said}");
+    assert!(said.contains("InvalidDigit"), "{said}");
     Ok(())
 }
 

@@ -195,7 +195,12 @@ fn tokio_worker_threads_counts_only_without_a_count_in_code() {
     let plan = Plan::from_budget(&b, &Settings::NONE, &counted).unwrap();
     assert_eq!(plan.worker_threads.value, 4);
     let bad = Env::fixed([("TOKIO_WORKER_THREADS", "abc")]);
-    assert!(Plan::from_budget(&b, &attr, &bad).is_ok());
+    let plan = Plan::from_budget(&b, &attr, &bad).unwrap();
+    assert_eq!(plan.worker_threads.value, 2, "the code's count");
+    assert_eq!(
+        plan.worker_threads.reason.origin,
+        Origin::Attribute("worker_threads")
+    );
     assert!(Plan::from_budget(&b, &Settings::NONE, &bad).is_err());
 }
 
@@ -239,7 +244,8 @@ fn tokio_worker_threads_is_read_only_where_tokio_reads_it() {
         worker_threads: Some(2),
         ..Settings::NONE
     };
-    assert!(Plan::from_budget(&small, &counted, &odd).is_ok());
+    let plan = Plan::from_budget(&small, &counted, &odd).unwrap();
+    assert_eq!(plan.worker_threads.value, 2, "the code's count");
     let many = Env::fixed([("TOKIO_WORKER_THREADS", "2000")]);
     let plan = Plan::from_budget(&budget(Some(2.0), Some(1 << 30)), &Settings::NONE, &many);
     assert_eq!(plan.unwrap().worker_threads.value, 2000);
