@@ -809,4 +809,11 @@ fn the_task_limit_is_the_smallest_pids_max_on_the_way_up() {
         "1048576\n",
     );
     assert_eq!(Probe::new().root(&t.root).task_limit(), None);
+
+    // `max` at every level: no limit.
+    let t = Tree::new("pids-max");
+    t.file("/proc/self/cgroup", "5:pids:/app/worker\n")
+        .file("/sys/fs/cgroup/pids/app/pids.max", "max\n")
+        .file("/sys/fs/cgroup/pids/app/worker/pids.max", "max\n");
+    assert_eq!(Probe::new().root(&t.root).task_limit(), None);
 }

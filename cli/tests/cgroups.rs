@@ -92,9 +92,13 @@ fn a_limit_the_kernel_refuses_leaves_no_cgroup_behind() {
         "{err}"
     );
     for controller in ["cpu", "memory"] {
-        let dir = std::path::Path::new("/sys/fs/cgroup")
-            .join(controller)
-            .join(&child_name);
+        let layout = std::path::Path::new("/sys/fs/cgroup").join(controller);
+        // The parent is there: the layout is the one looked in.
+        assert!(
+            layout.join(&parent_name).is_dir(),
+            "no v1 {controller} hierarchy"
+        );
+        let dir = layout.join(&child_name);
         assert!(!dir.exists(), "{} left behind", dir.display());
     }
     drop(parent);

@@ -265,8 +265,15 @@ fn script(name: &str, body: &str) -> (TempDir, String) {
     (dir, path.to_str().unwrap().to_owned())
 }
 
-/// The cgroups `compare` created for the process `pid`, in the v1 controllers.
+/// The cgroups `compare` created for the process `pid`, in the v1 controllers (the
+/// layout these tests need: elsewhere the answer would be empty whatever was left).
 fn cgroups_of(pid: u32) -> Vec<PathBuf> {
+    assert!(
+        ["cpu", "memory"]
+            .iter()
+            .all(|c| std::path::Path::new(&format!("/sys/fs/cgroup/{c}/cgroup.procs")).exists()),
+        "these tests look for cgroups in the v1 layout (/sys/fs/cgroup/cpu, /sys/fs/cgroup/memory)"
+    );
     ["cpu", "memory"]
         .iter()
         .map(|c| PathBuf::from(format!("/sys/fs/cgroup/{c}/coldstart-compare-{pid}")))

@@ -1,7 +1,6 @@
 //! `HttpTelemetryLayer` inside axum routers: on a router nested in another, the span
 //! has the whole path and route (the nested router sees its path without the outer
-//! prefix); a service nested with `nest_service` has no `MatchedPath` (axum keeps it
-//! from nest tails), so it needs a route of its own or `.route`.
+//! prefix).
 
 #![allow(clippy::unwrap_used)] // a test fails loudly on a broken fixture
 
@@ -36,6 +35,7 @@ fn in_a_nested_router_the_span_has_the_whole_path_and_route() {
         telemetry::until(|| !SEEN.lock().unwrap().is_empty()).await;
     });
     let seen = SEEN.lock().unwrap().clone();
+    assert_eq!(seen.len(), 1, "one request, one span: {seen:?}");
     let span = &seen[0];
     assert_eq!(span.name, "GET /api/users/{id}", "{seen:?}");
     assert_eq!(span.attributes["http.route"], "/api/users/{id}");

@@ -15,7 +15,11 @@ static WORKS: Registration = Registration::new(
     "init_metrics::works",
     Declared::Critical,
     false,
-    Work::Fn(|| Ok(())),
+    // Long enough to be seen in the duration: 20 ms.
+    Work::Fn(|| {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        Ok(())
+    }),
 );
 
 #[linkme::distributed_slice(INITS)]
@@ -51,15 +55,17 @@ fn a_scrape_shows_which_inits_failed_and_how_long_they_took() {
             "no `{line}` in:\n{scrape}"
         );
     }
-    for (name, place) in [
-        ("init_metrics::works", "before_serving"),
-        ("init_metrics::fails", "after_first_response"),
+    for (name, place, least) in [
+        ("init_metrics::works", "before_serving", 0.02),
+        ("init_metrics::fails", "after_first_response", 0.0),
     ] {
         let prefix =
             format!("coldstart_init_duration_seconds{{name=\"{name}\",place=\"{place}\"}} ");
-        assert!(
-            scrape.lines().any(|l| l.starts_with(&prefix)),
-            "no `{prefix}` in:\n{scrape}"
-        );
+        let seconds: f64 = scrape
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix)?.parse().ok())
+            .unwrap_or_else(|| panic!("no `{prefix}` with a number in:\n{scrape}"));
+        // The time it took: the sleep's at least, and no more than a test can take.
+        assert!((least..60.0).contains(&seconds), "{prefix}{seconds}");
     }
 }

@@ -72,9 +72,10 @@ fn the_fallback_timer_starts_deferred_work_and_metrics_keep_the_early_samples() 
         Command::new(AGENT)
             // No sensor, whatever the host has: the simulation.
             .env("EDGE_THERMAL_ZONE", "/no/such/zone")
-            .env("COLDSTART_FIRST_RESPONSE_FALLBACK", "1500ms")
+            // Ten times the three cycles' 300 ms before it: room for a loaded machine.
+            .env("COLDSTART_FIRST_RESPONSE_FALLBACK", "3s")
             .env("EDGE_INTERVAL", "100ms")
-            .env("EDGE_CYCLES", "40")
+            .env("EDGE_CYCLES", "60")
             .env("COLDSTART_METRICS_ADDR", format!("127.0.0.1:{mport}")),
     );
     let early = lines.wait_for("cycle 3:").to_owned();
