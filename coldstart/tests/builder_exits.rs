@@ -80,8 +80,7 @@ fn a_file_setting_no_feature_of_this_build_reads_is_one_line_and_exit_78() {
         coldstart::Builder::new().block_on(async { println!("the body ran") });
         return;
     }
-    let dir = std::env::temp_dir().join(format!("builder-exits-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = coldstart_test_support::temp_dir("builder-exits");
     let file = dir.join("coldstart.toml");
     std::fs::write(
         &file,
@@ -92,7 +91,6 @@ fn a_file_setting_no_feature_of_this_build_reads_is_one_line_and_exit_78() {
         "a_file_setting_no_feature_of_this_build_reads_is_one_line_and_exit_78",
         &[("COLDSTART_CONFIG", file.to_str().unwrap())],
     );
-    std::fs::remove_dir_all(&dir).unwrap();
     assert!(
         said.contains("coldstart.toml line 3: `[coldstart] metrics_addr` is read only in a build with coldstart's `metrics` feature"),
         "{said}"

@@ -837,8 +837,7 @@ mod tests {
     #[test]
     fn a_rewritten_profile_keeps_its_mode() {
         use std::os::unix::fs::PermissionsExt as _;
-        let dir = std::env::temp_dir().join(format!("coldstart-mode-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+        let dir = coldstart_test_support::temp_dir("profile-mode");
         let path = dir.join("init.profile");
         for mode in [0o600, 0o640] {
             std::fs::write(&path, "old").unwrap_or_else(|e| panic!("{e}"));
@@ -852,7 +851,6 @@ mod tests {
                 profile().to_string()
             );
         }
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// Two writers of one path (two threads here, as two processes would be) never
@@ -861,8 +859,7 @@ mod tests {
     /// or half written.
     #[test]
     fn writers_of_one_profile_path_each_rename_a_whole_file() {
-        let dir = std::env::temp_dir().join(format!("coldstart-profile-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+        let dir = coldstart_test_support::temp_dir("profile-writers");
         let path = dir.join("init.profile");
         let whole = profile().to_string();
         let writers: Vec<_> = (0..2)
@@ -903,7 +900,6 @@ mod tests {
             ["init.profile"],
             "nothing left beside it ({reads} reads)"
         );
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// A profile path that is a FIFO (or a device) is written in place, without
@@ -913,9 +909,7 @@ mod tests {
     #[test]
     fn a_profile_path_that_is_no_regular_file_is_written_in_place_or_refused() {
         use std::os::unix::fs::FileTypeExt;
-        let dir =
-            std::env::temp_dir().join(format!("coldstart-profile-fifo-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+        let dir = coldstart_test_support::temp_dir("profile-fifo");
         let fifo = dir.join("init.profile");
         let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes())
             .unwrap_or_else(|e| panic!("{e}"));
@@ -955,7 +949,6 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"))
             .count();
         assert_eq!(left, 2, "nothing made beside them");
-        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// `/dev/stdout` with stdout sent to a file (`> run.log`), here `/dev/fd/N` of a
