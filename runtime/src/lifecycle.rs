@@ -293,7 +293,7 @@ pub(crate) async fn stop(code: i32) {
     wait_for_held_work().await;
     advance(State::Draining);
     // Not a real signal number: any non-zero value ends `shutdown_signal`.
-    let _ = SIGNALLED.compare_exchange(0, u8::MAX, Ordering::AcqRel, Ordering::Acquire);
+    let _ = SIGNALLED.compare_exchange(0, STOPPED, Ordering::AcqRel, Ordering::Acquire);
     SHUTDOWN.notify_waiters();
 }
 
@@ -314,6 +314,15 @@ pub(crate) fn stop_code() -> i32 {
 /// Whether the program was asked to stop: a signal, or [`stop`].
 pub(crate) fn stop_asked() -> bool {
     SIGNALLED.load(Ordering::Acquire) != 0
+}
+
+/// What [`stop`] stores in `SIGNALLED`: no signal's number.
+const STOPPED: u8 = u8::MAX;
+
+/// Whether a real signal has been acted on (not a [`stop`], which no signal made: a
+/// listener installed after one still takes the first signal as the first).
+fn signal_acted_on() -> bool {
+    !matches!(SIGNALLED.load(Ordering::Acquire), 0 | STOPPED)
 }
 
 /// Whether a SIGTERM or SIGINT has come that a shutdown hook takes: [`stop_asked`], or
@@ -405,7 +414,7 @@ fn install_listener() {
     // A signal the hold kept before this listener existed is acted on through
     // `take_held`, never seen by the listener: the next one the listener sees is the
     // second. Read before the listener's handlers exist, which see what comes after.
-    let earlier = HELD.load(Ordering::Acquire) != 0 || stop_asked();
+    let earlier = HELD.load(Ordering::Acquire) != 0 || signal_acted_on();
     if earlier {
         TAKEN.fetch_max(1, Ordering::AcqRel);
     }
@@ -938,10 +947,20 @@ pub(crate) async fn run_shutdown_hooks() {
                 let now = tokio::time::Instant::now();
                 let left = capped.map_or(r.deadline, |end| end.saturating_duration_since(now));
                 let (hook, deadline) = (r.hook, r.deadline.min(left));
+                // The end is fixed now, not at the task's first poll: a hook run
+                // before it that blocks its thread (on `current_thread`) must not
+                // move it past the cap.
+                let end = now.checked_add(deadline);
                 // Called on its task: a hook that panics before it returns its future
                 // (a poisoned lock, say) is said, and the others still run.
                 let task = crate::task::spawn(async move {
-                    tokio::time::timeout(deadline, hook()).await.is_ok()
+                    match end {
+                        Some(end) => tokio::time::timeout_at(end, hook()).await.is_ok(),
+                        None => {
+                            hook().await;
+                            true
+                        }
+                    }
                 });
                 (r.name, deadline, task)
             })
