@@ -779,7 +779,9 @@ extern "C" fn note(signo: libc::c_int) {
         return;
     }
     // Held, unless one is held already: a second signal takes its default effect.
-    if (is_first_response_done() || MARK_PENDING.load(Ordering::Acquire))
+    // Only once a first response (or the fallback) came: `trigger`, not the state,
+    // which the end of `main` makes `Draining` with no response at all.
+    if (trigger().is_some() || MARK_PENDING.load(Ordering::Acquire))
         && HELD
             .compare_exchange(0, signo, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
