@@ -150,14 +150,15 @@ fn the_table_names_both_and_a_program_without_a_handler_is_ended_by_the_signal()
     // python3's http.server takes its port as an argument: a fixed port via --url.
     let port = coldstart_test_support::free_port();
     let python = format!("python3 -m http.server {port} --bind 127.0.0.1");
-    let out = Command::new(TOOL)
-        .args(["compare", server.to_str().unwrap(), &python, "--runs", "2"])
-        .args(["--url", &format!("http://127.0.0.1:{port}/")])
-        .env("PORT", port.to_string())
-        .env("OTEL_TRACES_EXPORTER", "none")
-        .env("COLDSTART_METRICS_ADDR", "off")
-        .output()
-        .unwrap();
+    let out = coldstart_test_support::output_within(
+        Command::new(TOOL)
+            .args(["compare", server.to_str().unwrap(), &python, "--runs", "2"])
+            .args(["--url", &format!("http://127.0.0.1:{port}/")])
+            .env("PORT", port.to_string())
+            .env("OTEL_TRACES_EXPORTER", "none")
+            .env("COLDSTART_METRICS_ADDR", "off"),
+        WITHIN,
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -242,12 +243,13 @@ fn bad_inputs_are_clear_errors() {
         "{text}"
     );
     // An argument that is not UTF-8 is named, not a panic.
-    let out = Command::new(TOOL)
-        .arg("compare")
-        .arg(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(b"/tmp/\xff"))
-        .arg("true")
-        .output()
-        .unwrap();
+    let out = coldstart_test_support::output_within(
+        Command::new(TOOL)
+            .arg("compare")
+            .arg(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(b"/tmp/\xff"))
+            .arg("true"),
+        WITHIN,
+    );
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(out).contains("argument 2 (/tmp/\u{fffd}) is not UTF-8"));
 }
@@ -319,11 +321,12 @@ fn a_cgroup_that_cannot_be_created_is_a_clear_error() {
         return;
     }
     // As an unprivileged user (setpriv, util-linux), creating the cgroup fails.
-    let out = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", TOOL])
-        .args(["compare", "true", "true", "--cpus", "0.5", "--runs", "1"])
-        .output()
-        .unwrap();
+    let out = coldstart_test_support::output_within(
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", TOOL])
+            .args(["compare", "true", "true", "--cpus", "0.5", "--runs", "1"]),
+        WITHIN,
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(

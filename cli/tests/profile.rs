@@ -28,16 +28,17 @@ fn a_recorded_profile_changes_the_order_of_the_next_run() {
     assert!(before.contains("http_server::CLIENT_POOL"), "{before}");
 
     let recorded = temp_file("recorded.profile");
-    let out = Command::new(TOOL)
-        .args(["profile", "--out"])
-        .arg(&recorded)
-        .arg("--")
-        .arg(&server)
-        .env("COLDSTART_PROFILE", &stale)
-        .env("COLDSTART_METRICS_ADDR", "off")
-        .env("OTEL_TRACES_EXPORTER", "none")
-        .output()
-        .unwrap();
+    let out = coldstart_test_support::output_within(
+        Command::new(TOOL)
+            .args(["profile", "--out"])
+            .arg(&recorded)
+            .arg("--")
+            .arg(&server)
+            .env("COLDSTART_PROFILE", &stale)
+            .env("COLDSTART_METRICS_ADDR", "off")
+            .env("OTEL_TRACES_EXPORTER", "none"),
+        std::time::Duration::from_secs(300),
+    );
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -72,18 +73,19 @@ fn profile_lambda(
     recorded: &std::path::Path,
     settings: &[&str],
 ) -> std::process::Output {
-    Command::new(TOOL)
-        .args(["profile", "--out"])
-        .arg(recorded)
-        .arg("--lambda-event")
-        .arg(event)
-        .args(["--cargo-lambda", cargo_lambda, "--package-dir"])
-        .arg(LAMBDA_PACKAGE)
-        .args(["--", "env"])
-        .args(settings)
-        .arg(example("lambda-hello"))
-        .output()
-        .unwrap()
+    coldstart_test_support::output_within(
+        Command::new(TOOL)
+            .args(["profile", "--out"])
+            .arg(recorded)
+            .arg("--lambda-event")
+            .arg(event)
+            .args(["--cargo-lambda", cargo_lambda, "--package-dir"])
+            .arg(LAMBDA_PACKAGE)
+            .args(["--", "env"])
+            .args(settings)
+            .arg(example("lambda-hello")),
+        std::time::Duration::from_secs(300),
+    )
 }
 
 #[test]
@@ -150,21 +152,22 @@ fn a_lambda_function_whose_init_fails_is_said_with_its_error() {
 fn a_program_without_coldstart_is_a_clear_error() {
     let port = coldstart_test_support::free_port();
     let none = temp_file("none.profile");
-    let out = Command::new(TOOL)
-        .args(["profile", "--out"])
-        .arg(&*none)
-        .args([
-            "--url",
-            &format!("http://127.0.0.1:{port}/"),
-            "--",
-            "python3",
-            "-m",
-            "http.server",
-        ])
-        .arg(port.to_string())
-        .args(["--bind", "127.0.0.1"])
-        .output()
-        .unwrap();
+    let out = coldstart_test_support::output_within(
+        Command::new(TOOL)
+            .args(["profile", "--out"])
+            .arg(&*none)
+            .args([
+                "--url",
+                &format!("http://127.0.0.1:{port}/"),
+                "--",
+                "python3",
+                "-m",
+                "http.server",
+            ])
+            .arg(port.to_string())
+            .args(["--bind", "127.0.0.1"]),
+        std::time::Duration::from_secs(300),
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(
@@ -192,13 +195,14 @@ fn profile_python(
     program: impl FnOnce(u16) -> String,
 ) -> (Option<i32>, String) {
     let port = coldstart_test_support::free_port();
-    let run = Command::new(TOOL)
-        .args(["profile", "--out"])
-        .arg(out)
-        .args(["--url", &format!("http://127.0.0.1:{port}{path}"), "--"])
-        .args(["python3", "-c", &program(port)])
-        .output()
-        .unwrap();
+    let run = coldstart_test_support::output_within(
+        Command::new(TOOL)
+            .args(["profile", "--out"])
+            .arg(out)
+            .args(["--url", &format!("http://127.0.0.1:{port}{path}"), "--"])
+            .args(["python3", "-c", &program(port)]),
+        std::time::Duration::from_secs(300),
+    );
     let stderr = String::from_utf8_lossy(&run.stderr).into_owned();
     (run.status.code(), stderr)
 }

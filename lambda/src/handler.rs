@@ -259,9 +259,10 @@ where
         #[cfg(feature = "tracing")]
         let _current = this.cx.clone().attach();
         let inner = Pin::new(&mut this.inner);
-        // Still its invocation's: the flags are then its own to set.
+        let polled = catch_unwind(AssertUnwindSafe(|| inner.poll_next(cx)));
+        // Still its invocation's once polled: the flags are then its own to set.
         let current = INVOCATION.load(Ordering::Relaxed) == this.invocation;
-        match catch_unwind(AssertUnwindSafe(|| inner.poll_next(cx))) {
+        match polled {
             Ok(Poll::Ready(Some(Err(e)))) => {
                 // lambda_runtime sends it as the stream's error trailer and goes on.
                 // (The span is the stream's own invocation's, current here.)

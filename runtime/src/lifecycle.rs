@@ -948,14 +948,20 @@ pub(crate) async fn run_shutdown_hooks() {
             .map(|r| {
                 let now = tokio::time::Instant::now();
                 let left = capped.map_or(r.deadline, |end| end.saturating_duration_since(now));
-                let (hook, deadline) = (r.hook, r.deadline.min(left));
-                // The end is fixed now, not at the task's first poll: a hook run
-                // before it that blocks its thread (on `current_thread`) must not
-                // move it past the cap.
-                let end = now.checked_add(deadline);
+                let (hook, own) = (r.hook, r.deadline);
+                let deadline = own.min(left);
                 // Called on its task: a hook that panics before it returns its future
-                // (a poisoned lock, say) is said, and the others still run.
+                // (a poisoned lock, say) is said, and the others still run. Its own
+                // deadline counts from when it first runs, as the flush hooks count
+                // their budgets; the cap's end is the same for all, whenever each
+                // first runs (a hook before it that blocks `current_thread` must not
+                // move it).
                 let task = crate::task::spawn(async move {
+                    let own_end = tokio::time::Instant::now().checked_add(own);
+                    let end = match (own_end, capped) {
+                        (Some(own_end), Some(cap)) => Some(own_end.min(cap)),
+                        (own_end, cap) => own_end.or(cap),
+                    };
                     match end {
                         Some(end) => tokio::time::timeout_at(end, hook()).await.is_ok(),
                         None => {

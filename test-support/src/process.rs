@@ -40,15 +40,17 @@ pub fn start_server_without(
     (port, child, lines)
 }
 
-/// Runs `command` to its end as [`Command::output`] does (stdout and stderr captured),
-/// for at most `within`: a program that does not end fails the test and is killed,
-/// where `output()` would hang the suite.
+/// Runs `command` to its end as [`Command::output`] does (stdin null, stdout and
+/// stderr captured: always piped here, whatever `command` set), for at most `within`:
+/// a program that does not end fails the test and is killed, where `output()` would
+/// hang the suite.
 ///
 /// # Panics
 ///
 /// When it cannot be started or has not ended by then.
 pub fn output_within(command: &mut Command, within: Duration) -> std::process::Output {
     let child = command
+        .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -68,6 +70,8 @@ pub fn wait_with_output_within(
 ) -> std::process::Output {
     use std::io::Read;
     let mut child = Reaper(child);
+    // As std's: a child reading a piped stdin sees its end.
+    drop(child.0.stdin.take());
     // Read as they come, so that a program writing much is not stopped on a full pipe.
     let read_all = |pipe: Option<Box<dyn Read + Send>>| {
         std::thread::spawn(move || {
@@ -257,10 +261,11 @@ mod tests {
                     .arg("-c")
                     .arg("echo $$ > \"$0\"; exec sleep 600")
                     .arg(&pid),
-                Duration::from_millis(500),
+                Duration::from_secs(3),
             )
         });
         assert!(failed.is_err());
+        // Written within the 3 s on any machine the suite runs on.
         let pid = std::fs::read_to_string(&pid).unwrap();
         assert!(ended(pid.trim()), "process {} still runs", pid.trim());
         let out = output_within(

@@ -249,8 +249,9 @@ where
 }
 
 /// Copies HTTP/1.1 messages (heads and `Content-Length` bodies) from `from` to `to`,
-/// each head through `edit`, calling `sent` after each message, until either side
-/// closes, or `edit` gives no head: then it closes both.
+/// each head through `edit` once its body has come, and head and body in one write,
+/// calling `sent` after each message, until either side closes, or `edit` gives no
+/// head: then it closes both.
 fn forward(
     from: std::net::TcpStream,
     mut to: std::net::TcpStream,
@@ -281,19 +282,21 @@ fn forward(
             })
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);
+        // The body read first: closed with unread data, the socket would be reset,
+        // and the client see that rather than a connection closed unanswered; and a
+        // deadline `edit` sets is set when the whole message can go.
+        let mut body = Vec::new();
+        if (&mut from).take(length).read_to_end(&mut body).is_err() {
+            return;
+        }
         let Some(head) = edit(head) else {
-            // Its body read first: closed with unread data, the socket would be reset,
-            // and the client see that rather than a connection closed unanswered.
-            let _ = std::io::copy(&mut (&mut from).take(length), &mut std::io::sink());
             let _ = from.get_ref().shutdown(std::net::Shutdown::Both);
             let _ = to.shutdown(std::net::Shutdown::Both);
             return;
         };
-        if to.write_all(head.as_bytes()).is_err() {
-            return;
-        }
-        let mut body = (&mut from).take(length);
-        if std::io::copy(&mut body, &mut to).is_err() {
+        let mut message = head.into_bytes();
+        message.extend_from_slice(&body);
+        if to.write_all(&message).is_err() {
             return;
         }
         sent();
@@ -970,38 +973,54 @@ fn missing_lambda_variables_are_a_clear_error_not_a_panic() {
 }
 
 /// SIGTERM runs the final flush, which sends what is still queued, and the process
-/// exits 0. A proxy gives each invocation a deadline too close for the flush before
-/// the next `/next` (the 50 ms it keeps for asking), and the scheduled export waits a
-/// minute. The first span leaves as the exporter starts (it sends at once what was
-/// queued before it); the second is still queued when the signal comes, and only the
-/// final flush can send it (the per-invocation flushes had sent everything before).
+/// exits 0. A proxy gives each invocation a deadline of 50 ms, the margin the flush
+/// before the next `/next` keeps for asking (so that flush has no time at all), and
+/// the scheduled export waits a minute. The first span leaves as the exporter starts
+/// (it sends at once what was queued before it); the second is still queued when the
+/// signal comes, and only the final flush can send it (the per-invocation flushes had
+/// sent everything before).
 #[test]
 fn sigterm_runs_the_final_flush_and_the_process_exits_cleanly() {
     let test = "sigterm_runs_the_final_flush_and_the_process_exits_cleanly";
+    let (asked, nexts) = std::sync::mpsc::channel();
     let Some((collector, emulator, mut function)) = traced_via(
         test,
         &[
             ("COLDSTART_LAMBDA_EXTENSION", "on"),
             ("OTEL_BSP_SCHEDULE_DELAY", "60000"),
         ],
-        |e| {
-            format!(
-                "127.0.0.1:{}",
-                proxy(e.port, Some(Duration::from_millis(30)))
-            )
+        move |e| {
+            // Each `/next` the function asks for, seen: it asks once the flush after
+            // the invocation before has ended (or been skipped).
+            let up = move |head: String| {
+                if head.starts_with("GET ") && head.contains("/invocation/next") {
+                    let _ = asked.send(());
+                }
+                Some(head.replacen(" /", " /.rt/", 1))
+            };
+            let down = |head: String| Some(with_deadline(&head, Duration::from_millis(50)));
+            format!("127.0.0.1:{}", forwarder(e.port, up, down, || {}))
         },
     ) else {
         return;
     };
+    let next = |n: usize| {
+        nexts
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("the function did not ask for invocation {n}"));
+    };
+    next(0);
     let output = emulator.invoke(r#"{"n":0}"#);
     assert!(output.status.success(), "{}", text(&output));
+    next(1);
     function
         .stderr
         .wait_for("no time was left before the invocation's deadline");
     collector.at_least(1);
     let output = emulator.invoke(r#"{"n":1}"#);
     assert!(output.status.success(), "{}", text(&output));
-    // The second invocation has been answered and its flush skipped: its span waits.
+    // The second invocation has ended, its flush skipped: its span waits.
+    next(2);
     let before = collector.spans();
     assert_eq!(before.len(), 1, "sent before the signal: {before:?}");
     // SIGTERM is what Lambda sends before shutting down, now that the extension is
