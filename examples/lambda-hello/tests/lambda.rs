@@ -459,10 +459,15 @@ fn each_invocations_span_reaches_the_collector_before_the_next_next() {
     let emulator = Emulator::start(cargo_lambda);
     let at_next = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let up = {
-        let (collector, at_next) = (collector.clone(), at_next.clone());
+        // Weak: the proxy's thread outlives the test, and a strong reference there
+        // kept the collector, and its receiver process, past the test's end.
+        let (collector, at_next) = (std::sync::Arc::downgrade(&collector), at_next.clone());
         move |head: String| {
             let path = head.split(' ').nth(1).unwrap_or_default();
-            if head.starts_with("GET ") && path.ends_with("/runtime/invocation/next") {
+            if head.starts_with("GET ")
+                && path.ends_with("/runtime/invocation/next")
+                && let Some(collector) = collector.upgrade()
+            {
                 at_next.lock().unwrap().push(collector.spans().len());
             }
             Some(head.replacen(" /", " /.rt/", 1))
