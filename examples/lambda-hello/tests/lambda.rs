@@ -194,22 +194,30 @@ fn at_root(emulator: u16) -> u16 {
 /// timeout, 600000, there, and stops no invocation: the one piece of Lambda this
 /// stands in for.) Everything else is copied as is. Returns its port.
 fn proxy(emulator: u16, deadline: Option<Duration>) -> u16 {
-    proxy_with(emulator, deadline, false)
+    proxy_with(emulator, deadline, false, || {})
 }
 
 /// [`at_root`], but an invocation's answer (its response or its error) is never
 /// taken: the proxy closes the connection it comes on instead of passing it on.
 fn dropping_answers(emulator: u16) -> u16 {
-    proxy_with(emulator, None, true)
+    proxy_with(emulator, None, true, || {})
 }
 
-fn proxy_with(emulator: u16, deadline: Option<Duration>, drop_answers: bool) -> u16 {
+/// [`proxy`], dropping answers as [`dropping_answers`] where `drop_answers`, and
+/// calling `at_next` as each request for the next invocation comes, before it goes on.
+fn proxy_with(
+    emulator: u16,
+    deadline: Option<Duration>,
+    drop_answers: bool,
+    at_next: impl Fn() + Clone + Send + 'static,
+) -> u16 {
     let up = move |head: String| {
-        let answer = head.starts_with("POST ")
-            && head
-                .split(' ')
-                .nth(1)
-                .is_some_and(|path| path.ends_with("/response") || path.ends_with("/error"));
+        let path = head.split(' ').nth(1).unwrap_or_default();
+        if head.starts_with("GET ") && path.ends_with("/runtime/invocation/next") {
+            at_next();
+        }
+        let answer =
+            head.starts_with("POST ") && (path.ends_with("/response") || path.ends_with("/error"));
         (!(drop_answers && answer)).then(|| head.replacen(" /", " /.rt/", 1))
     };
     let down = move |head: String| match deadline {
@@ -458,22 +466,17 @@ fn each_invocations_span_reaches_the_collector_before_the_next_next() {
     let collector = std::sync::Arc::new(collector);
     let emulator = Emulator::start(cargo_lambda);
     let at_next = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let up = {
+    let seen = {
         // Weak: the proxy's thread outlives the test, and a strong reference there
         // kept the collector, and its receiver process, past the test's end.
         let (collector, at_next) = (std::sync::Arc::downgrade(&collector), at_next.clone());
-        move |head: String| {
-            let path = head.split(' ').nth(1).unwrap_or_default();
-            if head.starts_with("GET ")
-                && path.ends_with("/runtime/invocation/next")
-                && let Some(collector) = collector.upgrade()
-            {
+        move || {
+            if let Some(collector) = collector.upgrade() {
                 at_next.lock().unwrap().push(collector.spans().len());
             }
-            Some(head.replacen(" /", " /.rt/", 1))
         }
     };
-    let api = forwarder(emulator.port, up, Some, || {});
+    let api = proxy_with(emulator.port, None, false, seen);
     let endpoint = collector.endpoint();
     // The scheduled export waits a minute: only the flush after each answer sends.
     let mut function = Function::start(
@@ -873,25 +876,31 @@ fn a_bad_lambda_variable_is_one_init_failure_the_waiting_caller_sees() {
     );
 }
 
+/// Where nothing listens: port 1. A free port of the moment could be another test's
+/// emulator by the time the function connects (and it would take that test's
+/// invocation); tests are given ephemeral ports, never 1.
+const CLOSED_API: &str = "127.0.0.1:1";
+
+/// The function run with `vars` against a Runtime API where nothing listens, which
+/// it fails to reach after its start-up: what it said on stderr.
+fn against_a_closed_api(vars: &[(&str, &str)]) -> String {
+    let out = coldstart_test_support::output_within(
+        Command::new(FUNCTION)
+            .env("AWS_LAMBDA_RUNTIME_API", CLOSED_API)
+            .env("AWS_LAMBDA_FUNCTION_NAME", "lambda-hello")
+            .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
+            .envs(vars.iter().copied()),
+        Duration::from_secs(60),
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
 #[test]
 fn the_plan_follows_the_memory_size_and_a_setting_overrides_it() {
-    // Nothing listens on the Runtime API here: the function prints its plan, then
-    // fails to reach the API, which is all this test needs.
-    // Port 1: a free port of the moment could be another test's emulator by the time
-    // the function connects (and it would take that test's invocation); tests are
-    // given ephemeral ports, never 1.
-    let closed = "127.0.0.1:1".to_owned();
+    // The function prints its plan, then fails to reach the API, which is all this
+    // test needs.
     let plan = |vars: &[(&str, &str)]| {
-        let out = coldstart_test_support::output_within(
-            Command::new(FUNCTION)
-                .env("AWS_LAMBDA_RUNTIME_API", &closed)
-                .env("AWS_LAMBDA_FUNCTION_NAME", "lambda-hello")
-                .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
-                .env("COLDSTART_LOG", "debug")
-                .envs(vars.iter().copied()),
-            Duration::from_secs(60),
-        );
-        String::from_utf8_lossy(&out.stderr).into_owned()
+        against_a_closed_api(&[vars, &[("COLDSTART_LOG", "debug")]].concat())
     };
     let small = plan(&[("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")]);
     assert!(
@@ -921,28 +930,17 @@ fn the_plan_follows_the_memory_size_and_a_setting_overrides_it() {
 /// empty `HELLO_MAX_KEYS` stopped the function from starting.
 #[test]
 fn a_blank_max_keys_is_unset_and_spaces_are_not_part_of_it() {
-    // Nothing listens on the Runtime API: `main` reads the setting before `run`, which
-    // then fails to reach the API.
-    // Port 1: a free port of the moment could be another test's emulator by the time
-    // the function connects (and it would take that test's invocation); tests are
-    // given ephemeral ports, never 1.
-    let closed = "127.0.0.1:1".to_owned();
+    // `main` reads the setting before `run`, which then fails to reach the API.
     let said = |value: &str| {
-        let out = coldstart_test_support::output_within(
-            Command::new(FUNCTION)
-                .env("AWS_LAMBDA_RUNTIME_API", &closed)
-                .env("AWS_LAMBDA_FUNCTION_NAME", "lambda-hello")
-                .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
-                .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
-                .env("HELLO_MAX_KEYS", value),
-            Duration::from_secs(60),
-        );
-        String::from_utf8_lossy(&out.stderr).into_owned()
+        against_a_closed_api(&[
+            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128"),
+            ("HELLO_MAX_KEYS", value),
+        ])
     };
     for fine in ["", " ", " 8 "] {
         let stderr = said(fine);
         assert!(!stderr.contains("HELLO_MAX_KEYS"), "`{fine}`: {stderr}");
-        assert!(stderr.contains(&closed), "`{fine}`: {stderr}");
+        assert!(stderr.contains(CLOSED_API), "`{fine}`: {stderr}");
     }
     let refused = said("lots");
     assert!(
@@ -997,14 +995,11 @@ fn sigterm_runs_the_final_flush_and_the_process_exits_cleanly() {
         move |e| {
             // Each `/next` the function asks for, seen: it asks once the flush after
             // the invocation before has ended (or been skipped).
-            let up = move |head: String| {
-                if head.starts_with("GET ") && head.contains("/invocation/next") {
-                    let _ = asked.send(());
-                }
-                Some(head.replacen(" /", " /.rt/", 1))
+            let deadline = Some(Duration::from_millis(50));
+            let seen = move || {
+                let _ = asked.send(());
             };
-            let down = |head: String| Some(with_deadline(&head, Duration::from_millis(50)));
-            format!("127.0.0.1:{}", forwarder(e.port, up, down, || {}))
+            format!("127.0.0.1:{}", proxy_with(e.port, deadline, false, seen))
         },
     ) else {
         return;
