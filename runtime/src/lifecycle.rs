@@ -957,12 +957,9 @@ pub(crate) async fn run_shutdown_hooks() {
                 // first runs (a hook before it that blocks `current_thread` must not
                 // move it).
                 let task = crate::task::spawn(async move {
+                    // The earlier of the two; neither where neither fits the clock.
                     let own_end = tokio::time::Instant::now().checked_add(own);
-                    let end = match (own_end, capped) {
-                        (Some(own_end), Some(cap)) => Some(own_end.min(cap)),
-                        (own_end, cap) => own_end.or(cap),
-                    };
-                    match end {
+                    match own_end.into_iter().chain(capped).min() {
                         Some(end) => tokio::time::timeout_at(end, hook()).await.is_ok(),
                         None => {
                             hook().await;

@@ -182,8 +182,9 @@ impl Extractor for WellFormed<'_> {
 /// A well-formed `tracestate` without what the SDK's `TraceState` takes otherwise than
 /// W3C Trace Context: a key whose system id (after `@`) has 14 characters, the most
 /// the grammar allows, which the SDK refuses, dropping the whole list for it (the
-/// members left out are said in one report a request, rate-limited); and empty members, which the SDK counts
-/// towards its 32, dropping the last members of a list of 32 that has some.
+/// members left out are said in one report a request, rate-limited); and empty
+/// members, which the SDK counts towards its 32, dropping the last members of a list
+/// of 32 that has some.
 fn members_the_sdk_takes(value: &str) -> Cow<'_, str> {
     let taken = |member: &&str| {
         let key = member.split_once('=').map_or(*member, |(key, _)| key);
