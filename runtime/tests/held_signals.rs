@@ -150,6 +150,22 @@ fn case() {
                 });
                 own.release();
             }
+            "end of main without a response" => {
+                // The held work starts after a first response, which never comes: its
+                // hold is never released.
+                std::mem::forget(hold);
+                // A thread of coldstart's own, which the end of `main` waits for once
+                // the (no) hooks have run: the signal comes during that wait.
+                tokio::spawn(coldstart_runtime::task::off_runtime("late", || {
+                    std::thread::sleep(Duration::from_millis(300));
+                    raise(libc::SIGTERM);
+                    std::thread::sleep(Duration::from_millis(300));
+                    println!("alive after SIGTERM");
+                }));
+                tokio::task::yield_now().await;
+                println!("body returned");
+                return;
+            }
             "no hooks" => {
                 first_request_done();
                 raise(libc::SIGINT);
@@ -260,6 +276,20 @@ fn before_the_first_response_a_signal_keeps_its_default_effect() {
     let out = child("before the first response");
     let said = stdout(&out);
     assert_eq!(out.status.signal(), Some(libc::SIGTERM), "{said}");
+    assert!(!said.contains("alive"), "{said}");
+}
+
+/// Regression: the end of `main` makes the state `Draining` with no response at all,
+/// and the hold took that for a first response: a SIGTERM while the end of `main`
+/// waited for coldstart's own threads was held for work that never started, and lost
+/// (the process went on, and exited 0 once the thread ended).
+#[test]
+fn at_the_end_of_main_without_a_response_a_signal_keeps_its_default_effect() {
+    use std::os::unix::process::ExitStatusExt;
+    let out = child("end of main without a response");
+    let said = stdout(&out);
+    assert_eq!(out.status.signal(), Some(libc::SIGTERM), "{said}");
+    assert!(said.contains("body returned\n"), "{said}");
     assert!(!said.contains("alive"), "{said}");
 }
 
