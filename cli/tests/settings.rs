@@ -63,6 +63,15 @@ fn a_value_refused_in_part_keeps_its_layer_and_says_it_was_adjusted() {
         (&"100".into(), &"environment".into())
     );
     assert_eq!(batch["source"]["adjusted"], true);
+    // Headers but one that frames the body, which is left out.
+    let values = values_with(&[(
+        "OTEL_EXPORTER_OTLP_HEADERS",
+        "authorization=secret,content-length=5",
+    )]);
+    let headers = row(&values, "OTEL_EXPORTER_OTLP_HEADERS");
+    assert_eq!(headers["value"], "authorization=<hidden>");
+    assert_eq!(headers["source"]["layer"], "environment");
+    assert_eq!(headers["source"]["adjusted"], true);
     let values = values_with(&[("OTEL_PROPAGATORS", "b3")]);
     let whole = row(&values, "OTEL_PROPAGATORS");
     assert_eq!(

@@ -357,7 +357,7 @@ fn headers_sent(
 /// Exactly the headers coldstart read are sent, decoded, the traces-only variable
 /// replacing the general one whole; a headers variable coldstart refuses sends
 /// nothing (opentelemetry-otlp's exporter, which read the variables too, sent the
-/// pairs it could parse).
+/// pairs it could parse); one that names `content-length` sends the other pairs.
 fn only_the_headers_coldstart_read_are_sent(test: &str, grpc: bool) {
     let Some(collector) = Collector::start_with(test, "ok", grpc, None) else {
         return;
@@ -432,6 +432,19 @@ fn only_the_headers_coldstart_read_are_sent(test: &str, grpc: bool) {
     );
     assert_eq!(sent["x-tenant"], "a b", "{sent}");
     assert_eq!(sent["authorization"], "Bearer t0k", "{sent}");
+    // A pair that frames the body is left out, the rest sent (the given length failed
+    // every export).
+    let sent = headers_sent(
+        &collector,
+        6,
+        here,
+        &[
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol),
+            ("OTEL_EXPORTER_OTLP_HEADERS", "content-length=5,x-tenant=d"),
+        ],
+    );
+    assert_eq!(sent["x-tenant"], "d", "{sent}");
+    assert_ne!(sent.get("content-length"), Some(&"5".into()), "{sent}");
 }
 
 #[test]

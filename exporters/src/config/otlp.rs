@@ -2,7 +2,7 @@
 //! endpoint and the headers (`OTEL_EXPORTER_OTLP_*`).
 
 use super::push::host_and_port_ok;
-use super::reader::{Reader, parse_pairs, percent_decode_bytes};
+use super::reader::{Reader, THE_OTHER_HEADERS_ARE_SENT, parse_pairs, percent_decode_bytes};
 
 /// How spans travel to the collector (`OTEL_EXPORTER_OTLP_TRACES_PROTOCOL`, else
 /// `OTEL_EXPORTER_OTLP_PROTOCOL`).
@@ -139,10 +139,23 @@ fn with_traces_path(base: String, protocol: Protocol) -> String {
     endpoint
 }
 
+/// What a headers value accepts, in words.
+const HEADERS_ACCEPT: &str = "comma-separated `name=value` pairs, values percent-encoded";
+
+/// Headers that frame the request's body, which is the exporter's to frame: one given
+/// in the setting is left out (a `content-length` in it failed every export, the
+/// client writing the given length or the collector reading it).
+const FRAMING: [&str; 2] = ["content-length", "transfer-encoding"];
+
+/// What a headers value accepts, said where it names a [`FRAMING`] header.
+const UNFRAMED_ACCEPT: &str = "comma-separated `name=value` pairs other than \
+    `content-length` and `transfer-encoding` (the exporter frames the body)";
+
 /// Export headers: `OTEL_EXPORTER_OTLP_TRACES_HEADERS` when it is set and readable,
 /// else `OTEL_EXPORTER_OTLP_HEADERS`, each whole, as the other OpenTelemetry SDKs
 /// read them (the signal's own setting replaces the general one, it is not merged
-/// into it). A value that cannot be read entirely sends nothing of itself.
+/// into it). A value that cannot be read entirely sends nothing of itself; one that
+/// names a [`FRAMING`] header sends the others, and that one is said.
 pub(super) fn read_headers(r: &mut Reader<'_>) -> Vec<(String, String)> {
     const OWN: &str = "OTEL_EXPORTER_OTLP_TRACES_HEADERS";
     let keys: &[&str] = if r.own_first(OWN, "OTEL_EXPORTER_OTLP_HEADERS") {
@@ -167,17 +180,24 @@ pub(super) fn read_headers(r: &mut Reader<'_>) -> Vec<(String, String)> {
             "no headers from it are sent"
         };
         match valid {
-            Some(pairs) => return pairs,
+            Some(mut pairs) => {
+                let framing = |name: &str| FRAMING.iter().any(|f| name.eq_ignore_ascii_case(f));
+                let left_out: Vec<String> = pairs
+                    .iter()
+                    .filter(|(name, _)| framing(name))
+                    .map(|(name, _)| format!("`{name}`"))
+                    .collect();
+                if !left_out.is_empty() {
+                    pairs.retain(|(name, _)| !framing(name));
+                    let why = format!("it names {}", left_out.join(" and "));
+                    r.refuse(key, raw, layer, UNFRAMED_ACCEPT, THE_OTHER_HEADERS_ARE_SENT)
+                        .why = Some(why);
+                }
+                return pairs;
+            }
             None => {
                 let why = headers_problem(&raw);
-                r.refuse(
-                    key,
-                    raw,
-                    layer,
-                    "comma-separated `name=value` pairs, values percent-encoded",
-                    instead,
-                )
-                .why = why;
+                r.refuse(key, raw, layer, HEADERS_ACCEPT, instead).why = why;
             }
         }
     }

@@ -52,15 +52,20 @@ impl std::error::Error for ConfigError {}
 
 impl ConfigError {
     /// Whether part of the value given is used all the same (the known propagators
-    /// of a list with an unknown one; a batch size cut to the queue's): the setting
-    /// still comes from where it was given, adjusted.
+    /// of a list with an unknown one; a batch size cut to the queue's; the headers
+    /// but one that frames the body): the setting still comes from where it was
+    /// given, adjusted.
     pub fn adjusted(&self) -> bool {
-        matches!(self.instead, USING_THE_KNOWN_ONES | THE_QUEUE_SIZE_IS_USED)
+        matches!(
+            self.instead,
+            USING_THE_KNOWN_ONES | THE_QUEUE_SIZE_IS_USED | THE_OTHER_HEADERS_ARE_SENT
+        )
     }
 }
 
 pub(super) const USING_THE_KNOWN_ONES: &str = "using the known ones";
 pub(super) const THE_QUEUE_SIZE_IS_USED: &str = "the queue size is used";
+pub(super) const THE_OTHER_HEADERS_ARE_SENT: &str = "the other headers are sent";
 
 /// Reads one variable; a bad value is recorded in `errors` and yields `None`.
 pub(super) struct Reader<'a> {

@@ -415,6 +415,44 @@ pub(crate) mod tests {
         assert_eq!(body, expected);
     }
 
+    /// `content-length` and `transfer-encoding` frame the body, which is the
+    /// exporter's: given in the headers setting, they are left out and said, and the
+    /// other headers are sent.
+    #[tokio::test]
+    async fn framing_headers_in_the_setting_are_left_out_and_the_rest_sent() {
+        let (url, requests) = collector(&[OK]);
+        let env = coldstart_bootstrap::Env::fixed([
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", url),
+            (
+                "OTEL_EXPORTER_OTLP_HEADERS",
+                "Content-Length=5,x-tenant=a,transfer-encoding=chunked".to_owned(),
+            ),
+        ]);
+        let (config, errors) = crate::Config::from(&env);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].adjusted(), "{errors:?}");
+        let said = errors[0].to_string();
+        assert!(
+            said.ends_with(
+                "(it names `Content-Length` and `transfer-encoding`); the other headers are sent"
+            ),
+            "{said}"
+        );
+        let exporter = super::http_exporter(&config).unwrap();
+        let batch = super::super::encode::tests::batch();
+        let expected = super::encode::request(&Default::default(), &batch).unwrap();
+        tokio::time::timeout(Duration::from_secs(5), exporter.export(batch))
+            .await
+            .unwrap()
+            .unwrap();
+        let (head, body) = requests.recv_timeout(Duration::from_secs(5)).unwrap();
+        let length = format!("\r\ncontent-length: {}\r\n", expected.len());
+        assert!(head.contains(&length), "{head}");
+        assert!(head.contains("\r\nx-tenant: a\r\n"), "{head}");
+        assert!(!head.contains("transfer-encoding"), "{head}");
+        assert_eq!(body, expected);
+    }
+
     /// With `gzip` the body is the same request, gzip-compressed, and says so.
     #[cfg(feature = "gzip")]
     #[tokio::test]
