@@ -178,10 +178,12 @@ fn cgroup_namespace_whose_paths_read_slash_dot_dot() {
 
 #[test]
 fn affinity_restricted_with_taskset() {
-    if !can_run("taskset") {
+    // Needs no root and no cgroup: only the tool (util-linux).
+    let test = "affinity_restricted_with_taskset";
+    let Some(taskset) = coldstart_test_support::tool(test, "taskset", &["--version"]) else {
         return;
-    }
-    let mut command = Command::new("taskset");
+    };
+    let mut command = Command::new(taskset);
     command.args(["-c", "0", DOCTOR, "doctor", "--json"]);
     let v = doctor(command);
     assert_eq!(v["limits"]["cpu_cores"], 1.0, "{v:#}");
