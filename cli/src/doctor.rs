@@ -131,6 +131,9 @@ fn settings(env: &Env) -> (Vec<Row>, Vec<String>) {
                 ("OTEL_SERVICE_NAME", None) if !named_by_attributes => {
                     "unknown_service:<executable>".to_owned()
                 }
+                // Pushing, with no job or service name: the service's executable's
+                // name, not doctor's own.
+                ("COLDSTART_METRICS_PUSH_JOB", None) if value != "-" => "<executable>".to_owned(),
                 ("COLDSTART_METRICS_ADDR", _) if tls_refused => {
                     "off (its TLS settings were refused)".to_owned()
                 }

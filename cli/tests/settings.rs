@@ -96,7 +96,7 @@ fn a_value_refused_in_part_keeps_its_layer_and_says_it_was_adjusted() {
 }
 
 /// The push job named after the service comes through the service name's variable;
-/// it was shown as the default.
+/// it was shown as the default. Named by nothing, it is the service's executable.
 #[test]
 fn the_push_job_named_after_the_service_says_where_the_name_came_from() {
     let push = ("COLDSTART_METRICS_PUSH_URL", "http://gateway:9091");
@@ -142,6 +142,14 @@ fn the_push_job_named_after_the_service_says_where_the_name_came_from() {
     let values = values_with(&[push, ("COLDSTART_METRICS_PUSH_JOB", "nightly")]);
     let job = row(&values, "COLDSTART_METRICS_PUSH_JOB");
     assert_eq!(job["source"]["via"], Value::Null);
+    // Named by nothing: the service's executable, not doctor's own (it said
+    // `cargo-coldstart`).
+    let values = values_with(&[push]);
+    let job = row(&values, "COLDSTART_METRICS_PUSH_JOB");
+    assert_eq!(
+        (&job["value"], &job["source"]["layer"]),
+        (&"<executable>".into(), &"default".into())
+    );
 }
 
 /// Where no file was read, doctor says which it looked for and what chose it: an
