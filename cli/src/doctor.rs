@@ -4,7 +4,8 @@
 //! It plans with the same code a service runs at start-up, from the configuration
 //! file and the variables of the calling shell; it cannot see settings compiled into a
 //! particular binary (set `COLDSTART_LOG=debug` on that binary for its own plan).
-//! Telemetry settings are checked as a build with every feature would check them.
+//! Telemetry settings are checked as a build with every feature would check them;
+//! a value only a build with a feature takes is listed apart, naming the feature.
 
 use std::fmt::Write as _;
 
@@ -73,9 +74,33 @@ struct Row {
     adjusted: bool,
 }
 
+/// The telemetry settings as `doctor` shows them.
+struct Checked {
+    rows: Vec<Row>,
+    /// Values refused, as the service would say them.
+    problems: Vec<String>,
+    /// Values refused only by a build without one of coldstart's features, as such a
+    /// build would say them (naming the feature): `doctor` cannot see the service's.
+    needs_features: Vec<String>,
+}
+
+/// A build with none of the optional features.
+const NO_FEATURES: Build = Build {
+    grpc: false,
+    tls: false,
+    logs: false,
+    gzip: false,
+};
+
 /// The telemetry settings (the plan's own are in the plan), and the problems found.
-fn settings(env: &Env) -> (Vec<Row>, Vec<String>) {
+fn settings(env: &Env) -> Checked {
     let (config, errors) = Config::read(env, Build::ALL);
+    let (_, without) = Config::read(env, NO_FEATURES);
+    let needs_features = without
+        .iter()
+        .filter(|e| !errors.iter().any(|f| f.key == e.key))
+        .map(ToString::to_string)
+        .collect();
     let named_by_attributes = config.service_name_attribute().is_some();
     // TLS asked for and refused: `/metrics` is not served at all.
     let tls_refused = errors
@@ -156,7 +181,11 @@ fn settings(env: &Env) -> (Vec<Row>, Vec<String>) {
             }
         })
         .collect();
-    (rows, errors.iter().map(ToString::to_string).collect())
+    Checked {
+        rows,
+        problems: errors.iter().map(ToString::to_string).collect(),
+        needs_features,
+    }
 }
 
 /// For a setting with a second name read when its own is unset, both names in the
@@ -220,7 +249,7 @@ fn file_sought(env: &Env) -> String {
     }
 }
 
-fn settings_text(env: &Env, (rows, problems): &(Vec<Row>, Vec<String>), out: &mut String) {
+fn settings_text(env: &Env, checked: &Checked, out: &mut String) {
     // Values and paths come from the environment and the file: a line break or a
     // control character in one is written as its escape, so that a value cannot
     // show as rows of its own (`--json` escapes them as JSON does).
@@ -233,7 +262,7 @@ fn settings_text(env: &Env, (rows, problems): &(Vec<Row>, Vec<String>), out: &mu
         "settings (file: {}; defaults < file < code < environment)",
         OneLine(&file)
     );
-    for row in rows {
+    for row in &checked.rows {
         let _ = writeln!(
             out,
             "  {:<45} {:<32} {}",
@@ -242,16 +271,26 @@ fn settings_text(env: &Env, (rows, problems): &(Vec<Row>, Vec<String>), out: &mu
             OneLine(&layer_text(row))
         );
     }
-    if !problems.is_empty() {
+    if !checked.problems.is_empty() {
         let _ = writeln!(out, "problems");
-        for p in problems {
+        for p in &checked.problems {
+            let _ = writeln!(out, "  {p}");
+        }
+    }
+    if !checked.needs_features.is_empty() {
+        let _ = writeln!(
+            out,
+            "needs features (taken above as a build with every feature takes them; a build without the feature named says this)"
+        );
+        for p in &checked.needs_features {
             let _ = writeln!(out, "  {p}");
         }
     }
 }
 
-fn settings_json(env: &Env, (rows, problems): &(Vec<Row>, Vec<String>)) -> Value {
-    let values: Vec<Value> = rows
+fn settings_json(env: &Env, checked: &Checked) -> Value {
+    let values: Vec<Value> = checked
+        .rows
         .iter()
         .map(|row| {
             let (layer, path, line) = match row.layer {
@@ -273,7 +312,8 @@ fn settings_json(env: &Env, (rows, problems): &(Vec<Row>, Vec<String>)) -> Value
         "file_sought": env.file().is_none().then(|| file_sought(env)),
         "variables": VARIABLES,
         "values": values,
-        "problems": problems,
+        "problems": checked.problems,
+        "needs_features": checked.needs_features,
     })
 }
 

@@ -95,6 +95,59 @@ fn a_value_refused_in_part_keeps_its_layer_and_says_it_was_adjusted() {
     );
 }
 
+/// `doctor` cannot see the service's features: a value that needs one is taken as a
+/// build with every feature takes it, and listed with what a build without that
+/// feature says (it was taken with nothing said, and the service refused it).
+#[test]
+fn a_value_only_a_feature_takes_is_listed_with_the_feature() {
+    let vars = [
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+        ("OTEL_TRACES_SAMPLER", "sometimes"),
+    ];
+    let v = succeeded(&doctor_with(&vars));
+    let settings = &v["settings"];
+    let problems = settings["problems"].as_array().unwrap();
+    assert_eq!(problems.len(), 1, "{settings:#}");
+    assert!(
+        problems[0]
+            .as_str()
+            .unwrap()
+            .contains("OTEL_TRACES_SAMPLER")
+    );
+    let needs = settings["needs_features"].as_array().unwrap();
+    assert_eq!(needs.len(), 1, "{settings:#}");
+    let need = needs[0].as_str().unwrap();
+    assert!(
+        need.starts_with("set OTEL_EXPORTER_OTLP_PROTOCOL to"),
+        "{need}"
+    );
+    assert!(need.contains("coldstart's `grpc` feature"), "{need}");
+    assert_eq!(
+        row(
+            settings["values"].as_array().unwrap(),
+            "OTEL_EXPORTER_OTLP_PROTOCOL"
+        )["value"],
+        "grpc"
+    );
+    let text = Command::new(DOCTOR)
+        .arg("doctor")
+        .env_clear()
+        .envs(vars)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    let section = text
+        .split("\nneeds features (")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        section.contains("\n  set OTEL_EXPORTER_OTLP_PROTOCOL to"),
+        "{text}"
+    );
+    let v = succeeded(&doctor_with(&[]));
+    assert_eq!(v["settings"]["needs_features"], json!([]));
+}
+
 /// The push job named after the service comes through the service name's variable;
 /// it was shown as the default. Named by nothing, it is the service's executable.
 #[test]
