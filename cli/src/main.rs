@@ -59,6 +59,8 @@ OPTIONS (compare):
     --lambda          Lambda functions: a queued invocation at the Runtime API emulator
                       (cargo lambda watch), exec to the caller's answer, init duration
                       (exec to first /next) and --warm N warm invocations (default 5)
+    --warm N          With --lambda: warm invocations after each cold one (default 5,
+                      0 to 1000)
     --cargo-lambda P  cargo-lambda (default COLDSTART_TEST_CARGO_LAMBDA, else PATH)
     --package-dir D   A Cargo package for the emulator to read (default .)
 

@@ -301,7 +301,7 @@ impl fmt::Display for Reason {
                 f.write_str("on Lambda the first invocation's answer starts deferred work")
             }
             Why::DrainBeforeFlush => {
-                f.write_str("in-flight requests finish, then the flush, within a 30s grace")
+                f.write_str("in-flight requests, then the flush, within the usual 30s SIGTERM grace (Kubernetes, ECS)")
             }
             Why::Explicit => f.write_str("set explicitly"),
         }
