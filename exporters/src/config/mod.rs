@@ -307,7 +307,7 @@ impl Config {
             grouping: r
                 .read(
                     "COLDSTART_METRICS_PUSH_GROUPING",
-                    "comma-separated `label=value` pairs, values percent-encoded, label names of letters, digits and `_` (not `job`, `le` or `quantile`, not starting with `__` or a digit)",
+                    "comma-separated `label=value` pairs, each label once, values percent-encoded, label names of letters, digits and `_` (not `job`, `le` or `quantile`, not starting with `__` or a digit)",
                     |s| {
                         parse_pairs(s).filter(|pairs| {
                             pairs.iter().all(|(label, _)| grouping_label(label))

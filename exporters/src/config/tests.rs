@@ -148,7 +148,10 @@ fn push_grouping_labels_are_prometheus_names_after_the_job() {
         let (c, errors) = config(&[url, ("COLDSTART_METRICS_PUSH_GROUPING", bad)]);
         assert_eq!(errors.len(), 1, "{bad}");
         assert_eq!(errors[0].key, "COLDSTART_METRICS_PUSH_GROUPING");
-        assert!(errors[0].to_string().contains("not `job`"), "{}", errors[0]);
+        let said = errors[0].to_string();
+        assert!(said.contains("not `job`"), "{said}");
+        // Every rule is said, the one a label given twice breaks too.
+        assert!(said.contains("each label once"), "{said}");
         assert!(c.push.unwrap().grouping.is_empty(), "{bad}");
     }
 }
