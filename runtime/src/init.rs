@@ -529,19 +529,27 @@ pub(crate) fn unfinished() -> Option<String> {
     let not_run = ORDER.get().map_or(0, |(order, _)| {
         order.after.len().saturating_sub(ran().after.len())
     });
+    // With no first response (a body that returned, or failed, before serving) none
+    // of it began: "did not finish" read as work cut short.
+    let began = crate::lifecycle::trigger().is_some();
     let mut parts = Vec::new();
     if not_run > 0 {
-        parts.push(format!("{not_run} deferred init(s) did not finish"));
+        let how = if began {
+            "did not finish"
+        } else {
+            "did not run"
+        };
+        parts.push(format!("{not_run} deferred init(s) {how}"));
     }
     if profile_out().is_some() {
         parts.push(format!("{PROFILE_OUT} was not written"));
     }
-    (!parts.is_empty()).then(|| {
-        format!(
-            "the program ends before the work after the first response finished: {}",
-            parts.join(", ")
-        )
-    })
+    let when = if began {
+        "before the work after the first response finished"
+    } else {
+        "with no first response made, so the work after it never began"
+    };
+    (!parts.is_empty()).then(|| format!("the program ends {when}: {}", parts.join(", ")))
 }
 
 /// The profile of this run, as [`Profile::parse`] reads it.

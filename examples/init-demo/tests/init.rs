@@ -294,8 +294,8 @@ fn a_main_that_ends_before_the_first_response_says_what_it_left_undone() {
     assert_eq!(
         r.stderr.trim_end(),
         format!(
-            "coldstart: the program ends before the work after the first response finished: \
-             {} deferred init(s) did not finish, COLDSTART_PROFILE_OUT was not written",
+            "coldstart: the program ends with no first response made, so the work after it \
+             never began: {} deferred init(s) did not run, COLDSTART_PROFILE_OUT was not written",
             AFTER_BY_NAME.len()
         )
     );
