@@ -161,7 +161,7 @@ pub fn timeline() -> Timeline {
 pub mod telemetry {
     pub use coldstart_exporters::http::{HttpTelemetryLayer, ResponseBody, Route, RouteFn};
     #[cfg(feature = "metrics")]
-    pub use coldstart_exporters::metrics::{register_collector, render, set_buckets};
+    pub use coldstart_exporters::metrics::{register_collector, render, serving_on, set_buckets};
     /// Plugins: hooks on span end, metric recorded and problem reported, registered
     /// with [`plugin!`] (link time) or `coldstart::Builder::plugin`, run in priority
     /// order. See [`plugin::Plugin`].

@@ -85,14 +85,10 @@ async fn main() -> anyhow::Result<()> {
             _ => "the first response",
         };
         http_server::say!("http-server: deferred work started after {after}");
-        if let Some(config) = coldstart::telemetry::installed()
-            && let Some(addr) = config.metrics_addr
-        {
-            let scheme = if config.metrics_tls.is_some() {
-                "https"
-            } else {
-                "http"
-            };
+        // Once the listener is bound (coldstart says why where it could not be).
+        if let Some(addr) = coldstart::telemetry::serving_on().await {
+            let tls = coldstart::telemetry::installed().is_some_and(|c| c.metrics_tls.is_some());
+            let scheme = if tls { "https" } else { "http" };
             http_server::say!("http-server: metrics on {scheme}://{addr}/metrics");
         }
     });

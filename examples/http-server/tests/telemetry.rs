@@ -84,6 +84,41 @@ fn a_fallback_start_is_not_counted_as_a_first_response() {
     );
 }
 
+/// The example says where `/metrics` is served once its listener is bound: the port
+/// the system chose for port 0, and nothing where the address is taken (coldstart
+/// says why). It said the configured address, `:0` or taken alike.
+#[test]
+fn the_example_says_the_address_metrics_are_served_on_once_bound() {
+    let vars = |addr: String| {
+        [
+            ("COLDSTART_METRICS_ADDR", addr),
+            ("OTEL_TRACES_EXPORTER", "none".into()),
+        ]
+    };
+    let (port, _server, mut lines) = server(&vars("127.0.0.1:0".into()));
+    assert!(get(port).ends_with("hello\n"));
+    let said = lines.wait_for("metrics on").to_owned();
+    let bound: u16 = said
+        .lines()
+        .find_map(|line| line.strip_prefix("http-server: metrics on http://127.0.0.1:"))
+        .and_then(|rest| rest.strip_suffix("/metrics"))
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("{said}"));
+    assert_ne!(bound, 0, "{said}");
+    let series = "http_requests_total{method=\"GET\",route=\"/\",status=\"200\"}";
+    assert_eq!(sample(&scrape(bound), series), Some(1.0));
+
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let (port, _server, mut lines) = server(&vars(addr.clone()));
+    assert!(get(port).ends_with("hello\n"));
+    let said = lines.wait_for("cannot listen").to_owned();
+    assert!(said.contains(&addr), "{said}");
+    let rest = lines.drain(Duration::from_millis(300));
+    assert!(!rest.contains("metrics on"), "{rest}");
+    assert!(rest.contains("deferred work started"), "{rest}");
+}
+
 #[test]
 fn metrics_start_after_the_first_response_and_prometheus_scrapes_them() {
     let test = "metrics_start_after_the_first_response_and_prometheus_scrapes_them";

@@ -82,8 +82,9 @@ const LIMITS: Limits = Limits {
     text: || Box::pin(super::scraped()),
 };
 
-/// Binds `addr` and serves `/metrics` on a task, over TLS when `tls` is given.
-pub(crate) async fn start(addr: SocketAddr, tls: Option<&ServerTls>) {
+/// Binds `addr` and serves `/metrics` on a task, over TLS when `tls` is given; the
+/// address bound, or `None` where it could not start (said).
+pub(crate) async fn start(addr: SocketAddr, tls: Option<&ServerTls>) -> Option<SocketAddr> {
     let acceptor: Acceptor = match tls {
         None => None,
         #[cfg(feature = "tls")]
@@ -93,12 +94,12 @@ pub(crate) async fn start(addr: SocketAddr, tls: Option<&ServerTls>) {
                 problem::report("metrics-tls", || {
                     format!("metrics: {e}; /metrics is not served")
                 });
-                return;
+                return None;
             }
         },
         // The settings refuse TLS files in a build without the `tls` feature.
         #[cfg(not(feature = "tls"))]
-        Some(_) => return,
+        Some(_) => return None,
     };
     let listener = match TcpListener::bind(addr).await {
         Ok(l) => l,
@@ -108,10 +109,12 @@ pub(crate) async fn start(addr: SocketAddr, tls: Option<&ServerTls>) {
                     "metrics: cannot listen on {addr} ({e}); set COLDSTART_METRICS_ADDR to a free address, or `off`"
                 )
             });
-            return;
+            return None;
         }
     };
+    let bound = listener.local_addr().ok();
     coldstart_runtime::task::spawn(serve(listener, acceptor, LIMITS));
+    bound
 }
 
 async fn serve(listener: TcpListener, acceptor: Acceptor, limits: Limits) {

@@ -305,10 +305,51 @@ pub(crate) async fn start(config: &Config) {
     }
     describe();
     if let Some(addr) = config.metrics_addr {
-        listener::start(addr, config.metrics_tls.as_ref()).await;
+        let bound = listener::start(addr, config.metrics_tls.as_ref()).await;
+        let _ = SERVING_ON.set(bound);
+        SERVING_ON_SET.notify_waiters();
     }
     if let Some(push) = config.push.clone() {
         push::start(push);
+    }
+}
+
+/// Where the listener started serving `/metrics`, once it has bound or failed to.
+static SERVING_ON: std::sync::OnceLock<Option<std::net::SocketAddr>> = std::sync::OnceLock::new();
+/// Woken when [`SERVING_ON`] is set.
+static SERVING_ON_SET: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+/// The address `/metrics` is served on: the one bound, so the port the system chose
+/// for `COLDSTART_METRICS_ADDR=127.0.0.1:0`. `None` where it is not served: off (the
+/// setting, push mode, or telemetry not installed), or its listener failed to start
+/// (the address taken, TLS files refused), which coldstart says on stderr.
+///
+/// The listener starts after the first response: awaited before, this waits for it.
+/// Await it in work after the first response (a program whose `main` ends without
+/// one never starts the listener).
+///
+/// ```no_run
+/// # async fn body() {
+/// coldstart_runtime::after_first_request(async {
+///     if let Some(addr) = coldstart_exporters::metrics::serving_on().await {
+///         eprintln!("metrics on http://{addr}/metrics");
+///     }
+/// });
+/// # }
+/// ```
+pub async fn serving_on() -> Option<std::net::SocketAddr> {
+    let asked = crate::installed().and_then(|c| c.metrics_addr);
+    if !INSTALLED.load(Ordering::Acquire) || asked.is_none() {
+        return None;
+    }
+    loop {
+        let set = SERVING_ON_SET.notified();
+        let mut set = std::pin::pin!(set);
+        set.as_mut().enable();
+        if let Some(bound) = SERVING_ON.get() {
+            return *bound;
+        }
+        set.await;
     }
 }
 
