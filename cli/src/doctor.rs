@@ -181,11 +181,53 @@ fn settings(env: &Env) -> Checked {
             }
         })
         .collect();
+    let mut problems: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    problems.extend(unreadable_files(&config));
     Checked {
         rows,
-        problems: errors.iter().map(ToString::to_string).collect(),
+        problems,
         needs_features,
     }
+}
+
+/// The TLS files the settings name that cannot be read here: the service reads them
+/// only after its first response (and then does not serve `/metrics`, or sends no
+/// client certificate), so `doctor` checks them now.
+fn unreadable_files(config: &Config) -> Vec<String> {
+    let metrics = config.metrics_tls.as_ref();
+    let otlp = &config.otlp_tls;
+    let files = [
+        (
+            "COLDSTART_METRICS_TLS_CERT",
+            metrics.map(|t| &t.certificate),
+        ),
+        ("COLDSTART_METRICS_TLS_KEY", metrics.map(|t| &t.key)),
+        (
+            "COLDSTART_METRICS_TLS_CLIENT_CA",
+            metrics.and_then(|t| t.client_ca.as_ref()),
+        ),
+        ("OTEL_EXPORTER_OTLP_[TRACES_]CERTIFICATE", otlp.ca.as_ref()),
+        (
+            "OTEL_EXPORTER_OTLP_[TRACES_]CLIENT_CERTIFICATE",
+            otlp.certificate.as_ref(),
+        ),
+        ("OTEL_EXPORTER_OTLP_[TRACES_]CLIENT_KEY", otlp.key.as_ref()),
+    ];
+    files
+        .into_iter()
+        .filter_map(|(variable, path)| {
+            let path = path?;
+            let problem = match std::fs::metadata(path) {
+                Err(e) => e.to_string(),
+                Ok(m) if !m.is_file() => "not a regular file".to_owned(),
+                Ok(_) => std::fs::File::open(path).err()?.to_string(),
+            };
+            Some(format!(
+                "{variable} names `{}`, which cannot be read here ({problem}); the service reads it after its first response",
+                path.display()
+            ))
+        })
+        .collect()
 }
 
 /// For a setting with a second name read when its own is unset, both names in the

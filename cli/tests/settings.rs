@@ -148,6 +148,34 @@ fn a_value_only_a_feature_takes_is_listed_with_the_feature() {
     assert_eq!(v["settings"]["needs_features"], json!([]));
 }
 
+/// A TLS file a setting names is read by the service only after its first response:
+/// `doctor` says now that it cannot be read (it said nothing of a missing file).
+#[test]
+fn a_tls_file_that_cannot_be_read_is_a_problem() {
+    let readable = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
+    let v = succeeded(&doctor_with(&[
+        ("COLDSTART_METRICS_TLS_CERT", "/nonexistent/cert.pem"),
+        ("COLDSTART_METRICS_TLS_KEY", readable),
+        ("OTEL_EXPORTER_OTLP_CERTIFICATE", "/"),
+    ]));
+    let problems = v["settings"]["problems"].as_array().unwrap();
+    let said: Vec<&str> = problems.iter().filter_map(Value::as_str).collect();
+    assert_eq!(said.len(), 2, "{said:#?}");
+    assert!(
+        said[0].starts_with(
+            "COLDSTART_METRICS_TLS_CERT names `/nonexistent/cert.pem`, which cannot be read here (No such file"
+        ),
+        "{said:#?}"
+    );
+    assert!(
+        said[1].starts_with(
+            "OTEL_EXPORTER_OTLP_[TRACES_]CERTIFICATE names `/`, which cannot be read here (not a regular file)"
+        ),
+        "{said:#?}"
+    );
+    assert!(!said.iter().any(|p| p.contains("TLS_KEY")), "{said:#?}");
+}
+
 /// The push job named after the service comes through the service name's variable;
 /// it was shown as the default. Named by nothing, it is the service's executable.
 #[test]
