@@ -84,18 +84,12 @@ struct Checked {
     needs_features: Vec<String>,
 }
 
-/// A build with none of the optional features.
-const NO_FEATURES: Build = Build {
-    grpc: false,
-    tls: false,
-    logs: false,
-    gzip: false,
-};
-
 /// The telemetry settings (the plan's own are in the plan), and the problems found.
 fn settings(env: &Env) -> Checked {
     let (config, errors) = Config::read(env, Build::ALL);
-    let (_, without) = Config::read(env, NO_FEATURES);
+    // Compared by key: a key both builds refuse is listed as a problem only (a client
+    // certificate without its key); its feature is said once that is mended.
+    let (_, without) = Config::read(env, Build::NONE);
     let needs_features = without
         .iter()
         .filter(|e| !errors.iter().any(|f| f.key == e.key))
@@ -116,7 +110,6 @@ fn settings(env: &Env) -> Checked {
             let names = second_names(variable).unwrap_or([variable, variable]);
             let set = |name: &&str| env.is_set(name);
             let refused = |name: &&str| errors.iter().any(|e| e.key == *name && !e.adjusted());
-            let adjusted = errors.iter().any(|e| e.key == variable && e.adjusted());
             let read = if env.set_above(names[1], names[0]) {
                 &names[1..]
             } else {
@@ -128,6 +121,9 @@ fn settings(env: &Env) -> Checked {
                 .or_else(|| read.iter().find(|name| set(name)))
                 .copied()
                 .unwrap_or(variable);
+            // Refused in part where the value came from: both names of an OTLP
+            // setting show the one value read.
+            let adjusted = errors.iter().any(|e| e.key == from && e.adjusted());
             // Where the service name comes from: `service.name` in the resource
             // attributes, where given and not under a higher `OTEL_SERVICE_NAME`.
             let service_name_from = || {
@@ -182,7 +178,7 @@ fn settings(env: &Env) -> Checked {
         })
         .collect();
     let mut problems: Vec<String> = errors.iter().map(ToString::to_string).collect();
-    problems.extend(unreadable_files(&config));
+    problems.extend(unreadable_files(&config, env));
     Checked {
         rows,
         problems,
@@ -190,12 +186,25 @@ fn settings(env: &Env) -> Checked {
     }
 }
 
-/// The TLS files the settings name that cannot be read here: the service reads them
-/// only after its first response (and then does not serve `/metrics`, or sends no
-/// client certificate), so `doctor` checks them now.
-fn unreadable_files(config: &Config) -> Vec<String> {
-    let metrics = config.metrics_tls.as_ref();
-    let otlp = &config.otlp_tls;
+/// The TLS files the service will read that cannot be read here: it reads them only
+/// after its first response (and then does not serve `/metrics`, or fails every
+/// export), so `doctor` checks them now. Only those it reads: `/metrics`' where it is
+/// served, the OTLP exporter's for an `https://` collector that spans are sent to.
+fn unreadable_files(config: &Config, env: &Env) -> Vec<String> {
+    let metrics = config
+        .metrics_tls
+        .as_ref()
+        .filter(|_| config.metrics_addr.is_some());
+    let endpoint = config.otlp_endpoint_or_default().trim_start();
+    let https = endpoint
+        .get(..8)
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"));
+    let otlp = Some(&config.otlp_tls).filter(|_| config.export_traces && https);
+    // The OTLP files by the name that gave them: the traces-only one where set.
+    let otlp_name = |traces: &'static str| {
+        let general = second_names(traces).map_or(traces, |[_, general]| general);
+        if env.is_set(traces) { traces } else { general }
+    };
     let files = [
         (
             "COLDSTART_METRICS_TLS_CERT",
@@ -206,12 +215,18 @@ fn unreadable_files(config: &Config) -> Vec<String> {
             "COLDSTART_METRICS_TLS_CLIENT_CA",
             metrics.and_then(|t| t.client_ca.as_ref()),
         ),
-        ("OTEL_EXPORTER_OTLP_[TRACES_]CERTIFICATE", otlp.ca.as_ref()),
         (
-            "OTEL_EXPORTER_OTLP_[TRACES_]CLIENT_CERTIFICATE",
-            otlp.certificate.as_ref(),
+            otlp_name("OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE"),
+            otlp.and_then(|t| t.ca.as_ref()),
         ),
-        ("OTEL_EXPORTER_OTLP_[TRACES_]CLIENT_KEY", otlp.key.as_ref()),
+        (
+            otlp_name("OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE"),
+            otlp.and_then(|t| t.certificate.as_ref()),
+        ),
+        (
+            otlp_name("OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY"),
+            otlp.and_then(|t| t.key.as_ref()),
+        ),
     ];
     files
         .into_iter()

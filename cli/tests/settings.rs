@@ -72,6 +72,11 @@ fn a_value_refused_in_part_keeps_its_layer_and_says_it_was_adjusted() {
     assert_eq!(headers["value"], "authorization=<hidden>");
     assert_eq!(headers["source"]["layer"], "environment");
     assert_eq!(headers["source"]["adjusted"], true);
+    // The traces-only row shows the same value, read through the general name, and is
+    // adjusted as it is.
+    let traces = row(&values, "OTEL_EXPORTER_OTLP_TRACES_HEADERS");
+    assert_eq!(traces["source"]["via"], "OTEL_EXPORTER_OTLP_HEADERS");
+    assert_eq!(traces["source"]["adjusted"], true);
     let values = values_with(&[("OTEL_PROPAGATORS", "b3")]);
     let whole = row(&values, "OTEL_PROPAGATORS");
     assert_eq!(
@@ -148,18 +153,31 @@ fn a_value_only_a_feature_takes_is_listed_with_the_feature() {
     assert_eq!(v["settings"]["needs_features"], json!([]));
 }
 
-/// A TLS file a setting names is read by the service only after its first response:
-/// `doctor` says now that it cannot be read (it said nothing of a missing file).
+/// A TLS file the service will read, only after its first response: `doctor` says
+/// now that it cannot be read (it said nothing of a missing file). Only the files the
+/// service reads: `/metrics`' where it is served, the exporter's for an `https://`
+/// collector.
 #[test]
 fn a_tls_file_that_cannot_be_read_is_a_problem() {
     let readable = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
-    let v = succeeded(&doctor_with(&[
+    let files = [
         ("COLDSTART_METRICS_TLS_CERT", "/nonexistent/cert.pem"),
         ("COLDSTART_METRICS_TLS_KEY", readable),
         ("OTEL_EXPORTER_OTLP_CERTIFICATE", "/"),
-    ]));
-    let problems = v["settings"]["problems"].as_array().unwrap();
-    let said: Vec<&str> = problems.iter().filter_map(Value::as_str).collect();
+    ];
+    let problems = |vars: &[(&str, &str)]| {
+        let v = succeeded(&doctor_with(vars));
+        let problems = v["settings"]["problems"].as_array().unwrap().clone();
+        problems
+            .iter()
+            .filter_map(|p| p.as_str().map(str::to_owned))
+            .collect::<Vec<_>>()
+    };
+    let https = (
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "https://collector.example:4318",
+    );
+    let said = problems(&[&files[..], &[https]].concat());
     assert_eq!(said.len(), 2, "{said:#?}");
     assert!(
         said[0].starts_with(
@@ -169,11 +187,16 @@ fn a_tls_file_that_cannot_be_read_is_a_problem() {
     );
     assert!(
         said[1].starts_with(
-            "OTEL_EXPORTER_OTLP_[TRACES_]CERTIFICATE names `/`, which cannot be read here (not a regular file)"
+            "OTEL_EXPORTER_OTLP_CERTIFICATE names `/`, which cannot be read here (not a regular file)"
         ),
         "{said:#?}"
     );
-    assert!(!said.iter().any(|p| p.contains("TLS_KEY")), "{said:#?}");
+    // Files the service does not read: `/metrics` off, a plain collector.
+    let off = ("COLDSTART_METRICS_ADDR", "off");
+    assert_eq!(
+        problems(&[&files[..], &[off]].concat()),
+        Vec::<String>::new()
+    );
 }
 
 /// The push job named after the service comes through the service name's variable;

@@ -86,10 +86,14 @@ async fn main() -> anyhow::Result<()> {
         };
         http_server::say!("http-server: deferred work started after {after}");
         // Once the listener is bound (coldstart says why where it could not be).
-        if let Some(addr) = coldstart::telemetry::serving_on().await {
-            let tls = coldstart::telemetry::installed().is_some_and(|c| c.metrics_tls.is_some());
-            let scheme = if tls { "https" } else { "http" };
-            http_server::say!("http-server: metrics on {scheme}://{addr}/metrics");
+        match coldstart::telemetry::serving_on().await {
+            Some(addr) => {
+                let tls =
+                    coldstart::telemetry::installed().is_some_and(|c| c.metrics_tls.is_some());
+                let scheme = if tls { "https" } else { "http" };
+                http_server::say!("http-server: metrics on {scheme}://{addr}/metrics");
+            }
+            None => http_server::say!("http-server: /metrics is not served"),
         }
     });
     // Every path answers the same greeting: one route, `/`.

@@ -187,6 +187,14 @@ impl Build {
         logs: cfg!(feature = "logs"),
         gzip: cfg!(feature = "gzip"),
     };
+    /// A build with none of the optional features (what `cargo coldstart doctor`
+    /// compares with, to say which values need one).
+    pub const NONE: Build = Build {
+        grpc: false,
+        tls: false,
+        logs: false,
+        gzip: false,
+    };
     /// A build with every feature (what `cargo coldstart doctor` checks against).
     pub const ALL: Build = Build {
         grpc: true,

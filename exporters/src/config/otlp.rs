@@ -182,18 +182,28 @@ pub(super) fn read_headers(r: &mut Reader<'_>) -> Vec<(String, String)> {
         match valid {
             Some(mut pairs) => {
                 let framing = |name: &str| FRAMING.iter().any(|f| name.eq_ignore_ascii_case(f));
-                let left_out: Vec<String> = pairs
-                    .iter()
-                    .filter(|(name, _)| framing(name))
-                    .map(|(name, _)| format!("`{name}`"))
-                    .collect();
-                if !left_out.is_empty() {
-                    pairs.retain(|(name, _)| !framing(name));
-                    let why = format!("it names {}", left_out.join(" and "));
-                    r.refuse(key, raw, layer, UNFRAMED_ACCEPT, THE_OTHER_HEADERS_ARE_SENT)
-                        .why = Some(why);
+                let mut left_out: Vec<String> = Vec::new();
+                for (name, _) in pairs.iter().filter(|(name, _)| framing(name)) {
+                    if !left_out.iter().any(|n| n.eq_ignore_ascii_case(name)) {
+                        left_out.push(name.clone());
+                    }
                 }
-                return pairs;
+                if left_out.is_empty() {
+                    return pairs;
+                }
+                pairs.retain(|(name, _)| !framing(name));
+                let names: Vec<String> = left_out.iter().map(|n| format!("`{n}`")).collect();
+                let why = Some(format!("it names {}", names.join(" and ")));
+                // Nothing else given: refused whole, as a value that cannot be read.
+                let (instead, found) = if pairs.is_empty() {
+                    (instead, None)
+                } else {
+                    (THE_OTHER_HEADERS_ARE_SENT, Some(pairs))
+                };
+                r.refuse(key, raw, layer, UNFRAMED_ACCEPT, instead).why = why;
+                if let Some(pairs) = found {
+                    return pairs;
+                }
             }
             None => {
                 let why = headers_problem(&raw);

@@ -660,6 +660,30 @@ fn a_variable_overrides_a_more_specific_setting_in_the_file() {
 /// The traces-only variable replaces the general one whole in one layer; from a
 /// lower layer than the general one's (the file's, under a variable), it is the
 /// one replaced. One that cannot be read leaves the general one in use, and says so.
+/// A headers value that gives nothing but framing pairs sends nothing of itself, as a
+/// value that cannot be read: the general one is read in its place. A name given
+/// twice is named once.
+#[test]
+fn a_headers_value_of_framing_pairs_alone_is_refused_whole() {
+    let (c, errors) = config(&[
+        (
+            "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+            "content-length=5,Content-Length=6",
+        ),
+        ("OTEL_EXPORTER_OTLP_HEADERS", "x-tenant=a"),
+    ]);
+    assert_eq!(c.otlp_headers, [("x-tenant".to_owned(), "a".to_owned())]);
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert!(!errors[0].adjusted(), "{errors:?}");
+    let said = errors[0].to_string();
+    assert!(
+        said.ends_with(
+            "(it names `content-length`); no headers from it are sent; OTEL_EXPORTER_OTLP_HEADERS is read instead"
+        ),
+        "{said}"
+    );
+}
+
 #[test]
 fn the_traces_headers_replace_the_general_ones() {
     let (c, errors) = with_file(

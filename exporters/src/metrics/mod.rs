@@ -305,28 +305,49 @@ pub(crate) async fn start(config: &Config) {
     }
     describe();
     if let Some(addr) = config.metrics_addr {
+        // Settled also if starting panics: no `serving_on` waits for good.
+        let unsettled = Unsettled;
         let bound = listener::start(addr, config.metrics_tls.as_ref()).await;
-        let _ = SERVING_ON.set(bound);
-        SERVING_ON_SET.notify_waiters();
+        settle(bound);
+        std::mem::forget(unsettled);
     }
     if let Some(push) = config.push.clone() {
         push::start(push);
     }
 }
 
-/// Where the listener started serving `/metrics`, once it has bound or failed to.
+/// Where the listener started serving `/metrics`, once it has bound or failed to, or
+/// `None` once it will not start (the end of a `main` that ended first).
 static SERVING_ON: std::sync::OnceLock<Option<std::net::SocketAddr>> = std::sync::OnceLock::new();
 /// Woken when [`SERVING_ON`] is set.
 static SERVING_ON_SET: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+/// Sets what [`serving_on`] gives, the first time only, and wakes its waiters.
+fn settle(bound: Option<std::net::SocketAddr>) {
+    let _ = SERVING_ON.set(bound);
+    SERVING_ON_SET.notify_waiters();
+}
+
+/// Settles [`serving_on`] with `None` when dropped before it was forgotten: the
+/// listener's start unwinding.
+struct Unsettled;
+
+impl Drop for Unsettled {
+    fn drop(&mut self) {
+        settle(None);
+    }
+}
 
 /// The address `/metrics` is served on: the one bound, so the port the system chose
 /// for `COLDSTART_METRICS_ADDR=127.0.0.1:0`. `None` where it is not served: off (the
 /// setting, push mode, or telemetry not installed), or its listener failed to start
 /// (the address taken, TLS files refused), which coldstart says on stderr.
 ///
-/// The listener starts after the first response: awaited before, this waits for it.
-/// Await it in work after the first response (a program whose `main` ends without
-/// one never starts the listener).
+/// The listener starts after the first response: awaited before, this waits for it,
+/// and gives `None` once the end of `main` came first (the exporters then start
+/// without a listener). It waits for the exporters to start, which
+/// `#[coldstart::main]` and `Builder` do (`Telemetry::start_after_first_response`):
+/// a program that installs telemetry itself and never starts them waits for good.
 ///
 /// ```no_run
 /// # async fn body() {
@@ -368,6 +389,7 @@ pub(crate) fn push_at_shutdown(config: &Config) {
 /// At the end of a `main` that ended before its first response: the last push, as a
 /// shutdown hook, and no listener (nothing would scrape it).
 pub(crate) fn at_end_of_main(config: &Config) {
+    settle(None);
     if !INSTALLED.load(Ordering::Acquire) {
         return;
     }
