@@ -195,11 +195,7 @@ fn unreadable_files(config: &Config, env: &Env) -> Vec<String> {
         .metrics_tls
         .as_ref()
         .filter(|_| config.metrics_addr.is_some());
-    let endpoint = config.otlp_endpoint_or_default().trim_start();
-    let https = endpoint
-        .get(..8)
-        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"));
-    let otlp = Some(&config.otlp_tls).filter(|_| config.export_traces && https);
+    let otlp = Some(&config.otlp_tls).filter(|_| config.exports_over_tls());
     // The OTLP files by the name that gave them: the traces-only one where set.
     let otlp_name = |traces: &'static str| {
         let general = second_names(traces).map_or(traces, |[_, general]| general);

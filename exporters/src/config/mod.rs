@@ -22,6 +22,7 @@ mod show;
 mod tls;
 mod trace;
 
+pub(crate) use otlp::https;
 pub use otlp::{Compression, Protocol};
 pub use push::{Credentials, FINAL_PUSH_WITHIN, MIN_PUSH_INTERVAL, Push};
 pub use reader::ConfigError;
@@ -228,6 +229,12 @@ impl Config {
                 Protocol::HttpProtobuf => "http://localhost:4318/v1/traces",
                 Protocol::Grpc => "http://localhost:4317",
             })
+    }
+
+    /// Whether spans are exported to an `https://` collector: the one case the OTLP
+    /// TLS files ([`Config::otlp_tls`]) are read, when the exporter starts.
+    pub fn exports_over_tls(&self) -> bool {
+        self.export_traces && https(self.otlp_endpoint_or_default())
     }
 
     /// The settings from the process environment alone, and the values it rejected.

@@ -139,6 +139,13 @@ fn with_traces_path(base: String, protocol: Protocol) -> String {
     endpoint
 }
 
+/// Whether an OTLP endpoint is an `https://` URL.
+pub(crate) fn https(url: &str) -> bool {
+    url.trim_start()
+        .get(..8)
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"))
+}
+
 /// What a headers value accepts, in words.
 const HEADERS_ACCEPT: &str = "comma-separated `name=value` pairs, values percent-encoded";
 

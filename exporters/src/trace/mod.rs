@@ -342,7 +342,7 @@ fn final_flush_deadline(
 /// `minimal` the one thread would otherwise hold every request for that long, just
 /// after the first response ([`coldstart_runtime::task::off_runtime`]).
 pub(crate) async fn start_soon(config: &'static Config) {
-    if config.export_traces && otlp::https(config.otlp_endpoint_or_default()) {
+    if config.exports_over_tls() {
         coldstart_runtime::task::off_runtime("coldstart-otlp-start", move || {
             start(config);
         })

@@ -198,12 +198,7 @@ fn gzip(body: &[u8]) -> std::io::Result<Vec<u8>> {
     encoder.finish()
 }
 
-/// Whether an OTLP endpoint is an `https://` URL.
-pub(super) fn https(url: &str) -> bool {
-    url.trim_start()
-        .get(..8)
-        .is_some_and(|scheme| scheme.eq_ignore_ascii_case("https://"))
-}
+pub(super) use crate::config::https;
 
 /// `endpoint` as a message shows it: no user info, no query.
 pub(super) fn shown_endpoint(endpoint: &str) -> String {
