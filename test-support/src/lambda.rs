@@ -100,16 +100,14 @@ pub fn run_as_function(
         });
         if asked != Some(true) {
             let status = child.0.try_wait().ok().flatten();
-            let _ = child.0.kill();
-            let _ = child.0.wait();
+            child.kill();
             panic!(
                 "the function did not ask for invocation {n} (ended: {status:?}); its stderr:\n{}",
                 lines.drain(Duration::from_millis(500))
             );
         }
     }
-    let _ = child.0.kill();
-    let _ = child.0.wait();
+    child.kill();
     // Everything it wrote: the pipe is closed once it has ended.
     lines.drain(Duration::from_millis(500)).to_owned()
 }

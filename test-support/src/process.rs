@@ -84,10 +84,8 @@ pub fn wait_with_output_within(
     };
     let stdout = read_all(child.0.stdout.take().map(|p| Box::new(p) as _));
     let stderr = read_all(child.0.stderr.take().map(|p| Box::new(p) as _));
-    let ended = crate::poll(within, || child.0.try_wait().ok().flatten());
-    let Some(status) = ended else {
-        let _ = child.0.kill();
-        let _ = child.0.wait();
+    let Some(status) = child.ended_within(within) else {
+        child.kill();
         // What it wrote, unless something it started still holds the pipe.
         let said = crate::poll(Duration::from_secs(2), || {
             stderr.is_finished().then_some(())
@@ -190,15 +188,26 @@ impl Reaper {
     ///
     /// When the child has not ended by then.
     pub fn wait_within(&mut self, within: std::time::Duration) -> std::process::ExitStatus {
-        crate::poll(within, || self.0.try_wait().ok().flatten())
+        self.ended_within(within)
             .unwrap_or_else(|| panic!("the child did not end within {within:?}"))
+    }
+
+    /// How the child ended, once it has, waiting at most `within`; `None` if it runs
+    /// on.
+    pub fn ended_within(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        crate::poll(within, || self.0.try_wait().ok().flatten())
+    }
+
+    /// Kills the child, if it still runs, and reaps it.
+    pub fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
 impl Drop for Reaper {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        self.kill();
     }
 }
 
