@@ -104,7 +104,7 @@ async fn register(api: &RuntimeApi) -> Result<(), String> {
     );
     let head = exchange(&api.authority, &request)
         .await
-        .map_err(|e| format!("AWS_LAMBDA_RUNTIME_API={}: {e}", api.authority))?;
+        .map_err(|e| api.failed(e))?;
     if !matches!(
         crate::init_error::status_code(head.as_bytes()),
         Some(200..=299)

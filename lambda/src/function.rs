@@ -94,6 +94,12 @@ impl RuntimeApi {
         format!("{}{path}", self.base_path)
     }
 
+    /// `error`, from an exchange with the API, naming the address and the variable
+    /// that gave it (a wrong emulator address is the usual cause).
+    pub(crate) fn failed(&self, error: impl std::fmt::Display) -> String {
+        format!("AWS_LAMBDA_RUNTIME_API={}: {error}", self.authority)
+    }
+
     /// The full URL of `path`.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.authority, self.path(path))

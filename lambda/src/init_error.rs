@@ -84,12 +84,7 @@ pub fn report_init_error(api: &RuntimeApi, error_type: &str, message: &str) -> i
         &[("Lambda-Runtime-Function-Error-Type", error_type)],
         body.as_bytes(),
     )
-    .map_err(|e| {
-        io::Error::new(
-            e.kind(),
-            format!("AWS_LAMBDA_RUNTIME_API={}: {e}", api.authority),
-        )
-    })?;
+    .map_err(|e| io::Error::new(e.kind(), api.failed(&e)))?;
     if (200..300).contains(&status) {
         Ok(())
     } else {
