@@ -201,16 +201,14 @@ pub(super) fn read_headers(r: &mut Reader<'_>) -> Vec<(String, String)> {
                 pairs.retain(|(name, _)| !framing(name));
                 let names: Vec<String> = left_out.iter().map(|n| format!("`{n}`")).collect();
                 let why = Some(format!("it names {}", names.join(" and ")));
-                // Nothing else given: refused whole, as a value that cannot be read.
-                let (instead, found) = if pairs.is_empty() {
-                    (instead, None)
-                } else {
-                    (THE_OTHER_HEADERS_ARE_SENT, Some(pairs))
-                };
-                r.refuse(key, raw, layer, UNFRAMED_ACCEPT, instead).why = why;
-                if let Some(pairs) = found {
-                    return pairs;
+                if pairs.is_empty() {
+                    // Nothing else given: refused whole, as a value that cannot be read.
+                    r.refuse(key, raw, layer, UNFRAMED_ACCEPT, instead).why = why;
+                    continue;
                 }
+                r.refuse(key, raw, layer, UNFRAMED_ACCEPT, THE_OTHER_HEADERS_ARE_SENT)
+                    .why = why;
+                return pairs;
             }
             None => {
                 let why = headers_problem(&raw);
