@@ -378,8 +378,15 @@ mod streamed {
             async move { Ok::<_, String>(StreamResponse::from(items)) }
         }));
         let event = LambdaEvent::new(String::new(), lambda_runtime::Context::default());
-        let answer = handler.call(event).await.unwrap();
-        match IntoFunctionResponse::<(), WatchedStream<Items>>::into_response(answer) {
+        stream_of(handler.call(event).await.unwrap())
+    }
+
+    /// The stream lambda_runtime takes from a streamed `answer`.
+    fn stream_of<S>(answer: Watched<StreamResponse<S>>) -> WatchedStream<S>
+    where
+        StreamResponse<S>: IntoFunctionResponse<(), S>,
+    {
+        match IntoFunctionResponse::<(), WatchedStream<S>>::into_response(answer) {
             FunctionResponse::StreamingResponse(response) => response.stream,
             FunctionResponse::BufferedResponse(()) => panic!("streamed"),
         }
@@ -472,11 +479,7 @@ mod streamed {
         let event = LambdaEvent::new(String::new(), lambda_runtime::Context::default());
         let mut stream = {
             let _current = invocation.attach();
-            let answer = handler.call(event).await.unwrap();
-            match IntoFunctionResponse::<(), WatchedStream<Sees>>::into_response(answer) {
-                FunctionResponse::StreamingResponse(response) => response.stream,
-                FunctionResponse::BufferedResponse(()) => panic!("streamed"),
-            }
+            stream_of(handler.call(event).await.unwrap())
         };
         // Polled where no context is current, as on lambda_runtime's task.
         let mut cx = Context::from_waker(std::task::Waker::noop());
