@@ -14,6 +14,9 @@ use support::{LAMBDA_PACKAGE, cargo_lambda, example, planned_order};
 
 const TOOL: &str = env!("CARGO_BIN_EXE_cargo-coldstart");
 
+/// The longest a `profile` run here may take: one that hangs fails its test.
+const WITHIN: std::time::Duration = std::time::Duration::from_secs(300);
+
 #[test]
 fn a_recorded_profile_changes_the_order_of_the_next_run() {
     let server = example("http-server");
@@ -37,7 +40,7 @@ fn a_recorded_profile_changes_the_order_of_the_next_run() {
             .env("COLDSTART_PROFILE", &stale)
             .env("COLDSTART_METRICS_ADDR", "off")
             .env("OTEL_TRACES_EXPORTER", "none"),
-        std::time::Duration::from_secs(300),
+        WITHIN,
     );
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -84,7 +87,7 @@ fn profile_lambda(
             .args(["--", "env"])
             .args(settings)
             .arg(example("lambda-hello")),
-        std::time::Duration::from_secs(300),
+        WITHIN,
     )
 }
 
@@ -166,7 +169,7 @@ fn a_program_without_coldstart_is_a_clear_error() {
             ])
             .arg(port.to_string())
             .args(["--bind", "127.0.0.1"]),
-        std::time::Duration::from_secs(300),
+        WITHIN,
     );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
@@ -201,7 +204,7 @@ fn profile_python(
             .arg(out)
             .args(["--url", &format!("http://127.0.0.1:{port}{path}"), "--"])
             .args(["python3", "-c", &program(port)]),
-        std::time::Duration::from_secs(300),
+        WITHIN,
     );
     let stderr = String::from_utf8_lossy(&run.stderr).into_owned();
     (run.status.code(), stderr)
