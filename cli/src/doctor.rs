@@ -13,7 +13,7 @@ use coldstart_bootstrap::config::{VARIABLES, file_key};
 use coldstart_bootstrap::plan::settings::OneLine;
 use coldstart_bootstrap::plan::{Decision, Origin, Report};
 use coldstart_bootstrap::{Budget, Env, Figure, Layer, Plan, PlanError, Probe, Settings, Source};
-use coldstart_exporters::config::{Build, Config};
+use coldstart_exporters::config::{Build, Config, PEM_LIMIT};
 use serde_json::{Value, json};
 
 /// What doctor was asked for.
@@ -228,11 +228,8 @@ fn unreadable_files(config: &Config, env: &Env) -> Vec<String> {
         .into_iter()
         .filter_map(|(variable, path)| {
             let path = path?;
-            let problem = match std::fs::metadata(path) {
-                Err(e) => e.to_string(),
-                Ok(m) if !m.is_file() => "not a regular file".to_owned(),
-                Ok(_) => std::fs::File::open(path).err()?.to_string(),
-            };
+            // Read as the service reads it: a regular file, within the PEM limit.
+            let problem = coldstart_bootstrap::file::read_named(path, PEM_LIMIT).err()?;
             Some(format!(
                 "{variable} names `{}`, which cannot be read here ({problem}); the service reads it after its first response",
                 path.display()

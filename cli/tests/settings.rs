@@ -187,7 +187,7 @@ fn a_tls_file_that_cannot_be_read_is_a_problem() {
     );
     assert!(
         said[1].starts_with(
-            "OTEL_EXPORTER_OTLP_CERTIFICATE names `/`, which cannot be read here (not a regular file)"
+            "OTEL_EXPORTER_OTLP_CERTIFICATE names `/`, which cannot be read here (is a directory, not a regular file)"
         ),
         "{said:#?}"
     );

@@ -16,6 +16,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 
 #[cfg(feature = "tracing")]
 use crate::config::ClientTls;
+use crate::config::PEM_LIMIT;
 #[cfg(feature = "metrics")]
 use crate::config::ServerTls;
 #[cfg(feature = "metrics")]
@@ -24,10 +25,6 @@ use rustls::server::WebPkiClientVerifier;
 fn provider() -> Arc<CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
-
-/// The largest PEM file read: a certificate chain or a CA bundle is a few hundred KB
-/// at most (Mozilla's whole bundle is about 220 KB).
-const PEM_LIMIT: u64 = 4 << 20;
 
 /// Reads a PEM file a setting names; a FIFO or device is refused without blocking the
 /// exporter's start.

@@ -26,7 +26,7 @@ pub(crate) use otlp::https;
 pub use otlp::{Compression, Protocol};
 pub use push::{Credentials, FINAL_PUSH_WITHIN, MIN_PUSH_INTERVAL, Push};
 pub use reader::ConfigError;
-pub use tls::{ClientTls, ServerTls};
+pub use tls::{ClientTls, PEM_LIMIT, ServerTls};
 pub use trace::{Dynamic, FINAL_FLUSH_WITHIN, Queue, Sampler, SpanLimits};
 
 use otlp::{read_compression, read_endpoint, read_headers, read_protocol};

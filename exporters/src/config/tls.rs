@@ -33,6 +33,10 @@ pub struct ServerTls {
     pub client_ca: Option<PathBuf>,
 }
 
+/// The largest PEM file read: a certificate chain or a CA bundle is a few hundred KB
+/// at most (Mozilla's whole bundle is about 220 KB).
+pub const PEM_LIMIT: u64 = 4 << 20;
+
 /// What a TLS file setting accepts in `build`.
 fn tls_file_accepts(build: Build) -> &'static str {
     if build.tls {
