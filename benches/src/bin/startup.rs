@@ -23,10 +23,11 @@ startup: exec-to-first-response of whole processes, alternating runs
     startup [--runs N] [--cpus X] [--memory SIZE] [--no-cgroup | --only-cgroup]
             [--target NAME=PROGRAM[,VAR=VALUE...]]... [--baseline NAME] [--json]
 
-Defaults: 30 runs each of http-server, baseline-tokio and baseline-current-thread
-(found next to this executable), unconstrained and then, as root, inside a cgroup
-of 0.25 CPU and 64M. Ratios are against --baseline (default baseline-tokio if a
-target has that name, else the last target).
+Defaults: 30 runs each of http-server, runtime-alone (the example's handler on
+coldstart without telemetry), baseline-tokio and baseline-current-thread (found next
+to this executable), unconstrained and then, as root, inside a cgroup of 0.25 CPU
+and 64M. Ratios are against --baseline (default baseline-tokio if a target has that
+name, else the last target).
 ";
 
 struct Args {
@@ -84,7 +85,12 @@ fn parse_args() -> anyhow::Result<Args> {
         }
     }
     if args.targets.is_empty() {
-        for name in ["http-server", "baseline-tokio", "baseline-current-thread"] {
+        for name in [
+            "http-server",
+            "runtime-alone",
+            "baseline-tokio",
+            "baseline-current-thread",
+        ] {
             args.targets.push(Target::new(name, sibling(name)?));
         }
     }

@@ -1,7 +1,8 @@
 /*!
 The hello service: the listener, the handler and the serving loop. The `http-server`
 example serves with it on `#[coldstart::main]`, and the start-up baselines
-(`benches/baselines`) compile this same file as a module of their own.
+(`benches/baselines`) and the runtime-alone target (`benches/runtime-alone`) compile
+this same file as a module of their own.
 
 It must not reference coldstart, nor carry crate attributes: the baselines build it
 in a package without coldstart, so that cargo gives tokio only the features a bare
