@@ -329,18 +329,24 @@ impl ConfigFile {
     pub fn find(var: impl Fn(&str) -> Option<String>) -> Result<Option<ConfigFile>, FileError> {
         // The variables read once: what chose the file, then the file.
         let chosen_by = file_chosen_by(var);
-        // `config/<env>.toml`, chosen by `APP_ENV`, which is set for other programs
-        // too, whose own file this may be (`COLDSTART_ENV` names coldstart's).
+        // `config/<env>.toml`, and the variable that named the environment.
         let by_name = match &chosen_by {
-            Some((variable @ "APP_ENV", name)) => Some((*variable, name.clone())),
+            Some((variable @ ("APP_ENV" | "COLDSTART_ENV"), name)) => {
+                Some((*variable, name.clone()))
+            }
             _ => None,
         };
+        // `APP_ENV` is set for other programs too, whose own file this may be
+        // (`COLDSTART_ENV` names coldstart's).
+        let by_app_env = by_name
+            .clone()
+            .filter(|(variable, _)| *variable == "APP_ENV");
         let Some((path, required)) = file_of(chosen_by)? else {
             return Ok(None);
         };
         match crate::file::read_named_text(path.as_ref(), FILE_LIMIT) {
             Ok(text) => ConfigFile::parse(&path, &text).map(Some).map_err(|mut e| {
-                if let Some((variable, name)) = by_name {
+                if let Some((variable, name)) = by_app_env {
                     e.message.push_str(&format!(
                         " ({variable}=`{name}` chose this file; if it is another program's, set COLDSTART_CONFIG to coldstart's file, or to `off`)"
                     ));
@@ -359,17 +365,25 @@ impl ConfigFile {
                     io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
                 ) && !required =>
             {
-                // `coldstart.toml`, there but not read, would be a surprise unsaid; said
-                // once a process, however often the file is sought.
+                // `coldstart.toml`, there but not read, would be a surprise unsaid, and
+                // so would a file `COLDSTART_ENV`, set for coldstart alone, names in
+                // vain (`prodution`); said once a process, however often it is sought.
                 static SAID: std::sync::atomic::AtomicBool =
                     std::sync::atomic::AtomicBool::new(false);
-                if let Some((variable, name)) = by_name
-                    && std::path::Path::new("coldstart.toml").is_file()
-                    && !SAID.swap(true, std::sync::atomic::Ordering::Relaxed)
-                {
-                    crate::say!(
-                        "coldstart: {path} not found ({variable}=`{name}` chose it), so no file is read; coldstart.toml, which is there, is read only when no environment is named"
-                    );
+                if let Some((variable, name)) = by_name {
+                    let beside = std::path::Path::new("coldstart.toml").is_file();
+                    if (beside || variable == "COLDSTART_ENV")
+                        && !SAID.swap(true, std::sync::atomic::Ordering::Relaxed)
+                    {
+                        let unread = if beside {
+                            "; coldstart.toml, which is there, is read only when no environment is named"
+                        } else {
+                            ""
+                        };
+                        crate::say!(
+                            "coldstart: {path} not found ({variable}=`{name}` chose it), so no file is read{unread}"
+                        );
+                    }
                 }
                 Ok(None)
             }

@@ -143,7 +143,7 @@ fn a_bad_configuration_file_names_its_line_and_exits_78() {
 
 /// `APP_ENV` is set for other programs too: a `config/<env>.toml` of another program's
 /// is refused with what to do, and a missing one beside a `coldstart.toml` says that
-/// file is not read.
+/// file is not read. A missing one `COLDSTART_ENV` chose is said in any case.
 #[test]
 fn a_file_an_environment_name_chose_says_so() {
     let dir = coldstart_test_support::temp_dir("app-env");
@@ -187,6 +187,41 @@ fn a_file_an_environment_name_chose_says_so() {
         stderr.starts_with(
             "coldstart: config/staging.toml not found (APP_ENV=`staging` chose it), so no file is read; coldstart.toml, which is there, is read only when no environment is named\n"
         ),
+        "{stderr}"
+    );
+    // `COLDSTART_ENV` is coldstart's own: a file it names in vain is said with no
+    // `coldstart.toml` beside it too (a misspelt environment read no file, unsaid).
+    std::fs::remove_file(dir.join("coldstart.toml")).unwrap();
+    let out = Command::new(SERVER)
+        .current_dir(&dir)
+        .env("COLDSTART_ENV", "prodution")
+        .env("COLDSTART_WORKER_THREADS", "lots")
+        .env_remove("APP_ENV")
+        .env_remove("COLDSTART_CONFIG")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with(
+            "coldstart: config/prodution.toml not found (COLDSTART_ENV=`prodution` chose it), so no file is read\n"
+        ),
+        "{stderr}"
+    );
+    // `APP_ENV`, set for other programs too, names a file coldstart may not have:
+    // unsaid where no `coldstart.toml` is passed by.
+    let out = Command::new(SERVER)
+        .current_dir(&dir)
+        .env("APP_ENV", "staging")
+        .env("COLDSTART_WORKER_THREADS", "lots")
+        .env_remove("COLDSTART_ENV")
+        .env_remove("COLDSTART_CONFIG")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with("coldstart: set COLDSTART_WORKER_THREADS"),
         "{stderr}"
     );
     std::fs::remove_dir_all(&dir).unwrap();
