@@ -293,9 +293,18 @@ impl Plan {
                 reason: plan(Why::CeilOfCores { cores }),
             },
         };
-        let mut worker_env =
-            WORKER_THREADS.read_env_over(env, parse_workers, settings.worker_threads.is_some())?;
-        let from_file = matches!(worker_env, Some((_, Layer::File { .. })));
+        // Where `TOKIO_WORKER_THREADS` takes the place of the file's count (below), the
+        // file's count is not read, so not checked either, as under any variable.
+        let file_count_replaced = settings.worker_threads.is_none()
+            && WORKER_THREADS.set_in_file(env)
+            && (flavor.value == Flavor::MultiThread || flavor.reason.origin == Origin::Plan)
+            && env.lookup(TOKIO_WORKER_THREADS.variable).is_some();
+        let mut worker_env = if file_count_replaced {
+            None
+        } else {
+            WORKER_THREADS.read_env_over(env, parse_workers, settings.worker_threads.is_some())?
+        };
+        let from_file = file_count_replaced || matches!(worker_env, Some((_, Layer::File { .. })));
         // Read only where tokio would read it, and where it could count: with no
         // count in code or in a variable (a bad value it would ignore stops nothing
         // then). A variable, it beats the file's count, as every variable does.

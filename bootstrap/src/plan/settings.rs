@@ -325,7 +325,7 @@ impl Key {
     }
 
     /// Whether this key's value comes from the file (not generic: one copy).
-    fn set_in_file(&self, env: &Env) -> bool {
+    pub(crate) fn set_in_file(&self, env: &Env) -> bool {
         matches!(env.lookup(self.variable), Some((_, Layer::File { .. })))
     }
 

@@ -179,6 +179,21 @@ fn tokio_worker_threads_counts_only_without_a_count_in_code() {
         (plan.flavor.value, plan.worker_threads.value),
         (Flavor::MultiThread, 7)
     );
+    // The file's count it takes the place of is not read, so a bad one stops nothing
+    // (a file's `worker_threads = 0` stopped the program under `TOKIO_WORKER_THREADS=8`).
+    for bad in ["0", "\"lots\"", "2000"] {
+        let text = format!("[coldstart]\nworker_threads = {bad}\n");
+        let bad_file = crate::config::ConfigFile::parse("coldstart.toml", &text).unwrap();
+        let bad_file: &'static _ = Box::leak(Box::new(bad_file));
+        for b in [&b, &small] {
+            let plan = Plan::from_budget(b, &Settings::NONE, &env.clone().with_file(bad_file));
+            assert_eq!(plan.unwrap().worker_threads.value, 7, "{bad}");
+        }
+        // Without the variable, it is read and refused.
+        let alone = Env::fixed::<&str, &str>([]).with_file(bad_file);
+        let err = Plan::from_budget(&b, &Settings::NONE, &alone).unwrap_err();
+        assert!(err.to_string().contains("coldstart.toml line 2"), "{err}");
+    }
     // Alone, the file's count counts.
     let plan = Plan::from_budget(
         &b,
