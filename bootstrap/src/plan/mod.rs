@@ -190,6 +190,27 @@ pub(crate) fn to_hundredth(cores: f64) -> f64 {
     if shown > 0.0 { shown } else { cores }
 }
 
+/// A core count as the plan has it ([`to_hundredth`]), to two decimals; a quota
+/// below half a hundredth, which stays as it is, to its first digit that is not 0
+/// (`0.001`, not `0.00`: `cpu.max` of `1000 1000000` is a legal quota).
+pub(crate) struct ShownCores(pub(crate) f64);
+
+impl std::fmt::Display for ShownCores {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let cores = self.0;
+        if cores <= 0.0 || cores >= 0.005 {
+            return write!(f, "{cores:.2}");
+        }
+        for decimals in 3..=9 {
+            let shown = format!("{cores:.decimals$}");
+            if shown.bytes().any(|b| matches!(b, b'1'..=b'9')) {
+                return f.write_str(&shown);
+            }
+        }
+        write!(f, "{cores:e}")
+    }
+}
+
 impl Plan {
     /// Plans for `budget`, with explicit `settings` from code and overrides from `env`.
     ///

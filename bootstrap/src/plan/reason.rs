@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use super::Strategy;
+use super::{ShownCores, Strategy};
 use crate::config::file_key;
 use crate::env::Layer;
 
@@ -246,7 +246,8 @@ impl fmt::Display for Reason {
             } => {
                 write!(
                     f,
-                    "CPU {cores:.2} cores is at most {threshold}{}",
+                    "CPU {} cores is at most {threshold}{}",
+                    ShownCores(cores),
                     fallback(known)
                 )
             }
@@ -256,7 +257,8 @@ impl fmt::Display for Reason {
                 known,
             } => write!(
                 f,
-                "CPU {cores:.2} cores and memory {} leave room for throughput{}",
+                "CPU {} cores and memory {} leave room for throughput{}",
+                ShownCores(cores),
                 Bytes(bytes),
                 fallback(known)
             ),
@@ -266,13 +268,16 @@ impl fmt::Display for Reason {
                 known,
             } => write!(
                 f,
-                "CPU {cores:.2} cores and memory {} are between minimal and throughput{}",
+                "CPU {} cores and memory {} are between minimal and throughput{}",
+                ShownCores(cores),
                 Bytes(bytes),
                 fallback(known)
             ),
             Why::FollowsStrategy(s) => write!(f, "default of strategy {s}"),
             Why::CurrentThreadIsOne => f.write_str("current_thread runs tasks on the main thread"),
-            Why::CeilOfCores { cores } => write!(f, "one worker per started core of {cores:.2}"),
+            Why::CeilOfCores { cores } => {
+                write!(f, "one worker per started core of {}", ShownCores(cores))
+            }
             Why::WorkersNeedMultiThread => {
                 f.write_str("a worker count asks for multi_thread, as in tokio")
             }

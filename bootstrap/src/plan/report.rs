@@ -37,7 +37,12 @@ impl fmt::Display for Cores<'_> {
         match self.0.value {
             // As the plan rounds it: `{:.2}` alone rounds the binary figure, which is
             // below 2.005 for a quota of 2.005 cores, where the plan has 2.01.
-            Some(c) => write!(f, "{:.2} cores ({})", super::to_hundredth(c), self.0.source),
+            Some(c) => write!(
+                f,
+                "{} cores ({})",
+                super::ShownCores(super::to_hundredth(c)),
+                self.0.source
+            ),
             None => write!(f, "{}", self.0.source),
         }
     }

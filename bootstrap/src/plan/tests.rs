@@ -447,9 +447,9 @@ fn the_planned_worker_count_is_one_the_settings_accept() {
     }
 }
 
-/// The budget line shows the cores the plan decided on. `{:.2}` of the probe's figure
-/// alone printed 2.00 for a quota of 2.005 cores (the binary figure is a hair below
-/// 2.005) beside a plan of 2.01 cores and 3 workers.
+/// The budget line and the strategy's reason show the cores the plan decided on.
+/// `{:.2}` of the probe's figure alone printed 2.00 for a quota of 2.005 cores (the
+/// binary figure is a hair below 2.005) beside a plan of 2.01 cores and 3 workers.
 #[test]
 fn the_budget_line_shows_the_cores_the_plan_decided_on() {
     for (quota, shown, workers) in [
@@ -458,6 +458,11 @@ fn the_budget_line_shows_the_cores_the_plan_decided_on() {
         (0.015, "0.02", 1),
         (1.0006, "1.00", 1),
         (1.0049, "1.00", 1),
+        // Below half a hundredth the plan keeps the quota, and so does the line: a
+        // legal quota of 1 ms a second was shown as 0.00 cores.
+        (0.001, "0.001", 1),
+        (0.000_33, "0.0003", 1),
+        (0.0049, "0.005", 1),
     ] {
         let mut b = Probe::new().root("/nonexistent").host(8, 8 << 30).run();
         b.cpu_cores = Figure::known(quota, Source::Given);
