@@ -397,7 +397,7 @@ fn a_bad_drain_deadline_is_named_with_what_is_accepted() {
     let (_, stderr) = exits_with(78, "in time", &[("COLDSTART_DRAIN_TIMEOUT", "soon")]);
     assert!(
         stderr.contains(
-            "set COLDSTART_DRAIN_TIMEOUT to a duration such as `10s` or `500ms` (up to 1h), got `soon`"
+            "set COLDSTART_DRAIN_TIMEOUT to a duration, a whole number with `ms`, `s`, `m` or `h` (`10s`, `500ms`, `1m`), up to 1h, got `soon`"
         ),
         "{stderr}"
     );

@@ -117,7 +117,7 @@ pub const MAX_BLOCKING_THREADS: Key = Key {
 pub const THREAD_STACK_SIZE: Key = Key {
     argument: "thread_stack_size",
     variable: "COLDSTART_THREAD_STACK_SIZE",
-    accepts: "a size from 64K to 256M (bytes, or a number with a K or M suffix)",
+    accepts: "a size from 64K to 256M: a whole number of bytes, or with a `K`, `KB`, `KiB`, `M`, `MB` or `MiB` suffix in any case (powers of 1024)",
 };
 /// `prewarm` / `COLDSTART_PREWARM`.
 pub const PREWARM: Key = Key {
@@ -131,7 +131,7 @@ pub const PREWARM: Key = Key {
 pub const FIRST_RESPONSE_FALLBACK: Key = Key {
     argument: "",
     variable: "COLDSTART_FIRST_RESPONSE_FALLBACK",
-    accepts: "a duration such as `10s` or `500ms` (up to 1h), or `off`",
+    accepts: "a duration, a whole number with `ms`, `s`, `m` or `h` (`10s`, `500ms`, `1m`), up to 1h; or `off`",
 };
 
 /// `COLDSTART_DRAIN_TIMEOUT`: after SIGTERM or SIGINT, how long a body that awaits
@@ -139,7 +139,7 @@ pub const FIRST_RESPONSE_FALLBACK: Key = Key {
 pub const DRAIN_TIMEOUT: Key = Key {
     argument: "",
     variable: "COLDSTART_DRAIN_TIMEOUT",
-    accepts: "a duration such as `10s` or `500ms` (up to 1h)",
+    accepts: "a duration, a whole number with `ms`, `s`, `m` or `h` (`10s`, `500ms`, `1m`), up to 1h",
 };
 
 /// Parses a duration for [`FIRST_RESPONSE_FALLBACK`]: `Some(None)` for `off`.

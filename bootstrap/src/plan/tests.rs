@@ -330,7 +330,7 @@ fn numbers_set_in_code_are_checked_like_the_variables() {
                 thread_stack_size: Some(4096),
                 ..Settings::NONE
             },
-            "set thread_stack_size to a size from 64K to 256M (bytes, or a number with a K or M suffix), got `4096`",
+            "set thread_stack_size to a size from 64K to 256M: a whole number of bytes, or with a `K`, `KB`, `KiB`, `M`, `MB` or `MiB` suffix in any case (powers of 1024), got `4096`",
         ),
     ] {
         let err = Plan::from_budget(&b, &settings, &none()).unwrap_err();

@@ -315,7 +315,7 @@ impl Config {
             interval: r
                 .read(
                     "COLDSTART_METRICS_PUSH_INTERVAL",
-                    "a duration such as `10s` or `500ms` (from 100ms to 1h)",
+                    "a duration, a whole number with `ms`, `s`, `m` or `h` (`10s`, `500ms`, `1m`), from 100ms to 1h",
                     |s| parse_duration(s).filter(|d| *d >= MIN_PUSH_INTERVAL),
                 )
                 .unwrap_or(Duration::from_secs(10)),
