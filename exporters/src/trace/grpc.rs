@@ -80,8 +80,10 @@ impl Exporter {
     }
 
     /// The client to send on: the channel in use, or a new one where it was idle too
-    /// long or a call on it got no answer. Marked as used now, and again by
-    /// [`Exporter::ended`].
+    /// long or a call on it got no answer. Marked as unanswered until
+    /// [`Exporter::ended`] says otherwise: a call cut off from outside (a flush's
+    /// deadline shorter than the OTLP timeout drops it) never gets there, and its
+    /// channel, on a connection that may be dead, is not used again.
     fn grpc(&self) -> Grpc<Checked> {
         let mut kept = self.lock();
         if kept
@@ -90,7 +92,7 @@ impl Exporter {
         {
             kept.0 = client(&self.endpoint, self.compression);
         }
-        kept.1 = Some(Instant::now());
+        kept.1 = None;
         kept.0.clone()
     }
 
@@ -909,6 +911,28 @@ mod tests {
         assert_eq!(peers.len(), 3, "{peers:?}");
         assert_ne!(peers[0], peers[1], "the retry on a new channel: {peers:?}");
         assert_eq!(peers[1], peers[2], "an answered channel is kept: {peers:?}");
+    }
+
+    /// A call cut off from outside, its export dropped before an answer (a flush's
+    /// deadline shorter than the OTLP timeout, as on Lambda), leaves a channel the
+    /// next export does not use: it was kept as one just used, and a connection a
+    /// middlebox had dropped failed every flush while they came less than 30 s apart.
+    #[tokio::test]
+    async fn a_channel_whose_call_was_cut_off_is_replaced() {
+        let (exporter, _, received) = exporter_with(vec![Ok(0)], Serve::default()).await;
+        exporter.export(Vec::new()).await.unwrap();
+        // Polled once, then dropped unanswered.
+        {
+            let mut cut = std::pin::pin!(exporter.export(Vec::new()));
+            let once =
+                std::future::poll_fn(|cx| std::task::Poll::Ready(cut.as_mut().poll(cx))).await;
+            assert!(once.is_pending(), "the export was to be cut off");
+        }
+        exporter.export(Vec::new()).await.unwrap();
+        let received = received.lock().unwrap();
+        let peers: Vec<_> = received.iter().filter_map(|c| c.peer).collect();
+        assert_eq!(peers.len(), 2, "the cut call never reached it: {peers:?}");
+        assert_ne!(peers[0], peers[1], "a new channel after the cut: {peers:?}");
     }
 
     /// Real backoff: a paused clock would also run out tonic's own timeouts.
