@@ -149,14 +149,17 @@ pub(crate) fn https(url: &str) -> bool {
 /// What a headers value accepts, in words.
 const HEADERS_ACCEPT: &str = "comma-separated `name=value` pairs, values percent-encoded";
 
-/// Headers that frame the request's body, which is the exporter's to frame: one given
-/// in the setting is left out (a `content-length` in it failed every export, the
-/// client writing the given length or the collector reading it).
-const FRAMING: [&str; 2] = ["content-length", "transfer-encoding"];
+/// Headers that frame or encode the request's body, which are the exporter's to set:
+/// one given in the setting is left out (a `content-length` in it failed every
+/// export, the client writing the given length or the collector reading it; a
+/// `content-encoding: gzip` labelled a body `OTEL_EXPORTER_OTLP_COMPRESSION` left
+/// plain, and the collector refused every batch).
+const FRAMING: [&str; 3] = ["content-length", "transfer-encoding", "content-encoding"];
 
 /// What a headers value accepts, said where it names a [`FRAMING`] header.
 const UNFRAMED_ACCEPT: &str = "comma-separated `name=value` pairs other than \
-    `content-length` and `transfer-encoding` (the exporter frames the body)";
+    `content-length`, `transfer-encoding` and `content-encoding` (the exporter frames \
+    the body, and OTEL_EXPORTER_OTLP_COMPRESSION sets its encoding)";
 
 /// Export headers: `OTEL_EXPORTER_OTLP_TRACES_HEADERS` when it is set and readable,
 /// else `OTEL_EXPORTER_OTLP_HEADERS`, each whole, as the other OpenTelemetry SDKs
@@ -199,8 +202,14 @@ pub(super) fn read_headers(r: &mut Reader<'_>) -> Vec<(String, String)> {
                     return pairs;
                 }
                 pairs.retain(|(name, _)| !framing(name));
-                let names: Vec<String> = left_out.iter().map(|n| format!("`{n}`")).collect();
-                let why = Some(format!("it names {}", names.join(" and ")));
+                let mut names: Vec<String> = left_out.iter().map(|n| format!("`{n}`")).collect();
+                let last = names.pop().unwrap_or_default();
+                let names = if names.is_empty() {
+                    last
+                } else {
+                    format!("{} and {last}", names.join(", "))
+                };
+                let why = Some(format!("it names {names}"));
                 if pairs.is_empty() {
                     // Nothing else given: refused whole, as a value that cannot be read.
                     r.refuse(key, raw, layer, UNFRAMED_ACCEPT, instead).why = why;

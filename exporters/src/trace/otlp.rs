@@ -410,9 +410,9 @@ pub(crate) mod tests {
         assert_eq!(body, expected);
     }
 
-    /// `content-length` and `transfer-encoding` frame the body, which is the
-    /// exporter's: given in the headers setting, they are left out and said, and the
-    /// other headers are sent.
+    /// `content-length` and `transfer-encoding` frame the body and `content-encoding`
+    /// says how it is encoded, which are the exporter's to set: given in the headers
+    /// setting, they are left out and said, and the other headers are sent.
     #[tokio::test]
     async fn framing_headers_in_the_setting_are_left_out_and_the_rest_sent() {
         let (url, requests) = collector(&[OK]);
@@ -420,7 +420,8 @@ pub(crate) mod tests {
             ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", url),
             (
                 "OTEL_EXPORTER_OTLP_HEADERS",
-                "Content-Length=5,x-tenant=a,transfer-encoding=chunked".to_owned(),
+                "Content-Length=5,x-tenant=a,transfer-encoding=chunked,content-encoding=gzip"
+                    .to_owned(),
             ),
         ]);
         let (config, errors) = crate::Config::from(&env);
@@ -429,7 +430,7 @@ pub(crate) mod tests {
         let said = errors[0].to_string();
         assert!(
             said.ends_with(
-                "(it names `Content-Length` and `transfer-encoding`); the other headers are sent"
+                "(it names `Content-Length`, `transfer-encoding` and `content-encoding`); the other headers are sent"
             ),
             "{said}"
         );
@@ -445,6 +446,7 @@ pub(crate) mod tests {
         assert!(head.contains(&length), "{head}");
         assert!(head.contains("\r\nx-tenant: a\r\n"), "{head}");
         assert!(!head.contains("transfer-encoding"), "{head}");
+        assert!(!head.contains("content-encoding"), "{head}");
         assert_eq!(body, expected);
     }
 
