@@ -14,7 +14,7 @@ USAGE:
     cargo coldstart compare [--runs N] [--cpus X] [--memory SIZE] [--url URL] [--json]
                             [--lambda [--cargo-lambda PATH] [--package-dir DIR] [--warm N]]
                             [--] <A> <B>
-    cargo coldstart profile [--out FILE] [--url URL | --lambda-event FILE] -- <command...>
+    cargo coldstart profile [--out FILE] [--url URL | --lambda-event FILE] [--wait DURATION] -- <command...>
 
 COMMANDS:
     doctor    Print the CPU and memory budget this process would see, and the plan
@@ -69,6 +69,9 @@ OPTIONS (profile):
     --url URL           The first request, as for compare (default http://127.0.0.1:$PORT/)
     --lambda-event F    A Lambda function: invoke it with the JSON event in F through
                         the emulator (--cargo-lambda, --package-dir as for compare)
+    --wait DURATION     How long after the first answer the program has to write its
+                        profile, its deferred inits included (default 10s; a whole
+                        number with ms, s, m or h, up to 1h)
 
     -h, --help        This text
 

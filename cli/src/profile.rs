@@ -25,6 +25,8 @@ pub struct Options {
     pub out: PathBuf,
     /// Lambda mode: the event to invoke the function with, and the emulator.
     pub lambda: Option<LambdaEvent>,
+    /// How long after its first answer the program has to write the profile.
+    pub wait: Duration,
 }
 
 /// `--lambda-event` settings.
@@ -56,6 +58,7 @@ pub fn parse(args: &[String]) -> anyhow::Result<Options> {
     };
     let (mut url, mut out, mut event, mut cargo_lambda, mut package) =
         (None, None, None, None, None);
+    let mut wait = RUN_TIMEOUT;
     let options = split_equals(options);
     let mut it = options.iter();
     let mut seen = Vec::new();
@@ -70,10 +73,20 @@ pub fn parse(args: &[String]) -> anyhow::Result<Options> {
             "--lambda-event" => event = Some(PathBuf::from(value()?)),
             "--cargo-lambda" => cargo_lambda = Some(PathBuf::from(value()?)),
             "--package-dir" => package = Some(PathBuf::from(value()?)),
+            "--wait" => {
+                let given = value()?;
+                wait = coldstart_bootstrap::plan::settings::parse_duration(given)
+                    .filter(|d| !d.is_zero())
+                    .with_context(|| {
+                        format!(
+                            "set --wait to a duration from 1ms to 1h, a whole number with `ms`, `s`, `m` or `h` (`30s`, `2m`), got `{given}`"
+                        )
+                    })?;
+            }
             // A command without `--` before it.
             other if split.is_none() && !other.starts_with('-') => bail!("{NO_SEPARATOR}"),
             other => bail!(
-                "unknown option `{other}` for profile; the options are: --url URL, --out FILE, --lambda-event FILE, --cargo-lambda PATH, --package-dir DIR"
+                "unknown option `{other}` for profile; the options are: --url URL, --out FILE, --lambda-event FILE, --cargo-lambda PATH, --package-dir DIR, --wait DURATION"
             ),
         }
     }
@@ -139,6 +152,7 @@ pub fn parse(args: &[String]) -> anyhow::Result<Options> {
         target,
         out,
         lambda,
+        wait,
     })
 }
 
@@ -147,7 +161,8 @@ pub fn parse(args: &[String]) -> anyhow::Result<Options> {
 /// # Errors
 ///
 /// The program cannot be started, does not answer, or writes no profile within
-/// 10 s of its first response (for example because it is not built with coldstart).
+/// `options.wait` of its first response (for example because it is not built with
+/// coldstart).
 pub fn run(options: &Options) -> anyhow::Result<String> {
     crate::interrupt::install();
     // Named so that the Ctrl-C clean-up removes it (and what the program writes
@@ -170,12 +185,13 @@ pub fn run(options: &Options) -> anyhow::Result<String> {
             // have written its profile.
             let mut running = measure::start_timing(&target)?;
             coldstart_bootstrap::say!(
-                "{} answered; waiting for its profile (its deferred inits run first)",
-                target.name
+                "{} answered; waiting up to {:?} for its profile (its deferred inits run first)",
+                target.name,
+                options.wait
             );
             // Until the profile is there, or the program has ended without it.
             let mut ended = None;
-            let ok = wait(&mut || {
+            let ok = wait(options.wait, &mut || {
                 ended = ended.or_else(|| running.exited());
                 is_written() || ended.is_some()
             }) && is_written();
@@ -193,8 +209,9 @@ pub fn run(options: &Options) -> anyhow::Result<String> {
             }
             if let Some(said) = said {
                 bail!(
-                    "{} answered but wrote no profile within {RUN_TIMEOUT:?} of its answer, which includes its deferred inits (is it built with coldstart 0.1, and does its first request reach a FirstResponseLayer?); its stderr ends with:\n{said}",
-                    target.name
+                    "{} answered but wrote no profile within {:?} of its answer, which includes its deferred inits (is it built with coldstart 0.1, and does its first request reach a FirstResponseLayer? --wait gives slow deferred inits longer); its stderr ends with:\n{said}",
+                    target.name,
+                    options.wait
                 );
             }
         }
@@ -213,12 +230,13 @@ pub fn run(options: &Options) -> anyhow::Result<String> {
                 target.name
             );
             let unwritten = measure::run_lambda_until(&target, &emulator, &lambda.payload, || {
-                wait(&mut || is_written())
+                wait(options.wait, &mut || is_written())
             })?;
             if let Some(said) = unwritten {
                 bail!(
-                    "{} answered but wrote no profile within {RUN_TIMEOUT:?} of its answer, which includes its deferred inits (is it built with coldstart 0.1?); its stderr ends with:\n{said}",
-                    target.name
+                    "{} answered but wrote no profile within {:?} of its answer, which includes its deferred inits (is it built with coldstart 0.1? --wait gives slow deferred inits longer); its stderr ends with:\n{said}",
+                    target.name,
+                    options.wait
                 );
             }
         }
@@ -266,9 +284,9 @@ fn written(path: &Path) -> bool {
     path.exists()
 }
 
-/// Polls `done` for up to [`RUN_TIMEOUT`].
-fn wait(done: &mut dyn FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + RUN_TIMEOUT;
+/// Polls `done` for up to `within`.
+fn wait(within: Duration, done: &mut dyn FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + within;
     while Instant::now() < deadline {
         if done() {
             return true;
@@ -325,6 +343,19 @@ mod tests {
         assert!(err("/bin/sh").contains("after `--`"));
         assert!(err("--").contains("no command"));
         assert!(err("--bogus -- /bin/sh").contains("unknown option `--bogus`"));
+        // `--wait`: a duration above 0, up to an hour; 10 s without it.
+        assert_eq!(parse(&args("-- /bin/sh")).unwrap().wait, RUN_TIMEOUT);
+        let o = parse(&args("--wait 2m -- /bin/sh")).unwrap();
+        assert_eq!(o.wait, Duration::from_secs(120));
+        for bad in ["0s", "2h", "soon", "1.5s"] {
+            let said = err(&format!("--wait {bad} -- /bin/sh"));
+            assert_eq!(
+                said,
+                format!(
+                    "set --wait to a duration from 1ms to 1h, a whole number with `ms`, `s`, `m` or `h` (`30s`, `2m`), got `{bad}`"
+                )
+            );
+        }
         // Without `--` too: the mistyped option is named, not only the missing `--`.
         assert!(err("--bogus").contains("unknown option `--bogus`"));
         assert!(err("--out x.profile --bogus").contains("unknown option `--bogus`"));

@@ -210,6 +210,66 @@ fn profile_python(
     (run.status.code(), stderr)
 }
 
+/// `--wait` sets how long the program has after its answer to write the profile (its
+/// deferred inits run first): a program that writes it a second after answering
+/// fails the recording under `--wait 300ms`, naming the wait and the option, and is
+/// recorded under `--wait 30s`. The wait was 10 s, whatever the deferred inits took.
+#[test]
+fn wait_sets_how_long_the_profile_may_take() {
+    // Answers, then writes a profile a second later (beside, then renamed, as
+    // coldstart does) and serves on until stopped.
+    let late = |port: u16| {
+        [
+            "import http.server as h, os, threading, time",
+            "def write():",
+            "    time.sleep(1)",
+            "    out = os.environ['COLDSTART_PROFILE_OUT']",
+            "    open(out + '.tmp', 'w').write('coldstart-profile 1\\nneeded 5 static late::CONFIG\\n')",
+            "    os.rename(out + '.tmp', out)",
+            "class H(h.BaseHTTPRequestHandler):",
+            "    def do_GET(self):",
+            "        self.send_response(200); self.send_header('content-length', '0'); self.end_headers()",
+            "        threading.Thread(target=write, daemon=True).start()",
+            &format!("h.HTTPServer(('127.0.0.1', {port}), H).serve_forever()"),
+        ]
+        .join("\n")
+    };
+    let out = temp_file("late.profile");
+    let run = |wait: &str| {
+        let port = coldstart_test_support::free_port();
+        let run = coldstart_test_support::output_within(
+            Command::new(TOOL)
+                .args(["profile", "--wait", wait, "--out"])
+                .arg(&*out)
+                .args(["--url", &format!("http://127.0.0.1:{port}/"), "--"])
+                .args(["python3", "-c", &late(port)]),
+            WITHIN,
+        );
+        (
+            run.status.code(),
+            String::from_utf8_lossy(&run.stderr).into_owned(),
+        )
+    };
+    let (code, stderr) = run("300ms");
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("wrote no profile within 300ms of its answer"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("--wait gives slow deferred inits longer"),
+        "{stderr}"
+    );
+    assert!(!out.exists());
+    let (code, stderr) = run("30s");
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        std::fs::read_to_string(&*out)
+            .unwrap()
+            .contains("late::CONFIG")
+    );
+}
+
 /// A program that ends after its answer without a profile is said to have ended, as
 /// soon as it has; the wait went on for the whole timeout and blamed the build.
 #[test]
@@ -256,6 +316,11 @@ fn an_answer_other_than_200_is_said_even_when_the_program_then_ends() {
     assert_eq!(code, Some(1), "{stderr}");
     assert!(
         stderr.contains("python3 answered \"HTTP/1.0 404"),
+        "{stderr}"
+    );
+    // And what it takes.
+    assert!(
+        stderr.contains(", not 200 (give --url a path it answers with 200)"),
         "{stderr}"
     );
     assert!(stderr.contains("GET /missing"), "its stderr: {stderr}");

@@ -303,7 +303,7 @@ fn measure(
     let status = status_of(child.child.id());
     if !(response.starts_with(b"HTTP/1.") && response.get(9..12) == Some(b"200")) {
         bail!(
-            "{} answered {:?}; its stderr ends with:\n{}",
+            "{} answered {:?}, not 200 (give --url a path it answers with 200); its stderr ends with:\n{}",
             target.name,
             String::from_utf8_lossy(&response[..response.len().min(40)]),
             tail(stderr_path)
