@@ -190,6 +190,9 @@ pub(crate) fn to_hundredth(cores: f64) -> f64 {
     if shown > 0.0 { shown } else { cores }
 }
 
+/// The variables mimalloc reads its purge delay from, the older name second.
+const MIMALLOC_PURGE_DELAY: [&str; 2] = ["MIMALLOC_PURGE_DELAY", "MIMALLOC_RESET_DELAY"];
+
 /// A core count as the plan has it ([`to_hundredth`]), to two decimals; a quota
 /// below half a hundredth, which stays as it is, to its first digit that is not 0
 /// (`0.001`, not `0.00`: `cpu.max` of `1000 1000000` is a legal quota).
@@ -446,11 +449,25 @@ impl Plan {
             )?,
             THREAD_STACK_SIZE,
         );
-        let allocator = Decision {
-            value: Allocator {
-                purge_delay_ms: (s == Strategy::Minimal).then_some(0),
+        // mimalloc reads its own variable, which wins over the plan (the runtime then
+        // sets nothing): shown as what the program runs with. A value mimalloc would
+        // not read as a number leaves its default.
+        let allocator = match MIMALLOC_PURGE_DELAY
+            .iter()
+            .find_map(|&name| env.lookup(name).map(|(value, layer)| (name, value, layer)))
+        {
+            Some((name, value, layer)) => Decision {
+                value: Allocator {
+                    purge_delay_ms: value.to_string_lossy().trim().parse().ok(),
+                },
+                reason: Reason::env(name, layer),
             },
-            reason: plan(Why::FollowsStrategy(s)),
+            None => Decision {
+                value: Allocator {
+                    purge_delay_ms: (s == Strategy::Minimal).then_some(0),
+                },
+                reason: plan(Why::FollowsStrategy(s)),
+            },
         };
         let prewarm = choose(
             Decision {

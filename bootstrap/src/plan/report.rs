@@ -198,4 +198,55 @@ mod tests {
         assert_eq!(line.find("system"), strategy.find("minimal"), "{text}");
         assert_eq!(line.find("built"), strategy.find("set by"), "{text}");
     }
+
+    /// mimalloc's own purge delay variable wins over the plan, as mimalloc reads it
+    /// itself: the row shows its value and says it set it, under every strategy (the
+    /// plan's 0 ms, or `defaults`, was shown while the program ran with the variable's).
+    #[test]
+    fn mimallocs_own_variable_is_the_allocator_row() {
+        let budget = Probe::new().run();
+        for (vars, shown) in [
+            (
+                vec![
+                    ("COLDSTART_STRATEGY", "minimal"),
+                    ("MIMALLOC_PURGE_DELAY", "250"),
+                ],
+                "mimalloc purge 250ms set by MIMALLOC_PURGE_DELAY",
+            ),
+            (
+                vec![
+                    ("COLDSTART_STRATEGY", "throughput"),
+                    ("MIMALLOC_RESET_DELAY", "40"),
+                ],
+                "mimalloc purge 40ms set by MIMALLOC_RESET_DELAY",
+            ),
+            (
+                vec![
+                    ("MIMALLOC_RESET_DELAY", "40"),
+                    ("MIMALLOC_PURGE_DELAY", " 7 "),
+                ],
+                "mimalloc purge 7ms set by MIMALLOC_PURGE_DELAY",
+            ),
+            (
+                vec![("MIMALLOC_PURGE_DELAY", "soon")],
+                "defaults set by MIMALLOC_PURGE_DELAY",
+            ),
+        ] {
+            let env = Env::fixed(vars);
+            let plan = Plan::from_budget(&budget, &Settings::NONE, &env).unwrap();
+            let text = Report {
+                budget: &budget,
+                plan: &plan,
+                mimalloc: Some(true),
+            }
+            .to_string();
+            let line = text.lines().find(|l| l.contains("allocator")).unwrap();
+            let row = line
+                .split_whitespace()
+                .skip(1)
+                .collect::<Vec<_>>()
+                .join(" ");
+            assert_eq!(row, shown, "{text}");
+        }
+    }
 }
