@@ -146,14 +146,43 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
         Ok(i) => i,
         Err(e) => return with_error(item, e),
     };
+    // A static stays the `Lazy` it would be, unregistered: what reads it (`*CONFIG`)
+    // still compiles, and the error is the only one said (not E0015 on a non-const
+    // initialiser and E0614 at every read).
+    let unregistered = unregistered_static(&parsed).unwrap_or_else(|| item.clone());
     let args = match Args::parse(args) {
         Ok(a) => a,
-        Err(e) => return with_error(item, e),
+        Err(e) => return with_error(unregistered, e),
     };
     match registration(&args, parsed) {
         Ok(tokens) => tokens,
-        Err(e) => with_error(item, e),
+        Err(e) => with_error(unregistered, e),
     }
+}
+
+/// A static as the registration makes it (`coldstart::Lazy<T>`), without the
+/// registration; `None` for anything else, and for a `static mut`, which is refused.
+fn unregistered_static(item: &Item) -> Option<TokenStream> {
+    let Item::Static(s) = item else {
+        return None;
+    };
+    if !matches!(s.mutability, syn::StaticMutability::None) {
+        return None;
+    }
+    let syn::ItemStatic {
+        attrs,
+        vis,
+        ident,
+        ty,
+        expr,
+        ..
+    } = s;
+    let v1 = quote!(::coldstart::__private::v1);
+    let name = ident.unraw().to_string();
+    Some(quote! {
+        #(#attrs)*
+        #vis static #ident: #v1::Lazy<#ty> = #v1::Lazy::new(#name, || #expr);
+    })
 }
 
 fn registration(args: &Args, item: Item) -> syn::Result<TokenStream> {
