@@ -183,6 +183,7 @@ fn dashboard_queries() -> Vec<(String, String)> {
                 .unwrap()
                 .replace("$job", "app")
                 .replace("$__rate_interval", "1m")
+                .replace("$__range_s", "300")
                 .replace("$__range", "5m");
             queries.push((panel["title"].as_str().unwrap().to_owned(), expr));
         }
