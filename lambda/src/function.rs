@@ -75,8 +75,11 @@ impl RuntimeApi {
             ));
         }
         // lambda_runtime turns the value, as it is, into a URI and panics where it is
-        // not one (`::1:9001`, a space or a `%` in the host).
-        let uri_ok = value.parse::<http::Uri>().is_ok();
+        // not one (`::1:9001`, a space or a `%` in the host); and the address after
+        // any user info must be one too, as coldstart connects to it (`[@]:9` is a
+        // URI whose user info is `[`, leaving `]:9`).
+        let uri_ok = value.parse::<http::Uri>().is_ok()
+            && format!("http://{authority}/").parse::<http::Uri>().is_ok();
         if !port_ok || !uri_ok {
             return Err(
                 "expected `host:port` (an IPv6 host in brackets), or an http:// URL with a port"
@@ -395,6 +398,9 @@ mod tests {
             // Nor a path without the scheme.
             "127.0.0.1:9001/",
             "127.0.0.1:9001/.rt",
+            // A URI whose address after the user info is none (found by fuzzing).
+            "[@]:9",
+            "http://[@]:9",
         ] {
             assert!(RuntimeApi::parse(bad).is_err(), "{bad}");
         }
