@@ -169,6 +169,16 @@ fn unregistered_static(item: &Item) -> Option<TokenStream> {
     if !matches!(s.mutability, syn::StaticMutability::None) {
         return None;
     }
+    let name = s.ident.unraw().to_string();
+    Some(lazy_static(
+        s,
+        &quote!(::coldstart::__private::v1),
+        &quote!(#name),
+    ))
+}
+
+/// `s` as a `Lazy<T>` static named `name` in the profile.
+fn lazy_static(s: &syn::ItemStatic, v1: &TokenStream, name: &TokenStream) -> TokenStream {
     let syn::ItemStatic {
         attrs,
         vis,
@@ -177,12 +187,10 @@ fn unregistered_static(item: &Item) -> Option<TokenStream> {
         expr,
         ..
     } = s;
-    let v1 = quote!(::coldstart::__private::v1);
-    let name = ident.unraw().to_string();
-    Some(quote! {
+    quote! {
         #(#attrs)*
         #vis static #ident: #v1::Lazy<#ty> = #v1::Lazy::new(#name, || #expr);
-    })
+    }
 }
 
 fn registration(args: &Args, item: Item) -> syn::Result<TokenStream> {
@@ -243,20 +251,10 @@ fn registration(args: &Args, item: Item) -> syn::Result<TokenStream> {
                     "#[coldstart::init] statics cannot be `mut`",
                 ));
             }
-            let syn::ItemStatic {
-                attrs,
-                vis,
-                ident,
-                ty,
-                expr,
-                ..
-            } = s;
-            let name = name(args, &ident);
-            let item = quote! {
-                #(#attrs)*
-                #vis static #ident: #v1::Lazy<#ty> = #v1::Lazy::new(#name, || #expr);
-            };
-            (ident.clone(), item, quote!(#v1::Work::Static(&#ident)))
+            let item = lazy_static(&s, &v1, &name(args, &s.ident));
+            let ident = s.ident;
+            let work = quote!(#v1::Work::Static(&#ident));
+            (ident, item, work)
         }
         other => {
             return Err(syn::Error::new_spanned(

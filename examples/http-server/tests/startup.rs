@@ -153,16 +153,24 @@ fn a_file_an_environment_name_chose_says_so() {
         "[database]\nurl = \"postgres://app:s3cret@db/app\"\n",
     )
     .unwrap();
-    let out = Command::new(SERVER)
-        .current_dir(&dir)
-        .env("APP_ENV", "production")
-        .env_remove("COLDSTART_ENV")
-        .env_remove("COLDSTART_CONFIG")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(78));
+    // The server in `dir`, with `vars` the only variables that choose a file: its
+    // exit code and stderr.
+    let start = |vars: &[(&str, &str)]| {
+        let out = Command::new(SERVER)
+            .current_dir(&dir)
+            .env_remove("APP_ENV")
+            .env_remove("COLDSTART_ENV")
+            .env_remove("COLDSTART_CONFIG")
+            .envs(vars.iter().copied())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        (out.status.code(), stderr)
+    };
+    let (code, stderr) = start(&[("APP_ENV", "production")]);
+    assert_eq!(code, Some(78));
     assert_eq!(
-        String::from_utf8_lossy(&out.stderr),
+        stderr,
         "coldstart: config/production.toml line 1: `[database]` is not a table coldstart reads; \
          the tables are [coldstart] and [otel] (APP_ENV=`production` chose this file; if it is \
          another program's, set COLDSTART_CONFIG to coldstart's file, or to `off`)\n"
@@ -172,17 +180,10 @@ fn a_file_an_environment_name_chose_says_so() {
         "[coldstart]\nstrategy = \"minimal\"\n",
     )
     .unwrap();
-    // Ends at the variable's bad value, after the file step.
-    let out = Command::new(SERVER)
-        .current_dir(&dir)
-        .env("APP_ENV", "staging")
-        .env("COLDSTART_WORKER_THREADS", "lots")
-        .env_remove("COLDSTART_ENV")
-        .env_remove("COLDSTART_CONFIG")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(78));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    // Each ends at the variable's bad value, after the file step.
+    let bad = ("COLDSTART_WORKER_THREADS", "lots");
+    let (code, stderr) = start(&[("APP_ENV", "staging"), bad]);
+    assert_eq!(code, Some(78));
     assert!(
         stderr.starts_with(
             "coldstart: config/staging.toml not found (APP_ENV=`staging` chose it), so no file is read; coldstart.toml, which is there, is read only when no environment is named\n"
@@ -192,16 +193,8 @@ fn a_file_an_environment_name_chose_says_so() {
     // `COLDSTART_ENV` is coldstart's own: a file it names in vain is said with no
     // `coldstart.toml` beside it too (a misspelt environment read no file, unsaid).
     std::fs::remove_file(dir.join("coldstart.toml")).unwrap();
-    let out = Command::new(SERVER)
-        .current_dir(&dir)
-        .env("COLDSTART_ENV", "prodution")
-        .env("COLDSTART_WORKER_THREADS", "lots")
-        .env_remove("APP_ENV")
-        .env_remove("COLDSTART_CONFIG")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(78));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let (code, stderr) = start(&[("COLDSTART_ENV", "prodution"), bad]);
+    assert_eq!(code, Some(78));
     assert!(
         stderr.starts_with(
             "coldstart: config/prodution.toml not found (COLDSTART_ENV=`prodution` chose it), so no file is read\n"
@@ -210,16 +203,8 @@ fn a_file_an_environment_name_chose_says_so() {
     );
     // `APP_ENV`, set for other programs too, names a file coldstart may not have:
     // unsaid where no `coldstart.toml` is passed by.
-    let out = Command::new(SERVER)
-        .current_dir(&dir)
-        .env("APP_ENV", "staging")
-        .env("COLDSTART_WORKER_THREADS", "lots")
-        .env_remove("COLDSTART_ENV")
-        .env_remove("COLDSTART_CONFIG")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(78));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let (code, stderr) = start(&[("APP_ENV", "staging"), bad]);
+    assert_eq!(code, Some(78));
     assert!(
         stderr.starts_with("coldstart: set COLDSTART_WORKER_THREADS"),
         "{stderr}"
