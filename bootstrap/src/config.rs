@@ -338,15 +338,13 @@ impl ConfigFile {
         };
         // `APP_ENV` is set for other programs too, whose own file this may be
         // (`COLDSTART_ENV` names coldstart's).
-        let by_app_env = by_name
-            .clone()
-            .filter(|(variable, _)| *variable == "APP_ENV");
+        let by_app_env = matches!(by_name, Some(("APP_ENV", _)));
         let Some((path, required)) = file_of(chosen_by)? else {
             return Ok(None);
         };
         match crate::file::read_named_text(path.as_ref(), FILE_LIMIT) {
             Ok(text) => ConfigFile::parse(&path, &text).map(Some).map_err(|mut e| {
-                if let Some((variable, name)) = by_app_env {
+                if let Some((variable, name)) = by_name.filter(|_| by_app_env) {
                     e.message.push_str(&format!(
                         " ({variable}=`{name}` chose this file; if it is another program's, set COLDSTART_CONFIG to coldstart's file, or to `off`)"
                     ));
@@ -370,7 +368,9 @@ impl ConfigFile {
                 // vain (`prodution`); said once a process, however often it is sought.
                 static SAID: std::sync::atomic::AtomicBool =
                     std::sync::atomic::AtomicBool::new(false);
-                if let Some((variable, name)) = by_name {
+                if let Some((variable, name)) = by_name
+                    && !SAID.load(std::sync::atomic::Ordering::Relaxed)
+                {
                     let beside = std::path::Path::new("coldstart.toml").is_file();
                     if (beside || variable == "COLDSTART_ENV")
                         && !SAID.swap(true, std::sync::atomic::Ordering::Relaxed)
