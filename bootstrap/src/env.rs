@@ -189,8 +189,9 @@ impl Env {
         ))
     }
 
-    /// The environment variable alone.
-    fn var(&self, key: &str) -> Option<Cow<'_, OsStr>> {
+    /// The environment variable alone, blank or not: for another program's variable
+    /// read as that program reads it (mimalloc's options).
+    pub(crate) fn var(&self, key: &str) -> Option<Cow<'_, OsStr>> {
         match &self.vars {
             Vars::Process => std::env::var_os(key).map(Cow::Owned),
             Vars::Fixed(vars) => vars

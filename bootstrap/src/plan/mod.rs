@@ -107,7 +107,9 @@ macro_rules! display_as_str {
 }
 display_as_str!(Strategy, Flavor);
 
-/// Allocator options the runtime applies through mimalloc's option API.
+/// mimalloc's options: those the runtime applies through mimalloc's option API, or,
+/// where mimalloc's own variable sets one (`MIMALLOC_PURGE_DELAY`), that variable's,
+/// which the runtime leaves to mimalloc (the decision's reason names it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Allocator {
     /// mimalloc `purge_delay` in milliseconds: how long freed memory stays committed
@@ -193,9 +195,50 @@ pub(crate) fn to_hundredth(cores: f64) -> f64 {
 /// The variables mimalloc reads its purge delay from, the older name second.
 const MIMALLOC_PURGE_DELAY: [&str; 2] = ["MIMALLOC_PURGE_DELAY", "MIMALLOC_RESET_DELAY"];
 
+/// A numeric option's value as mimalloc 3 reads it (`mi_option_init`): its first 64
+/// bytes in upper case; empty, `1`, `TRUE`, `YES` or `ON` is 1, `0`, `FALSE`, `NO` or
+/// `OFF` is 0, else a decimal number (`strtol`: blanks and a sign before it) with
+/// nothing after it. `None` where mimalloc keeps its default.
+///
+/// ```text
+/// "250" -> Some(250)   "" -> Some(1)   "off" -> Some(0)   " 7" -> Some(7)
+/// "7 " -> None         "soon" -> None
+/// ```
+fn mimalloc_option(value: &str) -> Option<i64> {
+    let upper: Vec<u8> = value
+        .bytes()
+        .take(64)
+        .map(|b| b.to_ascii_uppercase())
+        .collect();
+    match upper.as_slice() {
+        b"" | b"1" | b"TRUE" | b"YES" | b"ON" => return Some(1),
+        b"0" | b"FALSE" | b"NO" | b"OFF" => return Some(0),
+        _ => {}
+    }
+    // `strtol` skips C's blanks (`isspace`) and takes a sign.
+    let number = std::str::from_utf8(&upper)
+        .ok()?
+        .trim_start_matches([' ', '\t', '\n', '\r', '\x0b', '\x0c']);
+    let digits = number.strip_prefix(['+', '-']).unwrap_or(number);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    // Digits alone: past the type's range, `strtol` gives its end.
+    let negative = number.starts_with('-');
+    let saturated = if negative { i64::MIN } else { i64::MAX };
+    Some(
+        number
+            .strip_prefix('+')
+            .unwrap_or(number)
+            .parse()
+            .unwrap_or(saturated),
+    )
+}
+
 /// A core count as the plan has it ([`to_hundredth`]), to two decimals; a quota
-/// below half a hundredth, which stays as it is, to its first digit that is not 0
-/// (`0.001`, not `0.00`: `cpu.max` of `1000 1000000` is a legal quota).
+/// below half a hundredth, which stays as it is, to two significant digits, cut, not
+/// rounded (`0.001`, `0.0049`; not `0.00`, nor `0.005`, which would have been a
+/// hundredth: `cpu.max` of `1000 1000000` is a legal quota).
 pub(crate) struct ShownCores(pub(crate) f64);
 
 impl std::fmt::Display for ShownCores {
@@ -204,13 +247,11 @@ impl std::fmt::Display for ShownCores {
         if cores <= 0.0 || cores >= 0.005 {
             return write!(f, "{cores:.2}");
         }
-        for decimals in 3..=9 {
-            let shown = format!("{cores:.decimals$}");
-            if shown.bytes().any(|b| matches!(b, b'1'..=b'9')) {
-                return f.write_str(&shown);
-            }
+        let long = format!("{cores:.15}");
+        match long.bytes().position(|b| matches!(b, b'1'..=b'9')) {
+            Some(first) => f.write_str(long[..(first + 2).min(long.len())].trim_end_matches('0')),
+            None => write!(f, "{cores:e}"),
         }
-        write!(f, "{cores:e}")
     }
 }
 
@@ -450,17 +491,17 @@ impl Plan {
             THREAD_STACK_SIZE,
         );
         // mimalloc reads its own variable, which wins over the plan (the runtime then
-        // sets nothing): shown as what the program runs with. A value mimalloc would
-        // not read as a number leaves its default.
+        // sets nothing): shown as what the program runs with, read as mimalloc reads
+        // it (a blank value is set).
         let allocator = match MIMALLOC_PURGE_DELAY
             .iter()
-            .find_map(|&name| env.lookup(name).map(|(value, layer)| (name, value, layer)))
+            .find_map(|&name| env.var(name).map(|value| (name, value)))
         {
-            Some((name, value, layer)) => Decision {
+            Some((name, value)) => Decision {
                 value: Allocator {
-                    purge_delay_ms: value.to_string_lossy().trim().parse().ok(),
+                    purge_delay_ms: mimalloc_option(&value.to_string_lossy()),
                 },
-                reason: Reason::env(name, layer),
+                reason: Reason::env(name, crate::env::Layer::Variable),
             },
             None => Decision {
                 value: Allocator {

@@ -200,8 +200,9 @@ mod tests {
     }
 
     /// mimalloc's own purge delay variable wins over the plan, as mimalloc reads it
-    /// itself: the row shows its value and says it set it, under every strategy (the
-    /// plan's 0 ms, or `defaults`, was shown while the program ran with the variable's).
+    /// itself: the row shows its value as mimalloc reads it and says it set it, under
+    /// every strategy (the plan's 0 ms, or `defaults`, was shown while the program ran
+    /// with the variable's).
     #[test]
     fn mimallocs_own_variable_is_the_allocator_row() {
         let budget = Probe::new().run();
@@ -223,13 +224,31 @@ mod tests {
             (
                 vec![
                     ("MIMALLOC_RESET_DELAY", "40"),
-                    ("MIMALLOC_PURGE_DELAY", " 7 "),
+                    ("MIMALLOC_PURGE_DELAY", " 7"),
                 ],
                 "mimalloc purge 7ms set by MIMALLOC_PURGE_DELAY",
+            ),
+            // Read as mimalloc reads it: nothing may follow the number, a switch word
+            // is 0 or 1, a blank value is set (and is 1).
+            (
+                vec![("MIMALLOC_PURGE_DELAY", "7 ")],
+                "defaults set by MIMALLOC_PURGE_DELAY",
             ),
             (
                 vec![("MIMALLOC_PURGE_DELAY", "soon")],
                 "defaults set by MIMALLOC_PURGE_DELAY",
+            ),
+            (
+                vec![("MIMALLOC_PURGE_DELAY", "off")],
+                "mimalloc purge 0ms set by MIMALLOC_PURGE_DELAY",
+            ),
+            (
+                vec![("MIMALLOC_PURGE_DELAY", ""), ("MIMALLOC_RESET_DELAY", "40")],
+                "mimalloc purge 1ms set by MIMALLOC_PURGE_DELAY",
+            ),
+            (
+                vec![("MIMALLOC_PURGE_DELAY", "-99999999999999999999")],
+                "mimalloc purge -9223372036854775808ms set by MIMALLOC_PURGE_DELAY",
             ),
         ] {
             let env = Env::fixed(vars);

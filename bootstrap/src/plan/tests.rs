@@ -461,8 +461,10 @@ fn the_budget_line_shows_the_cores_the_plan_decided_on() {
         // Below half a hundredth the plan keeps the quota, and so does the line: a
         // legal quota of 1 ms a second was shown as 0.00 cores.
         (0.001, "0.001", 1),
-        (0.000_33, "0.0003", 1),
-        (0.0049, "0.005", 1),
+        (0.000_33, "0.00033", 1),
+        (0.000_333_3, "0.00033", 1),
+        (0.0049, "0.0049", 1),
+        (0.004_999, "0.0049", 1),
     ] {
         let mut b = Probe::new().root("/nonexistent").host(8, 8 << 30).run();
         b.cpu_cores = Figure::known(quota, Source::Given);
