@@ -149,7 +149,8 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     // A static stays the `Lazy` it would be, unregistered: what reads it (`*CONFIG`)
     // still compiles, and the error is the only one said (not E0015 on a non-const
     // initialiser and E0614 at every read).
-    let unregistered = unregistered_static(&parsed).unwrap_or_else(|| item.clone());
+    let unregistered =
+        unregistered_static(&parsed, &crate_of(&args)).unwrap_or_else(|| item.clone());
     let args = match Args::parse(args) {
         Ok(a) => a,
         Err(e) => return with_error(unregistered, e),
@@ -160,21 +161,34 @@ pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
     }
 }
 
-/// A static as the registration makes it (`coldstart::Lazy<T>`), without the
-/// registration; `None` for anything else, and for a `static mut`, which is refused.
-fn unregistered_static(item: &Item) -> Option<TokenStream> {
+/// A static as the registration makes it (`coldstart::Lazy<T>` of the crate `krate`),
+/// without the registration; `None` for anything else, and for a `static mut`, which
+/// is refused.
+fn unregistered_static(item: &Item, krate: &TokenStream) -> Option<TokenStream> {
     let Item::Static(s) = item else {
         return None;
     };
     if !matches!(s.mutability, syn::StaticMutability::None) {
         return None;
     }
-    let name = s.ident.unraw().to_string();
-    Some(lazy_static(
-        s,
-        &quote!(::coldstart::__private::v1),
-        &quote!(#name),
-    ))
+    let ident = s.ident.unraw().to_string();
+    let name = quote!(::core::concat!(::core::module_path!(), "::", #ident));
+    Some(lazy_static(s, &quote!(#krate::__private::v1), &name))
+}
+
+/// The `crate = "..."` path among arguments that may be refused otherwise, so that
+/// the static made under their error names the crate it names; else `::coldstart`.
+fn crate_of(args: &TokenStream) -> TokenStream {
+    let list = Punctuated::<Meta, Token![,]>::parse_terminated.parse2(args.clone());
+    let given = list.ok().and_then(|list| {
+        list.into_iter().find_map(|meta| match meta {
+            Meta::NameValue(nv) if nv.path.is_ident("crate") => string(&nv.value, "crate")
+                .ok()
+                .and_then(|lit| lit.parse::<syn::Path>().ok()),
+            _ => None,
+        })
+    });
+    given.map_or_else(|| quote!(::coldstart), |p| quote!(#p))
 }
 
 /// `s` as a `Lazy<T>` static named `name` in the profile.
