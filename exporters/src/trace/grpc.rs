@@ -45,8 +45,8 @@ pub(crate) struct Exporter {
     /// What a new channel is made from.
     endpoint: Endpoint,
     compression: crate::config::Compression,
-    /// The channel, and when it last answered or was made (`None` once a call on it
-    /// got no answer): one idle longer than [`MAX_IDLE`](crate::client::MAX_IDLE), or
+    /// The channel, and when it last answered or was made (`None` while a call on it
+    /// runs, and once one got no answer or was cut off): one idle longer than [`MAX_IDLE`](crate::client::MAX_IDLE), or
     /// unanswered, is replaced, as the HTTP client does with its kept connection (a
     /// middlebox may have forgotten it, and tonic connects again only after a
     /// transport error, not after a call that timed out).
