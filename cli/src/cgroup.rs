@@ -330,7 +330,7 @@ pub fn memory_shown(bytes: u64) -> String {
 /// which says nothing of the program (a size given without its unit, most likely).
 const MIN_MEMORY: u64 = 4 << 20;
 
-/// Refuses a memory limit below [`MIN_MEMORY`].
+/// Refuses a memory limit below `MIN_MEMORY`.
 ///
 /// # Errors
 ///

@@ -102,7 +102,7 @@ pub use coldstart_bootstrap::init::{Failure, Lazy, Place};
 pub use coldstart_bootstrap::plan::{Origin, Reason};
 pub use coldstart_bootstrap::{Budget, Figure, Flavor, Plan, Source, Strategy};
 /// Marks the first response done once its body has been sent; place it outermost.
-/// See [`coldstart_runtime::first_response`].
+/// See [`coldstart_runtime::first_response()`].
 #[cfg(feature = "tower")]
 pub use coldstart_runtime::first_response::FirstResponseLayer;
 pub use coldstart_runtime::init::{InitReport, deferred_done, profile};

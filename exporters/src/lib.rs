@@ -5,7 +5,7 @@ starts after the first response.
 
 At start-up ([`install`], which `#[coldstart::main]` calls when the `metrics` or
 `tracing` feature is on) only in-memory parts are built: the `metrics` recorder and
-coldstart's tracer provider ([`trace::tracer`]) with its span queue. No thread, no
+coldstart's tracer provider ([`trace::tracer()`]) with its span queue. No thread, no
 socket, no file. After the
 first response (or the fallback timer), [`Telemetry::start_after_first_response`]
 starts the `/metrics` listener, Pushgateway pushes and the OTLP exporter on the

@@ -3,7 +3,7 @@ Telemetry problems: what was dropped, and one stderr line per kind of problem.
 
 A collector that is down must not turn into a log storm: each kind of problem is
 printed the first time it happens, then at most once a minute with the number of
-times it happened since it was last printed. Plugins ([`crate::plugin`]) see every
+times it happened since it was last printed. Plugins ([`mod@crate::plugin`]) see every
 report. A report takes one lock and looks through the kinds seen; it allocates only
 the first time a kind is seen, and for the message when a plugin is installed or the
 line is printed.

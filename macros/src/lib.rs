@@ -2,7 +2,7 @@
 The `#[coldstart::main]` and `#[coldstart::test]` attributes. Use them through the
 `coldstart` crate, which documents them.
 
-This crate only parses arguments into a [`config::Config`] (rejecting unknown and
+This crate only parses arguments into a `config::Config` (rejecting unknown and
 duplicate keys and bad values with errors spanned on the offending token) and expands
 to a few lines that call `::coldstart::__private::v1`. All real logic is ordinary Rust
 in the other crates. On a bad attribute it still emits the function, plus

@@ -54,7 +54,7 @@ head, and the request leaves the in-flight gauge then. A streamed body (server-s
 events, a download) would otherwise be in flight, and timed, for as long as it
 streams.
 
-Place it inside [`FirstResponseLayer`](coldstart_runtime::first_response) so that
+Place it inside [`FirstResponseLayer`](mod@coldstart_runtime::first_response) so that
 the first request's telemetry is recorded before that response is marked done.
 */
 

@@ -1,10 +1,10 @@
 /*!
 Prometheus metrics that cost nothing at cold start.
 
-[`install`] puts a `metrics` recorder in place at start-up: no thread, no socket, no
+`install` puts a `metrics` recorder in place at start-up: no thread, no socket, no
 runtime, so what the program records from its first instruction is kept. The
 `/metrics` listener and Pushgateway pushes start after the
-first response ([`start`]). Process, tokio and coldstart metrics, and the
+first response (`start`). Process, tokio and coldstart metrics, and the
 [`register_collector`] callbacks, are sampled when a scrape or push renders; nothing
 about them is recorded on a request's path.
 */

@@ -1,9 +1,9 @@
 /*!
 OpenTelemetry tracing that costs nothing at cold start.
 
-[`install`] sets coldstart's tracer ([`tracer::Tracer`]: the configured sampler, and a
+`install` sets coldstart's tracer ([`tracer::Tracer`]: the configured sampler, and a
 span queue with no exporter, client or thread behind it yet) as the global tracer
-provider, and the propagators. [`start`] builds the OTLP exporter and the resource
+provider, and the propagators. `start` builds the OTLP exporter and the resource
 after the first response and starts exporting on the program's runtime; spans ended
 before then were queued, so the cold-start request's trace is exported too. At
 shutdown, what is queued is flushed within a deadline.
