@@ -465,10 +465,13 @@ fn read_lambda(r: &mut Reader<'_>) -> Lambda {
         emf_namespace: r
             .read(
                 "COLDSTART_EMF_NAMESPACE",
-                "a CloudWatch namespace (1 to 255 characters: letters, digits, `.-_/#:` and spaces, not starting with `AWS/`, which CloudWatch keeps for its own), or `off`",
+                "a CloudWatch namespace (1 to 255 characters: letters, digits, `.-_/#:` and spaces, not starting with `:` or with `AWS/`, which CloudWatch keeps for its own), or `off`",
                 |s| match s {
                     "off" => Some(None),
+                    // CloudWatch's pattern for a namespace is `[^:].*`: one starting
+                    // with `:` extracts no metric from any line, unsaid.
                     _ if s.len() <= 255
+                        && !s.starts_with(':')
                         && !s.starts_with("AWS/")
                         && s.chars().all(|c| c.is_ascii_alphanumeric() || ".-_/#: ".contains(c)) =>
                     {

@@ -198,20 +198,27 @@ fn a_push_url_must_be_http_with_a_host() {
     }
 }
 
-/// CloudWatch refuses custom namespaces under `AWS/`: every EMF line would be lost.
+/// CloudWatch refuses custom namespaces under `AWS/`, and any starting with `:` (its
+/// pattern is `[^:].*`): every EMF line would be lost.
 #[test]
 fn an_emf_namespace_cloudwatch_keeps_for_itself_is_refused() {
-    let (c, errors) = config(&[("COLDSTART_EMF_NAMESPACE", "AWS/Lambda")]);
-    assert_eq!(errors[0].key, "COLDSTART_EMF_NAMESPACE");
-    assert!(
-        errors[0].to_string().contains("not starting with `AWS/`"),
-        "{}",
-        errors[0]
-    );
-    assert_eq!(c.lambda.emf_namespace.as_deref(), Some("coldstart"));
-    let (c, errors) = config(&[("COLDSTART_EMF_NAMESPACE", "Shop/AWS")]);
-    assert!(errors.is_empty(), "{errors:?}");
-    assert_eq!(c.lambda.emf_namespace.as_deref(), Some("Shop/AWS"));
+    for refused in ["AWS/Lambda", ":shop"] {
+        let (c, errors) = config(&[("COLDSTART_EMF_NAMESPACE", refused)]);
+        assert_eq!(errors[0].key, "COLDSTART_EMF_NAMESPACE");
+        assert!(
+            errors[0]
+                .to_string()
+                .contains("not starting with `:` or with `AWS/`"),
+            "{}",
+            errors[0]
+        );
+        assert_eq!(c.lambda.emf_namespace.as_deref(), Some("coldstart"));
+    }
+    for taken in ["Shop/AWS", "shop:orders"] {
+        let (c, errors) = config(&[("COLDSTART_EMF_NAMESPACE", taken)]);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(c.lambda.emf_namespace.as_deref(), Some(taken));
+    }
 }
 
 /// A fragment hid the signal's path: `http://c:4318/#x` became
