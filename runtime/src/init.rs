@@ -737,7 +737,15 @@ fn descriptor(path: &std::path::Path) -> Option<Descriptor> {
             _ => None,
         })
         .collect();
-    let own = |fd: &str| fd.parse().ok().map(Descriptor::Own);
+    // Digits alone, as the kernel names them: `-1` made std's `borrow_raw` panic on
+    // the profile's thread, and the end of `main` waited for it for good.
+    let own = |fd: &str| {
+        fd.bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| fd.parse().ok())
+            .flatten()
+            .map(Descriptor::Own)
+    };
     match steps.as_slice() {
         ["dev", "stdout"] => Some(Descriptor::Own(1)),
         ["dev", "stderr"] => Some(Descriptor::Own(2)),
@@ -993,6 +1001,10 @@ mod tests {
             ("/proc/1/fd/2", Some(Descriptor::Another)),
             ("/dev/null", None),
             ("/dev/fd/x", None),
+            ("/dev/fd/-1", None),
+            ("/proc/self/fd/-1", None),
+            ("/dev/fd/+3", None),
+            ("/dev/fd/99999999999", None),
             ("/var/lib/app/init.profile", None),
             ("dev/fd/3", None),
             ("./proc/self/fd/5", None),

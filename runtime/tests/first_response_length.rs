@@ -3,7 +3,8 @@
 //! its body never says it has ended (tower-http's `ServeFile`, a proxied stream): the
 //! server writes them and drops the body without asking it again. And the answer to a
 //! HEAD, which has no body to send, is marked when the server takes it, as is an
-//! answer with no body by its status (204) or its length (0), or by its request (a
+//! answer with no body by its status (204), its length (0, by its header or by its
+//! body's exact size hint), or by its request (a
 //! CONNECT answered 2xx: the connection becomes a tunnel). One case per
 //! process, since the lifecycle is process-wide: this test binary runs itself again
 //! with `LENGTH_CASE` naming the case.
@@ -39,7 +40,7 @@ fn case() {
     let head = case == "head";
     let connect = case == "connect";
     // Answers whose body is never read: the server has no bytes of it to send.
-    let bodiless = case == "no content" || case == "zero length";
+    let bodiless = case == "no content" || case == "zero length" || case == "empty hint";
     coldstart_runtime::block_on(&Settings::NONE, async move {
         let (service, tx) = match case.as_str() {
             "no content" => {
@@ -47,6 +48,10 @@ fn case() {
                 (fed.with_status(hyper::StatusCode::NO_CONTENT), tx)
             }
             "zero length" => Fed::with_length(Some(0)),
+            "empty hint" => {
+                let (fed, tx) = Fed::new();
+                (fed.with_empty_hint(), tx)
+            }
             "connect" => Fed::with_length(None),
             _ => Fed::with_length(Some(6)),
         };
@@ -135,6 +140,14 @@ fn an_answer_without_a_body_by_its_status_is_marked() {
 #[test]
 fn an_answer_of_length_zero_is_marked() {
     marks("zero length");
+}
+
+/// A body that says it is empty by its exact size hint alone, with no header: hyper
+/// writes `content-length: 0` and drops it unpolled; only the fallback timer, 10 s
+/// later, marked it.
+#[test]
+fn an_answer_empty_by_its_size_hint_is_marked() {
+    marks("empty hint");
 }
 
 /// A CONNECT answered 2xx (a proxy's first request): hyper sends no body, over

@@ -54,7 +54,10 @@ where
         if lifecycle::is_first_response_done() {
             return Poll::Ready(Ok(response.map(MarkOnEnd::done)));
         }
-        let length = content_length(response.headers());
+        // The header's, else the body's exact size hint: hyper writes that one as the
+        // header itself.
+        let length =
+            content_length(response.headers()).or_else(|| response.body().size_hint().exact());
         // No body to send: the answer to a HEAD, a CONNECT's 2xx, a status that has
         // none (1xx, 204, 304), a length of 0. hyper writes the head and may never
         // poll the body.

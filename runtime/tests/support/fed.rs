@@ -14,8 +14,9 @@ use hyper::{Request, Response};
 use tokio::sync::mpsc;
 
 /// A response body the test feeds frame by frame; it ends when the sender is dropped.
-/// It never says it has ended before then (`is_end_stream` keeps its default).
-pub struct Frames(mpsc::UnboundedReceiver<Frame<Bytes>>);
+/// It never says it has ended before then (`is_end_stream` keeps its default). With
+/// `empty_hint`, its size hint is exactly 0 bytes.
+pub struct Frames(mpsc::UnboundedReceiver<Frame<Bytes>>, bool);
 
 impl http_body::Body for Frames {
     type Data = Bytes;
@@ -27,6 +28,14 @@ impl http_body::Body for Frames {
     ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         self.0.poll_recv(cx).map(|frame| frame.map(Ok))
     }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        if self.1 {
+            http_body::SizeHint::with_exact(0)
+        } else {
+            http_body::SizeHint::default()
+        }
+    }
 }
 
 /// Answers the one request with the fed body, the `Content-Length` given, and the
@@ -36,6 +45,7 @@ pub struct Fed(
     Arc<Mutex<Option<mpsc::UnboundedReceiver<Frame<Bytes>>>>>,
     Option<u64>,
     hyper::StatusCode,
+    bool,
 );
 
 impl Fed {
@@ -52,6 +62,7 @@ impl Fed {
                 Arc::new(Mutex::new(Some(rx))),
                 length,
                 hyper::StatusCode::OK,
+                false,
             ),
             tx,
         )
@@ -59,7 +70,12 @@ impl Fed {
 
     /// The same service answering with `status`.
     pub fn with_status(self, status: hyper::StatusCode) -> Fed {
-        Fed(self.0, self.1, status)
+        Fed(self.0, self.1, status, self.3)
+    }
+
+    /// The same service, its answer's body hinting exactly 0 bytes (no header).
+    pub fn with_empty_hint(self) -> Fed {
+        Fed(self.0, self.1, self.2, true)
     }
 }
 
@@ -74,7 +90,7 @@ impl tower_service::Service<Request<Incoming>> for Fed {
 
     fn call(&mut self, _: Request<Incoming>) -> Self::Future {
         let rx = self.0.lock().unwrap().take().unwrap();
-        let mut response = Response::new(Frames(rx));
+        let mut response = Response::new(Frames(rx, self.3));
         *response.status_mut() = self.2;
         if let Some(length) = self.1 {
             response
