@@ -336,15 +336,14 @@ impl ConfigFile {
             }
             _ => None,
         };
-        // `APP_ENV` is set for other programs too, whose own file this may be
-        // (`COLDSTART_ENV` names coldstart's).
-        let by_app_env = matches!(by_name, Some(("APP_ENV", _)));
         let Some((path, required)) = file_of(chosen_by)? else {
             return Ok(None);
         };
         match crate::file::read_named_text(path.as_ref(), FILE_LIMIT) {
             Ok(text) => ConfigFile::parse(&path, &text).map(Some).map_err(|mut e| {
-                if let Some((variable, name)) = by_name.filter(|_| by_app_env) {
+                // `APP_ENV` is set for other programs too, whose own file this may be
+                // (`COLDSTART_ENV` names coldstart's).
+                if let Some((variable @ "APP_ENV", name)) = by_name {
                     e.message.push_str(&format!(
                         " ({variable}=`{name}` chose this file; if it is another program's, set COLDSTART_CONFIG to coldstart's file, or to `off`)"
                     ));

@@ -21,7 +21,7 @@ pub(crate) fn apply(settings: &Allocator) {
         // An explicit MIMALLOC_PURGE_DELAY wins over the plan, as a variable should;
         // so does its older name, which mimalloc still reads. mimalloc reads both in
         // any case (`mimalloc_purge_delay` too).
-        if !environment_sets(&PURGE_DELAY_NAMES) {
+        if !environment_sets(&coldstart_bootstrap::plan::MIMALLOC_PURGE_DELAY) {
             // SAFETY: mi_option_set only stores the value; any option index is checked
             // by mimalloc and the purge delay may change at any time.
             unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, ms as _) };
@@ -30,11 +30,6 @@ pub(crate) fn apply(settings: &Allocator) {
     #[cfg(not(feature = "mimalloc"))]
     let _ = settings;
 }
-
-/// The names mimalloc reads the purge delay by: set in the environment, either wins
-/// over the plan.
-#[cfg(feature = "mimalloc")]
-const PURGE_DELAY_NAMES: [&str; 2] = ["MIMALLOC_PURGE_DELAY", "MIMALLOC_RESET_DELAY"];
 
 /// Whether the process environment sets one of `names`, in any case, as mimalloc
 /// reads its options: from `environ`, without copying it.
@@ -95,7 +90,7 @@ mod tests {
         // SAFETY: reading an option has no preconditions.
         let before = unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) };
         // Where the environment sets the option (in any case), it wins over the plan.
-        let given = environment_sets(&PURGE_DELAY_NAMES);
+        let given = environment_sets(&coldstart_bootstrap::plan::MIMALLOC_PURGE_DELAY);
         if !given {
             assert_eq!(before, 1000);
         }

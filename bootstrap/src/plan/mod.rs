@@ -192,8 +192,9 @@ pub(crate) fn to_hundredth(cores: f64) -> f64 {
     if shown > 0.0 { shown } else { cores }
 }
 
-/// The variables mimalloc reads its purge delay from, the older name second.
-const MIMALLOC_PURGE_DELAY: [&str; 2] = ["MIMALLOC_PURGE_DELAY", "MIMALLOC_RESET_DELAY"];
+/// The variables mimalloc reads its purge delay from, the older name second: set,
+/// either wins over the plan (the runtime then leaves the option to mimalloc).
+pub const MIMALLOC_PURGE_DELAY: [&str; 2] = ["MIMALLOC_PURGE_DELAY", "MIMALLOC_RESET_DELAY"];
 
 /// A numeric option's value as mimalloc 3 reads it (`mi_option_init`): its first 64
 /// bytes in upper case; empty, `1`, `TRUE`, `YES` or `ON` is 1, `0`, `FALSE`, `NO` or
