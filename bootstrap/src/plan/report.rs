@@ -160,6 +160,21 @@ mod tests {
     use super::*;
     use crate::{Env, Probe, Settings};
 
+    /// The allocator row of `plan`'s report: its words after the name, one space apart.
+    fn allocator_row(budget: &Budget, plan: &Plan, mimalloc: Option<bool>) -> String {
+        let text = Report {
+            budget,
+            plan,
+            mimalloc,
+        }
+        .to_string();
+        let line = text.lines().find(|l| l.contains("allocator")).unwrap();
+        line.split_whitespace()
+            .skip(1)
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
     /// The allocator row says what the program runs on where that is known: the
     /// plan's purge delay on mimalloc, the system allocator without the feature.
     #[test]
@@ -167,19 +182,7 @@ mod tests {
         let budget = Probe::new().run();
         let env = Env::fixed([("COLDSTART_STRATEGY", "minimal")]);
         let plan = Plan::from_budget(&budget, &Settings::NONE, &env).unwrap();
-        let row = |mimalloc| {
-            let text = Report {
-                budget: &budget,
-                plan: &plan,
-                mimalloc,
-            }
-            .to_string();
-            let line = text.lines().find(|l| l.contains("allocator")).unwrap();
-            line.split_whitespace()
-                .skip(1)
-                .collect::<Vec<_>>()
-                .join(" ")
-        };
+        let row = |mimalloc| allocator_row(&budget, &plan, mimalloc);
         assert!(row(None).starts_with("mimalloc purge 0ms"), "{}", row(None));
         assert_eq!(row(Some(true)), row(None));
         // In its column, the reason said for it.
@@ -251,21 +254,9 @@ mod tests {
                 "mimalloc purge -9223372036854775808ms set by MIMALLOC_PURGE_DELAY",
             ),
         ] {
-            let env = Env::fixed(vars);
+            let env = Env::fixed(vars.clone());
             let plan = Plan::from_budget(&budget, &Settings::NONE, &env).unwrap();
-            let text = Report {
-                budget: &budget,
-                plan: &plan,
-                mimalloc: Some(true),
-            }
-            .to_string();
-            let line = text.lines().find(|l| l.contains("allocator")).unwrap();
-            let row = line
-                .split_whitespace()
-                .skip(1)
-                .collect::<Vec<_>>()
-                .join(" ");
-            assert_eq!(row, shown, "{text}");
+            assert_eq!(allocator_row(&budget, &plan, Some(true)), shown, "{vars:?}");
         }
     }
 }

@@ -46,10 +46,11 @@ pub(crate) struct Exporter {
     endpoint: Endpoint,
     compression: crate::config::Compression,
     /// The channel, and when it last answered or was made (`None` while a call on it
-    /// runs, and once one got no answer or was cut off): one idle longer than [`MAX_IDLE`](crate::client::MAX_IDLE), or
-    /// unanswered, is replaced, as the HTTP client does with its kept connection (a
-    /// middlebox may have forgotten it, and tonic connects again only after a
-    /// transport error, not after a call that timed out).
+    /// runs, and once one got no answer or was cut off): one idle longer than
+    /// [`MAX_IDLE`](crate::client::MAX_IDLE), or unanswered, is replaced, as the HTTP
+    /// client does with its kept connection (a middlebox may have forgotten it, and
+    /// tonic connects again only after a transport error, not after a call that timed
+    /// out).
     channel: Mutex<(Grpc<Checked>, Option<Instant>)>,
     /// Every request's metadata: the configured headers and a user agent.
     metadata: MetadataMap,
