@@ -197,10 +197,22 @@ fn profile_python(
     path: &str,
     program: impl FnOnce(u16) -> String,
 ) -> (Option<i32>, String) {
+    profile_python_with(&[], out, path, program)
+}
+
+/// [`profile_python`] with `options` before `--out`.
+fn profile_python_with(
+    options: &[&str],
+    out: &std::path::Path,
+    path: &str,
+    program: impl FnOnce(u16) -> String,
+) -> (Option<i32>, String) {
     let port = coldstart_test_support::free_port();
     let run = coldstart_test_support::output_within(
         Command::new(TOOL)
-            .args(["profile", "--out"])
+            .arg("profile")
+            .args(options)
+            .arg("--out")
             .arg(out)
             .args(["--url", &format!("http://127.0.0.1:{port}{path}"), "--"])
             .args(["python3", "-c", &program(port)]),
@@ -235,21 +247,7 @@ fn wait_sets_how_long_the_profile_may_take() {
         .join("\n")
     };
     let out = temp_file("late.profile");
-    let run = |wait: &str| {
-        let port = coldstart_test_support::free_port();
-        let run = coldstart_test_support::output_within(
-            Command::new(TOOL)
-                .args(["profile", "--wait", wait, "--out"])
-                .arg(&*out)
-                .args(["--url", &format!("http://127.0.0.1:{port}/"), "--"])
-                .args(["python3", "-c", &late(port)]),
-            WITHIN,
-        );
-        (
-            run.status.code(),
-            String::from_utf8_lossy(&run.stderr).into_owned(),
-        )
-    };
+    let run = |wait: &str| profile_python_with(&["--wait", wait], &out, "/", late);
     let (code, stderr) = run("300ms");
     assert_eq!(code, Some(1), "{stderr}");
     assert!(
