@@ -91,6 +91,40 @@ pub fn baseline_or(
     }
 }
 
+/// The command line's arguments after the program's name, each as UTF-8: an error
+/// naming the one that is not (`std::env::args` would panic on it).
+///
+/// # Errors
+///
+/// An argument that is not UTF-8.
+pub fn args() -> anyhow::Result<Vec<String>> {
+    std::env::args_os()
+        .skip(1)
+        .enumerate()
+        .map(|(i, arg)| {
+            arg.into_string().map_err(|arg| {
+                anyhow::anyhow!(
+                    "argument {} is not UTF-8: `{}`",
+                    i + 1,
+                    arg.to_string_lossy()
+                )
+            })
+        })
+        .collect()
+}
+
+/// `runs` rounded up to whole cycles of the harness's balanced order for `n` targets
+/// ([`cargo_coldstart::measure::whole_cycles`]), said on stderr when it changes.
+pub fn whole_cycles(flag: &str, runs: usize, n: usize) -> usize {
+    let rounded = cargo_coldstart::measure::whole_cycles(runs, n);
+    if rounded != runs {
+        coldstart_bootstrap::say!(
+            "{flag} {runs}: {rounded} instead, whole cycles of the balanced order for {n} targets (each then goes first, and follows each other, equally often)"
+        );
+    }
+    rounded
+}
+
 /// `NAME=PROGRAM[,VAR=VALUE...]`: a program by path, or built next to this one. A
 /// comma starts a variable only where a name in capitals and `=` follow it, so
 /// `RUST_LOG=info,hyper=warn` is one value.
@@ -104,6 +138,11 @@ pub fn parse_target(spec: &str) -> anyhow::Result<Target> {
         .with_context(|| format!("set --target to NAME=PROGRAM[,VAR=VALUE...], got `{spec}`"))?;
     let mut parts = split_at_variables(rest).into_iter();
     let program = parts.next().unwrap_or_default();
+    if name.is_empty() || program.is_empty() {
+        anyhow::bail!(
+            "set --target to NAME=PROGRAM[,VAR=VALUE...], with a NAME and a PROGRAM, got `{spec}`"
+        );
+    }
     let path = if program.contains('/') {
         PathBuf::from(program)
     } else {
@@ -244,6 +283,21 @@ mod tests {
         );
         assert_eq!(split_at_variables("/opt/a,b/prog"), ["/opt/a,b/prog"]);
         assert_eq!(split_at_variables("http-server"), ["http-server"]);
+    }
+
+    /// `foo=` named the directory the harness is in as its program, which failed only
+    /// at the warm-up run, after the cgroup was made, with no word of the syntax.
+    #[test]
+    fn a_target_needs_a_name_and_a_program() {
+        for spec in ["foo=", "=/bin/true", "=", "foo=,RUST_LOG=info"] {
+            let e = parse_target(spec).unwrap_err().to_string();
+            assert!(
+                e.contains("with a NAME and a PROGRAM") && e.contains(&format!("`{spec}`")),
+                "{spec}: {e}"
+            );
+        }
+        let t = parse_target("foo=/bin/true,RUST_LOG=info").unwrap();
+        assert_eq!((t.name.as_str(), t.env.len()), ("foo", 1));
     }
 
     #[test]

@@ -34,7 +34,9 @@ AWS_LAMBDA_FUNCTION_MEMORY_SIZE=512, spans exported to an in-process OTLP sink.
 --cpus runs each function in a cgroup with that CPU quota (root only), as Lambda's
 memory-based share would. cargo-lambda: --cargo-lambda, else
 COLDSTART_TEST_CARGO_LAMBDA, else the one on PATH. Ratios are against --baseline
-(default baseline-lambda if a target has that name, else the last target).
+(default baseline-lambda if a target has that name, else the last target). Runs are
+rounded up to whole cycles of the balanced order (a multiple of the number of
+targets, twice it for an odd number).
 ";
 
 struct Args {
@@ -61,7 +63,7 @@ fn parse_args() -> anyhow::Result<Args> {
         baseline: None,
         json: false,
     };
-    let mut it = std::env::args().skip(1);
+    let mut it = coldstart_benches::args()?.into_iter();
     while let Some(arg) = it.next() {
         let mut value = || it.next().with_context(|| format!("{arg} needs a value"));
         match arg.as_str() {
@@ -90,6 +92,7 @@ fn parse_args() -> anyhow::Result<Args> {
         args.baseline,
         &args.targets,
     )?);
+    args.runs = coldstart_benches::whole_cycles("--runs", args.runs, args.targets.len());
     Ok(args)
 }
 

@@ -24,7 +24,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use cargo_coldstart::cgroup::{Limits, TempCgroup, parse_cpus, parse_size};
+use cargo_coldstart::cgroup::{self, Limits, TempCgroup, parse_cpus, parse_size};
 use cargo_coldstart::measure::{self, Target, free_port};
 use coldstart_benches::{otlp_hang, otlp_sink, parse_target, sibling, whole_number, wrk};
 
@@ -76,14 +76,18 @@ fn parse_args() -> anyhow::Result<Args> {
         csv: None,
         targets: Vec::new(),
     };
-    let mut it = std::env::args().skip(1);
+    let mut it = coldstart_benches::args()?.into_iter();
     while let Some(arg) = it.next() {
         let mut value = || it.next().with_context(|| format!("{arg} needs a value"));
         match arg.as_str() {
             "--duration" => args.duration = whole_number(&arg, &value()?)?,
             "--connections" => args.connections = whole_number(&arg, &value()?)?,
             "--cpus" => args.limits.cpus = Some(parse_cpus(&value()?)?),
-            "--memory" => args.limits.memory_bytes = Some(parse_size(&value()?)?),
+            "--memory" => {
+                let bytes = parse_size(&value()?)?;
+                cgroup::check_memory(bytes)?;
+                args.limits.memory_bytes = Some(bytes);
+            }
             "--csv" => args.csv = Some(value()?),
             "--target" => args.targets.push(parse_target(&value()?)?),
             "-h" | "--help" => {
@@ -166,8 +170,12 @@ fn dropped(target: &Target) -> Option<f64> {
 }
 
 fn load(target: &Target, args: &Args) -> anyhow::Result<Outcome> {
+    // Named by the process and a count, not the target's name, which may hold a `/`
+    // or `..` and so name a cgroup elsewhere in the hierarchy.
+    static CGROUPS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = CGROUPS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let cgroup = TempCgroup::create(
-        &format!("coldstart-load-{}-{}", std::process::id(), target.name),
+        &format!("coldstart-load-{}-{n}", std::process::id()),
         args.limits,
     )?;
     let mut running = measure::start(target, Some(&cgroup))?;

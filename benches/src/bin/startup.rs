@@ -23,11 +23,12 @@ startup: exec-to-first-response of whole processes, alternating runs
     startup [--runs N] [--cpus X] [--memory SIZE] [--no-cgroup | --only-cgroup]
             [--target NAME=PROGRAM[,VAR=VALUE...]]... [--baseline NAME] [--json]
 
-Defaults: 30 runs each of http-server, runtime-alone (the example's handler on
+Defaults: 32 runs each of http-server, runtime-alone (the example's handler on
 coldstart without telemetry), baseline-tokio and baseline-current-thread (found next
 to this executable), unconstrained and then, as root, inside a cgroup of 0.25 CPU
 and 64M. Ratios are against --baseline (default baseline-tokio if a target has that
-name, else the last target).
+name, else the last target). Runs are rounded up to whole cycles of the balanced
+order (a multiple of the number of targets, twice it for an odd number).
 ";
 
 struct Args {
@@ -45,7 +46,7 @@ struct Args {
 
 fn parse_args() -> anyhow::Result<Args> {
     let mut args = Args {
-        runs: 30,
+        runs: 32,
         limits: Limits {
             cpus: Some(0.25),
             memory_bytes: Some(64 << 20),
@@ -57,7 +58,7 @@ fn parse_args() -> anyhow::Result<Args> {
         baseline: None,
         json: false,
     };
-    let mut it = std::env::args().skip(1);
+    let mut it = coldstart_benches::args()?.into_iter();
     while let Some(arg) = it.next() {
         let mut value = || it.next().with_context(|| format!("{arg} needs a value"));
         match arg.as_str() {
@@ -95,6 +96,7 @@ fn parse_args() -> anyhow::Result<Args> {
         }
     }
     args.baseline = Some(coldstart_benches::baseline(args.baseline, &args.targets)?);
+    args.runs = coldstart_benches::whole_cycles("--runs", args.runs, args.targets.len());
     Ok(args)
 }
 

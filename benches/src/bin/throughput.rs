@@ -12,7 +12,7 @@
 //!
 //! ```text
 //! scripts/build-bench
-//! target/release/throughput --rounds 5 --duration 10
+//! target/release/throughput --rounds 6 --duration 10
 //! ```
 
 use std::process::Command;
@@ -29,11 +29,12 @@ throughput: requests per second under wrk, each round running every target once,
     throughput [--rounds N] [--duration SECONDS] [--connections C] [--threads T]
                [--target NAME=PROGRAM[,VAR=VALUE...]]... [--baseline NAME] [--json]
 
-Defaults: 5 rounds of 10 s, 16 connections, 1 wrk thread; targets `on` (http-server
+Defaults: 6 rounds of 10 s, 16 connections, 1 wrk thread; targets `on` (http-server
 with metrics, tracing exported to a local OTLP sink, and the HTTP layer) and
 `baseline-tokio`; ratios against --baseline (default baseline-tokio if a target has
-that name, else the last target). In a VALUE,
-`{otlp_sink}` is the sink's URL. Needs `wrk`.
+that name, else the last target). Rounds are rounded up to whole cycles of the
+balanced order (a multiple of the number of targets, twice it for an odd number). In
+a VALUE, `{otlp_sink}` is the sink's URL. Needs `wrk`.
 ";
 
 struct Args {
@@ -49,7 +50,7 @@ struct Args {
 
 fn parse_args(sink: &str) -> anyhow::Result<Args> {
     let mut args = Args {
-        rounds: 5,
+        rounds: 6,
         duration: 10,
         connections: 16,
         threads: 1,
@@ -57,7 +58,7 @@ fn parse_args(sink: &str) -> anyhow::Result<Args> {
         baseline: None,
         json: false,
     };
-    let mut it = std::env::args().skip(1);
+    let mut it = coldstart_benches::args()?.into_iter();
     while let Some(arg) = it.next() {
         let mut value = || it.next().with_context(|| format!("{arg} needs a value"));
         match arg.as_str() {
@@ -93,6 +94,7 @@ fn parse_args(sink: &str) -> anyhow::Result<Args> {
             .push(Target::new("baseline-tokio", sibling("baseline-tokio")?));
     }
     args.baseline = Some(coldstart_benches::baseline(args.baseline, &args.targets)?);
+    args.rounds = coldstart_benches::whole_cycles("--rounds", args.rounds, args.targets.len());
     Ok(args)
 }
 

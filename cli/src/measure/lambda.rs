@@ -74,13 +74,20 @@ pub fn start_emulator(
         "starting the Runtime API emulator (cargo lambda watch), which can take seconds"
     );
     let (stderr, stderr_path) = stderr_file("lambda-emulator.stderr")?;
+    // A relative path is the caller's, not the package directory's the emulator runs
+    // in; a bare name is looked up on PATH.
+    let cargo_lambda = if cargo_lambda.is_relative() && cargo_lambda.components().nth(1).is_some() {
+        std::env::current_dir()?.join(cargo_lambda)
+    } else {
+        cargo_lambda.to_path_buf()
+    };
     let spawned = {
         // Not while a launch's child waits before exec with copies of every
         // descriptor (see `FORKING`); recorded as it starts, so a Ctrl-C clean-up
         // never misses it.
         let _forking = super::FORKING.lock().unwrap_or_else(|p| p.into_inner());
         let _launching = crate::interrupt::launching();
-        std::process::Command::new(cargo_lambda)
+        std::process::Command::new(&cargo_lambda)
             .args([
                 "lambda",
                 "watch",

@@ -28,7 +28,7 @@ pub use lambda::{
     run_lambda_once, run_lambda_until, start_emulator,
 };
 pub(crate) use series::rotate;
-pub use series::{Series, Stats, alternate, round_order, table};
+pub use series::{Series, Stats, alternate, round_order, table, whole_cycles};
 
 /// A program to measure.
 #[derive(Debug, Clone)]
