@@ -605,8 +605,9 @@ fn write_profile(path: &std::path::Path) -> Result<(), (PathBuf, std::io::Error)
     // does): followed as a link, it names that file, which a rename would replace,
     // losing what was written to it and all that comes after. One of this process's
     // is written through, where its next writes go on after the profile; another's
-    // is appended to, as `>>` would.
-    match descriptor(path) {
+    // is appended to, as `>>` would. So is one a link leads to (`ln -s /dev/stdout
+    // /app/profile`, as images link their log files to stdout).
+    match linked_descriptor(path) {
         Some(Descriptor::Own(fd)) => {
             // What std holds of stdout goes first, so the profile follows it.
             if fd == 1 {
@@ -722,6 +723,25 @@ enum Descriptor {
     Own(std::os::fd::RawFd),
     /// Another process's: `/proc/<pid>/fd/N`.
     Another,
+}
+
+/// The descriptor `path` names, itself or through the links it leads through, one at
+/// a time (at most 40, the kernel's own bound): `/app/profile` linked to `/dev/stdout`
+/// names standard output, which, followed to its end by `canonicalize`, is the file
+/// stdout was sent to, renamed over.
+fn linked_descriptor(path: &std::path::Path) -> Option<Descriptor> {
+    let mut at = path.to_path_buf();
+    for _ in 0..40 {
+        if let Some(named) = descriptor(&at) {
+            return Some(named);
+        }
+        let next = std::fs::read_link(&at).ok()?;
+        at = match at.parent() {
+            Some(dir) if next.is_relative() => dir.join(next),
+            _ => next,
+        };
+    }
+    None
 }
 
 /// The descriptor `path` names, if it names one.
@@ -992,6 +1012,32 @@ mod tests {
         );
         let text = std::fs::read_to_string(&log).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(text, format!("a log line\n{}after\n", profile()));
+        // A link to it, and a relative link to that link: the same descriptor.
+        let dir = coldstart_test_support::temp_dir("profile-linked-descriptor");
+        std::os::unix::fs::symlink(&fd, dir.join("profile")).unwrap_or_else(|e| panic!("{e}"));
+        std::os::unix::fs::symlink("profile", dir.join("again")).unwrap_or_else(|e| panic!("{e}"));
+        for link in ["profile", "again"] {
+            write_profile(&dir.join(link)).unwrap_or_else(|(_, e)| panic!("{e}"));
+        }
+        assert_eq!(inode(&log), before, "not renamed over through a link");
+        let text = std::fs::read_to_string(&log).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            text,
+            format!("a log line\n{0}after\n{0}{0}", profile()),
+            "written through the links"
+        );
+        assert_eq!(
+            linked_descriptor(&dir.join("again")),
+            Some(Descriptor::Own(held.as_raw_fd()))
+        );
+        // `/var/../dev/stdout` is read as steps, `var`, `dev`, `stdout`: not a
+        // descriptor by name, but `/dev/stdout` is itself a link, to `/proc/self/fd/1`.
+        if std::fs::read_link("/dev/stdout").is_ok() {
+            assert_eq!(
+                linked_descriptor("/var/../dev/stdout".as_ref()),
+                Some(Descriptor::Own(1))
+            );
+        }
         let me = format!("/proc/{}/fd/7", std::process::id());
         for (path, named) in [
             ("/dev/stdout", Some(Descriptor::Own(1))),
