@@ -3,8 +3,9 @@
 //! metrics (`edge_sensor_celsius`): the file `EDGE_SENSOR` (which must exist), else
 //! the board's thermal zone (`EDGE_THERMAL_ZONE`, default
 //! `/sys/class/thermal/thermal_zone0/temp`; both in millidegrees), or, where there is no
-//! thermal zone at start, a simulated reading (`edge_sensor_simulated` 1). A reading of a sensor
-//! that exists and fails (an I/O error, text that is no number, no answer within the
+//! thermal zone at start, a simulated reading (`edge_sensor_simulated` 1); a zone that
+//! cannot be looked at counts as there. A reading of a sensor that exists and fails (an
+//! I/O error, text that is no number, more than 4096 bytes, no answer within the
 //! interval: it is read on a thread of its own) is skipped: counted
 //! in `edge_sensor_read_errors_total` and said, the last good reading kept, never
 //! replaced by a simulated one. The metrics are served on `/metrics`
@@ -20,6 +21,7 @@
 //! that pushes makes its last push when it ends, also when stopped by SIGTERM or
 //! SIGINT before the fallback timer.
 
+use std::io::Read;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -42,6 +44,11 @@ async fn open_spool() {
 /// names another zone, or a path that is not there for the simulation).
 const THERMAL_ZONE: &str = "/sys/class/thermal/thermal_zone0/temp";
 
+/// The most a reading may take, in bytes. A thermal zone's file holds a few
+/// (`45000\n`); one that goes on (`/dev/zero`, a serial device that keeps writing)
+/// would otherwise grow the read thread's buffer until the board runs out of memory.
+const MAX_READING: u64 = 4096;
+
 /// The sensor, chosen once at start: a board with one never gets simulated readings.
 enum Sensor {
     /// A file that holds millidegrees Celsius.
@@ -53,7 +60,9 @@ enum Sensor {
 
 impl Sensor {
     /// The sensor file given (it must be there), else the thermal zone `zone`, else
-    /// the simulation.
+    /// the simulation. A zone that cannot be looked at (permission denied, an I/O
+    /// error) is taken as there: its readings then fail, counted and said, where a
+    /// simulation would pass for a board's real readings.
     fn choose(given: Option<PathBuf>, zone: PathBuf) -> Sensor {
         if let Some(path) = given {
             if let Err(e) = std::fs::metadata(&path) {
@@ -70,10 +79,9 @@ impl Sensor {
             }
             return Sensor::File(path);
         }
-        if zone.exists() {
-            Sensor::File(zone)
-        } else {
-            Sensor::Simulated
+        match zone.try_exists() {
+            Ok(false) => Sensor::Simulated,
+            Ok(true) | Err(_) => Sensor::File(zone),
         }
     }
 
@@ -83,7 +91,17 @@ impl Sensor {
             Sensor::File(path) => path,
             Sensor::Simulated => return Ok(45.0 + 5.0 * (cycle as f64 / 10.0).sin()),
         };
-        let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+        // One byte past the bound tells a reading that is too long from one that fits.
+        let mut bytes = Vec::new();
+        std::fs::File::open(path)
+            .and_then(|file| file.take(MAX_READING + 1).read_to_end(&mut bytes))
+            .map_err(|e| e.to_string())?;
+        if bytes.len() as u64 > MAX_READING {
+            return Err(format!(
+                "the reading is longer than {MAX_READING} bytes, more than a sensor file holds"
+            ));
+        }
+        let text = String::from_utf8(bytes).map_err(|_| "the reading is not UTF-8 text")?;
         // `nan` and `inf` parse as numbers and are no reading.
         let millidegrees: f64 = text
             .trim()
@@ -217,6 +235,11 @@ async fn main() {
         "edge_sensor_read_errors_total",
         "Readings of the sensor that failed and were skipped."
     );
+    // Both counters exist from the start, at 0: a series that appears only with its
+    // first increment hides that increment from `increase()` and `rate()`, and an
+    // alert on a sensor that never answers would never fire.
+    metrics::counter!("edge_samples_total").increment(0);
+    metrics::counter!("edge_sensor_read_errors_total").increment(0);
     let simulated = matches!(sensor, Sensor::Simulated);
     let mut reader = Reader {
         sensor: Arc::new(sensor),

@@ -106,6 +106,14 @@ fn the_fallback_timer_starts_deferred_work_and_metrics_keep_the_early_samples() 
         Some(1.0),
         "{exposition}"
     );
+    // Both counters are there from the start, the one nothing has counted at 0: a
+    // series that appears only at its first increment hides that increment from
+    // `increase()` and `rate()`, and an alert on failed readings never fires.
+    assert_eq!(
+        value(&exposition, "edge_sensor_read_errors_total"),
+        Some(0.0),
+        "{exposition}"
+    );
     let last = seen.lines().rev().find(|l| l.contains(": cycle ")).unwrap();
     assert!(last.ends_with("from simulated"), "{last}");
     // Nothing was answered: the timer's moment is `fallback`, not a first response.
@@ -146,7 +154,12 @@ fn a_sensor_that_never_answers_is_counted_and_stops_nothing_else() {
     );
     lines.wait_for("deferred work started by the fallback timer");
     let counted = scrape_with_read_errors(mport, 2.0);
-    assert!(value(&counted, "edge_samples_total").is_none(), "{counted}");
+    // No reading taken, and the counter there at 0 all the same.
+    assert_eq!(
+        value(&counted, "edge_samples_total"),
+        Some(0.0),
+        "{counted}"
+    );
     // One read is out at a time: the thread still waiting on the FIFO is the only one.
     let threads = std::fs::read_dir(format!("/proc/{}/task", child.0.id()))
         .unwrap()
@@ -445,6 +458,76 @@ fn the_thermal_zone_is_read_where_there_is_one() {
         )),
         "{stderr}"
     );
+}
+
+/// Regression: the sensor file was read whole, however long it was: `/dev/zero` (or
+/// a serial device that keeps writing) grew the read thread's buffer until the board
+/// ran out of memory. Past 4096 bytes it is a failed reading, said and skipped.
+#[test]
+fn an_endless_sensor_file_is_a_failed_reading_not_a_growing_buffer() {
+    let out = output_within(
+        Command::new(AGENT)
+            .env("EDGE_SENSOR", "/dev/zero")
+            // Short, so that a regression, which reads until the cycle stops waiting,
+            // fills no more than some hundreds of MiB before the agent ends.
+            .env("EDGE_INTERVAL", "250ms")
+            .env("EDGE_CYCLES", "1")
+            .env("COLDSTART_METRICS_ADDR", "off"),
+        WITHIN,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains(
+            "cycle 1: /dev/zero could not be read (the reading is longer than 4096 bytes, \
+             more than a sensor file holds); skipped"
+        ),
+        "{stderr}"
+    );
+}
+
+/// A thermal zone that is there but cannot be looked at (here a path under a
+/// directory the agent may not search) is the sensor, its failed readings counted and
+/// said: taken for missing, it gave simulated readings on a board that has a sensor.
+/// The agent runs as uid 65534 where the test is root, whom no permission stops.
+#[test]
+fn a_thermal_zone_that_cannot_be_looked_at_is_read_not_simulated() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let dir = coldstart_test_support::temp_dir("edge-locked");
+    // The agent copied where any user may run it (the target directory may not be).
+    let agent = dir.join("edge-agent");
+    std::fs::copy(AGENT, &agent).unwrap();
+    let open = std::fs::Permissions::from_mode(0o755);
+    std::fs::set_permissions(&*dir, open.clone()).unwrap();
+    std::fs::set_permissions(&agent, open).unwrap();
+    let locked = dir.join("locked");
+    std::fs::create_dir(&locked).unwrap();
+    std::fs::write(locked.join("temp"), "40000\n").unwrap();
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let mut command = Command::new(&agent);
+    command
+        .env("EDGE_THERMAL_ZONE", locked.join("temp"))
+        .env_remove("EDGE_SENSOR")
+        .env("EDGE_CYCLES", "1")
+        .env("COLDSTART_METRICS_ADDR", "off");
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        command.uid(65534).gid(65534);
+    }
+    let out = output_within(&mut command, WITHIN);
+    // Searchable again, so that the directory can be removed.
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "cycle 1: {} could not be read (Permission denied",
+            locked.join("temp").display()
+        )),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("simulated"), "{stderr}");
 }
 
 /// A sensor file named and missing is an error, not a silent simulation.

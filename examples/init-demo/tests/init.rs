@@ -2,8 +2,12 @@
 #![allow(clippy::unwrap_used)]
 
 use std::process::Command;
+use std::time::Duration;
 
-use coldstart_test_support::{TempFile, temp_file};
+use coldstart_test_support::{Lines, Reaper, TempFile, output_within, temp_file};
+
+/// The longest a run of a program that ends by itself may take (see [`run`]).
+const WITHIN: Duration = Duration::from_secs(60);
 
 struct Run {
     code: i32,
@@ -55,7 +59,11 @@ fn command(bin: &str, env: &[(&str, &str)]) -> Command {
 /// regression that hangs start-up) fails the test, where a wait without end would
 /// hold the whole run until CI's own timeout.
 fn run(bin: &str, env: &[(&str, &str)]) -> Run {
-    let out = ended_within(spawned(bin, env), 60, &format!("{bin} with {env:?}"));
+    let out = ended_within(
+        spawned(bin, env),
+        WITHIN.as_secs(),
+        &format!("{bin} with {env:?}"),
+    );
     Run {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -78,7 +86,7 @@ fn ended_within(child: std::process::Child, seconds: u64, what: &str) -> std::pr
     let pid = child.id();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || tx.send(child.wait_with_output()));
-    let Ok(out) = rx.recv_timeout(std::time::Duration::from_secs(seconds)) else {
+    let Ok(out) = rx.recv_timeout(Duration::from_secs(seconds)) else {
         if let Ok(pid) = libc::pid_t::try_from(pid) {
             // SAFETY: kill(2) on the child this test started; the thread waiting for
             // it has not reaped it, since it has not ended.
@@ -175,15 +183,16 @@ fn a_recorded_profile_defers_what_the_first_request_did_not_read() {
 fn a_relative_profile_path_is_the_start_directorys() {
     let start = coldstart_test_support::temp_dir("profile-start");
     let moved = coldstart_test_support::temp_dir("profile-moved");
-    let out = Command::new(env!("CARGO_BIN_EXE_init-demo"))
-        .current_dir(&*start)
-        .env("COLDSTART_PROFILE_OUT", "relative.profile")
-        .env("COLDSTART_PROFILE", " ")
-        .env("DEMO_CD", &*moved)
-        .env("COLDSTART_METRICS_ADDR", "off")
-        .env("OTEL_TRACES_EXPORTER", "none")
-        .output()
-        .unwrap();
+    let out = output_within(
+        Command::new(env!("CARGO_BIN_EXE_init-demo"))
+            .current_dir(&*start)
+            .env("COLDSTART_PROFILE_OUT", "relative.profile")
+            .env("COLDSTART_PROFILE", " ")
+            .env("DEMO_CD", &*moved)
+            .env("COLDSTART_METRICS_ADDR", "off")
+            .env("OTEL_TRACES_EXPORTER", "none"),
+        WITHIN,
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.is_empty(), "{stderr}");
@@ -208,22 +217,23 @@ fn a_bind_mounted_or_linked_profile_file_is_written_through() {
     let (source, mounted) = (dir.join("source.profile"), dir.join("mounted.profile"));
     std::fs::write(&source, "").unwrap();
     std::fs::write(&mounted, "").unwrap();
-    let out = Command::new(unshare)
-        .args([
-            "-m",
-            "--",
-            "sh",
-            "-c",
-            r#"mount --bind "$1" "$2" && exec "$3""#,
-            "sh",
-        ])
-        .args([&source, &mounted])
-        .arg(env!("CARGO_BIN_EXE_init-demo"))
-        .env("COLDSTART_PROFILE_OUT", &mounted)
-        .env("COLDSTART_METRICS_ADDR", "off")
-        .env("OTEL_TRACES_EXPORTER", "none")
-        .output()
-        .unwrap();
+    let out = output_within(
+        Command::new(unshare)
+            .args([
+                "-m",
+                "--",
+                "sh",
+                "-c",
+                r#"mount --bind "$1" "$2" && exec "$3""#,
+                "sh",
+            ])
+            .args([&source, &mounted])
+            .arg(env!("CARGO_BIN_EXE_init-demo"))
+            .env("COLDSTART_PROFILE_OUT", &mounted)
+            .env("COLDSTART_METRICS_ADDR", "off")
+            .env("OTEL_TRACES_EXPORTER", "none"),
+        WITHIN,
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success() && stderr.is_empty(), "{stderr}");
     let text = std::fs::read_to_string(&source).unwrap();
@@ -553,10 +563,17 @@ fn names_missing_from_the_profile_or_unknown_to_the_program_warn_once_and_fall_b
 fn a_stderr_nobody_reads_does_not_change_the_exit_code() {
     let (reader, writer) = std::io::pipe().unwrap();
     drop(reader);
-    let out = command(env!("CARGO_BIN_EXE_init-demo"), &[("DEMO_FAIL", "config")])
+    // Not `output_within`, which pipes stderr to the test.
+    let child = command(env!("CARGO_BIN_EXE_init-demo"), &[("DEMO_FAIL", "config")])
+        .stdout(std::process::Stdio::piped())
         .stderr(writer)
-        .output()
+        .spawn()
         .unwrap();
+    let out = ended_within(
+        child,
+        WITHIN.as_secs(),
+        "the demo with a stderr nobody reads",
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(70), "{stdout}");
     assert!(
@@ -788,7 +805,8 @@ fn the_end_of_main_waits_for_the_deferred_init_running_with_the_runtime_running(
 #[test]
 fn a_signal_ends_the_wait_at_the_end_of_main() {
     use std::io::BufRead;
-    let mut child = spawned(
+    // Killed when the test ends, also where an assertion fails before the signal.
+    let mut child = Reaper(spawned(
         env!("CARGO_BIN_EXE_init-demo"),
         &[
             ("DEMO_RETURN_AFTER_MS", "100"),
@@ -796,9 +814,10 @@ fn a_signal_ends_the_wait_at_the_end_of_main() {
             ("DEMO_WAIT_MS", "20000"),
             ("DEMO_HOOK", "1"),
         ],
-    );
+    ));
+    let mut stderr = Lines::of(&mut child.0);
     let (tx, lines) = std::sync::mpsc::channel();
-    let stdout = child.stdout.take().unwrap();
+    let stdout = child.0.stdout.take().unwrap();
     std::thread::spawn(move || {
         for line in std::io::BufReader::new(stdout)
             .lines()
@@ -811,7 +830,7 @@ fn a_signal_ends_the_wait_at_the_end_of_main() {
     // inside the init's 20 s: signalled any sooner, it would end the body instead.
     let mut seen = Vec::new();
     while !seen.iter().any(|l| l == "shutdown hook ran") {
-        match lines.recv_timeout(std::time::Duration::from_secs(10)) {
+        match lines.recv_timeout(Duration::from_secs(10)) {
             Ok(line) => seen.push(line),
             Err(_) => panic!("no shutdown hook within 10 s: {seen:?}"),
         }
@@ -821,17 +840,20 @@ fn a_signal_ends_the_wait_at_the_end_of_main() {
         seen.iter().any(|l| l == "init init_demo::LATER"),
         "{seen:?}"
     );
-    let pid = libc::pid_t::try_from(child.id()).unwrap();
+    let pid = libc::pid_t::try_from(child.0.id()).unwrap();
     // SAFETY: kill(2) on the child this test started, not yet waited for.
     unsafe { libc::kill(pid, libc::SIGTERM) };
-    let out = ended_within(
-        child,
-        10,
-        "the program, sent SIGTERM while the end of main waited,",
-    );
+    let status = child
+        .ended_within(Duration::from_secs(10))
+        .unwrap_or_else(|| {
+            panic!(
+                "the program, sent SIGTERM while the end of main waited, did not end within 10 s"
+            )
+        });
     // The reader ends with the program's stdout.
     seen.extend(lines.iter());
-    assert_eq!(out.status.code(), Some(0), "{seen:?}");
+    let said = stderr.drain(Duration::from_millis(100));
+    assert_eq!(status.code(), Some(0), "{seen:?}\n{said}");
     assert!(
         !seen
             .iter()
@@ -908,6 +930,8 @@ fn an_embedded_profile_orders_the_run_and_the_variable_overrides_it() {
         env!("CARGO_BIN_EXE_embedded"),
         &[("COLDSTART_PROFILE", own.to_str().unwrap())],
     );
+    assert_eq!(overridden.code, 0, "{}", overridden.stderr);
+    assert!(overridden.stderr.is_empty(), "{}", overridden.stderr);
     assert_eq!(
         overridden.inits_between(None, "body"),
         ["init_demo::SHARED"]
@@ -977,8 +1001,7 @@ fn statics_set_apart_run_where_no_thread_can_be_made() {
     );
     command.env_remove("RUST_BACKTRACE");
     cg.join_before_exec(&mut command).unwrap();
-    let out =
-        coldstart_test_support::output_within(&mut command, std::time::Duration::from_secs(120));
+    let out = output_within(&mut command, Duration::from_secs(120));
     let r = Run {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),

@@ -8,6 +8,18 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
+
+use coldstart_test_support::{output_within, status_within};
+
+/// The longest one build may take: the first builds every dependency into a target
+/// directory of its own, with whole-program LTO in `release-lto`, on a machine maybe
+/// as small as two cores and busy with the rest of the suite. Generous, since only a
+/// build that hangs should reach it.
+const BUILD_WITHIN: Duration = Duration::from_secs(30 * 60);
+
+/// The longest `readelf` or a built program may take; both end at once.
+const RUN_WITHIN: Duration = Duration::from_secs(60);
 
 fn target_dir() -> PathBuf {
     // .../target/<profile>/deps/link-<hash> -> .../target/link-check
@@ -33,7 +45,7 @@ fn build(bin: &str, profile: &str, opt_out_of_lld: bool) -> PathBuf {
     if opt_out_of_lld {
         cmd.args(["--", "-Clinker-features=-lld"]);
     }
-    let status = cmd.status().unwrap();
+    let status = status_within(&mut cmd, BUILD_WITHIN);
     assert!(
         status.success(),
         "building {bin} ({profile}, opt_out_of_lld={opt_out_of_lld})"
@@ -44,20 +56,19 @@ fn build(bin: &str, profile: &str, opt_out_of_lld: bool) -> PathBuf {
 
 /// Which linker wrote the binary: LLD leaves its name in `.comment`, GNU ld does not.
 fn linked_by_lld(binary: &Path) -> bool {
-    let out = Command::new("readelf")
-        .args(["-p", ".comment"])
-        .arg(binary)
-        .output()
-        .unwrap();
+    let out = output_within(
+        Command::new("readelf").args(["-p", ".comment"]).arg(binary),
+        RUN_WITHIN,
+    );
     assert!(out.status.success(), "readelf (binutils) is needed");
     String::from_utf8_lossy(&out.stdout).contains("Linker: LLD")
 }
 
 fn run(binary: &Path) -> String {
-    let out = Command::new(binary)
-        .env_remove("COLDSTART_PROFILE")
-        .output()
-        .unwrap();
+    let out = output_within(
+        Command::new(binary).env_remove("COLDSTART_PROFILE"),
+        RUN_WITHIN,
+    );
     assert!(
         out.status.success(),
         "{}",

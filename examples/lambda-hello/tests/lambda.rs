@@ -6,6 +6,7 @@
 
 #![allow(clippy::unwrap_used)] // a test fails loudly on a broken fixture
 
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
@@ -131,7 +132,9 @@ struct Function {
 }
 
 impl Function {
-    fn start(runtime_api: &str, vars: &[(&str, &str)]) -> Function {
+    /// Started with `vars` (values that may not be UTF-8) on top of the Lambda
+    /// variables.
+    fn start<V: AsRef<OsStr>>(runtime_api: &str, vars: &[(&str, V)]) -> Function {
         let mut child = Command::new(FUNCTION)
             .env("AWS_LAMBDA_RUNTIME_API", runtime_api)
             .env("AWS_LAMBDA_FUNCTION_NAME", "lambda-hello")
@@ -139,7 +142,7 @@ impl Function {
             .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")
             .env("AWS_REGION", "eu-west-1")
             .env("AWS_LAMBDA_LOG_STREAM_NAME", "2026/11/24/[7]0123abcd")
-            .envs(vars.iter().copied())
+            .envs(vars.iter().map(|(name, value)| (name, value)))
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -787,9 +790,9 @@ fn an_http_events_traceparent_makes_the_callers_span_the_parent() {
 /// queued invocation was `answered` (the emulator answers the first queued
 /// invocation with the init error it is posted). Skipped where cargo-lambda is
 /// missing outside CI.
-fn expect_failed_start(
+fn expect_failed_start<V: AsRef<OsStr>>(
     test: &str,
-    vars: &[(&str, &str)],
+    vars: &[(&str, V)],
     code: i32,
     error_type: &str,
     printed: &str,
@@ -857,8 +860,24 @@ fn main_failing_before_run_is_an_init_failure_the_waiting_caller_sees() {
         &[("HELLO_MAX_KEYS", "lots")],
         1,
         "Runtime.ExitError",
-        "set HELLO_MAX_KEYS to a whole number, got `lots`",
-        "main returned an error before the function started serving: Error: \\\"set HELLO_MAX_KEYS to a whole number, got `lots`\\\"",
+        "set HELLO_MAX_KEYS to a whole number from 1 to 1000000, got `lots`",
+        "main returned an error before the function started serving: Error: \\\"set HELLO_MAX_KEYS to a whole number from 1 to 1000000, got `lots`\\\"",
+    );
+}
+
+/// Regression: a greeting that is not UTF-8 was taken for unset, and every answer
+/// silently said `hello`. It is a failed init, reported as the empty one is.
+#[test]
+fn a_greeting_that_is_not_utf8_is_an_init_failure_the_waiting_caller_sees() {
+    use std::os::unix::ffi::OsStrExt;
+    expect_failed_start(
+        "a_greeting_that_is_not_utf8_is_an_init_failure_the_waiting_caller_sees",
+        // `héllo` in Latin-1.
+        &[("HELLO_GREETING", OsStr::from_bytes(b"h\xe9llo"))],
+        70,
+        "Runtime.InitError",
+        "HELLO_GREETING must be UTF-8, got `h\u{fffd}llo`; give the greeting in UTF-8 or unset it",
+        "HELLO_GREETING must be UTF-8",
     );
 }
 
@@ -926,27 +945,56 @@ fn the_plan_follows_the_memory_size_and_a_setting_overrides_it() {
     );
 }
 
+/// `HELLO_MAX_KEYS` as `main` reads it before `run`, against a Runtime API it then
+/// fails to reach: what the function said.
+fn with_max_keys(value: &str) -> String {
+    against_a_closed_api(&[
+        ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128"),
+        ("HELLO_MAX_KEYS", value),
+    ])
+}
+
 /// Blank is unset, as for coldstart's own settings: a compose file's or a template's
-/// empty `HELLO_MAX_KEYS` stopped the function from starting.
+/// empty `HELLO_MAX_KEYS` stopped the function from starting. Spaces around a number
+/// are not part of it: ` 1 ` is 1, and an event of two keys is refused.
 #[test]
 fn a_blank_max_keys_is_unset_and_spaces_are_not_part_of_it() {
-    // `main` reads the setting before `run`, which then fails to reach the API.
-    let said = |value: &str| {
-        against_a_closed_api(&[
-            ("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128"),
-            ("HELLO_MAX_KEYS", value),
-        ])
-    };
-    for fine in ["", " ", " 8 "] {
-        let stderr = said(fine);
-        assert!(!stderr.contains("HELLO_MAX_KEYS"), "`{fine}`: {stderr}");
-        assert!(stderr.contains(CLOSED_API), "`{fine}`: {stderr}");
+    let test = "a_blank_max_keys_is_unset_and_spaces_are_not_part_of_it";
+    for blank in ["", " "] {
+        let stderr = with_max_keys(blank);
+        assert!(!stderr.contains("HELLO_MAX_KEYS"), "`{blank}`: {stderr}");
+        assert!(stderr.contains(CLOSED_API), "`{blank}`: {stderr}");
     }
-    let refused = said("lots");
+    let Some(cargo_lambda) = cargo_lambda(test) else {
+        return;
+    };
+    let emulator = Emulator::start(cargo_lambda);
+    let _function = Function::start(&emulator.runtime_api(), &[("HELLO_MAX_KEYS", " 1 ")]);
+    let one = emulator.invoke(r#"{"a":1}"#);
+    assert!(one.status.success(), "{}", text(&one));
+    let two = text(&emulator.invoke(r#"{"a":1,"b":2}"#));
     assert!(
-        refused.contains("set HELLO_MAX_KEYS to a whole number, got `lots`"),
-        "{refused}"
+        two.contains("the event has 2 keys, at most 1 are accepted"),
+        "{two}"
     );
+}
+
+/// Regression: `HELLO_MAX_KEYS=0` was taken, and every event with a key then failed
+/// at its invocation; a number too large for the machine was said to be no whole
+/// number. Both are refused before serving, with the range that is taken.
+#[test]
+fn a_max_keys_of_0_or_past_its_bound_is_refused_with_the_range() {
+    for refused in ["0", "1000001", "18446744073709551616", "lots"] {
+        let stderr = with_max_keys(refused);
+        assert!(
+            stderr.contains(&format!(
+                "set HELLO_MAX_KEYS to a whole number from 1 to 1000000, got `{refused}`"
+            )),
+            "`{refused}`: {stderr}"
+        );
+    }
+    let highest = with_max_keys("1000000");
+    assert!(!highest.contains("HELLO_MAX_KEYS"), "{highest}");
 }
 
 #[test]
