@@ -285,7 +285,7 @@ pub fn run(
     }
     report.push_str(&match (&embedded, choice) {
         (Some(e), _) => format!(
-            "init profile {} embedded ({} needed by the first request, {} after it) in every \
+            "init profile {} embedded ({} needed by the first request, {} not) in every \
              #[coldstart::main] built, in place of any profile argument; COLDSTART_PROFILE \
              still overrides it at run time\n",
             shown(&e.path),

@@ -319,7 +319,9 @@ fn table(profile: &Profile<'_>, out: &Path) -> String {
     }
     let needed = profile.entries().iter().filter(|e| e.needed).count();
     text.push_str(&format!(
-        "{needed} run before serving on the next start, {} after the first response\n",
+        // Not "before serving" and "after": a declared phase wins over the profile, and
+        // only statics are placed by it (order.rs), so the counts would misreport.
+        "{needed} needed by the first request, {} not; the next start defers the statics not needed, unless declared critical (COLDSTART_LOG=debug shows where each runs)\n",
         profile.entries().len() - needed
     ));
     text
@@ -429,7 +431,7 @@ mod tests {
         let t = table(&p, Path::new("coldstart.profile"));
         assert!(t.contains("needed          390  static  a::CONFIG"), "{t}");
         assert!(
-            t.contains("1 run before serving on the next start, 1 after the first response"),
+            t.contains("1 needed by the first request, 1 not; the next start defers"),
             "{t}"
         );
     }

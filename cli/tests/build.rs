@@ -77,7 +77,7 @@ fn the_example_built_for_start_up_serves_in_the_embedded_order() {
     assert!(line.contains(" MB"), "{line}");
     assert!(
         report.contains(&format!(
-            "init profile {} embedded (2 needed by the first request, 1 after it)",
+            "init profile {} embedded (2 needed by the first request, 1 not)",
             given.display()
         )),
         "{report}"

@@ -492,7 +492,7 @@ pub(crate) async fn run_after_first_response() {
             }
             Ok(_) => {}
             Err((path, e)) => coldstart_bootstrap::say!(
-                "coldstart: cannot write {PROFILE_OUT}={}: {e}",
+                "coldstart: cannot write {PROFILE_OUT}={}: {e}; set it to a file in a directory this process can write, or /dev/stdout",
                 shown(&path)
             ),
         }

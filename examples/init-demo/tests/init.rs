@@ -177,6 +177,21 @@ fn a_recorded_profile_defers_what_the_first_request_did_not_read() {
     assert!(second.stderr.is_empty(), "{}", second.stderr);
 }
 
+/// A profile that cannot be written is one line naming the variable, the path, why,
+/// and what it takes; the program ends as it would have.
+#[test]
+fn a_profile_that_cannot_be_written_says_what_the_variable_takes() {
+    let dir = coldstart_test_support::temp_dir("profile-out-missing");
+    let out = dir.join("no-such-directory").join("init.profile");
+    let run = demo(&[("COLDSTART_PROFILE_OUT", out.to_str().unwrap())]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let said = format!(
+        "coldstart: cannot write COLDSTART_PROFILE_OUT={}: No such file or directory (os error 2); set it to a file in a directory this process can write, or /dev/stdout\n",
+        out.display()
+    );
+    assert_eq!(run.stderr, said);
+}
+
 /// A relative `COLDSTART_PROFILE_OUT` is the start directory's, whatever directory
 /// the body moved to; a blank `COLDSTART_PROFILE` is unset (no error line).
 #[test]
