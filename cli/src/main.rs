@@ -47,9 +47,8 @@ OPTIONS (build):
     --no-init-profile   Embed none (profile arguments of #[coldstart::main] still apply)
 
 OPTIONS (compare):
-    --runs N          Runs of each program (default 20; an odd N is rounded up, so
-                      that A and B go first equally often), after one warm-up run
-                      of each that is not recorded
+    --runs N          Runs of each program (default 20), after one warm-up run of
+                      each that is not recorded
     --cpus X          Run every process in a new cgroup with X CPUs (root; removed after)
     --memory SIZE     ... and a memory limit such as 64M (with --lambda, also the
                       function's AWS_LAMBDA_FUNCTION_MEMORY_SIZE; by default the
