@@ -97,7 +97,37 @@ pub async fn deferred_done() {
     // Awaited by an init before serving, it waits for ever too: said as for
     // `first_response`.
     lifecycle::waits_for_first_response();
+    waits_in_deferred_init();
     lifecycle::wait_until(&DEFERRED_DONE, || DEFERRED_FINISHED.load(Ordering::Acquire)).await;
+}
+
+thread_local! {
+    /// While a deferred init runs (each poll of an async one, the whole of one on its
+    /// thread), its name.
+    static IN_DEFERRED_INIT: std::cell::Cell<Option<&'static str>> =
+        const { std::cell::Cell::new(None) };
+}
+
+/// Runs `work` as the deferred init `name`, for [`waits_in_deferred_init`].
+fn as_deferred_init<T>(name: &'static str, work: impl FnOnce() -> T) -> T {
+    let outer = IN_DEFERRED_INIT.replace(Some(name));
+    let done = work();
+    IN_DEFERRED_INIT.set(outer);
+    done
+}
+
+/// Says, once, that a deferred init waits for [`deferred_done`]: that comes only after
+/// the deferred inits, this one among them, have ended, so the wait has no end; the
+/// inits after it never start, and one on a thread of its own holds the end of `main`.
+fn waits_in_deferred_init() {
+    static SAID: AtomicBool = AtomicBool::new(false);
+    if let Some(name) = IN_DEFERRED_INIT.get()
+        && !SAID.swap(true, Ordering::Relaxed)
+    {
+        coldstart_bootstrap::say!(
+            "coldstart: deferred init `{name}` waits for deferred_done(), which comes only after the deferred inits, this one among them, have ended: spawn the wait (tokio::spawn) instead"
+        );
+    }
 }
 
 /// Says the work after the first response is finished: [`deferred_done`] resolves.
@@ -816,14 +846,17 @@ async fn timed(r: &'static Registration) -> (Result<(), Box<Failure>>, std::time
     match &r.work {
         Work::Async(_) => {
             let start = Instant::now();
-            let outcome = run(r).await;
+            let mut work = std::pin::pin!(run(r));
+            let outcome =
+                std::future::poll_fn(|cx| as_deferred_init(r.name, || work.as_mut().poll(cx)))
+                    .await;
             (outcome, start.elapsed())
         }
         _ => {
             crate::task::off_runtime(r.name, move || {
                 let start = Instant::now();
-                let outcome =
-                    run_blocking(r).map_err(|(error, panicked)| failure(r, error, panicked));
+                let outcome = as_deferred_init(r.name, || run_blocking(r))
+                    .map_err(|(error, panicked)| failure(r, error, panicked));
                 (outcome, start.elapsed())
             })
             .await

@@ -469,6 +469,26 @@ fn an_init_before_serving_that_waits_for_the_first_response_is_said() {
     );
 }
 
+/// A deferred init that waits for `deferred_done()` waits for its own end: said once,
+/// naming it. Unsaid, the inits after it never started and, on a thread of its own,
+/// it held the end of `main` with no word why (here the demo bounds the wait).
+#[test]
+fn a_deferred_init_that_waits_for_the_deferred_work_is_said() {
+    let r = demo(&[("DEMO_AWAIT_DEFERRED", "report")]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(
+        r.stderr,
+        "coldstart: deferred init `init_demo::report` waits for deferred_done(), which comes only after the deferred inits, this one among them, have ended: spawn the wait (tokio::spawn) instead\n"
+    );
+    assert!(r.lines().contains(&"deferred done"), "{}", r.stdout);
+    let quiet = demo(&[]);
+    assert!(
+        !quiet.stderr.contains("deferred_done()"),
+        "{}",
+        quiet.stderr
+    );
+}
+
 #[test]
 fn a_malformed_profile_is_one_line_and_the_default_order_is_used() {
     let bad = profile_file(
