@@ -362,21 +362,27 @@ fn blank_settings_are_unset_and_values_are_trimmed() {
     );
 }
 
+/// What the agent `command` says on stderr in one cycle with no metrics listener; it
+/// must end with 0 within the tests' bound.
+fn one_cycle(command: &mut Command) -> String {
+    let out = output_within(
+        command
+            .env("EDGE_CYCLES", "1")
+            .env("COLDSTART_METRICS_ADDR", "off"),
+        WITHIN,
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    stderr
+}
+
 /// `nan` and `inf` parse as floating-point numbers and are no reading: skipped and
 /// counted as other text that is no number (they were exported as the gauge's value).
 #[test]
 fn a_reading_that_is_not_finite_is_skipped() {
     for text in ["nan", "inf", "-inf"] {
         let dir = sensor(&format!("{text}\n"));
-        let out = output_within(
-            Command::new(AGENT)
-                .env("EDGE_SENSOR", dir.join("temp"))
-                .env("EDGE_CYCLES", "1")
-                .env("COLDSTART_METRICS_ADDR", "off"),
-            WITHIN,
-        );
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(0), "{stderr}");
+        let stderr = one_cycle(Command::new(AGENT).env("EDGE_SENSOR", dir.join("temp")));
         assert!(
             stderr.contains(&format!(
                 "could not be read (`{text}` is no number); skipped"
@@ -465,18 +471,13 @@ fn the_thermal_zone_is_read_where_there_is_one() {
 /// ran out of memory. Past 4096 bytes it is a failed reading, said and skipped.
 #[test]
 fn an_endless_sensor_file_is_a_failed_reading_not_a_growing_buffer() {
-    let out = output_within(
+    let stderr = one_cycle(
         Command::new(AGENT)
             .env("EDGE_SENSOR", "/dev/zero")
             // Short, so that a regression, which reads until the cycle stops waiting,
             // fills no more than some hundreds of MiB before the agent ends.
-            .env("EDGE_INTERVAL", "250ms")
-            .env("EDGE_CYCLES", "1")
-            .env("COLDSTART_METRICS_ADDR", "off"),
-        WITHIN,
+            .env("EDGE_INTERVAL", "250ms"),
     );
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(
         stderr.contains(
             "cycle 1: /dev/zero could not be read (the reading is longer than 4096 bytes, \
