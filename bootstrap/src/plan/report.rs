@@ -123,8 +123,10 @@ impl fmt::Display for Report<'_> {
             // not as the plan's reason for them.
             (Some(false), _) => writeln!(
                 f,
-                "  {:<21}{:<19} built without coldstart's `mimalloc` feature",
-                "allocator", "system"
+                "  {:<21}{:<19} {}",
+                "allocator",
+                "system",
+                without_mimalloc(cfg!(target_env = "musl"))
             )?,
             (_, Some(ms)) => row(
                 f,
@@ -152,6 +154,17 @@ impl fmt::Display for Report<'_> {
             &p.drain_timeout,
             Seconds(p.drain_timeout.value),
         )
+    }
+}
+
+/// Why the program runs on the system allocator; on musl, what that costs: musl's own
+/// allocator served the example about half the requests of glibc's (BENCHMARKS.md,
+/// "Static musl builds").
+fn without_mimalloc(musl: bool) -> &'static str {
+    if musl {
+        "built without coldstart's `mimalloc` feature; musl's allocator served about half the requests of glibc's"
+    } else {
+        "built without coldstart's `mimalloc` feature"
     }
 }
 
@@ -185,10 +198,20 @@ mod tests {
         let row = |mimalloc| allocator_row(&budget, &plan, mimalloc);
         assert!(row(None).starts_with("mimalloc purge 0ms"), "{}", row(None));
         assert_eq!(row(Some(true)), row(None));
-        // In its column, the reason said for it.
+        // In its column, the reason said for it; on musl, what its allocator costs.
         assert_eq!(
             row(Some(false)),
-            "system built without coldstart's `mimalloc` feature"
+            format!("system {}", without_mimalloc(cfg!(target_env = "musl")))
+        );
+        assert_eq!(
+            without_mimalloc(false),
+            "built without coldstart's `mimalloc` feature"
+        );
+        assert!(
+            without_mimalloc(true)
+                .ends_with("musl's allocator served about half the requests of glibc's"),
+            "{}",
+            without_mimalloc(true)
         );
         let text = Report {
             budget: &budget,
