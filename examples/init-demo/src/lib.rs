@@ -18,9 +18,7 @@ fn library_warm_up() {
 /// `DEMO_TERM` names one that first sends its own process SIGTERM and waits 300 ms,
 /// so that it ends while the program shuts down; `DEMO_WAIT_ON_RUNTIME` one that waits
 /// on a timer of the runtime it runs inside, `DEMO_WAIT_MS` (300 by default; it must
-/// be one that runs on a thread, not an `async fn`); `DEMO_AWAIT_DEFERRED` one that
-/// waits for `deferred_done()`, 300 ms at most (a mistake in a deferred init, whose own
-/// end that waits for).
+/// be one that runs on a thread, not an `async fn`).
 pub fn step(name: &str) -> Result<(), String> {
     println!("init {name}");
     let short = name.rsplit("::").next().unwrap_or(name);
@@ -32,13 +30,6 @@ pub fn step(name: &str) -> Result<(), String> {
         let wait = tokio::time::sleep(std::time::Duration::from_millis(ms));
         tokio::runtime::Handle::current().block_on(wait);
         println!("{short} waited on the runtime");
-    }
-    if std::env::var("DEMO_AWAIT_DEFERRED").is_ok_and(|v| v == short) {
-        let wait = tokio::time::timeout(
-            std::time::Duration::from_millis(300),
-            coldstart::deferred_done(),
-        );
-        let _ = tokio::runtime::Handle::current().block_on(wait);
     }
     if std::env::var("DEMO_TERM").is_ok_and(|v| v == short) {
         // SAFETY: kill(2) of this process, with a signal coldstart handles.

@@ -10,7 +10,9 @@
 //! `DEMO_EARLY_HOOK=1` one that prints `early hook ran`, registered by the `config`
 //! init; `DEMO_CD=dir` makes the body change to that directory first;
 //! `DEMO_POOL_WAITS=1` makes the `pool` init wait for the first response, for 300 ms
-//! at most (`DEMO_POOL_WAITS=deferred`: for `deferred_done`); `DEMO_LINGER_MS=n` keeps `main` n ms after its report, before it ends.
+//! at most (`DEMO_POOL_WAITS=deferred`: for `deferred_done`); `DEMO_AWAIT_DEFERRED=report`
+//! (an `async fn`) or `=must_work` (a function) makes that deferred init wait for
+//! `deferred_done`, 300 ms at most; `DEMO_LINGER_MS=n` keeps `main` n ms after its report, before it ends.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -63,13 +65,28 @@ static LATER: u8 = {
 };
 
 #[coldstart::init(deferred)]
-fn report() -> Result<(), String> {
+async fn report() -> Result<(), String> {
+    if awaits_deferred("report") {
+        // A mistake: `deferred_done` comes only after this init has ended.
+        let _ = tokio::time::timeout(Duration::from_millis(300), coldstart::deferred_done()).await;
+    }
     step("init_demo::report")
 }
 
 #[coldstart::init(deferred, fatal)]
 fn must_work() -> Result<(), String> {
+    if awaits_deferred("must_work") {
+        // The same mistake, on the thread this init runs on.
+        let wait = tokio::time::timeout(Duration::from_millis(300), coldstart::deferred_done());
+        let _ = tokio::runtime::Handle::current().block_on(wait);
+    }
     step("init_demo::must_work")
+}
+
+/// `DEMO_AWAIT_DEFERRED` names the deferred init `short`, which then waits for
+/// `deferred_done()`, 300 ms at most.
+fn awaits_deferred(short: &str) -> bool {
+    std::env::var("DEMO_AWAIT_DEFERRED").is_ok_and(|v| v == short)
 }
 
 #[coldstart::init(name = "given name")]

@@ -474,13 +474,19 @@ fn an_init_before_serving_that_waits_for_the_first_response_is_said() {
 /// it held the end of `main` with no word why (here the demo bounds the wait).
 #[test]
 fn a_deferred_init_that_waits_for_the_deferred_work_is_said() {
-    let r = demo(&[("DEMO_AWAIT_DEFERRED", "report")]);
-    assert_eq!(r.code, 0, "{}", r.stderr);
-    assert_eq!(
-        r.stderr,
-        "coldstart: deferred init `init_demo::report` waits for deferred_done(), which comes only after the deferred inits, this one among them, have ended: spawn the wait (tokio::spawn) instead\n"
-    );
-    assert!(r.lines().contains(&"deferred done"), "{}", r.stdout);
+    // `report` is an `async fn`, polled on the runtime; `must_work` a function, run on
+    // a thread of its own.
+    for init in ["report", "must_work"] {
+        let r = demo(&[("DEMO_AWAIT_DEFERRED", init)]);
+        assert_eq!(r.code, 0, "{init}: {}", r.stderr);
+        assert_eq!(
+            r.stderr,
+            format!(
+                "coldstart: deferred init `init_demo::{init}` waits for deferred_done(), which comes only after the deferred inits, this one among them, have ended: spawn the wait (tokio::spawn) instead\n"
+            )
+        );
+        assert!(r.lines().contains(&"deferred done"), "{init}: {}", r.stdout);
+    }
     let quiet = demo(&[]);
     assert!(
         !quiet.stderr.contains("deferred_done()"),
@@ -678,8 +684,9 @@ fn a_failing_deferred_init_is_reported_and_serving_continues() {
         "coldstart: deferred init `init_demo::report` failed: report: no such file; serving continues"
     );
     assert!(
-        r.stdout
-            .contains("report init_demo::report fn AfterFirstResponse needed=false ok=Some(false)")
+        r.stdout.contains(
+            "report init_demo::report async AfterFirstResponse needed=false ok=Some(false)"
+        )
     );
     assert!(r.stdout.ends_with("end\n"), "{}", r.stdout);
 }
@@ -698,8 +705,9 @@ fn a_panicking_deferred_init_is_reported_and_serving_continues() {
         r.stderr
     );
     assert!(
-        r.stdout
-            .contains("report init_demo::report fn AfterFirstResponse needed=false ok=Some(false)"),
+        r.stdout.contains(
+            "report init_demo::report async AfterFirstResponse needed=false ok=Some(false)"
+        ),
         "{}",
         r.stdout
     );
