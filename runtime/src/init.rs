@@ -762,7 +762,14 @@ enum Descriptor {
 fn linked_descriptor(path: &std::path::Path) -> Option<Descriptor> {
     let mut at = path.to_path_buf();
     for _ in 0..40 {
-        if let Some(named) = descriptor(&at) {
+        // Its folder resolved too: a relative link (`../proc/self/fd/1`) or a folder
+        // linked to `/proc/self/fd` names a descriptor by another spelling, and the
+        // next link read is the descriptor's own, to the file it writes.
+        let resolved = || {
+            let folder = std::fs::canonicalize(at.parent()?).ok()?;
+            descriptor(&folder.join(at.file_name()?))
+        };
+        if let Some(named) = descriptor(&at).or_else(resolved) {
             return Some(named);
         }
         let next = std::fs::read_link(&at).ok()?;
@@ -1049,14 +1056,26 @@ mod tests {
         let dir = coldstart_test_support::temp_dir("profile-linked-descriptor");
         std::os::unix::fs::symlink(&fd, dir.join("profile")).unwrap_or_else(|e| panic!("{e}"));
         std::os::unix::fs::symlink("profile", dir.join("again")).unwrap_or_else(|e| panic!("{e}"));
-        for link in ["profile", "again"] {
+        // A folder linked to `/proc/self/fd`, and a relative link through `..` into
+        // it: the descriptor by other spellings.
+        std::os::unix::fs::symlink("/proc/self/fd", dir.join("fds"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        std::fs::create_dir(dir.join("sub")).unwrap_or_else(|e| panic!("{e}"));
+        let number = held.as_raw_fd();
+        std::os::unix::fs::symlink(format!("../fds/{number}"), dir.join("sub/up"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let through = [format!("fds/{number}"), "sub/up".to_owned()];
+        for link in ["profile", "again"]
+            .into_iter()
+            .chain(through.iter().map(String::as_str))
+        {
             write_profile(&dir.join(link)).unwrap_or_else(|(_, e)| panic!("{e}"));
         }
         assert_eq!(inode(&log), before, "not renamed over through a link");
         let text = std::fs::read_to_string(&log).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
             text,
-            format!("a log line\n{0}after\n{0}{0}", profile()),
+            format!("a log line\n{0}after\n{0}{0}{0}{0}", profile()),
             "written through the links"
         );
         assert_eq!(
