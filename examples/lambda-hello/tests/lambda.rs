@@ -993,8 +993,10 @@ fn a_max_keys_of_0_or_past_its_bound_is_refused_with_the_range() {
             "`{refused}`: {stderr}"
         );
     }
+    // Taken: the function went on to reach for the Runtime API.
     let highest = with_max_keys("1000000");
     assert!(!highest.contains("HELLO_MAX_KEYS"), "{highest}");
+    assert!(highest.contains(CLOSED_API), "{highest}");
 }
 
 #[test]
