@@ -233,6 +233,61 @@ pub(crate) fn child_reaped(pid: u32) {
         .retain(|p| *p != pid);
 }
 
+/// A helper program the tool runs (`wrk`), recorded for the clean-up from its start
+/// until it is reaped, so that a signal to the tool alone (`kill PID` from another
+/// shell, which its process group does not get) stops it too; dropped before it has
+/// ended (an error on the way), it is killed and reaped.
+pub struct Helper(Option<std::process::Child>);
+
+impl Helper {
+    /// Starts `command`, recorded.
+    ///
+    /// # Errors
+    ///
+    /// When it cannot be started.
+    pub fn spawn(command: &mut std::process::Command) -> std::io::Result<Helper> {
+        let _launching = launching();
+        let child = command.spawn()?;
+        child_started(child.id());
+        Ok(Helper(Some(child)))
+    }
+
+    /// Its exit status if it has ended, as [`std::process::Child::try_wait`].
+    ///
+    /// # Errors
+    ///
+    /// As `try_wait`.
+    pub fn try_wait(&mut self) -> std::io::Result<Option<std::process::ExitStatus>> {
+        match &mut self.0 {
+            Some(child) => child.try_wait(),
+            None => Ok(None),
+        }
+    }
+
+    /// Waits for it to end, with what it wrote to the pipes it was given.
+    ///
+    /// # Errors
+    ///
+    /// As [`std::process::Child::wait_with_output`].
+    pub fn wait_with_output(mut self) -> std::io::Result<std::process::Output> {
+        let child = self.0.take().ok_or(std::io::ErrorKind::NotFound)?;
+        let pid = child.id();
+        let output = child.wait_with_output();
+        child_reaped(pid);
+        output
+    }
+}
+
+impl Drop for Helper {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+            child_reaped(child.id());
+        }
+    }
+}
+
 /// Records cgroup directories the tool created.
 pub(crate) fn cgroup_created(dirs: impl IntoIterator<Item = PathBuf>) {
     CGROUPS
@@ -266,6 +321,29 @@ mod tests {
         assert!(!going.exists());
         assert!(kept.exists());
         std::fs::remove_file(&kept).unwrap();
+    }
+
+    /// A helper is recorded until it is reaped; one dropped before its end is killed.
+    #[test]
+    fn a_helper_is_recorded_while_it_runs_and_killed_when_dropped() {
+        use std::process::{Command, Stdio};
+        let recorded = |pid: u32| CHILDREN.lock().unwrap().contains(&pid);
+        let echo = Helper::spawn(Command::new("echo").arg("hi").stdout(Stdio::piped())).unwrap();
+        let pid = echo.0.as_ref().unwrap().id();
+        assert!(recorded(pid));
+        let out = echo.wait_with_output().unwrap();
+        assert_eq!(out.stdout, b"hi\n");
+        assert!(!recorded(pid));
+        let mut sleeping = Helper::spawn(Command::new("sleep").arg("60")).unwrap();
+        let pid = sleeping.0.as_ref().unwrap().id();
+        assert!(recorded(pid) && sleeping.try_wait().unwrap().is_none());
+        drop(sleeping);
+        assert!(!recorded(pid));
+        // Reaped: no process of that id is a child of this one any more.
+        // SAFETY: waitpid(2) without blocking, on an id this test started.
+        let waited =
+            unsafe { libc::waitpid(pid as libc::pid_t, std::ptr::null_mut(), libc::WNOHANG) };
+        assert_eq!(waited, -1, "killed and reaped");
     }
 
     #[test]
