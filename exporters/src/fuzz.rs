@@ -29,6 +29,15 @@ pub fn process_files(text: &str) {
     assert_eq!(stat.resident_bytes, 24.0 * 4096.0, "{text:?}");
 }
 
+/// A collector's answer to an OTLP/gRPC export as coldstart reads it before tonic, on
+/// any bytes: the message's data in any frames goes on as sent, or, longer than tonic
+/// reads (4 MiB), as an empty message; the trailers' `grpc-status-details-bin` leaves
+/// tonic a status it reads without a panic, whose `RetryInfo` asks for at most 30 s.
+#[cfg(feature = "grpc")]
+pub fn grpc_answer(frames: &[&[u8]], details: &[u8]) {
+    crate::trace::grpc_answer(frames, details);
+}
+
 /// A collector's answer to an OTLP/HTTP export and its `Retry-After` header, on any
 /// bytes; and a partial success written here as the protobuf definitions say
 /// (`ExportTraceServiceResponse.partial_success` = 1, in it `rejected_spans` = 1 and

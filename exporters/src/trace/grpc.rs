@@ -264,6 +264,46 @@ impl http_body::Body for CheckedBody {
     }
 }
 
+/// A collector's answer as read before tonic (see [`crate::fuzz::grpc_answer`]): the
+/// message's data in `frames`, then trailers of a failed call whose
+/// `grpc-status-details-bin` holds `details`.
+#[cfg(fuzzing)]
+pub(crate) fn fuzz_answer(frames: &[&[u8]], details: &[u8]) {
+    let (mut head, mut read) = (Vec::new(), Read::Head);
+    let mut passed = Vec::new();
+    for frame in frames {
+        passed.extend_from_slice(&pass_on(
+            &mut head,
+            &mut read,
+            Bytes::copy_from_slice(frame),
+        ));
+    }
+    // The message as it was sent, or for one longer than tonic reads, the head of an
+    // empty one; nothing until the five bytes of the head have come.
+    let sent = frames.concat();
+    match sent.get(1..5) {
+        None => assert!(passed.is_empty(), "{passed:?}"),
+        Some(length)
+            if u32::from_be_bytes([length[0], length[1], length[2], length[3]]) as usize
+                > ANSWER_LIMIT =>
+        {
+            assert_eq!(passed, [0, 0, 0, 0, 0]);
+        }
+        Some(_) => assert_eq!(passed, sent),
+    }
+    if let Ok(value) = http::HeaderValue::from_bytes(details) {
+        let mut trailers = http::HeaderMap::new();
+        trailers.insert("grpc-status", http::HeaderValue::from_static("14"));
+        trailers.insert("grpc-status-details-bin", value);
+        drop_undecodable_details(&mut trailers);
+        // tonic panics on details it cannot decode: none is left for it.
+        let status = tonic::Status::from_header_map(&trailers).expect("a status");
+        if let Some(delay) = asked_delay(&status) {
+            assert!(delay <= MAX_ASKED_DELAY, "{delay:?}");
+        }
+    }
+}
+
 /// Takes out a `grpc-status-details-bin` the decoder tonic reads it with refuses.
 fn drop_undecodable_details(headers: &mut http::HeaderMap) {
     use base64::Engine as _;

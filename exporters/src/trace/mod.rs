@@ -33,6 +33,8 @@ use opentelemetry_sdk::trace::{Sampler as SdkSampler, ShouldSample, SpanLimits};
 
 use crate::config::{Config, Sampler};
 use crate::problem;
+#[cfg(all(fuzzing, feature = "grpc"))]
+pub(crate) use grpc::fuzz_answer as grpc_answer;
 #[cfg(fuzzing)]
 pub(crate) use otlp::retry_after as otlp_retry_after;
 pub(crate) use otlp::{Partial, take_partial};
