@@ -1,6 +1,6 @@
-//! Every variable coldstart reads, set to any value: the plan, the telemetry settings
-//! and the Lambda function's settings each accept it or refuse it with a message that
-//! names the variable; nothing panics.
+//! Every variable coldstart reads but the file and profile paths, set to any value: the
+//! plan, the telemetry settings and the Lambda function's settings each accept it or
+//! refuse it with a message that names the variable; nothing panics.
 #![no_main]
 
 use arbitrary::Arbitrary;
@@ -14,17 +14,27 @@ struct Input<'a> {
 }
 
 /// The Lambda function's variables, which the list of coldstart's own leaves out.
-const LAMBDA: [&str; 6] = [
+const LAMBDA: [&str; 7] = [
     "AWS_LAMBDA_RUNTIME_API",
     "AWS_LAMBDA_FUNCTION_NAME",
     "AWS_LAMBDA_FUNCTION_VERSION",
     "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
     "AWS_LAMBDA_INITIALIZATION_TYPE",
+    "AWS_LAMBDA_LOG_STREAM_NAME",
     "AWS_REGION",
 ];
 
+/// Read from the environment only, and not files (the configuration and profile
+/// paths, which the `config_file` and `init_profile` targets cover by their content).
+const ENVIRONMENT: [&str; 2] = ["TOKIO_WORKER_THREADS", "RUST_LOG"];
+
 libfuzzer_sys::fuzz_target!(|input: Input<'_>| {
-    let names: Vec<&'static str> = VARIABLES.iter().chain(&LAMBDA).copied().collect();
+    let names: Vec<&'static str> = VARIABLES
+        .iter()
+        .chain(&LAMBDA)
+        .chain(&ENVIRONMENT)
+        .copied()
+        .collect();
     let vars: Vec<(&str, &str)> = input
         .vars
         .iter()

@@ -101,11 +101,13 @@ pub const WORKER_THREADS: Key = Key {
     accepts: "a whole number from 1 to 1024",
 };
 /// tokio's own variable, honoured as tokio honours it: only when no worker count is
-/// given in code.
+/// given in code. tokio takes any count above 0; coldstart bounds it as its own
+/// variable: `355435435`, which the fuzzer tried, made tokio ask for 45 GB at once and
+/// the process abort.
 pub const TOKIO_WORKER_THREADS: Key = Key {
     argument: "worker_threads",
     variable: "TOKIO_WORKER_THREADS",
-    accepts: "a whole number above 0",
+    accepts: "a whole number from 1 to 1024",
 };
 /// `max_blocking_threads` / `COLDSTART_MAX_BLOCKING_THREADS`.
 pub const MAX_BLOCKING_THREADS: Key = Key {
@@ -370,9 +372,10 @@ const BLOCKING: std::ops::RangeInclusive<usize> = 1..=4096;
 /// The stack sizes accepted, in bytes.
 const STACK: std::ops::RangeInclusive<usize> = 64 << 10..=256 << 20;
 
-/// Parses `TOKIO_WORKER_THREADS` as tokio does: any whole number above 0.
+/// Parses `TOKIO_WORKER_THREADS`: a whole number, bounded as `COLDSTART_WORKER_THREADS`
+/// is (tokio takes any above 0).
 pub fn parse_tokio_workers(s: &str) -> Option<usize> {
-    s.parse().ok().filter(|n| *n > 0)
+    s.parse().ok().filter(|n| WORKERS.contains(n))
 }
 
 /// Parses a blocking-thread cap (1 to 4096).

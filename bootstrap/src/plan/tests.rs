@@ -247,8 +247,9 @@ fn one_worker_given_is_multi_thread_with_one_worker() {
 }
 
 /// tokio reads `TOKIO_WORKER_THREADS` only for the multi-thread scheduler without a
-/// count in code, and takes any count above 0: so does coldstart, and a value it
-/// would not read stops nothing.
+/// count in code: so does coldstart, and a value it would not read stops nothing.
+/// tokio takes any count above 0; coldstart 1 to 1024, as for its own variable:
+/// `355435435` (the fuzzer's) made tokio ask for 45 GB at once, and the process abort.
 #[test]
 fn tokio_worker_threads_is_read_only_where_tokio_reads_it() {
     let small = budget(Some(0.25), Some(1 << 30));
@@ -261,9 +262,22 @@ fn tokio_worker_threads_is_read_only_where_tokio_reads_it() {
     };
     let plan = Plan::from_budget(&small, &counted, &odd).unwrap();
     assert_eq!(plan.worker_threads.value, 2, "the code's count");
-    let many = Env::fixed([("TOKIO_WORKER_THREADS", "2000")]);
-    let plan = Plan::from_budget(&budget(Some(2.0), Some(1 << 30)), &Settings::NONE, &many);
-    assert_eq!(plan.unwrap().worker_threads.value, 2000);
+    let two_cores = budget(Some(2.0), Some(1 << 30));
+    let most = Env::fixed([("TOKIO_WORKER_THREADS", "1024")]);
+    let plan = Plan::from_budget(&two_cores, &Settings::NONE, &most);
+    assert_eq!(plan.unwrap().worker_threads.value, 1024);
+    for refused in ["0", "1025", "355435435"] {
+        let env = Env::fixed([("TOKIO_WORKER_THREADS", refused)]);
+        let e = Plan::from_budget(&two_cores, &Settings::NONE, &env)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("TOKIO_WORKER_THREADS")
+                && e.contains("a whole number from 1 to 1024")
+                && e.contains(refused),
+            "{refused}: {e}"
+        );
+    }
 }
 
 #[test]
