@@ -1,6 +1,39 @@
-//! What `wrk --latency` prints, read: the throughput and load harnesses share it.
+//! `wrk --latency` started, and what it prints read: the throughput and load harnesses
+//! share it.
+
+use std::process::{Command, Stdio};
 
 use anyhow::Context;
+use cargo_coldstart::interrupt::Helper;
+
+/// Starts `wrk` with `threads` threads and `connections` connections for `seconds`
+/// against `http://addr/`, its output piped; recorded for the harness's clean-up, so
+/// that a signal to the harness alone stops it too, and killed if dropped before it
+/// ends.
+///
+/// # Errors
+///
+/// When `wrk` cannot be started (saying how to install it).
+pub fn start(
+    threads: u32,
+    connections: u32,
+    seconds: u32,
+    addr: std::net::SocketAddr,
+) -> anyhow::Result<Helper> {
+    Helper::spawn(
+        Command::new("wrk")
+            .args([
+                format!("-t{threads}"),
+                format!("-c{connections}"),
+                format!("-d{seconds}s"),
+                "--latency".into(),
+                format!("http://{addr}/"),
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped()),
+    )
+    .context("cannot run wrk (Debian: apt-get install wrk)")
+}
 
 /// What one `wrk` run measured.
 #[derive(Debug, Clone, Copy)]

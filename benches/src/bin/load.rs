@@ -20,12 +20,10 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use cargo_coldstart::cgroup::{self, Limits, TempCgroup, parse_cpus, parse_size};
-use cargo_coldstart::interrupt::Helper;
 use cargo_coldstart::measure::{self, Target, free_port};
 use coldstart_benches::{otlp_hang, otlp_sink, parse_target, sibling, whole_number, wrk};
 
@@ -181,21 +179,7 @@ fn load(target: &Target, args: &Args) -> anyhow::Result<Outcome> {
     )?;
     let mut running = measure::start(target, Some(&cgroup))?;
     let pid = running.pid();
-    // Recorded, so that a signal to this process alone stops wrk too; killed if an
-    // error leaves it.
-    let mut wrk = Helper::spawn(
-        Command::new("wrk")
-            .args([
-                "-t1".to_string(),
-                format!("-c{}", args.connections),
-                format!("-d{}s", args.duration),
-                "--latency".into(),
-                format!("http://{}/", running.addr),
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped()),
-    )
-    .context("cannot run wrk (Debian: apt-get install wrk)")?;
+    let mut wrk = wrk::start(1, args.connections, args.duration, running.addr)?;
     let started = Instant::now();
     let mut rss = Vec::new();
     while wrk.try_wait()?.is_none() {

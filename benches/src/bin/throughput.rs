@@ -15,11 +15,9 @@
 //! target/release/throughput --rounds 6 --duration 10
 //! ```
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use cargo_coldstart::interrupt::Helper;
 use cargo_coldstart::measure::{self, Stats, Target, round_order};
 use coldstart_benches::wrk::{self, Run};
 use coldstart_benches::{otlp_sink, parse_target, progress, sibling, whole_number};
@@ -101,22 +99,10 @@ fn parse_args(sink: &str) -> anyhow::Result<Args> {
 
 fn measure(target: &Target, args: &Args) -> anyhow::Result<Run> {
     let running = measure::start(target, None)?;
-    // Recorded, so that a signal to this process alone stops wrk too.
-    let out = Helper::spawn(
-        Command::new("wrk")
-            .args([
-                format!("-t{}", args.threads),
-                format!("-c{}", args.connections),
-                format!("-d{}s", args.duration),
-                "--latency".into(),
-                format!("http://{}/", running.addr),
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped()),
-    )
-    .and_then(Helper::wait_with_output);
+    let out = wrk::start(args.threads, args.connections, args.duration, running.addr)
+        .and_then(|wrk| Ok(wrk.wait_with_output()?));
     running.terminate(Duration::from_secs(10));
-    let out = out.context("cannot run wrk (Debian: apt-get install wrk)")?;
+    let out = out?;
     if !out.status.success() {
         bail!("wrk failed: {}", String::from_utf8_lossy(&out.stderr));
     }
