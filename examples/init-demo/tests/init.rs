@@ -4,7 +4,9 @@
 use std::process::Command;
 use std::time::Duration;
 
-use coldstart_test_support::{Lines, Reaper, TempFile, output_within, temp_file};
+use coldstart_test_support::{
+    Lines, Reaper, TempFile, output_within, temp_file, wait_with_output_within,
+};
 
 /// The longest a run of a program that ends by itself may take (see [`run`]).
 const WITHIN: Duration = Duration::from_secs(60);
@@ -59,11 +61,7 @@ fn command(bin: &str, env: &[(&str, &str)]) -> Command {
 /// regression that hangs start-up) fails the test, where a wait without end would
 /// hold the whole run until CI's own timeout.
 fn run(bin: &str, env: &[(&str, &str)]) -> Run {
-    let out = ended_within(
-        spawned(bin, env),
-        WITHIN.as_secs(),
-        &format!("{bin} with {env:?}"),
-    );
+    let out = output_within(&mut command(bin, env), WITHIN);
     Run {
         code: out.status.code().unwrap_or(-1),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -78,23 +76,6 @@ fn spawned(bin: &str, env: &[(&str, &str)]) -> std::process::Child {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap()
-}
-
-/// What `child` wrote, once it has ended, within `seconds`: one that goes on is killed
-/// and the test fails, naming `what`.
-fn ended_within(child: std::process::Child, seconds: u64, what: &str) -> std::process::Output {
-    let pid = child.id();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || tx.send(child.wait_with_output()));
-    let Ok(out) = rx.recv_timeout(Duration::from_secs(seconds)) else {
-        if let Ok(pid) = libc::pid_t::try_from(pid) {
-            // SAFETY: kill(2) on the child this test started; the thread waiting for
-            // it has not reaped it, since it has not ended.
-            unsafe { libc::kill(pid, libc::SIGKILL) };
-        }
-        panic!("{what} did not end within {seconds} s");
-    };
-    out.unwrap()
 }
 
 fn demo(env: &[(&str, &str)]) -> Run {
@@ -610,11 +591,7 @@ fn a_stderr_nobody_reads_does_not_change_the_exit_code() {
         .stderr(writer)
         .spawn()
         .unwrap();
-    let out = ended_within(
-        child,
-        WITHIN.as_secs(),
-        "the demo with a stderr nobody reads",
-    );
+    let out = wait_with_output_within(child, WITHIN);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(70), "{stdout}");
     assert!(
