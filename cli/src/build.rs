@@ -16,6 +16,7 @@
 //! build through the compile-time variable `COLDSTART_EMBED_PROFILE`, which the
 //! attribute reads and rustc tracks, so cargo rebuilds when it changes.
 
+use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -251,11 +252,19 @@ pub fn run(
             command.env_remove(EMBED_VARIABLE);
         }
     }
-    let output = command
+    // cargo, and what it runs (rustc, build scripts, the linker), in a process group
+    // of its own, recorded: a signal to this tool alone (`kill PID` from another shell,
+    // a supervisor's stop) stops the whole build with it, which would otherwise go on
+    // compiling, holding the target directory's lock. Ctrl-C reaches this tool, whose
+    // clean-up kills the group.
+    crate::interrupt::install();
+    command
         .args(cargo_args)
+        .process_group(0)
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .output()
+        .stderr(Stdio::inherit());
+    let output = crate::interrupt::Helper::spawn(&mut command)
+        .and_then(crate::interrupt::Helper::wait_with_output)
         .with_context(|| format!("cannot run `{cargo} build`"))?;
     if !output.status.success() {
         return Err(CargoFailed(output.status).into());
@@ -275,7 +284,9 @@ pub fn run(
         let size = |n: u64| format!("{:.2} MB", n as f64 / 1e6);
         let versus = match b.release_bytes {
             Some(r) => format!(
-                " (plain release: {}, {:.2}x)",
+                // Whatever built it last, with its own features and sources: not
+                // rebuilt here, only found.
+                " (the plain release build as last built: {}, {:.2}x)",
                 size(r),
                 b.bytes as f64 / r as f64
             ),

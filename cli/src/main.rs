@@ -165,10 +165,14 @@ fn build_command(args: &[String]) -> ExitCode {
     };
     match build::run(&choice, embedded, &cargo_args) {
         Ok((_, report)) => {
+            cargo_coldstart::interrupt::wait_if_interrupted();
             out(&report);
             ExitCode::SUCCESS
         }
         Err(e) => {
+            // A signal's clean-up killed cargo: it ends the process with 128 plus the
+            // signal, and the build it stopped is no failure to report.
+            cargo_coldstart::interrupt::wait_if_interrupted();
             coldstart_bootstrap::say!("error: {e:#}");
             // cargo's own code where cargo failed, whatever it is (101 for a compile
             // error, 1 for arguments cargo refused), 128 plus the signal where it was

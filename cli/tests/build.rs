@@ -197,3 +197,65 @@ fn a_usage_error_exits_2() {
         assert!(stderr.contains(said), "{args:?}: {stderr}");
     }
 }
+
+/// A signal to the tool alone (`kill PID`, which the build's processes do not get)
+/// stops the build with it: cargo and what cargo started went on compiling, holding
+/// the target directory's lock, after the tool had gone. The stand-in cargo starts a
+/// child of its own, as cargo starts rustc.
+#[test]
+fn a_signal_to_the_tool_stops_the_build() {
+    let dir = coldstart_test_support::temp_dir("fake-cargo-signal");
+    let (cargo_pid, child_pid) = (dir.join("cargo.pid"), dir.join("child.pid"));
+    fake_cargo(
+        &dir,
+        &format!(
+            "sleep 300 &\necho $! > '{}'\necho $$ > '{}'\nwait\n",
+            child_pid.display(),
+            cargo_pid.display()
+        ),
+    );
+    let tool = Command::new(TOOL)
+        .args(["build", "-p", "http-server", "--no-init-profile"])
+        .current_dir(&dir)
+        .env("CARGO", "/bin/sh")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let read_pid = |path: &Path| {
+        std::fs::read_to_string(path)
+            .ok()
+            .and_then(|s| s.trim().parse::<i32>().ok())
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let (cargo, child) = loop {
+        if let (Some(c), Some(k)) = (read_pid(&cargo_pid), read_pid(&child_pid)) {
+            break (c, k);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the stand-in cargo never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    // SAFETY: kill(2) on the tool this test started, not yet reaped.
+    assert_eq!(unsafe { libc::kill(tool.id() as i32, libc::SIGTERM) }, 0);
+    let out =
+        coldstart_test_support::wait_with_output_within(tool, std::time::Duration::from_secs(20));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(128 + libc::SIGTERM), "{stderr}");
+    assert!(stderr.contains("interrupted"), "{stderr}");
+    assert!(!stderr.contains("cargo build failed"), "{stderr}");
+    // Killed: gone, or a zombie waiting for whoever reaps it now.
+    let running = |pid: i32| {
+        std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+            stat.rsplit_once(") ")
+                .is_some_and(|(_, rest)| !rest.starts_with('Z'))
+        })
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while (running(cargo) || running(child)) && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(!running(cargo), "the stand-in cargo ({cargo}) still runs");
+    assert!(!running(child), "its child ({child}) still runs");
+}
