@@ -230,7 +230,8 @@ impl Telemetry {
 
     /// Exports every span queued now, within `budget`, starting the exporter first if
     /// the first response has not started it yet, and pushes the metrics to the
-    /// Pushgateway alongside if pushes have started; returns how many spans were not
+    /// Pushgateway alongside once the first response is done (starting the pushes if
+    /// the exporters' start has not run yet); returns how many spans were not
     /// exported within it: those left queued (they go with the next export) and those
     /// of a batch an earlier export still has out (counted as dropped if that export
     /// fails). What the Lambda integration calls after

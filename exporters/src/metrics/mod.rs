@@ -374,7 +374,7 @@ pub async fn serving_on() -> Option<std::net::SocketAddr> {
     }
 }
 
-/// A push now, within `budget`, if pushes have started ([`push::push_within`]).
+/// A push now, within `budget`, once the first response is done ([`push::push_within`]).
 pub(crate) async fn push_within(budget: std::time::Duration) {
     push::push_within(budget).await;
 }

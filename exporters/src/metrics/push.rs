@@ -29,13 +29,17 @@ const MAX_PUSH_INTERVAL: Duration = Duration::from_secs(3600);
 /// The pushes' settings and their turn, from the final push's registration on.
 static PUSHES: OnceLock<(Push, Turn)> = OnceLock::new();
 
-/// Set once [`start`] has started the periodic pushes: what [`push_within`] waits for.
+/// Set once [`start`] has started the periodic pushes.
 static STARTED: AtomicBool = AtomicBool::new(false);
 
 /// Pushes every interval on a task (the final push registered first, if it was not).
+/// Once: a later call, from a flush that came first (see [`push_within`]), starts no
+/// second task.
 pub(crate) fn start(push: Push) {
     let (push, turn) = registered(push);
-    STARTED.store(true, Ordering::Release);
+    if STARTED.swap(true, Ordering::AcqRel) {
+        return;
+    }
     coldstart_runtime::task::spawn(async move {
         // The settings refuse less than 100 ms and more than an hour; a `Config` built
         // in code may hold 0, on which tokio's interval panics, or `Duration::MAX`, past
@@ -130,20 +134,36 @@ fn registered(push: Push) -> &'static (Push, Turn) {
 /// Pushes now, within `budget`, in turn with the periodic pushes: what a flush does
 /// for metrics (Lambda's, after each invocation's response and before the next one
 /// is asked for: the interval's timer does not run while the process is frozen, so
-/// an invocation's counts waited for the next thaw). Nothing before [`start`] or
-/// after the final push. A push that ends within the budget stands for the
-/// interval's next tick, which would send the same counts; one cut off by the budget
-/// is counted as failed; a wait for the turn cut off is not (the push in flight
-/// carries the counts).
+/// an invocation's counts waited for the next thaw). Nothing before the first
+/// response, or after the final push. A push that ends within the budget stands for
+/// the interval's next tick, which would send the same counts; one cut off by the
+/// budget is counted as failed; a wait for the turn cut off is said, not counted
+/// (the counts are totals: the next push carries them).
+///
+/// The first response done, a flush starts the pushes if the exporters' start has not
+/// yet: both are woken by the same mark, and the flush's task can run first (on a
+/// multi-thread runtime, tokio's slot for the task spawned last), which skipped the
+/// push of the cold-start invocation's counts.
 pub(crate) async fn push_within(budget: Duration) {
-    if !STARTED.load(Ordering::Acquire) {
-        return;
-    }
     let Some((push, turn)) = PUSHES.get() else {
         return;
     };
+    if !STARTED.load(Ordering::Acquire) {
+        if coldstart_runtime::lifecycle::trigger().is_none() {
+            return;
+        }
+        start(push.clone());
+    }
     let deadline = tokio::time::Instant::now().checked_add(budget);
     let Some(mut pushes) = crate::until(deadline, turn.lock()).await else {
+        // The push in flight was rendered before what was counted since: said, not
+        // counted as dropped (the counts are totals, which the next push carries).
+        problem::report("metrics-push", || {
+            format!(
+                "metrics: a flush's push to {} was not made: a push still in flight held it past the flush's budget of {budget:?}; what was counted since that push was rendered goes with the next one",
+                shown(push)
+            )
+        });
         return;
     };
     if pushes.final_made {
@@ -158,10 +178,15 @@ pub(crate) async fn push_within(budget: Duration) {
         problem::report("metrics-push", || {
             format!(
                 "metrics: push to {} cut off by the flush's budget of {budget:?}",
-                push.url
+                shown(push)
             )
         });
     }
+}
+
+/// The push URL as messages show it: no user info (split off already), no query.
+fn shown(push: &Push) -> String {
+    coldstart_bootstrap::config::shown("COLDSTART_METRICS_PUSH_URL", &push.url.to_string())
 }
 
 /// One push: whether the gateway took it. A failure is counted and reported.
@@ -174,7 +199,7 @@ async fn push_now(push: &Push) -> bool {
     };
     problem::drop_count(Dropped::PushFailed, 1);
     problem::report("metrics-push", || {
-        format!("metrics: push to {} failed: {why}", push.url)
+        format!("metrics: push to {} failed: {why}", shown(push))
     });
     false
 }
@@ -210,7 +235,8 @@ async fn send(push: &Push, body: String) -> Result<(), String> {
 }
 
 /// `<base path>/metrics/job/<job>` and then `/<label>/<value>` for each grouping
-/// label, a value in the gateway's base64 form when it is not a plain name.
+/// label, a value in the gateway's base64 form when it is not a plain name; the URL's
+/// query after it, as given (a proxy in front of the gateway may need one).
 fn path(push: &Push) -> String {
     let mut path = push.url.path().trim_end_matches('/').to_owned();
     path.push_str("/metrics");
@@ -236,6 +262,10 @@ fn path(push: &Push) -> String {
                 crate::base64::url_safe(value.as_bytes())
             );
         }
+    }
+    if let Some(query) = push.url.query() {
+        path.push('?');
+        path.push_str(query);
     }
     path
 }
@@ -312,6 +342,16 @@ mod tests {
             "/metrics/job@base64/Lg=="
         );
         assert_eq!(path(&push("http://gw:9091", "v1.2")), "/metrics/job/v1.2");
+        // A query goes with the push: it was dropped without a word.
+        assert_eq!(
+            path(&push("http://gw:9091/base/?token=x&a=b", "a")),
+            "/base/metrics/job/a?token=x&a=b"
+        );
+        // And the messages do not show it.
+        assert_eq!(
+            shown(&push("http://gw:9091/base/?token=x", "a")),
+            "http://gw:9091/base/?<not shown>"
+        );
         let mut grouped = push("http://gw:9091", "batch");
         grouped.grouping = vec![
             ("instance".into(), "host-1".into()),
