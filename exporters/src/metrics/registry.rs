@@ -70,6 +70,13 @@ const OWN: [&str; 3] = [
     super::HTTP_IN_FLIGHT,
 ];
 
+/// A new label set longer than this, its names and values together in bytes, is
+/// recorded in its name's overflow series, as one past [`SERIES_PER_NAME`] is: a label
+/// fed from requests (a raw path, up to 64 KiB in a request head) would otherwise keep
+/// megabytes a series, and every scrape render them. Prometheus servers are often
+/// set to refuse label values past 2 KiB (`label_value_length_limit`).
+pub(crate) const LABEL_BYTES: usize = 4096;
+
 /// The label set a sample past [`SERIES_PER_NAME`] is recorded under.
 const OVERFLOW: [(&str, &str); 1] = [("otel_metric_overflow", "true")];
 
@@ -302,6 +309,7 @@ impl Registry {
                 "the buckets of `{name}` must be finite bounds in increasing order, at least one (`+Inf` is added), got {bounds:?}"
             ));
         }
+        let given = name;
         let name = sanitize(name);
         // Held until the bounds are in: a first record in between would take the
         // default ones, and this would still say it set them.
@@ -309,10 +317,18 @@ impl Registry {
         let recorded = histograms
             .by_key
             .keys()
-            .any(|key| sanitize(key.name()) == name);
-        if recorded {
+            .find(|key| sanitize(key.name()) == name)
+            .map(|key| key.name().to_owned());
+        if let Some(recorded) = recorded {
+            // Named as given, and as recorded where that differs (the exposition's
+            // name is the same for both: `payload.bytes` and `payload-bytes`).
+            let recorded = if recorded == given {
+                String::new()
+            } else {
+                format!(" (as `{recorded}`, the same name in the exposition)")
+            };
             return Err(format!(
-                "`{name}` was recorded before its buckets were set, with the default ones; set them before the first record"
+                "`{given}` was recorded{recorded} before its buckets were set, with the default ones; set them before the first record"
             ));
         }
         let mut buckets = self.buckets.write().unwrap_or_else(|p| p.into_inner());
@@ -707,11 +723,14 @@ fn get_or_insert<V>(
         // write lock would hold up every other record.
         let map = map.read().unwrap_or_else(|p| p.into_inner());
         let kept = map.per_name.get(key.name());
-        let found = map
-            .by_key
-            .get(key)
-            .cloned()
-            .or_else(|| kept?.overflow.clone());
+        let found = map.by_key.get(key).cloned().or_else(|| {
+            let kept = kept?;
+            // The overflow series exists once either made it: a label set goes to it
+            // only for its own reason.
+            (kept.count >= SERIES_PER_NAME || too_long(key).is_some())
+                .then(|| kept.overflow.clone())
+                .flatten()
+        });
         if let Some(v) = found {
             return Some(v);
         }
@@ -740,7 +759,8 @@ fn get_or_insert<V>(
         count: 0,
         overflow: None,
     });
-    if kept.count < SERIES_PER_NAME {
+    let too_long = too_long(key);
+    if kept.count < SERIES_PER_NAME && too_long.is_none() {
         kept.count += 1;
         let v = Arc::new(new(key));
         by_key.insert(key.clone(), v.clone());
@@ -756,14 +776,31 @@ fn get_or_insert<V>(
         .clone();
     kept.overflow = Some(v.clone());
     // Said with the lock let go: a plugin told of the problem may record a metric.
+    // Said once a name, when its overflow series is made, for what made it.
     drop(map);
-    problem::report_about("metrics-series-limit", key.name(), || {
-        format!(
-            "metrics: `{}` has {SERIES_PER_NAME} series, the most kept for one name; samples of other label sets are recorded in its series labelled otel_metric_overflow=\"true\"",
-            key.name()
-        )
-    });
+    if let Some(label_bytes) = too_long {
+        problem::report_about("metrics-label-length", key.name(), || {
+            format!(
+                "metrics: a label set of `{}` is {label_bytes} bytes long, more than the {LABEL_BYTES} kept for one series (is a label fed from requests?); samples of such label sets, and of any past the {SERIES_PER_NAME} series kept for the name, are recorded in its series labelled otel_metric_overflow=\"true\"",
+                key.name()
+            )
+        });
+    } else {
+        problem::report_about("metrics-series-limit", key.name(), || {
+            format!(
+                "metrics: `{}` has {SERIES_PER_NAME} series, the most kept for one name; samples of other label sets are recorded in its series labelled otel_metric_overflow=\"true\"",
+                key.name()
+            )
+        });
+    }
     Some(v)
+}
+
+/// The length of `key`'s label set, names and values together, where it is past
+/// [`LABEL_BYTES`].
+fn too_long(key: &Key) -> Option<usize> {
+    let bytes = key.labels().map(|l| l.key().len() + l.value().len()).sum();
+    (bytes > LABEL_BYTES).then_some(bytes)
 }
 
 /// Metric and label names may hold only `[a-zA-Z0-9_:]` (labels: no `:`), and may
@@ -1018,7 +1055,13 @@ mod tests {
         );
         let err = R.set_buckets("wait_seconds", &[1.0]).unwrap_err();
         assert!(
-            err.contains("was recorded before its buckets were set"),
+            err.starts_with("`wait_seconds` was recorded before its buckets were set"),
+            "{err}"
+        );
+        // Named as given, and as recorded: the cleaned name was neither.
+        let err = R.set_buckets("wait-seconds", &[1.0]).unwrap_err();
+        assert!(
+            err.starts_with("`wait-seconds` was recorded (as `wait_seconds`, the same name in the exposition) before"),
             "{err}"
         );
         for bad in [&[][..], &[2.0, 1.0], &[1.0, f64::INFINITY]] {
@@ -1260,6 +1303,40 @@ mod tests {
             crate::problem::subjects("metrics-series-limit"),
             ["logins_total"],
             "said once, for the name past its limit"
+        );
+    }
+
+    /// A label set past [`LABEL_BYTES`] is recorded in the overflow series: 2000 paths
+    /// of 64 KiB each were kept whole, 128 MiB for one name.
+    #[test]
+    fn a_label_set_too_long_is_recorded_in_the_overflow_series() {
+        static R: Registry = Registry::new();
+        let rec = Installed(&R);
+        let m = Metadata::new("t", metrics::Level::INFO, None);
+        let hit = |path: String| {
+            let key = Key::from_parts("hits_total", vec![metrics::Label::new("path", path)]);
+            rec.register_counter(&key, &m).increment(1);
+        };
+        // `path` and the value: at the limit, kept; one byte more, not.
+        hit("a".repeat(LABEL_BYTES - "path".len()));
+        hit("b".repeat(LABEL_BYTES - "path".len() + 1));
+        hit("c".repeat(64 << 10));
+        hit("/short".to_owned());
+        let mut out = String::new();
+        R.render(&mut out, &[], &[]);
+        assert!(out.contains(&format!(
+            "\nhits_total{{path=\"{}\"}} 1\n",
+            "a".repeat(4092)
+        )));
+        assert!(!out.contains("bbb") && !out.contains("ccc"), "kept whole");
+        assert!(
+            out.contains("\nhits_total{otel_metric_overflow=\"true\"} 2\n"),
+            "{out}"
+        );
+        assert!(out.contains("\nhits_total{path=\"/short\"} 1\n"), "{out}");
+        assert_eq!(
+            crate::problem::subjects("metrics-label-length"),
+            ["hits_total"]
         );
     }
 
