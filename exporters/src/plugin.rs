@@ -111,7 +111,7 @@ pub enum Value {
 /// A telemetry problem, as printed on stderr (without the `coldstart: ` prefix).
 #[derive(Debug, Clone, Copy)]
 pub struct Reported<'a> {
-    /// The kind of problem, such as `span-export` or `metrics-bind`.
+    /// The kind of problem, such as `span-export` or `metrics-listen`.
     pub kind: &'a str,
     /// The message.
     pub message: &'a str,

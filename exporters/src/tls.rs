@@ -136,19 +136,32 @@ pub(crate) fn server_config(files: &ServerTls) -> Result<rustls::ServerConfig, S
     let builder = rustls::ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?;
+    // Each error names the setting the file came from, as a refused setting is named.
+    let named = |variable: &'static str| move |e: String| format!("{variable}: {e}");
     let builder = match &files.client_ca {
         Some(ca) => {
-            let verifier =
-                WebPkiClientVerifier::builder_with_provider(Arc::new(roots(ca)?), provider())
-                    .build()
-                    .map_err(|e| format!("{} cannot verify clients: {e}", ca.display()))?;
+            let roots = roots(ca).map_err(named("COLDSTART_METRICS_TLS_CLIENT_CA"))?;
+            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
+                .build()
+                .map_err(|e| {
+                    format!(
+                        "COLDSTART_METRICS_TLS_CLIENT_CA: {} cannot verify clients: {e}",
+                        ca.display()
+                    )
+                })?;
             builder.with_client_cert_verifier(verifier)
         }
         None => builder.with_no_client_auth(),
     };
-    let mut config = builder
-        .with_single_cert(certificates(&files.certificate)?, private_key(&files.key)?)
-        .map_err(|e| format!("the certificate and key do not fit together: {e}"))?;
+    let chain = certificates(&files.certificate).map_err(named("COLDSTART_METRICS_TLS_CERT"))?;
+    let key = private_key(&files.key).map_err(named("COLDSTART_METRICS_TLS_KEY"))?;
+    let mut config = builder.with_single_cert(chain, key).map_err(|e| {
+        format!(
+            "the certificate {} (COLDSTART_METRICS_TLS_CERT) and the key {} (COLDSTART_METRICS_TLS_KEY) do not fit together: {e}",
+            files.certificate.display(),
+            files.key.display()
+        )
+    })?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)
 }
@@ -170,6 +183,54 @@ mod tests {
         let e = private_key(&empty).err().unwrap_or_default();
         assert!(e.contains("cannot read a private key"), "{e}");
         let _ = std::fs::remove_file(empty);
+    }
+
+    /// A self-signed certificate (made with `openssl req -x509 -newkey ec`) and a
+    /// key of another pair, for tests only.
+    #[cfg(feature = "metrics")]
+    const CERTIFICATE: &str = "-----BEGIN CERTIFICATE-----\nMIIBiDCCAS+gAwIBAgIUPkpaKlyOJab+I0tgiyPbxnQN0GMwCgYIKoZIzj0EAwIw\nGTEXMBUGA1UEAwwOY29sZHN0YXJ0LXRlc3QwIBcNMjYxMjA3MTA0MTI0WhgPMjEy\nNjExMTMxMDQxMjRaMBkxFzAVBgNVBAMMDmNvbGRzdGFydC10ZXN0MFkwEwYHKoZI\nzj0CAQYIKoZIzj0DAQcDQgAEm5X6tftqvG+sVe4F3QhS9TjdV/wN5XTdUxnaBfFc\nuGsIzB+/k8DXK0GaDY+6x6HggT+J6NS5vGcj5o7Wa+TMB6NTMFEwHQYDVR0OBBYE\nFIL6Xjff8ov6ZsA2IxGFtYM0xCcdMB8GA1UdIwQYMBaAFIL6Xjff8ov6ZsA2IxGF\ntYM0xCcdMA8GA1UdEwEB/wQFMAMBAf8wCgYIKoZIzj0EAwIDRwAwRAIgWn02sp5M\nrSzRfEnFISVUpuEZ66HaVay7Gx+yGnZOXaUCIFiGMDQDk0rE0Lqo/87GXbuCv0S9\nWj2yy9Xq6yOgOynT\n-----END CERTIFICATE-----\n";
+    #[cfg(feature = "metrics")]
+    const OTHER_KEY: &str = "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg09ZbvCxsnW/98Sbf\nI+jO7b0A/B+ApQZeSj2a/m/e/J+hRANCAATAKTdRMvdP2OI6sJGGBBXhJ7CkePBX\nxO4D4tYatHxphDq6POgo3eIEr03qe12FGcvQoutVMiO1clae/s7jfRI8\n-----END PRIVATE KEY-----\n";
+
+    /// Each error names the setting its file came from: "the certificate and key do
+    /// not fit together" named neither the files nor the variables.
+    #[cfg(feature = "metrics")]
+    #[test]
+    fn a_files_error_names_its_setting() {
+        let dir = std::env::temp_dir().join(format!("coldstart-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap_or_default();
+        let (cert, key) = (dir.join("server.pem"), dir.join("other.key"));
+        std::fs::write(&cert, CERTIFICATE).unwrap_or_default();
+        std::fs::write(&key, OTHER_KEY).unwrap_or_default();
+        let files = |certificate: &Path, client_ca: Option<&Path>| ServerTls {
+            certificate: certificate.to_owned(),
+            key: key.clone(),
+            client_ca: client_ca.map(Path::to_owned),
+        };
+        let e = server_config(&files(&cert, None)).err().unwrap_or_default();
+        assert!(
+            e.contains(&format!(
+                "the certificate {} (COLDSTART_METRICS_TLS_CERT)",
+                cert.display()
+            )) && e.contains(&format!(
+                "the key {} (COLDSTART_METRICS_TLS_KEY) do not fit together",
+                key.display()
+            )),
+            "{e}"
+        );
+        let missing = Path::new("/nonexistent/server.pem");
+        let e = server_config(&files(missing, None))
+            .err()
+            .unwrap_or_default();
+        assert!(
+            e.starts_with("COLDSTART_METRICS_TLS_CERT: ") && e.contains("/nonexistent/server.pem"),
+            "{e}"
+        );
+        let e = server_config(&files(&cert, Some(missing)))
+            .err()
+            .unwrap_or_default();
+        assert!(e.starts_with("COLDSTART_METRICS_TLS_CLIENT_CA: "), "{e}");
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]
