@@ -286,7 +286,9 @@ impl Config {
         } else {
             attribute.or(variable)
         };
-        let push_url = match r.layered("COLDSTART_METRICS_PUSH_URL") {
+        let given_url = r.layered("COLDSTART_METRICS_PUSH_URL");
+        let push_asked = given_url.is_some();
+        let push_url = match given_url {
             None => None,
             Some((raw, layer)) => {
                 let parsed = push_url(&raw);
@@ -302,24 +304,17 @@ impl Config {
                 parsed
             }
         };
-        let push = push_url.map(|(url, credentials)| Push {
-            url,
-            credentials,
-            // A job named `unknown_service:...` would say nothing the name does not.
-            // An empty job is refused by the gateway at every push.
-            job: r
-                .raw("COLDSTART_METRICS_PUSH_JOB")
-                .or_else(|| named_service.clone().filter(|s| !s.is_empty()))
-                .or_else(executable_name)
-                .unwrap_or_else(unknown_service),
-            interval: r
+        // The other push settings are read wherever a URL was given, even one refused:
+        // their errors are said with its own, not one at a time as each is mended.
+        let push_settings = push_asked.then(|| {
+            let interval = r
                 .read(
                     "COLDSTART_METRICS_PUSH_INTERVAL",
                     "a duration, a whole number with `ms`, `s`, `m` or `h` (`10s`, `500ms`, `1m`), from 100ms to 1h",
                     |s| parse_duration(s).filter(|d| *d >= MIN_PUSH_INTERVAL),
                 )
-                .unwrap_or(Duration::from_secs(10)),
-            grouping: r
+                .unwrap_or(Duration::from_secs(10));
+            let grouping = r
                 .read(
                     "COLDSTART_METRICS_PUSH_GROUPING",
                     "comma-separated `label=value` pairs, each label once, values percent-encoded, label names of letters, digits and `_` (not `job`, `le` or `quantile`, not starting with `__` or a digit)",
@@ -332,9 +327,25 @@ impl Config {
                         })
                     },
                 )
-                .unwrap_or_default(),
-            final_within: FINAL_PUSH_WITHIN,
+                .unwrap_or_default();
+            (interval, grouping)
         });
+        let push = push_url
+            .zip(push_settings)
+            .map(|((url, credentials), (interval, grouping))| Push {
+                url,
+                credentials,
+                // A job named `unknown_service:...` would say nothing the name does not.
+                // An empty job is refused by the gateway at every push.
+                job: r
+                    .raw("COLDSTART_METRICS_PUSH_JOB")
+                    .or_else(|| named_service.clone().filter(|s| !s.is_empty()))
+                    .or_else(executable_name)
+                    .unwrap_or_else(unknown_service),
+                interval,
+                grouping,
+                final_within: FINAL_PUSH_WITHIN,
+            });
         // A program that pushes is a short-lived job: a listener too would only take
         // a port (and say so for each job running at the same time). Asked for, both.
         let metrics_addr = metrics_addr.unwrap_or_else(|| match push {

@@ -196,6 +196,25 @@ fn a_push_url_must_be_http_with_a_host() {
         assert!(c.push.is_none(), "{url}");
         assert_eq!(errors[0].key, "COLDSTART_METRICS_PUSH_URL", "{url}");
     }
+    // The other push settings are checked beside a refused URL: their errors came
+    // one at a time, each only once the URL was mended.
+    let (_, errors) = config(&[
+        ("COLDSTART_METRICS_PUSH_URL", "gateway:9091"),
+        ("COLDSTART_METRICS_PUSH_INTERVAL", "5x"),
+        ("COLDSTART_METRICS_PUSH_GROUPING", "job=x"),
+    ]);
+    let keys: Vec<&str> = errors.iter().map(|e| e.key).collect();
+    assert_eq!(
+        keys,
+        [
+            "COLDSTART_METRICS_PUSH_URL",
+            "COLDSTART_METRICS_PUSH_INTERVAL",
+            "COLDSTART_METRICS_PUSH_GROUPING"
+        ]
+    );
+    // Without a URL they are not read: nothing pushes.
+    let (_, errors) = config(&[("COLDSTART_METRICS_PUSH_INTERVAL", "5x")]);
+    assert!(errors.is_empty(), "{errors:?}");
 }
 
 /// CloudWatch refuses custom namespaces under `AWS/`, and any starting with `:` (its
