@@ -427,7 +427,11 @@ impl ConfigFile {
                             // `[coldstart] key = value`: the setting is not quoted, it
                             // may be a password.
                             Some((name, rest)) if !rest.trim().is_empty() => format!(
-                                "`[{name}]` has more after it on its line{}; put a table's name on a line of its own, and each setting on one of its own",
+                                "{} has more after it on its line{}; put a table's name on a line of its own, and each setting on one of its own",
+                                match opening(name) {
+                                    Some(name) => format!("`[{name}]`"),
+                                    None => "a table's name (not shown: it may hold a secret)".to_owned(),
+                                },
                                 if rest.contains('\r') {
                                     " (a carriage return, `\\r`, with no line feed after it ends no line)"
                                 } else {
@@ -459,14 +463,20 @@ impl ConfigFile {
             })?;
             let written = key.trim();
             let key = unquote_key(written);
+            // A key is quoted only where it looks like one: a line of a pasted secret
+            // (base64 ends in `=`) reads as a key too.
+            let quoted = match opening(written) {
+                Some(key) => format!("`{key}`"),
+                None => "a key (not shown: it may hold a secret)".to_owned(),
+            };
             if key == written && key.contains('.') {
                 return Err(fail(format!(
-                    "`{key}` is a dotted key, which coldstart's files do not use; put the setting under its table, [coldstart] or [otel]"
+                    "{quoted} is a dotted key, which coldstart's files do not use; put the setting under its table, [coldstart] or [otel]"
                 )));
             }
             let Some(table) = table else {
                 return Err(fail(format!(
-                    "`{key}` is outside a table; put it under [coldstart] or [otel]"
+                    "{quoted} is outside a table; put it under [coldstart] or [otel]"
                 )));
             };
             let variable = variable_of(table, key).ok_or_else(|| {
@@ -478,9 +488,14 @@ impl ConfigFile {
                         "`[{table}] {key}` is read from the environment only, as {variable} (the README's Settings section)"
                     )
                 } else {
-                    format!(
-                        "`[{table}] {key}` is not a setting coldstart reads (the README's Settings and Telemetry sections list them)"
-                    )
+                    match opening(written) {
+                        Some(key) => format!(
+                            "`[{table}] {key}` is not a setting coldstart reads (the README's Settings and Telemetry sections list them)"
+                        ),
+                        None => format!(
+                            "[{table}] has a key that is not a setting coldstart reads (not shown: it may hold a secret; settings are lowercase, and the README's Settings and Telemetry sections list them)"
+                        ),
+                    }
                 })
             })?;
             if let Some(first) = entries.iter().find(|e| e.variable == variable) {
@@ -966,6 +981,20 @@ mod tests {
                 "{err}"
             );
             assert!(!err.contains(&line[..20]), "{err}");
+            // Nor with `=` after it (base64's padding), as a key outside a table, a
+            // dotted key or one that is not a setting, nor as a table's name with
+            // more after it on its line.
+            for text in [
+                format!("[coldstart]\n{line}=="),
+                format!("{line} = 1"),
+                format!("[coldstart]\n{line}.x = 1"),
+                format!("[{line}] x = 1"),
+            ] {
+                let err = parse(&text).unwrap_err().to_string();
+                assert!(err.len() < 300, "{err}");
+                assert!(err.contains("not shown: it may hold a secret"), "{err}");
+                assert!(!err.contains(&line[..20]), "{err}");
+            }
         }
         let err = parse("[database]").unwrap_err().to_string();
         assert!(
