@@ -3,6 +3,8 @@
 
 use std::fmt;
 
+use crate::plan::settings::OneLine;
+
 /// One figure of the budget: a value, or `None` when it is unknown, and its source.
 ///
 /// ```
@@ -57,16 +59,37 @@ pub enum Source {
     Unknown(String),
 }
 
+/// A cgroup's name may hold any byte but `/` and a line break, and a reason may name
+/// one or quote a file: `doctor` and the start-up report print each on a line of its
+/// own, with control characters escaped.
 impl fmt::Display for Source {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Source::CgroupV1(path) => write!(f, "cgroup v1 {path}"),
-            Source::CgroupV2(path) => write!(f, "cgroup v2 {path}"),
+            Source::CgroupV1(path) => write!(f, "cgroup v1 {}", OneLine(path)),
+            Source::CgroupV2(path) => write!(f, "cgroup v2 {}", OneLine(path)),
             Source::Affinity => f.write_str("sched_getaffinity"),
             Source::Lambda(var) => write!(f, "{var}"),
             Source::Host(what) => write!(f, "host {what}"),
             Source::Given => f.write_str("given"),
-            Source::Unknown(why) => write!(f, "unknown: {why}"),
+            Source::Unknown(why) => write!(f, "unknown: {}", OneLine(why)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A cgroup named with an escape sequence, or a reason naming one, is shown with
+    /// it escaped: printed raw, it moved the terminal's cursor in `doctor`'s output.
+    #[test]
+    fn control_characters_in_a_source_are_escaped() {
+        let named = Source::CgroupV1("/app\u{1b}[2J\tx".into()).to_string();
+        assert_eq!(named, "cgroup v1 /app\\u{1b}[2J\\tx");
+        let why = Source::Unknown("cannot read /a\u{7}b".into()).to_string();
+        assert_eq!(why, "unknown: cannot read /a\\u{7}b");
+        // Text already escaped stays as it is.
+        let again = Source::Unknown(named.clone()).to_string();
+        assert_eq!(again, format!("unknown: {named}"));
     }
 }

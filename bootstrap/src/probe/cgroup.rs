@@ -53,7 +53,8 @@ const INITIAL_CGROUP_NS: &str = "cgroup:[4026531835]";
 
 pub(crate) struct Resolver<'a> {
     root: &'a Path,
-    mounts: Option<Vec<Mount>>,
+    /// `/proc/self/mountinfo`'s cgroup mounts once read, or why it could not be.
+    mounts: Option<Result<Vec<Mount>, String>>,
     /// Whether this process is in the initial cgroup namespace, once asked.
     initial_namespace: Option<bool>,
     /// The v2 hierarchy resolved for the CPU, kept for the memory: the same
@@ -181,7 +182,7 @@ impl<'a> Resolver<'a> {
         let path = h.path;
         let controller = h.controller;
         let (mount_point, mount_root) = self
-            .mounts()
+            .mounts()?
             .iter()
             .find(|m| match controller {
                 Some(c) => m.fs_type == "cgroup" && m.super_options.split(',').any(|o| o == c),
@@ -242,10 +243,13 @@ impl<'a> Resolver<'a> {
         })
     }
 
-    fn mounts(&mut self) -> &[Mount] {
+    /// The cgroup mounts, or why `/proc/self/mountinfo` could not be read (said in
+    /// the reason, not taken for a file without cgroup mounts).
+    fn mounts(&mut self) -> Result<&[Mount], String> {
         let root = self.root;
-        self.mounts.get_or_insert_with(|| {
-            read::read_all(&read::under(root, "/proc/self/mountinfo"))
+        let file = read::under(root, "/proc/self/mountinfo");
+        let mounts = self.mounts.get_or_insert_with(|| {
+            read::read_all(&file)
                 .map(|text| {
                     // Only cgroup mounts are looked at: the others (most lines of a
                     // container's mountinfo) are not parsed into strings.
@@ -259,8 +263,12 @@ impl<'a> Resolver<'a> {
                         .filter_map(parse::mountinfo_line)
                         .collect()
                 })
-                .unwrap_or_default()
-        })
+                .map_err(|e| format!("cannot read {}: {e}", file.display()))
+        });
+        match mounts {
+            Ok(mounts) => Ok(mounts),
+            Err(why) => Err(why.clone()),
+        }
     }
 }
 
@@ -455,7 +463,8 @@ pub(crate) fn cpu(h: &Hierarchy<'_>) -> Walk<f64> {
     })
 }
 
-/// The task limit (`pids.max`, threads included) nearest the leaf that holds a number.
+/// The smallest task limit (`pids.max`, threads included) from the leaf up, of those
+/// that hold a number.
 pub(crate) fn pids(h: &Hierarchy<'_>) -> Walk<u64> {
     let mut buf = [0u8; BUF];
     let mut file = PathBuf::new();
@@ -526,8 +535,16 @@ mod tests {
         std::fs::remove_dir_all(tree.join("sys")).unwrap_or_else(|e| panic!("{e}"));
         let second = resolver.v2("/", false).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(second, first);
-        // Another path is resolved again.
-        assert_ne!(resolver.v2("/other", false).ok(), Some(first));
+        // Another path is resolved again: with the tree gone, the filesystem no longer
+        // verifies the mount (a hit on the first's entry would have carried `verified`
+        // and the first's leaf).
+        let other = resolver
+            .v2("/other", false)
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            !other.verified && other.leaf.ends_with("other"),
+            "{other:?}"
+        );
     }
 
     #[test]

@@ -38,21 +38,30 @@ pub(crate) const DEFAULT_PERIOD_US: u64 = 100_000;
 /// (v1 writes `PAGE_COUNTER_MAX` pages, 9223372036854771712 bytes on x86_64).
 pub(crate) const UNLIMITED_MEMORY: u64 = 1 << 62;
 
+/// `text` as a reason quotes it: at most 60 characters of it, and control characters
+/// (a line break, an escape sequence) escaped, so that a file's garbage stays on the
+/// reason's one line and cannot move a terminal's cursor.
+fn quoted(text: &str) -> String {
+    let end = text.char_indices().nth(60).map_or(text.len(), |(i, _)| i);
+    let more = if end < text.len() { "..." } else { "" };
+    format!("{}{more}", crate::plan::settings::OneLine(&text[..end]))
+}
+
 fn unsigned(s: &str) -> Result<u64, Bad> {
     if s.is_empty() {
         return Err(Bad::Empty);
     }
     if let Some(rest) = s.strip_prefix('-') {
         return if !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit()) {
-            Err(Bad::Negative(s.to_owned()))
+            Err(Bad::Negative(quoted(s)))
         } else {
-            Err(Bad::NotANumber(s.to_owned()))
+            Err(Bad::NotANumber(quoted(s)))
         };
     }
     if !s.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(Bad::NotANumber(s.to_owned()));
+        return Err(Bad::NotANumber(quoted(s)));
     }
-    s.parse::<u64>().map_err(|_| Bad::TooLarge(s.to_owned()))
+    s.parse::<u64>().map_err(|_| Bad::TooLarge(quoted(s)))
 }
 
 /// A CPU quota as a number of cores (quota / period); `None` means no limit.
@@ -65,12 +74,7 @@ pub(crate) fn cpu_max(text: &str) -> Result<Option<f64>, Bad> {
     };
     if fields.next().is_some() {
         // Quoted in the reason: at most a line's worth of it.
-        let text = text.trim();
-        let mut quoted: String = text.chars().take(60).collect();
-        if quoted.len() < text.len() {
-            quoted.push_str("...");
-        }
-        return Err(Bad::TooManyFields(quoted));
+        return Err(Bad::TooManyFields(quoted(text.trim())));
     }
     if period == 0 {
         return Err(Bad::ZeroPeriod);
@@ -279,6 +283,12 @@ mod tests {
             Err(Bad::TooLarge(_))
         ));
         assert!(matches!(cpu_max("abc 100000"), Err(Bad::NotANumber(_))));
+        // Garbage is quoted on one line, at most 60 characters of it, its control
+        // characters escaped: a file of 4 KiB was quoted whole, escape sequences too.
+        let garbage = format!("\x1b[2J{}", "9".repeat(4000));
+        let said = memory_limit(&garbage).unwrap_err().to_string();
+        assert!(said.starts_with("`\\u{1b}[2J999"), "{said}");
+        assert!(said.len() < 100 && !said.contains('\x1b'), "{said}");
     }
 
     #[test]
@@ -348,7 +358,9 @@ mod tests {
 
     proptest! {
         #[test]
-        fn parsers_never_panic(s in "\\PC*") {
+        // The files' own alphabet, line breaks and blanks included, as often as any
+        // text: `\\PC*` drew no control character, and so one line only.
+        fn parsers_never_panic(s in prop_oneof!["[0-9a-z:/= \\t\\n\\r\\x0b\\-]{0,64}", "(?s).{0,64}"]) {
             let _ = cpu_max(&s);
             let _ = cfs_quota(&s, 100_000);
             let _ = cfs_period(&s);
