@@ -324,7 +324,7 @@ fn settings_text(env: &Env, checked: &Checked, out: &mut String) {
     if !checked.problems.is_empty() {
         let _ = writeln!(out, "problems");
         for p in &checked.problems {
-            let _ = writeln!(out, "  {p}");
+            let _ = writeln!(out, "  {}", OneLine(p));
         }
     }
     if !checked.needs_features.is_empty() {
@@ -333,7 +333,7 @@ fn settings_text(env: &Env, checked: &Checked, out: &mut String) {
             "needs features (taken above as a build with every feature takes them; a build without the feature named says this)"
         );
         for p in &checked.needs_features {
-            let _ = writeln!(out, "  {p}");
+            let _ = writeln!(out, "  {}", OneLine(p));
         }
     }
 }

@@ -693,6 +693,9 @@ fn a_value_with_a_line_break_stays_on_its_row() {
         .env_clear()
         .env("OTEL_SERVICE_NAME", forged)
         .env("COLDSTART_CONFIG", &path)
+        // A problem's line too: a file that cannot be read, named with its path.
+        .env("COLDSTART_METRICS_TLS_CERT", "/nonexistent\nFORGED-ROW")
+        .env("COLDSTART_METRICS_TLS_KEY", "/nonexistent/key")
         .output()
         .unwrap();
     assert!(
@@ -717,6 +720,8 @@ fn a_value_with_a_line_break_stays_on_its_row() {
         "{text}"
     );
     assert!(text.contains("odd\\nname.toml"), "{text}");
+    assert!(text.contains("/nonexistent\\nFORGED-ROW"), "{text}");
+    assert!(!text.lines().any(|l| l.starts_with("FORGED-ROW")), "{text}");
     assert!(
         !text
             .lines()
