@@ -288,7 +288,7 @@ pub(crate) fn kill_procs(dir: &std::path::Path) {
     }
 }
 
-fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }
 }

@@ -108,7 +108,14 @@ pub(crate) fn find_program(program: &str) -> anyhow::Result<PathBuf> {
         .flat_map(std::env::split_paths)
         .map(|dir| dir.join(program))
         .find(|p| executable(p))
-        .with_context(|| format!("`{program}` is not a file and not on PATH"))
+        .with_context(|| {
+            // As a shell: a name without a `/` is looked for on PATH only.
+            if std::path::Path::new(program).is_file() {
+                format!("`{program}` is not on PATH; give the file here as `./{program}`")
+            } else {
+                format!("`{program}` is not a file and not on PATH")
+            }
+        })
 }
 
 /// Whether `path` is a file this process may execute.
@@ -148,6 +155,10 @@ pub fn apply_url(target: &mut Target, url: &str) -> anyhow::Result<()> {
     };
     target.port = match port {
         "$PORT" => None,
+        "" => bail!(
+            "{}; the port is empty, as where a shell replaced an unquoted $PORT with nothing: quote it ('$PORT'), or leave --url out, whose port is $PORT",
+            bad()
+        ),
         p => Some(p.parse().ok().filter(|p| *p > 0).ok_or_else(bad)?),
     };
     // Sent as it is on the request line: a space or a line break would make another
@@ -485,6 +496,17 @@ pub fn parse(args: &[String]) -> anyhow::Result<Options> {
         cpus,
         memory_bytes: memory,
     });
+    // Known now, not after the build of the emulator's package: a usage error.
+    if limits.is_some() && !crate::cgroup::is_root() {
+        bail!(
+            "--cpus/--memory run the programs in a cgroup, which needs root; run as root, or drop them{}",
+            if lambda {
+                " (without --memory, AWS_LAMBDA_FUNCTION_MEMORY_SIZE=MB in compare's environment sets the functions' memory size, and needs no cgroup)"
+            } else {
+                ""
+            }
+        );
+    }
     let package = measure::package_dir(package)?;
     let lambda = match lambda {
         false => None,
@@ -674,6 +696,20 @@ mod tests {
         assert!(err("/bin/true /bin/true --cpus many").contains("--cpus"));
         assert!(err("/bin/true /bin/true --memory 64X").contains("--memory"));
         assert!(err("/bin/true /bin/true --url ftp://x").contains("set --url to"));
+        // `$PORT` the shell expanded to nothing.
+        let e = err("/bin/true /bin/true --url http://127.0.0.1:/");
+        assert!(
+            e.contains("set --url to") && e.contains("quote it ('$PORT')"),
+            "{e}"
+        );
+        // A name without a `/` is looked for on PATH only, as a shell does; a file of
+        // that name here is said to need `./`.
+        let e = find_program("Cargo.toml").unwrap_err().to_string();
+        assert!(e.contains("give the file here as `./Cargo.toml`"), "{e}");
+        let e = find_program("no-such-program-here")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("is not a file and not on PATH"), "{e}");
         assert!(err("/bin/true /bin/true --url http://10.0.0.1:80/").contains("on this machine"));
         assert!(err("/bin/true /bin/true --frobnicate").contains("unknown option `--frobnicate`"));
         assert!(err("/bin/true /bin/true --runs").contains("--runs needs a value"));

@@ -320,19 +320,28 @@ fn a_cgroup_that_cannot_be_created_is_a_clear_error() {
     if !root_or_skip(test) {
         return;
     }
-    // As an unprivileged user (setpriv, util-linux), creating the cgroup fails.
-    let out = coldstart_test_support::output_within(
-        Command::new("setpriv")
-            .args(["--reuid=65534", "--regid=65534", "--clear-groups", TOOL])
-            .args(["compare", "true", "true", "--cpus", "0.5", "--runs", "1"]),
-        WITHIN,
-    );
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{stderr}");
-    assert!(
-        stderr.contains("--cpus/--memory need a cgroup: creating a cgroup needs root"),
-        "{stderr}"
-    );
+    // As an unprivileged user (setpriv, util-linux), no cgroup can be created: said
+    // as a usage error, before anything is built or run (it was exit 1, after).
+    for (lambda, hint) in [(false, false), (true, true)] {
+        let out = coldstart_test_support::output_within(
+            Command::new("setpriv")
+                .args(["--reuid=65534", "--regid=65534", "--clear-groups", TOOL])
+                .args(["compare", "true", "true", "--memory", "512M", "--runs", "1"])
+                .args(lambda.then_some("--lambda")),
+            WITHIN,
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(
+            stderr.contains("--cpus/--memory run the programs in a cgroup, which needs root"),
+            "{stderr}"
+        );
+        assert_eq!(
+            stderr.contains("AWS_LAMBDA_FUNCTION_MEMORY_SIZE=MB"),
+            hint,
+            "{stderr}"
+        );
+    }
 }
 
 #[test]
