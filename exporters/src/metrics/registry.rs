@@ -353,6 +353,9 @@ impl Registry {
     fn describe(&self, name: KeyName, description: SharedString) {
         // Kept under the cleaned name: a name recorded as `my.requests` is rendered
         // as the family `my_requests`.
+        // coldstart's HTTP names are kept past the limit on names: their descriptions,
+        // made when the exporters start, are kept past it too.
+        let own = OWN.contains(&name.as_str());
         let name = sanitize(name.as_str());
         let mut help = self.help.write().unwrap_or_else(|p| p.into_inner());
         let full = help.len() >= NAMES;
@@ -360,7 +363,7 @@ impl Registry {
             Some(entry) => entry.1 = description,
             // Past as many descriptions as names are kept, the rest are of names
             // that are not kept, or never recorded.
-            None if full => {}
+            None if full && !own => {}
             None => help.push((name, description)),
         }
     }
@@ -1030,6 +1033,32 @@ mod tests {
             "{out}"
         );
     }
+    /// The HTTP names are kept past the limit on names, and so are their
+    /// descriptions, made as the exporters start: after a program's 1000, they were
+    /// dropped and the families got the default help.
+    #[test]
+    fn the_http_descriptions_are_kept_past_the_limit() {
+        static R: Registry = Registry::new();
+        let rec = Installed(&R);
+        let m = Metadata::new("t", metrics::Level::INFO, None);
+        for i in 0..NAMES {
+            rec.describe_counter(format!("app_{i}_total").into(), None, "An app's.".into());
+        }
+        let http = super::super::HTTP_REQUESTS;
+        rec.describe_counter(http.into(), None, "HTTP requests answered.".into());
+        rec.describe_counter("one_more_total".into(), None, "Past the limit.".into());
+        rec.register_counter(&Key::from_name(http), &m).increment(1);
+        rec.register_counter(&Key::from_name("one_more_total"), &m)
+            .increment(1);
+        let mut out = String::new();
+        R.render(&mut out, &[], &[]);
+        assert!(
+            out.contains(&format!("# HELP {http} HTTP requests answered.\n")),
+            "{out}"
+        );
+        assert!(!out.contains("Past the limit."), "{out}");
+    }
+
     #[test]
     fn a_name_gets_the_buckets_set_for_it() {
         static R: Registry = Registry::new();
