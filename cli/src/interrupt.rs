@@ -59,8 +59,9 @@ pub fn install() {
             };
             if n == 1 {
                 INTERRUPTED.store(true, Ordering::Release);
+                let had_cgroups = !CGROUPS.lock().unwrap_or_else(|p| p.into_inner()).is_empty();
                 let left = clean_up();
-                coldstart_bootstrap::say!("\n{}", interrupted(&left));
+                coldstart_bootstrap::say!("\n{}", interrupted(had_cgroups, &left));
                 std::process::exit(128 + i32::from(byte));
             }
         });
@@ -102,8 +103,12 @@ extern "C" fn on_signal(signo: libc::c_int) {
     }
 }
 
-/// What the clean-up says: the cgroups it could not remove are named.
-fn interrupted(left: &[PathBuf]) -> String {
+/// What the clean-up says: the cgroups it could not remove are named, and none where
+/// it had none (`build`).
+fn interrupted(had_cgroups: bool, left: &[PathBuf]) -> String {
+    if !had_cgroups {
+        return "interrupted: the programs started were stopped".into();
+    }
     if left.is_empty() {
         return "interrupted: the programs started were stopped and the cgroups removed".into();
     }
@@ -348,8 +353,9 @@ mod tests {
 
     #[test]
     fn cgroups_left_behind_are_named() {
-        assert!(interrupted(&[]).ends_with("and the cgroups removed"));
-        let said = interrupted(&[PathBuf::from("/sys/fs/cgroup/cpu/x")]);
+        assert!(interrupted(true, &[]).ends_with("and the cgroups removed"));
+        assert!(interrupted(false, &[]).ends_with("the programs started were stopped"));
+        let said = interrupted(true, &[PathBuf::from("/sys/fs/cgroup/cpu/x")]);
         assert!(said.contains("could not be removed"), "{said}");
         assert!(said.ends_with(": /sys/fs/cgroup/cpu/x"), "{said}");
     }
