@@ -38,8 +38,9 @@ fn the_dynamic_sampler_counts_answers_and_their_errors() {
             }
             let request = Request::get(path).body(()).unwrap();
             let response = service.call(request).await.unwrap();
-            // The answer's body is read to its end, as a server does: the layer ends
-            // the span, and counts the request, there.
+            // The answer's body is read to its end, as a server does (the layer ends
+            // the span and counts the request at the response's head, but for a gRPC
+            // call, whose code may come in the trailers).
             let _ = http_body_util::BodyExt::collect(response.into_body()).await;
         }
         telemetry.start_after_first_response();

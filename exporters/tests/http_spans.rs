@@ -101,9 +101,39 @@ fn each_way_a_request_ends_gets_its_span_and_metrics() {
                 .is_panic()
         );
 
+        // A request whose answer is dropped before it comes (the client went away):
+        // counted as 499, and out of the in-flight gauge (checked at the end).
+        let mut hanging = service.clone();
+        let request = Request::builder()
+            .method(Method::DELETE)
+            .uri("/hang")
+            .body(())
+            .unwrap();
+        let answer = hanging.call(request);
+        drop(answer);
+
+        // A route function of the program's that panics: a request that panicked.
+        let panicking_route = HttpTelemetryLayer::new()
+            .route(|path| (path == "/route-panics").then(|| panic!("a route function's bug")))
+            .layer(Handler);
+        let propfind = Method::from_bytes(b"PROPFIND").unwrap();
+        let request = Request::builder()
+            .method(propfind)
+            .uri("/route-panics")
+            .body(())
+            .unwrap();
+        assert!(send(panicking_route, request).await.unwrap_err().is_panic());
+
+        // A head whose path, query and `User-Agent` are as long as the client likes.
+        let long = format!("/long/{}?q={}", "p".repeat(30_000), "q".repeat(30_000));
+        let mut long = Request::get(long).body(()).unwrap();
+        let agent = http::HeaderValue::from_str(&"a".repeat(100_000)).unwrap();
+        long.headers_mut().insert("user-agent", agent);
+        send(service.clone(), long).await.unwrap().unwrap();
+
         telemetry.start_after_first_response();
         coldstart_runtime::first_request_done();
-        telemetry::until(|| SEEN.lock().unwrap().len() >= 10).await;
+        telemetry::until(|| SEEN.lock().unwrap().len() >= 12).await;
     });
     let seen = SEEN.lock().unwrap().clone();
     let text = |span: &Seen, key: &str| span.attributes.get(key).cloned();
@@ -132,6 +162,19 @@ fn each_way_a_request_ends_gets_its_span_and_metrics() {
         text(&ok, "user_agent.original").as_deref(),
         Some("probe/1.0")
     );
+    // Kept to 2048 characters each, where no OTEL_*ATTRIBUTE_VALUE_LENGTH_LIMIT is set:
+    // kept whole, a queue of such spans held hundreds of MB.
+    let long = seen
+        .iter()
+        .find(|s| {
+            s.attributes
+                .get("url.path")
+                .is_some_and(|p| p.starts_with("/long/"))
+        })
+        .unwrap();
+    for key in ["url.path", "url.query", "user_agent.original"] {
+        assert_eq!(text(long, key).map(|v| v.len()), Some(2048), "{key}");
+    }
     let plain = span_of(&seen, "/missing");
     assert_eq!(
         text(&plain, "network.protocol.version").as_deref(),
@@ -222,6 +265,19 @@ fn each_way_a_request_ends_gets_its_span_and_metrics() {
         requests(r#"method="_OTHER",route="unmatched",status="500""#),
         Some(1.0),
         "the panic before the service's future"
+    );
+    let hang = span_of(&seen, "/hang");
+    assert_eq!(text(&hang, "error.type").as_deref(), Some("cancelled"));
+    assert_eq!(
+        requests(r#"method="_OTHER",route="unmatched",status="499""#),
+        Some(1.0),
+        "the request dropped unanswered"
+    );
+    // Counted too where the panic came before the record was made (it was not).
+    assert_eq!(
+        requests(r#"method="PROPFIND",route="unmatched",status="500""#),
+        Some(1.0),
+        "the route function's panic"
     );
 
     // The metrics: labelled with the route the response named, and a request without

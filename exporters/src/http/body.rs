@@ -16,18 +16,38 @@ pin_project! {
     /// for such a call the server span stays open until the trailers pass, and gets
     /// `rpc.grpc.status_code` from them. A body that fails before its trailers ends
     /// the span as an error; one dropped before them (the server stopped polling it),
-    /// without a code.
+    /// without a code. The inner body is polled with the request's context current,
+    /// as the handler was: a streamed body's spans are the request's children, its log
+    /// lines carry the request's trace.
     #[derive(Debug)]
     pub struct ResponseBody<B> {
         #[pin]
         inner: B,
         pending: Option<Pending>,
+        cx: BodyContext,
     }
 }
 
+/// The request's context, attached while the inner body is polled: `None` where there
+/// is no server span (tracing off), and the caller's is left current.
+#[cfg(feature = "tracing")]
+pub(crate) type BodyContext = Option<opentelemetry::Context>;
+/// Without tracing, no context.
+#[cfg(not(feature = "tracing"))]
+pub(crate) type BodyContext = ();
+
 impl<B> ResponseBody<B> {
-    pub(crate) fn new(inner: B, pending: Option<Pending>) -> Self {
-        ResponseBody { inner, pending }
+    pub(crate) fn new(inner: B, pending: Option<Pending>, cx: BodyContext) -> Self {
+        ResponseBody { inner, pending, cx }
+    }
+
+    /// The body alone: no span to end, no context to poll it in.
+    pub(crate) fn plain(inner: B) -> Self {
+        ResponseBody {
+            inner,
+            pending: None,
+            cx: BodyContext::default(),
+        }
     }
 }
 
@@ -40,6 +60,8 @@ impl<B: Body> Body for ResponseBody<B> {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         let this = self.project();
+        #[cfg(feature = "tracing")]
+        let _current = this.cx.as_ref().map(|cx| cx.clone().attach());
         let frame = std::task::ready!(this.inner.poll_frame(cx));
         if this.pending.is_some() {
             match &frame {

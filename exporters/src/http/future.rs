@@ -40,7 +40,11 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         #[cfg(feature = "tracing")]
-        let _current = this.record.as_ref().map(|r| r.cx.clone().attach());
+        let _current = this
+            .record
+            .as_ref()
+            .filter(|r| has_span(&r.cx))
+            .map(|r| r.cx.clone().attach());
         // A record dropped while its service is polled: the service panicked.
         let output = match this.record.as_mut() {
             Some(record) => record.polled(|| this.inner.poll(cx)),
@@ -48,12 +52,17 @@ where
         };
         let output = std::task::ready!(output);
         let Some(mut record) = this.record.take() else {
-            return Poll::Ready(output.map(|r| r.map(|b| ResponseBody::new(b, None))));
+            return Poll::Ready(output.map(|r| r.map(ResponseBody::plain)));
         };
         Poll::Ready(match output {
             Ok(response) => {
+                // The body is polled in the request's context, as the service was.
+                #[cfg(feature = "tracing")]
+                let body_cx = has_span(&record.cx).then(|| record.cx.clone());
+                #[cfg(not(feature = "tracing"))]
+                let body_cx = ();
                 let pending = record.finish(Outcome::Answered(Answer::of(&response)));
-                Ok(response.map(|body| ResponseBody::new(body, pending)))
+                Ok(response.map(|body| ResponseBody::new(body, pending, body_cx)))
             }
             Err(e) => {
                 record.finish(Outcome::Failed);
@@ -181,23 +190,31 @@ impl Record {
         called
     }
 
-    pub(crate) fn new(
-        start: Instant,
-        method: &'static str,
-        route: Option<&'static str>,
-        #[cfg(feature = "tracing")] cx: opentelemetry::Context,
-    ) -> Record {
+    /// A request that came at `start`, in flight from now; its route and server span
+    /// are set once known ([`Record::set_route`], [`Record::set_context`]).
+    pub(crate) fn new(start: Instant, method: &'static str) -> Record {
         Record {
             #[cfg(feature = "metrics")]
             in_flight: super::handles::enter_in_flight(),
             start,
             method,
-            route,
+            route: None,
             #[cfg(feature = "tracing")]
-            cx,
+            cx: opentelemetry::Context::new(),
             finished: false,
             polling: false,
         }
+    }
+
+    /// The route template the layer's route function gave, if any.
+    pub(crate) fn set_route(&mut self, route: Option<&'static str>) {
+        self.route = route;
+    }
+
+    /// The context holding the request's server span.
+    #[cfg(feature = "tracing")]
+    pub(crate) fn set_context(&mut self, cx: opentelemetry::Context) {
+        self.cx = cx;
     }
 
     /// Records how the request ended. The metrics are recorded now (a request that
@@ -381,6 +398,14 @@ fn server<B>(req: &http::Request<B>, scheme: &str) -> Option<(String, Option<u16
     Some((host.to_owned(), port))
 }
 
+/// Whether `cx`, a context [`start_span`] gave, holds a server span: not where
+/// tracing is off, whose empty context is not attached (it would hide the caller's).
+#[cfg(feature = "tracing")]
+pub(crate) fn has_span(cx: &opentelemetry::Context) -> bool {
+    use opentelemetry::trace::TraceContextExt as _;
+    cx.has_active_span()
+}
+
 /// Starts the server span for `req`, continuing the caller's trace, and puts its
 /// context in the request's extensions. An empty context when tracing is off.
 #[cfg(feature = "tracing")]
@@ -394,6 +419,17 @@ pub(crate) fn start_span<B>(
     use opentelemetry::trace::{SpanKind, TraceContextExt, Tracer};
     let Some(tracer) = crate::trace::tracer() else {
         return opentelemetry::Context::new();
+    };
+    // What the request's head gives, kept to the span's value length: the client
+    // chooses how long a path, a query or a `User-Agent` is (hyper takes heads of
+    // about 400 KB), and a queue of 2048 spans kept them whole.
+    let keep = tracer.request_value_chars();
+    let clip = |value: &str| {
+        let end = value
+            .char_indices()
+            .nth(keep)
+            .map_or(value.len(), |(end, _)| end);
+        value[..end].to_owned()
     };
     let parent = crate::trace::propagation::extract_carried(req.headers());
     let builder = tracer.span_builder("").with_kind(SpanKind::Server);
@@ -412,22 +448,22 @@ pub(crate) fn start_span<B>(
         let mut attributes = Vec::with_capacity(12);
         attributes.push(KeyValue::new("http.request.method", method));
         if method == "_OTHER" {
-            let original = req.method().as_str().to_owned();
+            let original = clip(req.method().as_str());
             attributes.push(KeyValue::new("http.request.method_original", original));
         }
         if let Some(route) = route {
             attributes.push(KeyValue::new("http.route", route));
         }
-        attributes.push(KeyValue::new("url.path", uri.path().to_owned()));
+        attributes.push(KeyValue::new("url.path", clip(uri.path())));
         if let Some(query) = uri.query() {
-            attributes.push(KeyValue::new("url.query", scrubbed(query)));
+            attributes.push(KeyValue::new("url.query", scrubbed(&clip(query))));
         }
         let scheme = match uri.scheme_str() {
             Some(given) => opentelemetry::Value::from(given.to_owned()),
             None => opentelemetry::Value::from(scheme),
         };
         if let Some((address, port)) = server(req, scheme.as_str().as_ref()) {
-            attributes.push(KeyValue::new("server.address", address));
+            attributes.push(KeyValue::new("server.address", clip(&address)));
             if let Some(port) = port {
                 attributes.push(KeyValue::new("server.port", i64::from(port)));
             }
@@ -447,7 +483,7 @@ pub(crate) fn start_span<B>(
         }
         let agent = req.headers().get(http::header::USER_AGENT);
         if let Some(agent) = agent.and_then(|a| a.to_str().ok()) {
-            attributes.push(KeyValue::new("user_agent.original", agent.to_owned()));
+            attributes.push(KeyValue::new("user_agent.original", clip(agent)));
         }
         span.attributes = Some(attributes);
     });

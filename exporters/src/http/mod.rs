@@ -183,21 +183,21 @@ where
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
         let start = Instant::now();
         let method = method_label(req.method());
-        let route = route_of(&req, self.route);
+        // Made first: a panic in the program's code that runs here (its route
+        // function, a propagator it installed reading the request's headers, the
+        // service's synchronous part) is a request that panicked, counted as one that
+        // panics in its future is.
+        let mut record = future::Record::new(start, method);
+        let route = record.polled(|| route_of(&req, self.route));
+        record.set_route(route);
         #[cfg(feature = "tracing")]
-        let cx = future::start_span(&mut req, method, route, self.scheme);
-        // The handler's synchronous part sees the server span as current too.
+        let cx = record.polled(|| future::start_span(&mut req, method, route, self.scheme));
+        // The handler's synchronous part sees the server span as current too. Without
+        // a tracer there is none, and the context is left as the caller had it.
         #[cfg(feature = "tracing")]
-        let current = cx.clone().attach();
-        // Made before the service is called: a panic in its synchronous part is a
-        // request that panicked, counted as one that panics in its future is.
-        let mut record = future::Record::new(
-            start,
-            method,
-            route,
-            #[cfg(feature = "tracing")]
-            cx,
-        );
+        let current = future::has_span(&cx).then(|| cx.clone().attach());
+        #[cfg(feature = "tracing")]
+        record.set_context(cx);
         let inner = record.polled(|| self.inner.call(req));
         #[cfg(feature = "tracing")]
         drop(current);

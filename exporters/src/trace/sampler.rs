@@ -142,7 +142,9 @@ fn now_tick() -> u64 {
 
 /// Counts one request for the dynamic sampler, `error` when it failed; nothing when
 /// the sampler is not in use. The HTTP layer counts every request it ends (a 5xx, a
-/// failed body or a panic as an error; one the client cancelled as none), and
+/// gRPC server error code, a gRPC body that fails before its trailers or a panic as
+/// an error, at the response's head but for a gRPC call waiting for its trailers; one
+/// the client cancelled as none), and
 /// coldstart's Lambda integration every invocation (a handler error or panic, an
 /// event that does not deserialise and a timeout as errors). A server that serves
 /// without either calls it once per request (`coldstart::telemetry::record_for_sampler`),

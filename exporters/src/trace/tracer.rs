@@ -83,7 +83,19 @@ pub struct Tracer {
     core: &'static Core,
 }
 
+/// Characters the HTTP layer keeps of a value the request's head gives (its path, its
+/// query, its `User-Agent`) where `OTEL_*ATTRIBUTE_VALUE_LENGTH_LIMIT` sets no length.
+pub(crate) const REQUEST_VALUE_CHARS: usize = 2048;
+
 impl Tracer {
+    /// Characters the HTTP layer keeps of a value the request's head gives: the span
+    /// value length where one is set, else [`REQUEST_VALUE_CHARS`].
+    pub(crate) fn request_value_chars(&self) -> usize {
+        self.core
+            .value_length
+            .map_or(REQUEST_VALUE_CHARS, |n| n as usize)
+    }
+
     /// Starts a span whose description (its name, attributes, links, events) `describe`
     /// adds to `builder` only once the sampler has decided that the span records: a
     /// span that is not sampled costs no name and no attribute vector. The sampler sees

@@ -11,7 +11,7 @@ use tower_service::Service;
 
 /// Answers by path: `/down` 503 (after saying why on the span), `/missing` 404, `/fail` with `Err`, `/panic` by
 /// panicking in its future, `/panic-in-call` by panicking before it has one,
-/// `/routed/...` with a `Route` on the response, else 200.
+/// `/routed/...` with a `Route` on the response, `/hang` never, else 200.
 #[derive(Clone, Copy)]
 pub(crate) struct Handler;
 
@@ -45,6 +45,7 @@ impl Service<Request<()>> for Handler {
                 "/missing" => *response.status_mut() = StatusCode::NOT_FOUND,
                 "/fail" => return Err("no database"),
                 "/panic" => panic!("a handler's own bug"),
+                "/hang" => std::future::pending::<()>().await,
                 p if p.starts_with("/routed/") => {
                     response.extensions_mut().insert(Route("/routed/{n}"));
                 }
