@@ -177,6 +177,27 @@ pub fn apply_url(target: &mut Target, url: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Whether this process may run `options`: `--cpus` and `--memory` put the programs
+/// in a cgroup, which needs root. Known before anything runs, and said as a usage
+/// error (after the options' own errors, which `parse` says whoever runs it).
+///
+/// # Errors
+///
+/// Limits asked for by a user other than root.
+pub fn may_run(options: &Options) -> anyhow::Result<()> {
+    if options.limits.is_some() && !crate::cgroup::is_root() {
+        bail!(
+            "--cpus/--memory run the programs in a cgroup, which needs root; run as root, or drop them{}",
+            if options.lambda.is_some() {
+                " (without --memory, AWS_LAMBDA_FUNCTION_MEMORY_SIZE=MB in compare's environment sets the functions' memory size, and needs no cgroup)"
+            } else {
+                ""
+            }
+        );
+    }
+    Ok(())
+}
+
 /// Runs the comparison; the report as text or JSON.
 ///
 /// # Errors
@@ -496,17 +517,6 @@ pub fn parse(args: &[String]) -> anyhow::Result<Options> {
         cpus,
         memory_bytes: memory,
     });
-    // Known now, not after the build of the emulator's package: a usage error.
-    if limits.is_some() && !crate::cgroup::is_root() {
-        bail!(
-            "--cpus/--memory run the programs in a cgroup, which needs root; run as root, or drop them{}",
-            if lambda {
-                " (without --memory, AWS_LAMBDA_FUNCTION_MEMORY_SIZE=MB in compare's environment sets the functions' memory size, and needs no cgroup)"
-            } else {
-                ""
-            }
-        );
-    }
     let package = measure::package_dir(package)?;
     let lambda = match lambda {
         false => None,

@@ -221,7 +221,7 @@ fn compare_command(args: &[String]) -> ExitCode {
         out(HELP);
         return ExitCode::SUCCESS;
     }
-    let options = match compare::parse(args) {
+    let options = match compare::parse(args).and_then(|o| compare::may_run(&o).map(|()| o)) {
         Ok(o) => o,
         Err(e) => {
             coldstart_bootstrap::say!("error: {e:#}");

@@ -327,7 +327,11 @@ fn a_cgroup_that_cannot_be_created_is_a_clear_error() {
             Command::new("setpriv")
                 .args(["--reuid=65534", "--regid=65534", "--clear-groups", TOOL])
                 .args(["compare", "true", "true", "--memory", "512M", "--runs", "1"])
-                .args(lambda.then_some("--lambda")),
+                .args(if lambda {
+                    &["--lambda", "--cargo-lambda", "/bin/false"][..]
+                } else {
+                    &[]
+                }),
             WITHIN,
         );
         let stderr = String::from_utf8_lossy(&out.stderr);
