@@ -440,7 +440,7 @@ fn doctor_never_shows_secrets() {
             .env_clear()
             .env(
                 "COLDSTART_METRICS_PUSH_URL",
-                "http://ci:push-s3cret@127.0.0.1:9091",
+                "http://ci:push-s3cret@127.0.0.1:9091/?token=push-query-s3cret",
             )
             .env(
                 "OTEL_EXPORTER_OTLP_HEADERS",
@@ -461,7 +461,14 @@ fn doctor_never_shows_secrets() {
             stdout.contains("collector:4318/otlp/v1/traces?<not shown>"),
             "{stdout}"
         );
-        for secret in ["push-s3cret", "env-s3cret", "file-s3cret", "query-s3cret"] {
+        assert!(stdout.contains("127.0.0.1:9091/?<not shown>"), "{stdout}");
+        for secret in [
+            "push-s3cret",
+            "push-query-s3cret",
+            "env-s3cret",
+            "file-s3cret",
+            "query-s3cret",
+        ] {
             assert!(
                 !stdout.contains(secret) && !stderr.contains(secret),
                 "`doctor {args:?}` showed {secret}:\n{stdout}{stderr}"

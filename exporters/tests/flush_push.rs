@@ -24,6 +24,8 @@ fn a_flush_pushes_the_metrics_before_it_returns() {
         ("OTEL_TRACES_EXPORTER", "none".to_owned()),
     ]);
     metrics::counter!("invocations_total").increment(1);
+    metrics::counter!("http_requests_total", "method" => "GET", "route" => "/", "status" => "200")
+        .increment(1);
     let settings = Settings {
         flavor: Some(coldstart_bootstrap::Flavor::CurrentThread),
         ..Settings::NONE
@@ -42,6 +44,11 @@ fn a_flush_pushes_the_metrics_before_it_returns() {
             .try_recv()
             .expect("a push made within the first flush");
         assert!(first.contains("\ninvocations_total 1\n"), "{first}");
+        // With the HTTP families' own help text, as every later push has it.
+        assert!(
+            first.contains("# HELP http_requests_total HTTP requests answered"),
+            "{first}"
+        );
         // The interval's first tick, due at once, is left out: the flush stood for it.
         // The exporters' start, run now, starts no second interval.
         tokio::time::sleep(Duration::from_millis(300)).await;

@@ -7,10 +7,11 @@ use std::time::Duration;
 use super::reader::percent_decode;
 
 /// Pushing to a Prometheus Pushgateway, for jobs too short-lived to be scraped.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct Push {
     /// The Pushgateway's base URL (`COLDSTART_METRICS_PUSH_URL`), without the user
-    /// info: this is the form logs and `doctor` show.
+    /// info, with any query (sent with every push); logs, `doctor` and `Debug` show
+    /// it without the query too ([`Push::shown_url`]).
     pub url: http::Uri,
     /// `user:password` from the URL's user info, sent as HTTP basic authentication.
     pub credentials: Option<Credentials>,
@@ -28,6 +29,27 @@ pub struct Push {
     /// flight: [`FINAL_PUSH_WITHIN`], each push taking up to 5 s. coldstart's Lambda
     /// integration cuts it to what Lambda allows after SIGTERM.
     pub final_within: Duration,
+}
+
+impl Push {
+    /// The URL as messages show it: no user info (split off already), no query (a
+    /// token may be there): `http://gw:9091/?<not shown>`.
+    pub fn shown_url(&self) -> String {
+        coldstart_bootstrap::config::shown("COLDSTART_METRICS_PUSH_URL", &self.url.to_string())
+    }
+}
+
+impl fmt::Debug for Push {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Push")
+            .field("url", &self.shown_url())
+            .field("credentials", &self.credentials)
+            .field("job", &self.job)
+            .field("interval", &self.interval)
+            .field("grouping", &self.grouping)
+            .field("final_within", &self.final_within)
+            .finish()
+    }
 }
 
 /// The shortest [`Push::interval`] `COLDSTART_METRICS_PUSH_INTERVAL` accepts.

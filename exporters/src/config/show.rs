@@ -82,7 +82,7 @@ impl Config {
             ),
             (
                 "COLDSTART_METRICS_PUSH_URL",
-                or(push.map(|p| p.url.to_string()), "off"),
+                or(push.map(super::Push::shown_url), "off"),
             ),
             (
                 "COLDSTART_METRICS_PUSH_JOB",

@@ -152,6 +152,10 @@ pub(crate) async fn push_within(budget: Duration) {
         if coldstart_runtime::lifecycle::trigger().is_none() {
             return;
         }
+        // As the exporters' start does: the HTTP families' help text first, so that
+        // this push and the later ones agree (the gateway logs a family whose help
+        // changes between pushes of a group).
+        super::describe();
         start(push.clone());
     }
     let deadline = tokio::time::Instant::now().checked_add(budget);
@@ -161,7 +165,7 @@ pub(crate) async fn push_within(budget: Duration) {
         problem::report("metrics-push", || {
             format!(
                 "metrics: a flush's push to {} was not made: a push still in flight held it past the flush's budget of {budget:?}; what was counted since that push was rendered goes with the next one",
-                shown(push)
+                push.shown_url()
             )
         });
         return;
@@ -178,15 +182,10 @@ pub(crate) async fn push_within(budget: Duration) {
         problem::report("metrics-push", || {
             format!(
                 "metrics: push to {} cut off by the flush's budget of {budget:?}",
-                shown(push)
+                push.shown_url()
             )
         });
     }
-}
-
-/// The push URL as messages show it: no user info (split off already), no query.
-fn shown(push: &Push) -> String {
-    coldstart_bootstrap::config::shown("COLDSTART_METRICS_PUSH_URL", &push.url.to_string())
 }
 
 /// One push: whether the gateway took it. A failure is counted and reported.
@@ -199,7 +198,7 @@ async fn push_now(push: &Push) -> bool {
     };
     problem::drop_count(Dropped::PushFailed, 1);
     problem::report("metrics-push", || {
-        format!("metrics: push to {} failed: {why}", shown(push))
+        format!("metrics: push to {} failed: {why}", push.shown_url())
     });
     false
 }
@@ -347,11 +346,10 @@ mod tests {
             path(&push("http://gw:9091/base/?token=x&a=b", "a")),
             "/base/metrics/job/a?token=x&a=b"
         );
-        // And the messages do not show it.
-        assert_eq!(
-            shown(&push("http://gw:9091/base/?token=x", "a")),
-            "http://gw:9091/base/?<not shown>"
-        );
+        // And the messages do not show it, nor does `Debug`.
+        let with_token = push("http://gw:9091/base/?token=s3cret", "a");
+        assert_eq!(with_token.shown_url(), "http://gw:9091/base/?<not shown>");
+        assert!(!format!("{with_token:?}").contains("s3cret"));
         let mut grouped = push("http://gw:9091", "batch");
         grouped.grouping = vec![
             ("instance".into(), "host-1".into()),
