@@ -263,6 +263,24 @@ pub fn run(
         .process_group(0)
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
+    // A SIGKILL to this tool (`timeout -s KILL`, a job runner killing its group, the
+    // OOM killer) leaves no clean-up to run: cargo, in a group of its own, is killed
+    // by the kernel when this thread, which waits for it, is gone.
+    let parent = std::process::id();
+    // SAFETY: between fork and exec only async-signal-safe calls (prctl, getppid), and
+    // no allocation (an error from a raw code).
+    unsafe {
+        command.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // Gone already, before the line above: no death signal will come.
+            if u32::try_from(libc::getppid()).ok() != Some(parent) {
+                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            Ok(())
+        });
+    }
     let output = crate::interrupt::Helper::spawn(&mut command)
         .and_then(crate::interrupt::Helper::wait_with_output)
         .with_context(|| format!("cannot run `{cargo} build`"))?;
