@@ -26,15 +26,24 @@ pub fn start_server_without(
     }
     // Held by its `Reaper` from the start: a server that never says it listens is
     // killed with the failing test, not left running after it.
-    let mut child = Reaper(
-        command
-            .current_dir(dir)
-            .env("PORT", port.to_string())
-            .envs(vars.iter().map(|(k, v)| (k, v)))
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
+    command
+        .current_dir(dir)
+        .env("PORT", port.to_string())
+        .envs(vars.iter().map(|(k, v)| (k, v)))
+        .stderr(Stdio::piped());
+    // A script a test has just written can be busy for a moment: a process another
+    // test forked in between holds it open for writing until that process execs.
+    let mut tries = 0;
+    let spawned = loop {
+        match command.spawn() {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && tries < 100 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            spawned => break spawned,
+        }
+    };
+    let mut child = Reaper(spawned.unwrap());
     let mut lines = Lines::of(&mut child.0);
     lines.wait_for("listening on");
     (port, child, lines)
@@ -97,6 +106,16 @@ pub fn wait_with_output_within(
             String::from_utf8_lossy(&said)
         );
     };
+    // Ended: its pipes close with it, unless something it started holds them (read
+    // to their end, they would keep the test waiting as long as that runs).
+    let deadline = std::time::Instant::now() + within;
+    while !(stdout.is_finished() && stderr.is_finished()) && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert!(
+        stdout.is_finished() && stderr.is_finished(),
+        "the program ended ({status}), but something it started still holds its stdout or stderr after {within:?}"
+    );
     std::process::Output {
         status,
         stdout: stdout.join().unwrap_or_default(),
@@ -284,6 +303,27 @@ mod tests {
         assert_eq!(
             (&out.stdout[..], &out.stderr[..]),
             (&b"out\n"[..], &b"err\n"[..])
+        );
+    }
+
+    /// A program that ends while something it started holds its output is a failure
+    /// said within the bound: its output was read to the end, as long as that ran.
+    #[test]
+    fn output_held_by_what_a_program_started_is_bounded() {
+        let started = std::time::Instant::now();
+        let failed = std::panic::catch_unwind(|| {
+            output_within(
+                Command::new("sh").args(["-c", "sleep 5 & echo started"]),
+                Duration::from_millis(500),
+            )
+        });
+        let said = failed.expect_err("the held pipe is a failure");
+        let said = said.downcast_ref::<String>().cloned().unwrap_or_default();
+        assert!(said.contains("still holds its stdout or stderr"), "{said}");
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "{:?}",
+            started.elapsed()
         );
     }
 }
