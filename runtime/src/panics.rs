@@ -70,6 +70,48 @@ async fn polled_catching<F: Future>(
     .await
 }
 
+/// A future whose drop is caught: a panic while it is dropped is kept in `caught`
+/// instead of unwinding past what must still run. The body of `main`, cancelled at a
+/// signal, is dropped before the shutdown hooks; one that owns a tokio runtime (which
+/// panics when dropped inside another) took the hooks, and the telemetry's last
+/// flush, with it.
+pub(crate) struct DropCaught<'a, F> {
+    future: std::mem::ManuallyDrop<F>,
+    caught: &'a Cell<Option<Box<dyn Any + Send>>>,
+}
+
+impl<'a, F> DropCaught<'a, F> {
+    pub(crate) fn new(future: F, caught: &'a Cell<Option<Box<dyn Any + Send>>>) -> Self {
+        DropCaught {
+            future: std::mem::ManuallyDrop::new(future),
+            caught,
+        }
+    }
+}
+
+impl<F: Future> Future for DropCaught<'_, F> {
+    type Output = F::Output;
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<F::Output> {
+        // SAFETY: `future` is pinned with `self`: it is never moved out, and it is
+        // dropped in place, in `drop`.
+        unsafe { self.map_unchecked_mut(|s| &mut *s.future) }.poll(cx)
+    }
+}
+
+impl<F> Drop for DropCaught<'_, F> {
+    fn drop(&mut self) {
+        let future = &mut self.future;
+        // SAFETY: dropped once, here, in place; never used after.
+        let dropped = catch_unwind(AssertUnwindSafe(|| unsafe {
+            std::mem::ManuallyDrop::drop(future);
+        }));
+        if let Err(payload) = dropped {
+            self.caught.set(Some(payload));
+        }
+    }
+}
+
 thread_local! {
     /// Whether a panic on this thread now is one the hook has heard of already.
     static HUSHED: Cell<bool> = const { Cell::new(false) };

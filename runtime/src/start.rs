@@ -306,8 +306,13 @@ pub fn block_on_in<F: Future>(settings: &Settings, env: &Env, body: F) -> F::Out
         if report {
             print_report();
         }
+        // A panic while the body is dropped (below, cancelled) waits for the hooks.
+        let dropped_badly = std::cell::Cell::new(None);
         let ended = {
-            let mut body = std::pin::pin!(crate::panics::caught(body));
+            let mut body = std::pin::pin!(crate::panics::DropCaught::new(
+                crate::panics::caught(body),
+                &dropped_badly,
+            ));
             if stopped {
                 // A signal while the inits ran: the body never starts, not even to drain.
                 coldstart_bootstrap::say!(
@@ -329,7 +334,7 @@ pub fn block_on_in<F: Future>(settings: &Settings, env: &Env, body: F) -> F::Out
             }
             // A cancelled body is dropped here, before the hooks: a listener it owns
             // stops taking connections, and what a hook waits on (a channel's last
-            // sender, say) is let go.
+            // sender, say) is let go. A panic in its drop goes on after the hooks.
         };
         lifecycle::end_of_main().await;
         lifecycle::run_shutdown_hooks().await;
@@ -351,8 +356,9 @@ pub fn block_on_in<F: Future>(settings: &Settings, env: &Env, body: F) -> F::Out
         if let Some(undone) = init::unfinished().filter(|_| lifecycle::stop_code() == 0) {
             coldstart_bootstrap::say!("coldstart: {undone}");
         }
-        ended
+        (ended, dropped_badly.take())
     });
+    let (ended, dropped_badly) = ended;
     // The hooks have run: a signal from here on has its default effect again.
     lifecycle::give_back_default_signals();
     // After a signal the program ends once the hooks are done, however the body
@@ -367,6 +373,12 @@ pub fn block_on_in<F: Future>(settings: &Settings, env: &Env, body: F) -> F::Out
         }
         false => Some(runtime),
     };
+    // The body's drop panicked: that panic goes on, the hooks having run, as one of
+    // the body's own does.
+    if let Some(panic) = dropped_badly {
+        drop(runtime);
+        std::panic::resume_unwind(panic);
+    }
     let output = match ended {
         // A fatal deferred init that failed after the body returned (while the hooks
         // ran) still stops the program with its code; a panic goes on as a panic.
