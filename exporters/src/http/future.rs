@@ -424,13 +424,15 @@ pub(crate) fn start_span<B>(
     // chooses how long a path, a query or a `User-Agent` is (hyper takes heads of
     // about 400 KB), and a queue of 2048 spans kept them whole.
     let keep = tracer.request_value_chars();
-    let clip = |value: &str| {
-        let end = value
+    // Where a value's kept start ends, found before copying: no copy more than
+    // before there was a cut (by default every request's span is described).
+    let head = |value: &str| -> usize {
+        value
             .char_indices()
             .nth(keep)
-            .map_or(value.len(), |(end, _)| end);
-        value[..end].to_owned()
+            .map_or(value.len(), |(end, _)| end)
     };
+    let clip = move |value: &str| value[..head(value)].to_owned();
     let parent = crate::trace::propagation::extract_carried(req.headers());
     let builder = tracer.span_builder("").with_kind(SpanKind::Server);
     // The name and attributes are made only for a span that is sampled.
@@ -456,14 +458,16 @@ pub(crate) fn start_span<B>(
         }
         attributes.push(KeyValue::new("url.path", clip(uri.path())));
         if let Some(query) = uri.query() {
-            attributes.push(KeyValue::new("url.query", scrubbed(&clip(query))));
+            attributes.push(KeyValue::new("url.query", scrubbed(&query[..head(query)])));
         }
         let scheme = match uri.scheme_str() {
             Some(given) => opentelemetry::Value::from(given.to_owned()),
             None => opentelemetry::Value::from(scheme),
         };
         if let Some((address, port)) = server(req, scheme.as_str().as_ref()) {
-            attributes.push(KeyValue::new("server.address", clip(&address)));
+            let mut address = address;
+            address.truncate(head(&address));
+            attributes.push(KeyValue::new("server.address", address));
             if let Some(port) = port {
                 attributes.push(KeyValue::new("server.port", i64::from(port)));
             }
