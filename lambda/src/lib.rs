@@ -112,10 +112,11 @@ where
                 || coldstart_exporters::installed().is_some_and(|c| c.push.is_some())
         }
     };
-    // Lambda stops the process 500 ms after SIGTERM: the program's own hooks too
-    // give up before, each said, rather than be cut off unsaid. The SIGTERM comes to
-    // an idle environment: no drain, which would wait on `/next`.
-    coldstart_runtime::lifecycle::cap_hook_deadlines(SHUTDOWN_BUDGET);
+    // Lambda stops the process 500 ms after SIGTERM (300 ms where only external
+    // extensions are registered): the program's own hooks too give up before, each
+    // said, rather than be cut off unsaid. The SIGTERM comes to an idle environment:
+    // no drain, which would wait on `/next`.
+    coldstart_runtime::lifecycle::cap_hook_deadlines(hook_cap(wanted));
     coldstart_runtime::lifecycle::skip_drain();
     if wanted && !EXTENSION.swap(true, std::sync::atomic::Ordering::AcqRel) {
         extension::start(&function.runtime_api);
@@ -136,6 +137,21 @@ where
 /// How long the final flush may take: Lambda allows 500 ms after SIGTERM when only
 /// internal extensions are registered.
 pub const SHUTDOWN_BUDGET: std::time::Duration = std::time::Duration::from_millis(400);
+
+/// How long the shutdown hooks may take where coldstart registers no extension of its
+/// own: a SIGTERM then comes only because an external extension is registered (an
+/// ADOT or Datadog layer), and Lambda allows the runtime 300 ms after it.
+pub const EXTERNAL_SHUTDOWN_BUDGET: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// The cap on the shutdown hooks, all together: [`SHUTDOWN_BUDGET`] with coldstart's
+/// extension registered, else [`EXTERNAL_SHUTDOWN_BUDGET`].
+fn hook_cap(extension: bool) -> std::time::Duration {
+    if extension {
+        SHUTDOWN_BUDGET
+    } else {
+        EXTERNAL_SHUTDOWN_BUDGET
+    }
+}
 
 /// Registers the final flush as a shutdown hook (it runs on SIGTERM, or when `main`
 /// ends), which also makes SIGTERM end the process cleanly once the hooks are done.
@@ -295,6 +311,17 @@ mod tests {
             elsewhere.push.unwrap().final_within,
             coldstart_exporters::config::FINAL_PUSH_WITHIN
         );
+    }
+
+    /// Where coldstart registers no extension, a SIGTERM comes only through an
+    /// external one, and Lambda then allows the runtime 300 ms, not 500: the hooks
+    /// are cut within it (at 400 ms, the process's end cut them unsaid).
+    #[test]
+    fn the_hooks_fit_in_what_lambda_allows_with_only_external_extensions() {
+        assert_eq!(hook_cap(true), SHUTDOWN_BUDGET);
+        assert!(SHUTDOWN_BUDGET < std::time::Duration::from_millis(500));
+        assert_eq!(hook_cap(false), EXTERNAL_SHUTDOWN_BUDGET);
+        assert!(EXTERNAL_SHUTDOWN_BUDGET < std::time::Duration::from_millis(300));
     }
 
     /// Every execution environment pushes to a group of its own, named by its log
