@@ -427,6 +427,10 @@ pub(crate) fn start_span<B>(
     // Where a value's kept start ends, found before copying: no copy more than
     // before there was a cut (by default every request's span is described).
     let head = |value: &str| -> usize {
+        // No more bytes than characters to keep: nothing to cut, nothing to decode.
+        if value.len() <= keep {
+            return value.len();
+        }
         value
             .char_indices()
             .nth(keep)
