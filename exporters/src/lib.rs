@@ -107,7 +107,9 @@ pub fn install_with(config: Config, service_version: Option<&'static str>) -> Te
 
 /// How long a final flush given `within` may export: what is left once it keeps
 /// 100 ms, or a quarter of a shorter time, to count and say what it could not send
-/// before it is cut at `within`.
+/// before it is cut at `within`, or at the shutdown hooks' cap where that is shorter
+/// ([`coldstart_runtime::lifecycle::cap_hook_deadlines`]: on Lambda 400 ms, or 250 ms
+/// without coldstart's extension).
 ///
 /// ```
 /// use std::time::Duration;
@@ -117,6 +119,7 @@ pub fn install_with(config: Config, service_version: Option<&'static str>) -> Te
 /// assert_eq!(coldstart_exporters::final_flush_budget(ms(80)), ms(60));
 /// ```
 pub fn final_flush_budget(within: std::time::Duration) -> std::time::Duration {
+    let within = within.min(coldstart_runtime::lifecycle::hook_cap());
     within - std::time::Duration::from_millis(100).min(within / 4)
 }
 

@@ -104,19 +104,16 @@ where
             return Err(e.clone().into());
         }
     };
-    let wanted = match settings::current().extension {
-        Extension::On => true,
-        Extension::Off => false,
-        Extension::Auto => {
-            coldstart_runtime::lifecycle::shutdown_hooks() > 0
-                || coldstart_exporters::installed().is_some_and(|c| c.push.is_some())
-        }
-    };
+    let (wanted, cap) = at_shutdown(
+        settings::current().extension,
+        coldstart_runtime::lifecycle::shutdown_hooks() > 0
+            || coldstart_exporters::installed().is_some_and(|c| c.push.is_some()),
+    );
     // Lambda stops the process 500 ms after SIGTERM (300 ms where only external
     // extensions are registered): the program's own hooks too give up before, each
     // said, rather than be cut off unsaid. The SIGTERM comes to an idle environment:
     // no drain, which would wait on `/next`.
-    coldstart_runtime::lifecycle::cap_hook_deadlines(hook_cap(wanted));
+    coldstart_runtime::lifecycle::cap_hook_deadlines(cap);
     coldstart_runtime::lifecycle::skip_drain();
     if wanted && !EXTENSION.swap(true, std::sync::atomic::Ordering::AcqRel) {
         extension::start(&function.runtime_api);
@@ -143,14 +140,22 @@ pub const SHUTDOWN_BUDGET: std::time::Duration = std::time::Duration::from_milli
 /// ADOT or Datadog layer), and Lambda allows the runtime 300 ms after it.
 pub const EXTERNAL_SHUTDOWN_BUDGET: std::time::Duration = std::time::Duration::from_millis(250);
 
-/// The cap on the shutdown hooks, all together: [`SHUTDOWN_BUDGET`] with coldstart's
-/// extension registered, else [`EXTERNAL_SHUTDOWN_BUDGET`].
-fn hook_cap(extension: bool) -> std::time::Duration {
-    if extension {
+/// Whether coldstart registers its extension (`COLDSTART_LAMBDA_EXTENSION`; with
+/// `auto`, where something waits for the shutdown: `work` is a hook registered or a
+/// Pushgateway set), and the cap on the shutdown hooks, all together, that follows:
+/// [`SHUTDOWN_BUDGET`] with its extension, else [`EXTERNAL_SHUTDOWN_BUDGET`].
+fn at_shutdown(extension: Extension, work: bool) -> (bool, std::time::Duration) {
+    let registers = match extension {
+        Extension::On => true,
+        Extension::Off => false,
+        Extension::Auto => work,
+    };
+    let cap = if registers {
         SHUTDOWN_BUDGET
     } else {
         EXTERNAL_SHUTDOWN_BUDGET
-    }
+    };
+    (registers, cap)
 }
 
 /// Registers the final flush as a shutdown hook (it runs on SIGTERM, or when `main`
@@ -318,10 +323,26 @@ mod tests {
     /// are cut within it (at 400 ms, the process's end cut them unsaid).
     #[test]
     fn the_hooks_fit_in_what_lambda_allows_with_only_external_extensions() {
-        assert_eq!(hook_cap(true), SHUTDOWN_BUDGET);
-        assert!(SHUTDOWN_BUDGET < std::time::Duration::from_millis(500));
-        assert_eq!(hook_cap(false), EXTERNAL_SHUTDOWN_BUDGET);
-        assert!(EXTERNAL_SHUTDOWN_BUDGET < std::time::Duration::from_millis(300));
+        let ms = std::time::Duration::from_millis;
+        for (extension, work, registers) in [
+            (Extension::On, false, true),
+            (Extension::On, true, true),
+            (Extension::Auto, true, true),
+            (Extension::Auto, false, false),
+            (Extension::Off, true, false),
+        ] {
+            let (registered, cap) = at_shutdown(extension, work);
+            assert_eq!(registered, registers, "{extension:?}, work {work}");
+            // With coldstart's extension Lambda allows 500 ms, with only external
+            // ones 300.
+            let allowed = if registers { ms(500) } else { ms(300) };
+            assert!(cap < allowed, "{extension:?}, work {work}: {cap:?}");
+        }
+        assert_eq!(at_shutdown(Extension::On, false).1, SHUTDOWN_BUDGET);
+        assert_eq!(
+            at_shutdown(Extension::Off, false).1,
+            EXTERNAL_SHUTDOWN_BUDGET
+        );
     }
 
     /// Every execution environment pushes to a group of its own, named by its log

@@ -922,6 +922,15 @@ pub fn cap_hook_deadlines(cap: Duration) {
     HOOK_CAP_MS.fetch_min(ms, Ordering::AcqRel);
 }
 
+/// The cap [`cap_hook_deadlines`] set, `Duration::MAX` where none is: what a hook
+/// that plans its own work (the telemetry's final flush) has at most.
+pub fn hook_cap() -> Duration {
+    match HOOK_CAP_MS.load(Ordering::Acquire) {
+        u64::MAX => Duration::MAX,
+        ms => Duration::from_millis(ms),
+    }
+}
+
 /// Runs every registered hook, each within its deadline (and all within the cap, if
 /// one is set), and reports on stderr the ones that failed to finish in time.
 pub(crate) async fn run_shutdown_hooks() {

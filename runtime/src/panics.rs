@@ -74,7 +74,7 @@ async fn polled_catching<F: Future>(
 /// instead of unwinding past what must still run. The body of `main`, cancelled at a
 /// signal, is dropped before the shutdown hooks; one that owns a tokio runtime (which
 /// panics when dropped inside another) took the hooks, and the telemetry's last
-/// flush, with it.
+/// flush, with it. Under `panic = "abort"` nothing is caught: the process ends there.
 pub(crate) struct DropCaught<'a, F> {
     future: std::mem::ManuallyDrop<F>,
     caught: &'a Cell<Option<Box<dyn Any + Send>>>,
