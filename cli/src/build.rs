@@ -271,7 +271,8 @@ pub fn run(
     // no allocation (an error from a raw code).
     unsafe {
         command.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+            // The kernel reads the signal as an `unsigned long`.
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
                 return Err(std::io::Error::last_os_error());
             }
             // Gone already, before the line above: no death signal will come.

@@ -271,10 +271,15 @@ fn signalled_build(signal: i32) {
     };
     if signal == libc::SIGKILL {
         use std::os::unix::process::ExitStatusExt as _;
+        let cargo_stopped = stopped(&[cargo]);
+        // SAFETY: kill(2) on the stand-in's child, left to finish alone (and on the
+        // stand-in itself, should it still run), before anything can fail.
+        unsafe {
+            libc::kill(child, libc::SIGKILL);
+            libc::kill(cargo, libc::SIGKILL);
+        }
         assert_eq!(out.status.signal(), Some(libc::SIGKILL), "{stderr}");
-        assert!(stopped(&[cargo]), "the stand-in cargo ({cargo}) still runs");
-        // SAFETY: kill(2) on the stand-in's child, left to finish alone.
-        unsafe { libc::kill(child, libc::SIGKILL) };
+        assert!(cargo_stopped, "the stand-in cargo ({cargo}) still ran");
         return;
     }
     assert_eq!(out.status.code(), Some(128 + signal), "{stderr}");
