@@ -72,12 +72,14 @@ pub fn output_within(command: &mut Command, within: Duration) -> std::process::O
 ///
 /// # Panics
 ///
-/// When it has not ended by then.
+/// When it has not ended by then, or when something it started still holds its
+/// pipes then (or a second after its end, if that is later).
 pub fn wait_with_output_within(
     child: std::process::Child,
     within: Duration,
 ) -> std::process::Output {
     use std::io::Read;
+    let started = std::time::Instant::now();
     let mut child = Reaper(child);
     // As std's: a child reading a piped stdin sees its end.
     drop(child.0.stdin.take());
@@ -107,8 +109,9 @@ pub fn wait_with_output_within(
         );
     };
     // Ended: its pipes close with it, unless something it started holds them (read
-    // to their end, they would keep the test waiting as long as that runs).
-    let deadline = std::time::Instant::now() + within;
+    // to their end, they would keep the test waiting as long as that runs). Within the
+    // same bound, with a second at least for the readers to see the end.
+    let deadline = (started + within).max(std::time::Instant::now() + Duration::from_secs(1));
     while !(stdout.is_finished() && stderr.is_finished()) && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(1));
     }
