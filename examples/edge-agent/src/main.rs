@@ -166,7 +166,14 @@ fn setting<T>(name: &str, accepts: &str, parse: impl Fn(&str) -> Option<T>) -> O
     if text.is_empty() {
         return None;
     }
-    let parsed = given.to_str().and(parse(text));
+    if given.to_str().is_none() {
+        say!(
+            "edge-agent: set {name} to {accepts}, in UTF-8: got `{}`, which is not",
+            text.escape_debug()
+        );
+        std::process::exit(78)
+    }
+    let parsed = parse(text);
     if parsed.is_none() {
         say!(
             "edge-agent: set {name} to {accepts}, got `{}`",

@@ -326,7 +326,7 @@ fn inside_a_64_mib_cgroup_the_plan_is_minimal() {
 }
 
 /// Runs the agent with `var=value`, which it must refuse with exit 78; its last line.
-fn refused(var: &str, value: &str) -> String {
+fn refused(var: &str, value: impl AsRef<std::ffi::OsStr>) -> String {
     let out = output_within(Command::new(AGENT).env(var, value), WITHIN);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(78), "{stderr}");
@@ -360,6 +360,16 @@ fn blank_settings_are_unset_and_values_are_trimmed() {
     assert_eq!(
         refused("EDGE_CYCLES", "many"),
         "edge-agent: set EDGE_CYCLES to a whole number, got `many`"
+    );
+    // A path that is not UTF-8 is said to be so: it was refused as "the path of a
+    // file", which it may well be.
+    use std::os::unix::ffi::OsStrExt as _;
+    assert_eq!(
+        refused(
+            "EDGE_SENSOR",
+            std::ffi::OsStr::from_bytes(b"/sys/sensor-\xff")
+        ),
+        "edge-agent: set EDGE_SENSOR to the path of a file, in UTF-8: got `/sys/sensor-\u{fffd}`, which is not"
     );
 }
 
