@@ -43,7 +43,7 @@ pub fn start_server_without(
             spawned => break spawned,
         }
     };
-    let mut child = Reaper(spawned.unwrap());
+    let mut child = Reaper(spawned.unwrap_or_else(|e| panic!("cannot start {program}: {e}")));
     let mut lines = Lines::of(&mut child.0);
     lines.wait_for("listening on");
     (port, child, lines)
@@ -63,7 +63,7 @@ pub fn output_within(command: &mut Command, within: Duration) -> std::process::O
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap();
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", command.get_program().display()));
     wait_with_output_within(child, within)
 }
 
@@ -133,7 +133,10 @@ pub fn wait_with_output_within(
 ///
 /// When it cannot be started or has not ended by then.
 pub fn status_within(command: &mut Command, within: Duration) -> std::process::ExitStatus {
-    Reaper(command.spawn().unwrap()).wait_within(within)
+    let child = command
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}", command.get_program().display()));
+    Reaper(child).wait_within(within)
 }
 
 /// The lines a child writes to stderr, read on a thread as they come.
@@ -306,6 +309,24 @@ mod tests {
         assert_eq!(
             (&out.stdout[..], &out.stderr[..]),
             (&b"out\n"[..], &b"err\n"[..])
+        );
+    }
+
+    /// A program that cannot be started (a tool missing) is named in the failure: it
+    /// was a bare "No such file or directory".
+    #[test]
+    fn a_program_that_cannot_start_is_named() {
+        let failed = std::panic::catch_unwind(|| {
+            output_within(
+                &mut Command::new("no-such-tool-here"),
+                Duration::from_secs(5),
+            )
+        });
+        let said = failed.expect_err("nothing to start");
+        let said = said.downcast_ref::<String>().cloned().unwrap_or_default();
+        assert!(
+            said.starts_with("cannot start no-such-tool-here: "),
+            "{said}"
         );
     }
 
