@@ -312,6 +312,12 @@ pub fn run(
             None => " (no plain release build of it to compare)".to_owned(),
         };
         report.push_str(&format!("{}  {}{versus}\n", shown(&b.path), size(b.bytes)));
+        if musl_without_mimalloc(&b.path) {
+            report.push_str(&format!(
+                "warning: {} is built for musl without mimalloc: musl's allocator served about half the requests a second of the glibc build (BENCHMARKS.md, \"Static musl builds\"); turn on coldstart's `mimalloc` feature\n",
+                shown(&b.path)
+            ));
+        }
     }
     report.push_str(&match (&embedded, choice) {
         (Some(e), _) => format!(
@@ -334,6 +340,24 @@ pub fn run(
         ),
     });
     Ok((built, report))
+}
+
+/// Whether `path` is a program on coldstart built for a musl target (a target
+/// directory named `*-musl`) without mimalloc: mimalloc's own messages are not in it.
+fn musl_without_mimalloc(path: &Path) -> bool {
+    let musl = path
+        .components()
+        .any(|c| c.as_os_str().to_string_lossy().ends_with("-musl"));
+    if !musl {
+        return false;
+    }
+    let Ok(bytes) = std::fs::read(path) else {
+        return false;
+    };
+    let has = |needle: &[u8]| bytes.windows(needle.len()).any(|w| w == needle);
+    // Every program on coldstart reads `COLDSTART_PROFILE`; one that does not (a
+    // healthcheck beside the service) is none of coldstart's business.
+    has(b"COLDSTART_PROFILE") && !has(b"mimalloc: error: ")
 }
 
 /// cargo ran and failed: `build` ends with cargo's own exit code (101 for a compile

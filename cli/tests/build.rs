@@ -288,3 +288,57 @@ fn signalled_build(signal: i32) {
     assert!(stopped(&[cargo]), "the stand-in cargo ({cargo}) still runs");
     assert!(stopped(&[child]), "its child ({child}) still runs");
 }
+
+/// A program on coldstart built for musl without mimalloc is warned of: musl's
+/// allocator served about half the requests a second. Not one with mimalloc, not one
+/// built for glibc, not a program that is not on coldstart. The stand-in cargo reports
+/// the programs it "built" as cargo does, one JSON message each.
+#[test]
+fn a_musl_build_without_mimalloc_is_warned_of() {
+    let dir = coldstart_test_support::temp_dir("fake-cargo-musl");
+    let musl = dir.join("x86_64-unknown-linux-musl/coldstart");
+    let glibc = dir.join("coldstart");
+    std::fs::create_dir_all(&musl).unwrap();
+    std::fs::create_dir_all(&glibc).unwrap();
+    let programs = [
+        (musl.join("plain"), &b"..COLDSTART_PROFILE.."[..]),
+        (
+            musl.join("tuned"),
+            &b"..COLDSTART_PROFILE..mimalloc: error: .."[..],
+        ),
+        (musl.join("healthcheck"), &b"..no runtime here.."[..]),
+        (glibc.join("server"), &b"..COLDSTART_PROFILE.."[..]),
+    ];
+    let mut script = String::new();
+    for (path, bytes) in &programs {
+        std::fs::write(path, bytes).unwrap();
+        script.push_str(&format!(
+            "echo '{{\"reason\":\"compiler-artifact\",\"profile\":{{\"test\":false}},\"executable\":\"{}\"}}'\n",
+            path.display()
+        ));
+    }
+    fake_cargo(&dir, &script);
+    let out = Command::new(TOOL)
+        .args(["build", "-p", "http-server", "--no-init-profile"])
+        .current_dir(&dir)
+        .env("CARGO", "/bin/sh")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let warned: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("warning: "))
+        .collect();
+    assert_eq!(warned.len(), 1, "{stdout}");
+    assert!(
+        warned[0].starts_with(
+            "warning: x86_64-unknown-linux-musl/coldstart/plain is built for musl without mimalloc"
+        ),
+        "{stdout}"
+    );
+}
