@@ -119,6 +119,16 @@ fn fake_cargo(dir: &Path, script: &str) {
     std::fs::write(dir.join("build"), script).unwrap();
 }
 
+/// `cargo coldstart build` run in `dir` with the stand-in cargo written there.
+fn build_with_fake_cargo(dir: &Path) -> Command {
+    let mut command = Command::new(TOOL);
+    command
+        .args(["build", "-p", "http-server", "--no-init-profile"])
+        .current_dir(dir)
+        .env("CARGO", "/bin/sh");
+    command
+}
+
 /// A build cargo fails ends with cargo's code, or 128 plus the signal that killed it:
 /// it was 1 for every failure. A stand-in cargo (`CARGO`, which `build` runs as cargo
 /// runs it) fails as asked, without a real build.
@@ -130,12 +140,7 @@ fn a_failed_build_ends_with_cargos_code() {
         ("kill -9 $$", 137, "signal: 9"),
     ] {
         fake_cargo(&dir, script);
-        let out = Command::new(TOOL)
-            .args(["build", "-p", "http-server", "--no-init-profile"])
-            .current_dir(&dir)
-            .env("CARGO", "/bin/sh")
-            .output()
-            .unwrap();
+        let out = build_with_fake_cargo(&dir).output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(code), "{script}: {stderr}");
         assert!(stderr.contains(said), "{script}: {stderr}");
@@ -221,10 +226,7 @@ fn signalled_build(signal: i32) {
             cargo_pid.display()
         ),
     );
-    let tool = Command::new(TOOL)
-        .args(["build", "-p", "http-server", "--no-init-profile"])
-        .current_dir(&dir)
-        .env("CARGO", "/bin/sh")
+    let tool = build_with_fake_cargo(&dir)
         // What the tool says is read only where it lives to say it: the stand-in's
         // child, left running after a SIGKILL, would hold the pipe open.
         .stderr(if signal == libc::SIGKILL {
@@ -318,12 +320,7 @@ fn a_musl_build_without_mimalloc_is_warned_of() {
         ));
     }
     fake_cargo(&dir, &script);
-    let out = Command::new(TOOL)
-        .args(["build", "-p", "http-server", "--no-init-profile"])
-        .current_dir(&dir)
-        .env("CARGO", "/bin/sh")
-        .output()
-        .unwrap();
+    let out = build_with_fake_cargo(&dir).output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
