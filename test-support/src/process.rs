@@ -31,22 +31,35 @@ pub fn start_server_without(
         .env("PORT", port.to_string())
         .envs(vars.iter().map(|(k, v)| (k, v)))
         .stderr(Stdio::piped());
-    // A script a test has just written can be busy for a moment: a process another
-    // test forked in between holds it open for writing until that process execs.
+    let mut child = Reaper(spawn(&mut command));
+    let mut lines = Lines::of(&mut child.0);
+    lines.wait_for("listening on");
+    (port, child, lines)
+}
+
+/// Starts `command`, as every function here does. A script a test has just written
+/// can be busy for a moment (a process another test forked in between holds it open
+/// for writing until that process execs): it is started again, up to 100 times 10 ms.
+///
+/// # Panics
+///
+/// When it cannot be started, naming the program (a tool missing was a bare "No such
+/// file or directory").
+fn spawn(command: &mut Command) -> std::process::Child {
     let mut tries = 0;
-    let spawned = loop {
+    loop {
         match command.spawn() {
             Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && tries < 100 => {
                 tries += 1;
                 std::thread::sleep(Duration::from_millis(10));
             }
-            spawned => break spawned,
+            spawned => {
+                return spawned.unwrap_or_else(|e| {
+                    panic!("cannot start {}: {e}", command.get_program().display())
+                });
+            }
         }
-    };
-    let mut child = Reaper(spawned.unwrap_or_else(|e| panic!("cannot start {program}: {e}")));
-    let mut lines = Lines::of(&mut child.0);
-    lines.wait_for("listening on");
-    (port, child, lines)
+    }
 }
 
 /// Runs `command` to its end as [`Command::output`] does (stdin null, stdout and
@@ -58,13 +71,11 @@ pub fn start_server_without(
 ///
 /// When it cannot be started or has not ended by then.
 pub fn output_within(command: &mut Command, within: Duration) -> std::process::Output {
-    let child = command
+    command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {}: {e}", command.get_program().display()));
-    wait_with_output_within(child, within)
+        .stderr(Stdio::piped());
+    wait_with_output_within(spawn(command), within)
 }
 
 /// [`std::process::Child::wait_with_output`] for at most `within` (see
@@ -133,10 +144,7 @@ pub fn wait_with_output_within(
 ///
 /// When it cannot be started or has not ended by then.
 pub fn status_within(command: &mut Command, within: Duration) -> std::process::ExitStatus {
-    let child = command
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {}: {e}", command.get_program().display()));
-    Reaper(child).wait_within(within)
+    Reaper(spawn(command)).wait_within(within)
 }
 
 /// The lines a child writes to stderr, read on a thread as they come.
