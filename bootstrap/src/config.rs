@@ -464,19 +464,22 @@ impl ConfigFile {
             let written = key.trim();
             let key = unquote_key(written);
             // A key is quoted only where it looks like one: a line of a pasted secret
-            // (base64 ends in `=`) reads as a key too.
-            let quoted = match opening(written) {
+            // (base64 ends in `=`) reads as a key too. Made only for an error: not
+            // for every line of a file that is read at start-up.
+            let quoted = || match opening(written) {
                 Some(key) => format!("`{key}`"),
                 None => "a key (not shown: it may hold a secret)".to_owned(),
             };
             if key == written && key.contains('.') {
                 return Err(fail(format!(
-                    "{quoted} is a dotted key, which coldstart's files do not use; put the setting under its table, [coldstart] or [otel]"
+                    "{} is a dotted key, which coldstart's files do not use; put the setting under its table, [coldstart] or [otel]",
+                    quoted()
                 )));
             }
             let Some(table) = table else {
                 return Err(fail(format!(
-                    "{quoted} is outside a table; put it under [coldstart] or [otel]"
+                    "{} is outside a table; put it under [coldstart] or [otel]",
+                    quoted()
                 )));
             };
             let variable = variable_of(table, key).ok_or_else(|| {
