@@ -238,10 +238,10 @@ pub(crate) fn child_reaped(pid: u32) {
         .retain(|p| *p != pid);
 }
 
-/// A helper program the tool runs (`wrk`), recorded for the clean-up from its start
-/// until it is reaped, so that a signal to the tool alone (`kill PID` from another
-/// shell, which its process group does not get) stops it too; dropped before it has
-/// ended (an error on the way), it is killed and reaped.
+/// A helper program the tool runs (`wrk`, cargo for `build`), recorded for the
+/// clean-up from its start until it is reaped, so that a signal to the tool alone
+/// (`kill PID` from another shell, which its process group does not get) stops it
+/// too; dropped before it has ended (an error on the way), it is killed and reaped.
 pub struct Helper(Option<std::process::Child>);
 
 impl Helper {

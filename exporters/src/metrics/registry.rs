@@ -351,11 +351,11 @@ impl Registry {
     }
 
     fn describe(&self, name: KeyName, description: SharedString) {
-        // Kept under the cleaned name: a name recorded as `my.requests` is rendered
-        // as the family `my_requests`.
         // coldstart's HTTP names are kept past the limit on names: their descriptions,
         // made when the exporters start, are kept past it too.
         let own = OWN.contains(&name.as_str());
+        // Kept under the cleaned name: a name recorded as `my.requests` is rendered
+        // as the family `my_requests`.
         let name = sanitize(name.as_str());
         let mut help = self.help.write().unwrap_or_else(|p| p.into_inner());
         let full = help.len() >= NAMES;
