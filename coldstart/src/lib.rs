@@ -20,6 +20,7 @@
 /// | `worker_threads` | 1 to 1024 | `#[tokio::main]` |
 /// | `start_paused` | `true`, `false` (needs feature `test-util`); `true` runs the body as `#[coldstart::test]` does: no probe, plan, inits or shutdown hooks | `#[tokio::main]` |
 /// | `crate` | a path to this crate, e.g. `"::my_reexport::coldstart"` | `#[tokio::main]` |
+/// | `name` | the runtime's name (`Handle::name`), not blank | `#[tokio::main]` |
 /// | `strategy` | `"minimal"`, `"balanced"`, `"throughput"` | |
 /// | `max_blocking_threads` | 1 to 4096 | |
 /// | `thread_stack_size` | bytes, or `"512K"`, `"2M"` (64K to 256M) | |
@@ -233,6 +234,7 @@ pub mod __private {
                     Some(Flavor::CurrentThread),
                     None,
                     true,
+                    settings.name,
                     body,
                 );
             }

@@ -19,6 +19,11 @@ async fn multi_thread_with_two_workers() {
     assert_eq!(Handle::current().metrics().num_workers(), 2);
 }
 
+#[coldstart::test(name = "named")]
+async fn a_name_is_the_runtime_s_as_in_tokio() {
+    assert_eq!(Handle::current().name(), Some("named"));
+}
+
 #[coldstart::test(flavor = "multi_thread")]
 async fn multi_thread_without_a_count_has_a_worker_per_cpu_as_in_tokio() {
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());

@@ -29,13 +29,14 @@ impl Kind {
                 "worker_threads",
                 "start_paused",
                 "crate",
+                "name",
                 "strategy",
                 "max_blocking_threads",
                 "thread_stack_size",
                 "prewarm",
                 "profile",
             ],
-            Kind::Test => &["flavor", "worker_threads", "start_paused", "crate"],
+            Kind::Test => &["flavor", "worker_threads", "start_paused", "crate", "name"],
         }
     }
 }
@@ -46,6 +47,7 @@ pub(crate) struct Config {
     pub(crate) worker_threads: Option<usize>,
     pub(crate) start_paused: Option<bool>,
     pub(crate) krate: Option<syn::Path>,
+    pub(crate) name: Option<String>,
     pub(crate) strategy: Option<Strategy>,
     pub(crate) max_blocking_threads: Option<usize>,
     pub(crate) thread_stack_size: Option<usize>,
@@ -73,9 +75,17 @@ fn literal_text(expr: &Expr) -> Option<String> {
 
 fn value<T>(nv: &MetaNameValue, key: Key, parse: fn(&str) -> Option<T>) -> syn::Result<T> {
     let text = literal_text(&nv.value).ok_or_else(|| {
+        // Another kind of literal (`1.5M`) or an expression (`-1`, a constant): shown
+        // as written, as a refused literal is.
+        let value = &nv.value;
         syn::Error::new_spanned(
-            &nv.value,
-            format!("`{}` takes a literal: {}", key.argument, key.accepts),
+            value,
+            format!(
+                "set {} to {}, written as a literal, got `{}`",
+                key.argument,
+                key.accepts,
+                quote::quote!(#value)
+            ),
         )
     })?;
     key.parse_argument(&text, parse)
@@ -129,13 +139,16 @@ fn unknown(path: &syn::Path, name: &str, kind: Kind) -> syn::Error {
 
 impl Config {
     /// The default settings with the `crate` argument, where that one is well formed
-    /// whatever else is wrong: the expansion made to report another error names the
-    /// facade by it (a renamed facade would add errors of its own on `::coldstart`).
-    pub(crate) fn default_in(args: proc_macro2::TokenStream, kind: Kind) -> Config {
-        let krate = named_values(args, kind).ok().and_then(|list| {
-            let nv = list.iter().find(|nv| argument_name(&nv.path) == "crate")?;
-            let text = value(nv, CRATE, |s| Some(s.to_owned())).ok()?;
-            syn::parse_str(&text).ok()
+    /// whatever else is wrong (a bare or unknown argument beside it too): the
+    /// expansion made to report another error names the facade by it (a renamed
+    /// facade would add errors of its own on `::coldstart`).
+    pub(crate) fn default_in(args: proc_macro2::TokenStream) -> Config {
+        let metas = Punctuated::<Meta, Token![,]>::parse_terminated.parse2(args);
+        let krate = metas.ok().and_then(|list| {
+            list.into_iter().find_map(|meta| match meta {
+                Meta::NameValue(nv) if nv.path.is_ident("crate") => crate_path(&nv).ok(),
+                _ => None,
+            })
         });
         Config {
             krate,
@@ -171,14 +184,11 @@ impl Config {
                     )?)
                 }
                 "start_paused" => config.start_paused = Some(value(nv, START_PAUSED, parse_bool)?),
-                "crate" => {
-                    let text = value(nv, CRATE, |s| Some(s.to_owned()))?;
-                    config.krate = Some(syn::parse_str(&text).map_err(|_| {
-                        syn::Error::new_spanned(
-                            &nv.value,
-                            format!("`crate` takes a path, got `{text}`"),
-                        )
-                    })?);
+                "crate" => config.krate = Some(crate_path(nv)?),
+                "name" => {
+                    config.name = Some(value(nv, settings::RUNTIME_NAME, |s| {
+                        settings::parse_runtime_name(s).map(str::to_owned)
+                    })?)
                 }
                 "strategy" => {
                     config.strategy = Some(value(nv, settings::STRATEGY, settings::parse_strategy)?)
@@ -273,6 +283,22 @@ const CRATE: Key = Key {
     variable: "",
     accepts: "a path as a string, e.g. \"::coldstart\"",
 };
+
+/// The `crate` argument's path, spanned at its string: a path that does not resolve
+/// is said there, not on the whole attribute.
+fn crate_path(nv: &MetaNameValue) -> syn::Result<syn::Path> {
+    match &nv.value {
+        Expr::Lit(syn::ExprLit {
+            lit: Lit::Str(s), ..
+        }) => s.parse().map_err(|_| {
+            syn::Error::new_spanned(s, format!("`crate` takes a path, got `{}`", s.value()))
+        }),
+        other => Err(syn::Error::new_spanned(
+            other,
+            format!("`crate` takes {}", CRATE.accepts),
+        )),
+    }
+}
 
 fn parse_bool(s: &str) -> Option<bool> {
     match s {

@@ -56,13 +56,13 @@ pub(crate) fn entry(args: TokenStream, item: TokenStream, kind: Kind) -> TokenSt
             "a second test attribute is given; #[coldstart::test] adds `#[test]` itself, so remove this one",
         ));
     }
-    let defaults = || Config::default_in(args.clone(), kind);
+    let defaults = || Config::default_in(args.clone());
     let (config, mut error) = match (wrong_use, Config::parse(args.clone(), kind)) {
         (None, Ok(c)) => (c, None),
         // Expand with defaults (in the facade `crate` names) so the body still
         // type-checks, and report the errors.
-        (Some(mut e), Err(args)) => {
-            e.combine(args);
+        (Some(mut e), Err(refused)) => {
+            e.combine(refused);
             (defaults(), Some(e.to_compile_error()))
         }
         (Some(e), Ok(_)) | (None, Err(e)) => (defaults(), Some(e.to_compile_error())),
@@ -77,6 +77,7 @@ pub(crate) fn entry(args: TokenStream, item: TokenStream, kind: Kind) -> TokenSt
     let start_paused = config.start_paused.unwrap_or(false);
     let flavor = opt(config.flavor.map(|f| flavor_tokens(&v1, f)));
     let workers = opt(config.worker_threads.map(|n| quote!(#n)));
+    let name = opt(config.name.as_ref().map(|n| quote!(#n)));
     let call = match kind {
         Kind::Main => {
             // What describes the body's output, for Lambda's init error: the type named,
@@ -118,6 +119,7 @@ pub(crate) fn entry(args: TokenStream, item: TokenStream, kind: Kind) -> TokenSt
                         prewarm: #prewarm,
                         init_profile: #profile,
                         service_version: ::core::option_env!("CARGO_PKG_VERSION"),
+                        name: #name,
                     },
                     #start_paused,
                     __coldstart_body,
@@ -126,7 +128,7 @@ pub(crate) fn entry(args: TokenStream, item: TokenStream, kind: Kind) -> TokenSt
             }
         }
         Kind::Test => {
-            quote! { #v1::block_on_test(#flavor, #workers, #start_paused, __coldstart_body) }
+            quote! { #v1::block_on_test(#flavor, #workers, #start_paused, #name, __coldstart_body) }
         }
     };
     let test_attr = (kind == Kind::Test).then(|| quote!(#[::core::prelude::v1::test]));
@@ -197,7 +199,8 @@ pub(crate) fn entry(args: TokenStream, item: TokenStream, kind: Kind) -> TokenSt
         }
     };
     // `#[test]` after the function's own attributes, as tokio puts it: a test macro
-    // below this one (one that adds `#[test]` when it sees none) sees none yet.
+    // below this one (one that adds `#[test]` when it sees none) runs on what this
+    // gives, so it sees this one and adds no second.
     quote! {
         #error
         #(#attrs)*
@@ -223,13 +226,6 @@ fn describe_as(v1: &TokenStream, ty: &TokenStream) -> TokenStream {
 /// generic over nothing, is a plain safe Rust function, and neither its body nor its
 /// return type names `Self` (which a nested function does not see).
 fn standalone(sig: &syn::Signature, body: &syn::Block) -> bool {
-    fn names_self(tokens: TokenStream) -> bool {
-        tokens.into_iter().any(|token| match token {
-            proc_macro2::TokenTree::Ident(i) => i == "Self",
-            proc_macro2::TokenTree::Group(g) => names_self(g.stream()),
-            _ => false,
-        })
-    }
     sig.inputs.is_empty()
         && sig.generics.params.is_empty()
         && sig.generics.where_clause.is_none()
@@ -238,6 +234,40 @@ fn standalone(sig: &syn::Signature, body: &syn::Block) -> bool {
         && sig.variadic.is_none()
         && !names_self(quote!(#body))
         && !names_self(sig.output.to_token_stream())
+}
+
+/// Whether `tokens` name the `Self` of the item around them. An item declared among
+/// them (`impl`, `trait`, `struct`, `enum`, `mod`, a named `fn`) is passed over up to
+/// its end (its braces, or its `;`): a `Self` in it is its own, or one no nested item
+/// may name.
+fn names_self(tokens: TokenStream) -> bool {
+    use proc_macro2::{Delimiter, TokenTree};
+    let mut tokens = tokens.into_iter().peekable();
+    while let Some(token) = tokens.next() {
+        match token {
+            TokenTree::Ident(i) if i == "Self" => return true,
+            TokenTree::Ident(i)
+                if i == "impl"
+                    || i == "trait"
+                    || i == "struct"
+                    || i == "enum"
+                    // `fn(u8) -> Self` is a type, `fn name` an item.
+                    || ((i == "fn" || i == "mod")
+                        && matches!(tokens.peek(), Some(TokenTree::Ident(_)))) =>
+            {
+                for token in tokens.by_ref() {
+                    match token {
+                        TokenTree::Group(g) if g.delimiter() == Delimiter::Brace => break,
+                        TokenTree::Punct(p) if p.as_char() == ';' => break,
+                        _ => {}
+                    }
+                }
+            }
+            TokenTree::Group(g) if names_self(g.stream()) => return true,
+            _ => {}
+        }
+    }
+    false
 }
 
 /// Whether a type can be written as a closure's parameter type: it holds no `impl`,
@@ -390,6 +420,12 @@ mod tests {
             ),
             (
                 quote!(crate = "cs", worker_threads = 0),
+                quote!(
+                    async fn main() {}
+                ),
+            ),
+            (
+                quote!(crate = "cs", multi_thread),
                 quote!(
                     async fn main() {}
                 ),

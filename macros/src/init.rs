@@ -129,16 +129,29 @@ impl Args {
     }
 }
 
-/// Names are written one per line in profiles, after the other fields.
+/// Names are written one per line in profiles, after the other fields, and shown in
+/// reports: a name must read as it prints.
 fn check_name(lit: &syn::LitStr) -> syn::Result<()> {
+    use coldstart_bootstrap::plan::settings::{OneLine, invisible};
     let name = lit.value();
-    if name.is_empty() || name.trim() != name || name.chars().any(char::is_control) {
-        return Err(syn::Error::new_spanned(
-            lit,
-            "`name` must be non-empty, on one line, without leading or trailing spaces",
-        ));
-    }
-    Ok(())
+    let fault = if name.is_empty() {
+        "is empty"
+    } else if name.trim() != name {
+        "has leading or trailing spaces"
+    } else if name.chars().any(char::is_control) {
+        "is not on one line (it holds a control character)"
+    } else if name.chars().any(invisible) {
+        "holds a character that shows nothing (a zero-width or direction mark)"
+    } else {
+        return Ok(());
+    };
+    Err(syn::Error::new_spanned(
+        lit,
+        format!(
+            "`name` {fault}: give a name that prints as it reads, on one line, without leading or trailing spaces; got `{}`",
+            OneLine(&name)
+        ),
+    ))
 }
 
 pub(crate) fn expand(args: TokenStream, item: TokenStream) -> TokenStream {
@@ -207,7 +220,33 @@ fn lazy_static(s: &syn::ItemStatic, v1: &TokenStream, name: &TokenStream) -> Tok
     }
 }
 
+/// `#[coldstart::init]` again on the item, as `coldstart::init` or through the
+/// `crate` argument's path: it would register the item twice, and make a static's
+/// type `Lazy<Lazy<T>>`. (A bare `#[init]` may be another crate's.)
+fn second_init<'a>(item: &'a Item, krate: Option<&syn::Path>) -> Option<&'a syn::Attribute> {
+    let attrs = match item {
+        Item::Fn(f) => &f.attrs,
+        Item::Static(s) => &s.attrs,
+        _ => return None,
+    };
+    let facade = krate
+        .and_then(|p| p.segments.last())
+        .map_or_else(|| "coldstart".to_owned(), |s| s.ident.to_string());
+    attrs.iter().find(|a| {
+        let segments = &a.path().segments;
+        segments.len() > 1
+            && segments.last().is_some_and(|s| s.ident == "init")
+            && segments[segments.len() - 2].ident == facade
+    })
+}
+
 fn registration(args: &Args, item: Item) -> syn::Result<TokenStream> {
+    if let Some(again) = second_init(&item, args.krate.as_ref()) {
+        return Err(syn::Error::new_spanned(
+            again,
+            "#[coldstart::init] is given twice on this item; one registers it",
+        ));
+    }
     let krate = args
         .krate
         .clone()

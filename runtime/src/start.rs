@@ -105,7 +105,7 @@ pub fn start(settings: &Settings, env: &Env) -> Result<Started, StartError> {
     crate::alloc::apply(&plan.allocator.value);
     let work_after = init::prepare(settings.init_profile);
     timeline::mark(Phase::Ordered);
-    let runtime = build_or_exit(&plan).map_err(StartError::Runtime)?;
+    let runtime = build_or_exit(&plan, settings.name).map_err(StartError::Runtime)?;
     timeline::mark(Phase::RuntimeBuilt);
     let _ = crate::STARTED.set((budget, plan));
     Ok(Started {
@@ -115,13 +115,19 @@ pub fn start(settings: &Settings, env: &Env) -> Result<Started, StartError> {
     })
 }
 
-/// Builds the tokio runtime a plan describes, with all of tokio's compiled-in drivers
-/// enabled (as `#[tokio::main]` does).
+/// Builds the tokio runtime a plan describes, named `name` where given, with all of
+/// tokio's compiled-in drivers enabled (as `#[tokio::main]` does).
 ///
 /// # Errors
 ///
 /// When tokio cannot build it.
-pub fn build(plan: &Plan) -> std::io::Result<Runtime> {
+///
+/// # Panics
+///
+/// Where `name` is blank, as tokio does ([`Settings::check`] refuses one first).
+///
+/// [`Settings::check`]: coldstart_bootstrap::Settings::check
+pub fn build(plan: &Plan, name: Option<&str>) -> std::io::Result<Runtime> {
     let mut builder = match plan.flavor.value {
         Flavor::CurrentThread => Builder::new_current_thread(),
         Flavor::MultiThread => {
@@ -134,6 +140,9 @@ pub fn build(plan: &Plan) -> std::io::Result<Runtime> {
         .enable_all()
         .max_blocking_threads(plan.max_blocking_threads.value)
         .thread_stack_size(plan.thread_stack_size.value);
+    if let Some(name) = name {
+        builder.name(name);
+    }
     crate::task::set_stack_size(plan.thread_stack_size.value);
     if plan.prewarm.value {
         let stack = plan.thread_stack_size.value;
@@ -149,7 +158,7 @@ pub fn build(plan: &Plan) -> std::io::Result<Runtime> {
 /// for a shutdown that never comes, so the process would hang. The hook is in place
 /// only while the runtime is built; a panic on another thread meanwhile goes to the
 /// hook that was there before.
-fn build_or_exit(plan: &Plan) -> std::io::Result<Runtime> {
+fn build_or_exit(plan: &Plan, name: Option<&str>) -> std::io::Result<Runtime> {
     use std::sync::Arc;
     let previous = Arc::new(std::panic::take_hook());
     let others = Arc::clone(&previous);
@@ -169,7 +178,7 @@ fn build_or_exit(plan: &Plan) -> std::io::Result<Runtime> {
             refused_threads(why, workers),
         )))
     }));
-    let built = build(plan);
+    let built = build(plan, name);
     // Dropping this build's hook lets go of its hold on `previous`.
     drop(std::panic::take_hook());
     if let Ok(previous) = Arc::try_unwrap(previous) {
@@ -426,11 +435,13 @@ fn print_report() {
 ///
 /// # Panics
 ///
-/// When tokio cannot build the runtime (a test should fail loudly then).
+/// When tokio cannot build the runtime (a test should fail loudly then), and where
+/// `name` is blank, as tokio does.
 pub fn block_on_test<F: Future>(
     flavor: Option<Flavor>,
     worker_threads: Option<usize>,
     start_paused: bool,
+    name: Option<&str>,
     body: F,
 ) -> F::Output {
     let mut builder = match Flavor::of_test(flavor, worker_threads) {
@@ -445,6 +456,9 @@ pub fn block_on_test<F: Future>(
         Flavor::CurrentThread => Builder::new_current_thread(),
     };
     builder.enable_all();
+    if let Some(name) = name {
+        builder.name(name);
+    }
     if start_paused {
         pause(&mut builder);
     }

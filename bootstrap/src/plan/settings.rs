@@ -33,6 +33,9 @@ pub struct Settings {
     /// The version of the program's package (`CARGO_PKG_VERSION` where `main` is),
     /// for telemetry's `service.version`.
     pub service_version: Option<&'static str>,
+    /// `name = "..."`: the tokio runtime's name (`Handle::name`), as in
+    /// `#[tokio::main]`; not blank.
+    pub name: Option<&'static str>,
 }
 
 impl Settings {
@@ -55,6 +58,10 @@ impl Settings {
                 return Err(key.invalid(key.argument, &n.to_string(), None));
             }
         }
+        // tokio panics on a blank one.
+        if let Some(name) = self.name.filter(|n| parse_runtime_name(n).is_none()) {
+            return Err(RUNTIME_NAME.invalid(RUNTIME_NAME.argument, name, None));
+        }
         Ok(())
     }
 
@@ -68,6 +75,7 @@ impl Settings {
         prewarm: None,
         init_profile: None,
         service_version: None,
+        name: None,
     };
 }
 
@@ -126,6 +134,14 @@ pub const PREWARM: Key = Key {
     argument: "prewarm",
     variable: "COLDSTART_PREWARM",
     accepts: "one of `on`, `off`, `true`, `false`, `1`, `0`",
+};
+
+/// `name`: the tokio runtime's name, an argument of the attributes only (as of
+/// `#[tokio::main]`), not a variable.
+pub const RUNTIME_NAME: Key = Key {
+    argument: "name",
+    variable: "",
+    accepts: "a name that is not blank",
 };
 
 /// `COLDSTART_FIRST_RESPONSE_FALLBACK`: how long to wait for a first response before
@@ -238,7 +254,7 @@ pub struct OneLine<'a>(pub &'a str);
 /// controls, the line and paragraph separators, word joiners, invisible operators,
 /// Hangul fillers, variation selectors (Mongolian ones too), the byte order mark,
 /// interlinear annotation marks, tag characters.
-fn invisible(c: char) -> bool {
+pub fn invisible(c: char) -> bool {
     matches!(c,
         '\u{ad}' | '\u{34f}' | '\u{61c}' | '\u{115f}' | '\u{1160}' | '\u{180b}'..='\u{180f}'
         | '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}' | '\u{2060}'..='\u{2064}'
@@ -398,6 +414,11 @@ pub fn parse_stack_size(s: &str) -> Option<usize> {
     };
     let bytes = digits.parse::<usize>().ok()?.checked_mul(unit)?;
     STACK.contains(&bytes).then_some(bytes)
+}
+
+/// Takes a runtime name that is not blank, as tokio does (it panics on a blank one).
+pub fn parse_runtime_name(s: &str) -> Option<&str> {
+    (!s.trim().is_empty()).then_some(s)
 }
 
 /// Parses a switch.

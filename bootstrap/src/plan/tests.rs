@@ -346,6 +346,14 @@ fn numbers_set_in_code_are_checked_like_the_variables() {
             },
             "set thread_stack_size to a size from 64K to 256M: a whole number of bytes, or with a `K`, `KB`, `KiB`, `M`, `MB` or `MiB` suffix in any case (powers of 1024), got `4096`",
         ),
+        // tokio panics on a blank runtime name.
+        (
+            Settings {
+                name: Some(" "),
+                ..Settings::NONE
+            },
+            "set name to a name that is not blank, got ` `",
+        ),
     ] {
         let err = Plan::from_budget(&b, &settings, &none()).unwrap_err();
         assert_eq!(err.to_string(), expected);
@@ -354,6 +362,7 @@ fn numbers_set_in_code_are_checked_like_the_variables() {
         worker_threads: Some(1024),
         max_blocking_threads: Some(4096),
         thread_stack_size: Some(64 << 10),
+        name: Some("api"),
         ..Settings::NONE
     };
     assert_eq!(

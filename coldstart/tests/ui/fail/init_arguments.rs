@@ -10,6 +10,9 @@ fn fatal_critical() {}
 #[coldstart::init(name = " padded")]
 fn bad_name() {}
 
+#[coldstart::init(name = "app::db\u{200b}")]
+fn invisible_name() {}
+
 #[coldstart::init(critical = true)]
 fn valued_flag() {}
 

@@ -1,0 +1,2 @@
+#[coldstart::main(crate = "reexprt::cs")]
+async fn main() {}
