@@ -80,21 +80,54 @@ impl Exporter {
         self.channel.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// The client to send on: the channel in use, or a new one where it was idle too
-    /// long or a call on it got no answer. Marked as unanswered until
-    /// [`Exporter::ended`] says otherwise: a call cut off from outside (a flush's
-    /// deadline shorter than the OTLP timeout drops it) never gets there, and its
-    /// channel, on a connection that may be dead, is not used again.
-    fn grpc(&self) -> Grpc<Checked> {
+    /// The client to send on, and whether its channel was used before: the channel in
+    /// use, or a new one where it was idle too long or a call on it got no answer.
+    /// Marked as unanswered until [`Exporter::ended`] says otherwise: a call cut off
+    /// from outside (a flush's deadline shorter than the OTLP timeout drops it) never
+    /// gets there, and its channel, on a connection that may be dead, is not used
+    /// again.
+    fn grpc(&self) -> (Grpc<Checked>, bool) {
         let mut kept = self.lock();
-        if kept
+        let reused = kept
             .1
-            .is_none_or(|used| used.elapsed() > crate::client::MAX_IDLE)
-        {
+            .is_some_and(|used| used.elapsed() <= crate::client::MAX_IDLE);
+        if !reused {
             kept.0 = client(&self.endpoint, self.compression);
         }
         kept.1 = None;
-        kept.0.clone()
+        (kept.0.clone(), reused)
+    }
+
+    /// One export call of `request` on `grpc`, given `left`; `Err(None)` when no
+    /// answer came in that time.
+    async fn call(
+        &self,
+        mut grpc: Grpc<Checked>,
+        request: &Bytes,
+        left: Duration,
+    ) -> Result<tonic::Response<Option<(i64, String)>>, Option<tonic::Status>> {
+        let mut call = tonic::Request::new(request.clone());
+        *call.metadata_mut() = self.metadata.clone();
+        if left < NO_LIMIT_PAST {
+            call.set_timeout(left);
+        }
+        call.extensions_mut()
+            .insert(tonic::GrpcMethod::new(SERVICE, "Export"));
+        let answer = async {
+            // As the generated client does; the transport's error kept as the
+            // status's source, as tonic keeps it for a call that fails.
+            grpc.ready().await.map_err(|e| {
+                let mut status = tonic::Status::unknown(format!("Service was not ready: {e}"));
+                status.set_source(Arc::from(e));
+                status
+            })?;
+            let path = http::uri::PathAndQuery::from_static(EXPORT);
+            grpc.unary(call, path, Written).await
+        };
+        match tokio::time::timeout(left, answer).await {
+            Ok(answer) => answer.map_err(Some),
+            Err(_) => Err(None),
+        }
     }
 
     /// Marks the channel as used now where the collector answered; else (no answer in
@@ -113,6 +146,17 @@ fn unanswered(status: &tonic::Status) -> bool {
         status.code(),
         Code::Unavailable | Code::Unknown | Code::DeadlineExceeded | Code::Cancelled
     )
+}
+
+/// Whether `status` is the transport's failure to reach the collector, not a status
+/// the collector (or a proxy) sent: tonic keeps the transport's error as the source
+/// of the status it makes, and a status read from an answer has none.
+fn transport_failed(status: &tonic::Status) -> bool {
+    use std::error::Error as _;
+    matches!(
+        status.code(),
+        tonic::Code::Unavailable | tonic::Code::Unknown
+    ) && status.source().is_some()
 }
 
 /// A client on a new, lazily connecting channel to `endpoint`, with `compression`.
@@ -330,38 +374,39 @@ impl opentelemetry_sdk::trace::SpanExporter for Exporter {
         let request = Bytes::from(request);
         // Each attempt gets what is left of the timeout.
         with_retries(self.timeout, &self.patience, |left| {
-            let mut call = tonic::Request::new(request.clone());
-            *call.metadata_mut() = self.metadata.clone();
-            if left < NO_LIMIT_PAST {
-                call.set_timeout(left);
-            }
-            call.extensions_mut()
-                .insert(tonic::GrpcMethod::new(SERVICE, "Export"));
-            let mut grpc = self.grpc();
+            let request = &request;
             async move {
-                let answer = async {
-                    // As the generated client does.
-                    grpc.ready().await.map_err(|e| {
-                        tonic::Status::unknown(format!("Service was not ready: {e}"))
-                    })?;
-                    let path = http::uri::PathAndQuery::from_static(EXPORT);
-                    grpc.unary(call, path, Written).await
-                };
-                let answer = tokio::time::timeout(left, answer).await;
+                let began = tokio::time::Instant::now();
+                let (grpc, reused) = self.grpc();
+                let mut answer = self.call(grpc, request, left).await;
+                // A kept channel whose connection the collector or a middlebox closed
+                // while it was idle (on Lambda, while the process was frozen): the call
+                // goes again at once, on a new channel, as the HTTP client sends again
+                // on a new connection. Not where the other end answered.
+                if reused
+                    && let Err(Some(status)) = &answer
+                    && transport_failed(status)
+                {
+                    let left = left.saturating_sub(began.elapsed());
+                    if !left.is_zero() {
+                        let (grpc, _) = self.grpc();
+                        answer = self.call(grpc, request, left).await;
+                    }
+                }
                 self.ended(match &answer {
-                    Ok(Ok(_)) => true,
-                    Ok(Err(status)) => !unanswered(status),
-                    Err(_) => false,
+                    Ok(_) => true,
+                    Err(Some(status)) => !unanswered(status),
+                    Err(None) => false,
                 });
                 let status = match answer {
-                    Ok(Ok(answer)) => {
+                    Ok(answer) => {
                         if let Some((rejected, message)) = answer.into_inner() {
                             super::otlp::note_partial(rejected, &message);
                         }
                         return Attempt::Done;
                     }
-                    Ok(Err(status)) => status,
-                    Err(_) => tonic::Status::deadline_exceeded(""),
+                    Err(Some(status)) => status,
+                    Err(None) => tonic::Status::deadline_exceeded(""),
                 };
                 let asked = asked_delay(&status);
                 Attempt::Failed {
@@ -935,6 +980,91 @@ mod tests {
         let peers: Vec<_> = received.iter().map(|c| c.peer.unwrap()).collect();
         assert_eq!(peers[0], peers[1], "kept while in use: {peers:?}");
         assert_ne!(peers[1], peers[2], "a new connection once idle: {peers:?}");
+    }
+
+    /// A proxy to `to` that resets the connection it carries at the next bytes the
+    /// exporter sends once `cut` is set: a connection the collector (or a middlebox)
+    /// closed while the exporter's process did not run, the call sent before the
+    /// close was seen.
+    async fn cutting_proxy(
+        to: std::net::SocketAddr,
+        cut: Arc<std::sync::atomic::AtomicBool>,
+    ) -> std::net::SocketAddr {
+        use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let mut server = tokio::net::TcpStream::connect(to).await.unwrap();
+                let cut = cut.clone();
+                tokio::spawn(async move {
+                    let (mut up, mut down) = ([0u8; 16384], [0u8; 16384]);
+                    loop {
+                        tokio::select! {
+                            n = client.read(&mut up) => match n {
+                                Ok(n) if n > 0 => {
+                                    if cut.swap(false, Ordering::SeqCst) {
+                                        // Dropped with no linger: a reset.
+                                        client.set_zero_linger().unwrap();
+                                        return;
+                                    }
+                                    if server.write_all(&up[..n]).await.is_err() {
+                                        return;
+                                    }
+                                }
+                                _ => return,
+                            },
+                            n = server.read(&mut down) => match n {
+                                Ok(n) if n > 0 => {
+                                    if client.write_all(&down[..n]).await.is_err() {
+                                        return;
+                                    }
+                                }
+                                _ => return,
+                            },
+                        }
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    /// A call on a kept channel whose connection died while idle (the collector
+    /// restarted while a Lambda environment was frozen) fails on the transport: it goes
+    /// again at once on a new channel, within the same attempt, as the HTTP client
+    /// sends again on a new connection. After a flush no retry would (its patience
+    /// has run out), and the batch was lost.
+    #[tokio::test]
+    async fn a_call_on_a_kept_channel_that_died_goes_again_on_a_new_one() {
+        let (mut exporter, calls, received) = exporter_with(vec![Ok(0)], Serve::default()).await;
+        let collector = exporter
+            .endpoint
+            .uri()
+            .authority()
+            .unwrap()
+            .as_str()
+            .parse()
+            .unwrap();
+        let cut = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let proxy = cutting_proxy(collector, cut.clone()).await;
+        exporter.endpoint = Endpoint::from_shared(format!("http://{proxy}")).unwrap();
+        exporter.lock().0 = client(&exporter.endpoint, exporter.compression);
+        exporter.export(Vec::new()).await.unwrap();
+        exporter.patience.run_out();
+        cut.store(true, Ordering::SeqCst);
+        exporter.export(Vec::new()).await.unwrap();
+        assert!(
+            !cut.load(Ordering::SeqCst),
+            "the kept connection was not used"
+        );
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+        let received = received.lock().unwrap();
+        let peers: Vec<_> = received.iter().map(|c| c.peer.unwrap()).collect();
+        assert_ne!(
+            peers[0], peers[1],
+            "sent again on a new connection: {peers:?}"
+        );
     }
 
     /// A call that got no answer (here the collector's `UNAVAILABLE`, as tonic says a

@@ -131,88 +131,6 @@ fn sampler(config: &Config) -> Box<dyn ShouldSample> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use opentelemetry::Context;
-    use opentelemetry::trace::{
-        SpanContext, SpanId, SpanKind, TraceContextExt, TraceFlags, TraceId, TraceState,
-    };
-    use opentelemetry_sdk::trace::SamplingDecision;
-
-    fn decision(sampler: Sampler, parent: Option<SpanContext>) -> SamplingDecision {
-        let config = Config {
-            sampler,
-            ..Config::from(&coldstart_bootstrap::Env::fixed(Vec::<(&str, &str)>::new())).0
-        };
-        let cx = parent.map(|p| Context::new().with_remote_span_context(p));
-        super::sampler(&config)
-            .should_sample(
-                cx.as_ref(),
-                TraceId::from(7),
-                "GET",
-                &SpanKind::Server,
-                &[],
-                &[],
-            )
-            .decision
-    }
-
-    /// The final flush keeps 100 ms to count what it could not send, or a quarter of
-    /// a shorter time (a fixed 100 ms left a flush of 100 ms or less no time to
-    /// export); a time the clock cannot hold is no deadline.
-    #[test]
-    fn the_final_flush_keeps_a_margin_it_can_afford() {
-        let now = tokio::time::Instant::now();
-        let after = |within| final_flush_deadline(now, within).map(|d| d - now);
-        let ms = Duration::from_millis;
-        assert_eq!(after(Duration::from_secs(10)), Some(ms(9_900)));
-        assert_eq!(after(ms(400)), Some(ms(300)));
-        assert_eq!(after(ms(80)), Some(ms(60)));
-        assert_eq!(after(Duration::ZERO), Some(Duration::ZERO));
-        assert_eq!(after(Duration::MAX), None);
-    }
-
-    /// An invalid parent (what a failed extraction leaves in a context) is no parent:
-    /// the root sampler decides. A valid one is followed.
-    #[test]
-    fn a_parent_that_is_not_valid_leaves_the_decision_to_the_root_sampler() {
-        let sample = SamplingDecision::RecordAndSample;
-        let parent = |flags| {
-            SpanContext::new(
-                TraceId::from(7),
-                SpanId::from(9),
-                flags,
-                true,
-                TraceState::default(),
-            )
-        };
-        for sampler in [
-            Sampler::ParentBasedAlwaysOn,
-            Sampler::ParentBasedTraceIdRatio(1.0),
-            Sampler::ParentBasedDynamic(1.0),
-        ] {
-            assert_eq!(
-                decision(sampler, Some(SpanContext::empty_context())),
-                sample
-            );
-            assert_eq!(decision(sampler, None), sample);
-            assert_eq!(decision(sampler, Some(parent(TraceFlags::SAMPLED))), sample);
-            assert_eq!(
-                decision(sampler, Some(parent(TraceFlags::default()))),
-                SamplingDecision::Drop
-            );
-        }
-        assert_eq!(
-            decision(
-                Sampler::ParentBasedAlwaysOff,
-                Some(parent(TraceFlags::SAMPLED))
-            ),
-            sample
-        );
-    }
-}
-
 /// Resource attributes the conventions define as integers; `OTEL_RESOURCE_ATTRIBUTES`
 /// only carries strings.
 const INT_ATTRIBUTES: [&str; 2] = ["faas.max_memory", "process.pid"];
@@ -344,6 +262,9 @@ fn final_flush_deadline(
 /// `minimal` the one thread would otherwise hold every request for that long, just
 /// after the first response ([`coldstart_runtime::task::off_runtime`]).
 pub(crate) async fn start_soon(config: &'static Config) {
+    if EXPORTER.get().is_some() {
+        return;
+    }
     if config.exports_over_tls() {
         coldstart_runtime::task::off_runtime("coldstart-otlp-start", move || {
             start(config);
@@ -412,11 +333,14 @@ fn build_and_run(config: &Config) -> Option<Started> {
 /// flush on, the exporter no longer waits out its own retry backoff
 /// ([`retry::Patience`]): the process may be frozen after it. Returns how many spans
 /// were still queued, or in an export not answered yet, at the end.
-pub(crate) async fn flush(config: &Config, budget: Duration) -> usize {
+pub(crate) async fn flush(config: &'static Config, budget: Duration) -> usize {
     // From now, not from after the exporter's start (its first build may take a
     // while, and the budget may be all that is left before a Lambda deadline). A
     // budget past what the clock can hold (`Duration::MAX`) is no deadline.
     let deadline = tokio::time::Instant::now().checked_add(budget);
+    // Started off the runtime's threads where that reads the CA store, as at the
+    // first response: a flush may come first (Lambda's first invocation).
+    start_soon(config).await;
     let (Some(core), Some(started)) = (CORE.get(), start(config)) else {
         return 0;
     };
@@ -430,4 +354,86 @@ pub(crate) async fn flush(config: &Config, budget: Duration) -> usize {
     // A batch the periodic export still has out (it held the exporter past the
     // budget) is not exported yet either.
     queue.len() + queue.in_flight()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry::Context;
+    use opentelemetry::trace::{
+        SpanContext, SpanId, SpanKind, TraceContextExt, TraceFlags, TraceId, TraceState,
+    };
+    use opentelemetry_sdk::trace::SamplingDecision;
+
+    fn decision(sampler: Sampler, parent: Option<SpanContext>) -> SamplingDecision {
+        let config = Config {
+            sampler,
+            ..Config::from(&coldstart_bootstrap::Env::fixed(Vec::<(&str, &str)>::new())).0
+        };
+        let cx = parent.map(|p| Context::new().with_remote_span_context(p));
+        super::sampler(&config)
+            .should_sample(
+                cx.as_ref(),
+                TraceId::from(7),
+                "GET",
+                &SpanKind::Server,
+                &[],
+                &[],
+            )
+            .decision
+    }
+
+    /// The final flush keeps 100 ms to count what it could not send, or a quarter of
+    /// a shorter time (a fixed 100 ms left a flush of 100 ms or less no time to
+    /// export); a time the clock cannot hold is no deadline.
+    #[test]
+    fn the_final_flush_keeps_a_margin_it_can_afford() {
+        let now = tokio::time::Instant::now();
+        let after = |within| final_flush_deadline(now, within).map(|d| d - now);
+        let ms = Duration::from_millis;
+        assert_eq!(after(Duration::from_secs(10)), Some(ms(9_900)));
+        assert_eq!(after(ms(400)), Some(ms(300)));
+        assert_eq!(after(ms(80)), Some(ms(60)));
+        assert_eq!(after(Duration::ZERO), Some(Duration::ZERO));
+        assert_eq!(after(Duration::MAX), None);
+    }
+
+    /// An invalid parent (what a failed extraction leaves in a context) is no parent:
+    /// the root sampler decides. A valid one is followed.
+    #[test]
+    fn a_parent_that_is_not_valid_leaves_the_decision_to_the_root_sampler() {
+        let sample = SamplingDecision::RecordAndSample;
+        let parent = |flags| {
+            SpanContext::new(
+                TraceId::from(7),
+                SpanId::from(9),
+                flags,
+                true,
+                TraceState::default(),
+            )
+        };
+        for sampler in [
+            Sampler::ParentBasedAlwaysOn,
+            Sampler::ParentBasedTraceIdRatio(1.0),
+            Sampler::ParentBasedDynamic(1.0),
+        ] {
+            assert_eq!(
+                decision(sampler, Some(SpanContext::empty_context())),
+                sample
+            );
+            assert_eq!(decision(sampler, None), sample);
+            assert_eq!(decision(sampler, Some(parent(TraceFlags::SAMPLED))), sample);
+            assert_eq!(
+                decision(sampler, Some(parent(TraceFlags::default()))),
+                SamplingDecision::Drop
+            );
+        }
+        assert_eq!(
+            decision(
+                Sampler::ParentBasedAlwaysOff,
+                Some(parent(TraceFlags::SAMPLED))
+            ),
+            sample
+        );
+    }
 }

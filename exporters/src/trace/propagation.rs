@@ -88,9 +88,23 @@ pub fn inject_map(cx: &Context, map: &mut HashMap<String, String>) {
     }
 }
 
-/// Reads the context carried by a message's string headers.
+/// Reads the context carried by a message's string headers, as HTTP headers are
+/// read ([`extract_headers`]): names in any case (Go's clients send `Traceparent`),
+/// and a name given twice in two cases as a header sent twice (a `traceparent` is
+/// then none). A pair that could not be an HTTP header (a name with a blank, a value
+/// with a control character) is passed over: no field of the propagators is one.
 pub fn extract_map(map: &HashMap<String, String>) -> Context {
-    opentelemetry::global::get_text_map_propagator(|p| p.extract(map))
+    let mut headers = http::HeaderMap::with_capacity(map.len());
+    for (name, value) in map {
+        // `HeaderName` takes a name in any case and keeps it in lower case.
+        if let (Ok(name), Ok(value)) = (
+            http::HeaderName::try_from(name.as_str()),
+            http::HeaderValue::from_str(value),
+        ) {
+            headers.append(name, value);
+        }
+    }
+    extract_headers(&headers)
 }
 
 /// Writes `cx` into the metadata of an outgoing gRPC request (tonic).
@@ -817,6 +831,29 @@ mod tests {
         let most: Vec<String> = (0..32).map(|i| format!("k{i}=v")).collect();
         let with_gaps = format!("{}, ,,{}", most[..16].join(","), most[16..].join(","));
         assert_eq!(state_of(&with_gaps), Some(most.join(",")));
+    }
+
+    /// Message headers are read in any case, as HTTP headers are and as
+    /// `inject_map` clears them: a Go producer sends `Traceparent`. One name in two
+    /// cases is a header sent twice.
+    #[test]
+    fn message_headers_are_read_in_any_case() {
+        install();
+        let mut map = HashMap::new();
+        map.insert("Traceparent".to_owned(), PARENT.to_owned());
+        map.insert("Tracestate".to_owned(), "rojo=1".to_owned());
+        map.insert("Baggage".to_owned(), "a=1".to_owned());
+        let cx = extract_map(&map);
+        let span = cx.span();
+        assert!(span.span_context().is_valid());
+        assert_eq!(span.span_context().trace_state().header(), "rojo=1");
+        assert_eq!(
+            cx.baggage().get("a").map(ToString::to_string),
+            Some("1".into())
+        );
+        let other = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b8-01";
+        map.insert("traceparent".to_owned(), other.to_owned());
+        assert!(!extract_map(&map).span().span_context().is_valid());
     }
 
     /// Message headers are read as strictly as HTTP ones.
