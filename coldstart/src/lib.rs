@@ -204,8 +204,8 @@ pub mod telemetry {
 pub mod lambda {
     pub use coldstart_lambda::{
         Context, Diagnostic, EnvError, Error, Function, IntoFunctionResponse, Invocation,
-        InvocationLayer, LambdaEvent, LambdaInvocation, Runtime, RuntimeApi, TracingLayer,
-        instrument, run, service_fn,
+        InvocationLayer, LambdaEvent, LambdaInvocation, MetadataPrelude, Runtime, RuntimeApi,
+        StreamResponse, TracingLayer, instrument, run, service_fn,
     };
 }
 

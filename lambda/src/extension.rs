@@ -18,8 +18,9 @@ poll) for the rest of the process's life, on the program's runtime. With it, Lam
 gives the process up to 500 ms after SIGTERM, in which coldstart's shutdown hooks run
 (the final span flush among them).
 
-With `on`, registration is a task started before the program's own init code and
-awaited just before the first `/next`: its round trip overlaps the part of the init
+Where the decision is known before the program's own init code runs (`on`, or `auto`
+with a Pushgateway set), registration is a task started then and awaited just before
+the first `/next`: its round trip overlaps the part of the init
 that awaits (an SDK client's set-up, say), or all of it where other workers run the
 task; on the one-thread scheduler blocking init code runs before the task does.
 */
@@ -61,9 +62,31 @@ pub(crate) fn start(api: &RuntimeApi) {
 }
 
 /// Waits for the registration [`start`] began, if any; a failure is printed once and
-/// the function runs on without SIGTERM.
+/// the function runs on without coldstart's extension.
 pub(crate) async fn registered() {
-    registered_saying(|line| coldstart_bootstrap::say!("coldstart: {line}")).await;
+    registered_saying(say).await;
+}
+
+fn say(line: String) {
+    coldstart_bootstrap::say!("coldstart: {line}");
+}
+
+/// Follows the registration [`start`] began, if nobody waits for it ([`registered`]:
+/// a program serving through its own `Runtime` with the invocation layer), on a task
+/// of its own: a failure is said when it comes. Does nothing outside a runtime.
+pub(crate) fn follow() {
+    follow_saying(say);
+}
+
+/// [`follow`], saying what there is to say with `say`.
+fn follow_saying(say: impl Fn(String) + Send + 'static) {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return;
+    }
+    let handle = REGISTERING.lock().unwrap_or_else(|p| p.into_inner()).take();
+    if let Some(handle) = handle {
+        coldstart_runtime::task::spawn(async move { say_failure(handle.await, &say) });
+    }
 }
 
 /// [`registered`], saying what there is to say with `say`. A registration still
@@ -83,10 +106,18 @@ async fn registered_saying(say: impl Fn(String) + Send + 'static) {
     }
 }
 
+/// Says a failed registration; the shutdown hooks then have what Lambda gives where
+/// only another extension is registered ([`EXTERNAL_SHUTDOWN_BUDGET`]), as SIGTERM
+/// comes only then.
+///
+/// [`EXTERNAL_SHUTDOWN_BUDGET`]: crate::EXTERNAL_SHUTDOWN_BUDGET
 fn say_failure(joined: Result<Result<(), String>, tokio::task::JoinError>, say: &impl Fn(String)) {
     if let Err(e) = joined.map_err(|e| e.to_string()).and_then(|r| r) {
+        let cap = crate::EXTERNAL_SHUTDOWN_BUDGET;
+        coldstart_runtime::lifecycle::cap_hook_deadlines(cap);
         say(format!(
-            "the internal extension could not register ({e}); Lambda will not send SIGTERM, so shutdown hooks will not run"
+            "the internal extension could not register ({e}); Lambda sends SIGTERM only where another extension is registered, so the shutdown hooks may not run, and have {} ms where they do",
+            cap.as_millis()
         ));
     }
 }
@@ -210,8 +241,8 @@ pub(crate) fn header<'a>(head: &'a str, name: &str) -> Option<&'a str> {
 #[cfg(test)]
 mod tests {
     use super::{
-        MAX_HEAD, REGISTER_TIMEOUT, exchange, header, registered, registered_saying, start,
-        wait_for_next_event,
+        MAX_HEAD, REGISTER_TIMEOUT, exchange, follow_saying, header, registered, registered_saying,
+        start, wait_for_next_event,
     };
     use crate::function::RuntimeApi;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -228,8 +259,11 @@ mod tests {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let authority = listener.local_addr().unwrap().to_string();
         let (asked, mut requests) = tokio::sync::mpsc::unbounded_channel();
+        // The registration is answered only once the wait has ended.
+        let (waited, answer) = tokio::sync::oneshot::channel::<()>();
+        let mut answer = Some(answer);
         tokio::spawn(async move {
-            for answer_after in [REGISTER_TIMEOUT * 2, std::time::Duration::ZERO] {
+            loop {
                 let (mut stream, _) = listener.accept().await.unwrap();
                 let mut request = vec![0u8; 1024];
                 let n = stream.read(&mut request).await.unwrap_or(0);
@@ -239,7 +273,9 @@ mod tests {
                     .unwrap_or_default()
                     .to_owned();
                 let _ = asked.send(line);
-                tokio::time::sleep(answer_after).await;
+                if let Some(answer) = answer.take() {
+                    let _ = answer.await;
+                }
                 let _ = stream
                     .write_all(b"HTTP/1.1 200 OK\r\nLambda-Extension-Identifier: id-1\r\nContent-Length: 0\r\n\r\n")
                     .await;
@@ -248,12 +284,11 @@ mod tests {
             }
         });
         start(&RuntimeApi::parse(&authority).unwrap());
-        let waited = std::time::Instant::now();
-        registered().await;
-        assert!(
-            waited.elapsed() < REGISTER_TIMEOUT * 2,
-            "waited for the slow answer"
-        );
+        // Bounded only so that a wait for the answer fails rather than hangs.
+        tokio::time::timeout(REGISTER_TIMEOUT * 30, registered())
+            .await
+            .expect("the wait ends without the answer");
+        waited.send(()).unwrap();
         let register = requests.recv().await.unwrap();
         assert!(
             register.starts_with("POST /2020-01-01/extension/register"),
@@ -269,23 +304,30 @@ mod tests {
         );
     }
 
-    /// A registration refused after the wait (Lambda closes registration once the
-    /// function is ready) is said when the refusal comes: before, nothing was, and
-    /// the function went on as if SIGTERM would come.
-    #[tokio::test]
-    async fn a_late_refusal_is_said_when_it_comes() {
-        let _turn = TURN.lock().await;
+    /// An Extensions API that refuses the registration `after` it has read it; its
+    /// address.
+    async fn refusing(after: std::time::Duration) -> String {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let authority = listener.local_addr().unwrap().to_string();
         tokio::spawn(async move {
             let (mut stream, _) = listener.accept().await.unwrap();
             let mut request = vec![0u8; 1024];
             let _ = stream.read(&mut request).await;
-            tokio::time::sleep(REGISTER_TIMEOUT * 2).await;
+            tokio::time::sleep(after).await;
             let _ = stream
                 .write_all(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
                 .await;
         });
+        authority
+    }
+
+    /// A registration refused after the wait (Lambda closes registration once the
+    /// function is ready) is said when the refusal comes: before, nothing was, and
+    /// the function went on as if SIGTERM would come.
+    #[tokio::test]
+    async fn a_late_refusal_is_said_when_it_comes() {
+        let _turn = TURN.lock().await;
+        let authority = refusing(REGISTER_TIMEOUT * 2).await;
         let (said, mut lines) = tokio::sync::mpsc::unbounded_channel();
         start(&RuntimeApi::parse(&authority).unwrap());
         registered_saying(move |line| {
@@ -300,7 +342,34 @@ mod tests {
             .unwrap();
         assert_eq!(
             late,
-            "the internal extension could not register (the Extensions API answered `HTTP/1.1 403 Forbidden`); Lambda will not send SIGTERM, so shutdown hooks will not run"
+            "the internal extension could not register (the Extensions API answered `HTTP/1.1 403 Forbidden`); Lambda sends SIGTERM only where another extension is registered, so the shutdown hooks may not run, and have 250 ms where they do"
+        );
+        // As where no extension of coldstart's was asked for.
+        assert_eq!(
+            coldstart_runtime::lifecycle::hook_cap(),
+            crate::EXTERNAL_SHUTDOWN_BUDGET
+        );
+    }
+
+    /// A registration nobody waits for (the program serves through its own `Runtime`
+    /// with the invocation layer, which follows it) is said when it fails: before,
+    /// its refusal was dropped unsaid.
+    #[tokio::test]
+    async fn a_registration_nobody_waits_for_is_followed() {
+        let _turn = TURN.lock().await;
+        let authority = refusing(std::time::Duration::ZERO).await;
+        let (said, mut lines) = tokio::sync::mpsc::unbounded_channel();
+        start(&RuntimeApi::parse(&authority).unwrap());
+        follow_saying(move |line| {
+            let _ = said.send(line);
+        });
+        let line = tokio::time::timeout(REGISTER_TIMEOUT * 30, lines.recv())
+            .await
+            .expect("the refusal is said")
+            .unwrap();
+        assert!(
+            line.starts_with("the internal extension could not register (the Extensions API answered `HTTP/1.1 403 Forbidden`)"),
+            "{line}"
         );
     }
 

@@ -68,8 +68,8 @@ pub use handler::{Instrumented, InstrumentedFuture, Watched, WatchedStream, inst
 pub use init_error::{report_init_error, serving};
 pub use lambda_runtime::layers::TracingLayer;
 pub use lambda_runtime::{
-    Context, Diagnostic, Error, IntoFunctionResponse, LambdaEvent, LambdaInvocation, Runtime,
-    service_fn,
+    Context, Diagnostic, Error, IntoFunctionResponse, LambdaEvent, LambdaInvocation,
+    MetadataPrelude, Runtime, StreamResponse, service_fn,
 };
 pub use layer::{Invocation, InvocationFuture, InvocationLayer};
 pub use watch::{WatchInit, watch_init};
@@ -104,11 +104,7 @@ where
             return Err(e.clone().into());
         }
     };
-    let (wanted, cap) = at_shutdown(
-        settings::current().extension,
-        coldstart_runtime::lifecycle::shutdown_hooks() > 0
-            || coldstart_exporters::installed().is_some_and(|c| c.push.is_some()),
-    );
+    let (wanted, cap) = at_shutdown(settings::current().extension, work_at_shutdown());
     // Lambda stops the process 500 ms after SIGTERM (300 ms where only external
     // extensions are registered): the program's own hooks too give up before, each
     // said, rather than be cut off unsaid. The SIGTERM comes to an idle environment:
@@ -140,6 +136,12 @@ pub const SHUTDOWN_BUDGET: std::time::Duration = std::time::Duration::from_milli
 /// ADOT or Datadog layer), and Lambda allows the runtime 300 ms after it.
 pub const EXTERNAL_SHUTDOWN_BUDGET: std::time::Duration = std::time::Duration::from_millis(250);
 
+/// Whether anything waits for the shutdown: a hook registered, or a Pushgateway set.
+fn work_at_shutdown() -> bool {
+    coldstart_runtime::lifecycle::shutdown_hooks() > 0
+        || coldstart_exporters::installed().is_some_and(|c| c.push.is_some())
+}
+
 /// Whether coldstart registers its extension (`COLDSTART_LAMBDA_EXTENSION`; with
 /// `auto`, where something waits for the shutdown: `work` is a hook registered or a
 /// Pushgateway set), and the cap on the shutdown hooks, all together, that follows:
@@ -158,14 +160,14 @@ fn at_shutdown(extension: Extension, work: bool) -> (bool, std::time::Duration) 
     (registers, cap)
 }
 
-/// Registers the final flush as a shutdown hook (it runs on SIGTERM, or when `main`
-/// ends), which also makes SIGTERM end the process cleanly once the hooks are done.
 /// Set by the first [`run`] that wants the extension: a second `run` in the process
 /// (after the first returned an error) neither registers it again, which Lambda
 /// refuses once the function is ready while the first registration still holds, nor
 /// adds a second final flush.
 static EXTENSION: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
+/// Registers the final flush as a shutdown hook (it runs on SIGTERM, or when `main`
+/// ends), which also makes SIGTERM end the process cleanly once the hooks are done.
 fn on_shutdown_flush() {
     let telemetry = coldstart_exporters::telemetry();
     coldstart_runtime::on_shutdown("lambda final flush", SHUTDOWN_BUDGET, move || async move {
@@ -183,14 +185,16 @@ fn on_shutdown_flush() {
 }
 
 /// Starts what can overlap the program's own init: the extension's registration,
-/// when `COLDSTART_LAMBDA_EXTENSION=on`. `#[coldstart::main]` calls it before the
-/// body on Lambda; [`run`] waits for it. Does nothing off Lambda.
+/// where it is already known to be wanted (`COLDSTART_LAMBDA_EXTENSION=on`, or `auto`
+/// with a Pushgateway set or a shutdown hook registered). `#[coldstart::main]` calls
+/// it before the body on Lambda; [`run`] waits for it, or the invocation layer
+/// follows it where the program runs its own `Runtime`. Does nothing off Lambda.
 ///
 /// # Panics
 ///
 /// Outside a tokio runtime.
 pub fn prepare() {
-    if !detected() || settings::current().extension != Extension::On {
+    if !detected() || !at_shutdown(settings::current().extension, work_at_shutdown()).0 {
         return;
     }
     if let Ok(function) = function::current() {

@@ -2,7 +2,8 @@
 //!
 //! Per span: `faas.trigger`, `faas.invocation_id`, `faas.coldstart`,
 //! `cloud.resource_id` (the invoked ARN with an alias replaced by the version that
-//! runs, as the conventions ask: one instance serves every alias of its version) and
+//! runs, as the conventions ask: one instance serves every alias of its version),
+//! `aws.lambda.invoked_arn` (the ARN as invoked, its alias kept) and
 //! `cloud.account.id`, and a link to the X-Ray trace from `Lambda-Runtime-Trace-Id`.
 //! An HTTP event's `traceparent` (read by the installed propagator, from the headers
 //! it names: a program's own B3 or X-Ray propagator reads its own) makes the
@@ -123,6 +124,9 @@ fn describe(
             "cloud.resource_id",
             resource_id(arn, version),
         ));
+        // The ARN as invoked, with the alias it named (`:live`), which the resource id
+        // replaces with the version that ran.
+        attributes.push(KeyValue::new("aws.lambda.invoked_arn", arn.to_owned()));
     }
     if let Some(account) = account_id(arn) {
         attributes.push(KeyValue::new("cloud.account.id", account.to_owned()));
@@ -278,10 +282,15 @@ fn trigger(body: &[u8]) -> &'static str {
         "pubsub"
     } else if records && (source("\"aws:s3\"") || source("\"aws:dynamodb\"")) {
         "datasource"
-    } else if !records && (has("\"httpMethod\"") || has("\"routeKey\"") || has("\"rawPath\"")) {
+    } else if !records
+        && !has("\"detail-type\"")
+        && (has("\"httpMethod\"") || has("\"routeKey\"") || has("\"rawPath\""))
+    {
         // By the keys only HTTP events have (API Gateway's REST, HTTP and WebSocket
         // APIs, function URLs, load balancers), not `requestContext`, which an
-        // asynchronous invocation's destination record has too.
+        // asynchronous invocation's destination record has too. Not in an EventBridge
+        // event (its `detail-type` near the start), whose detail may hold them: a
+        // CloudTrail record of an API Gateway call has an `httpMethod`.
         // Before the schedules: a scheduled event has none of these, and an HTTP
         // event may carry `aws.events` in a parameter.
         "http"
@@ -382,6 +391,39 @@ mod tests {
         );
     }
 
+    /// The span names the ARN as invoked (its alias kept) beside the resource id (the
+    /// version that ran), as the conventions' `aws.lambda.invoked_arn` asks.
+    #[test]
+    fn the_invoked_arn_is_kept_beside_the_resource_id() {
+        use opentelemetry::{Key, Value};
+        let base = "arn:aws:lambda:eu-west-1:123456789012:function:hello";
+        let mut context = lambda_runtime::Context::default();
+        context.invoked_function_arn = format!("{base}:live");
+        let invocation = lambda_runtime::LambdaInvocation {
+            parts: http::Response::new(()).into_parts().0,
+            body: bytes::Bytes::new(),
+            context,
+        };
+        let mut builder = opentelemetry::trace::SpanBuilder::from_name("hello");
+        super::describe(&mut builder, &invocation, "other", false, "7");
+        let attributes = builder.attributes.unwrap();
+        let value = |key: &str| {
+            let key = Key::from(key.to_owned());
+            attributes
+                .iter()
+                .find(|kv| kv.key == key)
+                .map(|kv| kv.value.clone())
+        };
+        assert_eq!(
+            value("aws.lambda.invoked_arn"),
+            Some(Value::from(format!("{base}:live")))
+        );
+        assert_eq!(
+            value("cloud.resource_id"),
+            Some(Value::from(format!("{base}:7")))
+        );
+    }
+
     #[test]
     fn an_alias_in_the_resource_id_is_the_version_that_runs() {
         let base = "arn:aws:lambda:eu-west-1:123456789012:function:hello";
@@ -431,6 +473,13 @@ mod tests {
             "timer"
         );
         assert_eq!(trigger(br#"{"hello":"world"}"#), "other");
+        // CloudTrail's record of an API Gateway call, through EventBridge.
+        assert_eq!(
+            trigger(
+                br#"{"version":"0","detail-type":"AWS API Call via CloudTrail","source":"aws.apigateway","detail":{"eventName":"PutMethod","requestParameters":{"httpMethod":"GET"}}}"#
+            ),
+            "other"
+        );
         // The marks behind large fields: an SQS message body of 64 KiB, and an HTTP
         // API request whose headers and cookies take 8 KiB before its request context.
         let big = "x".repeat(64 << 10);

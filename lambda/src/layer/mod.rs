@@ -112,6 +112,9 @@ impl<S> Layer<S> for InvocationLayer {
             self.shared.settings.emf_namespace.is_some() && !self.shared.function.initialised_ahead;
         let _ = self.shared.ready.set(Ready::now(lived));
         crate::init_error::mark_serving();
+        // A registration `prepare` started that `run` did not wait for: its failure is
+        // said when it comes.
+        crate::extension::follow();
         Invocation {
             inner,
             shared: self.shared.clone(),
