@@ -225,8 +225,11 @@ pub(crate) fn launching() -> std::sync::MutexGuard<'static, ()> {
     LAUNCHING.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// Records a child the tool started.
+/// Records a child the tool started. The handlers are installed first where they are
+/// not yet: a program using the harness's parts without the tool's `main` (a test
+/// binary, a benchmark) gets the clean-up at Ctrl-C too.
 pub(crate) fn child_started(pid: u32) {
+    install();
     CHILDREN.lock().unwrap_or_else(|p| p.into_inner()).push(pid);
 }
 
@@ -293,8 +296,10 @@ impl Drop for Helper {
     }
 }
 
-/// Records cgroup directories the tool created.
+/// Records cgroup directories the tool created; the handlers installed first, as for
+/// [`child_started`].
 pub(crate) fn cgroup_created(dirs: impl IntoIterator<Item = PathBuf>) {
+    install();
     CGROUPS
         .lock()
         .unwrap_or_else(|p| p.into_inner())

@@ -321,11 +321,16 @@ fn a_cgroup_that_cannot_be_created_is_a_clear_error() {
         return;
     }
     // As an unprivileged user (setpriv, util-linux), no cgroup can be created: said
-    // as a usage error, before anything is built or run (it was exit 1, after).
+    // as a usage error, before anything is built or run (it was exit 1, after). The
+    // tool is copied, and run from, where any user may (the target directory, under a
+    // home of mode 0700, may not be).
+    let (dir, tool) = coldstart_test_support::runnable_by_anyone(TOOL.as_ref());
     for (lambda, hint) in [(false, false), (true, true)] {
         let out = coldstart_test_support::output_within(
             Command::new("setpriv")
-                .args(["--reuid=65534", "--regid=65534", "--clear-groups", TOOL])
+                .current_dir(&*dir)
+                .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+                .arg(&tool)
                 .args(["compare", "true", "true", "--memory", "512M", "--runs", "1"])
                 .args(if lambda {
                     &["--lambda", "--cargo-lambda", "/bin/false"][..]

@@ -34,7 +34,7 @@ pub use process::{
     Lines, Reaper, output_within, start_server, start_server_without, status_within,
     wait_with_output_within,
 };
-pub use temp::{TempDir, TempFile, fifo, temp_dir, temp_file};
+pub use temp::{TempDir, TempFile, fifo, runnable_by_anyone, temp_dir, temp_file};
 pub use tools::{
     in_ci, otlp_python, prometheus_query, skipped, start_prometheus, start_pushgateway, tool,
 };

@@ -22,6 +22,26 @@ pub fn temp_dir(name: &str) -> TempDir {
     TempDir { path }
 }
 
+/// A copy of `program` that any user may run, named as it is, in a new [`TempDir`]
+/// that any user may search: for a test that runs it as another user (the target
+/// directory, under a home of mode 0700, may be out of their reach). Returns the
+/// directory and the copy's path.
+///
+/// # Panics
+///
+/// As [`temp_dir`], and when the copy cannot be made.
+pub fn runnable_by_anyone(program: &Path) -> (TempDir, PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let name = program.file_name().unwrap_or(OsStr::new("program"));
+    let dir = temp_dir(&format!("runnable-{}", name.to_string_lossy()));
+    let copy = dir.join(name);
+    std::fs::copy(program, &copy).unwrap();
+    let open = std::fs::Permissions::from_mode(0o755);
+    std::fs::set_permissions(&*dir, open.clone()).unwrap();
+    std::fs::set_permissions(&copy, open).unwrap();
+    (dir, copy)
+}
+
 /// The path of a file named `name`, not yet created, alone in a new [`TempDir`].
 ///
 /// # Panics

@@ -10,8 +10,10 @@
 //! (`collector-unresolvable`); and the bare `#[tokio::main]` baseline serving the same
 //! handler. It fails when a response is an error, a process dies, the kernel's OOM
 //! killer acts, memory does not level off, or a broken collector costs the service
-//! throughput or latency (bounds below, against `observed` in the same run). The
-//! samples go to a CSV file for the plot in RELIABILITY.md.
+//! throughput or latency (bounds below, against `observed` in the same run; with
+//! `--no-ratio-bounds` the ratios are printed only, as the test run does, whose 10 s
+//! runs on a shared machine are no measurement). The samples go to a CSV file for the
+//! plot in RELIABILITY.md.
 //!
 //! ```text
 //! scripts/build-bench
@@ -31,13 +33,15 @@ const HELP: &str = "\
 load: each target under wrk inside a cgroup, resident memory sampled over time
 
     load [--duration SECONDS] [--connections C] [--cpus X] [--memory SIZE]
-         [--csv FILE] [--target NAME=PROGRAM[,VAR=VALUE...]]...
+         [--csv FILE] [--no-ratio-bounds] [--target NAME=PROGRAM[,VAR=VALUE...]]...
 
 Defaults: 60 s, 16 connections, 0.25 CPU, 64M; targets `observed` (http-server with
 metrics and spans exported to a local collector), `collector-down` (the same, nothing
 listening at the collector's address), `collector-hangs` (a collector that never
 answers), `collector-unresolvable` (its name does not resolve) and `baseline-tokio`.
-Needs root and `wrk`.
+A broken collector's throughput and latency are held to bounds against `observed`;
+`--no-ratio-bounds` prints them only (errors, OOM kills and memory that does not level
+off still fail the run). Needs root and `wrk`.
 ";
 
 const SAMPLE_EVERY: Duration = Duration::from_millis(250);
@@ -61,6 +65,8 @@ struct Args {
     connections: u32,
     limits: Limits,
     csv: Option<String>,
+    /// Whether a broken collector's ratios to `observed` are held to the bounds.
+    ratio_bounds: bool,
     targets: Vec<Target>,
 }
 
@@ -73,6 +79,7 @@ fn parse_args() -> anyhow::Result<Args> {
             memory_bytes: Some(64 << 20),
         },
         csv: None,
+        ratio_bounds: true,
         targets: Vec::new(),
     };
     let mut it = coldstart_benches::args()?.into_iter();
@@ -88,6 +95,7 @@ fn parse_args() -> anyhow::Result<Args> {
                 args.limits.memory_bytes = Some(bytes);
             }
             "--csv" => args.csv = Some(value()?),
+            "--no-ratio-bounds" => args.ratio_bounds = false,
             "--target" => args.targets.push(parse_target(&value()?)?),
             "-h" | "--help" => {
                 print!("{HELP}");
@@ -304,6 +312,7 @@ fn main() -> anyhow::Result<()> {
     for broken in BROKEN {
         if let (Some(up), Some(down)) = (run("observed"), run(broken))
             && !held(broken, up, down)
+            && args.ratio_bounds
             && !again(broken, &args)?
         {
             failed.push(broken);

@@ -506,13 +506,8 @@ fn an_endless_sensor_file_is_a_failed_reading_not_a_growing_buffer() {
 fn a_thermal_zone_that_cannot_be_looked_at_is_read_not_simulated() {
     use std::os::unix::fs::PermissionsExt;
     use std::os::unix::process::CommandExt;
-    let dir = coldstart_test_support::temp_dir("edge-locked");
     // The agent copied where any user may run it (the target directory may not be).
-    let agent = dir.join("edge-agent");
-    std::fs::copy(AGENT, &agent).unwrap();
-    let open = std::fs::Permissions::from_mode(0o755);
-    std::fs::set_permissions(&*dir, open.clone()).unwrap();
-    std::fs::set_permissions(&agent, open).unwrap();
+    let (dir, agent) = coldstart_test_support::runnable_by_anyone(AGENT.as_ref());
     let locked = dir.join("locked");
     std::fs::create_dir(&locked).unwrap();
     std::fs::write(locked.join("temp"), "40000\n").unwrap();
@@ -540,8 +535,9 @@ fn a_thermal_zone_that_cannot_be_looked_at_is_read_not_simulated() {
         // A root that may not become another user (a user namespace that maps none).
         Err(e) if root && !in_ci() && e.kind() == std::io::ErrorKind::PermissionDenied => {
             unlock().unwrap();
-            println!(
-                "SKIPPED a_thermal_zone_that_cannot_be_looked_at_is_read_not_simulated: cannot run the agent as uid 65534 here: {e}"
+            coldstart_test_support::skipped(
+                "a_thermal_zone_that_cannot_be_looked_at_is_read_not_simulated",
+                &format!("cannot run the agent as uid 65534 here: {e}"),
             );
             return;
         }

@@ -12,9 +12,13 @@ use std::time::Duration;
 use cargo_coldstart::cgroup::{Limits, TempCgroup};
 use cargo_coldstart::measure::{Target, run_once};
 
-use coldstart_test_support::{Lines, Reaper, free_port, get, poll};
+use coldstart_test_support::{Lines, Reaper, free_port, get, output_within, poll};
 
 const SERVER: &str = env!("CARGO_BIN_EXE_http-server");
+/// How long a run that should end by itself (a refused setting, a health check) may
+/// take before its test fails rather than hangs: a server that took a bad setting
+/// would serve on for good.
+const LIMIT: Duration = Duration::from_secs(60);
 
 #[test]
 fn serves_and_prints_the_startup_report() {
@@ -82,10 +86,10 @@ fn prewarm_on_the_smallest_stack_serves() {
 
 #[test]
 fn a_bad_variable_is_one_line_and_exit_code_78() {
-    let out = Command::new(SERVER)
-        .env("COLDSTART_WORKER_THREADS", "lots")
-        .output()
-        .unwrap();
+    let out = output_within(
+        Command::new(SERVER).env("COLDSTART_WORKER_THREADS", "lots"),
+        LIMIT,
+    );
     assert_eq!(out.status.code(), Some(78));
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
@@ -101,14 +105,14 @@ fn a_bad_configuration_file_names_its_line_and_exits_78() {
         "[coldstart]\nworker_threads = 0\n",
     )
     .unwrap();
-    let out = Command::new(SERVER).current_dir(&dir).output().unwrap();
+    let out = output_within(Command::new(SERVER).current_dir(&dir), LIMIT);
     assert_eq!(out.status.code(), Some(78));
     assert_eq!(
         String::from_utf8_lossy(&out.stderr),
         "coldstart: set COLDSTART_WORKER_THREADS to a whole number from 1 to 1024, got `0` (coldstart.toml line 2, `[coldstart] worker_threads`)\n"
     );
     std::fs::write(dir.join("coldstart.toml"), "[coldstart]\nthreads = 2\n").unwrap();
-    let out = Command::new(SERVER).current_dir(&dir).output().unwrap();
+    let out = output_within(Command::new(SERVER).current_dir(&dir), LIMIT);
     assert_eq!(out.status.code(), Some(78));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -118,11 +122,12 @@ fn a_bad_configuration_file_names_its_line_and_exits_78() {
         "{stderr}"
     );
     let named = |config: &str| {
-        Command::new(SERVER)
-            .current_dir(&dir)
-            .env("COLDSTART_CONFIG", config)
-            .output()
-            .unwrap()
+        output_within(
+            Command::new(SERVER)
+                .current_dir(&dir)
+                .env("COLDSTART_CONFIG", config),
+            LIMIT,
+        )
     };
     let out = named("missing.toml");
     assert_eq!(out.status.code(), Some(78));
@@ -156,14 +161,15 @@ fn a_file_an_environment_name_chose_says_so() {
     // The server in `dir`, with `vars` the only variables that choose a file: its
     // exit code and stderr.
     let start = |vars: &[(&str, &str)]| {
-        let out = Command::new(SERVER)
-            .current_dir(&dir)
-            .env_remove("APP_ENV")
-            .env_remove("COLDSTART_ENV")
-            .env_remove("COLDSTART_CONFIG")
-            .envs(vars.iter().copied())
-            .output()
-            .unwrap();
+        let out = output_within(
+            Command::new(SERVER)
+                .current_dir(&dir)
+                .env_remove("APP_ENV")
+                .env_remove("COLDSTART_ENV")
+                .env_remove("COLDSTART_CONFIG")
+                .envs(vars.iter().copied()),
+            LIMIT,
+        );
         let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
         (out.status.code(), stderr)
     };
@@ -237,7 +243,7 @@ fn port_0_says_the_port_it_got() {
 
 #[test]
 fn a_bad_port_names_the_variable() {
-    let out = Command::new(SERVER).env("PORT", "http").output().unwrap();
+    let out = output_within(Command::new(SERVER).env("PORT", "http"), LIMIT);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -466,15 +472,15 @@ fn without_hooks_sigterm_keeps_its_default_meaning() {
 
 /// A client that connects and never sends a request does not hold the drain until its
 /// deadline: at SIGTERM the server closes that connection (it has nothing in flight)
-/// and exits long before `COLDSTART_DRAIN_TIMEOUT`.
+/// and exits, here with a drain deadline of an hour, where waiting for it would keep
+/// the server past the test's wait for its end.
 #[test]
 fn an_idle_connection_does_not_hold_the_drain() {
     use std::io::ErrorKind;
-    use std::time::Instant;
     let (port, mut child) = spawn_server(
         "off",
         &[
-            ("COLDSTART_DRAIN_TIMEOUT", "30s"),
+            ("COLDSTART_DRAIN_TIMEOUT", "1h"),
             ("OTEL_TRACES_EXPORTER", "none"),
         ],
     );
@@ -488,7 +494,6 @@ fn an_idle_connection_does_not_hold_the_drain() {
     // Accepted in order: once a later connection is answered, the idle one was
     // accepted and is being served.
     assert!(get(port).ends_with("hello\n"));
-    let signalled = Instant::now();
     sigterm(&child);
     idle.set_read_timeout(Some(Duration::from_secs(20)))
         .unwrap();
@@ -500,12 +505,7 @@ fn an_idle_connection_does_not_hold_the_drain() {
         other => panic!("the idle connection was not closed: {other:?}"),
     }
     let status = child.wait_within(TO_END);
-    let took = signalled.elapsed();
     assert_eq!(status.code(), Some(0), "{}", lines.seen);
-    assert!(
-        took < Duration::from_secs(15),
-        "the drain waited {took:?} for a connection with nothing in flight (deadline 30 s)"
-    );
 }
 
 /// The image's healthcheck looks where the service listens: `BIND` and `PORT` as the
@@ -527,12 +527,13 @@ fn the_healthcheck_looks_where_the_service_listens() {
     let mut lines = Lines::of(&mut server.0);
     lines.wait_for("listening on");
     let check = |vars: &[(&str, &str)]| {
-        let out = Command::new(HEALTHCHECK)
-            .env_remove("BIND")
-            .env("PORT", &port)
-            .envs(vars.iter().copied())
-            .output()
-            .unwrap();
+        let out = output_within(
+            Command::new(HEALTHCHECK)
+                .env_remove("BIND")
+                .env("PORT", &port)
+                .envs(vars.iter().copied()),
+            LIMIT,
+        );
         (
             out.status.code(),
             String::from_utf8_lossy(&out.stderr).into_owned(),
