@@ -26,6 +26,7 @@ task; on the one-thread scheduler blocking init code runs before the task does.
 */
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use coldstart_bootstrap::plan::settings::OneLine;
 use tokio::task::JoinHandle;
@@ -41,6 +42,15 @@ const REGISTER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
 static REGISTERING: Mutex<Option<JoinHandle<Result<(), String>>>> = Mutex::new(None);
 
+/// Whether a registration was started in this process.
+static STARTED: AtomicBool = AtomicBool::new(false);
+
+/// Whether [`start`] has begun a registration in this process (a failed one lowers
+/// the hooks' cap when it is said).
+pub(crate) fn started() -> bool {
+    STARTED.load(Ordering::Acquire)
+}
+
 /// Starts registering the extension on the current runtime, once; [`registered`]
 /// waits for it.
 ///
@@ -52,6 +62,7 @@ pub(crate) fn start(api: &RuntimeApi) {
     if slot.is_some() {
         return;
     }
+    STARTED.store(true, Ordering::Release);
     let api = api.clone();
     // Not cut off: Lambda may have taken a slow registration, and then waits for the
     // extension's `/event/next` until the init times out. [`registered`] stops

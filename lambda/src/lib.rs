@@ -105,12 +105,7 @@ where
         }
     };
     let (wanted, cap) = at_shutdown(settings::current().extension, work_at_shutdown());
-    // Lambda stops the process 500 ms after SIGTERM (300 ms where only external
-    // extensions are registered): the program's own hooks too give up before, each
-    // said, rather than be cut off unsaid. The SIGTERM comes to an idle environment:
-    // no drain, which would wait on `/next`.
-    coldstart_runtime::lifecycle::cap_hook_deadlines(cap);
-    coldstart_runtime::lifecycle::skip_drain();
+    at_sigterm(cap);
     if wanted && !EXTENSION.swap(true, std::sync::atomic::Ordering::AcqRel) {
         extension::start(&function.runtime_api);
         on_shutdown_flush();
@@ -135,6 +130,15 @@ pub const SHUTDOWN_BUDGET: std::time::Duration = std::time::Duration::from_milli
 /// own: a SIGTERM then comes only because an external extension is registered (an
 /// ADOT or Datadog layer), and Lambda allows the runtime 300 ms after it.
 pub const EXTERNAL_SHUTDOWN_BUDGET: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// What a SIGTERM finds: Lambda stops the process 500 ms after it (300 ms where only
+/// external extensions are registered), so the program's own hooks too give up
+/// before, each said, rather than be cut off unsaid (`cap`). It comes to an idle
+/// environment: no drain, which would wait on `/next`.
+fn at_sigterm(cap: std::time::Duration) {
+    coldstart_runtime::lifecycle::cap_hook_deadlines(cap);
+    coldstart_runtime::lifecycle::skip_drain();
+}
 
 /// Whether anything waits for the shutdown: a hook registered, or a Pushgateway set.
 fn work_at_shutdown() -> bool {

@@ -113,8 +113,15 @@ impl<S> Layer<S> for InvocationLayer {
         let _ = self.shared.ready.set(Ready::now(lived));
         crate::init_error::mark_serving();
         // A registration `prepare` started that `run` did not wait for: its failure is
-        // said when it comes.
+        // said when it comes. And the shutdown as `run` prepares it, for a program
+        // that runs its own `Runtime`: the hooks capped to what Lambda gives after
+        // SIGTERM (with coldstart's extension, or with another's only), no drain.
         crate::extension::follow();
+        crate::at_sigterm(if crate::extension::started() {
+            crate::SHUTDOWN_BUDGET
+        } else {
+            crate::EXTERNAL_SHUTDOWN_BUDGET
+        });
         Invocation {
             inner,
             shared: self.shared.clone(),
