@@ -25,9 +25,12 @@ static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 /// The pipe's write end, once [`install`] has run; -1 before.
 static WAKE: AtomicI32 = AtomicI32::new(-1);
 
+/// Set by the first [`install`]: it is tried once, and a failure said once.
+static TRIED: AtomicBool = AtomicBool::new(false);
+
 /// Installs the handlers for SIGINT, SIGTERM, SIGHUP and SIGQUIT, once.
 pub fn install() {
-    if WAKE.load(Ordering::Acquire) >= 0 {
+    if TRIED.swap(true, Ordering::AcqRel) {
         return;
     }
     let mut fds = [0; 2];
@@ -220,8 +223,11 @@ pub fn wait_if_interrupted() {
     }
 }
 
-/// Held while a child is released and recorded (see [`LAUNCHING`]).
+/// Held while a child is released and recorded (see [`LAUNCHING`]); the handlers
+/// installed first, as for [`child_started`], so that a signal while the first child
+/// starts finds them.
 pub(crate) fn launching() -> std::sync::MutexGuard<'static, ()> {
+    install();
     LAUNCHING.lock().unwrap_or_else(|p| p.into_inner())
 }
 

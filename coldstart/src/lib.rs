@@ -205,7 +205,7 @@ pub mod lambda {
     pub use coldstart_lambda::{
         Context, Diagnostic, EnvError, Error, Function, IntoFunctionResponse, Invocation,
         InvocationLayer, LambdaEvent, LambdaInvocation, MetadataPrelude, Runtime, RuntimeApi,
-        StreamResponse, TracingLayer, instrument, run, service_fn,
+        StreamResponse, TracingLayer, instrument, registered, run, service_fn,
     };
 }
 

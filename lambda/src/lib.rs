@@ -206,6 +206,17 @@ pub fn prepare() {
     }
 }
 
+/// Waits for the registration of coldstart's extension that `#[coldstart::main]`
+/// started before the body ([`prepare`]), if any, as [`run`] does: a program that runs
+/// its own `Runtime` with [`InvocationLayer`] awaits it before `run()`, since Lambda
+/// refuses a registration once the function has asked for its first invocation. A
+/// registration still unanswered after a second goes on while the function serves; a
+/// failure is said, and the shutdown hooks then have what Lambda gives without it.
+/// Returns at once where none was started.
+pub async fn registered() {
+    extension::registered().await;
+}
+
 /// Adjusts telemetry settings for Lambda before they are installed, where the
 /// environment did not decide otherwise: no `/metrics` listener (nothing can scrape
 /// a frozen function), spans exported only when an OTLP endpoint is set, the

@@ -283,14 +283,15 @@ fn trigger(body: &[u8]) -> &'static str {
     } else if records && (source("\"aws:s3\"") || source("\"aws:dynamodb\"")) {
         "datasource"
     } else if !records
-        && !has("\"detail-type\"")
         && (has("\"httpMethod\"") || has("\"routeKey\"") || has("\"rawPath\""))
+        && !top_level_key(head, "detail-type")
     {
         // By the keys only HTTP events have (API Gateway's REST, HTTP and WebSocket
         // APIs, function URLs, load balancers), not `requestContext`, which an
         // asynchronous invocation's destination record has too. Not in an EventBridge
-        // event (its `detail-type` near the start), whose detail may hold them: a
-        // CloudTrail record of an API Gateway call has an `httpMethod`.
+        // event (its own `detail-type` near the start, not a caller's header or
+        // parameter of that name), whose detail may hold them: a CloudTrail record of
+        // an API Gateway call has an `httpMethod`.
         // Before the schedules: a scheduled event has none of these, and an HTTP
         // event may carry `aws.events` in a parameter.
         "http"
@@ -301,6 +302,37 @@ fn trigger(body: &[u8]) -> &'static str {
     } else {
         "other"
     }
+}
+
+/// Whether `key` is a key of the outermost object in `head` (the start of a JSON
+/// event), not of one nested in it: strings (their escapes too) and nesting are
+/// followed from the start.
+fn top_level_key(head: &[u8], key: &str) -> bool {
+    let (mut depth, mut at) = (0usize, 0);
+    while at < head.len() {
+        match head[at] {
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            b'"' => {
+                let start = at + 1;
+                let mut end = start;
+                while end < head.len() && head[end] != b'"' {
+                    end += if head[end] == b'\\' { 2 } else { 1 };
+                }
+                let rest = head.get(end + 1..).unwrap_or_default().trim_ascii_start();
+                if depth == 1
+                    && head.get(start..end) == Some(key.as_bytes())
+                    && rest.starts_with(b":")
+                {
+                    return true;
+                }
+                at = end;
+            }
+            _ => {}
+        }
+        at += 1;
+    }
+    false
 }
 
 /// The keys whose value is `value` (a quoted string) in `part`: for each place it is
@@ -508,6 +540,10 @@ mod tests {
             );
             assert_eq!(trigger(http.as_bytes()), "http", "{spoof}");
         }
+        // A caller's header and parameter named like EventBridge's own key, and a
+        // body (a string) that holds it.
+        let http = r#"{"version":"2.0","routeKey":"$default","headers":{"detail-type":"x"},"queryStringParameters":{"detail-type":"y"},"body":"{\"detail-type\":1}","requestContext":{}}"#;
+        assert_eq!(trigger(http.as_bytes()), "http");
         // A caller's header or parameter named like the brokers' own key.
         for spoof in ["aws:kafka", "aws:mq"] {
             let http = format!(

@@ -55,8 +55,16 @@ pub(crate) struct Config {
     pub(crate) profile: Option<syn::LitStr>,
 }
 
+/// A literal's text as a setting reads it; a negated literal (`-1`, which syn parses
+/// as a literal only where nothing follows it) with its sign; `None` for anything
+/// else (a constant, an expression).
 fn literal_text(expr: &Expr) -> Option<String> {
     match expr {
+        Expr::Unary(syn::ExprUnary {
+            op: syn::UnOp::Neg(_),
+            expr,
+            ..
+        }) => literal_text(expr).map(|text| format!("-{text}")),
         Expr::Lit(l) => match &l.lit {
             Lit::Str(s) => Some(s.value()),
             // A unit written as a suffix (`2M`) is part of the value; a Rust integer
@@ -67,6 +75,8 @@ fn literal_text(expr: &Expr) -> Option<String> {
                 unit => format!("{}{unit}", i.base10_digits()),
             }),
             Lit::Bool(b) => Some(b.value.to_string()),
+            // Refused by every parser, and shown as written.
+            Lit::Float(f) => Some(f.to_string()),
             _ => None,
         },
         _ => None,
@@ -75,8 +85,8 @@ fn literal_text(expr: &Expr) -> Option<String> {
 
 fn value<T>(nv: &MetaNameValue, key: Key, parse: fn(&str) -> Option<T>) -> syn::Result<T> {
     let text = literal_text(&nv.value).ok_or_else(|| {
-        // Another kind of literal (`1.5M`) or an expression (`-1`, a constant): shown
-        // as written, as a refused literal is.
+        // A constant or an expression (`2 * 1024`): only a literal is read at compile
+        // time.
         let value = &nv.value;
         syn::Error::new_spanned(
             value,

@@ -232,28 +232,29 @@ fn standalone(sig: &syn::Signature, body: &syn::Block) -> bool {
         && sig.unsafety.is_none()
         && sig.abi.is_none()
         && sig.variadic.is_none()
-        && !names_self(quote!(#body))
-        && !names_self(sig.output.to_token_stream())
+        && !names_self(quote!(#body), true)
+        && !names_self(sig.output.to_token_stream(), false)
 }
 
-/// Whether `tokens` name the `Self` of the item around them. An item declared among
-/// them (`impl`, `trait`, `struct`, `enum`, `mod`, a named `fn`) is passed over up to
-/// its end (its braces, or its `;`): a `Self` in it is its own, or one no nested item
-/// may name.
-fn names_self(tokens: TokenStream) -> bool {
+/// Whether `tokens` name the `Self` of the item around them. In a body (`items`), an
+/// item declared there (`impl`, `trait`, `struct`, `enum`, `mod`, a named `fn`) is
+/// passed over up to its end (its braces, or its `;`): a `Self` in it is its own, or
+/// one no nested item may name. In a type (`-> impl Into<Self>`) every `Self` counts.
+fn names_self(tokens: TokenStream, items: bool) -> bool {
     use proc_macro2::{Delimiter, TokenTree};
     let mut tokens = tokens.into_iter().peekable();
     while let Some(token) = tokens.next() {
         match token {
             TokenTree::Ident(i) if i == "Self" => return true,
             TokenTree::Ident(i)
-                if i == "impl"
+                if items
+                    && (i == "impl"
                     || i == "trait"
                     || i == "struct"
                     || i == "enum"
                     // `fn(u8) -> Self` is a type, `fn name` an item.
                     || ((i == "fn" || i == "mod")
-                        && matches!(tokens.peek(), Some(TokenTree::Ident(_)))) =>
+                        && matches!(tokens.peek(), Some(TokenTree::Ident(_))))) =>
             {
                 for token in tokens.by_ref() {
                     match token {
@@ -263,7 +264,7 @@ fn names_self(tokens: TokenStream) -> bool {
                     }
                 }
             }
-            TokenTree::Group(g) if names_self(g.stream()) => return true,
+            TokenTree::Group(g) if names_self(g.stream(), items) => return true,
             _ => {}
         }
     }

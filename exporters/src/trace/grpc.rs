@@ -148,15 +148,36 @@ fn unanswered(status: &tonic::Status) -> bool {
     )
 }
 
-/// Whether `status` is the transport's failure to reach the collector, not a status
-/// the collector (or a proxy) sent: tonic keeps the transport's error as the source
-/// of the status it makes, and a status read from an answer has none.
+/// Whether `status` is the transport's failure before any answer came: tonic keeps
+/// the transport's error as the source of the status it makes (a status read from an
+/// answer has none), and the answer's headers as its metadata once they came (a call
+/// whose answer was cut short after them may have been taken: not sent again).
+/// `CANCELLED` only as hyper's for a request that never reached a connection (one
+/// closed while idle), not as a timeout's.
 fn transport_failed(status: &tonic::Status) -> bool {
     use std::error::Error as _;
-    matches!(
-        status.code(),
-        tonic::Code::Unavailable | tonic::Code::Unknown
-    ) && status.source().is_some()
+    let Some(source) = status.source() else {
+        return false;
+    };
+    if !status.metadata().is_empty() {
+        return false;
+    }
+    match status.code() {
+        tonic::Code::Unavailable | tonic::Code::Unknown => true,
+        tonic::Code::Cancelled => {
+            let mut cause = Some(source);
+            while let Some(e) = cause {
+                if e.downcast_ref::<hyper::Error>()
+                    .is_some_and(hyper::Error::is_canceled)
+                {
+                    return true;
+                }
+                cause = e.source();
+            }
+            false
+        }
+        _ => false,
+    }
 }
 
 /// A client on a new, lazily connecting channel to `endpoint`, with `compression`.
@@ -980,6 +1001,33 @@ mod tests {
         let peers: Vec<_> = received.iter().map(|c| c.peer.unwrap()).collect();
         assert_eq!(peers[0], peers[1], "kept while in use: {peers:?}");
         assert_ne!(peers[1], peers[2], "a new connection once idle: {peers:?}");
+    }
+
+    /// Sent again only for the transport's failure before any answer: not for a
+    /// status the other end sent (no source), not once the answer's headers came (it
+    /// may have been taken), not for a `CANCELLED` that is no hyper cancellation (a
+    /// timeout's).
+    #[test]
+    fn only_a_call_that_got_no_answer_is_sent_again() {
+        let made = |code: tonic::Code| {
+            let mut status = tonic::Status::new(code, "transport");
+            status.set_source(Arc::new(std::io::Error::from(
+                std::io::ErrorKind::ConnectionReset,
+            )));
+            status
+        };
+        assert!(transport_failed(&made(tonic::Code::Unknown)));
+        assert!(transport_failed(&made(tonic::Code::Unavailable)));
+        assert!(!transport_failed(&tonic::Status::unavailable(
+            "the collector's"
+        )));
+        let mut after_headers = made(tonic::Code::Unknown);
+        after_headers
+            .metadata_mut()
+            .insert("content-type", "application/grpc".parse().unwrap());
+        assert!(!transport_failed(&after_headers));
+        assert!(!transport_failed(&made(tonic::Code::Cancelled)));
+        assert!(!transport_failed(&made(tonic::Code::DeadlineExceeded)));
     }
 
     /// A proxy to `to` that resets the connection it carries at the next bytes the

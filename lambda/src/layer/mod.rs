@@ -65,6 +65,9 @@ pub(crate) struct Shared {
 ///
 /// # async fn main_body() -> Result<(), Error> {
 /// let layer = InvocationLayer::from_env()?;
+/// // The extension's registration, where `#[coldstart::main]` started one, done
+/// // before the first `/next`.
+/// coldstart_lambda::registered().await;
 /// Runtime::new(instrument(service_fn(echo))).layer(layer).run().await
 /// # }
 /// ```

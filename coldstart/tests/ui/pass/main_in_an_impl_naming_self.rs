@@ -22,6 +22,19 @@ impl Service {
     }
 }
 
+// `Self` in the return type, where `impl` is a type, not an item: compiled, not run
+// (one runtime a process).
+struct Port(u16);
+
+impl Port {
+    #[allow(dead_code)]
+    #[coldstart::main(flavor = "current_thread")]
+    async fn main() -> impl Into<Self> {
+        Port(8080)
+    }
+}
+
 fn main() {
     assert_eq!(Service::main(), 8080);
+    let _ = Port(0).0;
 }
