@@ -5,7 +5,8 @@ apart, each on a thread of its own beside them); the rest run after the first re
 off the request path (blocking work on a thread of its own). After that, a run
 with `COLDSTART_PROFILE_OUT` writes the profile.
 
-A program without registrations pays one slice-length check and two variable lookups.
+A program without registrations pays one slice-length check and one variable lookup
+(`COLDSTART_PROFILE_OUT`).
 A wrong or unreadable profile never stops a service: it is reported in one line and
 the embedded profile's order, else the default order, is used. A critical init that
 fails or panics stops start-up with one line naming it and exit code 70, before any
@@ -13,6 +14,7 @@ listener or exporter has started.
 */
 
 use std::any::Any;
+use std::borrow::Cow;
 use std::future::Future;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::PathBuf;
@@ -90,9 +92,9 @@ static DEFERRED_FINISHED: AtomicBool = AtomicBool::new(false);
 
 /// Resolves when the work after the first response is finished: deferred inits have
 /// run and the profile (if asked for) is written. A readiness check can wait on it.
-/// In a `#[coldstart::test]`, where no init runs, it resolves at once. After a signal
-/// the deferred inits not yet started do not run, and it never resolves: do not await
-/// it in a shutdown hook.
+/// In a `#[coldstart::test]`, where no init runs, it resolves at once. After a signal,
+/// or a `fatal` deferred init's failure, the deferred inits not yet started do not run,
+/// and it never resolves: do not await it in a shutdown hook.
 pub async fn deferred_done() {
     // Awaited by an init before serving, it waits for ever too: said as for
     // `first_response`.
@@ -188,7 +190,9 @@ static RAN: Mutex<Records> = Mutex::new(Records {
     before: Vec::new(),
     after: Vec::new(),
 });
-static ORDER: OnceLock<(Order, String)> = OnceLock::new();
+/// The order, and where it came from in words for the start-up report (no allocation
+/// where it is the embedded profile or none).
+static ORDER: OnceLock<(Order, Cow<'static, str>)> = OnceLock::new();
 
 /// What has run so far; a panic elsewhere never hides it.
 fn ran() -> MutexGuard<'static, Records> {
@@ -279,12 +283,12 @@ fn from_file<'a>(
     path: &std::path::Path,
     text: Result<&'a str, &std::io::Error>,
     embedded: Option<&'static str>,
-) -> (Option<Profile<'a>>, String) {
+) -> (Option<Profile<'a>>, Cow<'static, str>) {
     let parsed = text
         .map_err(|e| e.to_string())
         .and_then(|text| Profile::parse(text).map_err(|e| e.to_string()));
     match parsed {
-        Ok(p) => (Some(p), format!("{PROFILE}={}", shown(path))),
+        Ok(p) => (Some(p), format!("{PROFILE}={}", shown(path)).into()),
         Err(e) => {
             let (profile, source) = from_embedded(embedded);
             let instead = match profile {
@@ -292,23 +296,23 @@ fn from_file<'a>(
                 None => "the default init order",
             };
             coldstart_bootstrap::say!("coldstart: {PROFILE}={}: {e}; using {instead}", shown(path));
-            (profile, format!("{source} ({PROFILE} unreadable)"))
+            (profile, format!("{source} ({PROFILE} unreadable)").into())
         }
     }
 }
 
 /// The profile embedded at compile time (`#[coldstart::main]` checked it then) or
 /// given to the `Builder`, if any. One that does not parse is said in one line.
-fn from_embedded(embedded: Option<&'static str>) -> (Option<Profile<'static>>, String) {
+fn from_embedded(embedded: Option<&'static str>) -> (Option<Profile<'static>>, Cow<'static, str>) {
     match embedded.map(Profile::parse) {
-        Some(Ok(p)) => (Some(p), "embedded".to_string()),
+        Some(Ok(p)) => (Some(p), "embedded".into()),
         Some(Err(e)) => {
             coldstart_bootstrap::say!(
                 "coldstart: the embedded init profile: {e}; using the default init order"
             );
-            (None, "none (the embedded one is unreadable)".to_string())
+            (None, "none (the embedded one is unreadable)".into())
         }
-        None => (None, "none".to_string()),
+        None => (None, "none".into()),
     }
 }
 
@@ -382,7 +386,14 @@ pub(crate) async fn run_before_serving() {
         if APART_FAILED.load(Ordering::Relaxed) || lifecycle::signal_came() {
             break;
         }
-        let outcome = run_in_turn(r).await;
+        // An async init that waits (a database that does not answer) is left where
+        // it waits when a signal comes: it would hold the hooks back for as long.
+        // Not recorded: the records are what ran to its end.
+        let outcome = tokio::select! {
+            biased;
+            outcome = run_in_turn(r) => outcome,
+            _ = lifecycle::shutdown_signal() => break,
+        };
         let failed = outcome.is_err();
         done.push(Ran {
             nanos: watch.lap(),
@@ -470,7 +481,7 @@ fn fail_start_up(failure: &Failure) -> ! {
 pub(crate) async fn run_after_first_response() {
     if let Some((order, _)) = ORDER.get() {
         for r in &order.after {
-            if !begin_deferred(!matches!(r.work, Work::Async(_))) {
+            if !begin_deferred(on_a_thread(r)) {
                 return;
             }
             let (outcome, took) = timed(r).await;
@@ -493,9 +504,9 @@ pub(crate) async fn run_after_first_response() {
             end_of_turn();
             if stops {
                 lifecycle::stop(EXIT_INIT).await;
-                // Nothing more starts while the program stops, and the profile of a run
-                // that failed is not written.
-                finish_deferred();
+                // Nothing more starts while the program stops, the profile of a run
+                // that failed is not written, and `deferred_done` does not resolve: a
+                // readiness check would turn ready as the program stops.
                 return;
             }
         }
@@ -841,15 +852,32 @@ async fn run_in_turn(r: &'static Registration) -> Result<(), Box<Failure>> {
     .await
 }
 
+/// Whether a deferred registration runs on a thread of its own ([`timed`]): blocking
+/// work does, but a static a request has already set, which has nothing left to run.
+fn on_a_thread(r: &Registration) -> bool {
+    match &r.work {
+        Work::Async(_) => false,
+        Work::Static(s) => s.took().is_none(),
+        Work::Fn(_) => true,
+    }
+}
+
 /// Runs one registration after the first response, catching a panic, with the time
 /// the work took where it ran: blocking work goes to a thread of its own, named after
 /// the init, so it never holds up a worker thread, and the thread's start, which the
-/// next profile would read as its own, is not in the time.
+/// next profile would read as its own, is not in the time. A static already set runs
+/// here: it only finds itself set, and a thread would cost more than that.
 ///
 /// Not tokio's blocking pool: `spawn_blocking` panics where no thread can be made (a
 /// tight `pids.max` or `RLIMIT_NPROC`), which ended the deferred work, and
 /// `deferred_done()` never came; `off_runtime` then runs it here.
 async fn timed(r: &'static Registration) -> (Result<(), Box<Failure>>, std::time::Duration) {
+    let blocking = move || {
+        let start = Instant::now();
+        let outcome = as_deferred_init(r.name, || run_blocking(r))
+            .map_err(|(error, panicked)| failure(r, error, panicked));
+        (outcome, start.elapsed())
+    };
     match &r.work {
         Work::Async(_) => {
             let start = Instant::now();
@@ -859,15 +887,8 @@ async fn timed(r: &'static Registration) -> (Result<(), Box<Failure>>, std::time
                     .await;
             (outcome, start.elapsed())
         }
-        _ => {
-            crate::task::off_runtime(r.name, move || {
-                let start = Instant::now();
-                let outcome = as_deferred_init(r.name, || run_blocking(r))
-                    .map_err(|(error, panicked)| failure(r, error, panicked));
-                (outcome, start.elapsed())
-            })
-            .await
-        }
+        _ if !on_a_thread(r) => blocking(),
+        _ => crate::task::off_runtime(r.name, blocking).await,
     }
 }
 

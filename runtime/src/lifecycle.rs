@@ -13,8 +13,8 @@
 //!
 //! Marking the first response is one atomic exchange and one wake-up; nothing here may
 //! block or allocate on a request's path. Signal handlers are installed only when the
-//! first shutdown hook is registered: a program without hooks keeps the default
-//! signal behaviour and pays nothing at start-up.
+//! first shutdown hook is registered, or [`draining`] is first awaited: a program
+//! without either keeps the default signal behaviour and pays nothing at start-up.
 //!
 //! Work that registers its hooks only after the first response (the telemetry
 //! exporters) calls [`hold_signals_until_hooks`] before serving and releases the
@@ -46,7 +46,8 @@ pub enum State {
     Serving,
     /// The first response has been sent (or the fallback timer fired).
     FirstResponseDone,
-    /// A shutdown signal came: in-flight work finishes, then the shutdown hooks run.
+    /// A shutdown signal came, or `main` ended: in-flight work finishes (after a
+    /// signal), then the shutdown hooks run.
     Draining,
 }
 

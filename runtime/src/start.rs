@@ -144,9 +144,21 @@ pub fn build(plan: &Plan, name: Option<&str>) -> std::io::Result<Runtime> {
         builder.name(name);
     }
     crate::task::set_stack_size(plan.thread_stack_size.value);
-    if plan.prewarm.value {
+    // The workers only, which tokio starts as it builds the runtime, before any
+    // thread of the blocking pool: one of those starts during a request, which would
+    // pay for the prewarming. Under current_thread there is no worker to prewarm.
+    if plan.prewarm.value && plan.flavor.value == Flavor::MultiThread {
         let stack = plan.thread_stack_size.value;
-        builder.on_thread_start(move || prewarm(stack));
+        let workers = std::sync::atomic::AtomicUsize::new(plan.worker_threads.value);
+        builder.on_thread_start(move || {
+            use std::sync::atomic::Ordering::Relaxed;
+            let worker = workers
+                .fetch_update(Relaxed, Relaxed, |n| n.checked_sub(1))
+                .is_ok();
+            if worker {
+                prewarm(stack);
+            }
+        });
     }
     builder.build()
 }
@@ -249,6 +261,8 @@ fn prewarm(stack: usize) {
     }
     touch_stack(PREWARM_STACK.min(stack / 4) / PAGE);
     drop(std::hint::black_box(Vec::<u8>::with_capacity(256)));
+    #[cfg(test)]
+    tests::PREWARMED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// Ends the program with a one-line message and the exit code for `e`.
@@ -479,4 +493,44 @@ fn pause(builder: &mut Builder) {
 #[cfg(not(feature = "test-util"))]
 fn pause(_: &mut Builder) {
     panic!("start_paused needs the `test-util` feature of coldstart");
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use coldstart_bootstrap::{Env, Flavor, Plan, Probe, Settings};
+
+    /// Threads [`super::prewarm`] ran on.
+    pub(super) static PREWARMED: AtomicUsize = AtomicUsize::new(0);
+
+    /// Prewarming runs on the workers, not on the blocking pool's threads, which start
+    /// during requests (each would pay for it there).
+    #[test]
+    fn only_the_workers_are_prewarmed() {
+        let settings = Settings {
+            flavor: Some(Flavor::MultiThread),
+            worker_threads: Some(2),
+            prewarm: Some(true),
+            ..Settings::NONE
+        };
+        let env = Env::fixed(Vec::<(&str, &str)>::new());
+        let plan = Plan::from_budget(&Probe::new().run(), &settings, &env).unwrap();
+        let runtime = super::build(&plan, None).unwrap();
+        // Started as the runtime is built; each prewarms on its own thread.
+        runtime.block_on(async {
+            while PREWARMED.load(Ordering::Relaxed) < 2 {
+                tokio::task::yield_now().await;
+            }
+            for _ in 0..3 {
+                tokio::task::spawn_blocking(|| {
+                    std::thread::sleep(std::time::Duration::from_millis(5))
+                })
+                .await
+                .unwrap();
+            }
+        });
+        drop(runtime);
+        assert_eq!(PREWARMED.load(Ordering::Relaxed), 2);
+    }
 }

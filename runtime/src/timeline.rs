@@ -33,7 +33,8 @@ pub enum Phase {
     InitsDone,
     /// The body of the user's `main` started running.
     BodyEntered,
-    /// The first request was served (marked by the lifecycle layer, a later addition).
+    /// The first request was served (marked by the first-response layer, the Lambda
+    /// integration, or the program's own call).
     FirstResponse,
 }
 

@@ -10,9 +10,13 @@
 //! `DEMO_EARLY_HOOK=1` one that prints `early hook ran`, registered by the `config`
 //! init; `DEMO_CD=dir` makes the body change to that directory first;
 //! `DEMO_POOL_WAITS=1` makes the `pool` init wait for the first response, for 300 ms
-//! at most (`DEMO_POOL_WAITS=deferred`: for `deferred_done`); `DEMO_AWAIT_DEFERRED=report`
+//! at most (`DEMO_POOL_WAITS=deferred`: for `deferred_done`; `DEMO_POOL_WAITS=signal`:
+//! it sends its process SIGTERM, then waits for ever, as a connect to a database that
+//! does not answer would); `DEMO_AWAIT_DEFERRED=report`
 //! (an `async fn`) or `=must_work` (a function) makes that deferred init wait for
-//! `deferred_done`, 300 ms at most; `DEMO_LINGER_MS=n` keeps `main` n ms after its report, before it ends.
+//! `deferred_done`, 300 ms at most; `DEMO_LINGER_MS=n` keeps `main` n ms after its
+//! report, before it ends; `DEMO_READY=1` spawns a readiness check that prints `ready`
+//! once `deferred_done` resolves.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -33,6 +37,11 @@ fn config() -> Result<(), String> {
 #[coldstart::init]
 async fn pool() -> Result<(), String> {
     tokio_yield().await;
+    if std::env::var_os("DEMO_POOL_WAITS").is_some_and(|how| how == "signal") {
+        // SAFETY: kill(2) of this process, with a signal coldstart handles.
+        unsafe { libc::kill(libc::getpid(), libc::SIGTERM) };
+        std::future::pending::<()>().await;
+    }
     if let Some(how) = std::env::var_os("DEMO_POOL_WAITS") {
         // A mistake: no response can come before this init ends, nor the work after it.
         let wait = async {
@@ -116,6 +125,13 @@ async fn tokio_yield() {
 #[coldstart::main]
 async fn main() {
     println!("body");
+    if std::env::var_os("DEMO_READY").is_some() {
+        // A readiness check: ready once the work after the first response is done.
+        tokio::spawn(async {
+            coldstart::deferred_done().await;
+            println!("ready");
+        });
+    }
     if let Some(dir) = std::env::var_os("DEMO_CD")
         && let Err(e) = std::env::set_current_dir(&dir)
     {

@@ -30,6 +30,14 @@ impl Run {
             .collect()
     }
 
+    /// Every `init ...` line, in order.
+    fn inits_run(&self) -> Vec<&str> {
+        self.lines()
+            .into_iter()
+            .filter_map(|l| l.strip_prefix("init "))
+            .collect()
+    }
+
     /// The `init ...` lines between two markers.
     fn inits_between(&self, from: Option<&str>, to: &str) -> Vec<&str> {
         let lines = self.lines();
@@ -105,8 +113,9 @@ const AFTER_BY_NAME: [&str; 4] = [
 
 #[test]
 fn without_a_profile_undeclared_work_runs_before_serving_in_name_order() {
-    let r = demo(&[]);
+    let r = demo(&[("DEMO_READY", "1")]);
     assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.lines().contains(&"ready"), "{}", r.stdout);
     assert_eq!(r.inits_between(None, "body"), BEFORE_BY_NAME);
     assert_eq!(
         r.inits_between(Some("body"), "first response"),
@@ -365,12 +374,15 @@ fn after_a_signal_no_deferred_init_starts() {
 /// task cannot run while an init holds the one thread: the rest of the inits and the
 /// body ran there.
 fn signalled_by_config(env: &[(&str, &str)], check: impl Fn(&str, &Run)) {
+    signalled(&[&[("DEMO_TERM", "config")], env].concat(), check);
+}
+
+/// Runs the demo with `env` and the `config` init's hook, on each scheduler, where a
+/// signal comes before serving: the hook runs, the body does not, exit 0; then
+/// `check`s the run.
+fn signalled(env: &[(&str, &str)], check: impl Fn(&str, &Run)) {
     for flavor in ["multi_thread", "current_thread"] {
-        let mut vars = vec![
-            ("DEMO_EARLY_HOOK", "1"),
-            ("DEMO_TERM", "config"),
-            ("COLDSTART_FLAVOR", flavor),
-        ];
+        let mut vars = vec![("DEMO_EARLY_HOOK", "1"), ("COLDSTART_FLAVOR", flavor)];
         vars.extend_from_slice(env);
         let r = demo(&vars);
         assert_eq!(r.code, 0, "{flavor}: {}", r.stderr);
@@ -394,18 +406,24 @@ fn signalled_by_config(env: &[(&str, &str)], check: impl Fn(&str, &Run)) {
 #[test]
 fn a_signal_before_serving_stops_the_inits_and_the_body() {
     signalled_by_config(&[], |flavor, r| {
-        let ran: Vec<&str> = r
-            .lines()
-            .into_iter()
-            .filter_map(|l| l.strip_prefix("init "))
-            .collect();
         // By name, `config` is the fourth and `pool` the last before serving.
-        assert_eq!(ran, BEFORE_BY_NAME[..4], "{flavor}: {}", r.stdout);
+        assert_eq!(r.inits_run(), BEFORE_BY_NAME[..4], "{flavor}: {}", r.stdout);
         assert!(
             r.stderr.contains("a signal came before serving"),
             "{flavor}: {}",
             r.stderr
         );
+    });
+}
+
+/// A signal while an async init before serving waits (for a database that does not
+/// answer): the init is left where it waits, the hooks run, and the program ends with
+/// 0. The signal did nothing until the init ended, here never.
+#[test]
+fn a_signal_while_an_async_init_waits_stops_it() {
+    signalled(&[("DEMO_POOL_WAITS", "signal")], |flavor, r| {
+        // `pool`, the last before serving, never got past its wait.
+        assert_eq!(r.inits_run(), BEFORE_BY_NAME[..4], "{flavor}: {}", r.stdout);
     });
 }
 
@@ -697,8 +715,12 @@ fn a_fatal_deferred_init_stops_the_program_after_the_shutdown_hooks() {
         ("DEMO_FAIL", "must_work"),
         ("DEMO_LINGER_MS", "5000"),
         ("DEMO_HOOK", "1"),
+        ("DEMO_READY", "1"),
     ]);
     assert_eq!(r.code, 70, "{}", r.stderr);
+    // A readiness check on `deferred_done` does not turn ready while the program
+    // stops.
+    assert!(!r.lines().contains(&"ready"), "{}", r.stdout);
     assert!(
         r.lines().contains(&"shutdown hook ran"),
         "the hooks run before the exit: {}",

@@ -174,6 +174,10 @@ impl<B: Body> Body for MarkOnEnd<B> {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         let mut this = self.project();
+        // Once marked (every response after the first), the frames pass as they are.
+        if *this.marked {
+            return this.inner.poll_frame(cx);
+        }
         let frame = ready!(this.inner.as_mut().poll_frame(cx));
         if let (Some(left), Some(Ok(f))) = (this.remaining.as_mut(), &frame)
             && let Some(data) = f.data_ref()

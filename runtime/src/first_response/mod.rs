@@ -24,7 +24,8 @@ hyper: TowerToHyperService::new(FirstResponseLayer::new().layer(svc))
 ```
 
 It must stay invisible on the request path: after the first response it adds one
-relaxed load per body frame and nothing else, and it never buffers or delays a frame.
+atomic load per response and a branch per body frame, and it never buffers or delays
+a frame.
 */
 
 mod future;
