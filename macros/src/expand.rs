@@ -27,6 +27,44 @@ pub(crate) fn entry(args: TokenStream, item: TokenStream, kind: Kind) -> TokenSt
     // expanded as usual (with the default settings), so that its body type-checks as
     // an async body and rustc adds no errors of its own about it (an `.await` outside
     // `async`), as `#[tokio::main]` does.
+    let wrong_use = wrong_use(&mut func, kind);
+    let defaults = || Config::default_in(args.clone());
+    let (config, mut error) = match (wrong_use, Config::parse(args.clone(), kind)) {
+        (None, Ok(c)) => (c, None),
+        // Expand with defaults (in the facade `crate` names) so the body still
+        // type-checks, and report the errors.
+        (Some(mut e), Err(refused)) => {
+            e.combine(refused);
+            (defaults(), Some(e.to_compile_error()))
+        }
+        (Some(e), Ok(_)) | (None, Err(e)) => (defaults(), Some(e.to_compile_error())),
+    };
+    func.sig.asyncness = None;
+    let call = call(&config, &func, kind, &mut error);
+    let block = block(&func, kind, &config, call);
+    let test_attr = (kind == Kind::Test).then(|| quote!(#[::core::prelude::v1::test]));
+    // syn keeps the body's inner attributes (`#![allow(...)]`) with the outer ones:
+    // they go back at the top of the body, where they were (see [`block`]).
+    let attrs = func
+        .attrs
+        .iter()
+        .filter(|a| !matches!(a.style, syn::AttrStyle::Inner(_)));
+    let vis = &func.vis;
+    let sig = &func.sig;
+    // `#[test]` after the function's own attributes, as tokio puts it: a test macro
+    // below this one (one that adds `#[test]` when it sees none) runs on what this
+    // gives, so it sees this one and adds no second.
+    quote! {
+        #error
+        #(#attrs)*
+        #test_attr
+        #vis #sig #block
+    }
+}
+
+/// The first wrong use of a function that is otherwise fine, if any; a second test
+/// attribute is taken out.
+fn wrong_use(func: &mut ItemFn, kind: Kind) -> Option<syn::Error> {
     let mut wrong_use = None;
     // A `const async fn` would reach rustc as a `const fn` that starts a runtime.
     if let Some(constness) = func.sig.constness.take() {
@@ -56,29 +94,24 @@ pub(crate) fn entry(args: TokenStream, item: TokenStream, kind: Kind) -> TokenSt
             "a second test attribute is given; #[coldstart::test] adds `#[test]` itself, so remove this one",
         ));
     }
-    let defaults = || Config::default_in(args.clone());
-    let (config, mut error) = match (wrong_use, Config::parse(args.clone(), kind)) {
-        (None, Ok(c)) => (c, None),
-        // Expand with defaults (in the facade `crate` names) so the body still
-        // type-checks, and report the errors.
-        (Some(mut e), Err(refused)) => {
-            e.combine(refused);
-            (defaults(), Some(e.to_compile_error()))
-        }
-        (Some(e), Ok(_)) | (None, Err(e)) => (defaults(), Some(e.to_compile_error())),
-    };
-    func.sig.asyncness = None;
-    let body = &func.block;
-    let krate = config
-        .krate
-        .clone()
-        .map_or_else(|| quote!(::coldstart), |p| quote!(#p));
-    let v1 = quote!(#krate::__private::v1);
+    wrong_use
+}
+
+/// The call that runs the body (`__coldstart_body`) on the runtime, with the
+/// settings `config` gives; an error found on the way (a profile that cannot be
+/// embedded) is added to `error`, and the call made without it.
+fn call(
+    config: &Config,
+    func: &ItemFn,
+    kind: Kind,
+    error: &mut Option<TokenStream>,
+) -> TokenStream {
+    let v1 = v1(config);
     let start_paused = config.start_paused.unwrap_or(false);
     let flavor = opt(config.flavor.map(|f| flavor_tokens(&v1, f)));
     let workers = opt(config.worker_threads.map(|n| quote!(#n)));
     let name = opt(config.name.as_ref().map(|n| quote!(#n)));
-    let call = match kind {
+    match kind {
         Kind::Main => {
             // What describes the body's output, for Lambda's init error: the type named,
             // so that an `Err` is found where the type is known. A type that cannot
@@ -99,7 +132,7 @@ pub(crate) fn entry(args: TokenStream, item: TokenStream, kind: Kind) -> TokenSt
                 Err(e) => {
                     // Report it, and expand without the profile so the body type-checks.
                     let e = e.to_compile_error();
-                    error = Some(quote!(#error #e));
+                    *error = Some(quote!(#error #e));
                     opt(None)
                 }
             };
@@ -130,16 +163,28 @@ pub(crate) fn entry(args: TokenStream, item: TokenStream, kind: Kind) -> TokenSt
         Kind::Test => {
             quote! { #v1::block_on_test(#flavor, #workers, #start_paused, #name, __coldstart_body) }
         }
-    };
-    let test_attr = (kind == Kind::Test).then(|| quote!(#[::core::prelude::v1::test]));
-    // syn keeps the body's inner attributes (`#![allow(...)]`) with the outer ones:
-    // they go back at the top of the body, where they were.
-    let (inner, attrs): (Vec<&syn::Attribute>, Vec<&syn::Attribute>) = func
+    }
+}
+
+/// `__private::v1` of the facade `config`'s `crate` names, else `::coldstart`'s.
+fn v1(config: &Config) -> TokenStream {
+    let krate = config
+        .krate
+        .clone()
+        .map_or_else(|| quote!(::coldstart), |p| quote!(#p));
+    quote!(#krate::__private::v1)
+}
+
+/// The function's new body: its own body made into `__coldstart_body`, then `call`.
+fn block(func: &ItemFn, kind: Kind, config: &Config, call: TokenStream) -> TokenStream {
+    let v1 = v1(config);
+    let start_paused = config.start_paused.unwrap_or(false);
+    let body = &func.block;
+    let sig = &func.sig;
+    let inner = func
         .attrs
         .iter()
-        .partition(|a| matches!(a.style, syn::AttrStyle::Inner(_)));
-    let vis = &func.vis;
-    let sig = &func.sig;
+        .filter(|a| matches!(a.style, syn::AttrStyle::Inner(_)));
     let span = body.brace_token.span.join();
     let paused_check =
         (start_paused).then(|| quote!(const _: () = #v1::start_paused_is_available();));
@@ -160,7 +205,7 @@ pub(crate) fn entry(args: TokenStream, item: TokenStream, kind: Kind) -> TokenSt
     // `-> Result<(), Box<dyn Error>>`). Else (arguments, generics, `Self`, another
     // function) an `async` block whose value is given the type where it can be named.
     let free = kind == Kind::Test || sig.ident == "main";
-    let block = if free && standalone(sig, body) {
+    if free && standalone(sig, body) {
         let output = &sig.output;
         let body_fn = syn::Ident::new("__coldstart_main", proc_macro2::Span::call_site());
         // The function's own parentheses: a compiler's "add a return type" lands
@@ -197,15 +242,6 @@ pub(crate) fn entry(args: TokenStream, item: TokenStream, kind: Kind) -> TokenSt
                 #call
             }
         }
-    };
-    // `#[test]` after the function's own attributes, as tokio puts it: a test macro
-    // below this one (one that adds `#[test]` when it sees none) runs on what this
-    // gives, so it sees this one and adds no second.
-    quote! {
-        #error
-        #(#attrs)*
-        #test_attr
-        #vis #sig #block
     }
 }
 
