@@ -24,7 +24,15 @@ use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::SpanData;
 use tonic::client::Grpc;
 use tonic::metadata::MetadataMap;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Endpoint;
+
+mod answer;
+mod status;
+
+#[cfg(fuzzing)]
+pub(crate) use answer::fuzz_answer;
+use answer::{ANSWER_LIMIT, Checked};
+use status::{asked_delay, failure, retryable};
 
 use super::encode::{self, EncodedResource};
 use super::otlp::USER_AGENT;
@@ -201,192 +209,6 @@ fn client(endpoint: &Endpoint, compression: crate::config::Compression) -> Grpc<
     grpc
 }
 
-/// The channel, with a `grpc-status-details-bin` in an answer's headers or trailers
-/// that tonic cannot decode taken out before tonic reads it: tonic panics on one
-/// (grpc/grpc-rust#2618), which a program built with `panic = "abort"` does not
-/// survive, and which any collector or proxy could send. The status keeps its code
-/// and message; only its details (a `RetryInfo`) go.
-#[derive(Debug, Clone)]
-struct Checked(Channel);
-
-impl tower_service::Service<http::Request<tonic::body::Body>> for Checked {
-    type Response = http::Response<CheckedBody>;
-    type Error = tonic::transport::Error;
-    type Future = std::pin::Pin<
-        Box<dyn std::future::Future<Output = Result<Self::Response, Self::Error>> + Send>,
-    >;
-
-    fn poll_ready(
-        &mut self,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Result<(), Self::Error>> {
-        self.0.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
-        let answer = self.0.call(request);
-        Box::pin(async move {
-            let mut answer = answer.await?;
-            drop_undecodable_details(answer.headers_mut());
-            Ok(answer.map(CheckedBody::new))
-        })
-    }
-}
-
-/// The largest answer message tonic is told to read (its own default, set so the two
-/// cannot part): [`CheckedBody`] takes a larger one as an empty answer.
-const ANSWER_LIMIT: usize = 4 << 20;
-
-pin_project_lite::pin_project! {
-    /// An answer's body, its trailers checked as [`Checked`] checks the headers. A
-    /// message the collector sent that is larger than [`ANSWER_LIMIT`] reaches tonic
-    /// as an empty one: tonic would refuse it with an `OUT_OF_RANGE` of its own, which
-    /// the export cannot tell from a collector's refusal of its request (a tonic
-    /// collector's over its own limit reads the same), and tried again, the batch the
-    /// collector took went up to four times and was counted as failed. As over HTTP,
-    /// an answer that came is the answer. A refusal sends no message, so it is left as
-    /// it is.
-    struct CheckedBody {
-        #[pin]
-        body: tonic::body::Body,
-        // The message's first bytes (its flag and length) until all five came.
-        head: Vec<u8>,
-        read: Read,
-    }
-}
-
-/// How far [`CheckedBody`] has read the answer's message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Read {
-    /// Its five-byte prefix is not all here yet.
-    Head,
-    /// Passed on as it comes.
-    Through,
-    /// Too large: an empty message went on in its place, the rest is dropped.
-    Dropped,
-}
-
-impl CheckedBody {
-    fn new(body: tonic::body::Body) -> CheckedBody {
-        CheckedBody {
-            body,
-            head: Vec::new(),
-            read: Read::Head,
-        }
-    }
-}
-
-/// What of the message's `data` goes on to tonic, given what was read before.
-fn pass_on(head: &mut Vec<u8>, read: &mut Read, data: Bytes) -> Bytes {
-    match *read {
-        Read::Through => data,
-        Read::Dropped => Bytes::new(),
-        Read::Head => {
-            let take = (5 - head.len()).min(data.len());
-            head.extend_from_slice(&data[..take]);
-            if head.len() < 5 {
-                return Bytes::new();
-            }
-            let length = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
-            if length > ANSWER_LIMIT {
-                *read = Read::Dropped;
-                return Bytes::from_static(&[0, 0, 0, 0, 0]);
-            }
-            *read = Read::Through;
-            let mut whole = std::mem::take(head);
-            whole.extend_from_slice(&data[take..]);
-            Bytes::from(whole)
-        }
-    }
-}
-
-impl http_body::Body for CheckedBody {
-    type Data = Bytes;
-    type Error = tonic::Status;
-
-    fn poll_frame(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, tonic::Status>>> {
-        let this = self.project();
-        let mut polled = this.body.poll_frame(cx);
-        if let std::task::Poll::Ready(Some(Ok(frame))) = &mut polled {
-            if let Some(trailers) = frame.trailers_mut() {
-                drop_undecodable_details(trailers);
-            } else if let Some(data) = frame.data_mut() {
-                *data = pass_on(this.head, this.read, std::mem::take(data));
-            }
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.body.size_hint()
-    }
-}
-
-/// A collector's answer as read before tonic (see [`crate::fuzz::grpc_answer`]): the
-/// message's data in `frames`, then trailers of a failed call whose
-/// `grpc-status-details-bin` holds `details`.
-#[cfg(fuzzing)]
-pub(crate) fn fuzz_answer(frames: &[&[u8]], details: &[u8]) {
-    let (mut head, mut read) = (Vec::new(), Read::Head);
-    let mut passed = Vec::new();
-    for frame in frames {
-        passed.extend_from_slice(&pass_on(
-            &mut head,
-            &mut read,
-            Bytes::copy_from_slice(frame),
-        ));
-    }
-    // The message as it was sent, or for one longer than tonic reads, the head of an
-    // empty one; nothing until the five bytes of the head have come.
-    let sent = frames.concat();
-    match sent.get(1..5) {
-        None => assert!(passed.is_empty(), "{passed:?}"),
-        Some(length)
-            if u32::from_be_bytes([length[0], length[1], length[2], length[3]]) as usize
-                > ANSWER_LIMIT =>
-        {
-            assert_eq!(passed, [0, 0, 0, 0, 0]);
-        }
-        Some(_) => assert_eq!(passed, sent),
-    }
-    if let Ok(value) = http::HeaderValue::from_bytes(details) {
-        let mut trailers = http::HeaderMap::new();
-        trailers.insert("grpc-status", http::HeaderValue::from_static("14"));
-        trailers.insert("grpc-status-details-bin", value);
-        drop_undecodable_details(&mut trailers);
-        // tonic panics on details it cannot decode: none is left for it.
-        let status = tonic::Status::from_header_map(&trailers).expect("a status");
-        if let Some(delay) = asked_delay(&status) {
-            assert!(delay <= MAX_ASKED_DELAY, "{delay:?}");
-        }
-    }
-}
-
-/// Takes out a `grpc-status-details-bin` the decoder tonic reads it with refuses.
-fn drop_undecodable_details(headers: &mut http::HeaderMap) {
-    use base64::Engine as _;
-    // tonic's own (`util::base64::STANDARD`, tonic 0.14).
-    const TONICS: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
-        &base64::alphabet::STANDARD,
-        base64::engine::GeneralPurposeConfig::new()
-            .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
-    );
-    const DETAILS: &str = "grpc-status-details-bin";
-    if headers
-        .get(DETAILS)
-        .is_some_and(|v| TONICS.decode(v.as_bytes()).is_err())
-    {
-        headers.remove(DETAILS);
-    }
-}
-
 impl opentelemetry_sdk::trace::SpanExporter for Exporter {
     async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
         let request =
@@ -497,100 +319,6 @@ impl tonic::codec::Decoder for Written {
     }
 }
 
-/// Whether a failed call is tried again: the codes the OTLP specification calls
-/// retryable, `RESOURCE_EXHAUSTED` only when the collector said when to retry
-/// (`RetryInfo`); and an `UNKNOWN` tonic's client made of a transport failure during
-/// the call (a connection reset or closed mid-call), as it does without its `server`
-/// feature: a collector's own `UNKNOWN` carries no error source. Such a call is tried
-/// again as the OTLP/HTTP client tries a network failure again: at worst the
-/// collector took the batch and gets it twice. A program that also serves gRPC with
-/// tonic turns its `server` feature on, and tonic then labels a reset with an HTTP/2
-/// reason `INTERNAL` (not tried again) or `UNAVAILABLE` (tried again); the tests run
-/// that way, and the dropped connection they make carries no reason, so it is still
-/// `UNKNOWN` there.
-fn retryable(status: &tonic::Status, retry_info: bool) -> bool {
-    use tonic::Code;
-    match status.code() {
-        Code::Cancelled
-        | Code::DeadlineExceeded
-        | Code::Aborted
-        | Code::OutOfRange
-        | Code::Unavailable
-        | Code::DataLoss => true,
-        Code::ResourceExhausted => retry_info,
-        Code::Unknown => std::error::Error::source(status).is_some(),
-        _ => false,
-    }
-}
-
-/// The delay a collector asked for in a failed call's `RetryInfo`, at most
-/// [`MAX_ASKED_DELAY`]; `None` when it sent none (or nothing readable).
-fn asked_delay(status: &tonic::Status) -> Option<Duration> {
-    use prost::Message as _;
-    let details = details::Status::decode(status.details()).ok()?;
-    let info = details
-        .details
-        .iter()
-        .find(|any| any.type_url.ends_with("/google.rpc.RetryInfo"))?;
-    let delay = details::RetryInfo::decode(info.value.as_slice())
-        .ok()?
-        .retry_delay?;
-    let seconds = u64::try_from(delay.seconds).ok()?;
-    let nanos = u32::try_from(delay.nanos).ok()?.min(999_999_999);
-    Some(Duration::new(seconds, nanos).min(MAX_ASKED_DELAY))
-}
-
-/// The parts of `google.rpc.Status` and `google.rpc.RetryInfo` (googleapis'
-/// `google/rpc/status.proto` and `error_details.proto`) that say when to retry: the
-/// field numbers are theirs, the fields not read are left out.
-mod details {
-    /// `google.rpc.Status`: only its details.
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub(super) struct Status {
-        #[prost(message, repeated, tag = "3")]
-        pub(super) details: Vec<Any>,
-    }
-
-    /// `google.protobuf.Any`.
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub(super) struct Any {
-        #[prost(string, tag = "1")]
-        pub(super) type_url: String,
-        #[prost(bytes = "vec", tag = "2")]
-        pub(super) value: Vec<u8>,
-    }
-
-    /// `google.rpc.RetryInfo`.
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub(super) struct RetryInfo {
-        #[prost(message, optional, tag = "1")]
-        pub(super) retry_delay: Option<ProtoDuration>,
-    }
-
-    /// `google.protobuf.Duration`.
-    #[derive(Clone, PartialEq, prost::Message)]
-    pub(super) struct ProtoDuration {
-        #[prost(int64, tag = "1")]
-        pub(super) seconds: i64,
-        #[prost(int32, tag = "2")]
-        pub(super) nanos: i32,
-    }
-}
-
-/// Why an export failed, in one line: the code, and for a failure of tonic's own
-/// transport (no connection, no name) its causes. The collector's own message is left
-/// out, as opentelemetry-otlp leaves it out: it may echo a credential back.
-fn failure(status: &tonic::Status) -> String {
-    let mut line = format!("gRPC export failed with code {:?}", status.code());
-    let mut cause = std::error::Error::source(status);
-    while let Some(c) = cause {
-        line.push_str(": ");
-        line.push_str(&c.to_string());
-        cause = c.source();
-    }
-    crate::problem::one_line(&line, 300)
-}
-
 /// The configured headers as gRPC metadata (a name ending in `-bin` as binary
 /// metadata, its value's bytes; a name given twice keeps its last value), and a user
 /// agent unless one was configured (tonic adds its own after it).
@@ -678,6 +406,7 @@ mod tests {
     use opentelemetry_sdk::trace::SpanExporter as _;
     use tonic::transport::server::TcpIncoming;
 
+    use super::answer::{Read, pass_on};
     use super::*;
     use crate::trace::otlp::tests::pairs;
 
