@@ -104,13 +104,7 @@ where
             return Err(e.clone().into());
         }
     };
-    let (wanted, cap) = at_shutdown(settings::current().extension, work_at_shutdown());
-    at_sigterm(cap);
-    if wanted && !EXTENSION.swap(true, std::sync::atomic::Ordering::AcqRel) {
-        extension::start(&function.runtime_api);
-        on_shutdown_flush();
-    }
-    extension::registered().await;
+    register(&function).await;
     // lambda_runtime's own `TracingLayer`, as `lambda_runtime::run` has it: a `tracing`
     // span with the request id around each invocation, which a program's own
     // subscriber puts on its log lines. Inside coldstart's layer, so that the
@@ -140,6 +134,12 @@ fn at_sigterm(cap: std::time::Duration) {
     coldstart_runtime::lifecycle::skip_drain();
 }
 
+/// Whether coldstart's extension is wanted now, by the setting and what waits for the
+/// shutdown.
+pub(crate) fn extension_wanted() -> bool {
+    at_shutdown(settings::current().extension, work_at_shutdown()).0
+}
+
 /// Whether anything waits for the shutdown: a hook registered, or a Pushgateway set.
 fn work_at_shutdown() -> bool {
     coldstart_runtime::lifecycle::shutdown_hooks() > 0
@@ -164,8 +164,8 @@ fn at_shutdown(extension: Extension, work: bool) -> (bool, std::time::Duration) 
     (registers, cap)
 }
 
-/// Set by the first [`run`] that wants the extension: a second `run` in the process
-/// (after the first returned an error) neither registers it again, which Lambda
+/// Set by the first [`run`] (or [`registered`]) that wants the extension: a second
+/// `run` in the process (after the first returned an error) neither registers it again, which Lambda
 /// refuses once the function is ready while the first registration still holds, nor
 /// adds a second final flush.
 static EXTENSION: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
@@ -198,7 +198,7 @@ fn on_shutdown_flush() {
 ///
 /// Outside a tokio runtime.
 pub fn prepare() {
-    if !detected() || !at_shutdown(settings::current().extension, work_at_shutdown()).0 {
+    if !detected() || !extension_wanted() {
         return;
     }
     if let Ok(function) = function::current() {
@@ -206,14 +206,32 @@ pub fn prepare() {
     }
 }
 
-/// Waits for the registration of coldstart's extension that `#[coldstart::main]`
-/// started before the body ([`prepare`]), if any, as [`run`] does: a program that runs
-/// its own `Runtime` with [`InvocationLayer`] awaits it before `run()`, since Lambda
-/// refuses a registration once the function has asked for its first invocation. A
-/// registration still unanswered after a second goes on while the function serves; a
-/// failure is said, and the shutdown hooks then have what Lambda gives without it.
-/// Returns at once where none was started.
+/// What [`run`] does before its first `/next`, for a program that runs its own
+/// `Runtime` with [`InvocationLayer`] (it awaits this before `run()`): registers
+/// coldstart's extension where something now waits for the shutdown (a hook the
+/// program registered, a Pushgateway, or `COLDSTART_LAMBDA_EXTENSION=on`; one
+/// `#[coldstart::main]` started before the body is not started again) with the final
+/// flush as a shutdown hook, caps the hooks to what Lambda gives after SIGTERM, and
+/// waits for the registration: Lambda refuses one once the function has asked for
+/// its first invocation. A registration still unanswered after a second goes on while
+/// the function serves; a failure is said, and the hooks then have what Lambda gives
+/// without it. Does nothing where the Lambda variables are missing
+/// ([`InvocationLayer::from_env`] says so).
 pub async fn registered() {
+    if let Ok(function) = function::current() {
+        register(function).await;
+    }
+}
+
+/// The extension's registration and the shutdown's cap, as [`run`] and
+/// [`registered`] make them.
+async fn register(function: &Function) {
+    let (wanted, cap) = at_shutdown(settings::current().extension, work_at_shutdown());
+    at_sigterm(cap);
+    if wanted && !EXTENSION.swap(true, std::sync::atomic::Ordering::AcqRel) {
+        extension::start(&function.runtime_api);
+        on_shutdown_flush();
+    }
     extension::registered().await;
 }
 

@@ -407,17 +407,34 @@ pub(crate) async fn run_before_serving() {
     for ran in &mut done {
         ran.nanos = scale.nanos(ran.nanos);
     }
-    // What runs apart cannot be stopped: a failure waits for it to finish.
+    // What runs apart cannot be stopped: a failure waits for it to finish. After a
+    // signal nothing waits for its outcome (no body runs, no profile is written), so
+    // one still running is left to its thread, as an async init is left where it
+    // waits, and the records end before it.
     let mut ran_apart = Vec::with_capacity(started.len());
+    let mut every_apart = true;
     for (begun, r) in started.into_iter().zip(apart) {
-        let (outcome, took) = begun.finish().await;
+        let (outcome, took) = tokio::select! {
+            biased;
+            finished = begun.finish() => finished,
+            _ = lifecycle::shutdown_signal() => {
+                every_apart = false;
+                break;
+            }
+        };
         ran_apart.push(Ran::timed(
             took,
             outcome.map_err(|(error, panicked)| failure(r, error, panicked)),
         ));
     }
     // All that ran apart, then what ran in turn up to a failure: a prefix of the
-    // order, as the records must be.
+    // order, as the records must be (without what ran in turn where one apart was
+    // left running).
+    let recorded = if every_apart {
+        ran_apart.len() + done.len()
+    } else {
+        ran_apart.len()
+    };
     if !ran_apart.is_empty() {
         done.splice(0..0, ran_apart);
     }
@@ -428,6 +445,7 @@ pub(crate) async fn run_before_serving() {
     // The first stops start-up and goes to the hooks; any other is said too, or an
     // in-turn init's `Err`, which no panic hook prints, would never be seen.
     let others: Vec<_> = failures.collect();
+    done.truncate(recorded);
     record(done);
     // A signal the handler counted, whose listener task has not run yet (on
     // `current_thread`, an init held the one thread): waited for, so that what comes

@@ -13,8 +13,9 @@
 //!
 //! Marking the first response is one atomic exchange and one wake-up; nothing here may
 //! block or allocate on a request's path. Signal handlers are installed only when the
-//! first shutdown hook is registered, or [`draining`] is first awaited: a program
-//! without either keeps the default signal behaviour and pays nothing at start-up.
+//! first shutdown hook is registered, or [`draining`] is awaited once the first
+//! response is done: a program without either keeps the default signal behaviour and
+//! pays nothing at start-up.
 //!
 //! Work that registers its hooks only after the first response (the telemetry
 //! exporters) calls [`hold_signals_until_hooks`] before serving and releases the

@@ -519,9 +519,15 @@ mod tests {
         let runtime = super::build(&plan, None).unwrap();
         // Started as the runtime is built; each prewarms on its own thread.
         runtime.block_on(async {
-            while PREWARMED.load(Ordering::Relaxed) < 2 {
-                tokio::task::yield_now().await;
-            }
+            // Bounded, so that a regression fails rather than hangs.
+            let workers = async {
+                while PREWARMED.load(Ordering::Relaxed) < 2 {
+                    tokio::task::yield_now().await;
+                }
+            };
+            tokio::time::timeout(std::time::Duration::from_secs(30), workers)
+                .await
+                .expect("both workers prewarmed");
             for _ in 0..3 {
                 tokio::task::spawn_blocking(|| {
                     std::thread::sleep(std::time::Duration::from_millis(5))

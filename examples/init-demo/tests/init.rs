@@ -1001,6 +1001,20 @@ fn sorted(lines: Vec<&str>) -> Vec<&str> {
     lines
 }
 
+/// A signal while a static running apart has not finished (a connect that does not
+/// answer): it is left to its thread, the hooks run, and the program ends with 0. The
+/// signal waited for it, two minutes here.
+#[test]
+fn a_signal_leaves_a_static_running_apart_to_its_thread() {
+    let r = apart_with_profile(
+        "apart-hang.profile",
+        &[("DEMO_HANG", "LEFT"), ("DEMO_TERM", "setup")],
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.lines().contains(&"hook ran"), "{}", r.stdout);
+    assert!(!r.lines().contains(&"body"), "{}", r.stdout);
+}
+
 #[test]
 fn statics_the_profile_times_as_slow_run_side_by_side_before_serving() {
     let r = apart_with_profile("apart.profile", &[("COLDSTART_LOG", "debug")]);

@@ -120,6 +120,11 @@ impl<S> Layer<S> for InvocationLayer {
         // that runs its own `Runtime`: the hooks capped to what Lambda gives after
         // SIGTERM (with coldstart's extension, or with another's only), no drain.
         crate::extension::follow();
+        if !crate::extension::started() && crate::extension_wanted() {
+            coldstart_bootstrap::say!(
+                "coldstart: lambda: a shutdown hook or a Pushgateway waits for the shutdown, but coldstart's extension was not registered, so Lambda may not send SIGTERM: await coldstart::lambda::registered() before Runtime::run"
+            );
+        }
         crate::at_sigterm(if crate::extension::started() {
             crate::SHUTDOWN_BUDGET
         } else {

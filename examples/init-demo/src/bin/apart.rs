@@ -7,6 +7,9 @@
 //! `DEMO_FAIL=setup` makes `setup` fail. `DEMO_PANIC=LEFT` makes `LEFT` panic once it
 //! has met `RIGHT`, which then takes 300 ms more to finish; `setup` waits until `LEFT`
 //! has panicked (and 500 ms more), so that `then` comes after the failure.
+//! `DEMO_HANG=LEFT` makes `LEFT` go on for two minutes once met (a connect that does
+//! not answer); `DEMO_TERM=setup` makes `setup` register a shutdown hook that prints
+//! `hook ran`, then send its process SIGTERM.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Condvar, Mutex, PoisonError};
@@ -38,6 +41,9 @@ fn meet(me: u8) -> bool {
 
 fn report(name: &str, met: bool) -> bool {
     println!("init {name} met={met}");
+    if name == "LEFT" && asked("DEMO_HANG", "LEFT") {
+        std::thread::sleep(Duration::from_secs(120));
+    }
     if asked("DEMO_PANIC", "LEFT") {
         if name == "LEFT" {
             LEFT_PANICKING.store(true, Ordering::SeqCst);
@@ -58,6 +64,13 @@ static RIGHT: bool = report("RIGHT", meet(0b10));
 #[coldstart::init]
 fn setup() -> Result<(), String> {
     println!("init setup");
+    if asked("DEMO_TERM", "setup") {
+        coldstart::on_shutdown("hook", Duration::from_secs(1), || async {
+            println!("hook ran");
+        });
+        // SAFETY: kill(2) of this process, with a signal the hook's handler takes.
+        unsafe { libc::kill(libc::getpid(), libc::SIGTERM) };
+    }
     if asked("DEMO_PANIC", "LEFT") {
         let until = Instant::now() + Duration::from_secs(10);
         while !LEFT_PANICKING.load(Ordering::SeqCst) && Instant::now() < until {
