@@ -4,9 +4,12 @@ environment and the Runtime and Extensions APIs, including the parts that are no
 public API. Compiled only under `cfg(fuzzing)`, which `cargo fuzz` sets.
 */
 
-/// A header value, a response head, an environment value: each parser that reads
-/// what Lambda hands the function.
+/// A header value, a response head, an environment value, an event: each parser that
+/// reads what Lambda hands the function.
 pub fn lambda_text(text: &str) {
+    // The event's shape, read before the handler runs (its first and last 4 KiB).
+    #[cfg(feature = "tracing")]
+    let _ = crate::span::trigger(text.as_bytes());
     if let Some(x) = crate::xray::parse(text) {
         // What was read is what the header carried: its `Root` and its `Parent`.
         let lower = text.to_ascii_lowercase();

@@ -240,7 +240,7 @@ fn resource_id(invoked: &str, version: &str) -> String {
 /// last record. An event source counts only as the value of its own key
 /// (`eventSource`, `EventSource`, `source`), and a record source only in the
 /// `{"Records":[...]}` envelope, so nothing a caller puts in an HTTP event names one.
-fn trigger(body: &[u8]) -> &'static str {
+pub(crate) fn trigger(body: &[u8]) -> &'static str {
     const SPAN: usize = 4096;
     let head = &body[..body.len().min(SPAN)];
     // An event of one span or less is all head: its tail is not looked at again.
