@@ -71,6 +71,14 @@ impl Builder {
         self
     }
 
+    /// The tokio runtime's name (`Handle::current().name()`), as tokio's
+    /// `Builder::name` and the attributes' `name` argument give it. A blank one ends the
+    /// program before the body with one line and exit code 78.
+    pub fn name(mut self, name: &'static str) -> Self {
+        self.settings.name = Some(name);
+        self
+    }
+
     /// The `service.version` resource attribute.
     pub fn service_version(mut self, version: &'static str) -> Self {
         self.settings.service_version = Some(version);

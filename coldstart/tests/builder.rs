@@ -21,7 +21,9 @@ fn settings_set_in_code_reach_the_plan() {
         .set("COLDSTART_STRATEGY", "minimal")
         .flavor(coldstart::Flavor::CurrentThread)
         .init_profile("coldstart-profile 1\nlater 10 static builder::WARM\n")
+        .name("built")
         .block_on(async {
+            assert_eq!(tokio::runtime::Handle::current().name(), Some("built"));
             assert!(
                 !WARMED.load(Ordering::SeqCst),
                 "the profile places the init after the first response"

@@ -51,6 +51,22 @@ fn a_number_out_of_range_in_code_is_one_line_and_exit_78() {
     );
 }
 
+/// A blank runtime name (tokio panics on one) is refused as a bad value is.
+#[test]
+fn a_blank_name_in_code_is_one_line_and_exit_78() {
+    if std::env::var_os(CASE).is_some() {
+        coldstart::Builder::new()
+            .name(" ")
+            .block_on(async { println!("the body ran") });
+        return;
+    }
+    let said = the_line_and_exit_78("a_blank_name_in_code_is_one_line_and_exit_78");
+    assert_eq!(
+        said,
+        "coldstart: set name to a name that is not blank, got ` `"
+    );
+}
+
 /// A setting no feature of this build reads, given to `Builder::set`: the line names
 /// the variable and the feature that reads it. Built without `metrics` (the facade's
 /// feature matrix in `scripts/test` runs it so).
