@@ -19,8 +19,8 @@ gives the process up to 500 ms after SIGTERM, in which coldstart's shutdown hook
 (the final span flush among them).
 
 Where the decision is known before the program's own init code runs (`on`, or `auto`
-with a Pushgateway set or a hook registered), registration is a task started then and awaited just before
-the first `/next`: its round trip overlaps the part of the init
+with a Pushgateway set or a hook registered), registration is a task started then and
+awaited just before the first `/next`: its round trip overlaps the part of the init
 that awaits (an SDK client's set-up, say), or all of it where other workers run the
 task; on the one-thread scheduler blocking init code runs before the task does.
 */

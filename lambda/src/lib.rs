@@ -137,7 +137,7 @@ fn at_sigterm(cap: std::time::Duration) {
 /// Whether coldstart's extension is wanted now, by the setting and what waits for the
 /// shutdown.
 pub(crate) fn extension_wanted() -> bool {
-    at_shutdown(settings::current().extension, work_at_shutdown()).0
+    registers(settings::current().extension, work_at_shutdown())
 }
 
 /// Whether anything waits for the shutdown: a hook registered, or a Pushgateway set.
@@ -148,26 +148,29 @@ fn work_at_shutdown() -> bool {
 
 /// Whether coldstart registers its extension (`COLDSTART_LAMBDA_EXTENSION`; with
 /// `auto`, where something waits for the shutdown: `work` is a hook registered or a
-/// Pushgateway set), and the cap on the shutdown hooks, all together, that follows:
-/// [`SHUTDOWN_BUDGET`] with its extension, else [`EXTERNAL_SHUTDOWN_BUDGET`].
-fn at_shutdown(extension: Extension, work: bool) -> (bool, std::time::Duration) {
-    let registers = match extension {
+/// Pushgateway set).
+fn registers(extension: Extension, work: bool) -> bool {
+    match extension {
         Extension::On => true,
         Extension::Off => false,
         Extension::Auto => work,
-    };
-    let cap = if registers {
+    }
+}
+
+/// The cap on the shutdown hooks, all together: [`SHUTDOWN_BUDGET`] with coldstart's
+/// extension registered, else [`EXTERNAL_SHUTDOWN_BUDGET`].
+pub(crate) fn hook_cap(extension: bool) -> std::time::Duration {
+    if extension {
         SHUTDOWN_BUDGET
     } else {
         EXTERNAL_SHUTDOWN_BUDGET
-    };
-    (registers, cap)
+    }
 }
 
 /// Set by the first [`run`] (or [`registered`]) that wants the extension: a second
-/// `run` in the process (after the first returned an error) neither registers it again, which Lambda
-/// refuses once the function is ready while the first registration still holds, nor
-/// adds a second final flush.
+/// `run` in the process (after the first returned an error) neither registers it
+/// again, which Lambda refuses once the function is ready while the first registration
+/// still holds, nor adds a second final flush.
 static EXTENSION: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Registers the final flush as a shutdown hook (it runs on SIGTERM, or when `main`
@@ -226,8 +229,8 @@ pub async fn registered() {
 /// The extension's registration and the shutdown's cap, as [`run`] and
 /// [`registered`] make them.
 async fn register(function: &Function) {
-    let (wanted, cap) = at_shutdown(settings::current().extension, work_at_shutdown());
-    at_sigterm(cap);
+    let wanted = extension_wanted();
+    at_sigterm(hook_cap(wanted));
     if wanted && !EXTENSION.swap(true, std::sync::atomic::Ordering::AcqRel) {
         extension::start(&function.runtime_api);
         on_shutdown_flush();
@@ -361,23 +364,27 @@ mod tests {
     #[test]
     fn the_hooks_fit_in_what_lambda_allows_with_only_external_extensions() {
         let ms = std::time::Duration::from_millis;
-        for (extension, work, registers) in [
+        for (extension, work, expected) in [
             (Extension::On, false, true),
             (Extension::On, true, true),
             (Extension::Auto, true, true),
             (Extension::Auto, false, false),
             (Extension::Off, true, false),
         ] {
-            let (registered, cap) = at_shutdown(extension, work);
-            assert_eq!(registered, registers, "{extension:?}, work {work}");
+            assert_eq!(
+                registers(extension, work),
+                expected,
+                "{extension:?}, work {work}"
+            );
+            let cap = hook_cap(expected);
             // With coldstart's extension Lambda allows 500 ms, with only external
             // ones 300.
-            let allowed = if registers { ms(500) } else { ms(300) };
+            let allowed = if expected { ms(500) } else { ms(300) };
             assert!(cap < allowed, "{extension:?}, work {work}: {cap:?}");
         }
-        assert_eq!(at_shutdown(Extension::On, false).1, SHUTDOWN_BUDGET);
+        assert_eq!(hook_cap(registers(Extension::On, false)), SHUTDOWN_BUDGET);
         assert_eq!(
-            at_shutdown(Extension::Off, false).1,
+            hook_cap(registers(Extension::Off, false)),
             EXTERNAL_SHUTDOWN_BUDGET
         );
     }

@@ -125,11 +125,7 @@ impl<S> Layer<S> for InvocationLayer {
                 "coldstart: lambda: a shutdown hook or a Pushgateway waits for the shutdown, but coldstart's extension was not registered, so Lambda may not send SIGTERM: await coldstart::lambda::registered() before Runtime::run"
             );
         }
-        crate::at_sigterm(if crate::extension::started() {
-            crate::SHUTDOWN_BUDGET
-        } else {
-            crate::EXTERNAL_SHUTDOWN_BUDGET
-        });
+        crate::at_sigterm(crate::hook_cap(crate::extension::started()));
         Invocation {
             inner,
             shared: self.shared.clone(),
