@@ -499,10 +499,12 @@ fn fail_start_up(failure: &Failure) -> ! {
 pub(crate) async fn run_after_first_response() {
     if let Some((order, _)) = ORDER.get() {
         for r in &order.after {
-            if !begin_deferred(on_a_thread(r)) {
+            // Decided once: the turn's `in_thread` is where it runs.
+            let thread = on_a_thread(r);
+            if !begin_deferred(thread) {
                 return;
             }
-            let (outcome, took) = timed(r).await;
+            let (outcome, took) = timed(r, thread).await;
             let finished = Ran::timed(took, outcome);
             let stops = match &finished.outcome {
                 Err(failure) if r.fatal => {
@@ -881,15 +883,19 @@ fn on_a_thread(r: &Registration) -> bool {
 }
 
 /// Runs one registration after the first response, catching a panic, with the time
-/// the work took where it ran: blocking work goes to a thread of its own, named after
-/// the init, so it never holds up a worker thread, and the thread's start, which the
-/// next profile would read as its own, is not in the time. A static already set runs
-/// here: it only finds itself set, and a thread would cost more than that.
+/// the work took where it ran: blocking work goes to a thread of its own (`thread`,
+/// as [`on_a_thread`] decided), named after the init, so it never holds up a worker
+/// thread, and the thread's start, which the next profile would read as its own, is
+/// not in the time. A static already set runs here: it only finds itself set, and a
+/// thread would cost more than that.
 ///
 /// Not tokio's blocking pool: `spawn_blocking` panics where no thread can be made (a
 /// tight `pids.max` or `RLIMIT_NPROC`), which ended the deferred work, and
 /// `deferred_done()` never came; `off_runtime` then runs it here.
-async fn timed(r: &'static Registration) -> (Result<(), Box<Failure>>, std::time::Duration) {
+async fn timed(
+    r: &'static Registration,
+    thread: bool,
+) -> (Result<(), Box<Failure>>, std::time::Duration) {
     let blocking = move || {
         let start = Instant::now();
         let outcome = as_deferred_init(r.name, || run_blocking(r))
@@ -905,8 +911,8 @@ async fn timed(r: &'static Registration) -> (Result<(), Box<Failure>>, std::time
                     .await;
             (outcome, start.elapsed())
         }
-        _ if !on_a_thread(r) => blocking(),
-        _ => crate::task::off_runtime(r.name, blocking).await,
+        _ if thread => crate::task::off_runtime(r.name, blocking).await,
+        _ => blocking(),
     }
 }
 
