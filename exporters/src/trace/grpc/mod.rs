@@ -32,7 +32,7 @@ mod status;
 #[cfg(fuzzing)]
 pub(crate) use answer::fuzz_answer;
 use answer::{ANSWER_LIMIT, Checked};
-use status::{asked_delay, failure, retryable};
+use status::{asked_delay, failure, retryable, transport_failed, unanswered};
 
 use super::encode::{self, EncodedResource};
 use super::otlp::USER_AGENT;
@@ -143,48 +143,6 @@ impl Exporter {
     /// replace at the next call.
     fn ended(&self, answered: bool) {
         self.lock().1 = answered.then(Instant::now);
-    }
-}
-
-/// Whether `status` may be the transport's, not the collector's: the call then got
-/// no answer, and the channel is not trusted again.
-fn unanswered(status: &tonic::Status) -> bool {
-    use tonic::Code;
-    matches!(
-        status.code(),
-        Code::Unavailable | Code::Unknown | Code::DeadlineExceeded | Code::Cancelled
-    )
-}
-
-/// Whether `status` is the transport's failure before any answer came: tonic keeps
-/// the transport's error as the source of the status it makes (a status read from an
-/// answer has none), and the answer's headers as its metadata once they came (a call
-/// whose answer was cut short after them may have been taken: not sent again).
-/// `CANCELLED` only as hyper's for a request that never reached a connection (one
-/// closed while idle), not as a timeout's.
-fn transport_failed(status: &tonic::Status) -> bool {
-    use std::error::Error as _;
-    let Some(source) = status.source() else {
-        return false;
-    };
-    if !status.metadata().is_empty() {
-        return false;
-    }
-    match status.code() {
-        tonic::Code::Unavailable | tonic::Code::Unknown => true,
-        tonic::Code::Cancelled => {
-            let mut cause = Some(source);
-            while let Some(e) = cause {
-                if e.downcast_ref::<hyper::Error>()
-                    .is_some_and(hyper::Error::is_canceled)
-                {
-                    return true;
-                }
-                cause = e.source();
-            }
-            false
-        }
-        _ => false,
     }
 }
 

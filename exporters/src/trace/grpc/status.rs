@@ -1,9 +1,52 @@
-//! What a failed call's status says: whether it is tried again, after how long the
-//! collector asked, and why it failed, in one line.
+//! What a failed call's status says: whether the call got an answer, whether it is
+//! sent again at once or tried again, after how long the collector asked, and why it
+//! failed, in one line.
 
 use std::time::Duration;
 
 use super::MAX_ASKED_DELAY;
+
+/// Whether `status` may be the transport's, not the collector's: the call then got
+/// no answer, and the channel is not trusted again.
+pub(super) fn unanswered(status: &tonic::Status) -> bool {
+    use tonic::Code;
+    matches!(
+        status.code(),
+        Code::Unavailable | Code::Unknown | Code::DeadlineExceeded | Code::Cancelled
+    )
+}
+
+/// Whether `status` is the transport's failure before any answer came: tonic keeps
+/// the transport's error as the source of the status it makes (a status read from an
+/// answer has none), and the answer's headers as its metadata once they came (a call
+/// whose answer was cut short after them may have been taken: not sent again).
+/// `CANCELLED` only as hyper's for a request that never reached a connection (one
+/// closed while idle), not as a timeout's.
+pub(super) fn transport_failed(status: &tonic::Status) -> bool {
+    use std::error::Error as _;
+    let Some(source) = status.source() else {
+        return false;
+    };
+    if !status.metadata().is_empty() {
+        return false;
+    }
+    match status.code() {
+        tonic::Code::Unavailable | tonic::Code::Unknown => true,
+        tonic::Code::Cancelled => {
+            let mut cause = Some(source);
+            while let Some(e) = cause {
+                if e.downcast_ref::<hyper::Error>()
+                    .is_some_and(hyper::Error::is_canceled)
+                {
+                    return true;
+                }
+                cause = e.source();
+            }
+            false
+        }
+        _ => false,
+    }
+}
 
 /// Whether a failed call is tried again: the codes the OTLP specification calls
 /// retryable, `RESOURCE_EXHAUSTED` only when the collector said when to retry
