@@ -153,15 +153,8 @@ impl Config {
     /// expansion made to report another error names the facade by it (a renamed
     /// facade would add errors of its own on `::coldstart`).
     pub(crate) fn default_in(args: proc_macro2::TokenStream) -> Config {
-        let metas = Punctuated::<Meta, Token![,]>::parse_terminated.parse2(args);
-        let krate = metas.ok().and_then(|list| {
-            list.into_iter().find_map(|meta| match meta {
-                Meta::NameValue(nv) if nv.path.is_ident("crate") => crate_path(&nv).ok(),
-                _ => None,
-            })
-        });
         Config {
-            krate,
+            krate: crate_argument(args),
             ..Config::default()
         }
     }
@@ -293,6 +286,19 @@ const CRATE: Key = Key {
     variable: "",
     accepts: "a path as a string, e.g. \"::coldstart\"",
 };
+
+/// The `crate = "..."` path among `args`, where it is well formed whatever else is
+/// wrong with them (a bare, unknown or refused argument beside it): what an expansion
+/// made to report another error names the facade by, for `main`, `test` and `init`.
+pub(crate) fn crate_argument(args: proc_macro2::TokenStream) -> Option<syn::Path> {
+    let list = Punctuated::<Meta, Token![,]>::parse_terminated
+        .parse2(args)
+        .ok()?;
+    list.into_iter().find_map(|meta| match meta {
+        Meta::NameValue(nv) if nv.path.is_ident("crate") => crate_path(&nv).ok(),
+        _ => None,
+    })
+}
 
 /// The `crate` argument's path, spanned at its string: a path that does not resolve
 /// is said there, not on the whole attribute.

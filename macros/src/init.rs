@@ -192,16 +192,7 @@ fn unregistered_static(item: &Item, krate: &TokenStream) -> Option<TokenStream> 
 /// The `crate = "..."` path among arguments that may be refused otherwise, so that
 /// the static made under their error names the crate it names; else `::coldstart`.
 fn crate_of(args: &TokenStream) -> TokenStream {
-    let list = Punctuated::<Meta, Token![,]>::parse_terminated.parse2(args.clone());
-    let given = list.ok().and_then(|list| {
-        list.into_iter().find_map(|meta| match meta {
-            Meta::NameValue(nv) if nv.path.is_ident("crate") => string(&nv.value, "crate")
-                .ok()
-                .and_then(|lit| lit.parse::<syn::Path>().ok()),
-            _ => None,
-        })
-    });
-    given.map_or_else(|| quote!(::coldstart), |p| quote!(#p))
+    crate::config::crate_argument(args.clone()).map_or_else(|| quote!(::coldstart), |p| quote!(#p))
 }
 
 /// `s` as a `Lazy<T>` static named `name` in the profile.
