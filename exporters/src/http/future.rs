@@ -340,9 +340,37 @@ fn span_name(method: &'static str, route: Option<&'static str>) -> std::borrow::
 #[cfg(feature = "tracing")]
 const SENSITIVE_QUERY: [&str; 4] = ["AWSAccessKeyId", "Signature", "sig", "X-Goog-Signature"];
 
-/// `query` with the values of [`SENSITIVE_QUERY`] parameters replaced by `REDACTED`.
+/// The first `chars` characters of `value` (all of it where it has no more), found
+/// before any copy: a request's values are cut so for its span, by the HTTP layer and
+/// the Lambda integration alike (the client chooses how long a path, a query or a
+/// `User-Agent` is; hyper takes heads of about 400 KB).
+///
+/// ```
+/// assert_eq!(coldstart_exporters::http::kept("/élan/x", 5), "/élan");
+/// assert_eq!(coldstart_exporters::http::kept("/a", 5), "/a");
+/// ```
 #[cfg(feature = "tracing")]
-fn scrubbed(query: &str) -> String {
+pub fn kept(value: &str, chars: usize) -> &str {
+    // No more bytes than characters to keep: nothing to cut, nothing to decode.
+    if value.len() <= chars {
+        return value;
+    }
+    match value.char_indices().nth(chars) {
+        Some((end, _)) => &value[..end],
+        None => value,
+    }
+}
+
+/// `query` with the values of the parameters the OpenTelemetry URL conventions name
+/// as credentials (`AWSAccessKeyId`, `Signature`, `sig`, `X-Goog-Signature`) replaced
+/// by `REDACTED`, as the HTTP layer's `url.query` has it.
+///
+/// ```
+/// let query = coldstart_exporters::http::scrub_query("a=1&sig=secret");
+/// assert_eq!(query, "a=1&sig=REDACTED");
+/// ```
+#[cfg(feature = "tracing")]
+pub fn scrub_query(query: &str) -> String {
     let mut out = String::with_capacity(query.len());
     for (i, pair) in query.split('&').enumerate() {
         if i > 0 {
@@ -374,6 +402,26 @@ fn server<B>(req: &http::Request<B>, scheme: &str) -> Option<(String, Option<u16
             &from_host
         }
     };
+    server_of(authority, scheme)
+}
+
+/// The server's name and port a `Host` value gives, as the HTTP layer reads them: an
+/// IPv6 address without its brackets, the scheme's port (`https`: 443, else 80) when
+/// none is given, no port when the one given is no port number. `None` when `host` is
+/// no authority.
+///
+/// ```
+/// use coldstart_exporters::http::server_address;
+/// assert_eq!(server_address("lb.example:8080", "http"), Some(("lb.example".into(), Some(8080))));
+/// assert_eq!(server_address("[::1]", "https"), Some(("::1".into(), Some(443))));
+/// ```
+#[cfg(feature = "tracing")]
+pub fn server_address(host: &str, scheme: &str) -> Option<(String, Option<u16>)> {
+    server_of(&host.parse::<http::uri::Authority>().ok()?, scheme)
+}
+
+#[cfg(feature = "tracing")]
+fn server_of(authority: &http::uri::Authority, scheme: &str) -> Option<(String, Option<u16>)> {
     let named = authority.host();
     let host = named
         .strip_prefix('[')
@@ -424,19 +472,7 @@ pub(crate) fn start_span<B>(
     // chooses how long a path, a query or a `User-Agent` is (hyper takes heads of
     // about 400 KB), and a queue of 2048 spans kept them whole.
     let keep = tracer.request_value_chars();
-    // Where a value's kept start ends, found before copying: no copy more than
-    // before there was a cut (by default every request's span is described).
-    let head = |value: &str| -> usize {
-        // No more bytes than characters to keep: nothing to cut, nothing to decode.
-        if value.len() <= keep {
-            return value.len();
-        }
-        value
-            .char_indices()
-            .nth(keep)
-            .map_or(value.len(), |(end, _)| end)
-    };
-    let clip = move |value: &str| value[..head(value)].to_owned();
+    let clip = move |value: &str| kept(value, keep).to_owned();
     let parent = crate::trace::propagation::extract_carried(req.headers());
     let builder = tracer.span_builder("").with_kind(SpanKind::Server);
     // The name and attributes are made only for a span that is sampled.
@@ -462,7 +498,7 @@ pub(crate) fn start_span<B>(
         }
         attributes.push(KeyValue::new("url.path", clip(uri.path())));
         if let Some(query) = uri.query() {
-            attributes.push(KeyValue::new("url.query", scrubbed(&query[..head(query)])));
+            attributes.push(KeyValue::new("url.query", scrub_query(kept(query, keep))));
         }
         let scheme = match uri.scheme_str() {
             Some(given) => opentelemetry::Value::from(given.to_owned()),
@@ -470,7 +506,7 @@ pub(crate) fn start_span<B>(
         };
         if let Some((address, port)) = server(req, scheme.as_str().as_ref()) {
             let mut address = address;
-            address.truncate(head(&address));
+            address.truncate(kept(&address, keep).len());
             attributes.push(KeyValue::new("server.address", address));
             if let Some(port) = port {
                 attributes.push(KeyValue::new("server.port", i64::from(port)));

@@ -72,6 +72,8 @@ use tower_service::Service;
 
 pub use body::ResponseBody;
 pub use future::ResponseFuture;
+#[cfg(feature = "tracing")]
+pub use future::{kept, scrub_query, server_address};
 pub use layer::HttpTelemetryLayer;
 
 /// The route template of a request, for routers that know it (`/users/{id}`).
@@ -105,8 +107,21 @@ impl<S> HttpTelemetry<S> {
 /// The method label: one of the standard methods (or of those
 /// `OTEL_INSTRUMENTATION_HTTP_KNOWN_METHODS` gives instead), or `_OTHER`.
 pub(crate) fn method_label(method: &Method) -> &'static str {
+    known_method(method.as_str())
+}
+
+/// The label of a method given as text (an HTTP event's, on Lambda), as the HTTP
+/// layer labels a request's: `method` where it is one of the standard methods (or of
+/// those `OTEL_INSTRUMENTATION_HTTP_KNOWN_METHODS` gives instead), compared as the
+/// conventions say (case matters), else `_OTHER`.
+///
+/// ```
+/// assert_eq!(coldstart_exporters::http::known_method("GET"), "GET");
+/// assert_eq!(coldstart_exporters::http::known_method("get"), "_OTHER");
+/// ```
+pub fn known_method(method: &str) -> &'static str {
     match crate::installed().and_then(|c| c.http_known_methods.as_deref()) {
-        Some(known) => label_among(method.as_str(), known),
+        Some(known) => label_among(method, known),
         None => standard_label(method),
     }
 }
@@ -120,17 +135,17 @@ fn label_among(method: &str, known: &'static [String]) -> &'static str {
         .map_or("_OTHER", String::as_str)
 }
 
-fn standard_label(method: &Method) -> &'static str {
-    match *method {
-        Method::GET => "GET",
-        Method::POST => "POST",
-        Method::PUT => "PUT",
-        Method::DELETE => "DELETE",
-        Method::HEAD => "HEAD",
-        Method::OPTIONS => "OPTIONS",
-        Method::PATCH => "PATCH",
-        Method::CONNECT => "CONNECT",
-        Method::TRACE => "TRACE",
+fn standard_label(method: &str) -> &'static str {
+    match method {
+        "GET" => "GET",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "DELETE" => "DELETE",
+        "HEAD" => "HEAD",
+        "OPTIONS" => "OPTIONS",
+        "PATCH" => "PATCH",
+        "CONNECT" => "CONNECT",
+        "TRACE" => "TRACE",
         _ => "_OTHER",
     }
 }

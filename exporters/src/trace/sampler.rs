@@ -146,7 +146,8 @@ fn now_tick() -> u64 {
 /// an error, at the response's head but for a gRPC call waiting for its trailers; one
 /// the client cancelled as none), and
 /// coldstart's Lambda integration every invocation (a handler error or panic, an
-/// event that does not deserialise and a timeout as errors). A server that serves
+/// event that does not deserialise, a timeout and an HTTP event answered with a 5xx
+/// as errors). A server that serves
 /// without either calls it once per request (`coldstart::telemetry::record_for_sampler`),
 /// or the sampler sees no traffic.
 ///
@@ -158,6 +159,17 @@ pub fn record(error: bool) {
     if let Some(window) = WINDOW.get() {
         window.record_at(now_tick() / NANOS, error);
     }
+}
+
+/// Whether the dynamic sampler is in use, so that what [`record`] is given counts:
+/// for work done only to tell it whether a request failed.
+///
+/// ```
+/// // No sampler installed here.
+/// assert!(!coldstart_exporters::trace::sampler::in_use());
+/// ```
+pub fn in_use() -> bool {
+    WINDOW.get().is_some()
 }
 
 /// The dynamic sampler (`OTEL_TRACES_SAMPLER=coldstart_dynamic`).

@@ -88,9 +88,11 @@ pub struct Tracer {
 pub(crate) const REQUEST_VALUE_CHARS: usize = 2048;
 
 impl Tracer {
-    /// Characters the HTTP layer keeps of a value the request's head gives: the span
-    /// value length where one is set, else [`REQUEST_VALUE_CHARS`].
-    pub(crate) fn request_value_chars(&self) -> usize {
+    /// Characters the HTTP layer keeps of a value a request gives (its path, its query,
+    /// its `User-Agent`): the span value length (`OTEL_*ATTRIBUTE_VALUE_LENGTH_LIMIT`)
+    /// where one is set, else 2048. The Lambda integration keeps as many of an HTTP
+    /// event's.
+    pub fn request_value_chars(&self) -> usize {
         self.core
             .value_length
             .map_or(REQUEST_VALUE_CHARS, |n| n as usize)

@@ -1,0 +1,387 @@
+/*!
+coldstart's `metrics` recorder: counters, gauges and fixed-bucket histograms in
+atomics, behind one read-mostly lock per kind, rendered in the Prometheus text format.
+
+Why not metrics-exporter-prometheus's recorder: building it, or recording the first
+histogram sample, calibrates `quanta`'s TSC clock, a busy loop of several milliseconds
+(it was most of the CPU time to first response in `perf`; BENCHMARKS.md, "Exporters"),
+and its registry sizes itself with `available_parallelism()` (tens of microseconds).
+Here creating the registry is free (`const`), a sample is a bucket search and three
+atomic adds, and nothing reads a clock.
+
+This file holds the registry, its limits and the recorder; `handles.rs` the handles
+a recording goes through, `render.rs` the Prometheus text rendering.
+*/
+
+mod handles;
+mod render;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+
+use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit};
+
+use crate::plugin::{self, Recorded, Value};
+use crate::problem;
+
+use super::HTTP_DURATION_BUCKETS;
+use handles::{Buckets, Cell, NotKept};
+
+/// `Key` hashes itself once, when it is built; this hasher passes that hash through.
+#[derive(Default)]
+pub(crate) struct PassThrough(u64);
+
+impl Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+type Map<V> = RwLock<Series<V>>;
+
+/// At most this many series of one metric name (as recorded) are kept, as
+/// OpenTelemetry SDKs do by default: a label set past them is recorded in the name's one
+/// series labelled `otel_metric_overflow="true"`, and that is said when it first
+/// happens to the name. A label fed from requests (a user id, a raw path) would
+/// otherwise grow the memory and every scrape without bound.
+pub(crate) const SERIES_PER_NAME: usize = 2000;
+
+/// At most this many metric names (as recorded, of the three kinds together) are kept.
+/// A name past them is not recorded: its samples are counted in
+/// `coldstart_telemetry_dropped_total{signal="metrics",reason="name_limit"}`, and that
+/// is said. A name made from data (`format!("requests_{path}")`) would otherwise grow
+/// the memory and every scrape without bound, [`SERIES_PER_NAME`] at a time.
+pub(crate) const NAMES: usize = 1000;
+
+/// The names coldstart's HTTP layer records: kept past [`NAMES`] too, and not counted
+/// in it (a handle cached before the limit was reached, or after, would otherwise
+/// leave requests out of the HTTP metrics for the life of the process).
+const OWN: [&str; 3] = [
+    super::HTTP_REQUESTS,
+    super::HTTP_DURATION,
+    super::HTTP_IN_FLIGHT,
+];
+
+/// A new label set longer than this, its names and values together in bytes, is
+/// recorded in its name's overflow series, as one past [`SERIES_PER_NAME`] is: a label
+/// fed from requests (a raw path, up to 64 KiB in a request head) would otherwise keep
+/// megabytes a series, and every scrape render them. Prometheus servers are often
+/// set to refuse label values past 2 KiB (`label_value_length_limit`).
+pub(crate) const LABEL_BYTES: usize = 4096;
+
+/// The label set a sample past [`SERIES_PER_NAME`] is recorded under.
+const OVERFLOW: [(&str, &str); 1] = [("otel_metric_overflow", "true")];
+
+/// The series of one kind, and how many each name has.
+pub(crate) struct Series<V> {
+    by_key: HashMap<Key, Arc<V>, BuildHasherDefault<PassThrough>>,
+    per_name: HashMap<KeyName, Kept<V>, BuildHasherDefault<std::hash::DefaultHasher>>,
+}
+
+/// How many series a name has, and its overflow series once it has one.
+struct Kept<V> {
+    count: usize,
+    overflow: Option<Arc<V>>,
+}
+
+impl<V> Series<V> {
+    const fn new() -> Map<V> {
+        RwLock::new(Series {
+            by_key: HashMap::with_hasher(BuildHasherDefault::new()),
+            per_name: HashMap::with_hasher(BuildHasherDefault::new()),
+        })
+    }
+}
+
+/// Tells the plugins, if there are any, that `key` got `value`.
+#[inline]
+fn recorded(key: &Key, value: Value) {
+    if plugin::any() {
+        let metric = Recorded { key, value };
+        plugin::each(|p| p.on_metric(&metric));
+    }
+}
+
+/// Every metric recorded through the `metrics` facade.
+pub(crate) struct Registry {
+    counters: Map<Cell>,
+    gauges: Map<Cell>,
+    histograms: Map<Buckets>,
+    /// How many names the three maps keep together, at most [`NAMES`].
+    names: AtomicUsize,
+    /// Descriptions by cleaned name, as families are named.
+    help: RwLock<Vec<(String, SharedString)>>,
+    /// Buckets set for histograms of a name, by its cleaned name.
+    buckets: RwLock<Vec<(String, &'static [f64])>>,
+}
+
+impl Registry {
+    pub(crate) const fn new() -> Registry {
+        Registry {
+            counters: Series::new(),
+            gauges: Series::new(),
+            histograms: Series::new(),
+            names: AtomicUsize::new(0),
+            help: RwLock::new(Vec::new()),
+            buckets: RwLock::new(Vec::new()),
+        }
+    }
+
+    /// The name of a series recorded so far, if any: the first counter's, else
+    /// gauge's, else histogram's the maps hold.
+    pub(crate) fn any_name(&self) -> Option<String> {
+        fn first<V>(map: &Map<V>) -> Option<String> {
+            let map = map.read().unwrap_or_else(|p| p.into_inner());
+            map.per_name
+                .keys()
+                .next()
+                .map(|name| name.as_str().to_owned())
+        }
+        first(&self.counters)
+            .or_else(|| first(&self.gauges))
+            .or_else(|| first(&self.histograms))
+    }
+
+    /// Sets the bucket bounds of the histograms named `name` recorded from now on.
+    pub(crate) fn set_buckets(&self, name: &str, bounds: &'static [f64]) -> Result<(), String> {
+        let increasing = bounds.windows(2).all(|w| w[0] < w[1]);
+        if bounds.is_empty() || !increasing || bounds.iter().any(|b| !b.is_finite()) {
+            return Err(format!(
+                "the buckets of `{name}` must be finite bounds in increasing order, at least one (`+Inf` is added), got {bounds:?}"
+            ));
+        }
+        let given = name;
+        let name = sanitize(name);
+        // Held until the bounds are in: a first record in between would take the
+        // default ones, and this would still say it set them.
+        let histograms = self.histograms.read().unwrap_or_else(|p| p.into_inner());
+        let recorded = histograms
+            .by_key
+            .keys()
+            .find(|key| sanitize(key.name()) == name)
+            .map(|key| key.name().to_owned());
+        if let Some(recorded) = recorded {
+            // Named as given, and as recorded where that differs (the exposition's
+            // name is the same for both: `payload.bytes` and `payload-bytes`).
+            let recorded = if recorded == given {
+                String::new()
+            } else {
+                format!(" (as `{recorded}`, the same name in the exposition)")
+            };
+            return Err(format!(
+                "`{given}` was recorded{recorded} before its buckets were set, with the default ones; set them before the first record"
+            ));
+        }
+        let mut buckets = self.buckets.write().unwrap_or_else(|p| p.into_inner());
+        buckets.retain(|(n, _)| *n != name);
+        buckets.push((name, bounds));
+        drop(histograms);
+        Ok(())
+    }
+
+    fn bounds_of(&self, name: &str) -> &'static [f64] {
+        let buckets = self.buckets.read().unwrap_or_else(|p| p.into_inner());
+        if buckets.is_empty() {
+            return &HTTP_DURATION_BUCKETS;
+        }
+        let name = sanitize(name);
+        buckets
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map_or(&HTTP_DURATION_BUCKETS, |(_, bounds)| *bounds)
+    }
+
+    fn describe(&self, name: KeyName, description: SharedString) {
+        // coldstart's HTTP names are kept past the limit on names: their descriptions,
+        // made when the exporters start, are kept past it too.
+        let own = OWN.contains(&name.as_str());
+        // Kept under the cleaned name: a name recorded as `my.requests` is rendered
+        // as the family `my_requests`.
+        let name = sanitize(name.as_str());
+        let mut help = self.help.write().unwrap_or_else(|p| p.into_inner());
+        let full = help.len() >= NAMES;
+        match help.iter_mut().find(|(n, _)| *n == name) {
+            Some(entry) => entry.1 = description,
+            // Past as many descriptions as names are kept, the rest are of names
+            // that are not kept, or never recorded.
+            None if full && !own => {}
+            None => help.push((name, description)),
+        }
+    }
+}
+
+/// The series of `key`, made with `new` the first time; past [`SERIES_PER_NAME`] of
+/// its name, the name's overflow series; `None` for a new name past [`NAMES`] (`names`
+/// counts the names of every kind).
+fn get_or_insert<V>(
+    map: &Map<V>,
+    names: &AtomicUsize,
+    key: &Key,
+    new: impl FnOnce(&Key) -> V,
+) -> Option<Arc<V>> {
+    let not_kept = |name: &str| {
+        // Said the first time only: `counter!` registers at every sample, and each
+        // would take the problems' lock (and tell every plugin) under load.
+        static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+        if SAID.swap(true, Ordering::Relaxed) {
+            return None;
+        }
+        problem::report("metrics-name-limit", || {
+            format!(
+                "metrics: {NAMES} metric names are kept, the most for one program; `{}` is not recorded, nor are other names past the limit (not said again), and their samples are counted in coldstart_telemetry_dropped_total{{signal=\"metrics\",reason=\"name_limit\"}} (is a name made from data?)",
+                problem::one_line(name, 100)
+            )
+        });
+        None
+    };
+    let own = OWN.contains(&key.name());
+    {
+        // A label set past the limit is found here too, as its name's overflow, and a
+        // name past the limit on names as not kept: every sample of them taking the
+        // write lock would hold up every other record.
+        let map = map.read().unwrap_or_else(|p| p.into_inner());
+        let kept = map.per_name.get(key.name());
+        let found = map.by_key.get(key).cloned().or_else(|| {
+            let kept = kept?;
+            // The overflow series exists once either made it: a label set goes to it
+            // only for its own reason.
+            (kept.count >= SERIES_PER_NAME || too_long(key).is_some())
+                .then(|| kept.overflow.clone())
+                .flatten()
+        });
+        if let Some(v) = found {
+            return Some(v);
+        }
+        if kept.is_none() && !own && names.load(Ordering::Relaxed) >= NAMES {
+            drop(map);
+            return not_kept(key.name());
+        }
+    }
+    let mut map = map.write().unwrap_or_else(|p| p.into_inner());
+    let Series { by_key, per_name } = &mut *map;
+    if let Some(v) = by_key.get(key) {
+        return Some(v.clone());
+    }
+    if !own && !per_name.contains_key(key.name()) {
+        let room = names
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                (n < NAMES).then_some(n + 1)
+            })
+            .is_ok();
+        if !room {
+            drop(map);
+            return not_kept(key.name());
+        }
+    }
+    let kept = per_name.entry(key.name_shared()).or_insert(Kept {
+        count: 0,
+        overflow: None,
+    });
+    let too_long = too_long(key);
+    if kept.count < SERIES_PER_NAME && too_long.is_none() {
+        kept.count += 1;
+        let v = Arc::new(new(key));
+        by_key.insert(key.clone(), v.clone());
+        return Some(v);
+    }
+    if let Some(v) = &kept.overflow {
+        return Some(v.clone());
+    }
+    let overflow = Key::from_parts(key.name_shared(), &OVERFLOW);
+    let v = by_key
+        .entry(overflow)
+        .or_insert_with_key(|k| Arc::new(new(k)))
+        .clone();
+    kept.overflow = Some(v.clone());
+    // Said with the lock let go: a plugin told of the problem may record a metric.
+    // Said once a name, when its overflow series is made, for what made it.
+    drop(map);
+    if let Some(label_bytes) = too_long {
+        problem::report_about("metrics-label-length", key.name(), || {
+            format!(
+                "metrics: a label set of `{}` is {label_bytes} bytes long, more than the {LABEL_BYTES} kept for one series (is a label fed from requests?); samples of such label sets, and of any past the {SERIES_PER_NAME} series kept for the name, are recorded in its series labelled otel_metric_overflow=\"true\"",
+                key.name()
+            )
+        });
+    } else {
+        problem::report_about("metrics-series-limit", key.name(), || {
+            format!(
+                "metrics: `{}` has {SERIES_PER_NAME} series, the most kept for one name; samples of other label sets are recorded in its series labelled otel_metric_overflow=\"true\"",
+                key.name()
+            )
+        });
+    }
+    Some(v)
+}
+
+/// The length of `key`'s label set, names and values together, where it is past
+/// [`LABEL_BYTES`].
+fn too_long(key: &Key) -> Option<usize> {
+    let bytes = key.labels().map(|l| l.key().len() + l.value().len()).sum();
+    (bytes > LABEL_BYTES).then_some(bytes)
+}
+
+/// Metric and label names may hold only `[a-zA-Z0-9_:]` (labels: no `:`), and may
+/// not start with a digit: anything else becomes `_`.
+fn sanitize(name: &str) -> String {
+    let mut clean = String::with_capacity(name.len() + 1);
+    // A name may not begin with a digit: `_` goes before it (`0_shard` as `__shard`
+    // would have been a reserved name, and `5xx_total` lost its digit).
+    if name.starts_with(|c: char| c.is_ascii_digit()) {
+        clean.push('_');
+    }
+    clean.extend(name.chars().map(|c| match c {
+        'a'..='z' | 'A'..='Z' | '0'..='9' | '_' | ':' => c,
+        _ => '_',
+    }));
+    clean
+}
+
+/// The recorder installed as the global `metrics` recorder.
+pub(crate) struct Installed(pub(crate) &'static Registry);
+
+impl Recorder for Installed {
+    fn describe_counter(&self, key: KeyName, _: Option<Unit>, description: SharedString) {
+        self.0.describe(key, description);
+    }
+    fn describe_gauge(&self, key: KeyName, _: Option<Unit>, description: SharedString) {
+        self.0.describe(key, description);
+    }
+    fn describe_histogram(&self, key: KeyName, _: Option<Unit>, description: SharedString) {
+        self.0.describe(key, description);
+    }
+    fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
+        match get_or_insert(&self.0.counters, &self.0.names, key, |k| Cell::new(k, 0)) {
+            Some(cell) => Counter::from_arc(cell),
+            None => Counter::from_arc(NotKept::handle()),
+        }
+    }
+    fn register_gauge(&self, key: &Key, _: &Metadata<'_>) -> Gauge {
+        match get_or_insert(&self.0.gauges, &self.0.names, key, |k| {
+            Cell::new(k, 0f64.to_bits())
+        }) {
+            Some(cell) => Gauge::from_arc(cell),
+            None => Gauge::from_arc(NotKept::handle()),
+        }
+    }
+    fn register_histogram(&self, key: &Key, _: &Metadata<'_>) -> Histogram {
+        match get_or_insert(&self.0.histograms, &self.0.names, key, |k| {
+            Buckets::new(k, self.0.bounds_of(k.name()))
+        }) {
+            Some(buckets) => Histogram::from_arc(buckets),
+            None => Histogram::from_arc(NotKept::handle()),
+        }
+    }
+}
