@@ -511,7 +511,7 @@ impl Plan {
                 reason: plan(Why::FollowsStrategy(s)),
             },
         };
-        let prewarm = choose(
+        let mut prewarm = choose(
             Decision {
                 value: false,
                 reason: plan(Why::PrewarmNotMeasuredFaster),
@@ -520,6 +520,15 @@ impl Plan {
             PREWARM.read_env_over(env, parse_switch, settings.prewarm.is_some())?,
             PREWARM,
         );
+        // Prewarming runs on the worker threads, which current_thread has none of (the
+        // blocking pool's start during requests): asked for there, it would do nothing,
+        // and the plan says so, whoever asked.
+        if prewarm.value && flavor.value == Flavor::CurrentThread {
+            prewarm = Decision {
+                value: false,
+                reason: plan(Why::NoWorkersToPrewarm),
+            };
+        }
         let exporters = Decision {
             value: ExporterStart::AfterFirstResponse,
             reason: plan(Why::ExportersAfterFirstResponse),

@@ -136,6 +136,8 @@ pub enum Why {
     StackTouchedOnly,
     /// Prewarming did not lower time to first response in the start-up harness.
     PrewarmNotMeasuredFaster,
+    /// Prewarming runs on worker threads, and the current_thread scheduler has none.
+    NoWorkersToPrewarm,
     /// Exporters never start before the first response.
     ExportersAfterFirstResponse,
     /// Programs that never serve a request still start their deferred work.
@@ -295,6 +297,9 @@ impl fmt::Display for Reason {
             }
             Why::PrewarmNotMeasuredFaster => {
                 f.write_str("prewarming did not lower time to first response (BENCHMARKS.md)")
+            }
+            Why::NoWorkersToPrewarm => {
+                f.write_str("current_thread has no worker threads to prewarm")
             }
             Why::ExportersAfterFirstResponse => {
                 f.write_str("telemetry never delays the first response")

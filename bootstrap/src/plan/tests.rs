@@ -605,3 +605,38 @@ fn on_lambda_no_fallback_timer_unless_set() {
         Some(DEFAULT_FIRST_RESPONSE_FALLBACK)
     );
 }
+
+/// Prewarming runs on worker threads: asked for under current_thread it would do
+/// nothing, so the plan turns it off and says why, whoever asked for it.
+#[test]
+fn prewarm_asked_under_current_thread_is_off_and_says_why() {
+    let quarter = budget(Some(0.25), Some(1 << 30));
+    let asked = Settings {
+        prewarm: Some(true),
+        ..Settings::NONE
+    };
+    let plan = Plan::from_budget(&quarter, &asked, &none()).unwrap();
+    assert_eq!(plan.flavor.value, Flavor::CurrentThread);
+    assert!(!plan.prewarm.value);
+    assert_eq!(
+        plan.prewarm.reason.to_string(),
+        "current_thread has no worker threads to prewarm"
+    );
+
+    // Both set explicitly: the plan's reason still, as `worker_threads` shows.
+    let env = Env::fixed([
+        ("COLDSTART_PREWARM", "on"),
+        ("COLDSTART_FLAVOR", "current_thread"),
+    ]);
+    let two = budget(Some(2.0), Some(1 << 30));
+    let plan = Plan::from_budget(&two, &Settings::NONE, &env).unwrap();
+    assert!(!plan.prewarm.value);
+    assert_eq!(plan.prewarm.reason, Reason::plan(Why::NoWorkersToPrewarm));
+
+    // Under multi_thread it stays as asked.
+    let env = Env::fixed([("COLDSTART_PREWARM", "on")]);
+    let plan = Plan::from_budget(&two, &Settings::NONE, &env).unwrap();
+    assert_eq!(plan.flavor.value, Flavor::MultiThread);
+    assert!(plan.prewarm.value);
+    assert_eq!(plan.prewarm.reason.origin, Origin::Env("COLDSTART_PREWARM"));
+}
