@@ -81,9 +81,12 @@ pub fn load_env(env: Env) -> Env {
 ///
 /// # Errors
 ///
-/// [`StartError::Config`] for a bad setting or contradicting settings,
-/// [`StartError::Runtime`] when tokio cannot build the runtime, [`StartError::Again`]
-/// on a second call in one process (its plan, signal listener, shutdown hooks and
+/// [`StartError::Config`] for a bad setting or contradicting settings (nothing is
+/// set then but the timeline's first marks, which the next call keeps: a call with
+/// other settings may follow; one made while this call runs gets
+/// [`StartError::Again`]), [`StartError::Runtime`] when
+/// tokio cannot build the runtime, [`StartError::Again`] on a call after one that
+/// built a runtime or failed to (its plan, signal listener, shutdown hooks and
 /// telemetry are the first run's, and would be lost or misapplied).
 ///
 /// # Exits
@@ -99,8 +102,14 @@ pub fn start(settings: &Settings, env: &Env) -> Result<Started, StartError> {
     timeline::mark(Phase::Configured);
     let budget = Probe::new().run();
     timeline::mark(Phase::Probed);
-    let plan = Plan::from_budget(&budget, settings, env).map_err(StartError::Config)?;
-    let report = settings::debug_log(env).map_err(StartError::Config)?;
+    // A bad setting leaves nothing of the process's set (the first marks aside): the
+    // caller may try again with others.
+    let refused = |e| {
+        BEGUN.store(false, std::sync::atomic::Ordering::Release);
+        StartError::Config(e)
+    };
+    let plan = Plan::from_budget(&budget, settings, env).map_err(refused)?;
+    let report = settings::debug_log(env).map_err(refused)?;
     timeline::mark(Phase::Planned);
     crate::alloc::apply(&plan.allocator.value);
     let work_after = init::prepare(settings.init_profile);
@@ -146,7 +155,8 @@ pub fn build(plan: &Plan, name: Option<&str>) -> std::io::Result<Runtime> {
     crate::task::set_stack_size(plan.thread_stack_size.value);
     // The workers only, which tokio starts as it builds the runtime, before any
     // thread of the blocking pool: one of those starts during a request, which would
-    // pay for the prewarming. Under current_thread there is no worker to prewarm.
+    // pay for the prewarming. Under current_thread there is no worker to prewarm (the
+    // plan turns it off there; a `Planned` of a program's own may not).
     if plan.prewarm.value && plan.flavor.value == Flavor::MultiThread {
         let stack = plan.thread_stack_size.value;
         let workers = std::sync::atomic::AtomicUsize::new(plan.worker_threads.value);
