@@ -102,9 +102,10 @@ fn value<T>(nv: &MetaNameValue, key: Key, parse: fn(&str) -> Option<T>) -> syn::
         .map_err(|e| syn::Error::new_spanned(&nv.value, e.to_string()))
 }
 
-/// The arguments as `name = value` pairs. A bare name or a list (`multi_thread`,
+/// The arguments as `name = value` pairs. A bare name or a list (`fast`,
 /// `flavor("x")`) is an error that says what the name is: unknown, with the valid
-/// ones, or one that takes a value.
+/// ones, or one that takes a value; a scheduler named alone (`multi_thread`) gets
+/// tokio's hint to set the flavor.
 fn named_values(
     args: proc_macro2::TokenStream,
     kind: Kind,
@@ -113,6 +114,23 @@ fn named_values(
     let mut pairs = Punctuated::new();
     for meta in metas {
         let name = argument_name(meta.path());
+        // tokio's hint for a scheduler named alone (`#[tokio::main(multi_thread)]`).
+        let flavor = match (&meta, name.as_str()) {
+            (Meta::Path(_), "multi_thread" | "threaded_scheduler") => Some("multi_thread"),
+            (Meta::Path(_), "current_thread" | "basic_scheduler" | "single_threaded") => {
+                Some("current_thread")
+            }
+            _ => None,
+        };
+        if let Some(flavor) = flavor {
+            return Err(syn::Error::new_spanned(
+                meta.path(),
+                format!(
+                    "set the runtime flavor with #[{}(flavor = \"{flavor}\")], as in tokio",
+                    kind.name()
+                ),
+            ));
+        }
         match meta {
             Meta::NameValue(nv) => pairs.push(nv),
             _ if !kind.valid().contains(&name.as_str()) => {
@@ -129,10 +147,12 @@ fn named_values(
     Ok(pairs)
 }
 
+/// The name of an argument, in lower case, as tokio reads it (`Flavor = ".."` is
+/// `flavor`).
 fn argument_name(path: &syn::Path) -> String {
     path.get_ident().map_or_else(
         || quote::quote!(#path).to_string().replace(' ', ""),
-        ToString::to_string,
+        |ident| ident.to_string().to_lowercase(),
     )
 }
 
@@ -235,7 +255,7 @@ impl Config {
     fn check(&self, list: &Punctuated<MetaNameValue, Token![,]>) -> syn::Result<()> {
         let span_of = |name: &str| {
             list.iter()
-                .find(|nv| nv.path.is_ident(name))
+                .find(|nv| argument_name(&nv.path) == name)
                 .map_or_else(Span::call_site, |nv| syn::spanned::Spanned::span(&nv.path))
         };
         if self.flavor == Some(Flavor::CurrentThread) && self.worker_threads.is_some_and(|n| n != 1)
@@ -295,7 +315,7 @@ pub(crate) fn crate_argument(args: proc_macro2::TokenStream) -> Option<syn::Path
         .parse2(args)
         .ok()?;
     list.into_iter().find_map(|meta| match meta {
-        Meta::NameValue(nv) if nv.path.is_ident("crate") => crate_path(&nv).ok(),
+        Meta::NameValue(nv) if argument_name(&nv.path) == "crate" => crate_path(&nv).ok(),
         _ => None,
     })
 }

@@ -55,6 +55,8 @@ impl Args {
                     ),
                 ));
             };
+            // Names as written: tokio has no `init` whose arguments a rename must keep
+            // (`main` and `test` read theirs in any case, as tokio does).
             let key = ident.to_string();
             if seen.contains(&key) {
                 return Err(syn::Error::new_spanned(

@@ -1,2 +1,2 @@
-#[coldstart::main(multi_thread)]
+#[coldstart::main(fast)]
 async fn main() {}
