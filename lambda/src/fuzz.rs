@@ -10,6 +10,17 @@ pub fn lambda_text(text: &str) {
     // The event's shape, read before the handler runs (its first and last 4 KiB).
     #[cfg(feature = "tracing")]
     let _ = crate::span::trigger(text.as_bytes());
+    // An HTTP event's request, and its attributes, however odd its values.
+    #[cfg(feature = "tracing")]
+    crate::http_event::read(text.as_bytes()).attributes(16, &mut Vec::new());
+    // An answer's status: the top level of any JSON value.
+    #[cfg(feature = "tracing")]
+    if let Ok(answer) = serde_json::from_str::<serde_json::Value>(text)
+        && let Some(status) = crate::status::of(&answer)
+    {
+        assert!((100..=599).contains(&status), "{status} from {text:?}");
+        assert_eq!(answer["statusCode"], status, "{text:?}");
+    }
     if let Some(x) = crate::xray::parse(text) {
         // What was read is what the header carried: its `Root` and its `Parent`.
         let lower = text.to_ascii_lowercase();

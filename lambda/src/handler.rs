@@ -8,7 +8,7 @@ with the message, and `error.type`).
 passes both through untouched (a panic is resumed after it is noted). It must not
 change what the handler returns.
 
-A streamed answer ([`StreamResponse`](lambda_runtime::StreamResponse)) is the
+A streamed answer ([`StreamResponse`]) is the
 handler's work until its stream ends: `lambda_runtime` posts it from a task of its
 own after the handler has returned. The stream is [`WatchedStream`]: polled with the
 invocation's context current (its spans are the invocation's children), an error
@@ -23,6 +23,8 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
+#[cfg(feature = "tracing")]
+use coldstart_exporters::trace::sampler;
 use lambda_runtime::{FunctionResponse, IntoFunctionResponse, LambdaEvent, StreamResponse};
 use tower_service::Service;
 
@@ -43,11 +45,46 @@ static INSTRUMENTED: AtomicBool = AtomicBool::new(false);
 /// for the next one.
 static INVOCATION: AtomicU64 = AtomicU64::new(0);
 
+/// Whether the invocation in progress is an HTTP event's, whose answer's status its
+/// span takes ([`crate::status`]).
+#[cfg(feature = "tracing")]
+static HTTP: AtomicBool = AtomicBool::new(false);
+/// Whether the invocation in progress answered its HTTP event with a 5xx: an error for
+/// the dynamic sampler, as in the HTTP layer (Lambda's `Errors` count its own).
+#[cfg(feature = "tracing")]
+static SERVER_ERROR: AtomicBool = AtomicBool::new(false);
+
 pub(crate) fn reset() {
     INVOCATION.fetch_add(1, Ordering::Relaxed);
     FAILED.store(false, Ordering::Relaxed);
     CALLED.store(false, Ordering::Relaxed);
     RETURNED.store(false, Ordering::Relaxed);
+    #[cfg(feature = "tracing")]
+    HTTP.store(false, Ordering::Relaxed);
+    #[cfg(feature = "tracing")]
+    SERVER_ERROR.store(false, Ordering::Relaxed);
+}
+
+/// Whether the invocation in progress answered its HTTP event with a 5xx.
+#[cfg(feature = "tracing")]
+pub(crate) fn answered_server_error() -> bool {
+    SERVER_ERROR.load(Ordering::Relaxed)
+}
+
+/// Notes the status an HTTP event was answered with, if the answer gives one: on the
+/// span, and as a server error for the sampler.
+#[cfg(feature = "tracing")]
+fn answered(status: Option<u16>) {
+    if let Some(status) = status {
+        SERVER_ERROR.store(status >= 500, Ordering::Relaxed);
+        crate::status::record(status);
+    }
+}
+
+/// Notes whether the invocation in progress is an HTTP event's (after [`reset`]).
+#[cfg(feature = "tracing")]
+pub(crate) fn answers_http(http: bool) {
+    HTTP.store(http, Ordering::Relaxed);
 }
 
 /// Whether the instrumented handler of the invocation in progress has returned, so
@@ -214,14 +251,27 @@ pub struct Watched<R>(pub R);
 impl<R, B, S> IntoFunctionResponse<B, WatchedStream<S>> for Watched<R>
 where
     R: IntoFunctionResponse<B, S>,
+    B: serde::Serialize,
 {
     fn into_response(self) -> FunctionResponse<B, WatchedStream<S>> {
+        // An HTTP event's answer: its status on the span, which is current here.
+        #[cfg(feature = "tracing")]
+        let http = HTTP.load(Ordering::Relaxed);
         match self.0.into_response() {
             FunctionResponse::BufferedResponse(body) => {
                 RETURNED.store(true, Ordering::Relaxed);
+                // Looked for only where something reads it: the span, or the sampler.
+                #[cfg(feature = "tracing")]
+                if http && (crate::status::recording() || sampler::in_use()) {
+                    answered(crate::status::of(&body));
+                }
                 FunctionResponse::BufferedResponse(body)
             }
             FunctionResponse::StreamingResponse(response) => {
+                #[cfg(feature = "tracing")]
+                if http {
+                    answered(Some(response.metadata_prelude.status_code.as_u16()));
+                }
                 FunctionResponse::StreamingResponse(StreamResponse {
                     metadata_prelude: response.metadata_prelude,
                     stream: WatchedStream {

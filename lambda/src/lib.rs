@@ -44,12 +44,18 @@ mod function;
 #[doc(hidden)]
 pub mod fuzz;
 mod handler;
+#[cfg(feature = "tracing")]
+mod http_event;
 mod init_error;
 mod layer;
+#[cfg(feature = "tracing")]
+mod lenient;
 mod ready;
 mod settings;
 #[cfg(feature = "tracing")]
 mod span;
+#[cfg(feature = "tracing")]
+mod status;
 mod watch;
 pub mod xray;
 

@@ -7,7 +7,10 @@
 //! `cloud.account.id`, and a link to the X-Ray trace from `Lambda-Runtime-Trace-Id`.
 //! An HTTP event's `traceparent` (read by the installed propagator, from the headers
 //! it names: a program's own B3 or X-Ray propagator reads its own) makes the
-//! caller's span its parent. Per process, on the resource: `cloud.provider`,
+//! caller's span its parent, and its request and answer give the span the HTTP server
+//! conventions' attributes (`http.request.method`, `http.route`, `url.path`,
+//! `http.response.status_code` and the others [`http_event`] lists); a 5xx answer is
+//! an error, as in the HTTP layer. Per process, on the resource: `cloud.provider`,
 //! `cloud.platform`, `cloud.region`, `faas.name`, `faas.version`, `faas.instance`,
 //! `faas.max_memory` (see [`Function::resource_attributes`]).
 
@@ -20,7 +23,7 @@ use opentelemetry::trace::{
 use opentelemetry::{Context, KeyValue};
 
 use crate::function::{Function, account_id};
-use crate::xray;
+use crate::{http_event, xray};
 
 /// Starts the span; an empty context when tracing is off. Its attributes and link are
 /// worked out only when the span records something that is kept.
@@ -32,76 +35,19 @@ pub(crate) fn start(function: &Function, invocation: &LambdaInvocation, cold: bo
         .span_builder(function.name.clone())
         .with_kind(SpanKind::Server);
     let trigger = trigger(&invocation.body);
-    let parent = match trigger {
-        "http" => caller(&invocation.body),
-        _ => Context::new(),
+    let http = trigger == "http";
+    let request = match http {
+        true => http_event::read(&invocation.body),
+        false => http_event::Request::default(),
     };
-    let span = tracer.start_described(builder, &parent, |builder| {
+    let span = tracer.start_described(builder, &request.parent, |builder| {
         describe(builder, invocation, trigger, cold, &function.version);
-    });
-    parent.with_span(span)
-}
-
-/// The context the headers of an HTTP event (API Gateway, function URL, ALB) carry,
-/// read with the installed propagator (`OTEL_PROPAGATORS`, or the program's own in
-/// their place), from the headers it names: the caller's span is
-/// the invocation span's parent, as in the FaaS conventions' API Gateway case. The
-/// X-Ray header stays a link. Empty when the event has no headers or cannot be read.
-fn caller(body: &[u8]) -> Context {
-    use std::collections::HashMap;
-    /// The two places events put headers; values may be `null`.
-    #[derive(serde::Deserialize)]
-    struct Event {
-        #[serde(default)]
-        headers: Option<HashMap<String, Option<String>>>,
-        #[serde(default, rename = "multiValueHeaders")]
-        multi_value_headers: Option<HashMap<String, Option<Vec<String>>>>,
-    }
-    let Ok(event) = serde_json::from_slice::<Event>(body) else {
-        return Context::new();
-    };
-    // Only what the installed propagator reads (its fields: coldstart's, or one the
-    // program installed in their place), by the name the extractor looks up. A
-    // header's values are joined, as the HTTP layer reads one sent twice
-    // (`traceparent` twice starts a new trace): those API Gateway's REST events and
-    // ALB keep apart, and names that differ in case only. `headers` holds one value
-    // of what `multiValueHeaders` holds all of, so it is read only for what that lacks.
-    let fields: Vec<String> = opentelemetry::global::get_text_map_propagator(|p| {
-        p.fields().map(str::to_ascii_lowercase).collect()
-    });
-    let propagated = |name: &str| {
-        fields
-            .iter()
-            .map(String::as_str)
-            .find(|p| p.eq_ignore_ascii_case(name))
-    };
-    fn add(carrier: &mut HashMap<String, String>, name: &str, value: &str) {
-        carrier
-            .entry(name.to_owned())
-            .and_modify(|joined| {
-                joined.push(',');
-                joined.push_str(value);
-            })
-            .or_insert_with(|| value.to_owned());
-    }
-    let mut carrier: HashMap<String, String> = HashMap::new();
-    for (name, values) in event.multi_value_headers.into_iter().flatten() {
-        if let (Some(name), Some(values)) = (propagated(&name), values) {
-            add(&mut carrier, name, &values.join(","));
+        if let (true, Some(attributes)) = (http, builder.attributes.as_mut()) {
+            request.attributes(tracer.request_value_chars(), attributes);
         }
-    }
-    let from_multi: Vec<String> = carrier.keys().cloned().collect();
-    for (name, value) in event.headers.into_iter().flatten() {
-        if let (Some(name), Some(value)) = (propagated(&name), value)
-            && !from_multi.iter().any(|m| m == name)
-        {
-            add(&mut carrier, name, &value);
-        }
-    }
-    if carrier.is_empty() {
-        return Context::new();
-    }
-    coldstart_exporters::trace::propagation::extract_map(&carrier)
+    });
+    crate::handler::answers_http(http);
+    request.parent.with_span(span)
 }
 
 /// The FaaS attributes and the X-Ray link of `invocation`'s span.
@@ -352,54 +298,6 @@ fn valued<'a>(part: &'a [u8], value: &'a str) -> impl Iterator<Item = &'a str> +
 #[cfg(test)]
 mod tests {
     use super::{BoxError, resource_id, trigger, why_not_posted};
-
-    /// A propagator the program installs in place of coldstart's (here one header of
-    /// its own) reads an HTTP event's headers too: only `traceparent`, `tracestate`
-    /// and `baggage` were passed to it. (The only test of this binary that sets the
-    /// global propagator.)
-    #[test]
-    fn an_http_events_headers_are_read_by_the_installed_propagators_fields() {
-        use opentelemetry::propagation::text_map_propagator::FieldIter;
-        use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
-        use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId};
-        #[derive(Debug)]
-        struct OneHeader(Vec<String>);
-        impl TextMapPropagator for OneHeader {
-            fn inject_context(&self, _: &opentelemetry::Context, _: &mut dyn Injector) {}
-            fn extract_with_context(
-                &self,
-                cx: &opentelemetry::Context,
-                extractor: &dyn Extractor,
-            ) -> opentelemetry::Context {
-                match extractor.get("x-test-trace").map(TraceId::from_hex) {
-                    Some(Ok(trace)) => cx.with_remote_span_context(SpanContext::new(
-                        trace,
-                        SpanId::from_hex("00f067aa0ba902b7").unwrap(),
-                        TraceFlags::SAMPLED,
-                        true,
-                        Default::default(),
-                    )),
-                    _ => cx.clone(),
-                }
-            }
-            fn fields(&self) -> FieldIter<'_> {
-                FieldIter::new(&self.0)
-            }
-        }
-        opentelemetry::global::set_text_map_propagator(OneHeader(vec!["x-test-trace".into()]));
-        let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
-        for body in [
-            format!(r#"{{"headers":{{"X-Test-Trace":"{trace}"}},"body":null}}"#),
-            format!(r#"{{"multiValueHeaders":{{"x-test-trace":["{trace}"]}}}}"#),
-        ] {
-            let cx = super::caller(body.as_bytes());
-            assert_eq!(
-                cx.span().span_context().trace_id().to_string(),
-                trace,
-                "{body}"
-            );
-        }
-    }
 
     /// lambda_runtime serialises the response before posting it, and gives a failure
     /// to do so as it gives a failed post.

@@ -5,7 +5,9 @@
 //! `"panic"` field makes it panic: both are reported to Lambda for that invocation
 //! (and counted and traced), and the next invocation is served as usual. One with a
 //! `"sleep_ms"` number makes it wait that long first: past the function's timeout,
-//! the invocation is recorded as timed out shortly before its deadline.
+//! the invocation is recorded as timed out shortly before its deadline. One with a
+//! `"status_code"` number answers with it as `statusCode`, the status an HTTP
+//! trigger (API Gateway, a function URL) answers its caller with.
 //! `HELLO_GREETING` sets the greeting; set but empty, or not UTF-8, the function
 //! cannot start, and the failure is reported to the Runtime API's `/runtime/init/error`
 //! (`!panic` makes the check panic, reported the same way).
@@ -72,7 +74,12 @@ async fn echo(event: LambdaEvent<Value>, max_keys: usize) -> Result<Value, Error
     let greeting = GREETING
         .as_deref()
         .map_err(|why| Error::from(why.as_str()))?;
-    Ok(json!({ "greeting": greeting, "echo": payload }))
+    let mut answer = json!({ "greeting": greeting });
+    if let Some(status) = payload.get("status_code").and_then(Value::as_u64) {
+        answer["statusCode"] = status.into();
+    }
+    answer["echo"] = payload;
+    Ok(answer)
 }
 
 #[coldstart::main]

@@ -705,14 +705,11 @@ fn an_answer_the_runtime_api_never_takes_is_traced_as_not_posted() {
     }
 }
 
-/// The dynamic sampler counts invocations: with a base so small that no trace is
-/// sampled without errors, and an error weight so large that one failed invocation in
-/// the window makes the probability 1, the invocation after a failed one is the only
-/// one exported. Uncounted, none would be.
-#[test]
-fn the_dynamic_sampler_counts_invocations_and_their_errors() {
-    let test = "the_dynamic_sampler_counts_invocations_and_their_errors";
-    let Some((collector, emulator, function)) = traced(
+/// [`traced`], under the dynamic sampler with a base so small that no trace is sampled
+/// without errors and an error weight so large that one failed invocation in the
+/// window makes the probability 1.
+fn sampled_after_errors(test: &str) -> Option<(Collector, Emulator, Function)> {
+    traced(
         test,
         &[
             ("OTEL_TRACES_SAMPLER", "coldstart_dynamic"),
@@ -720,7 +717,17 @@ fn the_dynamic_sampler_counts_invocations_and_their_errors() {
             ("COLDSTART_SAMPLER_K1", "1e12"),
             ("COLDSTART_SAMPLER_FLOOR", "0"),
         ],
-    ) else {
+    )
+}
+
+/// The dynamic sampler counts invocations: with a base so small that no trace is
+/// sampled without errors, and an error weight so large that one failed invocation in
+/// the window makes the probability 1, the invocation after a failed one is the only
+/// one exported. Uncounted, none would be.
+#[test]
+fn the_dynamic_sampler_counts_invocations_and_their_errors() {
+    let test = "the_dynamic_sampler_counts_invocations_and_their_errors";
+    let Some((collector, emulator, function)) = sampled_after_errors(test) else {
         return;
     };
     let ok = emulator.invoke(r#"{"n":1}"#);
@@ -743,6 +750,45 @@ fn the_dynamic_sampler_counts_invocations_and_their_errors() {
     assert_eq!(spans[0]["status"]["code"], 0, "{}", spans[0]);
     // Each span is flushed before the next `/next`: had the first two been sampled,
     // they would have come before the third.
+    assert_eq!(collector.spans().len(), 1);
+}
+
+/// An HTTP event answered with a 5xx is an error for the dynamic sampler, as in the
+/// HTTP layer (the invocation after it is the only one sampled, as after a handler's
+/// error), and not for Lambda: its EMF record counts no error.
+#[test]
+fn an_http_events_5xx_answer_is_an_error_for_the_sampler_and_not_for_lambda() {
+    let test = "an_http_events_5xx_answer_is_an_error_for_the_sampler_and_not_for_lambda";
+    let Some((collector, emulator, function)) = sampled_after_errors(test) else {
+        return;
+    };
+    let ok = emulator.invoke(r#"{"n":1}"#);
+    assert!(ok.status.success(), "{}", text(&ok));
+    let unavailable = r#"{"version":"2.0","routeKey":"$default","rawPath":"/","requestContext":{"http":{"method":"GET"}},"status_code":503}"#;
+    let answered = emulator.invoke(unavailable);
+    assert!(answered.status.success(), "{}", text(&answered));
+    let after = emulator.invoke(r#"{"n":3}"#);
+    assert!(after.status.success(), "{}", text(&after));
+
+    let mut records = Vec::new();
+    function.emf(3, &mut records);
+    let errors: Vec<u64> = records
+        .iter()
+        .map(|r| r["Errors"].as_u64().unwrap())
+        .collect();
+    assert_eq!(errors, [0, 0, 0], "{records:?}");
+    let spans = collector.at_least(1);
+    assert_eq!(spans.len(), 1, "{spans:?}");
+    assert_eq!(
+        spans[0]["attributes"]["faas.trigger"], "other",
+        "{}",
+        spans[0]
+    );
+    assert_eq!(
+        spans[0]["attributes"]["faas.coldstart"], false,
+        "{}",
+        spans[0]
+    );
     assert_eq!(collector.spans().len(), 1);
 }
 
@@ -782,6 +828,60 @@ fn an_http_events_traceparent_makes_the_callers_span_the_parent() {
         assert_eq!(span["attributes"]["faas.trigger"], "http", "{span}");
         assert_eq!(span["links"].as_array().map(Vec::len), Some(1), "{span}");
     }
+}
+
+/// An HTTP event's span carries the HTTP server conventions' attributes, from the
+/// event's request and the answer's `statusCode`: a 5xx is an error, `error.type` its
+/// code. An answer with no `statusCode` gives no status code.
+#[test]
+fn an_http_events_span_has_the_http_server_attributes_and_the_answers_status() {
+    let test = "an_http_events_span_has_the_http_server_attributes_and_the_answers_status";
+    let Some((collector, emulator, _function)) = traced(test, &[]) else {
+        return;
+    };
+    let (failing, plain) = (
+        "5bf92f3577b34da6a3ce929d0e0e4736",
+        "6bf92f3577b34da6a3ce929d0e0e4736",
+    );
+    let parent = "00f067aa0ba902b7";
+    let http_api = format!(
+        r#"{{"version":"2.0","routeKey":"GET /items/{{id}}","rawPath":"/items/42","rawQueryString":"sig=secret","headers":{{"traceparent":"00-{failing}-{parent}-01"}},"requestContext":{{"domainName":"abc.lambda-url.eu-west-1.on.aws","http":{{"method":"GET","protocol":"HTTP/1.1","sourceIp":"203.0.113.9","userAgent":"curl/8.5.0"}}}},"status_code":503}}"#
+    );
+    let rest_api = format!(
+        r#"{{"resource":"/items/{{id}}","path":"/items/7","httpMethod":"POST","multiValueHeaders":{{"traceparent":["00-{plain}-{parent}-01"]}},"requestContext":{{"identity":{{"sourceIp":"198.51.100.4"}}}}}}"#
+    );
+    let output = emulator.invoke(&http_api);
+    let answer: Value =
+        serde_json::from_slice(&output.stdout).unwrap_or_else(|_| panic!("{}", text(&output)));
+    assert_eq!(answer["statusCode"], 503, "{answer}");
+    let span = collector.span_of(failing);
+    let attributes = &span["attributes"];
+    assert_eq!(attributes["faas.trigger"], "http", "{span}");
+    assert_eq!(attributes["http.request.method"], "GET", "{span}");
+    assert_eq!(attributes["http.route"], "/items/{id}", "{span}");
+    assert_eq!(attributes["url.path"], "/items/42", "{span}");
+    assert_eq!(attributes["url.query"], "sig=REDACTED", "{span}");
+    assert_eq!(attributes["url.scheme"], "https", "{span}");
+    assert_eq!(
+        attributes["server.address"], "abc.lambda-url.eu-west-1.on.aws",
+        "{span}"
+    );
+    assert_eq!(attributes["client.address"], "203.0.113.9", "{span}");
+    assert_eq!(attributes["user_agent.original"], "curl/8.5.0", "{span}");
+    assert_eq!(attributes["network.protocol.version"], "1.1", "{span}");
+    assert_eq!(attributes["http.response.status_code"], 503, "{span}");
+    assert_eq!(attributes["error.type"], "503", "{span}");
+    assert_eq!(span["status"]["code"], 2, "STATUS_CODE_ERROR: {span}");
+
+    let output = emulator.invoke(&rest_api);
+    assert!(output.status.success(), "{}", text(&output));
+    let span = collector.span_of(plain);
+    let attributes = &span["attributes"];
+    assert_eq!(attributes["http.request.method"], "POST", "{span}");
+    assert_eq!(attributes["http.route"], "/items/{id}", "{span}");
+    assert_eq!(attributes["client.address"], "198.51.100.4", "{span}");
+    assert_eq!(attributes.get("http.response.status_code"), None, "{span}");
+    assert_eq!(span["status"]["code"], 0, "unset: {span}");
 }
 
 /// Queues an invocation, then starts the function with `vars`, which must make it

@@ -199,8 +199,12 @@ fn finish(
         #[cfg(feature = "tracing")]
         crate::span::end(span, not_posted, crate::handler::not_called());
         let failed = not_posted.is_some() || crate::handler::failed();
+        // The sampler counts an HTTP event answered with a 5xx as an error too, as the
+        // HTTP layer does; Lambda's `Errors` (the EMF record) are the handler's own.
         #[cfg(feature = "tracing")]
-        coldstart_exporters::trace::sampler::record(failed);
+        coldstart_exporters::trace::sampler::record(
+            failed || crate::handler::answered_server_error(),
+        );
         write_record(shared, pending, failed, false);
     }
     #[cfg(not(feature = "tracing"))]
