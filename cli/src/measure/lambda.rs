@@ -36,13 +36,7 @@ pub struct EmulatorProcess {
 
 impl Drop for EmulatorProcess {
     fn drop(&mut self) {
-        if let Ok(pid) = libc::pid_t::try_from(self.child.id()) {
-            // SAFETY: kill(2) on the process group our unreaped child leads.
-            unsafe { libc::kill(-pid, libc::SIGKILL) };
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        crate::interrupt::child_reaped(self.child.id());
+        super::reap::kill_group_and_reap(&mut self.child);
         let _ = std::fs::remove_file(&self.stderr_path);
     }
 }
