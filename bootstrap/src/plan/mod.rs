@@ -10,6 +10,7 @@
 mod reason;
 mod report;
 pub mod settings;
+mod threads;
 
 use std::fmt;
 
@@ -263,225 +264,25 @@ impl Plan {
     ///
     /// A `COLDSTART_*` (or `TOKIO_WORKER_THREADS`) variable with a value it does not
     /// accept, or settings that contradict each other (`flavor = "current_thread"`
-    /// with more than one worker thread).
+    /// with more than one worker thread). Variables are read in the order of the
+    /// plan's fields, so of two bad ones the first is reported.
     pub fn from_budget(budget: &Budget, settings: &Settings, env: &Env) -> Result<Plan, PlanError> {
         settings.check()?;
-        let (cores, cores_known) = match (budget.cpu_cores.value, budget.host_cpus.value) {
-            (Some(c), _) => (c, true),
-            (None, Some(h)) => (f64::from(h), false),
-            (None, None) => (1.0, false),
-        };
-        let cores = to_hundredth(cores);
-        let (memory, memory_known) =
-            match (budget.memory_bytes.value, budget.host_memory_bytes.value) {
-                (Some(m), _) => (m, true),
-                (None, Some(h)) => (h, false),
-                (None, None) => (MINIMAL_BELOW_MEMORY, false),
-            };
-        let plan = |why| Reason::plan(why);
-
-        let derived = if memory < MINIMAL_BELOW_MEMORY {
-            (
-                Strategy::Minimal,
-                Why::MemoryBelow {
-                    bytes: memory,
-                    threshold: MINIMAL_BELOW_MEMORY,
-                    known: memory_known,
-                },
-            )
-        } else if cores <= MINIMAL_UP_TO_CORES {
-            (
-                Strategy::Minimal,
-                Why::CoresAtMost {
-                    cores,
-                    threshold: MINIMAL_UP_TO_CORES,
-                    known: cores_known,
-                },
-            )
-        } else if cores >= THROUGHPUT_FROM_CORES && memory >= THROUGHPUT_FROM_MEMORY {
-            (
-                Strategy::Throughput,
-                Why::RoomForThroughput {
-                    cores,
-                    bytes: memory,
-                    known: cores_known && memory_known,
-                },
-            )
-        } else {
-            (
-                Strategy::Balanced,
-                Why::Between {
-                    cores,
-                    bytes: memory,
-                    known: cores_known && memory_known,
-                },
-            )
-        };
+        let room = Room::of(budget);
         let strategy = choose(
-            Decision {
-                value: derived.0,
-                reason: plan(derived.1),
-            },
+            room.strategy(),
             settings.strategy,
             STRATEGY.read_env_over(env, parse_strategy, settings.strategy.is_some())?,
             STRATEGY,
         );
         let s = strategy.value;
-
-        let flavor_default = match s {
-            Strategy::Minimal => Flavor::CurrentThread,
-            _ => Flavor::MultiThread,
-        };
-        let mut flavor = choose(
-            Decision {
-                value: flavor_default,
-                reason: plan(Why::FollowsStrategy(s)),
-            },
-            settings.flavor,
-            FLAVOR.read_env_over(env, parse_flavor, settings.flavor.is_some())?,
-            FLAVOR,
-        );
-
-        let host_cpus = budget
-            .host_cpus
-            .value
-            .map_or(usize::MAX, |h| h as usize)
-            .max(1);
-        // Within the affinity mask, and within what `COLDSTART_WORKER_THREADS` accepts.
-        let ceil = (cores.ceil() as usize).clamp(1, host_cpus.min(*WORKERS.end()));
-        let workers_default = match flavor.value {
-            Flavor::CurrentThread => Decision {
-                value: 1,
-                reason: plan(Why::CurrentThreadIsOne),
-            },
-            Flavor::MultiThread => Decision {
-                value: ceil,
-                reason: plan(Why::CeilOfCores { cores }),
-            },
-        };
-        // Where `TOKIO_WORKER_THREADS` takes the place of the file's count (below), the
-        // file's count is not read, so not checked either, as under any variable.
-        let file_count_replaced = settings.worker_threads.is_none()
-            && WORKER_THREADS.set_in_file(env)
-            && (flavor.value == Flavor::MultiThread || flavor.reason.origin == Origin::Plan)
-            && env.lookup(TOKIO_WORKER_THREADS.variable).is_some();
-        let mut worker_env = if file_count_replaced {
-            None
-        } else {
-            WORKER_THREADS.read_env_over(env, parse_workers, settings.worker_threads.is_some())?
-        };
-        let from_file = file_count_replaced || matches!(worker_env, Some((_, Layer::File { .. })));
-        // Read only where tokio would read it, and where it could count: with no
-        // count in code or in a variable (a bad value it would ignore stops nothing
-        // then). A variable, it beats the file's count, as every variable does.
-        // The file's count makes the plan's current_thread multi-thread (below), so
-        // there tokio reads it too.
-        let multi_thread = flavor.value == Flavor::MultiThread
-            || (from_file && flavor.reason.origin == Origin::Plan);
-        let tokio_env = match (settings.worker_threads, worker_env.is_none() || from_file) {
-            (None, true) if multi_thread => {
-                TOKIO_WORKER_THREADS.read_env(env, parse_tokio_workers)?
-            }
-            _ => None,
-        };
-        if tokio_env.is_some() {
-            worker_env = None;
-        }
-        let workers_default = match tokio_env {
-            Some((n, layer)) => Decision {
-                value: n,
-                reason: Reason::env(TOKIO_WORKER_THREADS.variable, layer),
-            },
-            None => workers_default,
-        };
-        let mut worker_threads = choose(
-            workers_default,
-            settings.worker_threads,
-            worker_env,
-            WORKER_THREADS,
-        );
-        // As tokio has it, any worker count given, one included, asks for the
-        // multi-thread scheduler (where `block_in_place` works) unless the flavor is
-        // given too.
-        let workers_given = worker_threads.reason.origin != Origin::Plan;
-        if (worker_threads.value > 1 || workers_given) && flavor.value == Flavor::CurrentThread {
-            if flavor.reason.origin == Origin::Plan {
-                flavor = Decision {
-                    value: Flavor::MultiThread,
-                    reason: Reason {
-                        origin: worker_threads.reason.origin,
-                        why: Why::WorkersNeedMultiThread,
-                    },
-                };
-            } else if worker_threads.value > 1 {
-                // Given in two layers, the later layer wins, as for every setting (a
-                // variable over the file); given in one, they contradict each other.
-                match worker_threads
-                    .reason
-                    .origin
-                    .rank()
-                    .cmp(&flavor.reason.origin.rank())
-                {
-                    std::cmp::Ordering::Greater => {
-                        flavor = Decision {
-                            value: Flavor::MultiThread,
-                            reason: Reason {
-                                origin: worker_threads.reason.origin,
-                                why: Why::WorkersNeedMultiThread,
-                            },
-                        };
-                    }
-                    std::cmp::Ordering::Less => {
-                        worker_threads = Decision {
-                            value: 1,
-                            reason: Reason {
-                                origin: flavor.reason.origin,
-                                why: Why::CurrentThreadIsOne,
-                            },
-                        };
-                    }
-                    std::cmp::Ordering::Equal => {
-                        return Err(PlanError::Conflict(format!(
-                            "{} asks for {} worker threads but {} asks for the current_thread scheduler, which has one; drop one of them",
-                            worker_threads.reason.origin,
-                            worker_threads.value,
-                            flavor.reason.origin
-                        )));
-                    }
-                }
-            }
-        }
-
-        let blocking_default = match s {
-            Strategy::Throughput => Decision {
-                value: 512,
-                reason: plan(Why::TokioDefault),
-            },
-            _ => {
-                let n = (memory / MEMORY_PER_BLOCKING_THREAD).clamp(4, 512) as usize;
-                Decision {
-                    value: n,
-                    reason: plan(Why::MemoryPerThread {
-                        bytes: memory,
-                        per: MEMORY_PER_BLOCKING_THREAD,
-                    }),
-                }
-            }
-        };
-        let max_blocking_threads = choose(
-            blocking_default,
-            settings.max_blocking_threads,
-            MAX_BLOCKING_THREADS.read_env_over(
-                env,
-                parse_blocking,
-                settings.max_blocking_threads.is_some(),
-            )?,
-            MAX_BLOCKING_THREADS,
-        );
+        let (flavor, worker_threads) =
+            threads::flavor_and_workers(s, room.cores, budget.host_cpus.value, settings, env)?;
+        let max_blocking_threads = threads::max_blocking_threads(s, room.memory, settings, env)?;
         let thread_stack_size = choose(
             Decision {
                 value: DEFAULT_STACK_SIZE,
-                reason: plan(Why::StackTouchedOnly),
+                reason: Reason::plan(Why::StackTouchedOnly),
             },
             settings.thread_stack_size,
             THREAD_STACK_SIZE.read_env_over(
@@ -491,59 +292,22 @@ impl Plan {
             )?,
             THREAD_STACK_SIZE,
         );
-        // mimalloc reads its own variable, which wins over the plan (the runtime then
-        // sets nothing): shown as what the program runs with, read as mimalloc reads
-        // it (a blank value is set).
-        let allocator = match MIMALLOC_PURGE_DELAY
-            .iter()
-            .find_map(|&name| env.var(name).map(|value| (name, value)))
-        {
-            Some((name, value)) => Decision {
-                value: Allocator {
-                    purge_delay_ms: mimalloc_option(&value.to_string_lossy()),
-                },
-                reason: Reason::env(name, crate::env::Layer::Variable),
-            },
-            None => Decision {
-                value: Allocator {
-                    purge_delay_ms: (s == Strategy::Minimal).then_some(0),
-                },
-                reason: plan(Why::FollowsStrategy(s)),
-            },
-        };
-        let mut prewarm = choose(
-            Decision {
-                value: false,
-                reason: plan(Why::PrewarmNotMeasuredFaster),
-            },
-            settings.prewarm,
-            PREWARM.read_env_over(env, parse_switch, settings.prewarm.is_some())?,
-            PREWARM,
-        );
-        // Prewarming runs on the worker threads, which current_thread has none of (the
-        // blocking pool's start during requests): asked for there, it would do nothing,
-        // and the plan says so, whoever asked.
-        if prewarm.value && flavor.value == Flavor::CurrentThread {
-            prewarm = Decision {
-                value: false,
-                reason: plan(Why::NoWorkersToPrewarm),
-            };
-        }
+        let allocator = allocator(s, env);
+        let prewarm = prewarm(flavor.value, settings, env)?;
         let exporters = Decision {
             value: ExporterStart::AfterFirstResponse,
-            reason: plan(Why::ExportersAfterFirstResponse),
+            reason: Reason::plan(Why::ExportersAfterFirstResponse),
         };
-
-        // No attribute argument: only the variable can override it.
+        // No attribute argument for these two: only the variable can override them.
         let first_response_fallback = choose(
             match budget.platform {
                 Platform::AwsLambda => Decision {
                     value: None,
-                    reason: plan(Why::NoFallbackOnLambda),
+                    reason: Reason::plan(Why::NoFallbackOnLambda),
                 },
                 Platform::Linux => Decision {
                     value: Some(DEFAULT_FIRST_RESPONSE_FALLBACK),
-                    reason: plan(Why::FallbackForIdlePrograms),
+                    reason: Reason::plan(Why::FallbackForIdlePrograms),
                 },
             },
             None,
@@ -553,7 +317,7 @@ impl Plan {
         let drain_timeout = choose(
             Decision {
                 value: DEFAULT_DRAIN_TIMEOUT,
-                reason: plan(Why::DrainBeforeFlush),
+                reason: Reason::plan(Why::DrainBeforeFlush),
             },
             None,
             DRAIN_TIMEOUT.read_env(env, parse_duration)?,
@@ -571,10 +335,134 @@ impl Plan {
             allocator,
             prewarm,
             exporters,
-            cores,
-            memory_bytes: memory,
+            cores: room.cores,
+            memory_bytes: room.memory,
         })
     }
+}
+
+/// The CPU and memory the plan is made for: the budget's limits, else the host's
+/// (then not "known" as limits), else one core and [`MINIMAL_BELOW_MEMORY`].
+struct Room {
+    /// Rounded to a hundredth ([`to_hundredth`]).
+    cores: f64,
+    cores_known: bool,
+    memory: u64,
+    memory_known: bool,
+}
+
+impl Room {
+    fn of(budget: &Budget) -> Room {
+        let (cores, cores_known) = match (budget.cpu_cores.value, budget.host_cpus.value) {
+            (Some(c), _) => (c, true),
+            (None, Some(h)) => (f64::from(h), false),
+            (None, None) => (1.0, false),
+        };
+        let (memory, memory_known) =
+            match (budget.memory_bytes.value, budget.host_memory_bytes.value) {
+                (Some(m), _) => (m, true),
+                (None, Some(h)) => (h, false),
+                (None, None) => (MINIMAL_BELOW_MEMORY, false),
+            };
+        Room {
+            cores: to_hundredth(cores),
+            cores_known,
+            memory,
+            memory_known,
+        }
+    }
+
+    /// The strategy this room calls for: `minimal` on little memory or at most one
+    /// core, `throughput` with room for it, else `balanced`.
+    fn strategy(&self) -> Decision<Strategy> {
+        let Room {
+            cores,
+            cores_known,
+            memory: bytes,
+            memory_known,
+        } = *self;
+        let both_known = cores_known && memory_known;
+        let (value, why) = if bytes < MINIMAL_BELOW_MEMORY {
+            let threshold = MINIMAL_BELOW_MEMORY;
+            let why = Why::MemoryBelow {
+                bytes,
+                threshold,
+                known: memory_known,
+            };
+            (Strategy::Minimal, why)
+        } else if cores <= MINIMAL_UP_TO_CORES {
+            let threshold = MINIMAL_UP_TO_CORES;
+            let why = Why::CoresAtMost {
+                cores,
+                threshold,
+                known: cores_known,
+            };
+            (Strategy::Minimal, why)
+        } else if cores >= THROUGHPUT_FROM_CORES && bytes >= THROUGHPUT_FROM_MEMORY {
+            let why = Why::RoomForThroughput {
+                cores,
+                bytes,
+                known: both_known,
+            };
+            (Strategy::Throughput, why)
+        } else {
+            let why = Why::Between {
+                cores,
+                bytes,
+                known: both_known,
+            };
+            (Strategy::Balanced, why)
+        };
+        Decision {
+            value,
+            reason: Reason::plan(why),
+        }
+    }
+}
+
+/// mimalloc's options. mimalloc reads its own variable, which wins over the plan (the
+/// runtime then sets nothing): shown as what the program runs with, read as mimalloc
+/// reads it (a blank value is set). Else memory is returned at once under `minimal`.
+fn allocator(strategy: Strategy, env: &Env) -> Decision<Allocator> {
+    match MIMALLOC_PURGE_DELAY
+        .iter()
+        .find_map(|&name| env.var(name).map(|value| (name, value)))
+    {
+        Some((name, value)) => Decision {
+            value: Allocator {
+                purge_delay_ms: mimalloc_option(&value.to_string_lossy()),
+            },
+            reason: Reason::env(name, Layer::Variable),
+        },
+        None => Decision {
+            value: Allocator {
+                purge_delay_ms: (strategy == Strategy::Minimal).then_some(0),
+            },
+            reason: Reason::plan(Why::FollowsStrategy(strategy)),
+        },
+    }
+}
+
+/// Off unless asked for (not measured faster). Prewarming runs on the worker threads,
+/// which current_thread has none of (the blocking pool's start during requests):
+/// asked for there, it would do nothing, and the plan says so, whoever asked.
+fn prewarm(flavor: Flavor, settings: &Settings, env: &Env) -> Result<Decision<bool>, PlanError> {
+    let asked = choose(
+        Decision {
+            value: false,
+            reason: Reason::plan(Why::PrewarmNotMeasuredFaster),
+        },
+        settings.prewarm,
+        PREWARM.read_env_over(env, parse_switch, settings.prewarm.is_some())?,
+        PREWARM,
+    );
+    if asked.value && flavor == Flavor::CurrentThread {
+        return Ok(Decision {
+            value: false,
+            reason: Reason::plan(Why::NoWorkersToPrewarm),
+        });
+    }
+    Ok(asked)
 }
 
 /// Explicit beats derived. Layers: the file, then code (an attribute argument or
