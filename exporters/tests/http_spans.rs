@@ -124,8 +124,10 @@ fn each_way_a_request_ends_gets_its_span_and_metrics() {
             .unwrap();
         assert!(send(panicking_route, request).await.unwrap_err().is_panic());
 
-        // A head whose path, query and `User-Agent` are as long as the client likes.
-        let long = format!("/long/{}?q={}", "p".repeat(30_000), "q".repeat(30_000));
+        // A head whose path, query and `User-Agent` are as long as the client likes;
+        // the query's credential starts just before the cut.
+        let query = format!("q={}&sig={}", "q".repeat(2040), "x".repeat(30_000));
+        let long = format!("/long/{}?{query}", "p".repeat(30_000));
         let mut long = Request::get(long).body(()).unwrap();
         let agent = http::HeaderValue::from_str(&"a".repeat(100_000)).unwrap();
         long.headers_mut().insert("user-agent", agent);
@@ -175,6 +177,10 @@ fn each_way_a_request_ends_gets_its_span_and_metrics() {
     for key in ["url.path", "url.query", "user_agent.original"] {
         assert_eq!(text(long, key).map(|v| v.len()), Some(2048), "{key}");
     }
+    // Scrubbed, then cut: the credential's value is not there, and `REDACTED` does
+    // not take the query past the limit.
+    let query = text(long, "url.query").unwrap();
+    assert!(query.ends_with("&sig=R") && !query.contains('x'), "{query}");
     let plain = span_of(&seen, "/missing");
     assert_eq!(
         text(&plain, "network.protocol.version").as_deref(),

@@ -498,7 +498,8 @@ pub(crate) fn start_span<B>(
         }
         attributes.push(KeyValue::new("url.path", clip(uri.path())));
         if let Some(query) = uri.query() {
-            attributes.push(KeyValue::new("url.query", scrub_query(kept(query, keep))));
+            // Scrubbed whole, then cut: `REDACTED` never takes it past the limit.
+            attributes.push(KeyValue::new("url.query", clip(&scrub_query(query))));
         }
         let scheme = match uri.scheme_str() {
             Some(given) => opentelemetry::Value::from(given.to_owned()),
