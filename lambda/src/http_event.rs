@@ -180,8 +180,8 @@ impl Request<'_> {
             }
         }
         if let Some(query) = &self.query {
-            let query = coldstart_exporters::http::scrub_query(query);
-            out.push(KeyValue::new("url.query", clip(&query)));
+            let query = coldstart_exporters::http::scrub_query(query, keep);
+            out.push(KeyValue::new("url.query", query));
         }
         // `HTTP/1.1` as the events give it; the conventions take `1.1`, and `2` and
         // `3` for the later ones, as the HTTP layer writes them.

@@ -312,6 +312,33 @@ fn contradictions_and_bad_values_are_errors_that_say_what_to_do() {
     assert!(err.to_string().ends_with("got `fast\\nlane`"), "{err}");
 }
 
+/// Of two bad variables the one whose decision comes first in the plan is said, as
+/// `from_budget` promises: a program fixing its settings one message at a time sees
+/// them in one order.
+#[test]
+fn of_two_bad_variables_the_first_in_the_plan_is_said() {
+    let b = budget(Some(2.0), Some(1 << 30));
+    let bad = [
+        ("COLDSTART_STRATEGY", "fast"),
+        ("COLDSTART_FLAVOR", "multi"),
+        ("COLDSTART_WORKER_THREADS", "0"),
+        ("TOKIO_WORKER_THREADS", "many"),
+        ("COLDSTART_MAX_BLOCKING_THREADS", "-1"),
+        ("COLDSTART_THREAD_STACK_SIZE", "1G"),
+        ("COLDSTART_PREWARM", "yes"),
+        ("COLDSTART_FIRST_RESPONSE_FALLBACK", "soon"),
+        ("COLDSTART_DRAIN_TIMEOUT", "soon"),
+    ];
+    for (i, first) in bad.iter().enumerate() {
+        for later in &bad[i + 1..] {
+            let env = Env::fixed([*later, *first]);
+            let err = Plan::from_budget(&b, &Settings::NONE, &env).unwrap_err();
+            let text = err.to_string();
+            assert!(text.starts_with(&format!("set {} to ", first.0)), "{text}");
+        }
+    }
+}
+
 /// Numbers set in code (a `Builder`'s worker count) are checked as the variables
 /// are: 0 workers made tokio panic, 5000 started 5000 threads.
 #[test]

@@ -1,8 +1,8 @@
 //! The plan's threads: the scheduler, its worker count (tokio's own
 //! `TOKIO_WORKER_THREADS` where tokio would read it), the rule that makes the two
 //! agree, and the blocking pool's cap. Steps of [`Plan::from_budget`], pure as the
-//! rest of the plan; each reads its variables in the order the plan's errors are
-//! reported in.
+//! rest of the plan, reading their variables in the order of the plan's fields (see
+//! its `# Errors`).
 //!
 //! [`Plan::from_budget`]: super::Plan::from_budget
 
@@ -15,8 +15,8 @@ use crate::env::Layer;
 ///
 /// # Errors
 ///
-/// A bad `COLDSTART_FLAVOR`, `COLDSTART_WORKER_THREADS` or `TOKIO_WORKER_THREADS`, or a
-/// worker count and current_thread given in one layer.
+/// A bad `COLDSTART_FLAVOR`, `COLDSTART_WORKER_THREADS` or `TOKIO_WORKER_THREADS`, or
+/// more than one worker thread and current_thread given in one layer.
 pub(super) fn flavor_and_workers(
     strategy: Strategy,
     cores: f64,
@@ -40,9 +40,10 @@ pub(super) fn flavor_and_workers(
     agree(flavor, workers)
 }
 
-/// The worker count: from code, `COLDSTART_WORKER_THREADS`, `TOKIO_WORKER_THREADS`
-/// where tokio would read it, the file, else one per core of the budget (rounded up)
-/// under multi_thread.
+/// The worker count, the first given of, highest first: `COLDSTART_WORKER_THREADS`,
+/// code, `TOKIO_WORKER_THREADS` (only where code gives no count, and where tokio would
+/// read it), the file; else derived: one under current_thread, one per started core
+/// of the budget under multi_thread, within the affinity mask and 1024.
 fn worker_count(
     flavor: &Decision<Flavor>,
     cores: f64,

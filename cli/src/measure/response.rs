@@ -1,6 +1,7 @@
-//! Reading the first HTTP/1.1 answer a measured program gives: whole, bounded in size
-//! and time, and refused where the connection closed part-way through it (a cut
-//! answer would stop the clock at the close and count as an answer).
+//! Reading an HTTP/1.1 answer the harness waits for (a measured program's, or the
+//! Lambda emulator's to an invocation): whole, bounded in size and time, and refused
+//! where the connection closed part-way through it (a cut answer would stop the
+//! clock at the close and count as an answer).
 
 use std::io::Read;
 use std::net::TcpStream;

@@ -343,7 +343,8 @@ const SENSITIVE_QUERY: [&str; 4] = ["AWSAccessKeyId", "Signature", "sig", "X-Goo
 /// The first `chars` characters of `value` (all of it where it has no more), found
 /// before any copy: a request's values are cut so for its span, by the HTTP layer and
 /// the Lambda integration alike (the client chooses how long a path, a query or a
-/// `User-Agent` is; hyper takes heads of about 400 KB).
+/// `User-Agent` is; hyper takes heads of about 400 KB). A query is cut as it is
+/// scrubbed ([`scrub_query`]).
 ///
 /// ```
 /// assert_eq!(coldstart_exporters::http::kept("/élan/x", 5), "/élan");
@@ -363,25 +364,32 @@ pub fn kept(value: &str, chars: usize) -> &str {
 
 /// `query` with the values of the parameters the OpenTelemetry URL conventions name
 /// as credentials (`AWSAccessKeyId`, `Signature`, `sig`, `X-Goog-Signature`) replaced
-/// by `REDACTED`, as the HTTP layer's `url.query` has it.
+/// by `REDACTED`, kept to its first `chars` characters, as the HTTP layer's and the
+/// Lambda span's `url.query` have it. Scrubbed before it is cut, so that `REDACTED`
+/// never takes it past `chars`, and built no further than `chars`: the client
+/// chooses how long a query is.
 ///
 /// ```
-/// let query = coldstart_exporters::http::scrub_query("a=1&sig=secret");
-/// assert_eq!(query, "a=1&sig=REDACTED");
+/// use coldstart_exporters::http::scrub_query;
+/// assert_eq!(scrub_query("a=1&sig=secret", 2048), "a=1&sig=REDACTED");
+/// assert_eq!(scrub_query("a=1&sig=secret", 9), "a=1&sig=R");
 /// ```
 #[cfg(feature = "tracing")]
-pub fn scrub_query(query: &str) -> String {
-    let mut out = String::with_capacity(query.len());
+pub fn scrub_query(query: &str, chars: usize) -> String {
+    let mut out = String::new();
+    let mut left = chars;
     for (i, pair) in query.split('&').enumerate() {
-        if i > 0 {
-            out.push('&');
-        }
-        match pair.split_once('=') {
-            Some((name, _)) if SENSITIVE_QUERY.contains(&name) => {
-                out.push_str(name);
-                out.push_str("=REDACTED");
+        let (name, value) = match pair.split_once('=') {
+            Some((name, _)) if SENSITIVE_QUERY.contains(&name) => (name, "=REDACTED"),
+            _ => (pair, ""),
+        };
+        for part in [if i > 0 { "&" } else { "" }, name, value] {
+            if left == 0 {
+                return out;
             }
-            _ => out.push_str(pair),
+            let part = kept(part, left);
+            out.push_str(part);
+            left -= part.chars().count();
         }
     }
     out
@@ -498,8 +506,7 @@ pub(crate) fn start_span<B>(
         }
         attributes.push(KeyValue::new("url.path", clip(uri.path())));
         if let Some(query) = uri.query() {
-            // Scrubbed whole, then cut: `REDACTED` never takes it past the limit.
-            attributes.push(KeyValue::new("url.query", clip(&scrub_query(query))));
+            attributes.push(KeyValue::new("url.query", scrub_query(query, keep)));
         }
         let scheme = match uri.scheme_str() {
             Some(given) => opentelemetry::Value::from(given.to_owned()),
@@ -635,5 +642,27 @@ mod tests {
         // A 5xx is a server error whatever the protocol.
         assert!(answer(503, &[grpc]).is_server_error());
         assert!(!answer(404, &[]).is_server_error());
+    }
+
+    #[cfg(feature = "tracing")]
+    proptest::proptest! {
+        /// Cut as it is scrubbed, a query is what the whole scrubbed query's first
+        /// `chars` characters are: a credential's value never shows, `REDACTED` never
+        /// takes it past the limit, and nothing past the limit is built.
+        #[test]
+        fn a_query_cut_as_it_is_scrubbed_is_the_scrubbed_query_cut(
+            pairs in proptest::collection::vec(
+                ("(sig|Signature|a|é|)", "(=)?", "[a-zé=]{0,12}"),
+                0..6,
+            ),
+            chars in 0usize..80,
+        ) {
+            let query: Vec<String> =
+                pairs.iter().map(|(n, eq, v)| format!("{n}{eq}{v}")).collect();
+            let query = query.join("&");
+            let whole = scrub_query(&query, usize::MAX);
+            proptest::prop_assert_eq!(scrub_query(&query, chars), kept(&whole, chars));
+            proptest::prop_assert!(scrub_query(&query, chars).chars().count() <= chars);
+        }
     }
 }

@@ -1,7 +1,9 @@
 //! The registrations the order places before serving: the statics it sets apart,
-//! each on a thread of its own, and the rest in turn on the main thread meanwhile;
-//! then their records, and the end of start-up where one failed. A signal a hook
-//! takes stops what runs in turn and is never held back by what waits.
+//! each on a thread of its own, and the rest in turn meanwhile on the thread that
+//! runs `block_on` (the main thread under `#[coldstart::main]`); then their records,
+//! and the end of start-up where one failed (a static apart that fails stops what
+//! runs in turn at its next step). A signal a hook takes stops what runs in turn and
+//! is never held back by what waits.
 
 use std::panic::catch_unwind;
 use std::sync::atomic::{AtomicBool, Ordering};
