@@ -102,11 +102,18 @@ impl ConfigFile {
                         "`[{table}] {key}` is read from the environment only, as {variable} (the README's Settings section)"
                     )
                 } else {
-                    match opening(written) {
-                        Some(key) => format!(
+                    // A key a typo away from a setting's is shown whatever its look
+                    // (no secret is two edits from a public name), with the setting.
+                    let near = nearest_key(table, key);
+                    match (opening(written), near) {
+                        (shown, Some(near)) => format!(
+                            "`[{table}] {}` is not a setting coldstart reads; did you mean `[{table}] {near}`?",
+                            shown.unwrap_or_else(|| key.escape_debug().to_string())
+                        ),
+                        (Some(key), None) => format!(
                             "`[{table}] {key}` is not a setting coldstart reads (the README's Settings and Telemetry sections list them)"
                         ),
-                        None => format!(
+                        (None, None) => format!(
                             "[{table}] has a key that is not a setting coldstart reads (not shown: it may hold a secret; settings are lowercase, and the README's Settings and Telemetry sections list them)"
                         ),
                     }
@@ -176,6 +183,43 @@ pub(super) fn variable_of(table: &str, key: &str) -> Option<&'static str> {
         v.strip_prefix(prefix)
             .is_some_and(|rest| rest.eq_ignore_ascii_case(key) && !key.contains(char::is_uppercase))
     })
+}
+
+/// The key of `[table]` that `key` is a typo of: at most two edits (a character
+/// added, left out or changed) from it, the nearest, for the message that refuses
+/// `key`.
+fn nearest_key(table: &str, key: &str) -> Option<String> {
+    // Longer, it is no typo of any (the longest key has under 48 characters); and
+    // the distance costs the product of the two lengths.
+    if key.len() > 64 {
+        return None;
+    }
+    let prefix = prefix_of(table)?;
+    VARIABLES
+        .iter()
+        .filter_map(|v| v.strip_prefix(prefix))
+        .map(str::to_ascii_lowercase)
+        .map(|known| (edits(key.as_bytes(), known.as_bytes()), known))
+        .filter(|(d, _)| *d <= 2)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, known)| known)
+}
+
+/// The edit distance of `a` and `b` (Levenshtein, by bytes).
+fn edits(a: &[u8], b: &[u8]) -> usize {
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, &x) in a.iter().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, &y) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (diagonal + usize::from(x != y))
+                .min(above + 1)
+                .min(row[j] + 1);
+            diagonal = above;
+        }
+    }
+    row[b.len()]
 }
 
 /// A key without the quotes TOML allows around it (`"strategy"`, `'strategy'`).

@@ -265,6 +265,49 @@ fn a_setting_read_from_the_environment_only_is_said_to_be_one() {
     );
     let err = parse("[coldstart]\nthreads = 2").unwrap_err().to_string();
     assert!(err.contains("is not a setting coldstart reads"), "{err}");
+    assert!(!err.contains("did you mean"), "{err}");
+}
+
+/// A key a typo away from a setting's names the setting, long keys too (a key of
+/// over 32 characters was not shown at all, in case it was a secret).
+#[test]
+fn a_typo_of_a_key_names_the_setting_meant() {
+    for (text, typo, meant) in [
+        (
+            "[otel]\ninstrumentation_http_known_method = \"GET\"",
+            "[otel] instrumentation_http_known_method",
+            "[otel] instrumentation_http_known_methods",
+        ),
+        (
+            "[coldstart]\nstrategi = \"minimal\"",
+            "[coldstart] strategi",
+            "[coldstart] strategy",
+        ),
+        (
+            "[coldstart]\nStrategy = \"minimal\"",
+            "[coldstart] Strategy",
+            "[coldstart] strategy",
+        ),
+        (
+            "[otel]\nexporter_otlp_traces_client_certificat = \"c.pem\"",
+            "[otel] exporter_otlp_traces_client_certificat",
+            "[otel] exporter_otlp_traces_client_certificate",
+        ),
+    ] {
+        let err = parse(text).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!(
+                "`{typo}` is not a setting coldstart reads; did you mean `{meant}`?"
+            )),
+            "{err}"
+        );
+    }
+    // Shown escaped, never as the character.
+    let err = parse("[coldstart]\nstrat\u{1b}y = 1")
+        .unwrap_err()
+        .to_string();
+    assert!(!err.chars().any(|c| c.is_control()), "{err:?}");
+    assert!(err.contains("did you mean `[coldstart] strategy`"), "{err}");
 }
 
 /// Numbers TOML refuses are refused, as another TOML reader of the same file
