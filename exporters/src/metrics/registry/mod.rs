@@ -81,6 +81,13 @@ const OWN: [&str; 3] = [
 /// set to refuse label values past 2 KiB (`label_value_length_limit`).
 pub(crate) const LABEL_BYTES: usize = 4096;
 
+/// A name's label sets together, in bytes as [`LABEL_BYTES`] counts them, are kept to
+/// this: a new one past it is recorded in the name's overflow series. Rendered, a
+/// histogram writes its label set on each of its lines (19 with the default buckets):
+/// 2000 series of 4 KiB labels made every scrape of one histogram 156 MB. Ordinary
+/// labels (method, route, status: under 100 bytes) fill 2000 series in under 200 KiB.
+pub(crate) const NAME_LABEL_BYTES: usize = 256 << 10;
+
 /// The label set a sample past [`SERIES_PER_NAME`] is recorded under.
 const OVERFLOW: [(&str, &str); 1] = [("otel_metric_overflow", "true")];
 
@@ -90,10 +97,38 @@ pub(crate) struct Series<V> {
     per_name: HashMap<KeyName, Kept<V>, BuildHasherDefault<std::hash::DefaultHasher>>,
 }
 
-/// How many series a name has, and its overflow series once it has one.
+/// How many series a name has, their label sets' bytes, and its overflow series
+/// once it has one.
 struct Kept<V> {
     count: usize,
+    bytes: usize,
     overflow: Option<Arc<V>>,
+}
+
+impl<V> Kept<V> {
+    /// Why a new label set of `bytes` goes to the overflow series, if it does: too
+    /// long itself, or past the name's series or bytes.
+    fn refuses(&self, bytes: usize) -> Option<Overflow> {
+        if bytes > LABEL_BYTES {
+            Some(Overflow::LabelLength(bytes))
+        } else if self.count >= SERIES_PER_NAME {
+            Some(Overflow::Series)
+        } else if self.bytes + bytes > NAME_LABEL_BYTES {
+            Some(Overflow::NameBytes)
+        } else {
+            None
+        }
+    }
+}
+
+/// Why a label set is recorded in its name's overflow series.
+enum Overflow {
+    /// The label set alone is past [`LABEL_BYTES`]; its length.
+    LabelLength(usize),
+    /// The name has [`SERIES_PER_NAME`] series.
+    Series,
+    /// The name's label sets would pass [`NAME_LABEL_BYTES`].
+    NameBytes,
 }
 
 impl<V> Series<V> {
@@ -255,11 +290,10 @@ fn get_or_insert<V>(
         let kept = map.per_name.get(key.name());
         let found = map.by_key.get(key).cloned().or_else(|| {
             let kept = kept?;
-            // The overflow series exists once either made it: a label set goes to it
-            // only for its own reason.
-            (kept.count >= SERIES_PER_NAME || too_long(key).is_some())
-                .then(|| kept.overflow.clone())
-                .flatten()
+            // The overflow series exists once any reason made it: a label set goes to
+            // it only for its own.
+            kept.refuses(label_bytes(key))
+                .and_then(|_| kept.overflow.clone())
         });
         if let Some(v) = found {
             return Some(v);
@@ -287,15 +321,17 @@ fn get_or_insert<V>(
     }
     let kept = per_name.entry(key.name_shared()).or_insert(Kept {
         count: 0,
+        bytes: 0,
         overflow: None,
     });
-    let too_long = too_long(key);
-    if kept.count < SERIES_PER_NAME && too_long.is_none() {
+    let bytes = label_bytes(key);
+    let Some(why) = kept.refuses(bytes) else {
         kept.count += 1;
+        kept.bytes += bytes;
         let v = Arc::new(new(key));
         by_key.insert(key.clone(), v.clone());
         return Some(v);
-    }
+    };
     if let Some(v) = &kept.overflow {
         return Some(v.clone());
     }
@@ -308,29 +344,30 @@ fn get_or_insert<V>(
     // Said with the lock let go: a plugin told of the problem may record a metric.
     // Said once a name, when its overflow series is made, for what made it.
     drop(map);
-    if let Some(label_bytes) = too_long {
-        problem::report_about("metrics-label-length", key.name(), || {
+    let name = key.name();
+    match why {
+        Overflow::LabelLength(bytes) => problem::report_about("metrics-label-length", name, || {
             format!(
-                "metrics: a label set of `{}` is {label_bytes} bytes long, more than the {LABEL_BYTES} kept for one series (is a label fed from requests?); samples of such label sets, and of any past the {SERIES_PER_NAME} series kept for the name, are recorded in its series labelled otel_metric_overflow=\"true\"",
-                key.name()
+                "metrics: a label set of `{name}` is {bytes} bytes long, more than the {LABEL_BYTES} kept for one series (is a label fed from requests?); samples of such label sets, and of any past the {SERIES_PER_NAME} series or {NAME_LABEL_BYTES} bytes of labels kept for the name, are recorded in its series labelled otel_metric_overflow=\"true\""
             )
-        });
-    } else {
-        problem::report_about("metrics-series-limit", key.name(), || {
+        }),
+        Overflow::Series => problem::report_about("metrics-series-limit", name, || {
             format!(
-                "metrics: `{}` has {SERIES_PER_NAME} series, the most kept for one name; samples of other label sets are recorded in its series labelled otel_metric_overflow=\"true\"",
-                key.name()
+                "metrics: `{name}` has {SERIES_PER_NAME} series, the most kept for one name; samples of other label sets are recorded in its series labelled otel_metric_overflow=\"true\""
             )
-        });
+        }),
+        Overflow::NameBytes => problem::report_about("metrics-label-bytes", name, || {
+            format!(
+                "metrics: the label sets of `{name}` add up to {NAME_LABEL_BYTES} bytes, the most kept for one name (is a label fed from requests?); samples of other label sets are recorded in its series labelled otel_metric_overflow=\"true\""
+            )
+        }),
     }
     Some(v)
 }
 
-/// The length of `key`'s label set, names and values together, where it is past
-/// [`LABEL_BYTES`].
-fn too_long(key: &Key) -> Option<usize> {
-    let bytes = key.labels().map(|l| l.key().len() + l.value().len()).sum();
-    (bytes > LABEL_BYTES).then_some(bytes)
+/// The length of `key`'s label set, its names and values together, in bytes.
+fn label_bytes(key: &Key) -> usize {
+    key.labels().map(|l| l.key().len() + l.value().len()).sum()
 }
 
 /// Metric and label names may hold only `[a-zA-Z0-9_:]` (labels: no `:`), and may

@@ -173,14 +173,18 @@ impl Registry {
             }
             header(out, &name, &Self::help_of(&name, helps.get(&name)), kind);
             let mut written = HashSet::with_capacity(lines.len());
+            let mut said = false;
             for line in &lines {
                 let series = series(line);
                 if !written.insert(series) {
                     // Said by the family's name: by series, every label value would be
-                    // a subject of its own, and their number unbounded.
-                    problem::report_about("metrics-same-series", &name, || {
-                        recorded_twice(&name, series, "only the first is exported")
-                    });
+                    // a subject of its own, and their number unbounded. Once a
+                    // rendering: not once a line, each taking the problems' lock.
+                    if !std::mem::replace(&mut said, true) {
+                        problem::report_about("metrics-same-series", &name, || {
+                            recorded_twice(&name, series, "only the first is exported")
+                        });
+                    }
                     continue;
                 }
                 out.push_str(line);
@@ -199,6 +203,7 @@ impl Registry {
 fn added_up(lines: Vec<String>, name: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::with_capacity(lines.len());
     let mut at: HashMap<String, usize> = HashMap::with_capacity(lines.len());
+    let mut said = false;
     for line in lines {
         let Some(&i) = at.get(series(&line)) else {
             at.insert(series(&line).to_owned(), out.len());
@@ -216,9 +221,12 @@ fn added_up(lines: Vec<String>, name: &str) -> Vec<String> {
                 _ => continue,
             },
         };
-        problem::report_about("metrics-same-series", name, || {
-            recorded_twice(name, series(&line), "their counts are added")
-        });
+        // Once a rendering, as above: a histogram has a line a bucket.
+        if !std::mem::replace(&mut said, true) {
+            problem::report_about("metrics-same-series", name, || {
+                recorded_twice(name, series(&line), "their counts are added")
+            });
+        }
         out[i] = format!("{} {added}", series(&line));
     }
     out
