@@ -35,7 +35,7 @@ pub use lambda::{
 pub use progress::{end_progress_line, progress};
 use reap::{KillOnDrop, RUN_MARK, become_subreaper};
 pub(crate) use reap::{exited, sweep_strays};
-use response::{read_response, read_response_while};
+use response::read_response_while;
 pub(crate) use series::rotate;
 pub use series::{Series, Stats, alternate, round_order, table, whole_cycles};
 
@@ -303,8 +303,33 @@ fn measure(
     );
     stream.set_nodelay(true)?;
     stream.write_all(request.as_bytes())?;
-    let response = read_response(&mut stream)
-        .with_context(|| format!("{} sent no complete response", target.name))?;
+    // A program that exits while it is waited for (it listened, then failed a later
+    // step) ends the wait at once, and its status and stderr say why.
+    let read = read_response_while(&mut stream, &mut || match child.exited()? {
+        Some(status) => bail!("it exited with {status}"),
+        None => Ok(()),
+    });
+    let response = match read {
+        Ok(response) => response,
+        Err(e) => {
+            // A program whose connection closed is often on its way out: its status
+            // is waited for a moment.
+            let mut exited = String::new();
+            let deadline = Instant::now() + Duration::from_millis(200);
+            while !e.to_string().contains("exited") && Instant::now() < deadline {
+                if let Ok(Some(status)) = child.exited() {
+                    exited = format!("; it exited with {status}");
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            bail!(
+                "{} sent no complete response ({e}{exited}); its stderr ends with:\n{}",
+                target.name,
+                tail(stderr_path)
+            );
+        }
+    };
     let first_response = start.elapsed();
     // Read at once, at the response; what went wrong is said after the answer is
     // checked, so that a program that answers 500 and exits is said to have answered
@@ -574,6 +599,16 @@ mod tests {
         let err = format!("{:#}", run_once(&target, None).unwrap_err());
         assert!(err.contains("exited with exit status: 3"), "{err}");
         assert!(err.contains("broken config"), "{err}");
+        // Listening first, then failing a later step: its status and stderr too (the
+        // error said only "sent no complete response", the stderr file deleted).
+        let mut target = Target::new("python3", "python3");
+        let program = "import os, socket, sys, time\n\
+            s = socket.socket(); s.bind(('127.0.0.1', int(os.environ['PORT']))); s.listen()\n\
+            time.sleep(0.3); sys.stderr.write('database unreachable\\n'); sys.exit(3)";
+        target.args = vec!["-c".into(), program.into()];
+        let err = format!("{:#}", run_once(&target, None).unwrap_err());
+        assert!(err.contains("exited with exit status: 3"), "{err}");
+        assert!(err.contains("database unreachable"), "{err}");
     }
 
     /// How a child ended is read without reaping it: its pid, and so the process

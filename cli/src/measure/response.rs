@@ -14,14 +14,10 @@ use super::RUN_TIMEOUT;
 /// The largest response read: the harness times a first answer, not a download.
 const MAX_RESPONSE: usize = 1 << 20;
 
-/// Reads one HTTP/1.1 response: headers, then `Content-Length` bytes, or to EOF.
-pub(super) fn read_response(stream: &mut TcpStream) -> anyhow::Result<Vec<u8>> {
-    read_response_while(stream, &mut || Ok(()))
-}
-
-/// [`read_response`], calling `waiting` every 20 ms without an answer: an error from
-/// it (the program that should answer has exited) ends the wait. The stream's own
-/// read timeout is replaced by [`RUN_TIMEOUT`] in all.
+/// Reads one HTTP/1.1 response (its head, then `Content-Length` bytes, or to EOF),
+/// calling `waiting` every 20 ms without an answer: an error from it (the program
+/// that should answer has exited) ends the wait. The stream's own read timeout is
+/// replaced by [`RUN_TIMEOUT`] in all.
 pub(super) fn read_response_while(
     stream: &mut TcpStream,
     waiting: &mut dyn FnMut() -> anyhow::Result<()>,
@@ -66,10 +62,19 @@ pub(super) fn read_response_while(
                 .lines()
                 .find_map(|l| l.strip_prefix("content-length:"))
                 .and_then(|v| v.trim().parse::<usize>().ok());
-            if let Some(len) = length
-                && buf.len() >= end + 4 + len
-            {
-                return Ok(buf);
+            // A length past what is read at all is refused at once: added to the
+            // head's, the largest would overflow (a panic in a debug build, a short
+            // sum and the head taken for the whole answer in a release one).
+            if let Some(len) = length {
+                if len > MAX_RESPONSE {
+                    bail!(
+                        "the response announces {len} bytes, more than {} KiB; measure a path with a short answer (--url)",
+                        MAX_RESPONSE >> 10
+                    );
+                }
+                if buf.len() >= end + 4 + len {
+                    return Ok(buf);
+                }
             }
         }
         if n == 0 {
@@ -112,6 +117,10 @@ mod tests {
 
     use super::*;
 
+    fn read_response(stream: &mut TcpStream) -> anyhow::Result<Vec<u8>> {
+        read_response_while(stream, &mut || Ok(()))
+    }
+
     /// A program that never stops sending (a stream, an endless body) is cut off with
     /// a message, not read into memory for ever.
     #[test]
@@ -127,6 +136,27 @@ mod tests {
         let mut stream = TcpStream::connect(addr).unwrap();
         let err = read_response(&mut stream).unwrap_err().to_string();
         assert!(err.contains("larger than 1024 KiB"), "{err}");
+    }
+
+    /// A length past what is read at all is refused at once: added to the head's,
+    /// `usize::MAX` overflowed (a panic in a debug build, in a release one the head
+    /// taken for the whole answer).
+    #[test]
+    fn a_length_past_what_is_read_is_refused() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let head = format!(
+                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\nhi",
+                usize::MAX
+            );
+            let _ = stream.write_all(head.as_bytes());
+            std::thread::sleep(Duration::from_secs(1));
+        });
+        let mut stream = TcpStream::connect(addr).unwrap();
+        let err = read_response(&mut stream).unwrap_err().to_string();
+        assert!(err.contains("more than 1024 KiB"), "{err}");
     }
 
     /// A connection closed part-way through the answer is no answer: it stopped the
