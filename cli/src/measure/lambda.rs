@@ -23,7 +23,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 
 use super::{
-    RUN_TIMEOUT, Stats, Target, launch, read_response_while, status_of, stderr_file, tail,
+    RUN_TIMEOUT, Stats, Target, exited_before_answering, launch, read_response_while, status_of,
+    stderr_file, still_running, tail,
 };
 use crate::cgroup::TempCgroup;
 
@@ -410,11 +411,7 @@ fn measure(
         Ok(answer) => answer,
         Err(e) => {
             if let Some(status) = child.exited()? {
-                bail!(
-                    "{} exited with {status} before answering; its stderr ends with:\n{}",
-                    target.name,
-                    tail(stderr_path)
-                );
+                return Err(exited_before_answering(target, status, stderr_path));
             }
             return Err(e.context(format!(
                 "{} sent no answer; its stderr ends with:\n{}",
@@ -479,15 +476,6 @@ fn measure(
         warm: warm_times,
     };
     Ok((sample, held))
-}
-
-/// An error once `child` has exited: a function that exits leaves its invocation
-/// waiting at the emulator, and the wait for its answer stops then.
-fn still_running(child: &mut super::KillOnDrop, target: &Target) -> anyhow::Result<()> {
-    match child.exited()? {
-        Some(status) => bail!("{} exited with {status}", target.name),
-        None => Ok(()),
-    }
 }
 
 /// The body of an HTTP answer, quoted and cut to 300 bytes.

@@ -270,11 +270,7 @@ fn measure(
             Err(e) => e,
         };
         if let Some(status) = child.exited()? {
-            bail!(
-                "{} exited with {status} before answering; its stderr ends with:\n{}",
-                target.name,
-                tail(stderr_path)
-            );
+            return Err(exited_before_answering(target, status, stderr_path));
         }
         if start.elapsed() > RUN_TIMEOUT {
             bail!(
@@ -305,29 +301,24 @@ fn measure(
     stream.write_all(request.as_bytes())?;
     // A program that exits while it is waited for (it listened, then failed a later
     // step) ends the wait at once, and its status and stderr say why.
-    let read = read_response_while(&mut stream, &mut || match child.exited()? {
-        Some(status) => bail!("it exited with {status}"),
-        None => Ok(()),
-    });
+    let read = read_response_while(&mut stream, &mut || still_running(&mut child, target));
     let response = match read {
         Ok(response) => response,
         Err(e) => {
             // A program whose connection closed is often on its way out: its status
             // is waited for a moment.
-            let mut exited = String::new();
             let deadline = Instant::now() + Duration::from_millis(200);
-            while !e.to_string().contains("exited") && Instant::now() < deadline {
-                if let Ok(Some(status)) = child.exited() {
-                    exited = format!("; it exited with {status}");
-                    break;
+            while Instant::now() < deadline {
+                if let Some(status) = child.exited()? {
+                    return Err(exited_before_answering(target, status, stderr_path));
                 }
                 std::thread::sleep(Duration::from_millis(5));
             }
-            bail!(
-                "{} sent no complete response ({e}{exited}); its stderr ends with:\n{}",
+            return Err(e.context(format!(
+                "{} sent no complete response; its stderr ends with:\n{}",
                 target.name,
                 tail(stderr_path)
-            );
+            )));
         }
     };
     let first_response = start.elapsed();
@@ -549,6 +540,28 @@ fn write_byte(fd: &OwnedFd) -> anyhow::Result<()> {
         return Err(std::io::Error::last_os_error()).context("cannot release the child");
     }
     Ok(())
+}
+
+/// An error once `child` has exited: a program that exits leaves the harness waiting
+/// for its answer, and the wait stops then.
+fn still_running(child: &mut KillOnDrop, target: &Target) -> anyhow::Result<()> {
+    match child.exited()? {
+        Some(status) => bail!("{} exited with {status}", target.name),
+        None => Ok(()),
+    }
+}
+
+/// The error for a program that exited, with `status`, before it answered.
+fn exited_before_answering(
+    target: &Target,
+    status: std::process::ExitStatus,
+    stderr_path: &std::path::Path,
+) -> anyhow::Error {
+    anyhow!(
+        "{} exited with {status} before answering; its stderr ends with:\n{}",
+        target.name,
+        tail(stderr_path)
+    )
 }
 
 /// `VmRSS` and `Threads` from `/proc/<pid>/status`.
