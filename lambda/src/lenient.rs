@@ -182,9 +182,7 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Lenient<T> {
             fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
                 d.deserialize_any(self)
             }
-            fn visit_borrowed_str<E>(self, _: &'de str) -> Result<Self::Value, E> {
-                Ok(None)
-            }
+            // A borrowed string comes here too (serde's default).
             fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
                 Ok(None)
             }

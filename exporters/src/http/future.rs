@@ -376,7 +376,7 @@ pub fn kept(value: &str, chars: usize) -> &str {
 /// ```
 #[cfg(feature = "tracing")]
 pub fn scrub_query(query: &str, chars: usize) -> String {
-    let mut out = String::new();
+    let mut out = String::with_capacity(query.len().min(chars));
     let mut left = chars;
     for (i, pair) in query.split('&').enumerate() {
         let (name, value) = match pair.split_once('=') {
