@@ -82,9 +82,9 @@ pub fn load_env(env: Env) -> Env {
 /// # Errors
 ///
 /// [`StartError::Config`] for a bad setting or contradicting settings (nothing is
-/// set then but the timeline's first marks, which the next call keeps: a call with
-/// other settings may follow; one made while this call runs gets
-/// [`StartError::Again`]), [`StartError::Runtime`] when
+/// set then but the timeline's `main` mark, which the next call keeps: a call with
+/// other settings may follow and marks its own steps; one made while this call runs
+/// gets [`StartError::Again`]), [`StartError::Runtime`] when
 /// tokio cannot build the runtime, [`StartError::Again`] on a call after one that
 /// built a runtime or failed to (its plan, signal listener, shutdown hooks and
 /// telemetry are the first run's, and would be lost or misapplied).
@@ -102,9 +102,11 @@ pub fn start(settings: &Settings, env: &Env) -> Result<Started, StartError> {
     timeline::mark(Phase::Configured);
     let budget = Probe::new().run();
     timeline::mark(Phase::Probed);
-    // A bad setting leaves nothing of the process's set (the first marks aside): the
-    // caller may try again with others.
+    // A bad setting leaves nothing of the process's set (`main`'s mark aside, which
+    // the program did enter then): the caller may try again with others.
     let refused = |e| {
+        timeline::unmark(Phase::Configured);
+        timeline::unmark(Phase::Probed);
         BEGUN.store(false, std::sync::atomic::Ordering::Release);
         StartError::Config(e)
     };

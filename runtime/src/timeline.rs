@@ -92,6 +92,12 @@ pub fn mark(phase: Phase) {
         MARKS[phase as usize].compare_exchange(0, now_ns(), Ordering::Relaxed, Ordering::Relaxed);
 }
 
+/// Takes back the mark of `phase`: a start refused for its settings (the next start's
+/// marks are its own, not the refused one's).
+pub(crate) fn unmark(phase: Phase) {
+    MARKS[phase as usize].store(0, Ordering::Relaxed);
+}
+
 /// A snapshot of the timeline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timeline {

@@ -6,7 +6,7 @@
 #![allow(clippy::unwrap_used)] // a test fails loudly on a broken fixture
 
 use coldstart_bootstrap::{Env, Settings};
-use coldstart_runtime::{StartError, block_on, start};
+use coldstart_runtime::{Phase, StartError, block_on, start, timeline};
 
 mod support;
 
@@ -22,8 +22,16 @@ fn case() {
         let bad = Env::fixed([("COLDSTART_WORKER_THREADS", "lots")]);
         let refused = start(&Settings::NONE, &bad).map(|_| ()).unwrap_err();
         println!("case: refused {}", matches!(refused, StartError::Config(_)));
+        let probed = |t: coldstart_runtime::Timeline| t.marks[Phase::Probed as usize];
+        println!(
+            "case: refused probe unmarked {}",
+            probed(timeline()).is_none()
+        );
+        let between = coldstart_runtime::timeline::now_ns();
         let started = start(&Settings::NONE, &Env::fixed(Vec::<(&str, &str)>::new()));
         println!("case: then {}", started.is_ok());
+        let marked = probed(timeline()).is_some_and(|ns| ns >= between);
+        println!("case: then probe marked by it {marked}");
         let again = start(&Settings::NONE, &Env::fixed(Vec::<(&str, &str)>::new()));
         println!("case: again {}", matches!(again, Err(StartError::Again)));
         return;
@@ -48,7 +56,8 @@ fn a_second_start_in_one_process_is_one_line_and_exit_70() {
 }
 
 /// A direct caller of `start` whose settings were refused tries again with others:
-/// the refusal set nothing, and the second start is the process's one.
+/// the refusal set nothing (its timeline marks taken back), and the second start is
+/// the process's one.
 #[test]
 fn a_start_refused_for_its_settings_can_be_followed_by_another() {
     let out = support::child(CASE, "refused first", &[]);
@@ -57,5 +66,14 @@ fn a_start_refused_for_its_settings_can_be_followed_by_another() {
     assert!(out.status.success(), "{stdout}{stderr}");
     assert!(stdout.contains("case: refused true"), "{stdout}{stderr}");
     assert!(stdout.contains("case: then true"), "{stdout}{stderr}");
+    // The timeline shows the start that ran, not the refused one.
+    assert!(
+        stdout.contains("case: refused probe unmarked true"),
+        "{stdout}{stderr}"
+    );
+    assert!(
+        stdout.contains("case: then probe marked by it true"),
+        "{stdout}{stderr}"
+    );
     assert!(stdout.contains("case: again true"), "{stdout}{stderr}");
 }
