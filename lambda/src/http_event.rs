@@ -4,7 +4,8 @@
 //!
 //! Read with serde, every other key skipped unread (the body above all: an event can
 //! be 6 MB); strings, header names among them, are borrowed from the event where they
-//! hold no escape, and a header nothing reads is passed over without a copy. A value of an
+//! hold no escape, a header nothing reads is passed over without a copy of its value,
+//! and at most 64 headers of each of the two objects are kept. A value of an
 //! unexpected type (a number for a header, a string for `requestContext`) is no
 //! value, and the rest is still read: a caller's odd header must not cost the trace
 //! its parent. (A key the event itself gives twice, which API Gateway never writes,
@@ -33,7 +34,7 @@ use std::collections::HashMap;
 use opentelemetry::{Context, KeyValue};
 use serde::Deserialize;
 
-use crate::lenient::{Entries, Lenient, Text, Texts};
+use crate::lenient::{self, Entries, Lenient, Text, Texts};
 
 /// What an HTTP event says of its request.
 #[derive(Debug, Default)]
@@ -63,14 +64,22 @@ enum Server<'a> {
 
 /// Reads `body`, an HTTP event; an empty request where it is no JSON object.
 pub(crate) fn read(body: &[u8]) -> Request<'_> {
-    let Ok(event) = serde_json::from_slice::<Event<'_>>(body) else {
+    // Only what the installed propagator reads (its fields: coldstart's, or one the
+    // program installed in their place), and the headers below.
+    let fields: Vec<String> = opentelemetry::global::get_text_map_propagator(|p| {
+        p.fields().map(str::to_ascii_lowercase).collect()
+    });
+    let names = READ.iter().map(|&r| r.to_owned());
+    let names = names.chain(fields.iter().cloned()).collect();
+    let event = lenient::keeping(names, || serde_json::from_slice::<Event<'_>>(body));
+    let Ok(event) = event else {
         return Request::default();
     };
     let context = event.request_context.0.unwrap_or_default();
     let http = context.http.0.unwrap_or_default();
     let identity = context.identity.0.unwrap_or_default();
     let mut headers = Headers::default();
-    headers.read(event.multi_value_headers, event.headers);
+    headers.read(&fields, event.multi_value_headers, event.headers);
     let parent = headers.context();
     // The conventions' route is the template alone. An HTTP API's route key puts the
     // method before it (`GET /items/{id}`), at the top level in its payload 2.0 and in
@@ -141,6 +150,11 @@ fn address(entry: &str) -> Option<std::net::IpAddr> {
 }
 
 impl Request<'_> {
+    /// The route template (`http.route`), where the event has one.
+    pub(crate) fn route(&self) -> Option<&str> {
+        self.route.as_deref()
+    }
+
     /// The request's attributes, each value cut to `keep` characters (the caller
     /// chooses how long a path or a `User-Agent` is).
     pub(crate) fn attributes(&self, keep: usize, out: &mut Vec<KeyValue>) {
@@ -219,15 +233,16 @@ impl<'a> Headers<'a> {
     /// Reads `multi` (`multiValueHeaders`), then what `single` (`headers`) has that
     /// `multi` lacks: `headers` holds one value of what `multiValueHeaders` holds all
     /// of. Names in any case; those that differ in case only are one header, as API
-    /// Gateway's REST events and load balancers keep them apart. A header nothing
-    /// reads is passed over before its name or value is copied.
-    fn read(&mut self, multi: Entries<'a, Texts<'a>>, single: Entries<'a, Text<'a>>) {
-        // Only what the installed propagator reads (its fields: coldstart's, or one the
-        // program installed in their place).
-        let fields: Vec<String> = opentelemetry::global::get_text_map_propagator(|p| {
-            p.fields().map(str::to_ascii_lowercase).collect()
-        });
-        // The name in lower case, where something reads it: compared before any copy.
+    /// Gateway's REST events and load balancers keep them apart. `fields` are the
+    /// installed propagator's, in lower case; a header nothing reads was passed over
+    /// as the event was read (`lenient::keeping`).
+    fn read(
+        &mut self,
+        fields: &[String],
+        multi: Entries<'a, Texts<'a>>,
+        single: Entries<'a, Text<'a>>,
+    ) {
+        // The name in lower case, where something reads it.
         let wanted = |name: &str| -> Option<&str> {
             let read = READ.iter().copied().find(|r| r.eq_ignore_ascii_case(name));
             read.or_else(|| {
@@ -238,15 +253,17 @@ impl<'a> Headers<'a> {
         let mut from_multi: Vec<&str> = Vec::new();
         for (name, values) in multi.0 {
             if let Some(lower) = wanted(&name).filter(|_| !values.0.is_empty()) {
-                self.add(&fields, lower, values.0);
-                from_multi.push(lower);
+                self.add(fields, lower, values.0);
+                if !from_multi.contains(&lower) {
+                    from_multi.push(lower);
+                }
             }
         }
         for (name, value) in single.0 {
             if let (Some(lower), Some(value)) = (wanted(&name), value.0)
                 && !from_multi.contains(&lower)
             {
-                self.add(&fields, lower, vec![value]);
+                self.add(fields, lower, vec![value]);
             }
         }
     }

@@ -6,6 +6,7 @@
 //! must cost that value only, never the rest of the event.
 
 use std::borrow::Cow;
+use std::cell::RefCell;
 use std::fmt;
 use std::marker::PhantomData;
 
@@ -73,8 +74,37 @@ impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
     }
 }
 
-/// The strings of an array (a header's values in `multiValueHeaders`); any other
-/// value, or an element that is no string, gives none.
+/// At most this many entries of an object are kept by [`Entries`], and strings of an
+/// array by [`Texts`], the rest read past: a header's read needs a few, and an event
+/// of 6 MB made of `"x":0,` would otherwise keep a million (about 50 MB).
+pub(crate) const KEPT: usize = 64;
+
+thread_local! {
+    /// The names [`Entries`] keeps while [`keeping`] runs (compared in any case); all
+    /// names outside it.
+    static NAMES: RefCell<Option<Vec<String>>> = const { RefCell::new(None) };
+}
+
+/// Runs `read` with [`Entries`] keeping only the entries named in `names` (in any
+/// case): an entry named otherwise is read past, its value unread and uncopied.
+pub(crate) fn keeping<T>(names: Vec<String>, read: impl FnOnce() -> T) -> T {
+    NAMES.with_borrow_mut(|kept| *kept = Some(names));
+    let out = read();
+    NAMES.with_borrow_mut(|kept| *kept = None);
+    out
+}
+
+/// Whether [`Entries`] keeps an entry named `name` (see [`keeping`]).
+fn kept(name: &str) -> bool {
+    NAMES.with_borrow(|names| {
+        names
+            .as_ref()
+            .is_none_or(|names| names.iter().any(|n| n.eq_ignore_ascii_case(name)))
+    })
+}
+
+/// The strings of an array (a header's values in `multiValueHeaders`), the first
+/// [`KEPT`] of them; any other value, or an element that is no string, gives none.
 #[derive(Debug, Default)]
 pub(crate) struct Texts<'a>(pub(crate) Vec<Cow<'a, str>>);
 
@@ -88,10 +118,13 @@ impl<'de: 'a, 'a> Deserialize<'de> for Texts<'a> {
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
                 let mut all = Vec::new();
-                while let Some(Text(text)) = seq.next_element::<Text<'a>>()? {
-                    all.extend(text);
+                while all.len() < KEPT {
+                    match seq.next_element::<Text<'a>>()? {
+                        Some(Text(text)) => all.extend(text),
+                        None => return Ok(all),
+                    }
                 }
-                Ok(all)
+                skip_seq(seq).map(|()| all)
             }
             fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
                 d.deserialize_any(self)
@@ -111,8 +144,9 @@ impl<'de: 'a, 'a> Deserialize<'de> for Texts<'a> {
 }
 
 /// The entries of an object (the headers), in the event's order, their names
-/// borrowed where they hold no escape; an entry whose name is no string is passed
-/// over, and any other value than an object gives none.
+/// borrowed where they hold no escape: the first [`KEPT`] of those [`keeping`] names.
+/// The others are read past, their values unread; an entry whose name is no string is
+/// passed over, and any other value than an object gives none.
 #[derive(Debug)]
 pub(crate) struct Entries<'a, V>(pub(crate) Vec<(Cow<'a, str>, V)>);
 
@@ -132,8 +166,13 @@ impl<'de: 'a, 'a, V: Deserialize<'de>> Deserialize<'de> for Entries<'a, V> {
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
                 let mut all = Vec::new();
-                while let Some((Text(name), value)) = map.next_entry::<Text<'a>, V>()? {
-                    all.extend(name.map(|name| (name, value)));
+                while let Some(Text(name)) = map.next_key::<Text<'a>>()? {
+                    match name.filter(|name| all.len() < KEPT && kept(name)) {
+                        Some(name) => all.push((name, map.next_value::<V>()?)),
+                        None => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
                 }
                 Ok(all)
             }
@@ -202,4 +241,48 @@ fn skip_seq<'de, A: SeqAccess<'de>>(mut seq: A) -> Result<(), A::Error> {
 fn skip_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<(), A::Error> {
     while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Deserialize)]
+    struct Event<'a> {
+        #[serde(borrow)]
+        headers: Entries<'a, Text<'a>>,
+        #[serde(borrow)]
+        multi: Entries<'a, Texts<'a>>,
+    }
+
+    /// While `keeping` runs, only the names it was given are kept (in any case), at
+    /// most [`KEPT`] of them, the other entries read past whatever their values; an
+    /// array keeps its first [`KEPT`] strings. Outside it, every name.
+    #[test]
+    fn entries_keep_the_names_asked_for_and_at_most_kept() {
+        let mut event = String::from(r#"{"headers":{"#);
+        for i in 0..10_000 {
+            event.push_str(&format!(r#""x-{i}":{{"deep":[1,"two",{{"a":null}}]}},"#));
+        }
+        for i in 0..1000 {
+            event.push_str(&format!(r#""User-Agent":"ua {i}","#));
+        }
+        event.push_str(r#""user-agent":"last"},"multi":{"Host":["#);
+        for i in 0..1000 {
+            event.push_str(&format!(r#""h{i}","#));
+        }
+        event.push_str(r#""end"],"other":["x"]}}"#);
+        let names = vec!["user-agent".to_owned(), "host".to_owned()];
+        let read: Event<'_> = keeping(names, || serde_json::from_str(&event)).unwrap();
+        assert_eq!(read.headers.0.len(), KEPT);
+        assert!(read.headers.0.iter().all(|(name, _)| name == "User-Agent"));
+        assert_eq!(read.headers.0[0].1.0.as_deref(), Some("ua 0"));
+        assert_eq!(read.multi.0.len(), 1, "{:?}", read.multi.0.first());
+        assert_eq!(read.multi.0[0].1.0.len(), KEPT);
+        assert_eq!(read.multi.0[0].1.0[0], "h0");
+
+        let all: Event<'_> =
+            serde_json::from_str(r#"{"headers":{"a":"1","b":"2"},"multi":{"c":["3"]}}"#).unwrap();
+        assert_eq!((all.headers.0.len(), all.multi.0.len()), (2, 1));
+    }
 }

@@ -31,15 +31,22 @@ pub(crate) fn start(function: &Function, invocation: &LambdaInvocation, cold: bo
     let Some(tracer) = coldstart_exporters::trace::tracer() else {
         return Context::new();
     };
-    let builder = tracer
-        .span_builder(function.name.clone())
-        .with_kind(SpanKind::Server);
     let trigger = trigger(&invocation.body);
     let http = trigger == "http";
     let request = match http {
         true => http_event::read(&invocation.body),
         false => http_event::Request::default(),
     };
+    // Named after the function, or after an HTTP event's route where it has one, as
+    // the conventions' API Gateway section asks (its `resource`, `/items/{id}`), cut
+    // as its attribute is.
+    let name = match request.route() {
+        Some(route) => {
+            coldstart_exporters::http::kept(route, tracer.request_value_chars()).to_owned()
+        }
+        None => function.name.clone(),
+    };
+    let builder = tracer.span_builder(name).with_kind(SpanKind::Server);
     let span = tracer.start_described(builder, &request.parent, |builder| {
         describe(builder, invocation, trigger, cold, &function.version);
         if let (true, Some(attributes)) = (http, builder.attributes.as_mut()) {
@@ -214,6 +221,9 @@ pub(crate) fn trigger(body: &[u8]) -> &'static str {
         .strip_prefix(b"{")
         .is_some_and(|rest| rest.trim_ascii_start().starts_with(b"\"Records\""));
     let source = |value: &str| keyed(&["eventSource", "EventSource"], value);
+    // A REST API's event begins `resource`, `path`, then `httpMethod`, which a path
+    // of over 4 KiB puts past the head (and a large body past the tail).
+    let rest_api = || top_level_key(head, "resource") && top_level_key(head, "path");
     // Kafka and Amazon MQ batches name their source at the top, beside lower-case
     // `records` or `messages`, not in `Records`. Their data is base64, so an HTTP key
     // in one is no HTTP event's: the HTTP test comes first, and a caller's header or
@@ -229,12 +239,15 @@ pub(crate) fn trigger(body: &[u8]) -> &'static str {
     } else if records && (source("\"aws:s3\"") || source("\"aws:dynamodb\"")) {
         "datasource"
     } else if !records
-        && (has("\"httpMethod\"") || has("\"routeKey\"") || has("\"rawPath\""))
+        && (has("\"httpMethod\"") || has("\"routeKey\"") || has("\"rawPath\"") || rest_api())
         && !top_level_key(head, "detail-type")
+        && !top_level_key(head, "actionGroup")
     {
         // By the keys only HTTP events have (API Gateway's REST, HTTP and WebSocket
         // APIs, function URLs, load balancers), not `requestContext`, which an
-        // asynchronous invocation's destination record has too. Not in an EventBridge
+        // asynchronous invocation's destination record has too. Not a Bedrock agent's
+        // action group call (its `actionGroup`), which has an `httpMethod` and an
+        // `apiPath` but is no HTTP request. Not in an EventBridge
         // event (its own `detail-type` near the start, not a caller's header or
         // parameter of that name), whose detail may hold them: a CloudTrail record of
         // an API Gateway call has an `httpMethod`.
@@ -430,6 +443,15 @@ mod tests {
             r#"{"routeKey":"$default","requestContext":{},"body":"{\"eventSource\":\"aws:sqs\"}"}"#;
         assert_eq!(trigger(http.as_bytes()), "http");
         assert_eq!(trigger(b""), "other");
+        // A Bedrock agent's action group call names an HTTP method, and is no HTTP
+        // request; a REST API request whose path and body are long still is one.
+        let bedrock = r#"{"messageVersion":"1.0","agent":{"name":"a"},"inputText":"hi","sessionId":"s","actionGroup":"g","apiPath":"/items","httpMethod":"GET","parameters":[]}"#;
+        assert_eq!(trigger(bedrock.as_bytes()), "other");
+        let long = "/p".repeat(4 << 10);
+        let rest = format!(
+            r#"{{"resource":"/{{proxy+}}","path":"{long}","httpMethod":"GET","headers":{{}},"requestContext":{{}},"body":"{big}"}}"#
+        );
+        assert_eq!(trigger(rest.as_bytes()), "http");
         // A caller's parameter, header or path valued like an event source is a string
         // of an HTTP event; a DynamoDB item's value names no source either.
         for spoof in ["aws:sqs", "aws:sns", "aws:s3", "aws.events"] {

@@ -818,21 +818,25 @@ fn an_http_events_traceparent_makes_the_callers_span_the_parent() {
             ),
         ),
     ];
-    for (trace, event) in &events {
+    // The `$default` route is none: the span keeps the function's name; a REST API's
+    // resource names it.
+    for ((trace, event), name) in events.iter().zip(["lambda-hello", "/"]) {
         let output = emulator.invoke(event);
         let answer: Value =
             serde_json::from_slice(&output.stdout).unwrap_or_else(|_| panic!("{}", text(&output)));
         assert_eq!(answer["greeting"], "hello");
         let span = collector.span_of(trace);
+        assert_eq!(span["name"], name, "{span}");
         assert_eq!(span["parent_span_id"], parent, "{span}");
         assert_eq!(span["attributes"]["faas.trigger"], "http", "{span}");
         assert_eq!(span["links"].as_array().map(Vec::len), Some(1), "{span}");
     }
 }
 
-/// An HTTP event's span carries the HTTP server conventions' attributes, from the
-/// event's request and the answer's `statusCode`: a 5xx is an error, `error.type` its
-/// code. An answer with no `statusCode` gives no status code.
+/// An HTTP event's span is named after its route and carries the HTTP server
+/// conventions' attributes, from the event's request and the answer's `statusCode`: a
+/// 5xx is an error, `error.type` its code. An answer with no `statusCode` gives no
+/// status code.
 #[test]
 fn an_http_events_span_has_the_http_server_attributes_and_the_answers_status() {
     let test = "an_http_events_span_has_the_http_server_attributes_and_the_answers_status";
@@ -856,6 +860,8 @@ fn an_http_events_span_has_the_http_server_attributes_and_the_answers_status() {
     assert_eq!(answer["statusCode"], 503, "{answer}");
     let span = collector.span_of(failing);
     let attributes = &span["attributes"];
+    // Named after its route, as the conventions' API Gateway section asks.
+    assert_eq!(span["name"], "/items/{id}", "{span}");
     assert_eq!(attributes["faas.trigger"], "http", "{span}");
     assert_eq!(attributes["http.request.method"], "GET", "{span}");
     assert_eq!(attributes["http.route"], "/items/{id}", "{span}");
@@ -877,6 +883,7 @@ fn an_http_events_span_has_the_http_server_attributes_and_the_answers_status() {
     assert!(output.status.success(), "{}", text(&output));
     let span = collector.span_of(plain);
     let attributes = &span["attributes"];
+    assert_eq!(span["name"], "/items/{id}", "{span}");
     assert_eq!(attributes["http.request.method"], "POST", "{span}");
     assert_eq!(attributes["http.route"], "/items/{id}", "{span}");
     assert_eq!(attributes["client.address"], "198.51.100.4", "{span}");
