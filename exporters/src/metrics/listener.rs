@@ -1,8 +1,8 @@
 /*!
 The `/metrics` listener, started after the first response.
 
-`GET /metrics` renders everything (see [`super::render`]); other paths are 404 and
-other methods 405. An address that cannot be bound (port taken, no permission) is
+`GET /metrics` renders everything (see [`super::render`]), `HEAD /metrics` its head
+alone; other paths are 404 and other methods 405. An address that cannot be bound (port taken, no permission) is
 reported once and leaves the service running without a listener.
 
 With TLS configured (the `tls` feature), each connection does its handshake on its
@@ -19,7 +19,7 @@ Memory stays bounded whatever clients do, and idle clients cannot keep a scraper
   is said once a minute at most.
 - a connection that sends no complete request head within [`LIMITS`]`.header_read`
   (idle between requests included) is closed, and none lives longer than
-  [`LIMITS`]`.lifetime` (a client that sends a request and never reads the answer
+  [`LIMITS`]`.lifetime` after its TLS handshake, where there is one (a client that sends a request and never reads the answer
   holds its place no longer than that and [`LAST_ANSWER`], 10 s, to finish the
   answer being written).
 */

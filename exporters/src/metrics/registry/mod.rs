@@ -65,6 +65,13 @@ pub(crate) const SERIES_PER_NAME: usize = 2000;
 /// the memory and every scrape without bound, [`SERIES_PER_NAME`] at a time.
 pub(crate) const NAMES: usize = 1000;
 
+/// A metric name longer than this, in bytes, is not recorded, as OpenTelemetry's SDKs
+/// refuse an instrument name past 255 characters: its samples are counted as a name
+/// past [`NAMES`] is, and that is said. A name made from data (a raw path, up to 64
+/// KiB) would otherwise keep that much a name, [`NAMES`] times, and every scrape write
+/// it on each line of its family.
+pub(crate) const NAME_BYTES: usize = 255;
+
 /// The names coldstart's HTTP layer records: kept past [`NAMES`] too, and not counted
 /// in it (a handle cached before the limit was reached, or after, would otherwise
 /// leave requests out of the HTTP metrics for the life of the process).
@@ -240,19 +247,26 @@ impl Registry {
 
     fn describe(&self, name: KeyName, description: SharedString) {
         // coldstart's HTTP names are kept past the limit on names: their descriptions,
-        // made when the exporters start, are kept past it too.
+        // made when the exporters start, are kept past it too. So is the description
+        // of a name recorded already (kept), whatever descriptions of names never
+        // recorded (a library's) came first.
+        let kept = || {
+            holds(&self.counters, &name)
+                || holds(&self.gauges, &name)
+                || holds(&self.histograms, &name)
+        };
         let own = OWN.contains(&name.as_str());
         // Kept under the cleaned name: a name recorded as `my.requests` is rendered
         // as the family `my_requests`.
-        let name = sanitize(name.as_str());
+        let clean = sanitize(name.as_str());
         let mut help = self.help.write().unwrap_or_else(|p| p.into_inner());
-        let full = help.len() >= NAMES;
-        match help.iter_mut().find(|(n, _)| *n == name) {
+        let full = help.len() >= NAMES + OWN.len();
+        match help.iter_mut().find(|(n, _)| *n == clean) {
             Some(entry) => entry.1 = description,
-            // Past as many descriptions as names are kept, the rest are of names
-            // that are not kept, or never recorded.
-            None if full && !own => {}
-            None => help.push((name, description)),
+            // Past as many descriptions as names are kept, the rest are of names not
+            // recorded yet, or never: one recorded later goes without its own.
+            None if full && !own && !kept() => {}
+            None => help.push((clean, description)),
         }
     }
 }
@@ -282,6 +296,9 @@ fn get_or_insert<V>(
         None
     };
     let own = OWN.contains(&key.name());
+    if key.name().len() > NAME_BYTES {
+        return too_long(key.name());
+    }
     {
         // A label set past the limit is found here too, as its name's overflow, and a
         // name past the limit on names as not kept: every sample of them taking the
@@ -363,6 +380,28 @@ fn get_or_insert<V>(
         }),
     }
     Some(v)
+}
+
+/// `None`, for a sample of a name past [`NAME_BYTES`]; said the first time only (see
+/// `get_or_insert`'s `not_kept`).
+fn too_long<V>(name: &str) -> Option<Arc<V>> {
+    static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !SAID.swap(true, Ordering::Relaxed) {
+        problem::report("metrics-name-length", || {
+            format!(
+                "metrics: a metric name of {} bytes (`{}`) is longer than the {NAME_BYTES} kept; it is not recorded, nor are other names past {NAME_BYTES} bytes (not said again), and their samples are counted in coldstart_telemetry_dropped_total{{signal=\"metrics\",reason=\"name_limit\"}} (is a name made from data?)",
+                name.len(),
+                problem::one_line(name, 100)
+            )
+        });
+    }
+    None
+}
+
+/// Whether `map` keeps series of `name`.
+fn holds<V>(map: &Map<V>, name: &KeyName) -> bool {
+    let map = map.read().unwrap_or_else(|p| p.into_inner());
+    map.per_name.contains_key(name)
 }
 
 /// The length of `key`'s label set, its names and values together, in bytes.

@@ -173,13 +173,14 @@ fn a_description_reaches_a_name_that_needed_cleaning() {
 }
 /// The HTTP names are kept past the limit on names, and so are their
 /// descriptions, made as the exporters start: after a program's 1000, they were
-/// dropped and the families got the default help.
+/// dropped and the families got the default help. So is the description of a name
+/// recorded already, past a library's descriptions of names it never records.
 #[test]
 fn the_http_descriptions_are_kept_past_the_limit() {
     static R: Registry = Registry::new();
     let rec = Installed(&R);
     let m = Metadata::new("t", metrics::Level::INFO, None);
-    for i in 0..NAMES {
+    for i in 0..NAMES + 3 {
         rec.describe_counter(format!("app_{i}_total").into(), None, "An app's.".into());
     }
     let http = super::super::HTTP_REQUESTS;
@@ -188,6 +189,13 @@ fn the_http_descriptions_are_kept_past_the_limit() {
     rec.register_counter(&Key::from_name(http), &m).increment(1);
     rec.register_counter(&Key::from_name("one_more_total"), &m)
         .increment(1);
+    rec.register_counter(&Key::from_name("recorded_total"), &m)
+        .increment(1);
+    rec.describe_counter(
+        "recorded_total".into(),
+        None,
+        "Described once recorded.".into(),
+    );
     let mut out = String::new();
     R.render(&mut out, &[], &[]);
     assert!(
@@ -195,6 +203,10 @@ fn the_http_descriptions_are_kept_past_the_limit() {
         "{out}"
     );
     assert!(!out.contains("Past the limit."), "{out}");
+    assert!(
+        out.contains("# HELP recorded_total Described once recorded.\n"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -548,8 +560,40 @@ fn a_names_label_sets_past_their_bytes_go_to_the_overflow_series() {
     );
 }
 
+/// Held by the tests that count `name_limit` drops, a count of the whole process.
+static NAME_LIMIT_COUNTED: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// A name past 255 bytes is not recorded: counted as dropped, said once; one of 255
+/// bytes is kept.
+#[test]
+fn a_name_past_255_bytes_is_counted_as_dropped_not_kept() {
+    let _counting = NAME_LIMIT_COUNTED.lock().unwrap_or_else(|p| p.into_inner());
+    static R: Registry = Registry::new();
+    let rec = Installed(&R);
+    let m = Metadata::new("t", metrics::Level::INFO, None);
+    let dropped = || problem::dropped(Dropped::MetricNameLimit);
+    let before = dropped();
+    let reported = problem::reports("metrics-name-length");
+    let long = format!("requests_{}", "x".repeat(NAME_BYTES - 8));
+    let longest = format!("requests_{}", "y".repeat(NAME_BYTES - 9));
+    assert_eq!((long.len(), longest.len()), (NAME_BYTES + 1, NAME_BYTES));
+    rec.register_counter(&Key::from_name(long.clone()), &m)
+        .increment(1);
+    rec.register_gauge(&Key::from_name(long.clone()), &m)
+        .set(1.0);
+    rec.register_counter(&Key::from_name(longest.clone()), &m)
+        .increment(1);
+    assert_eq!(dropped() - before, 2);
+    assert_eq!(problem::reports("metrics-name-length") - reported, 1);
+    let mut out = String::new();
+    R.render(&mut out, &[], &[]);
+    assert!(!out.contains(&long), "{out}");
+    assert!(out.contains(&format!("\n{longest} 1\n")), "{out}");
+}
+
 #[test]
 fn past_the_name_limit_a_new_name_is_counted_as_dropped_not_kept() {
+    let _counting = NAME_LIMIT_COUNTED.lock().unwrap_or_else(|p| p.into_inner());
     static R: Registry = Registry::new();
     let rec = Installed(&R);
     let m = Metadata::new("t", metrics::Level::INFO, None);
