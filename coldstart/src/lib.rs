@@ -160,7 +160,9 @@ pub fn timeline() -> Timeline {
 /// ```
 #[cfg(any(feature = "metrics", feature = "tracing"))]
 pub mod telemetry {
-    pub use coldstart_exporters::http::{HttpTelemetryLayer, ResponseBody, Route, RouteFn};
+    pub use coldstart_exporters::http::{
+        ClientAddress, HttpTelemetryLayer, ResponseBody, Route, RouteFn,
+    };
     #[cfg(feature = "metrics")]
     pub use coldstart_exporters::metrics::{register_collector, render, serving_on, set_buckets};
     /// Plugins: hooks on span end, metric recorded and problem reported, registered

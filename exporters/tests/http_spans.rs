@@ -12,7 +12,7 @@ mod spans_seen;
 mod telemetry;
 
 use coldstart_bootstrap::Settings;
-use coldstart_exporters::http::HttpTelemetryLayer;
+use coldstart_exporters::http::{ClientAddress, HttpTelemetryLayer};
 use coldstart_exporters::metrics::render;
 use handler::Handler;
 use http::{Method, Request, StatusCode};
@@ -67,6 +67,10 @@ fn each_way_a_request_ends_gets_its_span_and_metrics() {
         ok.headers_mut()
             .insert("user-agent", http::HeaderValue::from_static("probe/1.0"));
         *ok.version_mut() = http::Version::HTTP_2;
+        // Who connected, as a hyper server says (an IPv4 client of a dual-stack
+        // listener).
+        let peer = "[::ffff:203.0.113.9]:51234".parse().unwrap();
+        ok.extensions_mut().insert(ClientAddress(peer));
         let ok = send(service.clone(), ok).await;
         assert_eq!(ok.unwrap().unwrap().status(), StatusCode::OK);
         send(behind_tls.clone(), with_host("/down", "api.example"))
@@ -164,6 +168,15 @@ fn each_way_a_request_ends_gets_its_span_and_metrics() {
         text(&ok, "user_agent.original").as_deref(),
         Some("probe/1.0")
     );
+    // Who connected, where the server said: the peer, an IPv4 address as such.
+    assert_eq!(text(&ok, "client.address").as_deref(), Some("203.0.113.9"));
+    assert_eq!(
+        text(&ok, "network.peer.address").as_deref(),
+        Some("203.0.113.9")
+    );
+    assert_eq!(text(&ok, "network.peer.port").as_deref(), Some("51234"));
+    let unsaid = span_of(&seen, "/down");
+    assert_eq!(text(&unsaid, "client.address"), None, "{unsaid:?}");
     // Kept to 2048 characters each, where no OTEL_*ATTRIBUTE_VALUE_LENGTH_LIMIT is set:
     // kept whole, a queue of such spans held hundreds of MB.
     let long = seen

@@ -3,7 +3,8 @@
 //!
 //! - `HttpTelemetryLayer` records each request's metrics and server span, labelled by
 //!   the route template axum matched (`/users/{id}`, never `/users/42`): added with
-//!   `Router::layer`, it runs after axum's routing (feature `axum`).
+//!   `Router::layer`, it runs after axum's routing (feature `axum`). Served with
+//!   `ConnectInfo`, the spans name the client.
 //! - `FirstResponseLayer` goes outermost (the last `.layer()`): it marks the first
 //!   response done once its body is sent, and the exporters (the `/metrics` listener,
 //!   `COLDSTART_METRICS_ADDR`, default `127.0.0.1:9464`; the OTLP exporter,
@@ -52,7 +53,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "axum-service: listening on http://{}",
         listener.local_addr()?
     );
-    axum::serve(listener, app())
+    // With the peer's address in each request: the spans' `client.address`.
+    let app = app().into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(coldstart::draining())
         .await?;
     eprintln!("axum-service: drained");

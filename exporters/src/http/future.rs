@@ -495,7 +495,7 @@ pub(crate) fn start_span<B>(
         };
         #[cfg(not(feature = "axum"))]
         let uri = req.uri();
-        let mut attributes = Vec::with_capacity(12);
+        let mut attributes = Vec::with_capacity(15);
         attributes.push(KeyValue::new("http.request.method", method));
         if method == "_OTHER" {
             let original = clip(req.method().as_str());
@@ -536,6 +536,22 @@ pub(crate) fn start_span<B>(
         let agent = req.headers().get(http::header::USER_AGENT);
         if let Some(agent) = agent.and_then(|a| a.to_str().ok()) {
             attributes.push(KeyValue::new("user_agent.original", clip(agent)));
+        }
+        let peer = req.extensions().get::<super::ClientAddress>().map(|c| c.0);
+        #[cfg(feature = "axum")]
+        let peer = peer.or_else(|| {
+            let info = req
+                .extensions()
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>();
+            info.map(|c| c.0)
+        });
+        if let Some(peer) = peer {
+            // An IPv4 client of a dual-stack listener as IPv4 (`::ffff:203.0.113.9`
+            // is `203.0.113.9`).
+            let ip = peer.ip().to_canonical().to_string();
+            attributes.push(KeyValue::new("client.address", ip.clone()));
+            attributes.push(KeyValue::new("network.peer.address", ip));
+            attributes.push(KeyValue::new("network.peer.port", i64::from(peer.port())));
         }
         span.attributes = Some(attributes);
     });

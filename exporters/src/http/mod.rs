@@ -26,8 +26,10 @@ when there is one (the values of `AWSAccessKeyId`, `Signature`, `sig` and
 `http`, or what [`HttpTelemetryLayer::scheme`] sets: `https` behind TLS),
 `server.address` and `server.port` (from the request's `:authority` or `Host`; the
 scheme's port when it names none; `Forwarded` and `X-Forwarded-*` are not read),
-`network.protocol.version`, `user_agent.original` when the request has one, and
-`http.response.status_code`. A 5xx is an error, with `error.type` the status code;
+`network.protocol.version`, `user_agent.original` when the request has one,
+`client.address`, `network.peer.address` and `network.peer.port` where the server
+says who connected (a [`ClientAddress`], or axum's `ConnectInfo`; the peer, as
+`Forwarded` and `X-Forwarded-For` are not read), and `http.response.status_code`. A 5xx is an error, with `error.type` the status code;
 a 4xx is the caller's and leaves the status unset. A service that fails without a
 response (`Err`) gets no status code and `error.type` `_OTHER`, and one that panics
 while answering, `error.type` `panic`; both are counted in the metrics as status 500.
@@ -79,6 +81,21 @@ pub use layer::HttpTelemetryLayer;
 /// The route template of a request, for routers that know it (`/users/{id}`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Route(pub &'static str);
+
+/// The address a request came from, for its server span's `client.address`,
+/// `network.peer.address` and `network.peer.port`: a server that accepts the
+/// connections itself (hyper) puts it in each request's extensions. axum's
+/// `ConnectInfo<SocketAddr>` is read too (feature `axum`; serve the router with
+/// `into_make_service_with_connect_info::<SocketAddr>()`).
+///
+/// ```
+/// use coldstart_exporters::http::ClientAddress;
+/// let peer: std::net::SocketAddr = "203.0.113.9:51234".parse().unwrap();
+/// let mut request = http::Request::new(());
+/// request.extensions_mut().insert(ClientAddress(peer));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddress(pub std::net::SocketAddr);
 
 /// Maps a request path to its route template.
 pub type RouteFn = fn(&str) -> Option<&'static str>;
