@@ -214,6 +214,35 @@ fn service_name_in(attributes: &[(String, String)]) -> Option<&str> {
 }
 
 impl Config {
+    /// Raises to the least that works the settings no variable can make zero, which
+    /// code can (`install_with`, a platform's `adjust`): a batch or a queue of no span
+    /// exported nothing, a timeout of zero failed every export. What it raised, a
+    /// line each.
+    pub(crate) fn raise_zeroes(&mut self) -> Vec<String> {
+        let mut raised = Vec::new();
+        let mut at_least_one = |name: &str, value: &mut usize| {
+            if *value == 0 {
+                *value = 1;
+                raised.push(format!(
+                    "{name} of 0 given in code, raised to 1 (from 1 up is taken)"
+                ));
+            }
+        };
+        at_least_one("queue.max_spans", &mut self.queue.max_spans);
+        at_least_one("queue.batch", &mut self.queue.batch);
+        let mut at_least_a_ms = |name: &str, value: &mut Duration| {
+            if value.is_zero() {
+                *value = Duration::from_millis(1);
+                raised.push(format!(
+                    "{name} of 0 given in code, raised to 1 ms (from 1 ms up is taken)"
+                ));
+            }
+        };
+        at_least_a_ms("queue.export_timeout", &mut self.queue.export_timeout);
+        at_least_a_ms("otlp_timeout", &mut self.otlp_timeout);
+        raised
+    }
+
     /// The service's name as `OTEL_RESOURCE_ATTRIBUTES` gives it (`service.name`),
     /// unless it is empty, which names none.
     pub fn service_name_attribute(&self) -> Option<&str> {

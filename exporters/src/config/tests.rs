@@ -931,3 +931,25 @@ fn names_of_values_are_read_in_any_case() {
     assert!(!c.export_traces);
     assert_eq!(c.protocol, Protocol::HttpProtobuf);
 }
+
+/// Settings given in code as zero, which no variable can give (a batch of no span
+/// exported nothing, a timeout of zero failed every export), are raised to the least
+/// that works, each said; the defaults are left as they are.
+#[test]
+fn zeroes_given_in_code_are_raised_and_said() {
+    let (mut c, _) = config(&[]);
+    assert!(c.raise_zeroes().is_empty());
+    c.queue.batch = 0;
+    c.queue.max_spans = 0;
+    c.queue.export_timeout = Duration::ZERO;
+    c.otlp_timeout = Duration::ZERO;
+    let said = c.raise_zeroes();
+    assert_eq!(said.len(), 4, "{said:?}");
+    assert!(
+        said[1].starts_with("queue.batch of 0 given in code, raised to 1"),
+        "{said:?}"
+    );
+    assert_eq!((c.queue.batch, c.queue.max_spans), (1, 1));
+    assert_eq!(c.queue.export_timeout, Duration::from_millis(1));
+    assert_eq!(c.otlp_timeout, Duration::from_millis(1));
+}

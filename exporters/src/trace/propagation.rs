@@ -295,12 +295,13 @@ fn tracestate_value(value: &str) -> bool {
 #[derive(Debug, Default)]
 pub(crate) struct Baggage;
 
-/// The specification's limits. Members past either are left out, whole (W3C Baggage:
-/// "a platform MAY drop list-members until both conditions are met", "MUST NOT
-/// propagate any partial list-members"), both as a header is read and as one is
-/// written: encoding can triple a value's bytes.
+/// The limits: W3C Baggage's 8192 bytes, and 64 members, the fewest it asks a
+/// platform to pass on and the most the `opentelemetry` crate's `Baggage` keeps.
+/// Members past either are left out, whole ("a platform MAY drop list-members until
+/// both conditions are met", "MUST NOT propagate any partial list-members"), both as
+/// a header is read and as one is written: encoding can triple a value's bytes.
 const BAGGAGE_MAX_BYTES: usize = 8192;
-const BAGGAGE_MAX_MEMBERS: usize = 180;
+const BAGGAGE_MAX_MEMBERS: usize = 64;
 
 impl TextMapPropagator for Baggage {
     fn inject_context(&self, cx: &Context, injector: &mut dyn Injector) {

@@ -635,7 +635,44 @@ mod tests {
                 Bytes::copy_from_slice(&message[cut..]),
             ));
             assert_eq!(out, message, "cut at {cut}");
-            assert_eq!(read, Read::Through);
+            assert_eq!(read, Read::Dropped, "the message came whole");
+            // A second message, which tonic would read with the trailers (an
+            // oversized one refused), is dropped.
+            let second = [0u8, 0x7f, 0xff, 0xff, 0xff, 1, 2];
+            assert!(pass_on(&mut head, &mut read, Bytes::copy_from_slice(&second)).is_empty());
+        }
+        // Within one frame too, and a message still coming is passed on as it comes.
+        let (mut head, mut read) = (Vec::new(), Read::Head);
+        let both = [0u8, 0, 0, 0, 2, 7, 8, 0, 0, 0, 0, 1, 9];
+        assert_eq!(
+            &pass_on(&mut head, &mut read, Bytes::copy_from_slice(&both))[..],
+            &both[..7]
+        );
+        let (mut head, mut read) = (Vec::new(), Read::Head);
+        let part = pass_on(
+            &mut head,
+            &mut read,
+            Bytes::from_static(&[0, 0, 0, 0, 3, 7]),
+        );
+        assert_eq!(
+            (&part[..], read),
+            (&[0u8, 0, 0, 0, 3, 7][..], Read::Through(2))
+        );
+        // A compressed message that could inflate past what tonic reads is as one too
+        // large; one that cannot goes on.
+        for (length, taken) in [
+            (ANSWER_LIMIT / 1032 + 1, false),
+            (ANSWER_LIMIT / 1032, true),
+        ] {
+            let (mut head, mut read) = (Vec::new(), Read::Head);
+            let mut message = vec![1u8];
+            message.extend_from_slice(&(length as u32).to_be_bytes());
+            message.extend_from_slice(&[1, 2, 3, 4]);
+            let out = pass_on(&mut head, &mut read, Bytes::from(message.clone()));
+            match taken {
+                true => assert_eq!(out, message),
+                false => assert_eq!(&out[..], [0, 0, 0, 0, 0]),
+            }
         }
         let too_large = (ANSWER_LIMIT as u32 + 1).to_be_bytes();
         let (mut head, mut read) = (Vec::new(), Read::Head);
