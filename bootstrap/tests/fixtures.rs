@@ -718,6 +718,7 @@ fn v1_process_at_the_root_of_a_container_mount() {
     // `/` and the mount is not a hierarchy root (no release_agent).
     let t = Tree::new("v1-container-root");
     t.file("/proc/self/cgroup", "4:memory:/\n")
+        .file("/sys/fs/cgroup/memory/cgroup.procs", "1\n")
         .file("/sys/fs/cgroup/memory/memory.limit_in_bytes", "134217728\n");
     let b = t.probe();
     assert_eq!(
@@ -726,6 +727,24 @@ fn v1_process_at_the_root_of_a_container_mount() {
         "{:?}",
         b.memory_bytes
     );
+}
+
+#[test]
+fn v1_a_bare_directory_at_the_usual_place_is_no_cgroup() {
+    // A directory where the hierarchy would be mounted, with none of a cgroup's files
+    // (the hierarchy is mounted elsewhere): mountinfo says where, and the limit there
+    // is read; it was taken for a cgroup with no limit, the host's memory then.
+    let t = Tree::new("v1-bare-dir");
+    t.file("/proc/self/cgroup", "4:memory:/\n")
+        .file("/sys/fs/cgroup/memory/.keep", "")
+        .file(
+            "/proc/self/mountinfo",
+            "40 31 0:35 / /cgroups/memory rw - cgroup cgroup rw,memory\n",
+        )
+        .file("/cgroups/memory/cgroup.procs", "1\n")
+        .file("/cgroups/memory/memory.limit_in_bytes", "67108864\n");
+    let b = t.probe();
+    assert_eq!(b.memory_bytes.value, Some(64 << 20), "{:?}", b.memory_bytes);
 }
 
 /// Many named hierarchies with long paths (a systemd host with a few dozen) make

@@ -196,10 +196,14 @@ fn unreadable_files(config: &Config, env: &Env) -> Vec<String> {
         .as_ref()
         .filter(|_| config.metrics_addr.is_some());
     let otlp = Some(&config.otlp_tls).filter(|_| config.exports_over_tls());
-    // The OTLP files by the name that gave them: the traces-only one where set.
+    // The OTLP files by the name that gave them, chosen as the exporter chooses: the
+    // traces-only one where set, unless the general one is set in a layer above it.
     let otlp_name = |traces: &'static str| {
         let general = second_names(traces).map_or(traces, |[_, general]| general);
-        if env.is_set(traces) { traces } else { general }
+        match env.is_set(traces) && !env.set_above(general, traces) {
+            true => traces,
+            false => general,
+        }
     };
     let files = [
         (

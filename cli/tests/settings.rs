@@ -197,6 +197,33 @@ fn a_tls_file_that_cannot_be_read_is_a_problem() {
         problems(&[&files[..], &[off]].concat()),
         Vec::<String>::new()
     );
+    // The traces-only name in the file, the general one in the environment: the
+    // service reads the environment's file, and that is the name said.
+    let dir = temp_dir("doctor-tls-layers");
+    std::fs::write(
+        dir.join("coldstart.toml"),
+        format!("[otel]\nexporter_otlp_traces_certificate = \"{readable}\"\n"),
+    )
+    .unwrap();
+    let out = Command::new(DOCTOR)
+        .args(["doctor", "--json"])
+        .current_dir(&dir)
+        .env_clear()
+        .envs([
+            https,
+            ("OTEL_EXPORTER_OTLP_CERTIFICATE", "/nonexistent/ca.pem"),
+        ])
+        .output()
+        .unwrap();
+    let v = succeeded(&out);
+    let said = v["settings"]["problems"].as_array().unwrap();
+    assert_eq!(said.len(), 1, "{said:#?}");
+    assert!(
+        said[0].as_str().unwrap().starts_with(
+            "OTEL_EXPORTER_OTLP_CERTIFICATE names `/nonexistent/ca.pem`, which cannot be read here"
+        ),
+        "{said:#?}"
+    );
 }
 
 /// The push job named after the service comes through the service name's variable;

@@ -274,8 +274,10 @@ impl<'a> Resolver<'a> {
 
 /// Whether `dir` is the root of its hierarchy (`Some(true)`), another cgroup
 /// (`Some(false)`), or no cgroup directory at all (`None`). Only the root of a v1
-/// hierarchy has `release_agent`; every non-root v2 cgroup has `cgroup.type`, the
-/// root only `cgroup.controllers`.
+/// hierarchy has `release_agent`, and every v1 cgroup `cgroup.procs` (a bare
+/// directory where the hierarchy is mounted elsewhere is none: read as a cgroup, its
+/// missing limit was "no limit", not looked for in mountinfo); every non-root v2
+/// cgroup has `cgroup.type`, the root only `cgroup.controllers`.
 fn marker(dir: &Path, v2: bool) -> Option<bool> {
     if v2 {
         if read::exists(&dir.join("cgroup.type")) {
@@ -286,7 +288,7 @@ fn marker(dir: &Path, v2: bool) -> Option<bool> {
     } else if read::exists(&dir.join("release_agent")) {
         Some(true)
     } else {
-        read::is_dir(dir).then_some(false)
+        read::exists(&dir.join("cgroup.procs")).then_some(false)
     }
 }
 
