@@ -30,8 +30,9 @@ pub fn process_files(text: &str) {
 }
 
 /// A collector's answer to an OTLP/gRPC export as coldstart reads it before tonic, on
-/// any bytes: the message's data in any frames goes on as sent, or, longer than tonic
-/// reads (4 MiB), as an empty message; the trailers' `grpc-status-details-bin` leaves
+/// any bytes: its first message's data in any frames goes on as sent and what follows
+/// it is dropped, or, longer than tonic reads (4 MiB) or compressed and longer than
+/// can inflate within that, an empty message; the trailers' `grpc-status-details-bin` leaves
 /// tonic a status it reads without a panic, whose `RetryInfo` asks for at most 30 s.
 #[cfg(feature = "grpc")]
 pub fn grpc_answer(frames: &[&[u8]], details: &[u8]) {

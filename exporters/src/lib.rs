@@ -91,11 +91,14 @@ pub fn install_adjusted(
 
 /// [`install`] with the settings given. Installing again keeps the first settings.
 #[cfg_attr(not(feature = "tracing"), allow(unused_variables))]
-pub fn install_with(mut config: Config, service_version: Option<&'static str>) -> Telemetry {
-    for raised in config.raise_zeroes() {
-        coldstart_bootstrap::say!("coldstart: {raised}");
-    }
-    let config = INSTALLED.get_or_init(|| config);
+pub fn install_with(config: Config, service_version: Option<&'static str>) -> Telemetry {
+    let config = INSTALLED.get_or_init(|| {
+        let mut config = config;
+        for mended in config.mend_code_values() {
+            coldstart_bootstrap::say!("coldstart: {mended}");
+        }
+        config
+    });
     plugin::install();
     #[cfg(feature = "metrics")]
     metrics::install();

@@ -88,10 +88,16 @@ thread_local! {
 /// Runs `read` with [`Entries`] keeping only the entries named in `names` (in any
 /// case): an entry named otherwise is read past, its value unread and uncopied.
 pub(crate) fn keeping<T>(names: Vec<String>, read: impl FnOnce() -> T) -> T {
-    NAMES.with_borrow_mut(|kept| *kept = Some(names));
-    let out = read();
-    NAMES.with_borrow_mut(|kept| *kept = None);
-    out
+    /// Puts back the names kept before, also where `read` panics.
+    struct Restore(Option<Vec<String>>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let before = self.0.take();
+            NAMES.with_borrow_mut(|kept| *kept = before);
+        }
+    }
+    let _restore = Restore(NAMES.replace(Some(names)));
+    read()
 }
 
 /// Whether [`Entries`] keeps an entry named `name` (see [`keeping`]).

@@ -224,6 +224,12 @@ pub(crate) fn trigger(body: &[u8]) -> &'static str {
     // A REST API's event begins `resource`, `path`, then `httpMethod`, which a path
     // of over 4 KiB puts past the head (and a large body past the tail).
     let rest_api = || top_level_key(head, "resource") && top_level_key(head, "path");
+    // A Bedrock agent's action group call: its `actionGroup`, or, where a long
+    // `inputText` puts that past the head, the `messageVersion` and `agent` before it.
+    let bedrock_agent = || {
+        top_level_key(head, "actionGroup")
+            || top_level_key(head, "messageVersion") && top_level_key(head, "agent")
+    };
     // Kafka and Amazon MQ batches name their source at the top, beside lower-case
     // `records` or `messages`, not in `Records`. Their data is base64, so an HTTP key
     // in one is no HTTP event's: the HTTP test comes first, and a caller's header or
@@ -241,7 +247,7 @@ pub(crate) fn trigger(body: &[u8]) -> &'static str {
     } else if !records
         && (has("\"httpMethod\"") || has("\"routeKey\"") || has("\"rawPath\"") || rest_api())
         && !top_level_key(head, "detail-type")
-        && !top_level_key(head, "actionGroup")
+        && !bedrock_agent()
     {
         // By the keys only HTTP events have (API Gateway's REST, HTTP and WebSocket
         // APIs, function URLs, load balancers), not `requestContext`, which an
@@ -447,6 +453,11 @@ mod tests {
         // request; a REST API request whose path and body are long still is one.
         let bedrock = r#"{"messageVersion":"1.0","agent":{"name":"a"},"inputText":"hi","sessionId":"s","actionGroup":"g","apiPath":"/items","httpMethod":"GET","parameters":[]}"#;
         assert_eq!(trigger(bedrock.as_bytes()), "other");
+        let prompt = "p".repeat(5 << 10);
+        let bedrock = format!(
+            r#"{{"messageVersion":"1.0","agent":{{"name":"a"}},"inputText":"{prompt}","sessionId":"s","actionGroup":"g","apiPath":"/items","httpMethod":"GET","parameters":[]}}"#
+        );
+        assert_eq!(trigger(bedrock.as_bytes()), "other", "a long prompt");
         let long = "/p".repeat(4 << 10);
         let rest = format!(
             r#"{{"resource":"/{{proxy+}}","path":"{long}","httpMethod":"GET","headers":{{}},"requestContext":{{}},"body":"{big}"}}"#

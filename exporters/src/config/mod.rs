@@ -49,6 +49,10 @@ pub enum LogFormat {
     Off,
 }
 
+/// How long one OTLP request may take where no variable says (the specification's
+/// default).
+const OTLP_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Every exporter setting.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
@@ -214,33 +218,51 @@ fn service_name_in(attributes: &[(String, String)]) -> Option<&str> {
 }
 
 impl Config {
-    /// Raises to the least that works the settings no variable can make zero, which
-    /// code can (`install_with`, a platform's `adjust`): a batch or a queue of no span
-    /// exported nothing, a timeout of zero failed every export. What it raised, a
-    /// line each.
-    pub(crate) fn raise_zeroes(&mut self) -> Vec<String> {
-        let mut raised = Vec::new();
-        let mut at_least_one = |name: &str, value: &mut usize| {
+    /// Mends what code can give (`install_with`, a platform's `adjust`) and no
+    /// variable can: a zero (a batch or a queue of no span exported nothing, a
+    /// timeout of zero failed every export) takes the default, and a batch larger
+    /// than the queue is cut to it, as `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` is. What it
+    /// changed, a line each.
+    pub(crate) fn mend_code_values(&mut self) -> Vec<String> {
+        let mut said = Vec::new();
+        let default = trace::Queue::default();
+        let mut count = |name: &str, value: &mut usize, default: usize| {
             if *value == 0 {
-                *value = 1;
-                raised.push(format!(
-                    "{name} of 0 given in code, raised to 1 (from 1 up is taken)"
+                *value = default;
+                said.push(format!(
+                    "{name} of 0 given in code: {default} is used (from 1 up is taken)"
                 ));
             }
         };
-        at_least_one("queue.max_spans", &mut self.queue.max_spans);
-        at_least_one("queue.batch", &mut self.queue.batch);
-        let mut at_least_a_ms = |name: &str, value: &mut Duration| {
+        count(
+            "queue.max_spans",
+            &mut self.queue.max_spans,
+            default.max_spans,
+        );
+        count("queue.batch", &mut self.queue.batch, default.batch);
+        if self.queue.batch > self.queue.max_spans {
+            said.push(format!(
+                "queue.batch of {} given in code is larger than queue.max_spans: {} is used",
+                self.queue.batch, self.queue.max_spans
+            ));
+            self.queue.batch = self.queue.max_spans;
+        }
+        let mut time = |name: &str, value: &mut Duration, default: Duration| {
             if value.is_zero() {
-                *value = Duration::from_millis(1);
-                raised.push(format!(
-                    "{name} of 0 given in code, raised to 1 ms (from 1 ms up is taken)"
+                *value = default;
+                said.push(format!(
+                    "{name} of 0 given in code: {} ms is used (from 1 ms up is taken)",
+                    default.as_millis()
                 ));
             }
         };
-        at_least_a_ms("queue.export_timeout", &mut self.queue.export_timeout);
-        at_least_a_ms("otlp_timeout", &mut self.otlp_timeout);
-        raised
+        time(
+            "queue.export_timeout",
+            &mut self.queue.export_timeout,
+            default.export_timeout,
+        );
+        time("otlp_timeout", &mut self.otlp_timeout, OTLP_TIMEOUT);
+        said
     }
 
     /// The service's name as `OTEL_RESOURCE_ATTRIBUTES` gives it (`service.name`),
@@ -342,7 +364,7 @@ impl Config {
                     "a duration, a whole number with `ms`, `s`, `m` or `h` (`10s`, `500ms`, `1m`), from 100ms to 1h",
                     |s| parse_duration(s).filter(|d| *d >= MIN_PUSH_INTERVAL),
                 )
-                .unwrap_or(Duration::from_secs(10));
+                .unwrap_or(OTLP_TIMEOUT);
             let grouping = r
                 .read(
                     "COLDSTART_METRICS_PUSH_GROUPING",
@@ -432,7 +454,7 @@ impl Config {
                 "OTEL_EXPORTER_OTLP_TIMEOUT is used instead",
                 timeout,
             )
-            .unwrap_or(Duration::from_secs(10));
+            .unwrap_or(OTLP_TIMEOUT);
         let protocol = read_protocol(&mut r);
         let compression = read_compression(&mut r);
         let otlp_endpoint = read_endpoint(&mut r, protocol);

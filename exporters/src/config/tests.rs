@@ -933,23 +933,35 @@ fn names_of_values_are_read_in_any_case() {
 }
 
 /// Settings given in code as zero, which no variable can give (a batch of no span
-/// exported nothing, a timeout of zero failed every export), are raised to the least
-/// that works, each said; the defaults are left as they are.
+/// exported nothing, a timeout of zero failed every export), take their defaults,
+/// and a batch larger than the queue is cut to it, each said; the defaults are left
+/// as they are.
 #[test]
-fn zeroes_given_in_code_are_raised_and_said() {
+fn zeroes_given_in_code_take_the_defaults_and_are_said() {
     let (mut c, _) = config(&[]);
-    assert!(c.raise_zeroes().is_empty());
+    assert!(c.mend_code_values().is_empty());
+    let default = Queue::default();
     c.queue.batch = 0;
     c.queue.max_spans = 0;
     c.queue.export_timeout = Duration::ZERO;
     c.otlp_timeout = Duration::ZERO;
-    let said = c.raise_zeroes();
+    let said = c.mend_code_values();
     assert_eq!(said.len(), 4, "{said:?}");
-    assert!(
-        said[1].starts_with("queue.batch of 0 given in code, raised to 1"),
-        "{said:?}"
+    assert_eq!(
+        said[1],
+        "queue.batch of 0 given in code: 512 is used (from 1 up is taken)"
     );
-    assert_eq!((c.queue.batch, c.queue.max_spans), (1, 1));
-    assert_eq!(c.queue.export_timeout, Duration::from_millis(1));
-    assert_eq!(c.otlp_timeout, Duration::from_millis(1));
+    assert_eq!(
+        (c.queue.batch, c.queue.max_spans),
+        (default.batch, default.max_spans)
+    );
+    assert_eq!(c.queue.export_timeout, default.export_timeout);
+    assert_eq!(c.otlp_timeout, Duration::from_secs(10));
+    c.queue.max_spans = 100;
+    let said = c.mend_code_values();
+    assert_eq!(
+        said,
+        ["queue.batch of 512 given in code is larger than queue.max_spans: 100 is used"]
+    );
+    assert_eq!(c.queue.batch, 100);
 }

@@ -214,7 +214,7 @@ impl Places {
                     "every one is answering, and new ones wait until one closes"
                 };
                 format!(
-                    "metrics: {} connections are open, the most served at once; {what} (a connection closes after {} s without a request, {} s after it opened at the latest)",
+                    "metrics: {} connections are open, the most served at once; {what} (a connection closes after {} s without a request, {} s after it opened, or finished its TLS handshake, at the latest)",
                     limits.connections,
                     limits.header_read.as_secs(),
                     limits.lifetime.as_secs()

@@ -349,7 +349,6 @@ impl TextMapPropagator for Baggage {
                 length += member.len() + 1;
                 length <= BAGGAGE_MAX_BYTES + 1
             })
-            .take(BAGGAGE_MAX_MEMBERS)
             .filter_map(|member| {
                 let (pair, properties) = member.split_once(';').unwrap_or((member, ""));
                 let (name, value) = pair.split_once('=')?;
@@ -360,7 +359,9 @@ impl TextMapPropagator for Baggage {
                 let value = String::from_utf8_lossy(&value).into_owned();
                 // Properties stay encoded: written back as they were sent.
                 (!name.is_empty()).then(|| KeyValueMetadata::new(name, value, properties.trim()))
-            });
+            })
+            // Malformed members left out first: they take no place of a good one.
+            .take(BAGGAGE_MAX_MEMBERS);
         cx.with_baggage(members)
     }
 
@@ -965,6 +966,22 @@ mod tests {
         let mut out = http::HeaderMap::new();
         inject_headers(&cx, &mut out);
         assert_eq!(out["baggage"].to_str().unwrap(), "tenant=acme");
+    }
+
+    /// 64 members are kept, malformed ones not counted among them (with 180 allowed
+    /// in, the `opentelemetry` crate kept 64 and dropped the rest without a word).
+    #[test]
+    fn baggage_keeps_64_good_members() {
+        install();
+        let mut members = vec!["no-equals".to_owned(), "=empty-name".to_owned()];
+        members.extend((0..70).map(|i| format!("k{i}={i}")));
+        let mut headers = http::HeaderMap::new();
+        headers.insert("baggage", members.join(",").parse().unwrap());
+        let cx = extract_headers(&headers);
+        let baggage = cx.baggage();
+        assert_eq!(baggage.len(), 64);
+        assert_eq!(baggage.get("k63").map(|v| v.to_string()), Some("63".into()));
+        assert!(baggage.get("k64").is_none());
     }
 
     /// A value whose octets are not UTF-8 is kept, each such octet U+FFFD, as the

@@ -246,6 +246,10 @@ impl Registry {
     }
 
     fn describe(&self, name: KeyName, description: SharedString) {
+        // A name too long to be recorded is not described either.
+        if name.as_str().len() > NAME_BYTES {
+            return;
+        }
         // coldstart's HTTP names are kept past the limit on names: their descriptions,
         // made when the exporters start, are kept past it too. So is the description
         // of a name recorded already (kept), whatever descriptions of names never

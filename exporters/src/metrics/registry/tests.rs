@@ -577,6 +577,7 @@ fn a_name_past_255_bytes_is_counted_as_dropped_not_kept() {
     let long = format!("requests_{}", "x".repeat(NAME_BYTES - 8));
     let longest = format!("requests_{}", "y".repeat(NAME_BYTES - 9));
     assert_eq!((long.len(), longest.len()), (NAME_BYTES + 1, NAME_BYTES));
+    rec.describe_counter(long.clone().into(), None, "Never kept.".into());
     rec.register_counter(&Key::from_name(long.clone()), &m)
         .increment(1);
     rec.register_gauge(&Key::from_name(long.clone()), &m)
@@ -589,6 +590,7 @@ fn a_name_past_255_bytes_is_counted_as_dropped_not_kept() {
     R.render(&mut out, &[], &[]);
     assert!(!out.contains(&long), "{out}");
     assert!(out.contains(&format!("\n{longest} 1\n")), "{out}");
+    assert!(R.help.read().unwrap().is_empty(), "no description kept");
 }
 
 #[test]
