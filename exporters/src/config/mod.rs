@@ -364,7 +364,7 @@ impl Config {
                     "a duration, a whole number with `ms`, `s`, `m` or `h` (`10s`, `500ms`, `1m`), from 100ms to 1h",
                     |s| parse_duration(s).filter(|d| *d >= MIN_PUSH_INTERVAL),
                 )
-                .unwrap_or(OTLP_TIMEOUT);
+                .unwrap_or(Duration::from_secs(10));
             let grouping = r
                 .read(
                     "COLDSTART_METRICS_PUSH_GROUPING",
