@@ -53,6 +53,17 @@ async fn tests_may_return_results() -> Result<(), std::num::ParseIntError> {
 }
 
 /// No init runs in a test, so nothing after a first response is awaited.
+/// A `return` in the body takes the test's return type, boxed error and all (tokio's
+/// issue 6930: a body as an async block inferred its type from the first `return`).
+#[coldstart::test]
+async fn a_return_in_the_body_is_coerced_to_the_tests_type()
+-> Result<(), Box<dyn std::error::Error>> {
+    if let Err(e) = "7".parse::<u8>() {
+        return Err(Box::new(e));
+    }
+    Ok(())
+}
+
 #[coldstart::test]
 async fn deferred_done_resolves_at_once() {
     let done = tokio::time::timeout(

@@ -137,14 +137,32 @@ fn named_values(
                 return Err(unknown(meta.path(), &name, kind));
             }
             other => {
+                let accepts =
+                    key_named(&name).map_or(String::new(), |k| format!(": {}", k.accepts));
                 return Err(syn::Error::new_spanned(
                     other,
-                    format!("`{name}` takes a value, as `{name} = ...`"),
+                    format!("`{name}` takes a value, as `{name} = ...`{accepts}"),
                 ));
             }
         }
     }
     Ok(pairs)
+}
+
+/// The setting of the argument `name` (what it accepts), where it has one.
+fn key_named(name: &str) -> Option<Key> {
+    Some(match name {
+        "flavor" => settings::FLAVOR,
+        "worker_threads" => settings::WORKER_THREADS,
+        "start_paused" => START_PAUSED,
+        "crate" => CRATE,
+        "name" => settings::RUNTIME_NAME,
+        "strategy" => settings::STRATEGY,
+        "max_blocking_threads" => settings::MAX_BLOCKING_THREADS,
+        "thread_stack_size" => settings::THREAD_STACK_SIZE,
+        "prewarm" => settings::PREWARM,
+        _ => return None,
+    })
 }
 
 /// The name of an argument, in lower case, as tokio reads it (`Flavor = ".."` is
@@ -240,7 +258,10 @@ impl Config {
                     other => {
                         return Err(syn::Error::new_spanned(
                             other,
-                            "`profile` takes a path as a string, relative to the crate's Cargo.toml",
+                            format!(
+                                "`profile` takes a path as a string, relative to the crate's Cargo.toml, got `{}`",
+                                quote::quote!(#other)
+                            ),
                         ));
                     }
                 },
@@ -331,7 +352,11 @@ fn crate_path(nv: &MetaNameValue) -> syn::Result<syn::Path> {
         }),
         other => Err(syn::Error::new_spanned(
             other,
-            format!("`crate` takes {}", CRATE.accepts),
+            format!(
+                "`crate` takes {}, got `{}`",
+                CRATE.accepts,
+                quote::quote!(#other)
+            ),
         )),
     }
 }

@@ -26,16 +26,15 @@ struct Args {
 
 fn string(expr: &Expr, key: &str) -> syn::Result<syn::LitStr> {
     match expr {
-        Expr::Lit(l) => match &l.lit {
-            Lit::Str(s) => Ok(s.clone()),
-            _ => Err(syn::Error::new_spanned(
-                expr,
-                format!("`{key}` takes a string literal"),
-            )),
-        },
+        Expr::Lit(syn::ExprLit {
+            lit: Lit::Str(s), ..
+        }) => Ok(s.clone()),
         _ => Err(syn::Error::new_spanned(
             expr,
-            format!("`{key}` takes a string literal"),
+            format!(
+                "`{key}` takes a string literal, got `{}`",
+                quote::quote!(#expr)
+            ),
         )),
     }
 }

@@ -1,3 +1,6 @@
+// The arguments parse. trybuild builds without `--test`, so rustc removes `#[test]`
+// functions before their bodies are checked: the bodies are compiled, and run, by
+// `tests/test_attribute.rs`.
 #[coldstart::test]
 async fn current_thread_by_default() {}
 
