@@ -86,10 +86,17 @@ fn turn() -> MutexGuard<'static, Turn> {
 /// pool) is waited for, its outcome taken (a fatal one's exit code), while the runtime
 /// still runs. That thread is inside the runtime and may wait on it (a timer, a task
 /// it spawned), which nothing would drive once `block_on` has returned on
-/// `current_thread`. One that runs on the runtime is cancelled with it, as a task is.
+/// `current_thread`. One that runs on the runtime is cancelled with it, as a task is;
+/// on `multi_thread` it may end first, its failure then stopping nothing (see
+/// `run_after_first_response`).
 pub(crate) async fn end_deferred() {
     turn().main_ended = true;
     lifecycle::wait_until(&TURN_OVER, || !turn().in_thread).await;
+}
+
+/// Whether the end of `main` has come (see [`end_deferred`]).
+pub(super) fn main_ended() -> bool {
+    turn().main_ended
 }
 
 /// Whether the next deferred init may start (it does, `in_thread` or not): not after

@@ -262,7 +262,17 @@ pub(crate) async fn run_after_first_response() {
             }
             let (outcome, took) = timed(r, thread).await;
             let finished = Ran::timed(took, outcome);
+            // One on the runtime that ends after `main` did was to be cancelled with the
+            // runtime, the exit code already chosen: its failure stops nothing (where
+            // the end of `main` waits for an init on a thread, its outcome is taken).
+            let late = !thread && deferred::main_ended();
             let stops = match &finished.outcome {
+                Err(failure) if late => {
+                    coldstart_bootstrap::say!(
+                        "coldstart: deferred {failure}, after the end of main"
+                    );
+                    false
+                }
                 Err(failure) if r.fatal => {
                     coldstart_bootstrap::say!("coldstart: deferred {failure}; stopping (fatal)");
                     true

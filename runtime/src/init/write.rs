@@ -4,8 +4,10 @@ response is done: whole or not at all for a file (written beside it and renamed)
 place for a device, a FIFO or a file a container bind-mounts, and through the
 descriptor for `/dev/stdout` and its kind.
 
-It runs on a thread of coldstart's own, never on the runtime's, and never fails the
-program: a path it cannot write is said in one line by the caller.
+It runs on a thread of coldstart's own, not on the runtime's (where no thread can be
+made, a task limit reached, it runs where it is asked, on a runtime thread: a FIFO
+nobody reads holds that thread), and never fails the program: a path it cannot
+write is said in one line by the caller.
 */
 
 use std::path::PathBuf;
