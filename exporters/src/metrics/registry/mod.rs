@@ -20,7 +20,7 @@ mod tests;
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 
 use metrics::{Counter, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit};
@@ -285,13 +285,8 @@ fn get_or_insert<V>(
     new: impl FnOnce(&Key) -> V,
 ) -> Option<Arc<V>> {
     let not_kept = |name: &str| {
-        // Said the first time only: `counter!` registers at every sample, and each
-        // would take the problems' lock (and tell every plugin) under load.
-        static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-        if SAID.swap(true, Ordering::Relaxed) {
-            return None;
-        }
-        problem::report("metrics-name-limit", || {
+        static SAID: AtomicBool = AtomicBool::new(false);
+        say_once(&SAID, "metrics-name-limit", || {
             format!(
                 "metrics: {NAMES} metric names are kept, the most for one program; `{}` is not recorded, nor are other names past the limit (not said again), and their samples are counted in coldstart_telemetry_dropped_total{{signal=\"metrics\",reason=\"name_limit\"}} (is a name made from data?)",
                 problem::one_line(name, 100)
@@ -301,7 +296,16 @@ fn get_or_insert<V>(
     };
     let own = OWN.contains(&key.name());
     if key.name().len() > NAME_BYTES {
-        return too_long(key.name());
+        static SAID: AtomicBool = AtomicBool::new(false);
+        let name = key.name();
+        say_once(&SAID, "metrics-name-length", || {
+            format!(
+                "metrics: a metric name of {} bytes (`{}`) is longer than the {NAME_BYTES} kept; it is not recorded, nor are other names past {NAME_BYTES} bytes (not said again), and their samples are counted in coldstart_telemetry_dropped_total{{signal=\"metrics\",reason=\"name_limit\"}} (is a name made from data?)",
+                name.len(),
+                problem::one_line(name, 100)
+            )
+        });
+        return None;
     }
     {
         // A label set past the limit is found here too, as its name's overflow, and a
@@ -386,20 +390,13 @@ fn get_or_insert<V>(
     Some(v)
 }
 
-/// `None`, for a sample of a name past [`NAME_BYTES`]; said the first time only (see
-/// `get_or_insert`'s `not_kept`).
-fn too_long<V>(name: &str) -> Option<Arc<V>> {
-    static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-    if !SAID.swap(true, Ordering::Relaxed) {
-        problem::report("metrics-name-length", || {
-            format!(
-                "metrics: a metric name of {} bytes (`{}`) is longer than the {NAME_BYTES} kept; it is not recorded, nor are other names past {NAME_BYTES} bytes (not said again), and their samples are counted in coldstart_telemetry_dropped_total{{signal=\"metrics\",reason=\"name_limit\"}} (is a name made from data?)",
-                name.len(),
-                problem::one_line(name, 100)
-            )
-        });
+/// Says a problem of `kind` the first time only (`said` marks it): `counter!`
+/// registers at every sample, and each would take the problems' lock (and tell every
+/// plugin) under load.
+fn say_once(said: &AtomicBool, kind: &'static str, message: impl FnOnce() -> String) {
+    if !said.swap(true, Ordering::Relaxed) {
+        problem::report(kind, message);
     }
-    None
 }
 
 /// Whether `map` keeps series of `name`.
