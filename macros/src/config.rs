@@ -149,20 +149,14 @@ fn named_values(
     Ok(pairs)
 }
 
-/// The setting of the argument `name` (what it accepts), where it has one.
+/// The setting of the argument `name` (what it accepts), where it has one: found by
+/// the keys' own argument names.
 fn key_named(name: &str) -> Option<Key> {
-    Some(match name {
-        "flavor" => settings::FLAVOR,
-        "worker_threads" => settings::WORKER_THREADS,
-        "start_paused" => START_PAUSED,
-        "crate" => CRATE,
-        "name" => settings::RUNTIME_NAME,
-        "strategy" => settings::STRATEGY,
-        "max_blocking_threads" => settings::MAX_BLOCKING_THREADS,
-        "thread_stack_size" => settings::THREAD_STACK_SIZE,
-        "prewarm" => settings::PREWARM,
-        _ => return None,
-    })
+    let others = [START_PAUSED, CRATE, settings::RUNTIME_NAME];
+    settings::KEYS
+        .into_iter()
+        .chain(others)
+        .find(|key| key.argument == name)
 }
 
 /// The name of an argument, in lower case, as tokio reads it (`Flavor = ".."` is
